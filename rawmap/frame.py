@@ -1,0 +1,130 @@
+"""The one frame type every part of rawmap after the reader works on."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["CameraId", "Frame", "SourceKind"]
+
+
+class SourceKind(str, Enum):
+    """Where a frame's pixels came from."""
+
+    RAW = "raw"  #: a Bayer mosaic decoded by LibRaw, before demosaicing
+    IMAGE = "image"  #: an already developed 8/16-bit image (JPEG, TIFF, PNG) read by Pillow
+
+
+@dataclass(frozen=True, order=True)
+class CameraId:
+    """Identity of one camera body.
+
+    Attributes
+    ----------
+    make, model : str
+        As the file names them (DNG ``UniqueCameraModel`` or EXIF Make/Model,
+        LibRaw's names where the file has neither).
+    serial : str
+        Body serial number, ``""`` when the file does not record one.
+    """
+
+    make: str
+    model: str
+    serial: str = ""
+
+    @property
+    def label(self) -> str:
+        """``"Make Model[ Serial]"``, the name RawTherapee uses for per-body files."""
+        parts = [self.make, self.model] + ([self.serial] if self.serial else [])
+        return " ".join(p for p in parts if p)
+
+    @property
+    def slug(self) -> str:
+        """A file-system safe name for this body, e.g. ``canon-eos-d30-171048961``."""
+        text = "-".join(p for p in (self.make, self.model, self.serial) if p) or "unknown-camera"
+        return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "unknown-camera"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"make": self.make, "model": self.model, "serial": self.serial}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CameraId":
+        return cls(str(d.get("make", "")), str(d.get("model", "")), str(d.get("serial", "")))
+
+
+@dataclass
+class Frame:
+    """One photo, reduced to what mapping and repair need.
+
+    Attributes
+    ----------
+    path : Path
+        File it was read from.
+    mosaic : (H, W) ndarray of uint16
+        For RAW input, the visible area of the Bayer mosaic in sensor
+        orientation (``raw_image_visible``), a private copy.  For image
+        input, ``(H, W, C)`` ndarray of uint8 or uint16 (C = 1 or 3), turned
+        back to sensor orientation (EXIF orientation undone).
+    cfa : (2, 2) ndarray of uint8 or None
+        Colour index (0=R, 1=G, 2=B, 3=second G) of each position of the
+        2x2 pattern, ``None`` for image input.
+    black : (4,) ndarray of float64
+        Black level per colour index of ``cfa`` (``black[cfa[y % 2, x % 2]]``
+        is the black of photosite (y, x)).  Zeros for image input.
+    white : int
+        Saturation level in DN.
+    exposure : float
+        Exposure time in seconds, 0 when unknown.
+    iso : float
+        ISO speed, 0 when unknown.
+    time : datetime or None
+        Capture time (naive, camera clock), ``None`` when unknown.
+    camera : CameraId
+        The body that took it.
+    source : SourceKind
+        RAW mosaic or developed image.
+    format : str
+        Short file-format name ("NEF", "DNG", "JPEG", ...).
+    margins : tuple of int
+        (top, left) of the visible area inside the full sensor frame.
+    full_shape : tuple of int
+        (height, width) of the full sensor frame including margins.
+    """
+
+    path: Path
+    mosaic: np.ndarray
+    cfa: np.ndarray | None
+    black: np.ndarray
+    white: int
+    exposure: float
+    iso: float
+    time: _dt.datetime | None
+    camera: CameraId
+    source: SourceKind = SourceKind.RAW
+    format: str = ""
+    margins: tuple[int, int] = (0, 0)
+    full_shape: tuple[int, int] = (0, 0)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(H, W) of the visible area."""
+        return tuple(self.mosaic.shape[:2])  # type: ignore[return-value]
+
+    @property
+    def cfa_string(self) -> str:
+        """The pattern as letters in reading order, e.g. ``"RGGB"``; ``""`` for images."""
+        if self.cfa is None:
+            return ""
+        return "".join("RGBG"[int(c)] for c in np.asarray(self.cfa).ravel())
+
+    def black_map_2x2(self) -> np.ndarray:
+        """(2, 2) ndarray of float64: the black level at each position of the pattern."""
+        if self.cfa is None:
+            return np.zeros((2, 2))
+        return np.asarray(self.black, dtype=np.float64)[np.asarray(self.cfa)]
