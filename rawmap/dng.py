@@ -1,0 +1,378 @@
+"""Write uncompressed Bayer DNG files that LibRaw, dcraw and Adobe readers open.
+
+Used for repaired output, for the simulated test series of :mod:`rawmap.synth`
+and for tests against dcraw / RawTherapee.  The file is one little-endian
+TIFF IFD holding the whole sensor frame as 16-bit CFA data
+(PhotometricInterpretation 32803) in a single strip, with the DNG tags that
+LibRaw needs to reproduce exactly what it was given:
+
+* ``raw_image_visible`` is ``mosaic`` bit for bit, and ``sizes.top_margin`` /
+  ``sizes.left_margin`` are ``margins`` (DNG ``ActiveArea``) when a full
+  frame with an optical-black border is written;
+* ``raw_pattern`` follows ``cfa`` (LibRaw numbers the second green 3);
+* ``black_level_per_channel`` and ``white_level`` are ``black`` and ``white``;
+* ``other.iso_speed``, ``other.shutter_speed`` and ``other.timestamp`` come
+  from an EXIF IFD (tifffile writes flat IFDs, so that one is appended by
+  hand).
+
+The CFA pattern is given relative to the top-left photosite of the visible
+area (DNG's convention: the pattern phase is that of the ``ActiveArea``
+origin).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import struct
+from fractions import Fraction
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .fileio import atomic_write_bytes
+from .frame import CameraId
+
+__all__ = ["write_dng", "DEFAULT_COLOR_MATRIX", "MIN_SIZE"]
+
+#: Smallest visible height and width LibRaw and dcraw accept as a raw image.
+MIN_SIZE = 22
+
+# TIFF data types
+_BYTE, _ASCII, _SHORT, _LONG, _RATIONAL, _UNDEFINED, _SRATIONAL = 1, 2, 3, 4, 5, 7, 10
+
+#: XYZ (D65) to linear sRGB: the ColorMatrix1 written when none is given, i.e.
+#: a camera whose raw channels are the sRGB primaries.
+DEFAULT_COLOR_MATRIX = np.array(
+    [
+        [3.2404542, -1.5371385, -0.4985314],
+        [-0.9692660, 1.8760108, 0.0415560],
+        [0.0556434, -0.2040259, 1.0572252],
+    ]
+)
+_D65 = 21  # EXIF LightSource code used for CalibrationIlluminant1
+
+
+def _ascii(text: str) -> bytes:
+    """TIFF ASCII: 7-bit, non-ASCII characters replaced by '?'."""
+    return str(text).encode("ascii", "replace")
+
+
+def _rational(x: float, *, signed: bool = False, max_den: int = 1_000_000) -> tuple[int, int]:
+    """(numerator, denominator) of ``x`` fitting 32-bit TIFF (S)RATIONAL."""
+    limit = 2**31 - 1 if signed else 2**32 - 1
+    if not np.isfinite(x):
+        raise ValueError(f"cannot store {x!r} as a TIFF rational")
+    f = Fraction(float(x)).limit_denominator(max_den)
+    while abs(f.numerator) > limit and max_den > 1:
+        max_den //= 10
+        f = Fraction(float(x)).limit_denominator(max_den)
+    if abs(f.numerator) > limit:
+        raise ValueError(f"{x!r} is too large for a TIFF rational")
+    return f.numerator, f.denominator
+
+
+def _flat_rationals(values: Sequence[float], *, signed: bool = False, max_den: int = 1_000_000) -> list[int]:
+    out: list[int] = []
+    for v in values:
+        out.extend(_rational(v, signed=signed, max_den=max_den))
+    return out
+
+
+def _check_cfa(cfa: np.ndarray) -> np.ndarray:
+    cfa = np.asarray(cfa)
+    if cfa.shape != (2, 2) or not np.issubdtype(cfa.dtype, np.integer):
+        raise ValueError(f"cfa must be a (2, 2) integer array of colour indices, got shape {cfa.shape} dtype {cfa.dtype}")
+    if cfa.min() < 0 or cfa.max() > 3:
+        raise ValueError("cfa colour indices must be 0=R, 1=G, 2=B or 3=second G")
+    colours = set(np.where(cfa == 3, 1, cfa).ravel().tolist())
+    if colours != {0, 1, 2}:
+        raise ValueError(f"cfa must contain red (0), green (1 or 3) and blue (2), got {cfa.tolist()}")
+    return cfa.astype(np.int64)
+
+
+def _black_per_position(black: float | Sequence[float] | np.ndarray, cfa: np.ndarray) -> np.ndarray:
+    """(2, 2) float64 black level at each pattern position."""
+    b = np.asarray(black, dtype=np.float64)
+    if b.ndim == 0:
+        out = np.full((2, 2), float(b))
+    elif b.shape == (4,):
+        out = b[cfa]
+    else:
+        raise ValueError(f"black must be a scalar or a (4,) array indexed by colour, got shape {b.shape}")
+    if not np.all(np.isfinite(out)) or out.min() < 0 or out.max() > 65535:
+        raise ValueError(f"black levels must lie in [0, 65535], got {out.tolist()}")
+    return out
+
+
+def write_dng(
+    path: str | Path,
+    mosaic: np.ndarray,
+    *,
+    cfa: np.ndarray,
+    black: float | Sequence[float] | np.ndarray,
+    white: int,
+    camera: CameraId,
+    exposure: float = 0.0,
+    iso: float = 0.0,
+    time: _dt.datetime | None = None,
+    full_frame: np.ndarray | None = None,
+    margins: tuple[int, int] = (0, 0),
+    color_matrix: np.ndarray | None = None,
+    as_shot_neutral: Sequence[float] | np.ndarray | None = None,
+    orientation: int = 1,
+    opcodes: bytes | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a Bayer mosaic as an uncompressed 16-bit DNG, atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file (``.dng``).  Never replaced unless ``overwrite``.
+    mosaic : (H, W) ndarray of uint16
+        The visible area, in sensor orientation.  What LibRaw returns as
+        ``raw_image_visible``.  H and W at least :data:`MIN_SIZE` (22).
+    cfa : (2, 2) ndarray of int
+        Colour index of each pattern position relative to the top-left
+        visible photosite: 0=R, 1=G, 2=B; 3 (second green) is written as G.
+    black : float or (4,) array_like
+        Black level in DN, one value or one per colour index of ``cfa``
+        (``black[cfa[y % 2, x % 2]]`` is the black of photosite (y, x)).  When
+        the positions differ, ``BlackLevelRepeatDim`` 2x2 and one
+        ``BlackLevel`` per position are written.  Integers are written
+        exactly; fractional levels as rationals (LibRaw truncates them).
+    white : int
+        Saturation level in DN (``WhiteLevel``), at most 65535.
+    camera : CameraId
+        Written as Make, Model, ``UniqueCameraModel`` (``"Make Model"``) and,
+        when ``camera.serial`` is not empty, ``CameraSerialNumber``.
+        Non-ASCII characters become ``?``.
+    exposure : float, optional
+        Exposure time in seconds (EXIF ExposureTime); 0 leaves it out.
+    iso : float, optional
+        ISO speed (EXIF ISOSpeedRatings, rounded, at most 65535); 0 leaves it out.
+    time : datetime, optional
+        Capture time, camera clock (DateTimeOriginal and DateTime, to the
+        second; any tzinfo is ignored).
+    full_frame : (FH, FW) ndarray of uint16, optional
+        The whole sensor frame including an optical-black border.  The visible
+        area of this array (at ``margins``) is replaced by ``mosaic``; the
+        border is written as given, and ``ActiveArea`` marks the visible area.
+    margins : (int, int), optional
+        (top, left) of the visible area inside ``full_frame``; must be
+        (0, 0) without ``full_frame``.  Both must be even: LibRaw rounds an
+        odd ActiveArea origin up and would crop the visible area.
+    color_matrix : (3, 3) array_like, optional
+        ColorMatrix1, XYZ (D65) to camera RGB; :data:`DEFAULT_COLOR_MATRIX`
+        (a camera with sRGB primaries) when omitted.  CalibrationIlluminant1
+        is D65.
+    as_shot_neutral : (3,) array_like, optional
+        AsShotNeutral: camera RGB of a neutral, e.g. ``1 / wb_multipliers``.
+    orientation : int, optional
+        TIFF Orientation (1..8), how to display; the data stays in sensor
+        orientation.
+    opcodes : bytes, optional
+        An already encoded, big-endian DNG opcode list, written unchanged as
+        OpcodeList1 (tag 51008).
+    overwrite : bool, optional
+        Replace an existing file.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Invalid arguments (the message names the argument).
+    rawmap.fileio.OutputExistsError
+        ``path`` exists and ``overwrite`` is false.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> from rawmap.frame import CameraId
+    >>> m = np.full((24, 36), 600, dtype=np.uint16)
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.dng"
+    >>> write_dng(p, m, cfa=np.array([[0, 1], [1, 2]]), black=512, white=16383,
+    ...           camera=CameraId("Rawmap", "Test")).name
+    'x.dng'
+    """
+    import tifffile
+
+    # --- validation -------------------------------------------------------
+    mosaic = np.asarray(mosaic)
+    if mosaic.ndim != 2 or mosaic.dtype != np.uint16:
+        raise TypeError(f"mosaic must be a (H, W) uint16 array, got shape {mosaic.shape} dtype {mosaic.dtype}")
+    if mosaic.shape[0] < MIN_SIZE or mosaic.shape[1] < MIN_SIZE:
+        raise ValueError(
+            f"mosaic must be at least {MIN_SIZE}x{MIN_SIZE} photosites (LibRaw and dcraw refuse "
+            f"smaller raw images), got {mosaic.shape[0]}x{mosaic.shape[1]}"
+        )
+    cfa = _check_cfa(cfa)
+    black_pos = _black_per_position(black, cfa)
+    white = int(white)
+    if not 0 < white <= 65535 or white <= black_pos.max():
+        raise ValueError(f"white must be above the black level and at most 65535, got {white}")
+    if not isinstance(camera, CameraId):
+        raise TypeError(f"camera must be a rawmap.frame.CameraId, got {type(camera).__name__}")
+    if not np.isfinite(exposure) or exposure < 0:
+        raise ValueError(f"exposure must be >= 0 seconds, got {exposure!r}")
+    if not np.isfinite(iso) or iso < 0 or iso > 65535:
+        raise ValueError(f"iso must lie in [0, 65535], got {iso!r}")
+    if not 1 <= int(orientation) <= 8:
+        raise ValueError(f"orientation must be a TIFF orientation 1..8, got {orientation!r}")
+    top, left = (int(margins[0]), int(margins[1]))
+    h, w = mosaic.shape
+    if full_frame is None:
+        if (top, left) != (0, 0):
+            raise ValueError("margins need a full_frame holding the border; pass full_frame= or margins=(0, 0)")
+        data = mosaic
+    else:
+        full_frame = np.asarray(full_frame)
+        if full_frame.ndim != 2 or full_frame.dtype != np.uint16:
+            raise TypeError(f"full_frame must be a (FH, FW) uint16 array, got shape {full_frame.shape} dtype {full_frame.dtype}")
+        if top < 0 or left < 0 or top + h > full_frame.shape[0] or left + w > full_frame.shape[1]:
+            raise ValueError(
+                f"a {h}x{w} mosaic at margins (top={top}, left={left}) does not fit in the "
+                f"{full_frame.shape[0]}x{full_frame.shape[1]} full_frame"
+            )
+        if top % 2 or left % 2:
+            raise ValueError(
+                f"margins must be even (got top={top}, left={left}): LibRaw rounds an odd "
+                "ActiveArea origin up to even and would crop the visible area"
+            )
+        data = full_frame.copy()
+        data[top : top + h, left : left + w] = mosaic
+    cm = DEFAULT_COLOR_MATRIX if color_matrix is None else np.asarray(color_matrix, dtype=np.float64)
+    if cm.shape != (3, 3) or not np.all(np.isfinite(cm)):
+        raise ValueError(f"color_matrix must be a finite (3, 3) array, got shape {cm.shape}")
+    if as_shot_neutral is not None:
+        asn = np.asarray(as_shot_neutral, dtype=np.float64)
+        if asn.shape != (3,) or not np.all(asn > 0):
+            raise ValueError("as_shot_neutral must be 3 positive numbers (camera R, G, B of a neutral)")
+    if opcodes is not None and not isinstance(opcodes, (bytes, bytearray)):
+        raise TypeError("opcodes must be bytes: an encoded DNG opcode list")
+
+    # --- tags -------------------------------------------------------------
+    cfa_dng = np.where(cfa == 3, 1, cfa).astype(np.uint8)
+    label = " ".join(p for p in (camera.make, camera.model) if p) or "Unknown camera"
+    tags: list[tuple[int, int, int, object, bool]] = [
+        (50706, _BYTE, 4, (1, 4, 0, 0), True),  # DNGVersion
+        (50707, _BYTE, 4, (1, 3, 0, 0) if opcodes else (1, 1, 0, 0), True),  # DNGBackwardVersion
+        (271, _ASCII, 0, _ascii(camera.make), True),  # Make
+        (272, _ASCII, 0, _ascii(camera.model), True),  # Model
+        (50708, _ASCII, 0, _ascii(label), True),  # UniqueCameraModel
+        (274, _SHORT, 1, int(orientation), True),  # Orientation
+        (33421, _SHORT, 2, (2, 2), True),  # CFARepeatPatternDim
+        (33422, _BYTE, 4, tuple(int(c) for c in cfa_dng.ravel()), True),  # CFAPattern
+        (50710, _BYTE, 3, (0, 1, 2), True),  # CFAPlaneColor
+        (50711, _SHORT, 1, 1, True),  # CFALayout: rectangular
+        (50717, _LONG, 1, white, True),  # WhiteLevel
+        (50721, _SRATIONAL, 9, _flat_rationals(cm.ravel(), signed=True, max_den=10000), True),  # ColorMatrix1
+        (50778, _SHORT, 1, _D65, True),  # CalibrationIlluminant1
+    ]
+    if np.all(black_pos == black_pos[0, 0]):
+        bl = [float(black_pos[0, 0])]
+    else:
+        tags.append((50713, _SHORT, 2, (2, 2), True))  # BlackLevelRepeatDim (rows, cols)
+        bl = [float(v) for v in black_pos.ravel()]
+    if all(v == int(v) for v in bl):
+        tags.append((50714, _LONG, len(bl), tuple(int(v) for v in bl), True))
+    else:
+        tags.append((50714, _RATIONAL, len(bl), _flat_rationals(bl, max_den=1000), True))
+    if camera.serial:
+        tags.append((50735, _ASCII, 0, _ascii(camera.serial), True))  # CameraSerialNumber
+    if full_frame is not None:
+        tags.append((50829, _LONG, 4, (top, left, top + h, left + w), True))  # ActiveArea
+    tags.append((50719, _LONG, 2, (0, 0), True))  # DefaultCropOrigin (relative to ActiveArea)
+    tags.append((50720, _LONG, 2, (w, h), True))  # DefaultCropSize
+    if as_shot_neutral is not None:
+        tags.append((50728, _RATIONAL, 3, _flat_rationals(asn, max_den=10000), True))
+    exif: list[tuple[int, int, int, object]] = [(36864, _UNDEFINED, 4, b"0230")]  # ExifVersion
+    if exposure > 0:
+        exif.append((33434, _RATIONAL, 1, _rational(exposure, max_den=1_000_000)))  # ExposureTime
+    if iso > 0:
+        exif.append((34855, _SHORT, 1, int(round(iso))))  # ISOSpeedRatings
+    if time is not None:
+        stamp = time.strftime("%Y:%m:%d %H:%M:%S").encode("ascii")
+        exif.append((36867, _ASCII, 0, stamp))  # DateTimeOriginal
+        tags.append((306, _ASCII, 0, stamp, True))  # DateTime
+    if camera.serial:
+        exif.append((42033, _ASCII, 0, _ascii(camera.serial)))  # BodySerialNumber
+    tags.append((_EXIF_PLACEHOLDER, _LONG, 1, 0, True))  # becomes the ExifIFD pointer
+    if opcodes:
+        tags.append((51008, _UNDEFINED, len(opcodes), bytes(opcodes), True))  # OpcodeList1
+    tags.sort(key=lambda t: t[0])
+
+    from . import __version__
+
+    buf = io.BytesIO()
+    with tifffile.TiffWriter(buf, byteorder="<") as tif:
+        tif.write(
+            data,
+            photometric="cfa",
+            subfiletype=0,
+            rowsperstrip=data.shape[0],
+            software=f"rawmap {__version__}",
+            metadata=None,
+            datetime=False,
+            extratags=tags,
+        )
+    return atomic_write_bytes(path, _append_exif_ifd(buf.getvalue(), exif), overwrite=overwrite)
+
+
+# tifffile refuses to write tag 34665 itself: a private tag next to it in
+# sort order is written instead and renamed once the EXIF IFD exists.
+_EXIF_PLACEHOLDER = 34666
+_TYPE_FMT = {_BYTE: "B", _SHORT: "H", _LONG: "I", _RATIONAL: "I", _SRATIONAL: "i"}
+
+
+def _append_exif_ifd(tiff: bytes, entries: list[tuple[int, int, int, object]]) -> bytes:
+    """Append an EXIF IFD to a little-endian classic TIFF and point IFD0 at it (tag 34665).
+
+    tifffile writes flat IFDs only; LibRaw reads ISO (and most EXIF) from the
+    EXIF IFD, so it is built here by hand.
+    """
+    out = bytearray(tiff)
+    if len(out) % 2:
+        out += b"\0"
+    base = len(out)
+    entries = sorted(entries, key=lambda e: e[0])
+    n = len(entries)
+    data_at = base + 2 + 12 * n + 4
+    table = bytearray(struct.pack("<H", n))
+    blob = bytearray()
+    for code, typ, count, value in entries:
+        if typ in (_ASCII, _UNDEFINED):
+            raw = bytes(value)  # type: ignore[arg-type]
+            if typ == _ASCII and not raw.endswith(b"\0"):
+                raw += b"\0"
+            count = len(raw)
+        else:
+            vals = list(value) if isinstance(value, (tuple, list)) else [value]  # type: ignore[arg-type]
+            raw = struct.pack(f"<{len(vals)}{_TYPE_FMT[typ]}", *vals)
+        if len(raw) <= 4:
+            field = raw.ljust(4, b"\0")
+        else:
+            field = struct.pack("<I", data_at + len(blob))
+            blob += raw
+            if len(blob) % 2:
+                blob += b"\0"
+        table += struct.pack("<HHI", code, typ, count) + field
+    table += struct.pack("<I", 0)  # no next IFD
+    out += table + blob
+    # patch the ExifIFD pointer in IFD0
+    (ifd0,) = struct.unpack_from("<I", out, 4)
+    (count0,) = struct.unpack_from("<H", out, ifd0)
+    for i in range(count0):
+        at = ifd0 + 2 + 12 * i
+        if struct.unpack_from("<H", out, at)[0] == _EXIF_PLACEHOLDER:
+            struct.pack_into("<HHII", out, at, 34665, _LONG, 1, base)
+            break
+    else:  # pragma: no cover - tifffile always writes the extratag
+        raise RuntimeError("ExifIFD placeholder missing from the TIFF written by tifffile")
+    return bytes(out)

@@ -1,0 +1,192 @@
+"""Round trips of rawmap.dng.write_dng through LibRaw (rawpy) and dcraw."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import rawpy
+
+from rawmap.dng import write_dng
+from rawmap.fileio import OutputExistsError
+from rawmap.frame import CameraId
+
+CAM = CameraId("Rawmap", "Test Body", "SN-0042")
+RGGB = np.array([[0, 1], [1, 2]])
+
+
+def _read(path):
+    with rawpy.imread(str(path)) as r:
+        return {
+            "visible": r.raw_image_visible.copy(),
+            "full": r.raw_image.copy(),
+            "pattern": r.raw_pattern.copy(),
+            "black": list(r.black_level_per_channel),
+            "white": int(r.white_level),
+            "iso": float(r.other.iso_speed),
+            "shutter": float(r.other.shutter_speed),
+            "timestamp": r.other.timestamp,
+            "margins": (int(r.sizes.top_margin), int(r.sizes.left_margin)),
+            "flip": int(r.sizes.flip),
+        }
+
+
+def _expected_black(black_pos: np.ndarray, pattern: np.ndarray) -> list[int]:
+    """Per LibRaw colour index, the black written at the pattern position carrying it."""
+    out = [None] * 4
+    for y in range(2):
+        for x in range(2):
+            out[int(pattern[y, x])] = int(black_pos[y, x])
+    return out
+
+
+@pytest.mark.parametrize("cfa", [[[0, 1], [1, 2]], [[1, 0], [2, 1]], [[2, 1], [1, 0]], [[1, 2], [0, 1]]])
+def test_round_trip_no_border(tmp_path, cfa):
+    rng = np.random.default_rng(3)
+    m = rng.integers(0, 16384, size=(40, 60), dtype=np.uint16)
+    t = dt.datetime(2025, 3, 14, 21, 5, 30)
+    p = write_dng(
+        tmp_path / "a.dng", m, cfa=np.array(cfa), black=512, white=16383, camera=CAM,
+        exposure=1 / 4000, iso=400, time=t,
+    )
+    r = _read(p)
+    np.testing.assert_array_equal(r["visible"], m)
+    assert r["margins"] == (0, 0)
+    # LibRaw numbers the second green 3; otherwise the pattern is the one written
+    np.testing.assert_array_equal(np.where(r["pattern"] == 3, 1, r["pattern"]), np.array(cfa))
+    assert r["black"] == [512, 512, 512, 512]
+    assert r["white"] == 16383
+    assert r["iso"] == 400
+    assert r["shutter"] == pytest.approx(1 / 4000, rel=1e-6)
+    assert r["timestamp"] == t
+
+
+def test_round_trip_with_active_area_border(tmp_path):
+    rng = np.random.default_rng(4)
+    m = rng.integers(600, 15000, size=(50, 70), dtype=np.uint16)
+    full = rng.integers(500, 530, size=(50 + 8 + 2, 70 + 12 + 4), dtype=np.uint16)
+    p = write_dng(
+        tmp_path / "b.dng", m, cfa=RGGB, black=512, white=15000, camera=CAM,
+        exposure=30.0, iso=3200, full_frame=full, margins=(8, 12), orientation=6,
+    )
+    r = _read(p)
+    np.testing.assert_array_equal(r["visible"], m)
+    assert r["margins"] == (8, 12)
+    expected_full = full.copy()
+    expected_full[8:58, 12:82] = m
+    np.testing.assert_array_equal(r["full"], expected_full)
+    assert r["shutter"] == pytest.approx(30.0)
+    assert r["iso"] == 3200
+    assert r["white"] == 15000
+    assert r["flip"] == 6
+
+
+def test_per_channel_black_and_second_green(tmp_path):
+    m = np.full((24, 30), 2000, dtype=np.uint16)
+    cfa = np.array([[0, 1], [3, 2]])
+    black = np.array([510, 511, 512, 513])
+    p = write_dng(tmp_path / "c.dng", m, cfa=cfa, black=black, white=16383, camera=CAM)
+    r = _read(p)
+    np.testing.assert_array_equal(r["pattern"], cfa)
+    assert r["black"] == [510, 511, 512, 513]
+
+
+@pytest.mark.parametrize("cfa", [[[1, 0], [2, 1]], [[2, 1], [1, 0]]])
+def test_per_position_black_other_patterns(tmp_path, cfa):
+    cfa = np.array(cfa)
+    black = np.array([500, 510, 520, 530])  # index 3 unused: both greens get 510
+    m = np.full((24, 26), 3000, dtype=np.uint16)
+    r = _read(write_dng(tmp_path / "d.dng", m, cfa=cfa, black=black, white=16000, camera=CAM))
+    assert r["black"] == _expected_black(black[cfa], r["pattern"])
+
+
+def test_odd_size_frame(tmp_path):
+    rng = np.random.default_rng(5)
+    m = rng.integers(0, 4096, size=(31, 47), dtype=np.uint16)
+    r = _read(write_dng(tmp_path / "odd.dng", m, cfa=RGGB, black=64, white=4095, camera=CAM))
+    np.testing.assert_array_equal(r["visible"], m)
+    full = np.full((31 + 4, 47 + 6), 60, dtype=np.uint16)
+    r = _read(write_dng(tmp_path / "odd2.dng", m, cfa=RGGB, black=64, white=4095, camera=CAM,
+                        full_frame=full, margins=(2, 4)))
+    np.testing.assert_array_equal(r["visible"], m)
+    assert r["margins"] == (2, 4)
+
+
+def test_serial_and_tags(tmp_path):
+    import tifffile
+
+    m = np.zeros((24, 24), dtype=np.uint16)
+    opcodes = b"\x00\x00\x00\x00"  # an empty opcode list: count 0
+    p = write_dng(tmp_path / "s.dng", m, cfa=RGGB, black=0, white=1023, camera=CAM,
+                  as_shot_neutral=[0.5, 1.0, 0.7], opcodes=opcodes)
+    with tifffile.TiffFile(p) as tf:
+        tags = tf.pages[0].tags
+        assert tags[271].value == "Rawmap"
+        assert tags[272].value == "Test Body"
+        assert tags[50708].value == "Rawmap Test Body"
+        assert tags[50735].value == "SN-0042"
+        assert tags[34665].value["BodySerialNumber"] == "SN-0042"
+        assert bytes(tags[51008].value) == opcodes
+        assert tags[262].value == 32803
+    with rawpy.imread(str(p)) as r:
+        wb = list(r.camera_whitebalance)[:3]
+    assert wb == pytest.approx([2.0, 1.0, 1 / 0.7], rel=1e-4)
+
+
+def test_no_serial_tag_when_empty(tmp_path):
+    import tifffile
+
+    p = write_dng(tmp_path / "n.dng", np.zeros((24, 24), np.uint16), cfa=RGGB, black=0, white=255,
+                  camera=CameraId("Make", "Model"))
+    with tifffile.TiffFile(p) as tf:
+        assert 50735 not in tf.pages[0].tags
+
+
+def test_refuses_to_overwrite(tmp_path):
+    m = np.zeros((24, 24), np.uint16)
+    p = write_dng(tmp_path / "o.dng", m, cfa=RGGB, black=0, white=255, camera=CAM)
+    before = p.read_bytes()
+    with pytest.raises(OutputExistsError):
+        write_dng(p, m + 1, cfa=RGGB, black=0, white=255, camera=CAM)
+    assert p.read_bytes() == before
+    write_dng(p, m + 1, cfa=RGGB, black=0, white=255, camera=CAM, overwrite=True)
+    assert _read(p)["visible"][0, 0] == 1
+    assert [x.name for x in tmp_path.iterdir()] == ["o.dng"]  # no temporary left behind
+
+
+def test_invalid_input(tmp_path):
+    m = np.zeros((24, 24), np.uint16)
+    kw = dict(cfa=RGGB, black=0, white=255, camera=CAM)
+    with pytest.raises(TypeError, match="mosaic"):
+        write_dng(tmp_path / "x.dng", m.astype(np.float32), **kw)
+    with pytest.raises(ValueError, match="cfa"):
+        write_dng(tmp_path / "x.dng", m, **{**kw, "cfa": np.array([[0, 1], [1, 1]])})
+    with pytest.raises(ValueError, match="black"):
+        write_dng(tmp_path / "x.dng", m, **{**kw, "black": [1, 2, 3]})
+    with pytest.raises(ValueError, match="margins"):
+        write_dng(tmp_path / "x.dng", m, margins=(2, 2), **kw)
+    with pytest.raises(ValueError, match="even"):
+        write_dng(tmp_path / "x.dng", m, full_frame=np.zeros((28, 28), np.uint16), margins=(1, 2), **kw)
+    with pytest.raises(ValueError, match="does not fit"):
+        write_dng(tmp_path / "x.dng", m, full_frame=np.zeros((25, 25), np.uint16), margins=(2, 2), **kw)
+    with pytest.raises(ValueError, match="22x22"):
+        write_dng(tmp_path / "x.dng", np.zeros((21, 40), np.uint16), **kw)
+    with pytest.raises(ValueError, match="white"):
+        write_dng(tmp_path / "x.dng", m, **{**kw, "black": 300})
+    assert not (tmp_path / "x.dng").exists()
+
+
+@pytest.mark.peers
+@pytest.mark.skipif(shutil.which("dcraw") is None, reason="dcraw not installed")
+def test_dcraw_identifies(tmp_path):
+    m = np.full((22, 30), 1000, dtype=np.uint16)
+    p = write_dng(tmp_path / "dc.dng", m, cfa=RGGB, black=512, white=16383, camera=CAM,
+                  exposure=1 / 250, iso=200, full_frame=np.full((26, 36), 510, np.uint16), margins=(2, 4))
+    out = subprocess.run(["dcraw", "-i", "-v", str(p)], capture_output=True, text=True, check=True).stdout
+    assert "Camera: Rawmap Test Body" in out
+    assert "ISO speed: 200" in out
+    assert "Image size:    30 x 22" in out
+    assert "Filter pattern: RG/GB" in out
