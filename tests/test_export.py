@@ -1,0 +1,460 @@
+"""rawmap.export: exact text of every format, file handling, and the real peers reading our files."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from peers import require_peer, rawtherapee_env, run_peer
+from rawmap import __version__
+from rawmap.defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry
+from rawmap.dng import write_dng
+from rawmap.export import (
+    CSV_HEADER,
+    ExportError,
+    ExportFormat,
+    csv_text,
+    dcraw_text,
+    dcraw_timestamp,
+    default_filename,
+    export_text,
+    rawtherapee_filename,
+    rawtherapee_name,
+    rawtherapee_text,
+    siril_text,
+    write_export,
+)
+from rawmap.fileio import OutputExistsError
+from rawmap.frame import CameraId
+
+K = DefectKind
+NIKON = CameraId("NIKON CORPORATION", "NIKON D750", "3001234")
+T0 = dt.datetime(2024, 5, 6, 7, 8, 9)
+T0_UNIX = 1714979289  # calendar.timegm(T0)
+
+
+def _small_map(source: str = "raw") -> DefectMap:
+    """6x8 visible area at (2, 4) of a 10x16 frame: points of every kind, a whole column, a partial one."""
+    defects = [
+        Defect(1, 3, K.HOT, 41.2, "B", T0, 812.0),
+        Defect(4, 0, K.DEAD, 12.0, "G", None, 0.0),
+        Defect(2, 7, K.COLD, 7.25, "G", dt.datetime(2024, 5, 6, 7, 8, 9, 999999), 0.4),
+        Defect(5, 1, K.STUCK, 99.0, "B", None, 4095.0),
+        Defect(3, 4, K.NOISY, 6.5, "B"),  # value unknown (NaN)
+    ]
+    defects += [Defect(r, 6, K.COLUMN, 20.0, "R" if r % 2 == 0 else "G", None, -30.0) for r in range(6)]
+    defects += [Defect(r, 2, K.COLUMN, 11.0, "R" if r % 2 == 0 else "G", None, 15.0) for r in range(3)]
+    cfa = "RGGB" if source == "raw" else ""
+    return DefectMap(
+        camera=NIKON,
+        sensor=SensorGeometry(6, 8, 2, 4, 10, 16, cfa, source),
+        frames=FrameStats(40),
+        defects=defects,
+    )
+
+
+# --- format text -------------------------------------------------------------
+
+
+def test_dcraw_text_exact():
+    text = dcraw_text(_small_map())
+    assert text == (
+        "# dcraw/LibRaw -P bad-pixel list for NIKON CORPORATION NIKON D750 3001234\n"
+        f"# written by rawmap {__version__}: col row unixtime (visible area; 0 = always; camera clock read as UTC)\n"
+        "2 0 0\n6 0 0\n"
+        "2 1 0\n"
+        f"3 1 {T0_UNIX}\n"
+        "6 1 0\n"
+        "2 2 0\n6 2 0\n"
+        f"7 2 {T0_UNIX}\n"
+        "4 3 0\n6 3 0\n"
+        "0 4 0\n6 4 0\n"
+        "1 5 0\n6 5 0\n"
+    )
+
+
+def test_dcraw_timestamp_conversion():
+    assert dcraw_timestamp(None) == 0
+    assert dcraw_timestamp(T0) == T0_UNIX
+    assert dcraw_timestamp(T0.replace(microsecond=999999)) == T0_UNIX  # truncated, never later
+    # an aware time keeps its wall-clock reading: the photo's clock carries no offset either
+    aware = T0.replace(tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    assert dcraw_timestamp(aware) == T0_UNIX
+    assert dcraw_timestamp(dt.datetime(1969, 12, 31, 23, 0)) == 0
+
+
+def test_rawtherapee_text_and_name_exact():
+    m = _small_map()
+    assert default_filename(m, ExportFormat.RAWTHERAPEE) == "Nikon D750 3001234.badpixels"
+    assert rawtherapee_filename(m.camera, with_serial=False) == "Nikon D750.badpixels"
+    body = "2 0\n6 0\n2 1\n3 1\n6 1\n2 2\n6 2\n7 2\n4 3\n6 3\n0 4\n6 4\n1 5\n6 5\n"
+    assert rawtherapee_text(m) == (
+        "# RawTherapee bad pixels for NIKON CORPORATION NIKON D750 3001234\n"
+        f"# written by rawmap {__version__}: x y (column row of the visible area)\n" + body
+    )
+
+
+def test_rawtherapee_crop_origin_shifts_and_drops():
+    # RawTherapee's crop at (top 1, left 5) of the full frame; the visible area is at (2, 4):
+    # x = col - 1, y = row + 1; column 0 falls outside RawTherapee's crop.
+    text = rawtherapee_text(_small_map(), crop_origin=(1, 5))
+    lines = text.splitlines()
+    assert lines[1].endswith("x y (column row of the raw crop at top 1, left 5)")
+    assert lines[2:5] == ["1 1", "5 1", "1 2"]
+    assert "-1 5" not in lines and all(not ln.startswith("-") for ln in lines)
+    assert len(lines) == 2 + 14 - 1
+    assert rawtherapee_text(_small_map(), crop_origin=(2, 4)).splitlines()[2:] == rawtherapee_text(
+        _small_map()
+    ).splitlines()[2:]
+    with pytest.raises(ValueError, match="crop_origin"):
+        rawtherapee_text(_small_map(), crop_origin=(-1, 0))
+    with pytest.raises(ValueError, match="crop_origin"):
+        rawtherapee_text(_small_map(), crop_origin="top")  # type: ignore[arg-type]
+
+
+# Measured with rawtherapee-cli 5.9 (Verbose=true prints "<name>.badpixels not found").
+@pytest.mark.parametrize(
+    ("make", "model", "expected"),
+    [
+        ("NIKON CORPORATION", "NIKON D750", "Nikon D750"),
+        ("Nikon", "Nikon Z 6", "Nikon Z 6"),
+        ("Canon", "Canon EOS R5", "Canon EOS R5"),
+        ("Canon", "EOS 5D", "Canon EOS 5D"),
+        ("Canon", "canon eos 6d", "Canon eos 6d"),
+        ("FUJIFILM", "X-T3", "Fujifilm X-T3"),
+        ("FUJIFILM", "FUJIFILM X100V", "Fujifilm X100V"),
+        ("LEICA CAMERA AG", "LEICA M10", "Leica M10"),
+        ("Leica", "Digital Camera M9", "Leica M9"),
+        ("LEICA", "M (Typ 240)", "Leica M (Typ 240)"),
+        ("PENTAX", "PENTAX K-1", "Pentax K-1"),
+        ("RICOH IMAGING COMPANY, LTD.", "PENTAX K-3 Mark III", "Pentax K-3 Mark III"),
+        ("RICOH", "GR III", "Ricoh GR III"),
+        ("OLYMPUS CORPORATION", "E-M1MarkII", "Olympus E-M1MarkII"),
+        ("OM Digital Solutions", "OM-1", "OM Digital Solutions OM-1"),
+        ("Panasonic", "DC-G9", "Panasonic DC-G9"),
+        ("SONY ", "ILCE-7M3  ", "Sony ILCE-7M3"),
+        ("samsung", "SM-G998B", "Samsung SM-G998B"),
+        ("SIGMA", "fp", "Sigma fp"),
+        ("Minolta Co., Ltd.", "DiMAGE A2", "Minolta DiMAGE A2"),
+        ("KONICA MINOLTA", "DYNAX 7D", "Minolta DYNAX 7D"),
+        ("EASTMAN KODAK COMPANY", "KODAK DCS Pro 14N DIGITAL CAMERA", "Kodak DCS Pro 14N"),
+        ("Phase One", "IQ3 100MP", "Phase One IQ3 100MP"),
+        ("Hasselblad", "X1D", "Hasselblad X1D"),
+        ("Apple", "iPhone 12 Pro", "Apple iPhone 12 Pro"),
+        ("Google", "Pixel 6", "Google Pixel 6"),
+        ("DJI", "FC3170", "DJI FC3170"),
+        ("Xiaomi", "M2007J1SC", "Xiaomi M2007J1SC"),
+    ],
+)
+def test_rawtherapee_name_matches_measured_lookup(make, model, expected):
+    assert rawtherapee_name(CameraId(make, model)) == expected
+    assert rawtherapee_name(CameraId(make, model, " 0042 ")) == expected + " 0042"
+    assert rawtherapee_name(CameraId(make, model, "0042"), with_serial=False) == expected
+
+
+def test_rawtherapee_name_refuses_unusable_cameras():
+    with pytest.raises(ExportError, match="make and model"):
+        rawtherapee_name(CameraId("", "X1"))
+    with pytest.raises(ExportError, match="make and model"):
+        default_filename(
+            DefectMap(CameraId("Canon", ""), SensorGeometry(4, 4), FrameStats(1)), ExportFormat.RAWTHERAPEE
+        )
+    with pytest.raises(ExportError, match="file name"):
+        rawtherapee_name(CameraId("Canon", "EOS 5D", "12/34"))
+
+
+def test_siril_text_exact():
+    assert siril_text(_small_map()) == (
+        "# Siril cosmetic-correction list for NIKON CORPORATION NIKON D750 3001234\n"
+        f"# written by rawmap {__version__}: P x y = column, row from the top; C x = whole column; "
+        "L y = whole row; H hot, C cold\n"
+        "C 6 0 C\n"  # the whole column 6, reading low
+        "P 2 0 H\n"  # column 2 covers rows 0-2 only: single photosites
+        "P 2 1 H\n"
+        "P 3 1 H\n"
+        "P 2 2 H\n"
+        "P 7 2 C\n"
+        "P 4 3 H\n"
+        "P 0 4 C\n"
+        "P 1 5 H\n"
+    )
+
+
+def test_siril_whole_row_and_unknown_geometry():
+    row = [Defect(3, c, K.COLUMN, 5.0, "", None, 8.0) for c in range(8)]
+    m = DefectMap(CameraId("ZWO", "ASI294MC"), SensorGeometry(6, 8, source="image"), FrameStats(3), row)
+    assert siril_text(m).splitlines()[2:] == ["L 3 0 H"]
+    # a whole row crossing a column that it completes: one C and one L line, no P
+    col = [Defect(r, 5, K.COLUMN, 5.0, "", None, -2.0) for r in range(6) if r != 3]
+    m2 = DefectMap(m.camera, m.sensor, m.frames, row + col)
+    assert siril_text(m2).splitlines()[2:] == ["C 5 0 C", "L 3 0 H"]
+    # height unknown: a column cannot be called whole
+    m3 = DefectMap(m.camera, SensorGeometry(0, 0), m.frames, [Defect(0, 1, K.COLUMN, 1.0)])
+    assert siril_text(m3).splitlines()[2:] == ["P 1 0 H"]
+
+
+def test_csv_text_exact_and_parsable():
+    text = csv_text(_small_map())
+    lines = text.splitlines()
+    assert lines[0] == CSV_HEADER == "row,col,kind,score,channel,first_seen,value"
+    assert lines[1] == "0,2,column,11.0,R,,15.0"
+    assert lines[4] == "1,3,hot,41.2,B,2024-05-06T07:08:09,812.0"
+    assert "3,4,noisy,6.5,B,," in lines
+    assert "2,7,cold,7.25,G,2024-05-06T07:08:09.999999,0.4" in lines
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == 14
+    assert {r["kind"] for r in rows} == {k.value for k in DefectKind}
+    back = [(int(r["row"]), int(r["col"])) for r in rows]
+    assert back == [(d.row, d.col) for d in _small_map().defects]
+
+
+def test_image_maps_only_for_siril_and_csv():
+    m = _small_map(source="image")
+    with pytest.raises(ExportError, match="developed images"):
+        dcraw_text(m)
+    with pytest.raises(ExportError, match="developed images"):
+        rawtherapee_text(m)
+    assert siril_text(m).count("\n") == 2 + 9
+    assert csv_text(m).count("\n") == 15
+
+
+def test_empty_map_gives_headers_only():
+    m = DefectMap(NIKON, SensorGeometry(4, 4), FrameStats(1))
+    for fmt in ExportFormat:
+        text = export_text(m, fmt)
+        assert text.endswith("\n")
+        body = [ln for ln in text.splitlines() if not ln.startswith("#")]
+        assert body == ([CSV_HEADER] if fmt is ExportFormat.CSV else [])
+
+
+def test_default_filenames():
+    m = _small_map()
+    assert default_filename(m, "dcraw") == "nikon-corporation-nikon-d750-3001234.dcraw.txt"
+    assert default_filename(m, "rawtherapee") == "Nikon D750 3001234.badpixels"
+    assert default_filename(m, "siril") == "nikon-corporation-nikon-d750-3001234.lst"
+    assert default_filename(m, "csv") == "nikon-corporation-nikon-d750-3001234-defects.csv"
+
+
+def test_write_export_atomic_never_overwrites(tmp_path):
+    m = _small_map()
+    out = write_export(m, "csv", tmp_path / "a.csv")
+    assert out == tmp_path / "a.csv"
+    assert out.read_text(encoding="utf-8") == csv_text(m)
+    with pytest.raises(OutputExistsError):
+        write_export(m, ExportFormat.SIRIL, out)
+    assert out.read_text(encoding="utf-8") == csv_text(m)  # untouched
+    write_export(m, ExportFormat.SIRIL, out, overwrite=True)
+    assert out.read_text(encoding="utf-8") == siril_text(m)
+    # a folder: the default name inside it (RawTherapee's dark-frame folder)
+    p = write_export(m, "rawtherapee", tmp_path)
+    assert p == tmp_path / "Nikon D750 3001234.badpixels"
+    assert p.read_text(encoding="utf-8") == rawtherapee_text(m)
+    q = write_export(m, "rawtherapee", tmp_path / "shifted.badpixels", crop_origin=(0, 0))
+    assert q.read_text(encoding="utf-8") == rawtherapee_text(m, crop_origin=(0, 0))
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["Nikon D750 3001234.badpixels", "a.csv", "shifted.badpixels"]
+
+
+def test_invalid_requests():
+    m = _small_map()
+    with pytest.raises(ExportError, match="format 'tiff'; choose one of: dcraw, rawtherapee, siril, csv"):
+        export_text(m, "tiff")
+    with pytest.raises(ExportError, match="unknown export format"):
+        default_filename(m, "pixinsight")
+    with pytest.raises(TypeError):
+        export_text(m, "dcraw", crop_origin=(0, 0))  # an option dcraw does not have
+
+
+# --- the real peers ------------------------------------------------------------
+
+RGGB = np.array([[0, 1], [1, 2]])
+BLACK, WHITE = 512, 4095
+
+
+def _gradient(h: int, w: int) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w]
+    return (600 + 12 * x + 7 * y).astype(np.uint16)
+
+
+def _same_colour_neighbours(a: np.ndarray, r: int, c: int) -> np.ndarray:
+    vals = [
+        a[r + dy, c + dx]
+        for dy in (-2, 0, 2)
+        for dx in (-2, 0, 2)
+        if (dy, dx) != (0, 0) and 0 <= r + dy < a.shape[0] and 0 <= c + dx < a.shape[1]
+    ]
+    return np.array(vals, dtype=np.float64)
+
+
+def _dcraw_case(tmp_path: Path) -> tuple[Path, Path, np.ndarray, dict[str, list[tuple[int, int]]]]:
+    """A 64x96 visible area at (8, 12) of a 72x112 frame, a gradient with planted outliers, and our -P list.
+
+    ``listed`` must be repaired; ``later`` is listed with a first_seen one
+    second after the photo was taken and must not be; ``unlisted`` must stay,
+    among them the full-frame position of a listed one.
+    """
+    mosaic = _gradient(64, 96)
+    listed = [(20, 30), (41, 51), (0, 0), (63, 95)]
+    later = [(10, 60)]
+    unlisted = [(28, 42), (50, 80)]  # (28, 42) = (20, 30) + margins (8, 12)
+    for r, c in listed + later + unlisted:
+        mosaic[r, c] = BLACK if (r, c) == (41, 51) else 4000
+    full = np.full((72, 112), BLACK, dtype=np.uint16)
+    dng = write_dng(
+        tmp_path / "peer.dng", mosaic, cfa=RGGB, black=BLACK, white=WHITE,
+        camera=CameraId("Rawmap", "Peer Body", "7"), time=T0, full_frame=full, margins=(8, 12),
+    )  # fmt: skip
+    first_seen = {(20, 30): T0, (41, 51): None, (0, 0): T0 - dt.timedelta(days=300), (63, 95): T0}
+    first_seen[(10, 60)] = T0 + dt.timedelta(seconds=1)
+    defects = [
+        Defect(r, c, K.DEAD if (r, c) == (41, 51) else K.HOT, 30.0, "", first_seen[(r, c)], 0.0)
+        for r, c in listed + later
+    ]
+    m = DefectMap(
+        CameraId("Rawmap", "Peer Body", "7"),
+        SensorGeometry(64, 96, 8, 12, 72, 112, "RGGB", "raw"),
+        FrameStats(10),
+        defects,
+    )
+    lst = write_export(m, ExportFormat.DCRAW, tmp_path / "list.txt")
+    return dng, lst, mosaic, {"listed": listed, "later": later, "unlisted": unlisted}
+
+
+def _check_repairs(base: np.ndarray, fixed: np.ndarray, cases: dict[str, list[tuple[int, int]]]) -> None:
+    changed = {tuple(int(v) for v in rc) for rc in np.argwhere(base != fixed)}
+    assert changed == set(cases["listed"]), "exactly the listed photosites change"
+    for r, c in cases["listed"]:
+        nb = _same_colour_neighbours(base, r, c)
+        before, after = float(base[r, c]), float(fixed[r, c])
+        assert nb.min() - 1 <= after <= nb.max() + 1, (r, c, before, after, nb)
+        assert abs(after - nb.mean()) < abs(before - nb.mean())
+    for r, c in cases["later"] + cases["unlisted"]:
+        assert fixed[r, c] == base[r, c] and base[r, c] in (BLACK, 4000)
+
+
+@pytest.mark.peers
+def test_dcraw_applies_exported_list(tmp_path):
+    dcraw = require_peer("dcraw")
+    dng, lst, mosaic, cases = _dcraw_case(tmp_path)
+    assert lst.read_text().splitlines()[2:] == [
+        f"0 0 {T0_UNIX - 300 * 86400}",  # 300 days before T0
+        f"60 10 {T0_UNIX + 1}",
+        f"30 20 {T0_UNIX}",
+        "51 41 0",
+        f"95 63 {T0_UNIX}",
+    ]
+    base = tifffile.imread(
+        io.BytesIO(run_peer([dcraw, "-D", "-4", "-T", "-t", "0", "-c", dng], stdout_binary=True).stdout)
+    )
+    # dcraw reads the camera clock as UTC, whatever the zone it runs in (here UTC+14)
+    fixed = tifffile.imread(
+        io.BytesIO(
+            run_peer(
+                [dcraw, "-D", "-4", "-T", "-t", "0", "-c", "-P", lst, dng], env={"TZ": "RMP-14"}, stdout_binary=True
+            ).stdout
+        )
+    )
+    assert base.shape == fixed.shape == (64, 96), "dcraw -D writes the visible area only"
+    np.testing.assert_array_equal(base, mosaic)
+    _check_repairs(base, fixed, cases)
+
+
+@pytest.mark.peers
+def test_libraw_dcraw_emu_applies_exported_list(tmp_path):
+    emu = require_peer("dcraw_emu")
+    dng, lst, mosaic, cases = _dcraw_case(tmp_path)
+    # dcraw_emu has no -D: no demosaicing, raw colour space, unit multipliers, no black subtraction
+    args = [emu, "-disinterp", "-o", "0", "-4", "-T", "-r", "1", "1", "1", "1", "-k", "0", "-S", str(WHITE), "-t", "0"]
+    run_peer([*args, "-Z", tmp_path / "base.tif", dng])
+    run_peer([*args, "-P", lst, "-Z", tmp_path / "fixed.tif", dng], env={"TZ": "RMP+5"})
+
+    def raw_values(p: Path) -> np.ndarray:
+        rgb = tifffile.imread(p).astype(np.float64)
+        assert rgb.shape == (64, 96, 3) and ((rgb > 0).sum(axis=-1) <= 1).all(), "one colour per photosite"
+        return np.rint(rgb.sum(axis=-1) * WHITE / 65535).astype(np.int64)  # undo the scaling to 16 bits
+
+    base, fixed = raw_values(tmp_path / "base.tif"), raw_values(tmp_path / "fixed.tif")
+    np.testing.assert_array_equal(base, mosaic)
+    _check_repairs(base, fixed, cases)
+
+
+@pytest.mark.peers
+def test_rawtherapee_applies_exported_badpixels(tmp_path):
+    rt = require_peer("rawtherapee-cli")
+    # RawTherapee 5.9 refuses raw files under ~100 kB: a 256x384 visible area at (8, 12) of 272x400
+    h, w = 256, 384
+    mosaic = _gradient(h, w) // 3 + 500
+    listed = [(20, 30), (101, 203), (150, 77), (4, 4)]
+    unlisted = [(60, 300), (200, 200), (28, 42)]  # (28, 42): full-frame position of listed (20, 30)
+    for r, c in listed + unlisted:
+        mosaic[r, c] = 4000
+    full = np.full((h + 16, w + 16), BLACK, dtype=np.uint16)
+    bodies = {
+        "fixed": CameraId("NIKON CORPORATION", "NIKON D750", "3001"),
+        "plain": CameraId("NIKON CORPORATION", "NIKON D750", "3002"),
+    }
+    for name, cam in bodies.items():
+        write_dng(
+            tmp_path / f"{name}.dng", mosaic, cfa=RGGB, black=BLACK, white=WHITE, camera=cam, time=T0,
+            full_frame=full, margins=(8, 12),
+        )  # fmt: skip
+    m = DefectMap(
+        bodies["fixed"], SensorGeometry(h, w, 8, 12, h + 16, w + 16, "RGGB", "raw"), FrameStats(10),
+        [Defect(r, c, K.HOT, 30.0, "", None, 100.0) for r, c in listed],
+    )  # fmt: skip
+    darkframes = tmp_path / "darkframes"
+    darkframes.mkdir()
+    bp = write_export(m, ExportFormat.RAWTHERAPEE, darkframes)
+    assert bp.name == "Nikon D750 3001.badpixels"
+    out = tmp_path / "out"
+    out.mkdir()
+    env = rawtherapee_env(tmp_path / "home", dark_frames=darkframes)
+    # one run for both bodies: "plain" has another serial and no serial-less file, so it stays unrepaired
+    proc = run_peer([rt, "-o", out, "-t", "-b16", "-Y", "-c", tmp_path / "fixed.dng", tmp_path / "plain.dng"], env=env)
+    log = proc.stdout + proc.stderr
+    assert "Nikon D750 3001.badpixels found" in log
+    assert f"Correcting {len(listed)} pixels from .badpixels" in log
+    assert "Nikon D750 3002.badpixels not found" in log
+    fixed = tifffile.imread(out / "fixed.tif").astype(np.float64)
+    plain = tifffile.imread(out / "plain.tif").astype(np.float64)
+    assert fixed.shape == plain.shape == (h - 8, w - 8, 3), "RawTherapee crops 4 px off each border"
+
+    def at(img, r, c):  # visible-area photosite -> output pixel
+        return img[r - 4, c - 4]
+
+    diff = np.abs(fixed - plain).max(axis=-1)
+    ys, xs = np.nonzero(diff)
+    assert len(ys), "the listed pixels were corrected"
+    lst = np.array(listed) - 4
+    dist = np.min(np.maximum(np.abs(ys[:, None] - lst[:, 0]), np.abs(xs[:, None] - lst[:, 1])), axis=1)
+    assert dist.max() <= 10, "differences only around listed photosites (demosaicing spreads a few pixels)"
+    for r, c in listed:
+        if min(r, c) < 8:
+            continue  # next to the crop: no full neighbourhood in the output
+        ring = np.stack([at(plain, r + dy, c + dx) for dy, dx in ((-3, 0), (3, 0), (0, -3), (0, 3))])
+        lo, hi = ring.min(axis=0), ring.max(axis=0)
+        assert (at(plain, r, c) > hi).any(), "the outlier shows without the file"
+        assert ((at(fixed, r, c) >= lo * 0.9) & (at(fixed, r, c) <= hi * 1.1)).all(), (r, c, at(fixed, r, c), lo, hi)
+    for r, c in unlisted:
+        R, C = r - 4, c - 4
+        np.testing.assert_array_equal(fixed[R - 5 : R + 6, C - 5 : C + 6], plain[R - 5 : R + 6, C - 5 : C + 6])
+        assert (at(fixed, r, c) > at(fixed, r, c + 3)).any(), "unlisted outliers remain"
+
+
+def test_require_peer_skips_or_fails(monkeypatch):
+    import peers
+
+    monkeypatch.setattr(peers.shutil, "which", lambda name: None)
+    monkeypatch.delenv(peers.REQUIRE_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="not installed"):
+        peers.require_peer("dcraw")
+    monkeypatch.setenv(peers.REQUIRE_ENV, "1")
+    with pytest.raises(pytest.fail.Exception, match="RAWMAP_REQUIRE_PEERS=1 requires it"):
+        peers.require_peer("dcraw")
+    monkeypatch.setattr(peers.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert peers.require_peer("dcraw") == "/usr/bin/dcraw"
