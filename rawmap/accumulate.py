@@ -1,0 +1,600 @@
+"""Per-photosite on-line statistics over a series of frames.
+
+One pass, constant memory whatever the number of frames, mergeable and
+resumable.  It extends the on-line mean/variance idea with what detection
+needs; per photosite it keeps
+
+=============  =========  ===================================================
+array          dtype      meaning (sums over the frames where all four
+                          same-colour neighbours were below the clip level)
+=============  =========  ===================================================
+``n_invalid``  uint16     frames skipped because a neighbour was clipped
+``s_v``        uint32     sum of values *v* (DN, black included)
+``s_r``        int32      sum of residuals ``r = 4 v - (sum of the 4
+                          same-colour neighbours)`` (promoted to int64 before
+                          it could overflow)
+``vmin/vmax``  uint16     smallest / largest value over **all** frames
+``s_xr``       float32    sum of ``r * x``, x = exposure time x ISO/100: a
+                          per-photosite dark-current slope
+``s_zz``       float32    sum of squared normalised residuals (``r`` over the
+                          frame's own noise at that level): temporal noise
+``s_hi/s_lo``  uint16     scenes in which the photosite was an isolated bright
+                          / dark outlier (bursts of near-identical frames count
+                          once)
+=============  =========  ===================================================
+
+The integer sums are exact; merging two states gives exactly the state of
+the union of their frames (float sums up to rounding).  28 bytes per
+photosite.  Sparse extras: the capture time at which each photosite first
+showed as a confirmed outlier.
+
+Examples
+--------
+>>> acc = Accumulator.from_frame(frame)          # doctest: +SKIP
+>>> for f in frames: acc.update(f)               # doctest: +SKIP
+>>> acc.save("body.rawstate")                    # doctest: +SKIP
+>>> acc += Accumulator.load("other.rawstate")    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import math
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _kernels
+from .errors import FrameMismatchError, MapFormatError
+from .fileio import atomic_write_bytes
+from .frame import CameraId, Frame, SourceKind
+
+__all__ = ["Accumulator", "FrameRecord", "DetectionParams", "STATE_FORMAT", "STATE_VERSION", "frame_plane"]
+
+STATE_FORMAT = "rawmap-accumulator"
+STATE_VERSION = 1
+
+_EPOCH = _dt.datetime(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class DetectionParams:
+    """Per-frame outlier test used while accumulating.
+
+    Attributes
+    ----------
+    k : float
+        A photosite is an outlier in a frame when its residual exceeds ``k``
+        times the frame's own noise at that level.
+    k_adjacent : float
+        An adjacent photosite (other colour) deviating by more than this many
+        sigmas counts against isolation.
+    max_adjacent : int
+        More deviating adjacent photosites than this: a scene feature (star,
+        edge, glint), not a defect.  2 keeps clusters of up to four.
+    scene_share : float
+        Within a burst of near-identical frames the photosite must be an
+        outlier in at least this share of the burst's frames to count once.
+    burst_tolerance : float
+        Frames whose thumbnails differ by less than this share of their level
+        (same exposure and ISO) belong to the same burst.
+    """
+
+    k: float = 6.0
+    k_adjacent: float = 4.0
+    max_adjacent: int = 2
+    scene_share: float = 0.5
+    burst_tolerance: float = 0.02
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """What the accumulator kept of one frame."""
+
+    path: str
+    time: _dt.datetime | None
+    exposure: float
+    iso: float
+    x: float  #: exposure x ISO/100
+    scene: int  #: running scene number (bursts share one)
+    noise_a: float  #: residual variance at black, ``4v - sum4`` units
+    noise_b: float  #: residual variance slope per DN
+    outliers: int  #: isolated outliers accepted in this frame
+    overflow: bool = False  #: too many outliers: the frame's outliers were not counted
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["time"] = self.time.isoformat() if self.time else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "FrameRecord":
+        d = dict(d)
+        d["time"] = _dt.datetime.fromisoformat(d["time"]) if d.get("time") else None
+        return cls(**d)
+
+
+def frame_plane(frame: Frame) -> tuple[np.ndarray, int]:
+    """The 2-D plane the statistics run on, and its white level.
+
+    Parameters
+    ----------
+    frame : Frame
+
+    Returns
+    -------
+    plane : (H, W) ndarray of uint16
+        The mosaic itself for RAW frames; for developed images the sum of the
+        channels (8-bit) or their mean (16-bit).
+    white : int
+    """
+    m = frame.mosaic
+    if frame.source is SourceKind.RAW:
+        return np.ascontiguousarray(m, dtype=np.uint16), int(frame.white)
+    if m.ndim == 2:
+        return np.ascontiguousarray(m, dtype=np.uint16), int(frame.white)
+    if m.shape[2] == 1:
+        return np.ascontiguousarray(m[:, :, 0], dtype=np.uint16), int(frame.white)
+    if m.dtype == np.uint8:
+        return m.sum(axis=2, dtype=np.uint16), int(frame.white) * m.shape[2]
+    return (m.sum(axis=2, dtype=np.uint32) // m.shape[2]).astype(np.uint16), int(frame.white)
+
+
+def _unix(t: _dt.datetime | None) -> float:
+    if t is None:
+        return math.nan
+    if t.tzinfo is not None:
+        t = t.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+    return (t - _EPOCH).total_seconds()
+
+
+class Accumulator:
+    """Running per-photosite statistics of one camera body's frames.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        (H, W) of the visible area; both at least 4.
+    cfa : (2, 2) array_like of int or None
+        Colour index per pattern position; ``None`` for developed images.
+    black : (4,) array_like of float
+        Black level per colour index (zeros for images).
+    white : int
+        White level of the plane.
+    camera : CameraId
+    source : SourceKind
+    margins, full_shape : tuple of int
+        Geometry of the visible area in the full frame, kept for the map.
+    params : DetectionParams, optional
+    """
+
+    _ARRAYS = ("n_invalid", "s_v", "s_r", "vmin", "vmax", "s_xr", "s_zz", "s_hi", "s_lo")
+
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        *,
+        cfa: np.ndarray | None,
+        black: np.ndarray,
+        white: int,
+        camera: CameraId,
+        source: SourceKind = SourceKind.RAW,
+        margins: tuple[int, int] = (0, 0),
+        full_shape: tuple[int, int] = (0, 0),
+        params: DetectionParams | None = None,
+    ) -> None:
+        H, W = int(shape[0]), int(shape[1])
+        if H < 4 or W < 4:
+            raise ValueError(f"shape must be at least 4x4 photosites, got {H}x{W}")
+        self.shape = (H, W)
+        self.cfa = None if cfa is None else np.asarray(cfa, dtype=np.uint8).reshape(2, 2)
+        self.black = np.asarray(black, dtype=np.float64).reshape(4)
+        self.white = int(white)
+        self.camera = camera
+        self.source = SourceKind(source)
+        self.margins = (int(margins[0]), int(margins[1]))
+        self.full_shape = (int(full_shape[0]), int(full_shape[1]))
+        self.params = params or DetectionParams()
+        self.n_invalid = np.zeros(self.shape, np.uint16)
+        self.s_v = np.zeros(self.shape, np.uint32)
+        self.s_r = np.zeros(self.shape, np.int32)
+        self.vmin = np.full(self.shape, np.iinfo(np.uint16).max, np.uint16)
+        self.vmax = np.zeros(self.shape, np.uint16)
+        self.s_xr = np.zeros(self.shape, np.float32)
+        self.s_zz = np.zeros(self.shape, np.float32)
+        self.s_hi = np.zeros(self.shape, np.uint16)
+        self.s_lo = np.zeros(self.shape, np.uint16)
+        # sparse: first capture time (unix s, camera clock) at which a photosite was a confirmed outlier
+        self.fs_index = np.zeros(0, np.int64)
+        self.fs_time = np.zeros(0, np.float64)
+        self.n_frames = 0
+        self.n_scenes = 0
+        self.sum_x = 0.0
+        self.sum_xx = 0.0
+        self.frames: list[FrameRecord] = []
+        # open scene (burst) bookkeeping; closed before save/merge/detect
+        self._scene_open = False
+        self._scene_frames = 0
+        self._scene_key: tuple[float, float] | None = None
+        self._scene_thumb: np.ndarray | None = None
+        self._scene_time = math.nan
+        self._pending: list[np.ndarray] = []
+
+    # ------------------------------------------------------------------ set-up
+    @classmethod
+    def from_frame(cls, frame: Frame, *, params: DetectionParams | None = None) -> "Accumulator":
+        """An empty accumulator shaped for ``frame``'s body and sensor."""
+        plane, white = frame_plane(frame)
+        black = frame.black if frame.source is SourceKind.RAW else np.zeros(4)
+        return cls(
+            plane.shape,
+            cfa=frame.cfa if frame.source is SourceKind.RAW else None,
+            black=black,
+            white=white,
+            camera=frame.camera,
+            source=frame.source,
+            margins=frame.margins,
+            full_shape=frame.full_shape,
+            params=params,
+        )
+
+    @property
+    def black2(self) -> np.ndarray:
+        """(2, 2) ndarray of float64: black level at each pattern position."""
+        if self.cfa is None:
+            return np.zeros((2, 2))
+        return self.black[self.cfa]
+
+    @property
+    def clip(self) -> int:
+        """Values at or above this are treated as clipped."""
+        b = float(self.black.max()) if self.cfa is not None else 0.0
+        return int(b + 0.97 * (self.white - b))
+
+    def check(self, frame: Frame) -> None:
+        """Raise :class:`FrameMismatchError` if ``frame`` cannot join this series."""
+        plane_shape = frame.mosaic.shape[:2]
+        if frame.camera != self.camera:
+            raise FrameMismatchError(
+                frame.path, f"taken by {frame.camera.label or 'an unknown camera'}, not {self.camera.label}",
+                "map each body separately",
+            )
+        if tuple(plane_shape) != self.shape:
+            raise FrameMismatchError(
+                frame.path,
+                f"frame is {plane_shape[0]}x{plane_shape[1]}, the series is {self.shape[0]}x{self.shape[1]}",
+                "crop or resized images cannot be mapped with the others",
+            )
+        if frame.source is not self.source:
+            raise FrameMismatchError(
+                frame.path, f"{frame.source.value} frame in a {self.source.value} series",
+                "map RAW files and developed images separately",
+            )
+        if self.cfa is not None and not np.array_equal(np.asarray(frame.cfa), self.cfa):
+            raise FrameMismatchError(frame.path, "CFA pattern differs from the rest of the series", "")
+
+    # ---------------------------------------------------------------- update
+    def update(self, frame: Frame) -> FrameRecord:
+        """Fold one frame into the statistics.
+
+        Parameters
+        ----------
+        frame : Frame
+            Same body, size and kind as the series (see :meth:`check`).
+
+        Returns
+        -------
+        FrameRecord
+        """
+        self.check(frame)
+        plane, _ = frame_plane(frame)
+        self._ensure_capacity(self.n_frames + 1)
+        x = float(frame.exposure) * (float(frame.iso) / 100.0 if frame.iso > 0 else 1.0)
+        black2 = self.black2.astype(np.float32)
+        clip = self.clip
+        noise_a, noise_b = self._noise_model(plane, black2, clip)
+        row_max = plane.max(axis=1)
+        row_clip = row_max >= clip
+        if row_clip.any():
+            near = row_clip.copy()
+            for d in (1, 2):
+                near[d:] |= row_clip[:-d]
+                near[:-d] |= row_clip[d:]
+            row_clip = near
+        H, W = self.shape
+        nchunks = 4
+        cap = max(64, (H * W) // (50 * nchunks))  # 2 % of photosites
+        out_idx = np.empty((nchunks, cap), np.int64)
+        out_n = np.zeros(nchunks, np.int64)
+        p = self.params
+        _kernels.update_kernel(
+            plane, black2, np.int32(clip), row_clip, np.float32(x),
+            np.float32(noise_a), np.float32(noise_b),
+            np.float32(p.k * p.k), np.float32(p.k_adjacent * p.k_adjacent),
+            int(p.max_adjacent), self.cfa is not None,
+            self.n_invalid, self.s_v, self.s_r, self.vmin, self.vmax, self.s_xr, self.s_zz,
+            out_idx, out_n,
+        )
+        overflow = bool((out_n > cap).any())
+        found = np.concatenate([out_idx[c, : out_n[c]] for c in range(nchunks)]) if not overflow else np.zeros(0, np.int64)
+        # scenes: a burst of near-identical frames counts once
+        thumb = self._thumb(plane)
+        key = (round(float(frame.exposure), 6), round(float(frame.iso), 1))
+        if not (self._scene_open and self._same_scene(thumb, key, noise_a, noise_b)):
+            self.close_scene()
+            self._scene_open = True
+            self._scene_key = key
+            self._scene_time = _unix(frame.time)
+            self.n_scenes += 1
+        self._scene_thumb = thumb
+        self._scene_frames += 1
+        t = _unix(frame.time)
+        if not math.isnan(t) and (math.isnan(self._scene_time) or t < self._scene_time):
+            self._scene_time = t
+        if len(found):
+            self._pending.append(found)
+        self.n_frames += 1
+        self.sum_x += x
+        self.sum_xx += x * x
+        rec = FrameRecord(
+            path=str(frame.path), time=frame.time, exposure=float(frame.exposure), iso=float(frame.iso), x=x,
+            scene=self.n_scenes, noise_a=float(noise_a), noise_b=float(noise_b),
+            outliers=int(out_n.sum()), overflow=overflow,
+        )
+        self.frames.append(rec)
+        return rec
+
+    def _noise_model(self, plane: np.ndarray, black2: np.ndarray, clip: int) -> tuple[float, float]:
+        """Fit var(r) = a + b * level on a subsample of the frame (robust per level bin)."""
+        H, W = plane.shape
+        target = 200_000
+        row_step = max(1, int(math.sqrt(H * W / target)))
+        rows = np.arange(0, H, row_step, dtype=np.int64)
+        r, lv = _kernels.residual_sample(plane, black2, clip, rows, row_step)
+        floor = 2.0
+        if r.size < 100:
+            return floor, 0.0
+        nb = 16
+        edges = np.quantile(lv, np.linspace(0, 1, nb + 1))
+        idx = np.clip(np.searchsorted(edges, lv, side="right") - 1, 0, nb - 1)
+        levels, variances, weights = [], [], []
+        for b in range(nb):
+            sel = idx == b
+            n = int(sel.sum())
+            if n < 50:
+                continue
+            rb = r[sel]
+            # lower quartile of |r|: flat areas dominate it, texture does not (Gaussian: 0.3186 sigma)
+            q = np.quantile(np.abs(rb - np.median(rb)), 0.25)
+            levels.append(float(np.median(lv[sel])))
+            variances.append((q / 0.3186) ** 2)
+            weights.append(n)
+        if not levels:
+            return floor, 0.0
+        L = np.maximum(np.array(levels), 0.0)
+        V = np.array(variances)
+        w = np.array(weights, float)
+        if len(L) >= 2 and np.ptp(L) > 0:
+            A = np.stack([np.ones_like(L), L], axis=1) * w[:, None]
+            a, b = np.linalg.lstsq(A, V * w, rcond=None)[0]
+        else:
+            a, b = float(np.average(V, weights=w)), 0.0
+        if b < 0:
+            a, b = float(np.average(V, weights=w)), 0.0
+        if a < floor:
+            # keep the fitted curve's bright end, only raise the dark end
+            a = floor
+        return float(a), float(b)
+
+    def _thumb(self, plane: np.ndarray) -> np.ndarray:
+        sub = plane[::4, ::4]
+        h, w = (sub.shape[0] // 8) * 8, (sub.shape[1] // 8) * 8
+        if h == 0 or w == 0:
+            return sub.astype(np.float32)
+        return sub[:h, :w].reshape(h // 8, 8, w // 8, 8).mean(axis=(1, 3), dtype=np.float32)
+
+    def _same_scene(self, thumb: np.ndarray, key: tuple[float, float], noise_a: float, noise_b: float) -> bool:
+        """Same exposure and ISO, and no thumbnail block changed beyond noise and a small tolerance."""
+        prev = self._scene_thumb
+        if prev is None or key != self._scene_key or prev.shape != thumb.shape:
+            return False
+        base = float(np.mean(self.black)) if self.cfa is not None else 0.0
+        level = np.maximum(prev - base, 0.0)
+        # a block averages 64 photosites; var(photosite) = var(4v - sum4) / 20
+        sigma_block = np.sqrt((noise_a + noise_b * level) / 20.0 / 64.0)
+        tol = self.params.burst_tolerance * level + 6.0 * sigma_block + 1.0
+        changed = np.abs(thumb - prev) > tol
+        return float(changed.mean()) < 0.01
+
+    def close_scene(self) -> None:
+        """Turn the open burst's per-frame outliers into per-scene counts."""
+        if self._scene_open and self._pending:
+            found = np.concatenate(self._pending)
+            need = max(1, math.ceil(self.params.scene_share * self._scene_frames))
+            confirmed = []
+            for sign, counts in ((1, self.s_hi), (-1, self.s_lo)):
+                sel = found[found > 0] - 1 if sign > 0 else -found[found < 0] - 1
+                if sel.size == 0:
+                    continue
+                u, c = np.unique(sel, return_counts=True)
+                u = u[c >= need]
+                counts.ravel()[u] += 1
+                confirmed.append(u)
+            if confirmed and not math.isnan(self._scene_time):
+                self._note_first_seen(np.unique(np.concatenate(confirmed)), self._scene_time)
+        self._scene_open = False
+        self._scene_frames = 0
+        self._scene_thumb = None
+        self._scene_key = None
+        self._scene_time = math.nan
+        self._pending = []
+
+    def _note_first_seen(self, index: np.ndarray, t: float | np.ndarray) -> None:
+        idx = np.concatenate([self.fs_index, index.astype(np.int64)])
+        tt = np.concatenate([self.fs_time, np.broadcast_to(np.asarray(t, np.float64), index.shape)])
+        order = np.lexsort((tt, idx))
+        idx, tt = idx[order], tt[order]
+        keep = np.ones(idx.size, bool)
+        keep[1:] = idx[1:] != idx[:-1]
+        self.fs_index, self.fs_time = idx[keep], tt[keep]
+
+    def _ensure_capacity(self, n_frames: int) -> None:
+        """Promote integer sums to wider types before they could overflow."""
+        if self.s_r.dtype == np.int32 and n_frames * 4 * max(self.white, 1) >= np.iinfo(np.int32).max:
+            self.s_r = self.s_r.astype(np.int64)
+        if self.s_v.dtype == np.uint32 and n_frames * max(self.white, 1) >= np.iinfo(np.uint32).max:
+            self.s_v = self.s_v.astype(np.uint64)
+        if n_frames >= np.iinfo(self.n_invalid.dtype).max:
+            for name in ("n_invalid", "s_hi", "s_lo"):
+                setattr(self, name, getattr(self, name).astype(np.uint32))
+
+    # ----------------------------------------------------------------- reading
+    def valid_counts(self) -> np.ndarray:
+        """(H, W) ndarray of int32: frames that entered the sums of each photosite."""
+        return np.int32(self.n_frames) - self.n_invalid.astype(np.int32)
+
+    def first_seen(self, rows: np.ndarray, cols: np.ndarray) -> list[_dt.datetime | None]:
+        """Capture time at which each given photosite first showed as an outlier."""
+        flat = np.asarray(rows, np.int64) * self.shape[1] + np.asarray(cols, np.int64)
+        pos = np.searchsorted(self.fs_index, flat)
+        out: list[_dt.datetime | None] = []
+        for f, p in zip(flat, pos):
+            if p < self.fs_index.size and self.fs_index[p] == f and not math.isnan(self.fs_time[p]):
+                out.append(_EPOCH + _dt.timedelta(seconds=float(self.fs_time[p])))
+            else:
+                out.append(None)
+        return out
+
+    # ------------------------------------------------------------------- merge
+    def _compatible(self, other: "Accumulator") -> None:
+        if other.shape != self.shape or other.camera != self.camera or other.source is not self.source:
+            raise FrameMismatchError(
+                None,
+                f"cannot merge statistics of {other.camera.label} {other.shape} into {self.camera.label} {self.shape}",
+                "merge only states of the same body",
+            )
+        if (self.cfa is None) != (other.cfa is None) or (self.cfa is not None and not np.array_equal(self.cfa, other.cfa)):
+            raise FrameMismatchError(None, "cannot merge states with different CFA patterns", "")
+
+    def merge(self, other: "Accumulator") -> "Accumulator":
+        """Add ``other``'s frames into this state (in place) and return self."""
+        self._compatible(other)
+        self.close_scene()
+        other.close_scene()
+        self._ensure_capacity(self.n_frames + other.n_frames)
+        for name in ("n_invalid", "s_v", "s_r", "s_xr", "s_zz", "s_hi", "s_lo"):
+            mine = getattr(self, name)
+            theirs = getattr(other, name)
+            if theirs.dtype.itemsize > mine.dtype.itemsize:
+                mine = mine.astype(theirs.dtype)
+                setattr(self, name, mine)
+            np.add(mine, theirs, out=mine, casting="unsafe")
+        np.minimum(self.vmin, other.vmin, out=self.vmin)
+        np.maximum(self.vmax, other.vmax, out=self.vmax)
+        if other.fs_index.size:
+            self._note_first_seen(other.fs_index, other.fs_time)
+        self.n_frames += other.n_frames
+        self.n_scenes += other.n_scenes
+        self.sum_x += other.sum_x
+        self.sum_xx += other.sum_xx
+        self.frames.extend(other.frames)
+        return self
+
+    def __iadd__(self, other: "Accumulator") -> "Accumulator":
+        return self.merge(other)
+
+    # ------------------------------------------------------------- save / load
+    def _meta(self) -> dict[str, Any]:
+        return {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "shape": list(self.shape),
+            "cfa": None if self.cfa is None else self.cfa.tolist(),
+            "black": self.black.tolist(),
+            "white": self.white,
+            "camera": self.camera.to_dict(),
+            "source": self.source.value,
+            "margins": list(self.margins),
+            "full_shape": list(self.full_shape),
+            "params": self.params.to_dict(),
+            "n_frames": self.n_frames,
+            "n_scenes": self.n_scenes,
+            "sum_x": self.sum_x,
+            "sum_xx": self.sum_xx,
+            "frames": [f.to_dict() for f in self.frames],
+        }
+
+    def to_bytes(self) -> bytes:
+        """The state as an uncompressed ``.npz`` archive (arrays + ``meta.json``)."""
+        self.close_scene()
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            zf.writestr("meta.json", json.dumps(self._meta()))
+            arrays = {name: getattr(self, name) for name in self._ARRAYS}
+            arrays["fs_index"] = self.fs_index
+            arrays["fs_time"] = self.fs_time
+            for name, arr in arrays.items():
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, np.ascontiguousarray(arr), allow_pickle=False)
+        return buf.getvalue()
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the state file atomically (never replacing one unless ``overwrite``)."""
+        return atomic_write_bytes(path, self.to_bytes(), overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Accumulator":
+        """Read a state written by :meth:`save`."""
+        path = Path(path)
+        try:
+            zf = zipfile.ZipFile(path)
+        except FileNotFoundError:
+            raise MapFormatError(f"{path}: no such state file") from None
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise MapFormatError(f"{path}: not a rawmap state file ({exc})") from None
+        with zf:
+            try:
+                meta = json.loads(zf.read("meta.json"))
+            except (KeyError, ValueError) as exc:
+                raise MapFormatError(f"{path}: not a rawmap state file ({exc})") from None
+            if meta.get("format") != STATE_FORMAT:
+                raise MapFormatError(f"{path}: not a rawmap state file")
+            if meta.get("version") != STATE_VERSION:
+                raise MapFormatError(
+                    f"{path}: state version {meta.get('version')!r} is not supported (this rawmap reads "
+                    f"{STATE_VERSION}); map the photos again"
+                )
+            acc = cls(
+                tuple(meta["shape"]),
+                cfa=None if meta["cfa"] is None else np.array(meta["cfa"]),
+                black=np.array(meta["black"]),
+                white=meta["white"],
+                camera=CameraId.from_dict(meta["camera"]),
+                source=SourceKind(meta["source"]),
+                margins=tuple(meta["margins"]),
+                full_shape=tuple(meta["full_shape"]),
+                params=DetectionParams(**meta["params"]),
+            )
+            try:
+                for name in list(cls._ARRAYS) + ["fs_index", "fs_time"]:
+                    with zf.open(f"{name}.npy") as fh:
+                        arr = np.lib.format.read_array(fh, allow_pickle=False)
+                    if name not in ("fs_index", "fs_time") and arr.shape != acc.shape:
+                        raise ValueError(f"{name} has shape {arr.shape}")
+                    setattr(acc, name, arr)
+            except (KeyError, ValueError) as exc:
+                raise MapFormatError(f"{path}: damaged state file ({exc})") from None
+        acc.n_frames = int(meta["n_frames"])
+        acc.n_scenes = int(meta["n_scenes"])
+        acc.sum_x = float(meta["sum_x"])
+        acc.sum_xx = float(meta["sum_xx"])
+        acc.frames = [FrameRecord.from_dict(f) for f in meta["frames"]]
+        return acc

@@ -1,0 +1,449 @@
+"""Classify photosites into defects from an :class:`~rawmap.accumulate.Accumulator`.
+
+Pure functions over the accumulated arrays.  Every threshold is relative to
+a robust spread measured on the same colour plane (median absolute
+deviation), or to the noise the frames themselves showed, never an absolute
+DN value, so high-ISO series do not flood the map.
+
+Rules (a photosite gets the first kind that applies):
+
+``stuck`` / ``dead``
+    Its value range over all frames is within the read noise while its
+    same-colour neighbours' ranges are many times larger (so clipped
+    highlights, where the neighbours are constant too, are not flagged).
+    ``dead`` when that constant sits at black.
+``hot`` / ``noisy``
+    It was an isolated bright outlier (more than ``k`` sigma of the frame's
+    own noise above its same-colour neighbours, with its adjacent photosites
+    normal) in at least ``min_share`` of the scenes; bursts of near-identical
+    frames count as one scene, so static detail in a burst, stars and glints
+    (which move between scenes and light their neighbours) do not qualify.
+    ``hot`` when the excess grows with exposure time x ISO (a regression of
+    the residual on it), ``noisy`` when it does not, or when the photosite is
+    also a dark outlier in many scenes (blinking), or its temporal noise is
+    several times its neighbours'.
+``cold``
+    Low gain: the ratio of its signal to its neighbours' over all frames is
+    far below 1 in robust sigmas of that ratio on its colour plane, and it
+    was an isolated dark outlier in enough scenes.
+``column``
+    Runs of at least ``column_min`` photosites along a column (or row) whose
+    mean residual keeps the same sign beyond ``column_z`` robust sigmas in
+    ``column_share`` of every window: a readout fault, reported photosite by
+    photosite.
+
+For maps made from developed images (JPEG), a defect is a small blob: each
+8-connected group of flagged pixels is reported once, at its strongest pixel.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from .accumulate import Accumulator
+from .defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry
+
+__all__ = ["ClassifyParams", "classify", "build_map"]
+
+_MIN_FRAMES = 3
+
+
+@dataclass(frozen=True)
+class ClassifyParams:
+    """Thresholds of the final classification (see the module docstring)."""
+
+    min_share: float = 0.10  #: share of scenes with an isolated outlier
+    min_scenes: int = 2  #: ... and at least this many scenes (1 when the series has fewer than 6 scenes)
+    stuck_noise_factor: float = 10.0  #: stuck if range <= this x read-noise sigma (DN)
+    stuck_contrast: float = 4.0  #: ... and neighbours' range >= this x own range + 2 x that bound
+    cold_sigma: float = 6.0  #: cold if gain ratio below 1 - this x robust sigma
+    cold_min_drop: float = 0.10  #: ... and at least this far below 1
+    noisy_ratio: float = 4.0  #: noisy if mean squared normalised residual >= this x neighbours'
+    column_z: float = 1.0  #: a photosite leans one way when |mean residual| > this x robust sigma
+    column_share: float = 0.85  #: share of a window that must lean the same way
+    column_min: int = 16  #: shortest segment (photosites)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _robust_sigma(a: np.ndarray) -> float:
+    a = a[np.isfinite(a)]
+    if a.size == 0:
+        return math.nan
+    med = np.median(a)
+    return float(1.4826 * np.median(np.abs(a - med)))
+
+
+def _neighbours(rows: np.ndarray, cols: np.ndarray, H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
+    """(4, N) row and column indices of the same-colour neighbours (border rule of the kernels)."""
+    up = np.where(rows >= 2, rows - 2, rows + 2)
+    dn = np.where(rows + 2 < H, rows + 2, rows - 2)
+    lf = np.where(cols >= 2, cols - 2, cols + 2)
+    rt = np.where(cols + 2 < W, cols + 2, cols - 2)
+    rr = np.stack([up, dn, rows, rows])
+    cc = np.stack([cols, cols, lf, rt])
+    return rr, cc
+
+
+def _sample_index(H: int, W: int, n: int = 400_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    k = min(n, H * W)
+    flat = rng.choice(H * W, size=k, replace=False) if k < H * W else np.arange(H * W)
+    return flat // W, flat % W
+
+
+@dataclass
+class _Found:
+    rows: list
+    cols: list
+    kinds: list
+    scores: list
+    values: list
+
+    def add(self, r, c, kind, score, value) -> None:
+        self.rows.extend(np.asarray(r).tolist())
+        self.cols.extend(np.asarray(c).tolist())
+        self.kinds.extend([kind] * len(np.atleast_1d(r)))
+        self.scores.extend(np.asarray(score, float).tolist())
+        self.values.extend(np.asarray(value, float).tolist())
+
+
+def _runs_block(z: np.ndarray, p: ClassifyParams) -> np.ndarray:
+    """(H, w) bool: photosites in same-sign runs down the columns of ``z`` (one block)."""
+    H, W = z.shape
+    L = p.column_min
+    out = np.zeros((H, W), bool)
+    need = math.ceil(p.column_share * L)
+    for sign in (1, -1):
+        lean = sign * z > p.column_z
+        cs = np.zeros((H + 1, W), np.int32)
+        np.cumsum(lean, axis=0, out=cs[1:])
+        good = (cs[L:] - cs[:-L]) >= need  # window of L starting at each row
+        if not good.any():
+            continue
+        cover = np.zeros((H + 1, W), np.int32)
+        cover[: H - L + 1] += good
+        cover[L:] -= good
+        out |= (np.cumsum(cover[:H], axis=0) > 0) & lean
+    return out
+
+
+def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Defect]:
+    """Decide which photosites are defective.
+
+    Parameters
+    ----------
+    acc : Accumulator
+        Statistics of at least three frames.
+    params : ClassifyParams, optional
+
+    Returns
+    -------
+    list of Defect
+        One entry per defective photosite, sorted by (row, col).
+    """
+    p = params or ClassifyParams()
+    acc.close_scene()
+    H, W = acc.shape
+    N = acc.n_frames
+    if N < _MIN_FRAMES:
+        return []
+    cfa = acc.cfa
+    black2 = acc.black2
+    found = _Found([], [], [], [], [])
+    taken = np.zeros((H, W), bool)
+
+    # read noise (DN) of the noisiest frame, from the per-frame noise fits: var(4v - sum4) = 20 sigma^2
+    sig_read = max(math.sqrt(max(f.noise_a for f in acc.frames) / 20.0), 0.5) if acc.frames else 1.0
+    black_full = lambda r, c: black2[r & 1, c & 1]  # noqa: E731
+
+    # ---- stuck / dead: range within read noise, neighbours far livelier -----------------
+    rng_ = acc.vmax.astype(np.int32) - acc.vmin.astype(np.int32)
+    bound = p.stuck_noise_factor * sig_read
+    rr, cc = np.nonzero(rng_ <= bound)
+    if rr.size:
+        nr, nc = _neighbours(rr, cc, H, W)
+        nrange = np.sort(rng_[nr, nc], axis=0)
+        nmed = 0.5 * (nrange[1] + nrange[2])
+        own = rng_[rr, cc]
+        ok = nmed >= p.stuck_contrast * own + 2 * bound
+        rr, cc, own, nmed = rr[ok], cc[ok], own[ok], nmed[ok]
+        level = 0.5 * (acc.vmin[rr, cc].astype(float) + acc.vmax[rr, cc]) - black_full(rr, cc)
+        span = acc.white - float(np.max(black2))
+        dead = level <= np.maximum(3 * sig_read + own, 0.02 * span)
+        score = nmed / np.maximum(own, sig_read)
+        found.add(rr[dead], cc[dead], DefectKind.DEAD, score[dead], level[dead])
+        found.add(rr[~dead], cc[~dead], DefectKind.STUCK, score[~dead], level[~dead] + black_full(rr[~dead], cc[~dead]))
+        taken[rr, cc] = True
+    del rng_
+
+    # ---- outliers across scenes ----------------------------------------------------------
+    S = max(acc.n_scenes, 1)
+    min_scenes = p.min_scenes if S >= 6 else 1
+    need = max(min_scenes, math.ceil(p.min_share * S))
+    n_valid = acc.valid_counts()
+    hi_r, hi_c = np.nonzero((acc.s_hi >= need) & ~taken)
+    lo_r, lo_c = np.nonzero((acc.s_lo >= need) & ~taken)
+
+    # regression of the residual on x = exposure x gain, with the series' x sums
+    sx, sxx = acc.sum_x, acc.sum_xx
+    xs = np.array([f.x for f in acc.frames]) if acc.frames else np.zeros(1)
+    x_hi = float(np.quantile(xs, 0.9)) if xs.size else 0.0
+    x_spread = xs.size > 1 and float(np.ptp(xs)) > 0
+
+    def mean_z2(r, c):
+        n = np.maximum(n_valid[r, c], 1)
+        return acc.s_zz[r, c] / n
+
+    if hi_r.size:
+        n = np.maximum(n_valid[hi_r, hi_c], 1).astype(float)
+        s_r = acc.s_r[hi_r, hi_c].astype(float)
+        s_xr = acc.s_xr[hi_r, hi_c].astype(float)
+        share = acc.s_hi[hi_r, hi_c] / S
+        if x_spread:
+            den = n * sxx - sx * sx
+            beta = np.where(den > 0, (n * s_xr - sx * s_r) / np.where(den > 0, den, 1), 0.0)
+            alpha = (s_r - beta * sx) / n
+            exposure_driven = beta * x_hi > np.maximum(alpha, 0)
+        else:
+            beta = np.zeros_like(n)
+            exposure_driven = np.ones(hi_r.size, bool)
+        blinking = acc.s_lo[hi_r, hi_c] >= max(1, need // 2)
+        nr, nc = _neighbours(hi_r, hi_c, H, W)
+        z2n = np.median(acc.s_zz[nr, nc] / np.maximum(n_valid[nr, nc], 1), axis=0)
+        excess_noise = mean_z2(hi_r, hi_c) / np.maximum(z2n, 1e-6)
+        hot = exposure_driven & ~blinking
+        score = 100.0 * share
+        # hot: dark-current slope in DN per second at ISO 100 (residual is 4x DN, minus 1/4 leak to the mean)
+        found.add(hi_r[hot], hi_c[hot], DefectKind.HOT, score[hot], beta[hot] / 4.0)
+        found.add(hi_r[~hot], hi_c[~hot], DefectKind.NOISY, score[~hot], excess_noise[~hot])
+        taken[hi_r, hi_c] = True
+
+    # ---- cold (low gain) -----------------------------------------------------------------
+    def gain_ratio(r, c):
+        n = n_valid[r, c].astype(float)
+        b = black_full(r, c)
+        sv = acc.s_v[r, c].astype(float)
+        sig = sv - n * b
+        est = sv - acc.s_r[r, c].astype(float) / 4.0 - n * b
+        return np.where(est > n * sig_read, sig / np.where(est > 0, est, 1), np.nan)
+
+    keep = ~taken[lo_r, lo_c]
+    lo_r, lo_c = lo_r[keep], lo_c[keep]
+    if lo_r.size:
+        sr, sc = _sample_index(H, W)
+        g_all = gain_ratio(sr, sc)
+        g = gain_ratio(lo_r, lo_c)
+        cold = np.zeros(lo_r.size, bool)
+        score = np.zeros(lo_r.size)
+        planes = [(0, 0), (0, 1), (1, 0), (1, 1)] if cfa is not None else [None]
+        for pl in planes:
+            if pl is None:
+                in_s = np.ones(sr.size, bool)
+                in_c = np.ones(lo_r.size, bool)
+            else:
+                in_s = ((sr & 1) == pl[0]) & ((sc & 1) == pl[1])
+                in_c = ((lo_r & 1) == pl[0]) & ((lo_c & 1) == pl[1])
+            gs = g_all[in_s]
+            sigma = _robust_sigma(gs)
+            med = float(np.nanmedian(gs)) if np.isfinite(gs).any() else 1.0
+            if not np.isfinite(sigma) or sigma == 0:
+                sigma = 1e-3
+            thr = med - max(p.cold_sigma * sigma, p.cold_min_drop)
+            cold[in_c] = g[in_c] < thr
+            score[in_c] = (med - g[in_c]) / sigma
+        cold &= np.isfinite(g)
+        found.add(lo_r[cold], lo_c[cold], DefectKind.COLD, score[cold], g[cold])
+        taken[lo_r[cold], lo_c[cold]] = True
+        # dark outliers that are not low-gain: blinking / abnormal noise
+        rest_r, rest_c = lo_r[~cold], lo_c[~cold]
+        if rest_r.size:
+            nr, nc = _neighbours(rest_r, rest_c, H, W)
+            z2n = np.median(acc.s_zz[nr, nc] / np.maximum(n_valid[nr, nc], 1), axis=0)
+            ratio = mean_z2(rest_r, rest_c) / np.maximum(z2n, 1e-6)
+            noisy = (ratio >= p.noisy_ratio) | (acc.s_hi[rest_r, rest_c] >= max(1, need // 2))
+            share = acc.s_lo[rest_r, rest_c] / S
+            found.add(rest_r[noisy], rest_c[noisy], DefectKind.NOISY, 100.0 * share[noisy], ratio[noisy])
+            taken[rest_r[noisy], rest_c[noisy]] = True
+
+    # ---- column and row segments -----------------------------------------------------------
+    col_mask, zmean = _segments(acc, n_valid, p)
+    if col_mask is not None:
+        cr, ccl = np.nonzero(col_mask)
+        # a photosite already classified inside a segment becomes part of the segment
+        keep_existing = {(r, c) for r, c in zip(cr.tolist(), ccl.tolist())}
+        if keep_existing:
+            idx = [i for i, (r, c) in enumerate(zip(found.rows, found.cols)) if (r, c) not in keep_existing]
+            found = _Found(
+                [found.rows[i] for i in idx], [found.cols[i] for i in idx], [found.kinds[i] for i in idx],
+                [found.scores[i] for i in idx], [found.values[i] for i in idx],
+            )
+        offs = acc.s_r[cr, ccl] / np.maximum(n_valid[cr, ccl], 1) / 2.0  # residual = 2 x offset in 4v-sum4 units
+        found.add(cr, ccl, DefectKind.COLUMN, np.abs(zmean[cr, ccl]), offs)
+
+    # ---- assemble ------------------------------------------------------------------------------
+    rows = np.array(found.rows, np.int64)
+    cols = np.array(found.cols, np.int64)
+    scores = np.array(found.scores, float)
+    kinds = list(found.kinds)
+    values = np.array(found.values, float)
+    if acc.cfa is None and rows.size:
+        keep = _blob_centres(rows, cols, scores, kinds)
+        rows, cols, scores, values = rows[keep], cols[keep], scores[keep], values[keep]
+        kinds = [kinds[i] for i in keep]
+    first = acc.first_seen(rows, cols) if rows.size else []
+    series_start = min((f.time for f in acc.frames if f.time), default=None)
+    letters = "RGBG"
+    out = []
+    for i in range(rows.size):
+        r, c = int(rows[i]), int(cols[i])
+        ch = letters[int(cfa[r & 1, c & 1])] if cfa is not None else ""
+        out.append(Defect(r, c, kinds[i], float(scores[i]), ch, first[i] or series_start, float(values[i])))
+    out.sort(key=lambda d: (d.row, d.col))
+    return out
+
+
+def _lateral(mean_r: np.ndarray, axis: int, lo: int, hi: int) -> np.ndarray:
+    """Mean residual minus the mean of the same-colour lines either side (high-pass across lines).
+
+    Works on lines ``lo:hi`` along ``axis`` (1: columns, 0: rows).  A smooth
+    regional bias (vignetting, a gradient shared by all frames) cancels; a
+    defective line keeps ~1.5x its own residual.
+    """
+    n = mean_r.shape[axis]
+    idx = np.arange(lo, hi)
+    left = np.where(idx >= 2, idx - 2, idx + 2)
+    right = np.where(idx + 2 < n, idx + 2, idx - 2)
+    take = lambda i: np.take(mean_r, i, axis=axis)  # noqa: E731
+    return take(idx) - 0.5 * (take(left) + take(right))
+
+
+def _segments(acc: Accumulator, n_valid: np.ndarray, p: ClassifyParams, block: int = 256):
+    """Mask of photosites in column/row segments, and their normalised lateral contrast."""
+    H, W = acc.shape
+    mean_r = acc.s_r.astype(np.float32)
+    mean_r /= np.maximum(n_valid, 1)
+    mask = np.zeros((H, W), bool)
+    zkeep = np.zeros((H, W), np.float32)
+    planes = [(0, 0), (0, 1), (1, 0), (1, 1)] if acc.cfa is not None else [None]
+    for axis in (1, 0):
+        n_lines = mean_r.shape[axis]
+        if mean_r.shape[1 - axis] < p.column_min:
+            continue
+        # robust scale of the lateral contrast per colour plane, from a sample of lines
+        step = max(1, n_lines // 200)
+        sample_lines = np.arange(0, n_lines, step)
+        lat = _lateral(mean_r, axis, 0, n_lines)[..., :] if n_lines * mean_r.shape[1 - axis] <= 4_000_000 else None
+        med = {}
+        sig = {}
+        for pl in planes:
+            if lat is not None:
+                view = lat if pl is None else lat[pl[0]::2, pl[1]::2]
+                sub = view[:: max(1, view.shape[0] // 400), :: max(1, view.shape[1] // 400)]
+            else:
+                parts = []
+                for ln in sample_lines:
+                    v = _lateral(mean_r, axis, ln, ln + 1)
+                    v = v[:, 0] if axis == 1 else v[0]
+                    if pl is not None:
+                        # along the line the colour alternates; keep this plane's positions
+                        par_line = pl[1] if axis == 1 else pl[0]
+                        if ln % 2 != par_line:
+                            continue
+                        v = v[pl[0]::2] if axis == 1 else v[pl[1]::2]
+                    parts.append(v[:: max(1, v.size // 400)])
+                sub = np.concatenate(parts) if parts else np.zeros(1)
+            med[pl] = float(np.median(sub))
+            s = _robust_sigma(np.asarray(sub, np.float64).ravel())
+            sig[pl] = s if np.isfinite(s) and s > 0 else 1.0
+        del lat
+        for lo in range(0, n_lines, block):
+            hi = min(n_lines, lo + block)
+            z = _lateral(mean_r, axis, lo, hi)  # lines lo:hi
+            for pl in planes:
+                if pl is None:
+                    z -= med[pl]
+                    z /= sig[pl]
+                    continue
+                if axis == 1:
+                    v = z[pl[0]::2, (pl[1] - lo) % 2::2]
+                else:
+                    v = z[(pl[0] - lo) % 2::2, pl[1]::2]
+                v -= med[pl]
+                v /= sig[pl]
+            if axis == 1:
+                seg = _runs_block(z, p)
+                mask[:, lo:hi] |= seg
+                zkeep[:, lo:hi] = np.where(seg, z, zkeep[:, lo:hi])
+            else:
+                seg = _runs_block(z.T, p).T
+                mask[lo:hi] |= seg
+                zkeep[lo:hi] = np.where(seg, z, zkeep[lo:hi])
+    if not mask.any():
+        return None, zkeep
+    return mask, zkeep
+
+
+def _blob_centres(rows, cols, scores, kinds) -> list[int]:
+    """Indices of the strongest pixel of each 8-connected group (column runs kept whole)."""
+    n = rows.size
+    parent = list(range(n))
+
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    where = {(int(r), int(c)): i for i, (r, c) in enumerate(zip(rows, cols))}
+    for i in range(n):
+        if kinds[i] is DefectKind.COLUMN:
+            continue
+        r, c = int(rows[i]), int(cols[i])
+        for dr in (-1, 0, 1):
+            for dc in (-1, 0, 1):
+                j = where.get((r + dr, c + dc))
+                if j is not None and j != i and kinds[j] is not DefectKind.COLUMN:
+                    a, b = find(i), find(j)
+                    if a != b:
+                        parent[a] = b
+    best: dict[int, int] = {}
+    keep = []
+    for i in range(n):
+        if kinds[i] is DefectKind.COLUMN:
+            keep.append(i)
+            continue
+        root = find(i)
+        if root not in best or scores[i] > scores[best[root]]:
+            best[root] = i
+    keep.extend(best.values())
+    return sorted(keep)
+
+
+def build_map(acc: Accumulator, params: ClassifyParams | None = None, *, skipped: int = 0) -> DefectMap:
+    """Classify and wrap the result with the body's identity, geometry and frame summary."""
+    p = params or ClassifyParams()
+    defects = classify(acc, p)
+    times = [f.time for f in acc.frames if f.time]
+    exps = [f.exposure for f in acc.frames if f.exposure > 0]
+    isos = [f.iso for f in acc.frames if f.iso > 0]
+    H, W = acc.shape
+    sensor = SensorGeometry(
+        height=H, width=W, top_margin=acc.margins[0], left_margin=acc.margins[1],
+        full_height=acc.full_shape[0] or H, full_width=acc.full_shape[1] or W,
+        cfa="".join("RGBG"[int(c)] for c in acc.cfa.ravel()) if acc.cfa is not None else "",
+        source=acc.source.value,
+    )
+    frames = FrameStats(
+        count=acc.n_frames, skipped=skipped,
+        first_capture=min(times) if times else None, last_capture=max(times) if times else None,
+        exposure_min=min(exps) if exps else 0.0, exposure_max=max(exps) if exps else 0.0,
+        iso_min=min(isos) if isos else 0.0, iso_max=max(isos) if isos else 0.0,
+    )
+    thresholds = {"accumulate": acc.params.to_dict(), "classify": p.to_dict(), "scenes": acc.n_scenes}
+    return DefectMap(camera=acc.camera, sensor=sensor, frames=frames, defects=defects, thresholds=thresholds)
