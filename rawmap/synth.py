@@ -1,0 +1,1680 @@
+"""A simulated camera sensor with planted defects, for tests and benchmarks.
+
+Pure numpy, fully determined by a seed.  The pieces:
+
+* :class:`SensorSpec` - geometry, levels and noise of a Bayer sensor;
+  :meth:`SensorSpec.gain` and :meth:`SensorSpec.read_noise_dn` give the
+  ISO-dependent conversion gain and read noise.
+* :func:`plant_defects` - a random, non-overlapping set of defective
+  photosites (:class:`PlantedDefect`, one record per photosite) of every
+  kind rawmap maps: stuck, dead, hot and warm, cold, noisy (RTS), clusters
+  and column/row segments.
+* :func:`render_scene` - linear RGB irradiance of a synthetic scene
+  ("landscape", "flat", "night", "glints", "indoor").
+* :func:`simulate` / :func:`simulate_frame` - one exposure: shot noise, dark
+  current, read noise, quantisation, the defects; also the same frame
+  without defects (same noise realisation) and which defects showed.
+* :func:`generate_series` - a realistic series of DNG files (and JPEGs) with a
+  ``truth.json`` (:class:`SeriesTruth`, read back with :func:`load_truth`).
+
+Signal model, per photosite of colour ``c`` (all in float32)::
+
+    e     = scene[c] * qe[c] * t + dark_current_e * t          expected electrons
+    e'    = clip(e + sqrt(e) * z1, 0, full_well_e)             shot noise (Gaussian)
+    DN    = clip(round(black + g(ISO) * e' + rn(ISO) * z2), 0, white)
+
+with ``g(ISO) = (white - black) / full_well_e * ISO / 100`` (ISO 100 fills the
+raw range at full well) and ``rn(ISO) = hypot(read_noise_e * g, adc_noise_dn)``
+(pre-amplifier noise grows with gain, the ADC part does not).
+
+Defect models (``params`` keys in brackets), applied to that photosite:
+
+* stuck: the value is ``value`` DN whatever the light, no noise [value];
+* dead: no signal and no dark current, only black + read noise;
+* hot / warm: extra dark signal ``dark_dn_per_s * t * ISO / 100`` DN (with
+  its shot noise) [dark_dn_per_s, strength="hot"|"warm"];
+* cold: expected signal multiplied by ``gain`` (0.2-0.8) [gain];
+* noisy: random telegraph signal, each frame independently in the "on"
+  state with probability ``p``; "on" adds ``sign * amplitude_rn * rn(ISO)``
+  DN, sign +1, -1 or random per frame [amplitude_rn, p, levels="+"|"-"|"+-"];
+* column (kind ``COLUMN``, one record per photosite of a segment of a
+  column or row): an offset of ``offset_rn * rn(ISO)`` DN, or dead
+  [segment, axis="column"|"row", mode="offset"|"dead", offset_rn, start, length];
+* clusters: 2-4 8-connected photosites, each hot or dead, with the hot or
+  dead record's parameters plus [cluster, size].
+
+A defect is *visible* in a frame when the difference between the expected
+value of the defective photosite and that of a healthy one at the same place
+(both clipped to [0, white]) exceeds :data:`VISIBILITY_SIGMA` (5) times the
+healthy photosite's noise sigma ``sqrt(g**2 * e + rn**2 + 1/12)`` in that
+frame.  For a noisy photosite the RTS state drawn for that frame counts.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .defectmap import DefectKind
+from .errors import MapFormatError
+from .fileio import OutputExistsError, atomic_write_bytes, atomic_write_text
+from .frame import CameraId
+
+__all__ = [
+    "SCENE_KINDS",
+    "VISIBILITY_SIGMA",
+    "TRUTH_FORMAT",
+    "TRUTH_VERSION",
+    "SensorSpec",
+    "PlantedDefect",
+    "DefectCounts",
+    "plant_defects",
+    "render_scene",
+    "SimulatedFrame",
+    "simulate",
+    "simulate_frame",
+    "develop",
+    "FramePlan",
+    "SeriesPlan",
+    "plan_series",
+    "FrameTruth",
+    "SeriesTruth",
+    "generate_series",
+    "load_truth",
+]
+
+#: Scene kinds :func:`render_scene` knows.
+SCENE_KINDS = ("landscape", "flat", "night", "glints", "indoor")
+#: A defect is visible in a frame when its deviation exceeds this many sigma.
+VISIBILITY_SIGMA = 5.0
+TRUTH_FORMAT = "rawmap-truth"
+TRUTH_VERSION = 1
+#: Photosites between a defect and the edge of the visible area, at least.
+BORDER = 3
+
+_F32 = np.float32
+
+
+# ---------------------------------------------------------------------------
+# sensor
+# ---------------------------------------------------------------------------
+
+
+def _default_cfa() -> tuple[tuple[int, int], tuple[int, int]]:
+    return ((0, 1), (1, 2))
+
+
+@dataclass(frozen=True)
+class SensorSpec:
+    """Geometry, levels and noise of a simulated Bayer sensor.
+
+    Attributes
+    ----------
+    height, width : int
+        Visible area in photosites (at least 22 x 22, the smallest raw image
+        LibRaw accepts).
+    cfa : (2, 2) tuple of int
+        Colour index per pattern position, 0=R, 1=G, 2=B, 3=second G.
+        RGGB by default.  Arrays are accepted and stored as tuples.
+    black : int or (4,) tuple of int
+        Black level in DN, one value or one per colour index.
+    white : int
+        Saturation level in DN.
+    read_noise_e : float
+        Pre-amplifier read noise in electrons (scales with gain).
+    adc_noise_dn : float
+        Post-amplifier read noise in DN (independent of ISO).
+    full_well_e : float
+        Full-well capacity in electrons; at ISO 100 it maps to ``white``.
+    channel_qe : (3,) tuple of float
+        Relative sensitivity of the R, G, B photosites (G = 1).
+    dark_current_e : float
+        Dark current of a healthy photosite, electrons per second.
+    top_margin, left_margin : int
+        Optical-black border above and left of the visible area (even; the
+        DNG gets an ActiveArea when non-zero).
+    camera : CameraId
+        Make, model and serial written to the files.
+    """
+
+    height: int
+    width: int
+    cfa: Any = field(default_factory=_default_cfa)
+    black: Any = 512
+    white: int = 16383
+    read_noise_e: float = 3.0
+    adc_noise_dn: float = 1.5
+    full_well_e: float = 30000.0
+    channel_qe: Any = (0.55, 1.0, 0.75)
+    dark_current_e: float = 0.1
+    top_margin: int = 0
+    left_margin: int = 0
+    camera: CameraId = field(default_factory=lambda: CameraId("Rawmap", "Simulated Sensor", "SIM0001"))
+
+    def __post_init__(self) -> None:
+        cfa = np.asarray(self.cfa)
+        if cfa.shape != (2, 2) or not np.issubdtype(cfa.dtype, np.integer) or cfa.min() < 0 or cfa.max() > 3:
+            raise ValueError(f"cfa must be (2, 2) colour indices 0..3, got {cfa.tolist()}")
+        if set(np.where(cfa == 3, 1, cfa).ravel().tolist()) != {0, 1, 2}:
+            raise ValueError(f"cfa must hold red, green and blue, got {cfa.tolist()}")
+        object.__setattr__(self, "cfa", tuple(tuple(int(v) for v in row) for row in cfa))
+        b = np.asarray(self.black)
+        if b.ndim == 0:
+            object.__setattr__(self, "black", int(b))
+        elif b.shape == (4,):
+            object.__setattr__(self, "black", tuple(int(v) for v in b))
+        else:
+            raise ValueError(f"black must be an int or 4 ints (one per colour index), got {self.black!r}")
+        qe = tuple(float(v) for v in np.asarray(self.channel_qe, dtype=float).ravel())
+        if len(qe) != 3 or min(qe) <= 0:
+            raise ValueError(f"channel_qe must be 3 positive numbers, got {self.channel_qe!r}")
+        object.__setattr__(self, "channel_qe", qe)
+        if self.height < 22 or self.width < 22:
+            raise ValueError(f"the visible area must be at least 22x22 photosites, got {self.height}x{self.width}")
+        if self.top_margin < 0 or self.left_margin < 0 or self.top_margin % 2 or self.left_margin % 2:
+            raise ValueError(
+                f"margins must be even and >= 0 (LibRaw rounds odd ActiveArea origins), got "
+                f"top={self.top_margin}, left={self.left_margin}"
+            )
+        if not 0 < self.white <= 65535 or self.white <= int(np.max(self.black_levels())) + 16:
+            raise ValueError(f"white ({self.white}) must be at most 65535 and well above black ({self.black})")
+        if self.read_noise_e < 0 or self.adc_noise_dn < 0 or self.full_well_e <= 0 or self.dark_current_e < 0:
+            raise ValueError("read_noise_e, adc_noise_dn, dark_current_e must be >= 0 and full_well_e > 0")
+
+    # --- derived quantities ------------------------------------------------
+    @property
+    def cfa_array(self) -> np.ndarray:
+        """(2, 2) ndarray of uint8: the colour index of each pattern position."""
+        return np.array(self.cfa, dtype=np.uint8)
+
+    @property
+    def cfa_string(self) -> str:
+        """Pattern letters in reading order, e.g. ``"RGGB"``."""
+        return "".join("RGBG"[c] for c in self.cfa_array.ravel())
+
+    def colour_plane(self) -> np.ndarray:
+        """(2, 2) ndarray of int: RGB channel (0, 1, 2) sampled at each pattern position."""
+        c = self.cfa_array.astype(np.int64)
+        return np.where(c == 3, 1, c)
+
+    def black_levels(self) -> np.ndarray:
+        """(4,) ndarray of float64: black level per colour index."""
+        b = np.asarray(self.black, dtype=np.float64)
+        return np.full(4, float(b)) if b.ndim == 0 else b.copy()
+
+    def black_map(self) -> np.ndarray:
+        """(2, 2) ndarray of float64: black level at each pattern position."""
+        return self.black_levels()[self.cfa_array]
+
+    @property
+    def full_shape(self) -> tuple[int, int]:
+        """(height, width) of the full frame, optical-black border included."""
+        return (self.height + self.top_margin, self.width + self.left_margin)
+
+    def gain(self, iso: float) -> float:
+        """Conversion gain in DN per electron at ``iso`` (ISO 100 maps full well to white)."""
+        return (self.white - float(self.black_map().mean())) / self.full_well_e * float(iso) / 100.0
+
+    def read_noise_dn(self, iso: float) -> float:
+        """Read noise sigma in DN at ``iso``."""
+        return float(math.hypot(self.read_noise_e * self.gain(iso), self.adc_noise_dn))
+
+    def wb_neutral(self) -> tuple[float, float, float]:
+        """Camera RGB of a neutral grey (for DNG AsShotNeutral), G = 1."""
+        qe = np.asarray(self.channel_qe)
+        return tuple(float(v) for v in qe / qe[1])  # type: ignore[return-value]
+
+    # --- file edge --------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        fh, fw = self.full_shape
+        return {
+            "height": self.height,
+            "width": self.width,
+            "top_margin": self.top_margin,
+            "left_margin": self.left_margin,
+            "full_height": fh,
+            "full_width": fw,
+            "cfa": self.cfa_string,
+            "cfa_indices": [list(r) for r in self.cfa],
+            "black": [int(v) for v in self.black_levels()],
+            "white": self.white,
+            "read_noise_e": self.read_noise_e,
+            "adc_noise_dn": self.adc_noise_dn,
+            "full_well_e": self.full_well_e,
+            "channel_qe": list(self.channel_qe),
+            "dark_current_e": self.dark_current_e,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], camera: CameraId | None = None) -> "SensorSpec":
+        black = d.get("black", 512)
+        if isinstance(black, list) and len(set(black)) == 1:
+            black = black[0]
+        kw: dict[str, Any] = {}
+        if camera is not None:
+            kw["camera"] = camera
+        return cls(
+            height=int(d["height"]),
+            width=int(d["width"]),
+            cfa=np.array(d.get("cfa_indices", [[0, 1], [1, 2]])),
+            black=black,
+            white=int(d.get("white", 16383)),
+            read_noise_e=float(d.get("read_noise_e", 3.0)),
+            adc_noise_dn=float(d.get("adc_noise_dn", 1.5)),
+            full_well_e=float(d.get("full_well_e", 30000.0)),
+            channel_qe=tuple(d.get("channel_qe", (0.55, 1.0, 0.75))),
+            dark_current_e=float(d.get("dark_current_e", 0.1)),
+            top_margin=int(d.get("top_margin", 0)),
+            left_margin=int(d.get("left_margin", 0)),
+            **kw,
+        )
+
+
+# ---------------------------------------------------------------------------
+# defects
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlantedDefect:
+    """One defective photosite of the simulated sensor.
+
+    Attributes
+    ----------
+    row, col : int
+        Visible-area coordinates.
+    kind : DefectKind
+        STUCK, DEAD, HOT (hot and warm), COLD, NOISY or COLUMN (segment of a
+        column or a row); cluster members are HOT or DEAD with a ``cluster`` key.
+    params : dict
+        Model parameters, see the module docstring; JSON-serialisable.
+    """
+
+    row: int
+    col: int
+    kind: DefectKind
+    params: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"row": int(self.row), "col": int(self.col), "kind": self.kind.value, "params": dict(self.params)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PlantedDefect":
+        return cls(int(d["row"]), int(d["col"]), DefectKind(d["kind"]), dict(d.get("params", {})))
+
+
+@dataclass(frozen=True)
+class DefectCounts:
+    """How many defects of each kind :func:`plant_defects` plants.
+
+    ``n_clusters``, ``n_columns`` and ``n_rows`` count groups (2-4
+    photosites, 20-200 photosite segments); the others count photosites.
+    """
+
+    n_stuck: int = 2
+    n_dead: int = 2
+    n_hot: int = 6
+    n_warm: int = 6
+    n_cold: int = 2
+    n_noisy: int = 3
+    n_clusters: int = 1
+    n_columns: int = 1
+    n_rows: int = 1
+
+    @classmethod
+    def for_sensor(cls, height: int, width: int) -> "DefectCounts":
+        """Counts for a sensor of this size: the defaults at 0.54 MP (600x900).
+
+        Point defects scale with the area, segments with its square root;
+        every kind keeps at least one.
+        """
+        f = height * width / 540_000.0
+        base = cls()
+
+        def lin(n: int) -> int:
+            return max(1, int(round(n * f)))
+
+        def sq(n: int) -> int:
+            return max(1, int(round(n * math.sqrt(f))))
+
+        return cls(
+            n_stuck=lin(base.n_stuck),
+            n_dead=lin(base.n_dead),
+            n_hot=lin(base.n_hot),
+            n_warm=lin(base.n_warm),
+            n_cold=lin(base.n_cold),
+            n_noisy=lin(base.n_noisy),
+            n_clusters=lin(base.n_clusters),
+            n_columns=sq(base.n_columns),
+            n_rows=sq(base.n_rows),
+        )
+
+    def as_kwargs(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def _hot_rate(rng: np.random.Generator) -> float:
+    """Dark signal of a hot photosite, DN/s at ISO 100: log-uniform 50..3000.
+
+    At 1/1000 s and ISO 100 that is at most 3 DN (invisible); at 30 s it
+    saturates most of them.
+    """
+    return float(np.exp(rng.uniform(np.log(50.0), np.log(3000.0))))
+
+
+def _warm_rate(rng: np.random.Generator) -> float:
+    """Dark signal of a warm photosite, DN/s at ISO 100: log-uniform 1.5..40 (long exposures only)."""
+    return float(np.exp(rng.uniform(np.log(1.5), np.log(40.0))))
+
+
+class _Placer:
+    """Places groups of photosites without overlap, with a guard band between groups."""
+
+    def __init__(self, spec: SensorSpec, rng: np.random.Generator, guard: int = 2) -> None:
+        self.h, self.w = spec.height, spec.width
+        self.taken = np.zeros((self.h, self.w), dtype=bool)
+        self.rng = rng
+        self.guard = guard
+
+    def fits(self, cells: np.ndarray) -> bool:
+        r, c = cells[:, 0], cells[:, 1]
+        if r.min() < BORDER or c.min() < BORDER or r.max() > self.h - 1 - BORDER or c.max() > self.w - 1 - BORDER:
+            return False
+        return not self.taken[r, c].any()
+
+    def take(self, cells: np.ndarray) -> None:
+        g = self.guard
+        for r, c in cells:
+            self.taken[max(0, r - g) : r + g + 1, max(0, c - g) : c + g + 1] = True
+
+    def random_cell(self) -> np.ndarray:
+        return np.array(
+            [[self.rng.integers(BORDER, self.h - BORDER), self.rng.integers(BORDER, self.w - BORDER)]]
+        )
+
+    def place(self, make, tries: int = 2000) -> np.ndarray | None:
+        """Call ``make()`` for candidate (N, 2) cells until one fits; ``None`` if none did."""
+        for _ in range(tries):
+            cells = make()
+            if cells is not None and self.fits(cells):
+                self.take(cells)
+                return cells
+        return None
+
+
+def plant_defects(
+    spec: SensorSpec,
+    rng: np.random.Generator,
+    *,
+    n_stuck: int = 2,
+    n_dead: int = 2,
+    n_hot: int = 6,
+    n_warm: int = 6,
+    n_cold: int = 2,
+    n_noisy: int = 3,
+    n_clusters: int = 1,
+    n_columns: int = 1,
+    n_rows: int = 1,
+) -> list[PlantedDefect]:
+    """Draw a random set of defective photosites.
+
+    Groups never overlap and keep a 2-photosite guard band between them;
+    every defect is at least :data:`BORDER` (3) photosites from the edge of
+    the visible area.  Column and row segments are placed first.
+
+    Parameters
+    ----------
+    spec : SensorSpec
+    rng : numpy.random.Generator
+    n_stuck, n_dead, n_hot, n_warm, n_cold, n_noisy : int
+        Number of isolated defective photosites of each kind (warm ones are
+        weak hot ones, kind HOT with ``strength="warm"``).
+    n_clusters : int
+        Clusters of 2-4 adjacent photosites, each hot or dead.
+    n_columns, n_rows : int
+        Segments of 20-200 photosites of one column (row), offset or dead.
+
+    Returns
+    -------
+    list of PlantedDefect
+        One per photosite, sorted by (row, col).
+
+    Raises
+    ------
+    ValueError
+        A negative count, or the sensor is too small to place them all.
+    """
+    counts = dict(n_stuck=n_stuck, n_dead=n_dead, n_hot=n_hot, n_warm=n_warm, n_cold=n_cold,
+                  n_noisy=n_noisy, n_clusters=n_clusters, n_columns=n_columns, n_rows=n_rows)
+    for k, v in counts.items():
+        if int(v) < 0:
+            raise ValueError(f"{k} must be >= 0, got {v}")
+    placer = _Placer(spec, rng)
+    out: list[PlantedDefect] = []
+
+    def need(cells: np.ndarray | None, what: str) -> np.ndarray:
+        if cells is None:
+            raise ValueError(
+                f"could not place {what} on a {spec.height}x{spec.width} sensor: too many defects "
+                "for its size; plant fewer"
+            )
+        return cells
+
+    # --- column and row segments -----------------------------------------
+    segment = 0
+    for axis, n in (("column", n_columns), ("row", n_rows)):
+        along = spec.height if axis == "column" else spec.width
+        across = spec.width if axis == "column" else spec.height
+        max_len = along - 2 * BORDER
+        for _ in range(int(n)):
+            length = int(rng.integers(min(20, max_len), min(200, max_len) + 1))
+
+            def make(length: int = length, along: int = along, across: int = across, axis: str = axis):
+                start = int(rng.integers(BORDER, along - BORDER - length + 1))
+                line = int(rng.integers(BORDER, across - BORDER))
+                idx = np.arange(start, start + length)
+                if axis == "column":
+                    return np.stack([idx, np.full(length, line)], axis=1)
+                return np.stack([np.full(length, line), idx], axis=1)
+
+            cells = need(placer.place(make), f"a {axis} segment")
+            dead = rng.random() < 0.25
+            offset = float(rng.uniform(8, 40) * rng.choice([-1.0, 1.0]))
+            start = int(cells[0, 0] if axis == "column" else cells[0, 1])
+            params = {"segment": segment, "axis": axis, "mode": "dead" if dead else "offset",
+                      "offset_rn": 0.0 if dead else round(offset, 3), "start": start, "length": len(cells)}
+            out += [PlantedDefect(int(r), int(c), DefectKind.COLUMN, dict(params)) for r, c in cells]
+            segment += 1
+
+    # --- clusters --------------------------------------------------------------
+    for cl in range(int(n_clusters)):
+        size = int(rng.integers(2, 5))
+
+        def grow(size: int = size):
+            cells = [tuple(placer.random_cell()[0])]
+            while len(cells) < size:
+                r, c = cells[rng.integers(len(cells))]
+                dr, dc = rng.integers(-1, 2, size=2)
+                nxt = (int(r + dr), int(c + dc))
+                if nxt not in cells:
+                    cells.append(nxt)
+            return np.array(cells)
+
+        cells = need(placer.place(grow), "a cluster")
+        for r, c in cells:
+            if rng.random() < 0.5:
+                out.append(PlantedDefect(int(r), int(c), DefectKind.HOT, {
+                    "cluster": cl, "size": size, "dark_dn_per_s": round(_hot_rate(rng), 4), "strength": "hot"}))
+            else:
+                out.append(PlantedDefect(int(r), int(c), DefectKind.DEAD, {"cluster": cl, "size": size}))
+
+    # --- isolated photosites ---------------------------------------------------
+    def single(kind: DefectKind, n: int, params_fn) -> None:
+        for _ in range(int(n)):
+            (r, c), = need(placer.place(placer.random_cell), f"a {kind.value} photosite")
+            out.append(PlantedDefect(int(r), int(c), kind, params_fn()))
+
+    black_max = float(spec.black_map().max())
+
+    def stuck_params() -> dict:
+        if rng.random() < 0.35:
+            v = spec.white
+        else:
+            v = int(round(black_max + rng.uniform(0.2, 1.0) * (spec.white - black_max)))
+        return {"value": int(min(v, spec.white))}
+
+    single(DefectKind.STUCK, n_stuck, stuck_params)
+    single(DefectKind.DEAD, n_dead, dict)
+    single(DefectKind.HOT, n_hot, lambda: {"dark_dn_per_s": round(_hot_rate(rng), 4), "strength": "hot"})
+    single(DefectKind.HOT, n_warm, lambda: {"dark_dn_per_s": round(_warm_rate(rng), 4), "strength": "warm"})
+    single(DefectKind.COLD, n_cold, lambda: {"gain": round(float(rng.uniform(0.2, 0.8)), 4)})
+    single(DefectKind.NOISY, n_noisy, lambda: {
+        "amplitude_rn": round(float(rng.uniform(8, 40)), 3),
+        "p": round(float(rng.uniform(0.3, 0.5)), 4),
+        "levels": str(rng.choice(["+", "-", "+-"])),
+    })
+    return sorted(out, key=lambda d: (d.row, d.col))
+
+
+# defect model codes used by the vectorised simulation
+_STUCK, _DEAD, _HOT, _COLD, _NOISY, _OFFSET = range(6)
+
+
+@dataclass
+class _Layout:
+    rows: np.ndarray
+    cols: np.ndarray
+    code: np.ndarray
+    value: np.ndarray  # stuck DN
+    dark: np.ndarray  # hot DN/s at ISO 100
+    gain: np.ndarray  # cold factor
+    amp: np.ndarray  # noisy amplitude / column offset, read-noise units (signed for offsets)
+    p: np.ndarray  # noisy on-probability
+    sign: np.ndarray  # noisy: +1, -1, or 0 for random sign per frame
+
+
+def _layout(defects: Sequence[PlantedDefect]) -> _Layout:
+    n = len(defects)
+    lay = _Layout(
+        rows=np.zeros(n, np.int64), cols=np.zeros(n, np.int64), code=np.zeros(n, np.int8),
+        value=np.zeros(n), dark=np.zeros(n), gain=np.ones(n), amp=np.zeros(n), p=np.zeros(n),
+        sign=np.zeros(n),
+    )
+    for i, d in enumerate(defects):
+        lay.rows[i], lay.cols[i] = d.row, d.col
+        k, pr = d.kind, d.params
+        if k is DefectKind.STUCK:
+            lay.code[i], lay.value[i] = _STUCK, float(pr["value"])
+        elif k is DefectKind.DEAD:
+            lay.code[i] = _DEAD
+        elif k is DefectKind.HOT:
+            lay.code[i], lay.dark[i] = _HOT, float(pr["dark_dn_per_s"])
+        elif k is DefectKind.COLD:
+            lay.code[i], lay.gain[i] = _COLD, float(pr["gain"])
+        elif k is DefectKind.NOISY:
+            lay.code[i], lay.amp[i], lay.p[i] = _NOISY, float(pr["amplitude_rn"]), float(pr["p"])
+            lay.sign[i] = {"+": 1.0, "-": -1.0, "+-": 0.0}[pr.get("levels", "+")]
+        elif k is DefectKind.COLUMN:
+            if pr.get("mode") == "dead":
+                lay.code[i] = _DEAD
+            else:
+                lay.code[i], lay.amp[i] = _OFFSET, float(pr["offset_rn"])
+        else:  # pragma: no cover - every DefectKind is handled above
+            raise ValueError(f"unknown defect kind {k!r}")
+    return lay
+
+
+# ---------------------------------------------------------------------------
+# image helpers (float32, pure numpy, row strips to keep temporaries small)
+# ---------------------------------------------------------------------------
+
+#: Rows rendered at a time: keeps every temporary a few MB even at 24 MP.
+_STRIP = 256
+
+
+def _blur_passes(sigma: float) -> tuple[int, float]:
+    """(passes, alpha): repeated [alpha, 1 - 2 alpha, alpha] kernels of total variance sigma**2."""
+    if sigma <= 0:
+        return 0, 0.0
+    n = max(1, int(math.ceil(sigma * sigma / 0.5)))
+    return n, sigma * sigma / (2.0 * n)
+
+
+def _tap3(a: np.ndarray, alpha: float, axis: int) -> np.ndarray:
+    """3-tap smoothing ``[alpha, 1 - 2 alpha, alpha]`` along ``axis``, edges replicated."""
+    al = _F32(alpha)
+    out = a * _F32(1 - 2 * alpha)
+
+    def sl(s: slice) -> tuple:
+        idx = [slice(None)] * a.ndim
+        idx[axis] = s
+        return tuple(idx)
+
+    out[sl(slice(1, None))] += al * a[sl(slice(None, -1))]
+    out[sl(slice(0, 1))] += al * a[sl(slice(0, 1))]
+    out[sl(slice(None, -1))] += al * a[sl(slice(1, None))]
+    out[sl(slice(-1, None))] += al * a[sl(slice(-1, None))]
+    return out
+
+
+def _blur_block(block: np.ndarray, sigma: float, row_axis: int) -> np.ndarray:
+    """Near-Gaussian blur (iterated binomial kernels) over the two last axes."""
+    n, alpha = _blur_passes(sigma)
+    for axis in (row_axis, row_axis + 1):
+        for _ in range(n):
+            block = _tap3(block, alpha, axis)
+    return block
+
+
+class _Grid:
+    """A smooth random field: bilinear interpolation of a coarse N(0, 1) grid.
+
+    Evaluated a few rows at a time (:meth:`rows`); features have the size
+    ``scale`` photosites.
+    """
+
+    def __init__(self, rng: np.random.Generator, h: int, w: int, scale: float) -> None:
+        gh, gw = max(2, int(math.ceil(h / scale)) + 1), max(2, int(math.ceil(w / scale)) + 1)
+        self.g = rng.standard_normal((gh, gw), dtype=_F32)
+        self.y0, self.y1, self.fy = self._axis(gh, h)
+        self.x0, self.x1, self.fx = self._axis(gw, w)
+
+    @staticmethod
+    def _axis(n_in: int, n_out: int):
+        pos = np.linspace(0.0, n_in - 1.0, n_out)
+        i0 = np.floor(pos).astype(np.int64)
+        return i0, np.minimum(i0 + 1, n_in - 1), (pos - i0).astype(_F32)
+
+    def rows(self, a: int, b: int) -> np.ndarray:
+        """(b - a, W) ndarray of float32: rows a..b-1 of the field."""
+        y0, y1, fy = self.y0[a:b], self.y1[a:b], self.fy[a:b, None]
+        r0, r1 = int(y0[0]), int(y1[-1]) + 1
+        sub = self.g[r0:r1]
+        cols = sub[:, self.x0] * (1 - self.fx) + sub[:, self.x1] * self.fx
+        return cols[y0 - r0] * (1 - fy) + cols[y1 - r0] * fy
+
+
+class _Texture:
+    """Multi-scale fine texture (features of 2-32 photosites), about N(0, 1)."""
+
+    def __init__(self, rng: np.random.Generator, h: int, w: int) -> None:
+        self.parts = [(_F32(0.5), _Grid(rng, h, w, 32.0)), (_F32(0.45), _Grid(rng, h, w, 8.0)),
+                      (_F32(0.55), _Grid(rng, h, w, 2.0))]
+
+    def rows(self, a: int, b: int) -> np.ndarray:
+        out = None
+        for k, g in self.parts:
+            r = g.rows(a, b)
+            r *= k
+            out = r if out is None else out + r
+        return out  # type: ignore[return-value]
+
+
+@dataclass
+class _Shape:
+    """A hard-edged shape painted over the scene (absolute photosite coordinates)."""
+
+    kind: str  # "ellipse", "rect" or "line"
+    geom: tuple  # ellipse: cy, cx, ry, rx, angle; rect: y0, y1, x0, x1; line: ya, xa, yb, xb, width
+    colour: np.ndarray  # (3,) float32
+    tex_amp: float = 0.0
+
+    def bbox(self) -> tuple[float, float, float, float]:
+        g = self.geom
+        if self.kind == "ellipse":
+            r = max(g[2], g[3])
+            return g[0] - r - 1, g[0] + r + 2, g[1] - r - 1, g[1] + r + 2
+        if self.kind == "rect":
+            return g
+        return min(g[0], g[2]) - 3, max(g[0], g[2]) + 4, min(g[1], g[3]) - 3, max(g[1], g[3]) + 4
+
+    def paint(self, planes: np.ndarray, a: int, tex: np.ndarray | None) -> None:
+        """Paint into ``planes`` (3, n, W) holding rows a..a+n-1."""
+        n, w = planes.shape[1:]
+        by0, by1, bx0, bx1 = self.bbox()
+        y0, y1 = max(a, int(math.floor(by0))), min(a + n, int(math.ceil(by1)))
+        x0, x1 = max(0, int(math.floor(bx0))), min(w, int(math.ceil(bx1)))
+        if y0 >= y1 or x0 >= x1:
+            return
+        yy = np.arange(y0, y1, dtype=_F32)[:, None]
+        xx = np.arange(x0, x1, dtype=_F32)[None, :]
+        g = self.geom
+        if self.kind == "ellipse":
+            cy, cx, ry, rx, ang = g
+            ca, sa = _F32(math.cos(ang)), _F32(math.sin(ang))
+            dy, dx = yy - _F32(cy), xx - _F32(cx)
+            u, v = (dx * ca + dy * sa) / _F32(rx), (-dx * sa + dy * ca) / _F32(ry)
+            cover = ((u * u + v * v) <= 1).astype(_F32)
+        elif self.kind == "rect":
+            cover = np.ones((y1 - y0, x1 - x0), dtype=_F32)
+        else:
+            ya, xa, yb, xb, width = g
+            ddy, ddx = yb - ya, xb - xa
+            ln = math.hypot(ddy, ddx) or 1.0
+            dist = np.abs((yy - _F32(ya)) * _F32(ddx) - (xx - _F32(xa)) * _F32(ddy)) / _F32(ln)
+            t = ((yy - _F32(ya)) * _F32(ddy) + (xx - _F32(xa)) * _F32(ddx)) / _F32(ln * ln)
+            cover = np.clip(_F32(width / 2 + 0.5) - dist, 0, 1) * ((t >= 0) & (t <= 1))
+        shade = None
+        if tex is not None and self.tex_amp:
+            shade = np.maximum(_F32(0.05), 1 + _F32(self.tex_amp) * tex[y0 - a : y1 - a, x0:x1])
+        for ch in range(3):
+            view = planes[ch, y0 - a : y1 - a, x0:x1]
+            val = self.colour[ch] if shade is None else self.colour[ch] * shade
+            view += cover * (val - view)
+
+
+@dataclass
+class _Points:
+    """Gaussian spots drawn after the optical blur (stars, specular glints)."""
+
+    ys: np.ndarray
+    xs: np.ndarray
+    sigma: np.ndarray
+    peak: np.ndarray  # (N, 3)
+
+    def add_to(self, planes: np.ndarray) -> None:
+        """Add to C-contiguous ``planes`` (3, H, W) in place."""
+        if len(self.ys) == 0:
+            return
+        _, h, w = planes.shape
+        r = int(math.ceil(3.5 * float(self.sigma.max())))
+        off = np.arange(-r, r + 1)
+        ys, xs, s = self.ys[:, None, None], self.xs[:, None, None], self.sigma[:, None, None]
+        cy = np.round(ys).astype(np.int64) + off[None, :, None]
+        cx = np.round(xs).astype(np.int64) + off[None, None, :]
+        g = np.exp(-((cy - ys) ** 2 + (cx - xs) ** 2) / (2 * s * s))
+        cy, cx = np.broadcast_arrays(cy, cx)
+        ok = (cy >= 0) & (cy < h) & (cx >= 0) & (cx < w)
+        flat = (cy * w + cx)[ok]
+        for ch in range(3):
+            np.add.at(planes[ch].reshape(-1), flat, (g * self.peak[:, ch, None, None])[ok].astype(_F32))
+
+
+_PALETTE = np.array([
+    [0.35, 0.50, 0.20],  # foliage
+    [0.20, 0.32, 0.12],  # dark foliage
+    [0.60, 0.45, 0.30],  # earth
+    [0.55, 0.55, 0.52],  # stone
+    [0.85, 0.82, 0.78],  # white wall
+    [0.90, 0.12, 0.06],  # vivid red
+    [0.06, 0.20, 0.95],  # vivid blue
+    [0.95, 0.70, 0.05],  # yellow
+    [0.15, 0.60, 0.55],  # teal
+    [0.08, 0.08, 0.09],  # black
+], dtype=_F32)
+
+
+def _colour(rng: np.random.Generator, lo: float = 0.3, hi: float = 2.5) -> np.ndarray:
+    c = _PALETTE[rng.integers(len(_PALETTE))] * _F32(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    return (c * rng.uniform(0.85, 1.15, 3).astype(_F32)).astype(_F32)
+
+
+def _horizon(rng: np.random.Generator, h: int, w: int, level: float, rough: float) -> np.ndarray:
+    """(W,) float32: row of the horizon in each column."""
+    x = np.linspace(0, 1, w, dtype=_F32)
+    y = level * h + _F32(0.06 * h) * np.sin(_F32(2 * np.pi * rng.uniform(0.3, 1.5)) * x + _F32(rng.uniform(0, 6.3)))
+    y = y + _F32(0.04 * h) * _Grid(rng, 1, w, w / 12).rows(0, 1)[0]
+    y = y + _F32(rough) * _Grid(rng, 1, w, 3.0).rows(0, 1)[0]
+    return y.astype(_F32)
+
+
+# ---------------------------------------------------------------------------
+# scenes
+# ---------------------------------------------------------------------------
+
+
+class _Recipe:
+    """A procedural scene: :meth:`strip` renders rows a..b-1 before the optical blur."""
+
+    sigma: float = 0.0
+    points: _Points | None = None
+
+    def strip(self, a: int, b: int) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class _Flat(_Recipe):
+    def __init__(self, rng: np.random.Generator, h: int, w: int) -> None:
+        self.h, self.w = h, w
+        self.vig = _F32(rng.uniform(0.1, 0.4))
+        self.gy, self.gx = _F32(rng.uniform(-0.1, 0.1)), _F32(rng.uniform(-0.1, 0.1))
+        self.low = _Grid(rng, h, w, max(h, w) / 3)
+        tint = np.array([1.0, 1.0, 1.0], _F32) if rng.random() < 0.5 else np.array([0.85, 1.0, 1.2], _F32)
+        self.tint = tint * _F32(rng.uniform(0.8, 2.0))
+        m = max(h, w)
+        self.xx = (np.linspace(-1, 1, w, dtype=_F32) * _F32(w / m))[None, :]
+
+    def strip(self, a: int, b: int) -> np.ndarray:
+        yy = (np.linspace(-1, 1, self.h, dtype=_F32)[a:b] * _F32(self.h / max(self.h, self.w)))[:, None]
+        f = (1 - self.vig * (yy * yy + self.xx * self.xx) / 2) * (1 + self.gy * yy + self.gx * self.xx)
+        f *= 1 + _F32(0.02) * self.low.rows(a, b)
+        return f[None, :, :] * self.tint[:, None, None]
+
+
+class _Landscape(_Recipe):
+    def __init__(self, rng: np.random.Generator, h: int, w: int, sigma: float, *, indoor: bool = False) -> None:
+        self.h, self.w, self.sigma, self.indoor = h, w, sigma, indoor
+        self.tex = _Texture(rng, h, w)
+        self.low = _Grid(rng, h, w, max(h, w) / 4)
+        self.shapes: list[_Shape] = []
+        if indoor:
+            self.wall = _colour(rng, 0.5, 1.5)
+            fy = float(h * rng.uniform(0.6, 0.8))
+            self.shapes.append(_Shape("rect", (fy, float(h), 0.0, float(w)), _colour(rng, 0.3, 1.0), 0.3))
+            for _ in range(int(rng.integers(5, 12))):
+                rh, rw = rng.uniform(0.05, 0.4) * h, rng.uniform(0.05, 0.4) * w
+                y0, x0 = float(rng.uniform(0, h)), float(rng.uniform(0, w))
+                self.shapes.append(_Shape("rect", (y0, y0 + rh, x0, x0 + rw), _colour(rng, 0.2, 2.0), 0.2))
+            r = 0.03 * h + 2
+            self.shapes.append(_Shape("ellipse", (rng.uniform(0.1, 0.4) * h, rng.uniform(0.1, 0.9) * w, r, r, 0.0),
+                                      np.full(3, rng.uniform(20, 60), _F32)))  # a lamp: clipped
+            self.tint = np.array([1.5, 1.0, 0.6], _F32)
+        else:
+            self.hy = _horizon(rng, h, w, rng.uniform(0.3, 0.6), 1.5)
+            self.sky = np.array([0.55, 0.75, 1.0], _F32) * _F32(rng.uniform(1.5, 4.0))
+            self.ground = _colour(rng, 0.4, 1.2)
+            for _ in range(int(rng.integers(6, 16))):
+                cy, cx = rng.uniform(0.2, 1.0) * h, rng.uniform(0, 1) * w
+                r = rng.uniform(0.02, 0.2) * min(h, w)
+                if rng.random() < 0.6:
+                    self.shapes.append(_Shape("ellipse", (cy, cx, r * rng.uniform(0.5, 1.5), r, rng.uniform(0, np.pi)),
+                                              _colour(rng), 0.35))
+                else:  # buildings: hard vertical and horizontal edges
+                    self.shapes.append(_Shape("rect", (cy - r, cy + r * rng.uniform(0.5, 2), cx - r / 2, cx + r / 2),
+                                              _colour(rng, 0.5, 3.0), 0.1))
+            for _ in range(int(rng.integers(1, 5))):  # wires and branches
+                self.shapes.append(_Shape("line", (rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0, h),
+                                                   rng.uniform(0, w), rng.uniform(0.6, 2.0)), _colour(rng, 0.05, 3.0)))
+
+    def strip(self, a: int, b: int) -> np.ndarray:
+        w = self.w
+        tex = self.tex.rows(a, b)
+        low = self.low.rows(a, b)
+        yy = np.arange(a, b, dtype=_F32)[:, None]
+        planes = np.empty((3, b - a, w), dtype=_F32)
+        if self.indoor:
+            f = (1 + _F32(0.25) * low) * (1 - _F32(0.3) * yy / _F32(self.h))
+            for ch in range(3):
+                np.multiply(f, self.wall[ch], out=planes[ch])
+        else:
+            below = yy >= self.hy[None, :]
+            sky_grad = (_F32(0.55) + _F32(0.45) * np.clip(yy / np.maximum(self.hy[None, :], 1), 0, 1)) * (1 + _F32(0.08) * low)
+            shade = (1 + _F32(0.35) * low) * np.maximum(_F32(0.1), 1 + _F32(0.3) * tex)
+            for ch in range(3):
+                np.copyto(planes[ch], np.where(below, self.ground[ch] * shade, self.sky[ch] * sky_grad))
+        for s in self.shapes:
+            s.paint(planes, a, tex)
+        if self.indoor:
+            planes *= self.tint[:, None, None]
+        return planes
+
+
+class _Glints(_Landscape):
+    def __init__(self, rng: np.random.Generator, h: int, w: int, sigma: float) -> None:
+        super().__init__(rng, h, w, sigma)
+        for _ in range(int(rng.integers(1, 4))):  # clipped highlight patches
+            r = rng.uniform(0.01, 0.05) * min(h, w) + 1
+            self.shapes.append(_Shape("ellipse", (rng.uniform(0, h), rng.uniform(0, w), r, r * rng.uniform(0.5, 2),
+                                                  rng.uniform(0, 3)), np.full(3, rng.uniform(15, 40), _F32)))
+        n = int(rng.integers(6, 16) * max(1.0, h * w / 540_000.0))
+        peak = rng.uniform(20, 400, n)
+        self.points = _Points(rng.uniform(BORDER, h - BORDER, n), rng.uniform(BORDER, w - BORDER, n),
+                              rng.uniform(0.5, 0.8, n), peak[:, None] * rng.uniform(0.8, 1.0, (n, 3)))
+
+
+class _Night(_Recipe):
+    def __init__(self, rng: np.random.Generator, h: int, w: int, sigma: float) -> None:
+        self.h, self.w, self.sigma = h, w, sigma
+        self.hy = _horizon(rng, h, w, rng.uniform(0.65, 0.85), 3.0)
+        self.glow_amp = _F32(rng.uniform(0.5, 2.5))
+        self.sky_col = np.array([0.8, 0.9, 1.1], _F32) if rng.random() < 0.5 else np.array([1.2, 1.0, 0.7], _F32)
+        self.low = _Grid(rng, h, w, max(h, w) / 3)
+        self.fg = _colour(rng, 0.05, 0.3)
+        self.tex = _Texture(rng, h, w)
+        n = int(h * w / rng.uniform(300, 1200))
+        ys, xs = rng.uniform(0, h - 1, n), rng.uniform(0, w - 1, n)
+        seeing = rng.uniform(0.6, 1.3)
+        sig = np.clip(seeing * rng.uniform(0.9, 1.1, n), 0.6, 1.3)
+        peak = np.exp(rng.uniform(0, 1, n) ** 2 * np.log(500.0)) * rng.uniform(0.3, 1.0, n)
+        t = rng.uniform(-1, 1, n)
+        tint = np.stack([1 + 0.3 * t, np.ones(n), 1 - 0.3 * t], axis=1)
+        keep = ys < self.hy[np.clip(np.round(xs).astype(int), 0, w - 1)] - 2  # stars only in the sky
+        self.points = _Points(ys[keep], xs[keep], sig[keep], peak[keep, None] * tint[keep])
+
+    def strip(self, a: int, b: int) -> np.ndarray:
+        yy = np.arange(a, b, dtype=_F32)[:, None]
+        dist = np.maximum(self.hy[None, :] - yy, 0)
+        sky = (1 + self.glow_amp * np.exp(-dist / _F32(0.2 * self.h))) * (1 + _F32(0.05) * self.low.rows(a, b))
+        fg = np.maximum(_F32(0.1), 1 + _F32(0.3) * self.tex.rows(a, b))
+        below = yy >= self.hy[None, :]
+        planes = np.empty((3, b - a, self.w), dtype=_F32)
+        for ch in range(3):
+            np.copyto(planes[ch], np.where(below, self.fg[ch] * fg, self.sky_col[ch] * sky))
+        return planes
+
+
+def _rasterise(recipe: _Recipe, h: int, w: int) -> np.ndarray:
+    """(3, H, W) float32: the recipe rendered strip by strip, blurred, points added."""
+    out = np.empty((3, h, w), dtype=_F32)
+    halo = _blur_passes(recipe.sigma)[0]
+    for a in range(0, h, _STRIP):
+        b = min(h, a + _STRIP)
+        ra, rb = max(0, a - halo), min(h, b + halo)
+        block = recipe.strip(ra, rb)
+        if recipe.sigma > 0:
+            block = _blur_block(block, recipe.sigma, 1)
+        out[:, a:b] = block[:, a - ra : a - ra + (b - a)]
+    if recipe.points is not None:
+        recipe.points.add_to(out)
+    return out
+
+
+def render_scene(
+    spec: SensorSpec,
+    rng: np.random.Generator,
+    kind: str,
+    *,
+    rate: float = 1.0,
+    blur: float | None = None,
+) -> np.ndarray:
+    """Render a synthetic scene at the photosite grid.
+
+    Parameters
+    ----------
+    spec : SensorSpec
+        Gives the (height, width) of the visible area.
+    rng : numpy.random.Generator
+    kind : {"landscape", "flat", "night", "glints", "indoor"}
+        * ``landscape``: sky gradient over a textured ground, a rough
+          horizon, objects with hard edges (ellipses, buildings, some vivid),
+          thin wires, fine multi-scale texture; sky about 1.5-4x mid grey,
+          some objects brighter (they clip when over-exposed).
+        * ``flat``: a grey card / overcast sky, vignetting, faint gradients.
+        * ``night``: dark sky (= ``rate``) with a glow above a dim foreground
+          silhouette, and stars: Gaussian PSF sigma 0.6-1.3 px, peaks up to
+          ~500x the sky, random positions (another pointing at each call).
+        * ``glints``: a landscape plus tiny specular points (sigma 0.5-0.8 px,
+          20-400x mid grey: clipped) and clipped highlight patches.
+        * ``indoor``: walls, furniture, a lamp (clipped), tungsten tint.
+    rate : float, optional
+        Irradiance of a mid grey (18 %) surface in the green channel, in
+        photo-electrons per second at QE 1 (for "night": of the sky).
+    blur : float, optional
+        Optical blur sigma in photosites applied before sampling (a
+        near-Gaussian iterated binomial kernel); random in 0.5-1.0 when
+        omitted.  Stars and glints are drawn after it with their own PSF.
+
+    Returns
+    -------
+    (H, W, 3) ndarray of float32
+        Linear R, G, B irradiance in electrons per second at QE 1; each
+        photosite samples its own channel (:func:`simulate`).  A view of
+        three contiguous channel planes (``np.moveaxis`` of (3, H, W)).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = render_scene(SensorSpec(40, 60), np.random.default_rng(0), "flat", rate=500.0)
+    >>> s.shape, s.dtype
+    ((40, 60, 3), dtype('float32'))
+    """
+    if kind not in SCENE_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(SCENE_KINDS)}; got {kind!r}")
+    if not rate > 0:
+        raise ValueError(f"rate must be > 0 electrons per second, got {rate!r}")
+    if blur is not None and blur < 0:
+        raise ValueError(f"blur must be >= 0 photosites, got {blur!r}")
+    h, w = spec.height, spec.width
+    sigma = float(rng.uniform(0.5, 1.0)) if blur is None else float(blur)
+    recipe: _Recipe
+    if kind == "flat":
+        recipe = _Flat(rng, h, w)
+    elif kind == "night":
+        recipe = _Night(rng, h, w, sigma)
+    elif kind == "glints":
+        recipe = _Glints(rng, h, w, sigma)
+    else:
+        recipe = _Landscape(rng, h, w, sigma, indoor=(kind == "indoor"))
+    planes = _rasterise(recipe, h, w)
+    planes *= _F32(rate)
+    return np.moveaxis(planes, 0, -1)
+
+
+def _shift(scene: np.ndarray, dy: float, dx: float) -> np.ndarray:
+    """Sub-pixel translation of an (H, W, 3) scene by (dy, dx), bilinear, edges replicated."""
+    planes = np.moveaxis(scene, -1, 0)
+    out = np.empty(planes.shape, dtype=_F32)
+    h, w = planes.shape[1:]
+    iy, ix = int(math.floor(dy)), int(math.floor(dx))
+    fy, fx = _F32(dy - iy), _F32(dx - ix)
+    rows0 = np.clip(np.arange(h) - iy, 0, h - 1)
+    rows1 = np.clip(rows0 - 1, 0, h - 1)
+    cols0 = np.clip(np.arange(w) - ix, 0, w - 1)
+    cols1 = np.clip(cols0 - 1, 0, w - 1)
+    for a in range(0, h, _STRIP):
+        b = min(h, a + _STRIP)
+        for ch in range(3):
+            p = planes[ch]
+            r = p[rows0[a:b]] * (1 - fy) + p[rows1[a:b]] * fy
+            out[ch, a:b] = r[:, cols0] * (1 - fx) + r[:, cols1] * fx
+    return np.moveaxis(out, 0, -1)
+
+
+# ---------------------------------------------------------------------------
+# one exposure
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class SimulatedFrame:
+    """One simulated exposure.
+
+    Attributes
+    ----------
+    mosaic : (H, W) ndarray of uint16
+        Visible area with the defects.
+    clean : (H, W) ndarray of uint16
+        The same exposure and noise realisation without any defect.
+    deviation : (N,) ndarray of float64
+        Per defect (order of the ``defects`` given): expected defective value
+        minus expected healthy value, DN, both clipped to [0, white].
+    sigma : (N,) ndarray of float64
+        Noise sigma of a healthy photosite at each defect, DN.
+    visible : (N,) ndarray of bool
+        ``abs(deviation) > VISIBILITY_SIGMA * sigma``.
+    """
+
+    mosaic: np.ndarray
+    clean: np.ndarray
+    deviation: np.ndarray
+    sigma: np.ndarray
+    visible: np.ndarray
+
+
+def _tile2(v2: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(2, 2) -> (H, W) float32 periodic map."""
+    return np.tile(np.asarray(v2, dtype=_F32), ((h + 1) // 2, (w + 1) // 2))[:h, :w]
+
+
+def simulate(
+    spec: SensorSpec,
+    defects: Sequence[PlantedDefect],
+    scene: np.ndarray,
+    exposure: float,
+    iso: float,
+    rng: np.random.Generator,
+) -> SimulatedFrame:
+    """Expose the sensor to ``scene``: noise, quantisation and defects.
+
+    Parameters
+    ----------
+    spec : SensorSpec
+    defects : sequence of PlantedDefect
+    scene : (H, W, 3) ndarray of float32
+        Irradiance in electrons per second at QE 1 (:func:`render_scene`).
+    exposure : float
+        Exposure time, seconds (> 0).
+    iso : float
+        ISO speed (> 0).
+    rng : numpy.random.Generator
+        Draws the shot and read noise, then the RTS states.
+
+    Returns
+    -------
+    SimulatedFrame
+    """
+    h, w = spec.height, spec.width
+    scene = np.asarray(scene)
+    if scene.shape != (h, w, 3):
+        raise ValueError(f"scene must be (H, W, 3) = ({h}, {w}, 3) for this sensor, got {scene.shape}")
+    if not exposure > 0 or not iso > 0:
+        raise ValueError(f"exposure and iso must be > 0, got exposure={exposure!r}, iso={iso!r}")
+    g = spec.gain(iso)
+    rn = spec.read_noise_dn(iso)
+    fw = _F32(spec.full_well_e)
+    t = _F32(exposure)
+    qe = np.asarray(spec.channel_qe, dtype=_F32)
+    plane = spec.colour_plane()
+
+    # expected electrons of healthy photosites
+    e = np.empty((h, w), dtype=_F32)
+    for dy in range(2):
+        for dx in range(2):
+            c = int(plane[dy, dx])
+            np.multiply(scene[dy::2, dx::2, c], qe[c] * t, out=e[dy::2, dx::2])
+    e += _F32(spec.dark_current_e * exposure)
+    np.maximum(e, 0, out=e)
+    z1 = rng.standard_normal((h, w), dtype=_F32)
+    z2 = rng.standard_normal((h, w), dtype=_F32)
+    black = _tile2(spec.black_map(), h, w)
+
+    def to_dn(e_mean: np.ndarray, za: np.ndarray, zb: np.ndarray, blk: np.ndarray) -> np.ndarray:
+        en = e_mean + np.sqrt(e_mean) * za
+        np.clip(en, 0, fw, out=en)
+        dn = en * _F32(g)
+        dn += _F32(rn) * zb
+        dn += blk
+        np.rint(dn, out=dn)
+        np.clip(dn, 0, spec.white, out=dn)
+        return dn.astype(np.uint16)
+
+    clean = to_dn(e, z1, z2, black)
+
+    lay = _layout(defects)
+    n = len(lay.rows)
+    mosaic = clean.copy()
+    if n == 0:
+        empty = np.zeros(0)
+        return SimulatedFrame(mosaic, clean, empty, empty, np.zeros(0, bool))
+    r, c = lay.rows, lay.cols
+    e_h = e[r, c].astype(np.float64)
+    za, zb, blk = z1[r, c].astype(np.float64), z2[r, c].astype(np.float64), black[r, c].astype(np.float64)
+
+    # RTS states, drawn after the frame noise
+    on = rng.random(n) < lay.p
+    sgn = np.where(lay.sign == 0, np.where(rng.random(n) < 0.5, -1.0, 1.0), lay.sign)
+    state = np.where((lay.code == _NOISY) & on, sgn, 0.0)
+
+    e_d = e_h.copy()
+    e_d = np.where(lay.code == _HOT, e_h + lay.dark * exposure / spec.gain(100), e_d)
+    e_d = np.where(lay.code == _COLD, e_h * lay.gain, e_d)
+    e_d = np.where(lay.code == _DEAD, 0.0, e_d)
+    offset = np.where(lay.code == _NOISY, state * lay.amp * rn, 0.0)
+    offset = np.where(lay.code == _OFFSET, lay.amp * rn, offset)
+
+    en = np.clip(e_d + np.sqrt(e_d) * za, 0, spec.full_well_e)
+    dn = np.clip(np.rint(blk + en * g + rn * zb + offset), 0, spec.white)
+    dn = np.where(lay.code == _STUCK, lay.value, dn)
+    mosaic[r, c] = dn.astype(np.uint16)
+
+    mean_h = np.clip(blk + np.minimum(e_h, spec.full_well_e) * g, 0, spec.white)
+    mean_d = np.clip(blk + np.minimum(e_d, spec.full_well_e) * g + offset, 0, spec.white)
+    mean_d = np.where(lay.code == _STUCK, lay.value, mean_d)
+    deviation = mean_d - mean_h
+    sigma = np.sqrt(g * g * e_h + rn * rn + 1.0 / 12.0)
+    return SimulatedFrame(mosaic, clean, deviation, sigma, np.abs(deviation) > VISIBILITY_SIGMA * sigma)
+
+
+def simulate_frame(
+    spec: SensorSpec,
+    defects: Sequence[PlantedDefect],
+    scene: np.ndarray,
+    exposure: float,
+    iso: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mosaic, clean): :func:`simulate` without the per-defect visibility.
+
+    Returns
+    -------
+    mosaic : (H, W) ndarray of uint16
+        The frame with defects.
+    clean : (H, W) ndarray of uint16
+        The same frame (same noise) without defects.
+    """
+    s = simulate(spec, defects, scene, exposure, iso, rng)
+    return s.mosaic, s.clean
+
+
+def _border_frame(spec: SensorSpec, mosaic: np.ndarray, iso: float, rng: np.random.Generator) -> np.ndarray:
+    """Full sensor frame: optical-black border (black + read noise) around ``mosaic``."""
+    fh, fw = spec.full_shape
+    t, l = spec.top_margin, spec.left_margin
+    black = np.tile(spec.black_map(), ((fh + 1) // 2 + 1, (fw + 1) // 2 + 1))
+    # the pattern phase is that of the visible area's origin (margins are even)
+    black = black[:fh, :fw].astype(_F32)
+    full = black + _F32(spec.read_noise_dn(iso)) * rng.standard_normal((fh, fw), dtype=_F32)
+    full = np.clip(np.rint(full), 0, spec.white).astype(np.uint16)
+    full[t : t + spec.height, l : l + spec.width] = mosaic
+    return full
+
+
+# ---------------------------------------------------------------------------
+# developing (for JPEG output)
+# ---------------------------------------------------------------------------
+
+
+def develop(mosaic: np.ndarray, spec: SensorSpec, *, brightness: float = 1.5) -> np.ndarray:
+    """A simple rendering of a simulated mosaic: what a camera JPEG would show.
+
+    Bilinear demosaic (normalised [1 2 1] x [1 2 1] convolution of each
+    colour's photosites), white balance (``1 / channel_qe``), a linear
+    brightness gain, the sRGB tone curve, 8 bits.
+
+    Parameters
+    ----------
+    mosaic : (H, W) ndarray of uint16
+        Visible area.
+    spec : SensorSpec
+    brightness : float, optional
+        Linear gain applied after white balance (before clipping).
+
+    Returns
+    -------
+    (H, W, 3) ndarray of uint8
+    """
+    h, w = mosaic.shape
+    if (h, w) != (spec.height, spec.width):
+        raise ValueError(f"mosaic is {h}x{w}, the sensor {spec.height}x{spec.width}")
+    qe = np.asarray(spec.channel_qe, dtype=_F32)
+    scale = _F32(brightness) * qe[1] / qe / _F32(spec.white - spec.black_map().mean())
+    out = np.empty((h, w, 3), dtype=np.uint8)
+    for a in range(0, h, _STRIP):
+        b = min(h, a + _STRIP)
+        ra, rb = max(0, a - 1), min(h, b + 1)
+        blk = mosaic[ra:rb].astype(_F32)
+        blk -= _tile2(spec.black_map(), rb - ra + 1, w)[ra % 2 : ra % 2 + rb - ra]
+        np.maximum(blk, 0, out=blk)
+        plane = _tile2(spec.colour_plane(), rb - ra + 1, w)[ra % 2 : ra % 2 + rb - ra]
+        rgb = np.empty((b - a, w, 3), dtype=_F32)
+        for ch in range(3):
+            site = plane == ch
+            num = _tap3(_tap3(np.where(site, blk, _F32(0)), 0.25, 0), 0.25, 1)
+            den = _tap3(_tap3(site.astype(_F32), 0.25, 0), 0.25, 1)
+            v = np.where(site, blk, num / den)[a - ra : a - ra + b - a]
+            rgb[..., ch] = v * scale[ch]
+        np.clip(rgb, 0, 1, out=rgb)
+        srgb = np.where(rgb <= 0.0031308, rgb * _F32(12.92), _F32(1.055) * np.power(rgb, _F32(1 / 2.4)) - _F32(0.055))
+        out[a:b] = np.clip(np.rint(srgb * 255), 0, 255).astype(np.uint8)
+    return out
+
+
+def _jpeg_bytes(rgb: np.ndarray, camera: CameraId, exposure: float, iso: float, time: _dt.datetime | None) -> bytes:
+    from fractions import Fraction
+
+    from PIL import Image, TiffImagePlugin
+
+    img = Image.fromarray(rgb, "RGB")
+    exif = Image.Exif()
+    exif[0x010F] = camera.make
+    exif[0x0110] = camera.model
+    sub = exif.get_ifd(0x8769)
+    if time is not None:
+        stamp = time.strftime("%Y:%m:%d %H:%M:%S")
+        exif[0x0132] = stamp
+        sub[0x9003] = stamp
+    f = Fraction(exposure).limit_denominator(1_000_000)
+    sub[0x829A] = TiffImagePlugin.IFDRational(f.numerator, f.denominator)
+    sub[0x8827] = int(round(iso))
+    if camera.serial:
+        sub[0xA431] = camera.serial
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90, exif=exif)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------
+# series
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """How one frame of a series is taken.
+
+    Attributes
+    ----------
+    scene : str
+        One of :data:`SCENE_KINDS`.
+    exposure : float
+        Seconds.
+    iso : float
+    time : datetime
+        Capture time (camera clock, naive).
+    level : float
+        Target expected level of a mid-grey (or, for night, of the sky) as a
+        fraction of the raw range.
+    burst : int or None
+        Burst id: frames with the same id show the same scene.
+    jitter : (float, float)
+        Sub-pixel shift of the scene (burst frames), photosites.
+    """
+
+    scene: str
+    exposure: float
+    iso: float
+    time: _dt.datetime
+    level: float
+    burst: int | None = None
+    jitter: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class SeriesPlan:
+    """The frames of a series, in capture order."""
+
+    frames: tuple[FramePlan, ...]
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+_ISO_STOPS = np.array([100, 125, 160, 200, 250, 320, 400, 500, 640, 800, 1000, 1250, 1600,
+                       2000, 2500, 3200, 4000, 5000, 6400])
+
+
+def _iso(rng: np.random.Generator, lo: float, hi: float) -> float:
+    stops = _ISO_STOPS[(_ISO_STOPS >= lo) & (_ISO_STOPS <= hi)]
+    return float(rng.choice(stops))
+
+
+#: Camera shutter speeds in 1/3-stop steps, seconds.
+_SHUTTERS = np.array(
+    [1 / d for d in (8000, 6400, 5000, 4000, 3200, 2500, 2000, 1600, 1250, 1000, 800, 640, 500, 400, 320, 250,
+                     200, 160, 125, 100, 80, 60, 50, 40, 30, 25, 20, 15, 13, 10, 8, 6, 5, 4)]
+    + [0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.3, 1.6, 2.0, 2.5, 3.2, 4.0, 5.0, 6.0, 8.0, 10.0, 13.0, 15.0, 20.0, 25.0, 30.0]
+)
+
+
+def _shutter(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """A camera shutter speed, log-uniform between lo and hi seconds."""
+    t = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+    ok = _SHUTTERS[(_SHUTTERS >= lo * 0.99) & (_SHUTTERS <= hi * 1.01)]
+    return float(ok[np.argmin(np.abs(np.log(ok / t)))])
+
+
+def plan_series(
+    n_frames: int,
+    rng: np.random.Generator,
+    *,
+    start: _dt.datetime = _dt.datetime(2024, 6, 1, 8, 0, 0),
+    long_fraction: float | None = None,
+    burst_length: int | None = None,
+) -> SeriesPlan:
+    """A realistic mix of frames.
+
+    About 20-30 % long exposures (1-30 s, ISO 400-3200, mostly star fields,
+    some dusk landscapes at ISO 100-200), about 12 % indoor frames (ISO
+    1600-6400, 1/250-1/30 s), one burst of 6-10 frames (fewer in very short
+    series) of a glints scene (fine static bright detail) at the same
+    exposure, 1 s apart, and daylight frames (landscape, glints, flat; ISO
+    100-800, 1/4000-1/30 s).  Capture times increase over several days.
+
+    Parameters
+    ----------
+    n_frames : int
+        At least 1.
+    rng : numpy.random.Generator
+    start : datetime, optional
+        Morning of the first day.
+    long_fraction : float, optional
+        Fraction of long exposures; random in 0.2-0.3 when omitted.
+    burst_length : int, optional
+        Frames in the burst (0 for none); 6-10 (at most half the series)
+        when omitted.
+
+    Returns
+    -------
+    SeriesPlan
+    """
+    if n_frames < 1:
+        raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+    if burst_length is None:
+        burst_length = min(int(rng.integers(6, 11)), n_frames // 2)
+        if burst_length < 2:
+            burst_length = 0
+    if burst_length < 0 or burst_length > n_frames:
+        raise ValueError(f"burst_length must lie in [0, n_frames], got {burst_length}")
+    rest = n_frames - burst_length
+    lf = float(rng.uniform(0.2, 0.3)) if long_fraction is None else float(long_fraction)
+    n_long = min(rest, int(round(lf * n_frames)))
+    if n_frames >= 4 and rest > 0:
+        n_long = max(1, n_long)
+    n_indoor = min(rest - n_long, int(round(0.12 * n_frames)))
+    n_day = rest - n_long - n_indoor
+    days = max(2, n_frames // 6)
+
+    def at(day: int, hour_lo: float, hour_hi: float) -> _dt.datetime:
+        minutes = int(rng.uniform(hour_lo, hour_hi) * 60)
+        return start.replace(hour=0, minute=0, second=0) + _dt.timedelta(days=day, minutes=minutes)
+
+    items: list[FramePlan] = []
+    for _ in range(n_long):
+        day = int(rng.integers(0, days))
+        if rng.random() < 0.8:
+            items.append(FramePlan("night", _shutter(rng, 1, 30), _iso(rng, 400, 3200),
+                                   at(day, 21.5, 27.5), float(rng.uniform(0.01, 0.05))))
+        else:
+            items.append(FramePlan("landscape", _shutter(rng, 1, 30), _iso(rng, 100, 200),
+                                   at(day, 19.5, 21.0), float(rng.uniform(0.15, 0.35))))
+    for _ in range(n_indoor):
+        items.append(FramePlan("indoor", _shutter(rng, 1 / 250, 1 / 30), _iso(rng, 1600, 6400),
+                               at(int(rng.integers(0, days)), 18.0, 21.0), float(rng.uniform(0.08, 0.2))))
+    for _ in range(n_day):
+        kind = str(rng.choice(["landscape", "landscape", "landscape", "glints", "glints", "flat"]))
+        items.append(FramePlan(kind, _shutter(rng, 1 / 4000, 1 / 30), _iso(rng, 100, 800),
+                               at(int(rng.integers(0, days)), 8.0, 18.0), float(rng.uniform(0.1, 0.25))))
+    if burst_length:
+        t0 = at(int(rng.integers(0, days)), 9.0, 17.0).replace(second=10)
+        exp, iso, lvl = _shutter(rng, 1 / 2000, 1 / 250), _iso(rng, 100, 400), float(rng.uniform(0.12, 0.2))
+        for i in range(burst_length):
+            jit = (0.0, 0.0) if i == 0 else tuple(float(v) for v in rng.uniform(-0.3, 0.3, 2))
+            items.append(FramePlan("glints", exp, iso, t0 + _dt.timedelta(seconds=i), lvl, 0, jit))  # type: ignore[arg-type]
+    items.sort(key=lambda f: f.time)
+    # strictly increasing times (EXIF has whole seconds)
+    fixed: list[FramePlan] = []
+    for f in items:
+        if fixed and f.time <= fixed[-1].time:
+            f = FramePlan(f.scene, f.exposure, f.iso, fixed[-1].time + _dt.timedelta(seconds=1), f.level, f.burst, f.jitter)
+        fixed.append(f)
+    return SeriesPlan(tuple(fixed))
+
+
+@dataclass(frozen=True)
+class FrameTruth:
+    """What was written for one frame of a series."""
+
+    file: str
+    exposure: float
+    iso: float
+    scene: str
+    time: _dt.datetime
+    burst: int | None = None
+    jpeg: str | None = None
+    clean: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "exposure": self.exposure, "iso": self.iso, "scene": self.scene,
+                "time": self.time.isoformat(), "burst": self.burst, "jpeg": self.jpeg, "clean": self.clean}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "FrameTruth":
+        return cls(str(d["file"]), float(d["exposure"]), float(d["iso"]), str(d.get("scene", "")),
+                   _dt.datetime.fromisoformat(d["time"]), d.get("burst"), d.get("jpeg"), d.get("clean"))
+
+
+@dataclass
+class SeriesTruth:
+    """The ground truth of a generated series.
+
+    Attributes
+    ----------
+    camera : CameraId
+    spec : SensorSpec
+    frames : list of FrameTruth
+        In capture order.
+    defects : list of PlantedDefect
+        One per photosite, sorted by (row, col).
+    visible_fraction : (N,) ndarray of float64
+        Per defect, the fraction of frames in which it was visible (see the
+        module docstring for the rule).
+    seed : int or None
+        Seed the series was generated from.
+    """
+
+    camera: CameraId
+    spec: SensorSpec
+    frames: list[FrameTruth]
+    defects: list[PlantedDefect]
+    visible_fraction: np.ndarray
+    seed: int | None = None
+
+    def mask(self, *, min_visible: float = 0.0, kinds: Iterable[DefectKind] | None = None) -> np.ndarray:
+        """(H, W) ndarray of bool: defects visible in at least ``min_visible`` of the frames."""
+        m = np.zeros((self.spec.height, self.spec.width), dtype=bool)
+        ks = None if kinds is None else set(kinds)
+        for d, v in zip(self.defects, self.visible_fraction):
+            if v >= min_visible and (ks is None or d.kind in ks):
+                m[d.row, d.col] = True
+        return m
+
+    def coordinates(self) -> np.ndarray:
+        """(N, 2) ndarray of int64: (row, col) of every defect, in ``defects`` order."""
+        return np.array([(d.row, d.col) for d in self.defects], dtype=np.int64).reshape(-1, 2)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": TRUTH_FORMAT,
+            "version": TRUTH_VERSION,
+            "seed": self.seed,
+            "camera": self.camera.to_dict(),
+            "sensor": self.spec.to_dict(),
+            "visibility_sigma": VISIBILITY_SIGMA,
+            "frames": [f.to_dict() for f in self.frames],
+            "defects": [
+                {**d.to_dict(), "visible_fraction": round(float(v), 6)}
+                for d, v in zip(self.defects, self.visible_fraction)
+            ],
+        }
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write ``truth.json`` (atomic, never replacing unless ``overwrite``)."""
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n", overwrite=overwrite)
+
+
+def load_truth(path: str | Path) -> SeriesTruth:
+    """Read a ``truth.json`` written by :func:`generate_series` (or its folder).
+
+    Raises
+    ------
+    rawmap.errors.MapFormatError
+        Missing, not JSON, not a rawmap truth file, or an unknown version.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "truth.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MapFormatError(f"{path}: no such truth file (generate one with fixtures/generate.py)") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise MapFormatError(f"{path}: cannot read truth file ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != TRUTH_FORMAT:
+        raise MapFormatError(f"{path}: not a rawmap truth file")
+    if data.get("version") != TRUTH_VERSION:
+        raise MapFormatError(f"{path}: truth version {data.get('version')!r} is not supported (reads {TRUTH_VERSION})")
+    try:
+        camera = CameraId.from_dict(data["camera"])
+        defects = [PlantedDefect.from_dict(d) for d in data["defects"]]
+        return SeriesTruth(
+            camera=camera,
+            spec=SensorSpec.from_dict(data["sensor"], camera=camera),
+            frames=[FrameTruth.from_dict(f) for f in data["frames"]],
+            defects=defects,
+            visible_fraction=np.array([float(d.get("visible_fraction", 0.0)) for d in data["defects"]]),
+            seed=data.get("seed"),
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise MapFormatError(f"{path}: damaged truth file ({exc})") from None
+
+
+def _scene_rate(spec: SensorSpec, fp: FramePlan) -> float:
+    """Irradiance (e-/s at QE 1) that puts mid grey (or night sky) at ``fp.level`` of the raw range."""
+    range_e = (spec.white - float(spec.black_map().mean())) / spec.gain(fp.iso)
+    return fp.level * range_e / fp.exposure
+
+
+def generate_series(
+    out_dir: str | Path,
+    *,
+    n_frames: int = 40,
+    seed: int = 0,
+    spec: SensorSpec | None = None,
+    counts: DefectCounts | None = None,
+    defects: Sequence[PlantedDefect] | None = None,
+    plan: SeriesPlan | None = None,
+    jpeg: bool = False,
+    clean_dir: str | Path | None = None,
+    overwrite: bool = False,
+) -> SeriesTruth:
+    """Simulate a series of photos from one defective sensor and write it.
+
+    Writes ``frame_000.dng`` ... (uncompressed DNG, with an ActiveArea
+    border when the spec has margins), with ``jpeg`` also ``frame_000.jpg``
+    ... (a simple rendering with EXIF), and last ``truth.json``.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        Created if missing.
+    n_frames : int, optional
+        Ignored when ``plan`` is given.
+    seed : int, optional
+        Everything (defects, plan, scenes, noise) derives from it; the same
+        seed gives byte-identical files.
+    spec : SensorSpec, optional
+        600 x 900 RGGB sensor with no border when omitted.
+    counts : DefectCounts, optional
+        Defects to plant; :meth:`DefectCounts.for_sensor` when omitted.
+    defects : sequence of PlantedDefect, optional
+        Use these instead of planting new ones.
+    plan : SeriesPlan, optional
+        Use this instead of :func:`plan_series`.
+    jpeg : bool, optional
+        Also write JPEG renderings.
+    clean_dir : str or Path, optional
+        Also write each frame's defect-free mosaic as ``frame_000.npy``
+        (uint16, visible area) there.
+    overwrite : bool, optional
+        Replace existing files; otherwise any existing output is refused
+        before anything is written.
+
+    Returns
+    -------
+    SeriesTruth
+
+    Raises
+    ------
+    rawmap.fileio.OutputExistsError
+        Output files exist and ``overwrite`` is false.
+    """
+    from .dng import write_dng
+
+    out_dir = Path(out_dir)
+    spec = spec or SensorSpec(600, 900)
+    ss = np.random.SeedSequence(seed)
+    s_defects, s_plan, s_frames, s_bursts = ss.spawn(4)
+    if defects is None:
+        counts = counts or DefectCounts.for_sensor(spec.height, spec.width)
+        defects = plant_defects(spec, np.random.default_rng(s_defects), **counts.as_kwargs())
+    defects = sorted(defects, key=lambda d: (d.row, d.col))
+    if plan is None:
+        plan = plan_series(n_frames, np.random.default_rng(s_plan))
+    n = len(plan)
+    names = [f"frame_{i:03d}" for i in range(n)]
+    clean_path = None if clean_dir is None else Path(clean_dir)
+    wanted = [out_dir / f"{s}.dng" for s in names] + [out_dir / "truth.json"]
+    if jpeg:
+        wanted += [out_dir / f"{s}.jpg" for s in names]
+    if clean_path is not None:
+        wanted += [clean_path / f"{s}.npy" for s in names]
+    if not overwrite:
+        for p in wanted:
+            if p.exists():
+                raise OutputExistsError(f"{p}: already exists (choose another output folder, or allow overwriting)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    frame_seeds = s_frames.spawn(n)
+    burst_seeds: dict[int, np.random.SeedSequence] = {}
+    burst_scene: dict[int, np.ndarray] = {}
+    visible = np.zeros(len(defects), dtype=np.int64)
+    frames: list[FrameTruth] = []
+    for i, fp in enumerate(plan.frames):
+        rng = np.random.default_rng(frame_seeds[i])
+        rate = _scene_rate(spec, fp)
+        if fp.burst is not None:
+            if fp.burst not in burst_scene:
+                burst_seeds.setdefault(fp.burst, s_bursts.spawn(1)[0])
+                burst_scene[fp.burst] = render_scene(spec, np.random.default_rng(burst_seeds[fp.burst]), fp.scene, rate=rate)
+            scene = _shift(burst_scene[fp.burst], *fp.jitter)
+        else:
+            scene = render_scene(spec, rng, fp.scene, rate=rate)
+        sim = simulate(spec, defects, scene, fp.exposure, fp.iso, rng)
+        del scene
+        visible += sim.visible
+        full = None
+        if spec.top_margin or spec.left_margin:
+            full = _border_frame(spec, sim.mosaic, fp.iso, rng)
+        dng = write_dng(
+            out_dir / f"{names[i]}.dng", sim.mosaic, cfa=spec.cfa_array, black=spec.black_levels(),
+            white=spec.white, camera=spec.camera, exposure=fp.exposure, iso=fp.iso, time=fp.time,
+            full_frame=full, margins=(spec.top_margin, spec.left_margin),
+            as_shot_neutral=spec.wb_neutral(), overwrite=overwrite,
+        )
+        jpg_name = None
+        if jpeg:
+            jpg = atomic_write_bytes(
+                out_dir / f"{names[i]}.jpg",
+                _jpeg_bytes(develop(sim.mosaic, spec), spec.camera, fp.exposure, fp.iso, fp.time),
+                overwrite=overwrite,
+            )
+            jpg_name = jpg.name
+        clean_name = None
+        if clean_path is not None:
+            buf = io.BytesIO()
+            np.save(buf, sim.clean, allow_pickle=False)
+            clean_name = str(atomic_write_bytes(clean_path / f"{names[i]}.npy", buf.getvalue(), overwrite=overwrite))
+        frames.append(FrameTruth(dng.name, fp.exposure, fp.iso, fp.scene, fp.time, fp.burst, jpg_name, clean_name))
+    truth = SeriesTruth(
+        camera=spec.camera, spec=spec, frames=frames, defects=list(defects),
+        visible_fraction=visible / max(1, n), seed=seed,
+    )
+    truth.save(out_dir / "truth.json", overwrite=overwrite)
+    return truth
