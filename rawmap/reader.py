@@ -1,0 +1,743 @@
+"""Read photos into :class:`~rawmap.frame.Frame`: the one module that owns rawpy and Pillow.
+
+* Camera RAW files are decoded by LibRaw (through rawpy) into the visible
+  Bayer mosaic, in sensor orientation, with its CFA pattern and levels.
+  Files without a 2x2 RGB colour mosaic (linear DNG, scanners, stacked
+  colour, X-Trans, monochrome) are refused with :class:`NotBayerError`.
+* JPEG, TIFF and PNG images are read with Pillow (16-bit TIFF with
+  tifffile, which keeps all 16 bits) as ``(H, W, C)`` arrays, turned back to
+  sensor orientation.
+* Camera identity and shot data come from :mod:`rawmap.metadata`, which
+  reads only the file's headers; LibRaw's figures fill what the headers
+  lack.
+
+Everything after this module sees only :class:`~rawmap.frame.Frame` and
+:class:`FileInfo`.  Every failure is an :class:`~rawmap.errors.InputError`
+whose one-line message names the file, what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime as _dt
+import functools
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rawpy
+import tifffile
+from PIL import Image
+
+from .errors import NotBayerError, UnreadableFileError, UnsupportedFileError
+from .frame import CameraId, Frame, SourceKind
+from .metadata import Metadata, read_metadata
+
+__all__ = [
+    "FileInfo",
+    "IMAGE_EXTENSIONS",
+    "RAW_EXTENSIONS",
+    "is_candidate",
+    "read_frame",
+    "read_info",
+]
+
+#: File-name extensions (lower case, no dot) of camera RAW formats LibRaw reads.
+RAW_EXTENSIONS = frozenset(
+    """3fr ari arw bay cap cr2 cr3 crw cs1 dc2 dcr dcs dng drf eip erf fff gpr iiq k25 kc2
+    kdc mdc mef mfw mos mrw nef nrw orf ori pef ptx pxn qtk raf raw rdc rw2 rwl rwz sr2 srf
+    srw sti x3f""".split()
+)
+#: File-name extensions (lower case, no dot) of developed images read with Pillow.
+IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "jpe", "tif", "tiff", "png"})
+
+_FORMATS_HINT = "rawmap reads camera RAW files such as NEF, CR2, CR3, CRW, DNG, ARW, ORF, RW2 or PEF, and JPEG, TIFF or PNG images"
+_RECOPY_HINT = "copy it again from the camera card or a backup"
+_LIBRAW_VERSION = ".".join(str(v) for v in rawpy.libraw_version)
+
+
+@dataclass(frozen=True, eq=False)
+class FileInfo:
+    """What a photo is, without its pixels (what ``rawmap info`` shows).
+
+    Attributes
+    ----------
+    path : Path
+        The file.
+    format : str
+        Short format name: the RAW extension upper-cased (``"NEF"``,
+        ``"CRW"``, ``"DNG"``), or ``"JPEG"``, ``"TIFF"``, ``"PNG"``.
+    source : SourceKind
+        RAW mosaic or developed image.
+    camera : CameraId
+        Make, model and body serial (``""`` where unknown).
+    shape : tuple of int
+        (H, W) of the visible area in sensor orientation, as
+        ``Frame.mosaic.shape[:2]`` will be.
+    channels : int
+        1 for a RAW mosaic or a grayscale image, 3 for RGB.
+    dtype : str
+        ``"uint16"`` or ``"uint8"``.
+    cfa : (2, 2) ndarray of uint8 or None
+        Colour index (0=R, 1=G, 2=B, 3=second G) of each pattern position,
+        relative to the top-left visible photosite; ``None`` for images.
+    black : (4,) ndarray of float64
+        Black level per colour index; zeros for images.
+    white : int
+        Saturation level in DN.
+    exposure : float
+        Exposure time in seconds, 0 when unknown.
+    iso : float
+        ISO speed, 0 when unknown.
+    time : datetime or None
+        Capture time, camera clock (naive).
+    margins : tuple of int
+        (top, left) of the visible area inside the full sensor frame.
+    full_shape : tuple of int
+        (height, width) of the full sensor frame including margins.
+    orientation : int
+        EXIF/TIFF Orientation as stored (1..8), 0 when absent.  Display
+        information only: pixels are always returned in sensor orientation.
+    extra : dict
+        Format-specific details: ``"flip"`` (LibRaw display flip) for RAW,
+        ``"rotation"`` (what was undone to return a rotated image to
+        sensor orientation, ``""`` for nothing) for images.
+    """
+
+    path: Path
+    format: str
+    source: SourceKind
+    camera: CameraId
+    shape: tuple[int, int]
+    channels: int
+    dtype: str
+    cfa: np.ndarray | None
+    black: np.ndarray
+    white: int
+    exposure: float
+    iso: float
+    time: _dt.datetime | None
+    margins: tuple[int, int] = (0, 0)
+    full_shape: tuple[int, int] = (0, 0)
+    orientation: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def cfa_string(self) -> str:
+        """The pattern as letters in reading order, e.g. ``"RGGB"``; ``""`` for images."""
+        if self.cfa is None:
+            return ""
+        return "".join("RGBG"[int(c)] for c in np.asarray(self.cfa).ravel())
+
+    def to_frame(self, mosaic: np.ndarray) -> Frame:
+        """The :class:`Frame` of these facts and ``mosaic``.
+
+        Parameters
+        ----------
+        mosaic : (H, W) or (H, W, C) ndarray
+            Pixels of shape ``shape`` (plus ``channels`` for images).
+        """
+        return Frame(
+            path=self.path,
+            mosaic=mosaic,
+            cfa=None if self.cfa is None else self.cfa.copy(),
+            black=self.black.copy(),
+            white=self.white,
+            exposure=self.exposure,
+            iso=self.iso,
+            time=self.time,
+            camera=self.camera,
+            source=self.source,
+            format=self.format,
+            margins=self.margins,
+            full_shape=self.full_shape,
+            extra=dict(self.extra, orientation=self.orientation),
+        )
+
+
+# --------------------------------------------------------------------------- public API
+
+def is_candidate(path: str | os.PathLike[str]) -> bool:
+    """Whether a folder scan should try this file, judged by its name only.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    bool
+        True for RAW extensions LibRaw reads (:data:`RAW_EXTENSIONS`) and
+        for JPEG/TIFF/PNG (:data:`IMAGE_EXTENSIONS`), any letter case.
+        False for hidden files and macOS ``._`` resource-fork companions,
+        which carry the photo's extension but hold no photo.
+
+    Examples
+    --------
+    >>> is_candidate("DSC_0001.NEF"), is_candidate("IMG_1.jpeg"), is_candidate("._IMG_1.CR2")
+    (True, True, False)
+    >>> is_candidate("notes.txt")
+    False
+    """
+    name = Path(path).name
+    if name.startswith("."):
+        return False
+    ext = name.rpartition(".")[2].lower() if "." in name else ""
+    return ext in RAW_EXTENSIONS or ext in IMAGE_EXTENSIONS
+
+
+def read_frame(path: str | os.PathLike[str]) -> Frame:
+    """Decode a photo's pixels and metadata.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A camera RAW file, or a JPEG, TIFF or PNG image.
+
+    Returns
+    -------
+    Frame
+        For RAW: ``mosaic`` is the visible area, ``(H, W)`` ndarray of
+        uint16 in sensor orientation (a private copy), with ``cfa``,
+        ``black`` and ``white`` from LibRaw.  For images: ``(H, W, C)``
+        ndarray of uint8 or uint16 (C = 1 or 3) in sensor orientation,
+        ``cfa=None``, zero black, ``white`` 255 or 65535.
+
+    Raises
+    ------
+    UnreadableFileError
+        Missing, empty, truncated or corrupt file, a folder, or not a photo.
+    UnsupportedFileError
+        A format or variant that LibRaw / Pillow cannot decode.
+    NotBayerError
+        A RAW file without a 2x2 RGB colour mosaic (linear DNG, scanner or
+        stacked-colour data, X-Trans, monochrome).
+
+    Examples
+    --------
+    >>> frame = read_frame("DSC_0001.NEF")  # doctest: +SKIP
+    >>> frame.mosaic.shape, frame.cfa_string, frame.camera.label  # doctest: +SKIP
+    ((1324, 2012), 'BGGR', 'NIKON CORPORATION NIKON D1')
+    """
+    info, pixels = _read(path, pixels=True)
+    return info.to_frame(pixels)  # type: ignore[arg-type]  # pixels=True always gives an array
+
+
+def read_info(path: str | os.PathLike[str]) -> FileInfo:
+    """Read what a photo is (camera, geometry, CFA, levels, exposure) without keeping its pixels.
+
+    For images only the header is read.  For RAW files LibRaw still has to
+    unpack the data (its pattern, black and white levels are known only
+    then), so this costs about as much as :func:`read_frame` minus the copy
+    of the mosaic; the same files are refused with the same errors.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    FileInfo
+
+    Raises
+    ------
+    UnreadableFileError, UnsupportedFileError, NotBayerError
+        As :func:`read_frame`.  A truncated JPEG/PNG is only noticed by
+        :func:`read_frame`, which decodes it.
+    """
+    info, _ = _read(path, pixels=False)
+    return info
+
+
+# --------------------------------------------------------------------------- dispatch
+
+def _ext(p: Path) -> str:
+    return p.suffix[1:].lower()
+
+
+def _read(path: str | os.PathLike[str], *, pixels: bool) -> tuple[FileInfo, np.ndarray | None]:
+    p = Path(path)
+    meta = _check_file(p)
+    ext = _ext(p)
+    c = meta.container
+    if c in ("jpeg", "png") or (c == "tiff" and ext in ("tif", "tiff") and meta.photometric != 32803):
+        if meta.truncated_at:
+            raise _truncated(p, meta)
+        return _read_image(p, meta, pixels=pixels)
+    if c == "" and ext in IMAGE_EXTENSIONS:
+        raise UnreadableFileError(
+            p, f"is not a JPEG, TIFF or PNG image ({_describe_head(p)})", _FORMATS_HINT
+        )
+    if _clearly_truncated(meta):
+        raise _truncated(p, meta)  # before LibRaw, which would also print to stderr
+    return _read_raw(p, meta, pixels=pixels)
+
+
+def _describe_head(p: Path) -> str:
+    """A few words on what a file's first bytes look like."""
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(64)
+    except OSError:
+        return "its content cannot be read"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not just a character cut at the end of the sample
+            return "its first bytes match no image format"
+        text = head[: exc.start].decode("utf-8")
+    if text and all(ch.isprintable() or ch in "\r\n\t" for ch in text):
+        return "it looks like a text file"
+    return "its first bytes match no image format"
+
+
+def _check_file(p: Path) -> Metadata:
+    """Refuse missing, empty, unreadable and truncated files; return the header metadata."""
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise UnreadableFileError(p, "no such file", "check the path") from None
+    except OSError as exc:
+        raise UnreadableFileError(p, f"cannot be read ({exc.strerror or exc})") from None
+    if p.is_dir():
+        raise UnreadableFileError(p, "is a folder, not a photo", "give a photo file, or scan the folder")
+    if st.st_size == 0:
+        raise UnreadableFileError(p, "is empty (0 bytes)", _RECOPY_HINT)
+    try:
+        meta = read_metadata(p)
+    except OSError as exc:
+        raise UnreadableFileError(p, f"cannot be read ({exc.strerror or exc})") from None
+    if meta.container == "ciff" and meta.damaged:
+        # LibRaw would only say "unsupported": CRW keeps its directory at the very end.
+        raise UnreadableFileError(
+            p, "is truncated or damaged: its CIFF (CRW) directory, kept at the end of the file, does not parse", _RECOPY_HINT
+        )
+    return meta
+
+
+def _truncated(p: Path, meta: Metadata) -> UnreadableFileError:
+    return UnreadableFileError(
+        p,
+        f"is truncated: its header places image data up to byte {meta.truncated_at:,} "
+        f"but the file has only {meta.file_size:,} bytes",
+        _RECOPY_HINT,
+    )
+
+
+def _clearly_truncated(meta: Metadata) -> bool:
+    """Whether a RAW file misses more data than any camera's loose byte counts explain.
+
+    A few cameras write strip byte counts slightly past the end of the file;
+    such small overruns are left to LibRaw, which stops with an I/O error
+    only if it really runs out of data.
+    """
+    deficit = meta.truncated_at - meta.file_size
+    return meta.truncated_at > 0 and deficit > max(4096, meta.file_size // 100)
+
+
+# --------------------------------------------------------------------------- RAW
+
+def _read_raw(p: Path, meta: Metadata, *, pixels: bool) -> tuple[FileInfo, np.ndarray | None]:
+    fmt = _ext(p).upper() or "RAW"
+    try:
+        with rawpy.imread(str(p)) as raw:
+            _check_bayer(p, raw, meta, fmt)
+            sizes = raw.sizes
+            tm, lm = int(sizes.top_margin), int(sizes.left_margin)
+            visible = raw.raw_image_visible
+            if visible.ndim != 2:
+                raise NotBayerError(p, f"LibRaw returned {visible.ndim}-D data, not a Bayer mosaic", _BAYER_HINT)
+            mosaic = np.array(visible, dtype=np.uint16, copy=True, order="C") if pixels else None
+            shape = (int(visible.shape[0]), int(visible.shape[1]))
+            # rawpy's raw_pattern is phased at the full frame's origin; the map
+            # works in visible coordinates, so shift it by the margins.
+            cfa = np.roll(np.asarray(raw.raw_pattern, dtype=np.uint8), (-tm, -lm), axis=(0, 1)).copy()
+            black = np.asarray(raw.black_level_per_channel, dtype=np.float64).reshape(4)
+            white = int(raw.white_level)
+            other = raw.other
+            full_shape = (int(sizes.raw_height), int(sizes.raw_width))
+            flip = int(sizes.flip)
+    except rawpy.LibRawFileUnsupportedError as exc:
+        raise _unsupported(p, meta, fmt, exc) from None
+    except rawpy.LibRawIOError:
+        if meta.truncated_at:
+            raise _truncated(p, meta) from None
+        raise UnreadableFileError(
+            p, "could not be read to the end (LibRaw: input/output error); it is probably truncated or damaged",
+            _RECOPY_HINT,
+        ) from None
+    except rawpy.LibRawDataError:
+        raise UnreadableFileError(p, "its image data is corrupt (LibRaw: data error)", _RECOPY_HINT) from None
+    except (rawpy.LibRawTooBigError, rawpy.LibRawUnsufficientMemoryError):
+        raise UnsupportedFileError(
+            p, f"is too large for LibRaw {_LIBRAW_VERSION} to decode in memory", "close other programs or use a machine with more memory"
+        ) from None
+    except rawpy.LibRawError as exc:
+        raise UnreadableFileError(p, f"LibRaw cannot decode it ({type(exc).__name__}: {_libraw_msg(exc)})", _RECOPY_HINT) from None
+
+    camera = CameraId(meta.make, meta.model, meta.serial)
+    if not camera.make and not camera.model:
+        make, model = _libraw_names(p)
+        camera = CameraId(make, model, meta.serial)
+    exposure = meta.exposure if meta.exposure is not None else float(other.shutter_speed)
+    iso = meta.iso if meta.iso is not None else float(other.iso_speed)
+    time = meta.time
+    if time is None and other.timestamp != _dt.datetime.fromtimestamp(0):
+        # rawpy turns LibRaw's time_t into local time; 0 (the epoch) means unknown.
+        time = other.timestamp
+    info = FileInfo(
+        path=p,
+        format=fmt,
+        source=SourceKind.RAW,
+        camera=camera,
+        shape=shape,
+        channels=1,
+        dtype="uint16",
+        cfa=cfa,
+        black=black,
+        white=white,
+        exposure=max(0.0, float(exposure)),
+        iso=max(0.0, float(iso)),
+        time=time,
+        margins=(tm, lm),
+        full_shape=full_shape,
+        orientation=meta.orientation,
+        extra={"flip": flip},
+    )
+    return info, mosaic
+
+
+_BAYER_HINT = "rawmap maps cameras with a 2x2 Bayer colour mosaic; use such a camera's original RAW file"
+
+
+def _camera_words(p: Path, meta: Metadata) -> str:
+    """``"Make Model"`` for messages (the model alone when it already names the make)."""
+    make, model = meta.make, meta.model
+    if not make and not model:
+        make, model = _libraw_names(p)
+    if make and model.lower().startswith(make.lower().split()[0]):
+        return model
+    return " ".join(s for s in (make, model) if s) or "unknown camera"
+
+
+def _check_bayer(p: Path, raw: rawpy.RawPy, meta: Metadata, fmt: str) -> None:
+    """Raise NotBayerError unless ``raw`` is a flat mosaic with a 2x2 R, G, B, G pattern."""
+    if raw.raw_type != rawpy.RawType.Flat:
+        if fmt == "DNG" or meta.photometric == 34892:
+            raise NotBayerError(
+                p,
+                "is a linear (already demosaiced) DNG: every pixel holds full colour, there is no Bayer mosaic",
+                "rawmap needs the camera's original RAW mosaic; use the camera's RAW file, or a DNG converted without demosaicing",
+            )
+        what = "a film scanner" if "scan" in meta.model.lower() else "a scanner, stacked-colour or already demosaiced file"
+        raise NotBayerError(
+            p, f"holds full colour at every pixel ({what}: {_camera_words(p, meta)}), not a Bayer mosaic", _BAYER_HINT
+        )
+    try:
+        pattern = raw.raw_pattern
+    except NotImplementedError:
+        pattern = None
+    if pattern is None:
+        raise NotBayerError(p, "LibRaw reports no usable colour filter pattern", _BAYER_HINT)
+    pattern = np.asarray(pattern)
+    if pattern.shape == (6, 6):
+        raise NotBayerError(
+            p,
+            f"has a Fujifilm X-Trans 6x6 colour filter ({_camera_words(p, meta)}); X-Trans is not supported yet",
+            "rawmap maps 2x2 Bayer sensors only for now; the camera's JPEGs can be mapped instead",
+        )
+    if pattern.shape == (1, 1):
+        raise NotBayerError(
+            p, "comes from a monochrome sensor (no colour filter array); monochrome sensors are not supported yet", _BAYER_HINT
+        )
+    if pattern.shape != (2, 2):
+        raise NotBayerError(p, f"has a {pattern.shape[0]}x{pattern.shape[1]} colour filter pattern, not a 2x2 Bayer one", _BAYER_HINT)
+    desc = raw.color_desc.decode("ascii", "replace")
+    letters = sorted(desc[int(c)] if int(c) < len(desc) else "?" for c in pattern.ravel())
+    if raw.num_colors != 3 or letters != ["B", "G", "G", "R"]:
+        raise NotBayerError(
+            p,
+            f"has a {raw.num_colors}-colour filter ({desc[:4]}), not the R, G, B Bayer pattern rawmap maps",
+            _BAYER_HINT,
+        )
+
+
+def _libraw_msg(exc: BaseException) -> str:
+    arg = exc.args[0] if exc.args else ""
+    if isinstance(arg, bytes):
+        arg = arg.decode("utf-8", "replace")
+    return str(arg).strip().replace("\n", " ")
+
+
+_CODECS = {9: "GoPro's VC-5 codec"}
+
+
+def _unsupported(p: Path, meta: Metadata, fmt: str, exc: BaseException) -> Exception:
+    """The error for a file LibRaw does not decode: unsupported variant, or not a RAW file at all."""
+    if meta.container == "":
+        return UnreadableFileError(
+            p, f"is not a camera RAW file LibRaw {_LIBRAW_VERSION} recognises ({_describe_head(p)})", _FORMATS_HINT
+        )
+    if meta.damaged:
+        return UnreadableFileError(
+            p, f"looks like a {meta.container.upper()} file but its header is damaged; LibRaw cannot decode it", _RECOPY_HINT
+        )
+    who = f" from {_camera_words(p, meta)}" if (meta.make or meta.model) else ""
+    codec = _CODECS.get(meta.compression)
+    if codec:
+        return UnsupportedFileError(
+            p,
+            f"is a {fmt}{who} compressed with {codec}, which LibRaw {_LIBRAW_VERSION} cannot decode",
+            "convert it to a plain DNG first, e.g. with GoPro's open-source gpr tool",
+        )
+    return UnsupportedFileError(
+        p,
+        f"is a {fmt}{who} that LibRaw {_LIBRAW_VERSION} cannot decode ({_libraw_msg(exc)})",
+        "update rawpy, or convert the file to DNG, e.g. with Adobe DNG Converter",
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _libraw_c() -> ctypes.CDLL | None:
+    """LibRaw's C API from the library rawpy ships, or None where it cannot be used."""
+    if os.name != "posix":
+        return None
+    here = Path(rawpy.__file__).parent
+    candidates = sorted(here.glob("libraw_r.so*")) + sorted(here.glob("libraw_r*.dylib"))
+    if not candidates:
+        return None
+    try:
+        lib = ctypes.CDLL(str(candidates[0]))
+        lib.libraw_versionNumber.restype = ctypes.c_int
+        lib.libraw_init.restype = ctypes.c_void_p
+        lib.libraw_init.argtypes = [ctypes.c_uint]
+        lib.libraw_open_file.restype = ctypes.c_int
+        lib.libraw_open_file.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.libraw_get_iparams.restype = ctypes.c_void_p
+        lib.libraw_get_iparams.argtypes = [ctypes.c_void_p]
+        lib.libraw_close.restype = None
+        lib.libraw_close.argtypes = [ctypes.c_void_p]
+        if lib.libraw_versionNumber() < 0x1400:  # layout checked for LibRaw >= 0.20
+            return None
+    except (OSError, AttributeError):
+        return None
+    return lib
+
+
+def _libraw_names(p: Path) -> tuple[str, str]:
+    """LibRaw's (make, model) for a file whose headers name no camera; ("", "") if unavailable.
+
+    Uses ``libraw_get_iparams`` of LibRaw's C API: ``libraw_iparams_t``
+    starts with ``char guard[4]; char make[64]; char model[64]`` in every
+    LibRaw release since 0.14.  LibRaw's names are normalised (``"Nikon"``,
+    ``"D1"``), unlike the EXIF names preferred everywhere else.
+    """
+    lib = _libraw_c()
+    if lib is None:
+        return "", ""
+    handle = lib.libraw_init(0)
+    if not handle:
+        return "", ""
+    try:
+        if lib.libraw_open_file(handle, os.fsencode(p)) != 0:
+            return "", ""
+        ip = lib.libraw_get_iparams(handle)
+        if not ip:
+            return "", ""
+        blob = ctypes.string_at(ip, 4 + 64 + 64)
+    finally:
+        lib.libraw_close(handle)
+
+    def cstr(b: bytes) -> str:
+        return b.split(b"\x00", 1)[0].decode("utf-8", "replace").strip()
+
+    return cstr(blob[4:68]), cstr(blob[68:132])
+
+
+# --------------------------------------------------------------------------- images
+
+#: numpy transform that undoes each quarter-turn EXIF Orientation (displayed -> sensor).
+_TO_SENSOR = {
+    5: lambda a: np.swapaxes(a, 0, 1),
+    6: lambda a: np.rot90(a, 1),
+    7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],
+    8: lambda a: np.rot90(a, -1),
+}
+_ROTATION_NAMES = {5: "transpose", 6: "rotate 90 ccw", 7: "transverse", 8: "rotate 90 cw"}
+
+#: Orientation assumed for a portrait image whose tag says nothing about rotation.
+PORTRAIT_GUESS = 6
+
+
+def _undo_rotation(height: int, width: int, orientation: int) -> int:
+    """Which EXIF orientation to undo so that an image is back in sensor orientation (0: none).
+
+    Cameras store JPEG pixels as the sensor delivers them (landscape) and
+    only *tag* how to display them, so a landscape or square image is left
+    as it is whatever its Orientation tag.  A portrait image (H > W) has
+    been turned by software.  If its tag still says a quarter turn (5-8),
+    the pixels were turned as that tag says and the tag was left stale:
+    that is undone.  If the tag was reset (1-4 or none), the direction is
+    unknowable; :data:`PORTRAIT_GUESS` (6, the tag of a phone held upright
+    and of a camera turned clockwise) is assumed, i.e. the image is turned
+    90 degrees counter-clockwise.  ``FileInfo.extra["rotation"]`` records
+    what was done.
+    """
+    if height <= width:
+        return 0
+    return orientation if orientation in _TO_SENSOR else PORTRAIT_GUESS
+
+
+def _read_image(p: Path, meta: Metadata, *, pixels: bool) -> tuple[FileInfo, np.ndarray | None]:
+    arr: np.ndarray | None = None
+    if meta.container == "tiff":
+        got = _tiff_with_tifffile(p, pixels=pixels)
+        if got is not None:
+            (h, w, ch, dtype), arr = got
+            fmt = "TIFF"
+        else:
+            (h, w, ch, dtype), arr, fmt = _with_pillow(p, pixels=pixels)
+    else:
+        (h, w, ch, dtype), arr, fmt = _with_pillow(p, pixels=pixels)
+
+    undo = _undo_rotation(h, w, meta.orientation)
+    if undo:
+        h, w = w, h
+        if arr is not None:
+            arr = np.ascontiguousarray(_TO_SENSOR[undo](arr))
+    info = FileInfo(
+        path=p,
+        format=fmt,
+        source=SourceKind.IMAGE,
+        camera=CameraId(meta.make, meta.model, meta.serial),
+        shape=(h, w),
+        channels=ch,
+        dtype=dtype,
+        cfa=None,
+        black=np.zeros(4, dtype=np.float64),
+        white=65535 if dtype == "uint16" else 255,
+        exposure=max(0.0, meta.exposure or 0.0),
+        iso=max(0.0, meta.iso or 0.0),
+        time=meta.time,
+        margins=(0, 0),
+        full_shape=(h, w),
+        orientation=meta.orientation,
+        extra={"rotation": _ROTATION_NAMES.get(undo, "")},
+    )
+    return info, arr
+
+
+def _tiff_with_tifffile(p: Path, *, pixels: bool):
+    """((H, W, C, dtype), pixels or None) of a TIFF's first image, or None to let Pillow try."""
+    try:
+        with tifffile.TiffFile(p) as tf:
+            page = tf.pages[0]
+            photometric = int(page.photometric)
+            if photometric not in (1, 2) or page.compression not in (1, 5, 8, 32773, 32946):
+                return None  # palette, CMYK, YCbCr, JPEG-in-TIFF, ...: Pillow's business or refusal
+            dtype = np.dtype(page.dtype)
+            if dtype not in (np.uint8, np.uint16):
+                raise UnsupportedFileError(
+                    p, f"holds {dtype} samples; rawmap reads 8- or 16-bit unsigned images", "save it as an 8- or 16-bit TIFF"
+                )
+            axes = page.axes
+            shape = dict(zip(axes, page.shape))
+            h, w, s = int(shape["Y"]), int(shape["X"]), int(shape.get("S", 1))
+            ch = 3 if photometric == 2 else 1
+            if s < ch:
+                return None
+            arr = None
+            if pixels:
+                data = page.asarray()
+                data = data.reshape([shape[a] for a in axes])
+                if "S" in axes and axes.index("S") < axes.index("Y"):
+                    data = np.moveaxis(data, axes.index("S"), -1)
+                data = data.reshape(h, w, -1)[:, :, :ch]  # extra samples (alpha) dropped
+                arr = np.ascontiguousarray(data, dtype=dtype.newbyteorder("="))
+            return (h, w, ch, str(dtype)), arr
+    except (tifffile.TiffFileError, ValueError, KeyError, NotImplementedError, OSError):
+        return None
+
+
+_PIL_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "TIFF": "TIFF"}
+
+
+def _with_pillow(p: Path, *, pixels: bool):
+    """((H, W, C, dtype), pixels or None, format name) read with Pillow."""
+    try:
+        with warnings.catch_warnings():
+            # A camera's 100-megapixel JPEG is not a decompression bomb.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(p) as img:
+                fmt = _PIL_FORMATS.get(img.format or "")
+                if fmt is None:
+                    raise UnsupportedFileError(p, f"is a {img.format} image", "save it as JPEG, TIFF or PNG")
+                mode = img.mode
+                rawmode = ""
+                if img.tile:
+                    args = img.tile[0].args
+                    rawmode = args if isinstance(args, str) else (args[0] if args and isinstance(args[0], str) else "")
+                if mode in ("RGB", "RGBA") and ";16" in rawmode:
+                    raise UnsupportedFileError(
+                        p, f"is a 16-bit RGB {fmt}, which Pillow can only read at 8 bits", "save it as an uncompressed 16-bit TIFF"
+                    )
+                kind = _PIL_MODES.get(mode)
+                if kind is None:
+                    raise UnsupportedFileError(
+                        p, f"is a {_MODE_WORDS.get(mode, mode + ' mode')} image, not grayscale or RGB", "save it as an RGB or grayscale image"
+                    )
+                ch, dtype = kind
+                w, h = img.size
+                arr = None
+                if pixels:
+                    img.load()  # raises on truncated data unless ImageFile.LOAD_TRUNCATED_IMAGES was set
+                    arr = _pil_array(p, img, mode, ch, dtype)
+                return (h, w, ch, dtype), arr, fmt
+    except Image.DecompressionBombError as exc:
+        raise UnsupportedFileError(p, f"is too large for Pillow's safety limit ({exc})", "split or downscale it") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        msg = str(exc).strip().replace("\n", " ") or type(exc).__name__
+        if "truncated" in msg:
+            raise UnreadableFileError(p, "is truncated: its image data ends early", _RECOPY_HINT) from None
+        raise UnreadableFileError(p, f"is corrupt or not an image; Pillow says: {msg}", _RECOPY_HINT) from None
+
+
+#: Pillow mode -> (channels kept, dtype)
+_PIL_MODES = {
+    "L": (1, "uint8"),
+    "LA": (1, "uint8"),
+    "I;16": (1, "uint16"),
+    "I;16L": (1, "uint16"),
+    "I;16B": (1, "uint16"),
+    "I;16N": (1, "uint16"),
+    "I": (1, "uint16"),  # 16-bit grayscale PNG in some Pillow versions; range checked
+    "RGB": (3, "uint8"),
+    "RGBA": (3, "uint8"),
+    "RGBX": (3, "uint8"),
+    "YCbCr": (3, "uint8"),
+}
+_MODE_WORDS = {
+    "P": "palette (indexed colour)",
+    "PA": "palette (indexed colour)",
+    "1": "black-and-white (1-bit)",
+    "CMYK": "CMYK",
+    "F": "floating-point",
+    "LAB": "Lab colour",
+    "HSV": "HSV colour",
+}
+
+
+def _pil_array(p: Path, img: Image.Image, mode: str, ch: int, dtype: str) -> np.ndarray:
+    """(H, W, C) array of ``img`` in its stored orientation."""
+    if mode in ("RGBA", "RGBX", "YCbCr"):
+        img = img.convert("RGB")  # alpha or padding dropped; YCbCr to RGB
+    elif mode == "LA":
+        img = img.convert("L")
+    a = np.asarray(img)
+    if mode == "I":
+        if a.size and (a.min() < 0 or a.max() > 65535):
+            raise UnsupportedFileError(p, "holds 32-bit integer samples", "save it as an 8- or 16-bit image")
+    a = np.ascontiguousarray(a, dtype=np.dtype(dtype))
+    return a.reshape(a.shape[0], a.shape[1], ch)
