@@ -1,0 +1,874 @@
+"""The per-body library: one defect map and its statistics per camera body.
+
+Every camera body (make, model, serial) gets a folder holding its current
+map and the accumulated per-photosite statistics the map came from, so that
+new photos are folded into the stored statistics without re-reading the old
+ones and the map keeps improving as the photographer shoots.  Maps made from
+RAW files and from developed images (JPEG) of the same body are kept apart:
+their statistics are not comparable.
+
+Layout (``ROOT`` is :func:`default_library_dir` unless given)::
+
+    ROOT/
+      .lock                          held while an entry is written (POSIX)
+      canon-eos-d30-171048961/       one folder per body and source
+        body.json                    identity, source, times, counts, files used
+        map.json                     the current map (rawmap-defect-map JSON)
+        map.previous.json            the map before the last update, if any
+        state.rawstate               accumulator state (Accumulator.save)
+        imported.json                a map imported from elsewhere, if any
+      canon-eos-d30-171048961-image/ the same body's map from JPEGs
+      .trash/
+        canon-eos-d30-171048961-20260301T101500/   a removed entry
+
+Folder names are :attr:`CameraId.slug` (``-image`` appended for image maps,
+``-2``, ``-3``... when two bodies share a slug); ``body.json`` is what
+identifies the body, never the folder name.
+
+Imported maps
+-------------
+A map imported from another machine (:meth:`Library.import_map`) has no
+statistics behind it.  Its defects are kept in ``imported.json``; whenever
+the entry is updated from new photos, the new map's defects are merged with
+the imported ones (:func:`rawmap.defectmap.merge_defects`: one entry per
+photosite, the higher score wins, the earliest ``first_seen`` is kept), so an
+imported defect is never dropped.  Statistics start from the first new photos.
+
+First seen
+----------
+The accumulator records, per photosite, the capture time of the first scene
+in which it showed as an outlier; merging statistics keeps the earlier time,
+so a defect present from the start keeps its early date and one that appeared
+later gets a later date, however the photos were split between runs.
+
+Examples
+--------
+>>> lib = Library()                                          # doctest: +SKIP
+>>> run = map_files(paths, states=lib.states())              # doctest: +SKIP
+>>> for body in run.maps:                                    # doctest: +SKIP
+...     lib.store(body)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from .accumulate import Accumulator, FrameRecord
+from .defectmap import Defect, DefectMap, FrameStats, merge_defects
+from .detect import ClassifyParams, build_map
+from .errors import MapFormatError, RawmapError
+from .fileio import OutputExistsError, atomic_write_bytes, atomic_write_text
+from .frame import CameraId, SourceKind
+
+__all__ = [
+    "ENTRY_FORMAT",
+    "ENTRY_VERSION",
+    "LIBRARY_ENV",
+    "LibraryError",
+    "LibraryEntry",
+    "Library",
+    "StoredStates",
+    "default_library_dir",
+]
+
+#: environment variable naming the library folder
+LIBRARY_ENV = "RAWMAP_LIBRARY"
+ENTRY_FORMAT = "rawmap-library-entry"
+ENTRY_VERSION = 1
+
+BODY_FILE = "body.json"
+MAP_FILE = "map.json"
+PREVIOUS_MAP_FILE = "map.previous.json"
+STATE_FILE = "state.rawstate"
+IMPORTED_FILE = "imported.json"
+TRASH_DIR = ".trash"
+LOCK_FILE = ".lock"
+
+BodyKey = tuple[CameraId, SourceKind]
+
+
+class LibraryError(RawmapError):
+    """The library cannot do what was asked (no such body, a conflicting entry, a damaged folder)."""
+
+
+def default_library_dir() -> Path:
+    """The library folder used when none is given.
+
+    Returns
+    -------
+    Path
+        ``$RAWMAP_LIBRARY`` when that environment variable is set and not
+        empty, otherwise ``platformdirs.user_data_dir("rawmap") / "library"``
+        (``~/.local/share/rawmap/library`` on Linux).
+    """
+    env = os.environ.get(LIBRARY_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_data_dir("rawmap")) / "library"
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+
+
+def _describe(camera: CameraId, source: SourceKind) -> str:
+    name = camera.label or "an unknown camera"
+    return name + (" (maps from developed images)" if source is SourceKind.IMAGE else "")
+
+
+def _frames_digest(records: list[FrameRecord]) -> str:
+    """A fingerprint of a list of frame records (to tell a continued state from another one)."""
+    h = hashlib.sha256()
+    for rec in records:
+        h.update(json.dumps(rec.to_dict(), sort_keys=True).encode("utf-8"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def _resolved(path: str) -> str:
+    try:
+        return str(Path(path).expanduser().resolve())
+    except (OSError, RuntimeError):
+        return str(path)
+
+
+@dataclass(frozen=True)
+class LibraryEntry:
+    """One body's entry in the library, as described by its ``body.json``.
+
+    Attributes
+    ----------
+    camera : CameraId
+    source : SourceKind
+        RAW mosaic maps or developed-image maps.
+    path : Path
+        The entry's folder.
+    frames : int
+        Frames behind the current map (imported maps' frames included).
+    defects : int
+        Defects in the current map.
+    created, updated : datetime
+        When the entry was made and last changed (UTC).
+    state_frames : int
+        Frames in the stored statistics; 0 when the entry has none
+        (an imported map that no photos were added to yet).
+    imported : bool
+        The map includes defects imported from another map file.
+    """
+
+    camera: CameraId
+    source: SourceKind
+    path: Path
+    frames: int
+    defects: int
+    created: _dt.datetime
+    updated: _dt.datetime
+    state_frames: int = 0
+    imported: bool = False
+
+    @property
+    def key(self) -> BodyKey:
+        """``(camera, source)``, the key :func:`rawmap.mapping.map_files` uses."""
+        return (self.camera, self.source)
+
+    @property
+    def label(self) -> str:
+        """The body's name, e.g. ``"Canon Canon EOS D30 171048961"``."""
+        return self.camera.label
+
+    @property
+    def has_state(self) -> bool:
+        """Whether statistics are stored (new photos continue them)."""
+        return (self.path / STATE_FILE).is_file()
+
+    @property
+    def map_path(self) -> Path:
+        return self.path / MAP_FILE
+
+    @property
+    def state_path(self) -> Path:
+        return self.path / STATE_FILE
+
+
+class StoredStates(Mapping[BodyKey, Accumulator]):
+    """The library's stored statistics as a read-only mapping, loaded on demand.
+
+    Pass it as ``states=`` to :func:`rawmap.mapping.map_files`: a state is
+    read from disk only when a body with that key is actually mapped, and it
+    is not cached (each state takes about 28 bytes per photosite).  Keys are
+    ``(CameraId, SourceKind)`` of the entries that hold statistics.
+
+    Parameters
+    ----------
+    library : Library
+    """
+
+    def __init__(self, library: "Library") -> None:
+        self._library = library
+
+    def __getitem__(self, key: BodyKey) -> Accumulator:
+        camera, source = key
+        acc = self._library.state_for(camera, SourceKind(source))
+        if acc is None:
+            raise KeyError(key)
+        return acc
+
+    def __iter__(self) -> Iterator[BodyKey]:
+        return iter([e.key for e in self._library.entries() if e.has_state])
+
+    def __len__(self) -> int:
+        return sum(1 for e in self._library.entries() if e.has_state)
+
+    def __contains__(self, key: object) -> bool:
+        if not (isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], CameraId)):
+            return False
+        entry = self._library.get(key[0], SourceKind(key[1]))
+        return entry is not None and entry.has_state
+
+
+class Library:
+    """A folder of per-body defect maps and their statistics.
+
+    Parameters
+    ----------
+    root : path-like, optional
+        The library folder; :func:`default_library_dir` when omitted.  It is
+        created on the first write; reading a missing library finds no entries.
+
+    Notes
+    -----
+    Writes are serialised by a lock file (``ROOT/.lock``, POSIX only), and
+    every file is replaced atomically, so an interrupted update leaves the
+    previous map readable.  Nothing is ever deleted: :meth:`remove` moves an
+    entry to ``ROOT/.trash``, an update keeps the previous map as
+    ``map.previous.json``.
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = Path(root).expanduser() if root is not None else default_library_dir()
+
+    def __repr__(self) -> str:
+        return f"Library({str(self.root)!r})"
+
+    # ------------------------------------------------------------------ reading
+    def _read_body(self, folder: Path) -> dict[str, Any]:
+        path = folder / BODY_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise LibraryError(f"{folder}: not a library entry (no {BODY_FILE}); move it out of {self.root}") from None
+        except (OSError, ValueError) as exc:
+            raise LibraryError(
+                f"{path}: damaged library entry ({exc}); move the folder out of {self.root} and import its map.json"
+            ) from None
+        if not isinstance(data, dict) or data.get("format") != ENTRY_FORMAT:
+            raise LibraryError(f"{path}: not a rawmap library entry; move the folder out of {self.root}")
+        if data.get("version") != ENTRY_VERSION:
+            raise LibraryError(
+                f"{path}: library entry version {data.get('version')!r} is not supported by this rawmap "
+                f"(it reads {ENTRY_VERSION}); upgrade rawmap"
+            )
+        return data
+
+    def _entry(self, folder: Path, body: dict[str, Any]) -> LibraryEntry:
+        try:
+            state = body.get("state") or {}
+            return LibraryEntry(
+                camera=CameraId.from_dict(body["camera"]),
+                source=SourceKind(body["source"]),
+                path=folder,
+                frames=int(body.get("frames", 0)),
+                defects=int(body.get("defects", 0)),
+                created=_dt.datetime.fromisoformat(body["created"]),
+                updated=_dt.datetime.fromisoformat(body["updated"]),
+                state_frames=int(state.get("frames", 0)),
+                imported=bool(body.get("imported")),
+            )
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise LibraryError(
+                f"{folder / BODY_FILE}: damaged library entry ({exc}); move the folder out of {self.root}"
+            ) from None
+
+    def _folders(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def entries(self) -> list[LibraryEntry]:
+        """Every body in the library, sorted by name, RAW maps before image maps.
+
+        Returns
+        -------
+        list of LibraryEntry
+
+        Raises
+        ------
+        LibraryError
+            A folder in the library is not a readable entry (its message
+            names the folder).
+        """
+        out = [self._entry(f, self._read_body(f)) for f in self._folders()]
+        return sorted(out, key=lambda e: (e.camera.label.lower(), e.source is not SourceKind.RAW, e.path.name))
+
+    @staticmethod
+    def _base_name(camera: CameraId, source: SourceKind) -> str:
+        return camera.slug + ("-image" if source is SourceKind.IMAGE else "")
+
+    def _find_folder(self, camera: CameraId, source: SourceKind) -> Path | None:
+        base = self._base_name(camera, source)
+        pattern = re.compile(re.escape(base) + r"(-\d+)?")
+        for folder in self._folders():
+            if not pattern.fullmatch(folder.name):
+                continue
+            body = self._read_body(folder)
+            try:
+                same = CameraId.from_dict(body["camera"]) == camera and SourceKind(body["source"]) is source
+            except (KeyError, ValueError, TypeError, AttributeError):
+                continue
+            if same:
+                return folder
+        return None
+
+    def get(self, camera: CameraId, source: SourceKind = SourceKind.RAW) -> LibraryEntry | None:
+        """The entry of one body, or ``None`` when the library has none.
+
+        Parameters
+        ----------
+        camera : CameraId
+        source : SourceKind, optional
+            RAW (default) or IMAGE maps.
+        """
+        source = SourceKind(source)
+        folder = self._find_folder(camera, source)
+        return None if folder is None else self._entry(folder, self._read_body(folder))
+
+    def _require(self, what: LibraryEntry | CameraId, source: SourceKind) -> LibraryEntry:
+        if isinstance(what, LibraryEntry):
+            return what
+        source = SourceKind(source)
+        entry = self.get(what, source)
+        if entry is None:
+            hint = "rawmap map JPEGS --save" if source is SourceKind.IMAGE else "rawmap map PHOTOS --save"
+            raise LibraryError(f"no map for {_describe(what, source)} in {self.root}; make one with `{hint}`")
+        return entry
+
+    def load_map(self, what: LibraryEntry | CameraId, source: SourceKind = SourceKind.RAW) -> DefectMap:
+        """The current map of a body.
+
+        Parameters
+        ----------
+        what : LibraryEntry or CameraId
+        source : SourceKind, optional
+            Used with a CameraId only.
+
+        Raises
+        ------
+        LibraryError
+            No entry for that body.
+        rawmap.errors.MapFormatError
+            The stored map is damaged.
+        """
+        return _load_map(self._require(what, source).map_path)
+
+    def find_map(self, camera: CameraId, source: SourceKind = SourceKind.RAW) -> DefectMap:
+        """The current map of ``camera``; a :class:`LibraryError` saying how to make one when there is none."""
+        return self.load_map(camera, source)
+
+    def state_for(self, camera: CameraId, source: SourceKind = SourceKind.RAW) -> Accumulator | None:
+        """The stored statistics of a body, read from disk now; ``None`` when there are none.
+
+        Raises
+        ------
+        rawmap.errors.MapFormatError
+            The state file is damaged.
+        """
+        entry = self.get(camera, SourceKind(source))
+        if entry is None or not entry.has_state:
+            return None
+        return Accumulator.load(entry.state_path)
+
+    def load_state(self, what: LibraryEntry | CameraId, source: SourceKind = SourceKind.RAW) -> Accumulator:
+        """The stored statistics of a body (like :meth:`state_for`, but an entry must hold them).
+
+        Raises
+        ------
+        LibraryError
+            No entry, or an entry without statistics (an imported map).
+        """
+        entry = self._require(what, source)
+        if not entry.has_state:
+            raise LibraryError(
+                f"{entry.path}: the map of {_describe(entry.camera, entry.source)} was imported and has no "
+                "statistics yet; add photos with `rawmap map PHOTOS --save`"
+            )
+        return Accumulator.load(entry.state_path)
+
+    def states(self) -> StoredStates:
+        """All stored statistics as a lazy mapping, for ``map_files(states=...)``."""
+        return StoredStates(self)
+
+    def known_files(self) -> set[Path]:
+        """Photos whose frames are already in some stored statistics (absolute paths).
+
+        Mapping one of them again would count it twice; leave them out of
+        the paths given to :func:`rawmap.mapping.map_files` (compare with
+        ``Path(p).resolve()``) before calling :meth:`store`, which refuses
+        double-counted files.
+        """
+        out: set[Path] = set()
+        for folder in self._folders():
+            out.update(Path(p) for p in self._read_body(folder).get("files", []))
+        return out
+
+    # ------------------------------------------------------------------ writing
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LibraryError(f"{self.root}: cannot create the library folder ({exc.strerror})") from None
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            yield
+            return
+        with open(self.root / LOCK_FILE, "a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def _new_folder_name(self, camera: CameraId, source: SourceKind) -> str:
+        base = self._base_name(camera, source)
+        name, n = base, 1
+        while (self.root / name).exists():
+            n += 1
+            name = f"{base}-{n}"
+        return name
+
+    def _write_entry(
+        self,
+        folder: Path | None,
+        camera: CameraId,
+        source: SourceKind,
+        dmap: DefectMap,
+        *,
+        acc: Accumulator | None,
+        imported: DefectMap | None,
+        imported_info: dict[str, Any] | None,
+        files: list[str],
+        created: _dt.datetime | None = None,
+    ) -> LibraryEntry:
+        """Write an entry's files (state, previous map, map, body last); a new entry appears whole."""
+        now = _now()
+        body = {
+            "format": ENTRY_FORMAT,
+            "version": ENTRY_VERSION,
+            "camera": camera.to_dict(),
+            "source": source.value,
+            "created": (created or now).isoformat(),
+            "updated": now.isoformat(),
+            "frames": dmap.frames.count,
+            "defects": len(dmap),
+            "state": None if acc is None else {"frames": acc.n_frames, "digest": _frames_digest(acc.frames)},
+            "imported": imported_info,
+            "files": files,
+        }
+        if folder is None:
+            tmp = Path(tempfile.mkdtemp(prefix=f".new-{self._base_name(camera, source)}-", dir=self.root))
+            try:
+                self._write_files(tmp, dmap, body, acc=acc, imported=imported)
+                final = self.root / self._new_folder_name(camera, source)
+                os.rename(tmp, final)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            return self._entry(final, body)
+        self._write_files(folder, dmap, body, acc=acc, imported=imported)
+        return self._entry(folder, body)
+
+    @staticmethod
+    def _write_files(folder: Path, dmap: DefectMap, body: dict[str, Any], *, acc: Accumulator | None,
+                     imported: DefectMap | None) -> None:
+        try:
+            if acc is not None:
+                atomic_write_bytes(folder / STATE_FILE, acc.to_bytes(), overwrite=True)
+            if imported is not None:
+                atomic_write_text(folder / IMPORTED_FILE, imported.to_json(), overwrite=True)
+            current = folder / MAP_FILE
+            if current.exists():
+                _copy_file(current, folder / PREVIOUS_MAP_FILE, overwrite=True)
+            atomic_write_text(current, dmap.to_json(), overwrite=True)
+            atomic_write_text(folder / BODY_FILE, json.dumps(body, indent=1) + "\n", overwrite=True)
+        except OutputExistsError:  # pragma: no cover - overwrite=True everywhere
+            raise
+        except OSError as exc:
+            raise LibraryError(f"{folder}: cannot write the library entry ({exc.strerror or exc})") from None
+
+    def store(self, body_map: Any) -> LibraryEntry:
+        """Save one body's new map and statistics (a :class:`rawmap.mapping.BodyMap`).
+
+        Normally ``body_map`` comes from :func:`rawmap.mapping.map_files`
+        called with ``states=library.states()``, so its statistics continue
+        the stored ones and simply replace them.  Otherwise:
+
+        * statistics made without the stored ones, from other photos, are
+          merged into the stored statistics (an exact union) and the map is
+          rebuilt from the merged statistics with the same thresholds;
+        * statistics that repeat photos already stored, or that continue an
+          older version of the stored ones (another run saved meanwhile), are
+          refused: nothing is written.
+
+        An imported map's defects are merged into the map written (see the
+        module docstring).  The previous map is kept as ``map.previous.json``.
+
+        Parameters
+        ----------
+        body_map : rawmap.mapping.BodyMap
+
+        Returns
+        -------
+        LibraryEntry
+            The updated entry.
+
+        Raises
+        ------
+        LibraryError
+            Inconsistent ``body_map``, double-counted photos, a concurrent
+            update, or a write failure.
+        """
+        camera: CameraId = body_map.camera
+        source = SourceKind(body_map.source)
+        acc: Accumulator = body_map.accumulator
+        dmap: DefectMap = body_map.defect_map
+        if acc.camera != camera or acc.source is not source or dmap.camera != camera:
+            raise LibraryError(
+                f"cannot store the map of {_describe(camera, source)}: its statistics or map belong to "
+                f"{acc.camera.label} ({acc.source.value}); this is a bug in the caller"
+            )
+        if (dmap.sensor.height, dmap.sensor.width) != acc.shape:
+            raise LibraryError(
+                f"cannot store the map of {_describe(camera, source)}: map is {dmap.sensor.height}x"
+                f"{dmap.sensor.width}, its statistics {acc.shape[0]}x{acc.shape[1]}; this is a bug in the caller"
+            )
+        acc.close_scene()
+        with self._locked():
+            folder = self._find_folder(camera, source)
+            body = self._read_body(folder) if folder is not None else None
+            stored_files: list[str] = list(body.get("files", [])) if body else []
+            state_info = (body or {}).get("state") or None
+            added = [_resolved(f.path) for f in acc.frames]
+            if folder is not None and state_info and (folder / STATE_FILE).is_file():
+                n_old = int(state_info.get("frames", 0))
+                continues = acc.n_frames >= n_old and _frames_digest(acc.frames[:n_old]) == state_info.get("digest")
+                if continues:
+                    added = added[n_old:]
+                else:
+                    if set(added) & set(stored_files):
+                        raise LibraryError(
+                            f"{folder}: these statistics of {_describe(camera, source)} repeat photos already in "
+                            "the library, or another run updated the entry meanwhile; map only the new photos, "
+                            "continuing the stored statistics (`rawmap map PHOTOS --save`)"
+                        )
+                    merged = Accumulator.load(folder / STATE_FILE)
+                    try:
+                        merged.merge(acc)
+                    except RawmapError as exc:
+                        raise LibraryError(f"{folder}: cannot add these statistics to the stored ones ({exc})") from None
+                    acc = merged
+                    dmap = build_map(acc, _classify_params(dmap), skipped=dmap.frames.skipped)
+            seen = set(stored_files)
+            repeated = []
+            for f in added:
+                if f in seen:
+                    repeated.append(f)
+                seen.add(f)
+            if repeated:
+                raise LibraryError(
+                    f"{repeated[0]}: already counted in the statistics of {_describe(camera, source)}"
+                    + (f" (and {len(repeated) - 1} more)" if len(repeated) > 1 else "")
+                    + "; leave the photos listed by Library.known_files() out of the run"
+                )
+            imported = None
+            imported_info = (body or {}).get("imported")
+            if folder is not None and (folder / IMPORTED_FILE).is_file():
+                imported = _load_map(folder / IMPORTED_FILE)
+                dmap = _with_imported(dmap, imported, folder)
+            created = _dt.datetime.fromisoformat(body["created"]) if body and body.get("created") else None
+            return self._write_entry(
+                folder, camera, source, dmap, acc=acc, imported=None, imported_info=imported_info,
+                files=stored_files + added, created=created,
+            )
+
+    def remove(self, camera: CameraId, source: SourceKind = SourceKind.RAW) -> Path:
+        """Take a body's entry out of the library by moving it to ``ROOT/.trash``.
+
+        Nothing is deleted: the folder is moved to
+        ``ROOT/.trash/<folder>-<YYYYmmddTHHMMSS>/`` and can be moved back by
+        hand.  Empty the trash folder to free the space.
+
+        Returns
+        -------
+        Path
+            Where the entry now is.
+
+        Raises
+        ------
+        LibraryError
+            No entry for that body.
+        """
+        source = SourceKind(source)
+        with self._locked():
+            entry = self._require(camera, source)
+            return self._trash(entry.path)
+
+    def _trash(self, folder: Path) -> Path:
+        trash = self.root / TRASH_DIR
+        trash.mkdir(exist_ok=True)
+        stamp = _now().strftime("%Y%m%dT%H%M%S")
+        dest = trash / f"{folder.name}-{stamp}"
+        n = 1
+        while dest.exists():
+            n += 1
+            dest = trash / f"{folder.name}-{stamp}-{n}"
+        try:
+            os.rename(folder, dest)
+        except OSError as exc:
+            raise LibraryError(f"{folder}: cannot move the entry to {trash} ({exc.strerror})") from None
+        return dest
+
+    def import_map(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        state: str | os.PathLike[str] | None = None,
+        replace: bool = False,
+    ) -> LibraryEntry:
+        """Add a map file made elsewhere (another machine, a backup) to the library.
+
+        Parameters
+        ----------
+        path : path-like
+            A rawmap defect-map JSON file.  Its camera and source (RAW or
+            image) say which entry it becomes.
+        state : path-like, optional
+            The statistics file exported with it (:meth:`export_entry`).
+            Without one the map is kept as imported defects: new photos start
+            new statistics and their map is merged with the imported defects.
+        replace : bool, optional
+            When the body already has an entry, move that entry to the trash
+            (see :meth:`remove`) and import this map instead.  Otherwise the
+            import is refused.
+
+        Returns
+        -------
+        LibraryEntry
+
+        Raises
+        ------
+        rawmap.errors.MapFormatError
+            ``path`` or ``state`` is not a rawmap file.
+        LibraryError
+            The map names no camera, has defects outside its sensor, does not
+            match ``state``, or the body already has a map and ``replace`` is
+            false.
+        """
+        path = Path(path)
+        dmap = _load_map(path)
+        camera = dmap.camera
+        if not (camera.make or camera.model):
+            raise LibraryError(f"{path}: the map names no camera, so it cannot be filed under a body")
+        try:
+            source = SourceKind(dmap.sensor.source)
+        except ValueError:
+            raise LibraryError(f"{path}: unknown map source {dmap.sensor.source!r} (expected 'raw' or 'image')") from None
+        H, W = dmap.sensor.height, dmap.sensor.width
+        if H <= 0 or W <= 0:
+            raise LibraryError(f"{path}: the map's sensor size {H}x{W} is not valid; make the map again")
+        outside = [d for d in dmap.defects if not (0 <= d.row < H and 0 <= d.col < W)]
+        if outside:
+            d = outside[0]
+            raise LibraryError(
+                f"{path}: defect at row {d.row}, col {d.col} lies outside the {H}x{W} sensor; the map is damaged"
+            )
+        acc = None
+        if state is not None:
+            acc = Accumulator.load(state)
+            if acc.camera != camera or acc.source is not source or acc.shape != (H, W):
+                raise LibraryError(
+                    f"{state}: statistics of {acc.camera.label} ({acc.source.value}, {acc.shape[0]}x{acc.shape[1]}) "
+                    f"do not belong to the map {path} ({camera.label}, {source.value}, {H}x{W})"
+                )
+        with self._locked():
+            existing = self._find_folder(camera, source)
+            if existing is not None:
+                if not replace:
+                    raise LibraryError(
+                        f"{_describe(camera, source)} already has a map in {self.root}; "
+                        "replace it (the old entry goes to the trash) or remove it first"
+                    )
+                self._trash(existing)
+            # with statistics, only a map that already carried imported defects keeps them as such
+            keep_imported = acc is None or bool(dmap.thresholds.get("imported"))
+            info = None
+            if keep_imported:
+                info = {"file": str(path.resolve()), "at": _now().isoformat(), "defects": len(dmap),
+                        "frames": dmap.frames.count}
+            return self._write_entry(
+                None, camera, source, dmap, acc=acc, imported=dmap if keep_imported else None,
+                imported_info=info, files=[_resolved(f.path) for f in acc.frames] if acc is not None else [],
+            )
+
+    def export_entry(
+        self,
+        camera: CameraId,
+        source: SourceKind,
+        dest_dir: str | os.PathLike[str],
+    ) -> list[Path]:
+        """Copy a body's map and statistics out of the library.
+
+        Writes ``<folder>.map.json`` and, when the entry has statistics,
+        ``<folder>.rawstate`` into ``dest_dir`` (created if missing), where
+        ``<folder>`` is the entry's folder name.  :meth:`import_map` with
+        ``state=`` takes them back on another machine.
+
+        Returns
+        -------
+        list of Path
+            The files written.
+
+        Raises
+        ------
+        LibraryError
+            No entry for that body.
+        rawmap.fileio.OutputExistsError
+            One of the files exists already (nothing is written).
+        """
+        entry = self._require(camera, SourceKind(source))
+        dest = Path(dest_dir)
+        pairs = [(entry.map_path, dest / f"{entry.path.name}.map.json")]
+        if entry.has_state:
+            pairs.append((entry.state_path, dest / f"{entry.path.name}.rawstate"))
+        for _, target in pairs:
+            if target.exists():
+                raise OutputExistsError(f"{target}: already exists (choose another folder, or move the file away)")
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LibraryError(f"{dest}: cannot create the folder ({exc.strerror})") from None
+        out = []
+        for src, target in pairs:
+            out.append(_copy_file(src, target, overwrite=False))
+        return out
+
+
+def _load_map(path: Path) -> DefectMap:
+    """:meth:`DefectMap.load`, also turning undecodable bytes into :class:`MapFormatError`."""
+    try:
+        return DefectMap.load(path)
+    except UnicodeDecodeError:
+        raise MapFormatError(f"{path}: not JSON (not UTF-8 text); is this a rawmap map?") from None
+
+
+def _classify_params(dmap: DefectMap) -> ClassifyParams | None:
+    """The classification thresholds a map was made with (defaults when not recorded)."""
+    recorded = dmap.thresholds.get("classify")
+    if not isinstance(recorded, dict):
+        return None
+    try:
+        return ClassifyParams(**recorded)
+    except TypeError:
+        return None
+
+
+def _earliest(a: _dt.datetime | None, b: _dt.datetime | None) -> _dt.datetime | None:
+    if a is None or b is None:
+        return a or b
+    try:
+        return min(a, b)
+    except TypeError:  # naive vs aware: keep the first
+        return a
+
+
+def _merge_frame_stats(a: FrameStats, b: FrameStats) -> FrameStats:
+    def lo(x: float, y: float) -> float:
+        vals = [v for v in (x, y) if v > 0]
+        return min(vals) if vals else 0.0
+
+    last = [t for t in (a.last_capture, b.last_capture) if t is not None]
+    try:
+        last_capture = max(last) if last else None
+    except TypeError:
+        last_capture = last[0]
+    return FrameStats(
+        count=a.count + b.count,
+        skipped=a.skipped + b.skipped,
+        first_capture=_earliest(a.first_capture, b.first_capture),
+        last_capture=last_capture,
+        exposure_min=lo(a.exposure_min, b.exposure_min),
+        exposure_max=max(a.exposure_max, b.exposure_max),
+        iso_min=lo(a.iso_min, b.iso_min),
+        iso_max=max(a.iso_max, b.iso_max),
+    )
+
+
+def _with_imported(dmap: DefectMap, imported: DefectMap, folder: Path) -> DefectMap:
+    """``dmap`` with the imported map's defects merged in (earliest first-seen kept)."""
+    if (imported.sensor.height, imported.sensor.width) != (dmap.sensor.height, dmap.sensor.width):
+        raise LibraryError(
+            f"{folder / IMPORTED_FILE}: the imported map is {imported.sensor.height}x{imported.sensor.width}, the "
+            f"new photos {dmap.sensor.height}x{dmap.sensor.width}; remove the entry and map the body again"
+        )
+    merged = merge_defects(imported.defects, dmap.defects)
+    first: dict[tuple[int, int], _dt.datetime | None] = {}
+    for d in list(imported.defects) + list(dmap.defects):
+        k = (d.row, d.col)
+        first[k] = _earliest(first[k], d.first_seen) if k in first else d.first_seen
+    defects = [
+        d if d.first_seen == first[(d.row, d.col)] else Defect(
+            d.row, d.col, d.kind, d.score, d.channel, first[(d.row, d.col)], d.value
+        )
+        for d in merged
+    ]
+    thresholds = dict(dmap.thresholds)
+    thresholds["imported"] = {"defects": len(imported), "frames": imported.frames.count,
+                              "created": imported.created.isoformat()}
+    return DefectMap(
+        camera=dmap.camera, sensor=dmap.sensor, frames=_merge_frame_stats(dmap.frames, imported.frames),
+        defects=defects, thresholds=thresholds, created=dmap.created,
+    )
+
+
+def _copy_file(src: Path, dst: Path, *, overwrite: bool) -> Path:
+    """Copy through a temporary file beside ``dst``; never replaces ``dst`` unless ``overwrite``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        if overwrite:
+            os.replace(tmp, dst)
+        else:
+            try:
+                os.link(tmp, dst)
+            except FileExistsError:
+                raise OutputExistsError(f"{dst}: already exists (choose another folder, or move the file away)") from None
+            os.unlink(tmp)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return dst

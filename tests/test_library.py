@@ -1,0 +1,418 @@
+"""rawmap.library: per-body entries, continuing stored statistics, first-seen, trash, import and export."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import platformdirs
+import pytest
+
+from rawmap.accumulate import Accumulator
+from rawmap.defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry
+from rawmap.detect import build_map
+from rawmap.dng import write_dng
+from rawmap.errors import MapFormatError
+from rawmap.fileio import OutputExistsError
+from rawmap.frame import CameraId, Frame, SourceKind
+from rawmap.library import Library, LibraryError, StoredStates, default_library_dir
+from rawmap.mapping import BodyMap, map_files
+
+CAM = CameraId("Testco", "TC-1", "0001")
+OTHER = CameraId("Testco", "TC 1", "0001")  # same slug as CAM
+CFA = np.array([[0, 1], [3, 2]], np.uint8)
+H, W = 64, 96
+T0 = dt.datetime(2024, 1, 1)
+EARLY = (10, 20)  # hot from the first frame on
+LATE = (30, 41)  # hot from frame 8 on
+RAW = SourceKind.RAW
+
+# the integer sums, which must be exact whatever way the frames were split
+INT_ARRAYS = ("n_invalid", "s_v", "s_r", "vmin", "vmax", "s_hi", "s_lo")
+
+
+def _scene(rng: np.random.Generator) -> np.ndarray:
+    """A smooth, varied scene: a gradient and a few soft blobs, Bayer colour gains."""
+    y, x = np.mgrid[0:H, 0:W].astype(float)
+    s = rng.uniform(0.3, 1.0) + rng.uniform(-0.3, 0.3) * x / W + rng.uniform(-0.3, 0.3) * y / H
+    for _ in range(6):
+        cy, cx, r = rng.uniform(0, H), rng.uniform(0, W), rng.uniform(4, 20)
+        s = s + rng.uniform(-0.4, 0.8) * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * r * r))
+    return np.clip(s, 0.05, None) * np.tile([[0.6, 1.0], [1.0, 0.8]], (H // 2, W // 2))
+
+
+def _frame(rng: np.random.Generator, i: int) -> Frame:
+    exposure = float(rng.choice([0.01, 0.1, 0.5, 1.0, 2.0]))
+    iso = float(rng.choice([100, 400, 1600]))
+    s = _scene(rng) * 5000
+    v = 512 + s + rng.normal(0, 1, (H, W)) * np.sqrt(9 + s * iso / 400)
+    hot = [EARLY] + ([LATE] if i >= 8 else [])
+    for r, c in hot:
+        v[r, c] += 500 * exposure * iso / 100  # 500 DN/s at ISO 100
+    mosaic = np.clip(np.rint(v), 0, 16383).astype(np.uint16)
+    return Frame(
+        path=Path(f"/photos/f{i:03d}.dng"), mosaic=mosaic, cfa=CFA, black=np.full(4, 512.0), white=16383,
+        exposure=exposure, iso=iso, time=T0 + dt.timedelta(hours=i), camera=CAM,
+    )
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[Frame]:
+    rng = np.random.default_rng(1)
+    return [_frame(rng, i) for i in range(16)]
+
+
+def _accumulate(frames: list[Frame], acc: Accumulator | None = None) -> Accumulator:
+    acc = acc if acc is not None else Accumulator.from_frame(frames[0])
+    for f in frames:
+        acc.update(f)
+    return acc
+
+
+def _body(acc: Accumulator) -> BodyMap:
+    return BodyMap(acc.camera, acc.source, build_map(acc), acc, [Path(f.path) for f in acc.frames])
+
+
+def _dicts(dmap: DefectMap) -> list[dict]:
+    return [d.to_dict() for d in dmap.defects]
+
+
+def _assert_same_state(a: Accumulator, b: Accumulator) -> None:
+    assert a.n_frames == b.n_frames and a.n_scenes == b.n_scenes
+    for name in INT_ARRAYS:
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    for name in ("s_xr", "s_zz"):
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-5, atol=1e-3, err_msg=name)
+    np.testing.assert_array_equal(a.fs_index, b.fs_index)
+    np.testing.assert_array_equal(a.fs_time, b.fs_time)
+
+
+def _hand_map(camera: CameraId = CAM, source: str = "raw", defects: list[Defect] | None = None) -> DefectMap:
+    if defects is None:
+        defects = [Defect(5, 5, DefectKind.COLD, 9.0, "R", dt.datetime(2023, 6, 1), 0.4)]
+    return DefectMap(
+        camera=camera, sensor=SensorGeometry(H, W, cfa="RGGB" if source == "raw" else "", source=source),
+        frames=FrameStats(20, first_capture=dt.datetime(2023, 6, 1), last_capture=dt.datetime(2023, 7, 1),
+                          exposure_min=0.5, exposure_max=4.0, iso_min=200, iso_max=800),
+        defects=defects,
+    )
+
+
+# --------------------------------------------------------------------------- location
+def test_default_dir_env_override(monkeypatch, tmp_path):
+    monkeypatch.setenv("RAWMAP_LIBRARY", str(tmp_path / "lib"))
+    assert default_library_dir() == tmp_path / "lib"
+    assert Library().root == tmp_path / "lib"
+    assert Library(tmp_path / "x").root == tmp_path / "x"
+    monkeypatch.delenv("RAWMAP_LIBRARY")
+    assert default_library_dir() == Path(platformdirs.user_data_dir("rawmap")) / "library"
+
+
+def test_empty_library_reads_nothing_and_writes_nothing(tmp_path):
+    lib = Library(tmp_path / "missing")
+    assert lib.entries() == []
+    assert lib.get(CAM) is None
+    assert lib.state_for(CAM) is None
+    assert len(lib.states()) == 0 and not lib.states()
+    assert lib.known_files() == set()
+    with pytest.raises(LibraryError, match=r"no map for Testco TC-1 0001 in .*missing; make one with `rawmap map"):
+        lib.find_map(CAM)
+    assert not (tmp_path / "missing").exists()
+
+
+# --------------------------------------------------------------------------- store / read
+def test_store_layout_and_queries(tmp_path, frames):
+    lib = Library(tmp_path)
+    acc = _accumulate(frames[:8])
+    body = _body(acc)
+    entry = lib.store(body)
+
+    assert entry.path == tmp_path / "testco-tc-1-0001"
+    assert sorted(p.name for p in entry.path.iterdir()) == ["body.json", "map.json", "state.rawstate"]
+    assert (entry.camera, entry.source, entry.frames, entry.state_frames) == (CAM, RAW, 8, 8)
+    assert entry.defects == len(body.defect_map) and entry.has_state and not entry.imported
+    assert entry.created == entry.updated and entry.created.tzinfo is not None
+
+    info = json.loads((entry.path / "body.json").read_text())
+    assert info["format"] == "rawmap-library-entry" and info["version"] == 1
+    assert info["camera"] == CAM.to_dict() and info["source"] == "raw"
+    assert info["files"] == [f"/photos/f{i:03d}.dng" for i in range(8)]
+
+    assert lib.entries() == [entry]
+    assert lib.get(CAM) == entry
+    assert lib.get(CAM, SourceKind.IMAGE) is None
+    assert lib.get(OTHER) is None
+    assert _dicts(lib.find_map(CAM)) == _dicts(body.defect_map)
+    assert _dicts(lib.load_map(entry)) == _dicts(body.defect_map)
+    _assert_same_state(lib.load_state(CAM), acc)
+    assert lib.known_files() == {Path(f"/photos/f{i:03d}.dng") for i in range(8)}
+
+
+def test_continuing_stored_state_equals_mapping_all_at_once(tmp_path, frames):
+    lib = Library(tmp_path)
+    first = _body(_accumulate(frames[:8]))
+    lib.store(first)
+
+    states = lib.states()
+    base = states.get((CAM, RAW))
+    assert base is not None and base.n_frames == 8
+    entry = lib.store(_body(_accumulate(frames[8:], base)))
+
+    whole = _accumulate(frames)
+    _assert_same_state(lib.load_state(CAM), whole)
+    assert _dicts(lib.find_map(CAM)) == _dicts(build_map(whole))
+    assert (entry.frames, entry.state_frames) == (16, 16)
+    # the previous map is kept
+    assert _dicts(DefectMap.load(entry.path / "map.previous.json")) == _dicts(first.defect_map)
+    assert len(lib.known_files()) == 16
+
+
+def test_first_seen_keeps_the_earliest_time(tmp_path, frames):
+    lib = Library(tmp_path)
+    lib.store(_body(_accumulate(frames[:8])))
+    early_before = {(d.row, d.col): d for d in lib.find_map(CAM).defects}[EARLY]
+    assert early_before.kind is DefectKind.HOT
+
+    lib.store(_body(_accumulate(frames[8:], lib.state_for(CAM))))
+    found = {(d.row, d.col): d for d in lib.find_map(CAM).defects}
+    early, late = found[EARLY], found[LATE]
+    assert early.kind is DefectKind.HOT and late.kind is DefectKind.HOT
+    # the early defect keeps its date from the first run; the late one dates from when it appeared
+    assert early.first_seen == early_before.first_seen
+    assert early.first_seen < T0 + dt.timedelta(hours=8) <= late.first_seen
+
+
+def test_fresh_statistics_of_other_photos_are_merged(tmp_path, frames):
+    lib = Library(tmp_path)
+    lib.store(_body(_accumulate(frames[:8])))
+    # a run that did not continue the stored state, on other photos: an exact union
+    entry = lib.store(_body(_accumulate(frames[8:])))
+    whole = _accumulate(frames)
+    stored = lib.load_state(CAM)
+    for name in ("n_invalid", "s_v", "s_r", "vmin", "vmax"):
+        np.testing.assert_array_equal(getattr(stored, name), getattr(whole, name), err_msg=name)
+    assert entry.frames == 16
+    found = {(d.row, d.col): d for d in lib.find_map(CAM).defects}
+    assert found[EARLY].first_seen < found[LATE].first_seen
+
+
+def test_repeated_photos_are_refused(tmp_path, frames):
+    lib = Library(tmp_path)
+    lib.store(_body(_accumulate(frames[:8])))
+    before = (tmp_path / "testco-tc-1-0001" / "body.json").read_bytes()
+    # some of the same photos mapped again from scratch
+    with pytest.raises(LibraryError, match="repeat photos already in the library"):
+        lib.store(_body(_accumulate(frames[4:10])))
+    # continuing the stored statistics with a photo already in them
+    with pytest.raises(LibraryError, match=r"f003\.dng: already counted in the statistics of Testco TC-1 0001"):
+        lib.store(_body(_accumulate([frames[3], frames[9], frames[10]], lib.state_for(CAM))))
+    assert (tmp_path / "testco-tc-1-0001" / "body.json").read_bytes() == before
+    assert lib.load_state(CAM).n_frames == 8
+    # the very same run again gives the very same statistics: storing it changes nothing
+    entry = lib.store(_body(_accumulate(frames[:8])))
+    assert entry.state_frames == 8 and len(lib.known_files()) == 8
+
+
+def test_concurrent_update_is_refused(tmp_path, frames):
+    lib = Library(tmp_path)
+    lib.store(_body(_accumulate(frames[:8])))
+    a = _accumulate(frames[8:12], lib.state_for(CAM))
+    b = _accumulate(frames[12:], lib.state_for(CAM))
+    lib.store(_body(a))
+    with pytest.raises(LibraryError, match="another run updated the entry meanwhile"):
+        lib.store(_body(b))
+    assert lib.get(CAM).frames == 12
+
+
+def test_bodies_and_sources_are_kept_apart(tmp_path, frames):
+    lib = Library(tmp_path)
+    lib.store(_body(_accumulate(frames[:4])))
+    other = [Frame(**{**f.__dict__, "camera": OTHER}) for f in frames[:4]]
+    lib.store(_body(_accumulate(other)))
+    images = [
+        Frame(**{**f.__dict__, "mosaic": np.repeat((f.mosaic >> 6).astype(np.uint8)[:, :, None], 3, axis=2),
+                 "cfa": None, "black": np.zeros(4), "white": 255, "source": SourceKind.IMAGE})
+        for f in frames[:4]
+    ]
+    lib.store(_body(_accumulate(images)))
+
+    names = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("."))
+    assert names == ["testco-tc-1-0001", "testco-tc-1-0001-2", "testco-tc-1-0001-image"]
+    assert [(e.camera, e.source) for e in lib.entries()] == [(OTHER, RAW), (CAM, RAW), (CAM, SourceKind.IMAGE)]
+    assert lib.get(OTHER).path.name == "testco-tc-1-0001-2"
+    assert lib.get(CAM, SourceKind.IMAGE).path.name == "testco-tc-1-0001-image"
+    assert lib.find_map(CAM, SourceKind.IMAGE).sensor.source == "image"
+    assert set(lib.states()) == {(CAM, RAW), (OTHER, RAW), (CAM, SourceKind.IMAGE)}
+
+
+def test_states_mapping_loads_on_demand(tmp_path, frames, monkeypatch):
+    lib = Library(tmp_path)
+    lib.store(_body(_accumulate(frames[:4])))
+    loads = []
+    real = Accumulator.load.__func__
+    monkeypatch.setattr(Accumulator, "load", classmethod(lambda cls, p: loads.append(p) or real(cls, p)))
+    states = lib.states()
+    assert isinstance(states, StoredStates)
+    assert len(states) == 1 and bool(states) and list(states) == [(CAM, RAW)]
+    assert (CAM, RAW) in states and (CAM, SourceKind.IMAGE) not in states and "x" not in states
+    assert loads == []
+    assert states.get((OTHER, RAW)) is None
+    assert states[(CAM, RAW)].n_frames == 4
+    assert len(loads) == 1
+    with pytest.raises(KeyError):
+        states[(OTHER, RAW)]
+
+
+def test_map_files_continues_library_states(tmp_path, frames):
+    photos = tmp_path / "photos"
+    paths = []
+    for i, f in enumerate(frames[:9]):
+        paths.append(write_dng(photos / f"f{i:03d}.dng", f.mosaic, cfa=CFA, black=512, white=16383, camera=CAM,
+                               exposure=f.exposure, iso=f.iso, time=f.time))
+    lib = Library(tmp_path / "lib")
+    for body in map_files(paths[:5], states=lib.states()).maps:
+        lib.store(body)
+    assert lib.known_files() == {p.resolve() for p in paths[:5]}
+    run = map_files(paths[5:], states=lib.states())
+    assert run.maps[0].accumulator.n_frames == 9
+    for body in run.maps:
+        lib.store(body)
+    whole = map_files(paths).maps[0]
+    (entry,) = lib.entries()
+    assert entry.camera.make == "Testco" and entry.frames == 9
+    _assert_same_state(lib.load_state(entry), whole.accumulator)
+    assert _dicts(lib.load_map(entry)) == _dicts(whole.defect_map)
+
+
+# --------------------------------------------------------------------------- remove
+def test_remove_moves_the_entry_to_the_trash(tmp_path, frames):
+    lib = Library(tmp_path)
+    entry = lib.store(_body(_accumulate(frames[:4])))
+    moved = lib.remove(CAM)
+    assert moved.parent == tmp_path / ".trash"
+    assert moved.name.startswith("testco-tc-1-0001-")
+    assert sorted(p.name for p in moved.iterdir()) == ["body.json", "map.json", "state.rawstate"]
+    assert not entry.path.exists()
+    assert lib.entries() == [] and lib.get(CAM) is None
+    with pytest.raises(LibraryError, match="no map for Testco TC-1 0001"):
+        lib.remove(CAM)
+    # a new entry for the same body starts afresh, and a second removal does not collide
+    lib.store(_body(_accumulate(frames[:4])))
+    again = lib.remove(CAM)
+    assert again != moved and again.is_dir() and moved.is_dir()
+
+
+# --------------------------------------------------------------------------- import / export
+def test_export_then_import_elsewhere(tmp_path, frames):
+    lib = Library(tmp_path / "a")
+    lib.store(_body(_accumulate(frames[:8])))
+    out = lib.export_entry(CAM, RAW, tmp_path / "out")
+    assert [p.name for p in out] == ["testco-tc-1-0001.map.json", "testco-tc-1-0001.rawstate"]
+    with pytest.raises(OutputExistsError):
+        lib.export_entry(CAM, RAW, tmp_path / "out")
+
+    other = Library(tmp_path / "b")
+    entry = other.import_map(out[0], state=out[1])
+    assert entry.has_state and not entry.imported and entry.frames == 8
+    _assert_same_state(other.load_state(CAM), lib.load_state(CAM))
+    assert _dicts(other.find_map(CAM)) == _dicts(lib.find_map(CAM))
+    # it continues like the original
+    other.store(_body(_accumulate(frames[8:], other.state_for(CAM))))
+    _assert_same_state(other.load_state(CAM), _accumulate(frames))
+
+
+def test_import_refuses_existing_unless_replace(tmp_path, frames):
+    lib = Library(tmp_path / "lib")
+    lib.store(_body(_accumulate(frames[:4])))
+    path = _hand_map().save(tmp_path / "elsewhere.json")
+    with pytest.raises(LibraryError, match="Testco TC-1 0001 already has a map in"):
+        lib.import_map(path)
+    entry = lib.import_map(path, replace=True)
+    assert entry.imported and not entry.has_state and entry.frames == 20
+    assert len(list((tmp_path / "lib" / ".trash").iterdir())) == 1
+
+
+def test_imported_map_merges_with_new_photos(tmp_path, frames):
+    lib = Library(tmp_path / "lib")
+    old = dt.datetime(2023, 6, 1)
+    imported = _hand_map(defects=[
+        Defect(5, 5, DefectKind.COLD, 9.0, "R", old, 0.4),
+        Defect(*EARLY, DefectKind.HOT, 5.0, "R", old, 300.0),  # the same hot pixel, seen earlier elsewhere
+    ])
+    entry = lib.import_map(imported.save(tmp_path / "m.json"))
+    assert entry.imported and entry.state_frames == 0 and not entry.has_state
+    assert sorted(p.name for p in entry.path.iterdir()) == ["body.json", "imported.json", "map.json"]
+    assert lib.states().get((CAM, RAW)) is None
+    with pytest.raises(LibraryError, match="was imported and has no statistics yet"):
+        lib.load_state(CAM)
+
+    for part in (frames[:8], frames[8:]):
+        entry = lib.store(_body(_accumulate(part, lib.state_for(CAM))))
+        found = {(d.row, d.col): d for d in lib.find_map(CAM).defects}
+        assert found[(5, 5)].kind is DefectKind.COLD  # never dropped
+        assert found[EARLY].first_seen == old  # the earliest date wins
+        assert found[EARLY].score > 5.0  # the stronger evidence wins
+    assert LATE in found and found[LATE].first_seen >= T0 + dt.timedelta(hours=8)
+    dmap = lib.find_map(CAM)
+    assert dmap.frames.count == 16 + 20 and entry.frames == 36 and entry.state_frames == 16
+    assert dmap.frames.first_capture == old and dmap.thresholds["imported"]["defects"] == 2
+
+
+def _bad_map(tmp_path: Path, kind: str) -> Path:
+    p = tmp_path / f"{kind}.json"
+    if kind == "not-json":
+        p.write_bytes(b"\x89PNG\r\n")
+    elif kind == "other-json":
+        p.write_text('{"hello": 1}')
+    elif kind == "future-version":
+        d = _hand_map().to_dict()
+        d["version"] = 99
+        p.write_text(json.dumps(d))
+    elif kind == "outside":
+        _hand_map(defects=[Defect(H, 3, DefectKind.HOT, 9.0)]).save(p)
+    elif kind == "no-camera":
+        _hand_map(camera=CameraId("", "")).save(p)
+    return p
+
+
+@pytest.mark.parametrize(
+    "kind, error, message",
+    [
+        ("not-json", MapFormatError, "not JSON"),
+        ("other-json", MapFormatError, "not a rawmap defect map"),
+        ("future-version", MapFormatError, "version 99 is not supported"),
+        ("outside", LibraryError, "lies outside the 64x96 sensor"),
+        ("no-camera", LibraryError, "names no camera"),
+    ],
+)
+def test_import_refuses_garbage(tmp_path, kind, error, message):
+    lib = Library(tmp_path / "lib")
+    with pytest.raises(error, match=message):
+        lib.import_map(_bad_map(tmp_path, kind))
+    with pytest.raises(MapFormatError, match="no such map file"):
+        lib.import_map(tmp_path / "missing.json")
+    assert lib.entries() == []
+
+
+def test_import_refuses_a_state_of_another_body(tmp_path, frames):
+    lib = Library(tmp_path / "lib")
+    state = _accumulate(frames[:4]).save(tmp_path / "s.rawstate")
+    with pytest.raises(LibraryError, match="do not belong to the map"):
+        lib.import_map(_hand_map(camera=OTHER).save(tmp_path / "m.json"), state=state)
+    with pytest.raises(MapFormatError, match="not a rawmap state file"):
+        lib.import_map(_hand_map().save(tmp_path / "m2.json"), state=tmp_path / "m.json")
+    assert lib.entries() == []
+
+
+def test_damaged_entry_is_named(tmp_path, frames):
+    lib = Library(tmp_path)
+    entry = lib.store(_body(_accumulate(frames[:4])))
+    (entry.path / "body.json").write_text("{")
+    with pytest.raises(LibraryError, match=r"testco-tc-1-0001/body.json: damaged library entry"):
+        lib.entries()
+    (tmp_path / "stray").mkdir()
+    (entry.path / "body.json").unlink()
+    with pytest.raises(LibraryError, match="not a library entry"):
+        lib.entries()
