@@ -1,0 +1,956 @@
+"""Repair flagged photosites of a Bayer mosaic, or flagged pixels of a developed image.
+
+Pure functions over arrays: :func:`repair_mosaic` (RAW mosaics),
+:func:`repair_image` (developed images); and the file level:
+:func:`repair_file`, :func:`repair_raw_file` (RAW in, DNG or 16-bit TIFF
+out), :func:`repair_image_file` (JPEG in, JPEG out).
+
+How :func:`repair_mosaic` estimates a flagged photosite:
+
+1. **Learn the frame's own neighbourhood law.**  On a regular sample of
+   unflagged photosites whose 7x7 neighbourhood holds no flagged photosite,
+   it fits, by least squares and separately for each of the four pattern
+   positions and each *structure class*, the linear predictor of a
+   photosite from its 48 neighbours of all colours.  This is colour-difference
+   interpolation with the weights measured on the frame instead of assumed:
+   how much the adjacent photosites of the other colours, the same-colour
+   neighbours and the third colour tell about a site at this position, in
+   this frame's optics, colours and noise.  Training sites that are
+   impulses (far outside the range of their same-colour neighbours:
+   unmapped hot pixels, glints) are left out.
+2. **Structure classes.**  At every site the mean absolute difference of
+   same-colour pairs (of every colour, unflagged only) along the horizontal,
+   the vertical and both diagonals gives four gradients; the class is the
+   direction of least gradient, or "isotropic" where no direction stands
+   out (largest < 2x least).  A predictor fitted on sites of one class
+   follows edges of that orientation.
+3. **Never borrow from flagged photosites.**  For a site whose neighbourhood
+   holds other flagged photosites (clusters, column segments) or reaches
+   past the frame border, the predictor is re-solved without those
+   neighbours, exactly, from the same normal equations (one small solve per
+   distinct pattern of missing neighbours).  A column segment is thus
+   predicted from the columns beside it.
+4. **Directional fallback.**  Where no predictor can be fitted (frames too
+   small to learn from), or fewer than two same-colour neighbours remain in
+   the 5x5 window, a gradient-weighted blend of directional
+   colour-difference estimates is used: along each direction, the
+   same-colour neighbours corrected by the change of the photosites of the
+   other colour between them; weights ``1 / (gradient + 1)**2``.
+5. **Clip** to the range of the unflagged same-colour neighbours (5x5
+   window, plus the diagonal greens for a green site) widened by half that
+   range on each side, and to ``[0, white]``.
+6. Sites whose whole 5x5 same-colour neighbourhood is flagged take the mean
+   of the nearest unflagged photosites of the same pattern position,
+   searching outwards.
+
+Unflagged photosites are returned bit for bit.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .defectmap import DefectMap
+from .errors import InputError, RawmapError, UnsupportedFileError
+from .fileio import OutputExistsError, atomic_write_bytes
+from .frame import Frame, SourceKind
+
+__all__ = [
+    "MapMismatchError",
+    "RepairResult",
+    "repair_mosaic",
+    "repair_image",
+    "repair_file",
+    "repair_raw_file",
+    "repair_image_file",
+]
+
+#: Neighbourhood radius of the learned predictor (7x7 stencil, 48 neighbours).
+_RADIUS = 3
+#: Padding of the working array: the widest stencil used reaches 4 photosites.
+_PAD = 4
+#: Target number of training photosites per pattern position.
+_TRAIN_PER_PHASE = 60_000
+#: Fewest training photosites for a class of its own (else the position's all-class fit).
+_MIN_CLASS_SAMPLES = 1500
+#: Fewest training photosites to fit a predictor at all (else directional fallback).
+_MIN_SAMPLES = 300
+#: A direction "stands out" when the largest gradient exceeds the least by this factor.
+_ANISOTROPY = 2.0
+#: Clip to the neighbours' range widened by this fraction of it on each side.
+_WIDEN = 0.5
+
+_DIRS = ((0, 1), (1, 0), (1, 1), (1, -1))
+#: Offset of the nearest parallel line for each direction.
+_PERP = {(0, 1): (1, 0), (1, 0): (0, 1), (1, 1): (0, 1), (1, -1): (0, 1)}
+_STENCIL = tuple(
+    (dy, dx) for dy in range(-_RADIUS, _RADIUS + 1) for dx in range(-_RADIUS, _RADIUS + 1) if (dy, dx) != (0, 0)
+)
+_N_CLASSES = 5  # 4 directions + isotropic
+#: Columns of the 8 same-colour neighbours (two apart) in the stencil.
+_SAME8 = [i for i, (dy, dx) in enumerate(_STENCIL) if dy % 2 == 0 and dx % 2 == 0 and max(abs(dy), abs(dx)) == 2]
+#: Training sites further than this many neighbour ranges outside that range are impulses.
+_IMPULSE_TRIM = 1.0
+
+
+class _Padded:
+    """A float copy of the mosaic with NaN at flagged photosites and outside the frame."""
+
+    def __init__(self, mosaic: np.ndarray, mask: np.ndarray, pad: int = _PAD) -> None:
+        h, w = mosaic.shape
+        a = np.full((h + 2 * pad, w + 2 * pad), np.nan, dtype=np.float32)
+        inner = a[pad : pad + h, pad : pad + w]
+        inner[...] = mosaic
+        inner[mask] = np.nan
+        self.flat = a.ravel()
+        self.stride = w + 2 * pad
+        self.pad = pad
+
+    def index(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        return (ys + self.pad) * self.stride + (xs + self.pad)
+
+    def at(self, idx: np.ndarray, dy: int, dx: int) -> np.ndarray:
+        """(N,) float64 values at offset (dy, dx) from the sites ``idx`` (NaN = unusable)."""
+        return self.flat[idx + (dy * self.stride + dx)].astype(np.float64)
+
+
+def _gradients(pad: _Padded, idx: np.ndarray) -> np.ndarray:
+    """(4, N) mean absolute same-colour differences along H, V, D1, D2.
+
+    Pairs two photosites apart along the direction (always of one colour) on
+    the site's line (not touching the site) and on the two parallel lines
+    beside it; flagged photosites are left out.  NaN where no pair is usable.
+    """
+    out = np.empty((len(_DIRS), len(idx)))
+    for k, (dy, dx) in enumerate(_DIRS):
+        py, px = _PERP[(dy, dx)]
+        pairs = [(-3, -1, 0), (-1, 1, 0), (1, 3, 0)]  # (t0, t1, line) along the site's own line
+        pairs += [(t, t + 2, s) for s in (-1, 1) for t in (-2, -1, 0)]
+        total = np.zeros(len(idx))
+        count = np.zeros(len(idx))
+        for t0, t1, s in pairs:
+            a = pad.at(idx, s * py + t0 * dy, s * px + t0 * dx)
+            b = pad.at(idx, s * py + t1 * dy, s * px + t1 * dx)
+            d = np.abs(a - b)
+            ok = ~np.isnan(d)
+            total += np.where(ok, d, 0.0)
+            count += ok
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[k] = total / count
+    return out
+
+
+def _classify(grad: np.ndarray) -> np.ndarray:
+    """(N,) int class: index of the direction of least gradient, or 4 (isotropic)."""
+    g = np.where(np.isnan(grad), np.inf, grad)
+    best = np.argmin(g, axis=0)
+    gmin = g.min(axis=0)
+    gmax = np.where(np.isinf(g), -1.0, g).max(axis=0)
+    iso = (gmax <= _ANISOTROPY * gmin) | ~np.isfinite(gmin)
+    return np.where(iso, _N_CLASSES - 1, best)
+
+
+def _directional(pad: _Padded, idx: np.ndarray, green: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """(N,) gradient-weighted directional colour-difference estimates (NaN where none)."""
+    est = np.full((len(_DIRS), len(idx)), np.nan)
+    for k, (dy, dx) in enumerate(_DIRS):
+        diagonal = dy != 0 and dx != 0
+        sides = []
+        for s in (-1, 1):
+            near = pad.at(idx, s * dy, s * dx)
+            if diagonal:
+                # greens: the diagonal neighbour is green itself
+                g_side = near
+            else:
+                g_side = np.full(len(idx), np.nan)
+            same = pad.at(idx, 2 * s * dy, 2 * s * dx)
+            back = pad.at(idx, -s * dy, -s * dx)
+            far = pad.at(idx, 3 * s * dy, 3 * s * dx)
+            # other colour at the site minus at the same-colour neighbour
+            corr = (back - far) / 2
+            corr = np.where(np.isnan(corr), near - far, corr)
+            corr = np.where(np.isnan(corr), back - near, corr)
+            corr = np.where(np.isnan(corr), 0.0, corr)
+            cd = same + corr
+            sides.append(np.where(green, g_side, cd) if diagonal else cd)
+        a, b = sides
+        est[k] = np.where(np.isnan(a), b, np.where(np.isnan(b), a, (a + b) / 2))
+    g = np.where(np.isnan(grad), 1e9, grad)
+    w = np.where(np.isnan(est), 0.0, 1.0 / (g + 1.0) ** 2)
+    wsum = w.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(wsum > 0, (np.where(w > 0, est, 0.0) * w).sum(axis=0) / wsum, np.nan)
+
+
+def _same_colour_offsets(green: bool) -> list[tuple[int, int]]:
+    offs = [(dy, dx) for dy in (-2, 0, 2) for dx in (-2, 0, 2) if (dy, dx) != (0, 0)]
+    if green:
+        offs += [(-1, -1), (-1, 1), (1, -1), (1, 1)]
+    return offs
+
+
+def _neighbour_range(pad: _Padded, idx: np.ndarray, green: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Min, max and count of the unflagged same-colour neighbours in the 5x5 window."""
+    lo = np.full(len(idx), np.inf)
+    hi = np.full(len(idx), -np.inf)
+    n = np.zeros(len(idx), dtype=np.int64)
+    for g in (False, True):
+        sel = np.nonzero(green == g)[0]
+        for dy, dx in _same_colour_offsets(g):
+            v = pad.at(idx[sel], dy, dx)
+            ok = ~np.isnan(v)
+            lo[sel] = np.where(ok, np.minimum(lo[sel], v), lo[sel])
+            hi[sel] = np.where(ok, np.maximum(hi[sel], v), hi[sel])
+            n[sel] += ok
+    return lo, hi, n
+
+
+def _features(pad: _Padded, idx: np.ndarray) -> np.ndarray:
+    """(N, K) float64 values of the K stencil neighbours of each site (NaN = flagged or outside)."""
+    offsets = np.array([dy * pad.stride + dx for dy, dx in _STENCIL], dtype=np.int64)
+    return pad.flat[idx[:, None] + offsets[None, :]].astype(np.float64)
+
+
+def _normal_equations(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unscaled Gram matrix (K+1, K+1) and right side (K+1,) of ``b ~ a @ c + c0``."""
+    a1 = np.hstack([a, np.ones((len(a), 1))])
+    return a1.T @ a1, a1.T @ b
+
+
+def _fit(pad: _Padded, h: int, w: int) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
+    """Normal equations of the predictor of each pattern position and structure class.
+
+    Returns ``{(py, px): (grams, rhss)}``, ``grams`` (C, K+1, K+1) and
+    ``rhss`` (C, K+1) for the C classes, each divided by its sample count; a
+    class with too few training sites gets the position's all-class
+    equations.  Positions with too few training sites are left out.
+    """
+    per_phase = (h * w) / 4
+    step = max(1, int(round(np.sqrt(per_phase / _TRAIN_PER_PHASE))))
+    out = {}
+    for py in range(2):
+        for px in range(2):
+            ty, tx = np.mgrid[py:h:2 * step, px:w:2 * step]
+            idx = pad.index(ty.ravel(), tx.ravel())
+            a = _features(pad, idx)
+            b = pad.at(idx, 0, 0)
+            good = ~np.isnan(a).any(axis=1) & ~np.isnan(b)
+            # leave out impulses (unmapped hot or dead photosites, glints): a centre far
+            # outside the range of its eight same-colour neighbours
+            same = a[:, _SAME8]
+            lo, hi = same.min(axis=1), same.max(axis=1)
+            span = hi - lo
+            with np.errstate(invalid="ignore"):
+                good &= (b >= lo - _IMPULSE_TRIM * span) & (b <= hi + _IMPULSE_TRIM * span)
+            idx, a, b = idx[good], a[good], b[good]
+            if len(b) < _MIN_SAMPLES:
+                continue
+            cls = _classify(_gradients(pad, idx))
+            k1 = a.shape[1] + 1
+            grams = np.zeros((_N_CLASSES, k1, k1))
+            rhss = np.zeros((_N_CLASSES, k1))
+            counts = np.bincount(cls, minlength=_N_CLASSES)
+            for k in range(_N_CLASSES):
+                if counts[k]:
+                    m = cls == k
+                    grams[k], rhss[k] = _normal_equations(a[m], b[m])
+            g_all, r_all = grams.sum(axis=0) / len(b), rhss.sum(axis=0) / len(b)
+            few = counts < _MIN_CLASS_SAMPLES
+            with np.errstate(invalid="ignore", divide="ignore"):
+                grams = np.where(few[:, None, None], g_all, grams / counts[:, None, None])
+                rhss = np.where(few[:, None], r_all, rhss / counts[:, None])
+            out[(py, px)] = (grams, rhss)
+    return out
+
+
+def _solve(grams: np.ndarray, rhss: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Batched least-squares coefficients using only the ``keep`` features.
+
+    grams (G, K+1, K+1), rhss (G, K+1), keep (G, K) bool -> (G, K+1)
+    coefficients (dropped features get 0; the last is the intercept).
+    """
+    g, k1 = rhss.shape
+    keep1 = np.hstack([keep, np.ones((g, 1), bool)])
+    m = keep1[:, :, None] & keep1[:, None, :]
+    a = np.where(m, grams, 0.0)
+    # a tiny ridge on the kept features keeps nearly collinear neighbourhoods solvable
+    diag = np.einsum("gii->gi", grams)[:, :-1]
+    ridge = 1e-7 * diag.mean(axis=1, keepdims=True) + 1e-12
+    eye = np.eye(k1, dtype=bool)[None]
+    a = a + np.where(eye, np.hstack([np.where(keep, ridge, 1.0), np.zeros((g, 1))])[:, None, :], 0.0)
+    b = np.where(keep1, rhss, 0.0)
+    return np.linalg.solve(a, b[:, :, None])[:, :, 0]
+
+
+def _learned(pad: _Padded, idx: np.ndarray, ys: np.ndarray, xs: np.ndarray, cls: np.ndarray, models) -> np.ndarray:
+    """(N,) learned-predictor estimates (NaN where the position has no model)."""
+    est = np.full(len(idx), np.nan)
+    feats = _features(pad, idx)
+    avail = ~np.isnan(feats)
+    for (py, px), (grams, rhss) in models.items():
+        sel = np.nonzero((ys % 2 == py) & (xs % 2 == px))[0]
+        if len(sel) == 0:
+            continue
+        # group sites by (class, pattern of usable neighbours): one solve per group
+        bit = np.int64(1) << np.arange(len(_STENCIL), dtype=np.int64)
+        key = (avail[sel].astype(np.int64) * bit).sum(axis=1) + (cls[sel].astype(np.int64) << len(_STENCIL))
+        uniq, inv = np.unique(key, return_inverse=True)
+        keep = ((uniq[:, None] & bit) != 0)
+        k = uniq >> len(_STENCIL)
+        coef = _solve(grams[k], rhss[k], keep)
+        c = coef[inv]
+        est[sel] = np.einsum("nk,nk->n", np.nan_to_num(feats[sel]), c[:, :-1]) + c[:, -1]
+    return est
+
+
+def _nearest_same_colour(mosaic: np.ndarray, mask: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Mean of the nearest unflagged photosites of the same pattern position, searching outwards."""
+    h, w = mosaic.shape
+    out = np.full(len(ys), np.nan)
+    for i, (y, x) in enumerate(zip(ys.tolist(), xs.tolist())):
+        r = 4
+        while r < max(h, w) + 2:
+            y0 = y - r if y >= r else y % 2  # r is even: same pattern position
+            x0 = x - r if x >= r else x % 2
+            sub = mosaic[y0 : y + r + 1 : 2, x0 : x + r + 1 : 2]
+            ok = ~mask[y0 : y + r + 1 : 2, x0 : x + r + 1 : 2]
+            if ok.any():
+                out[i] = sub[ok].mean()
+                break
+            r = r + 2 if r < 16 else 2 * r
+    return out
+
+
+def repair_mosaic(
+    mosaic: np.ndarray,
+    mask: np.ndarray,
+    cfa: np.ndarray,
+    *,
+    white: int | None = None,
+) -> np.ndarray:
+    """Estimate flagged photosites of a Bayer mosaic from unflagged neighbours.
+
+    Parameters
+    ----------
+    mosaic : (H, W) ndarray of uint16
+        Visible area of the raw mosaic, sensor orientation.
+    mask : (H, W) ndarray of bool
+        True at flagged photosites (e.g. :meth:`rawmap.defectmap.DefectMap.mask`).
+    cfa : (2, 2) array_like of int
+        Colour index at each pattern position: 0=R, 1=G, 2=B, 3=second G.
+    white : int, optional
+        Saturation level; estimates are clipped to ``[0, white]``
+        (``[0, 65535]`` when omitted).
+
+    Returns
+    -------
+    (H, W) ndarray of uint16
+        A new array: unflagged photosites bit-identical to ``mosaic``,
+        flagged ones replaced by their estimates.  See the module
+        documentation for the method.
+
+    Raises
+    ------
+    TypeError
+        ``mosaic`` is not a 2-D uint16 array, or ``mask`` not boolean.
+    ValueError
+        Shapes differ, ``cfa`` is not a 2x2 pattern of R, G and B, the frame
+        is smaller than 4x4, or ``white`` is out of range.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = np.full((8, 8), 1000, dtype=np.uint16); m[4, 4] = 4095
+    >>> mask = np.zeros((8, 8), bool); mask[4, 4] = True
+    >>> int(repair_mosaic(m, mask, np.array([[0, 1], [3, 2]]))[4, 4])
+    1000
+    """
+    mosaic = np.asarray(mosaic)
+    mask = np.asarray(mask)
+    if mosaic.ndim != 2 or mosaic.dtype != np.uint16:
+        raise TypeError(f"mosaic must be a (H, W) uint16 array, got shape {mosaic.shape} dtype {mosaic.dtype}")
+    if mask.dtype != np.bool_:
+        raise TypeError(f"mask must be a boolean array, got dtype {mask.dtype} (use mask.astype(bool))")
+    if mask.shape != mosaic.shape:
+        raise ValueError(f"mask shape {mask.shape} differs from mosaic shape {mosaic.shape}")
+    cfa = np.asarray(cfa)
+    if cfa.shape != (2, 2) or not np.issubdtype(cfa.dtype, np.integer) or cfa.min() < 0 or cfa.max() > 3:
+        raise ValueError(f"cfa must be a (2, 2) integer array of colour indices 0..3, got {cfa.tolist()}")
+    if set(np.where(cfa == 3, 1, cfa).ravel().tolist()) != {0, 1, 2}:
+        raise ValueError(f"cfa must hold red (0), green (1 or 3) and blue (2), got {cfa.tolist()}")
+    h, w = mosaic.shape
+    if h < 4 or w < 4:
+        raise ValueError(f"mosaic must be at least 4x4 photosites, got {h}x{w}")
+    top = 65535 if white is None else int(white)
+    if not 0 < top <= 65535:
+        raise ValueError(f"white must lie in 1..65535, got {white!r}")
+
+    out = mosaic.copy()
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        return out
+    pad = _Padded(mosaic, mask)
+    idx = pad.index(ys, xs)
+    colour = cfa[ys % 2, xs % 2]
+    green = (colour == 1) | (colour == 3)
+
+    grad = _gradients(pad, idx)
+    cls = _classify(grad)
+    est = _learned(pad, idx, ys, xs, cls, _fit(pad, h, w))
+    lo, hi, n_same = _neighbour_range(pad, idx, green)
+    # the learned predictor needs some same-colour support; else the directional estimate
+    weak = np.isnan(est) | (n_same < 2)
+    if weak.any():
+        est[weak] = _directional(pad, idx[weak], green[weak], grad[:, weak])
+    span = np.where(n_same > 0, hi - lo, 0.0)
+    est = np.where(n_same > 0, np.clip(est, lo - _WIDEN * span, hi + _WIDEN * span), est)
+    far = np.isnan(est) | (n_same == 0)
+    if far.any():
+        est[far] = _nearest_same_colour(mosaic, mask, ys[far], xs[far])
+    out[ys, xs] = np.clip(np.rint(est), 0, top).astype(np.uint16)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# developed images
+# ---------------------------------------------------------------------------
+
+#: The eight walking directions of :func:`repair_image`, as four lines.
+_LINES = ((0, 1), (1, 0), (1, 1), (1, -1))
+
+
+def _disc(radius: int) -> list[tuple[int, int]]:
+    r2 = radius * radius + 1
+    return [(dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1) if dy * dy + dx * dx <= r2]
+
+
+def repair_region(mask: np.ndarray, *, radius: int = 2) -> np.ndarray:
+    """The pixels :func:`repair_image` replaces: a small disc around each flagged pixel.
+
+    Parameters
+    ----------
+    mask : (H, W) ndarray of bool
+        Flagged pixels (blob centres).
+    radius : int, optional
+        Disc radius in pixels; the disc is ``dy**2 + dx**2 <= radius**2 + 1``
+        (5x5 without its corners for the default 2).
+
+    Returns
+    -------
+    (H, W) ndarray of bool
+    """
+    mask = np.asarray(mask, dtype=bool)
+    h, w = mask.shape
+    out = np.zeros_like(mask)
+    ys, xs = np.nonzero(mask)
+    for dy, dx in _disc(radius):
+        y, x = ys + dy, xs + dx
+        ok = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+        out[y[ok], x[ok]] = True
+    return out
+
+
+def repair_image(img: np.ndarray, mask: np.ndarray, *, radius: int = 2) -> np.ndarray:
+    """Fill a small disc around each flagged pixel of a developed image from the ring outside it.
+
+    After demosaicing and JPEG compression a defective photosite is a small
+    blob, so the whole disc of :func:`repair_region` is replaced.  For each
+    pixel of the region, along the horizontal, the vertical and both
+    diagonals it finds the nearest pixel outside the region on either side
+    and interpolates linearly between the two; the lines are blended with
+    weights ``1 / ((|a - b| + 1)**2 * length)``, where ``|a - b|`` is the
+    difference of the two end points in the mean of the channels: the line
+    that runs along an edge dominates.  The direction weights are shared by
+    all channels; the estimate is clipped to the range of the end points
+    used.  Pixels with no outside pixel within reach on any line take the
+    mean of the nearest outside pixels.
+
+    Parameters
+    ----------
+    img : (H, W, C) or (H, W) ndarray of uint8 or uint16
+    mask : (H, W) ndarray of bool
+        Flagged pixels (blob centres).
+    radius : int, optional
+        Disc radius, pixels (default 2).
+
+    Returns
+    -------
+    ndarray
+        A new array of the same shape and dtype; pixels outside the region
+        are bit-identical.
+
+    Raises
+    ------
+    TypeError
+        ``img`` is not uint8/uint16, or ``mask`` not boolean.
+    ValueError
+        Shapes differ or ``radius`` < 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.full((12, 12, 3), 80, np.uint8); img[6, 6] = 255
+    >>> mask = np.zeros((12, 12), bool); mask[6, 6] = True
+    >>> repair_image(img, mask)[6, 6].tolist()
+    [80, 80, 80]
+    """
+    img = np.asarray(img)
+    mask = np.asarray(mask)
+    if img.dtype not in (np.uint8, np.uint16):
+        raise TypeError(f"img must be uint8 or uint16, got {img.dtype}")
+    if mask.dtype != np.bool_:
+        raise TypeError(f"mask must be a boolean array, got dtype {mask.dtype} (use mask.astype(bool))")
+    if img.ndim not in (2, 3) or img.shape[:2] != mask.shape:
+        raise ValueError(f"img must be (H, W) or (H, W, C) with (H, W) = mask shape {mask.shape}, got {img.shape}")
+    if int(radius) < 0:
+        raise ValueError(f"radius must be >= 0 pixels, got {radius}")
+    planar = img.ndim == 2
+    work = img[:, :, None] if planar else img
+    h, w, c = work.shape
+    out = img.copy()
+    region = repair_region(mask, radius=int(radius))
+    ys, xs = np.nonzero(region)
+    if len(ys) == 0:
+        return out
+    vals = work.astype(np.float64)
+    reach = 2 * int(radius) + 6
+    num = np.zeros((len(ys), c))
+    den = np.zeros(len(ys))
+    lo = np.full((len(ys), c), np.inf)
+    hi = np.full((len(ys), c), -np.inf)
+
+    def first_outside(dy: int, dx: int) -> tuple[np.ndarray, np.ndarray]:
+        """Steps to the nearest pixel outside the region (0 = none within reach) and its values."""
+        steps = np.zeros(len(ys), dtype=np.int64)
+        for k in range(1, reach + 1):
+            y, x = ys + k * dy, xs + k * dx
+            inside = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+            yc, xc = np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)
+            hit = (steps == 0) & inside & ~region[yc, xc]
+            steps[hit] = k
+        y = np.clip(ys + steps * dy, 0, h - 1)
+        x = np.clip(xs + steps * dx, 0, w - 1)
+        return steps, vals[y, x]
+
+    for dy, dx in _LINES:
+        ka, va = first_outside(-dy, -dx)
+        kb, vb = first_outside(dy, dx)
+        step_len = np.hypot(dy, dx)
+        both = (ka > 0) & (kb > 0)
+        one = (ka > 0) ^ (kb > 0)
+        # two-sided: linear interpolation, weighted by how flat the line is
+        t = np.where(both, ka / np.maximum(ka + kb, 1), 0.0)[:, None]
+        est = va + t * (vb - va)
+        diff = np.abs(va - vb).mean(axis=1)
+        length = (ka + kb) * step_len
+        wgt = np.where(both, 1.0 / ((diff + 1.0) ** 2 * np.maximum(length, 1.0)), 0.0)
+        # one-sided: the nearest outside value, as a weak vote
+        single = np.where((ka > 0)[:, None], va, vb)
+        k1 = np.maximum(ka, kb) * step_len
+        w1 = np.where(one, 1e-3 / np.maximum(k1, 1.0), 0.0)
+        num += est * wgt[:, None] + single * w1[:, None]
+        den += wgt + w1
+        used_a = (ka > 0)[:, None]
+        used_b = (kb > 0)[:, None]
+        lo = np.minimum(lo, np.where(used_a, va, np.inf))
+        lo = np.minimum(lo, np.where(used_b, vb, np.inf))
+        hi = np.maximum(hi, np.where(used_a, va, -np.inf))
+        hi = np.maximum(hi, np.where(used_b, vb, -np.inf))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        est = num / den[:, None]
+    est = np.clip(est, lo, hi)
+    none = den == 0
+    if none.any():
+        outside = ~region
+        for i in np.nonzero(none)[0]:
+            y, x = int(ys[i]), int(xs[i])
+            r = reach
+            while True:
+                sl = (slice(max(0, y - r), y + r + 1), slice(max(0, x - r), x + r + 1))
+                ok = outside[sl]
+                if ok.any() or r > max(h, w):
+                    est[i] = vals[sl][ok].mean(axis=0) if ok.any() else vals[y, x]
+                    break
+                r *= 2
+    top = np.iinfo(img.dtype).max
+    res = np.clip(np.rint(est), 0, top).astype(img.dtype)
+    if planar:
+        out[ys, xs] = res[:, 0]
+    else:
+        out[ys, xs] = res
+    return out
+
+
+# ---------------------------------------------------------------------------
+# files
+# ---------------------------------------------------------------------------
+
+
+class MapMismatchError(RawmapError):
+    """The defect map belongs to another camera body, sensor size, pattern or kind of file.
+
+    Attributes
+    ----------
+    path : Path
+        The photo.
+    reason : str
+        What differs.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], reason: str, hint: str = "") -> None:
+        self.path = Path(path)
+        self.reason = reason
+        tail = f" ({hint})" if hint else ""
+        super().__init__(f"{self.path}: {reason}{tail}")
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    """What :func:`repair_file` wrote.
+
+    Attributes
+    ----------
+    source : Path
+        The photo read.
+    output : Path
+        The file written.
+    format : str
+        ``"DNG"``, ``"TIFF"`` or ``"JPEG"``.
+    flagged : int
+        Photosites (RAW) or blob centres (images) of the map.
+    changed : int
+        Photosites or pixels whose value the repair changed (before any
+        re-encoding).
+    psnr : float or None
+        Images only: PSNR in dB of the written file against the input over
+        the pixels outside the repaired discs (``inf`` when identical):
+        how much re-encoding cost away from the defects.
+    forced : bool
+        The map's camera differs from the photo's and ``force`` let it through.
+    """
+
+    source: Path
+    output: Path
+    format: str
+    flagged: int
+    changed: int
+    psnr: float | None = None
+    forced: bool = False
+
+
+#: LibRaw ``sizes.flip`` -> TIFF/DNG Orientation (inverse of LibRaw's "50132467" table).
+_FLIP_TO_ORIENTATION = {0: 1, 1: 2, 2: 4, 3: 3, 4: 5, 5: 8, 6: 6, 7: 7}
+
+#: Reader's names of what it undid to bring an image to sensor orientation -> the way back.
+_TO_STORED = {
+    "": lambda a: a,
+    "transpose": lambda a: np.swapaxes(a, 0, 1),
+    "rotate 90 ccw": lambda a: np.rot90(a, -1),
+    "transverse": lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],
+    "rotate 90 cw": lambda a: np.rot90(a, 1),
+}
+
+_RAW_FORMATS = {"dng": ".dng", "tiff": ".tif"}
+
+
+def _check_map(frame: Frame, defect_map: DefectMap, *, force: bool) -> bool:
+    """Refuse a map that cannot apply to ``frame``; True when ``force`` let a camera mismatch through."""
+    sensor = defect_map.sensor
+    want = "raw" if frame.source is SourceKind.RAW else "image"
+    if sensor.source != want:
+        made = "RAW files" if sensor.source == "raw" else "developed images (JPEG/TIFF)"
+        raise MapMismatchError(
+            frame.path,
+            f"the defect map was made from {made}, this photo is a {frame.format or want} file",
+            "use a map made from the same kind of file: RAW maps for RAW files, image maps for JPEGs",
+        )
+    if (sensor.height, sensor.width) != frame.shape:
+        raise MapMismatchError(
+            frame.path,
+            f"the photo's {'visible area' if want == 'raw' else 'image'} is {frame.shape[0]}x{frame.shape[1]}, "
+            f"the defect map's {sensor.height}x{sensor.width}",
+            "a map only fits photos of its own sensor size (cropped or resized photos cannot be repaired)",
+        )
+    if want == "raw" and sensor.cfa and sensor.cfa != frame.cfa_string:
+        raise MapMismatchError(
+            frame.path,
+            f"the photo's colour pattern is {frame.cfa_string}, the defect map's {sensor.cfa}",
+            "the map's coordinates would land on other photosites; use the map of this camera",
+        )
+    if defect_map.camera != frame.camera:
+        if not force:
+            raise MapMismatchError(
+                frame.path,
+                f"taken by {frame.camera.label or 'an unknown camera'}, the defect map is of "
+                f"{defect_map.camera.label or 'an unknown camera'}",
+                "every body has its own defects; use that body's map, or force it if you know they are the same body",
+            )
+        return True
+    return False
+
+
+def _output_path(src: Path, out_dir: Path, suffix: str, *, overwrite: bool) -> Path:
+    out = Path(out_dir) / (src.stem + suffix)
+    try:
+        same = out.resolve() == src.resolve() or (out.exists() and os.path.samefile(out, src))
+    except OSError:
+        same = False
+    if same:
+        raise OutputExistsError(f"{out}: is the input photo itself; choose another output folder")
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out}: already exists (choose another output folder, or allow overwriting)")
+    return out
+
+
+def _raw_extras(path: Path, frame: Frame) -> dict:
+    """What the DNG needs beyond the frame: full frame, colour, white balance, orientation."""
+    import rawpy
+
+    with rawpy.imread(str(path)) as raw:
+        full = np.array(raw.raw_image, dtype=np.uint16, copy=True)
+        visible = raw.raw_image_visible
+        if visible.shape != frame.shape or not np.array_equal(visible, frame.mosaic):
+            raise InputError(path, "LibRaw returned other pixels on a second read", "copy the file again and retry")
+        cm = np.asarray(raw.rgb_xyz_matrix, dtype=np.float64)[:3]
+        wb = np.asarray(raw.camera_whitebalance, dtype=np.float64)[:3]
+        flip = int(raw.sizes.flip)
+    top, left = frame.margins
+    # write_dng needs an even ActiveArea origin: drop a border row/column when odd
+    full = full[top % 2 :, left % 2 :]
+    margins = (top - top % 2, left - left % 2)
+    neutral = None
+    if np.all(np.isfinite(wb)) and np.all(wb > 0):
+        neutral = wb[1] / wb
+    return {
+        "full_frame": full if full.shape != frame.shape else None,
+        "margins": margins if full.shape != frame.shape else (0, 0),
+        "color_matrix": cm if np.any(cm != 0) and np.all(np.isfinite(cm)) else None,
+        "as_shot_neutral": neutral,
+        "orientation": _FLIP_TO_ORIENTATION.get(flip, 1),
+    }
+
+
+def _repair_raw(frame: Frame, defect_map: DefectMap, out: Path, *, fmt: str, overwrite: bool, forced: bool) -> RepairResult:
+    from .dng import write_dng
+
+    mask = defect_map.mask()
+    repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
+    changed = int(np.count_nonzero(repaired != frame.mosaic))
+    extras = _raw_extras(frame.path, frame)
+    kwargs = dict(
+        cfa=frame.cfa, black=frame.black, white=frame.white, camera=frame.camera,
+        exposure=frame.exposure, iso=frame.iso, time=frame.time, **extras,
+    )
+    if fmt == "dng":
+        write_dng(out, repaired, overwrite=overwrite, **kwargs)
+    else:
+        import rawpy
+        import tifffile
+
+        with tempfile.TemporaryDirectory(prefix="rawmap-") as tmp:
+            dng = write_dng(Path(tmp) / "repaired.dng", repaired, **kwargs)
+            with rawpy.imread(str(dng)) as raw:
+                rgb = raw.postprocess(output_bps=16, use_camera_wb=True)
+        buf = io.BytesIO()
+        tifffile.imwrite(buf, rgb, photometric="rgb", metadata=None)
+        atomic_write_bytes(out, buf.getvalue(), overwrite=overwrite)
+    return RepairResult(frame.path, out, fmt.upper(), int(mask.sum()), changed, None, forced)
+
+
+def _repair_jpeg(frame: Frame, defect_map: DefectMap, out: Path, *, overwrite: bool, forced: bool) -> RepairResult:
+    from PIL import Image
+
+    rotation = str(frame.extra.get("rotation", ""))
+    to_stored = _TO_STORED.get(rotation)
+    if to_stored is None:
+        raise UnsupportedFileError(frame.path, f"was turned by the reader in an unknown way ({rotation!r})")
+    with Image.open(frame.path) as img:
+        img.load()
+        if img.format != "JPEG" or img.mode not in ("RGB", "L"):
+            raise UnsupportedFileError(
+                frame.path, f"is a {img.format} {img.mode} image; rawmap repairs RGB or grayscale JPEGs",
+                "repair the camera's original JPEG or RAW file",
+            )
+        stored = np.asarray(img)
+        sensor = frame.mosaic[:, :, 0] if stored.ndim == 2 else frame.mosaic
+        if not np.array_equal(to_stored(sensor), stored):
+            raise InputError(frame.path, "its pixels changed between two reads", "copy the file again and retry")
+        mask = np.ascontiguousarray(to_stored(defect_map.mask()))
+        repaired = repair_image(stored, mask)
+        changed = int(np.count_nonzero(np.any((repaired != stored).reshape(*mask.shape, -1), axis=-1)))
+        img.paste(Image.fromarray(repaired, img.mode))
+        opts = {k: img.info[k] for k in ("exif", "icc_profile", "dpi", "comment", "xmp") if img.info.get(k)}
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality="keep", progressive=bool(img.info.get("progressive")), **opts)
+    data = buf.getvalue()
+    with Image.open(io.BytesIO(data)) as back:
+        written = np.asarray(back).astype(np.float64)
+    away = ~repair_region(mask)
+    err = (written - stored.astype(np.float64))[away]
+    mse = float(np.mean(err * err)) if err.size else 0.0
+    psnr = float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+    atomic_write_bytes(out, data, overwrite=overwrite)
+    return RepairResult(frame.path, out, "JPEG", int(mask.sum()), changed, psnr, forced)
+
+
+def _read(src: str | os.PathLike[str]) -> Frame:
+    from .reader import read_frame
+
+    return read_frame(src)
+
+
+def repair_raw_file(
+    src: str | os.PathLike[str],
+    defect_map: DefectMap,
+    out_dir: str | os.PathLike[str],
+    *,
+    fmt: str = "dng",
+    overwrite: bool = False,
+    force: bool = False,
+) -> RepairResult:
+    """Repair a camera RAW file with its body's defect map; write a DNG (or a developed TIFF).
+
+    The output ``out_dir/<input stem>.dng`` holds the whole sensor frame
+    (margins included, the same geometry), the same CFA pattern, black and
+    white levels, colour matrix (ColorMatrix1 = LibRaw's XYZ-to-camera
+    matrix), white balance (AsShotNeutral), orientation, make, model,
+    serial, exposure, ISO and capture time.  Every photosite not in the map
+    is bit-identical to the input; the map's photosites are estimated by
+    :func:`repair_mosaic` (only the visible area is repaired).
+
+    Parameters
+    ----------
+    src : str or path-like
+        A camera RAW file LibRaw reads.
+    defect_map : DefectMap
+        The body's map, made from RAW files.
+    out_dir : str or path-like
+        Output folder (created if missing).
+    fmt : {"dng", "tiff"}, optional
+        ``"tiff"`` writes ``<stem>.tif`` instead: the repaired frame
+        developed by LibRaw (camera white balance, 16 bits per channel).
+    overwrite : bool, optional
+        Replace an existing output.  The input itself is never replaced.
+    force : bool, optional
+        Accept a map of another camera body (a size or pattern mismatch is
+        always refused).
+
+    Returns
+    -------
+    RepairResult
+
+    Raises
+    ------
+    MapMismatchError
+        The map is of another body (without ``force``), another sensor size
+        or pattern, or was made from developed images.
+    rawmap.fileio.OutputExistsError
+        The output exists (without ``overwrite``) or would be the input.
+    rawmap.errors.InputError
+        The photo cannot be read, or is not a RAW file.
+    ValueError
+        ``fmt`` is not ``"dng"`` or ``"tiff"``.
+    """
+    if fmt not in _RAW_FORMATS:
+        raise ValueError(f"fmt must be 'dng' or 'tiff', got {fmt!r}")
+    src = Path(src)
+    out = _output_path(src, Path(out_dir), _RAW_FORMATS[fmt], overwrite=overwrite)
+    frame = _read(src)
+    if frame.source is not SourceKind.RAW:
+        raise UnsupportedFileError(src, f"is a {frame.format} image, not a camera RAW file", "use repair_image_file for JPEGs")
+    forced = _check_map(frame, defect_map, force=force)
+    return _repair_raw(frame, defect_map, out, fmt=fmt, overwrite=overwrite, forced=forced)
+
+
+def repair_image_file(
+    src: str | os.PathLike[str],
+    defect_map: DefectMap,
+    out_dir: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    force: bool = False,
+) -> RepairResult:
+    """Repair a camera JPEG with its body's image defect map; write ``out_dir/<same name>``.
+
+    Only a small disc around each flagged pixel changes (:func:`repair_image`);
+    the file is saved with the original quantisation tables and chroma
+    subsampling (Pillow's ``quality="keep"``), its EXIF (orientation tag
+    included), ICC profile, XMP, comment and resolution.  Re-encoding
+    changes the rest of the image a little; :attr:`RepairResult.psnr`
+    says how much.  The map's coordinates are in sensor orientation (as
+    :func:`rawmap.reader.read_frame` returns images); the repair is applied
+    to the pixels as stored, whatever the Orientation tag.
+
+    Parameters
+    ----------
+    src : str or path-like
+        An RGB or grayscale JPEG.
+    defect_map : DefectMap
+        The body's map made from JPEGs (``sensor.source == "image"``).
+    out_dir : str or path-like
+    overwrite, force : bool, optional
+        As :func:`repair_raw_file`.
+
+    Returns
+    -------
+    RepairResult
+        With ``psnr`` set.
+
+    Raises
+    ------
+    MapMismatchError, rawmap.fileio.OutputExistsError, rawmap.errors.InputError
+        As :func:`repair_raw_file`; also for a non-JPEG image.
+    """
+    src = Path(src)
+    out = _output_path(src, Path(out_dir), src.suffix, overwrite=overwrite)
+    frame = _read(src)
+    if frame.source is not SourceKind.IMAGE:
+        raise UnsupportedFileError(src, f"is a {frame.format} RAW file, not a JPEG", "use repair_raw_file for RAW files")
+    forced = _check_map(frame, defect_map, force=force)
+    return _repair_jpeg(frame, defect_map, out, overwrite=overwrite, forced=forced)
+
+
+def repair_file(
+    src: str | os.PathLike[str],
+    defect_map: DefectMap,
+    out_dir: str | os.PathLike[str],
+    *,
+    fmt: str | None = None,
+    overwrite: bool = False,
+    force: bool = False,
+) -> RepairResult:
+    """Repair one photo with :func:`repair_raw_file` or :func:`repair_image_file`, by its kind.
+
+    Parameters
+    ----------
+    src, defect_map, out_dir, overwrite, force
+        As :func:`repair_raw_file`.
+    fmt : {None, "dng", "tiff"}, optional
+        Output of a RAW file (``None``: DNG).  Images are always written in
+        their own format.
+
+    Returns
+    -------
+    RepairResult
+
+    Examples
+    --------
+    >>> from rawmap.defectmap import DefectMap
+    >>> m = DefectMap.load("body.rawmap.json")  # doctest: +SKIP
+    >>> repair_file("IMG_0001.CR2", m, "repaired/").output  # doctest: +SKIP
+    PosixPath('repaired/IMG_0001.dng')
+    """
+    from .reader import RAW_EXTENSIONS
+
+    src = Path(src)
+    if src.suffix[1:].lower() in RAW_EXTENSIONS:
+        return repair_raw_file(src, defect_map, out_dir, fmt=fmt or "dng", overwrite=overwrite, force=force)
+    if fmt not in (None, "jpeg", "jpg"):
+        raise ValueError(f"fmt {fmt!r} applies to RAW files only; {src.name} is written as it came")
+    return repair_image_file(src, defect_map, out_dir, overwrite=overwrite, force=force)
