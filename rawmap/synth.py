@@ -474,9 +474,10 @@ def plant_defects(
         across = spec.width if axis == "column" else spec.height
         max_len = along - 2 * BORDER
         for _ in range(int(n)):
-            length = int(rng.integers(min(20, max_len), min(200, max_len) + 1))
 
-            def make(length: int = length, along: int = along, across: int = across, axis: str = axis):
+            def make(along: int = along, across: int = across, axis: str = axis, max_len: int = max_len):
+                # a new length at each try: a long segment may not fit across another one
+                length = int(rng.integers(min(20, max_len), min(200, max_len) + 1))
                 start = int(rng.integers(BORDER, along - BORDER - length + 1))
                 line = int(rng.integers(BORDER, across - BORDER))
                 idx = np.arange(start, start + length)
@@ -637,20 +638,23 @@ class _Grid:
     """A smooth random field: bilinear interpolation of a coarse N(0, 1) grid.
 
     Evaluated a few rows at a time (:meth:`rows`); features have the size
-    ``scale`` photosites.
+    ``scale`` photosites.  The grid is placed at a random sub-cell phase, so
+    that its nodes (where the interpolated field varies most) do not fall
+    on the same rows and columns in every frame.
     """
 
     def __init__(self, rng: np.random.Generator, h: int, w: int, scale: float) -> None:
-        gh, gw = max(2, int(math.ceil(h / scale)) + 1), max(2, int(math.ceil(w / scale)) + 1)
+        gh, gw = int(math.ceil(h / scale)) + 2, int(math.ceil(w / scale)) + 2
         self.g = rng.standard_normal((gh, gw), dtype=_F32)
-        self.y0, self.y1, self.fy = self._axis(gh, h)
-        self.x0, self.x1, self.fx = self._axis(gw, w)
+        py, px = rng.uniform(0.0, 1.0, 2)
+        self.y0, self.y1, self.fy = self._axis(h, scale, py)
+        self.x0, self.x1, self.fx = self._axis(w, scale, px)
 
     @staticmethod
-    def _axis(n_in: int, n_out: int):
-        pos = np.linspace(0.0, n_in - 1.0, n_out)
+    def _axis(n_out: int, scale: float, phase: float):
+        pos = np.arange(n_out) / scale + phase
         i0 = np.floor(pos).astype(np.int64)
-        return i0, np.minimum(i0 + 1, n_in - 1), (pos - i0).astype(_F32)
+        return i0, i0 + 1, (pos - i0).astype(_F32)
 
     def rows(self, a: int, b: int) -> np.ndarray:
         """(b - a, W) ndarray of float32: rows a..b-1 of the field."""
@@ -776,13 +780,17 @@ def _colour(rng: np.random.Generator, lo: float = 0.3, hi: float = 2.5) -> np.nd
     return (c * rng.uniform(0.85, 1.15, 3).astype(_F32)).astype(_F32)
 
 
-def _horizon(rng: np.random.Generator, h: int, w: int, level: float, rough: float) -> np.ndarray:
-    """(W,) float32: row of the horizon in each column."""
+def _horizon(rng: np.random.Generator, h: int, w: int, level: float, rough: float) -> tuple[np.ndarray, np.ndarray]:
+    """(smooth, rough): (W,) float32 rows of the horizon in each column.
+
+    ``rough`` adds photosite-scale detail (tree line, rocks) to ``smooth``;
+    sky gradients follow ``smooth`` so that they do not stripe the sky
+    column by column.
+    """
     x = np.linspace(0, 1, w, dtype=_F32)
     y = level * h + _F32(0.06 * h) * np.sin(_F32(2 * np.pi * rng.uniform(0.3, 1.5)) * x + _F32(rng.uniform(0, 6.3)))
-    y = y + _F32(0.04 * h) * _Grid(rng, 1, w, w / 12).rows(0, 1)[0]
-    y = y + _F32(rough) * _Grid(rng, 1, w, 3.0).rows(0, 1)[0]
-    return y.astype(_F32)
+    smooth = (y + _F32(0.04 * h) * _Grid(rng, 1, w, w / 12).rows(0, 1)[0]).astype(_F32)
+    return smooth, (smooth + _F32(rough) * _Grid(rng, 1, w, 3.0).rows(0, 1)[0]).astype(_F32)
 
 
 # ---------------------------------------------------------------------------
@@ -837,7 +845,7 @@ class _Landscape(_Recipe):
                                       np.full(3, rng.uniform(20, 60), _F32)))  # a lamp: clipped
             self.tint = np.array([1.5, 1.0, 0.6], _F32)
         else:
-            self.hy = _horizon(rng, h, w, rng.uniform(0.3, 0.6), 1.5)
+            self.hs, self.hy = _horizon(rng, h, w, rng.uniform(0.3, 0.6), 1.5)
             self.sky = np.array([0.55, 0.75, 1.0], _F32) * _F32(rng.uniform(1.5, 4.0))
             self.ground = _colour(rng, 0.4, 1.2)
             for _ in range(int(rng.integers(6, 16))):
@@ -865,7 +873,7 @@ class _Landscape(_Recipe):
                 np.multiply(f, self.wall[ch], out=planes[ch])
         else:
             below = yy >= self.hy[None, :]
-            sky_grad = (_F32(0.55) + _F32(0.45) * np.clip(yy / np.maximum(self.hy[None, :], 1), 0, 1)) * (1 + _F32(0.08) * low)
+            sky_grad = (_F32(0.55) + _F32(0.45) * np.clip(yy / np.maximum(self.hs[None, :], 1), 0, 1)) * (1 + _F32(0.08) * low)
             shade = (1 + _F32(0.35) * low) * np.maximum(_F32(0.1), 1 + _F32(0.3) * tex)
             for ch in range(3):
                 np.copyto(planes[ch], np.where(below, self.ground[ch] * shade, self.sky[ch] * sky_grad))
@@ -892,7 +900,7 @@ class _Glints(_Landscape):
 class _Night(_Recipe):
     def __init__(self, rng: np.random.Generator, h: int, w: int, sigma: float) -> None:
         self.h, self.w, self.sigma = h, w, sigma
-        self.hy = _horizon(rng, h, w, rng.uniform(0.65, 0.85), 3.0)
+        self.hs, self.hy = _horizon(rng, h, w, rng.uniform(0.65, 0.85), 3.0)
         self.glow_amp = _F32(rng.uniform(0.5, 2.5))
         self.sky_col = np.array([0.8, 0.9, 1.1], _F32) if rng.random() < 0.5 else np.array([1.2, 1.0, 0.7], _F32)
         self.low = _Grid(rng, h, w, max(h, w) / 3)
@@ -910,7 +918,7 @@ class _Night(_Recipe):
 
     def strip(self, a: int, b: int) -> np.ndarray:
         yy = np.arange(a, b, dtype=_F32)[:, None]
-        dist = np.maximum(self.hy[None, :] - yy, 0)
+        dist = np.maximum(self.hs[None, :] - yy, 0)
         sky = (1 + self.glow_amp * np.exp(-dist / _F32(0.2 * self.h))) * (1 + _F32(0.05) * self.low.rows(a, b))
         fg = np.maximum(_F32(0.1), 1 + _F32(0.3) * self.tex.rows(a, b))
         below = yy >= self.hy[None, :]
@@ -1352,8 +1360,8 @@ def plan_series(
 
     About 20-30 % long exposures (1-30 s, ISO 400-3200, mostly star fields,
     some dusk landscapes at ISO 100-200), about 12 % indoor frames (ISO
-    1600-6400, 1/250-1/30 s), one burst of 6-10 frames (fewer in very short
-    series) of a glints scene (fine static bright detail) at the same
+    1600-6400, 1/250-1/30 s), one burst of 6-10 frames (at most a third of
+    the series; none under 6 frames) of a glints scene (fine static bright detail) at the same
     exposure, 1 s apart, and daylight frames (landscape, glints, flat; ISO
     100-800, 1/4000-1/30 s).  Capture times increase over several days.
 
@@ -1367,8 +1375,8 @@ def plan_series(
     long_fraction : float, optional
         Fraction of long exposures; random in 0.2-0.3 when omitted.
     burst_length : int, optional
-        Frames in the burst (0 for none); 6-10 (at most half the series)
-        when omitted.
+        Frames in the burst (0 for none); 6-10 (at most a third of the
+        series) when omitted.
 
     Returns
     -------
@@ -1377,7 +1385,7 @@ def plan_series(
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
     if burst_length is None:
-        burst_length = min(int(rng.integers(6, 11)), n_frames // 2)
+        burst_length = min(int(rng.integers(6, 11)), n_frames // 3)
         if burst_length < 2:
             burst_length = 0
     if burst_length < 0 or burst_length > n_frames:

@@ -375,3 +375,24 @@ def test_load_truth_errors(tmp_path):
     (tmp_path / "y.json").write_text('{"format": "rawmap-truth", "version": 2}')
     with pytest.raises(MapFormatError, match="version"):
         load_truth(tmp_path / "y.json")
+
+
+def test_committed_example_matches_its_command(tmp_path):
+    """fixtures/example is what fixtures/README.md says: regenerate it and compare."""
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "fixtures" / "example"
+    if not (example / "truth.json").exists():
+        pytest.skip("fixtures/example not present")
+    committed = load_truth(example)
+    spec = SensorSpec(120, 160, top_margin=8, left_margin=12)
+    again = generate_series(tmp_path, n_frames=12, seed=9, spec=spec)
+    assert again.defects == committed.defects
+    assert again.frames == committed.frames
+    np.testing.assert_allclose(again.visible_fraction, committed.visible_fraction, atol=0.1)
+    for f in committed.frames[:3]:
+        with rawpy.imread(str(example / f.file)) as a, rawpy.imread(str(tmp_path / f.file)) as b:
+            diff = np.abs(a.raw_image.astype(int) - b.raw_image.astype(int))
+        assert diff.mean() < 0.5  # equal, bar last-bit float differences between CPUs
+    kinds = {d.kind for d in committed.defects}
+    assert kinds == set(DefectKind)
