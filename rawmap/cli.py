@@ -1,0 +1,664 @@
+"""The ``rawmap`` command line: a thin typer layer over the library.
+
+Every command parses its arguments, calls the library, shows progress on
+stderr and prints a summary.  A :class:`~rawmap.errors.RawmapError` (or an
+OS error on a user's file) becomes one ``Error: ...`` line on stderr and
+exit code 1; usage errors exit 2 (click's default).  Heavy modules (rawpy,
+numba kernels) are imported inside the commands so that ``rawmap --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, TypeVar
+
+import typer
+
+from . import __version__
+from .errors import NothingToMapError, RawmapError
+from .export import ExportFormat
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .accumulate import Accumulator
+    from .defectmap import DefectMap
+    from .mapping import BodyMap, MapRun, Skipped
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="rawmap",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_show_locals=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# --------------------------------------------------------------------------- plumbing
+
+class _Failed(Exception):
+    """A command's own failure: print ``Error: message`` and exit 1."""
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _error(message: object) -> None:
+    """Print one ``Error: ...`` line on stderr."""
+    typer.echo(f"Error: {_one_line(message)}", err=True)
+
+
+def _os_message(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
+
+
+def _handle_errors(func: F) -> F:
+    """Turn library and OS errors of a user's input into one ``Error:`` line and exit 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (RawmapError, _Failed) as exc:
+            _error(exc)
+        except OSError as exc:
+            _error(_os_message(exc))
+        except KeyboardInterrupt:
+            typer.echo("Interrupted.", err=True)
+            raise typer.Exit(130) from None
+        raise typer.Exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"rawmap {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print rawmap's version and exit."
+    ),
+) -> None:
+    """Map a camera body's defective photosites (hot, stuck, dead, cold, noisy, column
+    segments) from many ordinary photos, keep one map per body, export it for dcraw,
+    RawTherapee or Siril, and repair new photos.
+
+    Example: rawmap map ~/Pictures/2024/ -o d750.json
+    """
+
+
+def _show_path(p: Path) -> str:
+    """A path as the user would like to read it: relative to the working folder when inside it."""
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)
+
+
+class _Progress:
+    """A progress bar on stderr, or nothing when quiet or stderr is not a terminal."""
+
+    def __init__(self, description: str, *, quiet: bool) -> None:
+        self.description = description
+        self.enabled = not quiet and sys.stderr.isatty()
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> "_Progress":
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[name]}"),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task(self.description, total=None, name="")
+        return self
+
+    def __call__(self, done: int, total: int, path: Path) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=done, total=total, name=Path(path).name)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+
+# --------------------------------------------------------------------------- formatting
+
+def _exposure_text(seconds: float) -> str:
+    if not seconds or seconds <= 0 or not math.isfinite(seconds):
+        return "unknown"
+    if seconds < 0.4:
+        return f"1/{round(1.0 / seconds):d} s"
+    return f"{seconds:.3g} s"
+
+
+def _iso_text(iso: float) -> str:
+    return f"{iso:g}" if iso and iso > 0 else "unknown"
+
+
+def _time_text(t: Any) -> str:
+    return t.isoformat(sep=" ") if t is not None else "unknown"
+
+
+def _black_text(black: Any) -> str:
+    vals = [float(v) for v in black]
+    if len(set(vals)) == 1:
+        return f"{vals[0]:g}"
+    return ", ".join(f"{name} {v:g}" for name, v in zip(("R", "G", "B", "G2"), vals))
+
+
+def _value_text(kind: str, value: float) -> str:
+    if not math.isfinite(value):
+        return ""
+    if kind in ("stuck", "dead"):
+        return f"{value:.0f} DN"
+    if kind == "hot":
+        return f"{value:.3g} DN/s"
+    if kind == "cold":
+        return f"gain {value:.2f}"
+    if kind == "noisy":
+        return f"noise x{value:.3g}"
+    return f"{value:+.3g} DN"
+
+
+def _segments(defects: Sequence[Any]) -> list[tuple[str, int, int, int, list[Any]]]:
+    """Group column-kind defects into runs: (axis, line, first, last, members)."""
+    cells = {(d.row, d.col): d for d in defects}
+    left = set(cells)
+    runs: list[tuple[str, int, int, int, list[Any]]] = []
+    for axis in ("column", "row"):
+        for key in sorted(left, key=(lambda rc: (rc[1], rc[0])) if axis == "column" else (lambda rc: rc)):
+            if key not in left:
+                continue
+            r, c = key
+            prev = (r - 1, c) if axis == "column" else (r, c - 1)
+            if prev in left:
+                continue
+            run = [key]
+            while True:
+                r2, c2 = run[-1]
+                nxt = (r2 + 1, c2) if axis == "column" else (r2, c2 + 1)
+                if nxt not in left:
+                    break
+                run.append(nxt)
+            if len(run) >= 2 or axis == "row":
+                for k in run:
+                    left.discard(k)
+                line = c if axis == "column" else r
+                along = [k[0] for k in run] if axis == "column" else [k[1] for k in run]
+                runs.append((axis, line, along[0], along[-1], [cells[k] for k in run]))
+    return runs
+
+
+#: how many single-photosite defects ``rawmap map`` lists per body
+TABLE_ROWS = 25
+#: how many column/row segments it lists
+SEGMENT_ROWS = 10
+
+
+def _map_lines(dmap: "DefectMap", *, table_rows: int = TABLE_ROWS, segment_rows: int = SEGMENT_ROWS) -> list[str]:
+    """The defect counts and a short table of one map."""
+    from .defectmap import DefectKind
+
+    counts = dmap.counts()
+    total = len(dmap)
+    points = [d for d in dmap.defects if d.kind is not DefectKind.COLUMN]
+    columns = [d for d in dmap.defects if d.kind is DefectKind.COLUMN]
+    segs = _segments(columns)
+    parts = [f"{k.value} {n}" for k, n in counts.items() if n and k is not DefectKind.COLUMN]
+    if columns:
+        parts.append(f"column {len(columns)} (in {len(segs)} segment{'s' if len(segs) != 1 else ''})")
+    lines = [f"  defects: {total} photosite{'s' if total != 1 else ''}" + (": " + ", ".join(parts) if parts else "")]
+    if points:
+        lines.append(f"    {'row':>6} {'col':>6}  {'kind':<6} {'ch':<2} {'score':>7}  {'value':<14} first seen")
+        for d in points[:table_rows]:
+            lines.append(
+                f"    {d.row:>6} {d.col:>6}  {d.kind.value:<6} {d.channel or '-':<2} {d.score:>7.1f}  "
+                f"{_value_text(d.kind.value, d.value):<14} {d.first_seen.isoformat(sep=' ') if d.first_seen else '-'}"
+            )
+        if len(points) > table_rows:
+            lines.append(f"    ... and {len(points) - table_rows} more (all are in the map file; see `rawmap export --format csv`)")
+    for axis, line, first, last, members in segs[:segment_rows]:
+        offs = [m.value for m in members if math.isfinite(m.value)]
+        off = f", mean offset {sum(offs) / len(offs):+.3g} DN" if offs else ""
+        what = f"col {line}, rows {first}-{last}" if axis == "column" else f"row {line}, cols {first}-{last}"
+        lines.append(f"    {axis} segment: {what} ({len(members)} photosites{off})")
+    if len(segs) > segment_rows:
+        lines.append(f"    ... and {len(segs) - segment_rows} more segments")
+    return lines
+
+
+def _body_header(body: "BodyMap") -> list[str]:
+    dmap = body.defect_map
+    s, fr = dmap.sensor, dmap.frames
+    kind = "RAW" if s.source == "raw" else "images"
+    cfa = f", {s.cfa}" if s.cfa else ""
+    lines = [f"{dmap.camera.label or 'unknown camera'} ({kind}, {s.height}x{s.width}{cfa})"]
+    extra = []
+    if fr.exposure_max > 0:
+        lo, hi = _exposure_text(fr.exposure_min), _exposure_text(fr.exposure_max)
+        extra.append(f"exposures {lo}" + (f" to {hi}" if hi != lo else ""))
+    if fr.iso_max > 0:
+        extra.append(f"ISO {fr.iso_min:g}" + (f" to {fr.iso_max:g}" if fr.iso_max != fr.iso_min else ""))
+    if fr.first_capture and fr.last_capture:
+        extra.append(f"taken {fr.first_capture:%Y-%m-%d} to {fr.last_capture:%Y-%m-%d}")
+    new = len(body.files)
+    older = fr.count - new
+    used = f"{fr.count} frames" + (f" ({new} new, {older} from the stored statistics)" if older > 0 else "")
+    lines.append("  frames: " + "; ".join([used] + extra))
+    return lines
+
+
+def _skipped_lines(skipped: Sequence["Skipped"], shown: dict[Path, str]) -> list[str]:
+    if not skipped:
+        return []
+    lines = [f"Skipped {len(skipped)} file{'s' if len(skipped) != 1 else ''}:"]
+    for s in skipped:
+        lines.append(f"  {shown.get(s.path, _show_path(s.path))}: {_one_line(s.reason)}")
+    return lines
+
+
+# --------------------------------------------------------------------------- map
+
+def _map_filename(body: "BodyMap") -> str:
+    from .frame import SourceKind
+
+    return body.camera.slug + ("-image" if body.source is SourceKind.IMAGE else "") + ".json"
+
+
+def _state_filename(body: "BodyMap") -> str:
+    return _map_filename(body)[: -len(".json")] + ".rawstate"
+
+
+def _plan_map_outputs(out: Path, bodies: Sequence["BodyMap"]) -> tuple[list[Path], str]:
+    """Where each body's map goes, and a note when OUT was turned into a folder."""
+    as_folder = out.is_dir() or str(out).endswith(("/", os.sep))
+    note = ""
+    if not as_folder and len(bodies) > 1:
+        as_folder = True
+        if out.suffix.lower() == ".json":
+            folder = out.with_suffix("")
+            note = (
+                f"{len(bodies)} camera bodies found: one map per body written into the folder "
+                f"{_show_path(folder)}/ instead of {_show_path(out)}"
+            )
+            out = folder
+    if as_folder:
+        if out.exists() and not out.is_dir():
+            raise _Failed(f"{out}: is a file; several bodies need a folder for their maps (give -o a folder)")
+        return [out / _map_filename(b) for b in bodies], note
+    return [out], note
+
+
+def _load_state_file(path: Path) -> "Accumulator | None":
+    from .accumulate import Accumulator
+
+    if not path.exists():
+        return None
+    if path.is_dir():
+        raise _Failed(f"{path}: is a folder; --state wants a state file (e.g. body.rawstate)")
+    return Accumulator.load(path)
+
+
+def _drop_counted(files: Sequence[Path], states: Sequence["Accumulator"]) -> tuple[list[Path], list[Path]]:
+    """Split ``files`` into new ones and those already folded into one of ``states``."""
+    counted: set[Path] = set()
+    for acc in states:
+        for rec in acc.frames:
+            try:
+                counted.add(Path(rec.path).resolve())
+            except OSError:
+                continue
+    new, old = [], []
+    for p in files:
+        (old if p in counted else new).append(p)
+    return new, old
+
+
+@app.command("map")
+@_handle_errors
+def map_cmd(
+    ctx: typer.Context,
+    paths: list[str] = typer.Argument(
+        ..., metavar="PATHS", help="Photos: files, folders (searched recursively) and glob patterns such as 'card/**/*.NEF'."
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "-o", "--output", metavar="OUT",
+        help="Map file (JSON) for one body; with several bodies a folder that gets one <body>.json each "
+        "(a .json name then becomes a folder of that name without .json). Optional with --save.",
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing map files."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (the summary is still printed)."),
+    save: bool = typer.Option(
+        False, "--save/--no-save",
+        help="Store each body's map and statistics in the library, continuing what is stored for that body "
+        "(files already counted are not read again). Off by default: `rawmap map` writes only -o.",
+    ),
+    library: Optional[Path] = typer.Option(
+        None, "--library", metavar="DIR", envvar="RAWMAP_LIBRARY", show_envvar=True,
+        help="Library folder for --save (default: the platform's user data folder).",
+    ),
+    state: Optional[Path] = typer.Option(
+        None, "--state", metavar="FILE",
+        help="Statistics file of one body: continued if it exists (files already counted are skipped), "
+        "then written back. Lets a map grow over time without the library.",
+    ),
+) -> None:
+    """Map defective photosites from many photos of one or more camera bodies.
+
+    Reads every photo once, keeps running per-photosite statistics per
+    camera body and classifies the photosites that misbehave across the
+    series.  Prints, per body, the frames used, the defects by kind and a
+    short table; files that cannot be used are skipped with their reason.
+    Needs at least 3 photos of a body, and gets better with dozens of
+    varied ones (different scenes, light and exposure times).
+
+    Examples:
+
+        rawmap map ~/Pictures/2024/ -o d750.json
+
+        rawmap map 'card/DCIM/**/*.NEF' old.NEF -o maps/
+
+        rawmap map ~/Pictures/new/ --save
+    """
+    from .mapping import collect_inputs, map_files
+
+    if output is None and not save:
+        ctx.fail("missing -o OUT: give the map file to write, or store the map in the library with --save")
+    if output is not None and not overwrite and output.is_file():
+        raise _Failed(f"{output}: already exists (add --overwrite to replace it, or choose another -o)")
+
+    lib = _open_library(library) if save else None
+    state_acc = _load_state_file(state) if state is not None else None
+
+    files, skipped_inputs = collect_inputs(paths)
+    shown: dict[Path, str] = {}
+    resolved: list[Path] = []
+    for p in files:
+        r = p.resolve()
+        shown[r] = str(p)
+        resolved.append(r)
+
+    bases: list["Accumulator"] = []
+    if state_acc is not None:
+        bases.append(state_acc)
+    if lib is not None:
+        bases.extend(_library_states(lib, resolved))
+    states = {(a.camera, a.source): a for a in bases}
+    todo, already = _drop_counted(resolved, list(states.values()))
+    if not todo and already:
+        raise _Failed(
+            f"all {len(already)} file(s) are already counted in the stored statistics; nothing new to map"
+        )
+
+    not_found = "; ".join(f"{s.path}: {s.reason}" for s in skipped_inputs)
+    if not todo and not already:
+        raise _Failed(f"nothing to map: {not_found}" if not_found else "nothing to map")
+    try:
+        with _Progress("Mapping", quiet=quiet) as progress:
+            run = map_files(todo, progress=progress, states=states or None)
+    except NothingToMapError as exc:
+        raise _Failed(f"{exc} (also: {not_found})" if not_found else str(exc)) from None
+
+    from .mapping import Skipped
+
+    skipped = list(skipped_inputs) + run.skipped + [Skipped(p, "already counted in the stored statistics") for p in already]
+    targets: list[Path] = []
+    note = ""
+    if output is not None:
+        targets, note = _plan_map_outputs(output, run.maps)
+        if not overwrite:
+            for t in targets:
+                if t.exists():
+                    raise _Failed(f"{t}: already exists (add --overwrite to replace it, or choose another -o)")
+
+    lines: list[str] = []
+    for i, body in enumerate(run.maps):
+        lines += _body_header(body)
+        lines += _map_lines(body.defect_map)
+        if targets:
+            written = body.defect_map.save(targets[i], overwrite=overwrite)
+            lines.append(f"  map written to {_show_path(written)}")
+        if lib is not None:
+            where = _library_store(lib, body)
+            lines.append(f"  saved in the library: {where}")
+        lines.append("")
+    lines += _skipped_lines(skipped, shown)
+    if note:
+        lines.append(note)
+    typer.echo("\n".join(lines).rstrip("\n"))
+
+    if state is not None:
+        _write_state(state, state_acc, run)
+
+
+def _write_state(path: Path, loaded: "Accumulator | None", run: "MapRun") -> None:
+    if loaded is not None:
+        match = [b for b in run.maps if b.key == (loaded.camera, loaded.source)]
+        if not match:
+            typer.echo(f"{_show_path(path)}: unchanged (no new frames of {loaded.camera.label})")
+            return
+        body = match[0]
+    elif len(run.maps) == 1:
+        body = run.maps[0]
+    else:
+        raise _Failed(
+            f"--state keeps the statistics of one body, but {len(run.maps)} bodies were mapped; "
+            f"{path} was not written (use --save to keep every body's statistics in the library)"
+        )
+    body.accumulator.save(path, overwrite=True)
+    typer.echo(f"statistics of {body.camera.label} ({body.accumulator.n_frames} frames) written to {_show_path(path)}")
+
+
+# library hooks: filled in when rawmap.library lands -------------------------
+
+def _open_library(directory: Optional[Path]) -> Any:
+    raise _Failed("--save needs the body library, which this version of rawmap does not have yet")
+
+
+def _library_states(lib: Any, files: Sequence[Path]) -> list["Accumulator"]:  # pragma: no cover - see _open_library
+    return []
+
+
+def _library_store(lib: Any, body: "BodyMap") -> str:  # pragma: no cover - see _open_library
+    return ""
+
+
+# --------------------------------------------------------------------------- info
+
+@app.command("info")
+def info_cmd(
+    files: list[Path] = typer.Argument(..., metavar="FILES", help="Photos to describe (RAW, JPEG, TIFF or PNG)."),
+) -> None:
+    """Show what rawmap reads from photos: camera, serial, format, size, CFA, levels, exposure.
+
+    A file that cannot be read prints an `Error:` line and the others are
+    still shown; the exit code is then 1.
+
+    Examples:
+
+        rawmap info DSC_0001.NEF
+
+        rawmap info card/DCIM/100CANON/*.CR2
+    """
+    from .reader import read_info
+
+    failed = 0
+    first = True
+    for f in files:
+        try:
+            info = read_info(f)
+        except RawmapError as exc:
+            _error(exc)
+            failed += 1
+            continue
+        except OSError as exc:
+            _error(_os_message(exc))
+            failed += 1
+            continue
+        if not first:
+            typer.echo("")
+        first = False
+        typer.echo("\n".join(_info_lines(info)))
+    if failed:
+        raise typer.Exit(1)
+
+
+def _info_lines(info: Any) -> list[str]:
+    from .frame import SourceKind
+
+    raw = info.source is SourceKind.RAW
+    h, w = info.shape
+    fh, fw = info.full_shape
+    size = f"{h} x {w} photosites (rows x columns)" if raw else f"{h} x {w} pixels, {info.channels} channel(s), {info.dtype}"
+    if raw and (fh, fw) != (0, 0) and (fh, fw) != (h, w):
+        size += f"; full frame {fh} x {fw}, visible area at row {info.margins[0]}, column {info.margins[1]}"
+    rows = [
+        ("make", info.camera.make or "unknown"),
+        ("model", info.camera.model or "unknown"),
+        ("serial", info.camera.serial or "not recorded"),
+        ("format", f"{info.format} ({'RAW Bayer mosaic' if raw else 'developed image'})"),
+        ("size", size),
+        ("CFA", info.cfa_string if raw else "none (developed image)"),
+        ("black", _black_text(info.black) if raw else "0"),
+        ("white", str(info.white)),
+        ("exposure", _exposure_text(info.exposure)),
+        ("ISO", _iso_text(info.iso)),
+        ("captured", _time_text(info.time)),
+    ]
+    return [str(info.path)] + [f"  {k:<9} {v}" for k, v in rows]
+
+
+# --------------------------------------------------------------------------- export
+
+def _load_map(path: Path) -> "DefectMap":
+    """A map file, with a binary file (a photo given by mistake) refused as clearly as a bad JSON."""
+    from .defectmap import DefectMap
+
+    try:
+        return DefectMap.load(path)
+    except UnicodeDecodeError:
+        raise _Failed(f"{path}: not a rawmap defect map (it is not text; make a map with `rawmap map`)") from None
+
+
+def _parse_crop(text: Optional[str]) -> Optional[tuple[int, int]]:
+    if text is None:
+        return None
+    parts = text.replace(" ", "").split(",")
+    try:
+        top, left = (int(parts[0]), int(parts[1])) if len(parts) == 2 else (None, None)
+    except ValueError:
+        top = left = None
+    if top is None or left is None or top < 0 or left < 0:
+        raise typer.BadParameter(f"{text!r}: give ROW,COL of the raw crop's top-left corner, e.g. 12,136", param_hint="'--crop-origin'")
+    return top, left
+
+
+_EXPORT_HINTS = {
+    ExportFormat.DCRAW: "use it with: dcraw -P {path} PHOTO  (or dcraw_emu -P {path} PHOTO)",
+    ExportFormat.RAWTHERAPEE: "put it in RawTherapee's dark-frame folder (Preferences > Image Processing > Dark frame)",
+    ExportFormat.SIRIL: "use it in Siril with: cosme_cfa {path}",
+    ExportFormat.CSV: "",
+}
+
+
+@app.command("export")
+@_handle_errors
+def export_cmd(
+    map_file: Path = typer.Argument(..., metavar="MAP", help="A map file written by `rawmap map`."),
+    fmt: ExportFormat = typer.Option(..., "--format", "-f", help="Format to write.", case_sensitive=False),
+    output: Optional[Path] = typer.Option(
+        None, "-o", "--output", metavar="FILE_OR_DIR",
+        help="Output file, or a folder (e.g. RawTherapee's dark-frame folder). Default: the format's usual "
+        "name in the current folder.",
+    ),
+    serial: bool = typer.Option(
+        True, "--serial/--no-serial",
+        help="Put the body's serial number in the default file name (RawTherapee then applies the list "
+        "only to that body; without it, to every body of the model).",
+    ),
+    crop_origin: Optional[str] = typer.Option(
+        None, "--crop-origin", metavar="ROW,COL",
+        help="RawTherapee only: top-left corner of its raw crop in the full frame, for cameras that "
+        "camconst.json gives a raw_crop (default: the visible area).",
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+) -> None:
+    """Write a map in a format other raw tools read: dcraw/LibRaw -P, RawTherapee, Siril, CSV.
+
+    Coordinates are converted as each tool expects (see the README).
+
+    Examples:
+
+        rawmap export d750.json --format dcraw
+
+        rawmap export d750.json --format rawtherapee -o ~/RawTherapee/darkframes/
+
+        rawmap export d750.json --format siril -o d750.lst
+
+        rawmap export d750.json --format csv -o defects.csv
+    """
+    from .export import default_filename, rawtherapee_filename, write_export
+    from .frame import CameraId
+
+    crop = _parse_crop(crop_origin)
+    if crop is not None and fmt is not ExportFormat.RAWTHERAPEE:
+        raise typer.BadParameter("--crop-origin applies to --format rawtherapee only", param_hint="'--crop-origin'")
+    dmap = _load_map(map_file)
+    if fmt is ExportFormat.RAWTHERAPEE:
+        name = rawtherapee_filename(dmap.camera, with_serial=serial)
+    elif serial:
+        name = default_filename(dmap, fmt)
+    else:
+        bare = dataclasses.replace(dmap, camera=CameraId(dmap.camera.make, dmap.camera.model))
+        name = default_filename(bare, fmt)
+    if output is None:
+        target = Path(name)
+    elif output.is_dir() or str(output).endswith(("/", os.sep)):
+        target = output / name
+    else:
+        target = output
+    options: dict[str, Any] = {}
+    if crop is not None:
+        options["crop_origin"] = crop
+    try:
+        written = write_export(dmap, fmt, target, overwrite=overwrite, **options)
+    except RawmapError as exc:
+        if target.exists() and not overwrite:
+            raise _Failed(f"{target}: already exists (add --overwrite to replace it, or choose another -o)") from exc
+        raise
+    typer.echo(f"{len(dmap)} defects of {dmap.camera.label or 'unknown camera'} written as {fmt.value} to {_show_path(written)}")
+    hint = _EXPORT_HINTS[fmt]
+    if hint:
+        typer.echo(hint.format(path=_show_path(written)))
+
+
+# --------------------------------------------------------------------------- entry point
+
+def main() -> None:
+    """Run the command line (``python -m rawmap``)."""
+    app(prog_name="rawmap")
+

@@ -1,0 +1,395 @@
+"""The command line, run as a user would: typer's CliRunner, and the installed script in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from conftest import PLANTED, Series
+from rawmap import __version__
+from rawmap.accumulate import Accumulator
+from rawmap.cli import app
+from rawmap.defectmap import DefectMap
+from rawmap.reader import read_info
+
+runner = CliRunner()
+
+
+def run(*args: object):
+    """Invoke ``rawmap ARGS`` in-process; never lets an unexpected exception pass as a result."""
+    result = runner.invoke(app, [str(a) for a in args], prog_name="rawmap")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def assert_one_error(result, *needles: str) -> str:
+    """Exit 1 with exactly one ``Error:`` line on stderr and no traceback; returns that line."""
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: "), lines[0]
+    assert "Traceback" not in result.output
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+def assert_usage_error(result) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Usage:" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def found_kinds(map_file: Path) -> dict[tuple[int, int], str]:
+    data = json.loads(map_file.read_text())
+    return {(d["row"], d["col"]): d["kind"] for d in data["defects"]}
+
+
+def corrupt_files(folder: Path, good: Path) -> list[Path]:
+    """A truncated DNG, a zero-byte NEF and a text file named .NEF, written into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = good.read_bytes()
+    cut = folder / "cut.dng"
+    cut.write_bytes(data[: len(data) // 3])
+    empty = folder / "empty.NEF"
+    empty.write_bytes(b"")
+    text = folder / "notes.NEF"
+    text.write_text("shopping list: milk, eggs, a new camera\n")
+    return [cut, empty, text]
+
+
+@pytest.fixture(scope="module")
+def series_map(small_series: Series, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The map of :func:`small_series`, made by ``rawmap map``."""
+    out = tmp_path_factory.mktemp("map") / "sim.json"
+    result = run("map", small_series.folder, "-o", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+# --------------------------------------------------------------------------- map
+
+def test_map_writes_a_map_with_the_planted_defects(small_series: Series, series_map: Path):
+    dmap = DefectMap.load(series_map)
+    assert dmap.camera == small_series.camera
+    assert (dmap.sensor.height, dmap.sensor.width) == (120, 160)
+    assert (dmap.sensor.top_margin, dmap.sensor.left_margin) == (8, 12)
+    assert dmap.frames.count == 12
+    found = found_kinds(series_map)
+    for (row, col), kind in PLANTED.items():
+        assert found.get((row, col)) == kind.value, f"planted {kind.value} at ({row}, {col}) not mapped as such"
+
+
+def test_map_prints_summary_and_defect_table(small_series: Series, tmp_path: Path):
+    out = tmp_path / "m.json"
+    result = run("map", small_series.folder, "-o", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "Rawmap Simulated Sensor SIM0001" in text
+    assert "frames: 12 frames" in text
+    assert "stuck 1" in text and "dead 1" in text
+    # the table lists the planted stuck photosite with its level
+    stuck_line = next(line for line in text.splitlines() if "stuck" in line and "DN" in line)
+    assert stuck_line.split()[:3] == ["20", "31", "stuck"]
+    assert f"map written to {out}" in text
+    assert "Skipped" not in text
+    assert result.stderr == ""
+
+
+def test_map_never_overwrites(small_series: Series, tmp_path: Path):
+    out = tmp_path / "m.json"
+    out.write_text("precious\n")
+    result = run("map", small_series.folder, "-o", out)
+    assert_one_error(result, str(out), "--overwrite")
+    assert out.read_text() == "precious\n"
+
+    result = run("map", small_series.folder, "-o", out, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert DefectMap.load(out).frames.count == 12
+
+
+def test_map_several_bodies_into_a_folder(small_series: Series, other_series: Series, tmp_path: Path):
+    out = tmp_path / "maps.json"
+    result = run("map", small_series.folder, other_series.folder, "-o", out)
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "maps"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["rawmap-simulated-sensor-sim0001.json", "rawmap-simulated-sensor-sim0002.json"]
+    assert not out.exists()
+    assert "2 camera bodies found" in result.stdout and str(folder) in result.stdout
+    a = DefectMap.load(folder / names[0])
+    b = DefectMap.load(folder / names[1])
+    assert (a.camera.serial, a.frames.count) == ("SIM0001", 12)
+    assert (b.camera.serial, b.frames.count, b.sensor.height) == ("SIM0002", 5, 96)
+
+    # a folder given as such; a second run refuses to replace the maps
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    result = run("map", small_series.folder, other_series.folder, "-o", dest)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in dest.iterdir()) == names
+    result = run("map", small_series.folder, other_series.folder, "-o", dest)
+    assert_one_error(result, "already exists")
+
+
+def test_map_skips_and_reports_corrupt_files(small_series: Series, tmp_path: Path):
+    mixed = tmp_path / "card"
+    mixed.mkdir()
+    for p in small_series.files:
+        shutil.copy(p, mixed / p.name)
+    bad = corrupt_files(mixed, small_series.files[0])
+    out = tmp_path / "m.json"
+    result = run("map", mixed, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "Skipped 3 files:" in result.stdout
+    skipped = [line.strip() for line in result.stdout.splitlines() if line.startswith("  ") and ": " in line]
+    for p in bad:
+        assert any(line.startswith(f"{p}: ") for line in skipped), f"{p.name} not reported: {result.stdout}"
+    assert "truncated" in result.stdout and "empty (0 bytes)" in result.stdout
+    dmap = DefectMap.load(out)
+    assert dmap.frames.count == 12
+    found = found_kinds(out)
+    assert all(found.get(rc) == k.value for rc, k in PLANTED.items())
+
+
+def test_map_nothing_usable(small_series: Series, tmp_path: Path):
+    bad = corrupt_files(tmp_path / "junk", small_series.files[0])
+    out = tmp_path / "m.json"
+    assert_one_error(run("map", *bad, "-o", out), "no usable frames")
+    assert not out.exists()
+    assert_one_error(run("map", tmp_path / "no-such-folder", "-o", out), "no such file or folder")
+    # too few frames of the body
+    assert_one_error(run("map", *small_series.files[:2], "-o", out), "at least 3")
+    assert not out.exists()
+
+
+def test_map_needs_an_output(small_series: Series):
+    result = run("map", small_series.folder)
+    assert_usage_error(result)
+    assert "-o" in result.stderr
+
+
+def test_map_state_file_continues(small_series: Series, tmp_path: Path):
+    state = tmp_path / "body.rawstate"
+    files = small_series.files
+    result = run("map", *files[:6], "-o", tmp_path / "first.json", "--state", state)
+    assert result.exit_code == 0, result.output
+    assert Accumulator.load(state).n_frames == 6
+
+    result = run("map", small_series.folder, "-o", tmp_path / "second.json", "--state", state)
+    assert result.exit_code == 0, result.output
+    assert "12 frames (6 new, 6 from the stored statistics)" in result.stdout
+    assert result.stdout.count("already counted in the stored statistics") == 6
+    assert Accumulator.load(state).n_frames == 12
+    assert DefectMap.load(tmp_path / "second.json").frames.count == 12
+
+    result = run("map", small_series.folder, "-o", tmp_path / "third.json", "--state", state)
+    assert_one_error(result, "already counted")
+
+    not_state = tmp_path / "not.rawstate"
+    not_state.write_text("hello")
+    assert_one_error(run("map", small_series.folder, "-o", tmp_path / "x.json", "--state", not_state), str(not_state))
+
+
+# --------------------------------------------------------------------------- info
+
+def test_info_shows_camera_identity_of_real_files(samples_dir: Path):
+    files = sorted(p for p in samples_dir.iterdir() if p.is_file())
+    result = run("info", *files)
+    assert result.exit_code == 0, result.output
+    blocks = result.stdout.strip().split("\n\n")
+    assert len(blocks) == len(files)
+    for path, block in zip(files, blocks):
+        info = read_info(path)
+        fields = dict(line.strip().split(None, 1) for line in block.splitlines()[1:])
+        assert block.splitlines()[0] == str(path)
+        assert fields["make"] == info.camera.make
+        assert fields["model"] == info.camera.model
+        assert fields["serial"] == (info.camera.serial or "not recorded")
+        assert fields["CFA"] == info.cfa_string
+        assert fields["size"].startswith(f"{info.shape[0]} x {info.shape[1]} ")
+    d30 = blocks[files.index(samples_dir / "canon-d30-a.CRW")]
+    assert "serial    171048961" in d30 and "model     Canon EOS D30" in d30
+    assert "exposure  1/202 s" in d30 and "ISO       100" in d30 and "2002-11-24 15:11:22" in d30
+
+
+def test_info_goes_on_after_a_bad_file(small_series: Series, tmp_path: Path):
+    bad = corrupt_files(tmp_path, small_series.files[0])
+    good = small_series.files[0]
+    result = run("info", bad[1], good, bad[2])
+    assert result.exit_code == 1
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 2 and all(e.startswith("Error: ") for e in errors)
+    assert str(bad[1]) in errors[0] and str(bad[2]) in errors[1]
+    assert "Traceback" not in result.output
+    assert "model     Simulated Sensor" in result.stdout
+    assert "serial    SIM0001" in result.stdout
+    assert "CFA       RGGB" in result.stdout
+
+
+# --------------------------------------------------------------------------- export
+
+@pytest.mark.parametrize(
+    "fmt, name, first_data_line",
+    [
+        ("dcraw", "rawmap-simulated-sensor-sim0001.dcraw.txt", "31 20 "),
+        ("rawtherapee", "Rawmap Simulated Sensor SIM0001.badpixels", "31 20"),
+        ("siril", "rawmap-simulated-sensor-sim0001.lst", None),
+        ("csv", "rawmap-simulated-sensor-sim0001-defects.csv", "row,col,kind"),
+    ],
+)
+def test_export_formats(series_map: Path, tmp_path: Path, fmt: str, name: str, first_data_line: str | None):
+    result = run("export", series_map, "--format", fmt, "-o", tmp_path)
+    assert result.exit_code == 0, result.output
+    target = tmp_path / name
+    assert target.is_file()
+    assert str(target) in result.stdout
+    text = target.read_text()
+    if fmt == "csv":
+        assert text.startswith(first_data_line)
+        assert "20,31,stuck" in text
+    elif fmt == "siril":
+        assert "P 31 20 H" in text
+    else:
+        data = [line for line in text.splitlines() if not line.startswith("#")]
+        assert any(line.startswith(first_data_line) for line in data)
+    # never replaced without --overwrite
+    before = target.read_bytes()
+    assert_one_error(run("export", series_map, "--format", fmt, "-o", target), "--overwrite")
+    assert target.read_bytes() == before
+    assert run("export", series_map, "--format", fmt, "-o", target, "--overwrite").exit_code == 0
+
+
+def test_export_default_name_in_working_folder(series_map: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("export", series_map, "-f", "rawtherapee", "--no-serial")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "Rawmap Simulated Sensor.badpixels").is_file()
+    result = run("export", series_map, "-f", "csv", "--no-serial")
+    assert (tmp_path / "rawmap-simulated-sensor-defects.csv").is_file()
+
+
+def test_export_crop_origin(series_map: Path, tmp_path: Path):
+    out = tmp_path / "rt.badpixels"
+    # the map's visible area starts at (8, 12); RawTherapee's crop at (6, 10) shifts every point by (2, 2)
+    result = run("export", series_map, "-f", "rawtherapee", "--crop-origin", "6,10", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "33 22" in out.read_text().splitlines()
+    assert_usage_error(run("export", series_map, "-f", "rawtherapee", "--crop-origin", "6", "-o", tmp_path / "a"))
+    assert_usage_error(run("export", series_map, "-f", "rawtherapee", "--crop-origin", "a,b", "-o", tmp_path / "a"))
+    assert_usage_error(run("export", series_map, "-f", "dcraw", "--crop-origin", "6,10", "-o", tmp_path / "a"))
+
+
+def test_export_refuses_what_is_not_a_map(tmp_path: Path):
+    not_json = tmp_path / "photo.json"
+    not_json.write_bytes(b"\xff\xd8\xff\xe0 not json")
+    assert_one_error(run("export", not_json, "-f", "dcraw", "-o", tmp_path), str(not_json))
+    other = tmp_path / "other.json"
+    other.write_text('{"hello": 1}')
+    assert_one_error(run("export", other, "-f", "dcraw", "-o", tmp_path), "not a rawmap defect map")
+    assert_one_error(run("export", tmp_path / "missing.json", "-f", "csv"), "no such map file")
+
+
+# --------------------------------------------------------------------------- the command line as a whole
+
+def _command_paths(group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for name, cmd in group.commands.items():
+        out.append(prefix + (name,))
+        if hasattr(cmd, "commands"):  # a group of subcommands
+            out += _command_paths(cmd, prefix + (name,))
+    return out
+
+
+COMMANDS = _command_paths(typer.main.get_command(app))
+
+
+def test_top_level_help_lists_every_command():
+    result = run("--help")
+    assert result.exit_code == 0
+    for path in COMMANDS:
+        if len(path) == 1:
+            assert path[0] in result.stdout
+    assert "Example" in result.stdout
+    assert {"map", "info", "export"} <= {p[0] for p in COMMANDS}
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_every_command_has_help_with_an_example(path: tuple[str, ...]):
+    result = run(*path, "--help")
+    assert result.exit_code == 0, result.output
+    assert "Example" in result.stdout, f"`rawmap {' '.join(path)} --help` shows no example"
+    assert f"rawmap {path[0]}" in result.stdout.split("Example", 1)[1]
+
+
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"rawmap {__version__}"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["bogus"],
+        ["map"],
+        ["map", "x", "--no-such-option"],
+        ["info"],
+        ["export", "m.json"],
+        ["export", "m.json", "--format", "jpeg"],
+    ],
+    ids=" ".join,
+)
+def test_usage_errors_exit_2(args: list[str]):
+    assert_usage_error(run(*args))
+
+
+def _script() -> str:
+    """The installed ``rawmap`` console script (beside this Python, or on PATH)."""
+    exe = "rawmap.exe" if os.name == "nt" else "rawmap"
+    beside = Path(sys.executable).parent / exe
+    found = str(beside) if beside.exists() else shutil.which("rawmap")
+    assert found, "the rawmap console script is not installed: run `python -m pip install -e .`"
+    return found
+
+
+def test_installed_script_maps_and_reports(small_series: Series, tmp_path: Path):
+    out = tmp_path / "map.json"
+    junk = corrupt_files(tmp_path / "junk", small_series.files[0])
+    proc = subprocess.run(
+        [_script(), "map", str(small_series.folder), str(junk[1]), "-o", str(out)],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "map written to" in proc.stdout and "Skipped 1 file:" in proc.stdout
+    found = found_kinds(out)
+    assert all(found.get(rc) == k.value for rc, k in PLANTED.items())
+
+    proc = subprocess.run(
+        [_script(), "map", str(junk[2]), "-o", str(tmp_path / "other.json")],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("Error: ") and len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stdout == ""
+
+    proc = subprocess.run([_script(), "map"], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_python_dash_m():
+    proc = subprocess.run(
+        [sys.executable, "-m", "rawmap", "--version"], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"rawmap {__version__}"
