@@ -29,7 +29,8 @@ How :func:`repair_mosaic` estimates a flagged photosite:
    past the frame border, the predictor is re-solved without those
    neighbours, exactly, from the same normal equations (one small solve per
    distinct pattern of missing neighbours).  A column segment is thus
-   predicted from the columns beside it.
+   predicted from the columns beside it.  Clipped neighbours (at ``white``)
+   are left out the same way: they only bound the true value.
 4. **Directional fallback.**  Where no predictor can be fitted (frames too
    small to learn from), or fewer than two same-colour neighbours remain in
    the 5x5 window, a gradient-weighted blend of directional
@@ -38,7 +39,9 @@ How :func:`repair_mosaic` estimates a flagged photosite:
    other colour between them; weights ``1 / (gradient + 1)**2``.
 5. **Clip** to the range of the unflagged same-colour neighbours (5x5
    window, plus the diagonal greens for a green site) widened by half that
-   range on each side, and to ``[0, white]``.
+   range on each side, and to ``[0, white]``.  Where at least half of those
+   neighbours are at ``white`` (a clipped highlight), the site is set to
+   ``white``; training leaves out neighbourhoods holding clipped values.
 6. Sites whose whole 5x5 same-colour neighbourhood is flagged take the mean
    of the nearest unflagged photosites of the same pattern position,
    searching outwards.
@@ -195,11 +198,17 @@ def _same_colour_offsets(green: bool) -> list[tuple[int, int]]:
     return offs
 
 
-def _neighbour_range(pad: _Padded, idx: np.ndarray, green: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Min, max and count of the unflagged same-colour neighbours in the 5x5 window."""
+def _neighbour_range(
+    pad: _Padded, idx: np.ndarray, green: np.ndarray, saturated: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Min, max, count and count at or above ``saturated`` of the unflagged same-colour neighbours.
+
+    The neighbours are those of the 5x5 window, plus the diagonal greens of a green site.
+    """
     lo = np.full(len(idx), np.inf)
     hi = np.full(len(idx), -np.inf)
     n = np.zeros(len(idx), dtype=np.int64)
+    n_sat = np.zeros(len(idx), dtype=np.int64)
     for g in (False, True):
         sel = np.nonzero(green == g)[0]
         for dy, dx in _same_colour_offsets(g):
@@ -208,7 +217,9 @@ def _neighbour_range(pad: _Padded, idx: np.ndarray, green: np.ndarray) -> tuple[
             lo[sel] = np.where(ok, np.minimum(lo[sel], v), lo[sel])
             hi[sel] = np.where(ok, np.maximum(hi[sel], v), hi[sel])
             n[sel] += ok
-    return lo, hi, n
+            with np.errstate(invalid="ignore"):
+                n_sat[sel] += v >= saturated
+    return lo, hi, n, n_sat
 
 
 def _features(pad: _Padded, idx: np.ndarray) -> np.ndarray:
@@ -223,13 +234,15 @@ def _normal_equations(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndar
     return a1.T @ a1, a1.T @ b
 
 
-def _fit(pad: _Padded, h: int, w: int) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
+def _fit(pad: _Padded, h: int, w: int, saturated: float) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
     """Normal equations of the predictor of each pattern position and structure class.
 
     Returns ``{(py, px): (grams, rhss)}``, ``grams`` (C, K+1, K+1) and
     ``rhss`` (C, K+1) for the C classes, each divided by its sample count; a
     class with too few training sites gets the position's all-class
-    equations.  Positions with too few training sites are left out.
+    equations.  Positions with too few training sites are left out, and so
+    are training sites whose neighbourhood holds a value at or above
+    ``saturated`` (clipped values break the linear law).
     """
     per_phase = (h * w) / 4
     step = max(1, int(round(np.sqrt(per_phase / _TRAIN_PER_PHASE))))
@@ -240,7 +253,8 @@ def _fit(pad: _Padded, h: int, w: int) -> dict[tuple[int, int], tuple[np.ndarray
             idx = pad.index(ty.ravel(), tx.ravel())
             a = _features(pad, idx)
             b = pad.at(idx, 0, 0)
-            good = ~np.isnan(a).any(axis=1) & ~np.isnan(b)
+            with np.errstate(invalid="ignore"):
+                good = ~np.isnan(a).any(axis=1) & (b < saturated) & (a.max(axis=1) < saturated)
             # leave out impulses (unmapped hot or dead photosites, glints): a centre far
             # outside the range of its eight same-colour neighbours
             same = a[:, _SAME8]
@@ -288,11 +302,20 @@ def _solve(grams: np.ndarray, rhss: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return np.linalg.solve(a, b[:, :, None])[:, :, 0]
 
 
-def _learned(pad: _Padded, idx: np.ndarray, ys: np.ndarray, xs: np.ndarray, cls: np.ndarray, models) -> np.ndarray:
-    """(N,) learned-predictor estimates (NaN where the position has no model)."""
+def _learned(
+    pad: _Padded, idx: np.ndarray, ys: np.ndarray, xs: np.ndarray, cls: np.ndarray, models, saturated: float
+) -> np.ndarray:
+    """(N,) learned-predictor estimates (NaN where the position has no model).
+
+    Neighbours that are flagged, outside the frame or clipped (at or above
+    ``saturated``) are left out of each site's predictor.
+    """
     est = np.full(len(idx), np.nan)
     feats = _features(pad, idx)
-    avail = ~np.isnan(feats)
+    with np.errstate(invalid="ignore"):
+        avail = feats < saturated  # False for NaN too
+    clipped = (feats >= saturated).any(axis=1)
+    feats = np.where(avail, feats, 0.0)
     for (py, px), (grams, rhss) in models.items():
         sel = np.nonzero((ys % 2 == py) & (xs % 2 == px))[0]
         if len(sel) == 0:
@@ -305,7 +328,9 @@ def _learned(pad: _Padded, idx: np.ndarray, ys: np.ndarray, xs: np.ndarray, cls:
         k = uniq >> len(_STENCIL)
         coef = _solve(grams[k], rhss[k], keep)
         c = coef[inv]
-        est[sel] = np.einsum("nk,nk->n", np.nan_to_num(feats[sel]), c[:, :-1]) + c[:, -1]
+        est[sel] = np.einsum("nk,nk->n", feats[sel], c[:, :-1]) + c[:, -1]
+    # next to a clipped highlight the linear law fails: leave it to the directional estimate
+    est[clipped] = np.nan
     return est
 
 
@@ -402,14 +427,16 @@ def repair_mosaic(
 
     grad = _gradients(pad, idx)
     cls = _classify(grad)
-    est = _learned(pad, idx, ys, xs, cls, _fit(pad, h, w))
-    lo, hi, n_same = _neighbour_range(pad, idx, green)
+    est = _learned(pad, idx, ys, xs, cls, _fit(pad, h, w, top), top)
+    lo, hi, n_same, n_sat = _neighbour_range(pad, idx, green, top)
     # the learned predictor needs some same-colour support; else the directional estimate
     weak = np.isnan(est) | (n_same < 2)
     if weak.any():
         est[weak] = _directional(pad, idx[weak], green[weak], grad[:, weak])
     span = np.where(n_same > 0, hi - lo, 0.0)
     est = np.where(n_same > 0, np.clip(est, lo - _WIDEN * span, hi + _WIDEN * span), est)
+    # inside a clipped highlight the neighbours only say "at least white": so is the site
+    est = np.where((n_same > 0) & (2 * n_sat >= n_same), float(top), est)
     far = np.isnan(est) | (n_same == 0)
     if far.any():
         est[far] = _nearest_same_colour(mosaic, mask, ys[far], xs[far])

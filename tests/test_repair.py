@@ -1,0 +1,455 @@
+"""Repair: the pure functions on seeded synthetic data, and RAW/JPEG files end to end."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rawpy
+from PIL import Image
+
+from rawmap.defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry
+from rawmap.dng import write_dng
+from rawmap.fileio import OutputExistsError
+from rawmap.frame import CameraId
+from rawmap.reader import read_frame
+from rawmap.repair import (
+    MapMismatchError,
+    repair_file,
+    repair_image,
+    repair_image_file,
+    repair_mosaic,
+    repair_raw_file,
+    repair_region,
+)
+from rawmap.synth import SensorSpec, develop, plant_defects, render_scene, simulate
+
+RGGB = np.array([[0, 1], [3, 2]])
+PATTERNS = {
+    "RGGB": RGGB,
+    "BGGR": np.array([[2, 3], [1, 0]]),
+    "GRBG": np.array([[1, 0], [2, 3]]),
+    "GBRG": np.array([[1, 2], [0, 3]]),
+}
+CAMERA = CameraId("Rawmap", "Simulated Sensor", "SIM0001")
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+
+
+def _scene(seed: int = 3, h: int = 160, w: int = 240, cfa=RGGB, kind: str = "landscape", *, iso: float = 100.0,
+           n_hot: int = 60, n_clusters: int = 6, n_columns: int = 1, n_rows: int = 1):
+    """(mosaic with defects, clean mosaic, mask, spec) of a seeded simulated exposure."""
+    spec = SensorSpec(h, w, cfa=cfa, camera=CAMERA)
+    rng = np.random.default_rng(seed)
+    defects = plant_defects(spec, rng, n_stuck=10, n_dead=10, n_hot=n_hot, n_warm=0, n_cold=5, n_noisy=0,
+                            n_clusters=n_clusters, n_columns=n_columns, n_rows=n_rows)
+    exposure = 0.01
+    rate = 0.2 * (spec.white - 512) / spec.gain(iso) / exposure
+    scene = render_scene(spec, rng, kind, rate=rate, blur=0.7)
+    sim = simulate(spec, defects, scene, exposure, iso, rng)
+    mask = np.zeros((h, w), dtype=bool)
+    for d in defects:
+        mask[d.row, d.col] = True
+    return sim.mosaic, sim.clean, mask, spec
+
+
+def _same_colour_mean(mosaic: np.ndarray, mask: np.ndarray, cfa: np.ndarray, *, skip_flagged: bool) -> np.ndarray:
+    """dcraw's rule (mean of same-colour photosites in 3x3, else 5x5), optionally without flagged ones."""
+    h, w = mosaic.shape
+    colour = np.where(cfa == 3, 1, cfa)
+    out = mosaic.copy()
+    for y, x in zip(*np.nonzero(mask)):
+        for rad in (1, 2):
+            vals = [
+                int(out[r, c])
+                for r in range(max(0, y - rad), min(h, y + rad + 1))
+                for c in range(max(0, x - rad), min(w, x + rad + 1))
+                if (r, c) != (y, x) and colour[r % 2, c % 2] == colour[y % 2, x % 2]
+                and not (skip_flagged and mask[r, c])
+            ]
+            if vals:
+                out[y, x] = sum(vals) // len(vals)
+                break
+    return out
+
+
+def _rmse(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
+    d = a[where].astype(np.float64) - b[where].astype(np.float64)
+    return float(np.sqrt(np.mean(d * d)))
+
+
+def _map(mask: np.ndarray, *, camera: CameraId = CAMERA, cfa: str = "RGGB", source: str = "raw",
+         margins=(0, 0), full=(0, 0)) -> DefectMap:
+    rows, cols = np.nonzero(mask)
+    sensor = SensorGeometry(mask.shape[0], mask.shape[1], margins[0], margins[1], full[0], full[1], cfa=cfa, source=source)
+    return DefectMap(camera, sensor, FrameStats(1), [Defect(int(r), int(c), DefectKind.HOT, 9.0) for r, c in zip(rows, cols)])
+
+
+# ---------------------------------------------------------------------------
+# repair_mosaic
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pattern", sorted(PATTERNS))
+def test_unflagged_photosites_are_bit_identical(pattern):
+    mosaic, clean, mask, _ = _scene(cfa=PATTERNS[pattern])
+    before = mosaic.copy()
+    out = repair_mosaic(mosaic, mask, PATTERNS[pattern], white=16383)
+    assert out.dtype == np.uint16 and out.shape == mosaic.shape
+    assert out is not mosaic and np.array_equal(mosaic, before)  # input untouched
+    assert np.array_equal(out[~mask], mosaic[~mask])
+    # every flagged photosite was actually replaced by something close to the truth
+    assert _rmse(out, clean, mask) < 0.2 * _rmse(mosaic, clean, mask)
+
+
+@pytest.mark.parametrize("kind", ["landscape", "indoor"])
+def test_error_at_defects_well_below_same_colour_mean(kind):
+    mosaic, clean, mask, _ = _scene(seed=5, kind=kind)
+    ours = _rmse(repair_mosaic(mosaic, mask, RGGB, white=16383), clean, mask)
+    dcraw = _rmse(_same_colour_mean(mosaic, mask, RGGB, skip_flagged=False), clean, mask)
+    fair = _rmse(_same_colour_mean(mosaic, mask, RGGB, skip_flagged=True), clean, mask)
+    assert ours <= 0.8 * dcraw
+    assert ours <= 0.8 * fair  # also against the same mean that leaves flagged neighbours out
+
+
+def test_flagged_values_never_leak_into_estimates():
+    """Clusters and column segments must not borrow from each other: flagged values are irrelevant."""
+    mosaic, _, mask, _ = _scene(seed=7, n_clusters=10, n_columns=2, n_rows=2)
+    other = mosaic.copy()
+    other[mask] = np.random.default_rng(0).integers(0, 16384, int(mask.sum()))
+    assert np.array_equal(repair_mosaic(mosaic, mask, RGGB), repair_mosaic(other, mask, RGGB))
+
+
+def test_cluster_and_column_segment_are_repaired_from_their_surroundings():
+    mosaic, clean, _, _ = _scene(seed=8, n_hot=0, n_clusters=0, n_columns=0, n_rows=0)
+    mask = np.zeros_like(mosaic, dtype=bool)
+    mask[40:42, 60:62] = True  # 2x2 cluster: all four colours
+    mask[70:72, 100] = True  # vertical pair
+    mask[20:140, 150] = True  # column segment
+    mask[100, 20:90] = True  # row segment
+    bad = mosaic.copy()
+    bad[mask] = 16383
+    out = repair_mosaic(bad, mask, RGGB, white=16383)
+    fair = _same_colour_mean(bad, mask, RGGB, skip_flagged=True)
+    assert _rmse(out, clean, mask) < _rmse(fair, clean, mask)
+    noise = float(np.std(clean[20:140, 148].astype(float) - clean[20:140, 152].astype(float))) / np.sqrt(2)
+    column = np.zeros_like(mask)
+    column[20:140, 150] = True
+    assert _rmse(out, clean, column) < 3 * noise + 20
+
+
+def test_sharp_edge_through_a_defect_stays_sharp():
+    h, w = 64, 64
+    mosaic = np.full((h, w), 800, dtype=np.uint16)
+    mosaic[:, 33:] = 6000  # vertical edge between columns 32 and 33
+    rng = np.random.default_rng(1)
+    mosaic = (mosaic + rng.integers(0, 8, (h, w))).astype(np.uint16)
+    mask = np.zeros((h, w), dtype=bool)
+    mask[10:50:4, 32] = True  # dark side, next to the edge
+    mask[12:52:4, 33] = True  # bright side
+    out = repair_mosaic(mosaic, mask, RGGB, white=16383).astype(int)
+    assert np.all(np.abs(out[10:50:4, 32] - 804) < 60)
+    assert np.all(np.abs(out[12:52:4, 33] - 6004) < 60)
+
+
+def test_border_and_corner_photosites():
+    mosaic, clean, _, _ = _scene(seed=9, n_hot=0, n_clusters=0, n_columns=0, n_rows=0)
+    h, w = mosaic.shape
+    mask = np.zeros((h, w), dtype=bool)
+    for y, x in [(0, 0), (0, 1), (1, 0), (1, 1), (0, w - 1), (h - 1, 0), (h - 1, w - 1), (0, 50), (h - 2, 77), (33, 0), (61, w - 1)]:
+        mask[y, x] = True
+    bad = mosaic.copy()
+    bad[mask] = 0
+    out = repair_mosaic(bad, mask, RGGB, white=16383)
+    assert np.array_equal(out[~mask], bad[~mask])
+    fair = _same_colour_mean(bad, mask, RGGB, skip_flagged=True)
+    assert _rmse(out, clean, mask) < 1.2 * _rmse(fair, clean, mask) + 10
+
+
+def test_fully_flagged_neighbourhood_falls_back_to_a_larger_radius():
+    mosaic = np.full((64, 64), 1234, dtype=np.uint16)
+    mosaic[:, 40:] = 3000
+    mask = np.zeros((64, 64), dtype=bool)
+    mask[20:29, 10:19] = True  # 9x9 block: its centre sees no unflagged same-colour photosite within 2
+    bad = mosaic.copy()
+    bad[mask] = 65535
+    out = repair_mosaic(bad, mask, RGGB)
+    assert np.all(out[mask] == 1234)
+
+
+def test_tiny_frame_uses_the_directional_estimate():
+    y, x = np.mgrid[0:8, 0:8]
+    mosaic = (1000 + 20 * x + 10 * y).astype(np.uint16)
+    mask = np.zeros((8, 8), dtype=bool)
+    mask[3, 4] = mask[5, 5] = True
+    bad = mosaic.copy()
+    bad[mask] = 9999
+    out = repair_mosaic(bad, mask, RGGB)
+    assert np.all(np.abs(out[mask].astype(int) - mosaic[mask].astype(int)) <= 2)
+
+
+def test_estimates_are_clipped_to_white():
+    mosaic = np.full((32, 32), 4095, dtype=np.uint16)
+    mask = np.zeros((32, 32), dtype=bool)
+    mask[10, 10] = True
+    mosaic[10, 10] = 0
+    assert repair_mosaic(mosaic, mask, RGGB, white=4000)[10, 10] == 4000
+
+
+def test_nothing_flagged_returns_an_equal_copy():
+    mosaic, _, _, _ = _scene(seed=2)
+    out = repair_mosaic(mosaic, np.zeros(mosaic.shape, dtype=bool), RGGB)
+    assert out is not mosaic and np.array_equal(out, mosaic)
+
+
+@pytest.mark.parametrize(
+    "mosaic, mask, cfa, kwargs, error, words",
+    [
+        (np.zeros((8, 8), np.float32), np.zeros((8, 8), bool), RGGB, {}, TypeError, "uint16"),
+        (np.zeros((8, 8), np.uint16), np.zeros((8, 8), np.uint8), RGGB, {}, TypeError, "boolean"),
+        (np.zeros((8, 8), np.uint16), np.zeros((8, 9), bool), RGGB, {}, ValueError, "shape"),
+        (np.zeros((8, 8), np.uint16), np.zeros((8, 8), bool), np.array([[0, 1], [1, 0]]), {}, ValueError, "blue"),
+        (np.zeros((8, 8), np.uint16), np.zeros((8, 8), bool), np.array([0, 1, 1, 2]), {}, ValueError, "(2, 2)"),
+        (np.zeros((3, 8), np.uint16), np.zeros((3, 8), bool), RGGB, {}, ValueError, "4x4"),
+        (np.zeros((8, 8), np.uint16), np.zeros((8, 8), bool), RGGB, {"white": 0}, ValueError, "white"),
+    ],
+)
+def test_repair_mosaic_invalid_input(mosaic, mask, cfa, kwargs, error, words):
+    with pytest.raises(error, match=words.replace("(", r"\(").replace(")", r"\)")):
+        repair_mosaic(mosaic, mask, cfa, **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# repair_image
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_repair_image_fixes_blobs_and_nothing_else(dtype):
+    top = np.iinfo(dtype).max
+    y, x = np.mgrid[0:48, 0:64]
+    img = np.stack([x * 2 + 20, y * 3 + 10, 90 + 0 * x], axis=-1).astype(np.float64) / 255 * top
+    img = img.astype(dtype)
+    bad = img.copy()
+    mask = np.zeros((48, 64), dtype=bool)
+    for cy, cx in [(10, 10), (30, 40), (0, 63), (47, 0)]:
+        mask[cy, cx] = True
+        bad[max(0, cy - 1) : cy + 2, max(0, cx - 1) : cx + 2] = top
+    out = repair_image(bad, mask)
+    region = repair_region(mask)
+    assert out.dtype == dtype and np.array_equal(out[~region], bad[~region])
+    assert np.abs(out[region].astype(float) - img[region].astype(float)).max() <= 0.02 * top
+
+
+def test_repair_image_keeps_an_edge_and_handles_grayscale():
+    img = np.zeros((40, 40), dtype=np.uint8)
+    img[:, 20:] = 200
+    bad = img.copy()
+    bad[19:22, 19:22] = 255
+    mask = np.zeros((40, 40), dtype=bool)
+    mask[20, 20] = True
+    out = repair_image(bad, mask)
+    assert out.shape == (40, 40)
+    assert np.array_equal(out[repair_region(mask)], img[repair_region(mask)])
+
+
+def test_repair_image_invalid_input():
+    with pytest.raises(TypeError, match="uint8 or uint16"):
+        repair_image(np.zeros((4, 4, 3), np.float32), np.zeros((4, 4), bool))
+    with pytest.raises(ValueError, match="mask shape"):
+        repair_image(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 5), bool))
+    with pytest.raises(ValueError, match="radius"):
+        repair_image(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), bool), radius=-1)
+
+
+# ---------------------------------------------------------------------------
+# files: RAW -> DNG
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def raw_case(tmp_path_factory):
+    """A DNG with an optical-black border, orientation 6, colour data; its clean mosaic and map."""
+    folder = tmp_path_factory.mktemp("repair-raw")
+    mosaic, clean, mask, spec = _scene(seed=21, h=120, w=160)
+    full = np.random.default_rng(4).integers(500, 530, (128, 172)).astype(np.uint16)
+    cm = np.array([[0.9, -0.3, -0.1], [-0.7, 1.4, 0.3], [-0.3, 0.3, 0.9]])
+    src = write_dng(
+        folder / "IMG_0001.dng", mosaic, cfa=RGGB, black=[512, 510, 514, 511], white=16383, camera=CAMERA,
+        exposure=1 / 250, iso=400, time=dt.datetime(2024, 5, 6, 7, 8, 9), full_frame=full, margins=(8, 12),
+        color_matrix=cm, as_shot_neutral=(0.5, 1.0, 0.7), orientation=6,
+    )
+    return src, clean, mask, _map(mask, margins=(8, 12), full=(128, 172))
+
+
+def test_raw_to_dng_round_trip(raw_case, tmp_path):
+    src, clean, mask, dmap = raw_case
+    result = repair_raw_file(src, dmap, tmp_path / "out")
+    assert result.output == tmp_path / "out" / "IMG_0001.dng" and result.format == "DNG"
+    assert result.flagged == int(mask.sum()) and 0 < result.changed <= result.flagged and not result.forced
+    full_mask = np.zeros((128, 172), dtype=bool)
+    full_mask[8:128, 12:172] = mask
+    with rawpy.imread(str(src)) as a, rawpy.imread(str(result.output)) as b:
+        assert b.sizes == a.sizes  # geometry, margins and flip
+        assert b.sizes.flip == 6
+        assert np.array_equal(b.raw_pattern, a.raw_pattern)
+        assert list(b.black_level_per_channel) == list(a.black_level_per_channel)
+        assert b.white_level == a.white_level
+        np.testing.assert_allclose(b.rgb_xyz_matrix, a.rgb_xyz_matrix, atol=1e-4)
+        np.testing.assert_allclose(b.camera_whitebalance, a.camera_whitebalance, rtol=1e-4)
+        assert np.array_equal(b.raw_image[~full_mask], a.raw_image[~full_mask])  # margins included
+        repaired = b.raw_image_visible.copy()
+        before = a.raw_image_visible.copy()
+    assert _rmse(repaired, clean, mask) < 0.2 * _rmse(before, clean, mask)
+    fa, fb = read_frame(src), read_frame(result.output)
+    assert (fb.camera, fb.exposure, fb.iso, fb.time) == (fa.camera, fa.exposure, fa.iso, fa.time)
+
+
+def test_raw_to_developed_tiff(raw_case, tmp_path):
+    import tifffile
+
+    src, _, _, dmap = raw_case
+    result = repair_file(src, dmap, tmp_path, fmt="tiff")
+    assert result.output == tmp_path / "IMG_0001.tif" and result.format == "TIFF"
+    rgb = tifffile.imread(result.output)
+    assert rgb.dtype == np.uint16 and rgb.shape == (160, 120, 3)  # developed upright (orientation 6)
+
+
+def test_real_raw_file_round_trip(samples_dir, tmp_path):
+    src = samples_dir / "canon-d30-a.CRW"
+    frame = read_frame(src)
+    mask = np.zeros(frame.shape, dtype=bool)
+    mask[100:400:37, 200:900:53] = True
+    mask[500:700, 1001] = True
+    dmap = _map(mask, camera=frame.camera, cfa=frame.cfa_string)
+    result = repair_file(src, dmap, tmp_path)
+    back = read_frame(result.output)
+    assert back.camera == frame.camera and back.cfa_string == frame.cfa_string
+    assert back.shape == frame.shape and back.margins == frame.margins and back.full_shape == frame.full_shape
+    assert np.array_equal(back.mosaic[~mask], frame.mosaic[~mask])
+    assert back.white == frame.white and np.array_equal(back.black, frame.black)
+
+
+def test_map_of_another_body_is_refused_unless_forced(raw_case, tmp_path):
+    src, _, mask, _ = raw_case
+    other = _map(mask, camera=CameraId("Rawmap", "Simulated Sensor", "SIM0002"))
+    with pytest.raises(MapMismatchError, match="SIM0002"):
+        repair_raw_file(src, other, tmp_path)
+    assert not (tmp_path / "IMG_0001.dng").exists()
+    assert repair_raw_file(src, other, tmp_path, force=True).forced
+
+
+@pytest.mark.parametrize(
+    "dmap, words",
+    [
+        (_map(np.zeros((120, 162), bool)), "120x160"),
+        (_map(np.zeros((120, 160), bool), cfa="GRBG"), "pattern"),
+        (_map(np.zeros((120, 160), bool), source="image"), "developed images"),
+    ],
+)
+def test_size_pattern_and_kind_mismatch_are_refused_even_forced(raw_case, tmp_path, dmap, words):
+    src = raw_case[0]
+    with pytest.raises(MapMismatchError, match=words):
+        repair_raw_file(src, dmap, tmp_path, force=True)
+
+
+def test_never_overwrites_unless_asked_and_never_the_input(raw_case, tmp_path):
+    src, _, _, dmap = raw_case
+    out = tmp_path / "IMG_0001.dng"
+    out.write_bytes(b"precious")
+    with pytest.raises(OutputExistsError, match="already exists"):
+        repair_file(src, dmap, tmp_path)
+    assert out.read_bytes() == b"precious"
+    repair_file(src, dmap, tmp_path, overwrite=True)
+    assert read_frame(out).shape == (120, 160)
+    # the output would be the input itself: refused even with overwrite
+    copy = tmp_path / "in" / "IMG_0002.dng"
+    copy.parent.mkdir()
+    shutil.copy(src, copy)
+    before = copy.read_bytes()
+    with pytest.raises(OutputExistsError, match="input photo itself"):
+        repair_file(copy, dmap, copy.parent, overwrite=True)
+    assert copy.read_bytes() == before
+
+
+def test_wrong_kind_of_file_for_the_function(raw_case, jpeg_case, tmp_path):
+    with pytest.raises(Exception, match="not a JPEG"):
+        repair_image_file(raw_case[0], raw_case[3], tmp_path)
+    with pytest.raises(Exception, match="not a camera RAW"):
+        repair_raw_file(jpeg_case["land"][0], jpeg_case["land"][1], tmp_path)
+    with pytest.raises(ValueError, match="fmt"):
+        repair_raw_file(raw_case[0], raw_case[3], tmp_path, fmt="png")
+
+
+# ---------------------------------------------------------------------------
+# files: JPEG -> JPEG
+# ---------------------------------------------------------------------------
+
+
+def _jpeg(path: Path, rgb: np.ndarray, orientation: int) -> Path:
+    exif = Image.Exif()
+    exif[0x010F] = CAMERA.make
+    exif[0x0110] = CAMERA.model
+    exif[0x0112] = orientation
+    exif.get_ifd(0x8769)[0x8827] = 200
+    Image.fromarray(np.ascontiguousarray(rgb)).save(path, quality=88, subsampling=2, exif=exif, icc_profile=b"\0icc" * 40)
+    return path
+
+
+@pytest.fixture(scope="module")
+def jpeg_case(tmp_path_factory):
+    """A landscape JPEG tagged 'rotate' (pixels as the sensor gave them) and a portrait one whose
+    pixels were turned (reader turns them back); both with three hot-pixel blobs; their maps."""
+    folder = tmp_path_factory.mktemp("repair-jpeg")
+    mosaic, clean, _, spec = _scene(seed=31, h=96, w=128, n_hot=0, n_clusters=0, n_columns=0, n_rows=0)
+    rgb = develop(clean, spec)
+    centres = [(20, 30), (50, 64), (80, 100)]
+    bad = rgb.copy()
+    for y, x in centres:
+        bad[y - 1 : y + 2, x - 1 : x + 2] = [255, 240, 250]
+    mask = np.zeros((96, 128), dtype=bool)
+    for y, x in centres:
+        mask[y, x] = True
+    land = _jpeg(folder / "land.jpg", bad, orientation=6)
+    port = _jpeg(folder / "port.jpg", np.rot90(bad, -1), orientation=6)  # software turned it upright
+    dmap = _map(mask, camera=read_frame(land).camera, cfa="", source="image")
+    return {"land": (land, dmap, rgb, mask), "port": (port, dmap, rgb, mask)}
+
+
+@pytest.mark.parametrize("which", ["land", "port"])
+def test_jpeg_repair_keeps_file_structure_and_fixes_blobs(jpeg_case, tmp_path, which):
+    src, dmap, truth, mask = jpeg_case[which]
+    result = repair_file(src, dmap, tmp_path)
+    assert result.output == tmp_path / src.name and result.format == "JPEG"
+    assert result.psnr is not None and result.psnr > 40
+    with Image.open(src) as a, Image.open(result.output) as b:
+        assert b.info["exif"] == a.info["exif"]
+        assert b.info["icc_profile"] == a.info["icc_profile"]
+        assert b.quantization == a.quantization
+        assert b.layer == a.layer  # chroma subsampling
+        assert b.size == a.size
+    before = read_frame(src).mosaic.astype(float)
+    after = read_frame(result.output).mosaic.astype(float)  # both back in sensor orientation
+    region = repair_region(mask)
+    # the blobs are gone: close to the defect-free rendering
+    assert np.abs(after[region] - truth[region]).mean() < 0.3 * np.abs(before[region] - truth[region]).mean()
+    # away from the 16x16 MCUs that hold a repaired pixel, re-encoding changes next to nothing
+    far = np.ones(mask.shape, dtype=bool)
+    for y, x in zip(*np.nonzero(region)):
+        far[(y // 16) * 16 - 16 : (y // 16) * 16 + 32, (x // 16) * 16 - 16 : (x // 16) * 16 + 32] = False
+    assert np.abs(after[far] - before[far]).mean() < 1.0
+
+
+def test_jpeg_map_refused_for_another_camera(jpeg_case, tmp_path):
+    src, _, _, mask = jpeg_case["land"]
+    with pytest.raises(MapMismatchError, match="another|is of"):
+        repair_image_file(src, _map(mask, camera=CameraId("Other", "Cam"), cfa="", source="image"), tmp_path)
+    with pytest.raises(MapMismatchError, match="RAW files"):
+        repair_image_file(src, _map(mask), tmp_path)
