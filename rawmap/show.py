@@ -1,0 +1,767 @@
+"""Look at a defect map: a text summary and a PNG picture of the sensor.
+
+:func:`summarize` counts a map's defects by kind and colour channel and
+collects what went into it; :func:`format_summary` turns that into the plain
+text table the CLI prints.  :func:`plot_map` draws the whole sensor with every
+defect marked by kind, and below it enlarged crops of the strongest defects,
+either of the map itself or of a real photo from the same body.  Drawing uses
+Pillow only.
+
+Examples
+--------
+>>> dmap = DefectMap.load("d750.json")                      # doctest: +SKIP
+>>> print(format_summary(summarize(dmap)))                  # doctest: +SKIP
+>>> plot_map(dmap, "d750.png", photo=read_frame("DSC_0001.NEF"))   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import math
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .defectmap import Defect, DefectKind, DefectMap
+from .errors import FrameMismatchError
+from .fileio import OutputExistsError, atomic_write_bytes
+from .frame import CameraId, Frame, SourceKind
+
+__all__ = [
+    "KIND_COLOURS",
+    "MapSummary",
+    "Segment",
+    "PlotLayout",
+    "summarize",
+    "format_summary",
+    "column_segments",
+    "plot_layout",
+    "plot_map",
+]
+
+#: mark colour of each defect kind in :func:`plot_map` (RGB)
+KIND_COLOURS: dict[DefectKind, tuple[int, int, int]] = {
+    DefectKind.HOT: (255, 84, 54),
+    DefectKind.STUCK: (255, 212, 0),
+    DefectKind.DEAD: (92, 220, 255),
+    DefectKind.COLD: (110, 120, 255),
+    DefectKind.NOISY: (236, 72, 236),
+    DefectKind.COLUMN: (70, 222, 120),
+}
+
+_CHANNEL_ORDER = ("R", "G", "B")
+
+
+# =========================================================================== summary
+@dataclass(frozen=True)
+class MapSummary:
+    """The figures of one defect map.
+
+    Attributes
+    ----------
+    camera : CameraId
+    source : str
+        ``"raw"`` or ``"image"``.
+    height, width : int
+        Visible area in photosites.
+    cfa : str
+        Pattern letters (``"RGGB"``), ``""`` for image maps.
+    total : int
+        Number of defective photosites.
+    by_kind : dict of DefectKind to int
+        Every kind, zeros included, in :class:`DefectKind` order.
+    channels : tuple of str
+        Columns of ``by_kind_channel``: ``("R", "G", "B")`` for RAW maps
+        (other letters found are appended), ``("",)`` for image maps.
+    by_kind_channel : dict of DefectKind to dict of str to int
+        Defects per kind and colour channel (every kind and channel present).
+    segments : int
+        Column and row segments (see :func:`column_segments`).
+    frames, skipped : int
+        Frames used to make the map, and frames left out.
+    first_capture, last_capture : datetime or None
+        Capture dates of the frames.
+    exposure_min, exposure_max : float
+        Exposure times in seconds (0 when unknown).
+    iso_min, iso_max : float
+        ISO speeds (0 when unknown).
+    strongest : tuple of Defect
+        The defects with the highest scores, strongest first.
+    created : datetime
+        When the map was made.
+    """
+
+    camera: CameraId
+    source: str
+    height: int
+    width: int
+    cfa: str
+    total: int
+    by_kind: dict[DefectKind, int]
+    channels: tuple[str, ...]
+    by_kind_channel: dict[DefectKind, dict[str, int]]
+    segments: int
+    frames: int
+    skipped: int
+    first_capture: _dt.datetime | None
+    last_capture: _dt.datetime | None
+    exposure_min: float
+    exposure_max: float
+    iso_min: float
+    iso_max: float
+    strongest: tuple[Defect, ...]
+    created: _dt.datetime
+
+    @property
+    def per_million(self) -> float:
+        """Defective photosites per million."""
+        n = self.height * self.width
+        return 1e6 * self.total / n if n else 0.0
+
+    def channel_totals(self) -> dict[str, int]:
+        """Defects per channel, all kinds together."""
+        return {c: sum(row[c] for row in self.by_kind_channel.values()) for c in self.channels}
+
+
+def _strongest(defects: list[Defect], n: int) -> list[Defect]:
+    return sorted(defects, key=lambda d: (-d.score, d.row, d.col))[: max(n, 0)]
+
+
+def summarize(defect_map: DefectMap, *, top: int = 10) -> MapSummary:
+    """Count a map's defects and collect what went into it.
+
+    Parameters
+    ----------
+    defect_map : DefectMap
+    top : int, optional
+        How many of the strongest defects (highest score) to keep.
+
+    Returns
+    -------
+    MapSummary
+
+    Examples
+    --------
+    >>> from rawmap.defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry
+    >>> from rawmap.frame import CameraId
+    >>> m = DefectMap(CameraId("Nikon", "D750"), SensorGeometry(4, 6, cfa="RGGB"), FrameStats(3),
+    ...               [Defect(0, 0, DefectKind.HOT, 9.0, "R"), Defect(1, 0, DefectKind.HOT, 5.0, "G")])
+    >>> s = summarize(m)
+    >>> s.by_kind[DefectKind.HOT], s.by_kind_channel[DefectKind.HOT]
+    (2, {'R': 1, 'G': 1, 'B': 0})
+    """
+    if top < 0:
+        raise ValueError(f"top must be >= 0, got {top}")
+    dm = defect_map
+    raw = dm.sensor.source != SourceKind.IMAGE.value
+    found = {d.channel for d in dm.defects}
+    if raw:
+        channels = _CHANNEL_ORDER + tuple(sorted(found - set(_CHANNEL_ORDER)))
+    else:
+        channels = ("",) + tuple(sorted(found - {""}))
+    table = {k: {c: 0 for c in channels} for k in DefectKind}
+    for d in dm.defects:
+        table[d.kind][d.channel] += 1
+    fr = dm.frames
+    return MapSummary(
+        camera=dm.camera,
+        source=dm.sensor.source,
+        height=dm.sensor.height,
+        width=dm.sensor.width,
+        cfa=dm.sensor.cfa,
+        total=len(dm.defects),
+        by_kind=dm.counts(),
+        channels=channels,
+        by_kind_channel=table,
+        segments=len(column_segments(dm.defects)),
+        frames=fr.count,
+        skipped=fr.skipped,
+        first_capture=fr.first_capture,
+        last_capture=fr.last_capture,
+        exposure_min=fr.exposure_min,
+        exposure_max=fr.exposure_max,
+        iso_min=fr.iso_min,
+        iso_max=fr.iso_max,
+        strongest=tuple(_strongest(dm.defects, top)),
+        created=dm.created,
+    )
+
+
+def _fmt_exposure(s: float) -> str:
+    if not s or s <= 0 or not math.isfinite(s):
+        return "?"
+    if s >= 1:
+        return f"{s:g} s" if s < 10 else f"{s:.0f} s"
+    return f"1/{1 / s:.0f} s" if 1 / s >= 10 else f"1/{1 / s:.1f} s".replace(".0 s", " s")
+
+
+def _fmt_time(t: _dt.datetime | None) -> str:
+    return t.strftime("%Y-%m-%d %H:%M") if t else "?"
+
+
+def _fmt_range(lo: str, hi: str) -> str:
+    return lo if lo == hi else f"{lo} … {hi}"
+
+
+def _fmt_iso(v: float) -> str:
+    return f"{v:g}" if v > 0 else "?"
+
+
+def format_summary(summary: MapSummary) -> str:
+    """The summary as a plain-text table (no trailing newline), as ``rawmap show`` prints it.
+
+    Parameters
+    ----------
+    summary : MapSummary
+
+    Returns
+    -------
+    str
+    """
+    s = summary
+    kind_name = "RAW map" if s.source != SourceKind.IMAGE.value else "image map (from developed photos)"
+    pattern = f" ({s.cfa})" if s.cfa else ""
+    unit = "photosites" if s.source != SourceKind.IMAGE.value else "pixels"
+    lines = [
+        f"{s.camera.label or 'unknown camera'} — {kind_name}{pattern}, {s.width} x {s.height} {unit}",
+        f"  made      {s.created.strftime('%Y-%m-%d %H:%M %Z').strip()}",
+        f"  frames    {s.frames} used" + (f", {s.skipped} skipped" if s.skipped else ""),
+    ]
+    if s.first_capture or s.last_capture:
+        lines.append(f"  captured  {_fmt_range(_fmt_time(s.first_capture), _fmt_time(s.last_capture))}")
+    if s.exposure_max > 0:
+        lines.append(f"  exposure  {_fmt_range(_fmt_exposure(s.exposure_min), _fmt_exposure(s.exposure_max))}")
+    if s.iso_max > 0:
+        lines.append(f"  ISO       {_fmt_range(_fmt_iso(s.iso_min), _fmt_iso(s.iso_max))}")
+    density = f" ({s.per_million:.1f} per million {unit})" if s.total else ""
+    seg = f", {s.segments} column/row segment{'s' if s.segments != 1 else ''}" if s.segments else ""
+    lines.append(f"  defects   {s.total}{density}{seg}")
+    lines.append("")
+
+    split = s.channels != ("",)
+    cols = list(s.channels) if split else []
+    head = f"  {'kind':<8}" + "".join(f"{c or '-':>7}" for c in cols) + f"{'total':>8}"
+    lines.append(head)
+    for kind in DefectKind:
+        row = s.by_kind_channel[kind]
+        lines.append(f"  {kind.value:<8}" + "".join(f"{row[c]:>7}" for c in cols) + f"{s.by_kind[kind]:>8}")
+    totals = s.channel_totals()
+    lines.append(f"  {'total':<8}" + "".join(f"{totals[c]:>7}" for c in cols) + f"{s.total:>8}")
+
+    if s.strongest:
+        lines.append("")
+        lines.append(f"  strongest {len(s.strongest)}:")
+        lines.append(f"  {'row':>6} {'col':>6}  {'kind':<7}{'ch':<3}{'score':>8}  first seen")
+        for d in s.strongest:
+            lines.append(
+                f"  {d.row:>6} {d.col:>6}  {d.kind.value:<7}{d.channel or '-':<3}{d.score:>8.1f}  {_fmt_time(d.first_seen)}"
+            )
+    return "\n".join(lines)
+
+
+# =========================================================================== segments
+@dataclass(frozen=True)
+class Segment:
+    """A run of ``column`` defects along one column or row.
+
+    Attributes
+    ----------
+    axis : str
+        ``"column"`` (a vertical run) or ``"row"``.
+    index : int
+        The column (or row) number.
+    start, stop : int
+        First and last row (or column) of the run, inclusive.
+    count : int
+        Defective photosites in the run.
+    score : float
+        Highest score among them.
+    """
+
+    axis: str
+    index: int
+    start: int
+    stop: int
+    count: int
+    score: float
+
+    def cells(self) -> list[tuple[int, int]]:
+        """(row, col) of every photosite from ``start`` to ``stop``."""
+        if self.axis == "column":
+            return [(r, self.index) for r in range(self.start, self.stop + 1)]
+        return [(self.index, c) for c in range(self.start, self.stop + 1)]
+
+
+def _runs(positions: list[int], max_gap: int, min_len: int) -> list[list[int]]:
+    runs: list[list[int]] = []
+    for p in sorted(positions):
+        if runs and p - runs[-1][-1] <= max_gap:
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+    return [r for r in runs if len(r) >= min_len]
+
+
+def column_segments(defects: list[Defect], *, min_length: int = 3) -> list[Segment]:
+    """Group ``column`` defects into vertical and horizontal segments.
+
+    Column defects that follow each other down a column (gaps of one
+    photosite allowed, as a segment may hold one colour only) form a column
+    segment; those left over are grouped along rows the same way.  Runs
+    shorter than ``min_length`` photosites are not segments.
+
+    Parameters
+    ----------
+    defects : list of Defect
+    min_length : int, optional
+
+    Returns
+    -------
+    list of Segment
+        Column segments first, each list sorted by position.
+    """
+    col = {(d.row, d.col): d for d in defects if d.kind is DefectKind.COLUMN}
+    out: list[Segment] = []
+    used: set[tuple[int, int]] = set()
+    for axis in ("column", "row"):
+        lines: dict[int, list[int]] = {}
+        for (r, c) in col:
+            if (r, c) in used:
+                continue
+            key, pos = (c, r) if axis == "column" else (r, c)
+            lines.setdefault(key, []).append(pos)
+        for key in sorted(lines):
+            for run in _runs(lines[key], 2, min_length):
+                cells = [(p, key) if axis == "column" else (key, p) for p in run]
+                used.update(cells)
+                out.append(Segment(axis, key, run[0], run[-1], len(run), max(col[x].score for x in cells)))
+    return out
+
+
+# =========================================================================== plot
+_BG = (17, 20, 24)
+_SENSOR = (30, 34, 41)
+_OUTLINE = (130, 138, 150)
+_TEXT = (228, 231, 236)
+_MUTED = (150, 157, 168)
+_GRID = (8, 9, 11)
+_EMPTY = (23, 26, 31)
+
+_MARGIN = 40
+_PANEL_W = 1200
+_PANEL_H = 860
+_HEADER_H = 112
+_CROP_CELLS = 9
+_CROP_ZOOM = 16
+_CROP_LABEL_H = 42
+_CROP_MIN_GAP = 6
+
+#: colour of each CFA index (R, G, B, G2) used to tint crops
+_TINT = np.array([(255, 96, 80), (120, 255, 120), (96, 150, 255), (120, 255, 120)], dtype=np.float64)
+#: faint CFA colours of an empty map neighbourhood
+_DIM = [(58, 34, 34), (34, 54, 36), (34, 40, 66), (34, 54, 36)]
+
+
+@lru_cache(maxsize=None)
+def _font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    names = ("DejaVuSans-Bold.ttf", "Arial Bold.ttf", "arialbd.ttf") if bold else ("DejaVuSans.ttf", "Arial.ttf", "arial.ttf")
+    for name in names:
+        try:
+            return ImageFont.truetype(name, size)
+        except OSError:
+            continue
+    return ImageFont.load_default(size)
+
+
+@dataclass(frozen=True)
+class PlotLayout:
+    """Where :func:`plot_map` puts things, in image pixels.
+
+    Attributes
+    ----------
+    width, height : int
+        Size of the PNG.
+    sensor_box : tuple of int
+        (left, top, right, bottom) of the drawn sensor, right/bottom exclusive.
+    scale : float
+        Image pixels per photosite in the sensor view.
+    crops_top : int
+        Top of the strip of crops (``height`` when there are none).
+    crop_count, crops_per_row : int
+        Number of crops and how many fit in a row.
+    crop_size : int
+        Side of one crop in pixels (``9 x 16``).
+    """
+
+    width: int
+    height: int
+    sensor_box: tuple[int, int, int, int]
+    scale: float
+    crops_top: int
+    crop_count: int
+    crops_per_row: int
+    crop_size: int = _CROP_CELLS * _CROP_ZOOM
+
+    def to_pixel(self, row: float, col: float) -> tuple[int, int]:
+        """Image (x, y) of the centre of photosite (row, col) in the sensor view."""
+        x0, y0 = self.sensor_box[:2]
+        return int(x0 + (col + 0.5) * self.scale), int(y0 + (row + 0.5) * self.scale)
+
+    def crop_origin(self, i: int) -> tuple[int, int]:
+        """Top-left (x, y) of crop ``i``."""
+        per = max(self.crops_per_row, 1)
+        r, c = divmod(i, per)
+        avail = self.width - 2 * _MARGIN
+        n_here = min(per, self.crop_count - r * per)
+        gap = _crop_gap(avail, n_here if r == 0 else per, self.crop_size)
+        return _MARGIN + c * (self.crop_size + gap), self.crops_top + 34 + r * (self.crop_size + _CROP_LABEL_H + 14)
+
+
+def _crop_gap(avail: int, n: int, size: int) -> int:
+    if n <= 1:
+        return 0
+    return int(min(24, max(_CROP_MIN_GAP, (avail - n * size) // (n - 1))))
+
+
+def plot_layout(defect_map: DefectMap, *, crops: int = 8) -> PlotLayout:
+    """The geometry of :func:`plot_map`'s picture for ``defect_map``.
+
+    The sensor is scaled to fit a 1200 x 860 pixel panel (up for small
+    sensors, down for real ones), keeping its aspect ratio.
+
+    Parameters
+    ----------
+    defect_map : DefectMap
+    crops : int, optional
+        Crops requested (fewer are drawn when the map has fewer defects).
+
+    Returns
+    -------
+    PlotLayout
+    """
+    if crops < 0:
+        raise ValueError(f"crops must be >= 0, got {crops}")
+    H, W = defect_map.sensor.height, defect_map.sensor.width
+    if H <= 0 or W <= 0:
+        raise ValueError(f"the map's sensor size {H}x{W} is not valid")
+    scale = min(_PANEL_W / W, _PANEL_H / H)
+    sw, sh = max(1, round(W * scale)), max(1, round(H * scale))
+    width = _PANEL_W + 2 * _MARGIN
+    x0 = _MARGIN + (_PANEL_W - sw) // 2
+    y0 = _HEADER_H
+    box = (x0, y0, x0 + sw, y0 + sh)
+    below = y0 + sh + 34  # room for the sensor caption
+    n = len(_pick_crops(defect_map.defects, crops))
+    size = _CROP_CELLS * _CROP_ZOOM
+    per_row = max(1, min(n, (_PANEL_W + _CROP_MIN_GAP) // (size + _CROP_MIN_GAP))) if n else 0
+    if n:
+        rows = math.ceil(n / per_row)
+        height = below + 34 + rows * (size + _CROP_LABEL_H + 14) + _MARGIN // 2
+    else:
+        height = below + _MARGIN // 2
+    return PlotLayout(width, int(height), box, scale, below, n, per_row, size)
+
+
+def _pick_crops(defects: list[Defect], n: int) -> list[Defect]:
+    """The ``n`` strongest defects, at most one per column segment and none inside another's crop."""
+    if n <= 0 or not defects:
+        return []
+    seg_of: dict[tuple[int, int], int] = {}
+    for i, seg in enumerate(column_segments(defects)):
+        for cell in seg.cells():
+            seg_of[cell] = i
+    chosen: list[Defect] = []
+    segs: set[int] = set()
+    half = _CROP_CELLS // 2
+    for d in _strongest(defects, len(defects)):
+        s = seg_of.get((d.row, d.col))
+        if s is not None and s in segs:
+            continue
+        if any(abs(d.row - c.row) <= half and abs(d.col - c.col) <= half for c in chosen):
+            continue
+        chosen.append(d)
+        if s is not None:
+            segs.add(s)
+        if len(chosen) == n:
+            break
+    return chosen
+
+
+def _check_photo(photo: Frame, dm: DefectMap) -> None:
+    if photo.camera != dm.camera:
+        raise FrameMismatchError(
+            photo.path, f"taken by {photo.camera.label or 'an unknown camera'}, the map is of {dm.camera.label}",
+            "give a photo from the same body",
+        )
+    if tuple(photo.mosaic.shape[:2]) != (dm.sensor.height, dm.sensor.width):
+        raise FrameMismatchError(
+            photo.path,
+            f"photo is {photo.mosaic.shape[0]}x{photo.mosaic.shape[1]}, the map {dm.sensor.height}x{dm.sensor.width}",
+            "give an uncropped photo from the same body",
+        )
+    if photo.source.value != dm.sensor.source:
+        raise FrameMismatchError(
+            photo.path, f"a {photo.source.value} photo for a map made from {dm.sensor.source} files",
+            "give a RAW file for a RAW map, a JPEG for an image map",
+        )
+
+
+def _draw_mark(draw: ImageDraw.ImageDraw, kind: DefectKind, x: int, y: int, r: int) -> None:
+    """A mark whose centre pixel has the kind's colour, with a dark rim so it shows on any background."""
+    col = KIND_COLOURS[kind]
+    if kind is DefectKind.HOT:
+        draw.ellipse((x - r - 1, y - r - 1, x + r + 1, y + r + 1), fill=_GRID)
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=col)
+    elif kind is DefectKind.STUCK:
+        draw.rectangle((x - r, y - r, x + r, y + r), fill=col, outline=_GRID)
+    elif kind is DefectKind.COLD:
+        pts = [(x, y - r - 1), (x + r + 1, y), (x, y + r + 1), (x - r - 1, y)]
+        draw.polygon(pts, fill=col, outline=_GRID)
+    elif kind is DefectKind.DEAD:
+        w = max(2, r // 2)
+        draw.line((x - r, y - r, x + r, y + r), fill=_GRID, width=w + 2)
+        draw.line((x - r, y + r, x + r, y - r), fill=_GRID, width=w + 2)
+        draw.line((x - r, y - r, x + r, y + r), fill=col, width=w)
+        draw.line((x - r, y + r, x + r, y - r), fill=col, width=w)
+    elif kind is DefectKind.NOISY:
+        w = max(2, r // 2)
+        draw.rectangle((x - r - 1, y - w // 2 - 1, x + r + 1, y + w - w // 2), fill=_GRID)
+        draw.rectangle((x - w // 2 - 1, y - r - 1, x + w - w // 2, y + r + 1), fill=_GRID)
+        draw.rectangle((x - r, y - w // 2, x + r, y + w - w // 2 - 1), fill=col)
+        draw.rectangle((x - w // 2, y - r, x + w - w // 2 - 1, y + r), fill=col)
+    else:  # a lone column-kind photosite
+        draw.rectangle((x - r + 1, y - r + 1, x + r - 1, y + r - 1), fill=col, outline=_GRID)
+
+
+def _crop_pixels(dm: DefectMap, photo: Frame | None, r0: int, c0: int) -> np.ndarray:
+    """(9, 9, 3) uint8 colours of the photosites around (r0, c0); out-of-sensor cells get the empty colour."""
+    H, W = dm.sensor.height, dm.sensor.width
+    half = _CROP_CELLS // 2
+    rows = np.arange(r0 - half, r0 + half + 1)
+    cols = np.arange(c0 - half, c0 + half + 1)
+    inside = ((rows >= 0) & (rows < H))[:, None] & ((cols >= 0) & (cols < W))[None, :]
+    rr = np.clip(rows, 0, H - 1)[:, None]
+    cc = np.clip(cols, 0, W - 1)[None, :]
+    out = np.empty((_CROP_CELLS, _CROP_CELLS, 3), dtype=np.float64)
+    cfa = _cfa_indices(dm, photo)
+    if photo is None:
+        if cfa is None:
+            out[:] = (44, 46, 52)
+        else:
+            idx = cfa[rr & 1, cc & 1]
+            out[:] = np.array(_DIM, dtype=np.float64)[idx]
+    elif photo.mosaic.ndim == 3:
+        m = photo.mosaic[rr, cc].astype(np.float64)
+        if m.shape[-1] == 1:
+            m = np.repeat(m, 3, axis=-1)
+        out[:] = m[..., :3] * (255.0 / max(float(photo.white), 1.0))
+    else:
+        v = photo.mosaic[rr, cc].astype(np.float64)
+        if cfa is not None:
+            v = v - np.asarray(photo.black, dtype=np.float64)[cfa[rr & 1, cc & 1]]
+        idx = cfa[rr & 1, cc & 1] if cfa is not None else np.zeros(v.shape, np.int64)
+        v = np.maximum(v, 0.0)
+        t = np.zeros(v.shape)
+        colour = np.where(idx == 3, 1, idx)  # both greens together
+        for k in np.unique(colour):
+            # each colour from black to its brightest photosite in the crop (a white balance of sorts)
+            own = colour == k
+            hi = float(v[own & inside].max()) if (own & inside).any() else 0.0
+            t[own] = v[own] / max(hi, 1.0)
+        tint = _TINT[idx] if cfa is not None else np.full(v.shape + (3,), 255.0)
+        out[:] = (0.08 + 0.92 * t[..., None] ** (1 / 2.2)) * tint
+    out[~inside] = _EMPTY
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _cfa_indices(dm: DefectMap, photo: Frame | None) -> np.ndarray | None:
+    if photo is not None and photo.cfa is not None:
+        return np.asarray(photo.cfa, dtype=np.int64).reshape(2, 2)
+    if len(dm.sensor.cfa) == 4:
+        letters = dm.sensor.cfa.upper()
+        idx, g = [], 0
+        for ch in letters:
+            if ch == "G":
+                idx.append(1 if g == 0 else 3)
+                g += 1
+            else:
+                idx.append({"R": 0, "B": 2}.get(ch, 1))
+        return np.array(idx, dtype=np.int64).reshape(2, 2)
+    return None
+
+
+def _draw_crop(img: Image.Image, draw: ImageDraw.ImageDraw, dm: DefectMap, photo: Frame | None,
+               d: Defect, x0: int, y0: int, kinds_at: dict[tuple[int, int], DefectKind], number: int) -> None:
+    z = _CROP_ZOOM
+    cells = _crop_pixels(dm, photo, d.row, d.col)
+    tile = Image.fromarray(cells, "RGB").resize((_CROP_CELLS * z, _CROP_CELLS * z), Image.Resampling.NEAREST)
+    img.paste(tile, (x0, y0))
+    size = _CROP_CELLS * z
+    for i in range(_CROP_CELLS + 1):
+        draw.line((x0 + i * z, y0, x0 + i * z, y0 + size), fill=_GRID, width=1)
+        draw.line((x0, y0 + i * z, x0 + size, y0 + i * z), fill=_GRID, width=1)
+    half = _CROP_CELLS // 2
+    for (r, c), kind in kinds_at.items():
+        dr, dc = r - d.row + half, c - d.col + half
+        if not (0 <= dr < _CROP_CELLS and 0 <= dc < _CROP_CELLS):
+            continue
+        cx, cy = x0 + dc * z, y0 + dr * z
+        if photo is None:
+            draw.rectangle((cx + 1, cy + 1, cx + z - 1, cy + z - 1), fill=KIND_COLOURS[kind])
+        elif (dr, dc) != (half, half):  # the centre's value stays unobstructed
+            draw.rectangle((cx + 1, cy + 1, cx + z - 1, cy + z - 1), outline=_GRID, width=4)
+            draw.rectangle((cx + 2, cy + 2, cx + z - 2, cy + z - 2), outline=KIND_COLOURS[kind], width=2)
+    cx, cy = x0 + half * z, y0 + half * z
+    draw.rectangle((cx - 2, cy - 2, cx + z + 2, cy + z + 2), outline=(255, 255, 255), width=2)
+    draw.rectangle((x0 - 1, y0 - 1, x0 + size, y0 + size), outline=_OUTLINE, width=1)
+    f1, f2 = _font(12, True), _font(12)
+    ch = f" {d.channel}" if d.channel else ""
+    draw.text((x0, y0 + size + 5), f"{number}  r{d.row} c{d.col}{ch}", font=f1, fill=_TEXT)
+    draw.text((x0, y0 + size + 22), f"{d.kind.value} · score {d.score:.1f}", font=f2, fill=KIND_COLOURS[d.kind])
+
+
+def plot_map(
+    defect_map: DefectMap,
+    path: str | os.PathLike[str],
+    *,
+    photo: Frame | None = None,
+    crops: int = 8,
+    overwrite: bool = False,
+) -> Path:
+    """Draw a map as a PNG: the whole sensor with every defect marked, and zoomed crops.
+
+    The top panel shows the visible area (about 1200 pixels wide, sensor
+    orientation, row 0 at the top) with one mark per defect, coloured and
+    shaped by kind (see :data:`KIND_COLOURS`; hot: disc, stuck: square,
+    dead: cross, cold: diamond, noisy: plus) and column/row segments drawn
+    as lines; a legend gives the counts.  Below, up to ``crops`` enlarged
+    9 x 9 photosite neighbourhoods of the strongest defects (one per
+    segment), each labelled with row, column, channel, kind and score.
+
+    Parameters
+    ----------
+    defect_map : DefectMap
+    path : path-like
+        PNG file to write (atomically).
+    photo : Frame, optional
+        A photo of the same body (:func:`rawmap.reader.read_frame`): the
+        crops then show its photosite values, normalised per crop to the
+        range of the healthy photosites and tinted with their CFA colour,
+        defects outlined in their kind's colour.  Without it the crops show
+        the map: defects filled with their kind's colour on the faint CFA
+        pattern.
+    crops : int, optional
+        How many crops (0 for none).
+    overwrite : bool, optional
+        Replace an existing file; otherwise it is refused before drawing.
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    rawmap.fileio.OutputExistsError
+        ``path`` exists and ``overwrite`` is false.
+    rawmap.errors.FrameMismatchError
+        ``photo`` is from another body, of another size or kind.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path}: already exists (choose another output, or allow overwriting)")
+    dm = defect_map
+    if photo is not None:
+        _check_photo(photo, dm)
+    lay = plot_layout(dm, crops=crops)
+    img = Image.new("RGB", (lay.width, lay.height), _BG)
+    draw = ImageDraw.Draw(img)
+
+    # ---- header: title, what went in, legend
+    title = f"{dm.camera.label or 'Unknown camera'}"
+    draw.text((_MARGIN, 18), title, font=_font(22, True), fill=_TEXT)
+    fr = dm.frames
+    facts = [f"{'RAW' if dm.sensor.source != 'image' else 'image'} map", f"{dm.sensor.width} x {dm.sensor.height}"]
+    facts.append(f"{fr.count} frame{'s' if fr.count != 1 else ''}")
+    if fr.first_capture or fr.last_capture:
+        facts.append(_fmt_range(_fmt_time(fr.first_capture)[:10], _fmt_time(fr.last_capture)[:10]))
+    if fr.exposure_max > 0:
+        facts.append(_fmt_range(_fmt_exposure(fr.exposure_min), _fmt_exposure(fr.exposure_max)))
+    if fr.iso_max > 0:
+        facts.append("ISO " + _fmt_range(_fmt_iso(fr.iso_min), _fmt_iso(fr.iso_max)))
+    facts.append(f"{len(dm)} defect{'s' if len(dm) != 1 else ''}")
+    draw.text((_MARGIN, 50), "   ·   ".join(facts), font=_font(14), fill=_MUTED)
+    counts = dm.counts()
+    x = _MARGIN
+    lf = _font(14, True)
+    for kind in DefectKind:
+        n = counts[kind]
+        colour = _TEXT if n else _MUTED
+        if kind is DefectKind.COLUMN:
+            draw.line((x, 87, x + 14, 87), fill=KIND_COLOURS[kind], width=3)
+        else:
+            _draw_mark(draw, kind, x + 7, 87, 5)
+        label = f"{kind.value} {n}"
+        draw.text((x + 22, 79), label, font=lf, fill=colour)
+        x += 22 + int(draw.textlength(label, font=lf)) + 26
+
+    # ---- sensor panel
+    x0, y0, x1, y1 = lay.sensor_box
+    draw.rectangle((x0, y0, x1 - 1, y1 - 1), fill=_SENSOR)
+    draw.rectangle((x0 - 2, y0 - 2, x1 + 1, y1 + 1), outline=_OUTLINE, width=1)
+    r = int(min(8, max(4, round(lay.scale * 0.6))))
+    lw = int(max(3, min(6, round(lay.scale * 0.6))))
+    segments = column_segments(dm.defects)
+    in_segment: set[tuple[int, int]] = set()
+    for seg in segments:
+        in_segment.update(seg.cells())
+        if seg.axis == "column":
+            a, b = lay.to_pixel(seg.start, seg.index), lay.to_pixel(seg.stop, seg.index)
+            a, b = (a[0], min(a[1], b[1] - 3)), (b[0], max(b[1], a[1] + 3))
+        else:
+            a, b = lay.to_pixel(seg.index, seg.start), lay.to_pixel(seg.index, seg.stop)
+            a, b = (min(a[0], b[0] - 3), a[1]), (max(b[0], a[0] + 3), b[1])
+        draw.line((a, b), fill=_GRID, width=lw + 2)
+        draw.line((a, b), fill=KIND_COLOURS[DefectKind.COLUMN], width=lw)
+    for d in sorted(dm.defects, key=lambda d: d.score):
+        if (d.row, d.col) in in_segment:
+            continue
+        px, py = lay.to_pixel(d.row, d.col)
+        _draw_mark(draw, d.kind, px, py, r)
+    chosen = _pick_crops(dm.defects, crops)
+    nf = _font(12, True)
+    for i, d in enumerate(chosen):
+        px, py = lay.to_pixel(d.row, d.col)
+        draw.ellipse((px - r - 4, py - r - 4, px + r + 4, py + r + 4), outline=(255, 255, 255), width=1)
+        label = str(i + 1)
+        tx = px + r + 5 if px + r + 5 + draw.textlength(label, font=nf) < x1 else px - r - 5 - draw.textlength(label, font=nf)
+        ty = py - r - 12 if py - r - 12 > y0 else py + r
+        draw.text((tx, ty), label, font=nf, fill=(255, 255, 255), stroke_width=2, stroke_fill=_BG)
+    cap = _font(12)
+    draw.text((x0, y1 + 8), "row 0, col 0", font=cap, fill=_MUTED)
+    end = f"row {dm.sensor.height - 1}, col {dm.sensor.width - 1}"
+    draw.text((x1 - int(draw.textlength(end, font=cap)), y1 + 8), end, font=cap, fill=_MUTED)
+    mid = "visible area, sensor orientation"
+    draw.text(((x0 + x1 - int(draw.textlength(mid, font=cap))) // 2, y1 + 8), mid, font=cap, fill=_MUTED)
+
+    # ---- crops
+    if chosen:
+        what = "values of " + Path(photo.path).name if photo is not None else "the map around each"
+        draw.text(
+            (_MARGIN, lay.crops_top + 6),
+            f"Strongest {len(chosen)} — 9 x 9 photosites, {what}",
+            font=_font(15, True), fill=_TEXT,
+        )
+        kinds_at = {(d.row, d.col): d.kind for d in dm.defects}
+        for i, d in enumerate(chosen):
+            cx, cy = lay.crop_origin(i)
+            _draw_crop(img, draw, dm, photo, d, cx, cy, kinds_at, i + 1)
+
+    buf = io.BytesIO()
+    img.save(buf, "PNG", optimize=True)
+    return atomic_write_bytes(path, buf.getvalue(), overwrite=overwrite)

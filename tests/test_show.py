@@ -1,0 +1,257 @@
+"""rawmap.show: exact summary figures and text, column segments, and the PNG picture."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rawmap.defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry
+from rawmap.errors import FrameMismatchError
+from rawmap.fileio import OutputExistsError
+from rawmap.frame import CameraId, Frame, SourceKind
+from rawmap.show import (
+    KIND_COLOURS,
+    Segment,
+    column_segments,
+    format_summary,
+    plot_layout,
+    plot_map,
+    summarize,
+)
+
+K = DefectKind
+CAM = CameraId("NIKON CORPORATION", "NIKON D750", "3001234")
+T0 = dt.datetime(2024, 5, 6, 7, 8, 9)
+H, W = 64, 96
+
+
+def _ch(r: int, c: int, raw: bool = True) -> str:
+    return "RGGB"[2 * (r % 2) + c % 2] if raw else ""
+
+
+#: (row, col, kind, score) of the point defects of :func:`_map`; their channel on RGGB in the comments
+POINTS = [
+    (8, 10, K.HOT, 41.2),  # R
+    (9, 61, K.HOT, 12.0),  # B
+    (40, 31, K.HOT, 7.5),  # G
+    (21, 80, K.STUCK, 99.0),  # G
+    (50, 70, K.DEAD, 30.0),  # R
+    (31, 51, K.COLD, 8.25),  # B
+    (56, 13, K.NOISY, 6.5),  # G
+]
+
+
+def _map(source: str = "raw") -> DefectMap:
+    """The points above, a 10-photosite column segment (col 44) and a 5-photosite row segment (row 60)."""
+    raw = source == "raw"
+    defects = [Defect(r, c, k, s, _ch(r, c, raw), T0 + dt.timedelta(days=r)) for r, c, k, s in POINTS]
+    defects += [Defect(r, 44, K.COLUMN, 3.0 + (r == 25), _ch(r, 44, raw), None, -30.0) for r in range(20, 30)]
+    defects += [Defect(60, c, K.COLUMN, 2.0, _ch(60, c, raw), None, 15.0) for c in range(80, 85)]
+    return DefectMap(
+        camera=CAM,
+        sensor=SensorGeometry(H, W, 2, 4, H + 4, W + 8, "RGGB" if raw else "", source),
+        frames=FrameStats(40, 2, T0, T0 + dt.timedelta(days=30), 1 / 4000, 30.0, 100, 6400),
+        defects=defects,
+        created=dt.datetime(2024, 7, 1, 12, 0, tzinfo=dt.timezone.utc),
+    )
+
+
+# --------------------------------------------------------------------------- summary
+def test_summary_counts_exact():
+    s = summarize(_map(), top=3)
+    assert (s.camera, s.source, s.height, s.width, s.cfa) == (CAM, "raw", H, W, "RGGB")
+    assert s.total == 22
+    assert s.by_kind == {K.STUCK: 1, K.DEAD: 1, K.HOT: 3, K.COLD: 1, K.NOISY: 1, K.COLUMN: 15}
+    assert s.channels == ("R", "G", "B")
+    assert s.by_kind_channel == {
+        K.STUCK: {"R": 0, "G": 1, "B": 0},
+        K.DEAD: {"R": 1, "G": 0, "B": 0},
+        K.HOT: {"R": 1, "G": 1, "B": 1},
+        K.COLD: {"R": 0, "G": 0, "B": 1},
+        K.NOISY: {"R": 0, "G": 1, "B": 0},
+        K.COLUMN: {"R": 8, "G": 7, "B": 0},
+    }
+    assert s.channel_totals() == {"R": 10, "G": 10, "B": 2}
+    assert s.segments == 2
+    assert (s.frames, s.skipped) == (40, 2)
+    assert (s.first_capture, s.last_capture) == (T0, T0 + dt.timedelta(days=30))
+    assert (s.exposure_min, s.exposure_max, s.iso_min, s.iso_max) == (1 / 4000, 30.0, 100, 6400)
+    assert [(d.row, d.col, d.score) for d in s.strongest] == [(21, 80, 99.0), (8, 10, 41.2), (50, 70, 30.0)]
+    assert s.per_million == pytest.approx(22 / (H * W) * 1e6)
+    assert len(summarize(_map()).strongest) == 10
+    assert summarize(_map(), top=0).strongest == ()
+
+
+def test_format_summary_text():
+    text = format_summary(summarize(_map(), top=2))
+    assert text == "\n".join([
+        "NIKON CORPORATION NIKON D750 3001234 — RAW map (RGGB), 96 x 64 photosites",
+        "  made      2024-07-01 12:00 UTC",
+        "  frames    40 used, 2 skipped",
+        "  captured  2024-05-06 07:08 … 2024-06-05 07:08",
+        "  exposure  1/4000 s … 30 s",
+        "  ISO       100 … 6400",
+        "  defects   22 (3580.7 per million photosites), 2 column/row segments",
+        "",
+        "  kind          R      G      B   total",
+        "  stuck         0      1      0       1",
+        "  dead          1      0      0       1",
+        "  hot           1      1      1       3",
+        "  cold          0      0      1       1",
+        "  noisy         0      1      0       1",
+        "  column        8      7      0      15",
+        "  total        10     10      2      22",
+        "",
+        "  strongest 2:",
+        "     row    col  kind   ch    score  first seen",
+        "      21     80  stuck  G      99.0  2024-05-27 07:08",
+        "       8     10  hot    R      41.2  2024-05-14 07:08",
+    ])
+
+
+def test_format_summary_of_an_image_map_has_no_channel_columns():
+    s = summarize(_map("image"))
+    assert s.channels == ("",)
+    assert s.by_kind_channel[K.HOT] == {"": 3}
+    lines = format_summary(s).splitlines()
+    assert lines[0] == "NIKON CORPORATION NIKON D750 3001234 — image map (from developed photos), 96 x 64 pixels"
+    assert "  kind       total" in lines and "  column        15" in lines
+
+
+def test_summary_of_an_empty_map():
+    s = summarize(DefectMap(CAM, SensorGeometry(H, W), FrameStats(0)))
+    assert s.total == 0 and s.segments == 0 and s.strongest == () and s.per_million == 0
+    text = format_summary(s)
+    assert "  defects   0" in text and "strongest" not in text and "captured" not in text
+
+
+def test_summary_rejects_negative_top():
+    with pytest.raises(ValueError, match="top must be >= 0"):
+        summarize(_map(), top=-1)
+
+
+# --------------------------------------------------------------------------- segments
+def test_column_segments():
+    segs = column_segments(_map().defects)
+    assert segs == [Segment("column", 44, 20, 29, 10, 4.0), Segment("row", 60, 80, 84, 5, 2.0)]
+    assert segs[1].cells() == [(60, c) for c in range(80, 85)]
+    # one colour only (every other row) is still a segment; two photosites are not
+    one_colour = [Defect(r, 7, K.COLUMN, 1.0) for r in range(0, 12, 2)]
+    pair = [Defect(30, 3, K.COLUMN, 1.0), Defect(31, 3, K.COLUMN, 1.0)]
+    assert column_segments(one_colour + pair) == [Segment("column", 7, 0, 10, 6, 1.0)]
+    assert column_segments([Defect(1, 1, K.HOT, 9.0)]) == []
+
+
+# --------------------------------------------------------------------------- plot
+def _png(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.mode == "RGB"
+        return np.asarray(im)
+
+
+def test_plot_marks_every_defect_in_its_kind_colour(tmp_path):
+    m = _map()
+    out = plot_map(m, tmp_path / "map.png")
+    assert out == tmp_path / "map.png"
+    px = _png(out)
+    lay = plot_layout(m)
+    assert px.shape == (lay.height, lay.width, 3)
+    assert lay.width == 1280 and lay.crop_count == 8 and lay.crops_per_row == 8
+    x0, y0, x1, y1 = lay.sensor_box
+    assert (x1 - x0, y1 - y0) == (1200, 800)  # 96 x 64 photosites, 12.5 pixels each
+    for r, c, kind, _ in POINTS:
+        x, y = lay.to_pixel(r, c)
+        assert tuple(px[y, x]) == KIND_COLOURS[kind], (r, c, kind)
+    for r, c in [(25, 44), (20, 44), (29, 44), (60, 82)]:  # segments are drawn as lines
+        x, y = lay.to_pixel(r, c)
+        assert tuple(px[y, x]) == KIND_COLOURS[K.COLUMN], (r, c)
+    x, y = lay.to_pixel(2, 90)  # an empty place of the sensor
+    assert tuple(px[y, x]) == (30, 34, 41)
+
+
+def test_plot_of_a_real_sized_sensor_is_downscaled(tmp_path):
+    m = DefectMap(CAM, SensorGeometry(4016, 6016, cfa="RGGB"), FrameStats(3),
+                  [Defect(4015, 6015, K.HOT, 9.0, "B"), Defect(0, 0, K.DEAD, 5.0, "R")])
+    lay = plot_layout(m, crops=0)
+    assert lay.scale == pytest.approx(1200 / 6016) and lay.crop_count == 0
+    px = _png(plot_map(m, tmp_path / "big.png", crops=0))
+    assert px.shape == (lay.height, lay.width, 3)
+    for d in m.defects:
+        x, y = lay.to_pixel(d.row, d.col)
+        assert tuple(px[y, x]) == KIND_COLOURS[d.kind]
+        # the mark is bigger than one pixel: still visible after downscaling
+        assert tuple(px[y, x + 2]) == KIND_COLOURS[d.kind] or tuple(px[y + 2, x + 2]) == KIND_COLOURS[d.kind]
+
+
+def test_plot_crops_of_the_map(tmp_path):
+    m = _map()
+    px = _png(plot_map(m, tmp_path / "map.png", crops=3))
+    lay = plot_layout(m, crops=3)
+    assert lay.crop_count == 3 and px.shape[0] == lay.height
+    z = 16
+    for i, kind in enumerate([K.STUCK, K.HOT, K.DEAD]):  # (21, 80), (8, 10), (50, 70): strongest first
+        cx, cy = lay.crop_origin(i)
+        assert tuple(px[cy + 4 * z + z // 2, cx + 4 * z + z // 2]) == KIND_COLOURS[kind]
+    # around them, the faint CFA pattern: (17, 76) is green, (17, 77) blue
+    cx, cy = lay.crop_origin(0)
+    assert tuple(px[cy + z // 2, cx + z // 2]) == (34, 54, 36)
+    assert tuple(px[cy + z // 2, cx + z + z // 2]) == (34, 40, 66)
+
+
+def test_plot_crops_of_a_photo(tmp_path):
+    m = _map()
+    mosaic = np.full((H, W), 512 + 1000, np.uint16)
+    mosaic[21, 80] = 512 + 4000  # the stuck (green) photosite, brighter than its neighbours
+    photo = Frame(Path("/photos/DSC_0001.NEF"), mosaic, np.array([[0, 1], [3, 2]], np.uint8), np.full(4, 512.0),
+                  16383, 1.0, 100.0, T0, CAM)
+    px = _png(plot_map(m, tmp_path / "photo.png", photo=photo, crops=1))
+    lay = plot_layout(m, crops=1)
+    cx, cy = lay.crop_origin(0)
+    z = 16
+
+    def cell(dr: int, dc: int) -> tuple[int, ...]:
+        return tuple(int(v) for v in px[cy + (4 + dr) * z + z // 2, cx + (4 + dc) * z + z // 2])
+
+    green = (120, 255, 120)
+    assert cell(0, 0) == green  # the brightest green photosite of the crop: the full tint
+    t = 0.08 + 0.92 * 0.25 ** (1 / 2.2)  # a green neighbour at a quarter of that level
+    assert cell(0, 2) == tuple(int(round(t * v)) for v in green)
+    # the other colours, flat, at the full brightness of their own tint
+    assert cell(0, 1) == (96, 150, 255)  # (21, 81) is blue
+    assert cell(1, 0) == (255, 96, 80)  # (22, 80) is red
+    assert cell(1, 1) == cell(0, 2)  # (22, 81) is the other green: both greens are scaled together
+
+
+def test_plot_refuses_a_photo_of_another_body_or_size(tmp_path):
+    m = _map()
+    cfa = np.array([[0, 1], [3, 2]], np.uint8)
+    other = Frame(Path("a.NEF"), np.zeros((H, W), np.uint16), cfa, np.zeros(4), 16383, 1, 100, None,
+                  CameraId("Canon", "EOS R5", "1"))
+    small = Frame(Path("b.NEF"), np.zeros((H, W - 2), np.uint16), cfa, np.zeros(4), 16383, 1, 100, None, CAM)
+    jpeg = Frame(Path("c.JPG"), np.zeros((H, W, 3), np.uint8), None, np.zeros(4), 255, 1, 100, None, CAM,
+                 SourceKind.IMAGE)
+    for photo, message in [(other, "taken by Canon EOS R5 1"), (small, "photo is 64x94, the map 64x96"),
+                           (jpeg, "a image photo for a map made from raw files")]:
+        with pytest.raises(FrameMismatchError, match=message):
+            plot_map(m, tmp_path / "x.png", photo=photo)
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_plot_never_overwrites_unless_asked(tmp_path):
+    target = tmp_path / "map.png"
+    target.write_bytes(b"mine")
+    with pytest.raises(OutputExistsError, match="already exists"):
+        plot_map(_map(), target)
+    assert target.read_bytes() == b"mine"
+    plot_map(_map(), target, overwrite=True)
+    assert _png(target).shape[1] == 1280
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.png"]  # no temporary file left
+
+
+def test_plot_rejects_negative_crops(tmp_path):
+    with pytest.raises(ValueError, match="crops must be >= 0"):
+        plot_map(_map(), tmp_path / "x.png", crops=-1)
