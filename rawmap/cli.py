@@ -15,6 +15,7 @@ import functools
 import math
 import os
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, TypeVar
 
@@ -251,8 +252,7 @@ def _map_lines(dmap: "DefectMap", *, table_rows: int = TABLE_ROWS, segment_rows:
     return lines
 
 
-def _body_header(body: "BodyMap") -> list[str]:
-    dmap = body.defect_map
+def _body_header(body: "BodyMap", dmap: "DefectMap") -> list[str]:
     s, fr = dmap.sensor, dmap.frames
     kind = "RAW" if s.source == "raw" else "images"
     cfa = f", {s.cfa}" if s.cfa else ""
@@ -323,21 +323,6 @@ def _load_state_file(path: Path) -> "Accumulator | None":
     return Accumulator.load(path)
 
 
-def _drop_counted(files: Sequence[Path], states: Sequence["Accumulator"]) -> tuple[list[Path], list[Path]]:
-    """Split ``files`` into new ones and those already folded into one of ``states``."""
-    counted: set[Path] = set()
-    for acc in states:
-        for rec in acc.frames:
-            try:
-                counted.add(Path(rec.path).resolve())
-            except OSError:
-                continue
-    new, old = [], []
-    for p in files:
-        (old if p in counted else new).append(p)
-    return new, old
-
-
 @app.command("map")
 @_handle_errors
 def map_cmd(
@@ -384,14 +369,16 @@ def map_cmd(
 
         rawmap map ~/Pictures/new/ --save
     """
-    from .mapping import collect_inputs, map_files
+    from .mapping import Skipped, collect_inputs, map_files
 
     if output is None and not save:
         ctx.fail("missing -o OUT: give the map file to write, or store the map in the library with --save")
+    if save and state is not None:
+        ctx.fail("--state and --save both keep statistics: use one (--save keeps every body's in the library)")
     if output is not None and not overwrite and output.is_file():
         raise _Failed(f"{output}: already exists (add --overwrite to replace it, or choose another -o)")
 
-    lib = _open_library(library) if save else None
+    lib = _library(library) if save else None
     state_acc = _load_state_file(state) if state is not None else None
 
     files, skipped_inputs = collect_inputs(paths)
@@ -402,28 +389,27 @@ def map_cmd(
         shown[r] = str(p)
         resolved.append(r)
 
-    bases: list["Accumulator"] = []
-    if state_acc is not None:
-        bases.append(state_acc)
+    states: Any = None
+    counted: set[Path] = set()
     if lib is not None:
-        bases.extend(_library_states(lib, resolved))
-    states = {(a.camera, a.source): a for a in bases}
-    todo, already = _drop_counted(resolved, list(states.values()))
+        states = lib.states()
+        counted = {Path(p) for p in lib.known_files()}
+    elif state_acc is not None:
+        states = {(state_acc.camera, state_acc.source): state_acc}
+        counted = _recorded_files(state_acc)
+    todo = [p for p in resolved if p not in counted]
+    already = [p for p in resolved if p in counted]
     if not todo and already:
-        raise _Failed(
-            f"all {len(already)} file(s) are already counted in the stored statistics; nothing new to map"
-        )
+        raise _Failed(f"all {len(already)} file(s) are already counted in the stored statistics; nothing new to map")
 
     not_found = "; ".join(f"{s.path}: {s.reason}" for s in skipped_inputs)
-    if not todo and not already:
+    if not todo:
         raise _Failed(f"nothing to map: {not_found}" if not_found else "nothing to map")
     try:
         with _Progress("Mapping", quiet=quiet) as progress:
-            run = map_files(todo, progress=progress, states=states or None)
+            run = map_files(todo, progress=progress, states=states)
     except NothingToMapError as exc:
         raise _Failed(f"{exc} (also: {not_found})" if not_found else str(exc)) from None
-
-    from .mapping import Skipped
 
     skipped = list(skipped_inputs) + run.skipped + [Skipped(p, "already counted in the stored statistics") for p in already]
     targets: list[Path] = []
@@ -437,14 +423,19 @@ def map_cmd(
 
     lines: list[str] = []
     for i, body in enumerate(run.maps):
-        lines += _body_header(body)
-        lines += _map_lines(body.defect_map)
-        if targets:
-            written = body.defect_map.save(targets[i], overwrite=overwrite)
-            lines.append(f"  map written to {_show_path(written)}")
+        dmap = body.defect_map
+        stored = ""
         if lib is not None:
-            where = _library_store(lib, body)
-            lines.append(f"  saved in the library: {where}")
+            entry = lib.store(body)
+            dmap = lib.load_map(entry)  # what the library keeps (imported defects merged in)
+            stored = f"  saved in the library as {entry.path.name} ({entry.path})"
+        lines += _body_header(body, dmap)
+        lines += _map_lines(dmap)
+        if targets:
+            written = dmap.save(targets[i], overwrite=overwrite)
+            lines.append(f"  map written to {_show_path(written)}")
+        if stored:
+            lines.append(stored)
         lines.append("")
     lines += _skipped_lines(skipped, shown)
     if note:
@@ -453,6 +444,17 @@ def map_cmd(
 
     if state is not None:
         _write_state(state, state_acc, run)
+
+
+def _recorded_files(acc: "Accumulator") -> set[Path]:
+    """The photos already folded into ``acc`` (absolute paths)."""
+    out: set[Path] = set()
+    for rec in acc.frames:
+        try:
+            out.add(Path(rec.path).resolve())
+        except (OSError, RuntimeError):
+            continue
+    return out
 
 
 def _write_state(path: Path, loaded: "Accumulator | None", run: "MapRun") -> None:
@@ -473,18 +475,10 @@ def _write_state(path: Path, loaded: "Accumulator | None", run: "MapRun") -> Non
     typer.echo(f"statistics of {body.camera.label} ({body.accumulator.n_frames} frames) written to {_show_path(path)}")
 
 
-# library hooks: filled in when rawmap.library lands -------------------------
+def _library(directory: Optional[Path]) -> Any:
+    from .library import Library
 
-def _open_library(directory: Optional[Path]) -> Any:
-    raise _Failed("--save needs the body library, which this version of rawmap does not have yet")
-
-
-def _library_states(lib: Any, files: Sequence[Path]) -> list["Accumulator"]:  # pragma: no cover - see _open_library
-    return []
-
-
-def _library_store(lib: Any, body: "BodyMap") -> str:  # pragma: no cover - see _open_library
-    return ""
+    return Library(directory)
 
 
 # --------------------------------------------------------------------------- info
@@ -654,6 +648,280 @@ def export_cmd(
     hint = _EXPORT_HINTS[fmt]
     if hint:
         typer.echo(hint.format(path=_show_path(written)))
+
+
+# --------------------------------------------------------------------------- repair
+
+class RepairFormat(str, Enum):
+    """What a repaired RAW file is written as."""
+
+    DNG = "dng"
+    TIFF = "tiff"
+
+
+@app.command("repair")
+@_handle_errors
+def repair_cmd(
+    photos: list[str] = typer.Argument(
+        ..., metavar="PHOTOS", help="Photos to repair: files, folders (searched recursively) and glob patterns."
+    ),
+    out_dir: Path = typer.Option(..., "-o", "--output", metavar="OUTDIR", help="Folder for the repaired files (created if missing)."),
+    map_file: Optional[Path] = typer.Option(
+        None, "--map", metavar="MAP",
+        help="Use this map file for every photo. Default: each photo's own body's map from the library.",
+    ),
+    library: Optional[Path] = typer.Option(
+        None, "--library", metavar="DIR", envvar="RAWMAP_LIBRARY", show_envvar=True,
+        help="Library folder to take the maps from (default: the platform's user data folder).",
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Apply a map of another camera body (a different sensor size or pattern is always refused)."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files (never the input)."),
+    fmt: Optional[RepairFormat] = typer.Option(
+        None, "--format", "-f", case_sensitive=False,
+        help="Output of RAW photos: dng (the raw data, repaired; default) or tiff (developed, 16 bits). "
+        "JPEGs are always written as JPEG.",
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Repair the mapped photosites of new photos and write repaired copies.
+
+    RAW photos become DNG files whose unmapped photosites are bit-identical
+    to the original; JPEGs are repaired around each mapped spot and saved
+    with their own quantisation tables and EXIF.  Each photo gets the map of
+    its own body from the library unless --map is given.  A photo that
+    fails is reported and the others are still repaired (exit code 1).
+
+    Examples:
+
+        rawmap repair card/DCIM/100NIKON/ -o repaired/
+
+        rawmap repair IMG_0042.CR2 --map eos5d.json -o repaired/ --format tiff
+    """
+    from .fileio import OutputExistsError
+    from .mapping import collect_inputs
+    from .reader import RAW_EXTENSIONS, read_info
+    from .repair import repair_file
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise _Failed(f"{out_dir}: is a file; -o takes the folder the repaired photos go to")
+    fixed = _load_map(map_file) if map_file is not None else None
+    lib = _library(library) if fixed is None else None
+    files, missing = collect_inputs(photos)
+    failures = [f"{s.path}: {s.reason}" for s in missing]
+    maps: dict[Any, Any] = {}
+    lines: list[str] = []
+    repaired = 0
+    with _Progress("Repairing", quiet=quiet) as progress:
+        for i, p in enumerate(files):
+            try:
+                if fixed is not None:
+                    dmap = fixed
+                else:
+                    info = read_info(p)
+                    key = (info.camera, info.source)
+                    if key not in maps:
+                        try:
+                            maps[key] = lib.find_map(*key)
+                        except RawmapError as exc:
+                            maps[key] = exc
+                    if isinstance(maps[key], Exception):
+                        raise _Failed(f"{p}: {maps[key]}")
+                    dmap = maps[key]
+                raw = p.suffix[1:].lower() in RAW_EXTENSIONS
+                result = repair_file(
+                    p, dmap, out_dir, fmt=fmt.value if (fmt is not None and raw) else None,
+                    overwrite=overwrite, force=force,
+                )
+            except OutputExistsError as exc:
+                failures.append(_one_line(exc) + " [--overwrite replaces it]")
+            except (RawmapError, _Failed) as exc:
+                failures.append(_one_line(exc))
+            except OSError as exc:
+                failures.append(f"{p}: {_os_message(exc)}")
+            else:
+                repaired += 1
+                lines.append(_repair_line(p, result))
+            finally:
+                progress(i + 1, len(files), p)
+    if lines:
+        typer.echo("\n".join(lines))
+    total = len(files) + len(missing)
+    summary = f"Repaired {repaired} of {total} photo{'s' if total != 1 else ''} into {_show_path(out_dir)}"
+    if failures:
+        summary += f"; {len(failures)} failed:"
+    typer.echo(summary)
+    for f in failures:
+        _error(f)
+    if failures:
+        raise typer.Exit(1)
+
+
+def _repair_line(src: Path, result: Any) -> str:
+    what = "photosites" if result.format in ("DNG", "TIFF") else "spots"
+    text = (
+        f"{src} -> {_show_path(result.output)} ({result.format}): {result.flagged} mapped {what}, "
+        f"{result.changed} {'photosites' if what == 'photosites' else 'pixels'} changed"
+    )
+    if result.psnr is not None:
+        psnr = "identical" if math.isinf(result.psnr) else f"{result.psnr:.1f} dB"
+        text += f"; PSNR elsewhere {psnr}"
+    if result.forced:
+        text += " (map of another body, --force)"
+    return text
+
+
+# --------------------------------------------------------------------------- library
+
+library_app = typer.Typer(
+    name="library",
+    short_help="The per-body library of maps: list, show, remove, import, export.",
+    help=(
+        "The per-body library: one map and its statistics per camera body, kept by `rawmap map --save` "
+        "and used by `rawmap repair`. BODY is a folder name from `rawmap library list`, a unique prefix "
+        "of it, or a unique part of the camera's name.\n\n"
+        "Example: rawmap library list"
+    ),
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(library_app, name="library")
+
+_LIBRARY_OPTION_HELP = "Library folder (default: $RAWMAP_LIBRARY, else the platform's user data folder)."
+
+
+def _library_option() -> Any:
+    return typer.Option(None, "--library", metavar="DIR", envvar="RAWMAP_LIBRARY", show_envvar=True, help=_LIBRARY_OPTION_HELP)
+
+
+def _find_entry(lib: Any, text: str) -> Any:
+    """The library entry BODY names: exact folder name or slug, else a unique prefix or label part."""
+    entries = lib.entries()
+    needle = text.strip().lower()
+    if not entries:
+        raise _Failed(f"the library {lib.root} is empty; make a map with `rawmap map PHOTOS --save`")
+    for test in (
+        lambda e: e.path.name.lower() == needle,
+        lambda e: e.camera.slug == needle,
+        lambda e: e.path.name.lower().startswith(needle) or needle in e.camera.label.lower(),
+    ):
+        found = [e for e in entries if test(e)]
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            names = ", ".join(f"{e.path.name} ({e.label})" for e in found)
+            raise _Failed(f"{text!r} matches {len(found)} bodies: {names}; give one of these folder names")
+    raise _Failed(f"no body matching {text!r} in {lib.root}; see `rawmap library list`")
+
+
+def _entry_lines(e: Any) -> list[str]:
+    kind = "RAW" if e.source.value == "raw" else "images"
+    stats = f"{e.state_frames} frames in its statistics" if e.has_state else "no statistics (imported map)"
+    return [
+        f"{e.path.name}",
+        f"  camera    {e.label or 'unknown camera'} ({kind})",
+        f"  map       {e.defects} defects from {e.frames} frames; {stats}" + ("; includes imported defects" if e.imported else ""),
+        f"  updated   {e.updated:%Y-%m-%d %H:%M} UTC (created {e.created:%Y-%m-%d})",
+        f"  folder    {e.path}",
+    ]
+
+
+@library_app.command("list")
+@_handle_errors
+def library_list_cmd(library: Optional[Path] = _library_option()) -> None:
+    """List the bodies in the library, with their number of frames and defects.
+
+    Example: rawmap library list
+    """
+    lib = _library(library)
+    entries = lib.entries()
+    if not entries:
+        typer.echo(f"No maps in {lib.root} yet; make one with `rawmap map PHOTOS --save`.")
+        return
+    typer.echo(f"Library {lib.root}: {len(entries)} bod{'ies' if len(entries) != 1 else 'y'}")
+    width = max(len(e.path.name) for e in entries)
+    for e in entries:
+        kind = "RAW" if e.source.value == "raw" else "images"
+        flags = "" if e.has_state else "  (imported, no statistics)"
+        typer.echo(
+            f"  {e.path.name:<{width}}  {e.label or 'unknown camera'} ({kind}): {e.defects} defects, "
+            f"{e.frames} frames, updated {e.updated:%Y-%m-%d}{flags}"
+        )
+
+
+@library_app.command("show")
+@_handle_errors
+def library_show_cmd(
+    body: str = typer.Argument(..., metavar="BODY", help="Folder name (or a unique part of it or of the camera's name)."),
+    library: Optional[Path] = _library_option(),
+) -> None:
+    """Show one body's entry and the defects of its map.
+
+    Example: rawmap library show d750
+    """
+    lib = _library(library)
+    entry = _find_entry(lib, body)
+    typer.echo("\n".join(_entry_lines(entry) + _map_lines(lib.load_map(entry))))
+
+
+@library_app.command("remove")
+@_handle_errors
+def library_remove_cmd(
+    body: str = typer.Argument(..., metavar="BODY", help="Folder name (or a unique part of it or of the camera's name)."),
+    library: Optional[Path] = _library_option(),
+) -> None:
+    """Take a body out of the library (its folder is moved to the library's .trash, not deleted).
+
+    Example: rawmap library remove canon-eos-d30-171048961
+    """
+    lib = _library(library)
+    entry = _find_entry(lib, body)
+    dest = lib.remove(entry.camera, entry.source)
+    typer.echo(f"Removed {entry.label} ({entry.path.name}); its files are now in {dest} (move the folder back to restore it)")
+
+
+@library_app.command("import")
+@_handle_errors
+def library_import_cmd(
+    map_file: Path = typer.Argument(..., metavar="MAP", help="A map file written by rawmap (e.g. by `rawmap library export`)."),
+    state: Optional[Path] = typer.Option(
+        None, "--state", metavar="FILE", help="The statistics exported with the map (.rawstate), so new photos continue them."
+    ),
+    replace: bool = typer.Option(False, "--replace", help="Replace the body's current entry (moved to the trash)."),
+    library: Optional[Path] = _library_option(),
+) -> None:
+    """Add a map made elsewhere (another computer, a backup) to the library.
+
+    Examples:
+
+        rawmap library import d750.map.json --state d750.rawstate
+
+        rawmap library import old-d750.json --replace
+    """
+    lib = _library(library)
+    _load_map(map_file)  # a clear error for a file that is not a map
+    entry = lib.import_map(map_file, state=state, replace=replace)
+    typer.echo(f"Imported the map of {entry.label} ({entry.defects} defects) as {entry.path.name} in {lib.root}")
+
+
+@library_app.command("export")
+@_handle_errors
+def library_export_cmd(
+    body: str = typer.Argument(..., metavar="BODY", help="Folder name (or a unique part of it or of the camera's name)."),
+    dest: Path = typer.Option(..., "-o", "--output", metavar="DIR", help="Folder to copy the map and its statistics into."),
+    library: Optional[Path] = _library_option(),
+) -> None:
+    """Copy a body's map and statistics out of the library (to back them up or move them).
+
+    Example: rawmap library export d750 -o /media/backup/rawmap/
+    """
+    lib = _library(library)
+    entry = _find_entry(lib, body)
+    written = lib.export_entry(entry.camera, entry.source, dest)
+    for w in written:
+        typer.echo(f"wrote {_show_path(w)}")
+    typer.echo(f"take it back with: rawmap library import {_show_path(written[0])}" + (f" --state {_show_path(written[1])}" if len(written) > 1 else ""))
 
 
 # --------------------------------------------------------------------------- entry point

@@ -299,6 +299,135 @@ def test_export_refuses_what_is_not_a_map(tmp_path: Path):
     assert_one_error(run("export", tmp_path / "missing.json", "-f", "csv"), "no such map file")
 
 
+# --------------------------------------------------------------------------- library and --save
+
+def test_map_save_continues_the_library(small_series: Series, tmp_path: Path):
+    lib = tmp_path / "lib"
+    files = small_series.files
+    result = run("map", *files[:6], "--save", "--library", lib)
+    assert result.exit_code == 0, result.output
+    assert "saved in the library as rawmap-simulated-sensor-sim0001" in result.stdout
+    assert not list(tmp_path.glob("*.json"))  # -o is optional with --save; nothing else written
+
+    out = tmp_path / "m.json"
+    result = run("map", small_series.folder, "--save", "--library", lib, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "12 frames (6 new, 6 from the stored statistics)" in result.stdout
+    assert result.stdout.count("already counted in the stored statistics") == 6
+    stored = DefectMap.load(lib / "rawmap-simulated-sensor-sim0001" / "map.json")
+    assert stored.frames.count == 12
+    assert DefectMap.load(out).to_dict()["defects"] == stored.to_dict()["defects"]
+    assert all(found_kinds(out).get(rc) == k.value for rc, k in PLANTED.items())
+
+    assert_one_error(run("map", small_series.folder, "--save", "--library", lib), "already counted")
+    assert_usage_error(run("map", small_series.folder, "--save", "--state", tmp_path / "s.rawstate"))
+
+
+def test_library_commands(small_series: Series, other_series: Series, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    lib = tmp_path / "lib"
+    monkeypatch.setenv("RAWMAP_LIBRARY", str(lib))  # the default library, as a user would set it
+    result = run("library", "list")
+    assert result.exit_code == 0 and "No maps in" in result.stdout
+
+    assert run("map", small_series.folder, other_series.folder, "--save").exit_code == 0
+    result = run("library", "list")
+    assert result.exit_code == 0, result.output
+    assert "2 bodies" in result.stdout
+    assert "rawmap-simulated-sensor-sim0001" in result.stdout and "rawmap-simulated-sensor-sim0002" in result.stdout
+
+    result = run("library", "show", "SIM0002")
+    assert result.exit_code == 0, result.output
+    assert "Rawmap Simulated Sensor SIM0002" in result.stdout and "5 frames" in result.stdout
+    assert_one_error(run("library", "show", "simulated"), "matches 2 bodies")
+    assert_one_error(run("library", "show", "nikon"), "no body matching 'nikon'")
+
+    backup = tmp_path / "backup"
+    result = run("library", "export", "rawmap-simulated-sensor-sim0001", "-o", backup)
+    assert result.exit_code == 0, result.output
+    exported = sorted(p.name for p in backup.iterdir())
+    assert exported == ["rawmap-simulated-sensor-sim0001.map.json", "rawmap-simulated-sensor-sim0001.rawstate"]
+    assert_one_error(run("library", "export", "sim0001", "-o", backup), "already exists")
+
+    result = run("library", "remove", "sim0001")
+    assert result.exit_code == 0, result.output
+    assert ".trash" in result.stdout
+    assert "sim0001" not in run("library", "list").stdout
+
+    result = run("library", "import", backup / exported[0], "--state", backup / exported[1])
+    assert result.exit_code == 0, result.output
+    assert "rawmap-simulated-sensor-sim0001" in run("library", "list").stdout
+    assert_one_error(run("library", "import", backup / exported[0]), "already has a map")
+    assert run("library", "import", backup / exported[0], "--replace").exit_code == 0
+    assert_one_error(run("library", "import", small_series.files[0]), "not a rawmap defect map")
+
+
+# --------------------------------------------------------------------------- repair
+
+def test_repair_from_the_library(small_series: Series, other_series: Series, tmp_path: Path):
+    from rawmap.reader import read_frame
+
+    lib = tmp_path / "lib"
+    assert run("map", small_series.folder, "--save", "--library", lib).exit_code == 0
+    photos = tmp_path / "new"
+    photos.mkdir()
+    for p in small_series.files[:2] + other_series.files[:1]:
+        shutil.copy(p, photos / f"{p.parent.name}-{p.name}")
+    bad = corrupt_files(tmp_path / "junk", small_series.files[0])[1]
+    out = tmp_path / "repaired"
+
+    result = run("repair", photos, bad, "-o", out, "--library", lib)
+    assert result.exit_code == 1, result.output
+    done = sorted(p.name for p in out.iterdir())
+    assert done == sorted(p.stem + ".dng" for p in photos.iterdir() if "series-a" in p.name)
+    assert result.stdout.count("mapped photosites") == 2
+    assert "Repaired 2 of 4 photos" in result.stdout
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 2 and all(e.startswith("Error: ") for e in errors)
+    assert any(
+        "no map for Rawmap Simulated Sensor SIM0002 in" in e and "make one with `rawmap map PHOTOS --save`" in e
+        for e in errors
+    )
+    assert any(str(bad) in e for e in errors)
+    assert "Traceback" not in result.output
+
+    # the planted stuck photosite no longer reads its stuck level
+    repaired = read_frame(next(out.iterdir()))
+    assert repaired.mosaic[20, 31] != 9000
+
+    # outputs are never replaced without --overwrite
+    result = run("repair", photos, "-o", out, "--library", lib)
+    assert result.exit_code == 1
+    assert "already exists" in result.stderr and "--overwrite" in result.stderr
+
+
+def test_repair_with_a_map_file_as_tiff(small_series: Series, series_map: Path, tmp_path: Path):
+    out = tmp_path / "tiff"
+    result = run("repair", small_series.files[0], "--map", series_map, "-o", out, "--format", "tiff")
+    assert result.exit_code == 0, result.output
+    assert (out / "frame_000.tif").is_file()
+    assert "(TIFF)" in result.stdout and "Repaired 1 of 1 photo" in result.stdout
+    assert_usage_error(run("repair", small_series.files[0], "-o", out, "--format", "png"))
+    assert_usage_error(run("repair", small_series.files[0]))
+
+
+def test_repair_jpeg_reports_psnr(tmp_path: Path):
+    from rawmap.synth import SensorSpec, generate_series
+
+    from conftest import _planted
+
+    folder = tmp_path / "jpegs"
+    generate_series(folder, n_frames=8, seed=5, spec=SensorSpec(120, 160), defects=_planted(), jpeg=True)
+    jpegs = sorted(folder.glob("*.jpg"))
+    map_file = tmp_path / "jpeg-map.json"
+    result = run("map", *jpegs, "-o", map_file)
+    assert result.exit_code == 0, result.output
+    assert DefectMap.load(map_file).sensor.source == "image"
+    result = run("repair", jpegs[0], "--map", map_file, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / jpegs[0].name).is_file()
+    assert "(JPEG)" in result.stdout and "PSNR elsewhere" in result.stdout
+
+
 # --------------------------------------------------------------------------- the command line as a whole
 
 def _command_paths(group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
