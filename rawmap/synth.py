@@ -597,6 +597,7 @@ def _layout(defects: Sequence[PlantedDefect]) -> _Layout:
 # ---------------------------------------------------------------------------
 
 #: Rows rendered at a time: keeps every temporary a few MB even at 24 MP.
+#: Even, so that every strip starts on the same CFA phase.
 _STRIP = 256
 
 
@@ -1015,23 +1016,39 @@ def render_scene(
     return np.moveaxis(planes, 0, -1)
 
 
+def _shift_cols(r: np.ndarray, k: int) -> np.ndarray:
+    """Columns of (n, W) ``r`` moved right by integer ``k`` (left if negative), edges replicated."""
+    w = r.shape[1]
+    k = max(-w, min(w, k))
+    out = np.empty_like(r)
+    if k >= 0:
+        out[:, k:] = r[:, : w - k]
+        out[:, :k] = r[:, :1]
+    else:
+        out[:, : w + k] = r[:, -k:]
+        out[:, w + k :] = r[:, -1:]
+    return out
+
+
 def _shift(scene: np.ndarray, dy: float, dx: float) -> np.ndarray:
     """Sub-pixel translation of an (H, W, 3) scene by (dy, dx), bilinear, edges replicated."""
     planes = np.moveaxis(scene, -1, 0)
     out = np.empty(planes.shape, dtype=_F32)
-    h, w = planes.shape[1:]
+    h = planes.shape[1]
     iy, ix = int(math.floor(dy)), int(math.floor(dx))
     fy, fx = _F32(dy - iy), _F32(dx - ix)
     rows0 = np.clip(np.arange(h) - iy, 0, h - 1)
-    rows1 = np.clip(rows0 - 1, 0, h - 1)
-    cols0 = np.clip(np.arange(w) - ix, 0, w - 1)
-    cols1 = np.clip(cols0 - 1, 0, w - 1)
+    rows1 = np.clip(np.arange(h) - iy - 1, 0, h - 1)
     for a in range(0, h, _STRIP):
         b = min(h, a + _STRIP)
         for ch in range(3):
             p = planes[ch]
-            r = p[rows0[a:b]] * (1 - fy) + p[rows1[a:b]] * fy
-            out[ch, a:b] = r[:, cols0] * (1 - fx) + r[:, cols1] * fx
+            r = p[rows0[a:b]] * (1 - fy)
+            r += p[rows1[a:b]] * fy
+            o = _shift_cols(r, ix)
+            o *= 1 - fx
+            o += _shift_cols(r, ix + 1) * fx
+            out[ch, a:b] = o
     return np.moveaxis(out, 0, -1)
 
 
@@ -1111,39 +1128,50 @@ def simulate(
     qe = np.asarray(spec.channel_qe, dtype=_F32)
     plane = spec.colour_plane()
 
-    # expected electrons of healthy photosites
-    e = np.empty((h, w), dtype=_F32)
-    for dy in range(2):
-        for dx in range(2):
-            c = int(plane[dy, dx])
-            np.multiply(scene[dy::2, dx::2, c], qe[c] * t, out=e[dy::2, dx::2])
-    e += _F32(spec.dark_current_e * exposure)
-    np.maximum(e, 0, out=e)
-    z1 = rng.standard_normal((h, w), dtype=_F32)
-    z2 = rng.standard_normal((h, w), dtype=_F32)
-    black = _tile2(spec.black_map(), h, w)
-
-    def to_dn(e_mean: np.ndarray, za: np.ndarray, zb: np.ndarray, blk: np.ndarray) -> np.ndarray:
-        en = e_mean + np.sqrt(e_mean) * za
-        np.clip(en, 0, fw, out=en)
-        dn = en * _F32(g)
-        dn += _F32(rn) * zb
-        dn += blk
-        np.rint(dn, out=dn)
-        np.clip(dn, 0, spec.white, out=dn)
-        return dn.astype(np.uint16)
-
-    clean = to_dn(e, z1, z2, black)
-
     lay = _layout(defects)
     n = len(lay.rows)
+    order = np.argsort(lay.rows, kind="stable")
+    e_h, za, zb = np.zeros(n), np.zeros(n), np.zeros(n)
+
+    # healthy photosites, strip by strip (small temporaries; the noise
+    # stream is the same as one full-frame draw)
+    clean = np.empty((h, w), dtype=np.uint16)
+    black_rows = _tile2(spec.black_map(), _STRIP, w)
+    dark = _F32(spec.dark_current_e * exposure)
+    for a in range(0, h, _STRIP):
+        b = min(h, a + _STRIP)
+        e = np.empty((b - a, w), dtype=_F32)
+        for dy in range(2):
+            for dx in range(2):
+                c = int(plane[dy, dx])
+                np.multiply(scene[a + dy : b : 2, dx::2, c], qe[c] * t, out=e[dy::2, dx::2])
+        e += dark
+        np.maximum(e, 0, out=e)
+        z1 = rng.standard_normal((b - a, w), dtype=_F32)
+        z2 = rng.standard_normal((b - a, w), dtype=_F32)
+        lo, hi = np.searchsorted(lay.rows[order], [a, b])
+        if hi > lo:
+            idx = order[lo:hi]
+            rr, cc = lay.rows[idx] - a, lay.cols[idx]
+            e_h[idx], za[idx], zb[idx] = e[rr, cc], z1[rr, cc], z2[rr, cc]
+        dn = np.sqrt(e)
+        dn *= z1
+        dn += e
+        np.clip(dn, 0, fw, out=dn)
+        dn *= _F32(g)
+        z2 *= _F32(rn)
+        dn += z2
+        dn += black_rows[: b - a]
+        np.rint(dn, out=dn)
+        np.clip(dn, 0, spec.white, out=dn)
+        clean[a:b] = dn
+
     mosaic = clean.copy()
     if n == 0:
         empty = np.zeros(0)
         return SimulatedFrame(mosaic, clean, empty, empty, np.zeros(0, bool))
     r, c = lay.rows, lay.cols
-    e_h = e[r, c].astype(np.float64)
-    za, zb, blk = z1[r, c].astype(np.float64), z2[r, c].astype(np.float64), black[r, c].astype(np.float64)
+    blk = spec.black_map()[r % 2, c % 2]
 
     # RTS states, drawn after the frame noise
     on = rng.random(n) < lay.p
@@ -1195,12 +1223,17 @@ def _border_frame(spec: SensorSpec, mosaic: np.ndarray, iso: float, rng: np.rand
     """Full sensor frame: optical-black border (black + read noise) around ``mosaic``."""
     fh, fw = spec.full_shape
     t, l = spec.top_margin, spec.left_margin
-    black = np.tile(spec.black_map(), ((fh + 1) // 2 + 1, (fw + 1) // 2 + 1))
-    # the pattern phase is that of the visible area's origin (margins are even)
-    black = black[:fh, :fw].astype(_F32)
-    full = black + _F32(spec.read_noise_dn(iso)) * rng.standard_normal((fh, fw), dtype=_F32)
-    full = np.clip(np.rint(full), 0, spec.white).astype(np.uint16)
-    full[t : t + spec.height, l : l + spec.width] = mosaic
+    full = np.empty((fh, fw), dtype=np.uint16)
+    full[t:, l:] = mosaic
+    rn = _F32(spec.read_noise_dn(iso))
+    # margins are even, so the pattern phase at (0, 0) is that of the visible area
+    for rows, cols in ((slice(0, t), slice(0, fw)), (slice(t, fh), slice(0, l))):
+        shape = (rows.stop - rows.start, cols.stop - cols.start)
+        if shape[0] == 0 or shape[1] == 0:
+            continue
+        blk = _tile2(spec.black_map(), *shape)
+        blk += rn * rng.standard_normal(shape, dtype=_F32)
+        full[rows, cols] = np.clip(np.rint(blk), 0, spec.white)
     return full
 
 

@@ -396,3 +396,29 @@ def test_committed_example_matches_its_command(tmp_path):
         assert diff.mean() < 0.5  # equal, bar last-bit float differences between CPUs
     kinds = {d.kind for d in committed.defects}
     assert kinds == set(DefectKind)
+
+
+def test_burst_jitter_shift_is_bilinear():
+    from rawmap.synth import _shift
+
+    rng = np.random.default_rng(0)
+    img = np.moveaxis(rng.random((3, 12, 17)).astype(np.float32), 0, -1)
+    h, w = img.shape[:2]
+
+    def ref(dy, dx):
+        out = np.empty_like(img)
+        for y in range(h):
+            for x in range(w):
+                sy, sx = y - dy, x - dx
+                y0, x0 = int(np.floor(sy)), int(np.floor(sx))
+                fy, fx = sy - y0, sx - x0
+
+                def p(yy, xx):
+                    return img[min(max(yy, 0), h - 1), min(max(xx, 0), w - 1)]
+
+                out[y, x] = ((1 - fy) * (1 - fx) * p(y0, x0) + (1 - fy) * fx * p(y0, x0 + 1)
+                             + fy * (1 - fx) * p(y0 + 1, x0) + fy * fx * p(y0 + 1, x0 + 1))
+        return out
+
+    for dy, dx in [(0.3, -0.2), (-0.25, 0.1), (1.5, -2.7), (0.0, 0.0)]:
+        np.testing.assert_allclose(_shift(img, dy, dx), ref(dy, dx), atol=1e-6)
