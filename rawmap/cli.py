@@ -475,6 +475,13 @@ def _write_state(path: Path, loaded: "Accumulator | None", run: "MapRun") -> Non
     typer.echo(f"statistics of {body.camera.label} ({body.accumulator.n_frames} frames) written to {_show_path(path)}")
 
 
+_LIBRARY_OPTION_HELP = "Library folder (default: $RAWMAP_LIBRARY, else the platform's user data folder)."
+
+
+def _library_option() -> Any:
+    return typer.Option(None, "--library", metavar="DIR", envvar="RAWMAP_LIBRARY", show_envvar=True, help=_LIBRARY_OPTION_HELP)
+
+
 def _library(directory: Optional[Path]) -> Any:
     from .library import Library
 
@@ -650,6 +657,53 @@ def export_cmd(
         typer.echo(hint.format(path=_show_path(written)))
 
 
+# --------------------------------------------------------------------------- show
+
+@app.command("show")
+@_handle_errors
+def show_cmd(
+    map_ref: str = typer.Argument(
+        ..., metavar="MAP", help="A map file, or a body in the library (as `rawmap library show` takes it)."
+    ),
+    plot: Optional[Path] = typer.Option(
+        None, "--plot", metavar="FILE.png", help="Also draw the sensor with every defect marked, and zoomed crops, as a PNG."
+    ),
+    photo: Optional[Path] = typer.Option(
+        None, "--photo", metavar="PHOTO", help="With --plot: show this photo's photosite values in the crops (same body)."
+    ),
+    top: int = typer.Option(10, "--top", min=0, help="How many of the strongest defects to list."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing picture."),
+    library: Optional[Path] = _library_option(),
+) -> None:
+    """Summarize a map: defects by kind and colour channel, what went into it, the strongest defects.
+
+    Examples:
+
+        rawmap show d750.json
+
+        rawmap show d750.json --plot d750.png --photo DSC_0001.NEF
+    """
+    from .show import format_summary, plot_map, summarize
+
+    if photo is not None and plot is None:
+        raise typer.BadParameter("--photo goes with --plot FILE.png", param_hint="'--photo'")
+    path = Path(map_ref)
+    if path.exists() or path.suffix.lower() == ".json":
+        dmap = _load_map(path)
+    else:
+        lib = _library(library)
+        dmap = lib.load_map(_find_entry(lib, map_ref))
+    typer.echo(format_summary(summarize(dmap, top=top)))
+    if plot is not None:
+        frame = None
+        if photo is not None:
+            from .reader import read_frame
+
+            frame = read_frame(photo)
+        written = plot_map(dmap, plot, photo=frame, overwrite=overwrite)
+        typer.echo(f"\npicture written to {_show_path(written)}")
+
+
 # --------------------------------------------------------------------------- repair
 
 class RepairFormat(str, Enum):
@@ -788,13 +842,6 @@ library_app = typer.Typer(
 )
 app.add_typer(library_app, name="library")
 
-_LIBRARY_OPTION_HELP = "Library folder (default: $RAWMAP_LIBRARY, else the platform's user data folder)."
-
-
-def _library_option() -> Any:
-    return typer.Option(None, "--library", metavar="DIR", envvar="RAWMAP_LIBRARY", show_envvar=True, help=_LIBRARY_OPTION_HELP)
-
-
 def _find_entry(lib: Any, text: str) -> Any:
     """The library entry BODY names: exact folder name or slug, else a unique prefix or label part."""
     entries = lib.entries()
@@ -862,7 +909,9 @@ def library_show_cmd(
     """
     lib = _library(library)
     entry = _find_entry(lib, body)
-    typer.echo("\n".join(_entry_lines(entry) + _map_lines(lib.load_map(entry))))
+    from .show import format_summary, summarize
+
+    typer.echo("\n".join(_entry_lines(entry)) + "\n\n" + format_summary(summarize(lib.load_map(entry))))
 
 
 @library_app.command("remove")

@@ -428,6 +428,36 @@ def test_repair_jpeg_reports_psnr(tmp_path: Path):
     assert "(JPEG)" in result.stdout and "PSNR elsewhere" in result.stdout
 
 
+# --------------------------------------------------------------------------- show
+
+def test_show_summary_and_plot(small_series: Series, series_map: Path, tmp_path: Path):
+    result = run("show", series_map, "--top", "3")
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert text.startswith("Rawmap Simulated Sensor SIM0001")
+    assert "frames    12 used" in text and "strongest 3:" in text
+    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines() if line.strip().split()[:1] in (["stuck"], ["dead"], ["hot"])}
+    assert all(int(rows[k][-1]) >= 1 for k in ("stuck", "dead", "hot"))
+
+    png = tmp_path / "map.png"
+    result = run("show", series_map, "--plot", png, "--photo", small_series.files[0])
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"picture written to {png}" in result.stdout
+    assert_one_error(run("show", series_map, "--plot", png), "already exists")
+    assert_usage_error(run("show", series_map, "--photo", small_series.files[0]))
+    assert_one_error(run("show", tmp_path / "missing.json"), "no such map file")
+
+
+def test_show_a_library_body(small_series: Series, tmp_path: Path):
+    lib = tmp_path / "lib"
+    assert run("map", small_series.folder, "--save", "--library", lib).exit_code == 0
+    result = run("show", "sim0001", "--library", lib)
+    assert result.exit_code == 0, result.output
+    assert "Rawmap Simulated Sensor SIM0001" in result.stdout
+    assert_one_error(run("show", "nikon", "--library", lib), "no body matching")
+
+
 # --------------------------------------------------------------------------- the command line as a whole
 
 def _command_paths(group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
