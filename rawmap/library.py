@@ -235,7 +235,11 @@ class StoredStates(Mapping[BodyKey, Accumulator]):
     def __contains__(self, key: object) -> bool:
         if not (isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], CameraId)):
             return False
-        entry = self._library.get(key[0], SourceKind(key[1]))
+        try:
+            source = SourceKind(key[1])
+        except ValueError:
+            return False
+        entry = self._library.get(key[0], source)
         return entry is not None and entry.has_state
 
 
@@ -493,7 +497,10 @@ class Library:
             try:
                 self._write_files(tmp, dmap, body, acc=acc, imported=imported)
                 final = self.root / self._new_folder_name(camera, source)
-                os.rename(tmp, final)
+                try:
+                    os.rename(tmp, final)
+                except OSError as exc:
+                    raise LibraryError(f"{final}: cannot create the library entry ({exc.strerror or exc})") from None
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
@@ -677,6 +684,12 @@ class Library:
         Returns
         -------
         LibraryEntry
+
+        Notes
+        -----
+        A map that itself carries imported defects (``thresholds["imported"]``,
+        as exported from an entry that had some) keeps all its defects as
+        imported ones even when ``state`` is given, so none is lost.
 
         Raises
         ------
@@ -863,9 +876,14 @@ def _copy_file(src: Path, dst: Path, *, overwrite: bool) -> Path:
             os.replace(tmp, dst)
         else:
             try:
-                os.link(tmp, dst)
+                os.link(tmp, dst)  # fails if dst appeared meanwhile: no silent overwrite
             except FileExistsError:
                 raise OutputExistsError(f"{dst}: already exists (choose another folder, or move the file away)") from None
+            except OSError:  # no hard links on this file system
+                if dst.exists():
+                    raise OutputExistsError(f"{dst}: already exists (choose another folder, or move the file away)") from None
+                os.replace(tmp, dst)
+                return dst
             os.unlink(tmp)
     except BaseException:
         if os.path.exists(tmp):

@@ -215,6 +215,14 @@ def test_repeated_photos_are_refused(tmp_path, frames):
     assert entry.state_frames == 8 and len(lib.known_files()) == 8
 
 
+def test_inconsistent_body_map_is_refused(tmp_path, frames):
+    lib = Library(tmp_path)
+    acc = _accumulate(frames[:4])
+    with pytest.raises(LibraryError, match="bug in the caller"):
+        lib.store(BodyMap(OTHER, RAW, build_map(acc), acc))
+    assert lib.entries() == []
+
+
 def test_concurrent_update_is_refused(tmp_path, frames):
     lib = Library(tmp_path)
     lib.store(_body(_accumulate(frames[:8])))
@@ -256,7 +264,8 @@ def test_states_mapping_loads_on_demand(tmp_path, frames, monkeypatch):
     states = lib.states()
     assert isinstance(states, StoredStates)
     assert len(states) == 1 and bool(states) and list(states) == [(CAM, RAW)]
-    assert (CAM, RAW) in states and (CAM, SourceKind.IMAGE) not in states and "x" not in states
+    assert (CAM, RAW) in states and (CAM, SourceKind.IMAGE) not in states
+    assert "x" not in states and (CAM, "jpeg") not in states
     assert loads == []
     assert states.get((OTHER, RAW)) is None
     assert states[(CAM, RAW)].n_frames == 4
