@@ -1130,11 +1130,12 @@ def simulate(
 
     lay = _layout(defects)
     n = len(lay.rows)
+    if n and (lay.rows.min() < 0 or lay.cols.min() < 0 or lay.rows.max() >= h or lay.cols.max() >= w):
+        raise ValueError(f"a defect lies outside the {h}x{w} visible area; plant defects for this spec")
     order = np.argsort(lay.rows, kind="stable")
     e_h, za, zb = np.zeros(n), np.zeros(n), np.zeros(n)
 
-    # healthy photosites, strip by strip (small temporaries; the noise
-    # stream is the same as one full-frame draw)
+    # healthy photosites, strip by strip: small temporaries even at 24 MP
     clean = np.empty((h, w), dtype=np.uint16)
     black_rows = _tile2(spec.black_map(), _STRIP, w)
     dark = _F32(spec.dark_current_e * exposure)
@@ -1470,7 +1471,27 @@ def plan_series(
 
 @dataclass(frozen=True)
 class FrameTruth:
-    """What was written for one frame of a series."""
+    """What was written for one frame of a series.
+
+    Attributes
+    ----------
+    file : str
+        DNG file name, in the series folder.
+    exposure : float
+        Seconds.
+    iso : float
+    scene : str
+        One of :data:`SCENE_KINDS`.
+    time : datetime
+        Capture time written to the file (naive, camera clock).
+    burst : int or None
+        Burst id; frames sharing it show the same scene (jittered).
+    jpeg : str or None
+        JPEG file name in the series folder, when written.
+    clean : str or None
+        Path of the defect-free mosaic (``.npy``, uint16), when written
+        (``clean_dir`` joined with the name, as given).
+    """
 
     file: str
     exposure: float
