@@ -491,6 +491,7 @@ def _library(directory: Optional[Path]) -> Any:
 # --------------------------------------------------------------------------- info
 
 @app.command("info")
+@_handle_errors
 def info_cmd(
     files: list[Path] = typer.Argument(..., metavar="FILES", help="Photos to describe (RAW, JPEG, TIFF or PNG)."),
 ) -> None:
