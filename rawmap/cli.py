@@ -185,35 +185,6 @@ def _value_text(kind: str, value: float) -> str:
     return f"{value:+.3g} DN"
 
 
-def _segments(defects: Sequence[Any]) -> list[tuple[str, int, int, int, list[Any]]]:
-    """Group column-kind defects into runs: (axis, line, first, last, members)."""
-    cells = {(d.row, d.col): d for d in defects}
-    left = set(cells)
-    runs: list[tuple[str, int, int, int, list[Any]]] = []
-    for axis in ("column", "row"):
-        for key in sorted(left, key=(lambda rc: (rc[1], rc[0])) if axis == "column" else (lambda rc: rc)):
-            if key not in left:
-                continue
-            r, c = key
-            prev = (r - 1, c) if axis == "column" else (r, c - 1)
-            if prev in left:
-                continue
-            run = [key]
-            while True:
-                r2, c2 = run[-1]
-                nxt = (r2 + 1, c2) if axis == "column" else (r2, c2 + 1)
-                if nxt not in left:
-                    break
-                run.append(nxt)
-            if len(run) >= 2 or axis == "row":
-                for k in run:
-                    left.discard(k)
-                line = c if axis == "column" else r
-                along = [k[0] for k in run] if axis == "column" else [k[1] for k in run]
-                runs.append((axis, line, along[0], along[-1], [cells[k] for k in run]))
-    return runs
-
-
 #: how many single-photosite defects ``rawmap map`` lists per body
 TABLE_ROWS = 25
 #: how many column/row segments it lists
@@ -223,12 +194,13 @@ SEGMENT_ROWS = 10
 def _map_lines(dmap: "DefectMap", *, table_rows: int = TABLE_ROWS, segment_rows: int = SEGMENT_ROWS) -> list[str]:
     """The defect counts and a short table of one map."""
     from .defectmap import DefectKind
+    from .show import column_segments
 
     counts = dmap.counts()
     total = len(dmap)
     points = [d for d in dmap.defects if d.kind is not DefectKind.COLUMN]
-    columns = [d for d in dmap.defects if d.kind is DefectKind.COLUMN]
-    segs = _segments(columns)
+    columns = {(d.row, d.col): d for d in dmap.defects if d.kind is DefectKind.COLUMN}
+    segs = column_segments(dmap.defects)
     parts = [f"{k.value} {n}" for k, n in counts.items() if n and k is not DefectKind.COLUMN]
     if columns:
         parts.append(f"column {len(columns)} (in {len(segs)} segment{'s' if len(segs) != 1 else ''})")
@@ -242,11 +214,12 @@ def _map_lines(dmap: "DefectMap", *, table_rows: int = TABLE_ROWS, segment_rows:
             )
         if len(points) > table_rows:
             lines.append(f"    ... and {len(points) - table_rows} more (all are in the map file; see `rawmap export --format csv`)")
-    for axis, line, first, last, members in segs[:segment_rows]:
+    for seg in segs[:segment_rows]:
+        members = [columns[rc] for rc in seg.cells() if rc in columns]
         offs = [m.value for m in members if math.isfinite(m.value)]
         off = f", mean offset {sum(offs) / len(offs):+.3g} DN" if offs else ""
-        what = f"col {line}, rows {first}-{last}" if axis == "column" else f"row {line}, cols {first}-{last}"
-        lines.append(f"    {axis} segment: {what} ({len(members)} photosites{off})")
+        where = f"col {seg.index}, rows {seg.start}-{seg.stop}" if seg.axis == "column" else f"row {seg.index}, cols {seg.start}-{seg.stop}"
+        lines.append(f"    {seg.axis} segment: {where} ({seg.count} photosites{off})")
     if len(segs) > segment_rows:
         lines.append(f"    ... and {len(segs) - segment_rows} more segments")
     return lines

@@ -410,6 +410,22 @@ def test_repair_with_a_map_file_as_tiff(small_series: Series, series_map: Path, 
     assert_usage_error(run("repair", small_series.files[0]))
 
 
+def test_repair_refuses_another_body_unless_forced(series_map: Path, tmp_path: Path):
+    from rawmap.frame import CameraId
+    from rawmap.synth import SensorSpec, generate_series
+
+    twin = tmp_path / "twin"  # same model and sensor size, another body
+    spec = SensorSpec(120, 160, top_margin=8, left_margin=12, camera=CameraId("Rawmap", "Simulated Sensor", "SIM0003"))
+    generate_series(twin, n_frames=1, seed=3, spec=spec, defects=[])
+    photo = twin / "frame_000.dng"
+    result = run("repair", photo, "--map", series_map, "-o", tmp_path / "out")
+    assert_one_error(result, "SIM0003", "SIM0001")
+    assert "Repaired 0 of 1 photo" in result.stdout
+    result = run("repair", photo, "--map", series_map, "-o", tmp_path / "out", "--force")
+    assert result.exit_code == 0, result.output
+    assert "(map of another body, --force)" in result.stdout
+
+
 def test_repair_jpeg_reports_psnr(tmp_path: Path):
     from rawmap.synth import SensorSpec, generate_series
 
