@@ -316,8 +316,8 @@ def map_cmd(
         "(files already counted are not read again). Off by default: `rawmap map` writes only -o.",
     ),
     library: Optional[Path] = typer.Option(
-        None, "--library", metavar="DIR", envvar="RAWMAP_LIBRARY", show_envvar=True,
-        help="Library folder for --save (default: the platform's user data folder).",
+        None, "--library", metavar="DIR",
+        help="Library folder for --save (default: $RAWMAP_LIBRARY, else the platform's user data folder).",
     ),
     state: Optional[Path] = typer.Option(
         None, "--state", metavar="FILE",
@@ -452,7 +452,7 @@ _LIBRARY_OPTION_HELP = "Library folder (default: $RAWMAP_LIBRARY, else the platf
 
 
 def _library_option() -> Any:
-    return typer.Option(None, "--library", metavar="DIR", envvar="RAWMAP_LIBRARY", show_envvar=True, help=_LIBRARY_OPTION_HELP)
+    return typer.Option(None, "--library", metavar="DIR", help=_LIBRARY_OPTION_HELP)
 
 
 def _library(directory: Optional[Path]) -> Any:
@@ -699,8 +699,8 @@ def repair_cmd(
         help="Use this map file for every photo. Default: each photo's own body's map from the library.",
     ),
     library: Optional[Path] = typer.Option(
-        None, "--library", metavar="DIR", envvar="RAWMAP_LIBRARY", show_envvar=True,
-        help="Library folder to take the maps from (default: the platform's user data folder).",
+        None, "--library", metavar="DIR",
+        help="Library folder to take the maps from (default: $RAWMAP_LIBRARY, else the platform's user data folder).",
     ),
     force: bool = typer.Option(
         False, "--force", help="Apply a map of another camera body (a different sensor size or pattern is always refused)."
