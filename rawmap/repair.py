@@ -29,20 +29,25 @@ How :func:`repair_mosaic` estimates a flagged photosite:
    past the frame border, the predictor is re-solved without those
    neighbours, exactly, from the same normal equations (one small solve per
    distinct pattern of missing neighbours).  A column segment is thus
-   predicted from the columns beside it.  Clipped neighbours (at ``white``)
-   are left out the same way: they only bound the true value.
+   predicted from the columns beside it.  Sites with a clipped photosite in
+   their 7x7 neighbourhood, where the linear law fails, are left to step 4.
 4. **Directional fallback.**  Where no predictor can be fitted (frames too
-   small to learn from), or fewer than two same-colour neighbours remain in
-   the 5x5 window, a gradient-weighted blend of directional
-   colour-difference estimates is used: along each direction, the
-   same-colour neighbours corrected by the change of the photosites of the
-   other colour between them; weights ``1 / (gradient + 1)**2``.
+   small to learn from), beside clipped highlights, or where fewer than two
+   same-colour neighbours remain in the 5x5 window, a gradient-weighted
+   blend of directional colour-difference estimates is used: along each
+   direction, the same-colour neighbours corrected by the change of the
+   photosites of the other colour between them; weights
+   ``1 / (gradient + 1)**2``.
 5. **Clip** to the range of the unflagged same-colour neighbours (5x5
    window, plus the diagonal greens for a green site) widened by half that
-   range on each side, and to ``[0, white]``.  Where at least half of those
-   neighbours are at ``white`` (a clipped highlight), the site is set to
-   ``white``; training leaves out neighbourhoods holding clipped values.
-6. Sites whose whole 5x5 same-colour neighbourhood is flagged take the mean
+   range on each side, and to ``[0, white]``.
+6. **Clipped highlights.**  A photosite within 0.5 % of ``white`` counts as
+   clipped.  A site inside a clipped highlight (the other three photosites
+   of two of its four 2x2 blocks clipped, or all its same-colour neighbours
+   clipped) is set to ``white``; at a corner of one (one such block) it may
+   lie anywhere between its neighbours' estimate and white, and takes the
+   middle of the two.
+7. Sites whose whole 5x5 same-colour neighbourhood is flagged take the mean
    of the nearest unflagged photosites of the same pattern position,
    searching outwards.
 
@@ -79,7 +84,7 @@ _RADIUS = 3
 #: Padding of the working array: the widest stencil used reaches 4 photosites.
 _PAD = 4
 #: Target number of training photosites per pattern position.
-_TRAIN_PER_PHASE = 60_000
+_TRAIN_PER_PHASE = 40_000
 #: Fewest training photosites for a class of its own (else the position's all-class fit).
 _MIN_CLASS_SAMPLES = 1500
 #: Fewest training photosites to fit a predictor at all (else directional fallback).
@@ -100,18 +105,29 @@ _N_CLASSES = 5  # 4 directions + isotropic
 _SAME8 = [i for i, (dy, dx) in enumerate(_STENCIL) if dy % 2 == 0 and dx % 2 == 0 and max(abs(dy), abs(dx)) == 2]
 #: Training sites further than this many neighbour ranges outside that range are impulses.
 _IMPULSE_TRIM = 1.0
+#: Values this close to white (fraction of white) count as clipped.
+_CLIP_MARGIN = 0.005
+#: At the corner of a clipped highlight: this much of the way from the estimate up to white.
+_CORNER_W = 0.5
 
 
 class _Padded:
-    """A float copy of the mosaic with NaN at flagged photosites and outside the frame."""
+    """The mosaic as float with NaN at flagged photosites and outside the frame; where it is clipped.
 
-    def __init__(self, mosaic: np.ndarray, mask: np.ndarray, pad: int = _PAD) -> None:
+    Clipped: unflagged and at or above ``saturated``.
+    """
+
+    def __init__(self, mosaic: np.ndarray, mask: np.ndarray, saturated: float, pad: int = _PAD) -> None:
         h, w = mosaic.shape
         a = np.full((h + 2 * pad, w + 2 * pad), np.nan, dtype=np.float32)
+        c = np.zeros((h + 2 * pad, w + 2 * pad), dtype=bool)
+        clipped = (mosaic >= saturated) & ~mask
         inner = a[pad : pad + h, pad : pad + w]
         inner[...] = mosaic
         inner[mask] = np.nan
+        c[pad : pad + h, pad : pad + w] = clipped
         self.flat = a.ravel()
+        self.clip = c.ravel()
         self.stride = w + 2 * pad
         self.pad = pad
 
@@ -121,6 +137,10 @@ class _Padded:
     def at(self, idx: np.ndarray, dy: int, dx: int) -> np.ndarray:
         """(N,) float64 values at offset (dy, dx) from the sites ``idx`` (NaN = unusable)."""
         return self.flat[idx + (dy * self.stride + dx)].astype(np.float64)
+
+    def clipped(self, idx: np.ndarray, dy: int, dx: int) -> np.ndarray:
+        """(N,) bool: the photosite at offset (dy, dx) is unflagged and clipped."""
+        return self.clip[idx + (dy * self.stride + dx)]
 
 
 def _gradients(pad: _Padded, idx: np.ndarray) -> np.ndarray:
@@ -199,16 +219,16 @@ def _same_colour_offsets(green: bool) -> list[tuple[int, int]]:
 
 
 def _neighbour_range(
-    pad: _Padded, idx: np.ndarray, green: np.ndarray, saturated: float
+    pad: _Padded, idx: np.ndarray, green: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Min, max, count and count at or above ``saturated`` of the unflagged same-colour neighbours.
+    """Min, max and count of the unflagged same-colour neighbours, and how many of them are clipped.
 
     The neighbours are those of the 5x5 window, plus the diagonal greens of a green site.
     """
     lo = np.full(len(idx), np.inf)
     hi = np.full(len(idx), -np.inf)
     n = np.zeros(len(idx), dtype=np.int64)
-    n_sat = np.zeros(len(idx), dtype=np.int64)
+    n_clip = np.zeros(len(idx), dtype=np.int64)
     for g in (False, True):
         sel = np.nonzero(green == g)[0]
         for dy, dx in _same_colour_offsets(g):
@@ -217,9 +237,17 @@ def _neighbour_range(
             lo[sel] = np.where(ok, np.minimum(lo[sel], v), lo[sel])
             hi[sel] = np.where(ok, np.maximum(hi[sel], v), hi[sel])
             n[sel] += ok
-            with np.errstate(invalid="ignore"):
-                n_sat[sel] += v >= saturated
-    return lo, hi, n, n_sat
+            n_clip[sel] += pad.clipped(idx[sel], dy, dx)
+    return lo, hi, n, n_clip
+
+
+def _clipped_blocks(pad: _Padded, idx: np.ndarray) -> np.ndarray:
+    """(N,) int: how many of the four 2x2 blocks holding the site have their other three clipped."""
+    count = np.zeros(len(idx), dtype=np.int64)
+    for sy in (-1, 1):
+        for sx in (-1, 1):
+            count += pad.clipped(idx, sy, 0) & pad.clipped(idx, 0, sx) & pad.clipped(idx, sy, sx)
+    return count
 
 
 def _features(pad: _Padded, idx: np.ndarray) -> np.ndarray:
@@ -230,19 +258,25 @@ def _features(pad: _Padded, idx: np.ndarray) -> np.ndarray:
 
 def _normal_equations(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unscaled Gram matrix (K+1, K+1) and right side (K+1,) of ``b ~ a @ c + c0``."""
-    a1 = np.hstack([a, np.ones((len(a), 1))])
-    return a1.T @ a1, a1.T @ b
+    k = a.shape[1]
+    g = np.empty((k + 1, k + 1))
+    g[:k, :k] = a.T @ a
+    g[:k, k] = g[k, :k] = a.sum(axis=0)
+    g[k, k] = len(a)
+    r = np.empty(k + 1)
+    r[:k] = a.T @ b
+    r[k] = b.sum()
+    return g, r
 
 
-def _fit(pad: _Padded, h: int, w: int, saturated: float) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
+def _fit(pad: _Padded, h: int, w: int) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
     """Normal equations of the predictor of each pattern position and structure class.
 
     Returns ``{(py, px): (grams, rhss)}``, ``grams`` (C, K+1, K+1) and
     ``rhss`` (C, K+1) for the C classes, each divided by its sample count; a
     class with too few training sites gets the position's all-class
-    equations.  Positions with too few training sites are left out, and so
-    are training sites whose neighbourhood holds a value at or above
-    ``saturated`` (clipped values break the linear law).
+    equations.  Positions with too few training sites are left out; so are
+    training sites with an unusable (flagged, outside, clipped) neighbour.
     """
     per_phase = (h * w) / 4
     step = max(1, int(round(np.sqrt(per_phase / _TRAIN_PER_PHASE))))
@@ -253,8 +287,9 @@ def _fit(pad: _Padded, h: int, w: int, saturated: float) -> dict[tuple[int, int]
             idx = pad.index(ty.ravel(), tx.ravel())
             a = _features(pad, idx)
             b = pad.at(idx, 0, 0)
-            with np.errstate(invalid="ignore"):
-                good = ~np.isnan(a).any(axis=1) & (b < saturated) & (a.max(axis=1) < saturated)
+            good = ~np.isnan(a).any(axis=1) & ~np.isnan(b)
+            for dy, dx in _STENCIL + ((0, 0),):
+                good &= ~pad.clipped(idx, dy, dx)
             # leave out impulses (unmapped hot or dead photosites, glints): a centre far
             # outside the range of its eight same-colour neighbours
             same = a[:, _SAME8]
@@ -270,10 +305,13 @@ def _fit(pad: _Padded, h: int, w: int, saturated: float) -> dict[tuple[int, int]
             grams = np.zeros((_N_CLASSES, k1, k1))
             rhss = np.zeros((_N_CLASSES, k1))
             counts = np.bincount(cls, minlength=_N_CLASSES)
+            order = np.argsort(cls, kind="stable")
+            a, b = a[order], b[order]
+            ends = np.cumsum(counts)
             for k in range(_N_CLASSES):
                 if counts[k]:
-                    m = cls == k
-                    grams[k], rhss[k] = _normal_equations(a[m], b[m])
+                    part = slice(ends[k] - counts[k], ends[k])
+                    grams[k], rhss[k] = _normal_equations(a[part], b[part])
             g_all, r_all = grams.sum(axis=0) / len(b), rhss.sum(axis=0) / len(b)
             few = counts < _MIN_CLASS_SAMPLES
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -302,19 +340,19 @@ def _solve(grams: np.ndarray, rhss: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return np.linalg.solve(a, b[:, :, None])[:, :, 0]
 
 
-def _learned(
-    pad: _Padded, idx: np.ndarray, ys: np.ndarray, xs: np.ndarray, cls: np.ndarray, models, saturated: float
-) -> np.ndarray:
-    """(N,) learned-predictor estimates (NaN where the position has no model).
+def _learned(pad: _Padded, idx: np.ndarray, ys: np.ndarray, xs: np.ndarray, cls: np.ndarray, models) -> np.ndarray:
+    """(N,) learned-predictor estimates; NaN where the position has no model or beside a clipped highlight.
 
-    Neighbours that are flagged, outside the frame or clipped (at or above
-    ``saturated``) are left out of each site's predictor.
+    Unusable neighbours (flagged, outside the frame) are left out of each
+    site's predictor.  Next to a clipped value the linear law fails; those
+    sites are left to the directional estimate.
     """
     est = np.full(len(idx), np.nan)
     feats = _features(pad, idx)
-    with np.errstate(invalid="ignore"):
-        avail = feats < saturated  # False for NaN too
-    clipped = (feats >= saturated).any(axis=1)
+    avail = ~np.isnan(feats)
+    near_clip = np.zeros(len(idx), dtype=bool)
+    for dy, dx in _STENCIL:
+        near_clip |= pad.clipped(idx, dy, dx)
     feats = np.where(avail, feats, 0.0)
     for (py, px), (grams, rhss) in models.items():
         sel = np.nonzero((ys % 2 == py) & (xs % 2 == px))[0]
@@ -329,8 +367,7 @@ def _learned(
         coef = _solve(grams[k], rhss[k], keep)
         c = coef[inv]
         est[sel] = np.einsum("nk,nk->n", feats[sel], c[:, :-1]) + c[:, -1]
-    # next to a clipped highlight the linear law fails: leave it to the directional estimate
-    est[clipped] = np.nan
+    est[near_clip] = np.nan
     return est
 
 
@@ -420,24 +457,29 @@ def repair_mosaic(
     ys, xs = np.nonzero(mask)
     if len(ys) == 0:
         return out
-    pad = _Padded(mosaic, mask)
+    pad = _Padded(mosaic, mask, top - max(1.0, _CLIP_MARGIN * top))
     idx = pad.index(ys, xs)
     colour = cfa[ys % 2, xs % 2]
     green = (colour == 1) | (colour == 3)
 
     grad = _gradients(pad, idx)
     cls = _classify(grad)
-    est = _learned(pad, idx, ys, xs, cls, _fit(pad, h, w, top), top)
-    lo, hi, n_same, n_sat = _neighbour_range(pad, idx, green, top)
+    est = _learned(pad, idx, ys, xs, cls, _fit(pad, h, w))
+    lo, hi, n_same, n_clip = _neighbour_range(pad, idx, green)
     # the learned predictor needs some same-colour support; else the directional estimate
     weak = np.isnan(est) | (n_same < 2)
     if weak.any():
         est[weak] = _directional(pad, idx[weak], green[weak], grad[:, weak])
     span = np.where(n_same > 0, hi - lo, 0.0)
     est = np.where(n_same > 0, np.clip(est, lo - _WIDEN * span, hi + _WIDEN * span), est)
-    # inside a clipped highlight the neighbours only say "at least white": so is the site
-    est = np.where((n_same > 0) & (2 * n_sat >= n_same), float(top), est)
-    far = np.isnan(est) | (n_same == 0)
+    # inside a clipped highlight the site is clipped too; at its corner, anywhere from
+    # the unclipped neighbours' level up to white: take the middle
+    blocks = _clipped_blocks(pad, idx)
+    inside = (blocks >= 2) | ((n_same > 0) & (n_clip == n_same))
+    corner = (blocks == 1) & ~inside
+    est[corner] = (1 - _CORNER_W) * est[corner] + _CORNER_W * top
+    est[inside] = top
+    far = (np.isnan(est) | (n_same == 0)) & ~inside
     if far.any():
         est[far] = _nearest_same_colour(mosaic, mask, ys[far], xs[far])
     out[ys, xs] = np.clip(np.rint(est), 0, top).astype(np.uint16)
