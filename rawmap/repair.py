@@ -49,7 +49,7 @@ How :func:`repair_mosaic` estimates a flagged photosite:
    middle of the two.
 7. Sites whose whole 5x5 same-colour neighbourhood is flagged take the mean
    of the nearest unflagged photosites of the same pattern position,
-   searching outwards.
+   searching outwards (a site with none at all in the frame keeps its value).
 
 Unflagged photosites are returned bit for bit.
 """
@@ -482,6 +482,8 @@ def repair_mosaic(
     far = (np.isnan(est) | (n_same == 0)) & ~inside
     if far.any():
         est[far] = _nearest_same_colour(mosaic, mask, ys[far], xs[far])
+    # a frame with no unflagged photosite of this pattern position at all: nothing to go on
+    est = np.where(np.isnan(est), mosaic[ys, xs], est)
     out[ys, xs] = np.clip(np.rint(est), 0, top).astype(np.uint16)
     return out
 

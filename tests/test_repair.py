@@ -184,6 +184,27 @@ def test_fully_flagged_neighbourhood_falls_back_to_a_larger_radius():
     assert np.all(out[mask] == 1234)
 
 
+def test_clipped_highlights():
+    """Inside a clipped highlight a flagged site is white; beside one it follows its unclipped side."""
+    y, x = np.mgrid[0:64, 0:64]
+    mosaic = (900 + 3 * x + 2 * y).astype(np.uint16)
+    mosaic[20:40, 20:40] = 16383  # a clipped lamp
+    mosaic[50:53, 50:53] = 16383  # a clipped star core
+    mask = np.zeros((64, 64), dtype=bool)
+    mask[30, 30] = mask[31, 30] = mask[51, 51] = True  # inside
+    mask[30, 41] = True  # one photosite right of the lamp's edge
+    bad = mosaic.copy()
+    bad[mask] = 0
+    out = repair_mosaic(bad, mask, RGGB, white=16383).astype(int)
+    assert out[30, 30] == out[31, 30] == out[51, 51] == 16383
+    assert abs(out[30, 41] - int(mosaic[30, 41])) < 200
+
+
+def test_all_flagged_keeps_values():
+    mosaic = np.arange(64, dtype=np.uint16).reshape(8, 8)
+    assert np.array_equal(repair_mosaic(mosaic, np.ones((8, 8), bool), RGGB), mosaic)
+
+
 def test_tiny_frame_uses_the_directional_estimate():
     y, x = np.mgrid[0:8, 0:8]
     mosaic = (1000 + 20 * x + 10 * y).astype(np.uint16)
