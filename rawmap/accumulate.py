@@ -389,9 +389,10 @@ class Accumulator:
             a, b = float(np.average(V, weights=w)), 0.0
         if b < 0:
             a, b = float(np.average(V, weights=w)), 0.0
-        if a < floor:
-            # keep the fitted curve's bright end, only raise the dark end
-            a = floor
+        # Texture curves the binned variances, which can drive the fitted intercept
+        # below the true read noise; never predict less than the darkest bins showed.
+        dark = np.argsort(L)[:2]
+        a = max(a, float(np.min(V[dark] - b * L[dark])), floor)
         return float(a), float(b)
 
     def _thumb(self, plane: np.ndarray) -> np.ndarray:

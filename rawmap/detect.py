@@ -27,10 +27,11 @@ Rules (a photosite gets the first kind that applies):
     far below 1 in robust sigmas of that ratio on its colour plane, and it
     was an isolated dark outlier in enough scenes.
 ``column``
-    Runs of at least ``column_min`` photosites along a column (or row) whose
-    mean residual keeps the same sign beyond ``column_z`` robust sigmas in
-    ``column_share`` of every window: a readout fault, reported photosite by
-    photosite.
+    Runs along a column (or row) in which at least ``column_share`` of every
+    ``column_min`` consecutive photosites lean the same way, a photosite
+    leaning when it was an isolated outlier of that sign in at least two
+    scenes (and ``column_scene_share`` of them) or is stuck/dead: a readout
+    fault, reported photosite by photosite.  Scene edges lean in one scene.
 
 For maps made from developed images (JPEG), a defect is a small blob: each
 8-connected group of flagged pixels is reported once, at its strongest pixel.
@@ -63,9 +64,9 @@ class ClassifyParams:
     cold_sigma: float = 6.0  #: cold if gain ratio below 1 - this x robust sigma
     cold_min_drop: float = 0.10  #: ... and at least this far below 1
     noisy_ratio: float = 4.0  #: noisy if mean squared normalised residual >= this x neighbours'
-    column_z: float = 1.0  #: a photosite leans one way when |mean residual| > this x robust sigma
-    column_share: float = 0.85  #: share of a window that must lean the same way
-    column_min: int = 16  #: shortest segment (photosites)
+    column_scene_share: float = 0.05  #: a photosite leans when it was an outlier in this share of scenes (>= 2)
+    column_share: float = 0.6  #: share of a window that must lean the same way
+    column_min: int = 16  #: window length (photosites); shorter segments are reported as single defects
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,9 +92,11 @@ def _neighbours(rows: np.ndarray, cols: np.ndarray, H: int, W: int) -> tuple[np.
 
 
 def _sample_index(H: int, W: int, n: int = 400_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    k = min(n, H * W)
-    flat = rng.choice(H * W, size=k, replace=False) if k < H * W else np.arange(H * W)
+    """Random photosites (with repeats) for robust spreads; the whole frame when it is small."""
+    if H * W <= n:
+        flat = np.arange(H * W)
+    else:
+        flat = np.random.default_rng(seed).integers(0, H * W, n)
     return flat // W, flat % W
 
 
@@ -113,24 +116,36 @@ class _Found:
         self.values.extend(np.asarray(value, float).tolist())
 
 
-def _runs_block(z: np.ndarray, p: ClassifyParams) -> np.ndarray:
-    """(H, w) bool: photosites in same-sign runs down the columns of ``z`` (one block)."""
-    H, W = z.shape
+def _runs_block(lean: np.ndarray, p: ClassifyParams) -> np.ndarray:
+    """(H, w) bool: leaning photosites inside windows of ``column_min`` rows that mostly lean."""
+    H, W = lean.shape
     L = p.column_min
     out = np.zeros((H, W), bool)
+    if H < L:
+        return out
     need = math.ceil(p.column_share * L)
-    for sign in (1, -1):
-        lean = sign * z > p.column_z
-        cs = np.zeros((H + 1, W), np.int32)
-        np.cumsum(lean, axis=0, out=cs[1:])
-        good = (cs[L:] - cs[:-L]) >= need  # window of L starting at each row
-        if not good.any():
-            continue
-        cover = np.zeros((H + 1, W), np.int32)
-        cover[: H - L + 1] += good
-        cover[L:] -= good
-        out |= (np.cumsum(cover[:H], axis=0) > 0) & lean
-    return out
+    cs = np.zeros((H + 1, W), np.int32)
+    np.cumsum(lean, axis=0, out=cs[1:])
+    good = (cs[L:] - cs[:-L]) >= need  # window of L starting at each row
+    if not good.any():
+        return out
+    cover = np.zeros((H + 1, W), np.int32)
+    cover[: H - L + 1] += good
+    cover[L:] -= good
+    covered = np.cumsum(cover[:H], axis=0) > 0
+    # the whole span between the first and last leaning photosite of each covered run
+    return covered & _seen_in_run(lean, covered) & _seen_in_run(lean[::-1], covered[::-1])[::-1]
+
+
+def _seen_in_run(lean: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """True where a leaning photosite occurred at or above, within the same covered run."""
+    li = lean.astype(np.int32)
+    cs = np.cumsum(li, axis=0)
+    starts = covered.copy()
+    starts[1:] &= ~covered[:-1]
+    base = np.where(starts, cs - li, 0)
+    np.maximum.accumulate(base, axis=0, out=base)
+    return (cs - base) > 0
 
 
 def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Defect]:
@@ -163,24 +178,30 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     black_full = lambda r, c: black2[r & 1, c & 1]  # noqa: E731
 
     # ---- stuck / dead: range within read noise, neighbours far livelier -----------------
-    rng_ = acc.vmax.astype(np.int32) - acc.vmin.astype(np.int32)
     bound = p.stuck_noise_factor * sig_read
-    rr, cc = np.nonzero(rng_ <= bound)
-    if rr.size:
+    span = acc.white - float(np.max(black2))
+    for a in range(0, H, 512):  # row blocks keep the temporaries small on big sensors
+        b = min(H, a + 512)
+        rng_blk = acc.vmax[a:b].astype(np.int32) - acc.vmin[a:b]
+        rr, cc = np.nonzero(rng_blk <= bound)
+        del rng_blk
+        if rr.size == 0:
+            continue
+        rr += a
         nr, nc = _neighbours(rr, cc, H, W)
-        nrange = np.sort(rng_[nr, nc], axis=0)
+        nrange = np.sort(acc.vmax[nr, nc].astype(np.int32) - acc.vmin[nr, nc], axis=0)
         nmed = 0.5 * (nrange[1] + nrange[2])
-        own = rng_[rr, cc]
+        own = acc.vmax[rr, cc].astype(np.int32) - acc.vmin[rr, cc]
         ok = nmed >= p.stuck_contrast * own + 2 * bound
         rr, cc, own, nmed = rr[ok], cc[ok], own[ok], nmed[ok]
+        if rr.size == 0:
+            continue
         level = 0.5 * (acc.vmin[rr, cc].astype(float) + acc.vmax[rr, cc]) - black_full(rr, cc)
-        span = acc.white - float(np.max(black2))
         dead = level <= np.maximum(3 * sig_read + own, 0.02 * span)
         score = nmed / np.maximum(own, sig_read)
         found.add(rr[dead], cc[dead], DefectKind.DEAD, score[dead], level[dead])
         found.add(rr[~dead], cc[~dead], DefectKind.STUCK, score[~dead], level[~dead] + black_full(rr[~dead], cc[~dead]))
         taken[rr, cc] = True
-    del rng_
 
     # ---- outliers across scenes ----------------------------------------------------------
     S = max(acc.n_scenes, 1)
@@ -272,19 +293,28 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
             taken[rest_r[noisy], rest_c[noisy]] = True
 
     # ---- column and row segments -----------------------------------------------------------
-    col_mask, zmean = _segments(acc, n_valid, p)
-    if col_mask is not None:
-        cr, ccl = np.nonzero(col_mask)
-        # a photosite already classified inside a segment becomes part of the segment
-        keep_existing = {(r, c) for r, c in zip(cr.tolist(), ccl.tolist())}
-        if keep_existing:
-            idx = [i for i, (r, c) in enumerate(zip(found.rows, found.cols)) if (r, c) not in keep_existing]
-            found = _Found(
-                [found.rows[i] for i in idx], [found.cols[i] for i in idx], [found.kinds[i] for i in idx],
-                [found.scores[i] for i in idx], [found.values[i] for i in idx],
-            )
-        offs = acc.s_r[cr, ccl] / np.maximum(n_valid[cr, ccl], 1) / 2.0  # residual = 2 x offset in 4v-sum4 units
-        found.add(cr, ccl, DefectKind.COLUMN, np.abs(zmean[cr, ccl]), offs)
+    m = max(2, math.ceil(p.column_scene_share * S))
+    lean_pos = acc.s_hi >= m
+    lean_neg = acc.s_lo >= m
+    kinds_now = np.array([k.value for k in found.kinds]) if found.kinds else np.zeros(0, "<U6")
+    if found.rows:
+        fr = np.array(found.rows)
+        fc = np.array(found.cols)
+        lean_pos[fr[kinds_now == DefectKind.STUCK.value], fc[kinds_now == DefectKind.STUCK.value]] = True
+        lean_neg[fr[kinds_now == DefectKind.DEAD.value], fc[kinds_now == DefectKind.DEAD.value]] = True
+    cr, ccl, csign = _segments(acc, lean_pos, lean_neg, p)
+    del lean_pos, lean_neg
+    if cr.size:
+        in_seg = set(zip(cr.tolist(), ccl.tolist()))
+        idx = [i for i, rc in enumerate(zip(found.rows, found.cols)) if rc not in in_seg]
+        found = _Found(
+            [found.rows[i] for i in idx], [found.cols[i] for i in idx], [found.kinds[i] for i in idx],
+            [found.scores[i] for i in idx], [found.values[i] for i in idx],
+        )
+        # residual 4v - sum4 of a photosite in a defective line is 2x the line's offset
+        offs = acc.s_r[cr, ccl] / np.maximum(n_valid[cr, ccl], 1) / 2.0
+        share = np.maximum(acc.s_hi[cr, ccl], acc.s_lo[cr, ccl]) / S
+        found.add(cr, ccl, DefectKind.COLUMN, 100.0 * share, offs)
 
     # ---- assemble ------------------------------------------------------------------------------
     rows = np.array(found.rows, np.int64)
@@ -308,85 +338,47 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     return out
 
 
-def _lateral(mean_r: np.ndarray, axis: int, lo: int, hi: int) -> np.ndarray:
-    """Mean residual minus the mean of the same-colour lines either side (high-pass across lines).
+def _segments(acc: Accumulator, lean_pos: np.ndarray, lean_neg: np.ndarray, p: ClassifyParams, block: int = 256):
+    """Photosites in column/row segments: long same-sign runs of photosites that lean one way.
 
-    Works on lines ``lo:hi`` along ``axis`` (1: columns, 0: rows).  A smooth
-    regional bias (vignetting, a gradient shared by all frames) cancels; a
-    defective line keeps ~1.5x its own residual.
+    Parameters
+    ----------
+    lean_pos, lean_neg : (H, W) ndarray of bool
+        Photosites that were isolated bright (dark) outliers in several
+        scenes, or stuck bright (dead).  A scene edge leans in one scene only;
+        a readout fault leans in every scene where it is visible.
+
+    Returns
+    -------
+    rows, cols : (N,) ndarray of int64
+    signs : (N,) ndarray of int8
     """
-    n = mean_r.shape[axis]
-    idx = np.arange(lo, hi)
-    left = np.where(idx >= 2, idx - 2, idx + 2)
-    right = np.where(idx + 2 < n, idx + 2, idx - 2)
-    take = lambda i: np.take(mean_r, i, axis=axis)  # noqa: E731
-    return take(idx) - 0.5 * (take(left) + take(right))
-
-
-def _segments(acc: Accumulator, n_valid: np.ndarray, p: ClassifyParams, block: int = 256):
-    """Mask of photosites in column/row segments, and their normalised lateral contrast."""
     H, W = acc.shape
-    mean_r = acc.s_r.astype(np.float32)
-    mean_r /= np.maximum(n_valid, 1)
-    mask = np.zeros((H, W), bool)
-    zkeep = np.zeros((H, W), np.float32)
-    planes = [(0, 0), (0, 1), (1, 0), (1, 1)] if acc.cfa is not None else [None]
-    for axis in (1, 0):
-        n_lines = mean_r.shape[axis]
-        if mean_r.shape[1 - axis] < p.column_min:
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    signs: list[np.ndarray] = []
+    for sign, lean in ((1, lean_pos), (-1, lean_neg)):
+        if not lean.any():
             continue
-        # robust scale of the lateral contrast per colour plane, from a sample of lines
-        step = max(1, n_lines // 200)
-        sample_lines = np.arange(0, n_lines, step)
-        lat = _lateral(mean_r, axis, 0, n_lines)[..., :] if n_lines * mean_r.shape[1 - axis] <= 4_000_000 else None
-        med = {}
-        sig = {}
-        for pl in planes:
-            if lat is not None:
-                view = lat if pl is None else lat[pl[0]::2, pl[1]::2]
-                sub = view[:: max(1, view.shape[0] // 400), :: max(1, view.shape[1] // 400)]
-            else:
-                parts = []
-                for ln in sample_lines:
-                    v = _lateral(mean_r, axis, ln, ln + 1)
-                    v = v[:, 0] if axis == 1 else v[0]
-                    if pl is not None:
-                        # along the line the colour alternates; keep this plane's positions
-                        par_line = pl[1] if axis == 1 else pl[0]
-                        if ln % 2 != par_line:
-                            continue
-                        v = v[pl[0]::2] if axis == 1 else v[pl[1]::2]
-                    parts.append(v[:: max(1, v.size // 400)])
-                sub = np.concatenate(parts) if parts else np.zeros(1)
-            med[pl] = float(np.median(sub))
-            s = _robust_sigma(np.asarray(sub, np.float64).ravel())
-            sig[pl] = s if np.isfinite(s) and s > 0 else 1.0
-        del lat
-        for lo in range(0, n_lines, block):
-            hi = min(n_lines, lo + block)
-            z = _lateral(mean_r, axis, lo, hi)  # lines lo:hi
-            for pl in planes:
-                if pl is None:
-                    z -= med[pl]
-                    z /= sig[pl]
-                    continue
-                if axis == 1:
-                    v = z[pl[0]::2, (pl[1] - lo) % 2::2]
-                else:
-                    v = z[(pl[0] - lo) % 2::2, pl[1]::2]
-                v -= med[pl]
-                v /= sig[pl]
-            if axis == 1:
-                seg = _runs_block(z, p)
-                mask[:, lo:hi] |= seg
-                zkeep[:, lo:hi] = np.where(seg, z, zkeep[:, lo:hi])
-            else:
-                seg = _runs_block(z.T, p).T
-                mask[lo:hi] |= seg
-                zkeep[lo:hi] = np.where(seg, z, zkeep[lo:hi])
-    if not mask.any():
-        return None, zkeep
-    return mask, zkeep
+        for lo in range(0, W, block):  # down the columns
+            seg = _runs_block(lean[:, lo : lo + block], p)
+            r_, c_ = np.nonzero(seg)
+            rows.append(r_)
+            cols.append(c_ + lo)
+            signs.append(np.full(r_.size, sign, np.int8))
+        for lo in range(0, H, block):  # along the rows
+            seg = _runs_block(lean[lo : lo + block].T, p).T
+            r_, c_ = np.nonzero(seg)
+            rows.append(r_ + lo)
+            cols.append(c_)
+            signs.append(np.full(r_.size, sign, np.int8))
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8)
+    r = np.concatenate(rows).astype(np.int64)
+    c = np.concatenate(cols).astype(np.int64)
+    s = np.concatenate(signs)
+    flat, first = np.unique(r * W + c, return_index=True)
+    return r[first], c[first], s[first]
 
 
 def _blob_centres(rows, cols, scores, kinds) -> list[int]:
