@@ -835,7 +835,7 @@ def _repair_raw(frame: Frame, defect_map: DefectMap, out: Path, *, fmt: str, ove
 
 
 def _repair_jpeg(frame: Frame, defect_map: DefectMap, out: Path, *, overwrite: bool, forced: bool) -> RepairResult:
-    from PIL import Image
+    from PIL import Image, JpegImagePlugin
 
     rotation = str(frame.extra.get("rotation", ""))
     to_stored = _TO_STORED.get(rotation)
@@ -843,7 +843,7 @@ def _repair_jpeg(frame: Frame, defect_map: DefectMap, out: Path, *, overwrite: b
         raise UnsupportedFileError(frame.path, f"was turned by the reader in an unknown way ({rotation!r})")
     with Image.open(frame.path) as img:
         img.load()
-        if img.format != "JPEG" or img.mode not in ("RGB", "L"):
+        if img.format not in ("JPEG", "MPO") or img.mode not in ("RGB", "L"):
             raise UnsupportedFileError(
                 frame.path, f"is a {img.format} {img.mode} image; rawmap repairs RGB or grayscale JPEGs",
                 "repair the camera's original JPEG or RAW file",
@@ -858,7 +858,10 @@ def _repair_jpeg(frame: Frame, defect_map: DefectMap, out: Path, *, overwrite: b
         img.paste(Image.fromarray(repaired, img.mode))
         opts = {k: img.info[k] for k in ("exif", "icc_profile", "dpi", "comment", "xmp") if img.info.get(k)}
         buf = io.BytesIO()
-        img.save(buf, "JPEG", quality="keep", progressive=bool(img.info.get("progressive")), **opts)
+        # what quality="keep" does, spelled out so that MPO files (camera JPEGs with
+        # a multi-picture preview) are accepted too: the primary image is written
+        img.save(buf, "JPEG", qtables=img.quantization, subsampling=JpegImagePlugin.get_sampling(img),
+                 progressive=bool(img.info.get("progressive")), **opts)
     data = buf.getvalue()
     with Image.open(io.BytesIO(data)) as back:
         written = np.asarray(back).astype(np.float64)
@@ -951,8 +954,9 @@ def repair_image_file(
 
     Only a small disc around each flagged pixel changes (:func:`repair_image`);
     the file is saved with the original quantisation tables and chroma
-    subsampling (Pillow's ``quality="keep"``), its EXIF (orientation tag
-    included), ICC profile, XMP, comment and resolution.  Re-encoding
+    subsampling (what Pillow's ``quality="keep"`` does), its EXIF (orientation
+    tag included), ICC profile, XMP, comment and resolution.  Of an MPO file
+    (a camera JPEG with multi-picture previews) the primary image is written.  Re-encoding
     changes the rest of the image a little; :attr:`RepairResult.psnr`
     says how much.  The map's coordinates are in sensor orientation (as
     :func:`rawmap.reader.read_frame` returns images); the repair is applied
@@ -961,7 +965,7 @@ def repair_image_file(
     Parameters
     ----------
     src : str or path-like
-        An RGB or grayscale JPEG.
+        An RGB or grayscale JPEG (or MPO).
     defect_map : DefectMap
         The body's map made from JPEGs (``sensor.source == "image"``).
     out_dir : str or path-like

@@ -468,6 +468,18 @@ def test_jpeg_repair_keeps_file_structure_and_fixes_blobs(jpeg_case, tmp_path, w
     assert np.abs(after[far] - before[far]).mean() < 1.0
 
 
+def test_mpo_camera_jpeg_is_repaired_as_a_jpeg(jpeg_case, tmp_path):
+    src, dmap, truth, mask = jpeg_case["land"]
+    with Image.open(src) as im:
+        exif, q = im.info["exif"], im.quantization
+        mpo = tmp_path / "DSCF0001.JPG"
+        im.save(mpo, "MPO", save_all=True, append_images=[im.resize((32, 24))], exif=exif, qtables=q)
+    result = repair_file(mpo, dmap, tmp_path / "out")
+    with Image.open(result.output) as b:
+        assert b.format == "JPEG" and b.info["exif"] == exif and b.quantization == q
+    assert result.psnr > 40
+
+
 def test_jpeg_map_refused_for_another_camera(jpeg_case, tmp_path):
     src, _, _, mask = jpeg_case["land"]
     with pytest.raises(MapMismatchError, match="another|is of"):
