@@ -246,12 +246,25 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
         taken[hi_r, hi_c] = True
 
     # ---- cold (low gain) -----------------------------------------------------------------
-    def gain_ratio(r, c):
+    def gain_ratio(r, c, exclude=None):
+        """Signal over the neighbours' signal, summed over frames.
+
+        With ``exclude`` (H, W bool), flagged same-colour neighbours are left
+        out of the estimate: sum over frames of (sum4 - v_nb) is
+        4 s_v - s_r - s_v[nb].
+        """
         n = n_valid[r, c].astype(float)
         b = black_full(r, c)
         sv = acc.s_v[r, c].astype(float)
         sig = sv - n * b
-        est = sv - acc.s_r[r, c].astype(float) / 4.0 - n * b
+        if exclude is None:
+            est = sv - acc.s_r[r, c].astype(float) / 4.0 - n * b
+        else:
+            nr, nc = _neighbours(r, c, H, W)
+            bad = exclude[nr, nc]
+            total = 4.0 * sv - acc.s_r[r, c].astype(float) - (acc.s_v[nr, nc].astype(float) * bad).sum(axis=0)
+            k = np.maximum(4 - bad.sum(axis=0), 1)
+            est = total / k - n * b
         return np.where(est > n * sig_read, sig / np.where(est > 0, est, 1), np.nan)
 
     keep = ~taken[lo_r, lo_c]
@@ -259,7 +272,7 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     if lo_r.size:
         sr, sc = _sample_index(H, W)
         g_all = gain_ratio(sr, sc)
-        g = gain_ratio(lo_r, lo_c)
+        g = gain_ratio(lo_r, lo_c, exclude=taken)
         cold = np.zeros(lo_r.size, bool)
         score = np.zeros(lo_r.size)
         planes = [(0, 0), (0, 1), (1, 0), (1, 1)] if cfa is not None else [None]
@@ -275,8 +288,10 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
             med = float(np.nanmedian(gs)) if np.isfinite(gs).any() else 1.0
             if not np.isfinite(sigma) or sigma == 0:
                 sigma = 1e-3
-            thr = med - max(p.cold_sigma * sigma, p.cold_min_drop)
-            cold[in_c] = g[in_c] < thr
+            drop = max(p.cold_sigma * sigma, p.cold_min_drop)
+            # the gain ratio is signal-weighted: a static detail repeated through a bright burst
+            # can bias it, so the isolated dark outliers must come from enough scenes as well
+            cold[in_c] = (g[in_c] < med - drop) & (acc.s_lo[lo_r[in_c], lo_c[in_c]] >= need)
             score[in_c] = (med - g[in_c]) / sigma
         cold &= np.isfinite(g)
         found.add(lo_r[cold], lo_c[cold], DefectKind.COLD, score[cold], g[cold])
@@ -341,6 +356,11 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
 def _segments(acc: Accumulator, lean_pos: np.ndarray, lean_neg: np.ndarray, p: ClassifyParams, block: int = 256):
     """Photosites in column/row segments: long same-sign runs of photosites that lean one way.
 
+    Runs are sought down each column (and along each row) within one colour
+    (every second photosite), so a fault that shows in one colour only is
+    found too; the photosites of the other colour inside the span are then
+    included, since a readout fault takes the whole line segment.
+
     Parameters
     ----------
     lean_pos, lean_neg : (H, W) ndarray of bool
@@ -354,30 +374,40 @@ def _segments(acc: Accumulator, lean_pos: np.ndarray, lean_neg: np.ndarray, p: C
     signs : (N,) ndarray of int8
     """
     H, W = acc.shape
+    half = ClassifyParams(**{**p.to_dict(), "column_min": max(4, p.column_min // 2)})
     rows: list[np.ndarray] = []
     cols: list[np.ndarray] = []
     signs: list[np.ndarray] = []
     for sign, lean in ((1, lean_pos), (-1, lean_neg)):
         if not lean.any():
             continue
-        for lo in range(0, W, block):  # down the columns
-            seg = _runs_block(lean[:, lo : lo + block], p)
-            r_, c_ = np.nonzero(seg)
-            rows.append(r_)
-            cols.append(c_ + lo)
-            signs.append(np.full(r_.size, sign, np.int8))
-        for lo in range(0, H, block):  # along the rows
-            seg = _runs_block(lean[lo : lo + block].T, p).T
-            r_, c_ = np.nonzero(seg)
-            rows.append(r_ + lo)
-            cols.append(c_)
-            signs.append(np.full(r_.size, sign, np.int8))
+        for axis in (0, 1):  # 0: down the columns, 1: along the rows
+            L = lean if axis == 0 else lean.T
+            n_lines = L.shape[1]
+            for lo in range(0, n_lines, block):
+                blk = L[:, lo : lo + block]
+                seg = np.zeros(blk.shape, bool)
+                for par in (0, 1):
+                    seg[par::2] = _runs_block(blk[par::2], half)
+                # the other colour's photosites between two segment photosites belong to the segment
+                gap = np.zeros_like(seg)
+                gap[1:-1] = seg[:-2] & seg[2:]
+                seg |= gap
+                r_, c_ = np.nonzero(seg)
+                if axis == 1:
+                    r_, c_ = c_, r_
+                    r_ = r_ + lo
+                else:
+                    c_ = c_ + lo
+                rows.append(r_)
+                cols.append(c_)
+                signs.append(np.full(r_.size, sign, np.int8))
     if not rows:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8)
     r = np.concatenate(rows).astype(np.int64)
     c = np.concatenate(cols).astype(np.int64)
     s = np.concatenate(signs)
-    flat, first = np.unique(r * W + c, return_index=True)
+    _, first = np.unique(r * W + c, return_index=True)
     return r[first], c[first], s[first]
 
 
