@@ -87,6 +87,8 @@ _PAD = 4
 _TRAIN_PER_PHASE = 40_000
 #: Fewest training photosites for a class of its own (else the position's all-class fit).
 _MIN_CLASS_SAMPLES = 1500
+#: Predictors solved at once (bounds the memory of the batched solve to ~40 MB).
+_SOLVE_CHUNK = 1024
 #: Fewest training photosites to fit a predictor at all (else directional fallback).
 _MIN_SAMPLES = 300
 #: A direction "stands out" when the largest gradient exceeds the least by this factor.
@@ -187,11 +189,6 @@ def _directional(pad: _Padded, idx: np.ndarray, green: np.ndarray, grad: np.ndar
         sides = []
         for s in (-1, 1):
             near = pad.at(idx, s * dy, s * dx)
-            if diagonal:
-                # greens: the diagonal neighbour is green itself
-                g_side = near
-            else:
-                g_side = np.full(len(idx), np.nan)
             same = pad.at(idx, 2 * s * dy, 2 * s * dx)
             back = pad.at(idx, -s * dy, -s * dx)
             far = pad.at(idx, 3 * s * dy, 3 * s * dx)
@@ -201,7 +198,8 @@ def _directional(pad: _Padded, idx: np.ndarray, green: np.ndarray, grad: np.ndar
             corr = np.where(np.isnan(corr), back - near, corr)
             corr = np.where(np.isnan(corr), 0.0, corr)
             cd = same + corr
-            sides.append(np.where(green, g_side, cd) if diagonal else cd)
+            # along a diagonal the nearest photosite of a green site is green itself
+            sides.append(np.where(green, near, cd) if diagonal else cd)
         a, b = sides
         est[k] = np.where(np.isnan(a), b, np.where(np.isnan(b), a, (a + b) / 2))
     g = np.where(np.isnan(grad), 1e9, grad)
@@ -369,7 +367,11 @@ def _learned(pad: _Padded, idx: np.ndarray, ys: np.ndarray, xs: np.ndarray, cls:
         uniq, inv = np.unique(key, return_inverse=True)
         keep = ((uniq[:, None] & bit) != 0)
         k = uniq >> len(_STENCIL)
-        coef = _solve(grams[k], rhss[k], keep)
+        # in chunks: a dense map can have a distinct pattern per site (19 kB of matrix each)
+        coef = np.concatenate([
+            _solve(grams[k[i : i + _SOLVE_CHUNK]], rhss[k[i : i + _SOLVE_CHUNK]], keep[i : i + _SOLVE_CHUNK])
+            for i in range(0, len(uniq), _SOLVE_CHUNK)
+        ])
         c = coef[inv]
         est[sel] = np.einsum("nk,nk->n", feats[sel], c[:, :-1]) + c[:, -1]
     est[near_clip] = np.nan
