@@ -74,6 +74,7 @@ __all__ = [
     "RepairResult",
     "repair_mosaic",
     "repair_image",
+    "repair_region",
     "repair_file",
     "repair_raw_file",
     "repair_image_file",
