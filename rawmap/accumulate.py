@@ -81,15 +81,20 @@ class DetectionParams:
         Within a burst of near-identical frames the photosite must be an
         outlier in at least this share of the burst's frames to count once.
     burst_tolerance : float
-        Frames whose thumbnails differ by less than this share of their level
-        (same exposure and ISO) belong to the same burst.
+        A thumbnail block (32 x 32 photosites) has changed when it moved by
+        more than this share of its level (plus six sigmas of noise).
+    burst_changed : float
+        Frames of the same exposure and ISO in which less than this share of
+        the blocks changed belong to the same burst (tripod bursts with
+        sub-pixel shake stay one scene; a star field re-pointed does not).
     """
 
     k: float = 6.0
     k_adjacent: float = 4.0
     max_adjacent: int = 2
     scene_share: float = 0.5
-    burst_tolerance: float = 0.02
+    burst_tolerance: float = 0.05
+    burst_changed: float = 0.02
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -413,7 +418,7 @@ class Accumulator:
         sigma_block = np.sqrt((noise_a + noise_b * level) / 20.0 / 64.0)
         tol = self.params.burst_tolerance * level + 6.0 * sigma_block + 1.0
         changed = np.abs(thumb - prev) > tol
-        return float(changed.mean()) < 0.01
+        return float(changed.mean()) < self.params.burst_changed
 
     def close_scene(self) -> None:
         """Turn the open burst's per-frame outliers into per-scene counts."""

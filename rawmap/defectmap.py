@@ -298,7 +298,7 @@ class DefectMap:
                 thresholds=dict(d.get("thresholds", {})),
                 created=_dt.datetime.fromisoformat(d["created"]) if d.get("created") else _dt.datetime.now(_dt.timezone.utc),
             )
-        except (KeyError, ValueError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise MapFormatError(f"{source}: damaged defect map ({exc}); make it again with `rawmap map`") from exc
 
     @classmethod
@@ -311,6 +311,8 @@ class DefectMap:
             raise MapFormatError(f"{path}: no such map file") from None
         except OSError as exc:
             raise MapFormatError(f"{path}: cannot read map ({exc.strerror})") from None
+        except UnicodeDecodeError:
+            raise MapFormatError(f"{path}: not a rawmap defect map (not JSON: a binary file); give the .json map `rawmap map` wrote") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -11,6 +11,20 @@ __all__ = ["atomic_write_bytes", "atomic_write_text", "OutputExistsError"]
 from .errors import RawmapError
 
 
+def _umask() -> int:
+    """The process umask (read without changing it where /proc allows)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
 class OutputExistsError(RawmapError):
     """The output file exists and overwriting was not allowed."""
 
@@ -27,6 +41,8 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, overwrite: bool = False
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
+        # mkstemp creates the file 0600; give it the mode a plain open() would have
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

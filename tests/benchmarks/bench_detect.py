@@ -119,6 +119,11 @@ def main() -> None:
         dm = run.maps[0].defect_map
         flags = {(d.row, d.col) for d in dm.defects}
         rows.append(("rawmap map (RAW)", *score_exact(flags, truth_all, required), t_map))
+        points = {k for k in required if kind_of[k] != "column"}
+        lines = required - points
+        pflags = {(d.row, d.col) for d in dm.defects if d.kind.value != "column"}
+        rows.append(("  rawmap, point defects only", *score_exact(pflags, truth_all, points), t_map))
+        rows.append(("  rawmap, column/row segments only", *score_exact(flags - pflags, truth_all, lines), t_map))
         missed = Counter(kind_of[k] for k in required - flags)
         false = Counter(d.kind.value for d in dm.defects if (d.row, d.col) not in truth_all)
 

@@ -2,9 +2,9 @@
 
 Run:  python tests/benchmarks/bench_throughput.py [--frames 12] [--height 4000 --width 6000]
 
-Writes a series of uncompressed 24 MP DNG frames (scene + shot/read noise +
-a few hot pixels) to a temporary folder, then times, in this one process and
-in turn:
+Writes a simulated series of uncompressed 24 MP DNG frames (``rawmap.synth``:
+varied scenes, shot/read noise, planted defects) to a temporary folder, then
+times, in this one process and in turn:
 
 * decode only: LibRaw decode + copy of ``raw_image_visible`` for every file
   (what any mapper must do at least);
@@ -25,7 +25,6 @@ Targets: rawmap <= 1.5x decode-only, >= 2.5x faster than the seed's loop,
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import subprocess
@@ -37,9 +36,8 @@ from pathlib import Path
 import numpy as np
 import rawpy
 
-from rawmap.dng import write_dng
-from rawmap.frame import CameraId
 from rawmap.mapping import map_files
+from rawmap.synth import SensorSpec, generate_series
 
 # VmHWM (not ru_maxrss, which a child inherits from its parent across fork+exec)
 CHILD = r"""
@@ -58,23 +56,9 @@ print(json.dumps({"base": base, "peak": hwm()}))
 
 
 def make_series(folder: Path, n: int, H: int, W: int, seed: int = 7) -> list[Path]:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:H:8, 0:W:8]
-    paths = []
-    hot = (rng.integers(8, H - 8, 50), rng.integers(8, W - 8, 50))
-    cam = CameraId("Rawmap", "Throughput Bench", "TB0001")
-    for i in range(n):
-        small = 1500 + 1200 * np.sin(xx / rng.uniform(40, 200) + i) * np.cos(yy / rng.uniform(40, 200))
-        scene = np.repeat(np.repeat(small, 8, axis=0), 8, axis=1)[:H, :W]
-        frame = scene + rng.normal(0, 12, (H, W)) + 512
-        frame[hot] += 3000
-        mosaic = np.clip(frame, 0, 16383).astype(np.uint16)
-        p = folder / f"tp_{i:03d}.dng"
-        write_dng(p, mosaic, cfa=np.array([[0, 1], [1, 2]]), black=512, white=16383, camera=cam,
-                  exposure=1 / 60 * (1 + i % 4), iso=100 * (1 + i % 3),
-                  time=dt.datetime(2026, 1, 1) + dt.timedelta(minutes=i))
-        paths.append(p)
-    return paths
+    """A simulated series (rawmap.synth: varied scenes, bursts, long exposures, planted defects)."""
+    truth = generate_series(folder, n_frames=n, seed=seed, spec=SensorSpec(H, W))
+    return [folder / f.file for f in truth.frames]
 
 
 def decode_only(paths):

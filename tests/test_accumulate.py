@@ -1,0 +1,223 @@
+"""Accumulator: exact sums against numpy on the stacked frames, merge, state files, scenes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from rawmap.accumulate import Accumulator, DetectionParams
+from rawmap.errors import FrameMismatchError, MapFormatError
+from rawmap.frame import CameraId, Frame
+
+CFA = np.array([[0, 1], [3, 2]], dtype=np.uint8)
+CAM = CameraId("Testco", "TC-1", "0001")
+BLACK, WHITE = 512, 16383
+
+
+def scene(rng, H, W, level):
+    yy, xx = np.mgrid[0:H, 0:W]
+    s = level * (1 + 0.4 * np.sin(xx / rng.uniform(3, 9) + rng.uniform(0, 6)) * np.cos(yy / rng.uniform(3, 9)))
+    return s
+
+
+def make_frame(m, i=0, exposure=0.01, iso=100, camera=CAM):
+    return Frame(path=f"f{i}.dng", mosaic=m, cfa=CFA, black=np.full(4, float(BLACK)), white=WHITE,
+                 exposure=exposure, iso=iso, time=dt.datetime(2025, 1, 1) + dt.timedelta(hours=i), camera=camera)
+
+
+def series(seed=0, n=8, H=24, W=30, clip_some=True):
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(n):
+        img = scene(rng, H, W, rng.uniform(500, 4000)) + BLACK + rng.normal(0, 5, (H, W))
+        if clip_some and i % 3 == 0:
+            img[5:8, 10:14] = WHITE + 100  # a clipped highlight
+        m = np.clip(np.round(img), 0, WHITE).astype(np.uint16)
+        frames.append(make_frame(m, i, exposure=float(rng.choice([0.001, 0.01, 1.0, 10.0])), iso=float(rng.choice([100, 800]))))
+    return frames
+
+
+def neighbour_sum(m):
+    """Sum of the four same-colour neighbours, missing ones replaced by the opposite one."""
+    m = m.astype(np.int64)
+    H, W = m.shape
+    i = np.arange(H)
+    j = np.arange(W)
+    up = np.where(i >= 2, i - 2, i + 2)
+    dn = np.where(i + 2 < H, i + 2, i - 2)
+    lf = np.where(j >= 2, j - 2, j + 2)
+    rt = np.where(j + 2 < W, j + 2, j - 2)
+    return m[up] + m[dn] + m[:, lf] + m[:, rt], (m[up], m[dn], m[:, lf], m[:, rt])
+
+
+def expected(frames, acc):
+    clip = acc.clip
+    s_v = np.zeros(acc.shape, np.int64)
+    s_r = np.zeros(acc.shape, np.int64)
+    s_xr = np.zeros(acc.shape, np.float64)
+    s_zz = np.zeros(acc.shape, np.float64)
+    n_inv = np.zeros(acc.shape, np.int64)
+    stack = np.stack([f.mosaic for f in frames]).astype(np.int64)
+    for f, rec in zip(frames, acc.frames):
+        v = f.mosaic.astype(np.int64)
+        s4, parts = neighbour_sum(v)
+        invalid = np.zeros(acc.shape, bool)
+        for p in parts:
+            invalid |= p >= clip
+        r = 4 * v - s4
+        ok = ~invalid
+        n_inv += invalid
+        s_v += np.where(ok, v, 0)
+        s_r += np.where(ok, r, 0)
+        s_xr += np.where(ok, r * rec.x, 0.0)
+        level = np.maximum(s4 / 4.0 - BLACK, 0)
+        s_zz += np.where(ok, r.astype(float) ** 2 / (rec.noise_a + rec.noise_b * level), 0.0)
+    return dict(s_v=s_v, s_r=s_r, s_xr=s_xr, s_zz=s_zz, n_invalid=n_inv, vmin=stack.min(0), vmax=stack.max(0))
+
+
+def test_sums_are_exact_against_numpy():
+    frames = series()
+    acc = Accumulator.from_frame(frames[0])
+    for f in frames:
+        acc.update(f)
+    exp = expected(frames, acc)
+    for name in ("s_v", "s_r", "n_invalid", "vmin", "vmax"):
+        np.testing.assert_array_equal(getattr(acc, name).astype(np.int64), exp[name], err_msg=name)
+    np.testing.assert_allclose(acc.s_xr, exp["s_xr"], rtol=1e-4, atol=1e-2)
+    np.testing.assert_allclose(acc.s_zz, exp["s_zz"], rtol=1e-4, atol=1e-4)
+    assert acc.n_frames == len(frames)
+    assert acc.n_invalid.max() > 0  # the clipped highlight invalidated its neighbours' frames
+    assert acc.sum_x == pytest.approx(sum(r.x for r in acc.frames))
+
+
+def test_merge_equals_union():
+    frames = series(seed=3, n=10)
+    a = Accumulator.from_frame(frames[0])
+    b = Accumulator.from_frame(frames[0])
+    c = Accumulator.from_frame(frames[0])
+    for f in frames[:4]:
+        a.update(f)
+    for f in frames[4:]:
+        b.update(f)
+    for f in frames:
+        c.update(f)
+    a += b
+    c.close_scene()  # merging closed the open bursts of a and b; close c's too
+    for name in ("s_v", "s_r", "n_invalid", "vmin", "vmax", "s_hi", "s_lo"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(c, name), err_msg=name)
+    np.testing.assert_allclose(a.s_xr, c.s_xr, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(a.s_zz, c.s_zz, rtol=1e-5, atol=1e-4)
+    assert (a.n_frames, a.n_scenes, len(a.frames)) == (c.n_frames, c.n_scenes, len(c.frames))
+    assert a.sum_x == pytest.approx(c.sum_x) and a.sum_xx == pytest.approx(c.sum_xx)
+
+
+def test_merge_refuses_other_body():
+    frames = series(n=3)
+    a = Accumulator.from_frame(frames[0])
+    other = make_frame(frames[0].mosaic, camera=CameraId("Testco", "TC-1", "9999"))
+    b = Accumulator.from_frame(other)
+    with pytest.raises(FrameMismatchError, match="cannot merge"):
+        a.merge(b)
+
+
+def test_update_refuses_mismatched_frames():
+    frames = series(n=2)
+    acc = Accumulator.from_frame(frames[0])
+    with pytest.raises(FrameMismatchError, match="taken by"):
+        acc.update(make_frame(frames[0].mosaic, camera=CameraId("Other", "X", "1")))
+    with pytest.raises(FrameMismatchError, match="series is 24x30"):
+        acc.update(make_frame(frames[0].mosaic[:20]))
+    assert acc.n_frames == 0
+
+
+def test_state_round_trip(tmp_path):
+    frames = series(seed=5, n=6)
+    acc = Accumulator.from_frame(frames[0], params=DetectionParams(k=5.5))
+    for f in frames:
+        acc.update(f)
+    path = acc.save(tmp_path / "body.rawstate")
+    back = Accumulator.load(path)
+    for name in Accumulator._ARRAYS + ("fs_index", "fs_time"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(acc, name), err_msg=name)
+        assert getattr(back, name).dtype == getattr(acc, name).dtype
+    assert back.params.k == 5.5 and back.camera == CAM and back.n_frames == 6
+    assert [f.to_dict() for f in back.frames] == [f.to_dict() for f in acc.frames]
+    with pytest.raises(Exception, match="already exists"):
+        acc.save(path)
+    # continuing the loaded state equals continuing the original
+    more = series(seed=6, n=2)
+    for f in more:
+        back.update(f)
+        acc.update(f)
+    np.testing.assert_array_equal(back.s_r, acc.s_r)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a zip", b"PK\x03\x04garbage"])
+def test_load_refuses_garbage(tmp_path, content):
+    p = tmp_path / "x.rawstate"
+    p.write_bytes(content)
+    with pytest.raises(MapFormatError, match="x.rawstate"):
+        Accumulator.load(p)
+
+
+def test_integer_sums_widen_before_overflow():
+    acc = Accumulator((8, 8), cfa=CFA, black=np.full(4, 0.0), white=65535, camera=CAM)
+    acc._ensure_capacity(10_000)  # 10k frames of 4 x 65535 residual would overflow int32
+    assert acc.s_r.dtype == np.int64
+    acc._ensure_capacity(70_000)
+    assert acc.s_v.dtype == np.uint64 and acc.n_invalid.dtype == np.uint32
+
+
+def flat_frame(rng, i, level=2000.0, hot=None, star=None, exposure=1.0):
+    H, W = 40, 48
+    img = np.full((H, W), level) + BLACK + rng.normal(0, 8, (H, W))
+    if hot is not None:
+        img[hot] += 800
+    if star is not None:
+        yy, xx = np.mgrid[0:H, 0:W]
+        img += 3000 * np.exp(-((yy - star[0]) ** 2 + (xx - star[1]) ** 2) / (2 * 1.0**2))
+    return make_frame(np.clip(np.round(img), 0, WHITE).astype(np.uint16), i, exposure=exposure)
+
+
+def test_hot_pixel_counts_not_its_shadows():
+    rng = np.random.default_rng(1)
+    acc = Accumulator((40, 48), cfa=CFA, black=np.full(4, float(BLACK)), white=WHITE, camera=CAM)
+    for i in range(4):
+        acc.update(flat_frame(rng, i, level=1000 + 500 * i, hot=(20, 21)))
+    acc.close_scene()
+    assert acc.s_hi[20, 21] == 4
+    # the same-colour neighbours look dark next to it; they are shadows, not outliers
+    for r, c in ((18, 21), (22, 21), (20, 19), (20, 23)):
+        assert acc.s_lo[r, c] == 0
+    assert acc.s_hi.sum() == 4 and acc.s_lo.sum() == 0
+    first = acc.first_seen(np.array([20]), np.array([21]))[0]
+    assert first == dt.datetime(2025, 1, 1)
+
+
+def test_star_is_not_an_isolated_outlier():
+    rng = np.random.default_rng(2)
+    acc = Accumulator((40, 48), cfa=CFA, black=np.full(4, float(BLACK)), white=WHITE, camera=CAM)
+    stars = [(20 + 3 * i, 15 + 4 * i) for i in range(3)]
+    for i, star in enumerate(stars):
+        acc.update(flat_frame(rng, i, level=300 + 100 * i, star=star))
+    acc.close_scene()
+    # the star's centre lights its neighbours: never an isolated outlier
+    for star in stars:
+        assert acc.s_hi[star] == 0
+    # faint ring photosites may pass once, but never in two scenes (classification needs two)
+    assert acc.s_hi.max() <= 1
+
+
+def test_burst_of_identical_frames_counts_once():
+    rng = np.random.default_rng(4)
+    acc = Accumulator((40, 48), cfa=CFA, black=np.full(4, float(BLACK)), white=WHITE, camera=CAM)
+    for i in range(5):  # same scene, same exposure: one burst
+        acc.update(flat_frame(rng, i, level=1500, hot=(10, 10), exposure=0.5))
+    for i in range(5, 8):  # three different scenes
+        acc.update(flat_frame(rng, i, level=600 + 700 * (i - 5), hot=(10, 10), exposure=0.01 * i))
+    acc.close_scene()
+    assert acc.n_scenes == 4
+    assert acc.s_hi[10, 10] == 4
+    assert [f.scene for f in acc.frames] == [1, 1, 1, 1, 1, 2, 3, 4]
