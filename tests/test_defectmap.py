@@ -1,0 +1,344 @@
+"""rawmap.defectmap: the map dataclass, its queries, and the versioned JSON file format."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rawmap.defectmap import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    Defect,
+    DefectKind,
+    DefectMap,
+    FrameStats,
+    SensorGeometry,
+    merge_defects,
+)
+from rawmap.errors import MapFormatError
+from rawmap.fileio import OutputExistsError
+from rawmap.frame import CameraId
+
+CAM = CameraId("Canon", "Canon EOS D30", "171048961")
+SENSOR = SensorGeometry(12, 16, top_margin=6, left_margin=48, full_height=18, full_width=64, cfa="RGGB")
+FRAMES = FrameStats(
+    40, skipped=1,
+    first_capture=dt.datetime(2026, 3, 1, 12, 0), last_capture=dt.datetime(2026, 3, 9, 23, 59, 30),
+    exposure_min=0.00025, exposure_max=30.0, iso_min=100.0, iso_max=6400.0,
+)
+CREATED = dt.datetime(2026, 11, 25, 16, 0, tzinfo=dt.timezone.utc)
+
+# deliberately out of order; scores/values already at the file's precision (3 / 4 decimals)
+HOT = Defect(7, 3, DefectKind.HOT, 41.2, "G", first_seen=dt.datetime(2026, 3, 2, 21, 14), value=812.0)
+STUCK = Defect(2, 9, DefectKind.STUCK, 12.5, "R", value=9000.0)
+COLUMN = Defect(11, 15, DefectKind.COLUMN, 5.25, "G", first_seen=dt.datetime(2026, 3, 1, 12, 0), value=-3.5)
+DEAD = Defect(2, 1, DefectKind.DEAD, 30.0, "B")  # no value: NaN, left out of the file
+
+
+def _map(defects: list[Defect] | None = None) -> DefectMap:
+    return DefectMap(
+        CAM, SENSOR, FRAMES,
+        defects=[HOT, STUCK, COLUMN] if defects is None else defects,
+        thresholds={"k": 6.0, "min_scenes": 3}, created=CREATED,
+    )
+
+
+def _refuse_constant(name: str) -> float:
+    raise AssertionError(f"the map file holds {name}, which is not JSON")
+
+
+def assert_one_line(err: Exception, source: str | Path, fragment: str) -> None:
+    msg = str(err)
+    assert msg.startswith(f"{source}: "), msg
+    assert fragment in msg, msg
+    assert "\n" not in msg
+
+
+# --------------------------------------------------------------------------- round trip
+
+def test_json_round_trip_is_equal():
+    dmap = _map()
+    text = dmap.to_json()
+    assert text.endswith("\n")
+    back = DefectMap.from_dict(json.loads(text))
+    assert back == dmap
+    assert back.to_json() == text
+
+
+def test_file_layout():
+    d = json.loads(_map().to_json(), parse_constant=_refuse_constant)
+    assert d["format"] == FORMAT_NAME == "rawmap-defect-map"
+    assert d["version"] == FORMAT_VERSION == 1
+    assert d["created"] == "2026-11-25T16:00:00+00:00"
+    assert d["software"].startswith("rawmap ")
+    assert d["camera"] == {"make": "Canon", "model": "Canon EOS D30", "serial": "171048961"}
+    assert d["sensor"] == {
+        "height": 12, "width": 16, "top_margin": 6, "left_margin": 48,
+        "full_height": 18, "full_width": 64, "cfa": "RGGB", "source": "raw",
+    }
+    assert d["frames"] == {
+        "count": 40, "skipped": 1,
+        "first_capture": "2026-03-01T12:00:00", "last_capture": "2026-03-09T23:59:30",
+        "exposure_min": 0.00025, "exposure_max": 30.0, "iso_min": 100.0, "iso_max": 6400.0,
+    }
+    assert d["thresholds"] == {"k": 6.0, "min_scenes": 3}
+    assert d["defects"] == [
+        {"row": 2, "col": 9, "kind": "stuck", "score": 12.5, "channel": "R", "first_seen": None, "value": 9000.0},
+        {"row": 7, "col": 3, "kind": "hot", "score": 41.2, "channel": "G",
+         "first_seen": "2026-03-02T21:14:00", "value": 812.0},
+        {"row": 11, "col": 15, "kind": "column", "score": 5.25, "channel": "G",
+         "first_seen": "2026-03-01T12:00:00", "value": -3.5},
+    ]
+
+
+def test_first_seen_round_trip():
+    for first in (None, dt.datetime(2026, 3, 2, 21, 14, 5), dt.datetime(2026, 3, 2, 21, 14, tzinfo=dt.timezone.utc)):
+        d = dataclasses.replace(HOT, first_seen=first)
+        back = Defect.from_dict(json.loads(json.dumps(d.to_dict())))
+        assert back.first_seen == first
+        assert back == d
+
+
+def test_nan_value_is_left_out_and_read_back_as_nan():
+    d = DEAD.to_dict()
+    assert "value" not in d
+    assert d == {"row": 2, "col": 1, "kind": "dead", "score": 30.0, "channel": "B", "first_seen": None}
+    text = _map([DEAD, STUCK]).to_json()
+    json.loads(text, parse_constant=_refuse_constant)  # strict JSON: no NaN literal
+    back = DefectMap.from_dict(json.loads(text))
+    dead = back.defects[0]
+    assert math.isnan(dead.value)
+    assert dataclasses.replace(dead, value=0.0) == dataclasses.replace(DEAD, value=0.0)
+    assert back.defects[1] == STUCK
+    assert back.to_json() == text
+
+
+def test_score_and_value_are_rounded_in_the_file():
+    d = Defect(0, 0, DefectKind.HOT, 41.23456, "G", value=812.123456).to_dict()
+    assert (d["score"], d["value"]) == (41.235, 812.1235)
+
+
+def test_load_reads_what_save_wrote(tmp_path):
+    dmap = _map([DEAD, HOT, STUCK, COLUMN])
+    path = dmap.save(tmp_path / "body.json")
+    assert path == tmp_path / "body.json"
+    assert path.read_text(encoding="utf-8") == dmap.to_json()
+    back = DefectMap.load(path)
+    assert back.to_dict() == dmap.to_dict()
+    assert [d for d in back.defects if d.kind is not DefectKind.DEAD] == [STUCK, HOT, COLUMN]
+
+
+def test_unknown_keys_are_ignored():
+    d = _map().to_dict()
+    d["future"] = {"anything": 1}
+    d["defects"][0]["confidence"] = 0.9
+    assert DefectMap.from_dict(d) == _map()
+
+
+# --------------------------------------------------------------------------- refusals
+
+@pytest.mark.parametrize("fmt", [None, "rawmap-accumulator", "RAWMAP-DEFECT-MAP"])
+def test_refuses_wrong_format(fmt):
+    d = _map().to_dict()
+    if fmt is None:
+        del d["format"]
+    else:
+        d["format"] = fmt
+    with pytest.raises(MapFormatError) as exc:
+        DefectMap.from_dict(d, source="maps/body.json")
+    assert_one_line(exc.value, "maps/body.json", "not a rawmap defect map")
+
+
+@pytest.mark.parametrize("data", [[], "rawmap-defect-map", 1, None])
+def test_refuses_json_that_is_not_an_object(data):
+    with pytest.raises(MapFormatError) as exc:
+        DefectMap.from_dict(data, source="x.json")
+    assert_one_line(exc.value, "x.json", "not a rawmap defect map")
+
+
+@pytest.mark.parametrize("version", [FORMAT_VERSION + 1, 99])
+def test_refuses_newer_version(tmp_path, version):
+    d = _map().to_dict()
+    d["version"] = version
+    path = tmp_path / "new.json"
+    path.write_text(json.dumps(d), encoding="utf-8")
+    with pytest.raises(MapFormatError) as exc:
+        DefectMap.load(path)
+    assert_one_line(exc.value, path, f"version {version} is not supported")
+    assert "upgrade rawmap" in str(exc.value)
+
+
+@pytest.mark.parametrize("version", [0, -1, "1", 1.0, None])
+def test_refuses_invalid_version(version):
+    d = _map().to_dict()
+    d["version"] = version
+    with pytest.raises(MapFormatError) as exc:
+        DefectMap.from_dict(d, source="m.json")
+    assert_one_line(exc.value, "m.json", f"defect-map version {version!r} is not supported")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: d.pop("camera"),
+        lambda d: d.pop("sensor"),
+        lambda d: d["sensor"].pop("height"),
+        lambda d: d["defects"][0].update(kind="warm"),
+        lambda d: d["defects"][0].update(row="twelve"),
+        lambda d: d["defects"][0].pop("col"),
+        lambda d: d["defects"][0].update(first_seen="yesterday"),
+        lambda d: d.update(defects=None),
+        lambda d: d.update(created="today"),
+        lambda d: d.update(camera=None),
+        lambda d: d.update(camera=["Canon"]),
+        lambda d: d.update(frames=None),
+        lambda d: d.update(sensor="12x16"),
+        lambda d: d.update(defects=[[2, 9, "stuck"]]),
+    ],
+    ids=["no-camera", "no-sensor", "no-height", "unknown-kind", "bad-row", "no-col", "bad-first-seen",
+         "null-defects", "bad-created", "null-camera", "list-camera", "null-frames", "text-sensor", "list-defect"],
+)
+def test_refuses_damaged_map(damage):
+    d = _map().to_dict()
+    damage(d)
+    with pytest.raises(MapFormatError) as exc:
+        DefectMap.from_dict(d, source="m.json")
+    assert_one_line(exc.value, "m.json", "damaged defect map")
+    assert "rawmap map" in str(exc.value)
+
+
+def test_load_refuses_text_that_is_not_json(tmp_path):
+    path = tmp_path / "notes.json"
+    path.write_text("hot pixel at 120, 431\n", encoding="utf-8")
+    with pytest.raises(MapFormatError) as exc:
+        DefectMap.load(path)
+    assert_one_line(exc.value, path, "not JSON (Expecting value at line 1)")
+
+
+def test_load_refuses_other_json(tmp_path):
+    path = tmp_path / "package.json"
+    path.write_text('{"name": "rawmap", "version": 1}', encoding="utf-8")
+    with pytest.raises(MapFormatError) as exc:
+        DefectMap.load(path)
+    assert_one_line(exc.value, path, "not a rawmap defect map")
+
+
+def test_load_refuses_binary_file(tmp_path):
+    path = tmp_path / "IMG_0001.json"
+    path.write_bytes(b"II*\x00\x08\x00\x00\x00\xfe\x00\x04\x00\x01\x00\x00\x00\xff\xd8\xff\xe0" * 8)
+    with pytest.raises(MapFormatError) as exc:
+        DefectMap.load(path)
+    assert_one_line(exc.value, path, "binary file")
+
+
+def test_load_refuses_missing_file(tmp_path):
+    path = tmp_path / "nope.json"
+    with pytest.raises(MapFormatError) as exc:
+        DefectMap.load(path)
+    assert_one_line(exc.value, path, "no such map file")
+
+
+def test_load_refuses_folder(tmp_path):
+    with pytest.raises(MapFormatError) as exc:
+        DefectMap.load(tmp_path)
+    assert_one_line(exc.value, tmp_path, "cannot read map")
+
+
+# --------------------------------------------------------------------------- queries
+
+def test_defects_sorted_by_row_then_col():
+    defects = [
+        Defect(5, 2, DefectKind.HOT, 1.0), Defect(0, 7, DefectKind.HOT, 1.0), Defect(5, 0, DefectKind.DEAD, 1.0),
+        Defect(0, 3, DefectKind.STUCK, 1.0), Defect(11, 1, DefectKind.COLD, 1.0),
+    ]
+    dmap = _map(defects)
+    assert [(d.row, d.col) for d in dmap.defects] == [(0, 3), (0, 7), (5, 0), (5, 2), (11, 1)]
+    assert defects[0].row == 5  # the caller's list is left as it was
+    # a file written in another order is read back sorted
+    d = _map().to_dict()
+    d["defects"].reverse()
+    assert [(x.row, x.col) for x in DefectMap.from_dict(d).defects] == [(2, 9), (7, 3), (11, 15)]
+
+
+def test_coordinates():
+    c = _map([HOT, STUCK, COLUMN, DEAD]).coordinates()
+    assert c.dtype == np.int64
+    np.testing.assert_array_equal(c, np.array([[2, 1], [2, 9], [7, 3], [11, 15]]))
+
+
+def test_mask():
+    m = _map([HOT, STUCK, COLUMN, DEAD]).mask()
+    assert m.shape == (12, 16) and m.dtype == bool
+    expected = np.zeros((12, 16), bool)
+    expected[[2, 2, 7, 11], [1, 9, 3, 15]] = True
+    np.testing.assert_array_equal(m, expected)
+
+
+def test_counts():
+    dmap = _map([HOT, STUCK, COLUMN, DEAD, Defect(0, 0, DefectKind.HOT, 8.0)])
+    counts = dmap.counts()
+    assert list(counts) == list(DefectKind)
+    assert counts == {
+        DefectKind.STUCK: 1, DefectKind.DEAD: 1, DefectKind.HOT: 2,
+        DefectKind.COLD: 0, DefectKind.NOISY: 0, DefectKind.COLUMN: 1,
+    }
+    assert len(dmap) == 5
+
+
+def test_empty_map_queries():
+    dmap = _map([])
+    assert len(dmap) == 0
+    c = dmap.coordinates()
+    assert c.shape == (0, 2) and c.dtype == np.int64
+    m = dmap.mask()
+    assert m.shape == (12, 16) and not m.any()
+    assert dmap.counts() == {k: 0 for k in DefectKind}
+    assert DefectMap.from_dict(json.loads(dmap.to_json())) == dmap
+
+
+# --------------------------------------------------------------------------- save
+
+def test_save_refuses_to_overwrite_then_overwrites(tmp_path):
+    path = tmp_path / "body.json"
+    first = _map([STUCK])
+    first.save(path)
+    before = path.read_bytes()
+    second = _map([STUCK, HOT])
+    with pytest.raises(OutputExistsError) as exc:
+        second.save(path)
+    assert_one_line(exc.value, path, "already exists")
+    assert path.read_bytes() == before
+    assert second.save(path, overwrite=True) == path
+    assert DefectMap.load(path) == second
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["body.json"]  # no temporary files left
+
+
+# --------------------------------------------------------------------------- merge_defects
+
+def test_merge_defects_keeps_highest_score_per_photosite():
+    a = [Defect(5, 5, DefectKind.HOT, 3.0, value=1.0), Defect(1, 1, DefectKind.STUCK, 10.0, value=9000.0)]
+    b = [
+        Defect(5, 5, DefectKind.NOISY, 7.5, value=2.0),
+        Defect(1, 1, DefectKind.DEAD, 2.0, value=0.0),
+        Defect(0, 9, DefectKind.COLD, 4.0, value=0.3),
+    ]
+    c = (d for d in [Defect(5, 5, DefectKind.COLUMN, 7.0, value=3.0)])  # any iterable
+    merged = merge_defects(a, b, c)
+    assert merged == [
+        Defect(0, 9, DefectKind.COLD, 4.0, value=0.3),
+        Defect(1, 1, DefectKind.STUCK, 10.0, value=9000.0),
+        Defect(5, 5, DefectKind.NOISY, 7.5, value=2.0),
+    ]
+
+
+def test_merge_defects_edge_cases():
+    assert merge_defects() == []
+    assert merge_defects([], []) == []
+    one = [Defect(3, 1, DefectKind.HOT, 1.0, value=5.0), Defect(0, 2, DefectKind.HOT, 2.0, value=5.0)]
+    assert merge_defects(one) == [one[1], one[0]]

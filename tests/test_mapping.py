@@ -1,0 +1,362 @@
+"""rawmap.mapping: expanding inputs, and one defect map per body from a pile of photos."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import Series
+from rawmap.accumulate import Accumulator
+from rawmap.defectmap import DefectKind, SensorGeometry
+from rawmap.errors import NothingToMapError
+from rawmap.frame import CameraId, SourceKind
+from rawmap.mapping import MIN_FRAMES, BodyMap, MapRun, Skipped, collect_inputs, map_files
+from rawmap.synth import SensorSpec, generate_series
+
+#: the integer sums, which must be exact however the frames were split
+INT_ARRAYS = ("s_v", "s_r", "vmin", "vmax", "n_invalid")
+SIM1 = CameraId("Rawmap", "Simulated Sensor", "SIM0001")
+SIM2 = CameraId("Rawmap", "Simulated Sensor", "SIM0002")
+
+
+def _touch(path: Path, data: bytes = b"x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def _must_find(series: Series) -> dict[tuple[int, int], DefectKind]:
+    """Planted stuck and dead photosites visible in at least half the frames."""
+    return {
+        (d.row, d.col): d.kind
+        for d, vf in zip(series.truth.defects, series.truth.visible_fraction)
+        if vf >= 0.5 and d.kind in (DefectKind.STUCK, DefectKind.DEAD)
+    }
+
+
+def _found(body: BodyMap) -> dict[tuple[int, int], DefectKind]:
+    return {(d.row, d.col): d.kind for d in body.defect_map.defects}
+
+
+class Progress:
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int, Path]] = []
+
+    def __call__(self, done: int, total: int, path: Path) -> None:
+        self.calls.append((done, total, path))
+
+    def check(self, files: list[Path]) -> None:
+        """Called once per file, counting up to the number of files."""
+        n = len(files)
+        assert [c[0] for c in self.calls] == list(range(1, n + 1))
+        assert {c[1] for c in self.calls} == {n}
+        assert sorted(c[2] for c in self.calls) == sorted(files)
+
+
+# --------------------------------------------------------------------------- collect_inputs
+
+@pytest.fixture
+def card(tmp_path: Path) -> Path:
+    """A memory card copy: photos at several depths, and files that are no photos."""
+    root = tmp_path / "card"
+    for name in ("DCIM/100CANON/IMG_0001.CR2", "DCIM/100CANON/IMG_0002.jpg", "DCIM/101CANON/IMG_0100.CR2",
+                 "top.dng", "DCIM/notes.txt", "DCIM/100CANON/._IMG_0001.CR2", "DCIM/.hidden.NEF",
+                 "DCIM/100CANON/IMG_0001.xmp"):
+        _touch(root / name)
+    (root / "MISC").mkdir()
+    return root
+
+
+def test_collect_explicit_files_are_always_tried(card):
+    notes = card / "DCIM" / "notes.txt"
+    files, skipped = collect_inputs([card / "top.dng", notes])
+    assert files == [card / "top.dng", notes]
+    assert skipped == []
+
+
+def test_collect_folder_recursively_ignores_non_images(card):
+    files, skipped = collect_inputs([card])
+    assert files == [
+        card / "DCIM/100CANON/IMG_0001.CR2",
+        card / "DCIM/100CANON/IMG_0002.jpg",
+        card / "DCIM/101CANON/IMG_0100.CR2",
+        card / "top.dng",
+    ]
+    assert skipped == []
+
+
+def test_collect_globs(card):
+    files, skipped = collect_inputs([str(card / "**" / "*.CR2")])
+    assert files == [card / "DCIM/100CANON/IMG_0001.CR2", card / "DCIM/101CANON/IMG_0100.CR2"]
+    assert skipped == []
+    files, skipped = collect_inputs([str(card / "DCIM" / "100CANON" / "IMG_*")])
+    assert files == [card / "DCIM/100CANON/IMG_0001.CR2", card / "DCIM/100CANON/IMG_0002.jpg"]  # not the .xmp
+    assert skipped == []
+
+
+def test_collect_reports_what_names_nothing(card):
+    missing = card / "DCIM" / "IMG_9999.CR2"
+    pattern = str(card / "**" / "*.txt")
+    files, skipped = collect_inputs([missing, card / "MISC", pattern, card / "top.dng"])
+    assert files == [card / "top.dng"]
+    assert skipped == [
+        Skipped(missing, "no such file or folder"),
+        Skipped(card / "MISC", "folder holds no RAW or image files"),
+        Skipped(Path(pattern), "pattern matches no RAW or image files"),
+    ]
+    assert glob.has_magic(pattern)
+
+
+def test_collect_lists_duplicates_once(card, monkeypatch):
+    monkeypatch.chdir(card)
+    top = card / "top.dng"
+    files, skipped = collect_inputs([top, card, "top.dng", str(card / "*.dng"), card / "DCIM" / ".." / "top.dng"])
+    assert files == [
+        top,
+        card / "DCIM/100CANON/IMG_0001.CR2",
+        card / "DCIM/100CANON/IMG_0002.jpg",
+        card / "DCIM/101CANON/IMG_0100.CR2",
+    ]
+    assert skipped == []
+
+
+def test_collect_nothing():
+    assert collect_inputs([]) == ([], [])
+
+
+# --------------------------------------------------------------------------- map_files: one body
+
+@pytest.fixture(scope="module")
+def full_run(small_series: Series) -> tuple[MapRun, Progress]:
+    progress = Progress()
+    return map_files(small_series.files, progress=progress), progress
+
+
+def test_one_body_one_map(small_series, full_run):
+    run, _ = full_run
+    assert len(small_series.files) == 12
+    assert run.skipped == []
+    assert len(run.maps) == 1
+    body = run.maps[0]
+    assert body.camera == small_series.camera == SIM1
+    assert body.source is SourceKind.RAW
+    assert body.key == (SIM1, SourceKind.RAW)
+    assert body.files == small_series.files
+    assert run.frames_used == 12
+    assert body.accumulator.n_frames == 12
+    assert body.accumulator.shape == (120, 160)
+
+    dmap = body.defect_map
+    assert dmap.camera == SIM1
+    assert dmap.sensor == SensorGeometry(120, 160, top_margin=8, left_margin=12, full_height=128, full_width=172,
+                                         cfa="RGGB", source="raw")
+    frames = small_series.truth.frames
+    assert dmap.frames.count == 12 and dmap.frames.skipped == 0
+    assert dmap.frames.first_capture == min(f.time for f in frames)
+    assert dmap.frames.last_capture == max(f.time for f in frames)
+    assert dmap.frames.exposure_min == min(f.exposure for f in frames)
+    assert dmap.frames.exposure_max == max(f.exposure for f in frames)
+    assert dmap.frames.iso_min == min(f.iso for f in frames)
+    assert dmap.frames.iso_max == max(f.iso for f in frames)
+
+
+def test_planted_defects_are_found(small_series, full_run):
+    run, _ = full_run
+    want = _must_find(small_series)
+    assert want == {(20, 31): DefectKind.STUCK, (40, 90): DefectKind.DEAD}
+    found = _found(run.maps[0])
+    assert {k: found.get(k) for k in want} == want
+    # a clean simulated sensor: nothing but planted photosites in the map
+    assert set(found) <= {(d.row, d.col) for d in small_series.truth.defects}
+    by_pos = {(d.row, d.col): d for d in run.maps[0].defect_map.defects}
+    assert by_pos[(20, 31)].channel == "G"  # RGGB: even row, odd column
+    assert by_pos[(40, 90)].channel == "R"  # even row, even column
+    assert by_pos[(20, 31)].value == 9000.0  # the planted stuck level, DN
+
+
+def test_progress_once_per_file(small_series, full_run):
+    _, progress = full_run
+    progress.check(small_series.files)
+
+
+# --------------------------------------------------------------------------- map_files: files that are skipped
+
+@pytest.fixture(scope="module")
+def odd_size(tmp_path_factory: pytest.TempPathFactory) -> Series:
+    """Two frames of the same body as ``small_series`` (SIM0001), but 96x128 (another crop mode)."""
+    folder = tmp_path_factory.mktemp("series-odd-size")
+    truth = generate_series(folder, n_frames=2, seed=21, spec=SensorSpec(96, 128))
+    return Series(folder, truth)
+
+
+@pytest.fixture(scope="module")
+def damaged(tmp_path_factory: pytest.TempPathFactory, small_series: Series) -> tuple[Path, Path]:
+    """A DNG cut in half, and a zero-byte DNG."""
+    folder = tmp_path_factory.mktemp("damaged")
+    data = small_series.files[0].read_bytes()
+    cut = _touch(folder / "cut.dng", data[: len(data) // 2])
+    empty = _touch(folder / "empty.dng", b"")
+    return cut, empty
+
+
+@pytest.fixture(scope="module")
+def mixed_run(small_series, other_series, odd_size, damaged) -> tuple[list[Path], MapRun, Progress]:
+    """small_series, with odd-size frames of the same body, damaged files and 2 frames of another body."""
+    files = small_series.files[:6] + odd_size.files + list(damaged) + other_series.files[:2] + small_series.files[6:]
+    progress = Progress()
+    return files, map_files(files, progress=progress), progress
+
+
+def test_mixed_pile_gives_one_map(small_series, mixed_run):
+    _, run, _ = mixed_run
+    assert [b.key for b in run.maps] == [(SIM1, SourceKind.RAW)]
+    body = run.maps[0]
+    assert body.files == small_series.files
+    assert run.frames_used == 12
+    assert body.defect_map.frames.count == 12
+    assert body.defect_map.frames.skipped == 2  # the odd-size frames of this body
+
+
+def test_other_size_of_same_body_is_skipped(odd_size, mixed_run):
+    _, run, _ = mixed_run
+    assert odd_size.camera == SIM1
+    reasons = {s.path: s.reason for s in run.skipped}
+    for p in odd_size.files:
+        assert reasons[p] == "frame is 96x128, this body's series is 120x160"
+
+
+def test_damaged_files_are_skipped_with_reasons(damaged, mixed_run):
+    _, run, _ = mixed_run
+    cut, empty = damaged
+    reasons = {s.path: s.reason for s in run.skipped}
+    assert "truncated" in reasons[cut]
+    assert f"the file has only {cut.stat().st_size:,} bytes" in reasons[cut]
+    assert reasons[empty] == "is empty (0 bytes)"
+    assert all("\n" not in r for r in reasons.values())
+
+
+def test_body_with_too_few_frames_is_skipped(other_series, mixed_run):
+    _, run, _ = mixed_run
+    reasons = {s.path: s.reason for s in run.skipped}
+    for p in other_series.files[:2]:
+        assert reasons[p] == "only 2 frame(s) of Rawmap Simulated Sensor SIM0002; at least 3 are needed"
+
+
+def test_every_input_is_used_or_skipped_once(small_series, odd_size, damaged, other_series, mixed_run):
+    files, run, progress = mixed_run
+    assert len(files) == 18
+    assert sorted(s.path for s in run.skipped) == sorted([*odd_size.files, *damaged, *other_series.files[:2]])
+    progress.check(files)
+
+
+def test_same_result_with_files_skipped(full_run, mixed_run):
+    """Skipped files do not change what the good frames add up to."""
+    full, mixed = full_run[0].maps[0], mixed_run[1].maps[0]
+    for name in INT_ARRAYS:
+        np.testing.assert_array_equal(getattr(mixed.accumulator, name), getattr(full.accumulator, name), err_msg=name)
+    assert [d.to_dict() for d in mixed.defect_map.defects] == [d.to_dict() for d in full.defect_map.defects]
+
+
+# --------------------------------------------------------------------------- map_files: two bodies
+
+def test_two_bodies_give_two_maps(small_series, other_series, full_run):
+    assert other_series.camera == SIM2
+    progress = Progress()
+    files = other_series.files + small_series.files
+    run = map_files(files, progress=progress, read_workers=3)
+    progress.check(files)
+    assert run.skipped == []
+    bodies = {b.camera: b for b in run.maps}
+    assert len(run.maps) == 2 and set(bodies) == {SIM1, SIM2}
+    assert bodies[SIM1].files == small_series.files
+    assert bodies[SIM2].files == other_series.files
+    assert (bodies[SIM2].defect_map.sensor.height, bodies[SIM2].defect_map.sensor.width) == (96, 128)
+    assert bodies[SIM2].defect_map.frames.count == 5
+    for series in (small_series, other_series):
+        want = _must_find(series)
+        assert want
+        found = _found(bodies[series.camera])
+        assert {k: found.get(k) for k in want} == want
+    # more decoding threads, same sums
+    for name in INT_ARRAYS:
+        np.testing.assert_array_equal(
+            getattr(bodies[SIM1].accumulator, name), getattr(full_run[0].maps[0].accumulator, name), err_msg=name
+        )
+
+
+# --------------------------------------------------------------------------- map_files: nothing to map
+
+def test_fewer_than_three_frames(small_series):
+    assert MIN_FRAMES == 3
+    progress = Progress()
+    files = small_series.files[:2]
+    with pytest.raises(NothingToMapError) as exc:
+        map_files(files, progress=progress)
+    msg = str(exc.value)
+    assert msg == (
+        "no usable frames to map from 2 file(s): only 2 frame(s) of Rawmap Simulated Sensor SIM0001; "
+        "at least 3 are needed (2) — rawmap needs at least 3 RAW or image frames of the same body"
+    )
+    progress.check(files)
+
+
+def test_too_few_frames_left_after_damaged_ones(small_series, damaged):
+    files = small_series.files[:2] + list(damaged)
+    with pytest.raises(NothingToMapError) as exc:
+        map_files(files)
+    msg = str(exc.value)
+    assert msg.startswith("no usable frames to map from 4 file(s): ")
+    assert "only 2 frame(s) of Rawmap Simulated Sensor SIM0001; at least 3 are needed (2)" in msg
+    assert "is empty (0 bytes) (1)" in msg
+    assert "truncated" in msg
+    assert "\n" not in msg
+
+
+def test_no_files():
+    with pytest.raises(NothingToMapError) as exc:
+        map_files([])
+    assert str(exc.value) == (
+        "no usable frames to map from 0 file(s) — rawmap needs at least 3 RAW or image frames of the same body"
+    )
+
+
+# --------------------------------------------------------------------------- map_files: continuing stored statistics
+
+def test_continuing_from_stored_state_gives_the_same_sums(small_series, full_run, tmp_path):
+    files = small_series.files
+    first = map_files(files[:6]).maps[0]
+    assert first.accumulator.n_frames == 6
+    state = first.accumulator.save(tmp_path / "sim0001.rawstate")
+    stored = Accumulator.load(state)
+
+    progress = Progress()
+    run = map_files(files[6:], states={first.key: stored}, progress=progress)
+    progress.check(files[6:])
+    assert run.skipped == []
+    assert len(run.maps) == 1
+    body = run.maps[0]
+    assert body.files == files[6:]  # nothing old was read again
+    assert body.accumulator.n_frames == 12
+    assert body.defect_map.frames.count == 12
+
+    full = full_run[0].maps[0]
+    for name in INT_ARRAYS:
+        got, want = getattr(body.accumulator, name), getattr(full.accumulator, name)
+        assert got.dtype == want.dtype, name
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    assert [d.to_dict() for d in body.defect_map.defects] == [d.to_dict() for d in full.defect_map.defects]
+
+
+def test_stored_state_counts_towards_the_minimum(small_series, full_run):
+    """A body with stored statistics can be continued with fewer than 3 new frames."""
+    files = small_series.files
+    first = map_files(files[:10]).maps[0]
+    run = map_files(files[10:], states={first.key: first.accumulator})
+    body = run.maps[0]
+    assert body.files == files[10:]
+    assert body.accumulator.n_frames == 12
+    for name in INT_ARRAYS:
+        np.testing.assert_array_equal(getattr(body.accumulator, name), getattr(full_run[0].maps[0].accumulator, name))
