@@ -1,0 +1,154 @@
+"""Detection: planted defects of every kind found exactly, and scene features left alone."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from rawmap.accumulate import Accumulator
+from rawmap.defectmap import DefectKind
+from rawmap.detect import build_map, classify
+from rawmap.frame import CameraId, Frame
+
+H, W = 200, 300
+CFA = np.array([[0, 1], [3, 2]], dtype=np.uint8)
+BLACK, WHITE = 512, 16383
+CAM = CameraId("Testco", "TC-1", "0001")
+
+
+def _blur(img):
+    k = np.array([0.25, 0.5, 0.25])
+    for ax in (0, 1):
+        img = np.apply_along_axis(lambda v: np.convolve(np.pad(v, 1, mode="reflect"), k, "valid"), ax, img)
+    return img
+
+
+def _day(rng):
+    yy, xx = np.mgrid[0:H, 0:W]
+    s = rng.uniform(500, 3000) * (1 + 0.5 * np.sin(xx / rng.uniform(20, 80) + rng.uniform(0, 6)) * np.cos(yy / rng.uniform(20, 80)))
+    for _ in range(12):
+        y, x, r = rng.uniform(0, H), rng.uniform(0, W), rng.uniform(5, 40)
+        s[(yy - y) ** 2 + (xx - x) ** 2 < r * r] *= rng.uniform(0.3, 2.5)
+    return _blur(s * (1 + 0.05 * rng.standard_normal((H, W))))
+
+
+def _night(rng, n_stars=60):
+    yy, xx = np.mgrid[0:H, 0:W]
+    s = np.full((H, W), 2.0)
+    for _ in range(n_stars):
+        y, x = rng.uniform(0, H), rng.uniform(0, W)
+        a, sg = rng.uniform(50, 3000), rng.uniform(0.7, 1.2)
+        s += a * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * sg * sg))
+    return s
+
+
+PLANTS = {
+    (40, 41): ("hot", 30.0),
+    (41, 200): ("hot", 15.0),
+    (150, 77): ("hot", 40.0),
+    (120, 250): ("stuck", 6000.0),
+    (60, 150): ("stuck", WHITE - BLACK),
+    (170, 30): ("dead", 0.0),
+    (20, 280): ("dead", 0.0),
+    (90, 90): ("cold", 0.4),
+    (133, 181): ("cold", 0.5),
+    (100, 20): ("noisy", 900.0),
+}
+COLUMN = (64, 140, 60)  # column 64, rows 140..199 offset
+
+
+@pytest.fixture(scope="module")
+def series():
+    """40 frames: varied daylight scenes, star fields, a static burst with a bright point, clipped highlights."""
+    rng = np.random.default_rng(1)
+    t0 = dt.datetime(2025, 1, 1)
+    burst = _day(rng)
+    burst[30:33, 100:103] += 40000  # a static glint (three photosites wide after blur) ...
+    burst = _blur(burst)  # ... seen in every frame of the burst
+    frames = []
+    for i in range(40):
+        if i < 8:
+            kind, exp, iso, s = "night", 20.0, 1600, _night(rng)
+        elif i < 14:
+            kind, exp, iso, s = "burst", 1 / 200, 100, burst
+        else:
+            kind, exp, iso, s = "day", float(rng.choice([1 / 1000, 1 / 250, 1 / 60])), int(rng.choice([100, 200, 800])), _day(rng)
+        g = (iso / 100) * 0.5
+        e = np.clip(s * exp * (50 if kind != "night" else 1) * (rng.normal(1, 0.002) if kind == "burst" else 1), 0, None)
+        sig = rng.poisson(e).astype(float) * g + rng.normal(0, 3 * max(1, iso / 800), (H, W))
+        if kind == "day" and i % 5 == 0:
+            sig[100:120, 200:230] = WHITE  # clipped highlight, different frames, same place
+        for (r, c), (k, p) in PLANTS.items():
+            if k == "hot":
+                sig[r, c] += p * exp * iso / 100
+            elif k == "stuck":
+                sig[r, c] = p
+            elif k == "dead":
+                sig[r, c] = rng.normal(0, 3)
+            elif k == "cold":
+                sig[r, c] *= p
+            elif k == "noisy":
+                sig[r, c] += p * rng.choice([-1, 0, 1], p=[0.3, 0.4, 0.3])
+        c, r0, n = COLUMN[0], COLUMN[1], COLUMN[2]
+        sig[r0 : r0 + n, c] += 400
+        m = np.clip(np.round(sig + BLACK), 0, WHITE).astype(np.uint16)
+        frames.append(Frame(path=f"f{i}.dng", mosaic=m, cfa=CFA, black=np.full(4, float(BLACK)), white=WHITE,
+                            exposure=exp, iso=iso, time=t0 + dt.timedelta(hours=i), camera=CAM))
+    acc = Accumulator.from_frame(frames[0])
+    for f in frames:
+        acc.update(f)
+    return acc
+
+
+def test_every_kind_found_exactly(series):
+    defects = classify(series)
+    got = {(d.row, d.col): d.kind for d in defects}
+    column = {(r, COLUMN[0]) for r in range(COLUMN[1], COLUMN[1] + COLUMN[2])}
+    expected = {rc: DefectKind(k) for rc, (k, _) in PLANTS.items()} | {rc: DefectKind.COLUMN for rc in column}
+    assert set(got) == set(expected)  # nothing missed, nothing extra: no stars, glint, burst detail, highlight
+    assert got == expected  # and each with its kind
+
+
+def test_defect_records(series):
+    defects = {(d.row, d.col): d for d in classify(series)}
+    hot = defects[(150, 77)]
+    assert hot.channel == "G" and hot.score > 0
+    assert hot.value == pytest.approx(40.0, rel=0.25)  # planted 40 DN per second at ISO 100
+    assert hot.first_seen == dt.datetime(2025, 1, 1)  # shows from the first (long) exposure
+    stuck = defects[(120, 250)]
+    assert stuck.value == pytest.approx(6000 + BLACK, abs=2)
+    assert defects[(90, 90)].value == pytest.approx(0.4, abs=0.1)  # relative gain
+    assert defects[(170, 30)].channel == "B"
+
+
+def test_build_map_summary(series):
+    dmap = build_map(series, skipped=2)
+    assert dmap.camera == CAM
+    assert (dmap.sensor.height, dmap.sensor.width, dmap.sensor.cfa) == (H, W, "RGGB")
+    assert dmap.frames.count == 40 and dmap.frames.skipped == 2
+    assert dmap.frames.exposure_max == 20.0 and dmap.frames.iso_min == 100
+    assert dmap.counts()[DefectKind.COLUMN] == COLUMN[2]
+    assert dmap.thresholds["scenes"] == series.n_scenes < 40  # the burst counted as one scene
+
+
+def test_fewer_than_three_frames_decides_nothing():
+    acc = Accumulator((16, 16), cfa=CFA, black=np.full(4, 0.0), white=WHITE, camera=CAM)
+    assert classify(acc) == []
+
+
+def test_high_iso_noise_does_not_flood():
+    """Thresholds follow each frame's own noise: ISO 6400 frames flag nothing on a clean sensor."""
+    rng = np.random.default_rng(7)
+    acc = None
+    for i in range(12):
+        s = _day(rng) * 0.02
+        g = 32.0
+        sig = rng.poisson(np.clip(s, 0, None)).astype(float) * g + rng.normal(0, 60, (H, W))
+        m = np.clip(np.round(sig + BLACK), 0, WHITE).astype(np.uint16)
+        f = Frame(path=f"h{i}", mosaic=m, cfa=CFA, black=np.full(4, float(BLACK)), white=WHITE,
+                  exposure=1 / 30, iso=6400, time=None, camera=CAM)
+        acc = acc or Accumulator.from_frame(f)
+        acc.update(f)
+    assert classify(acc) == []
