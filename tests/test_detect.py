@@ -120,7 +120,7 @@ def test_defect_records(series):
     stuck = defects[(120, 250)]
     assert stuck.value == pytest.approx(6000 + BLACK, abs=2)
     assert defects[(90, 90)].value == pytest.approx(0.4, abs=0.1)  # relative gain
-    assert defects[(170, 30)].channel == "B"
+    assert defects[(170, 30)].channel == "R"  # even row, even column of RGGB
 
 
 def test_build_map_summary(series):
