@@ -89,7 +89,7 @@ class Defect:
     first_seen : datetime or None
         Capture time of the earliest frame in which it showed.
     value : float
-        Kind-specific figure: DN level for stuck/dead, dark-current slope
+        Kind-specific figure: DN level (black included, as in the file) for stuck/dead, dark-current slope
         (DN per second at ISO 100) for hot, relative gain for cold, excess
         noise ratio for noisy, mean offset (DN) for column.
     """
@@ -284,7 +284,7 @@ class DefectMap:
         if not isinstance(d, dict) or d.get("format") != FORMAT_NAME:
             raise MapFormatError(f"{source}: not a rawmap defect map (make one with `rawmap map`)")
         version = d.get("version")
-        if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
             raise MapFormatError(
                 f"{source}: defect-map version {version!r} is not supported by this rawmap "
                 f"(it reads version {FORMAT_VERSION}; upgrade rawmap)"

@@ -199,7 +199,7 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
         level = 0.5 * (acc.vmin[rr, cc].astype(float) + acc.vmax[rr, cc]) - black_full(rr, cc)
         dead = level <= np.maximum(3 * sig_read + own, 0.02 * span)
         score = nmed / np.maximum(own, sig_read)
-        found.add(rr[dead], cc[dead], DefectKind.DEAD, score[dead], level[dead])
+        found.add(rr[dead], cc[dead], DefectKind.DEAD, score[dead], level[dead] + black_full(rr[dead], cc[dead]))
         found.add(rr[~dead], cc[~dead], DefectKind.STUCK, score[~dead], level[~dead] + black_full(rr[~dead], cc[~dead]))
         taken[rr, cc] = True
 
