@@ -163,26 +163,45 @@ def update_kernel(
             idn = _down(i, H)
             b0 = black2[i & 1, 0]
             b1 = black2[i & 1, 1]
+            for j in (0, 1, W - 2, W - 1):
+                _site(m, i, j, H, W, iu, idn, _up(j), _down(j, W), clip,
+                      black2[i & 1, j & 1], x, noise_a, noise_b,
+                      n_invalid, s_v, s_r, vmin, vmax, s_xr, s_zz, zrow)
+            mi = m[i]
+            mu = m[iu]
+            md = m[idn]
+            svi = s_v[i]
+            sri = s_r[i]
+            vmini = vmin[i]
+            vmaxi = vmax[i]
+            sxri = s_xr[i]
+            szzi = s_zz[i]
             if row_clipped[i]:
-                for j in range(W):
-                    _site(m, i, j, H, W, iu, idn, _up(j), _down(j, W), clip,
-                          black2[i & 1, j & 1], x, noise_a, noise_b,
-                          n_invalid, s_v, s_r, vmin, vmax, s_xr, s_zz, zrow)
+                # interior with clipping nearby: masked, still branch-free
+                nii = n_invalid[i]
+                for j in range(2, W - 2):
+                    v = mi[j]
+                    vmini[j] = min(vmini[j], v)
+                    vmaxi[j] = max(vmaxi[j], v)
+                    a = mu[j]
+                    b = md[j]
+                    cl = mi[j - 2]
+                    d = mi[j + 2]
+                    ok = max(max(a, b), max(cl, d)) < clip
+                    s = np.int32(a) + np.int32(b) + np.int32(cl) + np.int32(d)
+                    r = (4 * np.int32(v) - s) if ok else np.int32(0)
+                    nii[j] += 0 if ok else 1
+                    svi[j] += v if ok else 0
+                    sri[j] += r
+                    rf = np.float32(r)
+                    sxri[j] += rf * x
+                    bl = b0 if (j & 1) == 0 else b1
+                    level = max(np.float32(s) * np.float32(0.25) - bl, np.float32(0.0))
+                    z2 = rf * rf / (noise_a + noise_b * level)
+                    szzi[j] += z2
+                    zrow[j] = z2 if r > 0 else -z2
             else:
-                for j in (0, 1, W - 2, W - 1):
-                    _site(m, i, j, H, W, iu, idn, _up(j), _down(j, W), np.int32(1 << 30),
-                          black2[i & 1, j & 1], x, noise_a, noise_b,
-                          n_invalid, s_v, s_r, vmin, vmax, s_xr, s_zz, zrow)
                 # fast path: interior, no clipping nearby, branch-free so it vectorises
-                mi = m[i]
-                mu = m[iu]
-                md = m[idn]
-                svi = s_v[i]
-                sri = s_r[i]
-                vmini = vmin[i]
-                vmaxi = vmax[i]
-                sxri = s_xr[i]
-                szzi = s_zz[i]
                 for j in range(2, W - 2):
                     v = mi[j]
                     vmini[j] = min(vmini[j], v)

@@ -275,7 +275,7 @@ class Accumulator:
         if tuple(plane_shape) != self.shape:
             raise FrameMismatchError(
                 frame.path,
-                f"frame is {plane_shape[0]}x{plane_shape[1]}, the series is {self.shape[0]}x{self.shape[1]}",
+                f"frame is {plane_shape[0]}x{plane_shape[1]}, this body's series is {self.shape[0]}x{self.shape[1]}",
                 "crop or resized images cannot be mapped with the others",
             )
         if frame.source is not self.source:

@@ -386,6 +386,8 @@ def _segments(acc: Accumulator, lean_pos: np.ndarray, lean_neg: np.ndarray, p: C
             n_lines = L.shape[1]
             for lo in range(0, n_lines, block):
                 blk = L[:, lo : lo + block]
+                if not blk.any():
+                    continue
                 seg = np.zeros(blk.shape, bool)
                 for par in (0, 1):
                     seg[par::2] = _runs_block(blk[par::2], half)

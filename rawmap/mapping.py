@@ -2,8 +2,9 @@
 
 Two passes over the inputs:
 
-1. identify every file from its header only (fast): body, RAW or image,
-   size; files that cannot be read are skipped with their reason;
+1. identify every file from its header only (a fraction of a millisecond,
+   no decoding): body, RAW or image; files that cannot be read are skipped
+   with their reason;
 2. per body, decode the frames on a reader thread while the main thread
    folds each one into the body's :class:`~rawmap.accumulate.Accumulator`
    (the compiled kernel releases the GIL, so decoding and accumulating run on
@@ -180,29 +181,24 @@ def map_files(
         if progress is not None:
             progress(done, total, p)
 
-    # pass 1: identify
-    groups: dict[BodyKey, list[tuple[Path, reader.FileInfo]]] = {}
+    # pass 1: identify from headers (no decoding)
+    groups: dict[BodyKey, list[Path]] = {}
     for p in files:
         try:
-            info = reader.read_info(p)
+            key = reader.identify(p)
         except InputError as exc:
             skipped.append(Skipped(p, exc.reason if exc.reason else str(exc)))
             tick(p)
             continue
-        groups.setdefault((info.camera, info.source), []).append((p, info))
+        groups.setdefault(key, []).append(p)
 
     maps: list[BodyMap] = []
     for key, members in groups.items():
         camera, source = key
         base = states.get(key) if states else None
-        shape = base.shape if base is not None else Counter(i.shape for _, i in members).most_common(1)[0][0]
-        usable: list[Path] = []
-        for p, info in members:
-            if info.shape != shape:
-                skipped.append(Skipped(p, f"frame is {info.shape[0]}x{info.shape[1]}, this body's series is {shape[0]}x{shape[1]}"))
-                tick(p)
-            else:
-                usable.append(p)
+        # the first decoded frame (or the stored state) sets the size; frames of
+        # another size are refused by Accumulator.check and reported
+        usable = list(members)
         have = (base.n_frames if base is not None else 0) + len(usable)
         if have < MIN_FRAMES:
             for p in usable:
@@ -227,7 +223,8 @@ def map_files(
             for p in used:
                 skipped.append(Skipped(p, f"only {len(used)} usable frame(s) of {camera.label or 'this camera'}; at least {MIN_FRAMES} are needed"))
             continue
-        n_skipped_here = sum(1 for s in skipped if any(s.path == m for m, _ in members))
+        member_set = set(members)
+        n_skipped_here = sum(1 for s in skipped if s.path in member_set)
         dmap = build_map(acc, classify_params, skipped=n_skipped_here)
         maps.append(BodyMap(camera, source, dmap, acc, used))
 

@@ -251,6 +251,40 @@ def read_info(path: str | os.PathLike[str]) -> FileInfo:
     return info
 
 
+def identify(path: str | os.PathLike[str]) -> tuple[CameraId, SourceKind]:
+    """Which body took a photo, and whether it is RAW, from its header alone (no decoding).
+
+    Cheap (a fraction of a millisecond): for sorting many files by body
+    before decoding each once.  Missing, empty, truncated and unrecognisable
+    files are refused here as in :func:`read_frame`; what only decoding can
+    tell (a non-Bayer RAW, damaged data) is left to :func:`read_frame`.
+
+    Returns
+    -------
+    camera : CameraId
+    source : SourceKind
+    """
+    p = Path(path)
+    meta = _check_file(p)
+    ext = _ext(p)
+    c = meta.container
+    if c in ("jpeg", "png") or (c == "tiff" and ext in ("tif", "tiff") and meta.photometric != 32803):
+        if meta.truncated_at:
+            raise _truncated(p, meta)
+        return CameraId(meta.make, meta.model, meta.serial), SourceKind.IMAGE
+    if c == "" and ext in IMAGE_EXTENSIONS:
+        raise UnreadableFileError(
+            p, f"is not a JPEG, TIFF or PNG image ({_describe_head(p)})", _FORMATS_HINT
+        )
+    if _clearly_truncated(meta):
+        raise _truncated(p, meta)
+    camera = CameraId(meta.make, meta.model, meta.serial)
+    if not camera.make and not camera.model:
+        make, model = _libraw_names(p)
+        camera = CameraId(make, model, meta.serial)
+    return camera, SourceKind.RAW
+
+
 # --------------------------------------------------------------------------- dispatch
 
 def _ext(p: Path) -> str:

@@ -127,7 +127,7 @@ def test_update_refuses_mismatched_frames():
     acc = Accumulator.from_frame(frames[0])
     with pytest.raises(FrameMismatchError, match="taken by"):
         acc.update(make_frame(frames[0].mosaic, camera=CameraId("Other", "X", "1")))
-    with pytest.raises(FrameMismatchError, match="series is 24x30"):
+    with pytest.raises(FrameMismatchError, match="this body's series is 24x30"):
         acc.update(make_frame(frames[0].mosaic[:20]))
     assert acc.n_frames == 0
 
