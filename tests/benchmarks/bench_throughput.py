@@ -98,7 +98,7 @@ def child_memory(mode, paths):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--frames", type=int, default=12)
+    ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--height", type=int, default=4000)
     ap.add_argument("--width", type=int, default=6000)
     args = ap.parse_args()
