@@ -485,3 +485,58 @@ def test_jpeg_map_refused_for_another_camera(jpeg_case, tmp_path):
         repair_image_file(src, _map(mask, camera=CameraId("Other", "Cam"), cfa="", source="image"), tmp_path)
     with pytest.raises(MapMismatchError, match="RAW files"):
         repair_image_file(src, _map(mask), tmp_path)
+
+
+def _developed_pair(tmp_path, develop):
+    """Develop a simulated DNG and its repair with ``develop(path) -> (H, W, 3) array``."""
+    from rawmap.defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry
+    from rawmap.synth import SensorSpec, generate_series
+
+    spec = SensorSpec(256, 384, top_margin=8, left_margin=12)
+    truth = generate_series(tmp_path / "s", n_frames=3, seed=5, spec=spec)
+    src = tmp_path / "s" / truth.frames[1].file
+    spots = [(50, 60), (100, 201), (151, 300), (200, 100), (30, 350)]
+    dmap = DefectMap(
+        camera=spec.camera,
+        sensor=SensorGeometry(256, 384, 8, 12, 256 + 16, 384 + 24, "RGGB"),
+        frames=FrameStats(count=3),
+        defects=[Defect(r, c, DefectKind.HOT, 10.0) for r, c in spots],
+    )
+    out = repair_raw_file(src, dmap, tmp_path / "out").output
+    a, b = develop(src), develop(out)
+    near = np.zeros(a.shape[:2], bool)
+    for r, c in spots:  # demosaicing spreads a repaired photosite over a few pixels
+        near[max(0, r - 6) : r + 7, max(0, c - 6) : c + 7] = True
+    return a, b, near
+
+
+@pytest.mark.peers
+def test_repaired_dng_develops_like_the_original_in_dcraw(tmp_path):
+    import io
+
+    import tifffile
+    from peers import require_peer, run_peer
+
+    dcraw = require_peer("dcraw")
+
+    def develop(path):
+        tif = run_peer([dcraw, "-c", "-T", "-4", "-w", path], stdout_binary=True).stdout
+        return tifffile.imread(io.BytesIO(tif))
+
+    a, b, near = _developed_pair(tmp_path, develop)
+    assert a.shape == b.shape and a.shape[:2] == (256, 384)
+    diff = np.abs(a.astype(np.int64) - b.astype(np.int64))[~near]
+    assert diff.max() <= 2  # same geometry, levels, colour matrix and white balance
+    assert np.abs(a.astype(np.int64) - b.astype(np.int64))[near].max() > 0  # the repair shows
+
+
+def test_repaired_dng_develops_like_the_original_in_libraw(tmp_path):
+    import rawpy
+
+    def develop(path):
+        with rawpy.imread(str(path)) as raw:
+            return raw.postprocess(use_camera_wb=True, output_bps=16, no_auto_bright=True)
+
+    a, b, near = _developed_pair(tmp_path, develop)
+    assert a.shape == b.shape
+    assert np.abs(a.astype(np.int64) - b.astype(np.int64))[~near].max() <= 2
