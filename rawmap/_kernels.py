@@ -14,7 +14,7 @@ every photosite has four same-colour neighbours (needs H, W >= 4).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 __all__ = ["update_kernel", "residual_sample"]
 
@@ -126,7 +126,7 @@ def _site(m, i, j, H, W, iu, idn, ju, jd, clip, b0, x, noise_a, noise_b,
     zrow[j] = z2 if r > 0 else -z2
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, parallel=True)
 def update_kernel(
     m,  # (H, W) uint16 frame
     black2,  # (2, 2) float32 black per pattern position
@@ -153,7 +153,7 @@ def update_kernel(
     nchunks = out_idx.shape[0]
     cap = out_idx.shape[1]
     rows_per = (H + nchunks - 1) // nchunks
-    for c in range(nchunks):
+    for c in prange(nchunks):
         r0 = c * rows_per
         r1 = min(H, r0 + rows_per)
         cnt = 0

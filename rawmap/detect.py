@@ -72,6 +72,17 @@ class ClassifyParams:
         return asdict(self)
 
 
+class _ValidCounts:
+    """Frames in the sums of the photosites asked for (``acc.valid_counts()`` without the full array)."""
+
+    def __init__(self, acc: Accumulator) -> None:
+        self._n = np.int32(acc.n_frames)
+        self._invalid = acc.n_invalid
+
+    def __getitem__(self, index) -> np.ndarray:
+        return self._n - self._invalid[index].astype(np.int32)
+
+
 def _robust_sigma(a: np.ndarray) -> float:
     a = a[np.isfinite(a)]
     if a.size == 0:
@@ -207,7 +218,7 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     S = max(acc.n_scenes, 1)
     min_scenes = p.min_scenes if S >= 6 else 1
     need = max(min_scenes, math.ceil(p.min_share * S))
-    n_valid = acc.valid_counts()
+    n_valid = _ValidCounts(acc)
     hi_r, hi_c = np.nonzero((acc.s_hi >= need) & ~taken)
     lo_r, lo_c = np.nonzero((acc.s_lo >= need) & ~taken)
 
@@ -381,13 +392,14 @@ def _segments(acc: Accumulator, lean_pos: np.ndarray, lean_neg: np.ndarray, p: C
     for sign, lean in ((1, lean_pos), (-1, lean_neg)):
         if not lean.any():
             continue
+        min_count = math.ceil(half.column_share * half.column_min)
         for axis in (0, 1):  # 0: down the columns, 1: along the rows
             L = lean if axis == 0 else lean.T
-            n_lines = L.shape[1]
-            for lo in range(0, n_lines, block):
-                blk = L[:, lo : lo + block]
-                if not blk.any():
-                    continue
+            # only lines holding enough leaning photosites can pass a window: search those alone
+            lines = np.flatnonzero(L.sum(axis=0) >= min_count)
+            for lo in range(0, lines.size, block):
+                pick = lines[lo : lo + block]
+                blk = L[:, pick]
                 seg = np.zeros(blk.shape, bool)
                 for par in (0, 1):
                     seg[par::2] = _runs_block(blk[par::2], half)
@@ -395,12 +407,9 @@ def _segments(acc: Accumulator, lean_pos: np.ndarray, lean_neg: np.ndarray, p: C
                 gap = np.zeros_like(seg)
                 gap[1:-1] = seg[:-2] & seg[2:]
                 seg |= gap
-                r_, c_ = np.nonzero(seg)
-                if axis == 1:
-                    r_, c_ = c_, r_
-                    r_ = r_ + lo
-                else:
-                    c_ = c_ + lo
+                a_, b_ = np.nonzero(seg)
+                along, line = a_, pick[b_]
+                r_, c_ = (along, line) if axis == 0 else (line, along)
                 rows.append(r_)
                 cols.append(c_)
                 signs.append(np.full(r_.size, sign, np.int8))
