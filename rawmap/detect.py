@@ -72,6 +72,16 @@ class ClassifyParams:
         return asdict(self)
 
 
+def _candidates(counts: np.ndarray, need: int, taken: np.ndarray, block: int = 512):
+    """Rows and columns where ``counts >= need`` and not ``taken``, in row blocks (small temporaries)."""
+    rr, cc = [], []
+    for a in range(0, counts.shape[0], block):
+        r_, c_ = np.nonzero((counts[a : a + block] >= need) & ~taken[a : a + block])
+        rr.append(r_ + a)
+        cc.append(c_)
+    return np.concatenate(rr), np.concatenate(cc)
+
+
 class _ValidCounts:
     """Frames in the sums of the photosites asked for (``acc.valid_counts()`` without the full array)."""
 
@@ -219,8 +229,8 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     min_scenes = p.min_scenes if S >= 6 else 1
     need = max(min_scenes, math.ceil(p.min_share * S))
     n_valid = _ValidCounts(acc)
-    hi_r, hi_c = np.nonzero((acc.s_hi >= need) & ~taken)
-    lo_r, lo_c = np.nonzero((acc.s_lo >= need) & ~taken)
+    hi_r, hi_c = _candidates(acc.s_hi, need, taken)
+    lo_r, lo_c = _candidates(acc.s_lo, need, taken)
 
     # regression of the residual on x = exposure x gain, with the series' x sums
     sx, sxx = acc.sum_x, acc.sum_xx
