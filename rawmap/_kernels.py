@@ -98,10 +98,49 @@ def _shadow(m, i, j, H, W):
 
 
 @njit(inline="always")
+def _line_lean(m, i, j, row_line, bright, kl2, black2, noise_a, noise_b, W, H):
+    """Does (i, j) deviate across a column (row_line 0) or row (1) beyond the line threshold, same sign?"""
+    v = np.int64(m[i, j])
+    if row_line == 0:
+        p = np.int64(m[i, _up(j)])
+        q = np.int64(m[i, _down(j, W)])
+    else:
+        p = np.int64(m[_up(i), j])
+        q = np.int64(m[_down(i, H), j])
+    rr = 2 * v - p - q
+    if (rr > 0) != bright:
+        return False
+    level = (p + q) * 0.5 - black2[i & 1, j & 1]
+    if level < 0.0:
+        level = 0.0
+    return rr * rr > kl2 * 0.3 * (noise_a + noise_b * level)
+
+
+@njit(inline="always")
+def _line_shadow(m, i, j, row_line, H, W):
+    """Is (i, j) the shadow of a defective line beside it (the neighbour across leans the other way, harder)?"""
+    v = np.int64(m[i, j])
+    if row_line == 0:
+        r0 = 2 * v - np.int64(m[i, j - 2]) - np.int64(m[i, j + 2])
+        n1 = 2 * np.int64(m[i, j - 2]) - np.int64(m[i, _up(j - 2)]) - v
+        n2 = 2 * np.int64(m[i, j + 2]) - v - np.int64(m[i, _down(j + 2, W)])
+    else:
+        r0 = 2 * v - np.int64(m[i - 2, j]) - np.int64(m[i + 2, j])
+        n1 = 2 * np.int64(m[i - 2, j]) - np.int64(m[_up(i - 2), j]) - v
+        n2 = 2 * np.int64(m[i + 2, j]) - v - np.int64(m[_down(i + 2, H), j])
+    for n in (n1, n2):
+        if (n > 0) != (r0 > 0) and abs(n) > abs(r0):
+            return True
+    return False
+
+
+@njit(inline="always")
 def _site(m, i, j, H, W, iu, idn, ju, jd, clip, b0, x, noise_a, noise_b,
-          n_invalid, s_v, s_r, vmin, vmax, s_xr, s_zz, zrow):
+          n_invalid, s_v, s_r, vmin, vmax, s_xr, s_zz, zrow, hrow, vrow):
     """General (slow-path) update of one photosite; returns nothing, writes zrow[j]."""
     v = m[i, j]
+    hrow[j] = 0.0
+    vrow[j] = 0.0
     if v < vmin[i, j]:
         vmin[i, j] = v
     if v > vmax[i, j]:
@@ -148,6 +187,9 @@ def update_kernel(
     s_zz,  # (H, W) float32: sum of squared normalised residuals
     out_idx,  # (nchunks, cap) int64: accepted outliers, +(flat+1) bright, -(flat+1) dark
     out_n,  # (nchunks,) int64: number found per chunk (may exceed cap: overflow)
+    kl2,  # float32: squared threshold of the line test
+    line_idx,  # (nchunks, lcap) int64: line candidates, flat * 4 + 2 * (row line) + (dark)
+    line_n,  # (nchunks,) int64
 ):
     H, W = m.shape
     nchunks = out_idx.shape[0]
@@ -158,6 +200,9 @@ def update_kernel(
         r1 = min(H, r0 + rows_per)
         cnt = 0
         zrow = np.empty(W, np.float32)
+        hrow = np.empty(W, np.float32)
+        vrow = np.empty(W, np.float32)
+        lcnt = 0
         for i in range(r0, r1):
             iu = _up(i)
             idn = _down(i, H)
@@ -166,7 +211,7 @@ def update_kernel(
             for j in (0, 1, W - 2, W - 1):
                 _site(m, i, j, H, W, iu, idn, _up(j), _down(j, W), clip,
                       black2[i & 1, j & 1], x, noise_a, noise_b,
-                      n_invalid, s_v, s_r, vmin, vmax, s_xr, s_zz, zrow)
+                      n_invalid, s_v, s_r, vmin, vmax, s_xr, s_zz, zrow, hrow, vrow)
             mi = m[i]
             mu = m[iu]
             md = m[idn]
@@ -190,6 +235,8 @@ def update_kernel(
                     ok = max(max(a, b), max(cl, d)) < clip
                     s = np.int32(a) + np.int32(b) + np.int32(cl) + np.int32(d)
                     r = (4 * np.int32(v) - s) if ok else np.int32(0)
+                    rh = (2 * np.int32(v) - np.int32(cl) - np.int32(d)) if ok else np.int32(0)
+                    rv = (2 * np.int32(v) - np.int32(a) - np.int32(b)) if ok else np.int32(0)
                     nii[j] += 0 if ok else 1
                     svi[j] += v if ok else 0
                     sri[j] += r
@@ -197,9 +244,17 @@ def update_kernel(
                     sxri[j] += rf * x
                     bl = b0 if (j & 1) == 0 else b1
                     level = max(np.float32(s) * np.float32(0.25) - bl, np.float32(0.0))
-                    z2 = rf * rf / (noise_a + noise_b * level)
+                    var = noise_a + noise_b * level
+                    z2 = rf * rf / var
                     szzi[j] += z2
                     zrow[j] = z2 if r > 0 else -z2
+                    # across-the-line residuals: 2v - (two neighbours across), variance 0.3 x var
+                    fh = np.float32(rh)
+                    fv = np.float32(rv)
+                    zh = fh * fh / (np.float32(0.3) * var)
+                    zv = fv * fv / (np.float32(0.3) * var)
+                    hrow[j] = zh if rh > 0 else -zh
+                    vrow[j] = zv if rv > 0 else -zv
             else:
                 # fast path: interior, no clipping nearby, branch-free so it vectorises
                 for j in range(2, W - 2):
@@ -208,15 +263,44 @@ def update_kernel(
                     vmaxi[j] = max(vmaxi[j], v)
                     s = np.int32(mu[j]) + np.int32(md[j]) + np.int32(mi[j - 2]) + np.int32(mi[j + 2])
                     r = 4 * np.int32(v) - s
+                    rh = 2 * np.int32(v) - np.int32(mi[j - 2]) - np.int32(mi[j + 2])
+                    rv = 2 * np.int32(v) - np.int32(mu[j]) - np.int32(md[j])
                     svi[j] += v
                     sri[j] += r
                     rf = np.float32(r)
                     sxri[j] += rf * x
                     bl = b0 if (j & 1) == 0 else b1
                     level = max(np.float32(s) * np.float32(0.25) - bl, np.float32(0.0))
-                    z2 = rf * rf / (noise_a + noise_b * level)
+                    var = noise_a + noise_b * level
+                    z2 = rf * rf / var
                     szzi[j] += z2
                     zrow[j] = z2 if r > 0 else -z2
+                    # across-the-line residuals: 2v - (two neighbours across), variance 0.3 x var
+                    fh = np.float32(rh)
+                    fv = np.float32(rv)
+                    zh = fh * fh / (np.float32(0.3) * var)
+                    zv = fv * fv / (np.float32(0.3) * var)
+                    hrow[j] = zh if rh > 0 else -zh
+                    vrow[j] = zv if rv > 0 else -zv
+            if 2 <= i < H - 2:
+                for j in range(2, W - 2):
+                    zh = hrow[j]
+                    if zh > kl2 or zh < -kl2:
+                        # a column line: the same-colour photosites above and below lean the same way
+                        if _line_lean(m, i - 2, j, 0, zh > 0, kl2, black2, noise_a, noise_b, W, H) and \
+                                _line_lean(m, i + 2, j, 0, zh > 0, kl2, black2, noise_a, noise_b, W, H) and \
+                                not _line_shadow(m, i, j, 0, H, W):
+                            if lcnt < line_idx.shape[1]:
+                                line_idx[c, lcnt] = (np.int64(i) * W + j) * 4 + (0 if zh > 0 else 1)
+                            lcnt += 1
+                    zv = vrow[j]
+                    if zv > kl2 or zv < -kl2:
+                        if _line_lean(m, i, j - 2, 1, zv > 0, kl2, black2, noise_a, noise_b, W, H) and \
+                                _line_lean(m, i, j + 2, 1, zv > 0, kl2, black2, noise_a, noise_b, W, H) and \
+                                not _line_shadow(m, i, j, 1, H, W):
+                            if lcnt < line_idx.shape[1]:
+                                line_idx[c, lcnt] = (np.int64(i) * W + j) * 4 + 2 + (0 if zv > 0 else 1)
+                            lcnt += 1
             for j in range(W):
                 z2 = zrow[j]
                 if z2 <= k2 and z2 >= -k2:
@@ -230,6 +314,7 @@ def update_kernel(
                     out_idx[c, cnt] = flat if z2 > 0 else -flat
                 cnt += 1
         out_n[c] = cnt
+        line_n[c] = lcnt
 
 
 @njit(cache=True, nogil=True)

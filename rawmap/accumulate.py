@@ -26,7 +26,9 @@ array          dtype      meaning (sums over the frames where all four
 The integer sums are exact; merging two states gives exactly the state of
 the union of their frames (float sums up to rounding).  28 bytes per
 photosite.  Sparse extras: the capture time at which each photosite first
-showed as a confirmed outlier.
+showed as a confirmed outlier, and the number of scenes in which a
+photosite leaned across a column or a row (the line test of
+:class:`DetectionParams`).
 
 Examples
 --------
@@ -71,6 +73,11 @@ class DetectionParams:
     k : float
         A photosite is an outlier in a frame when its residual exceeds ``k``
         times the frame's own noise at that level.
+    k_line : float
+        Line test: a photosite and its two same-colour neighbours along a
+        column (row) all deviate by more than this many sigmas, the same way,
+        across the line (against the neighbours beside the line, so the whole
+        offset of a defective line counts).
     k_adjacent : float
         An adjacent photosite (other colour) deviating by more than this many
         sigmas counts against isolation.
@@ -90,6 +97,7 @@ class DetectionParams:
     """
 
     k: float = 6.0
+    k_line: float = 3.5
     k_adjacent: float = 4.0
     max_adjacent: int = 2
     scene_share: float = 0.5
@@ -182,6 +190,7 @@ class Accumulator:
     """
 
     _ARRAYS = ("n_invalid", "s_v", "s_r", "vmin", "vmax", "s_xr", "s_zz", "s_hi", "s_lo")
+    _SPARSE = ("fs_index", "fs_time", "ln_code", "ln_count")
 
     def __init__(
         self,
@@ -220,6 +229,9 @@ class Accumulator:
         # sparse: first capture time (unix s, camera clock) at which a photosite was a confirmed outlier
         self.fs_index = np.zeros(0, np.int64)
         self.fs_time = np.zeros(0, np.float64)
+        # sparse: scenes in which a photosite leaned across a line; code = flat * 4 + 2 * row_line + dark
+        self.ln_code = np.zeros(0, np.int64)
+        self.ln_count = np.zeros(0, np.uint32)
         self.n_frames = 0
         self.n_scenes = 0
         self.sum_x = 0.0
@@ -232,6 +244,7 @@ class Accumulator:
         self._scene_thumb: np.ndarray | None = None
         self._scene_time = math.nan
         self._pending: list[np.ndarray] = []
+        self._pending_lines: list[np.ndarray] = []
 
     # ------------------------------------------------------------------ set-up
     @classmethod
@@ -319,6 +332,9 @@ class Accumulator:
         cap = max(64, (H * W) // (50 * nchunks))  # 2 % of photosites
         out_idx = np.empty((nchunks, cap), np.int64)
         out_n = np.zeros(nchunks, np.int64)
+        lcap = max(256, (H * W) // (20 * nchunks))
+        line_idx = np.empty((nchunks, lcap), np.int64)
+        line_n = np.zeros(nchunks, np.int64)
         p = self.params
         _kernels.update_kernel(
             plane, black2, np.int32(clip), row_clip, np.float32(x),
@@ -326,8 +342,12 @@ class Accumulator:
             np.float32(p.k * p.k), np.float32(p.k_adjacent * p.k_adjacent),
             int(p.max_adjacent), self.cfa is not None,
             self.n_invalid, self.s_v, self.s_r, self.vmin, self.vmax, self.s_xr, self.s_zz,
-            out_idx, out_n,
+            out_idx, out_n, np.float32(p.k_line * p.k_line), line_idx, line_n,
         )
+        if not (line_n > lcap).any():
+            lines = np.concatenate([line_idx[c, : line_n[c]] for c in range(nchunks)])
+            if lines.size:
+                self._pending_lines.append(lines)
         overflow = bool((out_n > cap).any())
         found = np.concatenate([out_idx[c, : out_n[c]] for c in range(nchunks)]) if not overflow else np.zeros(0, np.int64)
         # scenes: a burst of near-identical frames counts once
@@ -422,9 +442,12 @@ class Accumulator:
 
     def close_scene(self) -> None:
         """Turn the open burst's per-frame outliers into per-scene counts."""
+        need = max(1, math.ceil(self.params.scene_share * self._scene_frames))
+        if self._scene_open and self._pending_lines:
+            codes, c = np.unique(np.concatenate(self._pending_lines), return_counts=True)
+            self._add_lines(codes[c >= need], np.ones(int((c >= need).sum()), np.uint32))
         if self._scene_open and self._pending:
             found = np.concatenate(self._pending)
-            need = max(1, math.ceil(self.params.scene_share * self._scene_frames))
             confirmed = []
             for sign, counts in ((1, self.s_hi), (-1, self.s_lo)):
                 sel = found[found > 0] - 1 if sign > 0 else -found[found < 0] - 1
@@ -442,6 +465,17 @@ class Accumulator:
         self._scene_key = None
         self._scene_time = math.nan
         self._pending = []
+        self._pending_lines = []
+
+    def _add_lines(self, codes: np.ndarray, counts: np.ndarray) -> None:
+        """Add per-code scene counts into the sparse line counters."""
+        if codes.size == 0:
+            return
+        allc = np.concatenate([self.ln_code, codes.astype(np.int64)])
+        alln = np.concatenate([self.ln_count, counts.astype(np.uint32)])
+        u, inv = np.unique(allc, return_inverse=True)
+        self.ln_code = u
+        self.ln_count = np.bincount(inv, weights=alln, minlength=u.size).astype(np.uint32)
 
     def _note_first_seen(self, index: np.ndarray, t: float | np.ndarray) -> None:
         idx = np.concatenate([self.fs_index, index.astype(np.int64)])
@@ -507,6 +541,7 @@ class Accumulator:
         np.maximum(self.vmax, other.vmax, out=self.vmax)
         if other.fs_index.size:
             self._note_first_seen(other.fs_index, other.fs_time)
+        self._add_lines(other.ln_code, other.ln_count)
         self.n_frames += other.n_frames
         self.n_scenes += other.n_scenes
         self.sum_x += other.sum_x
@@ -547,6 +582,8 @@ class Accumulator:
             arrays = {name: getattr(self, name) for name in self._ARRAYS}
             arrays["fs_index"] = self.fs_index
             arrays["fs_time"] = self.fs_time
+            arrays["ln_code"] = self.ln_code
+            arrays["ln_count"] = self.ln_count
             for name, arr in arrays.items():
                 with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
                     np.lib.format.write_array(fh, np.ascontiguousarray(arr), allow_pickle=False)
@@ -590,10 +627,10 @@ class Accumulator:
                 params=DetectionParams(**meta["params"]),
             )
             try:
-                for name in list(cls._ARRAYS) + ["fs_index", "fs_time"]:
+                for name in list(cls._ARRAYS) + list(cls._SPARSE):
                     with zf.open(f"{name}.npy") as fh:
                         arr = np.lib.format.read_array(fh, allow_pickle=False)
-                    if name not in ("fs_index", "fs_time") and arr.shape != acc.shape:
+                    if name not in cls._SPARSE and arr.shape != acc.shape:
                         raise ValueError(f"{name} has shape {arr.shape}")
                     setattr(acc, name, arr)
             except (KeyError, ValueError) as exc:

@@ -27,11 +27,16 @@ Rules (a photosite gets the first kind that applies):
     far below 1 in robust sigmas of that ratio on its colour plane, and it
     was an isolated dark outlier in enough scenes.
 ``column``
-    Runs along a column (or row) in which at least ``column_share`` of every
-    ``column_min`` consecutive photosites lean the same way, a photosite
-    leaning when it was an isolated outlier of that sign in at least two
-    scenes (and ``column_scene_share`` of them) or is stuck/dead: a readout
-    fault, reported photosite by photosite.  Scene edges lean in one scene.
+    Segments of a column (or row): runs, within one colour, of photosites
+    that leaned across the line in at least ``line_min_scenes`` scenes (and
+    ``min_share`` of them).  A photosite leans when it and its two
+    same-colour neighbours along the line all deviate beyond ``k_line``
+    sigmas, the same way, from the photosites beside the line (so the whole
+    offset of a defective line counts, where the point test loses half of it
+    to the neighbours along the line), and the line beside it does not lean
+    the other way harder (a shadow).  A scene edge leans in the scenes that
+    show it; a readout fault in every scene where it is visible.  Reported
+    photosite by photosite, the segment's end photosites included.
 
 For maps made from developed images (JPEG), a defect is a small blob: each
 8-connected group of flagged pixels is reported once, at its strongest pixel.
@@ -64,7 +69,7 @@ class ClassifyParams:
     cold_sigma: float = 6.0  #: cold if gain ratio below 1 - this x robust sigma
     cold_min_drop: float = 0.10  #: ... and at least this far below 1
     noisy_ratio: float = 4.0  #: noisy if mean squared normalised residual >= this x neighbours'
-    column_scene_share: float = 0.05  #: a photosite leans when it was an outlier in this share of scenes (>= 2)
+    line_min_scenes: int = 3  #: a photosite leans across a line in at least this many scenes (and min_share of them)
     column_share: float = 0.6  #: share of a window that must lean the same way
     column_min: int = 16  #: window length (photosites); shorter segments are reported as single defects
 
@@ -329,27 +334,50 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
             taken[rest_r[noisy], rest_c[noisy]] = True
 
     # ---- column and row segments -----------------------------------------------------------
-    m = max(2, math.ceil(p.column_scene_share * S))
-    lean_pos = acc.s_hi >= m
-    lean_neg = acc.s_lo >= m
+    # photosites that leaned across a line in enough scenes (bursts count once), plus stuck/dead ones
+    m_line = max(p.line_min_scenes, math.ceil(p.min_share * S))
+    keep_l = acc.ln_count >= m_line
+    codes = acc.ln_code[keep_l]
+    flat = codes >> 2
+    row_line = (codes >> 1) & 1
+    dark = (codes & 1).astype(bool)
+    lr, lc = flat // W, flat % W
     kinds_now = np.array([k.value for k in found.kinds]) if found.kinds else np.zeros(0, "<U6")
-    if found.rows:
-        fr = np.array(found.rows)
-        fc = np.array(found.cols)
-        lean_pos[fr[kinds_now == DefectKind.STUCK.value], fc[kinds_now == DefectKind.STUCK.value]] = True
-        lean_neg[fr[kinds_now == DefectKind.DEAD.value], fc[kinds_now == DefectKind.DEAD.value]] = True
-    cr, ccl, csign = _segments(acc, lean_pos, lean_neg, p)
-    del lean_pos, lean_neg
+    fr = np.array(found.rows, np.int64)
+    fc = np.array(found.cols, np.int64)
+    stuck = kinds_now == DefectKind.STUCK.value
+    deadk = kinds_now == DefectKind.DEAD.value
+    cr, ccl = _segments(
+        H, W,
+        [(lr[(row_line == 0) & ~dark], lc[(row_line == 0) & ~dark], 0), (lr[(row_line == 0) & dark], lc[(row_line == 0) & dark], 0),
+         (lr[(row_line == 1) & ~dark], lc[(row_line == 1) & ~dark], 1), (lr[(row_line == 1) & dark], lc[(row_line == 1) & dark], 1),
+         (fr[stuck], fc[stuck], 0), (fr[stuck], fc[stuck], 1), (fr[deadk], fc[deadk], 0), (fr[deadk], fc[deadk], 1)],
+        p,
+    )
     if cr.size:
         in_seg = set(zip(cr.tolist(), ccl.tolist()))
+        # the line test needs neighbours on both sides, so a segment's last photosites show as
+        # point defects: a flagged photosite continuing a segment by two along its line joins it
+        for _ in range(2):
+            for r, c in zip(found.rows, found.cols):
+                if (r, c) in in_seg:
+                    continue
+                for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+                    if (r - dr, c - dc) in in_seg and (r - 2 * dr, c - 2 * dc) in in_seg:
+                        in_seg.add((r, c))
+                        break
+        cr = np.array(sorted(in_seg), np.int64).reshape(-1, 2)
+        cr, ccl = cr[:, 0], cr[:, 1]
         idx = [i for i, rc in enumerate(zip(found.rows, found.cols)) if rc not in in_seg]
         found = _Found(
             [found.rows[i] for i in idx], [found.cols[i] for i in idx], [found.kinds[i] for i in idx],
             [found.scores[i] for i in idx], [found.values[i] for i in idx],
         )
+        taken[cr, ccl] = True
         # residual 4v - sum4 of a photosite in a defective line is 2x the line's offset
         offs = acc.s_r[cr, ccl] / np.maximum(n_valid[cr, ccl], 1) / 2.0
-        share = np.maximum(acc.s_hi[cr, ccl], acc.s_lo[cr, ccl]) / S
+        code_count = dict(zip((acc.ln_code >> 2).tolist(), acc.ln_count.tolist()))
+        share = np.array([code_count.get(int(r) * W + int(c), 0) for r, c in zip(cr, ccl)], float) / S
         found.add(cr, ccl, DefectKind.COLUMN, 100.0 * share, offs)
 
     # ---- assemble ------------------------------------------------------------------------------
@@ -374,62 +402,57 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     return out
 
 
-def _segments(acc: Accumulator, lean_pos: np.ndarray, lean_neg: np.ndarray, p: ClassifyParams, block: int = 256):
-    """Photosites in column/row segments: long same-sign runs of photosites that lean one way.
-
-    Runs are sought down each column (and along each row) within one colour
-    (every second photosite), so a fault that shows in one colour only is
-    found too; the photosites of the other colour inside the span are then
-    included, since a readout fault takes the whole line segment.
+def _segments(H: int, W: int, groups, p: ClassifyParams):
+    """Photosites in column/row segments, from sparse leaning photosites.
 
     Parameters
     ----------
-    lean_pos, lean_neg : (H, W) ndarray of bool
-        Photosites that were isolated bright (dark) outliers in several
-        scenes, or stuck bright (dead).  A scene edge leans in one scene only;
-        a readout fault leans in every scene where it is visible.
+    groups : list of (rows, cols, axis)
+        Leaning photosites of one sign and direction; axis 0 = along a
+        column, 1 = along a row.  Runs are sought along each line within one
+        colour (every second photosite), so a fault that shows in one colour
+        only is found too; the photosites of the other colour inside the
+        span are then included, since a readout fault takes the whole line
+        segment.
 
     Returns
     -------
     rows, cols : (N,) ndarray of int64
-    signs : (N,) ndarray of int8
     """
-    H, W = acc.shape
     half = ClassifyParams(**{**p.to_dict(), "column_min": max(4, p.column_min // 2)})
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    signs: list[np.ndarray] = []
-    for sign, lean in ((1, lean_pos), (-1, lean_neg)):
-        if not lean.any():
+    min_count = math.ceil(half.column_share * half.column_min)
+    out_r: list[np.ndarray] = []
+    out_c: list[np.ndarray] = []
+    for rows, cols, axis in groups:
+        if rows.size < min_count:
             continue
-        min_count = math.ceil(half.column_share * half.column_min)
-        for axis in (0, 1):  # 0: down the columns, 1: along the rows
-            L = lean if axis == 0 else lean.T
-            # only lines holding enough leaning photosites can pass a window: search those alone
-            lines = np.flatnonzero(L.sum(axis=0) >= min_count)
-            for lo in range(0, lines.size, block):
-                pick = lines[lo : lo + block]
-                blk = L[:, pick]
-                seg = np.zeros(blk.shape, bool)
-                for par in (0, 1):
-                    seg[par::2] = _runs_block(blk[par::2], half)
-                # the other colour's photosites between two segment photosites belong to the segment
-                gap = np.zeros_like(seg)
-                gap[1:-1] = seg[:-2] & seg[2:]
-                seg |= gap
-                a_, b_ = np.nonzero(seg)
-                along, line = a_, pick[b_]
-                r_, c_ = (along, line) if axis == 0 else (line, along)
-                rows.append(r_)
-                cols.append(c_)
-                signs.append(np.full(r_.size, sign, np.int8))
-    if not rows:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8)
-    r = np.concatenate(rows).astype(np.int64)
-    c = np.concatenate(cols).astype(np.int64)
-    s = np.concatenate(signs)
+        along, line = (rows, cols) if axis == 0 else (cols, rows)
+        n_along = H if axis == 0 else W
+        lines, inv, counts = np.unique(line, return_inverse=True, return_counts=True)
+        ok = counts >= min_count
+        if not ok.any():
+            continue
+        keep = ok[inv]
+        lines_ok = lines[ok]
+        col_of = np.searchsorted(lines_ok, line[keep])
+        blk = np.zeros((n_along, lines_ok.size), bool)
+        blk[along[keep], col_of] = True
+        seg = np.zeros(blk.shape, bool)
+        for par in (0, 1):
+            seg[par::2] = _runs_block(blk[par::2], half)
+        gap = np.zeros_like(seg)
+        gap[1:-1] = seg[:-2] & seg[2:]
+        seg |= gap
+        a_, b_ = np.nonzero(seg)
+        r_, c_ = (a_, lines_ok[b_]) if axis == 0 else (lines_ok[b_], a_)
+        out_r.append(r_.astype(np.int64))
+        out_c.append(c_.astype(np.int64))
+    if not out_r:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    r = np.concatenate(out_r)
+    c = np.concatenate(out_c)
     _, first = np.unique(r * W + c, return_index=True)
-    return r[first], c[first], s[first]
+    return r[first], c[first]
 
 
 def _blob_centres(rows, cols, scores, kinds) -> list[int]:
