@@ -347,13 +347,15 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     fc = np.array(found.cols, np.int64)
     stuck = kinds_now == DefectKind.STUCK.value
     deadk = kinds_now == DefectKind.DEAD.value
-    cr, ccl = _segments(
+    cr, ccl, caxis = _segments(
         H, W,
         [(lr[(row_line == 0) & ~dark], lc[(row_line == 0) & ~dark], 0), (lr[(row_line == 0) & dark], lc[(row_line == 0) & dark], 0),
          (lr[(row_line == 1) & ~dark], lc[(row_line == 1) & ~dark], 1), (lr[(row_line == 1) & dark], lc[(row_line == 1) & dark], 1),
          (fr[stuck], fc[stuck], 0), (fr[stuck], fc[stuck], 1), (fr[deadk], fc[deadk], 0), (fr[deadk], fc[deadk], 1)],
         p,
     )
+    if cr.size and acc.cfa is None:
+        cr, ccl, caxis = _strongest_lines(cr, ccl, caxis, acc, W)
     if cr.size:
         in_seg = set(zip(cr.tolist(), ccl.tolist()))
         # the line test needs neighbours on both sides, so a segment's last photosites show as
@@ -418,11 +420,14 @@ def _segments(H: int, W: int, groups, p: ClassifyParams):
     Returns
     -------
     rows, cols : (N,) ndarray of int64
+    axis : (N,) ndarray of int8
+        0 for a photosite of a column segment, 1 of a row segment.
     """
     half = ClassifyParams(**{**p.to_dict(), "column_min": max(4, p.column_min // 2)})
     min_count = math.ceil(half.column_share * half.column_min)
     out_r: list[np.ndarray] = []
     out_c: list[np.ndarray] = []
+    out_a: list[np.ndarray] = []
     for rows, cols, axis in groups:
         if rows.size < min_count:
             continue
@@ -447,12 +452,33 @@ def _segments(H: int, W: int, groups, p: ClassifyParams):
         r_, c_ = (a_, lines_ok[b_]) if axis == 0 else (lines_ok[b_], a_)
         out_r.append(r_.astype(np.int64))
         out_c.append(c_.astype(np.int64))
+        out_a.append(np.full(r_.size, axis, np.int8))
     if not out_r:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8)
     r = np.concatenate(out_r)
     c = np.concatenate(out_c)
+    a = np.concatenate(out_a)
     _, first = np.unique(r * W + c, return_index=True)
-    return r[first], c[first]
+    return r[first], c[first], a[first]
+
+
+def _strongest_lines(rows, cols, axis, acc: Accumulator, W: int, reach: int = 4):
+    """Developed images: of parallel line segments within ``reach`` pixels, keep the strongest.
+
+    Demosaicing, sharpening and JPEG compression echo a defective line in
+    the lines beside it; the line is reported once, where it leans in most
+    scenes (the line analogue of a blob's centre pixel).
+    """
+    count = dict(zip((acc.ln_code >> 2).tolist(), acc.ln_count.tolist()))
+    strength: dict[tuple[int, int], list[int]] = {}
+    for r, c, a in zip(rows.tolist(), cols.tolist(), axis.tolist()):
+        key = (a, c if a == 0 else r)  # a column segment is keyed by its column, a row one by its row
+        strength.setdefault(key, []).append(count.get(r * W + c, 0))
+    mean = {k: float(np.mean(v)) for k, v in strength.items()}
+    drop = {k for k in mean for d in range(1, reach + 1) for s in (-d, d)
+            if (k[0], k[1] + s) in mean and mean[(k[0], k[1] + s)] > mean[k]}
+    keep = np.array([(a, c if a == 0 else r) not in drop for r, c, a in zip(rows.tolist(), cols.tolist(), axis.tolist())], bool)
+    return rows[keep], cols[keep], axis[keep]
 
 
 def _blob_centres(rows, cols, scores, kinds) -> list[int]:
