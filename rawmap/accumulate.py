@@ -161,6 +161,17 @@ def frame_plane(frame: Frame) -> tuple[np.ndarray, int]:
     return (m.sum(axis=2, dtype=np.uint32) // m.shape[2]).astype(np.uint16), int(frame.white)
 
 
+def _compact(parts: list[tuple[np.ndarray, np.ndarray | None]]) -> tuple[np.ndarray, np.ndarray]:
+    """Merge (codes, counts) pairs (counts None = once each) into unique codes with summed counts.
+
+    Keeps a burst's pending outliers at about one frame's worth, however long the burst.
+    """
+    codes = np.concatenate([c for c, _ in parts])
+    counts = np.concatenate([np.ones(c.size, np.int64) if n is None else n for c, n in parts])
+    u, inv = np.unique(codes, return_inverse=True)
+    return u, np.bincount(inv, weights=counts, minlength=u.size).astype(np.int64)
+
+
 def _unix(t: _dt.datetime | None) -> float:
     if t is None:
         return math.nan
@@ -243,8 +254,9 @@ class Accumulator:
         self._scene_key: tuple[float, float] | None = None
         self._scene_thumb: np.ndarray | None = None
         self._scene_time = math.nan
-        self._pending: list[np.ndarray] = []
-        self._pending_lines: list[np.ndarray] = []
+        # open burst: (unique codes, frames in which each showed), compacted after every frame
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._pending_lines: list[tuple[np.ndarray, np.ndarray]] = []
 
     # ------------------------------------------------------------------ set-up
     @classmethod
@@ -344,10 +356,11 @@ class Accumulator:
             self.n_invalid, self.s_v, self.s_r, self.vmin, self.vmax, self.s_xr, self.s_zz,
             out_idx, out_n, np.float32(p.k_line * p.k_line), line_idx, line_n,
         )
-        if not (line_n > lcap).any():
-            lines = np.concatenate([line_idx[c, : line_n[c]] for c in range(nchunks)])
-            if lines.size:
-                self._pending_lines.append(lines)
+        lines = (
+            np.concatenate([line_idx[c, : line_n[c]] for c in range(nchunks)])
+            if not (line_n > lcap).any() else np.zeros(0, np.int64)
+        )
+        del line_idx
         overflow = bool((out_n > cap).any())
         found = np.concatenate([out_idx[c, : out_n[c]] for c in range(nchunks)]) if not overflow else np.zeros(0, np.int64)
         # scenes: a burst of near-identical frames counts once
@@ -365,7 +378,9 @@ class Accumulator:
         if not math.isnan(t) and (math.isnan(self._scene_time) or t < self._scene_time):
             self._scene_time = t
         if len(found):
-            self._pending.append(found)
+            self._pending = [_compact(self._pending + [(found, None)])]
+        if lines.size:
+            self._pending_lines = [_compact(self._pending_lines + [(lines, None)])]
         self.n_frames += 1
         self.sum_x += x
         self.sum_xx += x * x
@@ -444,17 +459,17 @@ class Accumulator:
         """Turn the open burst's per-frame outliers into per-scene counts."""
         need = max(1, math.ceil(self.params.scene_share * self._scene_frames))
         if self._scene_open and self._pending_lines:
-            codes, c = np.unique(np.concatenate(self._pending_lines), return_counts=True)
+            codes, c = self._pending_lines[0]
             self._add_lines(codes[c >= need], np.ones(int((c >= need).sum()), np.uint32))
         if self._scene_open and self._pending:
-            found = np.concatenate(self._pending)
+            found, found_n = self._pending[0]
             confirmed = []
             for sign, counts in ((1, self.s_hi), (-1, self.s_lo)):
-                sel = found[found > 0] - 1 if sign > 0 else -found[found < 0] - 1
-                if sel.size == 0:
+                sel = found > 0 if sign > 0 else found < 0
+                u = (found[sel] - 1) if sign > 0 else (-found[sel] - 1)
+                u = u[found_n[sel] >= need]
+                if u.size == 0:
                     continue
-                u, c = np.unique(sel, return_counts=True)
-                u = u[c >= need]
                 counts.ravel()[u] += 1
                 confirmed.append(u)
             if confirmed and not math.isnan(self._scene_time):
@@ -504,14 +519,11 @@ class Accumulator:
     def first_seen(self, rows: np.ndarray, cols: np.ndarray) -> list[_dt.datetime | None]:
         """Capture time at which each given photosite first showed as an outlier."""
         flat = np.asarray(rows, np.int64) * self.shape[1] + np.asarray(cols, np.int64)
-        pos = np.searchsorted(self.fs_index, flat)
-        out: list[_dt.datetime | None] = []
-        for f, p in zip(flat, pos):
-            if p < self.fs_index.size and self.fs_index[p] == f and not math.isnan(self.fs_time[p]):
-                out.append(_EPOCH + _dt.timedelta(seconds=float(self.fs_time[p])))
-            else:
-                out.append(None)
-        return out
+        if self.fs_index.size == 0:
+            return [None] * flat.size
+        pos = np.minimum(np.searchsorted(self.fs_index, flat), self.fs_index.size - 1)
+        t = np.where(self.fs_index[pos] == flat, self.fs_time[pos], np.nan)
+        return [None if math.isnan(s) else _EPOCH + _dt.timedelta(seconds=s) for s in t.tolist()]
 
     # ------------------------------------------------------------------- merge
     def _compatible(self, other: "Accumulator") -> None:

@@ -378,8 +378,7 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
         taken[cr, ccl] = True
         # residual 4v - sum4 of a photosite in a defective line is 2x the line's offset
         offs = acc.s_r[cr, ccl] / np.maximum(n_valid[cr, ccl], 1) / 2.0
-        code_count = dict(zip((acc.ln_code >> 2).tolist(), acc.ln_count.tolist()))
-        share = np.array([code_count.get(int(r) * W + int(c), 0) for r, c in zip(cr, ccl)], float) / S
+        share = _line_scenes(acc, cr * W + ccl) / S
         found.add(cr, ccl, DefectKind.COLUMN, 100.0 * share, offs)
 
     # ---- assemble ------------------------------------------------------------------------------
@@ -462,6 +461,19 @@ def _segments(H: int, W: int, groups, p: ClassifyParams):
     return r[first], c[first], a[first]
 
 
+def _line_scenes(acc: Accumulator, flat: np.ndarray) -> np.ndarray:
+    """Most scenes in which each photosite leaned across a line (either direction and sign)."""
+    out = np.zeros(flat.size, float)
+    if acc.ln_code.size == 0:
+        return out
+    for low in range(4):  # code = flat * 4 + 2 * row_line + dark
+        code = flat * 4 + low
+        pos = np.minimum(np.searchsorted(acc.ln_code, code), acc.ln_code.size - 1)
+        hit = acc.ln_code[pos] == code
+        out = np.maximum(out, np.where(hit, acc.ln_count[pos], 0))
+    return out
+
+
 def _strongest_lines(rows, cols, axis, acc: Accumulator, W: int, reach: int = 4):
     """Developed images: of parallel line segments within ``reach`` pixels, keep the strongest.
 
@@ -469,11 +481,11 @@ def _strongest_lines(rows, cols, axis, acc: Accumulator, W: int, reach: int = 4)
     the lines beside it; the line is reported once, where it leans in most
     scenes (the line analogue of a blob's centre pixel).
     """
-    count = dict(zip((acc.ln_code >> 2).tolist(), acc.ln_count.tolist()))
-    strength: dict[tuple[int, int], list[int]] = {}
-    for r, c, a in zip(rows.tolist(), cols.tolist(), axis.tolist()):
+    count = _line_scenes(acc, rows * W + cols)
+    strength: dict[tuple[int, int], list[float]] = {}
+    for r, c, a, n in zip(rows.tolist(), cols.tolist(), axis.tolist(), count.tolist()):
         key = (a, c if a == 0 else r)  # a column segment is keyed by its column, a row one by its row
-        strength.setdefault(key, []).append(count.get(r * W + c, 0))
+        strength.setdefault(key, []).append(n)
     mean = {k: float(np.mean(v)) for k, v in strength.items()}
     drop = {k for k in mean for d in range(1, reach + 1) for s in (-d, d)
             if (k[0], k[1] + s) in mean and mean[(k[0], k[1] + s)] > mean[k]}

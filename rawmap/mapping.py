@@ -219,7 +219,8 @@ def map_files(
                 used.append(p)
             finally:
                 tick(p)
-        frame = fut = None  # noqa: F841 - the last frame's pixels are not needed to classify
+                # drop this frame before the next decode starts: two frames in memory, not three
+                frame = fut = None  # noqa: F841
         if acc is None or acc.n_frames < MIN_FRAMES:
             for p in used:
                 skipped.append(Skipped(p, f"only {len(used)} usable frame(s) of {camera.label or 'this camera'}; at least {MIN_FRAMES} are needed"))

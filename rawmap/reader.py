@@ -39,6 +39,7 @@ __all__ = [
     "FileInfo",
     "IMAGE_EXTENSIONS",
     "RAW_EXTENSIONS",
+    "identify",
     "is_candidate",
     "read_frame",
     "read_info",
@@ -265,24 +266,12 @@ def identify(path: str | os.PathLike[str]) -> tuple[CameraId, SourceKind]:
     source : SourceKind
     """
     p = Path(path)
-    meta = _check_file(p)
-    ext = _ext(p)
-    c = meta.container
-    if c in ("jpeg", "png") or (c == "tiff" and ext in ("tif", "tiff") and meta.photometric != 32803):
-        if meta.truncated_at:
-            raise _truncated(p, meta)
-        return CameraId(meta.make, meta.model, meta.serial), SourceKind.IMAGE
-    if c == "" and ext in IMAGE_EXTENSIONS:
-        raise UnreadableFileError(
-            p, f"is not a JPEG, TIFF or PNG image ({_describe_head(p)})", _FORMATS_HINT
-        )
-    if _clearly_truncated(meta):
-        raise _truncated(p, meta)
+    meta, source = _sort(p)
     camera = CameraId(meta.make, meta.model, meta.serial)
-    if not camera.make and not camera.model:
+    if source is SourceKind.RAW and not camera.make and not camera.model:
         make, model = _libraw_names(p)
         camera = CameraId(make, model, meta.serial)
-    return camera, SourceKind.RAW
+    return camera, source
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -291,21 +280,29 @@ def _ext(p: Path) -> str:
     return p.suffix[1:].lower()
 
 
-def _read(path: str | os.PathLike[str], *, pixels: bool) -> tuple[FileInfo, np.ndarray | None]:
-    p = Path(path)
+def _sort(p: Path) -> tuple[Metadata, SourceKind]:
+    """Header checks shared by every reader: the file's metadata and whether it is RAW or an image."""
     meta = _check_file(p)
     ext = _ext(p)
     c = meta.container
     if c in ("jpeg", "png") or (c == "tiff" and ext in ("tif", "tiff") and meta.photometric != 32803):
         if meta.truncated_at:
             raise _truncated(p, meta)
-        return _read_image(p, meta, pixels=pixels)
+        return meta, SourceKind.IMAGE
     if c == "" and ext in IMAGE_EXTENSIONS:
         raise UnreadableFileError(
             p, f"is not a JPEG, TIFF or PNG image ({_describe_head(p)})", _FORMATS_HINT
         )
     if _clearly_truncated(meta):
         raise _truncated(p, meta)  # before LibRaw, which would also print to stderr
+    return meta, SourceKind.RAW
+
+
+def _read(path: str | os.PathLike[str], *, pixels: bool) -> tuple[FileInfo, np.ndarray | None]:
+    p = Path(path)
+    meta, source = _sort(p)
+    if source is SourceKind.IMAGE:
+        return _read_image(p, meta, pixels=pixels)
     return _read_raw(p, meta, pixels=pixels)
 
 

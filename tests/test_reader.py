@@ -668,3 +668,23 @@ def test_file_view_slices_like_bytes(tmp_path):
         assert view[65536] == data[65536] and view[-1] == data[-1]
         with pytest.raises(IndexError):
             view[len(data)]
+
+
+@needs_samples
+@pytest.mark.parametrize("name", sorted(RAW_SAMPLES))
+def test_identify_from_header_matches_full_read(name):
+    """identify() reads no pixels, yet names the same body and kind as read_info()."""
+    from rawmap.reader import identify
+
+    path = SAMPLES / "raw" / name
+    info = reader.read_info(path)
+    assert identify(path) == (info.camera, info.source)
+
+
+def test_identify_refuses_what_the_header_shows(tmp_path):
+    from rawmap.reader import identify
+
+    empty = tmp_path / "empty.NEF"
+    empty.write_bytes(b"")
+    with pytest.raises(UnreadableFileError, match="empty.NEF"):
+        identify(empty)
