@@ -70,7 +70,7 @@ from .accumulate import Accumulator, FrameRecord
 from .defectmap import Defect, DefectMap, FrameStats, merge_defects
 from .detect import ClassifyParams, build_map
 from .errors import MapFormatError, RawmapError
-from .fileio import OutputExistsError, atomic_write_bytes, atomic_write_text
+from .fileio import OutputExistsError, atomic_copy, atomic_write_bytes, atomic_write_text
 from .frame import CameraId, SourceKind
 
 __all__ = [
@@ -868,25 +868,4 @@ def _with_imported(dmap: DefectMap, imported: DefectMap, folder: Path) -> Defect
 
 def _copy_file(src: Path, dst: Path, *, overwrite: bool) -> Path:
     """Copy through a temporary file beside ``dst``; never replaces ``dst`` unless ``overwrite``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        if overwrite:
-            os.replace(tmp, dst)
-        else:
-            try:
-                os.link(tmp, dst)  # fails if dst appeared meanwhile: no silent overwrite
-            except FileExistsError:
-                raise OutputExistsError(f"{dst}: already exists (choose another folder, or move the file away)") from None
-            except OSError:  # no hard links on this file system
-                if dst.exists():
-                    raise OutputExistsError(f"{dst}: already exists (choose another folder, or move the file away)") from None
-                os.replace(tmp, dst)
-                return dst
-            os.unlink(tmp)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return dst
+    return atomic_copy(src, dst, overwrite=overwrite)
