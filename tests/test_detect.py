@@ -158,3 +158,30 @@ def test_high_iso_noise_does_not_flood():
         acc = acc or Accumulator.from_frame(f)
         acc.update(f)
     assert classify(acc) == []
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_jpeg_series_defects_found_near_their_photosites(tmp_path, seed):
+    """Maps from JPEG renderings: every strong defect within 2 pixels, every flag near a defect,
+    and a point defect (a blob after demosaicing and compression) reported once."""
+    from rawmap.mapping import map_files
+    from rawmap.synth import SensorSpec, generate_series
+
+    truth = generate_series(tmp_path, n_frames=30, seed=seed, spec=SensorSpec(300, 450), jpeg=True)
+    dmap = map_files([tmp_path / f.jpeg for f in truth.frames]).maps[0].defect_map
+    assert dmap.sensor.source == "image" and dmap.sensor.cfa == ""
+    vis = np.asarray(truth.visible_fraction)
+    planted = np.array([(d.row, d.col) for d in truth.defects])
+    strong = planted[vis >= 0.5]
+    flags = dmap.coordinates()
+    assert len(strong) > 0 and len(flags) > 0
+
+    def near(a, b):
+        return np.array([(np.abs(b - x).max(axis=1) <= 2).any() for x in a])
+
+    assert near(strong, flags).all()  # recall 1
+    assert near(flags, planted).all()  # precision 1
+    points = np.array([(d.row, d.col) for d in dmap.defects if d.kind is not DefectKind.COLUMN]).reshape(-1, 2)
+    for d, v in zip(truth.defects, vis):
+        if v >= 0.5 and d.kind is not DefectKind.COLUMN and not d.params.get("cluster"):
+            assert (np.abs(points - (d.row, d.col)).max(axis=1) <= 2).sum() == 1
