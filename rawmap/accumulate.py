@@ -523,7 +523,9 @@ class Accumulator:
             return [None] * flat.size
         pos = np.minimum(np.searchsorted(self.fs_index, flat), self.fs_index.size - 1)
         t = np.where(self.fs_index[pos] == flat, self.fs_time[pos], np.nan)
-        return [None if math.isnan(s) else _EPOCH + _dt.timedelta(seconds=s) for s in t.tolist()]
+        # few distinct times (one per scene): build each datetime once
+        when = {s: _EPOCH + _dt.timedelta(seconds=s) for s in np.unique(t[~np.isnan(t)]).tolist()}
+        return [None if math.isnan(s) else when[s] for s in t.tolist()]
 
     # ------------------------------------------------------------------- merge
     def _compatible(self, other: "Accumulator") -> None:

@@ -126,20 +126,33 @@ def _sample_index(H: int, W: int, n: int = 400_000, seed: int = 0) -> tuple[np.n
     return flat // W, flat % W
 
 
-@dataclass
-class _Found:
-    rows: list
-    cols: list
-    kinds: list
-    scores: list
-    values: list
+_KINDS = list(DefectKind)
 
-    def add(self, r, c, kind, score, value) -> None:
-        self.rows.extend(np.asarray(r).tolist())
-        self.cols.extend(np.asarray(c).tolist())
-        self.kinds.extend([kind] * len(np.atleast_1d(r)))
-        self.scores.extend(np.asarray(score, float).tolist())
-        self.values.extend(np.asarray(value, float).tolist())
+
+class _Found:
+    """Defects found so far, as arrays (kinds as indices into ``_KINDS``)."""
+
+    def __init__(self) -> None:
+        self.rows = np.zeros(0, np.int64)
+        self.cols = np.zeros(0, np.int64)
+        self.kinds = np.zeros(0, np.int8)
+        self.scores = np.zeros(0, float)
+        self.values = np.zeros(0, float)
+
+    def add(self, r, c, kind: DefectKind, score, value) -> None:
+        r = np.atleast_1d(np.asarray(r, np.int64))
+        self.rows = np.concatenate([self.rows, r])
+        self.cols = np.concatenate([self.cols, np.atleast_1d(np.asarray(c, np.int64))])
+        self.kinds = np.concatenate([self.kinds, np.full(r.size, _KINDS.index(kind), np.int8)])
+        self.scores = np.concatenate([self.scores, np.broadcast_to(np.asarray(score, float), r.shape)])
+        self.values = np.concatenate([self.values, np.broadcast_to(np.asarray(value, float), r.shape)])
+
+    def keep(self, mask: np.ndarray) -> None:
+        for name in ("rows", "cols", "kinds", "scores", "values"):
+            setattr(self, name, getattr(self, name)[mask])
+
+    def of(self, kind: DefectKind) -> np.ndarray:
+        return self.kinds == _KINDS.index(kind)
 
 
 def _runs_block(lean: np.ndarray, p: ClassifyParams) -> np.ndarray:
@@ -196,7 +209,7 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
         return []
     cfa = acc.cfa
     black2 = acc.black2
-    found = _Found([], [], [], [], [])
+    found = _Found()
     taken = np.zeros((H, W), bool)
 
     # read noise (DN) of the noisiest frame, from the per-frame noise fits: var(4v - sum4) = 20 sigma^2
@@ -342,11 +355,9 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     row_line = (codes >> 1) & 1
     dark = (codes & 1).astype(bool)
     lr, lc = flat // W, flat % W
-    kinds_now = np.array([k.value for k in found.kinds]) if found.kinds else np.zeros(0, "<U6")
-    fr = np.array(found.rows, np.int64)
-    fc = np.array(found.cols, np.int64)
-    stuck = kinds_now == DefectKind.STUCK.value
-    deadk = kinds_now == DefectKind.DEAD.value
+    fr, fc = found.rows, found.cols
+    stuck = found.of(DefectKind.STUCK)
+    deadk = found.of(DefectKind.DEAD)
     cr, ccl, caxis = _segments(
         H, W,
         [(lr[(row_line == 0) & ~dark], lc[(row_line == 0) & ~dark], 0), (lr[(row_line == 0) & dark], lc[(row_line == 0) & dark], 0),
@@ -357,24 +368,23 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     if cr.size and acc.cfa is None:
         cr, ccl, caxis = _strongest_lines(cr, ccl, caxis, acc, W)
     if cr.size:
-        in_seg = set(zip(cr.tolist(), ccl.tolist()))
+        seg = np.zeros((H, W), bool)
+        seg[cr, ccl] = True
         # the line test needs neighbours on both sides, so a segment's last photosites show as
         # point defects: a flagged photosite continuing a segment by two along its line joins it
         for _ in range(2):
-            for r, c in zip(found.rows, found.cols):
-                if (r, c) in in_seg:
-                    continue
-                for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-                    if (r - dr, c - dc) in in_seg and (r - 2 * dr, c - 2 * dc) in in_seg:
-                        in_seg.add((r, c))
-                        break
-        cr = np.array(sorted(in_seg), np.int64).reshape(-1, 2)
-        cr, ccl = cr[:, 0], cr[:, 1]
-        idx = [i for i, rc in enumerate(zip(found.rows, found.cols)) if rc not in in_seg]
-        found = _Found(
-            [found.rows[i] for i in idx], [found.cols[i] for i in idx], [found.kinds[i] for i in idx],
-            [found.scores[i] for i in idx], [found.values[i] for i in idx],
-        )
+            join = np.zeros(found.rows.size, bool)
+            for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+                r1, c1 = found.rows - dr, found.cols - dc
+                r2, c2 = found.rows - 2 * dr, found.cols - 2 * dc
+                ok = (r2 >= 0) & (r2 < H) & (c2 >= 0) & (c2 < W) & (r1 >= 0) & (r1 < H) & (c1 >= 0) & (c1 < W)
+                hit = np.zeros(found.rows.size, bool)
+                hit[ok] = seg[r1[ok], c1[ok]] & seg[r2[ok], c2[ok]]
+                join |= hit
+            seg[found.rows[join], found.cols[join]] = True
+        cr, ccl = np.nonzero(seg)
+        found.keep(~seg[found.rows, found.cols])
+        del seg
         taken[cr, ccl] = True
         # residual 4v - sum4 of a photosite in a defective line is 2x the line's offset
         offs = acc.s_r[cr, ccl] / np.maximum(n_valid[cr, ccl], 1) / 2.0
@@ -382,25 +392,25 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
         found.add(cr, ccl, DefectKind.COLUMN, 100.0 * share, offs)
 
     # ---- assemble ------------------------------------------------------------------------------
-    rows = np.array(found.rows, np.int64)
-    cols = np.array(found.cols, np.int64)
-    scores = np.array(found.scores, float)
-    kinds = list(found.kinds)
-    values = np.array(found.values, float)
-    if acc.cfa is None and rows.size:
-        keep = _blob_centres(rows, cols, scores, kinds)
-        rows, cols, scores, values = rows[keep], cols[keep], scores[keep], values[keep]
-        kinds = [kinds[i] for i in keep]
-    first = acc.first_seen(rows, cols) if rows.size else []
+    if acc.cfa is None and found.rows.size:
+        kinds_list = [_KINDS[k] for k in found.kinds.tolist()]
+        keep = np.zeros(found.rows.size, bool)
+        keep[_blob_centres(found.rows, found.cols, found.scores, kinds_list)] = True
+        found.keep(keep)
+    order = np.lexsort((found.cols, found.rows))
+    found.keep(order)
+    rows, cols = found.rows.tolist(), found.cols.tolist()
+    first = acc.first_seen(found.rows, found.cols) if found.rows.size else []
     series_start = min((f.time for f in acc.frames if f.time), default=None)
-    letters = "RGBG"
-    out = []
-    for i in range(rows.size):
-        r, c = int(rows[i]), int(cols[i])
-        ch = letters[int(cfa[r & 1, c & 1])] if cfa is not None else ""
-        out.append(Defect(r, c, kinds[i], float(scores[i]), ch, first[i] or series_start, float(values[i])))
-    out.sort(key=lambda d: (d.row, d.col))
-    return out
+    if cfa is not None:
+        letters = np.array(list("RGBG"))[np.asarray(cfa)[found.rows & 1, found.cols & 1]].tolist()
+    else:
+        letters = [""] * len(rows)
+    kinds = [_KINDS[k] for k in found.kinds.tolist()]
+    return [
+        Defect(r, c, k, s, ch, f or series_start, v)
+        for r, c, k, s, ch, f, v in zip(rows, cols, kinds, found.scores.tolist(), letters, first, found.values.tolist())
+    ]
 
 
 def _segments(H: int, W: int, groups, p: ClassifyParams):
