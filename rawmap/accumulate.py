@@ -172,6 +172,25 @@ def _compact(parts: list[tuple[np.ndarray, np.ndarray | None]]) -> tuple[np.ndar
     return u, np.bincount(inv, weights=counts, minlength=u.size).astype(np.int64)
 
 
+def _merge_sorted(keys: np.ndarray, vals: np.ndarray, new_keys: np.ndarray, new_vals: np.ndarray, combine):
+    """Merge ``new_keys -> new_vals`` into the sorted unique ``keys -> vals``, ``combine`` on shared keys.
+
+    Linear in the size of the stored arrays (no re-sort), so a long series
+    does not pay more per scene as its sparse records grow.
+    """
+    if new_keys.size == 0:
+        return keys, vals
+    new_keys, first = np.unique(new_keys, return_index=True)
+    new_vals = np.asarray(new_vals)[first].astype(vals.dtype)
+    pos = np.searchsorted(keys, new_keys)
+    hit = np.zeros(new_keys.size, bool)
+    inside = pos < keys.size
+    hit[inside] = keys[pos[inside]] == new_keys[inside]
+    vals = vals.copy()
+    vals[pos[hit]] = combine(vals[pos[hit]], new_vals[hit])
+    return np.insert(keys, pos[~hit], new_keys[~hit]), np.insert(vals, pos[~hit], new_vals[~hit])
+
+
 def _unix(t: _dt.datetime | None) -> float:
     if t is None:
         return math.nan
@@ -484,22 +503,14 @@ class Accumulator:
 
     def _add_lines(self, codes: np.ndarray, counts: np.ndarray) -> None:
         """Add per-code scene counts into the sparse line counters."""
-        if codes.size == 0:
-            return
-        allc = np.concatenate([self.ln_code, codes.astype(np.int64)])
-        alln = np.concatenate([self.ln_count, counts.astype(np.uint32)])
-        u, inv = np.unique(allc, return_inverse=True)
-        self.ln_code = u
-        self.ln_count = np.bincount(inv, weights=alln, minlength=u.size).astype(np.uint32)
+        self.ln_code, self.ln_count = _merge_sorted(
+            self.ln_code, self.ln_count, codes.astype(np.int64), counts.astype(np.uint32), np.add
+        )
 
     def _note_first_seen(self, index: np.ndarray, t: float | np.ndarray) -> None:
-        idx = np.concatenate([self.fs_index, index.astype(np.int64)])
-        tt = np.concatenate([self.fs_time, np.broadcast_to(np.asarray(t, np.float64), index.shape)])
-        order = np.lexsort((tt, idx))
-        idx, tt = idx[order], tt[order]
-        keep = np.ones(idx.size, bool)
-        keep[1:] = idx[1:] != idx[:-1]
-        self.fs_index, self.fs_time = idx[keep], tt[keep]
+        """Keep the earliest known time per photosite (NaN = unknown)."""
+        times = np.broadcast_to(np.asarray(t, np.float64), index.shape)
+        self.fs_index, self.fs_time = _merge_sorted(self.fs_index, self.fs_time, index.astype(np.int64), times, np.fmin)
 
     def _ensure_capacity(self, n_frames: int) -> None:
         """Promote integer sums to wider types before they could overflow."""

@@ -221,3 +221,16 @@ def test_burst_of_identical_frames_counts_once():
     assert acc.n_scenes == 4
     assert acc.s_hi[10, 10] == 4
     assert [f.scene for f in acc.frames] == [1, 1, 1, 1, 1, 2, 3, 4]
+
+
+def test_sparse_records_merge_in_order():
+    from rawmap.accumulate import _merge_sorted
+
+    keys, vals = np.array([2, 5, 9], np.int64), np.array([10.0, np.nan, 30.0])
+    k, v = _merge_sorted(keys, vals, np.array([9, 1, 5, 7]), np.array([20.0, 1.0, 4.0, np.nan]), np.fmin)
+    np.testing.assert_array_equal(k, [1, 2, 5, 7, 9])
+    np.testing.assert_array_equal(v, [1.0, 10.0, 4.0, np.nan, 20.0])  # earliest time; NaN means unknown
+    k, c = _merge_sorted(np.array([3], np.int64), np.array([2], np.uint32), np.array([3, 4]), np.array([1, 1]), np.add)
+    np.testing.assert_array_equal(k, [3, 4])
+    np.testing.assert_array_equal(c, [3, 1])
+    assert c.dtype == np.uint32
