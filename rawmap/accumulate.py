@@ -523,9 +523,16 @@ class Accumulator:
                 setattr(self, name, getattr(self, name).astype(np.uint32))
 
     # ----------------------------------------------------------------- reading
-    def valid_counts(self) -> np.ndarray:
-        """(H, W) ndarray of int32: frames that entered the sums of each photosite."""
-        return np.int32(self.n_frames) - self.n_invalid.astype(np.int32)
+    def valid_counts(self, index=...) -> np.ndarray:
+        """Frames that entered the sums of each photosite (ndarray of int32).
+
+        Parameters
+        ----------
+        index : optional
+            Any numpy index into the (H, W) grid, e.g. ``(rows, cols)``; the
+            whole grid when omitted.
+        """
+        return np.int32(self.n_frames) - self.n_invalid[index].astype(np.int32)
 
     def first_seen(self, rows: np.ndarray, cols: np.ndarray) -> list[_dt.datetime | None]:
         """Capture time at which each given photosite first showed as an outlier."""

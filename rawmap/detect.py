@@ -87,17 +87,6 @@ def _candidates(counts: np.ndarray, need: int, taken: np.ndarray, block: int = 5
     return np.concatenate(rr), np.concatenate(cc)
 
 
-class _ValidCounts:
-    """Frames in the sums of the photosites asked for (``acc.valid_counts()`` without the full array)."""
-
-    def __init__(self, acc: Accumulator) -> None:
-        self._n = np.int32(acc.n_frames)
-        self._invalid = acc.n_invalid
-
-    def __getitem__(self, index) -> np.ndarray:
-        return self._n - self._invalid[index].astype(np.int32)
-
-
 def _robust_sigma(a: np.ndarray) -> float:
     a = a[np.isfinite(a)]
     if a.size == 0:
@@ -246,7 +235,6 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     S = max(acc.n_scenes, 1)
     min_scenes = p.min_scenes if S >= 6 else 1
     need = max(min_scenes, math.ceil(p.min_share * S))
-    n_valid = _ValidCounts(acc)
     hi_r, hi_c = _candidates(acc.s_hi, need, taken)
     lo_r, lo_c = _candidates(acc.s_lo, need, taken)
 
@@ -257,11 +245,15 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     x_spread = xs.size > 1 and float(np.ptp(xs)) > 0
 
     def mean_z2(r, c):
-        n = np.maximum(n_valid[r, c], 1)
-        return acc.s_zz[r, c] / n
+        return acc.s_zz[r, c] / np.maximum(acc.valid_counts((r, c)), 1)
+
+    def noise_ratio(r, c):
+        """Temporal noise of each photosite over the median of its same-colour neighbours'."""
+        nr, nc = _neighbours(r, c, H, W)
+        return mean_z2(r, c) / np.maximum(np.median(mean_z2(nr, nc), axis=0), 1e-6)
 
     if hi_r.size:
-        n = np.maximum(n_valid[hi_r, hi_c], 1).astype(float)
+        n = np.maximum(acc.valid_counts((hi_r, hi_c)), 1).astype(float)
         s_r = acc.s_r[hi_r, hi_c].astype(float)
         s_xr = acc.s_xr[hi_r, hi_c].astype(float)
         share = acc.s_hi[hi_r, hi_c] / S
@@ -274,9 +266,7 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
             beta = np.zeros_like(n)
             exposure_driven = np.ones(hi_r.size, bool)
         blinking = acc.s_lo[hi_r, hi_c] >= max(1, need // 2)
-        nr, nc = _neighbours(hi_r, hi_c, H, W)
-        z2n = np.median(acc.s_zz[nr, nc] / np.maximum(n_valid[nr, nc], 1), axis=0)
-        excess_noise = mean_z2(hi_r, hi_c) / np.maximum(z2n, 1e-6)
+        excess_noise = noise_ratio(hi_r, hi_c)
         hot = exposure_driven & ~blinking
         score = 100.0 * share
         # hot: dark-current slope in DN per second at ISO 100 (residual is 4x DN, minus 1/4 leak to the mean)
@@ -292,7 +282,7 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
         out of the estimate: sum over frames of (sum4 - v_nb) is
         4 s_v - s_r - s_v[nb].
         """
-        n = n_valid[r, c].astype(float)
+        n = acc.valid_counts((r, c)).astype(float)
         b = black_full(r, c)
         sv = acc.s_v[r, c].astype(float)
         sig = sv - n * b
@@ -338,9 +328,7 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
         # dark outliers that are not low-gain: blinking / abnormal noise
         rest_r, rest_c = lo_r[~cold], lo_c[~cold]
         if rest_r.size:
-            nr, nc = _neighbours(rest_r, rest_c, H, W)
-            z2n = np.median(acc.s_zz[nr, nc] / np.maximum(n_valid[nr, nc], 1), axis=0)
-            ratio = mean_z2(rest_r, rest_c) / np.maximum(z2n, 1e-6)
+            ratio = noise_ratio(rest_r, rest_c)
             noisy = (ratio >= p.noisy_ratio) | (acc.s_hi[rest_r, rest_c] >= max(1, need // 2))
             share = acc.s_lo[rest_r, rest_c] / S
             found.add(rest_r[noisy], rest_c[noisy], DefectKind.NOISY, 100.0 * share[noisy], ratio[noisy])
@@ -387,7 +375,7 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
         del seg
         taken[cr, ccl] = True
         # residual 4v - sum4 of a photosite in a defective line is 2x the line's offset
-        offs = acc.s_r[cr, ccl] / np.maximum(n_valid[cr, ccl], 1) / 2.0
+        offs = acc.s_r[cr, ccl] / np.maximum(acc.valid_counts((cr, ccl)), 1) / 2.0
         share = _line_scenes(acc, cr * W + ccl) / S
         found.add(cr, ccl, DefectKind.COLUMN, 100.0 * share, offs)
 

@@ -122,9 +122,3 @@ class Frame:
         if self.cfa is None:
             return ""
         return "".join("RGBG"[int(c)] for c in np.asarray(self.cfa).ravel())
-
-    def black_map_2x2(self) -> np.ndarray:
-        """(2, 2) ndarray of float64: the black level at each position of the pattern."""
-        if self.cfa is None:
-            return np.zeros((2, 2))
-        return np.asarray(self.black, dtype=np.float64)[np.asarray(self.cfa)]
