@@ -5,6 +5,13 @@ the time LibRaw takes to decode it (~0.1 s).  The same work written as numpy
 array expressions makes ~20 passes over memory (0.5 s per frame measured on
 the project's 2-core machine, even tiled); a fused loop does it in one pass.
 
+Threads: :func:`update_kernel` folds one band of rows and releases the GIL;
+the caller runs bands of successive frames on threads of its own (see
+:mod:`rawmap.mapping`).  It is declared ``parallel`` only for its one-step
+``prange``: numba compiles that loop body as a separate function whose array
+arguments it marks as not aliasing, the one way found to let LLVM vectorise
+the row loops (a plain ``njit`` version of the same code runs 3x slower).
+
 Neighbour rule used everywhere: the same-colour neighbours of photosite
 (i, j) on a 2x2 mosaic are (i-2, j), (i+2, j), (i, j-2), (i, j+2); at the
 border a missing neighbour is replaced by the one on the opposite side, so
@@ -13,10 +20,49 @@ every photosite has four same-colour neighbours (needs H, W >= 4).
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+import numba
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["update_kernel", "residual_sample"]
+__all__ = ["update_kernel", "residual_sample", "single_thread", "launch"]
+
+_LAUNCH_LOCK = threading.Lock()
+_concurrent_launches: bool | None = None  # unknown until numba has run a parallel kernel
+
+
+@contextmanager
+def launch() -> Iterator[None]:
+    """Context for one call of a parallel kernel from a thread of the caller's own.
+
+    numba's OpenMP and TBB threading layers accept kernel launches from
+    several threads at once; its fallback layer (workqueue) does not and
+    aborts the process.  Launches are serialised until the first one has
+    shown which layer is in use, and for good when it is not thread-safe.
+    """
+    global _concurrent_launches
+    if _concurrent_launches:
+        yield
+        return
+    with _LAUNCH_LOCK:
+        yield
+        if _concurrent_launches is None:
+            try:
+                _concurrent_launches = numba.threading_layer() in ("omp", "tbb")
+            except ValueError:  # no parallel kernel has run yet
+                pass
+
+
+def single_thread() -> None:
+    """Run this thread's compiled kernels on itself alone (numba's thread count is per thread).
+
+    Callers that fold bands on several threads of their own use this so the
+    kernels do not also start numba's worker threads.
+    """
+    numba.set_num_threads(1)
 
 
 @njit(inline="always")
@@ -135,12 +181,19 @@ def _line_shadow(m, i, j, row_line, H, W):
 
 
 @njit(inline="always")
-def _site(m, i, j, H, W, iu, idn, ju, jd, clip, b0, x, noise_a, noise_b,
-          n_invalid, s_v, s_r, vmin, vmax, s_xr, s_zz, zrow, hrow, vrow):
-    """General (slow-path) update of one photosite; returns nothing, writes zrow[j]."""
+def _flags(z2, rh, rv, var, k2, kl2v):
+    """Candidate bits of one photosite: 1 outlier, 2 leans across a column, 4 across a row."""
+    fh = np.float32(rh)
+    fv = np.float32(rv)
+    return (np.uint8(z2 > k2) | (np.uint8(fh * fh > kl2v) << 1) | (np.uint8(fv * fv > kl2v) << 2))
+
+
+@njit(inline="always")
+def _site(m, i, j, H, W, iu, idn, ju, jd, clip, b0, x, noise_a, noise_b, k2,
+          n_invalid, s_v, s_r, vmin, vmax, s_xr, s_zz, frow):
+    """General (slow-path) update of one photosite; writes its outlier bit into frow[j]."""
     v = m[i, j]
-    hrow[j] = 0.0
-    vrow[j] = 0.0
+    frow[j] = 0
     if v < vmin[i, j]:
         vmin[i, j] = v
     if v > vmax[i, j]:
@@ -151,7 +204,6 @@ def _site(m, i, j, H, W, iu, idn, ju, jd, clip, b0, x, noise_a, noise_b,
     d = m[i, jd]
     if a >= clip or b >= clip or cl >= clip or d >= clip:
         n_invalid[i, j] += 1
-        zrow[j] = 0.0
         return
     s = np.int32(a) + np.int32(b) + np.int32(cl) + np.int32(d)
     r = 4 * np.int32(v) - s
@@ -162,12 +214,14 @@ def _site(m, i, j, H, W, iu, idn, ju, jd, clip, b0, x, noise_a, noise_b,
     level = max(np.float32(s) * np.float32(0.25) - b0, np.float32(0.0))
     z2 = rf * rf / (noise_a + noise_b * level)
     s_zz[i, j] += z2
-    zrow[j] = z2 if r > 0 else -z2
+    frow[j] = np.uint8(z2 > k2)
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def update_kernel(
     m,  # (H, W) uint16 frame
+    r0,  # int: first row of the band to fold
+    r1,  # int: row after the last of the band
     black2,  # (2, 2) float32 black per pattern position
     clip,  # int: a neighbour at or above this is treated as clipped
     row_clipped,  # (H,) bool: row i-2..i+2 holds a clipped photosite
@@ -185,24 +239,33 @@ def update_kernel(
     vmax,  # (H, W) uint16
     s_xr,  # (H, W) float32: sum of residual x exposure-gain
     s_zz,  # (H, W) float32: sum of squared normalised residuals
-    out_idx,  # (nchunks, cap) int64: accepted outliers, +(flat+1) bright, -(flat+1) dark
-    out_n,  # (nchunks,) int64: number found per chunk (may exceed cap: overflow)
+    out_idx,  # (cap,) int64: accepted outliers, +(flat+1) bright, -(flat+1) dark
     kl2,  # float32: squared threshold of the line test
-    line_idx,  # (nchunks, lcap) int64: line candidates, flat * 4 + 2 * (row line) + (dark)
-    line_n,  # (nchunks,) int64
+    line_idx,  # (lcap,) int64: line candidates, flat * 4 + 2 * (row line) + (dark)
 ):
+    """Fold rows ``r0:r1`` of one frame into the statistics; only those rows of the state are written.
+
+    Bands of one frame may run on different threads at once, and so may
+    different frames on different bands.  Returns the number of outliers and
+    of line candidates found (either may exceed its buffer: overflow).
+    """
     H, W = m.shape
-    nchunks = out_idx.shape[0]
-    cap = out_idx.shape[1]
-    rows_per = (H + nchunks - 1) // nchunks
-    for c in prange(nchunks):
-        r0 = c * rows_per
-        r1 = min(H, r0 + rows_per)
+    cap = out_idx.shape[0]
+    lcap = line_idx.shape[0]
+    # across-the-line residual 2v - (two neighbours across) has 0.3x the variance of 4v - sum4
+    kl2v_scale = kl2 * np.float32(0.3)
+    nwords = W // 8
+    counts = np.zeros(2, np.int64)
+    # a one-step parallel loop: numba compiles its body as a separate function whose
+    # arrays it knows do not alias, which lets LLVM vectorise the row loops (the
+    # caller runs it with one numba thread; bands run on the callers' own threads)
+    for _ in prange(1):
         cnt = 0
-        zrow = np.empty(W, np.float32)
-        hrow = np.empty(W, np.float32)
-        vrow = np.empty(W, np.float32)
         lcnt = 0
+        # candidate bits per photosite of the row; np.empty(W) exactly: with another
+        # length (or np.zeros) LLVM no longer vectorises the row loops below
+        frow = np.empty(W, np.uint8)
+        words = frow[: nwords * 8].view(np.uint64)
         for i in range(r0, r1):
             iu = _up(i)
             idn = _down(i, H)
@@ -210,8 +273,8 @@ def update_kernel(
             b1 = black2[i & 1, 1]
             for j in (0, 1, W - 2, W - 1):
                 _site(m, i, j, H, W, iu, idn, _up(j), _down(j, W), clip,
-                      black2[i & 1, j & 1], x, noise_a, noise_b,
-                      n_invalid, s_v, s_r, vmin, vmax, s_xr, s_zz, zrow, hrow, vrow)
+                      black2[i & 1, j & 1], x, noise_a, noise_b, k2,
+                      n_invalid, s_v, s_r, vmin, vmax, s_xr, s_zz, frow)
             mi = m[i]
             mu = m[iu]
             md = m[idn]
@@ -221,6 +284,7 @@ def update_kernel(
             vmaxi = vmax[i]
             sxri = s_xr[i]
             szzi = s_zz[i]
+            lines_here = 2 <= i < H - 2
             if row_clipped[i]:
                 # interior with clipping nearby: masked, still branch-free
                 nii = n_invalid[i]
@@ -247,14 +311,7 @@ def update_kernel(
                     var = noise_a + noise_b * level
                     z2 = rf * rf / var
                     szzi[j] += z2
-                    zrow[j] = z2 if r > 0 else -z2
-                    # across-the-line residuals: 2v - (two neighbours across), variance 0.3 x var
-                    fh = np.float32(rh)
-                    fv = np.float32(rv)
-                    zh = fh * fh / (np.float32(0.3) * var)
-                    zv = fv * fv / (np.float32(0.3) * var)
-                    hrow[j] = zh if rh > 0 else -zh
-                    vrow[j] = zv if rv > 0 else -zv
+                    frow[j] = _flags(z2, rh, rv, var, k2, kl2v_scale * var)
             else:
                 # fast path: interior, no clipping nearby, branch-free so it vectorises
                 for j in range(2, W - 2):
@@ -274,47 +331,47 @@ def update_kernel(
                     var = noise_a + noise_b * level
                     z2 = rf * rf / var
                     szzi[j] += z2
-                    zrow[j] = z2 if r > 0 else -z2
-                    # across-the-line residuals: 2v - (two neighbours across), variance 0.3 x var
-                    fh = np.float32(rh)
-                    fv = np.float32(rv)
-                    zh = fh * fh / (np.float32(0.3) * var)
-                    zv = fv * fv / (np.float32(0.3) * var)
-                    hrow[j] = zh if rh > 0 else -zh
-                    vrow[j] = zv if rv > 0 else -zv
-            if 2 <= i < H - 2:
-                for j in range(2, W - 2):
-                    zh = hrow[j]
-                    if zh > kl2 or zh < -kl2:
-                        # a column line: the same-colour photosites above and below lean the same way
-                        if _line_lean(m, i - 2, j, 0, zh > 0, kl2, black2, noise_a, noise_b, W, H) and \
-                                _line_lean(m, i + 2, j, 0, zh > 0, kl2, black2, noise_a, noise_b, W, H) and \
-                                not _line_shadow(m, i, j, 0, H, W):
-                            if lcnt < line_idx.shape[1]:
-                                line_idx[c, lcnt] = (np.int64(i) * W + j) * 4 + (0 if zh > 0 else 1)
-                            lcnt += 1
-                    zv = vrow[j]
-                    if zv > kl2 or zv < -kl2:
-                        if _line_lean(m, i, j - 2, 1, zv > 0, kl2, black2, noise_a, noise_b, W, H) and \
-                                _line_lean(m, i, j + 2, 1, zv > 0, kl2, black2, noise_a, noise_b, W, H) and \
-                                not _line_shadow(m, i, j, 1, H, W):
-                            if lcnt < line_idx.shape[1]:
-                                line_idx[c, lcnt] = (np.int64(i) * W + j) * 4 + 2 + (0 if zv > 0 else 1)
-                            lcnt += 1
-            for j in range(W):
-                z2 = zrow[j]
-                if z2 <= k2 and z2 >= -k2:
+                    frow[j] = _flags(z2, rh, rv, var, k2, kl2v_scale * var)
+            # candidates are a few per cent of the row: skip eight clear photosites at a time,
+            # then apply the costly tests (line, shadow, isolation) to the candidates only
+            for w in range(nwords + 1):
+                if w < nwords and words[w] == 0:
                     continue
-                if _shadow(m, i, j, H, W):
-                    continue
-                if isolate and not _isolated(m, i, j, H, W, black2, noise_a, noise_b, kadj2, max_adjacent):
-                    continue
-                if cnt < cap:
-                    flat = np.int64(i) * W + j + 1
-                    out_idx[c, cnt] = flat if z2 > 0 else -flat
-                cnt += 1
-        out_n[c] = cnt
-        line_n[c] = lcnt
+                for j in range(w * 8, min(w * 8 + 8, W)):
+                    fl = frow[j]
+                    if fl == 0:
+                        continue
+                    if lines_here and (fl & 6) != 0 and 2 <= j < W - 2:
+                        v2 = 2 * np.int64(mi[j])
+                        if fl & 2:
+                            bright = v2 - np.int64(mi[j - 2]) - np.int64(mi[j + 2]) > 0
+                            # a column line: the same-colour photosites above and below lean the same way
+                            if _line_lean(m, i - 2, j, 0, bright, kl2, black2, noise_a, noise_b, W, H) and \
+                                    _line_lean(m, i + 2, j, 0, bright, kl2, black2, noise_a, noise_b, W, H) and \
+                                    not _line_shadow(m, i, j, 0, H, W):
+                                if lcnt < lcap:
+                                    line_idx[lcnt] = (np.int64(i) * W + j) * 4 + (0 if bright else 1)
+                                lcnt += 1
+                        if fl & 4:
+                            bright = v2 - np.int64(mu[j]) - np.int64(md[j]) > 0
+                            if _line_lean(m, i, j - 2, 1, bright, kl2, black2, noise_a, noise_b, W, H) and \
+                                    _line_lean(m, i, j + 2, 1, bright, kl2, black2, noise_a, noise_b, W, H) and \
+                                    not _line_shadow(m, i, j, 1, H, W):
+                                if lcnt < lcap:
+                                    line_idx[lcnt] = (np.int64(i) * W + j) * 4 + 2 + (0 if bright else 1)
+                                lcnt += 1
+                    if (fl & 1) == 0 or _shadow(m, i, j, H, W):
+                        continue
+                    if isolate and not _isolated(m, i, j, H, W, black2, noise_a, noise_b, kadj2, max_adjacent):
+                        continue
+                    if cnt < cap:
+                        flat = np.int64(i) * W + j + 1
+                        bright = 4 * np.int64(mi[j]) - _sum4(m, i, j, H, W) > 0
+                        out_idx[cnt] = flat if bright else -flat
+                    cnt += 1
+        counts[0] = cnt
+        counts[1] = lcnt
+    return counts[0], counts[1]
 
 
 @njit(cache=True, nogil=True)

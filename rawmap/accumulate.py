@@ -45,7 +45,7 @@ import io
 import json
 import math
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ from .errors import FrameMismatchError, MapFormatError
 from .fileio import atomic_write_bytes
 from .frame import CameraId, Frame, SourceKind
 
-__all__ = ["Accumulator", "FrameRecord", "DetectionParams", "STATE_FORMAT", "STATE_VERSION", "frame_plane"]
+__all__ = ["Accumulator", "PreparedFrame", "FrameRecord", "DetectionParams", "STATE_FORMAT", "STATE_VERSION", "frame_plane"]
 
 STATE_FORMAT = "rawmap-accumulator"
 STATE_VERSION = 1
@@ -133,6 +133,32 @@ class FrameRecord:
         d = dict(d)
         d["time"] = _dt.datetime.fromisoformat(d["time"]) if d.get("time") else None
         return cls(**d)
+
+
+@dataclass
+class PreparedFrame:
+    """A frame checked and measured by :meth:`Accumulator.prepare`, waiting to be folded band by band.
+
+    It keeps the frame's pixels only until every band is folded (then
+    ``plane`` is dropped), so a queue of prepared frames costs no memory.
+    """
+
+    path: str
+    time: _dt.datetime | None
+    exposure: float
+    iso: float
+    plane: np.ndarray | None  #: (H, W) uint16, see :func:`frame_plane`
+    black2: np.ndarray  #: (2, 2) float32 black level per pattern position
+    clip: int
+    row_clip: np.ndarray  #: (H,) bool: a clipped photosite within two rows
+    x: float  #: exposure x ISO/100
+    noise_a: float
+    noise_b: float
+    thumb: np.ndarray  #: block means for burst detection
+    found: list = field(default_factory=list)  #: per band: outlier codes (None: the band overflowed)
+    lines: list = field(default_factory=list)  #: per band: line-candidate codes (None: overflowed)
+    counts: list = field(default_factory=list)  #: per band: outliers found
+    folded: list = field(default_factory=list)  #: per band: folded yet?
 
 
 def frame_plane(frame: Frame) -> tuple[np.ndarray, int]:
@@ -334,6 +360,10 @@ class Accumulator:
     def update(self, frame: Frame) -> FrameRecord:
         """Fold one frame into the statistics.
 
+        The same as :meth:`prepare`, :meth:`fold` on every band, then
+        :meth:`commit`; :func:`rawmap.mapping.map_files` runs those steps of
+        successive frames on two threads at once.
+
         Parameters
         ----------
         frame : Frame
@@ -343,10 +373,42 @@ class Accumulator:
         -------
         FrameRecord
         """
+        prep = self.prepare(frame)
+        self.reserve(1)
+        for band in range(self.N_BANDS):
+            self.fold(prep, band)
+        return self.commit(prep)
+
+    #: the frame is folded in this many bands of rows (each may run on its own thread)
+    N_BANDS = 4
+
+    def band_rows(self, band: int) -> tuple[int, int]:
+        """First row and row after the last of ``band``."""
+        H = self.shape[0]
+        per = (H + self.N_BANDS - 1) // self.N_BANDS
+        return min(H, band * per), min(H, (band + 1) * per)
+
+    def reserve(self, n_more: int) -> None:
+        """Widen the integer sums now if ``n_more`` further frames could overflow them.
+
+        Call before folding frames on several threads: the arrays must not be
+        replaced while bands are being folded.
+        """
+        self._ensure_capacity(self.n_frames + n_more)
+
+    def prepare(self, frame: Frame) -> "PreparedFrame":
+        """Check ``frame`` against the series and measure what folding it needs.
+
+        Reads only the series' fixed description (shape, levels, parameters),
+        never the running sums, so frames can be prepared on any thread.
+
+        Raises
+        ------
+        FrameMismatchError
+            When the frame cannot join this series (see :meth:`check`).
+        """
         self.check(frame)
         plane, _ = frame_plane(frame)
-        self._ensure_capacity(self.n_frames + 1)
-        x = float(frame.exposure) * (float(frame.iso) / 100.0 if frame.iso > 0 else 1.0)
         black2 = self.black2.astype(np.float32)
         clip = self.clip
         noise_a, noise_b = self._noise_model(plane, black2, clip)
@@ -358,55 +420,83 @@ class Accumulator:
                 near[d:] |= row_clip[:-d]
                 near[:-d] |= row_clip[d:]
             row_clip = near
+        n = self.N_BANDS
+        return PreparedFrame(
+            path=str(frame.path), time=frame.time, exposure=float(frame.exposure), iso=float(frame.iso),
+            plane=plane, black2=black2, clip=clip, row_clip=row_clip,
+            x=float(frame.exposure) * (float(frame.iso) / 100.0 if frame.iso > 0 else 1.0),
+            noise_a=noise_a, noise_b=noise_b, thumb=self._thumb(plane),
+            found=[None] * n, lines=[None] * n, counts=[0] * n, folded=[False] * n,
+        )
+
+    def fold(self, prep: "PreparedFrame", band: int) -> None:
+        """Add rows :meth:`band_rows` ``(band)`` of a prepared frame into the sums.
+
+        Writes only those rows of the state: different bands may be folded
+        on different threads at the same time (the compiled kernel releases
+        the GIL), but one band must not be folded by two threads at once.
+        Folding the frames of a band in capture order keeps the float sums
+        bit-identical to a serial run.
+        """
+        r0, r1 = self.band_rows(band)
         H, W = self.shape
-        nchunks = 4
-        cap = max(64, (H * W) // (50 * nchunks))  # 2 % of photosites
-        out_idx = np.empty((nchunks, cap), np.int64)
-        out_n = np.zeros(nchunks, np.int64)
-        lcap = max(256, (H * W) // (20 * nchunks))
-        line_idx = np.empty((nchunks, lcap), np.int64)
-        line_n = np.zeros(nchunks, np.int64)
+        cap = max(64, (H * W) // (50 * self.N_BANDS))  # 2 % of the band's photosites
+        lcap = max(256, (H * W) // (20 * self.N_BANDS))
+        out_idx = np.empty(cap, np.int64)
+        line_idx = np.empty(lcap, np.int64)
         p = self.params
-        _kernels.update_kernel(
-            plane, black2, np.int32(clip), row_clip, np.float32(x),
-            np.float32(noise_a), np.float32(noise_b),
-            np.float32(p.k * p.k), np.float32(p.k_adjacent * p.k_adjacent),
-            int(p.max_adjacent), self.cfa is not None,
-            self.n_invalid, self.s_v, self.s_r, self.vmin, self.vmax, self.s_xr, self.s_zz,
-            out_idx, out_n, np.float32(p.k_line * p.k_line), line_idx, line_n,
-        )
+        with _kernels.launch():
+            n, nl = _kernels.update_kernel(
+                prep.plane, r0, r1, prep.black2, np.int32(prep.clip), prep.row_clip, np.float32(prep.x),
+                np.float32(prep.noise_a), np.float32(prep.noise_b),
+                np.float32(p.k * p.k), np.float32(p.k_adjacent * p.k_adjacent),
+                int(p.max_adjacent), self.cfa is not None,
+                self.n_invalid, self.s_v, self.s_r, self.vmin, self.vmax, self.s_xr, self.s_zz,
+                out_idx, np.float32(p.k_line * p.k_line), line_idx,
+            )
+        prep.found[band] = out_idx[:n].copy() if n <= cap else None
+        prep.lines[band] = line_idx[:nl].copy() if nl <= lcap else None
+        prep.counts[band] = n
+        prep.folded[band] = True
+        if all(prep.folded):
+            prep.plane = None
+
+    def commit(self, prep: "PreparedFrame") -> FrameRecord:
+        """Close the frame once all its bands are folded: scenes, outliers, the frame record."""
+        if not all(prep.folded):
+            raise RuntimeError("commit() before every band of the frame was folded")
         lines = (
-            np.concatenate([line_idx[c, : line_n[c]] for c in range(nchunks)])
-            if not (line_n > lcap).any() else np.zeros(0, np.int64)
+            np.concatenate(prep.lines) if all(ln is not None for ln in prep.lines) else np.zeros(0, np.int64)
         )
-        del line_idx
-        overflow = bool((out_n > cap).any())
-        found = np.concatenate([out_idx[c, : out_n[c]] for c in range(nchunks)]) if not overflow else np.zeros(0, np.int64)
+        overflow = any(f is None for f in prep.found)
+        found = np.concatenate(prep.found) if not overflow else np.zeros(0, np.int64)
+        noise_a, noise_b = prep.noise_a, prep.noise_b
         # scenes: a burst of near-identical frames counts once
-        thumb = self._thumb(plane)
-        key = (round(float(frame.exposure), 6), round(float(frame.iso), 1))
+        thumb = prep.thumb
+        key = (round(prep.exposure, 6), round(prep.iso, 1))
         if not (self._scene_open and self._same_scene(thumb, key, noise_a, noise_b)):
             self.close_scene()
             self._scene_open = True
             self._scene_key = key
-            self._scene_time = _unix(frame.time)
+            self._scene_time = _unix(prep.time)
             self.n_scenes += 1
         self._scene_thumb = thumb
         self._scene_frames += 1
-        t = _unix(frame.time)
+        t = _unix(prep.time)
         if not math.isnan(t) and (math.isnan(self._scene_time) or t < self._scene_time):
             self._scene_time = t
         if len(found):
             self._pending = [_compact(self._pending + [(found, None)])]
         if lines.size:
             self._pending_lines = [_compact(self._pending_lines + [(lines, None)])]
+        x = prep.x
         self.n_frames += 1
         self.sum_x += x
         self.sum_xx += x * x
         rec = FrameRecord(
-            path=str(frame.path), time=frame.time, exposure=float(frame.exposure), iso=float(frame.iso), x=x,
+            path=prep.path, time=prep.time, exposure=prep.exposure, iso=prep.iso, x=x,
             scene=self.n_scenes, noise_a=float(noise_a), noise_b=float(noise_b),
-            outliers=int(out_n.sum()), overflow=overflow,
+            outliers=int(sum(prep.counts)), overflow=overflow,
         )
         self.frames.append(rec)
         return rec
@@ -423,17 +513,21 @@ class Accumulator:
             return floor, 0.0
         nb = 16
         edges = np.quantile(lv, np.linspace(0, 1, nb + 1))
-        idx = np.clip(np.searchsorted(edges, lv, side="right") - 1, 0, nb - 1)
+        idx = np.clip(np.searchsorted(edges, lv, side="right") - 1, 0, nb - 1).astype(np.uint8)
+        # group the samples by bin once (a stable radix sort keeps their order within a bin)
+        order = np.argsort(idx, kind="stable")
+        r, lv = r[order], lv[order]
+        ends = np.cumsum(np.bincount(idx, minlength=nb))
         levels, variances, weights = [], [], []
         for b in range(nb):
-            sel = idx == b
-            n = int(sel.sum())
+            start = ends[b - 1] if b else 0
+            n = int(ends[b] - start)
             if n < 50:
                 continue
-            rb = r[sel]
+            rb = r[start : ends[b]]
             # lower quartile of |r|: flat areas dominate it, texture does not (Gaussian: 0.3186 sigma)
             q = np.quantile(np.abs(rb - np.median(rb)), 0.25)
-            levels.append(float(np.median(lv[sel])))
+            levels.append(float(np.median(lv[start : ends[b]])))
             variances.append((q / 0.3186) ** 2)
             weights.append(n)
         if not levels:

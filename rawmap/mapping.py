@@ -5,10 +5,13 @@ Two passes over the inputs:
 1. identify every file from its header only (a fraction of a millisecond,
    no decoding): body, RAW or image; files that cannot be read are skipped
    with their reason;
-2. per body, decode the frames on a reader thread while the main thread
-   folds each one into the body's :class:`~rawmap.accumulate.Accumulator`
-   (the compiled kernel releases the GIL, so decoding and accumulating run on
-   two cores), then classify.
+2. per body, two threads each take a file from decoding (LibRaw releases
+   the GIL) to folded into the body's
+   :class:`~rawmap.accumulate.Accumulator` (the compiled kernel releases it
+   too); the frame is folded in bands of rows, each band taking the frames
+   in file order, so two frames fold different bands at once and the sums
+   are bit-identical to a serial run.  The main thread closes each frame in
+   order (scenes, outliers), then classifies.
 
 Bodies are done one after another, so memory stays at one accumulator
 whatever the number of bodies.
@@ -18,18 +21,19 @@ from __future__ import annotations
 
 import glob
 import os
+import threading
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
-from . import reader
-from .accumulate import Accumulator, DetectionParams
+from . import _kernels, reader
+from .accumulate import Accumulator, DetectionParams, PreparedFrame
 from .defectmap import DefectMap
 from .detect import ClassifyParams, build_map
 from .errors import InputError, NothingToMapError
-from .frame import CameraId, SourceKind
+from .frame import CameraId, Frame, SourceKind
 
 __all__ = ["Skipped", "BodyMap", "MapRun", "collect_inputs", "map_files", "MIN_FRAMES"]
 
@@ -121,17 +125,117 @@ def collect_inputs(inputs: Iterable[str | os.PathLike[str]]) -> tuple[list[Path]
     return files, skipped
 
 
-def _prefetch(paths: Sequence[Path], workers: int) -> Iterable[tuple[Path, Future]]:
-    """Decode ``paths`` ahead of use on ``workers`` threads, at most ``workers + 1`` frames in flight."""
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="rawmap-read") as pool:
+class _Turnstile:
+    """Frame ``seq`` may fold band ``b`` only after frame ``seq - 1`` has.
+
+    Frames go through each band in capture order (so the float sums are the
+    same as in a serial run), while two frames can be folding different
+    bands at the same time.  Every sequence number must pass exactly once,
+    folded or not, or the frames after it wait for ever.
+    """
+
+    def __init__(self, n_bands: int) -> None:
+        self._next = [0] * n_bands
+        self._cv = threading.Condition()
+
+    def run(self, seq: int, work: Callable[[int], None] | None) -> None:
+        """Call ``work(band)`` for every band as its turn comes (``None``: just pass the turn)."""
+        todo = list(range(len(self._next)))
+        failed: BaseException | None = None
+        while todo:
+            with self._cv:
+                while not any(self._next[b] == seq for b in todo):
+                    self._cv.wait()
+                band = next(b for b in todo if self._next[b] == seq)
+            try:
+                if work is not None and failed is None:
+                    work(band)
+            except BaseException as exc:  # pass the remaining turns, then re-raise
+                failed = exc
+            finally:
+                with self._cv:
+                    self._next[band] = seq + 1
+                    todo.remove(band)
+                    self._cv.notify_all()
+        if failed is not None:
+            raise failed
+
+
+class _SeriesStart:
+    """The body's accumulator: the stored state, or made from the first frame (in file order) that decodes."""
+
+    def __init__(self, base: Accumulator | None, params: DetectionParams | None, n_files: int) -> None:
+        self.acc = base
+        self._params = params
+        self._n_files = n_files
+        self._decided = -1  # every file up to this one has decoded or failed
+        self._cv = threading.Condition()
+        if base is not None:
+            base.reserve(n_files)
+
+    def get(self, seq: int, frame: Frame | None) -> Accumulator | None:
+        """The accumulator for file ``seq`` (``frame`` None: that file failed to decode)."""
+        with self._cv:
+            if self.acc is None:
+                while self.acc is None and self._decided != seq - 1:
+                    self._cv.wait()
+                if self.acc is None and frame is not None:
+                    self.acc = Accumulator.from_frame(frame, params=self._params)
+                    self.acc.reserve(self._n_files)
+            self._decided = max(self._decided, seq)
+            self._cv.notify_all()
+            return self.acc
+
+
+def _fold_series(
+    paths: Sequence[Path], start: _SeriesStart, workers: int
+) -> Iterable[tuple[Path, PreparedFrame | InputError]]:
+    """Decode, prepare and fold ``paths`` on ``workers`` threads; yield each, in order, ready to commit.
+
+    Each worker takes one file from decoding to folded: while one frame is
+    being folded, the next one is decoding, and two frames can fold
+    different bands at once, so both cores stay busy.  The compiled kernel
+    and LibRaw release the GIL.  At most ``2 * workers`` files are in hand.
+    """
+    turnstile = _Turnstile(Accumulator.N_BANDS)
+
+    def work(seq: int, path: Path) -> PreparedFrame | InputError:
+        try:
+            frame = reader.read_frame(path)
+        except InputError as exc:
+            start.get(seq, None)
+            turnstile.run(seq, None)
+            return exc
+        except BaseException:
+            start.get(seq, None)
+            turnstile.run(seq, None)
+            raise
+        try:
+            acc = start.get(seq, frame)
+            prep = acc.prepare(frame)
+        except InputError as exc:
+            turnstile.run(seq, None)
+            return exc
+        except BaseException:
+            turnstile.run(seq, None)
+            raise
+        del frame
+        turnstile.run(seq, lambda band: acc.fold(prep, band))
+        return prep
+
+    workers = max(1, workers)
+    with ThreadPoolExecutor(
+        max_workers=workers, thread_name_prefix="rawmap-fold", initializer=_kernels.single_thread
+    ) as pool:
         window: list[tuple[Path, Future]] = []
-        it = iter(paths)
-        for p in it:
-            window.append((p, pool.submit(reader.read_frame, p)))
-            if len(window) > workers:
-                yield window.pop(0)
+        for seq, p in enumerate(paths):
+            window.append((p, pool.submit(work, seq, p)))
+            if len(window) >= 2 * workers:
+                p0, fut = window.pop(0)
+                yield p0, fut.result()
         while window:
-            yield window.pop(0)
+            p0, fut = window.pop(0)
+            yield p0, fut.result()
 
 
 def map_files(
@@ -141,7 +245,7 @@ def map_files(
     classify_params: ClassifyParams | None = None,
     states: Mapping[BodyKey, Accumulator] | None = None,
     progress: ProgressFn | None = None,
-    read_workers: int = 1,
+    workers: int = 2,
 ) -> MapRun:
     """Build one defect map per camera body from ``paths``.
 
@@ -158,8 +262,9 @@ def map_files(
         are added to them (nothing old is re-read).
     progress : callable, optional
         Called as ``progress(done, total, path)`` after each file.
-    read_workers : int
-        Decoding threads (1 keeps one core for accumulating on a 2-core machine).
+    workers : int
+        Threads that decode and fold frames (each takes a file from decoding
+        to folded, two frames fold different row bands at once).
 
     Returns
     -------
@@ -205,22 +310,16 @@ def map_files(
                 skipped.append(Skipped(p, f"only {len(usable)} frame(s) of {camera.label or 'this camera'}; at least {MIN_FRAMES} are needed"))
                 tick(p)
             continue
-        acc = base
+        start = _SeriesStart(base, params, len(usable))
         used: list[Path] = []
-        for p, fut in _prefetch(usable, read_workers):
-            try:
-                frame = fut.result()
-                if acc is None:
-                    acc = Accumulator.from_frame(frame, params=params)
-                acc.update(frame)
-            except InputError as exc:
-                skipped.append(Skipped(p, exc.reason if exc.reason else str(exc)))
+        for p, prep in _fold_series(usable, start, workers):
+            if isinstance(prep, InputError):
+                skipped.append(Skipped(p, prep.reason if prep.reason else str(prep)))
             else:
+                start.acc.commit(prep)
                 used.append(p)
-            finally:
-                tick(p)
-                # drop this frame before the next decode starts: two frames in memory, not three
-                frame = fut = None  # noqa: F841
+            tick(p)
+        acc = start.acc
         if acc is None or acc.n_frames < MIN_FRAMES:
             for p in used:
                 skipped.append(Skipped(p, f"only {len(used)} usable frame(s) of {camera.label or 'this camera'}; at least {MIN_FRAMES} are needed"))
