@@ -28,7 +28,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["update_kernel", "residual_sample", "single_thread", "launch"]
+__all__ = ["update_kernel", "residual_sample", "merge_sorted", "single_thread", "launch"]
 
 _LAUNCH_LOCK = threading.Lock()
 _concurrent_launches: bool | None = None  # unknown until numba has run a parallel kernel
@@ -401,3 +401,45 @@ def residual_sample(m, black2, clip, rows, col_step):
             lv[k] = s * 0.25 - black2[i & 1, j & 1]
             k += 1
     return r[:k], lv[:k]
+
+
+@njit(cache=True, nogil=True)
+def merge_sorted(k1, v1, k2, v2, use_min):
+    """Union of two sorted unique key arrays with their values, in one linear pass.
+
+    Values of keys in both are added (``use_min`` False) or the smaller is
+    kept, NaN meaning unknown (``use_min`` True).  Values take ``v1``'s dtype.
+
+    Returns
+    -------
+    keys : (N,) ndarray
+    values : (N,) ndarray
+    """
+    n1 = k1.shape[0]
+    n2 = k2.shape[0]
+    keys = np.empty(n1 + n2, k1.dtype)
+    vals = np.empty(n1 + n2, v1.dtype)
+    i = 0
+    j = 0
+    n = 0
+    while i < n1 or j < n2:
+        if j >= n2 or (i < n1 and k1[i] < k2[j]):
+            keys[n] = k1[i]
+            vals[n] = v1[i]
+            i += 1
+        elif i >= n1 or k2[j] < k1[i]:
+            keys[n] = k2[j]
+            vals[n] = v2[j]
+            j += 1
+        else:
+            keys[n] = k1[i]
+            if use_min:
+                a = v1[i]
+                b = v2[j]
+                vals[n] = b if a != a else (a if b != b else min(a, b))
+            else:
+                vals[n] = v1[i] + v2[j]
+            i += 1
+            j += 1
+        n += 1
+    return keys[:n].copy(), vals[:n].copy()

@@ -203,34 +203,31 @@ def _zeros(shape: tuple[int, int], dtype) -> np.ndarray:
     return np.frombuffer(mmap.mmap(-1, nbytes), dtype=dtype).reshape(shape)
 
 
-def _compact(parts: list[tuple[np.ndarray, np.ndarray | None]]) -> tuple[np.ndarray, np.ndarray]:
-    """Merge (codes, counts) pairs (counts None = once each) into unique codes with summed counts.
+def _merge_sorted(keys: np.ndarray, vals: np.ndarray, new_keys: np.ndarray, new_vals, combine):
+    """Merge ``new_keys -> new_vals`` into the sorted unique ``keys -> vals``.
+
+    ``combine`` is ``np.add`` (counts) or ``np.fmin`` (earliest time, NaN
+    unknown) for keys in both.  Linear in the size of the stored arrays (no
+    re-sort), so a long series does not pay more per frame as its sparse
+    records grow.
+    """
+    new_keys = np.asarray(new_keys, keys.dtype)
+    if new_keys.size == 0:
+        return keys, vals
+    new_vals = np.broadcast_to(np.asarray(new_vals, vals.dtype), new_keys.shape)
+    if new_keys.size > 1 and not bool(np.all(new_keys[1:] > new_keys[:-1])):
+        new_keys, first = np.unique(new_keys, return_index=True)
+        new_vals = new_vals[first]
+    return _kernels.merge_sorted(keys, vals, new_keys, np.ascontiguousarray(new_vals), combine is np.fmin)
+
+
+def _pend(pending: list[tuple[np.ndarray, np.ndarray]], codes: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Add one frame's codes (each once) to an open burst's (unique codes, frames seen) record.
 
     Keeps a burst's pending outliers at about one frame's worth, however long the burst.
     """
-    codes = np.concatenate([c for c, _ in parts])
-    counts = np.concatenate([np.ones(c.size, np.int64) if n is None else n for c, n in parts])
-    u, inv = np.unique(codes, return_inverse=True)
-    return u, np.bincount(inv, weights=counts, minlength=u.size).astype(np.int64)
-
-
-def _merge_sorted(keys: np.ndarray, vals: np.ndarray, new_keys: np.ndarray, new_vals: np.ndarray, combine):
-    """Merge ``new_keys -> new_vals`` into the sorted unique ``keys -> vals``, ``combine`` on shared keys.
-
-    Linear in the size of the stored arrays (no re-sort), so a long series
-    does not pay more per scene as its sparse records grow.
-    """
-    if new_keys.size == 0:
-        return keys, vals
-    new_keys, first = np.unique(new_keys, return_index=True)
-    new_vals = np.asarray(new_vals)[first].astype(vals.dtype)
-    pos = np.searchsorted(keys, new_keys)
-    hit = np.zeros(new_keys.size, bool)
-    inside = pos < keys.size
-    hit[inside] = keys[pos[inside]] == new_keys[inside]
-    vals = vals.copy()
-    vals[pos[hit]] = combine(vals[pos[hit]], new_vals[hit])
-    return np.insert(keys, pos[~hit], new_keys[~hit]), np.insert(vals, pos[~hit], new_vals[~hit])
+    keys, counts = pending[0] if pending else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    return [_merge_sorted(keys, counts, np.sort(codes), 1, np.add)]
 
 
 def _unix(t: _dt.datetime | None) -> float:
@@ -503,9 +500,9 @@ class Accumulator:
         if not math.isnan(t) and (math.isnan(self._scene_time) or t < self._scene_time):
             self._scene_time = t
         if len(found):
-            self._pending = [_compact(self._pending + [(found, None)])]
+            self._pending = _pend(self._pending, found)
         if lines.size:
-            self._pending_lines = [_compact(self._pending_lines + [(lines, None)])]
+            self._pending_lines = _pend(self._pending_lines, lines)
         x = prep.x
         self.n_frames += 1
         self.sum_x += x
@@ -596,14 +593,18 @@ class Accumulator:
             confirmed = []
             for sign, counts in ((1, self.s_hi), (-1, self.s_lo)):
                 sel = found > 0 if sign > 0 else found < 0
-                u = (found[sel] - 1) if sign > 0 else (-found[sel] - 1)
-                u = u[found_n[sel] >= need]
+                # codes are sorted: bright ones ascend, dark ones (negative) descend
+                u = (found[sel] - 1) if sign > 0 else (-found[sel] - 1)[::-1]
+                u = u[(found_n[sel] if sign > 0 else found_n[sel][::-1]) >= need]
                 if u.size == 0:
                     continue
                 counts.ravel()[u] += 1
                 confirmed.append(u)
             if confirmed and not math.isnan(self._scene_time):
-                self._note_first_seen(np.unique(np.concatenate(confirmed)), self._scene_time)
+                both = confirmed[0]
+                if len(confirmed) == 2:
+                    both = _merge_sorted(confirmed[0], np.zeros(confirmed[0].size), confirmed[1], 0.0, np.add)[0]
+                self._note_first_seen(both, self._scene_time)
         self._scene_open = False
         self._scene_frames = 0
         self._scene_thumb = None

@@ -77,11 +77,17 @@ class ClassifyParams:
         return asdict(self)
 
 
+def _nonzero2(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero`` of a 2-D mask, through the flat index (~20x faster on sparse masks)."""
+    flat = np.flatnonzero(mask)
+    return np.divmod(flat, mask.shape[1])
+
+
 def _candidates(counts: np.ndarray, need: int, taken: np.ndarray, block: int = 512):
     """Rows and columns where ``counts >= need`` and not ``taken``, in row blocks (small temporaries)."""
     rr, cc = [], []
     for a in range(0, counts.shape[0], block):
-        r_, c_ = np.nonzero((counts[a : a + block] >= need) & ~taken[a : a + block])
+        r_, c_ = _nonzero2((counts[a : a + block] >= need) & ~taken[a : a + block])
         rr.append(r_ + a)
         cc.append(c_)
     return np.concatenate(rr), np.concatenate(cc)
@@ -211,7 +217,7 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     for a in range(0, H, 512):  # row blocks keep the temporaries small on big sensors
         b = min(H, a + 512)
         rng_blk = acc.vmax[a:b].astype(np.int32) - acc.vmin[a:b]
-        rr, cc = np.nonzero(rng_blk <= bound)
+        rr, cc = _nonzero2(rng_blk <= bound)
         del rng_blk
         if rr.size == 0:
             continue
@@ -370,7 +376,7 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
                 hit[ok] = seg[r1[ok], c1[ok]] & seg[r2[ok], c2[ok]]
                 join |= hit
             seg[found.rows[join], found.cols[join]] = True
-        cr, ccl = np.nonzero(seg)
+        cr, ccl = _nonzero2(seg)
         found.keep(~seg[found.rows, found.cols])
         del seg
         taken[cr, ccl] = True
@@ -445,7 +451,7 @@ def _segments(H: int, W: int, groups, p: ClassifyParams):
         gap = np.zeros_like(seg)
         gap[1:-1] = seg[:-2] & seg[2:]
         seg |= gap
-        a_, b_ = np.nonzero(seg)
+        a_, b_ = _nonzero2(seg)
         r_, c_ = (a_, lines_ok[b_]) if axis == 0 else (lines_ok[b_], a_)
         out_r.append(r_.astype(np.int64))
         out_c.append(c_.astype(np.int64))
