@@ -164,10 +164,16 @@ def test_load_refuses_garbage(tmp_path, content):
 
 def test_integer_sums_widen_before_overflow():
     acc = Accumulator((8, 8), cfa=CFA, black=np.full(4, 0.0), white=65535, camera=CAM)
+    assert acc.n_invalid.dtype == acc.s_hi.dtype == acc.s_lo.dtype == np.uint8
+    acc.n_invalid[0, 0] = acc.s_hi[1, 1] = 200
+    acc.reserve(300)  # frame and scene counts pass 255
+    assert acc.n_invalid.dtype == acc.s_hi.dtype == acc.s_lo.dtype == np.uint16
+    assert acc.n_invalid[0, 0] == acc.s_hi[1, 1] == 200
+    assert acc.s_r.dtype == np.int32
     acc._ensure_capacity(10_000)  # 10k frames of 4 x 65535 residual would overflow int32
     assert acc.s_r.dtype == np.int64
     acc._ensure_capacity(70_000)
-    assert acc.s_v.dtype == np.uint64 and acc.n_invalid.dtype == np.uint32
+    assert acc.s_v.dtype == np.uint64 and acc.n_invalid.dtype == np.uint32 and acc.s_lo.dtype == np.uint32
 
 
 def flat_frame(rng, i, level=2000.0, hot=None, star=None, exposure=1.0):
