@@ -10,8 +10,9 @@ times, in this one process and in turn:
   (what any mapper must do at least);
 * the seed's loop: the same decode, then the classic float64 Welford
   mean/M2 update per photosite;
-* rawmap: ``rawmap.mapping.map_files`` on the same files (decode on a reader
-  thread, fused accumulator kernel, classification at the end).
+* rawmap: ``rawmap.mapping.map_files`` on the same files (two threads each
+  decoding a file and folding it into the sums band by band with the
+  compiled kernel, classification at the end).
 
 Each is run twice, alternating, and the faster run is kept.  Peak memory is
 measured in a child process running the same ``map_files`` call
