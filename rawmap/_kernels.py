@@ -342,23 +342,21 @@ def update_kernel(
                     if fl == 0:
                         continue
                     if lines_here and (fl & 6) != 0 and 2 <= j < W - 2:
-                        v2 = 2 * np.int64(mi[j])
-                        if fl & 2:
-                            bright = v2 - np.int64(mi[j - 2]) - np.int64(mi[j + 2]) > 0
-                            # a column line: the same-colour photosites above and below lean the same way
-                            if _line_lean(m, i - 2, j, 0, bright, kl2, black2, noise_a, noise_b, W, H) and \
-                                    _line_lean(m, i + 2, j, 0, bright, kl2, black2, noise_a, noise_b, W, H) and \
-                                    not _line_shadow(m, i, j, 0, H, W):
+                        for row_line in range(2):  # 0: leans across a column line, 1: across a row line
+                            if (fl & (2 << row_line)) == 0:
+                                continue
+                            if row_line == 0:  # the same-colour photosites above and below must lean too
+                                across = np.int64(mi[j - 2]) + np.int64(mi[j + 2])
+                                i1, j1, i2, j2 = i - 2, j, i + 2, j
+                            else:
+                                across = np.int64(mu[j]) + np.int64(md[j])
+                                i1, j1, i2, j2 = i, j - 2, i, j + 2
+                            bright = 2 * np.int64(mi[j]) - across > 0
+                            if _line_lean(m, i1, j1, row_line, bright, kl2, black2, noise_a, noise_b, W, H) and \
+                                    _line_lean(m, i2, j2, row_line, bright, kl2, black2, noise_a, noise_b, W, H) and \
+                                    not _line_shadow(m, i, j, row_line, H, W):
                                 if lcnt < lcap:
-                                    line_idx[lcnt] = (np.int64(i) * W + j) * 4 + (0 if bright else 1)
-                                lcnt += 1
-                        if fl & 4:
-                            bright = v2 - np.int64(mu[j]) - np.int64(md[j]) > 0
-                            if _line_lean(m, i, j - 2, 1, bright, kl2, black2, noise_a, noise_b, W, H) and \
-                                    _line_lean(m, i, j + 2, 1, bright, kl2, black2, noise_a, noise_b, W, H) and \
-                                    not _line_shadow(m, i, j, 1, H, W):
-                                if lcnt < lcap:
-                                    line_idx[lcnt] = (np.int64(i) * W + j) * 4 + 2 + (0 if bright else 1)
+                                    line_idx[lcnt] = (np.int64(i) * W + j) * 4 + 2 * row_line + (0 if bright else 1)
                                 lcnt += 1
                     if (fl & 1) == 0 or _shadow(m, i, j, H, W):
                         continue

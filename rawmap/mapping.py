@@ -200,25 +200,18 @@ def _fold_series(
     turnstile = _Turnstile(Accumulator.N_BANDS)
 
     def work(seq: int, path: Path) -> PreparedFrame | InputError:
+        frame = prep = None
         try:
-            frame = reader.read_frame(path)
-        except InputError as exc:
-            start.get(seq, None)
-            turnstile.run(seq, None)
-            return exc
-        except BaseException:
-            start.get(seq, None)
-            turnstile.run(seq, None)
-            raise
-        try:
-            acc = start.get(seq, frame)
+            try:
+                frame = reader.read_frame(path)
+            finally:
+                acc = start.get(seq, frame)  # every file passes here once, decoded or not
             prep = acc.prepare(frame)
         except InputError as exc:
-            turnstile.run(seq, None)
             return exc
-        except BaseException:
-            turnstile.run(seq, None)
-            raise
+        finally:
+            if prep is None:  # not to be folded: pass its turn on every band
+                turnstile.run(seq, None)
         del frame
         turnstile.run(seq, lambda band: acc.fold(prep, band))
         return prep
