@@ -324,6 +324,11 @@ def map_cmd(
         help="Statistics file of one body: continued if it exists (files already counted are skipped), "
         "then written back. Lets a map grow over time without the library.",
     ),
+    threads: int = typer.Option(
+        2, "--threads", "-j", min=1, metavar="N",
+        help="Photos decoded and folded in at once. Each thread holds about one photo in memory; "
+        "the map is the same whatever the number.",
+    ),
 ) -> None:
     """Map defective photosites from many photos of one or more camera bodies.
 
@@ -380,7 +385,7 @@ def map_cmd(
         raise _Failed(f"nothing to map: {not_found}" if not_found else "nothing to map")
     try:
         with _Progress("Mapping", quiet=quiet) as progress:
-            run = map_files(todo, progress=progress, states=states)
+            run = map_files(todo, progress=progress, states=states, workers=threads)
     except NothingToMapError as exc:
         raise _Failed(f"{exc} (also: {not_found})" if not_found else str(exc)) from None
 

@@ -89,6 +89,20 @@ def test_map_writes_a_map_with_the_planted_defects(small_series: Series, series_
         assert found.get((row, col)) == kind.value, f"planted {kind.value} at ({row}, {col}) not mapped as such"
 
 
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_map_threads_give_the_same_map(small_series: Series, series_map: Path, tmp_path: Path, threads: str):
+    out = tmp_path / "sim.json"
+    result = run("map", small_series.folder, "-o", out, "--threads", threads, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert DefectMap.load(out).defects == DefectMap.load(series_map).defects
+
+
+def test_map_refuses_zero_threads(small_series: Series, tmp_path: Path):
+    result = run("map", small_series.folder, "-o", tmp_path / "x.json", "--threads", "0")
+    assert result.exit_code == 2
+    assert not (tmp_path / "x.json").exists()
+
+
 def test_map_prints_summary_and_defect_table(small_series: Series, tmp_path: Path):
     out = tmp_path / "m.json"
     result = run("map", small_series.folder, "-o", out, "--quiet")
