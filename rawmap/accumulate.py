@@ -58,7 +58,7 @@ from .errors import FrameMismatchError, MapFormatError
 from .fileio import atomic_write_bytes
 from .frame import CameraId, Frame, SourceKind
 
-__all__ = ["Accumulator", "PreparedFrame", "FrameRecord", "DetectionParams", "STATE_FORMAT", "STATE_VERSION", "frame_plane"]
+__all__ = ["Accumulator", "PreparedFrame", "new_sums", "FrameRecord", "DetectionParams", "STATE_FORMAT", "STATE_VERSION", "frame_plane"]
 
 STATE_FORMAT = "rawmap-accumulator"
 STATE_VERSION = 1
@@ -211,6 +211,18 @@ def _zeros(shape: tuple[int, int], dtype) -> np.ndarray:
     return np.frombuffer(buf, dtype=dtype).reshape(shape)
 
 
+def new_sums(shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Zeroed running sums of an :class:`Accumulator` for a sensor of ``shape`` (``vmin`` at its top).
+
+    ~0.25 s for 24 MP (the operating system zeroes 550 MB of pages).
+    """
+    dtypes = {"n_invalid": np.uint8, "s_v": np.uint32, "s_r": np.int32, "vmin": np.uint16, "vmax": np.uint16,
+              "s_xr": np.float32, "s_zz": np.float32, "s_hi": np.uint8, "s_lo": np.uint8}
+    sums = {name: _zeros(shape, dt) for name, dt in dtypes.items()}
+    sums["vmin"].fill(np.iinfo(np.uint16).max)
+    return sums
+
+
 def _merge_sorted(keys: np.ndarray, vals: np.ndarray, new_keys: np.ndarray, new_vals, combine):
     """Merge ``new_keys -> new_vals`` into the sorted unique ``keys -> vals``.
 
@@ -264,6 +276,9 @@ class Accumulator:
     margins, full_shape : tuple of int
         Geometry of the visible area in the full frame, kept for the map.
     params : DetectionParams, optional
+    sums : dict of ndarray, optional
+        Fresh arrays from :func:`new_sums` for this shape (made ahead of time,
+        e.g. while the first frames decode); new ones are made otherwise.
     """
 
     _ARRAYS = ("n_invalid", "s_v", "s_r", "vmin", "vmax", "s_xr", "s_zz", "s_hi", "s_lo")
@@ -281,6 +296,7 @@ class Accumulator:
         margins: tuple[int, int] = (0, 0),
         full_shape: tuple[int, int] = (0, 0),
         params: DetectionParams | None = None,
+        sums: dict[str, np.ndarray] | None = None,
     ) -> None:
         H, W = int(shape[0]), int(shape[1])
         if H < 4 or W < 4:
@@ -294,16 +310,11 @@ class Accumulator:
         self.margins = (int(margins[0]), int(margins[1]))
         self.full_shape = (int(full_shape[0]), int(full_shape[1]))
         self.params = params or DetectionParams()
-        self.n_invalid = _zeros(self.shape, np.uint8)
-        self.s_v = _zeros(self.shape, np.uint32)
-        self.s_r = _zeros(self.shape, np.int32)
-        self.vmin = _zeros(self.shape, np.uint16)
-        self.vmin.fill(np.iinfo(np.uint16).max)
-        self.vmax = _zeros(self.shape, np.uint16)
-        self.s_xr = _zeros(self.shape, np.float32)
-        self.s_zz = _zeros(self.shape, np.float32)
-        self.s_hi = _zeros(self.shape, np.uint8)
-        self.s_lo = _zeros(self.shape, np.uint8)
+        sums = sums if sums is not None else new_sums(self.shape)
+        for name in self._ARRAYS:
+            if sums[name].shape != self.shape:
+                raise ValueError(f"{name} is {sums[name].shape}, not {self.shape}")
+            setattr(self, name, sums[name])
         # sparse: first capture time (unix s, camera clock) at which a photosite was a confirmed outlier
         self.fs_index = np.zeros(0, np.int64)
         self.fs_time = np.zeros(0, np.float64)
@@ -327,8 +338,10 @@ class Accumulator:
 
     # ------------------------------------------------------------------ set-up
     @classmethod
-    def from_frame(cls, frame: Frame, *, params: DetectionParams | None = None) -> "Accumulator":
-        """An empty accumulator shaped for ``frame``'s body and sensor."""
+    def from_frame(
+        cls, frame: Frame, *, params: DetectionParams | None = None, sums: dict[str, np.ndarray] | None = None
+    ) -> "Accumulator":
+        """An empty accumulator shaped for ``frame``'s body and sensor (``sums``: see the class)."""
         plane, white = frame_plane(frame)
         black = frame.black if frame.source is SourceKind.RAW else np.zeros(4)
         return cls(
@@ -341,6 +354,7 @@ class Accumulator:
             margins=frame.margins,
             full_shape=frame.full_shape,
             params=params,
+            sums=sums,
         )
 
     @property

@@ -43,6 +43,7 @@ __all__ = [
     "is_candidate",
     "read_frame",
     "read_info",
+    "visible_shape",
 ]
 
 #: File-name extensions (lower case, no dot) of camera RAW formats LibRaw reads.
@@ -250,6 +251,24 @@ def read_info(path: str | os.PathLike[str]) -> FileInfo:
     """
     info, _ = _read(path, pixels=False)
     return info
+
+
+def visible_shape(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """(H, W) of a RAW file's visible area from LibRaw's header pass, without decoding.
+
+    About a millisecond: lets the mapper size its statistics while the first
+    frames decode.  ``None`` for anything LibRaw does not open (images,
+    damaged files); :func:`read_frame` reports those properly.
+    """
+    try:
+        raw = rawpy.RawPy()
+        try:
+            raw.open_file(os.fspath(path))
+            return int(raw.sizes.height), int(raw.sizes.width)
+        finally:
+            raw.close()
+    except (rawpy.LibRawError, OSError, ValueError):
+        return None
 
 
 def identify(path: str | os.PathLike[str]) -> tuple[CameraId, SourceKind]:

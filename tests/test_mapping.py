@@ -13,6 +13,7 @@ from rawmap.accumulate import Accumulator
 from rawmap.defectmap import DefectKind, SensorGeometry
 from rawmap.errors import NothingToMapError
 from rawmap.frame import CameraId, SourceKind
+from rawmap import reader
 from rawmap.reader import read_frame
 from rawmap.mapping import MIN_FRAMES, BodyMap, MapRun, Skipped, collect_inputs, map_files
 from rawmap.synth import SensorSpec, generate_series
@@ -299,8 +300,25 @@ def test_threads_give_the_serial_state_bit_for_bit(small_series, odd_size, damag
     way.  Float sums too are identical: every band takes the frames in order.
     """
     files = [damaged[0], *small_series.files[:5], *odd_size.files, *small_series.files[5:]]
-    run = map_files(files, workers=workers)
+    _assert_same_as_serial(map_files(files, workers=workers), small_series, [damaged[0], *odd_size.files])
+
+
+def test_statistics_sized_ahead_from_a_file_that_fails_are_not_used(small_series, odd_size):
+    """Sums are sized from the first file's header; when that file then fails, the first good frame decides."""
+    from rawmap.mapping import _SeriesStart
+
+    start = _SeriesStart(None, None, 3, first=odd_size.files[0])  # sized 96x128 in the background
+    assert start.get(0, None) is None  # ... but that file "failed to decode"
+    acc = start.get(1, read_frame(small_series.files[0]))
+    assert acc.shape == (120, 160) and acc.s_v.shape == (120, 160)
+    assert not acc.s_v.any() and (acc.vmin == np.iinfo(np.uint16).max).all()
+    same = _SeriesStart(None, None, 3, first=small_series.files[0]).get(0, read_frame(small_series.files[0]))
+    assert same.shape == (120, 160) and (same.vmin == np.iinfo(np.uint16).max).all()
+
+
+def _assert_same_as_serial(run, small_series, skipped):
     [body] = run.maps
+    assert body.accumulator.shape == (120, 160)
     serial = None
     for p in small_series.files:
         frame = read_frame(p)
@@ -310,7 +328,7 @@ def test_threads_give_the_serial_state_bit_for_bit(small_series, odd_size, damag
     for name in Accumulator._ARRAYS:
         np.testing.assert_array_equal(getattr(body.accumulator, name), getattr(serial, name), err_msg=name)
     assert [f.to_dict() for f in body.accumulator.frames] == [f.to_dict() for f in serial.frames]
-    assert sorted(s.path for s in run.skipped) == sorted([damaged[0], *odd_size.files])
+    assert sorted(s.path for s in run.skipped) == sorted(skipped)
 
 
 # --------------------------------------------------------------------------- map_files: nothing to map

@@ -109,6 +109,21 @@ def test_raw_sample(frames, name):
 
 @needs_samples
 @pytest.mark.parametrize("name", sorted(RAW_SAMPLES))
+def test_visible_shape_from_the_header_is_the_decoded_shape(frames, name):
+    assert reader.visible_shape(SAMPLES / "raw" / name) == frames[name].mosaic.shape
+
+
+def test_visible_shape_is_none_for_what_libraw_does_not_open(tmp_path):
+    jpeg = tmp_path / "a.jpg"
+    Image.new("RGB", (16, 12)).save(jpeg)
+    (tmp_path / "empty.dng").write_bytes(b"")
+    assert reader.visible_shape(jpeg) is None
+    assert reader.visible_shape(tmp_path / "empty.dng") is None
+    assert reader.visible_shape(tmp_path / "missing.dng") is None
+
+
+@needs_samples
+@pytest.mark.parametrize("name", sorted(RAW_SAMPLES))
 def test_read_info_matches_read_frame(frames, name):
     f = frames[name]
     info = read_info(SAMPLES / "raw" / name)
