@@ -28,7 +28,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["update_kernel", "residual_sample", "merge_sorted", "single_thread", "launch"]
+__all__ = ["update_kernel", "residual_sample", "level_bins", "merge_sorted", "single_thread", "launch"]
 
 _LAUNCH_LOCK = threading.Lock()
 _concurrent_launches: bool | None = None  # unknown until numba has run a parallel kernel
@@ -441,3 +441,123 @@ def merge_sorted(k1, v1, k2, v2, use_min):
             j += 1
         n += 1
     return keys[:n].copy(), vals[:n].copy()
+
+
+@njit
+def _select(a, k):
+    """Partition ``a`` in place around its k-th smallest value and return it (3-way quickselect).
+
+    Residuals are integers with many repeats; three-way partitions keep the
+    selection linear with them.  Afterwards ``a[:k] <= a[k] <= a[k+1:]``.
+    """
+    lo = 0
+    hi = a.shape[0] - 1
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        x, y, z = a[lo], a[mid], a[hi]
+        pivot = max(min(x, y), min(max(x, y), z))  # median of three
+        lt = lo
+        i = lo
+        gt = hi
+        while i <= gt:
+            v = a[i]
+            if v < pivot:
+                a[i] = a[lt]
+                a[lt] = v
+                lt += 1
+                i += 1
+            elif v > pivot:
+                a[i] = a[gt]
+                a[gt] = v
+                gt -= 1
+            else:
+                i += 1
+        if k < lt:
+            hi = lt - 1
+        elif k > gt:
+            lo = gt + 1
+        else:
+            return a[k]
+    return a[k]
+
+
+@njit
+def _median(a):
+    """numpy's median of a 1-D float array (mean of the two middle values when even)."""
+    n = a.shape[0]
+    p = a.copy()
+    hi = _select(p, n // 2)
+    if n % 2:
+        return hi
+    return (p[: n // 2].max() + hi) / 2.0
+
+
+@njit
+def _quantile(a, q):
+    """numpy's default ('linear') quantile of a 1-D float array."""
+    n = a.shape[0]
+    vi = (n - 1) * q
+    prev = int(np.floor(vi))
+    if prev >= n - 1:
+        return a.max()
+    p = a.copy()
+    lo = _select(p, prev)
+    hi = p[prev + 1 :].min()
+    t = vi - prev
+    diff = hi - lo
+    if t >= 0.5:
+        return hi - diff * (1 - t)
+    return lo + diff * t
+
+
+@njit(cache=True, nogil=True)
+def level_bins(r, lv, edges, min_count):
+    """Per level bin of the noise sample: count, median level, lower quartile of |r - median r|.
+
+    The same numbers as numpy's ``searchsorted``, ``median`` and
+    ``quantile`` on each bin (bin b holds ``edges[b] <= lv < edges[b + 1]``,
+    the last one closed), without a dozen numpy calls per bin.  Bins with
+    fewer than ``min_count`` samples get NaN statistics.
+
+    Returns
+    -------
+    counts : (nb,) ndarray of int64
+    level : (nb,) ndarray of float64
+    q25 : (nb,) ndarray of float64
+    """
+    nb = edges.shape[0] - 1
+    n = r.shape[0]
+    idx = np.empty(n, np.int64)
+    counts = np.zeros(nb, np.int64)
+    for i in range(n):
+        lo = 0
+        hi = nb + 1
+        while lo < hi:  # searchsorted(edges, lv[i], side="right")
+            mid = (lo + hi) >> 1
+            if edges[mid] <= lv[i]:
+                lo = mid + 1
+            else:
+                hi = mid
+        b = min(max(lo - 1, 0), nb - 1)
+        idx[i] = b
+        counts[b] += 1
+    start = np.zeros(nb + 1, np.int64)
+    for b in range(nb):
+        start[b + 1] = start[b] + counts[b]
+    fill = start[:nb].copy()
+    rs = np.empty(n, np.float64)
+    ls = np.empty(n, np.float64)
+    for i in range(n):  # group by bin, keeping the order
+        b = idx[i]
+        rs[fill[b]] = r[i]
+        ls[fill[b]] = lv[i]
+        fill[b] += 1
+    level = np.full(nb, np.nan)
+    q25 = np.full(nb, np.nan)
+    for b in range(nb):
+        if counts[b] < min_count:
+            continue
+        rb = rs[start[b] : start[b + 1]]
+        q25[b] = _quantile(np.abs(rb - _median(rb)), 0.25)
+        level[b] = _median(ls[start[b] : start[b + 1]])
+    return counts, level, q25

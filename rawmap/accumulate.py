@@ -247,7 +247,10 @@ def _pend(pending: list[tuple[np.ndarray, np.ndarray]], codes: np.ndarray) -> li
     Keeps a burst's pending outliers at about one frame's worth, however long the burst.
     """
     keys, counts = pending[0] if pending else (np.zeros(0, np.int64), np.zeros(0, np.int64))
-    return [_merge_sorted(keys, counts, np.sort(codes), 1, np.add)]
+    # the kernel emits codes in photosite order, dark ones negated: that order, dark ones
+    # reversed first, is sorted (_merge_sorted checks, and sorts if it is not)
+    codes = np.concatenate([codes[codes < 0][::-1], codes[codes >= 0]])
+    return [_merge_sorted(keys, counts, codes, 1, np.add)]
 
 
 def _unix(t: _dt.datetime | None) -> float:
@@ -549,23 +552,12 @@ class Accumulator:
             return floor, 0.0
         nb = 16
         edges = np.quantile(lv, np.linspace(0, 1, nb + 1))
-        idx = np.clip(np.searchsorted(edges, lv, side="right") - 1, 0, nb - 1).astype(np.uint8)
-        # group the samples by bin once (a stable radix sort keeps their order within a bin)
-        order = np.argsort(idx, kind="stable")
-        r, lv = r[order], lv[order]
-        ends = np.cumsum(np.bincount(idx, minlength=nb))
-        levels, variances, weights = [], [], []
-        for b in range(nb):
-            start = ends[b - 1] if b else 0
-            n = int(ends[b] - start)
-            if n < 50:
-                continue
-            rb = r[start : ends[b]]
-            # lower quartile of |r|: flat areas dominate it, texture does not (Gaussian: 0.3186 sigma)
-            q = np.quantile(np.abs(rb - np.median(rb)), 0.25)
-            levels.append(float(np.median(lv[start : ends[b]])))
-            variances.append((q / 0.3186) ** 2)
-            weights.append(n)
+        # per bin, the lower quartile of |r|: flat areas dominate it, texture does not (Gaussian: 0.3186 sigma)
+        counts, med_level, q25 = _kernels.level_bins(r, lv, edges, 50)
+        keep = counts >= 50
+        levels = med_level[keep].tolist()
+        variances = [(q / 0.3186) ** 2 for q in q25[keep].tolist()]
+        weights = counts[keep].tolist()
         if not levels:
             return floor, 0.0
         L = np.maximum(np.array(levels), 0.0)

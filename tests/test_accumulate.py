@@ -240,3 +240,39 @@ def test_sparse_records_merge_in_order():
     np.testing.assert_array_equal(k, [3, 4])
     np.testing.assert_array_equal(c, [3, 1])
     assert c.dtype == np.uint32
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_noise_bins_equal_numpy(seed):
+    """The compiled per-bin statistics of the noise fit are numpy's, to the last bit."""
+    from rawmap import _kernels
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3000, 6000))
+    r = np.round(rng.normal(0, rng.uniform(5, 60), n)) * 4  # integer residuals, many repeats
+    lv = np.round(rng.gamma(2.0, 300.0, n))
+    edges = np.quantile(lv, np.linspace(0, 1, 17))
+    counts, level, q25 = _kernels.level_bins(r, lv, edges, 50)
+    idx = np.clip(np.searchsorted(edges, lv, side="right") - 1, 0, 15)
+    np.testing.assert_array_equal(counts, np.bincount(idx, minlength=16))
+    assert counts.sum() == n and (counts >= 50).sum() >= 10
+    for b in range(16):
+        rb, lb = r[idx == b], lv[idx == b]
+        if rb.size < 50:
+            assert np.isnan(level[b]) and np.isnan(q25[b])
+            continue
+        assert level[b] == np.median(lb)
+        assert q25[b] == np.quantile(np.abs(rb - np.median(rb)), 0.25)
+
+
+def test_pending_codes_in_kernel_order_are_merged_sorted():
+    from rawmap.accumulate import _pend
+
+    # photosite order, dark ones negated (as the kernel emits them), then once more in another frame
+    first = _pend([], np.array([-3, 5, -8, 9, 12]))
+    np.testing.assert_array_equal(first[0][0], [-8, -3, 5, 9, 12])
+    both = _pend(first, np.array([-8, 5, 7]))
+    np.testing.assert_array_equal(both[0][0], [-8, -3, 5, 7, 9, 12])
+    np.testing.assert_array_equal(both[0][1], [2, 1, 2, 1, 1, 1])
+    shuffled = _pend([], np.array([9, -3, 5]))  # not in kernel order: still sorted
+    np.testing.assert_array_equal(shuffled[0][0], [-3, 5, 9])
