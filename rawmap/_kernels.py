@@ -181,6 +181,14 @@ def _line_shadow(m, i, j, row_line, H, W):
 
 
 @njit(inline="always")
+def _z2(rf, s, black, noise_a, noise_b):
+    """Squared residual ``rf`` over the frame's noise variance at its neighbours' level (and that variance)."""
+    level = max(np.float32(s) * np.float32(0.25) - black, np.float32(0.0))
+    var = noise_a + noise_b * level
+    return rf * rf / var, var
+
+
+@njit(inline="always")
 def _flags(z2, rh, rv, var, k2, kl2v):
     """Candidate bits of one photosite: 1 outlier, 2 leans across a column, 4 across a row."""
     fh = np.float32(rh)
@@ -211,8 +219,7 @@ def _site(m, i, j, H, W, iu, idn, ju, jd, clip, b0, x, noise_a, noise_b, k2,
     s_r[i, j] += r
     rf = np.float32(r)
     s_xr[i, j] += rf * x
-    level = max(np.float32(s) * np.float32(0.25) - b0, np.float32(0.0))
-    z2 = rf * rf / (noise_a + noise_b * level)
+    z2, _ = _z2(rf, s, b0, noise_a, noise_b)
     s_zz[i, j] += z2
     frow[j] = np.uint8(z2 > k2)
 
@@ -306,10 +313,7 @@ def update_kernel(
                     sri[j] += r
                     rf = np.float32(r)
                     sxri[j] += rf * x
-                    bl = b0 if (j & 1) == 0 else b1
-                    level = max(np.float32(s) * np.float32(0.25) - bl, np.float32(0.0))
-                    var = noise_a + noise_b * level
-                    z2 = rf * rf / var
+                    z2, var = _z2(rf, s, b0 if (j & 1) == 0 else b1, noise_a, noise_b)
                     szzi[j] += z2
                     frow[j] = _flags(z2, rh, rv, var, k2, kl2v_scale * var)
             else:
@@ -326,10 +330,7 @@ def update_kernel(
                     sri[j] += r
                     rf = np.float32(r)
                     sxri[j] += rf * x
-                    bl = b0 if (j & 1) == 0 else b1
-                    level = max(np.float32(s) * np.float32(0.25) - bl, np.float32(0.0))
-                    var = noise_a + noise_b * level
-                    z2 = rf * rf / var
+                    z2, var = _z2(rf, s, b0 if (j & 1) == 0 else b1, noise_a, noise_b)
                     szzi[j] += z2
                     frow[j] = _flags(z2, rh, rv, var, k2, kl2v_scale * var)
             # candidates are a few per cent of the row: skip eight clear photosites at a time,
