@@ -190,19 +190,25 @@ def is_candidate(path: str | os.PathLike[str]) -> bool:
     return ext in RAW_EXTENSIONS or ext in IMAGE_EXTENSIONS
 
 
-def read_frame(path: str | os.PathLike[str]) -> Frame:
+def read_frame(path: str | os.PathLike[str], *, out: np.ndarray | None = None) -> Frame:
     """Decode a photo's pixels and metadata.
 
     Parameters
     ----------
     path : str or path-like
         A camera RAW file, or a JPEG, TIFF or PNG image.
+    out : (H, W) ndarray of uint16, optional
+        A writeable C-contiguous array to copy a RAW file's visible area
+        into, when it has that shape: a series reuses a few such buffers
+        instead of having fresh memory mapped in for every frame.  Ignored
+        (a new array is made) for another shape and for images.
 
     Returns
     -------
     Frame
         For RAW: ``mosaic`` is the visible area, ``(H, W)`` ndarray of
-        uint16 in sensor orientation (a private copy), with ``cfa``,
+        uint16 in sensor orientation (a private copy: ``out`` when it was
+        used), with ``cfa``,
         ``black`` and ``white`` from LibRaw.  For images: ``(H, W, C)``
         ndarray of uint8 or uint16 (C = 1 or 3) in sensor orientation,
         ``cfa=None``, zero black, ``white`` 255 or 65535.
@@ -223,7 +229,7 @@ def read_frame(path: str | os.PathLike[str]) -> Frame:
     >>> frame.mosaic.shape, frame.cfa_string, frame.camera.label  # doctest: +SKIP
     ((1324, 2012), 'BGGR', 'NIKON CORPORATION NIKON D1')
     """
-    info, pixels = _read(path, pixels=True)
+    info, pixels = _read(path, pixels=True, out=out)
     return info.to_frame(pixels)  # type: ignore[arg-type]  # pixels=True always gives an array
 
 
@@ -317,12 +323,14 @@ def _sort(p: Path) -> tuple[Metadata, SourceKind]:
     return meta, SourceKind.RAW
 
 
-def _read(path: str | os.PathLike[str], *, pixels: bool) -> tuple[FileInfo, np.ndarray | None]:
+def _read(
+    path: str | os.PathLike[str], *, pixels: bool, out: np.ndarray | None = None
+) -> tuple[FileInfo, np.ndarray | None]:
     p = Path(path)
     meta, source = _sort(p)
     if source is SourceKind.IMAGE:
         return _read_image(p, meta, pixels=pixels)
-    return _read_raw(p, meta, pixels=pixels)
+    return _read_raw(p, meta, pixels=pixels, out=out)
 
 
 def _describe_head(p: Path) -> str:
@@ -389,7 +397,9 @@ def _clearly_truncated(meta: Metadata) -> bool:
 
 # --------------------------------------------------------------------------- RAW
 
-def _read_raw(p: Path, meta: Metadata, *, pixels: bool) -> tuple[FileInfo, np.ndarray | None]:
+def _read_raw(
+    p: Path, meta: Metadata, *, pixels: bool, out: np.ndarray | None = None
+) -> tuple[FileInfo, np.ndarray | None]:
     fmt = _ext(p).upper() or "RAW"
     try:
         with rawpy.imread(str(p)) as raw:
@@ -399,7 +409,14 @@ def _read_raw(p: Path, meta: Metadata, *, pixels: bool) -> tuple[FileInfo, np.nd
             visible = raw.raw_image_visible
             if visible.ndim != 2:
                 raise NotBayerError(p, f"LibRaw returned {visible.ndim}-D data, not a Bayer mosaic", _BAYER_HINT)
-            mosaic = np.array(visible, dtype=np.uint16, copy=True, order="C") if pixels else None
+            mosaic = None
+            if pixels:
+                if (out is not None and out.shape == visible.shape and out.dtype == np.uint16
+                        and out.flags.c_contiguous and out.flags.writeable):
+                    np.copyto(out, visible, casting="unsafe")
+                    mosaic = out
+                else:
+                    mosaic = np.array(visible, dtype=np.uint16, copy=True, order="C")
             shape = (int(visible.shape[0]), int(visible.shape[1]))
             # rawpy's raw_pattern is phased at the full frame's origin; the map
             # works in visible coordinates, so shift it by the margins.

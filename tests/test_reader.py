@@ -144,6 +144,22 @@ def test_mosaic_is_libraw_visible_area():
 
 
 @needs_samples
+def test_mosaic_into_a_given_buffer():
+    # a file with margins: the visible area is a strided view of LibRaw's buffer
+    path = SAMPLES / "raw" / "canon-d30-a.CRW"
+    want = read_frame(path).mosaic
+    buf = np.full(want.shape, 7, np.uint16)
+    frame = read_frame(path, out=buf)
+    assert frame.mosaic is buf
+    np.testing.assert_array_equal(buf, want)
+    # a buffer of another shape or type is left alone: the frame gets a new array
+    for other in (np.zeros((want.shape[0], want.shape[1] - 2), np.uint16), np.zeros(want.shape, np.int32)):
+        got = read_frame(path, out=other).mosaic
+        assert got is not other and not other.any()
+        np.testing.assert_array_equal(got, want)
+
+
+@needs_samples
 def test_epoch_timestamp_is_unknown_in_any_time_zone(monkeypatch):
     # LibRaw has no time for this file (time_t 0), which rawpy shows in local time.
     monkeypatch.setenv("TZ", "America/New_York")
