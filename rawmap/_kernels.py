@@ -531,6 +531,63 @@ def _quantile(a, q):
     return lo + diff * t
 
 
+@njit
+def _kth(hist, k):
+    """Index of the k-th smallest (0-based) element counted in ``hist``."""
+    c = 0
+    for i in range(hist.shape[0]):
+        c += hist[i]
+        if c > k:
+            return i
+    return hist.shape[0] - 1
+
+
+@njit
+def _lerp_q(lo, hi, vi, prev):
+    """numpy's 'linear' interpolation between two order statistics."""
+    t = vi - prev
+    diff = hi - lo
+    if t >= 0.5:
+        return hi - diff * (1 - t)
+    return lo + diff * t
+
+
+@njit
+def _median_spread(rb):
+    """numpy's ``median(rb)`` and ``quantile(abs(rb - median), 0.25)`` for integer-valued ``rb``.
+
+    Counts the values instead of selecting them (the residuals are integers
+    with many repeats: a few thousand distinct values per bin); falls back to
+    selection for non-integers or a range much wider than the sample.
+    """
+    n = rb.shape[0]
+    lo = rb.min()
+    span = rb.max() - lo
+    integral = span <= 4 * n + 1024
+    if integral:
+        for v in rb:
+            if v != np.floor(v):
+                integral = False
+                break
+    if not integral:
+        med = _median(rb)
+        return med, _quantile(np.abs(rb - med), 0.25)
+    hist = np.zeros(int(span) + 1, np.int64)
+    for v in rb:
+        hist[int(v - lo)] += 1
+    upper = _kth(hist, n // 2) + lo
+    med = upper if n % 2 else (_kth(hist, n // 2 - 1) + lo + upper) / 2.0
+    # |rb - med| doubled is an integer (med is whole or half)
+    hist2 = np.zeros(2 * (int(span) + 1) + 1, np.int64)
+    for v in rb:
+        hist2[int(2.0 * abs(v - med))] += 1
+    vi = (n - 1) * 0.25
+    prev = int(np.floor(vi))
+    if prev >= n - 1:
+        return med, _kth(hist2, n - 1) / 2.0
+    return med, _lerp_q(_kth(hist2, prev) / 2.0, _kth(hist2, prev + 1) / 2.0, vi, prev)
+
+
 @njit(cache=True, nogil=True)
 def level_bins(r, lv, edges, min_count):
     """Per level bin of the noise sample: count, median level, lower quartile of |r - median r|.
@@ -551,15 +608,11 @@ def level_bins(r, lv, edges, min_count):
     idx = np.empty(n, np.int64)
     counts = np.zeros(nb, np.int64)
     for i in range(n):
-        lo = 0
-        hi = nb + 1
-        while lo < hi:  # searchsorted(edges, lv[i], side="right")
-            mid = (lo + hi) >> 1
-            if edges[mid] <= lv[i]:
-                lo = mid + 1
-            else:
-                hi = mid
-        b = min(max(lo - 1, 0), nb - 1)
+        x = lv[i]
+        above = 0
+        for e in range(nb + 1):  # searchsorted(edges, x, side="right"), branch-free
+            above += edges[e] <= x
+        b = min(max(above - 1, 0), nb - 1)
         idx[i] = b
         counts[b] += 1
     start = np.zeros(nb + 1, np.int64)
@@ -578,7 +631,6 @@ def level_bins(r, lv, edges, min_count):
     for b in range(nb):
         if counts[b] < min_count:
             continue
-        rb = rs[start[b] : start[b + 1]]
-        q25[b] = _quantile(np.abs(rb - _median(rb)), 0.25)
+        q25[b] = _median_spread(rs[start[b] : start[b + 1]])[1]
         level[b] = _median(ls[start[b] : start[b + 1]])
     return counts, level, q25

@@ -265,6 +265,24 @@ def test_noise_bins_equal_numpy(seed):
         assert q25[b] == np.quantile(np.abs(rb - np.median(rb)), 0.25)
 
 
+@pytest.mark.parametrize("kind", ["integers", "even count", "half-integers", "wide range", "tiny"])
+def test_noise_spread_by_counting_equals_numpy(kind):
+    """Median and lower quartile of |r - median| by counting (or by selection where counting
+    does not apply) are numpy's, to the last bit."""
+    from rawmap import _kernels
+
+    rng = np.random.default_rng(3)
+    n = {"even count": 2000, "tiny": 3}.get(kind, 2001)
+    r = np.round(rng.normal(0, 25, n)) * 4
+    if kind == "half-integers":  # not whole numbers: selection
+        r = r + 0.5 * (rng.random(n) < 0.3)
+    if kind == "wide range":  # far wider than the sample: selection
+        r[0] = 1e9
+    med, q25 = _kernels._median_spread(r)
+    assert med == np.median(r)
+    assert q25 == np.quantile(np.abs(r - np.median(r)), 0.25)
+
+
 def test_pending_codes_in_kernel_order_are_merged_sorted():
     from rawmap.accumulate import _pend
 
