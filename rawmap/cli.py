@@ -347,8 +347,10 @@ def map_cmd(
 
         rawmap map ~/Pictures/new/ --save
     """
+    from ._malloc import reuse_large_buffers
     from .mapping import Skipped, collect_inputs, map_files
 
+    reuse_large_buffers()  # LibRaw's frame buffers: reused instead of mapped afresh for every photo
     if output is None and not save:
         ctx.fail("missing -o OUT: give the map file to write, or store the map in the library with --save")
     if save and state is not None:

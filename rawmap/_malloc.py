@@ -1,0 +1,65 @@
+"""Allocator setting of the ``rawmap`` command: let big freed buffers be reused.
+
+LibRaw allocates every photo's raw data (48 MB for 24 MP) and frees it when
+the file is closed.  glibc serves a request that large with a fresh
+``mmap`` and gives it back with ``munmap``, so each frame decoded by a
+worker thread of ``rawmap map`` faulted in ~12 000 new pages, two threads
+at once in one address space: 0.07 s of system time per 24 MP frame,
+measured on the project's 2-core machine, against 0.03 s with this setting.
+(The main thread's heap often keeps such blocks; worker threads' arenas
+never do.)
+
+:func:`reuse_large_buffers` raises glibc's mmap threshold and puts every
+thread on one arena, so a freed frame buffer stays in the heap and the next
+decode reuses it.  It changes the whole process, so only the command (an
+application) calls it; library functions never do.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+__all__ = ["reuse_large_buffers"]
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+
+
+def _glibc() -> bool:
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def reuse_large_buffers(threshold: int = 512 << 20) -> bool:
+    """Keep freed blocks up to ``threshold`` bytes in the heap for reuse (glibc only).
+
+    Parameters
+    ----------
+    threshold : int
+        Requests up to this size come from the heap instead of a fresh
+        ``mmap``; freed memory at the top of the heap is returned to the
+        system only beyond twice this.
+
+    Returns
+    -------
+    bool
+        True when glibc accepted the settings; False on other C libraries
+        (nothing is changed there).
+    """
+    if not _glibc():
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    trim = min(2 * threshold, 2**31 - 1)
+    return all(
+        mallopt(option, value) == 1
+        for option, value in ((_M_ARENA_MAX, 1), (_M_MMAP_THRESHOLD, threshold), (_M_TRIM_THRESHOLD, trim))
+    )

@@ -1,0 +1,52 @@
+"""The allocator setting of the rawmap command (run in child processes: it is process-wide)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+GLIBC = hasattr(os, "confstr") and (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+
+# LibRaw-sized blocks freed and allocated again on a worker thread: page faults per round
+PROBE = r"""
+import ctypes, resource, sys, threading
+from rawmap._malloc import reuse_large_buffers
+ok = reuse_large_buffers() if sys.argv[1] == "reuse" else None
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+faults = []
+def work():
+    for _ in range(6):
+        before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+        a = libc.malloc(48 << 20)           # what LibRaw does for a 24 MP frame
+        ctypes.memset(a, 1, 48 << 20)        # and writes it
+        libc.free(a)
+        faults.append(resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before)
+t = threading.Thread(target=work); t.start(); t.join()
+print(ok, max(faults[2:]))
+"""
+
+
+def _probe(setting: str) -> tuple[str, int]:
+    out = subprocess.run([sys.executable, "-c", PROBE, setting], check=True, capture_output=True, text=True)
+    ok, faults = out.stdout.split()
+    return ok, int(faults)
+
+
+@pytest.mark.skipif(not GLIBC, reason="the setting is glibc's; elsewhere reuse_large_buffers() changes nothing")
+def test_freed_frame_buffers_are_reused_on_worker_threads():
+    ok, faults = _probe("reuse")
+    assert ok == "True"
+    assert faults < 100  # the block is reused: no page of it is mapped again
+    # without the setting, each round maps the 48 MB afresh (~12 000 pages)
+    assert _probe("default")[1] > 10_000
+
+
+@pytest.mark.skipif(GLIBC, reason="on glibc the setting applies")
+def test_other_c_libraries_are_left_alone():
+    assert _probe("reuse")[0] == "False"
