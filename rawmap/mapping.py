@@ -208,11 +208,12 @@ class _SeriesStart:
 class _MosaicPool:
     """Mosaic buffers of one series, handed from a folded frame to the next one decoded.
 
-    Copying LibRaw's data into memory the process already has, rather than
-    into a fresh 48 MB array per 24 MP frame, saves the operating system's
-    page mapping (and, with transparent huge pages, its compaction stalls).
-    It holds no more buffers than frames were ever decoded at once (about
-    one per worker).
+    For RAW files whose visible area is not one block of LibRaw's buffer
+    (left or right margins): copying it into memory the process already
+    has, rather than into a fresh 48 MB array per 24 MP frame, saves the
+    operating system's page mapping (and, with transparent huge pages, its
+    compaction stalls).  It holds no more buffers than frames were ever
+    decoded at once (about one per worker).
     """
 
     def __init__(self) -> None:
@@ -223,9 +224,16 @@ class _MosaicPool:
         with self._lock:
             return self._free.pop() if self._free else None
 
-    def give(self, buf, shape: tuple[int, int]) -> None:
-        """Return ``buf`` for reuse (only the series' RAW-size uint16 mosaics are kept)."""
-        if buf is not None and buf.shape == shape and buf.dtype == np.uint16 and buf.flags.c_contiguous:
+    def give(self, buf, shape: tuple[int, int] | None = None) -> None:
+        """Keep ``buf`` for reuse: one taken and not used (``shape`` None), or a folded mosaic of ``shape``.
+
+        Only plain uint16 arrays of the series' size are kept (not views of
+        LibRaw's buffer, not developed images).
+        """
+        if buf is None:
+            return
+        if shape is None or (buf.shape == shape and buf.dtype == np.uint16 and buf.base is None
+                             and buf.flags.c_contiguous):
             with self._lock:
                 self._free.append(buf)
 
@@ -251,9 +259,11 @@ def _fold_series(
 
     def work(seq: int, path: Path) -> PreparedFrame | InputError:
         frame = prep = None
+        buf = mosaics.take()
         try:
             try:
-                frame = reader.read_frame(path, out=mosaics.take())
+                # LibRaw's own buffer when the visible area is contiguous, else a copy into buf
+                frame = reader.read_frame(path, out=buf, share=True)
             finally:
                 acc = start.get(seq, frame)  # every file passes here once, decoded or not
             prep = acc.prepare(frame)
@@ -262,8 +272,11 @@ def _fold_series(
         finally:
             if prep is None:  # not to be folded: pass its turn on every band
                 turnstile.run(seq, None)
-        # the RAW mosaic is the plane the bands fold from; once folded, nothing refers to it
-        buf = frame.mosaic if frame.source is SourceKind.RAW else None
+            if frame is None or frame.mosaic is not buf:  # buf not used: back to the pool
+                mosaics.give(buf)
+                buf = None
+        # the mosaic is the plane the bands fold from; once folded, nothing refers to it
+        # (a view of LibRaw's buffer is then freed with it)
         del frame
         turnstile.run(seq, lambda band: acc.fold(prep, band))
         if prep.plane is None:  # every band folded

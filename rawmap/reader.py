@@ -190,7 +190,7 @@ def is_candidate(path: str | os.PathLike[str]) -> bool:
     return ext in RAW_EXTENSIONS or ext in IMAGE_EXTENSIONS
 
 
-def read_frame(path: str | os.PathLike[str], *, out: np.ndarray | None = None) -> Frame:
+def read_frame(path: str | os.PathLike[str], *, out: np.ndarray | None = None, share: bool = False) -> Frame:
     """Decode a photo's pixels and metadata.
 
     Parameters
@@ -202,13 +202,19 @@ def read_frame(path: str | os.PathLike[str], *, out: np.ndarray | None = None) -
         into, when it has that shape: a series reuses a few such buffers
         instead of having fresh memory mapped in for every frame.  Ignored
         (a new array is made) for another shape and for images.
+    share : bool
+        For a RAW file whose visible area is one contiguous block of
+        LibRaw's buffer (no left or right margin), return a view of that
+        buffer instead of a copy: LibRaw's memory, and the file, stay open
+        until the last reference to ``mosaic`` is dropped.  Saves a copy
+        and a frame's worth of memory; the caller must not write to it.
 
     Returns
     -------
     Frame
         For RAW: ``mosaic`` is the visible area, ``(H, W)`` ndarray of
         uint16 in sensor orientation (a private copy: ``out`` when it was
-        used), with ``cfa``,
+        used; LibRaw's own buffer with ``share``), with ``cfa``,
         ``black`` and ``white`` from LibRaw.  For images: ``(H, W, C)``
         ndarray of uint8 or uint16 (C = 1 or 3) in sensor orientation,
         ``cfa=None``, zero black, ``white`` 255 or 65535.
@@ -229,7 +235,7 @@ def read_frame(path: str | os.PathLike[str], *, out: np.ndarray | None = None) -
     >>> frame.mosaic.shape, frame.cfa_string, frame.camera.label  # doctest: +SKIP
     ((1324, 2012), 'BGGR', 'NIKON CORPORATION NIKON D1')
     """
-    info, pixels = _read(path, pixels=True, out=out)
+    info, pixels = _read(path, pixels=True, out=out, share=share)
     return info.to_frame(pixels)  # type: ignore[arg-type]  # pixels=True always gives an array
 
 
@@ -324,13 +330,13 @@ def _sort(p: Path) -> tuple[Metadata, SourceKind]:
 
 
 def _read(
-    path: str | os.PathLike[str], *, pixels: bool, out: np.ndarray | None = None
+    path: str | os.PathLike[str], *, pixels: bool, out: np.ndarray | None = None, share: bool = False
 ) -> tuple[FileInfo, np.ndarray | None]:
     p = Path(path)
     meta, source = _sort(p)
     if source is SourceKind.IMAGE:
         return _read_image(p, meta, pixels=pixels)
-    return _read_raw(p, meta, pixels=pixels, out=out)
+    return _read_raw(p, meta, pixels=pixels, out=out, share=share)
 
 
 def _describe_head(p: Path) -> str:
@@ -398,11 +404,13 @@ def _clearly_truncated(meta: Metadata) -> bool:
 # --------------------------------------------------------------------------- RAW
 
 def _read_raw(
-    p: Path, meta: Metadata, *, pixels: bool, out: np.ndarray | None = None
+    p: Path, meta: Metadata, *, pixels: bool, out: np.ndarray | None = None, share: bool = False
 ) -> tuple[FileInfo, np.ndarray | None]:
     fmt = _ext(p).upper() or "RAW"
     try:
-        with rawpy.imread(str(p)) as raw:
+        raw = rawpy.imread(str(p))
+        shared = False
+        try:
             _check_bayer(p, raw, meta, fmt)
             sizes = raw.sizes
             tm, lm = int(sizes.top_margin), int(sizes.left_margin)
@@ -411,7 +419,10 @@ def _read_raw(
                 raise NotBayerError(p, f"LibRaw returned {visible.ndim}-D data, not a Bayer mosaic", _BAYER_HINT)
             mosaic = None
             if pixels:
-                if (out is not None and out.shape == visible.shape and out.dtype == np.uint16
+                if share and visible.dtype == np.uint16 and visible.flags.c_contiguous:
+                    mosaic = visible  # keeps LibRaw's buffer (and the file) open until it is dropped
+                    shared = True
+                elif (out is not None and out.shape == visible.shape and out.dtype == np.uint16
                         and out.flags.c_contiguous and out.flags.writeable):
                     np.copyto(out, visible, casting="unsafe")
                     mosaic = out
@@ -426,6 +437,9 @@ def _read_raw(
             other = raw.other
             full_shape = (int(sizes.raw_height), int(sizes.raw_width))
             flip = int(sizes.flip)
+        finally:
+            if not shared:
+                raw.close()
     except rawpy.LibRawFileUnsupportedError as exc:
         raise _unsupported(p, meta, fmt, exc) from None
     except rawpy.LibRawIOError:

@@ -303,6 +303,13 @@ def test_threads_give_the_serial_state_bit_for_bit(small_series, odd_size, damag
     _assert_same_as_serial(map_files(files, workers=workers), small_series, [damaged[0], *odd_size.files])
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_frames_folded_from_libraw_buffers_give_the_serial_state(other_series, workers):
+    """Without left or right margins the bands fold straight from LibRaw's buffer, not a copy: same sums."""
+    assert read_frame(other_series.files[0], share=True).mosaic.base is not None  # that path is taken
+    _assert_same_as_serial(map_files(other_series.files, workers=workers), other_series, [])
+
+
 def test_statistics_sized_ahead_from_a_file_that_fails_are_not_used(small_series, odd_size):
     """Sums are sized from the first file's header; when that file then fails, the first good frame decides."""
     from rawmap.mapping import _SeriesStart
@@ -316,15 +323,15 @@ def test_statistics_sized_ahead_from_a_file_that_fails_are_not_used(small_series
     assert same.shape == (120, 160) and (same.vmin == np.iinfo(np.uint16).max).all()
 
 
-def _assert_same_as_serial(run, small_series, skipped):
+def _assert_same_as_serial(run, series, skipped):
     [body] = run.maps
-    assert body.accumulator.shape == (120, 160)
     serial = None
-    for p in small_series.files:
+    for p in series.files:
         frame = read_frame(p)
         serial = serial or Accumulator.from_frame(frame)
         serial.update(frame)
     serial.close_scene()
+    assert body.accumulator.shape == serial.shape == (series.truth.spec.height, series.truth.spec.width)
     for name in Accumulator._ARRAYS:
         np.testing.assert_array_equal(getattr(body.accumulator, name), getattr(serial, name), err_msg=name)
     assert [f.to_dict() for f in body.accumulator.frames] == [f.to_dict() for f in serial.frames]

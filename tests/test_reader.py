@@ -160,6 +160,23 @@ def test_mosaic_into_a_given_buffer():
 
 
 @needs_samples
+def test_shared_mosaic_is_libraw_buffer_when_contiguous():
+    import gc
+
+    path = SAMPLES / "raw" / "nikon-d1.NEF"  # no margins: the visible area is LibRaw's whole buffer
+    want = read_frame(path).mosaic
+    shared = read_frame(path, share=True).mosaic
+    assert shared.base is not None and shared.flags.c_contiguous
+    gc.collect()  # the frame is gone; the view alone keeps LibRaw's buffer alive
+    np.testing.assert_array_equal(shared, want)
+    # with left/right margins the visible area is not one block: a copy, as without share
+    crw = SAMPLES / "raw" / "canon-d30-a.CRW"
+    copy = read_frame(crw, share=True).mosaic
+    assert copy.base is None
+    np.testing.assert_array_equal(copy, read_frame(crw).mosaic)
+
+
+@needs_samples
 def test_epoch_timestamp_is_unknown_in_any_time_zone(monkeypatch):
     # LibRaw has no time for this file (time_t 0), which rawpy shows in local time.
     monkeypatch.setenv("TZ", "America/New_York")
