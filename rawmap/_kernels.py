@@ -536,7 +536,12 @@ def _quantile(a, q):
         return a.max()
     p = a.copy()
     lo = _select(p, prev)
-    hi = p[prev + 1 :].min()
+    return _lerp_q(lo, p[prev + 1 :].min(), vi, prev)
+
+
+@njit
+def _lerp_q(lo, hi, vi, prev):
+    """numpy's 'linear' interpolation between two order statistics."""
     t = vi - prev
     diff = hi - lo
     if t >= 0.5:
@@ -553,16 +558,6 @@ def _kth(hist, k):
         if c > k:
             return i
     return hist.shape[0] - 1
-
-
-@njit
-def _lerp_q(lo, hi, vi, prev):
-    """numpy's 'linear' interpolation between two order statistics."""
-    t = vi - prev
-    diff = hi - lo
-    if t >= 0.5:
-        return hi - diff * (1 - t)
-    return lo + diff * t
 
 
 @njit
