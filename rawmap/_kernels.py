@@ -28,7 +28,10 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["update_kernel", "residual_sample", "level_bins", "merge_sorted", "single_thread", "launch"]
+__all__ = [
+    "update_kernel", "residual_sample", "sorted_levels", "sorted_quantiles", "level_bins", "thumbnail",
+    "merge_sorted", "single_thread", "launch",
+]
 
 _LAUNCH_LOCK = threading.Lock()
 _concurrent_launches: bool | None = None  # unknown until numba has run a parallel kernel
@@ -416,11 +419,15 @@ def residual_sample(m, black2, clip, rows, col_step):
         ``4 v - sum4`` at sampled photosites whose neighbours are all below ``clip``.
     level : (N,) ndarray of float64
         Neighbour mean above black at the same photosites.
+    code : (N,) ndarray of int64
+        ``4 sum4 + 2 (row parity) + column parity``: what each level was
+        computed from, so :func:`sorted_levels` can sort them by counting.
     """
     H, W = m.shape
     n = rows.shape[0] * ((W + col_step - 1) // col_step)
     r = np.empty(n, np.float64)
     lv = np.empty(n, np.float64)
+    code = np.empty(n, np.int64)
     k = 0
     for ii in range(rows.shape[0]):
         i = rows[ii]
@@ -430,9 +437,120 @@ def residual_sample(m, black2, clip, rows, col_step):
                 continue
             s = _sum4(m, i, j, H, W)
             r[k] = 4.0 * m[i, j] - s
-            lv[k] = s * 0.25 - black2[i & 1, j & 1]
+            lv[k] = _level(s, black2, i & 1, j & 1)
+            code[k] = 4 * s + 2 * (i & 1) + (j & 1)
             k += 1
-    return r[:k], lv[:k]
+    return r[:k], lv[:k], code[:k]
+
+
+@njit(inline="always")
+def _level(s, black2, pi, pj):
+    """Neighbour mean above black of a photosite whose four neighbours sum to ``s``."""
+    return s * 0.25 - black2[pi, pj]
+
+
+@njit(cache=True, nogil=True)
+def sorted_levels(code, black2):
+    """The levels of :func:`residual_sample`, sorted (``np.sort(level)``, value for value).
+
+    Counts the codes instead of comparing the values: four ascending runs,
+    one per pattern position, merged.  Falls back to sorting when the codes
+    span far more values than there are samples.
+
+    Returns
+    -------
+    (N,) ndarray of float64
+    """
+    n = code.shape[0]
+    out = np.empty(n, np.float64)
+    if n == 0:
+        return out
+    lo = code.min() & ~np.int64(3)
+    span = code.max() - lo + 1
+    if span > 8 * n + (1 << 20):
+        for k in range(n):
+            c = code[k]
+            out[k] = _level(c >> 2, black2, (c >> 1) & 1, c & 1)
+        out.sort()
+        return out
+    hist = np.zeros(span, np.int32)
+    for k in range(n):
+        hist[code[k] - lo] += 1
+    nsum = span >> 2 if span & 3 == 0 else (span >> 2) + 1
+    pos = np.zeros(4, np.int64)  # per pattern position: index of the next sum to emit
+    for p in range(4):
+        while pos[p] < nsum and (4 * pos[p] + p >= span or hist[4 * pos[p] + p] == 0):
+            pos[p] += 1
+    k = 0
+    while k < n:
+        best = -1
+        bv = 0.0
+        for p in range(4):
+            if pos[p] < nsum:
+                v = _level((lo >> 2) + pos[p], black2, p >> 1, p & 1)
+                if best < 0 or v < bv:
+                    best = p
+                    bv = v
+        c = hist[4 * pos[best] + best]
+        for _ in range(c):
+            out[k] = bv
+            k += 1
+        pos[best] += 1
+        while pos[best] < nsum and (4 * pos[best] + best >= span or hist[4 * pos[best] + best] == 0):
+            pos[best] += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def sorted_quantiles(a, qs):
+    """``np.quantile(a, qs)`` (numpy's default, 'linear') of an already sorted array.
+
+    Returns
+    -------
+    (len(qs),) ndarray of float64
+    """
+    n = a.shape[0]
+    out = np.empty(qs.shape[0], np.float64)
+    for k in range(qs.shape[0]):
+        vi = (n - 1) * qs[k]
+        prev = int(np.floor(vi))
+        if prev >= n - 1:
+            out[k] = a[n - 1]
+        else:
+            out[k] = _lerp_q(a[prev], a[prev + 1], vi, prev)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def thumbnail(m):
+    """Means of 8 x 8 blocks of every 4th photosite of every 4th row (``float32``).
+
+    The same numbers as numpy's ``m[::4, ::4]`` cut to whole blocks and
+    ``mean(axis=(1, 3), dtype=float32)``: the 64 values are integers whose
+    sum is exact in float32, and dividing by 64 is exact.
+
+    Returns
+    -------
+    (h // 32, w // 32) ndarray of float32
+        ``h, w`` rounded up to whole steps of 4 first (as the slice does).
+    """
+    H, W = m.shape
+    th = ((H + 3) // 4) // 8
+    tw = ((W + 3) // 4) // 8
+    out = np.zeros((th, tw), np.float32)
+    acc = np.zeros(tw, np.int64)
+    for a in range(th):
+        acc[:] = 0
+        for k in range(8):
+            row = m[32 * a + 4 * k]
+            for b in range(tw):
+                t = np.int64(0)
+                for c in range(8):
+                    t += row[32 * b + 4 * c]
+                acc[b] += t
+        for b in range(tw):
+            out[a, b] = np.float32(acc[b]) / np.float32(64.0)
+    return out
 
 
 @njit(cache=True, nogil=True)
@@ -597,13 +715,21 @@ def _median_spread(rb):
 
 
 @njit(cache=True, nogil=True)
-def level_bins(r, lv, edges, min_count):
+def level_bins(r, lv, lv_sorted, edges, min_count):
     """Per level bin of the noise sample: count, median level, lower quartile of |r - median r|.
 
     The same numbers as numpy's ``searchsorted``, ``median`` and
     ``quantile`` on each bin (bin b holds ``edges[b] <= lv < edges[b + 1]``,
     the last one closed), without a dozen numpy calls per bin.  Bins with
     fewer than ``min_count`` samples get NaN statistics.
+
+    Parameters
+    ----------
+    r, lv : (N,) ndarray of float64
+        Residuals and their levels.
+    lv_sorted : (N,) ndarray of float64
+        ``lv`` sorted: the bins are runs of it, so their medians are read off.
+    edges : (nb + 1,) ndarray of float64
 
     Returns
     -------
@@ -628,17 +754,18 @@ def level_bins(r, lv, edges, min_count):
         start[b + 1] = start[b] + counts[b]
     fill = start[:nb].copy()
     rs = np.empty(n, np.float64)
-    ls = np.empty(n, np.float64)
     for i in range(n):  # group by bin, keeping the order
         b = idx[i]
         rs[fill[b]] = r[i]
-        ls[fill[b]] = lv[i]
         fill[b] += 1
     level = np.full(nb, np.nan)
     q25 = np.full(nb, np.nan)
     for b in range(nb):
-        if counts[b] < min_count:
+        c = counts[b]
+        if c < min_count:
             continue
         q25[b] = _median_spread(rs[start[b] : start[b + 1]])[1]
-        level[b] = _median(ls[start[b] : start[b + 1]])
+        # the bin index never decreases with the level: bin b is lv_sorted[start[b]:start[b + 1]]
+        hi = lv_sorted[start[b] + c // 2]
+        level[b] = hi if c % 2 else (lv_sorted[start[b] + c // 2 - 1] + hi) / 2.0
     return counts, level, q25

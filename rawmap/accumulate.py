@@ -546,14 +546,15 @@ class Accumulator:
         target = 200_000
         row_step = max(1, int(math.sqrt(H * W / target)))
         rows = np.arange(0, H, row_step, dtype=np.int64)
-        r, lv = _kernels.residual_sample(plane, black2, clip, rows, row_step)
+        r, lv, code = _kernels.residual_sample(plane, black2, clip, rows, row_step)
         floor = 2.0
         if r.size < 100:
             return floor, 0.0
         nb = 16
-        edges = np.quantile(lv, np.linspace(0, 1, nb + 1))
+        lv_sorted = _kernels.sorted_levels(code, black2)  # by counting: a tenth of np.quantile's time
+        edges = _kernels.sorted_quantiles(lv_sorted, np.linspace(0, 1, nb + 1))
         # per bin, the lower quartile of |r|: flat areas dominate it, texture does not (Gaussian: 0.3186 sigma)
-        counts, med_level, q25 = _kernels.level_bins(r, lv, edges, 50)
+        counts, med_level, q25 = _kernels.level_bins(r, lv, lv_sorted, edges, 50)
         keep = counts >= 50
         levels = med_level[keep].tolist()
         variances = [(q / 0.3186) ** 2 for q in q25[keep].tolist()]
@@ -578,10 +579,9 @@ class Accumulator:
 
     def _thumb(self, plane: np.ndarray) -> np.ndarray:
         sub = plane[::4, ::4]
-        h, w = (sub.shape[0] // 8) * 8, (sub.shape[1] // 8) * 8
-        if h == 0 or w == 0:
+        if sub.shape[0] < 8 or sub.shape[1] < 8:  # not one whole 8 x 8 block
             return sub.astype(np.float32)
-        return sub[:h, :w].reshape(h // 8, 8, w // 8, 8).mean(axis=(1, 3), dtype=np.float32)
+        return _kernels.thumbnail(plane)
 
     def _same_scene(self, thumb: np.ndarray, key: tuple[float, float], noise_a: float, noise_b: float) -> bool:
         """Same exposure and ISO, and no thumbnail block changed beyond noise and a small tolerance."""

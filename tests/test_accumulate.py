@@ -252,7 +252,7 @@ def test_noise_bins_equal_numpy(seed):
     r = np.round(rng.normal(0, rng.uniform(5, 60), n)) * 4  # integer residuals, many repeats
     lv = np.round(rng.gamma(2.0, 300.0, n))
     edges = np.quantile(lv, np.linspace(0, 1, 17))
-    counts, level, q25 = _kernels.level_bins(r, lv, edges, 50)
+    counts, level, q25 = _kernels.level_bins(r, lv, np.sort(lv), edges, 50)
     idx = np.clip(np.searchsorted(edges, lv, side="right") - 1, 0, 15)
     np.testing.assert_array_equal(counts, np.bincount(idx, minlength=16))
     assert counts.sum() == n and (counts >= 50).sum() >= 10
@@ -263,6 +263,40 @@ def test_noise_bins_equal_numpy(seed):
             continue
         assert level[b] == np.median(lb)
         assert q25[b] == np.quantile(np.abs(rb - np.median(rb)), 0.25)
+
+
+@pytest.mark.parametrize(
+    "blacks, bits", [((512, 512, 512, 512), 14), ((2047, 2048, 2048.5, 2046.25), 14), ((0, 0, 0, 0), 16)]
+)
+def test_levels_sorted_by_counting_equal_numpy(blacks, bits):
+    """Levels sorted by counting their codes, and the bin edges read off them, are numpy's sort
+    and quantiles, value for value (one black or four, up to 16-bit sums)."""
+    from rawmap import _kernels
+
+    rng = np.random.default_rng(bits)
+    black2 = np.array(blacks, np.float32).reshape(2, 2)
+    m = rng.integers(0, 2**bits, (64, 96)).astype(np.uint16)
+    m[10:20] = rng.integers(1000, 1010, (10, 96))  # a flat patch: many repeated sums
+    rows = np.arange(0, 64, 3, dtype=np.int64)
+    r, lv, code = _kernels.residual_sample(m, black2, 2**bits, rows, 2)
+    assert lv.size > 1000
+    got = _kernels.sorted_levels(code, black2)
+    np.testing.assert_array_equal(got, np.sort(lv))
+    qs = np.linspace(0, 1, 17)
+    np.testing.assert_array_equal(_kernels.sorted_quantiles(got, qs), np.quantile(lv, qs))
+    wide = np.array([0, 4 * 10**7 + 1], np.int64)  # sums far apart: sorted, not counted
+    np.testing.assert_array_equal(_kernels.sorted_levels(wide, black2), [-blacks[0], 2_500_000 - blacks[1]])
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (33, 61), (127, 129), (400, 600)])
+def test_thumbnail_equals_numpy_block_means(shape):
+    from rawmap import _kernels
+
+    m = np.random.default_rng(shape[0]).integers(0, 2**16, shape).astype(np.uint16)
+    sub = m[::4, ::4]
+    h, w = sub.shape[0] // 8 * 8, sub.shape[1] // 8 * 8
+    want = sub[:h, :w].reshape(h // 8, 8, w // 8, 8).mean(axis=(1, 3), dtype=np.float32)
+    np.testing.assert_array_equal(_kernels.thumbnail(m), want)
 
 
 @pytest.mark.parametrize("kind", ["integers", "even count", "half-integers", "wide range", "tiny"])
