@@ -575,6 +575,13 @@ class Accumulator:
         # below the true read noise; never predict less than the darkest bins showed.
         dark = np.argsort(L)[:2]
         a = max(a, float(np.min(V[dark] - b * L[dark])), floor)
+        # Levels that vary no more than noise moves them (a flat field) cannot separate read
+        # noise from shot noise: the slope fitted on them is noise, and with its intercept
+        # raised to the floor it can overstate the variance many times.  There, one variance
+        # for the one level (~0.45 sqrt(V) is the spread of bin levels that noise alone gives).
+        v_mean = float(np.average(V, weights=w))
+        if np.ptp(L) < 2.0 * math.sqrt(float(V.max())) and float(np.average(a + b * L, weights=w)) > 2.0 * v_mean:
+            a, b = max(v_mean, floor), 0.0
         return float(a), float(b)
 
     def _thumb(self, plane: np.ndarray) -> np.ndarray:

@@ -202,6 +202,44 @@ def test_hot_pixel_counts_not_its_shadows():
     assert first == dt.datetime(2025, 1, 1)
 
 
+@pytest.mark.parametrize("level, sigma", [(1000, 5), (8000, 40), (0, 4)])
+def test_noise_fit_of_a_flat_field(level, sigma):
+    """One level only (a flat field, a dark frame): the fitted variance at that level is the
+    measured one, not a slope fitted on noise: between 16 sigma^2 (4 v - sum4 with the
+    neighbour sum fixed, as in a narrow level bin) and 20 sigma^2 (sum free)."""
+    rng = np.random.default_rng(level)
+    m = np.round(BLACK + level + rng.normal(0, sigma, (400, 600))).astype(np.uint16)
+    acc = Accumulator.from_frame(make_frame(m))
+    prep = acc.prepare(make_frame(m))
+    var = prep.noise_a + prep.noise_b * level
+    assert 0.9 * 16 * sigma**2 < var < 1.1 * 20 * sigma**2
+
+
+@pytest.mark.parametrize("W, col", [(71, 66), (136, 124), (130, 122)])
+def test_kernel_reports_candidates_anywhere_in_the_row(W, col):
+    """Outliers and line candidates are found at the border columns, in every byte of a word,
+    and in the photosites after the last whole 8-photosite word (W not a multiple of 8 or 64)."""
+    rng = np.random.default_rng(W)
+    H = 40
+    m = np.round(BLACK + 1000 + rng.normal(0, 5, (H, W))).astype(np.uint16)
+    hot = [(10, W - 1), (11, W - 3), (20, 1), (21, 0), (5, 8), (6, 15), (7, 63), (8, 64)]
+    for i, j in hot:
+        m[i, j] += 400
+    m[14:34, col] += 60  # a bright column segment (at 66: after the last whole word)
+    acc = Accumulator.from_frame(make_frame(m))
+    prep = acc.prepare(make_frame(m))
+    for band in range(acc.N_BANDS):
+        acc.fold(prep, band)
+    found = np.concatenate(prep.found)
+    got = {divmod(int(c) - 1, W) for c in found if c > 0}
+    segment = {(i, col) for i in range(14, 34)}
+    assert set(hot) <= got and got - set(hot) <= segment  # the segment's sites are outliers too
+    lines = np.concatenate(prep.lines)
+    col_cands = {divmod(int(c) // 4, W) for c in lines if c % 4 == 0}  # bright, across a column
+    assert {(i, col) for i in range(16, 32)} <= col_cands  # the segment's interior, every row
+    assert {j for _, j in col_cands} == {col}
+
+
 def test_star_is_not_an_isolated_outlier():
     rng = np.random.default_rng(2)
     acc = Accumulator((40, 48), cfa=CFA, black=np.full(4, float(BLACK)), white=WHITE, camera=CAM)
