@@ -27,6 +27,7 @@ from typing import Iterator
 import numba
 import numpy as np
 from numba import njit, prange
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 __all__ = [
     "update_kernel", "residual_sample", "sorted_levels", "sorted_quantiles", "level_bins", "thumbnail",
@@ -227,6 +228,41 @@ def _site(m, i, j, H, W, iu, idn, ju, jd, clip, b0, x, noise_a, noise_b, k2,
     frow[j] = np.uint8(z2 > k2)
 
 
+_BYTE_LSB = np.uint64(0x0101010101010101)
+
+
+@njit(inline="always")
+def _candidate(m, i, j, fl, H, W, lines_here, black2, noise_a, noise_b, kl2, k2, kadj2, max_adjacent,
+               isolate, out_idx, cnt, cap, line_idx, lcnt, lcap):
+    """The costly tests on one candidate (flags ``fl`` from :func:`_flags`); returns the new counts."""
+    if lines_here and (fl & 6) != 0 and 2 <= j < W - 2:
+        for row_line in range(2):  # 0: leans across a column line, 1: across a row line
+            if (fl & (2 << row_line)) == 0:
+                continue
+            if row_line == 0:  # the same-colour photosites above and below must lean too
+                across = np.int64(m[i, j - 2]) + np.int64(m[i, j + 2])
+                i1, j1, i2, j2 = i - 2, j, i + 2, j
+            else:
+                across = np.int64(m[i - 2, j]) + np.int64(m[i + 2, j])
+                i1, j1, i2, j2 = i, j - 2, i, j + 2
+            bright = 2 * np.int64(m[i, j]) - across > 0
+            if _line_lean(m, i1, j1, row_line, bright, kl2, black2, noise_a, noise_b, W, H) and \
+                    _line_lean(m, i2, j2, row_line, bright, kl2, black2, noise_a, noise_b, W, H) and \
+                    not _line_shadow(m, i, j, row_line, H, W):
+                if lcnt < lcap:
+                    line_idx[lcnt] = (np.int64(i) * W + j) * 4 + 2 * row_line + (0 if bright else 1)
+                lcnt += 1
+    if (fl & 1) == 0 or _shadow(m, i, j, H, W):
+        return cnt, lcnt
+    if isolate and not _isolated(m, i, j, H, W, black2, noise_a, noise_b, kadj2, max_adjacent):
+        return cnt, lcnt
+    if cnt < cap:
+        flat = np.int64(i) * W + j + 1
+        bright = 4 * np.int64(m[i, j]) - _sum4(m, i, j, H, W) > 0
+        out_idx[cnt] = flat if bright else -flat
+    return cnt + 1, lcnt
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def update_kernel(
     m,  # (H, W) uint16 frame
@@ -359,51 +395,31 @@ def update_kernel(
                     frow[j] = _flags(z2, rh, rv, var, k2, kl2v_scale * var)
             # candidates are a few per cent of the row: skip 64 clear photosites at a time (one
             # test per eight 64-bit words; a test per word cost a quarter of the kernel's time),
-            # then apply the costly tests (line, shadow, isolation) to the candidates only
-            for blk in range(nblocks + 1):
-                if blk < nblocks:
-                    w0 = blk * 8
-                    w1 = min(w0 + 8, nwords)
-                    seen = np.uint64(0)
-                    for w in range(w0, w1):
-                        seen |= words[w]
-                    if seen == 0:
-                        continue
-                    j0 = w0 * 8
-                    j1 = w1 * 8
-                else:  # the photosites after the last whole word
-                    j0 = nwords * 8
-                    j1 = W
-                for j in range(j0, j1):
-                    fl = frow[j]
-                    if fl == 0:
-                        continue
-                    if lines_here and (fl & 6) != 0 and 2 <= j < W - 2:
-                        for row_line in range(2):  # 0: leans across a column line, 1: across a row line
-                            if (fl & (2 << row_line)) == 0:
-                                continue
-                            if row_line == 0:  # the same-colour photosites above and below must lean too
-                                across = np.int64(mi[j - 2]) + np.int64(mi[j + 2])
-                                i1, j1, i2, j2 = i - 2, j, i + 2, j
-                            else:
-                                across = np.int64(mu[j]) + np.int64(md[j])
-                                i1, j1, i2, j2 = i, j - 2, i, j + 2
-                            bright = 2 * np.int64(mi[j]) - across > 0
-                            if _line_lean(m, i1, j1, row_line, bright, kl2, black2, noise_a, noise_b, W, H) and \
-                                    _line_lean(m, i2, j2, row_line, bright, kl2, black2, noise_a, noise_b, W, H) and \
-                                    not _line_shadow(m, i, j, row_line, H, W):
-                                if lcnt < lcap:
-                                    line_idx[lcnt] = (np.int64(i) * W + j) * 4 + 2 * row_line + (0 if bright else 1)
-                                lcnt += 1
-                    if (fl & 1) == 0 or _shadow(m, i, j, H, W):
-                        continue
-                    if isolate and not _isolated(m, i, j, H, W, black2, noise_a, noise_b, kadj2, max_adjacent):
-                        continue
-                    if cnt < cap:
-                        flat = np.int64(i) * W + j + 1
-                        bright = 4 * np.int64(mi[j]) - _sum4(m, i, j, H, W) > 0
-                        out_idx[cnt] = flat if bright else -flat
-                    cnt += 1
+            # then visit the candidates of a word by their bits, and apply the costly tests
+            # (line, shadow, isolation) to them only
+            for blk in range(nblocks):
+                w0 = blk * 8
+                w1 = min(w0 + 8, nwords)
+                seen = np.uint64(0)
+                for w in range(w0, w1):
+                    seen |= words[w]
+                if seen == 0:
+                    continue
+                for w in range(w0, w1):
+                    word = words[w]
+                    # one bit per candidate byte (the flags use the low 3 bits of each byte)
+                    bits = (word | (word >> np.uint64(1)) | (word >> np.uint64(2))) & _BYTE_LSB
+                    while bits != 0:
+                        j = w * 8 + (trailing_zeros(bits) >> 3)
+                        bits &= bits - np.uint64(1)
+                        cnt, lcnt = _candidate(m, i, j, frow[j], H, W, lines_here, black2, noise_a, noise_b,
+                                               kl2, k2, kadj2, max_adjacent, isolate, out_idx, cnt, cap,
+                                               line_idx, lcnt, lcap)
+            for j in range(nwords * 8, W):  # the photosites after the last whole word
+                if frow[j] != 0:
+                    cnt, lcnt = _candidate(m, i, j, frow[j], H, W, lines_here, black2, noise_a, noise_b,
+                                           kl2, k2, kadj2, max_adjacent, isolate, out_idx, cnt, cap,
+                                           line_idx, lcnt, lcap)
         counts[0] = cnt
         counts[1] = lcnt
     return counts[0], counts[1]
