@@ -1,6 +1,6 @@
 """Throughput and memory of ``rawmap map`` on 24 MP frames, as ratios measured in one run.
 
-Run:  python tests/benchmarks/bench_throughput.py [--frames 16] [--height 4000 --width 6000]
+Run:  python tests/benchmarks/bench_throughput.py [--frames 16] [--runs 5] [--height 4000 --width 6000]
 
 Writes a simulated series of uncompressed 24 MP DNG frames (``rawmap.synth``:
 varied scenes, shot/read noise, planted defects) to a temporary folder, then
@@ -14,7 +14,9 @@ times, in one process and in turn:
   decoding a file and folding it into the sums band by band with the
   compiled kernel, classification at the end).
 
-Each is run twice, alternating, and the faster run is kept.  This is done
+Each is run ``--runs`` times (5), alternating, and its fastest run is kept:
+on a shared 2-core machine single runs of the same code vary by 30 % or
+more, and the fastest run is the one least disturbed.  This is done
 in two child processes, one per allocator setting, all three methods
 under the same one:
 
@@ -111,21 +113,21 @@ def child_memory(setting, mode, paths):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def child_times(setting, paths):
+def child_times(setting, runs, paths):
     """Run the three methods, alternating, in a child process under one allocator setting."""
-    out = subprocess.run([sys.executable, __file__, "--child", setting, *map(str, paths)], check=True,
+    out = subprocess.run([sys.executable, __file__, "--child", setting, str(runs), *map(str, paths)], check=True,
                          capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def times(setting, paths):
+def times(setting, n_runs, paths):
     if setting == "reuse":
         reuse_large_buffers()
     # warm-up: page cache and compiled kernels
     decode_only(paths)
     map_files(paths[:3])
     runs = {"decode": [], "welford": [], "rawmap": []}
-    for _ in range(2):
+    for _ in range(n_runs):
         runs["decode"].append(timed(decode_only, paths))
         runs["welford"].append(timed(seed_welford, paths))
         runs["rawmap"].append(timed(map_files, paths))
@@ -134,20 +136,21 @@ def times(setting, paths):
 
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
-        print(json.dumps(times(sys.argv[2], sys.argv[3:])))
+        print(json.dumps(times(sys.argv[2], int(sys.argv[3]), sys.argv[4:])))
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--runs", type=int, default=5, help="runs of each method per setting (fastest kept)")
     ap.add_argument("--height", type=int, default=4000)
     ap.add_argument("--width", type=int, default=6000)
     args = ap.parse_args()
     H, W = args.height, args.width
     n_px = H * W
-    rows = [("frames", f"{args.frames} x {H}x{W} ({n_px / 1e6:.0f} MP) uncompressed DNG")]
+    rows = [("frames", f"{args.frames} x {H}x{W} ({n_px / 1e6:.0f} MP) uncompressed DNG, fastest of {args.runs} runs")]
     with tempfile.TemporaryDirectory(prefix="rawmap-bench-") as tmp:
         paths = make_series(Path(tmp), args.frames, H, W)
         for setting in ("default", "reuse"):
-            t = child_times(setting, paths)
+            t = child_times(setting, args.runs, paths)
             mem = child_memory(setting, "map", paths)
             base = child_memory(setting, "none", paths)
             rows += [
