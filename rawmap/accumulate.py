@@ -47,7 +47,7 @@ import json
 import math
 import mmap
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -708,11 +708,12 @@ class Accumulator:
         if other.fs_index.size:
             self._note_first_seen(other.fs_index, other.fs_time)
         self._add_lines(other.ln_code, other.ln_count)
+        # the other's scenes are numbered after this one's
+        self.frames.extend(replace(f, scene=f.scene + self.n_scenes) for f in other.frames)
         self.n_frames += other.n_frames
         self.n_scenes += other.n_scenes
         self.sum_x += other.sum_x
         self.sum_xx += other.sum_xx
-        self.frames.extend(other.frames)
         return self
 
     def __iadd__(self, other: "Accumulator") -> "Accumulator":

@@ -18,6 +18,9 @@ Rules (a photosite gets the first kind that applies):
     normal) in at least ``min_share`` of the scenes; bursts of near-identical
     frames count as one scene, so static detail in a burst, stars and glints
     (which move between scenes and light their neighbours) do not qualify.
+    In short series more scenes are required: as many as keeps the number of
+    photosites that would get there by chance (from each scene's outlier
+    rate, Poisson-binomial) below ``max_chance``.
     ``hot`` when the excess grows with exposure time x ISO (a regression of
     the residual on it), ``noisy`` when it does not, or when the photosite is
     also a dark outlier in many scenes (blinking), or its temporal noise is
@@ -64,6 +67,7 @@ class ClassifyParams:
 
     min_share: float = 0.10  #: share of scenes with an isolated outlier
     min_scenes: int = 2  #: ... and at least this many scenes (1 when the series has fewer than 6 scenes)
+    max_chance: float = 5.0  #: ... and more scenes still while more photosites than this would get there by chance
     stuck_noise_factor: float = 10.0  #: stuck if range <= this x read-noise sigma (DN)
     stuck_contrast: float = 4.0  #: ... and neighbours' range >= this x own range + 2 x that bound
     cold_sigma: float = 6.0  #: cold if gain ratio below 1 - this x robust sigma
@@ -75,6 +79,39 @@ class ClassifyParams:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _chance_need(acc: Accumulator, need: int, max_chance: float) -> int:
+    """Scenes a photosite must be an outlier in, raised until chance alone gets few photosites there.
+
+    Scene detail and noise make a few outliers per thousand photosites in
+    every frame, at new places in each scene.  With few scenes, two or three
+    of them coincide at thousands of photosites of a big sensor; those must
+    not become defects.  Each scene's chance rate is its frames' isolated
+    outliers (of either sign) per photosite; the number of scenes in which one
+    healthy photosite is an outlier is then Poisson-binomial, and the smallest
+    count (from ``need`` up) that fewer than ``max_chance`` photosites of the
+    sensor reach by chance is returned.
+
+    Returns
+    -------
+    int
+    """
+    H, W = acc.shape
+    n = float(H * W)
+    per_scene: dict[int, list[float]] = {}
+    for f in acc.frames:
+        per_scene.setdefault(f.scene, []).append(0.0 if f.overflow else f.outliers / n)
+    pmf = np.zeros(len(per_scene) + 2)
+    pmf[0] = 1.0
+    for rates in per_scene.values():
+        q = min(sum(rates) / len(rates), 1.0)
+        pmf[1:] = pmf[1:] * (1.0 - q) + pmf[:-1] * q
+        pmf[0] *= 1.0 - q
+    at_least = np.cumsum(pmf[::-1])[::-1]  # at_least[k]: P(outlier in k scenes or more)
+    while need < len(per_scene) and n * at_least[need] > max_chance:
+        need += 1
+    return need
 
 
 def _nonzero2(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -240,7 +277,7 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     # ---- outliers across scenes ----------------------------------------------------------
     S = max(acc.n_scenes, 1)
     min_scenes = p.min_scenes if S >= 6 else 1
-    need = max(min_scenes, math.ceil(p.min_share * S))
+    need = _chance_need(acc, max(min_scenes, math.ceil(p.min_share * S)), p.max_chance)
     hi_r, hi_c = _candidates(acc.s_hi, need, taken)
     lo_r, lo_c = _candidates(acc.s_lo, need, taken)
 

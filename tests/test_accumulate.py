@@ -110,6 +110,7 @@ def test_merge_equals_union():
     np.testing.assert_allclose(a.s_xr, c.s_xr, rtol=1e-5, atol=1e-3)
     np.testing.assert_allclose(a.s_zz, c.s_zz, rtol=1e-5, atol=1e-4)
     assert (a.n_frames, a.n_scenes, len(a.frames)) == (c.n_frames, c.n_scenes, len(c.frames))
+    assert [f.scene for f in a.frames] == [f.scene for f in c.frames]  # b's scenes numbered after a's
     assert a.sum_x == pytest.approx(c.sum_x) and a.sum_xx == pytest.approx(c.sum_xx)
 
 
