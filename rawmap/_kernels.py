@@ -495,8 +495,7 @@ def sorted_levels(code, black2):
     nsum = span >> 2 if span & 3 == 0 else (span >> 2) + 1
     pos = np.zeros(4, np.int64)  # per pattern position: index of the next sum to emit
     for p in range(4):
-        while pos[p] < nsum and (4 * pos[p] + p >= span or hist[4 * pos[p] + p] == 0):
-            pos[p] += 1
+        pos[p] = _next_counted(hist, p, 0, nsum)
     k = 0
     while k < n:
         best = -1
@@ -511,10 +510,16 @@ def sorted_levels(code, black2):
         for _ in range(c):
             out[k] = bv
             k += 1
-        pos[best] += 1
-        while pos[best] < nsum and (4 * pos[best] + best >= span or hist[4 * pos[best] + best] == 0):
-            pos[best] += 1
+        pos[best] = _next_counted(hist, best, pos[best] + 1, nsum)
     return out
+
+
+@njit(inline="always")
+def _next_counted(hist, p, s, nsum):
+    """First sum index from ``s`` on whose code at pattern position ``p`` was counted (``nsum``: none)."""
+    while s < nsum and (4 * s + p >= hist.shape[0] or hist[4 * s + p] == 0):
+        s += 1
+    return s
 
 
 @njit(cache=True, nogil=True)

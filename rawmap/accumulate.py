@@ -564,13 +564,14 @@ class Accumulator:
         L = np.maximum(np.array(levels), 0.0)
         V = np.array(variances)
         w = np.array(weights, float)
+        v_mean = float(np.average(V, weights=w))
         if len(L) >= 2 and np.ptp(L) > 0:
             A = np.stack([np.ones_like(L), L], axis=1) * w[:, None]
             a, b = np.linalg.lstsq(A, V * w, rcond=None)[0]
         else:
-            a, b = float(np.average(V, weights=w)), 0.0
+            a, b = v_mean, 0.0
         if b < 0:
-            a, b = float(np.average(V, weights=w)), 0.0
+            a, b = v_mean, 0.0
         # Texture curves the binned variances, which can drive the fitted intercept
         # below the true read noise; never predict less than the darkest bins showed.
         dark = np.argsort(L)[:2]
@@ -579,7 +580,6 @@ class Accumulator:
         # noise from shot noise: the slope fitted on them is noise, and with its intercept
         # raised to the floor it can overstate the variance many times.  There, one variance
         # for the one level (~0.45 sqrt(V) is the spread of bin levels that noise alone gives).
-        v_mean = float(np.average(V, weights=w))
         if np.ptp(L) < 2.0 * math.sqrt(float(V.max())) and float(np.average(a + b * L, weights=w)) > 2.0 * v_mean:
             a, b = max(v_mean, floor), 0.0
         return float(a), float(b)
