@@ -232,7 +232,7 @@ _BYTE_LSB = np.uint64(0x0101010101010101)
 
 
 @njit(inline="always")
-def _candidate(m, i, j, fl, H, W, lines_here, black2, noise_a, noise_b, kl2, k2, kadj2, max_adjacent,
+def _candidate(m, i, j, fl, H, W, lines_here, black2, noise_a, noise_b, kl2, kadj2, max_adjacent,
                isolate, out_idx, cnt, cap, line_idx, lcnt, lcap):
     """The costly tests on one candidate (flags ``fl`` from :func:`_flags`); returns the new counts."""
     if lines_here and (fl & 6) != 0 and 2 <= j < W - 2:
@@ -413,12 +413,12 @@ def update_kernel(
                         j = w * 8 + (trailing_zeros(bits) >> 3)
                         bits &= bits - np.uint64(1)
                         cnt, lcnt = _candidate(m, i, j, frow[j], H, W, lines_here, black2, noise_a, noise_b,
-                                               kl2, k2, kadj2, max_adjacent, isolate, out_idx, cnt, cap,
+                                               kl2, kadj2, max_adjacent, isolate, out_idx, cnt, cap,
                                                line_idx, lcnt, lcap)
             for j in range(nwords * 8, W):  # the photosites after the last whole word
                 if frow[j] != 0:
                     cnt, lcnt = _candidate(m, i, j, frow[j], H, W, lines_here, black2, noise_a, noise_b,
-                                           kl2, k2, kadj2, max_adjacent, isolate, out_idx, cnt, cap,
+                                           kl2, kadj2, max_adjacent, isolate, out_idx, cnt, cap,
                                            line_idx, lcnt, lcap)
         counts[0] = cnt
         counts[1] = lcnt
