@@ -572,7 +572,6 @@ class Library:
                 f"cannot store the map of {_describe(camera, source)}: map is {dmap.sensor.height}x"
                 f"{dmap.sensor.width}, its statistics {acc.shape[0]}x{acc.shape[1]}; this is a bug in the caller"
             )
-        acc.close_scene()
         with self._locked():
             folder = self._find_folder(camera, source)
             body = self._read_body(folder) if folder is not None else None

@@ -255,17 +255,55 @@ def test_star_is_not_an_isolated_outlier():
     assert acc.s_hi.max() <= 1
 
 
-def test_burst_of_identical_frames_counts_once():
+def scene_frame(rng, i, scene, gain=1.0, hot=None, detail=None, exposure=1.0):
+    """A textured view ``scene`` (the same picture for the same number) at exposure ``gain``, new noise."""
+    H, W = 40, 48
+    texture = np.random.default_rng(1000 + scene).uniform(200, 3000, (H // 16 + 1, W // 16 + 1))
+    img = np.kron(texture, np.ones((16, 16)))[:H, :W] * gain + BLACK
+    if detail is not None:  # a static single-photosite detail of this view
+        img[detail] += 900 * gain
+    img += rng.normal(0, 8, (H, W))
+    if hot is not None:
+        img[hot] += 800
+    return make_frame(np.clip(np.round(img), 0, WHITE).astype(np.uint16), i, exposure=exposure)
+
+
+def test_one_view_counts_once_whatever_its_exposure_and_order():
+    """A burst, a bracket 2 stops apart, and a view that comes back later are one view each;
+    darks have no view and count one by one; static detail of a view counts once."""
     rng = np.random.default_rng(4)
     acc = Accumulator((40, 48), cfa=CFA, black=np.full(4, float(BLACK)), white=WHITE, camera=CAM)
-    for i in range(5):  # same scene, same exposure: one burst
-        acc.update(flat_frame(rng, i, level=1500, hot=(10, 10), exposure=0.5))
-    for i in range(5, 8):  # three different scenes
-        acc.update(flat_frame(rng, i, level=600 + 700 * (i - 5), hot=(10, 10), exposure=0.01 * i))
+    i = 0
+    for _ in range(3):  # view 1: a burst
+        acc.update(scene_frame(rng, i, 1, hot=(10, 10), detail=(24, 25), exposure=0.5)); i += 1
+    for g in (0.25, 1.0, 4.0):  # view 2: a bracket at three exposures
+        acc.update(scene_frame(rng, i, 2, gain=g / 2, hot=(10, 10), detail=(20, 21), exposure=0.1 * g)); i += 1
+    for _ in range(2):  # lens-cap darks
+        acc.update(flat_frame(rng, i, level=0, hot=(10, 10), exposure=30)); i += 1
+    acc.update(scene_frame(rng, i, 1, gain=3.0, hot=(10, 10), detail=(24, 25), exposure=2)); i += 1  # view 1 again
     acc.close_scene()
+    assert [f.kind for f in acc.frames] == ["photo"] * 6 + ["dark"] * 2 + ["photo"]
+    assert [f.scene for f in acc.frames] == [1, 1, 1, 2, 2, 2, 3, 4, 1]
     assert acc.n_scenes == 4
-    assert acc.s_hi[10, 10] == 4
-    assert [f.scene for f in acc.frames] == [1, 1, 1, 1, 1, 2, 3, 4]
+    assert acc.s_hi[10, 10] == 4  # two views and two darks
+    assert acc.s_hi[24, 25] == 1 and acc.s_hi[20, 21] == 1  # static detail: once per view
+
+
+def test_frame_kinds():
+    rng = np.random.default_rng(5)
+    acc = Accumulator((40, 48), cfa=CFA, black=np.full(4, float(BLACK)), white=WHITE, camera=CAM)
+    acc.update(scene_frame(rng, 0, 1))
+    acc.update(flat_frame(rng, 1, level=0, exposure=30))
+    acc.update(flat_frame(rng, 2, level=5000))
+    # a dim scene (under 2 % of the range) with detail between neighbouring blocks is still a scene
+    texture = np.kron(rng.uniform(0, 250, (10, 12)), np.ones((4, 4)))
+    dim = np.clip(np.round(texture + BLACK + rng.normal(0, 8, (40, 48))), 0, WHITE).astype(np.uint16)
+    acc.update(make_frame(dim, 3))
+    assert [f.kind for f in acc.frames] == ["photo", "dark", "flat", "photo"]
+    # darks never join a view, even when they look alike
+    acc.update(flat_frame(rng, 4, level=0, exposure=30))
+    assert acc.frames[-1].kind == "dark"
+    assert len({f.scene for f in acc.frames}) == 5
 
 
 def test_sparse_records_merge_in_order():
@@ -367,3 +405,26 @@ def test_pending_codes_in_kernel_order_are_merged_sorted():
     np.testing.assert_array_equal(both[0][1], [2, 1, 2, 1, 1, 1])
     shuffled = _pend([], np.array([9, -3, 5]))  # not in kernel order: still sorted
     np.testing.assert_array_equal(shuffled[0][0], [-3, 5, 9])
+
+
+def test_state_saved_inside_a_view_continues_exactly(tmp_path):
+    """A view still open when the state is saved stays open: its later frames join it, not count again."""
+    rng = np.random.default_rng(6)
+    frames = [scene_frame(rng, i, 1, gain=0.5 + 0.25 * i, hot=(10, 10), detail=(24, 25)) for i in range(4)]
+    whole = Accumulator((40, 48), cfa=CFA, black=np.full(4, float(BLACK)), white=WHITE, camera=CAM)
+    for f in frames:
+        whole.update(f)
+    part = Accumulator((40, 48), cfa=CFA, black=np.full(4, float(BLACK)), white=WHITE, camera=CAM)
+    for f in frames[:2]:
+        part.update(f)
+    assert part.closed().s_hi[24, 25] == 1 and part.s_hi[24, 25] == 0  # counted on a copy only
+    part.save(tmp_path / "s.rawstate")
+    resumed = Accumulator.load(tmp_path / "s.rawstate")
+    for f in frames[2:]:
+        resumed.update(f)
+    a, b = whole.closed(), resumed.closed()
+    assert a.n_scenes == b.n_scenes == 1
+    for name in ("s_hi", "s_lo", "n_invalid", "s_v", "s_r"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    np.testing.assert_array_equal(a.fs_index, b.fs_index)
+    assert a.s_hi[24, 25] == 1 and a.s_hi[10, 10] == 1
