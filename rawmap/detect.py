@@ -72,6 +72,7 @@ class ClassifyParams:
     stuck_contrast: float = 4.0  #: ... and neighbours' range >= this x own range + 2 x that bound
     cold_sigma: float = 6.0  #: cold if gain ratio below 1 - this x robust sigma
     cold_min_drop: float = 0.10  #: ... and at least this far below 1
+    cold_strong: float = 0.5  #: cold also if the gain ratio is below this share of the plane's median (and dark in 2 views)
     noisy_ratio: float = 4.0  #: noisy if mean squared normalised residual >= this x neighbours'
     line_min_scenes: int = 3  #: a photosite leans across a line in at least this many scenes (and min_share of them)
     column_share: float = 0.6  #: share of a window that must lean the same way
@@ -125,6 +126,29 @@ def _candidates(counts: np.ndarray, need: int, taken: np.ndarray, block: int = 5
     rr, cc = [], []
     for a in range(0, counts.shape[0], block):
         r_, c_ = _nonzero2((counts[a : a + block] >= need) & ~taken[a : a + block])
+        rr.append(r_ + a)
+        cc.append(c_)
+    return np.concatenate(rr), np.concatenate(cc)
+
+
+def _strong_cold_candidates(acc: Accumulator, p: ClassifyParams, taken: np.ndarray, sig_read: float):
+    """Photosites whose signal, summed over all frames, is below ``cold_strong`` of their neighbours'.
+
+    A first cut on the plain ratio (flagged neighbours not yet left out),
+    in row blocks; :func:`classify` then re-measures each candidate.
+    """
+    H, W = acc.shape
+    b2 = acc.black2
+    rr, cc = [], []
+    for a in range(0, H, 512):
+        b = min(H, a + 512)
+        n = acc.valid_counts(np.s_[a:b]).astype(np.float64)
+        black = np.tile(b2, ((b - a + 1) // 2 + 1, W // 2 + 1))[(a & 1):(a & 1) + b - a, :W] if acc.cfa is not None else 0.0
+        sv = acc.s_v[a:b].astype(np.float64)
+        sig = sv - n * black
+        est = sv - acc.s_r[a:b].astype(np.float64) / 4.0 - n * black
+        low = (est > n * max(10.0 * sig_read, 1.0)) & (sig < p.cold_strong * est) & ~taken[a:b]
+        r_, c_ = _nonzero2(low)
         rr.append(r_ + a)
         cc.append(c_)
     return np.concatenate(rr), np.concatenate(cc)
@@ -234,7 +258,7 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
         One entry per defective photosite, sorted by (row, col).
     """
     p = params or ClassifyParams()
-    acc.close_scene()
+    acc = acc.closed()
     H, W = acc.shape
     N = acc.n_frames
     if N < _MIN_FRAMES:
@@ -244,18 +268,24 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     found = _Found()
     taken = np.zeros((H, W), bool)
 
-    # read noise (DN) of the noisiest frame, from the per-frame noise fits: var(4v - sum4) = 20 sigma^2
-    sig_read = max(math.sqrt(max(f.noise_a for f in acc.frames) / 20.0), 0.5) if acc.frames else 1.0
+    # read noise (DN), from the per-frame noise fits (var(4v - sum4) = 20 sigma^2): the median
+    # frame's, since fine texture inflates the fit of a busy frame many times (measured: 8 to
+    # 960,000 within one independent series), and the bound must not follow it
+    sig_read = max(math.sqrt(float(np.median([f.noise_a for f in acc.frames])) / 20.0), 0.5) if acc.frames else 1.0
     black_full = lambda r, c: black2[r & 1, c & 1]  # noqa: E731
 
     # ---- stuck / dead: range within read noise, neighbours far livelier -----------------
     bound = p.stuck_noise_factor * sig_read
     span = acc.white - float(np.max(black2))
+    dead_bound = 0.02 * span
     for a in range(0, H, 512):  # row blocks keep the temporaries small on big sensors
         b = min(H, a + 512)
         rng_blk = acc.vmax[a:b].astype(np.int32) - acc.vmin[a:b]
-        rr, cc = _nonzero2(rng_blk <= bound)
-        del rng_blk
+        # dead: never above black by more than the dead bound, whatever its own noise (the
+        # noisiest frames' read noise can be several times the median frame's)
+        top = acc.vmax[a:b].astype(np.float64) - (np.max(black2) if cfa is not None else 0.0)
+        rr, cc = _nonzero2((rng_blk <= bound) | (top <= dead_bound))
+        del rng_blk, top
         if rr.size == 0:
             continue
         rr += a
@@ -264,11 +294,13 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
         nmed = 0.5 * (nrange[1] + nrange[2])
         own = acc.vmax[rr, cc].astype(np.int32) - acc.vmin[rr, cc]
         ok = nmed >= p.stuck_contrast * own + 2 * bound
+        # a dead photosite's own noise may pass the range bound; its neighbours must vary far more
+        ok &= (own <= bound) | (nmed >= p.stuck_contrast * dead_bound + 2 * bound)
         rr, cc, own, nmed = rr[ok], cc[ok], own[ok], nmed[ok]
         if rr.size == 0:
             continue
         level = 0.5 * (acc.vmin[rr, cc].astype(float) + acc.vmax[rr, cc]) - black_full(rr, cc)
-        dead = level <= np.maximum(3 * sig_read + own, 0.02 * span)
+        dead = level <= np.maximum(3 * sig_read + own, dead_bound)
         score = nmed / np.maximum(own, sig_read)
         found.add(rr[dead], cc[dead], DefectKind.DEAD, score[dead], level[dead] + black_full(rr[dead], cc[dead]))
         found.add(rr[~dead], cc[~dead], DefectKind.STUCK, score[~dead], level[~dead] + black_full(rr[~dead], cc[~dead]))
@@ -280,6 +312,11 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     need = _chance_need(acc, max(min_scenes, math.ceil(p.min_share * S)), p.max_chance)
     hi_r, hi_c = _candidates(acc.s_hi, need, taken)
     lo_r, lo_c = _candidates(acc.s_lo, need, taken)
+    # low gain shows in the gain ratio even where few views made it a dark outlier
+    g_r, g_c = _strong_cold_candidates(acc, p, taken, sig_read)
+    if g_r.size:
+        flat = np.union1d(lo_r * W + lo_c, g_r * W + g_c)
+        lo_r, lo_c = flat // W, flat % W
 
     # regression of the residual on x = exposure x gain, with the series' x sums
     sx, sxx = acc.sum_x, acc.sum_xx
@@ -304,7 +341,12 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
             den = n * sxx - sx * sx
             beta = np.where(den > 0, (n * s_xr - sx * s_r) / np.where(den > 0, den, 1), 0.0)
             alpha = (s_r - beta * sx) / n
-            exposure_driven = beta * x_hi > np.maximum(alpha, 0)
+            # dark current grows with exposure x ISO; a strong hot photosite clips in long exposures,
+            # which flattens the regression, so reaching the clip level while growing counts too
+            # (a blinking photosite jumps by its own amplitude, whatever the exposure)
+            growth = beta * x_hi
+            clipped = acc.vmax[hi_r, hi_c].astype(np.int64) >= acc.clip
+            exposure_driven = (growth > np.maximum(alpha, 0)) | (clipped & (growth > 0.05 * np.maximum(alpha, 0)))
         else:
             beta = np.zeros_like(n)
             exposure_driven = np.ones(hi_r.size, bool)
@@ -345,6 +387,8 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
         sr, sc = _sample_index(H, W)
         g_all = gain_ratio(sr, sc)
         g = gain_ratio(lo_r, lo_c, exclude=taken)
+        nr_, nc_ = _neighbours(lo_r, lo_c, H, W)
+        clean_nb = ~taken[nr_, nc_].any(axis=0)
         cold = np.zeros(lo_r.size, bool)
         score = np.zeros(lo_r.size)
         planes = [(0, 0), (0, 1), (1, 0), (1, 1)] if cfa is not None else [None]
@@ -364,12 +408,18 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
             # the gain ratio is signal-weighted: a static detail repeated through a bright burst
             # can bias it, so the isolated dark outliers must come from enough scenes as well
             cold[in_c] = (g[in_c] < med - drop) & (acc.s_lo[lo_r[in_c], lo_c[in_c]] >= need)
+            # or far below it, with no flagged same-colour neighbour spoiling the estimate, and a
+            # dark outlier in two views at least: the ratio is summed over every frame, so one
+            # view of many frames (a bracket, a timelapse) can pull it down with its static detail
+            cold[in_c] |= ((g[in_c] < p.cold_strong * med) & clean_nb[in_c]
+                           & (acc.s_lo[lo_r[in_c], lo_c[in_c]] >= min(2, need)))
             score[in_c] = (med - g[in_c]) / sigma
         cold &= np.isfinite(g)
         found.add(lo_r[cold], lo_c[cold], DefectKind.COLD, score[cold], g[cold])
         taken[lo_r[cold], lo_c[cold]] = True
         # dark outliers that are not low-gain: blinking / abnormal noise
-        rest_r, rest_c = lo_r[~cold], lo_c[~cold]
+        rest = ~cold & (acc.s_lo[lo_r, lo_c] >= need)
+        rest_r, rest_c = lo_r[rest], lo_c[rest]
         if rest_r.size:
             ratio = noise_ratio(rest_r, rest_c)
             noisy = (ratio >= p.noisy_ratio) | (acc.s_hi[rest_r, rest_c] >= max(1, need // 2))
