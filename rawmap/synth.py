@@ -2,20 +2,30 @@
 
 Pure numpy, fully determined by a seed.  The pieces:
 
-* :class:`SensorSpec` - geometry, levels and noise of a Bayer sensor;
-  :meth:`SensorSpec.gain` and :meth:`SensorSpec.read_noise_dn` give the
-  ISO-dependent conversion gain and read noise.
+* :class:`SensorSpec` - geometry, levels and noise of a Bayer sensor (or a
+  monochrome one, ``cfa=None``; 12-bit with black 0 is ``black=0,
+  white=4095``); :meth:`SensorSpec.gain` and :meth:`SensorSpec.read_noise_dn`
+  give the ISO-dependent conversion gain and read noise.
 * :func:`plant_defects` - a random, non-overlapping set of defective
   photosites (:class:`PlantedDefect`, one record per photosite) of every
   kind rawmap maps: stuck, dead, hot and warm, cold, noisy (RTS), clusters
   and column/row segments.
 * :func:`render_scene` - linear RGB irradiance of a synthetic scene
-  ("landscape", "flat", "night", "glints", "indoor").
+  ("landscape", "flat", "night", "glints", "indoor", "edges": buildings
+  with straight edges on photosite boundaries, "texture": 1/f natural
+  texture with sharp grass blades, "dark": a lens-cap dark).
 * :func:`simulate` / :func:`simulate_frame` - one exposure: shot noise, dark
   current, read noise, quantisation, the defects; also the same frame
   without defects (same noise realisation) and which defects showed.
-* :func:`generate_series` - a realistic series of DNG files (and JPEGs) with a
+* :func:`generate_series` - a realistic series of DNG files (or 8/16-bit
+  grayscale TIFF/PNG mosaics; and JPEGs, and duplicate files) with a
   ``truth.json`` (:class:`SeriesTruth`, read back with :func:`load_truth`).
+  Frames that share a :attr:`FramePlan.burst` id show one static view:
+  bursts, exposure brackets, timelapses (:attr:`FramePlan.light`).
+* :func:`write_scenario` - one line for a named series (:data:`SCENARIOS`:
+  brackets, timelapse, burst, darks-same, darks-mixed, mixed, mono, gray16,
+  gray8, black0), :func:`scenario_plan` its frames.
+* :func:`score_map` - recall and precision of a defect map against the truth.
 
 Signal model, per photosite of colour ``c`` (all in float32)::
 
@@ -33,7 +43,7 @@ Defect models (``params`` keys in brackets), applied to that photosite:
 * dead: no signal and no dark current, only black + read noise;
 * hot / warm: extra dark signal ``dark_dn_per_s * t * ISO / 100`` DN (with
   its shot noise) [dark_dn_per_s, strength="hot"|"warm"];
-* cold: expected signal multiplied by ``gain`` (0.2-0.8) [gain];
+* cold: expected signal multiplied by ``gain`` (0.2-0.8, or ``cold_gain``) [gain];
 * noisy: random telegraph signal, each frame independently in the "on"
   state with probability ``p``; "on" adds ``sign * amplitude_rn * rn(ISO)``
   DN, sign +1, -1 or random per frame [amplitude_rn, p, levels="+"|"-"|"+-"];
@@ -43,11 +53,21 @@ Defect models (``params`` keys in brackets), applied to that photosite:
 * clusters: 2-4 8-connected photosites, each hot or dead, with the hot or
   dead record's parameters plus [cluster, size].
 
+Dark current (healthy, hot and warm) is given at 20 degrees C and doubles
+every 6 degrees C of the frame's sensor temperature (:func:`dark_factor`).
+
 A defect is *visible* in a frame when the difference between the expected
 value of the defective photosite and that of a healthy one at the same place
 (both clipped to [0, white]) exceeds :data:`VISIBILITY_SIGMA` (5) times the
 healthy photosite's noise sigma ``sqrt(g**2 * e + rn**2 + 1/12)`` in that
-frame.  For a noisy photosite the RTS state drawn for that frame counts.
+frame (``visible_fraction`` in the truth).  For a noisy photosite the RTS
+state drawn for that frame counts.  The truth also records, per defect, the
+frames where the difference exceeds :data:`FIND_SIGMA` (6) sigma (the
+sigma widened by the written format's quantisation), ``visible_frames``,
+the distinct views among them, ``visible_views``, and ``must_find``
+(``visible_frames`` >= 20 % of the frames): the rule of the independent
+series ``indep-8080``.  Its ``class`` is the finer class of
+:data:`DEFECT_CLASSES` (warm, cluster, stuck_high, low_gain, blinking ...).
 """
 
 from __future__ import annotations
