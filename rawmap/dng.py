@@ -123,6 +123,7 @@ def write_dng(
     as_shot_neutral: Sequence[float] | np.ndarray | None = None,
     orientation: int = 1,
     opcodes: bytes | None = None,
+    temperature: float | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write a Bayer mosaic as an uncompressed 16-bit DNG, atomically.
@@ -176,6 +177,10 @@ def write_dng(
     opcodes : bytes, optional
         An already encoded, big-endian DNG opcode list, written unchanged as
         OpcodeList1 (tag 51008).
+    temperature : float, optional
+        Temperature in degrees Celsius, written as EXIF Temperature (tag
+        0x9400, EXIF 2.31; an ambient temperature: EXIF has no sensor
+        temperature tag).  LibRaw does not report it through rawpy.
     overwrite : bool, optional
         Replace an existing file.
 
@@ -254,6 +259,8 @@ def write_dng(
         asn = np.asarray(as_shot_neutral, dtype=np.float64)
         if asn.shape != (3,) or not np.all(asn > 0):
             raise ValueError("as_shot_neutral must be 3 positive numbers (camera R, G, B of a neutral)")
+    if temperature is not None and not (np.isfinite(temperature) and -273.15 < temperature < 1000):
+        raise ValueError(f"temperature must be a finite number of degrees Celsius, got {temperature!r}")
     if opcodes is not None and not isinstance(opcodes, (bytes, bytearray)):
         raise TypeError("opcodes must be bytes: an encoded DNG opcode list")
 
@@ -303,6 +310,8 @@ def write_dng(
         tags.append((306, _ASCII, 0, stamp, True))  # DateTime
     if camera.serial:
         exif.append((42033, _ASCII, 0, _ascii(camera.serial)))  # BodySerialNumber
+    if temperature is not None:
+        exif.append((37888, _SRATIONAL, 1, _rational(temperature, signed=True, max_den=1000)))  # Temperature
     tags.append((_EXIF_PLACEHOLDER, _LONG, 1, 0, True))  # becomes the ExifIFD pointer
     if opcodes:
         tags.append((51008, _UNDEFINED, len(opcodes), bytes(opcodes), True))  # OpcodeList1

@@ -2,20 +2,30 @@
 
 Pure numpy, fully determined by a seed.  The pieces:
 
-* :class:`SensorSpec` - geometry, levels and noise of a Bayer sensor;
-  :meth:`SensorSpec.gain` and :meth:`SensorSpec.read_noise_dn` give the
-  ISO-dependent conversion gain and read noise.
+* :class:`SensorSpec` - geometry, levels and noise of a Bayer sensor (or a
+  monochrome one, ``cfa=None``; 12-bit with black 0 is ``black=0,
+  white=4095``); :meth:`SensorSpec.gain` and :meth:`SensorSpec.read_noise_dn`
+  give the ISO-dependent conversion gain and read noise.
 * :func:`plant_defects` - a random, non-overlapping set of defective
   photosites (:class:`PlantedDefect`, one record per photosite) of every
   kind rawmap maps: stuck, dead, hot and warm, cold, noisy (RTS), clusters
   and column/row segments.
 * :func:`render_scene` - linear RGB irradiance of a synthetic scene
-  ("landscape", "flat", "night", "glints", "indoor").
+  ("landscape", "flat", "night", "glints", "indoor", "edges": buildings
+  with straight edges on photosite boundaries, "texture": 1/f natural
+  texture with sharp grass blades, "dark": a lens-cap dark).
 * :func:`simulate` / :func:`simulate_frame` - one exposure: shot noise, dark
   current, read noise, quantisation, the defects; also the same frame
   without defects (same noise realisation) and which defects showed.
-* :func:`generate_series` - a realistic series of DNG files (and JPEGs) with a
+* :func:`generate_series` - a realistic series of DNG files (or 8/16-bit
+  grayscale TIFF/PNG mosaics; and JPEGs, and duplicate files) with a
   ``truth.json`` (:class:`SeriesTruth`, read back with :func:`load_truth`).
+  Frames that share a :attr:`FramePlan.burst` id show one static view:
+  bursts, exposure brackets, timelapses (:attr:`FramePlan.light`).
+* :func:`write_scenario` - one line for a named series (:data:`SCENARIOS`:
+  brackets, timelapse, burst, darks-same, darks-mixed, mixed, mono, gray16,
+  gray8, black0), :func:`scenario_plan` its frames.
+* :func:`score_map` - recall and precision of a defect map against the truth.
 
 Signal model, per photosite of colour ``c`` (all in float32)::
 
@@ -33,7 +43,7 @@ Defect models (``params`` keys in brackets), applied to that photosite:
 * dead: no signal and no dark current, only black + read noise;
 * hot / warm: extra dark signal ``dark_dn_per_s * t * ISO / 100`` DN (with
   its shot noise) [dark_dn_per_s, strength="hot"|"warm"];
-* cold: expected signal multiplied by ``gain`` (0.2-0.8) [gain];
+* cold: expected signal multiplied by ``gain`` (0.2-0.8, or ``cold_gain``) [gain];
 * noisy: random telegraph signal, each frame independently in the "on"
   state with probability ``p``; "on" adds ``sign * amplitude_rn * rn(ISO)``
   DN, sign +1, -1 or random per frame [amplitude_rn, p, levels="+"|"-"|"+-"];
@@ -43,11 +53,21 @@ Defect models (``params`` keys in brackets), applied to that photosite:
 * clusters: 2-4 8-connected photosites, each hot or dead, with the hot or
   dead record's parameters plus [cluster, size].
 
+Dark current (healthy, hot and warm) is given at 20 degrees C and doubles
+every 6 degrees C of the frame's sensor temperature (:func:`dark_factor`).
+
 A defect is *visible* in a frame when the difference between the expected
 value of the defective photosite and that of a healthy one at the same place
 (both clipped to [0, white]) exceeds :data:`VISIBILITY_SIGMA` (5) times the
 healthy photosite's noise sigma ``sqrt(g**2 * e + rn**2 + 1/12)`` in that
-frame.  For a noisy photosite the RTS state drawn for that frame counts.
+frame (``visible_fraction`` in the truth).  For a noisy photosite the RTS
+state drawn for that frame counts.  The truth also records, per defect, the
+frames where the difference exceeds :data:`FIND_SIGMA` (6) sigma (the
+sigma widened by the written format's quantisation), ``visible_frames``,
+the distinct views among them, ``visible_views``, and ``must_find``
+(``visible_frames`` >= 20 % of the frames): the rule of the independent
+series ``indep-8080``.  Its ``class`` is the finer class of
+:data:`DEFECT_CLASSES` (warm, cluster, stuck_high, low_gain, blinking ...).
 """
 
 from __future__ import annotations
@@ -56,7 +76,7 @@ import datetime as _dt
 import io
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -88,12 +108,41 @@ __all__ = [
     "SeriesTruth",
     "generate_series",
     "load_truth",
+    "FIND_SIGMA",
+    "MUST_FIND_SHARE",
+    "DARK_DOUBLING_C",
+    "REFERENCE_TEMPERATURE_C",
+    "HOT_RATE",
+    "WARM_RATE",
+    "COLD_GAIN",
+    "DEFECT_CLASSES",
+    "defect_class",
+    "dark_factor",
+    "FILE_FORMATS",
+    "sample_scale",
+    "to_file_values",
+    "SCENARIOS",
+    "scenario_plan",
+    "scenario_counts",
+    "scenario_spec",
+    "write_scenario",
+    "MapScore",
+    "score_map",
 ]
 
 #: Scene kinds :func:`render_scene` knows.
-SCENE_KINDS = ("landscape", "flat", "night", "glints", "indoor")
+SCENE_KINDS = ("landscape", "flat", "night", "glints", "indoor", "edges", "texture", "dark")
 #: A defect is visible in a frame when its deviation exceeds this many sigma.
 VISIBILITY_SIGMA = 5.0
+#: The stricter rule of the truth's ``visible_frames`` and ``must_find``
+#: (that of the independent series ``indep-8080``).
+FIND_SIGMA = 6.0
+#: A defect must be found when visible (at :data:`FIND_SIGMA`) in at least this share of the frames.
+MUST_FIND_SHARE = 0.2
+#: Dark current (of healthy, hot and warm photosites) doubles every this many degrees Celsius ...
+DARK_DOUBLING_C = 6.0
+#: ... from its nominal value at this sensor temperature.
+REFERENCE_TEMPERATURE_C = 20.0
 TRUTH_FORMAT = "rawmap-truth"
 TRUTH_VERSION = 1
 #: Photosites between a defect and the edge of the visible area, at least.
@@ -120,9 +169,15 @@ class SensorSpec:
     height, width : int
         Visible area in photosites (at least 22 x 22, the smallest raw image
         LibRaw accepts).
-    cfa : (2, 2) tuple of int
+    cfa : (2, 2) tuple of int, or None
         Colour index per pattern position, 0=R, 1=G, 2=B, 3=second G.
         RGGB by default.  Arrays are accepted and stored as tuples.
+        ``None`` makes a monochrome sensor (no colour filter): every
+        photosite samples the green channel of the scene with QE
+        ``channel_qe[1]``, and :attr:`cfa_array` is all 1 (the black level
+        and noise are those of colour index 1).  Monochrome series are
+        written as grayscale TIFF or PNG (the DNG writer writes CFA data
+        only).
     black : int or (4,) tuple of int
         Black level in DN, one value or one per colour index.
     white : int
@@ -159,12 +214,13 @@ class SensorSpec:
     camera: CameraId = field(default_factory=lambda: CameraId("Rawmap", "Simulated Sensor", "SIM0001"))
 
     def __post_init__(self) -> None:
-        cfa = np.asarray(self.cfa)
+        cfa = np.asarray(self.cfa if self.cfa is not None else ((1, 1), (1, 1)))
         if cfa.shape != (2, 2) or not np.issubdtype(cfa.dtype, np.integer) or cfa.min() < 0 or cfa.max() > 3:
             raise ValueError(f"cfa must be (2, 2) colour indices 0..3, got {cfa.tolist()}")
-        if set(np.where(cfa == 3, 1, cfa).ravel().tolist()) != {0, 1, 2}:
-            raise ValueError(f"cfa must hold red, green and blue, got {cfa.tolist()}")
-        object.__setattr__(self, "cfa", tuple(tuple(int(v) for v in row) for row in cfa))
+        if self.cfa is not None:
+            if set(np.where(cfa == 3, 1, cfa).ravel().tolist()) != {0, 1, 2}:
+                raise ValueError(f"cfa must hold red, green and blue (or be None for a monochrome sensor), got {cfa.tolist()}")
+            object.__setattr__(self, "cfa", tuple(tuple(int(v) for v in row) for row in cfa))
         b = np.asarray(self.black)
         if b.ndim == 0:
             object.__setattr__(self, "black", int(b))
@@ -190,13 +246,20 @@ class SensorSpec:
 
     # --- derived quantities ------------------------------------------------
     @property
+    def mono(self) -> bool:
+        """True for a monochrome sensor (``cfa`` None)."""
+        return self.cfa is None
+
+    @property
     def cfa_array(self) -> np.ndarray:
-        """(2, 2) ndarray of uint8: the colour index of each pattern position."""
-        return np.array(self.cfa, dtype=np.uint8)
+        """(2, 2) ndarray of uint8: the colour index of each pattern position (all 1 when mono)."""
+        return np.array(self.cfa if self.cfa is not None else ((1, 1), (1, 1)), dtype=np.uint8)
 
     @property
     def cfa_string(self) -> str:
-        """Pattern letters in reading order, e.g. ``"RGGB"``."""
+        """Pattern letters in reading order, e.g. ``"RGGB"``; ``""`` when mono."""
+        if self.cfa is None:
+            return ""
         return "".join("RGBG"[c] for c in self.cfa_array.ravel())
 
     def colour_plane(self) -> np.ndarray:
@@ -242,7 +305,7 @@ class SensorSpec:
             "full_height": fh,
             "full_width": fw,
             "cfa": self.cfa_string,
-            "cfa_indices": [list(r) for r in self.cfa],
+            "cfa_indices": None if self.cfa is None else [list(r) for r in self.cfa],
             "black": [int(v) for v in self.black_levels()],
             "white": self.white,
             "read_noise_e": self.read_noise_e,
@@ -255,6 +318,7 @@ class SensorSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any], camera: CameraId | None = None) -> "SensorSpec":
         black = d.get("black", 512)
+        cfa = d.get("cfa_indices", [[0, 1], [1, 2]])
         if isinstance(black, list) and len(set(black)) == 1:
             black = black[0]
         kw: dict[str, Any] = {}
@@ -263,7 +327,7 @@ class SensorSpec:
         return cls(
             height=int(d["height"]),
             width=int(d["width"]),
-            cfa=np.array(d.get("cfa_indices", [[0, 1], [1, 2]])),
+            cfa=None if cfa is None else np.array(cfa),
             black=black,
             white=int(d.get("white", 16383)),
             read_noise_e=float(d.get("read_noise_e", 3.0)),
@@ -360,18 +424,63 @@ class DefectCounts:
         return dict(self.__dict__)
 
 
-def _hot_rate(rng: np.random.Generator) -> float:
-    """Dark signal of a hot photosite, DN/s at ISO 100: log-uniform 50..3000.
+#: Default dark signal of a hot photosite, DN/s at ISO 100 (log-uniform).
+#: At 1/1000 s and ISO 100 that is at most 3 DN (invisible); at 30 s it
+#: saturates most of them.
+HOT_RATE = (50.0, 3000.0)
+#: Default dark signal of a warm photosite, DN/s at ISO 100 (log-uniform): long exposures only.
+WARM_RATE = (1.5, 40.0)
+#: Default gain range of a cold (low-gain) photosite (uniform).
+COLD_GAIN = (0.2, 0.8)
 
-    At 1/1000 s and ISO 100 that is at most 3 DN (invisible); at 30 s it
-    saturates most of them.
+
+def _log_uniform(rng: np.random.Generator, lo_hi: tuple[float, float]) -> float:
+    return float(np.exp(rng.uniform(np.log(lo_hi[0]), np.log(lo_hi[1]))))
+
+
+def _hot_rate(rng: np.random.Generator, lo_hi: tuple[float, float] = HOT_RATE) -> float:
+    """Dark signal of a hot photosite, DN/s at ISO 100: log-uniform in ``lo_hi``."""
+    return _log_uniform(rng, lo_hi)
+
+
+def _warm_rate(rng: np.random.Generator, lo_hi: tuple[float, float] = WARM_RATE) -> float:
+    """Dark signal of a warm photosite, DN/s at ISO 100: log-uniform in ``lo_hi``."""
+    return _log_uniform(rng, lo_hi)
+
+
+#: Finer defect classes recorded in the truth (:func:`defect_class`) and the
+#: map kind each one is mapped as: the names of the independent series'
+#: truth (``series/indep-8080``).
+DEFECT_CLASSES = {
+    "hot": DefectKind.HOT,
+    "warm": DefectKind.HOT,  # weak dark current
+    "cluster": DefectKind.HOT,  # member of 2-4 adjacent defects: HOT, or DEAD for a dead member
+    "stuck_high": DefectKind.STUCK,  # stuck at white
+    "stuck_mid": DefectKind.STUCK,  # stuck below white
+    "dead": DefectKind.DEAD,
+    "low_gain": DefectKind.COLD,
+    "blinking": DefectKind.NOISY,
+    "column": DefectKind.COLUMN,  # one photosite of a column or row segment
+}
+
+
+def defect_class(d: "PlantedDefect", white: int | None = None) -> str:
+    """The finer class of a planted defect, one of :data:`DEFECT_CLASSES`.
+
+    ``warm`` is a HOT record with ``strength="warm"``; ``cluster`` any member
+    of a cluster (its ``kind`` says hot or dead); ``stuck_high`` a STUCK
+    record at ``white`` or above (``stuck_mid`` otherwise, or always when
+    ``white`` is not given); ``low_gain`` is COLD, ``blinking`` NOISY.
     """
-    return float(np.exp(rng.uniform(np.log(50.0), np.log(3000.0))))
-
-
-def _warm_rate(rng: np.random.Generator) -> float:
-    """Dark signal of a warm photosite, DN/s at ISO 100: log-uniform 1.5..40 (long exposures only)."""
-    return float(np.exp(rng.uniform(np.log(1.5), np.log(40.0))))
+    if "cluster" in d.params:
+        return "cluster"
+    k = d.kind
+    if k is DefectKind.HOT:
+        return "warm" if d.params.get("strength") == "warm" else "hot"
+    if k is DefectKind.STUCK:
+        return "stuck_high" if white is not None and float(d.params["value"]) >= white else "stuck_mid"
+    return {DefectKind.DEAD: "dead", DefectKind.COLD: "low_gain", DefectKind.NOISY: "blinking",
+            DefectKind.COLUMN: "column"}[k]
 
 
 class _Placer:
@@ -422,6 +531,10 @@ def plant_defects(
     n_clusters: int = 1,
     n_columns: int = 1,
     n_rows: int = 1,
+    hot_rate: tuple[float, float] = HOT_RATE,
+    warm_rate: tuple[float, float] = WARM_RATE,
+    cold_gain: tuple[float, float] = COLD_GAIN,
+    cluster_kind: str = "mixed",
 ) -> list[PlantedDefect]:
     """Draw a random set of defective photosites.
 
@@ -440,6 +553,16 @@ def plant_defects(
         Clusters of 2-4 adjacent photosites, each hot or dead.
     n_columns, n_rows : int
         Segments of 20-200 photosites of one column (row), offset or dead.
+    hot_rate, warm_rate : (float, float), optional
+        Range of the dark signal of hot and warm photosites (and hot cluster
+        members), DN/s at ISO 100, drawn log-uniform; :data:`HOT_RATE`
+        (50-3000) and :data:`WARM_RATE` (1.5-40) by default.
+    cold_gain : (float, float), optional
+        Range of the gain of cold photosites (uniform), within (0, 1);
+        :data:`COLD_GAIN` (0.2-0.8) by default.
+    cluster_kind : {"mixed", "hot"}, optional
+        ``"mixed"``: each cluster member is hot or dead (even odds);
+        ``"hot"``: every member is hot.
 
     Returns
     -------
@@ -456,6 +579,13 @@ def plant_defects(
     for k, v in counts.items():
         if int(v) < 0:
             raise ValueError(f"{k} must be >= 0, got {v}")
+    for name, (lo, hi) in (("hot_rate", hot_rate), ("warm_rate", warm_rate)):
+        if not 0 < lo <= hi:
+            raise ValueError(f"{name} must be (low, high) DN/s with 0 < low <= high, got {(lo, hi)}")
+    if not 0 < cold_gain[0] <= cold_gain[1] < 1:
+        raise ValueError(f"cold_gain must be (low, high) with 0 < low <= high < 1, got {tuple(cold_gain)}")
+    if cluster_kind not in ("mixed", "hot"):
+        raise ValueError(f'cluster_kind must be "mixed" or "hot", got {cluster_kind!r}')
     placer = _Placer(spec, rng)
     out: list[PlantedDefect] = []
 
@@ -510,9 +640,9 @@ def plant_defects(
 
         cells = need(placer.place(grow), "a cluster")
         for r, c in cells:
-            if rng.random() < 0.5:
+            if cluster_kind == "hot" or rng.random() < 0.5:
                 out.append(PlantedDefect(int(r), int(c), DefectKind.HOT, {
-                    "cluster": cl, "size": size, "dark_dn_per_s": round(_hot_rate(rng), 4), "strength": "hot"}))
+                    "cluster": cl, "size": size, "dark_dn_per_s": round(_hot_rate(rng, hot_rate), 4), "strength": "hot"}))
             else:
                 out.append(PlantedDefect(int(r), int(c), DefectKind.DEAD, {"cluster": cl, "size": size}))
 
@@ -533,9 +663,9 @@ def plant_defects(
 
     single(DefectKind.STUCK, n_stuck, stuck_params)
     single(DefectKind.DEAD, n_dead, dict)
-    single(DefectKind.HOT, n_hot, lambda: {"dark_dn_per_s": round(_hot_rate(rng), 4), "strength": "hot"})
-    single(DefectKind.HOT, n_warm, lambda: {"dark_dn_per_s": round(_warm_rate(rng), 4), "strength": "warm"})
-    single(DefectKind.COLD, n_cold, lambda: {"gain": round(float(rng.uniform(0.2, 0.8)), 4)})
+    single(DefectKind.HOT, n_hot, lambda: {"dark_dn_per_s": round(_hot_rate(rng, hot_rate), 4), "strength": "hot"})
+    single(DefectKind.HOT, n_warm, lambda: {"dark_dn_per_s": round(_warm_rate(rng, warm_rate), 4), "strength": "warm"})
+    single(DefectKind.COLD, n_cold, lambda: {"gain": round(float(rng.uniform(*cold_gain)), 4)})
     single(DefectKind.NOISY, n_noisy, lambda: {
         "amplitude_rn": round(float(rng.uniform(8, 40)), 3),
         "p": round(float(rng.uniform(0.3, 0.5)), 4),
@@ -929,6 +1059,113 @@ class _Night(_Recipe):
         return planes
 
 
+class _Edges(_Recipe):
+    """Buildings against the sky: long straight edges on exact photosite boundaries.
+
+    A horizon on one row, facades with integer bounds, grids of windows with
+    1-2 photosite frames and mullions, poles and a roof line running across
+    the frame.  Every edge lies between two rows or two columns.
+    """
+
+    def __init__(self, rng: np.random.Generator, h: int, w: int, sigma: float) -> None:
+        self.h, self.w, self.sigma = h, w, sigma
+        self.horizon = int(rng.integers(int(0.3 * h), int(0.6 * h) + 1))
+        self.sky = np.array([0.55, 0.75, 1.0], _F32) * _F32(rng.uniform(1.5, 4.0))
+        self.ground = _colour(rng, 0.3, 1.0)
+        self.low = _Grid(rng, h, w, max(h, w) / 4)
+        self.shapes: list[_Shape] = []
+        x = int(rng.integers(-w // 10, w // 10))
+        while x < w:  # facades side by side, each with a grid of windows
+            bw = int(rng.integers(max(8, w // 12), max(9, w // 3)))
+            top = int(rng.integers(int(0.05 * h), self.horizon))
+            wall = _colour(rng, 0.3, 2.5)
+            self.shapes.append(_Shape("rect", (float(top), float(h), float(x), float(x + bw)), wall, 0.05))
+            frame = _colour(rng, 0.5, 3.0)
+            ww, wh = int(rng.integers(3, 9)), int(rng.integers(4, 12))
+            gx, gy = ww + int(rng.integers(2, 7)), wh + int(rng.integers(3, 9))
+            for wy in range(top + 3, h - wh - 2, gy):
+                for wx in range(x + 2, x + bw - ww - 1, gx):
+                    ft = int(rng.integers(1, 3))  # frame thickness, photosites
+                    self.shapes.append(_Shape("rect", (float(wy), float(wy + wh), float(wx), float(wx + ww)), frame))
+                    glass = _colour(rng, 0.05, 0.4) if rng.random() < 0.7 else _colour(rng, 2.0, 8.0)
+                    self.shapes.append(_Shape("rect", (float(wy + ft), float(wy + wh - ft), float(wx + ft),
+                                                       float(wx + ww - ft)), glass))
+                    if ww - 2 * ft >= 3:  # a mullion
+                        mx = wx + ww // 2
+                        self.shapes.append(_Shape("rect", (float(wy), float(wy + wh), float(mx), float(mx + 1)), frame))
+            x += bw + int(rng.integers(0, max(1, w // 15)))
+        for _ in range(int(rng.integers(1, 4))):  # poles: 1-3 photosites wide, full height below the sky
+            px, pw = int(rng.integers(0, w)), int(rng.integers(1, 4))
+            self.shapes.append(_Shape("rect", (float(rng.integers(0, self.horizon)), float(h), float(px), float(px + pw)),
+                                      _colour(rng, 0.05, 3.0)))
+        for _ in range(int(rng.integers(1, 3))):  # roof lines / cables: one row, across the frame
+            py = int(rng.integers(0, h))
+            self.shapes.append(_Shape("rect", (float(py), float(py + 1), 0.0, float(w)), _colour(rng, 0.05, 3.0)))
+
+    def strip(self, a: int, b: int) -> np.ndarray:
+        yy = np.arange(a, b, dtype=_F32)[:, None]
+        low = self.low.rows(a, b)
+        planes = np.empty((3, b - a, self.w), dtype=_F32)
+        below = np.broadcast_to(yy >= self.horizon, (b - a, self.w))
+        sky = (_F32(0.6) + _F32(0.4) * np.clip(yy / _F32(max(self.horizon, 1)), 0, 1)) * (1 + _F32(0.05) * low)
+        ground = 1 + _F32(0.2) * low
+        for ch in range(3):
+            np.copyto(planes[ch], np.where(below, self.ground[ch] * ground, self.sky[ch] * sky))
+        for sh in self.shapes:
+            sh.paint(planes, a, None)
+        return planes
+
+
+def _pink_noise(rng: np.random.Generator, h: int, w: int, beta: float) -> np.ndarray:
+    """(H, W) float32 field with amplitude spectrum 1 / f**beta, zero mean, unit sigma."""
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.rfftfreq(w)[None, :]
+    f = np.sqrt(fy * fy + fx * fx)
+    f[0, 0] = 1.0
+    spec = np.fft.rfft2(rng.standard_normal((h, w)))
+    spec *= f ** -beta
+    spec[0, 0] = 0.0
+    out = np.fft.irfft2(spec, s=(h, w))
+    sd = float(out.std()) or 1.0
+    return (out / sd).astype(_F32)
+
+
+class _Texture2(_Recipe):
+    """Fine natural texture (grass, foliage, fabric): 1/f noise with sharp structures.
+
+    Reflectance is ``exp(0.6 * n)`` of a 1/f field ``n`` (the amplitude
+    spectrum of natural images), over patches of foliage colours cut with
+    hard edges from a second 1/f field, with hundreds of thin grass blades
+    (sharp 1-2 photosite lines, bright or dark) drawn on top.
+    """
+
+    def __init__(self, rng: np.random.Generator, h: int, w: int, sigma: float) -> None:
+        self.h, self.w, self.sigma = h, w, sigma
+        self.field = _pink_noise(rng, h, w, float(rng.uniform(0.8, 1.1)))
+        self.cut = _pink_noise(rng, h, w, 1.6)
+        self.cols = [_colour(rng, 0.3, 1.5) for _ in range(3)]
+        self.shapes: list[_Shape] = []
+        n = int(h * w / rng.uniform(150, 400))
+        ya, xa = rng.uniform(0, h, n), rng.uniform(0, w, n)
+        ln = rng.uniform(3, 25, n)
+        ang = rng.normal(-np.pi / 2, 0.35, n)
+        for i in range(n):
+            self.shapes.append(_Shape("line", (float(ya[i]), float(xa[i]), float(ya[i] + ln[i] * np.sin(ang[i])),
+                                               float(xa[i] + ln[i] * np.cos(ang[i])), float(rng.uniform(0.5, 1.5))),
+                                      _colour(rng, 0.1, 2.5)))
+
+    def strip(self, a: int, b: int) -> np.ndarray:
+        refl = np.exp(_F32(0.6) * self.field[a:b])
+        cut = self.cut[a:b]
+        planes = np.empty((3, b - a, self.w), dtype=_F32)
+        for ch in range(3):
+            col = np.where(cut < -0.4, self.cols[0][ch], np.where(cut < 0.5, self.cols[1][ch], self.cols[2][ch]))
+            np.multiply(refl, col, out=planes[ch])
+        for sh in self.shapes:
+            sh.paint(planes, a, None)
+        return planes
+
+
 def _rasterise(recipe: _Recipe, h: int, w: int) -> np.ndarray:
     """(3, H, W) float32: the recipe rendered strip by strip, blurred, points added."""
     out = np.empty((3, h, w), dtype=_F32)
@@ -960,7 +1197,7 @@ def render_scene(
     spec : SensorSpec
         Gives the (height, width) of the visible area.
     rng : numpy.random.Generator
-    kind : {"landscape", "flat", "night", "glints", "indoor"}
+    kind : {"landscape", "flat", "night", "glints", "indoor", "edges", "texture", "dark"}
         * ``landscape``: sky gradient over a textured ground, a rough
           horizon, objects with hard edges (ellipses, buildings, some vivid),
           thin wires, fine multi-scale texture; sky about 1.5-4x mid grey,
@@ -972,6 +1209,15 @@ def render_scene(
         * ``glints``: a landscape plus tiny specular points (sigma 0.5-0.8 px,
           20-400x mid grey: clipped) and clipped highlight patches.
         * ``indoor``: walls, furniture, a lamp (clipped), tungsten tint.
+        * ``edges``: buildings against the sky: a horizon on one row,
+          facades, grids of windows with thin frames and mullions, poles and
+          lines one photosite wide; every edge on a photosite boundary, and
+          no optical blur unless ``blur`` is given.
+        * ``texture``: fine natural texture (grass, foliage, fabric): a 1/f
+          noise reflectance (``exp(0.6 n)``, amplitude spectrum 1/f**0.8-1.1)
+          over colour patches with hard edges, and many thin sharp grass
+          blades; blur 0.3-0.6 px unless ``blur`` is given.  Pure numpy.
+        * ``dark``: no light at all (a lens-cap dark frame); zeros.
     rate : float, optional
         Irradiance of a mid grey (18 %) surface in the green channel, in
         photo-electrons per second at QE 1 (for "night": of the sky).
@@ -1003,7 +1249,13 @@ def render_scene(
     h, w = spec.height, spec.width
     sigma = float(rng.uniform(0.5, 1.0)) if blur is None else float(blur)
     recipe: _Recipe
-    if kind == "flat":
+    if kind == "dark":
+        return np.moveaxis(np.zeros((3, h, w), dtype=_F32), 0, -1)
+    if kind == "edges":
+        recipe = _Edges(rng, h, w, 0.0 if blur is None else sigma)
+    elif kind == "texture":
+        recipe = _Texture2(rng, h, w, sigma * 0.6 if blur is None else sigma)
+    elif kind == "flat":
         recipe = _Flat(rng, h, w)
     elif kind == "night":
         recipe = _Night(rng, h, w, sigma)
@@ -1095,6 +1347,8 @@ def simulate(
     exposure: float,
     iso: float,
     rng: np.random.Generator,
+    *,
+    temperature: float | None = None,
 ) -> SimulatedFrame:
     """Expose the sensor to ``scene``: noise, quantisation and defects.
 
@@ -1110,6 +1364,12 @@ def simulate(
         ISO speed (> 0).
     rng : numpy.random.Generator
         Draws the shot and read noise, then the RTS states.
+    temperature : float, optional
+        Sensor temperature, degrees Celsius: the dark current of every
+        photosite (``spec.dark_current_e`` and the hot / warm rates) is
+        multiplied by ``2 ** ((temperature - 20) / 6)``
+        (:data:`REFERENCE_TEMPERATURE_C`, :data:`DARK_DOUBLING_C`).  The
+        nominal dark current when omitted.
 
     Returns
     -------
@@ -1124,6 +1384,7 @@ def simulate(
     g = spec.gain(iso)
     rn = spec.read_noise_dn(iso)
     fw = _F32(spec.full_well_e)
+    warm = 1.0 if temperature is None else dark_factor(temperature)
     t = _F32(exposure)
     qe = np.asarray(spec.channel_qe, dtype=_F32)
     plane = spec.colour_plane()
@@ -1138,7 +1399,7 @@ def simulate(
     # healthy photosites, strip by strip: small temporaries even at 24 MP
     clean = np.empty((h, w), dtype=np.uint16)
     black_rows = _tile2(spec.black_map(), _STRIP, w)
-    dark = _F32(spec.dark_current_e * exposure)
+    dark = _F32(spec.dark_current_e * exposure * warm)
     for a in range(0, h, _STRIP):
         b = min(h, a + _STRIP)
         e = np.empty((b - a, w), dtype=_F32)
@@ -1180,7 +1441,7 @@ def simulate(
     state = np.where((lay.code == _NOISY) & on, sgn, 0.0)
 
     e_d = e_h.copy()
-    e_d = np.where(lay.code == _HOT, e_h + lay.dark * exposure / spec.gain(100), e_d)
+    e_d = np.where(lay.code == _HOT, e_h + lay.dark * warm * exposure / spec.gain(100), e_d)
     e_d = np.where(lay.code == _COLD, e_h * lay.gain, e_d)
     e_d = np.where(lay.code == _DEAD, 0.0, e_d)
     offset = np.where(lay.code == _NOISY, state * lay.amp * rn, 0.0)
@@ -1197,6 +1458,17 @@ def simulate(
     deviation = mean_d - mean_h
     sigma = np.sqrt(g * g * e_h + rn * rn + 1.0 / 12.0)
     return SimulatedFrame(mosaic, clean, deviation, sigma, np.abs(deviation) > VISIBILITY_SIGMA * sigma)
+
+
+def dark_factor(temperature: float) -> float:
+    """Dark current at ``temperature`` (degrees C) relative to its nominal value (at 20 degrees C).
+
+    Examples
+    --------
+    >>> dark_factor(26.0), dark_factor(14.0)
+    (2.0, 0.5)
+    """
+    return float(2.0 ** ((float(temperature) - REFERENCE_TEMPERATURE_C) / DARK_DOUBLING_C))
 
 
 def simulate_frame(
@@ -1334,9 +1606,20 @@ class FramePlan:
         Target expected level of a mid-grey (or, for night, of the sky) as a
         fraction of the raw range.
     burst : int or None
-        Burst id: frames with the same id show the same scene.
+        View id: frames with the same id show the same static scene (a
+        burst, an exposure bracket, a timelapse), rendered once, for the
+        first of them, at the irradiance its ``level`` and ``exposure``
+        give; the others see that irradiance (so their signal scales with
+        their exposure), times their ``light``.
     jitter : (float, float)
         Sub-pixel shift of the scene (burst frames), photosites.
+    light : float
+        Irradiance of a view's frame relative to the view's first frame
+        (a timelapse's changing light); only used with ``burst``.
+    temperature : float or None
+        Sensor temperature, degrees C (dark current doubles every 6
+        degrees, see :func:`simulate`); nominal dark current when None.
+        A ``scene`` of ``"dark"`` is a lens-cap dark frame.
     """
 
     scene: str
@@ -1346,6 +1629,8 @@ class FramePlan:
     level: float
     burst: int | None = None
     jitter: tuple[float, float] = (0.0, 0.0)
+    light: float = 1.0
+    temperature: float | None = None
 
 
 @dataclass(frozen=True)
@@ -1464,7 +1749,7 @@ def plan_series(
     fixed: list[FramePlan] = []
     for f in items:
         if fixed and f.time <= fixed[-1].time:
-            f = FramePlan(f.scene, f.exposure, f.iso, fixed[-1].time + _dt.timedelta(seconds=1), f.level, f.burst, f.jitter)
+            f = replace(f, time=fixed[-1].time + _dt.timedelta(seconds=1))
         fixed.append(f)
     return SeriesPlan(tuple(fixed))
 
@@ -1491,6 +1776,9 @@ class FrameTruth:
     clean : str or None
         Path of the defect-free mosaic (``.npy``, uint16), when written
         (``clean_dir`` joined with the name, as given).
+    temperature : float or None
+        Sensor temperature, degrees C (also in the file's EXIF
+        Temperature tag for DNG, TIFF and PNG output).
     """
 
     file: str
@@ -1501,15 +1789,34 @@ class FrameTruth:
     burst: int | None = None
     jpeg: str | None = None
     clean: str | None = None
+    temperature: float | None = None
+
+    @property
+    def dark(self) -> bool:
+        """A lens-cap dark frame (scene ``"dark"``)."""
+        return self.scene == "dark"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "exposure": self.exposure, "iso": self.iso, "scene": self.scene,
-                "time": self.time.isoformat(), "burst": self.burst, "jpeg": self.jpeg, "clean": self.clean}
+        d = {"file": self.file, "exposure": self.exposure, "iso": self.iso, "scene": self.scene,
+             "time": self.time.isoformat(), "burst": self.burst, "jpeg": self.jpeg, "clean": self.clean}
+        if self.temperature is not None:
+            d["temperature"] = self.temperature
+        if self.dark:
+            d["dark"] = True
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "FrameTruth":
+        t = d.get("temperature")
         return cls(str(d["file"]), float(d["exposure"]), float(d["iso"]), str(d.get("scene", "")),
-                   _dt.datetime.fromisoformat(d["time"]), d.get("burst"), d.get("jpeg"), d.get("clean"))
+                   _dt.datetime.fromisoformat(d["time"]), d.get("burst"), d.get("jpeg"), d.get("clean"),
+                   None if t is None else float(t))
+
+
+def _view_keys(frames: Sequence[FrameTruth | FramePlan]) -> list[tuple]:
+    """One key per frame: frames with equal keys show the same view (a burst id, all darks, else each its own)."""
+    return [("view", f.burst) if f.burst is not None else ("dark",) if f.scene == "dark" else ("frame", i)
+            for i, f in enumerate(frames)]
 
 
 @dataclass
@@ -1529,6 +1836,22 @@ class SeriesTruth:
         module docstring for the rule).
     seed : int or None
         Seed the series was generated from.
+    visible_frames : (N,) ndarray of int64 or None
+        Per defect, the number of frames in which it differs from the
+        defect-free value by more than :data:`FIND_SIGMA` (6) noise sigmas
+        (the sigma including the quantisation of the written format);
+        ``None`` when read from an older truth file.
+    visible_views : (N,) ndarray of int64 or None
+        Per defect, how many distinct views show it: the frames of one
+        ``burst`` id count as one view, all dark frames as one, every other
+        frame as its own.
+    file_format : str
+        What the frames were written as (see :data:`FILE_FORMATS`).
+    sample_scale : float
+        File value = ``round(DN * sample_scale)`` (1 for DNG).
+    duplicates : list of (str, str)
+        (copy, original): extra copies of frames, paths relative to the
+        series folder; not frames of their own.
     """
 
     camera: CameraId
@@ -1537,6 +1860,28 @@ class SeriesTruth:
     defects: list[PlantedDefect]
     visible_fraction: np.ndarray
     seed: int | None = None
+    visible_frames: np.ndarray | None = None
+    visible_views: np.ndarray | None = None
+    file_format: str = "dng"
+    sample_scale: float = 1.0
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def must_find(self) -> np.ndarray:
+        """(N,) ndarray of bool: visible (:data:`FIND_SIGMA`) in at least 20 % of the frames.
+
+        Raises
+        ------
+        ValueError
+            When the truth has no ``visible_frames`` (an older file).
+        """
+        if self.visible_frames is None:
+            raise ValueError("this truth has no visible_frames (written by an older rawmap); regenerate the series")
+        return self.visible_frames >= MUST_FIND_SHARE * len(self.frames) - 1e-9
+
+    def classes(self) -> list[str]:
+        """Per defect, its finer class (:func:`defect_class`)."""
+        return [defect_class(d, self.spec.white) for d in self.defects]
 
     def mask(self, *, min_visible: float = 0.0, kinds: Iterable[DefectKind] | None = None) -> np.ndarray:
         """(H, W) ndarray of bool: defects visible in at least ``min_visible`` of the frames."""
@@ -1552,19 +1897,29 @@ class SeriesTruth:
         return np.array([(d.row, d.col) for d in self.defects], dtype=np.int64).reshape(-1, 2)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        defects = [{**d.to_dict(), "class": c, "visible_fraction": round(float(v), 6)}
+                   for d, c, v in zip(self.defects, self.classes(), self.visible_fraction)]
+        if self.visible_frames is not None:
+            views = self.visible_views if self.visible_views is not None else np.zeros(len(self.defects), np.int64)
+            for rec, nf, nv, mf in zip(defects, self.visible_frames, views, self.must_find):
+                rec.update(visible_frames=int(nf), visible_views=int(nv), must_find=bool(mf))
+        out = {
             "format": TRUTH_FORMAT,
             "version": TRUTH_VERSION,
             "seed": self.seed,
             "camera": self.camera.to_dict(),
             "sensor": self.spec.to_dict(),
             "visibility_sigma": VISIBILITY_SIGMA,
+            "find_sigma": FIND_SIGMA,
+            "must_find_share": MUST_FIND_SHARE,
+            "file_format": self.file_format,
+            "sample_scale": self.sample_scale,
             "frames": [f.to_dict() for f in self.frames],
-            "defects": [
-                {**d.to_dict(), "visible_fraction": round(float(v), 6)}
-                for d, v in zip(self.defects, self.visible_fraction)
-            ],
+            "defects": defects,
         }
+        if self.duplicates:
+            out["duplicates"] = [{"file": a, "of": b} for a, b in self.duplicates]
+        return out
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write ``truth.json`` (atomic, never replacing unless ``overwrite``)."""
@@ -1594,14 +1949,21 @@ def load_truth(path: str | Path) -> SeriesTruth:
         raise MapFormatError(f"{path}: truth version {data.get('version')!r} is not supported (reads {TRUTH_VERSION})")
     try:
         camera = CameraId.from_dict(data["camera"])
-        defects = [PlantedDefect.from_dict(d) for d in data["defects"]]
+        recs = data["defects"]
+        defects = [PlantedDefect.from_dict(d) for d in recs]
+        have = all("visible_frames" in d for d in recs)
         return SeriesTruth(
             camera=camera,
             spec=SensorSpec.from_dict(data["sensor"], camera=camera),
             frames=[FrameTruth.from_dict(f) for f in data["frames"]],
             defects=defects,
-            visible_fraction=np.array([float(d.get("visible_fraction", 0.0)) for d in data["defects"]]),
+            visible_fraction=np.array([float(d.get("visible_fraction", 0.0)) for d in recs]),
             seed=data.get("seed"),
+            visible_frames=np.array([int(d["visible_frames"]) for d in recs], np.int64) if have else None,
+            visible_views=np.array([int(d.get("visible_views", 0)) for d in recs], np.int64) if have else None,
+            file_format=str(data.get("file_format", "dng")),
+            sample_scale=float(data.get("sample_scale", 1.0)),
+            duplicates=[(str(d["file"]), str(d["of"])) for d in data.get("duplicates", [])],
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise MapFormatError(f"{path}: damaged truth file ({exc})") from None
@@ -1611,6 +1973,89 @@ def _scene_rate(spec: SensorSpec, fp: FramePlan) -> float:
     """Irradiance (e-/s at QE 1) that puts mid grey (or night sky) at ``fp.level`` of the raw range."""
     range_e = (spec.white - float(spec.black_map().mean())) / spec.gain(fp.iso)
     return fp.level * range_e / fp.exposure
+
+
+#: What :func:`generate_series` can write: uncompressed DNG (LibRaw decodes it),
+#: or the raw mosaic (no demosaic) as a one-channel grayscale TIFF or PNG of
+#: 8 or 16 bits.  16 bits: DN times the largest integer that keeps white
+#: within 65535 (x4 for a 14-bit white, x16 for 12-bit); 8 bits: DN x 255 /
+#: white, rounded.  Images hold the visible area only, with EXIF.
+FILE_FORMATS = ("dng", "tiff16", "tiff8", "png16", "png8")
+
+
+def sample_scale(spec: SensorSpec, file_format: str) -> float:
+    """File value per DN for ``file_format`` (see :data:`FILE_FORMATS`)."""
+    if file_format not in FILE_FORMATS:
+        raise ValueError(f"file_format must be one of {', '.join(FILE_FORMATS)}; got {file_format!r}")
+    if file_format == "dng":
+        return 1.0
+    if file_format.endswith("16"):
+        return float(65535 // spec.white)
+    return 255.0 / spec.white
+
+
+def to_file_values(mosaic: np.ndarray, spec: SensorSpec, file_format: str) -> np.ndarray:
+    """(H, W) uint16 DN -> the sample values written for ``file_format`` (uint8 or uint16)."""
+    scale = sample_scale(spec, file_format)
+    if file_format == "dng":
+        return mosaic
+    if file_format.endswith("16"):
+        return mosaic * np.uint16(scale)
+    return np.clip(np.rint(mosaic.astype(_F32) * _F32(scale)), 0, 255).astype(np.uint8)
+
+
+def _exif_entries(camera: CameraId, fp: FramePlan) -> list[tuple[int, int, int, object]]:
+    from .dng import _ASCII, _RATIONAL, _SHORT, _SRATIONAL, _UNDEFINED, _ascii, _rational
+
+    ent: list[tuple[int, int, int, object]] = [(36864, _UNDEFINED, 4, b"0230"),
+                                               (33434, _RATIONAL, 1, _rational(fp.exposure)),
+                                               (34855, _SHORT, 1, int(round(fp.iso))),
+                                               (36867, _ASCII, 0, fp.time.strftime("%Y:%m:%d %H:%M:%S").encode())]
+    if camera.serial:
+        ent.append((42033, _ASCII, 0, _ascii(camera.serial)))
+    if fp.temperature is not None:
+        ent.append((37888, _SRATIONAL, 1, _rational(fp.temperature, signed=True, max_den=1000)))
+    return ent
+
+
+def _image_bytes(values: np.ndarray, camera: CameraId, fp: FramePlan, file_format: str) -> bytes:
+    """A grayscale TIFF or PNG of ``values`` with Make, Model and an EXIF block."""
+    if file_format.startswith("tiff"):
+        import tifffile
+
+        from .dng import _ASCII, _EXIF_PLACEHOLDER, _LONG, _append_exif_ifd, _ascii
+
+        tags = [(271, _ASCII, 0, _ascii(camera.make), True), (272, _ASCII, 0, _ascii(camera.model), True),
+                (306, _ASCII, 0, fp.time.strftime("%Y:%m:%d %H:%M:%S").encode(), True),
+                (_EXIF_PLACEHOLDER, _LONG, 1, 0, True)]
+        buf = io.BytesIO()
+        with tifffile.TiffWriter(buf, byteorder="<") as tif:
+            tif.write(values, photometric="minisblack", rowsperstrip=values.shape[0], metadata=None,
+                      datetime=False, extratags=tags)
+        return _append_exif_ifd(buf.getvalue(), _exif_entries(camera, fp))
+    from fractions import Fraction
+
+    from PIL import Image, TiffImagePlugin
+
+    img = Image.fromarray(values)
+    exif = Image.Exif()
+    exif[0x010F] = camera.make
+    exif[0x0110] = camera.model
+    stamp = fp.time.strftime("%Y:%m:%d %H:%M:%S")
+    exif[0x0132] = stamp
+    sub = exif.get_ifd(0x8769)
+    sub[0x9003] = stamp
+    f = Fraction(fp.exposure).limit_denominator(1_000_000)
+    sub[0x829A] = TiffImagePlugin.IFDRational(f.numerator, f.denominator)
+    sub[0x8827] = int(round(fp.iso))
+    if camera.serial:
+        sub[0xA431] = camera.serial
+    if fp.temperature is not None:
+        tf = Fraction(fp.temperature).limit_denominator(1000)
+        sub[0x9400] = TiffImagePlugin.IFDRational(tf.numerator, tf.denominator)
+    out = io.BytesIO()
+    img.save(out, "PNG", exif=exif)
+    return out.getvalue()
 
 
 def generate_series(
@@ -1624,13 +2069,16 @@ def generate_series(
     plan: SeriesPlan | None = None,
     jpeg: bool = False,
     clean_dir: str | Path | None = None,
+    file_format: str = "dng",
+    duplicates: int = 0,
     overwrite: bool = False,
 ) -> SeriesTruth:
     """Simulate a series of photos from one defective sensor and write it.
 
     Writes ``frame_000.dng`` ... (uncompressed DNG, with an ActiveArea
-    border when the spec has margins), with ``jpeg`` also ``frame_000.jpg``
-    ... (a simple rendering with EXIF), and last ``truth.json``.
+    border when the spec has margins; or ``.tif`` / ``.png``, see
+    ``file_format``), with ``jpeg`` also ``frame_000.jpg`` ... (a simple
+    rendering with EXIF), the ``duplicates``, and last ``truth.json``.
 
     Parameters
     ----------
@@ -1648,12 +2096,22 @@ def generate_series(
     defects : sequence of PlantedDefect, optional
         Use these instead of planting new ones.
     plan : SeriesPlan, optional
-        Use this instead of :func:`plan_series`.
+        Use this instead of :func:`plan_series` (brackets, timelapses,
+        darks: see :class:`FramePlan` and :func:`scenario_plan`).
     jpeg : bool, optional
-        Also write JPEG renderings.
+        Also write JPEG renderings (colour sensors only).
     clean_dir : str or Path, optional
         Also write each frame's defect-free mosaic as ``frame_000.npy``
-        (uint16, visible area) there.
+        (uint16 DN, visible area) there.
+    file_format : {"dng", "tiff16", "tiff8", "png16", "png8"}, optional
+        How frames are written (:data:`FILE_FORMATS`): a DNG, or the raw
+        mosaic as a grayscale image scaled to 8 or 16 bits (visible area
+        only).  A monochrome spec (``cfa=None``) needs an image format.
+    duplicates : int, optional
+        Also write this many byte-identical copies of randomly chosen
+        frames: alternately under another name in ``out_dir``
+        (``frame_007-copy.dng``) and under the same name in
+        ``out_dir/backup/``.  Listed in :attr:`SeriesTruth.duplicates`.
     overwrite : bool, optional
         Replace existing files; otherwise any existing output is refused
         before anything is written.
@@ -1664,6 +2122,9 @@ def generate_series(
 
     Raises
     ------
+    ValueError
+        An unknown ``file_format``, a DNG or JPEG asked of a monochrome
+        sensor, a negative ``duplicates``.
     rawmap.fileio.OutputExistsError
         Output files exist and ``overwrite`` is false.
     """
@@ -1671,18 +2132,34 @@ def generate_series(
 
     out_dir = Path(out_dir)
     spec = spec or SensorSpec(600, 900)
+    scale = sample_scale(spec, file_format)
+    if spec.mono and (file_format == "dng" or jpeg):
+        raise ValueError("a monochrome sensor (cfa=None) is written as a grayscale image: pass file_format="
+                         "'tiff16', 'tiff8', 'png16' or 'png8', and no jpeg (the DNG writer writes CFA data only)")
+    if duplicates < 0:
+        raise ValueError(f"duplicates must be >= 0, got {duplicates}")
     ss = np.random.SeedSequence(seed)
-    s_defects, s_plan, s_frames, s_bursts = ss.spawn(4)
+    s_defects, s_plan, s_frames, s_bursts, s_extra = ss.spawn(5)
     if defects is None:
         counts = counts or DefectCounts.for_sensor(spec.height, spec.width)
         defects = plant_defects(spec, np.random.default_rng(s_defects), **counts.as_kwargs())
     defects = sorted(defects, key=lambda d: (d.row, d.col))
     if plan is None:
         plan = plan_series(n_frames, np.random.default_rng(s_plan))
+    for fp in plan.frames:
+        if fp.scene not in SCENE_KINDS:
+            raise ValueError(f"frame scene must be one of {', '.join(SCENE_KINDS)}; got {fp.scene!r}")
     n = len(plan)
+    ext = {"dng": "dng", "tiff16": "tif", "tiff8": "tif", "png16": "png", "png8": "png"}[file_format]
     names = [f"frame_{i:03d}" for i in range(n)]
+    extra_rng = np.random.default_rng(s_extra)
+    dup_of = [int(i) for i in extra_rng.choice(n, size=min(duplicates, n), replace=False)] if duplicates else []
+    while len(dup_of) < duplicates:  # more copies than frames: copy some twice
+        dup_of.append(int(extra_rng.integers(n)))
+    dups = [((f"{names[i]}-copy.{ext}" if k % 2 == 0 else f"backup/{names[i]}.{ext}") if k < 2 * n
+             else f"backup/{names[i]}-{k}.{ext}", f"{names[i]}.{ext}") for k, i in enumerate(dup_of)]
     clean_path = None if clean_dir is None else Path(clean_dir)
-    wanted = [out_dir / f"{s}.dng" for s in names] + [out_dir / "truth.json"]
+    wanted = [out_dir / f"{s}.{ext}" for s in names] + [out_dir / "truth.json"] + [out_dir / a for a, _ in dups]
     if jpeg:
         wanted += [out_dir / f"{s}.jpg" for s in names]
     if clean_path is not None:
@@ -1697,29 +2174,44 @@ def generate_series(
     burst_seeds: dict[int, np.random.SeedSequence] = {}
     burst_scene: dict[int, np.ndarray] = {}
     visible = np.zeros(len(defects), dtype=np.int64)
+    found = np.zeros((n, len(defects)), dtype=bool)
+    q_var = max(0.0, (1.0 / scale) ** 2 - 1.0) / 12.0  # quantisation of the file beyond 1 DN
     frames: list[FrameTruth] = []
     for i, fp in enumerate(plan.frames):
         rng = np.random.default_rng(frame_seeds[i])
-        rate = _scene_rate(spec, fp)
-        if fp.burst is not None:
+        if fp.scene == "dark":
+            scene = render_scene(spec, rng, "dark")
+        elif fp.burst is not None:
             if fp.burst not in burst_scene:
                 burst_seeds.setdefault(fp.burst, s_bursts.spawn(1)[0])
-                burst_scene[fp.burst] = render_scene(spec, np.random.default_rng(burst_seeds[fp.burst]), fp.scene, rate=rate)
+                burst_scene[fp.burst] = render_scene(spec, np.random.default_rng(burst_seeds[fp.burst]), fp.scene,
+                                                     rate=_scene_rate(spec, fp))
             scene = _shift(burst_scene[fp.burst], *fp.jitter)
+            if fp.light != 1.0:
+                scene *= _F32(fp.light)
         else:
-            scene = render_scene(spec, rng, fp.scene, rate=rate)
-        sim = simulate(spec, defects, scene, fp.exposure, fp.iso, rng)
+            scene = render_scene(spec, rng, fp.scene, rate=_scene_rate(spec, fp))
+        sim = simulate(spec, defects, scene, fp.exposure, fp.iso, rng, temperature=fp.temperature)
         del scene
         visible += sim.visible
-        full = None
-        if spec.top_margin or spec.left_margin:
-            full = _border_frame(spec, sim.mosaic, fp.iso, rng)
-        dng = write_dng(
-            out_dir / f"{names[i]}.dng", sim.mosaic, cfa=spec.cfa_array, black=spec.black_levels(),
-            white=spec.white, camera=spec.camera, exposure=fp.exposure, iso=fp.iso, time=fp.time,
-            full_frame=full, margins=(spec.top_margin, spec.left_margin),
-            as_shot_neutral=spec.wb_neutral(), overwrite=overwrite,
-        )
+        found[i] = np.abs(sim.deviation) > FIND_SIGMA * np.sqrt(sim.sigma ** 2 + q_var)
+        if file_format == "dng":
+            full = None
+            if spec.top_margin or spec.left_margin:
+                full = _border_frame(spec, sim.mosaic, fp.iso, rng)
+            kw = {} if fp.temperature is None else {"temperature": fp.temperature}
+            written = write_dng(
+                out_dir / f"{names[i]}.dng", sim.mosaic, cfa=spec.cfa_array, black=spec.black_levels(),
+                white=spec.white, camera=spec.camera, exposure=fp.exposure, iso=fp.iso, time=fp.time,
+                full_frame=full, margins=(spec.top_margin, spec.left_margin),
+                as_shot_neutral=spec.wb_neutral(), overwrite=overwrite, **kw,
+            )
+        else:
+            written = atomic_write_bytes(
+                out_dir / f"{names[i]}.{ext}",
+                _image_bytes(to_file_values(sim.mosaic, spec, file_format), spec.camera, fp, file_format),
+                overwrite=overwrite,
+            )
         jpg_name = None
         if jpeg:
             jpg = atomic_write_bytes(
@@ -1733,10 +2225,363 @@ def generate_series(
             buf = io.BytesIO()
             np.save(buf, sim.clean, allow_pickle=False)
             clean_name = str(atomic_write_bytes(clean_path / f"{names[i]}.npy", buf.getvalue(), overwrite=overwrite))
-        frames.append(FrameTruth(dng.name, fp.exposure, fp.iso, fp.scene, fp.time, fp.burst, jpg_name, clean_name))
+        frames.append(FrameTruth(written.name, fp.exposure, fp.iso, fp.scene, fp.time, fp.burst, jpg_name, clean_name,
+                                 fp.temperature))
+    for copy, orig in dups:
+        atomic_write_bytes(out_dir / copy, (out_dir / orig).read_bytes(), overwrite=overwrite)
+    keys = _view_keys(plan.frames)
+    views = np.array([len({keys[i] for i in np.flatnonzero(found[:, j])}) for j in range(len(defects))], np.int64)
     truth = SeriesTruth(
         camera=spec.camera, spec=spec, frames=frames, defects=list(defects),
         visible_fraction=visible / max(1, n), seed=seed,
+        visible_frames=found.sum(axis=0).astype(np.int64), visible_views=views,
+        file_format=file_format, sample_scale=scale, duplicates=dups,
     )
     truth.save(out_dir / "truth.json", overwrite=overwrite)
     return truth
+
+
+# ---------------------------------------------------------------------------
+# named scenarios
+# ---------------------------------------------------------------------------
+
+#: Scenarios :func:`scenario_plan` and :func:`write_scenario` know.
+SCENARIOS = ("brackets", "timelapse", "burst", "darks-same", "darks-mixed", "mixed", "mono", "gray16", "gray8",
+             "black0")
+#: Exposure-time range of lens-cap darks in ``darks-mixed`` and ``mixed``, seconds.
+DARK_EXPOSURES = (1 / 60, 60.0)
+_VARIED = ("landscape", "glints", "flat", "night", "indoor", "edges", "texture", "texture", "edges")
+
+
+def _bracket(rng: np.random.Generator, view: int, t0: _dt.datetime, k: int, stops: float,
+             scene: str, shake: float) -> list[FramePlan]:
+    """``k`` frames of one static view, ``stops`` apart, the first at mid grey = 2 % of the range."""
+    iso = _iso(rng, 100, 800)
+    base = _shutter(rng, 1 / 4000, 1 / 250)
+    out = []
+    for j in range(k):
+        jit = (0.0, 0.0) if j == 0 or shake == 0 else tuple(float(v) for v in rng.uniform(-shake, shake, 2))
+        out.append(FramePlan(scene, base * 2.0 ** (stops * j), iso, t0 + _dt.timedelta(seconds=2 * j), 0.02,
+                             view, jit))  # type: ignore[arg-type]
+    return out
+
+
+def _varied(rng: np.random.Generator, t: _dt.datetime) -> FramePlan:
+    kind = str(rng.choice(_VARIED))
+    if kind == "night":
+        return FramePlan(kind, _shutter(rng, 1, 30), _iso(rng, 400, 3200), t, float(rng.uniform(0.01, 0.05)))
+    if kind == "indoor":
+        return FramePlan(kind, _shutter(rng, 1 / 250, 1 / 15), _iso(rng, 800, 6400), t, float(rng.uniform(0.08, 0.2)))
+    return FramePlan(kind, _shutter(rng, 1 / 8000, 1 / 4), _iso(rng, 100, 3200), t, float(rng.uniform(0.08, 0.3)))
+
+
+def _dark(rng: np.random.Generator, t: _dt.datetime, exposure: float, iso: float, temp: float) -> FramePlan:
+    return FramePlan("dark", float(exposure), float(iso), t, 0.0, None, (0.0, 0.0), 1.0, round(float(temp), 1))
+
+
+def scenario_plan(
+    name: str,
+    n_frames: int,
+    rng: np.random.Generator,
+    *,
+    iso: float = 800,
+    start: _dt.datetime = _dt.datetime(2024, 6, 1, 8, 0, 0),
+) -> SeriesPlan:
+    """The frames of a named scenario (see :func:`write_scenario`), in capture order.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`SCENARIOS`; ``mono``, ``gray16``, ``gray8`` and
+        ``black0`` use the plan of ``mixed``.
+    n_frames : int
+        At least 4.
+    rng : numpy.random.Generator
+    iso : float, optional
+        ISO of the lens-cap darks.
+    start : datetime, optional
+        Capture time of the first frame; times increase strictly.
+
+    Returns
+    -------
+    SeriesPlan
+    """
+    if name not in SCENARIOS:
+        raise ValueError(f"name must be one of {', '.join(SCENARIOS)}; got {name!r}")
+    if n_frames < 4:
+        raise ValueError(f"n_frames must be >= 4, got {n_frames}")
+    if not iso > 0:
+        raise ValueError(f"iso must be > 0, got {iso!r}")
+    items: list[FramePlan] = []
+    minute = _dt.timedelta(minutes=1)
+    if name == "brackets":
+        for v in range(int(math.ceil(n_frames / 4))):
+            k = min(4, n_frames - 4 * v)
+            scene = str(rng.choice(["landscape", "edges", "texture", "indoor", "glints"]))
+            items += _bracket(rng, v, start + 10 * v * minute, k, 2.0, scene, 0.3 if v % 2 else 0.0)
+    elif name == "timelapse":
+        scene = str(rng.choice(["landscape", "edges"]))
+        exp, fiso = _shutter(rng, 1 / 500, 1 / 60), _iso(rng, 100, 400)
+        for i in range(n_frames):  # sunset: the light falls 4 stops, log-linearly
+            light = 2.0 ** (-4.0 * i / max(1, n_frames - 1))
+            jit = tuple(float(v) for v in rng.uniform(-0.1, 0.1, 2)) if i else (0.0, 0.0)
+            items.append(FramePlan(scene, exp, fiso, start + i * minute, 0.25, 0, jit, light))  # type: ignore[arg-type]
+    elif name == "burst":
+        half = n_frames // 2
+        for b, (k, scene) in enumerate(((half, "glints"), (n_frames - half, "texture"))):
+            exp, fiso, lvl = _shutter(rng, 1 / 2000, 1 / 250), _iso(rng, 100, 800), float(rng.uniform(0.12, 0.2))
+            t0 = start + 30 * b * minute
+            for i in range(k):
+                jit = (0.0, 0.0) if i == 0 else tuple(float(v) for v in rng.uniform(-0.3, 0.3, 2))
+                items.append(FramePlan(scene, exp, fiso, t0 + _dt.timedelta(seconds=i), lvl, b, jit))  # type: ignore[arg-type]
+    elif name == "darks-same":
+        for i in range(n_frames):  # the sensor warms up from 20 to 32 degrees C
+            items.append(_dark(rng, start + i * _dt.timedelta(seconds=35), 30.0, iso, 20 + 12 * i / (n_frames - 1)))
+    elif name == "darks-mixed":
+        exps = np.exp(np.linspace(np.log(DARK_EXPOSURES[0]), np.log(DARK_EXPOSURES[1]), n_frames))
+        rng.shuffle(exps)
+        t = start
+        for i, e in enumerate(exps):
+            items.append(_dark(rng, t, float(_shutter(rng, e * 0.8, min(e * 1.25, 60.0)) if e < 30 else round(e)),
+                               iso, rng.uniform(18, 30)))
+            t += _dt.timedelta(seconds=int(e) + 5)
+    else:  # mixed: varied scenes, one bracket, one burst, every fifth frame a dark
+        n_dark = n_frames // 5
+        rest = n_frames - n_dark
+        n_br = 4 if rest >= 10 else 0
+        n_bu = 4 if rest >= 14 else 0
+        singles = [_varied(rng, start + i * 7 * minute) for i in range(rest - n_br - n_bu)]
+        groups: list[list[FramePlan]] = [[f] for f in singles]
+        if n_br:
+            groups.append(_bracket(rng, 0, start, 4, 2.0, str(rng.choice(["edges", "texture"])), 0.0))
+        if n_bu:
+            exp, fiso = _shutter(rng, 1 / 2000, 1 / 250), _iso(rng, 100, 800)
+            groups.append([FramePlan("glints", exp, fiso, start, 0.15, 1,
+                                     (0.0, 0.0) if i == 0 else tuple(float(v) for v in rng.uniform(-0.3, 0.3, 2)))  # type: ignore[arg-type]
+                           for i in range(4)])
+        order = rng.permutation(len(groups))
+        flat: list[FramePlan] = [f for g in order for f in groups[g]]
+        dark_exps = np.exp(rng.uniform(np.log(DARK_EXPOSURES[0]), np.log(DARK_EXPOSURES[1]), n_dark))
+        for j, e in enumerate(dark_exps):
+            flat.insert(5 * j + 4, _dark(rng, start, float(_shutter(rng, e * 0.8, min(e * 1.25, 30.0)) if e < 30 else 60.0),
+                                         iso, rng.uniform(15, 35)))
+        t = start
+        for f in flat:  # capture times in series order; a bracket's or burst's frames 1-2 s apart
+            items.append(replace(f, time=t))
+            t += _dt.timedelta(seconds=2) if f.burst is not None else 7 * minute
+    fixed: list[FramePlan] = []
+    for f in items:
+        if fixed and f.time <= fixed[-1].time:
+            f = replace(f, time=fixed[-1].time + _dt.timedelta(seconds=1))
+        fixed.append(f)
+    return SeriesPlan(tuple(fixed))
+
+
+def scenario_counts(height: int, width: int) -> DefectCounts:
+    """Defects planted by :func:`write_scenario`: 3x the density of :meth:`DefectCounts.for_sensor`."""
+    b = DefectCounts.for_sensor(height, width)
+    return DefectCounts(n_stuck=3 * b.n_stuck, n_dead=3 * b.n_dead, n_hot=3 * b.n_hot, n_warm=3 * b.n_warm,
+                        n_cold=3 * b.n_cold, n_noisy=3 * b.n_noisy, n_clusters=3 * b.n_clusters,
+                        n_columns=b.n_columns, n_rows=b.n_rows)
+
+
+def scenario_spec(name: str, height: int, width: int) -> SensorSpec:
+    """The sensor of a scenario: :class:`SensorSpec` defaults, except ``mono`` (no CFA) and
+    ``black0`` (12-bit, black level 0, white 4095, full well 15000 e-)."""
+    camera = CameraId("Rawmap", "Scenario Sensor", f"SC-{name}")
+    if name == "mono":
+        return SensorSpec(height, width, cfa=None, camera=camera)
+    if name == "black0":
+        return SensorSpec(height, width, black=0, white=4095, full_well_e=15000.0, camera=camera)
+    return SensorSpec(height, width, camera=camera)
+
+
+def write_scenario(
+    folder: str | Path,
+    name: str,
+    *,
+    seed: int = 0,
+    shape: tuple[int, int] = (200, 300),
+    n_frames: int = 24,
+    iso: float = 800,
+    file_format: str | None = None,
+    duplicates: int | None = None,
+    jpeg: bool = False,
+    clean_dir: str | Path | None = None,
+    overwrite: bool = False,
+) -> SeriesTruth:
+    """Write a named scenario series into ``folder``; return its truth.
+
+    All scenarios plant the same kinds of defects, harder than the
+    defaults of :func:`plant_defects` (:func:`scenario_counts`, 3x the
+    density): hot 50-3000 DN/s, warm 10-100 DN/s (at ISO 100 and 20
+    degrees C), clusters of 2-4 adjacent hot photosites, cold gains
+    0.05-0.5, stuck, dead, blinking, column and row segments.
+
+    ==============  ===========================================================
+    name            frames
+    ==============  ===========================================================
+    ``brackets``    static views shot 4 times 2 stops apart (first frame's mid
+                    grey at 2 % of the range, the last clips); same ISO, new
+                    noise each frame; every other view on a tripod (no shake),
+                    the others with 0.3 px of shake
+    ``timelapse``   one static view, the light falling 4 stops over the
+                    series, fixed exposure and ISO, 0.1 px shake, 1 min apart
+    ``burst``       two bursts (glints, texture) of near-identical frames,
+                    0.3 px jitter, 1 s apart
+    ``darks-same``  lens-cap darks, 30 s at ``iso``, the sensor warming from
+                    20 to 32 degrees C (dark current x 4)
+    ``darks-mixed`` lens-cap darks from 1/60 s to 60 s at ``iso``, 18-30
+                    degrees C
+    ``mixed``       varied scenes (landscape, glints, flat, night, indoor,
+                    edges, texture; 1/8000-30 s, ISO 100-6400), one bracket,
+                    one burst, every fifth frame a dark (1/60-60 s at
+                    ``iso``), and 2 duplicate files
+    ``mono``        ``mixed`` on a monochrome sensor, 16-bit grayscale TIFF
+    ``gray16``      ``mixed``, the Bayer mosaic as 16-bit grayscale TIFF
+    ``gray8``       ``mixed``, the Bayer mosaic as 8-bit grayscale PNG
+    ``black0``      ``mixed`` on a 12-bit sensor with black level 0 (dead
+                    photosites read 0, noise clips at 0)
+    ==============  ===========================================================
+
+    Parameters
+    ----------
+    folder : str or Path
+        Output folder (created).
+    name : str
+        One of :data:`SCENARIOS`.
+    seed : int, optional
+        Defects, plan, scenes and noise derive from it.
+    shape : (int, int), optional
+        (height, width) of the visible area.
+    n_frames : int, optional
+        Frames (duplicates not counted), at least 4.
+    iso : float, optional
+        ISO of the lens-cap darks.
+    file_format : str, optional
+        Override the scenario's format (:data:`FILE_FORMATS`).
+    duplicates : int, optional
+        Override the number of duplicate files (2 for the ``mixed`` family,
+        else 0).
+    jpeg, clean_dir, overwrite
+        As for :func:`generate_series`.
+
+    Returns
+    -------
+    SeriesTruth
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> t = write_scenario(tempfile.mkdtemp(), "darks-same", n_frames=4, shape=(40, 60))
+    >>> [f.scene for f in t.frames], t.frames[0].exposure
+    (['dark', 'dark', 'dark', 'dark'], 30.0)
+    """
+    if name not in SCENARIOS:
+        raise ValueError(f"name must be one of {', '.join(SCENARIOS)}; got {name!r}")
+    h, w = (int(v) for v in shape)
+    spec = scenario_spec(name, h, w)
+    fmt = file_format or {"mono": "tiff16", "gray16": "tiff16", "gray8": "png8"}.get(name, "dng")
+    mixed_family = name in ("mixed", "mono", "gray16", "gray8", "black0")
+    s_def, s_plan = np.random.SeedSequence([seed, 9009]).spawn(2)
+    defects = plant_defects(spec, np.random.default_rng(s_def), **scenario_counts(h, w).as_kwargs(),
+                            warm_rate=(10.0, 100.0), cold_gain=(0.05, 0.5), cluster_kind="hot")
+    plan = scenario_plan("mixed" if mixed_family else name, n_frames, np.random.default_rng(s_plan), iso=iso)
+    return generate_series(folder, seed=seed, spec=spec, defects=defects, plan=plan, jpeg=jpeg, clean_dir=clean_dir,
+                           file_format=fmt, duplicates=(2 if mixed_family else 0) if duplicates is None else duplicates,
+                           overwrite=overwrite)
+
+
+# ---------------------------------------------------------------------------
+# scoring a map against the truth
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MapScore:
+    """How a defect map compares with a series' truth (:func:`score_map`).
+
+    Attributes
+    ----------
+    recall : float
+        Share of the must-find units found: a point defect (any class but
+        ``column``) is found when its photosite is flagged (any kind); a
+        column or row segment is one unit, must-find when at least half of
+        its photosites are, found when at least 80 % of them are flagged.
+        1.0 when there is nothing to find.
+    precision : float
+        Share of the map's flags that lie on a planted defect photosite
+        (must-find or not); 1.0 for an empty map.
+    n_must_find, n_found : int
+        Must-find units, and how many of them were found.
+    n_flags, n_false : int
+        Flags in the map, and those on no planted defect.
+    false_by_kind : dict of str to int
+        False flags per map kind (``DefectKind`` value).
+    recall_by_class : dict of str to (int, int)
+        Per finer class (:data:`DEFECT_CLASSES`), (found, must-find units).
+    """
+
+    recall: float
+    precision: float
+    n_must_find: int
+    n_found: int
+    n_flags: int
+    n_false: int
+    false_by_kind: dict[str, int]
+    recall_by_class: dict[str, tuple[int, int]]
+
+    def summary(self) -> str:
+        """One line: recall, precision and the false flags by kind."""
+        fk = ", ".join(f"{k} {v}" for k, v in sorted(self.false_by_kind.items())) or "none"
+        return (f"recall {self.recall:.2f} ({self.n_found}/{self.n_must_find}), precision {self.precision:.2f} "
+                f"({self.n_flags - self.n_false}/{self.n_flags}); false flags: {fk}")
+
+
+def score_map(defect_map: Any, truth: SeriesTruth) -> MapScore:
+    """Score a defect map against the truth of a generated series.
+
+    Parameters
+    ----------
+    defect_map : rawmap.defectmap.DefectMap
+        Or anything with ``defects``, each with ``row``, ``col`` and ``kind``
+        (visible-area coordinates).
+    truth : SeriesTruth
+        With ``visible_frames`` (see :attr:`SeriesTruth.must_find`).
+
+    Returns
+    -------
+    MapScore
+    """
+    must = truth.must_find
+    classes = truth.classes()
+    flags = {(int(d.row), int(d.col)): DefectKind(d.kind).value for d in defect_map.defects}
+    planted = {(d.row, d.col) for d in truth.defects}
+    by_class: dict[str, list[int]] = {}
+    segments: dict[int, list[tuple[bool, bool]]] = {}
+    for d, c, m in zip(truth.defects, classes, must):
+        hit = (d.row, d.col) in flags
+        if c == "column":
+            segments.setdefault(int(d.params.get("segment", -1)), []).append((bool(m), hit))
+        elif m:
+            fc = by_class.setdefault(c, [0, 0])
+            fc[0] += hit
+            fc[1] += 1
+    for members in segments.values():
+        if sum(m for m, _ in members) * 2 >= len(members):
+            fc = by_class.setdefault("column", [0, 0])
+            fc[0] += sum(h for _, h in members) >= 0.8 * len(members)
+            fc[1] += 1
+    n_must = sum(v[1] for v in by_class.values())
+    n_found = sum(v[0] for v in by_class.values())
+    false: dict[str, int] = {}
+    for rc, kind in flags.items():
+        if rc not in planted:
+            false[kind] = false.get(kind, 0) + 1
+    n_false = sum(false.values())
+    return MapScore(
+        recall=n_found / n_must if n_must else 1.0,
+        precision=(len(flags) - n_false) / len(flags) if flags else 1.0,
+        n_must_find=n_must, n_found=n_found, n_flags=len(flags), n_false=n_false,
+        false_by_kind=false, recall_by_class={k: (v[0], v[1]) for k, v in by_class.items()},
+    )

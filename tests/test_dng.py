@@ -145,6 +145,21 @@ def test_no_serial_tag_when_empty(tmp_path):
         assert 50735 not in tf.pages[0].tags
 
 
+def test_temperature_in_exif(tmp_path):
+    import tifffile
+
+    m = np.zeros((24, 24), np.uint16)
+    p = write_dng(tmp_path / "t.dng", m, cfa=RGGB, black=0, white=255, camera=CAM, temperature=-5.5)
+    with tifffile.TiffFile(p) as tf:
+        assert tf.pages[0].tags[34665].value["Temperature"] == (-11, 2)
+    q = write_dng(tmp_path / "u.dng", m, cfa=RGGB, black=0, white=255, camera=CAM)
+    with tifffile.TiffFile(q) as tf:
+        assert "Temperature" not in tf.pages[0].tags[34665].value
+    with pytest.raises(ValueError, match="temperature"):
+        write_dng(tmp_path / "v.dng", m, cfa=RGGB, black=0, white=255, camera=CAM, temperature=float("nan"))
+    assert not (tmp_path / "v.dng").exists()
+
+
 def test_refuses_to_overwrite(tmp_path):
     m = np.zeros((24, 24), np.uint16)
     p = write_dng(tmp_path / "o.dng", m, cfa=RGGB, black=0, white=255, camera=CAM)

@@ -147,7 +147,10 @@ def test_render_scene(kind):
     assert np.isfinite(s).all() and s.min() >= 0
     again = render_scene(SMALL, np.random.default_rng(1), kind, rate=1000.0)
     np.testing.assert_array_equal(s, again)
-    assert 100 < np.median(s[..., 1]) < 20000
+    if kind == "dark":
+        assert not s.any()  # a lens-cap dark: no light at all
+    else:
+        assert 100 < np.median(s[..., 1]) < 20000
 
 
 def test_render_scene_content():
@@ -422,3 +425,377 @@ def test_burst_jitter_shift_is_bilinear():
 
     for dy, dx in [(0.3, -0.2), (-0.25, 0.1), (1.5, -2.7), (0.0, 0.0)]:
         np.testing.assert_allclose(_shift(img, dy, dx), ref(dy, dx), atol=1e-6)
+
+
+# --- wider simulator: sensors, defect options, scenes, temperature ----------------------------------
+
+from rawmap import reader  # noqa: E402
+from rawmap.defectmap import Defect  # noqa: E402
+from rawmap.frame import SourceKind  # noqa: E402
+from rawmap.synth import (  # noqa: E402
+    DEFECT_CLASSES,
+    SCENARIOS,
+    FramePlan,
+    SeriesPlan,
+    dark_factor,
+    defect_class,
+    sample_scale,
+    score_map,
+    to_file_values,
+    write_scenario,
+)
+
+SCEN = (96, 128)
+
+
+def test_mono_spec():
+    s = SensorSpec(40, 60, cfa=None)
+    assert s.mono and s.cfa_string == "" and s.cfa_array.tolist() == [[1, 1], [1, 1]]
+    assert SensorSpec.from_dict(s.to_dict(), camera=s.camera) == s
+    assert not SensorSpec(40, 60).mono
+    with pytest.raises(ValueError, match="monochrome"):
+        generate_series("/nonexistent-never-written", n_frames=2, spec=s)
+    # a mono sensor samples the scene's green channel everywhere
+    scene = np.zeros((40, 60, 3), np.float32)
+    scene[..., 1] = 20000.0
+    m = simulate(s, [], scene, 0.1, 100, np.random.default_rng(0)).clean.astype(float)
+    assert abs(m[0::2, 0::2].mean() - m[1::2, 0::2].mean()) < 5 and m.mean() > 512 + 900
+
+
+def test_plant_defects_options():
+    spec = SensorSpec(200, 300)
+    counts = dict(n_stuck=0, n_dead=0, n_hot=4, n_warm=8, n_cold=10, n_noisy=0, n_clusters=4, n_columns=0, n_rows=0)
+    a = plant_defects(spec, np.random.default_rng(3), **counts, warm_rate=(10, 100), cold_gain=(0.05, 0.5),
+                      cluster_kind="hot")
+    cold = [d.params["gain"] for d in a if d.kind is DefectKind.COLD]
+    warm = [d.params["dark_dn_per_s"] for d in a if d.params.get("strength") == "warm"]
+    assert len(cold) == 10 and all(0.05 <= g <= 0.5 for g in cold)
+    assert len(warm) == 8 and all(10 <= r <= 100 for r in warm)
+    members = [d for d in a if "cluster" in d.params]
+    assert len(members) >= 8 and all(d.kind is DefectKind.HOT for d in members)
+    # the defaults are the documented ranges, drawn exactly as before
+    assert plant_defects(spec, np.random.default_rng(3), **counts) == plant_defects(
+        spec, np.random.default_rng(3), **counts, hot_rate=(50.0, 3000.0), warm_rate=(1.5, 40.0),
+        cold_gain=(0.2, 0.8), cluster_kind="mixed")
+    for bad in (dict(cold_gain=(0.5, 1.2)), dict(warm_rate=(0, 5)), dict(cluster_kind="cold")):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            plant_defects(spec, np.random.default_rng(0), **bad)
+
+
+def test_defect_classes_map_to_kinds():
+    spec = SensorSpec(300, 400)
+    ds = plant_defects(spec, np.random.default_rng(1), n_stuck=6, n_clusters=3)
+    ds.append(PlantedDefect(5, 5, DefectKind.STUCK, {"value": spec.white}))
+    seen = set()
+    for d in ds:
+        c = defect_class(d, spec.white)
+        seen.add(c)
+        assert c in DEFECT_CLASSES
+        if c != "cluster":
+            assert DEFECT_CLASSES[c] is d.kind
+    assert {"hot", "warm", "cluster", "stuck_high", "stuck_mid", "dead", "low_gain", "blinking", "column"} <= seen
+
+
+def test_temperature_doubles_dark_current():
+    assert dark_factor(26.0) == 2.0 and dark_factor(8.0) == 0.25
+    hot = PlantedDefect(10, 10, DefectKind.HOT, {"dark_dn_per_s": 100.0, "strength": "hot"})
+    dark = np.zeros((SMALL.height, SMALL.width, 3), np.float32)
+    dev = {t: simulate(SMALL, [hot], dark, 2.0, 200, np.random.default_rng(0), temperature=t).deviation[0]
+           for t in (20.0, 26.0, 32.0)}
+    assert dev[20.0] == pytest.approx(100 * 2 * 2, rel=1e-6)  # rate x t x ISO/100 at 20 degrees C
+    assert dev[26.0] == pytest.approx(2 * dev[20.0]) and dev[32.0] == pytest.approx(4 * dev[20.0])
+    # healthy dark current too: spec.dark_current_e x 2 ** ((T - 20) / 6)
+    spec = SensorSpec(64, 96, dark_current_e=50.0)
+    m20 = simulate(spec, [], dark, 10.0, 100, np.random.default_rng(1), temperature=20.0).clean.mean() - 512
+    m32 = simulate(spec, [], dark, 10.0, 100, np.random.default_rng(1), temperature=32.0).clean.mean() - 512
+    assert m32 / m20 == pytest.approx(4.0, rel=0.02)
+
+
+def test_edges_scene_has_long_straight_edges_on_photosite_boundaries():
+    spec = SensorSpec(120, 160)
+    s = render_scene(spec, np.random.default_rng(4), "edges", rate=1000.0)[..., 1]
+    rel_y = np.abs(np.diff(s, axis=0)) / (s[1:] + s[:-1])  # step between rows r and r + 1
+    rel_x = np.abs(np.diff(s, axis=1)) / (s[:, 1:] + s[:, :-1])
+    # an edge crossing the frame between two rows, and one running down most of it between two columns
+    assert (rel_y > 0.1).sum(axis=1).max() > 0.8 * spec.width
+    assert (rel_x > 0.1).sum(axis=0).max() > 0.5 * spec.height
+    # sharp: no intermediate (blurred) values beside the horizon row
+    row = int(np.argmax((rel_y > 0.1).sum(axis=1)))
+    assert np.median(rel_y[row]) > 10 * np.median(rel_y[max(0, row - 3) : row - 1])
+
+
+def test_texture_scene_is_fine_and_one_over_f():
+    from rawmap.synth import _pink_noise
+
+    n = _pink_noise(np.random.default_rng(0), 256, 256, 1.0)
+    assert abs(float(n.mean())) < 1e-3 and float(n.std()) == pytest.approx(1.0, rel=1e-3)
+    amp = np.abs(np.fft.rfft2(n))
+    fy, fx = np.meshgrid(np.fft.fftfreq(256), np.fft.rfftfreq(256), indexing="ij")
+    f = np.hypot(fy, fx).ravel()
+    ok = (f > 0.02) & (f < 0.45)
+    slope = np.polyfit(np.log(f[ok]), np.log(amp.ravel()[ok]), 1)[0]
+    assert slope == pytest.approx(-1.0, abs=0.1)
+    spec = SensorSpec(120, 160)
+    tex = render_scene(spec, np.random.default_rng(2), "texture", rate=1000.0)[..., 1]
+    flat = render_scene(spec, np.random.default_rng(2), "flat", rate=1000.0)[..., 1]
+
+    def fine(a):  # photosite-scale detail relative to the level
+        return float(np.median(np.abs(a[1:-1, 1:-1] - (a[:-2, 1:-1] + a[2:, 1:-1] + a[1:-1, :-2] + a[1:-1, 2:]) / 4)
+                               / a[1:-1, 1:-1]))
+
+    assert fine(tex) > 0.03 and fine(tex) > 20 * fine(flat)
+
+
+# --- scenarios ------------------------------------------------------------------------
+
+
+def _read(folder, truth):
+    return [reader.read_frame(folder / f.file) for f in truth.frames]
+
+
+def _defect_free_match(frame_dn, clean, truth):
+    """The frame equals its defect-free render everywhere but at the planted defects."""
+    mask = truth.mask()
+    np.testing.assert_array_equal(frame_dn[~mask], clean[~mask])
+
+
+def test_scenario_brackets_same_scene_scaled(tmp_path):
+    truth = write_scenario(tmp_path / "s", "brackets", seed=3, shape=SCEN, n_frames=8, clean_dir=tmp_path / "c")
+    frames = _read(tmp_path / "s", truth)
+    assert [f.burst for f in truth.frames] == [0, 0, 0, 0, 1, 1, 1, 1]
+    for f, ft in zip(frames, truth.frames):
+        assert f.source is SourceKind.RAW and f.format == "DNG"
+        assert f.exposure == pytest.approx(ft.exposure, rel=1e-6) and f.iso == ft.iso and f.time == ft.time
+        assert f.camera.serial == "SC-brackets"
+        _defect_free_match(f.mosaic, np.load(ft.clean), truth)
+        for d in truth.defects:  # the planted values where the model fixes them exactly
+            if d.kind is DefectKind.STUCK:
+                assert f.mosaic[d.row, d.col] == d.params["value"]
+    times = [f.time for f in truth.frames]
+    assert times == sorted(times) and len(set(times)) == len(times)
+    v0 = truth.frames[:4]  # view 0: on a tripod, 2 stops apart
+    assert [b.exposure / v0[0].exposure for b in v0] == pytest.approx([1, 4, 16, 64])
+    assert len({b.iso for b in v0}) == 1
+    lin = [np.load(ft.clean).astype(float) - 512 for ft in v0]
+    g = [x[0::2, 1::2] for x in lin]  # green photosites, away from clipping in frames 0-2
+    ok = lin[2][0::2, 1::2] < 0.8 * (16383 - 512)
+    for a, b in ((0, 1), (1, 2)):
+        ratio = np.median(g[b][ok]) / np.median(g[a][ok])
+        assert ratio == pytest.approx(4.0, rel=0.1)
+        assert np.corrcoef(g[a][ok] / v0[a].exposure, g[b][ok] / v0[b].exposure)[0, 1] > 0.95
+    # new noise each frame: the exposure-normalised frames are not identical
+    assert not np.array_equal(g[0] * 4, g[1])
+
+
+def test_scenario_timelapse_light_falls(tmp_path):
+    truth = write_scenario(tmp_path, "timelapse", seed=1, shape=SCEN, n_frames=6, clean_dir=tmp_path / "c")
+    assert len({f.exposure for f in truth.frames}) == 1 and {f.burst for f in truth.frames} == {0}
+    levels = [np.median(np.load(f.clean).astype(float) - 512) for f in truth.frames]
+    assert all(a > b for a, b in zip(levels, levels[1:]))
+    assert levels[0] / levels[-1] == pytest.approx(16.0, rel=0.25)  # 4 stops
+    assert (truth.visible_views <= 1).all()  # one view
+
+
+def test_scenario_bursts_are_near_identical(tmp_path):
+    truth = write_scenario(tmp_path, "burst", seed=2, shape=SCEN, n_frames=6, clean_dir=tmp_path / "c")
+    assert [f.burst for f in truth.frames] == [0, 0, 0, 1, 1, 1]
+    a, b = (np.load(truth.frames[i].clean).astype(float) for i in (0, 1))
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.9
+    assert (truth.visible_views <= 2).all()
+
+
+@pytest.mark.parametrize("name", ["darks-same", "darks-mixed"])
+def test_scenario_darks_have_no_scene(tmp_path, name):
+    truth = write_scenario(tmp_path, name, seed=4, shape=SCEN, n_frames=6, iso=1600, clean_dir=tmp_path / "c")
+    spec = truth.spec
+    exps = [f.exposure for f in truth.frames]
+    assert all(f.dark and f.iso == 1600 for f in truth.frames)
+    if name == "darks-same":
+        assert set(exps) == {30.0}
+        temps = [f.temperature for f in truth.frames]
+        assert temps == sorted(temps) and temps[0] == 20.0 and temps[-1] == 32.0
+    else:
+        assert min(exps) <= 1 / 50 and max(exps) >= 50
+    rn = spec.read_noise_dn(1600)
+    frames = _read(tmp_path, truth)
+    mask = truth.mask()
+    for f, ft in zip(frames, truth.frames):
+        clean = np.load(ft.clean).astype(float)
+        _defect_free_match(f.mosaic, np.load(ft.clean), truth)
+        dark_dn = spec.dark_current_e * dark_factor(ft.temperature) * ft.exposure * spec.gain(1600)
+        assert clean.mean() - 512 == pytest.approx(dark_dn, abs=1.0)
+        assert clean[~mask].std() == pytest.approx(np.sqrt(rn**2 + dark_dn * spec.gain(1600)), rel=0.1)
+        import tifffile
+
+        with tifffile.TiffFile(tmp_path / ft.file) as tf:
+            num, den = tf.pages[0].tags["ExifTag"].value["Temperature"]
+        assert num / den == pytest.approx(ft.temperature, abs=1e-3)
+    # hot photosites show, scaled by exposure x ISO x the temperature's factor
+    hot = [i for i, d in enumerate(truth.defects) if d.kind is DefectKind.HOT and "cluster" not in d.params]
+    assert truth.must_find[hot].any() and (truth.visible_views <= 1).all()
+
+
+@pytest.mark.parametrize("name, fmt, dtype", [("gray16", "TIFF", "uint16"), ("gray8", "PNG", "uint8"),
+                                              ("mono", "TIFF", "uint16")])
+def test_scenario_grayscale_images(tmp_path, name, fmt, dtype):
+    truth = write_scenario(tmp_path, name, seed=5, shape=SCEN, n_frames=5, clean_dir=tmp_path / "c")
+    spec = truth.spec
+    assert spec.mono == (name == "mono")
+    scale = sample_scale(spec, truth.file_format)
+    assert truth.sample_scale == scale and (scale == 4.0 if dtype == "uint16" else scale == 255 / 16383)
+    mask = truth.mask()
+    for ft in truth.frames:
+        f = reader.read_frame(tmp_path / ft.file)
+        assert f.source is SourceKind.IMAGE and f.format == fmt and f.cfa is None
+        assert f.mosaic.shape == (*SCEN, 1) and f.mosaic.dtype == dtype
+        assert f.exposure == pytest.approx(ft.exposure, rel=1e-6) and f.iso == ft.iso and f.time == ft.time
+        assert f.camera.serial == f"SC-{name}"
+        got = f.mosaic[..., 0]
+        want = to_file_values(np.load(ft.clean), spec, truth.file_format)
+        np.testing.assert_array_equal(got[~mask], want[~mask])
+        for d in truth.defects:
+            if d.kind is DefectKind.STUCK:
+                assert got[d.row, d.col] == to_file_values(np.array([[d.params["value"]]], np.uint16), spec,
+                                                           truth.file_format)[0, 0]
+
+
+def test_scenario_black0_dead_sit_at_zero(tmp_path):
+    truth = write_scenario(tmp_path, "black0", seed=6, shape=SCEN, n_frames=10, clean_dir=tmp_path / "c")
+    assert truth.spec.black == 0 and truth.spec.white == 4095
+    dead = [(d.row, d.col) for d in truth.defects if d.kind is DefectKind.DEAD]
+    assert dead
+    zeros = 0
+    for ft in truth.frames:
+        with rawpy.imread(str(tmp_path / ft.file)) as raw:
+            assert list(raw.black_level_per_channel) == [0, 0, 0, 0] and raw.white_level == 4095
+            m = raw.raw_image_visible.copy()
+        zeros += sum(int(m[r, c] == 0) for r, c in dead)
+        rn = truth.spec.read_noise_dn(ft.iso)
+        assert all(m[r, c] < 5 * rn for r, c in dead)  # no signal, only read noise above 0
+        if ft.dark:  # the noise of healthy photosites is clipped at 0
+            clean = np.load(ft.clean)
+            assert (clean == 0).mean() > 0.2
+    assert zeros > 0.25 * len(dead) * len(truth.frames)  # black 0 + read noise, clipped: about half are 0
+
+
+def test_scenario_mixed(tmp_path):
+    truth = write_scenario(tmp_path, "mixed", seed=7, shape=SCEN, n_frames=20)
+    scenes = [f.scene for f in truth.frames]
+    assert [i for i, s in enumerate(scenes) if s == "dark"] == [4, 9, 14, 19]
+    assert {"edges", "texture"} & set(scenes)
+    for f in truth.frames:
+        if f.dark:
+            assert 1 / 60 * 0.79 <= f.exposure <= 60 and f.iso == 800 and f.temperature is not None
+    bursts = [f.burst for f in truth.frames if f.burst is not None]
+    assert sorted(set(bursts)) == [0, 1] and len(bursts) == 8
+    # duplicates: byte-identical copies, not frames of their own
+    assert len(truth.duplicates) == 2
+    names = {f.file for f in truth.frames}
+    for copy, orig in truth.duplicates:
+        assert orig in names and copy not in names
+        assert (tmp_path / copy).read_bytes() == (tmp_path / orig).read_bytes()
+    assert any(c.startswith("backup/") for c, _ in truth.duplicates)
+    times = [f.time for f in truth.frames]
+    assert times == sorted(times) and len(set(times)) == len(times)
+
+
+def test_scenario_truth_counts(tmp_path):
+    truth = write_scenario(tmp_path, "mixed", seed=8, shape=SCEN, n_frames=10)
+    n = len(truth.frames)
+    vf, vv = truth.visible_frames, truth.visible_views
+    assert vf.shape == vv.shape == (len(truth.defects),)
+    assert (vv <= vf).all() and (vf <= n).all() and ((vv > 0) == (vf > 0)).all()
+    np.testing.assert_array_equal(truth.must_find, vf >= 0.2 * n)
+    stuck = [i for i, d in enumerate(truth.defects) if d.kind is DefectKind.STUCK]
+    assert (vf[stuck] >= n - 2).all()  # a stuck photosite shows in nearly every frame
+    again = load_truth(tmp_path)
+    np.testing.assert_array_equal(again.visible_frames, vf)
+    np.testing.assert_array_equal(again.visible_views, vv)
+    assert again.duplicates == truth.duplicates and again.file_format == "dng"
+    data = json.loads((tmp_path / "truth.json").read_text())
+    rec = data["defects"][0]
+    assert {"class", "visible_frames", "visible_views", "must_find"} <= set(rec)
+    # an older truth file, without the counts
+    for r in data["defects"]:
+        del r["visible_frames"]
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    old = load_truth(tmp_path / "old.json")
+    assert old.visible_frames is None
+    with pytest.raises(ValueError, match="visible_frames"):
+        old.must_find
+
+
+def test_scenario_generation_is_fast_and_deterministic(tmp_path):
+    import time
+
+    t0 = time.perf_counter()
+    a = write_scenario(tmp_path / "a", "mixed", seed=9, shape=(200, 300), n_frames=12)
+    assert time.perf_counter() - t0 < 2.0
+    b = write_scenario(tmp_path / "b", "mixed", seed=9, shape=(200, 300), n_frames=12)
+    assert a.defects == b.defects and a.frames == b.frames
+    assert (tmp_path / "a" / "frame_003.dng").read_bytes() == (tmp_path / "b" / "frame_003.dng").read_bytes()
+
+
+def test_scenario_invalid(tmp_path):
+    with pytest.raises(ValueError, match="name must be one of"):
+        write_scenario(tmp_path, "sunny")
+    with pytest.raises(ValueError, match="n_frames"):
+        write_scenario(tmp_path, "brackets", n_frames=3)
+    with pytest.raises(ValueError, match="file_format"):
+        write_scenario(tmp_path, "mixed", file_format="jpeg2000")
+    with pytest.raises(ValueError, match="monochrome"):
+        write_scenario(tmp_path, "mono", file_format="dng")
+    assert set(SCENARIOS) >= {"brackets", "timelapse", "burst", "darks-same", "darks-mixed", "mixed"}
+
+
+def test_frame_plan_dark_and_light_in_generate_series(tmp_path):
+    t0 = dt.datetime(2024, 1, 1, 12)
+    plan = SeriesPlan((
+        FramePlan("flat", 0.01, 100, t0, 0.2, 0),
+        FramePlan("flat", 0.01, 100, t0 + dt.timedelta(seconds=1), 0.2, 0, (0.0, 0.0), 0.5),
+        FramePlan("dark", 1.0, 400, t0 + dt.timedelta(seconds=2), 0.0, None, (0.0, 0.0), 1.0, 30.0),
+    ))
+    truth = generate_series(tmp_path, plan=plan, spec=SMALL, defects=[], clean_dir=tmp_path / "c")
+    lv = [np.load(f.clean).astype(float).mean() - 512 for f in truth.frames]
+    assert lv[1] / lv[0] == pytest.approx(0.5, rel=0.02)
+    assert abs(lv[2]) < 2 and truth.frames[2].temperature == 30.0 and truth.frames[2].dark
+
+
+# --- scoring -----------------------------------------------------------------------
+
+
+def test_score_map(tmp_path):
+    truth = write_scenario(tmp_path, "darks-same", seed=10, shape=SCEN, n_frames=5)
+    must = truth.must_find
+    classes = truth.classes()
+    wanted = [d for d, m in zip(truth.defects, must) if m]
+    assert any(c == "column" for c, m in zip(classes, must) if m) and len(wanted) > 10
+
+    def flag(ds):
+        return type("M", (), {"defects": [Defect(d.row, d.col, d.kind, 10.0) for d in ds]})()
+
+    perfect = score_map(flag(wanted), truth)
+    assert perfect.recall == 1.0 and perfect.precision == 1.0 and perfect.n_false == 0
+    units = perfect.n_must_find
+    # one point defect missed
+    point = next(d for d, c in zip(wanted, classes) if c != "column")
+    s = score_map(flag([d for d in wanted if d is not point]), truth)
+    assert s.n_found == units - 1 and s.recall == pytest.approx((units - 1) / units)
+    # a segment with only 70 % of its photosites flagged is missed; 85 % is found
+    seg = [d for d in wanted if d.kind is DefectKind.COLUMN]
+    sid = seg[0].params["segment"]
+    members = [d for d in truth.defects if d.params.get("segment") == sid and d.kind is DefectKind.COLUMN]
+    others = [d for d in wanted if d.params.get("segment") != sid or d.kind is not DefectKind.COLUMN]
+    for share, found in ((0.7, units - 1), (0.85, units)):
+        k = int(np.ceil(share * len(members)))
+        assert score_map(flag(others + members[:k]), truth).n_found == found
+    # false flags lower the precision and are counted by kind
+    fake = [Defect(0, 0, DefectKind.HOT, 1.0), Defect(0, 1, DefectKind.COLUMN, 1.0),
+            Defect(1, 0, DefectKind.COLUMN, 1.0)]
+    m = type("M", (), {"defects": [*flag(wanted).defects, *fake]})()
+    s = score_map(m, truth)
+    assert s.n_false == 3 and s.false_by_kind == {"hot": 1, "column": 2}
+    assert s.precision == pytest.approx(len(wanted) / (len(wanted) + 3)) and s.recall == 1.0
+    assert "recall 1.00" in s.summary()
+    empty = score_map(flag([]), truth)
+    assert empty.recall == 0.0 and empty.precision == 1.0 and empty.n_flags == 0
