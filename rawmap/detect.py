@@ -431,17 +431,41 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     order = np.lexsort((found.cols, found.rows))
     found.keep(order)
     rows, cols = found.rows.tolist(), found.cols.tolist()
-    first = acc.first_seen(found.rows, found.cols) if found.rows.size else []
     series_start = min((f.time for f in acc.frames if f.time), default=None)
+    first = _first_seen(acc, found, series_start)
     if cfa is not None:
         letters = np.array(list("RGBG"))[np.asarray(cfa)[found.rows & 1, found.cols & 1]].tolist()
     else:
         letters = [""] * len(rows)
     kinds = [_KINDS[k] for k in found.kinds.tolist()]
     return [
-        Defect(r, c, k, s, ch, f or series_start, v)
+        Defect(r, c, k, s, ch, f, v)
         for r, c, k, s, ch, f, v in zip(rows, cols, kinds, found.scores.tolist(), letters, first, found.values.tolist())
     ]
+
+
+#: kinds found from what every frame showed (the value range over all frames, lines leaning in every scene)
+_ALWAYS_SHOWN = (DefectKind.STUCK, DefectKind.DEAD, DefectKind.COLUMN)
+
+
+def _first_seen(acc: Accumulator, found: _Found, series_start) -> list:
+    """Capture time of the earliest frame that showed each defect found.
+
+    Stuck and dead photosites are found from their value range over all
+    frames and column/row segments from lines that lean in every scene
+    where they are visible: they showed from the series' first capture.
+    Hot, noisy and cold photosites showed from the first frame of the
+    earliest scene (burst) in which they were confirmed outliers (the
+    accumulator's record, merged by earliest time), or from the series'
+    first capture when no time was recorded.  The time is never later than
+    the earliest frame in which the photosite was a confirmed outlier, so a
+    dcraw ``-P`` line dated with it repairs that frame.
+    """
+    if not found.rows.size:
+        return []
+    always = np.isin(found.kinds, [_KINDS.index(k) for k in _ALWAYS_SHOWN])
+    recorded = acc.first_seen(found.rows, found.cols)
+    return [series_start if a or f is None else f for a, f in zip(always.tolist(), recorded)]
 
 
 def _segments(H: int, W: int, groups, p: ClassifyParams):
