@@ -587,6 +587,13 @@ def export_cmd(
         help="RawTherapee only: top-left corner of its raw crop in the full frame, for cameras that "
         "camconst.json gives a raw_crop (default: the visible area).",
     ),
+    always: Optional[bool] = typer.Option(
+        None, "--always/--since-first-seen",
+        help="dcraw only: date every line 0 so every photo is repaired, older ones too (the default), or "
+        "date each line with the defect's first_seen (capture time of the first photo that showed it, "
+        "camera clock read as UTC) so photos taken before it showed are left alone.",
+        show_default=False,
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
     """Write a map in a format other raw tools read: dcraw/LibRaw -P, RawTherapee, Siril, CSV.
@@ -596,6 +603,8 @@ def export_cmd(
     Examples:
 
         rawmap export d750.json --format dcraw
+
+        rawmap export d750.json --format dcraw --since-first-seen
 
         rawmap export d750.json --format rawtherapee -o ~/RawTherapee/darkframes/
 
@@ -609,6 +618,10 @@ def export_cmd(
     crop = _parse_crop(crop_origin)
     if crop is not None and fmt is not ExportFormat.RAWTHERAPEE:
         raise typer.BadParameter("--crop-origin applies to --format rawtherapee only", param_hint="'--crop-origin'")
+    if always is not None and fmt is not ExportFormat.DCRAW:
+        raise typer.BadParameter(
+            "--always/--since-first-seen apply to --format dcraw only", param_hint="'--always/--since-first-seen'"
+        )
     dmap = _load_map(map_file)
     if fmt is ExportFormat.RAWTHERAPEE:
         name = rawtherapee_filename(dmap.camera, with_serial=serial)
@@ -626,6 +639,8 @@ def export_cmd(
     options: dict[str, Any] = {}
     if crop is not None:
         options["crop_origin"] = crop
+    if fmt is ExportFormat.DCRAW:
+        options["since_first_seen"] = always is False
     try:
         written = write_export(dmap, fmt, target, overwrite=overwrite, **options)
     except RawmapError as exc:
@@ -633,6 +648,12 @@ def export_cmd(
             raise _Failed(f"{target}: already exists (add --overwrite to replace it, or choose another -o)") from exc
         raise
     typer.echo(f"{len(dmap)} defects of {dmap.camera.label or 'unknown camera'} written as {fmt.value} to {_show_path(written)}")
+    if fmt is ExportFormat.DCRAW:
+        typer.echo(
+            "lines dated with first_seen: photos taken before a defect showed are left alone"
+            if options["since_first_seen"]
+            else "every line dated 0: every photo is repaired, older ones too (--since-first-seen dates them)"
+        )
     hint = _EXPORT_HINTS[fmt]
     if hint:
         typer.echo(hint.format(path=_show_path(written)))

@@ -303,6 +303,28 @@ def test_export_crop_origin(series_map: Path, tmp_path: Path):
     assert_usage_error(run("export", series_map, "-f", "dcraw", "--crop-origin", "6,10", "-o", tmp_path / "a"))
 
 
+def test_export_dcraw_always_or_since_first_seen(series_map: Path, tmp_path: Path):
+    from rawmap.export import dcraw_timestamp
+
+    dmap = DefectMap.load(series_map)
+    result = run("export", series_map, "-f", "dcraw", "-o", tmp_path / "always.txt")
+    assert result.exit_code == 0, result.output
+    assert "every line dated 0" in result.stdout
+    data = [line.split() for line in (tmp_path / "always.txt").read_text().splitlines() if not line.startswith("#")]
+    assert data == [[str(d.col), str(d.row), "0"] for d in dmap.defects]
+    assert run("export", series_map, "-f", "dcraw", "--always", "-o", tmp_path / "a2.txt").exit_code == 0
+    assert (tmp_path / "a2.txt").read_text() == (tmp_path / "always.txt").read_text()
+
+    result = run("export", series_map, "-f", "dcraw", "--since-first-seen", "-o", tmp_path / "since.txt")
+    assert result.exit_code == 0, result.output
+    assert "dated with first_seen" in result.stdout
+    data = [line.split() for line in (tmp_path / "since.txt").read_text().splitlines() if not line.startswith("#")]
+    assert data == [[str(d.col), str(d.row), str(dcraw_timestamp(d.first_seen))] for d in dmap.defects]
+    assert {d.first_seen for d in dmap.defects if d.kind.value in ("stuck", "dead")} == {dmap.frames.first_capture}
+    assert_usage_error(run("export", series_map, "-f", "csv", "--since-first-seen", "-o", tmp_path / "x.csv"))
+    assert not (tmp_path / "x.csv").exists()
+
+
 def test_export_refuses_what_is_not_a_map(tmp_path: Path):
     not_json = tmp_path / "photo.json"
     not_json.write_bytes(b"\xff\xd8\xff\xe0 not json")
