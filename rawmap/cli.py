@@ -242,6 +242,9 @@ def _body_header(body: "BodyMap", dmap: "DefectMap") -> list[str]:
     older = fr.count - new
     used = f"{fr.count} frames" + (f" ({new} new, {older} from the stored statistics)" if older > 0 else "")
     lines.append("  frames: " + "; ".join([used] + extra))
+    sensitivity = dmap.thresholds.get("sensitivity")
+    if sensitivity and sensitivity != "normal":
+        lines.append(f"  sensitivity: {sensitivity}")
     return lines
 
 
@@ -329,6 +332,13 @@ def map_cmd(
         help="Photos decoded and folded in at once. Each thread holds about one photo in memory; "
         "the map is the same whatever the number.",
     ),
+    sensitivity: str = typer.Option(
+        "normal", "--sensitivity", metavar="low|normal|high",
+        help="How readily a photosite is called defective: low keeps only the surest defects (outliers in "
+        "half as many scenes again, larger deviations), high adds fainter stuck, cold, noisy and line defects "
+        "and, in short series, rarer ones. Changes the classification only (recorded in the map's thresholds): "
+        "stored statistics continue whatever it is.",
+    ),
 ) -> None:
     """Map defective photosites from many photos of one or more camera bodies.
 
@@ -346,8 +356,16 @@ def map_cmd(
         rawmap map 'card/DCIM/**/*.NEF' old.NEF -o maps/
 
         rawmap map ~/Pictures/new/ --save
+
+        rawmap map ~/Pictures/2024/ -o d750.json --sensitivity high
     """
     from ._malloc import reuse_large_buffers
+    from .detect import ClassifyParams
+
+    try:
+        classify_params = ClassifyParams.for_sensitivity(sensitivity.strip().lower())
+    except ValueError:
+        raise typer.BadParameter(f"{sensitivity!r}: choose low, normal or high", param_hint="'--sensitivity'") from None
     from .mapping import Skipped, collect_inputs, map_files
 
     reuse_large_buffers()  # LibRaw's frame buffers: reused instead of mapped afresh for every photo
@@ -387,7 +405,10 @@ def map_cmd(
         raise _Failed(f"nothing to map: {not_found}" if not_found else "nothing to map")
     try:
         with _Progress("Mapping", quiet=quiet) as progress:
-            run = map_files(todo, progress=progress, states=states, workers=threads)
+            run = map_files(
+                todo, progress=progress, states=states, workers=threads,
+                classify_params=classify_params,
+            )
     except NothingToMapError as exc:
         raise _Failed(f"{exc} (also: {not_found})" if not_found else str(exc)) from None
 

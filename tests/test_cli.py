@@ -97,6 +97,25 @@ def test_map_threads_give_the_same_map(small_series: Series, series_map: Path, t
     assert DefectMap.load(out).defects == DefectMap.load(series_map).defects
 
 
+def test_map_sensitivity(small_series: Series, series_map: Path, tmp_path: Path):
+    normal = DefectMap.load(series_map)
+    assert normal.thresholds["sensitivity"] == "normal"
+    found = {"normal": {(d.row, d.col) for d in normal.defects}}
+    for level in ("high", "LOW"):
+        out = tmp_path / f"{level}.json"
+        result = run("map", small_series.folder, "-o", out, "--sensitivity", level, "--quiet")
+        assert result.exit_code == 0, result.output
+        assert f"sensitivity: {level.lower()}" in result.stdout
+        dmap = DefectMap.load(out)
+        assert dmap.thresholds["sensitivity"] == dmap.thresholds["classify"]["sensitivity"] == level.lower()
+        found[level.lower()] = {(d.row, d.col) for d in dmap.defects}
+    assert set(PLANTED) <= found["high"] and found["low"] <= found["normal"] <= found["high"]
+    # 12 photos, the hot photosite an outlier in a few long exposures: too few scenes for low
+    assert found["low"] == {rc for rc, k in PLANTED.items() if k.value in ("stuck", "dead")}
+    assert_usage_error(run("map", small_series.folder, "-o", tmp_path / "x.json", "--sensitivity", "max"))
+    assert not (tmp_path / "x.json").exists()
+
+
 def test_map_refuses_zero_threads(small_series: Series, tmp_path: Path):
     result = run("map", small_series.folder, "-o", tmp_path / "x.json", "--threads", "0")
     assert result.exit_code == 2
