@@ -354,6 +354,79 @@ def test_export_refuses_what_is_not_a_map(tmp_path: Path):
     assert_one_error(run("export", tmp_path / "missing.json", "-f", "csv"), "no such map file")
 
 
+# --------------------------------------------------------------------------- edit
+
+def test_edit_a_map_file(series_map: Path, tmp_path: Path):
+    src = tmp_path / "d.json"
+    shutil.copyfile(series_map, src)
+    original = src.read_bytes()
+    stuck = (20, 31)
+
+    # nothing is written without a place to write it
+    assert_usage_error(run("edit", src, "--add", "5,6"))
+    assert_usage_error(run("edit", src, "-o", tmp_path / "x.json"))  # nothing to edit
+    assert_usage_error(run("edit", src, "--add", "5", "-o", tmp_path / "x.json"))
+    assert_usage_error(run("edit", src, "--add", "5,6,bright", "-o", tmp_path / "x.json"))
+    assert_usage_error(run("edit", src, "--drop", "5,6,hot", "-o", tmp_path / "x.json"))
+    # a photosite outside the 120x160 sensor: one line, nothing written
+    line = assert_one_error(run("edit", src, "--add", "120,5", "-o", tmp_path / "x.json"), "outside the 120x160 sensor")
+    assert "row 120, col 5" in line
+    assert_one_error(run("edit", src, "--drop", "3,-1", "--overwrite"), "outside")
+    assert not (tmp_path / "x.json").exists() and src.read_bytes() == original
+    assert not (tmp_path / "d.previous.json").exists()
+
+    out = tmp_path / "edited.json"
+    result = run("edit", src, "--add", "5,6", "--add", "7,9,stuck", "--drop", f"{stuck[0]},{stuck[1]}", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "added row 5, col 6: hot (G), manual" in result.stdout
+    assert "added row 7, col 9: stuck (B), manual" in result.stdout
+    assert "dropped row 20, col 31 (was stuck)" in result.stdout
+    assert src.read_bytes() == original  # MAP left as it is
+    edited = DefectMap.load(out)
+    got = {(d.row, d.col): d for d in edited.defects}
+    assert stuck not in got and edited.dropped == [stuck]
+    assert got[(5, 6)].manual and got[(7, 9)].manual and got[(7, 9)].kind.value == "stuck"
+    assert sum(d.manual for d in edited.defects) == 2
+    assert_one_error(run("edit", src, "--add", "5,6", "-o", out), "already exists")
+
+    result = run("export", out, "-f", "dcraw", "-o", tmp_path / "list.txt")
+    assert result.exit_code == 0, result.output
+    data = [line for line in (tmp_path / "list.txt").read_text().splitlines() if not line.startswith("#")]
+    assert "6 5 0" in data and "9 7 0" in data and "31 20 0" not in data
+
+    # in place: the previous version is kept beside it
+    result = run("edit", src, "--drop", "40,90", "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "d.previous.json").read_bytes() == original
+    assert "previous version is" in result.stdout
+    assert (40, 90) not in {(d.row, d.col) for d in DefectMap.load(src).defects}
+    assert DefectMap.load(src).dropped == [(40, 90)]
+
+
+def test_edit_a_library_body_and_map_again(small_series: Series, tmp_path: Path):
+    lib = tmp_path / "lib"
+    files = small_series.files
+    assert run("map", *files[:8], "--save", "--library", lib, "-q").exit_code == 0
+    entry = lib / "rawmap-simulated-sensor-sim0001"
+    before = DefectMap.load(entry / "map.json")
+    assert (20, 31) in {(d.row, d.col) for d in before.defects}
+
+    result = run("edit", "sim0001", "--drop", "20,31", "--add", "60,80,cold", "--library", lib)
+    assert result.exit_code == 0, result.output
+    assert "saved in the library as rawmap-simulated-sensor-sim0001" in result.stdout
+    assert DefectMap.load(entry / "map.previous.json").to_json() == before.to_json()
+    assert_one_error(run("edit", "nobody", "--drop", "1,1", "--library", lib), "no body matching 'nobody'")
+
+    # more photos of the body: the stuck photosite is detected again but stays dropped, the added one stays
+    result = run("map", *files[8:], "--save", "--library", lib, "-q")
+    assert result.exit_code == 0, result.output
+    now = DefectMap.load(entry / "map.json")
+    got = {(d.row, d.col): d for d in now.defects}
+    assert now.frames.count == 12 and (20, 31) not in got and now.dropped == [(20, 31)]
+    assert got[(60, 80)].manual and got[(60, 80)].kind.value == "cold"
+    assert (40, 90) in got  # detection goes on as before
+
+
 # --------------------------------------------------------------------------- library and --save
 
 def test_map_save_continues_the_library(small_series: Series, tmp_path: Path):
