@@ -151,8 +151,8 @@ class ClassifyParams:
 
         Examples
         --------
-        >>> ClassifyParams.for_sensitivity("high").min_share
-        0.05
+        >>> ClassifyParams.for_sensitivity("high").max_chance
+        10.0
         >>> ClassifyParams.for_sensitivity("normal") == ClassifyParams()
         True
         """
