@@ -242,6 +242,9 @@ def _body_header(body: "BodyMap", dmap: "DefectMap") -> list[str]:
     older = fr.count - new
     used = f"{fr.count} frames" + (f" ({new} new, {older} from the stored statistics)" if older > 0 else "")
     lines.append("  frames: " + "; ".join([used] + extra))
+    sensitivity = dmap.thresholds.get("sensitivity")
+    if sensitivity and sensitivity != "normal":
+        lines.append(f"  sensitivity: {sensitivity}")
     return lines
 
 
@@ -329,6 +332,13 @@ def map_cmd(
         help="Photos decoded and folded in at once. Each thread holds about one photo in memory; "
         "the map is the same whatever the number.",
     ),
+    sensitivity: str = typer.Option(
+        "normal", "--sensitivity", metavar="low|normal|high",
+        help="How readily a photosite is called defective: low keeps only the surest defects (outliers in "
+        "half as many scenes again, larger deviations), high adds fainter stuck, cold, noisy and line defects "
+        "and, in short series, rarer ones. Changes the classification only (recorded in the map's thresholds): "
+        "stored statistics continue whatever it is.",
+    ),
 ) -> None:
     """Map defective photosites from many photos of one or more camera bodies.
 
@@ -346,8 +356,16 @@ def map_cmd(
         rawmap map 'card/DCIM/**/*.NEF' old.NEF -o maps/
 
         rawmap map ~/Pictures/new/ --save
+
+        rawmap map ~/Pictures/2024/ -o d750.json --sensitivity high
     """
     from ._malloc import reuse_large_buffers
+    from .detect import ClassifyParams
+
+    try:
+        classify_params = ClassifyParams.for_sensitivity(sensitivity.strip().lower())
+    except ValueError:
+        raise typer.BadParameter(f"{sensitivity!r}: choose low, normal or high", param_hint="'--sensitivity'") from None
     from .mapping import Skipped, collect_inputs, map_files
 
     reuse_large_buffers()  # LibRaw's frame buffers: reused instead of mapped afresh for every photo
@@ -387,7 +405,10 @@ def map_cmd(
         raise _Failed(f"nothing to map: {not_found}" if not_found else "nothing to map")
     try:
         with _Progress("Mapping", quiet=quiet) as progress:
-            run = map_files(todo, progress=progress, states=states, workers=threads)
+            run = map_files(
+                todo, progress=progress, states=states, workers=threads,
+                classify_params=classify_params,
+            )
     except NothingToMapError as exc:
         raise _Failed(f"{exc} (also: {not_found})" if not_found else str(exc)) from None
 
@@ -587,6 +608,13 @@ def export_cmd(
         help="RawTherapee only: top-left corner of its raw crop in the full frame, for cameras that "
         "camconst.json gives a raw_crop (default: the visible area).",
     ),
+    always: Optional[bool] = typer.Option(
+        None, "--always/--since-first-seen",
+        help="dcraw only: date every line 0 so every photo is repaired, older ones too (the default), or "
+        "date each line with the defect's first_seen (capture time of the first photo that showed it, "
+        "camera clock read as UTC) so photos taken before it showed are left alone.",
+        show_default=False,
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
     """Write a map in a format other raw tools read: dcraw/LibRaw -P, RawTherapee, Siril, CSV.
@@ -596,6 +624,8 @@ def export_cmd(
     Examples:
 
         rawmap export d750.json --format dcraw
+
+        rawmap export d750.json --format dcraw --since-first-seen
 
         rawmap export d750.json --format rawtherapee -o ~/RawTherapee/darkframes/
 
@@ -609,6 +639,10 @@ def export_cmd(
     crop = _parse_crop(crop_origin)
     if crop is not None and fmt is not ExportFormat.RAWTHERAPEE:
         raise typer.BadParameter("--crop-origin applies to --format rawtherapee only", param_hint="'--crop-origin'")
+    if always is not None and fmt is not ExportFormat.DCRAW:
+        raise typer.BadParameter(
+            "--always/--since-first-seen apply to --format dcraw only", param_hint="'--always/--since-first-seen'"
+        )
     dmap = _load_map(map_file)
     if fmt is ExportFormat.RAWTHERAPEE:
         name = rawtherapee_filename(dmap.camera, with_serial=serial)
@@ -626,6 +660,8 @@ def export_cmd(
     options: dict[str, Any] = {}
     if crop is not None:
         options["crop_origin"] = crop
+    if fmt is ExportFormat.DCRAW:
+        options["since_first_seen"] = always is False
     try:
         written = write_export(dmap, fmt, target, overwrite=overwrite, **options)
     except RawmapError as exc:
@@ -633,6 +669,12 @@ def export_cmd(
             raise _Failed(f"{target}: already exists (add --overwrite to replace it, or choose another -o)") from exc
         raise
     typer.echo(f"{len(dmap)} defects of {dmap.camera.label or 'unknown camera'} written as {fmt.value} to {_show_path(written)}")
+    if fmt is ExportFormat.DCRAW:
+        typer.echo(
+            "lines dated with first_seen: photos taken before a defect showed are left alone"
+            if options["since_first_seen"]
+            else "every line dated 0: every photo is repaired, older ones too (--since-first-seen dates them)"
+        )
     hint = _EXPORT_HINTS[fmt]
     if hint:
         typer.echo(hint.format(path=_show_path(written)))
@@ -683,6 +725,142 @@ def show_cmd(
             frame = read_frame(photo)
         written = plot_map(dmap, plot, photo=frame, overwrite=overwrite)
         typer.echo(f"\npicture written to {_show_path(written)}")
+
+
+# --------------------------------------------------------------------------- edit
+
+_KIND_NAMES = ("stuck", "dead", "hot", "cold", "noisy", "column")
+
+
+def _parse_site(text: str, option: str, *, with_kind: bool) -> tuple[int, int, Optional[str]]:
+    """``ROW,COL`` (and ``,KIND`` when allowed) of an --add/--drop value; a usage error otherwise."""
+    parts = [p.strip() for p in text.split(",")]
+    kind = None
+    if with_kind and len(parts) == 3:
+        kind = parts.pop().lower()
+        if kind not in _KIND_NAMES:
+            raise typer.BadParameter(f"{text!r}: unknown kind {kind!r}; choose one of {', '.join(_KIND_NAMES)}", param_hint=option)
+    try:
+        row, col = (int(parts[0]), int(parts[1])) if len(parts) == 2 else (None, None)
+    except ValueError:
+        row = col = None
+    if row is None or col is None:
+        form = "ROW,COL[,KIND]" if with_kind else "ROW,COL"
+        raise typer.BadParameter(f"{text!r}: give {form} (visible-area row and column), e.g. 120,431", param_hint=option)
+    return row, col, kind
+
+
+def _backup_name(path: Path) -> Path:
+    """``d750.json`` -> ``d750.previous.json``: where an edit in place keeps the map it replaced."""
+    return path.with_name(f"{path.stem}.previous{path.suffix or '.json'}")
+
+
+@app.command("edit")
+@_handle_errors
+def edit_cmd(
+    ctx: typer.Context,
+    map_ref: str = typer.Argument(
+        ..., metavar="MAP", help="A map file, or a body in the library (as `rawmap library show` takes it)."
+    ),
+    add: list[str] = typer.Option(
+        [], "--add", metavar="ROW,COL[,KIND]",
+        help="Mark a photosite defective by hand (repeatable). KIND: stuck, dead, hot (default), cold, noisy, "
+        "column. Visible-area coordinates, as in the map.",
+    ),
+    drop: list[str] = typer.Option(
+        [], "--drop", metavar="ROW,COL",
+        help="Take a photosite out of the map (repeatable); it stays out when the body is mapped again in the library.",
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "-o", "--output", metavar="OUT", help="Write the edited map here (MAP is left as it is)."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite",
+        help="Without -o: edit the MAP file in place, keeping its previous version as <name>.previous.json. "
+        "With -o: replace an existing OUT.",
+    ),
+    library: Optional[Path] = _library_option(),
+) -> None:
+    """Add or drop photosites of a map by hand.
+
+    Added photosites are marked "manual": true in the map; dropped ones are
+    listed under "dropped". A map file is edited into -o OUT, or in place
+    with --overwrite (the previous version kept beside it); a body in the
+    library is edited in place (its previous map kept as map.previous.json),
+    and mapping it again keeps the edits.
+
+    Examples:
+
+        rawmap edit d750.json --add 120,431 --add 88,17,stuck -o d750-edited.json
+
+        rawmap edit d750.json --drop 300,12 --overwrite
+
+        rawmap edit d750 --add 120,431,hot
+    """
+    from .defectmap import DefectKind
+
+    if not add and not drop:
+        ctx.fail("nothing to edit: give --add ROW,COL[,KIND] and/or --drop ROW,COL")
+    adds = [_parse_site(a, "'--add'", with_kind=True) for a in add]
+    drops = [_parse_site(d, "'--drop'", with_kind=False)[:2] for d in drop]
+
+    path = Path(map_ref)
+    lib = entry = None
+    if path.exists() or path.suffix.lower() == ".json":
+        if output is None and not overwrite:
+            ctx.fail(
+                f"give -o OUT for the edited map, or --overwrite to edit {map_ref} in place "
+                f"(its previous version is then kept as {_backup_name(path).name})"
+            )
+        dmap = _load_map(path)
+    else:
+        lib = _library(library)
+        entry = _find_entry(lib, map_ref)
+        dmap = lib.load_map(entry)
+    if output is not None and not overwrite and output.exists():
+        raise _Failed(f"{output}: already exists (add --overwrite to replace it, or choose another -o)")
+    if output is not None and entry is None and output.exists() and output.resolve() == path.resolve():
+        output = None  # -o MAP --overwrite: in place, keeping the previous version like --overwrite alone
+
+    edited = dmap.edited(add=[(r, c, None if k is None else DefectKind(k)) for r, c, k in adds], drop=drops)
+
+    before = {(d.row, d.col): d for d in dmap.defects}
+    lines = []
+    for r, c, k in adds:
+        old = before.get((r, c))
+        now = next(d for d in edited.defects if (d.row, d.col) == (r, c))
+        if old is None:
+            lines.append(f"added row {r}, col {c}: {now.kind.value} ({now.channel or '-'}), manual")
+        elif old.kind is now.kind:
+            lines.append(f"kept row {r}, col {c}: {now.kind.value}, now manual")
+        else:
+            lines.append(f"changed row {r}, col {c}: {old.kind.value} -> {now.kind.value}, manual")
+    for r, c in drops:
+        old = before.get((r, c))
+        lines.append(
+            f"dropped row {r}, col {c} (was {old.kind.value})" if old is not None
+            else f"row {r}, col {c} was not in the map: recorded as dropped, so mapping again leaves it out"
+        )
+    n_manual = sum(d.manual for d in edited.defects)
+    n_dropped = len(edited.dropped)
+    lines.append(
+        f"{len(edited)} defect{'s' if len(edited) != 1 else ''} ({n_manual} manual), "
+        f"{n_dropped} photosite{'s' if n_dropped != 1 else ''} dropped by hand"
+    )
+
+    if output is not None:
+        written = edited.save(output, overwrite=overwrite)
+        lines.append(f"edited map written to {_show_path(written)}")
+    elif entry is not None:
+        entry = lib.save_edited(entry, edited)
+        lines.append(f"saved in the library as {entry.path.name}; the map before the edit is {entry.path / 'map.previous.json'}")
+    else:
+        from .fileio import atomic_copy
+
+        backup = atomic_copy(path, _backup_name(path), overwrite=True)
+        written = edited.save(path, overwrite=True)
+        lines.append(f"map {_show_path(written)} edited in place; its previous version is {_show_path(backup)}")
+    typer.echo("\n".join(lines))
 
 
 # --------------------------------------------------------------------------- repair

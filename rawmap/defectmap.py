@@ -22,28 +22,39 @@ File format (``format: "rawmap-defect-map"``, ``version: 1``), UTF-8 JSON::
         {"row": 120, "col": 431, "kind": "hot", "score": 41.2,
          "channel": "G", "first_seen": "2026-03-02T21:14:00" | null,
          "value": 812.0},                                   # kind-specific figure, see Defect
+        {"row": 7, "col": 9, "kind": "hot", "score": 0.0, "channel": "R",
+         "first_seen": null, "manual": true},               # added by hand (`rawmap edit --add`)
         ...
-      ]
+      ],
+      "dropped": [{"row": 300, "col": 12}, ...]             # dropped by hand; optional
     }
 
 ``row``/``col`` are visible-area coordinates, as rawpy's ``raw_image_visible``
 (row 0 = top row of the visible area in sensor orientation); there is exactly
 one entry per defective photosite.  Readers must refuse an unknown major
 ``version``; unknown keys are ignored.
+
+Edits by hand (:meth:`DefectMap.edited`, ``rawmap edit``) add two keys that
+readers of older maps ignore: ``"manual": true`` on a defect the user added
+(or confirmed; score 0 and no ``first_seen`` when it was not detected), and
+the top-level ``"dropped"`` list of photosites the user removed.  Both are
+written only when present.  The library carries them over when the body is
+mapped again (:func:`carry_edits`): manual defects stay, dropped photosites
+stay out even when detection finds them again.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
-from .errors import MapFormatError
+from .errors import MapEditError, MapFormatError
 from .fileio import atomic_write_text
 from .frame import CameraId
 
@@ -55,6 +66,8 @@ __all__ = [
     "SensorGeometry",
     "FrameStats",
     "DefectMap",
+    "merge_defects",
+    "carry_edits",
 ]
 
 FORMAT_NAME = "rawmap-defect-map"
@@ -92,6 +105,9 @@ class Defect:
         Kind-specific figure: DN level (black included, as in the file) for stuck/dead, dark-current slope
         (DN per second at ISO 100) for hot, relative gain for cold, excess
         noise ratio for noisy, mean offset (DN) for column.
+    manual : bool
+        Added (or confirmed) by hand with ``rawmap edit``: kept whatever
+        later detection finds.
     """
 
     row: int
@@ -101,6 +117,7 @@ class Defect:
     channel: str = ""
     first_seen: _dt.datetime | None = None
     value: float = float("nan")
+    manual: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -113,6 +130,8 @@ class Defect:
         }
         if np.isfinite(self.value):
             d["value"] = round(float(self.value), 4)
+        if self.manual:
+            d["manual"] = True
         return d
 
     @classmethod
@@ -126,6 +145,7 @@ class Defect:
             channel=str(d.get("channel", "")),
             first_seen=_dt.datetime.fromisoformat(fs) if fs else None,
             value=float(d.get("value", float("nan"))),
+            manual=d.get("manual") is True,
         )
 
 
@@ -221,6 +241,10 @@ class DefectMap:
         Detection parameters used, for the record.
     created : datetime
         When the map was made (UTC).
+    dropped : list of (int, int)
+        (row, col) of photosites dropped by hand (:meth:`edited`), sorted;
+        they stay out of the map when the body is mapped again
+        (:func:`carry_edits`).
     """
 
     camera: CameraId
@@ -231,9 +255,11 @@ class DefectMap:
     created: _dt.datetime = field(
         default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
     )
+    dropped: list[tuple[int, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.defects = sorted(self.defects, key=lambda d: (d.row, d.col))
+        self.dropped = sorted({(int(r), int(c)) for r, c in self.dropped})
 
     # --- queries ---------------------------------------------------------
     def __len__(self) -> int:
@@ -260,11 +286,80 @@ class DefectMap:
             m[c[:, 0], c[:, 1]] = True
         return m
 
+    # --- edits by hand ----------------------------------------------------
+    def _check_inside(self, row: int, col: int, what: str) -> None:
+        H, W = self.sensor.height, self.sensor.width
+        if not (0 <= row < H and 0 <= col < W):
+            raise MapEditError(
+                f"cannot {what} row {row}, col {col}: outside the {H}x{W} sensor of this map "
+                f"(rows 0-{H - 1}, cols 0-{W - 1}, visible-area coordinates)"
+            )
+
+    def channel_at(self, row: int, col: int) -> str:
+        """Colour letter of a photosite from ``sensor.cfa`` ("" for image maps or an unknown pattern)."""
+        cfa = self.sensor.cfa
+        return cfa[(row & 1) * 2 + (col & 1)] if len(cfa) == 4 else ""
+
+    def edited(
+        self,
+        *,
+        add: Iterable[tuple[int, int, DefectKind | None]] = (),
+        drop: Iterable[tuple[int, int]] = (),
+    ) -> "DefectMap":
+        """A copy of the map with photosites added and dropped by hand.
+
+        Parameters
+        ----------
+        add : iterable of (row, col, kind or None)
+            Photosites to mark defective.  One already in the map keeps its
+            record, becomes ``manual`` and takes ``kind`` when one is given;
+            a new one gets ``kind`` (``hot`` when None), score 0, no
+            ``first_seen`` (a dcraw list then repairs it in every photo) and
+            the channel of its CFA position.  Either is taken off the
+            dropped list.
+        drop : iterable of (row, col)
+            Photosites to take out of the map.  Each is added to
+            :attr:`dropped` (also when the map did not list it), so that
+            mapping the body again does not bring it back.
+
+        Returns
+        -------
+        DefectMap
+            The edited copy (this map is not changed).
+
+        Raises
+        ------
+        MapEditError
+            A photosite outside the sensor, or one both added and dropped.
+        """
+        add = [(int(r), int(c), None if k is None else DefectKind(k)) for r, c, k in add]
+        drop = [(int(r), int(c)) for r, c in drop]
+        for r, c, _ in add:
+            self._check_inside(r, c, "add")
+        for r, c in drop:
+            self._check_inside(r, c, "drop")
+        both = {(r, c) for r, c, _ in add} & set(drop)
+        if both:
+            r, c = min(both)
+            raise MapEditError(f"row {r}, col {c} is both added and dropped; give it once")
+        by_rc = {(d.row, d.col): d for d in self.defects}
+        for rc in drop:
+            by_rc.pop(rc, None)
+        for r, c, kind in add:
+            old = by_rc.get((r, c))
+            if old is None:
+                by_rc[(r, c)] = Defect(r, c, kind or DefectKind.HOT, 0.0, self.channel_at(r, c), manual=True)
+            else:
+                by_rc[(r, c)] = replace(old, kind=kind or old.kind, manual=True)
+        added = {(r, c) for r, c, _ in add}
+        dropped = [rc for rc in self.dropped if rc not in added] + drop
+        return replace(self, defects=list(by_rc.values()), dropped=dropped, thresholds=dict(self.thresholds))
+
     # --- file format -----------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         from . import __version__
 
-        return {
+        out: dict[str, Any] = {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
             "created": self.created.isoformat(),
@@ -275,6 +370,9 @@ class DefectMap:
             "thresholds": self.thresholds,
             "defects": [d.to_dict() for d in self.defects],
         }
+        if self.dropped:
+            out["dropped"] = [{"row": r, "col": c} for r, c in self.dropped]
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1) + "\n"
@@ -297,6 +395,7 @@ class DefectMap:
                 defects=[Defect.from_dict(x) for x in d.get("defects", [])],
                 thresholds=dict(d.get("thresholds", {})),
                 created=_dt.datetime.fromisoformat(d["created"]) if d.get("created") else _dt.datetime.now(_dt.timezone.utc),
+                dropped=[(int(x["row"]), int(x["col"])) for x in d.get("dropped", [])],
             )
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise MapFormatError(f"{source}: damaged defect map ({exc}); make it again with `rawmap map`") from exc
@@ -333,3 +432,30 @@ def merge_defects(*lists: Iterable[Defect]) -> list[Defect]:
             if k not in best or d.score > best[k].score:
                 best[k] = d
     return sorted(best.values(), key=lambda d: (d.row, d.col))
+
+
+def carry_edits(new: DefectMap, previous: DefectMap) -> DefectMap:
+    """``new`` (a map made again from photos) with the edits by hand of ``previous`` applied.
+
+    The previous map's photosites dropped by hand are left out of ``new``
+    and stay on its dropped list; its manual defects replace what ``new``
+    has at their photosites (a manual defect detected again keeps the
+    detection's score, ``first_seen`` and value, but the kind given by
+    hand).  Maps of another sensor size carry nothing.
+
+    Returns
+    -------
+    DefectMap
+        ``new`` itself when ``previous`` has no edits.
+    """
+    if (new.sensor.height, new.sensor.width) != (previous.sensor.height, previous.sensor.width):
+        return new
+    manual = {(d.row, d.col): d for d in previous.defects if d.manual}
+    dropped = set(previous.dropped) | set(new.dropped)
+    if not manual and not dropped:
+        return new
+    by_rc = {(d.row, d.col): d for d in new.defects if (d.row, d.col) not in dropped}
+    for rc, m in manual.items():
+        now = by_rc.get(rc)
+        by_rc[rc] = m if now is None else replace(now, kind=m.kind, manual=True)
+    return replace(new, defects=list(by_rc.values()), dropped=sorted(dropped - set(manual)))

@@ -13,6 +13,7 @@ Hierarchy::
     │   ├── NotBayerError         (decodes, but is not a 2x2 colour mosaic: linear DNG, stacks, scanners)
     │   └── FrameMismatchError    (another sensor size or another body than the rest of the series)
     ├── MapFormatError        (a map or state file that is not ours, or of an unknown version)
+    ├── MapEditError          (an edit a map cannot take: a photosite outside its sensor, a conflict)
     └── NothingToMapError     (no usable frame was left)
 """
 
@@ -28,6 +29,7 @@ __all__ = [
     "NotBayerError",
     "FrameMismatchError",
     "MapFormatError",
+    "MapEditError",
     "NothingToMapError",
 ]
 
@@ -76,6 +78,10 @@ class FrameMismatchError(InputError):
 
 class MapFormatError(RawmapError):
     """A defect-map or accumulator-state file that rawmap cannot read."""
+
+
+class MapEditError(RawmapError):
+    """An edit of a defect map that cannot be made (a photosite outside the sensor, a conflicting request)."""
 
 
 class NothingToMapError(RawmapError):

@@ -5,7 +5,10 @@ to text; :func:`write_export` puts that text in a file atomically and never
 replaces an existing file unless asked.
 
 * ``dcraw``: a ``-P`` list for dcraw and LibRaw's ``dcraw_emu``; default
-  name ``<slug>.dcraw.txt``.
+  name ``<slug>.dcraw.txt``.  Every line is dated 0 ("always": older photos
+  are repaired too) unless ``since_first_seen``, which dates each line with
+  the defect's ``first_seen`` so that photos taken before it showed are
+  left alone.
 * ``rawtherapee``: RawTherapee's per-body file, named
   ``<Make> <Model>[ <Serial>].badpixels`` as RawTherapee spells them.
 * ``siril``: a cosmetic-correction list for Siril's ``cosme`` /
@@ -33,11 +36,12 @@ dcraw and LibRaw ``-P``
     the ``TZ`` of the machine (a defect dated with the photo's own capture
     time is repaired in that photo, one dated a second later is not: dcraw
     under ``TZ`` UTC, UTC+9, UTC+14 and UTC-5, LibRaw under UTC, UTC+9 and
-    UTC-5).  So ``first_seen`` (the camera's
-    naive clock time) is written as if it were UTC, truncated to the
-    second; an aware datetime contributes its wall-clock reading (its
-    offset is dropped, because the photo's own time carries none); unknown
-    or pre-1970 times are written as 0, "always".
+    UTC-5).  So, when the lines are dated (``since_first_seen``),
+    ``first_seen`` (the camera's naive clock time) is written as if it were
+    UTC, truncated to the second; an aware datetime contributes its
+    wall-clock reading (its offset is dropped, because the photo's own time
+    carries none); unknown or pre-1970 times are written as 0, "always".
+    By default every line is dated 0.
 
 RawTherapee ``.badpixels``
     RawTherapee reads every ``*.badpixels`` file in the folder named by
@@ -214,18 +218,26 @@ def dcraw_timestamp(t: _dt.datetime | None) -> int:
     return max(0, int(stamp))
 
 
-def dcraw_text(defect_map: DefectMap) -> str:
+def dcraw_text(defect_map: DefectMap, *, since_first_seen: bool = False) -> str:
     """The map as a dcraw / LibRaw ``-P`` bad-pixel list.
 
     One line ``col row unixtime`` per defect, in visible-area coordinates,
-    ``unixtime`` from :func:`dcraw_timestamp` (dcraw repairs a photosite only
-    in photos taken at or after that time), after a ``#`` header naming the
-    camera and the rawmap version.
+    after a ``#`` header naming the camera, the rawmap version and which
+    dating was chosen.  dcraw and LibRaw repair a photosite only in photos
+    taken at or after ``unixtime``; 0 means always.
 
     Parameters
     ----------
     defect_map : DefectMap
         A map made from RAW files.
+    since_first_seen : bool, optional
+        Date each line with the defect's ``first_seen``
+        (:func:`dcraw_timestamp`: the capture time of the earliest frame of
+        the map that showed it, camera clock read as UTC, as the peers read
+        the photo's own time), so photos taken before the defect showed are
+        not touched.  By default every line is dated 0: every photo is
+        repaired, older ones included (a defect is usually there long
+        before the photos it was mapped from).
 
     Returns
     -------
@@ -242,8 +254,12 @@ def dcraw_text(defect_map: DefectMap) -> str:
     lines = [
         f"# dcraw/LibRaw -P bad-pixel list for {_one_line(defect_map.camera.label) or 'unknown camera'}",
         f"# written by {_software()}: col row unixtime (visible area; 0 = always; camera clock read as UTC)",
+        "# dated: " + ("first_seen, each photosite repaired from the first photo that showed it on"
+                       if since_first_seen else "0 on every line, every photo repaired"),
     ]
-    lines += [f"{d.col} {d.row} {dcraw_timestamp(d.first_seen)}" for d in defect_map.defects]
+    lines += [
+        f"{d.col} {d.row} {dcraw_timestamp(d.first_seen) if since_first_seen else 0}" for d in defect_map.defects
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -580,7 +596,8 @@ def write_export(
     overwrite : bool, optional
         Replace an existing file; by default an existing file is an error.
     **options
-        Passed to the format's writer (``crop_origin`` for RawTherapee).
+        Passed to the format's writer (``crop_origin`` for RawTherapee,
+        ``since_first_seen`` for dcraw).
 
     Returns
     -------

@@ -34,6 +34,16 @@ the imported ones (:func:`rawmap.defectmap.merge_defects`: one entry per
 photosite, the higher score wins, the earliest ``first_seen`` is kept), so an
 imported defect is never dropped.  Statistics start from the first new photos.
 
+Edits by hand
+-------------
+``rawmap edit`` (:meth:`Library.save_edited`) replaces ``map.json`` with an
+edited copy (the map before it kept as ``map.previous.json``).  Whenever the
+entry is updated from new photos, the current map's manual defects and
+dropped photosites are carried over to the new map
+(:func:`rawmap.defectmap.carry_edits`), after the imported defects are merged
+in: a dropped photosite stays out even when detection or an imported map
+lists it.
+
 First seen
 ----------
 The accumulator records, per photosite, the capture time of the first scene
@@ -60,14 +70,14 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
 from .accumulate import Accumulator, FrameRecord
-from .defectmap import Defect, DefectMap, FrameStats, merge_defects
+from .defectmap import DefectMap, FrameStats, carry_edits, merge_defects
 from .detect import ClassifyParams, build_map
 from .errors import MapFormatError, RawmapError
 from .fileio import OutputExistsError, atomic_copy, atomic_write_bytes, atomic_write_text
@@ -541,7 +551,10 @@ class Library:
           refused: nothing is written.
 
         An imported map's defects are merged into the map written (see the
-        module docstring).  The previous map is kept as ``map.previous.json``.
+        module docstring), and the edits by hand of the current map
+        (:meth:`save_edited`) are carried over
+        (:func:`rawmap.defectmap.carry_edits`).  The previous map is kept as
+        ``map.previous.json``.
 
         Parameters
         ----------
@@ -614,11 +627,49 @@ class Library:
             if folder is not None and (folder / IMPORTED_FILE).is_file():
                 imported = _load_map(folder / IMPORTED_FILE)
                 dmap = _with_imported(dmap, imported, folder)
+            if folder is not None and (folder / MAP_FILE).is_file():
+                dmap = carry_edits(dmap, _load_map(folder / MAP_FILE))  # `rawmap edit`: manual and dropped
             created = _dt.datetime.fromisoformat(body["created"]) if body and body.get("created") else None
             return self._write_entry(
                 folder, camera, source, dmap, acc=acc, imported=None, imported_info=imported_info,
                 files=stored_files + added, created=created,
             )
+
+    def save_edited(self, entry: LibraryEntry, dmap: DefectMap) -> LibraryEntry:
+        """Replace a body's map with an edited copy of it (:meth:`DefectMap.edited`).
+
+        The statistics are untouched; the map before the edit is kept as
+        ``map.previous.json``.  Later updates from new photos keep the edits
+        (see :meth:`store`).
+
+        Raises
+        ------
+        LibraryError
+            ``dmap`` belongs to another body or sensor size, the entry is
+            gone, or a write failed.
+        """
+        with self._locked():
+            folder = self._find_folder(entry.camera, entry.source)
+            if folder is None:
+                raise LibraryError(f"{entry.path}: the entry of {entry.label} is no longer in {self.root}")
+            current = _load_map(folder / MAP_FILE)
+            if dmap.camera != current.camera or (dmap.sensor.height, dmap.sensor.width) != (
+                current.sensor.height, current.sensor.width
+            ):
+                raise LibraryError(
+                    f"{folder}: the edited map ({dmap.camera.label}, {dmap.sensor.height}x{dmap.sensor.width}) "
+                    f"is not a map of {_describe(entry.camera, entry.source)}; edit the body's own map"
+                )
+            body = self._read_body(folder)
+            body["updated"] = _now().isoformat()
+            body["defects"] = len(dmap)
+            try:
+                _copy_file(folder / MAP_FILE, folder / PREVIOUS_MAP_FILE, overwrite=True)
+                atomic_write_text(folder / MAP_FILE, dmap.to_json(), overwrite=True)
+                atomic_write_text(folder / BODY_FILE, json.dumps(body, indent=1) + "\n", overwrite=True)
+            except OSError as exc:
+                raise LibraryError(f"{folder}: cannot write the library entry ({exc.strerror or exc})") from None
+            return self._entry(folder, body)
 
     def remove(self, camera: CameraId, source: SourceKind = SourceKind.RAW) -> Path:
         """Take a body's entry out of the library by moving it to ``ROOT/.trash``.
@@ -850,18 +901,13 @@ def _with_imported(dmap: DefectMap, imported: DefectMap, folder: Path) -> Defect
     for d in list(imported.defects) + list(dmap.defects):
         k = (d.row, d.col)
         first[k] = _earliest(first[k], d.first_seen) if k in first else d.first_seen
-    defects = [
-        d if d.first_seen == first[(d.row, d.col)] else Defect(
-            d.row, d.col, d.kind, d.score, d.channel, first[(d.row, d.col)], d.value
-        )
-        for d in merged
-    ]
+    defects = [d if d.first_seen == first[(d.row, d.col)] else replace(d, first_seen=first[(d.row, d.col)]) for d in merged]
     thresholds = dict(dmap.thresholds)
     thresholds["imported"] = {"defects": len(imported), "frames": imported.frames.count,
                               "created": imported.created.isoformat()}
     return DefectMap(
         camera=dmap.camera, sensor=dmap.sensor, frames=_merge_frame_stats(dmap.frames, imported.frames),
-        defects=defects, thresholds=thresholds, created=dmap.created,
+        defects=defects, thresholds=thresholds, created=dmap.created, dropped=dmap.dropped,
     )
 
 

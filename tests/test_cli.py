@@ -97,6 +97,25 @@ def test_map_threads_give_the_same_map(small_series: Series, series_map: Path, t
     assert DefectMap.load(out).defects == DefectMap.load(series_map).defects
 
 
+def test_map_sensitivity(small_series: Series, series_map: Path, tmp_path: Path):
+    normal = DefectMap.load(series_map)
+    assert normal.thresholds["sensitivity"] == "normal"
+    found = {"normal": {(d.row, d.col) for d in normal.defects}}
+    for level in ("high", "LOW"):
+        out = tmp_path / f"{level}.json"
+        result = run("map", small_series.folder, "-o", out, "--sensitivity", level, "--quiet")
+        assert result.exit_code == 0, result.output
+        assert f"sensitivity: {level.lower()}" in result.stdout
+        dmap = DefectMap.load(out)
+        assert dmap.thresholds["sensitivity"] == dmap.thresholds["classify"]["sensitivity"] == level.lower()
+        found[level.lower()] = {(d.row, d.col) for d in dmap.defects}
+    assert set(PLANTED) <= found["high"] and found["low"] <= found["normal"] <= found["high"]
+    # 12 photos, the hot photosite an outlier in a few long exposures: too few scenes for low
+    assert found["low"] == {rc for rc, k in PLANTED.items() if k.value in ("stuck", "dead")}
+    assert_usage_error(run("map", small_series.folder, "-o", tmp_path / "x.json", "--sensitivity", "max"))
+    assert not (tmp_path / "x.json").exists()
+
+
 def test_map_refuses_zero_threads(small_series: Series, tmp_path: Path):
     result = run("map", small_series.folder, "-o", tmp_path / "x.json", "--threads", "0")
     assert result.exit_code == 2
@@ -303,6 +322,28 @@ def test_export_crop_origin(series_map: Path, tmp_path: Path):
     assert_usage_error(run("export", series_map, "-f", "dcraw", "--crop-origin", "6,10", "-o", tmp_path / "a"))
 
 
+def test_export_dcraw_always_or_since_first_seen(series_map: Path, tmp_path: Path):
+    from rawmap.export import dcraw_timestamp
+
+    dmap = DefectMap.load(series_map)
+    result = run("export", series_map, "-f", "dcraw", "-o", tmp_path / "always.txt")
+    assert result.exit_code == 0, result.output
+    assert "every line dated 0" in result.stdout
+    data = [line.split() for line in (tmp_path / "always.txt").read_text().splitlines() if not line.startswith("#")]
+    assert data == [[str(d.col), str(d.row), "0"] for d in dmap.defects]
+    assert run("export", series_map, "-f", "dcraw", "--always", "-o", tmp_path / "a2.txt").exit_code == 0
+    assert (tmp_path / "a2.txt").read_text() == (tmp_path / "always.txt").read_text()
+
+    result = run("export", series_map, "-f", "dcraw", "--since-first-seen", "-o", tmp_path / "since.txt")
+    assert result.exit_code == 0, result.output
+    assert "dated with first_seen" in result.stdout
+    data = [line.split() for line in (tmp_path / "since.txt").read_text().splitlines() if not line.startswith("#")]
+    assert data == [[str(d.col), str(d.row), str(dcraw_timestamp(d.first_seen))] for d in dmap.defects]
+    assert {d.first_seen for d in dmap.defects if d.kind.value in ("stuck", "dead")} == {dmap.frames.first_capture}
+    assert_usage_error(run("export", series_map, "-f", "csv", "--since-first-seen", "-o", tmp_path / "x.csv"))
+    assert not (tmp_path / "x.csv").exists()
+
+
 def test_export_refuses_what_is_not_a_map(tmp_path: Path):
     not_json = tmp_path / "photo.json"
     not_json.write_bytes(b"\xff\xd8\xff\xe0 not json")
@@ -311,6 +352,79 @@ def test_export_refuses_what_is_not_a_map(tmp_path: Path):
     other.write_text('{"hello": 1}')
     assert_one_error(run("export", other, "-f", "dcraw", "-o", tmp_path), "not a rawmap defect map")
     assert_one_error(run("export", tmp_path / "missing.json", "-f", "csv"), "no such map file")
+
+
+# --------------------------------------------------------------------------- edit
+
+def test_edit_a_map_file(series_map: Path, tmp_path: Path):
+    src = tmp_path / "d.json"
+    shutil.copyfile(series_map, src)
+    original = src.read_bytes()
+    stuck = (20, 31)
+
+    # nothing is written without a place to write it
+    assert_usage_error(run("edit", src, "--add", "5,6"))
+    assert_usage_error(run("edit", src, "-o", tmp_path / "x.json"))  # nothing to edit
+    assert_usage_error(run("edit", src, "--add", "5", "-o", tmp_path / "x.json"))
+    assert_usage_error(run("edit", src, "--add", "5,6,bright", "-o", tmp_path / "x.json"))
+    assert_usage_error(run("edit", src, "--drop", "5,6,hot", "-o", tmp_path / "x.json"))
+    # a photosite outside the 120x160 sensor: one line, nothing written
+    line = assert_one_error(run("edit", src, "--add", "120,5", "-o", tmp_path / "x.json"), "outside the 120x160 sensor")
+    assert "row 120, col 5" in line
+    assert_one_error(run("edit", src, "--drop", "3,-1", "--overwrite"), "outside")
+    assert not (tmp_path / "x.json").exists() and src.read_bytes() == original
+    assert not (tmp_path / "d.previous.json").exists()
+
+    out = tmp_path / "edited.json"
+    result = run("edit", src, "--add", "5,6", "--add", "7,9,stuck", "--drop", f"{stuck[0]},{stuck[1]}", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "added row 5, col 6: hot (G), manual" in result.stdout
+    assert "added row 7, col 9: stuck (B), manual" in result.stdout
+    assert "dropped row 20, col 31 (was stuck)" in result.stdout
+    assert src.read_bytes() == original  # MAP left as it is
+    edited = DefectMap.load(out)
+    got = {(d.row, d.col): d for d in edited.defects}
+    assert stuck not in got and edited.dropped == [stuck]
+    assert got[(5, 6)].manual and got[(7, 9)].manual and got[(7, 9)].kind.value == "stuck"
+    assert sum(d.manual for d in edited.defects) == 2
+    assert_one_error(run("edit", src, "--add", "5,6", "-o", out), "already exists")
+
+    result = run("export", out, "-f", "dcraw", "-o", tmp_path / "list.txt")
+    assert result.exit_code == 0, result.output
+    data = [line for line in (tmp_path / "list.txt").read_text().splitlines() if not line.startswith("#")]
+    assert "6 5 0" in data and "9 7 0" in data and "31 20 0" not in data
+
+    # in place: the previous version is kept beside it
+    result = run("edit", src, "--drop", "40,90", "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "d.previous.json").read_bytes() == original
+    assert "previous version is" in result.stdout
+    assert (40, 90) not in {(d.row, d.col) for d in DefectMap.load(src).defects}
+    assert DefectMap.load(src).dropped == [(40, 90)]
+
+
+def test_edit_a_library_body_and_map_again(small_series: Series, tmp_path: Path):
+    lib = tmp_path / "lib"
+    files = small_series.files
+    assert run("map", *files[:8], "--save", "--library", lib, "-q").exit_code == 0
+    entry = lib / "rawmap-simulated-sensor-sim0001"
+    before = DefectMap.load(entry / "map.json")
+    assert (20, 31) in {(d.row, d.col) for d in before.defects}
+
+    result = run("edit", "sim0001", "--drop", "20,31", "--add", "60,80,cold", "--library", lib)
+    assert result.exit_code == 0, result.output
+    assert "saved in the library as rawmap-simulated-sensor-sim0001" in result.stdout
+    assert DefectMap.load(entry / "map.previous.json").to_json() == before.to_json()
+    assert_one_error(run("edit", "nobody", "--drop", "1,1", "--library", lib), "no body matching 'nobody'")
+
+    # more photos of the body: the stuck photosite is detected again but stays dropped, the added one stays
+    result = run("map", *files[8:], "--save", "--library", lib, "-q")
+    assert result.exit_code == 0, result.output
+    now = DefectMap.load(entry / "map.json")
+    got = {(d.row, d.col): d for d in now.defects}
+    assert now.frames.count == 12 and (20, 31) not in got and now.dropped == [(20, 31)]
+    assert got[(60, 80)].manual and got[(60, 80)].kind.value == "cold"
+    assert (40, 90) in got  # detection goes on as before
 
 
 # --------------------------------------------------------------------------- library and --save

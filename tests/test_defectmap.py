@@ -342,3 +342,71 @@ def test_merge_defects_edge_cases():
     assert merge_defects([], []) == []
     one = [Defect(3, 1, DefectKind.HOT, 1.0, value=5.0), Defect(0, 2, DefectKind.HOT, 2.0, value=5.0)]
     assert merge_defects(one) == [one[1], one[0]]
+
+
+# --------------------------------------------------------------------------- edits by hand
+
+def test_edited_adds_drops_and_round_trips(tmp_path):
+    from rawmap.export import dcraw_text
+
+    dmap = _map()  # HOT (7, 3), STUCK (2, 9), COLUMN (11, 15); RGGB
+    ed = dmap.edited(add=[(4, 5, None), (2, 9, DefectKind.DEAD), (7, 3, None)], drop=[(11, 15), (0, 0)])
+    got = {(d.row, d.col): d for d in ed.defects}
+    assert sorted(got) == [(2, 9), (4, 5), (7, 3)]
+    new = got[(4, 5)]  # hot by default, the channel of its CFA position, no evidence, no date
+    assert (new.kind, new.channel, new.score, new.first_seen, new.manual) == (DefectKind.HOT, "G", 0.0, None, True)
+    assert math.isnan(new.value)
+    assert got[(2, 9)] == dataclasses.replace(STUCK, kind=DefectKind.DEAD, manual=True)  # kind changed by hand
+    assert got[(7, 3)] == dataclasses.replace(HOT, manual=True)  # confirmed: the detection's record kept
+    assert ed.dropped == [(0, 0), (11, 15)]
+    assert dmap.defects == [STUCK, HOT, COLUMN] and dmap.dropped == []  # the original is untouched
+
+    path = ed.save(tmp_path / "edited.json")
+    raw = json.loads(path.read_text(), parse_constant=_refuse_constant)
+    assert raw["dropped"] == [{"row": 0, "col": 0}, {"row": 11, "col": 15}]
+    assert [d.get("manual") for d in raw["defects"]] == [True, True, True]
+    assert "manual" not in dmap.to_dict()["defects"][0] and "dropped" not in dmap.to_dict()  # only when present
+    back = DefectMap.load(path)
+    assert back.to_json() == ed.to_json() and back.dropped == ed.dropped
+    assert [d.manual for d in back.defects] == [True, True, True]
+    lines = dcraw_text(back).splitlines()[3:]
+    assert lines == ["9 2 0", "5 4 0", "3 7 0"]  # the added one in, the dropped column photosite out
+
+    # adding a dropped photosite back takes it off the list
+    again = back.edited(add=[(11, 15, DefectKind.COLUMN)])
+    assert again.dropped == [(0, 0)] and (11, 15) in {(d.row, d.col) for d in again.defects}
+
+
+@pytest.mark.parametrize(
+    "add, drop, fragment",
+    [
+        ([(12, 0, None)], [], "cannot add row 12, col 0: outside the 12x16 sensor"),
+        ([(0, -1, None)], [], "cannot add row 0, col -1: outside"),
+        ([], [(3, 16)], "cannot drop row 3, col 16: outside the 12x16 sensor"),
+        ([(1, 1, None)], [(1, 1)], "row 1, col 1 is both added and dropped"),
+    ],
+)
+def test_edited_refuses_bad_coordinates(add, drop, fragment):
+    from rawmap.errors import MapEditError
+
+    with pytest.raises(MapEditError) as err:
+        _map().edited(add=add, drop=drop)
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_carry_edits_keeps_manual_and_dropped_through_a_new_map():
+    from rawmap.defectmap import carry_edits
+
+    previous = _map().edited(add=[(4, 5, DefectKind.COLD), (2, 9, DefectKind.DEAD)], drop=[(7, 3)])
+    # detection again finds the hot (7, 3) and the stuck (2, 9), and a new dead one
+    fresh = _map([HOT, STUCK, DEAD])
+    out = carry_edits(fresh, previous)
+    got = {(d.row, d.col): d for d in out.defects}
+    assert sorted(got) == [(2, 1), (2, 9), (4, 5)]  # (7, 3) stays dropped
+    assert got[(2, 9)] == dataclasses.replace(STUCK, kind=DefectKind.DEAD, manual=True)
+    assert got[(4, 5)].manual and got[(4, 5)].kind is DefectKind.COLD
+    assert got[(2, 1)] == DEAD
+    assert out.dropped == [(7, 3)]
+    assert carry_edits(fresh, _map()) is fresh  # nothing to carry
+    other = DefectMap(CAM, SensorGeometry(6, 6), FRAMES, [DEAD])
+    assert carry_edits(other, previous) is other  # another sensor size: nothing carried

@@ -226,3 +226,38 @@ def test_scenes_needed_rise_with_the_chance_of_coincidence():
     assert _chance_need(acc, 2, 5.0) == 2
     acc.frames = frames(0.02, 3)  # never more scenes than the series has
     assert _chance_need(acc, 1, 5.0) == 3
+
+
+def test_first_seen_is_the_first_frame_that_showed_it(series):
+    """Stuck, dead and line defects show in every frame: their first_seen is the series' first
+    capture, so a dcraw list dated with it repairs the very photos the map was made from.  Hot
+    photosites date from the first scene in which they were outliers (here the first frame)."""
+    t0 = dt.datetime(2025, 1, 1)
+    first = {(d.row, d.col): (d.kind, d.first_seen) for d in classify(series)}
+    always = {rc: f for rc, (k, f) in first.items() if k in (DefectKind.STUCK, DefectKind.DEAD, DefectKind.COLUMN)}
+    assert len(always) == 4 + 60 + 50 and set(always.values()) == {t0}
+    assert {f for k, f in first.values() if k is DefectKind.HOT} == {t0}
+    # nothing is dated before the series, nor after its last frame
+    assert all(t0 <= f <= t0 + dt.timedelta(hours=39) for _, f in first.values())
+
+
+def test_sensitivity_presets_nest(tmp_path):
+    """On one series' statistics: high flags at least what normal flags, and low at most."""
+    from rawmap.detect import ClassifyParams, Sensitivity
+    from rawmap.mapping import map_files
+    from rawmap.synth import SensorSpec, generate_series
+
+    truth = generate_series(tmp_path, n_frames=20, seed=7, spec=SensorSpec(240, 360))
+    acc = map_files([tmp_path / f.file for f in truth.frames]).maps[0].accumulator
+    found = {}
+    for level in Sensitivity:
+        params = ClassifyParams.for_sensitivity(level)
+        assert params.sensitivity == level.value
+        found[level] = {(d.row, d.col) for d in classify(acc, params)}
+        assert build_map(acc, params).thresholds["sensitivity"] == level.value
+    low, normal, high = found[Sensitivity.LOW], found[Sensitivity.NORMAL], found[Sensitivity.HIGH]
+    assert low <= normal <= high
+    assert len(low) < len(high)  # the presets do change something
+    assert ClassifyParams.for_sensitivity("normal") == ClassifyParams()
+    with pytest.raises(ValueError, match="low, normal, high"):
+        ClassifyParams.for_sensitivity("max")

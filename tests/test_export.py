@@ -32,6 +32,7 @@ from rawmap.export import (
 )
 from rawmap.fileio import OutputExistsError
 from rawmap.frame import CameraId
+from rawmap.reader import read_info
 
 K = DefectKind
 NIKON = CameraId("NIKON CORPORATION", "NIKON D750", "3001234")
@@ -63,10 +64,11 @@ def _small_map(source: str = "raw") -> DefectMap:
 
 
 def test_dcraw_text_exact():
-    text = dcraw_text(_small_map())
+    text = dcraw_text(_small_map(), since_first_seen=True)
     assert text == (
         "# dcraw/LibRaw -P bad-pixel list for NIKON CORPORATION NIKON D750 3001234\n"
         f"# written by rawmap {__version__}: col row unixtime (visible area; 0 = always; camera clock read as UTC)\n"
+        "# dated: first_seen, each photosite repaired from the first photo that showed it on\n"
         "2 0 0\n6 0 0\n"
         "2 1 0\n"
         f"3 1 {T0_UNIX}\n"
@@ -77,6 +79,17 @@ def test_dcraw_text_exact():
         "0 4 0\n6 4 0\n"
         "1 5 0\n6 5 0\n"
     )
+
+
+def test_dcraw_text_dates_every_line_0_by_default():
+    """Users repair older photos too: by default no line waits for its first_seen."""
+    m = _small_map()
+    lines = dcraw_text(m).splitlines()
+    assert lines[2] == "# dated: 0 on every line, every photo repaired"
+    assert lines[3:] == [f"{d.col} {d.row} 0" for d in m.defects]
+    assert any(d.first_seen for d in m.defects)
+    assert export_text(m, "dcraw") == dcraw_text(m)
+    assert export_text(m, "dcraw", since_first_seen=True) == dcraw_text(m, since_first_seen=True) != dcraw_text(m)
 
 
 def test_dcraw_timestamp_conversion():
@@ -321,7 +334,7 @@ def _dcraw_case(tmp_path: Path) -> tuple[Path, Path, np.ndarray, dict[str, list[
         FrameStats(10),
         defects,
     )
-    lst = write_export(m, ExportFormat.DCRAW, tmp_path / "list.txt")
+    lst = write_export(m, ExportFormat.DCRAW, tmp_path / "list.txt", since_first_seen=True)
     return dng, lst, mosaic, {"listed": listed, "later": later, "unlisted": unlisted}
 
 
@@ -341,7 +354,7 @@ def _check_repairs(base: np.ndarray, fixed: np.ndarray, cases: dict[str, list[tu
 def test_dcraw_applies_exported_list(tmp_path):
     dcraw = require_peer("dcraw")
     dng, lst, mosaic, cases = _dcraw_case(tmp_path)
-    assert lst.read_text().splitlines()[2:] == [
+    assert lst.read_text().splitlines()[3:] == [
         f"0 0 {T0_UNIX - 300 * 86400}",  # 300 days before T0
         f"60 10 {T0_UNIX + 1}",
         f"30 20 {T0_UNIX}",
@@ -444,6 +457,66 @@ def test_rawtherapee_applies_exported_badpixels(tmp_path):
         R, C = r - 4, c - 4
         np.testing.assert_array_equal(fixed[R - 5 : R + 6, C - 5 : C + 6], plain[R - 5 : R + 6, C - 5 : C + 6])
         assert (at(fixed, r, c) > at(fixed, r, c + 3)).any(), "unlisted outliers remain"
+
+
+# --- a mapped series, exported and applied to the photos it was made from -------------------
+
+STUCK_RC, HOT_RC = (20, 31), (70, 121)
+
+
+@pytest.fixture(scope="module")
+def mapped_series(tmp_path_factory: pytest.TempPathFactory):
+    """12 generated DNG frames whose first (earliest) one is a 4 s exposure, so the planted stuck and
+    hot photosites both show from it; returns (the frames in capture order, their map)."""
+    import dataclasses
+
+    from rawmap.mapping import map_files
+    from rawmap.synth import PlantedDefect, SensorSpec, SeriesPlan, generate_series, plan_series
+
+    folder = tmp_path_factory.mktemp("first-seen")
+    planted = [
+        PlantedDefect(*STUCK_RC, K.STUCK, {"value": 9000}),
+        PlantedDefect(*HOT_RC, K.HOT, {"dark_dn_per_s": 50.0, "strength": "hot"}),
+    ]
+    plan = list(plan_series(12, np.random.default_rng(5), burst_length=0).frames)
+    plan[0] = dataclasses.replace(plan[0], scene="night", exposure=4.0, iso=400.0)
+    spec = SensorSpec(120, 160, top_margin=8, left_margin=12)
+    truth = generate_series(folder, seed=11, spec=spec, defects=planted, plan=SeriesPlan(tuple(plan)))
+    files = [folder / f.file for f in truth.frames]
+    return files, map_files(files).maps[0].defect_map
+
+
+def test_first_seen_of_defects_present_from_the_first_frame(mapped_series):
+    files, m = mapped_series
+    first_capture = read_info(files[0]).time
+    assert first_capture == min(read_info(f).time for f in files) == m.frames.first_capture
+    found = {(d.row, d.col): d for d in m.defects}
+    assert found[STUCK_RC].kind is K.STUCK and found[HOT_RC].kind is K.HOT
+    assert found[STUCK_RC].first_seen == found[HOT_RC].first_seen == first_capture
+    stamp = dcraw_timestamp(first_capture)
+    lines = dcraw_text(m, since_first_seen=True).splitlines()
+    assert f"{STUCK_RC[1]} {STUCK_RC[0]} {stamp}" in lines and f"{HOT_RC[1]} {HOT_RC[0]} {stamp}" in lines
+
+
+@pytest.mark.peers
+def test_dcraw_repairs_the_first_frame_with_since_first_seen(mapped_series, tmp_path):
+    """The very photo the map was made from is repaired at both photosites, dated lines or not."""
+    dcraw = require_peer("dcraw")
+    files, m = mapped_series
+
+    def develop(*extra):
+        out = run_peer([dcraw, "-D", "-4", "-T", "-t", "0", "-c", *extra, files[0]], stdout_binary=True).stdout
+        return tifffile.imread(io.BytesIO(out)).astype(np.int64)
+
+    base = develop()
+    for since in (True, False):
+        lst = write_export(m, ExportFormat.DCRAW, tmp_path / f"list-{since}.txt", since_first_seen=since)
+        fixed = develop("-P", lst)
+        changed = {tuple(int(v) for v in rc) for rc in np.argwhere(base != fixed)}
+        assert {STUCK_RC, HOT_RC} <= changed <= {(d.row, d.col) for d in m.defects}
+        for r, c in (STUCK_RC, HOT_RC):
+            nb = _same_colour_neighbours(base, r, c)
+            assert abs(fixed[r, c] - nb.mean()) < abs(base[r, c] - nb.mean()) / 4, (r, c)
 
 
 def test_require_peer_skips_or_fails(monkeypatch):

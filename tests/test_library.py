@@ -425,3 +425,25 @@ def test_damaged_entry_is_named(tmp_path, frames):
     (entry.path / "body.json").unlink()
     with pytest.raises(LibraryError, match="not a library entry"):
         lib.entries()
+
+
+def test_edits_by_hand_survive_mapping_again(tmp_path, frames):
+    lib = Library(tmp_path)
+    entry = lib.store(_body(_accumulate(frames[:8])))
+    before = lib.load_map(entry)
+    assert EARLY in {(d.row, d.col) for d in before.defects}
+    edited = before.edited(add=[(50, 60, DefectKind.STUCK)], drop=[EARLY])
+    entry = lib.save_edited(entry, edited)
+    assert entry.defects == len(edited) == len(before)
+    assert lib.load_map(entry).to_json() == edited.to_json()
+    assert DefectMap.load(entry.path / "map.previous.json").to_json() == before.to_json()  # the map before the edit
+
+    # new photos: detection finds EARLY again (and LATE), the edits hold
+    lib.store(_body(_accumulate(frames[8:], lib.state_for(CAM))))
+    found = {(d.row, d.col): d for d in lib.find_map(CAM).defects}
+    assert EARLY not in found and LATE in found
+    assert found[(50, 60)].manual and found[(50, 60)].kind is DefectKind.STUCK
+    assert lib.find_map(CAM).dropped == [EARLY]
+
+    with pytest.raises(LibraryError, match="is not a map of"):
+        lib.save_edited(entry, _hand_map(camera=CameraId("Other", "Body", "9")))
