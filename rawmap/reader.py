@@ -11,7 +11,8 @@
   TIFF, PNG and PGM files are read as what machine-vision and astronomy
   cameras save in them: the raw sensor mosaic itself (a Bayer pattern the
   user names, or a monochrome sensor), as stored (no rotation), with its
-  own white level (:func:`_mosaic_white`).  Such a frame is a RAW frame
+  own white level (PNG ``sBIT``, TIFF MaxSampleValue or BitsPerSample,
+  PGM maximum value).  Such a frame is a RAW frame
   (``source`` :attr:`SourceKind.RAW`); a monochrome one has ``cfa=None``.
 * Camera identity and shot data come from :mod:`rawmap.metadata`, which
   reads only the file's headers; LibRaw's figures fill what the headers
@@ -321,8 +322,10 @@ def read_frame(
         read with ``mosaic``: ``source`` RAW, ``(H, W)`` ndarray of uint16
         as stored (8-bit values kept as they are), ``cfa`` the spec's
         pattern (``None`` for mono), the spec's black level and the file's
-        white level (:func:`_mosaic_white`); ``format`` "TIFF", "PNG" or
-        "PGM" and ``extra["mosaic"]`` True.
+        white level; ``format`` "TIFF", "PNG" or "PGM", ``extra["mosaic"]``
+        True, ``extra["dtype"]`` the file's sample type and
+        ``extra["shift"]`` the bits a PNG's samples were shifted down by
+        (see ``sBIT`` in :class:`MosaicSpec`).
 
     Raises
     ------
@@ -1017,7 +1020,7 @@ def _read_mosaic(p: Path, spec: MosaicSpec, *, pixels: bool) -> tuple[FileInfo, 
         margins=(0, 0),
         full_shape=(h, w),
         orientation=meta.orientation,
-        extra={"mosaic": True, "shift": shift},
+        extra={"mosaic": True, "shift": shift, "dtype": dtype},
     )
     mosaic = None if arr is None else np.ascontiguousarray(arr.reshape(h, w), dtype=np.uint16)
     return info, mosaic
