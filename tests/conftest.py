@@ -100,6 +100,7 @@ def write_mosaic_series(
     n_frames: int = 10,
     shape: tuple[int, int] = (96, 128),
     n_hot: int = 12,
+    n_pairs: int = 0,
     exposure: float = 2.0,
 ) -> MosaicSeries:
     """Write ``n_frames`` simulated mosaics (rawmap.synth) as grayscale image files.
@@ -118,6 +119,10 @@ def write_mosaic_series(
     n_hot : int
         Hot photosites (dark signal 10-50 % of the white level per second
         at the exposure used), planted at seeded positions 4 apart or more.
+    n_pairs : int
+        Of those, how many get a hot diagonal neighbour (one more hot
+        photosite each, at row + 1, col + 1), as real sensors have: a
+        developed image's blob, two defects of a mosaic.
     exposure : float
         The exposure every frame is simulated at; not written to the files.
 
@@ -148,6 +153,8 @@ def write_mosaic_series(
         r, c = int(rng.integers(4, h - 4)), int(rng.integers(4, w - 4))
         if all(abs(r - a) >= 4 or abs(c - b) >= 4 for a, b in hot):
             hot.add((r, c))
+    for r, c in sorted(hot)[:n_pairs]:
+        hot.add((r + 1, c + 1))
     defects = [
         PlantedDefect(r, c, DefectKind.HOT, {"dark_dn_per_s": float(rng.uniform(0.1, 0.5)) * white / exposure, "strength": "hot"})
         for r, c in sorted(hot)
