@@ -80,6 +80,7 @@ __all__ = [
     "repair_file",
     "repair_raw_file",
     "repair_image_file",
+    "repair_mosaic_file",
 ]
 
 #: Neighbourhood radius of the learned predictor (7x7 stencil, 48 neighbours).
