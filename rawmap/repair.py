@@ -63,6 +63,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -70,6 +71,9 @@ from .defectmap import DefectMap
 from .errors import InputError, RawmapError, UnsupportedFileError
 from .fileio import OutputExistsError, atomic_write_bytes
 from .frame import Frame, SourceKind
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .reader import MosaicSpec
 
 __all__ = [
     "MapMismatchError",
@@ -887,7 +891,7 @@ def _repair_jpeg(frame: Frame, defect_map: DefectMap, out: Path, *, overwrite: b
     return RepairResult(frame.path, out, "JPEG", int(mask.sum()), changed, psnr, forced)
 
 
-def _read(src: str | os.PathLike[str], mosaic=None) -> Frame:
+def _read(src: str | os.PathLike[str], mosaic: "MosaicSpec | None" = None) -> Frame:
     from .reader import read_frame
 
     return read_frame(src, mosaic=mosaic)
@@ -931,7 +935,7 @@ def repair_mosaic_file(
     defect_map: DefectMap,
     out_dir: str | os.PathLike[str],
     *,
-    mosaic,
+    mosaic: "MosaicSpec",
     overwrite: bool = False,
     force: bool = False,
 ) -> RepairResult:
@@ -1108,7 +1112,7 @@ def repair_file(
     fmt: str | None = None,
     overwrite: bool = False,
     force: bool = False,
-    mosaic=None,
+    mosaic: "MosaicSpec | None" = None,
 ) -> RepairResult:
     """Repair one photo with :func:`repair_raw_file`, :func:`repair_image_file` or :func:`repair_mosaic_file`, by its kind.
 
