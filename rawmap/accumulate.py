@@ -316,9 +316,12 @@ class Accumulator:
     shape : tuple of int
         (H, W) of the visible area; both at least 4.
     cfa : (2, 2) array_like of int or None
-        Colour index per pattern position; ``None`` for developed images.
+        Colour index per pattern position; ``None`` for developed images and
+        for monochrome RAW mosaics (``source`` RAW: treated as a mosaic whose
+        photosites are all of one colour).
     black : (4,) array_like of float
-        Black level per colour index (zeros for images).
+        Black level per colour index (zeros for images; one value repeated
+        for a monochrome mosaic).
     white : int
         White level of the plane.
     camera : CameraId
@@ -407,14 +410,14 @@ class Accumulator:
     @property
     def black2(self) -> np.ndarray:
         """(2, 2) ndarray of float64: black level at each pattern position."""
-        if self.cfa is None:
-            return np.zeros((2, 2))
+        if self.cfa is None:  # images (zero black) and monochrome mosaics: one level
+            return np.full((2, 2), float(self.black[0]))
         return self.black[self.cfa]
 
     @property
     def clip(self) -> int:
         """Values at or above this are treated as clipped."""
-        b = float(self.black.max()) if self.cfa is not None else 0.0
+        b = float(self.black.max())
         return int(b + 0.97 * (self.white - b))
 
     def check(self, frame: Frame) -> None:
@@ -436,7 +439,9 @@ class Accumulator:
                 frame.path, f"{frame.source.value} frame in a {self.source.value} series",
                 "map RAW files and developed images separately",
             )
-        if self.cfa is not None and not np.array_equal(np.asarray(frame.cfa), self.cfa):
+        if (self.cfa is None) != (frame.cfa is None) or (
+            self.cfa is not None and not np.array_equal(np.asarray(frame.cfa), self.cfa)
+        ):
             raise FrameMismatchError(frame.path, "CFA pattern differs from the rest of the series", "")
 
     # ---------------------------------------------------------------- update
@@ -534,7 +539,7 @@ class Accumulator:
                 prep.plane, r0, r1, prep.black2, np.int32(prep.clip), prep.row_clip, np.float32(prep.x),
                 np.float32(prep.noise_a), np.float32(prep.noise_b),
                 np.float32(p.k * p.k), np.float32(p.k_adjacent * p.k_adjacent),
-                int(p.max_adjacent), self.cfa is not None,
+                int(p.max_adjacent), self.source is SourceKind.RAW,
                 self.n_invalid, self.s_v, self.s_r, self.vmin, self.vmax, self.s_xr, self.s_zz,
                 out_idx, np.float32(p.k_line * p.k_line), line_idx,
             )
@@ -677,7 +682,7 @@ class Accumulator:
         of its blocks sit below :attr:`DetectionParams.dark_level` of the
         range, a flat field when its blocks lie within half its level.
         """
-        base = float(np.mean(self.black)) if self.cfa is not None else 0.0
+        base = float(np.mean(self.black))  # zeros for developed images
         level = thumb.astype(np.float64) - base
         if level.shape[0] < 3 or level.shape[1] < 3:
             return "photo"
@@ -704,7 +709,7 @@ class Accumulator:
         fy, fx = max(1, -(-th // 32)), max(1, -(-tw // 48))
         h, w = (th // fy) * fy, (tw // fx) * fx
         t = thumb[:h, :w].astype(np.float64)
-        base = float(np.mean(self.black)) if self.cfa is not None else 0.0
+        base = float(np.mean(self.black))  # zeros for developed images
         hot = t >= base + 0.9 * (self.clip - base)
         sig = t.reshape(h // fy, fy, w // fx, fx).mean(axis=(1, 3))
         sig[hot.reshape(h // fy, fy, w // fx, fx).any(axis=(1, 3))] = np.nan

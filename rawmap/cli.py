@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .accumulate import Accumulator
     from .defectmap import DefectMap
     from .mapping import BodyMap, MapRun, Skipped
+    from .reader import MosaicSpec
 
 __all__ = ["app", "main"]
 
@@ -228,7 +229,7 @@ def _map_lines(dmap: "DefectMap", *, table_rows: int = TABLE_ROWS, segment_rows:
 def _body_header(body: "BodyMap", dmap: "DefectMap") -> list[str]:
     s, fr = dmap.sensor, dmap.frames
     kind = "RAW" if s.source == "raw" else "images"
-    cfa = f", {s.cfa}" if s.cfa else ""
+    cfa = f", {s.cfa}" if s.cfa else (", monochrome" if s.source == "raw" else "")
     lines = [f"{dmap.camera.label or 'unknown camera'} ({kind}, {s.height}x{s.width}{cfa})"]
     extra = []
     if fr.exposure_max > 0:
@@ -255,6 +256,85 @@ def _skipped_lines(skipped: Sequence["Skipped"], shown: dict[Path, str]) -> list
     for s in skipped:
         lines.append(f"  {shown.get(s.path, _show_path(s.path))}: {_one_line(s.reason)}")
     return lines
+
+
+# --------------------------------------------------------------------------- raw mosaics in image files
+
+class CfaOption(str, Enum):
+    """``--cfa``: the colour pattern of the mosaic a grayscale image holds, or a monochrome sensor."""
+
+    RGGB = "RGGB"
+    BGGR = "BGGR"
+    GRBG = "GRBG"
+    GBRG = "GBRG"
+    MONO = "mono"
+
+
+def _cfa_option() -> Any:
+    return typer.Option(
+        None, "--cfa", case_sensitive=False,
+        help="Read grayscale 8/16-bit TIFF, PNG and PGM files as a camera's raw mosaic with this pattern "
+        "(the colours of the top-left 2x2 photosites), or 'mono' for a sensor without colour filters: "
+        "what machine-vision and astronomy software saves. Without it they are developed images.",
+    )
+
+
+def _black_option() -> Any:
+    return typer.Option(None, "--black", min=0, max=65534, metavar="DN",
+                        help="With --cfa: black level of the mosaic files, in DN (default 0).")
+
+
+def _exposure_option() -> Any:
+    return typer.Option(None, "--exposure", min=0.0, metavar="SECONDS",
+                        help="With --cfa: exposure time of mosaic files that do not record one (a file's own wins).")
+
+
+def _iso_option() -> Any:
+    return typer.Option(None, "--iso", min=0.0, metavar="N",
+                        help="With --cfa: ISO (or gain) of mosaic files that do not record one (a file's own wins).")
+
+
+def _camera_option() -> Any:
+    return typer.Option(
+        None, "--camera", metavar="'MAKE MODEL[, SERIAL]'",
+        help="With --cfa: the body that took the mosaic files (first word the make, the rest the model, "
+        "a serial after a comma), e.g. 'ZWO ASI294MM Pro, 1A2B3C'. Default: the files' own Make/Model "
+        "tags, else one body per pattern and size ('RGGB sensor 1280x960').",
+    )
+
+
+def _parse_camera(text: str) -> Any:
+    from .frame import CameraId
+
+    name, _, serial = text.partition(",")
+    make, _, model = name.strip().partition(" ")
+    if not model:
+        make, model = "", make
+    if not model.strip():
+        raise typer.BadParameter(f"{text!r}: give the camera as 'MAKE MODEL[, SERIAL]', e.g. 'ZWO ASI294MM Pro, 1A2B3C'",
+                                 param_hint="'--camera'")
+    return CameraId(make.strip(), " ".join(model.split()), serial.strip())
+
+
+def _mosaic_spec(
+    cfa: Optional[CfaOption], black: Optional[int], exposure: Optional[float], iso: Optional[float], camera: Optional[str]
+) -> "MosaicSpec | None":
+    """The ``--cfa`` options as a :class:`~rawmap.reader.MosaicSpec` (None without --cfa; a usage error if stray)."""
+    if cfa is None:
+        stray = [name for name, v in (("--black", black), ("--exposure", exposure), ("--iso", iso), ("--camera", camera))
+                 if v is not None]
+        if stray:
+            raise typer.BadParameter(
+                f"{', '.join(stray)} describe(s) mosaic files read with --cfa; add --cfa RGGB|BGGR|GRBG|GBRG|mono",
+                param_hint=f"'{stray[0]}'",
+            )
+        return None
+    from .reader import MosaicSpec
+
+    return MosaicSpec(
+        cfa.value, black=black or 0, exposure=exposure or 0.0, iso=iso or 0.0,
+        camera=_parse_camera(camera) if camera is not None else None,
+    )
 
 
 # --------------------------------------------------------------------------- map
@@ -339,6 +419,11 @@ def map_cmd(
         "and, in short series, rarer ones. Changes the classification only (recorded in the map's thresholds): "
         "stored statistics continue whatever it is.",
     ),
+    cfa: Optional[CfaOption] = _cfa_option(),
+    black: Optional[int] = _black_option(),
+    exposure: Optional[float] = _exposure_option(),
+    iso: Optional[float] = _iso_option(),
+    camera: Optional[str] = _camera_option(),
 ) -> None:
     """Map defective photosites from many photos of one or more camera bodies.
 
@@ -349,6 +434,10 @@ def map_cmd(
     Needs at least 3 photos of a body, and gets better with dozens of
     varied ones (different scenes, light and exposure times).
 
+    With --cfa, grayscale TIFF, PNG and PGM files are read as the raw
+    mosaic of a machine-vision or astronomy camera (colour images are then
+    skipped).
+
     Examples:
 
         rawmap map ~/Pictures/2024/ -o d750.json
@@ -358,6 +447,8 @@ def map_cmd(
         rawmap map ~/Pictures/new/ --save
 
         rawmap map ~/Pictures/2024/ -o d750.json --sensitivity high
+
+        rawmap map darks/*.tif --cfa RGGB --exposure 30 -o cam.json
     """
     from ._malloc import reuse_large_buffers
     from .detect import ClassifyParams
@@ -369,6 +460,7 @@ def map_cmd(
     from .mapping import Skipped, collect_inputs, map_files
 
     reuse_large_buffers()  # LibRaw's frame buffers: reused instead of mapped afresh for every photo
+    spec = _mosaic_spec(cfa, black, exposure, iso, camera)
     if output is None and not save:
         ctx.fail("missing -o OUT: give the map file to write, or store the map in the library with --save")
     if save and state is not None:
@@ -379,7 +471,7 @@ def map_cmd(
     lib = _library(library) if save else None
     state_acc = _load_state_file(state) if state is not None else None
 
-    files, skipped_inputs = collect_inputs(paths)
+    files, skipped_inputs = collect_inputs(paths, mosaic=spec is not None)
     shown: dict[Path, str] = {}
     resolved: list[Path] = []
     for p in files:
@@ -407,7 +499,7 @@ def map_cmd(
         with _Progress("Mapping", quiet=quiet) as progress:
             run = map_files(
                 todo, progress=progress, states=states, workers=threads,
-                classify_params=classify_params,
+                classify_params=classify_params, mosaic=spec,
             )
     except NothingToMapError as exc:
         raise _Failed(f"{exc} (also: {not_found})" if not_found else str(exc)) from None
@@ -495,25 +587,35 @@ def _library(directory: Optional[Path]) -> Any:
 @_handle_errors
 def info_cmd(
     files: list[Path] = typer.Argument(..., metavar="FILES", help="Photos to describe (RAW, JPEG, TIFF or PNG)."),
+    cfa: Optional[CfaOption] = _cfa_option(),
+    black: Optional[int] = _black_option(),
+    exposure: Optional[float] = _exposure_option(),
+    iso: Optional[float] = _iso_option(),
+    camera: Optional[str] = _camera_option(),
 ) -> None:
     """Show what rawmap reads from photos: camera, serial, format, size, CFA, levels, exposure.
 
     A file that cannot be read prints an `Error:` line and the others are
-    still shown; the exit code is then 1.
+    still shown; the exit code is then 1.  With --cfa (and its options, as
+    for `rawmap map`) grayscale TIFF, PNG and PGM files are shown as the raw
+    mosaics they would be mapped as.
 
     Examples:
 
         rawmap info DSC_0001.NEF
 
         rawmap info card/DCIM/100CANON/*.CR2
+
+        rawmap info dark_0001.png --cfa GRBG --exposure 10
     """
     from .reader import read_info
 
+    spec = _mosaic_spec(cfa, black, exposure, iso, camera)
     failed = 0
     first = True
     for f in files:
         try:
-            info = read_info(f)
+            info = read_info(f, mosaic=spec)
         except RawmapError as exc:
             _error(exc)
             failed += 1
@@ -534,6 +636,7 @@ def _info_lines(info: Any) -> list[str]:
     from .frame import SourceKind
 
     raw = info.source is SourceKind.RAW
+    in_image = bool(info.extra.get("mosaic"))
     h, w = info.shape
     fh, fw = info.full_shape
     size = f"{h} x {w} photosites (rows x columns)" if raw else f"{h} x {w} pixels, {info.channels} channel(s), {info.dtype}"
@@ -543,9 +646,9 @@ def _info_lines(info: Any) -> list[str]:
         ("make", info.camera.make or "unknown"),
         ("model", info.camera.model or "unknown"),
         ("serial", info.camera.serial or "not recorded"),
-        ("format", f"{info.format} ({'RAW Bayer mosaic' if raw else 'developed image'})"),
+        ("format", f"{info.format} ({_kind_words(info, raw, in_image)})"),
         ("size", size),
-        ("CFA", info.cfa_string if raw else "none (developed image)"),
+        ("CFA", (info.cfa_string or "none (monochrome sensor)") if raw else "none (developed image)"),
         ("black", _black_text(info.black) if raw else "0"),
         ("white", str(info.white)),
         ("exposure", _exposure_text(info.exposure)),
@@ -553,6 +656,13 @@ def _info_lines(info: Any) -> list[str]:
         ("captured", _time_text(info.time)),
     ]
     return [str(info.path)] + [f"  {k:<9} {v}" for k, v in rows]
+
+
+def _kind_words(info: Any, raw: bool, in_image: bool) -> str:
+    if not raw:
+        return "developed image"
+    what = "RAW Bayer mosaic" if info.cfa is not None else "RAW monochrome mosaic"
+    return f"{what} in a {info.dtype[4:]}-bit image (--cfa)" if in_image else what
 
 
 # --------------------------------------------------------------------------- export
@@ -897,6 +1007,11 @@ def repair_cmd(
         "JPEGs are always written as JPEG.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    cfa: Optional[CfaOption] = _cfa_option(),
+    black: Optional[int] = _black_option(),
+    exposure: Optional[float] = _exposure_option(),
+    iso: Optional[float] = _iso_option(),
+    camera: Optional[str] = _camera_option(),
 ) -> None:
     """Repair the mapped photosites of new photos and write repaired copies.
 
@@ -905,23 +1020,28 @@ def repair_cmd(
     with their own quantisation tables and EXIF.  Each photo gets the map of
     its own body from the library unless --map is given.  A photo that
     fails is reported and the others are still repaired (exit code 1).
+    With --cfa (the options the map was made with), grayscale TIFF, PNG and
+    PGM mosaics are repaired and written in their own format and depth.
 
     Examples:
 
         rawmap repair card/DCIM/100NIKON/ -o repaired/
 
         rawmap repair IMG_0042.CR2 --map eos5d.json -o repaired/ --format tiff
+
+        rawmap repair lights/*.png --cfa RGGB --map cam.json -o repaired/
     """
     from .fileio import OutputExistsError
     from .mapping import collect_inputs
     from .reader import RAW_EXTENSIONS, read_info
     from .repair import repair_file
 
+    spec = _mosaic_spec(cfa, black, exposure, iso, camera)
     if out_dir.exists() and not out_dir.is_dir():
         raise _Failed(f"{out_dir}: is a file; -o takes the folder the repaired photos go to")
     fixed = _load_map(map_file) if map_file is not None else None
     lib = _library(library) if fixed is None else None
-    files, missing = collect_inputs(photos)
+    files, missing = collect_inputs(photos, mosaic=spec is not None)
     failures = [f"{s.path}: {s.reason}" for s in missing]
     maps: dict[Any, Any] = {}
     lines: list[str] = []
@@ -932,7 +1052,7 @@ def repair_cmd(
                 if fixed is not None:
                     dmap = fixed
                 else:
-                    info = read_info(p)
+                    info = read_info(p, mosaic=spec)
                     key = (info.camera, info.source)
                     if key not in maps:
                         try:
@@ -945,7 +1065,7 @@ def repair_cmd(
                 raw = p.suffix[1:].lower() in RAW_EXTENSIONS
                 result = repair_file(
                     p, dmap, out_dir, fmt=fmt.value if (fmt is not None and raw) else None,
-                    overwrite=overwrite, force=force,
+                    overwrite=overwrite, force=force, mosaic=spec,
                 )
             except OutputExistsError as exc:
                 failures.append(_one_line(exc) + " [--overwrite replaces it]")
@@ -972,7 +1092,7 @@ def repair_cmd(
 
 
 def _repair_line(src: Path, result: Any) -> str:
-    what = "photosites" if result.format in ("DNG", "TIFF") else "spots"
+    what = "spots" if result.format == "JPEG" else "photosites"
     text = (
         f"{src} -> {_show_path(result.output)} ({result.format}): {result.flagged} mapped {what}, "
         f"{result.changed} {'photosites' if what == 'photosites' else 'pixels'} changed"

@@ -56,6 +56,7 @@ import numpy as np
 
 from .accumulate import Accumulator
 from .defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry
+from .frame import SourceKind
 
 __all__ = ["Sensitivity", "ClassifyParams", "classify", "build_map"]
 
@@ -528,7 +529,7 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
          (fr[stuck], fc[stuck], 0), (fr[stuck], fc[stuck], 1), (fr[deadk], fc[deadk], 0), (fr[deadk], fc[deadk], 1)],
         p,
     )
-    if cr.size and acc.cfa is None:
+    if cr.size and acc.source is SourceKind.IMAGE:
         cr, ccl, caxis = _strongest_lines(cr, ccl, caxis, acc, W)
     if cr.size:
         seg = np.zeros((H, W), bool)
@@ -555,7 +556,7 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
         found.add(cr, ccl, DefectKind.COLUMN, 100.0 * share, offs)
 
     # ---- assemble ------------------------------------------------------------------------------
-    if acc.cfa is None and found.rows.size:
+    if acc.source is SourceKind.IMAGE and found.rows.size:
         kinds_list = [_KINDS[k] for k in found.kinds.tolist()]
         keep = np.zeros(found.rows.size, bool)
         keep[_blob_centres(found.rows, found.cols, found.scores, kinds_list)] = True

@@ -16,7 +16,7 @@ __all__ = ["CameraId", "Frame", "SourceKind"]
 class SourceKind(str, Enum):
     """Where a frame's pixels came from."""
 
-    RAW = "raw"  #: a Bayer mosaic decoded by LibRaw, before demosaicing
+    RAW = "raw"  #: a sensor mosaic before demosaicing: decoded by LibRaw, or a grayscale image read with ``--cfa``
     IMAGE = "image"  #: an already developed 8/16-bit image (JPEG, TIFF, PNG) read by Pillow
 
 
@@ -67,15 +67,19 @@ class Frame:
         File it was read from.
     mosaic : (H, W) ndarray of uint16
         For RAW input, the visible area of the Bayer mosaic in sensor
-        orientation (``raw_image_visible``), a private copy.  For image
+        orientation (``raw_image_visible``), a private copy; for a
+        grayscale image read as a mosaic (:class:`rawmap.reader.MosaicSpec`),
+        its pixels as stored.  For image
         input, ``(H, W, C)`` ndarray of uint8 or uint16 (C = 1 or 3), turned
         back to sensor orientation (EXIF orientation undone).
     cfa : (2, 2) ndarray of uint8 or None
         Colour index (0=R, 1=G, 2=B, 3=second G) of each position of the
-        2x2 pattern, ``None`` for image input.
+        2x2 pattern, ``None`` for image input and for a monochrome sensor's
+        mosaic (``source`` RAW, no colour filters).
     black : (4,) ndarray of float64
         Black level per colour index of ``cfa`` (``black[cfa[y % 2, x % 2]]``
-        is the black of photosite (y, x)).  Zeros for image input.
+        is the black of photosite (y, x)).  Zeros for image input; four
+        equal values for a monochrome mosaic.
     white : int
         Saturation level in DN.
     exposure : float
@@ -118,7 +122,12 @@ class Frame:
 
     @property
     def cfa_string(self) -> str:
-        """The pattern as letters in reading order, e.g. ``"RGGB"``; ``""`` for images."""
+        """The pattern as letters in reading order, e.g. ``"RGGB"``; ``""`` for images and monochrome mosaics."""
         if self.cfa is None:
             return ""
         return "".join("RGBG"[int(c)] for c in np.asarray(self.cfa).ravel())
+
+    @property
+    def is_mono(self) -> bool:
+        """A monochrome sensor's mosaic: RAW semantics (isolated defects), no colour pattern."""
+        return self.source is SourceKind.RAW and self.cfa is None

@@ -81,11 +81,14 @@ class MapRun:
         return sum(len(b.files) for b in self.maps)
 
 
-def collect_inputs(inputs: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[Skipped]]:
+def collect_inputs(
+    inputs: Iterable[str | os.PathLike[str]], *, mosaic: bool = False
+) -> tuple[list[Path], list[Skipped]]:
     """Expand files, folders (recursively) and glob patterns into a file list.
 
     Files named explicitly are always tried; inside folders and globs only
-    files whose extension rawmap reads are taken.  Each file appears once, in
+    files whose extension rawmap reads are taken (with ``mosaic``, PGM files
+    too: see :func:`rawmap.reader.is_candidate`).  Each file appears once, in
     a stable (sorted per input) order.
 
     Returns
@@ -108,7 +111,7 @@ def collect_inputs(inputs: Iterable[str | os.PathLike[str]]) -> tuple[list[Path]
         text = os.fspath(item)
         p = Path(text)
         if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.is_file() and reader.is_candidate(q))
+            found = sorted(q for q in p.rglob("*") if q.is_file() and reader.is_candidate(q, mosaic=mosaic))
             if not found:
                 skipped.append(Skipped(p, "folder holds no RAW or image files"))
             for q in found:
@@ -117,7 +120,7 @@ def collect_inputs(inputs: Iterable[str | os.PathLike[str]]) -> tuple[list[Path]
             add(p)
         elif glob.has_magic(text):
             matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
-            matches = [m for m in matches if m.is_file() and reader.is_candidate(m)]
+            matches = [m for m in matches if m.is_file() and reader.is_candidate(m, mosaic=mosaic)]
             if not matches:
                 skipped.append(Skipped(p, "pattern matches no RAW or image files"))
             for q in matches:
@@ -245,7 +248,7 @@ def _sums_for(path: Path) -> dict | None:
 
 
 def _fold_series(
-    paths: Sequence[Path], start: _SeriesStart, workers: int
+    paths: Sequence[Path], start: _SeriesStart, workers: int, mosaic: reader.MosaicSpec | None = None
 ) -> Iterable[tuple[Path, PreparedFrame | InputError]]:
     """Decode, prepare and fold ``paths`` on ``workers`` threads; yield each, in order, ready to commit.
 
@@ -263,7 +266,7 @@ def _fold_series(
         try:
             try:
                 # LibRaw's own buffer when the visible area is contiguous, else a copy into buf
-                frame = reader.read_frame(path, out=buf, share=True)
+                frame = reader.read_frame(path, out=buf, share=True, mosaic=mosaic)
             finally:
                 acc = start.get(seq, frame)  # every file passes here once, decoded or not
             prep = acc.prepare(frame)
@@ -306,6 +309,7 @@ def map_files(
     states: Mapping[BodyKey, Accumulator] | None = None,
     progress: ProgressFn | None = None,
     workers: int = 2,
+    mosaic: reader.MosaicSpec | None = None,
 ) -> MapRun:
     """Build one defect map per camera body from ``paths``.
 
@@ -325,6 +329,9 @@ def map_files(
     workers : int
         Threads that decode and fold frames (each takes a file from decoding
         to folded, two frames fold different row bands at once).
+    mosaic : rawmap.reader.MosaicSpec, optional
+        Read grayscale TIFF, PNG and PGM files as raw sensor mosaics of this
+        pattern (``rawmap map --cfa``); colour images are then skipped.
 
     Returns
     -------
@@ -350,7 +357,7 @@ def map_files(
     groups: dict[BodyKey, list[Path]] = {}
     for p in files:
         try:
-            key = reader.identify(p)
+            key = reader.identify(p, mosaic=mosaic)
         except InputError as exc:
             skipped.append(Skipped(p, exc.reason if exc.reason else str(exc)))
             tick(p)
@@ -370,9 +377,10 @@ def map_files(
                 skipped.append(Skipped(p, f"only {len(usable)} frame(s) of {camera.label or 'this camera'}; at least {MIN_FRAMES} are needed"))
                 tick(p)
             continue
-        start = _SeriesStart(base, params, len(usable), usable[0] if source is SourceKind.RAW else None)
+        first = usable[0] if source is SourceKind.RAW and mosaic is None else None  # LibRaw sizes RAW files only
+        start = _SeriesStart(base, params, len(usable), first)
         used: list[Path] = []
-        for p, prep in _fold_series(usable, start, workers):
+        for p, prep in _fold_series(usable, start, workers, mosaic):
             if isinstance(prep, InputError):
                 skipped.append(Skipped(p, prep.reason if prep.reason else str(prep)))
             else:

@@ -7,6 +7,13 @@
 * JPEG, TIFF and PNG images are read with Pillow (16-bit TIFF with
   tifffile, which keeps all 16 bits) as ``(H, W, C)`` arrays, turned back to
   sensor orientation.
+* With a :class:`MosaicSpec` (``rawmap map --cfa``), grayscale 8/16-bit
+  TIFF, PNG and PGM files are read as what machine-vision and astronomy
+  cameras save in them: the raw sensor mosaic itself (a Bayer pattern the
+  user names, or a monochrome sensor), as stored (no rotation), with its
+  own white level (PNG ``sBIT``, TIFF MaxSampleValue or BitsPerSample,
+  PGM maximum value).  Such a frame is a RAW frame
+  (``source`` :attr:`SourceKind.RAW`); a monochrome one has ``cfa=None``.
 * Camera identity and shot data come from :mod:`rawmap.metadata`, which
   reads only the file's headers; LibRaw's figures fill what the headers
   lack.
@@ -31,12 +38,15 @@ import rawpy
 import tifffile
 from PIL import Image
 
-from .errors import NotBayerError, UnreadableFileError, UnsupportedFileError
+from .errors import InputError, NotBayerError, UnreadableFileError, UnsupportedFileError
 from .frame import CameraId, Frame, SourceKind
 from .metadata import Metadata, read_metadata
 
 __all__ = [
+    "CFA_PATTERNS",
     "FileInfo",
+    "MOSAIC_EXTENSIONS",
+    "MosaicSpec",
     "IMAGE_EXTENSIONS",
     "RAW_EXTENSIONS",
     "identify",
@@ -55,9 +65,86 @@ RAW_EXTENSIONS = frozenset(
 #: File-name extensions (lower case, no dot) of developed images read with Pillow.
 IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "jpe", "tif", "tiff", "png"})
 
+#: File-name extensions (lower case, no dot) read only as a raw mosaic (with a :class:`MosaicSpec`).
+MOSAIC_EXTENSIONS = frozenset({"pgm"})
+
+#: ``--cfa`` names -> colour index (0=R, 1=G, 2=B, 3=second G) per pattern position, LibRaw's
+#: convention; ``"mono"`` (a sensor without colour filters) has no pattern.
+CFA_PATTERNS: dict[str, np.ndarray | None] = {
+    "RGGB": np.array([[0, 1], [3, 2]], np.uint8),
+    "BGGR": np.array([[2, 3], [1, 0]], np.uint8),
+    "GRBG": np.array([[1, 0], [2, 3]], np.uint8),
+    "GBRG": np.array([[3, 2], [0, 1]], np.uint8),
+    "mono": None,
+}
+
 _FORMATS_HINT = "rawmap reads camera RAW files such as NEF, CR2, CR3, CRW, DNG, ARW, ORF, RW2 or PEF, and JPEG, TIFF or PNG images"
 _RECOPY_HINT = "copy it again from the camera card or a backup"
 _LIBRAW_VERSION = ".".join(str(v) for v in rawpy.libraw_version)
+
+
+@dataclass(frozen=True)
+class MosaicSpec:
+    """How to read grayscale image files as a raw sensor mosaic (``rawmap map --cfa``).
+
+    Machine-vision and astronomy software saves the sensor's mosaic (or a
+    monochrome sensor's image) as a grayscale 8- or 16-bit TIFF, PNG or
+    PGM, usually without exposure data.  Read with this spec, such a file
+    becomes a RAW frame: the pixels as stored, no demosaicing assumed.
+
+    Attributes
+    ----------
+    cfa : str
+        ``"RGGB"``, ``"BGGR"``, ``"GRBG"``, ``"GBRG"`` (the colours of the
+        top-left 2x2 photosites in reading order) or ``"mono"`` (no colour
+        filters: ``Frame.cfa`` is ``None``).
+    black : int
+        Black level in DN, the same for every photosite (0: the files hold
+        black-subtracted or offset-free data).
+    exposure : float
+        Exposure time in seconds for files that do not record one (0:
+        unknown).  A file's own EXIF ExposureTime wins.
+    iso : float
+        ISO speed (or gain in ISO-like units) for files that do not record
+        one; a file's own ISO wins.
+    camera : CameraId or None
+        The body that took every file read with this spec.  ``None``: the
+        file's Make/Model/serial tags, else an unnamed body named by the
+        pattern and size (``"RGGB sensor 1280x960"``), so that frames of
+        one size group as one body.
+
+    Raises
+    ------
+    ValueError
+        An unknown pattern, or a negative black level, exposure or ISO.
+
+    Examples
+    --------
+    >>> MosaicSpec("RGGB", exposure=2.0).pattern.tolist()
+    [[0, 1], [3, 2]]
+    >>> MosaicSpec("mono").pattern is None
+    True
+    """
+
+    cfa: str
+    black: int = 0
+    exposure: float = 0.0
+    iso: float = 0.0
+    camera: CameraId | None = None
+
+    def __post_init__(self) -> None:
+        if self.cfa not in CFA_PATTERNS:
+            raise ValueError(f"cfa must be one of {', '.join(CFA_PATTERNS)}, got {self.cfa!r}")
+        if int(self.black) != self.black or self.black < 0 or self.black > 65534:
+            raise ValueError(f"black must be an integer in 0..65534, got {self.black!r}")
+        if not self.exposure >= 0 or not self.iso >= 0:
+            raise ValueError(f"exposure and iso must be >= 0, got exposure={self.exposure!r}, iso={self.iso!r}")
+
+    @property
+    def pattern(self) -> np.ndarray | None:
+        """(2, 2) ndarray of uint8 (a fresh copy), or ``None`` for ``"mono"``."""
+        p = CFA_PATTERNS[self.cfa]
+        return None if p is None else p.copy()
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,12 +248,15 @@ class FileInfo:
 
 # --------------------------------------------------------------------------- public API
 
-def is_candidate(path: str | os.PathLike[str]) -> bool:
+def is_candidate(path: str | os.PathLike[str], *, mosaic: bool = False) -> bool:
     """Whether a folder scan should try this file, judged by its name only.
 
     Parameters
     ----------
     path : str or path-like
+    mosaic : bool
+        The scan reads grayscale images as raw mosaics (a :class:`MosaicSpec`
+        is given): PGM files (:data:`MOSAIC_EXTENSIONS`) are taken too.
 
     Returns
     -------
@@ -180,23 +270,30 @@ def is_candidate(path: str | os.PathLike[str]) -> bool:
     --------
     >>> is_candidate("DSC_0001.NEF"), is_candidate("IMG_1.jpeg"), is_candidate("._IMG_1.CR2")
     (True, True, False)
-    >>> is_candidate("notes.txt")
-    False
+    >>> is_candidate("notes.txt"), is_candidate("dark_001.pgm"), is_candidate("dark_001.pgm", mosaic=True)
+    (False, False, True)
     """
     name = Path(path).name
     if name.startswith("."):
         return False
     ext = name.rpartition(".")[2].lower() if "." in name else ""
-    return ext in RAW_EXTENSIONS or ext in IMAGE_EXTENSIONS
+    return ext in RAW_EXTENSIONS or ext in IMAGE_EXTENSIONS or (mosaic and ext in MOSAIC_EXTENSIONS)
 
 
-def read_frame(path: str | os.PathLike[str], *, out: np.ndarray | None = None, share: bool = False) -> Frame:
+def read_frame(
+    path: str | os.PathLike[str],
+    *,
+    out: np.ndarray | None = None,
+    share: bool = False,
+    mosaic: MosaicSpec | None = None,
+) -> Frame:
     """Decode a photo's pixels and metadata.
 
     Parameters
     ----------
     path : str or path-like
-        A camera RAW file, or a JPEG, TIFF or PNG image.
+        A camera RAW file, or a JPEG, TIFF or PNG image (with ``mosaic``:
+        a grayscale TIFF, PNG or PGM holding a raw mosaic).
     out : (H, W) ndarray of uint16, optional
         A writeable C-contiguous array to copy a RAW file's visible area
         into, when it has that shape: a series reuses a few such buffers
@@ -208,6 +305,10 @@ def read_frame(path: str | os.PathLike[str], *, out: np.ndarray | None = None, s
         buffer instead of a copy: LibRaw's memory, and the file, stay open
         until the last reference to ``mosaic`` is dropped.  Saves a copy
         and a frame's worth of memory; the caller must not write to it.
+    mosaic : MosaicSpec, optional
+        Read grayscale TIFF, PNG and PGM files as a raw sensor mosaic of
+        this pattern (RAW files are read as always).  Without it such files
+        are developed images and PGM files are refused.
 
     Returns
     -------
@@ -217,7 +318,14 @@ def read_frame(path: str | os.PathLike[str], *, out: np.ndarray | None = None, s
         used; LibRaw's own buffer with ``share``), with ``cfa``,
         ``black`` and ``white`` from LibRaw.  For images: ``(H, W, C)``
         ndarray of uint8 or uint16 (C = 1 or 3) in sensor orientation,
-        ``cfa=None``, zero black, ``white`` 255 or 65535.
+        ``cfa=None``, zero black, ``white`` 255 or 65535.  For an image
+        read with ``mosaic``: ``source`` RAW, ``(H, W)`` ndarray of uint16
+        as stored (8-bit values kept as they are), ``cfa`` the spec's
+        pattern (``None`` for mono), the spec's black level and the file's
+        white level; ``format`` "TIFF", "PNG" or "PGM", ``extra["mosaic"]``
+        True, ``extra["dtype"]`` the file's sample type and
+        ``extra["shift"]`` the bits a PNG's samples were shifted down by
+        (see ``sBIT`` in :class:`MosaicSpec`).
 
     Raises
     ------
@@ -227,7 +335,8 @@ def read_frame(path: str | os.PathLike[str], *, out: np.ndarray | None = None, s
         A format or variant that LibRaw / Pillow cannot decode.
     NotBayerError
         A RAW file without a 2x2 RGB colour mosaic (linear DNG, scanner or
-        stacked-colour data, X-Trans, monochrome).
+        stacked-colour data, X-Trans, monochrome); with ``mosaic``, a
+        colour or lossy (JPEG) image.
 
     Examples
     --------
@@ -235,11 +344,11 @@ def read_frame(path: str | os.PathLike[str], *, out: np.ndarray | None = None, s
     >>> frame.mosaic.shape, frame.cfa_string, frame.camera.label  # doctest: +SKIP
     ((1324, 2012), 'BGGR', 'NIKON CORPORATION NIKON D1')
     """
-    info, pixels = _read(path, pixels=True, out=out, share=share)
+    info, pixels = _read(path, pixels=True, out=out, share=share, mosaic=mosaic)
     return info.to_frame(pixels)  # type: ignore[arg-type]  # pixels=True always gives an array
 
 
-def read_info(path: str | os.PathLike[str]) -> FileInfo:
+def read_info(path: str | os.PathLike[str], *, mosaic: MosaicSpec | None = None) -> FileInfo:
     """Read what a photo is (camera, geometry, CFA, levels, exposure) without keeping its pixels.
 
     For images only the header is read.  For RAW files LibRaw still has to
@@ -250,6 +359,8 @@ def read_info(path: str | os.PathLike[str]) -> FileInfo:
     Parameters
     ----------
     path : str or path-like
+    mosaic : MosaicSpec, optional
+        As :func:`read_frame`.
 
     Returns
     -------
@@ -261,7 +372,7 @@ def read_info(path: str | os.PathLike[str]) -> FileInfo:
         As :func:`read_frame`.  A truncated JPEG/PNG is only noticed by
         :func:`read_frame`, which decodes it.
     """
-    info, _ = _read(path, pixels=False)
+    info, _ = _read(path, pixels=False, mosaic=mosaic)
     return info
 
 
@@ -283,7 +394,7 @@ def visible_shape(path: str | os.PathLike[str]) -> tuple[int, int] | None:
         return None
 
 
-def identify(path: str | os.PathLike[str]) -> tuple[CameraId, SourceKind]:
+def identify(path: str | os.PathLike[str], *, mosaic: MosaicSpec | None = None) -> tuple[CameraId, SourceKind]:
     """Which body took a photo, and whether it is RAW, from its header alone (no decoding).
 
     Cheap (a fraction of a millisecond): for sorting many files by body
@@ -291,12 +402,22 @@ def identify(path: str | os.PathLike[str]) -> tuple[CameraId, SourceKind]:
     files are refused here as in :func:`read_frame`; what only decoding can
     tell (a non-Bayer RAW, damaged data) is left to :func:`read_frame`.
 
+    Parameters
+    ----------
+    path : str or path-like
+    mosaic : MosaicSpec, optional
+        As :func:`read_frame`: images are then identified as the mosaic
+        frames they will be read as (a colour image is refused here).
+
     Returns
     -------
     camera : CameraId
     source : SourceKind
     """
     p = Path(path)
+    if mosaic is not None and _is_mosaic_image(p):
+        info, _ = _read(p, pixels=False, mosaic=mosaic)
+        return info.camera, info.source
     meta, source = _sort(p)
     camera = CameraId(meta.make, meta.model, meta.serial)
     if source is SourceKind.RAW and not camera.make and not camera.model:
@@ -329,10 +450,22 @@ def _sort(p: Path) -> tuple[Metadata, SourceKind]:
     return meta, SourceKind.RAW
 
 
+def _is_mosaic_image(p: Path) -> bool:
+    """Whether, with a :class:`MosaicSpec`, ``p`` is read as a mosaic image: not a RAW file by its name."""
+    return _ext(p) not in RAW_EXTENSIONS
+
+
 def _read(
-    path: str | os.PathLike[str], *, pixels: bool, out: np.ndarray | None = None, share: bool = False
+    path: str | os.PathLike[str],
+    *,
+    pixels: bool,
+    out: np.ndarray | None = None,
+    share: bool = False,
+    mosaic: MosaicSpec | None = None,
 ) -> tuple[FileInfo, np.ndarray | None]:
     p = Path(path)
+    if mosaic is not None and _is_mosaic_image(p):
+        return _read_mosaic(p, mosaic, pixels=pixels)
     meta, source = _sort(p)
     if source is SourceKind.IMAGE:
         return _read_image(p, meta, pixels=pixels)
@@ -822,3 +955,188 @@ def _pil_array(p: Path, img: Image.Image, mode: str, ch: int, dtype: str) -> np.
             raise UnsupportedFileError(p, "holds 32-bit integer samples", "save it as an 8- or 16-bit image")
     a = np.ascontiguousarray(a, dtype=np.dtype(dtype))
     return a.reshape(a.shape[0], a.shape[1], ch)
+
+
+# --------------------------------------------------------------------------- raw mosaics in images
+
+_MOSAIC_HINT = "--cfa reads grayscale 8- or 16-bit TIFF, PNG or PGM files holding a sensor's raw mosaic"
+
+
+def _read_mosaic(p: Path, spec: MosaicSpec, *, pixels: bool) -> tuple[FileInfo, np.ndarray | None]:
+    """A grayscale TIFF, PNG or PGM read as the raw mosaic ``spec`` describes (see :class:`MosaicSpec`)."""
+    meta = _check_file(p)
+    shift = 0
+    if _ext(p) in MOSAIC_EXTENSIONS:
+        (h, w, ch, dtype), arr, white = _read_pgm(p, pixels=pixels)
+        fmt = "PGM"
+    else:
+        meta, source = _sort(p)
+        if source is SourceKind.RAW:  # a camera RAW file under another name: read as always
+            return _read_raw(p, meta, pixels=pixels)
+        if meta.container == "jpeg":
+            raise NotBayerError(
+                p, "is a JPEG: lossy compression has changed every photosite of any mosaic it held",
+                "save the mosaic as TIFF, PNG or PGM, or map JPEGs without --cfa, as developed images",
+            )
+        got = _tiff_with_tifffile(p, pixels=pixels) if meta.container == "tiff" else None
+        if got is not None:
+            (h, w, ch, dtype), arr = got
+            fmt = "TIFF"
+            white = _tiff_white(p, dtype)
+        else:
+            (h, w, ch, dtype), arr, fmt = _with_pillow(p, pixels=pixels)
+            white = 65535 if dtype == "uint16" else 255
+            if fmt == "PNG":
+                white, shift, arr = _png_significant(p, dtype, arr)
+    if ch != 1:
+        raise NotBayerError(
+            p, f"is a colour (RGB) {fmt} image, not a raw mosaic: a mosaic has one value per photosite",
+            f"give --cfa only for grayscale files that hold the sensor's mosaic; map {p.name} without --cfa",
+        )
+    if spec.black >= white:
+        raise InputError(
+            p, f"black level {spec.black} is not below this file's white level {white}",
+            f"give a --black below {white}",
+        )
+    camera = spec.camera
+    if camera is None:
+        camera = CameraId(meta.make, meta.model, meta.serial)
+        if not camera.make and not camera.model:
+            camera = CameraId("", f"{spec.cfa} sensor {w}x{h}")
+    info = FileInfo(
+        path=p,
+        format=fmt,
+        source=SourceKind.RAW,
+        camera=camera,
+        shape=(h, w),
+        channels=1,
+        dtype=dtype,
+        cfa=spec.pattern,
+        black=np.full(4, float(spec.black)),
+        white=int(white),
+        exposure=meta.exposure if meta.exposure else float(spec.exposure),
+        iso=meta.iso if meta.iso else float(spec.iso),
+        time=meta.time,
+        margins=(0, 0),
+        full_shape=(h, w),
+        orientation=meta.orientation,
+        extra={"mosaic": True, "shift": shift, "dtype": dtype},
+    )
+    mosaic = None if arr is None else np.ascontiguousarray(arr.reshape(h, w), dtype=np.uint16)
+    return info, mosaic
+
+
+def _read_pgm(p: Path, *, pixels: bool):
+    """((H, W, 1, dtype), pixels or None, maxval) of a binary (P5) PGM, values exactly as stored.
+
+    Pillow rescales PGM files whose maximum value is not 255 or 65535 to the
+    full range; a mosaic needs its DN, so the format is read here.
+    """
+    with open(p, "rb") as fh:
+        head = fh.read(512)
+        fields: list[bytes] = []
+        pos = 0
+        while len(fields) < 4 and pos < len(head):
+            ch = head[pos : pos + 1]
+            if ch == b"#":
+                end = head.find(b"\n", pos)
+                pos = len(head) if end < 0 else end + 1
+            elif ch.isspace():
+                pos += 1
+            else:
+                end = pos
+                while end < len(head) and not head[end : end + 1].isspace() and head[end : end + 1] != b"#":
+                    end += 1
+                fields.append(head[pos:end])
+                pos = end
+        if not fields or fields[0] != b"P5":
+            what = "an ASCII (P2) PGM" if fields and fields[0] == b"P2" else f"not a binary PGM ({_describe_head(p)})"
+            raise UnsupportedFileError(p, f"is {what}", "save the mosaic as a binary (P5) PGM, TIFF or PNG")
+        try:
+            w, h, maxval = (int(f) for f in fields[1:4])
+        except ValueError:
+            w = h = maxval = 0
+        if len(fields) < 4 or w <= 0 or h <= 0 or not 0 < maxval <= 65535:
+            raise UnreadableFileError(p, "its PGM header is damaged", _RECOPY_HINT)
+        start = pos + 1  # one white-space character ends the header
+        dtype = np.dtype(">u2") if maxval > 255 else np.dtype("u1")
+        need = start + w * h * dtype.itemsize
+        size = p.stat().st_size
+        if size < need:
+            raise UnreadableFileError(
+                p, f"is truncated: its header places image data up to byte {need:,} but the file has only {size:,} bytes",
+                _RECOPY_HINT,
+            )
+        arr = None
+        if pixels:
+            fh.seek(start)
+            arr = np.frombuffer(fh.read(w * h * dtype.itemsize), dtype=dtype).reshape(h, w, 1)
+            if int(arr.max(initial=0)) > maxval:
+                raise UnreadableFileError(p, f"holds values above its declared maximum {maxval}", _RECOPY_HINT)
+    return (h, w, 1, "uint16" if dtype.itemsize == 2 else "uint8"), arr, maxval
+
+
+def _tiff_white(p: Path, dtype: str) -> int:
+    """White level of a grayscale TIFF: MaxSampleValue when given, else 2**BitsPerSample - 1."""
+    top = 65535 if dtype == "uint16" else 255
+    try:
+        with tifffile.TiffFile(p) as tf:
+            page = tf.pages[0]
+            tag = page.tags.get("MaxSampleValue")
+            if tag is not None:
+                value = np.asarray(tag.value).ravel()
+                if value.size and 0 < int(value[0]) <= top:
+                    return int(value[0])
+            bits = int(page.bitspersample)
+            if 0 < bits < 16:
+                return min(top, (1 << bits) - 1)
+    except (tifffile.TiffFileError, ValueError, TypeError, OSError):
+        pass
+    return top
+
+
+def _png_sbit(p: Path) -> tuple[int, int]:
+    """(bit depth, significant bits) of a PNG from its IHDR and sBIT chunks (sBIT absent: the depth)."""
+    with open(p, "rb") as fh:
+        data = fh.read(8)
+        depth = sbit = 0
+        while True:
+            head = fh.read(8)
+            if len(head) < 8:
+                break
+            n = int.from_bytes(head[:4], "big")
+            kind = head[4:8]
+            if kind == b"IDAT" or kind == b"IEND" or n > 1 << 20:
+                break
+            data = fh.read(n)
+            fh.seek(4, os.SEEK_CUR)  # CRC
+            if kind == b"IHDR" and len(data) >= 9:
+                depth = data[8]
+            elif kind == b"sBIT" and data:
+                sbit = data[0]
+    return depth, (sbit if 0 < sbit <= depth else depth)
+
+
+def _png_significant(p: Path, dtype: str, arr: np.ndarray | None) -> tuple[int, int, np.ndarray | None]:
+    """White level, right shift and pixels of a grayscale PNG, honouring its ``sBIT`` chunk.
+
+    The PNG specification has a writer scale b-bit samples up to the file's
+    depth d and record b in ``sBIT``; the original values are the stored
+    ones shifted right by ``d - b``, and the white level is ``2**b - 1``.
+    Some writers store the b-bit values unscaled and still record b: when
+    every value already fits in b bits and not all of them are multiples of
+    ``2**(d - b)``, they are kept as they are.
+    """
+    depth, bits = _png_sbit(p)
+    top = 65535 if dtype == "uint16" else 255
+    if not 0 < bits < depth:
+        return top, 0, arr
+    white = (1 << bits) - 1
+    shift = depth - bits
+    if arr is None:
+        return white, shift, arr
+    step_mask = (1 << shift) - 1
+    unscaled = int(arr.max(initial=0)) <= white and bool(np.any(arr & step_mask))
+    if unscaled:
+        return white, 0, arr
+    return white, shift, arr >> shift

@@ -1,9 +1,11 @@
 """Repair flagged photosites of a Bayer mosaic, or flagged pixels of a developed image.
 
-Pure functions over arrays: :func:`repair_mosaic` (RAW mosaics),
-:func:`repair_image` (developed images); and the file level:
+Pure functions over arrays: :func:`repair_mosaic` (RAW mosaics, Bayer or
+monochrome), :func:`repair_image` (developed images); and the file level:
 :func:`repair_file`, :func:`repair_raw_file` (RAW in, DNG or 16-bit TIFF
-out), :func:`repair_image_file` (JPEG in, JPEG out).
+out), :func:`repair_image_file` (JPEG in, JPEG out),
+:func:`repair_mosaic_file` (a grayscale TIFF/PNG/PGM holding a raw mosaic,
+``rawmap repair --cfa``: the same format out).
 
 How :func:`repair_mosaic` estimates a flagged photosite:
 
@@ -61,6 +63,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -68,6 +71,9 @@ from .defectmap import DefectMap
 from .errors import InputError, RawmapError, UnsupportedFileError
 from .fileio import OutputExistsError, atomic_write_bytes
 from .frame import Frame, SourceKind
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .reader import MosaicSpec
 
 __all__ = [
     "MapMismatchError",
@@ -78,6 +84,7 @@ __all__ = [
     "repair_file",
     "repair_raw_file",
     "repair_image_file",
+    "repair_mosaic_file",
 ]
 
 #: Neighbourhood radius of the learned predictor (7x7 stencil, 48 neighbours).
@@ -400,11 +407,11 @@ def _nearest_same_colour(mosaic: np.ndarray, mask: np.ndarray, ys: np.ndarray, x
 def repair_mosaic(
     mosaic: np.ndarray,
     mask: np.ndarray,
-    cfa: np.ndarray,
+    cfa: np.ndarray | None,
     *,
     white: int | None = None,
 ) -> np.ndarray:
-    """Estimate flagged photosites of a Bayer mosaic from unflagged neighbours.
+    """Estimate flagged photosites of a Bayer (or monochrome) mosaic from unflagged neighbours.
 
     Parameters
     ----------
@@ -412,8 +419,10 @@ def repair_mosaic(
         Visible area of the raw mosaic, sensor orientation.
     mask : (H, W) ndarray of bool
         True at flagged photosites (e.g. :meth:`rawmap.defectmap.DefectMap.mask`).
-    cfa : (2, 2) array_like of int
+    cfa : (2, 2) array_like of int or None
         Colour index at each pattern position: 0=R, 1=G, 2=B, 3=second G.
+        ``None`` for a monochrome sensor: every photosite is of one colour,
+        so, like a green one, its diagonal neighbours are of its colour too.
     white : int, optional
         Saturation level; estimates are clipped to ``[0, white]``
         (``[0, 65535]`` when omitted).
@@ -449,10 +458,11 @@ def repair_mosaic(
         raise TypeError(f"mask must be a boolean array, got dtype {mask.dtype} (use mask.astype(bool))")
     if mask.shape != mosaic.shape:
         raise ValueError(f"mask shape {mask.shape} differs from mosaic shape {mosaic.shape}")
-    cfa = np.asarray(cfa)
+    mono = cfa is None
+    cfa = np.ones((2, 2), np.uint8) if mono else np.asarray(cfa)
     if cfa.shape != (2, 2) or not np.issubdtype(cfa.dtype, np.integer) or cfa.min() < 0 or cfa.max() > 3:
         raise ValueError(f"cfa must be a (2, 2) integer array of colour indices 0..3, got {cfa.tolist()}")
-    if set(np.where(cfa == 3, 1, cfa).ravel().tolist()) != {0, 1, 2}:
+    if not mono and set(np.where(cfa == 3, 1, cfa).ravel().tolist()) != {0, 1, 2}:
         raise ValueError(f"cfa must hold red (0), green (1 or 3) and blue (2), got {cfa.tolist()}")
     h, w = mosaic.shape
     if h < 4 or w < 4:
@@ -881,10 +891,105 @@ def _repair_jpeg(frame: Frame, defect_map: DefectMap, out: Path, *, overwrite: b
     return RepairResult(frame.path, out, "JPEG", int(mask.sum()), changed, psnr, forced)
 
 
-def _read(src: str | os.PathLike[str]) -> Frame:
+def _read(src: str | os.PathLike[str], mosaic: "MosaicSpec | None" = None) -> Frame:
     from .reader import read_frame
 
-    return read_frame(src)
+    return read_frame(src, mosaic=mosaic)
+
+
+def _encode_mosaic(frame: Frame, pixels: np.ndarray) -> bytes:
+    """``pixels`` ((H, W) uint16 DN) in the format, depth and white level of ``frame``'s file."""
+    h, w = frame.shape
+    if frame.format == "PGM":
+        head = f"P5\n{w} {h}\n{frame.white}\n".encode("ascii")
+        return head + pixels.astype(">u2" if frame.white > 255 else "u1").tobytes()
+    narrow = _stored_bytes(frame) == 1
+    top = 255 if narrow else 65535
+    buf = io.BytesIO()
+    if frame.format == "PNG":
+        from PIL import Image
+        from PIL.PngImagePlugin import PngInfo
+
+        shift = int(frame.extra.get("shift", 0))
+        info = PngInfo()
+        if frame.white < top:
+            info.add(b"sBIT", bytes([int(frame.white).bit_length()]))
+        stored = (pixels.astype(np.uint32) << shift).astype(np.uint8 if narrow else np.uint16)
+        Image.fromarray(stored).save(buf, "PNG", pnginfo=info)
+        return buf.getvalue()
+    import tifffile
+
+    extratags = [(281, "H", 1, int(frame.white), False)] if frame.white < top else []  # MaxSampleValue
+    tifffile.imwrite(buf, pixels.astype(np.uint8 if narrow else np.uint16), photometric="minisblack",
+                     metadata=None, extratags=extratags)
+    return buf.getvalue()
+
+
+def _stored_bytes(frame: Frame) -> int:
+    """Bytes per sample of the file ``frame`` was read from (1 for 8-bit files)."""
+    return 1 if str(frame.extra.get("dtype", "uint16")) == "uint8" else 2
+
+
+def repair_mosaic_file(
+    src: str | os.PathLike[str],
+    defect_map: DefectMap,
+    out_dir: str | os.PathLike[str],
+    *,
+    mosaic: "MosaicSpec",
+    overwrite: bool = False,
+    force: bool = False,
+) -> RepairResult:
+    """Repair a grayscale TIFF, PNG or PGM holding a raw mosaic; write ``out_dir/<same name>``.
+
+    The file is read as :func:`rawmap.reader.read_frame` with ``mosaic``
+    reads it (as ``rawmap map --cfa`` did to make the map), repaired by
+    :func:`repair_mosaic` and written in its own format and bit depth
+    (8-bit stays 8-bit; a PNG's ``sBIT`` and the scaling it implies, a
+    TIFF's MaxSampleValue below the depth's maximum and a PGM's maximum
+    value are kept).  Every photosite not in the map is bit-identical to
+    the input.  Other tags of the input (EXIF, descriptions) are not copied.
+
+    Parameters
+    ----------
+    src : str or path-like
+    defect_map : DefectMap
+        A map made from such files (``sensor.source == "raw"``), of the same
+        pattern (``sensor.cfa`` ``""`` for a monochrome sensor).
+    out_dir : str or path-like
+    mosaic : rawmap.reader.MosaicSpec
+        How the file holds its mosaic (the ``--cfa`` options of the map).
+    overwrite, force : bool, optional
+        As :func:`repair_raw_file`.
+
+    Returns
+    -------
+    RepairResult
+        ``format`` is "TIFF", "PNG" or "PGM".
+
+    Raises
+    ------
+    MapMismatchError, rawmap.fileio.OutputExistsError, rawmap.errors.InputError
+        As :func:`repair_raw_file`; also for a map of another pattern and a
+        file that is not a grayscale mosaic image.
+    """
+    src = Path(src)
+    out = _output_path(src, Path(out_dir), src.suffix, overwrite=overwrite)
+    frame = _read(src, mosaic)
+    if not frame.extra.get("mosaic"):
+        raise UnsupportedFileError(src, f"is a {frame.format} RAW file, not a mosaic in an image file", "repair it without --cfa")
+    sensor = defect_map.sensor
+    if sensor.source == "raw" and sensor.cfa != frame.cfa_string:
+        words = lambda cfa: cfa or "monochrome (no pattern)"  # noqa: E731
+        raise MapMismatchError(
+            src, f"read with the pattern {words(frame.cfa_string)}, the defect map's is {words(sensor.cfa)}",
+            "give the --cfa the map was made with",
+        )
+    forced = _check_map(frame, defect_map, force=force)
+    mask = defect_map.mask()
+    repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
+    changed = int(np.count_nonzero(repaired != frame.mosaic))
+    atomic_write_bytes(out, _encode_mosaic(frame, repaired), overwrite=overwrite)
+    return RepairResult(src, out, frame.format, int(mask.sum()), changed, None, forced)
 
 
 def repair_raw_file(
@@ -1007,8 +1112,9 @@ def repair_file(
     fmt: str | None = None,
     overwrite: bool = False,
     force: bool = False,
+    mosaic: "MosaicSpec | None" = None,
 ) -> RepairResult:
-    """Repair one photo with :func:`repair_raw_file` or :func:`repair_image_file`, by its kind.
+    """Repair one photo with :func:`repair_raw_file`, :func:`repair_image_file` or :func:`repair_mosaic_file`, by its kind.
 
     Parameters
     ----------
@@ -1017,6 +1123,9 @@ def repair_file(
     fmt : {None, "dng", "tiff"}, optional
         Output of a RAW file (``None``: DNG).  Images are always written in
         their own format.
+    mosaic : rawmap.reader.MosaicSpec, optional
+        Images (not RAW files) are raw mosaics to repair with
+        :func:`repair_mosaic_file`.
 
     Returns
     -------
@@ -1036,4 +1145,6 @@ def repair_file(
         return repair_raw_file(src, defect_map, out_dir, fmt=fmt or "dng", overwrite=overwrite, force=force)
     if fmt not in (None, "jpeg", "jpg"):
         raise ValueError(f"fmt {fmt!r} applies to RAW files only; {src.name} is written as it came")
+    if mosaic is not None:
+        return repair_mosaic_file(src, defect_map, out_dir, mosaic=mosaic, overwrite=overwrite, force=force)
     return repair_image_file(src, defect_map, out_dir, overwrite=overwrite, force=force)

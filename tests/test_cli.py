@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import typer.main
 from typer.testing import CliRunner
@@ -696,3 +697,99 @@ def test_python_dash_m():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"rawmap {__version__}"
+
+
+# --------------------------------------------------------------------------- raw mosaics in image files (--cfa)
+
+@pytest.fixture(scope="module")
+def mosaic_tiffs(tmp_path_factory: pytest.TempPathFactory):
+    """8-bit grayscale TIFF mosaics (RGGB) with 16 hot photosites: 12 planted, 4 of them with a hot diagonal partner."""
+    from conftest import write_mosaic_series
+
+    return write_mosaic_series(tmp_path_factory.mktemp("mosaic") / "darks", fmt="tif8", cfa="RGGB", seed=8, n_pairs=4)
+
+
+def test_map_cfa_reads_grayscale_mosaics(mosaic_tiffs, tmp_path: Path):
+    out = tmp_path / "cam.json"
+    result = run("map", mosaic_tiffs.folder, "--cfa", "rggb", "--exposure", "2.5", "--iso", "400", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "RGGB sensor 128x96 (RAW, 96x128, RGGB)" in result.stdout
+    assert "exposures 2.5 s; ISO 400" in result.stdout
+    data = json.loads(out.read_text())
+    assert data["sensor"]["cfa"] == "RGGB" and data["sensor"]["source"] == "raw"
+    frames = data["frames"]
+    assert (frames["count"], frames["exposure_min"], frames["exposure_max"]) == (10, 2.5, 2.5)
+    assert (frames["iso_min"], frames["iso_max"]) == (400, 400)
+    found = found_kinds(out)
+    hot = {k for k, v in found.items() if v == "hot"}
+    assert hot == set(mosaic_tiffs.hot)  # recall 1
+    assert len(hot) / len(found) >= 0.9  # precision
+
+    # the same files without --cfa: developed images, as before (each hot pair is one blob)
+    as_image = tmp_path / "img.json"
+    assert run("map", mosaic_tiffs.folder, "-o", as_image).exit_code == 0
+    assert json.loads(as_image.read_text())["sensor"]["source"] == "image"
+    assert len(found_kinds(as_image)) < len(mosaic_tiffs.hot)
+
+
+def test_map_cfa_mono_with_camera_name(tmp_path: Path):
+    from conftest import write_mosaic_series
+
+    series = write_mosaic_series(tmp_path / "pgm", fmt="pgm16", cfa="mono", seed=5, n_frames=6)
+    out = tmp_path / "mono.json"
+    result = run("map", series.folder, "--cfa", "mono", "--camera", "ZWO ASI183MM Pro, 1A2B", "--black", "16", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "ZWO ASI183MM Pro 1A2B (RAW, 96x128, monochrome)" in result.stdout
+    data = json.loads(out.read_text())
+    assert data["camera"] == {"make": "ZWO", "model": "ASI183MM Pro", "serial": "1A2B"}
+    assert data["sensor"]["cfa"] == "" and data["sensor"]["source"] == "raw"
+    assert {k for k, v in found_kinds(out).items() if v == "hot"} == set(series.hot)
+
+
+def test_cfa_refuses_a_colour_file(tmp_path: Path):
+    from PIL import Image
+
+    colour = tmp_path / "colour.png"
+    Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(colour)
+    assert_one_error(run("info", colour, "--cfa", "RGGB"), str(colour), "colour (RGB) PNG", "without --cfa")
+    assert_one_error(run("map", colour, colour, colour, "--cfa", "RGGB", "-o", tmp_path / "m.json"), "colour (RGB) PNG")
+
+
+def test_cfa_options_need_cfa(mosaic_tiffs, tmp_path: Path):
+    for extra in (["--exposure", "2"], ["--iso", "100"], ["--black", "3"], ["--camera", "A B"]):
+        assert_usage_error(run("map", mosaic_tiffs.folder, "-o", tmp_path / "m.json", *extra))
+    assert_usage_error(run("map", mosaic_tiffs.folder, "-o", tmp_path / "m.json", "--cfa", "RGBW"))
+    assert_usage_error(run("info", mosaic_tiffs.files[0], "--cfa", "mono", "--camera", " , 12"))
+
+
+def test_info_cfa_shows_the_mosaic(mosaic_tiffs):
+    result = run("info", mosaic_tiffs.files[0], "--cfa", "GBRG", "--exposure", "30")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "TIFF (RAW Bayer mosaic in a 8-bit image (--cfa))" in out
+    assert "CFA       GBRG" in out and "white     255" in out and "exposure  30 s" in out
+    assert "model     GBRG sensor 128x96" in out
+    result = run("info", mosaic_tiffs.files[0], "--cfa", "mono")
+    assert "CFA       none (monochrome sensor)" in result.stdout
+    assert "developed image" in run("info", mosaic_tiffs.files[0]).stdout
+
+
+def test_repair_cfa_writes_the_same_format(mosaic_tiffs, tmp_path: Path):
+    from rawmap.reader import MosaicSpec, read_frame
+
+    out_map = tmp_path / "cam.json"
+    assert run("map", mosaic_tiffs.folder, "--cfa", "RGGB", "-o", out_map).exit_code == 0
+    photo = mosaic_tiffs.files[3]
+    result = run("repair", photo, "--cfa", "RGGB", "--map", out_map, "-o", tmp_path / "rep")
+    assert result.exit_code == 0, result.output
+    assert "(TIFF): 16 mapped photosites, 16 photosites changed" in result.stdout  # 12 planted + 4 pair partners
+    spec = MosaicSpec("RGGB")
+    before, after = read_frame(photo, mosaic=spec), read_frame(tmp_path / "rep" / photo.name, mosaic=spec)
+    assert after.extra["dtype"] == "uint8" and after.white == 255
+    mask = DefectMap.load(out_map).mask()
+    assert np.array_equal(before.mosaic[~mask], after.mosaic[~mask])  # unmapped photosites bit-identical
+    hot = np.array(sorted(mosaic_tiffs.hot))
+    assert np.all(after.mosaic[hot[:, 0], hot[:, 1]] < before.mosaic[hot[:, 0], hot[:, 1]])
+    # another pattern than the map's is refused
+    result = run("repair", photo, "--cfa", "mono", "--map", out_map, "-o", tmp_path / "rep2")
+    assert result.exit_code == 1 and "the defect map's is RGGB" in result.stderr

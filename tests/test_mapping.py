@@ -412,3 +412,85 @@ def test_stored_state_counts_towards_the_minimum(small_series, full_run):
     assert body.accumulator.n_frames == 12
     for name in INT_ARRAYS:
         np.testing.assert_array_equal(getattr(body.accumulator, name), getattr(full_run[0].maps[0].accumulator, name))
+
+
+# --------------------------------------------------------------------------- raw mosaics in image files (--cfa)
+
+def _precision_recall(found: set, planted: frozenset) -> tuple[float, float]:
+    hits = len(found & planted)
+    return hits / max(len(found), 1), hits / len(planted)
+
+
+@pytest.mark.parametrize(
+    "fmt, cfa, seed",
+    [("tif8", "RGGB", 8), ("png16", "BGGR", 9), ("pgm16", "GRBG", 5), ("tif8", "mono", 7), ("png16", "mono", 6)],
+)
+def test_mosaic_series_hot_pixels_found(tmp_path, fmt, cfa, seed):
+    """Grayscale files holding mosaics, four hot pixels with a hot diagonal neighbour: every one found."""
+    from conftest import write_mosaic_series
+
+    series = write_mosaic_series(tmp_path / "s", fmt=fmt, cfa=cfa, seed=seed, n_pairs=4)
+    run = map_files(series.files, mosaic=reader.MosaicSpec(cfa, exposure=2.0))
+    assert not run.skipped and len(run.maps) == 1
+    body = run.maps[0]
+    assert body.source is SourceKind.RAW and body.accumulator.n_frames == len(series.files)
+    sensor = body.defect_map.sensor
+    assert (sensor.source, sensor.cfa) == ("raw", "" if cfa == "mono" else cfa)
+    found = {(d.row, d.col) for d in body.defect_map.defects}
+    hot = {(d.row, d.col) for d in body.defect_map.defects if d.kind is DefectKind.HOT}
+    precision, recall = _precision_recall(found, series.hot)
+    assert recall == 1.0 and hot == series.hot, sorted(series.hot - hot)
+    assert precision >= 0.9, sorted(found - series.hot)
+    if cfa == "mono":
+        assert {d.channel for d in body.defect_map.defects} == {""}
+
+
+def test_mosaic_as_developed_image_merges_neighbouring_defects(tmp_path):
+    """Why --cfa matters: read as developed images, each hot pair is one blob and its partner is lost."""
+    from conftest import write_mosaic_series
+
+    series = write_mosaic_series(tmp_path / "s", fmt="tif8", cfa="mono", seed=7, n_pairs=4)
+    as_image = map_files(series.files).maps[0]
+    assert as_image.source is SourceKind.IMAGE
+    found = {(d.row, d.col) for d in as_image.defect_map.defects}
+    assert len(series.hot - found) == 4 and found <= series.hot  # one photosite of each pair missing
+    as_mosaic = map_files(series.files, mosaic=reader.MosaicSpec("mono")).maps[0]
+    assert {(d.row, d.col) for d in as_mosaic.defect_map.defects} == series.hot
+
+
+def test_mosaic_colour_file_skipped_with_reason(tmp_path):
+    from PIL import Image
+
+    from conftest import write_mosaic_series
+
+    series = write_mosaic_series(tmp_path / "s", fmt="png16", cfa="RGGB", seed=9, n_frames=4, n_hot=3)
+    colour = tmp_path / "s" / "colour.png"
+    Image.fromarray(np.zeros((96, 128, 3), np.uint8)).save(colour)
+    files, missing = collect_inputs([tmp_path / "s"], mosaic=True)
+    assert colour in files and not missing
+    run = map_files(files, mosaic=reader.MosaicSpec("RGGB"))
+    assert [s.path for s in run.skipped] == [colour] and "colour (RGB)" in run.skipped[0].reason
+    assert run.maps[0].files == series.files
+
+
+def test_mosaic_pgm_found_in_folders_only_with_cfa(tmp_path):
+    from conftest import write_mosaic_series
+
+    write_mosaic_series(tmp_path / "s", fmt="pgm16", cfa="mono", seed=1, n_frames=3, n_hot=1)
+    assert collect_inputs([tmp_path / "s"])[0] == []
+    assert len(collect_inputs([tmp_path / "s"], mosaic=True)[0]) == 3
+
+
+def test_mosaic_bodies_by_size_or_by_name(tmp_path):
+    """Unnamed files group by pattern and size; --camera makes them one named body."""
+    from conftest import write_mosaic_series
+
+    a = write_mosaic_series(tmp_path / "a", fmt="tif8", cfa="RGGB", seed=2, n_frames=3, n_hot=2)
+    b = write_mosaic_series(tmp_path / "b", fmt="tif8", cfa="RGGB", seed=3, n_frames=3, n_hot=2, shape=(64, 96))
+    run = map_files(a.files + b.files, mosaic=reader.MosaicSpec("RGGB"))
+    assert sorted(m.camera.model for m in run.maps) == ["RGGB sensor 128x96", "RGGB sensor 96x64"]
+    cam = CameraId("Basler", "acA1920-40gc", "2233")
+    run = map_files(a.files + b.files, mosaic=reader.MosaicSpec("RGGB", camera=cam))
+    assert [m.camera for m in run.maps] == [cam]
+    assert {s.path for s in run.skipped} == set(b.files)  # one body, another size: skipped
+    assert all("series is 96x128" in s.reason for s in run.skipped)

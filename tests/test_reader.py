@@ -736,3 +736,149 @@ def test_identify_refuses_what_the_header_shows(tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(UnreadableFileError, match="empty.NEF"):
         identify(empty)
+
+
+# --------------------------------------------------------------------------- raw mosaics in image files (--cfa)
+
+def _mosaic_values(shape=(24, 32), top=4095, seed=3) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, top + 1, shape).astype(np.uint16)
+
+
+def _png(path: Path, a: np.ndarray, *, sbit: int | None = None, **save) -> Path:
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    if sbit is not None:
+        info.add(b"sBIT", bytes([sbit]))
+    Image.fromarray(a).save(path, pnginfo=info, **save)
+    return path
+
+
+@pytest.mark.parametrize("cfa", ["RGGB", "BGGR", "GRBG", "GBRG"])
+def test_mosaic_tiff8_is_a_raw_frame_of_the_given_pattern(tmp_path, cfa):
+    a = _mosaic_values(top=255).astype(np.uint8)
+    path = tmp_path / "dark.tif"
+    tifffile.imwrite(path, a, photometric="minisblack")
+    spec = reader.MosaicSpec(cfa, black=6, exposure=2.5, iso=400)
+    frame = read_frame(path, mosaic=spec)
+    assert frame.source is SourceKind.RAW and frame.format == "TIFF"
+    assert frame.mosaic.dtype == np.uint16 and frame.mosaic.shape == (24, 32)
+    assert np.array_equal(frame.mosaic, a)  # the values as stored: no scaling, no rotation
+    assert frame.cfa_string == cfa and not frame.is_mono
+    assert frame.white == 255 and frame.black.tolist() == [6.0] * 4
+    assert (frame.exposure, frame.iso) == (2.5, 400)
+    assert frame.camera == CameraId("", f"{cfa} sensor 32x24")  # unnamed: pattern and size (W x H)
+    assert frame.extra["dtype"] == "uint8"
+    # without a spec the same file is a developed image, as before
+    assert read_frame(path).source is SourceKind.IMAGE
+
+
+def test_mosaic_mono_has_raw_semantics_and_no_pattern(tmp_path):
+    a = _mosaic_values(top=65535)
+    path = tmp_path / "mono.png"
+    _png(path, a)
+    frame = read_frame(path, mosaic=reader.MosaicSpec("mono"))
+    assert frame.source is SourceKind.RAW and frame.cfa is None and frame.is_mono
+    assert frame.cfa_string == "" and frame.white == 65535
+    assert np.array_equal(frame.mosaic, a)
+
+
+def test_mosaic_portrait_file_is_not_turned(tmp_path):
+    a = _mosaic_values((40, 24), top=255).astype(np.uint8)
+    path = _png(tmp_path / "tall.png", a)
+    assert read_frame(path).shape == (24, 40)  # a developed portrait image is turned back to landscape
+    assert np.array_equal(read_frame(path, mosaic=reader.MosaicSpec("RGGB")).mosaic, a)
+
+
+def test_mosaic_png_sbit_gives_the_white_level(tmp_path):
+    a = _mosaic_values()  # 12-bit data
+    scaled = _png(tmp_path / "scaled.png", a << 4, sbit=12)  # as the PNG specification has it
+    unscaled = _png(tmp_path / "unscaled.png", a, sbit=12)  # 12-bit values stored as they are
+    plain = _png(tmp_path / "plain.png", a)
+    spec = reader.MosaicSpec("GRBG")
+    for path, shift in ((scaled, 4), (unscaled, 0)):
+        frame = read_frame(path, mosaic=spec)
+        assert frame.white == 4095 and frame.extra["shift"] == shift
+        assert np.array_equal(frame.mosaic, a)
+    assert read_info(scaled, mosaic=spec).white == 4095
+    assert read_frame(plain, mosaic=spec).white == 65535
+
+
+def test_mosaic_tiff_max_sample_value_gives_the_white_level(tmp_path):
+    a = _mosaic_values()
+    path = tmp_path / "m.tif"
+    tifffile.imwrite(path, a, photometric="minisblack", extratags=[(281, "H", 1, 4095, False)])
+    assert read_info(path, mosaic=reader.MosaicSpec("RGGB")).white == 4095
+
+
+def test_mosaic_pgm_keeps_its_values(tmp_path):
+    a = _mosaic_values()
+    path = tmp_path / "dark.pgm"
+    path.write_bytes(b"P5\n# from a camera SDK\n32 24\n4095\n" + a.astype(">u2").tobytes())
+    frame = read_frame(path, mosaic=reader.MosaicSpec("BGGR"))
+    assert frame.format == "PGM" and frame.white == 4095
+    assert np.array_equal(frame.mosaic, a)  # Pillow would have rescaled them to 0..65535
+    eight = tmp_path / "dark8.pgm"
+    eight.write_bytes(b"P5 32 24 255\n" + a.astype(np.uint8).tobytes())
+    assert np.array_equal(read_frame(eight, mosaic=reader.MosaicSpec("mono")).mosaic, a.astype(np.uint8))
+    assert is_candidate(path, mosaic=True) and not is_candidate(path)
+
+
+def test_mosaic_pgm_truncated_is_refused(tmp_path):
+    path = tmp_path / "cut.pgm"
+    path.write_bytes(b"P5\n32 24\n4095\n" + bytes(100))
+    with pytest.raises(UnreadableFileError, match="truncated"):
+        read_frame(path, mosaic=reader.MosaicSpec("RGGB"))
+
+
+def test_mosaic_file_values_win_over_the_defaults(tmp_path):
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x829A] = 0.5  # ExposureTime
+    exif.get_ifd(0x8769)[0x8827] = 800  # ISOSpeedRatings
+    path = _png(tmp_path / "shot.png", _mosaic_values(), exif=exif.tobytes())
+    info = read_info(path, mosaic=reader.MosaicSpec("RGGB", exposure=30.0, iso=100))
+    assert (info.exposure, info.iso) == (0.5, 800)
+
+
+def test_mosaic_camera_given_by_the_user(tmp_path):
+    path = _png(tmp_path / "a.png", _mosaic_values())
+    cam = CameraId("ZWO", "ASI294MM Pro", "1A2B")
+    assert reader.identify(path, mosaic=reader.MosaicSpec("mono", camera=cam)) == (cam, SourceKind.RAW)
+    assert reader.identify(path) == (CameraId("", "", ""), SourceKind.IMAGE)
+
+
+@pytest.mark.parametrize("what", ["rgb", "jpeg"])
+def test_mosaic_refuses_colour_and_lossy_files(tmp_path, what):
+    if what == "rgb":
+        path = tmp_path / "colour.png"
+        Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(path)
+    else:
+        path = tmp_path / "gray.jpg"
+        Image.fromarray(np.zeros((24, 32), np.uint8)).save(path)
+    with pytest.raises(NotBayerError) as err:
+        read_frame(path, mosaic=reader.MosaicSpec("RGGB"))
+    msg = str(err.value)
+    assert str(path) in msg and "without --cfa" in msg and "\n" not in msg
+    with pytest.raises(NotBayerError):
+        reader.identify(path, mosaic=reader.MosaicSpec("RGGB"))
+
+
+def test_mosaic_black_must_be_below_white(tmp_path):
+    path = tmp_path / "a.tif"
+    tifffile.imwrite(path, np.zeros((24, 32), np.uint8))
+    with pytest.raises(InputError, match="--black below 255"):
+        read_frame(path, mosaic=reader.MosaicSpec("RGGB", black=255))
+
+
+@pytest.mark.parametrize("kwargs", [dict(cfa="RGB"), dict(cfa="RGGB", black=-1), dict(cfa="mono", exposure=-1.0)])
+def test_mosaic_spec_invalid(kwargs):
+    with pytest.raises(ValueError):
+        reader.MosaicSpec(**kwargs)
+
+
+def test_mosaic_spec_leaves_raw_files_alone(small_series):
+    dng = small_series.files[0]
+    plain = read_frame(dng)
+    with_spec = read_frame(dng, mosaic=reader.MosaicSpec("mono", exposure=99.0))
+    assert with_spec.cfa_string == plain.cfa_string == "RGGB"
+    assert with_spec.exposure == plain.exposure and np.array_equal(with_spec.mosaic, plain.mosaic)

@@ -564,3 +564,21 @@ def test_repaired_dng_develops_like_the_original_in_rawtherapee(tmp_path):
     diff = np.abs(a.astype(np.int64) - b.astype(np.int64))
     assert np.median(diff[~inner]) <= 1
     assert np.percentile(diff[~inner], 99) <= 0.01 * 65535
+
+
+def test_mono_mosaic_is_repaired_from_all_its_neighbours():
+    """cfa None (a monochrome sensor): every neighbour is of the photosite's colour."""
+    rng = np.random.default_rng(4)
+    yy, xx = np.mgrid[0:48, 0:64]
+    clean = (1000 + 12 * xx + 5 * yy + rng.normal(0, 2, (48, 64))).round().astype(np.uint16)
+    m = clean.copy()
+    mask = np.zeros(m.shape, bool)
+    for r, c in ((10, 11), (11, 12), (30, 40), (5, 50)):  # a diagonal pair too
+        m[r, c] = 4000
+        mask[r, c] = True
+    out = repair_mosaic(m, mask, None, white=4095)
+    assert np.array_equal(out[~mask], m[~mask])
+    err = np.abs(out[mask].astype(int) - clean[mask].astype(int))
+    assert err.max() <= 8, err  # the ramp, within a few noise sigmas
+    with pytest.raises(ValueError, match="red"):
+        repair_mosaic(m, mask, np.ones((2, 2), int))  # a pattern must still hold R, G and B
