@@ -1,0 +1,88 @@
+"""Detection on the independent series ``../shared/samples/series/indep-8080`` (made outside this project).
+
+Run:  python tests/benchmarks/bench_indep.py [--series DIR]
+
+Maps the 30 ``map_NNN.dng`` frames (and, separately, their JPEG renderings)
+with ``rawmap.mapping.map_files`` and scores them against ``truth.json`` as
+the series' README says: recall = share of ``must_find`` point defects
+flagged (a column segment counts as found when 80 % of its photosites are
+flagged); precision = share of flags that are planted defect photosites;
+JPEG flags count within 2 pixels.  rawpy.enhance runs on the same DNGs when
+``--enhance`` is given (minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from rawmap.mapping import map_files
+
+SERIES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "series" / "indep-8080"
+
+
+def score(flags: set[tuple[int, int]], truth: dict, radius: int = 0) -> tuple[float, float, Counter, Counter]:
+    defects = truth["defects"]
+    planted = np.array([(d["row"], d["col"]) for d in defects], np.int64)
+
+    def hit(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        if len(points) == 0 or len(targets) == 0:
+            return np.zeros(len(points), bool)
+        return (np.abs(points[:, None, :] - targets[None, :, :]).max(axis=2) <= radius).any(axis=1)
+
+    f = np.array(sorted(flags), np.int64).reshape(-1, 2)
+    precision = float(hit(f, planted).mean()) if len(f) else 1.0
+    found, total = Counter(), Counter()
+    columns = defaultdict(list)
+    for d in defects:
+        if not d["must_find"]:
+            continue
+        if d["kind"] == "column":
+            columns[d["col"]].append((d["row"], d["col"]))
+            continue
+        total[d["kind"]] += 1
+        found[d["kind"]] += int(hit(np.array([[d["row"], d["col"]]]), f)[0])
+    for pts in columns.values():
+        total["column"] += 1
+        found["column"] += int(hit(np.array(pts), f).mean() >= 0.8)
+    recall = sum(found.values()) / max(sum(total.values()), 1)
+    return recall, precision, found, total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--series", type=Path, default=SERIES)
+    ap.add_argument("--enhance", action="store_true", help="also score rawpy.enhance.find_bad_pixels (slow)")
+    args = ap.parse_args()
+    truth = json.loads((args.series / "truth.json").read_text())
+    maps = [args.series / f["file"] for f in truth["frames"] if f["role"] == "map"]
+    rows = []
+    for name, files, radius in (("RAW", maps, 0), ("JPEG", [p.with_suffix(".jpg") for p in maps], 2)):
+        t = time.perf_counter()
+        dmap = map_files(files).maps[0].defect_map
+        secs = time.perf_counter() - t
+        flags = {(d.row, d.col) for d in dmap.defects}
+        rec, prec, found, total = score(flags, truth, radius)
+        rows.append((f"rawmap ({name})", rec, prec, len(flags), secs))
+        print(f"{name}: found by class " + ", ".join(f"{k} {found[k]}/{total[k]}" for k in sorted(total)))
+    if args.enhance:
+        from rawpy import enhance
+
+        t = time.perf_counter()
+        coords = np.asarray(enhance.find_bad_pixels([str(p) for p in maps]), np.int64).reshape(-1, 2)
+        secs = time.perf_counter() - t
+        rec, prec, _, _ = score({(int(r), int(c)) for r, c in coords}, truth)
+        rows.append(("rawpy.enhance (RAW)", rec, prec, len(coords), secs))
+    print(f"\n{'method':<22} {'recall':>7} {'precision':>9} {'flagged':>8} {'seconds':>8}")
+    for name, rec, prec, n, secs in rows:
+        print(f"{name:<22} {rec:>7.3f} {prec:>9.3f} {n:>8d} {secs:>8.1f}")
+    print("targets (issue 9): RAW recall >= 0.97 at precision >= 0.99; JPEG >= 0.90 / 0.97")
+
+
+if __name__ == "__main__":
+    main()
