@@ -1667,6 +1667,16 @@ def _shutter(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(ok[np.argmin(np.abs(np.log(ok / t)))])
 
 
+def _strictly_increasing(items: list[FramePlan]) -> SeriesPlan:
+    """The plan with each capture time at least a second after the one before (EXIF has whole seconds)."""
+    fixed: list[FramePlan] = []
+    for f in items:
+        if fixed and f.time <= fixed[-1].time:
+            f = replace(f, time=fixed[-1].time + _dt.timedelta(seconds=1))
+        fixed.append(f)
+    return SeriesPlan(tuple(fixed))
+
+
 def plan_series(
     n_frames: int,
     rng: np.random.Generator,
@@ -1745,13 +1755,7 @@ def plan_series(
             jit = (0.0, 0.0) if i == 0 else tuple(float(v) for v in rng.uniform(-0.3, 0.3, 2))
             items.append(FramePlan("glints", exp, iso, t0 + _dt.timedelta(seconds=i), lvl, 0, jit))  # type: ignore[arg-type]
     items.sort(key=lambda f: f.time)
-    # strictly increasing times (EXIF has whole seconds)
-    fixed: list[FramePlan] = []
-    for f in items:
-        if fixed and f.time <= fixed[-1].time:
-            f = replace(f, time=fixed[-1].time + _dt.timedelta(seconds=1))
-        fixed.append(f)
-    return SeriesPlan(tuple(fixed))
+    return _strictly_increasing(items)
 
 
 @dataclass(frozen=True)
@@ -2369,12 +2373,7 @@ def scenario_plan(
         for f in flat:  # capture times in series order; a bracket's or burst's frames 1-2 s apart
             items.append(replace(f, time=t))
             t += _dt.timedelta(seconds=2) if f.burst is not None else 7 * minute
-    fixed: list[FramePlan] = []
-    for f in items:
-        if fixed and f.time <= fixed[-1].time:
-            f = replace(f, time=fixed[-1].time + _dt.timedelta(seconds=1))
-        fixed.append(f)
-    return SeriesPlan(tuple(fixed))
+    return _strictly_increasing(items)
 
 
 def scenario_counts(height: int, width: int) -> DefectCounts:
