@@ -226,7 +226,7 @@ def _strong_cold_candidates(acc: Accumulator, p: ClassifyParams, taken: np.ndarr
     for a in range(0, H, 512):
         b = min(H, a + 512)
         n = acc.valid_counts(np.s_[a:b]).astype(np.float64)
-        black = np.tile(b2, ((b - a + 1) // 2 + 1, W // 2 + 1))[(a & 1):(a & 1) + b - a, :W] if acc.cfa is not None else 0.0
+        black = b2[(np.arange(a, b) & 1)[:, None], np.arange(W) & 1]  # per photosite, (b - a, W)
         sv = acc.s_v[a:b].astype(np.float64)
         sig = sv - n * black
         est = sv - acc.s_r[a:b].astype(np.float64) / 4.0 - n * black
@@ -366,7 +366,7 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
         rng_blk = acc.vmax[a:b].astype(np.int32) - acc.vmin[a:b]
         # dead: never above black by more than the dead bound, whatever its own noise (the
         # noisiest frames' read noise can be several times the median frame's)
-        top = acc.vmax[a:b].astype(np.float64) - (np.max(black2) if cfa is not None else 0.0)
+        top = acc.vmax[a:b].astype(np.float64) - float(np.max(black2))
         rr, cc = _nonzero2((rng_blk <= bound) | (top <= dead_bound))
         del rng_blk, top
         if rr.size == 0:
