@@ -219,15 +219,17 @@ def test_mixed_pile_gives_one_map(small_series, mixed_run):
     assert body.files == small_series.files
     assert run.frames_used == 12
     assert body.defect_map.frames.count == 12
-    assert body.defect_map.frames.skipped == 2  # the odd-size frames of this body
+    assert body.defect_map.frames.skipped == 0  # the odd-size frames are a series of their own
+    assert body.split is False and body.slug == "rawmap-simulated-sensor-sim0001"  # the other size made no map
+    assert run.notes == []
 
 
-def test_other_size_of_same_body_is_skipped(odd_size, mixed_run):
+def test_other_size_of_same_body_is_its_own_series(odd_size, mixed_run):
     _, run, _ = mixed_run
     assert odd_size.camera == SIM1
     reasons = {s.path: s.reason for s in run.skipped}
     for p in odd_size.files:
-        assert reasons[p] == "frame is 96x128, this body's series is 120x160"
+        assert reasons[p] == "only 2 frame(s) of Rawmap Simulated Sensor SIM0001 (96x128); at least 3 are needed"
 
 
 def test_damaged_files_are_skipped_with_reasons(damaged, mixed_run):
