@@ -687,8 +687,8 @@ def map_files(
 
     maps: list[BodyMap] = []
     notes: list[str] = []
-    # the same series in the same order whatever the order of the arguments' bodies and sizes
-    for gkey in sorted(groups, key=lambda k: (k[0], k[1].value, k[2])):
+    # the same series in the same order whatever the order of the arguments: by body, RAW first, by size
+    for gkey in sorted(groups, key=lambda k: (k[0], k[1] is not SourceKind.RAW, k[2])):
         camera, source, shape = gkey
         members = groups[gkey]
         several = sizes[(camera, source)] > 1
@@ -723,7 +723,7 @@ def map_files(
     made = Counter(b.key for b in maps)
     for b in maps:
         b.split = made[b.key] > 1
-    for key in sorted(made, key=lambda k: (k[0], k[1].value)):
+    for key in sorted(made, key=lambda k: (k[0], k[1] is not SourceKind.RAW)):
         camera, source = key
         kind = "RAW" if source is SourceKind.RAW else "image"
         these = [b for b in maps if b.key == key]
