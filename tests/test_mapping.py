@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import Series
+from conftest import Series, _planted
 from rawmap.accumulate import Accumulator
 from rawmap.defectmap import DefectKind, SensorGeometry
 from rawmap.errors import NothingToMapError
@@ -589,14 +589,8 @@ def test_photos_without_camera_identity_are_grouped_by_size_with_a_warning(tmp_p
 def crop_mode(tmp_path_factory: pytest.TempPathFactory) -> Series:
     """Four frames of the same body as ``small_series`` (SIM0001), 96x128 (a crop mode)."""
     folder = tmp_path_factory.mktemp("series-crop")
-    truth = generate_series(folder, n_frames=4, seed=41, spec=SensorSpec(96, 128), defects=_planted_small())
+    truth = generate_series(folder, n_frames=4, seed=41, spec=SensorSpec(96, 128), defects=_planted())
     return Series(folder, truth)
-
-
-def _planted_small():
-    from conftest import _planted
-
-    return _planted()
 
 
 def test_sensor_sizes_of_one_body_are_mapped_apart_whatever_the_order(small_series, crop_mode, full_run):
