@@ -428,7 +428,7 @@ def test_content_key_follows_the_bytes_not_the_name(small_series, tmp_path):
     a, b = small_series.files[:2]
     copy = _copy(a, tmp_path / "elsewhere" / "renamed.DNG")
     key = content_key(a)
-    assert key.startswith(f"b2:{a.stat().st_size}:") and len(key.rsplit(":", 1)[1]) == 32
+    assert key.startswith(f"s256:{a.stat().st_size}:") and len(key.rsplit(":", 1)[1]) == 32
     assert content_key(copy) == key
     assert content_key(b) != key
     data = bytearray(a.read_bytes())
