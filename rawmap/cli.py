@@ -776,10 +776,11 @@ def repair_cmd(
                     dmap = fixed
                 else:
                     info = read_info(p)
-                    key = (info.camera, info.source)
+                    key = (info.camera, info.source, tuple(info.shape))
                     if key not in maps:
-                        try:
-                            maps[key] = lib.find_map(*key)
+                        try:  # the map of this sensor size (crop mode), else the body's first map
+                            entry = lib.get(info.camera, info.source, shape=key[2])
+                            maps[key] = lib.load_map(entry) if entry is not None else lib.find_map(*key[:2])
                         except RawmapError as exc:
                             maps[key] = exc
                     if isinstance(maps[key], Exception):
@@ -867,9 +868,10 @@ def _find_entry(lib: Any, text: str) -> Any:
 def _entry_lines(e: Any) -> list[str]:
     kind = "RAW" if e.source.value == "raw" else "images"
     stats = f"{e.state_frames} frames in its statistics" if e.has_state else "no statistics (imported map)"
+    size = f", {e.shape[0]}x{e.shape[1]}" if e.shape else ""
     return [
         f"{e.path.name}",
-        f"  camera    {e.label or 'unknown camera'} ({kind})",
+        f"  camera    {e.label or 'unknown camera'} ({kind}{size})",
         f"  map       {e.defects} defects from {e.frames} frames; {stats}" + ("; includes imported defects" if e.imported else ""),
         f"  updated   {e.updated:%Y-%m-%d %H:%M} UTC (created {e.created:%Y-%m-%d})",
         f"  folder    {e.path}",

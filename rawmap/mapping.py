@@ -690,8 +690,9 @@ def map_files(
 
     maps: list[BodyMap] = []
     notes: list[str] = []
-    # the same series in the same order whatever the order of the arguments: by body, RAW first, by size
-    for gkey in sorted(groups, key=lambda k: (k[0], k[1] is not SourceKind.RAW, k[2])):
+    # the same series in the same order whatever the order of the arguments: by body, RAW first,
+    # the largest size (the full sensor, before its crop modes) first
+    for gkey in sorted(groups, key=lambda k: (k[0], k[1] is not SourceKind.RAW, -k[2][0] * k[2][1], k[2])):
         camera, source, shape = gkey
         members = groups[gkey]
         several = sizes[(camera, source)] > 1

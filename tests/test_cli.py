@@ -291,7 +291,7 @@ def test_map_crop_modes_and_photos_without_camera(small_series: Series, tmp_path
         "rawmap-simulated-sensor-sim0001-120x160.json", "rawmap-simulated-sensor-sim0001-96x128.json",
         "unknown-camera-image.json",
     ]
-    assert ("Rawmap Simulated Sensor SIM0001 (RAW) has frames of 2 sensor sizes (96x128, 120x160): "
+    assert ("Rawmap Simulated Sensor SIM0001 (RAW) has frames of 2 sensor sizes (120x160, 96x128): "
             "each size is mapped on its own") in result.stdout
     assert ("warning: 3 image frame(s) of 40x60 record no camera make or model: they are assumed to come from "
             "one body") in result.stdout
@@ -497,6 +497,25 @@ def test_repair_from_the_library(small_series: Series, other_series: Series, tmp
     result = run("repair", photos, "-o", out, "--library", lib)
     assert result.exit_code == 1
     assert "already exists" in result.stderr and "--overwrite" in result.stderr
+
+
+def test_save_and_repair_crop_modes_of_one_body(small_series: Series, tmp_path: Path):
+    from rawmap.synth import SensorSpec, generate_series
+
+    crop = tmp_path / "crop"
+    generate_series(crop, n_frames=3, seed=6, spec=SensorSpec(96, 128))  # same body as small_series
+    lib = tmp_path / "lib"
+    result = run("map", small_series.folder, crop, "--save", "--library", lib)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in lib.iterdir() if not p.name.startswith(".")) == [
+        "rawmap-simulated-sensor-sim0001", "rawmap-simulated-sensor-sim0001-96x128",
+    ]
+    result = run("library", "show", "rawmap-simulated-sensor-sim0001-96x128", "--library", lib)
+    assert "camera    Rawmap Simulated Sensor SIM0001 (RAW, 96x128)" in result.stdout
+    out = tmp_path / "repaired"
+    result = run("repair", crop / "frame_001.dng", small_series.files[0], "-o", out, "--library", lib)
+    assert result.exit_code == 0, result.output  # each photo repaired with the map of its own size
+    assert "Repaired 2 of 2 photos" in result.stdout
 
 
 def test_repair_with_a_map_file_as_tiff(small_series: Series, series_map: Path, tmp_path: Path):

@@ -572,12 +572,12 @@ def test_photos_without_camera_identity_are_grouped_by_size_with_a_warning(tmp_p
     assert set(by_shape) == {(64, 96), (48, 80)}
     assert by_shape[(64, 96)].files == pngs and by_shape[(48, 80)].files == jpgs
     assert all(b.camera == CameraId("", "", "") and b.source is SourceKind.IMAGE and b.split for b in run.maps)
-    assert sorted(b.slug for b in run.maps) == ["unknown-camera-image-48x80", "unknown-camera-image-64x96"]
+    assert [b.slug for b in run.maps] == ["unknown-camera-image-64x96", "unknown-camera-image-48x80"]
     warnings = [n for n in run.notes if n.startswith("warning:")]
     assert warnings == [
-        "warning: 3 image frame(s) of 48x80 record no camera make or model: they are assumed to come from one body "
-        "(map photos of other cameras separately)",
         "warning: 4 image frame(s) of 64x96 record no camera make or model: they are assumed to come from one body "
+        "(map photos of other cameras separately)",
+        "warning: 3 image frame(s) of 48x80 record no camera make or model: they are assumed to come from one body "
         "(map photos of other cameras separately)",
     ]
     assert (5, 7) in {(d.row, d.col) for d in by_shape[(64, 96)].defect_map.defects}
@@ -600,21 +600,21 @@ def test_sensor_sizes_of_one_body_are_mapped_apart_whatever_the_order(small_seri
     for run in (one, two):
         assert run.skipped == []
         assert [(b.key, b.shape, b.split) for b in run.maps] == [
-            ((SIM1, SourceKind.RAW), (96, 128), True), ((SIM1, SourceKind.RAW), (120, 160), True)
+            ((SIM1, SourceKind.RAW), (120, 160), True), ((SIM1, SourceKind.RAW), (96, 128), True)
         ]
-        assert [b.slug for b in run.maps] == ["rawmap-simulated-sensor-sim0001-96x128",
-                                             "rawmap-simulated-sensor-sim0001-120x160"]
+        assert [b.slug for b in run.maps] == ["rawmap-simulated-sensor-sim0001-120x160",
+                                             "rawmap-simulated-sensor-sim0001-96x128"]
         assert run.notes == ["Rawmap Simulated Sensor SIM0001 (RAW) has frames of 2 sensor sizes "
-                             "(96x128, 120x160): each size is mapped on its own"]
+                             "(120x160, 96x128): each size is mapped on its own"]
     for a, b in zip(one.maps, two.maps):
         assert sorted(a.files) == sorted(b.files)
         for name in INT_ARRAYS:
             np.testing.assert_array_equal(getattr(a.accumulator, name), getattr(b.accumulator, name), err_msg=name)
-    small = one.maps[1]
+    full = one.maps[0]
     for name in INT_ARRAYS:  # the full-size map is the one made from its frames alone
-        np.testing.assert_array_equal(getattr(small.accumulator, name), getattr(full_run[0].maps[0].accumulator, name))
+        np.testing.assert_array_equal(getattr(full.accumulator, name), getattr(full_run[0].maps[0].accumulator, name))
     assert _must_find(crop_mode)
-    found = _found(one.maps[0])
+    found = _found(one.maps[1])
     assert {k: found.get(k) for k in _must_find(crop_mode)} == _must_find(crop_mode)
 
 
