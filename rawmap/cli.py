@@ -250,11 +250,20 @@ def _body_header(body: "BodyMap", dmap: "DefectMap") -> list[str]:
 
 
 def _skipped_lines(skipped: Sequence["Skipped"], shown: dict[Path, str]) -> list[str]:
-    if not skipped:
-        return []
-    lines = [f"Skipped {len(skipped)} file{'s' if len(skipped) != 1 else ''}:"]
-    for s in skipped:
-        lines.append(f"  {shown.get(s.path, _show_path(s.path))}: {_one_line(s.reason)}")
+    """Files that could not be used, one line each; copies, counted photos and twins, one line per kind."""
+    from .mapping import SKIP_SUMMARY, SkipKind
+
+    unusable = [s for s in skipped if s.kind is SkipKind.UNUSABLE]
+    lines = []
+    if unusable:
+        lines.append(f"Skipped {len(unusable)} file{'s' if len(unusable) != 1 else ''}:")
+        for s in unusable:
+            lines.append(f"  {shown.get(s.path, _show_path(s.path))}: {_one_line(s.reason)}")
+    for kind in (SkipKind.DUPLICATE, SkipKind.TWIN, SkipKind.COUNTED):
+        n = sum(1 for s in skipped if s.kind is kind)
+        if n:
+            what = "JPEG" if kind is SkipKind.TWIN else "file"
+            lines.append(f"{n} {what}{'s' if n != 1 else ''} skipped: {SKIP_SUMMARY[kind]}")
     return lines
 
 
@@ -340,9 +349,7 @@ def _mosaic_spec(
 # --------------------------------------------------------------------------- map
 
 def _map_filename(body: "BodyMap") -> str:
-    from .frame import SourceKind
-
-    return body.camera.slug + ("-image" if body.source is SourceKind.IMAGE else "") + ".json"
+    return body.slug + ".json"
 
 
 def _state_filename(body: "BodyMap") -> str:
@@ -358,13 +365,13 @@ def _plan_map_outputs(out: Path, bodies: Sequence["BodyMap"]) -> tuple[list[Path
         if out.suffix.lower() == ".json":
             folder = out.with_suffix("")
             note = (
-                f"{len(bodies)} camera bodies found: one map per body written into the folder "
-                f"{_show_path(folder)}/ instead of {_show_path(out)}"
+                f"{len(bodies)} maps made (camera bodies, or sensor sizes of one body): one map each written "
+                f"into the folder {_show_path(folder)}/ instead of {_show_path(out)}"
             )
             out = folder
     if as_folder:
         if out.exists() and not out.is_dir():
-            raise _Failed(f"{out}: is a file; several bodies need a folder for their maps (give -o a folder)")
+            raise _Failed(f"{out}: is a file; several maps need a folder (give -o a folder)")
         return [out / _map_filename(b) for b in bodies], note
     return [out], note
 
@@ -434,6 +441,12 @@ def map_cmd(
     Needs at least 3 photos of a body, and gets better with dozens of
     varied ones (different scenes, light and exposure times).
 
+    Files are recognised by content: copies, renamed files and moved
+    folders count once (and not again with --save or --state).  The JPEG a
+    camera writes beside its RAW file is skipped.  Each sensor size of a
+    body (crop modes) gets its own map, named <body>-<H>x<W>.  Photos
+    without camera make/model are grouped by size, assumed to be one body.
+
     With --cfa, grayscale TIFF, PNG and PGM files are read as the raw
     mosaic of a machine-vision or astronomy camera (colour images are then
     skipped).
@@ -441,6 +454,8 @@ def map_cmd(
     Examples:
 
         rawmap map ~/Pictures/2024/ -o d750.json
+
+        rawmap map card1/ card1-backup/ -o d750.json   (the copies count once)
 
         rawmap map 'card/DCIM/**/*.NEF' old.NEF -o maps/
 
@@ -457,7 +472,7 @@ def map_cmd(
         classify_params = ClassifyParams.for_sensitivity(sensitivity.strip().lower())
     except ValueError:
         raise typer.BadParameter(f"{sensitivity!r}: choose low, normal or high", param_hint="'--sensitivity'") from None
-    from .mapping import Skipped, collect_inputs, map_files
+    from .mapping import Counted, collect_inputs, load_state_keys, map_files
 
     reuse_large_buffers()  # LibRaw's frame buffers: reused instead of mapped afresh for every photo
     spec = _mosaic_spec(cfa, black, exposure, iso, camera)
@@ -480,31 +495,31 @@ def map_cmd(
         resolved.append(r)
 
     states: Any = None
-    counted: set[Path] = set()
+    counted = Counted()
+    state_keys: dict[str, str] = {}
     if lib is not None:
         states = lib.states()
-        counted = {Path(p) for p in lib.known_files()}
+        counted = Counted(lib.known_keys(), {Path(p) for p in lib.known_files()})
     elif state_acc is not None:
-        states = {(state_acc.camera, state_acc.source): state_acc}
-        counted = _recorded_files(state_acc)
-    todo = [p for p in resolved if p not in counted]
-    already = [p for p in resolved if p in counted]
-    if not todo and already:
-        raise _Failed(f"all {len(already)} file(s) are already counted in the stored statistics; nothing new to map")
+        states = {(state_acc.camera, state_acc.source, state_acc.shape): state_acc}
+        state_keys = load_state_keys(state)
+        counted = Counted(state_keys, _recorded_files(state_acc))
+    if resolved and all(p in counted.paths for p in resolved):
+        raise _Failed(f"all {len(resolved)} file(s) are already counted in the stored statistics; nothing new to map")
 
     not_found = "; ".join(f"{s.path}: {s.reason}" for s in skipped_inputs)
-    if not todo:
+    if not resolved:
         raise _Failed(f"nothing to map: {not_found}" if not_found else "nothing to map")
     try:
         with _Progress("Mapping", quiet=quiet) as progress:
             run = map_files(
-                todo, progress=progress, states=states, workers=threads,
+                resolved, progress=progress, states=states, counted=counted, workers=threads,
                 classify_params=classify_params, mosaic=spec,
             )
     except NothingToMapError as exc:
         raise _Failed(f"{exc} (also: {not_found})" if not_found else str(exc)) from None
 
-    skipped = list(skipped_inputs) + run.skipped + [Skipped(p, "already counted in the stored statistics") for p in already]
+    skipped = list(skipped_inputs) + run.skipped
     targets: list[Path] = []
     note = ""
     if output is not None:
@@ -531,12 +546,13 @@ def map_cmd(
             lines.append(stored)
         lines.append("")
     lines += _skipped_lines(skipped, shown)
+    lines += run.notes
     if note:
         lines.append(note)
     typer.echo("\n".join(lines).rstrip("\n"))
 
     if state is not None:
-        _write_state(state, state_acc, run)
+        _write_state(state, state_acc, state_keys, run)
 
 
 def _recorded_files(acc: "Accumulator") -> set[Path]:
@@ -550,21 +566,26 @@ def _recorded_files(acc: "Accumulator") -> set[Path]:
     return out
 
 
-def _write_state(path: Path, loaded: "Accumulator | None", run: "MapRun") -> None:
+def _write_state(path: Path, loaded: "Accumulator | None", keys: dict[str, str], run: "MapRun") -> None:
+    from .mapping import save_state
+
     if loaded is not None:
-        match = [b for b in run.maps if b.key == (loaded.camera, loaded.source)]
+        match = [b for b in run.maps if b.key == (loaded.camera, loaded.source) and b.shape == loaded.shape]
         if not match:
-            typer.echo(f"{_show_path(path)}: unchanged (no new frames of {loaded.camera.label})")
+            size = f"{loaded.shape[0]}x{loaded.shape[1]}"
+            typer.echo(f"{_show_path(path)}: unchanged (no new frames of {loaded.camera.label or 'its body'}, {size})")
             return
         body = match[0]
     elif len(run.maps) == 1:
         body = run.maps[0]
     else:
         raise _Failed(
-            f"--state keeps the statistics of one body, but {len(run.maps)} bodies were mapped; "
+            f"--state keeps the statistics of one body and sensor size, but {len(run.maps)} maps were made; "
             f"{path} was not written (use --save to keep every body's statistics in the library)"
         )
-    body.accumulator.save(path, overwrite=True)
+    keys = dict(keys)
+    keys.update((k, str(p)) for p, k in body.content.items() if k)
+    save_state(path, body.accumulator, keys, overwrite=True)
     typer.echo(f"statistics of {body.camera.label} ({body.accumulator.n_frames} frames) written to {_show_path(path)}")
 
 
@@ -1053,10 +1074,11 @@ def repair_cmd(
                     dmap = fixed
                 else:
                     info = read_info(p, mosaic=spec)
-                    key = (info.camera, info.source)
+                    key = (info.camera, info.source, tuple(info.shape))
                     if key not in maps:
-                        try:
-                            maps[key] = lib.find_map(*key)
+                        try:  # the map of this sensor size (crop mode), else the body's first map
+                            entry = lib.get(info.camera, info.source, shape=key[2])
+                            maps[key] = lib.load_map(entry) if entry is not None else lib.find_map(*key[:2])
                         except RawmapError as exc:
                             maps[key] = exc
                     if isinstance(maps[key], Exception):
@@ -1144,9 +1166,10 @@ def _find_entry(lib: Any, text: str) -> Any:
 def _entry_lines(e: Any) -> list[str]:
     kind = "RAW" if e.source.value == "raw" else "images"
     stats = f"{e.state_frames} frames in its statistics" if e.has_state else "no statistics (imported map)"
+    size = f", {e.shape[0]}x{e.shape[1]}" if e.shape else ""
     return [
         f"{e.path.name}",
-        f"  camera    {e.label or 'unknown camera'} ({kind})",
+        f"  camera    {e.label or 'unknown camera'} ({kind}{size})",
         f"  map       {e.defects} defects from {e.frames} frames; {stats}" + ("; includes imported defects" if e.imported else ""),
         f"  updated   {e.updated:%Y-%m-%d %H:%M} UTC (created {e.created:%Y-%m-%d})",
         f"  folder    {e.path}",

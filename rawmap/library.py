@@ -22,8 +22,24 @@ Layout (``ROOT`` is :func:`default_library_dir` unless given)::
         canon-eos-d30-171048961-20260301T101500/   a removed entry
 
 Folder names are :attr:`CameraId.slug` (``-image`` appended for image maps,
-``-2``, ``-3``... when two bodies share a slug); ``body.json`` is what
-identifies the body, never the folder name.
+``-<H>x<W>`` for a second sensor size of the same body, ``-2``, ``-3``...
+when two bodies share a slug); ``body.json`` is what identifies the body,
+never the folder name.
+
+Sensor sizes
+------------
+A body that shoots in several crop modes has one entry per sensor size
+(``body.json`` records ``shape``; entries written before it did are sized
+from their ``map.json``).  Lookups that give no size take the body's first
+entry.
+
+Counted photos
+--------------
+``body.json`` lists the photos counted in the statistics by path
+(``files``) and by content (``content_keys``: content key -> path, see
+:func:`rawmap.mapping.content_key`), so a copied, renamed or moved photo is
+recognised as already counted (:meth:`Library.known_keys`).  Entries written
+before content keys were recorded are matched by path only.
 
 Imported maps
 -------------
@@ -177,6 +193,9 @@ class LibraryEntry:
         (an imported map that no photos were added to yet).
     imported : bool
         The map includes defects imported from another map file.
+    shape : tuple of int or None
+        (H, W) of the sensor area mapped; ``None`` for entries written
+        before it was recorded (see :meth:`Library.entry_shape`).
     """
 
     camera: CameraId
@@ -188,6 +207,7 @@ class LibraryEntry:
     updated: _dt.datetime
     state_frames: int = 0
     imported: bool = False
+    shape: tuple[int, int] | None = None
 
     @property
     def key(self) -> BodyKey:
@@ -219,7 +239,9 @@ class StoredStates(Mapping[BodyKey, Accumulator]):
     Pass it as ``states=`` to :func:`rawmap.mapping.map_files`: a state is
     read from disk only when a body with that key is actually mapped, and it
     is not cached (each state takes about 28 bytes per photosite).  Keys are
-    ``(CameraId, SourceKind)`` of the entries that hold statistics.
+    ``(CameraId, SourceKind)`` of the entries that hold statistics (the
+    body's first entry); ``(CameraId, SourceKind, (H, W))`` finds the entry
+    of one sensor size.
 
     Parameters
     ----------
@@ -229,27 +251,30 @@ class StoredStates(Mapping[BodyKey, Accumulator]):
     def __init__(self, library: "Library") -> None:
         self._library = library
 
-    def __getitem__(self, key: BodyKey) -> Accumulator:
-        camera, source = key
-        acc = self._library.state_for(camera, SourceKind(source))
+    def __getitem__(self, key: tuple) -> Accumulator:
+        """``(camera, source)``, or ``(camera, source, (H, W))`` for the entry of that sensor size."""
+        if not isinstance(key, tuple) or len(key) not in (2, 3):
+            raise KeyError(key)
+        shape = tuple(key[2]) if len(key) == 3 else None
+        acc = self._library.state_for(key[0], SourceKind(key[1]), shape=shape)
         if acc is None:
             raise KeyError(key)
         return acc
 
     def __iter__(self) -> Iterator[BodyKey]:
-        return iter([e.key for e in self._library.entries() if e.has_state])
+        return iter(dict.fromkeys(e.key for e in self._library.entries() if e.has_state))
 
     def __len__(self) -> int:
-        return sum(1 for e in self._library.entries() if e.has_state)
+        return len(dict.fromkeys(e.key for e in self._library.entries() if e.has_state))
 
     def __contains__(self, key: object) -> bool:
-        if not (isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], CameraId)):
+        if not (isinstance(key, tuple) and len(key) in (2, 3) and isinstance(key[0], CameraId)):
             return False
         try:
             source = SourceKind(key[1])
         except ValueError:
             return False
-        entry = self._library.get(key[0], source)
+        entry = self._library.get(key[0], source, shape=tuple(key[2]) if len(key) == 3 else None)
         return entry is not None and entry.has_state
 
 
@@ -310,6 +335,7 @@ class Library:
                 updated=_dt.datetime.fromisoformat(body["updated"]),
                 state_frames=int(state.get("frames", 0)),
                 imported=bool(body.get("imported")),
+                shape=(int(body["shape"][0]), int(body["shape"][1])) if body.get("shape") else None,
             )
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise LibraryError(
@@ -341,9 +367,11 @@ class Library:
     def _base_name(camera: CameraId, source: SourceKind) -> str:
         return camera.slug + ("-image" if source is SourceKind.IMAGE else "")
 
-    def _find_folder(self, camera: CameraId, source: SourceKind) -> Path | None:
+    def _body_folders(self, camera: CameraId, source: SourceKind) -> list[tuple[Path, dict[str, Any]]]:
+        """Every entry of one body and source (one per sensor size), with its body.json."""
         base = self._base_name(camera, source)
-        pattern = re.compile(re.escape(base) + r"(-\d+)?")
+        pattern = re.compile(re.escape(base) + r"(-\d+x\d+)?(-\d+)?")
+        out = []
         for folder in self._folders():
             if not pattern.fullmatch(folder.name):
                 continue
@@ -353,10 +381,30 @@ class Library:
             except (KeyError, ValueError, TypeError, AttributeError):
                 continue
             if same:
+                out.append((folder, body))
+        return out
+
+    def _shape_of(self, folder: Path, body: dict[str, Any]) -> tuple[int, int] | None:
+        """An entry's sensor size: from body.json, else (older entries) from its map."""
+        try:
+            if body.get("shape"):
+                return int(body["shape"][0]), int(body["shape"][1])
+            sensor = _load_map(folder / MAP_FILE).sensor
+        except (RawmapError, OSError, TypeError, ValueError, IndexError):
+            return None
+        return sensor.height, sensor.width
+
+    def _find_folder(
+        self, camera: CameraId, source: SourceKind, shape: tuple[int, int] | None = None
+    ) -> Path | None:
+        for folder, body in self._body_folders(camera, source):
+            if shape is None or self._shape_of(folder, body) == tuple(shape):
                 return folder
         return None
 
-    def get(self, camera: CameraId, source: SourceKind = SourceKind.RAW) -> LibraryEntry | None:
+    def get(
+        self, camera: CameraId, source: SourceKind = SourceKind.RAW, *, shape: tuple[int, int] | None = None
+    ) -> LibraryEntry | None:
         """The entry of one body, or ``None`` when the library has none.
 
         Parameters
@@ -364,10 +412,17 @@ class Library:
         camera : CameraId
         source : SourceKind, optional
             RAW (default) or IMAGE maps.
+        shape : tuple of int, optional
+            (H, W): the entry of that sensor size; without it, the body's
+            first entry.
         """
         source = SourceKind(source)
-        folder = self._find_folder(camera, source)
+        folder = self._find_folder(camera, source, shape)
         return None if folder is None else self._entry(folder, self._read_body(folder))
+
+    def entry_shape(self, entry: LibraryEntry) -> tuple[int, int] | None:
+        """(H, W) of an entry's map (read from its map for entries that do not record it)."""
+        return entry.shape or self._shape_of(entry.path, self._read_body(entry.path))
 
     def _require(self, what: LibraryEntry | CameraId, source: SourceKind) -> LibraryEntry:
         if isinstance(what, LibraryEntry):
@@ -401,15 +456,17 @@ class Library:
         """The current map of ``camera``; a :class:`LibraryError` saying how to make one when there is none."""
         return self.load_map(camera, source)
 
-    def state_for(self, camera: CameraId, source: SourceKind = SourceKind.RAW) -> Accumulator | None:
-        """The stored statistics of a body, read from disk now; ``None`` when there are none.
+    def state_for(
+        self, camera: CameraId, source: SourceKind = SourceKind.RAW, *, shape: tuple[int, int] | None = None
+    ) -> Accumulator | None:
+        """The stored statistics of a body (of sensor size ``shape`` when given), read from disk now; ``None`` when there are none.
 
         Raises
         ------
         rawmap.errors.MapFormatError
             The state file is damaged.
         """
-        entry = self.get(camera, SourceKind(source))
+        entry = self.get(camera, SourceKind(source), shape=shape)
         if entry is None or not entry.has_state:
             return None
         return Accumulator.load(entry.state_path)
@@ -447,6 +504,22 @@ class Library:
             out.update(Path(p) for p in self._read_body(folder).get("files", []))
         return out
 
+    def known_keys(self) -> dict[str, str]:
+        """Content keys of the photos already in some stored statistics (content key -> path counted).
+
+        Pass them, with :meth:`known_files`, as
+        ``map_files(counted=Counted(keys, paths))``: a copy, a renamed file
+        or a moved folder of a counted photo is then left out.  Photos
+        stored before content keys were recorded are not in it (their paths
+        still are in :meth:`known_files`).
+        """
+        out: dict[str, str] = {}
+        for folder in self._folders():
+            keys = self._read_body(folder).get("content_keys") or {}
+            if isinstance(keys, dict):
+                out.update((str(k), str(v)) for k, v in keys.items())
+        return out
+
     # ------------------------------------------------------------------ writing
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -466,8 +539,10 @@ class Library:
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
-    def _new_folder_name(self, camera: CameraId, source: SourceKind) -> str:
+    def _new_folder_name(self, camera: CameraId, source: SourceKind, shape: tuple[int, int] | None = None) -> str:
         base = self._base_name(camera, source)
+        if shape is not None and self._body_folders(camera, source):  # another sensor size of this body
+            base += f"-{shape[0]}x{shape[1]}"
         name, n = base, 1
         while (self.root / name).exists():
             n += 1
@@ -486,6 +561,7 @@ class Library:
         imported_info: dict[str, Any] | None,
         files: list[str],
         created: _dt.datetime | None = None,
+        content_keys: Mapping[str, str] | None = None,
     ) -> LibraryEntry:
         """Write an entry's files (state, previous map, map, body last); a new entry appears whole."""
         now = _now()
@@ -501,12 +577,14 @@ class Library:
             "state": None if acc is None else {"frames": acc.n_frames, "digest": _frames_digest(acc.frames)},
             "imported": imported_info,
             "files": files,
+            "shape": [dmap.sensor.height, dmap.sensor.width],
+            "content_keys": dict(content_keys or {}),
         }
         if folder is None:
             tmp = Path(tempfile.mkdtemp(prefix=f".new-{self._base_name(camera, source)}-", dir=self.root))
             try:
                 self._write_files(tmp, dmap, body, acc=acc, imported=imported)
-                final = self.root / self._new_folder_name(camera, source)
+                final = self.root / self._new_folder_name(camera, source, (dmap.sensor.height, dmap.sensor.width))
                 try:
                     os.rename(tmp, final)
                 except OSError as exc:
@@ -585,10 +663,12 @@ class Library:
                 f"cannot store the map of {_describe(camera, source)}: map is {dmap.sensor.height}x"
                 f"{dmap.sensor.width}, its statistics {acc.shape[0]}x{acc.shape[1]}; this is a bug in the caller"
             )
+        new_keys = {_resolved(str(p)): k for p, k in (getattr(body_map, "content", None) or {}).items() if k}
         with self._locked():
-            folder = self._find_folder(camera, source)
+            folder = self._find_folder(camera, source, acc.shape)
             body = self._read_body(folder) if folder is not None else None
             stored_files: list[str] = list(body.get("files", [])) if body else []
+            stored_keys: dict[str, str] = dict((body or {}).get("content_keys") or {})
             state_info = (body or {}).get("state") or None
             added = [_resolved(f.path) for f in acc.frames]
             if folder is not None and state_info and (folder / STATE_FILE).is_file():
@@ -616,11 +696,19 @@ class Library:
                 if f in seen:
                     repeated.append(f)
                 seen.add(f)
+            keys = dict(stored_keys)
+            for f in added:
+                k = new_keys.get(f)
+                if k is None:
+                    continue
+                if k in keys:
+                    repeated.append(f"{f} (same content as {keys[k]})")
+                keys[k] = f
             if repeated:
                 raise LibraryError(
                     f"{repeated[0]}: already counted in the statistics of {_describe(camera, source)}"
                     + (f" (and {len(repeated) - 1} more)" if len(repeated) > 1 else "")
-                    + "; leave the photos listed by Library.known_files() out of the run"
+                    + "; leave the photos listed by Library.known_files() and known_keys() out of the run"
                 )
             imported = None
             imported_info = (body or {}).get("imported")
@@ -632,7 +720,7 @@ class Library:
             created = _dt.datetime.fromisoformat(body["created"]) if body and body.get("created") else None
             return self._write_entry(
                 folder, camera, source, dmap, acc=acc, imported=None, imported_info=imported_info,
-                files=stored_files + added, created=created,
+                files=stored_files + added, created=created, content_keys=keys,
             )
 
     def save_edited(self, entry: LibraryEntry, dmap: DefectMap) -> LibraryEntry:
@@ -777,7 +865,7 @@ class Library:
                     f"do not belong to the map {path} ({camera.label}, {source.value}, {H}x{W})"
                 )
         with self._locked():
-            existing = self._find_folder(camera, source)
+            existing = self._find_folder(camera, source, (H, W))
             if existing is not None:
                 if not replace:
                     raise LibraryError(

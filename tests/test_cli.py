@@ -159,7 +159,7 @@ def test_map_several_bodies_into_a_folder(small_series: Series, other_series: Se
     names = sorted(p.name for p in folder.iterdir())
     assert names == ["rawmap-simulated-sensor-sim0001.json", "rawmap-simulated-sensor-sim0002.json"]
     assert not out.exists()
-    assert "2 camera bodies found" in result.stdout and str(folder) in result.stdout
+    assert "2 maps made (camera bodies, or sensor sizes of one body)" in result.stdout and str(folder) in result.stdout
     a = DefectMap.load(folder / names[0])
     b = DefectMap.load(folder / names[1])
     assert (a.camera.serial, a.frames.count) == ("SIM0001", 12)
@@ -222,7 +222,8 @@ def test_map_state_file_continues(small_series: Series, tmp_path: Path):
     result = run("map", small_series.folder, "-o", tmp_path / "second.json", "--state", state)
     assert result.exit_code == 0, result.output
     assert "12 frames (6 new, 6 from the stored statistics)" in result.stdout
-    assert result.stdout.count("already counted in the stored statistics") == 6
+    assert "\n6 files skipped: already counted in the stored statistics" in result.stdout
+    assert result.stdout.count("already counted") == 1  # one line, not one per file
     assert Accumulator.load(state).n_frames == 12
     assert DefectMap.load(tmp_path / "second.json").frames.count == 12
 
@@ -232,6 +233,89 @@ def test_map_state_file_continues(small_series: Series, tmp_path: Path):
     not_state = tmp_path / "not.rawstate"
     not_state.write_text("hello")
     assert_one_error(run("map", small_series.folder, "-o", tmp_path / "x.json", "--state", not_state), str(not_state))
+
+
+def _copy_folder(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_map_counts_copies_once_in_one_summary_line(small_series: Series, tmp_path: Path):
+    backup = _copy_folder(small_series.folder, tmp_path / "backup")
+    (backup / "frame_003.dng").rename(backup / "IMG_0003.dng")  # renamed too
+    out = tmp_path / "m.json"
+    result = run("map", small_series.folder, backup, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "12 frames;" in result.stdout
+    assert "\n12 files skipped: same content as a file already counted in this run" in result.stdout
+    assert "Skipped" not in result.stdout and "duplicate of" not in result.stdout  # no line per file
+    assert DefectMap.load(out).frames.count == 12
+
+
+def test_map_save_recognises_a_moved_folder(small_series: Series, tmp_path: Path):
+    lib = tmp_path / "lib"
+    result = run("map", *small_series.files[:6], "--save", "--library", lib)
+    assert result.exit_code == 0, result.output
+    moved = _copy_folder(small_series.folder, tmp_path / "moved")  # the card copied elsewhere
+    result = run("map", moved, "--save", "--library", lib)
+    assert result.exit_code == 0, result.output
+    assert "12 frames (6 new, 6 from the stored statistics)" in result.stdout
+    assert "\n6 files skipped: already counted in the stored statistics" in result.stdout
+    # and again: everything is known by content now
+    result = run("map", small_series.folder, "--save", "--library", lib)
+    assert_one_error(result, "no usable frames to map from 12 file(s): already counted in the stored statistics (12)")
+
+
+def test_map_state_file_recognises_a_moved_folder(small_series: Series, tmp_path: Path):
+    state = tmp_path / "body.rawstate"
+    result = run("map", *small_series.files[:6], "-o", tmp_path / "a.json", "--state", state)
+    assert result.exit_code == 0, result.output
+    moved = _copy_folder(small_series.folder, tmp_path / "moved")
+    result = run("map", moved, "-o", tmp_path / "b.json", "--state", state)
+    assert result.exit_code == 0, result.output
+    assert "12 frames (6 new, 6 from the stored statistics)" in result.stdout
+    assert "\n6 files skipped: already counted in the stored statistics" in result.stdout
+    assert Accumulator.load(state).n_frames == 12
+
+
+def test_map_skips_jpeg_twins_in_one_line(tmp_path: Path):
+    from rawmap.synth import SensorSpec, generate_series
+
+    card = tmp_path / "card"
+    generate_series(card, n_frames=4, seed=5, spec=SensorSpec(64, 96), jpeg=True)
+    out = tmp_path / "m.json"
+    result = run("map", card, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "\n4 JPEGs skipped: twin of a RAW file in the same run" in result.stdout
+    assert "(RAW, 64x96, RGGB)" in result.stdout and "(images" not in result.stdout
+    assert DefectMap.load(out).sensor.source == "raw"
+
+
+def test_map_crop_modes_and_photos_without_camera(small_series: Series, tmp_path: Path):
+    import numpy as np
+    from PIL import Image
+
+    from rawmap.synth import SensorSpec, generate_series
+
+    crop = tmp_path / "crop"
+    generate_series(crop, n_frames=3, seed=6, spec=SensorSpec(96, 128))  # same body as small_series
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(20, 200, (40, 60, 3), dtype="uint8"), "RGB").save(plain / f"p{i}.png")
+    out = tmp_path / "maps"
+    result = run("map", crop, small_series.folder, plain, "-o", f"{out}/")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "rawmap-simulated-sensor-sim0001-120x160.json", "rawmap-simulated-sensor-sim0001-96x128.json",
+        "unknown-camera-image.json",
+    ]
+    assert ("Rawmap Simulated Sensor SIM0001 (RAW) has frames of 2 sensor sizes (120x160, 96x128): "
+            "each size is mapped on its own") in result.stdout
+    assert ("warning: 3 image frame(s) of 40x60 record no camera make or model: they are assumed to come from "
+            "one body") in result.stdout
+    assert DefectMap.load(out / "rawmap-simulated-sensor-sim0001-96x128.json").frames.count == 3
 
 
 # --------------------------------------------------------------------------- info
@@ -442,7 +526,8 @@ def test_map_save_continues_the_library(small_series: Series, tmp_path: Path):
     result = run("map", small_series.folder, "--save", "--library", lib, "-o", out)
     assert result.exit_code == 0, result.output
     assert "12 frames (6 new, 6 from the stored statistics)" in result.stdout
-    assert result.stdout.count("already counted in the stored statistics") == 6
+    assert "\n6 files skipped: already counted in the stored statistics" in result.stdout
+    assert result.stdout.count("already counted") == 1  # one line, not one per file
     stored = DefectMap.load(lib / "rawmap-simulated-sensor-sim0001" / "map.json")
     assert stored.frames.count == 12
     assert DefectMap.load(out).to_dict()["defects"] == stored.to_dict()["defects"]
@@ -527,6 +612,25 @@ def test_repair_from_the_library(small_series: Series, other_series: Series, tmp
     result = run("repair", photos, "-o", out, "--library", lib)
     assert result.exit_code == 1
     assert "already exists" in result.stderr and "--overwrite" in result.stderr
+
+
+def test_save_and_repair_crop_modes_of_one_body(small_series: Series, tmp_path: Path):
+    from rawmap.synth import SensorSpec, generate_series
+
+    crop = tmp_path / "crop"
+    generate_series(crop, n_frames=3, seed=6, spec=SensorSpec(96, 128))  # same body as small_series
+    lib = tmp_path / "lib"
+    result = run("map", small_series.folder, crop, "--save", "--library", lib)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in lib.iterdir() if not p.name.startswith(".")) == [
+        "rawmap-simulated-sensor-sim0001", "rawmap-simulated-sensor-sim0001-96x128",
+    ]
+    result = run("library", "show", "rawmap-simulated-sensor-sim0001-96x128", "--library", lib)
+    assert "camera    Rawmap Simulated Sensor SIM0001 (RAW, 96x128)" in result.stdout
+    out = tmp_path / "repaired"
+    result = run("repair", crop / "frame_001.dng", small_series.files[0], "-o", out, "--library", lib)
+    assert result.exit_code == 0, result.output  # each photo repaired with the map of its own size
+    assert "Repaired 2 of 2 photos" in result.stdout
 
 
 def test_repair_with_a_map_file_as_tiff(small_series: Series, series_map: Path, tmp_path: Path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 import json
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from rawmap.errors import MapFormatError
 from rawmap.fileio import OutputExistsError
 from rawmap.frame import CameraId, Frame, SourceKind
 from rawmap.library import Library, LibraryError, StoredStates, default_library_dir
-from rawmap.mapping import BodyMap, map_files
+from rawmap.mapping import BodyMap, Counted, SkipKind, content_key, map_files
 
 CAM = CameraId("Testco", "TC-1", "0001")
 OTHER = CameraId("Testco", "TC 1", "0001")  # same slug as CAM
@@ -447,3 +448,101 @@ def test_edits_by_hand_survive_mapping_again(tmp_path, frames):
 
     with pytest.raises(LibraryError, match="is not a map of"):
         lib.save_edited(entry, _hand_map(camera=CameraId("Other", "Body", "9")))
+
+
+# --------------------------------------------------------------------------- counted photos by content, sensor sizes
+def _write_photos(folder: Path, frames: list[Frame]) -> list[Path]:
+    return [
+        write_dng(folder / f"f{i:03d}.dng", f.mosaic, cfa=CFA, black=512, white=16383, camera=CAM,
+                  exposure=f.exposure, iso=f.iso, time=f.time)
+        for i, f in enumerate(frames)
+    ]
+
+
+def _counted(lib: Library) -> Counted:
+    return Counted(lib.known_keys(), lib.known_files())
+
+
+def test_moved_photos_are_recognised_across_two_saves(tmp_path, frames):
+    paths = _write_photos(tmp_path / "card", frames[:9])
+    lib = Library(tmp_path / "lib")
+    for body in map_files(paths[:5], states=lib.states(), counted=_counted(lib)).maps:
+        lib.store(body)
+    keys = lib.known_keys()
+    assert keys == {content_key(p): str(p.resolve()) for p in paths[:5]}
+    info = json.loads((lib.entries()[0].path / "body.json").read_text())
+    assert info["content_keys"] == keys and info["shape"] == [H, W]
+
+    moved = tmp_path / "archive" / "card"  # the card copied elsewhere, then the whole folder mapped again
+    copies = [moved / p.name for p in paths]
+    for p, q in zip(paths, copies):
+        q.parent.mkdir(parents=True, exist_ok=True)
+        q.write_bytes(p.read_bytes())
+    run = map_files(copies, states=lib.states(), counted=_counted(lib))
+    assert [s.path for s in run.skipped] == copies[:5]
+    assert all(s.kind is SkipKind.COUNTED for s in run.skipped)
+    assert run.skipped[0].reason == f"same content as {paths[0].resolve()}, already counted in the stored statistics"
+    for body in run.maps:
+        lib.store(body)
+    (entry,) = lib.entries()
+    assert entry.frames == 9 and entry.state_frames == 9
+    assert len(lib.known_keys()) == 9
+    _assert_same_state(lib.load_state(entry), map_files(paths).maps[0].accumulator)
+
+
+def test_statistics_repeating_stored_content_are_refused(tmp_path, frames):
+    lib = Library(tmp_path)
+    first = _body(_accumulate(frames[:4]))
+    first.content = {p: f"key{i}" for i, p in enumerate(first.files)}
+    lib.store(first)
+    again = _body(_accumulate(frames[4:8]))  # other paths, but the content of one stored photo
+    again.content = {p: f"key{i + 3}" for i, p in enumerate(again.files)}
+    with pytest.raises(LibraryError, match=r"f004.dng \(same content as /photos/f003.dng\): already counted"):
+        lib.store(again)
+    assert lib.entries()[0].state_frames == 4
+
+
+def test_entries_without_content_keys_or_shape_still_work(tmp_path, frames):
+    """An entry written before content keys and sizes were recorded: read, continued, matched by path."""
+    paths = _write_photos(tmp_path / "card", frames[:8])
+    lib = Library(tmp_path / "lib")
+    lib.store(map_files(paths[:4]).maps[0])
+    (entry,) = lib.entries()
+    info = json.loads((entry.path / "body.json").read_text())
+    del info["content_keys"], info["shape"]
+    (entry.path / "body.json").write_text(json.dumps(info))
+
+    (old,) = lib.entries()
+    assert old.shape is None and lib.entry_shape(old) == (H, W)
+    assert lib.known_keys() == {} and lib.known_files() == {p.resolve() for p in paths[:4]}
+    assert lib.get(CAM, shape=(H, W)) == old and lib.get(CAM, shape=(H // 2, W)) is None
+    assert lib.states()[(CAM, RAW, (H, W))].n_frames == 4
+    run = map_files(paths, states=lib.states(), counted=_counted(lib))
+    assert [s.reason for s in run.skipped] == ["already counted in the stored statistics"] * 4
+    lib.store(run.maps[0])
+    (entry,) = lib.entries()
+    assert entry.state_frames == 8 and entry.shape == (H, W)
+    assert set(lib.known_keys()) == {content_key(p) for p in paths[4:]}  # the old ones are known by path
+
+
+def test_each_sensor_size_of_a_body_has_its_own_entry(tmp_path, frames):
+    lib = Library(tmp_path)
+    full = _accumulate(frames[:4])
+    cropped = [Frame(**{**f.__dict__, "mosaic": f.mosaic[8:40, 16:64].copy(), "path": Path(f"/crop/c{i}.dng")})
+               for i, f in enumerate(frames[4:8])]
+    crop = _accumulate(cropped)
+    assert crop.shape == (32, 48)
+    a = lib.store(_body(full))
+    b = lib.store(_body(crop))
+    assert (a.path.name, b.path.name) == ("testco-tc-1-0001", "testco-tc-1-0001-32x48")
+    assert (a.shape, b.shape) == ((H, W), (32, 48))
+    assert lib.get(CAM, shape=(32, 48)) == b and lib.get(CAM, shape=(H, W)) == a and lib.get(CAM) == a
+    states = lib.states()
+    assert states[(CAM, RAW, (32, 48))].shape == (32, 48) and states[(CAM, RAW, (H, W))].shape == (H, W)
+    assert list(states) == [(CAM, RAW)] and len(states) == 1
+    # more frames of the crop mode continue its own entry
+    more = _accumulate(cropped[:2], states[(CAM, RAW, (32, 48))])
+    more.frames[-2:] = [replace(f, path=f"/crop/d{i}.dng") for i, f in enumerate(more.frames[-2:])]
+    c = lib.store(_body(more))
+    assert c.path == b.path and c.state_frames == 6
+    assert lib.get(CAM).state_frames == 4

@@ -8,14 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import Series
+from conftest import Series, _planted
 from rawmap.accumulate import Accumulator
 from rawmap.defectmap import DefectKind, SensorGeometry
 from rawmap.errors import NothingToMapError
 from rawmap.frame import CameraId, SourceKind
 from rawmap import reader
 from rawmap.reader import read_frame
-from rawmap.mapping import MIN_FRAMES, BodyMap, MapRun, Skipped, collect_inputs, map_files
+from rawmap.mapping import (
+    MIN_FRAMES, BodyMap, Counted, MapRun, SkipKind, Skipped, collect_inputs, content_key, load_state_keys, map_files,
+    save_state,
+)
 from rawmap.synth import SensorSpec, generate_series
 
 #: the integer sums, which must be exact however the frames were split
@@ -219,15 +222,17 @@ def test_mixed_pile_gives_one_map(small_series, mixed_run):
     assert body.files == small_series.files
     assert run.frames_used == 12
     assert body.defect_map.frames.count == 12
-    assert body.defect_map.frames.skipped == 2  # the odd-size frames of this body
+    assert body.defect_map.frames.skipped == 0  # the odd-size frames are a series of their own
+    assert body.split is False and body.slug == "rawmap-simulated-sensor-sim0001"  # the other size made no map
+    assert run.notes == []
 
 
-def test_other_size_of_same_body_is_skipped(odd_size, mixed_run):
+def test_other_size_of_same_body_is_its_own_series(odd_size, mixed_run):
     _, run, _ = mixed_run
     assert odd_size.camera == SIM1
     reasons = {s.path: s.reason for s in run.skipped}
     for p in odd_size.files:
-        assert reasons[p] == "frame is 96x128, this body's series is 120x160"
+        assert reasons[p] == "only 2 frame(s) of Rawmap Simulated Sensor SIM0001 (96x128); at least 3 are needed"
 
 
 def test_damaged_files_are_skipped_with_reasons(damaged, mixed_run):
@@ -491,6 +496,215 @@ def test_mosaic_bodies_by_size_or_by_name(tmp_path):
     assert sorted(m.camera.model for m in run.maps) == ["RGGB sensor 128x96", "RGGB sensor 96x64"]
     cam = CameraId("Basler", "acA1920-40gc", "2233")
     run = map_files(a.files + b.files, mosaic=reader.MosaicSpec("RGGB", camera=cam))
-    assert [m.camera for m in run.maps] == [cam]
-    assert {s.path for s in run.skipped} == set(b.files)  # one body, another size: skipped
-    assert all("series is 96x128" in s.reason for s in run.skipped)
+    # one body, two sensor sizes: a map per size, the larger first, nothing skipped
+    assert [m.camera for m in run.maps] == [cam, cam]
+    assert [m.accumulator.shape for m in run.maps] == [(96, 128), (64, 96)]
+    assert not run.skipped
+
+
+# --------------------------------------------------------------------------- map_files: the same photo twice
+
+def _copy(src: Path, dst: Path) -> Path:
+    return _touch(dst, src.read_bytes())
+
+
+def test_content_key_follows_the_bytes_not_the_name(small_series, tmp_path):
+    a, b = small_series.files[:2]
+    copy = _copy(a, tmp_path / "elsewhere" / "renamed.DNG")
+    key = content_key(a)
+    assert key.startswith(f"s256:{a.stat().st_size}:") and len(key.rsplit(":", 1)[1]) == 32
+    assert content_key(copy) == key
+    assert content_key(b) != key
+    data = bytearray(a.read_bytes())
+    data[len(data) // 2] ^= 1  # one bit changed
+    copy.write_bytes(bytes(data))
+    assert content_key(copy) != key
+
+
+def test_copies_renamed_files_and_moved_folders_are_counted_once(small_series, full_run, tmp_path):
+    files = small_series.files
+    moved = tmp_path / "backup" / "2024"  # the whole folder again, elsewhere
+    for p in files:
+        _copy(p, moved / p.name)
+    renamed = [_copy(p, tmp_path / f"IMG_{i:04d}.dng") for i, p in enumerate(files[:3])]
+    pile = files[:6] + renamed + sorted(moved.glob("*.dng")) + files[6:]
+    progress = Progress()
+    run = map_files(pile, progress=progress)
+    progress.check(pile)
+
+    [body] = run.maps
+    used = files[:6] + [moved / p.name for p in files[6:]]  # each photo once, from the first path given
+    assert body.files == used
+    assert body.accumulator.n_frames == 12
+    assert body.content == {p: content_key(p) for p in used}
+    dups = {s.path: s for s in run.skipped}
+    assert set(dups) == {*renamed, *(moved / p.name for p in files[:6]), *files[6:]}
+    assert all(s.kind is SkipKind.DUPLICATE for s in run.skipped)
+    assert dups[renamed[1]].reason == f"duplicate of {files[1]}"
+    assert dups[moved / files[2].name].reason == f"duplicate of {files[2]}"
+    assert dups[files[7]].reason == f"duplicate of {moved / files[7].name}"
+    assert body.defect_map.frames.skipped == 0  # copies are not frames that failed
+    full = full_run[0].maps[0]
+    for name in INT_ARRAYS:
+        np.testing.assert_array_equal(getattr(body.accumulator, name), getattr(full.accumulator, name), err_msg=name)
+
+
+def test_photos_already_counted_are_skipped_by_content_or_path(small_series, tmp_path):
+    files = small_series.files
+    first = map_files(files[:6]).maps[0]
+    moved = [_copy(p, tmp_path / "moved" / p.name) for p in files[:4]]
+    counted = Counted(keys={first.content[p]: str(p) for p in files[:4]}, paths={files[4].resolve(), files[5].resolve()})
+    run = map_files([*moved, *files[4:]], states={first.key: first.accumulator}, counted=counted)
+    [body] = run.maps
+    assert body.files == files[6:]
+    assert body.accumulator.n_frames == 12
+    reasons = {s.path: (s.kind, s.reason) for s in run.skipped}
+    assert reasons == {
+        **{m: (SkipKind.COUNTED, f"same content as {p}, already counted in the stored statistics")
+           for m, p in zip(moved, files)},
+        files[4]: (SkipKind.COUNTED, "already counted in the stored statistics"),
+        files[5]: (SkipKind.COUNTED, "already counted in the stored statistics"),
+    }
+
+
+def test_state_file_keeps_content_keys(small_series, tmp_path):
+    body = map_files(small_series.files[:4]).maps[0]
+    keys = {k: str(p) for p, k in body.content.items()}
+    path = save_state(tmp_path / "body.rawstate", body.accumulator, keys)
+    assert load_state_keys(path) == keys and len(keys) == 4
+    acc = Accumulator.load(path)  # still a plain state file
+    assert acc.n_frames == 4
+    np.testing.assert_array_equal(acc.s_v, body.accumulator.s_v)
+    old = body.accumulator.save(tmp_path / "old.rawstate")  # written before content keys: none, no error
+    assert load_state_keys(old) == {}
+
+
+# --------------------------------------------------------------------------- map_files: RAW+JPEG twins
+
+@pytest.fixture(scope="module")
+def twins(tmp_path_factory: pytest.TempPathFactory) -> Series:
+    """4 shots of SIM0001, each as frame_00N.dng and its JPEG frame_00N.jpg (same stem, same capture time)."""
+    folder = tmp_path_factory.mktemp("twins")
+    truth = generate_series(folder, n_frames=4, seed=31, spec=SensorSpec(64, 96), jpeg=True)
+    return Series(folder, truth)
+
+
+def test_jpeg_twins_of_raw_files_are_skipped(twins):
+    jpegs = sorted(twins.folder.glob("*.jpg"))
+    assert len(jpegs) == 4 and len(twins.files) == 4
+    pile = sorted(twins.folder.glob("frame_*.*"))  # dng, jpg, dng, jpg ...
+    progress = Progress()
+    run = map_files(pile, progress=progress)
+    progress.check(pile)
+    [body] = run.maps  # one body: no image map beside the RAW one
+    assert body.source is SourceKind.RAW and body.files == twins.files
+    assert {s.path: (s.kind, s.reason) for s in run.skipped} == {
+        j: (SkipKind.TWIN, f"twin of {j.with_suffix('.dng')}") for j in jpegs
+    }
+
+
+def test_jpegs_that_are_no_twins_are_used(twins, tmp_path):
+    jpegs = sorted(twins.folder.glob("*.jpg"))
+    # alone, the JPEGs make an image map of the body
+    run = map_files(jpegs)
+    assert [(b.key, len(b.files)) for b in run.maps] == [((twins.camera, SourceKind.IMAGE), 4)]
+    # same stem and folder, but other shots (other capture times): no twins, both maps are made
+    other = tmp_path / "other"
+    raws = [_copy(p, other / p.name) for p in twins.files[:3]]
+    shifted = [_copy(j, other / f"frame_{i:03d}.jpg") for i, j in enumerate(jpegs[1:])]
+    assert [r.stem for r in raws] == [j.stem for j in shifted]
+    run = map_files(sorted(other.iterdir()))
+    assert run.skipped == []
+    assert [(b.source, b.files) for b in run.maps] == [(SourceKind.RAW, raws), (SourceKind.IMAGE, shifted)]
+    # the RAW files of a twin counted earlier still make its JPEG a twin
+    with pytest.raises(NothingToMapError) as exc:
+        map_files(twins.files[:3] + jpegs, counted=Counted(paths={p.resolve() for p in twins.files[:3]}))
+    assert str(exc.value) == (
+        "no usable frames to map from 7 file(s): already counted in the stored statistics (3); twin of a RAW file "
+        "in the same run (3); only 1 frame(s) of Rawmap Simulated Sensor SIM0001; at least 3 are needed (1) — "
+        "rawmap needs at least 3 RAW or image frames of the same body"
+    )
+
+
+# --------------------------------------------------------------------------- map_files: photos without camera identity
+
+def _plain_images(folder: Path, n: int, shape: tuple[int, int], ext: str, seed: int) -> list[Path]:
+    """Frames written by Pillow with no EXIF at all: smooth scenes with one stuck photosite."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    for i in range(n):
+        base = 40 + 120 * rng.uniform() * (x / shape[1]) + 60 * rng.uniform() * (y / shape[0])
+        rgb = np.clip(base[..., None] + rng.normal(0, 2, (*shape, 3)), 0, 255).astype(np.uint8)
+        rgb[5, 7] = 255
+        p = folder / f"shot{i}.{ext}"
+        Image.fromarray(rgb, "RGB").save(p, **({"quality": 95} if ext == "jpg" else {}))
+        out.append(p)
+    return out
+
+
+def test_photos_without_camera_identity_are_grouped_by_size_with_a_warning(tmp_path):
+    pngs = _plain_images(tmp_path / "png", 4, (64, 96), "png", 1)
+    jpgs = _plain_images(tmp_path / "jpg", 3, (48, 80), "jpg", 2)
+    assert reader.identify(pngs[0]) == (CameraId("", "", ""), SourceKind.IMAGE)
+    run = map_files(jpgs + pngs)
+    assert run.skipped == []
+    by_shape = {b.shape: b for b in run.maps}
+    assert set(by_shape) == {(64, 96), (48, 80)}
+    assert by_shape[(64, 96)].files == pngs and by_shape[(48, 80)].files == jpgs
+    assert all(b.camera == CameraId("", "", "") and b.source is SourceKind.IMAGE and b.split for b in run.maps)
+    assert [b.slug for b in run.maps] == ["unknown-camera-image-64x96", "unknown-camera-image-48x80"]
+    warnings = [n for n in run.notes if n.startswith("warning:")]
+    assert warnings == [
+        "warning: 4 image frame(s) of 64x96 record no camera make or model: they are assumed to come from one body "
+        "(map photos of other cameras separately)",
+        "warning: 3 image frame(s) of 48x80 record no camera make or model: they are assumed to come from one body "
+        "(map photos of other cameras separately)",
+    ]
+    assert (5, 7) in {(d.row, d.col) for d in by_shape[(64, 96)].defect_map.defects}
+
+
+# --------------------------------------------------------------------------- map_files: crop modes of one body
+
+@pytest.fixture(scope="module")
+def crop_mode(tmp_path_factory: pytest.TempPathFactory) -> Series:
+    """Four frames of the same body as ``small_series`` (SIM0001), 96x128 (a crop mode)."""
+    folder = tmp_path_factory.mktemp("series-crop")
+    truth = generate_series(folder, n_frames=4, seed=41, spec=SensorSpec(96, 128), defects=_planted())
+    return Series(folder, truth)
+
+
+def test_sensor_sizes_of_one_body_are_mapped_apart_whatever_the_order(small_series, crop_mode, full_run):
+    assert crop_mode.camera == small_series.camera == SIM1
+    one = map_files(small_series.files + crop_mode.files)
+    two = map_files(crop_mode.files[:2] + small_series.files[::-1][:6] + crop_mode.files[2:] + small_series.files[:6])
+    for run in (one, two):
+        assert run.skipped == []
+        assert [(b.key, b.shape, b.split) for b in run.maps] == [
+            ((SIM1, SourceKind.RAW), (120, 160), True), ((SIM1, SourceKind.RAW), (96, 128), True)
+        ]
+        assert [b.slug for b in run.maps] == ["rawmap-simulated-sensor-sim0001-120x160",
+                                             "rawmap-simulated-sensor-sim0001-96x128"]
+        assert run.notes == ["Rawmap Simulated Sensor SIM0001 (RAW) has frames of 2 sensor sizes "
+                             "(120x160, 96x128): each size is mapped on its own"]
+    for a, b in zip(one.maps, two.maps):
+        assert sorted(a.files) == sorted(b.files)
+        for name in INT_ARRAYS:
+            np.testing.assert_array_equal(getattr(a.accumulator, name), getattr(b.accumulator, name), err_msg=name)
+    full = one.maps[0]
+    for name in INT_ARRAYS:  # the full-size map is the one made from its frames alone
+        np.testing.assert_array_equal(getattr(full.accumulator, name), getattr(full_run[0].maps[0].accumulator, name))
+    assert _must_find(crop_mode)
+    found = _found(one.maps[1])
+    assert {k: found.get(k) for k in _must_find(crop_mode)} == _must_find(crop_mode)
+
+
+def test_stored_state_of_another_size_is_not_continued(small_series, crop_mode):
+    full = map_files(small_series.files[:6]).maps[0]
+    run = map_files(crop_mode.files, states={(SIM1, SourceKind.RAW): full.accumulator})
+    [body] = run.maps
+    assert body.shape == (96, 128) and body.accumulator.n_frames == 4  # a new series, not the 120x160 one
+    assert full.accumulator.n_frames == 6
