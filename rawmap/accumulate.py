@@ -283,6 +283,20 @@ def _unix(t: _dt.datetime | None) -> float:
     return (t - _EPOCH).total_seconds()
 
 
+def _signature_block(shape: tuple[int, int]) -> tuple[int, int]:
+    """Photosites (rows, columns) of one block of a view's signature on a sensor of ``shape``.
+
+    Follows :meth:`Accumulator._thumb` (blocks of 32 photosites, or of
+    ``4 f`` on small frames) and :meth:`Accumulator._signature` (at most
+    32 x 48 of those blocks, pooled ``fy`` x ``fx``).
+    """
+    sub_h, sub_w = -(-shape[0] // 4), -(-shape[1] // 4)  # plane[::4, ::4]
+    f = 8 if min(sub_h, sub_w) >= 128 else max(1, min(sub_h, sub_w) // 16)
+    th, tw = sub_h // f, sub_w // f
+    fy, fx = max(1, -(-th // 32)), max(1, -(-tw // 48))
+    return 4 * f * fy, 4 * f * fx
+
+
 @dataclass
 class _OpenView:
     """A view still collecting its frames' outliers (see :meth:`Accumulator._view_for`)."""
@@ -383,6 +397,9 @@ class Accumulator:
         # clipped), kept to recognise a view when it comes back; the open ones collect
         # their frames' outliers until they are closed (before save/merge/detect)
         self.view_sigs: dict[int, np.ndarray] = {}
+        # and, per view, its frames' signal summed block by block (same blocks, clipped ones at
+        # the clip level): what share of a photosite's summed signal one view holds
+        self.view_w: dict[int, np.ndarray] = {}
         self._open: dict[int, _OpenView] = {}
         self._clock = 0
 
@@ -736,6 +753,7 @@ class Accumulator:
                     best, best_c = scene, c
             if best is not None:
                 self.view_sigs[best] = sig  # follow slow changes (a timelapse's light)
+                self._add_weight(best, sig)
                 if best not in self._open:
                     self._open[best] = _OpenView(best)
                 return self._open[best]
@@ -743,8 +761,45 @@ class Accumulator:
         scene = self.n_scenes
         if prep.kind != "dark":
             self.view_sigs[scene] = sig
+            self._add_weight(scene, sig)
         self._open[scene] = _OpenView(scene)
         return self._open[scene]
+
+    def _add_weight(self, scene: int, sig: np.ndarray) -> None:
+        base = float(np.mean(self.black))
+        w = np.maximum(np.where(np.isnan(sig), self.clip - base, sig - base), 0.0)
+        prev = self.view_w.get(scene)
+        self.view_w[scene] = w if prev is None or prev.shape != w.shape else prev + w
+
+    def view_shares(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray | None:
+        """The largest share of each photosite's summed signal that one view holds.
+
+        From the views' summed block signals (the blocks of
+        :meth:`_signature`), so it follows each photosite's surroundings,
+        not the frame's mean: a view bright where the photosite sits weighs
+        more there.  1.0 where one view holds everything (a timelapse).
+
+        Parameters
+        ----------
+        rows, cols : (n,) int arrays
+
+        Returns
+        -------
+        (n,) float64 ndarray, or None
+            ``None`` when the views' signals are unknown (states written
+            before they were kept) or the views' blocks disagree in shape.
+        """
+        ws = [w for s, w in self.view_w.items()]
+        if not ws or len({w.shape for w in ws}) != 1 or len(ws) != len(self.view_sigs):
+            return None
+        stack = np.stack(ws)  # (views, h, w)
+        sh, sw = stack.shape[1:]
+        by, bx = _signature_block(self.shape)
+        i = np.minimum(np.asarray(rows) // by, sh - 1)
+        j = np.minimum(np.asarray(cols) // bx, sw - 1)
+        total = stack.sum(axis=0)
+        share = np.where(total > 0, stack.max(axis=0) / np.where(total > 0, total, 1.0), 1.0)
+        return share[i, j]
 
     def closed(self) -> "Accumulator":
         """This state with every open view counted, leaving ``self`` as it is.
@@ -870,6 +925,7 @@ class Accumulator:
         # the other's scenes are numbered after this one's
         self.frames.extend(replace(f, scene=f.scene + self.n_scenes) for f in other.frames)
         self.view_sigs.update({scene + self.n_scenes: sig for scene, sig in other.view_sigs.items()})
+        self.view_w.update({scene + self.n_scenes: w for scene, w in other.view_w.items()})
         self.n_frames += other.n_frames
         self.n_scenes += other.n_scenes
         self.sum_x += other.sum_x
@@ -925,6 +981,8 @@ class Accumulator:
             arrays["view_scene"] = np.array(scenes, np.int64)
             if scenes:
                 arrays["view_sig"] = np.stack([self.view_sigs[k] for k in scenes]).astype(np.float32)
+                if set(self.view_w) == set(scenes):
+                    arrays["view_w"] = np.stack([self.view_w[k] for k in scenes]).astype(np.float64)
             empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
             for i, v in enumerate(views):
                 for name, pend in (("pending", v.pending), ("pending_lines", v.pending_lines)):
@@ -990,6 +1048,12 @@ class Accumulator:
                         if sigs.ndim != 3 or sigs.shape[0] != scenes.size:
                             raise ValueError(f"view_sig has shape {sigs.shape}")
                         acc.view_sigs = {int(k): sigs[i].astype(np.float64) for i, k in enumerate(scenes.tolist())}
+                        if "view_w.npy" in zf.namelist():
+                            with zf.open("view_w.npy") as fh:
+                                ws = np.lib.format.read_array(fh, allow_pickle=False)
+                            if ws.shape != sigs.shape or ws.dtype != np.float64:
+                                raise ValueError(f"view_w has shape {ws.shape}")
+                            acc.view_w = {int(k): ws[i] for i, k in enumerate(scenes.tolist())}
                 for i, v in enumerate(meta.get("open_views", [])):
                     view = _OpenView(int(v["scene"]), frames=int(v["frames"]),
                                      time=math.nan if v["time"] is None else float(v["time"]),

@@ -103,6 +103,10 @@ class ClassifyParams:
     cold_sigma: float = 6.0  #: cold if gain ratio below 1 - this x robust sigma
     cold_min_drop: float = 0.10  #: ... and at least this far below 1
     cold_strong: float = 0.5  #: cold also if the gain ratio is below this share of the plane's median (and dark in 2 views)
+    cluster_share: float = 0.25  #: a hot photosite's neighbour is hot too with this share of its mean residual ...
+    cluster_sigma: float = 20.0  #: ... and this many robust sigmas above its plane's
+    cold_view_margin: float = 1.2  #: a strong cold ratio must stay below 1 - this x the largest view's share of its signal
+    cold_isolation: float = 0.75  #: ... and its adjacent and same-colour neighbours' ratios above this (relative)
     noisy_ratio: float = 4.0  #: noisy if mean squared normalised residual >= this x neighbours'
     line_min_scenes: int = 3  #: a photosite leans across a line in at least this many scenes (and min_share of them)
     column_share: float = 0.6  #: share of a window that must lean the same way
@@ -235,6 +239,64 @@ def _strong_cold_candidates(acc: Accumulator, p: ClassifyParams, taken: np.ndarr
         rr.append(r_ + a)
         cc.append(c_)
     return np.concatenate(rr), np.concatenate(cc)
+
+
+def _complete_clusters(acc: Accumulator, p: ClassifyParams, found: "_Found", taken: np.ndarray, x_hi: float) -> None:
+    """Flag the unflagged members of hot clusters, from their sums.
+
+    The per-frame outlier test wants an outlier isolated from its adjacent
+    photosites (scene edges are not), so a cluster's member touching two
+    others is rarely counted, though its sums are as far out as theirs.
+    Next to a flagged hot photosite, a photosite whose mean residual is at
+    least ``cluster_share`` of that neighbour's and ``cluster_sigma`` robust
+    sigmas above its plane's, growing with exposure as a hot one does, is
+    hot too.  Adds to ``found`` and ``taken`` in place.
+    """
+    hot = found.of(DefectKind.HOT)
+    if not hot.any() or acc.n_frames < 2:
+        return
+    H, W = acc.shape
+    hr, hc = found.rows[hot], found.cols[hot]
+    off = np.array([(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc])
+    cr = (hr[:, None] + off[:, 0]).ravel()
+    cc = (hc[:, None] + off[:, 1]).ravel()
+    src = np.repeat(np.arange(hr.size), len(off))
+    ok = (cr >= 0) & (cr < H) & (cc >= 0) & (cc < W)
+    cr, cc, src = cr[ok], cc[ok], src[ok]
+    ok = ~taken[cr, cc]
+    cr, cc, src = cr[ok], cc[ok], src[ok]
+    if cr.size == 0:
+        return
+
+    def mean_res(r, c):
+        return acc.s_r[r, c].astype(float) / np.maximum(acc.valid_counts((r, c)), 1)
+
+    sr, sc = _sample_index(H, W)
+    m_s = mean_res(sr, sc)
+    m_c = mean_res(cr, cc)
+    far = m_c >= p.cluster_share * mean_res(hr[src], hc[src])
+    for pl in {(int(a), int(b)) for a, b in zip(cr & 1, cc & 1)}:
+        in_s = ((sr & 1) == pl[0]) & ((sc & 1) == pl[1])
+        in_c = ((cr & 1) == pl[0]) & ((cc & 1) == pl[1])
+        med = float(np.median(m_s[in_s]))
+        far[in_c] &= m_c[in_c] > med + p.cluster_sigma * _robust_sigma(m_s[in_s])
+    cr, cc = cr[far], cc[far]
+    if cr.size == 0:
+        return
+    flat = np.unique(cr * W + cc)
+    cr, cc = flat // W, flat % W
+    n = np.maximum(acc.valid_counts((cr, cc)), 1).astype(float)
+    s_r = acc.s_r[cr, cc].astype(float)
+    den = n * acc.sum_xx - acc.sum_x ** 2
+    beta = np.where(den > 0, (n * acc.s_xr[cr, cc] - acc.sum_x * s_r) / np.where(den > 0, den, 1), 0.0)
+    alpha = (s_r - beta * acc.sum_x) / n
+    growth = beta * x_hi
+    clipped = acc.vmax[cr, cc].astype(np.int64) >= acc.clip
+    grows = (growth > np.maximum(alpha, 0)) | (clipped & (growth > 0.05 * np.maximum(alpha, 0)))
+    cr, cc, beta = cr[grows], cc[grows], beta[grows]
+    share = acc.s_hi[cr, cc] / max(acc.n_scenes, 1)
+    found.add(cr, cc, DefectKind.HOT, 100.0 * share, beta / 4.0)
+    taken[cr, cc] = True
 
 
 def _robust_sigma(a: np.ndarray) -> float:
@@ -391,7 +453,8 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
 
     # ---- outliers across scenes ----------------------------------------------------------
     S = max(acc.n_scenes, 1)
-    min_scenes = p.min_scenes if S >= 6 else 1
+    # one view cannot tell a defect from static scene detail: outliers need two views at least
+    min_scenes = p.min_scenes if S >= 6 else 2
     need = _chance_need(acc, max(min_scenes, math.ceil(p.min_share * S)), p.max_chance)
     hi_r, hi_c = _candidates(acc.s_hi, need, taken)
     lo_r, lo_c = _candidates(acc.s_lo, need, taken)
@@ -441,6 +504,7 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
         found.add(hi_r[hot], hi_c[hot], DefectKind.HOT, score[hot], beta[hot] / 4.0)
         found.add(hi_r[~hot], hi_c[~hot], DefectKind.NOISY, score[~hot], excess_noise[~hot])
         taken[hi_r, hi_c] = True
+        _complete_clusters(acc, p, found, taken, x_hi)
 
     # ---- cold (low gain) -----------------------------------------------------------------
     def gain_ratio(r, c, exclude=None):
@@ -467,35 +531,60 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     keep = ~taken[lo_r, lo_c]
     lo_r, lo_c = lo_r[keep], lo_c[keep]
     if lo_r.size:
+        # The strong-cold rule below reads the gain ratio summed over every frame, and static
+        # dark scene detail can pull that down too.  Two guards, measured in units of the
+        # plane's median ratio:
+        # - the view bound: with one view's share w of the photosite's signal (measured on the
+        #   views' signature blocks), that view's detail alone can pull the ratio to 1 - w, no
+        #   lower; below 1 - cold_view_margin x w the evidence needs a second view;
+        # - isolation: a low-gain photosite darkens itself alone, while scene detail (edges,
+        #   lines, specks larger than a photosite) darkens its adjacent photosites of every
+        #   colour, or its same-colour neighbours, as well.
+        share = acc.view_shares(lo_r, lo_c)
+        view_bound = None if share is None else 1.0 - p.cold_view_margin * share
         sr, sc = _sample_index(H, W)
         g_all = gain_ratio(sr, sc)
         g = gain_ratio(lo_r, lo_c, exclude=taken)
         nr_, nc_ = _neighbours(lo_r, lo_c, H, W)
         clean_nb = ~taken[nr_, nc_].any(axis=0)
-        cold = np.zeros(lo_r.size, bool)
-        score = np.zeros(lo_r.size)
         planes = [(0, 0), (0, 1), (1, 0), (1, 1)] if cfa is not None else [None]
+        med_of = {}
+        sigma_of = {}
         for pl in planes:
-            if pl is None:
-                in_s = np.ones(sr.size, bool)
-                in_c = np.ones(lo_r.size, bool)
-            else:
-                in_s = ((sr & 1) == pl[0]) & ((sc & 1) == pl[1])
-                in_c = ((lo_r & 1) == pl[0]) & ((lo_c & 1) == pl[1])
+            in_s = np.ones(sr.size, bool) if pl is None else ((sr & 1) == pl[0]) & ((sc & 1) == pl[1])
             gs = g_all[in_s]
             sigma = _robust_sigma(gs)
-            med = float(np.nanmedian(gs)) if np.isfinite(gs).any() else 1.0
-            if not np.isfinite(sigma) or sigma == 0:
-                sigma = 1e-3
+            med_of[pl] = float(np.nanmedian(gs)) if np.isfinite(gs).any() else 1.0
+            sigma_of[pl] = sigma if np.isfinite(sigma) and sigma > 0 else 1e-3
+        # the lowest relative ratio among the 8 adjacent and the 4 same-colour neighbours
+        around = np.full(lo_r.size, np.inf)
+        offsets = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc] + [(-2, 0), (2, 0), (0, -2), (0, 2)]
+        for dr, dc in offsets:
+            r2, c2 = lo_r + dr, lo_c + dc
+            inside = (r2 >= 0) & (r2 < H) & (c2 >= 0) & (c2 < W)
+            r2, c2 = np.where(inside, r2, lo_r), np.where(inside, c2, lo_c)
+            g2 = gain_ratio(r2, c2)
+            rel = g2 / np.array([med_of[(int(a), int(b)) if cfa is not None else None] for a, b in zip(r2 & 1, c2 & 1)])
+            use = inside & ~taken[r2, c2] & np.isfinite(rel)
+            around = np.where(use, np.minimum(around, rel), around)
+        cold = np.zeros(lo_r.size, bool)
+        score = np.zeros(lo_r.size)
+        for pl in planes:
+            in_c = np.ones(lo_r.size, bool) if pl is None else ((lo_r & 1) == pl[0]) & ((lo_c & 1) == pl[1])
+            med, sigma = med_of[pl], sigma_of[pl]
             drop = max(p.cold_sigma * sigma, p.cold_min_drop)
             # the gain ratio is signal-weighted: a static detail repeated through a bright burst
             # can bias it, so the isolated dark outliers must come from enough scenes as well
             cold[in_c] = (g[in_c] < med - drop) & (acc.s_lo[lo_r[in_c], lo_c[in_c]] >= need)
-            # or far below it, with no flagged same-colour neighbour spoiling the estimate, and a
-            # dark outlier in two views at least: the ratio is summed over every frame, so one
-            # view of many frames (a bracket, a timelapse) can pull it down with its static detail
-            cold[in_c] |= ((g[in_c] < p.cold_strong * med) & clean_nb[in_c]
-                           & (acc.s_lo[lo_r[in_c], lo_c[in_c]] >= min(2, need)))
+            # or far below it, with no flagged same-colour neighbour spoiling the estimate: in
+            # textured photos a low-gain photosite is rarely an outlier of its own frame (the
+            # texture is part of the frame's noise), but the ratio over many views shows it
+            strong = (g[in_c] < p.cold_strong * med) & clean_nb[in_c] & (around[in_c] >= p.cold_isolation)
+            if view_bound is None:  # a state without the views' signals: dark outliers in two views
+                strong &= acc.s_lo[lo_r[in_c], lo_c[in_c]] >= min(2, need)
+            else:
+                strong &= g[in_c] < view_bound[in_c] * med
+            cold[in_c] |= strong
             score[in_c] = (med - g[in_c]) / sigma
         cold &= np.isfinite(g)
         found.add(lo_r[cold], lo_c[cold], DefectKind.COLD, score[cold], g[cold])

@@ -629,7 +629,7 @@ def test_jpegs_that_are_no_twins_are_used(twins, tmp_path):
 # --------------------------------------------------------------------------- map_files: photos without camera identity
 
 def _plain_images(folder: Path, n: int, shape: tuple[int, int], ext: str, seed: int) -> list[Path]:
-    """Frames written by Pillow with no EXIF at all: smooth scenes with one stuck photosite."""
+    """Frames written by Pillow with no EXIF at all: smooth scenes (each another view) with one stuck photosite."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
@@ -637,7 +637,9 @@ def _plain_images(folder: Path, n: int, shape: tuple[int, int], ext: str, seed: 
     out = []
     y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
     for i in range(n):
-        base = 40 + 120 * rng.uniform() * (x / shape[1]) + 60 * rng.uniform() * (y / shape[0])
+        cy, cx = rng.uniform(0, shape[0]), rng.uniform(0, shape[1])
+        blob = np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * (0.2 * shape[1]) ** 2))
+        base = 40 + 150 * blob + 30 * rng.uniform() * (y / shape[0])
         rgb = np.clip(base[..., None] + rng.normal(0, 2, (*shape, 3)), 0, 255).astype(np.uint8)
         rgb[5, 7] = 255
         p = folder / f"shot{i}.{ext}"
