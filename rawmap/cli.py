@@ -103,6 +103,30 @@ def _main(
     """
 
 
+def _out_arg(text: "str | Path | None") -> tuple[Optional[Path], bool]:
+    """An ``-o`` value as typed: ``(path, True)`` when it names a folder.
+
+    A trailing ``/`` (or the platform's separator) or an existing folder
+    means a folder, created if missing; anything else is a file.  The text
+    must be taken as typed: :class:`~pathlib.Path` drops the trailing slash.
+    """
+    if text is None:
+        return None, False
+    raw = str(text)
+    seps = ("/", os.sep) + ((os.altsep,) if os.altsep else ())
+    path = Path(raw)
+    return path, raw.endswith(seps) or path.is_dir()
+
+
+def _refuse_input(out: Path, inputs: Sequence[Path], what: str = "an input photo") -> None:
+    """Refuse an output that is one of ``inputs`` (the same file under any name), even with --overwrite."""
+    from .fileio import same_file
+
+    for p in inputs:
+        if same_file(out, p):
+            raise _Failed(f"{out}: is {what} ({p}); rawmap never writes over its inputs, choose another output")
+
+
 def _show_path(p: Path) -> str:
     """A path as the user would like to read it: relative to the working folder when inside it."""
     try:
@@ -356,9 +380,8 @@ def _state_filename(body: "BodyMap") -> str:
     return _map_filename(body)[: -len(".json")] + ".rawstate"
 
 
-def _plan_map_outputs(out: Path, bodies: Sequence["BodyMap"]) -> tuple[list[Path], str]:
+def _plan_map_outputs(out: Path, bodies: Sequence["BodyMap"], *, as_folder: bool) -> tuple[list[Path], str]:
     """Where each body's map goes, and a note when OUT was turned into a folder."""
-    as_folder = out.is_dir() or str(out).endswith(("/", os.sep))
     note = ""
     if not as_folder and len(bodies) > 1:
         as_folder = True
@@ -393,10 +416,11 @@ def map_cmd(
     paths: list[str] = typer.Argument(
         ..., metavar="PATHS", help="Photos: files, folders (searched recursively) and glob patterns such as 'card/**/*.NEF'."
     ),
-    output: Optional[Path] = typer.Option(
+    output: Optional[str] = typer.Option(
         None, "-o", "--output", metavar="OUT",
         help="Map file (JSON) for one body; with several bodies a folder that gets one <body>.json each "
-        "(a .json name then becomes a folder of that name without .json). Optional with --save.",
+        "(a .json name then becomes a folder of that name without .json). A name ending in / (or an "
+        "existing folder) is a folder, created if missing. Optional with --save.",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing map files."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (the summary is still printed)."),
@@ -480,13 +504,23 @@ def map_cmd(
         ctx.fail("missing -o OUT: give the map file to write, or store the map in the library with --save")
     if save and state is not None:
         ctx.fail("--state and --save both keep statistics: use one (--save keeps every body's in the library)")
-    if output is not None and not overwrite and output.is_file():
-        raise _Failed(f"{output}: already exists (add --overwrite to replace it, or choose another -o)")
+    out, out_folder = _out_arg(output)
+    if out is not None:
+        from .fileio import check_output_folder, same_file
+
+        if not out_folder and not overwrite and out.is_file():
+            raise _Failed(f"{out}: already exists (add --overwrite to replace it, or choose another -o)")
+        if state is not None and not out_folder and same_file(out, state):
+            raise _Failed(f"{out}: is the --state file too; give the map and the statistics different names")
+        # found now, not after reading every photo: a folder that cannot be created or written in
+        check_output_folder(out if out_folder else out.parent)
 
     lib = _library(library) if save else None
     state_acc = _load_state_file(state) if state is not None else None
 
     files, skipped_inputs = collect_inputs(paths, mosaic=spec is not None)
+    if out is not None and not out_folder:
+        _refuse_input(out, files)
     shown: dict[Path, str] = {}
     resolved: list[Path] = []
     for p in files:
@@ -523,11 +557,13 @@ def map_cmd(
     targets: list[Path] = []
     note = ""
     if output is not None:
-        targets, note = _plan_map_outputs(output, run.maps)
-        if not overwrite:
-            for t in targets:
-                if t.exists():
-                    raise _Failed(f"{t}: already exists (add --overwrite to replace it, or choose another -o)")
+        targets, note = _plan_map_outputs(out, run.maps, as_folder=out_folder)
+        for t in targets:
+            if not overwrite and t.exists():
+                raise _Failed(f"{t}: already exists (add --overwrite to replace it, or choose another -o)")
+            _refuse_input(t, resolved)
+            if state is not None:
+                _refuse_input(t, [state], "the --state file")
 
     lines: list[str] = []
     for i, body in enumerate(run.maps):
@@ -724,10 +760,11 @@ _EXPORT_HINTS = {
 def export_cmd(
     map_file: Path = typer.Argument(..., metavar="MAP", help="A map file written by `rawmap map`."),
     fmt: ExportFormat = typer.Option(..., "--format", "-f", help="Format to write.", case_sensitive=False),
-    output: Optional[Path] = typer.Option(
-        None, "-o", "--output", metavar="FILE_OR_DIR",
-        help="Output file, or a folder (e.g. RawTherapee's dark-frame folder). Default: the format's usual "
-        "name in the current folder.",
+    output: Optional[str] = typer.Option(
+        None, "-o", "--output", metavar="FILE_OR_DIR/",
+        help="Output file, or a folder (e.g. RawTherapee's dark-frame folder): a name ending in / or an "
+        "existing folder, created if missing, gets the format's usual name inside. Default: that name in "
+        "the current folder.",
     ),
     serial: bool = typer.Option(
         True, "--serial/--no-serial",
@@ -782,12 +819,14 @@ def export_cmd(
     else:
         bare = dataclasses.replace(dmap, camera=CameraId(dmap.camera.make, dmap.camera.model))
         name = default_filename(bare, fmt)
-    if output is None:
+    out, out_folder = _out_arg(output)
+    if out is None:
         target = Path(name)
-    elif output.is_dir() or str(output).endswith(("/", os.sep)):
-        target = output / name
+    elif out_folder:
+        target = out / name
     else:
-        target = output
+        target = out
+    _refuse_input(target, [map_file], "the map being exported")
     options: dict[str, Any] = {}
     if crop is not None:
         options["crop_origin"] = crop
@@ -819,8 +858,10 @@ def show_cmd(
     map_ref: str = typer.Argument(
         ..., metavar="MAP", help="A map file, or a body in the library (as `rawmap library show` takes it)."
     ),
-    plot: Optional[Path] = typer.Option(
-        None, "--plot", metavar="FILE.png", help="Also draw the sensor with every defect marked, and zoomed crops, as a PNG."
+    plot: Optional[str] = typer.Option(
+        None, "--plot", metavar="FILE.png",
+        help="Also draw the sensor with every defect marked, and zoomed crops, as a PNG (a folder, ending "
+        "in / or existing, gets <body>.png inside).",
     ),
     photo: Optional[Path] = typer.Option(
         None, "--photo", metavar="PHOTO", help="With --plot: show this photo's photosite values in the crops (same body)."
@@ -842,19 +883,31 @@ def show_cmd(
     if photo is not None and plot is None:
         raise typer.BadParameter("--photo goes with --plot FILE.png", param_hint="'--photo'")
     path = Path(map_ref)
-    if path.exists() or path.suffix.lower() == ".json":
+    is_file = path.exists() or path.suffix.lower() == ".json"
+    if is_file:
         dmap = _load_map(path)
     else:
         lib = _library(library)
         dmap = lib.load_map(_find_entry(lib, map_ref))
-    typer.echo(format_summary(summarize(dmap, top=top)))
+    target: Optional[Path] = None
     if plot is not None:
+        from .fileio import check_output
+
+        target, folder = _out_arg(plot)
+        if folder:
+            target = target / f"{dmap.camera.slug}.png"
+        _refuse_input(target, [path] if is_file else [], "the map shown")
+        if photo is not None:
+            _refuse_input(target, [photo], "the --photo")
+        check_output(target, overwrite=overwrite)  # before reading the photo
+    typer.echo(format_summary(summarize(dmap, top=top)))
+    if target is not None:
         frame = None
         if photo is not None:
             from .reader import read_frame
 
             frame = read_frame(photo)
-        written = plot_map(dmap, plot, photo=frame, overwrite=overwrite)
+        written = plot_map(dmap, target, photo=frame, overwrite=overwrite)
         typer.echo(f"\npicture written to {_show_path(written)}")
 
 
@@ -902,8 +955,10 @@ def edit_cmd(
         [], "--drop", metavar="ROW,COL",
         help="Take a photosite out of the map (repeatable); it stays out when the body is mapped again in the library.",
     ),
-    output: Optional[Path] = typer.Option(
-        None, "-o", "--output", metavar="OUT", help="Write the edited map here (MAP is left as it is)."
+    output: Optional[str] = typer.Option(
+        None, "-o", "--output", metavar="OUT",
+        help="Write the edited map here (MAP is left as it is); a folder (ending in / or existing) gets "
+        "MAP's file name, or <body>.json for a library body.",
     ),
     overwrite: bool = typer.Option(
         False, "--overwrite",
@@ -948,10 +1003,17 @@ def edit_cmd(
         lib = _library(library)
         entry = _find_entry(lib, map_ref)
         dmap = lib.load_map(entry)
-    if output is not None and not overwrite and output.exists():
-        raise _Failed(f"{output}: already exists (add --overwrite to replace it, or choose another -o)")
-    if output is not None and entry is None and output.exists() and output.resolve() == path.resolve():
-        output = None  # -o MAP --overwrite: in place, keeping the previous version like --overwrite alone
+    out, out_folder = _out_arg(output)
+    if out is not None and out_folder:
+        out = out / (path.name if entry is None else f"{dmap.camera.slug}.json")
+    if out is not None and not overwrite and out.exists():
+        raise _Failed(f"{out}: already exists (add --overwrite to replace it, or choose another -o)")
+    if out is not None and entry is None and out.exists() and out.resolve() == path.resolve():
+        out = None  # -o MAP --overwrite: in place, keeping the previous version like --overwrite alone
+    if out is not None:
+        from .fileio import check_output
+
+        check_output(out, overwrite=overwrite)
 
     edited = dmap.edited(add=[(r, c, None if k is None else DefectKind(k)) for r, c, k in adds], drop=drops)
 
@@ -979,8 +1041,8 @@ def edit_cmd(
         f"{n_dropped} photosite{'s' if n_dropped != 1 else ''} dropped by hand"
     )
 
-    if output is not None:
-        written = edited.save(output, overwrite=overwrite)
+    if out is not None:
+        written = edited.save(out, overwrite=overwrite)
         lines.append(f"edited map written to {_show_path(written)}")
     elif entry is not None:
         entry = lib.save_edited(entry, edited)
@@ -1052,17 +1114,20 @@ def repair_cmd(
 
         rawmap repair lights/*.png --cfa RGGB --map cam.json -o repaired/
     """
-    from .fileio import OutputExistsError
+    from .fileio import check_output_folder
     from .mapping import collect_inputs
     from .reader import RAW_EXTENSIONS, read_info
-    from .repair import repair_file
+    from .repair import output_name, plan_outputs, repair_file
 
     spec = _mosaic_spec(cfa, black, exposure, iso, camera)
     if out_dir.exists() and not out_dir.is_dir():
         raise _Failed(f"{out_dir}: is a file; -o takes the folder the repaired photos go to")
+    check_output_folder(out_dir)
     fixed = _load_map(map_file) if map_file is not None else None
     lib = _library(library) if fixed is None else None
     files, missing = collect_inputs(photos, mosaic=spec is not None)
+    plan = plan_outputs(files, out_dir, fmt=fmt.value if fmt is not None else None)
+    renamed = [p for p in files if plan[p].name != output_name(p, fmt=fmt.value if fmt is not None else None)]
     failures = [f"{s.path}: {s.reason}" for s in missing]
     maps: dict[Any, Any] = {}
     lines: list[str] = []
@@ -1087,10 +1152,8 @@ def repair_cmd(
                 raw = p.suffix[1:].lower() in RAW_EXTENSIONS
                 result = repair_file(
                     p, dmap, out_dir, fmt=fmt.value if (fmt is not None and raw) else None,
-                    overwrite=overwrite, force=force, mosaic=spec,
+                    overwrite=overwrite, force=force, mosaic=spec, name=plan[p].name,
                 )
-            except OutputExistsError as exc:
-                failures.append(_one_line(exc) + " [--overwrite replaces it]")
             except (RawmapError, _Failed) as exc:
                 failures.append(_one_line(exc))
             except OSError as exc:
@@ -1100,12 +1163,18 @@ def repair_cmd(
                 lines.append(_repair_line(p, result))
             finally:
                 progress(i + 1, len(files), p)
-    if lines:
-        typer.echo("\n".join(lines))
     total = len(files) + len(missing)
     summary = f"Repaired {repaired} of {total} photo{'s' if total != 1 else ''} into {_show_path(out_dir)}"
     if failures:
         summary += f"; {len(failures)} failed:"
+    if renamed:
+        n = len(renamed)
+        lines.append(
+            f"{n} photo{'s' if n != 1 else ''} written as <name>-2, -3 ...: the plain name was an input photo's "
+            "or another input's output (inputs are never written over)"
+        )
+    if lines:
+        typer.echo("\n".join(lines))
     typer.echo(summary)
     for f in failures:
         _error(f)
@@ -1267,8 +1336,11 @@ def library_export_cmd(
 
     Example: rawmap library export d750 -o /media/backup/rawmap/
     """
+    from .fileio import check_output_folder
+
     lib = _library(library)
     entry = _find_entry(lib, body)
+    check_output_folder(dest)
     written = lib.export_entry(entry.camera, entry.source, dest)
     for w in written:
         typer.echo(f"wrote {_show_path(w)}")

@@ -139,7 +139,7 @@ def check_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> Pa
     if path.is_dir():
         raise OutputError(f"{path}: is a folder (give a file name, or end the folder with / to write into it)")
     if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path}: already exists (choose another output, or allow overwriting)")
+        raise OutputExistsError(f"{path}: already exists (choose another output, or add --overwrite to replace it)")
     check_output_folder(path.parent)
     return path
 
@@ -159,10 +159,10 @@ def _publish(tmp: str, path: Path, *, overwrite: bool) -> Path:
     try:
         os.link(tmp, path)
     except FileExistsError:
-        raise OutputExistsError(f"{path}: already exists (choose another output, or allow overwriting)") from None
+        raise OutputExistsError(f"{path}: already exists (choose another output, or add --overwrite to replace it)") from None
     except OSError:  # no hard links on this file system
         if path.exists():
-            raise OutputExistsError(f"{path}: already exists (choose another output, or allow overwriting)") from None
+            raise OutputExistsError(f"{path}: already exists (choose another output, or add --overwrite to replace it)") from None
         os.replace(tmp, path)
         return path
     os.unlink(tmp)
@@ -173,7 +173,7 @@ def _atomic(path: str | Path, fill, *, overwrite: bool) -> Path:
     """Create ``path`` through a temporary file in the same folder that ``fill(tmp_path, fd)`` writes."""
     path = Path(path)
     if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path}: already exists (choose another output, or allow overwriting)")
+        raise OutputExistsError(f"{path}: already exists (choose another output, or add --overwrite to replace it)")
     if path.is_dir():
         raise OutputError(f"{path}: is a folder (give a file name)")
     try:

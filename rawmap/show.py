@@ -674,7 +674,7 @@ def plot_map(
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path}: already exists (choose another output, or allow overwriting)")
+        raise OutputExistsError(f"{path}: already exists (choose another output, or add --overwrite to replace it)")
     dm = defect_map
     if photo is not None:
         _check_photo(photo, dm)

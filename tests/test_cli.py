@@ -897,3 +897,111 @@ def test_repair_cfa_writes_the_same_format(mosaic_tiffs, tmp_path: Path):
     # another pattern than the map's is refused
     result = run("repair", photo, "--cfa", "mono", "--map", out_map, "-o", tmp_path / "rep2")
     assert result.exit_code == 1 and "the defect map's is RGGB" in result.stderr
+
+
+# --------------------------------------------------------------------------- outputs: folders, checks first, inputs never replaced
+
+def test_output_with_a_trailing_slash_is_a_folder(small_series: Series, series_map: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("map", small_series.folder, "-o", "maps/")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "maps").is_dir()
+    assert [p.name for p in (tmp_path / "maps").iterdir()] == ["rawmap-simulated-sensor-sim0001.json"]
+
+    result = run("export", series_map, "--format", "rawtherapee", "-o", "newdir/")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "newdir").is_dir()
+    assert [p.suffix for p in (tmp_path / "newdir").iterdir()] == [".badpixels"]
+
+    result = run("edit", series_map, "--add", "3,4", "-o", "edited/")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "edited" / series_map.name).is_file()
+
+    result = run("show", series_map, "--plot", "pics/")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "pics" / "rawmap-simulated-sensor-sim0001.png").is_file()
+
+    # an existing folder without the slash is a folder too; a plain name stays a file
+    result = run("export", series_map, "--format", "csv", "-o", "newdir")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "newdir" / "rawmap-simulated-sensor-sim0001-defects.csv").is_file()
+    assert run("export", series_map, "--format", "csv", "-o", "plain").exit_code == 0
+    assert (tmp_path / "plain").is_file()
+
+
+def test_unwritable_output_is_found_before_reading_photos(small_series: Series, tmp_path: Path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    result = run("map", small_series.folder, "-o", blocker / "m.json")
+    line = assert_one_error(result, str(blocker))
+    assert ".part" not in line
+    assert result.stdout == ""  # refused before any photo was read: no summary
+    result = run("repair", small_series.files[0], "--map", small_series.folder / "x.json", "-o", blocker / "out")
+    assert_one_error(result, str(blocker))
+
+
+def test_full_disk_names_the_users_file(series_map: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import errno
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    target = tmp_path / "m.csv"
+    line = assert_one_error(run("export", series_map, "--format", "csv", "-o", target), "No space left on device")
+    assert str(target) in line and ".part" not in line
+    assert os.listdir(tmp_path) == []
+
+
+def test_repair_never_writes_over_an_input(small_series: Series, series_map: Path, tmp_path: Path):
+    from rawmap.reader import read_frame
+
+    own = tmp_path / "own"
+    own.mkdir()
+    upper, lower = own / "IMG.DNG", own / "IMG.dng"
+    shutil.copy(small_series.files[0], upper)
+    shutil.copy(small_series.files[1], lower)
+    before = {p: p.read_bytes() for p in (upper, lower)}
+    result = run("repair", own, "--map", series_map, "-o", own, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert all(p.read_bytes() == b for p, b in before.items())  # both inputs intact
+    outputs = sorted(p.name for p in own.iterdir() if p not in before)
+    assert len(outputs) == 2 and "IMG.dng" not in outputs and "IMG.DNG" not in outputs
+    assert "written as <name>-2" in result.stdout
+
+    # two folders holding x.dng: two outputs, neither lost
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    shutil.copy(small_series.files[2], a / "x.dng")
+    shutil.copy(small_series.files[3], b / "x.dng")
+    out = tmp_path / "out"
+    result = run("repair", a, b, "--map", series_map, "-o", out, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["x-2.dng", "x.dng"]
+    first, second = read_frame(out / "x.dng"), read_frame(out / "x-2.dng")
+    assert not np.array_equal(first.mosaic, second.mosaic)
+    assert first.mosaic[0, 0] == read_frame(a / "x.dng").mosaic[0, 0]
+
+
+def test_inputs_are_refused_as_outputs_even_with_overwrite(small_series: Series, series_map: Path, tmp_path: Path):
+    photos = tmp_path / "photos"
+    shutil.copytree(small_series.folder, photos)
+    photo = photos / "frame_000.dng"
+    before = photo.read_bytes()
+    assert_one_error(run("map", photos, "-o", photo, "--overwrite"), str(photo), "input")
+    assert photo.read_bytes() == before
+
+    mine = tmp_path / "m.json"
+    shutil.copy(series_map, mine)
+    text = mine.read_text()
+    assert_one_error(run("export", mine, "--format", "csv", "-o", mine, "--overwrite"), "map being exported")
+    assert mine.read_text() == text
+
+    assert_one_error(run("show", mine, "--plot", photo, "--photo", photo, "--overwrite"), "--photo")
+    assert_one_error(run("show", mine, "--plot", mine, "--overwrite"), "map shown")
+    assert photo.read_bytes() == before and mine.read_text() == text
+
+    state = tmp_path / "s.json"
+    result = run("map", photos, "-o", state, "--state", state, "--overwrite")
+    assert_one_error(result, "--state")
+    assert not state.exists()
