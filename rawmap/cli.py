@@ -54,9 +54,33 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+def _name(text: object) -> str:
+    """A name read from a file (camera make, model, serial) as a message may show it: printable, at most 80 characters."""
+    from .frame import printable
+
+    return printable(text)
+
+
 def _error(message: object) -> None:
-    """Print one ``Error: ...`` line on stderr."""
-    typer.echo(f"Error: {_one_line(message)}", err=True)
+    """Print one ``Error: ...`` line on stderr (control characters from file metadata replaced)."""
+    from .frame import printable
+
+    typer.echo(f"Error: {printable(_one_line(message), None)}", err=True)
+
+
+def _warn(message: object) -> None:
+    """Print one ``Warning: ...`` line on stderr."""
+    from .frame import printable
+
+    typer.echo(f"Warning: {printable(_one_line(message), None)}", err=True)
+
+
+#: Where a serial number was read (``CameraId.serial_source``), in words.
+_SERIAL_SOURCES = {
+    "exif": "EXIF BodySerialNumber",
+    "dng": "DNG CameraSerialNumber",
+    "makernote": "the maker note (a CRW's CIFF record)",
+}
 
 
 def _os_message(exc: OSError) -> str:
@@ -700,9 +724,9 @@ def _info_lines(info: Any) -> list[str]:
     if raw and (fh, fw) != (0, 0) and (fh, fw) != (h, w):
         size += f"; full frame {fh} x {fw}, visible area at row {info.margins[0]}, column {info.margins[1]}"
     rows = [
-        ("make", info.camera.make or "unknown"),
-        ("model", info.camera.model or "unknown"),
-        ("serial", info.camera.serial or "not recorded"),
+        ("make", _name(info.camera.make) or "unknown"),
+        ("model", _name(info.camera.model) or "unknown"),
+        ("serial", _name(info.camera.serial) or "not recorded"),
         ("format", f"{info.format} ({_kind_words(info, raw, in_image)})"),
         ("size", size),
         ("CFA", (info.cfa_string or "none (monochrome sensor)") if raw else "none (developed image)"),
@@ -769,7 +793,8 @@ def export_cmd(
     serial: bool = typer.Option(
         True, "--serial/--no-serial",
         help="Put the body's serial number in the default file name (RawTherapee then applies the list "
-        "only to that body; without it, to every body of the model).",
+        "only to that body; without it, to every body of the model). For RawTherapee only where it reads the "
+        "serial itself (EXIF BodySerialNumber); otherwise the name has none and a warning says so.",
     ),
     crop_origin: Optional[str] = typer.Option(
         None, "--crop-origin", metavar="ROW,COL",
@@ -801,7 +826,7 @@ def export_cmd(
 
         rawmap export d750.json --format csv -o defects.csv
     """
-    from .export import default_filename, rawtherapee_filename, write_export
+    from .export import default_filename, rawtherapee_filename, rawtherapee_name, rawtherapee_reads_serial, write_export
     from .frame import CameraId
 
     crop = _parse_crop(crop_origin)
@@ -838,7 +863,17 @@ def export_cmd(
         if target.exists() and not overwrite:
             raise _Failed(f"{target}: already exists (add --overwrite to replace it, or choose another -o)") from exc
         raise
-    typer.echo(f"{len(dmap)} defects of {dmap.camera.label or 'unknown camera'} written as {fmt.value} to {_show_path(written)}")
+    typer.echo(f"{len(dmap)} defects of {_name(dmap.camera.label) or 'unknown camera'} written as {fmt.value} to {_show_path(written)}")
+    if fmt is ExportFormat.RAWTHERAPEE and target.name == name and not (serial and rawtherapee_reads_serial(dmap.camera)):
+        model = _name(rawtherapee_name(dmap.camera, with_serial=False))
+        why = (
+            "--no-serial" if not serial or not dmap.camera.serial
+            else f"RawTherapee does not read the serial number {_name(dmap.camera.serial)!r} of this file type "
+            f"(only EXIF BodySerialNumber; this one came from {_SERIAL_SOURCES.get(dmap.camera.serial_source, 'an unrecorded tag')})"
+        )
+        if not dmap.camera.serial:
+            why = "the map records no serial number"
+        _warn(f"the file is named without a serial ({why}): RawTherapee applies it to every {model} it opens")
     if fmt is ExportFormat.DCRAW:
         typer.echo(
             "lines dated with first_seen: photos taken before a defect showed are left alone"

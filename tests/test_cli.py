@@ -1005,3 +1005,23 @@ def test_inputs_are_refused_as_outputs_even_with_overwrite(small_series: Series,
     result = run("map", photos, "-o", state, "--state", state, "--overwrite")
     assert_one_error(result, "--state")
     assert not state.exists()
+
+
+def test_export_rawtherapee_warns_when_the_name_has_no_serial(series_map: Path, tmp_path: Path):
+    data = json.loads(series_map.read_text())
+    assert data["camera"]["serial_source"] == "exif"  # the simulator's DNGs carry EXIF BodySerialNumber
+    result = run("export", series_map, "--format", "rawtherapee", "-o", f"{tmp_path / 'rt'}/")
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (tmp_path / "rt").iterdir()] == ["Rawmap Simulated Sensor SIM0001.badpixels"]
+    assert "Warning" not in result.stderr
+
+    data["camera"] = {"make": "Canon", "model": "Canon EOS D30", "serial": "171048961", "serial_source": "makernote"}
+    d30 = tmp_path / "d30.json"
+    d30.write_text(json.dumps(data))
+    result = run("export", d30, "--format", "rawtherapee", "-o", f"{tmp_path / 'rt2'}/")
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (tmp_path / "rt2").iterdir()] == ["Canon EOS D30.badpixels"]
+    warning = result.stderr.strip().splitlines()
+    assert len(warning) == 1 and warning[0].startswith("Warning: ")
+    assert "every Canon EOS D30" in warning[0] and "maker note" in warning[0]
+    assert "Canon Canon" not in result.stdout
