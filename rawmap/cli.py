@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, TypeVar
 
 import typer
+import typer.core
 
 from . import __version__
 from .errors import NothingToMapError, RawmapError
@@ -39,9 +40,41 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,  # plain click help: metavars as given, no "<bool>" / "<list[str]>" type column
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Command(typer.core.TyperCommand):
+    """A typer command whose help shows each argument's metavar alone (``PATHS...``, not ``PATHS <list[str]>``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if isinstance(param, typer.core.TyperArgument) and param.metavar:
+                param.__class__ = _Argument
+
+
+class _Argument(typer.core.TyperArgument):
+    def display_type_rich(self, ctx: Any) -> Optional[str]:
+        return None
+
+    def _usage_display_name(self) -> str:
+        name = str(self.metavar) + ("..." if self.nargs != 1 else "")
+        return name if self.required else f"[{name}]"
+
+
+def _choice(enum: type[Enum], value: Optional[str], option: str) -> Any:
+    """``value`` of a choice option as a member of ``enum`` (case ignored); a one-line usage error otherwise."""
+    if value is None:
+        return None
+    for member in enum:
+        if member.value.lower() == value.strip().lower():
+            return member
+    raise typer.BadParameter(
+        f"{value!r} is not a choice; choose one of {', '.join(m.value for m in enum)}", param_hint=f"'{option}'"
+    )
 
 
 # --------------------------------------------------------------------------- plumbing
@@ -97,6 +130,8 @@ def _handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except (RawmapError, _Failed) as exc:
             _error(exc)
+        except BrokenPipeError:
+            raise  # stdout closed by its reader (`| head`): not an error of the command, see rawmap.__main__
         except OSError as exc:
             _error(_os_message(exc))
         except KeyboardInterrupt:
@@ -220,18 +255,31 @@ def _black_text(black: Any) -> str:
     return ", ".join(f"{name} {v:g}" for name, v in zip(("R", "G", "B", "G2"), vals))
 
 
+#: excess-noise ratios above this print as ">x1000" (a photosite beside noiseless neighbours gives 1e13)
+NOISE_RATIO_CAP = 1000.0
+
+
+def _plain_number(value: float, sign: str = "") -> str:
+    """3 significant digits without an exponent: 0.0123, 4.56, 812, 12345."""
+    a = abs(value)
+    if a >= 100 or a == 0:
+        return f"{value:{sign},.0f}"
+    digits = max(0, 2 - math.floor(math.log10(a)))
+    return f"{value:{sign}.{min(digits, 6)}f}"
+
+
 def _value_text(kind: str, value: float) -> str:
     if not math.isfinite(value):
         return ""
     if kind in ("stuck", "dead"):
         return f"{value:.0f} DN"
     if kind == "hot":
-        return f"{value:.3g} DN/s"
+        return f"{_plain_number(value)} DN/s"
     if kind == "cold":
         return f"gain {value:.2f}"
     if kind == "noisy":
-        return f"noise x{value:.3g}"
-    return f"{value:+.3g} DN"
+        return f"noise >x{NOISE_RATIO_CAP:.0f}" if value > NOISE_RATIO_CAP else f"noise x{_plain_number(value)}"
+    return f"{_plain_number(value, '+')} DN"
 
 
 #: how many single-photosite defects ``rawmap map`` lists per body
@@ -329,7 +377,7 @@ class CfaOption(str, Enum):
 
 def _cfa_option() -> Any:
     return typer.Option(
-        None, "--cfa", case_sensitive=False,
+        None, "--cfa", metavar="RGGB|BGGR|GRBG|GBRG|mono",
         help="Read grayscale 8/16-bit TIFF, PNG and PGM files as a camera's raw mosaic with this pattern "
         "(the colours of the top-left 2x2 photosites), or 'mono' for a sensor without colour filters: "
         "what machine-vision and astronomy software saves. Without it they are developed images.",
@@ -374,9 +422,10 @@ def _parse_camera(text: str) -> Any:
 
 
 def _mosaic_spec(
-    cfa: Optional[CfaOption], black: Optional[int], exposure: Optional[float], iso: Optional[float], camera: Optional[str]
+    cfa_text: Optional[str], black: Optional[int], exposure: Optional[float], iso: Optional[float], camera: Optional[str]
 ) -> "MosaicSpec | None":
     """The ``--cfa`` options as a :class:`~rawmap.reader.MosaicSpec` (None without --cfa; a usage error if stray)."""
+    cfa: Optional[CfaOption] = _choice(CfaOption, cfa_text, "--cfa")
     if cfa is None:
         stray = [name for name, v in (("--black", black), ("--exposure", exposure), ("--iso", iso), ("--camera", camera))
                  if v is not None]
@@ -433,7 +482,7 @@ def _load_state_file(path: Path) -> "Accumulator | None":
     return Accumulator.load(path)
 
 
-@app.command("map")
+@app.command("map", cls=_Command)
 @_handle_errors
 def map_cmd(
     ctx: typer.Context,
@@ -474,7 +523,7 @@ def map_cmd(
         "and, in short series, rarer ones. Changes the classification only (recorded in the map's thresholds): "
         "stored statistics continue whatever it is.",
     ),
-    cfa: Optional[CfaOption] = _cfa_option(),
+    cfa: Optional[str] = _cfa_option(),
     black: Optional[int] = _black_option(),
     exposure: Optional[float] = _exposure_option(),
     iso: Optional[float] = _iso_option(),
@@ -664,11 +713,11 @@ def _library(directory: Optional[Path]) -> Any:
 
 # --------------------------------------------------------------------------- info
 
-@app.command("info")
+@app.command("info", cls=_Command)
 @_handle_errors
 def info_cmd(
     files: list[Path] = typer.Argument(..., metavar="FILES", help="Photos to describe (RAW, JPEG, TIFF or PNG)."),
-    cfa: Optional[CfaOption] = _cfa_option(),
+    cfa: Optional[str] = _cfa_option(),
     black: Optional[int] = _black_option(),
     exposure: Optional[float] = _exposure_option(),
     iso: Optional[float] = _iso_option(),
@@ -779,11 +828,13 @@ _EXPORT_HINTS = {
 }
 
 
-@app.command("export")
+@app.command("export", cls=_Command)
 @_handle_errors
 def export_cmd(
     map_file: Path = typer.Argument(..., metavar="MAP", help="A map file written by `rawmap map`."),
-    fmt: ExportFormat = typer.Option(..., "--format", "-f", help="Format to write.", case_sensitive=False),
+    fmt_text: str = typer.Option(
+        ..., "--format", "-f", metavar="dcraw|rawtherapee|siril|csv", help="Format to write."
+    ),
     output: Optional[str] = typer.Option(
         None, "-o", "--output", metavar="FILE_OR_DIR/",
         help="Output file, or a folder (e.g. RawTherapee's dark-frame folder): a name ending in / or an "
@@ -828,6 +879,8 @@ def export_cmd(
     """
     from .export import default_filename, rawtherapee_filename, rawtherapee_name, rawtherapee_reads_serial, write_export
     from .frame import CameraId
+
+    fmt: ExportFormat = _choice(ExportFormat, fmt_text, "--format")
 
     crop = _parse_crop(crop_origin)
     if crop is not None and fmt is not ExportFormat.RAWTHERAPEE:
@@ -887,7 +940,7 @@ def export_cmd(
 
 # --------------------------------------------------------------------------- show
 
-@app.command("show")
+@app.command("show", cls=_Command)
 @_handle_errors
 def show_cmd(
     map_ref: str = typer.Argument(
@@ -901,7 +954,9 @@ def show_cmd(
     photo: Optional[Path] = typer.Option(
         None, "--photo", metavar="PHOTO", help="With --plot: show this photo's photosite values in the crops (same body)."
     ),
-    top: int = typer.Option(10, "--top", min=0, help="How many of the strongest defects to list."),
+    top: int = typer.Option(
+        10, "--top", min=0, metavar="N", help="How many of the strongest defects to list and draw as crops with --plot."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing picture."),
     library: Optional[Path] = _library_option(),
 ) -> None:
@@ -942,7 +997,7 @@ def show_cmd(
             from .reader import read_frame
 
             frame = read_frame(photo)
-        written = plot_map(dmap, target, photo=frame, overwrite=overwrite)
+        written = plot_map(dmap, target, photo=frame, crops=top, overwrite=overwrite)
         typer.echo(f"\npicture written to {_show_path(written)}")
 
 
@@ -974,7 +1029,7 @@ def _backup_name(path: Path) -> Path:
     return path.with_name(f"{path.stem}.previous{path.suffix or '.json'}")
 
 
-@app.command("edit")
+@app.command("edit", cls=_Command)
 @_handle_errors
 def edit_cmd(
     ctx: typer.Context,
@@ -1100,7 +1155,7 @@ class RepairFormat(str, Enum):
     TIFF = "tiff"
 
 
-@app.command("repair")
+@app.command("repair", cls=_Command)
 @_handle_errors
 def repair_cmd(
     photos: list[str] = typer.Argument(
@@ -1119,13 +1174,13 @@ def repair_cmd(
         False, "--force", help="Apply a map of another camera body (a different sensor size or pattern is always refused)."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files (never the input)."),
-    fmt: Optional[RepairFormat] = typer.Option(
-        None, "--format", "-f", case_sensitive=False,
+    fmt_text: Optional[str] = typer.Option(
+        None, "--format", "-f", metavar="dng|tiff",
         help="Output of RAW photos: dng (the raw data, repaired; default) or tiff (developed, 16 bits). "
         "JPEGs are always written as JPEG.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    cfa: Optional[CfaOption] = _cfa_option(),
+    cfa: Optional[str] = _cfa_option(),
     black: Optional[int] = _black_option(),
     exposure: Optional[float] = _exposure_option(),
     iso: Optional[float] = _iso_option(),
@@ -1154,6 +1209,7 @@ def repair_cmd(
     from .reader import RAW_EXTENSIONS, read_info
     from .repair import output_name, plan_outputs, repair_file
 
+    fmt: Optional[RepairFormat] = _choice(RepairFormat, fmt_text, "--format")
     spec = _mosaic_spec(cfa, black, exposure, iso, camera)
     if out_dir.exists() and not out_dir.is_dir():
         raise _Failed(f"{out_dir}: is a file; -o takes the folder the repaired photos go to")
@@ -1244,6 +1300,7 @@ library_app = typer.Typer(
     ),
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
 )
 app.add_typer(library_app, name="library")
 
@@ -1280,7 +1337,7 @@ def _entry_lines(e: Any) -> list[str]:
     ]
 
 
-@library_app.command("list")
+@library_app.command("list", cls=_Command)
 @_handle_errors
 def library_list_cmd(library: Optional[Path] = _library_option()) -> None:
     """List the bodies in the library, with their number of frames and defects.
@@ -1303,7 +1360,7 @@ def library_list_cmd(library: Optional[Path] = _library_option()) -> None:
         )
 
 
-@library_app.command("show")
+@library_app.command("show", cls=_Command)
 @_handle_errors
 def library_show_cmd(
     body: str = typer.Argument(..., metavar="BODY", help="Folder name (or a unique part of it or of the camera's name)."),
@@ -1320,7 +1377,7 @@ def library_show_cmd(
     typer.echo("\n".join(_entry_lines(entry)) + "\n\n" + format_summary(summarize(lib.load_map(entry))))
 
 
-@library_app.command("remove")
+@library_app.command("remove", cls=_Command)
 @_handle_errors
 def library_remove_cmd(
     body: str = typer.Argument(..., metavar="BODY", help="Folder name (or a unique part of it or of the camera's name)."),
@@ -1336,7 +1393,7 @@ def library_remove_cmd(
     typer.echo(f"Removed {entry.label} ({entry.path.name}); its files are now in {dest} (move the folder back to restore it)")
 
 
-@library_app.command("import")
+@library_app.command("import", cls=_Command)
 @_handle_errors
 def library_import_cmd(
     map_file: Path = typer.Argument(..., metavar="MAP", help="A map file written by rawmap (e.g. by `rawmap library export`)."),
@@ -1360,7 +1417,7 @@ def library_import_cmd(
     typer.echo(f"Imported the map of {entry.label} ({entry.defects} defects) as {entry.path.name} in {lib.root}")
 
 
-@library_app.command("export")
+@library_app.command("export", cls=_Command)
 @_handle_errors
 def library_export_cmd(
     body: str = typer.Argument(..., metavar="BODY", help="Folder name (or a unique part of it or of the camera's name)."),
@@ -1384,7 +1441,14 @@ def library_export_cmd(
 
 # --------------------------------------------------------------------------- entry point
 
-def main() -> None:
-    """Run the command line (``python -m rawmap``)."""
+def run() -> None:
+    """Run the command line on ``sys.argv`` (exits; see :func:`main` for Ctrl-C and closed pipes)."""
     app(prog_name="rawmap")
+
+
+def main() -> None:
+    """Run the command line (``python -m rawmap``, the ``rawmap`` script), Ctrl-C and ``| head`` handled."""
+    from .__main__ import main as guarded
+
+    guarded()
 

@@ -89,7 +89,7 @@ def test_summary_counts_exact():
 def test_format_summary_text():
     text = format_summary(summarize(_map(), top=2))
     assert text == "\n".join([
-        "NIKON D750 3001234 — RAW map (RGGB), 96 x 64 photosites",
+        "NIKON D750 3001234 — RAW map (RGGB), 64 x 96 photosites (rows x columns)",
         "  made      2024-07-01 12:00 UTC",
         "  frames    40 used, 2 skipped",
         "  captured  2024-05-06 07:08 … 2024-06-05 07:08",
@@ -118,7 +118,7 @@ def test_format_summary_of_an_image_map_has_no_channel_columns():
     assert s.channels == ("",)
     assert s.by_kind_channel[K.HOT] == {"": 3}
     lines = format_summary(s).splitlines()
-    assert lines[0] == "NIKON D750 3001234 — image map (from developed photos), 96 x 64 pixels"
+    assert lines[0] == "NIKON D750 3001234 — image map (from developed photos), 64 x 96 pixels (rows x columns)"
     assert "  kind       total" in lines and "  column        15" in lines
 
 
