@@ -1025,3 +1025,109 @@ def test_export_rawtherapee_warns_when_the_name_has_no_serial(series_map: Path, 
     assert len(warning) == 1 and warning[0].startswith("Warning: ")
     assert "every Canon EOS D30" in warning[0] and "maker note" in warning[0]
     assert "Canon Canon" not in result.stdout
+
+
+# --------------------------------------------------------------------------- small things a new user hit
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_help_shows_metavars_not_python_types(path: tuple[str, ...]):
+    text = run(*path, "--help").stdout
+    for bad in ("<bool>", "<list", "<int", "<str>", "<path>", "<float", "range>", "{"):
+        assert bad not in text, f"`rawmap {' '.join(path)} --help` shows {bad!r}"
+
+
+@pytest.mark.parametrize(
+    ("args", "choices"),
+    [
+        (["export", "m.json", "--format", "jpeg"], "choose one of dcraw, rawtherapee, siril, csv"),
+        (["repair", "x.dng", "-o", "out", "--format", "png"], "choose one of dng, tiff"),
+        (["info", "x.tif", "--cfa", "RGBX"], "choose one of RGGB, BGGR, GRBG, GBRG, mono"),
+    ],
+)
+def test_a_bad_choice_is_one_clean_line(args: list[str], choices: str):
+    result = run(*args)
+    assert_usage_error(result)
+    error = [line for line in result.stderr.splitlines() if "Error" in line]
+    assert len(error) == 1 and choices in error[0]
+    assert "Value error" not in result.stderr
+
+
+def test_ctrl_c_while_starting_is_one_line(tmp_path: Path):
+    """A Ctrl-C while Python still loads typer and rawmap: 'Interrupted.', exit 130, no traceback."""
+    code = (
+        "import builtins, runpy, sys\n"
+        "real = builtins.__import__\n"
+        "def imp(name, *a, **k):\n"
+        "    if name == 'typer':\n"
+        "        raise KeyboardInterrupt\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = imp\n"
+        "sys.argv = ['rawmap', '--help']\n"
+        "runpy.run_module('rawmap', run_name='__main__')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[1])
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr == "Interrupted.\n"
+
+
+def test_closed_stdout_ends_quietly(series_map: Path, tmp_path: Path):
+    """`rawmap export ... | head -1`: no 'Error: Broken pipe', no traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rawmap", "export", str(series_map), "--format", "dcraw", "-o", str(tmp_path / "m.txt")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=Path(__file__).parents[1],
+    )
+    with proc:
+        proc.stdout.close()  # the reader is gone before rawmap prints anything
+        err = proc.stderr.read().decode()
+        proc.wait(timeout=120)
+    assert (tmp_path / "m.txt").is_file()
+    assert err == "", err
+    assert proc.returncode != 0
+
+
+def test_show_top_n_draws_n_crops(series_map: Path, tmp_path: Path):
+    from rawmap.show import plot_layout
+
+    from rawmap.show import plot_map
+
+    data = json.loads(series_map.read_text())
+    data["defects"] = [
+        {"row": 10 + 8 * i, "col": 20 + 9 * i, "kind": "hot", "score": 50.0 - i, "channel": "G", "first_seen": None}
+        for i in range(12)
+    ]
+    many = tmp_path / "many.json"
+    many.write_text(json.dumps(data))
+    png = tmp_path / "top5.png"
+    assert run("show", many, "--top", "5", "--plot", png).exit_code == 0
+    dmap = DefectMap.load(many)
+    five, eight = plot_map(dmap, tmp_path / "5.png", crops=5), plot_map(dmap, tmp_path / "8.png", crops=8)
+    assert png.read_bytes() == five.read_bytes() != eight.read_bytes()
+    assert plot_layout(dmap, crops=5).crop_count == 5
+
+
+def test_values_print_without_exponents():
+    from rawmap.cli import _value_text
+
+    assert _value_text("noisy", 1.56e13) == "noise >x1000"
+    assert _value_text("noisy", 1.5634) == "noise x1.56"
+    assert _value_text("hot", 123456.7) == "123,457 DN/s"
+    assert _value_text("hot", 0.01234) == "0.0123 DN/s"
+    assert _value_text("column", -30.0) == "-30.0 DN"
+    for v in (1e-9, 3e7, 1e300):
+        assert "e" not in _value_text("hot", v).replace("DN/s", "")
+
+
+def test_hostile_camera_names_are_printed_safely(series_map: Path, small_series: Series, tmp_path: Path):
+    """ESC, CR and LF from a file's metadata never reach the terminal; a 10,000-character name is cut."""
+    data = json.loads(series_map.read_text())
+    data["camera"] = {"make": "Evil\x1b[2J", "model": "Cam\r\nError: forged" + "X" * 10_000, "serial": "1\x07"}
+    hostile = tmp_path / "hostile.json"
+    hostile.write_text(json.dumps(data))
+    result = run("show", hostile)
+    assert result.exit_code == 0, result.output
+    first = result.stdout.splitlines()[0]
+    assert "\x1b" not in result.stdout and "\r" not in result.stdout and "\x07" not in result.stdout
+    assert not any(line.startswith("Error: forged") for line in result.stdout.splitlines())
+    assert len(first) < 200 and "…" in first
+    line = assert_one_error(run("repair", small_series.files[0], "--map", hostile, "-o", tmp_path / "out"), "--force")
+    assert len(line) < 400 and "\x1b" not in line
