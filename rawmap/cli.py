@@ -1161,7 +1161,11 @@ def repair_cmd(
     photos: list[str] = typer.Argument(
         ..., metavar="PHOTOS", help="Photos to repair: files, folders (searched recursively) and glob patterns."
     ),
-    out_dir: Path = typer.Option(..., "-o", "--output", metavar="OUTDIR", help="Folder for the repaired files (created if missing)."),
+    out_dir: Path = typer.Option(
+        ..., "-o", "--output", metavar="OUTDIR",
+        help="Folder for the repaired files (created if missing): <stem>.dng, or <stem>-2.dng, -3 ... where that "
+        "name is an input photo's or another input's output (inputs are never written over).",
+    ),
     map_file: Optional[Path] = typer.Option(
         None, "--map", metavar="MAP",
         help="Use this map file for every photo. Default: each photo's own body's map from the library.",
@@ -1193,6 +1197,9 @@ def repair_cmd(
     with their own quantisation tables and EXIF.  Each photo gets the map of
     its own body from the library unless --map is given.  A photo that
     fails is reported and the others are still repaired (exit code 1).
+    Inputs are never written over, even with --overwrite: a photo whose
+    output name is taken by an input or by another input's output (two
+    folders holding x.dng) is written as x-2.dng, x-3.dng ...
     With --cfa (the options the map was made with), grayscale TIFF, PNG and
     PGM mosaics are repaired and written in their own format and depth.
 
