@@ -587,6 +587,10 @@ def map_cmd(
             raise _Failed(f"{out}: is the --state file too; give the map and the statistics different names")
         # found now, not after reading every photo: a folder that cannot be created or written in
         check_output_folder(out if out_folder else out.parent)
+    if state is not None:
+        from .fileio import check_output_folder
+
+        check_output_folder(state.parent)  # the statistics are written back after the work
 
     lib = _library(library) if save else None
     state_acc = _load_state_file(state) if state is not None else None

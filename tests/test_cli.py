@@ -938,6 +938,9 @@ def test_unwritable_output_is_found_before_reading_photos(small_series: Series, 
     assert result.stdout == ""  # refused before any photo was read: no summary
     result = run("repair", small_series.files[0], "--map", small_series.folder / "x.json", "-o", blocker / "out")
     assert_one_error(result, str(blocker))
+    result = run("map", small_series.folder, "-o", tmp_path / "m.json", "--state", blocker / "s.rawstate")
+    assert_one_error(result, str(blocker))
+    assert result.stdout == "" and not (tmp_path / "m.json").exists()
 
 
 def test_full_disk_names_the_users_file(series_map: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
