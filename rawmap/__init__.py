@@ -3,11 +3,34 @@
 The library never prints and never exits; see :mod:`rawmap.errors` for what it raises.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from .defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry  # noqa: E402
-from .errors import RawmapError  # noqa: E402
-from .frame import CameraId, Frame, SourceKind  # noqa: E402
+if TYPE_CHECKING:  # pragma: no cover
+    from .defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry
+    from .errors import RawmapError
+    from .frame import CameraId, Frame, SourceKind
+
+#: Names imported on first use, so that ``import rawmap`` (and the ``rawmap`` command
+#: starting up, where a Ctrl-C must not end in a traceback) costs nothing.
+_LAZY = {
+    "Defect": "defectmap", "DefectKind": "defectmap", "DefectMap": "defectmap", "FrameStats": "defectmap",
+    "SensorGeometry": "defectmap", "RawmapError": "errors", "CameraId": "frame", "Frame": "frame",
+    "SourceKind": "frame",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "__version__",

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, TypeVar
 
 import typer
+import typer.core
 
 from . import __version__
 from .errors import NothingToMapError, RawmapError
@@ -39,9 +40,41 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,  # plain click help: metavars as given, no "<bool>" / "<list[str]>" type column
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Command(typer.core.TyperCommand):
+    """A typer command whose help shows each argument's metavar alone (``PATHS...``, not ``PATHS <list[str]>``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if isinstance(param, typer.core.TyperArgument) and param.metavar:
+                param.__class__ = _Argument
+
+
+class _Argument(typer.core.TyperArgument):
+    def display_type_rich(self, ctx: Any) -> Optional[str]:
+        return None
+
+    def _usage_display_name(self) -> str:
+        name = str(self.metavar) + ("..." if self.nargs != 1 else "")
+        return name if self.required else f"[{name}]"
+
+
+def _choice(enum: type[Enum], value: Optional[str], option: str) -> Any:
+    """``value`` of a choice option as a member of ``enum`` (case ignored); a one-line usage error otherwise."""
+    if value is None:
+        return None
+    for member in enum:
+        if member.value.lower() == value.strip().lower():
+            return member
+    raise typer.BadParameter(
+        f"{value!r} is not a choice; choose one of {', '.join(m.value for m in enum)}", param_hint=f"'{option}'"
+    )
 
 
 # --------------------------------------------------------------------------- plumbing
@@ -54,9 +87,33 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+def _name(text: object) -> str:
+    """A name read from a file (camera make, model, serial) as a message may show it: printable, at most 80 characters."""
+    from .frame import printable
+
+    return printable(text)
+
+
 def _error(message: object) -> None:
-    """Print one ``Error: ...`` line on stderr."""
-    typer.echo(f"Error: {_one_line(message)}", err=True)
+    """Print one ``Error: ...`` line on stderr (control characters from file metadata replaced)."""
+    from .frame import printable
+
+    typer.echo(f"Error: {printable(_one_line(message), None)}", err=True)
+
+
+def _warn(message: object) -> None:
+    """Print one ``Warning: ...`` line on stderr."""
+    from .frame import printable
+
+    typer.echo(f"Warning: {printable(_one_line(message), None)}", err=True)
+
+
+#: Where a serial number was read (``CameraId.serial_source``), in words.
+_SERIAL_SOURCES = {
+    "exif": "EXIF BodySerialNumber",
+    "dng": "DNG CameraSerialNumber",
+    "makernote": "the maker note (a CRW's CIFF record)",
+}
 
 
 def _os_message(exc: OSError) -> str:
@@ -73,6 +130,8 @@ def _handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except (RawmapError, _Failed) as exc:
             _error(exc)
+        except BrokenPipeError:
+            raise  # stdout closed by its reader (`| head`): not an error of the command, see rawmap.__main__
         except OSError as exc:
             _error(_os_message(exc))
         except KeyboardInterrupt:
@@ -101,6 +160,30 @@ def _main(
 
     Example: rawmap map ~/Pictures/2024/ -o d750.json
     """
+
+
+def _out_arg(text: "str | Path | None") -> tuple[Optional[Path], bool]:
+    """An ``-o`` value as typed: ``(path, True)`` when it names a folder.
+
+    A trailing ``/`` (or the platform's separator) or an existing folder
+    means a folder, created if missing; anything else is a file.  The text
+    must be taken as typed: :class:`~pathlib.Path` drops the trailing slash.
+    """
+    if text is None:
+        return None, False
+    raw = str(text)
+    seps = ("/", os.sep) + ((os.altsep,) if os.altsep else ())
+    path = Path(raw)
+    return path, raw.endswith(seps) or path.is_dir()
+
+
+def _refuse_input(out: Path, inputs: Sequence[Path], what: str = "an input photo") -> None:
+    """Refuse an output that is one of ``inputs`` (the same file under any name), even with --overwrite."""
+    from .fileio import same_file
+
+    for p in inputs:
+        if same_file(out, p):
+            raise _Failed(f"{out}: is {what} ({p}); rawmap never writes over its inputs, choose another output")
 
 
 def _show_path(p: Path) -> str:
@@ -172,18 +255,31 @@ def _black_text(black: Any) -> str:
     return ", ".join(f"{name} {v:g}" for name, v in zip(("R", "G", "B", "G2"), vals))
 
 
+#: excess-noise ratios above this print as ">x1000" (a photosite beside noiseless neighbours gives 1e13)
+NOISE_RATIO_CAP = 1000.0
+
+
+def _plain_number(value: float, sign: str = "") -> str:
+    """3 significant digits without an exponent: 0.0123, 4.56, 812, 12345."""
+    a = abs(value)
+    if a >= 100 or a == 0:
+        return f"{value:{sign},.0f}"
+    digits = max(0, 2 - math.floor(math.log10(a)))
+    return f"{value:{sign}.{min(digits, 6)}f}"
+
+
 def _value_text(kind: str, value: float) -> str:
     if not math.isfinite(value):
         return ""
     if kind in ("stuck", "dead"):
         return f"{value:.0f} DN"
     if kind == "hot":
-        return f"{value:.3g} DN/s"
+        return f"{_plain_number(value)} DN/s"
     if kind == "cold":
         return f"gain {value:.2f}"
     if kind == "noisy":
-        return f"noise x{value:.3g}"
-    return f"{value:+.3g} DN"
+        return f"noise >x{NOISE_RATIO_CAP:.0f}" if value > NOISE_RATIO_CAP else f"noise x{_plain_number(value)}"
+    return f"{_plain_number(value, '+')} DN"
 
 
 #: how many single-photosite defects ``rawmap map`` lists per body
@@ -281,7 +377,7 @@ class CfaOption(str, Enum):
 
 def _cfa_option() -> Any:
     return typer.Option(
-        None, "--cfa", case_sensitive=False,
+        None, "--cfa", metavar="RGGB|BGGR|GRBG|GBRG|mono",
         help="Read grayscale 8/16-bit TIFF, PNG and PGM files as a camera's raw mosaic with this pattern "
         "(the colours of the top-left 2x2 photosites), or 'mono' for a sensor without colour filters: "
         "what machine-vision and astronomy software saves. Without it they are developed images.",
@@ -326,9 +422,10 @@ def _parse_camera(text: str) -> Any:
 
 
 def _mosaic_spec(
-    cfa: Optional[CfaOption], black: Optional[int], exposure: Optional[float], iso: Optional[float], camera: Optional[str]
+    cfa_text: Optional[str], black: Optional[int], exposure: Optional[float], iso: Optional[float], camera: Optional[str]
 ) -> "MosaicSpec | None":
     """The ``--cfa`` options as a :class:`~rawmap.reader.MosaicSpec` (None without --cfa; a usage error if stray)."""
+    cfa: Optional[CfaOption] = _choice(CfaOption, cfa_text, "--cfa")
     if cfa is None:
         stray = [name for name, v in (("--black", black), ("--exposure", exposure), ("--iso", iso), ("--camera", camera))
                  if v is not None]
@@ -356,9 +453,8 @@ def _state_filename(body: "BodyMap") -> str:
     return _map_filename(body)[: -len(".json")] + ".rawstate"
 
 
-def _plan_map_outputs(out: Path, bodies: Sequence["BodyMap"]) -> tuple[list[Path], str]:
+def _plan_map_outputs(out: Path, bodies: Sequence["BodyMap"], *, as_folder: bool) -> tuple[list[Path], str]:
     """Where each body's map goes, and a note when OUT was turned into a folder."""
-    as_folder = out.is_dir() or str(out).endswith(("/", os.sep))
     note = ""
     if not as_folder and len(bodies) > 1:
         as_folder = True
@@ -386,17 +482,18 @@ def _load_state_file(path: Path) -> "Accumulator | None":
     return Accumulator.load(path)
 
 
-@app.command("map")
+@app.command("map", cls=_Command)
 @_handle_errors
 def map_cmd(
     ctx: typer.Context,
     paths: list[str] = typer.Argument(
         ..., metavar="PATHS", help="Photos: files, folders (searched recursively) and glob patterns such as 'card/**/*.NEF'."
     ),
-    output: Optional[Path] = typer.Option(
+    output: Optional[str] = typer.Option(
         None, "-o", "--output", metavar="OUT",
         help="Map file (JSON) for one body; with several bodies a folder that gets one <body>.json each "
-        "(a .json name then becomes a folder of that name without .json). Optional with --save.",
+        "(a .json name then becomes a folder of that name without .json). A name ending in / (or an "
+        "existing folder) is a folder, created if missing. Optional with --save.",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing map files."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (the summary is still printed)."),
@@ -426,7 +523,7 @@ def map_cmd(
         "and, in short series, rarer ones. Changes the classification only (recorded in the map's thresholds): "
         "stored statistics continue whatever it is.",
     ),
-    cfa: Optional[CfaOption] = _cfa_option(),
+    cfa: Optional[str] = _cfa_option(),
     black: Optional[int] = _black_option(),
     exposure: Optional[float] = _exposure_option(),
     iso: Optional[float] = _iso_option(),
@@ -480,13 +577,27 @@ def map_cmd(
         ctx.fail("missing -o OUT: give the map file to write, or store the map in the library with --save")
     if save and state is not None:
         ctx.fail("--state and --save both keep statistics: use one (--save keeps every body's in the library)")
-    if output is not None and not overwrite and output.is_file():
-        raise _Failed(f"{output}: already exists (add --overwrite to replace it, or choose another -o)")
+    out, out_folder = _out_arg(output)
+    if out is not None:
+        from .fileio import check_output_folder, same_file
+
+        if not out_folder and not overwrite and out.is_file():
+            raise _Failed(f"{out}: already exists (add --overwrite to replace it, or choose another -o)")
+        if state is not None and not out_folder and same_file(out, state):
+            raise _Failed(f"{out}: is the --state file too; give the map and the statistics different names")
+        # found now, not after reading every photo: a folder that cannot be created or written in
+        check_output_folder(out if out_folder else out.parent)
+    if state is not None:
+        from .fileio import check_output_folder
+
+        check_output_folder(state.parent)  # the statistics are written back after the work
 
     lib = _library(library) if save else None
     state_acc = _load_state_file(state) if state is not None else None
 
     files, skipped_inputs = collect_inputs(paths, mosaic=spec is not None)
+    if out is not None and not out_folder:
+        _refuse_input(out, files)
     shown: dict[Path, str] = {}
     resolved: list[Path] = []
     for p in files:
@@ -523,11 +634,13 @@ def map_cmd(
     targets: list[Path] = []
     note = ""
     if output is not None:
-        targets, note = _plan_map_outputs(output, run.maps)
-        if not overwrite:
-            for t in targets:
-                if t.exists():
-                    raise _Failed(f"{t}: already exists (add --overwrite to replace it, or choose another -o)")
+        targets, note = _plan_map_outputs(out, run.maps, as_folder=out_folder)
+        for t in targets:
+            if not overwrite and t.exists():
+                raise _Failed(f"{t}: already exists (add --overwrite to replace it, or choose another -o)")
+            _refuse_input(t, resolved)
+            if state is not None:
+                _refuse_input(t, [state], "the --state file")
 
     lines: list[str] = []
     for i, body in enumerate(run.maps):
@@ -604,11 +717,11 @@ def _library(directory: Optional[Path]) -> Any:
 
 # --------------------------------------------------------------------------- info
 
-@app.command("info")
+@app.command("info", cls=_Command)
 @_handle_errors
 def info_cmd(
     files: list[Path] = typer.Argument(..., metavar="FILES", help="Photos to describe (RAW, JPEG, TIFF or PNG)."),
-    cfa: Optional[CfaOption] = _cfa_option(),
+    cfa: Optional[str] = _cfa_option(),
     black: Optional[int] = _black_option(),
     exposure: Optional[float] = _exposure_option(),
     iso: Optional[float] = _iso_option(),
@@ -664,9 +777,9 @@ def _info_lines(info: Any) -> list[str]:
     if raw and (fh, fw) != (0, 0) and (fh, fw) != (h, w):
         size += f"; full frame {fh} x {fw}, visible area at row {info.margins[0]}, column {info.margins[1]}"
     rows = [
-        ("make", info.camera.make or "unknown"),
-        ("model", info.camera.model or "unknown"),
-        ("serial", info.camera.serial or "not recorded"),
+        ("make", _name(info.camera.make) or "unknown"),
+        ("model", _name(info.camera.model) or "unknown"),
+        ("serial", _name(info.camera.serial) or "not recorded"),
         ("format", f"{info.format} ({_kind_words(info, raw, in_image)})"),
         ("size", size),
         ("CFA", (info.cfa_string or "none (monochrome sensor)") if raw else "none (developed image)"),
@@ -719,20 +832,24 @@ _EXPORT_HINTS = {
 }
 
 
-@app.command("export")
+@app.command("export", cls=_Command)
 @_handle_errors
 def export_cmd(
     map_file: Path = typer.Argument(..., metavar="MAP", help="A map file written by `rawmap map`."),
-    fmt: ExportFormat = typer.Option(..., "--format", "-f", help="Format to write.", case_sensitive=False),
-    output: Optional[Path] = typer.Option(
-        None, "-o", "--output", metavar="FILE_OR_DIR",
-        help="Output file, or a folder (e.g. RawTherapee's dark-frame folder). Default: the format's usual "
-        "name in the current folder.",
+    fmt_text: str = typer.Option(
+        ..., "--format", "-f", metavar="dcraw|rawtherapee|siril|csv", help="Format to write."
+    ),
+    output: Optional[str] = typer.Option(
+        None, "-o", "--output", metavar="FILE_OR_DIR/",
+        help="Output file, or a folder (e.g. RawTherapee's dark-frame folder): a name ending in / or an "
+        "existing folder, created if missing, gets the format's usual name inside. Default: that name in "
+        "the current folder.",
     ),
     serial: bool = typer.Option(
         True, "--serial/--no-serial",
         help="Put the body's serial number in the default file name (RawTherapee then applies the list "
-        "only to that body; without it, to every body of the model).",
+        "only to that body; without it, to every body of the model). For RawTherapee only where it reads the "
+        "serial itself (EXIF BodySerialNumber); otherwise the name has none and a warning says so.",
     ),
     crop_origin: Optional[str] = typer.Option(
         None, "--crop-origin", metavar="ROW,COL",
@@ -764,8 +881,10 @@ def export_cmd(
 
         rawmap export d750.json --format csv -o defects.csv
     """
-    from .export import default_filename, rawtherapee_filename, write_export
+    from .export import default_filename, rawtherapee_filename, rawtherapee_name, rawtherapee_reads_serial, write_export
     from .frame import CameraId
+
+    fmt: ExportFormat = _choice(ExportFormat, fmt_text, "--format")
 
     crop = _parse_crop(crop_origin)
     if crop is not None and fmt is not ExportFormat.RAWTHERAPEE:
@@ -782,12 +901,14 @@ def export_cmd(
     else:
         bare = dataclasses.replace(dmap, camera=CameraId(dmap.camera.make, dmap.camera.model))
         name = default_filename(bare, fmt)
-    if output is None:
+    out, out_folder = _out_arg(output)
+    if out is None:
         target = Path(name)
-    elif output.is_dir() or str(output).endswith(("/", os.sep)):
-        target = output / name
+    elif out_folder:
+        target = out / name
     else:
-        target = output
+        target = out
+    _refuse_input(target, [map_file], "the map being exported")
     options: dict[str, Any] = {}
     if crop is not None:
         options["crop_origin"] = crop
@@ -799,7 +920,17 @@ def export_cmd(
         if target.exists() and not overwrite:
             raise _Failed(f"{target}: already exists (add --overwrite to replace it, or choose another -o)") from exc
         raise
-    typer.echo(f"{len(dmap)} defects of {dmap.camera.label or 'unknown camera'} written as {fmt.value} to {_show_path(written)}")
+    typer.echo(f"{len(dmap)} defects of {_name(dmap.camera.label) or 'unknown camera'} written as {fmt.value} to {_show_path(written)}")
+    if fmt is ExportFormat.RAWTHERAPEE and target.name == name and not (serial and rawtherapee_reads_serial(dmap.camera)):
+        model = _name(rawtherapee_name(dmap.camera, with_serial=False))
+        why = (
+            "--no-serial" if not serial or not dmap.camera.serial
+            else f"RawTherapee does not read the serial number {_name(dmap.camera.serial)!r} of this file type "
+            f"(only EXIF BodySerialNumber; this one came from {_SERIAL_SOURCES.get(dmap.camera.serial_source, 'an unrecorded tag')})"
+        )
+        if not dmap.camera.serial:
+            why = "the map records no serial number"
+        _warn(f"the file is named without a serial ({why}): RawTherapee applies it to every {model} it opens")
     if fmt is ExportFormat.DCRAW:
         typer.echo(
             "lines dated with first_seen: photos taken before a defect showed are left alone"
@@ -813,19 +944,23 @@ def export_cmd(
 
 # --------------------------------------------------------------------------- show
 
-@app.command("show")
+@app.command("show", cls=_Command)
 @_handle_errors
 def show_cmd(
     map_ref: str = typer.Argument(
         ..., metavar="MAP", help="A map file, or a body in the library (as `rawmap library show` takes it)."
     ),
-    plot: Optional[Path] = typer.Option(
-        None, "--plot", metavar="FILE.png", help="Also draw the sensor with every defect marked, and zoomed crops, as a PNG."
+    plot: Optional[str] = typer.Option(
+        None, "--plot", metavar="FILE.png",
+        help="Also draw the sensor with every defect marked, and zoomed crops, as a PNG (a folder, ending "
+        "in / or existing, gets <body>.png inside).",
     ),
     photo: Optional[Path] = typer.Option(
         None, "--photo", metavar="PHOTO", help="With --plot: show this photo's photosite values in the crops (same body)."
     ),
-    top: int = typer.Option(10, "--top", min=0, help="How many of the strongest defects to list."),
+    top: int = typer.Option(
+        10, "--top", min=0, metavar="N", help="How many of the strongest defects to list and draw as crops with --plot."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing picture."),
     library: Optional[Path] = _library_option(),
 ) -> None:
@@ -842,19 +977,31 @@ def show_cmd(
     if photo is not None and plot is None:
         raise typer.BadParameter("--photo goes with --plot FILE.png", param_hint="'--photo'")
     path = Path(map_ref)
-    if path.exists() or path.suffix.lower() == ".json":
+    is_file = path.exists() or path.suffix.lower() == ".json"
+    if is_file:
         dmap = _load_map(path)
     else:
         lib = _library(library)
         dmap = lib.load_map(_find_entry(lib, map_ref))
-    typer.echo(format_summary(summarize(dmap, top=top)))
+    target: Optional[Path] = None
     if plot is not None:
+        from .fileio import check_output
+
+        target, folder = _out_arg(plot)
+        if folder:
+            target = target / f"{dmap.camera.slug}.png"
+        _refuse_input(target, [path] if is_file else [], "the map shown")
+        if photo is not None:
+            _refuse_input(target, [photo], "the --photo")
+        check_output(target, overwrite=overwrite)  # before reading the photo
+    typer.echo(format_summary(summarize(dmap, top=top)))
+    if target is not None:
         frame = None
         if photo is not None:
             from .reader import read_frame
 
             frame = read_frame(photo)
-        written = plot_map(dmap, plot, photo=frame, overwrite=overwrite)
+        written = plot_map(dmap, target, photo=frame, crops=top, overwrite=overwrite)
         typer.echo(f"\npicture written to {_show_path(written)}")
 
 
@@ -886,7 +1033,7 @@ def _backup_name(path: Path) -> Path:
     return path.with_name(f"{path.stem}.previous{path.suffix or '.json'}")
 
 
-@app.command("edit")
+@app.command("edit", cls=_Command)
 @_handle_errors
 def edit_cmd(
     ctx: typer.Context,
@@ -902,8 +1049,10 @@ def edit_cmd(
         [], "--drop", metavar="ROW,COL",
         help="Take a photosite out of the map (repeatable); it stays out when the body is mapped again in the library.",
     ),
-    output: Optional[Path] = typer.Option(
-        None, "-o", "--output", metavar="OUT", help="Write the edited map here (MAP is left as it is)."
+    output: Optional[str] = typer.Option(
+        None, "-o", "--output", metavar="OUT",
+        help="Write the edited map here (MAP is left as it is); a folder (ending in / or existing) gets "
+        "MAP's file name, or <body>.json for a library body.",
     ),
     overwrite: bool = typer.Option(
         False, "--overwrite",
@@ -948,10 +1097,17 @@ def edit_cmd(
         lib = _library(library)
         entry = _find_entry(lib, map_ref)
         dmap = lib.load_map(entry)
-    if output is not None and not overwrite and output.exists():
-        raise _Failed(f"{output}: already exists (add --overwrite to replace it, or choose another -o)")
-    if output is not None and entry is None and output.exists() and output.resolve() == path.resolve():
-        output = None  # -o MAP --overwrite: in place, keeping the previous version like --overwrite alone
+    out, out_folder = _out_arg(output)
+    if out is not None and out_folder:
+        out = out / (path.name if entry is None else f"{dmap.camera.slug}.json")
+    if out is not None and not overwrite and out.exists():
+        raise _Failed(f"{out}: already exists (add --overwrite to replace it, or choose another -o)")
+    if out is not None and entry is None and out.exists() and out.resolve() == path.resolve():
+        out = None  # -o MAP --overwrite: in place, keeping the previous version like --overwrite alone
+    if out is not None:
+        from .fileio import check_output
+
+        check_output(out, overwrite=overwrite)
 
     edited = dmap.edited(add=[(r, c, None if k is None else DefectKind(k)) for r, c, k in adds], drop=drops)
 
@@ -979,8 +1135,8 @@ def edit_cmd(
         f"{n_dropped} photosite{'s' if n_dropped != 1 else ''} dropped by hand"
     )
 
-    if output is not None:
-        written = edited.save(output, overwrite=overwrite)
+    if out is not None:
+        written = edited.save(out, overwrite=overwrite)
         lines.append(f"edited map written to {_show_path(written)}")
     elif entry is not None:
         entry = lib.save_edited(entry, edited)
@@ -1003,13 +1159,17 @@ class RepairFormat(str, Enum):
     TIFF = "tiff"
 
 
-@app.command("repair")
+@app.command("repair", cls=_Command)
 @_handle_errors
 def repair_cmd(
     photos: list[str] = typer.Argument(
         ..., metavar="PHOTOS", help="Photos to repair: files, folders (searched recursively) and glob patterns."
     ),
-    out_dir: Path = typer.Option(..., "-o", "--output", metavar="OUTDIR", help="Folder for the repaired files (created if missing)."),
+    out_dir: Path = typer.Option(
+        ..., "-o", "--output", metavar="OUTDIR",
+        help="Folder for the repaired files (created if missing): <stem>.dng, or <stem>-2.dng, -3 ... where that "
+        "name is an input photo's or another input's output (inputs are never written over).",
+    ),
     map_file: Optional[Path] = typer.Option(
         None, "--map", metavar="MAP",
         help="Use this map file for every photo. Default: each photo's own body's map from the library.",
@@ -1022,13 +1182,13 @@ def repair_cmd(
         False, "--force", help="Apply a map of another camera body (a different sensor size or pattern is always refused)."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files (never the input)."),
-    fmt: Optional[RepairFormat] = typer.Option(
-        None, "--format", "-f", case_sensitive=False,
+    fmt_text: Optional[str] = typer.Option(
+        None, "--format", "-f", metavar="dng|tiff",
         help="Output of RAW photos: dng (the raw data, repaired; default) or tiff (developed, 16 bits). "
         "JPEGs are always written as JPEG.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    cfa: Optional[CfaOption] = _cfa_option(),
+    cfa: Optional[str] = _cfa_option(),
     black: Optional[int] = _black_option(),
     exposure: Optional[float] = _exposure_option(),
     iso: Optional[float] = _iso_option(),
@@ -1041,6 +1201,9 @@ def repair_cmd(
     with their own quantisation tables and EXIF.  Each photo gets the map of
     its own body from the library unless --map is given.  A photo that
     fails is reported and the others are still repaired (exit code 1).
+    Inputs are never written over, even with --overwrite: a photo whose
+    output name is taken by an input or by another input's output (two
+    folders holding x.dng) is written as x-2.dng, x-3.dng ...
     With --cfa (the options the map was made with), grayscale TIFF, PNG and
     PGM mosaics are repaired and written in their own format and depth.
 
@@ -1052,17 +1215,21 @@ def repair_cmd(
 
         rawmap repair lights/*.png --cfa RGGB --map cam.json -o repaired/
     """
-    from .fileio import OutputExistsError
+    from .fileio import check_output_folder
     from .mapping import collect_inputs
     from .reader import RAW_EXTENSIONS, read_info
-    from .repair import repair_file
+    from .repair import output_name, plan_outputs, repair_file
 
+    fmt: Optional[RepairFormat] = _choice(RepairFormat, fmt_text, "--format")
     spec = _mosaic_spec(cfa, black, exposure, iso, camera)
     if out_dir.exists() and not out_dir.is_dir():
         raise _Failed(f"{out_dir}: is a file; -o takes the folder the repaired photos go to")
+    check_output_folder(out_dir)
     fixed = _load_map(map_file) if map_file is not None else None
     lib = _library(library) if fixed is None else None
     files, missing = collect_inputs(photos, mosaic=spec is not None)
+    plan = plan_outputs(files, out_dir, fmt=fmt.value if fmt is not None else None)
+    renamed = [p for p in files if plan[p].name != output_name(p, fmt=fmt.value if fmt is not None else None)]
     failures = [f"{s.path}: {s.reason}" for s in missing]
     maps: dict[Any, Any] = {}
     lines: list[str] = []
@@ -1087,10 +1254,8 @@ def repair_cmd(
                 raw = p.suffix[1:].lower() in RAW_EXTENSIONS
                 result = repair_file(
                     p, dmap, out_dir, fmt=fmt.value if (fmt is not None and raw) else None,
-                    overwrite=overwrite, force=force, mosaic=spec,
+                    overwrite=overwrite, force=force, mosaic=spec, name=plan[p].name,
                 )
-            except OutputExistsError as exc:
-                failures.append(_one_line(exc) + " [--overwrite replaces it]")
             except (RawmapError, _Failed) as exc:
                 failures.append(_one_line(exc))
             except OSError as exc:
@@ -1100,12 +1265,18 @@ def repair_cmd(
                 lines.append(_repair_line(p, result))
             finally:
                 progress(i + 1, len(files), p)
-    if lines:
-        typer.echo("\n".join(lines))
     total = len(files) + len(missing)
     summary = f"Repaired {repaired} of {total} photo{'s' if total != 1 else ''} into {_show_path(out_dir)}"
     if failures:
         summary += f"; {len(failures)} failed:"
+    if renamed:
+        n = len(renamed)
+        lines.append(
+            f"{n} photo{'s' if n != 1 else ''} written as <name>-2, -3 ...: the plain name was an input photo's "
+            "or another input's output (inputs are never written over)"
+        )
+    if lines:
+        typer.echo("\n".join(lines))
     typer.echo(summary)
     for f in failures:
         _error(f)
@@ -1140,6 +1311,7 @@ library_app = typer.Typer(
     ),
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
 )
 app.add_typer(library_app, name="library")
 
@@ -1176,7 +1348,7 @@ def _entry_lines(e: Any) -> list[str]:
     ]
 
 
-@library_app.command("list")
+@library_app.command("list", cls=_Command)
 @_handle_errors
 def library_list_cmd(library: Optional[Path] = _library_option()) -> None:
     """List the bodies in the library, with their number of frames and defects.
@@ -1199,7 +1371,7 @@ def library_list_cmd(library: Optional[Path] = _library_option()) -> None:
         )
 
 
-@library_app.command("show")
+@library_app.command("show", cls=_Command)
 @_handle_errors
 def library_show_cmd(
     body: str = typer.Argument(..., metavar="BODY", help="Folder name (or a unique part of it or of the camera's name)."),
@@ -1216,7 +1388,7 @@ def library_show_cmd(
     typer.echo("\n".join(_entry_lines(entry)) + "\n\n" + format_summary(summarize(lib.load_map(entry))))
 
 
-@library_app.command("remove")
+@library_app.command("remove", cls=_Command)
 @_handle_errors
 def library_remove_cmd(
     body: str = typer.Argument(..., metavar="BODY", help="Folder name (or a unique part of it or of the camera's name)."),
@@ -1232,7 +1404,7 @@ def library_remove_cmd(
     typer.echo(f"Removed {entry.label} ({entry.path.name}); its files are now in {dest} (move the folder back to restore it)")
 
 
-@library_app.command("import")
+@library_app.command("import", cls=_Command)
 @_handle_errors
 def library_import_cmd(
     map_file: Path = typer.Argument(..., metavar="MAP", help="A map file written by rawmap (e.g. by `rawmap library export`)."),
@@ -1256,7 +1428,7 @@ def library_import_cmd(
     typer.echo(f"Imported the map of {entry.label} ({entry.defects} defects) as {entry.path.name} in {lib.root}")
 
 
-@library_app.command("export")
+@library_app.command("export", cls=_Command)
 @_handle_errors
 def library_export_cmd(
     body: str = typer.Argument(..., metavar="BODY", help="Folder name (or a unique part of it or of the camera's name)."),
@@ -1267,8 +1439,11 @@ def library_export_cmd(
 
     Example: rawmap library export d750 -o /media/backup/rawmap/
     """
+    from .fileio import check_output_folder
+
     lib = _library(library)
     entry = _find_entry(lib, body)
+    check_output_folder(dest)
     written = lib.export_entry(entry.camera, entry.source, dest)
     for w in written:
         typer.echo(f"wrote {_show_path(w)}")
@@ -1277,7 +1452,14 @@ def library_export_cmd(
 
 # --------------------------------------------------------------------------- entry point
 
-def main() -> None:
-    """Run the command line (``python -m rawmap``)."""
+def run() -> None:
+    """Run the command line on ``sys.argv`` (exits; see :func:`main` for Ctrl-C and closed pipes)."""
     app(prog_name="rawmap")
+
+
+def main() -> None:
+    """Run the command line (``python -m rawmap``, the ``rawmap`` script), Ctrl-C and ``| head`` handled."""
+    from .__main__ import main as guarded
+
+    guarded()
 

@@ -63,11 +63,16 @@ RawTherapee ``.badpixels``
     * the serial number is the EXIF one: a DNG carrying ``BodySerialNumber``
       in its EXIF IFD (as :func:`rawmap.dng.write_dng` writes it) is found
       under ``"<make> <model> <serial>"``; ``CameraSerialNumber`` (50735)
-      alone, or ``BodySerialNumber`` put in IFD0, is not read.  Where
-      RawTherapee takes the serial of native raw files (maker notes?) was
-      not measured: if the serial-named file is not picked up, name it
-      without the serial (``with_serial=False``), which RawTherapee tries
-      next.
+      alone, or ``BodySerialNumber`` put in IFD0, is not read, nor is the
+      serial of a maker note or of a CRW's CIFF record: for the Canon EOS
+      D30 CRW and the Blackmagic Pocket Cinema Camera 4K DNG (serial in
+      CameraSerialNumber only), whose serials rawmap reads, RawTherapee
+      looks up ``"Canon EOS D30"`` and ``"Blackmagic Pocket Cinema Camera
+      4K"`` only.  So the serial goes into the name only when the map
+      records that it came from EXIF BodySerialNumber
+      (``camera.serial_source == "exif"``, :func:`rawtherapee_reads_serial`);
+      otherwise the file is named without it and applies to every body of
+      the model.
 
     Lines are ``x y`` = ``col row``; a first line holding a single number
     would be an offset added to all of them (never written here); other
@@ -114,6 +119,7 @@ __all__ = [
     "dcraw_text",
     "rawtherapee_name",
     "rawtherapee_filename",
+    "rawtherapee_reads_serial",
     "rawtherapee_text",
     "siril_text",
     "csv_text",
@@ -274,6 +280,24 @@ def _strip_prefix_nocase(text: str, prefix: str) -> str:
     return text
 
 
+def rawtherapee_reads_serial(camera: CameraId) -> bool:
+    """True when RawTherapee reads this body's serial number, so a serial-named file applies to it.
+
+    RawTherapee 5.9 reads the serial of EXIF ``BodySerialNumber`` only
+    (measured; not DNG ``CameraSerialNumber``, maker notes or CRW's CIFF
+    record).  A camera whose ``serial_source`` is unknown (maps written
+    before rawmap recorded it) counts as not read.
+
+    Examples
+    --------
+    >>> rawtherapee_reads_serial(CameraId("Canon", "Canon EOS D30", "171048961", "makernote"))
+    False
+    >>> rawtherapee_reads_serial(CameraId("NIKON CORPORATION", "NIKON D750", "3001234", "exif"))
+    True
+    """
+    return bool(camera.serial.strip(" \0")) and camera.serial_source == "exif"
+
+
 def rawtherapee_name(camera: CameraId, *, with_serial: bool = True) -> str:
     """The camera name RawTherapee looks up ``.badpixels`` files by.
 
@@ -300,8 +324,11 @@ def rawtherapee_name(camera: CameraId, *, with_serial: bool = True) -> str:
     camera : CameraId
         Make and model as the file's EXIF states them.
     with_serial : bool, optional
-        Append the serial number (when there is one).  RawTherapee tries the
-        name with the serial first, then without.
+        Append the serial number when RawTherapee reads it
+        (:func:`rawtherapee_reads_serial`: it came from EXIF
+        BodySerialNumber).  RawTherapee then tries the name with the serial
+        first, then without; for a body whose serial it does not read it
+        tries only the name without, which is what is returned.
 
     Returns
     -------
@@ -314,8 +341,10 @@ def rawtherapee_name(camera: CameraId, *, with_serial: bool = True) -> str:
 
     Examples
     --------
-    >>> rawtherapee_name(CameraId("NIKON CORPORATION", "NIKON D750", "3001234"))
+    >>> rawtherapee_name(CameraId("NIKON CORPORATION", "NIKON D750", "3001234", "exif"))
     'Nikon D750 3001234'
+    >>> rawtherapee_name(CameraId("Canon", "Canon EOS D30", "171048961", "makernote"))
+    'Canon EOS D30'
     >>> rawtherapee_name(CameraId("Canon", "Canon EOS R5", "012345"), with_serial=False)
     'Canon EOS R5'
     """
@@ -346,7 +375,7 @@ def rawtherapee_name(camera: CameraId, *, with_serial: bool = True) -> str:
         model = model[len("Digital Camera ") :]
     name = f"{make} {model}"
     serial = camera.serial.strip(" \0")
-    if with_serial and serial:
+    if with_serial and rawtherapee_reads_serial(camera):
         name += f" {serial}"
     if any(c in name for c in "/\\\0\n\r"):
         raise ExportError(
@@ -557,7 +586,7 @@ def default_filename(defect_map: DefectMap, fmt: ExportFormat | str) -> str:
     Examples
     --------
     >>> from rawmap.defectmap import SensorGeometry, FrameStats
-    >>> m = DefectMap(CameraId("NIKON CORPORATION", "NIKON D750", "3001234"), SensorGeometry(4, 4), FrameStats(1))
+    >>> m = DefectMap(CameraId("NIKON CORPORATION", "NIKON D750", "3001234", "exif"), SensorGeometry(4, 4), FrameStats(1))
     >>> default_filename(m, "rawtherapee")
     'Nikon D750 3001234.badpixels'
     >>> default_filename(m, ExportFormat.SIRIL)

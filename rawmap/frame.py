@@ -10,7 +10,33 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CameraId", "Frame", "SourceKind"]
+__all__ = ["CameraId", "Frame", "SourceKind", "printable", "NAME_LIMIT"]
+
+#: Longest name (camera make, model, serial) put in a message, in characters.
+NAME_LIMIT = 80
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: object, limit: int | None = NAME_LIMIT) -> str:
+    r"""``text`` safe to print on a terminal: control characters replaced, at most ``limit`` characters.
+
+    File metadata (EXIF Make, Model, serial) is whatever the file says:
+    ESC, CR or LF in it would move the cursor or forge lines.  Each control
+    character (C0, DEL, C1, line and paragraph separators) becomes ``?``;
+    a text longer than ``limit`` is cut and ends with ``…``.
+
+    Examples
+    --------
+    >>> printable("Canon\x1b[2J\r\nEOS")
+    'Canon?[2J??EOS'
+    >>> printable("X" * 100, 10)
+    'XXXXXXXXX…'
+    """
+    out = _CONTROL.sub("?", str(text))
+    if limit is not None and len(out) > limit:
+        out = out[: max(limit - 1, 0)] + "…"
+    return out
 
 
 class SourceKind(str, Enum):
@@ -31,17 +57,43 @@ class CameraId:
         LibRaw's names where the file has neither).
     serial : str
         Body serial number, ``""`` when the file does not record one.
+    serial_source : str
+        Where the serial was read (:attr:`rawmap.metadata.Metadata.serial_source`:
+        ``"exif"``, ``"dng"``, ``"makernote"``), ``""`` when unknown (no
+        serial, a name given by hand, a map written before rawmap recorded
+        it).  Not part of the identity: two files of one body whose serials
+        come from different tags are the same body.
     """
 
     make: str
     model: str
     serial: str = ""
+    serial_source: str = field(default="", compare=False)
 
     @property
     def label(self) -> str:
-        """``"Make Model[ Serial]"``, the name RawTherapee uses for per-body files."""
-        parts = [self.make, self.model] + ([self.serial] if self.serial else [])
-        return " ".join(p for p in parts if p)
+        """``"Make Model[ Serial]"`` for messages, the make left out when the model repeats it.
+
+        Safe to print (:func:`printable`: control characters replaced, at
+        most :data:`NAME_LIMIT` characters).
+
+        Examples
+        --------
+        >>> CameraId("Canon", "Canon EOS D30", "171048961").label
+        'Canon EOS D30 171048961'
+        >>> CameraId("NIKON CORPORATION", "NIKON D1").label
+        'NIKON D1'
+        >>> CameraId("Eastman Kodak Company", "Kodak DC50").label
+        'Kodak DC50'
+        >>> CameraId("Rawmap", "Simulated Sensor").label
+        'Rawmap Simulated Sensor'
+        """
+        make, model = " ".join(self.make.split()), " ".join(self.model.split())
+        first = model.split(" ", 1)[0].lower()
+        if first and first in make.lower().split():
+            make = ""  # "Canon" "Canon EOS D30"; "NIKON CORPORATION" "NIKON D1"; "Eastman Kodak Company" "Kodak ..."
+        parts = [make, model] + ([self.serial] if self.serial else [])
+        return printable(" ".join(p for p in parts if p))
 
     @property
     def slug(self) -> str:
@@ -50,11 +102,17 @@ class CameraId:
         return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "unknown-camera"
 
     def to_dict(self) -> dict[str, str]:
-        return {"make": self.make, "model": self.model, "serial": self.serial}
+        """``make``, ``model``, ``serial``, and ``serial_source`` when known."""
+        d = {"make": self.make, "model": self.model, "serial": self.serial}
+        if self.serial and self.serial_source:
+            d["serial_source"] = self.serial_source
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "CameraId":
-        return cls(str(d.get("make", "")), str(d.get("model", "")), str(d.get("serial", "")))
+        return cls(
+            str(d.get("make", "")), str(d.get("model", "")), str(d.get("serial", "")), str(d.get("serial_source", ""))
+        )
 
 
 @dataclass

@@ -61,6 +61,12 @@ class Metadata:
     serial : str
         Body serial number, ``""`` when absent.  Priority: DNG
         CameraSerialNumber, EXIF BodySerialNumber, maker-note / CIFF serial.
+    serial_source : str
+        Where ``serial`` was read: ``"exif"`` when EXIF BodySerialNumber
+        holds it (also when a DNG CameraSerialNumber says the same),
+        ``"dng"`` (CameraSerialNumber only), ``"makernote"`` (a maker note
+        or CRW's CIFF record), ``""`` without a serial.  RawTherapee reads
+        the EXIF one only (see :func:`rawmap.export.rawtherapee_name`).
     time : datetime or None
         Capture time as the camera clock shows it (naive): DateTimeOriginal,
         else DateTimeDigitized, else CIFF TimeStamp, else TIFF DateTime.
@@ -88,6 +94,7 @@ class Metadata:
     make: str = ""
     model: str = ""
     serial: str = ""
+    serial_source: str = ""
     time: _dt.datetime | None = None
     exposure: float | None = None
     iso: float | None = None
@@ -669,7 +676,11 @@ def _finish(acc: _Acc, container: str, size: int, damaged: bool = False) -> Meta
         # DNG without EXIF Make (e.g. Blackmagic): the unique model names the vendor first.
         model = str(f["unique_model"])
         make = model.split()[0]
-    serial = next((str(f[k]) for k in ("dng_serial", "exif_serial", "mn_serial") if f.get(k)), "")
+    serial_key = next((k for k in ("dng_serial", "exif_serial", "mn_serial") if f.get(k)), "")
+    serial = str(f[serial_key]) if serial_key else ""
+    if serial and str(f.get("exif_serial", "")) == serial:
+        serial_key = "exif_serial"
+    serial_source = {"dng_serial": "dng", "exif_serial": "exif", "mn_serial": "makernote"}.get(serial_key, "")
     time = next(
         (f[k] for k in ("exif_dto", "ifd0_dto", "exif_dtd", "ifd0_dtd", "ciff_time", "datetime") if f.get(k)),
         None,
@@ -681,6 +692,7 @@ def _finish(acc: _Acc, container: str, size: int, damaged: bool = False) -> Meta
         make=make,
         model=model,
         serial=serial,
+        serial_source=serial_source,
         time=time,  # type: ignore[arg-type]
         exposure=None if exposure is None else float(exposure),  # type: ignore[arg-type]
         iso=None if iso is None else float(iso),  # type: ignore[arg-type]

@@ -419,10 +419,10 @@ def identify(path: str | os.PathLike[str], *, mosaic: MosaicSpec | None = None) 
         info, _ = _read(p, pixels=False, mosaic=mosaic)
         return info.camera, info.source
     meta, source = _sort(p)
-    camera = CameraId(meta.make, meta.model, meta.serial)
+    camera = CameraId(meta.make, meta.model, meta.serial, meta.serial_source)
     if source is SourceKind.RAW and not camera.make and not camera.model:
         make, model = _libraw_names(p)
-        camera = CameraId(make, model, meta.serial)
+        camera = CameraId(make, model, meta.serial, meta.serial_source)
     return camera, source
 
 
@@ -591,10 +591,10 @@ def _read_raw(
     except rawpy.LibRawError as exc:
         raise UnreadableFileError(p, f"LibRaw cannot decode it ({type(exc).__name__}: {_libraw_msg(exc)})", _RECOPY_HINT) from None
 
-    camera = CameraId(meta.make, meta.model, meta.serial)
+    camera = CameraId(meta.make, meta.model, meta.serial, meta.serial_source)
     if not camera.make and not camera.model:
         make, model = _libraw_names(p)
-        camera = CameraId(make, model, meta.serial)
+        camera = CameraId(make, model, meta.serial, meta.serial_source)
     exposure = meta.exposure if meta.exposure is not None else float(other.shutter_speed)
     iso = meta.iso if meta.iso is not None else float(other.iso_speed)
     time = meta.time
@@ -825,7 +825,7 @@ def _read_image(p: Path, meta: Metadata, *, pixels: bool) -> tuple[FileInfo, np.
         path=p,
         format=fmt,
         source=SourceKind.IMAGE,
-        camera=CameraId(meta.make, meta.model, meta.serial),
+        camera=CameraId(meta.make, meta.model, meta.serial, meta.serial_source),
         shape=(h, w),
         channels=ch,
         dtype=dtype,
@@ -1000,7 +1000,7 @@ def _read_mosaic(p: Path, spec: MosaicSpec, *, pixels: bool) -> tuple[FileInfo, 
         )
     camera = spec.camera
     if camera is None:
-        camera = CameraId(meta.make, meta.model, meta.serial)
+        camera = CameraId(meta.make, meta.model, meta.serial, meta.serial_source)
         if not camera.make and not camera.model:
             camera = CameraId("", f"{spec.cfa} sensor {w}x{h}")
     info = FileInfo(

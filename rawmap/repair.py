@@ -85,6 +85,8 @@ __all__ = [
     "repair_raw_file",
     "repair_image_file",
     "repair_mosaic_file",
+    "output_name",
+    "plan_outputs",
 ]
 
 #: Neighbourhood radius of the learned predictor (7x7 stencil, 48 neighbours).
@@ -778,14 +780,97 @@ def _check_map(frame: Frame, defect_map: DefectMap, *, force: bool) -> bool:
                 frame.path,
                 f"taken by {frame.camera.label or 'an unknown camera'}, the defect map is of "
                 f"{defect_map.camera.label or 'an unknown camera'}",
-                "every body has its own defects; use that body's map, or force it if you know they are the same body",
+                "every body has its own defects; use that body's map, or add --force if you know they are the same body",
             )
         return True
     return False
 
 
-def _output_path(src: Path, out_dir: Path, suffix: str, *, overwrite: bool) -> Path:
-    out = Path(out_dir) / (src.stem + suffix)
+def output_name(src: str | os.PathLike[str], *, fmt: str | None = None) -> str:
+    """The file name :func:`repair_file` gives the repaired copy of ``src`` by default.
+
+    ``<stem>.dng`` (``<stem>.tif`` with ``fmt="tiff"``) for a RAW file, the
+    input's own name for images and mosaics in image files.
+
+    Examples
+    --------
+    >>> output_name("card/IMG_0001.CR2"), output_name("a/x.NEF", fmt="tiff"), output_name("b/p.JPG")
+    ('IMG_0001.dng', 'x.tif', 'p.JPG')
+    """
+    from .reader import RAW_EXTENSIONS
+
+    src = Path(src)
+    if src.suffix[1:].lower() in RAW_EXTENSIONS:
+        return src.stem + _RAW_FORMATS.get(fmt or "dng", ".dng")
+    return src.name
+
+
+def plan_outputs(
+    sources: "list[Path] | tuple[Path, ...]", out_dir: str | os.PathLike[str], *, fmt: str | None = None
+) -> dict[Path, Path]:
+    """A distinct output file in ``out_dir`` for every photo of ``sources``, none of them an input.
+
+    Each photo gets ``out_dir / output_name(src)``.  Where that name is
+    taken (compared without case, since case-blind file systems would merge
+    them) by an input photo (repairing ``x.dng`` into its own folder, or
+    ``IMG.DNG`` beside ``IMG.dng``) or by the output of an earlier photo of
+    ``sources`` (two folders holding ``x.dng``), the photo gets
+    ``<stem>-2<suffix>``, ``<stem>-3<suffix>`` ... instead: the first free
+    number, in the order of ``sources``.
+
+    Parameters
+    ----------
+    sources : sequence of Path
+        The photos to repair, in the order given.
+    out_dir : path-like
+    fmt : {None, "dng", "tiff"}, optional
+        Output of RAW photos, as :func:`repair_file`.
+
+    Returns
+    -------
+    dict of Path to Path
+        Output path of each source.
+
+    Examples
+    --------
+    >>> plan = plan_outputs([Path("a/x.dng"), Path("b/x.dng"), Path("b/IMG.CR2")], "out")
+    >>> [str(p) for p in plan.values()]
+    ['out/x.dng', 'out/x-2.dng', 'out/IMG.dng']
+    """
+    from .fileio import same_file
+
+    out_dir = Path(out_dir)
+    try:  # the inputs that live in out_dir, by name
+        base = out_dir.resolve()
+    except (OSError, RuntimeError):
+        base = Path(os.path.abspath(out_dir))
+    inputs_here = {p.name.casefold() for p in sources if _parent(p) == base}
+    taken: set[str] = set()
+    plan: dict[Path, Path] = {}
+    for src in sources:
+        name = output_name(src, fmt=fmt)
+        stem, suffix = os.path.splitext(name)
+        n = 1
+        while True:
+            cand = name if n == 1 else f"{stem}-{n}{suffix}"
+            key = cand.casefold()
+            if key not in taken and key not in inputs_here and not same_file(out_dir / cand, src):
+                break
+            n += 1
+        taken.add(key)
+        plan[src] = out_dir / cand
+    return plan
+
+
+def _parent(p: Path) -> Path:
+    try:
+        return p.resolve().parent
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(p)).parent
+
+
+def _output_path(src: Path, out_dir: Path, suffix: str, *, overwrite: bool, name: str | None = None) -> Path:
+    out = Path(out_dir) / (name if name is not None else src.stem + suffix)
     try:
         same = out.resolve() == src.resolve() or (out.exists() and os.path.samefile(out, src))
     except OSError:
@@ -793,7 +878,7 @@ def _output_path(src: Path, out_dir: Path, suffix: str, *, overwrite: bool) -> P
     if same:
         raise OutputExistsError(f"{out}: is the input photo itself; choose another output folder")
     if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out}: already exists (choose another output folder, or allow overwriting)")
+        raise OutputExistsError(f"{out}: already exists (choose another output folder, or add --overwrite to replace it)")
     return out
 
 
@@ -938,6 +1023,7 @@ def repair_mosaic_file(
     mosaic: "MosaicSpec",
     overwrite: bool = False,
     force: bool = False,
+    name: str | None = None,
 ) -> RepairResult:
     """Repair a grayscale TIFF, PNG or PGM holding a raw mosaic; write ``out_dir/<same name>``.
 
@@ -958,7 +1044,7 @@ def repair_mosaic_file(
     out_dir : str or path-like
     mosaic : rawmap.reader.MosaicSpec
         How the file holds its mosaic (the ``--cfa`` options of the map).
-    overwrite, force : bool, optional
+    overwrite, force, name : optional
         As :func:`repair_raw_file`.
 
     Returns
@@ -973,7 +1059,7 @@ def repair_mosaic_file(
         file that is not a grayscale mosaic image.
     """
     src = Path(src)
-    out = _output_path(src, Path(out_dir), src.suffix, overwrite=overwrite)
+    out = _output_path(src, Path(out_dir), src.suffix, overwrite=overwrite, name=name)
     frame = _read(src, mosaic)
     if not frame.extra.get("mosaic"):
         raise UnsupportedFileError(src, f"is a {frame.format} RAW file, not a mosaic in an image file", "repair it without --cfa")
@@ -1000,6 +1086,7 @@ def repair_raw_file(
     fmt: str = "dng",
     overwrite: bool = False,
     force: bool = False,
+    name: str | None = None,
 ) -> RepairResult:
     """Repair a camera RAW file with its body's defect map; write a DNG (or a developed TIFF).
 
@@ -1027,6 +1114,9 @@ def repair_raw_file(
     force : bool, optional
         Accept a map of another camera body (a size or pattern mismatch is
         always refused).
+    name : str, optional
+        File name of the output in ``out_dir`` instead of
+        :func:`output_name` (see :func:`plan_outputs`).
 
     Returns
     -------
@@ -1047,7 +1137,7 @@ def repair_raw_file(
     if fmt not in _RAW_FORMATS:
         raise ValueError(f"fmt must be 'dng' or 'tiff', got {fmt!r}")
     src = Path(src)
-    out = _output_path(src, Path(out_dir), _RAW_FORMATS[fmt], overwrite=overwrite)
+    out = _output_path(src, Path(out_dir), _RAW_FORMATS[fmt], overwrite=overwrite, name=name)
     frame = _read(src)
     if frame.source is not SourceKind.RAW:
         raise UnsupportedFileError(src, f"is a {frame.format} image, not a camera RAW file", "use repair_image_file for JPEGs")
@@ -1062,6 +1152,7 @@ def repair_image_file(
     *,
     overwrite: bool = False,
     force: bool = False,
+    name: str | None = None,
 ) -> RepairResult:
     """Repair a camera JPEG with its body's image defect map; write ``out_dir/<same name>``.
 
@@ -1082,7 +1173,7 @@ def repair_image_file(
     defect_map : DefectMap
         The body's map made from JPEGs (``sensor.source == "image"``).
     out_dir : str or path-like
-    overwrite, force : bool, optional
+    overwrite, force, name : optional
         As :func:`repair_raw_file`.
 
     Returns
@@ -1096,7 +1187,7 @@ def repair_image_file(
         As :func:`repair_raw_file`; also for a non-JPEG image.
     """
     src = Path(src)
-    out = _output_path(src, Path(out_dir), src.suffix, overwrite=overwrite)
+    out = _output_path(src, Path(out_dir), src.suffix, overwrite=overwrite, name=name)
     frame = _read(src)
     if frame.source is not SourceKind.IMAGE:
         raise UnsupportedFileError(src, f"is a {frame.format} RAW file, not a JPEG", "use repair_raw_file for RAW files")
@@ -1113,6 +1204,7 @@ def repair_file(
     overwrite: bool = False,
     force: bool = False,
     mosaic: "MosaicSpec | None" = None,
+    name: str | None = None,
 ) -> RepairResult:
     """Repair one photo with :func:`repair_raw_file`, :func:`repair_image_file` or :func:`repair_mosaic_file`, by its kind.
 
@@ -1126,6 +1218,10 @@ def repair_file(
     mosaic : rawmap.reader.MosaicSpec, optional
         Images (not RAW files) are raw mosaics to repair with
         :func:`repair_mosaic_file`.
+    name : str, optional
+        File name of the output in ``out_dir`` (default :func:`output_name`);
+        :func:`plan_outputs` gives every photo of a batch a distinct one
+        that is none of the inputs.
 
     Returns
     -------
@@ -1142,9 +1238,9 @@ def repair_file(
 
     src = Path(src)
     if src.suffix[1:].lower() in RAW_EXTENSIONS:
-        return repair_raw_file(src, defect_map, out_dir, fmt=fmt or "dng", overwrite=overwrite, force=force)
+        return repair_raw_file(src, defect_map, out_dir, fmt=fmt or "dng", overwrite=overwrite, force=force, name=name)
     if fmt not in (None, "jpeg", "jpg"):
         raise ValueError(f"fmt {fmt!r} applies to RAW files only; {src.name} is written as it came")
     if mosaic is not None:
-        return repair_mosaic_file(src, defect_map, out_dir, mosaic=mosaic, overwrite=overwrite, force=force)
-    return repair_image_file(src, defect_map, out_dir, overwrite=overwrite, force=force)
+        return repair_mosaic_file(src, defect_map, out_dir, mosaic=mosaic, overwrite=overwrite, force=force, name=name)
+    return repair_image_file(src, defect_map, out_dir, overwrite=overwrite, force=force, name=name)

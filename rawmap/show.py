@@ -228,7 +228,7 @@ def format_summary(summary: MapSummary) -> str:
     pattern = f" ({s.cfa})" if s.cfa else ""
     unit = "photosites" if s.source != SourceKind.IMAGE.value else "pixels"
     lines = [
-        f"{s.camera.label or 'unknown camera'} — {kind_name}{pattern}, {s.width} x {s.height} {unit}",
+        f"{s.camera.label or 'unknown camera'} — {kind_name}{pattern}, {s.height} x {s.width} {unit} (rows x columns)",
         f"  made      {s.created.strftime('%Y-%m-%d %H:%M %Z').strip()}",
         f"  frames    {s.frames} used" + (f", {s.skipped} skipped" if s.skipped else ""),
     ]
@@ -355,7 +355,7 @@ _EMPTY = (23, 26, 31)
 _MARGIN = 40
 _PANEL_W = 1200
 _PANEL_H = 860
-_HEADER_H = 112
+_HEADER_H = 126
 _CROP_CELLS = 9
 _CROP_ZOOM = 16
 _CROP_LABEL_H = 42
@@ -674,7 +674,7 @@ def plot_map(
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path}: already exists (choose another output, or allow overwriting)")
+        raise OutputExistsError(f"{path}: already exists (choose another output, or add --overwrite to replace it)")
     dm = defect_map
     if photo is not None:
         _check_photo(photo, dm)
@@ -686,7 +686,10 @@ def plot_map(
     title = f"{dm.camera.label or 'Unknown camera'}"
     draw.text((_MARGIN, 18), title, font=_font(22, True), fill=_TEXT)
     fr = dm.frames
-    facts = [f"{'RAW' if dm.sensor.source != 'image' else 'image'} map", f"{dm.sensor.width} x {dm.sensor.height}"]
+    facts = [
+        f"{'RAW' if dm.sensor.source != 'image' else 'image'} map",
+        f"{dm.sensor.height} x {dm.sensor.width} (rows x columns)",
+    ]
     facts.append(f"{fr.count} frame{'s' if fr.count != 1 else ''}")
     if fr.first_capture or fr.last_capture:
         facts.append(_fmt_range(_fmt_time(fr.first_capture)[:10], _fmt_time(fr.last_capture)[:10]))
@@ -743,7 +746,9 @@ def plot_map(
         ty = py - r - 12 if py - r - 12 > y0 else py + r
         draw.text((tx, ty), label, font=nf, fill=(255, 255, 255), stroke_width=2, stroke_fill=_BG)
     cap = _font(12)
-    draw.text((x0, y1 + 8), "row 0, col 0", font=cap, fill=_MUTED)
+    # corner labels where the corners are: row 0 at the top, the last row at the bottom
+    draw.text((x0, y0 - 18), "row 0, col 0", font=cap, fill=_MUTED)
+    draw.text((x0, y1 + 8), f"row {dm.sensor.height - 1}, col 0", font=cap, fill=_MUTED)
     end = f"row {dm.sensor.height - 1}, col {dm.sensor.width - 1}"
     draw.text((x1 - int(draw.textlength(end, font=cap)), y1 + 8), end, font=cap, fill=_MUTED)
     mid = "visible area, sensor orientation"

@@ -897,3 +897,240 @@ def test_repair_cfa_writes_the_same_format(mosaic_tiffs, tmp_path: Path):
     # another pattern than the map's is refused
     result = run("repair", photo, "--cfa", "mono", "--map", out_map, "-o", tmp_path / "rep2")
     assert result.exit_code == 1 and "the defect map's is RGGB" in result.stderr
+
+
+# --------------------------------------------------------------------------- outputs: folders, checks first, inputs never replaced
+
+def test_output_with_a_trailing_slash_is_a_folder(small_series: Series, series_map: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("map", small_series.folder, "-o", "maps/")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "maps").is_dir()
+    assert [p.name for p in (tmp_path / "maps").iterdir()] == ["rawmap-simulated-sensor-sim0001.json"]
+
+    result = run("export", series_map, "--format", "rawtherapee", "-o", "newdir/")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "newdir").is_dir()
+    assert [p.suffix for p in (tmp_path / "newdir").iterdir()] == [".badpixels"]
+
+    result = run("edit", series_map, "--add", "3,4", "-o", "edited/")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "edited" / series_map.name).is_file()
+
+    result = run("show", series_map, "--plot", "pics/")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "pics" / "rawmap-simulated-sensor-sim0001.png").is_file()
+
+    # an existing folder without the slash is a folder too; a plain name stays a file
+    result = run("export", series_map, "--format", "csv", "-o", "newdir")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "newdir" / "rawmap-simulated-sensor-sim0001-defects.csv").is_file()
+    assert run("export", series_map, "--format", "csv", "-o", "plain").exit_code == 0
+    assert (tmp_path / "plain").is_file()
+
+
+def test_unwritable_output_is_found_before_reading_photos(small_series: Series, tmp_path: Path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    result = run("map", small_series.folder, "-o", blocker / "m.json")
+    line = assert_one_error(result, str(blocker))
+    assert ".part" not in line
+    assert result.stdout == ""  # refused before any photo was read: no summary
+    result = run("repair", small_series.files[0], "--map", small_series.folder / "x.json", "-o", blocker / "out")
+    assert_one_error(result, str(blocker))
+    result = run("map", small_series.folder, "-o", tmp_path / "m.json", "--state", blocker / "s.rawstate")
+    assert_one_error(result, str(blocker))
+    assert result.stdout == "" and not (tmp_path / "m.json").exists()
+
+
+def test_full_disk_names_the_users_file(series_map: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import errno
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    target = tmp_path / "m.csv"
+    line = assert_one_error(run("export", series_map, "--format", "csv", "-o", target), "No space left on device")
+    assert str(target) in line and ".part" not in line
+    assert os.listdir(tmp_path) == []
+
+
+def test_repair_never_writes_over_an_input(small_series: Series, series_map: Path, tmp_path: Path):
+    from rawmap.reader import read_frame
+
+    own = tmp_path / "own"
+    own.mkdir()
+    upper, lower = own / "IMG.DNG", own / "IMG.dng"
+    shutil.copy(small_series.files[0], upper)
+    shutil.copy(small_series.files[1], lower)
+    before = {p: p.read_bytes() for p in (upper, lower)}
+    result = run("repair", own, "--map", series_map, "-o", own, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert all(p.read_bytes() == b for p, b in before.items())  # both inputs intact
+    outputs = sorted(p.name for p in own.iterdir() if p not in before)
+    assert len(outputs) == 2 and "IMG.dng" not in outputs and "IMG.DNG" not in outputs
+    assert "written as <name>-2" in result.stdout
+
+    # two folders holding x.dng: two outputs, neither lost
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    shutil.copy(small_series.files[2], a / "x.dng")
+    shutil.copy(small_series.files[3], b / "x.dng")
+    out = tmp_path / "out"
+    result = run("repair", a, b, "--map", series_map, "-o", out, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["x-2.dng", "x.dng"]
+    first, second = read_frame(out / "x.dng"), read_frame(out / "x-2.dng")
+    assert not np.array_equal(first.mosaic, second.mosaic)
+    assert first.mosaic[0, 0] == read_frame(a / "x.dng").mosaic[0, 0]
+
+
+def test_inputs_are_refused_as_outputs_even_with_overwrite(small_series: Series, series_map: Path, tmp_path: Path):
+    photos = tmp_path / "photos"
+    shutil.copytree(small_series.folder, photos)
+    photo = photos / "frame_000.dng"
+    before = photo.read_bytes()
+    assert_one_error(run("map", photos, "-o", photo, "--overwrite"), str(photo), "input")
+    assert photo.read_bytes() == before
+
+    mine = tmp_path / "m.json"
+    shutil.copy(series_map, mine)
+    text = mine.read_text()
+    assert_one_error(run("export", mine, "--format", "csv", "-o", mine, "--overwrite"), "map being exported")
+    assert mine.read_text() == text
+
+    assert_one_error(run("show", mine, "--plot", photo, "--photo", photo, "--overwrite"), "--photo")
+    assert_one_error(run("show", mine, "--plot", mine, "--overwrite"), "map shown")
+    assert photo.read_bytes() == before and mine.read_text() == text
+
+    state = tmp_path / "s.json"
+    result = run("map", photos, "-o", state, "--state", state, "--overwrite")
+    assert_one_error(result, "--state")
+    assert not state.exists()
+
+
+def test_export_rawtherapee_warns_when_the_name_has_no_serial(series_map: Path, tmp_path: Path):
+    data = json.loads(series_map.read_text())
+    assert data["camera"]["serial_source"] == "exif"  # the simulator's DNGs carry EXIF BodySerialNumber
+    result = run("export", series_map, "--format", "rawtherapee", "-o", f"{tmp_path / 'rt'}/")
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (tmp_path / "rt").iterdir()] == ["Rawmap Simulated Sensor SIM0001.badpixels"]
+    assert "Warning" not in result.stderr
+
+    data["camera"] = {"make": "Canon", "model": "Canon EOS D30", "serial": "171048961", "serial_source": "makernote"}
+    d30 = tmp_path / "d30.json"
+    d30.write_text(json.dumps(data))
+    result = run("export", d30, "--format", "rawtherapee", "-o", f"{tmp_path / 'rt2'}/")
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (tmp_path / "rt2").iterdir()] == ["Canon EOS D30.badpixels"]
+    warning = result.stderr.strip().splitlines()
+    assert len(warning) == 1 and warning[0].startswith("Warning: ")
+    assert "every Canon EOS D30" in warning[0] and "maker note" in warning[0]
+    assert "Canon Canon" not in result.stdout
+
+
+# --------------------------------------------------------------------------- small things a new user hit
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_help_shows_metavars_not_python_types(path: tuple[str, ...]):
+    text = run(*path, "--help").stdout
+    for bad in ("<bool>", "<list", "<int", "<str>", "<path>", "<float", "range>", "{"):
+        assert bad not in text, f"`rawmap {' '.join(path)} --help` shows {bad!r}"
+
+
+@pytest.mark.parametrize(
+    ("args", "choices"),
+    [
+        (["export", "m.json", "--format", "jpeg"], "choose one of dcraw, rawtherapee, siril, csv"),
+        (["repair", "x.dng", "-o", "out", "--format", "png"], "choose one of dng, tiff"),
+        (["info", "x.tif", "--cfa", "RGBX"], "choose one of RGGB, BGGR, GRBG, GBRG, mono"),
+    ],
+)
+def test_a_bad_choice_is_one_clean_line(args: list[str], choices: str):
+    result = run(*args)
+    assert_usage_error(result)
+    error = [line for line in result.stderr.splitlines() if "Error" in line]
+    assert len(error) == 1 and choices in error[0]
+    assert "Value error" not in result.stderr
+
+
+def test_ctrl_c_while_starting_is_one_line(tmp_path: Path):
+    """A Ctrl-C while Python still loads typer and rawmap: 'Interrupted.', exit 130, no traceback."""
+    code = (
+        "import builtins, runpy, sys\n"
+        "real = builtins.__import__\n"
+        "def imp(name, *a, **k):\n"
+        "    if name == 'typer':\n"
+        "        raise KeyboardInterrupt\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = imp\n"
+        "sys.argv = ['rawmap', '--help']\n"
+        "runpy.run_module('rawmap', run_name='__main__')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[1])
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr == "Interrupted.\n"
+
+
+def test_closed_stdout_ends_quietly(series_map: Path, tmp_path: Path):
+    """`rawmap export ... | head -1`: no 'Error: Broken pipe', no traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rawmap", "export", str(series_map), "--format", "dcraw", "-o", str(tmp_path / "m.txt")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=Path(__file__).parents[1],
+    )
+    with proc:
+        proc.stdout.close()  # the reader is gone before rawmap prints anything
+        err = proc.stderr.read().decode()
+        proc.wait(timeout=120)
+    assert (tmp_path / "m.txt").is_file()
+    assert err == "", err
+    assert proc.returncode != 0
+
+
+def test_show_top_n_draws_n_crops(series_map: Path, tmp_path: Path):
+    from rawmap.show import plot_layout
+
+    from rawmap.show import plot_map
+
+    data = json.loads(series_map.read_text())
+    data["defects"] = [
+        {"row": 10 + 8 * i, "col": 20 + 9 * i, "kind": "hot", "score": 50.0 - i, "channel": "G", "first_seen": None}
+        for i in range(12)
+    ]
+    many = tmp_path / "many.json"
+    many.write_text(json.dumps(data))
+    png = tmp_path / "top5.png"
+    assert run("show", many, "--top", "5", "--plot", png).exit_code == 0
+    dmap = DefectMap.load(many)
+    five, eight = plot_map(dmap, tmp_path / "5.png", crops=5), plot_map(dmap, tmp_path / "8.png", crops=8)
+    assert png.read_bytes() == five.read_bytes() != eight.read_bytes()
+    assert plot_layout(dmap, crops=5).crop_count == 5
+
+
+def test_values_print_without_exponents():
+    from rawmap.cli import _value_text
+
+    assert _value_text("noisy", 1.56e13) == "noise >x1000"
+    assert _value_text("noisy", 1.5634) == "noise x1.56"
+    assert _value_text("hot", 123456.7) == "123,457 DN/s"
+    assert _value_text("hot", 0.01234) == "0.0123 DN/s"
+    assert _value_text("column", -30.0) == "-30.0 DN"
+    for v in (1e-9, 3e7, 1e300):
+        assert "e" not in _value_text("hot", v).replace("DN/s", "")
+
+
+def test_hostile_camera_names_are_printed_safely(series_map: Path, small_series: Series, tmp_path: Path):
+    """ESC, CR and LF from a file's metadata never reach the terminal; a 10,000-character name is cut."""
+    data = json.loads(series_map.read_text())
+    data["camera"] = {"make": "Evil\x1b[2J", "model": "Cam\r\nError: forged" + "X" * 10_000, "serial": "1\x07"}
+    hostile = tmp_path / "hostile.json"
+    hostile.write_text(json.dumps(data))
+    result = run("show", hostile)
+    assert result.exit_code == 0, result.output
+    first = result.stdout.splitlines()[0]
+    assert "\x1b" not in result.stdout and "\r" not in result.stdout and "\x07" not in result.stdout
+    assert not any(line.startswith("Error: forged") for line in result.stdout.splitlines())
+    assert len(first) < 200 and "…" in first
+    line = assert_one_error(run("repair", small_series.files[0], "--map", hostile, "-o", tmp_path / "out"), "--force")
+    assert len(line) < 400 and "\x1b" not in line

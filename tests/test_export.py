@@ -26,6 +26,7 @@ from rawmap.export import (
     export_text,
     rawtherapee_filename,
     rawtherapee_name,
+    rawtherapee_reads_serial,
     rawtherapee_text,
     siril_text,
     write_export,
@@ -35,7 +36,7 @@ from rawmap.frame import CameraId
 from rawmap.reader import read_info
 
 K = DefectKind
-NIKON = CameraId("NIKON CORPORATION", "NIKON D750", "3001234")
+NIKON = CameraId("NIKON CORPORATION", "NIKON D750", "3001234", "exif")
 T0 = dt.datetime(2024, 5, 6, 7, 8, 9)
 T0_UNIX = 1714979289  # calendar.timegm(T0)
 
@@ -66,7 +67,7 @@ def _small_map(source: str = "raw") -> DefectMap:
 def test_dcraw_text_exact():
     text = dcraw_text(_small_map(), since_first_seen=True)
     assert text == (
-        "# dcraw/LibRaw -P bad-pixel list for NIKON CORPORATION NIKON D750 3001234\n"
+        "# dcraw/LibRaw -P bad-pixel list for NIKON D750 3001234\n"
         f"# written by rawmap {__version__}: col row unixtime (visible area; 0 = always; camera clock read as UTC)\n"
         "# dated: first_seen, each photosite repaired from the first photo that showed it on\n"
         "2 0 0\n6 0 0\n"
@@ -108,7 +109,7 @@ def test_rawtherapee_text_and_name_exact():
     assert rawtherapee_filename(m.camera, with_serial=False) == "Nikon D750.badpixels"
     body = "2 0\n6 0\n2 1\n3 1\n6 1\n2 2\n6 2\n7 2\n4 3\n6 3\n0 4\n6 4\n1 5\n6 5\n"
     assert rawtherapee_text(m) == (
-        "# RawTherapee bad pixels for NIKON CORPORATION NIKON D750 3001234\n"
+        "# RawTherapee bad pixels for NIKON D750 3001234\n"
         f"# written by rawmap {__version__}: x y (column row of the visible area)\n" + body
     )
 
@@ -167,7 +168,7 @@ def test_rawtherapee_crop_origin_shifts_and_drops():
 )
 def test_rawtherapee_name_matches_measured_lookup(make, model, expected):
     assert rawtherapee_name(CameraId(make, model)) == expected
-    assert rawtherapee_name(CameraId(make, model, " 0042 ")) == expected + " 0042"
+    assert rawtherapee_name(CameraId(make, model, " 0042 ", "exif")) == expected + " 0042"
     assert rawtherapee_name(CameraId(make, model, "0042"), with_serial=False) == expected
 
 
@@ -179,12 +180,12 @@ def test_rawtherapee_name_refuses_unusable_cameras():
             DefectMap(CameraId("Canon", ""), SensorGeometry(4, 4), FrameStats(1)), ExportFormat.RAWTHERAPEE
         )
     with pytest.raises(ExportError, match="file name"):
-        rawtherapee_name(CameraId("Canon", "EOS 5D", "12/34"))
+        rawtherapee_name(CameraId("Canon", "EOS 5D", "12/34", "exif"))
 
 
 def test_siril_text_exact():
     assert siril_text(_small_map()) == (
-        "# Siril cosmetic-correction list for NIKON CORPORATION NIKON D750 3001234\n"
+        "# Siril cosmetic-correction list for NIKON D750 3001234\n"
         f"# written by rawmap {__version__}: P x y = column, row from the top; C x = whole column; "
         "L y = whole row; H hot, C cold\n"
         "C 6 0 C\n"  # the whole column 6, reading low
@@ -408,7 +409,7 @@ def test_rawtherapee_applies_exported_badpixels(tmp_path):
         mosaic[r, c] = 4000
     full = np.full((h + 16, w + 16), BLACK, dtype=np.uint16)
     bodies = {
-        "fixed": CameraId("NIKON CORPORATION", "NIKON D750", "3001"),
+        "fixed": CameraId("NIKON CORPORATION", "NIKON D750", "3001", "exif"),
         "plain": CameraId("NIKON CORPORATION", "NIKON D750", "3002"),
     }
     for name, cam in bodies.items():
@@ -531,3 +532,57 @@ def test_require_peer_skips_or_fails(monkeypatch):
         peers.require_peer("dcraw")
     monkeypatch.setattr(peers.shutil, "which", lambda name: f"/usr/bin/{name}")
     assert peers.require_peer("dcraw") == "/usr/bin/dcraw"
+
+
+def test_rawtherapee_serial_only_where_rawtherapee_reads_it():
+    """RawTherapee 5.9 reads EXIF BodySerialNumber only: other serials would name a file it never opens."""
+    for source in ("makernote", "dng", ""):
+        cam = CameraId("Canon", "Canon EOS D30", "171048961", source)
+        assert rawtherapee_name(cam) == "Canon EOS D30"
+        assert not rawtherapee_reads_serial(cam)
+    cam = CameraId("Canon", "Canon EOS D30", "171048961", "exif")
+    assert rawtherapee_name(cam) == "Canon EOS D30 171048961" and rawtherapee_reads_serial(cam)
+    # the source travels with the map file, and old maps without it count as unknown
+    m = DefectMap(cam, SensorGeometry(4, 4), FrameStats(1))
+    back = DefectMap.from_dict(m.to_dict())
+    assert back.camera.serial_source == "exif" and default_filename(back, "rawtherapee") == "Canon EOS D30 171048961.badpixels"
+    old = m.to_dict()
+    del old["camera"]["serial_source"]
+    assert default_filename(DefectMap.from_dict(old), "rawtherapee") == "Canon EOS D30.badpixels"
+
+
+@pytest.mark.parametrize(
+    ("name", "serial_source", "expected"),
+    [
+        ("canon-d30-a.CRW", "makernote", "Canon EOS D30.badpixels"),
+        ("blackmagic-pocket4k.dng", "dng", "Blackmagic Pocket Cinema Camera 4K.badpixels"),
+    ],
+)
+def test_rawtherapee_filename_of_real_files(samples_dir: Path, name: str, serial_source: str, expected: str):
+    camera = read_info(samples_dir / name).camera
+    assert camera.serial and camera.serial_source == serial_source
+    assert rawtherapee_filename(camera) == expected
+
+
+@pytest.mark.peers
+def test_rawtherapee_finds_the_files_named_for_real_cameras(samples_dir: Path, tmp_path: Path):
+    """The names rawmap gives the D30 CRW and the Blackmagic DNG are the ones RawTherapee opens."""
+    rt = require_peer("rawtherapee-cli")
+    darkframes = tmp_path / "darkframes"
+    photos = [samples_dir / "canon-d30-a.CRW", samples_dir / "blackmagic-pocket4k.dng"]
+    names = []
+    for p in photos:
+        info = read_info(p)
+        m = DefectMap(
+            info.camera, SensorGeometry(info.shape[0], info.shape[1], source="raw"), FrameStats(3),
+            [Defect(10, 10, K.HOT, 30.0, "", None, 100.0)],
+        )  # fmt: skip
+        names.append(write_export(m, ExportFormat.RAWTHERAPEE, darkframes / default_filename(m, "rawtherapee")).name)
+    out = tmp_path / "out"
+    out.mkdir()
+    env = rawtherapee_env(tmp_path / "home", dark_frames=darkframes)
+    proc = run_peer([rt, "-o", out, "-t", "-Y", "-c", *photos], env=env, timeout=300)
+    log = proc.stdout + proc.stderr
+    for n in names:
+        assert f"{n} found" in log, log[-2000:]
+    assert log.count("Correcting 1 pixels from .badpixels") == 2

@@ -178,3 +178,62 @@ def test_mode_follows_umask(tmp_path, umask, mask, mode):
     plain.write_bytes(b"")
     assert stat.S_IMODE(plain.stat().st_mode) == mode
 
+
+
+def test_error_names_the_users_file_not_the_temporary_one(tmp_path, monkeypatch):
+    """A full disk while writing is reported on the user's path (errno kept), and leaves nothing behind."""
+    path = tmp_path / "m.json"
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", lambda fd: full(fd, b""))
+    with pytest.raises(OSError) as info:
+        atomic_write_bytes(path, DATA)
+    assert info.value.errno == errno.ENOSPC
+    assert info.value.filename == str(path)
+    assert ".part" not in str(info.value)
+    assert _names(tmp_path) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_unwritable_folder_names_the_users_file(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(PermissionError) as info:
+            atomic_write_text(ro / "m.json", "{}")
+        assert info.value.filename == str(ro / "m.json")
+        with pytest.raises(fileio.OutputError, match="not writable"):
+            fileio.check_output(ro / "m.json")
+        with pytest.raises(fileio.OutputError, match="not writable"):
+            fileio.check_output(ro / "new" / "deeper" / "m.json")
+    finally:
+        ro.chmod(0o755)
+
+
+def test_check_output_before_the_work(tmp_path):
+    (tmp_path / "exists.json").write_text("x")
+    (tmp_path / "afile").write_text("x")
+    assert fileio.check_output(tmp_path / "new" / "m.json") == tmp_path / "new" / "m.json"
+    assert not (tmp_path / "new").exists()  # checking creates nothing
+    with pytest.raises(OutputExistsError):
+        fileio.check_output(tmp_path / "exists.json")
+    assert fileio.check_output(tmp_path / "exists.json", overwrite=True)
+    with pytest.raises(fileio.OutputError, match="is a folder"):
+        fileio.check_output(tmp_path, overwrite=True)
+    with pytest.raises(fileio.OutputError, match="is a file"):
+        fileio.check_output(tmp_path / "afile" / "m.json")
+    with pytest.raises(fileio.OutputError, match="is a file"):
+        fileio.check_output_folder(tmp_path / "afile")
+
+
+def test_same_file(tmp_path):
+    a = tmp_path / "a.dng"
+    a.write_bytes(b"x")
+    os.link(a, tmp_path / "b.dng")
+    os.symlink(a, tmp_path / "c.dng")
+    assert fileio.same_file(a, tmp_path / "sub" / ".." / "a.dng")
+    assert fileio.same_file(a, tmp_path / "b.dng") and fileio.same_file(tmp_path / "c.dng", a)
+    assert not fileio.same_file(a, tmp_path / "d.dng")

@@ -18,6 +18,8 @@ from rawmap.frame import CameraId
 from rawmap.reader import read_frame
 from rawmap.repair import (
     MapMismatchError,
+    output_name,
+    plan_outputs,
     repair_file,
     repair_image,
     repair_image_file,
@@ -582,3 +584,30 @@ def test_mono_mosaic_is_repaired_from_all_its_neighbours():
     assert err.max() <= 8, err  # the ramp, within a few noise sigmas
     with pytest.raises(ValueError, match="red"):
         repair_mosaic(m, mask, np.ones((2, 2), int))  # a pattern must still hold R, G and B
+
+
+def test_plan_outputs_never_lands_on_an_input_or_on_another_output(tmp_path):
+    own = tmp_path / "own"
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder in (own, a, b):
+        folder.mkdir()
+    upper, lower = own / "IMG.DNG", own / "IMG.dng"
+    xa, xb, jpg = a / "x.dng", b / "X.DNG", a / "p.JPG"
+    for p in (upper, lower, xa, xb, jpg):
+        p.write_bytes(b"x")
+    assert output_name(upper) == "IMG.dng" and output_name(xb, fmt="tiff") == "X.tif" and output_name(jpg) == "p.JPG"
+
+    # into their own folder: IMG.dng is an input, so neither photo may take it
+    plan = plan_outputs([upper, lower], own)
+    assert plan == {upper: own / "IMG-2.dng", lower: own / "IMG-3.dng"}
+    # two folders, one name (case differs: a case-blind disk would merge them)
+    out = tmp_path / "out"
+    plan = plan_outputs([xa, xb, jpg], out)
+    assert plan == {xa: out / "x.dng", xb: out / "X-2.dng", jpg: out / "p.JPG"}
+    # every output distinct from every input and from each other
+    everything = [upper, lower, xa, xb, jpg]
+    for target in (own, a, b, out):
+        plan = plan_outputs(everything, target, fmt="dng")
+        names = [p.name.casefold() for p in plan.values()]
+        assert len(set(names)) == len(names)
+        assert not {p.resolve() for p in plan.values()} & {p.resolve() for p in everything}

@@ -89,7 +89,7 @@ def test_summary_counts_exact():
 def test_format_summary_text():
     text = format_summary(summarize(_map(), top=2))
     assert text == "\n".join([
-        "NIKON CORPORATION NIKON D750 3001234 — RAW map (RGGB), 96 x 64 photosites",
+        "NIKON D750 3001234 — RAW map (RGGB), 64 x 96 photosites (rows x columns)",
         "  made      2024-07-01 12:00 UTC",
         "  frames    40 used, 2 skipped",
         "  captured  2024-05-06 07:08 … 2024-06-05 07:08",
@@ -118,7 +118,7 @@ def test_format_summary_of_an_image_map_has_no_channel_columns():
     assert s.channels == ("",)
     assert s.by_kind_channel[K.HOT] == {"": 3}
     lines = format_summary(s).splitlines()
-    assert lines[0] == "NIKON CORPORATION NIKON D750 3001234 — image map (from developed photos), 96 x 64 pixels"
+    assert lines[0] == "NIKON D750 3001234 — image map (from developed photos), 64 x 96 pixels (rows x columns)"
     assert "  kind       total" in lines and "  column        15" in lines
 
 
@@ -255,3 +255,24 @@ def test_plot_never_overwrites_unless_asked(tmp_path):
 def test_plot_rejects_negative_crops(tmp_path):
     with pytest.raises(ValueError, match="crops must be >= 0"):
         plot_map(_map(), tmp_path / "x.png", crops=-1)
+
+
+def test_plot_labels_row_0_at_the_top_corner(tmp_path):
+    """The "row 0, col 0" caption sits above the sensor's top-left corner, the last row's below the bottom."""
+    m = _map()
+    px = _png(plot_map(m, tmp_path / "map.png", crops=0)).astype(int)
+    lay = plot_layout(m, crops=0)
+    x0, y0, x1, y1 = lay.sensor_box
+    background = np.array([17, 20, 24])
+
+    def inked(top: int, bottom: int, left: int, right: int) -> int:
+        return int(np.any(px[top:bottom, left:right] != background, axis=-1).sum())
+
+    assert inked(y0 - 17, y0 - 3, x0, x0 + 90) > 50  # "row 0, col 0" above the top-left corner
+    assert inked(y1 + 8, y1 + 22, x0, x0 + 90) > 50  # "row 63, col 0" below the bottom-left corner
+    assert inked(y0 - 17, y0 - 3, x1 - 90, x1) == 0  # nothing claims the top-right is the last row
+
+
+def test_summary_names_the_camera_once():
+    m = DefectMap(CameraId("Canon", "Canon EOS D30", "171048961"), SensorGeometry(H, W), FrameStats(3))
+    assert format_summary(summarize(m)).splitlines()[0].startswith("Canon EOS D30 171048961 — ")
