@@ -76,6 +76,7 @@ import datetime as _dt
 import io
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -2584,3 +2585,61 @@ def score_map(defect_map: Any, truth: SeriesTruth) -> MapScore:
         n_must_find=n_must, n_found=n_found, n_flags=len(flags), n_false=n_false,
         false_by_kind=false, recall_by_class={k: (v[0], v[1]) for k, v in by_class.items()},
     )
+
+
+def score_flags(
+    flags: set[tuple[int, int]], truth: dict[str, Any], radius: int = 0, *, jpeg: bool = False
+) -> tuple[float, float, Counter, Counter]:
+    """Score flagged photosites against a ``truth.json`` of an outside series (e.g. ``indep-8080``).
+
+    That format lists ``defects`` with ``row``, ``col``, ``kind`` and
+    ``must_find`` (``must_find_jpeg`` for the series' JPEG renderings).
+
+    Parameters
+    ----------
+    flags : set of (row, col)
+    truth : dict
+        The parsed ``truth.json``.
+    radius : int, optional
+        A flag hits a defect within this many photosites (Chebyshev); 2 for
+        JPEGs, whose demosaicing and compression move a defect's trace.
+    jpeg : bool, optional
+        Score against ``must_find_jpeg``.
+
+    Returns
+    -------
+    recall : float
+        Share of must-find units flagged; a column segment counts when 80 %
+        of its must-find photosites are flagged.
+    precision : float
+        Share of flags within ``radius`` of any planted defect.
+    found, total : Counter
+        Must-find units found and planted, by truth kind.
+    """
+    defects = truth["defects"]
+    planted = np.array([(d["row"], d["col"]) for d in defects], np.int64).reshape(-1, 2)
+
+    def hit(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        if len(points) == 0 or len(targets) == 0:
+            return np.zeros(len(points), bool)
+        return (np.abs(points[:, None, :] - targets[None, :, :]).max(axis=2) <= radius).any(axis=1)
+
+    f = np.array(sorted(flags), np.int64).reshape(-1, 2)
+    precision = float(hit(f, planted).mean()) if len(f) else 1.0
+    found: Counter = Counter()
+    total: Counter = Counter()
+    columns: dict[int, list[tuple[int, int]]] = {}
+    key = "must_find_jpeg" if jpeg else "must_find"
+    for d in defects:
+        if not d.get(key, d.get("must_find")):
+            continue
+        if d["kind"] == "column":
+            columns.setdefault(d["col"], []).append((d["row"], d["col"]))
+            continue
+        total[d["kind"]] += 1
+        found[d["kind"]] += int(hit(np.array([[d["row"], d["col"]]]), f)[0])
+    for pts in columns.values():
+        total["column"] += 1
+        found["column"] += int(hit(np.array(pts), f).mean() >= 0.8)
+    recall = sum(found.values()) / max(sum(total.values()), 1)
+    return recall, precision, found, total

@@ -261,3 +261,75 @@ def test_sensitivity_presets_nest(tmp_path):
     assert ClassifyParams.for_sensitivity("normal") == ClassifyParams()
     with pytest.raises(ValueError, match="low, normal, high"):
         ClassifyParams.for_sensitivity("max")
+
+
+# --------------------------------------------------------------------------- series we did not make, and scenarios
+def _indep_series():
+    from conftest import SHARED_SAMPLES
+
+    folder = SHARED_SAMPLES / "series" / "indep-8080"
+    if not (folder / "truth.json").is_file():
+        pytest.skip(f"independent series not found at {folder} (it lives beside the repository, in ../shared)")
+    import json
+
+    truth = json.loads((folder / "truth.json").read_text())
+    return folder, truth, [folder / f["file"] for f in truth["frames"] if f["role"] == "map"]
+
+
+@pytest.mark.parametrize("source", ["RAW", "JPEG"])
+def test_independent_series_meets_the_targets(source):
+    """indep-8080 (made outside this project): brackets and bursts of textured scenes with lens-cap darks.
+    Targets of issue 9: recall >= 0.97 at precision >= 0.99 from RAW, >= 0.90 / 0.97 from JPEG."""
+    from rawmap.mapping import map_files
+    from rawmap.synth import score_flags
+
+    _, truth, files = _indep_series()
+    if source == "JPEG":
+        files = [p.with_suffix(".jpg") for p in files]
+    dmap = map_files(files).maps[0].defect_map
+    recall, precision, found, total = score_flags({(d.row, d.col) for d in dmap.defects}, truth,
+                                                  radius=2 if source == "JPEG" else 0, jpeg=source == "JPEG")
+    if source == "RAW":
+        assert recall >= 0.97 and precision >= 0.99, (recall, precision, found, total)
+        # low-gain photosites (0.16-0.40 of their neighbours) and every member of the 3-photosite clusters
+        assert found["low_gain"] == total["low_gain"] and found["cluster"] == total["cluster"]
+    else:
+        assert recall >= 0.90 and precision >= 0.97, (recall, precision, found, total)
+
+
+def _scenario(tmp_path, name, n_frames=24, shape=(300, 450), seed=2027):
+    from rawmap.mapping import collect_inputs, map_files
+    from rawmap.synth import score_map, write_scenario
+
+    truth = write_scenario(tmp_path, name, seed=seed, shape=shape, n_frames=n_frames)
+    paths, _ = collect_inputs([tmp_path])
+    body = map_files(paths).maps[0]
+    return body, score_map(body.defect_map, truth)
+
+
+def test_brackets_count_each_view_once(tmp_path):
+    """Six static views shot 4 times 2 stops apart, one with glints that clip in its long exposures
+    and two whose darkest frames look like lens-cap darks: static detail must not become defects
+    (precision was 0.35, with 181 column and 53 hot/noisy false flags)."""
+    body, sc = _scenario(tmp_path, "brackets")
+    acc = body.accumulator.closed()
+    assert acc.n_scenes <= 7  # 6 views, and at most the dimmest frame (17 DN above black) on its own
+    assert sc.precision >= 0.95, sc.summary()
+
+
+def test_a_single_view_shows_no_outlier_defects(tmp_path):
+    """A timelapse is one view: static detail in it cannot be told from hot, cold or noisy
+    photosites, so only what does not follow the light (stuck, dead) is flagged."""
+    body, sc = _scenario(tmp_path, "timelapse")
+    assert body.accumulator.closed().n_scenes == 1
+    assert sc.precision == 1.0, sc.summary()
+    assert {d.kind for d in body.defect_map.defects} <= {DefectKind.STUCK, DefectKind.DEAD}
+    assert sc.n_found >= 4  # the stuck and dead photosites
+
+
+def test_every_member_of_a_hot_cluster_is_found(tmp_path):
+    """Darks at mixed exposures: a cluster's corner touching two hot photosites is rarely an isolated
+    outlier of its frame, but its sums are as far out as theirs."""
+    _, sc = _scenario(tmp_path, "darks-mixed")
+    assert sc.recall_by_class["cluster"][0] == sc.recall_by_class["cluster"][1] > 0, sc.summary()
+    assert sc.precision == 1.0, sc.summary()

@@ -16,42 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from rawmap.mapping import map_files
+from rawmap.synth import score_flags
 
 SERIES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "series" / "indep-8080"
-
-
-def score(flags: set[tuple[int, int]], truth: dict, radius: int = 0) -> tuple[float, float, Counter, Counter]:
-    defects = truth["defects"]
-    planted = np.array([(d["row"], d["col"]) for d in defects], np.int64)
-
-    def hit(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        if len(points) == 0 or len(targets) == 0:
-            return np.zeros(len(points), bool)
-        return (np.abs(points[:, None, :] - targets[None, :, :]).max(axis=2) <= radius).any(axis=1)
-
-    f = np.array(sorted(flags), np.int64).reshape(-1, 2)
-    precision = float(hit(f, planted).mean()) if len(f) else 1.0
-    found, total = Counter(), Counter()
-    columns = defaultdict(list)
-    for d in defects:
-        if not d["must_find"]:
-            continue
-        if d["kind"] == "column":
-            columns[d["col"]].append((d["row"], d["col"]))
-            continue
-        total[d["kind"]] += 1
-        found[d["kind"]] += int(hit(np.array([[d["row"], d["col"]]]), f)[0])
-    for pts in columns.values():
-        total["column"] += 1
-        found["column"] += int(hit(np.array(pts), f).mean() >= 0.8)
-    recall = sum(found.values()) / max(sum(total.values()), 1)
-    return recall, precision, found, total
 
 
 def main() -> None:
@@ -67,7 +39,7 @@ def main() -> None:
         dmap = map_files(files).maps[0].defect_map
         secs = time.perf_counter() - t
         flags = {(d.row, d.col) for d in dmap.defects}
-        rec, prec, found, total = score(flags, truth, radius)
+        rec, prec, found, total = score_flags(flags, truth, radius, jpeg=name == "JPEG")
         rows.append((f"rawmap ({name})", rec, prec, len(flags), secs))
         print(f"{name}: found by class " + ", ".join(f"{k} {found[k]}/{total[k]}" for k in sorted(total)))
     if args.enhance:
@@ -76,7 +48,7 @@ def main() -> None:
         t = time.perf_counter()
         coords = np.asarray(enhance.find_bad_pixels([str(p) for p in maps]), np.int64).reshape(-1, 2)
         secs = time.perf_counter() - t
-        rec, prec, _, _ = score({(int(r), int(c)) for r, c in coords}, truth)
+        rec, prec, _, _ = score_flags({(int(r), int(c)) for r, c in coords}, truth)
         rows.append(("rawpy.enhance (RAW)", rec, prec, len(coords), secs))
     print(f"\n{'method':<22} {'recall':>7} {'precision':>9} {'flagged':>8} {'seconds':>8}")
     for name, rec, prec, n, secs in rows:
