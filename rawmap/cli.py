@@ -28,7 +28,7 @@ from .export import ExportFormat
 
 if TYPE_CHECKING:  # pragma: no cover
     from .accumulate import Accumulator
-    from .defectmap import DefectMap
+    from .defectmap import DefectMap, FrameStats
     from .mapping import BodyMap, MapRun, Skipped
     from .reader import MosaicSpec
 
@@ -322,6 +322,26 @@ def _map_lines(dmap: "DefectMap", *, table_rows: int = TABLE_ROWS, segment_rows:
     return lines
 
 
+def _evidence_lines(fr: "FrameStats") -> list[str]:
+    """The views and darks a map stands on, and a warning when they are too few for every kind."""
+    if fr.views is None:
+        return []
+    units = fr.views + (fr.darks or 0)
+    parts = [f"{fr.views} view{'s' if fr.views != 1 else ''} (frames of one scene count once)"]
+    if fr.darks:
+        parts.append(f"{fr.darks} lens-cap dark{'s' if fr.darks != 1 else ''}")
+    if fr.flats:
+        parts.append(f"{fr.flats} of the views flat fields")
+    lines = ["  evidence: " + ", ".join(parts)]
+    if units <= 1:
+        lines.append("  warning: one view only: hot, cold, noisy and line defects cannot be told from the scene "
+                     "(only stuck and dead photosites are mapped); add photos of other scenes or lens-cap darks")
+    elif units < 6:
+        lines.append(f"  warning: {units} views and darks: a defect must show in 2 of them to be mapped; "
+                     f"{6 - units} more different scenes (or darks) give the full map")
+    return lines
+
+
 def _body_header(body: "BodyMap", dmap: "DefectMap") -> list[str]:
     s, fr = dmap.sensor, dmap.frames
     kind = "RAW" if s.source == "raw" else "images"
@@ -339,6 +359,7 @@ def _body_header(body: "BodyMap", dmap: "DefectMap") -> list[str]:
     older = fr.count - new
     used = f"{fr.count} frames" + (f" ({new} new, {older} from the stored statistics)" if older > 0 else "")
     lines.append("  frames: " + "; ".join([used] + extra))
+    lines += _evidence_lines(fr)
     sensitivity = dmap.thresholds.get("sensitivity")
     if sensitivity and sensitivity != "normal":
         lines.append(f"  sensitivity: {sensitivity}")

@@ -199,9 +199,15 @@ class FrameStats:
     exposure_max: float = 0.0
     iso_min: float = 0.0
     iso_max: float = 0.0
+    #: evidence units: views (frames of one scene count once), lens-cap darks, flat fields among
+    #: the views; None in maps written before they were counted
+    views: int | None = None
+    darks: int | None = None
+    flats: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        evidence = {k: getattr(self, k) for k in ("views", "darks", "flats") if getattr(self, k) is not None}
+        return evidence | {
             "count": self.count,
             "skipped": self.skipped,
             "first_capture": _iso(self.first_capture),
@@ -223,6 +229,7 @@ class FrameStats:
             exposure_max=float(d.get("exposure_max", 0.0)),
             iso_min=float(d.get("iso_min", 0.0)),
             iso_max=float(d.get("iso_max", 0.0)),
+            **{k: int(d[k]) for k in ("views", "darks", "flats") if d.get(k) is not None},
         )
 
 

@@ -884,6 +884,14 @@ def _blob_centres(rows, cols, scores, kinds) -> list[int]:
     return sorted(keep)
 
 
+def _evidence(acc: Accumulator) -> dict[str, int]:
+    """Evidence units of a series: views (a dark that joined a photo's view is part of it), darks, flats."""
+    lit = {f.scene for f in acc.frames if f.kind != "dark"}
+    darks = {f.scene for f in acc.frames if f.kind == "dark"} - lit
+    flats = {f.scene for f in acc.frames if f.kind == "flat"}
+    return {"views": len(lit), "darks": len(darks), "flats": len(flats)}
+
+
 def build_map(acc: Accumulator, params: ClassifyParams | None = None, *, skipped: int = 0) -> DefectMap:
     """Classify and wrap the result with the body's identity, geometry and frame summary."""
     p = params or ClassifyParams()
@@ -903,6 +911,7 @@ def build_map(acc: Accumulator, params: ClassifyParams | None = None, *, skipped
         first_capture=min(times) if times else None, last_capture=max(times) if times else None,
         exposure_min=min(exps) if exps else 0.0, exposure_max=max(exps) if exps else 0.0,
         iso_min=min(isos) if isos else 0.0, iso_max=max(isos) if isos else 0.0,
+        **_evidence(acc),
     )
     thresholds = {"sensitivity": p.sensitivity, "accumulate": acc.params.to_dict(), "classify": p.to_dict(),
                   "scenes": acc.n_scenes}

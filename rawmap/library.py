@@ -974,6 +974,8 @@ def _merge_frame_stats(a: FrameStats, b: FrameStats) -> FrameStats:
         exposure_max=max(a.exposure_max, b.exposure_max),
         iso_min=lo(a.iso_min, b.iso_min),
         iso_max=max(a.iso_max, b.iso_max),
+        **{k: getattr(a, k) + getattr(b, k) for k in ("views", "darks", "flats")
+           if getattr(a, k) is not None and getattr(b, k) is not None},
     )
 
 

@@ -1134,3 +1134,22 @@ def test_hostile_camera_names_are_printed_safely(series_map: Path, small_series:
     assert len(first) < 200 and "…" in first
     line = assert_one_error(run("repair", small_series.files[0], "--map", hostile, "-o", tmp_path / "out"), "--force")
     assert len(line) < 400 and "\x1b" not in line
+
+
+def test_map_reports_its_evidence_and_warns_when_it_is_one_view(tmp_path):
+    """The summary says how many views and darks the map stands on; one view (a timelapse) gets a
+    warning that only stuck and dead photosites can be mapped from it."""
+    from rawmap.synth import write_scenario
+
+    write_scenario(tmp_path / "tl", "timelapse", seed=1, shape=(120, 180), n_frames=6)
+    res = runner.invoke(app, ["map", str(tmp_path / "tl"), "-o", str(tmp_path / "tl.json")])
+    assert res.exit_code == 0, res.output
+    assert "evidence: 1 view (frames of one scene count once)" in res.output
+    assert "warning: one view only" in res.output
+    write_scenario(tmp_path / "dk", "darks-same", seed=1, shape=(120, 180), n_frames=8)
+    res = runner.invoke(app, ["map", str(tmp_path / "dk"), "-o", str(tmp_path / "dk.json")])
+    assert res.exit_code == 0, res.output
+    assert "evidence: 0 views (frames of one scene count once), 8 lens-cap darks" in res.output
+    assert "warning" not in res.output
+    saved = json.loads((tmp_path / "dk.json").read_text())["frames"]
+    assert (saved["views"], saved["darks"]) == (0, 8)
