@@ -310,6 +310,8 @@ def _complete_clusters(acc: Accumulator, p: ClassifyParams, found: "_Found", tak
     growth = beta * x_hi
     clipped = acc.vmax[cr, cc].astype(np.int64) >= acc.clip
     grows = (growth > np.maximum(alpha, 0)) | (clipped & (growth > 0.05 * np.maximum(alpha, 0)))
+    if not np.any(den > 0):  # one exposure x ISO throughout (same-exposure darks): as the hot rule, no growth test
+        grows[:] = True
     cr, cc, beta = cr[grows], cc[grows], beta[grows]
     share = acc.s_hi[cr, cc] / max(acc.n_scenes, 1)
     found.add(cr, cc, DefectKind.HOT, 100.0 * share, beta / 4.0)
@@ -488,6 +490,11 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
         ok = nmed >= p.stuck_contrast * own + 2 * bound
         # a dead photosite's own noise may pass the range bound; its neighbours must vary far more
         ok &= (own <= bound) | (nmed >= p.stuck_contrast * dead_bound + 2 * bound)
+        # clipped in every frame of two views or darks at least, its neighbours never half as bright
+        # (in darks nothing varies, so the test above cannot see it)
+        if acc.n_scenes >= 2:
+            nmax = np.median(acc.vmax[nr, nc].astype(np.float64), axis=0)
+            ok |= (acc.vmin[rr, cc].astype(np.int64) >= acc.clip) & (nmax <= 0.5 * acc.clip)
         rr, cc, own, nmed = rr[ok], cc[ok], own[ok], nmed[ok]
         if rr.size == 0:
             continue
