@@ -154,7 +154,7 @@ from .accumulate import Accumulator, FrameRecord
 from .defectmap import DefectMap, FrameStats, carry_edits, merge_defects
 from .detect import ClassifyParams, build_map
 from .errors import MapFormatError, RawmapError
-from .fileio import OutputExistsError, atomic_copy
+from .fileio import OutputExistsError, _umask, atomic_copy
 from .frame import CameraId, SourceKind
 
 try:
@@ -820,6 +820,7 @@ class Library:
             self._store_dir.mkdir(exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=NEW_PREFIX, dir=self._store_dir))
             try:
+                os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; give the mode a plain mkdir would
                 for fname, content in files.items():
                     if isinstance(content, Path):
                         _link_or_copy(content, tmp / fname)
