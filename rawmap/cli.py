@@ -398,12 +398,16 @@ def map_cmd(
         help="Map file (JSON) for one body; with several bodies a folder that gets one <body>.json each "
         "(a .json name then becomes a folder of that name without .json). Optional with --save.",
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing map files."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite",
+        help="Replace existing map files (not needed for the map a --state file wrote itself last time).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (the summary is still printed)."),
     save: bool = typer.Option(
         False, "--save/--no-save",
         help="Store each body's map and statistics in the library, continuing what is stored for that body "
-        "(files already counted are not read again). Off by default: `rawmap map` writes only -o.",
+        "(files already counted are not read again; nothing new: one line, exit 0). A killed run leaves "
+        "each entry whole; concurrent runs wait for each other. Off by default: `rawmap map` writes only -o.",
     ),
     library: Optional[Path] = typer.Option(
         None, "--library", metavar="DIR",
@@ -412,7 +416,8 @@ def map_cmd(
     state: Optional[Path] = typer.Option(
         None, "--state", metavar="FILE",
         help="Statistics file of one body: continued if it exists (files already counted are skipped), "
-        "then written back. Lets a map grow over time without the library.",
+        "then written back. Lets a map grow over time without the library; the -o map it wrote is "
+        "replaced by the next continuation without --overwrite (unless changed since).",
     ),
     threads: int = typer.Option(
         2, "--threads", "-j", min=1, metavar="N",
@@ -459,7 +464,9 @@ def map_cmd(
 
         rawmap map 'card/DCIM/**/*.NEF' old.NEF -o maps/
 
-        rawmap map ~/Pictures/new/ --save
+        rawmap map ~/Pictures/new/ --save   (again later: only new photos are read)
+
+        rawmap map ~/Pictures/new/ --state d750.rawstate -o d750.json
 
         rawmap map ~/Pictures/2024/ -o d750.json --sensitivity high
 
@@ -1318,7 +1325,10 @@ def library_import_cmd(
     state: Optional[Path] = typer.Option(
         None, "--state", metavar="FILE", help="The statistics exported with the map (.rawstate), so new photos continue them."
     ),
-    replace: bool = typer.Option(False, "--replace", help="Replace the body's current entry (moved to the trash)."),
+    replace: bool = typer.Option(
+        False, "--replace",
+        help="Replace the body's current entry, in one step (the old entry is moved to the library's .trash).",
+    ),
     library: Optional[Path] = _library_option(),
 ) -> None:
     """Add a map made elsewhere (another computer, a backup) to the library.

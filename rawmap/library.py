@@ -134,6 +134,7 @@ Examples
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
@@ -778,7 +779,16 @@ class Library:
     def _switch(self, name: str, version: Path) -> None:
         """Point ``ROOT/name`` at ``version`` with one atomic rename of a new link over the old one: the commit."""
         tmp = self.root / f"{LINK_PREFIX}{name}-{os.getpid()}-{secrets.token_hex(4)}"
-        os.symlink(os.path.join(ENTRIES_DIR, version.name), tmp)
+        try:
+            os.symlink(os.path.join(ENTRIES_DIR, version.name), tmp)
+        except OSError as exc:
+            if exc.errno in (errno.EPERM, errno.ENOTSUP, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise LibraryError(
+                    f"{self.root}: the library's file system has no symbolic links (FAT or exFAT?), which the "
+                    "library needs to change an entry all at once; keep it on another disk (--library DIR or "
+                    f"${LIBRARY_ENV})"
+                ) from None
+            raise
         try:
             os.replace(tmp, self.root / name)
         except BaseException:

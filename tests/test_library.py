@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import replace
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -638,54 +639,60 @@ def _count_calls(action) -> int:
 @pytest.mark.parametrize("mode", ["enospc", "kill"])
 def test_store_interrupted_at_every_write_leaves_a_whole_entry(tmp_path, frames, mode):
     """ENOSPC or a kill at each file-system call of an update: the entry is the old one or the new one, and the
-    same command run again ends with all 12 frames (never "already counted" for ever)."""
-    Library(tmp_path / "count").store(_body(_accumulate(frames[:6])))
-    total = _count_calls(lambda: _save(Library(tmp_path / "count"), frames[:12]))
+    same command run again ends with all 8 frames (never "already counted" for ever)."""
+    template = tmp_path / "six"
+    Library(template).store(_body(_accumulate(frames[:6])))
+    shutil.copytree(template, tmp_path / "count", symlinks=True)
+    total = _count_calls(lambda: _save(Library(tmp_path / "count"), frames[:8]))
     assert total >= 8  # version folder, files, rename, link switch, old version removed
-    whole = _accumulate(frames[:12])
+    whole = _accumulate(frames[:8])
+    whole_map = _dicts(build_map(whole))
     outcomes = set()
     for n in range(1, total + 1):
         root = tmp_path / f"{mode}{n}"
-        Library(root).store(_body(_accumulate(frames[:6])))
+        shutil.copytree(template, root, symlinks=True)
         with _FaultyDisk(n, mode) as disk:
             try:
-                _save(Library(root), frames[:12])
+                _save(Library(root), frames[:8])
             except (LibraryError, _Killed):
                 pass
         assert disk.failed, n
-        outcomes.add(_assert_consistent(root, {6, 12}))
-        _save(Library(root), frames[:12])  # the same command again
-        assert _assert_consistent(root, {12}) == 12
+        outcomes.add(_assert_consistent(root, {6, 8}))
+        _save(Library(root), frames[:8])  # the same command again
+        assert _assert_consistent(root, {8}) == 8
         _assert_same_state(Library(root).load_state(CAM), whole)
-        assert _dicts(Library(root).find_map(CAM)) == _dicts(build_map(whole))
-    assert outcomes == {6, 12}  # both sides of the switch were hit
+        assert _dicts(Library(root).find_map(CAM)) == whole_map
+    assert outcomes == {6, 8}  # both sides of the switch were hit
 
 
 def test_old_layout_entry_is_moved_into_versions_safely(tmp_path, frames):
     """An entry written by an older rawmap (a plain folder): its first update survives a kill at every step."""
 
+    template = tmp_path / "six"
+    entry = Library(template).store(_body(_accumulate(frames[:6])))
+    version = entry.path.resolve()
+    entry.path.unlink()
+    version.rename(entry.path)
+    (template / ".entries").rmdir()
+
     def old_layout(root: Path) -> None:
-        entry = Library(root).store(_body(_accumulate(frames[:6])))
-        version = entry.path.resolve()
-        entry.path.unlink()
-        version.rename(entry.path)
-        (root / ".entries").rmdir()
+        shutil.copytree(template, root, symlinks=True)
 
     old_layout(tmp_path / "count")
     assert (tmp_path / "count" / "testco-tc-1-0001").is_dir() and not (tmp_path / "count" / "testco-tc-1-0001").is_symlink()
     assert Library(tmp_path / "count").get(CAM).state_frames == 6  # still read as it is
-    total = _count_calls(lambda: _save(Library(tmp_path / "count"), frames[:12]))
+    total = _count_calls(lambda: _save(Library(tmp_path / "count"), frames[:8]))
     for n in range(1, total + 1):
         root = tmp_path / f"k{n}"
         old_layout(root)
         with _FaultyDisk(n, "kill"):
             try:
-                _save(Library(root), frames[:12])
+                _save(Library(root), frames[:8])
             except (LibraryError, _Killed):
                 pass
-        _assert_consistent(root, {6, 12})
-        _save(Library(root), frames[:12])
-        assert _assert_consistent(root, {12}) == 12
+        _assert_consistent(root, {6, 8})
+        _save(Library(root), frames[:8])
+        assert _assert_consistent(root, {8}) == 8
 
 
 @pytest.mark.parametrize("mode", ["enospc", "kill"])
@@ -693,8 +700,11 @@ def test_import_replace_interrupted_never_loses_the_entry(tmp_path, frames, mode
     """``library import --replace`` killed at each step: the old entry or the new one, the old one never lost."""
     path = _hand_map().save(tmp_path / "elsewhere.json")
 
+    template = tmp_path / "six"
+    Library(template).store(_body(_accumulate(frames[:6])))
+
     def setup(root: Path) -> None:
-        Library(root).store(_body(_accumulate(frames[:6])))
+        shutil.copytree(template, root, symlinks=True)
 
     setup(tmp_path / "count")
     total = _count_calls(lambda: Library(tmp_path / "count").import_map(path, replace=True))
@@ -727,12 +737,14 @@ def test_import_replace_interrupted_never_loses_the_entry(tmp_path, frames, mode
 
 
 def test_remove_and_edit_interrupted_leave_a_whole_entry_or_none(tmp_path, frames):
-    root = tmp_path / "count"
-    Library(root).store(_body(_accumulate(frames[:6])))
-    total = _count_calls(lambda: Library(root).remove(CAM))
+    template = tmp_path / "six"
+    entry = Library(template).store(_body(_accumulate(frames[:6])))
+    edited = Library(template).load_map(entry).edited(drop=[EARLY])
+    shutil.copytree(template, tmp_path / "count", symlinks=True)
+    total = _count_calls(lambda: Library(tmp_path / "count").remove(CAM))
     for n in range(1, total + 1):
         root = tmp_path / f"rm{n}"
-        Library(root).store(_body(_accumulate(frames[:6])))
+        shutil.copytree(template, root, symlinks=True)
         with _FaultyDisk(n, "kill"):
             try:
                 Library(root).remove(CAM)
@@ -747,20 +759,17 @@ def test_remove_and_edit_interrupted_leave_a_whole_entry_or_none(tmp_path, frame
         else:
             assert Accumulator.load(trash[0] / "state.rawstate").n_frames == 6 and not list(root.glob("testco*"))
 
-    root = tmp_path / "edit-count"
-    entry = Library(root).store(_body(_accumulate(frames[:6])))
-    edited = Library(root).load_map(entry).edited(drop=[EARLY])
-    total = _count_calls(lambda: Library(root).save_edited(entry, edited))
+    shutil.copytree(template, tmp_path / "edit-count", symlinks=True)
+    total = _count_calls(lambda: Library(tmp_path / "edit-count").save_edited(entry, edited))
     for n in range(1, total + 1):
         root = tmp_path / f"ed{n}"
-        entry = Library(root).store(_body(_accumulate(frames[:6])))
+        shutil.copytree(template, root, symlinks=True)
         with _FaultyDisk(n, "kill"):
             try:
-                Library(root).save_edited(entry, edited)
+                Library(root).save_edited(Library(root).get(CAM), edited)
             except (LibraryError, _Killed):
                 pass
-        n_frames = _assert_consistent(root, {6})
-        assert n_frames == 6
+        assert _assert_consistent(root, {6}) == 6
         dmap = Library(root).find_map(CAM)
         assert dmap.dropped in ([], [EARLY])
         if dmap.dropped:
@@ -822,3 +831,15 @@ def test_updating_without_waiting_reports_a_busy_library(tmp_path, frames):
         with a.updating(wait=False):  # re-entrant in the same object
             a.store(_body(_accumulate(frames[:4])))
         assert b.get(CAM).state_frames == 4  # readers never wait
+
+
+def test_a_file_system_without_links_is_named(tmp_path, frames, monkeypatch):
+    def no_links(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "symlink", no_links)
+    lib = Library(tmp_path)
+    with pytest.raises(LibraryError, match=r"has no symbolic links \(FAT or exFAT\?\).*--library DIR"):
+        lib.store(_body(_accumulate(frames[:4])))
+    monkeypatch.undo()
+    assert lib.entries() == [] and list((tmp_path / ".entries").iterdir()) == []
