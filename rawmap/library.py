@@ -254,7 +254,8 @@ class LibraryEntry:
     source : SourceKind
         RAW mosaic maps or developed-image maps.
     path : Path
-        The entry's folder.
+        The entry's folder, ``ROOT/<name>``: a link to its current version
+        (a plain folder for entries written by older rawmaps).
     frames : int
         Frames behind the current map (imported maps' frames included).
     defects : int
@@ -962,7 +963,11 @@ class Library:
           rebuilt from the merged statistics with the same thresholds;
         * statistics that repeat photos already stored, or that continue an
           older version of the stored ones (another run saved meanwhile), are
-          refused: nothing is written.
+          refused: nothing is written.  Hold :meth:`updating` from reading
+          the stored statistics to this call to rule the latter out.
+
+        The entry changes all at once (see the module docstring): killed or
+        failing at any point, it is left as it was or as updated, whole.
 
         An imported map's defects are merged into the map written (see the
         module docstring), and the edits by hand of the current map
@@ -1069,8 +1074,10 @@ class Library:
         Raises
         ------
         LibraryError
-            ``dmap`` belongs to another body or sensor size, the entry is
-            gone, or a write failed.
+            ``dmap`` belongs to another body or sensor size, is an edit of
+            an older version of the map (the entry was updated since it was
+            read: the update would be lost), the entry is gone, or a write
+            failed.
         """
         with self.updating():
             folder = self._find_folder(entry.camera, entry.source)
@@ -1083,6 +1090,11 @@ class Library:
                 raise LibraryError(
                     f"{folder}: the edited map ({dmap.camera.label}, {dmap.sensor.height}x{dmap.sensor.width}) "
                     f"is not a map of {_describe(entry.camera, entry.source)}; edit the body's own map"
+                )
+            if dmap.created != current.created or dmap.frames.count != current.frames.count:
+                raise LibraryError(
+                    f"{folder}: the map of {_describe(entry.camera, entry.source)} changed after the copy being "
+                    "edited was read (another rawmap run updated it meanwhile); make the edit again"
                 )
             body = self._read_body(folder)
             body["updated"] = _now().isoformat()

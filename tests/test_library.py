@@ -843,3 +843,16 @@ def test_a_file_system_without_links_is_named(tmp_path, frames, monkeypatch):
         lib.store(_body(_accumulate(frames[:4])))
     monkeypatch.undo()
     assert lib.entries() == [] and list((tmp_path / ".entries").iterdir()) == []
+
+
+def test_an_edit_of_an_older_map_is_refused(tmp_path, frames):
+    """`rawmap edit` read the map, then a `map --save` updated the entry: saving the edit would lose that update."""
+    lib = Library(tmp_path)
+    entry = lib.store(_body(_accumulate(frames[:6])))
+    stale = lib.load_map(entry).edited(drop=[EARLY])
+    lib.store(_body(_accumulate(frames[6:8], lib.state_for(CAM))))
+    with pytest.raises(LibraryError, match="changed after the copy being edited was read"):
+        lib.save_edited(lib.get(CAM), stale)
+    assert _assert_consistent(tmp_path, {8}) == 8
+    fresh = lib.find_map(CAM).edited(drop=[EARLY])
+    assert lib.save_edited(lib.get(CAM), fresh).frames == 8 and lib.find_map(CAM).dropped == [EARLY]
