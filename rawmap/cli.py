@@ -516,12 +516,16 @@ def map_cmd(
         "(a .json name then becomes a folder of that name without .json). A name ending in / (or an "
         "existing folder) is a folder, created if missing. Optional with --save.",
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing map files."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite",
+        help="Replace existing map files (not needed for the map a --state file wrote itself last time).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (the summary is still printed)."),
     save: bool = typer.Option(
         False, "--save/--no-save",
         help="Store each body's map and statistics in the library, continuing what is stored for that body "
-        "(files already counted are not read again). Off by default: `rawmap map` writes only -o.",
+        "(files already counted are not read again; nothing new: one line, exit 0). A killed run leaves "
+        "each entry whole; concurrent runs wait for each other. Off by default: `rawmap map` writes only -o.",
     ),
     library: Optional[Path] = typer.Option(
         None, "--library", metavar="DIR",
@@ -530,7 +534,8 @@ def map_cmd(
     state: Optional[Path] = typer.Option(
         None, "--state", metavar="FILE",
         help="Statistics file of one body: continued if it exists (files already counted are skipped), "
-        "then written back. Lets a map grow over time without the library.",
+        "then written back. Lets a map grow over time without the library; the -o map it wrote is "
+        "replaced by the next continuation without --overwrite (unless changed since).",
     ),
     threads: int = typer.Option(
         2, "--threads", "-j", min=1, metavar="N",
@@ -577,7 +582,9 @@ def map_cmd(
 
         rawmap map 'card/DCIM/**/*.NEF' old.NEF -o maps/
 
-        rawmap map ~/Pictures/new/ --save
+        rawmap map ~/Pictures/new/ --save   (again later: only new photos are read)
+
+        rawmap map ~/Pictures/new/ --state d750.rawstate -o d750.json
 
         rawmap map ~/Pictures/2024/ -o d750.json --sensitivity high
 
@@ -599,13 +606,11 @@ def map_cmd(
     if save and state is not None:
         ctx.fail("--state and --save both keep statistics: use one (--save keeps every body's in the library)")
     out, out_folder = _out_arg(output)
+    if state is not None and out is not None and not out_folder and _same_file(state, out):
+        ctx.fail(f"-o {output} is the --state file: give the map another name")
     if out is not None:
-        from .fileio import check_output_folder, same_file
+        from .fileio import check_output_folder
 
-        if not out_folder and not overwrite and out.is_file():
-            raise _Failed(f"{out}: already exists (add --overwrite to replace it, or choose another -o)")
-        if state is not None and not out_folder and same_file(out, state):
-            raise _Failed(f"{out}: is the --state file too; give the map and the statistics different names")
         # found now, not after reading every photo: a folder that cannot be created or written in
         check_output_folder(out if out_folder else out.parent)
     if state is not None:
@@ -614,7 +619,12 @@ def map_cmd(
         check_output_folder(state.parent)  # the statistics are written back after the work
 
     lib = _library(library) if save else None
+    if lib is not None:
+        _hold_library(ctx, lib)  # until the command ends: a concurrent --save waits, then continues what this one stored
     state_acc = _load_state_file(state) if state is not None else None
+    own = _own_outputs(state) if state_acc is not None else {}
+    if out is not None and not out_folder and not overwrite and out.is_file() and not _is_own_output(out, own):
+        raise _Failed(f"{out}: already exists (add --overwrite to replace it, or choose another -o)")
 
     files, skipped_inputs = collect_inputs(paths, mosaic=spec is not None)
     if out is not None and not out_folder:
@@ -636,8 +646,10 @@ def map_cmd(
         states = {(state_acc.camera, state_acc.source, state_acc.shape): state_acc}
         state_keys = load_state_keys(state)
         counted = Counted(state_keys, _recorded_files(state_acc))
+    where = "the library" if lib is not None else (_show_path(state) if state is not None else "the stored statistics")
     if resolved and all(p in counted.paths for p in resolved):
-        raise _Failed(f"all {len(resolved)} file(s) are already counted in the stored statistics; nothing new to map")
+        typer.echo(_nothing_new(len(resolved), where))
+        return
 
     not_found = "; ".join(f"{s.path}: {s.reason}" for s in skipped_inputs)
     if not resolved:
@@ -649,19 +661,34 @@ def map_cmd(
                 classify_params=classify_params, mosaic=spec,
             )
     except NothingToMapError as exc:
+        from .mapping import SkipKind
+
+        n_counted = sum(1 for s in exc.skipped if s.kind is SkipKind.COUNTED)
+        if n_counted:  # nothing new: not an error (a scheduled `rawmap map DIR --save` goes on working)
+            others = [s for s in list(skipped_inputs) + exc.skipped if s.kind is not SkipKind.COUNTED]
+            typer.echo("\n".join([_nothing_new(n_counted, where)] + _skipped_lines(others, shown)))
+            return
         raise _Failed(f"{exc} (also: {not_found})" if not_found else str(exc)) from None
 
     skipped = list(skipped_inputs) + run.skipped
     targets: list[Path] = []
     note = ""
+    replace_own: set[Path] = set()
     if output is not None:
         targets, note = _plan_map_outputs(out, run.maps, as_folder=out_folder)
         for t in targets:
-            if not overwrite and t.exists():
-                raise _Failed(f"{t}: already exists (add --overwrite to replace it, or choose another -o)")
             _refuse_input(t, resolved)
             if state is not None:
                 _refuse_input(t, [state], "the --state file")
+            if not overwrite and t.exists():
+                if _is_own_output(t, own):
+                    replace_own.add(t)  # the map this state wrote last time: replaced without --overwrite
+                    continue
+                raise _Failed(f"{t}: already exists (add --overwrite to replace it, or choose another -o)")
+
+    tail: list[str] = []
+    if state is not None:  # before the maps, recording them: a kill between the two leaves -o still replaceable
+        tail.append(_write_state(state, state_acc, state_keys, run, targets=targets, own=own))
 
     lines: list[str] = []
     for i, body in enumerate(run.maps):
@@ -674,8 +701,9 @@ def map_cmd(
         lines += _body_header(body, dmap)
         lines += _map_lines(dmap)
         if targets:
-            written = dmap.save(targets[i], overwrite=overwrite)
-            lines.append(f"  map written to {_show_path(written)}")
+            written = dmap.save(targets[i], overwrite=overwrite or targets[i] in replace_own)
+            again = " (replacing the map this state wrote before)" if targets[i] in replace_own else ""
+            lines.append(f"  map written to {_show_path(written)}{again}")
         if stored:
             lines.append(stored)
         lines.append("")
@@ -683,10 +711,53 @@ def map_cmd(
     lines += run.notes
     if note:
         lines.append(note)
+    lines += [t for t in tail if t]
     typer.echo("\n".join(lines).rstrip("\n"))
 
-    if state is not None:
-        _write_state(state, state_acc, state_keys, run)
+
+def _nothing_new(n: int, where: str) -> str:
+    """The one line of a run that found only photos already counted (exit 0)."""
+    return f"Nothing new to map: {n} file{'s are' if n != 1 else ' is'} already counted in {where}."
+
+
+def _hold_library(ctx: typer.Context, lib: Any) -> None:
+    """Hold the library's write lock until the command ends, saying so when another run holds it."""
+    from .library import LibraryBusyError
+
+    try:
+        ctx.with_resource(lib.updating(wait=False))
+    except LibraryBusyError:
+        typer.echo(f"Waiting for another rawmap run to finish updating the library {lib.root} ...", err=True)
+        ctx.with_resource(lib.updating())
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+def _file_digest(path: Path) -> str | None:
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _own_outputs(state: Path) -> dict[str, list[str]]:
+    """The maps a --state file recorded writing (path -> SHA-256 digests)."""
+    from .mapping import load_state_outputs
+
+    return load_state_outputs(state)
+
+
+def _is_own_output(path: Path, own: dict[str, list[str]]) -> bool:
+    """Whether ``path`` is still the map the --state file wrote there (so it may replace it without --overwrite)."""
+    digests = own.get(str(path.resolve()))
+    return bool(digests) and _file_digest(path) in digests
 
 
 def _recorded_files(acc: "Accumulator") -> set[Path]:
@@ -700,27 +771,40 @@ def _recorded_files(acc: "Accumulator") -> set[Path]:
     return out
 
 
-def _write_state(path: Path, loaded: "Accumulator | None", keys: dict[str, str], run: "MapRun") -> None:
+def _write_state(
+    path: Path, loaded: "Accumulator | None", keys: dict[str, str], run: "MapRun", *,
+    targets: Sequence[Path] = (), own: dict[str, list[str]] | None = None,
+) -> str:
+    """Write the --state file (its body's map in ``targets`` recorded as its own output); returns the line to print."""
+    import hashlib
+
     from .mapping import save_state
 
     if loaded is not None:
-        match = [b for b in run.maps if b.key == (loaded.camera, loaded.source) and b.shape == loaded.shape]
+        match = [i for i, b in enumerate(run.maps) if b.key == (loaded.camera, loaded.source) and b.shape == loaded.shape]
         if not match:
             size = f"{loaded.shape[0]}x{loaded.shape[1]}"
-            typer.echo(f"{_show_path(path)}: unchanged (no new frames of {loaded.camera.label or 'its body'}, {size})")
-            return
-        body = match[0]
+            return f"{_show_path(path)}: unchanged (no new frames of {loaded.camera.label or 'its body'}, {size})"
+        index = match[0]
     elif len(run.maps) == 1:
-        body = run.maps[0]
+        index = 0
     else:
         raise _Failed(
             f"--state keeps the statistics of one body and sensor size, but {len(run.maps)} maps were made; "
-            f"{path} was not written (use --save to keep every body's statistics in the library)"
+            f"nothing was written (use --save to keep every body's statistics in the library)"
         )
+    body = run.maps[index]
     keys = dict(keys)
     keys.update((k, str(p)) for p, k in body.content.items() if k)
-    save_state(path, body.accumulator, keys, overwrite=True)
-    typer.echo(f"statistics of {body.camera.label} ({body.accumulator.n_frames} frames) written to {_show_path(path)}")
+    outputs = dict(own or {})
+    if targets:
+        target = targets[index]
+        new = hashlib.sha256(body.defect_map.to_json().encode("utf-8")).hexdigest()
+        current = _file_digest(target) if target.is_file() else None
+        # the map about to be written, and the one it replaces (kept acceptable in case the write is interrupted)
+        outputs[str(target.resolve())] = [new] + ([current] if current and current != new else [])
+    save_state(path, body.accumulator, keys, overwrite=True, outputs=outputs)
+    return f"statistics of {body.camera.label} ({body.accumulator.n_frames} frames) written to {_show_path(path)}"
 
 
 _LIBRARY_OPTION_HELP = "Library folder (default: $RAWMAP_LIBRARY, else the platform's user data folder)."
@@ -1432,7 +1516,10 @@ def library_import_cmd(
     state: Optional[Path] = typer.Option(
         None, "--state", metavar="FILE", help="The statistics exported with the map (.rawstate), so new photos continue them."
     ),
-    replace: bool = typer.Option(False, "--replace", help="Replace the body's current entry (moved to the trash)."),
+    replace: bool = typer.Option(
+        False, "--replace",
+        help="Replace the body's current entry, in one step (the old entry is moved to the library's .trash).",
+    ),
     library: Optional[Path] = _library_option(),
 ) -> None:
     """Add a map made elsewhere (another computer, a backup) to the library.

@@ -85,4 +85,15 @@ class MapEditError(RawmapError):
 
 
 class NothingToMapError(RawmapError):
-    """No usable frame was left to build a map from."""
+    """No usable frame was left to build a map from.
+
+    Attributes
+    ----------
+    skipped : list of rawmap.mapping.Skipped
+        Every file left out, with its reason and kind (empty when not given):
+        a caller tells "nothing new" (all already counted) from a failure.
+    """
+
+    def __init__(self, message: str, *, skipped: "list | None" = None) -> None:
+        super().__init__(message)
+        self.skipped = list(skipped or [])

@@ -10,16 +10,25 @@ their statistics are not comparable.
 Layout (``ROOT`` is :func:`default_library_dir` unless given)::
 
     ROOT/
-      .lock                          held while an entry is written (POSIX)
-      canon-eos-d30-171048961/       one folder per body and source
-        body.json                    identity, source, times, counts, files used
-        map.json                     the current map (rawmap-defect-map JSON)
-        map.previous.json            the map before the last update, if any
-        state.rawstate               accumulator state (Accumulator.save)
-        imported.json                a map imported from elsewhere, if any
-      canon-eos-d30-171048961-image/ the same body's map from JPEGs
+      .lock                          held while the library is written (fcntl.flock)
+      canon-eos-d30-171048961 -> .entries/canon-eos-d30-171048961@7
+                                     one entry per body and source: a link to its current version
+      canon-eos-d30-171048961-image -> .entries/...@2
+                                     the same body's map from JPEGs
+      .entries/
+        canon-eos-d30-171048961@7/   the current version of an entry, never changed in place:
+          body.json                    identity, source, times, counts, files used
+          map.json                     the current map (rawmap-defect-map JSON)
+          map.previous.json            the map before the last update, if any
+          state.rawstate               accumulator state (Accumulator.save)
+          imported.json                a map imported from elsewhere, if any
       .trash/
-        canon-eos-d30-171048961-20260301T101500/   a removed entry
+        canon-eos-d30-171048961-20260301T101500/   a removed (or replaced) entry: a plain folder
+
+Read an entry through its name (``ROOT/<name>/map.json``): the link leads to
+the current version.  An entry written by an older rawmap is a plain folder
+``ROOT/<name>/`` holding the same files; it is read as it is, and its first
+update moves it into ``.entries`` (see below).
 
 Folder names are :attr:`CameraId.slug` (``-image`` appended for image maps,
 ``-<H>x<W>`` for a second sensor size of the same body, ``-2``, ``-3``...
@@ -67,23 +76,73 @@ in which it showed as an outlier; merging statistics keeps the earlier time,
 so a defect present from the start keeps its early date and one that appeared
 later gets a later date, however the photos were split between runs.
 
+An entry changes all at once
+----------------------------
+The files of an entry must agree (the statistics' frames are the frames the
+body and the map count): an update that stopped half-way, killed or out of
+disk space, would leave statistics of 12 frames under a body that says 6,
+and every later run would refuse the photos as already counted.  So an
+entry is never changed in place.  A write (:meth:`Library.store`,
+:meth:`~Library.save_edited`, :meth:`~Library.import_map`) goes:
+
+1. write a complete new version into ``.entries/.new-XXXX/`` (files that do
+   not change, the statistics of an edit or an imported map, are hard links
+   to the current version's: no copy of a large state), flush it to disk;
+2. rename it to ``.entries/<name>@<n+1>`` (a complete, not yet current version);
+3. **the switch**: make a link ``.link-<name>-XXXX`` to it and rename that link
+   over ``ROOT/<name>``.  ``rename`` replaces a link atomically (POSIX), so
+   a reader opening ``ROOT/<name>/...`` finds the old version or the new
+   one, never a mix of the two, never nothing;
+4. delete the old version (move it to the trash when an import replaced it).
+
+A kill or an error at any step leaves the entry as the old version (before
+the switch) or the new one (after it).  The leftovers are cleaned up the
+next time the library's lock is taken (every write takes it; a reader takes
+it when it is free and something is left over), which rolls each entry to
+one committed version: a ``.new-*`` folder or a ``.link-*`` is deleted; a
+version that no link points to is deleted (an older version, or a new one
+killed before its switch: rolled back), or sent to the trash when the
+current version records that it ``replaced`` it; an entry name with
+versions but no link at all (a new entry, or an old-layout folder being
+moved to ``<name>@0``, killed before its link was made) is linked to its
+newest version (rolled forward); a dangling link (a :meth:`Library.remove`
+killed after it moved the version to the trash) is deleted.  Rerunning the
+interrupted command then simply finishes the work: the photos of a
+rolled-back update are not counted yet and are read again; those of an
+update that was switched are recognised as counted (``rawmap map`` then
+reports nothing new and exits 0).  Nothing is lost but the work of the
+interrupted run.
+
+The lock is ``fcntl.flock`` on ``ROOT/.lock`` (Linux, macOS, BSD; on
+network file systems only where the server supports it; where ``fcntl`` is
+missing, as on Windows, writes are not serialised between processes).  Hold
+it with :meth:`Library.updating` around a whole update, from reading the
+stored statistics to :meth:`Library.store`: ``rawmap map --save`` does, so
+that two runs adding photos to the same body run one after the other and
+the second continues the statistics the first stored; readers never wait
+for it.  Needs a file system with symbolic links (all Unix ones).
+
 Examples
 --------
 >>> lib = Library()                                          # doctest: +SKIP
->>> run = map_files(paths, states=lib.states())              # doctest: +SKIP
->>> for body in run.maps:                                    # doctest: +SKIP
-...     lib.store(body)
+>>> with lib.updating():                                     # doctest: +SKIP
+...     run = map_files(paths, states=lib.states())
+...     for body in run.maps:
+...         lib.store(body)
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -96,13 +155,19 @@ from .accumulate import Accumulator, FrameRecord
 from .defectmap import DefectMap, FrameStats, carry_edits, merge_defects
 from .detect import ClassifyParams, build_map
 from .errors import MapFormatError, RawmapError
-from .fileio import OutputExistsError, atomic_copy, atomic_write_bytes, atomic_write_text
+from .fileio import OutputExistsError, _umask, atomic_copy
 from .frame import CameraId, SourceKind
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: writes are not serialised between processes
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "ENTRY_FORMAT",
     "ENTRY_VERSION",
     "LIBRARY_ENV",
+    "LibraryBusyError",
     "LibraryError",
     "LibraryEntry",
     "Library",
@@ -122,12 +187,20 @@ STATE_FILE = "state.rawstate"
 IMPORTED_FILE = "imported.json"
 TRASH_DIR = ".trash"
 LOCK_FILE = ".lock"
+ENTRIES_DIR = ".entries"  #: the version folders behind the entries' links
+VERSION_SEP = "@"  #: ``<entry name>@<number>``: a version folder
+NEW_PREFIX = ".new-"  #: a version (or, from older rawmaps, an entry) being written
+LINK_PREFIX = ".link-"  #: a link being made, before it is renamed over the entry's name
 
 BodyKey = tuple[CameraId, SourceKind]
 
 
 class LibraryError(RawmapError):
     """The library cannot do what was asked (no such body, a conflicting entry, a damaged folder)."""
+
+
+class LibraryBusyError(LibraryError):
+    """Another process holds the library's write lock (only raised when asked not to wait)."""
 
 
 def default_library_dir() -> Path:
@@ -181,7 +254,8 @@ class LibraryEntry:
     source : SourceKind
         RAW mosaic maps or developed-image maps.
     path : Path
-        The entry's folder.
+        The entry's folder, ``ROOT/<name>``: a link to its current version
+        (a plain folder for entries written by older rawmaps).
     frames : int
         Frames behind the current map (imported maps' frames included).
     defects : int
@@ -289,15 +363,19 @@ class Library:
 
     Notes
     -----
-    Writes are serialised by a lock file (``ROOT/.lock``, POSIX only), and
-    every file is replaced atomically, so an interrupted update leaves the
-    previous map readable.  Nothing is ever deleted: :meth:`remove` moves an
-    entry to ``ROOT/.trash``, an update keeps the previous map as
-    ``map.previous.json``.
+    Writes are serialised by a lock file (``ROOT/.lock``, see
+    :meth:`updating`), and each changes an entry all at once: a complete
+    new version is written beside the current one, then the entry's link is
+    switched to it with one atomic rename (see the module docstring), so an
+    interrupted update leaves the old entry or the new one, whole.  No map
+    is lost: :meth:`remove` moves an entry to ``ROOT/.trash``, an update
+    keeps the previous map as ``map.previous.json``.
     """
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = Path(root).expanduser() if root is not None else default_library_dir()
+        self._thread_lock = threading.RLock()
+        self._lock_depth = 0
 
     def __repr__(self) -> str:
         return f"Library({str(self.root)!r})"
@@ -345,6 +423,7 @@ class Library:
     def _folders(self) -> list[Path]:
         if not self.root.is_dir():
             return []
+        self._recover_if_needed()
         return sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def entries(self) -> list[LibraryEntry]:
@@ -522,29 +601,290 @@ class Library:
 
     # ------------------------------------------------------------------ writing
     @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def updating(self, *, wait: bool = True) -> Iterator[None]:
+        """Hold the library's write lock: no other process changes the library meanwhile.
+
+        Every write (:meth:`store`, :meth:`save_edited`, :meth:`remove`,
+        :meth:`import_map`) takes this lock by itself.  Hold it around a
+        whole update, from reading the stored statistics
+        (:meth:`states`) to :meth:`store`, so that two processes adding
+        photos to the same body run one after the other and neither loses
+        its frames (``rawmap map --save`` does).  The lock is re-entrant
+        within one :class:`Library` object; a half-done update left by a
+        killed process is finished or undone when the lock is taken (see
+        the module docstring).
+
+        Parameters
+        ----------
+        wait : bool, optional
+            Wait for another process to release the lock (default); when
+            false, raise :class:`LibraryBusyError` at once instead.
+
+        Raises
+        ------
+        LibraryBusyError
+            ``wait`` is false and another process (or thread) holds the lock.
+        LibraryError
+            The library folder cannot be created.
+
+        Notes
+        -----
+        ``fcntl.flock`` on ``ROOT/.lock`` (Linux, macOS, BSD; on NFS only
+        where the server supports it).  Where ``fcntl`` is missing (Windows)
+        writes are not serialised between processes.
+        """
+        if not self._thread_lock.acquire(blocking=wait):
+            raise LibraryBusyError(f"{self.root}: another thread is updating the library")
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise LibraryError(f"{self.root}: cannot create the library folder ({exc.strerror})") from None
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
-            yield
-            return
-        with open(self.root / LOCK_FILE, "a+b") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            if self._lock_depth:
+                self._lock_depth += 1
+                try:
+                    yield
+                finally:
+                    self._lock_depth -= 1
+                return
             try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+                self.root.mkdir(parents=True, exist_ok=True)
+                fh = open(self.root / LOCK_FILE, "a+b")
+            except OSError as exc:
+                raise LibraryError(f"{self.root}: cannot create the library folder ({exc.strerror})") from None
+            with fh:
+                if fcntl is not None:
+                    try:
+                        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+                    except BlockingIOError:
+                        raise LibraryBusyError(
+                            f"{self.root}: another rawmap run is updating the library; wait for it to finish"
+                        ) from None
+                self._lock_depth = 1
+                try:
+                    self._recover()
+                    yield
+                finally:
+                    self._lock_depth = 0
+                    if fcntl is not None:
+                        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+    # ------------------------------------------------------------------ versions, switch, recovery
+    @property
+    def _store_dir(self) -> Path:
+        return self.root / ENTRIES_DIR
+
+    def _linked_version(self, link: Path) -> Path | None:
+        """The version folder ``link`` (an entry's name in ROOT) points to, if it is a link to an existing one."""
+        if not link.is_symlink():
+            return None
+        try:
+            target = os.readlink(link)
+        except OSError:
+            return None
+        version = (link.parent / target) if not os.path.isabs(target) else Path(target)
+        if version.parent.name != ENTRIES_DIR or not version.is_dir():
+            return None
+        return self._store_dir / version.name
+
+    def _version_dirs(self) -> dict[str, list[tuple[int, Path]]]:
+        """The complete version folders in ``ROOT/.entries``, by entry name, oldest first."""
+        out: dict[str, list[tuple[int, Path]]] = {}
+        try:
+            items = list(self._store_dir.iterdir())
+        except OSError:
+            return out
+        for p in items:
+            name, sep, num = p.name.rpartition(VERSION_SEP)
+            if p.name.startswith(".") or not sep or not num.isdigit() or not p.is_dir() or p.is_symlink():
+                continue
+            out.setdefault(name, []).append((int(num), p))
+        return {k: sorted(v) for k, v in out.items()}
+
+    def _needs_recovery(self) -> bool:
+        """Whether an interrupted write left something behind (cheap: two folder listings, no file read)."""
+        try:
+            items = list(self.root.iterdir())
+        except OSError:
+            return False
+        for p in items:
+            if p.name.startswith((NEW_PREFIX, LINK_PREFIX)) or (p.is_symlink() and not p.exists()):
+                return True
+        try:
+            if any(p.name.startswith(".") for p in self._store_dir.iterdir()):
+                return True
+        except OSError:
+            return False
+        for name, versions in self._version_dirs().items():
+            current = self._linked_version(self.root / name)
+            if current is None or len(versions) > 1:
+                return True
+        return False
+
+    def _recover_if_needed(self) -> None:
+        """Finish or undo an interrupted write before reading, when the lock is free (readers never wait)."""
+        if self._lock_depth or not self._needs_recovery():
+            return
+        try:
+            with self.updating(wait=False):
+                pass  # taking the lock recovers
+        except (LibraryError, OSError):
+            pass  # another process is writing (it recovers), or the library is read-only
+
+    def _recover(self) -> None:
+        """Bring the library back to committed entries only; the lock is held.
+
+        * temporary folders and links of an interrupted write are removed;
+        * a link left dangling by an interrupted :meth:`remove` is removed;
+        * an entry name with version folders but no link (a new or migrated
+          entry killed before its link was made) is linked to its newest
+          version (rolled forward);
+        * version folders that no link points to (older versions, or a new
+          version killed before the switch: rolled back) are deleted, or
+          moved to the trash when the current version replaced them
+          (``library import --replace``).
+        """
+        if not self.root.is_dir():
+            return
+        for p in list(self.root.iterdir()):
+            if p.name.startswith(LINK_PREFIX) and p.is_symlink():
+                _quietly(os.unlink, p)
+            elif p.name.startswith(NEW_PREFIX) and p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)  # a new entry of an older rawmap, never renamed into place
+            elif p.is_symlink() and not p.exists() and not p.name.startswith("."):
+                _quietly(os.unlink, p)  # a removed entry whose link was not taken away yet
+        if not self._store_dir.is_dir():
+            return
+        for p in list(self._store_dir.iterdir()):
+            if p.name.startswith(NEW_PREFIX):
+                shutil.rmtree(p, ignore_errors=True)  # a version killed while being written
+        for name, versions in self._version_dirs().items():
+            link = self.root / name
+            current = self._linked_version(link)
+            if current is None:
+                if link.exists() or link.is_symlink():
+                    continue  # an entry of the old layout (a real folder) or something not ours: leave it
+                current = versions[-1][1]
+                self._switch(name, current)
+            replaced = None
+            try:
+                replaced = json.loads((current / BODY_FILE).read_text(encoding="utf-8")).get("replaced")
+            except (OSError, ValueError, AttributeError):
+                replaced = "?"  # unreadable: keep the other versions, in the trash
+            for _, version in versions:
+                if version == current:
+                    continue
+                if replaced is not None and replaced in (version.name, "?"):
+                    self._to_trash(version, name)
+                else:
+                    shutil.rmtree(version, ignore_errors=True)
+
+    def _switch(self, name: str, version: Path) -> None:
+        """Point ``ROOT/name`` at ``version`` with one atomic rename of a new link over the old one: the commit."""
+        tmp = self.root / f"{LINK_PREFIX}{name}-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            os.symlink(os.path.join(ENTRIES_DIR, version.name), tmp)
+        except OSError as exc:
+            if exc.errno in (errno.EPERM, errno.ENOTSUP, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise LibraryError(
+                    f"{self.root}: the library's file system has no symbolic links (FAT or exFAT?), which the "
+                    "library needs to change an entry all at once; keep it on another disk (--library DIR or "
+                    f"${LIBRARY_ENV})"
+                ) from None
+            raise
+        try:
+            os.replace(tmp, self.root / name)
+        except BaseException:
+            _quietly(os.unlink, tmp)
+            raise
+        _fsync_dir(self.root)
+
+    def _current_version(self, folder: Path) -> Path:
+        """The version folder behind an entry, first moving an entry of the old layout (a real folder) into one."""
+        version = self._linked_version(folder)
+        if version is not None:
+            return version
+        if folder.is_symlink() or not folder.is_dir():
+            raise LibraryError(f"{folder}: not a library entry; move it out of {self.root}")
+        # old layout: the folder itself becomes version 0 (a kill between the two steps is rolled forward)
+        self._store_dir.mkdir(exist_ok=True)
+        version = self._store_dir / f"{folder.name}{VERSION_SEP}0"
+        os.rename(folder, version)
+        _fsync_dir(self.root)
+        self._switch(folder.name, version)
+        return version
+
+    def _commit(
+        self, name: str, files: Mapping[str, bytes | Path], *, previous: Path | None = None, replaced: bool = False
+    ) -> Path:
+        """Write a complete new version of entry ``name``, switch the entry to it, and drop ``previous``.
+
+        ``files`` maps file names to their bytes, or to an existing file of
+        the previous version (hard-linked, copied where links are not
+        supported: those files never change in place).  Until the switch the
+        entry is the previous version; after it, the new one.
+
+        Returns
+        -------
+        Path
+            ``ROOT/name``.
+        """
+        try:
+            self._store_dir.mkdir(exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=NEW_PREFIX, dir=self._store_dir))
+            try:
+                os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; give the mode a plain mkdir would
+                for fname, content in files.items():
+                    if isinstance(content, Path):
+                        _link_or_copy(content, tmp / fname)
+                    else:
+                        _write_new(tmp / fname, content)
+                _fsync_dir(tmp)
+                numbers = [n for n, _ in self._version_dirs().get(name, [])]
+                final = self._store_dir / f"{name}{VERSION_SEP}{max(numbers, default=0) + 1}"
+                os.rename(tmp, final)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            _fsync_dir(self._store_dir)
+            try:
+                self._switch(name, final)
+            except BaseException:
+                if self._linked_version(self.root / name) != final:
+                    shutil.rmtree(final, ignore_errors=True)
+                raise
+        except OSError as exc:
+            raise LibraryError(f"{self.root / name}: cannot write the library entry ({exc.strerror or exc})") from None
+        if previous is not None and previous != final:
+            if replaced:
+                try:
+                    self._to_trash(previous, name)
+                except OSError:
+                    pass  # still there: the next write moves it (see _recover)
+            else:
+                shutil.rmtree(previous, ignore_errors=True)
+        return self.root / name
+
+    def _trash_dest(self, name: str) -> Path:
+        trash = self.root / TRASH_DIR
+        trash.mkdir(exist_ok=True)
+        stamp = _now().strftime("%Y%m%dT%H%M%S")
+        dest = trash / f"{name}-{stamp}"
+        n = 1
+        while dest.exists() or dest.is_symlink():
+            n += 1
+            dest = trash / f"{name}-{stamp}-{n}"
+        return dest
+
+    def _to_trash(self, folder: Path, name: str) -> Path:
+        dest = self._trash_dest(name)
+        os.rename(folder, dest)
+        return dest
 
     def _new_folder_name(self, camera: CameraId, source: SourceKind, shape: tuple[int, int] | None = None) -> str:
         base = self._base_name(camera, source)
         if shape is not None and self._body_folders(camera, source):  # another sensor size of this body
             base += f"-{shape[0]}x{shape[1]}"
         name, n = base, 1
-        while (self.root / name).exists():
+        while (self.root / name).exists() or (self.root / name).is_symlink():
             n += 1
             name = f"{base}-{n}"
         return name
@@ -562,8 +902,14 @@ class Library:
         files: list[str],
         created: _dt.datetime | None = None,
         content_keys: Mapping[str, str] | None = None,
+        replace_entry: bool = False,
     ) -> LibraryEntry:
-        """Write an entry's files (state, previous map, map, body last); a new entry appears whole."""
+        """Write a new version of an entry (a new entry when ``folder`` is None) and switch to it at once.
+
+        An update keeps the previous map as ``map.previous.json`` and the
+        imported defects; ``replace_entry`` starts the entry afresh and
+        sends the version it replaces to the trash.
+        """
         now = _now()
         body = {
             "format": ENTRY_FORMAT,
@@ -580,39 +926,30 @@ class Library:
             "shape": [dmap.sensor.height, dmap.sensor.width],
             "content_keys": dict(content_keys or {}),
         }
+        previous = None
         if folder is None:
-            tmp = Path(tempfile.mkdtemp(prefix=f".new-{self._base_name(camera, source)}-", dir=self.root))
+            name = self._new_folder_name(camera, source, (dmap.sensor.height, dmap.sensor.width))
+        else:
+            name = folder.name
             try:
-                self._write_files(tmp, dmap, body, acc=acc, imported=imported)
-                final = self.root / self._new_folder_name(camera, source, (dmap.sensor.height, dmap.sensor.width))
-                try:
-                    os.rename(tmp, final)
-                except OSError as exc:
-                    raise LibraryError(f"{final}: cannot create the library entry ({exc.strerror or exc})") from None
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-            return self._entry(final, body)
-        self._write_files(folder, dmap, body, acc=acc, imported=imported)
-        return self._entry(folder, body)
-
-    @staticmethod
-    def _write_files(folder: Path, dmap: DefectMap, body: dict[str, Any], *, acc: Accumulator | None,
-                     imported: DefectMap | None) -> None:
-        try:
-            if acc is not None:
-                atomic_write_bytes(folder / STATE_FILE, acc.to_bytes(), overwrite=True)
-            if imported is not None:
-                atomic_write_text(folder / IMPORTED_FILE, imported.to_json(), overwrite=True)
-            current = folder / MAP_FILE
-            if current.exists():
-                _copy_file(current, folder / PREVIOUS_MAP_FILE, overwrite=True)
-            atomic_write_text(current, dmap.to_json(), overwrite=True)
-            atomic_write_text(folder / BODY_FILE, json.dumps(body, indent=1) + "\n", overwrite=True)
-        except OutputExistsError:  # pragma: no cover - overwrite=True everywhere
-            raise
-        except OSError as exc:
-            raise LibraryError(f"{folder}: cannot write the library entry ({exc.strerror or exc})") from None
+                previous = self._current_version(folder)
+            except OSError as exc:
+                raise LibraryError(f"{folder}: cannot write the library entry ({exc.strerror or exc})") from None
+            if replace_entry:
+                body["replaced"] = previous.name
+        content: dict[str, bytes | Path] = {}
+        if acc is not None:
+            content[STATE_FILE] = acc.to_bytes()
+        if imported is not None:
+            content[IMPORTED_FILE] = imported.to_json().encode("utf-8")
+        elif previous is not None and not replace_entry and (previous / IMPORTED_FILE).is_file():
+            content[IMPORTED_FILE] = previous / IMPORTED_FILE
+        if previous is not None and not replace_entry and (previous / MAP_FILE).is_file():
+            content[PREVIOUS_MAP_FILE] = previous / MAP_FILE
+        content[MAP_FILE] = dmap.to_json().encode("utf-8")
+        content[BODY_FILE] = (json.dumps(body, indent=1) + "\n").encode("utf-8")
+        path = self._commit(name, content, previous=previous, replaced=replace_entry)
+        return self._entry(path, body)
 
     def store(self, body_map: Any) -> LibraryEntry:
         """Save one body's new map and statistics (a :class:`rawmap.mapping.BodyMap`).
@@ -626,7 +963,11 @@ class Library:
           rebuilt from the merged statistics with the same thresholds;
         * statistics that repeat photos already stored, or that continue an
           older version of the stored ones (another run saved meanwhile), are
-          refused: nothing is written.
+          refused: nothing is written.  Hold :meth:`updating` from reading
+          the stored statistics to this call to rule the latter out.
+
+        The entry changes all at once (see the module docstring): killed or
+        failing at any point, it is left as it was or as updated, whole.
 
         An imported map's defects are merged into the map written (see the
         module docstring), and the edits by hand of the current map
@@ -664,7 +1005,7 @@ class Library:
                 f"{dmap.sensor.width}, its statistics {acc.shape[0]}x{acc.shape[1]}; this is a bug in the caller"
             )
         new_keys = {_resolved(str(p)): k for p, k in (getattr(body_map, "content", None) or {}).items() if k}
-        with self._locked():
+        with self.updating():
             folder = self._find_folder(camera, source, acc.shape)
             body = self._read_body(folder) if folder is not None else None
             stored_files: list[str] = list(body.get("files", [])) if body else []
@@ -733,10 +1074,12 @@ class Library:
         Raises
         ------
         LibraryError
-            ``dmap`` belongs to another body or sensor size, the entry is
-            gone, or a write failed.
+            ``dmap`` belongs to another body or sensor size, is an edit of
+            an older version of the map (the entry was updated since it was
+            read: the update would be lost), the entry is gone, or a write
+            failed.
         """
-        with self._locked():
+        with self.updating():
             folder = self._find_folder(entry.camera, entry.source)
             if folder is None:
                 raise LibraryError(f"{entry.path}: the entry of {entry.label} is no longer in {self.root}")
@@ -748,16 +1091,26 @@ class Library:
                     f"{folder}: the edited map ({dmap.camera.label}, {dmap.sensor.height}x{dmap.sensor.width}) "
                     f"is not a map of {_describe(entry.camera, entry.source)}; edit the body's own map"
                 )
+            if dmap.created != current.created or dmap.frames.count != current.frames.count:
+                raise LibraryError(
+                    f"{folder}: the map of {_describe(entry.camera, entry.source)} changed after the copy being "
+                    "edited was read (another rawmap run updated it meanwhile); make the edit again"
+                )
             body = self._read_body(folder)
             body["updated"] = _now().isoformat()
             body["defects"] = len(dmap)
+            body.pop("replaced", None)
             try:
-                _copy_file(folder / MAP_FILE, folder / PREVIOUS_MAP_FILE, overwrite=True)
-                atomic_write_text(folder / MAP_FILE, dmap.to_json(), overwrite=True)
-                atomic_write_text(folder / BODY_FILE, json.dumps(body, indent=1) + "\n", overwrite=True)
+                version = self._current_version(folder)
             except OSError as exc:
                 raise LibraryError(f"{folder}: cannot write the library entry ({exc.strerror or exc})") from None
-            return self._entry(folder, body)
+            content: dict[str, bytes | Path] = {
+                f: version / f for f in (STATE_FILE, IMPORTED_FILE) if (version / f).is_file()
+            }
+            content[PREVIOUS_MAP_FILE] = version / MAP_FILE
+            content[MAP_FILE] = dmap.to_json().encode("utf-8")
+            content[BODY_FILE] = (json.dumps(body, indent=1) + "\n").encode("utf-8")
+            return self._entry(self._commit(folder.name, content, previous=version), body)
 
     def remove(self, camera: CameraId, source: SourceKind = SourceKind.RAW) -> Path:
         """Take a body's entry out of the library by moving it to ``ROOT/.trash``.
@@ -777,24 +1130,24 @@ class Library:
             No entry for that body.
         """
         source = SourceKind(source)
-        with self._locked():
+        with self.updating():
             entry = self._require(camera, source)
             return self._trash(entry.path)
 
     def _trash(self, folder: Path) -> Path:
-        trash = self.root / TRASH_DIR
-        trash.mkdir(exist_ok=True)
-        stamp = _now().strftime("%Y%m%dT%H%M%S")
-        dest = trash / f"{folder.name}-{stamp}"
-        n = 1
-        while dest.exists():
-            n += 1
-            dest = trash / f"{folder.name}-{stamp}-{n}"
+        """Move an entry's folder to the trash; the entry disappears in one step (its link is left dangling)."""
         try:
-            os.rename(folder, dest)
+            version = self._linked_version(folder)
+            if version is None:  # an entry of the old layout: the folder itself
+                return self._to_trash(folder, folder.name)
+            dest = self._to_trash(version, folder.name)
+            _quietly(os.unlink, folder)  # a dangling link left by a kill here is removed by _recover
+            _fsync_dir(self.root)
+            return dest
         except OSError as exc:
-            raise LibraryError(f"{folder}: cannot move the entry to {trash} ({exc.strerror})") from None
-        return dest
+            raise LibraryError(
+                f"{folder}: cannot move the entry to {self.root / TRASH_DIR} ({exc.strerror or exc})"
+            ) from None
 
     def import_map(
         self,
@@ -864,7 +1217,7 @@ class Library:
                     f"{state}: statistics of {acc.camera.label} ({acc.source.value}, {acc.shape[0]}x{acc.shape[1]}) "
                     f"do not belong to the map {path} ({camera.label}, {source.value}, {H}x{W})"
                 )
-        with self._locked():
+        with self.updating():
             existing = self._find_folder(camera, source, (H, W))
             if existing is not None:
                 if not replace:
@@ -872,16 +1225,17 @@ class Library:
                         f"{_describe(camera, source)} already has a map in {self.root}; "
                         "replace it (the old entry goes to the trash) or remove it first"
                     )
-                self._trash(existing)
             # with statistics, only a map that already carried imported defects keeps them as such
             keep_imported = acc is None or bool(dmap.thresholds.get("imported"))
             info = None
             if keep_imported:
                 info = {"file": str(path.resolve()), "at": _now().isoformat(), "defects": len(dmap),
                         "frames": dmap.frames.count}
+            # --replace: a new version of the same entry, the old one going to the trash after the switch
             return self._write_entry(
-                None, camera, source, dmap, acc=acc, imported=dmap if keep_imported else None,
+                existing, camera, source, dmap, acc=acc, imported=dmap if keep_imported else None,
                 imported_info=info, files=[_resolved(f.path) for f in acc.frames] if acc is not None else [],
+                replace_entry=existing is not None,
             )
 
     def export_entry(
@@ -999,6 +1353,48 @@ def _with_imported(dmap: DefectMap, imported: DefectMap, folder: Path) -> Defect
         camera=dmap.camera, sensor=dmap.sensor, frames=_merge_frame_stats(dmap.frames, imported.frames),
         defects=defects, thresholds=thresholds, created=dmap.created, dropped=dmap.dropped,
     )
+
+
+def _quietly(func: Any, *args: Any) -> None:
+    try:
+        func(*args)
+    except OSError:
+        pass
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a folder's new names durable (a rename is only as durable as its folder); a no-op where unsupported."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Create ``path`` (it must not exist) with ``data``, flushed to the disk."""
+    with open(path, "xb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """``dst`` as a hard link to ``src`` (files of an entry never change in place), else a flushed copy."""
+    try:
+        os.link(src, dst)
+        return
+    except OSError:
+        if dst.exists():
+            raise
+    shutil.copyfile(src, dst)
+    with open(dst, "rb+") as fh:
+        os.fsync(fh.fileno())
 
 
 def _copy_file(src: Path, dst: Path, *, overwrite: bool) -> Path:

@@ -56,7 +56,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -80,6 +80,7 @@ __all__ = [
     "map_files",
     "save_state",
     "load_state_keys",
+    "load_state_outputs",
     "MIN_FRAMES",
 ]
 
@@ -254,7 +255,8 @@ def content_key(path: str | os.PathLike[str]) -> str:
 
 
 def save_state(
-    path: str | os.PathLike[str], acc: Accumulator, keys: Mapping[str, str], *, overwrite: bool = False
+    path: str | os.PathLike[str], acc: Accumulator, keys: Mapping[str, str], *, overwrite: bool = False,
+    outputs: Mapping[str, Sequence[str]] | None = None,
 ) -> Path:
     """Write ``acc`` as a state file (:meth:`Accumulator.save`) that also records its photos' content keys.
 
@@ -270,11 +272,42 @@ def save_state(
         Content key -> path of each photo counted in ``acc`` (those known).
     overwrite : bool
         Replace an existing file (atomically).
+    outputs : mapping, optional
+        Map file (absolute path) -> SHA-256 hex digests of the maps written
+        there from this state (see :func:`load_state_outputs`).
     """
     buf = io.BytesIO(acc.to_bytes())
+    meta: dict[str, Any] = {"format": STATE_KEYS_FORMAT, "version": 1, "keys": dict(keys)}
+    if outputs:
+        meta["outputs"] = {str(k): [str(h) for h in v] for k, v in outputs.items()}
     with zipfile.ZipFile(buf, "a", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        zf.writestr(STATE_KEYS_MEMBER, json.dumps({"format": STATE_KEYS_FORMAT, "version": 1, "keys": dict(keys)}))
+        zf.writestr(STATE_KEYS_MEMBER, json.dumps(meta))
     return atomic_write_bytes(path, buf.getvalue(), overwrite=overwrite)
+
+
+def load_state_outputs(path: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """The map files written from a state (:func:`save_state` ``outputs``): path -> SHA-256 digests; ``{}`` if none.
+
+    ``rawmap map --state S -o M`` records the map it writes, so that the
+    next continuation of ``S`` may replace ``M`` again, and only while ``M``
+    is still that map.
+
+    Raises
+    ------
+    MapFormatError
+        The file is not a readable archive.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if STATE_KEYS_MEMBER not in zf.namelist():
+                return {}
+            data = json.loads(zf.read(STATE_KEYS_MEMBER))
+    except (zipfile.BadZipFile, OSError, ValueError, RecursionError) as exc:
+        raise MapFormatError(f"{path}: not a rawmap state file ({exc})") from None
+    outputs = data.get("outputs") if isinstance(data, dict) else None
+    if not isinstance(outputs, dict):
+        return {}
+    return {str(k): [str(h) for h in v] for k, v in outputs.items() if isinstance(v, list)}
 
 
 def load_state_keys(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -758,6 +791,7 @@ def map_files(
         common = "; ".join(f"{r} ({n})" for r, n in reasons.most_common(3))
         raise NothingToMapError(
             f"no usable frames to map from {total} file(s)" + (f": {common}" if common else "")
-            + f" — rawmap needs at least {MIN_FRAMES} RAW or image frames of the same body"
+            + f" — rawmap needs at least {MIN_FRAMES} RAW or image frames of the same body",
+            skipped=skipped,
         )
     return MapRun(maps=maps, skipped=skipped, notes=notes)

@@ -227,8 +227,11 @@ def test_map_state_file_continues(small_series: Series, tmp_path: Path):
     assert Accumulator.load(state).n_frames == 12
     assert DefectMap.load(tmp_path / "second.json").frames.count == 12
 
+    # nothing new: exit 0 and one line (a scheduled job goes on working); the state and maps are left alone
     result = run("map", small_series.folder, "-o", tmp_path / "third.json", "--state", state)
-    assert_one_error(result, "already counted")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"Nothing new to map: 12 files are already counted in {state}."
+    assert result.stderr == "" and not (tmp_path / "third.json").exists()
 
     not_state = tmp_path / "not.rawstate"
     not_state.write_text("hello")
@@ -261,9 +264,10 @@ def test_map_save_recognises_a_moved_folder(small_series: Series, tmp_path: Path
     assert result.exit_code == 0, result.output
     assert "12 frames (6 new, 6 from the stored statistics)" in result.stdout
     assert "\n6 files skipped: already counted in the stored statistics" in result.stdout
-    # and again: everything is known by content now
+    # and again: everything is known by content now; nothing new is not an error, and one line
     result = run("map", small_series.folder, "--save", "--library", lib)
-    assert_one_error(result, "no usable frames to map from 12 file(s): already counted in the stored statistics (12)")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "Nothing new to map: 12 files are already counted in the library."
 
 
 def test_map_state_file_recognises_a_moved_folder(small_series: Series, tmp_path: Path):
@@ -533,8 +537,179 @@ def test_map_save_continues_the_library(small_series: Series, tmp_path: Path):
     assert DefectMap.load(out).to_dict()["defects"] == stored.to_dict()["defects"]
     assert all(found_kinds(out).get(rc) == k.value for rc, k in PLANTED.items())
 
-    assert_one_error(run("map", small_series.folder, "--save", "--library", lib), "already counted")
+    result = run("map", small_series.folder, "--save", "--library", lib)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "Nothing new to map: 12 files are already counted in the library."
     assert_usage_error(run("map", small_series.folder, "--save", "--state", tmp_path / "s.rawstate"))
+
+
+def test_map_nothing_new_is_one_line_and_exit_0_even_beside_unusable_files(small_series: Series, tmp_path: Path):
+    lib = tmp_path / "lib"
+    assert run("map", small_series.folder, "--save", "--library", lib, "-q").exit_code == 0
+    junk = corrupt_files(tmp_path / "junk", small_series.files[0])
+    result = run("map", small_series.folder, *junk, "--save", "--library", lib)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "Nothing new to map: 12 files are already counted in the library."
+    assert result.stdout.count("already counted") == 1  # one summary line, not one per file
+    assert lines[1] == "Skipped 3 files:" and len(lines) == 5  # the unusable ones are still named
+    # with no stored statistics at all, no usable frame is still an error
+    assert_one_error(run("map", *junk, "--save", "--library", tmp_path / "empty"), "no usable frames")
+
+
+def test_map_state_continuation_replaces_its_own_map_only(small_series: Series, tmp_path: Path):
+    state, out = tmp_path / "body.rawstate", tmp_path / "body.json"
+    files = small_series.files
+    assert run("map", *files[:4], "-o", out, "--state", state, "-q").exit_code == 0
+    # continuing the state: its own previous map is replaced, without --overwrite
+    result = run("map", *files[:8], "-o", out, "--state", state, "-q")
+    assert result.exit_code == 0, result.output
+    assert f"map written to {out} (replacing the map this state wrote before)" in result.stdout
+    assert DefectMap.load(out).frames.count == 8 and Accumulator.load(state).n_frames == 8
+    # a map changed since (by hand, or by another run) is not the state's own any more
+    edited = run("edit", out, "--drop", "20,31", "--overwrite")
+    assert edited.exit_code == 0, edited.output
+    before = out.read_bytes()
+    assert_one_error(run("map", *files[:10], "-o", out, "--state", state), f"{out}: already exists", "--overwrite")
+    assert out.read_bytes() == before and Accumulator.load(state).n_frames == 8  # nothing written
+    # nor is any other existing file
+    other = tmp_path / "other.json"
+    other.write_text("{}")
+    assert_one_error(run("map", *files[:10], "-o", other, "--state", state), f"{other}: already exists")
+    assert other.read_text() == "{}"
+    # --overwrite takes it, and from then on it is the state's own again
+    assert run("map", *files[:10], "-o", out, "--state", state, "--overwrite", "-q").exit_code == 0
+    result = run("map", small_series.folder, "-o", out, "--state", state, "-q")
+    assert result.exit_code == 0, result.output
+    assert DefectMap.load(out).frames.count == 12 and Accumulator.load(state).n_frames == 12
+    # the map and the state can never be the same file
+    assert_usage_error(run("map", small_series.folder, "-o", state, "--state", state))
+    assert Accumulator.load(state).n_frames == 12
+
+
+def _repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]
+
+
+#: runs ``rawmap ARGS`` (this worktree's rawmap), SIGKILLing itself at the KILL-th file-system call of the library
+#: update (0: never); the test's fault injection, in a real process that dies for real
+_KILLING_RAWMAP = """
+import os, shutil, signal, sys
+kill_at = int(sys.argv[1])
+sys.argv = ["rawmap"] + sys.argv[2:]
+from rawmap import library
+calls = 0
+armed = False
+def counted(func):
+    def wrapper(*args, **kwargs):
+        global calls
+        if armed:
+            calls += 1
+            if calls == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return func(*args, **kwargs)
+    return wrapper
+for name in ("mkdir", "fsync", "link", "symlink", "rename", "replace", "unlink", "rmdir"):
+    setattr(os, name, counted(getattr(os, name)))
+shutil.copyfile = counted(shutil.copyfile)
+store = library.Library.store
+def arming_store(self, body_map):
+    global armed
+    armed = kill_at > 0
+    return store(self, body_map)
+library.Library.store = arming_store
+from rawmap.cli import main
+main()
+"""
+
+
+def _rawmap(*args: object, kill_at: int = 0, **popen) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", _KILLING_RAWMAP, str(kill_at), *map(str, args)], cwd=_repo_root(),
+        stdin=subprocess.DEVNULL, **popen,
+    )
+
+
+def _entry_summary(lib: Path) -> tuple[int, int, int, list]:
+    """(frames in the state, in body.json, in the map, the map's defects) of the library's one entry."""
+    (entry,) = [p for p in lib.iterdir() if not p.name.startswith(".")]
+    body = json.loads((entry / "body.json").read_text())
+    dmap = DefectMap.load(entry / "map.json")
+    return (Accumulator.load(entry / "state.rawstate").n_frames, body["frames"], dmap.frames.count,
+            dmap.to_dict()["defects"])
+
+
+def test_map_save_killed_then_rerun_gives_the_uninterrupted_map(small_series: Series, tmp_path: Path):
+    """`rawmap map DIR --save` SIGKILLed during its library update (seeded steps) and at seeded random times,
+    then run again: the same map and frame count as a run that was never interrupted."""
+    import random
+
+    import time
+
+    start = tmp_path / "start"
+    proc = _rawmap("map", *small_series.files[:6], "--save", "--library", start, "-q",
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.communicate(timeout=600)[1] == "" and proc.returncode == 0
+    whole = tmp_path / "whole"
+    shutil.copytree(start, whole, symlinks=True)
+    t0 = time.monotonic()
+    proc = _rawmap("map", small_series.folder, "--save", "--library", whole, "-q",
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.communicate(timeout=600)[1] == "" and proc.returncode == 0
+    seconds = time.monotonic() - t0
+    expected = _entry_summary(whole)
+    assert expected[:3] == (12, 12, 12)
+
+    rng = random.Random(13)
+    kills = [("step", n) for n in sorted(rng.sample(range(1, 15), 3))] + [("time", rng.uniform(0.2, seconds)) for _ in range(2)]
+    for how, when in kills:
+        lib = tmp_path / f"{how}-{when:.2f}"
+        shutil.copytree(start, lib, symlinks=True)
+        args = ("map", small_series.folder, "--save", "--library", lib, "-q")
+        if how == "step":
+            proc = _rawmap(*args, kill_at=when, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            assert proc.wait(timeout=600) == -9, (how, when)  # killed inside the update
+        else:
+            proc = _rawmap(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                proc.wait(timeout=when)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            proc.wait(timeout=600)
+        state, body, mapped, _ = _entry_summary(lib)  # whole, old or new
+        assert state == body == mapped and state in (6, 12), (how, when)
+        again = _rawmap(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = again.communicate(timeout=600)
+        assert again.returncode == 0, (how, when, err)
+        assert "Traceback" not in err
+        assert _entry_summary(lib) == expected, (how, when)
+
+
+def test_concurrent_saves_both_count(small_series: Series, tmp_path: Path):
+    """Two `rawmap map --save` of other photos of one body at the same time: the second waits, neither loses frames."""
+    import time
+
+    from rawmap.library import Library
+
+    lib = tmp_path / "lib"
+    assert run("map", *small_series.files[:4], "--save", "--library", lib, "-q").exit_code == 0
+    logs = [tmp_path / "a.err", tmp_path / "b.err"]
+    parts = [small_series.files[4:8], small_series.files[8:]]
+    with Library(lib).updating():  # hold the lock so that both runs are sure to overlap
+        procs = []
+        for part, log in zip(parts, logs):
+            with open(log, "w") as fh:
+                procs.append(_rawmap("map", *part, "--save", "--library", lib, "-q", stdout=subprocess.PIPE,
+                                     stderr=fh, text=True))
+        deadline = time.monotonic() + 120
+        while not all("Waiting for another rawmap run" in log.read_text() for log in logs):
+            assert time.monotonic() < deadline, [log.read_text() for log in logs]
+            time.sleep(0.1)
+    for proc, log in zip(procs, logs):
+        proc.communicate(timeout=600)
+        assert proc.returncode == 0, log.read_text()
+    state, body, mapped, _ = _entry_summary(lib)
+    assert state == body == mapped == 12
 
 
 def test_library_commands(small_series: Series, other_series: Series, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -1006,7 +1181,8 @@ def test_inputs_are_refused_as_outputs_even_with_overwrite(small_series: Series,
 
     state = tmp_path / "s.json"
     result = run("map", photos, "-o", state, "--state", state, "--overwrite")
-    assert_one_error(result, "--state")
+    assert_usage_error(result)
+    assert "--state" in result.stderr
     assert not state.exists()
 
 

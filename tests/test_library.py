@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -546,3 +548,311 @@ def test_each_sensor_size_of_a_body_has_its_own_entry(tmp_path, frames):
     c = lib.store(_body(more))
     assert c.path == b.path and c.state_frames == 6
     assert lib.get(CAM).state_frames == 4
+
+
+# --------------------------------------------------------------------------- an entry changes all at once
+class _Killed(BaseException):
+    """Stands for SIGKILL in :class:`_FaultyDisk`: nothing after it runs, not even cleanup handlers' writes."""
+
+
+class _FaultyDisk:
+    """Fault injection at the OS boundary: the file-system changes rawmap makes are counted, the ``fail_at``-th fails.
+
+    ``mode="enospc"``: that one call raises ``OSError(ENOSPC)``, the following
+    ones succeed (a full disk the cleanup still gets through).  ``mode="kill"``:
+    it and every later call raise :class:`_Killed` (the process died there).
+    With ``fail_at=None`` only counts.  Files are really written: only the
+    call that fails does not happen.
+    """
+
+    OS_CALLS = ("mkdir", "fsync", "link", "symlink", "rename", "replace", "unlink", "rmdir")
+
+    def __init__(self, fail_at: int | None = None, mode: str = "enospc") -> None:
+        self.fail_at, self.mode, self.calls, self.failed = fail_at, mode, 0, False
+        self._saved: list[tuple[object, str, object]] = []
+
+    def _wrap(self, func):
+        def wrapper(*args, **kwargs):
+            self.calls += 1
+            if self.fail_at is not None and (self.calls == self.fail_at or (self.mode == "kill" and self.failed)):
+                self.failed = True
+                if self.mode == "kill":
+                    raise _Killed()
+                raise OSError(28, "No space left on device")
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    def __enter__(self) -> "_FaultyDisk":
+        import os
+        import shutil
+
+        for owner, names in ((os, self.OS_CALLS), (shutil, ("copyfile",))):
+            for name in names:
+                original = getattr(owner, name)
+                self._saved.append((owner, name, original))
+                setattr(owner, name, self._wrap(original))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for owner, name, original in reversed(self._saved):
+            setattr(owner, name, original)
+
+
+def _assert_consistent(root: Path, frames_expected: set[int]) -> int:
+    """The entry reads whole: body, statistics and map agree on the frame count; no leftovers. Returns the count."""
+    lib = Library(root)
+    (entry,) = lib.entries()
+    info = json.loads((entry.path / "body.json").read_text())
+    state = lib.load_state(entry)
+    dmap = lib.load_map(entry)
+    n = state.n_frames
+    assert n in frames_expected
+    assert info["state"]["frames"] == info["frames"] == dmap.frames.count == entry.state_frames == n
+    assert len(info["files"]) == n and len(lib.known_files()) == n
+    if (entry.path / "map.previous.json").exists():
+        assert DefectMap.load(entry.path / "map.previous.json").frames.count <= n
+    # nothing half-written is left behind once the library was read (recovery ran)
+    assert not [p.name for p in root.iterdir() if p.name.startswith((".new-", ".link-"))]
+    versions = [p.name for p in (root / ".entries").iterdir()] if (root / ".entries").exists() else []
+    if entry.path.is_symlink():
+        assert versions == [entry.path.resolve().name]
+    else:  # an entry of the old layout, not moved into a version yet
+        assert versions == []
+    return n
+
+
+def _save(lib: Library, frames: list[Frame]) -> None:
+    """What ``rawmap map PHOTOS --save`` does: leave counted photos out, continue the stored statistics, store."""
+    known = {str(p) for p in lib.known_files()}
+    new = [f for f in frames if str(f.path) not in known]
+    if new:
+        lib.store(_body(_accumulate(new, lib.state_for(CAM))))
+
+
+def _count_calls(action) -> int:
+    with _FaultyDisk() as disk:
+        action()
+    return disk.calls
+
+
+@pytest.mark.parametrize("mode", ["enospc", "kill"])
+def test_store_interrupted_at_every_write_leaves_a_whole_entry(tmp_path, frames, mode):
+    """ENOSPC or a kill at each file-system call of an update: the entry is the old one or the new one, and the
+    same command run again ends with all 8 frames (never "already counted" for ever)."""
+    template = tmp_path / "six"
+    Library(template).store(_body(_accumulate(frames[:6])))
+    shutil.copytree(template, tmp_path / "count", symlinks=True)
+    total = _count_calls(lambda: _save(Library(tmp_path / "count"), frames[:8]))
+    assert total >= 8  # version folder, files, rename, link switch, old version removed
+    whole = _accumulate(frames[:8])
+    whole_map = _dicts(build_map(whole))
+    outcomes = set()
+    for n in range(1, total + 1):
+        root = tmp_path / f"{mode}{n}"
+        shutil.copytree(template, root, symlinks=True)
+        with _FaultyDisk(n, mode) as disk:
+            try:
+                _save(Library(root), frames[:8])
+            except (LibraryError, _Killed):
+                pass
+        assert disk.failed, n
+        outcomes.add(_assert_consistent(root, {6, 8}))
+        _save(Library(root), frames[:8])  # the same command again
+        assert _assert_consistent(root, {8}) == 8
+        _assert_same_state(Library(root).load_state(CAM), whole)
+        assert _dicts(Library(root).find_map(CAM)) == whole_map
+    assert outcomes == {6, 8}  # both sides of the switch were hit
+
+
+def test_old_layout_entry_is_moved_into_versions_safely(tmp_path, frames):
+    """An entry written by an older rawmap (a plain folder): its first update survives a kill at every step."""
+
+    template = tmp_path / "six"
+    entry = Library(template).store(_body(_accumulate(frames[:6])))
+    version = entry.path.resolve()
+    entry.path.unlink()
+    version.rename(entry.path)
+    (template / ".entries").rmdir()
+
+    def old_layout(root: Path) -> None:
+        shutil.copytree(template, root, symlinks=True)
+
+    old_layout(tmp_path / "count")
+    assert (tmp_path / "count" / "testco-tc-1-0001").is_dir() and not (tmp_path / "count" / "testco-tc-1-0001").is_symlink()
+    assert Library(tmp_path / "count").get(CAM).state_frames == 6  # still read as it is
+    total = _count_calls(lambda: _save(Library(tmp_path / "count"), frames[:8]))
+    for n in range(1, total + 1):
+        root = tmp_path / f"k{n}"
+        old_layout(root)
+        with _FaultyDisk(n, "kill"):
+            try:
+                _save(Library(root), frames[:8])
+            except (LibraryError, _Killed):
+                pass
+        _assert_consistent(root, {6, 8})
+        _save(Library(root), frames[:8])
+        assert _assert_consistent(root, {8}) == 8
+
+
+@pytest.mark.parametrize("mode", ["enospc", "kill"])
+def test_import_replace_interrupted_never_loses_the_entry(tmp_path, frames, mode):
+    """``library import --replace`` killed at each step: the old entry or the new one, the old one never lost."""
+    path = _hand_map().save(tmp_path / "elsewhere.json")
+
+    template = tmp_path / "six"
+    Library(template).store(_body(_accumulate(frames[:6])))
+
+    def setup(root: Path) -> None:
+        shutil.copytree(template, root, symlinks=True)
+
+    setup(tmp_path / "count")
+    total = _count_calls(lambda: Library(tmp_path / "count").import_map(path, replace=True))
+    seen = set()
+    for n in range(1, total + 1):
+        root = tmp_path / f"{mode}{n}"
+        setup(root)
+        with _FaultyDisk(n, mode) as disk:
+            try:
+                Library(root).import_map(path, replace=True)
+            except (LibraryError, _Killed):
+                pass
+        assert disk.failed
+        lib = Library(root)
+        (entry,) = lib.entries()
+        trash = sorted((root / ".trash").iterdir()) if (root / ".trash").exists() else []
+        if entry.imported:  # switched: the old entry is in the trash, whole
+            seen.add("new")
+            assert entry.frames == 20 and not entry.has_state
+            assert len(trash) == 1 and Accumulator.load(trash[0] / "state.rawstate").n_frames == 6
+            assert json.loads((trash[0] / "body.json").read_text())["state"]["frames"] == 6
+        else:  # not switched: the old entry as it was
+            seen.add("old")
+            assert entry.state_frames == 6 and lib.load_state(entry).n_frames == 6 and trash == []
+        assert [p.name for p in (root / ".entries").iterdir()] == [entry.path.resolve().name]
+        entry = lib.import_map(path, replace=True)  # the same command again
+        assert entry.imported and entry.frames == 20 and lib.get(CAM) == entry
+        assert len(list((root / ".trash").iterdir())) >= 1
+    assert seen == {"old", "new"}
+
+
+def test_remove_and_edit_interrupted_leave_a_whole_entry_or_none(tmp_path, frames):
+    template = tmp_path / "six"
+    entry = Library(template).store(_body(_accumulate(frames[:6])))
+    edited = Library(template).load_map(entry).edited(drop=[EARLY])
+    shutil.copytree(template, tmp_path / "count", symlinks=True)
+    total = _count_calls(lambda: Library(tmp_path / "count").remove(CAM))
+    for n in range(1, total + 1):
+        root = tmp_path / f"rm{n}"
+        shutil.copytree(template, root, symlinks=True)
+        with _FaultyDisk(n, "kill"):
+            try:
+                Library(root).remove(CAM)
+            except (LibraryError, _Killed):
+                pass
+        lib = Library(root)
+        entries = lib.entries()
+        trash = list((root / ".trash").iterdir()) if (root / ".trash").exists() else []
+        assert len(entries) + len(trash) == 1  # in the library or in the trash, never both nor neither
+        if entries:
+            assert lib.load_state(entries[0]).n_frames == 6
+        else:
+            assert Accumulator.load(trash[0] / "state.rawstate").n_frames == 6 and not list(root.glob("testco*"))
+
+    shutil.copytree(template, tmp_path / "edit-count", symlinks=True)
+    total = _count_calls(lambda: Library(tmp_path / "edit-count").save_edited(entry, edited))
+    for n in range(1, total + 1):
+        root = tmp_path / f"ed{n}"
+        shutil.copytree(template, root, symlinks=True)
+        with _FaultyDisk(n, "kill"):
+            try:
+                Library(root).save_edited(Library(root).get(CAM), edited)
+            except (LibraryError, _Killed):
+                pass
+        assert _assert_consistent(root, {6}) == 6
+        dmap = Library(root).find_map(CAM)
+        assert dmap.dropped in ([], [EARLY])
+        if dmap.dropped:
+            assert DefectMap.load(Library(root).get(CAM).path / "map.previous.json").dropped == []
+
+
+def test_an_update_switches_the_entry_link(tmp_path, frames):
+    """The layout: ROOT/<name> is a link into ROOT/.entries; an update makes a new version, the old one goes."""
+    lib = Library(tmp_path)
+    entry = lib.store(_body(_accumulate(frames[:6])))
+    assert entry.path.is_symlink() and entry.path.resolve() == tmp_path / ".entries" / "testco-tc-1-0001@1"
+    assert os.readlink(entry.path) == os.path.join(".entries", "testco-tc-1-0001@1")  # relative: the library can move
+    state_inode = (entry.path / "state.rawstate").stat().st_ino
+    lib.save_edited(entry, lib.load_map(entry).edited(drop=[EARLY]))
+    assert entry.path.resolve().name == "testco-tc-1-0001@2"
+    assert (entry.path / "state.rawstate").stat().st_ino == state_inode  # unchanged statistics are linked, not copied
+    assert [p.name for p in (tmp_path / ".entries").iterdir()] == ["testco-tc-1-0001@2"]
+
+
+def test_concurrent_saves_in_threads_serialise_with_the_lock(tmp_path, frames):
+    """Two updates that each hold :meth:`Library.updating` from reading the state to storing: both counted."""
+    import threading
+
+    root = tmp_path / "lib"
+    Library(root).store(_body(_accumulate(frames[:4])))
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def save(part: list[Frame]) -> None:
+        lib = Library(root)
+        try:
+            barrier.wait()
+            with lib.updating():
+                _save(lib, part)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save, args=(p,)) for p in (frames[4:10], frames[10:16])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert _assert_consistent(root, {16}) == 16
+    stored, whole = Library(root).load_state(CAM), _accumulate(frames)
+    assert sorted(f.path for f in stored.frames) == sorted(f.path for f in whole.frames)
+    for name in ("n_invalid", "s_v", "s_r", "vmin", "vmax"):  # the sums that do not depend on the order of frames
+        np.testing.assert_array_equal(getattr(stored, name), getattr(whole, name), err_msg=name)
+
+
+def test_updating_without_waiting_reports_a_busy_library(tmp_path, frames):
+    from rawmap.library import LibraryBusyError
+
+    a, b = Library(tmp_path), Library(tmp_path)
+    with a.updating():
+        with pytest.raises(LibraryBusyError, match="another rawmap run is updating the library"):
+            with b.updating(wait=False):
+                pass
+        with a.updating(wait=False):  # re-entrant in the same object
+            a.store(_body(_accumulate(frames[:4])))
+        assert b.get(CAM).state_frames == 4  # readers never wait
+
+
+def test_a_file_system_without_links_is_named(tmp_path, frames, monkeypatch):
+    def no_links(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "symlink", no_links)
+    lib = Library(tmp_path)
+    with pytest.raises(LibraryError, match=r"has no symbolic links \(FAT or exFAT\?\).*--library DIR"):
+        lib.store(_body(_accumulate(frames[:4])))
+    monkeypatch.undo()
+    assert lib.entries() == [] and list((tmp_path / ".entries").iterdir()) == []
+
+
+def test_an_edit_of_an_older_map_is_refused(tmp_path, frames):
+    """`rawmap edit` read the map, then a `map --save` updated the entry: saving the edit would lose that update."""
+    lib = Library(tmp_path)
+    entry = lib.store(_body(_accumulate(frames[:6])))
+    stale = lib.load_map(entry).edited(drop=[EARLY])
+    lib.store(_body(_accumulate(frames[6:8], lib.state_for(CAM))))
+    with pytest.raises(LibraryError, match="changed after the copy being edited was read"):
+        lib.save_edited(lib.get(CAM), stale)
+    assert _assert_consistent(tmp_path, {8}) == 8
+    fresh = lib.find_map(CAM).edited(drop=[EARLY])
+    assert lib.save_edited(lib.get(CAM), fresh).frames == 8 and lib.find_map(CAM).dropped == [EARLY]
