@@ -439,6 +439,73 @@ def test_export_refuses_what_is_not_a_map(tmp_path: Path):
     assert_one_error(run("export", tmp_path / "missing.json", "-f", "csv"), "no such map file")
 
 
+def _edited_map(series_map: Path, folder: Path, name: str, edit) -> Path:
+    """A copy of ``series_map`` changed by hand (``edit(dict)``), as a user's text editor would leave it."""
+    d = json.loads(series_map.read_text())
+    edit(d)
+    path = folder / name
+    path.write_text(json.dumps(d, indent=1))
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, edit, needles",
+    [
+        # issue 13: 99999 gave a traceback in repair; -3 repaired a healthy photosite 3 rows from the bottom
+        ("far.json", lambda d: d["defects"][0].update(row=99999), ("row 99999", "outside the 120x160 sensor")),
+        ("negative.json", lambda d: d["defects"][0].update(row=-3), ("row -3", "outside the 120x160 sensor")),
+        ("kind.json", lambda d: d["defects"][0].update(kind="warm"), ('unknown kind "warm"',)),
+        ("bool.json", lambda d: d["defects"][0].update(col=True), ("col true is not a whole number",)),
+    ],
+)
+def test_every_reader_refuses_a_hand_edited_map_in_one_line(
+    small_series: Series, series_map: Path, tmp_path: Path, name: str, edit, needles: tuple[str, ...]
+):
+    bad = _edited_map(series_map, tmp_path, name, edit)
+    photo = small_series.files[0]
+    commands = [
+        ("repair", photo, "--map", bad, "-o", tmp_path / "repaired"),
+        ("export", bad, "-f", "dcraw", "-o", tmp_path / "out.txt"),
+        ("export", bad, "-f", "siril", "-o", tmp_path / "out.lst"),
+        ("show", bad),
+        ("show", bad, "--plot", tmp_path / "plot.png"),
+        ("edit", bad, "--add", "5,6", "-o", tmp_path / "edited.json"),
+        ("library", "import", bad, "--library", tmp_path / "lib"),
+    ]
+    for args in commands:
+        line = assert_one_error(run(*args), str(bad), "damaged defect map (defect #1 ", *needles)
+        assert len(line) < 400, line
+    assert not (tmp_path / "repaired").exists() or not any((tmp_path / "repaired").iterdir())
+    assert not any(p.name in ("out.txt", "out.lst", "plot.png", "edited.json") for p in tmp_path.iterdir())
+    assert not (tmp_path / "lib").exists() or not any((tmp_path / "lib").iterdir())
+
+
+@pytest.mark.parametrize(
+    "name, make, needle",
+    [
+        ("deep.json", lambda text: "[" * 1000 + "]" * 1000, "JSON nested too deeply to read"),
+        ("inf.json", lambda text: text.replace('"score": ', '"score": Infinity, "x": ', 1), "Infinity is not a JSON number"),
+        ("nan.json", lambda text: text.replace('"score": ', '"score": NaN, "x": ', 1), "NaN is not a JSON number"),
+        ("digits.json", lambda text: text.replace('"row": ', '"row": ' + "9" * 100_000 + ', "x": ', 1),
+         "an integer of more than 4,300 digits"),
+    ],
+)
+def test_every_reader_refuses_a_hostile_map_in_one_line(
+    small_series: Series, series_map: Path, tmp_path: Path, name: str, make, needle: str
+):
+    bad = tmp_path / name
+    bad.write_text(make(series_map.read_text()))
+    for args in [
+        ("repair", small_series.files[0], "--map", bad, "-o", tmp_path / "repaired"),
+        ("export", bad, "-f", "csv", "-o", tmp_path / "out.csv"),
+        ("show", bad),
+        ("edit", bad, "--drop", "5,6", "-o", tmp_path / "edited.json"),
+        ("library", "import", bad, "--library", tmp_path / "lib"),
+    ]:
+        line = assert_one_error(run(*args), str(bad), needle)
+        assert len(line) < 400, line
+
+
 # --------------------------------------------------------------------------- edit
 
 def test_edit_a_map_file(series_map: Path, tmp_path: Path):

@@ -393,7 +393,7 @@ def _bad_map(tmp_path: Path, kind: str) -> Path:
         ("not-json", MapFormatError, "not JSON"),
         ("other-json", MapFormatError, "not a rawmap defect map"),
         ("future-version", MapFormatError, "version 99 is not supported"),
-        ("outside", LibraryError, "lies outside the 64x96 sensor"),
+        ("outside", MapFormatError, "lies outside the 64x96 sensor"),  # refused by DefectMap.load itself
         ("no-camera", LibraryError, "names no camera"),
     ],
 )
