@@ -78,6 +78,7 @@ import numpy as np
 from .errors import MapEditError, MapFormatError
 from .fileio import atomic_write_text
 from .frame import CameraId
+from .safeio import parse_json
 
 __all__ = [
     "FORMAT_NAME",
@@ -86,7 +87,6 @@ __all__ = [
     "MAX_DEFECTS",
     "MAX_SENSOR_SIDE",
     "MAX_PHOTOSITES",
-    "parse_json",
     "DefectKind",
     "Defect",
     "SensorGeometry",
@@ -110,84 +110,6 @@ MAX_SENSOR_SIDE = 65535
 #: Most photosites of a sensor (2**29, 3.5 times the largest camera sensor made, 151 MP);
 #: also bounds what a state file (:meth:`rawmap.accumulate.Accumulator.load`) may claim.
 MAX_PHOTOSITES = 1 << 29
-
-
-class _Refused(ValueError):
-    """Raised inside the JSON parser's hooks: the text breaks one of :func:`parse_json`'s bounds."""
-
-
-def parse_json(
-    data: bytes | str, *, source: str, what: str = "rawmap defect map", allow_nan: bool = False,
-    max_objects: int | None = None,
-) -> Any:
-    """Parse untrusted JSON (a map, a state's metadata) within bounds, or raise one typed error line.
-
-    Parameters
-    ----------
-    data : bytes or str
-        The file's content; bytes must be UTF-8.
-    source : str
-        The file's name, first in every message.
-    what : str, optional
-        What the file should be, for the messages ("rawmap defect map").
-    allow_nan : bool, optional
-        Accept ``NaN``, ``Infinity`` and ``-Infinity`` (Python's ``json``
-        writes them for non-finite floats: state metadata may hold some).
-        Off by default: a map has none, and numbers that overflow to
-        infinity (``1e999``) are refused alike.
-    max_objects : int, optional
-        Stop parsing with an error after this many JSON objects (``{...}``),
-        so that a huge file cannot take gigabytes before it is refused.
-
-    Returns
-    -------
-    object
-        What :func:`json.loads` returns.
-
-    Raises
-    ------
-    MapFormatError
-        Not UTF-8, not JSON, ``NaN``/``Infinity`` (unless allowed), an
-        integer of more than 4,300 digits (Python's limit), nesting deeper
-        than Python's parser takes, or more than ``max_objects`` objects.
-    """
-    def constant(name: str) -> float:
-        if not allow_nan:
-            raise _Refused(f"{name} is not a JSON number")
-        return float(name)
-
-    def number(text: str) -> float:
-        value = float(text)
-        if not allow_nan and not math.isfinite(value):
-            raise _Refused(f"the number {text[:20]}{'...' if len(text) > 20 else ''} overflows to infinity")
-        return value
-
-    count = 0
-
-    def counted(obj: dict[str, Any]) -> dict[str, Any]:
-        nonlocal count
-        count += 1
-        if max_objects is not None and count > max_objects:
-            raise _Refused(f"more than {max_objects:,} entries, more than rawmap reads (see MAX_DEFECTS)")
-        return obj
-
-    try:
-        text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
-        return json.loads(text, parse_constant=constant, parse_float=number, object_hook=counted)
-    except UnicodeDecodeError:
-        raise MapFormatError(
-            f"{source}: not a {what} (not JSON: a binary file); give the .json map `rawmap map` wrote"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise MapFormatError(f"{source}: not JSON ({exc.msg} at line {exc.lineno}); is this a {what}?") from None
-    except _Refused as exc:
-        raise MapFormatError(f"{source}: not a {what} ({exc})") from None
-    except RecursionError:
-        raise MapFormatError(f"{source}: not a {what} (JSON nested too deeply to read)") from None
-    except (ValueError, OverflowError) as exc:
-        if "digits" in str(exc):  # Python's own limit on integer literals (sys.get_int_max_str_digits)
-            raise MapFormatError(f"{source}: not a {what} (an integer of more than 4,300 digits)") from None
-        raise MapFormatError(f"{source}: not a {what} ({_short(str(exc), 120)})") from None
 
 
 def _short(text: str, n: int = 40) -> str:
@@ -724,7 +646,7 @@ class DefectMap:
         Parameters
         ----------
         d : dict
-            The parsed JSON (see :func:`parse_json`).
+            The parsed JSON (see :func:`rawmap.safeio.parse_json`).
         source : str, optional
             The file's name, first in every message.
 

@@ -235,6 +235,62 @@ def test_map_state_file_continues(small_series: Series, tmp_path: Path):
     assert_one_error(run("map", small_series.folder, "-o", tmp_path / "x.json", "--state", not_state), str(not_state))
 
 
+def _state_with(src: Path, dst: Path, members: dict[str, bytes], deflate: tuple[str, ...] = ()) -> Path:
+    """A copy of the state file ``src`` with some members replaced (some of them deflated)."""
+    import zipfile
+
+    with zipfile.ZipFile(src) as zf:
+        content = {n: zf.read(n) for n in zf.namelist()}
+    content.update(members)
+    with zipfile.ZipFile(dst, "w", allowZip64=True) as zf:
+        for name, data in content.items():
+            zf.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED if name in deflate else zipfile.ZIP_STORED)
+    return dst
+
+
+def test_hostile_state_files_are_refused_in_one_line(small_series: Series, tmp_path: Path):
+    import io
+
+    from rawmap.mapping import STATE_KEYS_MEMBER
+
+    # issue 13: state meta.json parsed outside the try, a complex128 sum accepted (130 s of
+    # compilation, then a traceback), a deflate bomb, out-of-range sparse indices
+    good = tmp_path / "good.rawstate"
+    first = tmp_path / "first.json"
+    assert run("map", *small_series.files[:6], "-o", first, "--state", good).exit_code == 0
+    H, W = Accumulator.load(good).shape
+
+    def npy(arr: np.ndarray) -> bytes:
+        buf = io.BytesIO()
+        np.lib.format.write_array(buf, arr)
+        return buf.getvalue()
+
+    bomb = 64 << 20  # 64 MB of zeros deflate to 64 kB
+    hostile = {
+        "meta.rawstate": ({"meta.json": b'{"format": "rawmap-accumulator", "version": 1, "shape": "big"}'}, (),
+                          "shape 'big' is not a list of 2"),
+        "complex.rawstate": ({"s_xr.npy": npy(np.zeros((H, W), np.complex128))}, (), "s_xr.npy holds complex128, not float32"),
+        "bomb.rawstate": ({"s_v.npy": npy(np.zeros((H, W), np.uint32)) + bytes(bomb)}, ("s_v.npy",), "s_v.npy declares"),
+        "indices.rawstate": ({"fs_index.npy": npy(np.array([H * W + 7])), "fs_time.npy": npy(np.zeros(1))}, (),
+                             f"fs_index.npy holds indices out of order or outside [0, {H * W})"),
+        "keys.rawstate": ({STATE_KEYS_MEMBER: b"[" * 5000 + b"]" * 5000}, (), "JSON nested too deeply to read"),
+    }
+    for name, (members, deflate, needle) in hostile.items():
+        bad = _state_with(good, tmp_path / name, members, deflate)
+        before = bad.read_bytes()
+        for args in [
+            ("map", small_series.folder, "-o", tmp_path / "m.json", "--state", bad, "--overwrite"),
+            ("library", "import", first, "--state", bad, "--library", tmp_path / "lib"),
+        ]:
+            if name == "keys.rawstate" and args[0] == "library":
+                continue  # the content keys are read by `map --state` only
+            line = assert_one_error(run(*args), str(bad), needle)
+            assert len(line) < 400, line
+        assert bad.read_bytes() == before  # never changed
+    assert not (tmp_path / "m.json").exists()
+    assert not (tmp_path / "lib").exists() or not any((tmp_path / "lib").iterdir())
+
+
 def _copy_folder(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
