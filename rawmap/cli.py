@@ -1253,7 +1253,7 @@ def library_import_cmd(
     lib = _library(library)
     _load_map(map_file)  # a clear error for a file that is not a map
     entry = lib.import_map(map_file, state=state, replace=replace)
-    typer.echo(f"Imported the map of {entry.label} ({entry.defects} defects) as {entry.path.name} in {lib.root}")
+    typer.echo(f"Imported the map of {entry.label or 'an unknown camera'} ({entry.defects} defects) as {entry.path.name} in {lib.root}")
 
 
 @library_app.command("export")

@@ -374,6 +374,40 @@ def test_map_crop_modes_and_photos_without_camera(small_series: Series, tmp_path
     assert DefectMap.load(out / "rawmap-simulated-sensor-sim0001-96x128.json").frames.count == 3
 
 
+def test_a_body_without_make_or_model_round_trips_through_library_export_and_import(tmp_path: Path):
+    # issue 13: such a body saved, but its exported map could not be imported back ("names no
+    # camera"); it is now filed under the unknown camera's entry, as `map --save` files it
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(4):  # JPEGs without EXIF: no make, no model
+        Image.fromarray(rng.integers(20, 200, (40, 60, 3), dtype="uint8"), "RGB").save(photos / f"p{i}.jpg", quality=95)
+    lib, lib2 = tmp_path / "lib", tmp_path / "lib2"
+    assert run("map", photos, "--save", "--library", lib).exit_code == 0
+    result = run("library", "export", "unknown-camera", "-o", tmp_path / "backup", "--library", lib)
+    assert result.exit_code == 0, result.output
+    exported = tmp_path / "backup" / "unknown-camera-image.map.json"
+    state = tmp_path / "backup" / "unknown-camera-image.rawstate"
+    assert exported.is_file() and state.is_file()
+
+    result = run("library", "import", exported, "--state", state, "--library", lib2)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Imported the map of an unknown camera (")
+    stored = lib2 / "unknown-camera-image"
+    assert DefectMap.load(stored / "map.json").to_dict() == DefectMap.load(lib / "unknown-camera-image" / "map.json").to_dict()
+    assert Accumulator.load(stored / "state.rawstate").n_frames == 4
+    listing = run("library", "list", "--library", lib2)
+    assert "unknown-camera-image  unknown camera (images)" in listing.stdout and "4 frames" in listing.stdout
+    # the imported entry serves the same photos: repair finds it
+    result = run("repair", photos / "p0.jpg", "--library", lib2, "-o", tmp_path / "repaired")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "repaired" / "p0.jpg").is_file()
+    # importing it again asks for --replace, naming the body in words
+    assert_one_error(run("library", "import", exported, "--library", lib2), "an unknown camera (maps from developed images) already has a map")
+
+
 # --------------------------------------------------------------------------- info
 
 def test_info_shows_camera_identity_of_real_files(samples_dir: Path):
