@@ -1244,6 +1244,9 @@ def library_import_cmd(
 ) -> None:
     """Add a map made elsewhere (another computer, a backup) to the library.
 
+    A map of photos without camera make and model goes to the unknown
+    camera's entry (unknown-camera), where `map --save` files such photos.
+
     Examples:
 
         rawmap library import d750.map.json --state d750.rawstate

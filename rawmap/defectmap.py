@@ -103,7 +103,7 @@ FORMAT_VERSION = 1
 #: defects written by :meth:`DefectMap.save` takes about 140 MB.
 MAX_MAP_BYTES = 256 * 1024 * 1024
 #: Most defects (and, separately, dropped photosites) a map may hold.  About 4 % of a
-#: 24 MP sensor; a map that large takes about 0.8 GB and 12 s to read.
+#: 24 MP sensor; a map that large takes about 0.8 GB and 10 s to read.
 MAX_DEFECTS = 1_000_000
 #: Most rows or columns of a sensor (LibRaw's limit: its sizes are 16-bit).
 MAX_SENSOR_SIDE = 65535
