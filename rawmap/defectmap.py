@@ -105,6 +105,10 @@ MAX_MAP_BYTES = 256 * 1024 * 1024
 #: Most defects (and, separately, dropped photosites) a map may hold.  About 4 % of a
 #: 24 MP sensor; a map that large takes about 0.8 GB and 10 s to read.
 MAX_DEFECTS = 1_000_000
+#: Most commas :meth:`DefectMap.load` lets through to the parser: 16 per defect (a defect
+#: written by :meth:`DefectMap.save` has 6 to 8), so a file of small values (a list of a
+#: hundred million zeros) is refused before it is parsed.
+_MAX_VALUES = 16 * MAX_DEFECTS + 100_000
 #: Most rows or columns of a sensor (LibRaw's limit: its sizes are 16-bit).
 MAX_SENSOR_SIDE = 65535
 #: Most photosites of a sensor (2**29, 3.5 times the largest camera sensor made, 151 MP);
@@ -722,10 +726,11 @@ class DefectMap:
     def load(cls, path: str | Path) -> "DefectMap":
         """Read a map file written by :meth:`save` (or by hand), within the bounds of the module's docstring.
 
-        At most :data:`MAX_MAP_BYTES` are read and at most about twice
-        :data:`MAX_DEFECTS` JSON objects parsed, so that a huge or hostile
-        file is refused before it takes much memory; then
-        :meth:`from_dict` validates every entry.
+        At most :data:`MAX_MAP_BYTES` are read, a file of more than 16 values
+        per defect of :data:`MAX_DEFECTS` is refused unparsed, and at most
+        about twice :data:`MAX_DEFECTS` JSON objects are parsed, so that a
+        huge or hostile file is refused before it takes much memory (about
+        1 GB at worst); then :meth:`from_dict` validates every entry.
 
         Raises
         ------
@@ -736,8 +741,8 @@ class DefectMap:
         path = Path(path)
         try:
             with open(path, "rb") as fh:  # the size first (a regular file), then at most the bound (any file)
-                data = b"" if os.fstat(fh.fileno()).st_size > MAX_MAP_BYTES else fh.read(MAX_MAP_BYTES + 1)
-                too_large = not data and os.fstat(fh.fileno()).st_size > 0
+                too_large = os.fstat(fh.fileno()).st_size > MAX_MAP_BYTES
+                data = b"" if too_large else fh.read(MAX_MAP_BYTES + 1)
         except FileNotFoundError:
             raise MapFormatError(f"{path}: no such map file") from None
         except OSError as exc:
@@ -747,7 +752,18 @@ class DefectMap:
                 f"{path}: larger than {MAX_MAP_BYTES // (1 << 20)} MiB, more than a defect map of "
                 f"{MAX_DEFECTS:,} defects (the most rawmap reads); is this a rawmap map?"
             )
-        parsed = parse_json(data, source=str(path), max_objects=2 * MAX_DEFECTS + 1000)
+        # every JSON value but the last is followed by a comma: a cheap bound on what parsing would build
+        if data.count(b",") > _MAX_VALUES:
+            raise MapFormatError(
+                f"{path}: more than {_MAX_VALUES:,} values, more than a defect map of {MAX_DEFECTS:,} defects "
+                "(the most rawmap reads) holds; is this a rawmap map?"
+            )
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MapFormatError(f"{path}: not a rawmap defect map (not JSON: a binary file)") from None
+        del data  # parse the text alone: half the memory
+        parsed = parse_json(text, source=str(path), max_objects=2 * MAX_DEFECTS + 1000)
         return cls.from_dict(parsed, source=str(path))
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:

@@ -323,6 +323,15 @@ def test_load_bounds_the_size_and_the_number_of_defects(tmp_path, monkeypatch):
         DefectMap.load(path)
     assert_one_line(exc.value, path, "larger than ")
     monkeypatch.setattr(dm, "MAX_MAP_BYTES", 256 * 1024 * 1024)
+    # a file of many small values (no objects to count) is refused unparsed
+    zeros = tmp_path / "zeros.json"
+    zeros.write_text('{"format": "rawmap-defect-map", "version": 1, "thresholds": {"x": [' + "0," * 5000 + "0]}}")
+    monkeypatch.setattr(dm, "_MAX_VALUES", 4999)
+    with pytest.raises(MapFormatError) as exc:
+        DefectMap.load(zeros)
+    assert_one_line(exc.value, zeros, "more than 4,999 values")
+    monkeypatch.undo()
+    assert dm._MAX_VALUES == 16 * dm.MAX_DEFECTS + 100_000  # 16 values per defect (the README's bound)
     # more defects than the bound: refused while parsing (objects counted), and by from_dict
     monkeypatch.setattr(dm, "MAX_DEFECTS", 2)
     with pytest.raises(MapFormatError) as exc:
