@@ -61,7 +61,7 @@ from .defectmap import MAX_PHOTOSITES, MAX_SENSOR_SIDE
 from .errors import FrameMismatchError, MapFormatError
 from .fileio import atomic_write_bytes
 from .frame import CameraId, Frame, SourceKind
-from .safeio import StateFormatProblem, read_json_member, read_npy_member
+from .safeio import StateFormatProblem, open_zip, read_json_member, read_npy_member
 
 __all__ = ["Accumulator", "PreparedFrame", "new_sums", "FrameRecord", "DetectionParams", "STATE_FORMAT", "STATE_VERSION",
            "MAX_STATE_META_BYTES", "frame_plane"]
@@ -972,7 +972,7 @@ class Accumulator:
         """
         path = Path(path)
         try:
-            zf = zipfile.ZipFile(path)
+            zf = open_zip(path)
         except FileNotFoundError:
             raise MapFormatError(f"{path}: no such state file") from None
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:

@@ -69,7 +69,7 @@ from .errors import InputError, MapFormatError, NothingToMapError
 from .fileio import atomic_write_bytes
 from .frame import CameraId, Frame, SourceKind
 from .metadata import read_metadata
-from .safeio import read_json_member
+from .safeio import open_zip, read_json_member
 
 __all__ = [
     "Skipped",
@@ -293,7 +293,7 @@ def load_state_keys(path: str | os.PathLike[str]) -> dict[str, str]:
         or damaged.
     """
     try:
-        with zipfile.ZipFile(path) as zf:
+        with open_zip(path) as zf:
             if STATE_KEYS_MEMBER not in zf.namelist():
                 return {}
             data = read_json_member(

@@ -8,6 +8,8 @@ or a traceback:
 * :func:`parse_json`: strict JSON (no ``NaN``/``Infinity`` unless asked
   for), Python's parser limits (integer digits, nesting) turned into the
   typed error, and an optional bound on the number of objects parsed;
+* :func:`open_zip`: a zip archive, refused before :mod:`zipfile` reads a
+  central directory of more than :data:`MAX_ZIP_MEMBERS` members;
 * :func:`read_json_member`: a zip member of bounded declared size, parsed
   by :func:`parse_json`;
 * :func:`read_npy_member`: an ``.npy`` member whose header (dtype, shape,
@@ -25,17 +27,23 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 import zipfile
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from .errors import MapFormatError
 
-__all__ = ["StateFormatProblem", "parse_json", "read_json_member", "read_npy_member"]
+__all__ = ["MAX_ZIP_MEMBERS", "StateFormatProblem", "open_zip", "parse_json", "read_json_member", "read_npy_member"]
 
 #: Bytes read per step when an array member is copied into its array.
 _CHUNK = 1 << 24
+
+#: Most members :func:`open_zip` lets :mod:`zipfile` list (a state file has a few dozen:
+#: 4 per open view): its central directory is read whole when the archive is opened.
+MAX_ZIP_MEMBERS = 100_000
 
 
 class StateFormatProblem(ValueError):
@@ -128,6 +136,39 @@ def parse_json(
         if "digits" in str(exc):  # Python's own limit on integer literals (sys.get_int_max_str_digits)
             raise MapFormatError(f"{source}: not a {what} (an integer of more than 4,300 digits)") from None
         raise MapFormatError(f"{source}: not a {what} ({_short(str(exc), 120)})") from None
+
+
+def open_zip(path: str | Path, *, max_members: int | None = None) -> zipfile.ZipFile:
+    """``zipfile.ZipFile(path)``, refused before its central directory is read when it lists too many members.
+
+    :mod:`zipfile` builds one record per member when it opens an archive, so
+    a small file listing millions of members would take gigabytes; the
+    count is read first from the end-of-archive record.
+
+    Parameters
+    ----------
+    path : str or Path
+    max_members : int, optional
+        :data:`MAX_ZIP_MEMBERS` when omitted.
+
+    Raises
+    ------
+    StateFormatProblem
+        More than ``max_members`` members.
+    OSError, zipfile.BadZipFile
+        As :class:`zipfile.ZipFile` (missing file, not a zip archive).
+    """
+    max_members = MAX_ZIP_MEMBERS if max_members is None else max_members
+    end_record = getattr(zipfile, "_EndRecData", None)  # private, but in every CPython since 2.x
+    if end_record is not None:
+        with open(path, "rb") as fh:
+            try:
+                record = end_record(fh)
+            except (OSError, ValueError, struct.error):
+                record = None
+        if record is not None and int(record[4]) > max_members:
+            raise StateFormatProblem(f"the archive lists {int(record[4]):,} members, more than the {max_members:,} rawmap reads")
+    return zipfile.ZipFile(path)
 
 
 def read_json_member(zf: zipfile.ZipFile, name: str, *, source: str, what: str, limit: int, allow_nan: bool = False) -> Any:

@@ -553,3 +553,22 @@ def test_load_still_reads_every_part_of_a_good_state(good_state):
     assert acc.shape == (24, 30) and acc.n_frames == 8 and len(acc.frames) == 8
     assert acc.fs_index.size and acc.ln_code.size and acc.view_sigs and acc._open  # every optional part was there to check
     assert any(v.pending for v in acc._open.values())
+
+
+def test_load_refuses_an_archive_listing_too_many_members_before_listing_them(good_state, tmp_path, monkeypatch):
+    import zipfile
+
+    import rawmap.safeio as safeio
+
+    with zipfile.ZipFile(good_state) as zf:
+        members = len(zf.namelist())
+    assert 20 < members < safeio.MAX_ZIP_MEMBERS == 100_000
+    monkeypatch.setattr(safeio, "MAX_ZIP_MEMBERS", members - 1)
+    with pytest.raises(MapFormatError) as exc:
+        Accumulator.load(good_state)
+    assert str(exc.value) == (
+        f"{good_state}: not a rawmap state file (the archive lists {members} members, more than the "
+        f"{members - 1} rawmap reads)"
+    )
+    monkeypatch.setattr(safeio, "MAX_ZIP_MEMBERS", members)
+    assert Accumulator.load(good_state).n_frames == 8
