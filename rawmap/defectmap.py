@@ -523,27 +523,48 @@ class DefectMap:
             return np.zeros((0, 2), dtype=np.int64)
         return np.array([(d.row, d.col) for d in self.defects], dtype=np.int64)
 
+    def check(self) -> None:
+        """Refuse a map whose defects do not lie on its own sensor (what :meth:`from_dict` checks in a file).
+
+        A map read with :meth:`load` or :meth:`from_dict` always passes; a
+        map built in code may not, and a defect outside the sensor would
+        mark another photosite (negative indices wrap) or fail deep inside
+        a writer.  :meth:`mask`, the exports and the plot call this first.
+
+        Raises
+        ------
+        MapFormatError
+            The first defect or dropped photosite outside the sensor, or an
+            entry that is not a :class:`Defect` of a known kind.
+        """
+        H, W = self.sensor.height, self.sensor.width
+        for d in self.defects:
+            if not isinstance(d, Defect) or not isinstance(d.kind, DefectKind):
+                raise MapFormatError(f"{self.camera.label or 'map'}: {_short(repr(d), 80)} is not a defect of a known kind")
+        c = self.coordinates()
+        if self.dropped:
+            c = np.concatenate([c, np.array(self.dropped, dtype=np.int64).reshape(-1, 2)])
+        if len(c):
+            bad = (c[:, 0] < 0) | (c[:, 0] >= H) | (c[:, 1] < 0) | (c[:, 1] >= W)
+            if bad.any():
+                r, col = c[int(np.argmax(bad))].tolist()
+                raise MapFormatError(
+                    f"{self.camera.label or 'map'}: row {r}, col {col} lies outside the {H}x{W} sensor "
+                    "of the map; correct it or make the map again with `rawmap map`"
+                )
+
     def mask(self) -> np.ndarray:
         """(H, W) ndarray of bool over the visible area, True at defects.
 
         Raises
         ------
         MapFormatError
-            A defect lies outside the sensor (only possible in a map built
-            in code: :meth:`from_dict` refuses such files), which would
-            otherwise mark another photosite (negative indices wrap).
+            A defect lies outside the sensor (see :meth:`check`).
         """
-        H, W = self.sensor.height, self.sensor.width
-        m = np.zeros((H, W), dtype=bool)
+        self.check()
+        m = np.zeros((self.sensor.height, self.sensor.width), dtype=bool)
         c = self.coordinates()
         if len(c):
-            bad = (c[:, 0] < 0) | (c[:, 0] >= H) | (c[:, 1] < 0) | (c[:, 1] >= W)
-            if bad.any():
-                r, col = c[int(np.argmax(bad))].tolist()
-                raise MapFormatError(
-                    f"{self.camera.label or 'map'}: defect at row {r}, col {col} lies outside the {H}x{W} sensor "
-                    "of the map; correct it or make the map again with `rawmap map`"
-                )
             m[c[:, 0], c[:, 1]] = True
         return m
 

@@ -562,3 +562,21 @@ def test_carry_edits_keeps_manual_and_dropped_through_a_new_map():
     assert carry_edits(fresh, _map()) is fresh  # nothing to carry
     other = DefectMap(CAM, SensorGeometry(6, 6), FRAMES, [DEAD])
     assert carry_edits(other, previous) is other  # another sensor size: nothing carried
+
+
+def test_exports_and_the_plot_refuse_a_map_built_with_a_defect_outside_its_sensor(tmp_path):
+    from rawmap.export import export_text
+    from rawmap.show import plot_map
+
+    for outside in ([Defect(-3, 4, DefectKind.HOT, 1.0)], [Defect(2, 99999, DefectKind.HOT, 1.0)]):
+        dmap = _map(outside)
+        for fmt in ("dcraw", "siril", "csv", "rawtherapee"):
+            with pytest.raises(MapFormatError, match="lies outside the 12x16 sensor"):
+                export_text(dmap, fmt)
+        with pytest.raises(MapFormatError, match="lies outside the 12x16 sensor"):
+            plot_map(dmap, tmp_path / "p.png")
+        assert not (tmp_path / "p.png").exists()
+    dropped = dataclasses.replace(_map(), dropped=[(12, 0)])
+    with pytest.raises(MapFormatError, match="row 12, col 0 lies outside"):
+        dropped.check()
+    _map().check()  # a map inside its sensor passes
