@@ -385,36 +385,43 @@ class SensorGeometry:
             pattern or source.
         """
         try:
-            return cls._checked(d)
+            _check_sensor(d)
         except _Damaged as exc:
             raise MapFormatError(str(exc)) from None
-
-    @classmethod
-    def _checked(cls, d: Any) -> "SensorGeometry":
-        w = "sensor"
-        side = MAX_SENSOR_SIDE
-        geo = cls(
-            height=_int(d, "height", w, lo=1, hi=side),
-            width=_int(d, "width", w, lo=1, hi=side),
-            top_margin=_int(d, "top_margin", w, hi=side, default=0),
-            left_margin=_int(d, "left_margin", w, hi=side, default=0),
-            full_height=_int(d, "full_height", w, hi=side, default=0),
-            full_width=_int(d, "full_width", w, hi=side, default=0),
-            cfa=_str(d, "cfa", w, default=""),
-            source=_str(d, "source", w, default="raw", choices=("raw", "image")),
+        return cls(
+            height=int(d["height"]),
+            width=int(d["width"]),
+            top_margin=int(d.get("top_margin", 0)),
+            left_margin=int(d.get("left_margin", 0)),
+            full_height=int(d.get("full_height", 0)),
+            full_width=int(d.get("full_width", 0)),
+            cfa=str(d.get("cfa", "")),
+            source=str(d.get("source", "raw")),
         )
-        if geo.height * geo.width > MAX_PHOTOSITES:
-            raise _Damaged(
-                f"sensor: {geo.height}x{geo.width} is {geo.height * geo.width:,} photosites, "
-                f"more than the {MAX_PHOTOSITES:,} rawmap reads"
-            )
-        if geo.cfa and (len(geo.cfa) != 4 or set(geo.cfa) - set("RGB")):
-            raise _Damaged(f"sensor: cfa {_show(geo.cfa)} is not four letters of R, G, B (e.g. \"RGGB\") nor \"\"")
-        return geo
+
+
+def _check_sensor(d: Any) -> None:
+    """Refuse a ``sensor`` entry :meth:`SensorGeometry.from_dict` must not take (see the module's docstring)."""
+    w, side = "sensor", MAX_SENSOR_SIDE
+    height, width = _int(d, "height", w, lo=1, hi=side), _int(d, "width", w, lo=1, hi=side)
+    for key in ("top_margin", "left_margin", "full_height", "full_width"):
+        _int(d, key, w, hi=side, default=0)
+    cfa = _str(d, "cfa", w, default="")
+    _str(d, "source", w, default="raw", choices=("raw", "image"))
+    if height * width > MAX_PHOTOSITES:
+        raise _Damaged(
+            f"sensor: {height}x{width} is {height * width:,} photosites, more than the {MAX_PHOTOSITES:,} rawmap reads"
+        )
+    if cfa and (len(cfa) != 4 or set(cfa) - set("RGB")):
+        raise _Damaged(f"sensor: cfa {_show(cfa)} is not four letters of R, G, B (e.g. \"RGGB\") nor \"\"")
 
 
 def _iso(t: _dt.datetime | None) -> str | None:
     return t.isoformat() if t else None
+
+
+def _from_iso(s: str | None) -> _dt.datetime | None:
+    return _dt.datetime.fromisoformat(s) if s else None
 
 
 @dataclass(frozen=True)
@@ -452,23 +459,38 @@ class FrameStats:
             A field of the wrong type or value.
         """
         try:
-            return cls._checked(d)
+            _check_frames(d)
         except _Damaged as exc:
             raise MapFormatError(str(exc)) from None
-
-    @classmethod
-    def _checked(cls, d: Any) -> "FrameStats":
-        w = "frames"
         return cls(
-            count=_int(d, "count", w, default=0),
-            skipped=_int(d, "skipped", w, default=0),
-            first_capture=_time(d, "first_capture", w),
-            last_capture=_time(d, "last_capture", w),
-            exposure_min=_num(d, "exposure_min", w, default=0.0),
-            exposure_max=_num(d, "exposure_max", w, default=0.0),
-            iso_min=_num(d, "iso_min", w, default=0.0),
-            iso_max=_num(d, "iso_max", w, default=0.0),
+            count=int(d.get("count", 0)),
+            skipped=int(d.get("skipped", 0)),
+            first_capture=_from_iso(d.get("first_capture")),
+            last_capture=_from_iso(d.get("last_capture")),
+            exposure_min=float(d.get("exposure_min", 0.0)),
+            exposure_max=float(d.get("exposure_max", 0.0)),
+            iso_min=float(d.get("iso_min", 0.0)),
+            iso_max=float(d.get("iso_max", 0.0)),
         )
+
+
+def _check_frames(d: Any) -> None:
+    """Refuse a ``frames`` entry :meth:`FrameStats.from_dict` must not take.
+
+    Counts (``count``, ``skipped``, and ``views``, ``darks``, ``flats`` where
+    present) are integers >= 0 or, for the last three, null; times ISO 8601
+    or null; exposures and ISO speeds finite numbers.
+    """
+    w = "frames"
+    for key in ("count", "skipped"):
+        _int(d, key, w, default=0)
+    for key in ("views", "darks", "flats"):
+        if d.get(key) is not None:
+            _int(d, key, w)
+    for key in ("first_capture", "last_capture"):
+        _time(d, key, w)
+    for key in ("exposure_min", "exposure_max", "iso_min", "iso_max"):
+        _num(d, key, w, default=0.0)
 
 
 @dataclass
@@ -704,9 +726,13 @@ class DefectMap:
     @classmethod
     def _checked(cls, d: dict[str, Any]) -> "DefectMap":
         camera_d = _get(d, "camera", "the map", _MISSING)
-        camera = CameraId(*(_str(camera_d, k, "camera", default="") for k in ("make", "model", "serial")))
-        sensor = SensorGeometry._checked(_get(d, "sensor", "the map", _MISSING))
-        frames = FrameStats._checked(_get(d, "frames", "the map", {}))
+        for key in ("make", "model", "serial", "serial_source"):
+            _str(camera_d, key, "camera", default="")
+        camera = CameraId.from_dict(camera_d)
+        sensor_d, frames_d = _get(d, "sensor", "the map", _MISSING), _get(d, "frames", "the map", {})
+        _check_sensor(sensor_d)
+        _check_frames(frames_d)
+        sensor, frames = SensorGeometry.from_dict(sensor_d), FrameStats.from_dict(frames_d)
         thresholds = _get(d, "thresholds", "the map", {})
         if not isinstance(thresholds, dict):
             raise _Damaged(f"thresholds {_show(thresholds)} is not an object")
