@@ -1524,6 +1524,9 @@ def library_import_cmd(
 ) -> None:
     """Add a map made elsewhere (another computer, a backup) to the library.
 
+    A map of photos without camera make and model goes to the unknown
+    camera's entry (unknown-camera), where `map --save` files such photos.
+
     Examples:
 
         rawmap library import d750.map.json --state d750.rawstate
@@ -1533,7 +1536,7 @@ def library_import_cmd(
     lib = _library(library)
     _load_map(map_file)  # a clear error for a file that is not a map
     entry = lib.import_map(map_file, state=state, replace=replace)
-    typer.echo(f"Imported the map of {entry.label} ({entry.defects} defects) as {entry.path.name} in {lib.root}")
+    typer.echo(f"Imported the map of {entry.label or 'an unknown camera'} ({entry.defects} defects) as {entry.path.name} in {lib.root}")
 
 
 @library_app.command("export", cls=_Command)

@@ -34,6 +34,25 @@ File format (``format: "rawmap-defect-map"``, ``version: 1``), UTF-8 JSON::
 one entry per defective photosite.  Readers must refuse an unknown major
 ``version``; unknown keys are ignored.
 
+What a reader accepts (:meth:`DefectMap.load`, :meth:`DefectMap.from_dict`;
+every command reads maps through them, so a hand-edited or hostile file is
+refused with one :class:`~rawmap.errors.MapFormatError` line naming the file
+and the entry, before anything uses it):
+
+* strict JSON: no ``NaN``/``Infinity`` (nor numbers that overflow to them),
+  integers of at most 4,300 digits, nesting as deep as Python's parser takes;
+* a file of at most :data:`MAX_MAP_BYTES` (256 MiB), at most
+  :data:`MAX_DEFECTS` (1,000,000) defects and as many dropped photosites;
+* a sensor of 1 to :data:`MAX_SENSOR_SIDE` (65,535) rows and columns and at
+  most :data:`MAX_PHOTOSITES` (2**29, about 537 million) photosites, margins
+  and full size >= 0, ``cfa`` ``""`` or four letters of R, G, B, ``source``
+  ``raw`` or ``image``;
+* in each defect and dropped entry, ``row``/``col`` JSON integers (not
+  ``true``, ``3.0`` or ``"3"``) with ``0 <= row < height`` and
+  ``0 <= col < width``, a known ``kind``, finite numbers for ``score`` and
+  ``value``, ``channel`` ``""``, ``R``, ``G`` or ``B``, ``first_seen`` an
+  ISO 8601 time or null, ``manual`` a boolean, and one entry per photosite.
+
 Edits by hand (:meth:`DefectMap.edited`, ``rawmap edit``) add two keys that
 readers of older maps ignore: ``"manual": true`` on a defect the user added
 (or confirmed; score 0 and no ``first_seen`` when it was not detected), and
@@ -47,6 +66,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
+import os
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -57,10 +78,15 @@ import numpy as np
 from .errors import MapEditError, MapFormatError
 from .fileio import atomic_write_text
 from .frame import CameraId
+from .safeio import parse_json
 
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "MAX_MAP_BYTES",
+    "MAX_DEFECTS",
+    "MAX_SENSOR_SIDE",
+    "MAX_PHOTOSITES",
     "DefectKind",
     "Defect",
     "SensorGeometry",
@@ -73,6 +99,159 @@ __all__ = [
 FORMAT_NAME = "rawmap-defect-map"
 FORMAT_VERSION = 1
 
+#: Largest map file :meth:`DefectMap.load` reads (bytes): a map of :data:`MAX_DEFECTS`
+#: defects written by :meth:`DefectMap.save` takes about 140 MB.
+MAX_MAP_BYTES = 256 * 1024 * 1024
+#: Most defects (and, separately, dropped photosites) a map may hold.  About 4 % of a
+#: 24 MP sensor; a map that large takes about 0.8 GB and 10 s to read.
+MAX_DEFECTS = 1_000_000
+#: Most commas :meth:`DefectMap.load` lets through to the parser: 16 per defect (a defect
+#: written by :meth:`DefectMap.save` has 6 to 8), so a file of small values (a list of a
+#: hundred million zeros) is refused before it is parsed.
+_MAX_VALUES = 16 * MAX_DEFECTS + 100_000
+#: Most rows or columns of a sensor (LibRaw's limit: its sizes are 16-bit).
+MAX_SENSOR_SIDE = 65535
+#: Most photosites of a sensor (2**29, 3.5 times the largest camera sensor made, 151 MP);
+#: also bounds what a state file (:meth:`rawmap.accumulate.Accumulator.load`) may claim.
+MAX_PHOTOSITES = 1 << 29
+
+
+def _short(text: str, n: int = 40) -> str:
+    """``text`` cut to ``n`` characters, one line (hostile files put anything in their values)."""
+    text = text.replace("\n", " ").replace("\r", " ")
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def _show(value: Any) -> str:
+    """A value read from a file, as it looked there, at most 40 characters."""
+    try:
+        text = json.dumps(value, ensure_ascii=True)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)
+    return _short(text)
+
+
+class _Damaged(Exception):
+    """What is wrong with one entry of a map (the message of a :class:`MapFormatError`)."""
+
+
+_MISSING: Any = object()
+
+
+_CHANNELS = frozenset(("", "R", "G", "B"))
+_NUMBER = (int, float)
+
+
+def _plain_defect(x: Any, H: int, W: int) -> "Defect | None":
+    """The defect of a well-formed entry inside an ``H`` x ``W`` sensor, else ``None`` (check it field by field)."""
+    if type(x) is not dict:
+        return None
+    row, col, kind = x.get("row"), x.get("col"), x.get("kind")
+    score, channel, first = x.get("score", 0.0), x.get("channel", ""), x.get("first_seen")
+    value, manual = x.get("value", _NAN), x.get("manual", False)
+    # type(v) is int: a JSON integer, not true/false (bool) nor 3.0
+    if not (type(row) is int and type(col) is int and 0 <= row < H and 0 <= col < W):
+        return None
+    if not (type(kind) is str and kind in _KINDS and type(channel) is str and channel in _CHANNELS):
+        return None
+    if not (type(score) in _NUMBER and type(value) in _NUMBER and type(manual) is bool):
+        return None
+    if not (math.isfinite(score) and (math.isfinite(value) or value is _NAN)):
+        return None
+    if first is None or first == "":
+        when = None
+    elif type(first) is str:
+        try:
+            when = _dt.datetime.fromisoformat(first)
+        except ValueError:
+            return None
+    else:
+        return None
+    return Defect(row, col, _KINDS[kind], float(score), channel, when, float(value), manual)
+
+
+_NAN = float("nan")
+
+
+class _Entry:
+    """Names one entry of a list in messages (``defect #3 {"row": ...}``), written out only when needed."""
+
+    __slots__ = ("label", "index", "entry")
+
+    def __init__(self, label: str, index: int, entry: Any) -> None:
+        self.label, self.index, self.entry = label, index, entry
+
+    def __str__(self) -> str:
+        return f"{self.label} #{self.index + 1} {_show(self.entry)}"
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+def _get(d: Any, key: str, where: Any, default: Any) -> Any:
+    if not isinstance(d, dict):
+        raise _Damaged(f"{where} is {_show(d)}, not an object")
+    if key in d:
+        return d[key]
+    if default is _MISSING:
+        raise _Damaged(f"{where} has no {key!r}")
+    return default
+
+
+def _int(d: Any, key: str, where: Any, *, lo: int = 0, hi: int | None = None, default: Any = _MISSING) -> int:
+    """``d[key]``: a JSON integer (not a boolean, float or string) in ``[lo, hi]``."""
+    v = _get(d, key, where, default)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise _Damaged(f"{where}: {key} {_show(v)} is not a whole number")
+    if v < lo or (hi is not None and v > hi):
+        top = "" if hi is None else f" to {hi:,}"
+        raise _Damaged(f"{where}: {key} {_show(v)} is out of range (it must be {lo:,}{top})")
+    return v
+
+
+def _num(d: Any, key: str, where: Any, *, default: Any = _MISSING) -> float:
+    """``d[key]``: a finite JSON number (not a boolean or string)."""
+    if isinstance(d, dict) and key not in d and default is not _MISSING:
+        return default
+    v = _get(d, key, where, default)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise _Damaged(f"{where}: {key} {_show(v)} is not a number")
+    if not math.isfinite(v):
+        raise _Damaged(f"{where}: {key} {v} is not a finite number")
+    return float(v)
+
+
+def _str(d: Any, key: str, where: Any, *, default: Any = _MISSING, choices: Iterable[str] | None = None) -> str:
+    v = _get(d, key, where, default)
+    if not isinstance(v, str):
+        raise _Damaged(f"{where}: {key} {_show(v)} is not a string")
+    if choices is not None and v not in choices:
+        raise _Damaged(f"{where}: {key} {_show(v)} is not one of {', '.join(repr(c) for c in choices)}")
+    return v
+
+
+def _time(d: Any, key: str, where: Any) -> _dt.datetime | None:
+    v = _get(d, key, where, None)
+    if v is None or v == "":
+        return None
+    if not isinstance(v, str):
+        raise _Damaged(f"{where}: {key} {_show(v)} is not a time (ISO 8601, e.g. 2026-03-02T21:14:00)")
+    try:
+        return _dt.datetime.fromisoformat(v)
+    except ValueError:
+        raise _Damaged(f"{where}: {key} {_show(v)} is not a time (ISO 8601, e.g. 2026-03-02T21:14:00)") from None
+
+
+def _list(d: dict[str, Any], key: str, what: str) -> list[Any]:
+    v = d.get(key, [])
+    if not isinstance(v, list):
+        raise _Damaged(f"{key!r} is {_show(v)}, not a list")
+    if len(v) > MAX_DEFECTS:
+        raise _Damaged(
+            f"{len(v):,} {what}, more than the {MAX_DEFECTS:,} rawmap reads"
+        )
+    return v
+
 
 class DefectKind(str, Enum):
     """Kinds of defective photosite."""
@@ -83,6 +262,9 @@ class DefectKind(str, Enum):
     COLD = "cold"  #: responds with a fraction of normal sensitivity (low gain)
     NOISY = "noisy"  #: abnormal temporal noise / blinking (RTS)
     COLUMN = "column"  #: part of a defective column or row segment
+
+
+_KINDS = {k.value: k for k in DefectKind}
 
 
 @dataclass(frozen=True)
@@ -135,17 +317,44 @@ class Defect:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Defect":
-        fs = d.get("first_seen")
+    def from_dict(cls, d: dict[str, Any], *, where: str = "defect") -> "Defect":
+        """A defect from its file entry, every field checked (see the module's docstring).
+
+        Coordinates are checked to be integers >= 0 here; against the sensor
+        by :meth:`DefectMap.from_dict`.
+
+        Raises
+        ------
+        MapFormatError
+            A field is missing or of the wrong type or value; the message
+            starts with ``where``.
+        """
+        try:
+            return cls._checked(d, where)
+        except _Damaged as exc:
+            raise MapFormatError(str(exc)) from None
+
+    @classmethod
+    def _checked(cls, d: Any, where: Any) -> "Defect":
+        kind = _str(d, "kind", where)
+        try:
+            kind_ = DefectKind(kind)
+        except ValueError:
+            raise _Damaged(
+                f"{where}: unknown kind {_show(kind)} (one of {', '.join(k.value for k in DefectKind)})"
+            ) from None
+        manual = _get(d, "manual", where, False)
+        if not isinstance(manual, bool):
+            raise _Damaged(f"{where}: manual {_show(manual)} is not true or false")
         return cls(
-            row=int(d["row"]),
-            col=int(d["col"]),
-            kind=DefectKind(d["kind"]),
-            score=float(d.get("score", 0.0)),
-            channel=str(d.get("channel", "")),
-            first_seen=_dt.datetime.fromisoformat(fs) if fs else None,
-            value=float(d.get("value", float("nan"))),
-            manual=d.get("manual") is True,
+            row=_int(d, "row", where),
+            col=_int(d, "col", where),
+            kind=kind_,
+            score=_num(d, "score", where, default=0.0),
+            channel=_str(d, "channel", where, default="", choices=("", "R", "G", "B")),
+            first_seen=_time(d, "first_seen", where),
+            value=_num(d, "value", where, default=float("nan")),
+            manual=manual,
         )
 
 
@@ -167,6 +376,18 @@ class SensorGeometry:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SensorGeometry":
+        """The geometry of a map file's ``sensor``, checked against the bounds of the module's docstring.
+
+        Raises
+        ------
+        MapFormatError
+            A size out of bounds, a field of the wrong type, an unknown
+            pattern or source.
+        """
+        try:
+            _check_sensor(d)
+        except _Damaged as exc:
+            raise MapFormatError(str(exc)) from None
         return cls(
             height=int(d["height"]),
             width=int(d["width"]),
@@ -177,6 +398,22 @@ class SensorGeometry:
             cfa=str(d.get("cfa", "")),
             source=str(d.get("source", "raw")),
         )
+
+
+def _check_sensor(d: Any) -> None:
+    """Refuse a ``sensor`` entry :meth:`SensorGeometry.from_dict` must not take (see the module's docstring)."""
+    w, side = "sensor", MAX_SENSOR_SIDE
+    height, width = _int(d, "height", w, lo=1, hi=side), _int(d, "width", w, lo=1, hi=side)
+    for key in ("top_margin", "left_margin", "full_height", "full_width"):
+        _int(d, key, w, hi=side, default=0)
+    cfa = _str(d, "cfa", w, default="")
+    _str(d, "source", w, default="raw", choices=("raw", "image"))
+    if height * width > MAX_PHOTOSITES:
+        raise _Damaged(
+            f"sensor: {height}x{width} is {height * width:,} photosites, more than the {MAX_PHOTOSITES:,} rawmap reads"
+        )
+    if cfa and (len(cfa) != 4 or set(cfa) - set("RGB")):
+        raise _Damaged(f"sensor: cfa {_show(cfa)} is not four letters of R, G, B (e.g. \"RGGB\") nor \"\"")
 
 
 def _iso(t: _dt.datetime | None) -> str | None:
@@ -220,6 +457,17 @@ class FrameStats:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "FrameStats":
+        """A map file's ``frames``, each field checked (counts are integers >= 0, figures finite numbers).
+
+        Raises
+        ------
+        MapFormatError
+            A field of the wrong type or value.
+        """
+        try:
+            _check_frames(d)
+        except _Damaged as exc:
+            raise MapFormatError(str(exc)) from None
         return cls(
             count=int(d.get("count", 0)),
             skipped=int(d.get("skipped", 0)),
@@ -231,6 +479,25 @@ class FrameStats:
             iso_max=float(d.get("iso_max", 0.0)),
             **{k: int(d[k]) for k in ("views", "darks", "flats") if d.get(k) is not None},
         )
+
+
+def _check_frames(d: Any) -> None:
+    """Refuse a ``frames`` entry :meth:`FrameStats.from_dict` must not take.
+
+    Counts (``count``, ``skipped``, and ``views``, ``darks``, ``flats`` where
+    present) are integers >= 0 or, for the last three, null; times ISO 8601
+    or null; exposures and ISO speeds finite numbers.
+    """
+    w = "frames"
+    for key in ("count", "skipped"):
+        _int(d, key, w, default=0)
+    for key in ("views", "darks", "flats"):
+        if d.get(key) is not None:
+            _int(d, key, w)
+    for key in ("first_capture", "last_capture"):
+        _time(d, key, w)
+    for key in ("exposure_min", "exposure_max", "iso_min", "iso_max"):
+        _num(d, key, w, default=0.0)
 
 
 @dataclass
@@ -285,8 +552,45 @@ class DefectMap:
             return np.zeros((0, 2), dtype=np.int64)
         return np.array([(d.row, d.col) for d in self.defects], dtype=np.int64)
 
+    def check(self) -> None:
+        """Refuse a map whose defects do not lie on its own sensor (what :meth:`from_dict` checks in a file).
+
+        A map read with :meth:`load` or :meth:`from_dict` always passes; a
+        map built in code may not, and a defect outside the sensor would
+        mark another photosite (negative indices wrap) or fail deep inside
+        a writer.  :meth:`mask`, the exports and the plot call this first.
+
+        Raises
+        ------
+        MapFormatError
+            The first defect or dropped photosite outside the sensor, or an
+            entry that is not a :class:`Defect` of a known kind.
+        """
+        H, W = self.sensor.height, self.sensor.width
+        for d in self.defects:
+            if not isinstance(d, Defect) or not isinstance(d.kind, DefectKind):
+                raise MapFormatError(f"{self.camera.label or 'map'}: {_short(repr(d), 80)} is not a defect of a known kind")
+        c = self.coordinates()
+        if self.dropped:
+            c = np.concatenate([c, np.array(self.dropped, dtype=np.int64).reshape(-1, 2)])
+        if len(c):
+            bad = (c[:, 0] < 0) | (c[:, 0] >= H) | (c[:, 1] < 0) | (c[:, 1] >= W)
+            if bad.any():
+                r, col = c[int(np.argmax(bad))].tolist()
+                raise MapFormatError(
+                    f"{self.camera.label or 'map'}: row {r}, col {col} lies outside the {H}x{W} sensor "
+                    "of the map; correct it or make the map again with `rawmap map`"
+                )
+
     def mask(self) -> np.ndarray:
-        """(H, W) ndarray of bool over the visible area, True at defects."""
+        """(H, W) ndarray of bool over the visible area, True at defects.
+
+        Raises
+        ------
+        MapFormatError
+            A defect lies outside the sensor (see :meth:`check`).
+        """
+        self.check()
         m = np.zeros((self.sensor.height, self.sensor.width), dtype=bool)
         c = self.coordinates()
         if len(c):
@@ -386,6 +690,31 @@ class DefectMap:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, source: str = "map") -> "DefectMap":
+        """A map from its parsed file, every entry validated before use.
+
+        What is accepted is listed in the module's docstring: among others,
+        every defect and dropped photosite must lie on the map's own sensor
+        (``0 <= row < height``, ``0 <= col < width``, integers), be of a
+        known kind and appear once.
+
+        Parameters
+        ----------
+        d : dict
+            The parsed JSON (see :func:`rawmap.safeio.parse_json`).
+        source : str, optional
+            The file's name, first in every message.
+
+        Returns
+        -------
+        DefectMap
+
+        Raises
+        ------
+        MapFormatError
+            Not a defect map, a version this rawmap does not read, or a
+            damaged entry: one line that names ``source``, the entry (its
+            position and, shortened, its text) and what is wrong with it.
+        """
         if not isinstance(d, dict) or d.get("format") != FORMAT_NAME:
             raise MapFormatError(f"{source}: not a rawmap defect map (make one with `rawmap map`)")
         version = d.get("version")
@@ -395,35 +724,101 @@ class DefectMap:
                 f"(it reads version {FORMAT_VERSION}; upgrade rawmap)"
             )
         try:
-            return cls(
-                camera=CameraId.from_dict(d["camera"]),
-                sensor=SensorGeometry.from_dict(d["sensor"]),
-                frames=FrameStats.from_dict(d.get("frames", {})),
-                defects=[Defect.from_dict(x) for x in d.get("defects", [])],
-                thresholds=dict(d.get("thresholds", {})),
-                created=_dt.datetime.fromisoformat(d["created"]) if d.get("created") else _dt.datetime.now(_dt.timezone.utc),
-                dropped=[(int(x["row"]), int(x["col"])) for x in d.get("dropped", [])],
-            )
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            raise MapFormatError(f"{source}: damaged defect map ({exc}); make it again with `rawmap map`") from exc
+            return cls._checked(d)
+        except _Damaged as exc:
+            raise MapFormatError(
+                f"{source}: damaged defect map ({exc}); correct it or make it again with `rawmap map`"
+            ) from None
+
+    @classmethod
+    def _checked(cls, d: dict[str, Any]) -> "DefectMap":
+        camera_d = _get(d, "camera", "the map", _MISSING)
+        for key in ("make", "model", "serial", "serial_source"):
+            _str(camera_d, key, "camera", default="")
+        camera = CameraId.from_dict(camera_d)
+        sensor_d, frames_d = _get(d, "sensor", "the map", _MISSING), _get(d, "frames", "the map", {})
+        _check_sensor(sensor_d)
+        _check_frames(frames_d)
+        sensor, frames = SensorGeometry.from_dict(sensor_d), FrameStats.from_dict(frames_d)
+        thresholds = _get(d, "thresholds", "the map", {})
+        if not isinstance(thresholds, dict):
+            raise _Damaged(f"thresholds {_show(thresholds)} is not an object")
+        created = _time(d, "created", "the map") or _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+        H, W = sensor.height, sensor.width
+
+        def place(x: Any, where: _Entry) -> tuple[int, int]:
+            row, col = _int(x, "row", where, lo=-(1 << 62)), _int(x, "col", where, lo=-(1 << 62))
+            if not (0 <= row < H and 0 <= col < W):
+                raise _Damaged(
+                    f"{where}: row {_show(row)}, col {_show(col)} lies outside the {H}x{W} sensor "
+                    f"(rows 0-{H - 1}, cols 0-{W - 1})"
+                )
+            return row, col
+
+        defects: list[Defect] = []
+        seen: set[tuple[int, int]] = set()
+        for i, x in enumerate(_list(d, "defects", "defects")):
+            # the common case checked inline (a million defects read in seconds); anything
+            # unusual goes through the field checkers, which say what is wrong
+            defect = _plain_defect(x, H, W)
+            if defect is None:
+                where = _Entry("defect", i, x)
+                place(x, where)
+                defect = Defect._checked(x, where)
+            rc = (defect.row, defect.col)
+            if rc in seen:
+                raise _Damaged(
+                    f"{_Entry('defect', i, x)}: a second entry for row {rc[0]}, col {rc[1]}, give one per photosite"
+                )
+            seen.add(rc)
+            defects.append(defect)
+        dropped = [place(x, _Entry("dropped", i, x)) for i, x in enumerate(_list(d, "dropped", "dropped photosites"))]
+        return cls(camera=camera, sensor=sensor, frames=frames, defects=defects, thresholds=dict(thresholds),
+                   created=created, dropped=dropped)
 
     @classmethod
     def load(cls, path: str | Path) -> "DefectMap":
-        """Read a map file written by :meth:`save`."""
+        """Read a map file written by :meth:`save` (or by hand), within the bounds of the module's docstring.
+
+        At most :data:`MAX_MAP_BYTES` are read, a file of more than 16 values
+        per defect of :data:`MAX_DEFECTS` is refused unparsed, and at most
+        about twice :data:`MAX_DEFECTS` JSON objects are parsed, so that a
+        huge or hostile file is refused before it takes much memory (about
+        1 GB at worst); then :meth:`from_dict` validates every entry.
+
+        Raises
+        ------
+        MapFormatError
+            Missing, unreadable, too large, not strict JSON, not a map, or a
+            damaged entry (one line naming ``path`` and the entry).
+        """
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            with open(path, "rb") as fh:  # the size first (a regular file), then at most the bound (any file)
+                too_large = os.fstat(fh.fileno()).st_size > MAX_MAP_BYTES
+                data = b"" if too_large else fh.read(MAX_MAP_BYTES + 1)
         except FileNotFoundError:
             raise MapFormatError(f"{path}: no such map file") from None
         except OSError as exc:
             raise MapFormatError(f"{path}: cannot read map ({exc.strerror})") from None
-        except UnicodeDecodeError:
-            raise MapFormatError(f"{path}: not a rawmap defect map (not JSON: a binary file); give the .json map `rawmap map` wrote") from None
+        if too_large or len(data) > MAX_MAP_BYTES:
+            raise MapFormatError(
+                f"{path}: larger than {MAX_MAP_BYTES // (1 << 20)} MiB, more than a defect map of "
+                f"{MAX_DEFECTS:,} defects (the most rawmap reads); is this a rawmap map?"
+            )
+        # every JSON value but the last is followed by a comma: a cheap bound on what parsing would build
+        if data.count(b",") > _MAX_VALUES:
+            raise MapFormatError(
+                f"{path}: more than {_MAX_VALUES:,} values, more than a defect map of {MAX_DEFECTS:,} defects "
+                "(the most rawmap reads) holds; is this a rawmap map?"
+            )
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise MapFormatError(f"{path}: not JSON ({exc.msg} at line {exc.lineno}); is this a rawmap map?") from None
-        return cls.from_dict(data, source=str(path))
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MapFormatError(f"{path}: not a rawmap defect map (not JSON: a binary file)") from None
+        del data  # parse the text alone: half the memory
+        parsed = parse_json(text, source=str(path), max_objects=2 * MAX_DEFECTS + 1000)
+        return cls.from_dict(parsed, source=str(path))
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the map as JSON, atomically; never replaces a file unless ``overwrite``."""

@@ -564,7 +564,11 @@ def export_text(defect_map: DefectMap, fmt: ExportFormat | str, **options: Any) 
     ------
     ExportError
         Unknown format, or a map the format cannot express.
+    rawmap.errors.MapFormatError
+        A defect outside the map's sensor (a map built in code; see
+        :meth:`rawmap.defectmap.DefectMap.check`).
     """
+    defect_map.check()
     fmt = _coerce_format(fmt)
     if fmt is ExportFormat.DCRAW:
         return dcraw_text(defect_map, **options)

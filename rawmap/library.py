@@ -1185,17 +1185,20 @@ class Library:
         Raises
         ------
         rawmap.errors.MapFormatError
-            ``path`` or ``state`` is not a rawmap file.
+            ``path`` or ``state`` is not a rawmap file, or is damaged (a defect
+            outside its sensor, see :meth:`rawmap.defectmap.DefectMap.load`).
         LibraryError
-            The map names no camera, has defects outside its sensor, does not
-            match ``state``, or the body already has a map and ``replace`` is
-            false.
+            The map does not match ``state``, or the body already has a map
+            and ``replace`` is false.  (A map that names no camera is filed
+            under the unknown camera's entry, as ``rawmap map --save`` files
+            photos without make and model, so that such an entry exported by
+            :meth:`export_entry` comes back.)
         """
         path = Path(path)
         dmap = _load_map(path)
+        # a map that names no camera (photos without make/model) is filed as `map --save` files
+        # it, under the one "unknown camera" body, so that an exported entry can be imported back
         camera = dmap.camera
-        if not (camera.make or camera.model):
-            raise LibraryError(f"{path}: the map names no camera, so it cannot be filed under a body")
         try:
             source = SourceKind(dmap.sensor.source)
         except ValueError:

@@ -51,6 +51,7 @@ import json
 import os
 import threading
 import zipfile
+import zlib
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -61,13 +62,14 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from . import _kernels, reader
-from .accumulate import Accumulator, DetectionParams, PreparedFrame, frame_plane, new_sums
+from .accumulate import MAX_STATE_META_BYTES, Accumulator, DetectionParams, PreparedFrame, frame_plane, new_sums
 from .defectmap import DefectMap
 from .detect import ClassifyParams, build_map
 from .errors import InputError, MapFormatError, NothingToMapError
 from .fileio import atomic_write_bytes
 from .frame import CameraId, Frame, SourceKind
 from .metadata import read_metadata
+from .safeio import open_zip, read_json_member
 
 __all__ = [
     "Skipped",
@@ -298,37 +300,52 @@ def load_state_outputs(path: str | os.PathLike[str]) -> dict[str, list[str]]:
         The file is not a readable archive.
     """
     try:
-        with zipfile.ZipFile(path) as zf:
+        with open_zip(path) as zf:
             if STATE_KEYS_MEMBER not in zf.namelist():
                 return {}
-            data = json.loads(zf.read(STATE_KEYS_MEMBER))
-    except (zipfile.BadZipFile, OSError, ValueError, RecursionError) as exc:
-        raise MapFormatError(f"{path}: not a rawmap state file ({exc})") from None
+            data = read_json_member(
+                zf, STATE_KEYS_MEMBER, source=str(path), what="rawmap state file", limit=MAX_STATE_META_BYTES
+            )
+    except FileNotFoundError:
+        raise MapFormatError(f"{path}: no such state file") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError,
+            OSError, ValueError) as exc:
+        raise MapFormatError(f"{path}: not a rawmap state file ({' '.join(str(exc).split())[:160]})") from None
     outputs = data.get("outputs") if isinstance(data, dict) else None
     if not isinstance(outputs, dict):
         return {}
-    return {str(k): [str(h) for h in v] for k, v in outputs.items() if isinstance(v, list)}
+    return {str(k): [str(h) for h in v if isinstance(h, str)] for k, v in outputs.items() if isinstance(v, list)}
 
 
 def load_state_keys(path: str | os.PathLike[str]) -> dict[str, str]:
     """The content keys recorded by :func:`save_state` (content key -> path); ``{}`` for older state files.
 
+    The member is read like the state's metadata (:meth:`Accumulator.load`):
+    at most :data:`rawmap.accumulate.MAX_STATE_META_BYTES`, strict JSON,
+    every key and path a string.
+
     Raises
     ------
     MapFormatError
-        The file is not a readable archive, or its key list is damaged.
+        The file is not a readable archive, or its key list is too large
+        or damaged.
     """
     try:
-        with zipfile.ZipFile(path) as zf:
+        with open_zip(path) as zf:
             if STATE_KEYS_MEMBER not in zf.namelist():
                 return {}
-            data = json.loads(zf.read(STATE_KEYS_MEMBER))
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise MapFormatError(f"{path}: not a rawmap state file ({exc})") from None
+            data = read_json_member(
+                zf, STATE_KEYS_MEMBER, source=str(path), what="rawmap state file", limit=MAX_STATE_META_BYTES
+            )
+    except FileNotFoundError:
+        raise MapFormatError(f"{path}: no such state file") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError,
+            OSError, ValueError) as exc:
+        raise MapFormatError(f"{path}: not a rawmap state file ({' '.join(str(exc).split())[:160]})") from None
     keys = data.get("keys") if isinstance(data, dict) and data.get("format") == STATE_KEYS_FORMAT else None
-    if not isinstance(keys, dict):
+    if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
         raise MapFormatError(f"{path}: damaged list of content keys in the state file; map the photos again")
-    return {str(k): str(v) for k, v in keys.items()}
+    return dict(keys)
 
 
 def collect_inputs(

@@ -1131,6 +1131,9 @@ def repair_raw_file(
         The output exists (without ``overwrite``) or would be the input.
     rawmap.errors.InputError
         The photo cannot be read, or is not a RAW file.
+    rawmap.errors.MapFormatError
+        A defect outside the map's sensor (a map built in code: maps read
+        from files are checked by :meth:`rawmap.defectmap.DefectMap.load`).
     ValueError
         ``fmt`` is not ``"dng"`` or ``"tiff"``.
     """

@@ -671,11 +671,15 @@ def plot_map(
         ``path`` exists and ``overwrite`` is false.
     rawmap.errors.FrameMismatchError
         ``photo`` is from another body, of another size or kind.
+    rawmap.errors.MapFormatError
+        A defect outside the map's sensor (a map built in code; see
+        :meth:`rawmap.defectmap.DefectMap.check`).
     """
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path}: already exists (choose another output, or add --overwrite to replace it)")
     dm = defect_map
+    dm.check()
     if photo is not None:
         _check_photo(photo, dm)
     lay = plot_layout(dm, crops=crops)

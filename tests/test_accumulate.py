@@ -428,3 +428,147 @@ def test_state_saved_inside_a_view_continues_exactly(tmp_path):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
     np.testing.assert_array_equal(a.fs_index, b.fs_index)
     assert a.s_hi[24, 25] == 1 and a.s_hi[10, 10] == 1
+
+
+# --------------------------------------------------------------------------- hostile state files
+
+def _npy(arr: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, arr, allow_pickle=True)
+    return buf.getvalue()
+
+
+def _npy_header(shape: tuple[int, ...], dtype: str) -> bytes:
+    """An .npy header alone: what a file claims before its data."""
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+def _rewrite(src, dst, members: dict[str, bytes | None], deflate: tuple[str, ...] = ()):
+    """A copy of the state ``src`` with members replaced (``None``: removed), some of them deflated."""
+    import zipfile
+
+    with zipfile.ZipFile(src) as zf:
+        content = {n: zf.read(n) for n in zf.namelist()}
+    content.update(members)
+    with zipfile.ZipFile(dst, "w", allowZip64=True) as zf:
+        for name, data in content.items():
+            if data is not None:
+                zf.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED if name in deflate else zipfile.ZIP_STORED)
+    return dst
+
+
+def _meta(src, **changes) -> bytes:
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(src) as zf:
+        meta = json.loads(zf.read("meta.json"))
+    for key, value in changes.items():
+        meta[key] = value(meta) if callable(value) else value
+    return json.dumps(meta).encode()
+
+
+@pytest.fixture(scope="module")
+def good_state(tmp_path_factory):
+    """A 24x30 state of 8 frames with first-seen and line records, saved with open views."""
+    frames = series(seed=5, n=6)
+    acc = Accumulator.from_frame(frames[0])
+    for f in frames:
+        acc.update(f)
+    acc.close_scene()  # first-seen times and line counts recorded
+    for f in series(seed=7, n=2):
+        acc.update(f)  # views open again, with pending outliers
+    return acc.save(tmp_path_factory.mktemp("state") / "good.rawstate")
+
+
+ZEROS_20MB = 20 * 1024 * 1024
+
+HOSTILE_STATES = {
+    # meta.json (it was parsed outside the try: tracebacks)
+    "meta-not-json": (lambda s: {"meta.json": b"{"}, (), "not JSON"),
+    "meta-deep": (lambda s: {"meta.json": b"[" * 1000 + b"]" * 1000}, (), "JSON nested too deeply to read"),
+    "meta-shape-text": (lambda s: {"meta.json": _meta(s, shape="24x30")}, (), "shape '24x30' is not a list of 2"),
+    "meta-shape-float": (lambda s: {"meta.json": _meta(s, shape=[24.0, 30])}, (), "shape 24.0 is not a whole number"),
+    "meta-n-frames": (lambda s: {"meta.json": _meta(s, n_frames="six")}, (), "n_frames 'six' is not a whole number"),
+    "meta-frame-record": (lambda s: {"meta.json": _meta(s, frames=[{"path": 1}])}, (), "frame record 0: path, time or overflow"),
+    "meta-cfa": (lambda s: {"meta.json": _meta(s, cfa=[[0, 1], [3, 7]])}, (), "cfa 7 is out of range (0 to 3)"),
+    "meta-params": (lambda s: {"meta.json": _meta(s, params={"open_views": "8"})}, (), "params.open_views '8'"),
+    "meta-huge": (lambda s: {"meta.json": b" " * (64 * 1024 * 1024 + 1)}, ("meta.json",), "more than the 67,108,864 rawmap reads"),
+    # arrays: a header claiming a huge array, a deflate bomb, out-of-range indices, other dtypes
+    "npy-huge-header": (lambda s: {"fs_index.npy": _npy_header((10**10,), "<i8") + b"\0" * 64}, (),
+                        "fs_index.npy has shape (10000000000,), not (k,), k <= 720"),
+    "npy-dense-huge-header": (lambda s: {"s_v.npy": _npy_header((100_000, 100_000), "<u4")}, (),
+                              "s_v.npy has shape (100000, 100000), not (24, 30)"),
+    "deflate-bomb-sparse": (lambda s: {"fs_index.npy": _npy_header((ZEROS_20MB // 8,), "<i8") + bytes(ZEROS_20MB)},
+                            ("fs_index.npy",), "fs_index.npy has shape (2621440,), not (k,), k <= 720"),
+    "deflate-bomb-dense": (lambda s: {"s_v.npy": _npy(np.zeros((24, 30), np.uint32)) + bytes(ZEROS_20MB)},
+                           ("s_v.npy",), "s_v.npy declares 20,974,528 bytes, its header 3,008"),
+    "sparse-out-of-range": (lambda s: {"fs_index.npy": _npy(np.array([0, 5, 10**6])), "fs_time.npy": _npy(np.zeros(3))},
+                            (), "fs_index.npy holds indices out of order or outside [0, 720)"),
+    "sparse-negative": (lambda s: {"ln_code.npy": _npy(np.array([-4, 8])), "ln_count.npy": _npy(np.ones(2, np.uint32))},
+                        (), "ln_code.npy holds indices out of order or outside [0, 2880)"),
+    "sparse-unsorted": (lambda s: {"ln_code.npy": _npy(np.array([8, 4])), "ln_count.npy": _npy(np.ones(2, np.uint32))},
+                        (), "ln_code.npy holds indices out of order"),
+    "sparse-mismatch": (lambda s: {"fs_index.npy": _npy(np.array([3, 4])), "fs_time.npy": _npy(np.zeros(1))},
+                        (), "fs_index.npy and fs_time.npy have shapes (2,) and (1,)"),
+    "complex128": (lambda s: {"s_xr.npy": _npy(np.zeros((24, 30), np.complex128))}, (), "s_xr.npy holds complex128, not float32"),
+    "object": (lambda s: {"s_zz.npy": _npy(np.zeros((24, 30), object))}, (), "s_zz.npy holds object, not float32"),
+    "byte-swapped": (lambda s: {"vmin.npy": _npy(np.zeros((24, 30), ">u2"))}, (), "vmin.npy holds >u2, not uint16"),
+    "fortran": (lambda s: {"s_r.npy": _npy(np.asfortranarray(np.zeros((24, 30), np.int32)))}, (), "s_r.npy is in Fortran order"),
+    "truncated": (lambda s: {"s_v.npy": _npy(np.zeros((24, 30), np.uint32))[:-100]}, (), "s_v.npy declares"),
+    "missing": (lambda s: {"vmax.npy": None}, (), "no vmax.npy"),
+    "n-invalid": (lambda s: {"n_invalid.npy": _npy(np.full((24, 30), 200, np.uint8))}, (),
+                  "n_invalid counts more frames than the 8 of the state"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_STATES))
+def test_load_refuses_a_hostile_state_in_one_line_before_using_it(good_state, tmp_path, case):
+    import tracemalloc
+
+    members, deflate, fragment = HOSTILE_STATES[case]
+    path = _rewrite(good_state, tmp_path / f"{case}.rawstate", members(good_state), deflate)
+    tracemalloc.start()
+    try:
+        with pytest.raises(MapFormatError) as exc:
+            Accumulator.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    msg = str(exc.value)
+    assert msg.startswith(f"{path}: ") and "\n" not in msg and len(msg) < 400, msg
+    assert fragment in msg, msg
+    # refused before the claimed sizes were allocated or read (numpy's allocations are traced)
+    assert peak < (80 << 20 if case == "meta-huge" else 8 << 20), peak
+
+
+def test_load_still_reads_every_part_of_a_good_state(good_state):
+    acc = Accumulator.load(good_state)
+    assert acc.shape == (24, 30) and acc.n_frames == 8 and len(acc.frames) == 8
+    assert acc.fs_index.size and acc.ln_code.size and acc.view_sigs and acc._open  # every optional part was there to check
+    assert any(v.pending for v in acc._open.values())
+
+
+def test_load_refuses_an_archive_listing_too_many_members_before_listing_them(good_state, tmp_path, monkeypatch):
+    import zipfile
+
+    import rawmap.safeio as safeio
+
+    with zipfile.ZipFile(good_state) as zf:
+        members = len(zf.namelist())
+    assert 20 < members < safeio.MAX_ZIP_MEMBERS == 100_000
+    monkeypatch.setattr(safeio, "MAX_ZIP_MEMBERS", members - 1)
+    with pytest.raises(MapFormatError) as exc:
+        Accumulator.load(good_state)
+    assert str(exc.value) == (
+        f"{good_state}: not a rawmap state file (the archive lists {members} members, more than the "
+        f"{members - 1} rawmap reads)"
+    )
+    monkeypatch.setattr(safeio, "MAX_ZIP_MEMBERS", members)
+    assert Accumulator.load(good_state).n_frames == 8

@@ -238,6 +238,62 @@ def test_map_state_file_continues(small_series: Series, tmp_path: Path):
     assert_one_error(run("map", small_series.folder, "-o", tmp_path / "x.json", "--state", not_state), str(not_state))
 
 
+def _state_with(src: Path, dst: Path, members: dict[str, bytes], deflate: tuple[str, ...] = ()) -> Path:
+    """A copy of the state file ``src`` with some members replaced (some of them deflated)."""
+    import zipfile
+
+    with zipfile.ZipFile(src) as zf:
+        content = {n: zf.read(n) for n in zf.namelist()}
+    content.update(members)
+    with zipfile.ZipFile(dst, "w", allowZip64=True) as zf:
+        for name, data in content.items():
+            zf.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED if name in deflate else zipfile.ZIP_STORED)
+    return dst
+
+
+def test_hostile_state_files_are_refused_in_one_line(small_series: Series, tmp_path: Path):
+    import io
+
+    from rawmap.mapping import STATE_KEYS_MEMBER
+
+    # issue 13: state meta.json parsed outside the try, a complex128 sum accepted (130 s of
+    # compilation, then a traceback), a deflate bomb, out-of-range sparse indices
+    good = tmp_path / "good.rawstate"
+    first = tmp_path / "first.json"
+    assert run("map", *small_series.files[:6], "-o", first, "--state", good).exit_code == 0
+    H, W = Accumulator.load(good).shape
+
+    def npy(arr: np.ndarray) -> bytes:
+        buf = io.BytesIO()
+        np.lib.format.write_array(buf, arr)
+        return buf.getvalue()
+
+    bomb = 64 << 20  # 64 MB of zeros deflate to 64 kB
+    hostile = {
+        "meta.rawstate": ({"meta.json": b'{"format": "rawmap-accumulator", "version": 1, "shape": "big"}'}, (),
+                          "shape 'big' is not a list of 2"),
+        "complex.rawstate": ({"s_xr.npy": npy(np.zeros((H, W), np.complex128))}, (), "s_xr.npy holds complex128, not float32"),
+        "bomb.rawstate": ({"s_v.npy": npy(np.zeros((H, W), np.uint32)) + bytes(bomb)}, ("s_v.npy",), "s_v.npy declares"),
+        "indices.rawstate": ({"fs_index.npy": npy(np.array([H * W + 7])), "fs_time.npy": npy(np.zeros(1))}, (),
+                             f"fs_index.npy holds indices out of order or outside [0, {H * W})"),
+        "keys.rawstate": ({STATE_KEYS_MEMBER: b"[" * 5000 + b"]" * 5000}, (), "JSON nested too deeply to read"),
+    }
+    for name, (members, deflate, needle) in hostile.items():
+        bad = _state_with(good, tmp_path / name, members, deflate)
+        before = bad.read_bytes()
+        for args in [
+            ("map", small_series.folder, "-o", tmp_path / "m.json", "--state", bad, "--overwrite"),
+            ("library", "import", first, "--state", bad, "--library", tmp_path / "lib"),
+        ]:
+            if name == "keys.rawstate" and args[0] == "library":
+                continue  # the content keys are read by `map --state` only
+            line = assert_one_error(run(*args), str(bad), needle)
+            assert len(line) < 400, line
+        assert bad.read_bytes() == before  # never changed
+    assert not (tmp_path / "m.json").exists()
+    assert not (tmp_path / "lib").exists() or not any((tmp_path / "lib").iterdir())
+
+
 def _copy_folder(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst
@@ -320,6 +376,40 @@ def test_map_crop_modes_and_photos_without_camera(small_series: Series, tmp_path
     assert ("warning: 3 image frame(s) of 40x60 record no camera make or model: they are assumed to come from "
             "one body") in result.stdout
     assert DefectMap.load(out / "rawmap-simulated-sensor-sim0001-96x128.json").frames.count == 3
+
+
+def test_a_body_without_make_or_model_round_trips_through_library_export_and_import(tmp_path: Path):
+    # issue 13: such a body saved, but its exported map could not be imported back ("names no
+    # camera"); it is now filed under the unknown camera's entry, as `map --save` files it
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(4):  # JPEGs without EXIF: no make, no model
+        Image.fromarray(rng.integers(20, 200, (40, 60, 3), dtype="uint8"), "RGB").save(photos / f"p{i}.jpg", quality=95)
+    lib, lib2 = tmp_path / "lib", tmp_path / "lib2"
+    assert run("map", photos, "--save", "--library", lib).exit_code == 0
+    result = run("library", "export", "unknown-camera", "-o", tmp_path / "backup", "--library", lib)
+    assert result.exit_code == 0, result.output
+    exported = tmp_path / "backup" / "unknown-camera-image.map.json"
+    state = tmp_path / "backup" / "unknown-camera-image.rawstate"
+    assert exported.is_file() and state.is_file()
+
+    result = run("library", "import", exported, "--state", state, "--library", lib2)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Imported the map of an unknown camera (")
+    stored = lib2 / "unknown-camera-image"
+    assert DefectMap.load(stored / "map.json").to_dict() == DefectMap.load(lib / "unknown-camera-image" / "map.json").to_dict()
+    assert Accumulator.load(stored / "state.rawstate").n_frames == 4
+    listing = run("library", "list", "--library", lib2)
+    assert "unknown-camera-image  unknown camera (images)" in listing.stdout and "4 frames" in listing.stdout
+    # the imported entry serves the same photos: repair finds it
+    result = run("repair", photos / "p0.jpg", "--library", lib2, "-o", tmp_path / "repaired")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "repaired" / "p0.jpg").is_file()
+    # importing it again asks for --replace, naming the body in words
+    assert_one_error(run("library", "import", exported, "--library", lib2), "an unknown camera (maps from developed images) already has a map")
 
 
 # --------------------------------------------------------------------------- info
@@ -441,6 +531,73 @@ def test_export_refuses_what_is_not_a_map(tmp_path: Path):
     other.write_text('{"hello": 1}')
     assert_one_error(run("export", other, "-f", "dcraw", "-o", tmp_path), "not a rawmap defect map")
     assert_one_error(run("export", tmp_path / "missing.json", "-f", "csv"), "no such map file")
+
+
+def _edited_map(series_map: Path, folder: Path, name: str, edit) -> Path:
+    """A copy of ``series_map`` changed by hand (``edit(dict)``), as a user's text editor would leave it."""
+    d = json.loads(series_map.read_text())
+    edit(d)
+    path = folder / name
+    path.write_text(json.dumps(d, indent=1))
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, edit, needles",
+    [
+        # issue 13: 99999 gave a traceback in repair; -3 repaired a healthy photosite 3 rows from the bottom
+        ("far.json", lambda d: d["defects"][0].update(row=99999), ("row 99999", "outside the 120x160 sensor")),
+        ("negative.json", lambda d: d["defects"][0].update(row=-3), ("row -3", "outside the 120x160 sensor")),
+        ("kind.json", lambda d: d["defects"][0].update(kind="warm"), ('unknown kind "warm"',)),
+        ("bool.json", lambda d: d["defects"][0].update(col=True), ("col true is not a whole number",)),
+    ],
+)
+def test_every_reader_refuses_a_hand_edited_map_in_one_line(
+    small_series: Series, series_map: Path, tmp_path: Path, name: str, edit, needles: tuple[str, ...]
+):
+    bad = _edited_map(series_map, tmp_path, name, edit)
+    photo = small_series.files[0]
+    commands = [
+        ("repair", photo, "--map", bad, "-o", tmp_path / "repaired"),
+        ("export", bad, "-f", "dcraw", "-o", tmp_path / "out.txt"),
+        ("export", bad, "-f", "siril", "-o", tmp_path / "out.lst"),
+        ("show", bad),
+        ("show", bad, "--plot", tmp_path / "plot.png"),
+        ("edit", bad, "--add", "5,6", "-o", tmp_path / "edited.json"),
+        ("library", "import", bad, "--library", tmp_path / "lib"),
+    ]
+    for args in commands:
+        line = assert_one_error(run(*args), str(bad), "damaged defect map (defect #1 ", *needles)
+        assert len(line) < 400, line
+    assert not (tmp_path / "repaired").exists() or not any((tmp_path / "repaired").iterdir())
+    assert not any(p.name in ("out.txt", "out.lst", "plot.png", "edited.json") for p in tmp_path.iterdir())
+    assert not (tmp_path / "lib").exists() or not any((tmp_path / "lib").iterdir())
+
+
+@pytest.mark.parametrize(
+    "name, make, needle",
+    [
+        ("deep.json", lambda text: "[" * 1000 + "]" * 1000, "JSON nested too deeply to read"),
+        ("inf.json", lambda text: text.replace('"score": ', '"score": Infinity, "x": ', 1), "Infinity is not a JSON number"),
+        ("nan.json", lambda text: text.replace('"score": ', '"score": NaN, "x": ', 1), "NaN is not a JSON number"),
+        ("digits.json", lambda text: text.replace('"row": ', '"row": ' + "9" * 100_000 + ', "x": ', 1),
+         "an integer of more than 4,300 digits"),
+    ],
+)
+def test_every_reader_refuses_a_hostile_map_in_one_line(
+    small_series: Series, series_map: Path, tmp_path: Path, name: str, make, needle: str
+):
+    bad = tmp_path / name
+    bad.write_text(make(series_map.read_text()))
+    for args in [
+        ("repair", small_series.files[0], "--map", bad, "-o", tmp_path / "repaired"),
+        ("export", bad, "-f", "csv", "-o", tmp_path / "out.csv"),
+        ("show", bad),
+        ("edit", bad, "--drop", "5,6", "-o", tmp_path / "edited.json"),
+        ("library", "import", bad, "--library", tmp_path / "lib"),
+    ]:
+        line = assert_one_error(run(*args), str(bad), needle)
+        assert len(line) < 400, line
 
 
 # --------------------------------------------------------------------------- edit

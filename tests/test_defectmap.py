@@ -213,6 +213,158 @@ def test_refuses_damaged_map(damage):
     assert "rawmap map" in str(exc.value)
 
 
+def _hand_edited(tmp_path: Path, edit, name: str = "edited.json") -> Path:
+    """The map of :func:`_map` (12x16 sensor) written as a user's editor would, after ``edit(dict)``."""
+    d = _map().to_dict()
+    edit(d)
+    path = tmp_path / name
+    path.write_text(json.dumps(d, indent=1), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "edit, fragment",
+    [
+        # the issue's two: a traceback in repair, and a wrapped index that repairs a healthy photosite
+        (lambda d: d["defects"][1].update(row=99999), "defect #2 {\"row\": 99999 ~ row 99999, col 3 lies outside the 12x16 sensor (rows 0-11, cols 0-15)"),
+        (lambda d: d["defects"][0].update(row=-3), "defect #1 {\"row\": -3 ~ row -3, col 9 lies outside the 12x16 sensor"),
+        (lambda d: d["defects"][2].update(col=16), "defect #3 {\"row\": 11 ~ row 11, col 16 lies outside"),
+        (lambda d: d["defects"][0].update(col=True), "defect #1 {\"row\": 2 ~ col true is not a whole number"),
+        (lambda d: d["defects"][0].update(col=9.0), "col 9.0 is not a whole number"),
+        (lambda d: d["defects"][0].update(row="2"), "defect #1 {\"row\": \"2\" ~ row \"2\" is not a whole number"),
+        (lambda d: d["defects"][0].update(row=None), "row null is not a whole number"),
+        (lambda d: d["defects"][1].update(kind="warm"), "defect #2 {\"row\": 7 ~ unknown kind \"warm\" (one of stuck, dead, hot, cold, noisy, column)"),
+        (lambda d: d["defects"][1].update(kind=["hot"]), "kind [\"hot\"] is not a string"),
+        (lambda d: d["defects"][1].update(score="high"), "score \"high\" is not a number"),
+        (lambda d: d["defects"][1].update(score=False), "score false is not a number"),
+        (lambda d: d["defects"][1].update(channel="X"), "channel \"X\" is not one of '', 'R', 'G', 'B'"),
+        (lambda d: d["defects"][1].update(manual="yes"), "manual \"yes\" is not true or false"),
+        (lambda d: d["defects"].append(dict(d["defects"][0], kind="hot")), "defect #4 {\"row\": 2 ~ a second entry for row 2, col 9"),
+        (lambda d: d["defects"].append([3, 4, "hot"]), "defect #4 [3, 4, \"hot\"] is [3, 4, \"hot\"], not an object"),
+        (lambda d: d.update(dropped=[{"row": 12, "col": 0}]), "dropped #1 {\"row\": 12 ~ row 12, col 0 lies outside the 12x16 sensor"),
+        (lambda d: d.update(dropped=[{"row": 1, "col": -1}]), "dropped #1 {\"row\": 1 ~ row 1, col -1 lies outside"),
+        (lambda d: d["sensor"].update(height=0), "sensor: height 0 is out of range (it must be 1 to 65,535)"),
+        (lambda d: d["sensor"].update(width=70000), "sensor: width 70000 is out of range"),
+        (lambda d: d["sensor"].update(height=65535, width=65535), "is 4,294,836,225 photosites, more than the 536,870,912 rawmap reads"),
+        (lambda d: d["sensor"].update(top_margin=-6), "sensor: top_margin -6 is out of range"),
+        (lambda d: d["sensor"].update(cfa="RGGX"), "sensor: cfa \"RGGX\" is not four letters of R, G, B"),
+        (lambda d: d["sensor"].update(source="film"), "sensor: source \"film\" is not one of 'raw', 'image'"),
+        (lambda d: d["frames"].update(count=-1), "frames: count -1 is out of range"),
+        (lambda d: d["camera"].update(make=42), "camera: make 42 is not a string"),
+        (lambda d: d.update(thresholds=[]), "thresholds [] is not an object"),
+    ],
+)
+def test_load_refuses_hand_edited_entries_naming_the_file_and_the_entry(tmp_path, edit, fragment):
+    # issue 13: every reader of a map (repair, export, show, library, edit) reads it through load
+    path = _hand_edited(tmp_path, edit)
+    with pytest.raises(MapFormatError) as exc:
+        DefectMap.load(path)
+    assert_one_line(exc.value, path, "damaged defect map (")
+    for part in fragment.split(" ~ "):  # the entry (its text, shortened) ~ what is wrong with it
+        assert part in str(exc.value), str(exc.value)
+    assert "correct it or make it again with `rawmap map`" in str(exc.value)
+    # the same through from_dict (maps handed over in code)
+    with pytest.raises(MapFormatError, match="damaged defect map"):
+        DefectMap.from_dict(json.loads(path.read_text()), source="m.json")
+
+
+def test_load_accepts_the_edge_photosites_and_reads_them_exactly(tmp_path):
+    def corners(d):
+        d["defects"] = [{"row": 0, "col": 0, "kind": "hot"}, {"row": 11, "col": 15, "kind": "dead", "score": 3}]
+        d["dropped"] = [{"row": 11, "col": 0}]
+
+    back = DefectMap.load(_hand_edited(tmp_path, corners))
+    assert [(d.row, d.col, d.kind, d.score) for d in back.defects] == [(0, 0, DefectKind.HOT, 0.0), (11, 15, DefectKind.DEAD, 3.0)]
+    assert back.dropped == [(11, 0)]
+    m = back.mask()
+    assert m.sum() == 2 and m[0, 0] and m[11, 15]
+
+
+def test_mask_refuses_a_map_built_with_a_defect_outside_its_sensor():
+    # a map made in code bypasses the file checks: the wrapped index must not mark another photosite
+    for r, c in ((-3, 4), (12, 4), (4, 16)):
+        with pytest.raises(MapFormatError, match=f"row {r}, col {c} lies outside the 12x16 sensor"):
+            _map([Defect(r, c, DefectKind.HOT, 1.0)]).mask()
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("[" * 1000 + "]" * 1000, "JSON nested too deeply to read"),
+        ('{"a": ' * 100_000 + "1" + "}" * 100_000, "JSON nested too deeply to read"),
+        ("MAP.replace('41.2', 'Infinity')", "Infinity is not a JSON number"),
+        ("MAP.replace('41.2', '-Infinity')", "-Infinity is not a JSON number"),
+        ("MAP.replace('41.2', 'NaN')", "NaN is not a JSON number"),
+        ("MAP.replace('41.2', '1e999')", "the number 1e999 overflows to infinity"),
+        ("MAP.replace('\"row\": 7', '\"row\": ' + '7' * 100_000)", "an integer of more than 4,300 digits"),
+        ("MAP.replace('\"height\": 12', '\"height\": ' + '1' * 4000)", "sensor: height 1111111111111111111111111111111111111..."),
+    ],
+    ids=["depth-1000", "depth-100000", "infinity", "minus-infinity", "nan", "overflow", "100000-digits", "4000-digits"],
+)
+def test_load_refuses_hostile_json_in_one_line(tmp_path, text, fragment):
+    if text.startswith("MAP"):
+        text = eval(text, {"MAP": _map().to_json()})  # noqa: S307 - test data only
+    path = tmp_path / "hostile.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(MapFormatError) as exc:
+        DefectMap.load(path)
+    assert_one_line(exc.value, path, fragment)
+    assert len(str(exc.value)) < 400
+
+
+def test_load_bounds_the_size_and_the_number_of_defects(tmp_path, monkeypatch):
+    import rawmap.defectmap as dm
+
+    assert (dm.MAX_MAP_BYTES, dm.MAX_DEFECTS) == (256 * 1024 * 1024, 1_000_000)  # the README's figures
+    path = _map().save(tmp_path / "body.json")
+    # a file over the size bound is refused before it is parsed (the bound lowered: no 256 MB in a test)
+    monkeypatch.setattr(dm, "MAX_MAP_BYTES", path.stat().st_size - 1)
+    with pytest.raises(MapFormatError) as exc:
+        DefectMap.load(path)
+    assert_one_line(exc.value, path, "larger than ")
+    monkeypatch.setattr(dm, "MAX_MAP_BYTES", 256 * 1024 * 1024)
+    # a file of many small values (no objects to count) is refused unparsed
+    zeros = tmp_path / "zeros.json"
+    zeros.write_text('{"format": "rawmap-defect-map", "version": 1, "thresholds": {"x": [' + "0," * 5000 + "0]}}")
+    monkeypatch.setattr(dm, "_MAX_VALUES", 4999)
+    with pytest.raises(MapFormatError) as exc:
+        DefectMap.load(zeros)
+    assert_one_line(exc.value, zeros, "more than 4,999 values")
+    monkeypatch.undo()
+    assert dm._MAX_VALUES == 16 * dm.MAX_DEFECTS + 100_000  # 16 values per defect (the README's bound)
+    # more defects than the bound: refused while parsing (objects counted), and by from_dict
+    monkeypatch.setattr(dm, "MAX_DEFECTS", 2)
+    with pytest.raises(MapFormatError) as exc:
+        DefectMap.from_dict(_map().to_dict(), source="m.json")
+    assert_one_line(exc.value, "m.json", "3 defects, more than the 2 rawmap reads")
+    entries = [{"row": i // 16 % 12, "col": i % 16, "kind": "hot"} for i in range(1100)]
+    many = _hand_edited(tmp_path, lambda d: d.update(defects=entries))
+    with pytest.raises(MapFormatError) as exc:
+        DefectMap.load(many)
+    assert_one_line(exc.value, many, "more than 1,004 entries")  # 2 x MAX_DEFECTS + 1000 objects parsed at most
+    monkeypatch.setattr(dm, "MAX_DEFECTS", 1_000_000)
+    with pytest.raises(MapFormatError) as exc:  # read to the end now, and refused for what it holds
+        DefectMap.load(many)
+    assert_one_line(exc.value, many, "defect #193 {")
+    assert "a second entry for row 0, col 0" in str(exc.value)
+
+
+def test_load_refuses_a_file_that_never_ends(tmp_path):
+    # /dev/zero has no size to check: the read itself stops at the bound
+    import rawmap.defectmap as dm
+
+    if not Path("/dev/zero").exists():
+        pytest.skip("no /dev/zero")
+    old = dm.MAX_MAP_BYTES
+    try:
+        dm.MAX_MAP_BYTES = 1 << 20
+        with pytest.raises(MapFormatError) as exc:
+            DefectMap.load("/dev/zero")
+    finally:
+        dm.MAX_MAP_BYTES = old
+    assert_one_line(exc.value, "/dev/zero", "larger than 1 MiB")
+
+
 def test_load_refuses_text_that_is_not_json(tmp_path):
     path = tmp_path / "notes.json"
     path.write_text("hot pixel at 120, 431\n", encoding="utf-8")
@@ -410,3 +562,21 @@ def test_carry_edits_keeps_manual_and_dropped_through_a_new_map():
     assert carry_edits(fresh, _map()) is fresh  # nothing to carry
     other = DefectMap(CAM, SensorGeometry(6, 6), FRAMES, [DEAD])
     assert carry_edits(other, previous) is other  # another sensor size: nothing carried
+
+
+def test_exports_and_the_plot_refuse_a_map_built_with_a_defect_outside_its_sensor(tmp_path):
+    from rawmap.export import export_text
+    from rawmap.show import plot_map
+
+    for outside in ([Defect(-3, 4, DefectKind.HOT, 1.0)], [Defect(2, 99999, DefectKind.HOT, 1.0)]):
+        dmap = _map(outside)
+        for fmt in ("dcraw", "siril", "csv", "rawtherapee"):
+            with pytest.raises(MapFormatError, match="lies outside the 12x16 sensor"):
+                export_text(dmap, fmt)
+        with pytest.raises(MapFormatError, match="lies outside the 12x16 sensor"):
+            plot_map(dmap, tmp_path / "p.png")
+        assert not (tmp_path / "p.png").exists()
+    dropped = dataclasses.replace(_map(), dropped=[(12, 0)])
+    with pytest.raises(MapFormatError, match="row 12, col 0 lies outside"):
+        dropped.check()
+    _map().check()  # a map inside its sensor passes

@@ -1,0 +1,267 @@
+"""Bounded reading of files rawmap did not necessarily write: JSON text, zip members, ``.npy`` arrays.
+
+Every reader of a map or a state file goes through these, so that a
+hand-edited, damaged or hostile file is refused with one
+:class:`~rawmap.errors.MapFormatError` line before it can take memory, time
+or a traceback:
+
+* :func:`parse_json`: strict JSON (no ``NaN``/``Infinity`` unless asked
+  for), Python's parser limits (integer digits, nesting) turned into the
+  typed error, and an optional bound on the number of objects parsed;
+* :func:`open_zip`: a zip archive, refused before :mod:`zipfile` reads a
+  central directory of more than :data:`MAX_ZIP_MEMBERS` members;
+* :func:`read_json_member`: a zip member of bounded declared size, parsed
+  by :func:`parse_json`;
+* :func:`read_npy_member`: an ``.npy`` member whose header (dtype, shape,
+  order) is checked against what the caller expects, and whose declared
+  size must be exactly what that header implies, before a byte of data is
+  read (a deflate bomb or a header claiming a huge array is refused
+  without allocating it).  Pickled (object) arrays are never read.
+
+A zip member never yields more than its declared uncompressed size
+(:mod:`zipfile` stops there and checks the CRC), so checking that size is
+enough to bound what a member costs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import zipfile
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from .errors import MapFormatError
+
+__all__ = ["MAX_ZIP_MEMBERS", "StateFormatProblem", "open_zip", "parse_json", "read_json_member", "read_npy_member"]
+
+#: Bytes read per step when an array member is copied into its array.
+_CHUNK = 1 << 24
+
+#: Most members :func:`open_zip` lets :mod:`zipfile` list (a state file has a few dozen:
+#: 4 per open view): its central directory is read whole when the archive is opened.
+MAX_ZIP_MEMBERS = 100_000
+
+
+class StateFormatProblem(ValueError):
+    """What is wrong inside a member (without the file name); callers turn it into a MapFormatError."""
+
+
+class _Refused(ValueError):
+    """Raised inside the JSON parser's hooks: the text breaks one of :func:`parse_json`'s bounds."""
+
+
+def _short(text: str, n: int = 40) -> str:
+    """``text`` on one line, cut to ``n`` characters (hostile files put anything in their values)."""
+    text = text.replace("\n", " ").replace("\r", " ")
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def parse_json(
+    data: bytes | str,
+    *,
+    source: str,
+    what: str = "rawmap defect map",
+    allow_nan: bool = False,
+    max_objects: int | None = None,
+) -> Any:
+    """Parse untrusted JSON within bounds, or raise one typed error line.
+
+    Parameters
+    ----------
+    data : bytes or str
+        The file's content; bytes must be UTF-8.
+    source : str
+        The file's name, first in every message.
+    what : str, optional
+        What the file should be, for the messages ("rawmap defect map").
+    allow_nan : bool, optional
+        Accept ``NaN``, ``Infinity`` and ``-Infinity`` (Python's ``json``
+        writes them for non-finite floats: a state's metadata may hold
+        some).  Off by default: a map holds none, and numbers that overflow
+        to infinity (``1e999``) are refused alike.
+    max_objects : int, optional
+        Stop parsing with an error after this many JSON objects (``{...}``),
+        so that a huge file cannot take gigabytes before it is refused.
+
+    Returns
+    -------
+    object
+        What :func:`json.loads` returns.
+
+    Raises
+    ------
+    MapFormatError
+        Not UTF-8, not JSON, ``NaN``/``Infinity`` (unless allowed), an
+        integer of more than 4,300 digits (Python's limit), nesting deeper
+        than Python's parser takes (about 1,000 levels), or more than
+        ``max_objects`` objects.
+    """
+
+    def constant(name: str) -> float:
+        if not allow_nan:
+            raise _Refused(f"{name} is not a JSON number")
+        return float(name)
+
+    def number(text: str) -> float:
+        value = float(text)
+        if not allow_nan and not math.isfinite(value):
+            raise _Refused(f"the number {_short(text, 20)} overflows to infinity")
+        return value
+
+    count = 0
+
+    def counted(obj: dict[str, Any]) -> dict[str, Any]:
+        nonlocal count
+        count += 1
+        if max_objects is not None and count > max_objects:
+            raise _Refused(f"more than {max_objects:,} entries, more than rawmap reads")
+        return obj
+
+    try:
+        text = bytes(data).decode("utf-8") if isinstance(data, (bytes, bytearray, memoryview)) else data
+        return json.loads(text, parse_constant=constant, parse_float=number, object_hook=counted)
+    except UnicodeDecodeError:
+        raise MapFormatError(f"{source}: not a {what} (not JSON: a binary file)") from None
+    except json.JSONDecodeError as exc:
+        raise MapFormatError(f"{source}: not JSON ({exc.msg} at line {exc.lineno}); is this a {what}?") from None
+    except _Refused as exc:
+        raise MapFormatError(f"{source}: not a {what} ({exc})") from None
+    except RecursionError:
+        raise MapFormatError(f"{source}: not a {what} (JSON nested too deeply to read)") from None
+    except (ValueError, OverflowError) as exc:
+        if "digits" in str(exc):  # Python's own limit on integer literals (sys.get_int_max_str_digits)
+            raise MapFormatError(f"{source}: not a {what} (an integer of more than 4,300 digits)") from None
+        raise MapFormatError(f"{source}: not a {what} ({_short(str(exc), 120)})") from None
+
+
+def open_zip(path: str | Path, *, max_members: int | None = None) -> zipfile.ZipFile:
+    """``zipfile.ZipFile(path)``, refused before its central directory is read when it lists too many members.
+
+    :mod:`zipfile` builds one record per member when it opens an archive, so
+    a small file listing millions of members would take gigabytes; the
+    count is read first from the end-of-archive record.
+
+    Parameters
+    ----------
+    path : str or Path
+    max_members : int, optional
+        :data:`MAX_ZIP_MEMBERS` when omitted.
+
+    Raises
+    ------
+    StateFormatProblem
+        More than ``max_members`` members.
+    OSError, zipfile.BadZipFile
+        As :class:`zipfile.ZipFile` (missing file, not a zip archive).
+    """
+    max_members = MAX_ZIP_MEMBERS if max_members is None else max_members
+    end_record = getattr(zipfile, "_EndRecData", None)  # private, but in every CPython since 2.x
+    if end_record is not None:
+        with open(path, "rb") as fh:
+            try:
+                record = end_record(fh)
+            except (OSError, ValueError, struct.error):
+                record = None
+        if record is not None and int(record[4]) > max_members:
+            raise StateFormatProblem(f"the archive lists {int(record[4]):,} members, more than the {max_members:,} rawmap reads")
+    return zipfile.ZipFile(path)
+
+
+def read_json_member(zf: zipfile.ZipFile, name: str, *, source: str, what: str, limit: int, allow_nan: bool = False) -> Any:
+    """Member ``name`` of ``zf`` parsed by :func:`parse_json`, refused unread when it declares more than ``limit`` bytes.
+
+    Raises
+    ------
+    KeyError
+        No such member (the caller decides what that means).
+    MapFormatError
+        Larger than ``limit``, or not the JSON :func:`parse_json` takes.
+    """
+    info = zf.getinfo(name)
+    if info.file_size > limit:
+        raise MapFormatError(
+            f"{source}: not a {what} ({name} holds {info.file_size:,} bytes, more than the {limit:,} rawmap reads)"
+        )
+    return parse_json(zf.read(info), source=source, what=what, allow_nan=allow_nan)
+
+
+def read_npy_member(
+    zf: zipfile.ZipFile,
+    name: str,
+    dtypes: Iterable[np.dtype | type | str],
+    shape_ok: Callable[[tuple[int, ...]], bool],
+    *,
+    expect: str,
+) -> np.ndarray:
+    """An ``.npy`` member of ``zf``, read only once its header and size are what the caller expects.
+
+    Parameters
+    ----------
+    zf : zipfile.ZipFile
+    name : str
+        The member, e.g. ``"s_v.npy"``.
+    dtypes : iterable of dtype-like
+        The dtypes accepted, in native byte order (an object, complex,
+        structured or byte-swapped array is refused).
+    shape_ok : callable
+        ``shape_ok(shape)`` is true for an acceptable shape; it bounds the
+        array's size, and so the bytes read.
+    expect : str
+        The acceptable shapes in words, for the message.
+
+    Returns
+    -------
+    ndarray
+        A writable, C-ordered array of one of ``dtypes``.
+
+    Raises
+    ------
+    StateFormatProblem
+        Missing member, not ``.npy`` (version 1 or 2), a dtype or shape
+        not accepted, Fortran order, a declared size other than the header
+        implies, or data that ends early.
+    """
+    try:
+        info = zf.getinfo(name)
+    except KeyError:
+        raise StateFormatProblem(f"no {name}") from None
+    allowed = [np.dtype(d) for d in dtypes]
+    with zf.open(info) as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                raise StateFormatProblem(f"{name} is an .npy file of version {version}, not 1 or 2")
+        except StateFormatProblem:
+            raise
+        except (ValueError, SyntaxError, TypeError) as exc:
+            raise StateFormatProblem(f"{name} is not an .npy array ({_short(str(exc), 80)})") from None
+        if dtype.hasobject or dtype not in allowed:
+            words = " or ".join(str(d) for d in allowed)
+            raise StateFormatProblem(f"{name} holds {dtype}, not {words}")
+        if fortran:
+            raise StateFormatProblem(f"{name} is in Fortran order")
+        shape = tuple(int(n) for n in shape)
+        if any(n < 0 for n in shape) or not shape_ok(shape):
+            raise StateFormatProblem(f"{name} has shape {shape}, not {expect}")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if info.file_size != fh.tell() + nbytes:
+            raise StateFormatProblem(
+                f"{name} declares {info.file_size:,} bytes, its header {fh.tell() + nbytes:,}"
+            )
+        arr = np.empty(shape, dtype)
+        view = memoryview(arr.reshape(-1).view(np.uint8))
+        done = 0
+        while done < nbytes:
+            n = fh.readinto(view[done : min(nbytes, done + _CHUNK)])
+            if not n:
+                raise StateFormatProblem(f"{name} ends after {done:,} of {nbytes:,} bytes")
+            done += n
+    return arr
