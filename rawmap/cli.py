@@ -303,11 +303,12 @@ def _map_lines(dmap: "DefectMap", *, table_rows: int = TABLE_ROWS, segment_rows:
         parts.append(f"column {len(columns)} (in {len(segs)} segment{'s' if len(segs) != 1 else ''})")
     lines = [f"  defects: {total} photosite{'s' if total != 1 else ''}" + (": " + ", ".join(parts) if parts else "")]
     if points:
-        lines.append(f"    {'row':>6} {'col':>6}  {'kind':<6} {'ch':<2} {'score':>7}  {'value':<14} first seen")
+        lines.append(f"    {'row':>6} {'col':>6}  {'kind':<6} {'ch':<2} {'score':>7}  {'value':<14} {'views':>5}  first seen")
         for d in points[:table_rows]:
             lines.append(
                 f"    {d.row:>6} {d.col:>6}  {d.kind.value:<6} {d.channel or '-':<2} {d.score:>7.1f}  "
-                f"{_value_text(d.kind.value, d.value):<14} {d.first_seen.isoformat(sep=' ') if d.first_seen else '-'}"
+                f"{_value_text(d.kind.value, d.value):<14} {'-' if d.views is None else d.views:>5}  "
+                f"{d.first_seen.isoformat(sep=' ') if d.first_seen else '-'}"
             )
         if len(points) > table_rows:
             lines.append(f"    ... and {len(points) - table_rows} more (all are in the map file; see `rawmap export --format csv`)")

@@ -148,7 +148,7 @@ def _plain_defect(x: Any, H: int, W: int) -> "Defect | None":
         return None
     row, col, kind = x.get("row"), x.get("col"), x.get("kind")
     score, channel, first = x.get("score", 0.0), x.get("channel", ""), x.get("first_seen")
-    value, manual = x.get("value", _NAN), x.get("manual", False)
+    value, manual, views = x.get("value", _NAN), x.get("manual", False), x.get("views")
     # type(v) is int: a JSON integer, not true/false (bool) nor 3.0
     if not (type(row) is int and type(col) is int and 0 <= row < H and 0 <= col < W):
         return None
@@ -157,6 +157,8 @@ def _plain_defect(x: Any, H: int, W: int) -> "Defect | None":
     if not (type(score) in _NUMBER and type(value) in _NUMBER and type(manual) is bool):
         return None
     if not (math.isfinite(score) and (math.isfinite(value) or value is _NAN)):
+        return None
+    if views is not None and not (type(views) is int and views >= 0):
         return None
     if first is None or first == "":
         when = None
@@ -167,7 +169,7 @@ def _plain_defect(x: Any, H: int, W: int) -> "Defect | None":
             return None
     else:
         return None
-    return Defect(row, col, _KINDS[kind], float(score), channel, when, float(value), manual)
+    return Defect(row, col, _KINDS[kind], float(score), channel, when, float(value), manual, views)
 
 
 _NAN = float("nan")
@@ -290,6 +292,12 @@ class Defect:
     manual : bool
         Added (or confirmed) by hand with ``rawmap edit``: kept whatever
         later detection finds.
+    views : int or None
+        Evidence units (views, lens-cap darks) that showed it: the ones in
+        which it was an outlier for hot, cold and noisy photosites, every
+        one for stuck and dead (constant through all), the ones it leaned
+        across the line in for column segments; None when not counted
+        (added by hand, or maps written before it was kept).
     """
 
     row: int
@@ -300,6 +308,7 @@ class Defect:
     first_seen: _dt.datetime | None = None
     value: float = float("nan")
     manual: bool = False
+    views: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -314,6 +323,8 @@ class Defect:
             d["value"] = round(float(self.value), 4)
         if self.manual:
             d["manual"] = True
+        if self.views is not None:
+            d["views"] = int(self.views)
         return d
 
     @classmethod
@@ -355,6 +366,7 @@ class Defect:
             first_seen=_time(d, "first_seen", where),
             value=_num(d, "value", where, default=float("nan")),
             manual=manual,
+            views=_int(d, "views", where, default=None) if d.get("views") is not None else None,
         )
 
 

@@ -735,10 +735,32 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     else:
         letters = [""] * len(rows)
     kinds = [_KINDS[k] for k in found.kinds.tolist()]
+    views = _views_shown(acc, found).tolist()
     return [
-        Defect(r, c, k, s, ch, f, v)
-        for r, c, k, s, ch, f, v in zip(rows, cols, kinds, found.scores.tolist(), letters, first, found.values.tolist())
+        Defect(r, c, k, s, ch, f, v, views=n)
+        for r, c, k, s, ch, f, v, n in zip(rows, cols, kinds, found.scores.tolist(), letters, first,
+                                           found.values.tolist(), views)
     ]
+
+
+def _views_shown(acc: Accumulator, found: "_Found") -> np.ndarray:
+    """Per defect found, the evidence units that showed it (see :attr:`rawmap.defectmap.Defect.views`)."""
+    S = max(acc.n_scenes, 1)
+    r, c = found.rows, found.cols
+    n = np.minimum(acc.s_hi[r, c].astype(np.int64) + acc.s_lo[r, c], S)
+    const = found.of(DefectKind.STUCK) | found.of(DefectKind.DEAD)
+    n[const] = S
+    line = found.of(DefectKind.COLUMN)
+    if line.any() and acc.ln_code.size:
+        flat = acc.ln_code >> 2
+        order = np.argsort(flat, kind="stable")
+        keys, counts = flat[order], acc.ln_count[order].astype(np.int64)
+        q = r[line] * acc.shape[1] + c[line]
+        lo = np.searchsorted(keys, q, "left")
+        hi = np.searchsorted(keys, q, "right")
+        best = np.array([counts[a:b].max() if b > a else 0 for a, b in zip(lo, hi)], np.int64)
+        n[line] = np.minimum(np.maximum(n[line], best), S)
+    return n
 
 
 #: kinds found from what every frame showed (the value range over all frames, lines leaning in every scene)

@@ -30,12 +30,12 @@ SENSOR = SensorGeometry(12, 16, top_margin=6, left_margin=48, full_height=18, fu
 FRAMES = FrameStats(
     40, skipped=1,
     first_capture=dt.datetime(2026, 3, 1, 12, 0), last_capture=dt.datetime(2026, 3, 9, 23, 59, 30),
-    exposure_min=0.00025, exposure_max=30.0, iso_min=100.0, iso_max=6400.0,
+    exposure_min=0.00025, exposure_max=30.0, iso_min=100.0, iso_max=6400.0, views=17, darks=4, flats=1,
 )
 CREATED = dt.datetime(2026, 11, 25, 16, 0, tzinfo=dt.timezone.utc)
 
 # deliberately out of order; scores/values already at the file's precision (3 / 4 decimals)
-HOT = Defect(7, 3, DefectKind.HOT, 41.2, "G", first_seen=dt.datetime(2026, 3, 2, 21, 14), value=812.0)
+HOT = Defect(7, 3, DefectKind.HOT, 41.2, "G", first_seen=dt.datetime(2026, 3, 2, 21, 14), value=812.0, views=9)
 STUCK = Defect(2, 9, DefectKind.STUCK, 12.5, "R", value=9000.0)
 COLUMN = Defect(11, 15, DefectKind.COLUMN, 5.25, "G", first_seen=dt.datetime(2026, 3, 1, 12, 0), value=-3.5)
 DEAD = Defect(2, 1, DefectKind.DEAD, 30.0, "B")  # no value: NaN, left out of the file
@@ -71,6 +71,16 @@ def test_json_round_trip_is_equal():
     assert back.to_json() == text
 
 
+def test_evidence_counts_round_trip_and_are_checked(tmp_path):
+    d = json.loads(_map().to_json())
+    assert (d["frames"]["views"], d["frames"]["darks"], d["frames"]["flats"]) == (17, 4, 1)
+    hot = next(x for x in d["defects"] if x["kind"] == "hot")
+    assert hot["views"] == 9 and all("views" not in x for x in d["defects"] if x["kind"] != "hot")
+    hot["views"] = -2
+    with pytest.raises(MapFormatError, match="views"):
+        DefectMap.from_dict(d, source="m.json")
+
+
 def test_file_layout():
     d = json.loads(_map().to_json(), parse_constant=_refuse_constant)
     assert d["format"] == FORMAT_NAME == "rawmap-defect-map"
@@ -86,12 +96,13 @@ def test_file_layout():
         "count": 40, "skipped": 1,
         "first_capture": "2026-03-01T12:00:00", "last_capture": "2026-03-09T23:59:30",
         "exposure_min": 0.00025, "exposure_max": 30.0, "iso_min": 100.0, "iso_max": 6400.0,
+        "views": 17, "darks": 4, "flats": 1,
     }
     assert d["thresholds"] == {"k": 6.0, "min_scenes": 3}
     assert d["defects"] == [
         {"row": 2, "col": 9, "kind": "stuck", "score": 12.5, "channel": "R", "first_seen": None, "value": 9000.0},
         {"row": 7, "col": 3, "kind": "hot", "score": 41.2, "channel": "G",
-         "first_seen": "2026-03-02T21:14:00", "value": 812.0},
+         "first_seen": "2026-03-02T21:14:00", "value": 812.0, "views": 9},
         {"row": 11, "col": 15, "kind": "column", "score": 5.25, "channel": "G",
          "first_seen": "2026-03-01T12:00:00", "value": -3.5},
     ]

@@ -293,6 +293,10 @@ def test_independent_series_meets_the_targets(source):
         assert recall >= 0.97 and precision >= 0.99, (recall, precision, found, total)
         # low-gain photosites (0.16-0.40 of their neighbours) and every member of the 3-photosite clusters
         assert found["low_gain"] == total["low_gain"] and found["cluster"] == total["cluster"]
+        # each defect says how many views and darks showed it: all of them for stuck and dead
+        units = dmap.frames.views + dmap.frames.darks
+        assert all(d.views == units for d in dmap.defects if d.kind in (DefectKind.STUCK, DefectKind.DEAD))
+        assert all(1 <= d.views <= units for d in dmap.defects if d.kind is DefectKind.HOT)
     else:
         assert recall >= 0.90 and precision >= 0.97, (recall, precision, found, total)
 
