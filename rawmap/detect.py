@@ -25,10 +25,15 @@ Rules (a photosite gets the first kind that applies):
     the residual on it), ``noisy`` when it does not, or when the photosite is
     also a dark outlier in many scenes (blinking), or its temporal noise is
     several times its neighbours'.
+    A hot photosite's cluster-mates touching two others are rarely
+    isolated outliers: beside a flagged hot photosite, one whose sums are as
+    far out is hot too.
 ``cold``
     Low gain: the ratio of its signal to its neighbours' over all frames is
     far below 1 in robust sigmas of that ratio on its colour plane, and it
-    was an isolated dark outlier in enough scenes.
+    was an isolated dark outlier in enough scenes; or the ratio is below
+    half the plane's, with its neighbourhood's ratios normal and below what
+    one view's static detail could do (see :func:`_cold`).
 ``column``
     Segments of a column (or row): runs, within one colour, of photosites
     that leaned across the line in at least ``line_min_scenes`` scenes (and
@@ -61,6 +66,9 @@ from .frame import SourceKind
 __all__ = ["Sensitivity", "ClassifyParams", "classify", "build_map"]
 
 _MIN_FRAMES = 3
+
+#: rows per block where a rule scans the whole sensor (keeps its temporaries small on big sensors)
+_BLOCK_ROWS = 512
 
 
 class Sensitivity(str, Enum):
@@ -109,6 +117,10 @@ class ClassifyParams:
     ringing_reach: int = 8  #: developed images: a hot/noisy flag this close to a defect ...
     ringing_ratio: float = 5.0  #: ... this many times stronger is the compression's echo of it
     cold_image: float = 0.75  #: ... but in developed images never above this share of the median
+    dead_share: float = 0.02  #: dead: never more than this share of the range above black
+    dead_noise: float = 3.0  #: ... or, for a constant photosite, within this many read-noise sigmas (plus its range) of it
+    clip_neighbour_share: float = 0.5  #: clipped in every frame while its neighbours never reach this share of the clip level
+    hot_clip_growth: float = 0.05  #: hot when clipping while growing by this share of its offset
     cold_view_margin: float = 1.2  #: a strong cold ratio must stay below 1 - this x the largest view's share of its signal
     cold_isolation: float = 0.75  #: ... and its adjacent and same-colour neighbours' ratios above this (relative)
     noisy_ratio: float = 4.0  #: noisy if mean squared normalised residual >= this x neighbours'
@@ -212,7 +224,7 @@ def _nonzero2(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.divmod(flat, mask.shape[1])
 
 
-def _candidates(counts: np.ndarray, need: int, taken: np.ndarray, block: int = 512):
+def _candidates(counts: np.ndarray, need: int, taken: np.ndarray, block: int = _BLOCK_ROWS):
     """Rows and columns where ``counts >= need`` and not ``taken``, in row blocks (small temporaries)."""
     rr, cc = [], []
     for a in range(0, counts.shape[0], block):
@@ -244,8 +256,8 @@ def _strong_cold_candidates(acc: Accumulator, p: ClassifyParams, taken: np.ndarr
         med = float(np.median(ratio))
         cut = max(p.cold_strong, (med - p.cold_strong_sigma * _robust_sigma(ratio)) / max(med, 1e-6))
     rr, cc = [], []
-    for a in range(0, H, 512):
-        b = min(H, a + 512)
+    for a in range(0, H, _BLOCK_ROWS):
+        b = min(H, a + _BLOCK_ROWS)
         n = acc.valid_counts(np.s_[a:b]).astype(np.float64)
         black = b2[(np.arange(a, b) & 1)[:, None], np.arange(W) & 1]  # per photosite, (b - a, W)
         sv = acc.s_v[a:b].astype(np.float64)
@@ -440,6 +452,14 @@ def _seen_in_run(lean: np.ndarray, covered: np.ndarray) -> np.ndarray:
 def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Defect]:
     """Decide which photosites are defective.
 
+    The rules run in the order of the module docstring, each in a function
+    of its own over a :class:`_Series` (the statistics, the thresholds, what
+    the series as a whole measured, and what earlier rules found): stuck
+    and dead (:func:`_stuck_and_dead`), hot and noisy (:func:`_hot_and_noisy`,
+    then :func:`_complete_clusters`), cold and the dark noisy ones
+    (:func:`_cold`, :func:`_dark_noisy`), column and row segments
+    (:func:`_lines`); :func:`_assemble` makes the records.
+
     Parameters
     ----------
     acc : Accumulator
@@ -451,32 +471,128 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     list of Defect
         One entry per defective photosite, sorted by (row, col).
     """
-    p = params or ClassifyParams()
     acc = acc.closed()
-    H, W = acc.shape
-    N = acc.n_frames
-    if N < _MIN_FRAMES:
+    if acc.n_frames < _MIN_FRAMES:
         return []
-    cfa = acc.cfa
+    ser = _Series.of(acc, params or ClassifyParams())
+    _stuck_and_dead(ser)
+    hi_r, hi_c = _candidates(acc.s_hi, ser.need, ser.taken)
+    lo_r, lo_c = _candidates(acc.s_lo, ser.need, ser.taken)
+    # low gain shows in the gain ratio even where few views made it a dark outlier
+    g_r, g_c = _strong_cold_candidates(acc, ser.p, ser.taken, ser.sig_read)
+    if g_r.size:
+        flat = np.union1d(lo_r * ser.W + lo_c, g_r * ser.W + g_c)
+        lo_r, lo_c = flat // ser.W, flat % ser.W
+    if hi_r.size:
+        _hot_and_noisy(ser, hi_r, hi_c)
+        _complete_clusters(acc, ser.p, ser.found, ser.taken, ser.x_hi)
+    keep = ~ser.taken[lo_r, lo_c]
+    lo_r, lo_c = lo_r[keep], lo_c[keep]
+    if lo_r.size:
+        cold = _cold(ser, lo_r, lo_c)
+        rest = ~cold & (acc.s_lo[lo_r, lo_c] >= ser.need)
+        if rest.any():
+            _dark_noisy(ser, lo_r[rest], lo_c[rest])
+    _lines(ser)
+    return _assemble(ser)
+
+
+@dataclass
+class _Series:
+    """What every rule of :func:`classify` reads: the statistics, the thresholds, series-wide measures.
+
+    Attributes
+    ----------
+    acc : Accumulator
+        With every view closed.
+    p : ClassifyParams
+    found : _Found
+        Defects found so far (rules add to it).
+    taken : (H, W) bool ndarray
+        Photosites already given a kind (later rules skip them).
+    sig_read : float
+        Read noise (DN) of the median frame: the per-frame fits give
+        var(4v - sum4) = 20 sigma^2, and fine texture inflates a busy
+        frame's fit many times (measured: 8 to 960,000 within one
+        independent series), so the bound must not follow the noisiest.
+    units : int
+        Evidence units (views and darks), at least 1.
+    need : int
+        Units a photosite must be an outlier in (see :func:`_units_needed`).
+    x_hi : float
+        90th percentile of exposure x ISO/100 over the frames.
+    x_spread : bool
+        Do the frames' exposure x ISO differ (can growth be measured)?
+    """
+
+    acc: Accumulator
+    p: ClassifyParams
+    found: "_Found"
+    taken: np.ndarray
+    sig_read: float
+    units: int
+    need: int
+    x_hi: float
+    x_spread: bool
+
+    @property
+    def H(self) -> int:
+        return self.acc.shape[0]
+
+    @property
+    def W(self) -> int:
+        return self.acc.shape[1]
+
+    @classmethod
+    def of(cls, acc: Accumulator, p: ClassifyParams) -> "_Series":
+        frames = acc.frames
+        sig_read = max(math.sqrt(float(np.median([f.noise_a for f in frames])) / 20.0), 0.5) if frames else 1.0
+        xs = np.array([f.x for f in frames]) if frames else np.zeros(1)
+        return cls(
+            acc=acc, p=p, found=_Found(), taken=np.zeros(acc.shape, bool), sig_read=sig_read,
+            units=max(acc.n_scenes, 1), need=_units_needed(acc, p),
+            x_hi=float(np.quantile(xs, 0.9)) if xs.size else 0.0,
+            x_spread=xs.size > 1 and float(np.ptp(xs)) > 0,
+        )
+
+    def black_at(self, r, c):
+        """Black level (DN) of each photosite."""
+        return self.acc.black2[r & 1, c & 1]
+
+
+def _units_needed(acc: Accumulator, p: ClassifyParams) -> int:
+    """Evidence units (views, darks) an outlier must show in: ``min_share`` of them, at least
+    ``min_scenes`` (2 below 6 units: one view cannot tell a defect from static scene detail), and more
+    while chance alone would get more than ``max_chance`` photosites there (:func:`_chance_need`)."""
+    S = max(acc.n_scenes, 1)
+    min_scenes = p.min_scenes if S >= 6 else 2
+    return _chance_need(acc, max(min_scenes, math.ceil(p.min_share * S)), p.max_chance)
+
+
+def _share_score(counts: np.ndarray, units: int) -> np.ndarray:
+    """The score of an outlier-based defect: the percentage of evidence units it showed in."""
+    return 100.0 * (counts / units)
+
+
+def _stuck_and_dead(ser: _Series) -> None:
+    """Stuck and dead: a range over all frames within the read noise while the neighbours vary far more.
+
+    ``dead`` when the constant sits at black (never more than
+    ``dead_share`` of the range above it, whatever the photosite's own noise:
+    the noisiest frames' read noise can be several times the median
+    frame's). Also a photosite clipped in every frame of two or more units
+    whose neighbours never reach ``clip_neighbour_share`` of the clip level
+    (in darks nothing varies, so the range test cannot see it).
+    """
+    acc, p, found, taken = ser.acc, ser.p, ser.found, ser.taken
+    H, W = acc.shape
     black2 = acc.black2
-    found = _Found()
-    taken = np.zeros((H, W), bool)
-
-    # read noise (DN), from the per-frame noise fits (var(4v - sum4) = 20 sigma^2): the median
-    # frame's, since fine texture inflates the fit of a busy frame many times (measured: 8 to
-    # 960,000 within one independent series), and the bound must not follow it
-    sig_read = max(math.sqrt(float(np.median([f.noise_a for f in acc.frames])) / 20.0), 0.5) if acc.frames else 1.0
-    black_full = lambda r, c: black2[r & 1, c & 1]  # noqa: E731
-
-    # ---- stuck / dead: range within read noise, neighbours far livelier -----------------
-    bound = p.stuck_noise_factor * sig_read
+    bound = p.stuck_noise_factor * ser.sig_read
     span = acc.white - float(np.max(black2))
-    dead_bound = 0.02 * span
-    for a in range(0, H, 512):  # row blocks keep the temporaries small on big sensors
-        b = min(H, a + 512)
+    dead_bound = p.dead_share * span
+    for a in range(0, H, _BLOCK_ROWS):
+        b = min(H, a + _BLOCK_ROWS)
         rng_blk = acc.vmax[a:b].astype(np.int32) - acc.vmin[a:b]
-        # dead: never above black by more than the dead bound, whatever its own noise (the
-        # noisiest frames' read noise can be several times the median frame's)
         top = acc.vmax[a:b].astype(np.float64) - float(np.max(black2))
         rr, cc = _nonzero2((rng_blk <= bound) | (top <= dead_bound))
         del rng_blk, top
@@ -490,192 +606,225 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
         ok = nmed >= p.stuck_contrast * own + 2 * bound
         # a dead photosite's own noise may pass the range bound; its neighbours must vary far more
         ok &= (own <= bound) | (nmed >= p.stuck_contrast * dead_bound + 2 * bound)
-        # clipped in every frame of two views or darks at least, its neighbours never half as bright
-        # (in darks nothing varies, so the test above cannot see it)
         if acc.n_scenes >= 2:
             nmax = np.median(acc.vmax[nr, nc].astype(np.float64), axis=0)
-            ok |= (acc.vmin[rr, cc].astype(np.int64) >= acc.clip) & (nmax <= 0.5 * acc.clip)
+            ok |= (acc.vmin[rr, cc].astype(np.int64) >= acc.clip) & (nmax <= p.clip_neighbour_share * acc.clip)
         rr, cc, own, nmed = rr[ok], cc[ok], own[ok], nmed[ok]
         if rr.size == 0:
             continue
-        level = 0.5 * (acc.vmin[rr, cc].astype(float) + acc.vmax[rr, cc]) - black_full(rr, cc)
-        dead = level <= np.maximum(3 * sig_read + own, dead_bound)
-        score = nmed / np.maximum(own, sig_read)
-        found.add(rr[dead], cc[dead], DefectKind.DEAD, score[dead], level[dead] + black_full(rr[dead], cc[dead]))
-        found.add(rr[~dead], cc[~dead], DefectKind.STUCK, score[~dead], level[~dead] + black_full(rr[~dead], cc[~dead]))
+        level = 0.5 * (acc.vmin[rr, cc].astype(float) + acc.vmax[rr, cc]) - ser.black_at(rr, cc)
+        dead = level <= np.maximum(p.dead_noise * ser.sig_read + own, dead_bound)
+        score = nmed / np.maximum(own, ser.sig_read)
+        found.add(rr[dead], cc[dead], DefectKind.DEAD, score[dead], level[dead] + ser.black_at(rr[dead], cc[dead]))
+        found.add(rr[~dead], cc[~dead], DefectKind.STUCK, score[~dead], level[~dead] + ser.black_at(rr[~dead], cc[~dead]))
         taken[rr, cc] = True
 
-    # ---- outliers across scenes ----------------------------------------------------------
-    S = max(acc.n_scenes, 1)
-    # one view cannot tell a defect from static scene detail: outliers need two views at least
-    min_scenes = p.min_scenes if S >= 6 else 2
-    need = _chance_need(acc, max(min_scenes, math.ceil(p.min_share * S)), p.max_chance)
-    hi_r, hi_c = _candidates(acc.s_hi, need, taken)
-    lo_r, lo_c = _candidates(acc.s_lo, need, taken)
-    # low gain shows in the gain ratio even where few views made it a dark outlier
-    g_r, g_c = _strong_cold_candidates(acc, p, taken, sig_read)
-    if g_r.size:
-        flat = np.union1d(lo_r * W + lo_c, g_r * W + g_c)
-        lo_r, lo_c = flat // W, flat % W
 
-    # regression of the residual on x = exposure x gain, with the series' x sums
+def _noise_ratio(ser: _Series, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Temporal noise of each photosite over the median of its same-colour neighbours'."""
+    acc = ser.acc
+
+    def mean_z2(r_, c_):
+        return acc.s_zz[r_, c_] / np.maximum(acc.valid_counts((r_, c_)), 1)
+
+    nr, nc = _neighbours(r, c, ser.H, ser.W)
+    return mean_z2(r, c) / np.maximum(np.median(mean_z2(nr, nc), axis=0), 1e-6)
+
+
+def _hot_and_noisy(ser: _Series, hi_r: np.ndarray, hi_c: np.ndarray) -> None:
+    """Bright outliers in enough units: hot when the excess grows with exposure x ISO, else noisy.
+
+    The residual is regressed on x = exposure x ISO/100 with the series' x
+    sums.  A strong hot photosite clips in long exposures, which flattens
+    the regression, so reaching the clip level while growing by at least
+    ``hot_clip_growth`` of its offset counts too.  A photosite that is also
+    a dark outlier in half the units needed is blinking: noisy.  Hot
+    values are the dark-current slope in DN per second at ISO 100 (the
+    residual is 4x DN); noisy values, the excess noise ratio.
+    """
+    acc, p, found = ser.acc, ser.p, ser.found
     sx, sxx = acc.sum_x, acc.sum_xx
-    xs = np.array([f.x for f in acc.frames]) if acc.frames else np.zeros(1)
-    x_hi = float(np.quantile(xs, 0.9)) if xs.size else 0.0
-    x_spread = xs.size > 1 and float(np.ptp(xs)) > 0
+    n = np.maximum(acc.valid_counts((hi_r, hi_c)), 1).astype(float)
+    s_r = acc.s_r[hi_r, hi_c].astype(float)
+    s_xr = acc.s_xr[hi_r, hi_c].astype(float)
+    if ser.x_spread:
+        den = n * sxx - sx * sx
+        beta = np.where(den > 0, (n * s_xr - sx * s_r) / np.where(den > 0, den, 1), 0.0)
+        alpha = (s_r - beta * sx) / n
+        growth = beta * ser.x_hi
+        clipped = acc.vmax[hi_r, hi_c].astype(np.int64) >= acc.clip
+        exposure_driven = (growth > np.maximum(alpha, 0)) | (clipped & (growth > p.hot_clip_growth * np.maximum(alpha, 0)))
+    else:
+        beta = np.zeros_like(n)
+        exposure_driven = np.ones(hi_r.size, bool)
+    blinking = acc.s_lo[hi_r, hi_c] >= max(1, ser.need // 2)
+    excess_noise = _noise_ratio(ser, hi_r, hi_c)
+    hot = exposure_driven & ~blinking
+    score = _share_score(acc.s_hi[hi_r, hi_c], ser.units)
+    found.add(hi_r[hot], hi_c[hot], DefectKind.HOT, score[hot], beta[hot] / 4.0)
+    found.add(hi_r[~hot], hi_c[~hot], DefectKind.NOISY, score[~hot], excess_noise[~hot])
+    ser.taken[hi_r, hi_c] = True
 
-    def mean_z2(r, c):
-        return acc.s_zz[r, c] / np.maximum(acc.valid_counts((r, c)), 1)
 
-    def noise_ratio(r, c):
-        """Temporal noise of each photosite over the median of its same-colour neighbours'."""
-        nr, nc = _neighbours(r, c, H, W)
-        return mean_z2(r, c) / np.maximum(np.median(mean_z2(nr, nc), axis=0), 1e-6)
+def _gain_ratio(ser: _Series, r: np.ndarray, c: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+    """Signal over the neighbours' signal (black removed), summed over frames; NaN where the neighbours are dark.
 
-    if hi_r.size:
-        n = np.maximum(acc.valid_counts((hi_r, hi_c)), 1).astype(float)
-        s_r = acc.s_r[hi_r, hi_c].astype(float)
-        s_xr = acc.s_xr[hi_r, hi_c].astype(float)
-        share = acc.s_hi[hi_r, hi_c] / S
-        if x_spread:
-            den = n * sxx - sx * sx
-            beta = np.where(den > 0, (n * s_xr - sx * s_r) / np.where(den > 0, den, 1), 0.0)
-            alpha = (s_r - beta * sx) / n
-            # dark current grows with exposure x ISO; a strong hot photosite clips in long exposures,
-            # which flattens the regression, so reaching the clip level while growing counts too
-            # (a blinking photosite jumps by its own amplitude, whatever the exposure)
-            growth = beta * x_hi
-            clipped = acc.vmax[hi_r, hi_c].astype(np.int64) >= acc.clip
-            exposure_driven = (growth > np.maximum(alpha, 0)) | (clipped & (growth > 0.05 * np.maximum(alpha, 0)))
+    With ``exclude`` (H, W bool), flagged same-colour neighbours are left
+    out of the estimate: the sum over frames of (sum4 - v_nb) is
+    4 s_v - s_r - s_v[nb].
+    """
+    acc = ser.acc
+    n = acc.valid_counts((r, c)).astype(float)
+    b = ser.black_at(r, c)
+    sv = acc.s_v[r, c].astype(float)
+    sig = sv - n * b
+    if exclude is None:
+        est = sv - acc.s_r[r, c].astype(float) / 4.0 - n * b
+    else:
+        nr, nc = _neighbours(r, c, ser.H, ser.W)
+        bad = exclude[nr, nc]
+        total = 4.0 * sv - acc.s_r[r, c].astype(float) - (acc.s_v[nr, nc].astype(float) * bad).sum(axis=0)
+        k = np.maximum(4 - bad.sum(axis=0), 1)
+        est = total / k - n * b
+    return np.where(est > n * ser.sig_read, sig / np.where(est > 0, est, 1), np.nan)
+
+
+def _planes(ser: _Series) -> list:
+    """The colour planes, as (row parity, column parity); ``[None]`` (one plane) without a CFA."""
+    return [(0, 0), (0, 1), (1, 0), (1, 1)] if ser.acc.cfa is not None else [None]
+
+
+def _ratio_stats(ser: _Series) -> tuple[dict, dict]:
+    """Median and robust sigma of the gain ratio on each colour plane (from a fixed sample)."""
+    sr, sc = _sample_index(ser.H, ser.W)
+    g_all = _gain_ratio(ser, sr, sc)
+    med_of, sigma_of = {}, {}
+    for pl in _planes(ser):
+        in_s = np.ones(sr.size, bool) if pl is None else ((sr & 1) == pl[0]) & ((sc & 1) == pl[1])
+        gs = g_all[in_s]
+        sigma = _robust_sigma(gs)
+        med_of[pl] = float(np.nanmedian(gs)) if np.isfinite(gs).any() else 1.0
+        sigma_of[pl] = sigma if np.isfinite(sigma) and sigma > 0 else 1e-3
+    return med_of, sigma_of
+
+
+def _ratios_around(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray, med_of: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The neighbourhood's relative gain ratios, flagged photosites left out.
+
+    Returns
+    -------
+    around : (n,) ndarray
+        The lowest relative ratio among the 8 adjacent and the 4 same-colour
+        neighbours (inf when none counts).
+    lifted : (n,) ndarray
+        The median relative ratio of the 4 same-colour neighbours (NaN when
+        none counts): a defect's deficit lifts it (their estimates include
+        the defect), scene detail darkens it.
+    """
+    H, W = ser.H, ser.W
+    cfa = ser.acc.cfa
+    around = np.full(lo_r.size, np.inf)
+    same = []
+    offsets = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc] + [(-2, 0), (2, 0), (0, -2), (0, 2)]
+    for dr, dc in offsets:
+        r2, c2 = lo_r + dr, lo_c + dc
+        inside = (r2 >= 0) & (r2 < H) & (c2 >= 0) & (c2 < W)
+        r2, c2 = np.where(inside, r2, lo_r), np.where(inside, c2, lo_c)
+        g2 = _gain_ratio(ser, r2, c2)
+        rel = g2 / np.array([med_of[(int(a), int(b)) if cfa is not None else None] for a, b in zip(r2 & 1, c2 & 1)])
+        use = inside & ~ser.taken[r2, c2] & np.isfinite(rel)
+        around = np.where(use, np.minimum(around, rel), around)
+        if abs(dr) == 2 or abs(dc) == 2:
+            same.append(np.where(use, rel, np.nan))
+    lifted = np.full(lo_r.size, np.nan)
+    if same:
+        stack = np.stack(same)
+        some = np.isfinite(stack).any(axis=0)
+        if some.any():
+            lifted[some] = np.nanmedian(stack[:, some], axis=0)
+    return around, lifted
+
+
+def _cold(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray) -> np.ndarray:
+    """Low gain, among the dark-outlier and low-ratio candidates; returns which candidates were cold.
+
+    Two ways in.  The gain ratio far below its plane's median (``cold_sigma``
+    robust sigmas, at least ``cold_min_drop``) with isolated dark outliers
+    in enough units: the ratio is signal-weighted, so a static detail
+    repeated through a bright burst can bias it.  Or the *strong* rule:
+    below ``cold_strong`` of the median (in developed images also
+    ``cold_strong_sigma`` robust sigmas below it, at most ``cold_image`` of
+    it, where the deficit lifts the same-colour neighbours' ratios), with no
+    flagged same-colour neighbour spoiling the estimate.  In textured photos
+    a low-gain photosite is rarely an outlier of its own frame (the texture
+    is part of the frame's noise), but the ratio over many views shows it;
+    since static dark scene detail pulls that ratio down too, two guards:
+    the *view bound* (with one view's share w of the photosite's signal,
+    that view's detail alone can pull the ratio to 1 - w, no lower; below
+    1 - ``cold_view_margin`` x w the evidence needs a second view) and
+    *isolation* (a low-gain photosite darkens itself alone; scene detail
+    darkens its adjacent photosites of every colour, or its same-colour
+    neighbours, as well: they must stay above ``cold_isolation``).  States
+    without the views' signals fall back to dark outliers in two units.
+    """
+    acc, p = ser.acc, ser.p
+    share = acc.view_shares(lo_r, lo_c)
+    view_bound = None if share is None else 1.0 - p.cold_view_margin * share
+    med_of, sigma_of = _ratio_stats(ser)
+    g = _gain_ratio(ser, lo_r, lo_c, exclude=ser.taken)
+    nr_, nc_ = _neighbours(lo_r, lo_c, ser.H, ser.W)
+    clean_nb = ~ser.taken[nr_, nc_].any(axis=0)
+    around, lifted = _ratios_around(ser, lo_r, lo_c, med_of)
+    isolated = clean_nb & (around >= p.cold_isolation)
+    dark_in = acc.s_lo[lo_r, lo_c]
+    cold = np.zeros(lo_r.size, bool)
+    score = np.zeros(lo_r.size)
+    for pl in _planes(ser):
+        in_c = np.ones(lo_r.size, bool) if pl is None else ((lo_r & 1) == pl[0]) & ((lo_c & 1) == pl[1])
+        med, sigma = med_of[pl], sigma_of[pl]
+        drop = max(p.cold_sigma * sigma, p.cold_min_drop)
+        cold[in_c] = (g[in_c] < med - drop) & (dark_in[in_c] >= ser.need)
+        strong = (g[in_c] < p.cold_strong * med) & isolated[in_c]
+        if acc.source is SourceKind.IMAGE:
+            bound = max(p.cold_strong * med, min(med - p.cold_strong_sigma * sigma, p.cold_image * med))
+            strong |= (g[in_c] < bound) & isolated[in_c] & (lifted[in_c] >= 1.0)
+        if view_bound is None:
+            strong &= dark_in[in_c] >= min(2, ser.need)
         else:
-            beta = np.zeros_like(n)
-            exposure_driven = np.ones(hi_r.size, bool)
-        blinking = acc.s_lo[hi_r, hi_c] >= max(1, need // 2)
-        excess_noise = noise_ratio(hi_r, hi_c)
-        hot = exposure_driven & ~blinking
-        score = 100.0 * share
-        # hot: dark-current slope in DN per second at ISO 100 (residual is 4x DN, minus 1/4 leak to the mean)
-        found.add(hi_r[hot], hi_c[hot], DefectKind.HOT, score[hot], beta[hot] / 4.0)
-        found.add(hi_r[~hot], hi_c[~hot], DefectKind.NOISY, score[~hot], excess_noise[~hot])
-        taken[hi_r, hi_c] = True
-        _complete_clusters(acc, p, found, taken, x_hi)
+            strong &= g[in_c] < view_bound[in_c] * med
+        cold[in_c] |= strong
+        score[in_c] = (med - g[in_c]) / sigma
+    cold &= np.isfinite(g)
+    ser.found.add(lo_r[cold], lo_c[cold], DefectKind.COLD, score[cold], g[cold])
+    ser.taken[lo_r[cold], lo_c[cold]] = True
+    return cold
 
-    # ---- cold (low gain) -----------------------------------------------------------------
-    def gain_ratio(r, c, exclude=None):
-        """Signal over the neighbours' signal, summed over frames.
 
-        With ``exclude`` (H, W bool), flagged same-colour neighbours are left
-        out of the estimate: sum over frames of (sum4 - v_nb) is
-        4 s_v - s_r - s_v[nb].
-        """
-        n = acc.valid_counts((r, c)).astype(float)
-        b = black_full(r, c)
-        sv = acc.s_v[r, c].astype(float)
-        sig = sv - n * b
-        if exclude is None:
-            est = sv - acc.s_r[r, c].astype(float) / 4.0 - n * b
-        else:
-            nr, nc = _neighbours(r, c, H, W)
-            bad = exclude[nr, nc]
-            total = 4.0 * sv - acc.s_r[r, c].astype(float) - (acc.s_v[nr, nc].astype(float) * bad).sum(axis=0)
-            k = np.maximum(4 - bad.sum(axis=0), 1)
-            est = total / k - n * b
-        return np.where(est > n * sig_read, sig / np.where(est > 0, est, 1), np.nan)
+def _dark_noisy(ser: _Series, r: np.ndarray, c: np.ndarray) -> None:
+    """Dark outliers in enough units that are not low gain: noisy when their temporal noise is
+    ``noisy_ratio`` times their neighbours', or they are bright outliers in half the units needed too."""
+    acc = ser.acc
+    ratio = _noise_ratio(ser, r, c)
+    noisy = (ratio >= ser.p.noisy_ratio) | (acc.s_hi[r, c] >= max(1, ser.need // 2))
+    score = _share_score(acc.s_lo[r, c], ser.units)
+    ser.found.add(r[noisy], c[noisy], DefectKind.NOISY, score[noisy], ratio[noisy])
+    ser.taken[r[noisy], c[noisy]] = True
 
-    keep = ~taken[lo_r, lo_c]
-    lo_r, lo_c = lo_r[keep], lo_c[keep]
-    if lo_r.size:
-        # The strong-cold rule below reads the gain ratio summed over every frame, and static
-        # dark scene detail can pull that down too.  Two guards, measured in units of the
-        # plane's median ratio:
-        # - the view bound: with one view's share w of the photosite's signal (measured on the
-        #   views' signature blocks), that view's detail alone can pull the ratio to 1 - w, no
-        #   lower; below 1 - cold_view_margin x w the evidence needs a second view;
-        # - isolation: a low-gain photosite darkens itself alone, while scene detail (edges,
-        #   lines, specks larger than a photosite) darkens its adjacent photosites of every
-        #   colour, or its same-colour neighbours, as well.
-        share = acc.view_shares(lo_r, lo_c)
-        view_bound = None if share is None else 1.0 - p.cold_view_margin * share
-        sr, sc = _sample_index(H, W)
-        g_all = gain_ratio(sr, sc)
-        g = gain_ratio(lo_r, lo_c, exclude=taken)
-        nr_, nc_ = _neighbours(lo_r, lo_c, H, W)
-        clean_nb = ~taken[nr_, nc_].any(axis=0)
-        planes = [(0, 0), (0, 1), (1, 0), (1, 1)] if cfa is not None else [None]
-        med_of = {}
-        sigma_of = {}
-        for pl in planes:
-            in_s = np.ones(sr.size, bool) if pl is None else ((sr & 1) == pl[0]) & ((sc & 1) == pl[1])
-            gs = g_all[in_s]
-            sigma = _robust_sigma(gs)
-            med_of[pl] = float(np.nanmedian(gs)) if np.isfinite(gs).any() else 1.0
-            sigma_of[pl] = sigma if np.isfinite(sigma) and sigma > 0 else 1e-3
-        # the lowest relative ratio among the 8 adjacent and the 4 same-colour neighbours
-        around = np.full(lo_r.size, np.inf)
-        same = []  # the same-colour neighbours' relative ratios (NaN where flagged or outside)
-        offsets = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc] + [(-2, 0), (2, 0), (0, -2), (0, 2)]
-        for dr, dc in offsets:
-            r2, c2 = lo_r + dr, lo_c + dc
-            inside = (r2 >= 0) & (r2 < H) & (c2 >= 0) & (c2 < W)
-            r2, c2 = np.where(inside, r2, lo_r), np.where(inside, c2, lo_c)
-            g2 = gain_ratio(r2, c2)
-            rel = g2 / np.array([med_of[(int(a), int(b)) if cfa is not None else None] for a, b in zip(r2 & 1, c2 & 1)])
-            use = inside & ~taken[r2, c2] & np.isfinite(rel)
-            around = np.where(use, np.minimum(around, rel), around)
-            if abs(dr) == 2 or abs(dc) == 2:
-                same.append(np.where(use, rel, np.nan))
-        lifted = np.full(lo_r.size, np.nan)
-        if same:
-            stack = np.stack(same)
-            some = np.isfinite(stack).any(axis=0)
-            if some.any():
-                lifted[some] = np.nanmedian(stack[:, some], axis=0)
-        cold = np.zeros(lo_r.size, bool)
-        score = np.zeros(lo_r.size)
-        for pl in planes:
-            in_c = np.ones(lo_r.size, bool) if pl is None else ((lo_r & 1) == pl[0]) & ((lo_c & 1) == pl[1])
-            med, sigma = med_of[pl], sigma_of[pl]
-            drop = max(p.cold_sigma * sigma, p.cold_min_drop)
-            # the gain ratio is signal-weighted: a static detail repeated through a bright burst
-            # can bias it, so the isolated dark outliers must come from enough scenes as well
-            cold[in_c] = (g[in_c] < med - drop) & (acc.s_lo[lo_r[in_c], lo_c[in_c]] >= need)
-            # or far below it, with no flagged same-colour neighbour spoiling the estimate: in
-            # textured photos a low-gain photosite is rarely an outlier of its own frame (the
-            # texture is part of the frame's noise), but the ratio over many views shows it
-            # (developed images dilute a photosite's deficit over its neighbours and channels: there
-            # the bound is in robust sigmas of the ratio, which demosaicing narrows as well)
-            strong = (g[in_c] < p.cold_strong * med) & clean_nb[in_c] & (around[in_c] >= p.cold_isolation)
-            if acc.source is SourceKind.IMAGE:
-                # a dead photosite of one channel leaves about two thirds of a developed pixel, and
-                # demosaicing spreads it: below the median by cold_strong_sigma robust sigmas (at
-                # most cold_image of it) counts too where the photosite's deficit lifts its
-                # same-colour neighbours' ratios (their estimates include it), as scene detail,
-                # which darkens them too, does not
-                bound = max(p.cold_strong * med, min(med - p.cold_strong_sigma * sigma, p.cold_image * med))
-                strong |= ((g[in_c] < bound) & clean_nb[in_c] & (around[in_c] >= p.cold_isolation)
-                           & (lifted[in_c] >= 1.0))
-            if view_bound is None:  # a state without the views' signals: dark outliers in two views
-                strong &= acc.s_lo[lo_r[in_c], lo_c[in_c]] >= min(2, need)
-            else:
-                strong &= g[in_c] < view_bound[in_c] * med
-            cold[in_c] |= strong
-            score[in_c] = (med - g[in_c]) / sigma
-        cold &= np.isfinite(g)
-        found.add(lo_r[cold], lo_c[cold], DefectKind.COLD, score[cold], g[cold])
-        taken[lo_r[cold], lo_c[cold]] = True
-        # dark outliers that are not low-gain: blinking / abnormal noise
-        rest = ~cold & (acc.s_lo[lo_r, lo_c] >= need)
-        rest_r, rest_c = lo_r[rest], lo_c[rest]
-        if rest_r.size:
-            ratio = noise_ratio(rest_r, rest_c)
-            noisy = (ratio >= p.noisy_ratio) | (acc.s_hi[rest_r, rest_c] >= max(1, need // 2))
-            share = acc.s_lo[rest_r, rest_c] / S
-            found.add(rest_r[noisy], rest_c[noisy], DefectKind.NOISY, 100.0 * share[noisy], ratio[noisy])
-            taken[rest_r[noisy], rest_c[noisy]] = True
 
-    # ---- column and row segments -----------------------------------------------------------
-    # photosites that leaned across a line in enough scenes (bursts count once), plus stuck/dead ones
-    m_line = max(p.line_min_scenes, math.ceil(p.min_share * S))
+def _lines(ser: _Series) -> None:
+    """Column and row segments (see the module docstring), replacing the point defects they contain.
+
+    Photosites that leaned across a line in ``line_min_scenes`` units (and
+    ``min_share`` of them), plus the stuck and dead ones, are grouped into
+    segments by :func:`_segments`.  The line test needs neighbours on both
+    sides, so a segment's last photosites show as point defects: a flagged
+    photosite continuing a segment by two along its line joins it.  Values
+    are the line's mean offset: the residual 4v - sum4 of a photosite in a
+    defective line is 2x the offset.
+    """
+    acc, p, found = ser.acc, ser.p, ser.found
+    H, W = acc.shape
+    m_line = max(p.line_min_scenes, math.ceil(p.min_share * ser.units))
     keep_l = acc.ln_count >= m_line
     codes = acc.ln_code[keep_l]
     flat = codes >> 2
@@ -694,33 +843,34 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     )
     if cr.size and acc.source is SourceKind.IMAGE:
         cr, ccl, caxis = _strongest_lines(cr, ccl, caxis, acc, W)
-    if cr.size:
-        seg = np.zeros((H, W), bool)
-        seg[cr, ccl] = True
-        # the line test needs neighbours on both sides, so a segment's last photosites show as
-        # point defects: a flagged photosite continuing a segment by two along its line joins it
-        for _ in range(2):
-            join = np.zeros(found.rows.size, bool)
-            for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-                r1, c1 = found.rows - dr, found.cols - dc
-                r2, c2 = found.rows - 2 * dr, found.cols - 2 * dc
-                ok = (r2 >= 0) & (r2 < H) & (c2 >= 0) & (c2 < W) & (r1 >= 0) & (r1 < H) & (c1 >= 0) & (c1 < W)
-                hit = np.zeros(found.rows.size, bool)
-                hit[ok] = seg[r1[ok], c1[ok]] & seg[r2[ok], c2[ok]]
-                join |= hit
-            seg[found.rows[join], found.cols[join]] = True
-        cr, ccl = _nonzero2(seg)
-        found.keep(~seg[found.rows, found.cols])
-        del seg
-        taken[cr, ccl] = True
-        # residual 4v - sum4 of a photosite in a defective line is 2x the line's offset
-        offs = acc.s_r[cr, ccl] / np.maximum(acc.valid_counts((cr, ccl)), 1) / 2.0
-        share = _line_scenes(acc, cr * W + ccl) / S
-        found.add(cr, ccl, DefectKind.COLUMN, 100.0 * share, offs)
+    if not cr.size:
+        return
+    seg = np.zeros((H, W), bool)
+    seg[cr, ccl] = True
+    for _ in range(2):
+        join = np.zeros(found.rows.size, bool)
+        for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            r1, c1 = found.rows - dr, found.cols - dc
+            r2, c2 = found.rows - 2 * dr, found.cols - 2 * dc
+            ok = (r2 >= 0) & (r2 < H) & (c2 >= 0) & (c2 < W) & (r1 >= 0) & (r1 < H) & (c1 >= 0) & (c1 < W)
+            hit = np.zeros(found.rows.size, bool)
+            hit[ok] = seg[r1[ok], c1[ok]] & seg[r2[ok], c2[ok]]
+            join |= hit
+        seg[found.rows[join], found.cols[join]] = True
+    cr, ccl = _nonzero2(seg)
+    found.keep(~seg[found.rows, found.cols])
+    del seg
+    ser.taken[cr, ccl] = True
+    offs = acc.s_r[cr, ccl] / np.maximum(acc.valid_counts((cr, ccl)), 1) / 2.0
+    found.add(cr, ccl, DefectKind.COLUMN, _share_score(_line_scenes(acc, cr * W + ccl), ser.units), offs)
 
-    # ---- assemble ------------------------------------------------------------------------------
+
+def _assemble(ser: _Series) -> list[Defect]:
+    """The records, sorted by (row, col); in developed images compression echoes dropped and one
+    record per blob (:func:`_ringing`, :func:`_blob_centres`)."""
+    acc, found = ser.acc, ser.found
     if acc.source is SourceKind.IMAGE and found.rows.size:
-        found.keep(~_ringing(acc, found, p))
+        found.keep(~_ringing(acc, found, ser.p))
         kinds_list = [_KINDS[k] for k in found.kinds.tolist()]
         keep = np.zeros(found.rows.size, bool)
         keep[_blob_centres(found.rows, found.cols, found.scores, kinds_list)] = True
@@ -730,8 +880,8 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     rows, cols = found.rows.tolist(), found.cols.tolist()
     series_start = min((f.time for f in acc.frames if f.time), default=None)
     first = _first_seen(acc, found, series_start)
-    if cfa is not None:
-        letters = np.array(list("RGBG"))[np.asarray(cfa)[found.rows & 1, found.cols & 1]].tolist()
+    if acc.cfa is not None:
+        letters = np.array(list("RGBG"))[np.asarray(acc.cfa)[found.rows & 1, found.cols & 1]].tolist()
     else:
         letters = [""] * len(rows)
     kinds = [_KINDS[k] for k in found.kinds.tolist()]
