@@ -399,6 +399,16 @@ class Accumulator:
     """
 
     _ARRAYS = ("n_invalid", "s_v", "s_r", "vmin", "vmax", "s_xr", "s_zz", "s_hi", "s_lo")
+    # the running sums (set from :func:`new_sums` or a saved state; see the class docstring)
+    n_invalid: np.ndarray
+    s_v: np.ndarray
+    s_r: np.ndarray
+    vmin: np.ndarray
+    vmax: np.ndarray
+    s_xr: np.ndarray
+    s_zz: np.ndarray
+    s_hi: np.ndarray
+    s_lo: np.ndarray
     _SPARSE = ("fs_index", "fs_time", "ln_code", "ln_count")
 
     def __init__(
@@ -977,7 +987,9 @@ class Accumulator:
                 f"cannot merge statistics of {other.camera.label} {other.shape} into {self.camera.label} {self.shape}",
                 "merge only states of the same body",
             )
-        if (self.cfa is None) != (other.cfa is None) or (self.cfa is not None and not np.array_equal(self.cfa, other.cfa)):
+        if (self.cfa is None) != (other.cfa is None) or (
+            self.cfa is not None and other.cfa is not None and not np.array_equal(self.cfa, other.cfa)
+        ):
             raise FrameMismatchError(None, "cannot merge states with different CFA patterns", "")
 
     def merge(self, other: "Accumulator") -> "Accumulator":
@@ -1131,7 +1143,7 @@ class Accumulator:
     @classmethod
     def _from_state(cls, zf: zipfile.ZipFile, meta: dict[str, Any]) -> "Accumulator":
         """The accumulator of an open state archive whose ``meta`` has the right format and version (see :meth:`load`)."""
-        shape = _ints(meta, "shape", 2, lo=4, hi=MAX_SENSOR_SIDE)
+        shape = _pair(meta, "shape", lo=4, hi=MAX_SENSOR_SIDE)
         H, W = shape
         if H * W > MAX_PHOTOSITES:
             raise StateFormatProblem(f"shape {H}x{W} is more than the {MAX_PHOTOSITES:,} photosites rawmap reads")
@@ -1172,8 +1184,8 @@ class Accumulator:
             white=_int_in(meta.get("white"), "white", 0, 1 << 32),
             camera=CameraId(*(camera.get(k, "") for k in ("make", "model", "serial"))),
             source=source,
-            margins=_ints(meta, "margins", 2, lo=0, hi=MAX_SENSOR_SIDE),
-            full_shape=_ints(meta, "full_shape", 2, lo=0, hi=MAX_SENSOR_SIDE),
+            margins=_pair(meta, "margins", lo=0, hi=MAX_SENSOR_SIDE),
+            full_shape=_pair(meta, "full_shape", lo=0, hi=MAX_SENSOR_SIDE),
             params=DetectionParams.from_dict(params),
             sums=sums,
         )
@@ -1306,6 +1318,11 @@ def _list_of(v: Any, what: str, n: int) -> list[Any]:
 
 def _ints(meta: dict[str, Any], key: str, n: int, *, lo: int, hi: int) -> tuple[int, ...]:
     return tuple(_int_in(v, key, lo, hi) for v in _list_of(meta.get(key), key, n))
+
+
+def _pair(meta: dict[str, Any], key: str, *, lo: int, hi: int) -> tuple[int, int]:
+    a, b = _ints(meta, key, 2, lo=lo, hi=hi)
+    return a, b
 
 
 def _frame_record(d: Any, i: int, n_scenes: int) -> FrameRecord:

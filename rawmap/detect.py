@@ -81,7 +81,7 @@ class Sensitivity(str, Enum):
 
 #: ClassifyParams values each sensitivity changes (NORMAL: the defaults); every one is
 #: monotone, so a higher sensitivity flags at least the photosites a lower one flags
-_SENSITIVITY = {
+_SENSITIVITY: dict[Sensitivity, dict[str, Any]] = {
     Sensitivity.LOW: {
         "min_share": 0.15, "min_scenes": 3, "max_chance": 1.0, "stuck_contrast": 6.0, "cold_sigma": 8.0,
         "cold_min_drop": 0.15, "noisy_ratio": 6.0, "line_min_scenes": 3, "column_share": 0.65,
