@@ -223,14 +223,14 @@ def _zero_tail(data: bytearray, rng: np.random.Generator) -> str:
 def _tag(data: bytearray, rng: np.random.Generator) -> str:
     entries = tiff_entries(data)
     if not entries:
-        return _flip(data, rng)
+        return "no TIFF entries, " + _flip(data, rng)
     wanted = [e for e in entries if e.tag in SIZE_TAGS + LEVEL_TAGS]
     pool = wanted if wanted and rng.random() < 0.8 else entries
     entry = pool[int(rng.integers(0, len(pool)))]
     value = int(rng.choice(INTERESTING)) if rng.random() < 0.7 else int(rng.integers(0, 1 << 32))
     index = int(rng.integers(0, max(1, min(entry.count, 4))))
     if not _put(data, entry, index, value):
-        return _flip(data, rng)
+        return f"tag {entry.tag} of type {entry.type} not editable, " + _flip(data, rng)
     return f"tag {entry.tag} (IFD {entry.ifd}) value {index} set to {value}"
 
 
@@ -238,7 +238,7 @@ def _size(data: bytearray, rng: np.random.Generator) -> str:
     """A sensor size that is wrong but self-consistent: width, length, crop size and active area."""
     ifd = raw_ifd(data)
     if ifd is None:
-        return _flip(data, rng)
+        return "no TIFF image, " + _flip(data, rng)
     h, w = (int(rng.choice([24260, 10000, 8000, 6000, 4000, 65535, 3, 1, 0])) for _ in range(2))
     edits = []
     for tag, values in ((256, [w]), (257, [h]), (50720, [w, h]), (50829, [0, 0, h, w])):
@@ -253,7 +253,7 @@ def _size(data: bytearray, rng: np.random.Generator) -> str:
 def _structure(data: bytearray, rng: np.random.Generator) -> str:
     entries = tiff_entries(data)
     if not entries:
-        return _run(data, rng)
+        return "no TIFF entries, " + _run(data, rng)
     entry = entries[int(rng.integers(0, len(entries)))]
     if rng.random() < 0.5:
         count = int(rng.choice([0, 1, 2, 1000, 1 << 20, 0xFFFFFFFF]))
