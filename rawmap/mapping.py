@@ -523,15 +523,15 @@ def _fold_series(
             try:
                 # LibRaw's own buffer when the visible area is contiguous, else a copy into buf
                 frame = reader.read_frame(path, out=buf, share=True, mosaic=mosaic)
-            except MemoryError:
-                raise UnsupportedFileError(
-                    path, "is too large to decode in the memory available", "close other programs, or map fewer files at once"
-                ) from None
             finally:
                 acc = start.get(seq, frame)  # every file passes here once, decoded or not
             prep = acc.prepare(frame)
         except InputError as exc:
             return exc
+        except MemoryError:  # decoding or measuring it: this file is skipped, the others go on
+            return UnsupportedFileError(
+                path, "is too large to decode and measure in the memory available", "close other programs, or map fewer files at once"
+            )
         finally:
             if prep is None:  # not to be folded: pass its turn on every band
                 turnstile.run(seq, None)
