@@ -487,14 +487,19 @@ def _read(
     mosaic: MosaicSpec | None = None,
 ) -> tuple[FileInfo, np.ndarray | None]:
     p = Path(path)
-    if mosaic is not None and _is_mosaic_image(p):
-        got = _read_mosaic(p, mosaic, pixels=pixels)
-    else:
-        meta, source = _sort(p)
-        if source is SourceKind.IMAGE:
-            got = _read_image(p, meta, pixels=pixels)
+    try:
+        if mosaic is not None and _is_mosaic_image(p):
+            got = _read_mosaic(p, mosaic, pixels=pixels)
         else:
-            got = _read_raw(p, meta, pixels=pixels, out=out, share=share)
+            meta, source = _sort(p)
+            if source is SourceKind.IMAGE:
+                got = _read_image(p, meta, pixels=pixels)
+            else:
+                got = _read_raw(p, meta, pixels=pixels, out=out, share=share)
+    except MemoryError:
+        raise UnsupportedFileError(
+            p, "is too large to decode in the memory available", "close other programs or use a machine with more memory"
+        ) from None
     h, w = got[0].shape
     if h < MIN_SIDE or w < MIN_SIDE:
         raise UnsupportedFileError(
@@ -1055,6 +1060,11 @@ def _tiff_with_tifffile(p: Path, *, pixels: bool):
             ch = 3 if photometric == 2 else 1
             if s < ch:
                 return None
+            if h * w > MAX_PHOTOSITES:
+                raise UnreadableFileError(
+                    p, f"its header claims a {w}x{h} image ({h * w / 1e6:,.0f} million pixels), more than rawmap reads "
+                    f"({MAX_PHOTOSITES / 1e6:.0f} million): the header is damaged, or the image must be split", _RECOPY_HINT,
+                )
             arr = None
             if pixels:
                 data = page.asarray()

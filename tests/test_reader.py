@@ -987,3 +987,17 @@ def test_text_file_named_as_raw_is_not_called_truncated(tmp_path):
         read_info(path)
     assert_one_line(exc.value, path, "is not a camera RAW file: no RAW signature LibRaw")
     assert "text file" in str(exc.value) and "truncated" not in str(exc.value)
+
+
+@pytest.mark.parametrize("mosaic", [None, reader.MosaicSpec("RGGB")])
+def test_tiff_claiming_a_huge_image_is_refused_before_reading_it(tmp_path, mosaic):
+    path = tmp_path / "dark.tif"
+    tifffile.imwrite(path, np.zeros((64, 96), np.uint16))
+    data = bytearray(path.read_bytes())
+    for tag in (256, 257, 278):
+        set_tiff_tag(data, tag, [60000])
+    path.write_bytes(data)
+    for read in (read_info, read_frame):  # read_frame allocated 6.7 GB for it
+        with pytest.raises(UnreadableFileError) as exc:
+            read(path, mosaic=mosaic)
+        assert_one_line(exc.value, path, "its header claims a 60000x60000 image (3,600 million pixels), more than rawmap reads")
