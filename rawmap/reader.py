@@ -29,6 +29,7 @@ import contextlib
 import ctypes
 import datetime as _dt
 import functools
+import logging
 import os
 import threading
 import warnings
@@ -55,7 +56,7 @@ __all__ = [
     "RAW_EXTENSIONS",
     "identify",
     "is_candidate",
-    "quiet_libraw",
+    "quiet_decoders",
     "read_frame",
     "read_info",
     "visible_shape",
@@ -403,7 +404,7 @@ def visible_shape(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     too: statistics are never sized from it.
     """
     try:
-        with quiet_libraw():
+        with quiet_decoders():
             raw = rawpy.RawPy()
             try:
                 raw.open_file(os.fspath(path))
@@ -637,17 +638,20 @@ class _CStderr:
 _C_STDERR = _CStderr()
 
 
-def quiet_libraw() -> contextlib.AbstractContextManager[None]:
-    """A context in which LibRaw's own messages to stderr are silenced (any thread, reentrant).
+def quiet_decoders() -> contextlib.AbstractContextManager[None]:
+    """A context in which the C decoders' own messages to stderr are silenced (any thread, reentrant).
 
-    Every LibRaw call of this module runs inside it; callers that use rawpy
+    LibRaw ("Unexpected end of file", "data corrupted at N") and libtiff
+    under Pillow ("More samples per pixel than can be decoded") print with
+    C stdio before they return an error.  Every LibRaw call and Pillow
+    decode of this module runs inside it; callers that use rawpy or Pillow
     themselves (e.g. a second read of a file already read here) can wrap
     their calls too.  Python's ``sys.stderr`` is untouched (see
     :class:`_CStderr`).
 
     Examples
     --------
-    >>> with quiet_libraw():
+    >>> with quiet_decoders():
     ...     pass
     """
     return _C_STDERR
@@ -720,7 +724,7 @@ def _read_raw(
 ) -> tuple[FileInfo, np.ndarray | None]:
     fmt = _ext(p).upper() or "RAW"
     try:
-        with quiet_libraw():
+        with quiet_decoders():
             raw = rawpy.imread(str(p))
         shared = False
         try:
@@ -728,7 +732,7 @@ def _read_raw(
             problem = _size_problem(sizes, meta.file_size)
             if problem:  # before LibRaw allocates the frame it claims
                 raise UnreadableFileError(p, problem, _RECOPY_HINT)
-            with quiet_libraw():
+            with quiet_decoders():
                 _check_bayer(p, raw, meta, fmt)
                 visible = raw.raw_image_visible  # unpacks the data
             tm, lm = int(sizes.top_margin), int(sizes.left_margin)
@@ -951,7 +955,7 @@ def _libraw_names(p: Path) -> tuple[str, str]:
     if not handle:
         return "", ""
     try:
-        with quiet_libraw():
+        with quiet_decoders():
             opened = lib.libraw_open_file(handle, os.fsencode(p))
         if opened != 0:
             return "", ""
@@ -1044,7 +1048,7 @@ def _read_image(p: Path, meta: Metadata, *, pixels: bool) -> tuple[FileInfo, np.
 def _tiff_with_tifffile(p: Path, *, pixels: bool):
     """((H, W, C, dtype), pixels or None) of a TIFF's first image, or None to let Pillow try."""
     try:
-        with tifffile.TiffFile(p) as tf:
+        with _QUIET_LOGS.reading(), tifffile.TiffFile(p) as tf:
             page = tf.pages[0]
             photometric = int(page.photometric)
             if photometric not in (1, 2) or page.compression not in (1, 5, 8, 32773, 32946):
@@ -1074,9 +1078,45 @@ def _tiff_with_tifffile(p: Path, *, pixels: bool):
                 data = data.reshape(h, w, -1)[:, :, :ch]  # extra samples (alpha) dropped
                 arr = np.ascontiguousarray(data, dtype=dtype.newbyteorder("="))
             return (h, w, ch, str(dtype)), arr
-    except (tifffile.TiffFileError, ValueError, KeyError, NotImplementedError, OSError):
-        return None
+    except InputError:
+        raise
+    except Exception:  # noqa: BLE001 - tifffile fails in many ways on damaged files (IndexError, struct.error ...)
+        return None  # Pillow tries next, and reports what it cannot read
 
+
+class _QuietLogs(logging.Filter):
+    """Drops the image readers' log records on threads inside a read here.
+
+    tifffile ("<TiffTag.fromfile> raised TiffFileError ...") and Pillow
+    ("More samples per pixel than can be decoded") log what they find
+    damaged, which Python prints on stderr when the program configured no
+    logging; rawmap reports a damaged file in its own one-line error, or
+    reads it when the damage does not matter.  Records of other threads
+    (another program's use of these libraries) pass: the flag is per thread.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.local = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(self.local, "depth", 0)
+
+    @contextlib.contextmanager
+    def reading(self):
+        self.local.depth = getattr(self.local, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            self.local.depth -= 1
+
+
+_QUIET_LOGS = _QuietLogs()
+#: the loggers of tifffile and of the Pillow modules that read JPEG, PNG and TIFF (a logger's filter
+#: applies to its own records only, not to those of its children)
+for _name in ("tifffile", "PIL.Image", "PIL.ImageFile", "PIL.TiffImagePlugin", "PIL.TiffTags",
+              "PIL.PngImagePlugin", "PIL.JpegImagePlugin", "PIL.MpoImagePlugin"):
+    logging.getLogger(_name).addFilter(_QUIET_LOGS)
 
 _PIL_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "TIFF": "TIFF"}
 
@@ -1084,10 +1124,12 @@ _PIL_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "TIFF": "TIFF"}
 def _with_pillow(p: Path, *, pixels: bool):
     """((H, W, C, dtype), pixels or None, format name) read with Pillow."""
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _QUIET_LOGS.reading():
             # A camera's 100-megapixel JPEG is not a decompression bomb.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(p) as img:
+            # Pillow warns of damaged metadata and reads on; a damaged image is reported in one line
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+            with quiet_decoders(), Image.open(p) as img:  # libtiff prints some damage with C stdio
                 fmt = _PIL_FORMATS.get(img.format or "")
                 if fmt is None:
                     raise UnsupportedFileError(p, f"is a {img.format} image", "save it as JPEG, TIFF or PNG")
@@ -1285,7 +1327,7 @@ def _tiff_white(p: Path, dtype: str) -> int:
     """White level of a grayscale TIFF: MaxSampleValue when given, else 2**BitsPerSample - 1."""
     top = 65535 if dtype == "uint16" else 255
     try:
-        with tifffile.TiffFile(p) as tf:
+        with _QUIET_LOGS.reading(), tifffile.TiffFile(p) as tf:
             page = tf.pages[0]
             tag = page.tags.get("MaxSampleValue")
             if tag is not None:
@@ -1295,7 +1337,7 @@ def _tiff_white(p: Path, dtype: str) -> int:
             bits = int(page.bitspersample)
             if 0 < bits < 16:
                 return min(top, (1 << bits) - 1)
-    except (tifffile.TiffFileError, ValueError, TypeError, OSError):
+    except Exception:  # noqa: BLE001 - a damaged tag: the container's range then
         pass
     return top
 

@@ -639,8 +639,12 @@ def campaign(
     return report
 
 
-def make_bases(worker: CliWorker, work: Path, samples: Path | None, *, seed: int = 5) -> list[Base]:
-    """The files to mutate: two simulated DNG series (one with an optical-black border) and the real samples.
+def make_bases(worker: CliWorker, work: Path, samples: Path | None, *, seed: int = 5, images: bool = True) -> list[Base]:
+    """The files to mutate: simulated DNG series, developed images (``images``) and the real samples.
+
+    Two simulated DNG series (one with an optical-black border), with
+    ``images`` a JPEG and a 16-bit RGB TIFF series of noise (no camera
+    identity: grouped by size), and the real samples in ``samples``.
 
     Each simulated frame 0 is a base, with the series' other frames as its
     good frames; each TIFF-based real sample gets two good copies
@@ -674,6 +678,25 @@ def make_bases(worker: CliWorker, work: Path, samples: Path | None, *, seed: int
         raise RuntimeError("the simulated series could not be mapped: the fuzz campaign has no map to repair with")
     for k, files in enumerate(series):
         bases.append(Base(files[0], files[1:], series[1 - k][:3], series_maps[k] or series_maps[0]))
+    if images:  # developed images: a JPEG and a 16-bit TIFF series (Pillow and tifffile read them)
+        import tifffile
+        from PIL import Image
+
+        rng = np.random.default_rng(seed)
+        for kind in ("jpg", "tif"):
+            folder = work / f"images-{kind}"
+            folder.mkdir(parents=True, exist_ok=True)
+            files = []
+            for i in range(4):
+                pixels = rng.normal(0.4, 0.1, size=(72, 96, 3)).clip(0, 1)
+                path = folder / f"img_{i}.{kind}"
+                if kind == "jpg":
+                    Image.fromarray((pixels * 255).astype(np.uint8)).save(path, quality=92)
+                else:
+                    tifffile.imwrite(path, (pixels * 65535).astype(np.uint16), photometric="rgb")
+                files.append(path)
+            own = map_of(f"images-{kind}", files)
+            bases.append(Base(files[0], files[1:], series[0][:3], own or series_maps[0]))
     if samples is not None and samples.is_dir():
         copies = work / "samples"
         copies.mkdir(parents=True, exist_ok=True)

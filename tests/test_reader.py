@@ -974,7 +974,7 @@ def test_libraw_prints_nothing_on_stderr(tmp_path, capfd, name):
     assert_one_line(exc.value, path, "its image data is corrupt (LibRaw: data error)")
     out, err = capfd.readouterr()
     assert err == "" and out == ""
-    with reader.quiet_libraw(), reader.quiet_libraw():  # reentrant, and stderr works again after it
+    with reader.quiet_decoders(), reader.quiet_decoders():  # reentrant, and stderr works again after it
         pass
     os.write(2, b"still here\n")
     assert capfd.readouterr().err == "still here\n"
@@ -1001,3 +1001,36 @@ def test_tiff_claiming_a_huge_image_is_refused_before_reading_it(tmp_path, mosai
         with pytest.raises(UnreadableFileError) as exc:
             read(path, mosaic=mosaic)
         assert_one_line(exc.value, path, "its header claims a 60000x60000 image (3,600 million pixels), more than rawmap reads")
+
+
+def _rgb16_tiff(path: Path) -> bytearray:
+    rng = np.random.default_rng(7)
+    tifffile.imwrite(path, rng.integers(0, 65535, (72, 96, 3), dtype=np.uint16), photometric="rgb")
+    return bytearray(path.read_bytes())
+
+
+def test_tiff_with_an_empty_bits_per_sample_is_refused_in_one_line(tmp_path):
+    from fuzzing import tiff_entries
+
+    path = tmp_path / "img.tif"
+    data = _rgb16_tiff(path)
+    entry = next(e for e in tiff_entries(data) if e.tag == 258)
+    struct.pack_into(entry.endian + "I", data, entry.offset + 4, 0)  # tifffile raised IndexError on it
+    path.write_bytes(data)
+    for read in (read_info, read_frame):
+        with pytest.raises(UnreadableFileError) as exc:
+            read(path)
+        assert_one_line(exc.value, path, "is corrupt or not an image")
+
+
+def test_image_readers_print_nothing_on_stderr(tmp_path, capfd):
+    path = tmp_path / "img.tif"
+    data = _rgb16_tiff(path)
+    set_tiff_tag(data, 277, [65535])  # Pillow logged "More samples per pixel than can be decoded: 65535"
+    path.write_bytes(data)
+    capfd.readouterr()
+    read_info(path)  # the header alone passes (as for a truncated image, only decoding tells)
+    with pytest.raises(UnreadableFileError) as exc:
+        read_frame(path)
+    assert_one_line(exc.value, path, "is corrupt or not an image")
+    assert capfd.readouterr().err == ""
