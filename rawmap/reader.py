@@ -398,10 +398,10 @@ def visible_shape(path: str | os.PathLike[str]) -> tuple[int, int] | None:
 
     About a millisecond: lets the mapper size its statistics while the first
     frames decode.  ``None`` for anything LibRaw does not open (images,
-    damaged files); :func:`read_frame` reports those properly.
-    A size that no sensor has, or too many photosites for the file's
-    size (a damaged header, see :data:`MAX_PHOTOSITES`), gives ``None``
-    too: statistics are never sized from it.
+    damaged files); :func:`read_frame` reports those properly.  A size
+    that no sensor has, or too many photosites for the file's size (a
+    damaged header, see :data:`MAX_PHOTOSITES`), gives ``None`` too:
+    nothing is ever sized from it.
     """
     try:
         with quiet_decoders():
