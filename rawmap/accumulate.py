@@ -57,8 +57,9 @@ from typing import Any
 import numpy as np
 
 from . import _kernels
+from ._memory import available_bytes, gigabytes
 from .defectmap import MAX_PHOTOSITES, MAX_SENSOR_SIDE
-from .errors import FrameMismatchError, MapFormatError
+from .errors import FrameMismatchError, MapFormatError, UnsupportedFileError
 from .fileio import atomic_write_bytes
 from .frame import CameraId, Frame, SourceKind
 from .safeio import StateFormatProblem, open_zip, read_json_member, read_npy_member
@@ -243,10 +244,13 @@ def _zeros(shape: tuple[int, int], dtype) -> np.ndarray:
     # Linux: map the pages in one go (every page is written by the first frame
     # anyway); 0.25 s instead of 0.45 s of page faults for 24 MP of sums
     populate = getattr(mmap, "MAP_POPULATE", None)
-    if populate is None:
-        buf = mmap.mmap(-1, nbytes)
-    else:
-        buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
+    try:
+        if populate is None:
+            buf = mmap.mmap(-1, nbytes)
+        else:
+            buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
+    except OSError as exc:  # ENOMEM: the address-space limit, or no memory left
+        raise MemoryError(f"cannot map {gigabytes(nbytes)} for the running sums ({exc.strerror or exc})") from None
     return np.frombuffer(buf, dtype=dtype).reshape(shape)
 
 
@@ -396,9 +400,18 @@ class Accumulator:
     sums : dict of ndarray, optional
         Fresh arrays from :func:`new_sums` for this shape (made ahead of time,
         e.g. while the first frames decode); new ones are made otherwise.
+
+    Raises
+    ------
+    MemoryError
+        New sums (:attr:`BYTES_PER_PHOTOSITE` per photosite) would not fit
+        in the memory available (checked before allocating, see
+        :mod:`rawmap._memory`), or their allocation failed.
     """
 
     _ARRAYS = ("n_invalid", "s_v", "s_r", "vmin", "vmax", "s_xr", "s_zz", "s_hi", "s_lo")
+    #: bytes of running sums per photosite (the arrays of :func:`new_sums`)
+    BYTES_PER_PHOTOSITE = 23
     # the running sums (set from :func:`new_sums` or a saved state; see the class docstring)
     n_invalid: np.ndarray
     s_v: np.ndarray
@@ -437,7 +450,15 @@ class Accumulator:
         self.margins = (int(margins[0]), int(margins[1]))
         self.full_shape = (int(full_shape[0]), int(full_shape[1]))
         self.params = params or DetectionParams()
-        sums = sums if sums is not None else new_sums(self.shape)
+        if sums is None:
+            need = H * W * self.BYTES_PER_PHOTOSITE
+            free = available_bytes()
+            if free is not None and need > free:
+                raise MemoryError(
+                    f"the statistics of a {H}x{W} sensor need {gigabytes(need)}, "
+                    f"more than the {gigabytes(free)} of memory available"
+                )
+            sums = new_sums(self.shape)
         for name in self._ARRAYS:
             if sums[name].shape != self.shape:
                 raise ValueError(f"{name} is {sums[name].shape}, not {self.shape}")
@@ -469,21 +490,33 @@ class Accumulator:
     def from_frame(
         cls, frame: Frame, *, params: DetectionParams | None = None, sums: dict[str, np.ndarray] | None = None
     ) -> "Accumulator":
-        """An empty accumulator shaped for ``frame``'s body and sensor (``sums``: see the class)."""
+        """An empty accumulator shaped for ``frame``'s body and sensor (``sums``: see the class).
+
+        Raises
+        ------
+        UnsupportedFileError
+            The running sums of a sensor this size (23 bytes per photosite)
+            do not fit in the memory available (see :mod:`rawmap._memory`).
+        """
         plane, white = frame_plane(frame)
         black = frame.black if frame.source is SourceKind.RAW else np.zeros(4)
-        return cls(
-            plane.shape,
-            cfa=frame.cfa if frame.source is SourceKind.RAW else None,
-            black=black,
-            white=white,
-            camera=frame.camera,
-            source=frame.source,
-            margins=frame.margins,
-            full_shape=frame.full_shape,
-            params=params,
-            sums=sums,
-        )
+        try:
+            return cls(
+                plane.shape,
+                cfa=frame.cfa if frame.source is SourceKind.RAW else None,
+                black=black,
+                white=white,
+                camera=frame.camera,
+                source=frame.source,
+                margins=frame.margins,
+                full_shape=frame.full_shape,
+                params=params,
+                sums=sums,
+            )
+        except MemoryError as exc:
+            raise UnsupportedFileError(
+                frame.path, f"is too large to map here: {exc}", "close other programs, or map on a machine with more memory"
+            ) from None
 
     @property
     def black2(self) -> np.ndarray:

@@ -62,10 +62,11 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from . import _kernels, reader
+from ._memory import available_bytes
 from .accumulate import MAX_STATE_META_BYTES, Accumulator, DetectionParams, PreparedFrame, frame_plane, new_sums
 from .defectmap import DefectMap
 from .detect import ClassifyParams, build_map
-from .errors import InputError, MapFormatError, NothingToMapError
+from .errors import InputError, MapFormatError, NothingToMapError, UnsupportedFileError
 from .fileio import atomic_write_bytes
 from .frame import CameraId, Frame, SourceKind
 from .metadata import read_metadata
@@ -438,7 +439,15 @@ class _SeriesStart:
 
     For a new series the statistics (~0.25 s of page zeroing at 24 MP) are
     allocated on a thread of their own as soon as LibRaw's header pass
-    gives the first file's size, while the first frames decode.
+    gives the first file's size, while the first frames decode.  That is
+    only a head start: the header's size is checked (:func:`_sums_for`),
+    the sums are used only if the first frame that decodes has that size,
+    and if allocating them failed they are made again from the frame.
+
+    Every file passes :meth:`get` once, decoded or not, and its turn is
+    given on whatever happens, so a failure on one file (a frame too large
+    for the memory, say) never leaves the next one waiting: the frame is
+    skipped with its reason and the next decoded frame tries again.
     """
 
     def __init__(
@@ -458,21 +467,40 @@ class _SeriesStart:
             pool.shutdown(wait=False)  # the thread ends with its one task
 
     def get(self, seq: int, frame: Frame | None) -> Accumulator | None:
-        """The accumulator for file ``seq`` (``frame`` None: that file failed to decode)."""
+        """The accumulator for file ``seq`` (``frame`` None: that file failed to decode).
+
+        Raises
+        ------
+        UnsupportedFileError
+            ``frame`` is the first to decode and its statistics do not fit
+            in memory; file ``seq`` still counts as decided.
+        """
         with self._cv:
-            if self.acc is None:
-                while self.acc is None and self._decided != seq - 1:
-                    self._cv.wait()
-                if self.acc is None and frame is not None:
-                    sums = self._sums.result() if self._sums is not None else None
-                    if sums is not None and sums["s_v"].shape != frame_plane(frame)[0].shape:
-                        sums = None  # the first file that decoded is not the one measured
-                    self._sums = None
-                    self.acc = Accumulator.from_frame(frame, params=self._params, sums=sums)
-                    self.acc.reserve(self._n_files)
-            self._decided = max(self._decided, seq)
-            self._cv.notify_all()
+            try:
+                if self.acc is None:
+                    while self.acc is None and self._decided < seq - 1:
+                        self._cv.wait()
+                    if self.acc is None and frame is not None:
+                        acc = Accumulator.from_frame(frame, params=self._params, sums=self._presized(frame))
+                        acc.reserve(self._n_files)
+                        self.acc = acc
+            finally:  # decided whatever happened, or the files after it would wait for ever
+                self._decided = max(self._decided, seq)
+                self._cv.notify_all()
             return self.acc
+
+    def _presized(self, frame: Frame) -> dict | None:
+        """The sums allocated ahead of time, if they fit ``frame`` (once: later calls give None)."""
+        pending, self._sums = self._sums, None
+        if pending is None:
+            return None
+        try:
+            sums = pending.result()
+        except Exception:  # a head start only: the sums are made again (and checked) from the frame
+            return None
+        if sums is not None and sums["s_v"].shape != frame_plane(frame)[0].shape:
+            return None  # the first file that decoded is not the one measured
+        return sums
 
 
 class _MosaicPool:
@@ -509,9 +537,20 @@ class _MosaicPool:
 
 
 def _sums_for(path: Path) -> dict | None:
-    """Fresh statistics sized for the RAW file ``path`` (None for images and unreadable files)."""
+    """Fresh statistics sized for the RAW file ``path`` from its header.
+
+    None for images, unreadable files, sizes no sensor has (see
+    :func:`rawmap.reader.visible_shape`) and sums that would not fit in
+    the memory available: those are left to :meth:`Accumulator.from_frame`,
+    which checks the decoded frame.
+    """
     shape = reader.visible_shape(path)
-    return new_sums(shape) if shape is not None and min(shape) >= 4 else None
+    if shape is None or min(shape) < 4:
+        return None
+    free = available_bytes()
+    if free is not None and shape[0] * shape[1] * Accumulator.BYTES_PER_PHOTOSITE > free:
+        return None
+    return new_sums(shape)
 
 
 def _fold_series(
@@ -539,6 +578,10 @@ def _fold_series(
             prep = acc.prepare(frame)
         except InputError as exc:
             return exc
+        except MemoryError:  # decoding or measuring it: this file is skipped, the others go on
+            return UnsupportedFileError(
+                path, "is too large to decode and measure in the memory available", "close other programs, or map fewer files at once"
+            )
         finally:
             if prep is None:  # not to be folded: pass its turn on every band
                 turnstile.run(seq, None)
@@ -595,6 +638,19 @@ def _read_header(
     except OSError as exc:
         return InputError(p, f"cannot be read ({exc.strerror or exc})", "check the file's permissions")
     return _Header(camera, source, shape, key)  # type: ignore[arg-type]
+
+
+def _unusable(p: Path, mosaic: reader.MosaicSpec | None) -> str:
+    """Why ``p`` cannot be used at all, found by decoding it (``""``: it can be)."""
+    try:
+        reader.read_info(p, mosaic=mosaic)
+    except InputError as exc:
+        return exc.reason if exc.reason else str(exc)
+    except MemoryError:
+        return "is too large to decode in the memory available"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    return ""
 
 
 def _capture_time(p: Path):
@@ -747,6 +803,16 @@ def map_files(
             groups.setdefault((h.camera, h.source, h.shape), []).append(p)
     sizes = Counter((camera, source) for camera, source, _ in groups)
 
+    def stored(gkey: tuple[CameraId, SourceKind, tuple[int, int]]) -> int:
+        base = _stored_state(states, *gkey)
+        return base.n_frames if base is not None else 0
+
+    # a series too small to map: each file's own reason comes first (a linear DNG, a codec LibRaw
+    # lacks, a damaged file), which only decoding tells
+    too_few = [p for g, members in groups.items() if stored(g) + len(members) < MIN_FRAMES for p in members]
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="rawmap-check") as pool:
+        own_reason = dict(zip(too_few, pool.map(lambda p: _unusable(p, mosaic), too_few)))
+
     maps: list[BodyMap] = []
     notes: list[str] = []
     # the same series in the same order whatever the order of the arguments: by body, RAW first,
@@ -760,8 +826,10 @@ def map_files(
         usable = list(members)
         have = (base.n_frames if base is not None else 0) + len(usable)
         if have < MIN_FRAMES:
+            readable = [p for p in usable if not own_reason.get(p)]
             for p in usable:
-                skipped.append(Skipped(p, f"only {len(usable)} frame(s) of {name}; at least {MIN_FRAMES} are needed"))
+                why = own_reason.get(p) or f"only {len(readable)} frame(s) of {name}; at least {MIN_FRAMES} are needed"
+                skipped.append(Skipped(p, why))
                 tick(p)
             continue
         first = usable[0] if source is SourceKind.RAW and mosaic is None else None  # LibRaw sizes RAW files only

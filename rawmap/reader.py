@@ -25,10 +25,13 @@ whose one-line message names the file, what is wrong and what to do.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import datetime as _dt
 import functools
+import logging
 import os
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,12 +48,15 @@ from .metadata import Metadata, read_metadata
 __all__ = [
     "CFA_PATTERNS",
     "FileInfo",
+    "MAX_PHOTOSITES",
+    "MIN_SIDE",
     "MOSAIC_EXTENSIONS",
     "MosaicSpec",
     "IMAGE_EXTENSIONS",
     "RAW_EXTENSIONS",
     "identify",
     "is_candidate",
+    "quiet_decoders",
     "read_frame",
     "read_info",
     "visible_shape",
@@ -77,6 +83,17 @@ CFA_PATTERNS: dict[str, np.ndarray | None] = {
     "GBRG": np.array([[3, 2], [0, 1]], np.uint8),
     "mono": None,
 }
+
+#: Fewest rows and columns of a frame rawmap reads (the statistics need a 2x2 pattern's neighbours).
+MIN_SIDE = 4
+#: Most photosites a frame may have: more than any camera's Bayer sensor (the largest, 150 MP medium
+#: format backs, have about 151 million); a header claiming more is damaged.
+MAX_PHOTOSITES = 200_000_000
+#: Most photosites a RAW file may hold per byte of its size: 32 is 1/4 bit per photosite, below what
+#: any lossless codec reaches on a real (noisy) frame; a header claiming more is damaged.
+_PHOTOSITES_PER_BYTE = 32
+#: Share of a frame's photosites above its white level beyond which the level cannot be right.
+_ABOVE_WHITE_MAX = 0.5
 
 _FORMATS_HINT = "rawmap reads camera RAW files such as NEF, CR2, CR3, CRW, DNG, ARW, ORF, RW2 or PEF, and JPEG, TIFF or PNG images"
 _RECOPY_HINT = "copy it again from the camera card or a backup"
@@ -381,17 +398,24 @@ def visible_shape(path: str | os.PathLike[str]) -> tuple[int, int] | None:
 
     About a millisecond: lets the mapper size its statistics while the first
     frames decode.  ``None`` for anything LibRaw does not open (images,
-    damaged files); :func:`read_frame` reports those properly.
+    damaged files); :func:`read_frame` reports those properly.  A size
+    that no sensor has, or too many photosites for the file's size (a
+    damaged header, see :data:`MAX_PHOTOSITES`), gives ``None`` too:
+    nothing is ever sized from it.
     """
     try:
-        raw = rawpy.RawPy()
-        try:
-            raw.open_file(os.fspath(path))
-            return int(raw.sizes.height), int(raw.sizes.width)
-        finally:
-            raw.close()
+        with quiet_decoders():
+            raw = rawpy.RawPy()
+            try:
+                raw.open_file(os.fspath(path))
+                sizes = raw.sizes
+            finally:
+                raw.close()
+        if _size_problem(sizes, os.stat(path).st_size):
+            return None
     except (rawpy.LibRawError, OSError, ValueError):
         return None
+    return int(sizes.height), int(sizes.width)
 
 
 def identify(path: str | os.PathLike[str], *, mosaic: MosaicSpec | None = None) -> tuple[CameraId, SourceKind]:
@@ -464,12 +488,25 @@ def _read(
     mosaic: MosaicSpec | None = None,
 ) -> tuple[FileInfo, np.ndarray | None]:
     p = Path(path)
-    if mosaic is not None and _is_mosaic_image(p):
-        return _read_mosaic(p, mosaic, pixels=pixels)
-    meta, source = _sort(p)
-    if source is SourceKind.IMAGE:
-        return _read_image(p, meta, pixels=pixels)
-    return _read_raw(p, meta, pixels=pixels, out=out, share=share)
+    try:
+        if mosaic is not None and _is_mosaic_image(p):
+            got = _read_mosaic(p, mosaic, pixels=pixels)
+        else:
+            meta, source = _sort(p)
+            if source is SourceKind.IMAGE:
+                got = _read_image(p, meta, pixels=pixels)
+            else:
+                got = _read_raw(p, meta, pixels=pixels, out=out, share=share)
+    except MemoryError:
+        raise UnsupportedFileError(
+            p, "is too large to decode in the memory available", "close other programs or use a machine with more memory"
+        ) from None
+    h, w = got[0].shape
+    if h < MIN_SIDE or w < MIN_SIDE:
+        raise UnsupportedFileError(
+            p, f"is only {h}x{w} pixels; rawmap needs at least {MIN_SIDE}x{MIN_SIDE}", "give a photo, not a thumbnail or an icon"
+        )
+    return got
 
 
 def _describe_head(p: Path) -> str:
@@ -536,18 +573,169 @@ def _clearly_truncated(meta: Metadata) -> bool:
 
 # --------------------------------------------------------------------------- RAW
 
+class _CStderr:
+    """Points C stdio's ``stderr`` stream at ``/dev/null`` while at least one thread is inside.
+
+    LibRaw reports damaged data with ``fprintf(stderr, ...)`` ("Unexpected
+    end of file", "data corrupted at N") before it returns an error code;
+    rawmap reports the same file with its own one-line error.  Only the C
+    stream is swapped (a pointer in the C library), not file descriptor 2:
+    Python's ``sys.stderr`` writes to the descriptor itself, so progress
+    bars and messages of other threads still show while a worker decodes,
+    which redirecting the descriptor would swallow.  A count under a lock
+    makes it reentrant and thread-safe; where the C library's stream cannot
+    be reached (not POSIX, an unknown C library) it does nothing.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved: int | None = None
+        self._slot: ctypes.c_void_p | None = None
+        self._null: int | None = None
+        self._tried = False
+
+    def _setup(self) -> None:
+        self._tried = True
+        if os.name != "posix":
+            return
+        try:
+            libc = ctypes.CDLL(None)
+            fopen = libc.fopen
+            fopen.restype = ctypes.c_void_p
+            fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+            for name in ("stderr", "__stderrp"):  # glibc and musl; macOS and the BSDs
+                try:
+                    slot = ctypes.c_void_p.in_dll(libc, name)
+                except ValueError:
+                    continue
+                if slot.value:
+                    null = fopen(os.devnull.encode(), b"w")
+                    if null:
+                        self._slot, self._null = slot, null
+                    return
+        except (OSError, AttributeError):
+            return
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if not self._tried:
+                self._setup()
+            if self._slot is not None:
+                if self._depth == 0:
+                    self._saved = self._slot.value
+                    self._slot.value = self._null
+                self._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            if self._slot is not None and self._depth > 0:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._slot.value = self._saved
+
+
+_C_STDERR = _CStderr()
+
+
+def quiet_decoders() -> contextlib.AbstractContextManager[None]:
+    """A context in which the C decoders' own messages to stderr are silenced (any thread, reentrant).
+
+    LibRaw ("Unexpected end of file", "data corrupted at N") and libtiff
+    under Pillow ("More samples per pixel than can be decoded") print with
+    C stdio before they return an error.  Every LibRaw call and Pillow
+    decode of this module runs inside it; callers that use rawpy or Pillow
+    themselves (e.g. a second read of a file already read here) can wrap
+    their calls too.  Python's ``sys.stderr`` is untouched (see
+    :class:`_CStderr`).
+
+    Examples
+    --------
+    >>> with quiet_decoders():
+    ...     pass
+    """
+    return _C_STDERR
+
+
+def _size_problem(sizes, file_size: int) -> str:
+    """Why the frame size of a RAW header cannot be true (``""``: it can).
+
+    Parameters
+    ----------
+    sizes : rawpy sizes
+        LibRaw's ``sizes`` after opening the file: the visible ``height``
+        and ``width``, and ``raw_height`` and ``raw_width`` of the full
+        frame, which LibRaw allocates at unpacking.
+    file_size : int
+        Bytes of the file.
+    """
+    h, w = int(sizes.height), int(sizes.width)
+    fh, fw = int(sizes.raw_height), int(sizes.raw_width)
+    n = max(h * w, fh * fw)
+    frame = f"{h}x{w} sensor" if fh * fw <= h * w else f"{h}x{w} sensor in a {fh}x{fw} frame"
+    if h <= 0 or w <= 0:
+        return f"its header gives an empty {h}x{w} image: the header is damaged"
+    if n > MAX_PHOTOSITES:
+        return (f"its header claims a {frame} ({n / 1e6:,.0f} million photosites), "
+                f"more than any camera has ({MAX_PHOTOSITES / 1e6:.0f} million): the header is damaged")
+    if n > _PHOTOSITES_PER_BYTE * max(file_size, 1):
+        return (f"its header claims a {frame} ({n / 1e6:,.1f} million photosites), far too many for a "
+                f"file of {file_size:,} bytes: the header is damaged")
+    return ""
+
+
+def _check_levels(p: Path, black: np.ndarray, white: int, sample: np.ndarray | None = None) -> None:
+    """Refuse black and white levels that no sensor has (a damaged header).
+
+    The white level must lie above every black level and within the 16-bit
+    container; black levels must be finite and not negative.  With a
+    ``sample`` of the decoded photosites, a white level below most of them
+    (:data:`_ABOVE_WHITE_MAX`) is refused too: every photosite would count
+    as clipped.  Mapping such a file would flag nothing useful, and writing
+    a repaired DNG with its levels fails.
+
+    Raises
+    ------
+    UnreadableFileError
+    """
+    black = np.asarray(black, dtype=np.float64)
+    finite = bool(np.all(np.isfinite(black)))
+    top = float(black.max()) if black.size and finite else 0.0
+    if not finite or (black.size and float(black.min()) < 0) or not top < white <= 65535:
+        levels = ", ".join(f"{b:g}" for b in np.unique(black)) if black.size else "none"
+        raise UnreadableFileError(
+            p,
+            f"has impossible levels (black {levels}, white {white}): the white level must lie above "
+            "the black level and at most at 65535; its header is damaged",
+            _RECOPY_HINT,
+        )
+    if sample is not None and sample.size:
+        above = np.count_nonzero(sample > white) / sample.size
+        if above > _ABOVE_WHITE_MAX:
+            raise UnreadableFileError(
+                p,
+                f"has an impossible white level {white}: {above:.0%} of its photosites lie above it; its header is damaged",
+                _RECOPY_HINT,
+            )
+
+
 def _read_raw(
     p: Path, meta: Metadata, *, pixels: bool, out: np.ndarray | None = None, share: bool = False
 ) -> tuple[FileInfo, np.ndarray | None]:
     fmt = _ext(p).upper() or "RAW"
     try:
-        raw = rawpy.imread(str(p))
+        with quiet_decoders():
+            raw = rawpy.imread(str(p))
         shared = False
         try:
-            _check_bayer(p, raw, meta, fmt)
             sizes = raw.sizes
+            problem = _size_problem(sizes, meta.file_size)
+            if problem:  # before LibRaw allocates the frame it claims
+                raise UnreadableFileError(p, problem, _RECOPY_HINT)
+            with quiet_decoders():
+                _check_bayer(p, raw, meta, fmt)
+                visible = raw.raw_image_visible  # unpacks the data
             tm, lm = int(sizes.top_margin), int(sizes.left_margin)
-            visible = raw.raw_image_visible
             if visible.ndim != 2:
                 raise NotBayerError(p, f"LibRaw returned {visible.ndim}-D data, not a Bayer mosaic", _BAYER_HINT)
             mosaic = None
@@ -567,6 +755,7 @@ def _read_raw(
             cfa = np.roll(np.asarray(raw.raw_pattern, dtype=np.uint8), (-tm, -lm), axis=(0, 1)).copy()
             black = np.asarray(raw.black_level_per_channel, dtype=np.float64).reshape(4)
             white = int(raw.white_level)
+            _check_levels(p, black, white, visible[::7, ::7])
             other = raw.other
             full_shape = (int(sizes.raw_height), int(sizes.raw_width))
             flip = int(sizes.flip)
@@ -576,6 +765,8 @@ def _read_raw(
     except rawpy.LibRawFileUnsupportedError as exc:
         raise _unsupported(p, meta, fmt, exc) from None
     except rawpy.LibRawIOError:
+        if meta.container == "":
+            raise _not_raw(p) from None
         if meta.truncated_at:
             raise _truncated(p, meta) from None
         raise UnreadableFileError(
@@ -590,6 +781,10 @@ def _read_raw(
         ) from None
     except rawpy.LibRawError as exc:
         raise UnreadableFileError(p, f"LibRaw cannot decode it ({type(exc).__name__}: {_libraw_msg(exc)})", _RECOPY_HINT) from None
+    except MemoryError:
+        raise UnsupportedFileError(
+            p, "is too large to decode in the memory available", "close other programs or use a machine with more memory"
+        ) from None
 
     camera = CameraId(meta.make, meta.model, meta.serial, meta.serial_source)
     if not camera.make and not camera.model:
@@ -688,12 +883,17 @@ def _libraw_msg(exc: BaseException) -> str:
 _CODECS = {9: "GoPro's VC-5 codec"}
 
 
+def _not_raw(p: Path) -> UnreadableFileError:
+    """The error for a file that LibRaw fails on and whose first bytes carry no known container signature."""
+    return UnreadableFileError(
+        p, f"is not a camera RAW file: no RAW signature LibRaw {_LIBRAW_VERSION} knows ({_describe_head(p)})", _FORMATS_HINT
+    )
+
+
 def _unsupported(p: Path, meta: Metadata, fmt: str, exc: BaseException) -> Exception:
     """The error for a file LibRaw does not decode: unsupported variant, or not a RAW file at all."""
     if meta.container == "":
-        return UnreadableFileError(
-            p, f"is not a camera RAW file LibRaw {_LIBRAW_VERSION} recognises ({_describe_head(p)})", _FORMATS_HINT
-        )
+        return _not_raw(p)
     if meta.damaged:
         return UnreadableFileError(
             p, f"looks like a {meta.container.upper()} file but its header is damaged; LibRaw cannot decode it", _RECOPY_HINT
@@ -755,7 +955,9 @@ def _libraw_names(p: Path) -> tuple[str, str]:
     if not handle:
         return "", ""
     try:
-        if lib.libraw_open_file(handle, os.fsencode(p)) != 0:
+        with quiet_decoders():
+            opened = lib.libraw_open_file(handle, os.fsencode(p))
+        if opened != 0:
             return "", ""
         ip = lib.libraw_get_iparams(handle)
         if not ip:
@@ -846,7 +1048,7 @@ def _read_image(p: Path, meta: Metadata, *, pixels: bool) -> tuple[FileInfo, np.
 def _tiff_with_tifffile(p: Path, *, pixels: bool):
     """((H, W, C, dtype), pixels or None) of a TIFF's first image, or None to let Pillow try."""
     try:
-        with tifffile.TiffFile(p) as tf:
+        with _QUIET_LOGS.reading(), tifffile.TiffFile(p) as tf:
             page = tf.pages[0]
             photometric = int(page.photometric)
             if photometric not in (1, 2) or page.compression not in (1, 5, 8, 32773, 32946):
@@ -862,6 +1064,11 @@ def _tiff_with_tifffile(p: Path, *, pixels: bool):
             ch = 3 if photometric == 2 else 1
             if s < ch:
                 return None
+            if h * w > MAX_PHOTOSITES:
+                raise UnreadableFileError(
+                    p, f"its header claims a {w}x{h} image ({h * w / 1e6:,.0f} million pixels), more than rawmap reads "
+                    f"({MAX_PHOTOSITES / 1e6:.0f} million): the header is damaged, or the image must be split", _RECOPY_HINT,
+                )
             arr = None
             if pixels:
                 data = page.asarray()
@@ -871,9 +1078,45 @@ def _tiff_with_tifffile(p: Path, *, pixels: bool):
                 data = data.reshape(h, w, -1)[:, :, :ch]  # extra samples (alpha) dropped
                 arr = np.ascontiguousarray(data, dtype=dtype.newbyteorder("="))
             return (h, w, ch, str(dtype)), arr
-    except (tifffile.TiffFileError, ValueError, KeyError, NotImplementedError, OSError):
-        return None
+    except InputError:
+        raise
+    except Exception:  # noqa: BLE001 - tifffile fails in many ways on damaged files (IndexError, struct.error ...)
+        return None  # Pillow tries next, and reports what it cannot read
 
+
+class _QuietLogs(logging.Filter):
+    """Drops the image readers' log records on threads inside a read here.
+
+    tifffile ("<TiffTag.fromfile> raised TiffFileError ...") and Pillow
+    ("More samples per pixel than can be decoded") log what they find
+    damaged, which Python prints on stderr when the program configured no
+    logging; rawmap reports a damaged file in its own one-line error, or
+    reads it when the damage does not matter.  Records of other threads
+    (another program's use of these libraries) pass: the flag is per thread.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.local = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(self.local, "depth", 0)
+
+    @contextlib.contextmanager
+    def reading(self):
+        self.local.depth = getattr(self.local, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            self.local.depth -= 1
+
+
+_QUIET_LOGS = _QuietLogs()
+#: the loggers of tifffile and of the Pillow modules that read JPEG, PNG and TIFF (a logger's filter
+#: applies to its own records only, not to those of its children)
+for _name in ("tifffile", "PIL.Image", "PIL.ImageFile", "PIL.TiffImagePlugin", "PIL.TiffTags",
+              "PIL.PngImagePlugin", "PIL.JpegImagePlugin", "PIL.MpoImagePlugin"):
+    logging.getLogger(_name).addFilter(_QUIET_LOGS)
 
 _PIL_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "TIFF": "TIFF"}
 
@@ -881,10 +1124,12 @@ _PIL_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "TIFF": "TIFF"}
 def _with_pillow(p: Path, *, pixels: bool):
     """((H, W, C, dtype), pixels or None, format name) read with Pillow."""
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _QUIET_LOGS.reading():
             # A camera's 100-megapixel JPEG is not a decompression bomb.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(p) as img:
+            # Pillow warns of damaged metadata and reads on; a damaged image is reported in one line
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+            with quiet_decoders(), Image.open(p) as img:  # libtiff prints some damage with C stdio
                 fmt = _PIL_FORMATS.get(img.format or "")
                 if fmt is None:
                     raise UnsupportedFileError(p, f"is a {img.format} image", "save it as JPEG, TIFF or PNG")
@@ -1023,6 +1268,8 @@ def _read_mosaic(p: Path, spec: MosaicSpec, *, pixels: bool) -> tuple[FileInfo, 
         extra={"mosaic": True, "shift": shift, "dtype": dtype},
     )
     mosaic = None if arr is None else np.ascontiguousarray(arr.reshape(h, w), dtype=np.uint16)
+    if mosaic is not None:
+        _check_levels(p, info.black, info.white, mosaic[::7, ::7])
     return info, mosaic
 
 
@@ -1080,7 +1327,7 @@ def _tiff_white(p: Path, dtype: str) -> int:
     """White level of a grayscale TIFF: MaxSampleValue when given, else 2**BitsPerSample - 1."""
     top = 65535 if dtype == "uint16" else 255
     try:
-        with tifffile.TiffFile(p) as tf:
+        with _QUIET_LOGS.reading(), tifffile.TiffFile(p) as tf:
             page = tf.pages[0]
             tag = page.tags.get("MaxSampleValue")
             if tag is not None:
@@ -1090,7 +1337,7 @@ def _tiff_white(p: Path, dtype: str) -> int:
             bits = int(page.bitspersample)
             if 0 < bits < 16:
                 return min(top, (1 << bits) - 1)
-    except (tifffile.TiffFileError, ValueError, TypeError, OSError):
+    except Exception:  # noqa: BLE001 - a damaged tag: the container's range then
         pass
     return top
 

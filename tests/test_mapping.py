@@ -11,8 +11,8 @@ import pytest
 from conftest import Series, _planted
 from rawmap.accumulate import Accumulator
 from rawmap.defectmap import DefectKind, SensorGeometry
-from rawmap.errors import NothingToMapError
-from rawmap.frame import CameraId, SourceKind
+from rawmap.errors import InputError, NothingToMapError
+from rawmap.frame import CameraId, Frame, SourceKind
 from rawmap import reader
 from rawmap.reader import read_frame
 from rawmap.mapping import (
@@ -710,3 +710,154 @@ def test_stored_state_of_another_size_is_not_continued(small_series, crop_mode):
     [body] = run.maps
     assert body.shape == (96, 128) and body.accumulator.n_frames == 4  # a new series, not the 120x160 one
     assert full.accumulator.n_frames == 6
+
+
+# --------------------------------------------------------------------------- damaged files among good frames
+
+def _edited_copy(src: Path, dst: Path, edits: dict[int, list[int]]) -> Path:
+    from fuzzing import set_tiff_tag
+
+    data = bytearray(src.read_bytes())
+    for tag, values in edits.items():
+        set_tiff_tag(data, tag, values)
+    dst.write_bytes(data)
+    return dst
+
+
+@pytest.mark.parametrize(
+    "edits, reason",
+    [
+        ({256: [28769], 257: [24260], 50829: [0, 0, 24260, 28769]}, "a 24260x28769 sensor (698 million photosites)"),
+        ({256: [28769], 257: [24260]}, "a 120x160 sensor in a 24260x28769 frame"),
+        ({50717: [8]}, "has impossible levels (black 512, white 8)"),
+        ({50714: [65000]}, "has impossible levels (black 65000, white 16383)"),
+    ],
+)
+@pytest.mark.parametrize("place", ["first", "last"])
+def test_damaged_header_among_good_frames_is_skipped_with_its_reason(small_series, full_run, tmp_path, edits, reason, place):
+    bad = _edited_copy(small_series.files[0], tmp_path / "bad.dng", edits)
+    files = [bad, *small_series.files] if place == "first" else [*small_series.files, bad]
+    run = map_files(files)
+    [body] = run.maps
+    assert body.files == small_series.files
+    [skip] = run.skipped
+    assert skip.path == bad and reason in skip.reason and "header is damaged" in skip.reason
+    [ref] = full_run[0].maps
+    assert body.defect_map.to_dict()["defects"] == ref.defect_map.to_dict()["defects"]
+
+
+def test_rejected_files_keep_their_own_reason_in_a_map(small_series, tmp_path):
+    from conftest import SHARED_SAMPLES
+
+    rejects = sorted((SHARED_SAMPLES / "reject").glob("*"))
+    if not rejects:
+        pytest.skip(f"reject samples not found at {SHARED_SAMPLES / 'reject'}")
+    text = tmp_path / "notes.NEF"
+    text.write_text("hello world this is text\n")
+    run = map_files([*rejects, text, *small_series.files])
+    assert run.frames_used == len(small_series.files)
+    reasons = {s.path: s.reason for s in run.skipped}
+    assert set(reasons) == {*rejects, text}
+    for p in [*rejects, text]:
+        with pytest.raises(InputError) as exc:
+            reader.read_info(p)
+        assert reasons[p] == exc.value.reason  # what `rawmap info` says, not "only 1 frame(s) of ..."
+        assert "frame(s)" not in reasons[p]
+    assert "linear (already demosaiced) DNG" in reasons[SHARED_SAMPLES / "reject" / "canon-6d-linear.dng"]
+    assert "VC-5" in reasons[SHARED_SAMPLES / "reject" / "gopro-fusion.GPR"]
+    assert "film scanner" in reasons[SHARED_SAMPLES / "reject" / "nikon-coolscan-scanner.nef"]
+    assert reasons[text].startswith("is not a camera RAW file: no RAW signature")
+
+
+def test_too_few_frames_still_said_of_readable_files(small_series, tmp_path):
+    bad = _edited_copy(small_series.files[0], tmp_path / "bad.dng", {50717: [8]})
+    with pytest.raises(NothingToMapError) as exc:
+        map_files([bad, *small_series.files[1:3]])
+    msg = str(exc.value)
+    assert "only 2 usable frame(s) of Rawmap Simulated Sensor SIM0001; at least 3 are needed (2)" in msg
+    assert "has impossible levels (black 512, white 8)" in msg
+
+
+# --------------------------------------------------------------------------- the worker protocol never hangs
+
+def _in_thread(fn, timeout: float = 20.0):
+    """Run ``fn`` on a daemon thread; (finished, result or exception)."""
+    import threading
+
+    box: list = []
+
+    def target() -> None:
+        try:
+            box.append(fn())
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+            box.append(exc)
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(timeout)
+    return (not t.is_alive()), (box[0] if box else None)
+
+
+def test_series_start_that_fails_releases_the_next_file(small_series):
+    """A first frame that cannot start the statistics is decided anyway: the next file does not wait."""
+    from rawmap.mapping import _SeriesStart
+
+    good = read_frame(small_series.files[1])
+    tiny = Frame(  # a real frame too small for statistics: Accumulator refuses it
+        path=small_series.files[0], mosaic=np.zeros((2, 2), np.uint16), cfa=good.cfa, black=good.black,
+        white=good.white, exposure=1.0, iso=100.0, time=None, camera=good.camera,
+    )
+    start = _SeriesStart(None, None, 2, first=small_series.files[0])
+    done, got = _in_thread(lambda: start.get(0, tiny))
+    assert done and isinstance(got, ValueError)
+    done, got = _in_thread(lambda: start.get(1, good))
+    assert done, "the second file waited for ever after the first one failed"
+    assert isinstance(got, Accumulator) and got.shape == (120, 160)
+
+
+_LIMITED = r"""
+import resource, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import rawmap.cli, rawmap.mapping
+rawmap.mapping.map_files(sorted(Path(sys.argv[2]).glob("*.dng"))[:3])  # compiled kernels loaded first
+vm = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (vm + int(sys.argv[3]), resource.RLIM_INFINITY))
+sys.argv = ["rawmap"] + sys.argv[4:]
+rawmap.cli.main()
+"""
+
+
+def test_statistics_that_do_not_fit_in_memory_skip_the_frames_and_never_hang(small_series, tmp_path):
+    """Under an address-space limit the sums of a 3 MP series cannot be allocated: skipped, reported, no hang.
+
+    Before, the allocation failed inside the series start and the next
+    frame waited for ever.
+    """
+    import subprocess
+    import sys
+
+    resource = pytest.importorskip("resource")
+    if not Path("/proc/self/status").exists() or not hasattr(resource, "RLIMIT_AS"):
+        pytest.skip("needs Linux's /proc and RLIMIT_AS")
+    from rawmap.dng import write_dng
+
+    big = tmp_path / "big"
+    big.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(3):  # 6 MB each to decode; their sums take 69 MB
+        mosaic = (1500 + rng.normal(0, 8, size=(1500, 2000))).astype(np.uint16)
+        write_dng(big / f"big_{i}.dng", mosaic, cfa=np.array([[0, 1], [3, 2]]), black=512, white=16383,
+                  camera=CameraId("Rawmap", "Big Sensor", "B1"), exposure=1.0, iso=100)
+    out = tmp_path / "maps"
+    root = Path(__file__).resolve().parents[1]
+    args = [sys.executable, "-c", _LIMITED, str(root), str(small_series.folder), str(45 << 20),
+            "map", str(big), str(small_series.folder), "-o", str(out), "-q"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stderr == ""
+    too_large = [line for line in proc.stdout.splitlines() if "is too large to map here" in line]
+    assert len(too_large) == 3
+    assert "the statistics of a 1500x2000 sensor need 0.069 GB, more than the" in too_large[0]
+    assert (out.with_suffix(".json") if out.suffix else out).exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import struct
 import time as _time
 from pathlib import Path
@@ -882,3 +883,154 @@ def test_mosaic_spec_leaves_raw_files_alone(small_series):
     with_spec = read_frame(dng, mosaic=reader.MosaicSpec("mono", exposure=99.0))
     assert with_spec.cfa_string == plain.cfa_string == "RGGB"
     assert with_spec.exposure == plain.exposure and np.array_equal(with_spec.mosaic, plain.mosaic)
+
+
+# --------------------------------------------------------------------------- damaged headers: sizes and levels
+
+from fuzzing import raw_ifd, set_tiff_tag  # noqa: E402  (tests/fuzzing.py: edits TIFF tags in place)
+
+
+def _edited(src: Path, dst: Path, edits: dict[int, list[int]], *, ifd: int | None = None) -> Path:
+    data = bytearray(src.read_bytes())
+    for tag, values in edits.items():
+        set_tiff_tag(data, tag, values, ifd=ifd)
+    dst.write_bytes(data)
+    return dst
+
+
+@pytest.mark.parametrize(
+    "edits, fragment",
+    [
+        ({256: [28769], 257: [24260], 50829: [0, 0, 24260, 28769]}, "a 24260x28769 sensor (698 million photosites), more than any camera has"),
+        ({256: [28769], 257: [24260]}, "a 120x160 sensor in a 24260x28769 frame"),  # the active area still small
+        ({256: [8000], 257: [6000], 50829: [0, 0, 6000, 8000], 50720: [8000, 6000]}, "far too many for a file of"),
+    ],
+)
+def test_header_claiming_an_impossible_sensor_is_refused(tmp_path, small_series, edits, fragment):
+    path = _edited(small_series.files[0], tmp_path / "bad.dng", edits)
+    assert reader.visible_shape(path) is None  # nothing is ever sized from it
+    for read in (read_info, read_frame):
+        with pytest.raises(UnreadableFileError) as exc:
+            read(path)
+        assert_one_line(exc.value, path, fragment)
+        assert "the header is damaged" in str(exc.value)
+
+
+@needs_samples
+@pytest.mark.parametrize("name", ["nikon-d1.NEF", "kodak-dc50.KDC", "blackmagic-pocket4k.dng"])
+def test_real_file_with_a_huge_sensor_in_its_header_is_refused_at_once(tmp_path, name):
+    src = SAMPLES / "raw" / name
+    data = bytearray(src.read_bytes())
+    ifd = raw_ifd(data)
+    path = _edited(src, tmp_path / name, {256: [28769], 257: [24260]}, ifd=ifd)
+    assert reader.visible_shape(path) is None
+    t0 = _time.perf_counter()
+    with pytest.raises(UnreadableFileError) as exc:
+        read_info(path)
+    assert _time.perf_counter() - t0 < 2.0  # refused before LibRaw allocates 1.4 GB for the frame
+    assert_one_line(exc.value, path, "24260x28769 frame" if name.endswith("KDC") else "a 24260x28769 sensor")
+
+
+@pytest.mark.parametrize(
+    "edits, fragment",
+    [
+        ({50717: [1]}, "impossible levels (black 512, white 1)"),
+        ({50717: [8]}, "impossible levels (black 512, white 8)"),
+        ({50714: [65000]}, "impossible levels (black 65000, white 16383)"),
+        ({50717: [8], 50714: [0]}, "impossible white level 8: 100% of its photosites lie above it"),
+    ],
+)
+def test_impossible_levels_are_refused(tmp_path, small_series, edits, fragment):
+    path = _edited(small_series.files[0], tmp_path / "levels.dng", edits)
+    for read in (read_info, read_frame):
+        with pytest.raises(UnreadableFileError) as exc:
+            read(path)
+        assert_one_line(exc.value, path, fragment)
+
+
+def test_frame_of_a_few_pixels_is_refused(tmp_path):
+    path = tmp_path / "icon.png"
+    Image.fromarray(np.zeros((3, 40), np.uint8)).save(path)
+    with pytest.raises(UnsupportedFileError) as exc:
+        read_info(path)
+    assert_one_line(exc.value, path, "is only 3x40 pixels; rawmap needs at least 4x4")
+
+
+# --------------------------------------------------------------------------- LibRaw's own messages
+
+@needs_samples
+@pytest.mark.parametrize("name", ["blackmagic-pocket4k.dng", "canon-d30-a.CRW"])
+def test_libraw_prints_nothing_on_stderr(tmp_path, capfd, name):
+    # 4 KiB of the compressed image data overwritten: LibRaw prints "<file>: data corrupted at N"
+    # with C stdio before it returns its error
+    data = bytearray((SAMPLES / "raw" / name).read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + 4096] = bytes(range(256)) * 16
+    path = tmp_path / name
+    path.write_bytes(data)
+    capfd.readouterr()
+    with pytest.raises(UnreadableFileError) as exc:
+        read_frame(path)
+    assert_one_line(exc.value, path, "its image data is corrupt (LibRaw: data error)")
+    out, err = capfd.readouterr()
+    assert err == "" and out == ""
+    with reader.quiet_decoders(), reader.quiet_decoders():  # reentrant, and stderr works again after it
+        pass
+    os.write(2, b"still here\n")
+    assert capfd.readouterr().err == "still here\n"
+
+
+def test_text_file_named_as_raw_is_not_called_truncated(tmp_path):
+    path = tmp_path / "holiday.NEF"
+    path.write_text("hello world this is text\n")  # short: LibRaw fails with an I/O error on it
+    with pytest.raises(UnreadableFileError) as exc:
+        read_info(path)
+    assert_one_line(exc.value, path, "is not a camera RAW file: no RAW signature LibRaw")
+    assert "text file" in str(exc.value) and "truncated" not in str(exc.value)
+
+
+@pytest.mark.parametrize("mosaic", [None, reader.MosaicSpec("RGGB")])
+def test_tiff_claiming_a_huge_image_is_refused_before_reading_it(tmp_path, mosaic):
+    path = tmp_path / "dark.tif"
+    tifffile.imwrite(path, np.zeros((64, 96), np.uint16))
+    data = bytearray(path.read_bytes())
+    for tag in (256, 257, 278):
+        set_tiff_tag(data, tag, [60000])
+    path.write_bytes(data)
+    for read in (read_info, read_frame):  # read_frame allocated 6.7 GB for it
+        with pytest.raises(UnreadableFileError) as exc:
+            read(path, mosaic=mosaic)
+        assert_one_line(exc.value, path, "its header claims a 60000x60000 image (3,600 million pixels), more than rawmap reads")
+
+
+def _rgb16_tiff(path: Path) -> bytearray:
+    rng = np.random.default_rng(7)
+    tifffile.imwrite(path, rng.integers(0, 65535, (72, 96, 3), dtype=np.uint16), photometric="rgb")
+    return bytearray(path.read_bytes())
+
+
+def test_tiff_with_an_empty_bits_per_sample_is_refused_in_one_line(tmp_path):
+    from fuzzing import tiff_entries
+
+    path = tmp_path / "img.tif"
+    data = _rgb16_tiff(path)
+    entry = next(e for e in tiff_entries(data) if e.tag == 258)
+    struct.pack_into(entry.endian + "I", data, entry.offset + 4, 0)  # tifffile raised IndexError on it
+    path.write_bytes(data)
+    for read in (read_info, read_frame):
+        with pytest.raises(UnreadableFileError) as exc:
+            read(path)
+        assert_one_line(exc.value, path, "is corrupt or not an image")
+
+
+def test_image_readers_print_nothing_on_stderr(tmp_path, capfd):
+    path = tmp_path / "img.tif"
+    data = _rgb16_tiff(path)
+    set_tiff_tag(data, 277, [65535])  # Pillow logged "More samples per pixel than can be decoded: 65535"
+    path.write_bytes(data)
+    capfd.readouterr()
+    read_info(path)  # the header alone passes (as for a truncated image, only decoding tells)
+    with pytest.raises(UnreadableFileError) as exc:
+        read_frame(path)
+    assert_one_line(exc.value, path, "is corrupt or not an image")
+    assert capfd.readouterr().err == ""
