@@ -102,10 +102,11 @@ import csv
 import datetime as _dt
 import io
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .defectmap import Defect, DefectMap
 from .errors import ExportError, one_line

@@ -11,7 +11,14 @@ import pytest
 from rawmap import cli, defectmap, export, show
 from rawmap.defectmap import Defect, DefectMap, FrameStats, SensorGeometry
 from rawmap.frame import CameraId
-from rawmap.kinds import KINDS, NOISE_RATIO_CAP, DefectKind, KindInfo, Marker, plain_number
+from rawmap.kinds import (
+    KINDS,
+    NOISE_RATIO_CAP,
+    DefectKind,
+    KindInfo,
+    Marker,
+    plain_number,
+)
 
 CAM = CameraId("Testco", "TC-1", "0001")
 
