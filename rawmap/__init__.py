@@ -10,14 +10,15 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry
+    from .defectmap import Defect, DefectMap, FrameStats, SensorGeometry
     from .errors import RawmapError
     from .frame import CameraId, Frame, SourceKind
+    from .kinds import DefectKind
 
 #: Names imported on first use, so that ``import rawmap`` (and the ``rawmap`` command
 #: starting up, where a Ctrl-C must not end in a traceback) costs nothing.
 _LAZY = {
-    "Defect": "defectmap", "DefectKind": "defectmap", "DefectMap": "defectmap", "FrameStats": "defectmap",
+    "Defect": "defectmap", "DefectKind": "kinds", "DefectMap": "defectmap", "FrameStats": "defectmap",
     "SensorGeometry": "defectmap", "RawmapError": "errors", "CameraId": "frame", "Frame": "frame",
     "SourceKind": "frame",
 }  # fmt: skip

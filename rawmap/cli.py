@@ -23,12 +23,14 @@ import typer
 import typer.core
 
 from . import __version__
-from .errors import NothingToMapError, RawmapError
+from .defectmap import DefectKind, DefectMap
+from .errors import NothingToMapError, RawmapError, one_line
 from .export import ExportFormat
+from .kinds import KINDS
 
 if TYPE_CHECKING:  # pragma: no cover
     from .accumulate import Accumulator
-    from .defectmap import DefectMap, FrameStats
+    from .defectmap import FrameStats
     from .mapping import BodyMap, MapRun, Skipped
     from .reader import MosaicSpec
 
@@ -83,10 +85,6 @@ class _Failed(Exception):
     """A command's own failure: print ``Error: message`` and exit 1."""
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
 def _name(text: object) -> str:
     """A name read from a file (camera make, model, serial) as a message may show it: printable, at most 80 characters."""
     from .frame import printable
@@ -98,14 +96,14 @@ def _error(message: object) -> None:
     """Print one ``Error: ...`` line on stderr (control characters from file metadata replaced)."""
     from .frame import printable
 
-    typer.echo(f"Error: {printable(_one_line(message), None)}", err=True)
+    typer.echo(f"Error: {printable(one_line(message), None)}", err=True)
 
 
 def _warn(message: object) -> None:
     """Print one ``Warning: ...`` line on stderr."""
     from .frame import printable
 
-    typer.echo(f"Warning: {printable(_one_line(message), None)}", err=True)
+    typer.echo(f"Warning: {printable(one_line(message), None)}", err=True)
 
 
 #: Where a serial number was read (``CameraId.serial_source``), in words.
@@ -255,33 +253,6 @@ def _black_text(black: Any) -> str:
     return ", ".join(f"{name} {v:g}" for name, v in zip(("R", "G", "B", "G2"), vals))
 
 
-#: excess-noise ratios above this print as ">x1000" (a photosite beside noiseless neighbours gives 1e13)
-NOISE_RATIO_CAP = 1000.0
-
-
-def _plain_number(value: float, sign: str = "") -> str:
-    """3 significant digits without an exponent: 0.0123, 4.56, 812, 12345."""
-    a = abs(value)
-    if a >= 100 or a == 0:
-        return f"{value:{sign},.0f}"
-    digits = max(0, 2 - math.floor(math.log10(a)))
-    return f"{value:{sign}.{min(digits, 6)}f}"
-
-
-def _value_text(kind: str, value: float) -> str:
-    if not math.isfinite(value):
-        return ""
-    if kind in ("stuck", "dead"):
-        return f"{value:.0f} DN"
-    if kind == "hot":
-        return f"{_plain_number(value)} DN/s"
-    if kind == "cold":
-        return f"gain {value:.2f}"
-    if kind == "noisy":
-        return f"noise >x{NOISE_RATIO_CAP:.0f}" if value > NOISE_RATIO_CAP else f"noise x{_plain_number(value)}"
-    return f"{_plain_number(value, '+')} DN"
-
-
 #: how many single-photosite defects ``rawmap map`` lists per body
 TABLE_ROWS = 25
 #: how many column/row segments it lists
@@ -289,25 +260,26 @@ SEGMENT_ROWS = 10
 
 
 def _map_lines(dmap: "DefectMap", *, table_rows: int = TABLE_ROWS, segment_rows: int = SEGMENT_ROWS) -> list[str]:
-    """The defect counts and a short table of one map."""
-    from .defectmap import DefectKind
+    """The defect counts and a short table of one map (point kinds listed, line kinds as segments)."""
     from .show import column_segments
 
     counts = dmap.counts()
     total = len(dmap)
-    points = [d for d in dmap.defects if d.kind is not DefectKind.COLUMN]
-    columns = {(d.row, d.col): d for d in dmap.defects if d.kind is DefectKind.COLUMN}
+    points = [d for d in dmap.defects if not KINDS[d.kind].line]
+    columns = {(d.row, d.col): d for d in dmap.defects if KINDS[d.kind].line}
     segs = column_segments(dmap.defects)
-    parts = [f"{k.value} {n}" for k, n in counts.items() if n and k is not DefectKind.COLUMN]
-    if columns:
-        parts.append(f"column {len(columns)} (in {len(segs)} segment{'s' if len(segs) != 1 else ''})")
+    parts = [f"{k.value} {n}" for k, n in counts.items() if n and not KINDS[k].line]
+    for k, n in counts.items():
+        if n and KINDS[k].line:
+            ks = [s for s in segs if s.kind is k]
+            parts.append(f"{k.value} {n} (in {len(ks)} segment{'s' if len(ks) != 1 else ''})")
     lines = [f"  defects: {total} photosite{'s' if total != 1 else ''}" + (": " + ", ".join(parts) if parts else "")]
     if points:
         lines.append(f"    {'row':>6} {'col':>6}  {'kind':<6} {'ch':<2} {'score':>7}  {'value':<14} {'views':>5}  first seen")
         for d in points[:table_rows]:
             lines.append(
                 f"    {d.row:>6} {d.col:>6}  {d.kind.value:<6} {d.channel or '-':<2} {d.score:>7.1f}  "
-                f"{_value_text(d.kind.value, d.value):<14} {'-' if d.views is None else d.views:>5}  "
+                f"{KINDS[d.kind].value_text(d.value):<14} {'-' if d.views is None else d.views:>5}  "
                 f"{d.first_seen.isoformat(sep=' ') if d.first_seen else '-'}"
             )
         if len(points) > table_rows:
@@ -376,7 +348,7 @@ def _skipped_lines(skipped: Sequence["Skipped"], shown: dict[Path, str]) -> list
     if unusable:
         lines.append(f"Skipped {len(unusable)} file{'s' if len(unusable) != 1 else ''}:")
         for s in unusable:
-            lines.append(f"  {shown.get(s.path, _show_path(s.path))}: {_one_line(s.reason)}")
+            lines.append(f"  {shown.get(s.path, _show_path(s.path))}: {one_line(s.reason)}")
     for kind in (SkipKind.DUPLICATE, SkipKind.TWIN, SkipKind.COUNTED):
         n = sum(1 for s in skipped if s.kind is kind)
         if n:
@@ -469,10 +441,6 @@ def _mosaic_spec(
 
 def _map_filename(body: "BodyMap") -> str:
     return body.slug + ".json"
-
-
-def _state_filename(body: "BodyMap") -> str:
-    return _map_filename(body)[: -len(".json")] + ".rawstate"
 
 
 def _plan_map_outputs(out: Path, bodies: Sequence["BodyMap"], *, as_folder: bool) -> tuple[list[Path], str]:
@@ -907,16 +875,6 @@ def _kind_words(info: Any, raw: bool, in_image: bool) -> str:
 
 # --------------------------------------------------------------------------- export
 
-def _load_map(path: Path) -> "DefectMap":
-    """A map file, with a binary file (a photo given by mistake) refused as clearly as a bad JSON."""
-    from .defectmap import DefectMap
-
-    try:
-        return DefectMap.load(path)
-    except UnicodeDecodeError:
-        raise _Failed(f"{path}: not a rawmap defect map (it is not text; make a map with `rawmap map`)") from None
-
-
 def _parse_crop(text: Optional[str]) -> Optional[tuple[int, int]]:
     if text is None:
         return None
@@ -930,20 +888,12 @@ def _parse_crop(text: Optional[str]) -> Optional[tuple[int, int]]:
     return top, left
 
 
-_EXPORT_HINTS = {
-    ExportFormat.DCRAW: "use it with: dcraw -P {path} PHOTO  (or dcraw_emu -P {path} PHOTO)",
-    ExportFormat.RAWTHERAPEE: "put it in RawTherapee's dark-frame folder (Preferences > Image Processing > Dark frame)",
-    ExportFormat.SIRIL: "use it in Siril with: cosme_cfa {path}",
-    ExportFormat.CSV: "",
-}
-
-
 @app.command("export", cls=_Command)
 @_handle_errors
 def export_cmd(
     map_file: Path = typer.Argument(..., metavar="MAP", help="A map file written by `rawmap map`."),
     fmt_text: str = typer.Option(
-        ..., "--format", "-f", metavar="dcraw|rawtherapee|siril|csv", help="Format to write."
+        ..., "--format", "-f", metavar="|".join(f.value for f in ExportFormat), help="Format to write."
     ),
     output: Optional[str] = typer.Option(
         None, "-o", "--output", metavar="FILE_OR_DIR/",
@@ -987,19 +937,27 @@ def export_cmd(
 
         rawmap export d750.json --format csv -o defects.csv
     """
-    from .export import default_filename, rawtherapee_filename, rawtherapee_name, rawtherapee_reads_serial, write_export
+    from .export import (
+        FORMATS, default_filename, rawtherapee_filename, rawtherapee_name, rawtherapee_reads_serial, write_export,
+    )
     from .frame import CameraId
 
     fmt: ExportFormat = _choice(ExportFormat, fmt_text, "--format")
 
+    info = FORMATS[fmt]
+
+    def only_for(option: str) -> str:
+        return " or ".join(f.value for f, i in FORMATS.items() if option in i.options)
+
     crop = _parse_crop(crop_origin)
-    if crop is not None and fmt is not ExportFormat.RAWTHERAPEE:
-        raise typer.BadParameter("--crop-origin applies to --format rawtherapee only", param_hint="'--crop-origin'")
-    if always is not None and fmt is not ExportFormat.DCRAW:
+    if crop is not None and "crop_origin" not in info.options:
+        raise typer.BadParameter(f"--crop-origin applies to --format {only_for('crop_origin')} only", param_hint="'--crop-origin'")
+    if always is not None and "since_first_seen" not in info.options:
         raise typer.BadParameter(
-            "--always/--since-first-seen apply to --format dcraw only", param_hint="'--always/--since-first-seen'"
+            f"--always/--since-first-seen apply to --format {only_for('since_first_seen')} only",
+            param_hint="'--always/--since-first-seen'",
         )
-    dmap = _load_map(map_file)
+    dmap = DefectMap.load(map_file)
     if fmt is ExportFormat.RAWTHERAPEE:
         name = rawtherapee_filename(dmap.camera, with_serial=serial)
     elif serial:
@@ -1018,7 +976,7 @@ def export_cmd(
     options: dict[str, Any] = {}
     if crop is not None:
         options["crop_origin"] = crop
-    if fmt is ExportFormat.DCRAW:
+    if "since_first_seen" in info.options:
         options["since_first_seen"] = always is False
     try:
         written = write_export(dmap, fmt, target, overwrite=overwrite, **options)
@@ -1043,9 +1001,8 @@ def export_cmd(
             if options["since_first_seen"]
             else "every line dated 0: every photo is repaired, older ones too (--since-first-seen dates them)"
         )
-    hint = _EXPORT_HINTS[fmt]
-    if hint:
-        typer.echo(hint.format(path=_show_path(written)))
+    if info.hint:
+        typer.echo(info.hint.format(path=_show_path(written)))
 
 
 # --------------------------------------------------------------------------- show
@@ -1085,7 +1042,7 @@ def show_cmd(
     path = Path(map_ref)
     is_file = path.exists() or path.suffix.lower() == ".json"
     if is_file:
-        dmap = _load_map(path)
+        dmap = DefectMap.load(path)
     else:
         lib = _library(library)
         dmap = lib.load_map(_find_entry(lib, map_ref))
@@ -1113,7 +1070,7 @@ def show_cmd(
 
 # --------------------------------------------------------------------------- edit
 
-_KIND_NAMES = ("stuck", "dead", "hot", "cold", "noisy", "column")
+_KIND_NAMES = tuple(k.value for k in DefectKind)
 
 
 def _parse_site(text: str, option: str, *, with_kind: bool) -> tuple[int, int, Optional[str]]:
@@ -1183,8 +1140,6 @@ def edit_cmd(
 
         rawmap edit d750 --add 120,431,hot
     """
-    from .defectmap import DefectKind
-
     if not add and not drop:
         ctx.fail("nothing to edit: give --add ROW,COL[,KIND] and/or --drop ROW,COL")
     adds = [_parse_site(a, "'--add'", with_kind=True) for a in add]
@@ -1198,7 +1153,7 @@ def edit_cmd(
                 f"give -o OUT for the edited map, or --overwrite to edit {map_ref} in place "
                 f"(its previous version is then kept as {_backup_name(path).name})"
             )
-        dmap = _load_map(path)
+        dmap = DefectMap.load(path)
     else:
         lib = _library(library)
         entry = _find_entry(lib, map_ref)
@@ -1331,7 +1286,7 @@ def repair_cmd(
     if out_dir.exists() and not out_dir.is_dir():
         raise _Failed(f"{out_dir}: is a file; -o takes the folder the repaired photos go to")
     check_output_folder(out_dir)
-    fixed = _load_map(map_file) if map_file is not None else None
+    fixed = DefectMap.load(map_file) if map_file is not None else None
     lib = _library(library) if fixed is None else None
     files, missing = collect_inputs(photos, mosaic=spec is not None)
     plan = plan_outputs(files, out_dir, fmt=fmt.value if fmt is not None else None)
@@ -1351,7 +1306,7 @@ def repair_cmd(
                     if key not in maps:
                         try:  # the map of this sensor size (crop mode), else the body's first map
                             entry = lib.get(info.camera, info.source, shape=key[2])
-                            maps[key] = lib.load_map(entry) if entry is not None else lib.find_map(*key[:2])
+                            maps[key] = lib.load_map(entry if entry is not None else key[0], key[1])
                         except RawmapError as exc:
                             maps[key] = exc
                     if isinstance(maps[key], Exception):
@@ -1363,7 +1318,7 @@ def repair_cmd(
                     overwrite=overwrite, force=force, mosaic=spec, name=plan[p].name,
                 )
             except (RawmapError, _Failed) as exc:
-                failures.append(_one_line(exc))
+                failures.append(one_line(exc))
             except OSError as exc:
                 failures.append(f"{p}: {_os_message(exc)}")
             else:
@@ -1535,7 +1490,7 @@ def library_import_cmd(
         rawmap library import old-d750.json --replace
     """
     lib = _library(library)
-    _load_map(map_file)  # a clear error for a file that is not a map
+    DefectMap.load(map_file)  # a clear error for a file that is not a map
     entry = lib.import_map(map_file, state=state, replace=replace)
     typer.echo(f"Imported the map of {entry.label or 'an unknown camera'} ({entry.defects} defects) as {entry.path.name} in {lib.root}")
 

@@ -69,15 +69,15 @@ import json
 import math
 import os
 from dataclasses import dataclass, field, replace
-from enum import Enum
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
-from .errors import MapEditError, MapFormatError
+from .errors import MapEditError, MapFormatError, MapMismatchError
 from .fileio import atomic_write_text
-from .frame import CameraId
+from .frame import CameraId, Frame, SourceKind
+from .kinds import DefectKind
 from .safeio import parse_json
 
 __all__ = [
@@ -255,17 +255,6 @@ def _list(d: dict[str, Any], key: str, what: str) -> list[Any]:
     return v
 
 
-class DefectKind(str, Enum):
-    """Kinds of defective photosite."""
-
-    STUCK = "stuck"  #: constant value whatever the light
-    DEAD = "dead"  #: no response, sits at black
-    HOT = "hot"  #: extra signal growing with exposure time x gain (dark current)
-    COLD = "cold"  #: responds with a fraction of normal sensitivity (low gain)
-    NOISY = "noisy"  #: abnormal temporal noise / blinking (RTS)
-    COLUMN = "column"  #: part of a defective column or row segment
-
-
 _KINDS = {k.value: k for k in DefectKind}
 
 
@@ -278,6 +267,7 @@ class Defect:
     row, col : int
         Visible-area coordinates (sensor orientation).
     kind : DefectKind
+        What is wrong (:mod:`rawmap.kinds`).
     score : float
         Strength of the evidence, in robust standard deviations of the
         statistic that flagged it (larger is surer).
@@ -288,7 +278,8 @@ class Defect:
     value : float
         Kind-specific figure: DN level (black included, as in the file) for stuck/dead, dark-current slope
         (DN per second at ISO 100) for hot, relative gain for cold, excess
-        noise ratio for noisy, mean offset (DN) for column.
+        noise ratio for noisy, mean offset (DN) for column
+        (``rawmap.kinds.KINDS[kind].value``).
     manual : bool
         Added (or confirmed) by hand with ``rawmap edit``: kept whatever
         later detection finds.
@@ -593,6 +584,68 @@ class DefectMap:
                     f"{self.camera.label or 'map'}: row {r}, col {col} lies outside the {H}x{W} sensor "
                     "of the map; correct it or make the map again with `rawmap map`"
                 )
+
+    def check_photo(self, photo: Frame, *, force: bool | None = None) -> bool:
+        """Refuse a photo this map cannot apply to (repair, the plot's crops): the one "does it fit" check.
+
+        In this order: the kind of file (RAW or developed image), the
+        visible area's size, the colour pattern (RAW maps that record one),
+        then the body.
+
+        Parameters
+        ----------
+        photo : Frame
+            The photo, as :func:`rawmap.reader.read_frame` returns it.
+        force : bool or None, optional
+            What to do with a photo of another body: ``None`` refuse it (the
+            caller has no way to force it), ``False`` refuse it and say that
+            ``--force`` would take it, ``True`` accept it (the size and
+            pattern must still fit).
+
+        Returns
+        -------
+        bool
+            True when ``force`` let a photo of another body through.
+
+        Raises
+        ------
+        rawmap.errors.MapMismatchError
+            What differs, naming the photo.
+        """
+        sensor = self.sensor
+        want = "raw" if photo.source is SourceKind.RAW else "image"
+        if sensor.source != want:
+            made = "RAW files" if sensor.source == "raw" else "developed images (JPEG/TIFF)"
+            what = f"a {photo.format} file" if photo.format else "a RAW file" if want == "raw" else "a developed image"
+            raise MapMismatchError(
+                photo.path,
+                f"the defect map was made from {made}, this photo is {what}",
+                "use a map made from the same kind of file: RAW maps for RAW files, image maps for JPEGs",
+            )
+        if (sensor.height, sensor.width) != photo.shape:
+            raise MapMismatchError(
+                photo.path,
+                f"the photo's {'visible area' if want == 'raw' else 'image'} is {photo.shape[0]}x{photo.shape[1]}, "
+                f"the defect map's {sensor.height}x{sensor.width}",
+                "a map only fits photos of its own sensor size (cropped or resized photos do not fit)",
+            )
+        if want == "raw" and sensor.cfa and sensor.cfa != photo.cfa_string:
+            raise MapMismatchError(
+                photo.path,
+                f"the photo's colour pattern is {photo.cfa_string}, the defect map's {sensor.cfa}",
+                "the map's coordinates would land on other photosites; use the map of this camera",
+            )
+        if self.camera != photo.camera:
+            if not force:
+                raise MapMismatchError(
+                    photo.path,
+                    f"taken by {photo.camera.label or 'an unknown camera'}, the defect map is of "
+                    f"{self.camera.label or 'an unknown camera'}",
+                    "every body has its own defects; use that body's map"
+                    + (", or add --force if you know they are the same body" if force is False else ""),
+                )
+            return True
+        return False
 
     def mask(self) -> np.ndarray:
         """(H, W) ndarray of bool over the visible area, True at defects.

@@ -102,17 +102,22 @@ import csv
 import datetime as _dt
 import io
 import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from .defectmap import Defect, DefectKind, DefectMap
-from .errors import RawmapError
+from .defectmap import Defect, DefectMap
+from .errors import ExportError, one_line
 from .fileio import atomic_write_text
 from .frame import CameraId
+from .kinds import KINDS
 
 __all__ = [
     "ExportFormat",
+    "FormatInfo",
+    "FORMATS",
     "ExportError",
     "CSV_HEADER",
     "dcraw_timestamp",
@@ -138,10 +143,6 @@ class ExportFormat(str, Enum):
     CSV = "csv"  #: one row per defect, every field of the map
 
 
-class ExportError(RawmapError):
-    """The map cannot be written in the requested format."""
-
-
 #: Header line of :func:`csv_text`.
 CSV_HEADER = "row,col,kind,score,channel,first_seen,value"
 
@@ -153,27 +154,12 @@ _COMPANIES = (
     "Pentax", "Phase One", "Ricoh", "Samsung", "Sigma", "Sinar", "Sony",
 )  # fmt: skip
 
-# Siril letter for each kind (COLUMN defects take theirs from the sign of the offset).
-_SIRIL_TYPE = {
-    DefectKind.HOT: "H",
-    DefectKind.STUCK: "H",
-    DefectKind.NOISY: "H",
-    DefectKind.DEAD: "C",
-    DefectKind.COLD: "C",
-}
-
-
 def _coerce_format(fmt: ExportFormat | str) -> ExportFormat:
     try:
         return ExportFormat(fmt)
     except ValueError:
         names = ", ".join(f.value for f in ExportFormat)
         raise ExportError(f"unknown export format {fmt!r}; choose one of: {names}") from None
-
-
-def _one_line(text: str) -> str:
-    """``text`` safe inside a one-line comment."""
-    return " ".join(str(text).split())
 
 
 def _software() -> str:
@@ -258,7 +244,7 @@ def dcraw_text(defect_map: DefectMap, *, since_first_seen: bool = False) -> str:
     """
     _require_raw(defect_map, "a dcraw/LibRaw -P list")
     lines = [
-        f"# dcraw/LibRaw -P bad-pixel list for {_one_line(defect_map.camera.label) or 'unknown camera'}",
+        f"# dcraw/LibRaw -P bad-pixel list for {one_line(defect_map.camera.label) or 'unknown camera'}",
         f"# written by {_software()}: col row unixtime (visible area; 0 = always; camera clock read as UTC)",
         "# dated: " + ("first_seen, each photosite repaired from the first photo that showed it on"
                        if since_first_seen else "0 on every line, every photo repaired"),
@@ -437,7 +423,7 @@ def rawtherapee_text(defect_map: DefectMap, *, crop_origin: tuple[int, int] | No
             raise ValueError(f"crop_origin must be non-negative, got {crop_origin!r}")
         dy, dx = s.top_margin - top, s.left_margin - left
     lines = [
-        f"# RawTherapee bad pixels for {_one_line(defect_map.camera.label) or 'unknown camera'}",
+        f"# RawTherapee bad pixels for {one_line(defect_map.camera.label) or 'unknown camera'}",
         f"# written by {_software()}: x y (column row of the "
         + ("visible area" if (dy, dx) == (0, 0) else f"raw crop at top {s.top_margin - dy}, left {s.left_margin - dx}")
         + ")",
@@ -462,22 +448,22 @@ def _offset_type(defects: Iterable[Defect]) -> str:
 
 
 def _siril_point_type(d: Defect) -> str:
-    if d.kind is DefectKind.COLUMN:
-        return "C" if math.isfinite(d.value) and d.value < 0 else "H"
-    return _SIRIL_TYPE[d.kind]
+    return KINDS[d.kind].siril_letter(d.value)
 
 
 def siril_text(defect_map: DefectMap) -> str:
     """The map as a Siril cosmetic-correction list (for ``cosme`` / ``cosme_cfa``).
 
-    Defects of kind :attr:`~rawmap.defectmap.DefectKind.COLUMN` that cover
-    every row of a column (``sensor.height`` of them) become one line
-    ``C x 0 t``; those covering every column of a row (``sensor.width``)
-    become ``L y 0 t``.  Every other defect, including the photosites of a
-    partial column or row segment, is a line ``P x y t``.  ``t`` is ``H``
-    for hot, stuck, noisy and positive-offset column defects and ``C`` for
-    dead, cold and negative-offset column defects (a whole line takes the
-    sign of its median offset).  ``x`` is the column and ``y`` the row from
+    Defects of a line kind (:attr:`~rawmap.kinds.KindInfo.line`: column
+    defects) that cover every row of a column (``sensor.height`` of them)
+    become one line ``C x 0 t``; those covering every column of a row
+    (``sensor.width``) become ``L y 0 t``.  Every other defect, including
+    the photosites of a partial column or row segment, is a line
+    ``P x y t``.  ``t`` is the kind's letter
+    (:meth:`~rawmap.kinds.KindInfo.siril_letter`): ``H`` for hot, stuck,
+    noisy and positive-offset column defects and ``C`` for dead, cold and
+    negative-offset column defects (a whole line takes the sign of its
+    median offset).  ``x`` is the column and ``y`` the row from
     the top of the visible area.
 
     Parameters
@@ -490,7 +476,7 @@ def siril_text(defect_map: DefectMap) -> str:
     str
     """
     s = defect_map.sensor
-    column = [d for d in defect_map.defects if d.kind is DefectKind.COLUMN]
+    column = [d for d in defect_map.defects if KINDS[d.kind].line]
     by_col: dict[int, list[Defect]] = {}
     by_row: dict[int, list[Defect]] = {}
     for d in column:
@@ -502,7 +488,7 @@ def siril_text(defect_map: DefectMap) -> str:
     covered |= {(d.row, d.col) for ds in full_rows.values() for d in ds}
 
     lines = [
-        f"# Siril cosmetic-correction list for {_one_line(defect_map.camera.label) or 'unknown camera'}",
+        f"# Siril cosmetic-correction list for {one_line(defect_map.camera.label) or 'unknown camera'}",
         f"# written by {_software()}: P x y = column, row from the top; C x = whole column; L y = whole row; "
         "H hot, C cold",
     ]
@@ -529,7 +515,7 @@ def csv_text(defect_map: DefectMap) -> str:
 
     Examples
     --------
-    >>> from rawmap.defectmap import SensorGeometry, FrameStats
+    >>> from rawmap.defectmap import SensorGeometry, FrameStats, DefectKind
     >>> m = DefectMap(CameraId("Canon", "EOS 5D"), SensorGeometry(10, 10), FrameStats(3),
     ...               [Defect(2, 5, DefectKind.DEAD, 9.5, "B")])
     >>> print(csv_text(m), end="")
@@ -554,11 +540,77 @@ def csv_text(defect_map: DefectMap) -> str:
     return buf.getvalue()
 
 
+# --- the registry ------------------------------------------------------------
+
+
+def _slug_stem(defect_map: DefectMap) -> str:
+    return defect_map.camera.slug
+
+
+def _rawtherapee_stem(defect_map: DefectMap) -> str:
+    return rawtherapee_name(defect_map.camera)
+
+
+@dataclass(frozen=True)
+class FormatInfo:
+    """One export format: its writer, its default file name and what to do with the file.
+
+    Attributes
+    ----------
+    format : ExportFormat
+    write : callable
+        ``write(defect_map, **options) -> str``: the file's text.
+    suffix : str
+        End of the default file name, after :attr:`stem`.
+    stem : callable
+        ``stem(defect_map) -> str``: start of the default file name (the
+        camera's slug, or the name the peer looks the file up by).
+    hint : str
+        One line telling the user what to do with the file, ``{path}``
+        standing for it (``rawmap export`` prints it); ``""`` for nothing to add.
+    options : tuple of str
+        Keyword options ``write`` takes (the CLI refuses the others' options
+        for this format).
+    """
+
+    format: ExportFormat
+    write: Callable[..., str]
+    suffix: str
+    stem: Callable[[DefectMap], str]
+    hint: str
+    options: tuple[str, ...] = ()
+
+    def filename(self, defect_map: DefectMap) -> str:
+        """The default file name of ``defect_map`` in this format."""
+        return self.stem(defect_map) + self.suffix
+
+
+#: Every :class:`ExportFormat`'s :class:`FormatInfo`.  Adding a format: a member
+#: of :class:`ExportFormat`, its writer above and its entry here
+#: (``tests/test_export.py`` checks that every member has one).
+FORMATS: dict[ExportFormat, FormatInfo] = {
+    f.format: f
+    for f in (
+        FormatInfo(
+            ExportFormat.DCRAW, dcraw_text, ".dcraw.txt", _slug_stem,
+            "use it with: dcraw -P {path} PHOTO  (or dcraw_emu -P {path} PHOTO)", ("since_first_seen",),
+        ),
+        FormatInfo(
+            ExportFormat.RAWTHERAPEE, rawtherapee_text, ".badpixels", _rawtherapee_stem,
+            "put it in RawTherapee's dark-frame folder (Preferences > Image Processing > Dark frame)",
+            ("crop_origin",),
+        ),
+        FormatInfo(ExportFormat.SIRIL, siril_text, ".lst", _slug_stem, "use it in Siril with: cosme_cfa {path}"),
+        FormatInfo(ExportFormat.CSV, csv_text, "-defects.csv", _slug_stem, ""),
+    )
+}
+
+
 # --- dispatch and files ------------------------------------------------------
 
 
 def export_text(defect_map: DefectMap, fmt: ExportFormat | str, **options: Any) -> str:
-    """The map in format ``fmt``; ``options`` go to that format's writer.
+    """The map in format ``fmt``; ``options`` go to that format's writer (:data:`FORMATS`).
 
     Raises
     ------
@@ -569,14 +621,7 @@ def export_text(defect_map: DefectMap, fmt: ExportFormat | str, **options: Any) 
         :meth:`rawmap.defectmap.DefectMap.check`).
     """
     defect_map.check()
-    fmt = _coerce_format(fmt)
-    if fmt is ExportFormat.DCRAW:
-        return dcraw_text(defect_map, **options)
-    if fmt is ExportFormat.RAWTHERAPEE:
-        return rawtherapee_text(defect_map, **options)
-    if fmt is ExportFormat.SIRIL:
-        return siril_text(defect_map, **options)
-    return csv_text(defect_map, **options)
+    return FORMATS[_coerce_format(fmt)].write(defect_map, **options)
 
 
 def default_filename(defect_map: DefectMap, fmt: ExportFormat | str) -> str:
@@ -585,7 +630,7 @@ def default_filename(defect_map: DefectMap, fmt: ExportFormat | str) -> str:
     RawTherapee's is the exact name it looks up (:func:`rawtherapee_filename`);
     the others use the camera's slug: ``<slug>.dcraw.txt`` (given to
     ``dcraw -P``), ``<slug>.lst`` (Siril wants ``.lst``) and
-    ``<slug>-defects.csv``.
+    ``<slug>-defects.csv`` (see :data:`FORMATS`).
 
     Examples
     --------
@@ -596,15 +641,7 @@ def default_filename(defect_map: DefectMap, fmt: ExportFormat | str) -> str:
     >>> default_filename(m, ExportFormat.SIRIL)
     'nikon-corporation-nikon-d750-3001234.lst'
     """
-    fmt = _coerce_format(fmt)
-    slug = defect_map.camera.slug
-    if fmt is ExportFormat.RAWTHERAPEE:
-        return rawtherapee_filename(defect_map.camera)
-    if fmt is ExportFormat.DCRAW:
-        return f"{slug}.dcraw.txt"
-    if fmt is ExportFormat.SIRIL:
-        return f"{slug}.lst"
-    return f"{slug}-defects.csv"
+    return FORMATS[_coerce_format(fmt)].filename(defect_map)
 
 
 def write_export(
@@ -641,7 +678,7 @@ def write_export(
     ------
     ExportError
         Unknown format, or a map the format cannot express.
-    rawmap.fileio.OutputExistsError
+    rawmap.errors.OutputExistsError
         The file exists and ``overwrite`` is false.
     """
     fmt = _coerce_format(fmt)

@@ -28,7 +28,7 @@ __all__ = [
     "OutputExistsError",
 ]
 
-from .errors import RawmapError
+from .errors import OutputError, OutputExistsError  # defined in errors.py, re-exported here
 
 
 def _umask() -> int:
@@ -43,14 +43,6 @@ def _umask() -> int:
     old = os.umask(0o022)
     os.umask(old)
     return old
-
-
-class OutputError(RawmapError):
-    """An output cannot be written where it was asked for (folder missing and not creatable, not writable)."""
-
-
-class OutputExistsError(OutputError):
-    """The output file exists and overwriting was not allowed."""
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CameraId", "Frame", "SourceKind", "printable", "NAME_LIMIT"]
+__all__ = ["CameraId", "Frame", "SourceKind", "printable", "NAME_LIMIT", "BodyKey", "CFA_LETTERS", "cfa_letters", "cfa_pattern"]
 
 #: Longest name (camera make, model, serial) put in a message, in characters.
 NAME_LIMIT = 80
@@ -115,6 +115,73 @@ class CameraId:
         )
 
 
+#: What a library entry and a map belong to: a body, and the kind of files (RAW or developed
+#: images) the map is made from.
+BodyKey = tuple[CameraId, SourceKind]
+
+
+#: Colour letter of each colour index of a CFA pattern (0=R, 1=G, 2=B, 3=the second G), LibRaw's convention.
+CFA_LETTERS = "RGBG"
+
+
+def cfa_letters(cfa: np.ndarray | None) -> str:
+    """A (2, 2) pattern of colour indices as letters in reading order; ``""`` for none.
+
+    Parameters
+    ----------
+    cfa : (2, 2) array_like of int or None
+        Colour index (0=R, 1=G, 2=B, 3=second G) of each position.
+
+    Examples
+    --------
+    >>> cfa_letters(np.array([[0, 1], [3, 2]])), cfa_letters(None)
+    ('RGGB', '')
+    """
+    if cfa is None:
+        return ""
+    return "".join(CFA_LETTERS[int(c)] for c in np.asarray(cfa).ravel())
+
+
+def cfa_pattern(letters: str) -> np.ndarray | None:
+    """Letters of a 2x2 pattern in reading order (``"RGGB"``) as colour indices; ``None`` for ``""``.
+
+    The inverse of :func:`cfa_letters`, as LibRaw numbers the colours: a G
+    in a row with R is 1, a G in a row with B is 3 (as
+    :data:`rawmap.reader.CFA_PATTERNS`).
+
+    Parameters
+    ----------
+    letters : str
+        Four letters of R, G and B (case ignored), or ``""`` (no pattern).
+
+    Returns
+    -------
+    (2, 2) ndarray of uint8 or None
+
+    Raises
+    ------
+    ValueError
+        ``letters`` is neither four letters of R, G, B nor empty.
+
+    Examples
+    --------
+    >>> cfa_pattern("RGGB").tolist(), cfa_pattern("GBRG").tolist()
+    ([[0, 1], [3, 2]], [[3, 2], [0, 1]])
+    """
+    if letters == "":
+        return None
+    up = letters.upper()
+    if len(up) != 4 or set(up) - set("RGB"):
+        raise ValueError(f"a CFA pattern is four letters of R, G and B (e.g. RGGB), got {letters!r}")
+    idx = []
+    for i, ch in enumerate(up):
+        if ch == "G":
+            idx.append(3 if "B" in up[i & 2 : (i & 2) + 2] else 1)
+        else:
+            idx.append(CFA_LETTERS.index(ch))
+    return np.array(idx, dtype=np.uint8).reshape(2, 2)
+
+
 @dataclass
 class Frame:
     """One photo, reduced to what mapping and repair need.
@@ -181,9 +248,7 @@ class Frame:
     @property
     def cfa_string(self) -> str:
         """The pattern as letters in reading order, e.g. ``"RGGB"``; ``""`` for images and monochrome mosaics."""
-        if self.cfa is None:
-            return ""
-        return "".join("RGBG"[int(c)] for c in np.asarray(self.cfa).ravel())
+        return cfa_letters(self.cfa)
 
     @property
     def is_mono(self) -> bool:

@@ -154,9 +154,9 @@ import platformdirs
 from .accumulate import Accumulator, FrameRecord
 from .defectmap import DefectMap, FrameStats, carry_edits, merge_defects
 from .detect import ClassifyParams, build_map
-from .errors import MapFormatError, RawmapError
-from .fileio import OutputExistsError, _umask, atomic_copy
-from .frame import CameraId, SourceKind
+from .errors import LibraryBusyError, LibraryError, OutputExistsError, RawmapError
+from .fileio import _umask, atomic_copy
+from .frame import BodyKey, CameraId, SourceKind
 
 try:
     import fcntl
@@ -191,16 +191,6 @@ ENTRIES_DIR = ".entries"  #: the version folders behind the entries' links
 VERSION_SEP = "@"  #: ``<entry name>@<number>``: a version folder
 NEW_PREFIX = ".new-"  #: a version (or, from older rawmaps, an entry) being written
 LINK_PREFIX = ".link-"  #: a link being made, before it is renamed over the entry's name
-
-BodyKey = tuple[CameraId, SourceKind]
-
-
-class LibraryError(RawmapError):
-    """The library cannot do what was asked (no such body, a conflicting entry, a damaged folder)."""
-
-
-class LibraryBusyError(LibraryError):
-    """Another process holds the library's write lock (only raised when asked not to wait)."""
 
 
 def default_library_dir() -> Path:
@@ -468,7 +458,7 @@ class Library:
         try:
             if body.get("shape"):
                 return int(body["shape"][0]), int(body["shape"][1])
-            sensor = _load_map(folder / MAP_FILE).sensor
+            sensor = DefectMap.load(folder / MAP_FILE).sensor
         except (RawmapError, OSError, TypeError, ValueError, IndexError):
             return None
         return sensor.height, sensor.width
@@ -529,11 +519,7 @@ class Library:
         rawmap.errors.MapFormatError
             The stored map is damaged.
         """
-        return _load_map(self._require(what, source).map_path)
-
-    def find_map(self, camera: CameraId, source: SourceKind = SourceKind.RAW) -> DefectMap:
-        """The current map of ``camera``; a :class:`LibraryError` saying how to make one when there is none."""
-        return self.load_map(camera, source)
+        return DefectMap.load(self._require(what, source).map_path)
 
     def state_for(
         self, camera: CameraId, source: SourceKind = SourceKind.RAW, *, shape: tuple[int, int] | None = None
@@ -1054,10 +1040,10 @@ class Library:
             imported = None
             imported_info = (body or {}).get("imported")
             if folder is not None and (folder / IMPORTED_FILE).is_file():
-                imported = _load_map(folder / IMPORTED_FILE)
+                imported = DefectMap.load(folder / IMPORTED_FILE)
                 dmap = _with_imported(dmap, imported, folder)
             if folder is not None and (folder / MAP_FILE).is_file():
-                dmap = carry_edits(dmap, _load_map(folder / MAP_FILE))  # `rawmap edit`: manual and dropped
+                dmap = carry_edits(dmap, DefectMap.load(folder / MAP_FILE))  # `rawmap edit`: manual and dropped
             created = _dt.datetime.fromisoformat(body["created"]) if body and body.get("created") else None
             return self._write_entry(
                 folder, camera, source, dmap, acc=acc, imported=None, imported_info=imported_info,
@@ -1083,7 +1069,7 @@ class Library:
             folder = self._find_folder(entry.camera, entry.source)
             if folder is None:
                 raise LibraryError(f"{entry.path}: the entry of {entry.label} is no longer in {self.root}")
-            current = _load_map(folder / MAP_FILE)
+            current = DefectMap.load(folder / MAP_FILE)
             if dmap.camera != current.camera or (dmap.sensor.height, dmap.sensor.width) != (
                 current.sensor.height, current.sensor.width
             ):
@@ -1195,7 +1181,7 @@ class Library:
             :meth:`export_entry` comes back.)
         """
         path = Path(path)
-        dmap = _load_map(path)
+        dmap = DefectMap.load(path)
         # a map that names no camera (photos without make/model) is filed as `map --save` files
         # it, under the one "unknown camera" body, so that an exported entry can be imported back
         camera = dmap.camera
@@ -1263,7 +1249,7 @@ class Library:
         ------
         LibraryError
             No entry for that body.
-        rawmap.fileio.OutputExistsError
+        rawmap.errors.OutputExistsError
             One of the files exists already (nothing is written).
         """
         entry = self._require(camera, SourceKind(source))
@@ -1282,14 +1268,6 @@ class Library:
         for src, target in pairs:
             out.append(_copy_file(src, target, overwrite=False))
         return out
-
-
-def _load_map(path: Path) -> DefectMap:
-    """:meth:`DefectMap.load`, also turning undecodable bytes into :class:`MapFormatError`."""
-    try:
-        return DefectMap.load(path)
-    except UnicodeDecodeError:
-        raise MapFormatError(f"{path}: not JSON (not UTF-8 text); is this a rawmap map?") from None
 
 
 def _classify_params(dmap: DefectMap) -> ClassifyParams | None:

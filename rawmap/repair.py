@@ -68,8 +68,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .defectmap import DefectMap
-from .errors import InputError, RawmapError, UnsupportedFileError
-from .fileio import OutputExistsError, atomic_write_bytes
+from .errors import InputError, MapMismatchError, OutputExistsError, UnsupportedFileError
+from .fileio import atomic_write_bytes
 from .frame import Frame, SourceKind
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -683,24 +683,6 @@ def repair_image(img: np.ndarray, mask: np.ndarray, *, radius: int = 2) -> np.nd
 # ---------------------------------------------------------------------------
 
 
-class MapMismatchError(RawmapError):
-    """The defect map belongs to another camera body, sensor size, pattern or kind of file.
-
-    Attributes
-    ----------
-    path : Path
-        The photo.
-    reason : str
-        What differs.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], reason: str, hint: str = "") -> None:
-        self.path = Path(path)
-        self.reason = reason
-        tail = f" ({hint})" if hint else ""
-        super().__init__(f"{self.path}: {reason}{tail}")
-
-
 @dataclass(frozen=True)
 class RepairResult:
     """What :func:`repair_file` wrote.
@@ -748,42 +730,6 @@ _TO_STORED = {
 }
 
 _RAW_FORMATS = {"dng": ".dng", "tiff": ".tif"}
-
-
-def _check_map(frame: Frame, defect_map: DefectMap, *, force: bool) -> bool:
-    """Refuse a map that cannot apply to ``frame``; True when ``force`` let a camera mismatch through."""
-    sensor = defect_map.sensor
-    want = "raw" if frame.source is SourceKind.RAW else "image"
-    if sensor.source != want:
-        made = "RAW files" if sensor.source == "raw" else "developed images (JPEG/TIFF)"
-        raise MapMismatchError(
-            frame.path,
-            f"the defect map was made from {made}, this photo is a {frame.format or want} file",
-            "use a map made from the same kind of file: RAW maps for RAW files, image maps for JPEGs",
-        )
-    if (sensor.height, sensor.width) != frame.shape:
-        raise MapMismatchError(
-            frame.path,
-            f"the photo's {'visible area' if want == 'raw' else 'image'} is {frame.shape[0]}x{frame.shape[1]}, "
-            f"the defect map's {sensor.height}x{sensor.width}",
-            "a map only fits photos of its own sensor size (cropped or resized photos cannot be repaired)",
-        )
-    if want == "raw" and sensor.cfa and sensor.cfa != frame.cfa_string:
-        raise MapMismatchError(
-            frame.path,
-            f"the photo's colour pattern is {frame.cfa_string}, the defect map's {sensor.cfa}",
-            "the map's coordinates would land on other photosites; use the map of this camera",
-        )
-    if defect_map.camera != frame.camera:
-        if not force:
-            raise MapMismatchError(
-                frame.path,
-                f"taken by {frame.camera.label or 'an unknown camera'}, the defect map is of "
-                f"{defect_map.camera.label or 'an unknown camera'}",
-                "every body has its own defects; use that body's map, or add --force if you know they are the same body",
-            )
-        return True
-    return False
 
 
 def output_name(src: str | os.PathLike[str], *, fmt: str | None = None) -> str:
@@ -1054,7 +1000,7 @@ def repair_mosaic_file(
 
     Raises
     ------
-    MapMismatchError, rawmap.fileio.OutputExistsError, rawmap.errors.InputError
+    MapMismatchError, rawmap.errors.OutputExistsError, rawmap.errors.InputError
         As :func:`repair_raw_file`; also for a map of another pattern and a
         file that is not a grayscale mosaic image.
     """
@@ -1070,7 +1016,7 @@ def repair_mosaic_file(
             src, f"read with the pattern {words(frame.cfa_string)}, the defect map's is {words(sensor.cfa)}",
             "give the --cfa the map was made with",
         )
-    forced = _check_map(frame, defect_map, force=force)
+    forced = defect_map.check_photo(frame, force=force)
     mask = defect_map.mask()
     repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
     changed = int(np.count_nonzero(repaired != frame.mosaic))
@@ -1127,7 +1073,7 @@ def repair_raw_file(
     MapMismatchError
         The map is of another body (without ``force``), another sensor size
         or pattern, or was made from developed images.
-    rawmap.fileio.OutputExistsError
+    rawmap.errors.OutputExistsError
         The output exists (without ``overwrite``) or would be the input.
     rawmap.errors.InputError
         The photo cannot be read, or is not a RAW file.
@@ -1144,7 +1090,7 @@ def repair_raw_file(
     frame = _read(src)
     if frame.source is not SourceKind.RAW:
         raise UnsupportedFileError(src, f"is a {frame.format} image, not a camera RAW file", "use repair_image_file for JPEGs")
-    forced = _check_map(frame, defect_map, force=force)
+    forced = defect_map.check_photo(frame, force=force)
     return _repair_raw(frame, defect_map, out, fmt=fmt, overwrite=overwrite, forced=forced)
 
 
@@ -1186,7 +1132,7 @@ def repair_image_file(
 
     Raises
     ------
-    MapMismatchError, rawmap.fileio.OutputExistsError, rawmap.errors.InputError
+    MapMismatchError, rawmap.errors.OutputExistsError, rawmap.errors.InputError
         As :func:`repair_raw_file`; also for a non-JPEG image.
     """
     src = Path(src)
@@ -1194,7 +1140,7 @@ def repair_image_file(
     frame = _read(src)
     if frame.source is not SourceKind.IMAGE:
         raise UnsupportedFileError(src, f"is a {frame.format} RAW file, not a JPEG", "use repair_raw_file for RAW files")
-    forced = _check_map(frame, defect_map, force=force)
+    forced = defect_map.check_photo(frame, force=force)
     return _repair_jpeg(frame, defect_map, out, overwrite=overwrite, forced=forced)
 
 

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from .errors import MapFormatError
+from .errors import MapFormatError, StateFormatProblem  # StateFormatProblem re-exported here
 
 __all__ = ["MAX_ZIP_MEMBERS", "StateFormatProblem", "open_zip", "parse_json", "read_json_member", "read_npy_member"]
 
@@ -44,10 +44,6 @@ _CHUNK = 1 << 24
 #: Most members :func:`open_zip` lets :mod:`zipfile` list (a state file has a few dozen:
 #: 4 per open view): its central directory is read whole when the archive is opened.
 MAX_ZIP_MEMBERS = 100_000
-
-
-class StateFormatProblem(ValueError):
-    """What is wrong inside a member (without the file name); callers turn it into a MapFormatError."""
 
 
 class _Refused(ValueError):

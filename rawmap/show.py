@@ -28,9 +28,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .defectmap import Defect, DefectKind, DefectMap
-from .errors import FrameMismatchError
-from .fileio import OutputExistsError, atomic_write_bytes
-from .frame import CameraId, Frame, SourceKind
+from .errors import OutputExistsError
+from .fileio import atomic_write_bytes
+from .frame import CameraId, Frame, SourceKind, cfa_pattern
+from .kinds import KINDS, Marker
 
 __all__ = [
     "KIND_COLOURS",
@@ -44,15 +45,8 @@ __all__ = [
     "plot_map",
 ]
 
-#: mark colour of each defect kind in :func:`plot_map` (RGB)
-KIND_COLOURS: dict[DefectKind, tuple[int, int, int]] = {
-    DefectKind.HOT: (255, 84, 54),
-    DefectKind.STUCK: (255, 212, 0),
-    DefectKind.DEAD: (92, 220, 255),
-    DefectKind.COLD: (110, 120, 255),
-    DefectKind.NOISY: (236, 72, 236),
-    DefectKind.COLUMN: (70, 222, 120),
-}
+#: mark colour of each defect kind in :func:`plot_map` (RGB; :attr:`rawmap.kinds.KindInfo.colour`)
+KIND_COLOURS: dict[DefectKind, tuple[int, int, int]] = {k: info.colour for k, info in KINDS.items()}
 
 _CHANNEL_ORDER = ("R", "G", "B")
 
@@ -267,7 +261,7 @@ def format_summary(summary: MapSummary) -> str:
 # =========================================================================== segments
 @dataclass(frozen=True)
 class Segment:
-    """A run of ``column`` defects along one column or row.
+    """A run of defects of a line kind (``column``) along one column or row.
 
     Attributes
     ----------
@@ -281,6 +275,8 @@ class Segment:
         Defective photosites in the run.
     score : float
         Highest score among them.
+    kind : DefectKind
+        Their kind (a kind whose :attr:`~rawmap.kinds.KindInfo.line` is true).
     """
 
     axis: str
@@ -289,6 +285,7 @@ class Segment:
     stop: int
     count: int
     score: float
+    kind: DefectKind = DefectKind.COLUMN
 
     def cells(self) -> list[tuple[int, int]]:
         """(row, col) of every photosite from ``start`` to ``stop``."""
@@ -308,12 +305,13 @@ def _runs(positions: list[int], max_gap: int, min_len: int) -> list[list[int]]:
 
 
 def column_segments(defects: list[Defect], *, min_length: int = 3) -> list[Segment]:
-    """Group ``column`` defects into vertical and horizontal segments.
+    """Group the defects of line kinds (``column``) into vertical and horizontal segments.
 
-    Column defects that follow each other down a column (gaps of one
-    photosite allowed, as a segment may hold one colour only) form a column
-    segment; those left over are grouped along rows the same way.  Runs
-    shorter than ``min_length`` photosites are not segments.
+    Defects of one line kind (:attr:`rawmap.kinds.KindInfo.line`) that
+    follow each other down a column (gaps of one photosite allowed, as a
+    segment may hold one colour only) form a column segment; those left
+    over are grouped along rows the same way.  Runs shorter than
+    ``min_length`` photosites are not segments.
 
     Parameters
     ----------
@@ -323,23 +321,24 @@ def column_segments(defects: list[Defect], *, min_length: int = 3) -> list[Segme
     Returns
     -------
     list of Segment
-        Column segments first, each list sorted by position.
+        Per line kind, column segments first, each list sorted by position.
     """
-    col = {(d.row, d.col): d for d in defects if d.kind is DefectKind.COLUMN}
     out: list[Segment] = []
-    used: set[tuple[int, int]] = set()
-    for axis in ("column", "row"):
-        lines: dict[int, list[int]] = {}
-        for (r, c) in col:
-            if (r, c) in used:
-                continue
-            key, pos = (c, r) if axis == "column" else (r, c)
-            lines.setdefault(key, []).append(pos)
-        for key in sorted(lines):
-            for run in _runs(lines[key], 2, min_length):
-                cells = [(p, key) if axis == "column" else (key, p) for p in run]
-                used.update(cells)
-                out.append(Segment(axis, key, run[0], run[-1], len(run), max(col[x].score for x in cells)))
+    for kind in (k for k, info in KINDS.items() if info.line):
+        col = {(d.row, d.col): d for d in defects if d.kind is kind}
+        used: set[tuple[int, int]] = set()
+        for axis in ("column", "row"):
+            lines: dict[int, list[int]] = {}
+            for (r, c) in col:
+                if (r, c) in used:
+                    continue
+                key, pos = (c, r) if axis == "column" else (r, c)
+                lines.setdefault(key, []).append(pos)
+            for key in sorted(lines):
+                for run in _runs(lines[key], 2, min_length):
+                    cells = [(p, key) if axis == "column" else (key, p) for p in run]
+                    used.update(cells)
+                    out.append(Segment(axis, key, run[0], run[-1], len(run), max(col[x].score for x in cells), kind))
     return out
 
 
@@ -492,49 +491,32 @@ def _pick_crops(defects: list[Defect], n: int) -> list[Defect]:
     return chosen
 
 
-def _check_photo(photo: Frame, dm: DefectMap) -> None:
-    if photo.camera != dm.camera:
-        raise FrameMismatchError(
-            photo.path, f"taken by {photo.camera.label or 'an unknown camera'}, the map is of {dm.camera.label}",
-            "give a photo from the same body",
-        )
-    if tuple(photo.mosaic.shape[:2]) != (dm.sensor.height, dm.sensor.width):
-        raise FrameMismatchError(
-            photo.path,
-            f"photo is {photo.mosaic.shape[0]}x{photo.mosaic.shape[1]}, the map {dm.sensor.height}x{dm.sensor.width}",
-            "give an uncropped photo from the same body",
-        )
-    if photo.source.value != dm.sensor.source:
-        raise FrameMismatchError(
-            photo.path, f"a {photo.source.value} photo for a map made from {dm.sensor.source} files",
-            "give a RAW file for a RAW map, a JPEG for an image map",
-        )
-
-
 def _draw_mark(draw: ImageDraw.ImageDraw, kind: DefectKind, x: int, y: int, r: int) -> None:
-    """A mark whose centre pixel has the kind's colour, with a dark rim so it shows on any background."""
-    col = KIND_COLOURS[kind]
-    if kind is DefectKind.HOT:
+    """The kind's mark (:attr:`rawmap.kinds.KindInfo.marker`): its centre pixel has the kind's colour,
+    with a dark rim so it shows on any background."""
+    info = KINDS[kind]
+    col, marker = info.colour, info.marker
+    if marker is Marker.DISC:
         draw.ellipse((x - r - 1, y - r - 1, x + r + 1, y + r + 1), fill=_GRID)
         draw.ellipse((x - r, y - r, x + r, y + r), fill=col)
-    elif kind is DefectKind.STUCK:
+    elif marker is Marker.SQUARE:
         draw.rectangle((x - r, y - r, x + r, y + r), fill=col, outline=_GRID)
-    elif kind is DefectKind.COLD:
+    elif marker is Marker.DIAMOND:
         pts = [(x, y - r - 1), (x + r + 1, y), (x, y + r + 1), (x - r - 1, y)]
         draw.polygon(pts, fill=col, outline=_GRID)
-    elif kind is DefectKind.DEAD:
+    elif marker is Marker.CROSS:
         w = max(2, r // 2)
         draw.line((x - r, y - r, x + r, y + r), fill=_GRID, width=w + 2)
         draw.line((x - r, y + r, x + r, y - r), fill=_GRID, width=w + 2)
         draw.line((x - r, y - r, x + r, y + r), fill=col, width=w)
         draw.line((x - r, y + r, x + r, y - r), fill=col, width=w)
-    elif kind is DefectKind.NOISY:
+    elif marker is Marker.PLUS:
         w = max(2, r // 2)
         draw.rectangle((x - r - 1, y - w // 2 - 1, x + r + 1, y + w - w // 2), fill=_GRID)
         draw.rectangle((x - w // 2 - 1, y - r - 1, x + w - w // 2, y + r + 1), fill=_GRID)
         draw.rectangle((x - r, y - w // 2, x + r, y + w - w // 2 - 1), fill=col)
         draw.rectangle((x - w // 2, y - r, x + w - w // 2 - 1, y + r), fill=col)
-    else:  # a lone column-kind photosite
+    else:  # Marker.CELL: a lone photosite of a line kind
         draw.rectangle((x - r + 1, y - r + 1, x + r - 1, y + r - 1), fill=col, outline=_GRID)
 
 
@@ -583,15 +565,7 @@ def _cfa_indices(dm: DefectMap, photo: Frame | None) -> np.ndarray | None:
     if photo is not None and photo.cfa is not None:
         return np.asarray(photo.cfa, dtype=np.int64).reshape(2, 2)
     if len(dm.sensor.cfa) == 4:
-        letters = dm.sensor.cfa.upper()
-        idx, g = [], 0
-        for ch in letters:
-            if ch == "G":
-                idx.append(1 if g == 0 else 3)
-                g += 1
-            else:
-                idx.append({"R": 0, "B": 2}.get(ch, 1))
-        return np.array(idx, dtype=np.int64).reshape(2, 2)
+        return cfa_pattern(dm.sensor.cfa).astype(np.int64)  # type: ignore[union-attr]
     return None
 
 
@@ -637,7 +611,7 @@ def plot_map(
 
     The top panel shows the visible area (about 1200 pixels wide, sensor
     orientation, row 0 at the top) with one mark per defect, coloured and
-    shaped by kind (see :data:`KIND_COLOURS`; hot: disc, stuck: square,
+    shaped by kind (:data:`rawmap.kinds.KINDS`; hot: disc, stuck: square,
     dead: cross, cold: diamond, noisy: plus) and column/row segments drawn
     as lines; a legend gives the counts.  Below, up to ``crops`` enlarged
     9 x 9 photosite neighbourhoods of the strongest defects (one per
@@ -667,10 +641,11 @@ def plot_map(
 
     Raises
     ------
-    rawmap.fileio.OutputExistsError
+    rawmap.errors.OutputExistsError
         ``path`` exists and ``overwrite`` is false.
-    rawmap.errors.FrameMismatchError
-        ``photo`` is from another body, of another size or kind.
+    rawmap.errors.MapMismatchError
+        ``photo`` is from another body, of another size, pattern or kind
+        (:meth:`rawmap.defectmap.DefectMap.check_photo`).
     rawmap.errors.MapFormatError
         A defect outside the map's sensor (a map built in code; see
         :meth:`rawmap.defectmap.DefectMap.check`).
@@ -681,7 +656,7 @@ def plot_map(
     dm = defect_map
     dm.check()
     if photo is not None:
-        _check_photo(photo, dm)
+        dm.check_photo(photo)
     lay = plot_layout(dm, crops=crops)
     img = Image.new("RGB", (lay.width, lay.height), _BG)
     draw = ImageDraw.Draw(img)
@@ -709,7 +684,7 @@ def plot_map(
     for kind in DefectKind:
         n = counts[kind]
         colour = _TEXT if n else _MUTED
-        if kind is DefectKind.COLUMN:
+        if KINDS[kind].line:
             draw.line((x, 87, x + 14, 87), fill=KIND_COLOURS[kind], width=3)
         else:
             _draw_mark(draw, kind, x + 7, 87, 5)
@@ -734,7 +709,7 @@ def plot_map(
             a, b = lay.to_pixel(seg.index, seg.start), lay.to_pixel(seg.index, seg.stop)
             a, b = (min(a[0], b[0] - 3), a[1]), (max(b[0], a[0] + 3), b[1])
         draw.line((a, b), fill=_GRID, width=lw + 2)
-        draw.line((a, b), fill=KIND_COLOURS[DefectKind.COLUMN], width=lw)
+        draw.line((a, b), fill=KIND_COLOURS[seg.kind], width=lw)
     for d in sorted(dm.defects, key=lambda d: d.score):
         if (d.row, d.col) in in_segment:
             continue

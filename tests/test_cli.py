@@ -1441,18 +1441,6 @@ def test_show_top_n_draws_n_crops(series_map: Path, tmp_path: Path):
     assert plot_layout(dmap, crops=5).crop_count == 5
 
 
-def test_values_print_without_exponents():
-    from rawmap.cli import _value_text
-
-    assert _value_text("noisy", 1.56e13) == "noise >x1000"
-    assert _value_text("noisy", 1.5634) == "noise x1.56"
-    assert _value_text("hot", 123456.7) == "123,457 DN/s"
-    assert _value_text("hot", 0.01234) == "0.0123 DN/s"
-    assert _value_text("column", -30.0) == "-30.0 DN"
-    for v in (1e-9, 3e7, 1e300):
-        assert "e" not in _value_text("hot", v).replace("DN/s", "")
-
-
 def test_hostile_camera_names_are_printed_safely(series_map: Path, small_series: Series, tmp_path: Path):
     """ESC, CR and LF from a file's metadata never reach the terminal; a 10,000-character name is cut."""
     data = json.loads(series_map.read_text())

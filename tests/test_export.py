@@ -17,8 +17,10 @@ from rawmap.defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGe
 from rawmap.dng import write_dng
 from rawmap.export import (
     CSV_HEADER,
+    FORMATS,
     ExportError,
     ExportFormat,
+    FormatInfo,
     csv_text,
     dcraw_text,
     dcraw_timestamp,
@@ -282,6 +284,25 @@ def test_invalid_requests():
         default_filename(m, "pixinsight")
     with pytest.raises(TypeError):
         export_text(m, "dcraw", crop_origin=(0, 0))  # an option dcraw does not have
+
+
+def test_every_format_has_one_registry_entry():
+    import inspect
+
+    m = _small_map()
+    assert list(FORMATS) == list(ExportFormat)
+    for fmt, info in FORMATS.items():
+        assert isinstance(info, FormatInfo) and info.format is fmt
+        assert callable(info.write) and isinstance(info.hint, str) and info.suffix
+        assert export_text(m, fmt) == info.write(m) and info.write(m).endswith("\n")
+        assert default_filename(m, fmt) == info.filename(m) and info.filename(m).endswith(info.suffix)
+        params = inspect.signature(info.write).parameters
+        for option in info.options:  # every option the CLI may pass is a keyword of the writer
+            assert params[option].kind is inspect.Parameter.KEYWORD_ONLY
+        assert set(info.options) == {n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+        assert "{" not in info.hint.replace("{path}", "")  # the CLI fills in {path} only
+    assert FORMATS[ExportFormat.DCRAW].options == ("since_first_seen",)
+    assert FORMATS[ExportFormat.RAWTHERAPEE].options == ("crop_origin",)
 
 
 # --- the real peers ------------------------------------------------------------

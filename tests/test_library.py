@@ -121,7 +121,7 @@ def test_empty_library_reads_nothing_and_writes_nothing(tmp_path):
     assert len(lib.states()) == 0 and not lib.states()
     assert lib.known_files() == set()
     with pytest.raises(LibraryError, match=r"no map for Testco TC-1 0001 in .*missing; make one with `rawmap map"):
-        lib.find_map(CAM)
+        lib.load_map(CAM)
     assert not (tmp_path / "missing").exists()
 
 
@@ -147,7 +147,7 @@ def test_store_layout_and_queries(tmp_path, frames):
     assert lib.get(CAM) == entry
     assert lib.get(CAM, SourceKind.IMAGE) is None
     assert lib.get(OTHER) is None
-    assert _dicts(lib.find_map(CAM)) == _dicts(body.defect_map)
+    assert _dicts(lib.load_map(CAM)) == _dicts(body.defect_map)
     assert _dicts(lib.load_map(entry)) == _dicts(body.defect_map)
     _assert_same_state(lib.load_state(CAM), acc)
     assert lib.known_files() == {Path(f"/photos/f{i:03d}.dng") for i in range(8)}
@@ -165,7 +165,7 @@ def test_continuing_stored_state_equals_mapping_all_at_once(tmp_path, frames):
 
     whole = _accumulate(frames)
     _assert_same_state(lib.load_state(CAM), whole)
-    assert _dicts(lib.find_map(CAM)) == _dicts(build_map(whole))
+    assert _dicts(lib.load_map(CAM)) == _dicts(build_map(whole))
     assert (entry.frames, entry.state_frames) == (16, 16)
     # the previous map is kept
     assert _dicts(DefectMap.load(entry.path / "map.previous.json")) == _dicts(first.defect_map)
@@ -175,11 +175,11 @@ def test_continuing_stored_state_equals_mapping_all_at_once(tmp_path, frames):
 def test_first_seen_keeps_the_earliest_time(tmp_path, frames):
     lib = Library(tmp_path)
     lib.store(_body(_accumulate(frames[:8])))
-    early_before = {(d.row, d.col): d for d in lib.find_map(CAM).defects}[EARLY]
+    early_before = {(d.row, d.col): d for d in lib.load_map(CAM).defects}[EARLY]
     assert early_before.kind is DefectKind.HOT
 
     lib.store(_body(_accumulate(frames[8:], lib.state_for(CAM))))
-    found = {(d.row, d.col): d for d in lib.find_map(CAM).defects}
+    found = {(d.row, d.col): d for d in lib.load_map(CAM).defects}
     early, late = found[EARLY], found[LATE]
     assert early.kind is DefectKind.HOT and late.kind is DefectKind.HOT
     # the early defect keeps its date from the first run; the late one dates from when it appeared
@@ -197,7 +197,7 @@ def test_fresh_statistics_of_other_photos_are_merged(tmp_path, frames):
     for name in ("n_invalid", "s_v", "s_r", "vmin", "vmax"):
         np.testing.assert_array_equal(getattr(stored, name), getattr(whole, name), err_msg=name)
     assert entry.frames == 16
-    found = {(d.row, d.col): d for d in lib.find_map(CAM).defects}
+    found = {(d.row, d.col): d for d in lib.load_map(CAM).defects}
     assert found[EARLY].first_seen < found[LATE].first_seen
 
 
@@ -254,7 +254,7 @@ def test_bodies_and_sources_are_kept_apart(tmp_path, frames):
     assert [(e.camera, e.source) for e in lib.entries()] == [(OTHER, RAW), (CAM, RAW), (CAM, SourceKind.IMAGE)]
     assert lib.get(OTHER).path.name == "testco-tc-1-0001-2"
     assert lib.get(CAM, SourceKind.IMAGE).path.name == "testco-tc-1-0001-image"
-    assert lib.find_map(CAM, SourceKind.IMAGE).sensor.source == "image"
+    assert lib.load_map(CAM, SourceKind.IMAGE).sensor.source == "image"
     assert set(lib.states()) == {(CAM, RAW), (OTHER, RAW), (CAM, SourceKind.IMAGE)}
 
 
@@ -329,7 +329,7 @@ def test_export_then_import_elsewhere(tmp_path, frames):
     entry = other.import_map(out[0], state=out[1])
     assert entry.has_state and not entry.imported and entry.frames == 8
     _assert_same_state(other.load_state(CAM), lib.load_state(CAM))
-    assert _dicts(other.find_map(CAM)) == _dicts(lib.find_map(CAM))
+    assert _dicts(other.load_map(CAM)) == _dicts(lib.load_map(CAM))
     # it continues like the original
     other.store(_body(_accumulate(frames[8:], other.state_for(CAM))))
     _assert_same_state(other.load_state(CAM), _accumulate(frames))
@@ -362,12 +362,12 @@ def test_imported_map_merges_with_new_photos(tmp_path, frames):
 
     for part in (frames[:8], frames[8:]):
         entry = lib.store(_body(_accumulate(part, lib.state_for(CAM))))
-        found = {(d.row, d.col): d for d in lib.find_map(CAM).defects}
+        found = {(d.row, d.col): d for d in lib.load_map(CAM).defects}
         assert found[(5, 5)].kind is DefectKind.COLD  # never dropped
         assert found[EARLY].first_seen == old  # the earliest date wins
         assert found[EARLY].score > 5.0  # the stronger evidence wins
     assert LATE in found and found[LATE].first_seen >= T0 + dt.timedelta(hours=8)
-    dmap = lib.find_map(CAM)
+    dmap = lib.load_map(CAM)
     assert dmap.frames.count == 16 + 20 and entry.frames == 36 and entry.state_frames == 16
     assert dmap.frames.first_capture == old and dmap.thresholds["imported"]["defects"] == 2
 
@@ -440,10 +440,10 @@ def test_edits_by_hand_survive_mapping_again(tmp_path, frames):
 
     # new photos: detection finds EARLY again (and LATE), the edits hold
     lib.store(_body(_accumulate(frames[8:], lib.state_for(CAM))))
-    found = {(d.row, d.col): d for d in lib.find_map(CAM).defects}
+    found = {(d.row, d.col): d for d in lib.load_map(CAM).defects}
     assert EARLY not in found and LATE in found
     assert found[(50, 60)].manual and found[(50, 60)].kind is DefectKind.STUCK
-    assert lib.find_map(CAM).dropped == [EARLY]
+    assert lib.load_map(CAM).dropped == [EARLY]
 
     with pytest.raises(LibraryError, match="is not a map of"):
         lib.save_edited(entry, _hand_map(camera=CameraId("Other", "Body", "9")))
@@ -658,7 +658,7 @@ def test_store_interrupted_at_every_write_leaves_a_whole_entry(tmp_path, frames,
         _save(Library(root), frames[:8])  # the same command again
         assert _assert_consistent(root, {8}) == 8
         _assert_same_state(Library(root).load_state(CAM), whole)
-        assert _dicts(Library(root).find_map(CAM)) == whole_map
+        assert _dicts(Library(root).load_map(CAM)) == whole_map
     assert outcomes == {6, 8}  # both sides of the switch were hit
 
 
@@ -767,7 +767,7 @@ def test_remove_and_edit_interrupted_leave_a_whole_entry_or_none(tmp_path, frame
             except (LibraryError, _Killed):
                 pass
         assert _assert_consistent(root, {6}) == 6
-        dmap = Library(root).find_map(CAM)
+        dmap = Library(root).load_map(CAM)
         assert dmap.dropped in ([], [EARLY])
         if dmap.dropped:
             assert DefectMap.load(Library(root).get(CAM).path / "map.previous.json").dropped == []
@@ -851,5 +851,5 @@ def test_an_edit_of_an_older_map_is_refused(tmp_path, frames):
     with pytest.raises(LibraryError, match="changed after the copy being edited was read"):
         lib.save_edited(lib.get(CAM), stale)
     assert _assert_consistent(tmp_path, {8}) == 8
-    fresh = lib.find_map(CAM).edited(drop=[EARLY])
-    assert lib.save_edited(lib.get(CAM), fresh).frames == 8 and lib.find_map(CAM).dropped == [EARLY]
+    fresh = lib.load_map(CAM).edited(drop=[EARLY])
+    assert lib.save_edited(lib.get(CAM), fresh).frames == 8 and lib.load_map(CAM).dropped == [EARLY]

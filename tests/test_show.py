@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from rawmap.defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry
-from rawmap.errors import FrameMismatchError
+from rawmap.errors import FrameMismatchError, MapMismatchError
 from rawmap.fileio import OutputExistsError
 from rawmap.frame import CameraId, Frame, SourceKind
 from rawmap.show import (
@@ -234,10 +234,13 @@ def test_plot_refuses_a_photo_of_another_body_or_size(tmp_path):
     small = Frame(Path("b.NEF"), np.zeros((H, W - 2), np.uint16), cfa, np.zeros(4), 16383, 1, 100, None, CAM)
     jpeg = Frame(Path("c.JPG"), np.zeros((H, W, 3), np.uint8), None, np.zeros(4), 255, 1, 100, None, CAM,
                  SourceKind.IMAGE)
-    for photo, message in [(other, "taken by Canon EOS R5 1"), (small, "photo is 64x94, the map 64x96"),
-                           (jpeg, "a image photo for a map made from raw files")]:
-        with pytest.raises(FrameMismatchError, match=message):
+    # the check repair makes too (DefectMap.check_photo), without the --force of repair
+    for photo, message in [(other, r"taken by Canon EOS R5 1, the defect map is of .*use that body's map\)$"),
+                           (small, "the photo's visible area is 64x94, the defect map's 64x96"),
+                           (jpeg, "the defect map was made from RAW files, this photo is a developed image")]:
+        with pytest.raises(MapMismatchError, match=message) as exc:
             plot_map(m, tmp_path / "x.png", photo=photo)
+        assert isinstance(exc.value, FrameMismatchError) and exc.value.path == photo.path
     assert not (tmp_path / "x.png").exists()
 
 
