@@ -22,8 +22,9 @@ a line instead of four or two calls, the last partial word of a row visited
 by the same loop as the whole words), :func:`_site` (four photosites per row)
 is an ordinary call, and of numba's parallel passes only the ``prange`` one
 runs.  Measured on the project's 2-core machine: 65 s of CPU before, 20 s
-after, the same speed per frame (ordinary calls for the candidate tests
-instead of inlining cost 20-50 % per frame, see :func:`_candidate`).
+after, the same speed per frame and the same sums (ordinary calls for the
+candidate tests instead of inlining cost 20-60 % per frame, see
+:func:`_candidate`).
 :func:`compiled` tells whether the cache holds it.
 
 Neighbour rule used everywhere: the same-colour neighbours of photosite
@@ -264,8 +265,9 @@ def _candidate(m, i, j, fl, H, W, lines_here, black2, noise_a, noise_b, kl2, kad
                isolate, out_idx, cnt, cap, line_idx, lcnt, lcap):
     """The costly tests on one candidate (flags ``fl`` from :func:`_flags`); returns the new counts.
 
-    Inlined with its helpers (one call site): as ordinary calls they made a
-    frame 20-50 % slower, though they run on a few per cent of the photosites.
+    Inlined with its helpers (one call site): as ordinary calls, or called
+    once per row outside the parallel loop, they made a frame 20-60 % slower,
+    though they run on a few per cent of the photosites.
     """
     if lines_here and (fl & 6) != 0 and 2 <= j < W - 2:
         for row_line in range(2):  # 0: leans across a column line, 1: across a row line

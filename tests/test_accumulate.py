@@ -428,3 +428,25 @@ def test_state_saved_inside_a_view_continues_exactly(tmp_path):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
     np.testing.assert_array_equal(a.fs_index, b.fs_index)
     assert a.s_hi[24, 25] == 1 and a.s_hi[10, 10] == 1
+
+
+def test_kernels_compiled_tells_a_first_run(tmp_path):
+    """``compiled()`` is False with an empty numba cache (what a fresh install has), True once the fold ran."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from rawmap import _kernels
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", "from rawmap import _kernels; print(_kernels.compiled())"],
+                         cwd=root, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    frames = series(seed=3, n=3)
+    acc = Accumulator.from_frame(frames[0])
+    for f in frames:
+        acc.update(f)
+    assert acc.n_frames == 3
+    assert _kernels.compiled()
