@@ -623,6 +623,10 @@ def map_cmd(
     not_found = "; ".join(f"{s.path}: {s.reason}" for s in skipped_inputs)
     if not resolved:
         raise _Failed(f"nothing to map: {not_found}" if not_found else "nothing to map")
+    from . import _kernels
+
+    if not quiet and not _kernels.compiled():  # a first run: say why nothing moves for a while
+        typer.echo("Compiling rawmap's kernels, once (about 20-30 s; later runs reuse them) ...", err=True)
     try:
         with _Progress("Mapping", quiet=quiet) as progress:
             run = map_files(

@@ -572,3 +572,25 @@ def test_load_refuses_an_archive_listing_too_many_members_before_listing_them(go
     )
     monkeypatch.setattr(safeio, "MAX_ZIP_MEMBERS", members)
     assert Accumulator.load(good_state).n_frames == 8
+
+
+def test_kernels_compiled_tells_a_first_run(tmp_path):
+    """``compiled()`` is False with an empty numba cache (what a fresh install has), True once the fold ran."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from rawmap import _kernels
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", "from rawmap import _kernels; print(_kernels.compiled())"],
+                         cwd=root, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    frames = series(seed=3, n=3)
+    acc = Accumulator.from_frame(frames[0])
+    for f in frames:
+        acc.update(f)
+    assert acc.n_frames == 3
+    assert _kernels.compiled()
