@@ -9,7 +9,8 @@ import sys
 
 
 def main() -> None:
-    """Run ``rawmap`` with ``sys.argv``; exit 130 on Ctrl-C, quietly 141 when stdout is closed (``| head``)."""
+    """Run ``rawmap`` with ``sys.argv``; exit 130 on Ctrl-C, quietly 141 when stdout is closed (``| head``),
+    1 with one line when memory runs out."""
     try:
         from .cli import run
 
@@ -19,6 +20,9 @@ def main() -> None:
         sys.exit(130)
     except BrokenPipeError:
         _quiet_broken_pipe()
+    except MemoryError:  # checked before the big allocations; this is what slips past them
+        sys.stderr.write("Error: out of memory (close other programs, or map fewer or smaller photos at once)\n")
+        sys.exit(1)
 
 
 def _quiet_broken_pipe() -> None:

@@ -68,9 +68,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .defectmap import DefectMap
-from .errors import InputError, MapMismatchError, OutputExistsError, UnsupportedFileError
+from .errors import InputError, MapMismatchError, OutputExistsError, UnreadableFileError, UnsupportedFileError, one_line
 from .fileio import atomic_write_bytes
 from .frame import Frame, SourceKind
+from .reader import quiet_decoders
 
 if TYPE_CHECKING:  # pragma: no cover
     from .reader import MosaicSpec
@@ -832,7 +833,7 @@ def _raw_extras(path: Path, frame: Frame) -> dict:
     """What the DNG needs beyond the frame: full frame, colour, white balance, orientation."""
     import rawpy
 
-    with rawpy.imread(str(path)) as raw:
+    with quiet_decoders(), rawpy.imread(str(path)) as raw:
         full = np.array(raw.raw_image, dtype=np.uint16, copy=True)
         visible = raw.raw_image_visible
         if visible.shape != frame.shape or not np.array_equal(visible, frame.mosaic):
@@ -875,7 +876,7 @@ def _repair_raw(frame: Frame, defect_map: DefectMap, out: Path, *, fmt: str, ove
 
         with tempfile.TemporaryDirectory(prefix="rawmap-") as tmp:
             dng = write_dng(Path(tmp) / "repaired.dng", repaired, **kwargs)
-            with rawpy.imread(str(dng)) as raw:
+            with quiet_decoders(), rawpy.imread(str(dng)) as raw:
                 rgb = raw.postprocess(output_bps=16, use_camera_wb=True)
         buf = io.BytesIO()
         tifffile.imwrite(buf, rgb, photometric="rgb", metadata=None)
@@ -890,8 +891,14 @@ def _repair_jpeg(frame: Frame, defect_map: DefectMap, out: Path, *, overwrite: b
     to_stored = _TO_STORED.get(rotation)
     if to_stored is None:
         raise UnsupportedFileError(frame.path, f"was turned by the reader in an unknown way ({rotation!r})")
-    with Image.open(frame.path) as img:
-        img.load()
+    try:
+        with quiet_decoders():
+            img = Image.open(frame.path)
+            img.load()
+    except (OSError, ValueError, SyntaxError) as exc:  # Pillow's errors on a file tifffile or LibRaw read
+        raise UnreadableFileError(frame.path, f"cannot be decoded again for writing ({one_line(str(exc), 120)})",
+                                  "repair the camera's original JPEG or RAW file") from None
+    with img:
         if img.format not in ("JPEG", "MPO") or img.mode not in ("RGB", "L"):
             raise UnsupportedFileError(
                 frame.path, f"is a {img.format} {img.mode} image; rawmap repairs RGB or grayscale JPEGs",

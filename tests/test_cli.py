@@ -1474,3 +1474,39 @@ def test_map_reports_its_evidence_and_warns_when_it_is_one_view(tmp_path):
     assert "warning" not in res.output
     saved = json.loads((tmp_path / "dk.json").read_text())["frames"]
     assert (saved["views"], saved["darks"]) == (0, 8)
+
+
+def test_memory_running_out_is_one_line(small_series: Series, tmp_path: Path):
+    """A MemoryError that slips past the checks before the big allocations: one line, exit 1, no traceback."""
+    code = (
+        "import sys, runpy\n"
+        "import rawmap.mapping as m\n"
+        "def boom(*a, **k):\n"
+        "    raise MemoryError\n"
+        "m.map_files = boom\n"
+        f"sys.argv = ['rawmap', 'map', {str(small_series.folder)!r}, '-o', {str(tmp_path / 'm.json')!r}]\n"
+        "runpy.run_module('rawmap', run_name='__main__')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).parents[1])
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("Error: out of memory")
+    assert "Traceback" not in proc.stderr
+
+
+def test_repair_of_an_image_pillow_cannot_decode_again_is_skipped(tmp_path: Path):
+    """A TIFF that tifffile reads but Pillow cannot (RowsPerStrip 0) used to end repair in a traceback."""
+    from rawmap.defectmap import DefectMap, FrameStats, SensorGeometry
+    from rawmap.errors import UnreadableFileError
+    from rawmap.frame import CameraId
+    from rawmap.repair import _repair_jpeg
+    from rawmap.reader import read_frame
+    from PIL import Image
+
+    img = tmp_path / "p.jpg"
+    Image.fromarray(np.full((16, 24, 3), 100, np.uint8)).save(img)
+    frame = read_frame(img)
+    img.write_bytes(b"not an image any more")
+    dmap = DefectMap(CameraId("", ""), SensorGeometry(16, 24, source="image"), FrameStats(3))
+    with pytest.raises(UnreadableFileError, match="cannot be decoded again"):
+        _repair_jpeg(frame, dmap, tmp_path / "out.jpg", overwrite=False, forced=False)
