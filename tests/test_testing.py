@@ -1,4 +1,4 @@
-"""The simulated sensor: models, planted defects, visibility, and the written series."""
+"""rawmap.testing, the simulated sensor: models, planted defects, visibility, the written series; and that the runtime never imports it."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rawmap.defectmap import DefectKind
 from rawmap.errors import MapFormatError
 from rawmap.fileio import OutputExistsError
 from rawmap.frame import CameraId
-from rawmap.synth import (
+from rawmap.testing import (
     BORDER,
     SCENE_KINDS,
     DefectCounts,
@@ -402,7 +402,7 @@ def test_committed_example_matches_its_command(tmp_path):
 
 
 def test_burst_jitter_shift_is_bilinear():
-    from rawmap.synth import _shift
+    from rawmap.testing.scene import _shift
 
     rng = np.random.default_rng(0)
     img = np.moveaxis(rng.random((3, 12, 17)).astype(np.float32), 0, -1)
@@ -432,7 +432,7 @@ def test_burst_jitter_shift_is_bilinear():
 from rawmap import reader  # noqa: E402
 from rawmap.defectmap import Defect  # noqa: E402
 from rawmap.frame import SourceKind  # noqa: E402
-from rawmap.synth import (  # noqa: E402
+from rawmap.testing import (  # noqa: E402
     DEFECT_CLASSES,
     SCENARIOS,
     FramePlan,
@@ -525,7 +525,7 @@ def test_edges_scene_has_long_straight_edges_on_photosite_boundaries():
 
 
 def test_texture_scene_is_fine_and_one_over_f():
-    from rawmap.synth import _pink_noise
+    from rawmap.testing.scene import _pink_noise
 
     n = _pink_noise(np.random.default_rng(0), 256, 256, 1.0)
     assert abs(float(n.mean())) < 1e-3 and float(n.std()) == pytest.approx(1.0, rel=1e-3)
@@ -799,3 +799,4 @@ def test_score_map(tmp_path):
     assert "recall 1.00" in s.summary()
     empty = score_map(flag([]), truth)
     assert empty.recall == 0.0 and empty.precision == 1.0 and empty.n_flags == 0
+
