@@ -1,6 +1,6 @@
 """Write uncompressed Bayer DNG files that LibRaw, dcraw and Adobe readers open.
 
-Used for repaired output, for the simulated test series of :mod:`rawmap.synth`
+Used for repaired output, for the simulated test series of :mod:`rawmap.testing`
 and for tests against dcraw / RawTherapee.  The file is one little-endian
 TIFF IFD holding the whole sensor frame as 16-bit CFA data
 (PhotometricInterpretation 32803) in a single strip, with the DNG tags that

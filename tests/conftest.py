@@ -14,7 +14,7 @@ import pytest
 
 from rawmap.defectmap import DefectKind
 from rawmap.frame import CameraId
-from rawmap.synth import PlantedDefect, SensorSpec, SeriesTruth, generate_series
+from rawmap.testing import PlantedDefect, SensorSpec, SeriesTruth, generate_series
 
 #: ``../shared/samples`` beside the repository (test data that is not committed)
 SHARED_SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
@@ -103,7 +103,7 @@ def write_mosaic_series(
     n_pairs: int = 0,
     exposure: float = 2.0,
 ) -> MosaicSeries:
-    """Write ``n_frames`` simulated mosaics (rawmap.synth) as grayscale image files.
+    """Write ``n_frames`` simulated mosaics (rawmap.testing) as grayscale image files.
 
     Parameters
     ----------
@@ -136,7 +136,7 @@ def write_mosaic_series(
     from PIL.PngImagePlugin import PngInfo
 
     from rawmap.reader import CFA_PATTERNS
-    from rawmap.synth import render_scene, simulate
+    from rawmap.testing import render_scene, simulate
 
     rng = np.random.default_rng(seed)
     h, w = shape

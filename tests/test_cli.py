@@ -339,7 +339,7 @@ def test_map_state_file_recognises_a_moved_folder(small_series: Series, tmp_path
 
 
 def test_map_skips_jpeg_twins_in_one_line(tmp_path: Path):
-    from rawmap.synth import SensorSpec, generate_series
+    from rawmap.testing import SensorSpec, generate_series
 
     card = tmp_path / "card"
     generate_series(card, n_frames=4, seed=5, spec=SensorSpec(64, 96), jpeg=True)
@@ -355,7 +355,7 @@ def test_map_crop_modes_and_photos_without_camera(small_series: Series, tmp_path
     import numpy as np
     from PIL import Image
 
-    from rawmap.synth import SensorSpec, generate_series
+    from rawmap.testing import SensorSpec, generate_series
 
     crop = tmp_path / "crop"
     generate_series(crop, n_frames=3, seed=6, spec=SensorSpec(96, 128))  # same body as small_series
@@ -947,7 +947,7 @@ def test_repair_from_the_library(small_series: Series, other_series: Series, tmp
 
 
 def test_save_and_repair_crop_modes_of_one_body(small_series: Series, tmp_path: Path):
-    from rawmap.synth import SensorSpec, generate_series
+    from rawmap.testing import SensorSpec, generate_series
 
     crop = tmp_path / "crop"
     generate_series(crop, n_frames=3, seed=6, spec=SensorSpec(96, 128))  # same body as small_series
@@ -977,7 +977,7 @@ def test_repair_with_a_map_file_as_tiff(small_series: Series, series_map: Path, 
 
 def test_repair_refuses_another_body_unless_forced(series_map: Path, tmp_path: Path):
     from rawmap.frame import CameraId
-    from rawmap.synth import SensorSpec, generate_series
+    from rawmap.testing import SensorSpec, generate_series
 
     twin = tmp_path / "twin"  # same model and sensor size, another body
     spec = SensorSpec(120, 160, top_margin=8, left_margin=12, camera=CameraId("Rawmap", "Simulated Sensor", "SIM0003"))
@@ -992,7 +992,7 @@ def test_repair_refuses_another_body_unless_forced(series_map: Path, tmp_path: P
 
 
 def test_repair_jpeg_reports_psnr(tmp_path: Path):
-    from rawmap.synth import SensorSpec, generate_series
+    from rawmap.testing import SensorSpec, generate_series
 
     from conftest import _planted
 
@@ -1460,7 +1460,7 @@ def test_hostile_camera_names_are_printed_safely(series_map: Path, small_series:
 def test_map_reports_its_evidence_and_warns_when_it_is_one_view(tmp_path):
     """The summary says how many views and darks the map stands on; one view (a timelapse) gets a
     warning that only stuck and dead photosites can be mapped from it."""
-    from rawmap.synth import write_scenario
+    from rawmap.testing import write_scenario
 
     write_scenario(tmp_path / "tl", "timelapse", seed=1, shape=(120, 180), n_frames=6)
     res = runner.invoke(app, ["map", str(tmp_path / "tl"), "-o", str(tmp_path / "tl.json")])

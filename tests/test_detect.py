@@ -165,7 +165,7 @@ def test_jpeg_series_defects_found_near_their_photosites(tmp_path, seed):
     """Maps from JPEG renderings: every strong defect within 2 pixels, every flag near a defect,
     and a point defect (a blob after demosaicing and compression) reported once."""
     from rawmap.mapping import map_files
-    from rawmap.synth import SensorSpec, generate_series
+    from rawmap.testing import SensorSpec, generate_series
 
     truth = generate_series(tmp_path, n_frames=30, seed=seed, spec=SensorSpec(300, 450), jpeg=True)
     dmap = map_files([tmp_path / f.jpeg for f in truth.frames]).maps[0].defect_map
@@ -193,7 +193,7 @@ def test_short_series_does_not_flag_chance_coincidences(tmp_path, seed):
     and with so few scenes two of them coincide at hundreds of photosites.  Precision holds
     (it was 0.85 and 0.77 on these series when two scenes were enough)."""
     from rawmap.mapping import map_files
-    from rawmap.synth import SensorSpec, generate_series
+    from rawmap.testing import SensorSpec, generate_series
 
     truth = generate_series(tmp_path, n_frames=12, seed=seed, spec=SensorSpec(400, 600))
     dmap = map_files([tmp_path / f.file for f in truth.frames]).maps[0].defect_map
@@ -245,7 +245,7 @@ def test_sensitivity_presets_nest(tmp_path):
     """On one series' statistics: high flags at least what normal flags, and low at most."""
     from rawmap.detect import ClassifyParams, Sensitivity
     from rawmap.mapping import map_files
-    from rawmap.synth import SensorSpec, generate_series
+    from rawmap.testing import SensorSpec, generate_series
 
     truth = generate_series(tmp_path, n_frames=20, seed=7, spec=SensorSpec(240, 360))
     acc = map_files([tmp_path / f.file for f in truth.frames]).maps[0].accumulator
@@ -281,7 +281,7 @@ def test_independent_series_meets_the_targets(source):
     """indep-8080 (made outside this project): brackets and bursts of textured scenes with lens-cap darks.
     Targets of issue 9: recall >= 0.97 at precision >= 0.99 from RAW, >= 0.90 / 0.97 from JPEG."""
     from rawmap.mapping import map_files
-    from rawmap.synth import score_flags
+    from rawmap.testing import score_flags
 
     _, truth, files = _indep_series()
     if source == "JPEG":
@@ -303,7 +303,7 @@ def test_independent_series_meets_the_targets(source):
 
 def _scenario(tmp_path, name, n_frames=24, shape=(300, 450), seed=2027):
     from rawmap.mapping import collect_inputs, map_files
-    from rawmap.synth import score_map, write_scenario
+    from rawmap.testing import score_map, write_scenario
 
     truth = write_scenario(tmp_path, name, seed=seed, shape=shape, n_frames=n_frames)
     paths, _ = collect_inputs([tmp_path])

@@ -493,7 +493,7 @@ def mapped_series(tmp_path_factory: pytest.TempPathFactory):
     import dataclasses
 
     from rawmap.mapping import map_files
-    from rawmap.synth import PlantedDefect, SensorSpec, SeriesPlan, generate_series, plan_series
+    from rawmap.testing import PlantedDefect, SensorSpec, SeriesPlan, generate_series, plan_series
 
     folder = tmp_path_factory.mktemp("first-seen")
     planted = [

@@ -19,7 +19,7 @@ from rawmap.mapping import (
     MIN_FRAMES, BodyMap, Counted, MapRun, SkipKind, Skipped, collect_inputs, content_key, load_state_keys, map_files,
     save_state,
 )
-from rawmap.synth import SensorSpec, generate_series
+from rawmap.testing import SensorSpec, generate_series
 
 #: the integer sums, which must be exact however the frames were split
 INT_ARRAYS = ("s_v", "s_r", "vmin", "vmax", "n_invalid")

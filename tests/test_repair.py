@@ -27,7 +27,7 @@ from rawmap.repair import (
     repair_raw_file,
     repair_region,
 )
-from rawmap.synth import SensorSpec, develop, plant_defects, render_scene, simulate
+from rawmap.testing import SensorSpec, develop, plant_defects, render_scene, simulate
 
 RGGB = np.array([[0, 1], [3, 2]])
 PATTERNS = {
@@ -492,7 +492,7 @@ def test_jpeg_map_refused_for_another_camera(jpeg_case, tmp_path):
 def _developed_pair(tmp_path, develop):
     """Develop a simulated DNG and its repair with ``develop(path) -> (H, W, 3) array``."""
     from rawmap.defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry
-    from rawmap.synth import SensorSpec, generate_series
+    from rawmap.testing import SensorSpec, generate_series
 
     spec = SensorSpec(256, 384, top_margin=8, left_margin=12)
     truth = generate_series(tmp_path / "s", n_frames=3, seed=5, spec=spec)

@@ -3,7 +3,7 @@
 Run:  python tests/benchmarks/bench_detect.py [--frames 40] [--height 1000 --width 1500] [--seed 2026]
       (needs scikit-image for rawpy.enhance: pip install -e '.[bench]')
 
-A seeded series from ``rawmap.synth`` (a seed the detector was not tuned on)
+A seeded series from ``rawmap.testing`` (a seed the detector was not tuned on)
 is written as DNG files and their JPEG renderings.  On the same files:
 
 * rawmap: ``rawmap.mapping.map_files``;
@@ -32,7 +32,7 @@ import numpy as np
 import rawpy
 
 from rawmap.mapping import map_files
-from rawmap.synth import SensorSpec, generate_series
+from rawmap.testing import SensorSpec, generate_series
 
 
 def lowest_variance(paths, k):

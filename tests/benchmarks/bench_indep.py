@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from rawmap.mapping import map_files
-from rawmap.synth import score_flags
+from rawmap.testing import score_flags
 
 SERIES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "series" / "indep-8080"
 

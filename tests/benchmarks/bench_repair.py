@@ -2,7 +2,7 @@
 
 Run:  python tests/benchmarks/bench_repair.py [--frames 10] [--seed 3] [--height 600 --width 900]
 
-Generates a simulated series with :func:`rawmap.synth.generate_series`
+Generates a simulated series with :func:`rawmap.testing.generate_series`
 (DNG frames with an optical-black border, a realistic mix of daylight,
 glints, indoor and star-field frames, every defect kind, more defects than
 the default so that the figures are stable) and keeps each frame's
@@ -49,7 +49,7 @@ import tifffile
 
 from rawmap.defectmap import Defect, DefectMap, FrameStats, SensorGeometry
 from rawmap.repair import repair_file, repair_mosaic
-from rawmap.synth import DefectCounts, SensorSpec, generate_series
+from rawmap.testing import DefectCounts, SensorSpec, generate_series
 
 COUNTS = DefectCounts(n_stuck=40, n_dead=40, n_hot=120, n_warm=60, n_cold=40, n_noisy=40,
                       n_clusters=30, n_columns=3, n_rows=3)
@@ -121,7 +121,7 @@ def _jpeg_table(args) -> None:
     from PIL import Image
 
     from rawmap.repair import repair_region
-    from rawmap.synth import develop
+    from rawmap.testing import develop
 
     with tempfile.TemporaryDirectory(prefix="bench-repair-jpeg-") as tmp:
         tmp = Path(tmp)

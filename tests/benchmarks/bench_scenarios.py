@@ -1,15 +1,15 @@
-"""Detection quality of ``rawmap map`` on the named scenarios of ``rawmap.synth``.
+"""Detection quality of ``rawmap map`` on the named scenarios of ``rawmap.testing``.
 
 Run:  python tests/benchmarks/bench_scenarios.py [--frames 24] [--height 300 --width 450] [--seed 2027]
       [--scenarios brackets timelapse ...]
 
-Each scenario of :func:`rawmap.synth.write_scenario` (exposure brackets, a
+Each scenario of :func:`rawmap.testing.write_scenario` (exposure brackets, a
 timelapse, bursts, lens-cap darks at one and at mixed exposures, a mixed
 series with darks, brackets, bursts and duplicates, the same on a mono
 sensor, as 16-bit and 8-bit grayscale images, and on a 12-bit sensor with
 black level 0) is written to a temporary folder and mapped with
 ``rawmap.mapping.map_files``; the map is scored with
-:func:`rawmap.synth.score_map` (recall on must-find defects: visible at
+:func:`rawmap.testing.score_map` (recall on must-find defects: visible at
 6 sigma in at least 20 % of the frames, a segment found when 80 % of its
 photosites are flagged; precision = share of flags on planted defects).
 """
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from rawmap.mapping import collect_inputs, map_files
-from rawmap.synth import SCENARIOS, score_map, write_scenario
+from rawmap.testing import SCENARIOS, score_map, write_scenario
 
 
 def run(name: str, frames: int, shape: tuple[int, int], seed: int) -> str:

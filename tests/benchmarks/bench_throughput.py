@@ -2,7 +2,7 @@
 
 Run:  python tests/benchmarks/bench_throughput.py [--frames 16] [--runs 5] [--height 4000 --width 6000]
 
-Writes a simulated series of uncompressed 24 MP DNG frames (``rawmap.synth``:
+Writes a simulated series of uncompressed 24 MP DNG frames (``rawmap.testing``:
 varied scenes, shot/read noise, planted defects) to a temporary folder, then
 times, in one process and in turn:
 
@@ -51,7 +51,7 @@ import rawpy
 
 from rawmap._malloc import reuse_large_buffers
 from rawmap.mapping import map_files
-from rawmap.synth import SensorSpec, generate_series
+from rawmap.testing import SensorSpec, generate_series
 
 # VmHWM (not ru_maxrss, which a child inherits from its parent across fork+exec)
 CHILD = r"""
@@ -73,7 +73,7 @@ print(json.dumps({"base": base, "peak": hwm()}))
 
 
 def make_series(folder: Path, n: int, H: int, W: int, seed: int = 7) -> list[Path]:
-    """A simulated series (rawmap.synth: varied scenes, bursts, long exposures, planted defects)."""
+    """A simulated series (rawmap.testing: varied scenes, bursts, long exposures, planted defects)."""
     truth = generate_series(folder, n_frames=n, seed=seed, spec=SensorSpec(H, W))
     return [folder / f.file for f in truth.frames]
 

@@ -1,4 +1,4 @@
-"""The simulated sensor: models, planted defects, visibility, and the written series."""
+"""rawmap.testing, the simulated sensor: models, planted defects, visibility, the written series; and that the runtime never imports it."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rawmap.defectmap import DefectKind
 from rawmap.errors import MapFormatError
 from rawmap.fileio import OutputExistsError
 from rawmap.frame import CameraId
-from rawmap.synth import (
+from rawmap.testing import (
     BORDER,
     SCENE_KINDS,
     DefectCounts,
@@ -402,7 +402,7 @@ def test_committed_example_matches_its_command(tmp_path):
 
 
 def test_burst_jitter_shift_is_bilinear():
-    from rawmap.synth import _shift
+    from rawmap.testing.scene import _shift
 
     rng = np.random.default_rng(0)
     img = np.moveaxis(rng.random((3, 12, 17)).astype(np.float32), 0, -1)
@@ -432,7 +432,7 @@ def test_burst_jitter_shift_is_bilinear():
 from rawmap import reader  # noqa: E402
 from rawmap.defectmap import Defect  # noqa: E402
 from rawmap.frame import SourceKind  # noqa: E402
-from rawmap.synth import (  # noqa: E402
+from rawmap.testing import (  # noqa: E402
     DEFECT_CLASSES,
     SCENARIOS,
     FramePlan,
@@ -525,7 +525,7 @@ def test_edges_scene_has_long_straight_edges_on_photosite_boundaries():
 
 
 def test_texture_scene_is_fine_and_one_over_f():
-    from rawmap.synth import _pink_noise
+    from rawmap.testing.scene import _pink_noise
 
     n = _pink_noise(np.random.default_rng(0), 256, 256, 1.0)
     assert abs(float(n.mean())) < 1e-3 and float(n.std()) == pytest.approx(1.0, rel=1e-3)
@@ -799,3 +799,120 @@ def test_score_map(tmp_path):
     assert "recall 1.00" in s.summary()
     empty = score_map(flag([]), truth)
     assert empty.recall == 0.0 and empty.precision == 1.0 and empty.n_flags == 0
+
+
+# --- the subpackage: public names, the deprecated alias, the runtime never imports it ---------------
+
+import ast  # noqa: E402
+import importlib  # noqa: E402
+import pkgutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import rawmap  # noqa: E402
+import rawmap.testing  # noqa: E402
+
+_REPO = Path(__file__).resolve().parents[1]
+_TEST_SUPPORT = ("testing", "synth")
+
+
+def _runtime_modules() -> list[str]:
+    """Every module directly in ``rawmap`` except the test support (``rawmap.testing``, its alias ``rawmap.synth``)."""
+    return sorted(m.name for m in pkgutil.iter_modules(rawmap.__path__) if m.name not in _TEST_SUPPORT)
+
+
+def test_every_public_name_of_the_submodules_is_importable_from_rawmap_testing():
+    subs = [m.name for m in pkgutil.iter_modules(rawmap.testing.__path__)]
+    assert {"sensor", "defects", "scene", "exposure", "series", "scenarios", "scoring"} <= set(subs)
+    exported = set(rawmap.testing.__all__)
+    assert len(exported) == len(rawmap.testing.__all__)  # no name listed twice
+    for name in subs:
+        mod = importlib.import_module(f"rawmap.testing.{name}")
+        missing = set(mod.__all__) - exported
+        assert not missing, f"rawmap.testing.{name} exports {sorted(missing)}, rawmap.testing does not"
+        for attr in mod.__all__:
+            assert getattr(rawmap.testing, attr) is getattr(mod, attr)
+    for attr in rawmap.testing.__all__:
+        assert getattr(rawmap.testing, attr) is not None
+
+
+def test_rawmap_synth_is_a_deprecated_alias(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delitem(sys.modules, "rawmap.synth", raising=False)  # restored after the test
+    with pytest.deprecated_call(match="rawmap.testing"):
+        synth = importlib.import_module("rawmap.synth")
+    assert synth.__all__ == rawmap.testing.__all__
+    for attr in rawmap.testing.__all__:
+        assert getattr(synth, attr) is getattr(rawmap.testing, attr)
+
+
+def test_runtime_modules_never_import_the_test_support():
+    """No import of ``rawmap.testing`` / ``rawmap.synth`` anywhere in a runtime module (functions included)."""
+    offenders = []
+    for name in _runtime_modules():
+        path = Path(rawmap.__path__[0]) / f"{name}.py"
+        if not path.is_file():  # a runtime subpackage: check its modules too
+            files = sorted((Path(rawmap.__path__[0]) / name).rglob("*.py"))
+        else:
+            files = [path]
+        for f in files:
+            for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"), str(f))):
+                targets: list[str] = []
+                if isinstance(node, ast.Import):
+                    targets = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    base = node.module or ""
+                    targets = [base] + [f"{base}.{a.name}".lstrip(".") for a in node.names]
+                    if node.level:
+                        targets = [f"rawmap.{t}".rstrip(".") for t in targets]
+                for t in targets:
+                    if t.split(".")[:2] in (["rawmap", "testing"], ["rawmap", "synth"]):
+                        offenders.append(f"{f.name}:{node.lineno} imports {t}")
+    assert len(_runtime_modules()) >= 10
+    assert not offenders, offenders
+
+
+_MAP_WITHOUT_TEST_SUPPORT = r"""
+import importlib, json, pkgutil, sys
+import rawmap
+report, modules, *args = sys.argv[1:]
+for name in modules.split(","):
+    importlib.import_module("rawmap." + name)
+sys.argv = ["rawmap", *args]
+from rawmap.cli import main
+try:
+    main()
+    code = 0
+except SystemExit as exc:
+    code = exc.code
+with open(report, "w") as f:
+    json.dump({"code": code, "file": rawmap.__file__,
+               "modules": sorted(m for m in sys.modules if m.split(".")[0] == "rawmap")}, f)
+"""
+
+
+def test_importing_every_runtime_module_and_mapping_a_series_never_loads_the_test_support(
+    small_series, tmp_path: Path
+):
+    """A fresh interpreter imports every runtime module and runs ``rawmap map`` on a simulated series:
+    the map finds the planted defects, and no ``rawmap.testing`` (or ``rawmap.synth``) module was loaded."""
+    from conftest import PLANTED
+
+    from rawmap.defectmap import DefectMap
+
+    report, out = tmp_path / "report.json", tmp_path / "m.json"
+    proc = subprocess.run(
+        [sys.executable, "-c", _MAP_WITHOUT_TEST_SUPPORT, str(report), ",".join(_runtime_modules()),
+         "map", str(small_series.folder), "-o", str(out), "-q"],
+        cwd=_REPO, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(report.read_text())
+    assert rep["code"] in (0, None), proc.stderr
+    assert Path(rep["file"]).resolve() == Path(rawmap.__file__).resolve()  # this checkout's package
+    loaded = set(rep["modules"])
+    assert {"rawmap.cli", "rawmap.mapping", "rawmap.detect", "rawmap.reader", "rawmap.accumulate"} <= loaded
+    assert {f"rawmap.{m}" for m in _runtime_modules()} <= loaded
+    assert not [m for m in loaded if m.split(".")[1:2] in (["testing"], ["synth"])]
+    found = {(d.row, d.col) for d in DefectMap.load(out).defects}
+    assert set(PLANTED) <= found

@@ -1,0 +1,168 @@
+"""How a defect map compares with the truth of a series: :func:`score_map`, :func:`score_flags`.
+
+:func:`score_map` scores a map against a :class:`~rawmap.testing.truth.SeriesTruth`
+of a generated series (recall on must-find defects, precision of the flags);
+:func:`score_flags` scores flagged photosites against the ``truth.json`` of
+an outside series such as ``indep-8080``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..defectmap import DefectKind
+from .truth import SeriesTruth
+
+__all__ = ["MapScore", "score_map", "score_flags"]
+
+
+@dataclass(frozen=True)
+class MapScore:
+    """How a defect map compares with a series' truth (:func:`score_map`).
+
+    Attributes
+    ----------
+    recall : float
+        Share of the must-find units found: a point defect (any class but
+        ``column``) is found when its photosite is flagged (any kind); a
+        column or row segment is one unit, must-find when at least half of
+        its photosites are, found when at least 80 % of them are flagged.
+        1.0 when there is nothing to find.
+    precision : float
+        Share of the map's flags that lie on a planted defect photosite
+        (must-find or not); 1.0 for an empty map.
+    n_must_find, n_found : int
+        Must-find units, and how many of them were found.
+    n_flags, n_false : int
+        Flags in the map, and those on no planted defect.
+    false_by_kind : dict of str to int
+        False flags per map kind (``DefectKind`` value).
+    recall_by_class : dict of str to (int, int)
+        Per finer class (:data:`DEFECT_CLASSES`), (found, must-find units).
+    """
+
+    recall: float
+    precision: float
+    n_must_find: int
+    n_found: int
+    n_flags: int
+    n_false: int
+    false_by_kind: dict[str, int]
+    recall_by_class: dict[str, tuple[int, int]]
+
+    def summary(self) -> str:
+        """One line: recall, precision and the false flags by kind."""
+        fk = ", ".join(f"{k} {v}" for k, v in sorted(self.false_by_kind.items())) or "none"
+        return (f"recall {self.recall:.2f} ({self.n_found}/{self.n_must_find}), precision {self.precision:.2f} "
+                f"({self.n_flags - self.n_false}/{self.n_flags}); false flags: {fk}")
+
+
+def score_map(defect_map: Any, truth: SeriesTruth) -> MapScore:
+    """Score a defect map against the truth of a generated series.
+
+    Parameters
+    ----------
+    defect_map : rawmap.defectmap.DefectMap
+        Or anything with ``defects``, each with ``row``, ``col`` and ``kind``
+        (visible-area coordinates).
+    truth : SeriesTruth
+        With ``visible_frames`` (see :attr:`SeriesTruth.must_find`).
+
+    Returns
+    -------
+    MapScore
+    """
+    must = truth.must_find
+    classes = truth.classes()
+    flags = {(int(d.row), int(d.col)): DefectKind(d.kind).value for d in defect_map.defects}
+    planted = {(d.row, d.col) for d in truth.defects}
+    by_class: dict[str, list[int]] = {}
+    segments: dict[int, list[tuple[bool, bool]]] = {}
+    for d, c, m in zip(truth.defects, classes, must):
+        hit = (d.row, d.col) in flags
+        if c == "column":
+            segments.setdefault(int(d.params.get("segment", -1)), []).append((bool(m), hit))
+        elif m:
+            fc = by_class.setdefault(c, [0, 0])
+            fc[0] += hit
+            fc[1] += 1
+    for members in segments.values():
+        if sum(m for m, _ in members) * 2 >= len(members):
+            fc = by_class.setdefault("column", [0, 0])
+            fc[0] += sum(h for _, h in members) >= 0.8 * len(members)
+            fc[1] += 1
+    n_must = sum(v[1] for v in by_class.values())
+    n_found = sum(v[0] for v in by_class.values())
+    false: dict[str, int] = {}
+    for rc, kind in flags.items():
+        if rc not in planted:
+            false[kind] = false.get(kind, 0) + 1
+    n_false = sum(false.values())
+    return MapScore(
+        recall=n_found / n_must if n_must else 1.0,
+        precision=(len(flags) - n_false) / len(flags) if flags else 1.0,
+        n_must_find=n_must, n_found=n_found, n_flags=len(flags), n_false=n_false,
+        false_by_kind=false, recall_by_class={k: (v[0], v[1]) for k, v in by_class.items()},
+    )
+
+
+def score_flags(
+    flags: set[tuple[int, int]], truth: dict[str, Any], radius: int = 0, *, jpeg: bool = False
+) -> tuple[float, float, Counter, Counter]:
+    """Score flagged photosites against a ``truth.json`` of an outside series (e.g. ``indep-8080``).
+
+    That format lists ``defects`` with ``row``, ``col``, ``kind`` and
+    ``must_find`` (``must_find_jpeg`` for the series' JPEG renderings).
+
+    Parameters
+    ----------
+    flags : set of (row, col)
+    truth : dict
+        The parsed ``truth.json``.
+    radius : int, optional
+        A flag hits a defect within this many photosites (Chebyshev); 2 for
+        JPEGs, whose demosaicing and compression move a defect's trace.
+    jpeg : bool, optional
+        Score against ``must_find_jpeg``.
+
+    Returns
+    -------
+    recall : float
+        Share of must-find units flagged; a column segment counts when 80 %
+        of its must-find photosites are flagged.
+    precision : float
+        Share of flags within ``radius`` of any planted defect.
+    found, total : Counter
+        Must-find units found and planted, by truth kind.
+    """
+    defects = truth["defects"]
+    planted = np.array([(d["row"], d["col"]) for d in defects], np.int64).reshape(-1, 2)
+
+    def hit(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        if len(points) == 0 or len(targets) == 0:
+            return np.zeros(len(points), bool)
+        return (np.abs(points[:, None, :] - targets[None, :, :]).max(axis=2) <= radius).any(axis=1)
+
+    f = np.array(sorted(flags), np.int64).reshape(-1, 2)
+    precision = float(hit(f, planted).mean()) if len(f) else 1.0
+    found: Counter = Counter()
+    total: Counter = Counter()
+    columns: dict[int, list[tuple[int, int]]] = {}
+    key = "must_find_jpeg" if jpeg else "must_find"
+    for d in defects:
+        if not d.get(key, d.get("must_find")):
+            continue
+        if d["kind"] == "column":
+            columns.setdefault(d["col"], []).append((d["row"], d["col"]))
+            continue
+        total[d["kind"]] += 1
+        found[d["kind"]] += int(hit(np.array([[d["row"], d["col"]]]), f)[0])
+    for pts in columns.values():
+        total["column"] += 1
+        found["column"] += int(hit(np.array(pts), f).mean() >= 0.8)
+    recall = sum(found.values()) / max(sum(total.values()), 1)
+    return recall, precision, found, total
