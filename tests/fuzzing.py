@@ -653,7 +653,7 @@ def make_bases(worker: CliWorker, work: Path, samples: Path | None, *, seed: int
     series' map (and refused, in one line, for its other sensor size).
     """
     from rawmap.frame import CameraId
-    from rawmap.synth import SensorSpec, generate_series
+    from rawmap.testing import SensorSpec, generate_series
 
     series = []
     specs = [

@@ -34,7 +34,7 @@ def digest(defect_map) -> tuple[int, str]:
 
 def series_maps():
     """(name, defect map) for every benchmark series."""
-    from rawmap.synth import SCENARIOS, SensorSpec, generate_series, write_scenario
+    from rawmap.testing import SCENARIOS, SensorSpec, generate_series, write_scenario
 
     if (SERIES / "truth.json").is_file():
         truth = json.loads((SERIES / "truth.json").read_text())
