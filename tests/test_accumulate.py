@@ -307,7 +307,7 @@ def test_frame_kinds():
 
 
 def test_sparse_records_merge_in_order():
-    from rawmap.accumulate import _merge_sorted
+    from rawmap.accumulate.sums import _merge_sorted
 
     keys, vals = np.array([2, 5, 9], np.int64), np.array([10.0, np.nan, 30.0])
     k, v = _merge_sorted(keys, vals, np.array([9, 1, 5, 7]), np.array([20.0, 1.0, 4.0, np.nan]), np.fmin)
@@ -395,7 +395,7 @@ def test_noise_spread_by_counting_equals_numpy(kind):
 
 
 def test_pending_codes_in_kernel_order_are_merged_sorted():
-    from rawmap.accumulate import _pend
+    from rawmap.accumulate.sums import _pend
 
     # photosite order, dark ones negated (as the kernel emits them), then once more in another frame
     first = _pend([], np.array([-3, 5, -8, 9, 12]))

@@ -1,0 +1,248 @@
+"""Which frames show the same view: the per-series bookkeeping of the accumulator.
+
+Not statistics.  :class:`Views` records, for one series, the signature of
+every view seen (to recognise a view when it comes back, whatever its
+exposure), the signal each view put on each block of the sensor (to tell
+how much one view's static detail can weigh in a photosite's sums), and
+the views still *open*: collecting their frames' outliers until they are
+closed and counted once each.  The exact sums it feeds are in
+:mod:`rawmap.accumulate.sums`; the accumulator folds frames, asks this
+record which view each frame joins, and counts what a closed view saw.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .records import DetectionParams
+
+
+def _signature_block(shape: tuple[int, int]) -> tuple[int, int]:
+    """Photosites (rows, columns) of one block of a view's signature on a sensor of ``shape``.
+
+    Follows :meth:`Accumulator._thumb` (blocks of 32 photosites, or of
+    ``4 f`` on small frames) and :meth:`Accumulator._signature` (at most
+    32 x 48 of those blocks, pooled ``fy`` x ``fx``).
+    """
+    sub_h, sub_w = -(-shape[0] // 4), -(-shape[1] // 4)  # plane[::4, ::4]
+    f = 8 if min(sub_h, sub_w) >= 128 else max(1, min(sub_h, sub_w) // 16)
+    th, tw = sub_h // f, sub_w // f
+    fy, fx = max(1, -(-th // 32)), max(1, -(-tw // 48))
+    return 4 * f * fy, 4 * f * fx
+
+
+@dataclass
+class _OpenView:
+    """A view still collecting its frames' outliers (see :meth:`Views.join`)."""
+
+    scene: int
+    frames: int = 0
+    time: float = math.nan  #: earliest capture (unix s) among its frames
+    last_used: int = 0
+    pending: list = field(default_factory=list)  #: [(unique codes, frames each showed in)]
+    pending_lines: list = field(default_factory=list)
+
+
+def _detail(level: np.ndarray) -> np.ndarray:
+    """Each block minus the median of its 3 x 3 blocks (smooth gradients drop out)."""
+    pad = np.pad(level, 1, mode="edge")
+    win = np.lib.stride_tricks.sliding_window_view(pad, (3, 3)).reshape(level.shape + (9,))
+    return level - np.median(win, axis=2)
+
+
+def _detail_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of the detail of two block grids of one frame (0 when undecidable)."""
+    h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
+    if h < 3 or w < 3:
+        return 0.0
+    x = _detail(a[:h, :w]).ravel()
+    y = _detail(b[:h, :w]).ravel()
+    x = x - x.mean()
+    y = y - y.mean()
+    den = math.sqrt(float(x @ x) * float(y @ y))
+    return float(x @ y) / den if den > 0 else 0.0
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    r = np.empty(x.size, np.float64)
+    r[np.argsort(x, kind="stable")] = np.arange(x.size, dtype=np.float64)
+    return r
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Rank (Spearman) correlation of two signatures over the blocks valid in both (-1 when undecidable).
+
+    Ranks, not values: a bracket's long exposures clip part of some blocks
+    (glints, highlights), which bends the relation between two frames'
+    block means but keeps their order.
+    """
+    if a.shape != b.shape:
+        return -1.0
+    ok = np.isfinite(a) & np.isfinite(b)
+    if int(ok.sum()) < 8:
+        return -1.0
+    x = _ranks(a[ok])
+    y = _ranks(b[ok])
+    x -= x.mean()
+    y -= y.mean()
+    den = math.sqrt(float(x @ x) * float(y @ y))
+    return float(x @ y) / den if den > 0 else -1.0
+
+
+class Views:
+    """The views of one series (see the module docstring).
+
+    Parameters
+    ----------
+    params : DetectionParams
+        ``view_corr`` (same view) and ``open_views`` (how many stay open).
+
+    Attributes
+    ----------
+    sigs : dict of int to (h, w) ndarray of float64
+        Signature of each known view (scene number), NaN on clipped blocks;
+        a dark's only while its view is open.
+    weights : dict of int to (h, w) ndarray of float64
+        Each view's frames' signal summed block by block (clipped blocks at
+        the clip level).
+    open : dict of int to _OpenView
+        The views still collecting outliers.
+    dark : set of int
+        Open views of darks only (two darks never join).
+    clock : int
+        Frames committed, to close the least recently used view first.
+    """
+
+    def __init__(self, params: DetectionParams) -> None:
+        self.params = params
+        self.sigs: dict[int, np.ndarray] = {}
+        self.weights: dict[int, np.ndarray] = {}
+        self.open: dict[int, _OpenView] = {}
+        self.dark: set[int] = set()
+        self.clock = 0
+
+    def copy(self) -> "Views":
+        """A copy whose dictionaries can change apart (the open views' records are shared)."""
+        c = Views(self.params)
+        c.sigs, c.weights, c.open, c.dark, c.clock = dict(self.sigs), dict(self.weights), dict(self.open), set(self.dark), self.clock
+        return c
+
+    def join(self, sig: np.ndarray, weight: np.ndarray, dark: bool, new_scene: int) -> tuple[_OpenView, bool]:
+        """The open view a frame joins: the known view it shows (reopened if closed) or a new one.
+
+        Frames show the same view when their signatures correlate by at
+        least :attr:`DetectionParams.view_corr`, whatever their exposure,
+        ISO or order in the series, so brackets, timelapses and bursts are
+        one view.  A dark starts a view of its own: with no scene, whatever is
+        static in it is the sensor, and two darks never join (their amplifier
+        glow and vignetting of dark current look alike).  But a frame that
+        looks dark may be the dimmest of a bracket: a dark joins a photo's
+        view it matches, and while a dark's view is open a later photo of the
+        same view joins it, so the bracket's brightest specks count once.
+        Flat fields do join views (the vignetting of one set-up is their
+        signature): a frame of fine texture that averages out in the
+        thumbnail (a lawn) can look blank, and its static detail must not
+        count frame by frame.
+
+        Parameters
+        ----------
+        sig, weight : (h, w) ndarray of float64
+            The frame's signature and its signal per block.
+        dark : bool
+            The frame is a lens-cap dark.
+        new_scene : int
+            The number a new view gets.
+
+        Returns
+        -------
+        view : _OpenView
+        new : bool
+            A new view was started (numbered ``new_scene``).
+        """
+        best, best_c = None, self.params.view_corr
+        for scene, ref in self.sigs.items():
+            if dark and scene in self.dark:
+                continue
+            c = _correlation(sig, ref)
+            if c >= best_c:
+                best, best_c = scene, c
+        if best is not None:
+            if not dark:  # follow slow changes (a timelapse's light); a photo makes a dark's view a photo's
+                self.sigs[best] = sig
+                self.dark.discard(best)
+            self._add_weight(best, weight)
+            if best not in self.open:
+                self.open[best] = _OpenView(best)
+            return self.open[best], False
+        self.sigs[new_scene] = sig
+        self._add_weight(new_scene, weight)
+        if dark:
+            self.dark.add(new_scene)
+        self.open[new_scene] = _OpenView(new_scene)
+        return self.open[new_scene], True
+
+    def _add_weight(self, scene: int, w: np.ndarray) -> None:
+        prev = self.weights.get(scene)
+        self.weights[scene] = w if prev is None or prev.shape != w.shape else prev + w
+
+    def touch(self, view: _OpenView, t: float) -> None:
+        """A frame joined ``view``: count it, note its capture time (unix s, NaN unknown) and the clock."""
+        view.frames += 1
+        self.clock += 1
+        view.last_used = self.clock
+        if not math.isnan(t) and (math.isnan(view.time) or t < view.time):
+            view.time = t
+
+    def stale(self) -> int | None:
+        """The least recently used open view when more than ``open_views`` are open, else None."""
+        if len(self.open) > max(1, self.params.open_views):
+            return min(self.open.values(), key=lambda v: v.last_used).scene
+        return None
+
+    def close(self, scene: int) -> _OpenView:
+        """Take an open view out, to be counted; a dark's view is then forgotten (nothing may join it)."""
+        view = self.open.pop(scene)
+        if scene in self.dark:
+            self.dark.discard(scene)
+            self.sigs.pop(scene, None)
+            self.weights.pop(scene, None)
+        return view
+
+    def add_renumbered(self, other: "Views", offset: int) -> None:
+        """Take ``other``'s (closed) views in, their scene numbers moved up by ``offset`` (merging states)."""
+        self.sigs.update({scene + offset: sig for scene, sig in other.sigs.items()})
+        self.weights.update({scene + offset: w for scene, w in other.weights.items()})
+
+    def shares(self, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
+        """The largest share of each photosite's summed signal that one view holds.
+
+        From the views' summed block signals (the signature's blocks), so it
+        follows each photosite's surroundings, not the frame's mean: a view
+        bright where the photosite sits weighs more there.  1.0 where one
+        view holds everything (a timelapse).
+
+        Parameters
+        ----------
+        rows, cols : (n,) int arrays
+        shape : (H, W) of the sensor
+
+        Returns
+        -------
+        (n,) float64 ndarray, or None
+            ``None`` when the views' signals are unknown (states written
+            before they were kept) or the views' blocks disagree in shape.
+        """
+        ws = list(self.weights.values())
+        if not ws or len({w.shape for w in ws}) != 1 or len(ws) != len(self.sigs):
+            return None
+        stack = np.stack(ws)  # (views, h, w)
+        sh, sw = stack.shape[1:]
+        by, bx = _signature_block(shape)
+        i = np.minimum(np.asarray(rows) // by, sh - 1)
+        j = np.minimum(np.asarray(cols) // bx, sw - 1)
+        total = stack.sum(axis=0)
+        share = np.where(total > 0, stack.max(axis=0) / np.where(total > 0, total, 1.0), 1.0)
+        return share[i, j]
