@@ -301,7 +301,7 @@ def _candidate(m, i, j, fl, H, W, lines_here, black2, noise_a, noise_b, kl2, kad
     return cnt + 1, lcnt
 
 
-@njit(cache=True, nogil=True, parallel=_PRANGE_ONLY)
+@njit(cache=True, nogil=True, parallel=_PRANGE_ONLY)  # type: ignore[call-overload]  # numba takes a dict of passes
 def update_kernel(
     m,  # (H, W) uint16 frame
     r0,  # int: first row of the band to fold

@@ -279,7 +279,7 @@ def write_dng(
         (50710, _BYTE, 3, (0, 1, 2), True),  # CFAPlaneColor
         (50711, _SHORT, 1, 1, True),  # CFALayout: rectangular
         (50717, _LONG, 1, white, True),  # WhiteLevel
-        (50721, _SRATIONAL, 9, _flat_rationals(cm.ravel(), signed=True, max_den=10000), True),  # ColorMatrix1
+        (50721, _SRATIONAL, 9, _flat_rationals(cm.ravel().tolist(), signed=True, max_den=10000), True),  # ColorMatrix1
         (50778, _SHORT, 1, _D65, True),  # CalibrationIlluminant1
     ]
     if np.all(black_pos == black_pos[0, 0]):
@@ -298,7 +298,7 @@ def write_dng(
     tags.append((50719, _LONG, 2, (0, 0), True))  # DefaultCropOrigin (relative to ActiveArea)
     tags.append((50720, _LONG, 2, (w, h), True))  # DefaultCropSize
     if as_shot_neutral is not None:
-        tags.append((50728, _RATIONAL, 3, _flat_rationals(asn, max_den=10000), True))
+        tags.append((50728, _RATIONAL, 3, _flat_rationals(np.asarray(asn).tolist(), max_den=10000), True))
     exif: list[tuple[int, int, int, object]] = [(36864, _UNDEFINED, 4, b"0230")]  # ExifVersion
     if exposure > 0:
         exif.append((33434, _RATIONAL, 1, _rational(exposure, max_den=1_000_000)))  # ExposureTime
@@ -357,12 +357,12 @@ def _append_exif_ifd(tiff: bytes, entries: list[tuple[int, int, int, object]]) -
     blob = bytearray()
     for code, typ, count, value in entries:
         if typ in (_ASCII, _UNDEFINED):
-            raw = bytes(value)  # type: ignore[arg-type]
+            raw = bytes(value)  # type: ignore[call-overload]
             if typ == _ASCII and not raw.endswith(b"\0"):
                 raw += b"\0"
             count = len(raw)
         else:
-            vals = list(value) if isinstance(value, (tuple, list)) else [value]  # type: ignore[arg-type]
+            vals = list(value) if isinstance(value, (tuple, list)) else [value]
             raw = struct.pack(f"<{len(vals)}{_TYPE_FMT[typ]}", *vals)
         if len(raw) <= 4:
             field = raw.ljust(4, b"\0")

@@ -916,7 +916,7 @@ def _repair_jpeg(frame: Frame, defect_map: DefectMap, out: Path, *, overwrite: b
         buf = io.BytesIO()
         # what quality="keep" does, spelled out so that MPO files (camera JPEGs with
         # a multi-picture preview) are accepted too: the primary image is written
-        img.save(buf, "JPEG", qtables=img.quantization, subsampling=JpegImagePlugin.get_sampling(img),
+        img.save(buf, "JPEG", qtables=getattr(img, "quantization"), subsampling=JpegImagePlugin.get_sampling(img),
                  progressive=bool(img.info.get("progressive")), **opts)
     data = buf.getvalue()
     with Image.open(io.BytesIO(data)) as back:

@@ -253,10 +253,10 @@ def read_npy_member(
                 f"{name} declares {info.file_size:,} bytes, its header {fh.tell() + nbytes:,}"
             )
         arr = np.empty(shape, dtype)
-        view = memoryview(arr.reshape(-1).view(np.uint8))
+        view = arr.reshape(-1).view(np.uint8).data
         done = 0
         while done < nbytes:
-            n = fh.readinto(view[done : min(nbytes, done + _CHUNK)])
+            n = fh.readinto(view[done : min(nbytes, done + _CHUNK)])  # type: ignore[attr-defined]
             if not n:
                 raise StateFormatProblem(f"{name} ends after {done:,} of {nbytes:,} bytes")
             done += n

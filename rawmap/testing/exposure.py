@@ -237,7 +237,7 @@ def simulate(
     if n == 0:
         empty = np.zeros(0)
         return SimulatedFrame(mosaic, clean, empty, empty, np.zeros(0, bool))
-    r, c = lay.rows, lay.cols
+    r, c = lay.rows, lay.cols  # type: ignore[assignment]
     blk = spec.black_map()[r % 2, c % 2]
 
     # RTS states, drawn after the frame noise

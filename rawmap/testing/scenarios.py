@@ -266,7 +266,7 @@ def write_scenario(
     fmt = file_format or {"mono": "tiff16", "gray16": "tiff16", "gray8": "png8"}.get(name, "dng")
     mixed_family = name in ("mixed", "mono", "gray16", "gray8", "black0")
     s_def, s_plan = np.random.SeedSequence([seed, 9009]).spawn(2)
-    defects = plant_defects(spec, np.random.default_rng(s_def), **scenario_counts(h, w).as_kwargs(),
+    defects = plant_defects(spec, np.random.default_rng(s_def), **scenario_counts(h, w).as_kwargs(),  # type: ignore[arg-type]
                             warm_rate=(10.0, 100.0), cold_gain=(0.05, 0.5), cluster_kind="hot")
     plan = scenario_plan("mixed" if mixed_family else name, n_frames, np.random.default_rng(s_plan), iso=iso)
     return generate_series(folder, seed=seed, spec=spec, defects=defects, plan=plan, jpeg=jpeg, clean_dir=clean_dir,

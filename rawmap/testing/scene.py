@@ -159,7 +159,7 @@ class _Shape:
             ln = math.hypot(ddy, ddx) or 1.0
             dist = np.abs((yy - _F32(ya)) * _F32(ddx) - (xx - _F32(xa)) * _F32(ddy)) / _F32(ln)
             t = ((yy - _F32(ya)) * _F32(ddy) + (xx - _F32(xa)) * _F32(ddx)) / _F32(ln * ln)
-            cover = np.clip(_F32(width / 2 + 0.5) - dist, 0, 1) * ((t >= 0) & (t <= 1))
+            cover = np.clip(_F32(width / 2 + 0.5) - dist, 0, 1) * ((t >= 0) & (t <= 1))  # type: ignore[assignment]
         shade = None
         if tex is not None and self.tex_amp:
             shade = np.maximum(_F32(0.05), 1 + _F32(self.tex_amp) * tex[y0 - a : y1 - a, x0:x1])

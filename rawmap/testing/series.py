@@ -119,7 +119,7 @@ def generate_series(
     s_defects, s_plan, s_frames, s_bursts, s_extra = ss.spawn(5)
     if defects is None:
         counts = counts or DefectCounts.for_sensor(spec.height, spec.width)
-        defects = plant_defects(spec, np.random.default_rng(s_defects), **counts.as_kwargs())
+        defects = plant_defects(spec, np.random.default_rng(s_defects), **counts.as_kwargs())  # type: ignore[arg-type]
     defects = sorted(defects, key=lambda d: (d.row, d.col))
     if plan is None:
         plan = plan_series(n_frames, np.random.default_rng(s_plan))
@@ -181,7 +181,7 @@ def generate_series(
                 out_dir / f"{names[i]}.dng", sim.mosaic, cfa=spec.cfa_array, black=spec.black_levels(),
                 white=spec.white, camera=spec.camera, exposure=fp.exposure, iso=fp.iso, time=fp.time,
                 full_frame=full, margins=(spec.top_margin, spec.left_margin),
-                as_shot_neutral=spec.wb_neutral(), overwrite=overwrite, **kw,
+                as_shot_neutral=spec.wb_neutral(), overwrite=overwrite, **kw,  # type: ignore[arg-type]
             )
         else:
             written = atomic_write_bytes(
