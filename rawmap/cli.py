@@ -1523,6 +1523,48 @@ def library_export_cmd(
 
 # --------------------------------------------------------------------------- entry point
 
+@app.command("merge", cls=_Command)
+@_handle_errors
+def merge_cmd(
+    states: list[Path] = typer.Argument(..., metavar="STATES...", help="Two or more --state files of one body."),
+    output: Path = typer.Option(..., "-o", "--output", metavar="STATE", help="The merged state file to write."),
+    map_file: Optional[Path] = typer.Option(None, "--map", metavar="MAP", help="Also write the map of the merged statistics."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+) -> None:
+    """Merge the statistics of several runs (e.g. made on several machines) into one state.
+
+    The result is the state of one run over all their photos; a photo
+    counted by two of them is refused (it would count twice).
+
+    Example:
+
+        rawmap merge part1.rawstate part2.rawstate -o body.rawstate --map body.json
+    """
+    from .detect import build_map
+    from .fileio import check_output_folder, same_file
+    from .mapping import merge_states, save_state
+
+    if len(states) < 2:
+        raise typer.BadParameter("give two state files or more", param_hint="'STATES...'")
+    for out in [output] + ([map_file] if map_file else []):
+        for st in states:
+            _refuse_input(out, [st], "a state being merged")
+        if not overwrite and out.exists():
+            raise _Failed(f"{out}: already exists (add --overwrite to replace it, or choose another name)")
+        check_output_folder(out.parent)
+    if map_file is not None and same_file(map_file, output):
+        raise typer.BadParameter("--map and -o must be different files", param_hint="'--map'")
+    acc, keys = merge_states(states)
+    save_state(output, acc, keys, overwrite=overwrite)
+    lines = [f"merged {len(states)} states: {acc.n_frames} frames of {acc.camera.label or 'an unknown camera'} "
+             f"({acc.shape[0]}x{acc.shape[1]}), written to {output}"]
+    if map_file is not None:
+        dmap = build_map(acc)
+        dmap.save(map_file, overwrite=overwrite)
+        lines.append(f"map of {len(dmap)} defects written to {map_file}")
+    typer.echo("\n".join(lines))
+
+
 def run() -> None:
     """Run the command line on ``sys.argv`` (exits; see :func:`main` for Ctrl-C and closed pipes)."""
     app(prog_name="rawmap")

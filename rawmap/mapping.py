@@ -880,3 +880,54 @@ def map_files(
             skipped=skipped,
         )
     return MapRun(maps=maps, skipped=skipped, notes=notes)
+
+
+def merge_states(paths: Sequence[str | os.PathLike[str]]) -> tuple[Accumulator, dict[str, str]]:
+    """Merge the statistics of several runs (``--state`` files, possibly from several machines) into one.
+
+    The merged statistics are exactly those of one run over all their
+    photos (the integer sums are exact; the float ones equal up to rounding),
+    so a map classified from them is the map of one run.  Each state's open
+    views are closed first: a view shot across two runs counts twice, once
+    per run.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        Two or more state files of one body and sensor size.
+
+    Returns
+    -------
+    acc : Accumulator
+    keys : dict
+        Content key -> path of every photo the states recorded.
+
+    Raises
+    ------
+    MapFormatError
+        A file is not a readable state.
+    FrameMismatchError
+        The states are of different bodies, sizes or CFA patterns.
+    InputError
+        Two states counted the same photo (the same content key): merging
+        would count it twice.
+    """
+    if len(paths) < 2:
+        raise ValueError("merge needs two state files or more")
+    acc: Accumulator | None = None
+    keys: dict[str, str] = {}
+    owner: dict[str, Path] = {}
+    for p in map(Path, paths):
+        part = Accumulator.load(p)
+        part_keys = load_state_keys(p)
+        for k, photo in part_keys.items():
+            if k in owner:
+                raise InputError(
+                    p, f"counts {photo} (the same content as a photo {owner[k]} counts)",
+                    "merge states of different photos only; map the photos again with one --state",
+                )
+            owner[k] = p
+        keys.update(part_keys)
+        acc = part if acc is None else acc.merge(part)
+    assert acc is not None
+    return acc, keys

@@ -1510,3 +1510,27 @@ def test_repair_of_an_image_pillow_cannot_decode_again_is_skipped(tmp_path: Path
     dmap = DefectMap(CameraId("", ""), SensorGeometry(16, 24, source="image"), FrameStats(3))
     with pytest.raises(UnreadableFileError, match="cannot be decoded again"):
         _repair_jpeg(frame, dmap, tmp_path / "out.jpg", overwrite=False, forced=False)
+
+
+def test_merge_of_two_runs_equals_one_run(small_series: Series, tmp_path: Path):
+    """Two machines each map half of the photos with --state; `rawmap merge` gives the statistics and
+    the map of one run over all of them; a photo counted by both is refused."""
+    files = small_series.files
+    whole, a, b = tmp_path / "whole.rawstate", tmp_path / "a.rawstate", tmp_path / "b.rawstate"
+    assert run("map", *files, "-o", tmp_path / "whole.json", "--state", whole, "-q").exit_code == 0
+    assert run("map", *files[:6], "-o", tmp_path / "a.json", "--state", a, "-q").exit_code == 0
+    assert run("map", *files[6:], "-o", tmp_path / "b.json", "--state", b, "-q").exit_code == 0
+    merged, mapped = tmp_path / "m.rawstate", tmp_path / "m.json"
+    result = run("merge", a, b, "-o", merged, "--map", mapped)
+    assert result.exit_code == 0, result.output
+    assert "merged 2 states: 12 frames" in result.output
+    one, both = Accumulator.load(whole).closed(), Accumulator.load(merged)
+    for name in ("n_invalid", "s_v", "s_r", "vmin", "vmax"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(both, name), err_msg=name)
+    assert both.n_frames == 12
+    assert found_kinds(mapped) == found_kinds(tmp_path / "whole.json")
+    # the same photos twice: refused, nothing written
+    again = tmp_path / "again.rawstate"
+    assert_one_error(run("merge", a, a, "-o", again), "counts", "merge states of different photos")
+    assert not again.exists()
+    assert_usage_error(run("merge", a, "-o", again))
