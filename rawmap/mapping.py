@@ -288,6 +288,28 @@ def save_state(
     return atomic_write_bytes(path, buf.getvalue(), overwrite=overwrite)
 
 
+def _keys_member(path: str | os.PathLike[str]) -> Any:
+    """The parsed :data:`STATE_KEYS_MEMBER` of a state file (bounded, strict JSON), or None when it has none.
+
+    Raises
+    ------
+    MapFormatError
+        The file is missing or not a readable archive.
+    """
+    try:
+        with open_zip(path) as zf:
+            if STATE_KEYS_MEMBER not in zf.namelist():
+                return None
+            return read_json_member(
+                zf, STATE_KEYS_MEMBER, source=str(path), what="rawmap state file", limit=MAX_STATE_META_BYTES
+            )
+    except FileNotFoundError:
+        raise MapFormatError(f"{path}: no such state file") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError,
+            OSError, ValueError) as exc:
+        raise MapFormatError(f"{path}: not a rawmap state file ({' '.join(str(exc).split())[:160]})") from None
+
+
 def load_state_outputs(path: str | os.PathLike[str]) -> dict[str, list[str]]:
     """The map files written from a state (:func:`save_state` ``outputs``): path -> SHA-256 digests; ``{}`` if none.
 
@@ -300,18 +322,9 @@ def load_state_outputs(path: str | os.PathLike[str]) -> dict[str, list[str]]:
     MapFormatError
         The file is not a readable archive.
     """
-    try:
-        with open_zip(path) as zf:
-            if STATE_KEYS_MEMBER not in zf.namelist():
-                return {}
-            data = read_json_member(
-                zf, STATE_KEYS_MEMBER, source=str(path), what="rawmap state file", limit=MAX_STATE_META_BYTES
-            )
-    except FileNotFoundError:
-        raise MapFormatError(f"{path}: no such state file") from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError,
-            OSError, ValueError) as exc:
-        raise MapFormatError(f"{path}: not a rawmap state file ({' '.join(str(exc).split())[:160]})") from None
+    data = _keys_member(path)
+    if data is None:
+        return {}
     outputs = data.get("outputs") if isinstance(data, dict) else None
     if not isinstance(outputs, dict):
         return {}
@@ -331,18 +344,9 @@ def load_state_keys(path: str | os.PathLike[str]) -> dict[str, str]:
         The file is not a readable archive, or its key list is too large
         or damaged.
     """
-    try:
-        with open_zip(path) as zf:
-            if STATE_KEYS_MEMBER not in zf.namelist():
-                return {}
-            data = read_json_member(
-                zf, STATE_KEYS_MEMBER, source=str(path), what="rawmap state file", limit=MAX_STATE_META_BYTES
-            )
-    except FileNotFoundError:
-        raise MapFormatError(f"{path}: no such state file") from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError,
-            OSError, ValueError) as exc:
-        raise MapFormatError(f"{path}: not a rawmap state file ({' '.join(str(exc).split())[:160]})") from None
+    data = _keys_member(path)
+    if data is None:
+        return {}
     keys = data.get("keys") if isinstance(data, dict) and data.get("format") == STATE_KEYS_FORMAT else None
     if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
         raise MapFormatError(f"{path}: damaged list of content keys in the state file; map the photos again")

@@ -99,28 +99,9 @@ def state_bytes(acc: "Accumulator") -> bytes:
                 np.lib.format.write_array(fh, np.ascontiguousarray(arr), allow_pickle=False)
     return buf.getvalue()
 
+
 def load_state(cls: type["Accumulator"], path: str | Path) -> "Accumulator":
-    """Read a state written by :meth:`save`, every part checked and bounded before it is used.
-
-    The metadata (``meta.json``, at most :data:`MAX_STATE_META_BYTES`) is
-    parsed as strict JSON and each field checked for type and range: a
-    sensor of at least 4 x 4 and at most
-    :data:`rawmap.defectmap.MAX_PHOTOSITES` photosites, a CFA of colour
-    indices 0-3, frame records and open views of the right types.  Each
-    array's ``.npy`` header is then checked against what the metadata
-    implies (dtype among those the sums take, shape (H, W) for the sums,
-    at most one entry per photosite for the sparse records) and its
-    member's declared size against that header, before its data is read:
-    a header claiming a huge array or a deflate bomb is refused unread.
-    Sparse indices must be sorted, unique and on the sensor; pickled
-    arrays are never read.
-
-    Raises
-    ------
-    MapFormatError
-        Missing, not a state file, of another version, or damaged: one
-        line naming ``path`` and what is wrong.
-    """
+    """The state in ``path`` read into a new ``cls``: see :meth:`rawmap.accumulate.Accumulator.load`. """
     path = Path(path)
     try:
         zf = open_zip(path)
