@@ -101,7 +101,7 @@ def state_bytes(acc: "Accumulator") -> bytes:
 
 
 def load_state(cls: type["Accumulator"], path: str | Path) -> "Accumulator":
-    """The state in ``path`` read into a new ``cls``: see :meth:`rawmap.accumulate.Accumulator.load`. """
+    """The state in ``path`` read into a new ``cls``: see :meth:`rawmap.accumulate.Accumulator.load`."""
     path = Path(path)
     try:
         zf = open_zip(path)
