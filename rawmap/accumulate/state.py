@@ -19,7 +19,7 @@ import zipfile
 import zlib
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -30,17 +30,17 @@ from ..safeio import StateFormatProblem, open_zip, read_json_member, read_npy_me
 from .records import DetectionParams, FrameRecord
 from .views import _OpenView
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .accumulator import Accumulator
-
 STATE_FORMAT = "rawmap-accumulator"
 STATE_VERSION = 1
 #: Largest ``meta.json`` (frame records included) :meth:`Accumulator.load` reads: about 200,000 frames.
 MAX_STATE_META_BYTES = 64 * 1024 * 1024
 
 
-def meta_of(acc: "Accumulator") -> dict[str, Any]:
-    """The metadata of a state (``meta.json``, frame records included)."""
+def meta_of(acc: Any) -> dict[str, Any]:
+    """The metadata of an :class:`~rawmap.accumulate.Accumulator`'s state (``meta.json``, frame records included).
+
+    The file format knows the accumulator by its attributes only (no import: it sits below it).
+    """
     return {
         "format": STATE_FORMAT,
         "version": STATE_VERSION,
@@ -60,7 +60,7 @@ def meta_of(acc: "Accumulator") -> dict[str, Any]:
         "frames": [f.to_dict() for f in acc.frames],
     }
 
-def state_bytes(acc: "Accumulator") -> bytes:
+def state_bytes(acc: Any) -> bytes:
     """The state as an uncompressed ``.npz`` archive (arrays + ``meta.json``).
 
     Open views are saved open (their pending outliers as arrays), so a
@@ -100,7 +100,7 @@ def state_bytes(acc: "Accumulator") -> bytes:
     return buf.getvalue()
 
 
-def load_state(cls: type["Accumulator"], path: str | Path) -> "Accumulator":
+def load_state(cls: Any, path: str | Path) -> Any:
     """The state in ``path`` read into a new ``cls``: see :meth:`rawmap.accumulate.Accumulator.load`."""
     path = Path(path)
     try:
@@ -132,7 +132,7 @@ def load_state(cls: type["Accumulator"], path: str | Path) -> "Accumulator":
         except _ZIP_ERRORS as exc:
             raise MapFormatError(f"{path}: damaged state file ({_one_line(exc)}); map the photos again") from None
 
-def _from_state(cls: type["Accumulator"], zf: zipfile.ZipFile, meta: dict[str, Any]) -> "Accumulator":
+def _from_state(cls: Any, zf: zipfile.ZipFile, meta: dict[str, Any]) -> Any:
     """The accumulator of an open state archive whose ``meta`` has the right format and version (see :func:`load_state`)."""
     shape = _pair(meta, "shape", lo=4, hi=MAX_SENSOR_SIDE)
     H, W = shape
