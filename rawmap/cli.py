@@ -1,9 +1,10 @@
 """The ``rawmap`` command line: a thin typer layer over the library.
 
 Every command parses its arguments, calls the library, shows progress on
-stderr and prints a summary.  A :class:`~rawmap.errors.RawmapError` (or an
-OS error on a user's file) becomes one ``Error: ...`` line on stderr and
-exit code 1; usage errors exit 2 (click's default).  Heavy modules (rawpy,
+stderr and prints the lines :mod:`rawmap.report` writes (a ``--state``
+continuation is :class:`rawmap.series_state.SeriesState`).  A
+:class:`~rawmap.errors.RawmapError` (or an OS error on a user's file)
+becomes one ``Error: ...`` line on stderr and exit code 1; usage errors exit 2 (click's default).  Heavy modules (rawpy,
 numba kernels) are imported inside the commands so that ``rawmap --help``
 stays fast.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import os
 import sys
 from enum import Enum
@@ -26,12 +26,10 @@ from . import __version__
 from .defectmap import DefectKind, DefectMap
 from .errors import NothingToMapError, RawmapError, one_line
 from .export import ExportFormat
-from .kinds import KINDS
+from .report import show_path
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .accumulate import Accumulator
-    from .defectmap import FrameStats
-    from .mapping import BodyMap, MapRun, Skipped
+    from .mapping import BodyMap
     from .reader import MosaicSpec
 
 __all__ = ["app", "main"]
@@ -85,13 +83,6 @@ class _Failed(Exception):
     """A command's own failure: print ``Error: message`` and exit 1."""
 
 
-def _name(text: object) -> str:
-    """A name read from a file (camera make, model, serial) as a message may show it: printable, at most 80 characters."""
-    from .frame import printable
-
-    return printable(text)
-
-
 def _error(message: object) -> None:
     """Print one ``Error: ...`` line on stderr (control characters from file metadata replaced)."""
     from .frame import printable
@@ -104,14 +95,6 @@ def _warn(message: object) -> None:
     from .frame import printable
 
     typer.echo(f"Warning: {printable(one_line(message), None)}", err=True)
-
-
-#: Where a serial number was read (``CameraId.serial_source``), in words.
-_SERIAL_SOURCES = {
-    "exif": "EXIF BodySerialNumber",
-    "dng": "DNG CameraSerialNumber",
-    "makernote": "the maker note (a CRW's CIFF record)",
-}
 
 
 def _os_message(exc: OSError) -> str:
@@ -184,14 +167,6 @@ def _refuse_input(out: Path, inputs: Sequence[Path], what: str = "an input photo
             raise _Failed(f"{out}: is {what} ({p}); rawmap never writes over its inputs, choose another output")
 
 
-def _show_path(p: Path) -> str:
-    """A path as the user would like to read it: relative to the working folder when inside it."""
-    try:
-        return str(p.relative_to(Path.cwd()))
-    except ValueError:
-        return str(p)
-
-
 class _Progress:
     """A progress bar on stderr, or nothing when quiet or stderr is not a terminal."""
 
@@ -226,135 +201,6 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
             self._progress.__exit__(*exc)
-
-
-# --------------------------------------------------------------------------- formatting
-
-def _exposure_text(seconds: float) -> str:
-    if not seconds or seconds <= 0 or not math.isfinite(seconds):
-        return "unknown"
-    if seconds < 0.4:
-        return f"1/{round(1.0 / seconds):d} s"
-    return f"{seconds:.3g} s"
-
-
-def _iso_text(iso: float) -> str:
-    return f"{iso:g}" if iso and iso > 0 else "unknown"
-
-
-def _time_text(t: Any) -> str:
-    return t.isoformat(sep=" ") if t is not None else "unknown"
-
-
-def _black_text(black: Any) -> str:
-    vals = [float(v) for v in black]
-    if len(set(vals)) == 1:
-        return f"{vals[0]:g}"
-    return ", ".join(f"{name} {v:g}" for name, v in zip(("R", "G", "B", "G2"), vals))
-
-
-#: how many single-photosite defects ``rawmap map`` lists per body
-TABLE_ROWS = 25
-#: how many column/row segments it lists
-SEGMENT_ROWS = 10
-
-
-def _map_lines(dmap: "DefectMap", *, table_rows: int = TABLE_ROWS, segment_rows: int = SEGMENT_ROWS) -> list[str]:
-    """The defect counts and a short table of one map (point kinds listed, line kinds as segments)."""
-    from .show import column_segments
-
-    counts = dmap.counts()
-    total = len(dmap)
-    points = [d for d in dmap.defects if not KINDS[d.kind].line]
-    columns = {(d.row, d.col): d for d in dmap.defects if KINDS[d.kind].line}
-    segs = column_segments(dmap.defects)
-    parts = [f"{k.value} {n}" for k, n in counts.items() if n and not KINDS[k].line]
-    for k, n in counts.items():
-        if n and KINDS[k].line:
-            ks = [s for s in segs if s.kind is k]
-            parts.append(f"{k.value} {n} (in {len(ks)} segment{'s' if len(ks) != 1 else ''})")
-    lines = [f"  defects: {total} photosite{'s' if total != 1 else ''}" + (": " + ", ".join(parts) if parts else "")]
-    if points:
-        lines.append(f"    {'row':>6} {'col':>6}  {'kind':<6} {'ch':<2} {'score':>7}  {'value':<14} {'views':>5}  first seen")
-        for d in points[:table_rows]:
-            lines.append(
-                f"    {d.row:>6} {d.col:>6}  {d.kind.value:<6} {d.channel or '-':<2} {d.score:>7.1f}  "
-                f"{KINDS[d.kind].value_text(d.value):<14} {'-' if d.views is None else d.views:>5}  "
-                f"{d.first_seen.isoformat(sep=' ') if d.first_seen else '-'}"
-            )
-        if len(points) > table_rows:
-            lines.append(f"    ... and {len(points) - table_rows} more (all are in the map file; see `rawmap export --format csv`)")
-    for seg in segs[:segment_rows]:
-        members = [columns[rc] for rc in seg.cells() if rc in columns]
-        offs = [m.value for m in members if math.isfinite(m.value)]
-        off = f", mean offset {sum(offs) / len(offs):+.3g} DN" if offs else ""
-        where = f"col {seg.index}, rows {seg.start}-{seg.stop}" if seg.axis == "column" else f"row {seg.index}, cols {seg.start}-{seg.stop}"
-        lines.append(f"    {seg.axis} segment: {where} ({seg.count} photosites{off})")
-    if len(segs) > segment_rows:
-        lines.append(f"    ... and {len(segs) - segment_rows} more segments")
-    return lines
-
-
-def _evidence_lines(fr: "FrameStats") -> list[str]:
-    """The views and darks a map stands on, and a warning when they are too few for every kind."""
-    if fr.views is None:
-        return []
-    units = fr.views + (fr.darks or 0)
-    parts = [f"{fr.views} view{'s' if fr.views != 1 else ''} (frames of one scene count once)"]
-    if fr.darks:
-        parts.append(f"{fr.darks} lens-cap dark{'s' if fr.darks != 1 else ''}")
-    if fr.flats:
-        parts.append(f"{fr.flats} of the views flat fields")
-    lines = ["  evidence: " + ", ".join(parts)]
-    if units <= 1:
-        lines.append("  warning: one view only: hot, cold, noisy and line defects cannot be told from the scene "
-                     "(only stuck and dead photosites are mapped); add photos of other scenes or lens-cap darks")
-    elif units < 6:
-        lines.append(f"  warning: {units} views and darks: a defect must show in 2 of them to be mapped; "
-                     f"{6 - units} more different scenes (or darks) give the full map")
-    return lines
-
-
-def _body_header(body: "BodyMap", dmap: "DefectMap") -> list[str]:
-    s, fr = dmap.sensor, dmap.frames
-    kind = "RAW" if s.source == "raw" else "images"
-    cfa = f", {s.cfa}" if s.cfa else (", monochrome" if s.source == "raw" else "")
-    lines = [f"{dmap.camera.label or 'unknown camera'} ({kind}, {s.height}x{s.width}{cfa})"]
-    extra = []
-    if fr.exposure_max > 0:
-        lo, hi = _exposure_text(fr.exposure_min), _exposure_text(fr.exposure_max)
-        extra.append(f"exposures {lo}" + (f" to {hi}" if hi != lo else ""))
-    if fr.iso_max > 0:
-        extra.append(f"ISO {fr.iso_min:g}" + (f" to {fr.iso_max:g}" if fr.iso_max != fr.iso_min else ""))
-    if fr.first_capture and fr.last_capture:
-        extra.append(f"taken {fr.first_capture:%Y-%m-%d} to {fr.last_capture:%Y-%m-%d}")
-    new = len(body.files)
-    older = fr.count - new
-    used = f"{fr.count} frames" + (f" ({new} new, {older} from the stored statistics)" if older > 0 else "")
-    lines.append("  frames: " + "; ".join([used] + extra))
-    lines += _evidence_lines(fr)
-    sensitivity = dmap.thresholds.get("sensitivity")
-    if sensitivity and sensitivity != "normal":
-        lines.append(f"  sensitivity: {sensitivity}")
-    return lines
-
-
-def _skipped_lines(skipped: Sequence["Skipped"], shown: dict[Path, str]) -> list[str]:
-    """Files that could not be used, one line each; copies, counted photos and twins, one line per kind."""
-    from .mapping import SKIP_SUMMARY, SkipKind
-
-    unusable = [s for s in skipped if s.kind is SkipKind.UNUSABLE]
-    lines = []
-    if unusable:
-        lines.append(f"Skipped {len(unusable)} file{'s' if len(unusable) != 1 else ''}:")
-        for s in unusable:
-            lines.append(f"  {shown.get(s.path, _show_path(s.path))}: {one_line(s.reason)}")
-    for kind in (SkipKind.DUPLICATE, SkipKind.TWIN, SkipKind.COUNTED):
-        n = sum(1 for s in skipped if s.kind is kind)
-        if n:
-            what = "JPEG" if kind is SkipKind.TWIN else "file"
-            lines.append(f"{n} {what}{'s' if n != 1 else ''} skipped: {SKIP_SUMMARY[kind]}")
-    return lines
 
 
 # --------------------------------------------------------------------------- raw mosaics in image files
@@ -452,7 +298,7 @@ def _plan_map_outputs(out: Path, bodies: Sequence["BodyMap"], *, as_folder: bool
             folder = out.with_suffix("")
             note = (
                 f"{len(bodies)} maps made (camera bodies, or sensor sizes of one body): one map each written "
-                f"into the folder {_show_path(folder)}/ instead of {_show_path(out)}"
+                f"into the folder {show_path(folder)}/ instead of {show_path(out)}"
             )
             out = folder
     if as_folder:
@@ -460,16 +306,6 @@ def _plan_map_outputs(out: Path, bodies: Sequence["BodyMap"], *, as_folder: bool
             raise _Failed(f"{out}: is a file; several maps need a folder (give -o a folder)")
         return [out / _map_filename(b) for b in bodies], note
     return [out], note
-
-
-def _load_state_file(path: Path) -> "Accumulator | None":
-    from .accumulate import Accumulator
-
-    if not path.exists():
-        return None
-    if path.is_dir():
-        raise _Failed(f"{path}: is a folder; --state wants a state file (e.g. body.rawstate)")
-    return Accumulator.load(path)
 
 
 @app.command("map", cls=_Command)
@@ -566,7 +402,9 @@ def map_cmd(
         classify_params = ClassifyParams.for_sensitivity(sensitivity.strip().lower())
     except ValueError:
         raise typer.BadParameter(f"{sensitivity!r}: choose low, normal or high", param_hint="'--sensitivity'") from None
-    from .mapping import Counted, collect_inputs, load_state_keys, map_files
+    from . import report
+    from .mapping import Counted, collect_inputs, map_files
+    from .series_state import SeriesState
 
     reuse_large_buffers()  # LibRaw's frame buffers: reused instead of mapped afresh for every photo
     spec = _mosaic_spec(cfa, black, exposure, iso, camera)
@@ -590,9 +428,10 @@ def map_cmd(
     lib = _library(library) if save else None
     if lib is not None:
         _hold_library(ctx, lib)  # until the command ends: a concurrent --save waits, then continues what this one stored
-    state_acc = _load_state_file(state) if state is not None else None
-    own = _own_outputs(state) if state_acc is not None else {}
-    if out is not None and not out_folder and not overwrite and out.is_file() and not _is_own_output(out, own):
+    if state is not None and state.is_dir():
+        raise _Failed(f"{state}: is a folder; --state wants a state file (e.g. body.rawstate)")
+    series = SeriesState.open(state) if state is not None else None
+    if out is not None and not out_folder and not overwrite and out.is_file() and not (series is not None and series.wrote(out)):
         raise _Failed(f"{out}: already exists (add --overwrite to replace it, or choose another -o)")
 
     files, skipped_inputs = collect_inputs(paths, mosaic=spec is not None)
@@ -607,17 +446,14 @@ def map_cmd(
 
     states: Any = None
     counted = Counted()
-    state_keys: dict[str, str] = {}
     if lib is not None:
         states = lib.states()
         counted = Counted(lib.known_keys(), {Path(p) for p in lib.known_files()})
-    elif state_acc is not None:
-        states = {(state_acc.camera, state_acc.source, state_acc.shape): state_acc}
-        state_keys = load_state_keys(state)
-        counted = Counted(state_keys, _recorded_files(state_acc))
-    where = "the library" if lib is not None else (_show_path(state) if state is not None else "the stored statistics")
+    elif series is not None:
+        states, counted = series.states(), series.counted()
+    where = "the library" if lib is not None else (show_path(state) if state is not None else "the stored statistics")
     if resolved and all(p in counted.paths for p in resolved):
-        typer.echo(_nothing_new(len(resolved), where))
+        typer.echo(report.nothing_new(len(resolved), where))
         return
 
     not_found = "; ".join(f"{s.path}: {s.reason}" for s in skipped_inputs)
@@ -639,7 +475,7 @@ def map_cmd(
         n_counted = sum(1 for s in exc.skipped if s.kind is SkipKind.COUNTED)
         if n_counted:  # nothing new: not an error (a scheduled `rawmap map DIR --save` goes on working)
             others = [s for s in list(skipped_inputs) + exc.skipped if s.kind is not SkipKind.COUNTED]
-            typer.echo("\n".join([_nothing_new(n_counted, where)] + _skipped_lines(others, shown)))
+            typer.echo("\n".join([report.nothing_new(n_counted, where)] + report.skipped_lines(others, shown)))
             return
         raise _Failed(f"{exc} (also: {not_found})" if not_found else str(exc)) from None
 
@@ -654,14 +490,19 @@ def map_cmd(
             if state is not None:
                 _refuse_input(t, [state], "the --state file")
             if not overwrite and t.exists():
-                if _is_own_output(t, own):
+                if series is not None and series.wrote(t):
                     replace_own.add(t)  # the map this state wrote last time: replaced without --overwrite
                     continue
                 raise _Failed(f"{t}: already exists (add --overwrite to replace it, or choose another -o)")
 
     tail: list[str] = []
-    if state is not None:  # before the maps, recording them: a kill between the two leaves -o still replaceable
-        tail.append(_write_state(state, state_acc, state_keys, run, targets=targets, own=own))
+    if series is not None:  # before the maps, recording them: a kill between the two leaves -o still replaceable
+        if series.accumulator is None and len(run.maps) != 1:
+            raise _Failed(
+                f"--state keeps the statistics of one body and sensor size, but {len(run.maps)} maps were made; "
+                f"nothing was written (use --save to keep every body's statistics in the library)"
+            )
+        tail.append(report.state_line(series.save(run, targets=targets)))
 
     lines: list[str] = []
     for i, body in enumerate(run.maps):
@@ -671,26 +512,20 @@ def map_cmd(
             entry = lib.store(body)
             dmap = lib.load_map(entry)  # what the library keeps (imported defects merged in)
             stored = f"  saved in the library as {entry.path.name} ({entry.path})"
-        lines += _body_header(body, dmap)
-        lines += _map_lines(dmap)
+        lines += report.body_header(dmap, len(body.files))
+        lines += report.map_lines(dmap)
         if targets:
             written = dmap.save(targets[i], overwrite=overwrite or targets[i] in replace_own)
-            again = " (replacing the map this state wrote before)" if targets[i] in replace_own else ""
-            lines.append(f"  map written to {_show_path(written)}{again}")
+            lines.append(report.map_written_line(written, replacing_own=targets[i] in replace_own))
         if stored:
             lines.append(stored)
         lines.append("")
-    lines += _skipped_lines(skipped, shown)
+    lines += report.skipped_lines(skipped, shown)
     lines += run.notes
     if note:
         lines.append(note)
     lines += [t for t in tail if t]
     typer.echo("\n".join(lines).rstrip("\n"))
-
-
-def _nothing_new(n: int, where: str) -> str:
-    """The one line of a run that found only photos already counted (exit 0)."""
-    return f"Nothing new to map: {n} file{'s are' if n != 1 else ' is'} already counted in {where}."
 
 
 def _hold_library(ctx: typer.Context, lib: Any) -> None:
@@ -709,75 +544,6 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
     except (OSError, RuntimeError):
         return False
-
-
-def _file_digest(path: Path) -> str | None:
-    import hashlib
-
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
-def _own_outputs(state: Path) -> dict[str, list[str]]:
-    """The maps a --state file recorded writing (path -> SHA-256 digests)."""
-    from .mapping import load_state_outputs
-
-    return load_state_outputs(state)
-
-
-def _is_own_output(path: Path, own: dict[str, list[str]]) -> bool:
-    """Whether ``path`` is still the map the --state file wrote there (so it may replace it without --overwrite)."""
-    digests = own.get(str(path.resolve()))
-    return bool(digests) and _file_digest(path) in digests
-
-
-def _recorded_files(acc: "Accumulator") -> set[Path]:
-    """The photos already folded into ``acc`` (absolute paths)."""
-    out: set[Path] = set()
-    for rec in acc.frames:
-        try:
-            out.add(Path(rec.path).resolve())
-        except (OSError, RuntimeError):
-            continue
-    return out
-
-
-def _write_state(
-    path: Path, loaded: "Accumulator | None", keys: dict[str, str], run: "MapRun", *,
-    targets: Sequence[Path] = (), own: dict[str, list[str]] | None = None,
-) -> str:
-    """Write the --state file (its body's map in ``targets`` recorded as its own output); returns the line to print."""
-    import hashlib
-
-    from .mapping import save_state
-
-    if loaded is not None:
-        match = [i for i, b in enumerate(run.maps) if b.key == (loaded.camera, loaded.source) and b.shape == loaded.shape]
-        if not match:
-            size = f"{loaded.shape[0]}x{loaded.shape[1]}"
-            return f"{_show_path(path)}: unchanged (no new frames of {loaded.camera.label or 'its body'}, {size})"
-        index = match[0]
-    elif len(run.maps) == 1:
-        index = 0
-    else:
-        raise _Failed(
-            f"--state keeps the statistics of one body and sensor size, but {len(run.maps)} maps were made; "
-            f"nothing was written (use --save to keep every body's statistics in the library)"
-        )
-    body = run.maps[index]
-    keys = dict(keys)
-    keys.update((k, str(p)) for p, k in body.content.items() if k)
-    outputs = dict(own or {})
-    if targets:
-        target = targets[index]
-        new = hashlib.sha256(body.defect_map.to_json().encode("utf-8")).hexdigest()
-        current = _file_digest(target) if target.is_file() else None
-        # the map about to be written, and the one it replaces (kept acceptable in case the write is interrupted)
-        outputs[str(target.resolve())] = [new] + ([current] if current and current != new else [])
-    save_state(path, body.accumulator, keys, overwrite=True, outputs=outputs)
-    return f"statistics of {body.camera.label} ({body.accumulator.n_frames} frames) written to {_show_path(path)}"
 
 
 _LIBRARY_OPTION_HELP = "Library folder (default: $RAWMAP_LIBRARY, else the platform's user data folder)."
@@ -821,6 +587,7 @@ def info_cmd(
         rawmap info dark_0001.png --cfa GRBG --exposure 10
     """
     from .reader import read_info
+    from .report import info_lines
 
     spec = _mosaic_spec(cfa, black, exposure, iso, camera)
     failed = 0
@@ -839,42 +606,9 @@ def info_cmd(
         if not first:
             typer.echo("")
         first = False
-        typer.echo("\n".join(_info_lines(info)))
+        typer.echo("\n".join(info_lines(info)))
     if failed:
         raise typer.Exit(1)
-
-
-def _info_lines(info: Any) -> list[str]:
-    from .frame import SourceKind
-
-    raw = info.source is SourceKind.RAW
-    in_image = bool(info.extra.get("mosaic"))
-    h, w = info.shape
-    fh, fw = info.full_shape
-    size = f"{h} x {w} photosites (rows x columns)" if raw else f"{h} x {w} pixels, {info.channels} channel(s), {info.dtype}"
-    if raw and (fh, fw) != (0, 0) and (fh, fw) != (h, w):
-        size += f"; full frame {fh} x {fw}, visible area at row {info.margins[0]}, column {info.margins[1]}"
-    rows = [
-        ("make", _name(info.camera.make) or "unknown"),
-        ("model", _name(info.camera.model) or "unknown"),
-        ("serial", _name(info.camera.serial) or "not recorded"),
-        ("format", f"{info.format} ({_kind_words(info, raw, in_image)})"),
-        ("size", size),
-        ("CFA", (info.cfa_string or "none (monochrome sensor)") if raw else "none (developed image)"),
-        ("black", _black_text(info.black) if raw else "0"),
-        ("white", str(info.white)),
-        ("exposure", _exposure_text(info.exposure)),
-        ("ISO", _iso_text(info.iso)),
-        ("captured", _time_text(info.time)),
-    ]
-    return [str(info.path)] + [f"  {k:<9} {v}" for k, v in rows]
-
-
-def _kind_words(info: Any, raw: bool, in_image: bool) -> str:
-    if not raw:
-        return "developed image"
-    what = "RAW Bayer mosaic" if info.cfa is not None else "RAW monochrome mosaic"
-    return f"{what} in a {info.dtype[4:]}-bit image (--cfa)" if in_image else what
 
 
 # --------------------------------------------------------------------------- export
@@ -941,10 +675,9 @@ def export_cmd(
 
         rawmap export d750.json --format csv -o defects.csv
     """
-    from .export import (
-        FORMATS, default_filename, rawtherapee_filename, rawtherapee_name, rawtherapee_reads_serial, write_export,
-    )
+    from .export import FORMATS, default_filename, rawtherapee_filename, rawtherapee_reads_serial, write_export
     from .frame import CameraId
+    from .report import export_lines, rawtherapee_serial_warning
 
     fmt: ExportFormat = _choice(ExportFormat, fmt_text, "--format")
 
@@ -988,25 +721,12 @@ def export_cmd(
         if target.exists() and not overwrite:
             raise _Failed(f"{target}: already exists (add --overwrite to replace it, or choose another -o)") from exc
         raise
-    typer.echo(f"{len(dmap)} defects of {_name(dmap.camera.label) or 'unknown camera'} written as {fmt.value} to {_show_path(written)}")
+    lines = export_lines(dmap, fmt, written, since_first_seen=bool(options.get("since_first_seen")))
+    typer.echo(lines[0])
     if fmt is ExportFormat.RAWTHERAPEE and target.name == name and not (serial and rawtherapee_reads_serial(dmap.camera)):
-        model = _name(rawtherapee_name(dmap.camera, with_serial=False))
-        why = (
-            "--no-serial" if not serial or not dmap.camera.serial
-            else f"RawTherapee does not read the serial number {_name(dmap.camera.serial)!r} of this file type "
-            f"(only EXIF BodySerialNumber; this one came from {_SERIAL_SOURCES.get(dmap.camera.serial_source, 'an unrecorded tag')})"
-        )
-        if not dmap.camera.serial:
-            why = "the map records no serial number"
-        _warn(f"the file is named without a serial ({why}): RawTherapee applies it to every {model} it opens")
-    if fmt is ExportFormat.DCRAW:
-        typer.echo(
-            "lines dated with first_seen: photos taken before a defect showed are left alone"
-            if options["since_first_seen"]
-            else "every line dated 0: every photo is repaired, older ones too (--since-first-seen dates them)"
-        )
-    if info.hint:
-        typer.echo(info.hint.format(path=_show_path(written)))
+        _warn(rawtherapee_serial_warning(dmap.camera, serial=serial))
+    for line in lines[1:]:
+        typer.echo(line)
 
 
 # --------------------------------------------------------------------------- show
@@ -1039,7 +759,8 @@ def show_cmd(
 
         rawmap show d750.json --plot d750.png --photo DSC_0001.NEF
     """
-    from .show import format_summary, plot_map, summarize
+    from .report import format_summary, summarize
+    from .show import plot_map
 
     if photo is not None and plot is None:
         raise typer.BadParameter("--photo goes with --plot FILE.png", param_hint="'--photo'")
@@ -1069,7 +790,7 @@ def show_cmd(
 
             frame = read_frame(photo)
         written = plot_map(dmap, target, photo=frame, crops=top, overwrite=overwrite)
-        typer.echo(f"\npicture written to {_show_path(written)}")
+        typer.echo(f"\npicture written to {show_path(written)}")
 
 
 # --------------------------------------------------------------------------- edit
@@ -1176,33 +897,13 @@ def edit_cmd(
 
     edited = dmap.edited(add=[(r, c, None if k is None else DefectKind(k)) for r, c, k in adds], drop=drops)
 
-    before = {(d.row, d.col): d for d in dmap.defects}
-    lines = []
-    for r, c, k in adds:
-        old = before.get((r, c))
-        now = next(d for d in edited.defects if (d.row, d.col) == (r, c))
-        if old is None:
-            lines.append(f"added row {r}, col {c}: {now.kind.value} ({now.channel or '-'}), manual")
-        elif old.kind is now.kind:
-            lines.append(f"kept row {r}, col {c}: {now.kind.value}, now manual")
-        else:
-            lines.append(f"changed row {r}, col {c}: {old.kind.value} -> {now.kind.value}, manual")
-    for r, c in drops:
-        old = before.get((r, c))
-        lines.append(
-            f"dropped row {r}, col {c} (was {old.kind.value})" if old is not None
-            else f"row {r}, col {c} was not in the map: recorded as dropped, so mapping again leaves it out"
-        )
-    n_manual = sum(d.manual for d in edited.defects)
-    n_dropped = len(edited.dropped)
-    lines.append(
-        f"{len(edited)} defect{'s' if len(edited) != 1 else ''} ({n_manual} manual), "
-        f"{n_dropped} photosite{'s' if n_dropped != 1 else ''} dropped by hand"
-    )
+    from .report import edit_lines
+
+    lines = edit_lines(dmap, edited, adds, drops)
 
     if out is not None:
         written = edited.save(out, overwrite=overwrite)
-        lines.append(f"edited map written to {_show_path(written)}")
+        lines.append(f"edited map written to {show_path(written)}")
     elif entry is not None:
         entry = lib.save_edited(entry, edited)
         lines.append(f"saved in the library as {entry.path.name}; the map before the edit is {entry.path / 'map.previous.json'}")
@@ -1211,7 +912,7 @@ def edit_cmd(
 
         backup = atomic_copy(path, _backup_name(path), overwrite=True)
         written = edited.save(path, overwrite=True)
-        lines.append(f"map {_show_path(written)} edited in place; its previous version is {_show_path(backup)}")
+        lines.append(f"map {show_path(written)} edited in place; its previous version is {show_path(backup)}")
     typer.echo("\n".join(lines))
 
 
@@ -1284,6 +985,7 @@ def repair_cmd(
     from .mapping import collect_inputs
     from .reader import RAW_EXTENSIONS, read_info
     from .repair import output_name, plan_outputs, repair_file
+    from .report import renamed_line, repair_line, repair_summary
 
     fmt: Optional[RepairFormat] = _choice(RepairFormat, fmt_text, "--format")
     spec = _mosaic_spec(cfa, black, exposure, iso, camera)
@@ -1327,40 +1029,19 @@ def repair_cmd(
                 failures.append(f"{p}: {_os_message(exc)}")
             else:
                 repaired += 1
-                lines.append(_repair_line(p, result))
+                lines.append(repair_line(p, result))
             finally:
                 progress(i + 1, len(files), p)
     total = len(files) + len(missing)
-    summary = f"Repaired {repaired} of {total} photo{'s' if total != 1 else ''} into {_show_path(out_dir)}"
-    if failures:
-        summary += f"; {len(failures)} failed:"
     if renamed:
-        n = len(renamed)
-        lines.append(
-            f"{n} photo{'s' if n != 1 else ''} written as <name>-2, -3 ...: the plain name was an input photo's "
-            "or another input's output (inputs are never written over)"
-        )
+        lines.append(renamed_line(len(renamed)))
     if lines:
         typer.echo("\n".join(lines))
-    typer.echo(summary)
+    typer.echo(repair_summary(repaired, total, out_dir, failed=len(failures)))
     for f in failures:
         _error(f)
     if failures:
         raise typer.Exit(1)
-
-
-def _repair_line(src: Path, result: Any) -> str:
-    what = "spots" if result.format == "JPEG" else "photosites"
-    text = (
-        f"{src} -> {_show_path(result.output)} ({result.format}): {result.flagged} mapped {what}, "
-        f"{result.changed} {'photosites' if what == 'photosites' else 'pixels'} changed"
-    )
-    if result.psnr is not None:
-        psnr = "identical" if math.isinf(result.psnr) else f"{result.psnr:.1f} dB"
-        text += f"; PSNR elsewhere {psnr}"
-    if result.forced:
-        text += " (map of another body, --force)"
-    return text
 
 
 # --------------------------------------------------------------------------- library
@@ -1400,19 +1081,6 @@ def _find_entry(lib: Any, text: str) -> Any:
     raise _Failed(f"no body matching {text!r} in {lib.root}; see `rawmap library list`")
 
 
-def _entry_lines(e: Any) -> list[str]:
-    kind = "RAW" if e.source.value == "raw" else "images"
-    stats = f"{e.state_frames} frames in its statistics" if e.has_state else "no statistics (imported map)"
-    size = f", {e.shape[0]}x{e.shape[1]}" if e.shape else ""
-    return [
-        f"{e.path.name}",
-        f"  camera    {e.label or 'unknown camera'} ({kind}{size})",
-        f"  map       {e.defects} defects from {e.frames} frames; {stats}" + ("; includes imported defects" if e.imported else ""),
-        f"  updated   {e.updated:%Y-%m-%d %H:%M} UTC (created {e.created:%Y-%m-%d})",
-        f"  folder    {e.path}",
-    ]
-
-
 @library_app.command("list", cls=_Command)
 @_handle_errors
 def library_list_cmd(library: Optional[Path] = _library_option()) -> None:
@@ -1420,20 +1088,10 @@ def library_list_cmd(library: Optional[Path] = _library_option()) -> None:
 
     Example: rawmap library list
     """
+    from .report import library_list_lines
+
     lib = _library(library)
-    entries = lib.entries()
-    if not entries:
-        typer.echo(f"No maps in {lib.root} yet; make one with `rawmap map PHOTOS --save`.")
-        return
-    typer.echo(f"Library {lib.root}: {len(entries)} bod{'ies' if len(entries) != 1 else 'y'}")
-    width = max(len(e.path.name) for e in entries)
-    for e in entries:
-        kind = "RAW" if e.source.value == "raw" else "images"
-        flags = "" if e.has_state else "  (imported, no statistics)"
-        typer.echo(
-            f"  {e.path.name:<{width}}  {e.label or 'unknown camera'} ({kind}): {e.defects} defects, "
-            f"{e.frames} frames, updated {e.updated:%Y-%m-%d}{flags}"
-        )
+    typer.echo("\n".join(library_list_lines(lib.root, lib.entries())))
 
 
 @library_app.command("show", cls=_Command)
@@ -1448,9 +1106,9 @@ def library_show_cmd(
     """
     lib = _library(library)
     entry = _find_entry(lib, body)
-    from .show import format_summary, summarize
+    from .report import entry_lines, format_summary, summarize
 
-    typer.echo("\n".join(_entry_lines(entry)) + "\n\n" + format_summary(summarize(lib.load_map(entry))))
+    typer.echo("\n".join(entry_lines(entry)) + "\n\n" + format_summary(summarize(lib.load_map(entry))))
 
 
 @library_app.command("remove", cls=_Command)
@@ -1516,9 +1174,9 @@ def library_export_cmd(
     entry = _find_entry(lib, body)
     check_output_folder(dest)
     written = lib.export_entry(entry.camera, entry.source, dest)
-    for w in written:
-        typer.echo(f"wrote {_show_path(w)}")
-    typer.echo(f"take it back with: rawmap library import {_show_path(written[0])}" + (f" --state {_show_path(written[1])}" if len(written) > 1 else ""))
+    from .report import library_export_lines
+
+    typer.echo("\n".join(library_export_lines(written)))
 
 
 # --------------------------------------------------------------------------- entry point

@@ -19,9 +19,9 @@ kind       ``Defect.value``              report          Siril   marker  line
   and writes the photosites of *line* kinds that cover a whole column or
   row as one Siril line;
 * :mod:`rawmap.show` draws each kind with its colour and marker, and line
-  kinds as column/row segments (:func:`rawmap.show.column_segments`);
-* the CLI's map table prints :meth:`KindInfo.value_text` and counts line
-  kinds as segments.
+  kinds as column/row segments (:func:`rawmap.report.column_segments`);
+* the map table of :mod:`rawmap.report` (``rawmap map``) prints
+  :meth:`KindInfo.value_text` and counts line kinds as segments.
 
 Adding a kind: a member of :class:`DefectKind`, its entry in :data:`KINDS`
 (``tests/test_kinds.py`` checks that every member has a complete one), the

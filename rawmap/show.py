@@ -1,22 +1,22 @@
-"""Look at a defect map: a text summary and a PNG picture of the sensor.
+"""Look at a defect map: a PNG picture of the sensor.
 
-:func:`summarize` counts a map's defects by kind and colour channel and
-collects what went into it; :func:`format_summary` turns that into the plain
-text table the CLI prints.  :func:`plot_map` draws the whole sensor with every
-defect marked by kind, and below it enlarged crops of the strongest defects,
-either of the map itself or of a real photo from the same body.  Drawing uses
-Pillow only.
+:func:`plot_map` draws the whole sensor with every defect marked by kind,
+and below it enlarged crops of the strongest defects, either of the map
+itself or of a real photo from the same body; :func:`plot_layout` says where
+it puts things.  Drawing uses Pillow only.  The text summary of a map
+(:func:`rawmap.report.summarize`, :func:`rawmap.report.format_summary`) and
+the grouping of line defects into segments
+(:func:`rawmap.report.column_segments`) live in :mod:`rawmap.report`; the
+picture's header uses its short forms.
 
 Examples
 --------
 >>> dmap = DefectMap.load("d750.json")                      # doctest: +SKIP
->>> print(format_summary(summarize(dmap)))                  # doctest: +SKIP
 >>> plot_map(dmap, "d750.png", photo=read_frame("DSC_0001.NEF"))   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import io
 import math
 import os
@@ -30,317 +30,19 @@ from PIL import Image, ImageDraw, ImageFont
 from .defectmap import Defect, DefectKind, DefectMap
 from .errors import OutputExistsError
 from .fileio import atomic_write_bytes
-from .frame import CameraId, Frame, SourceKind, cfa_pattern
+from .frame import Frame, cfa_pattern
 from .kinds import KINDS, Marker
+from .report import column_segments, fmt_exposure, fmt_iso, fmt_range, fmt_time, strongest
 
 __all__ = [
     "KIND_COLOURS",
-    "MapSummary",
-    "Segment",
     "PlotLayout",
-    "summarize",
-    "format_summary",
-    "column_segments",
     "plot_layout",
     "plot_map",
 ]
 
 #: mark colour of each defect kind in :func:`plot_map` (RGB; :attr:`rawmap.kinds.KindInfo.colour`)
 KIND_COLOURS: dict[DefectKind, tuple[int, int, int]] = {k: info.colour for k, info in KINDS.items()}
-
-_CHANNEL_ORDER = ("R", "G", "B")
-
-
-# =========================================================================== summary
-@dataclass(frozen=True)
-class MapSummary:
-    """The figures of one defect map.
-
-    Attributes
-    ----------
-    camera : CameraId
-    source : str
-        ``"raw"`` or ``"image"``.
-    height, width : int
-        Visible area in photosites.
-    cfa : str
-        Pattern letters (``"RGGB"``), ``""`` for image maps.
-    total : int
-        Number of defective photosites.
-    by_kind : dict of DefectKind to int
-        Every kind, zeros included, in :class:`DefectKind` order.
-    channels : tuple of str
-        Columns of ``by_kind_channel``: ``("R", "G", "B")`` for RAW maps
-        (other letters found are appended), ``("",)`` for image maps.
-    by_kind_channel : dict of DefectKind to dict of str to int
-        Defects per kind and colour channel (every kind and channel present).
-    segments : int
-        Column and row segments (see :func:`column_segments`).
-    frames, skipped : int
-        Frames used to make the map, and frames left out.
-    first_capture, last_capture : datetime or None
-        Capture dates of the frames.
-    exposure_min, exposure_max : float
-        Exposure times in seconds (0 when unknown).
-    iso_min, iso_max : float
-        ISO speeds (0 when unknown).
-    strongest : tuple of Defect
-        The defects with the highest scores, strongest first.
-    created : datetime
-        When the map was made.
-    """
-
-    camera: CameraId
-    source: str
-    height: int
-    width: int
-    cfa: str
-    total: int
-    by_kind: dict[DefectKind, int]
-    channels: tuple[str, ...]
-    by_kind_channel: dict[DefectKind, dict[str, int]]
-    segments: int
-    frames: int
-    skipped: int
-    first_capture: _dt.datetime | None
-    last_capture: _dt.datetime | None
-    exposure_min: float
-    exposure_max: float
-    iso_min: float
-    iso_max: float
-    strongest: tuple[Defect, ...]
-    created: _dt.datetime
-
-    @property
-    def per_million(self) -> float:
-        """Defective photosites per million."""
-        n = self.height * self.width
-        return 1e6 * self.total / n if n else 0.0
-
-    def channel_totals(self) -> dict[str, int]:
-        """Defects per channel, all kinds together."""
-        return {c: sum(row[c] for row in self.by_kind_channel.values()) for c in self.channels}
-
-
-def _strongest(defects: list[Defect], n: int) -> list[Defect]:
-    return sorted(defects, key=lambda d: (-d.score, d.row, d.col))[: max(n, 0)]
-
-
-def summarize(defect_map: DefectMap, *, top: int = 10) -> MapSummary:
-    """Count a map's defects and collect what went into it.
-
-    Parameters
-    ----------
-    defect_map : DefectMap
-    top : int, optional
-        How many of the strongest defects (highest score) to keep.
-
-    Returns
-    -------
-    MapSummary
-
-    Examples
-    --------
-    >>> from rawmap.defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry
-    >>> from rawmap.frame import CameraId
-    >>> m = DefectMap(CameraId("Nikon", "D750"), SensorGeometry(4, 6, cfa="RGGB"), FrameStats(3),
-    ...               [Defect(0, 0, DefectKind.HOT, 9.0, "R"), Defect(1, 0, DefectKind.HOT, 5.0, "G")])
-    >>> s = summarize(m)
-    >>> s.by_kind[DefectKind.HOT], s.by_kind_channel[DefectKind.HOT]
-    (2, {'R': 1, 'G': 1, 'B': 0})
-    """
-    if top < 0:
-        raise ValueError(f"top must be >= 0, got {top}")
-    dm = defect_map
-    raw = dm.sensor.source != SourceKind.IMAGE.value
-    found = {d.channel for d in dm.defects}
-    if raw:
-        channels = _CHANNEL_ORDER + tuple(sorted(found - set(_CHANNEL_ORDER)))
-    else:
-        channels = ("",) + tuple(sorted(found - {""}))
-    table = {k: {c: 0 for c in channels} for k in DefectKind}
-    for d in dm.defects:
-        table[d.kind][d.channel] += 1
-    fr = dm.frames
-    return MapSummary(
-        camera=dm.camera,
-        source=dm.sensor.source,
-        height=dm.sensor.height,
-        width=dm.sensor.width,
-        cfa=dm.sensor.cfa,
-        total=len(dm.defects),
-        by_kind=dm.counts(),
-        channels=channels,
-        by_kind_channel=table,
-        segments=len(column_segments(dm.defects)),
-        frames=fr.count,
-        skipped=fr.skipped,
-        first_capture=fr.first_capture,
-        last_capture=fr.last_capture,
-        exposure_min=fr.exposure_min,
-        exposure_max=fr.exposure_max,
-        iso_min=fr.iso_min,
-        iso_max=fr.iso_max,
-        strongest=tuple(_strongest(dm.defects, top)),
-        created=dm.created,
-    )
-
-
-def _fmt_exposure(s: float) -> str:
-    if not s or s <= 0 or not math.isfinite(s):
-        return "?"
-    if s >= 1:
-        return f"{s:g} s" if s < 10 else f"{s:.0f} s"
-    return f"1/{1 / s:.0f} s" if 1 / s >= 10 else f"1/{1 / s:.1f} s".replace(".0 s", " s")
-
-
-def _fmt_time(t: _dt.datetime | None) -> str:
-    return t.strftime("%Y-%m-%d %H:%M") if t else "?"
-
-
-def _fmt_range(lo: str, hi: str) -> str:
-    return lo if lo == hi else f"{lo} … {hi}"
-
-
-def _fmt_iso(v: float) -> str:
-    return f"{v:g}" if v > 0 else "?"
-
-
-def format_summary(summary: MapSummary) -> str:
-    """The summary as a plain-text table (no trailing newline), as ``rawmap show`` prints it.
-
-    Parameters
-    ----------
-    summary : MapSummary
-
-    Returns
-    -------
-    str
-    """
-    s = summary
-    kind_name = "RAW map" if s.source != SourceKind.IMAGE.value else "image map (from developed photos)"
-    pattern = f" ({s.cfa})" if s.cfa else ""
-    unit = "photosites" if s.source != SourceKind.IMAGE.value else "pixels"
-    lines = [
-        f"{s.camera.label or 'unknown camera'} — {kind_name}{pattern}, {s.height} x {s.width} {unit} (rows x columns)",
-        f"  made      {s.created.strftime('%Y-%m-%d %H:%M %Z').strip()}",
-        f"  frames    {s.frames} used" + (f", {s.skipped} skipped" if s.skipped else ""),
-    ]
-    if s.first_capture or s.last_capture:
-        lines.append(f"  captured  {_fmt_range(_fmt_time(s.first_capture), _fmt_time(s.last_capture))}")
-    if s.exposure_max > 0:
-        lines.append(f"  exposure  {_fmt_range(_fmt_exposure(s.exposure_min), _fmt_exposure(s.exposure_max))}")
-    if s.iso_max > 0:
-        lines.append(f"  ISO       {_fmt_range(_fmt_iso(s.iso_min), _fmt_iso(s.iso_max))}")
-    density = f" ({s.per_million:.1f} per million {unit})" if s.total else ""
-    seg = f", {s.segments} column/row segment{'s' if s.segments != 1 else ''}" if s.segments else ""
-    lines.append(f"  defects   {s.total}{density}{seg}")
-    lines.append("")
-
-    split = s.channels != ("",)
-    cols = list(s.channels) if split else []
-    head = f"  {'kind':<8}" + "".join(f"{c or '-':>7}" for c in cols) + f"{'total':>8}"
-    lines.append(head)
-    for kind in DefectKind:
-        row = s.by_kind_channel[kind]
-        lines.append(f"  {kind.value:<8}" + "".join(f"{row[c]:>7}" for c in cols) + f"{s.by_kind[kind]:>8}")
-    totals = s.channel_totals()
-    lines.append(f"  {'total':<8}" + "".join(f"{totals[c]:>7}" for c in cols) + f"{s.total:>8}")
-
-    if s.strongest:
-        lines.append("")
-        lines.append(f"  strongest {len(s.strongest)}:")
-        lines.append(f"  {'row':>6} {'col':>6}  {'kind':<7}{'ch':<3}{'score':>8}  first seen")
-        for d in s.strongest:
-            lines.append(
-                f"  {d.row:>6} {d.col:>6}  {d.kind.value:<7}{d.channel or '-':<3}{d.score:>8.1f}  {_fmt_time(d.first_seen)}"
-            )
-    return "\n".join(lines)
-
-
-# =========================================================================== segments
-@dataclass(frozen=True)
-class Segment:
-    """A run of defects of a line kind (``column``) along one column or row.
-
-    Attributes
-    ----------
-    axis : str
-        ``"column"`` (a vertical run) or ``"row"``.
-    index : int
-        The column (or row) number.
-    start, stop : int
-        First and last row (or column) of the run, inclusive.
-    count : int
-        Defective photosites in the run.
-    score : float
-        Highest score among them.
-    kind : DefectKind
-        Their kind (a kind whose :attr:`~rawmap.kinds.KindInfo.line` is true).
-    """
-
-    axis: str
-    index: int
-    start: int
-    stop: int
-    count: int
-    score: float
-    kind: DefectKind = DefectKind.COLUMN
-
-    def cells(self) -> list[tuple[int, int]]:
-        """(row, col) of every photosite from ``start`` to ``stop``."""
-        if self.axis == "column":
-            return [(r, self.index) for r in range(self.start, self.stop + 1)]
-        return [(self.index, c) for c in range(self.start, self.stop + 1)]
-
-
-def _runs(positions: list[int], max_gap: int, min_len: int) -> list[list[int]]:
-    runs: list[list[int]] = []
-    for p in sorted(positions):
-        if runs and p - runs[-1][-1] <= max_gap:
-            runs[-1].append(p)
-        else:
-            runs.append([p])
-    return [r for r in runs if len(r) >= min_len]
-
-
-def column_segments(defects: list[Defect], *, min_length: int = 3) -> list[Segment]:
-    """Group the defects of line kinds (``column``) into vertical and horizontal segments.
-
-    Defects of one line kind (:attr:`rawmap.kinds.KindInfo.line`) that
-    follow each other down a column (gaps of one photosite allowed, as a
-    segment may hold one colour only) form a column segment; those left
-    over are grouped along rows the same way.  Runs shorter than
-    ``min_length`` photosites are not segments.
-
-    Parameters
-    ----------
-    defects : list of Defect
-    min_length : int, optional
-
-    Returns
-    -------
-    list of Segment
-        Per line kind, column segments first, each list sorted by position.
-    """
-    out: list[Segment] = []
-    for kind in (k for k, info in KINDS.items() if info.line):
-        col = {(d.row, d.col): d for d in defects if d.kind is kind}
-        used: set[tuple[int, int]] = set()
-        for axis in ("column", "row"):
-            lines: dict[int, list[int]] = {}
-            for (r, c) in col:
-                if (r, c) in used:
-                    continue
-                key, pos = (c, r) if axis == "column" else (r, c)
-                lines.setdefault(key, []).append(pos)
-            for key in sorted(lines):
-                for run in _runs(lines[key], 2, min_length):
-                    cells = [(p, key) if axis == "column" else (key, p) for p in run]
-                    used.update(cells)
-                    out.append(Segment(axis, key, run[0], run[-1], len(run), max(col[x].score for x in cells), kind))
-    return out
-
 
 # =========================================================================== plot
 _BG = (17, 20, 24)
@@ -477,7 +179,7 @@ def _pick_crops(defects: list[Defect], n: int) -> list[Defect]:
     chosen: list[Defect] = []
     segs: set[int] = set()
     half = _CROP_CELLS // 2
-    for d in _strongest(defects, len(defects)):
+    for d in strongest(defects, len(defects)):
         s = seg_of.get((d.row, d.col))
         if s is not None and s in segs:
             continue
@@ -671,11 +373,11 @@ def plot_map(
     ]
     facts.append(f"{fr.count} frame{'s' if fr.count != 1 else ''}")
     if fr.first_capture or fr.last_capture:
-        facts.append(_fmt_range(_fmt_time(fr.first_capture)[:10], _fmt_time(fr.last_capture)[:10]))
+        facts.append(fmt_range(fmt_time(fr.first_capture)[:10], fmt_time(fr.last_capture)[:10]))
     if fr.exposure_max > 0:
-        facts.append(_fmt_range(_fmt_exposure(fr.exposure_min), _fmt_exposure(fr.exposure_max)))
+        facts.append(fmt_range(fmt_exposure(fr.exposure_min), fmt_exposure(fr.exposure_max)))
     if fr.iso_max > 0:
-        facts.append("ISO " + _fmt_range(_fmt_iso(fr.iso_min), _fmt_iso(fr.iso_max)))
+        facts.append("ISO " + fmt_range(fmt_iso(fr.iso_min), fmt_iso(fr.iso_max)))
     facts.append(f"{len(dm)} defect{'s' if len(dm) != 1 else ''}")
     draw.text((_MARGIN, 50), "   ·   ".join(facts), font=_font(14), fill=_MUTED)
     counts = dm.counts()

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from rawmap import cli, defectmap, export, show
+from rawmap import defectmap, export, report, show
 from rawmap.defectmap import Defect, DefectMap, FrameStats, SensorGeometry
 from rawmap.frame import CameraId
 from rawmap.kinds import (
@@ -88,12 +88,12 @@ def test_exports_read_the_table(monkeypatch):
 
 def test_reports_read_the_table(monkeypatch):
     m = _map()
-    lines = cli._map_lines(m)
+    lines = report.map_lines(m)
     assert lines[0] == "  defects: 10 photosites: dead 1, hot 1, column 8 (in 1 segment)"
     assert any(" hot " in ln and "10.0 DN/s" in ln for ln in lines)
     _swap(monkeypatch, DefectKind.HOT, report=lambda v: f"{v:.0f} units")
     _swap(monkeypatch, DefectKind.COLUMN, line=False)
-    lines = cli._map_lines(m)
+    lines = report.map_lines(m)
     assert lines[0] == "  defects: 10 photosites: dead 1, hot 1, column 8"  # point kinds all listed
     assert any(" hot " in ln and "10 units" in ln for ln in lines)
     assert sum(" column " in ln for ln in lines[1:]) == 8 and not any("segment" in ln for ln in lines)
@@ -118,10 +118,10 @@ def test_plot_reads_the_table(monkeypatch, tmp_path):
 
 def test_line_kinds_make_segments(monkeypatch):
     m = _map()
-    segs = show.column_segments(m.defects)
+    segs = report.column_segments(m.defects)
     assert [(s.axis, s.index, s.start, s.stop, s.count, s.kind) for s in segs] == [
         ("column", 3, 0, 7, 8, DefectKind.COLUMN)
     ]
     _swap(monkeypatch, DefectKind.COLUMN, line=False)
-    assert show.column_segments(m.defects) == []
+    assert report.column_segments(m.defects) == []
     assert math.isclose(segs[0].score, 5.0)

@@ -1,4 +1,4 @@
-"""rawmap.show: exact summary figures and text, column segments, and the PNG picture."""
+"""rawmap.show: the PNG picture of a map (its summary text and segments: tests/test_report.py)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,7 @@ from rawmap.defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGe
 from rawmap.errors import FrameMismatchError, MapMismatchError
 from rawmap.fileio import OutputExistsError
 from rawmap.frame import CameraId, Frame, SourceKind
-from rawmap.show import (
-    KIND_COLOURS,
-    Segment,
-    column_segments,
-    format_summary,
-    plot_layout,
-    plot_map,
-    summarize,
-)
+from rawmap.show import KIND_COLOURS, plot_layout, plot_map
 
 K = DefectKind
 CAM = CameraId("NIKON CORPORATION", "NIKON D750", "3001234")
@@ -58,92 +50,6 @@ def _map(source: str = "raw") -> DefectMap:
         defects=defects,
         created=dt.datetime(2024, 7, 1, 12, 0, tzinfo=dt.timezone.utc),
     )
-
-
-# --------------------------------------------------------------------------- summary
-def test_summary_counts_exact():
-    s = summarize(_map(), top=3)
-    assert (s.camera, s.source, s.height, s.width, s.cfa) == (CAM, "raw", H, W, "RGGB")
-    assert s.total == 22
-    assert s.by_kind == {K.STUCK: 1, K.DEAD: 1, K.HOT: 3, K.COLD: 1, K.NOISY: 1, K.COLUMN: 15}
-    assert s.channels == ("R", "G", "B")
-    assert s.by_kind_channel == {
-        K.STUCK: {"R": 0, "G": 1, "B": 0},
-        K.DEAD: {"R": 1, "G": 0, "B": 0},
-        K.HOT: {"R": 1, "G": 1, "B": 1},
-        K.COLD: {"R": 0, "G": 0, "B": 1},
-        K.NOISY: {"R": 0, "G": 1, "B": 0},
-        K.COLUMN: {"R": 8, "G": 7, "B": 0},
-    }
-    assert s.channel_totals() == {"R": 10, "G": 10, "B": 2}
-    assert s.segments == 2
-    assert (s.frames, s.skipped) == (40, 2)
-    assert (s.first_capture, s.last_capture) == (T0, T0 + dt.timedelta(days=30))
-    assert (s.exposure_min, s.exposure_max, s.iso_min, s.iso_max) == (1 / 4000, 30.0, 100, 6400)
-    assert [(d.row, d.col, d.score) for d in s.strongest] == [(21, 80, 99.0), (8, 10, 41.2), (50, 70, 30.0)]
-    assert s.per_million == pytest.approx(22 / (H * W) * 1e6)
-    assert len(summarize(_map()).strongest) == 10
-    assert summarize(_map(), top=0).strongest == ()
-
-
-def test_format_summary_text():
-    text = format_summary(summarize(_map(), top=2))
-    assert text == "\n".join([
-        "NIKON D750 3001234 — RAW map (RGGB), 64 x 96 photosites (rows x columns)",
-        "  made      2024-07-01 12:00 UTC",
-        "  frames    40 used, 2 skipped",
-        "  captured  2024-05-06 07:08 … 2024-06-05 07:08",
-        "  exposure  1/4000 s … 30 s",
-        "  ISO       100 … 6400",
-        "  defects   22 (3580.7 per million photosites), 2 column/row segments",
-        "",
-        "  kind          R      G      B   total",
-        "  stuck         0      1      0       1",
-        "  dead          1      0      0       1",
-        "  hot           1      1      1       3",
-        "  cold          0      0      1       1",
-        "  noisy         0      1      0       1",
-        "  column        8      7      0      15",
-        "  total        10     10      2      22",
-        "",
-        "  strongest 2:",
-        "     row    col  kind   ch    score  first seen",
-        "      21     80  stuck  G      99.0  2024-05-27 07:08",
-        "       8     10  hot    R      41.2  2024-05-14 07:08",
-    ])
-
-
-def test_format_summary_of_an_image_map_has_no_channel_columns():
-    s = summarize(_map("image"))
-    assert s.channels == ("",)
-    assert s.by_kind_channel[K.HOT] == {"": 3}
-    lines = format_summary(s).splitlines()
-    assert lines[0] == "NIKON D750 3001234 — image map (from developed photos), 64 x 96 pixels (rows x columns)"
-    assert "  kind       total" in lines and "  column        15" in lines
-
-
-def test_summary_of_an_empty_map():
-    s = summarize(DefectMap(CAM, SensorGeometry(H, W), FrameStats(0)))
-    assert s.total == 0 and s.segments == 0 and s.strongest == () and s.per_million == 0
-    text = format_summary(s)
-    assert "  defects   0" in text and "strongest" not in text and "captured" not in text
-
-
-def test_summary_rejects_negative_top():
-    with pytest.raises(ValueError, match="top must be >= 0"):
-        summarize(_map(), top=-1)
-
-
-# --------------------------------------------------------------------------- segments
-def test_column_segments():
-    segs = column_segments(_map().defects)
-    assert segs == [Segment("column", 44, 20, 29, 10, 4.0), Segment("row", 60, 80, 84, 5, 2.0)]
-    assert segs[1].cells() == [(60, c) for c in range(80, 85)]
-    # one colour only (every other row) is still a segment; two photosites are not
-    one_colour = [Defect(r, 7, K.COLUMN, 1.0) for r in range(0, 12, 2)]
-    pair = [Defect(30, 3, K.COLUMN, 1.0), Defect(31, 3, K.COLUMN, 1.0)]
-    assert column_segments(one_colour + pair) == [Segment("column", 7, 0, 10, 6, 1.0)]
-    assert column_segments([Defect(1, 1, K.HOT, 9.0)]) == []
 
 
 # --------------------------------------------------------------------------- plot
@@ -274,8 +180,3 @@ def test_plot_labels_row_0_at_the_top_corner(tmp_path):
     assert inked(y0 - 17, y0 - 3, x0, x0 + 90) > 50  # "row 0, col 0" above the top-left corner
     assert inked(y1 + 8, y1 + 22, x0, x0 + 90) > 50  # "row 63, col 0" below the bottom-left corner
     assert inked(y0 - 17, y0 - 3, x1 - 90, x1) == 0  # nothing claims the top-right is the last row
-
-
-def test_summary_names_the_camera_once():
-    m = DefectMap(CameraId("Canon", "Canon EOS D30", "171048961"), SensorGeometry(H, W), FrameStats(3))
-    assert format_summary(summarize(m)).splitlines()[0].startswith("Canon EOS D30 171048961 — ")
