@@ -1212,15 +1212,15 @@ def merge_cmd(
         check_output_folder(out.parent)
     if map_file is not None and same_file(map_file, output):
         raise typer.BadParameter("--map and -o must be different files", param_hint="'--map'")
+    from .report import merge_lines
+
     acc, keys = merge_states(states)
     save_state(output, acc, keys, overwrite=overwrite)
-    lines = [f"merged {len(states)} states: {acc.n_frames} frames of {acc.camera.label or 'an unknown camera'} "
-             f"({acc.shape[0]}x{acc.shape[1]}), written to {output}"]
+    dmap = None
     if map_file is not None:
         dmap = build_map(acc)
         dmap.save(map_file, overwrite=overwrite)
-        lines.append(f"map of {len(dmap)} defects written to {map_file}")
-    typer.echo("\n".join(lines))
+    typer.echo("\n".join(merge_lines(acc, len(states), output, dmap, map_file)))
 
 
 def run() -> None:

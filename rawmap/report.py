@@ -50,6 +50,7 @@ from .frame import CameraId, SourceKind, printable
 from .kinds import KINDS
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .accumulate import Accumulator
     from .defectmap import FrameStats
     from .export import ExportFormat
     from .library import LibraryEntry
@@ -848,4 +849,14 @@ def library_export_lines(written: Sequence[Path]) -> list[str]:
         f"take it back with: rawmap library import {show_path(written[0])}"
         + (f" --state {show_path(written[1])}" if len(written) > 1 else "")
     )
+    return lines
+
+
+def merge_lines(acc: "Accumulator", n_states: int, output: Path, dmap: "DefectMap | None" = None,
+                map_file: Path | None = None) -> list[str]:
+    """What ``rawmap merge`` reports: the merged statistics and where they (and their map) went."""
+    lines = [f"merged {n_states} states: {acc.n_frames} frames of {acc.camera.label or 'an unknown camera'} "
+             f"({acc.shape[0]}x{acc.shape[1]}), written to {output}"]
+    if dmap is not None and map_file is not None:
+        lines.append(f"map of {len(dmap)} defects written to {map_file}")
     return lines
