@@ -38,7 +38,7 @@ import numpy as np
 
 from .errors import UnsupportedFileError
 from .frame import CameraId, Frame, SourceKind
-from .readers import BACKENDS, backend_for
+from . import readers
 from .readers.base import MAX_PHOTOSITES, MIN_SIDE, FileInfo, Probe, check_file, check_side, quiet_decoders
 from .readers.images import IMAGE_EXTENSIONS, PORTRAIT_GUESS  # noqa: F401 - documented there, kept here
 from .readers.libraw import RAW_EXTENSIONS, visible_shape
@@ -94,7 +94,7 @@ def is_candidate(path: str | os.PathLike[str], *, mosaic: bool = False) -> bool:
     if name.startswith("."):
         return False
     ext = name.rpartition(".")[2].lower() if "." in name else ""
-    return any(ext in b.extensions for b in BACKENDS if mosaic or not b.needs_mosaic)
+    return any(ext in b.extensions for b in readers.BACKENDS if mosaic or not b.needs_mosaic)
 
 
 def read_frame(
@@ -225,7 +225,7 @@ def _call(path: str | os.PathLike[str], mosaic: MosaicSpec | None, hook):
     p = Path(path)
     try:
         probe = Probe(p, check_file(p), mosaic)
-        return hook(backend_for(probe), probe)
+        return hook(readers.backend_for(probe), probe)
     except MemoryError:
         raise UnsupportedFileError(
             p, "is too large to decode in the memory available", "close other programs or use a machine with more memory"
