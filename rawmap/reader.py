@@ -36,14 +36,27 @@ from pathlib import Path
 
 import numpy as np
 
+from . import readers
 from .errors import UnsupportedFileError
 from .frame import CameraId, Frame, SourceKind
-from . import readers
-from .readers.base import MAX_PHOTOSITES, MIN_SIDE, FileInfo, Probe, check_file, check_side, quiet_decoders
-from .readers.images import IMAGE_EXTENSIONS, PORTRAIT_GUESS  # noqa: F401 - documented there, kept here
+from .readers.base import (
+    MAX_PHOTOSITES,
+    MIN_SIDE,
+    FileInfo,
+    Probe,
+    check_file,
+    check_side,
+    quiet_decoders,
+)
+from .readers.images import IMAGE_EXTENSIONS
+from .readers.images import PORTRAIT_GUESS as PORTRAIT_GUESS
 from .readers.libraw import RAW_EXTENSIONS, visible_shape
-from .readers.libraw import _check_bayer, _libraw_c, _libraw_names  # noqa: F401 - tests reach them here
+from .readers.libraw import _check_bayer as _check_bayer
+from .readers.libraw import _libraw_c as _libraw_c
+from .readers.libraw import _libraw_names as _libraw_names
 from .readers.mosaic import CFA_PATTERNS, MOSAIC_EXTENSIONS, MosaicSpec
+
+# The ``X as X`` imports above keep private names reachable here, as before the split into backends.
 
 __all__ = [
     "CFA_PATTERNS",

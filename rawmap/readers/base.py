@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -126,7 +126,7 @@ class FileInfo:
         mosaic : (H, W) or (H, W, C) ndarray
             Pixels of shape ``shape`` (plus ``channels`` for images).
         """
-        facts = {}
+        facts: dict[str, Any] = {}
         for f in fields(Frame):
             if f.name == "mosaic":
                 continue

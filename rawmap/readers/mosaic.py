@@ -20,7 +20,12 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from ..errors import InputError, NotBayerError, UnreadableFileError, UnsupportedFileError
+from ..errors import (
+    InputError,
+    NotBayerError,
+    UnreadableFileError,
+    UnsupportedFileError,
+)
 from ..frame import CameraId, Frame, SourceKind
 from . import images, libraw
 from .base import (
