@@ -38,8 +38,10 @@ MAX_PHOTOSITES = 200_000_000
 #: Share of a frame's photosites above its white level beyond which the level cannot be right.
 _ABOVE_WHITE_MAX = 0.5
 
+#: What to do, in messages: the formats rawmap reads; copy a damaged file again.
 FORMATS_HINT = "rawmap reads camera RAW files such as NEF, CR2, CR3, CRW, DNG, ARW, ORF, RW2 or PEF, and JPEG, TIFF or PNG images"
 RECOPY_HINT = "copy it again from the camera card or a backup"
+
 
 @dataclass(frozen=True, eq=False)
 class FileInfo:
@@ -278,6 +280,7 @@ def check_file(p: Path) -> Metadata:
 
 
 def truncated_error(p: Path, meta: Metadata) -> UnreadableFileError:
+    """The error for a file shorter than its headers say (``meta.truncated_at`` past its end)."""
     return UnreadableFileError(
         p,
         f"is truncated: its header places image data up to byte {meta.truncated_at:,} "
