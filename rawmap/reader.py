@@ -78,6 +78,7 @@ __all__ = [
 
 # --------------------------------------------------------------------------- public API
 
+
 def is_candidate(path: str | os.PathLike[str], *, mosaic: bool = False) -> bool:
     """Whether a folder scan should try this file, judged by its name only.
 
@@ -233,6 +234,7 @@ def identify(path: str | os.PathLike[str], *, mosaic: MosaicSpec | None = None) 
 
 # --------------------------------------------------------------------------- dispatch
 
+
 def _call(path: str | os.PathLike[str], mosaic: MosaicSpec | None, hook):
     """``hook(backend, probe)`` for the backend that claims ``path``; a MemoryError becomes one line."""
     p = Path(path)
@@ -241,5 +243,7 @@ def _call(path: str | os.PathLike[str], mosaic: MosaicSpec | None, hook):
         return hook(readers.backend_for(probe), probe)
     except MemoryError:
         raise UnsupportedFileError(
-            p, "is too large to decode in the memory available", "close other programs or use a machine with more memory"
+            p,
+            "is too large to decode in the memory available",
+            "close other programs or use a machine with more memory",
         ) from None

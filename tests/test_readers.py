@@ -85,9 +85,20 @@ def _npy_backend() -> Backend:
         data = np.load(probe.path)
         h, w = data.shape
         return FileInfo(
-            path=probe.path, format="NPY", source=SourceKind.RAW, camera=CameraId("Lab", "Bench"), shape=(h, w),
-            channels=1, dtype="uint16", cfa=reader.CFA_PATTERNS["GRBG"], black=np.full(4, 64.0), white=4095,
-            exposure=2.0, iso=100.0, time=None, full_shape=(h, w),
+            path=probe.path,
+            format="NPY",
+            source=SourceKind.RAW,
+            camera=CameraId("Lab", "Bench"),
+            shape=(h, w),
+            channels=1,
+            dtype="uint16",
+            cfa=reader.CFA_PATTERNS["GRBG"],
+            black=np.full(4, 64.0),
+            white=4095,
+            exposure=2.0,
+            iso=100.0,
+            time=None,
+            full_shape=(h, w),
         ), data
 
     return Backend(
@@ -134,9 +145,23 @@ def test_fileinfo_carries_every_frame_field():
 
 def test_to_frame_copies_facts_and_keeps_orientation(tmp_path):
     info = FileInfo(
-        path=tmp_path / "a.NEF", format="NEF", source=SourceKind.RAW, camera=CameraId("Nikon", "D1", "7"), shape=(4, 6),
-        channels=1, dtype="uint16", cfa=np.array([[2, 3], [1, 0]], np.uint8), black=np.array([1.0, 2, 3, 4]), white=4095,
-        exposure=0.5, iso=200.0, time=None, margins=(2, 4), full_shape=(8, 12), orientation=6, extra={"flip": 5},
+        path=tmp_path / "a.NEF",
+        format="NEF",
+        source=SourceKind.RAW,
+        camera=CameraId("Nikon", "D1", "7"),
+        shape=(4, 6),
+        channels=1,
+        dtype="uint16",
+        cfa=np.array([[2, 3], [1, 0]], np.uint8),
+        black=np.array([1.0, 2, 3, 4]),
+        white=4095,
+        exposure=0.5,
+        iso=200.0,
+        time=None,
+        margins=(2, 4),
+        full_shape=(8, 12),
+        orientation=6,
+        extra={"flip": 5},
     )
     mosaic = np.zeros((4, 6), np.uint16)
     frame = info.to_frame(mosaic)

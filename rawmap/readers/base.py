@@ -39,7 +39,9 @@ MAX_PHOTOSITES = 200_000_000
 _ABOVE_WHITE_MAX = 0.5
 
 #: What to do, in messages: the formats rawmap reads; copy a damaged file again.
-FORMATS_HINT = "rawmap reads camera RAW files such as NEF, CR2, CR3, CRW, DNG, ARW, ORF, RW2 or PEF, and JPEG, TIFF or PNG images"
+FORMATS_HINT = (
+    "rawmap reads camera RAW files such as NEF, CR2, CR3, CRW, DNG, ARW, ORF, RW2 or PEF, and JPEG, TIFF or PNG images"
+)
 RECOPY_HINT = "copy it again from the camera card or a backup"
 
 
@@ -218,6 +220,7 @@ class Backend:
 
 # --------------------------------------------------------------------------- checks before decoding
 
+
 def extension(p: Path) -> str:
     """The file-name extension of ``p``, lower case, without the dot."""
     return p.suffix[1:].lower()
@@ -233,7 +236,9 @@ def check_side(p: Path, shape: tuple[int, int]) -> None:
     h, w = shape
     if h < MIN_SIDE or w < MIN_SIDE:
         raise UnsupportedFileError(
-            p, f"is only {h}x{w} pixels; rawmap needs at least {MIN_SIDE}x{MIN_SIDE}", "give a photo, not a thumbnail or an icon"
+            p,
+            f"is only {h}x{w} pixels; rawmap needs at least {MIN_SIDE}x{MIN_SIDE}",
+            "give a photo, not a thumbnail or an icon",
         )
 
 
@@ -274,7 +279,9 @@ def check_file(p: Path) -> Metadata:
     if meta.container == "ciff" and meta.damaged:
         # LibRaw would only say "unsupported": CRW keeps its directory at the very end.
         raise UnreadableFileError(
-            p, "is truncated or damaged: its CIFF (CRW) directory, kept at the end of the file, does not parse", RECOPY_HINT
+            p,
+            "is truncated or damaged: its CIFF (CRW) directory, kept at the end of the file, does not parse",
+            RECOPY_HINT,
         )
     return meta
 
@@ -289,8 +296,8 @@ def truncated_error(p: Path, meta: Metadata) -> UnreadableFileError:
     )
 
 
-
 # --------------------------------------------------------------------------- silencing the decoders
+
 
 class _CStderr:
     """Points C stdio's ``stderr`` stream at ``/dev/null`` while at least one thread is inside.
@@ -376,7 +383,6 @@ def quiet_decoders() -> contextlib.AbstractContextManager[None]:
     return _C_STDERR
 
 
-
 class _QuietLogs(logging.Filter):
     """Drops the image readers' log records on threads inside a read here.
 
@@ -407,12 +413,21 @@ class _QuietLogs(logging.Filter):
 QUIET_LOGS = _QuietLogs()
 #: the loggers of tifffile and of the Pillow modules that read JPEG, PNG and TIFF (a logger's filter
 #: applies to its own records only, not to those of its children)
-for _name in ("tifffile", "PIL.Image", "PIL.ImageFile", "PIL.TiffImagePlugin", "PIL.TiffTags",
-              "PIL.PngImagePlugin", "PIL.JpegImagePlugin", "PIL.MpoImagePlugin"):
+for _name in (
+    "tifffile",
+    "PIL.Image",
+    "PIL.ImageFile",
+    "PIL.TiffImagePlugin",
+    "PIL.TiffTags",
+    "PIL.PngImagePlugin",
+    "PIL.JpegImagePlugin",
+    "PIL.MpoImagePlugin",
+):
     logging.getLogger(_name).addFilter(QUIET_LOGS)
 
 
 # --------------------------------------------------------------------------- levels
+
 
 def check_levels(p: Path, black: np.ndarray, white: int, sample: np.ndarray | None = None) -> None:
     """Refuse black and white levels that no sensor has (a damaged header).
@@ -447,4 +462,3 @@ def check_levels(p: Path, black: np.ndarray, white: int, sample: np.ndarray | No
                 f"has an impossible white level {white}: {above:.0%} of its photosites lie above it; its header is damaged",
                 RECOPY_HINT,
             )
-

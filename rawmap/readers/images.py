@@ -123,14 +123,16 @@ def _tiff_with_tifffile(p: Path, *, pixels: bool):
     """((H, W, C, dtype), pixels or None) of a TIFF's first image, or None to let Pillow try."""
     try:
         with QUIET_LOGS.reading(), tifffile.TiffFile(p) as tf:
-            page = tf.pages[0]
+            page = tf.pages.first  # the first image, always a TiffPage
             photometric = int(page.photometric)
             if photometric not in (1, 2) or page.compression not in (1, 5, 8, 32773, 32946):
                 return None  # palette, CMYK, YCbCr, JPEG-in-TIFF, ...: Pillow's business or refusal
             dtype = np.dtype(page.dtype)
             if dtype not in (np.uint8, np.uint16):
                 raise UnsupportedFileError(
-                    p, f"holds {dtype} samples; rawmap reads 8- or 16-bit unsigned images", "save it as an 8- or 16-bit TIFF"
+                    p,
+                    f"holds {dtype} samples; rawmap reads 8- or 16-bit unsigned images",
+                    "save it as an 8- or 16-bit TIFF",
                 )
             axes = page.axes
             shape = dict(zip(axes, page.shape))
@@ -140,8 +142,10 @@ def _tiff_with_tifffile(p: Path, *, pixels: bool):
                 return None
             if h * w > MAX_PHOTOSITES:
                 raise UnreadableFileError(
-                    p, f"its header claims a {w}x{h} image ({h * w / 1e6:,.0f} million pixels), more than rawmap reads "
-                    f"({MAX_PHOTOSITES / 1e6:.0f} million): the header is damaged, or the image must be split", RECOPY_HINT,
+                    p,
+                    f"its header claims a {w}x{h} image ({h * w / 1e6:,.0f} million pixels), more than rawmap reads "
+                    f"({MAX_PHOTOSITES / 1e6:.0f} million): the header is damaged, or the image must be split",
+                    RECOPY_HINT,
                 )
             arr = None
             if pixels:
@@ -180,12 +184,16 @@ def _with_pillow(p: Path, *, pixels: bool):
                     rawmode = args if isinstance(args, str) else (args[0] if args and isinstance(args[0], str) else "")
                 if mode in ("RGB", "RGBA") and ";16" in rawmode:
                     raise UnsupportedFileError(
-                        p, f"is a 16-bit RGB {fmt}, which Pillow can only read at 8 bits", "save it as an uncompressed 16-bit TIFF"
+                        p,
+                        f"is a 16-bit RGB {fmt}, which Pillow can only read at 8 bits",
+                        "save it as an uncompressed 16-bit TIFF",
                     )
                 kind = _PIL_MODES.get(mode)
                 if kind is None:
                     raise UnsupportedFileError(
-                        p, f"is a {_MODE_WORDS.get(mode, mode + ' mode')} image, not grayscale or RGB", "save it as an RGB or grayscale image"
+                        p,
+                        f"is a {_MODE_WORDS.get(mode, mode + ' mode')} image, not grayscale or RGB",
+                        "save it as an RGB or grayscale image",
                     )
                 ch, dtype = kind
                 w, h = img.size
@@ -195,7 +203,9 @@ def _with_pillow(p: Path, *, pixels: bool):
                     arr = _pil_array(p, img, mode, ch, dtype)
                 return (h, w, ch, dtype), arr, fmt
     except Image.DecompressionBombError as exc:
-        raise UnsupportedFileError(p, f"is too large for Pillow's safety limit ({exc})", "split or downscale it") from None
+        raise UnsupportedFileError(
+            p, f"is too large for Pillow's safety limit ({exc})", "split or downscale it"
+        ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         msg = str(exc).strip().replace("\n", " ") or type(exc).__name__
         if "truncated" in msg:
@@ -242,8 +252,8 @@ def _pil_array(p: Path, img: Image.Image, mode: str, ch: int, dtype: str) -> np.
     return a.reshape(a.shape[0], a.shape[1], ch)
 
 
-
 # --------------------------------------------------------------------------- the backend's hooks
+
 
 def _is_image(meta: Metadata, ext: str) -> bool:
     """Whether the headers show a developed image: a JPEG or PNG, or a non-CFA TIFF named .tif/.tiff."""

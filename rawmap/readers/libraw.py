@@ -76,7 +76,6 @@ def visible_shape(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     return int(sizes.height), int(sizes.width)
 
 
-
 def _clearly_truncated(meta: Metadata) -> bool:
     """Whether a RAW file misses more data than any camera's loose byte counts explain.
 
@@ -86,7 +85,6 @@ def _clearly_truncated(meta: Metadata) -> bool:
     """
     deficit = meta.truncated_at - meta.file_size
     return meta.truncated_at > 0 and deficit > max(4096, meta.file_size // 100)
-
 
 
 def _size_problem(sizes, file_size: int) -> str:
@@ -108,13 +106,16 @@ def _size_problem(sizes, file_size: int) -> str:
     if h <= 0 or w <= 0:
         return f"its header gives an empty {h}x{w} image: the header is damaged"
     if n > MAX_PHOTOSITES:
-        return (f"its header claims a {frame} ({n / 1e6:,.0f} million photosites), "
-                f"more than any camera has ({MAX_PHOTOSITES / 1e6:.0f} million): the header is damaged")
+        return (
+            f"its header claims a {frame} ({n / 1e6:,.0f} million photosites), "
+            f"more than any camera has ({MAX_PHOTOSITES / 1e6:.0f} million): the header is damaged"
+        )
     if n > _PHOTOSITES_PER_BYTE * max(file_size, 1):
-        return (f"its header claims a {frame} ({n / 1e6:,.1f} million photosites), far too many for a "
-                f"file of {file_size:,} bytes: the header is damaged")
+        return (
+            f"its header claims a {frame} ({n / 1e6:,.1f} million photosites), far too many for a "
+            f"file of {file_size:,} bytes: the header is damaged"
+        )
     return ""
-
 
 
 def _read_raw(
@@ -141,8 +142,13 @@ def _read_raw(
                 if share and visible.dtype == np.uint16 and visible.flags.c_contiguous:
                     mosaic = visible  # keeps LibRaw's buffer (and the file) open until it is dropped
                     shared = True
-                elif (out is not None and out.shape == visible.shape and out.dtype == np.uint16
-                        and out.flags.c_contiguous and out.flags.writeable):
+                elif (
+                    out is not None
+                    and out.shape == visible.shape
+                    and out.dtype == np.uint16
+                    and out.flags.c_contiguous
+                    and out.flags.writeable
+                ):
                     np.copyto(out, visible, casting="unsafe")
                     mosaic = out
                 else:
@@ -168,20 +174,27 @@ def _read_raw(
         if meta.truncated_at:
             raise truncated_error(p, meta) from None
         raise UnreadableFileError(
-            p, "could not be read to the end (LibRaw: input/output error); it is probably truncated or damaged",
+            p,
+            "could not be read to the end (LibRaw: input/output error); it is probably truncated or damaged",
             RECOPY_HINT,
         ) from None
     except rawpy.LibRawDataError:
         raise UnreadableFileError(p, "its image data is corrupt (LibRaw: data error)", RECOPY_HINT) from None
     except (rawpy.LibRawTooBigError, rawpy.LibRawUnsufficientMemoryError):
         raise UnsupportedFileError(
-            p, f"is too large for LibRaw {_LIBRAW_VERSION} to decode in memory", "close other programs or use a machine with more memory"
+            p,
+            f"is too large for LibRaw {_LIBRAW_VERSION} to decode in memory",
+            "close other programs or use a machine with more memory",
         ) from None
     except rawpy.LibRawError as exc:
-        raise UnreadableFileError(p, f"LibRaw cannot decode it ({type(exc).__name__}: {_libraw_msg(exc)})", RECOPY_HINT) from None
+        raise UnreadableFileError(
+            p, f"LibRaw cannot decode it ({type(exc).__name__}: {_libraw_msg(exc)})", RECOPY_HINT
+        ) from None
     except MemoryError:
         raise UnsupportedFileError(
-            p, "is too large to decode in the memory available", "close other programs or use a machine with more memory"
+            p,
+            "is too large to decode in the memory available",
+            "close other programs or use a machine with more memory",
         ) from None
 
     camera = CameraId(meta.make, meta.model, meta.serial, meta.serial_source)
@@ -238,7 +251,9 @@ def _check_bayer(p: Path, raw: rawpy.RawPy, meta: Metadata, fmt: str) -> None:
                 "is a linear (already demosaiced) DNG: every pixel holds full colour, there is no Bayer mosaic",
                 "rawmap needs the camera's original RAW mosaic; use the camera's RAW file, or a DNG converted without demosaicing",
             )
-        what = "a film scanner" if "scan" in meta.model.lower() else "a scanner, stacked-colour or already demosaiced file"
+        what = (
+            "a film scanner" if "scan" in meta.model.lower() else "a scanner, stacked-colour or already demosaiced file"
+        )
         raise NotBayerError(
             p, f"holds full colour at every pixel ({what}: {_camera_words(p, meta)}), not a Bayer mosaic", _BAYER_HINT
         )
@@ -257,10 +272,14 @@ def _check_bayer(p: Path, raw: rawpy.RawPy, meta: Metadata, fmt: str) -> None:
         )
     if pattern.shape == (1, 1):
         raise NotBayerError(
-            p, "comes from a monochrome sensor (no colour filter array); monochrome sensors are not supported yet", _BAYER_HINT
+            p,
+            "comes from a monochrome sensor (no colour filter array); monochrome sensors are not supported yet",
+            _BAYER_HINT,
         )
     if pattern.shape != (2, 2):
-        raise NotBayerError(p, f"has a {pattern.shape[0]}x{pattern.shape[1]} colour filter pattern, not a 2x2 Bayer one", _BAYER_HINT)
+        raise NotBayerError(
+            p, f"has a {pattern.shape[0]}x{pattern.shape[1]} colour filter pattern, not a 2x2 Bayer one", _BAYER_HINT
+        )
     desc = raw.color_desc.decode("ascii", "replace")
     letters = sorted(desc[int(c)] if int(c) < len(desc) else "?" for c in pattern.ravel())
     if raw.num_colors != 3 or letters != ["B", "G", "G", "R"]:
@@ -284,7 +303,9 @@ _CODECS = {9: "GoPro's VC-5 codec"}
 def _not_raw(p: Path) -> UnreadableFileError:
     """The error for a file that LibRaw fails on and whose first bytes carry no known container signature."""
     return UnreadableFileError(
-        p, f"is not a camera RAW file: no RAW signature LibRaw {_LIBRAW_VERSION} knows ({describe_head(p)})", FORMATS_HINT
+        p,
+        f"is not a camera RAW file: no RAW signature LibRaw {_LIBRAW_VERSION} knows ({describe_head(p)})",
+        FORMATS_HINT,
     )
 
 
@@ -294,7 +315,9 @@ def _unsupported(p: Path, meta: Metadata, fmt: str, exc: BaseException) -> Excep
         return _not_raw(p)
     if meta.damaged:
         return UnreadableFileError(
-            p, f"looks like a {meta.container.upper()} file but its header is damaged; LibRaw cannot decode it", RECOPY_HINT
+            p,
+            f"looks like a {meta.container.upper()} file but its header is damaged; LibRaw cannot decode it",
+            RECOPY_HINT,
         )
     who = f" from {_camera_words(p, meta)}" if (meta.make or meta.model) else ""
     codec = _CODECS.get(meta.compression)
@@ -370,8 +393,8 @@ def _libraw_names(p: Path) -> tuple[str, str]:
     return cstr(blob[4:68]), cstr(blob[68:132])
 
 
-
 # --------------------------------------------------------------------------- the backend's hooks
+
 
 def _claims(probe: Probe) -> bool:
     """Every file: this backend is the registry's last resort (see the module docstring)."""
@@ -393,7 +416,9 @@ def _identify(probe: Probe) -> tuple[CameraId, SourceKind]:
     return camera, SourceKind.RAW
 
 
-def read(probe: Probe, *, pixels: bool, out: np.ndarray | None = None, share: bool = False) -> tuple[FileInfo, np.ndarray | None]:
+def read(
+    probe: Probe, *, pixels: bool, out: np.ndarray | None = None, share: bool = False
+) -> tuple[FileInfo, np.ndarray | None]:
     """The file's :class:`FileInfo` and, with ``pixels``, its visible mosaic (see :func:`rawmap.reader.read_frame`)."""
     _check_length(probe)
     return _read_raw(probe.path, probe.meta, pixels=pixels, out=out, share=share)

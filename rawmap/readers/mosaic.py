@@ -57,7 +57,6 @@ CFA_PATTERNS: dict[str, np.ndarray | None] = {
 }
 
 
-
 @dataclass(frozen=True)
 class MosaicSpec:
     """How to read grayscale image files as a raw sensor mosaic (``rawmap map --cfa``).
@@ -122,7 +121,6 @@ class MosaicSpec:
         return None if p is None else p.copy()
 
 
-
 _MOSAIC_HINT = "--cfa reads grayscale 8- or 16-bit TIFF, PNG or PGM files holding a sensor's raw mosaic"
 
 
@@ -139,7 +137,8 @@ def _read_mosaic(probe: Probe, spec: MosaicSpec, *, pixels: bool) -> tuple[FileI
         images.check(probe)
         if meta.container == "jpeg":
             raise NotBayerError(
-                p, "is a JPEG: lossy compression has changed every photosite of any mosaic it held",
+                p,
+                "is a JPEG: lossy compression has changed every photosite of any mosaic it held",
                 "save the mosaic as TIFF, PNG or PGM, or map JPEGs without --cfa, as developed images",
             )
         got = _tiff_with_tifffile(p, pixels=pixels) if meta.container == "tiff" else None
@@ -154,12 +153,14 @@ def _read_mosaic(probe: Probe, spec: MosaicSpec, *, pixels: bool) -> tuple[FileI
                 white, shift, arr = _png_significant(p, dtype, arr)
     if ch != 1:
         raise NotBayerError(
-            p, f"is a colour (RGB) {fmt} image, not a raw mosaic: a mosaic has one value per photosite",
+            p,
+            f"is a colour (RGB) {fmt} image, not a raw mosaic: a mosaic has one value per photosite",
             f"give --cfa only for grayscale files that hold the sensor's mosaic; map {p.name} without --cfa",
         )
     if spec.black >= white:
         raise InputError(
-            p, f"black level {spec.black} is not below this file's white level {white}",
+            p,
+            f"black level {spec.black} is not below this file's white level {white}",
             f"give a --black below {white}",
         )
     camera = spec.camera
@@ -230,7 +231,8 @@ def _read_pgm(p: Path, *, pixels: bool):
         size = p.stat().st_size
         if size < need:
             raise UnreadableFileError(
-                p, f"is truncated: its header places image data up to byte {need:,} but the file has only {size:,} bytes",
+                p,
+                f"is truncated: its header places image data up to byte {need:,} but the file has only {size:,} bytes",
                 RECOPY_HINT,
             )
         arr = None
@@ -247,7 +249,7 @@ def _tiff_white(p: Path, dtype: str) -> int:
     top = 65535 if dtype == "uint16" else 255
     try:
         with QUIET_LOGS.reading(), tifffile.TiffFile(p) as tf:
-            page = tf.pages[0]
+            page = tf.pages.first  # the first image, always a TiffPage
             tag = page.tags.get("MaxSampleValue")
             if tag is not None:
                 value = np.asarray(tag.value).ravel()
@@ -308,8 +310,8 @@ def _png_significant(p: Path, dtype: str, arr: np.ndarray | None) -> tuple[int, 
     return white, shift, arr >> shift
 
 
-
 # --------------------------------------------------------------------------- the backend's hooks
+
 
 def _claims(probe: Probe) -> bool:
     """With a :class:`MosaicSpec`, every file not named as a camera RAW file (:data:`RAW_EXTENSIONS`)."""
