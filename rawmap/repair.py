@@ -72,6 +72,7 @@ from .errors import InputError, MapMismatchError, OutputExistsError, UnreadableF
 from .fileio import atomic_write_bytes
 from .frame import Frame, SourceKind
 from .reader import quiet_decoders
+from .readers.images import TO_STORED
 
 if TYPE_CHECKING:  # pragma: no cover
     from .reader import MosaicSpec
@@ -721,14 +722,6 @@ class RepairResult:
 #: LibRaw ``sizes.flip`` -> TIFF/DNG Orientation (inverse of LibRaw's "50132467" table).
 _FLIP_TO_ORIENTATION = {0: 1, 1: 2, 2: 4, 3: 3, 4: 5, 5: 8, 6: 6, 7: 7}
 
-#: Reader's names of what it undid to bring an image to sensor orientation -> the way back.
-_TO_STORED = {
-    "": lambda a: a,
-    "transpose": lambda a: np.swapaxes(a, 0, 1),
-    "rotate 90 ccw": lambda a: np.rot90(a, -1),
-    "transverse": lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],
-    "rotate 90 cw": lambda a: np.rot90(a, 1),
-}
 
 _RAW_FORMATS = {"dng": ".dng", "tiff": ".tif"}
 
@@ -888,7 +881,7 @@ def _repair_jpeg(frame: Frame, defect_map: DefectMap, out: Path, *, overwrite: b
     from PIL import Image, JpegImagePlugin
 
     rotation = str(frame.extra.get("rotation", ""))
-    to_stored = _TO_STORED.get(rotation)
+    to_stored = TO_STORED.get(rotation)  # the reader's own table of what it undid and the way back
     if to_stored is None:
         raise UnsupportedFileError(frame.path, f"was turned by the reader in an unknown way ({rotation!r})")
     try:
