@@ -509,8 +509,9 @@ def map_cmd(
         dmap = body.defect_map
         stored = ""
         if lib is not None:
-            entry = lib.store(body)
-            dmap = lib.load_map(entry)  # what the library keeps (imported defects merged in)
+            from .bodies import store_body
+
+            entry, dmap = store_body(lib, body)  # the map stored (imported defects merged in, edits carried)
             stored = f"  saved in the library as {entry.path.name} ({entry.path})"
         lines += report.body_header(dmap, len(body.files))
         lines += report.map_lines(dmap)

@@ -53,21 +53,26 @@ before content keys were recorded are matched by path only.
 Imported maps
 -------------
 A map imported from another machine (:meth:`Library.import_map`) has no
-statistics behind it.  Its defects are kept in ``imported.json``; whenever
-the entry is updated from new photos, the new map's defects are merged with
-the imported ones (:func:`rawmap.defectmap.merge_defects`: one entry per
-photosite, the higher score wins, the earliest ``first_seen`` is kept), so an
-imported defect is never dropped.  Statistics start from the first new photos.
+statistics behind it.  Its defects are kept in ``imported.json``, which
+every later version of the entry keeps; :func:`rawmap.bodies.update_entry`
+merges them into each new map, so an imported defect is never dropped.
+Statistics start from the first new photos.
 
 Edits by hand
 -------------
 ``rawmap edit`` (:meth:`Library.save_edited`) replaces ``map.json`` with an
-edited copy (the map before it kept as ``map.previous.json``).  Whenever the
-entry is updated from new photos, the current map's manual defects and
-dropped photosites are carried over to the new map
-(:func:`rawmap.defectmap.carry_edits`), after the imported defects are merged
-in: a dropped photosite stays out even when detection or an imported map
-lists it.
+edited copy (the map before it kept as ``map.previous.json``); its manual
+defects and dropped photosites are carried over to the maps made later
+from new photos by :func:`rawmap.bodies.update_entry`.
+
+Storage only
+------------
+The library stores and loads entries; it decides no map.  An update from
+new photos is decided by :func:`rawmap.bodies.update_entry` (continuing or
+merging the statistics, classifying again, imported defects, edits by
+hand) from the entry as stored (:meth:`Library.stored`), and written as
+given by :meth:`Library.store`, which refuses it when the entry changed
+after it was read.
 
 First seen
 ----------
@@ -128,7 +133,7 @@ Examples
 >>> with lib.updating():                                     # doctest: +SKIP
 ...     run = map_files(paths, states=lib.states())
 ...     for body in run.maps:
-...         lib.store(body)
+...         lib.store(update_entry(body, lib.stored(body.camera, body.source, shape=body.shape)))
 """
 
 from __future__ import annotations
@@ -145,15 +150,14 @@ import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
 from .accumulate import Accumulator, FrameRecord
-from .defectmap import DefectMap, FrameStats, carry_edits, merge_defects
-from .detect import ClassifyParams, build_map
+from .defectmap import DefectMap
 from .errors import LibraryBusyError, LibraryError, OutputExistsError, RawmapError
 from .fileio import _umask, atomic_copy
 from .frame import BodyKey, CameraId, SourceKind
@@ -172,7 +176,10 @@ __all__ = [
     "LibraryEntry",
     "Library",
     "StoredStates",
+    "StoredEntry",
+    "EntryUpdate",
     "default_library_dir",
+    "recorded_path",
 ]
 
 #: environment variable naming the library folder
@@ -227,7 +234,8 @@ def _frames_digest(records: list[FrameRecord]) -> str:
     return h.hexdigest()
 
 
-def _resolved(path: str) -> str:
+def recorded_path(path: str | os.PathLike[str]) -> str:
+    """A photo's path as an entry records it (``body.json`` ``files``): absolute, links resolved."""
     try:
         return str(Path(path).expanduser().resolve())
     except (OSError, RuntimeError):
@@ -295,6 +303,101 @@ class LibraryEntry:
     @property
     def state_path(self) -> Path:
         return self.path / STATE_FILE
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """One entry as stored, read from one version of it (a version never changes: a consistent snapshot).
+
+    Made by :meth:`Library.stored`; :func:`rawmap.bodies.update_entry`
+    builds an :class:`EntryUpdate` from it, which :meth:`Library.store`
+    writes only while the entry is still this version.
+
+    Attributes
+    ----------
+    entry : LibraryEntry
+    folder : Path
+        The version folder read (the entry's own folder for an entry of
+        the old layout).
+    files : tuple of str
+        The photos counted in the statistics (:func:`recorded_path` form).
+    content_keys : dict
+        Content key -> path of the photos counted (empty for entries
+        written before they were recorded).
+    state_digest : str or None
+        Fingerprint of the stored statistics' frame records; ``None`` when
+        the entry has no statistics.
+    token : str
+        Identifies the version read (its folder and ``body.json``).
+    """
+
+    entry: LibraryEntry
+    folder: Path
+    files: tuple[str, ...] = ()
+    content_keys: Mapping[str, str] = field(default_factory=dict)
+    state_digest: str | None = None
+    token: str = ""
+
+    @property
+    def has_state(self) -> bool:
+        """Whether statistics are stored."""
+        return self.state_digest is not None and (self.folder / STATE_FILE).is_file()
+
+    def continued_by(self, acc: Accumulator) -> bool:
+        """Whether ``acc`` continues the stored statistics (its first frames are exactly theirs)."""
+        n_old = self.entry.state_frames
+        return self.has_state and acc.n_frames >= n_old and _frames_digest(acc.frames[:n_old]) == self.state_digest
+
+    def load_state(self) -> Accumulator | None:
+        """The stored statistics, read now; ``None`` when there are none.
+
+        Raises
+        ------
+        rawmap.errors.MapFormatError
+            The state file is damaged.
+        """
+        return Accumulator.load(self.folder / STATE_FILE) if self.has_state else None
+
+    def load_map(self) -> DefectMap | None:
+        """The stored map (edits by hand included); ``None`` when the version has none."""
+        path = self.folder / MAP_FILE
+        return DefectMap.load(path) if path.is_file() else None
+
+    def load_imported(self) -> DefectMap | None:
+        """The map imported from elsewhere (``imported.json``), ``None`` when there is none."""
+        path = self.folder / IMPORTED_FILE
+        return DefectMap.load(path) if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class EntryUpdate:
+    """What :meth:`Library.store` writes into one body's entry, as given.
+
+    Made by :func:`rawmap.bodies.update_entry`.
+
+    Attributes
+    ----------
+    camera : CameraId
+    source : SourceKind
+    defect_map : DefectMap
+        The entry's new map, final (written as it is).
+    accumulator : Accumulator
+        The entry's statistics, whole (not only the new frames).
+    files : tuple of str
+        Every photo counted in ``accumulator`` (:func:`recorded_path` form).
+    content_keys : dict
+        Content key -> path of every photo counted.
+    base : StoredEntry or None
+        The version this update was made from; ``None`` for a new entry.
+    """
+
+    camera: CameraId
+    source: SourceKind
+    defect_map: DefectMap
+    accumulator: Accumulator
+    files: tuple[str, ...] = ()
+    content_keys: Mapping[str, str] = field(default_factory=dict)
+    base: StoredEntry | None = None
 
 
 class StoredStates(Mapping[BodyKey, Accumulator]):
@@ -536,6 +639,57 @@ class Library:
             return None
         return Accumulator.load(entry.state_path)
 
+    def _read_token(self, folder: Path) -> str:
+        """Identifies the current version of an entry: its version folder and the bytes of its body.json."""
+        version = self._linked_version(folder) or folder
+        try:
+            data = (version / BODY_FILE).read_bytes()
+        except OSError:
+            data = b""
+        return f"{version.name}:{hashlib.sha256(data).hexdigest()}"
+
+    def stored(
+        self, camera: CameraId, source: SourceKind = SourceKind.RAW, *, shape: tuple[int, int] | None = None
+    ) -> StoredEntry | None:
+        """The entry of one body as stored, for an update (:func:`rawmap.bodies.update_entry`); ``None`` when none.
+
+        Takes the library's write lock while reading (hold
+        :meth:`updating` until :meth:`store` so that nobody changes the
+        entry in between).
+
+        Parameters
+        ----------
+        camera : CameraId
+        source : SourceKind, optional
+        shape : tuple of int, optional
+            (H, W): the entry of that sensor size; without it, the body's
+            first entry.
+
+        Raises
+        ------
+        LibraryError
+            The entry is damaged.
+        """
+        source = SourceKind(source)
+        if not self.root.is_dir():
+            return None  # an empty library: nothing to read, nothing created
+        with self.updating():
+            folder = self._find_folder(camera, source, shape)
+            if folder is None:
+                return None
+            body = self._read_body(folder)
+            entry = self._entry(folder, body)
+            state = body.get("state") or None
+            keys = body.get("content_keys") or {}
+            return StoredEntry(
+                entry=entry,
+                folder=self._linked_version(folder) or folder,
+                files=tuple(str(f) for f in body.get("files", [])),
+                content_keys={str(k): str(v) for k, v in keys.items()} if isinstance(keys, dict) else {},
+                state_digest=str(state.get("digest") or "") if isinstance(state, dict) else None,
+                token=self._read_token(folder),
+            )
+
     def load_state(self, what: LibraryEntry | CameraId, source: SourceKind = SourceKind.RAW) -> Accumulator:
         """The stored statistics of a body (like :meth:`state_for`, but an entry must hold them).
 
@@ -561,8 +715,8 @@ class Library:
 
         Mapping one of them again would count it twice; leave them out of
         the paths given to :func:`rawmap.mapping.map_files` (compare with
-        ``Path(p).resolve()``) before calling :meth:`store`, which refuses
-        double-counted files.
+        ``Path(p).resolve()``) before the update
+        (:func:`rawmap.bodies.update_entry` refuses double-counted files).
         """
         out: set[Path] = set()
         for folder in self._folders():
@@ -937,49 +1091,38 @@ class Library:
         path = self._commit(name, content, previous=previous, replaced=replace_entry)
         return self._entry(path, body)
 
-    def store(self, body_map: Any) -> LibraryEntry:
-        """Save one body's new map and statistics (a :class:`rawmap.mapping.BodyMap`).
+    def store(self, update: EntryUpdate) -> LibraryEntry:
+        """Write one body's entry as ``update`` gives it: statistics, map, photos counted.
 
-        Normally ``body_map`` comes from :func:`rawmap.mapping.map_files`
-        called with ``states=library.states()``, so its statistics continue
-        the stored ones and simply replace them.  Otherwise:
-
-        * statistics made without the stored ones, from other photos, are
-          merged into the stored statistics (an exact union) and the map is
-          rebuilt from the merged statistics with the same thresholds;
-        * statistics that repeat photos already stored, or that continue an
-          older version of the stored ones (another run saved meanwhile), are
-          refused: nothing is written.  Hold :meth:`updating` from reading
-          the stored statistics to this call to rule the latter out.
-
-        The entry changes all at once (see the module docstring): killed or
-        failing at any point, it is left as it was or as updated, whole.
-
-        An imported map's defects are merged into the map written (see the
-        module docstring), and the edits by hand of the current map
-        (:meth:`save_edited`) are carried over
-        (:func:`rawmap.defectmap.carry_edits`).  The previous map is kept as
-        ``map.previous.json``.
+        Nothing is decided here: ``update`` comes from
+        :func:`rawmap.bodies.update_entry`, which merges statistics, imported
+        defects and edits by hand, and its map is written as it is.  The
+        entry keeps, from the version ``update.base`` was read from, its
+        creation time, its imported map and what it records about it, and
+        the map it replaces as ``map.previous.json``.  The entry changes all
+        at once (see the module docstring): killed or failing at any point,
+        it is left as it was or as updated, whole.
 
         Parameters
         ----------
-        body_map : rawmap.mapping.BodyMap
+        update : EntryUpdate
 
         Returns
         -------
         LibraryEntry
-            The updated entry.
+            The updated entry (``update.defect_map`` is its map: no need to
+            read it back).
 
         Raises
         ------
         LibraryError
-            Inconsistent ``body_map``, double-counted photos, a concurrent
-            update, or a write failure.
+            ``update`` is inconsistent (its map or statistics belong to
+            another body or size), the entry changed after ``update.base``
+            was read (or appeared, for a new entry): another run updated it
+            meanwhile; or a write failed.
         """
-        camera: CameraId = body_map.camera
-        source = SourceKind(body_map.source)
-        acc: Accumulator = body_map.accumulator
-        dmap: DefectMap = body_map.defect_map
+        camera, source = update.camera, SourceKind(update.source)
+        acc, dmap = update.accumulator, update.defect_map
         if acc.camera != camera or acc.source is not source or dmap.camera != camera:
             raise LibraryError(
                 f"cannot store the map of {_describe(camera, source)}: its statistics or map belong to "
@@ -990,64 +1133,26 @@ class Library:
                 f"cannot store the map of {_describe(camera, source)}: map is {dmap.sensor.height}x"
                 f"{dmap.sensor.width}, its statistics {acc.shape[0]}x{acc.shape[1]}; this is a bug in the caller"
             )
-        new_keys = {_resolved(str(p)): k for p, k in (getattr(body_map, "content", None) or {}).items() if k}
         with self.updating():
             folder = self._find_folder(camera, source, acc.shape)
-            body = self._read_body(folder) if folder is not None else None
-            stored_files: list[str] = list(body.get("files", [])) if body else []
-            stored_keys: dict[str, str] = dict((body or {}).get("content_keys") or {})
-            state_info = (body or {}).get("state") or None
-            added = [_resolved(f.path) for f in acc.frames]
-            if folder is not None and state_info and (folder / STATE_FILE).is_file():
-                n_old = int(state_info.get("frames", 0))
-                continues = acc.n_frames >= n_old and _frames_digest(acc.frames[:n_old]) == state_info.get("digest")
-                if continues:
-                    added = added[n_old:]
-                else:
-                    if set(added) & set(stored_files):
-                        raise LibraryError(
-                            f"{folder}: these statistics of {_describe(camera, source)} repeat photos already in "
-                            "the library, or another run updated the entry meanwhile; map only the new photos, "
-                            "continuing the stored statistics (`rawmap map PHOTOS --save`)"
-                        )
-                    merged = Accumulator.load(folder / STATE_FILE)
-                    try:
-                        merged.merge(acc)
-                    except RawmapError as exc:
-                        raise LibraryError(f"{folder}: cannot add these statistics to the stored ones ({exc})") from None
-                    acc = merged
-                    dmap = build_map(acc, _classify_params(dmap), skipped=dmap.frames.skipped)
-            seen = set(stored_files)
-            repeated = []
-            for f in added:
-                if f in seen:
-                    repeated.append(f)
-                seen.add(f)
-            keys = dict(stored_keys)
-            for f in added:
-                k = new_keys.get(f)
-                if k is None:
-                    continue
-                if k in keys:
-                    repeated.append(f"{f} (same content as {keys[k]})")
-                keys[k] = f
-            if repeated:
+            base = update.base
+            if base is None:
+                fresh = folder is None
+            else:
+                fresh = folder == base.entry.path and self._read_token(folder) == base.token
+            if not fresh:
+                where = folder if folder is not None else base.entry.path if base is not None else self.root
                 raise LibraryError(
-                    f"{repeated[0]}: already counted in the statistics of {_describe(camera, source)}"
-                    + (f" (and {len(repeated) - 1} more)" if len(repeated) > 1 else "")
-                    + "; leave the photos listed by Library.known_files() and known_keys() out of the run"
+                    f"{where}: the entry of {_describe(camera, source)} changed after this "
+                    "update was prepared (another run updated it meanwhile); prepare it again from the stored "
+                    "entry, holding Library.updating() from reading it to storing"
                 )
-            imported = None
-            imported_info = (body or {}).get("imported")
-            if folder is not None and (folder / IMPORTED_FILE).is_file():
-                imported = DefectMap.load(folder / IMPORTED_FILE)
-                dmap = _with_imported(dmap, imported, folder)
-            if folder is not None and (folder / MAP_FILE).is_file():
-                dmap = carry_edits(dmap, DefectMap.load(folder / MAP_FILE))  # `rawmap edit`: manual and dropped
+            body = self._read_body(folder) if folder is not None else None
             created = _dt.datetime.fromisoformat(body["created"]) if body and body.get("created") else None
             return self._write_entry(
-                folder, camera, source, dmap, acc=acc, imported=None, imported_info=imported_info,
-                files=stored_files + added, created=created, content_keys=keys,
+                folder, camera, source, dmap, acc=acc, imported=None,
+                imported_info=(body or {}).get("imported"), files=list(update.files), created=created,
+                content_keys=update.content_keys,
             )
 
     def save_edited(self, entry: LibraryEntry, dmap: DefectMap) -> LibraryEntry:
@@ -1055,7 +1160,7 @@ class Library:
 
         The statistics are untouched; the map before the edit is kept as
         ``map.previous.json``.  Later updates from new photos keep the edits
-        (see :meth:`store`).
+        (see :func:`rawmap.bodies.update_entry`).
 
         Raises
         ------
@@ -1223,7 +1328,7 @@ class Library:
             # --replace: a new version of the same entry, the old one going to the trash after the switch
             return self._write_entry(
                 existing, camera, source, dmap, acc=acc, imported=dmap if keep_imported else None,
-                imported_info=info, files=[_resolved(f.path) for f in acc.frames] if acc is not None else [],
+                imported_info=info, files=[recorded_path(f.path) for f in acc.frames] if acc is not None else [],
                 replace_entry=existing is not None,
             )
 
@@ -1268,72 +1373,6 @@ class Library:
         for src, target in pairs:
             out.append(_copy_file(src, target, overwrite=False))
         return out
-
-
-def _classify_params(dmap: DefectMap) -> ClassifyParams | None:
-    """The classification thresholds a map was made with (defaults when not recorded)."""
-    recorded = dmap.thresholds.get("classify")
-    if not isinstance(recorded, dict):
-        return None
-    try:
-        return ClassifyParams(**recorded)
-    except TypeError:
-        return None
-
-
-def _earliest(a: _dt.datetime | None, b: _dt.datetime | None) -> _dt.datetime | None:
-    if a is None or b is None:
-        return a or b
-    try:
-        return min(a, b)
-    except TypeError:  # naive vs aware: keep the first
-        return a
-
-
-def _merge_frame_stats(a: FrameStats, b: FrameStats) -> FrameStats:
-    def lo(x: float, y: float) -> float:
-        vals = [v for v in (x, y) if v > 0]
-        return min(vals) if vals else 0.0
-
-    last = [t for t in (a.last_capture, b.last_capture) if t is not None]
-    try:
-        last_capture = max(last) if last else None
-    except TypeError:
-        last_capture = last[0]
-    return FrameStats(
-        count=a.count + b.count,
-        skipped=a.skipped + b.skipped,
-        first_capture=_earliest(a.first_capture, b.first_capture),
-        last_capture=last_capture,
-        exposure_min=lo(a.exposure_min, b.exposure_min),
-        exposure_max=max(a.exposure_max, b.exposure_max),
-        iso_min=lo(a.iso_min, b.iso_min),
-        iso_max=max(a.iso_max, b.iso_max),
-        **{k: getattr(a, k) + getattr(b, k) for k in ("views", "darks", "flats")
-           if getattr(a, k) is not None and getattr(b, k) is not None},
-    )
-
-
-def _with_imported(dmap: DefectMap, imported: DefectMap, folder: Path) -> DefectMap:
-    """``dmap`` with the imported map's defects merged in (earliest first-seen kept)."""
-    if (imported.sensor.height, imported.sensor.width) != (dmap.sensor.height, dmap.sensor.width):
-        raise LibraryError(
-            f"{folder / IMPORTED_FILE}: the imported map is {imported.sensor.height}x{imported.sensor.width}, the "
-            f"new photos {dmap.sensor.height}x{dmap.sensor.width}; remove the entry and map the body again"
-        )
-    merged = merge_defects(imported.defects, dmap.defects)
-    first: dict[tuple[int, int], _dt.datetime | None] = {}
-    for d in list(imported.defects) + list(dmap.defects):
-        k = (d.row, d.col)
-        first[k] = _earliest(first[k], d.first_seen) if k in first else d.first_seen
-    defects = [d if d.first_seen == first[(d.row, d.col)] else replace(d, first_seen=first[(d.row, d.col)]) for d in merged]
-    thresholds = dict(dmap.thresholds)
-    thresholds["imported"] = {"defects": len(imported), "frames": imported.frames.count,
-                              "created": imported.created.isoformat()}
-    return DefectMap(
-        camera=dmap.camera, sensor=dmap.sensor, frames=_merge_frame_stats(dmap.frames, imported.frames),
-        defects=defects, thresholds=thresholds, created=dmap.created, dropped=dmap.dropped,
-    )
 
 
 def _quietly(func: Any, *args: Any) -> None:

@@ -1,4 +1,9 @@
-"""rawmap.library: per-body entries, continuing stored statistics, first-seen, trash, import and export."""
+"""rawmap.library: storage only: per-body entries written as given, read back, versions, trash, import, export.
+
+The maps stored here are made by hand (:func:`_map_of`): what an update
+holds (merged statistics, imported defects, edits) is rawmap.bodies'
+business, tested in tests/test_bodies.py.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +21,11 @@ import pytest
 from rawmap.accumulate import Accumulator
 from rawmap.defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry
 from rawmap.detect import build_map
-from rawmap.dng import write_dng
 from rawmap.errors import MapFormatError
 from rawmap.fileio import OutputExistsError
 from rawmap.frame import CameraId, Frame, SourceKind
-from rawmap.library import Library, LibraryError, StoredStates, default_library_dir
-from rawmap.mapping import BodyMap, Counted, SkipKind, content_key, map_files
+from rawmap.library import EntryUpdate, Library, LibraryError, StoredEntry, StoredStates, default_library_dir, recorded_path
+from rawmap.mapping import BodyMap
 
 CAM = CameraId("Testco", "TC-1", "0001")
 OTHER = CameraId("Testco", "TC 1", "0001")  # same slug as CAM
@@ -103,6 +107,30 @@ def _hand_map(camera: CameraId = CAM, source: str = "raw", defects: list[Defect]
     )
 
 
+def _map_of(acc: Accumulator, defects: list[Defect] | None = None, **fields) -> DefectMap:
+    """A map made by hand for the statistics ``acc`` (its body, size and frame count), not by classification."""
+    if defects is None:
+        defects = [Defect(5, 5, DefectKind.COLD, 9.0, "R", T0, 0.4), Defect(*EARLY, DefectKind.HOT, float(acc.n_frames))]
+    return DefectMap(
+        camera=acc.camera,
+        sensor=SensorGeometry(*acc.shape, cfa="RGGB" if acc.source is RAW else "", source=acc.source.value),
+        frames=FrameStats(acc.n_frames), defects=defects, **fields,
+    )
+
+
+def _update(lib: Library, acc: Accumulator, dmap: DefectMap | None = None, keys: dict | None = None) -> EntryUpdate:
+    """An update of ``acc``'s entry: ``acc`` continues the stored statistics (or starts them), the map is made by hand."""
+    stored = lib.stored(acc.camera, acc.source, shape=acc.shape)
+    return EntryUpdate(
+        acc.camera, acc.source, dmap if dmap is not None else _map_of(acc), acc,
+        files=tuple(recorded_path(f.path) for f in acc.frames), content_keys=keys or {}, base=stored,
+    )
+
+
+def _store(lib: Library, acc: Accumulator, dmap: DefectMap | None = None, keys: dict | None = None):
+    return lib.store(_update(lib, acc, dmap, keys))
+
+
 # --------------------------------------------------------------------------- location
 def test_default_dir_env_override(monkeypatch, tmp_path):
     monkeypatch.setenv("RAWMAP_LIBRARY", str(tmp_path / "lib"))
@@ -129,125 +157,114 @@ def test_empty_library_reads_nothing_and_writes_nothing(tmp_path):
 def test_store_layout_and_queries(tmp_path, frames):
     lib = Library(tmp_path)
     acc = _accumulate(frames[:8])
-    body = _body(acc)
-    entry = lib.store(body)
+    dmap = _map_of(acc)
+    entry = _store(lib, acc, dmap, keys={"k0": "/photos/f000.dng"})
 
     assert entry.path == tmp_path / "testco-tc-1-0001"
     assert sorted(p.name for p in entry.path.iterdir()) == ["body.json", "map.json", "state.rawstate"]
     assert (entry.camera, entry.source, entry.frames, entry.state_frames) == (CAM, RAW, 8, 8)
-    assert entry.defects == len(body.defect_map) and entry.has_state and not entry.imported
+    assert entry.defects == len(dmap) == 2 and entry.has_state and not entry.imported
     assert entry.created == entry.updated and entry.created.tzinfo is not None
 
     info = json.loads((entry.path / "body.json").read_text())
     assert info["format"] == "rawmap-library-entry" and info["version"] == 1
     assert info["camera"] == CAM.to_dict() and info["source"] == "raw"
     assert info["files"] == [f"/photos/f{i:03d}.dng" for i in range(8)]
+    assert info["content_keys"] == {"k0": "/photos/f000.dng"} and info["shape"] == [H, W]
 
     assert lib.entries() == [entry]
     assert lib.get(CAM) == entry
     assert lib.get(CAM, SourceKind.IMAGE) is None
     assert lib.get(OTHER) is None
-    assert _dicts(lib.load_map(CAM)) == _dicts(body.defect_map)
-    assert _dicts(lib.load_map(entry)) == _dicts(body.defect_map)
+    assert lib.load_map(CAM).to_json() == dmap.to_json()  # written as given
+    assert lib.load_map(entry).to_json() == dmap.to_json()
     _assert_same_state(lib.load_state(CAM), acc)
     assert lib.known_files() == {Path(f"/photos/f{i:03d}.dng") for i in range(8)}
+    assert lib.known_keys() == {"k0": "/photos/f000.dng"}
 
 
-def test_continuing_stored_state_equals_mapping_all_at_once(tmp_path, frames):
+def test_store_writes_the_map_as_given_and_keeps_the_rest(tmp_path, frames):
+    """An update writes its map, statistics and files as they are; the library decides nothing, keeps the
+    previous map, the imported map and the creation time."""
     lib = Library(tmp_path)
-    first = _body(_accumulate(frames[:8]))
-    lib.store(first)
+    entry = lib.import_map(_hand_map().save(tmp_path / "m.json"))
+    imported_before = (entry.path / "imported.json").read_bytes()
+    acc = _accumulate(frames[:4])
+    # a map that no classification would make: a manual defect, a dropped photosite that the import lists
+    dmap = _map_of(acc, [Defect(50, 60, DefectKind.STUCK, 0.0, manual=True)], dropped=[(5, 5)])
+    stored = lib.stored(CAM)
+    assert stored is not None and not stored.has_state and stored.load_imported().to_json() == DefectMap.load(tmp_path / "m.json").to_json()
+    update = EntryUpdate(CAM, RAW, dmap, acc, files=("/a.dng", "/b.dng", "/c.dng", "/d.dng"), base=stored)
+    after = lib.store(update)
+    assert lib.load_map(CAM).to_json() == dmap.to_json()  # no imported defect merged in, nothing carried over
+    assert (after.path / "imported.json").read_bytes() == imported_before
+    assert DefectMap.load(after.path / "map.previous.json").to_json() == DefectMap.load(tmp_path / "m.json").to_json()
+    assert after.imported and after.created == entry.created and after.frames == 4 == after.state_frames
+    assert lib.known_files() == {Path(p) for p in update.files}
 
-    states = lib.states()
-    base = states.get((CAM, RAW))
-    assert base is not None and base.n_frames == 8
-    entry = lib.store(_body(_accumulate(frames[8:], base)))
 
-    whole = _accumulate(frames)
-    _assert_same_state(lib.load_state(CAM), whole)
-    assert _dicts(lib.load_map(CAM)) == _dicts(build_map(whole))
-    assert (entry.frames, entry.state_frames) == (16, 16)
-    # the previous map is kept
-    assert _dicts(DefectMap.load(entry.path / "map.previous.json")) == _dicts(first.defect_map)
-    assert len(lib.known_files()) == 16
+def test_stored_reads_one_version_of_an_entry(tmp_path, frames):
+    lib = Library(tmp_path / "lib")
+    assert lib.stored(CAM) is None and not (tmp_path / "lib").exists()
+    acc = _accumulate(frames[:6])
+    _store(lib, acc, keys={"k": "/photos/f000.dng"})
+    stored = lib.stored(CAM, RAW, shape=(H, W))
+    assert isinstance(stored, StoredEntry) and stored.entry == lib.get(CAM)
+    assert stored.folder == stored.entry.path.resolve() and stored.folder.parent.name == ".entries"
+    assert stored.files == tuple(f"/photos/f{i:03d}.dng" for i in range(6))
+    assert stored.content_keys == {"k": "/photos/f000.dng"} and stored.has_state
+    _assert_same_state(stored.load_state(), acc)
+    assert stored.load_map().to_json() == _map_of(acc).to_json() and stored.load_imported() is None
+    assert stored.continued_by(_accumulate(frames[6:8], lib.state_for(CAM)))
+    assert not stored.continued_by(_accumulate(frames[6:8]))  # other photos, not a continuation
+    assert not stored.continued_by(_accumulate(frames[:5]))  # fewer frames than stored
+    assert lib.stored(CAM, shape=(32, 48)) is None and lib.stored(OTHER) is None
 
 
-def test_first_seen_keeps_the_earliest_time(tmp_path, frames):
+def test_a_stale_update_is_refused(tmp_path, frames):
+    """An update prepared from a version of the entry that is no longer current would lose the newer one."""
     lib = Library(tmp_path)
-    lib.store(_body(_accumulate(frames[:8])))
-    early_before = {(d.row, d.col): d for d in lib.load_map(CAM).defects}[EARLY]
-    assert early_before.kind is DefectKind.HOT
-
-    lib.store(_body(_accumulate(frames[8:], lib.state_for(CAM))))
-    found = {(d.row, d.col): d for d in lib.load_map(CAM).defects}
-    early, late = found[EARLY], found[LATE]
-    assert early.kind is DefectKind.HOT and late.kind is DefectKind.HOT
-    # the early defect keeps its date from the first run; the late one dates from when it appeared
-    assert early.first_seen == early_before.first_seen
-    assert early.first_seen < T0 + dt.timedelta(hours=8) <= late.first_seen
-
-
-def test_fresh_statistics_of_other_photos_are_merged(tmp_path, frames):
-    lib = Library(tmp_path)
-    lib.store(_body(_accumulate(frames[:8])))
-    # a run that did not continue the stored state, on other photos: an exact union
-    entry = lib.store(_body(_accumulate(frames[8:])))
-    whole = _accumulate(frames)
-    stored = lib.load_state(CAM)
-    for name in ("n_invalid", "s_v", "s_r", "vmin", "vmax"):
-        np.testing.assert_array_equal(getattr(stored, name), getattr(whole, name), err_msg=name)
-    assert entry.frames == 16
-    found = {(d.row, d.col): d for d in lib.load_map(CAM).defects}
-    assert found[EARLY].first_seen < found[LATE].first_seen
-
-
-def test_repeated_photos_are_refused(tmp_path, frames):
-    lib = Library(tmp_path)
-    lib.store(_body(_accumulate(frames[:8])))
+    new_a, new_b = _update(lib, _accumulate(frames[:4])), _update(lib, _accumulate(frames[:6]))
+    lib.store(new_a)
+    with pytest.raises(LibraryError, match="changed after this update was prepared"):
+        lib.store(new_b)  # prepared as a new entry, but one appeared meanwhile
+    a = _update(lib, _accumulate(frames[4:8], lib.state_for(CAM)))
+    b = _update(lib, _accumulate(frames[4:6], lib.state_for(CAM)))
+    lib.store(a)
     before = (tmp_path / "testco-tc-1-0001" / "body.json").read_bytes()
-    # some of the same photos mapped again from scratch
-    with pytest.raises(LibraryError, match="repeat photos already in the library"):
-        lib.store(_body(_accumulate(frames[4:10])))
-    # continuing the stored statistics with a photo already in them
-    with pytest.raises(LibraryError, match=r"f003\.dng: already counted in the statistics of Testco TC-1 0001"):
-        lib.store(_body(_accumulate([frames[3], frames[9], frames[10]], lib.state_for(CAM))))
+    with pytest.raises(LibraryError, match="another run updated it meanwhile"):
+        lib.store(b)
     assert (tmp_path / "testco-tc-1-0001" / "body.json").read_bytes() == before
-    assert lib.load_state(CAM).n_frames == 8
-    # the very same run again gives the very same statistics: storing it changes nothing
-    entry = lib.store(_body(_accumulate(frames[:8])))
-    assert entry.state_frames == 8 and len(lib.known_files()) == 8
+    assert lib.get(CAM).state_frames == 8
+    c = _update(lib, _accumulate(frames[8:10], lib.state_for(CAM)))
+    lib.save_edited(lib.get(CAM), lib.load_map(CAM).edited(drop=[EARLY]))  # an edit is a new version too
+    with pytest.raises(LibraryError, match="changed after this update was prepared"):
+        lib.store(c)  # would lose the edit
+    assert lib.load_map(CAM).dropped == [EARLY] and lib.get(CAM).state_frames == 8
 
 
-def test_inconsistent_body_map_is_refused(tmp_path, frames):
+def test_inconsistent_update_is_refused(tmp_path, frames):
     lib = Library(tmp_path)
     acc = _accumulate(frames[:4])
     with pytest.raises(LibraryError, match="bug in the caller"):
-        lib.store(BodyMap(OTHER, RAW, build_map(acc), acc))
+        lib.store(EntryUpdate(OTHER, RAW, _map_of(acc), acc))
+    small = _accumulate([Frame(**{**f.__dict__, "mosaic": f.mosaic[:32].copy()}) for f in frames[:4]])
+    with pytest.raises(LibraryError, match=r"map is 64x96, its statistics 32x96; this is a bug in the caller"):
+        lib.store(EntryUpdate(CAM, RAW, _map_of(acc), small))
     assert lib.entries() == []
-
-
-def test_concurrent_update_is_refused(tmp_path, frames):
-    lib = Library(tmp_path)
-    lib.store(_body(_accumulate(frames[:8])))
-    a = _accumulate(frames[8:12], lib.state_for(CAM))
-    b = _accumulate(frames[12:], lib.state_for(CAM))
-    lib.store(_body(a))
-    with pytest.raises(LibraryError, match="another run updated the entry meanwhile"):
-        lib.store(_body(b))
-    assert lib.get(CAM).frames == 12
 
 
 def test_bodies_and_sources_are_kept_apart(tmp_path, frames):
     lib = Library(tmp_path)
-    lib.store(_body(_accumulate(frames[:4])))
+    _store(lib, _accumulate(frames[:4]))
     other = [Frame(**{**f.__dict__, "camera": OTHER}) for f in frames[:4]]
-    lib.store(_body(_accumulate(other)))
+    _store(lib, _accumulate(other))
     images = [
         Frame(**{**f.__dict__, "mosaic": np.repeat((f.mosaic >> 6).astype(np.uint8)[:, :, None], 3, axis=2),
                  "cfa": None, "black": np.zeros(4), "white": 255, "source": SourceKind.IMAGE})
         for f in frames[:4]
     ]
-    lib.store(_body(_accumulate(images)))
+    _store(lib, _accumulate(images))
 
     names = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("."))
     assert names == ["testco-tc-1-0001", "testco-tc-1-0001-2", "testco-tc-1-0001-image"]
@@ -260,7 +277,7 @@ def test_bodies_and_sources_are_kept_apart(tmp_path, frames):
 
 def test_states_mapping_loads_on_demand(tmp_path, frames, monkeypatch):
     lib = Library(tmp_path)
-    lib.store(_body(_accumulate(frames[:4])))
+    _store(lib, _accumulate(frames[:4]))
     loads = []
     real = Accumulator.load.__func__
     monkeypatch.setattr(Accumulator, "load", classmethod(lambda cls, p: loads.append(p) or real(cls, p)))
@@ -277,31 +294,10 @@ def test_states_mapping_loads_on_demand(tmp_path, frames, monkeypatch):
         states[(OTHER, RAW)]
 
 
-def test_map_files_continues_library_states(tmp_path, frames):
-    photos = tmp_path / "photos"
-    paths = []
-    for i, f in enumerate(frames[:9]):
-        paths.append(write_dng(photos / f"f{i:03d}.dng", f.mosaic, cfa=CFA, black=512, white=16383, camera=CAM,
-                               exposure=f.exposure, iso=f.iso, time=f.time))
-    lib = Library(tmp_path / "lib")
-    for body in map_files(paths[:5], states=lib.states()).maps:
-        lib.store(body)
-    assert lib.known_files() == {p.resolve() for p in paths[:5]}
-    run = map_files(paths[5:], states=lib.states())
-    assert run.maps[0].accumulator.n_frames == 9
-    for body in run.maps:
-        lib.store(body)
-    whole = map_files(paths).maps[0]
-    (entry,) = lib.entries()
-    assert entry.camera.make == "Testco" and entry.frames == 9
-    _assert_same_state(lib.load_state(entry), whole.accumulator)
-    assert _dicts(lib.load_map(entry)) == _dicts(whole.defect_map)
-
-
 # --------------------------------------------------------------------------- remove
 def test_remove_moves_the_entry_to_the_trash(tmp_path, frames):
     lib = Library(tmp_path)
-    entry = lib.store(_body(_accumulate(frames[:4])))
+    entry = _store(lib, _accumulate(frames[:4]))
     moved = lib.remove(CAM)
     assert moved.parent == tmp_path / ".trash"
     assert moved.name.startswith("testco-tc-1-0001-")
@@ -311,7 +307,7 @@ def test_remove_moves_the_entry_to_the_trash(tmp_path, frames):
     with pytest.raises(LibraryError, match="no map for Testco TC-1 0001"):
         lib.remove(CAM)
     # a new entry for the same body starts afresh, and a second removal does not collide
-    lib.store(_body(_accumulate(frames[:4])))
+    _store(lib, _accumulate(frames[:4]))
     again = lib.remove(CAM)
     assert again != moved and again.is_dir() and moved.is_dir()
 
@@ -319,7 +315,7 @@ def test_remove_moves_the_entry_to_the_trash(tmp_path, frames):
 # --------------------------------------------------------------------------- import / export
 def test_export_then_import_elsewhere(tmp_path, frames):
     lib = Library(tmp_path / "a")
-    lib.store(_body(_accumulate(frames[:8])))
+    _store(lib, _accumulate(frames[:8]))
     out = lib.export_entry(CAM, RAW, tmp_path / "out")
     assert [p.name for p in out] == ["testco-tc-1-0001.map.json", "testco-tc-1-0001.rawstate"]
     with pytest.raises(OutputExistsError):
@@ -331,45 +327,19 @@ def test_export_then_import_elsewhere(tmp_path, frames):
     _assert_same_state(other.load_state(CAM), lib.load_state(CAM))
     assert _dicts(other.load_map(CAM)) == _dicts(lib.load_map(CAM))
     # it continues like the original
-    other.store(_body(_accumulate(frames[8:], other.state_for(CAM))))
+    _store(other, _accumulate(frames[8:], other.state_for(CAM)))
     _assert_same_state(other.load_state(CAM), _accumulate(frames))
 
 
 def test_import_refuses_existing_unless_replace(tmp_path, frames):
     lib = Library(tmp_path / "lib")
-    lib.store(_body(_accumulate(frames[:4])))
+    _store(lib, _accumulate(frames[:4]))
     path = _hand_map().save(tmp_path / "elsewhere.json")
     with pytest.raises(LibraryError, match="Testco TC-1 0001 already has a map in"):
         lib.import_map(path)
     entry = lib.import_map(path, replace=True)
     assert entry.imported and not entry.has_state and entry.frames == 20
     assert len(list((tmp_path / "lib" / ".trash").iterdir())) == 1
-
-
-def test_imported_map_merges_with_new_photos(tmp_path, frames):
-    lib = Library(tmp_path / "lib")
-    old = dt.datetime(2023, 6, 1)
-    imported = _hand_map(defects=[
-        Defect(5, 5, DefectKind.COLD, 9.0, "R", old, 0.4),
-        Defect(*EARLY, DefectKind.HOT, 5.0, "R", old, 300.0),  # the same hot pixel, seen earlier elsewhere
-    ])
-    entry = lib.import_map(imported.save(tmp_path / "m.json"))
-    assert entry.imported and entry.state_frames == 0 and not entry.has_state
-    assert sorted(p.name for p in entry.path.iterdir()) == ["body.json", "imported.json", "map.json"]
-    assert lib.states().get((CAM, RAW)) is None
-    with pytest.raises(LibraryError, match="was imported and has no statistics yet"):
-        lib.load_state(CAM)
-
-    for part in (frames[:8], frames[8:]):
-        entry = lib.store(_body(_accumulate(part, lib.state_for(CAM))))
-        found = {(d.row, d.col): d for d in lib.load_map(CAM).defects}
-        assert found[(5, 5)].kind is DefectKind.COLD  # never dropped
-        assert found[EARLY].first_seen == old  # the earliest date wins
-        assert found[EARLY].score > 5.0  # the stronger evidence wins
-    assert LATE in found and found[LATE].first_seen >= T0 + dt.timedelta(hours=8)
-    dmap = lib.load_map(CAM)
-    assert dmap.frames.count == 16 + 20 and entry.frames == 36 and entry.state_frames == 16
-    assert dmap.frames.first_capture == old and dmap.thresholds["imported"]["defects"] == 2
 
 
 def _bad_map(tmp_path: Path, kind: str) -> Path:
@@ -417,7 +387,7 @@ def test_import_refuses_a_state_of_another_body(tmp_path, frames):
 
 def test_damaged_entry_is_named(tmp_path, frames):
     lib = Library(tmp_path)
-    entry = lib.store(_body(_accumulate(frames[:4])))
+    entry = _store(lib, _accumulate(frames[:4]))
     (entry.path / "body.json").write_text("{")
     with pytest.raises(LibraryError, match=r"testco-tc-1-0001/body.json: damaged library entry"):
         lib.entries()
@@ -427,103 +397,22 @@ def test_damaged_entry_is_named(tmp_path, frames):
         lib.entries()
 
 
-def test_edits_by_hand_survive_mapping_again(tmp_path, frames):
+def test_save_edited_keeps_the_map_before(tmp_path, frames):
     lib = Library(tmp_path)
-    entry = lib.store(_body(_accumulate(frames[:8])))
+    acc = _accumulate(frames[:8])
+    entry = _store(lib, acc)
     before = lib.load_map(entry)
-    assert EARLY in {(d.row, d.col) for d in before.defects}
     edited = before.edited(add=[(50, 60, DefectKind.STUCK)], drop=[EARLY])
     entry = lib.save_edited(entry, edited)
     assert entry.defects == len(edited) == len(before)
     assert lib.load_map(entry).to_json() == edited.to_json()
     assert DefectMap.load(entry.path / "map.previous.json").to_json() == before.to_json()  # the map before the edit
-
-    # new photos: detection finds EARLY again (and LATE), the edits hold
-    lib.store(_body(_accumulate(frames[8:], lib.state_for(CAM))))
-    found = {(d.row, d.col): d for d in lib.load_map(CAM).defects}
-    assert EARLY not in found and LATE in found
-    assert found[(50, 60)].manual and found[(50, 60)].kind is DefectKind.STUCK
-    assert lib.load_map(CAM).dropped == [EARLY]
-
+    _assert_same_state(lib.load_state(entry), acc)  # the statistics untouched
     with pytest.raises(LibraryError, match="is not a map of"):
         lib.save_edited(entry, _hand_map(camera=CameraId("Other", "Body", "9")))
 
 
-# --------------------------------------------------------------------------- counted photos by content, sensor sizes
-def _write_photos(folder: Path, frames: list[Frame]) -> list[Path]:
-    return [
-        write_dng(folder / f"f{i:03d}.dng", f.mosaic, cfa=CFA, black=512, white=16383, camera=CAM,
-                  exposure=f.exposure, iso=f.iso, time=f.time)
-        for i, f in enumerate(frames)
-    ]
-
-
-def _counted(lib: Library) -> Counted:
-    return Counted(lib.known_keys(), lib.known_files())
-
-
-def test_moved_photos_are_recognised_across_two_saves(tmp_path, frames):
-    paths = _write_photos(tmp_path / "card", frames[:9])
-    lib = Library(tmp_path / "lib")
-    for body in map_files(paths[:5], states=lib.states(), counted=_counted(lib)).maps:
-        lib.store(body)
-    keys = lib.known_keys()
-    assert keys == {content_key(p): str(p.resolve()) for p in paths[:5]}
-    info = json.loads((lib.entries()[0].path / "body.json").read_text())
-    assert info["content_keys"] == keys and info["shape"] == [H, W]
-
-    moved = tmp_path / "archive" / "card"  # the card copied elsewhere, then the whole folder mapped again
-    copies = [moved / p.name for p in paths]
-    for p, q in zip(paths, copies):
-        q.parent.mkdir(parents=True, exist_ok=True)
-        q.write_bytes(p.read_bytes())
-    run = map_files(copies, states=lib.states(), counted=_counted(lib))
-    assert [s.path for s in run.skipped] == copies[:5]
-    assert all(s.kind is SkipKind.COUNTED for s in run.skipped)
-    assert run.skipped[0].reason == f"same content as {paths[0].resolve()}, already counted in the stored statistics"
-    for body in run.maps:
-        lib.store(body)
-    (entry,) = lib.entries()
-    assert entry.frames == 9 and entry.state_frames == 9
-    assert len(lib.known_keys()) == 9
-    _assert_same_state(lib.load_state(entry), map_files(paths).maps[0].accumulator)
-
-
-def test_statistics_repeating_stored_content_are_refused(tmp_path, frames):
-    lib = Library(tmp_path)
-    first = _body(_accumulate(frames[:4]))
-    first.content = {p: f"key{i}" for i, p in enumerate(first.files)}
-    lib.store(first)
-    again = _body(_accumulate(frames[4:8]))  # other paths, but the content of one stored photo
-    again.content = {p: f"key{i + 3}" for i, p in enumerate(again.files)}
-    with pytest.raises(LibraryError, match=r"f004.dng \(same content as /photos/f003.dng\): already counted"):
-        lib.store(again)
-    assert lib.entries()[0].state_frames == 4
-
-
-def test_entries_without_content_keys_or_shape_still_work(tmp_path, frames):
-    """An entry written before content keys and sizes were recorded: read, continued, matched by path."""
-    paths = _write_photos(tmp_path / "card", frames[:8])
-    lib = Library(tmp_path / "lib")
-    lib.store(map_files(paths[:4]).maps[0])
-    (entry,) = lib.entries()
-    info = json.loads((entry.path / "body.json").read_text())
-    del info["content_keys"], info["shape"]
-    (entry.path / "body.json").write_text(json.dumps(info))
-
-    (old,) = lib.entries()
-    assert old.shape is None and lib.entry_shape(old) == (H, W)
-    assert lib.known_keys() == {} and lib.known_files() == {p.resolve() for p in paths[:4]}
-    assert lib.get(CAM, shape=(H, W)) == old and lib.get(CAM, shape=(H // 2, W)) is None
-    assert lib.states()[(CAM, RAW, (H, W))].n_frames == 4
-    run = map_files(paths, states=lib.states(), counted=_counted(lib))
-    assert [s.reason for s in run.skipped] == ["already counted in the stored statistics"] * 4
-    lib.store(run.maps[0])
-    (entry,) = lib.entries()
-    assert entry.state_frames == 8 and entry.shape == (H, W)
-    assert set(lib.known_keys()) == {content_key(p) for p in paths[4:]}  # the old ones are known by path
-
-
+# --------------------------------------------------------------------------- sensor sizes
 def test_each_sensor_size_of_a_body_has_its_own_entry(tmp_path, frames):
     lib = Library(tmp_path)
     full = _accumulate(frames[:4])
@@ -531,8 +420,8 @@ def test_each_sensor_size_of_a_body_has_its_own_entry(tmp_path, frames):
                for i, f in enumerate(frames[4:8])]
     crop = _accumulate(cropped)
     assert crop.shape == (32, 48)
-    a = lib.store(_body(full))
-    b = lib.store(_body(crop))
+    a = _store(lib, full)
+    b = _store(lib, crop)
     assert (a.path.name, b.path.name) == ("testco-tc-1-0001", "testco-tc-1-0001-32x48")
     assert (a.shape, b.shape) == ((H, W), (32, 48))
     assert lib.get(CAM, shape=(32, 48)) == b and lib.get(CAM, shape=(H, W)) == a and lib.get(CAM) == a
@@ -542,7 +431,7 @@ def test_each_sensor_size_of_a_body_has_its_own_entry(tmp_path, frames):
     # more frames of the crop mode continue its own entry
     more = _accumulate(cropped[:2], states[(CAM, RAW, (32, 48))])
     more.frames[-2:] = [replace(f, path=f"/crop/d{i}.dng") for i, f in enumerate(more.frames[-2:])]
-    c = lib.store(_body(more))
+    c = _store(lib, more)
     assert c.path == b.path and c.state_frames == 6
     assert lib.get(CAM).state_frames == 4
 
@@ -624,7 +513,7 @@ def _save(lib: Library, frames: list[Frame]) -> None:
     known = {str(p) for p in lib.known_files()}
     new = [f for f in frames if str(f.path) not in known]
     if new:
-        lib.store(_body(_accumulate(new, lib.state_for(CAM))))
+        _store(lib, _accumulate(new, lib.state_for(CAM)))
 
 
 def _count_calls(action) -> int:
@@ -638,12 +527,12 @@ def test_store_interrupted_at_every_write_leaves_a_whole_entry(tmp_path, frames,
     """ENOSPC or a kill at each file-system call of an update: the entry is the old one or the new one, and the
     same command run again ends with all 8 frames (never "already counted" for ever)."""
     template = tmp_path / "six"
-    Library(template).store(_body(_accumulate(frames[:6])))
+    _store(Library(template), _accumulate(frames[:6]))
     shutil.copytree(template, tmp_path / "count", symlinks=True)
     total = _count_calls(lambda: _save(Library(tmp_path / "count"), frames[:8]))
     assert total >= 8  # version folder, files, rename, link switch, old version removed
     whole = _accumulate(frames[:8])
-    whole_map = _dicts(build_map(whole))
+    whole_map = _dicts(_map_of(whole))
     outcomes = set()
     for n in range(1, total + 1):
         root = tmp_path / f"{mode}{n}"
@@ -666,7 +555,7 @@ def test_old_layout_entry_is_moved_into_versions_safely(tmp_path, frames):
     """An entry written by an older rawmap (a plain folder): its first update survives a kill at every step."""
 
     template = tmp_path / "six"
-    entry = Library(template).store(_body(_accumulate(frames[:6])))
+    entry = _store(Library(template), _accumulate(frames[:6]))
     version = entry.path.resolve()
     entry.path.unlink()
     version.rename(entry.path)
@@ -698,7 +587,7 @@ def test_import_replace_interrupted_never_loses_the_entry(tmp_path, frames, mode
     path = _hand_map().save(tmp_path / "elsewhere.json")
 
     template = tmp_path / "six"
-    Library(template).store(_body(_accumulate(frames[:6])))
+    _store(Library(template), _accumulate(frames[:6]))
 
     def setup(root: Path) -> None:
         shutil.copytree(template, root, symlinks=True)
@@ -735,7 +624,7 @@ def test_import_replace_interrupted_never_loses_the_entry(tmp_path, frames, mode
 
 def test_remove_and_edit_interrupted_leave_a_whole_entry_or_none(tmp_path, frames):
     template = tmp_path / "six"
-    entry = Library(template).store(_body(_accumulate(frames[:6])))
+    entry = _store(Library(template), _accumulate(frames[:6]))
     edited = Library(template).load_map(entry).edited(drop=[EARLY])
     shutil.copytree(template, tmp_path / "count", symlinks=True)
     total = _count_calls(lambda: Library(tmp_path / "count").remove(CAM))
@@ -776,7 +665,7 @@ def test_remove_and_edit_interrupted_leave_a_whole_entry_or_none(tmp_path, frame
 def test_an_update_switches_the_entry_link(tmp_path, frames):
     """The layout: ROOT/<name> is a link into ROOT/.entries; an update makes a new version, the old one goes."""
     lib = Library(tmp_path)
-    entry = lib.store(_body(_accumulate(frames[:6])))
+    entry = _store(lib, _accumulate(frames[:6]))
     assert entry.path.is_symlink() and entry.path.resolve() == tmp_path / ".entries" / "testco-tc-1-0001@1"
     assert os.readlink(entry.path) == os.path.join(".entries", "testco-tc-1-0001@1")  # relative: the library can move
     state_inode = (entry.path / "state.rawstate").stat().st_ino
@@ -791,7 +680,7 @@ def test_concurrent_saves_in_threads_serialise_with_the_lock(tmp_path, frames):
     import threading
 
     root = tmp_path / "lib"
-    Library(root).store(_body(_accumulate(frames[:4])))
+    _store(Library(root), _accumulate(frames[:4]))
     errors: list[BaseException] = []
     barrier = threading.Barrier(2)
 
@@ -826,7 +715,7 @@ def test_updating_without_waiting_reports_a_busy_library(tmp_path, frames):
             with b.updating(wait=False):
                 pass
         with a.updating(wait=False):  # re-entrant in the same object
-            a.store(_body(_accumulate(frames[:4])))
+            _store(a, _accumulate(frames[:4]))
         assert b.get(CAM).state_frames == 4  # readers never wait
 
 
@@ -837,7 +726,7 @@ def test_a_file_system_without_links_is_named(tmp_path, frames, monkeypatch):
     monkeypatch.setattr(os, "symlink", no_links)
     lib = Library(tmp_path)
     with pytest.raises(LibraryError, match=r"has no symbolic links \(FAT or exFAT\?\).*--library DIR"):
-        lib.store(_body(_accumulate(frames[:4])))
+        _store(lib, _accumulate(frames[:4]))
     monkeypatch.undo()
     assert lib.entries() == [] and list((tmp_path / ".entries").iterdir()) == []
 
@@ -845,9 +734,9 @@ def test_a_file_system_without_links_is_named(tmp_path, frames, monkeypatch):
 def test_an_edit_of_an_older_map_is_refused(tmp_path, frames):
     """`rawmap edit` read the map, then a `map --save` updated the entry: saving the edit would lose that update."""
     lib = Library(tmp_path)
-    entry = lib.store(_body(_accumulate(frames[:6])))
+    entry = _store(lib, _accumulate(frames[:6]))
     stale = lib.load_map(entry).edited(drop=[EARLY])
-    lib.store(_body(_accumulate(frames[6:8], lib.state_for(CAM))))
+    _store(lib, _accumulate(frames[6:8], lib.state_for(CAM)))
     with pytest.raises(LibraryError, match="changed after the copy being edited was read"):
         lib.save_edited(lib.get(CAM), stale)
     assert _assert_consistent(tmp_path, {8}) == 8
