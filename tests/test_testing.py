@@ -837,15 +837,6 @@ def test_every_public_name_of_the_submodules_is_importable_from_rawmap_testing()
         assert getattr(rawmap.testing, attr) is not None
 
 
-def test_rawmap_synth_is_a_deprecated_alias(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.delitem(sys.modules, "rawmap.synth", raising=False)  # restored after the test
-    with pytest.deprecated_call(match="rawmap.testing"):
-        synth = importlib.import_module("rawmap.synth")
-    assert synth.__all__ == rawmap.testing.__all__
-    for attr in rawmap.testing.__all__:
-        assert getattr(synth, attr) is getattr(rawmap.testing, attr)
-
-
 def test_runtime_modules_never_import_the_test_support():
     """No import of ``rawmap.testing`` / ``rawmap.synth`` anywhere in a runtime module (functions included)."""
     offenders = []

@@ -53,7 +53,7 @@ files.  The modules, each building on the ones before it:
   of an outside series (``indep-8080``).
 
 Every public name of these modules is importable from :mod:`rawmap.testing`
-itself.  :mod:`rawmap.synth` is its former, deprecated name.
+itself.
 
 Examples
 --------
