@@ -36,8 +36,8 @@ every photosite has four same-colour neighbours (needs H, W >= 4).
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numba
 import numpy as np
@@ -45,8 +45,16 @@ from numba import njit, prange
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 __all__ = [
-    "update_kernel", "residual_sample", "sorted_levels", "sorted_quantiles", "level_bins", "thumbnail",
-    "merge_sorted", "single_thread", "launch", "compiled",
+    "update_kernel",
+    "residual_sample",
+    "sorted_levels",
+    "sorted_quantiles",
+    "level_bins",
+    "thumbnail",
+    "merge_sorted",
+    "single_thread",
+    "launch",
+    "compiled",
 ]
 
 _LAUNCH_LOCK = threading.Lock()
@@ -108,12 +116,7 @@ def _down(i, n):
 
 @njit(inline="always")
 def _sum4(m, i, j, H, W):
-    return (
-        np.int64(m[_up(i), j])
-        + np.int64(m[_down(i, H), j])
-        + np.int64(m[i, _up(j)])
-        + np.int64(m[i, _down(j, W)])
-    )
+    return np.int64(m[_up(i), j]) + np.int64(m[_down(i, H), j]) + np.int64(m[i, _up(j)]) + np.int64(m[i, _down(j, W)])
 
 
 @njit(inline="always")
@@ -221,12 +224,13 @@ def _flags(z2, rh, rv, var, k2, kl2v):
     """Candidate bits of one photosite: 1 outlier, 2 leans across a column, 4 across a row."""
     fh = np.float32(rh)
     fv = np.float32(rv)
-    return (np.uint8(z2 > k2) | (np.uint8(fh * fh > kl2v) << 1) | (np.uint8(fv * fv > kl2v) << 2))
+    return np.uint8(z2 > k2) | (np.uint8(fh * fh > kl2v) << 1) | (np.uint8(fv * fv > kl2v) << 2)
 
 
 @njit(nogil=True)
-def _site(m, i, j, H, W, iu, idn, ju, jd, clip, b0, x, noise_a, noise_b, k2,
-          n_invalid, s_v, s_r, vmin, vmax, s_xr, s_zz, frow):
+def _site(
+    m, i, j, H, W, iu, idn, ju, jd, clip, b0, x, noise_a, noise_b, k2, n_invalid, s_v, s_r, vmin, vmax, s_xr, s_zz, frow
+):
     """General (slow-path) update of one photosite; writes its outlier bit into frow[j]."""
     v = m[i, j]
     frow[j] = 0
@@ -254,15 +258,43 @@ def _site(m, i, j, H, W, iu, idn, ju, jd, clip, b0, x, noise_a, noise_b, k2,
 
 # numba's parallel passes, only the one that compiles the prange loop (the others find nothing
 # to do here and cost compile time)
-_PRANGE_ONLY = {"prange": True, "comprehension": False, "reduction": False, "inplace_binop": False,
-                "setitem": False, "numpy": False, "stencil": False, "fusion": False}
+_PRANGE_ONLY = {
+    "prange": True,
+    "comprehension": False,
+    "reduction": False,
+    "inplace_binop": False,
+    "setitem": False,
+    "numpy": False,
+    "stencil": False,
+    "fusion": False,
+}
 
 _BYTE_LSB = np.uint64(0x0101010101010101)
 
 
 @njit(inline="always")
-def _candidate(m, i, j, fl, H, W, lines_here, black2, noise_a, noise_b, kl2, kadj2, max_adjacent,
-               isolate, out_idx, cnt, cap, line_idx, lcnt, lcap):
+def _candidate(
+    m,
+    i,
+    j,
+    fl,
+    H,
+    W,
+    lines_here,
+    black2,
+    noise_a,
+    noise_b,
+    kl2,
+    kadj2,
+    max_adjacent,
+    isolate,
+    out_idx,
+    cnt,
+    cap,
+    line_idx,
+    lcnt,
+    lcap,
+):
     """The costly tests on one candidate (flags ``fl`` from :func:`_flags`); returns the new counts.
 
     Inlined with its helpers (one call site): as ordinary calls, or called
@@ -365,9 +397,31 @@ def update_kernel(
             idn = _down(i, H)
             bk = brows[i & 1]
             for j in (0, 1, W - 2, W - 1):
-                _site(m, i, j, H, W, iu, idn, _up(j), _down(j, W), clip,
-                      black2[i & 1, j & 1], x, noise_a, noise_b, k2,
-                      n_invalid, s_v, s_r, vmin, vmax, s_xr, s_zz, frow)
+                _site(
+                    m,
+                    i,
+                    j,
+                    H,
+                    W,
+                    iu,
+                    idn,
+                    _up(j),
+                    _down(j, W),
+                    clip,
+                    black2[i & 1, j & 1],
+                    x,
+                    noise_a,
+                    noise_b,
+                    k2,
+                    n_invalid,
+                    s_v,
+                    s_r,
+                    vmin,
+                    vmax,
+                    s_xr,
+                    s_zz,
+                    frow,
+                )
             mi = m[i]
             mu = m[iu]
             md = m[idn]
@@ -457,9 +511,28 @@ def update_kernel(
                     while bits != 0:
                         j = w * 8 + (trailing_zeros(bits) >> 3)
                         bits &= bits - np.uint64(1)
-                        cnt, lcnt = _candidate(m, i, j, frow[j], H, W, lines_here, black2, noise_a, noise_b,
-                                               kl2, kadj2, max_adjacent, isolate, out_idx, cnt, cap,
-                                               line_idx, lcnt, lcap)
+                        cnt, lcnt = _candidate(
+                            m,
+                            i,
+                            j,
+                            frow[j],
+                            H,
+                            W,
+                            lines_here,
+                            black2,
+                            noise_a,
+                            noise_b,
+                            kl2,
+                            kadj2,
+                            max_adjacent,
+                            isolate,
+                            out_idx,
+                            cnt,
+                            cap,
+                            line_idx,
+                            lcnt,
+                            lcap,
+                        )
         counts[0] = cnt
         counts[1] = lcnt
     return counts[0], counts[1]
@@ -488,8 +561,13 @@ def residual_sample(m, black2, clip, rows, col_step):
     for ii in range(rows.shape[0]):
         i = rows[ii]
         for j in range(0, W, col_step):
-            if (m[_up(i), j] >= clip or m[_down(i, H), j] >= clip
-                    or m[i, _up(j)] >= clip or m[i, _down(j, W)] >= clip or m[i, j] >= clip):
+            if (
+                m[_up(i), j] >= clip
+                or m[_down(i, H), j] >= clip
+                or m[i, _up(j)] >= clip
+                or m[i, _down(j, W)] >= clip
+                or m[i, j] >= clip
+            ):
                 continue
             s = _sum4(m, i, j, H, W)
             r[k] = 4.0 * m[i, j] - s

@@ -98,7 +98,7 @@ def update_entry(body: BodyMap, stored: StoredEntry | None) -> EntryUpdate:
     added = [recorded_path(f.path) for f in acc.frames]
     if stored is not None and stored.has_state:
         if stored.continued_by(acc):
-            added = added[stored.entry.state_frames:]
+            added = added[stored.entry.state_frames :]
         else:
             if set(added) & set(stored_files):
                 raise LibraryError(
@@ -143,8 +143,13 @@ def update_entry(body: BodyMap, stored: StoredEntry | None) -> EntryUpdate:
         if current is not None:
             dmap = carry_edits(dmap, current)  # `rawmap edit`: manual and dropped
     return EntryUpdate(
-        camera=camera, source=source, defect_map=dmap, accumulator=acc,
-        files=tuple(stored_files + added), content_keys=keys, base=stored,
+        camera=camera,
+        source=source,
+        defect_map=dmap,
+        accumulator=acc,
+        files=tuple(stored_files + added),
+        content_keys=keys,
+        base=stored,
     )
 
 
@@ -212,8 +217,11 @@ def _merge_frame_stats(a: FrameStats, b: FrameStats) -> FrameStats:
         exposure_max=max(a.exposure_max, b.exposure_max),
         iso_min=lo(a.iso_min, b.iso_min),
         iso_max=max(a.iso_max, b.iso_max),
-        **{k: getattr(a, k) + getattr(b, k) for k in ("views", "darks", "flats")
-           if getattr(a, k) is not None and getattr(b, k) is not None},
+        **{
+            k: getattr(a, k) + getattr(b, k)
+            for k in ("views", "darks", "flats")
+            if getattr(a, k) is not None and getattr(b, k) is not None
+        },
     )
 
 
@@ -252,11 +260,21 @@ def merge_imported(dmap: DefectMap, imported: DefectMap, *, where: Path | None =
     for d in list(imported.defects) + list(dmap.defects):
         k = (d.row, d.col)
         first[k] = _earliest(first[k], d.first_seen) if k in first else d.first_seen
-    defects = [d if d.first_seen == first[(d.row, d.col)] else replace(d, first_seen=first[(d.row, d.col)]) for d in merged]
+    defects = [
+        d if d.first_seen == first[(d.row, d.col)] else replace(d, first_seen=first[(d.row, d.col)]) for d in merged
+    ]
     thresholds = dict(dmap.thresholds)
-    thresholds["imported"] = {"defects": len(imported), "frames": imported.frames.count,
-                              "created": imported.created.isoformat()}
+    thresholds["imported"] = {
+        "defects": len(imported),
+        "frames": imported.frames.count,
+        "created": imported.created.isoformat(),
+    }
     return DefectMap(
-        camera=dmap.camera, sensor=dmap.sensor, frames=_merge_frame_stats(dmap.frames, imported.frames),
-        defects=defects, thresholds=thresholds, created=dmap.created, dropped=dmap.dropped,
+        camera=dmap.camera,
+        sensor=dmap.sensor,
+        frames=_merge_frame_stats(dmap.frames, imported.frames),
+        defects=defects,
+        thresholds=thresholds,
+        created=dmap.created,
+        dropped=dmap.dropped,
     )

@@ -15,9 +15,10 @@ import dataclasses
 import functools
 import os
 import sys
+from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 import typer
 import typer.core
@@ -78,6 +79,7 @@ def _choice(enum: type[Enum], value: Optional[str], option: str) -> Any:
 
 
 # --------------------------------------------------------------------------- plumbing
+
 
 class _Failed(Exception):
     """A command's own failure: print ``Error: message`` and exit 1."""
@@ -143,7 +145,7 @@ def _main(
     """
 
 
-def _out_arg(text: "str | Path | None") -> tuple[Optional[Path], bool]:
+def _out_arg(text: str | Path | None) -> tuple[Optional[Path], bool]:
     """An ``-o`` value as typed: ``(path, True)`` when it names a folder.
 
     A trailing ``/`` (or the platform's separator) or an existing folder
@@ -176,7 +178,7 @@ class _Progress:
         self._progress: Any = None
         self._task: Any = None
 
-    def __enter__(self) -> "_Progress":
+    def __enter__(self) -> _Progress:
         if self.enabled:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -205,6 +207,7 @@ class _Progress:
 
 # --------------------------------------------------------------------------- raw mosaics in image files
 
+
 class CfaOption(str, Enum):
     """``--cfa``: the colour pattern of the mosaic a grayscale image holds, or a monochrome sensor."""
 
@@ -217,7 +220,9 @@ class CfaOption(str, Enum):
 
 def _cfa_option() -> Any:
     return typer.Option(
-        None, "--cfa", metavar="RGGB|BGGR|GRBG|GBRG|mono",
+        None,
+        "--cfa",
+        metavar="RGGB|BGGR|GRBG|GBRG|mono",
         help="Read grayscale 8/16-bit TIFF, PNG and PGM files as a camera's raw mosaic with this pattern "
         "(the colours of the top-left 2x2 photosites), or 'mono' for a sensor without colour filters: "
         "what machine-vision and astronomy software saves. Without it they are developed images.",
@@ -225,23 +230,41 @@ def _cfa_option() -> Any:
 
 
 def _black_option() -> Any:
-    return typer.Option(None, "--black", min=0, max=65534, metavar="DN",
-                        help="With --cfa: black level of the mosaic files, in DN (default 0).")
+    return typer.Option(
+        None,
+        "--black",
+        min=0,
+        max=65534,
+        metavar="DN",
+        help="With --cfa: black level of the mosaic files, in DN (default 0).",
+    )
 
 
 def _exposure_option() -> Any:
-    return typer.Option(None, "--exposure", min=0.0, metavar="SECONDS",
-                        help="With --cfa: exposure time of mosaic files that do not record one (a file's own wins).")
+    return typer.Option(
+        None,
+        "--exposure",
+        min=0.0,
+        metavar="SECONDS",
+        help="With --cfa: exposure time of mosaic files that do not record one (a file's own wins).",
+    )
 
 
 def _iso_option() -> Any:
-    return typer.Option(None, "--iso", min=0.0, metavar="N",
-                        help="With --cfa: ISO (or gain) of mosaic files that do not record one (a file's own wins).")
+    return typer.Option(
+        None,
+        "--iso",
+        min=0.0,
+        metavar="N",
+        help="With --cfa: ISO (or gain) of mosaic files that do not record one (a file's own wins).",
+    )
 
 
 def _camera_option() -> Any:
     return typer.Option(
-        None, "--camera", metavar="'MAKE MODEL[, SERIAL]'",
+        None,
+        "--camera",
+        metavar="'MAKE MODEL[, SERIAL]'",
         help="With --cfa: the body that took the mosaic files (first word the make, the rest the model, "
         "a serial after a comma), e.g. 'ZWO ASI294MM Pro, 1A2B3C'. Default: the files' own Make/Model "
         "tags, else one body per pattern and size ('RGGB sensor 1280x960').",
@@ -256,19 +279,28 @@ def _parse_camera(text: str) -> Any:
     if not model:
         make, model = "", make
     if not model.strip():
-        raise typer.BadParameter(f"{text!r}: give the camera as 'MAKE MODEL[, SERIAL]', e.g. 'ZWO ASI294MM Pro, 1A2B3C'",
-                                 param_hint="'--camera'")
+        raise typer.BadParameter(
+            f"{text!r}: give the camera as 'MAKE MODEL[, SERIAL]', e.g. 'ZWO ASI294MM Pro, 1A2B3C'",
+            param_hint="'--camera'",
+        )
     return CameraId(make.strip(), " ".join(model.split()), serial.strip())
 
 
 def _mosaic_spec(
-    cfa_text: Optional[str], black: Optional[int], exposure: Optional[float], iso: Optional[float], camera: Optional[str]
-) -> "MosaicSpec | None":
+    cfa_text: Optional[str],
+    black: Optional[int],
+    exposure: Optional[float],
+    iso: Optional[float],
+    camera: Optional[str],
+) -> MosaicSpec | None:
     """The ``--cfa`` options as a :class:`~rawmap.reader.MosaicSpec` (None without --cfa; a usage error if stray)."""
     cfa: Optional[CfaOption] = _choice(CfaOption, cfa_text, "--cfa")
     if cfa is None:
-        stray = [name for name, v in (("--black", black), ("--exposure", exposure), ("--iso", iso), ("--camera", camera))
-                 if v is not None]
+        stray = [
+            name
+            for name, v in (("--black", black), ("--exposure", exposure), ("--iso", iso), ("--camera", camera))
+            if v is not None
+        ]
         if stray:
             raise typer.BadParameter(
                 f"{', '.join(stray)} describe(s) mosaic files read with --cfa; add --cfa RGGB|BGGR|GRBG|GBRG|mono",
@@ -278,18 +310,22 @@ def _mosaic_spec(
     from .reader import MosaicSpec
 
     return MosaicSpec(
-        cfa.value, black=black or 0, exposure=exposure or 0.0, iso=iso or 0.0,
+        cfa.value,
+        black=black or 0,
+        exposure=exposure or 0.0,
+        iso=iso or 0.0,
         camera=_parse_camera(camera) if camera is not None else None,
     )
 
 
 # --------------------------------------------------------------------------- map
 
-def _map_filename(body: "BodyMap") -> str:
+
+def _map_filename(body: BodyMap) -> str:
     return body.slug + ".json"
 
 
-def _plan_map_outputs(out: Path, bodies: Sequence["BodyMap"], *, as_folder: bool) -> tuple[list[Path], str]:
+def _plan_map_outputs(out: Path, bodies: Sequence[BodyMap], *, as_folder: bool) -> tuple[list[Path], str]:
     """Where each body's map goes, and a note when OUT was turned into a folder."""
     note = ""
     if not as_folder and len(bodies) > 1:
@@ -313,42 +349,59 @@ def _plan_map_outputs(out: Path, bodies: Sequence["BodyMap"], *, as_folder: bool
 def map_cmd(
     ctx: typer.Context,
     paths: list[str] = typer.Argument(
-        ..., metavar="PATHS", help="Photos: files, folders (searched recursively) and glob patterns such as 'card/**/*.NEF'."
+        ...,
+        metavar="PATHS",
+        help="Photos: files, folders (searched recursively) and glob patterns such as 'card/**/*.NEF'.",
     ),
     output: Optional[str] = typer.Option(
-        None, "-o", "--output", metavar="OUT",
+        None,
+        "-o",
+        "--output",
+        metavar="OUT",
         help="Map file (JSON) for one body; with several bodies a folder that gets one <body>.json each "
         "(a .json name then becomes a folder of that name without .json). A name ending in / (or an "
         "existing folder) is a folder, created if missing. Optional with --save.",
     ),
     overwrite: bool = typer.Option(
-        False, "--overwrite",
+        False,
+        "--overwrite",
         help="Replace existing map files (not needed for the map a --state file wrote itself last time).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (the summary is still printed)."),
     save: bool = typer.Option(
-        False, "--save/--no-save",
+        False,
+        "--save/--no-save",
         help="Store each body's map and statistics in the library, continuing what is stored for that body "
         "(files already counted are not read again; nothing new: one line, exit 0). A killed run leaves "
         "each entry whole; concurrent runs wait for each other. Off by default: `rawmap map` writes only -o.",
     ),
     library: Optional[Path] = typer.Option(
-        None, "--library", metavar="DIR",
+        None,
+        "--library",
+        metavar="DIR",
         help="Library folder for --save (default: $RAWMAP_LIBRARY, else the platform's user data folder).",
     ),
     state: Optional[Path] = typer.Option(
-        None, "--state", metavar="FILE",
+        None,
+        "--state",
+        metavar="FILE",
         help="Statistics file of one body: continued if it exists (files already counted are skipped), "
         "then written back. Lets a map grow over time without the library; the -o map it wrote is "
         "replaced by the next continuation without --overwrite (unless changed since).",
     ),
     threads: int = typer.Option(
-        2, "--threads", "-j", min=1, metavar="N",
+        2,
+        "--threads",
+        "-j",
+        min=1,
+        metavar="N",
         help="Photos decoded and folded in at once. Each thread holds about one photo in memory; "
         "the map is the same whatever the number.",
     ),
     sensitivity: str = typer.Option(
-        "normal", "--sensitivity", metavar="low|normal|high",
+        "normal",
+        "--sensitivity",
+        metavar="low|normal|high",
         help="How readily a photosite is called defective: low keeps only the surest defects (outliers in "
         "half as many scenes again, larger deviations), high adds fainter stuck, cold, noisy and line defects "
         "and, in short series, rarer ones. Changes the classification only (recorded in the map's thresholds): "
@@ -427,11 +480,19 @@ def map_cmd(
 
     lib = _library(library) if save else None
     if lib is not None:
-        _hold_library(ctx, lib)  # until the command ends: a concurrent --save waits, then continues what this one stored
+        _hold_library(
+            ctx, lib
+        )  # until the command ends: a concurrent --save waits, then continues what this one stored
     if state is not None and state.is_dir():
         raise _Failed(f"{state}: is a folder; --state wants a state file (e.g. body.rawstate)")
     series = SeriesState.open(state) if state is not None else None
-    if out is not None and not out_folder and not overwrite and out.is_file() and not (series is not None and series.wrote(out)):
+    if (
+        out is not None
+        and not out_folder
+        and not overwrite
+        and out.is_file()
+        and not (series is not None and series.wrote(out))
+    ):
         raise _Failed(f"{out}: already exists (add --overwrite to replace it, or choose another -o)")
 
     files, skipped_inputs = collect_inputs(paths, mosaic=spec is not None)
@@ -466,8 +527,13 @@ def map_cmd(
     try:
         with _Progress("Mapping", quiet=quiet) as progress:
             run = map_files(
-                resolved, progress=progress, states=states, counted=counted, workers=threads,
-                classify_params=classify_params, mosaic=spec,
+                resolved,
+                progress=progress,
+                states=states,
+                counted=counted,
+                workers=threads,
+                classify_params=classify_params,
+                mosaic=spec,
             )
     except NothingToMapError as exc:
         from .mapping import SkipKind
@@ -562,6 +628,7 @@ def _library(directory: Optional[Path]) -> Any:
 
 # --------------------------------------------------------------------------- info
 
+
 @app.command("info", cls=_Command)
 @_handle_errors
 def info_cmd(
@@ -614,6 +681,7 @@ def info_cmd(
 
 # --------------------------------------------------------------------------- export
 
+
 def _parse_crop(text: Optional[str]) -> Optional[tuple[int, int]]:
     if text is None:
         return None
@@ -623,7 +691,9 @@ def _parse_crop(text: Optional[str]) -> Optional[tuple[int, int]]:
     except ValueError:
         top = left = None
     if top is None or left is None or top < 0 or left < 0:
-        raise typer.BadParameter(f"{text!r}: give ROW,COL of the raw crop's top-left corner, e.g. 12,136", param_hint="'--crop-origin'")
+        raise typer.BadParameter(
+            f"{text!r}: give ROW,COL of the raw crop's top-left corner, e.g. 12,136", param_hint="'--crop-origin'"
+        )
     return top, left
 
 
@@ -635,24 +705,31 @@ def export_cmd(
         ..., "--format", "-f", metavar="|".join(f.value for f in ExportFormat), help="Format to write."
     ),
     output: Optional[str] = typer.Option(
-        None, "-o", "--output", metavar="FILE_OR_DIR/",
+        None,
+        "-o",
+        "--output",
+        metavar="FILE_OR_DIR/",
         help="Output file, or a folder (e.g. RawTherapee's dark-frame folder): a name ending in / or an "
         "existing folder, created if missing, gets the format's usual name inside. Default: that name in "
         "the current folder.",
     ),
     serial: bool = typer.Option(
-        True, "--serial/--no-serial",
+        True,
+        "--serial/--no-serial",
         help="Put the body's serial number in the default file name (RawTherapee then applies the list "
         "only to that body; without it, to every body of the model). For RawTherapee only where it reads the "
         "serial itself (EXIF BodySerialNumber); otherwise the name has none and a warning says so.",
     ),
     crop_origin: Optional[str] = typer.Option(
-        None, "--crop-origin", metavar="ROW,COL",
+        None,
+        "--crop-origin",
+        metavar="ROW,COL",
         help="RawTherapee only: top-left corner of its raw crop in the full frame, for cameras that "
         "camconst.json gives a raw_crop (default: the visible area).",
     ),
     always: Optional[bool] = typer.Option(
-        None, "--always/--since-first-seen",
+        None,
+        "--always/--since-first-seen",
         help="dcraw only: date every line 0 so every photo is repaired, older ones too (the default), or "
         "date each line with the defect's first_seen (capture time of the first photo that showed it, "
         "camera clock read as UTC) so photos taken before it showed are left alone.",
@@ -689,7 +766,9 @@ def export_cmd(
 
     crop = _parse_crop(crop_origin)
     if crop is not None and "crop_origin" not in info.options:
-        raise typer.BadParameter(f"--crop-origin applies to --format {only_for('crop_origin')} only", param_hint="'--crop-origin'")
+        raise typer.BadParameter(
+            f"--crop-origin applies to --format {only_for('crop_origin')} only", param_hint="'--crop-origin'"
+        )
     if always is not None and "since_first_seen" not in info.options:
         raise typer.BadParameter(
             f"--always/--since-first-seen apply to --format {only_for('since_first_seen')} only",
@@ -724,13 +803,18 @@ def export_cmd(
         raise
     lines = export_lines(dmap, fmt, written, since_first_seen=bool(options.get("since_first_seen")))
     typer.echo(lines[0])
-    if fmt is ExportFormat.RAWTHERAPEE and target.name == name and not (serial and rawtherapee_reads_serial(dmap.camera)):
+    if (
+        fmt is ExportFormat.RAWTHERAPEE
+        and target.name == name
+        and not (serial and rawtherapee_reads_serial(dmap.camera))
+    ):
         _warn(rawtherapee_serial_warning(dmap.camera, serial=serial))
     for line in lines[1:]:
         typer.echo(line)
 
 
 # --------------------------------------------------------------------------- show
+
 
 @app.command("show", cls=_Command)
 @_handle_errors
@@ -739,12 +823,17 @@ def show_cmd(
         ..., metavar="MAP", help="A map file, or a body in the library (as `rawmap library show` takes it)."
     ),
     plot: Optional[str] = typer.Option(
-        None, "--plot", metavar="FILE.png",
+        None,
+        "--plot",
+        metavar="FILE.png",
         help="Also draw the sensor with every defect marked, and zoomed crops, as a PNG (a folder, ending "
         "in / or existing, gets <body>.png inside).",
     ),
     photo: Optional[Path] = typer.Option(
-        None, "--photo", metavar="PHOTO", help="With --plot: show this photo's photosite values in the crops (same body)."
+        None,
+        "--photo",
+        metavar="PHOTO",
+        help="With --plot: show this photo's photosite values in the crops (same body).",
     ),
     top: int = typer.Option(
         10, "--top", min=0, metavar="N", help="How many of the strongest defects to list and draw as crops with --plot."
@@ -806,14 +895,18 @@ def _parse_site(text: str, option: str, *, with_kind: bool) -> tuple[int, int, O
     if with_kind and len(parts) == 3:
         kind = parts.pop().lower()
         if kind not in _KIND_NAMES:
-            raise typer.BadParameter(f"{text!r}: unknown kind {kind!r}; choose one of {', '.join(_KIND_NAMES)}", param_hint=option)
+            raise typer.BadParameter(
+                f"{text!r}: unknown kind {kind!r}; choose one of {', '.join(_KIND_NAMES)}", param_hint=option
+            )
     try:
         row, col = (int(parts[0]), int(parts[1])) if len(parts) == 2 else (None, None)
     except ValueError:
         row = col = None
     if row is None or col is None:
         form = "ROW,COL[,KIND]" if with_kind else "ROW,COL"
-        raise typer.BadParameter(f"{text!r}: give {form} (visible-area row and column), e.g. 120,431", param_hint=option)
+        raise typer.BadParameter(
+            f"{text!r}: give {form} (visible-area row and column), e.g. 120,431", param_hint=option
+        )
     return row, col, kind
 
 
@@ -830,21 +923,29 @@ def edit_cmd(
         ..., metavar="MAP", help="A map file, or a body in the library (as `rawmap library show` takes it)."
     ),
     add: list[str] = typer.Option(
-        [], "--add", metavar="ROW,COL[,KIND]",
+        [],
+        "--add",
+        metavar="ROW,COL[,KIND]",
         help="Mark a photosite defective by hand (repeatable). KIND: stuck, dead, hot (default), cold, noisy, "
         "column. Visible-area coordinates, as in the map.",
     ),
     drop: list[str] = typer.Option(
-        [], "--drop", metavar="ROW,COL",
+        [],
+        "--drop",
+        metavar="ROW,COL",
         help="Take a photosite out of the map (repeatable); it stays out when the body is mapped again in the library.",
     ),
     output: Optional[str] = typer.Option(
-        None, "-o", "--output", metavar="OUT",
+        None,
+        "-o",
+        "--output",
+        metavar="OUT",
         help="Write the edited map here (MAP is left as it is); a folder (ending in / or existing) gets "
         "MAP's file name, or <body>.json for a library body.",
     ),
     overwrite: bool = typer.Option(
-        False, "--overwrite",
+        False,
+        "--overwrite",
         help="Without -o: edit the MAP file in place, keeping its previous version as <name>.previous.json. "
         "With -o: replace an existing OUT.",
     ),
@@ -907,7 +1008,9 @@ def edit_cmd(
         lines.append(f"edited map written to {show_path(written)}")
     elif entry is not None:
         entry = lib.save_edited(entry, edited)
-        lines.append(f"saved in the library as {entry.path.name}; the map before the edit is {entry.path / 'map.previous.json'}")
+        lines.append(
+            f"saved in the library as {entry.path.name}; the map before the edit is {entry.path / 'map.previous.json'}"
+        )
     else:
         from .fileio import atomic_copy
 
@@ -918,6 +1021,7 @@ def edit_cmd(
 
 
 # --------------------------------------------------------------------------- repair
+
 
 class RepairFormat(str, Enum):
     """What a repaired RAW file is written as."""
@@ -933,24 +1037,36 @@ def repair_cmd(
         ..., metavar="PHOTOS", help="Photos to repair: files, folders (searched recursively) and glob patterns."
     ),
     out_dir: Path = typer.Option(
-        ..., "-o", "--output", metavar="OUTDIR",
+        ...,
+        "-o",
+        "--output",
+        metavar="OUTDIR",
         help="Folder for the repaired files (created if missing): <stem>.dng, or <stem>-2.dng, -3 ... where that "
         "name is an input photo's or another input's output (inputs are never written over).",
     ),
     map_file: Optional[Path] = typer.Option(
-        None, "--map", metavar="MAP",
+        None,
+        "--map",
+        metavar="MAP",
         help="Use this map file for every photo. Default: each photo's own body's map from the library.",
     ),
     library: Optional[Path] = typer.Option(
-        None, "--library", metavar="DIR",
+        None,
+        "--library",
+        metavar="DIR",
         help="Library folder to take the maps from (default: $RAWMAP_LIBRARY, else the platform's user data folder).",
     ),
     force: bool = typer.Option(
-        False, "--force", help="Apply a map of another camera body (a different sensor size or pattern is always refused)."
+        False,
+        "--force",
+        help="Apply a map of another camera body (a different sensor size or pattern is always refused).",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files (never the input)."),
     fmt_text: Optional[str] = typer.Option(
-        None, "--format", "-f", metavar="dng|tiff",
+        None,
+        "--format",
+        "-f",
+        metavar="dng|tiff",
         help="Output of RAW photos: dng (the raw data, repaired; default) or tiff (developed, 16 bits). "
         "JPEGs are always written as JPEG.",
     ),
@@ -1021,8 +1137,14 @@ def repair_cmd(
                     dmap = maps[key]
                 raw = p.suffix[1:].lower() in RAW_EXTENSIONS
                 result = repair_file(
-                    p, dmap, out_dir, fmt=fmt.value if (fmt is not None and raw) else None,
-                    overwrite=overwrite, force=force, mosaic=spec, name=plan[p].name,
+                    p,
+                    dmap,
+                    out_dir,
+                    fmt=fmt.value if (fmt is not None and raw) else None,
+                    overwrite=overwrite,
+                    force=force,
+                    mosaic=spec,
+                    name=plan[p].name,
                 )
             except (RawmapError, _Failed) as exc:
                 failures.append(one_line(exc))
@@ -1062,6 +1184,7 @@ library_app = typer.Typer(
 )
 app.add_typer(library_app, name="library")
 
+
 def _find_entry(lib: Any, text: str) -> Any:
     """The library entry BODY names: exact folder name or slug, else a unique prefix or label part."""
     entries = lib.entries()
@@ -1098,7 +1221,9 @@ def library_list_cmd(library: Optional[Path] = _library_option()) -> None:
 @library_app.command("show", cls=_Command)
 @_handle_errors
 def library_show_cmd(
-    body: str = typer.Argument(..., metavar="BODY", help="Folder name (or a unique part of it or of the camera's name)."),
+    body: str = typer.Argument(
+        ..., metavar="BODY", help="Folder name (or a unique part of it or of the camera's name)."
+    ),
     library: Optional[Path] = _library_option(),
 ) -> None:
     """Show one body's entry and the defects of its map.
@@ -1115,7 +1240,9 @@ def library_show_cmd(
 @library_app.command("remove", cls=_Command)
 @_handle_errors
 def library_remove_cmd(
-    body: str = typer.Argument(..., metavar="BODY", help="Folder name (or a unique part of it or of the camera's name)."),
+    body: str = typer.Argument(
+        ..., metavar="BODY", help="Folder name (or a unique part of it or of the camera's name)."
+    ),
     library: Optional[Path] = _library_option(),
 ) -> None:
     """Take a body out of the library (its folder is moved to the library's .trash, not deleted).
@@ -1125,18 +1252,26 @@ def library_remove_cmd(
     lib = _library(library)
     entry = _find_entry(lib, body)
     dest = lib.remove(entry.camera, entry.source)
-    typer.echo(f"Removed {entry.label} ({entry.path.name}); its files are now in {dest} (move the folder back to restore it)")
+    typer.echo(
+        f"Removed {entry.label} ({entry.path.name}); its files are now in {dest} (move the folder back to restore it)"
+    )
 
 
 @library_app.command("import", cls=_Command)
 @_handle_errors
 def library_import_cmd(
-    map_file: Path = typer.Argument(..., metavar="MAP", help="A map file written by rawmap (e.g. by `rawmap library export`)."),
+    map_file: Path = typer.Argument(
+        ..., metavar="MAP", help="A map file written by rawmap (e.g. by `rawmap library export`)."
+    ),
     state: Optional[Path] = typer.Option(
-        None, "--state", metavar="FILE", help="The statistics exported with the map (.rawstate), so new photos continue them."
+        None,
+        "--state",
+        metavar="FILE",
+        help="The statistics exported with the map (.rawstate), so new photos continue them.",
     ),
     replace: bool = typer.Option(
-        False, "--replace",
+        False,
+        "--replace",
         help="Replace the body's current entry, in one step (the old entry is moved to the library's .trash).",
     ),
     library: Optional[Path] = _library_option(),
@@ -1155,14 +1290,20 @@ def library_import_cmd(
     lib = _library(library)
     DefectMap.load(map_file)  # a clear error for a file that is not a map
     entry = lib.import_map(map_file, state=state, replace=replace)
-    typer.echo(f"Imported the map of {entry.label or 'an unknown camera'} ({entry.defects} defects) as {entry.path.name} in {lib.root}")
+    typer.echo(
+        f"Imported the map of {entry.label or 'an unknown camera'} ({entry.defects} defects) as {entry.path.name} in {lib.root}"
+    )
 
 
 @library_app.command("export", cls=_Command)
 @_handle_errors
 def library_export_cmd(
-    body: str = typer.Argument(..., metavar="BODY", help="Folder name (or a unique part of it or of the camera's name)."),
-    dest: Path = typer.Option(..., "-o", "--output", metavar="DIR", help="Folder to copy the map and its statistics into."),
+    body: str = typer.Argument(
+        ..., metavar="BODY", help="Folder name (or a unique part of it or of the camera's name)."
+    ),
+    dest: Path = typer.Option(
+        ..., "-o", "--output", metavar="DIR", help="Folder to copy the map and its statistics into."
+    ),
     library: Optional[Path] = _library_option(),
 ) -> None:
     """Copy a body's map and statistics out of the library (to back them up or move them).
@@ -1182,12 +1323,15 @@ def library_export_cmd(
 
 # --------------------------------------------------------------------------- entry point
 
+
 @app.command("merge", cls=_Command)
 @_handle_errors
 def merge_cmd(
     states: list[Path] = typer.Argument(..., metavar="STATES...", help="Two or more --state files of one body."),
     output: Path = typer.Option(..., "-o", "--output", metavar="STATE", help="The merged state file to write."),
-    map_file: Optional[Path] = typer.Option(None, "--map", metavar="MAP", help="Also write the map of the merged statistics."),
+    map_file: Optional[Path] = typer.Option(
+        None, "--map", metavar="MAP", help="Also write the map of the merged statistics."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
     """Merge the statistics of several runs (e.g. made on several machines) into one state.
@@ -1234,4 +1378,3 @@ def main() -> None:
     from .__main__ import main as guarded
 
     guarded()
-

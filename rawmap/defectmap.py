@@ -68,9 +68,10 @@ import datetime as _dt
 import json
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -142,7 +143,7 @@ _CHANNELS = frozenset(("", "R", "G", "B"))
 _NUMBER = (int, float)
 
 
-def _plain_defect(x: Any, H: int, W: int) -> "Defect | None":
+def _plain_defect(x: Any, H: int, W: int) -> Defect | None:
     """The defect of a well-formed entry inside an ``H`` x ``W`` sensor, else ``None`` (check it field by field)."""
     if type(x) is not dict:
         return None
@@ -249,9 +250,7 @@ def _list(d: dict[str, Any], key: str, what: str) -> list[Any]:
     if not isinstance(v, list):
         raise _Damaged(f"{key!r} is {_show(v)}, not a list")
     if len(v) > MAX_DEFECTS:
-        raise _Damaged(
-            f"{len(v):,} {what}, more than the {MAX_DEFECTS:,} rawmap reads"
-        )
+        raise _Damaged(f"{len(v):,} {what}, more than the {MAX_DEFECTS:,} rawmap reads")
     return v
 
 
@@ -319,7 +318,7 @@ class Defect:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], *, where: str = "defect") -> "Defect":
+    def from_dict(cls, d: dict[str, Any], *, where: str = "defect") -> Defect:
         """A defect from its file entry, every field checked (see the module's docstring).
 
         Coordinates are checked to be integers >= 0 here; against the sensor
@@ -337,7 +336,7 @@ class Defect:
             raise MapFormatError(str(exc)) from None
 
     @classmethod
-    def _checked(cls, d: Any, where: Any) -> "Defect":
+    def _checked(cls, d: Any, where: Any) -> Defect:
         kind = _str(d, "kind", where)
         try:
             kind_ = DefectKind(kind)
@@ -378,7 +377,7 @@ class SensorGeometry:
         return dict(self.__dict__)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SensorGeometry":
+    def from_dict(cls, d: dict[str, Any]) -> SensorGeometry:
         """The geometry of a map file's ``sensor``, checked against the bounds of the module's docstring.
 
         Raises
@@ -416,7 +415,7 @@ def _check_sensor(d: Any) -> None:
             f"sensor: {height}x{width} is {height * width:,} photosites, more than the {MAX_PHOTOSITES:,} rawmap reads"
         )
     if cfa and (len(cfa) != 4 or set(cfa) - set("RGB")):
-        raise _Damaged(f"sensor: cfa {_show(cfa)} is not four letters of R, G, B (e.g. \"RGGB\") nor \"\"")
+        raise _Damaged(f'sensor: cfa {_show(cfa)} is not four letters of R, G, B (e.g. "RGGB") nor ""')
 
 
 def _iso(t: _dt.datetime | None) -> str | None:
@@ -459,7 +458,7 @@ class FrameStats:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "FrameStats":
+    def from_dict(cls, d: dict[str, Any]) -> FrameStats:
         """A map file's ``frames``, each field checked (counts are integers >= 0, figures finite numbers).
 
         Raises
@@ -529,9 +528,7 @@ class DefectMap:
     frames: FrameStats
     defects: list[Defect] = field(default_factory=list)
     thresholds: dict[str, Any] = field(default_factory=dict)
-    created: _dt.datetime = field(
-        default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
-    )
+    created: _dt.datetime = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).replace(microsecond=0))
     dropped: list[tuple[int, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -572,7 +569,9 @@ class DefectMap:
         H, W = self.sensor.height, self.sensor.width
         for d in self.defects:
             if not isinstance(d, Defect) or not isinstance(d.kind, DefectKind):
-                raise MapFormatError(f"{self.camera.label or 'map'}: {_short(repr(d), 80)} is not a defect of a known kind")
+                raise MapFormatError(
+                    f"{self.camera.label or 'map'}: {_short(repr(d), 80)} is not a defect of a known kind"
+                )
         c = self.coordinates()
         if self.dropped:
             c = np.concatenate([c, np.array(self.dropped, dtype=np.int64).reshape(-1, 2)])
@@ -681,7 +680,7 @@ class DefectMap:
         *,
         add: Iterable[tuple[int, int, DefectKind | None]] = (),
         drop: Iterable[tuple[int, int]] = (),
-    ) -> "DefectMap":
+    ) -> DefectMap:
         """A copy of the map with photosites added and dropped by hand.
 
         Parameters
@@ -754,7 +753,7 @@ class DefectMap:
         return json.dumps(self.to_dict(), indent=1) + "\n"
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], *, source: str = "map") -> "DefectMap":
+    def from_dict(cls, d: dict[str, Any], *, source: str = "map") -> DefectMap:
         """A map from its parsed file, every entry validated before use.
 
         What is accepted is listed in the module's docstring: among others,
@@ -796,7 +795,7 @@ class DefectMap:
             ) from None
 
     @classmethod
-    def _checked(cls, d: dict[str, Any]) -> "DefectMap":
+    def _checked(cls, d: dict[str, Any]) -> DefectMap:
         camera_d = _get(d, "camera", "the map", _MISSING)
         for key in ("make", "model", "serial", "serial_source"):
             _str(camera_d, key, "camera", default="")
@@ -808,7 +807,7 @@ class DefectMap:
         thresholds = _get(d, "thresholds", "the map", {})
         if not isinstance(thresholds, dict):
             raise _Damaged(f"thresholds {_show(thresholds)} is not an object")
-        created = _time(d, "created", "the map") or _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+        created = _time(d, "created", "the map") or _dt.datetime.now(_dt.UTC).replace(microsecond=0)
         H, W = sensor.height, sensor.width
 
         def place(x: Any, where: _Entry) -> tuple[int, int]:
@@ -838,11 +837,18 @@ class DefectMap:
             seen.add(rc)
             defects.append(defect)
         dropped = [place(x, _Entry("dropped", i, x)) for i, x in enumerate(_list(d, "dropped", "dropped photosites"))]
-        return cls(camera=camera, sensor=sensor, frames=frames, defects=defects, thresholds=dict(thresholds),
-                   created=created, dropped=dropped)
+        return cls(
+            camera=camera,
+            sensor=sensor,
+            frames=frames,
+            defects=defects,
+            thresholds=dict(thresholds),
+            created=created,
+            dropped=dropped,
+        )
 
     @classmethod
-    def load(cls, path: str | Path) -> "DefectMap":
+    def load(cls, path: str | Path) -> DefectMap:
         """Read a map file written by :meth:`save` (or by hand), within the bounds of the module's docstring.
 
         At most :data:`MAX_MAP_BYTES` are read, a file of more than 16 values

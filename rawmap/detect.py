@@ -83,13 +83,27 @@ class Sensitivity(str, Enum):
 #: monotone, so a higher sensitivity flags at least the photosites a lower one flags
 _SENSITIVITY: dict[Sensitivity, dict[str, Any]] = {
     Sensitivity.LOW: {
-        "min_share": 0.15, "min_scenes": 3, "max_chance": 1.0, "stuck_contrast": 6.0, "cold_sigma": 8.0,
-        "cold_min_drop": 0.15, "noisy_ratio": 6.0, "line_min_scenes": 3, "column_share": 0.65,
+        "min_share": 0.15,
+        "min_scenes": 3,
+        "max_chance": 1.0,
+        "stuck_contrast": 6.0,
+        "cold_sigma": 8.0,
+        "cold_min_drop": 0.15,
+        "noisy_ratio": 6.0,
+        "line_min_scenes": 3,
+        "column_share": 0.65,
     },
     Sensitivity.NORMAL: {},
     Sensitivity.HIGH: {
-        "min_share": 0.10, "min_scenes": 2, "max_chance": 10.0, "stuck_contrast": 3.0, "cold_sigma": 4.5,
-        "cold_min_drop": 0.07, "noisy_ratio": 3.0, "line_min_scenes": 3, "column_share": 0.55,
+        "min_share": 0.10,
+        "min_scenes": 2,
+        "max_chance": 10.0,
+        "stuck_contrast": 3.0,
+        "cold_sigma": 4.5,
+        "cold_min_drop": 0.07,
+        "noisy_ratio": 3.0,
+        "line_min_scenes": 3,
+        "column_share": 0.55,
     },
 }
 
@@ -110,18 +124,28 @@ class ClassifyParams:
     stuck_contrast: float = 4.0  #: ... and neighbours' range >= this x own range + 2 x that bound
     cold_sigma: float = 6.0  #: cold if gain ratio below 1 - this x robust sigma
     cold_min_drop: float = 0.10  #: ... and at least this far below 1
-    cold_strong: float = 0.5  #: cold also if the gain ratio is below this share of the plane's median (and dark in 2 views)
+    cold_strong: float = (
+        0.5  #: cold also if the gain ratio is below this share of the plane's median (and dark in 2 views)
+    )
     cluster_share: float = 0.25  #: a hot photosite's neighbour is hot too with this share of its mean residual ...
     cluster_sigma: float = 20.0  #: ... and this many robust sigmas above its plane's
-    cold_strong_sigma: float = 10.0  #: ... or, in developed images, below the median by this many robust sigmas if higher
+    cold_strong_sigma: float = (
+        10.0  #: ... or, in developed images, below the median by this many robust sigmas if higher
+    )
     ringing_reach: int = 8  #: developed images: a hot/noisy flag this close to a defect ...
     ringing_ratio: float = 5.0  #: ... this many times stronger is the compression's echo of it
     cold_image: float = 0.75  #: ... but in developed images never above this share of the median
     dead_share: float = 0.02  #: dead: never more than this share of the range above black
-    dead_noise: float = 3.0  #: ... or, for a constant photosite, within this many read-noise sigmas (plus its range) of it
-    clip_neighbour_share: float = 0.5  #: clipped in every frame while its neighbours never reach this share of the clip level
+    dead_noise: float = (
+        3.0  #: ... or, for a constant photosite, within this many read-noise sigmas (plus its range) of it
+    )
+    clip_neighbour_share: float = (
+        0.5  #: clipped in every frame while its neighbours never reach this share of the clip level
+    )
     hot_clip_growth: float = 0.05  #: hot when clipping while growing by this share of its offset
-    cold_view_margin: float = 1.2  #: a strong cold ratio must stay below 1 - this x the largest view's share of its signal
+    cold_view_margin: float = (
+        1.2  #: a strong cold ratio must stay below 1 - this x the largest view's share of its signal
+    )
     cold_isolation: float = 0.75  #: ... and its adjacent and same-colour neighbours' ratios above this (relative)
     noisy_ratio: float = 4.0  #: noisy if mean squared normalised residual >= this x neighbours'
     line_min_scenes: int = 3  #: a photosite leans across a line in at least this many scenes (and min_share of them)
@@ -133,7 +157,7 @@ class ClassifyParams:
         return asdict(self)
 
     @classmethod
-    def for_sensitivity(cls, sensitivity: Sensitivity | str) -> "ClassifyParams":
+    def for_sensitivity(cls, sensitivity: Sensitivity | str) -> ClassifyParams:
         """The thresholds of one sensitivity preset.
 
         Only classification thresholds change, never the per-frame outlier
@@ -270,7 +294,7 @@ def _strong_cold_candidates(acc: Accumulator, p: ClassifyParams, taken: np.ndarr
     return np.concatenate(rr), np.concatenate(cc)
 
 
-def _complete_clusters(acc: Accumulator, p: ClassifyParams, found: "_Found", taken: np.ndarray, x_hi: float) -> None:
+def _complete_clusters(acc: Accumulator, p: ClassifyParams, found: _Found, taken: np.ndarray, x_hi: float) -> None:
     """Flag the unflagged members of hot clusters, from their sums.
 
     The per-frame outlier test wants an outlier isolated from its adjacent
@@ -316,7 +340,7 @@ def _complete_clusters(acc: Accumulator, p: ClassifyParams, found: "_Found", tak
     cr, cc = flat // W, flat % W
     n = np.maximum(acc.valid_counts((cr, cc)), 1).astype(float)
     s_r = acc.s_r[cr, cc].astype(float)
-    den = n * acc.sum_xx - acc.sum_x ** 2
+    den = n * acc.sum_xx - acc.sum_x**2
     beta = np.where(den > 0, (n * acc.s_xr[cr, cc] - acc.sum_x * s_r) / np.where(den > 0, den, 1), 0.0)
     alpha = (s_r - beta * acc.sum_x) / n
     growth = beta * x_hi
@@ -330,7 +354,7 @@ def _complete_clusters(acc: Accumulator, p: ClassifyParams, found: "_Found", tak
     taken[cr, cc] = True
 
 
-def _ringing(acc: Accumulator, found: "_Found", p: ClassifyParams) -> np.ndarray:
+def _ringing(acc: Accumulator, found: _Found, p: ClassifyParams) -> np.ndarray:
     """Which hot and noisy flags of a developed image are the compression's echo of a stronger defect.
 
     JPEG spreads a strong defect's error over its 8 x 8 block (16 x 16 with
@@ -527,7 +551,7 @@ class _Series:
 
     acc: Accumulator
     p: ClassifyParams
-    found: "_Found"
+    found: _Found
     taken: np.ndarray
     sig_read: float
     units: int
@@ -544,13 +568,18 @@ class _Series:
         return self.acc.shape[1]
 
     @classmethod
-    def of(cls, acc: Accumulator, p: ClassifyParams) -> "_Series":
+    def of(cls, acc: Accumulator, p: ClassifyParams) -> _Series:
         frames = acc.frames
         sig_read = max(math.sqrt(float(np.median([f.noise_a for f in frames])) / 20.0), 0.5) if frames else 1.0
         xs = np.array([f.x for f in frames]) if frames else np.zeros(1)
         return cls(
-            acc=acc, p=p, found=_Found(), taken=np.zeros(acc.shape, bool), sig_read=sig_read,
-            units=max(acc.n_scenes, 1), need=_units_needed(acc, p),
+            acc=acc,
+            p=p,
+            found=_Found(),
+            taken=np.zeros(acc.shape, bool),
+            sig_read=sig_read,
+            units=max(acc.n_scenes, 1),
+            need=_units_needed(acc, p),
             x_hi=float(np.quantile(xs, 0.9)) if xs.size else 0.0,
             x_spread=xs.size > 1 and float(np.ptp(xs)) > 0,
         )
@@ -616,7 +645,9 @@ def _stuck_and_dead(ser: _Series) -> None:
         dead = level <= np.maximum(p.dead_noise * ser.sig_read + own, dead_bound)
         score = nmed / np.maximum(own, ser.sig_read)
         found.add(rr[dead], cc[dead], DefectKind.DEAD, score[dead], level[dead] + ser.black_at(rr[dead], cc[dead]))
-        found.add(rr[~dead], cc[~dead], DefectKind.STUCK, score[~dead], level[~dead] + ser.black_at(rr[~dead], cc[~dead]))
+        found.add(
+            rr[~dead], cc[~dead], DefectKind.STUCK, score[~dead], level[~dead] + ser.black_at(rr[~dead], cc[~dead])
+        )
         taken[rr, cc] = True
 
 
@@ -653,7 +684,9 @@ def _hot_and_noisy(ser: _Series, hi_r: np.ndarray, hi_c: np.ndarray) -> None:
         alpha = (s_r - beta * sx) / n
         growth = beta * ser.x_hi
         clipped = acc.vmax[hi_r, hi_c].astype(np.int64) >= acc.clip
-        exposure_driven = (growth > np.maximum(alpha, 0)) | (clipped & (growth > p.hot_clip_growth * np.maximum(alpha, 0)))
+        exposure_driven = (growth > np.maximum(alpha, 0)) | (
+            clipped & (growth > p.hot_clip_growth * np.maximum(alpha, 0))
+        )
     else:
         beta = np.zeros_like(n)
         exposure_driven = np.ones(hi_r.size, bool)
@@ -835,10 +868,18 @@ def _lines(ser: _Series) -> None:
     stuck = found.of(DefectKind.STUCK)
     deadk = found.of(DefectKind.DEAD)
     cr, ccl, caxis = _segments(
-        H, W,
-        [(lr[(row_line == 0) & ~dark], lc[(row_line == 0) & ~dark], 0), (lr[(row_line == 0) & dark], lc[(row_line == 0) & dark], 0),
-         (lr[(row_line == 1) & ~dark], lc[(row_line == 1) & ~dark], 1), (lr[(row_line == 1) & dark], lc[(row_line == 1) & dark], 1),
-         (fr[stuck], fc[stuck], 0), (fr[stuck], fc[stuck], 1), (fr[deadk], fc[deadk], 0), (fr[deadk], fc[deadk], 1)],
+        H,
+        W,
+        [
+            (lr[(row_line == 0) & ~dark], lc[(row_line == 0) & ~dark], 0),
+            (lr[(row_line == 0) & dark], lc[(row_line == 0) & dark], 0),
+            (lr[(row_line == 1) & ~dark], lc[(row_line == 1) & ~dark], 1),
+            (lr[(row_line == 1) & dark], lc[(row_line == 1) & dark], 1),
+            (fr[stuck], fc[stuck], 0),
+            (fr[stuck], fc[stuck], 1),
+            (fr[deadk], fc[deadk], 0),
+            (fr[deadk], fc[deadk], 1),
+        ],
         p,
     )
     if cr.size and acc.source is SourceKind.IMAGE:
@@ -888,12 +929,13 @@ def _assemble(ser: _Series) -> list[Defect]:
     views = _views_shown(acc, found).tolist()
     return [
         Defect(r, c, k, s, ch, f, v, views=n)
-        for r, c, k, s, ch, f, v, n in zip(rows, cols, kinds, found.scores.tolist(), letters, first,
-                                           found.values.tolist(), views)
+        for r, c, k, s, ch, f, v, n in zip(
+            rows, cols, kinds, found.scores.tolist(), letters, first, found.values.tolist(), views
+        )
     ]
 
 
-def _views_shown(acc: Accumulator, found: "_Found") -> np.ndarray:
+def _views_shown(acc: Accumulator, found: _Found) -> np.ndarray:
     """Per defect found, the evidence units that showed it (see :attr:`rawmap.defectmap.Defect.views`)."""
     S = max(acc.n_scenes, 1)
     r, c = found.rows, found.cols
@@ -1021,9 +1063,16 @@ def _strongest_lines(rows, cols, axis, acc: Accumulator, W: int, reach: int = 4)
         key = (a, c if a == 0 else r)  # a column segment is keyed by its column, a row one by its row
         strength.setdefault(key, []).append(n)
     mean = {k: float(np.mean(v)) for k, v in strength.items()}
-    drop = {k for k in mean for d in range(1, reach + 1) for s in (-d, d)
-            if (k[0], k[1] + s) in mean and mean[(k[0], k[1] + s)] > mean[k]}
-    keep = np.array([(a, c if a == 0 else r) not in drop for r, c, a in zip(rows.tolist(), cols.tolist(), axis.tolist())], bool)
+    drop = {
+        k
+        for k in mean
+        for d in range(1, reach + 1)
+        for s in (-d, d)
+        if (k[0], k[1] + s) in mean and mean[(k[0], k[1] + s)] > mean[k]
+    }
+    keep = np.array(
+        [(a, c if a == 0 else r) not in drop for r, c, a in zip(rows.tolist(), cols.tolist(), axis.tolist())], bool
+    )
     return rows[keep], cols[keep], axis[keep]
 
 
@@ -1080,18 +1129,30 @@ def build_map(acc: Accumulator, params: ClassifyParams | None = None, *, skipped
     isos = [f.iso for f in acc.frames if f.iso > 0]
     H, W = acc.shape
     sensor = SensorGeometry(
-        height=H, width=W, top_margin=acc.margins[0], left_margin=acc.margins[1],
-        full_height=acc.full_shape[0] or H, full_width=acc.full_shape[1] or W,
+        height=H,
+        width=W,
+        top_margin=acc.margins[0],
+        left_margin=acc.margins[1],
+        full_height=acc.full_shape[0] or H,
+        full_width=acc.full_shape[1] or W,
         cfa="".join("RGBG"[int(c)] for c in acc.cfa.ravel()) if acc.cfa is not None else "",
         source=acc.source.value,
     )
     frames = FrameStats(
-        count=acc.n_frames, skipped=skipped,
-        first_capture=min(times) if times else None, last_capture=max(times) if times else None,
-        exposure_min=min(exps) if exps else 0.0, exposure_max=max(exps) if exps else 0.0,
-        iso_min=min(isos) if isos else 0.0, iso_max=max(isos) if isos else 0.0,
+        count=acc.n_frames,
+        skipped=skipped,
+        first_capture=min(times) if times else None,
+        last_capture=max(times) if times else None,
+        exposure_min=min(exps) if exps else 0.0,
+        exposure_max=max(exps) if exps else 0.0,
+        iso_min=min(isos) if isos else 0.0,
+        iso_max=max(isos) if isos else 0.0,
         **_evidence(acc),
     )
-    thresholds = {"sensitivity": p.sensitivity, "accumulate": acc.params.to_dict(), "classify": p.to_dict(),
-                  "scenes": acc.n_scenes}
+    thresholds = {
+        "sensitivity": p.sensitivity,
+        "accumulate": acc.params.to_dict(),
+        "classify": p.to_dict(),
+        "scenes": acc.n_scenes,
+    }
     return DefectMap(camera=acc.camera, sensor=sensor, frames=frames, defects=defects, thresholds=thresholds)

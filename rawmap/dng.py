@@ -25,9 +25,9 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import struct
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -83,7 +83,9 @@ def _flat_rationals(values: Sequence[float], *, signed: bool = False, max_den: i
 def _check_cfa(cfa: np.ndarray) -> np.ndarray:
     cfa = np.asarray(cfa)
     if cfa.shape != (2, 2) or not np.issubdtype(cfa.dtype, np.integer):
-        raise ValueError(f"cfa must be a (2, 2) integer array of colour indices, got shape {cfa.shape} dtype {cfa.dtype}")
+        raise ValueError(
+            f"cfa must be a (2, 2) integer array of colour indices, got shape {cfa.shape} dtype {cfa.dtype}"
+        )
     if cfa.min() < 0 or cfa.max() > 3:
         raise ValueError("cfa colour indices must be 0=R, 1=G, 2=B or 3=second G")
     colours = set(np.where(cfa == 3, 1, cfa).ravel().tolist())
@@ -239,7 +241,9 @@ def write_dng(
     else:
         full_frame = np.asarray(full_frame)
         if full_frame.ndim != 2 or full_frame.dtype != np.uint16:
-            raise TypeError(f"full_frame must be a (FH, FW) uint16 array, got shape {full_frame.shape} dtype {full_frame.dtype}")
+            raise TypeError(
+                f"full_frame must be a (FH, FW) uint16 array, got shape {full_frame.shape} dtype {full_frame.dtype}"
+            )
         if top < 0 or left < 0 or top + h > full_frame.shape[0] or left + w > full_frame.shape[1]:
             raise ValueError(
                 f"a {h}x{w} mosaic at margins (top={top}, left={left}) does not fit in the "

@@ -145,7 +145,7 @@ class NothingToMapError(RawmapError):
         a caller tells "nothing new" (all already counted) from a failure.
     """
 
-    def __init__(self, message: str, *, skipped: "list | None" = None) -> None:
+    def __init__(self, message: str, *, skipped: list | None = None) -> None:
         super().__init__(message)
         self.skipped = list(skipped or [])
 

@@ -154,6 +154,7 @@ _COMPANIES = (
     "Pentax", "Phase One", "Ricoh", "Samsung", "Sigma", "Sinar", "Sony",
 )  # fmt: skip
 
+
 def _coerce_format(fmt: ExportFormat | str) -> ExportFormat:
     try:
         return ExportFormat(fmt)
@@ -246,12 +247,14 @@ def dcraw_text(defect_map: DefectMap, *, since_first_seen: bool = False) -> str:
     lines = [
         f"# dcraw/LibRaw -P bad-pixel list for {one_line(defect_map.camera.label) or 'unknown camera'}",
         f"# written by {_software()}: col row unixtime (visible area; 0 = always; camera clock read as UTC)",
-        "# dated: " + ("first_seen, each photosite repaired from the first photo that showed it on"
-                       if since_first_seen else "0 on every line, every photo repaired"),
+        "# dated: "
+        + (
+            "first_seen, each photosite repaired from the first photo that showed it on"
+            if since_first_seen
+            else "0 on every line, every photo repaired"
+        ),
     ]
-    lines += [
-        f"{d.col} {d.row} {dcraw_timestamp(d.first_seen) if since_first_seen else 0}" for d in defect_map.defects
-    ]
+    lines += [f"{d.col} {d.row} {dcraw_timestamp(d.first_seen) if since_first_seen else 0}" for d in defect_map.defects]
     return "\n".join(lines) + "\n"
 
 
@@ -494,9 +497,7 @@ def siril_text(defect_map: DefectMap) -> str:
     ]
     lines += [f"C {c} 0 {_offset_type(full_cols[c])}" for c in sorted(full_cols)]
     lines += [f"L {r} 0 {_offset_type(full_rows[r])}" for r in sorted(full_rows)]
-    lines += [
-        f"P {d.col} {d.row} {_siril_point_type(d)}" for d in defect_map.defects if (d.row, d.col) not in covered
-    ]
+    lines += [f"P {d.col} {d.row} {_siril_point_type(d)}" for d in defect_map.defects if (d.row, d.col) not in covered]
     return "\n".join(lines) + "\n"
 
 
@@ -592,11 +593,18 @@ FORMATS: dict[ExportFormat, FormatInfo] = {
     f.format: f
     for f in (
         FormatInfo(
-            ExportFormat.DCRAW, dcraw_text, ".dcraw.txt", _slug_stem,
-            "use it with: dcraw -P {path} PHOTO  (or dcraw_emu -P {path} PHOTO)", ("since_first_seen",),
+            ExportFormat.DCRAW,
+            dcraw_text,
+            ".dcraw.txt",
+            _slug_stem,
+            "use it with: dcraw -P {path} PHOTO  (or dcraw_emu -P {path} PHOTO)",
+            ("since_first_seen",),
         ),
         FormatInfo(
-            ExportFormat.RAWTHERAPEE, rawtherapee_text, ".badpixels", _rawtherapee_stem,
+            ExportFormat.RAWTHERAPEE,
+            rawtherapee_text,
+            ".badpixels",
+            _rawtherapee_stem,
             "put it in RawTherapee's dark-frame folder (Preferences > Image Processing > Dark frame)",
             ("crop_origin",),
         ),

@@ -151,10 +151,14 @@ def _publish(tmp: str, path: Path, *, overwrite: bool) -> Path:
     try:
         os.link(tmp, path)
     except FileExistsError:
-        raise OutputExistsError(f"{path}: already exists (choose another output, or add --overwrite to replace it)") from None
+        raise OutputExistsError(
+            f"{path}: already exists (choose another output, or add --overwrite to replace it)"
+        ) from None
     except OSError:  # no hard links on this file system
         if path.exists():
-            raise OutputExistsError(f"{path}: already exists (choose another output, or add --overwrite to replace it)") from None
+            raise OutputExistsError(
+                f"{path}: already exists (choose another output, or add --overwrite to replace it)"
+            ) from None
         os.replace(tmp, path)
         return path
     os.unlink(tmp)

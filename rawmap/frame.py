@@ -10,7 +10,17 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CameraId", "Frame", "SourceKind", "printable", "NAME_LIMIT", "BodyKey", "CFA_LETTERS", "cfa_letters", "cfa_pattern"]
+__all__ = [
+    "CameraId",
+    "Frame",
+    "SourceKind",
+    "printable",
+    "NAME_LIMIT",
+    "BodyKey",
+    "CFA_LETTERS",
+    "cfa_letters",
+    "cfa_pattern",
+]
 
 #: Longest name (camera make, model, serial) put in a message, in characters.
 NAME_LIMIT = 80
@@ -109,7 +119,7 @@ class CameraId:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CameraId":
+    def from_dict(cls, d: dict) -> CameraId:
         return cls(
             str(d.get("make", "")), str(d.get("model", "")), str(d.get("serial", "")), str(d.get("serial_source", ""))
         )

@@ -184,8 +184,18 @@ class KindInfo:
         return self.siril_type
 
 
-def _info(kind: DefectKind, description: str, value: str, report: Callable[[float], str], siril_type: str,
-          colour: tuple[int, int, int], marker: Marker, *, siril_by_sign: bool = False, line: bool = False) -> KindInfo:
+def _info(
+    kind: DefectKind,
+    description: str,
+    value: str,
+    report: Callable[[float], str],
+    siril_type: str,
+    colour: tuple[int, int, int],
+    marker: Marker,
+    *,
+    siril_by_sign: bool = False,
+    line: bool = False,
+) -> KindInfo:
     return KindInfo(kind, description, value, report, siril_type, siril_by_sign, colour, marker, line)
 
 
@@ -193,17 +203,61 @@ def _info(kind: DefectKind, description: str, value: str, report: Callable[[floa
 KINDS: dict[DefectKind, KindInfo] = {
     i.kind: i
     for i in (
-        _info(DefectKind.STUCK, "constant value whatever the light", "level in DN, black included", _level,
-              "H", (255, 212, 0), Marker.SQUARE),
-        _info(DefectKind.DEAD, "no response, sits at black", "level in DN, black included", _level,
-              "C", (92, 220, 255), Marker.CROSS),
-        _info(DefectKind.HOT, "extra signal growing with exposure time x gain (dark current)",
-              "dark-current slope in DN per second at ISO 100", _dark_current, "H", (255, 84, 54), Marker.DISC),
-        _info(DefectKind.COLD, "a fraction of normal sensitivity (low gain)", "gain relative to its neighbours",
-              _gain, "C", (110, 120, 255), Marker.DIAMOND),
-        _info(DefectKind.NOISY, "abnormal temporal noise, blinking (RTS)", "excess noise ratio", _noise,
-              "H", (236, 72, 236), Marker.PLUS),
-        _info(DefectKind.COLUMN, "part of a column or row segment that reads high or low",
-              "mean offset in DN", _offset, "H", (70, 222, 120), Marker.CELL, siril_by_sign=True, line=True),
+        _info(
+            DefectKind.STUCK,
+            "constant value whatever the light",
+            "level in DN, black included",
+            _level,
+            "H",
+            (255, 212, 0),
+            Marker.SQUARE,
+        ),
+        _info(
+            DefectKind.DEAD,
+            "no response, sits at black",
+            "level in DN, black included",
+            _level,
+            "C",
+            (92, 220, 255),
+            Marker.CROSS,
+        ),
+        _info(
+            DefectKind.HOT,
+            "extra signal growing with exposure time x gain (dark current)",
+            "dark-current slope in DN per second at ISO 100",
+            _dark_current,
+            "H",
+            (255, 84, 54),
+            Marker.DISC,
+        ),
+        _info(
+            DefectKind.COLD,
+            "a fraction of normal sensitivity (low gain)",
+            "gain relative to its neighbours",
+            _gain,
+            "C",
+            (110, 120, 255),
+            Marker.DIAMOND,
+        ),
+        _info(
+            DefectKind.NOISY,
+            "abnormal temporal noise, blinking (RTS)",
+            "excess noise ratio",
+            _noise,
+            "H",
+            (236, 72, 236),
+            Marker.PLUS,
+        ),
+        _info(
+            DefectKind.COLUMN,
+            "part of a column or row segment that reads high or low",
+            "mean offset in DN",
+            _offset,
+            "H",
+            (70, 222, 120),
+            Marker.CELL,
+            siril_by_sign=True,
+            line=True,
+        ),
     )
 }

@@ -217,7 +217,7 @@ def default_library_dir() -> Path:
 
 
 def _now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0)
 
 
 def _describe(camera: CameraId, source: SourceKind) -> str:
@@ -415,7 +415,7 @@ class StoredStates(Mapping[BodyKey, Accumulator]):
     library : Library
     """
 
-    def __init__(self, library: "Library") -> None:
+    def __init__(self, library: Library) -> None:
         self._library = library
 
     def __getitem__(self, key: tuple) -> Accumulator:
@@ -566,9 +566,7 @@ class Library:
             return None
         return sensor.height, sensor.width
 
-    def _find_folder(
-        self, camera: CameraId, source: SourceKind, shape: tuple[int, int] | None = None
-    ) -> Path | None:
+    def _find_folder(self, camera: CameraId, source: SourceKind, shape: tuple[int, int] | None = None) -> Path | None:
         for folder, body in self._body_folders(camera, source):
             if shape is None or self._shape_of(folder, body) == tuple(shape):
                 return folder
@@ -1150,8 +1148,15 @@ class Library:
             body = self._read_body(folder) if folder is not None else None
             created = _dt.datetime.fromisoformat(body["created"]) if body and body.get("created") else None
             return self._write_entry(
-                folder, camera, source, dmap, acc=acc, imported=None,
-                imported_info=(body or {}).get("imported"), files=list(update.files), created=created,
+                folder,
+                camera,
+                source,
+                dmap,
+                acc=acc,
+                imported=None,
+                imported_info=(body or {}).get("imported"),
+                files=list(update.files),
+                created=created,
                 content_keys=update.content_keys,
             )
 
@@ -1176,7 +1181,8 @@ class Library:
                 raise LibraryError(f"{entry.path}: the entry of {entry.label} is no longer in {self.root}")
             current = DefectMap.load(folder / MAP_FILE)
             if dmap.camera != current.camera or (dmap.sensor.height, dmap.sensor.width) != (
-                current.sensor.height, current.sensor.width
+                current.sensor.height,
+                current.sensor.width,
             ):
                 raise LibraryError(
                     f"{folder}: the edited map ({dmap.camera.label}, {dmap.sensor.height}x{dmap.sensor.width}) "
@@ -1293,7 +1299,9 @@ class Library:
         try:
             source = SourceKind(dmap.sensor.source)
         except ValueError:
-            raise LibraryError(f"{path}: unknown map source {dmap.sensor.source!r} (expected 'raw' or 'image')") from None
+            raise LibraryError(
+                f"{path}: unknown map source {dmap.sensor.source!r} (expected 'raw' or 'image')"
+            ) from None
         H, W = dmap.sensor.height, dmap.sensor.width
         if H <= 0 or W <= 0:
             raise LibraryError(f"{path}: the map's sensor size {H}x{W} is not valid; make the map again")
@@ -1323,12 +1331,22 @@ class Library:
             keep_imported = acc is None or bool(dmap.thresholds.get("imported"))
             info = None
             if keep_imported:
-                info = {"file": str(path.resolve()), "at": _now().isoformat(), "defects": len(dmap),
-                        "frames": dmap.frames.count}
+                info = {
+                    "file": str(path.resolve()),
+                    "at": _now().isoformat(),
+                    "defects": len(dmap),
+                    "frames": dmap.frames.count,
+                }
             # --replace: a new version of the same entry, the old one going to the trash after the switch
             return self._write_entry(
-                existing, camera, source, dmap, acc=acc, imported=dmap if keep_imported else None,
-                imported_info=info, files=[recorded_path(f.path) for f in acc.frames] if acc is not None else [],
+                existing,
+                camera,
+                source,
+                dmap,
+                acc=acc,
+                imported=dmap if keep_imported else None,
+                imported_info=info,
+                files=[recorded_path(f.path) for f in acc.frames] if acc is not None else [],
                 replace_entry=existing is not None,
             )
 

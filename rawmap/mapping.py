@@ -53,11 +53,12 @@ import threading
 import zipfile
 import zlib
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -168,8 +169,11 @@ class BodyMap:
     def slug(self) -> str:
         """A file-system safe name: ``<camera slug>[-image][-<H>x<W>]`` (the size for split series)."""
         H, W = self.shape
-        return (self.camera.slug + ("-image" if self.source is SourceKind.IMAGE else "")
-                + (f"-{H}x{W}" if self.split else ""))
+        return (
+            self.camera.slug
+            + ("-image" if self.source is SourceKind.IMAGE else "")
+            + (f"-{H}x{W}" if self.split else "")
+        )
 
 
 @dataclass
@@ -258,7 +262,11 @@ def content_key(path: str | os.PathLike[str]) -> str:
 
 
 def save_state(
-    path: str | os.PathLike[str], acc: Accumulator, keys: Mapping[str, str], *, overwrite: bool = False,
+    path: str | os.PathLike[str],
+    acc: Accumulator,
+    keys: Mapping[str, str],
+    *,
+    overwrite: bool = False,
     outputs: Mapping[str, Sequence[str]] | None = None,
 ) -> Path:
     """Write ``acc`` as a state file (:meth:`Accumulator.save`) that also records its photos' content keys.
@@ -305,8 +313,16 @@ def _keys_member(path: str | os.PathLike[str]) -> Any:
             )
     except FileNotFoundError:
         raise MapFormatError(f"{path}: no such state file") from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError,
-            OSError, ValueError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        zlib.error,
+        EOFError,
+        RuntimeError,
+        NotImplementedError,
+        OSError,
+        ValueError,
+    ) as exc:
         raise MapFormatError(f"{path}: not a rawmap state file ({' '.join(str(exc).split())[:160]})") from None
 
 
@@ -534,8 +550,9 @@ class _MosaicPool:
         """
         if buf is None:
             return
-        if shape is None or (buf.shape == shape and buf.dtype == np.uint16 and buf.base is None
-                             and buf.flags.c_contiguous):
+        if shape is None or (
+            buf.shape == shape and buf.dtype == np.uint16 and buf.base is None and buf.flags.c_contiguous
+        ):
             with self._lock:
                 self._free.append(buf)
 
@@ -584,7 +601,9 @@ def _fold_series(
             return exc
         except MemoryError:  # decoding or measuring it: this file is skipped, the others go on
             return UnsupportedFileError(
-                path, "is too large to decode and measure in the memory available", "close other programs, or map fewer files at once"
+                path,
+                "is too large to decode and measure in the memory available",
+                "close other programs, or map fewer files at once",
             )
         finally:
             if prep is None:  # not to be folded: pass its turn on every band
@@ -625,9 +644,7 @@ class _Header:
     content: str  #: content key, "" when the path alone showed it was counted
 
 
-def _read_header(
-    p: Path, counted_paths: set[Path], mosaic: reader.MosaicSpec | None = None
-) -> _Header | InputError:
+def _read_header(p: Path, counted_paths: set[Path], mosaic: reader.MosaicSpec | None = None) -> _Header | InputError:
     """Identify ``p`` (body, source, size) and hash it; an :class:`InputError` when it cannot be used."""
     try:
         camera, source = reader.identify(p, mosaic=mosaic)
@@ -784,10 +801,13 @@ def map_files(
         if not h.content:
             skipped.append(Skipped(p, "already counted in the stored statistics", SkipKind.COUNTED))
         elif h.content in counted.keys:
-            skipped.append(Skipped(
-                p, f"same content as {counted.keys[h.content]}, already counted in the stored statistics",
-                SkipKind.COUNTED,
-            ))
+            skipped.append(
+                Skipped(
+                    p,
+                    f"same content as {counted.keys[h.content]}, already counted in the stored statistics",
+                    SkipKind.COUNTED,
+                )
+            )
         elif h.content in first_of:
             skipped.append(Skipped(p, f"duplicate of {first_of[h.content]}", SkipKind.DUPLICATE))
         else:
@@ -849,7 +869,9 @@ def map_files(
         acc = start.acc
         if acc is None or acc.n_frames < MIN_FRAMES:
             for p in used:
-                skipped.append(Skipped(p, f"only {len(used)} usable frame(s) of {name}; at least {MIN_FRAMES} are needed"))
+                skipped.append(
+                    Skipped(p, f"only {len(used)} usable frame(s) of {name}; at least {MIN_FRAMES} are needed")
+                )
             continue
         member_set = set(members)
         n_skipped_here = sum(1 for s in skipped if s.path in member_set)
@@ -879,7 +901,8 @@ def map_files(
         reasons = Counter(SKIP_SUMMARY.get(s.kind, s.reason) for s in skipped)
         common = "; ".join(f"{r} ({n})" for r, n in reasons.most_common(3))
         raise NothingToMapError(
-            f"no usable frames to map from {total} file(s)" + (f": {common}" if common else "")
+            f"no usable frames to map from {total} file(s)"
+            + (f": {common}" if common else "")
             + f" — rawmap needs at least {MIN_FRAMES} RAW or image frames of the same body",
             skipped=skipped,
         )
@@ -927,7 +950,8 @@ def merge_states(paths: Sequence[str | os.PathLike[str]]) -> tuple[Accumulator, 
         for k, photo in part_keys.items():
             if k in owner:
                 raise InputError(
-                    p, f"counts {photo} (the same content as a photo {owner[k]} counts)",
+                    p,
+                    f"counts {photo} (the same content as a photo {owner[k]} counts)",
                     "merge states of different photos only; map the photos again with one --state",
                 )
             owner[k] = p

@@ -115,7 +115,7 @@ def _unpack(fmt: str, buf, off: int) -> tuple:
     size = struct.calcsize(fmt)
     if off < 0:
         raise _Bad("negative offset")
-    data = buf[off:off + size]
+    data = buf[off : off + size]
     if len(data) < size:
         raise _Bad("read past the end")
     return struct.unpack(fmt, data)
@@ -159,7 +159,7 @@ class _FileView:
                 blk = self._block(i)
                 if o >= len(blk):
                     break
-                part = blk[o:o + (stop - pos)]
+                part = blk[o : o + (stop - pos)]
                 parts.append(part)
                 pos += len(part)
             return b"".join(parts)
@@ -224,6 +224,7 @@ def sniff(head: bytes) -> str:
 
 # --------------------------------------------------------------------------- value helpers
 
+
 def _text(raw: bytes) -> str:
     """ASCII/UTF-8 field: cut at the first NUL, strip white space."""
     raw = raw.split(b"\x00", 1)[0]
@@ -261,8 +262,18 @@ def _parse_datetime(raw: bytes | str) -> _dt.datetime | None:
 
 # (struct code, size) per TIFF field type; rationals are two codes.
 _TYPES = {
-    1: ("B", 1), 2: ("s", 1), 3: ("H", 2), 4: ("I", 4), 5: ("II", 8), 6: ("b", 1),
-    7: ("s", 1), 8: ("h", 2), 9: ("i", 4), 10: ("ii", 8), 11: ("f", 4), 12: ("d", 8),
+    1: ("B", 1),
+    2: ("s", 1),
+    3: ("H", 2),
+    4: ("I", 4),
+    5: ("II", 8),
+    6: ("b", 1),
+    7: ("s", 1),
+    8: ("h", 2),
+    9: ("i", 4),
+    10: ("ii", 8),
+    11: ("f", 4),
+    12: ("d", 8),
     13: ("I", 4),
 }
 _MAX_ENTRIES = 1000  # more entries than any camera writes: not an IFD
@@ -280,9 +291,9 @@ class _Tiff:
         self.buf, self.base, self.e = buf, base, endian
 
     @classmethod
-    def at_header(cls, buf, base: int) -> tuple["_Tiff", int]:
+    def at_header(cls, buf, base: int) -> tuple[_Tiff, int]:
         """Parse the 8-byte header at ``base``; return the reader and IFD0's absolute offset."""
-        head = bytes(buf[base:base + 8])
+        head = bytes(buf[base : base + 8])
         if len(head) < 8 or head[:2] not in (b"II", b"MM"):
             raise _Bad("no TIFF header")
         e = "<" if head[:2] == b"II" else ">"
@@ -325,7 +336,7 @@ class _Tiff:
         size = _TYPES[typ][1] * count
         if voff < 0 or voff + size > len(self.buf):
             raise _Bad("value past the end")
-        return bytes(self.buf[voff:voff + size])
+        return bytes(self.buf[voff : voff + size])
 
     def text(self, entry: tuple[int, int, int]) -> str:
         return _text(self.raw(entry))
@@ -447,7 +458,7 @@ def _maker_note(t: _Tiff, entry: tuple[int, int, int], acc: _Acc) -> None:
     if mn < 0 or mn + count > len(t.buf):
         raise _Bad("maker note past the end")
     if make.startswith("nikon"):
-        head = bytes(t.buf[mn:mn + 10])
+        head = bytes(t.buf[mn : mn + 10])
         if head[:6] == b"Nikon\x00" and head[6] == 2:
             # Type 3: its own TIFF header at +10, offsets relative to it.
             mt, ifd_off = _Tiff.at_header(t.buf, mn + 10)
@@ -518,6 +529,7 @@ def _walk_tiff(buf, base: int, acc: _Acc, *, check_extent: bool) -> None:
 
 # --------------------------------------------------------------------------- CIFF
 
+
 def _walk_ciff(buf, acc: _Acc) -> None:
     """Canon CIFF (CRW): a heap of records; the directory sits at the heap's end."""
     e = "<" if bytes(buf[:2]) == b"II" else ">"
@@ -541,7 +553,7 @@ def _walk_ciff(buf, acc: _Acc) -> None:
             kind = tag & 0x3800
             tid = tag & 0x3FFF
             if tag & 0xC000 == 0x4000:  # value stored in the entry itself (8 bytes)
-                data = bytes(buf[p + 2:p + 10])
+                data = bytes(buf[p + 2 : p + 10])
             else:
                 if off + size > end - start:
                     raise _Bad("CIFF record outside its heap")
@@ -550,7 +562,7 @@ def _walk_ciff(buf, acc: _Acc) -> None:
                     continue
                 if tid not in (0x080A, 0x180B, 0x180E):
                     continue
-                data = bytes(buf[start + off:start + off + size])
+                data = bytes(buf[start + off : start + off + size])
             if tid == 0x080A:  # "Make\0Model\0"
                 parts = data.split(b"\x00")
                 acc.put("make", _text(parts[0]) if parts else "")
@@ -568,6 +580,7 @@ def _walk_ciff(buf, acc: _Acc) -> None:
 
 
 # --------------------------------------------------------------------------- BMFF (CR3), JPEG, PNG, RAF
+
 
 def _boxes(buf, start: int, end: int):
     """(type, payload start, payload end) of the ISO BMFF boxes in [start, end)."""
@@ -594,17 +607,20 @@ def _walk_bmff(buf, acc: _Acc) -> None:
         if typ != b"moov":
             continue
         for typ2, s2, e2 in _boxes(buf, s, e):
-            if typ2 != b"uuid" or bytes(buf[s2:s2 + 16]) != _CR3_UUID:
+            if typ2 != b"uuid" or bytes(buf[s2 : s2 + 16]) != _CR3_UUID:
                 continue
             cmt = {t3: s3 for t3, s3, _e3 in _boxes(buf, s2 + 16, e2)}
             if b"CMT1" in cmt:
                 _try(_walk_tiff, buf, cmt[b"CMT1"], acc, check_extent=False)
             if b"CMT2" in cmt:
+
                 def exif(off: int) -> None:
                     t, ifd = _Tiff.at_header(buf, off)
                     _exif_fields(t, t.ifd(ifd)[0], acc, "exif_")
+
                 _try(exif, cmt[b"CMT2"])
             if b"CMT3" in cmt and str(acc.f.get("make", "")).lower().startswith("canon"):
+
                 def canon(off: int) -> None:
                     t, ifd = _Tiff.at_header(buf, off)
                     ent, _ = t.ifd(ifd)
@@ -612,13 +628,14 @@ def _walk_bmff(buf, acc: _Acc) -> None:
                         v = t.numbers(ent[0x000C], limit=1)
                         if v and int(v[0]) > 0:
                             acc.put("mn_serial", str(int(v[0])))
+
                 _try(canon, cmt[b"CMT3"])
             return
 
 
 def _jpeg_exif_offset(buf, start: int = 0) -> int:
     """Absolute offset of the TIFF header in a JPEG's APP1 ``Exif`` segment, -1 if none."""
-    if bytes(buf[start:start + 2]) != b"\xff\xd8":
+    if bytes(buf[start : start + 2]) != b"\xff\xd8":
         return -1
     p = start + 2
     while p + 4 <= len(buf):
@@ -634,7 +651,7 @@ def _jpeg_exif_offset(buf, start: int = 0) -> int:
             p += 2
             continue
         (length,) = _unpack(">H", buf, p + 2)
-        if marker == 0xE1 and bytes(buf[p + 4:p + 10]) == b"Exif\x00\x00":
+        if marker == 0xE1 and bytes(buf[p + 4 : p + 10]) == b"Exif\x00\x00":
             return p + 10
         p += 2 + length
     return -1
@@ -651,7 +668,7 @@ def _walk_png(buf, acc: _Acc) -> None:
     while p + 12 <= len(buf):
         length, typ = _unpack(">I4s", buf, p)
         if typ == b"eXIf":
-            blob = bytes(buf[p + 8:p + 8 + length])
+            blob = bytes(buf[p + 8 : p + 8 + length])
             if blob.startswith(b"Exif\x00\x00"):
                 blob = blob[6:]
             _walk_tiff(blob, 0, acc, check_extent=False)
@@ -668,6 +685,7 @@ def _walk_raf(buf, acc: _Acc) -> None:
 
 
 # --------------------------------------------------------------------------- assembling
+
 
 def _finish(acc: _Acc, container: str, size: int, damaged: bool = False) -> Metadata:
     f = acc.f

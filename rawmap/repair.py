@@ -298,7 +298,7 @@ def _fit(pad: _Padded, h: int, w: int) -> dict[tuple[int, int], tuple[np.ndarray
     out = {}
     for py in range(2):
         for px in range(2):
-            ty, tx = np.mgrid[py:h:2 * step, px:w:2 * step]
+            ty, tx = np.mgrid[py : h : 2 * step, px : w : 2 * step]
             idx = pad.index(ty.ravel(), tx.ravel())
             a = _features(pad, idx)
             b = pad.at(idx, 0, 0)
@@ -377,13 +377,15 @@ def _learned(pad: _Padded, idx: np.ndarray, ys: np.ndarray, xs: np.ndarray, cls:
         bit = np.int64(1) << np.arange(len(_STENCIL), dtype=np.int64)
         key = (avail[sel].astype(np.int64) * bit).sum(axis=1) + (cls[sel].astype(np.int64) << len(_STENCIL))
         uniq, inv = np.unique(key, return_inverse=True)
-        keep = ((uniq[:, None] & bit) != 0)
+        keep = (uniq[:, None] & bit) != 0
         k = uniq >> len(_STENCIL)
         # in chunks: a dense map can have a distinct pattern per site (19 kB of matrix each)
-        coef = np.concatenate([
-            _solve(grams[k[i : i + _SOLVE_CHUNK]], rhss[k[i : i + _SOLVE_CHUNK]], keep[i : i + _SOLVE_CHUNK])
-            for i in range(0, len(uniq), _SOLVE_CHUNK)
-        ])
+        coef = np.concatenate(
+            [
+                _solve(grams[k[i : i + _SOLVE_CHUNK]], rhss[k[i : i + _SOLVE_CHUNK]], keep[i : i + _SOLVE_CHUNK])
+                for i in range(0, len(uniq), _SOLVE_CHUNK)
+            ]
+        )
         c = coef[inv]
         est[sel] = np.einsum("nk,nk->n", feats[sel], c[:, :-1]) + c[:, -1]
     est[near_clip] = np.nan
@@ -520,7 +522,9 @@ _LINES = ((0, 1), (1, 0), (1, 1), (1, -1))
 
 def _disc(radius: int) -> list[tuple[int, int]]:
     r2 = radius * radius + 1
-    return [(dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1) if dy * dy + dx * dx <= r2]
+    return [
+        (dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1) if dy * dy + dx * dx <= r2
+    ]
 
 
 def repair_region(mask: np.ndarray, *, radius: int = 2) -> np.ndarray:
@@ -746,7 +750,7 @@ def output_name(src: str | os.PathLike[str], *, fmt: str | None = None) -> str:
 
 
 def plan_outputs(
-    sources: "list[Path] | tuple[Path, ...]", out_dir: str | os.PathLike[str], *, fmt: str | None = None
+    sources: list[Path] | tuple[Path, ...], out_dir: str | os.PathLike[str], *, fmt: str | None = None
 ) -> dict[Path, Path]:
     """A distinct output file in ``out_dir`` for every photo of ``sources``, none of them an input.
 
@@ -818,7 +822,9 @@ def _output_path(src: Path, out_dir: Path, suffix: str, *, overwrite: bool, name
     if same:
         raise OutputExistsError(f"{out}: is the input photo itself; choose another output folder")
     if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out}: already exists (choose another output folder, or add --overwrite to replace it)")
+        raise OutputExistsError(
+            f"{out}: already exists (choose another output folder, or add --overwrite to replace it)"
+        )
     return out
 
 
@@ -850,7 +856,9 @@ def _raw_extras(path: Path, frame: Frame) -> dict:
     }
 
 
-def _repair_raw(frame: Frame, defect_map: DefectMap, out: Path, *, fmt: str, overwrite: bool, forced: bool) -> RepairResult:
+def _repair_raw(
+    frame: Frame, defect_map: DefectMap, out: Path, *, fmt: str, overwrite: bool, forced: bool
+) -> RepairResult:
     from .dng import write_dng
 
     mask = defect_map.mask()
@@ -858,8 +866,14 @@ def _repair_raw(frame: Frame, defect_map: DefectMap, out: Path, *, fmt: str, ove
     changed = int(np.count_nonzero(repaired != frame.mosaic))
     extras = _raw_extras(frame.path, frame)
     kwargs = dict(
-        cfa=frame.cfa, black=frame.black, white=frame.white, camera=frame.camera,
-        exposure=frame.exposure, iso=frame.iso, time=frame.time, **extras,
+        cfa=frame.cfa,
+        black=frame.black,
+        white=frame.white,
+        camera=frame.camera,
+        exposure=frame.exposure,
+        iso=frame.iso,
+        time=frame.time,
+        **extras,
     )
     if fmt == "dng":
         write_dng(out, repaired, overwrite=overwrite, **kwargs)
@@ -889,12 +903,16 @@ def _repair_jpeg(frame: Frame, defect_map: DefectMap, out: Path, *, overwrite: b
             img = Image.open(frame.path)
             img.load()
     except (OSError, ValueError, SyntaxError) as exc:  # Pillow's errors on a file tifffile or LibRaw read
-        raise UnreadableFileError(frame.path, f"cannot be decoded again for writing ({one_line(str(exc), 120)})",
-                                  "repair the camera's original JPEG or RAW file") from None
+        raise UnreadableFileError(
+            frame.path,
+            f"cannot be decoded again for writing ({one_line(str(exc), 120)})",
+            "repair the camera's original JPEG or RAW file",
+        ) from None
     with img:
         if img.format not in ("JPEG", "MPO") or img.mode not in ("RGB", "L"):
             raise UnsupportedFileError(
-                frame.path, f"is a {img.format} {img.mode} image; rawmap repairs RGB or grayscale JPEGs",
+                frame.path,
+                f"is a {img.format} {img.mode} image; rawmap repairs RGB or grayscale JPEGs",
                 "repair the camera's original JPEG or RAW file",
             )
         stored = np.asarray(img)
@@ -909,8 +927,14 @@ def _repair_jpeg(frame: Frame, defect_map: DefectMap, out: Path, *, overwrite: b
         buf = io.BytesIO()
         # what quality="keep" does, spelled out so that MPO files (camera JPEGs with
         # a multi-picture preview) are accepted too: the primary image is written
-        img.save(buf, "JPEG", qtables=getattr(img, "quantization"), subsampling=JpegImagePlugin.get_sampling(img),
-                 progressive=bool(img.info.get("progressive")), **opts)
+        img.save(
+            buf,
+            "JPEG",
+            qtables=img.quantization,
+            subsampling=JpegImagePlugin.get_sampling(img),
+            progressive=bool(img.info.get("progressive")),
+            **opts,
+        )
     data = buf.getvalue()
     with Image.open(io.BytesIO(data)) as back:
         written = np.asarray(back).astype(np.float64)
@@ -922,7 +946,7 @@ def _repair_jpeg(frame: Frame, defect_map: DefectMap, out: Path, *, overwrite: b
     return RepairResult(frame.path, out, "JPEG", int(mask.sum()), changed, psnr, forced)
 
 
-def _read(src: str | os.PathLike[str], mosaic: "MosaicSpec | None" = None) -> Frame:
+def _read(src: str | os.PathLike[str], mosaic: MosaicSpec | None = None) -> Frame:
     from .reader import read_frame
 
     return read_frame(src, mosaic=mosaic)
@@ -951,8 +975,13 @@ def _encode_mosaic(frame: Frame, pixels: np.ndarray) -> bytes:
     import tifffile
 
     extratags = [(281, "H", 1, int(frame.white), False)] if frame.white < top else []  # MaxSampleValue
-    tifffile.imwrite(buf, pixels.astype(np.uint8 if narrow else np.uint16), photometric="minisblack",
-                     metadata=None, extratags=extratags)
+    tifffile.imwrite(
+        buf,
+        pixels.astype(np.uint8 if narrow else np.uint16),
+        photometric="minisblack",
+        metadata=None,
+        extratags=extratags,
+    )
     return buf.getvalue()
 
 
@@ -966,7 +995,7 @@ def repair_mosaic_file(
     defect_map: DefectMap,
     out_dir: str | os.PathLike[str],
     *,
-    mosaic: "MosaicSpec",
+    mosaic: MosaicSpec,
     overwrite: bool = False,
     force: bool = False,
     name: str | None = None,
@@ -1008,12 +1037,15 @@ def repair_mosaic_file(
     out = _output_path(src, Path(out_dir), src.suffix, overwrite=overwrite, name=name)
     frame = _read(src, mosaic)
     if not frame.extra.get("mosaic"):
-        raise UnsupportedFileError(src, f"is a {frame.format} RAW file, not a mosaic in an image file", "repair it without --cfa")
+        raise UnsupportedFileError(
+            src, f"is a {frame.format} RAW file, not a mosaic in an image file", "repair it without --cfa"
+        )
     sensor = defect_map.sensor
     if sensor.source == "raw" and sensor.cfa != frame.cfa_string:
         words = lambda cfa: cfa or "monochrome (no pattern)"  # noqa: E731
         raise MapMismatchError(
-            src, f"read with the pattern {words(frame.cfa_string)}, the defect map's is {words(sensor.cfa)}",
+            src,
+            f"read with the pattern {words(frame.cfa_string)}, the defect map's is {words(sensor.cfa)}",
             "give the --cfa the map was made with",
         )
     forced = defect_map.check_photo(frame, force=force)
@@ -1089,7 +1121,9 @@ def repair_raw_file(
     out = _output_path(src, Path(out_dir), _RAW_FORMATS[fmt], overwrite=overwrite, name=name)
     frame = _read(src)
     if frame.source is not SourceKind.RAW:
-        raise UnsupportedFileError(src, f"is a {frame.format} image, not a camera RAW file", "use repair_image_file for JPEGs")
+        raise UnsupportedFileError(
+            src, f"is a {frame.format} image, not a camera RAW file", "use repair_image_file for JPEGs"
+        )
     forced = defect_map.check_photo(frame, force=force)
     return _repair_raw(frame, defect_map, out, fmt=fmt, overwrite=overwrite, forced=forced)
 
@@ -1139,7 +1173,9 @@ def repair_image_file(
     out = _output_path(src, Path(out_dir), src.suffix, overwrite=overwrite, name=name)
     frame = _read(src)
     if frame.source is not SourceKind.IMAGE:
-        raise UnsupportedFileError(src, f"is a {frame.format} RAW file, not a JPEG", "use repair_raw_file for RAW files")
+        raise UnsupportedFileError(
+            src, f"is a {frame.format} RAW file, not a JPEG", "use repair_raw_file for RAW files"
+        )
     forced = defect_map.check_photo(frame, force=force)
     return _repair_jpeg(frame, defect_map, out, overwrite=overwrite, forced=forced)
 
@@ -1152,7 +1188,7 @@ def repair_file(
     fmt: str | None = None,
     overwrite: bool = False,
     force: bool = False,
-    mosaic: "MosaicSpec | None" = None,
+    mosaic: MosaicSpec | None = None,
     name: str | None = None,
 ) -> RepairResult:
     """Repair one photo with :func:`repair_raw_file`, :func:`repair_image_file` or :func:`repair_mosaic_file`, by its kind.

@@ -40,9 +40,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .defectmap import Defect, DefectKind, DefectMap
 from .errors import one_line
@@ -403,7 +404,7 @@ def column_segments(defects: list[Defect], *, min_length: int = 3) -> list[Segme
         used: set[tuple[int, int]] = set()
         for axis in ("column", "row"):
             lines: dict[int, list[int]] = {}
-            for (r, c) in col:
+            for r, c in col:
                 if (r, c) in used:
                     continue
                 key, pos = (c, r) if axis == "column" else (r, c)
@@ -414,8 +415,6 @@ def column_segments(defects: list[Defect], *, min_length: int = 3) -> list[Segme
                     used.update(cells)
                     out.append(Segment(axis, key, run[0], run[-1], len(run), max(col[x].score for x in cells), kind))
     return out
-
-
 
 
 # =========================================================================== map and info reports
@@ -494,7 +493,9 @@ def map_lines(dmap: DefectMap, *, table_rows: int = TABLE_ROWS, segment_rows: in
             parts.append(f"{k.value} {n} (in {len(ks)} segment{'s' if len(ks) != 1 else ''})")
     lines = [f"  defects: {total} photosite{'s' if total != 1 else ''}" + (": " + ", ".join(parts) if parts else "")]
     if points:
-        lines.append(f"    {'row':>6} {'col':>6}  {'kind':<6} {'ch':<2} {'score':>7}  {'value':<14} {'views':>5}  first seen")
+        lines.append(
+            f"    {'row':>6} {'col':>6}  {'kind':<6} {'ch':<2} {'score':>7}  {'value':<14} {'views':>5}  first seen"
+        )
         for d in points[:table_rows]:
             lines.append(
                 f"    {d.row:>6} {d.col:>6}  {d.kind.value:<6} {d.channel or '-':<2} {d.score:>7.1f}  "
@@ -502,12 +503,18 @@ def map_lines(dmap: DefectMap, *, table_rows: int = TABLE_ROWS, segment_rows: in
                 f"{d.first_seen.isoformat(sep=' ') if d.first_seen else '-'}"
             )
         if len(points) > table_rows:
-            lines.append(f"    ... and {len(points) - table_rows} more (all are in the map file; see `rawmap export --format csv`)")
+            lines.append(
+                f"    ... and {len(points) - table_rows} more (all are in the map file; see `rawmap export --format csv`)"
+            )
     for seg in segs[:segment_rows]:
         members = [columns[rc] for rc in seg.cells() if rc in columns]
         offs = [m.value for m in members if math.isfinite(m.value)]
         off = f", mean offset {sum(offs) / len(offs):+.3g} DN" if offs else ""
-        where = f"col {seg.index}, rows {seg.start}-{seg.stop}" if seg.axis == "column" else f"row {seg.index}, cols {seg.start}-{seg.stop}"
+        where = (
+            f"col {seg.index}, rows {seg.start}-{seg.stop}"
+            if seg.axis == "column"
+            else f"row {seg.index}, cols {seg.start}-{seg.stop}"
+        )
         lines.append(f"    {seg.axis} segment: {where} ({seg.count} photosites{off})")
     if len(segs) > segment_rows:
         lines.append(f"    ... and {len(segs) - segment_rows} more segments")
@@ -536,11 +543,15 @@ def evidence_lines(fr: FrameStats) -> list[str]:
         parts.append(f"{fr.flats} of the views flat fields")
     lines = ["  evidence: " + ", ".join(parts)]
     if units <= 1:
-        lines.append("  warning: one view only: hot, cold, noisy and line defects cannot be told from the scene "
-                     "(only stuck and dead photosites are mapped); add photos of other scenes or lens-cap darks")
+        lines.append(
+            "  warning: one view only: hot, cold, noisy and line defects cannot be told from the scene "
+            "(only stuck and dead photosites are mapped); add photos of other scenes or lens-cap darks"
+        )
     elif units < 6:
-        lines.append(f"  warning: {units} views and darks: a defect must show in 2 of them to be mapped; "
-                     f"{6 - units} more different scenes (or darks) give the full map")
+        lines.append(
+            f"  warning: {units} views and darks: a defect must show in 2 of them to be mapped; "
+            f"{6 - units} more different scenes (or darks) give the full map"
+        )
     return lines
 
 
@@ -644,7 +655,11 @@ def info_lines(info: FileInfo) -> list[str]:
     in_image = bool(info.extra.get("mosaic"))
     h, w = info.shape
     fh, fw = info.full_shape
-    size = f"{h} x {w} photosites (rows x columns)" if raw else f"{h} x {w} pixels, {info.channels} channel(s), {info.dtype}"
+    size = (
+        f"{h} x {w} photosites (rows x columns)"
+        if raw
+        else f"{h} x {w} pixels, {info.channels} channel(s), {info.dtype}"
+    )
     if raw and (fh, fw) != (0, 0) and (fh, fw) != (h, w):
         size += f"; full frame {fh} x {fw}, visible area at row {info.margins[0]}, column {info.margins[1]}"
     rows = [
@@ -698,7 +713,9 @@ def export_lines(dmap: DefectMap, fmt: ExportFormat, written: Path, *, since_fir
     """
     from .export import FORMATS, ExportFormat
 
-    lines = [f"{len(dmap)} defects of {printable(dmap.camera.label) or 'unknown camera'} written as {fmt.value} to {show_path(written)}"]
+    lines = [
+        f"{len(dmap)} defects of {printable(dmap.camera.label) or 'unknown camera'} written as {fmt.value} to {show_path(written)}"
+    ]
     if fmt is ExportFormat.DCRAW:
         lines.append(
             "lines dated with first_seen: photos taken before a defect showed are left alone"
@@ -724,7 +741,8 @@ def rawtherapee_serial_warning(camera: CameraId, *, serial: bool) -> str:
 
     model = printable(rawtherapee_name(camera, with_serial=False))
     why = (
-        "--no-serial" if not serial or not camera.serial
+        "--no-serial"
+        if not serial or not camera.serial
         else f"RawTherapee does not read the serial number {printable(camera.serial)!r} of this file type "
         f"(only EXIF BodySerialNumber; this one came from {SERIAL_SOURCES.get(camera.serial_source, 'an unrecorded tag')})"
     )
@@ -771,7 +789,10 @@ def renamed_line(n: int) -> str:
 
 
 def edit_lines(
-    before: DefectMap, edited: DefectMap, added: Sequence[tuple[int, int, Any]], dropped: Sequence[tuple[int, int]],
+    before: DefectMap,
+    edited: DefectMap,
+    added: Sequence[tuple[int, int, Any]],
+    dropped: Sequence[tuple[int, int]],
 ) -> list[str]:
     """What ``rawmap edit`` did: one line per --add and --drop, then the map's new counts.
 
@@ -800,7 +821,8 @@ def edit_lines(
     for r, c in dropped:
         old = old_defects.get((r, c))
         lines.append(
-            f"dropped row {r}, col {c} (was {old.kind.value})" if old is not None
+            f"dropped row {r}, col {c} (was {old.kind.value})"
+            if old is not None
             else f"row {r}, col {c} was not in the map: recorded as dropped, so mapping again leaves it out"
         )
     n_manual = sum(d.manual for d in edited.defects)
@@ -820,7 +842,8 @@ def entry_lines(e: LibraryEntry) -> list[str]:
     return [
         f"{e.path.name}",
         f"  camera    {e.label or 'unknown camera'} ({kind}{size})",
-        f"  map       {e.defects} defects from {e.frames} frames; {stats}" + ("; includes imported defects" if e.imported else ""),
+        f"  map       {e.defects} defects from {e.frames} frames; {stats}"
+        + ("; includes imported defects" if e.imported else ""),
         f"  updated   {e.updated:%Y-%m-%d %H:%M} UTC (created {e.created:%Y-%m-%d})",
         f"  folder    {e.path}",
     ]
@@ -852,11 +875,14 @@ def library_export_lines(written: Sequence[Path]) -> list[str]:
     return lines
 
 
-def merge_lines(acc: "Accumulator", n_states: int, output: Path, dmap: "DefectMap | None" = None,
-                map_file: Path | None = None) -> list[str]:
+def merge_lines(
+    acc: Accumulator, n_states: int, output: Path, dmap: DefectMap | None = None, map_file: Path | None = None
+) -> list[str]:
     """What ``rawmap merge`` reports: the merged statistics and where they (and their map) went."""
-    lines = [f"merged {n_states} states: {acc.n_frames} frames of {acc.camera.label or 'an unknown camera'} "
-             f"({acc.shape[0]}x{acc.shape[1]}), written to {output}"]
+    lines = [
+        f"merged {n_states} states: {acc.n_frames} frames of {acc.camera.label or 'an unknown camera'} "
+        f"({acc.shape[0]}x{acc.shape[1]}), written to {output}"
+    ]
     if dmap is not None and map_file is not None:
         lines.append(f"map of {len(dmap)} defects written to {map_file}")
     return lines

@@ -29,8 +29,9 @@ import json
 import math
 import struct
 import zipfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -163,11 +164,15 @@ def open_zip(path: str | Path, *, max_members: int | None = None) -> zipfile.Zip
             except (OSError, ValueError, struct.error):
                 record = None
         if record is not None and int(record[4]) > max_members:
-            raise StateFormatProblem(f"the archive lists {int(record[4]):,} members, more than the {max_members:,} rawmap reads")
+            raise StateFormatProblem(
+                f"the archive lists {int(record[4]):,} members, more than the {max_members:,} rawmap reads"
+            )
     return zipfile.ZipFile(path)
 
 
-def read_json_member(zf: zipfile.ZipFile, name: str, *, source: str, what: str, limit: int, allow_nan: bool = False) -> Any:
+def read_json_member(
+    zf: zipfile.ZipFile, name: str, *, source: str, what: str, limit: int, allow_nan: bool = False
+) -> Any:
     """Member ``name`` of ``zf`` parsed by :func:`parse_json`, refused unread when it declares more than ``limit`` bytes.
 
     Raises
@@ -249,9 +254,7 @@ def read_npy_member(
             raise StateFormatProblem(f"{name} has shape {shape}, not {expect}")
         nbytes = math.prod(shape) * dtype.itemsize
         if info.file_size != fh.tell() + nbytes:
-            raise StateFormatProblem(
-                f"{name} declares {info.file_size:,} bytes, its header {fh.tell() + nbytes:,}"
-            )
+            raise StateFormatProblem(f"{name} declares {info.file_size:,} bytes, its header {fh.tell() + nbytes:,}")
         arr = np.empty(shape, dtype)
         view = arr.reshape(-1).view(np.uint8).data
         done = 0

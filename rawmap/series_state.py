@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from .accumulate import Accumulator
 from .frame import CameraId, SourceKind
@@ -97,7 +97,7 @@ class SeriesState:
     outputs: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> "SeriesState":
+    def open(cls, path: str | os.PathLike[str]) -> SeriesState:
         """Read the state file at ``path``, or start an empty one when there is no file.
 
         Raises

@@ -21,7 +21,7 @@ import io
 import math
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -68,9 +68,13 @@ _TINT = np.array([(255, 96, 80), (120, 255, 120), (96, 150, 255), (120, 255, 120
 _DIM = [(58, 34, 34), (34, 54, 36), (34, 40, 66), (34, 54, 36)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    names = ("DejaVuSans-Bold.ttf", "Arial Bold.ttf", "arialbd.ttf") if bold else ("DejaVuSans.ttf", "Arial.ttf", "arial.ttf")
+    names = (
+        ("DejaVuSans-Bold.ttf", "Arial Bold.ttf", "arialbd.ttf")
+        if bold
+        else ("DejaVuSans.ttf", "Arial.ttf", "arial.ttf")
+    )
     for name in names:
         try:
             return ImageFont.truetype(name, size)
@@ -271,8 +275,17 @@ def _cfa_indices(dm: DefectMap, photo: Frame | None) -> np.ndarray | None:
     return None
 
 
-def _draw_crop(img: Image.Image, draw: ImageDraw.ImageDraw, dm: DefectMap, photo: Frame | None,
-               d: Defect, x0: int, y0: int, kinds_at: dict[tuple[int, int], DefectKind], number: int) -> None:
+def _draw_crop(
+    img: Image.Image,
+    draw: ImageDraw.ImageDraw,
+    dm: DefectMap,
+    photo: Frame | None,
+    d: Defect,
+    x0: int,
+    y0: int,
+    kinds_at: dict[tuple[int, int], DefectKind],
+    number: int,
+) -> None:
     z = _CROP_ZOOM
     cells = _crop_pixels(dm, photo, d.row, d.col)
     tile = Image.fromarray(cells, "RGB").resize((_CROP_CELLS * z, _CROP_CELLS * z), Image.Resampling.NEAREST)
@@ -423,7 +436,11 @@ def plot_map(
         px, py = lay.to_pixel(d.row, d.col)
         draw.ellipse((px - r - 4, py - r - 4, px + r + 4, py + r + 4), outline=(255, 255, 255), width=1)
         label = str(i + 1)
-        tx = px + r + 5 if px + r + 5 + draw.textlength(label, font=nf) < x1 else px - r - 5 - draw.textlength(label, font=nf)
+        tx = (
+            px + r + 5
+            if px + r + 5 + draw.textlength(label, font=nf) < x1
+            else px - r - 5 - draw.textlength(label, font=nf)
+        )
         ty = py - r - 12 if py - r - 12 > y0 else py + r
         draw.text((tx, ty), label, font=nf, fill=(255, 255, 255), stroke_width=2, stroke_fill=_BG)
     cap = _font(12)
@@ -441,7 +458,8 @@ def plot_map(
         draw.text(
             (_MARGIN, lay.crops_top + 6),
             f"Strongest {len(chosen)} — 9 x 9 photosites, {what}",
-            font=_font(15, True), fill=_TEXT,
+            font=_font(15, True),
+            fill=_TEXT,
         )
         kinds_at = {(d.row, d.col): d.kind for d in dm.defects}
         for i, d in enumerate(chosen):

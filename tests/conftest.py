@@ -81,6 +81,7 @@ def other_series(tmp_path_factory: pytest.TempPathFactory) -> Series:
 
 # --------------------------------------------------------------------------- raw mosaics in image files
 
+
 @dataclass(frozen=True)
 class MosaicSeries:
     """Grayscale image files holding raw mosaics (``rawmap map --cfa``), and the hot photosites planted."""
@@ -144,8 +145,14 @@ def write_mosaic_series(
     bits8 = fmt == "tif8"
     white = 255 if bits8 else 4095
     spec = SensorSpec(
-        h, w, cfa=CFA_PATTERNS["RGGB"] if pattern is None else pattern, black=4 if bits8 else 64, white=white,
-        read_noise_e=3.0, adc_noise_dn=0.6 if bits8 else 1.5, full_well_e=6000.0 if bits8 else 20000.0,
+        h,
+        w,
+        cfa=CFA_PATTERNS["RGGB"] if pattern is None else pattern,
+        black=4 if bits8 else 64,
+        white=white,
+        read_noise_e=3.0,
+        adc_noise_dn=0.6 if bits8 else 1.5,
+        full_well_e=6000.0 if bits8 else 20000.0,
         channel_qe=(1.0, 1.0, 1.0) if pattern is None else (0.55, 1.0, 0.75),
     )
     hot: set[tuple[int, int]] = set()
@@ -156,7 +163,9 @@ def write_mosaic_series(
     for r, c in sorted(hot)[:n_pairs]:
         hot.add((r + 1, c + 1))
     defects = [
-        PlantedDefect(r, c, DefectKind.HOT, {"dark_dn_per_s": float(rng.uniform(0.1, 0.5)) * white / exposure, "strength": "hot"})
+        PlantedDefect(
+            r, c, DefectKind.HOT, {"dark_dn_per_s": float(rng.uniform(0.1, 0.5)) * white / exposure, "strength": "hot"}
+        )
         for r, c in sorted(hot)
     ]
     folder.mkdir(parents=True, exist_ok=True)

@@ -32,9 +32,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -182,8 +182,26 @@ SIZE_TAGS = (256, 257, 273, 278, 279, 322, 323, 324, 325, 330, 34665, 50719, 507
 #: tags that give levels, the pattern and the coding of the data
 LEVEL_TAGS = (258, 259, 262, 274, 277, 33421, 33422, 50713, 50714, 50715, 50716, 50717, 50711)
 #: values that tend to break things
-INTERESTING = (0, 1, 2, 3, 7, 8, 255, 256, 4095, 16383, 24260, 28769, 65000, 65535, 65536,
-               1 << 24, 0x7FFFFFFF, 0xFFFFFFFF)
+INTERESTING = (
+    0,
+    1,
+    2,
+    3,
+    7,
+    8,
+    255,
+    256,
+    4095,
+    16383,
+    24260,
+    28769,
+    65000,
+    65535,
+    65536,
+    1 << 24,
+    0x7FFFFFFF,
+    0xFFFFFFFF,
+)
 
 
 def _flip(data: bytearray, rng: np.random.Generator) -> str:
@@ -201,9 +219,9 @@ def _run(data: bytearray, rng: np.random.Generator) -> str:
     pos = int(rng.integers(0, max(1, head - n))) if rng.random() < 0.6 else int(rng.integers(0, max(1, len(data) - n)))
     fill = int(rng.integers(0, 3))
     if fill == 2:
-        data[pos:pos + n] = rng.integers(0, 256, n, dtype=np.uint8).tobytes()[: len(data[pos:pos + n])]
+        data[pos : pos + n] = rng.integers(0, 256, n, dtype=np.uint8).tobytes()[: len(data[pos : pos + n])]
     else:
-        data[pos:pos + n] = bytes([0xFF * fill]) * len(data[pos:pos + n])
+        data[pos : pos + n] = bytes([0xFF * fill]) * len(data[pos : pos + n])
     return f"{n} bytes at {pos} set to {('zeros', 'ones', 'random')[fill]}"
 
 
@@ -394,7 +412,8 @@ class Outcome:
     def stray(self) -> list[str]:
         """stderr lines that are not one ``Error: ...`` or ``warning...`` line (LibRaw's messages, ...)."""
         return [
-            line for line in self.stderr.splitlines()
+            line
+            for line in self.stderr.splitlines()
             if line.strip() and not line.startswith(("Error: ", "warning", "Warning", "Interrupted"))
         ]
 
@@ -402,7 +421,8 @@ class Outcome:
     def long_errors(self) -> list[str]:
         """``Error:`` lines longer than 600 characters or holding control characters."""
         return [
-            line for line in self.stderr.splitlines()
+            line
+            for line in self.stderr.splitlines()
             if line.startswith("Error: ") and (len(line) > 600 or any(ord(c) < 32 and c != "\t" for c in line))
         ]
 
@@ -432,8 +452,15 @@ class CliWorker:
         Environment of the worker (e.g. ``RAWMAP_LIBRARY``).
     """
 
-    def __init__(self, root: Path, *, timeout: float = 60.0, mem_limit: int = 3 << 30,
-                 warm: Path | None = None, env: dict | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        timeout: float = 60.0,
+        mem_limit: int = 3 << 30,
+        warm: Path | None = None,
+        env: dict | None = None,
+    ) -> None:
         self.root, self.timeout, self.mem_limit = Path(root), timeout, mem_limit
         self.warm, self.env = warm, env
         self.proc: subprocess.Popen | None = None
@@ -442,8 +469,12 @@ class CliWorker:
     def _start(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _WORKER, str(self.root), str(self.mem_limit), str(self.warm or "")],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env=self.env, start_new_session=True, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=self.env,
+            start_new_session=True,
+            text=True,
         )
         ready = self._answer(max(self.timeout, 300.0))
         if not ready or "ready" not in ready:
@@ -508,7 +539,7 @@ class CliWorker:
             self._kill()
             self.restarts -= 1
 
-    def __enter__(self) -> "CliWorker":
+    def __enter__(self) -> CliWorker:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -516,6 +547,7 @@ class CliWorker:
 
 
 # --------------------------------------------------------------------------- campaign
+
 
 @dataclass
 class Base:
@@ -591,7 +623,9 @@ class Report:
         ]
         for what in sorted({w for w, _ in self.codes}):
             row = {c: n for (w, c), n in self.codes.items() if w == what}
-            lines.append(f"  {what:<10} " + ", ".join(f"{c}: {n}" for c, n in sorted(row.items(), key=lambda kv: str(kv[0]))))
+            lines.append(
+                f"  {what:<10} " + ", ".join(f"{c}: {n}" for c, n in sorted(row.items(), key=lambda kv: str(kv[0])))
+            )
         if self.examples:
             lines.append("problems:")
             lines.extend("  " + e for e in self.examples)
@@ -605,16 +639,29 @@ def run_mutant(worker: CliWorker, base: Base, mutant: Path, how: str, work: Path
     series = base.good + base.others
     report.add("info", mutant, how, worker.run(["info", mutant]))
     out = work / "out"
-    report.add("map-first", mutant, how, worker.run(
-        ["map", mutant, *series, "-o", out / "first.json", "--overwrite", "-q"]))
-    report.add("map-last", mutant, how, worker.run(
-        ["map", *series, mutant, "-o", out / "last.json", "--overwrite", "-q", "--threads", "1"]))
-    report.add("repair", mutant, how, worker.run(
-        ["repair", mutant, "--map", base.map_file, "-o", out / "repaired", "--overwrite", "-q"]))
+    report.add(
+        "map-first", mutant, how, worker.run(["map", mutant, *series, "-o", out / "first.json", "--overwrite", "-q"])
+    )
+    report.add(
+        "map-last",
+        mutant,
+        how,
+        worker.run(["map", *series, mutant, "-o", out / "last.json", "--overwrite", "-q", "--threads", "1"]),
+    )
+    report.add(
+        "repair",
+        mutant,
+        how,
+        worker.run(["repair", mutant, "--map", base.map_file, "-o", out / "repaired", "--overwrite", "-q"]),
+    )
 
 
 def campaign(
-    worker: CliWorker, bases: Sequence[Base], n: int, seed: int, work: Path,
+    worker: CliWorker,
+    bases: Sequence[Base],
+    n: int,
+    seed: int,
+    work: Path,
     progress: Callable[[int, Report], None] | None = None,
 ) -> Report:
     """Mutate ``n`` files (the bases in turn), run each through :func:`run_mutant`, count."""
@@ -639,7 +686,9 @@ def campaign(
     return report
 
 
-def make_bases(worker: CliWorker, work: Path, samples: Path | None, *, seed: int = 5, images: bool = True) -> list[Base]:
+def make_bases(
+    worker: CliWorker, work: Path, samples: Path | None, *, seed: int = 5, images: bool = True
+) -> list[Base]:
     """The files to mutate: simulated DNG series, developed images (``images``) and the real samples.
 
     Two simulated DNG series (one with an optical-black border), with

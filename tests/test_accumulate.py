@@ -23,8 +23,17 @@ def scene(rng, H, W, level):
 
 
 def make_frame(m, i=0, exposure=0.01, iso=100, camera=CAM):
-    return Frame(path=f"f{i}.dng", mosaic=m, cfa=CFA, black=np.full(4, float(BLACK)), white=WHITE,
-                 exposure=exposure, iso=iso, time=dt.datetime(2025, 1, 1) + dt.timedelta(hours=i), camera=camera)
+    return Frame(
+        path=f"f{i}.dng",
+        mosaic=m,
+        cfa=CFA,
+        black=np.full(4, float(BLACK)),
+        white=WHITE,
+        exposure=exposure,
+        iso=iso,
+        time=dt.datetime(2025, 1, 1) + dt.timedelta(hours=i),
+        camera=camera,
+    )
 
 
 def series(seed=0, n=8, H=24, W=30, clip_some=True):
@@ -35,7 +44,9 @@ def series(seed=0, n=8, H=24, W=30, clip_some=True):
         if clip_some and i % 3 == 0:
             img[5:8, 10:14] = WHITE + 100  # a clipped highlight
         m = np.clip(np.round(img), 0, WHITE).astype(np.uint16)
-        frames.append(make_frame(m, i, exposure=float(rng.choice([0.001, 0.01, 1.0, 10.0])), iso=float(rng.choice([100, 800]))))
+        frames.append(
+            make_frame(m, i, exposure=float(rng.choice([0.001, 0.01, 1.0, 10.0])), iso=float(rng.choice([100, 800])))
+        )
     return frames
 
 
@@ -275,12 +286,16 @@ def test_one_view_counts_once_whatever_its_exposure_and_order():
     acc = Accumulator((40, 48), cfa=CFA, black=np.full(4, float(BLACK)), white=WHITE, camera=CAM)
     i = 0
     for _ in range(3):  # view 1: a burst
-        acc.update(scene_frame(rng, i, 1, hot=(10, 10), detail=(24, 25), exposure=0.5)); i += 1
+        acc.update(scene_frame(rng, i, 1, hot=(10, 10), detail=(24, 25), exposure=0.5))
+        i += 1
     for g in (0.25, 1.0, 4.0):  # view 2: a bracket at three exposures
-        acc.update(scene_frame(rng, i, 2, gain=g / 2, hot=(10, 10), detail=(20, 21), exposure=0.1 * g)); i += 1
+        acc.update(scene_frame(rng, i, 2, gain=g / 2, hot=(10, 10), detail=(20, 21), exposure=0.1 * g))
+        i += 1
     for _ in range(2):  # lens-cap darks
-        acc.update(flat_frame(rng, i, level=0, hot=(10, 10), exposure=30)); i += 1
-    acc.update(scene_frame(rng, i, 1, gain=3.0, hot=(10, 10), detail=(24, 25), exposure=2)); i += 1  # view 1 again
+        acc.update(flat_frame(rng, i, level=0, hot=(10, 10), exposure=30))
+        i += 1
+    acc.update(scene_frame(rng, i, 1, gain=3.0, hot=(10, 10), detail=(24, 25), exposure=2))
+    i += 1  # view 1 again
     acc.close_scene()
     assert [f.kind for f in acc.frames] == ["photo"] * 6 + ["dark"] * 2 + ["photo"]
     assert [f.scene for f in acc.frames] == [1, 1, 1, 2, 2, 2, 3, 4, 1]
@@ -432,6 +447,7 @@ def test_state_saved_inside_a_view_continues_exactly(tmp_path):
 
 # --------------------------------------------------------------------------- hostile state files
 
+
 def _npy(arr: np.ndarray) -> bytes:
     import io
 
@@ -496,35 +512,78 @@ HOSTILE_STATES = {
     "meta-shape-text": (lambda s: {"meta.json": _meta(s, shape="24x30")}, (), "shape '24x30' is not a list of 2"),
     "meta-shape-float": (lambda s: {"meta.json": _meta(s, shape=[24.0, 30])}, (), "shape 24.0 is not a whole number"),
     "meta-n-frames": (lambda s: {"meta.json": _meta(s, n_frames="six")}, (), "n_frames 'six' is not a whole number"),
-    "meta-frame-record": (lambda s: {"meta.json": _meta(s, frames=[{"path": 1}])}, (), "frame record 0: path, time or overflow"),
+    "meta-frame-record": (
+        lambda s: {"meta.json": _meta(s, frames=[{"path": 1}])},
+        (),
+        "frame record 0: path, time or overflow",
+    ),
     "meta-cfa": (lambda s: {"meta.json": _meta(s, cfa=[[0, 1], [3, 7]])}, (), "cfa 7 is out of range (0 to 3)"),
     "meta-params": (lambda s: {"meta.json": _meta(s, params={"open_views": "8"})}, (), "params.open_views '8'"),
-    "meta-huge": (lambda s: {"meta.json": b" " * (64 * 1024 * 1024 + 1)}, ("meta.json",), "more than the 67,108,864 rawmap reads"),
+    "meta-huge": (
+        lambda s: {"meta.json": b" " * (64 * 1024 * 1024 + 1)},
+        ("meta.json",),
+        "more than the 67,108,864 rawmap reads",
+    ),
     # arrays: a header claiming a huge array, a deflate bomb, out-of-range indices, other dtypes
-    "npy-huge-header": (lambda s: {"fs_index.npy": _npy_header((10**10,), "<i8") + b"\0" * 64}, (),
-                        "fs_index.npy has shape (10000000000,), not (k,), k <= 720"),
-    "npy-dense-huge-header": (lambda s: {"s_v.npy": _npy_header((100_000, 100_000), "<u4")}, (),
-                              "s_v.npy has shape (100000, 100000), not (24, 30)"),
-    "deflate-bomb-sparse": (lambda s: {"fs_index.npy": _npy_header((ZEROS_20MB // 8,), "<i8") + bytes(ZEROS_20MB)},
-                            ("fs_index.npy",), "fs_index.npy has shape (2621440,), not (k,), k <= 720"),
-    "deflate-bomb-dense": (lambda s: {"s_v.npy": _npy(np.zeros((24, 30), np.uint32)) + bytes(ZEROS_20MB)},
-                           ("s_v.npy",), "s_v.npy declares 20,974,528 bytes, its header 3,008"),
-    "sparse-out-of-range": (lambda s: {"fs_index.npy": _npy(np.array([0, 5, 10**6])), "fs_time.npy": _npy(np.zeros(3))},
-                            (), "fs_index.npy holds indices out of order or outside [0, 720)"),
-    "sparse-negative": (lambda s: {"ln_code.npy": _npy(np.array([-4, 8])), "ln_count.npy": _npy(np.ones(2, np.uint32))},
-                        (), "ln_code.npy holds indices out of order or outside [0, 2880)"),
-    "sparse-unsorted": (lambda s: {"ln_code.npy": _npy(np.array([8, 4])), "ln_count.npy": _npy(np.ones(2, np.uint32))},
-                        (), "ln_code.npy holds indices out of order"),
-    "sparse-mismatch": (lambda s: {"fs_index.npy": _npy(np.array([3, 4])), "fs_time.npy": _npy(np.zeros(1))},
-                        (), "fs_index.npy and fs_time.npy have shapes (2,) and (1,)"),
-    "complex128": (lambda s: {"s_xr.npy": _npy(np.zeros((24, 30), np.complex128))}, (), "s_xr.npy holds complex128, not float32"),
+    "npy-huge-header": (
+        lambda s: {"fs_index.npy": _npy_header((10**10,), "<i8") + b"\0" * 64},
+        (),
+        "fs_index.npy has shape (10000000000,), not (k,), k <= 720",
+    ),
+    "npy-dense-huge-header": (
+        lambda s: {"s_v.npy": _npy_header((100_000, 100_000), "<u4")},
+        (),
+        "s_v.npy has shape (100000, 100000), not (24, 30)",
+    ),
+    "deflate-bomb-sparse": (
+        lambda s: {"fs_index.npy": _npy_header((ZEROS_20MB // 8,), "<i8") + bytes(ZEROS_20MB)},
+        ("fs_index.npy",),
+        "fs_index.npy has shape (2621440,), not (k,), k <= 720",
+    ),
+    "deflate-bomb-dense": (
+        lambda s: {"s_v.npy": _npy(np.zeros((24, 30), np.uint32)) + bytes(ZEROS_20MB)},
+        ("s_v.npy",),
+        "s_v.npy declares 20,974,528 bytes, its header 3,008",
+    ),
+    "sparse-out-of-range": (
+        lambda s: {"fs_index.npy": _npy(np.array([0, 5, 10**6])), "fs_time.npy": _npy(np.zeros(3))},
+        (),
+        "fs_index.npy holds indices out of order or outside [0, 720)",
+    ),
+    "sparse-negative": (
+        lambda s: {"ln_code.npy": _npy(np.array([-4, 8])), "ln_count.npy": _npy(np.ones(2, np.uint32))},
+        (),
+        "ln_code.npy holds indices out of order or outside [0, 2880)",
+    ),
+    "sparse-unsorted": (
+        lambda s: {"ln_code.npy": _npy(np.array([8, 4])), "ln_count.npy": _npy(np.ones(2, np.uint32))},
+        (),
+        "ln_code.npy holds indices out of order",
+    ),
+    "sparse-mismatch": (
+        lambda s: {"fs_index.npy": _npy(np.array([3, 4])), "fs_time.npy": _npy(np.zeros(1))},
+        (),
+        "fs_index.npy and fs_time.npy have shapes (2,) and (1,)",
+    ),
+    "complex128": (
+        lambda s: {"s_xr.npy": _npy(np.zeros((24, 30), np.complex128))},
+        (),
+        "s_xr.npy holds complex128, not float32",
+    ),
     "object": (lambda s: {"s_zz.npy": _npy(np.zeros((24, 30), object))}, (), "s_zz.npy holds object, not float32"),
     "byte-swapped": (lambda s: {"vmin.npy": _npy(np.zeros((24, 30), ">u2"))}, (), "vmin.npy holds >u2, not uint16"),
-    "fortran": (lambda s: {"s_r.npy": _npy(np.asfortranarray(np.zeros((24, 30), np.int32)))}, (), "s_r.npy is in Fortran order"),
+    "fortran": (
+        lambda s: {"s_r.npy": _npy(np.asfortranarray(np.zeros((24, 30), np.int32)))},
+        (),
+        "s_r.npy is in Fortran order",
+    ),
     "truncated": (lambda s: {"s_v.npy": _npy(np.zeros((24, 30), np.uint32))[:-100]}, (), "s_v.npy declares"),
     "missing": (lambda s: {"vmax.npy": None}, (), "no vmax.npy"),
-    "n-invalid": (lambda s: {"n_invalid.npy": _npy(np.full((24, 30), 200, np.uint8))}, (),
-                  "n_invalid counts more frames than the 8 of the state"),
+    "n-invalid": (
+        lambda s: {"n_invalid.npy": _npy(np.full((24, 30), 200, np.uint8))},
+        (),
+        "n_invalid counts more frames than the 8 of the state",
+    ),
 }
 
 
@@ -551,7 +610,9 @@ def test_load_refuses_a_hostile_state_in_one_line_before_using_it(good_state, tm
 def test_load_still_reads_every_part_of_a_good_state(good_state):
     acc = Accumulator.load(good_state)
     assert acc.shape == (24, 30) and acc.n_frames == 8 and len(acc.frames) == 8
-    assert acc.fs_index.size and acc.ln_code.size and acc.view_sigs and acc._open  # every optional part was there to check
+    assert (
+        acc.fs_index.size and acc.ln_code.size and acc.view_sigs and acc._open
+    )  # every optional part was there to check
     assert any(v.pending for v in acc._open.values())
 
 
@@ -585,8 +646,14 @@ def test_kernels_compiled_tells_a_first_run(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
-    out = subprocess.run([sys.executable, "-c", "from rawmap import _kernels; print(_kernels.compiled())"],
-                         cwd=root, env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "from rawmap import _kernels; print(_kernels.compiled())"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "False"
     frames = series(seed=3, n=3)
     acc = Accumulator.from_frame(frames[0])

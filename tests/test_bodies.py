@@ -9,6 +9,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_library import (  # the simulated frames of the library's tests: two hot photosites, one from frame 8 on
+    CAM,
+    CFA,
+    EARLY,
+    LATE,
+    RAW,
+    T0,
+    H,
+    W,
+    _accumulate,
+    _assert_same_state,
+    _body,
+    _dicts,
+    _frame,
+    _hand_map,
+)
 
 from rawmap.bodies import merge_imported, store_body, update_entry
 from rawmap.defectmap import Defect, DefectKind, DefectMap, FrameStats
@@ -17,9 +33,6 @@ from rawmap.dng import write_dng
 from rawmap.frame import Frame
 from rawmap.library import EntryUpdate, Library, LibraryError
 from rawmap.mapping import BodyMap, Counted, SkipKind, content_key, map_files
-from test_library import (  # the simulated frames of the library's tests: two hot photosites, one from frame 8 on
-    CAM, CFA, EARLY, LATE, RAW, T0, H, W, _accumulate, _assert_same_state, _body, _dicts, _frame, _hand_map,
-)
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +44,17 @@ def frames() -> list[Frame]:
 
 def _write_photos(folder: Path, frames: list[Frame]) -> list[Path]:
     return [
-        write_dng(folder / f"f{i:03d}.dng", f.mosaic, cfa=CFA, black=512, white=16383, camera=CAM,
-                  exposure=f.exposure, iso=f.iso, time=f.time)
+        write_dng(
+            folder / f"f{i:03d}.dng",
+            f.mosaic,
+            cfa=CFA,
+            black=512,
+            white=16383,
+            camera=CAM,
+            exposure=f.exposure,
+            iso=f.iso,
+            time=f.time,
+        )
         for i, f in enumerate(frames)
     ]
 
@@ -155,13 +177,28 @@ def test_statistics_of_another_body_cannot_be_merged(tmp_path, frames):
 # --------------------------------------------------------------------------- imported defects, edits by hand
 def test_merge_imported_keeps_every_defect_and_the_earliest_date():
     old, new = dt.datetime(2023, 6, 1), dt.datetime(2024, 3, 1)
-    imported = _hand_map(defects=[Defect(5, 5, DefectKind.COLD, 9.0, "R", old, 0.4),
-                                  Defect(7, 8, DefectKind.HOT, 50.0, "G", new, 90.0)])
-    made = replace(_hand_map(defects=[Defect(7, 8, DefectKind.HOT, 20.0, "G", old, 80.0),
-                                      Defect(9, 9, DefectKind.HOT, 30.0, "B", new, 70.0)]),
-                   frames=FrameStats(10, 2, first_capture=new, last_capture=new + dt.timedelta(days=1),
-                                     exposure_min=0.1, exposure_max=1.0, iso_min=100, iso_max=3200),
-                   dropped=[(1, 1)])
+    imported = _hand_map(
+        defects=[Defect(5, 5, DefectKind.COLD, 9.0, "R", old, 0.4), Defect(7, 8, DefectKind.HOT, 50.0, "G", new, 90.0)]
+    )
+    made = replace(
+        _hand_map(
+            defects=[
+                Defect(7, 8, DefectKind.HOT, 20.0, "G", old, 80.0),
+                Defect(9, 9, DefectKind.HOT, 30.0, "B", new, 70.0),
+            ]
+        ),
+        frames=FrameStats(
+            10,
+            2,
+            first_capture=new,
+            last_capture=new + dt.timedelta(days=1),
+            exposure_min=0.1,
+            exposure_max=1.0,
+            iso_min=100,
+            iso_max=3200,
+        ),
+        dropped=[(1, 1)],
+    )
     merged = merge_imported(made, imported)
     found = _found(merged)
     assert sorted(found) == [(5, 5), (7, 8), (9, 9)]
@@ -179,10 +216,12 @@ def test_merge_imported_keeps_every_defect_and_the_earliest_date():
 def test_imported_map_merges_with_new_photos(tmp_path, frames):
     lib = Library(tmp_path / "lib")
     old = dt.datetime(2023, 6, 1)
-    imported = _hand_map(defects=[
-        Defect(5, 5, DefectKind.COLD, 9.0, "R", old, 0.4),
-        Defect(*EARLY, DefectKind.HOT, 5.0, "R", old, 300.0),  # the same hot pixel, seen earlier elsewhere
-    ])
+    imported = _hand_map(
+        defects=[
+            Defect(5, 5, DefectKind.COLD, 9.0, "R", old, 0.4),
+            Defect(*EARLY, DefectKind.HOT, 5.0, "R", old, 300.0),  # the same hot pixel, seen earlier elsewhere
+        ]
+    )
     entry = lib.import_map(imported.save(tmp_path / "m.json"))
     assert lib.states().get((CAM, RAW)) is None
     for part in (frames[:8], frames[8:]):
@@ -290,8 +329,10 @@ def test_entries_without_content_keys_or_shape_still_work(tmp_path, frames):
 
 def test_each_sensor_size_continues_its_own_entry(tmp_path, frames):
     lib = Library(tmp_path)
-    cropped = [Frame(**{**f.__dict__, "mosaic": f.mosaic[8:40, 16:64].copy(), "path": Path(f"/crop/c{i}.dng")})
-               for i, f in enumerate(frames[4:10])]
+    cropped = [
+        Frame(**{**f.__dict__, "mosaic": f.mosaic[8:40, 16:64].copy(), "path": Path(f"/crop/c{i}.dng")})
+        for i, f in enumerate(frames[4:10])
+    ]
     a, _ = store_body(lib, _body(_accumulate(frames[:4])))
     b, _ = store_body(lib, _body(_accumulate(cropped[:4])))
     more = _accumulate(cropped[4:], lib.states()[(CAM, RAW, (32, 48))])

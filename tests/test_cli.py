@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer.main
+from conftest import PLANTED, Series
 from typer.testing import CliRunner
 
-from conftest import PLANTED, Series
 from rawmap import __version__
 from rawmap.accumulate import Accumulator
 from rawmap.cli import app
@@ -78,6 +78,7 @@ def series_map(small_series: Series, tmp_path_factory: pytest.TempPathFactory) -
 
 
 # --------------------------------------------------------------------------- map
+
 
 def test_map_writes_a_map_with_the_planted_defects(small_series: Series, series_map: Path):
     dmap = DefectMap.load(series_map)
@@ -270,12 +271,26 @@ def test_hostile_state_files_are_refused_in_one_line(small_series: Series, tmp_p
 
     bomb = 64 << 20  # 64 MB of zeros deflate to 64 kB
     hostile = {
-        "meta.rawstate": ({"meta.json": b'{"format": "rawmap-accumulator", "version": 1, "shape": "big"}'}, (),
-                          "shape 'big' is not a list of 2"),
-        "complex.rawstate": ({"s_xr.npy": npy(np.zeros((H, W), np.complex128))}, (), "s_xr.npy holds complex128, not float32"),
-        "bomb.rawstate": ({"s_v.npy": npy(np.zeros((H, W), np.uint32)) + bytes(bomb)}, ("s_v.npy",), "s_v.npy declares"),
-        "indices.rawstate": ({"fs_index.npy": npy(np.array([H * W + 7])), "fs_time.npy": npy(np.zeros(1))}, (),
-                             f"fs_index.npy holds indices out of order or outside [0, {H * W})"),
+        "meta.rawstate": (
+            {"meta.json": b'{"format": "rawmap-accumulator", "version": 1, "shape": "big"}'},
+            (),
+            "shape 'big' is not a list of 2",
+        ),
+        "complex.rawstate": (
+            {"s_xr.npy": npy(np.zeros((H, W), np.complex128))},
+            (),
+            "s_xr.npy holds complex128, not float32",
+        ),
+        "bomb.rawstate": (
+            {"s_v.npy": npy(np.zeros((H, W), np.uint32)) + bytes(bomb)},
+            ("s_v.npy",),
+            "s_v.npy declares",
+        ),
+        "indices.rawstate": (
+            {"fs_index.npy": npy(np.array([H * W + 7])), "fs_time.npy": npy(np.zeros(1))},
+            (),
+            f"fs_index.npy holds indices out of order or outside [0, {H * W})",
+        ),
         "keys.rawstate": ({STATE_KEYS_MEMBER: b"[" * 5000 + b"]" * 5000}, (), "JSON nested too deeply to read"),
     }
     for name, (members, deflate, needle) in hostile.items():
@@ -368,13 +383,17 @@ def test_map_crop_modes_and_photos_without_camera(small_series: Series, tmp_path
     result = run("map", crop, small_series.folder, plain, "-o", f"{out}/")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
-        "rawmap-simulated-sensor-sim0001-120x160.json", "rawmap-simulated-sensor-sim0001-96x128.json",
+        "rawmap-simulated-sensor-sim0001-120x160.json",
+        "rawmap-simulated-sensor-sim0001-96x128.json",
         "unknown-camera-image.json",
     ]
-    assert ("Rawmap Simulated Sensor SIM0001 (RAW) has frames of 2 sensor sizes (120x160, 96x128): "
-            "each size is mapped on its own") in result.stdout
-    assert ("warning: 3 image frame(s) of 40x60 record no camera make or model: they are assumed to come from "
-            "one body") in result.stdout
+    assert (
+        "Rawmap Simulated Sensor SIM0001 (RAW) has frames of 2 sensor sizes (120x160, 96x128): "
+        "each size is mapped on its own"
+    ) in result.stdout
+    assert (
+        "warning: 3 image frame(s) of 40x60 record no camera make or model: they are assumed to come from one body"
+    ) in result.stdout
     assert DefectMap.load(out / "rawmap-simulated-sensor-sim0001-96x128.json").frames.count == 3
 
 
@@ -400,7 +419,10 @@ def test_a_body_without_make_or_model_round_trips_through_library_export_and_imp
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("Imported the map of an unknown camera (")
     stored = lib2 / "unknown-camera-image"
-    assert DefectMap.load(stored / "map.json").to_dict() == DefectMap.load(lib / "unknown-camera-image" / "map.json").to_dict()
+    assert (
+        DefectMap.load(stored / "map.json").to_dict()
+        == DefectMap.load(lib / "unknown-camera-image" / "map.json").to_dict()
+    )
     assert Accumulator.load(stored / "state.rawstate").n_frames == 4
     listing = run("library", "list", "--library", lib2)
     assert "unknown-camera-image  unknown camera (images)" in listing.stdout and "4 frames" in listing.stdout
@@ -409,10 +431,14 @@ def test_a_body_without_make_or_model_round_trips_through_library_export_and_imp
     assert result.exit_code == 0, result.output
     assert (tmp_path / "repaired" / "p0.jpg").is_file()
     # importing it again asks for --replace, naming the body in words
-    assert_one_error(run("library", "import", exported, "--library", lib2), "an unknown camera (maps from developed images) already has a map")
+    assert_one_error(
+        run("library", "import", exported, "--library", lib2),
+        "an unknown camera (maps from developed images) already has a map",
+    )
 
 
 # --------------------------------------------------------------------------- info
+
 
 def test_info_shows_camera_identity_of_real_files(samples_dir: Path):
     files = sorted(p for p in samples_dir.iterdir() if p.is_file())
@@ -449,6 +475,7 @@ def test_info_goes_on_after_a_bad_file(small_series: Series, tmp_path: Path):
 
 
 # --------------------------------------------------------------------------- export
+
 
 @pytest.mark.parametrize(
     "fmt, name, first_data_line",
@@ -578,10 +605,17 @@ def test_every_reader_refuses_a_hand_edited_map_in_one_line(
     "name, make, needle",
     [
         ("deep.json", lambda text: "[" * 1000 + "]" * 1000, "JSON nested too deeply to read"),
-        ("inf.json", lambda text: text.replace('"score": ', '"score": Infinity, "x": ', 1), "Infinity is not a JSON number"),
+        (
+            "inf.json",
+            lambda text: text.replace('"score": ', '"score": Infinity, "x": ', 1),
+            "Infinity is not a JSON number",
+        ),
         ("nan.json", lambda text: text.replace('"score": ', '"score": NaN, "x": ', 1), "NaN is not a JSON number"),
-        ("digits.json", lambda text: text.replace('"row": ', '"row": ' + "9" * 100_000 + ', "x": ', 1),
-         "an integer of more than 4,300 digits"),
+        (
+            "digits.json",
+            lambda text: text.replace('"row": ', '"row": ' + "9" * 100_000 + ', "x": ', 1),
+            "an integer of more than 4,300 digits",
+        ),
     ],
 )
 def test_every_reader_refuses_a_hostile_map_in_one_line(
@@ -601,6 +635,7 @@ def test_every_reader_refuses_a_hostile_map_in_one_line(
 
 
 # --------------------------------------------------------------------------- edit
+
 
 def test_edit_a_map_file(series_map: Path, tmp_path: Path):
     src = tmp_path / "d.json"
@@ -674,6 +709,7 @@ def test_edit_a_library_body_and_map_again(small_series: Series, tmp_path: Path)
 
 
 # --------------------------------------------------------------------------- library and --save
+
 
 def test_map_save_continues_the_library(small_series: Series, tmp_path: Path):
     lib = tmp_path / "lib"
@@ -782,8 +818,10 @@ main()
 
 def _rawmap(*args: object, kill_at: int = 0, **popen) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", _KILLING_RAWMAP, str(kill_at), *map(str, args)], cwd=_repo_root(),
-        stdin=subprocess.DEVNULL, **popen,
+        [sys.executable, "-c", _KILLING_RAWMAP, str(kill_at), *map(str, args)],
+        cwd=_repo_root(),
+        stdin=subprocess.DEVNULL,
+        **popen,
     )
 
 
@@ -792,33 +830,56 @@ def _entry_summary(lib: Path) -> tuple[int, int, int, list]:
     (entry,) = [p for p in lib.iterdir() if not p.name.startswith(".")]
     body = json.loads((entry / "body.json").read_text())
     dmap = DefectMap.load(entry / "map.json")
-    return (Accumulator.load(entry / "state.rawstate").n_frames, body["frames"], dmap.frames.count,
-            dmap.to_dict()["defects"])
+    return (
+        Accumulator.load(entry / "state.rawstate").n_frames,
+        body["frames"],
+        dmap.frames.count,
+        dmap.to_dict()["defects"],
+    )
 
 
 def test_map_save_killed_then_rerun_gives_the_uninterrupted_map(small_series: Series, tmp_path: Path):
     """`rawmap map DIR --save` SIGKILLed during its library update (seeded steps) and at seeded random times,
     then run again: the same map and frame count as a run that was never interrupted."""
     import random
-
     import time
 
     start = tmp_path / "start"
-    proc = _rawmap("map", *small_series.files[:6], "--save", "--library", start, "-q",
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = _rawmap(
+        "map",
+        *small_series.files[:6],
+        "--save",
+        "--library",
+        start,
+        "-q",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.communicate(timeout=600)[1] == "" and proc.returncode == 0
     whole = tmp_path / "whole"
     shutil.copytree(start, whole, symlinks=True)
     t0 = time.monotonic()
-    proc = _rawmap("map", small_series.folder, "--save", "--library", whole, "-q",
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = _rawmap(
+        "map",
+        small_series.folder,
+        "--save",
+        "--library",
+        whole,
+        "-q",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.communicate(timeout=600)[1] == "" and proc.returncode == 0
     seconds = time.monotonic() - t0
     expected = _entry_summary(whole)
     assert expected[:3] == (12, 12, 12)
 
     rng = random.Random(13)
-    kills = [("step", n) for n in sorted(rng.sample(range(1, 15), 3))] + [("time", rng.uniform(0.2, seconds)) for _ in range(2)]
+    kills = [("step", n) for n in sorted(rng.sample(range(1, 15), 3))] + [
+        ("time", rng.uniform(0.2, seconds)) for _ in range(2)
+    ]
     for how, when in kills:
         lib = tmp_path / f"{how}-{when:.2f}"
         shutil.copytree(start, lib, symlinks=True)
@@ -856,8 +917,11 @@ def test_concurrent_saves_both_count(small_series: Series, tmp_path: Path):
         procs = []
         for part, log in zip(parts, logs):
             with open(log, "w") as fh:
-                procs.append(_rawmap("map", *part, "--save", "--library", lib, "-q", stdout=subprocess.PIPE,
-                                     stderr=fh, text=True))
+                procs.append(
+                    _rawmap(
+                        "map", *part, "--save", "--library", lib, "-q", stdout=subprocess.PIPE, stderr=fh, text=True
+                    )
+                )
         deadline = time.monotonic() + 120
         while not all("Waiting for another rawmap run" in log.read_text() for log in logs):
             assert time.monotonic() < deadline, [log.read_text() for log in logs]
@@ -909,6 +973,7 @@ def test_library_commands(small_series: Series, other_series: Series, tmp_path: 
 
 # --------------------------------------------------------------------------- repair
 
+
 def test_repair_from_the_library(small_series: Series, other_series: Series, tmp_path: Path):
     from rawmap.reader import read_frame
 
@@ -955,7 +1020,8 @@ def test_save_and_repair_crop_modes_of_one_body(small_series: Series, tmp_path: 
     result = run("map", small_series.folder, crop, "--save", "--library", lib)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in lib.iterdir() if not p.name.startswith(".")) == [
-        "rawmap-simulated-sensor-sim0001", "rawmap-simulated-sensor-sim0001-96x128",
+        "rawmap-simulated-sensor-sim0001",
+        "rawmap-simulated-sensor-sim0001-96x128",
     ]
     result = run("library", "show", "rawmap-simulated-sensor-sim0001-96x128", "--library", lib)
     assert "camera    Rawmap Simulated Sensor SIM0001 (RAW, 96x128)" in result.stdout
@@ -992,9 +1058,9 @@ def test_repair_refuses_another_body_unless_forced(series_map: Path, tmp_path: P
 
 
 def test_repair_jpeg_reports_psnr(tmp_path: Path):
-    from rawmap.testing import SensorSpec, generate_series
-
     from conftest import _planted
+
+    from rawmap.testing import SensorSpec, generate_series
 
     folder = tmp_path / "jpegs"
     generate_series(folder, n_frames=8, seed=5, spec=SensorSpec(120, 160), defects=_planted(), jpeg=True)
@@ -1011,13 +1077,18 @@ def test_repair_jpeg_reports_psnr(tmp_path: Path):
 
 # --------------------------------------------------------------------------- show
 
+
 def test_show_summary_and_plot(small_series: Series, series_map: Path, tmp_path: Path):
     result = run("show", series_map, "--top", "3")
     assert result.exit_code == 0, result.output
     text = result.stdout
     assert text.startswith("Rawmap Simulated Sensor SIM0001")
     assert "frames    12 used" in text and "strongest 3:" in text
-    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines() if line.strip().split()[:1] in (["stuck"], ["dead"], ["hot"])}
+    rows = {
+        line.split()[0]: line.split()[1:]
+        for line in text.splitlines()
+        if line.strip().split()[:1] in (["stuck"], ["dead"], ["hot"])
+    }
     assert all(int(rows[k][-1]) >= 1 for k in ("stuck", "dead", "hot"))
 
     png = tmp_path / "map.png"
@@ -1040,6 +1111,7 @@ def test_show_a_library_body(small_series: Series, tmp_path: Path):
 
 
 # --------------------------------------------------------------------------- the command line as a whole
+
 
 def _command_paths(group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     out = []
@@ -1107,7 +1179,10 @@ def test_installed_script_maps_and_reports(small_series: Series, tmp_path: Path)
     junk = corrupt_files(tmp_path / "junk", small_series.files[0])
     proc = subprocess.run(
         [_script(), "map", str(small_series.folder), str(junk[1]), "-o", str(out)],
-        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -1117,7 +1192,10 @@ def test_installed_script_maps_and_reports(small_series: Series, tmp_path: Path)
 
     proc = subprocess.run(
         [_script(), "map", str(junk[2]), "-o", str(tmp_path / "other.json")],
-        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=600,
     )
     assert proc.returncode == 1
     assert proc.stderr.startswith("Error: ") and len(proc.stderr.strip().splitlines()) == 1
@@ -1129,13 +1207,18 @@ def test_installed_script_maps_and_reports(small_series: Series, tmp_path: Path)
 
 def test_python_dash_m():
     proc = subprocess.run(
-        [sys.executable, "-m", "rawmap", "--version"], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600
+        [sys.executable, "-m", "rawmap", "--version"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"rawmap {__version__}"
 
 
 # --------------------------------------------------------------------------- raw mosaics in image files (--cfa)
+
 
 @pytest.fixture(scope="module")
 def mosaic_tiffs(tmp_path_factory: pytest.TempPathFactory):
@@ -1173,7 +1256,9 @@ def test_map_cfa_mono_with_camera_name(tmp_path: Path):
 
     series = write_mosaic_series(tmp_path / "pgm", fmt="pgm16", cfa="mono", seed=5, n_frames=6)
     out = tmp_path / "mono.json"
-    result = run("map", series.folder, "--cfa", "mono", "--camera", "ZWO ASI183MM Pro, 1A2B", "--black", "16", "-o", out)
+    result = run(
+        "map", series.folder, "--cfa", "mono", "--camera", "ZWO ASI183MM Pro, 1A2B", "--black", "16", "-o", out
+    )
     assert result.exit_code == 0, result.output
     assert "ZWO ASI183MM Pro 1A2B (RAW, 96x128, monochrome)" in result.stdout
     data = json.loads(out.read_text())
@@ -1233,7 +1318,10 @@ def test_repair_cfa_writes_the_same_format(mosaic_tiffs, tmp_path: Path):
 
 # --------------------------------------------------------------------------- outputs: folders, checks first, inputs never replaced
 
-def test_output_with_a_trailing_slash_is_a_folder(small_series: Series, series_map: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+
+def test_output_with_a_trailing_slash_is_a_folder(
+    small_series: Series, series_map: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     monkeypatch.chdir(tmp_path)
     result = run("map", small_series.folder, "-o", "maps/")
     assert result.exit_code == 0, result.output
@@ -1365,6 +1453,7 @@ def test_export_rawtherapee_warns_when_the_name_has_no_serial(series_map: Path, 
 
 # --------------------------------------------------------------------------- small things a new user hit
 
+
 @pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
 def test_help_shows_metavars_not_python_types(path: tuple[str, ...]):
     text = run(*path, "--help").stdout
@@ -1401,7 +1490,9 @@ def test_ctrl_c_while_starting_is_one_line(tmp_path: Path):
         "sys.argv = ['rawmap', '--help']\n"
         "runpy.run_module('rawmap', run_name='__main__')\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[1])
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[1]
+    )
     assert proc.returncode == 130, proc.stderr
     assert proc.stderr == "Interrupted.\n"
 
@@ -1410,7 +1501,10 @@ def test_closed_stdout_ends_quietly(series_map: Path, tmp_path: Path):
     """`rawmap export ... | head -1`: no 'Error: Broken pipe', no traceback."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "rawmap", "export", str(series_map), "--format", "dcraw", "-o", str(tmp_path / "m.txt")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, cwd=Path(__file__).parents[1],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        cwd=Path(__file__).parents[1],
     )
     with proc:
         proc.stdout.close()  # the reader is gone before rawmap prints anything
@@ -1422,9 +1516,7 @@ def test_closed_stdout_ends_quietly(series_map: Path, tmp_path: Path):
 
 
 def test_show_top_n_draws_n_crops(series_map: Path, tmp_path: Path):
-    from rawmap.show import plot_layout
-
-    from rawmap.show import plot_map
+    from rawmap.show import plot_layout, plot_map
 
     data = json.loads(series_map.read_text())
     data["defects"] = [
@@ -1487,8 +1579,9 @@ def test_memory_running_out_is_one_line(small_series: Series, tmp_path: Path):
         f"sys.argv = ['rawmap', 'map', {str(small_series.folder)!r}, '-o', {str(tmp_path / 'm.json')!r}]\n"
         "runpy.run_module('rawmap', run_name='__main__')\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          cwd=Path(__file__).parents[1])
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[1]
+    )
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("Error: out of memory")
     assert "Traceback" not in proc.stderr
@@ -1496,12 +1589,13 @@ def test_memory_running_out_is_one_line(small_series: Series, tmp_path: Path):
 
 def test_repair_of_an_image_pillow_cannot_decode_again_is_skipped(tmp_path: Path):
     """A TIFF that tifffile reads but Pillow cannot (RowsPerStrip 0) used to end repair in a traceback."""
+    from PIL import Image
+
     from rawmap.defectmap import DefectMap, FrameStats, SensorGeometry
     from rawmap.errors import UnreadableFileError
     from rawmap.frame import CameraId
-    from rawmap.repair import _repair_jpeg
     from rawmap.reader import read_frame
-    from PIL import Image
+    from rawmap.repair import _repair_jpeg
 
     img = tmp_path / "p.jpg"
     Image.fromarray(np.full((16, 24, 3), 100, np.uint8)).save(img)

@@ -28,11 +28,19 @@ from rawmap.frame import CameraId
 CAM = CameraId("Canon", "Canon EOS D30", "171048961")
 SENSOR = SensorGeometry(12, 16, top_margin=6, left_margin=48, full_height=18, full_width=64, cfa="RGGB")
 FRAMES = FrameStats(
-    40, skipped=1,
-    first_capture=dt.datetime(2026, 3, 1, 12, 0), last_capture=dt.datetime(2026, 3, 9, 23, 59, 30),
-    exposure_min=0.00025, exposure_max=30.0, iso_min=100.0, iso_max=6400.0, views=17, darks=4, flats=1,
+    40,
+    skipped=1,
+    first_capture=dt.datetime(2026, 3, 1, 12, 0),
+    last_capture=dt.datetime(2026, 3, 9, 23, 59, 30),
+    exposure_min=0.00025,
+    exposure_max=30.0,
+    iso_min=100.0,
+    iso_max=6400.0,
+    views=17,
+    darks=4,
+    flats=1,
 )
-CREATED = dt.datetime(2026, 11, 25, 16, 0, tzinfo=dt.timezone.utc)
+CREATED = dt.datetime(2026, 11, 25, 16, 0, tzinfo=dt.UTC)
 
 # deliberately out of order; scores/values already at the file's precision (3 / 4 decimals)
 HOT = Defect(7, 3, DefectKind.HOT, 41.2, "G", first_seen=dt.datetime(2026, 3, 2, 21, 14), value=812.0, views=9)
@@ -43,9 +51,12 @@ DEAD = Defect(2, 1, DefectKind.DEAD, 30.0, "B")  # no value: NaN, left out of th
 
 def _map(defects: list[Defect] | None = None) -> DefectMap:
     return DefectMap(
-        CAM, SENSOR, FRAMES,
+        CAM,
+        SENSOR,
+        FRAMES,
         defects=[HOT, STUCK, COLUMN] if defects is None else defects,
-        thresholds={"k": 6.0, "min_scenes": 3}, created=CREATED,
+        thresholds={"k": 6.0, "min_scenes": 3},
+        created=CREATED,
     )
 
 
@@ -61,6 +72,7 @@ def assert_one_line(err: Exception, source: str | Path, fragment: str) -> None:
 
 
 # --------------------------------------------------------------------------- round trip
+
 
 def test_json_round_trip_is_equal():
     dmap = _map()
@@ -89,27 +101,55 @@ def test_file_layout():
     assert d["software"].startswith("rawmap ")
     assert d["camera"] == {"make": "Canon", "model": "Canon EOS D30", "serial": "171048961"}
     assert d["sensor"] == {
-        "height": 12, "width": 16, "top_margin": 6, "left_margin": 48,
-        "full_height": 18, "full_width": 64, "cfa": "RGGB", "source": "raw",
+        "height": 12,
+        "width": 16,
+        "top_margin": 6,
+        "left_margin": 48,
+        "full_height": 18,
+        "full_width": 64,
+        "cfa": "RGGB",
+        "source": "raw",
     }
     assert d["frames"] == {
-        "count": 40, "skipped": 1,
-        "first_capture": "2026-03-01T12:00:00", "last_capture": "2026-03-09T23:59:30",
-        "exposure_min": 0.00025, "exposure_max": 30.0, "iso_min": 100.0, "iso_max": 6400.0,
-        "views": 17, "darks": 4, "flats": 1,
+        "count": 40,
+        "skipped": 1,
+        "first_capture": "2026-03-01T12:00:00",
+        "last_capture": "2026-03-09T23:59:30",
+        "exposure_min": 0.00025,
+        "exposure_max": 30.0,
+        "iso_min": 100.0,
+        "iso_max": 6400.0,
+        "views": 17,
+        "darks": 4,
+        "flats": 1,
     }
     assert d["thresholds"] == {"k": 6.0, "min_scenes": 3}
     assert d["defects"] == [
         {"row": 2, "col": 9, "kind": "stuck", "score": 12.5, "channel": "R", "first_seen": None, "value": 9000.0},
-        {"row": 7, "col": 3, "kind": "hot", "score": 41.2, "channel": "G",
-         "first_seen": "2026-03-02T21:14:00", "value": 812.0, "views": 9},
-        {"row": 11, "col": 15, "kind": "column", "score": 5.25, "channel": "G",
-         "first_seen": "2026-03-01T12:00:00", "value": -3.5},
+        {
+            "row": 7,
+            "col": 3,
+            "kind": "hot",
+            "score": 41.2,
+            "channel": "G",
+            "first_seen": "2026-03-02T21:14:00",
+            "value": 812.0,
+            "views": 9,
+        },
+        {
+            "row": 11,
+            "col": 15,
+            "kind": "column",
+            "score": 5.25,
+            "channel": "G",
+            "first_seen": "2026-03-01T12:00:00",
+            "value": -3.5,
+        },
     ]
 
 
 def test_first_seen_round_trip():
-    for first in (None, dt.datetime(2026, 3, 2, 21, 14, 5), dt.datetime(2026, 3, 2, 21, 14, tzinfo=dt.timezone.utc)):
+    for first in (None, dt.datetime(2026, 3, 2, 21, 14, 5), dt.datetime(2026, 3, 2, 21, 14, tzinfo=dt.UTC)):
         d = dataclasses.replace(HOT, first_seen=first)
         back = Defect.from_dict(json.loads(json.dumps(d.to_dict())))
         assert back.first_seen == first
@@ -153,6 +193,7 @@ def test_unknown_keys_are_ignored():
 
 
 # --------------------------------------------------------------------------- refusals
+
 
 @pytest.mark.parametrize("fmt", [None, "rawmap-accumulator", "RAWMAP-DEFECT-MAP"])
 def test_refuses_wrong_format(fmt):
@@ -212,8 +253,22 @@ def test_refuses_invalid_version(version):
         lambda d: d.update(sensor="12x16"),
         lambda d: d.update(defects=[[2, 9, "stuck"]]),
     ],
-    ids=["no-camera", "no-sensor", "no-height", "unknown-kind", "bad-row", "no-col", "bad-first-seen",
-         "null-defects", "bad-created", "null-camera", "list-camera", "null-frames", "text-sensor", "list-defect"],
+    ids=[
+        "no-camera",
+        "no-sensor",
+        "no-height",
+        "unknown-kind",
+        "bad-row",
+        "no-col",
+        "bad-first-seen",
+        "null-defects",
+        "bad-created",
+        "null-camera",
+        "list-camera",
+        "null-frames",
+        "text-sensor",
+        "list-defect",
+    ],
 )
 def test_refuses_damaged_map(damage):
     d = _map().to_dict()
@@ -237,28 +292,46 @@ def _hand_edited(tmp_path: Path, edit, name: str = "edited.json") -> Path:
     "edit, fragment",
     [
         # the two: a traceback in repair, and a wrapped index that repairs a healthy photosite
-        (lambda d: d["defects"][1].update(row=99999), "defect #2 {\"row\": 99999 ~ row 99999, col 3 lies outside the 12x16 sensor (rows 0-11, cols 0-15)"),
-        (lambda d: d["defects"][0].update(row=-3), "defect #1 {\"row\": -3 ~ row -3, col 9 lies outside the 12x16 sensor"),
-        (lambda d: d["defects"][2].update(col=16), "defect #3 {\"row\": 11 ~ row 11, col 16 lies outside"),
-        (lambda d: d["defects"][0].update(col=True), "defect #1 {\"row\": 2 ~ col true is not a whole number"),
+        (
+            lambda d: d["defects"][1].update(row=99999),
+            'defect #2 {"row": 99999 ~ row 99999, col 3 lies outside the 12x16 sensor (rows 0-11, cols 0-15)',
+        ),
+        (
+            lambda d: d["defects"][0].update(row=-3),
+            'defect #1 {"row": -3 ~ row -3, col 9 lies outside the 12x16 sensor',
+        ),
+        (lambda d: d["defects"][2].update(col=16), 'defect #3 {"row": 11 ~ row 11, col 16 lies outside'),
+        (lambda d: d["defects"][0].update(col=True), 'defect #1 {"row": 2 ~ col true is not a whole number'),
         (lambda d: d["defects"][0].update(col=9.0), "col 9.0 is not a whole number"),
-        (lambda d: d["defects"][0].update(row="2"), "defect #1 {\"row\": \"2\" ~ row \"2\" is not a whole number"),
+        (lambda d: d["defects"][0].update(row="2"), 'defect #1 {"row": "2" ~ row "2" is not a whole number'),
         (lambda d: d["defects"][0].update(row=None), "row null is not a whole number"),
-        (lambda d: d["defects"][1].update(kind="warm"), "defect #2 {\"row\": 7 ~ unknown kind \"warm\" (one of stuck, dead, hot, cold, noisy, column)"),
-        (lambda d: d["defects"][1].update(kind=["hot"]), "kind [\"hot\"] is not a string"),
-        (lambda d: d["defects"][1].update(score="high"), "score \"high\" is not a number"),
+        (
+            lambda d: d["defects"][1].update(kind="warm"),
+            'defect #2 {"row": 7 ~ unknown kind "warm" (one of stuck, dead, hot, cold, noisy, column)',
+        ),
+        (lambda d: d["defects"][1].update(kind=["hot"]), 'kind ["hot"] is not a string'),
+        (lambda d: d["defects"][1].update(score="high"), 'score "high" is not a number'),
         (lambda d: d["defects"][1].update(score=False), "score false is not a number"),
         (lambda d: d["defects"][1].update(channel="X"), "channel \"X\" is not one of '', 'R', 'G', 'B'"),
-        (lambda d: d["defects"][1].update(manual="yes"), "manual \"yes\" is not true or false"),
-        (lambda d: d["defects"].append(dict(d["defects"][0], kind="hot")), "defect #4 {\"row\": 2 ~ a second entry for row 2, col 9"),
-        (lambda d: d["defects"].append([3, 4, "hot"]), "defect #4 [3, 4, \"hot\"] is [3, 4, \"hot\"], not an object"),
-        (lambda d: d.update(dropped=[{"row": 12, "col": 0}]), "dropped #1 {\"row\": 12 ~ row 12, col 0 lies outside the 12x16 sensor"),
-        (lambda d: d.update(dropped=[{"row": 1, "col": -1}]), "dropped #1 {\"row\": 1 ~ row 1, col -1 lies outside"),
+        (lambda d: d["defects"][1].update(manual="yes"), 'manual "yes" is not true or false'),
+        (
+            lambda d: d["defects"].append(dict(d["defects"][0], kind="hot")),
+            'defect #4 {"row": 2 ~ a second entry for row 2, col 9',
+        ),
+        (lambda d: d["defects"].append([3, 4, "hot"]), 'defect #4 [3, 4, "hot"] is [3, 4, "hot"], not an object'),
+        (
+            lambda d: d.update(dropped=[{"row": 12, "col": 0}]),
+            'dropped #1 {"row": 12 ~ row 12, col 0 lies outside the 12x16 sensor',
+        ),
+        (lambda d: d.update(dropped=[{"row": 1, "col": -1}]), 'dropped #1 {"row": 1 ~ row 1, col -1 lies outside'),
         (lambda d: d["sensor"].update(height=0), "sensor: height 0 is out of range (it must be 1 to 65,535)"),
         (lambda d: d["sensor"].update(width=70000), "sensor: width 70000 is out of range"),
-        (lambda d: d["sensor"].update(height=65535, width=65535), "is 4,294,836,225 photosites, more than the 536,870,912 rawmap reads"),
+        (
+            lambda d: d["sensor"].update(height=65535, width=65535),
+            "is 4,294,836,225 photosites, more than the 536,870,912 rawmap reads",
+        ),
         (lambda d: d["sensor"].update(top_margin=-6), "sensor: top_margin -6 is out of range"),
-        (lambda d: d["sensor"].update(cfa="RGGX"), "sensor: cfa \"RGGX\" is not four letters of R, G, B"),
+        (lambda d: d["sensor"].update(cfa="RGGX"), 'sensor: cfa "RGGX" is not four letters of R, G, B'),
         (lambda d: d["sensor"].update(source="film"), "sensor: source \"film\" is not one of 'raw', 'image'"),
         (lambda d: d["frames"].update(count=-1), "frames: count -1 is out of range"),
         (lambda d: d["camera"].update(make=42), "camera: make 42 is not a string"),
@@ -285,7 +358,10 @@ def test_load_accepts_the_edge_photosites_and_reads_them_exactly(tmp_path):
         d["dropped"] = [{"row": 11, "col": 0}]
 
     back = DefectMap.load(_hand_edited(tmp_path, corners))
-    assert [(d.row, d.col, d.kind, d.score) for d in back.defects] == [(0, 0, DefectKind.HOT, 0.0), (11, 15, DefectKind.DEAD, 3.0)]
+    assert [(d.row, d.col, d.kind, d.score) for d in back.defects] == [
+        (0, 0, DefectKind.HOT, 0.0),
+        (11, 15, DefectKind.DEAD, 3.0),
+    ]
     assert back.dropped == [(11, 0)]
     m = back.mask()
     assert m.sum() == 2 and m[0, 0] and m[11, 15]
@@ -308,7 +384,10 @@ def test_mask_refuses_a_map_built_with_a_defect_outside_its_sensor():
         ("MAP.replace('41.2', 'NaN')", "NaN is not a JSON number"),
         ("MAP.replace('41.2', '1e999')", "the number 1e999 overflows to infinity"),
         ("MAP.replace('\"row\": 7', '\"row\": ' + '7' * 100_000)", "an integer of more than 4,300 digits"),
-        ("MAP.replace('\"height\": 12', '\"height\": ' + '1' * 4000)", "sensor: height 1111111111111111111111111111111111111..."),
+        (
+            "MAP.replace('\"height\": 12', '\"height\": ' + '1' * 4000)",
+            "sensor: height 1111111111111111111111111111111111111...",
+        ),
     ],
     ids=["depth-1000", "depth-100000", "infinity", "minus-infinity", "nan", "overflow", "100000-digits", "4000-digits"],
 )
@@ -415,10 +494,14 @@ def test_load_refuses_folder(tmp_path):
 
 # --------------------------------------------------------------------------- queries
 
+
 def test_defects_sorted_by_row_then_col():
     defects = [
-        Defect(5, 2, DefectKind.HOT, 1.0), Defect(0, 7, DefectKind.HOT, 1.0), Defect(5, 0, DefectKind.DEAD, 1.0),
-        Defect(0, 3, DefectKind.STUCK, 1.0), Defect(11, 1, DefectKind.COLD, 1.0),
+        Defect(5, 2, DefectKind.HOT, 1.0),
+        Defect(0, 7, DefectKind.HOT, 1.0),
+        Defect(5, 0, DefectKind.DEAD, 1.0),
+        Defect(0, 3, DefectKind.STUCK, 1.0),
+        Defect(11, 1, DefectKind.COLD, 1.0),
     ]
     dmap = _map(defects)
     assert [(d.row, d.col) for d in dmap.defects] == [(0, 3), (0, 7), (5, 0), (5, 2), (11, 1)]
@@ -448,8 +531,12 @@ def test_counts():
     counts = dmap.counts()
     assert list(counts) == list(DefectKind)
     assert counts == {
-        DefectKind.STUCK: 1, DefectKind.DEAD: 1, DefectKind.HOT: 2,
-        DefectKind.COLD: 0, DefectKind.NOISY: 0, DefectKind.COLUMN: 1,
+        DefectKind.STUCK: 1,
+        DefectKind.DEAD: 1,
+        DefectKind.HOT: 2,
+        DefectKind.COLD: 0,
+        DefectKind.NOISY: 0,
+        DefectKind.COLUMN: 1,
     }
     assert len(dmap) == 5
 
@@ -467,6 +554,7 @@ def test_empty_map_queries():
 
 # --------------------------------------------------------------------------- save
 
+
 def test_save_refuses_to_overwrite_then_overwrites(tmp_path):
     path = tmp_path / "body.json"
     first = _map([STUCK])
@@ -483,6 +571,7 @@ def test_save_refuses_to_overwrite_then_overwrites(tmp_path):
 
 
 # --------------------------------------------------------------------------- merge_defects
+
 
 def test_merge_defects_keeps_highest_score_per_photosite():
     a = [Defect(5, 5, DefectKind.HOT, 3.0, value=1.0), Defect(1, 1, DefectKind.STUCK, 10.0, value=9000.0)]
@@ -508,6 +597,7 @@ def test_merge_defects_edge_cases():
 
 
 # --------------------------------------------------------------------------- edits by hand
+
 
 def test_edited_adds_drops_and_round_trips(tmp_path):
     from rawmap.export import dcraw_text

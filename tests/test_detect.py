@@ -27,7 +27,9 @@ def _blur(img):
 
 def _day(rng):
     yy, xx = np.mgrid[0:H, 0:W]
-    s = rng.uniform(500, 3000) * (1 + 0.5 * np.sin(xx / rng.uniform(20, 80) + rng.uniform(0, 6)) * np.cos(yy / rng.uniform(20, 80)))
+    s = rng.uniform(500, 3000) * (
+        1 + 0.5 * np.sin(xx / rng.uniform(20, 80) + rng.uniform(0, 6)) * np.cos(yy / rng.uniform(20, 80))
+    )
     for _ in range(12):
         y, x, r = rng.uniform(0, H), rng.uniform(0, W), rng.uniform(5, 40)
         s[(yy - y) ** 2 + (xx - x) ** 2 < r * r] *= rng.uniform(0.3, 2.5)
@@ -75,9 +77,16 @@ def series():
         elif i < 14:
             kind, exp, iso, s = "burst", 1 / 200, 100, burst
         else:
-            kind, exp, iso, s = "day", float(rng.choice([1 / 1000, 1 / 250, 1 / 60])), int(rng.choice([100, 200, 800])), _day(rng)
+            kind, exp, iso, s = (
+                "day",
+                float(rng.choice([1 / 1000, 1 / 250, 1 / 60])),
+                int(rng.choice([100, 200, 800])),
+                _day(rng),
+            )
         g = (iso / 100) * 0.5
-        e = np.clip(s * exp * (50 if kind != "night" else 1) * (rng.normal(1, 0.002) if kind == "burst" else 1), 0, None)
+        e = np.clip(
+            s * exp * (50 if kind != "night" else 1) * (rng.normal(1, 0.002) if kind == "burst" else 1), 0, None
+        )
         sig = rng.poisson(e).astype(float) * g + rng.normal(0, 3 * max(1, iso / 800), (H, W))
         if kind == "day" and i % 5 == 0:
             sig[100:120, 200:230] = WHITE  # clipped highlight, different frames, same place
@@ -97,8 +106,19 @@ def series():
         r, c0, n = DEAD_ROW
         sig[r, c0 : c0 + n] = rng.normal(0, 3, n)
         m = np.clip(np.round(sig + BLACK), 0, WHITE).astype(np.uint16)
-        frames.append(Frame(path=f"f{i}.dng", mosaic=m, cfa=CFA, black=np.full(4, float(BLACK)), white=WHITE,
-                            exposure=exp, iso=iso, time=t0 + dt.timedelta(hours=i), camera=CAM))
+        frames.append(
+            Frame(
+                path=f"f{i}.dng",
+                mosaic=m,
+                cfa=CFA,
+                black=np.full(4, float(BLACK)),
+                white=WHITE,
+                exposure=exp,
+                iso=iso,
+                time=t0 + dt.timedelta(hours=i),
+                camera=CAM,
+            )
+        )
     acc = Accumulator.from_frame(frames[0])
     for f in frames:
         acc.update(f)
@@ -153,8 +173,17 @@ def test_high_iso_noise_does_not_flood():
         g = 32.0
         sig = rng.poisson(np.clip(s, 0, None)).astype(float) * g + rng.normal(0, 60, (H, W))
         m = np.clip(np.round(sig + BLACK), 0, WHITE).astype(np.uint16)
-        f = Frame(path=f"h{i}", mosaic=m, cfa=CFA, black=np.full(4, float(BLACK)), white=WHITE,
-                  exposure=1 / 30, iso=6400, time=None, camera=CAM)
+        f = Frame(
+            path=f"h{i}",
+            mosaic=m,
+            cfa=CFA,
+            black=np.full(4, float(BLACK)),
+            white=WHITE,
+            exposure=1 / 30,
+            iso=6400,
+            time=None,
+            camera=CAM,
+        )
         acc = acc or Accumulator.from_frame(f)
         acc.update(f)
     assert classify(acc) == []
@@ -213,8 +242,11 @@ def test_scenes_needed_rise_with_the_chance_of_coincidence():
     acc = Accumulator((1000, 1500), cfa=CFA, black=np.full(4, 0.0), white=WHITE, camera=CAM)
 
     def frames(rate, n_scenes, per_scene=1, overflow=False):
-        return [FrameRecord(f"f{s}-{k}", None, 0.01, 100.0, 0.01, s + 1, 1.0, 0.0, int(rate * 1.5e6), overflow)
-                for s in range(n_scenes) for k in range(per_scene)]
+        return [
+            FrameRecord(f"f{s}-{k}", None, 0.01, 100.0, 0.01, s + 1, 1.0, 0.0, int(rate * 1.5e6), overflow)
+            for s in range(n_scenes)
+            for k in range(per_scene)
+        ]
 
     acc.frames = frames(0.005, 9)
     assert _chance_need(acc, 2, 5.0) == 4
@@ -287,8 +319,9 @@ def test_independent_series_meets_the_targets(source):
     if source == "JPEG":
         files = [p.with_suffix(".jpg") for p in files]
     dmap = map_files(files).maps[0].defect_map
-    recall, precision, found, total = score_flags({(d.row, d.col) for d in dmap.defects}, truth,
-                                                  radius=2 if source == "JPEG" else 0, jpeg=source == "JPEG")
+    recall, precision, found, total = score_flags(
+        {(d.row, d.col) for d in dmap.defects}, truth, radius=2 if source == "JPEG" else 0, jpeg=source == "JPEG"
+    )
     if source == "RAW":
         assert recall >= 0.97 and precision >= 0.99, (recall, precision, found, total)
         # low-gain photosites (0.16-0.40 of their neighbours) and every member of the 3-photosite clusters

@@ -49,8 +49,15 @@ def test_round_trip_no_border(tmp_path, cfa):
     m = rng.integers(0, 16384, size=(40, 60), dtype=np.uint16)
     t = dt.datetime(2025, 3, 14, 21, 5, 30)
     p = write_dng(
-        tmp_path / "a.dng", m, cfa=np.array(cfa), black=512, white=16383, camera=CAM,
-        exposure=1 / 4000, iso=400, time=t,
+        tmp_path / "a.dng",
+        m,
+        cfa=np.array(cfa),
+        black=512,
+        white=16383,
+        camera=CAM,
+        exposure=1 / 4000,
+        iso=400,
+        time=t,
     )
     r = _read(p)
     np.testing.assert_array_equal(r["visible"], m)
@@ -69,8 +76,17 @@ def test_round_trip_with_active_area_border(tmp_path):
     m = rng.integers(600, 15000, size=(50, 70), dtype=np.uint16)
     full = rng.integers(500, 530, size=(50 + 8 + 2, 70 + 12 + 4), dtype=np.uint16)
     p = write_dng(
-        tmp_path / "b.dng", m, cfa=RGGB, black=512, white=15000, camera=CAM,
-        exposure=30.0, iso=3200, full_frame=full, margins=(8, 12), orientation=6,
+        tmp_path / "b.dng",
+        m,
+        cfa=RGGB,
+        black=512,
+        white=15000,
+        camera=CAM,
+        exposure=30.0,
+        iso=3200,
+        full_frame=full,
+        margins=(8, 12),
+        orientation=6,
     )
     r = _read(p)
     np.testing.assert_array_equal(r["visible"], m)
@@ -109,8 +125,9 @@ def test_odd_size_frame(tmp_path):
     r = _read(write_dng(tmp_path / "odd.dng", m, cfa=RGGB, black=64, white=4095, camera=CAM))
     np.testing.assert_array_equal(r["visible"], m)
     full = np.full((31 + 4, 47 + 6), 60, dtype=np.uint16)
-    r = _read(write_dng(tmp_path / "odd2.dng", m, cfa=RGGB, black=64, white=4095, camera=CAM,
-                        full_frame=full, margins=(2, 4)))
+    r = _read(
+        write_dng(tmp_path / "odd2.dng", m, cfa=RGGB, black=64, white=4095, camera=CAM, full_frame=full, margins=(2, 4))
+    )
     np.testing.assert_array_equal(r["visible"], m)
     assert r["margins"] == (2, 4)
 
@@ -120,8 +137,16 @@ def test_serial_and_tags(tmp_path):
 
     m = np.zeros((24, 24), dtype=np.uint16)
     opcodes = b"\x00\x00\x00\x00"  # an empty opcode list: count 0
-    p = write_dng(tmp_path / "s.dng", m, cfa=RGGB, black=0, white=1023, camera=CAM,
-                  as_shot_neutral=[0.5, 1.0, 0.7], opcodes=opcodes)
+    p = write_dng(
+        tmp_path / "s.dng",
+        m,
+        cfa=RGGB,
+        black=0,
+        white=1023,
+        camera=CAM,
+        as_shot_neutral=[0.5, 1.0, 0.7],
+        opcodes=opcodes,
+    )
     with tifffile.TiffFile(p) as tf:
         tags = tf.pages[0].tags
         assert tags[271].value == "Rawmap"
@@ -139,8 +164,14 @@ def test_serial_and_tags(tmp_path):
 def test_no_serial_tag_when_empty(tmp_path):
     import tifffile
 
-    p = write_dng(tmp_path / "n.dng", np.zeros((24, 24), np.uint16), cfa=RGGB, black=0, white=255,
-                  camera=CameraId("Make", "Model"))
+    p = write_dng(
+        tmp_path / "n.dng",
+        np.zeros((24, 24), np.uint16),
+        cfa=RGGB,
+        black=0,
+        white=255,
+        camera=CameraId("Make", "Model"),
+    )
     with tifffile.TiffFile(p) as tf:
         assert 50735 not in tf.pages[0].tags
 
@@ -198,8 +229,18 @@ def test_invalid_input(tmp_path):
 @pytest.mark.skipif(shutil.which("dcraw") is None, reason="dcraw not installed")
 def test_dcraw_identifies(tmp_path):
     m = np.full((22, 30), 1000, dtype=np.uint16)
-    p = write_dng(tmp_path / "dc.dng", m, cfa=RGGB, black=512, white=16383, camera=CAM,
-                  exposure=1 / 250, iso=200, full_frame=np.full((26, 36), 510, np.uint16), margins=(2, 4))
+    p = write_dng(
+        tmp_path / "dc.dng",
+        m,
+        cfa=RGGB,
+        black=512,
+        white=16383,
+        camera=CAM,
+        exposure=1 / 250,
+        iso=200,
+        full_frame=np.full((26, 36), 510, np.uint16),
+        margins=(2, 4),
+    )
     out = subprocess.run(["dcraw", "-i", "-v", str(p)], capture_output=True, text=True, check=True).stdout
     assert "Camera: Rawmap Test Body" in out
     assert "ISO speed: 200" in out

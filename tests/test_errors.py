@@ -66,7 +66,12 @@ def test_hierarchy():
 
 @pytest.mark.parametrize(
     "text, limit, expected",
-    [("a\n  b\tc\r\n", None, "a b c"), ("x" * 10, 8, "xxxxx..."), ("short", 8, "short"), (ValueError("v\nw"), None, "v w")],
+    [
+        ("a\n  b\tc\r\n", None, "a b c"),
+        ("x" * 10, 8, "xxxxx..."),
+        ("short", 8, "short"),
+        (ValueError("v\nw"), None, "v w"),
+    ],
 )
 def test_one_line(text, limit, expected):
     assert one_line(text, limit) == expected

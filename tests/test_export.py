@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from peers import rawtherapee_env, require_peer, run_peer
 
-from peers import require_peer, rawtherapee_env, run_peer
 from rawmap import __version__
 from rawmap.defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry
 from rawmap.dng import write_dng
@@ -125,9 +125,10 @@ def test_rawtherapee_crop_origin_shifts_and_drops():
     assert lines[2:5] == ["1 1", "5 1", "1 2"]
     assert "-1 5" not in lines and all(not ln.startswith("-") for ln in lines)
     assert len(lines) == 2 + 14 - 1
-    assert rawtherapee_text(_small_map(), crop_origin=(2, 4)).splitlines()[2:] == rawtherapee_text(
-        _small_map()
-    ).splitlines()[2:]
+    assert (
+        rawtherapee_text(_small_map(), crop_origin=(2, 4)).splitlines()[2:]
+        == rawtherapee_text(_small_map()).splitlines()[2:]
+    )
     with pytest.raises(ValueError, match="crop_origin"):
         rawtherapee_text(_small_map(), crop_origin=(-1, 0))
     with pytest.raises(ValueError, match="crop_origin"):
@@ -566,7 +567,10 @@ def test_rawtherapee_serial_only_where_rawtherapee_reads_it():
     # the source travels with the map file, and old maps without it count as unknown
     m = DefectMap(cam, SensorGeometry(4, 4), FrameStats(1))
     back = DefectMap.from_dict(m.to_dict())
-    assert back.camera.serial_source == "exif" and default_filename(back, "rawtherapee") == "Canon EOS D30 171048961.badpixels"
+    assert (
+        back.camera.serial_source == "exif"
+        and default_filename(back, "rawtherapee") == "Canon EOS D30 171048961.badpixels"
+    )
     old = m.to_dict()
     del old["camera"]["serial_source"]
     assert default_filename(DefectMap.from_dict(old), "rawtherapee") == "Canon EOS D30.badpixels"

@@ -45,7 +45,7 @@ def test_accepts_str_path_and_empty_data(tmp_path):
 
 def test_text_is_utf8(tmp_path):
     path = atomic_write_text(tmp_path / "map.json", "Ångström ✓\n")
-    assert path.read_bytes() == "Ångström ✓\n".encode("utf-8")
+    assert path.read_bytes() == "Ångström ✓\n".encode()
 
 
 def test_creates_missing_folders(tmp_path):
@@ -177,7 +177,6 @@ def test_mode_follows_umask(tmp_path, umask, mask, mode):
     plain = tmp_path / "plain.bin"
     plain.write_bytes(b"")
     assert stat.S_IMODE(plain.stat().st_mode) == mode
-
 
 
 def test_error_names_the_users_file_not_the_temporary_one(tmp_path, monkeypatch):

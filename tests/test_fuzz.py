@@ -8,13 +8,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import fuzzing
 import numpy as np
 import pytest
 import tifffile
+from conftest import SHARED_SAMPLES
 from typer.testing import CliRunner
 
-import fuzzing
-from conftest import SHARED_SAMPLES
 from rawmap.cli import app
 from rawmap.reader import read_frame
 
@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # --------------------------------------------------------------------------- the harness itself
+
 
 def test_set_tiff_tag_edits_what_tifffile_reads(small_series, tmp_path):
     data = bytearray(small_series.files[0].read_bytes())
@@ -55,7 +56,9 @@ def test_mutants_are_seeded_and_variants_read_the_same(small_series, tmp_path):
 def test_outcome_judges_tracebacks_stray_lines_and_hangs():
     clean = fuzzing.Outcome(["info", "x"], 1, "", "Error: x: is truncated (copy it again)\n")
     assert not clean.bad
-    libraw = fuzzing.Outcome(["info", "x"], 1, "", "x: data corrupted at 1560433\nError: x: its image data is corrupt\n")
+    libraw = fuzzing.Outcome(
+        ["info", "x"], 1, "", "x: data corrupted at 1560433\nError: x: its image data is corrupt\n"
+    )
     assert libraw.stray == ["x: data corrupted at 1560433"] and libraw.bad
     trace = fuzzing.Outcome(["repair", "x"], 1, "", "Traceback (most recent call last):\nValueError: white\n")
     assert trace.traceback and trace.bad
@@ -65,6 +68,7 @@ def test_outcome_judges_tracebacks_stray_lines_and_hangs():
 
 
 # --------------------------------------------------------------------------- a bounded campaign
+
 
 def test_fuzz_subset_has_no_traceback_hang_or_stray_output(tmp_path):
     """20 seeded mutants of simulated DNGs and three real samples, through info, map (first, last) and repair."""
@@ -87,6 +91,7 @@ def test_fuzz_subset_has_no_traceback_hang_or_stray_output(tmp_path):
 
 
 # --------------------------------------------------------------------------- what the campaign found
+
 
 def test_repair_batch_continues_past_a_file_with_impossible_levels(small_series, tmp_path):
     """A WhiteLevel of 1 stopped the whole batch with a ValueError from the DNG writer."""

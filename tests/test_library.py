@@ -8,10 +8,10 @@ business, tested in tests/test_bodies.py.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import replace
 import json
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,15 @@ from rawmap.detect import build_map
 from rawmap.errors import MapFormatError
 from rawmap.fileio import OutputExistsError
 from rawmap.frame import CameraId, Frame, SourceKind
-from rawmap.library import EntryUpdate, Library, LibraryError, StoredEntry, StoredStates, default_library_dir, recorded_path
+from rawmap.library import (
+    EntryUpdate,
+    Library,
+    LibraryError,
+    StoredEntry,
+    StoredStates,
+    default_library_dir,
+    recorded_path,
+)
 from rawmap.mapping import BodyMap
 
 CAM = CameraId("Testco", "TC-1", "0001")
@@ -60,8 +68,15 @@ def _frame(rng: np.random.Generator, i: int) -> Frame:
         v[r, c] += 500 * exposure * iso / 100  # 500 DN/s at ISO 100
     mosaic = np.clip(np.rint(v), 0, 16383).astype(np.uint16)
     return Frame(
-        path=Path(f"/photos/f{i:03d}.dng"), mosaic=mosaic, cfa=CFA, black=np.full(4, 512.0), white=16383,
-        exposure=exposure, iso=iso, time=T0 + dt.timedelta(hours=i), camera=CAM,
+        path=Path(f"/photos/f{i:03d}.dng"),
+        mosaic=mosaic,
+        cfa=CFA,
+        black=np.full(4, 512.0),
+        white=16383,
+        exposure=exposure,
+        iso=iso,
+        time=T0 + dt.timedelta(hours=i),
+        camera=CAM,
     )
 
 
@@ -100,9 +115,17 @@ def _hand_map(camera: CameraId = CAM, source: str = "raw", defects: list[Defect]
     if defects is None:
         defects = [Defect(5, 5, DefectKind.COLD, 9.0, "R", dt.datetime(2023, 6, 1), 0.4)]
     return DefectMap(
-        camera=camera, sensor=SensorGeometry(H, W, cfa="RGGB" if source == "raw" else "", source=source),
-        frames=FrameStats(20, first_capture=dt.datetime(2023, 6, 1), last_capture=dt.datetime(2023, 7, 1),
-                          exposure_min=0.5, exposure_max=4.0, iso_min=200, iso_max=800),
+        camera=camera,
+        sensor=SensorGeometry(H, W, cfa="RGGB" if source == "raw" else "", source=source),
+        frames=FrameStats(
+            20,
+            first_capture=dt.datetime(2023, 6, 1),
+            last_capture=dt.datetime(2023, 7, 1),
+            exposure_min=0.5,
+            exposure_max=4.0,
+            iso_min=200,
+            iso_max=800,
+        ),
         defects=defects,
     )
 
@@ -110,11 +133,16 @@ def _hand_map(camera: CameraId = CAM, source: str = "raw", defects: list[Defect]
 def _map_of(acc: Accumulator, defects: list[Defect] | None = None, **fields) -> DefectMap:
     """A map made by hand for the statistics ``acc`` (its body, size and frame count), not by classification."""
     if defects is None:
-        defects = [Defect(5, 5, DefectKind.COLD, 9.0, "R", T0, 0.4), Defect(*EARLY, DefectKind.HOT, float(acc.n_frames))]
+        defects = [
+            Defect(5, 5, DefectKind.COLD, 9.0, "R", T0, 0.4),
+            Defect(*EARLY, DefectKind.HOT, float(acc.n_frames)),
+        ]
     return DefectMap(
         camera=acc.camera,
         sensor=SensorGeometry(*acc.shape, cfa="RGGB" if acc.source is RAW else "", source=acc.source.value),
-        frames=FrameStats(acc.n_frames), defects=defects, **fields,
+        frames=FrameStats(acc.n_frames),
+        defects=defects,
+        **fields,
     )
 
 
@@ -122,8 +150,13 @@ def _update(lib: Library, acc: Accumulator, dmap: DefectMap | None = None, keys:
     """An update of ``acc``'s entry: ``acc`` continues the stored statistics (or starts them), the map is made by hand."""
     stored = lib.stored(acc.camera, acc.source, shape=acc.shape)
     return EntryUpdate(
-        acc.camera, acc.source, dmap if dmap is not None else _map_of(acc), acc,
-        files=tuple(recorded_path(f.path) for f in acc.frames), content_keys=keys or {}, base=stored,
+        acc.camera,
+        acc.source,
+        dmap if dmap is not None else _map_of(acc),
+        acc,
+        files=tuple(recorded_path(f.path) for f in acc.frames),
+        content_keys=keys or {},
+        base=stored,
     )
 
 
@@ -193,7 +226,11 @@ def test_store_writes_the_map_as_given_and_keeps_the_rest(tmp_path, frames):
     # a map that no classification would make: a manual defect, a dropped photosite that the import lists
     dmap = _map_of(acc, [Defect(50, 60, DefectKind.STUCK, 0.0, manual=True)], dropped=[(5, 5)])
     stored = lib.stored(CAM)
-    assert stored is not None and not stored.has_state and stored.load_imported().to_json() == DefectMap.load(tmp_path / "m.json").to_json()
+    assert (
+        stored is not None
+        and not stored.has_state
+        and stored.load_imported().to_json() == DefectMap.load(tmp_path / "m.json").to_json()
+    )
     update = EntryUpdate(CAM, RAW, dmap, acc, files=("/a.dng", "/b.dng", "/c.dng", "/d.dng"), base=stored)
     after = lib.store(update)
     assert lib.load_map(CAM).to_json() == dmap.to_json()  # no imported defect merged in, nothing carried over
@@ -260,8 +297,16 @@ def test_bodies_and_sources_are_kept_apart(tmp_path, frames):
     other = [Frame(**{**f.__dict__, "camera": OTHER}) for f in frames[:4]]
     _store(lib, _accumulate(other))
     images = [
-        Frame(**{**f.__dict__, "mosaic": np.repeat((f.mosaic >> 6).astype(np.uint8)[:, :, None], 3, axis=2),
-                 "cfa": None, "black": np.zeros(4), "white": 255, "source": SourceKind.IMAGE})
+        Frame(
+            **{
+                **f.__dict__,
+                "mosaic": np.repeat((f.mosaic >> 6).astype(np.uint8)[:, :, None], 3, axis=2),
+                "cfa": None,
+                "black": np.zeros(4),
+                "white": 255,
+                "source": SourceKind.IMAGE,
+            }
+        )
         for f in frames[:4]
     ]
     _store(lib, _accumulate(images))
@@ -416,8 +461,10 @@ def test_save_edited_keeps_the_map_before(tmp_path, frames):
 def test_each_sensor_size_of_a_body_has_its_own_entry(tmp_path, frames):
     lib = Library(tmp_path)
     full = _accumulate(frames[:4])
-    cropped = [Frame(**{**f.__dict__, "mosaic": f.mosaic[8:40, 16:64].copy(), "path": Path(f"/crop/c{i}.dng")})
-               for i, f in enumerate(frames[4:8])]
+    cropped = [
+        Frame(**{**f.__dict__, "mosaic": f.mosaic[8:40, 16:64].copy(), "path": Path(f"/crop/c{i}.dng")})
+        for i, f in enumerate(frames[4:8])
+    ]
     crop = _accumulate(cropped)
     assert crop.shape == (32, 48)
     a = _store(lib, full)
@@ -469,7 +516,7 @@ class _FaultyDisk:
 
         return wrapper
 
-    def __enter__(self) -> "_FaultyDisk":
+    def __enter__(self) -> _FaultyDisk:
         import os
         import shutil
 
@@ -565,7 +612,9 @@ def test_old_layout_entry_is_moved_into_versions_safely(tmp_path, frames):
         shutil.copytree(template, root, symlinks=True)
 
     old_layout(tmp_path / "count")
-    assert (tmp_path / "count" / "testco-tc-1-0001").is_dir() and not (tmp_path / "count" / "testco-tc-1-0001").is_symlink()
+    assert (tmp_path / "count" / "testco-tc-1-0001").is_dir() and not (
+        tmp_path / "count" / "testco-tc-1-0001"
+    ).is_symlink()
     assert Library(tmp_path / "count").get(CAM).state_frames == 6  # still read as it is
     total = _count_calls(lambda: _save(Library(tmp_path / "count"), frames[:8]))
     for n in range(1, total + 1):

@@ -7,18 +7,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import Series, _planted
+
+from rawmap import reader
 from rawmap.accumulate import Accumulator
 from rawmap.defectmap import DefectKind, SensorGeometry
 from rawmap.errors import InputError, NothingToMapError
 from rawmap.frame import CameraId, Frame, SourceKind
-from rawmap import reader
-from rawmap.reader import read_frame
 from rawmap.mapping import (
-    MIN_FRAMES, BodyMap, Counted, MapRun, SkipKind, Skipped, collect_inputs, content_key, load_state_keys, map_files,
+    MIN_FRAMES,
+    BodyMap,
+    Counted,
+    MapRun,
+    SkipKind,
+    Skipped,
+    collect_inputs,
+    content_key,
+    load_state_keys,
+    map_files,
     save_state,
 )
+from rawmap.reader import read_frame
 from rawmap.testing import SensorSpec, generate_series
 
 #: the integer sums, which must be exact however the frames were split
@@ -63,13 +72,21 @@ class Progress:
 
 # --------------------------------------------------------------------------- collect_inputs
 
+
 @pytest.fixture
 def card(tmp_path: Path) -> Path:
     """A memory card copy: photos at several depths, and files that are no photos."""
     root = tmp_path / "card"
-    for name in ("DCIM/100CANON/IMG_0001.CR2", "DCIM/100CANON/IMG_0002.jpg", "DCIM/101CANON/IMG_0100.CR2",
-                 "top.dng", "DCIM/notes.txt", "DCIM/100CANON/._IMG_0001.CR2", "DCIM/.hidden.NEF",
-                 "DCIM/100CANON/IMG_0001.xmp"):
+    for name in (
+        "DCIM/100CANON/IMG_0001.CR2",
+        "DCIM/100CANON/IMG_0002.jpg",
+        "DCIM/101CANON/IMG_0100.CR2",
+        "top.dng",
+        "DCIM/notes.txt",
+        "DCIM/100CANON/._IMG_0001.CR2",
+        "DCIM/.hidden.NEF",
+        "DCIM/100CANON/IMG_0001.xmp",
+    ):
         _touch(root / name)
     (root / "MISC").mkdir()
     return root
@@ -134,6 +151,7 @@ def test_collect_nothing():
 
 # --------------------------------------------------------------------------- map_files: one body
 
+
 @pytest.fixture(scope="module")
 def full_run(small_series: Series) -> tuple[MapRun, Progress]:
     progress = Progress()
@@ -156,8 +174,9 @@ def test_one_body_one_map(small_series, full_run):
 
     dmap = body.defect_map
     assert dmap.camera == SIM1
-    assert dmap.sensor == SensorGeometry(120, 160, top_margin=8, left_margin=12, full_height=128, full_width=172,
-                                         cfa="RGGB", source="raw")
+    assert dmap.sensor == SensorGeometry(
+        120, 160, top_margin=8, left_margin=12, full_height=128, full_width=172, cfa="RGGB", source="raw"
+    )
     frames = small_series.truth.frames
     assert dmap.frames.count == 12 and dmap.frames.skipped == 0
     assert dmap.frames.first_capture == min(f.time for f in frames)
@@ -188,6 +207,7 @@ def test_progress_once_per_file(small_series, full_run):
 
 
 # --------------------------------------------------------------------------- map_files: files that are skipped
+
 
 @pytest.fixture(scope="module")
 def odd_size(tmp_path_factory: pytest.TempPathFactory) -> Series:
@@ -269,6 +289,7 @@ def test_same_result_with_files_skipped(full_run, mixed_run):
 
 # --------------------------------------------------------------------------- map_files: two bodies
 
+
 def test_two_bodies_give_two_maps(small_series, other_series, full_run):
     assert other_series.camera == SIM2
     progress = Progress()
@@ -295,6 +316,7 @@ def test_two_bodies_give_two_maps(small_series, other_series, full_run):
 
 
 # --------------------------------------------------------------------------- map_files: threads
+
 
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_threads_give_the_serial_state_bit_for_bit(small_series, odd_size, damaged, workers):
@@ -346,6 +368,7 @@ def _assert_same_as_serial(run, series, skipped):
 
 # --------------------------------------------------------------------------- map_files: nothing to map
 
+
 def test_fewer_than_three_frames(small_series):
     assert MIN_FRAMES == 3
     progress = Progress()
@@ -381,6 +404,7 @@ def test_no_files():
 
 
 # --------------------------------------------------------------------------- map_files: continuing stored statistics
+
 
 def test_continuing_from_stored_state_gives_the_same_sums(small_series, full_run, tmp_path):
     files = small_series.files
@@ -420,6 +444,7 @@ def test_stored_state_counts_towards_the_minimum(small_series, full_run):
 
 
 # --------------------------------------------------------------------------- raw mosaics in image files (--cfa)
+
 
 def _precision_recall(found: set, planted: frozenset) -> tuple[float, float]:
     hits = len(found & planted)
@@ -464,9 +489,8 @@ def test_mosaic_as_developed_image_merges_neighbouring_defects(tmp_path):
 
 
 def test_mosaic_colour_file_skipped_with_reason(tmp_path):
-    from PIL import Image
-
     from conftest import write_mosaic_series
+    from PIL import Image
 
     series = write_mosaic_series(tmp_path / "s", fmt="png16", cfa="RGGB", seed=9, n_frames=4, n_hot=3)
     colour = tmp_path / "s" / "colour.png"
@@ -503,6 +527,7 @@ def test_mosaic_bodies_by_size_or_by_name(tmp_path):
 
 
 # --------------------------------------------------------------------------- map_files: the same photo twice
+
 
 def _copy(src: Path, dst: Path) -> Path:
     return _touch(dst, src.read_bytes())
@@ -553,15 +578,19 @@ def test_photos_already_counted_are_skipped_by_content_or_path(small_series, tmp
     files = small_series.files
     first = map_files(files[:6]).maps[0]
     moved = [_copy(p, tmp_path / "moved" / p.name) for p in files[:4]]
-    counted = Counted(keys={first.content[p]: str(p) for p in files[:4]}, paths={files[4].resolve(), files[5].resolve()})
+    counted = Counted(
+        keys={first.content[p]: str(p) for p in files[:4]}, paths={files[4].resolve(), files[5].resolve()}
+    )
     run = map_files([*moved, *files[4:]], states={first.key: first.accumulator}, counted=counted)
     [body] = run.maps
     assert body.files == files[6:]
     assert body.accumulator.n_frames == 12
     reasons = {s.path: (s.kind, s.reason) for s in run.skipped}
     assert reasons == {
-        **{m: (SkipKind.COUNTED, f"same content as {p}, already counted in the stored statistics")
-           for m, p in zip(moved, files)},
+        **{
+            m: (SkipKind.COUNTED, f"same content as {p}, already counted in the stored statistics")
+            for m, p in zip(moved, files)
+        },
         files[4]: (SkipKind.COUNTED, "already counted in the stored statistics"),
         files[5]: (SkipKind.COUNTED, "already counted in the stored statistics"),
     }
@@ -580,6 +609,7 @@ def test_state_file_keeps_content_keys(small_series, tmp_path):
 
 
 # --------------------------------------------------------------------------- map_files: RAW+JPEG twins
+
 
 @pytest.fixture(scope="module")
 def twins(tmp_path_factory: pytest.TempPathFactory) -> Series:
@@ -628,6 +658,7 @@ def test_jpegs_that_are_no_twins_are_used(twins, tmp_path):
 
 # --------------------------------------------------------------------------- map_files: photos without camera identity
 
+
 def _plain_images(folder: Path, n: int, shape: tuple[int, int], ext: str, seed: int) -> list[Path]:
     """Frames written by Pillow with no EXIF at all: smooth scenes (each another view) with one stuck photosite."""
     from PIL import Image
@@ -671,6 +702,7 @@ def test_photos_without_camera_identity_are_grouped_by_size_with_a_warning(tmp_p
 
 # --------------------------------------------------------------------------- map_files: crop modes of one body
 
+
 @pytest.fixture(scope="module")
 def crop_mode(tmp_path_factory: pytest.TempPathFactory) -> Series:
     """Four frames of the same body as ``small_series`` (SIM0001), 96x128 (a crop mode)."""
@@ -686,12 +718,17 @@ def test_sensor_sizes_of_one_body_are_mapped_apart_whatever_the_order(small_seri
     for run in (one, two):
         assert run.skipped == []
         assert [(b.key, b.shape, b.split) for b in run.maps] == [
-            ((SIM1, SourceKind.RAW), (120, 160), True), ((SIM1, SourceKind.RAW), (96, 128), True)
+            ((SIM1, SourceKind.RAW), (120, 160), True),
+            ((SIM1, SourceKind.RAW), (96, 128), True),
         ]
-        assert [b.slug for b in run.maps] == ["rawmap-simulated-sensor-sim0001-120x160",
-                                             "rawmap-simulated-sensor-sim0001-96x128"]
-        assert run.notes == ["Rawmap Simulated Sensor SIM0001 (RAW) has frames of 2 sensor sizes "
-                             "(120x160, 96x128): each size is mapped on its own"]
+        assert [b.slug for b in run.maps] == [
+            "rawmap-simulated-sensor-sim0001-120x160",
+            "rawmap-simulated-sensor-sim0001-96x128",
+        ]
+        assert run.notes == [
+            "Rawmap Simulated Sensor SIM0001 (RAW) has frames of 2 sensor sizes "
+            "(120x160, 96x128): each size is mapped on its own"
+        ]
     for a, b in zip(one.maps, two.maps):
         assert sorted(a.files) == sorted(b.files)
         for name in INT_ARRAYS:
@@ -714,6 +751,7 @@ def test_stored_state_of_another_size_is_not_continued(small_series, crop_mode):
 
 # --------------------------------------------------------------------------- damaged files among good frames
 
+
 def _edited_copy(src: Path, dst: Path, edits: dict[int, list[int]]) -> Path:
     from fuzzing import set_tiff_tag
 
@@ -734,7 +772,9 @@ def _edited_copy(src: Path, dst: Path, edits: dict[int, list[int]]) -> Path:
     ],
 )
 @pytest.mark.parametrize("place", ["first", "last"])
-def test_damaged_header_among_good_frames_is_skipped_with_its_reason(small_series, full_run, tmp_path, edits, reason, place):
+def test_damaged_header_among_good_frames_is_skipped_with_its_reason(
+    small_series, full_run, tmp_path, edits, reason, place
+):
     bad = _edited_copy(small_series.files[0], tmp_path / "bad.dng", edits)
     files = [bad, *small_series.files] if place == "first" else [*small_series.files, bad]
     run = map_files(files)
@@ -780,6 +820,7 @@ def test_too_few_frames_still_said_of_readable_files(small_series, tmp_path):
 
 # --------------------------------------------------------------------------- the worker protocol never hangs
 
+
 def _in_thread(fn, timeout: float = 20.0):
     """Run ``fn`` on a daemon thread; (finished, result or exception)."""
     import threading
@@ -804,8 +845,15 @@ def test_series_start_that_fails_releases_the_next_file(small_series):
 
     good = read_frame(small_series.files[1])
     tiny = Frame(  # a real frame too small for statistics: Accumulator refuses it
-        path=small_series.files[0], mosaic=np.zeros((2, 2), np.uint16), cfa=good.cfa, black=good.black,
-        white=good.white, exposure=1.0, iso=100.0, time=None, camera=good.camera,
+        path=small_series.files[0],
+        mosaic=np.zeros((2, 2), np.uint16),
+        cfa=good.cfa,
+        black=good.black,
+        white=good.white,
+        exposure=1.0,
+        iso=100.0,
+        time=None,
+        camera=good.camera,
     )
     start = _SeriesStart(None, None, 2, first=small_series.files[0])
     done, got = _in_thread(lambda: start.get(0, tiny))
@@ -847,12 +895,32 @@ def test_statistics_that_do_not_fit_in_memory_skip_the_frames_and_never_hang(sma
     rng = np.random.default_rng(3)
     for i in range(3):  # 6 MB each to decode; their sums take 69 MB
         mosaic = (1500 + rng.normal(0, 8, size=(1500, 2000))).astype(np.uint16)
-        write_dng(big / f"big_{i}.dng", mosaic, cfa=np.array([[0, 1], [3, 2]]), black=512, white=16383,
-                  camera=CameraId("Rawmap", "Big Sensor", "B1"), exposure=1.0, iso=100)
+        write_dng(
+            big / f"big_{i}.dng",
+            mosaic,
+            cfa=np.array([[0, 1], [3, 2]]),
+            black=512,
+            white=16383,
+            camera=CameraId("Rawmap", "Big Sensor", "B1"),
+            exposure=1.0,
+            iso=100,
+        )
     out = tmp_path / "maps"
     root = Path(__file__).resolve().parents[1]
-    args = [sys.executable, "-c", _LIMITED, str(root), str(small_series.folder), str(45 << 20),
-            "map", str(big), str(small_series.folder), "-o", str(out), "-q"]
+    args = [
+        sys.executable,
+        "-c",
+        _LIMITED,
+        str(root),
+        str(small_series.folder),
+        str(45 << 20),
+        "map",
+        str(big),
+        str(small_series.folder),
+        "-o",
+        str(out),
+        "-q",
+    ]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -31,33 +31,81 @@ needs_samples = pytest.mark.skipif(
 RAW_SAMPLES = {
     "blackmagic-pocket4k.dng": dict(
         camera=CameraId("Blackmagic", "Blackmagic Pocket Cinema Camera 4K", "f6845270-68de-40e7-9688-2492e35e94c0"),
-        shape=(2176, 4128), margins=(0, 0), full_shape=(2176, 4128), cfa="RGGB",
-        black=[512] * 4, white=65535, exposure=0.0, iso=0.0, time=None, format="DNG",
+        shape=(2176, 4128),
+        margins=(0, 0),
+        full_shape=(2176, 4128),
+        cfa="RGGB",
+        black=[512] * 4,
+        white=65535,
+        exposure=0.0,
+        iso=0.0,
+        time=None,
+        format="DNG",
     ),
     "canon-550d-magiclantern.dng": dict(
         camera=CameraId("Canon", "Canon EOS Kiss X4", ""),
-        shape=(1156, 1734), margins=(26, 152), full_shape=(1182, 1888), cfa="RGGB",
-        black=[2056] * 4, white=15000, exposure=0.0, iso=0.0, time=None, format="DNG",
+        shape=(1156, 1734),
+        margins=(26, 152),
+        full_shape=(1182, 1888),
+        cfa="RGGB",
+        black=[2056] * 4,
+        white=15000,
+        exposure=0.0,
+        iso=0.0,
+        time=None,
+        format="DNG",
     ),
     "nikon-d1.NEF": dict(
         camera=CameraId("NIKON CORPORATION", "NIKON D1", ""),
-        shape=(1324, 2012), margins=(0, 0), full_shape=(1324, 2012), cfa="BGGR",
-        black=[0] * 4, white=4095, exposure=0.004, iso=200.0, time=dt.datetime(2000, 11, 19, 13, 1, 50), format="NEF",
+        shape=(1324, 2012),
+        margins=(0, 0),
+        full_shape=(1324, 2012),
+        cfa="BGGR",
+        black=[0] * 4,
+        white=4095,
+        exposure=0.004,
+        iso=200.0,
+        time=dt.datetime(2000, 11, 19, 13, 1, 50),
+        format="NEF",
     ),
     "canon-d30-a.CRW": dict(
         camera=CameraId("Canon", "Canon EOS D30", "171048961"),
-        shape=(1448, 2176), margins=(6, 48), full_shape=(1456, 2224), cfa="RGGB",
-        black=[126] * 4, white=4095, exposure=0.004957, iso=100.0, time=dt.datetime(2002, 11, 24, 15, 11, 22), format="CRW",
+        shape=(1448, 2176),
+        margins=(6, 48),
+        full_shape=(1456, 2224),
+        cfa="RGGB",
+        black=[126] * 4,
+        white=4095,
+        exposure=0.004957,
+        iso=100.0,
+        time=dt.datetime(2002, 11, 24, 15, 11, 22),
+        format="CRW",
     ),
     "canon-d30-b.CRW": dict(
         camera=CameraId("Canon", "Canon EOS D30", "305465770"),
-        shape=(1448, 2176), margins=(6, 48), full_shape=(1456, 2224), cfa="RGGB",
-        black=[127, 128, 128, 128], white=4095, exposure=4.967, iso=100.0, time=dt.datetime(2018, 1, 1, 13, 3, 32), format="CRW",
+        shape=(1448, 2176),
+        margins=(6, 48),
+        full_shape=(1456, 2224),
+        cfa="RGGB",
+        black=[127, 128, 128, 128],
+        white=4095,
+        exposure=4.967,
+        iso=100.0,
+        time=dt.datetime(2018, 1, 1, 13, 3, 32),
+        format="CRW",
     ),
     "kodak-dc50.KDC": dict(
         camera=CameraId("Eastman Kodak Company", "Kodak Digital Science DC50 Zoom Camera", ""),
-        shape=(512, 768), margins=(0, 0), full_shape=(512, 768), cfa="GRBG",
-        black=[0] * 4, white=16383, exposure=0.00435, iso=84.0, time=dt.datetime(1997, 4, 23, 8, 0, 47), format="KDC",
+        shape=(512, 768),
+        margins=(0, 0),
+        full_shape=(512, 768),
+        cfa="GRBG",
+        black=[0] * 4,
+        white=16383,
+        exposure=0.00435,
+        iso=84.0,
+        time=dt.datetime(1997, 4, 23, 8, 0, 47),
+        format="KDC",
     ),
 }
 
@@ -78,6 +126,7 @@ def assert_one_line(err: InputError, path: Path, fragment: str) -> None:
 
 
 # --------------------------------------------------------------------------- real RAW files
+
 
 @pytest.fixture(scope="module")
 def frames() -> dict[str, Frame]:
@@ -130,7 +179,12 @@ def test_read_info_matches_read_frame(frames, name):
     info = read_info(SAMPLES / "raw" / name)
     assert isinstance(info, FileInfo)
     assert (info.camera, info.shape, info.margins, info.full_shape, info.format) == (
-        f.camera, f.shape, f.margins, f.full_shape, f.format)
+        f.camera,
+        f.shape,
+        f.margins,
+        f.full_shape,
+        f.format,
+    )
     assert info.cfa_string == f.cfa_string and info.black.tolist() == f.black.tolist()
     assert (info.white, info.exposure, info.iso, info.time) == (f.white, f.exposure, f.iso, f.time)
     assert (info.channels, info.dtype, info.source) == (1, "uint16", SourceKind.RAW)
@@ -223,6 +277,7 @@ def test_libraw_names_fallback():
 
 # --------------------------------------------------------------------------- bad files
 
+
 def test_missing_file(tmp_path):
     path = tmp_path / "nope.NEF"
     with pytest.raises(UnreadableFileError) as exc:
@@ -266,6 +321,7 @@ def test_garbage_after_tiff_header_is_not_silently_read(tmp_path):
 
 # --------------------------------------------------------------------------- DNG round trip
 
+
 def test_dng_round_trip(tmp_path):
     from rawmap.dng import write_dng
 
@@ -275,8 +331,17 @@ def test_dng_round_trip(tmp_path):
     cam = CameraId("Canon", "Canon EOS 5D Mark II", "1234567890")
     when = dt.datetime(2021, 7, 8, 9, 10, 11)
     path = write_dng(
-        tmp_path / "x.dng", visible, cfa=np.array([[1, 0], [2, 3]]), black=[510, 511, 512, 513], white=15000,
-        camera=cam, exposure=1 / 125, iso=800, time=when, full_frame=full, margins=(4, 8),
+        tmp_path / "x.dng",
+        visible,
+        cfa=np.array([[1, 0], [2, 3]]),
+        black=[510, 511, 512, 513],
+        white=15000,
+        camera=cam,
+        exposure=1 / 125,
+        iso=800,
+        time=when,
+        full_frame=full,
+        margins=(4, 8),
     )
     f = read_frame(path)
     np.testing.assert_array_equal(f.mosaic, visible)
@@ -287,6 +352,7 @@ def test_dng_round_trip(tmp_path):
 
 
 # --------------------------------------------------------------------------- images
+
 
 def _exif(orientation: int | None = None, **shot) -> Image.Exif:
     ex = Image.Exif()
@@ -380,7 +446,9 @@ def _png16_rgb(path: Path, arr: np.ndarray) -> None:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize(
@@ -473,14 +541,33 @@ def test_exif_transpose_then_save_round_trip(tmp_path):
 
 # --------------------------------------------------------------------------- is_candidate
 
+
 @pytest.mark.parametrize(
     "name, ok",
     [
-        ("DSC_0001.NEF", True), ("img.cr2", True), ("IMG_1.CR3", True), ("a.dng", True), ("x.ARW", True),
-        ("p.RW2", True), ("o.orf", True), ("k.KDC", True), ("c.CRW", True), ("f.raf", True), ("g.GPR", True),
-        ("a.jpg", True), ("a.JPEG", True), ("a.tif", True), ("a.TIFF", True), ("a.png", True),
-        ("._IMG_0001.CR2", False), (".hidden.jpg", False), ("notes.txt", False), ("NEF", False),
-        ("movie.mp4", False), ("map.json", False), ("x.xmp", False),
+        ("DSC_0001.NEF", True),
+        ("img.cr2", True),
+        ("IMG_1.CR3", True),
+        ("a.dng", True),
+        ("x.ARW", True),
+        ("p.RW2", True),
+        ("o.orf", True),
+        ("k.KDC", True),
+        ("c.CRW", True),
+        ("f.raf", True),
+        ("g.GPR", True),
+        ("a.jpg", True),
+        ("a.JPEG", True),
+        ("a.tif", True),
+        ("a.TIFF", True),
+        ("a.png", True),
+        ("._IMG_0001.CR2", False),
+        (".hidden.jpg", False),
+        ("notes.txt", False),
+        ("NEF", False),
+        ("movie.mp4", False),
+        ("map.json", False),
+        ("x.xmp", False),
     ],
 )
 def test_is_candidate(name, ok):
@@ -489,6 +576,7 @@ def test_is_candidate(name, ok):
 
 
 # --------------------------------------------------------------------------- refusal branches without files
+
 
 @pytest.mark.parametrize(
     "pattern, desc, colors, fragment",
@@ -521,6 +609,7 @@ def test_not_bayer_branches(pattern, desc, colors, fragment):
 
 
 # --------------------------------------------------------------------------- metadata
+
 
 @needs_samples
 @pytest.mark.parametrize("name", sorted(RAW_SAMPLES))
@@ -564,12 +653,15 @@ def test_parse_exif_of_pillow_block():
         assert (m.make, m.model, m.serial, m.time, m.exposure, m.orientation) == ("", "", "", None, None, 0)
 
 
-@pytest.mark.parametrize("raw, want", [
-    ("2024:05:06 07:08:09", dt.datetime(2024, 5, 6, 7, 8, 9)),
-    ("2021.01.11 11.18.19", dt.datetime(2021, 1, 11, 11, 18, 19)),  # Nikon Scan's separators
-    ("0000:00:00 00:00:00", None),
-    ("    :  :     :  :  ", None),
-])
+@pytest.mark.parametrize(
+    "raw, want",
+    [
+        ("2024:05:06 07:08:09", dt.datetime(2024, 5, 6, 7, 8, 9)),
+        ("2021.01.11 11.18.19", dt.datetime(2021, 1, 11, 11, 18, 19)),  # Nikon Scan's separators
+        ("0000:00:00 00:00:00", None),
+        ("    :  :     :  :  ", None),
+    ],
+)
 def test_capture_time_formats(tmp_path, raw, want):
     path = tmp_path / "t.jpg"
     Image.new("RGB", (8, 6)).save(path, exif=_exif(time=raw))
@@ -712,7 +804,14 @@ def test_file_view_slices_like_bytes(tmp_path):
     with open(path, "rb") as fh:
         view = _FileView(fh, len(data))
         assert len(view) == len(data)
-        for a, b in [(0, 8), (65530, 65542), (65536, 65536 + 70000), (len(data) - 5, len(data) + 10), (10, 5), (-4, None)]:
+        for a, b in [
+            (0, 8),
+            (65530, 65542),
+            (65536, 65536 + 70000),
+            (len(data) - 5, len(data) + 10),
+            (10, 5),
+            (-4, None),
+        ]:
             assert view[a:b] == data[a:b]
         assert view[65536] == data[65536] and view[-1] == data[-1]
         with pytest.raises(IndexError):
@@ -740,6 +839,7 @@ def test_identify_refuses_what_the_header_shows(tmp_path):
 
 
 # --------------------------------------------------------------------------- raw mosaics in image files (--cfa)
+
 
 def _mosaic_values(shape=(24, 32), top=4095, seed=3) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, top + 1, shape).astype(np.uint16)
@@ -901,7 +1001,10 @@ def _edited(src: Path, dst: Path, edits: dict[int, list[int]], *, ifd: int | Non
 @pytest.mark.parametrize(
     "edits, fragment",
     [
-        ({256: [28769], 257: [24260], 50829: [0, 0, 24260, 28769]}, "a 24260x28769 sensor (698 million photosites), more than any camera has"),
+        (
+            {256: [28769], 257: [24260], 50829: [0, 0, 24260, 28769]},
+            "a 24260x28769 sensor (698 million photosites), more than any camera has",
+        ),
         ({256: [28769], 257: [24260]}, "a 120x160 sensor in a 24260x28769 frame"),  # the active area still small
         ({256: [8000], 257: [6000], 50829: [0, 0, 6000, 8000], 50720: [8000, 6000]}, "far too many for a file of"),
     ],
@@ -958,6 +1061,7 @@ def test_frame_of_a_few_pixels_is_refused(tmp_path):
 
 # --------------------------------------------------------------------------- LibRaw's own messages
 
+
 @needs_samples
 @pytest.mark.parametrize("name", ["blackmagic-pocket4k.dng", "canon-d30-a.CRW"])
 def test_libraw_prints_nothing_on_stderr(tmp_path, capfd, name):
@@ -965,7 +1069,7 @@ def test_libraw_prints_nothing_on_stderr(tmp_path, capfd, name):
     # with C stdio before it returns its error
     data = bytearray((SAMPLES / "raw" / name).read_bytes())
     mid = len(data) // 2
-    data[mid:mid + 4096] = bytes(range(256)) * 16
+    data[mid : mid + 4096] = bytes(range(256)) * 16
     path = tmp_path / name
     path.write_bytes(data)
     capfd.readouterr()
@@ -1000,7 +1104,9 @@ def test_tiff_claiming_a_huge_image_is_refused_before_reading_it(tmp_path, mosai
     for read in (read_info, read_frame):  # read_frame allocated 6.7 GB for it
         with pytest.raises(UnreadableFileError) as exc:
             read(path, mosaic=mosaic)
-        assert_one_line(exc.value, path, "its header claims a 60000x60000 image (3,600 million pixels), more than rawmap reads")
+        assert_one_line(
+            exc.value, path, "its header claims a 60000x60000 image (3,600 million pixels), more than rawmap reads"
+        )
 
 
 def _rgb16_tiff(path: Path) -> bytearray:

@@ -44,13 +44,35 @@ CAMERA = CameraId("Rawmap", "Simulated Sensor", "SIM0001")
 # ---------------------------------------------------------------------------
 
 
-def _scene(seed: int = 3, h: int = 160, w: int = 240, cfa=RGGB, kind: str = "landscape", *, iso: float = 100.0,
-           n_hot: int = 60, n_clusters: int = 6, n_columns: int = 1, n_rows: int = 1):
+def _scene(
+    seed: int = 3,
+    h: int = 160,
+    w: int = 240,
+    cfa=RGGB,
+    kind: str = "landscape",
+    *,
+    iso: float = 100.0,
+    n_hot: int = 60,
+    n_clusters: int = 6,
+    n_columns: int = 1,
+    n_rows: int = 1,
+):
     """(mosaic with defects, clean mosaic, mask, spec) of a seeded simulated exposure."""
     spec = SensorSpec(h, w, cfa=cfa, camera=CAMERA)
     rng = np.random.default_rng(seed)
-    defects = plant_defects(spec, rng, n_stuck=10, n_dead=10, n_hot=n_hot, n_warm=0, n_cold=5, n_noisy=0,
-                            n_clusters=n_clusters, n_columns=n_columns, n_rows=n_rows)
+    defects = plant_defects(
+        spec,
+        rng,
+        n_stuck=10,
+        n_dead=10,
+        n_hot=n_hot,
+        n_warm=0,
+        n_cold=5,
+        n_noisy=0,
+        n_clusters=n_clusters,
+        n_columns=n_columns,
+        n_rows=n_rows,
+    )
     exposure = 0.01
     rate = 0.2 * (spec.white - 512) / spec.gain(iso) / exposure
     scene = render_scene(spec, rng, kind, rate=rate, blur=0.7)
@@ -72,7 +94,8 @@ def _same_colour_mean(mosaic: np.ndarray, mask: np.ndarray, cfa: np.ndarray, *, 
                 int(out[r, c])
                 for r in range(max(0, y - rad), min(h, y + rad + 1))
                 for c in range(max(0, x - rad), min(w, x + rad + 1))
-                if (r, c) != (y, x) and colour[r % 2, c % 2] == colour[y % 2, x % 2]
+                if (r, c) != (y, x)
+                and colour[r % 2, c % 2] == colour[y % 2, x % 2]
                 and not (skip_flagged and mask[r, c])
             ]
             if vals:
@@ -86,11 +109,16 @@ def _rmse(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
     return float(np.sqrt(np.mean(d * d)))
 
 
-def _map(mask: np.ndarray, *, camera: CameraId = CAMERA, cfa: str = "RGGB", source: str = "raw",
-         margins=(0, 0), full=(0, 0)) -> DefectMap:
+def _map(
+    mask: np.ndarray, *, camera: CameraId = CAMERA, cfa: str = "RGGB", source: str = "raw", margins=(0, 0), full=(0, 0)
+) -> DefectMap:
     rows, cols = np.nonzero(mask)
-    sensor = SensorGeometry(mask.shape[0], mask.shape[1], margins[0], margins[1], full[0], full[1], cfa=cfa, source=source)
-    return DefectMap(camera, sensor, FrameStats(1), [Defect(int(r), int(c), DefectKind.HOT, 9.0) for r, c in zip(rows, cols)])
+    sensor = SensorGeometry(
+        mask.shape[0], mask.shape[1], margins[0], margins[1], full[0], full[1], cfa=cfa, source=source
+    )
+    return DefectMap(
+        camera, sensor, FrameStats(1), [Defect(int(r), int(c), DefectKind.HOT, 9.0) for r, c in zip(rows, cols)]
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -164,7 +192,19 @@ def test_border_and_corner_photosites():
     mosaic, clean, _, _ = _scene(seed=9, n_hot=0, n_clusters=0, n_columns=0, n_rows=0)
     h, w = mosaic.shape
     mask = np.zeros((h, w), dtype=bool)
-    for y, x in [(0, 0), (0, 1), (1, 0), (1, 1), (0, w - 1), (h - 1, 0), (h - 1, w - 1), (0, 50), (h - 2, 77), (33, 0), (61, w - 1)]:
+    for y, x in [
+        (0, 0),
+        (0, 1),
+        (1, 0),
+        (1, 1),
+        (0, w - 1),
+        (h - 1, 0),
+        (h - 1, w - 1),
+        (0, 50),
+        (h - 2, 77),
+        (33, 0),
+        (61, w - 1),
+    ]:
         mask[y, x] = True
     bad = mosaic.copy()
     bad[mask] = 0
@@ -304,9 +344,20 @@ def raw_case(tmp_path_factory):
     full = np.random.default_rng(4).integers(500, 530, (128, 172)).astype(np.uint16)
     cm = np.array([[0.9, -0.3, -0.1], [-0.7, 1.4, 0.3], [-0.3, 0.3, 0.9]])
     src = write_dng(
-        folder / "IMG_0001.dng", mosaic, cfa=RGGB, black=[512, 510, 514, 511], white=16383, camera=CAMERA,
-        exposure=1 / 250, iso=400, time=dt.datetime(2024, 5, 6, 7, 8, 9), full_frame=full, margins=(8, 12),
-        color_matrix=cm, as_shot_neutral=(0.5, 1.0, 0.7), orientation=6,
+        folder / "IMG_0001.dng",
+        mosaic,
+        cfa=RGGB,
+        black=[512, 510, 514, 511],
+        white=16383,
+        camera=CAMERA,
+        exposure=1 / 250,
+        iso=400,
+        time=dt.datetime(2024, 5, 6, 7, 8, 9),
+        full_frame=full,
+        margins=(8, 12),
+        color_matrix=cm,
+        as_shot_neutral=(0.5, 1.0, 0.7),
+        orientation=6,
     )
     return src, clean, mask, _map(mask, margins=(8, 12), full=(128, 172))
 
@@ -421,7 +472,9 @@ def _jpeg(path: Path, rgb: np.ndarray, orientation: int) -> Path:
     exif[0x0110] = CAMERA.model
     exif[0x0112] = orientation
     exif.get_ifd(0x8769)[0x8827] = 200
-    Image.fromarray(np.ascontiguousarray(rgb)).save(path, quality=88, subsampling=2, exif=exif, icc_profile=b"\0icc" * 40)
+    Image.fromarray(np.ascontiguousarray(rgb)).save(
+        path, quality=88, subsampling=2, exif=exif, icc_profile=b"\0icc" * 40
+    )
     return path
 
 

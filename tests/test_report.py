@@ -10,7 +10,7 @@ import pytest
 from rawmap.defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry
 from rawmap.export import ExportFormat
 from rawmap.frame import CameraId
-from rawmap.mapping import Skipped, SkipKind
+from rawmap.mapping import SkipKind, Skipped
 from rawmap.reader import read_info
 from rawmap.repair import RepairResult
 from rawmap.report import (
@@ -71,9 +71,8 @@ def _map(source: str = "raw") -> DefectMap:
         sensor=SensorGeometry(H, W, 2, 4, H + 4, W + 8, "RGGB" if raw else "", source),
         frames=FrameStats(40, 2, T0, T0 + dt.timedelta(days=30), 1 / 4000, 30.0, 100, 6400),
         defects=defects,
-        created=dt.datetime(2024, 7, 1, 12, 0, tzinfo=dt.timezone.utc),
+        created=dt.datetime(2024, 7, 1, 12, 0, tzinfo=dt.UTC),
     )
-
 
 
 # --------------------------------------------------------------------------- summary
@@ -104,29 +103,31 @@ def test_summary_counts_exact():
 
 def test_format_summary_text():
     text = format_summary(summarize(_map(), top=2))
-    assert text == "\n".join([
-        "NIKON D750 3001234 — RAW map (RGGB), 64 x 96 photosites (rows x columns)",
-        "  made      2024-07-01 12:00 UTC",
-        "  frames    40 used, 2 skipped",
-        "  captured  2024-05-06 07:08 … 2024-06-05 07:08",
-        "  exposure  1/4000 s … 30 s",
-        "  ISO       100 … 6400",
-        "  defects   22 (3580.7 per million photosites), 2 column/row segments",
-        "",
-        "  kind          R      G      B   total",
-        "  stuck         0      1      0       1",
-        "  dead          1      0      0       1",
-        "  hot           1      1      1       3",
-        "  cold          0      0      1       1",
-        "  noisy         0      1      0       1",
-        "  column        8      7      0      15",
-        "  total        10     10      2      22",
-        "",
-        "  strongest 2:",
-        "     row    col  kind   ch    score  first seen",
-        "      21     80  stuck  G      99.0  2024-05-27 07:08",
-        "       8     10  hot    R      41.2  2024-05-14 07:08",
-    ])
+    assert text == "\n".join(
+        [
+            "NIKON D750 3001234 — RAW map (RGGB), 64 x 96 photosites (rows x columns)",
+            "  made      2024-07-01 12:00 UTC",
+            "  frames    40 used, 2 skipped",
+            "  captured  2024-05-06 07:08 … 2024-06-05 07:08",
+            "  exposure  1/4000 s … 30 s",
+            "  ISO       100 … 6400",
+            "  defects   22 (3580.7 per million photosites), 2 column/row segments",
+            "",
+            "  kind          R      G      B   total",
+            "  stuck         0      1      0       1",
+            "  dead          1      0      0       1",
+            "  hot           1      1      1       3",
+            "  cold          0      0      1       1",
+            "  noisy         0      1      0       1",
+            "  column        8      7      0      15",
+            "  total        10     10      2      22",
+            "",
+            "  strongest 2:",
+            "     row    col  kind   ch    score  first seen",
+            "      21     80  stuck  G      99.0  2024-05-27 07:08",
+            "       8     10  hot    R      41.2  2024-05-14 07:08",
+        ]
+    )
 
 
 def test_format_summary_of_an_image_map_has_no_channel_columns():
@@ -162,7 +163,6 @@ def test_column_segments():
     assert column_segments([Defect(1, 1, K.HOT, 9.0)]) == []
 
 
-
 def test_summary_names_the_camera_once():
     m = DefectMap(CameraId("Canon", "Canon EOS D30", "171048961"), SensorGeometry(H, W), FrameStats(3))
     assert format_summary(summarize(m)).splitlines()[0].startswith("Canon EOS D30 171048961 — ")
@@ -188,8 +188,9 @@ def test_map_lines_list_points_then_segments_and_say_what_is_left_out():
 
 
 def test_map_lines_show_each_kinds_value_views_and_a_single_photosite():
-    m = DefectMap(CAM, SensorGeometry(H, W, cfa="RGGB"), FrameStats(5),
-                  [Defect(3, 4, K.HOT, 12.5, "G", None, 93.1, views=4)])
+    m = DefectMap(
+        CAM, SensorGeometry(H, W, cfa="RGGB"), FrameStats(5), [Defect(3, 4, K.HOT, 12.5, "G", None, 93.1, views=4)]
+    )
     assert map_lines(m) == [
         "  defects: 1 photosite: hot 1",
         "       row    col  kind   ch   score  value          views  first seen",
@@ -210,7 +211,10 @@ def test_body_header_counts_new_and_stored_frames():
         "  sensitivity: high",
     ]
     mono = DefectMap(CameraId("", ""), SensorGeometry(H, W, cfa=""), FrameStats(3, exposure_min=0.5, exposure_max=30.0))
-    assert body_header(mono, 3) == ["unknown camera (RAW, 64x96, monochrome)", "  frames: 3 frames; exposures 0.5 s to 30 s"]
+    assert body_header(mono, 3) == [
+        "unknown camera (RAW, 64x96, monochrome)",
+        "  frames: 3 frames; exposures 0.5 s to 30 s",
+    ]
 
 
 def test_evidence_lines():
@@ -253,8 +257,14 @@ def test_nothing_new_and_written_lines(tmp_path):
 
 def test_state_line(tmp_path):
     p = tmp_path / "s.rawstate"
-    assert state_line(StateUpdate(p, True, CAM, (H, W), 12)) == f"statistics of NIKON D750 3001234 (12 frames) written to {p}"
-    assert state_line(StateUpdate(p, False, CameraId("", ""), (H, W), 12)) == f"{p}: unchanged (no new frames of its body, 64x96)"
+    assert (
+        state_line(StateUpdate(p, True, CAM, (H, W), 12))
+        == f"statistics of NIKON D750 3001234 (12 frames) written to {p}"
+    )
+    assert (
+        state_line(StateUpdate(p, False, CameraId("", ""), (H, W), 12))
+        == f"{p}: unchanged (no new frames of its body, 64x96)"
+    )
 
 
 def test_show_path_is_relative_inside_the_working_folder(tmp_path, monkeypatch):
@@ -305,9 +315,14 @@ def test_export_lines_and_the_rawtherapee_warning(tmp_path):
 
 def test_repair_lines(tmp_path):
     src, out = tmp_path / "a.NEF", tmp_path / "out" / "a.dng"
-    assert repair_line(src, RepairResult(src, out, "DNG", 81, 79)) == f"{src} -> {out} (DNG): 81 mapped photosites, 79 photosites changed"
+    assert (
+        repair_line(src, RepairResult(src, out, "DNG", 81, 79))
+        == f"{src} -> {out} (DNG): 81 mapped photosites, 79 photosites changed"
+    )
     jpg = RepairResult(src, out.with_suffix(".jpg"), "JPEG", 5, 120, psnr=float("inf"), forced=True)
-    assert repair_line(src, jpg).endswith(": 5 mapped spots, 120 pixels changed; PSNR elsewhere identical (map of another body, --force)")
+    assert repair_line(src, jpg).endswith(
+        ": 5 mapped spots, 120 pixels changed; PSNR elsewhere identical (map of another body, --force)"
+    )
     assert repair_line(src, RepairResult(src, out, "JPEG", 5, 120, psnr=48.04)).endswith("; PSNR elsewhere 48.0 dB")
     assert repair_summary(1, 1, tmp_path) == f"Repaired 1 of 1 photo into {tmp_path}"
     assert repair_summary(2, 3, tmp_path, failed=1) == f"Repaired 2 of 3 photos into {tmp_path}; 1 failed:"

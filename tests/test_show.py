@@ -48,7 +48,7 @@ def _map(source: str = "raw") -> DefectMap:
         sensor=SensorGeometry(H, W, 2, 4, H + 4, W + 8, "RGGB" if raw else "", source),
         frames=FrameStats(40, 2, T0, T0 + dt.timedelta(days=30), 1 / 4000, 30.0, 100, 6400),
         defects=defects,
-        created=dt.datetime(2024, 7, 1, 12, 0, tzinfo=dt.timezone.utc),
+        created=dt.datetime(2024, 7, 1, 12, 0, tzinfo=dt.UTC),
     )
 
 
@@ -80,8 +80,12 @@ def test_plot_marks_every_defect_in_its_kind_colour(tmp_path):
 
 
 def test_plot_of_a_real_sized_sensor_is_downscaled(tmp_path):
-    m = DefectMap(CAM, SensorGeometry(4016, 6016, cfa="RGGB"), FrameStats(3),
-                  [Defect(4015, 6015, K.HOT, 9.0, "B"), Defect(0, 0, K.DEAD, 5.0, "R")])
+    m = DefectMap(
+        CAM,
+        SensorGeometry(4016, 6016, cfa="RGGB"),
+        FrameStats(3),
+        [Defect(4015, 6015, K.HOT, 9.0, "B"), Defect(0, 0, K.DEAD, 5.0, "R")],
+    )
     lay = plot_layout(m, crops=0)
     assert lay.scale == pytest.approx(1200 / 6016) and lay.crop_count == 0
     px = _png(plot_map(m, tmp_path / "big.png", crops=0))
@@ -112,8 +116,17 @@ def test_plot_crops_of_a_photo(tmp_path):
     m = _map()
     mosaic = np.full((H, W), 512 + 1000, np.uint16)
     mosaic[21, 80] = 512 + 4000  # the stuck (green) photosite, brighter than its neighbours
-    photo = Frame(Path("/photos/DSC_0001.NEF"), mosaic, np.array([[0, 1], [3, 2]], np.uint8), np.full(4, 512.0),
-                  16383, 1.0, 100.0, T0, CAM)
+    photo = Frame(
+        Path("/photos/DSC_0001.NEF"),
+        mosaic,
+        np.array([[0, 1], [3, 2]], np.uint8),
+        np.full(4, 512.0),
+        16383,
+        1.0,
+        100.0,
+        T0,
+        CAM,
+    )
     px = _png(plot_map(m, tmp_path / "photo.png", photo=photo, crops=1))
     lay = plot_layout(m, crops=1)
     cx, cy = lay.crop_origin(0)
@@ -135,15 +148,27 @@ def test_plot_crops_of_a_photo(tmp_path):
 def test_plot_refuses_a_photo_of_another_body_or_size(tmp_path):
     m = _map()
     cfa = np.array([[0, 1], [3, 2]], np.uint8)
-    other = Frame(Path("a.NEF"), np.zeros((H, W), np.uint16), cfa, np.zeros(4), 16383, 1, 100, None,
-                  CameraId("Canon", "EOS R5", "1"))
+    other = Frame(
+        Path("a.NEF"),
+        np.zeros((H, W), np.uint16),
+        cfa,
+        np.zeros(4),
+        16383,
+        1,
+        100,
+        None,
+        CameraId("Canon", "EOS R5", "1"),
+    )
     small = Frame(Path("b.NEF"), np.zeros((H, W - 2), np.uint16), cfa, np.zeros(4), 16383, 1, 100, None, CAM)
-    jpeg = Frame(Path("c.JPG"), np.zeros((H, W, 3), np.uint8), None, np.zeros(4), 255, 1, 100, None, CAM,
-                 SourceKind.IMAGE)
+    jpeg = Frame(
+        Path("c.JPG"), np.zeros((H, W, 3), np.uint8), None, np.zeros(4), 255, 1, 100, None, CAM, SourceKind.IMAGE
+    )
     # the check repair makes too (DefectMap.check_photo), without the --force of repair
-    for photo, message in [(other, r"taken by Canon EOS R5 1, the defect map is of .*use that body's map\)$"),
-                           (small, "the photo's visible area is 64x94, the defect map's 64x96"),
-                           (jpeg, "the defect map was made from RAW files, this photo is a developed image")]:
+    for photo, message in [
+        (other, r"taken by Canon EOS R5 1, the defect map is of .*use that body's map\)$"),
+        (small, "the photo's visible area is 64x94, the defect map's 64x96"),
+        (jpeg, "the defect map was made from RAW files, this photo is a developed image"),
+    ]:
         with pytest.raises(MapMismatchError, match=message) as exc:
             plot_map(m, tmp_path / "x.png", photo=photo)
         assert isinstance(exc.value, FrameMismatchError) and exc.value.path == photo.path

@@ -278,8 +278,9 @@ def test_series_files_and_truth(series):
     out, spec, truth = series
     frames = out / "frames"
     names = sorted(p.name for p in frames.iterdir())
-    assert names == sorted([f"frame_{i:03d}.dng" for i in range(12)] + [f"frame_{i:03d}.jpg" for i in range(12)]
-                           + ["truth.json"])
+    assert names == sorted(
+        [f"frame_{i:03d}.dng" for i in range(12)] + [f"frame_{i:03d}.jpg" for i in range(12)] + ["truth.json"]
+    )
     data = json.loads((frames / "truth.json").read_text())
     assert data["format"] == "rawmap-truth" and data["version"] == 1
     assert data["camera"] == {"make": "Rawmap", "model": "Sim Test", "serial": "S123"}
@@ -419,8 +420,12 @@ def test_burst_jitter_shift_is_bilinear():
                 def p(yy, xx):
                     return img[min(max(yy, 0), h - 1), min(max(xx, 0), w - 1)]
 
-                out[y, x] = ((1 - fy) * (1 - fx) * p(y0, x0) + (1 - fy) * fx * p(y0, x0 + 1)
-                             + fy * (1 - fx) * p(y0 + 1, x0) + fy * fx * p(y0 + 1, x0 + 1))
+                out[y, x] = (
+                    (1 - fy) * (1 - fx) * p(y0, x0)
+                    + (1 - fy) * fx * p(y0, x0 + 1)
+                    + fy * (1 - fx) * p(y0 + 1, x0)
+                    + fy * fx * p(y0 + 1, x0 + 1)
+                )
         return out
 
     for dy, dx in [(0.3, -0.2), (-0.25, 0.1), (1.5, -2.7), (0.0, 0.0)]:
@@ -465,8 +470,9 @@ def test_mono_spec():
 def test_plant_defects_options():
     spec = SensorSpec(200, 300)
     counts = dict(n_stuck=0, n_dead=0, n_hot=4, n_warm=8, n_cold=10, n_noisy=0, n_clusters=4, n_columns=0, n_rows=0)
-    a = plant_defects(spec, np.random.default_rng(3), **counts, warm_rate=(10, 100), cold_gain=(0.05, 0.5),
-                      cluster_kind="hot")
+    a = plant_defects(
+        spec, np.random.default_rng(3), **counts, warm_rate=(10, 100), cold_gain=(0.05, 0.5), cluster_kind="hot"
+    )
     cold = [d.params["gain"] for d in a if d.kind is DefectKind.COLD]
     warm = [d.params["dark_dn_per_s"] for d in a if d.params.get("strength") == "warm"]
     assert len(cold) == 10 and all(0.05 <= g <= 0.5 for g in cold)
@@ -475,8 +481,14 @@ def test_plant_defects_options():
     assert len(members) >= 8 and all(d.kind is DefectKind.HOT for d in members)
     # the defaults are the documented ranges, drawn exactly as before
     assert plant_defects(spec, np.random.default_rng(3), **counts) == plant_defects(
-        spec, np.random.default_rng(3), **counts, hot_rate=(50.0, 3000.0), warm_rate=(1.5, 40.0),
-        cold_gain=(0.2, 0.8), cluster_kind="mixed")
+        spec,
+        np.random.default_rng(3),
+        **counts,
+        hot_rate=(50.0, 3000.0),
+        warm_rate=(1.5, 40.0),
+        cold_gain=(0.2, 0.8),
+        cluster_kind="mixed",
+    )
     for bad in (dict(cold_gain=(0.5, 1.2)), dict(warm_rate=(0, 5)), dict(cluster_kind="cold")):
         with pytest.raises(ValueError, match=next(iter(bad))):
             plant_defects(spec, np.random.default_rng(0), **bad)
@@ -500,8 +512,10 @@ def test_temperature_doubles_dark_current():
     assert dark_factor(26.0) == 2.0 and dark_factor(8.0) == 0.25
     hot = PlantedDefect(10, 10, DefectKind.HOT, {"dark_dn_per_s": 100.0, "strength": "hot"})
     dark = np.zeros((SMALL.height, SMALL.width, 3), np.float32)
-    dev = {t: simulate(SMALL, [hot], dark, 2.0, 200, np.random.default_rng(0), temperature=t).deviation[0]
-           for t in (20.0, 26.0, 32.0)}
+    dev = {
+        t: simulate(SMALL, [hot], dark, 2.0, 200, np.random.default_rng(0), temperature=t).deviation[0]
+        for t in (20.0, 26.0, 32.0)
+    }
     assert dev[20.0] == pytest.approx(100 * 2 * 2, rel=1e-6)  # rate x t x ISO/100 at 20 degrees C
     assert dev[26.0] == pytest.approx(2 * dev[20.0]) and dev[32.0] == pytest.approx(4 * dev[20.0])
     # healthy dark current too: spec.dark_current_e x 2 ** ((T - 20) / 6)
@@ -540,8 +554,11 @@ def test_texture_scene_is_fine_and_one_over_f():
     flat = render_scene(spec, np.random.default_rng(2), "flat", rate=1000.0)[..., 1]
 
     def fine(a):  # photosite-scale detail relative to the level
-        return float(np.median(np.abs(a[1:-1, 1:-1] - (a[:-2, 1:-1] + a[2:, 1:-1] + a[1:-1, :-2] + a[1:-1, 2:]) / 4)
-                               / a[1:-1, 1:-1]))
+        return float(
+            np.median(
+                np.abs(a[1:-1, 1:-1] - (a[:-2, 1:-1] + a[2:, 1:-1] + a[1:-1, :-2] + a[1:-1, 2:]) / 4) / a[1:-1, 1:-1]
+            )
+        )
 
     assert fine(tex) > 0.03 and fine(tex) > 20 * fine(flat)
 
@@ -635,8 +652,9 @@ def test_scenario_darks_have_no_scene(tmp_path, name):
     assert truth.must_find[hot].any() and (truth.visible_views <= 1).all()
 
 
-@pytest.mark.parametrize("name, fmt, dtype", [("gray16", "TIFF", "uint16"), ("gray8", "PNG", "uint8"),
-                                              ("mono", "TIFF", "uint16")])
+@pytest.mark.parametrize(
+    "name, fmt, dtype", [("gray16", "TIFF", "uint16"), ("gray8", "PNG", "uint8"), ("mono", "TIFF", "uint16")]
+)
 def test_scenario_grayscale_images(tmp_path, name, fmt, dtype):
     truth = write_scenario(tmp_path, name, seed=5, shape=SCEN, n_frames=5, clean_dir=tmp_path / "c")
     spec = truth.spec
@@ -655,8 +673,10 @@ def test_scenario_grayscale_images(tmp_path, name, fmt, dtype):
         np.testing.assert_array_equal(got[~mask], want[~mask])
         for d in truth.defects:
             if d.kind is DefectKind.STUCK:
-                assert got[d.row, d.col] == to_file_values(np.array([[d.params["value"]]], np.uint16), spec,
-                                                           truth.file_format)[0, 0]
+                assert (
+                    got[d.row, d.col]
+                    == to_file_values(np.array([[d.params["value"]]], np.uint16), spec, truth.file_format)[0, 0]
+                )
 
 
 def test_scenario_black0_dead_sit_at_zero(tmp_path):
@@ -722,7 +742,7 @@ def test_scenario_truth_counts(tmp_path):
     old = load_truth(tmp_path / "old.json")
     assert old.visible_frames is None
     with pytest.raises(ValueError, match="visible_frames"):
-        old.must_find
+        _ = old.must_find
 
 
 def test_scenario_generation_is_fast_and_deterministic(tmp_path):
@@ -750,11 +770,13 @@ def test_scenario_invalid(tmp_path):
 
 def test_frame_plan_dark_and_light_in_generate_series(tmp_path):
     t0 = dt.datetime(2024, 1, 1, 12)
-    plan = SeriesPlan((
-        FramePlan("flat", 0.01, 100, t0, 0.2, 0),
-        FramePlan("flat", 0.01, 100, t0 + dt.timedelta(seconds=1), 0.2, 0, (0.0, 0.0), 0.5),
-        FramePlan("dark", 1.0, 400, t0 + dt.timedelta(seconds=2), 0.0, None, (0.0, 0.0), 1.0, 30.0),
-    ))
+    plan = SeriesPlan(
+        (
+            FramePlan("flat", 0.01, 100, t0, 0.2, 0),
+            FramePlan("flat", 0.01, 100, t0 + dt.timedelta(seconds=1), 0.2, 0, (0.0, 0.0), 0.5),
+            FramePlan("dark", 1.0, 400, t0 + dt.timedelta(seconds=2), 0.0, None, (0.0, 0.0), 1.0, 30.0),
+        )
+    )
     truth = generate_series(tmp_path, plan=plan, spec=SMALL, defects=[], clean_dir=tmp_path / "c")
     lv = [np.load(f.clean).astype(float).mean() - 512 for f in truth.frames]
     assert lv[1] / lv[0] == pytest.approx(0.5, rel=0.02)
@@ -790,8 +812,11 @@ def test_score_map(tmp_path):
         k = int(np.ceil(share * len(members)))
         assert score_map(flag(others + members[:k]), truth).n_found == found
     # false flags lower the precision and are counted by kind
-    fake = [Defect(0, 0, DefectKind.HOT, 1.0), Defect(0, 1, DefectKind.COLUMN, 1.0),
-            Defect(1, 0, DefectKind.COLUMN, 1.0)]
+    fake = [
+        Defect(0, 0, DefectKind.HOT, 1.0),
+        Defect(0, 1, DefectKind.COLUMN, 1.0),
+        Defect(1, 0, DefectKind.COLUMN, 1.0),
+    ]
     m = type("M", (), {"defects": [*flag(wanted).defects, *fake]})()
     s = score_map(m, truth)
     assert s.n_false == 3 and s.false_by_kind == {"hot": 1, "column": 2}
@@ -882,9 +907,7 @@ with open(report, "w") as f:
 """
 
 
-def test_importing_every_runtime_module_and_mapping_a_series_never_loads_the_test_support(
-    small_series, tmp_path: Path
-):
+def test_importing_every_runtime_module_and_mapping_a_series_never_loads_the_test_support(small_series, tmp_path: Path):
     """A fresh interpreter imports every runtime module and runs ``rawmap map`` on a simulated series:
     the map finds the planted defects, and no ``rawmap.testing`` (or ``rawmap.synth``) module was loaded."""
     from conftest import PLANTED
@@ -893,9 +916,23 @@ def test_importing_every_runtime_module_and_mapping_a_series_never_loads_the_tes
 
     report, out = tmp_path / "report.json", tmp_path / "m.json"
     proc = subprocess.run(
-        [sys.executable, "-c", _MAP_WITHOUT_TEST_SUPPORT, str(report), ",".join(_runtime_modules()),
-         "map", str(small_series.folder), "-o", str(out), "-q"],
-        cwd=_REPO, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600,
+        [
+            sys.executable,
+            "-c",
+            _MAP_WITHOUT_TEST_SUPPORT,
+            str(report),
+            ",".join(_runtime_modules()),
+            "map",
+            str(small_series.folder),
+            "-o",
+            str(out),
+            "-q",
+        ],
+        cwd=_REPO,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     rep = json.loads(report.read_text())

@@ -63,5 +63,16 @@ from .state import MAX_STATE_META_BYTES, STATE_FORMAT, STATE_VERSION
 from .sums import BYTES_PER_PHOTOSITE, frame_plane, new_sums
 from .views import Views
 
-__all__ = ["Accumulator", "PreparedFrame", "new_sums", "FrameRecord", "DetectionParams", "STATE_FORMAT", "STATE_VERSION",
-           "MAX_STATE_META_BYTES", "frame_plane", "Views", "BYTES_PER_PHOTOSITE"]
+__all__ = [
+    "Accumulator",
+    "PreparedFrame",
+    "new_sums",
+    "FrameRecord",
+    "DetectionParams",
+    "STATE_FORMAT",
+    "STATE_VERSION",
+    "MAX_STATE_META_BYTES",
+    "frame_plane",
+    "Views",
+    "BYTES_PER_PHOTOSITE",
+]

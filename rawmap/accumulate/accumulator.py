@@ -167,7 +167,7 @@ class Accumulator:
     @classmethod
     def from_frame(
         cls, frame: Frame, *, params: DetectionParams | None = None, sums: dict[str, np.ndarray] | None = None
-    ) -> "Accumulator":
+    ) -> Accumulator:
         """An empty accumulator shaped for ``frame``'s body and sensor (``sums``: see the class).
 
         Raises
@@ -193,7 +193,9 @@ class Accumulator:
             )
         except MemoryError as exc:
             raise UnsupportedFileError(
-                frame.path, f"is too large to map here: {exc}", "close other programs, or map on a machine with more memory"
+                frame.path,
+                f"is too large to map here: {exc}",
+                "close other programs, or map on a machine with more memory",
             ) from None
 
     @property
@@ -214,7 +216,8 @@ class Accumulator:
         plane_shape = frame.mosaic.shape[:2]
         if frame.camera != self.camera:
             raise FrameMismatchError(
-                frame.path, f"taken by {frame.camera.label or 'an unknown camera'}, not {self.camera.label}",
+                frame.path,
+                f"taken by {frame.camera.label or 'an unknown camera'}, not {self.camera.label}",
                 "map each body separately",
             )
         if tuple(plane_shape) != self.shape:
@@ -225,7 +228,8 @@ class Accumulator:
             )
         if frame.source is not self.source:
             raise FrameMismatchError(
-                frame.path, f"{frame.source.value} frame in a {self.source.value} series",
+                frame.path,
+                f"{frame.source.value} frame in a {self.source.value} series",
                 "map RAW files and developed images separately",
             )
         if (self.cfa is None) != (frame.cfa is None) or (
@@ -273,7 +277,7 @@ class Accumulator:
         """
         self._ensure_capacity(self.n_frames + n_more)
 
-    def prepare(self, frame: Frame) -> "PreparedFrame":
+    def prepare(self, frame: Frame) -> PreparedFrame:
         """Check ``frame`` against the series and measure what folding it needs.
 
         Reads only the series' fixed description (shape, levels, parameters),
@@ -300,14 +304,26 @@ class Accumulator:
         thumb, sigma_block, per_block, other = self._thumb(plane)
         n = self.N_BANDS
         return PreparedFrame(
-            path=str(frame.path), time=frame.time, exposure=float(frame.exposure), iso=float(frame.iso),
-            plane=plane, black2=black2, clip=clip, row_clip=row_clip,
+            path=str(frame.path),
+            time=frame.time,
+            exposure=float(frame.exposure),
+            iso=float(frame.iso),
+            plane=plane,
+            black2=black2,
+            clip=clip,
+            row_clip=row_clip,
             x=float(frame.exposure) * (float(frame.iso) / 100.0 if frame.iso > 0 else 1.0),
-            noise_a=noise_a, noise_b=noise_b, thumb=thumb, kind=self._frame_kind(thumb, sigma_block, per_block, noise_a, noise_b, other),
-            found=[None] * n, lines=[None] * n, counts=[0] * n, folded=[False] * n,
+            noise_a=noise_a,
+            noise_b=noise_b,
+            thumb=thumb,
+            kind=self._frame_kind(thumb, sigma_block, per_block, noise_a, noise_b, other),
+            found=[None] * n,
+            lines=[None] * n,
+            counts=[0] * n,
+            folded=[False] * n,
         )
 
-    def fold(self, prep: "PreparedFrame", band: int) -> None:
+    def fold(self, prep: PreparedFrame, band: int) -> None:
         """Add rows :meth:`band_rows` ``(band)`` of a prepared frame into the sums.
 
         Writes only those rows of the state: different bands may be folded
@@ -325,12 +341,29 @@ class Accumulator:
         p = self.params
         with _kernels.launch():
             n, nl = _kernels.update_kernel(
-                prep.plane, r0, r1, prep.black2, np.int32(prep.clip), prep.row_clip, np.float32(prep.x),
-                np.float32(prep.noise_a), np.float32(prep.noise_b),
-                np.float32(p.k * p.k), np.float32(p.k_adjacent * p.k_adjacent),
-                int(p.max_adjacent), self.source is SourceKind.RAW,
-                self.n_invalid, self.s_v, self.s_r, self.vmin, self.vmax, self.s_xr, self.s_zz,
-                out_idx, np.float32(p.k_line * p.k_line), line_idx,
+                prep.plane,
+                r0,
+                r1,
+                prep.black2,
+                np.int32(prep.clip),
+                prep.row_clip,
+                np.float32(prep.x),
+                np.float32(prep.noise_a),
+                np.float32(prep.noise_b),
+                np.float32(p.k * p.k),
+                np.float32(p.k_adjacent * p.k_adjacent),
+                int(p.max_adjacent),
+                self.source is SourceKind.RAW,
+                self.n_invalid,
+                self.s_v,
+                self.s_r,
+                self.vmin,
+                self.vmax,
+                self.s_xr,
+                self.s_zz,
+                out_idx,
+                np.float32(p.k_line * p.k_line),
+                line_idx,
             )
         prep.found[band] = out_idx[:n].copy() if n <= cap else None
         prep.lines[band] = line_idx[:nl].copy() if nl <= lcap else None
@@ -339,13 +372,11 @@ class Accumulator:
         if all(prep.folded):
             prep.plane = None
 
-    def commit(self, prep: "PreparedFrame") -> FrameRecord:
+    def commit(self, prep: PreparedFrame) -> FrameRecord:
         """Close the frame once all its bands are folded: scenes, outliers, the frame record."""
         if not all(prep.folded):
             raise RuntimeError("commit() before every band of the frame was folded")
-        lines = (
-            np.concatenate(prep.lines) if all(ln is not None for ln in prep.lines) else np.zeros(0, np.int64)
-        )
+        lines = np.concatenate(prep.lines) if all(ln is not None for ln in prep.lines) else np.zeros(0, np.int64)
         overflow = any(f is None for f in prep.found)
         found = np.concatenate(prep.found) if not overflow else np.zeros(0, np.int64)
         noise_a, noise_b = prep.noise_a, prep.noise_b
@@ -363,9 +394,17 @@ class Accumulator:
         self.sum_x += x
         self.sum_xx += x * x
         rec = FrameRecord(
-            path=prep.path, time=prep.time, exposure=prep.exposure, iso=prep.iso, x=x,
-            scene=view.scene, noise_a=float(noise_a), noise_b=float(noise_b),
-            outliers=int(sum(prep.counts)), overflow=overflow, kind=prep.kind,
+            path=prep.path,
+            time=prep.time,
+            exposure=prep.exposure,
+            iso=prep.iso,
+            x=x,
+            scene=view.scene,
+            noise_a=float(noise_a),
+            noise_b=float(noise_b),
+            outliers=int(sum(prep.counts)),
+            overflow=overflow,
+            kind=prep.kind,
         )
         self.frames.append(rec)
         return rec
@@ -452,7 +491,12 @@ class Accumulator:
         return a, sigma, f * f, b
 
     def _frame_kind(
-        self, thumb: np.ndarray, sigma_block: float, per_block: int, noise_a: float, noise_b: float,
+        self,
+        thumb: np.ndarray,
+        sigma_block: float,
+        per_block: int,
+        noise_a: float,
+        noise_b: float,
         other: np.ndarray | None = None,
     ) -> str:
         """``dark``, ``flat`` or ``photo``: is there a scene in this frame at all?
@@ -508,7 +552,7 @@ class Accumulator:
         sig[hot.reshape(h // fy, fy, w // fx, fx).any(axis=(1, 3))] = np.nan
         return sig
 
-    def _view_for(self, prep: "PreparedFrame") -> "_OpenView":
+    def _view_for(self, prep: PreparedFrame) -> _OpenView:
         """The open view ``prep`` joins (see :meth:`Views.join`); a new view gets the next scene number."""
         sig = self._signature(prep.thumb)
         base = float(np.mean(self.black))
@@ -522,7 +566,7 @@ class Accumulator:
         """The largest share of each photosite's summed signal that one view holds (see :meth:`Views.shares`)."""
         return self.views.shares(rows, cols, self.shape)
 
-    def closed(self) -> "Accumulator":
+    def closed(self) -> Accumulator:
         """This state with every open view counted, leaving ``self`` as it is.
 
         Classification needs the open views' outliers counted; continuing the
@@ -615,7 +659,7 @@ class Accumulator:
         return [None if math.isnan(s) else when[s] for s in t.tolist()]
 
     # ------------------------------------------------------------------- merge
-    def _compatible(self, other: "Accumulator") -> None:
+    def _compatible(self, other: Accumulator) -> None:
         if other.shape != self.shape or other.camera != self.camera or other.source is not self.source:
             raise FrameMismatchError(
                 None,
@@ -627,7 +671,7 @@ class Accumulator:
         ):
             raise FrameMismatchError(None, "cannot merge states with different CFA patterns", "")
 
-    def merge(self, other: "Accumulator") -> "Accumulator":
+    def merge(self, other: Accumulator) -> Accumulator:
         """Add ``other``'s frames into this state (in place) and return self."""
         self._compatible(other)
         self.close_scene()
@@ -654,7 +698,7 @@ class Accumulator:
         self.sum_xx += other.sum_xx
         return self
 
-    def __iadd__(self, other: "Accumulator") -> "Accumulator":
+    def __iadd__(self, other: Accumulator) -> Accumulator:
         return self.merge(other)
 
     # ------------------------------------------------------------- save / load
@@ -667,7 +711,7 @@ class Accumulator:
         return atomic_write_bytes(path, self.to_bytes(), overwrite=overwrite)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Accumulator":
+    def load(cls, path: str | Path) -> Accumulator:
         """Read a state written by :meth:`save`, every part checked and bounded before it is used.
 
         The metadata (``meta.json``, at most :data:`rawmap.accumulate.MAX_STATE_META_BYTES`) is

@@ -80,7 +80,7 @@ class DetectionParams:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DetectionParams":
+    def from_dict(cls, d: dict[str, Any]) -> DetectionParams:
         """Parameters read from a state file; keys of other versions (e.g. the burst test's) are ignored."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
@@ -108,7 +108,7 @@ class FrameRecord:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "FrameRecord":
+    def from_dict(cls, d: dict[str, Any]) -> FrameRecord:
         d = {k: v for k, v in d.items() if k in {f.name for f in fields(cls)}}
         d["time"] = _dt.datetime.fromisoformat(d["time"]) if d.get("time") else None
         return cls(**d)
@@ -145,5 +145,5 @@ def _unix(t: _dt.datetime | None) -> float:
     if t is None:
         return math.nan
     if t.tzinfo is not None:
-        t = t.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        t = t.astimezone(_dt.UTC).replace(tzinfo=None)
     return (t - _EPOCH).total_seconds()

@@ -60,6 +60,7 @@ def meta_of(acc: Any) -> dict[str, Any]:
         "frames": [f.to_dict() for f in acc.frames],
     }
 
+
 def state_bytes(acc: Any) -> bytes:
     """The state as an uncompressed ``.npz`` archive (arrays + ``meta.json``).
 
@@ -131,6 +132,7 @@ def load_state(cls: Any, path: str | Path) -> Any:
             raise MapFormatError(f"{path}: damaged state file ({_one_line(exc)}); map the photos again") from None
         except _ZIP_ERRORS as exc:
             raise MapFormatError(f"{path}: damaged state file ({_one_line(exc)}); map the photos again") from None
+
 
 def _from_state(cls: Any, zf: zipfile.ZipFile, meta: dict[str, Any]) -> Any:
     """The accumulator of an open state archive whose ``meta`` has the right format and version (see :func:`load_state`)."""
@@ -204,7 +206,10 @@ def _from_state(cls: Any, zf: zipfile.ZipFile, meta: dict[str, Any]) -> Any:
         scenes = indices(vector("view_scene.npy", np.int64, n_scenes), "view_scene", 1, n_scenes + 1)
         if scenes.size:
             sigs = read_npy_member(
-                zf, "view_sig.npy", [np.float32], lambda s: len(s) == 3 and s[0] == scenes.size and s[1] <= 32 and s[2] <= 48,
+                zf,
+                "view_sig.npy",
+                [np.float32],
+                lambda s: len(s) == 3 and s[0] == scenes.size and s[1] <= 32 and s[2] <= 48,
                 expect=f"({scenes.size}, h <= 32, w <= 48)",
             )
             acc.view_sigs = {int(k): sigs[i].astype(np.float64) for i, k in enumerate(scenes.tolist())}
@@ -249,8 +254,16 @@ def _from_state(cls: Any, zf: zipfile.ZipFile, meta: dict[str, Any]) -> Any:
 
 #: Zip-level failures met while reading a member (a corrupt stream, a CRC mismatch, an
 #: encrypted or unsupported member): the file is damaged.
-_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, lzma.LZMAError, EOFError, RuntimeError,
-               NotImplementedError, OSError)
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    RuntimeError,
+    NotImplementedError,
+    OSError,
+)
 
 #: dtypes each running sum may have (see Accumulator._ensure_capacity).
 _SUM_DTYPES: dict[str, tuple[Any, ...]] = {

@@ -75,8 +75,17 @@ def new_sums(shape: tuple[int, int]) -> dict[str, np.ndarray]:
 
     ~0.25 s for 24 MP (the operating system zeroes 550 MB of pages).
     """
-    dtypes = {"n_invalid": np.uint8, "s_v": np.uint32, "s_r": np.int32, "vmin": np.uint16, "vmax": np.uint16,
-              "s_xr": np.float32, "s_zz": np.float32, "s_hi": np.uint8, "s_lo": np.uint8}
+    dtypes = {
+        "n_invalid": np.uint8,
+        "s_v": np.uint32,
+        "s_r": np.int32,
+        "vmin": np.uint16,
+        "vmax": np.uint16,
+        "s_xr": np.float32,
+        "s_zz": np.float32,
+        "s_hi": np.uint8,
+        "s_lo": np.uint8,
+    }
     sums = {name: _zeros(shape, dt) for name, dt in dtypes.items()}
     sums["vmin"].fill(np.iinfo(np.uint16).max)
     return sums

@@ -124,10 +124,16 @@ class Views:
         self.dark: set[int] = set()
         self.clock = 0
 
-    def copy(self) -> "Views":
+    def copy(self) -> Views:
         """A copy whose dictionaries can change apart (the open views' records are shared)."""
         c = Views(self.params)
-        c.sigs, c.weights, c.open, c.dark, c.clock = dict(self.sigs), dict(self.weights), dict(self.open), set(self.dark), self.clock
+        c.sigs, c.weights, c.open, c.dark, c.clock = (
+            dict(self.sigs),
+            dict(self.weights),
+            dict(self.open),
+            set(self.dark),
+            self.clock,
+        )
         return c
 
     def join(self, sig: np.ndarray, weight: np.ndarray, dark: bool, new_scene: int) -> tuple[_OpenView, bool]:
@@ -211,7 +217,7 @@ class Views:
             self.weights.pop(scene, None)
         return view
 
-    def add_renumbered(self, other: "Views", offset: int) -> None:
+    def add_renumbered(self, other: Views, offset: int) -> None:
         """Take ``other``'s (closed) views in, their scene numbers moved up by ``offset`` (merging states)."""
         self.sigs.update({scene + offset: sig for scene, sig in other.sigs.items()})
         self.weights.update({scene + offset: w for scene, w in other.weights.items()})

@@ -78,7 +78,7 @@ class PlantedDefect:
         return {"row": int(self.row), "col": int(self.col), "kind": self.kind.value, "params": dict(self.params)}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PlantedDefect":
+    def from_dict(cls, d: dict[str, Any]) -> PlantedDefect:
         return cls(int(d["row"]), int(d["col"]), DefectKind(d["kind"]), dict(d.get("params", {})))
 
 
@@ -101,7 +101,7 @@ class DefectCounts:
     n_rows: int = 1
 
     @classmethod
-    def for_sensor(cls, height: int, width: int) -> "DefectCounts":
+    def for_sensor(cls, height: int, width: int) -> DefectCounts:
         """Counts for a sensor of this size: the defaults at 0.54 MP (600x900).
 
         Point defects scale with the area, segments with its square root;
@@ -172,7 +172,7 @@ DEFECT_CLASSES = {
 }
 
 
-def defect_class(d: "PlantedDefect", white: int | None = None) -> str:
+def defect_class(d: PlantedDefect, white: int | None = None) -> str:
     """The finer class of a planted defect, one of :data:`DEFECT_CLASSES`.
 
     ``warm`` is a HOT record with ``strength="warm"``; ``cluster`` any member
@@ -187,8 +187,12 @@ def defect_class(d: "PlantedDefect", white: int | None = None) -> str:
         return "warm" if d.params.get("strength") == "warm" else "hot"
     if k is DefectKind.STUCK:
         return "stuck_high" if white is not None and float(d.params["value"]) >= white else "stuck_mid"
-    return {DefectKind.DEAD: "dead", DefectKind.COLD: "low_gain", DefectKind.NOISY: "blinking",
-            DefectKind.COLUMN: "column"}[k]
+    return {
+        DefectKind.DEAD: "dead",
+        DefectKind.COLD: "low_gain",
+        DefectKind.NOISY: "blinking",
+        DefectKind.COLUMN: "column",
+    }[k]
 
 
 class _Placer:
@@ -212,9 +216,7 @@ class _Placer:
             self.taken[max(0, r - g) : r + g + 1, max(0, c - g) : c + g + 1] = True
 
     def random_cell(self) -> np.ndarray:
-        return np.array(
-            [[self.rng.integers(BORDER, self.h - BORDER), self.rng.integers(BORDER, self.w - BORDER)]]
-        )
+        return np.array([[self.rng.integers(BORDER, self.h - BORDER), self.rng.integers(BORDER, self.w - BORDER)]])
 
     def place(self, make, tries: int = 2000) -> np.ndarray | None:
         """Call ``make()`` for candidate (N, 2) cells until one fits; ``None`` if none did."""
@@ -282,8 +284,17 @@ def plant_defects(
     ValueError
         A negative count, or the sensor is too small to place them all.
     """
-    counts = dict(n_stuck=n_stuck, n_dead=n_dead, n_hot=n_hot, n_warm=n_warm, n_cold=n_cold,
-                  n_noisy=n_noisy, n_clusters=n_clusters, n_columns=n_columns, n_rows=n_rows)
+    counts = dict(
+        n_stuck=n_stuck,
+        n_dead=n_dead,
+        n_hot=n_hot,
+        n_warm=n_warm,
+        n_cold=n_cold,
+        n_noisy=n_noisy,
+        n_clusters=n_clusters,
+        n_columns=n_columns,
+        n_rows=n_rows,
+    )
     for k, v in counts.items():
         if int(v) < 0:
             raise ValueError(f"{k} must be >= 0, got {v}")
@@ -327,8 +338,14 @@ def plant_defects(
             dead = rng.random() < 0.25
             offset = float(rng.uniform(8, 40) * rng.choice([-1.0, 1.0]))
             start = int(cells[0, 0] if axis == "column" else cells[0, 1])
-            params = {"segment": segment, "axis": axis, "mode": "dead" if dead else "offset",
-                      "offset_rn": 0.0 if dead else round(offset, 3), "start": start, "length": len(cells)}
+            params = {
+                "segment": segment,
+                "axis": axis,
+                "mode": "dead" if dead else "offset",
+                "offset_rn": 0.0 if dead else round(offset, 3),
+                "start": start,
+                "length": len(cells),
+            }
             out += [PlantedDefect(int(r), int(c), DefectKind.COLUMN, dict(params)) for r, c in cells]
             segment += 1
 
@@ -349,15 +366,26 @@ def plant_defects(
         cells = need(placer.place(grow), "a cluster")
         for r, c in cells:
             if cluster_kind == "hot" or rng.random() < 0.5:
-                out.append(PlantedDefect(int(r), int(c), DefectKind.HOT, {
-                    "cluster": cl, "size": size, "dark_dn_per_s": round(_hot_rate(rng, hot_rate), 4), "strength": "hot"}))
+                out.append(
+                    PlantedDefect(
+                        int(r),
+                        int(c),
+                        DefectKind.HOT,
+                        {
+                            "cluster": cl,
+                            "size": size,
+                            "dark_dn_per_s": round(_hot_rate(rng, hot_rate), 4),
+                            "strength": "hot",
+                        },
+                    )
+                )
             else:
                 out.append(PlantedDefect(int(r), int(c), DefectKind.DEAD, {"cluster": cl, "size": size}))
 
     # --- isolated photosites ---------------------------------------------------
     def single(kind: DefectKind, n: int, params_fn) -> None:
         for _ in range(int(n)):
-            (r, c), = need(placer.place(placer.random_cell), f"a {kind.value} photosite")
+            ((r, c),) = need(placer.place(placer.random_cell), f"a {kind.value} photosite")
             out.append(PlantedDefect(int(r), int(c), kind, params_fn()))
 
     black_max = float(spec.black_map().max())
@@ -374,9 +402,13 @@ def plant_defects(
     single(DefectKind.HOT, n_hot, lambda: {"dark_dn_per_s": round(_hot_rate(rng, hot_rate), 4), "strength": "hot"})
     single(DefectKind.HOT, n_warm, lambda: {"dark_dn_per_s": round(_warm_rate(rng, warm_rate), 4), "strength": "warm"})
     single(DefectKind.COLD, n_cold, lambda: {"gain": round(float(rng.uniform(*cold_gain)), 4)})
-    single(DefectKind.NOISY, n_noisy, lambda: {
-        "amplitude_rn": round(float(rng.uniform(8, 40)), 3),
-        "p": round(float(rng.uniform(0.3, 0.5)), 4),
-        "levels": str(rng.choice(["+", "-", "+-"])),
-    })
+    single(
+        DefectKind.NOISY,
+        n_noisy,
+        lambda: {
+            "amplitude_rn": round(float(rng.uniform(8, 40)), 3),
+            "p": round(float(rng.uniform(0.3, 0.5)), 4),
+            "levels": str(rng.choice(["+", "-", "+-"])),
+        },
+    )
     return sorted(out, key=lambda d: (d.row, d.col))

@@ -30,8 +30,8 @@ in :mod:`rawmap.testing.truth`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -81,8 +81,14 @@ class _Layout:
 def _layout(defects: Sequence[PlantedDefect]) -> _Layout:
     n = len(defects)
     lay = _Layout(
-        rows=np.zeros(n, np.int64), cols=np.zeros(n, np.int64), code=np.zeros(n, np.int8),
-        value=np.zeros(n), dark=np.zeros(n), gain=np.ones(n), amp=np.zeros(n), p=np.zeros(n),
+        rows=np.zeros(n, np.int64),
+        cols=np.zeros(n, np.int64),
+        code=np.zeros(n, np.int8),
+        value=np.zeros(n),
+        dark=np.zeros(n),
+        gain=np.ones(n),
+        amp=np.zeros(n),
+        p=np.zeros(n),
         sign=np.zeros(n),
     )
     for i, d in enumerate(defects):
@@ -300,12 +306,12 @@ def simulate_frame(
 def _border_frame(spec: SensorSpec, mosaic: np.ndarray, iso: float, rng: np.random.Generator) -> np.ndarray:
     """Full sensor frame: optical-black border (black + read noise) around ``mosaic``."""
     fh, fw = spec.full_shape
-    t, l = spec.top_margin, spec.left_margin
+    t, left = spec.top_margin, spec.left_margin
     full = np.empty((fh, fw), dtype=np.uint16)
-    full[t:, l:] = mosaic
+    full[t:, left:] = mosaic
     rn = _F32(spec.read_noise_dn(iso))
     # margins are even, so the pattern phase at (0, 0) is that of the visible area
-    for rows, cols in ((slice(0, t), slice(0, fw)), (slice(t, fh), slice(0, l))):
+    for rows, cols in ((slice(0, t), slice(0, fw)), (slice(t, fh), slice(0, left))):
         shape = (rows.stop - rows.start, cols.stop - cols.start)
         if shape[0] == 0 or shape[1] == 0:
             continue

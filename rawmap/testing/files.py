@@ -54,10 +54,12 @@ def to_file_values(mosaic: np.ndarray, spec: SensorSpec, file_format: str) -> np
 def _exif_entries(camera: CameraId, fp: FramePlan) -> list[tuple[int, int, int, object]]:
     from ..dng import _ASCII, _RATIONAL, _SHORT, _SRATIONAL, _UNDEFINED, _ascii, _rational
 
-    ent: list[tuple[int, int, int, object]] = [(36864, _UNDEFINED, 4, b"0230"),
-                                               (33434, _RATIONAL, 1, _rational(fp.exposure)),
-                                               (34855, _SHORT, 1, int(round(fp.iso))),
-                                               (36867, _ASCII, 0, fp.time.strftime("%Y:%m:%d %H:%M:%S").encode())]
+    ent: list[tuple[int, int, int, object]] = [
+        (36864, _UNDEFINED, 4, b"0230"),
+        (33434, _RATIONAL, 1, _rational(fp.exposure)),
+        (34855, _SHORT, 1, int(round(fp.iso))),
+        (36867, _ASCII, 0, fp.time.strftime("%Y:%m:%d %H:%M:%S").encode()),
+    ]
     if camera.serial:
         ent.append((42033, _ASCII, 0, _ascii(camera.serial)))
     if fp.temperature is not None:
@@ -72,13 +74,22 @@ def _image_bytes(values: np.ndarray, camera: CameraId, fp: FramePlan, file_forma
 
         from ..dng import _ASCII, _EXIF_PLACEHOLDER, _LONG, _append_exif_ifd, _ascii
 
-        tags = [(271, _ASCII, 0, _ascii(camera.make), True), (272, _ASCII, 0, _ascii(camera.model), True),
-                (306, _ASCII, 0, fp.time.strftime("%Y:%m:%d %H:%M:%S").encode(), True),
-                (_EXIF_PLACEHOLDER, _LONG, 1, 0, True)]
+        tags = [
+            (271, _ASCII, 0, _ascii(camera.make), True),
+            (272, _ASCII, 0, _ascii(camera.model), True),
+            (306, _ASCII, 0, fp.time.strftime("%Y:%m:%d %H:%M:%S").encode(), True),
+            (_EXIF_PLACEHOLDER, _LONG, 1, 0, True),
+        ]
         buf = io.BytesIO()
         with tifffile.TiffWriter(buf, byteorder="<") as tif:
-            tif.write(values, photometric="minisblack", rowsperstrip=values.shape[0], metadata=None,
-                      datetime=False, extratags=tags)
+            tif.write(
+                values,
+                photometric="minisblack",
+                rowsperstrip=values.shape[0],
+                metadata=None,
+                datetime=False,
+                extratags=tags,
+            )
         return _append_exif_ifd(buf.getvalue(), _exif_entries(camera, fp))
     from fractions import Fraction
 

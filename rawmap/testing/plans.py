@@ -72,8 +72,9 @@ class SeriesPlan:
         return len(self.frames)
 
 
-_ISO_STOPS = np.array([100, 125, 160, 200, 250, 320, 400, 500, 640, 800, 1000, 1250, 1600,
-                       2000, 2500, 3200, 4000, 5000, 6400])
+_ISO_STOPS = np.array(
+    [100, 125, 160, 200, 250, 320, 400, 500, 640, 800, 1000, 1250, 1600, 2000, 2500, 3200, 4000, 5000, 6400]
+)
 
 
 def _iso(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -83,8 +84,45 @@ def _iso(rng: np.random.Generator, lo: float, hi: float) -> float:
 
 #: Camera shutter speeds in 1/3-stop steps, seconds.
 _SHUTTERS = np.array(
-    [1 / d for d in (8000, 6400, 5000, 4000, 3200, 2500, 2000, 1600, 1250, 1000, 800, 640, 500, 400, 320, 250,
-                     200, 160, 125, 100, 80, 60, 50, 40, 30, 25, 20, 15, 13, 10, 8, 6, 5, 4)]
+    [
+        1 / d
+        for d in (
+            8000,
+            6400,
+            5000,
+            4000,
+            3200,
+            2500,
+            2000,
+            1600,
+            1250,
+            1000,
+            800,
+            640,
+            500,
+            400,
+            320,
+            250,
+            200,
+            160,
+            125,
+            100,
+            80,
+            60,
+            50,
+            40,
+            30,
+            25,
+            20,
+            15,
+            13,
+            10,
+            8,
+            6,
+            5,
+            4,
+        )
+    ]
     + [0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.3, 1.6, 2.0, 2.5, 3.2, 4.0, 5.0, 6.0, 8.0, 10.0, 13.0, 15.0, 20.0, 25.0, 30.0]
 )
 
@@ -165,18 +203,46 @@ def plan_series(
     for _ in range(n_long):
         day = int(rng.integers(0, days))
         if rng.random() < 0.8:
-            items.append(FramePlan("night", _shutter(rng, 1, 30), _iso(rng, 400, 3200),
-                                   at(day, 21.5, 27.5), float(rng.uniform(0.01, 0.05))))
+            items.append(
+                FramePlan(
+                    "night",
+                    _shutter(rng, 1, 30),
+                    _iso(rng, 400, 3200),
+                    at(day, 21.5, 27.5),
+                    float(rng.uniform(0.01, 0.05)),
+                )
+            )
         else:
-            items.append(FramePlan("landscape", _shutter(rng, 1, 30), _iso(rng, 100, 200),
-                                   at(day, 19.5, 21.0), float(rng.uniform(0.15, 0.35))))
+            items.append(
+                FramePlan(
+                    "landscape",
+                    _shutter(rng, 1, 30),
+                    _iso(rng, 100, 200),
+                    at(day, 19.5, 21.0),
+                    float(rng.uniform(0.15, 0.35)),
+                )
+            )
     for _ in range(n_indoor):
-        items.append(FramePlan("indoor", _shutter(rng, 1 / 250, 1 / 30), _iso(rng, 1600, 6400),
-                               at(int(rng.integers(0, days)), 18.0, 21.0), float(rng.uniform(0.08, 0.2))))
+        items.append(
+            FramePlan(
+                "indoor",
+                _shutter(rng, 1 / 250, 1 / 30),
+                _iso(rng, 1600, 6400),
+                at(int(rng.integers(0, days)), 18.0, 21.0),
+                float(rng.uniform(0.08, 0.2)),
+            )
+        )
     for _ in range(n_day):
         kind = str(rng.choice(["landscape", "landscape", "landscape", "glints", "glints", "flat"]))
-        items.append(FramePlan(kind, _shutter(rng, 1 / 4000, 1 / 30), _iso(rng, 100, 800),
-                               at(int(rng.integers(0, days)), 8.0, 18.0), float(rng.uniform(0.1, 0.25))))
+        items.append(
+            FramePlan(
+                kind,
+                _shutter(rng, 1 / 4000, 1 / 30),
+                _iso(rng, 100, 800),
+                at(int(rng.integers(0, days)), 8.0, 18.0),
+                float(rng.uniform(0.1, 0.25)),
+            )
+        )
     if burst_length:
         t0 = at(int(rng.integers(0, days)), 9.0, 17.0).replace(second=10)
         exp, iso, lvl = _shutter(rng, 1 / 2000, 1 / 250), _iso(rng, 100, 400), float(rng.uniform(0.12, 0.2))

@@ -33,23 +33,33 @@ __all__ = [
 
 
 #: Scenarios :func:`scenario_plan` and :func:`write_scenario` know.
-SCENARIOS = ("brackets", "timelapse", "burst", "darks-same", "darks-mixed", "mixed", "mono", "gray16", "gray8",
-             "black0")
+SCENARIOS = (
+    "brackets",
+    "timelapse",
+    "burst",
+    "darks-same",
+    "darks-mixed",
+    "mixed",
+    "mono",
+    "gray16",
+    "gray8",
+    "black0",
+)
 #: Exposure-time range of lens-cap darks in ``darks-mixed`` and ``mixed``, seconds.
 DARK_EXPOSURES = (1 / 60, 60.0)
 _VARIED = ("landscape", "glints", "flat", "night", "indoor", "edges", "texture", "texture", "edges")
 
 
-def _bracket(rng: np.random.Generator, view: int, t0: _dt.datetime, k: int, stops: float,
-             scene: str, shake: float) -> list[FramePlan]:
+def _bracket(
+    rng: np.random.Generator, view: int, t0: _dt.datetime, k: int, stops: float, scene: str, shake: float
+) -> list[FramePlan]:
     """``k`` frames of one static view, ``stops`` apart, the first at mid grey = 2 % of the range."""
     iso = _iso(rng, 100, 800)
     base = _shutter(rng, 1 / 4000, 1 / 250)
     out = []
     for j in range(k):
         jit = (0.0, 0.0) if j == 0 or shake == 0 else tuple(float(v) for v in rng.uniform(-shake, shake, 2))
-        out.append(FramePlan(scene, base * 2.0 ** (stops * j), iso, t0 + _dt.timedelta(seconds=2 * j), 0.02,
-                             view, jit))  # type: ignore[arg-type]
+        out.append(FramePlan(scene, base * 2.0 ** (stops * j), iso, t0 + _dt.timedelta(seconds=2 * j), 0.02, view, jit))  # type: ignore[arg-type]
     return out
 
 
@@ -128,9 +138,16 @@ def scenario_plan(
         exps = np.exp(np.linspace(np.log(DARK_EXPOSURES[0]), np.log(DARK_EXPOSURES[1]), n_frames))
         rng.shuffle(exps)
         t = start
-        for i, e in enumerate(exps):
-            items.append(_dark(rng, t, float(_shutter(rng, e * 0.8, min(e * 1.25, 60.0)) if e < 30 else round(e)),
-                               iso, rng.uniform(18, 30)))
+        for e in exps:
+            items.append(
+                _dark(
+                    rng,
+                    t,
+                    float(_shutter(rng, e * 0.8, min(e * 1.25, 60.0)) if e < 30 else round(e)),
+                    iso,
+                    rng.uniform(18, 30),
+                )
+            )
             t += _dt.timedelta(seconds=int(e) + 5)
     else:  # mixed: varied scenes, one bracket, one burst, every fifth frame a dark
         n_dark = n_frames // 5
@@ -143,15 +160,34 @@ def scenario_plan(
             groups.append(_bracket(rng, 0, start, 4, 2.0, str(rng.choice(["edges", "texture"])), 0.0))
         if n_bu:
             exp, fiso = _shutter(rng, 1 / 2000, 1 / 250), _iso(rng, 100, 800)
-            groups.append([FramePlan("glints", exp, fiso, start, 0.15, 1,
-                                     (0.0, 0.0) if i == 0 else tuple(float(v) for v in rng.uniform(-0.3, 0.3, 2)))  # type: ignore[arg-type]
-                           for i in range(4)])
+            groups.append(
+                [
+                    FramePlan(
+                        "glints",
+                        exp,
+                        fiso,
+                        start,
+                        0.15,
+                        1,
+                        (0.0, 0.0) if i == 0 else tuple(float(v) for v in rng.uniform(-0.3, 0.3, 2)),
+                    )  # type: ignore[arg-type]
+                    for i in range(4)
+                ]
+            )
         order = rng.permutation(len(groups))
         flat: list[FramePlan] = [f for g in order for f in groups[g]]
         dark_exps = np.exp(rng.uniform(np.log(DARK_EXPOSURES[0]), np.log(DARK_EXPOSURES[1]), n_dark))
         for j, e in enumerate(dark_exps):
-            flat.insert(5 * j + 4, _dark(rng, start, float(_shutter(rng, e * 0.8, min(e * 1.25, 30.0)) if e < 30 else 60.0),
-                                         iso, rng.uniform(15, 35)))
+            flat.insert(
+                5 * j + 4,
+                _dark(
+                    rng,
+                    start,
+                    float(_shutter(rng, e * 0.8, min(e * 1.25, 30.0)) if e < 30 else 60.0),
+                    iso,
+                    rng.uniform(15, 35),
+                ),
+            )
         t = start
         for f in flat:  # capture times in series order; a bracket's or burst's frames 1-2 s apart
             items.append(replace(f, time=t))
@@ -162,9 +198,17 @@ def scenario_plan(
 def scenario_counts(height: int, width: int) -> DefectCounts:
     """Defects planted by :func:`write_scenario`: 3x the density of :meth:`DefectCounts.for_sensor`."""
     b = DefectCounts.for_sensor(height, width)
-    return DefectCounts(n_stuck=3 * b.n_stuck, n_dead=3 * b.n_dead, n_hot=3 * b.n_hot, n_warm=3 * b.n_warm,
-                        n_cold=3 * b.n_cold, n_noisy=3 * b.n_noisy, n_clusters=3 * b.n_clusters,
-                        n_columns=b.n_columns, n_rows=b.n_rows)
+    return DefectCounts(
+        n_stuck=3 * b.n_stuck,
+        n_dead=3 * b.n_dead,
+        n_hot=3 * b.n_hot,
+        n_warm=3 * b.n_warm,
+        n_cold=3 * b.n_cold,
+        n_noisy=3 * b.n_noisy,
+        n_clusters=3 * b.n_clusters,
+        n_columns=b.n_columns,
+        n_rows=b.n_rows,
+    )
 
 
 def scenario_spec(name: str, height: int, width: int) -> SensorSpec:
@@ -266,9 +310,24 @@ def write_scenario(
     fmt = file_format or {"mono": "tiff16", "gray16": "tiff16", "gray8": "png8"}.get(name, "dng")
     mixed_family = name in ("mixed", "mono", "gray16", "gray8", "black0")
     s_def, s_plan = np.random.SeedSequence([seed, 9009]).spawn(2)
-    defects = plant_defects(spec, np.random.default_rng(s_def), **scenario_counts(h, w).as_kwargs(),  # type: ignore[arg-type]
-                            warm_rate=(10.0, 100.0), cold_gain=(0.05, 0.5), cluster_kind="hot")
+    defects = plant_defects(
+        spec,
+        np.random.default_rng(s_def),
+        **scenario_counts(h, w).as_kwargs(),  # type: ignore[arg-type]
+        warm_rate=(10.0, 100.0),
+        cold_gain=(0.05, 0.5),
+        cluster_kind="hot",
+    )
     plan = scenario_plan("mixed" if mixed_family else name, n_frames, np.random.default_rng(s_plan), iso=iso)
-    return generate_series(folder, seed=seed, spec=spec, defects=defects, plan=plan, jpeg=jpeg, clean_dir=clean_dir,
-                           file_format=fmt, duplicates=(2 if mixed_family else 0) if duplicates is None else duplicates,
-                           overwrite=overwrite)
+    return generate_series(
+        folder,
+        seed=seed,
+        spec=spec,
+        defects=defects,
+        plan=plan,
+        jpeg=jpeg,
+        clean_dir=clean_dir,
+        file_format=fmt,
+        duplicates=(2 if mixed_family else 0) if duplicates is None else duplicates,
+        overwrite=overwrite,
+    )

@@ -104,8 +104,11 @@ class _Texture:
     """Multi-scale fine texture (features of 2-32 photosites), about N(0, 1)."""
 
     def __init__(self, rng: np.random.Generator, h: int, w: int) -> None:
-        self.parts = [(_F32(0.5), _Grid(rng, h, w, 32.0)), (_F32(0.45), _Grid(rng, h, w, 8.0)),
-                      (_F32(0.55), _Grid(rng, h, w, 2.0))]
+        self.parts = [
+            (_F32(0.5), _Grid(rng, h, w, 32.0)),
+            (_F32(0.45), _Grid(rng, h, w, 8.0)),
+            (_F32(0.55), _Grid(rng, h, w, 2.0)),
+        ]
 
     def rows(self, a: int, b: int) -> np.ndarray:
         out = None
@@ -196,18 +199,21 @@ class _Points:
             np.add.at(planes[ch].reshape(-1), flat, (g * self.peak[:, ch, None, None])[ok].astype(_F32))
 
 
-_PALETTE = np.array([
-    [0.35, 0.50, 0.20],  # foliage
-    [0.20, 0.32, 0.12],  # dark foliage
-    [0.60, 0.45, 0.30],  # earth
-    [0.55, 0.55, 0.52],  # stone
-    [0.85, 0.82, 0.78],  # white wall
-    [0.90, 0.12, 0.06],  # vivid red
-    [0.06, 0.20, 0.95],  # vivid blue
-    [0.95, 0.70, 0.05],  # yellow
-    [0.15, 0.60, 0.55],  # teal
-    [0.08, 0.08, 0.09],  # black
-], dtype=_F32)
+_PALETTE = np.array(
+    [
+        [0.35, 0.50, 0.20],  # foliage
+        [0.20, 0.32, 0.12],  # dark foliage
+        [0.60, 0.45, 0.30],  # earth
+        [0.55, 0.55, 0.52],  # stone
+        [0.85, 0.82, 0.78],  # white wall
+        [0.90, 0.12, 0.06],  # vivid red
+        [0.06, 0.20, 0.95],  # vivid blue
+        [0.95, 0.70, 0.05],  # yellow
+        [0.15, 0.60, 0.55],  # teal
+        [0.08, 0.08, 0.09],  # black
+    ],
+    dtype=_F32,
+)
 
 
 def _colour(rng: np.random.Generator, lo: float = 0.3, hi: float = 2.5) -> np.ndarray:
@@ -276,8 +282,13 @@ class _Landscape(_Recipe):
                 y0, x0 = float(rng.uniform(0, h)), float(rng.uniform(0, w))
                 self.shapes.append(_Shape("rect", (y0, y0 + rh, x0, x0 + rw), _colour(rng, 0.2, 2.0), 0.2))
             r = 0.03 * h + 2
-            self.shapes.append(_Shape("ellipse", (rng.uniform(0.1, 0.4) * h, rng.uniform(0.1, 0.9) * w, r, r, 0.0),
-                                      np.full(3, rng.uniform(20, 60), _F32)))  # a lamp: clipped
+            self.shapes.append(
+                _Shape(
+                    "ellipse",
+                    (rng.uniform(0.1, 0.4) * h, rng.uniform(0.1, 0.9) * w, r, r, 0.0),
+                    np.full(3, rng.uniform(20, 60), _F32),
+                )
+            )  # a lamp: clipped
             self.tint = np.array([1.5, 1.0, 0.6], _F32)
         else:
             self.hs, self.hy = _horizon(rng, h, w, rng.uniform(0.3, 0.6), 1.5)
@@ -287,14 +298,34 @@ class _Landscape(_Recipe):
                 cy, cx = rng.uniform(0.2, 1.0) * h, rng.uniform(0, 1) * w
                 r = rng.uniform(0.02, 0.2) * min(h, w)
                 if rng.random() < 0.6:
-                    self.shapes.append(_Shape("ellipse", (cy, cx, r * rng.uniform(0.5, 1.5), r, rng.uniform(0, np.pi)),
-                                              _colour(rng), 0.35))
+                    self.shapes.append(
+                        _Shape(
+                            "ellipse", (cy, cx, r * rng.uniform(0.5, 1.5), r, rng.uniform(0, np.pi)), _colour(rng), 0.35
+                        )
+                    )
                 else:  # buildings: hard vertical and horizontal edges
-                    self.shapes.append(_Shape("rect", (cy - r, cy + r * rng.uniform(0.5, 2), cx - r / 2, cx + r / 2),
-                                              _colour(rng, 0.5, 3.0), 0.1))
+                    self.shapes.append(
+                        _Shape(
+                            "rect",
+                            (cy - r, cy + r * rng.uniform(0.5, 2), cx - r / 2, cx + r / 2),
+                            _colour(rng, 0.5, 3.0),
+                            0.1,
+                        )
+                    )
             for _ in range(int(rng.integers(1, 5))):  # wires and branches
-                self.shapes.append(_Shape("line", (rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0, h),
-                                                   rng.uniform(0, w), rng.uniform(0.6, 2.0)), _colour(rng, 0.05, 3.0)))
+                self.shapes.append(
+                    _Shape(
+                        "line",
+                        (
+                            rng.uniform(0, h),
+                            rng.uniform(0, w),
+                            rng.uniform(0, h),
+                            rng.uniform(0, w),
+                            rng.uniform(0.6, 2.0),
+                        ),
+                        _colour(rng, 0.05, 3.0),
+                    )
+                )
 
     def strip(self, a: int, b: int) -> np.ndarray:
         w = self.w
@@ -308,7 +339,9 @@ class _Landscape(_Recipe):
                 np.multiply(f, self.wall[ch], out=planes[ch])
         else:
             below = yy >= self.hy[None, :]
-            sky_grad = (_F32(0.55) + _F32(0.45) * np.clip(yy / np.maximum(self.hs[None, :], 1), 0, 1)) * (1 + _F32(0.08) * low)
+            sky_grad = (_F32(0.55) + _F32(0.45) * np.clip(yy / np.maximum(self.hs[None, :], 1), 0, 1)) * (
+                1 + _F32(0.08) * low
+            )
             shade = (1 + _F32(0.35) * low) * np.maximum(_F32(0.1), 1 + _F32(0.3) * tex)
             for ch in range(3):
                 np.copyto(planes[ch], np.where(below, self.ground[ch] * shade, self.sky[ch] * sky_grad))
@@ -324,12 +357,21 @@ class _Glints(_Landscape):
         super().__init__(rng, h, w, sigma)
         for _ in range(int(rng.integers(1, 4))):  # clipped highlight patches
             r = rng.uniform(0.01, 0.05) * min(h, w) + 1
-            self.shapes.append(_Shape("ellipse", (rng.uniform(0, h), rng.uniform(0, w), r, r * rng.uniform(0.5, 2),
-                                                  rng.uniform(0, 3)), np.full(3, rng.uniform(15, 40), _F32)))
+            self.shapes.append(
+                _Shape(
+                    "ellipse",
+                    (rng.uniform(0, h), rng.uniform(0, w), r, r * rng.uniform(0.5, 2), rng.uniform(0, 3)),
+                    np.full(3, rng.uniform(15, 40), _F32),
+                )
+            )
         n = int(rng.integers(6, 16) * max(1.0, h * w / 540_000.0))
         peak = rng.uniform(20, 400, n)
-        self.points = _Points(rng.uniform(BORDER, h - BORDER, n), rng.uniform(BORDER, w - BORDER, n),
-                              rng.uniform(0.5, 0.8, n), peak[:, None] * rng.uniform(0.8, 1.0, (n, 3)))
+        self.points = _Points(
+            rng.uniform(BORDER, h - BORDER, n),
+            rng.uniform(BORDER, w - BORDER, n),
+            rng.uniform(0.5, 0.8, n),
+            peak[:, None] * rng.uniform(0.8, 1.0, (n, 3)),
+        )
 
 
 class _Night(_Recipe):
@@ -392,16 +434,24 @@ class _Edges(_Recipe):
                     ft = int(rng.integers(1, 3))  # frame thickness, photosites
                     self.shapes.append(_Shape("rect", (float(wy), float(wy + wh), float(wx), float(wx + ww)), frame))
                     glass = _colour(rng, 0.05, 0.4) if rng.random() < 0.7 else _colour(rng, 2.0, 8.0)
-                    self.shapes.append(_Shape("rect", (float(wy + ft), float(wy + wh - ft), float(wx + ft),
-                                                       float(wx + ww - ft)), glass))
+                    self.shapes.append(
+                        _Shape(
+                            "rect", (float(wy + ft), float(wy + wh - ft), float(wx + ft), float(wx + ww - ft)), glass
+                        )
+                    )
                     if ww - 2 * ft >= 3:  # a mullion
                         mx = wx + ww // 2
                         self.shapes.append(_Shape("rect", (float(wy), float(wy + wh), float(mx), float(mx + 1)), frame))
             x += bw + int(rng.integers(0, max(1, w // 15)))
         for _ in range(int(rng.integers(1, 4))):  # poles: 1-3 photosites wide, full height below the sky
             px, pw = int(rng.integers(0, w)), int(rng.integers(1, 4))
-            self.shapes.append(_Shape("rect", (float(rng.integers(0, self.horizon)), float(h), float(px), float(px + pw)),
-                                      _colour(rng, 0.05, 3.0)))
+            self.shapes.append(
+                _Shape(
+                    "rect",
+                    (float(rng.integers(0, self.horizon)), float(h), float(px), float(px + pw)),
+                    _colour(rng, 0.05, 3.0),
+                )
+            )
         for _ in range(int(rng.integers(1, 3))):  # roof lines / cables: one row, across the frame
             py = int(rng.integers(0, h))
             self.shapes.append(_Shape("rect", (float(py), float(py + 1), 0.0, float(w)), _colour(rng, 0.05, 3.0)))
@@ -427,7 +477,7 @@ def _pink_noise(rng: np.random.Generator, h: int, w: int, beta: float) -> np.nda
     f = np.sqrt(fy * fy + fx * fx)
     f[0, 0] = 1.0
     spec = np.fft.rfft2(rng.standard_normal((h, w)))
-    spec *= f ** -beta
+    spec *= f**-beta
     spec[0, 0] = 0.0
     out = np.fft.irfft2(spec, s=(h, w))
     sd = float(out.std()) or 1.0
@@ -454,9 +504,19 @@ class _Texture2(_Recipe):
         ln = rng.uniform(3, 25, n)
         ang = rng.normal(-np.pi / 2, 0.35, n)
         for i in range(n):
-            self.shapes.append(_Shape("line", (float(ya[i]), float(xa[i]), float(ya[i] + ln[i] * np.sin(ang[i])),
-                                               float(xa[i] + ln[i] * np.cos(ang[i])), float(rng.uniform(0.5, 1.5))),
-                                      _colour(rng, 0.1, 2.5)))
+            self.shapes.append(
+                _Shape(
+                    "line",
+                    (
+                        float(ya[i]),
+                        float(xa[i]),
+                        float(ya[i] + ln[i] * np.sin(ang[i])),
+                        float(xa[i] + ln[i] * np.cos(ang[i])),
+                        float(rng.uniform(0.5, 1.5)),
+                    ),
+                    _colour(rng, 0.1, 2.5),
+                )
+            )
 
     def strip(self, a: int, b: int) -> np.ndarray:
         refl = np.exp(_F32(0.6) * self.field[a:b])

@@ -57,8 +57,10 @@ class MapScore:
     def summary(self) -> str:
         """One line: recall, precision and the false flags by kind."""
         fk = ", ".join(f"{k} {v}" for k, v in sorted(self.false_by_kind.items())) or "none"
-        return (f"recall {self.recall:.2f} ({self.n_found}/{self.n_must_find}), precision {self.precision:.2f} "
-                f"({self.n_flags - self.n_false}/{self.n_flags}); false flags: {fk}")
+        return (
+            f"recall {self.recall:.2f} ({self.n_found}/{self.n_must_find}), precision {self.precision:.2f} "
+            f"({self.n_flags - self.n_false}/{self.n_flags}); false flags: {fk}"
+        )
 
 
 def score_map(defect_map: Any, truth: SeriesTruth) -> MapScore:
@@ -105,8 +107,12 @@ def score_map(defect_map: Any, truth: SeriesTruth) -> MapScore:
     return MapScore(
         recall=n_found / n_must if n_must else 1.0,
         precision=(len(flags) - n_false) / len(flags) if flags else 1.0,
-        n_must_find=n_must, n_found=n_found, n_flags=len(flags), n_false=n_false,
-        false_by_kind=false, recall_by_class={k: (v[0], v[1]) for k, v in by_class.items()},
+        n_must_find=n_must,
+        n_found=n_found,
+        n_flags=len(flags),
+        n_false=n_false,
+        false_by_kind=false,
+        recall_by_class={k: (v[0], v[1]) for k, v in by_class.items()},
     )
 
 

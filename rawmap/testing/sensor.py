@@ -82,7 +82,9 @@ class SensorSpec:
             raise ValueError(f"cfa must be (2, 2) colour indices 0..3, got {cfa.tolist()}")
         if self.cfa is not None:
             if set(np.where(cfa == 3, 1, cfa).ravel().tolist()) != {0, 1, 2}:
-                raise ValueError(f"cfa must hold red, green and blue (or be None for a monochrome sensor), got {cfa.tolist()}")
+                raise ValueError(
+                    f"cfa must hold red, green and blue (or be None for a monochrome sensor), got {cfa.tolist()}"
+                )
             object.__setattr__(self, "cfa", tuple(tuple(int(v) for v in row) for row in cfa))
         b = np.asarray(self.black)
         if b.ndim == 0:
@@ -179,7 +181,7 @@ class SensorSpec:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], camera: CameraId | None = None) -> "SensorSpec":
+    def from_dict(cls, d: dict[str, Any], camera: CameraId | None = None) -> SensorSpec:
         black = d.get("black", 512)
         cfa = d.get("cfa_indices", [[0, 1], [1, 2]])
         if isinstance(black, list) and len(set(black)) == 1:

@@ -10,8 +10,8 @@ bursts, exposure brackets, timelapses (:attr:`~rawmap.testing.plans.FramePlan.li
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -111,8 +111,10 @@ def generate_series(
     spec = spec or SensorSpec(600, 900)
     scale = sample_scale(spec, file_format)
     if spec.mono and (file_format == "dng" or jpeg):
-        raise ValueError("a monochrome sensor (cfa=None) is written as a grayscale image: pass file_format="
-                         "'tiff16', 'tiff8', 'png16' or 'png8', and no jpeg (the DNG writer writes CFA data only)")
+        raise ValueError(
+            "a monochrome sensor (cfa=None) is written as a grayscale image: pass file_format="
+            "'tiff16', 'tiff8', 'png16' or 'png8', and no jpeg (the DNG writer writes CFA data only)"
+        )
     if duplicates < 0:
         raise ValueError(f"duplicates must be >= 0, got {duplicates}")
     ss = np.random.SeedSequence(seed)
@@ -133,8 +135,15 @@ def generate_series(
     dup_of = [int(i) for i in extra_rng.choice(n, size=min(duplicates, n), replace=False)] if duplicates else []
     while len(dup_of) < duplicates:  # more copies than frames: copy some twice
         dup_of.append(int(extra_rng.integers(n)))
-    dups = [((f"{names[i]}-copy.{ext}" if k % 2 == 0 else f"backup/{names[i]}.{ext}") if k < 2 * n
-             else f"backup/{names[i]}-{k}.{ext}", f"{names[i]}.{ext}") for k, i in enumerate(dup_of)]
+    dups = [
+        (
+            (f"{names[i]}-copy.{ext}" if k % 2 == 0 else f"backup/{names[i]}.{ext}")
+            if k < 2 * n
+            else f"backup/{names[i]}-{k}.{ext}",
+            f"{names[i]}.{ext}",
+        )
+        for k, i in enumerate(dup_of)
+    ]
     clean_path = None if clean_dir is None else Path(clean_dir)
     wanted = [out_dir / f"{s}.{ext}" for s in names] + [out_dir / "truth.json"] + [out_dir / a for a, _ in dups]
     if jpeg:
@@ -161,8 +170,9 @@ def generate_series(
         elif fp.burst is not None:
             if fp.burst not in burst_scene:
                 burst_seeds.setdefault(fp.burst, s_bursts.spawn(1)[0])
-                burst_scene[fp.burst] = render_scene(spec, np.random.default_rng(burst_seeds[fp.burst]), fp.scene,
-                                                     rate=_scene_rate(spec, fp))
+                burst_scene[fp.burst] = render_scene(
+                    spec, np.random.default_rng(burst_seeds[fp.burst]), fp.scene, rate=_scene_rate(spec, fp)
+                )
             scene = _shift(burst_scene[fp.burst], *fp.jitter)
             if fp.light != 1.0:
                 scene *= _F32(fp.light)
@@ -171,17 +181,27 @@ def generate_series(
         sim = simulate(spec, defects, scene, fp.exposure, fp.iso, rng, temperature=fp.temperature)
         del scene
         visible += sim.visible
-        found[i] = np.abs(sim.deviation) > FIND_SIGMA * np.sqrt(sim.sigma ** 2 + q_var)
+        found[i] = np.abs(sim.deviation) > FIND_SIGMA * np.sqrt(sim.sigma**2 + q_var)
         if file_format == "dng":
             full = None
             if spec.top_margin or spec.left_margin:
                 full = _border_frame(spec, sim.mosaic, fp.iso, rng)
             kw = {} if fp.temperature is None else {"temperature": fp.temperature}
             written = write_dng(
-                out_dir / f"{names[i]}.dng", sim.mosaic, cfa=spec.cfa_array, black=spec.black_levels(),
-                white=spec.white, camera=spec.camera, exposure=fp.exposure, iso=fp.iso, time=fp.time,
-                full_frame=full, margins=(spec.top_margin, spec.left_margin),
-                as_shot_neutral=spec.wb_neutral(), overwrite=overwrite, **kw,  # type: ignore[arg-type]
+                out_dir / f"{names[i]}.dng",
+                sim.mosaic,
+                cfa=spec.cfa_array,
+                black=spec.black_levels(),
+                white=spec.white,
+                camera=spec.camera,
+                exposure=fp.exposure,
+                iso=fp.iso,
+                time=fp.time,
+                full_frame=full,
+                margins=(spec.top_margin, spec.left_margin),
+                as_shot_neutral=spec.wb_neutral(),
+                overwrite=overwrite,
+                **kw,  # type: ignore[arg-type]
             )
         else:
             written = atomic_write_bytes(
@@ -202,17 +222,27 @@ def generate_series(
             buf = io.BytesIO()
             np.save(buf, sim.clean, allow_pickle=False)
             clean_name = str(atomic_write_bytes(clean_path / f"{names[i]}.npy", buf.getvalue(), overwrite=overwrite))
-        frames.append(FrameTruth(written.name, fp.exposure, fp.iso, fp.scene, fp.time, fp.burst, jpg_name, clean_name,
-                                 fp.temperature))
+        frames.append(
+            FrameTruth(
+                written.name, fp.exposure, fp.iso, fp.scene, fp.time, fp.burst, jpg_name, clean_name, fp.temperature
+            )
+        )
     for copy, orig in dups:
         atomic_write_bytes(out_dir / copy, (out_dir / orig).read_bytes(), overwrite=overwrite)
     keys = _view_keys(plan.frames)
     views = np.array([len({keys[i] for i in np.flatnonzero(found[:, j])}) for j in range(len(defects))], np.int64)
     truth = SeriesTruth(
-        camera=spec.camera, spec=spec, frames=frames, defects=list(defects),
-        visible_fraction=visible / max(1, n), seed=seed,
-        visible_frames=found.sum(axis=0).astype(np.int64), visible_views=views,
-        file_format=file_format, sample_scale=scale, duplicates=dups,
+        camera=spec.camera,
+        spec=spec,
+        frames=frames,
+        defects=list(defects),
+        visible_fraction=visible / max(1, n),
+        seed=seed,
+        visible_frames=found.sum(axis=0).astype(np.int64),
+        visible_views=views,
+        file_format=file_format,
+        sample_scale=scale,
+        duplicates=dups,
     )
     truth.save(out_dir / "truth.json", overwrite=overwrite)
     return truth

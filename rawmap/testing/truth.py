@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -97,8 +98,16 @@ class FrameTruth:
         return self.scene == "dark"
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"file": self.file, "exposure": self.exposure, "iso": self.iso, "scene": self.scene,
-             "time": self.time.isoformat(), "burst": self.burst, "jpeg": self.jpeg, "clean": self.clean}
+        d = {
+            "file": self.file,
+            "exposure": self.exposure,
+            "iso": self.iso,
+            "scene": self.scene,
+            "time": self.time.isoformat(),
+            "burst": self.burst,
+            "jpeg": self.jpeg,
+            "clean": self.clean,
+        }
         if self.temperature is not None:
             d["temperature"] = self.temperature
         if self.dark:
@@ -106,17 +115,27 @@ class FrameTruth:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "FrameTruth":
+    def from_dict(cls, d: dict[str, Any]) -> FrameTruth:
         t = d.get("temperature")
-        return cls(str(d["file"]), float(d["exposure"]), float(d["iso"]), str(d.get("scene", "")),
-                   _dt.datetime.fromisoformat(d["time"]), d.get("burst"), d.get("jpeg"), d.get("clean"),
-                   None if t is None else float(t))
+        return cls(
+            str(d["file"]),
+            float(d["exposure"]),
+            float(d["iso"]),
+            str(d.get("scene", "")),
+            _dt.datetime.fromisoformat(d["time"]),
+            d.get("burst"),
+            d.get("jpeg"),
+            d.get("clean"),
+            None if t is None else float(t),
+        )
 
 
 def _view_keys(frames: Sequence[FrameTruth | FramePlan]) -> list[tuple]:
     """One key per frame: frames with equal keys show the same view (a burst id, all darks, else each its own)."""
-    return [("view", f.burst) if f.burst is not None else ("dark",) if f.scene == "dark" else ("frame", i)
-            for i, f in enumerate(frames)]
+    return [
+        ("view", f.burst) if f.burst is not None else ("dark",) if f.scene == "dark" else ("frame", i)
+        for i, f in enumerate(frames)
+    ]
 
 
 @dataclass
@@ -197,8 +216,10 @@ class SeriesTruth:
         return np.array([(d.row, d.col) for d in self.defects], dtype=np.int64).reshape(-1, 2)
 
     def to_dict(self) -> dict[str, Any]:
-        defects = [{**d.to_dict(), "class": c, "visible_fraction": round(float(v), 6)}
-                   for d, c, v in zip(self.defects, self.classes(), self.visible_fraction)]
+        defects = [
+            {**d.to_dict(), "class": c, "visible_fraction": round(float(v), 6)}
+            for d, c, v in zip(self.defects, self.classes(), self.visible_fraction)
+        ]
         if self.visible_frames is not None:
             views = self.visible_views if self.visible_views is not None else np.zeros(len(self.defects), np.int64)
             for rec, nf, nv, mf in zip(defects, self.visible_frames, views, self.must_find):

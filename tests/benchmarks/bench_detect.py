@@ -108,8 +108,10 @@ def main() -> None:
         truth_all = {(d.row, d.col) for d in truth.defects}
         required = {(d.row, d.col) for d, v in zip(truth.defects, vis) if v >= args.min_visible}
         kind_of = {(d.row, d.col): d.kind.value for d in truth.defects}
-        print(f"series: {args.frames} frames of {args.height}x{args.width}, seed {args.seed} (generated in {gen_s:.0f} s); "
-              f"{len(truth_all)} planted defects, {len(required)} visible in >= {args.min_visible:.0%} of frames")
+        print(
+            f"series: {args.frames} frames of {args.height}x{args.width}, seed {args.seed} (generated in {gen_s:.0f} s); "
+            f"{len(truth_all)} planted defects, {len(required)} visible in >= {args.min_visible:.0%} of frames"
+        )
         print(f"  to find by kind: {dict(Counter(kind_of[k] for k in required))}")
 
         rows = []
@@ -129,13 +131,20 @@ def main() -> None:
 
         t = time.perf_counter()
         lv = lowest_variance(dngs, max(1, len(required)))
-        rows.append(("lowest variance top-K (RAW)", *score_exact(map(tuple, lv), truth_all, required), time.perf_counter() - t))
+        rows.append(
+            ("lowest variance top-K (RAW)", *score_exact(map(tuple, lv), truth_all, required), time.perf_counter() - t)
+        )
 
         if not args.no_enhance:
             t = time.perf_counter()
             en = enhance(dngs)
-            rows.append(("rawpy.enhance.find_bad_pixels (RAW)", *score_exact(map(tuple, en), truth_all, required),
-                         time.perf_counter() - t))
+            rows.append(
+                (
+                    "rawpy.enhance.find_bad_pixels (RAW)",
+                    *score_exact(map(tuple, en), truth_all, required),
+                    time.perf_counter() - t,
+                )
+            )
 
         t = time.perf_counter()
         jrun = map_files(jpgs)

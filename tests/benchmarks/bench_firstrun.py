@@ -36,7 +36,12 @@ def run_once(cache: Path, out: Path) -> tuple[float, float]:
     t = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "rawmap", "map", "fixtures/example", "-o", str(out), "--overwrite", "--quiet"],
-        cwd=ROOT, env=env, check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
     )
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -60,17 +65,22 @@ def main() -> None:
             c = run_once(cache, Path(tmp) / "cold.json")
             w = run_once(cache, Path(tmp) / "warm.json")
             same = defects(Path(tmp) / "cold.json") == defects(Path(tmp) / "warm.json")
-            print(f"run {k + 1}: cold {c[0]:.1f} s ({c[1]:.1f} s CPU), warm {w[0]:.1f} s ({w[1]:.1f} s CPU), "
-                  f"cold/warm {c[0] / w[0]:.1f}x, same map: {same}", flush=True)
+            print(
+                f"run {k + 1}: cold {c[0]:.1f} s ({c[1]:.1f} s CPU), warm {w[0]:.1f} s ({w[1]:.1f} s CPU), "
+                f"cold/warm {c[0] / w[0]:.1f}x, same map: {same}",
+                flush=True,
+            )
             if not same:
                 raise SystemExit("the cold and warm runs made different maps")
             cold.append(c)
             warm.append(w)
     best_c = min(cold)
     best_w = min(warm)
-    print(f"cold first run: {', '.join(f'{c[0]:.1f}' for c in cold)} s (target <= 30 s; "
-          f"{'met' if best_c[0] <= 30 else 'not met'}); warm: {', '.join(f'{w[0]:.1f}' for w in warm)} s; "
-          f"cold/warm (fastest of each) {best_c[0] / best_w[0]:.1f}x")
+    print(
+        f"cold first run: {', '.join(f'{c[0]:.1f}' for c in cold)} s (target <= 30 s; "
+        f"{'met' if best_c[0] <= 30 else 'not met'}); warm: {', '.join(f'{w[0]:.1f}' for w in warm)} s; "
+        f"cold/warm (fastest of each) {best_c[0] / best_w[0]:.1f}x"
+    )
 
 
 if __name__ == "__main__":

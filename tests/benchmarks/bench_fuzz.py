@@ -60,8 +60,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="rawmap-fuzz-") as tmp:
         work = Path(tmp)
         env = dict(os.environ, RAWMAP_LIBRARY=str(work / "library"))
-        with fuzzing.CliWorker(args.root, timeout=args.timeout, mem_limit=int(args.mem_gb * 2**30),
-                               warm=args.root / "fixtures" / "example", env=env) as worker:
+        with fuzzing.CliWorker(
+            args.root,
+            timeout=args.timeout,
+            mem_limit=int(args.mem_gb * 2**30),
+            warm=args.root / "fixtures" / "example",
+            env=env,
+        ) as worker:
             bases = fuzzing.make_bases(worker, work, samples, seed=args.seed)
             print(f"{len(bases)} files to mutate: " + ", ".join(b.path.name for b in bases), flush=True)
 
@@ -69,7 +74,10 @@ def main() -> int:
 
             def progress(i: int, report: fuzzing.Report) -> None:
                 if i % 50 == 0 or i == args.mutants:
-                    print(f"  {i}/{args.mutants} mutants, {report.bad} problem runs, {time.perf_counter() - t0:.0f} s", flush=True)
+                    print(
+                        f"  {i}/{args.mutants} mutants, {report.bad} problem runs, {time.perf_counter() - t0:.0f} s",
+                        flush=True,
+                    )
 
             report = fuzzing.campaign(worker, bases, args.mutants, args.seed, work, progress)
             print(report.text())

@@ -51,14 +51,23 @@ from rawmap.defectmap import Defect, DefectMap, FrameStats, SensorGeometry
 from rawmap.repair import repair_file, repair_mosaic
 from rawmap.testing import DefectCounts, SensorSpec, generate_series
 
-COUNTS = DefectCounts(n_stuck=40, n_dead=40, n_hot=120, n_warm=60, n_cold=40, n_noisy=40,
-                      n_clusters=30, n_columns=3, n_rows=3)
+COUNTS = DefectCounts(
+    n_stuck=40, n_dead=40, n_hot=120, n_warm=60, n_cold=40, n_noisy=40, n_clusters=30, n_columns=3, n_rows=3
+)
 
 
 def _truth_map(truth) -> DefectMap:
     spec = truth.spec
-    sensor = SensorGeometry(spec.height, spec.width, spec.top_margin, spec.left_margin,
-                            spec.full_shape[0], spec.full_shape[1], cfa=spec.cfa_string, source="raw")
+    sensor = SensorGeometry(
+        spec.height,
+        spec.width,
+        spec.top_margin,
+        spec.left_margin,
+        spec.full_shape[0],
+        spec.full_shape[1],
+        cfa=spec.cfa_string,
+        source="raw",
+    )
     defects = [Defect(d.row, d.col, d.kind, 99.0) for d in truth.defects]
     return DefectMap(truth.camera, sensor, FrameStats(len(truth.frames)), defects)
 
@@ -72,8 +81,9 @@ def _isolated(mask: np.ndarray) -> np.ndarray:
 
 
 def _dcraw(path: Path, listing: Path) -> np.ndarray:
-    out = subprocess.run(["dcraw", "-D", "-4", "-T", "-c", "-P", str(listing), str(path)],
-                         check=True, capture_output=True).stdout
+    out = subprocess.run(
+        ["dcraw", "-D", "-4", "-T", "-c", "-P", str(listing), str(path)], check=True, capture_output=True
+    ).stdout
     return tifffile.imread(io.BytesIO(out))
 
 
@@ -126,13 +136,21 @@ def _jpeg_table(args) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-repair-jpeg-") as tmp:
         tmp = Path(tmp)
         spec = SensorSpec(args.height, args.width)
-        truth = generate_series(tmp / "series", n_frames=max(3, args.frames // 2), seed=args.seed + 1, spec=spec,
-                                counts=COUNTS, jpeg=True, clean_dir=tmp / "clean")
+        truth = generate_series(
+            tmp / "series",
+            n_frames=max(3, args.frames // 2),
+            seed=args.seed + 1,
+            spec=spec,
+            counts=COUNTS,
+            jpeg=True,
+            clean_dir=tmp / "clean",
+        )
         dng_map = _truth_map(truth)
         mask = dng_map.mask()
         # the same defects, as an image map (a rendering keeps the sensor's geometry)
-        img_map = DefectMap(truth.camera, SensorGeometry(spec.height, spec.width, source="image"),
-                            dng_map.frames, dng_map.defects)
+        img_map = DefectMap(
+            truth.camera, SensorGeometry(spec.height, spec.width, source="image"), dng_map.frames, dng_map.defects
+        )
         region = repair_region(mask)
         err_none, err_ours, psnrs = [], [], []
         for fr in truth.frames:
@@ -146,10 +164,14 @@ def _jpeg_table(args) -> None:
             err_none.append(np.sqrt(np.mean((given[region] - ref[region]) ** 2)))
             err_ours.append(np.sqrt(np.mean((ours[region] - ref[region]) ** 2)))
             psnrs.append(res.psnr)
-    print(f"\nJPEG (quality 90, {len(err_ours)} frames): RMSE over the repaired discs against the "
-          f"defect-free rendering, 8-bit levels")
-    print(f"  none {np.sqrt(np.mean(np.square(err_none))):.2f}   rawmap {np.sqrt(np.mean(np.square(err_ours))):.2f}   "
-          f"PSNR of the rest after re-encoding: {min(psnrs):.1f}-{max(psnrs):.1f} dB")
+    print(
+        f"\nJPEG (quality 90, {len(err_ours)} frames): RMSE over the repaired discs against the "
+        f"defect-free rendering, 8-bit levels"
+    )
+    print(
+        f"  none {np.sqrt(np.mean(np.square(err_none))):.2f}   rawmap {np.sqrt(np.mean(np.square(err_ours))):.2f}   "
+        f"PSNR of the rest after re-encoding: {min(psnrs):.1f}-{max(psnrs):.1f} dB"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,10 +199,13 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         spec = SensorSpec(args.height, args.width, top_margin=8, left_margin=12)
         t0 = time.perf_counter()
-        truth = generate_series(tmp / "series", n_frames=args.frames, seed=args.seed, spec=spec,
-                                counts=COUNTS, clean_dir=tmp / "clean")
-        print(f"generated {len(truth.frames)} frames of {spec.height}x{spec.width} with "
-              f"{len(truth.defects)} defective photosites in {time.perf_counter() - t0:.1f} s")
+        truth = generate_series(
+            tmp / "series", n_frames=args.frames, seed=args.seed, spec=spec, counts=COUNTS, clean_dir=tmp / "clean"
+        )
+        print(
+            f"generated {len(truth.frames)} frames of {spec.height}x{spec.width} with "
+            f"{len(truth.defects)} defective photosites in {time.perf_counter() - t0:.1f} s"
+        )
         dmap = _truth_map(truth)
         mask = dmap.mask()
         iso = _isolated(mask)
@@ -189,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         listing = tmp / "defects.txt"
         listing.write_text("".join(f"{c} {r} 0\n" for r, c in coords))
 
-        methods = ["rawmap"] + (["dcraw"] if have_dcraw else []) + (["rawpy.enhance"] if have_skimage else []) + ["none"]
+        methods = (
+            ["rawmap"] + (["dcraw"] if have_dcraw else []) + (["rawpy.enhance"] if have_skimage else []) + ["none"]
+        )
         sq = {m: np.zeros(3) for m in methods}
         n = np.zeros(3)
         outside = {m: 0 for m in methods}
@@ -222,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
 
     nf = len(truth.frames)
     print(f"\nscenes: {', '.join(f'{s} x{scenes.count(s)}' for s in sorted(set(scenes)))}")
-    print(f"defect sites per frame: {int(n[0] / nf)} ({int(n[1] / nf)} isolated, {int(n[2] / nf)} in clusters/segments)\n")
+    print(
+        f"defect sites per frame: {int(n[0] / nf)} ({int(n[1] / nf)} isolated, {int(n[2] / nf)} in clusters/segments)\n"
+    )
     rmse = {m: np.sqrt(sq[m] / np.maximum(n, 1)) for m in methods}
     ref = rmse.get("dcraw")
     head = f"{'method':<15}{'RMSE all':>10}{'isolated':>10}{'groups':>10}{'vs dcraw':>10}{'iso vs dc':>10}{'changed outside':>17}{'s/frame':>9}"
@@ -232,9 +261,13 @@ def main(argv: list[str] | None = None) -> int:
         r = rmse[m]
         ratio = f"{r[0] / ref[0]:.3f}" if ref is not None else "-"
         ratio_iso = f"{r[1] / ref[1]:.3f}" if ref is not None else "-"
-        print(f"{m:<15}{r[0]:>10.1f}{r[1]:>10.1f}{r[2]:>10.1f}{ratio:>10}{ratio_iso:>10}{outside[m]:>17}{np.median(seconds[m]):>9.2f}")
-    print("\n(RMSE in DN at the true defect sites against the defect-free frame; time: median per frame, "
-          "rawmap's includes reading the RAW and writing the DNG)")
+        print(
+            f"{m:<15}{r[0]:>10.1f}{r[1]:>10.1f}{r[2]:>10.1f}{ratio:>10}{ratio_iso:>10}{outside[m]:>17}{np.median(seconds[m]):>9.2f}"
+        )
+    print(
+        "\n(RMSE in DN at the true defect sites against the defect-free frame; time: median per frame, "
+        "rawmap's includes reading the RAW and writing the DNG)"
+    )
     _jpeg_table(args)
 
     if not args.no_speed:

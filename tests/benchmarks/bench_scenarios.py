@@ -39,8 +39,10 @@ def run(name: str, frames: int, shape: tuple[int, int], seed: int) -> str:
             return f"{name:12s} {len(maps)} maps (expected one body)"
         sc = score_map(maps[0].defect_map, truth)
         by = ", ".join(f"{k} {f}/{n}" for k, (f, n) in sorted(sc.recall_by_class.items()))
-        return (f"{name:12s} gen {t1 - t0:4.1f}s map {t2 - t1:4.1f}s frames used {len(maps[0].files)}, "
-                f"skipped {len(result.skipped)}\n    {sc.summary()}\n    found/must by class: {by}")
+        return (
+            f"{name:12s} gen {t1 - t0:4.1f}s map {t2 - t1:4.1f}s frames used {len(maps[0].files)}, "
+            f"skipped {len(result.skipped)}\n    {sc.summary()}\n    found/must by class: {by}"
+        )
 
 
 def main() -> None:

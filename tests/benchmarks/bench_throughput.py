@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -108,15 +107,20 @@ def timed(fn, *args):
 
 
 def child_memory(setting, mode, paths):
-    out = subprocess.run([sys.executable, "-c", CHILD, setting, mode, *map(str, paths)], check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, setting, mode, *map(str, paths)], check=True, capture_output=True, text=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def child_times(setting, runs, paths):
     """Run the three methods, alternating, in a child process under one allocator setting."""
-    out = subprocess.run([sys.executable, __file__, "--child", setting, str(runs), *map(str, paths)], check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", setting, str(runs), *map(str, paths)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -159,9 +163,11 @@ def main() -> None:
                 (f"[{setting}] rawmap map, s/frame", f"{t['rawmap'] / args.frames:.3f}"),
                 (f"[{setting}] rawmap / decode-only", f"{t['rawmap'] / t['decode']:.2f}x  (target <= 1.5x)"),
                 (f"[{setting}] seed loop / rawmap", f"{t['welford'] / t['rawmap']:.2f}x faster  (target >= 2.5x)"),
-                (f"[{setting}] peak memory, bytes/photosite",
-                 f"{mem['peak'] / n_px:.1f} gross, {(mem['peak'] - base['peak']) / n_px:.1f} net of "
-                 f"interpreter+imports ({base['peak'] / 2**20:.0f} MiB)  (target <= 40)"),
+                (
+                    f"[{setting}] peak memory, bytes/photosite",
+                    f"{mem['peak'] / n_px:.1f} gross, {(mem['peak'] - base['peak']) / n_px:.1f} net of "
+                    f"interpreter+imports ({base['peak'] / 2**20:.0f} MiB)  (target <= 40)",
+                ),
             ]
     width = max(len(a) for a, _ in rows)
     for a, b in rows:
