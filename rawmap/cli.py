@@ -549,7 +549,7 @@ def map_cmd(
     targets: list[Path] = []
     note = ""
     replace_own: set[Path] = set()
-    if output is not None:
+    if out is not None:
         targets, note = _plan_map_outputs(out, run.maps, as_folder=out_folder)
         for t in targets:
             _refuse_input(t, resolved)
@@ -865,9 +865,9 @@ def show_cmd(
     if plot is not None:
         from .fileio import check_output
 
-        target, folder = _out_arg(plot)
-        if folder:
-            target = target / f"{dmap.camera.slug}.png"
+        chosen, folder = _out_arg(plot)
+        assert chosen is not None  # plot is not None
+        target = chosen / f"{dmap.camera.slug}.png" if folder else chosen
         _refuse_input(target, [path] if is_file else [], "the map shown")
         if photo is not None:
             _refuse_input(target, [photo], "the --photo")
@@ -1007,6 +1007,7 @@ def edit_cmd(
         written = edited.save(out, overwrite=overwrite)
         lines.append(f"edited map written to {show_path(written)}")
     elif entry is not None:
+        assert lib is not None  # an entry comes from the library
         entry = lib.save_edited(entry, edited)
         lines.append(
             f"saved in the library as {entry.path.name}; the map before the edit is {entry.path / 'map.previous.json'}"
@@ -1124,6 +1125,7 @@ def repair_cmd(
                 if fixed is not None:
                     dmap = fixed
                 else:
+                    assert lib is not None  # no map given: the library's
                     info = read_info(p, mosaic=spec)
                     key = (info.camera, info.source, tuple(info.shape))
                     if key not in maps:

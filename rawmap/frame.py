@@ -253,7 +253,8 @@ class Frame:
     @property
     def shape(self) -> tuple[int, int]:
         """(H, W) of the visible area."""
-        return tuple(self.mosaic.shape[:2])  # type: ignore[return-value]
+        h, w = self.mosaic.shape[:2]
+        return h, w
 
     @property
     def cfa_string(self) -> str:

@@ -1313,7 +1313,7 @@ class Library:
             )
         acc = None
         if state is not None:
-            acc = Accumulator.load(state)
+            acc = Accumulator.load(Path(state))
             if acc.camera != camera or acc.source is not source or acc.shape != (H, W):
                 raise LibraryError(
                     f"{state}: statistics of {acc.camera.label} ({acc.source.value}, {acc.shape[0]}x{acc.shape[1]}) "

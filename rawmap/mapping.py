@@ -293,7 +293,7 @@ def save_state(
         meta["outputs"] = {str(k): [str(h) for h in v] for k, v in outputs.items()}
     with zipfile.ZipFile(buf, "a", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         zf.writestr(STATE_KEYS_MEMBER, json.dumps(meta))
-    return atomic_write_bytes(path, buf.getvalue(), overwrite=overwrite)
+    return atomic_write_bytes(Path(path), buf.getvalue(), overwrite=overwrite)
 
 
 def _keys_member(path: str | os.PathLike[str]) -> Any:
@@ -305,7 +305,7 @@ def _keys_member(path: str | os.PathLike[str]) -> Any:
         The file is missing or not a readable archive.
     """
     try:
-        with open_zip(path) as zf:
+        with open_zip(Path(path)) as zf:
             if STATE_KEYS_MEMBER not in zf.namelist():
                 return None
             return read_json_member(
@@ -596,6 +596,7 @@ def _fold_series(
                 frame = reader.read_frame(path, out=buf, share=True, mosaic=mosaic)
             finally:
                 acc = start.get(seq, frame)  # every file passes here once, decoded or not
+            assert acc is not None and frame is not None  # start.get returns the series' state for a decoded frame
             prep = acc.prepare(frame)
         except InputError as exc:
             return exc
@@ -650,7 +651,8 @@ def _read_header(p: Path, counted_paths: set[Path], mosaic: reader.MosaicSpec | 
         camera, source = reader.identify(p, mosaic=mosaic)
         shape = reader.visible_shape(p) if source is SourceKind.RAW else None
         if shape is None:  # an image or mosaic file (header only), or a RAW file LibRaw does not open
-            shape = tuple(reader.read_info(p, mosaic=mosaic).shape)
+            h, w = reader.read_info(p, mosaic=mosaic).shape[:2]
+            shape = (h, w)
         if p.resolve() in counted_paths:
             return _Header(camera, source, shape, "")
         key = content_key(p)
@@ -658,7 +660,7 @@ def _read_header(p: Path, counted_paths: set[Path], mosaic: reader.MosaicSpec | 
         return exc
     except OSError as exc:
         return InputError(p, f"cannot be read ({exc.strerror or exc})", "check the file's permissions")
-    return _Header(camera, source, shape, key)  # type: ignore[arg-type]
+    return _Header(camera, source, shape, key)
 
 
 def _unusable(p: Path, mosaic: reader.MosaicSpec | None) -> str:
@@ -863,6 +865,7 @@ def map_files(
             if isinstance(prep, InputError):
                 skipped.append(Skipped(p, prep.reason if prep.reason else str(prep)))
             else:
+                assert start.acc is not None  # a folded frame has a series
                 start.acc.commit(prep)
                 used.append(p)
             tick(p)

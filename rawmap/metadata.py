@@ -252,7 +252,8 @@ def _parse_datetime(raw: bytes | str) -> _dt.datetime | None:
     if not m:
         return None
     try:
-        t = _dt.datetime(*(int(g) for g in m.groups()))
+        year, month, day, hour, minute, second = (int(g) for g in m.groups())
+        t = _dt.datetime(year, month, day, hour, minute, second)
     except ValueError:
         return None
     return t if t.year >= 1900 else None
@@ -714,9 +715,9 @@ def _finish(acc: _Acc, container: str, size: int, damaged: bool = False) -> Meta
         time=time,  # type: ignore[arg-type]
         exposure=None if exposure is None else float(exposure),  # type: ignore[arg-type]
         iso=None if iso is None else float(iso),  # type: ignore[arg-type]
-        orientation=int(f.get("orientation", 0)),  # type: ignore[arg-type]
-        compression=int(f.get("compression", 0)),  # type: ignore[arg-type]
-        photometric=int(f.get("photometric", 0)),  # type: ignore[arg-type]
+        orientation=int(f.get("orientation", 0)),  # type: ignore[call-overload]
+        compression=int(f.get("compression", 0)),  # type: ignore[call-overload]
+        photometric=int(f.get("photometric", 0)),  # type: ignore[call-overload]
         file_size=size,
         truncated_at=acc.extent if acc.extent > size else 0,
         damaged=damaged,

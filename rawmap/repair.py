@@ -930,7 +930,7 @@ def _repair_jpeg(frame: Frame, defect_map: DefectMap, out: Path, *, overwrite: b
         img.save(
             buf,
             "JPEG",
-            qtables=img.quantization,
+            qtables=img.quantization,  # type: ignore[attr-defined]
             subsampling=JpegImagePlugin.get_sampling(img),
             progressive=bool(img.info.get("progressive")),
             **opts,

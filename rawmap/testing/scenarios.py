@@ -169,8 +169,8 @@ def scenario_plan(
                         start,
                         0.15,
                         1,
-                        (0.0, 0.0) if i == 0 else tuple(float(v) for v in rng.uniform(-0.3, 0.3, 2)),
-                    )  # type: ignore[arg-type]
+                        (0.0, 0.0) if i == 0 else tuple(float(v) for v in rng.uniform(-0.3, 0.3, 2)),  # type: ignore[arg-type]
+                    )
                     for i in range(4)
                 ]
             )
