@@ -61,11 +61,12 @@ import numpy as np
 
 from .accumulate import Accumulator
 from .defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry
-from .frame import SourceKind
+from .frame import CFA_LETTERS, SourceKind, cfa_letters
 
 __all__ = ["Sensitivity", "ClassifyParams", "classify", "build_map"]
 
-_MIN_FRAMES = 3
+#: a body needs at least this many frames to be classified at all
+MIN_FRAMES = 3
 
 #: rows per block where a rule scans the whole sensor (keeps its temporaries small on big sensors)
 _BLOCK_ROWS = 512
@@ -496,7 +497,7 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
         One entry per defective photosite, sorted by (row, col).
     """
     acc = acc.closed()
-    if acc.n_frames < _MIN_FRAMES:
+    if acc.n_frames < MIN_FRAMES:
         return []
     ser = _Series.of(acc, params or ClassifyParams())
     _stuck_and_dead(ser)
@@ -922,7 +923,7 @@ def _assemble(ser: _Series) -> list[Defect]:
     series_start = min((f.time for f in acc.frames if f.time), default=None)
     first = _first_seen(acc, found, series_start)
     if acc.cfa is not None:
-        letters = np.array(list("RGBG"))[np.asarray(acc.cfa)[found.rows & 1, found.cols & 1]].tolist()
+        letters = np.array(list(CFA_LETTERS))[np.asarray(acc.cfa)[found.rows & 1, found.cols & 1]].tolist()
     else:
         letters = [""] * len(rows)
     kinds = [_KINDS[k] for k in found.kinds.tolist()]
@@ -1135,7 +1136,7 @@ def build_map(acc: Accumulator, params: ClassifyParams | None = None, *, skipped
         left_margin=acc.margins[1],
         full_height=acc.full_shape[0] or H,
         full_width=acc.full_shape[1] or W,
-        cfa="".join("RGBG"[int(c)] for c in acc.cfa.ravel()) if acc.cfa is not None else "",
+        cfa=cfa_letters(acc.cfa),
         source=acc.source.value,
     )
     frames = FrameStats(

@@ -66,10 +66,10 @@ from . import _kernels, reader
 from ._memory import available_bytes
 from .accumulate import MAX_STATE_META_BYTES, Accumulator, DetectionParams, PreparedFrame, frame_plane, new_sums
 from .defectmap import DefectMap
-from .detect import ClassifyParams, build_map
+from .detect import MIN_FRAMES, ClassifyParams, build_map
 from .errors import InputError, MapFormatError, NothingToMapError, UnsupportedFileError
 from .fileio import atomic_write_bytes
-from .frame import CameraId, Frame, SourceKind
+from .frame import BodyKey, CameraId, Frame, SourceKind
 from .metadata import read_metadata
 from .safeio import open_zip, read_json_member
 
@@ -89,9 +89,7 @@ __all__ = [
 ]
 
 #: fewest frames a body needs before rawmap decides anything about it
-MIN_FRAMES = 3
 
-BodyKey = tuple[CameraId, SourceKind]
 ProgressFn = Callable[[int, int, Path], None]
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..defectmap import MAX_PHOTOSITES, MAX_SENSOR_SIDE
-from ..errors import MapFormatError
+from ..errors import MapFormatError, one_line
 from ..frame import CameraId, SourceKind
 from ..safeio import StateFormatProblem, open_zip, read_json_member, read_npy_member
 from .records import DetectionParams, FrameRecord
@@ -288,8 +288,7 @@ def _short(value: Any, n: int = 40) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
+    return one_line(exc, 160) or type(exc).__name__
 
 
 def _int_in(v: Any, what: str, lo: int, hi: int) -> int:
