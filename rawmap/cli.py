@@ -387,7 +387,15 @@ def map_cmd(
         metavar="FILE",
         help="Statistics file of one body: continued if it exists (files already counted are skipped), "
         "then written back. Lets a map grow over time without the library; the -o map it wrote is "
-        "replaced by the next continuation without --overwrite (unless changed since).",
+        "replaced by the next continuation without --overwrite (unless changed since). Saved every "
+        "--checkpoint-every photos too: after a kill or Ctrl-C, the same command reads only the rest.",
+    ),
+    checkpoint_every: int = typer.Option(
+        50,
+        "--checkpoint-every",
+        min=1,
+        metavar="N",
+        help="With --state: save the statistics after every N photos of the run.",
     ),
     threads: int = typer.Option(
         2,
@@ -534,6 +542,8 @@ def map_cmd(
                 workers=threads,
                 classify_params=classify_params,
                 mosaic=spec,
+                checkpoint=series.checkpoint if series is not None else None,
+                checkpoint_every=checkpoint_every,
             )
     except NothingToMapError as exc:
         from .mapping import SkipKind
@@ -564,6 +574,9 @@ def map_cmd(
     tail: list[str] = []
     if series is not None:  # before the maps, recording them: a kill between the two leaves -o still replaceable
         if series.accumulator is None and len(run.maps) != 1:
+            series.path.unlink(
+                missing_ok=True
+            )  # a checkpoint of the first body: the state did not exist before the run
             raise _Failed(
                 f"--state keeps the statistics of one body and sensor size, but {len(run.maps)} maps were made; "
                 f"nothing was written (use --save to keep every body's statistics in the library)"

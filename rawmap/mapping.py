@@ -78,6 +78,8 @@ __all__ = [
     "SkipKind",
     "BodyMap",
     "MapRun",
+    "Checkpoint",
+    "merge_states",
     "Counted",
     "collect_inputs",
     "content_key",
@@ -172,6 +174,29 @@ class BodyMap:
             + ("-image" if self.source is SourceKind.IMAGE else "")
             + (f"-{H}x{W}" if self.split else "")
         )
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A body's statistics part-way through a run (see :func:`map_files` ``checkpoint``).
+
+    Attributes
+    ----------
+    camera : CameraId
+    source : SourceKind
+    accumulator : Accumulator
+        The running statistics (not a copy: save them, do not keep them).
+    files : list of Path
+        The files of this run folded in so far, in order.
+    content : dict of Path to str
+        Their content keys.
+    """
+
+    camera: CameraId
+    source: SourceKind
+    accumulator: Accumulator
+    files: list[Path]
+    content: dict[Path, str]
 
 
 @dataclass
@@ -573,14 +598,23 @@ def _sums_for(path: Path) -> dict | None:
 
 
 def _fold_series(
-    paths: Sequence[Path], start: _SeriesStart, workers: int, mosaic: reader.MosaicSpec | None = None
-) -> Iterable[tuple[Path, PreparedFrame | InputError]]:
+    paths: Sequence[Path],
+    start: _SeriesStart,
+    workers: int,
+    mosaic: reader.MosaicSpec | None = None,
+    pause_every: int = 0,
+) -> Iterable[tuple[Path | None, PreparedFrame | InputError | None]]:
     """Decode, prepare and fold ``paths`` on ``workers`` threads; yield each, in order, ready to commit.
 
     Each worker takes one file from decoding to folded: while one frame is
     being folded, the next one is decoding, and two frames can fold
     different bands at once, so both cores stay busy.  The compiled kernel
     and LibRaw release the GIL.  At most ``2 * workers`` files are in hand.
+
+    With ``pause_every``, after every that many files the pipeline drains
+    and ``(None, None)`` is yielded: when the caller gets it, every frame
+    yielded before is committed and no other frame has touched the sums,
+    so the statistics can be saved as they are (a checkpoint).
     """
     turnstile = _Turnstile(Accumulator.N_BANDS)
     mosaics = _MosaicPool()
@@ -628,6 +662,11 @@ def _fold_series(
             if len(window) >= 2 * workers:
                 p0, fut = window.pop(0)
                 yield p0, fut.result()
+            if pause_every and (seq + 1) % pause_every == 0 and seq + 1 < len(paths):
+                while window:
+                    p0, fut = window.pop(0)
+                    yield p0, fut.result()
+                yield None, None
         while window:
             p0, fut = window.pop(0)
             yield p0, fut.result()
@@ -732,6 +771,8 @@ def map_files(
     progress: ProgressFn | None = None,
     workers: int = 2,
     mosaic: reader.MosaicSpec | None = None,
+    checkpoint: Callable[[Checkpoint], None] | None = None,
+    checkpoint_every: int = 50,
 ) -> MapRun:
     """Build one defect map per camera body (and sensor size) from ``paths``.
 
@@ -759,6 +800,15 @@ def map_files(
     mosaic : rawmap.reader.MosaicSpec, optional
         Read grayscale TIFF, PNG and PGM files as raw sensor mosaics of this
         pattern (``rawmap map --cfa``); colour images are then skipped.
+    checkpoint : callable, optional
+        Called with a :class:`Checkpoint` after every ``checkpoint_every``
+        files of a body's series (not after its last: the run's result is
+        that), at a point where the statistics hold exactly the frames
+        listed, so the caller can save them (``rawmap map --state`` does):
+        a run killed later and started again reads only the photos not yet
+        saved.
+    checkpoint_every : int
+        Files between checkpoints.
 
     Returns
     -------
@@ -859,7 +909,14 @@ def map_files(
         first = usable[0] if source is SourceKind.RAW and mosaic is None else None  # LibRaw sizes RAW files only
         start = _SeriesStart(base, params, len(usable), first)
         used: list[Path] = []
-        for p, prep in _fold_series(usable, start, workers, mosaic):
+        pause = checkpoint_every if checkpoint is not None else 0
+        for got, prep in _fold_series(usable, start, workers, mosaic, pause):
+            if got is None:  # a checkpoint: every frame yielded so far is committed, no other one folded
+                if checkpoint is not None and start.acc is not None and used:
+                    checkpoint(Checkpoint(camera, source, start.acc, list(used), {q: headers[q].content for q in used}))
+                continue
+            p = got
+            assert prep is not None
             if isinstance(prep, InputError):
                 skipped.append(Skipped(p, prep.reason if prep.reason else str(prep)))
             else:

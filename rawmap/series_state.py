@@ -37,7 +37,7 @@ from pathlib import Path
 
 from .accumulate import Accumulator
 from .frame import CameraId, SourceKind
-from .mapping import Counted, MapRun, load_state_keys, load_state_outputs, save_state
+from .mapping import Checkpoint, Counted, MapRun, load_state_keys, load_state_outputs, save_state
 
 __all__ = ["SeriesState", "StateUpdate", "file_digest"]
 
@@ -155,6 +155,22 @@ class SeriesState:
         if len(run.maps) != 1:
             raise ValueError(f"a state keeps one body and sensor size; the run made {len(run.maps)} maps")
         return 0
+
+    def checkpoint(self, cp: Checkpoint) -> None:
+        """Save a body's statistics part-way through the run (see :func:`rawmap.mapping.map_files`).
+
+        The state file then counts the photos folded so far (their content
+        keys recorded), its open views saved open, so the same command run
+        again after a kill reads only the rest, and ends with the map an
+        uninterrupted run makes.  Only the state's own body is saved; the
+        maps it wrote stay recorded as its own.
+        """
+        acc = self.accumulator
+        if acc is not None and (cp.camera, cp.source, cp.accumulator.shape) != (acc.camera, acc.source, acc.shape):
+            return
+        keys = dict(self.keys)
+        keys.update((k, str(p)) for p, k in cp.content.items() if k)
+        save_state(self.path, cp.accumulator, keys, overwrite=True, outputs=self.outputs)
 
     def save(self, run: MapRun, *, targets: Sequence[Path] = ()) -> StateUpdate:
         """Write the continued sums back, the map about to be written to ``targets`` recorded as this state's own.

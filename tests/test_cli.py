@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -1628,3 +1629,81 @@ def test_merge_of_two_runs_equals_one_run(small_series: Series, tmp_path: Path):
     assert_one_error(run("merge", a, a, "-o", again), "counts", "merge states of different photos")
     assert not again.exists()
     assert_usage_error(run("merge", a, "-o", again))
+
+
+_CHECKPOINT_KILLER = """
+import os, signal, sys
+kill_after = int(sys.argv[1])
+sys.argv = ["rawmap"] + sys.argv[2:]
+from rawmap import series_state
+done = 0
+real = series_state.SeriesState.checkpoint
+def killing(self, cp):
+    global done
+    real(self, cp)
+    done += 1
+    if done == kill_after:
+        os.kill(os.getpid(), signal.SIGKILL)
+series_state.SeriesState.checkpoint = killing
+from rawmap.cli import main
+main()
+"""
+
+
+def test_map_state_killed_after_a_checkpoint_resumes_where_it_stopped(small_series: Series, tmp_path: Path):
+    """`rawmap map --state` saves its statistics every --checkpoint-every photos: SIGKILLed after the 1st, 2nd
+    and 3rd checkpoint (and at seeded random moments), the same command run again reads only the photos not
+    yet saved and ends with the map and state of a run never interrupted (issue 12: resumable runs)."""
+    import random
+    import time
+
+    def rawmap_cmd(state: Path, out: Path, kill_after: int = 0) -> subprocess.CompletedProcess:
+        args = ["map", small_series.folder, "-o", out, "--state", state, "--checkpoint-every", "3", "-q", "-j", "1"]
+        return subprocess.run(
+            [sys.executable, "-c", _CHECKPOINT_KILLER, str(kill_after), *map(str, args)],
+            cwd=_repo_root(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    whole_state, whole_map = tmp_path / "whole.rawstate", tmp_path / "whole.json"
+    assert rawmap_cmd(whole_state, whole_map).returncode == 0
+    want = found_kinds(whole_map)
+    whole = Accumulator.load(whole_state)
+    for kill_after in (1, 2, 3):
+        state, out = tmp_path / f"k{kill_after}.rawstate", tmp_path / f"k{kill_after}.json"
+        killed = rawmap_cmd(state, out, kill_after)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        assert Accumulator.load(state).n_frames == 3 * kill_after and not out.exists()
+        again = rawmap_cmd(state, out)
+        assert again.returncode == 0, again.stderr
+        assert found_kinds(out) == want
+        resumed = Accumulator.load(state)
+        assert resumed.n_frames == 12
+        for name in ("n_invalid", "s_v", "s_r", "vmin", "vmax", "s_xr", "s_zz"):
+            np.testing.assert_array_equal(getattr(resumed, name), getattr(whole, name), err_msg=name)
+    rng = random.Random(12)
+    for i in range(2):  # at random moments: the state is a checkpoint or absent, never half written
+        state, out = tmp_path / f"r{i}.rawstate", tmp_path / f"r{i}.json"
+        args = ["map", small_series.folder, "-o", out, "--state", state, "--checkpoint-every", "3", "-q", "-j", "1"]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rawmap", *map(str, args)],
+            cwd=_repo_root(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(1.0, 3.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        if state.exists():
+            assert Accumulator.load(state).n_frames in (3, 6, 9, 12)
+        again = subprocess.run(
+            [sys.executable, "-m", "rawmap", *map(str, args + ["--overwrite"])],
+            cwd=_repo_root(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert again.returncode == 0, again.stderr
+        assert found_kinds(out) == want and Accumulator.load(state).n_frames == 12
