@@ -395,7 +395,7 @@ def map_cmd(
         "--checkpoint-every",
         min=1,
         metavar="N",
-        help="With --state: save the statistics after every N photos of the run.",
+        help="With --state or --save: save the statistics after every N photos of the run.",
     ),
     threads: int = typer.Option(
         2,
@@ -542,7 +542,7 @@ def map_cmd(
                 workers=threads,
                 classify_params=classify_params,
                 mosaic=spec,
-                checkpoint=series.checkpoint if series is not None else None,
+                checkpoint=series.checkpoint if series is not None else _library_checkpoint(lib, classify_params),
                 checkpoint_every=checkpoint_every,
             )
     except NothingToMapError as exc:
@@ -606,6 +606,25 @@ def map_cmd(
         lines.append(note)
     lines += [t for t in tail if t]
     typer.echo("\n".join(lines).rstrip("\n"))
+
+
+def _library_checkpoint(lib: Any, classify_params: Any) -> Any:
+    """``map --save``'s checkpoint: the body's statistics so far stored in the library (None without a library).
+
+    The entry is updated as a unit (statistics, map, photos); the final store
+    continues it, and a run killed meanwhile, run again, reads only the rest.
+    """
+    if lib is None:
+        return None
+    from .bodies import store_body
+    from .detect import build_map
+    from .mapping import BodyMap, Checkpoint
+
+    def save(cp: Checkpoint) -> None:
+        dmap = build_map(cp.accumulator, classify_params)
+        store_body(lib, BodyMap(cp.camera, cp.source, dmap, cp.accumulator, cp.files, cp.content))
+
+    return save
 
 
 def _hold_library(ctx: typer.Context, lib: Any) -> None:

@@ -1707,3 +1707,48 @@ def test_map_state_killed_after_a_checkpoint_resumes_where_it_stopped(small_seri
         )
         assert again.returncode == 0, again.stderr
         assert found_kinds(out) == want and Accumulator.load(state).n_frames == 12
+
+
+_LIBRARY_CHECKPOINT_KILLER = """
+import os, signal, sys
+kill_after = int(sys.argv[1])
+sys.argv = ["rawmap"] + sys.argv[2:]
+from rawmap import bodies
+done = 0
+real = bodies.store_body
+def killing(lib, body):
+    global done
+    out = real(lib, body)
+    done += 1
+    if done == kill_after:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return out
+bodies.store_body = killing
+from rawmap.cli import main
+main()
+"""
+
+
+def test_map_save_killed_after_a_checkpoint_resumes_where_it_stopped(small_series: Series, tmp_path: Path):
+    """`rawmap map --save` stores the body every --checkpoint-every photos: killed after the 2nd store, the
+    same command run again reads only the rest and ends with the entry of a run never interrupted."""
+
+    def rawmap_cmd(lib: Path, kill_after: int = 0) -> subprocess.CompletedProcess:
+        args = ["map", small_series.folder, "--save", "--library", lib, "--checkpoint-every", "4", "-q", "-j", "1"]
+        return subprocess.run(
+            [sys.executable, "-c", _LIBRARY_CHECKPOINT_KILLER, str(kill_after), *map(str, args)],
+            cwd=_repo_root(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    whole, lib = tmp_path / "whole", tmp_path / "lib"
+    assert rawmap_cmd(whole).returncode == 0
+    killed = rawmap_cmd(lib, kill_after=2)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert _entry_summary(lib)[:3] == (8, 8, 8)  # the second checkpoint, whole
+    again = rawmap_cmd(lib)
+    assert again.returncode == 0, again.stderr
+    assert "12 frames (4 new, 8 from the stored statistics)" in again.stdout  # only the rest was read
+    assert _entry_summary(lib) == _entry_summary(whole)
