@@ -33,7 +33,9 @@ Pixels become the ``(H, W)`` uint16 mosaic every RAW reader gives:
   else values are DN, white 65535.  Values are multiplied by the scale
   (65535 for normalised data, ``65535 / white`` for a white level above
   65535, else 1), rounded and clipped to 0..65535; ``extra["scale"]``
-  records the factor.
+  records the factor.  The black level is scaled alike, unless it is not
+  below the data's white level (an ``OFFSET`` setting in DN written with
+  normalised data), when it is taken in 16-bit DN as it stands.
 
 Row order and Bayer pattern
 ---------------------------
@@ -78,8 +80,8 @@ Other keywords
                        starts with one (:data:`VENDORS`), else ``""``.  No
                        ``INSTRUME``: ``"RGGB sensor 4144x2822"`` (or ``mono``),
                        so that files of one size form one body
-``CAMSERIAL``,         body serial (``serial_source`` ``"fits"``)
-``SERIALNO``
+``CAMSERIAL``,         body serial (``serial_source`` ``"fits"``); ``CAMSERIAL`` has
+``SERIALNO``           nine letters, so it is found as a ``HIERARCH`` card
 ``XBINNING``,          binning (``BINX``/``BINY`` too); a binned frame is
 ``YBINNING``           another sensor geometry, mapped apart: its model
                        gets ``" binned 2x2"``, so it is another body
@@ -398,7 +400,10 @@ def _to_uint16(p: Path, data: np.ndarray, head: FitsHeader) -> tuple[np.ndarray,
         scale = 65535.0 / white_phys if (white_phys <= 1.0 or white_phys > 65535) else 1.0
         out = np.empty(head.shape, np.uint16)
         np.rint(np.clip(data * scale, 0, 65535), out=out, casting="unsafe")
-        return out, int(round(white_phys * scale)), black * scale, scale, clipped
+        # a black level not below the white level cannot be in the data's units (an OFFSET setting
+        # recorded with normalised data): it is taken in 16-bit DN as it stands
+        black16 = black * scale if black < white_phys else black
+        return out, int(round(white_phys * scale)), black16, scale, clipped
     if head.white is not None:
         white = int(head.white)
     elif data.dtype.itemsize == 1:
