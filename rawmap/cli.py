@@ -664,7 +664,7 @@ def _library(directory: Optional[Path]) -> Any:
 @app.command("info", cls=_Command)
 @_handle_errors
 def info_cmd(
-    files: list[Path] = typer.Argument(..., metavar="FILES", help="Photos to describe (RAW, JPEG, TIFF or PNG)."),
+    files: list[Path] = typer.Argument(..., metavar="FILES", help="Photos to describe (RAW, FITS, JPEG, TIFF or PNG)."),
     cfa: Optional[str] = _cfa_option(),
     black: Optional[int] = _black_option(),
     exposure: Optional[float] = _exposure_option(),
@@ -676,11 +676,15 @@ def info_cmd(
     A file that cannot be read prints an `Error:` line and the others are
     still shown; the exit code is then 1.  With --cfa (and its options, as
     for `rawmap map`) grayscale TIFF, PNG and PGM files are shown as the raw
-    mosaics they would be mapped as.
+    mosaics they would be mapped as.  FITS files (astronomy cameras; the
+    rawmap[fits] extra) also show frame type, gain, sensor temperature,
+    binning, the Bayer keywords and the row order.
 
     Examples:
 
         rawmap info DSC_0001.NEF
+
+        rawmap info darks/dark_001.fits
 
         rawmap info card/DCIM/100CANON/*.CR2
 

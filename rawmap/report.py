@@ -86,6 +86,7 @@ __all__ = [
     "map_written_line",
     "state_line",
     "info_lines",
+    "fits_rows",
     "export_lines",
     "rawtherapee_serial_warning",
     "repair_line",
@@ -662,6 +663,7 @@ def info_lines(info: FileInfo) -> list[str]:
     )
     if raw and (fh, fw) != (0, 0) and (fh, fw) != (h, w):
         size += f"; full frame {fh} x {fw}, visible area at row {info.margins[0]}, column {info.margins[1]}"
+    from_gain = info.format == "FITS" and info.extra.get("iso_source") == "GAIN"
     rows = [
         ("make", printable(info.camera.make) or "unknown"),
         ("model", printable(info.camera.model) or "unknown"),
@@ -672,10 +674,61 @@ def info_lines(info: FileInfo) -> list[str]:
         ("black", black_text(info.black) if raw else "0"),
         ("white", str(info.white)),
         ("exposure", exposure_text(info.exposure)),
-        ("ISO", iso_text(info.iso)),
+        ("ISO", iso_text(info.iso) + (" (the GAIN keyword: no ISOSPEED)" if from_gain else "")),
         ("captured", time_text(info.time)),
     ]
+    if info.format == "FITS":
+        rows += fits_rows(info.extra)
     return [str(info.path)] + [f"  {k:<9} {v}" for k, v in rows]
+
+
+def fits_rows(extra: dict) -> list[tuple[str, str]]:
+    """What ``rawmap info`` adds for a FITS file, from ``FileInfo.extra`` (:mod:`rawmap.readers.fits`).
+
+    Examples
+    --------
+    >>> rows = fits_rows({"frame_type": "dark", "gain": 120.0, "ccd_temp": -10.2, "set_temp": -10.0,
+    ...                   "binning": (1, 1), "bayer_pattern": "", "bayer_offset": (0, 0),
+    ...                   "row_order": "TOP-DOWN", "bitpix": 16, "scale": 1.0, "clipped": 0})
+    >>> [f"{k}: {v}" for k, v in rows][:3]
+    ['frame: dark', 'gain: 120', 'CCD temp: -10.2 °C (set point -10 °C)']
+    """
+    temp, setp = extra.get("ccd_temp"), extra.get("set_temp")
+    if temp is None and setp is None:
+        temp_text = "not recorded"
+    elif temp is None:
+        temp_text = f"not recorded (set point {setp:g} °C)"
+    else:
+        temp_text = f"{temp:.1f} °C" + (f" (set point {setp:g} °C)" if setp is not None else "")
+    bx, by = extra.get("binning", (1, 1))
+    binning = f"{bx}x{by}" + (" (another sensor geometry: mapped as its own body)" if bx > 1 or by > 1 else "")
+    pattern = extra.get("bayer_pattern", "")
+    xoff, yoff = extra.get("bayer_offset", (0, 0))
+    bayer = (
+        f"BAYERPAT {printable(pattern)}, XBAYROFF {xoff}, YBAYROFF {yoff}" if pattern else "none (monochrome sensor)"
+    )
+    order = extra.get("row_order", "")
+    rows_text = {
+        "TOP-DOWN": "TOP-DOWN: row 0 is the first row stored",
+        "BOTTOM-UP": "BOTTOM-UP: row 0 is the last row stored (the top row, as Siril shows it)",
+    }.get(order, f"{printable(order) or 'no ROWORDER'}: bottom-up, as FITS has it; row 0 is the last row stored")
+    data = f"BITPIX {extra.get('bitpix', 0)}"
+    scale = float(extra.get("scale", 1.0))
+    if scale != 1.0:
+        data += f", values multiplied by {scale:g} into 16 bits"
+    clipped = int(extra.get("clipped", 0))
+    if clipped:
+        data += f", {clipped:,} values below 0 set to 0"
+    gain = float(extra.get("gain", 0.0) or 0.0)
+    return [
+        ("frame", printable(extra.get("frame_type", "")) or "not recorded"),
+        ("gain", f"{gain:g}" if gain else "not recorded"),
+        ("CCD temp", temp_text),
+        ("binning", binning),
+        ("Bayer", bayer),
+        ("rows", rows_text),
+        ("data", data),
+    ]
 
 
 def _kind_words(info: FileInfo, raw: bool, in_image: bool) -> str:
@@ -691,6 +744,7 @@ SERIAL_SOURCES = {
     "exif": "EXIF BodySerialNumber",
     "dng": "DNG CameraSerialNumber",
     "makernote": "the maker note (a CRW's CIFF record)",
+    "fits": "the FITS header (CAMSERIAL or SERIALNO)",
 }
 
 

@@ -4,6 +4,7 @@
 :mod:`.libraw`           camera RAW files, decoded by LibRaw (rawpy)
 :mod:`.images`           developed JPEG, TIFF and PNG images (Pillow, tifffile)
 :mod:`.mosaic`           raw mosaics in grayscale TIFF, PNG and PGM files (``--cfa``)
+:mod:`.fits`             FITS files of astronomy cameras (astropy, the ``rawmap[fits]`` extra)
 :mod:`.base`             the :class:`Backend` record, :class:`Probe`, :class:`FileInfo`,
                          the checks made before any decoder runs
 =======================  ====================================================
@@ -11,21 +12,22 @@
 :mod:`rawmap.reader` is the public face: it checks a file
 (:func:`~rawmap.readers.base.check_file`), asks each backend of
 :data:`BACKENDS` in order whether it claims the file, and calls the hooks
-of the first that does.  Adding a reader (FITS, say) is one module with a
+of the first that does.  Adding a reader (as :mod:`.fits` was) is one module with a
 ``BACKEND`` record and one entry in :data:`BACKENDS`, before
 :mod:`.libraw`, which claims every file the others leave.
 """
 
 from __future__ import annotations
 
-from . import images, libraw, mosaic
+from . import fits, images, libraw, mosaic
 from .base import Backend, FileInfo, Probe
 
 __all__ = ["BACKENDS", "Backend", "FileInfo", "Probe", "backend_for"]
 
-#: The backends in the order they are asked: the mosaic reader first (it takes grayscale images only
-#: when a :class:`~rawmap.readers.mosaic.MosaicSpec` is given), then developed images, and LibRaw last.
-BACKENDS: tuple[Backend, ...] = (mosaic.BACKEND, images.BACKEND, libraw.BACKEND)
+#: The backends in the order they are asked: FITS first (its header says what a FITS file holds, with
+#: ``--cfa`` or not), the mosaic reader (it takes grayscale images only when a
+#: :class:`~rawmap.readers.mosaic.MosaicSpec` is given), then developed images, and LibRaw last.
+BACKENDS: tuple[Backend, ...] = (fits.BACKEND, mosaic.BACKEND, images.BACKEND, libraw.BACKEND)
 
 
 def backend_for(probe: Probe) -> Backend:

@@ -40,7 +40,8 @@ _ABOVE_WHITE_MAX = 0.5
 
 #: What to do, in messages: the formats rawmap reads; copy a damaged file again.
 FORMATS_HINT = (
-    "rawmap reads camera RAW files such as NEF, CR2, CR3, CRW, DNG, ARW, ORF, RW2 or PEF, and JPEG, TIFF or PNG images"
+    "rawmap reads camera RAW files such as NEF, CR2, CR3, CRW, DNG, ARW, ORF, RW2 or PEF, FITS files, "
+    "and JPEG, TIFF or PNG images"
 )
 RECOPY_HINT = "copy it again from the camera card or a backup"
 

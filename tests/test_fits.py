@@ -1,0 +1,370 @@
+"""Tests of rawmap.readers.fits: FITS files written with astropy, read as rawmap reads them.
+
+Every file here is a real FITS file written by astropy (the ``rawmap[fits]``
+extra, in the ``test`` extra too) into ``tmp_path``; the header conventions
+are those of Siril, N.I.N.A., SharpCap and MaxIm DL (see the module's
+docstring).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from test_cli import assert_one_error, run
+
+from rawmap import reader
+from rawmap.defectmap import DefectMap
+from rawmap.errors import NotBayerError, UnreadableFileError, UnsupportedFileError
+from rawmap.frame import CameraId, SourceKind
+from rawmap.readers import Probe, backend_for
+from rawmap.readers.base import check_file
+from rawmap.report import info_lines
+
+H, W = 64, 96
+
+
+def write(path: Path, data: np.ndarray, **keys: object) -> Path:
+    """``data`` as a FITS primary image with ``keys`` (``_`` in a name is ``-``: ``CCD_TEMP`` is ``CCD-TEMP``)."""
+    hdu = fits.PrimaryHDU(data)
+    for key, value in keys.items():
+        hdu.header[key.replace("_", "-")] = value
+    hdu.writeto(path)
+    return path
+
+
+def ramp(h: int = 6, w: int = 8, top: int = 4000) -> np.ndarray:
+    """(h, w) distinct integer levels from 0 to ``top``, each row different (so a flip shows)."""
+    return np.linspace(0, top, h * w).round().astype(np.int64).reshape(h, w)
+
+
+# --------------------------------------------------------------------------- pixels
+
+
+@pytest.mark.parametrize(
+    "dtype, white",
+    [(np.uint8, 255), (np.int16, 32767), (np.uint16, 65535), (np.int32, 65535), (np.uint32, 65535)],
+    ids=["8-bit", "signed16", "unsigned16", "int32", "uint32"],
+)
+def test_integer_data_become_the_uint16_mosaic(tmp_path, dtype, white):
+    levels = ramp(top=250 if dtype is np.uint8 else 4000)
+    path = write(tmp_path / "f.fits", levels.astype(dtype), ROWORDER="TOP-DOWN")
+    if dtype is np.uint16:
+        with fits.open(path) as hdul:  # unsigned 16-bit data are stored as signed with BZERO = 32768
+            assert hdul[0].header["BITPIX"] == 16 and hdul[0].header["BZERO"] == 32768
+    frame = reader.read_frame(path)
+    assert frame.mosaic.dtype == np.uint16 and frame.mosaic.flags.c_contiguous
+    assert np.array_equal(frame.mosaic, levels)
+    assert (frame.white, frame.format, frame.source, frame.cfa) == (white, "FITS", SourceKind.RAW, None)
+    assert frame.is_mono and frame.extra["scale"] == 1.0 and frame.extra["clipped"] == 0
+
+
+def test_bscale_and_bzero_are_applied(tmp_path):
+    physical = ramp() * 2 + 100  # stored = (physical - 100) / 2 in 16-bit integers
+    hdu = fits.PrimaryHDU(physical.astype(np.float64))
+    hdu.scale("int16", bscale=2.0, bzero=100.0)
+    hdu.header["ROWORDER"] = "TOP-DOWN"
+    hdu.writeto(tmp_path / "scaled.fits")
+    with fits.open(tmp_path / "scaled.fits", do_not_scale_image_data=True) as hdul:
+        assert hdul[0].header["BSCALE"] == 2.0 and hdul[0].data.dtype.kind == "i"
+    assert np.array_equal(reader.read_frame(tmp_path / "scaled.fits").mosaic, physical)
+
+
+def test_float_data_normalised_or_in_dn(tmp_path):
+    levels = ramp()
+    norm = write(tmp_path / "norm.fits", (levels / 65535).astype(np.float32), ROWORDER="TOP-DOWN")
+    frame = reader.read_frame(norm)  # values in [0, 1], as Siril writes them: scaled by 65535
+    assert np.array_equal(frame.mosaic, levels) and frame.white == 65535 and frame.extra["scale"] == 65535
+    dn = write(tmp_path / "dn.fits", levels.astype(np.float64) + 0.2, ROWORDER="TOP-DOWN", DATAMAX=4095)
+    frame = reader.read_frame(dn)  # values in DN with a white level: kept, rounded
+    assert np.array_equal(frame.mosaic, levels) and frame.white == 4095 and frame.extra["scale"] == 1.0
+
+
+def test_wide_integers_are_brought_into_16_bits_by_their_white_level(tmp_path):
+    levels = ramp(top=2**20 - 1)
+    with pytest.raises(UnsupportedFileError, match="32-bit values up to 1,048,575 and no DATAMAX"):
+        reader.read_frame(write(tmp_path / "wide.fits", levels.astype(np.int32)))
+    frame = reader.read_frame(write(tmp_path / "wide2.fits", levels.astype(np.int32), DATAMAX=2**20 - 1))
+    assert frame.white == 65535 and np.array_equal(frame.mosaic[::-1], levels >> 4)  # no ROWORDER: bottom-up
+
+
+def test_nan_negative_and_clipped_data(tmp_path):
+    bad = ramp().astype(np.float32)
+    bad[2, 3] = np.nan
+    with pytest.raises(UnreadableFileError, match="holds 1 NaN or infinite values"):
+        reader.read_frame(write(tmp_path / "nan.fits", bad))
+    with pytest.raises(UnreadableFileError, match="only values at or below 0"):
+        reader.read_frame(write(tmp_path / "neg.fits", -ramp().astype(np.int16) - 1))
+    calibrated = ramp().astype(np.int16) - 10  # a bias-subtracted frame: the few values below 0 become 0
+    frame = reader.read_frame(write(tmp_path / "cal.fits", calibrated, ROWORDER="TOP-DOWN"))
+    assert frame.extra["clipped"] == int(np.count_nonzero(calibrated < 0)) > 0
+    assert np.array_equal(frame.mosaic, np.maximum(calibrated, 0))
+
+
+# --------------------------------------------------------------------------- row order and Bayer pattern
+
+
+@pytest.mark.parametrize("h", [6, 7], ids=["even-rows", "odd-rows"])
+def test_row_order_gives_the_same_photosites_and_pattern(tmp_path, h):
+    sensor = ramp(h=h).astype(np.uint16)  # as the sensor reads out, top row first; RGGB at its top-left
+    top = reader.read_frame(write(tmp_path / "td.fits", sensor, ROWORDER="TOP-DOWN", BAYERPAT="RGGB"))
+    bottom = reader.read_frame(write(tmp_path / "bu.fits", sensor[::-1], ROWORDER="BOTTOM-UP", BAYERPAT="RGGB"))
+    # no ROWORDER: rows bottom-up (as FITS and Siril have it), the pattern that of the first rows stored
+    stored_first = "RGGB" if h % 2 else "GBRG"
+    none = reader.read_frame(write(tmp_path / "no.fits", sensor[::-1], BAYERPAT=stored_first))
+    for frame in (top, bottom, none):
+        assert np.array_equal(frame.mosaic, sensor), frame.path.name
+        assert frame.cfa_string == "RGGB", frame.path.name
+    assert (top.extra["flipped"], bottom.extra["flipped"], none.extra["flipped"]) == (False, True, True)
+    assert (bottom.extra["row_order"], none.extra["row_order"]) == ("BOTTOM-UP", "")
+
+
+@pytest.mark.parametrize(
+    "pattern, xoff, yoff", [("GRBG", 1, 0), ("GBRG", 0, 1), ("BGGR", 1, 1), ("RGGB", 2, 0)], ids=str
+)
+def test_bayer_offsets_shift_the_pattern(tmp_path, pattern, xoff, yoff):
+    path = write(
+        tmp_path / "o.fits",
+        ramp().astype(np.uint16),
+        ROWORDER="TOP-DOWN",
+        BAYERPAT=pattern,
+        XBAYROFF=xoff,
+        YBAYROFF=yoff,
+    )
+    info = reader.read_info(path)
+    assert info.cfa_string == "RGGB"
+    assert (info.extra["bayer_pattern"], info.extra["bayer_offset"]) == (pattern, (xoff, yoff))
+
+
+def test_colour_and_non_bayer_files_are_refused(tmp_path):
+    with pytest.raises(NotBayerError, match="3 planes"):
+        reader.read_frame(write(tmp_path / "rgb.fits", np.zeros((3, 6, 8), np.uint16)))
+    with pytest.raises(NotBayerError, match="not a 2x2 Bayer pattern"):
+        reader.read_frame(write(tmp_path / "xt.fits", np.zeros((6, 8), np.uint16), BAYERPAT="GGRGGB" * 6))
+    with pytest.raises(UnsupportedFileError, match="without an image"):
+        reader.read_info(write(tmp_path / "empty.fits", None))  # type: ignore[arg-type]
+
+
+def test_a_truncated_file_is_refused(tmp_path):
+    path = write(tmp_path / "cut.fits", ramp(h=40, w=40).astype(np.uint16))
+    path.write_bytes(path.read_bytes()[:4000])
+    with pytest.raises(UnreadableFileError, match="is truncated: its header places image data up to byte"):
+        reader.read_frame(path)
+
+
+# --------------------------------------------------------------------------- header
+
+
+def _full_header() -> dict[str, object]:
+    return {
+        "INSTRUME": "ZWO ASI294MC Pro",
+        "HIERARCH CAMSERIAL": "1A2B3C",  # nine letters: only a HIERARCH card can hold it
+        "EXPTIME": 120.0,
+        "GAIN": 121,
+        "CCD_TEMP": -9.8,
+        "SET_TEMP": -10.0,
+        "DATE-OBS": "2024-06-01T22:10:05.1234567",
+        "IMAGETYP": "Dark Frame",
+        "BAYERPAT": "RGGB",
+        "XBAYROFF": 0,
+        "YBAYROFF": 0,
+        "ROWORDER": "TOP-DOWN",
+        "XBINNING": 1,
+        "YBINNING": 1,
+        "OFFSET": 30,
+    }
+
+
+def test_header_keywords(tmp_path):
+    hdu = fits.PrimaryHDU(ramp().astype(np.uint16))
+    for key, value in _full_header().items():
+        hdu.header[key.replace("CCD_", "CCD-").replace("SET_", "SET-")] = value
+    hdu.writeto(tmp_path / "dark.fits")
+    info = reader.read_info(tmp_path / "dark.fits")
+    assert info.camera == CameraId("ZWO", "ZWO ASI294MC Pro", "1A2B3C")
+    assert info.camera.serial_source == "fits"
+    assert (info.exposure, info.iso, info.time) == (120.0, 121.0, dt.datetime(2024, 6, 1, 22, 10, 5, 123456))
+    assert info.black.tolist() == [30.0] * 4 and info.white == 65535
+    assert info.extra["frame_type"] == "dark" and info.extra["gain"] == 121.0 and info.extra["iso_source"] == "GAIN"
+    assert (info.extra["ccd_temp"], info.extra["set_temp"], info.extra["binning"]) == (-9.8, -10.0, (1, 1))
+    assert reader.identify(tmp_path / "dark.fits") == (info.camera, SourceKind.RAW)
+    frame = reader.read_frame(tmp_path / "dark.fits")
+    assert frame.extra["ccd_temp"] == -9.8 and frame.camera == info.camera
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("IMAGETYP", "Dark Frame", "dark"),
+        ("IMAGETYP", "BIAS", "bias"),
+        ("IMAGETYP", "Offset", "bias"),
+        ("IMAGETYP", "Flat Field", "flat"),
+        ("IMAGETYP", "LIGHT", "light"),
+        ("IMAGETYP", "Light Frame", "light"),
+        ("IMAGETYP", "DARKFLAT", "dark flat"),
+        ("FRAME", "Dark", "dark"),
+        ("IMAGETYP", "Tricolour", "Tricolour"),
+    ],
+)
+def test_frame_types(tmp_path, key, value, expected):
+    info = reader.read_info(write(tmp_path / "t.fits", ramp().astype(np.uint16), **{key: value}))
+    assert info.extra["frame_type"] == expected
+
+
+def test_exposure_iso_and_levels_keywords(tmp_path):
+    info = reader.read_info(
+        write(tmp_path / "a.fits", ramp().astype(np.uint16), EXPOSURE=30.0, ISOSPEED=800, GAIN=3, PEDESTAL=-100)
+    )
+    assert (info.exposure, info.iso, info.extra["iso_source"], info.black[0]) == (30.0, 800.0, "ISOSPEED", 100.0)
+    info = reader.read_info(write(tmp_path / "b.fits", ramp().astype(np.uint16), SATURATE=4095))
+    assert (info.exposure, info.iso, info.black[0], info.white, info.time) == (0.0, 0.0, 0.0, 4095, None)
+
+
+def test_camera_identity_and_binning(tmp_path):
+    data = ramp().astype(np.uint16)
+    named = reader.identify(write(tmp_path / "a.fits", data, INSTRUME="QHY268M", SERIALNO=42))[0]
+    assert named == CameraId("QHYCCD", "QHY268M", "42")
+    binned = reader.read_info(write(tmp_path / "b.fits", data, INSTRUME="ZWO ASI183MM Pro", XBINNING=2, YBINNING=2))
+    assert binned.camera == CameraId("ZWO", "ZWO ASI183MM Pro binned 2x2") and binned.extra["binning"] == (2, 2)
+    unnamed = reader.read_info(write(tmp_path / "c.fits", data, BAYERPAT="RGGB", ROWORDER="TOP-DOWN"))
+    assert unnamed.camera == CameraId("", "RGGB sensor 8x6")
+    assert reader.identify(tmp_path / "c.fits")[0] == unnamed.camera
+    assert reader.identify(write(tmp_path / "d.fits", data, INSTRUME="Bench camera 7"))[0] == CameraId(
+        "", "Bench camera 7"
+    )
+
+
+# --------------------------------------------------------------------------- registry, info, CLI
+
+
+def test_fits_files_go_to_the_fits_backend(tmp_path):
+    path = write(tmp_path / "dark.fit", ramp().astype(np.uint16))
+    odd = tmp_path / "dark.dat"  # no FITS name: claimed by the FITS signature
+    odd.write_bytes(path.read_bytes())
+    for p in (path, odd):
+        assert backend_for(Probe(p, check_file(p))).name == "fits"
+        assert backend_for(Probe(p, check_file(p), reader.MosaicSpec("RGGB"))).name == "fits"
+    assert all(reader.is_candidate(f"x.{ext}") for ext in ("fits", "FIT", "fts", "fz"))
+    assert np.array_equal(reader.read_frame(odd).mosaic, reader.read_frame(path).mosaic)
+
+
+def test_compressed_fits(tmp_path):
+    data = ramp().astype(np.int16)
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, header=fits.Header({"ROWORDER": "TOP-DOWN"}))]).writeto(
+        tmp_path / "c.fits.fz"
+    )
+    assert np.array_equal(reader.read_frame(tmp_path / "c.fits.fz").mosaic, data)
+
+
+def test_info_lines_of_a_fits_dark(tmp_path):
+    hdu = fits.PrimaryHDU(ramp().astype(np.uint16))
+    for key, value in _full_header().items():
+        hdu.header[key.replace("CCD_", "CCD-").replace("SET_", "SET-")] = value
+    hdu.header["ROWORDER"] = "BOTTOM-UP"
+    hdu.writeto(tmp_path / "dark.fits")
+    assert info_lines(reader.read_info(tmp_path / "dark.fits")) == [
+        str(tmp_path / "dark.fits"),
+        "  make      ZWO",
+        "  model     ZWO ASI294MC Pro",
+        "  serial    1A2B3C",
+        "  format    FITS (RAW Bayer mosaic)",
+        "  size      6 x 8 photosites (rows x columns)",
+        "  CFA       RGGB",
+        "  black     30",
+        "  white     65535",
+        "  exposure  120 s",
+        "  ISO       121 (the GAIN keyword: no ISOSPEED)",
+        "  captured  2024-06-01 22:10:05.123456",
+        "  frame     dark",
+        "  gain      121",
+        "  CCD temp  -9.8 °C (set point -10 °C)",
+        "  binning   1x1",
+        "  Bayer     BAYERPAT RGGB, XBAYROFF 0, YBAYROFF 0",
+        "  rows      BOTTOM-UP: row 0 is the last row stored (the top row, as Siril shows it)",
+        "  data      BITPIX 16",
+    ]
+
+
+def test_info_command_on_fits(tmp_path):
+    path = write(tmp_path / "flat.fits", (ramp() / 4000).astype(np.float32), IMAGETYP="FLAT", XBINNING=2, YBINNING=2)
+    result = run("info", path)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for line in (
+        "  format    FITS (RAW monochrome mosaic)",
+        "  model     mono sensor 8x6 binned 2x2",
+        "  frame     flat",
+        "  binning   2x2 (another sensor geometry: mapped as its own body)",
+        "  Bayer     none (monochrome sensor)",
+        "  rows      no ROWORDER: bottom-up, as FITS has it; row 0 is the last row stored",
+        "  data      BITPIX -32, values multiplied by 65535 into 16 bits",
+        "  CCD temp  not recorded",
+    ):
+        assert line in out.splitlines(), out
+
+
+def test_without_astropy_a_fits_file_says_how_to_install_it(tmp_path, monkeypatch):
+    path = write(tmp_path / "dark.fits", ramp().astype(np.uint16))
+    monkeypatch.setitem(sys.modules, "astropy.io", None)  # what an install without the extra gives
+    with pytest.raises(UnsupportedFileError, match=r"reading FITS needs astropy"):
+        reader.read_frame(path)
+    assert_one_error(run("info", path), "dark.fits", "pip install 'rawmap[fits]'")
+
+
+# --------------------------------------------------------------------------- rawmap map on FITS darks
+
+HOT = [(5, 7), (12, 40), (20, 81), (33, 14), (41, 62), (50, 29), (58, 90)]
+
+
+def _darks(folder: Path, *, bayer: bool, bottom_up: bool, seed: int = 3, n: int = 8) -> Path:
+    """``n`` 60 s darks of a cooled camera with the hot photosites :data:`HOT` (row 0 at the top)."""
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    t0 = dt.datetime(2024, 6, 1, 22, 0, 0)
+    for i in range(n):
+        sensor = 100 + rng.normal(0, 4, (H, W))
+        for k, (r, c) in enumerate(HOT):
+            sensor[r, c] += 600 + 300 * k + rng.normal(0, 20)
+        keys: dict[str, object] = {
+            "INSTRUME": "ZWO ASI2600MC Pro" if bayer else "ZWO ASI2600MM Pro",
+            "EXPTIME": 60.0,
+            "GAIN": 100,
+            "CCD-TEMP": -10.0,
+            "IMAGETYP": "Dark Frame",
+            "DATE-OBS": (t0 + dt.timedelta(minutes=i)).isoformat(),
+            "ROWORDER": "BOTTOM-UP" if bottom_up else "TOP-DOWN",
+            "OFFSET": 100,
+        }
+        if bayer:
+            keys["BAYERPAT"] = "RGGB"
+        stored = np.clip(np.rint(sensor), 0, 65535)
+        if bottom_up:
+            stored = stored[::-1]
+        hdu = fits.PrimaryHDU(stored.astype(np.uint16) if bayer else (stored / 65535).astype(np.float32))
+        for key, value in keys.items():
+            hdu.header[key] = value
+        hdu.writeto(folder / f"dark_{i:03d}.fits")
+    return folder
+
+
+@pytest.mark.parametrize("bayer", [True, False], ids=["bayer", "mono"])
+def test_map_of_fits_darks_finds_the_hot_photosites(tmp_path, monkeypatch, bayer):
+    monkeypatch.setenv("RAWMAP_LIBRARY", str(tmp_path / "library"))
+    maps = {}
+    for bottom_up in (False, True):
+        folder = _darks(tmp_path / f"darks-{bottom_up}", bayer=bayer, bottom_up=bottom_up)
+        out = tmp_path / f"map-{bottom_up}.json"
+        result = run("map", folder, "-o", out, "--quiet")
+        assert result.exit_code == 0, result.output
+        maps[bottom_up] = DefectMap.load(out)
+    top, bottom = maps[False], maps[True]
+    assert top.frames.count == 8 and (top.sensor.height, top.sensor.width) == (H, W)
+    assert top.camera.model == ("ZWO ASI2600MC Pro" if bayer else "ZWO ASI2600MM Pro")
+    found = {(d.row, d.col): d.kind.value for d in top.defects}
+    assert found == {rc: "hot" for rc in HOT}
+    # the same photosites, whichever order the rows were stored in
+    assert [(d.row, d.col, d.kind) for d in bottom.defects] == [(d.row, d.col, d.kind) for d in top.defects]
