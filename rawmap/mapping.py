@@ -424,7 +424,7 @@ def collect_inputs(
         if p.is_dir():
             found = sorted(q for q in p.rglob("*") if q.is_file() and reader.is_candidate(q, mosaic=mosaic))
             if not found:
-                skipped.append(Skipped(p, "folder holds no RAW or image files"))
+                skipped.append(Skipped(p, "folder holds no RAW, image or FITS files"))
             for q in found:
                 add(q)
         elif p.exists():

@@ -126,7 +126,7 @@ def test_collect_reports_what_names_nothing(card):
     assert files == [card / "top.dng"]
     assert skipped == [
         Skipped(missing, "no such file or folder"),
-        Skipped(card / "MISC", "folder holds no RAW or image files"),
+        Skipped(card / "MISC", "folder holds no RAW, image or FITS files"),
         Skipped(Path(pattern), "pattern matches no RAW or image files"),
     ]
     assert glob.has_magic(pattern)
