@@ -450,6 +450,11 @@ def _offset_type(defects: Iterable[Defect]) -> str:
     return "C" if mid < 0 else "H"
 
 
+def siril_command(defect_map: DefectMap) -> str:
+    """The Siril command a map's list is for: ``cosme_cfa`` on a colour mosaic, ``cosme`` on a monochrome one."""
+    return "cosme_cfa" if defect_map.sensor.cfa else "cosme"
+
+
 def _siril_point_type(d: Defect) -> str:
     return KINDS[d.kind].siril_letter(d.value)
 
@@ -472,13 +477,27 @@ def siril_text(defect_map: DefectMap) -> str:
     Parameters
     ----------
     defect_map : DefectMap
-        A RAW map (for ``cosme_cfa`` on the mosaic) or an image map.
+        A RAW map: of a colour mosaic, for ``cosme_cfa``; of a monochrome
+        sensor (no CFA), for ``cosme`` (see :func:`siril_command`).
 
     Returns
     -------
     str
+
+    Raises
+    ------
+    ExportError
+        A map made from developed images (JPEG): Siril's ``cosme`` repairs
+        the first channel of a colour image only, so the list would leave
+        two of its three channels as they were.
     """
     s = defect_map.sensor
+    if s.source == "image":
+        raise ExportError(
+            f"{one_line(defect_map.camera.label) or 'this map'} was made from developed images: Siril's cosme "
+            "repairs only the first channel of a colour image, so a list would leave two of three channels "
+            "unrepaired; map the RAW files for Siril, or export csv"
+        )
     column = [d for d in defect_map.defects if KINDS[d.kind].line]
     by_col: dict[int, list[Defect]] = {}
     by_row: dict[int, list[Defect]] = {}
@@ -608,7 +627,7 @@ FORMATS: dict[ExportFormat, FormatInfo] = {
             "put it in RawTherapee's dark-frame folder (Preferences > Image Processing > Dark frame)",
             ("crop_origin",),
         ),
-        FormatInfo(ExportFormat.SIRIL, siril_text, ".lst", _slug_stem, "use it in Siril with: cosme_cfa {path}"),
+        FormatInfo(ExportFormat.SIRIL, siril_text, ".lst", _slug_stem, "use it in Siril with: {siril_command} {path}"),
         FormatInfo(ExportFormat.CSV, csv_text, "-defects.csv", _slug_stem, ""),
     )
 }

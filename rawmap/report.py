@@ -778,7 +778,9 @@ def export_lines(dmap: DefectMap, fmt: ExportFormat, written: Path, *, since_fir
         )
     hint = FORMATS[fmt].hint
     if hint:
-        lines.append(hint.format(path=show_path(written)))
+        from .export import siril_command
+
+        lines.append(hint.format(path=show_path(written), siril_command=siril_command(dmap)))
     return lines
 
 

@@ -205,7 +205,7 @@ def test_siril_text_exact():
 
 def test_siril_whole_row_and_unknown_geometry():
     row = [Defect(3, c, K.COLUMN, 5.0, "", None, 8.0) for c in range(8)]
-    m = DefectMap(CameraId("ZWO", "ASI294MC"), SensorGeometry(6, 8, source="image"), FrameStats(3), row)
+    m = DefectMap(CameraId("ZWO", "ASI294MM"), SensorGeometry(6, 8, cfa="", source="raw"), FrameStats(3), row)
     assert siril_text(m).splitlines()[2:] == ["L 3 0 H"]
     # a whole row crossing a column that it completes: one C and one L line, no P
     col = [Defect(r, 5, K.COLUMN, 5.0, "", None, -2.0) for r in range(6) if r != 3]
@@ -231,14 +231,28 @@ def test_csv_text_exact_and_parsable():
     assert back == [(d.row, d.col) for d in _small_map().defects]
 
 
-def test_image_maps_only_for_siril_and_csv():
+def test_image_maps_only_for_csv():
+    """dcraw and RawTherapee repair RAW files only; Siril's cosme repairs the first channel of a colour image
+    only (issue 10), so a JPEG-made map would leave two channels unrepaired: refused with the reason."""
     m = _small_map(source="image")
     with pytest.raises(ExportError, match="developed images"):
         dcraw_text(m)
     with pytest.raises(ExportError, match="developed images"):
         rawtherapee_text(m)
-    assert siril_text(m).count("\n") == 2 + 9
+    with pytest.raises(ExportError, match="first channel"):
+        siril_text(m)
     assert csv_text(m).count("\n") == 15
+
+
+def test_siril_hint_names_cosme_for_mono_and_cosme_cfa_for_colour(tmp_path):
+    from rawmap.report import export_lines
+
+    colour = _small_map()
+    mono = DefectMap(CameraId("ZWO", "ASI294MM"), SensorGeometry(6, 8, cfa="", source="raw"), FrameStats(3))
+    assert export_lines(colour, ExportFormat.SIRIL, tmp_path / "c.lst")[-1].startswith(
+        "use it in Siril with: cosme_cfa "
+    )
+    assert export_lines(mono, ExportFormat.SIRIL, tmp_path / "m.lst")[-1].startswith("use it in Siril with: cosme ")
 
 
 def test_empty_map_gives_headers_only():
@@ -301,7 +315,7 @@ def test_every_format_has_one_registry_entry():
         for option in info.options:  # every option the CLI may pass is a keyword of the writer
             assert params[option].kind is inspect.Parameter.KEYWORD_ONLY
         assert set(info.options) == {n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
-        assert "{" not in info.hint.replace("{path}", "")  # the CLI fills in {path} only
+        assert "{" not in info.hint.replace("{path}", "").replace("{siril_command}", "")  # what the report fills in
     assert FORMATS[ExportFormat.DCRAW].options == ("since_first_seen",)
     assert FORMATS[ExportFormat.RAWTHERAPEE].options == ("crop_origin",)
 
