@@ -450,6 +450,10 @@ def _offset_type(defects: Iterable[Defect]) -> str:
     return "C" if mid < 0 else "H"
 
 
+#: a column or row segment this long (photosites) goes to Siril as its whole line (see :func:`siril_text`)
+SIRIL_SEGMENT = 16
+
+
 def siril_command(defect_map: DefectMap) -> str:
     """The Siril command a map's list is for: ``cosme_cfa`` on a colour mosaic, ``cosme`` on a monochrome one."""
     return "cosme_cfa" if defect_map.sensor.cfa else "cosme"
@@ -463,10 +467,14 @@ def siril_text(defect_map: DefectMap) -> str:
     """The map as a Siril cosmetic-correction list (for ``cosme`` / ``cosme_cfa``).
 
     Defects of a line kind (:attr:`~rawmap.kinds.KindInfo.line`: column
-    defects) that cover every row of a column (``sensor.height`` of them)
-    become one line ``C x 0 t``; those covering every column of a row
-    (``sensor.width``) become ``L y 0 t``.  Every other defect, including
-    the photosites of a partial column or row segment, is a line
+    defects) that cover every row of a column (``sensor.height`` of them),
+    or a segment of at least :data:`SIRIL_SEGMENT` of its photosites,
+    become one line ``C x 0 t``; likewise ``L y 0 t`` for rows.  Siril has
+    no partial line, and a segment's photosites as ``P`` lines are each
+    averaged with their defective neighbours along the line (about 15 % of
+    the offset stays): the whole line is repaired instead, its healthy
+    photosites interpolated from the lines beside it too.  Every other
+    defect, a few photosites of a line kind included, is a line
     ``P x y t``.  ``t`` is the kind's letter
     (:meth:`~rawmap.kinds.KindInfo.siril_letter`): ``H`` for hot, stuck,
     noisy and positive-offset column defects and ``C`` for dead, cold and
@@ -504,8 +512,20 @@ def siril_text(defect_map: DefectMap) -> str:
     for d in column:
         by_col.setdefault(d.col, []).append(d)
         by_row.setdefault(d.row, []).append(d)
-    full_cols = {c: ds for c, ds in by_col.items() if s.height > 0 and {d.row for d in ds} >= set(range(s.height))}
-    full_rows = {r: ds for r, ds in by_row.items() if s.width > 0 and {d.col for d in ds} >= set(range(s.width))}
+    # Siril has no partial line: the photosites of a segment as P lines are each averaged with their
+    # defective neighbours along the line (about 15 % of the offset stays, as reported with Siril 1.0.6),
+    # so a segment of SIRIL_SEGMENT photosites or more goes out as its whole line, whose other
+    # photosites Siril then interpolates from the lines beside it as well
+    full_cols = {
+        c: ds
+        for c, ds in by_col.items()
+        if s.height > 0 and ({d.row for d in ds} >= set(range(s.height)) or len(ds) >= SIRIL_SEGMENT)
+    }
+    full_rows = {
+        r: ds
+        for r, ds in by_row.items()
+        if s.width > 0 and ({d.col for d in ds} >= set(range(s.width)) or len(ds) >= SIRIL_SEGMENT)
+    }
     covered = {(d.row, d.col) for ds in full_cols.values() for d in ds}
     covered |= {(d.row, d.col) for ds in full_rows.values() for d in ds}
 

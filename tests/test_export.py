@@ -203,6 +203,18 @@ def test_siril_text_exact():
     )
 
 
+def test_siril_partial_segment_goes_out_as_its_whole_line():
+    """Issue 10: Siril has no partial column, and P lines along a bad column are averaged with their bad
+    neighbours (15 % of the offset stayed); a segment of 16 photosites or more becomes a C (or L) line."""
+    seg = [Defect(r, 5, K.COLUMN, 5.0, "", None, 40.0) for r in range(10, 30)]  # 20 of 60 rows
+    few = [Defect(r, 9, K.COLUMN, 5.0, "", None, -40.0) for r in range(3)]  # too short: points
+    m = DefectMap(CameraId("ZWO", "ASI294MM"), SensorGeometry(60, 80, cfa="", source="raw"), FrameStats(3), seg + few)
+    assert siril_text(m).splitlines()[2:] == ["C 5 0 H", "P 9 0 C", "P 9 1 C", "P 9 2 C"]
+    rows = [Defect(7, c, K.COLUMN, 5.0, "", None, -4.0) for c in range(30, 50)]
+    m2 = DefectMap(m.camera, m.sensor, m.frames, rows)
+    assert siril_text(m2).splitlines()[2:] == ["L 7 0 C"]
+
+
 def test_siril_whole_row_and_unknown_geometry():
     row = [Defect(3, c, K.COLUMN, 5.0, "", None, 8.0) for c in range(8)]
     m = DefectMap(CameraId("ZWO", "ASI294MM"), SensorGeometry(6, 8, cfa="", source="raw"), FrameStats(3), row)
