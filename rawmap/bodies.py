@@ -42,7 +42,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .accumulate import Accumulator
-from .defectmap import DefectMap, FrameStats, carry_edits, merge_defects
+from .defectmap import EVIDENCE_FIELDS, DefectMap, FrameStats, carry_edits, merge_defects
 from .detect import ClassifyParams, build_map
 from .errors import LibraryError, RawmapError
 from .frame import CameraId, SourceKind
@@ -219,7 +219,7 @@ def _merge_frame_stats(a: FrameStats, b: FrameStats) -> FrameStats:
         iso_max=max(a.iso_max, b.iso_max),
         **{
             k: getattr(a, k) + getattr(b, k)
-            for k in ("views", "darks", "flats")
+            for k in EVIDENCE_FIELDS
             if getattr(a, k) is not None and getattr(b, k) is not None
         },
     )

@@ -426,6 +426,10 @@ def _from_iso(s: str | None) -> _dt.datetime | None:
     return _dt.datetime.fromisoformat(s) if s else None
 
 
+#: the evidence counts of :class:`FrameStats` (optional in the file: absent in maps of older versions)
+EVIDENCE_FIELDS = ("views", "darks", "flats", "repeated")
+
+
 @dataclass(frozen=True)
 class FrameStats:
     """What went into a map: how many frames, over which dates and exposures."""
@@ -439,13 +443,15 @@ class FrameStats:
     iso_min: float = 0.0
     iso_max: float = 0.0
     #: evidence units: views (frames of one scene count once), lens-cap darks, flat fields among
-    #: the views; None in maps written before they were counted
+    #: the views, views shot several times (brackets, bursts, timelapses); None in maps written
+    #: before they were counted
     views: int | None = None
     darks: int | None = None
     flats: int | None = None
+    repeated: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        evidence = {k: getattr(self, k) for k in ("views", "darks", "flats") if getattr(self, k) is not None}
+        evidence = {k: getattr(self, k) for k in EVIDENCE_FIELDS if getattr(self, k) is not None}
         return evidence | {
             "count": self.count,
             "skipped": self.skipped,
@@ -479,21 +485,21 @@ class FrameStats:
             exposure_max=float(d.get("exposure_max", 0.0)),
             iso_min=float(d.get("iso_min", 0.0)),
             iso_max=float(d.get("iso_max", 0.0)),
-            **{k: int(d[k]) for k in ("views", "darks", "flats") if d.get(k) is not None},
+            **{k: int(d[k]) for k in EVIDENCE_FIELDS if d.get(k) is not None},
         )
 
 
 def _check_frames(d: Any) -> None:
     """Refuse a ``frames`` entry :meth:`FrameStats.from_dict` must not take.
 
-    Counts (``count``, ``skipped``, and ``views``, ``darks``, ``flats`` where
-    present) are integers >= 0 or, for the last three, null; times ISO 8601
+    Counts (``count``, ``skipped``, and :data:`EVIDENCE_FIELDS` where
+    present) are integers >= 0 or, for the evidence counts, null; times ISO 8601
     or null; exposures and ISO speeds finite numbers.
     """
     w = "frames"
     for key in ("count", "skipped"):
         _int(d, key, w, default=0)
-    for key in ("views", "darks", "flats"):
+    for key in EVIDENCE_FIELDS:
         if d.get(key) is not None:
             _int(d, key, w)
     for key in ("first_capture", "last_capture"):

@@ -53,6 +53,7 @@ For maps made from developed images (JPEG), a defect is a small blob: each
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Any
@@ -1114,11 +1115,14 @@ def _blob_centres(rows, cols, scores, kinds) -> list[int]:
 
 
 def _evidence(acc: Accumulator) -> dict[str, int]:
-    """Evidence units of a series: views (a dark that joined a photo's view is part of it), darks, flats."""
+    """Evidence units of a series: views (a dark that joined a photo's view is part of it), darks, flats,
+    and the views shot several times (brackets, bursts, timelapses: each counted once)."""
     lit = {f.scene for f in acc.frames if f.kind != "dark"}
     darks = {f.scene for f in acc.frames if f.kind == "dark"} - lit
     flats = {f.scene for f in acc.frames if f.kind == "flat"}
-    return {"views": len(lit), "darks": len(darks), "flats": len(flats)}
+    per_view = Counter(f.scene for f in acc.frames if f.scene in lit)
+    repeated = sum(1 for n in per_view.values() if n > 1)
+    return {"views": len(lit), "darks": len(darks), "flats": len(flats), "repeated": repeated}
 
 
 def build_map(acc: Accumulator, params: ClassifyParams | None = None, *, skipped: int = 0) -> DefectMap:

@@ -538,6 +538,12 @@ def evidence_lines(fr: FrameStats) -> list[str]:
         return []
     units = fr.views + (fr.darks or 0)
     parts = [f"{fr.views} view{'s' if fr.views != 1 else ''} (frames of one scene count once)"]
+    if fr.repeated:
+        parts.append(
+            f"{fr.repeated} of them shot several times (bracket, burst or timelapse)"
+            if fr.repeated != 1
+            else "1 of them shot several times (a bracket, burst or timelapse)"
+        )
     if fr.darks:
         parts.append(f"{fr.darks} lens-cap dark{'s' if fr.darks != 1 else ''}")
     if fr.flats:

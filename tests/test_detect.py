@@ -351,6 +351,8 @@ def test_brackets_count_each_view_once(tmp_path):
     body, sc = _scenario(tmp_path, "brackets")
     acc = body.accumulator.closed()
     assert acc.n_scenes <= 7  # 6 views, and at most the dimmest frame (17 DN above black) on its own
+    fr = body.defect_map.frames
+    assert (fr.views, fr.repeated) == (6, 6)  # every bracket is one view shot several times
     assert sc.precision >= 0.95, sc.summary()
 
 
