@@ -340,20 +340,45 @@ def _complete_clusters(acc: Accumulator, p: ClassifyParams, found: _Found, taken
         return
     flat = np.unique(cr * W + cc)
     cr, cc = flat // W, flat % W
-    n = np.maximum(acc.valid_counts((cr, cc)), 1).astype(float)
-    s_r = acc.s_r[cr, cc].astype(float)
-    den = n * acc.sum_xx - acc.sum_x**2
-    beta = np.where(den > 0, (n * acc.s_xr[cr, cc] - acc.sum_x * s_r) / np.where(den > 0, den, 1), 0.0)
-    alpha = (s_r - beta * acc.sum_x) / n
-    growth = beta * x_hi
-    clipped = acc.vmax[cr, cc].astype(np.int64) >= acc.clip
-    grows = (growth > np.maximum(alpha, 0)) | (clipped & (growth > 0.05 * np.maximum(alpha, 0)))
-    if not np.any(den > 0):  # one exposure x ISO throughout (same-exposure darks): as the hot rule, no growth test
+    beta, grows, measured = _dark_current(acc, p, cr, cc, x_hi)
+    if not measured.any():  # one exposure x ISO throughout (same-exposure darks): as the hot rule, no growth test
         grows[:] = True
     cr, cc, beta = cr[grows], cc[grows], beta[grows]
-    share = acc.s_hi[cr, cc] / max(acc.n_scenes, 1)
-    found.add(cr, cc, DefectKind.HOT, 100.0 * share, beta / 4.0)
+    found.add(cr, cc, DefectKind.HOT, _share_score(acc.s_hi[cr, cc], max(acc.n_scenes, 1)), beta / 4.0)
     taken[cr, cc] = True
+
+
+def _dark_current(
+    acc: Accumulator, p: ClassifyParams, r: np.ndarray, c: np.ndarray, x_hi: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The residual of each photosite regressed on x = exposure x ISO/100, with the series' x sums.
+
+    A strong hot photosite clips in long exposures, which flattens the
+    regression, so reaching the clip level while growing by at least
+    ``hot_clip_growth`` of its offset counts as growing too.
+
+    Returns
+    -------
+    beta : (n,) ndarray
+        The slope (residual units, 4x DN, per unit of x); 0 where not measured.
+    grows : (n,) bool ndarray
+        Its excess grows with x as a hot photosite's does (over the 90th
+        percentile ``x_hi`` of the frames' x).
+    measured : (n,) bool ndarray
+        Where the frames' x differ enough for a slope.
+    """
+    sx = acc.sum_x
+    n = np.maximum(acc.valid_counts((r, c)), 1).astype(float)
+    s_r = acc.s_r[r, c].astype(float)
+    s_xr = acc.s_xr[r, c].astype(float)
+    den = n * acc.sum_xx - sx * sx
+    measured = den > 0
+    beta = np.where(measured, (n * s_xr - sx * s_r) / np.where(measured, den, 1), 0.0)
+    alpha = (s_r - beta * sx) / n
+    growth = beta * x_hi
+    clipped = acc.vmax[r, c].astype(np.int64) >= acc.clip
+    grows = (growth > np.maximum(alpha, 0)) | (clipped & (growth > p.hot_clip_growth * np.maximum(alpha, 0)))
+    return beta, grows, measured
 
 
 def _ringing(acc: Accumulator, found: _Found, p: ClassifyParams) -> np.ndarray:
@@ -667,30 +692,18 @@ def _noise_ratio(ser: _Series, r: np.ndarray, c: np.ndarray) -> np.ndarray:
 def _hot_and_noisy(ser: _Series, hi_r: np.ndarray, hi_c: np.ndarray) -> None:
     """Bright outliers in enough units: hot when the excess grows with exposure x ISO, else noisy.
 
-    The residual is regressed on x = exposure x ISO/100 with the series' x
-    sums.  A strong hot photosite clips in long exposures, which flattens
-    the regression, so reaching the clip level while growing by at least
-    ``hot_clip_growth`` of its offset counts too.  A photosite that is also
+    Growth is measured by :func:`_dark_current` (a regression on exposure x
+    ISO); without a spread of exposure x ISO every one counts as growing
+    (same-exposure darks).  A photosite that is also
     a dark outlier in half the units needed is blinking: noisy.  Hot
     values are the dark-current slope in DN per second at ISO 100 (the
     residual is 4x DN); noisy values, the excess noise ratio.
     """
-    acc, p, found = ser.acc, ser.p, ser.found
-    sx, sxx = acc.sum_x, acc.sum_xx
-    n = np.maximum(acc.valid_counts((hi_r, hi_c)), 1).astype(float)
-    s_r = acc.s_r[hi_r, hi_c].astype(float)
-    s_xr = acc.s_xr[hi_r, hi_c].astype(float)
+    acc, found = ser.acc, ser.found
     if ser.x_spread:
-        den = n * sxx - sx * sx
-        beta = np.where(den > 0, (n * s_xr - sx * s_r) / np.where(den > 0, den, 1), 0.0)
-        alpha = (s_r - beta * sx) / n
-        growth = beta * ser.x_hi
-        clipped = acc.vmax[hi_r, hi_c].astype(np.int64) >= acc.clip
-        exposure_driven = (growth > np.maximum(alpha, 0)) | (
-            clipped & (growth > p.hot_clip_growth * np.maximum(alpha, 0))
-        )
+        beta, exposure_driven, _ = _dark_current(acc, ser.p, hi_r, hi_c, ser.x_hi)
     else:
-        beta = np.zeros_like(n)
+        beta = np.zeros(hi_r.size)
         exposure_driven = np.ones(hi_r.size, bool)
     blinking = acc.s_lo[hi_r, hi_c] >= max(1, ser.need // 2)
     excess_noise = _noise_ratio(ser, hi_r, hi_c)
