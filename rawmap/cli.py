@@ -627,19 +627,6 @@ def _library_checkpoint(lib: Any, classify_params: Any) -> Any:
     return save
 
 
-def _body_of(path: Path, spec: Any) -> tuple[Any, Any, tuple[int, int]]:
-    """(camera, source, visible size) of a photo, from its header where LibRaw gives the size without decoding."""
-    from .frame import SourceKind
-    from .reader import identify, read_info, visible_shape
-
-    camera, source = identify(path, mosaic=spec)
-    shape = visible_shape(path) if source is SourceKind.RAW and spec is None else None
-    if shape is None:  # images, mosaics in image files, RAW files whose header LibRaw cannot size
-        h, w = read_info(path, mosaic=spec).shape[:2]
-        shape = (h, w)
-    return camera, source, shape
-
-
 def _hold_library(ctx: typer.Context, lib: Any) -> None:
     """Hold the library's write lock until the command ends, saying so when another run holds it."""
     from .library import LibraryBusyError
@@ -1149,7 +1136,7 @@ def repair_cmd(
         rawmap repair lights/*.png --cfa RGGB --map cam.json -o repaired/
     """
     from .fileio import check_output_folder
-    from .mapping import collect_inputs
+    from .mapping import body_of, collect_inputs
     from .reader import RAW_EXTENSIONS
     from .repair import output_name, plan_outputs, repair_file
     from .report import renamed_line, repair_line, repair_summary
@@ -1175,7 +1162,7 @@ def repair_cmd(
                     dmap = fixed
                 else:
                     assert lib is not None  # no map given: the library's
-                    key = _body_of(p, spec)  # from the header: the photo is decoded once, by the repair
+                    key = body_of(p, spec)  # from the header: the photo is decoded once, by the repair
                     if key not in maps:
                         try:  # the map of this sensor size (crop mode), else the body's first map
                             entry = lib.get(key[0], key[1], shape=key[2])

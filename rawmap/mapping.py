@@ -80,6 +80,7 @@ __all__ = [
     "MapRun",
     "Checkpoint",
     "merge_states",
+    "body_of",
     "Counted",
     "collect_inputs",
     "content_key",
@@ -682,14 +683,33 @@ class _Header:
     content: str  #: content key, "" when the path alone showed it was counted
 
 
+def body_of(
+    path: str | os.PathLike[str], mosaic: reader.MosaicSpec | None = None
+) -> tuple[CameraId, SourceKind, tuple[int, int]]:
+    """The body (camera, source) and visible size of a photo, from its header where that tells the size.
+
+    LibRaw sizes a RAW file from its header pass, without decoding; images,
+    mosaics in image files and RAW files LibRaw does not size are read
+    (:func:`rawmap.reader.read_info`).
+
+    Raises
+    ------
+    InputError
+        As :func:`rawmap.reader.identify` and :func:`rawmap.reader.read_info`.
+    """
+    p = Path(path)
+    camera, source = reader.identify(p, mosaic=mosaic)
+    shape = reader.visible_shape(p) if source is SourceKind.RAW else None
+    if shape is None:  # an image or mosaic file (header only), or a RAW file LibRaw does not open
+        h, w = reader.read_info(p, mosaic=mosaic).shape[:2]
+        shape = (h, w)
+    return camera, source, shape
+
+
 def _read_header(p: Path, counted_paths: set[Path], mosaic: reader.MosaicSpec | None = None) -> _Header | InputError:
     """Identify ``p`` (body, source, size) and hash it; an :class:`InputError` when it cannot be used."""
     try:
-        camera, source = reader.identify(p, mosaic=mosaic)
-        shape = reader.visible_shape(p) if source is SourceKind.RAW else None
-        if shape is None:  # an image or mosaic file (header only), or a RAW file LibRaw does not open
-            h, w = reader.read_info(p, mosaic=mosaic).shape[:2]
-            shape = (h, w)
+        camera, source, shape = body_of(p, mosaic)
         if p.resolve() in counted_paths:
             return _Header(camera, source, shape, "")
         key = content_key(p)
