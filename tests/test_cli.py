@@ -1631,23 +1631,40 @@ def test_merge_of_two_runs_equals_one_run(small_series: Series, tmp_path: Path):
     assert_usage_error(run("merge", a, "-o", again))
 
 
-_CHECKPOINT_KILLER = """
-import os, signal, sys
-kill_after = int(sys.argv[1])
-sys.argv = ["rawmap"] + sys.argv[2:]
-from rawmap import series_state
+#: runs ``rawmap ARGS`` killing itself with SIGKILL right after the KILL_AFTER-th call of MODULE's NAME
+#: (``Class.method`` or a function) returns: ``python -c _KILL_AFTER_CALLS KILL_AFTER MODULE NAME ARGS...``
+_KILL_AFTER_CALLS = """
+import importlib, os, signal, sys
+kill_after, module, name = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+sys.argv = ["rawmap"] + sys.argv[4:]
+owner = importlib.import_module(module)
+*path, attr = name.split(".")
+for part in path:
+    owner = getattr(owner, part)
+real = getattr(owner, attr)
 done = 0
-real = series_state.SeriesState.checkpoint
-def killing(self, cp):
+def killing(*args, **kwargs):
     global done
-    real(self, cp)
+    out = real(*args, **kwargs)
     done += 1
     if done == kill_after:
         os.kill(os.getpid(), signal.SIGKILL)
-series_state.SeriesState.checkpoint = killing
+    return out
+setattr(owner, attr, killing)
 from rawmap.cli import main
 main()
 """
+
+
+def _rawmap_killed_after(kill_after: int, module: str, name: str, *args: object) -> subprocess.CompletedProcess:
+    """``rawmap ARGS`` in a subprocess SIGKILLed after the ``kill_after``-th call of ``module.name`` (0: never)."""
+    return subprocess.run(
+        [sys.executable, "-c", _KILL_AFTER_CALLS, str(kill_after), module, name, *map(str, args)],
+        cwd=_repo_root(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_map_state_killed_after_a_checkpoint_resumes_where_it_stopped(small_series: Series, tmp_path: Path):
@@ -1659,13 +1676,7 @@ def test_map_state_killed_after_a_checkpoint_resumes_where_it_stopped(small_seri
 
     def rawmap_cmd(state: Path, out: Path, kill_after: int = 0) -> subprocess.CompletedProcess:
         args = ["map", small_series.folder, "-o", out, "--state", state, "--checkpoint-every", "3", "-q", "-j", "1"]
-        return subprocess.run(
-            [sys.executable, "-c", _CHECKPOINT_KILLER, str(kill_after), *map(str, args)],
-            cwd=_repo_root(),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        return _rawmap_killed_after(kill_after, "rawmap.series_state", "SeriesState.checkpoint", *args)
 
     whole_state, whole_map = tmp_path / "whole.rawstate", tmp_path / "whole.json"
     assert rawmap_cmd(whole_state, whole_map).returncode == 0
@@ -1709,39 +1720,13 @@ def test_map_state_killed_after_a_checkpoint_resumes_where_it_stopped(small_seri
         assert found_kinds(out) == want and Accumulator.load(state).n_frames == 12
 
 
-_LIBRARY_CHECKPOINT_KILLER = """
-import os, signal, sys
-kill_after = int(sys.argv[1])
-sys.argv = ["rawmap"] + sys.argv[2:]
-from rawmap import bodies
-done = 0
-real = bodies.store_body
-def killing(lib, body):
-    global done
-    out = real(lib, body)
-    done += 1
-    if done == kill_after:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return out
-bodies.store_body = killing
-from rawmap.cli import main
-main()
-"""
-
-
 def test_map_save_killed_after_a_checkpoint_resumes_where_it_stopped(small_series: Series, tmp_path: Path):
     """`rawmap map --save` stores the body every --checkpoint-every photos: killed after the 2nd store, the
     same command run again reads only the rest and ends with the entry of a run never interrupted."""
 
     def rawmap_cmd(lib: Path, kill_after: int = 0) -> subprocess.CompletedProcess:
         args = ["map", small_series.folder, "--save", "--library", lib, "--checkpoint-every", "4", "-q", "-j", "1"]
-        return subprocess.run(
-            [sys.executable, "-c", _LIBRARY_CHECKPOINT_KILLER, str(kill_after), *map(str, args)],
-            cwd=_repo_root(),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        return _rawmap_killed_after(kill_after, "rawmap.bodies", "store_body", *args)
 
     whole, lib = tmp_path / "whole", tmp_path / "lib"
     assert rawmap_cmd(whole).returncode == 0
