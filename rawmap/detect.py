@@ -153,6 +153,8 @@ class ClassifyParams:
     line_min_scenes: int = 3  #: a photosite leans across a line in at least this many scenes (and min_share of them)
     column_share: float = 0.6  #: share of a window that must lean the same way
     column_min: int = 16  #: window length (photosites); shorter segments are reported as single defects
+    few_views: int = 3  #: below this many views, stuck and dead need every neighbour to vary far more
+    line_echo_share: float = 0.5  #: a flag beside a segment stays if its excess off the line keeps this share
     sensitivity: str = "normal"  #: the preset these values came from (a label, see :meth:`for_sensitivity`)
 
     def to_dict(self) -> dict[str, Any]:
@@ -430,6 +432,16 @@ def _neighbours(rows: np.ndarray, cols: np.ndarray, H: int, W: int) -> tuple[np.
     return rr, cc
 
 
+def _adjacent(rows: np.ndarray, cols: np.ndarray, H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
+    """(4, N) row and column indices of the 4-connected neighbours (other colours on a Bayer sensor;
+    reflected at the border)."""
+    up = np.where(rows >= 1, rows - 1, rows + 1)
+    dn = np.where(rows + 1 < H, rows + 1, rows - 1)
+    lf = np.where(cols >= 1, cols - 1, cols + 1)
+    rt = np.where(cols + 1 < W, cols + 1, cols - 1)
+    return np.stack([up, dn, rows, rows]), np.stack([cols, cols, lf, rt])
+
+
 def _sample_index(H: int, W: int, n: int = 400_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Random photosites (with repeats) for robust spreads; the whole frame when it is small."""
     if H * W <= n:
@@ -545,6 +557,7 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
         if rest.any():
             _dark_noisy(ser, lo_r[rest], lo_c[rest])
     _lines(ser)
+    _line_echoes(ser)
     return _assemble(ser)
 
 
@@ -598,6 +611,7 @@ class _Series:
     def of(cls, acc: Accumulator, p: ClassifyParams) -> _Series:
         frames = acc.frames
         sig_read = max(math.sqrt(float(np.median([f.noise_a for f in frames])) / 20.0), 0.5) if frames else 1.0
+        sig_read = min(sig_read, _temporal_read_noise(acc))
         xs = np.array([f.x for f in frames]) if frames else np.zeros(1)
         return cls(
             acc=acc,
@@ -614,6 +628,27 @@ class _Series:
     def black_at(self, r, c):
         """Black level (DN) of each photosite."""
         return self.acc.black2[r & 1, c & 1]
+
+
+def _temporal_read_noise(acc: Accumulator, share: float = 0.01) -> float:
+    """An upper bound of the read noise (DN) from the photosites' ranges over the frames.
+
+    The frames' noise fits take static texture for noise (a timelapse of one
+    view: 30-300 DN against a true 5), but static views cannot raise the
+    quietest photosites' range over the series above their noise: the
+    ``share`` quantile of the non-zero ranges over 3 (the low tail of the
+    range of a few dozen Gaussian samples) bounds it.  Varied scenes give
+    large ranges everywhere, and the frames' fits then stay the smaller bound.
+    """
+    if acc.n_frames < 2:
+        return math.inf
+    H, W = acc.shape
+    sr, sc = _sample_index(H, W)
+    rng = acc.vmax[sr, sc].astype(np.int32) - acc.vmin[sr, sc]
+    rng = rng[rng > 0]
+    if rng.size < 100:
+        return math.inf
+    return max(float(np.quantile(rng, share)) / 3.0, 0.5)
 
 
 def _units_needed(acc: Accumulator, p: ClassifyParams) -> int:
@@ -659,9 +694,18 @@ def _stuck_and_dead(ser: _Series) -> None:
         nrange = np.sort(acc.vmax[nr, nc].astype(np.int32) - acc.vmin[nr, nc], axis=0)
         nmed = 0.5 * (nrange[1] + nrange[2])
         own = acc.vmax[rr, cc].astype(np.int32) - acc.vmin[rr, cc]
+        if acc.n_scenes < p.few_views:
+            # few views: the scene's dark or bright specks pass the test below, but optics never make
+            # one photosite wide, so all four same-colour neighbours must vary far more, and most
+            # adjacent ones (other colours, dimmer in coloured light) several times more
+            ar, ac = _adjacent(rr, cc, H, W)
+            arange = np.sort(acc.vmax[ar, ac].astype(np.int32) - acc.vmin[ar, ac], axis=0)
+            adjacent_vary = 0.5 * (arange[1] + arange[2]) >= p.stuck_contrast * np.maximum(own, 2 * ser.sig_read)
+            nmed = np.where(adjacent_vary, nrange[0], 0).astype(np.float64)
         ok = nmed >= p.stuck_contrast * own + 2 * bound
         # a dead photosite's own noise may pass the range bound; its neighbours must vary far more
-        ok &= (own <= bound) | (nmed >= p.stuck_contrast * dead_bound + 2 * bound)
+        # (in one view the neighbours' range is the scene's: the photosite's own must be noise)
+        ok &= (own <= bound) | ((nmed >= p.stuck_contrast * dead_bound + 2 * bound) & (acc.n_scenes >= p.few_views))
         if acc.n_scenes >= 2:
             nmax = np.median(acc.vmax[nr, nc].astype(np.float64), axis=0)
             ok |= (acc.vmin[rr, cc].astype(np.int64) >= acc.clip) & (nmax <= p.clip_neighbour_share * acc.clip)
@@ -919,6 +963,66 @@ def _lines(ser: _Series) -> None:
     ser.taken[cr, ccl] = True
     offs = acc.s_r[cr, ccl] / np.maximum(acc.valid_counts((cr, ccl)), 1) / 2.0
     found.add(cr, ccl, DefectKind.COLUMN, _share_score(_line_scenes(acc, cr * W + ccl), ser.units), offs)
+
+
+def _line_echoes(ser: _Series) -> None:
+    """Drop point flags that only echo a neighbouring column or row segment.
+
+    A photosite's residual ``4v - sum4`` compares it with its four
+    same-colour neighbours; when one of them lies on a defective line (two
+    of them at the sensor's edge, where the kernels reflect), the line's
+    offset shows in the photosite's residual, and a whole row beside a row
+    segment turned hot or noisy (176 false flags in one generated dark
+    series).  For each hot, noisy or cold photosite touching a segment, the
+    excess is measured again from the value sums against its neighbours off
+    the line; the flag stays when that excess keeps the sign and at least
+    ``line_echo_share`` of the original.
+    """
+    found, acc = ser.found, ser.acc
+    col = found.of(DefectKind.COLUMN)
+    if not col.any():
+        return
+    H, W = acc.shape
+    seg = np.zeros((H, W), bool)
+    seg[found.rows[col], found.cols[col]] = True
+    # a segment's ends are found to within a photosite or two: reach two further along its line
+    along_row = np.zeros_like(seg)
+    along_row[:, 1:] |= seg[:, 1:] & seg[:, :-1]
+    along_row[:, :-1] |= seg[:, :-1] & seg[:, 1:]
+    along_col = seg & ~along_row
+    grown = seg.copy()
+    for k in (1, 2):
+        grown[:, k:] |= along_row[:, :-k]
+        grown[:, :-k] |= along_row[:, k:]
+        grown[k:, :] |= along_col[:-k, :]
+        grown[:-k, :] |= along_col[k:, :]
+    seg = grown
+    point = found.of(DefectKind.HOT) | found.of(DefectKind.NOISY) | found.of(DefectKind.COLD)
+    idx = np.flatnonzero(point)
+    if idx.size == 0:
+        return
+    r, c = found.rows[idx], found.cols[idx]
+    nr, nc = _neighbours(r, c, H, W)
+    on_line = seg[nr, nc]
+    touch = on_line.any(axis=0) & ~on_line.all(axis=0)
+    if not touch.any():
+        return
+    idx, r, c, nr, nc, on_line = idx[touch], r[touch], c[touch], nr[:, touch], nc[:, touch], on_line[:, touch]
+
+    def mean_v(r_, c_):
+        return acc.s_v[r_, c_].astype(np.float64) / np.maximum(acc.valid_counts((r_, c_)), 1)
+
+    own = mean_v(r, c)
+    nb = mean_v(nr, nc)
+    off_line = np.where(on_line, 0.0, nb).sum(axis=0) / (~on_line).sum(axis=0)
+    before = acc.s_r[r, c].astype(np.float64) / 4.0 / np.maximum(acc.valid_counts((r, c)), 1)
+    after = own - off_line
+    echo = (np.sign(after) != np.sign(before)) | (np.abs(after) < ser.p.line_echo_share * np.abs(before))
+    if echo.any():
+        drop = np.zeros(found.rows.size, bool)
+        drop[idx[echo]] = True
+        ser.taken[found.rows[drop], found.cols[drop]] = False
+        found.keep(~drop)
 
 
 def _assemble(ser: _Series) -> list[Defect]:
