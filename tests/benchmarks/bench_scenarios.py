@@ -1,6 +1,6 @@
 """Detection quality of ``rawmap map`` on the named scenarios of ``rawmap.testing``.
 
-Run:  python tests/benchmarks/bench_scenarios.py [--frames 24] [--height 300 --width 450] [--seed 2027]
+Run:  python tests/benchmarks/bench_scenarios.py [--frames 24] [--height 300 --width 450] [--seed 2027 31 7]
       [--scenarios brackets timelapse ...]
 
 Each scenario of :func:`rawmap.testing.write_scenario` (exposure brackets, a
@@ -50,11 +50,12 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--height", type=int, default=300)
     ap.add_argument("--width", type=int, default=450)
-    ap.add_argument("--seed", type=int, default=2027)
+    ap.add_argument("--seed", type=int, nargs="+", default=[2027, 31, 7], help="one run per seed")
     ap.add_argument("--scenarios", nargs="*", default=list(SCENARIOS), choices=SCENARIOS)
     a = ap.parse_args()
     for name in a.scenarios:
-        print(run(name, a.frames, (a.height, a.width), a.seed), flush=True)
+        for seed in a.seed:
+            print(f"seed {seed}: " + run(name, a.frames, (a.height, a.width), seed), flush=True)
 
 
 if __name__ == "__main__":
