@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -153,6 +153,9 @@ class ClassifyParams:
     line_min_scenes: int = 3  #: a photosite leans across a line in at least this many scenes (and min_share of them)
     column_share: float = 0.6  #: share of a window that must lean the same way
     column_min: int = 16  #: window length (photosites); shorter segments are reported as single defects
+    noisy_min_excess: float = (
+        2.0  #: in photos, a bright outlier not growing with exposure is noisy from this noise ratio
+    )
     few_views: int = 3  #: below this many views, stuck and dead need every neighbour to vary far more
     line_echo_share: float = 0.5  #: a flag beside a segment stays if its excess off the line keeps this share
     sensitivity: str = "normal"  #: the preset these values came from (a label, see :meth:`for_sensitivity`)
@@ -558,6 +561,7 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
             _dark_noisy(ser, lo_r[rest], lo_c[rest])
     _lines(ser)
     _line_echoes(ser)
+    _drop_weak(ser)
     return _assemble(ser)
 
 
@@ -587,6 +591,8 @@ class _Series:
         90th percentile of exposure x ISO/100 over the frames.
     x_spread : bool
         Do the frames' exposure x ISO differ (can growth be measured)?
+    weak : ndarray of int64
+        Flat indices of provisional noisy flags (see :func:`_hot_and_noisy`).
     """
 
     acc: Accumulator
@@ -598,6 +604,7 @@ class _Series:
     need: int
     x_hi: float
     x_spread: bool
+    weak: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def H(self) -> int:
@@ -741,7 +748,10 @@ def _hot_and_noisy(ser: _Series, hi_r: np.ndarray, hi_c: np.ndarray) -> None:
     (same-exposure darks).  A photosite that is also
     a dark outlier in half the units needed is blinking: noisy.  Hot
     values are the dark-current slope in DN per second at ISO 100 (the
-    residual is 4x DN); noisy values, the excess noise ratio.
+    residual is 4x DN); noisy values, the excess noise ratio.  In a series
+    with photos, one that neither grows nor is noisier than its neighbours
+    (``noisy_min_excess``) is static detail that coincided in a few views:
+    it is only kept where it ends a segment (:func:`_drop_weak`).
     """
     acc, found = ser.acc, ser.found
     if ser.x_spread:
@@ -752,9 +762,15 @@ def _hot_and_noisy(ser: _Series, hi_r: np.ndarray, hi_c: np.ndarray) -> None:
     blinking = acc.s_lo[hi_r, hi_c] >= max(1, ser.need // 2)
     excess_noise = _noise_ratio(ser, hi_r, hi_c)
     hot = exposure_driven & ~blinking
+    # neither growing with exposure nor noisier than its neighbours: static detail that coincided
+    # (in darks alone there is no scene: every bright outlier is the sensor's)
+    lit = any(f.kind != "dark" for f in acc.frames)
+    weak = ~hot & ~blinking & (excess_noise < ser.p.noisy_min_excess) & lit
     score = _share_score(acc.s_hi[hi_r, hi_c], ser.units)
     found.add(hi_r[hot], hi_c[hot], DefectKind.HOT, score[hot], beta[hot] / 4.0)
     found.add(hi_r[~hot], hi_c[~hot], DefectKind.NOISY, score[~hot], excess_noise[~hot])
+    # the weak ones may still end a column or row segment (:func:`_lines`); :func:`_drop_weak` removes the rest
+    ser.weak = np.concatenate([ser.weak, hi_r[weak] * ser.W + hi_c[weak]])
     ser.taken[hi_r, hi_c] = True
 
 
@@ -1023,6 +1039,16 @@ def _line_echoes(ser: _Series) -> None:
         drop[idx[echo]] = True
         ser.taken[found.rows[drop], found.cols[drop]] = False
         found.keep(~drop)
+
+
+def _drop_weak(ser: _Series) -> None:
+    """Drop the provisional noisy flags that no segment took (see :func:`_hot_and_noisy`)."""
+    if ser.weak.size == 0:
+        return
+    found = ser.found
+    weak = found.of(DefectKind.NOISY) & np.isin(found.rows * ser.W + found.cols, ser.weak)
+    ser.taken[found.rows[weak], found.cols[weak]] = False
+    found.keep(~weak)
 
 
 def _assemble(ser: _Series) -> list[Defect]:
