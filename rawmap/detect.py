@@ -157,6 +157,7 @@ class ClassifyParams:
         2.0  #: in photos, a bright outlier not growing with exposure is noisy from this noise ratio
     )
     few_views: int = 3  #: below this many views, stuck and dead need every neighbour to vary far more
+    line_hysteresis: int = 1  #: a found segment runs on where its photosites leaned in this many units fewer
     line_echo_share: float = 0.5  #: a flag beside a segment stays if its excess off the line keeps this share
     sensitivity: str = "normal"  #: the preset these values came from (a label, see :meth:`for_sensitivity`)
 
@@ -933,30 +934,37 @@ def _lines(ser: _Series) -> None:
     acc, p, found = ser.acc, ser.p, ser.found
     H, W = acc.shape
     m_line = max(p.line_min_scenes, math.ceil(p.min_share * ser.units))
-    keep_l = acc.ln_count >= m_line
-    codes = acc.ln_code[keep_l]
-    flat = codes >> 2
-    row_line = (codes >> 1) & 1
-    dark = (codes & 1).astype(bool)
-    lr, lc = flat // W, flat % W
     fr, fc = found.rows, found.cols
     stuck = found.of(DefectKind.STUCK)
     deadk = found.of(DefectKind.DEAD)
-    cr, ccl, caxis = _segments(
-        H,
-        W,
-        [
-            (lr[(row_line == 0) & ~dark], lc[(row_line == 0) & ~dark], 0),
-            (lr[(row_line == 0) & dark], lc[(row_line == 0) & dark], 0),
-            (lr[(row_line == 1) & ~dark], lc[(row_line == 1) & ~dark], 1),
-            (lr[(row_line == 1) & dark], lc[(row_line == 1) & dark], 1),
-            (fr[stuck], fc[stuck], 0),
-            (fr[stuck], fc[stuck], 1),
-            (fr[deadk], fc[deadk], 0),
-            (fr[deadk], fc[deadk], 1),
-        ],
-        p,
-    )
+
+    def segments(m: int):
+        codes = acc.ln_code[acc.ln_count >= m]
+        flat = codes >> 2
+        row_line = (codes >> 1) & 1
+        dark = (codes & 1).astype(bool)
+        lr, lc = flat // W, flat % W
+        return _segments(
+            H,
+            W,
+            [
+                (lr[(row_line == 0) & ~dark], lc[(row_line == 0) & ~dark], 0),
+                (lr[(row_line == 0) & dark], lc[(row_line == 0) & dark], 0),
+                (lr[(row_line == 1) & ~dark], lc[(row_line == 1) & ~dark], 1),
+                (lr[(row_line == 1) & dark], lc[(row_line == 1) & dark], 1),
+                (fr[stuck], fc[stuck], 0),
+                (fr[stuck], fc[stuck], 1),
+                (fr[deadk], fc[deadk], 0),
+                (fr[deadk], fc[deadk], 1),
+            ],
+            p,
+        )
+
+    cr, ccl, caxis = segments(m_line)
+    m_weak = max(2, m_line - p.line_hysteresis)
+    if cr.size and m_weak < m_line:
+        # hysteresis: a segment found in m_line units runs on where its photosites leaned in fewer
+        cr, ccl, caxis = _grow_segments(cr, ccl, caxis, *segments(m_weak), H, W)
     if cr.size and acc.source is SourceKind.IMAGE:
         cr, ccl, caxis = _strongest_lines(cr, ccl, caxis, acc, W)
     if not cr.size:
@@ -1175,6 +1183,40 @@ def _segments(H: int, W: int, groups, p: ClassifyParams):
         out_a.append(np.full(r_.size, axis, np.int8))
     if not out_r:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8)
+    r = np.concatenate(out_r)
+    c = np.concatenate(out_c)
+    a = np.concatenate(out_a)
+    _, first = np.unique(r * W + c, return_index=True)
+    return r[first], c[first], a[first]
+
+
+def _grow_segments(cr, ccl, caxis, wr, wc, wa, H: int, W: int):
+    """The strong segments (``cr, ccl, caxis``) and every weak segment run (``wr, wc, wa``) that shares
+    a photosite with one of them along the same axis."""
+    strong = np.zeros((H, W), bool)
+    strong[cr, ccl] = True
+    out_r, out_c, out_a = [cr], [ccl], [caxis]
+    for axis in (0, 1):
+        sel = wa == axis
+        if not sel.any():
+            continue
+        m = np.zeros((H, W), bool)
+        m[wr[sel], wc[sel]] = True
+        st = strong
+        if axis == 1:
+            m, st = m.T, st.T
+        start = m.copy()
+        start[1:] &= ~m[:-1]
+        # runs along axis 0: labels grow down each column (Fortran order), a new one at each start
+        lab = np.cumsum(start.ravel(order="F")).reshape(m.shape, order="F")
+        good = np.unique(lab[m & st])
+        grown = m & np.isin(lab, good)
+        r_, c_ = _nonzero2(grown)
+        if axis == 1:
+            r_, c_ = c_, r_
+        out_r.append(r_)
+        out_c.append(c_)
+        out_a.append(np.full(r_.size, axis, np.int8))
     r = np.concatenate(out_r)
     c = np.concatenate(out_c)
     a = np.concatenate(out_a)
