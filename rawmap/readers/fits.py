@@ -42,7 +42,9 @@ Row order and Bayer pattern
 Row 0 of the mosaic is the row Siril shows at the top, which is the
 row its cosmetic-correction files count ``y`` from (see
 :mod:`rawmap.export`), so a map made from FITS files exports to Siril
-as from any other reader.  Siril's FITS documentation ("Orientation of
+as from any other reader (measured with Siril 1.0.6 for bottom-up files;
+Siril 1.0 does not turn ``TOP-DOWN`` files at load, and counts their rows
+from the last one stored, see :mod:`rawmap.export`).  Siril's FITS documentation ("Orientation of
 FITS images") and its reader (``src/algos/demosaicing.c``,
 ``get_bayer_pattern``) set the convention followed here:
 
