@@ -517,3 +517,20 @@ def test_repair_refuses_compressed_fits(tmp_path):
     with pytest.raises(UnsupportedFileError, match="compressed .fpack. FITS image"):
         repair_file(packed, _repair_map(plain, REPAIR_SITES[:2]), tmp_path / "out")
     assert not (tmp_path / "out" / "light.fits.fz").exists()
+
+
+def test_map_darks_then_repair_lights_from_the_library(tmp_path, monkeypatch):
+    """A user's round: darks mapped into the library, then a folder of FITS lights repaired with the body's map."""
+    monkeypatch.setenv("RAWMAP_LIBRARY", str(tmp_path / "library"))
+    darks = _darks(tmp_path / "darks", bayer=True, bottom_up=True)
+    assert run("map", darks, "--save", "--quiet").exit_code == 0
+    lights = tmp_path / "lights"
+    lights.mkdir()
+    defective, truth = _light(lights / "light_001.fits", "uint16", bayer=True, bottom_up=True)
+    result = run("repair", lights, "-o", tmp_path / "out", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert f"{len(HOT)} mapped photosites, {len(HOT)} photosites changed" in result.output
+    back = reader.read_frame(tmp_path / "out" / "light_001.fits").mosaic / 65535
+    changed = back != np.rint(defective * 65535) / 65535
+    assert {tuple(rc) for rc in np.argwhere(changed).tolist()} == set(HOT)
+    assert all(abs(back[r, c] - truth[r, c]) < 0.02 for r, c in HOT)
