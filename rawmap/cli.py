@@ -1105,7 +1105,7 @@ def repair_cmd(
         "-f",
         metavar="dng|tiff",
         help="Output of RAW photos: dng (the raw data, repaired; default) or tiff (developed, 16 bits). "
-        "JPEGs are always written as JPEG.",
+        "JPEGs are always written as JPEG, FITS files as FITS.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     cfa: Optional[str] = _cfa_option(),
@@ -1126,6 +1126,9 @@ def repair_cmd(
     folders holding x.dng) is written as x-2.dng, x-3.dng ...
     With --cfa (the options the map was made with), grayscale TIFF, PNG and
     PGM mosaics are repaired and written in their own format and depth.
+    FITS files are written as FITS: the same header plus HISTORY cards
+    naming rawmap and the map, the same data type and row order, every
+    unmapped value bit-identical.
 
     Examples:
 
@@ -1134,6 +1137,8 @@ def repair_cmd(
         rawmap repair IMG_0042.CR2 --map eos5d.json -o repaired/ --format tiff
 
         rawmap repair lights/*.png --cfa RGGB --map cam.json -o repaired/
+
+        rawmap repair lights/*.fits --map asi2600mc.json -o repaired/
     """
     from .fileio import check_output_folder
     from .mapping import body_of, collect_inputs

@@ -89,10 +89,25 @@ RawTherapee ``.badpixels``
 Siril cosmetic list
     ``P x y H|C`` per photosite, ``C x 0 H|C`` for a whole column,
     ``L y 0 H|C`` for a whole row, ``#`` comments, ``x`` = column and
-    ``y`` = row counted from the top of the visible area (the convention
-    given in ``docs/domain.md``; not measured here: no Siril was
-    installed).  Siril uses the letter only to choose its repair (mean of
-    the neighbours for H, median for C).
+    ``y`` = row counted from the top of the visible area.  Siril uses the
+    letter only to choose its repair (mean of the neighbours for H, median
+    for C).  Measured with ``siril-cli`` 1.0.6 (``siril-cli -d DIR -s
+    SCRIPT`` runs a script headless: ``load``, ``cosme_cfa`` or ``cosme``
+    with the list, ``save``; ``tests/test_export.py`` repeats it whenever
+    Siril is installed): Siril keeps images bottom-up in memory and counts
+    ``y`` from the top of the image as it shows it, i.e. from the last row
+    it stores.  On a DNG (which Siril turns bottom-up at load) and on a
+    FITS file stored bottom-up (``ROWORDER = 'BOTTOM-UP'`` or none, the
+    FITS convention), that is the map's row: every listed photosite
+    changes, Bayer (``cosme_cfa``) and monochrome (``cosme``), and nothing
+    else; a ``C`` line repairs its whole column (the partial segment it
+    stands for, and most of the column's healthy photosites, interpolated
+    from the columns beside).  A FITS file stored top-down
+    (``ROWORDER = 'TOP-DOWN'``: N.I.N.A., SharpCap, ASCOM) is not turned
+    at load by Siril 1.0, which then counts ``y`` from its last stored row,
+    rawmap's bottom row: the list of a map made from such files repairs
+    the mirrored rows ``H - 1 - y`` in Siril 1.0 (later Siril turns such
+    files bottom-up at load, where the rows agree).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ monochrome), :func:`repair_image` (developed images); and the file level:
 :func:`repair_file`, :func:`repair_raw_file` (RAW in, DNG or 16-bit TIFF
 out), :func:`repair_image_file` (JPEG in, JPEG out),
 :func:`repair_mosaic_file` (a grayscale TIFF/PNG/PGM holding a raw mosaic,
-``rawmap repair --cfa``: the same format out).
+``rawmap repair --cfa``: the same format out), :func:`repair_fits_file`
+(FITS in, FITS out: same header, type and row order).
 
 How :func:`repair_mosaic` estimates a flagged photosite:
 
@@ -87,6 +88,7 @@ __all__ = [
     "repair_raw_file",
     "repair_image_file",
     "repair_mosaic_file",
+    "repair_fits_file",
     "output_name",
     "plan_outputs",
 ]
@@ -700,7 +702,8 @@ class RepairResult:
     output : Path
         The file written.
     format : str
-        ``"DNG"``, ``"TIFF"`` or ``"JPEG"``.
+        ``"DNG"``, ``"TIFF"``, ``"JPEG"``, ``"FITS"`` (or the mosaic's
+        ``"PNG"``, ``"PGM"``).
     flagged : int
         Photosites (RAW) or blob centres (images) of the map.
     changed : int
@@ -1056,6 +1059,75 @@ def repair_mosaic_file(
     return RepairResult(src, out, frame.format, int(mask.sum()), changed, None, forced)
 
 
+def _fits_history(defect_map: DefectMap, flagged: int) -> list[str]:
+    """The ``HISTORY`` text :func:`repair_fits_file` adds: rawmap, its version, the map's body and date (UTC)."""
+    from . import __version__
+
+    body = one_line(defect_map.camera.label) or "an unknown body"
+    when = defect_map.created.strftime("%Y-%m-%d %H:%M:%S")
+    # one fact a card (72 characters): astropy cuts longer text into several cards anywhere
+    return [f"rawmap {__version__} repaired {flagged} photosites", f"map of {body}"[:72], f"map made {when} UTC"]
+
+
+def repair_fits_file(
+    src: str | os.PathLike[str],
+    defect_map: DefectMap,
+    out_dir: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    force: bool = False,
+    name: str | None = None,
+) -> RepairResult:
+    """Repair a FITS light or calibrated frame; write ``out_dir/<same name>``, a FITS file again.
+
+    The frame is read as :mod:`rawmap.readers.fits` reads it (row 0 at the
+    top, 16-bit DN), repaired by :func:`repair_mosaic` in those
+    coordinates, and the repaired photosites only are written back with
+    :func:`rawmap.readers.fits.rewrite`: in the file's own data type
+    (``BITPIX``; ``BZERO``/``BSCALE`` kept, so integer data stay integer and
+    floats stay floats, normalised ones normalised) and its own row order
+    (a ``BOTTOM-UP`` file stays bottom-up on disk).  Every other stored
+    value is bit-identical to the input, every header card is kept, and a
+    ``HISTORY`` card (rawmap, its version, the map's body and creation date) names rawmap, its version and
+    the map.  Compressed (``.fz``) files are refused.
+
+    Parameters
+    ----------
+    src : str or path-like
+        A FITS file holding one single-plane image (Bayer or monochrome).
+    defect_map : DefectMap
+        The body's map, made from RAW or FITS frames of the same size and
+        pattern.
+    out_dir : str or path-like
+    overwrite, force, name : optional
+        As :func:`repair_raw_file`.
+
+    Returns
+    -------
+    RepairResult
+        ``format`` is "FITS".
+
+    Raises
+    ------
+    MapMismatchError, rawmap.errors.OutputExistsError, rawmap.errors.InputError
+        As :func:`repair_raw_file`; also for a compressed FITS file.
+    """
+    from .readers.fits import rewrite
+
+    src = Path(src)
+    out = _output_path(src, Path(out_dir), src.suffix, overwrite=overwrite, name=name)
+    frame = _read(src)
+    if frame.format != "FITS":
+        raise UnsupportedFileError(src, f"is a {frame.format} file, not a FITS file", "repair it as it is named")
+    forced = defect_map.check_photo(frame, force=force)
+    mask = defect_map.mask()
+    repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
+    changed = int(np.count_nonzero(repaired != frame.mosaic))
+    data = rewrite(src, repaired, mask, history=_fits_history(defect_map, int(mask.sum())))
+    atomic_write_bytes(out, data, overwrite=overwrite)
+    return RepairResult(src, out, "FITS", int(mask.sum()), changed, None, forced)
+
+
 def repair_raw_file(
     src: str | os.PathLike[str],
     defect_map: DefectMap,
@@ -1191,17 +1263,17 @@ def repair_file(
     mosaic: MosaicSpec | None = None,
     name: str | None = None,
 ) -> RepairResult:
-    """Repair one photo with :func:`repair_raw_file`, :func:`repair_image_file` or :func:`repair_mosaic_file`, by its kind.
+    """Repair one photo with :func:`repair_raw_file`, :func:`repair_fits_file`, :func:`repair_image_file` or :func:`repair_mosaic_file`, by its kind.
 
     Parameters
     ----------
     src, defect_map, out_dir, overwrite, force
         As :func:`repair_raw_file`.
     fmt : {None, "dng", "tiff"}, optional
-        Output of a RAW file (``None``: DNG).  Images are always written in
-        their own format.
+        Output of a RAW file (``None``: DNG).  Images and FITS files are
+        always written in their own format.
     mosaic : rawmap.reader.MosaicSpec, optional
-        Images (not RAW files) are raw mosaics to repair with
+        Images (not RAW or FITS files) are raw mosaics to repair with
         :func:`repair_mosaic_file`.
     name : str, optional
         File name of the output in ``out_dir`` (default :func:`output_name`);
@@ -1220,12 +1292,15 @@ def repair_file(
     PosixPath('repaired/IMG_0001.dng')
     """
     from .reader import RAW_EXTENSIONS
+    from .readers.fits import is_fits
 
     src = Path(src)
     if src.suffix[1:].lower() in RAW_EXTENSIONS:
         return repair_raw_file(src, defect_map, out_dir, fmt=fmt or "dng", overwrite=overwrite, force=force, name=name)
     if fmt not in (None, "jpeg", "jpg"):
         raise ValueError(f"fmt {fmt!r} applies to RAW files only; {src.name} is written as it came")
+    if is_fits(src):
+        return repair_fits_file(src, defect_map, out_dir, overwrite=overwrite, force=force, name=name)
     if mosaic is not None:
         return repair_mosaic_file(src, defect_map, out_dir, mosaic=mosaic, overwrite=overwrite, force=force, name=name)
     return repair_image_file(src, defect_map, out_dir, overwrite=overwrite, force=force, name=name)

@@ -637,3 +637,136 @@ def test_rawtherapee_finds_the_files_named_for_real_cameras(samples_dir: Path, t
     for n in names:
         assert f"{n} found" in log, log[-2000:]
     assert log.count("Correcting 1 pixels from .badpixels") == 2
+
+
+# --- Siril, measured with the real siril-cli ----------------------------------------------------------
+
+SIRIL_H, SIRIL_W = 64, 96
+#: (row, col, kind) of the point defects planted for Siril, row 0 at the top
+SIRIL_POINTS = [(5, 7, DefectKind.HOT), (12, 40, DefectKind.HOT), (20, 81, DefectKind.STUCK), (33, 14, DefectKind.DEAD)]
+#: a partial column segment (>= SIRIL_SEGMENT photosites), exported as its whole column
+SIRIL_SEGMENT_ROWS, SIRIL_SEGMENT_COL = range(10, 30), 50
+
+
+def _siril_frame(seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """(truth, defective) (H, W) uint16 frames, row 0 at the top: a flat 1000 DN field with noise, then the defects."""
+    rng = np.random.default_rng(seed)
+    truth = np.rint(1000 + rng.normal(0, 20, (SIRIL_H, SIRIL_W))).astype(np.uint16)
+    bad = truth.astype(np.int64)
+    for r, c, kind in SIRIL_POINTS:
+        bad[r, c] = 200 if kind is DefectKind.DEAD else bad[r, c] + 5000
+    bad[list(SIRIL_SEGMENT_ROWS), SIRIL_SEGMENT_COL] += 300
+    return truth, bad.astype(np.uint16)
+
+
+def _siril_map(camera: CameraId, cfa: str) -> DefectMap:
+    chan = (lambda r, c: "RGGB"[2 * (r % 2) + c % 2]) if cfa else (lambda r, c: "")
+    defects = [Defect(r, c, k, 9.0, chan(r, c), T0, 200.0 if k is DefectKind.DEAD else 0.0) for r, c, k in SIRIL_POINTS]
+    defects += [
+        Defect(r, SIRIL_SEGMENT_COL, DefectKind.COLUMN, 5.0, chan(r, SIRIL_SEGMENT_COL), None, 300.0)
+        for r in SIRIL_SEGMENT_ROWS
+    ]
+    return DefectMap(
+        camera=camera,
+        sensor=SensorGeometry(SIRIL_H, SIRIL_W, 0, 0, SIRIL_H, SIRIL_W, cfa, "raw"),
+        frames=FrameStats(10, 1, T0, T0, 60.0, 60.0, 100, 100),
+        defects=defects,
+    )
+
+
+def _siril_apply(tmp_path: Path, image: Path, dmap: DefectMap) -> np.ndarray:
+    """Export ``dmap`` with ``rawmap export --format siril``, apply it to ``image`` with siril-cli; the result as stored.
+
+    The script loads the image, runs ``cosme_cfa`` (a Bayer map) or
+    ``cosme`` (a monochrome one) with the list and saves a FITS file;
+    ``siril-cli -d DIR -s SCRIPT`` runs headless.  ``HOME`` is a private
+    folder, so no user's Siril settings take part.
+    """
+    from astropy.io import fits
+    from test_cli import run
+
+    siril = require_peer("siril-cli")
+    map_file, lst = tmp_path / "map.json", tmp_path / "defects.lst"
+    dmap.save(map_file)
+    result = run("export", map_file, "--format", "siril", "-o", lst)
+    assert result.exit_code == 0, result.output
+    command = "cosme_cfa" if dmap.sensor.cfa else "cosme"
+    assert f"{command} {lst}" in result.output  # the export's hint names the command used here
+    script = tmp_path / "repair.ssf"
+    script.write_text(f"requires 1.0.0\nsetext fits\nload {image.name}\n{command} {lst.name}\nsave repaired\n")
+    proc = run_peer([siril, "-d", tmp_path, "-s", script], env={"HOME": str(tmp_path / "home")}, cwd=tmp_path)
+    assert "Script execution finished successfully" in proc.stdout, proc.stdout[-2000:]
+    with fits.open(tmp_path / "repaired.fits") as hdul:
+        return np.array(hdul[0].data)
+
+
+def _check_siril(before: np.ndarray, after: np.ndarray, truth: np.ndarray) -> None:
+    """Every listed photosite changed (toward the truth), nothing else changed; the segment's column as a whole."""
+    changed = before != after
+    listed = np.zeros_like(changed)
+    for r, c, _ in SIRIL_POINTS:
+        listed[r, c] = True
+    listed[:, SIRIL_SEGMENT_COL] = True  # exported as "C 50 0 H": Siril repairs the whole column
+    assert not np.any(changed & ~listed), np.argwhere(changed & ~listed)[:10]
+    for r, c, _ in SIRIL_POINTS:
+        assert changed[r, c] and abs(int(after[r, c]) - int(truth[r, c])) < 120, (r, c, after[r, c], truth[r, c])
+    assert changed[list(SIRIL_SEGMENT_ROWS), SIRIL_SEGMENT_COL].all()
+    assert np.count_nonzero(changed[:, SIRIL_SEGMENT_COL]) >= 0.9 * SIRIL_H  # healthy ones interpolated too
+    offset = after[:, SIRIL_SEGMENT_COL].astype(np.int64) - truth[:, SIRIL_SEGMENT_COL]
+    assert abs(float(np.median(offset[list(SIRIL_SEGMENT_ROWS)]))) < 30  # the 300 DN offset is gone
+
+
+def _fits_frame(path: Path, stored: np.ndarray, **keys: object) -> Path:
+    from astropy.io import fits
+
+    hdu = fits.PrimaryHDU(stored)
+    for key, value in keys.items():
+        hdu.header[key] = value
+    hdu.writeto(path)
+    return path
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("row_order", ["BOTTOM-UP", ""], ids=["bottom-up", "no-roworder"])
+@pytest.mark.parametrize("bayer", [True, False], ids=["bayer-cosme_cfa", "mono-cosme"])
+def test_siril_applies_exported_list_to_fits(tmp_path, bayer, row_order):
+    truth, bad = _siril_frame()
+    keys: dict[str, object] = {"INSTRUME": "ZWO ASI2600MC Pro" if bayer else "ZWO ASI2600MM Pro"}
+    if bayer:
+        keys["BAYERPAT"] = "RGGB" if row_order else "GBRG"  # without ROWORDER: of the first rows stored
+    if row_order:
+        keys["ROWORDER"] = row_order
+    image = _fits_frame(tmp_path / "light.fits", bad[::-1], **keys)  # stored bottom-up, as FITS and Siril have it
+    info = read_info(image)
+    assert info.cfa_string == ("RGGB" if bayer else "")
+    after = _siril_apply(tmp_path, image, _siril_map(info.camera, info.cfa_string))
+    # Siril keeps the file's row order: stored row 0 is the bottom row, rawmap's row H-1
+    _check_siril(bad, after[::-1], truth)
+
+
+@pytest.mark.peers
+def test_siril_applies_exported_list_to_dng(tmp_path):
+    truth, bad = _siril_frame()
+    image = write_dng(
+        tmp_path / "light.dng", bad, cfa=RGGB, black=0, white=16383, camera=CameraId("Rawmap", "Siril Test")
+    )
+    after = _siril_apply(tmp_path, image, _siril_map(read_info(image).camera, "RGGB"))
+    # Siril saves the raw frame bottom-up (ROWORDER BOTTOM-UP): the rows of the DNG in reverse
+    _check_siril(bad, after[::-1], truth)
+
+
+@pytest.mark.peers
+def test_siril_1_0_counts_rows_of_a_top_down_fits_from_its_last_row(tmp_path):
+    """Measured: Siril 1.0 does not turn a ``ROWORDER = 'TOP-DOWN'`` file at load, so a list's ``y`` counts
+    from the last stored row, which is rawmap's bottom row: the list of a map made from such files repairs
+    the mirrored rows (later Siril turns such files bottom-up at load, and the rows agree)."""
+    siril = require_peer("siril-cli")
+    version = run_peer([siril, "--version"]).stdout.split()[-1]
+    if not version.startswith("1.0."):
+        pytest.skip(f"measured with Siril 1.0; this is {version}")
+    truth, bad = _siril_frame()
+    image = _fits_frame(tmp_path / "light.fits", bad, INSTRUME="ZWO ASI2600MM Pro", ROWORDER="TOP-DOWN")
+    info = read_info(image)
+    after = _siril_apply(tmp_path, image, _siril_map(info.camera, ""))
+    changed = {tuple(rc) for rc in np.argwhere(bad != after).tolist() if rc[1] != SIRIL_SEGMENT_COL}
+    assert changed == {(SIRIL_H - 1 - r, c) for r, c, _ in SIRIL_POINTS}

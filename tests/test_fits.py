@@ -17,6 +17,7 @@ import pytest
 from astropy.io import fits
 from test_cli import assert_one_error, run
 
+import rawmap
 from rawmap import reader
 from rawmap.defectmap import DefectMap
 from rawmap.errors import NotBayerError, UnreadableFileError, UnsupportedFileError
@@ -368,3 +369,168 @@ def test_map_of_fits_darks_finds_the_hot_photosites(tmp_path, monkeypatch, bayer
     assert found == {rc: "hot" for rc in HOT}
     # the same photosites, whichever order the rows were stored in
     assert [(d.row, d.col, d.kind) for d in bottom.defects] == [(d.row, d.col, d.kind) for d in top.defects]
+
+
+# --------------------------------------------------------------------------- repair: FITS in, FITS out
+
+#: (row, col) of the photosites planted and mapped for the repair tests: points, a 2x2 cluster and a
+#: column segment, row 0 at the top
+REPAIR_SITES = [(5, 7), (12, 40), (20, 81), (33, 14), (41, 62), (50, 29), (58, 90), (30, 50), (30, 51), (31, 50)]
+REPAIR_SITES += [(r, 70) for r in range(10, 24)]
+
+
+def _truth(bayer: bool, seed: int = 11) -> np.ndarray:
+    """(H, W) float64 smooth light frame in 0..1 of full scale, row 0 at the top: gradients, waves, noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float64)
+    scene = 0.25 + 0.2 * xx / W + 0.1 * np.sin(yy / 7.0) * np.cos(xx / 11.0)
+    if bayer:  # RGGB channel gains
+        gain = np.array([[1.0, 0.8], [0.8, 0.55]])
+        scene = scene * gain[yy.astype(int) % 2, xx.astype(int) % 2]
+    return scene * (1 + rng.normal(0, 0.004, scene.shape))
+
+
+def _stored(kind: str, level: np.ndarray) -> np.ndarray:
+    """Full-scale levels (0..1) as the stored data of ``kind``: 16-bit unsigned DN, 8-bit DN or normalised float32."""
+    if kind == "uint16":
+        return np.rint(level * 65535).astype(np.uint16)
+    if kind == "uint8":
+        return np.rint(level * 255).astype(np.uint8)
+    return level.astype(np.float32)
+
+
+def _light(path: Path, kind: str, *, bayer: bool, bottom_up: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Write a light frame with hot photosites at :data:`REPAIR_SITES`; (defective, truth) full-scale, top-down."""
+    truth = _truth(bayer)
+    defective = truth.copy()
+    for r, c in REPAIR_SITES:
+        defective[r, c] = 0.95
+    stored = _stored(kind, defective)
+    hdu = fits.PrimaryHDU(stored[::-1] if bottom_up else stored)
+    hdu.header["INSTRUME"] = "ZWO ASI2600MC Pro" if bayer else "ZWO ASI2600MM Pro"
+    hdu.header["IMAGETYP"] = "Light Frame"
+    hdu.header["EXPTIME"] = 120.0
+    hdu.header["OBJECT"] = "M 31"
+    hdu.header["ROWORDER"] = "BOTTOM-UP" if bottom_up else "TOP-DOWN"
+    if bayer:
+        hdu.header["BAYERPAT"] = "RGGB"
+    hdu.writeto(path)
+    return defective, truth
+
+
+def _repair_map(path: Path, sites: list[tuple[int, int]]) -> DefectMap:
+    """A map of the body of the FITS file ``path`` flagging ``sites`` (as ``rawmap map`` would write it)."""
+    from rawmap.defectmap import Defect, DefectKind, FrameStats, SensorGeometry
+
+    frame = reader.read_frame(path)
+    cfa = frame.cfa_string
+    channel = (lambda r, c: "RGGB"[2 * (r % 2) + c % 2]) if cfa else (lambda r, c: "")
+    t0 = dt.datetime(2024, 6, 1, 22, 0, 0)
+    return DefectMap(
+        camera=frame.camera,
+        sensor=SensorGeometry(H, W, 0, 0, H, W, cfa, "raw"),
+        frames=FrameStats(8, 1, t0, t0, 60.0, 60.0, 100, 100),
+        defects=[Defect(r, c, DefectKind.HOT, 9.0, channel(r, c), t0) for r, c in sites],
+        created=dt.datetime(2024, 7, 1, 12, 0, tzinfo=dt.UTC),
+    )
+
+
+def _as_stored(path: Path) -> tuple[np.ndarray, fits.Header]:
+    """The data of the primary unit exactly as stored (no BZERO/BSCALE) and its header."""
+    with fits.open(path, do_not_scale_image_data=True) as hdul:
+        return np.array(hdul[0].data), hdul[0].header.copy()
+
+
+@pytest.mark.parametrize("bottom_up", [True, False], ids=["bottom-up", "top-down"])
+@pytest.mark.parametrize("bayer", [True, False], ids=["bayer", "mono"])
+@pytest.mark.parametrize("kind", ["uint16", "float32", "uint8"])
+def test_repair_writes_fits_that_differs_only_at_the_map(tmp_path, kind, bayer, bottom_up):
+    from rawmap.repair import repair_file
+
+    src = tmp_path / "light_001.fits"
+    defective, truth = _light(src, kind, bayer=bayer, bottom_up=bottom_up)
+    dmap = _repair_map(src, REPAIR_SITES)
+    before = src.read_bytes()
+    result = repair_file(src, dmap, tmp_path / "out")
+    assert src.read_bytes() == before  # the input is read only
+    assert result.format == "FITS" and result.output == tmp_path / "out" / "light_001.fits"
+    assert result.flagged == len(REPAIR_SITES) and result.changed == len(REPAIR_SITES)
+
+    old, old_head = _as_stored(src)
+    new, new_head = _as_stored(result.output)
+    # same type, scaling and row order; every card kept, in order, and rawmap's HISTORY added
+    assert new.dtype == old.dtype and new_head["BITPIX"] == old_head["BITPIX"]
+    assert new_head.get("BZERO") == old_head.get("BZERO") == (32768 if kind == "uint16" else None)
+    cards = [(c.keyword, c.value) for c in old_head.cards]
+    assert [(c.keyword, c.value) for c in new_head.cards][: len(cards)] == cards
+    assert [str(v) for v in new_head["HISTORY"]] == [
+        f"rawmap {rawmap.__version__} repaired {len(REPAIR_SITES)} photosites",
+        f"map of {dmap.camera.label}",
+        "map made 2024-07-01 12:00:00 UTC",
+    ]
+    # bit for bit outside the map, in the file's own row order
+    mask = dmap.mask()
+    where = mask[::-1] if bottom_up else mask
+    bits = f"u{old.dtype.itemsize}"
+    assert np.array_equal(old.view(bits)[~where], new.view(bits)[~where])
+    assert np.count_nonzero(old.view(bits)[where] != new.view(bits)[where]) == len(REPAIR_SITES)
+    # the repaired photosites are close to the truth, read back as rawmap reads them (top-down)
+    back = reader.read_frame(result.output)
+    top = 255 if kind == "uint8" else 65535
+    got = back.mosaic[mask] / top
+    err = np.abs(got - truth[mask])
+    assert np.all(np.abs(defective[mask] - truth[mask]) > 0.4)  # they were far off
+    assert err.max() < 0.02 and err.mean() < 0.006, (err.max(), err.mean())
+    if kind == "float32":  # floats stay floats: normalised data stay within [0, 1]
+        assert new.dtype.kind == "f" and 0 < new.min() and new.max() < 1
+
+
+def test_repair_cli_on_fits_never_overwrites(tmp_path):
+    src = tmp_path / "lights" / "light_001.fit"
+    src.parent.mkdir()
+    _light(src, "uint16", bayer=True, bottom_up=True)
+    map_file = tmp_path / "cam.json"
+    _repair_map(src, REPAIR_SITES[:3]).save(map_file)
+    result = run("repair", src, "--map", map_file, "-o", tmp_path / "out", "--quiet")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out" / "light_001.fit"
+    assert out.is_file() and "Repaired 1 of 1 photo" in result.output
+    first = out.read_bytes()
+    again = run("repair", src, "--map", map_file, "-o", tmp_path / "out", "--quiet")
+    assert again.exit_code == 1 and out.read_bytes() == first
+    assert_one_error(again, "already exists")
+    # repaired into its own folder: a new name, the input untouched
+    before = src.read_bytes()
+    here = run("repair", src, "--map", map_file, "-o", src.parent, "--quiet")
+    assert here.exit_code == 0, here.output
+    assert src.read_bytes() == before and (src.parent / "light_001-2.fit").is_file()
+
+
+def test_repair_refuses_compressed_fits(tmp_path):
+    from rawmap.repair import repair_file
+
+    plain = tmp_path / "light.fits"
+    _light(plain, "uint16", bayer=False, bottom_up=False)
+    packed = tmp_path / "light.fits.fz"
+    with fits.open(plain) as hdul:
+        fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(hdul[0].data, hdul[0].header)]).writeto(packed)
+    with pytest.raises(UnsupportedFileError, match="compressed .fpack. FITS image"):
+        repair_file(packed, _repair_map(plain, REPAIR_SITES[:2]), tmp_path / "out")
+    assert not (tmp_path / "out" / "light.fits.fz").exists()
+
+
+def test_map_darks_then_repair_lights_from_the_library(tmp_path, monkeypatch):
+    """A user's round: darks mapped into the library, then a folder of FITS lights repaired with the body's map."""
+    monkeypatch.setenv("RAWMAP_LIBRARY", str(tmp_path / "library"))
+    darks = _darks(tmp_path / "darks", bayer=True, bottom_up=True)
+    assert run("map", darks, "--save", "--quiet").exit_code == 0
+    lights = tmp_path / "lights"
+    lights.mkdir()
+    defective, truth = _light(lights / "light_001.fits", "uint16", bayer=True, bottom_up=True)
+    result = run("repair", lights, "-o", tmp_path / "out", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert f"{len(HOT)} mapped photosites, {len(HOT)} photosites changed" in result.output
+    back = reader.read_frame(tmp_path / "out" / "light_001.fits").mosaic / 65535
+    changed = back != np.rint(defective * 65535) / 65535
+    assert {tuple(rc) for rc in np.argwhere(changed).tolist()} == set(HOT)
+    assert all(abs(back[r, c] - truth[r, c]) < 0.02 for r, c in HOT)

@@ -42,7 +42,9 @@ Row order and Bayer pattern
 Row 0 of the mosaic is the row Siril shows at the top, which is the
 row its cosmetic-correction files count ``y`` from (see
 :mod:`rawmap.export`), so a map made from FITS files exports to Siril
-as from any other reader.  Siril's FITS documentation ("Orientation of
+as from any other reader (measured with Siril 1.0.6 for bottom-up files;
+Siril 1.0 does not turn ``TOP-DOWN`` files at load, and counts their rows
+from the last one stored, see :mod:`rawmap.export`).  Siril's FITS documentation ("Orientation of
 FITS images") and its reader (``src/algos/demosaicing.c``,
 ``get_bayer_pattern``) set the convention followed here:
 
@@ -97,6 +99,15 @@ Other keywords
 written, ``"row_order"`` (``""`` when absent), ``"flipped"`` (the stored
 rows were reversed), ``"binning"``, ``"bitpix"`` and ``"clipped"`` (values
 below 0 set to 0).
+
+Writing back
+------------
+:func:`rewrite` gives the bytes of a FITS file with some photosites of
+its mosaic replaced (what ``rawmap repair`` writes): the stored values of
+those photosites only are changed, in the file's own type and units
+(``BITPIX``, ``BZERO``/``BSCALE``, the 16-bit scaling undone) and row
+order; every other value, every other unit and every header card stay as
+they were, and ``HISTORY`` cards are added.
 """
 
 from __future__ import annotations
@@ -114,7 +125,7 @@ from ..errors import NotBayerError, UnreadableFileError, UnsupportedFileError
 from ..frame import CameraId, Frame, SourceKind, cfa_letters, cfa_pattern
 from .base import RECOPY_HINT, Backend, FileInfo, Probe, check_levels
 
-__all__ = ["BACKEND", "FITS_EXTENSIONS", "INSTALL_HINT", "VENDORS", "FitsHeader"]
+__all__ = ["BACKEND", "FITS_EXTENSIONS", "INSTALL_HINT", "VENDORS", "FitsHeader", "is_fits", "rewrite"]
 
 #: File-name extensions (lower case, no dot) of FITS files; ``fz`` is fpack's compressed FITS.
 FITS_EXTENSIONS = frozenset({"fits", "fit", "fts", "fz"})
@@ -552,18 +563,106 @@ def read(probe: Probe) -> tuple[FileInfo, np.ndarray]:
     return info, mosaic
 
 
+# --------------------------------------------------------------------------- writing back
+
+
+def rewrite(p: Path, mosaic: np.ndarray, mask: np.ndarray, *, history: list[str]) -> bytes:
+    """The bytes of the FITS file ``p`` with the photosites of ``mask`` set to ``mosaic``'s values.
+
+    ``mosaic`` is in rawmap's terms (as :func:`read` gives it: row 0 at the
+    top, 16-bit DN); each masked value is brought back to the file's units
+    (the 16-bit factor of :func:`read` undone, then ``BZERO``/``BSCALE``),
+    rounded and clipped to the stored type when it is an integer type, and
+    written at its place in the file's row order.  Nothing else changes:
+    every other stored value is kept bit for bit (the data are handled as
+    stored, never scaled), so are the other units and cards; ``history``
+    becomes ``HISTORY`` cards of the image's header, and ``CHECKSUM`` /
+    ``DATASUM``, when present, are computed again.
+
+    Parameters
+    ----------
+    p : Path
+        A FITS file :func:`read` reads.
+    mosaic : (H, W) ndarray of uint16
+        New values (only those under ``mask`` are used).
+    mask : (H, W) ndarray of bool
+        The photosites to write, row 0 at the top.
+    history : list of str
+        Text of the ``HISTORY`` cards to add (long lines are continued on
+        further cards by astropy).
+
+    Returns
+    -------
+    bytes
+        The whole file.
+
+    Raises
+    ------
+    UnsupportedFileError
+        A compressed (``.fz``) image: it is written back only uncompressed,
+        which rawmap does not do behind the user's back.
+    UnreadableFileError, NotBayerError
+        As :func:`read`.
+    """
+    import io
+
+    head, data = _open(p, pixels=True)
+    current, _, _, scale, _ = _to_uint16(p, cast(np.ndarray, data), head)
+    if head.flipped:
+        current = current[::-1]
+    if mosaic.shape != head.shape or mask.shape != head.shape or not np.array_equal(current[~mask], mosaic[~mask]):
+        raise UnreadableFileError(p, "changed between two reads (other pixels than before)", RECOPY_HINT)
+    fits = _astropy(p)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # non-standard cards: kept as they are
+            with fits.open(p, memmap=False, do_not_scale_image_data=True) as hdul:
+                index, hdu = _image_hdu(p, hdul)
+                if type(hdu).__name__ == "CompImageHDU":
+                    raise UnsupportedFileError(
+                        p,
+                        "is a compressed (fpack) FITS image: rawmap writes repaired FITS files uncompressed only",
+                        "decompress it first (funpack) and repair the .fits file",
+                    )
+                stored = hdu.data.reshape(head.shape)  # as stored: BZERO/BSCALE not applied
+                bzero = float(hdu.header.get("BZERO", 0) or 0)
+                bscale = float(hdu.header.get("BSCALE", 1) or 1)
+                where = mask[::-1] if head.flipped else mask
+                values = mosaic[::-1][where] if head.flipped else mosaic[where]
+                target = (values.astype(np.float64) / scale - bzero) / bscale
+                if stored.dtype.kind in "iu":
+                    info = np.iinfo(stored.dtype)
+                    target = np.clip(np.rint(target), info.min, info.max)
+                stored[where] = target.astype(stored.dtype)
+                for line in history:
+                    hdu.header.add_history(line)
+                checksum = any(k in unit.header for unit in hdul for k in ("CHECKSUM", "DATASUM"))
+                buf = io.BytesIO()
+                hdul.writeto(buf, checksum=checksum, output_verify="silentfix")
+    except (UnsupportedFileError, UnreadableFileError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - astropy raises many kinds of error on a damaged file
+        raise UnreadableFileError(p, f"is not a readable FITS file ({str(exc)[:120]})", RECOPY_HINT) from None
+    return buf.getvalue()
+
+
 # --------------------------------------------------------------------------- the backend's hooks
+
+
+def is_fits(p: Path) -> bool:
+    """``p`` is named as a FITS file or starts with the FITS signature (what this backend claims)."""
+    if p.suffix[1:].lower() in FITS_EXTENSIONS:
+        return True
+    try:
+        with open(p, "rb") as fh:
+            return fh.read(len(_SIGNATURE)) == _SIGNATURE
+    except OSError:
+        return False
 
 
 def _claims(probe: Probe) -> bool:
     """Files named as FITS, and any file that starts with the FITS signature."""
-    if probe.ext in FITS_EXTENSIONS:
-        return True
-    try:
-        with open(probe.path, "rb") as fh:
-            return fh.read(len(_SIGNATURE)) == _SIGNATURE
-    except OSError:
-        return False
+    return probe.ext in FITS_EXTENSIONS or is_fits(probe.path)
 
 
 def _identify(probe: Probe) -> tuple[CameraId, SourceKind]:
