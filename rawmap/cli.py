@@ -522,7 +522,21 @@ def map_cmd(
         states, counted = series.states(), series.counted()
     where = "the library" if lib is not None else (show_path(state) if state is not None else "the stored statistics")
     if resolved and all(p in counted.paths for p in resolved):
-        typer.echo(report.nothing_new(len(resolved), where))
+        said = [report.nothing_new(len(resolved), where)]
+        if series is not None and out is not None and series.accumulator is not None:
+            # a run killed after its last checkpoint but before its map: the map of the stored statistics
+            acc = series.accumulator
+            target = out / (acc.camera.slug + ("-image" if acc.source.value == "image" else "") + ".json")
+            target = target if out_folder else out
+            if not target.exists():
+                _refuse_input(target, resolved)
+                _refuse_input(target, [series.path], "the --state file")
+                from .detect import build_map
+
+                dmap = build_map(acc, classify_params)
+                series.record_output(target, dmap)
+                said.append(report.map_written_line(dmap.save(target)))
+        typer.echo("\n".join(said))
         return
 
     not_found = "; ".join(f"{s.path}: {s.reason}" for s in skipped_inputs)

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .accumulate import Accumulator
+from .defectmap import DefectMap
 from .frame import CameraId, SourceKind
 from .mapping import Checkpoint, Counted, MapRun, load_state_keys, load_state_outputs, save_state
 
@@ -134,6 +135,19 @@ class SeriesState:
         """Whether ``map_path`` is still the map this state wrote there (so it may be replaced without asking)."""
         digests = self.outputs.get(str(Path(map_path).resolve()), [])
         return bool(digests) and file_digest(map_path) in digests
+
+    def record_output(self, target: Path, defect_map: DefectMap) -> None:
+        """Record ``defect_map``, about to be written to ``target``, as this state's own map (the sums unchanged).
+
+        For the map of the stored statistics that a killed run never wrote.
+        """
+        acc = self.accumulator
+        if acc is None:
+            return
+        outputs = dict(self.outputs)
+        outputs[str(target.resolve())] = [hashlib.sha256(defect_map.to_json().encode("utf-8")).hexdigest()]
+        save_state(self.path, acc, dict(self.keys), overwrite=True, outputs=outputs)
+        self.outputs = outputs
 
     def body_index(self, run: MapRun) -> int | None:
         """Which of ``run.maps`` this state keeps: its own body and size, or the only map of a new state.

@@ -1694,6 +1694,16 @@ def test_map_state_killed_after_a_checkpoint_resumes_where_it_stopped(small_seri
         assert resumed.n_frames == 12
         for name in ("n_invalid", "s_v", "s_r", "vmin", "vmax", "s_xr", "s_zz"):
             np.testing.assert_array_equal(getattr(resumed, name), getattr(whole, name), err_msg=name)
+    # killed once the state counts every photo but before the map is written: the run again has nothing new
+    # to read, and must still write the map (it wrote none: found by the random kills below)
+    state, out = tmp_path / "last.rawstate", tmp_path / "last.json"
+    args = ["map", small_series.folder, "-o", out, "--state", state, "--checkpoint-every", "3", "-q", "-j", "1"]
+    killed = _rawmap_killed_after(1, "rawmap.series_state", "SeriesState.save", *args)
+    assert killed.returncode == -signal.SIGKILL and Accumulator.load(state).n_frames == 12 and not out.exists()
+    again = rawmap_cmd(state, out)
+    assert again.returncode == 0 and "Nothing new" in again.stdout, again.stdout + again.stderr
+    assert found_kinds(out) == want
+    assert rawmap_cmd(state, out).returncode == 0  # and then nothing new: the map stays
     rng = random.Random(12)
     for i in range(2):  # at random moments: the state is a checkpoint or absent, never half written
         state, out = tmp_path / f"r{i}.rawstate", tmp_path / f"r{i}.json"
