@@ -840,7 +840,8 @@ def _ratios_around(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray, med_of: dic
         inside = (r2 >= 0) & (r2 < H) & (c2 >= 0) & (c2 < W)
         r2, c2 = np.where(inside, r2, lo_r), np.where(inside, c2, lo_c)
         g2 = _gain_ratio(ser, r2, c2)
-        rel = g2 / np.array([med_of[(int(a), int(b)) if cfa is not None else None] for a, b in zip(r2 & 1, c2 & 1)])
+        med = np.array([med_of[(int(a), int(b)) if cfa is not None else None] for a, b in zip(r2 & 1, c2 & 1)])
+        rel = np.divide(g2, med, out=np.full(g2.shape, np.nan), where=med > 0)  # no light (darks): no ratio
         use = inside & ~ser.taken[r2, c2] & np.isfinite(rel)
         around = np.where(use, np.minimum(around, rel), around)
         if abs(dr) == 2 or abs(dc) == 2:
@@ -964,7 +965,8 @@ def _lines(ser: _Series) -> None:
     m_weak = max(2, m_line - p.line_hysteresis)
     if cr.size and m_weak < m_line:
         # hysteresis: a segment found in m_line units runs on where its photosites leaned in fewer
-        cr, ccl, caxis = _grow_segments(cr, ccl, caxis, *segments(m_weak), H, W)
+        wr, wc, wa = segments(m_weak)
+        cr, ccl, caxis = _grow_segments(cr, ccl, caxis, wr, wc, wa, H, W)
     if cr.size and acc.source is SourceKind.IMAGE:
         cr, ccl, caxis = _strongest_lines(cr, ccl, caxis, acc, W)
     if not cr.size:
