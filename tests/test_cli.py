@@ -229,11 +229,18 @@ def test_map_state_file_continues(small_series: Series, tmp_path: Path):
     assert Accumulator.load(state).n_frames == 12
     assert DefectMap.load(tmp_path / "second.json").frames.count == 12
 
-    # nothing new: exit 0 and one line (a scheduled job goes on working); the state and maps are left alone
+    # nothing new: exit 0 (a scheduled job goes on working); the sums are left alone, and a map asked for
+    # where there is none is the map of the stored statistics (a run killed before its map needs it)
     result = run("map", small_series.folder, "-o", tmp_path / "third.json", "--state", state)
     assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"Nothing new to map: 12 files are already counted in {state}.",
+        f"  map written to {tmp_path / 'third.json'}",
+    ]
+    assert result.stderr == "" and Accumulator.load(state).n_frames == 12
+    assert DefectMap.load(tmp_path / "third.json").defects == DefectMap.load(tmp_path / "second.json").defects
+    result = run("map", small_series.folder, "-o", tmp_path / "second.json", "--state", state)
     assert result.stdout.strip() == f"Nothing new to map: 12 files are already counted in {state}."
-    assert result.stderr == "" and not (tmp_path / "third.json").exists()
 
     not_state = tmp_path / "not.rawstate"
     not_state.write_text("hello")
