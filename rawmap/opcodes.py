@@ -19,8 +19,11 @@ and Magic Lantern's raw2dng use it).
 Coordinates are those of the stored raw image, i.e. **full-frame**: the
 visible-area position plus the ``ActiveArea`` origin.  Measured with
 darktable 4.2 (rawspeed), which honours the opcode: full-frame coordinates
-repair the mapped photosites, visible-area ones the wrong photosites.
-RawTherapee 5.9, dcraw and LibRaw ignore OpcodeList1 bad-pixel lists.
+repair the mapped photosites, visible-area ones the wrong photosites;
+rectangles are read bottom and right exclusive, as written; photosites in
+the rightmost columns of the stored image are left alone (a 172-column
+frame: columns 160 and beyond, points and rectangles alike).  RawTherapee
+5.9, dcraw and LibRaw ignore OpcodeList1 bad-pixel lists.
 
 :func:`bad_pixel_list` turns a map into points and rectangles;
 :func:`fix_bad_pixels_list` encodes them as a one-opcode list for

@@ -1,4 +1,4 @@
-"""Helpers for tests that run the real peer programs (dcraw, LibRaw's dcraw_emu, rawtherapee-cli).
+"""Helpers for tests that run the real peer programs (dcraw, LibRaw's dcraw_emu, rawtherapee-cli, darktable-cli, exiftool).
 
 A test that needs a peer calls :func:`require_peer`: when the program is not
 on ``PATH`` the test is skipped, unless the environment variable
@@ -28,7 +28,7 @@ def require_peer(name: str) -> str:
     """Absolute path of the program ``name``; skip the test (or fail it when required) if absent."""
     path = shutil.which(name)
     if path is None:
-        msg = f"{name} is not installed (on Debian: apt-get install dcraw rawtherapee libraw-bin)"
+        msg = f"{name} is not installed (on Debian: apt-get install dcraw rawtherapee libraw-bin darktable libimage-exiftool-perl)"
         if peers_required():
             pytest.fail(f"{msg}, and {REQUIRE_ENV}=1 requires it")
         pytest.skip(msg)

@@ -13,6 +13,7 @@ from PIL import Image
 
 from rawmap.defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry
 from rawmap.dng import write_dng
+from rawmap.errors import UnsupportedFileError
 from rawmap.fileio import OutputExistsError
 from rawmap.frame import CameraId
 from rawmap.reader import read_frame
@@ -459,6 +460,98 @@ def test_wrong_kind_of_file_for_the_function(raw_case, jpeg_case, tmp_path):
         repair_raw_file(jpeg_case["land"][0], jpeg_case["land"][1], tmp_path)
     with pytest.raises(ValueError, match="fmt"):
         repair_raw_file(raw_case[0], raw_case[3], tmp_path, fmt="png")
+
+
+def _opcode_list1(path: Path) -> bytes:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        return bytes(tif.pages[0].tags[51008].value)
+
+
+def test_opcodes_leave_the_mosaic_untouched_and_list_the_map_in_full_frame_coordinates(raw_case, tmp_path):
+    from rawmap.opcodes import read_opcode_list
+
+    src, _, mask, dmap = raw_case
+    result = repair_raw_file(src, dmap, tmp_path, opcodes=True)
+    assert result.output == tmp_path / "IMG_0001.dng" and result.format == "DNG"
+    assert (result.flagged, result.changed) == (int(mask.sum()), 0)
+    with rawpy.imread(str(src)) as a, rawpy.imread(str(result.output)) as b:
+        assert b.sizes == a.sizes and b.sizes.flip == 6
+        assert np.array_equal(b.raw_image, a.raw_image)  # the whole stored frame, bit for bit
+        assert list(b.black_level_per_channel) == list(a.black_level_per_channel)
+    (op,) = read_opcode_list(_opcode_list1(result.output))
+    assert (op.id, op.version, op.flags) == (5, (1, 3, 0, 0), 0)
+    listed = op.bad_pixels()
+    assert listed == result.opcodes and listed.bayer_phase == 0  # RGGB
+    sites = set(listed.points)
+    for t, left, b, r in listed.rects:
+        sites |= {(y, x) for y in range(t, b) for x in range(left, r)}
+    ys, xs = np.nonzero(mask)
+    assert sites == {(int(y) + 8, int(x) + 12) for y, x in zip(ys, xs)}  # ActiveArea origin (8, 12) added
+    assert listed.rects == () and len(listed.points) == int(mask.sum())  # every defect of this map is HOT
+
+
+def test_opcodes_rectangles_are_the_map_s_column_segments(raw_case, tmp_path):
+    from rawmap.opcodes import read_opcode_list
+
+    src, _, _, dmap = raw_case
+    column = [Defect(r, 40, DefectKind.COLUMN, 3.0) for r in range(30, 70)]
+    seg_map = DefectMap(dmap.camera, dmap.sensor, dmap.frames, [Defect(5, 7, DefectKind.HOT, 9.0), *column])
+    result = repair_raw_file(src, seg_map, tmp_path, opcodes=True)
+    listed = read_opcode_list(_opcode_list1(result.output))[0].bad_pixels()
+    assert listed.points == ((5 + 8, 7 + 12),)
+    assert listed.rects == ((30 + 8, 40 + 12, 70 + 8, 41 + 12),)
+
+
+def test_opcodes_need_a_dng_of_a_raw_file(raw_case, jpeg_case, tmp_path):
+    with pytest.raises(ValueError, match="DNG"):
+        repair_raw_file(raw_case[0], raw_case[3], tmp_path, fmt="tiff", opcodes=True)
+    with pytest.raises(UnsupportedFileError, match="not a camera RAW file"):
+        repair_file(jpeg_case["land"][0], jpeg_case["land"][1], tmp_path, opcodes=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _opcode_pair(raw_case, tmp_path):
+    """The opcode DNG of ``raw_case`` and the same DNG with an empty FixBadPixelsList."""
+    src, _, _, dmap = raw_case
+    listed = repair_raw_file(src, dmap, tmp_path / "listed", opcodes=True).output
+    empty = DefectMap(dmap.camera, dmap.sensor, dmap.frames, [])
+    plain = repair_raw_file(src, empty, tmp_path / "plain", opcodes=True).output
+    assert _opcode_list1(listed) != _opcode_list1(plain)
+    return listed, plain
+
+
+def test_libraw_ignores_the_opcode_list(raw_case, tmp_path):
+    listed, plain = _opcode_pair(raw_case, tmp_path)
+    developed = []
+    for path in (listed, plain):
+        with rawpy.imread(str(path)) as raw:
+            developed.append(raw.postprocess(use_camera_wb=True, output_bps=16, no_auto_bright=True))
+    assert np.array_equal(*developed)
+
+
+@pytest.mark.peers
+def test_dcraw_ignores_the_opcode_list(raw_case, tmp_path):
+    from peers import require_peer, run_peer
+
+    dcraw = require_peer("dcraw")
+    listed, plain = _opcode_pair(raw_case, tmp_path)
+    a, b = (run_peer([dcraw, "-c", "-T", "-4", "-w", p], stdout_binary=True).stdout for p in (listed, plain))
+    assert len(a) > 100_000 and a == b
+
+
+@pytest.mark.peers
+def test_exiftool_reads_the_opcode_list(raw_case, tmp_path):
+    from peers import require_peer, run_peer
+
+    exiftool = require_peer("exiftool")
+    src, _, _, dmap = raw_case
+    out = repair_raw_file(src, dmap, tmp_path, opcodes=True).output
+    assert run_peer([exiftool, "-s3", "-OpcodeList1", out]).stdout.strip() == "FixBadPixelsList"
+    raw = run_peer([exiftool, "-b", "-OpcodeList1", out], stdout_binary=True).stdout
+    assert raw == _opcode_list1(out)
+    assert run_peer([exiftool, "-s3", "-OpcodeList1", src]).stdout.strip() == ""  # the original has none
 
 
 # ---------------------------------------------------------------------------
