@@ -85,3 +85,36 @@ def rawtherapee_env(home: Path, *, dark_frames: Path, verbose: bool = True) -> d
         "XDG_CACHE_HOME": str(home / ".cache"),
         "XDG_DATA_HOME": str(home / ".local" / "share"),
     }
+
+
+def darktable_develop(darktable: str, dng: Path, work: Path):
+    """``dng`` developed by ``darktable-cli`` (its default processing) as a 16-bit (H, W, 3) array.
+
+    Headless, with private settings: an in-memory library and a configuration
+    and cache folder under ``work`` (named after ``dng``'s folder, so two
+    files of the same name in two folders do not meet); nothing is written
+    beside ``dng``.
+    """
+    import tifffile
+
+    out = work / f"{dng.parent.name}-{dng.stem}.tif"
+    run_peer(
+        [
+            darktable,
+            dng,
+            out,
+            "--apply-custom-presets",
+            "false",
+            "--core",
+            "--library",
+            ":memory:",
+            "--configdir",
+            work / f"dt-config-{dng.parent.name}",
+            "--cachedir",
+            work / "dt-cache",
+            "--conf",
+            "plugins/imageio/format/tiff/bpp=16",
+        ],
+        timeout=300,
+    )
+    return tifffile.imread(out)

@@ -1076,21 +1076,6 @@ def test_repair_jpeg_reports_psnr(tmp_path: Path):
     assert "(JPEG)" in result.stdout and "PSNR elsewhere" in result.stdout
 
 
-def _darktable(darktable: str, dng: Path, work: Path) -> np.ndarray:
-    """``dng`` developed by darktable-cli with its default processing, headless and with private settings."""
-    import tifffile
-    from peers import run_peer
-
-    out = work / f"{dng.parent.name}-{dng.stem}.tif"
-    config = work / f"dt-config-{dng.parent.name}"
-    run_peer(
-        [darktable, dng, out, "--apply-custom-presets", "false", "--core", "--library", ":memory:",
-         "--configdir", config, "--cachedir", work / "dt-cache", "--conf", "plugins/imageio/format/tiff/bpp=16"],
-        timeout=300,
-    )  # fmt: skip
-    return tifffile.imread(out)
-
-
 @pytest.mark.peers
 def test_repair_opcodes_are_applied_by_darktable_at_the_mapped_photosites(
     small_series: Series, series_map: Path, tmp_path: Path
@@ -1100,7 +1085,7 @@ def test_repair_opcodes_are_applied_by_darktable_at_the_mapped_photosites(
     The same photo is written twice by the same path, with the map (its three planted defects plus a column
     segment added by hand) and with an empty map (an empty FixBadPixelsList): the developed images differ
     around each listed photosite (demosaicing spreads a change over a few pixels) and nowhere else."""
-    from peers import require_peer
+    from peers import darktable_develop, require_peer
 
     from rawmap.opcodes import read_opcode_list
 
@@ -1125,8 +1110,8 @@ def test_repair_opcodes_are_applied_by_darktable_at_the_mapped_photosites(
     assert listed.rects == ((50 + 8, 100 + 12, 81 + 8, 101 + 12),)  # full frame: ActiveArea origin (8, 12)
     assert set(listed.points) == {(r + 8, c + 12) for r, c in PLANTED}
 
-    a = _darktable(darktable, plain_dng, tmp_path).astype(np.int64)
-    b = _darktable(darktable, listed_dng, tmp_path).astype(np.int64)
+    a = darktable_develop(darktable, plain_dng, tmp_path).astype(np.int64)
+    b = darktable_develop(darktable, listed_dng, tmp_path).astype(np.int64)
     assert a.shape == b.shape and a.shape[:2] == (120, 160)
     changed = np.abs(a - b).max(axis=-1) > 0
     sites = list(PLANTED) + column
