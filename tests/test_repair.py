@@ -599,6 +599,32 @@ def test_dcraw_ignores_the_opcode_list(raw_case, tmp_path):
 
 
 @pytest.mark.peers
+def test_rawtherapee_ignores_the_opcode_list(tmp_path):
+    """RawTherapee 5.9 develops a DNG with a FixBadPixelsList exactly like the same DNG without one.
+
+    256x384: RawTherapee refuses to load smaller frames (with or without opcodes)."""
+    import tifffile
+    from peers import rawtherapee_env, require_peer, run_peer
+
+    from rawmap.opcodes import BadPixelList, fix_bad_pixels_list
+
+    rt = require_peer("rawtherapee-cli")
+    mosaic, _, mask, _ = _scene(seed=8, h=256, w=384)
+    listed = BadPixelList(0, tuple((int(r), int(c)) for r, c in np.argwhere(mask)), ())
+    (tmp_path / "dark").mkdir()
+    env = rawtherapee_env(tmp_path / "home", dark_frames=tmp_path / "dark")
+    developed = []
+    for name, opcodes in (("plain", None), ("listed", fix_bad_pixels_list(listed))):
+        dng = write_dng(
+            tmp_path / f"{name}.dng", mosaic, cfa=RGGB, black=512, white=16383, camera=CAMERA, opcodes=opcodes
+        )
+        run_peer([rt, "-o", tmp_path / f"{name}.tif", "-t", "-b16", "-Y", "-c", dng], env=env, timeout=300)
+        developed.append(tifffile.imread(tmp_path / f"{name}.tif"))
+    assert developed[0].shape[:2] == (256 - 8, 384 - 8) and len(listed.points) > 50
+    assert np.array_equal(*developed)
+
+
+@pytest.mark.peers
 def test_exiftool_reads_the_opcode_list(raw_case, tmp_path):
     from peers import require_peer, run_peer
 
