@@ -602,7 +602,7 @@ def test_dcraw_ignores_the_opcode_list(raw_case, tmp_path):
 def test_rawtherapee_ignores_the_opcode_list(tmp_path):
     """RawTherapee 5.9 develops a DNG with a FixBadPixelsList exactly like the same DNG without one.
 
-    256x384: RawTherapee refuses to load smaller frames (with or without opcodes)."""
+    256x384: RawTherapee 5.9 refused to load a 128x172 frame, with or without opcodes."""
     import tifffile
     from peers import rawtherapee_env, require_peer, run_peer
 
