@@ -1113,6 +1113,19 @@ def repair_cmd(
         help="Apply a map of another camera body (a different sensor size or pattern is always refused).",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files (never the input)."),
+    skip_existing: bool = typer.Option(
+        False,
+        "--skip-existing",
+        help="Skip photos whose output file already exists in OUTDIR (a run that was interrupted: outputs are "
+        "written whole or not at all), with one count in the summary; never overwrites. Not with --overwrite.",
+    ),
+    opcodes: bool = typer.Option(
+        False,
+        "--opcodes",
+        help="RAW photos only: leave the mosaic untouched and list the map's photosites in the DNG's OpcodeList1 "
+        "(a FixBadPixelsList opcode, full-frame coordinates) for raw developers that apply DNG opcodes: "
+        "darktable does; RawTherapee 5.9, dcraw and LibRaw ignore it.",
+    ),
     fmt_text: Optional[str] = typer.Option(
         None,
         "--format",
@@ -1143,12 +1156,21 @@ def repair_cmd(
     FITS files are written as FITS: the same header plus HISTORY cards
     naming rawmap and the map, the same data type and row order, every
     unmapped value bit-identical.
+    With --opcodes, RAW photos become DNG copies whose mosaic is untouched
+    and whose OpcodeList1 lists the map for the raw developer (darktable
+    applies it; RawTherapee 5.9, dcraw and LibRaw ignore it). With
+    --skip-existing, a second run into the same OUTDIR (after an
+    interruption) skips the photos whose output is already there.
 
     Examples:
 
         rawmap repair card/DCIM/100NIKON/ -o repaired/
 
+        rawmap repair card/DCIM/100NIKON/ -o repaired/ --skip-existing
+
         rawmap repair IMG_0042.CR2 --map eos5d.json -o repaired/ --format tiff
+
+        rawmap repair IMG_0042.CR2 --map eos5d.json -o for-darktable/ --opcodes
 
         rawmap repair lights/*.png --cfa RGGB --map cam.json -o repaired/
 
@@ -1161,6 +1183,16 @@ def repair_cmd(
     from .report import renamed_line, repair_line, repair_summary
 
     fmt: Optional[RepairFormat] = _choice(RepairFormat, fmt_text, "--format")
+    if skip_existing and overwrite:
+        raise typer.BadParameter(
+            "--skip-existing keeps existing outputs and --overwrite replaces them; give one of the two",
+            param_hint="'--skip-existing'",
+        )
+    if opcodes and fmt is RepairFormat.TIFF:
+        raise typer.BadParameter(
+            "--opcodes writes DNG files (the developer applies the opcodes); drop --format tiff",
+            param_hint="'--opcodes'",
+        )
     spec = _mosaic_spec(cfa, black, exposure, iso, camera)
     if out_dir.exists() and not out_dir.is_dir():
         raise _Failed(f"{out_dir}: is a file; -o takes the folder the repaired photos go to")
@@ -1174,8 +1206,14 @@ def repair_cmd(
     maps: dict[Any, Any] = {}
     lines: list[str] = []
     repaired = 0
+    skipped = 0
     with _Progress("Repairing", quiet=quiet) as progress:
         for i, p in enumerate(files):
+            # finished by an earlier run: outputs are renamed into place only when whole
+            if skip_existing and os.path.lexists(plan[p]):
+                skipped += 1
+                progress(i + 1, len(files), p)
+                continue
             try:
                 if fixed is not None:
                     dmap = fixed
@@ -1201,6 +1239,7 @@ def repair_cmd(
                     force=force,
                     mosaic=spec,
                     name=plan[p].name,
+                    opcodes=opcodes,
                 )
             except (RawmapError, _Failed) as exc:
                 failures.append(one_line(exc))
@@ -1216,7 +1255,7 @@ def repair_cmd(
         lines.append(renamed_line(len(renamed)))
     if lines:
         typer.echo("\n".join(lines))
-    typer.echo(repair_summary(repaired, total, out_dir, failed=len(failures)))
+    typer.echo(repair_summary(repaired, total, out_dir, failed=len(failures), skipped=skipped))
     for f in failures:
         _error(f)
     if failures:

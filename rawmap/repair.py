@@ -6,7 +6,10 @@ monochrome), :func:`repair_image` (developed images); and the file level:
 out), :func:`repair_image_file` (JPEG in, JPEG out),
 :func:`repair_mosaic_file` (a grayscale TIFF/PNG/PGM holding a raw mosaic,
 ``rawmap repair --cfa``: the same format out), :func:`repair_fits_file`
-(FITS in, FITS out: same header, type and row order).
+(FITS in, FITS out: same header, type and row order).  With ``opcodes=True``
+(``rawmap repair --opcodes``) a RAW file's mosaic is left untouched and the
+map is listed in the DNG's OpcodeList1 instead (:mod:`rawmap.opcodes`), for
+raw developers that apply it.
 
 How :func:`repair_mosaic` estimates a flagged photosite:
 
@@ -76,6 +79,7 @@ from .reader import quiet_decoders
 from .readers.images import TO_STORED
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .opcodes import BadPixelList
     from .reader import MosaicSpec
 
 __all__ = [
@@ -715,6 +719,9 @@ class RepairResult:
         how much re-encoding cost away from the defects.
     forced : bool
         The map's camera differs from the photo's and ``force`` let it through.
+    opcodes : BadPixelList or None
+        ``opcodes=True`` only: what the DNG's OpcodeList1 lists for the raw
+        developer (the mosaic itself is unchanged, ``changed`` is 0).
     """
 
     source: Path
@@ -724,6 +731,7 @@ class RepairResult:
     changed: int
     psnr: float | None = None
     forced: bool = False
+    opcodes: BadPixelList | None = None
 
 
 #: LibRaw ``sizes.flip`` -> TIFF/DNG Orientation (inverse of LibRaw's "50132467" table).
@@ -860,14 +868,48 @@ def _raw_extras(path: Path, frame: Frame) -> dict:
 
 
 def _repair_raw(
-    frame: Frame, defect_map: DefectMap, out: Path, *, fmt: str, overwrite: bool, forced: bool
+    frame: Frame,
+    defect_map: DefectMap,
+    out: Path,
+    *,
+    fmt: str,
+    overwrite: bool,
+    forced: bool,
+    opcodes: bool = False,
 ) -> RepairResult:
     from .dng import write_dng
 
     mask = defect_map.mask()
+    extras = _raw_extras(frame.path, frame)
+    if opcodes:
+        from .opcodes import bad_pixel_list, fix_bad_pixels_list
+
+        if frame.cfa is None:
+            raise UnsupportedFileError(
+                frame.path,
+                "has no Bayer pattern; FixBadPixelsList applies to Bayer mosaics only",
+                "repair it without --opcodes",
+            )
+        # the written DNG's ActiveArea origin is even (see _raw_extras): the pattern of
+        # the stored image's top-left photosite is that of the visible area's
+        listed = bad_pixel_list(defect_map, cfa=frame.cfa, origin=extras["margins"])
+        write_dng(
+            out,
+            frame.mosaic,
+            cfa=frame.cfa,
+            black=frame.black,
+            white=frame.white,
+            camera=frame.camera,
+            exposure=frame.exposure,
+            iso=frame.iso,
+            time=frame.time,
+            opcodes=fix_bad_pixels_list(listed),
+            overwrite=overwrite,
+            **extras,
+        )
+        return RepairResult(frame.path, out, "DNG", int(mask.sum()), 0, None, forced, listed)
     repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
     changed = int(np.count_nonzero(repaired != frame.mosaic))
-    extras = _raw_extras(frame.path, frame)
     kwargs = dict(
         cfa=frame.cfa,
         black=frame.black,
@@ -1137,6 +1179,7 @@ def repair_raw_file(
     overwrite: bool = False,
     force: bool = False,
     name: str | None = None,
+    opcodes: bool = False,
 ) -> RepairResult:
     """Repair a camera RAW file with its body's defect map; write a DNG (or a developed TIFF).
 
@@ -1167,10 +1210,17 @@ def repair_raw_file(
     name : str, optional
         File name of the output in ``out_dir`` instead of
         :func:`output_name` (see :func:`plan_outputs`).
+    opcodes : bool, optional
+        Leave the mosaic untouched and list the map's photosites instead in
+        the DNG's OpcodeList1, as one FixBadPixelsList opcode
+        (:mod:`rawmap.opcodes`; full-frame coordinates), for raw developers
+        that apply DNG opcodes (darktable; RawTherapee, dcraw and LibRaw
+        ignore it).  ``fmt`` must be ``"dng"``.
 
     Returns
     -------
     RepairResult
+        With ``opcodes`` set (and ``changed`` 0) when ``opcodes``.
 
     Raises
     ------
@@ -1185,10 +1235,12 @@ def repair_raw_file(
         A defect outside the map's sensor (a map built in code: maps read
         from files are checked by :meth:`rawmap.defectmap.DefectMap.load`).
     ValueError
-        ``fmt`` is not ``"dng"`` or ``"tiff"``.
+        ``fmt`` is not ``"dng"`` or ``"tiff"``, or ``opcodes`` with ``"tiff"``.
     """
     if fmt not in _RAW_FORMATS:
         raise ValueError(f"fmt must be 'dng' or 'tiff', got {fmt!r}")
+    if opcodes and fmt != "dng":
+        raise ValueError("opcodes are written into DNG files: use fmt='dng' with opcodes=True")
     src = Path(src)
     out = _output_path(src, Path(out_dir), _RAW_FORMATS[fmt], overwrite=overwrite, name=name)
     frame = _read(src)
@@ -1197,7 +1249,7 @@ def repair_raw_file(
             src, f"is a {frame.format} image, not a camera RAW file", "use repair_image_file for JPEGs"
         )
     forced = defect_map.check_photo(frame, force=force)
-    return _repair_raw(frame, defect_map, out, fmt=fmt, overwrite=overwrite, forced=forced)
+    return _repair_raw(frame, defect_map, out, fmt=fmt, overwrite=overwrite, forced=forced, opcodes=opcodes)
 
 
 def repair_image_file(
@@ -1262,6 +1314,7 @@ def repair_file(
     force: bool = False,
     mosaic: MosaicSpec | None = None,
     name: str | None = None,
+    opcodes: bool = False,
 ) -> RepairResult:
     """Repair one photo with :func:`repair_raw_file`, :func:`repair_fits_file`, :func:`repair_image_file` or :func:`repair_mosaic_file`, by its kind.
 
@@ -1279,6 +1332,10 @@ def repair_file(
         File name of the output in ``out_dir`` (default :func:`output_name`);
         :func:`plan_outputs` gives every photo of a batch a distinct one
         that is none of the inputs.
+    opcodes : bool, optional
+        RAW files only: list the map in the DNG's OpcodeList1 instead of
+        repairing the mosaic (see :func:`repair_raw_file`); other photos
+        are refused with :class:`rawmap.errors.UnsupportedFileError`.
 
     Returns
     -------
@@ -1296,7 +1353,15 @@ def repair_file(
 
     src = Path(src)
     if src.suffix[1:].lower() in RAW_EXTENSIONS:
-        return repair_raw_file(src, defect_map, out_dir, fmt=fmt or "dng", overwrite=overwrite, force=force, name=name)
+        return repair_raw_file(
+            src, defect_map, out_dir, fmt=fmt or "dng", overwrite=overwrite, force=force, name=name, opcodes=opcodes
+        )
+    if opcodes:
+        raise UnsupportedFileError(
+            src,
+            "is not a camera RAW file; DNG opcodes are written into DNG copies of RAW photos only",
+            "repair it without --opcodes",
+        )
     if fmt not in (None, "jpeg", "jpg"):
         raise ValueError(f"fmt {fmt!r} applies to RAW files only; {src.name} is written as it came")
     if is_fits(src):

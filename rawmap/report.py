@@ -815,6 +815,14 @@ def rawtherapee_serial_warning(camera: CameraId, *, serial: bool) -> str:
 
 def repair_line(src: Path, result: RepairResult) -> str:
     """One repaired photo: where it went, what was changed, how much the rest moved (PSNR)."""
+    if result.opcodes is not None:
+        listed = result.opcodes
+        text = (
+            f"{src} -> {show_path(result.output)} (DNG): {result.flagged} mapped photosites listed in "
+            f"OpcodeList1 (FixBadPixelsList: {len(listed.points)} point{'s' if len(listed.points) != 1 else ''}, "
+            f"{len(listed.rects)} rect{'s' if len(listed.rects) != 1 else ''}), mosaic unchanged"
+        )
+        return text + (" (map of another body, --force)" if result.forced else "")
     what = "spots" if result.format == "JPEG" else "photosites"
     text = (
         f"{src} -> {show_path(result.output)} ({result.format}): {result.flagged} mapped {what}, "
@@ -828,15 +836,21 @@ def repair_line(src: Path, result: RepairResult) -> str:
     return text
 
 
-def repair_summary(repaired: int, total: int, out_dir: Path, *, failed: int = 0) -> str:
+def repair_summary(repaired: int, total: int, out_dir: Path, *, failed: int = 0, skipped: int = 0) -> str:
     """The closing line of ``rawmap repair`` (followed by one error line per failure when ``failed``).
+
+    ``skipped``: photos whose output was already there (``--skip-existing``).
 
     Examples
     --------
     >>> repair_summary(2, 3, Path("/nowhere/out"), failed=1)
     'Repaired 2 of 3 photos into /nowhere/out; 1 failed:'
+    >>> repair_summary(1, 4, Path("/nowhere/out"), skipped=3)
+    'Repaired 1 of 4 photos into /nowhere/out; 3 skipped, their output already there (--skip-existing)'
     """
     summary = f"Repaired {repaired} of {total} photo{'s' if total != 1 else ''} into {show_path(out_dir)}"
+    if skipped:
+        summary += f"; {skipped} skipped, {'their' if skipped != 1 else 'its'} output already there (--skip-existing)"
     if failed:
         summary += f"; {failed} failed:"
     return summary

@@ -1,4 +1,5 @@
-"""Helpers for tests that run the real peer programs (dcraw, LibRaw's dcraw_emu, rawtherapee-cli, siril-cli).
+"""Helpers for tests that run the real peer programs (dcraw, LibRaw's dcraw_emu, rawtherapee-cli, siril-cli,
+darktable-cli, exiftool).
 
 A test that needs a peer calls :func:`require_peer`: when the program is not
 on ``PATH`` the test is skipped, unless the environment variable
@@ -28,7 +29,10 @@ def require_peer(name: str) -> str:
     """Absolute path of the program ``name``; skip the test (or fail it when required) if absent."""
     path = shutil.which(name)
     if path is None:
-        msg = f"{name} is not installed (on Debian: apt-get install dcraw rawtherapee libraw-bin siril)"
+        msg = (
+            f"{name} is not installed (on Debian: apt-get install dcraw rawtherapee libraw-bin siril darktable "
+            "libimage-exiftool-perl)"
+        )
         if peers_required():
             pytest.fail(f"{msg}, and {REQUIRE_ENV}=1 requires it")
         pytest.skip(msg)
@@ -85,3 +89,36 @@ def rawtherapee_env(home: Path, *, dark_frames: Path, verbose: bool = True) -> d
         "XDG_CACHE_HOME": str(home / ".cache"),
         "XDG_DATA_HOME": str(home / ".local" / "share"),
     }
+
+
+def darktable_develop(darktable: str, dng: Path, work: Path):
+    """``dng`` developed by ``darktable-cli`` (its default processing) as a 16-bit (H, W, 3) array.
+
+    Headless, with private settings: an in-memory library and a configuration
+    and cache folder under ``work`` (named after ``dng``'s folder, so two
+    files of the same name in two folders do not meet); nothing is written
+    beside ``dng``.
+    """
+    import tifffile
+
+    out = work / f"{dng.parent.name}-{dng.stem}.tif"
+    run_peer(
+        [
+            darktable,
+            dng,
+            out,
+            "--apply-custom-presets",
+            "false",
+            "--core",
+            "--library",
+            ":memory:",
+            "--configdir",
+            work / f"dt-config-{dng.parent.name}",
+            "--cachedir",
+            work / "dt-cache",
+            "--conf",
+            "plugins/imageio/format/tiff/bpp=16",
+        ],
+        timeout=300,
+    )
+    return tifffile.imread(out)

@@ -1083,6 +1083,104 @@ def test_repair_jpeg_reports_psnr(tmp_path: Path):
     assert "(JPEG)" in result.stdout and "PSNR elsewhere" in result.stdout
 
 
+@pytest.mark.peers
+def test_repair_opcodes_are_applied_by_darktable_at_the_mapped_photosites(
+    small_series: Series, series_map: Path, tmp_path: Path
+):
+    """`rawmap repair --opcodes`: darktable (rawspeed) repairs exactly the listed photosites, and only them.
+
+    The same photo is written twice by the same path, with the map (its three planted defects plus a column
+    segment added by hand) and with an empty map (an empty FixBadPixelsList): the developed images differ
+    around each listed photosite (demosaicing spreads a change over a few pixels) and nowhere else."""
+    from peers import darktable_develop, require_peer
+
+    from rawmap.opcodes import read_opcode_list
+
+    darktable = require_peer("darktable-cli")
+    edited = tmp_path / "edited.json"
+    column = [(r, 100) for r in range(50, 81)]  # visible rows 50-80 of column 100
+    adds = [a for r, c in column for a in ("--add", f"{r},{c},column")]
+    assert run("edit", series_map, *adds, "-o", edited).exit_code == 0
+    dmap = DefectMap.load(edited)
+    empty = tmp_path / "empty.json"
+    DefectMap(dmap.camera, dmap.sensor, dmap.frames, []).save(empty)
+    photo = small_series.files[4]
+    for name, m in (("listed", edited), ("plain", empty)):
+        result = run("repair", photo, "--map", m, "-o", tmp_path / name, "--opcodes")
+        assert result.exit_code == 0, result.output
+    assert "mosaic unchanged" in result.stdout
+    listed_dng, plain_dng = tmp_path / "listed" / photo.name, tmp_path / "plain" / photo.name
+    import tifffile
+
+    with tifffile.TiffFile(listed_dng) as tif:
+        listed = read_opcode_list(bytes(tif.pages[0].tags[51008].value))[0].bad_pixels()
+    assert listed.rects == ((50 + 8, 100 + 12, 81 + 8, 101 + 12),)  # full frame: ActiveArea origin (8, 12)
+    assert set(listed.points) == {(r + 8, c + 12) for r, c in PLANTED}
+
+    a = darktable_develop(darktable, plain_dng, tmp_path).astype(np.int64)
+    b = darktable_develop(darktable, listed_dng, tmp_path).astype(np.int64)
+    assert a.shape == b.shape and a.shape[:2] == (120, 160)
+    changed = np.abs(a - b).max(axis=-1) > 0
+    sites = list(PLANTED) + column
+    near = np.zeros(changed.shape, bool)
+    for r, c in sites:  # darktable's demosaicing and default modules spread a change over up to 9 pixels
+        near[max(0, r - 10) : r + 11, max(0, c - 10) : c + 11] = True
+    assert changed.any() and not changed[~near].any()
+    assert near.mean() < 0.15 and changed.sum() > 0.3 * near.sum()  # small regions around the sites, well filled
+    for r, c in PLANTED:  # each planted defect was repaired: its pixel moved
+        assert changed[r, c], (r, c)
+    assert changed[50:81, 100].mean() > 0.9  # and the column
+    assert np.abs(a - b)[40 - 2 : 40 + 3, 90 - 2 : 90 + 3].max() > 1000  # the dead photosite, brightened
+
+
+def test_repair_skip_existing_finishes_an_interrupted_run(small_series: Series, series_map: Path, tmp_path: Path):
+    """`rawmap repair --skip-existing` after a run SIGKILLed after its 5th photo: the 5 finished outputs are
+    kept (not rewritten), the 7 others written, one summary line, exit 0; the outputs are those of one whole run."""
+    whole, out = tmp_path / "whole", tmp_path / "out"
+    args = ["repair", *small_series.files, "--map", series_map, "-q"]
+    assert _rawmap_killed_after(0, "rawmap.repair", "repair_file", *args, "-o", whole).returncode == 0
+    killed = _rawmap_killed_after(5, "rawmap.repair", "repair_file", *args, "-o", out)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    done = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert len(done) == 5
+
+    again = run(*args, "-o", out, "--skip-existing")
+    assert again.exit_code == 0, again.output
+    assert again.stderr == ""
+    assert again.stdout.splitlines()[-1] == (
+        f"Repaired 7 of 12 photos into {out}; 5 skipped, their output already there (--skip-existing)"
+    )
+    assert all(f"{p} ->" not in again.stdout for p in small_series.files if p.name in done)
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name in done} == done  # not rewritten
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in whole.iterdir())
+    assert all((out / p.name).read_bytes() == p.read_bytes() for p in whole.iterdir())
+
+    again = run(*args, "-o", out, "--skip-existing")  # nothing left to do
+    assert again.exit_code == 0 and again.stdout.splitlines()[-1].startswith("Repaired 0 of 12 photos")
+    plain = run(*args, "-o", out)  # without --skip-existing: every finished photo is an error, as before
+    assert plain.exit_code == 1 and plain.stderr.count("already exists") == 12
+    assert_usage_error(run(*args, "-o", out, "--skip-existing", "--overwrite"))
+
+
+def test_repair_skip_existing_never_overwrites_a_file_in_the_way(
+    small_series: Series, series_map: Path, tmp_path: Path
+):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "frame_000.dng").write_bytes(b"not a photo, but the user's")
+    result = run("repair", small_series.files[0], small_series.files[1], "--map", series_map, "-o", out,
+                 "--skip-existing")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (out / "frame_000.dng").read_bytes() == b"not a photo, but the user's"
+    assert "1 skipped, its output already there" in result.stdout and (out / "frame_001.dng").is_file()
+
+
+def test_repair_opcodes_refuses_tiff_and_jpegs(small_series: Series, series_map: Path, tmp_path: Path):
+    assert_usage_error(run("repair", small_series.files[0], "--map", series_map, "-o", tmp_path, "--opcodes",
+                           "--format", "tiff"))  # fmt: skip
+    assert not any(tmp_path.iterdir())
+
+
 # --------------------------------------------------------------------------- show
 
 

@@ -13,6 +13,7 @@ from PIL import Image
 
 from rawmap.defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry
 from rawmap.dng import write_dng
+from rawmap.errors import UnsupportedFileError
 from rawmap.fileio import OutputExistsError
 from rawmap.frame import CameraId
 from rawmap.reader import read_frame
@@ -410,6 +411,63 @@ def test_real_raw_file_round_trip(samples_dir, tmp_path):
     assert back.white == frame.white and np.array_equal(back.black, frame.black)
 
 
+@pytest.mark.parametrize(("name", "phase"), [("canon-d30-a.CRW", 0), ("nikon-d1.NEF", 3)])
+def test_real_raw_file_as_an_opcode_dng(samples_dir, tmp_path, name, phase):
+    """A real camera's frame (the D30's visible area starts at row 6, col 48) with the map listed, untouched."""
+    from rawmap.opcodes import read_opcode_list
+
+    src = samples_dir / name
+    frame = read_frame(src)
+    mask = np.zeros(frame.shape, dtype=bool)
+    mask[100:400:37, 200:900:53] = True
+    mask[500:700, 1001] = True
+    dmap = DefectMap(
+        frame.camera,
+        SensorGeometry(*frame.shape, *frame.margins, *frame.full_shape, cfa=frame.cfa_string),
+        FrameStats(1),
+        [Defect(int(r), int(c), DefectKind.COLUMN if c == 1001 else DefectKind.HOT, 9.0) for r, c in np.argwhere(mask)],
+    )
+    result = repair_file(src, dmap, tmp_path, opcodes=True)
+    with rawpy.imread(str(src)) as a, rawpy.imread(str(result.output)) as b:
+        assert np.array_equal(b.raw_image, a.raw_image)  # the whole stored frame, bit for bit
+        assert (b.sizes.top_margin, b.sizes.left_margin) == (a.sizes.top_margin, a.sizes.left_margin)
+        assert np.array_equal(b.raw_image_visible, a.raw_image_visible)
+    listed = read_opcode_list(_opcode_list1(result.output))[0].bad_pixels()
+    top, left = frame.margins
+    assert listed.bayer_phase == phase
+    assert listed.rects == ((500 + top, 1001 + left, 700 + top, 1002 + left),)
+    assert set(listed.points) == {(int(r) + top, int(c) + left) for r, c in np.argwhere(mask) if c != 1001}
+
+
+@pytest.mark.peers
+def test_darktable_repairs_a_real_camera_s_listed_photosites(samples_dir, tmp_path):
+    """The D30's visible area starts at row 6, col 48: darktable changes the developed image around the
+    three listed photosites (full-frame coordinates in the list) and nowhere else (but for its own
+    run-to-run differences by the right border)."""
+    from peers import darktable_develop, require_peer
+
+    darktable = require_peer("darktable-cli")
+    src = samples_dir / "canon-d30-a.CRW"
+    frame = read_frame(src)
+    sites = [(300, 400), (700, 1200), (1000, 1800)]
+    geometry = SensorGeometry(*frame.shape, *frame.margins, *frame.full_shape, cfa=frame.cfa_string)
+    outputs = []
+    for name, defects in (("plain", []), ("listed", [Defect(r, c, DefectKind.HOT, 9.0) for r, c in sites])):
+        dmap = DefectMap(frame.camera, geometry, FrameStats(1), defects)
+        outputs.append(repair_file(src, dmap, tmp_path / name, opcodes=True).output)
+    a, b = (darktable_develop(darktable, p, tmp_path).astype(np.int64) for p in outputs)
+    assert a.shape == b.shape and a.shape[:2] == frame.shape
+    changed = np.abs(a - b).max(axis=-1) > 0
+    # darktable 4.2 develops this frame's last columns one of two ways from run to run, opcode or not
+    # (measured: 51 pixels of columns 2167-2175, rows 573-661, in 2 runs of 7): they say nothing here
+    changed[:, -16:] = False
+    near = np.zeros(changed.shape, bool)
+    for r, c in sites:  # demosaicing spreads a change over up to 8 pixels here
+        near[r - 10 : r + 11, c - 10 : c + 11] = True
+        assert changed[r - 2 : r + 3, c - 2 : c + 3].any(), (r, c)
+    assert not changed[~near].any()
+
+
 def test_map_of_another_body_is_refused_unless_forced(raw_case, tmp_path):
     src, _, mask, _ = raw_case
     other = _map(mask, camera=CameraId("Rawmap", "Simulated Sensor", "SIM0002"))
@@ -459,6 +517,124 @@ def test_wrong_kind_of_file_for_the_function(raw_case, jpeg_case, tmp_path):
         repair_raw_file(jpeg_case["land"][0], jpeg_case["land"][1], tmp_path)
     with pytest.raises(ValueError, match="fmt"):
         repair_raw_file(raw_case[0], raw_case[3], tmp_path, fmt="png")
+
+
+def _opcode_list1(path: Path) -> bytes:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        return bytes(tif.pages[0].tags[51008].value)
+
+
+def test_opcodes_leave_the_mosaic_untouched_and_list_the_map_in_full_frame_coordinates(raw_case, tmp_path):
+    from rawmap.opcodes import read_opcode_list
+
+    src, _, mask, dmap = raw_case
+    result = repair_raw_file(src, dmap, tmp_path, opcodes=True)
+    assert result.output == tmp_path / "IMG_0001.dng" and result.format == "DNG"
+    assert (result.flagged, result.changed) == (int(mask.sum()), 0)
+    with rawpy.imread(str(src)) as a, rawpy.imread(str(result.output)) as b:
+        assert b.sizes == a.sizes and b.sizes.flip == 6
+        assert np.array_equal(b.raw_image, a.raw_image)  # the whole stored frame, bit for bit
+        assert list(b.black_level_per_channel) == list(a.black_level_per_channel)
+    (op,) = read_opcode_list(_opcode_list1(result.output))
+    assert (op.id, op.version, op.flags) == (5, (1, 3, 0, 0), 0)
+    listed = op.bad_pixels()
+    assert listed == result.opcodes and listed.bayer_phase == 0  # RGGB
+    sites = set(listed.points)
+    for t, left, b, r in listed.rects:
+        sites |= {(y, x) for y in range(t, b) for x in range(left, r)}
+    ys, xs = np.nonzero(mask)
+    assert sites == {(int(y) + 8, int(x) + 12) for y, x in zip(ys, xs)}  # ActiveArea origin (8, 12) added
+    assert listed.rects == () and len(listed.points) == int(mask.sum())  # every defect of this map is HOT
+
+
+def test_opcodes_rectangles_are_the_map_s_column_segments(raw_case, tmp_path):
+    from rawmap.opcodes import read_opcode_list
+
+    src, _, _, dmap = raw_case
+    column = [Defect(r, 40, DefectKind.COLUMN, 3.0) for r in range(30, 70)]
+    seg_map = DefectMap(dmap.camera, dmap.sensor, dmap.frames, [Defect(5, 7, DefectKind.HOT, 9.0), *column])
+    result = repair_raw_file(src, seg_map, tmp_path, opcodes=True)
+    listed = read_opcode_list(_opcode_list1(result.output))[0].bad_pixels()
+    assert listed.points == ((5 + 8, 7 + 12),)
+    assert listed.rects == ((30 + 8, 40 + 12, 70 + 8, 41 + 12),)
+
+
+def test_opcodes_need_a_dng_of_a_raw_file(raw_case, jpeg_case, tmp_path):
+    with pytest.raises(ValueError, match="DNG"):
+        repair_raw_file(raw_case[0], raw_case[3], tmp_path, fmt="tiff", opcodes=True)
+    with pytest.raises(UnsupportedFileError, match="not a camera RAW file"):
+        repair_file(jpeg_case["land"][0], jpeg_case["land"][1], tmp_path, opcodes=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _opcode_pair(raw_case, tmp_path):
+    """The opcode DNG of ``raw_case`` and the same DNG with an empty FixBadPixelsList."""
+    src, _, _, dmap = raw_case
+    listed = repair_raw_file(src, dmap, tmp_path / "listed", opcodes=True).output
+    empty = DefectMap(dmap.camera, dmap.sensor, dmap.frames, [])
+    plain = repair_raw_file(src, empty, tmp_path / "plain", opcodes=True).output
+    assert _opcode_list1(listed) != _opcode_list1(plain)
+    return listed, plain
+
+
+def test_libraw_ignores_the_opcode_list(raw_case, tmp_path):
+    listed, plain = _opcode_pair(raw_case, tmp_path)
+    developed = []
+    for path in (listed, plain):
+        with rawpy.imread(str(path)) as raw:
+            developed.append(raw.postprocess(use_camera_wb=True, output_bps=16, no_auto_bright=True))
+    assert np.array_equal(*developed)
+
+
+@pytest.mark.peers
+def test_dcraw_ignores_the_opcode_list(raw_case, tmp_path):
+    from peers import require_peer, run_peer
+
+    dcraw = require_peer("dcraw")
+    listed, plain = _opcode_pair(raw_case, tmp_path)
+    a, b = (run_peer([dcraw, "-c", "-T", "-4", "-w", p], stdout_binary=True).stdout for p in (listed, plain))
+    assert len(a) > 100_000 and a == b
+
+
+@pytest.mark.peers
+def test_rawtherapee_ignores_the_opcode_list(tmp_path):
+    """RawTherapee 5.9 develops a DNG with a FixBadPixelsList exactly like the same DNG without one.
+
+    256x384: RawTherapee 5.9 refused to load a 128x172 frame, with or without opcodes."""
+    import tifffile
+    from peers import rawtherapee_env, require_peer, run_peer
+
+    from rawmap.opcodes import BadPixelList, fix_bad_pixels_list
+
+    rt = require_peer("rawtherapee-cli")
+    mosaic, _, mask, _ = _scene(seed=8, h=256, w=384)
+    listed = BadPixelList(0, tuple((int(r), int(c)) for r, c in np.argwhere(mask)), ())
+    (tmp_path / "dark").mkdir()
+    env = rawtherapee_env(tmp_path / "home", dark_frames=tmp_path / "dark")
+    developed = []
+    for name, opcodes in (("plain", None), ("listed", fix_bad_pixels_list(listed))):
+        dng = write_dng(
+            tmp_path / f"{name}.dng", mosaic, cfa=RGGB, black=512, white=16383, camera=CAMERA, opcodes=opcodes
+        )
+        run_peer([rt, "-o", tmp_path / f"{name}.tif", "-t", "-b16", "-Y", "-c", dng], env=env, timeout=300)
+        developed.append(tifffile.imread(tmp_path / f"{name}.tif"))
+    assert developed[0].shape[:2] == (256 - 8, 384 - 8) and len(listed.points) > 50
+    assert np.array_equal(*developed)
+
+
+@pytest.mark.peers
+def test_exiftool_reads_the_opcode_list(raw_case, tmp_path):
+    from peers import require_peer, run_peer
+
+    exiftool = require_peer("exiftool")
+    src, _, _, dmap = raw_case
+    out = repair_raw_file(src, dmap, tmp_path, opcodes=True).output
+    assert run_peer([exiftool, "-s3", "-OpcodeList1", out]).stdout.strip() == "FixBadPixelsList"
+    raw = run_peer([exiftool, "-b", "-OpcodeList1", out], stdout_binary=True).stdout
+    assert raw == _opcode_list1(out)
+    assert run_peer([exiftool, "-s3", "-OpcodeList1", src]).stdout.strip() == ""  # the original has none
 
 
 # ---------------------------------------------------------------------------

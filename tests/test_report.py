@@ -293,6 +293,24 @@ def test_repair_lines(tmp_path):
     assert repair_summary(1, 1, tmp_path) == f"Repaired 1 of 1 photo into {tmp_path}"
     assert repair_summary(2, 3, tmp_path, failed=1) == f"Repaired 2 of 3 photos into {tmp_path}; 1 failed:"
     assert renamed_line(1).startswith("1 photo written as <name>-2, -3 ...: ")
+    assert repair_summary(0, 2, tmp_path, skipped=1, failed=1) == (
+        f"Repaired 0 of 2 photos into {tmp_path}; 1 skipped, its output already there (--skip-existing); 1 failed:"
+    )
+
+
+def test_repair_line_of_an_opcode_dng(tmp_path):
+    from rawmap.opcodes import BadPixelList
+
+    src, out = tmp_path / "a.NEF", tmp_path / "out" / "a.dng"
+    listed = BadPixelList(0, ((10, 20),), ((4, 6, 34, 7), (50, 8, 51, 20)))
+    assert repair_line(src, RepairResult(src, out, "DNG", 43, 0, opcodes=listed)) == (
+        f"{src} -> {out} (DNG): 43 mapped photosites listed in OpcodeList1 "
+        "(FixBadPixelsList: 1 point, 2 rects), mosaic unchanged"
+    )
+    one = BadPixelList(0, ((1, 1), (2, 2)), ((4, 6, 5, 9),))
+    assert repair_line(src, RepairResult(src, out, "DNG", 5, 0, forced=True, opcodes=one)).endswith(
+        "(FixBadPixelsList: 2 points, 1 rect), mosaic unchanged (map of another body, --force)"
+    )
 
 
 def test_edit_lines():
