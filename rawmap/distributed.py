@@ -369,6 +369,11 @@ def fold_chunk(
     return ChunkResult(description, sums, frames)
 
 
+def _without_sums(result: ChunkResult) -> ChunkResult:
+    """``result`` without its sums: what the client needs of a chunk in the middle of a series."""
+    return ChunkResult(result.description, None, result.frames)
+
+
 def _headers_task(
     paths: Sequence[Path], counted_paths: set[Path], mosaic: reader.MosaicSpec | None
 ) -> list[_Header | InputError]:
@@ -451,15 +456,22 @@ class DaskEngine:
             while (index, k) not in self._futures:  # the client may run ahead of the window only here
                 self._submit_next()
             fut = self._futures.pop((index, k))
-            res: ChunkResult = self._result(fut, f"folding {job.paths[a]} and the next {b - a - 1} file(s)")
-            fut.release()
+            # the sums travel to the client at the end of the series and at checkpoints only; between
+            # them the next fold starts from them on the workers, and the client needs only the frames
+            pause_here = bool(pause_every) and since + (b - a) >= pause_every and k + 1 < len(cuts)
+            want = fut
+            if not pause_here and k + 1 < len(cuts):
+                want = self.client.submit(_without_sums, fut, key=f"rawmap-frames-{self._token}-{index}-{k}")
+            res: ChunkResult = self._result(want, f"folding {job.paths[a]} and the next {b - a - 1} file(s)")
+            del want, fut  # released when nothing holds them (the next fold of the series may still need it)
             self._fill()
+            if res.description is not None and start.acc is None:
+                acc = res.description.new_accumulator()
+                acc.reserve(len(job.paths))
+                start.acc = acc
             if res.sums is not None and res.description is not None:
-                if start.acc is None:
-                    acc = res.description.new_accumulator()
-                    acc.reserve(len(job.paths))
-                    start.acc = acc
-                elif not res.description.same_as(SeriesDescription.of_accumulator(start.acc)):
+                assert start.acc is not None
+                if not res.description.same_as(SeriesDescription.of_accumulator(start.acc)):
                     raise EngineError(
                         f"{job.paths[a]}: a worker measured this series' levels or size differently from its first "
                         "frame; map these photos without --dask"
@@ -470,7 +482,7 @@ class DaskEngine:
             self.chunks_done += 1
             yield from zip(job.paths[a:b], res.frames)
             since += b - a
-            if pause_every and since >= pause_every and k + 1 < len(cuts):
+            if pause_here:
                 since = 0
                 yield None, None
 

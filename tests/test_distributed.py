@@ -206,3 +206,34 @@ def test_checkpoints_fall_between_chunks(series, cluster):
     for files, n_frames, s_v in seen:
         assert len(files) == n_frames and n_frames in (4, 8)
         assert np.array_equal(s_v, map_files(files).maps[0].accumulator.s_v)
+
+
+def test_cli_without_the_extra_says_how_to_install(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from rawmap.cli import app
+
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    r = CliRunner().invoke(app, ["map", str(tmp_path), "-o", str(tmp_path / "m.json"), "--dask", "local:2"])
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines() == [
+        "Error: mapping on Dask needs dask.distributed, which is not installed: pip install 'rawmap[dask]'"
+    ]
+
+
+@needs_dask
+def test_a_lost_worker_is_redone_and_counted_once(series, cluster):
+    """A worker restarted in the middle of a run: Dask recomputes what it held, the map is the local one."""
+    from rawmap.distributed import DaskEngine
+
+    local = map_files(series)
+    restarted: list[str] = []
+
+    def progress(done: int, total: int, path: Path) -> None:
+        if done == 6 and not restarted:  # a chunk taken, the others on the workers or still to run
+            restarted.append(next(iter(cluster.scheduler_info()["workers"])))
+            cluster.restart_workers(restarted, timeout=60)
+
+    run = map_files(series, engine=DaskEngine(cluster, chunk_frames=3, ahead=8), progress=progress)
+    assert restarted
+    _assert_same_run(run, local)
