@@ -96,7 +96,7 @@ __all__ = [
 
 #: how to install what ``--dask`` needs
 INSTALL_HINT = "pip install 'rawmap[dask]'"
-#: files per chunk of a series (one task): its partial sums travel back once per chunk
+#: most files of a series per chunk (a decode task and a fold task); a worker holds about two chunks' frames
 DEFAULT_CHUNK_FRAMES = 16
 #: files whose headers one task reads
 HEADER_BATCH = 64
@@ -394,11 +394,13 @@ class DaskEngine:
     ----------
     client : distributed.Client
     chunk_frames : int
-        Most files per task; a series of more files is cut into contiguous
-        chunks.  Fewer: more tasks to spread and cheaper retries, but each
-        task sends back a full set of sums (about 12 bytes per photosite).
+        Most files per chunk; a series of more files is cut into contiguous
+        chunks of even sizes.  Fewer: more tasks to spread, cheaper retries
+        and less memory on the workers (a chunk's decoded frames wait there
+        for its fold), but the series' sums (21 bytes per photosite) move
+        from worker to worker once per chunk.
     ahead : int, optional
-        Chunk tasks submitted ahead of the one the client is adding (their
+        Chunks submitted ahead of the one the client is taking (their
         results wait on the workers); default twice the workers.
     """
 
@@ -412,12 +414,12 @@ class DaskEngine:
         self._token = uuid.uuid4().hex[:12]
         self._jobs: list[SeriesJob] = []
         self._cuts: list[list[tuple[int, int]]] = []
-        self._order: list[tuple[int, int]] = []  # (job, chunk) in the order the client adds them
+        self._order: list[tuple[int, int]] = []  # (job, chunk) in the order the client takes them
         self._next = 0  # first entry of _order not yet submitted
         self._futures: dict[tuple[int, int], Any] = {}
         self._describe: dict[int, Any] = {}
         self._last: dict[int, Any] = {}  # each series' last fold submitted: the next one starts from it
-        #: chunk tasks whose result was added, in order (for tests and summaries)
+        #: chunks whose result the client has taken, in order (for tests and summaries)
         self.chunks_done = 0
 
     # ------------------------------------------------------------ the Engine
