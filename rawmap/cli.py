@@ -11,6 +11,7 @@ stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -406,6 +407,22 @@ def map_cmd(
         help="Photos decoded and folded in at once. Each thread holds about one photo in memory; "
         "the map is the same whatever the number.",
     ),
+    dask: Optional[str] = typer.Option(
+        None,
+        "--dask",
+        metavar="SCHEDULER|local:N",
+        help="Read and fold the photos on the workers of a Dask cluster: a scheduler address "
+        "(tcp://host:8786), or local:N for N worker processes on this machine. Every worker must see the "
+        "photos at the same paths (a shared folder). The map is the one of a local run. "
+        "Needs pip install 'rawmap[dask]'.",
+    ),
+    dask_chunk: int = typer.Option(
+        16,
+        "--dask-chunk",
+        min=1,
+        metavar="N",
+        help="With --dask: at most N photos of a body per task (a body with more is cut into contiguous chunks).",
+    ),
     sensitivity: str = typer.Option(
         "normal",
         "--sensitivity",
@@ -455,6 +472,8 @@ def map_cmd(
         rawmap map ~/Pictures/2024/ -o d750.json --sensitivity high
 
         rawmap map darks/*.tif --cfa RGGB --exposure 30 -o cam.json
+
+        rawmap map /mnt/share/fleet/ -o maps/ --dask tcp://10.0.0.5:8786   (on a Dask cluster)
     """
     from ._malloc import reuse_large_buffers
     from .detect import ClassifyParams
@@ -469,6 +488,14 @@ def map_cmd(
 
     reuse_large_buffers()  # LibRaw's frame buffers: reused instead of mapped afresh for every photo
     spec = _mosaic_spec(cfa, black, exposure, iso, camera)
+    if dask is not None:
+        from .distributed import parse_address, require_distributed
+
+        try:
+            parse_address(dask)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="'--dask'") from None
+        require_distributed()  # before reading anything: the one line that says how to install it
     if output is None and not save:
         ctx.fail("missing -o OUT: give the map file to write, or store the map in the library with --save")
     if save and state is not None:
@@ -547,7 +574,18 @@ def map_cmd(
     if not quiet and not _kernels.compiled():  # a first run: say why nothing moves for a while
         typer.echo("Compiling rawmap's kernels, once (about 20-30 s; later runs reuse them) ...", err=True)
     try:
-        with _Progress("Mapping", quiet=quiet) as progress:
+        with contextlib.ExitStack() as stack:
+            engine = None
+            if dask is not None:
+                from .distributed import dask_engine
+
+                if not quiet:
+                    typer.echo(f"Connecting to Dask ({dask}) ...", err=True)
+                engine = stack.enter_context(dask_engine(dask, chunk_frames=dask_chunk))
+                # the workers decode as this process does: freed frame buffers reused (Dask's nanny starts
+                # them trimming the heap at 64 kB, which made decoding 3-4x slower on them)
+                engine.client.run(reuse_large_buffers)
+            progress = stack.enter_context(_Progress("Mapping", quiet=quiet))
             run = map_files(
                 resolved,
                 progress=progress,
@@ -558,6 +596,7 @@ def map_cmd(
                 mosaic=spec,
                 checkpoint=series.checkpoint if series is not None else _library_checkpoint(lib, classify_params),
                 checkpoint_every=checkpoint_every,
+                engine=engine,
             )
     except NothingToMapError as exc:
         from .mapping import SkipKind

@@ -21,8 +21,10 @@ them re-export theirs: ``rawmap.fileio.OutputExistsError`` is
     ├── OutputError           (an output cannot be written where it was asked for)
     │   └── OutputExistsError     (it exists and overwriting was not allowed)
     ├── ExportError           (a map a format cannot express, an unknown format)
-    └── LibraryError          (the library cannot do what was asked)
-        └── LibraryBusyError      (another process holds its write lock)
+    ├── LibraryError          (the library cannot do what was asked)
+    │   └── LibraryBusyError      (another process holds its write lock)
+    ├── MissingExtraError     (an optional part is not installed: the message gives the pip command)
+    └── EngineError           (the Dask cluster of ``map --dask`` cannot be reached or failed)
 
 The CLI catches :class:`RawmapError` and prints its message as one line.
 :class:`StateFormatProblem` stands apart: a ``ValueError`` that the readers
@@ -50,6 +52,8 @@ __all__ = [
     "ExportError",
     "LibraryError",
     "LibraryBusyError",
+    "MissingExtraError",
+    "EngineError",
     "StateFormatProblem",
     "one_line",
 ]
@@ -102,6 +106,11 @@ class InputError(RawmapError):
         where = f"{self.path}: " if self.path is not None else ""
         tail = f" ({hint})" if hint else ""
         super().__init__(f"{where}{reason}{tail}")
+
+    def __reduce__(self):
+        # pickled with its fields (a Dask worker's skipped file reaches the client whole): the
+        # default would call the class with the message alone
+        return (type(self), (self.path, self.reason, self.hint))
 
 
 class UnreadableFileError(InputError):
@@ -168,6 +177,14 @@ class LibraryError(RawmapError):
 
 class LibraryBusyError(LibraryError):
     """Another process holds the library's write lock (only raised when asked not to wait)."""
+
+
+class MissingExtraError(RawmapError):
+    """An optional part of rawmap is not installed (``rawmap[dask]``); the message says how to install it."""
+
+
+class EngineError(RawmapError):
+    """The Dask scheduler of ``rawmap map --dask`` cannot be reached, or its cluster failed a task."""
 
 
 class StateFormatProblem(ValueError):

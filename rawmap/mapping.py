@@ -19,6 +19,11 @@ Two passes over the inputs:
 Bodies are done one after another, so memory stays at one accumulator
 whatever the number of bodies.
 
+Both passes can run elsewhere: an :class:`Engine` (``map_files(engine=...)``)
+reads the headers and folds the frames, in contiguous chunks of a series,
+on other processes or machines, and hands back what each frame needs to be
+committed here in file order (:mod:`rawmap.distributed` runs them on Dask).
+
 Which files are one photo
 -------------------------
 * **Copies.**  Files are recognised by content, not by name: a copy, a
@@ -58,7 +63,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -79,6 +84,8 @@ __all__ = [
     "BodyMap",
     "MapRun",
     "Checkpoint",
+    "Engine",
+    "SeriesJob",
     "merge_states",
     "body_of",
     "Counted",
@@ -198,6 +205,59 @@ class Checkpoint:
     accumulator: Accumulator
     files: list[Path]
     content: dict[Path, str]
+
+
+@dataclass(frozen=True)
+class SeriesJob:
+    """One series :func:`map_files` will fold, as it tells an :class:`Engine` ahead of time.
+
+    Attributes
+    ----------
+    paths : list of Path
+        Its files, in the order they are committed.
+    base : Accumulator or None
+        Stored statistics the series continues (their description is the series').
+    params : DetectionParams or None
+    mosaic : rawmap.reader.MosaicSpec or None
+    """
+
+    paths: list[Path]
+    base: Accumulator | None
+    params: DetectionParams | None
+    mosaic: reader.MosaicSpec | None
+
+
+class Engine(Protocol):
+    """Where :func:`map_files` reads headers and folds frames, when not on its own threads.
+
+    :func:`map_files` calls :meth:`read_headers` once, then :meth:`plan`
+    with every series it will fold (so an engine can start them all), then
+    :meth:`fold_series` for each of them in plan order.  Whatever the engine
+    does, the caller commits the frames (views, outliers, frame records) one
+    by one in file order, so the views are those of a local run.
+    """
+
+    def read_headers(
+        self, files: Sequence[Path], counted_paths: set[Path], mosaic: reader.MosaicSpec | None
+    ) -> list[_Header | InputError]:
+        """What :func:`_read_header` gives for each of ``files``, in order."""
+        ...
+
+    def plan(self, jobs: Sequence[SeriesJob]) -> None:
+        """Every series to be folded, in the order :meth:`fold_series` will be asked for them."""
+        ...
+
+    def fold_series(
+        self, index: int, start: _SeriesStart, pause_every: int
+    ) -> Iterable[tuple[Path | None, PreparedFrame | InputError | None]]:
+        """Fold series ``jobs[index]``: the contract of :func:`_fold_series`.
+
+        Sets ``start.acc`` (when it is None) before yielding a prepared frame;
+        every frame yielded is already folded into ``start.acc``'s sums and
+        waits to be committed; ``(None, None)`` marks a point where the sums
+        hold exactly the frames yielded so far.
+        """
+        ...
 
 
 @dataclass
@@ -793,6 +853,7 @@ def map_files(
     mosaic: reader.MosaicSpec | None = None,
     checkpoint: Callable[[Checkpoint], None] | None = None,
     checkpoint_every: int = 50,
+    engine: Engine | None = None,
 ) -> MapRun:
     """Build one defect map per camera body (and sensor size) from ``paths``.
 
@@ -828,7 +889,12 @@ def map_files(
         a run killed later and started again reads only the photos not yet
         saved.
     checkpoint_every : int
-        Files between checkpoints.
+        Files between checkpoints (with an ``engine``, taken at the next
+        boundary of its chunks).
+    engine : Engine, optional
+        Read the headers and fold the frames there instead of on ``workers``
+        threads (e.g. :class:`rawmap.distributed.DaskEngine`); the map is
+        the one a local run makes.
 
     Returns
     -------
@@ -854,8 +920,11 @@ def map_files(
             progress(done, total, p)
 
     # pass 1: identify and hash, no decoding (hashlib and LibRaw's header pass release the GIL)
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="rawmap-header") as pool:
-        read = list(pool.map(lambda p: _read_header(p, counted.paths, mosaic), files))
+    if engine is not None:
+        read = engine.read_headers(files, counted.paths, mosaic)
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="rawmap-header") as pool:
+            read = list(pool.map(lambda p: _read_header(p, counted.paths, mosaic), files))
     headers: dict[Path, _Header] = {}
     accepted: list[Path] = []
     raws: list[Path] = []
@@ -911,7 +980,16 @@ def map_files(
     notes: list[str] = []
     # the same series in the same order whatever the order of the arguments: by body, RAW first,
     # the largest size (the full sensor, before its crop modes) first
-    for gkey in sorted(groups, key=lambda k: (k[0], k[1] is not SourceKind.RAW, -k[2][0] * k[2][1], k[2])):
+    order = sorted(groups, key=lambda k: (k[0], k[1] is not SourceKind.RAW, -k[2][0] * k[2][1], k[2]))
+    job_of: dict[tuple[CameraId, SourceKind, tuple[int, int]], int] = {}
+    if engine is not None:
+        jobs: list[SeriesJob] = []
+        for gkey in order:
+            if stored(gkey) + len(groups[gkey]) >= MIN_FRAMES:
+                job_of[gkey] = len(jobs)
+                jobs.append(SeriesJob(list(groups[gkey]), _stored_state(states, *gkey), params, mosaic))
+        engine.plan(jobs)
+    for gkey in order:
         camera, source, shape = gkey
         members = groups[gkey]
         several = sizes[(camera, source)] > 1
@@ -926,11 +1004,17 @@ def map_files(
                 skipped.append(Skipped(p, why))
                 tick(p)
             continue
-        first = usable[0] if source is SourceKind.RAW and mosaic is None else None  # LibRaw sizes RAW files only
+        # LibRaw sizes RAW files only; an engine makes the sums from what its workers measured
+        first = usable[0] if source is SourceKind.RAW and mosaic is None and engine is None else None
         start = _SeriesStart(base, params, len(usable), first)
         used: list[Path] = []
         pause = checkpoint_every if checkpoint is not None else 0
-        for got, prep in _fold_series(usable, start, workers, mosaic, pause):
+        folding = (
+            engine.fold_series(job_of[gkey], start, pause)
+            if engine is not None
+            else _fold_series(usable, start, workers, mosaic, pause)
+        )
+        for got, prep in folding:
             if got is None:  # a checkpoint: every frame yielded so far is committed, no other one folded
                 if checkpoint is not None and start.acc is not None and used:
                     checkpoint(Checkpoint(camera, source, start.acc, list(used), {q: headers[q].content for q in used}))

@@ -75,3 +75,19 @@ def test_hierarchy():
 )
 def test_one_line(text, limit, expected):
     assert one_line(text, limit) == expected
+
+
+@pytest.mark.parametrize("cls", [InputError, FrameMismatchError, MapMismatchError])
+def test_input_errors_pickle_whole(cls):
+    """A file skipped on a Dask worker reaches the client with its path, reason and hint."""
+    import pickle
+
+    exc = cls(Path("a/b.dng"), "is truncated", "copy it again")
+    back = pickle.loads(pickle.dumps(exc))
+    assert type(back) is cls
+    assert (back.path, back.reason, back.hint, str(back)) == (
+        Path("a/b.dng"),
+        "is truncated",
+        "copy it again",
+        str(exc),
+    )
