@@ -1,9 +1,10 @@
-"""Write uncompressed Bayer DNG files that LibRaw, dcraw and Adobe readers open.
+"""Write Bayer DNG files that LibRaw, dcraw and Adobe readers open.
 
 Used for repaired output, for the simulated test series of :mod:`rawmap.testing`
 and for tests against dcraw / RawTherapee.  The file is one little-endian
 TIFF IFD holding the whole sensor frame as 16-bit CFA data
-(PhotometricInterpretation 32803) in a single strip, with the DNG tags that
+(PhotometricInterpretation 32803) in a single strip, uncompressed or as one
+lossless JPEG (``compress``), with the DNG tags that
 LibRaw needs to reproduce exactly what it was given:
 
 * ``raw_image_visible`` is ``mosaic`` bit for bit, and ``sizes.top_margin`` /
@@ -12,8 +13,10 @@ LibRaw needs to reproduce exactly what it was given:
 * ``raw_pattern`` follows ``cfa`` (LibRaw numbers the second green 3);
 * ``black_level_per_channel`` and ``white_level`` are ``black`` and ``white``;
 * ``other.iso_speed``, ``other.shutter_speed`` and ``other.timestamp`` come
-  from an EXIF IFD (tifffile writes flat IFDs, so that one is appended by
-  hand).
+  from an EXIF IFD.
+
+The TIFF structure is written here (:func:`_tiff_bytes`), not by tifffile,
+which writes neither an EXIF IFD nor already compressed strips.
 
 The CFA pattern is given relative to the top-left photosite of the visible
 area (DNG's convention: the pattern phase is that of the ``ActiveArea``
@@ -23,9 +26,9 @@ origin).
 from __future__ import annotations
 
 import datetime as _dt
-import io
 import struct
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -126,9 +129,10 @@ def write_dng(
     orientation: int = 1,
     opcodes: bytes | None = None,
     temperature: float | None = None,
+    compress: bool = False,
     overwrite: bool = False,
 ) -> Path:
-    """Write a Bayer mosaic as an uncompressed 16-bit DNG, atomically.
+    """Write a Bayer mosaic as a 16-bit DNG, uncompressed or lossless JPEG, atomically.
 
     Parameters
     ----------
@@ -183,6 +187,12 @@ def write_dng(
         Temperature in degrees Celsius, written as EXIF Temperature (tag
         0x9400, EXIF 2.31; an ambient temperature: EXIF has no sensor
         temperature tag).  LibRaw does not report it through rawpy.
+    compress : bool, optional
+        Compress the frame losslessly (DNG Compression 7: one lossless JPEG,
+        predictor 1, two interleaved components per row, as Adobe's DNG
+        converter writes; see :mod:`rawmap._ljpeg`), typically to 40-60 %
+        of the uncompressed size.  The first call compiles the encoder
+        (numba, cached).  Uncompressed when false.
     overwrite : bool, optional
         Replace an existing file.
 
@@ -208,8 +218,6 @@ def write_dng(
     ...           camera=CameraId("Rawmap", "Test")).name
     'x.dng'
     """
-    import tifffile
-
     # --- validation -------------------------------------------------------
     mosaic = np.asarray(mosaic)
     if mosaic.ndim != 2 or mosaic.dtype != np.uint16:
@@ -316,39 +324,129 @@ def write_dng(
         exif.append((42033, _ASCII, 0, _ascii(camera.serial)))  # BodySerialNumber
     if temperature is not None:
         exif.append((37888, _SRATIONAL, 1, _rational(temperature, signed=True, max_den=1000)))  # Temperature
-    tags.append((_EXIF_PLACEHOLDER, _LONG, 1, 0, True))  # becomes the ExifIFD pointer
     if opcodes:
         tags.append((51008, _UNDEFINED, len(opcodes), bytes(opcodes), True))  # OpcodeList1
-    tags.sort(key=lambda t: t[0])
 
     from . import __version__
 
-    buf = io.BytesIO()
-    with tifffile.TiffWriter(buf, byteorder="<") as tif:
-        tif.write(
-            data,
-            photometric="cfa",
-            subfiletype=0,
-            rowsperstrip=data.shape[0],
-            software=f"rawmap {__version__}",
-            metadata=None,
-            datetime=False,
-            extratags=tags,
-        )
-    return atomic_write_bytes(path, _append_exif_ifd(buf.getvalue(), exif), overwrite=overwrite)
+    tags.append((305, _ASCII, 0, _ascii(f"rawmap {__version__}"), True))  # Software
+    fh, fw = data.shape
+    tags += [
+        (254, _LONG, 1, 0, True),  # NewSubFileType: the main image
+        (256, _LONG, 1, fw, True),  # ImageWidth
+        (257, _LONG, 1, fh, True),  # ImageLength
+        (258, _SHORT, 1, 16, True),  # BitsPerSample
+        (262, _SHORT, 1, 32803, True),  # PhotometricInterpretation: CFA
+        (277, _SHORT, 1, 1, True),  # SamplesPerPixel
+        (278, _LONG, 1, fh, True),  # RowsPerStrip: one strip
+        (284, _SHORT, 1, 1, True),  # PlanarConfiguration
+    ]
+    if compress:
+        from ._ljpeg import encode_lossless_jpeg
+
+        tags.append((259, _SHORT, 1, 7, True))  # Compression: lossless JPEG
+        strip = encode_lossless_jpeg(data)
+    else:
+        tags.append((259, _SHORT, 1, 1, True))  # Compression: none
+        strip = np.ascontiguousarray(data, dtype="<u2").tobytes()
+    ifd0 = _Ifd([t[:4] for t in tags], [strip], exif=_Ifd(exif))
+    return atomic_write_bytes(path, _tiff_bytes(ifd0), overwrite=overwrite)
+
+
+_TYPE_FMT = {_BYTE: "B", _SHORT: "H", _LONG: "I", _RATIONAL: "I", _SRATIONAL: "i"}
+
+
+@dataclass
+class _Ifd:
+    """One TIFF IFD to write: its entries ``(tag, type, count, value)``, strips, child IFDs.
+
+    ``segments`` become StripOffsets/StripByteCounts (273/279), ``exif`` the
+    ExifIFD pointer (34665) and ``subifds`` the SubIFDs tag (330); the count
+    of ASCII and UNDEFINED entries is taken from the value.
+    """
+
+    entries: list[tuple[int, int, int, object]]
+    segments: list[bytes] = field(default_factory=list)
+    exif: _Ifd | None = None
+    subifds: list[_Ifd] = field(default_factory=list)
+
+
+def _entry_bytes(typ: int, value: object) -> tuple[int, bytes]:
+    """(count, little-endian bytes) of one IFD entry's value."""
+    if typ in (_ASCII, _UNDEFINED):
+        raw = bytes(value)  # type: ignore[call-overload]
+        if typ == _ASCII and not raw.endswith(b"\0"):
+            raw += b"\0"
+        return len(raw), raw
+    vals = list(value) if isinstance(value, (tuple, list)) else [value]
+    raw = struct.pack(f"<{len(vals)}{_TYPE_FMT[typ]}", *vals)
+    return (len(vals) // 2 if typ in (_RATIONAL, _SRATIONAL) else len(vals)), raw
+
+
+def _tiff_bytes(ifd0: _Ifd) -> bytes:
+    """A little-endian classic TIFF holding ``ifd0`` (and its EXIF and SubIFDs).
+
+    Strip data first, then each IFD after its children, so that every
+    offset is known when a table is written.  tifffile is not used: it
+    writes neither an EXIF IFD nor already compressed strips with DNG's
+    tags.
+    """
+    out = bytearray(b"II*\0\0\0\0\0")
+
+    def align() -> None:
+        if len(out) % 2:
+            out.append(0)
+
+    def place(ifd: _Ifd) -> int:
+        entries = list(ifd.entries)
+        if ifd.segments:
+            offsets = []
+            for seg in ifd.segments:
+                align()
+                offsets.append(len(out))
+                out.extend(seg)
+            entries.append((273, _LONG, len(offsets), offsets))
+            entries.append((279, _LONG, len(offsets), [len(s) for s in ifd.segments]))
+        if ifd.exif is not None:
+            entries.append((34665, _LONG, 1, place(ifd.exif)))
+        if ifd.subifds:
+            entries.append((330, _LONG, len(ifd.subifds), [place(s) for s in ifd.subifds]))
+        entries.sort(key=lambda e: e[0])
+        align()
+        base = len(out)
+        data_at = base + 2 + 12 * len(entries) + 4
+        table = bytearray(struct.pack("<H", len(entries)))
+        blob = bytearray()
+        for code, typ, _count, value in entries:
+            count, raw = _entry_bytes(typ, value)
+            if len(raw) <= 4:
+                fld = raw.ljust(4, b"\0")
+            else:
+                fld = struct.pack("<I", data_at + len(blob))
+                blob += raw
+                if len(blob) % 2:
+                    blob += b"\0"
+            table += struct.pack("<HHI", code, typ, count) + fld
+        table += struct.pack("<I", 0)  # no next IFD
+        out.extend(table + blob)
+        return base
+
+    struct.pack_into("<I", out, 4, place(ifd0))
+    return bytes(out)
 
 
 # tifffile refuses to write tag 34665 itself: a private tag next to it in
 # sort order is written instead and renamed once the EXIF IFD exists.
 _EXIF_PLACEHOLDER = 34666
-_TYPE_FMT = {_BYTE: "B", _SHORT: "H", _LONG: "I", _RATIONAL: "I", _SRATIONAL: "i"}
 
 
 def _append_exif_ifd(tiff: bytes, entries: list[tuple[int, int, int, object]]) -> bytes:
     """Append an EXIF IFD to a little-endian classic TIFF and point IFD0 at it (tag 34665).
 
     tifffile writes flat IFDs only; LibRaw reads ISO (and most EXIF) from the
-    EXIF IFD, so it is built here by hand.
+    EXIF IFD, so it is built here by hand.  Used by :mod:`rawmap.testing` for
+    the TIFF images it writes with tifffile (DNGs are written by
+    :func:`_tiff_bytes`).
     """
     out = bytearray(tiff)
     if len(out) % 2:

@@ -876,7 +876,7 @@ def _repair_raw(
         **extras,
     )
     if fmt == "dng":
-        write_dng(out, repaired, overwrite=overwrite, **kwargs)
+        write_dng(out, repaired, compress=True, overwrite=overwrite, **kwargs)
     else:
         import rawpy
         import tifffile
@@ -1069,7 +1069,7 @@ def repair_raw_file(
     """Repair a camera RAW file with its body's defect map; write a DNG (or a developed TIFF).
 
     The output ``out_dir/<input stem>.dng`` holds the whole sensor frame
-    (margins included, the same geometry), the same CFA pattern, black and
+    (margins included, the same geometry; lossless JPEG compressed), the same CFA pattern, black and
     white levels, colour matrix (ColorMatrix1 = LibRaw's XYZ-to-camera
     matrix), white balance (AsShotNeutral), orientation, make, model,
     serial, exposure, ISO and capture time.  Every photosite not in the map

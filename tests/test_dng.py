@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import shutil
 import subprocess
 
 import numpy as np
 import pytest
 import rawpy
+from peers import require_peer, run_peer
 
+from rawmap._ljpeg import encode_lossless_jpeg
 from rawmap.dng import write_dng
 from rawmap.fileio import OutputExistsError
 from rawmap.frame import CameraId
@@ -246,3 +249,79 @@ def test_dcraw_identifies(tmp_path):
     assert "ISO speed: 200" in out
     assert "Image size:    30 x 22" in out
     assert "Filter pattern: RG/GB" in out
+
+
+def _compressed_cases():
+    """(name, mosaic) pairs that exercise the lossless JPEG coder's corners."""
+    rng = np.random.default_rng(7)
+    smooth = (np.add.outer(np.arange(40), np.arange(62)) * 37 % 4000 + 200).astype(np.uint16)
+    extremes = rng.integers(0, 65536, size=(30, 40), dtype=np.uint16)
+    extremes[0, :6] = [0, 65535, 0, 65535, 32768, 0]  # differences of -32768 and 32767 (category 16)
+    extremes[1:, 0] = 65535 * (np.arange(29) % 2)  # first column predicted from above
+    return [
+        ("noise-14bit", rng.integers(0, 16384, size=(40, 60), dtype=np.uint16)),
+        ("odd-width-12bit", rng.integers(0, 4096, size=(31, 47), dtype=np.uint16)),
+        ("16bit-extremes", extremes),
+        ("constant-zero", np.zeros((24, 24), np.uint16)),
+        ("two-bit", rng.integers(0, 4, size=(25, 52), dtype=np.uint16)),
+        ("smooth", smooth),
+    ]
+
+
+@pytest.mark.parametrize(("name", "m"), _compressed_cases(), ids=[n for n, _ in _compressed_cases()])
+def test_lossless_jpeg_round_trip_in_libraw(tmp_path, name, m):
+    p = write_dng(tmp_path / f"{name}.dng", m, cfa=RGGB, black=0, white=65535, camera=CAM, compress=True)
+    r = _read(p)
+    np.testing.assert_array_equal(r["visible"], m)
+    import tifffile
+
+    with tifffile.TiffFile(p) as tf:
+        assert tf.pages[0].tags[259].value == 7
+        jpeg = p.read_bytes()[tf.pages[0].tags[273].value[0] :][:4]
+    assert jpeg == b"\xff\xd8\xff\xc3"  # SOI, then SOF3: lossless
+
+
+def test_lossless_jpeg_with_border_is_smaller_and_identical(tmp_path):
+    rng = np.random.default_rng(8)
+    yy, xx = np.mgrid[0:200, 0:300]
+    m = (2000 + 300 * np.sin(yy / 40.0) * np.cos(xx / 50.0) + rng.normal(0, 2, (200, 300))).astype(np.uint16)
+    full = rng.integers(500, 530, size=(204, 310), dtype=np.uint16)
+    kw = dict(cfa=RGGB, black=512, white=4095, camera=CAM, full_frame=full, margins=(2, 6), iso=800)
+    plain = write_dng(tmp_path / "plain.dng", m, **kw)
+    packed = write_dng(tmp_path / "packed.dng", m, compress=True, **kw)
+    a, b = _read(plain), _read(packed)
+    np.testing.assert_array_equal(b["full"], a["full"])
+    np.testing.assert_array_equal(b["visible"], m)
+    assert b["margins"] == (2, 6) and b["iso"] == 800
+    assert packed.stat().st_size < 0.45 * plain.stat().st_size  # ~6 bits a photosite instead of 16
+
+
+def test_lossless_jpeg_encoder_invalid_input():
+    with pytest.raises(TypeError, match="uint16"):
+        encode_lossless_jpeg(np.zeros((4, 4), np.int32))
+    with pytest.raises(ValueError, match="precision"):
+        encode_lossless_jpeg(np.full((4, 4), 300, np.uint16), precision=8)
+    with pytest.raises(ValueError, match="65535"):
+        encode_lossless_jpeg(np.zeros((1, 2 * 65536), np.uint16))  # 65536 samples per component
+
+
+@pytest.mark.peers
+def test_lossless_jpeg_decoded_by_dcraw(tmp_path):
+    import tifffile
+
+    exe = require_peer("dcraw")
+    for name, m in _compressed_cases():
+        p = write_dng(tmp_path / f"{name}.dng", m, cfa=RGGB, black=0, white=65535, camera=CAM, compress=True)
+        out = run_peer([exe, "-D", "-4", "-T", "-c", p], stdout_binary=True)
+        assert not out.stderr, out.stderr
+        np.testing.assert_array_equal(tifffile.imread(io.BytesIO(out.stdout)), m, err_msg=name)
+
+
+@pytest.mark.peers
+def test_exiftool_validates_compressed_dng(tmp_path):
+    exe = require_peer("exiftool")
+    m = _compressed_cases()[0][1]
+    p = write_dng(tmp_path / "v.dng", m, cfa=RGGB, black=0, white=16383, camera=CAM, compress=True, iso=100)
+    out = run_peer([exe, "-validate", "-warning", "-a", "-Compression", p]).stdout
+    assert "Validate                        : OK" in out
+    assert "JPEG" in out  # Compression: JPEG (lossless for a CFA image)
