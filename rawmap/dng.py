@@ -130,6 +130,12 @@ def write_dng(
     opcodes: bytes | None = None,
     temperature: float | None = None,
     compress: bool = False,
+    aperture: float = 0.0,
+    focal_length: float = 0.0,
+    lens: str = "",
+    lens_spec: Sequence[float] | None = None,
+    owner: str = "",
+    preview: bytes | np.ndarray | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write a Bayer mosaic as a 16-bit DNG, uncompressed or lossless JPEG, atomically.
@@ -193,6 +199,24 @@ def write_dng(
         converter writes; see :mod:`rawmap._ljpeg`), typically to 40-60 %
         of the uncompressed size.  The first call compiles the encoder
         (numba, cached).  Uncompressed when false.
+    aperture : float, optional
+        F-number (EXIF FNumber); 0 leaves it out.
+    focal_length : float, optional
+        Focal length in mm (EXIF FocalLength); 0 leaves it out.
+    lens : str, optional
+        Lens name (EXIF LensModel); ``""`` leaves it out.
+    lens_spec : (4,) array_like, optional
+        Shortest and longest focal length (mm) and smallest f-number at each
+        (0 = unknown), written as DNG LensInfo and EXIF LensSpecification.
+    owner : str, optional
+        The camera's owner (TIFF Artist, EXIF CameraOwnerName); LibRaw
+        reports Artist as ``other.artist``.
+    preview : bytes or (PH, PW, 3) ndarray of uint8, optional
+        A reduced-resolution preview, written as a SubIFD (NewSubFileType
+        1): JPEG bytes (e.g. the camera's own preview, from rawpy's
+        ``extract_thumb``) are stored as they are (Compression 7, YCbCr), an
+        RGB array uncompressed.  LibRaw's ``extract_thumb`` and dcraw
+        ``-e`` return it.
     overwrite : bool, optional
         Replace an existing file.
 
@@ -275,6 +299,14 @@ def write_dng(
         raise ValueError(f"temperature must be a finite number of degrees Celsius, got {temperature!r}")
     if opcodes is not None and not isinstance(opcodes, (bytes, bytearray)):
         raise TypeError("opcodes must be bytes: an encoded DNG opcode list")
+    for name, v in (("aperture", aperture), ("focal_length", focal_length)):
+        if not np.isfinite(v) or v < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    if lens_spec is not None:
+        spec = np.asarray(lens_spec, dtype=np.float64)
+        if spec.shape != (4,) or not np.all(np.isfinite(spec)) or spec.min() < 0 or spec[0] <= 0:
+            raise ValueError("lens_spec must be 4 numbers >= 0 (min and max focal length, f-number at each)")
+    preview_ifd = None if preview is None else _preview_ifd(preview)
 
     # --- tags -------------------------------------------------------------
     cfa_dng = np.where(cfa == 3, 1, cfa).astype(np.uint8)
@@ -324,6 +356,20 @@ def write_dng(
         exif.append((42033, _ASCII, 0, _ascii(camera.serial)))  # BodySerialNumber
     if temperature is not None:
         exif.append((37888, _SRATIONAL, 1, _rational(temperature, signed=True, max_den=1000)))  # Temperature
+    if aperture > 0:
+        exif.append((33437, _RATIONAL, 1, _rational(aperture, max_den=1000)))  # FNumber
+    if focal_length > 0:
+        exif.append((37386, _RATIONAL, 1, _rational(focal_length, max_den=1000)))  # FocalLength
+    if lens:
+        exif.append((42036, _ASCII, 0, _ascii(lens)))  # LensModel
+    if lens_spec is not None:
+        spec_r = _flat_rationals(np.asarray(lens_spec, dtype=np.float64).tolist(), max_den=1000)
+        spec_r = [0 if i % 2 and spec_r[i - 1] == 0 else v for i, v in enumerate(spec_r)]  # 0/0: unknown
+        exif.append((42034, _RATIONAL, 4, spec_r))  # LensSpecification
+        tags.append((50736, _RATIONAL, 4, spec_r, True))  # LensInfo
+    if owner:
+        exif.append((42032, _ASCII, 0, _ascii(owner)))  # CameraOwnerName
+        tags.append((315, _ASCII, 0, _ascii(owner), True))  # Artist
     if opcodes:
         tags.append((51008, _UNDEFINED, len(opcodes), bytes(opcodes), True))  # OpcodeList1
 
@@ -349,11 +395,72 @@ def write_dng(
     else:
         tags.append((259, _SHORT, 1, 1, True))  # Compression: none
         strip = np.ascontiguousarray(data, dtype="<u2").tobytes()
-    ifd0 = _Ifd([t[:4] for t in tags], [strip], exif=_Ifd(exif))
+    ifd0 = _Ifd([t[:4] for t in tags], [strip], exif=_Ifd(exif), subifds=[preview_ifd] if preview_ifd else [])
     return atomic_write_bytes(path, _tiff_bytes(ifd0), overwrite=overwrite)
 
 
 _TYPE_FMT = {_BYTE: "B", _SHORT: "H", _LONG: "I", _RATIONAL: "I", _SRATIONAL: "i"}
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int, int]:
+    """(height, width, components) from a JPEG's first SOF marker."""
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            break
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        (length,) = struct.unpack_from(">H", data, i + 2)
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            prec, h, w, nc = struct.unpack_from(">BHHB", data, i + 4)
+            return h, w, nc
+        i += 2 + length
+    raise ValueError("preview is not a JPEG with a frame header (SOF)")
+
+
+def _preview_ifd(preview: bytes | np.ndarray) -> _Ifd:
+    """The SubIFD of a reduced-resolution preview: JPEG bytes as they are, or an RGB array."""
+    if isinstance(preview, (bytes, bytearray)):
+        data = bytes(preview)
+        if not data.startswith(b"\xff\xd8"):
+            raise ValueError("preview bytes must be a JPEG (start with FF D8)")
+        ph, pw, nc = _jpeg_size(data)
+        if nc not in (1, 3):
+            raise ValueError(f"preview JPEG must have 1 or 3 components, got {nc}")
+        return _Ifd(
+            [
+                (254, _LONG, 1, 1),  # NewSubFileType: reduced resolution
+                (256, _LONG, 1, pw),
+                (257, _LONG, 1, ph),
+                (258, _SHORT, nc, (8,) * nc),
+                (259, _SHORT, 1, 7),  # Compression: JPEG
+                (262, _SHORT, 1, 6 if nc == 3 else 1),  # YCbCr (the camera's JPEG) or grey
+                (277, _SHORT, 1, nc),
+                (278, _LONG, 1, ph),
+                (284, _SHORT, 1, 1),
+            ],
+            [data],
+        )
+    rgb = np.asarray(preview)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 1:
+        raise TypeError(f"preview must be JPEG bytes or a (H, W, 3) uint8 array, got {type(preview).__name__}")
+    ph, pw = rgb.shape[:2]
+    return _Ifd(
+        [
+            (254, _LONG, 1, 1),
+            (256, _LONG, 1, pw),
+            (257, _LONG, 1, ph),
+            (258, _SHORT, 3, (8, 8, 8)),
+            (259, _SHORT, 1, 1),  # uncompressed
+            (262, _SHORT, 1, 2),  # RGB
+            (277, _SHORT, 1, 3),
+            (278, _LONG, 1, ph),
+            (284, _SHORT, 1, 1),
+        ],
+        [np.ascontiguousarray(rgb).tobytes()],
+    )
 
 
 @dataclass

@@ -325,3 +325,64 @@ def test_exiftool_validates_compressed_dng(tmp_path):
     out = run_peer([exe, "-validate", "-warning", "-a", "-Compression", p]).stdout
     assert "Validate                        : OK" in out
     assert "JPEG" in out  # Compression: JPEG (lossless for a CFA image)
+
+
+def test_shot_data_lens_owner_and_preview(tmp_path):
+    """What repair carries over from the original, as LibRaw reads it back."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((12, 16, 3), (200, 120, 40), np.uint8)).save(buf, "JPEG")
+    jpeg = buf.getvalue()
+    m = np.full((24, 30), 900, np.uint16)
+    kw = dict(cfa=RGGB, black=0, white=4095, camera=CAM, compress=True)
+    p = write_dng(
+        tmp_path / "shot.dng",
+        m,
+        aperture=5.6,
+        focal_length=31.0,
+        lens="16-35mm f/2.8",
+        lens_spec=(16, 35, 2.8, 0),
+        owner="Ana Lopez",
+        preview=jpeg,
+        **kw,
+    )
+    with rawpy.imread(str(p)) as r:
+        assert r.other.aperture == pytest.approx(5.6, rel=1e-6)
+        assert r.other.focal_length == pytest.approx(31.0)
+        assert r.other.artist == "Ana Lopez"
+        assert r.lens.model == "16-35mm f/2.8"
+        assert (r.lens.min_focal, r.lens.max_focal) == (16.0, 35.0)
+        thumb = r.extract_thumb()
+        assert thumb.format == rawpy.ThumbFormat.JPEG
+        assert bytes(thumb.data).endswith(jpeg[2:])  # stored as is; LibRaw puts an EXIF segment after SOI
+    import tifffile
+
+    with tifffile.TiffFile(p) as tf:
+        exif = tf.pages[0].tags[34665].value
+        assert exif["CameraOwnerName"] == "Ana Lopez"
+        assert tuple(exif["LensSpecification"]) == (16, 1, 35, 1, 14, 5, 0, 0)  # 0/0: unknown
+        assert tf.pages[0].tags[305].value.startswith("rawmap ")  # Software
+    rgb = (np.arange(16 * 20 * 3) % 251).astype(np.uint8).reshape(16, 20, 3)  # LibRaw skips tiny previews (5x7)
+    q = write_dng(tmp_path / "bitmap.dng", m, preview=rgb, **kw)
+    with rawpy.imread(str(q)) as r:
+        thumb = r.extract_thumb()
+        assert thumb.format == rawpy.ThumbFormat.BITMAP
+        np.testing.assert_array_equal(thumb.data, rgb)
+        assert r.other.aperture == 0 and r.other.artist == "" and r.lens.model == ""
+
+
+def test_shot_data_invalid_input(tmp_path):
+    m = np.zeros((24, 24), np.uint16)
+    kw = dict(cfa=RGGB, black=0, white=255, camera=CAM)
+    with pytest.raises(ValueError, match="aperture"):
+        write_dng(tmp_path / "x.dng", m, aperture=-2.8, **kw)
+    with pytest.raises(ValueError, match="focal_length"):
+        write_dng(tmp_path / "x.dng", m, focal_length=float("inf"), **kw)
+    with pytest.raises(ValueError, match="lens_spec"):
+        write_dng(tmp_path / "x.dng", m, lens_spec=(0, 35, 2.8, 4), **kw)
+    with pytest.raises(ValueError, match="JPEG"):
+        write_dng(tmp_path / "x.dng", m, preview=b"not a jpeg", **kw)
+    with pytest.raises(TypeError, match="preview"):
+        write_dng(tmp_path / "x.dng", m, preview=np.zeros((4, 4), np.uint8), **kw)
+    assert not (tmp_path / "x.dng").exists()
