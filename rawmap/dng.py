@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -136,6 +136,7 @@ def write_dng(
     lens_spec: Sequence[float] | None = None,
     owner: str = "",
     preview: bytes | np.ndarray | None = None,
+    colour_tags: Mapping[int, Sequence[float]] | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write a Bayer mosaic as a 16-bit DNG, uncompressed or lossless JPEG, atomically.
@@ -217,6 +218,12 @@ def write_dng(
         ``extract_thumb``) are stored as they are (Compression 7, YCbCr), an
         RGB array uncompressed.  LibRaw's ``extract_thumb`` and dcraw
         ``-e`` return it.
+    colour_tags : mapping of int to sequence of float, optional
+        A source DNG's colour calibration, tag -> values (the tags of
+        :data:`rawmap.metadata.DNG_COLOUR_TAGS`, as
+        :attr:`rawmap.metadata.Metadata.dng_colour` gives them), written
+        as they were; ColorMatrix1 and CalibrationIlluminant1 among them
+        replace ``color_matrix`` and its D65.
     overwrite : bool, optional
         Replace an existing file.
 
@@ -307,6 +314,7 @@ def write_dng(
         if spec.shape != (4,) or not np.all(np.isfinite(spec)) or spec.min() < 0 or spec[0] <= 0:
             raise ValueError("lens_spec must be 4 numbers >= 0 (min and max focal length, f-number at each)")
     preview_ifd = None if preview is None else _preview_ifd(preview)
+    colour = _colour_entries(colour_tags or {})
 
     # --- tags -------------------------------------------------------------
     cfa_dng = np.where(cfa == 3, 1, cfa).astype(np.uint8)
@@ -395,11 +403,35 @@ def write_dng(
     else:
         tags.append((259, _SHORT, 1, 1, True))  # Compression: none
         strip = np.ascontiguousarray(data, dtype="<u2").tobytes()
+    if colour:
+        written = {e[0] for e in colour}
+        tags = [t for t in tags if t[0] not in written] + [(*e, True) for e in colour]
     ifd0 = _Ifd([t[:4] for t in tags], [strip], exif=_Ifd(exif), subifds=[preview_ifd] if preview_ifd else [])
     return atomic_write_bytes(path, _tiff_bytes(ifd0), overwrite=overwrite)
 
 
 _TYPE_FMT = {_BYTE: "B", _SHORT: "H", _LONG: "I", _RATIONAL: "I", _SRATIONAL: "i"}
+
+
+def _colour_entries(colour_tags: Mapping[int, Sequence[float]]) -> list[tuple[int, int, int, object]]:
+    """IFD0 entries of a source DNG's colour tags (checked against DNG_COLOUR_TAGS)."""
+    from .metadata import DNG_COLOUR_TAGS
+
+    out: list[tuple[int, int, int, object]] = []
+    for tag, values in colour_tags.items():
+        if tag not in DNG_COLOUR_TAGS:
+            raise ValueError(f"colour_tags: {tag} is not one of the DNG colour tags {sorted(DNG_COLOUR_TAGS)}")
+        name, n = DNG_COLOUR_TAGS[tag]
+        vals = np.asarray(values, dtype=np.float64).ravel()
+        if vals.size != n or not np.all(np.isfinite(vals)):
+            raise ValueError(f"colour_tags: {name} ({tag}) needs {n} finite numbers, got {vals.size}")
+        if tag in (50778, 50779):
+            out.append((tag, _SHORT, 1, int(vals[0])))
+        elif tag == 50727:
+            out.append((tag, _RATIONAL, n, _flat_rationals(vals.tolist(), max_den=100000)))
+        else:
+            out.append((tag, _SRATIONAL, n, _flat_rationals(vals.tolist(), signed=True, max_den=100000)))
+    return out
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int, int]:

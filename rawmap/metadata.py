@@ -40,13 +40,28 @@ serial numbers are written in decimal, an all-zero serial counts as none.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 import re
 import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-__all__ = ["Metadata", "sniff", "read_metadata", "parse_exif"]
+__all__ = ["Metadata", "sniff", "read_metadata", "parse_exif", "DNG_COLOUR_TAGS"]
+
+#: DNG colour tags read into :attr:`Metadata.dng_colour`, tag -> (name, number of values)
+DNG_COLOUR_TAGS = {
+    50721: ("ColorMatrix1", 9),
+    50722: ("ColorMatrix2", 9),
+    50723: ("CameraCalibration1", 9),
+    50724: ("CameraCalibration2", 9),
+    50727: ("AnalogBalance", 3),
+    50730: ("BaselineExposure", 1),
+    50778: ("CalibrationIlluminant1", 1),
+    50779: ("CalibrationIlluminant2", 1),
+    50964: ("ForwardMatrix1", 9),
+    50965: ("ForwardMatrix2", 9),
+}
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,11 @@ class Metadata:
         exiftool does (``"20mm f/2.8"``, ``"16-35mm"``); ``""`` when unknown.
     owner : str
         EXIF CameraOwnerName, else TIFF Artist, else CIFF OwnerName.
+    dng_colour : tuple of (int, tuple of float)
+        A DNG's colour calibration, (tag, values) in tag order, from IFD0:
+        ColorMatrix1/2, CameraCalibration1/2, AnalogBalance,
+        BaselineExposure, CalibrationIlluminant1/2, ForwardMatrix1/2
+        (:data:`DNG_COLOUR_TAGS`); empty for other files.
     """
 
     container: str = ""
@@ -125,6 +145,7 @@ class Metadata:
     lens_spec: tuple[float, float, float, float] | None = None
     lens: str = ""
     owner: str = ""
+    dng_colour: tuple[tuple[int, tuple[float, ...]], ...] = ()
 
 
 class _Bad(Exception):
@@ -450,6 +471,17 @@ def _ifd0_fields(t: _Tiff, ent: dict, acc: _Acc) -> None:
     acc.put("unique_model", _get_text(t, ent, 50708))
     acc.put("dng_serial", _serial_text(_get_text(t, ent, 50735)))
     acc.put("artist", _get_text(t, ent, 315))
+    if 50706 in ent:  # DNGVersion: a DNG's colour calibration
+        colour = []
+        for tag, (_, n) in DNG_COLOUR_TAGS.items():
+            if tag in ent:
+                try:
+                    vals = t.numbers(ent[tag], limit=n + 1)
+                except _Bad:
+                    continue
+                if len(vals) == n and all(math.isfinite(v) for v in vals):
+                    colour.append((tag, tuple(float(v) for v in vals)))
+        acc.put("dng_colour", tuple(colour) or None)
     _try(_lens_spec, t, ent, 50736, acc, "dng_lens_spec")
     o = _get_num(t, ent, 274)
     if o is not None and 1 <= o <= 8:
@@ -773,6 +805,7 @@ def _finish(acc: _Acc, container: str, size: int, damaged: bool = False) -> Meta
         lens_spec=spec,  # type: ignore[arg-type]
         lens=lens,
         owner=owner,
+        dng_colour=f.get("dng_colour", ()),  # type: ignore[arg-type]
     )
 
 

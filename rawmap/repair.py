@@ -923,6 +923,7 @@ def _raw_extras(path: Path, frame: Frame) -> dict:
         "lens_spec": meta.lens_spec,
         "owner": meta.owner or str(other.artist or "").strip(),
         "preview": preview,
+        "colour_tags": dict(meta.dng_colour) or None,  # a DNG's own calibration (LibRaw reports none for DNGs)
     }
 
 

@@ -386,3 +386,24 @@ def test_shot_data_invalid_input(tmp_path):
     with pytest.raises(TypeError, match="preview"):
         write_dng(tmp_path / "x.dng", m, preview=np.zeros((4, 4), np.uint8), **kw)
     assert not (tmp_path / "x.dng").exists()
+
+
+def test_colour_tags_of_a_source_dng(tmp_path):
+    import tifffile
+
+    cm1 = [0.9495, -0.455, 0.0283, -0.357, 1.3227, 0.195, -0.0463, 0.1549, 0.735]
+    cm2 = [0.688, -0.2475, -0.0487, -0.3926, 1.2011, 0.1579, -0.0892, 0.2006, 0.5815]
+    tags = {50721: cm1, 50722: cm2, 50778: [17], 50779: [21], 50730: [2.65412], 50727: [1, 1, 1]}
+    m = np.full((24, 24), 900, np.uint16)
+    p = write_dng(tmp_path / "c.dng", m, cfa=RGGB, black=0, white=4095, camera=CAM, colour_tags=tags)
+    with tifffile.TiffFile(p) as tf:
+        t = tf.pages[0].tags
+        got = np.array(t[50721].value, dtype=np.float64).reshape(-1, 2)
+        np.testing.assert_allclose(got[:, 0] / got[:, 1], cm1, atol=1e-5)
+        assert t[50778].value == 17 and t[50779].value == 21  # illuminant A, then D65
+        be = t[50730].value
+        assert be[0] / be[1] == pytest.approx(2.65412, abs=1e-5)
+    with pytest.raises(ValueError, match="ColorMatrix2"):
+        write_dng(tmp_path / "x.dng", m, cfa=RGGB, black=0, white=4095, camera=CAM, colour_tags={50722: [1, 2]})
+    with pytest.raises(ValueError, match="colour tags"):
+        write_dng(tmp_path / "x.dng", m, cfa=RGGB, black=0, white=4095, camera=CAM, colour_tags={271: [1]})

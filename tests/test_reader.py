@@ -637,6 +637,13 @@ def test_metadata_lens_aperture_focal_owner(name, fnumber, focal, lens, owner):
     assert (m.fnumber, m.focal_length, m.lens, m.owner) == (fnumber, focal, lens, owner)
     if lens:
         assert m.lens_spec is not None and m.lens_spec[0] == float(lens.split("-")[0].split("mm")[0])
+    colour = dict(m.dng_colour)
+    if name.endswith(".dng"):  # the DNG's colour calibration, for repair to copy
+        assert colour[50721] == pytest.approx(
+            (0.6461, -0.1164, -0.0857, -0.3825, 1.1597, 0.2534, -0.0416, 0.154, 0.6039)
+        )
+    else:
+        assert colour == {}
 
 
 @needs_samples

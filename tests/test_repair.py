@@ -779,13 +779,6 @@ def test_repaired_sample_keeps_white_balance_and_preview(repaired_sample, name):
         np.testing.assert_allclose(b["wb"] / b["wb"][1], a["wb"] / a["wb"][1], rtol=1e-3)
     else:  # -1: the camera was on auto; LibRaw computes it (grey world), the DNG carries the same as AsShotNeutral
         assert a["wb"][0] == -1 and np.all(b["wb"] > 0)
-
-        def means(path):
-            with rawpy.imread(str(path)) as r:
-                rgb = r.postprocess(use_camera_wb=True, half_size=True, no_auto_bright=True, output_bps=16)
-            return rgb.reshape(-1, 3).astype(np.float64).mean(axis=0)
-
-        np.testing.assert_allclose(means(out), means(src), rtol=0.03)  # the greens of the original are scaled apart
     if a["preview"] is None:
         assert b["preview"] is None
     else:
@@ -794,6 +787,35 @@ def test_repaired_sample_keeps_white_balance_and_preview(repaired_sample, name):
             assert b["preview"][1] == a["preview"][1]  # the camera's JPEG, byte for byte
         else:
             np.testing.assert_array_equal(b["preview"][1], a["preview"][1])
+
+
+_KDC_COLOUR = pytest.mark.xfail(
+    strict=True,
+    reason="LibRaw develops the Kodak DC50's KDC without a colour matrix and reports none; "
+    "the DNG's sRGB-primaries ColorMatrix1 develops blue 11 % brighter (open)",
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "rtol"),
+    [
+        ("blackmagic-pocket4k.dng", 2e-3),  # the source's own ColorMatrix1/2, ForwardMatrix, illuminants
+        ("canon-550d-magiclantern.dng", 2e-3),
+        ("nikon-d1.NEF", 2e-3),
+        ("canon-d30-a.CRW", 0.03),  # the original's auto balance scales its two greens apart, AsShotNeutral cannot
+        ("canon-d30-b.CRW", 0.03),
+        pytest.param("kodak-dc50.KDC", 2e-3, marks=_KDC_COLOUR),
+    ],
+)
+def test_repaired_sample_develops_alike_in_libraw(repaired_sample, name, rtol):
+    src, out, _ = repaired_sample(name)
+
+    def means(path):
+        with rawpy.imread(str(path)) as r:
+            rgb = r.postprocess(use_camera_wb=True, half_size=True, no_auto_bright=True, output_bps=16)
+        return rgb.reshape(-1, 3).astype(np.float64).mean(axis=0)
+
+    np.testing.assert_allclose(means(out), means(src), rtol=rtol)
 
 
 @pytest.mark.parametrize("name", SAMPLES)
