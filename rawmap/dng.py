@@ -137,6 +137,7 @@ def write_dng(
     owner: str = "",
     preview: bytes | np.ndarray | None = None,
     colour_tags: Mapping[int, Sequence[float]] | None = None,
+    linearization: Sequence[int] | np.ndarray | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write a Bayer mosaic as a 16-bit DNG, uncompressed or lossless JPEG, atomically.
@@ -224,6 +225,13 @@ def write_dng(
         :attr:`rawmap.metadata.Metadata.dng_colour` gives them), written
         as they were; ColorMatrix1 and CalibrationIlluminant1 among them
         replace ``color_matrix`` and its D65.
+    linearization : (N,) array_like of int, optional
+        A LinearizationTable (tag 50712, N <= 65536 values in 0..65535):
+        ``mosaic`` and ``full_frame`` then hold stored values below N, and
+        readers report ``linearization[stored]`` (so ``black`` and ``white``
+        are linear levels).  What a DNG with a non-linear encoding (e.g.
+        Blackmagic's log curve) keeps, so that its repair compresses as
+        well as the original.
     overwrite : bool, optional
         Replace an existing file.
 
@@ -315,6 +323,12 @@ def write_dng(
             raise ValueError("lens_spec must be 4 numbers >= 0 (min and max focal length, f-number at each)")
     preview_ifd = None if preview is None else _preview_ifd(preview)
     colour = _colour_entries(colour_tags or {})
+    if linearization is not None:
+        lin = np.asarray(linearization)
+        if lin.ndim != 1 or not 1 <= lin.size <= 65536 or not np.issubdtype(lin.dtype, np.integer):
+            raise ValueError("linearization must be 1 to 65536 integers (a DNG LinearizationTable)")
+        if lin.min() < 0 or lin.max() > 65535:
+            raise ValueError("linearization values must lie in 0..65535")
 
     # --- tags -------------------------------------------------------------
     cfa_dng = np.where(cfa == 3, 1, cfa).astype(np.uint8)
@@ -403,6 +417,13 @@ def write_dng(
     else:
         tags.append((259, _SHORT, 1, 1, True))  # Compression: none
         strip = np.ascontiguousarray(data, dtype="<u2").tobytes()
+    if linearization is not None:
+        if int(data.max()) >= lin.size:
+            raise ValueError(
+                f"with a {lin.size}-entry linearization the stored values must be below {lin.size}, "
+                f"got {int(data.max())}"
+            )
+        tags.append((50712, _SHORT, lin.size, tuple(int(v) for v in lin), True))  # LinearizationTable
     if colour:
         written = {e[0] for e in colour}
         tags = [t for t in tags if t[0] not in written] + [(*e, True) for e in colour]

@@ -124,6 +124,9 @@ class Metadata:
         ColorMatrix1/2, CameraCalibration1/2, AnalogBalance,
         BaselineExposure, CalibrationIlluminant1/2, ForwardMatrix1/2
         (:data:`DNG_COLOUR_TAGS`); empty for other files.
+    linearization : tuple of int
+        A DNG's LinearizationTable (50712) of its full-resolution image:
+        stored value -> linear value; empty when it has none.
     """
 
     container: str = ""
@@ -146,6 +149,7 @@ class Metadata:
     lens: str = ""
     owner: str = ""
     dng_colour: tuple[tuple[int, tuple[float, ...]], ...] = ()
+    linearization: tuple[int, ...] = ()
 
 
 class _Bad(Exception):
@@ -517,6 +521,13 @@ def _image_fields(t: _Tiff, ent: dict, acc: _Acc, check_extent: bool) -> None:
             acc.best_area = area
             acc.f["compression"] = int(_get_num(t, ent, 259) or 0)
             acc.f["photometric"] = int(_get_num(t, ent, 262) or 0)
+            table: tuple[int, ...] = ()
+            if 50712 in ent:
+                try:
+                    table = tuple(int(v) for v in t.numbers(ent[50712], limit=65536))
+                except _Bad:
+                    table = ()
+            acc.f["linearization"] = table
 
 
 def _maker_note(t: _Tiff, entry: tuple[int, int, int], acc: _Acc) -> None:
@@ -806,6 +817,7 @@ def _finish(acc: _Acc, container: str, size: int, damaged: bool = False) -> Meta
         lens=lens,
         owner=owner,
         dng_colour=f.get("dng_colour", ()),  # type: ignore[arg-type]
+        linearization=f.get("linearization", ()),  # type: ignore[arg-type]
     )
 
 

@@ -924,7 +924,34 @@ def _raw_extras(path: Path, frame: Frame) -> dict:
         "owner": meta.owner or str(other.artist or "").strip(),
         "preview": preview,
         "colour_tags": dict(meta.dng_colour) or None,  # a DNG's own calibration (LibRaw reports none for DNGs)
+        "linearization": np.asarray(meta.linearization, dtype=np.int64) if meta.linearization else None,
     }
+
+
+def _delinearize(values: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Index of the table entry nearest to each value: the stored value a linearization table maps to it."""
+    hi = np.clip(np.searchsorted(table, values), 0, table.size - 1)
+    lo = np.clip(hi - 1, 0, table.size - 1)
+    v = values.astype(np.int64)
+    return np.where(np.abs(table[lo] - v) < np.abs(table[hi] - v), lo, hi).astype(np.uint16)
+
+
+def _stored(repaired: np.ndarray, frame: Frame, extras: dict) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """The repaired mosaic and full frame as a DNG's stored (pre-linearization) values, or None.
+
+    Only when the source's table is non-decreasing and maps stored values
+    back onto every photosite LibRaw decoded (so the unmapped ones stay
+    bit-identical); a repaired photosite is moved to the nearest linear
+    value the table can give.
+    """
+    table = extras["linearization"]
+    if table is None or np.any(np.diff(table) < 0):
+        return None
+    full = extras["full_frame"]
+    for given in (frame.mosaic, full):
+        if given is not None and not np.array_equal(table[_delinearize(given, table)], given):
+            return None
+    return _delinearize(repaired, table), None if full is None else _delinearize(full, table)
 
 
 def _repair_raw(
@@ -934,8 +961,14 @@ def _repair_raw(
 
     mask = defect_map.mask()
     repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
-    changed = int(np.count_nonzero(repaired != frame.mosaic))
     extras = _raw_extras(frame.path, frame)
+    stored = _stored(repaired, frame, extras) if fmt == "dng" else None
+    if stored is None:
+        extras["linearization"] = None
+    else:  # write the source's encoding and its LinearizationTable: compresses as the original does
+        repaired, extras["full_frame"] = stored
+        stored_given = _delinearize(frame.mosaic, extras["linearization"])
+    changed = int(np.count_nonzero(repaired != (frame.mosaic if stored is None else stored_given)))
     kwargs = dict(
         cfa=frame.cfa,
         black=frame.black,

@@ -407,3 +407,26 @@ def test_colour_tags_of_a_source_dng(tmp_path):
         write_dng(tmp_path / "x.dng", m, cfa=RGGB, black=0, white=4095, camera=CAM, colour_tags={50722: [1, 2]})
     with pytest.raises(ValueError, match="colour tags"):
         write_dng(tmp_path / "x.dng", m, cfa=RGGB, black=0, white=4095, camera=CAM, colour_tags={271: [1]})
+
+
+def test_linearization_table(tmp_path):
+    """Stored values through a LinearizationTable: LibRaw and dcraw report the linear ones."""
+    import tifffile
+
+    table = (np.arange(1024, dtype=np.int64) ** 2 // 16).astype(np.int64)  # 0 .. 65408, non-linear
+    rng = np.random.default_rng(9)
+    stored = rng.integers(0, 1024, size=(30, 40), dtype=np.uint16)
+    full = rng.integers(0, 40, size=(34, 44), dtype=np.uint16)
+    kw = dict(cfa=RGGB, black=0, white=65535, camera=CAM, full_frame=full, margins=(2, 2), linearization=table)
+    p = write_dng(tmp_path / "lin.dng", stored, compress=True, **kw)
+    r = _read(p)
+    np.testing.assert_array_equal(r["visible"], table[stored])
+    expected_full = full.copy()
+    expected_full[2:32, 2:42] = stored
+    np.testing.assert_array_equal(r["full"], table[expected_full])
+    with tifffile.TiffFile(p) as tf:
+        assert tf.pages[0].tags[50712].value == tuple(int(v) for v in table)
+    with pytest.raises(ValueError, match="below 1024"):
+        write_dng(tmp_path / "x.dng", stored + 1024, **kw)
+    with pytest.raises(ValueError, match="linearization"):
+        write_dng(tmp_path / "x.dng", stored, **{**kw, "linearization": np.array([0.5, 1.0])})

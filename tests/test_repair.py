@@ -745,6 +745,8 @@ def test_repaired_sample_changes_only_mapped_photosites(repaired_sample, name):
 
     with tifffile.TiffFile(out) as tf:
         assert tf.pages[0].tags[259].value == 7
+        # Blackmagic's log encoding is kept: its LinearizationTable, and the stored values it maps
+        assert (50712 in tf.pages[0].tags) == (name == "blackmagic-pocket4k.dng")
 
 
 @pytest.mark.parametrize("name", SAMPLES)
