@@ -1,9 +1,10 @@
-"""Write uncompressed Bayer DNG files that LibRaw, dcraw and Adobe readers open.
+"""Write Bayer DNG files that LibRaw, dcraw and Adobe readers open.
 
 Used for repaired output, for the simulated test series of :mod:`rawmap.testing`
 and for tests against dcraw / RawTherapee.  The file is one little-endian
 TIFF IFD holding the whole sensor frame as 16-bit CFA data
-(PhotometricInterpretation 32803) in a single strip, with the DNG tags that
+(PhotometricInterpretation 32803) in a single strip, uncompressed or as one
+lossless JPEG (``compress``), with the DNG tags that
 LibRaw needs to reproduce exactly what it was given:
 
 * ``raw_image_visible`` is ``mosaic`` bit for bit, and ``sizes.top_margin`` /
@@ -12,8 +13,10 @@ LibRaw needs to reproduce exactly what it was given:
 * ``raw_pattern`` follows ``cfa`` (LibRaw numbers the second green 3);
 * ``black_level_per_channel`` and ``white_level`` are ``black`` and ``white``;
 * ``other.iso_speed``, ``other.shutter_speed`` and ``other.timestamp`` come
-  from an EXIF IFD (tifffile writes flat IFDs, so that one is appended by
-  hand).
+  from an EXIF IFD.
+
+The TIFF structure is written here (:func:`_tiff_bytes`), not by tifffile,
+which writes neither an EXIF IFD nor already compressed strips.
 
 The CFA pattern is given relative to the top-left photosite of the visible
 area (DNG's convention: the pattern phase is that of the ``ActiveArea``
@@ -23,9 +26,9 @@ origin).
 from __future__ import annotations
 
 import datetime as _dt
-import io
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -126,9 +129,18 @@ def write_dng(
     orientation: int = 1,
     opcodes: bytes | None = None,
     temperature: float | None = None,
+    compress: bool = False,
+    aperture: float = 0.0,
+    focal_length: float = 0.0,
+    lens: str = "",
+    lens_spec: Sequence[float] | None = None,
+    owner: str = "",
+    preview: bytes | np.ndarray | None = None,
+    colour_tags: Mapping[int, Sequence[float]] | None = None,
+    linearization: Sequence[int] | np.ndarray | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write a Bayer mosaic as an uncompressed 16-bit DNG, atomically.
+    """Write a Bayer mosaic as a 16-bit DNG, uncompressed or lossless JPEG, atomically.
 
     Parameters
     ----------
@@ -183,6 +195,43 @@ def write_dng(
         Temperature in degrees Celsius, written as EXIF Temperature (tag
         0x9400, EXIF 2.31; an ambient temperature: EXIF has no sensor
         temperature tag).  LibRaw does not report it through rawpy.
+    compress : bool, optional
+        Compress the frame losslessly (DNG Compression 7: one lossless JPEG,
+        predictor 1, two interleaved components per row, as Adobe's DNG
+        converter writes; see :mod:`rawmap._ljpeg`), typically to 40-60 %
+        of the uncompressed size.  The first call compiles the encoder
+        (numba, cached).  Uncompressed when false.
+    aperture : float, optional
+        F-number (EXIF FNumber); 0 leaves it out.
+    focal_length : float, optional
+        Focal length in mm (EXIF FocalLength); 0 leaves it out.
+    lens : str, optional
+        Lens name (EXIF LensModel); ``""`` leaves it out.
+    lens_spec : (4,) array_like, optional
+        Shortest and longest focal length (mm) and smallest f-number at each
+        (0 = unknown), written as DNG LensInfo and EXIF LensSpecification.
+    owner : str, optional
+        The camera's owner (TIFF Artist, EXIF CameraOwnerName); LibRaw
+        reports Artist as ``other.artist``.
+    preview : bytes or (PH, PW, 3) ndarray of uint8, optional
+        A reduced-resolution preview, written as a SubIFD (NewSubFileType
+        1): JPEG bytes (e.g. the camera's own preview, from rawpy's
+        ``extract_thumb``) are stored as they are (Compression 7, YCbCr), an
+        RGB array uncompressed.  LibRaw's ``extract_thumb`` and dcraw
+        ``-e`` return it.
+    colour_tags : mapping of int to sequence of float, optional
+        A source DNG's colour calibration, tag -> values (the tags of
+        :data:`rawmap.metadata.DNG_COLOUR_TAGS`, as
+        :attr:`rawmap.metadata.Metadata.dng_colour` gives them), written
+        as they were; ColorMatrix1 and CalibrationIlluminant1 among them
+        replace ``color_matrix`` and its D65.
+    linearization : (N,) array_like of int, optional
+        A LinearizationTable (tag 50712, N <= 65536 values in 0..65535):
+        ``mosaic`` and ``full_frame`` then hold stored values below N, and
+        readers report ``linearization[stored]`` (so ``black`` and ``white``
+        are linear levels).  What a DNG with a non-linear encoding (e.g.
+        Blackmagic's log curve) keeps, so that its repair compresses as
+        well as the original.
     overwrite : bool, optional
         Replace an existing file.
 
@@ -208,8 +257,6 @@ def write_dng(
     ...           camera=CameraId("Rawmap", "Test")).name
     'x.dng'
     """
-    import tifffile
-
     # --- validation -------------------------------------------------------
     mosaic = np.asarray(mosaic)
     if mosaic.ndim != 2 or mosaic.dtype != np.uint16:
@@ -267,6 +314,21 @@ def write_dng(
         raise ValueError(f"temperature must be a finite number of degrees Celsius, got {temperature!r}")
     if opcodes is not None and not isinstance(opcodes, (bytes, bytearray)):
         raise TypeError("opcodes must be bytes: an encoded DNG opcode list")
+    for name, v in (("aperture", aperture), ("focal_length", focal_length)):
+        if not np.isfinite(v) or v < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    if lens_spec is not None:
+        spec = np.asarray(lens_spec, dtype=np.float64)
+        if spec.shape != (4,) or not np.all(np.isfinite(spec)) or spec.min() < 0 or spec[0] <= 0:
+            raise ValueError("lens_spec must be 4 numbers >= 0 (min and max focal length, f-number at each)")
+    preview_ifd = None if preview is None else _preview_ifd(preview)
+    colour = _colour_entries(colour_tags or {})
+    if linearization is not None:
+        lin = np.asarray(linearization)
+        if lin.ndim != 1 or not 1 <= lin.size <= 65536 or not np.issubdtype(lin.dtype, np.integer):
+            raise ValueError("linearization must be 1 to 65536 integers (a DNG LinearizationTable)")
+        if lin.min() < 0 or lin.max() > 65535:
+            raise ValueError("linearization values must lie in 0..65535")
 
     # --- tags -------------------------------------------------------------
     cfa_dng = np.where(cfa == 3, 1, cfa).astype(np.uint8)
@@ -316,39 +378,235 @@ def write_dng(
         exif.append((42033, _ASCII, 0, _ascii(camera.serial)))  # BodySerialNumber
     if temperature is not None:
         exif.append((37888, _SRATIONAL, 1, _rational(temperature, signed=True, max_den=1000)))  # Temperature
-    tags.append((_EXIF_PLACEHOLDER, _LONG, 1, 0, True))  # becomes the ExifIFD pointer
+    if aperture > 0:
+        exif.append((33437, _RATIONAL, 1, _rational(aperture, max_den=1000)))  # FNumber
+    if focal_length > 0:
+        exif.append((37386, _RATIONAL, 1, _rational(focal_length, max_den=1000)))  # FocalLength
+    if lens:
+        exif.append((42036, _ASCII, 0, _ascii(lens)))  # LensModel
+    if lens_spec is not None:
+        spec_r = _flat_rationals(np.asarray(lens_spec, dtype=np.float64).tolist(), max_den=1000)
+        spec_r = [0 if i % 2 and spec_r[i - 1] == 0 else v for i, v in enumerate(spec_r)]  # 0/0: unknown
+        exif.append((42034, _RATIONAL, 4, spec_r))  # LensSpecification
+        tags.append((50736, _RATIONAL, 4, spec_r, True))  # LensInfo
+    if owner:
+        exif.append((42032, _ASCII, 0, _ascii(owner)))  # CameraOwnerName
+        tags.append((315, _ASCII, 0, _ascii(owner), True))  # Artist
     if opcodes:
         tags.append((51008, _UNDEFINED, len(opcodes), bytes(opcodes), True))  # OpcodeList1
-    tags.sort(key=lambda t: t[0])
 
     from . import __version__
 
-    buf = io.BytesIO()
-    with tifffile.TiffWriter(buf, byteorder="<") as tif:
-        tif.write(
-            data,
-            photometric="cfa",
-            subfiletype=0,
-            rowsperstrip=data.shape[0],
-            software=f"rawmap {__version__}",
-            metadata=None,
-            datetime=False,
-            extratags=tags,
+    tags.append((305, _ASCII, 0, _ascii(f"rawmap {__version__}"), True))  # Software
+    fh, fw = data.shape
+    tags += [
+        (254, _LONG, 1, 0, True),  # NewSubFileType: the main image
+        (256, _LONG, 1, fw, True),  # ImageWidth
+        (257, _LONG, 1, fh, True),  # ImageLength
+        (258, _SHORT, 1, 16, True),  # BitsPerSample
+        (262, _SHORT, 1, 32803, True),  # PhotometricInterpretation: CFA
+        (277, _SHORT, 1, 1, True),  # SamplesPerPixel
+        (278, _LONG, 1, fh, True),  # RowsPerStrip: one strip
+        (284, _SHORT, 1, 1, True),  # PlanarConfiguration
+    ]
+    if compress:
+        from ._ljpeg import encode_lossless_jpeg
+
+        tags.append((259, _SHORT, 1, 7, True))  # Compression: lossless JPEG
+        strip = encode_lossless_jpeg(data)
+    else:
+        tags.append((259, _SHORT, 1, 1, True))  # Compression: none
+        strip = np.ascontiguousarray(data, dtype="<u2").tobytes()
+    if linearization is not None:
+        if int(data.max()) >= lin.size:
+            raise ValueError(
+                f"with a {lin.size}-entry linearization the stored values must be below {lin.size}, "
+                f"got {int(data.max())}"
+            )
+        tags.append((50712, _SHORT, lin.size, tuple(int(v) for v in lin), True))  # LinearizationTable
+    if colour:
+        written = {e[0] for e in colour}
+        tags = [t for t in tags if t[0] not in written] + [(*e, True) for e in colour]
+    ifd0 = _Ifd([t[:4] for t in tags], [strip], exif=_Ifd(exif), subifds=[preview_ifd] if preview_ifd else [])
+    return atomic_write_bytes(path, _tiff_bytes(ifd0), overwrite=overwrite)
+
+
+_TYPE_FMT = {_BYTE: "B", _SHORT: "H", _LONG: "I", _RATIONAL: "I", _SRATIONAL: "i"}
+
+
+def _colour_entries(colour_tags: Mapping[int, Sequence[float]]) -> list[tuple[int, int, int, object]]:
+    """IFD0 entries of a source DNG's colour tags (checked against DNG_COLOUR_TAGS)."""
+    from .metadata import DNG_COLOUR_TAGS
+
+    out: list[tuple[int, int, int, object]] = []
+    for tag, values in colour_tags.items():
+        if tag not in DNG_COLOUR_TAGS:
+            raise ValueError(f"colour_tags: {tag} is not one of the DNG colour tags {sorted(DNG_COLOUR_TAGS)}")
+        name, n = DNG_COLOUR_TAGS[tag]
+        vals = np.asarray(values, dtype=np.float64).ravel()
+        if vals.size != n or not np.all(np.isfinite(vals)):
+            raise ValueError(f"colour_tags: {name} ({tag}) needs {n} finite numbers, got {vals.size}")
+        if tag in (50778, 50779):
+            out.append((tag, _SHORT, 1, int(vals[0])))
+        elif tag == 50727:
+            out.append((tag, _RATIONAL, n, _flat_rationals(vals.tolist(), max_den=100000)))
+        else:
+            out.append((tag, _SRATIONAL, n, _flat_rationals(vals.tolist(), signed=True, max_den=100000)))
+    return out
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int, int]:
+    """(height, width, components) from a JPEG's first SOF marker."""
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            break
+        marker = data[i + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        (length,) = struct.unpack_from(">H", data, i + 2)
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            prec, h, w, nc = struct.unpack_from(">BHHB", data, i + 4)
+            return h, w, nc
+        i += 2 + length
+    raise ValueError("preview is not a JPEG with a frame header (SOF)")
+
+
+def _preview_ifd(preview: bytes | np.ndarray) -> _Ifd:
+    """The SubIFD of a reduced-resolution preview: JPEG bytes as they are, or an RGB array."""
+    if isinstance(preview, (bytes, bytearray)):
+        data = bytes(preview)
+        if not data.startswith(b"\xff\xd8"):
+            raise ValueError("preview bytes must be a JPEG (start with FF D8)")
+        ph, pw, nc = _jpeg_size(data)
+        if nc not in (1, 3):
+            raise ValueError(f"preview JPEG must have 1 or 3 components, got {nc}")
+        return _Ifd(
+            [
+                (254, _LONG, 1, 1),  # NewSubFileType: reduced resolution
+                (256, _LONG, 1, pw),
+                (257, _LONG, 1, ph),
+                (258, _SHORT, nc, (8,) * nc),
+                (259, _SHORT, 1, 7),  # Compression: JPEG
+                (262, _SHORT, 1, 6 if nc == 3 else 1),  # YCbCr (the camera's JPEG) or grey
+                (277, _SHORT, 1, nc),
+                (278, _LONG, 1, ph),
+                (284, _SHORT, 1, 1),
+            ],
+            [data],
         )
-    return atomic_write_bytes(path, _append_exif_ifd(buf.getvalue(), exif), overwrite=overwrite)
+    rgb = np.asarray(preview)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 1:
+        raise TypeError(f"preview must be JPEG bytes or a (H, W, 3) uint8 array, got {type(preview).__name__}")
+    ph, pw = rgb.shape[:2]
+    return _Ifd(
+        [
+            (254, _LONG, 1, 1),
+            (256, _LONG, 1, pw),
+            (257, _LONG, 1, ph),
+            (258, _SHORT, 3, (8, 8, 8)),
+            (259, _SHORT, 1, 1),  # uncompressed
+            (262, _SHORT, 1, 2),  # RGB
+            (277, _SHORT, 1, 3),
+            (278, _LONG, 1, ph),
+            (284, _SHORT, 1, 1),
+        ],
+        [np.ascontiguousarray(rgb).tobytes()],
+    )
+
+
+@dataclass
+class _Ifd:
+    """One TIFF IFD to write: its entries ``(tag, type, count, value)``, strips, child IFDs.
+
+    ``segments`` become StripOffsets/StripByteCounts (273/279), ``exif`` the
+    ExifIFD pointer (34665) and ``subifds`` the SubIFDs tag (330); the count
+    of ASCII and UNDEFINED entries is taken from the value.
+    """
+
+    entries: list[tuple[int, int, int, object]]
+    segments: list[bytes] = field(default_factory=list)
+    exif: _Ifd | None = None
+    subifds: list[_Ifd] = field(default_factory=list)
+
+
+def _entry_bytes(typ: int, value: object) -> tuple[int, bytes]:
+    """(count, little-endian bytes) of one IFD entry's value."""
+    if typ in (_ASCII, _UNDEFINED):
+        raw = bytes(value)  # type: ignore[call-overload]
+        if typ == _ASCII and not raw.endswith(b"\0"):
+            raw += b"\0"
+        return len(raw), raw
+    vals = list(value) if isinstance(value, (tuple, list)) else [value]
+    raw = struct.pack(f"<{len(vals)}{_TYPE_FMT[typ]}", *vals)
+    return (len(vals) // 2 if typ in (_RATIONAL, _SRATIONAL) else len(vals)), raw
+
+
+def _tiff_bytes(ifd0: _Ifd) -> bytes:
+    """A little-endian classic TIFF holding ``ifd0`` (and its EXIF and SubIFDs).
+
+    Strip data first, then each IFD after its children, so that every
+    offset is known when a table is written.  tifffile is not used: it
+    writes neither an EXIF IFD nor already compressed strips with DNG's
+    tags.
+    """
+    out = bytearray(b"II*\0\0\0\0\0")
+
+    def align() -> None:
+        if len(out) % 2:
+            out.append(0)
+
+    def place(ifd: _Ifd) -> int:
+        entries = list(ifd.entries)
+        if ifd.segments:
+            offsets = []
+            for seg in ifd.segments:
+                align()
+                offsets.append(len(out))
+                out.extend(seg)
+            entries.append((273, _LONG, len(offsets), offsets))
+            entries.append((279, _LONG, len(offsets), [len(s) for s in ifd.segments]))
+        if ifd.exif is not None:
+            entries.append((34665, _LONG, 1, place(ifd.exif)))
+        if ifd.subifds:
+            entries.append((330, _LONG, len(ifd.subifds), [place(s) for s in ifd.subifds]))
+        entries.sort(key=lambda e: e[0])
+        align()
+        base = len(out)
+        data_at = base + 2 + 12 * len(entries) + 4
+        table = bytearray(struct.pack("<H", len(entries)))
+        blob = bytearray()
+        for code, typ, _count, value in entries:
+            count, raw = _entry_bytes(typ, value)
+            if len(raw) <= 4:
+                fld = raw.ljust(4, b"\0")
+            else:
+                fld = struct.pack("<I", data_at + len(blob))
+                blob += raw
+                if len(blob) % 2:
+                    blob += b"\0"
+            table += struct.pack("<HHI", code, typ, count) + fld
+        table += struct.pack("<I", 0)  # no next IFD
+        out.extend(table + blob)
+        return base
+
+    struct.pack_into("<I", out, 4, place(ifd0))
+    return bytes(out)
 
 
 # tifffile refuses to write tag 34665 itself: a private tag next to it in
 # sort order is written instead and renamed once the EXIF IFD exists.
 _EXIF_PLACEHOLDER = 34666
-_TYPE_FMT = {_BYTE: "B", _SHORT: "H", _LONG: "I", _RATIONAL: "I", _SRATIONAL: "i"}
 
 
 def _append_exif_ifd(tiff: bytes, entries: list[tuple[int, int, int, object]]) -> bytes:
     """Append an EXIF IFD to a little-endian classic TIFF and point IFD0 at it (tag 34665).
 
     tifffile writes flat IFDs only; LibRaw reads ISO (and most EXIF) from the
-    EXIF IFD, so it is built here by hand.
+    EXIF IFD, so it is built here by hand.  Used by :mod:`rawmap.testing` for
+    the TIFF images it writes with tifffile (DNGs are written by
+    :func:`_tiff_bytes`).
     """
     out = bytearray(tiff)
     if len(out) % 2:

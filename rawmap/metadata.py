@@ -10,11 +10,15 @@ container               what is read
 TIFF (NEF, CR2, DNG,    IFD0 chain and SubIFDs (Make, Model, Orientation,
 ARW, PEF, KDC, ORF,     DateTime, DNG UniqueCameraModel 50708 and
 RW2, TIFF images ...)   CameraSerialNumber 50735), the EXIF IFD
-                        (ExposureTime, ISO, DateTimeOriginal,
-                        BodySerialNumber 0xA431) and the serial number in
-                        Nikon (0x001D) and Canon (0x000C) maker notes
+                        (ExposureTime, ISO, DateTimeOriginal, FNumber,
+                        FocalLength, LensModel, LensSpecification,
+                        CameraOwnerName, BodySerialNumber 0xA431), Artist,
+                        DNG LensInfo, the serial number in Nikon (0x001D)
+                        and Canon (0x000C) maker notes and the lens of
+                        Nikon's (0x0084)
 CIFF (Canon CRW)        Make/Model (0x080A), SerialNumber (0x180B),
-                        TimeStamp (0x180E)
+                        TimeStamp (0x180E), OwnerName (0x0810), the lens
+                        focal range of CanonCameraSettings (0x102D)
 ISO BMFF (Canon CR3)    the CMT1 (IFD0), CMT2 (EXIF) and CMT3 (Canon maker
                         note) TIFF blocks inside ``moov/uuid``
 RAF (Fujifilm)          the EXIF of the embedded JPEG
@@ -36,13 +40,28 @@ serial numbers are written in decimal, an all-zero serial counts as none.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 import re
 import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-__all__ = ["Metadata", "sniff", "read_metadata", "parse_exif"]
+__all__ = ["Metadata", "sniff", "read_metadata", "parse_exif", "DNG_COLOUR_TAGS"]
+
+#: DNG colour tags read into :attr:`Metadata.dng_colour`, tag -> (name, number of values)
+DNG_COLOUR_TAGS = {
+    50721: ("ColorMatrix1", 9),
+    50722: ("ColorMatrix2", 9),
+    50723: ("CameraCalibration1", 9),
+    50724: ("CameraCalibration2", 9),
+    50727: ("AnalogBalance", 3),
+    50730: ("BaselineExposure", 1),
+    50778: ("CalibrationIlluminant1", 1),
+    50779: ("CalibrationIlluminant2", 1),
+    50964: ("ForwardMatrix1", 9),
+    50965: ("ForwardMatrix2", 9),
+}
 
 
 @dataclass(frozen=True)
@@ -88,6 +107,26 @@ class Metadata:
     damaged : bool
         The container was recognised but its main structure (TIFF IFD0,
         CIFF directory, ...) does not parse.
+    fnumber, focal_length : float or None
+        EXIF FNumber and FocalLength (mm); ``None`` when the file has no
+        such tag (0.0 when the tag says 0, i.e. unknown).
+    lens_spec : tuple of 4 floats or None
+        Shortest and longest focal length (mm), smallest f-number at each
+        (0 = unknown): EXIF LensSpecification, DNG LensInfo, Nikon's maker
+        note Lens, or the focal range of Canon's camera settings (CRW).
+    lens : str
+        Lens name: EXIF LensModel, else written from ``lens_spec`` the way
+        exiftool does (``"20mm f/2.8"``, ``"16-35mm"``); ``""`` when unknown.
+    owner : str
+        EXIF CameraOwnerName, else TIFF Artist, else CIFF OwnerName.
+    dng_colour : tuple of (int, tuple of float)
+        A DNG's colour calibration, (tag, values) in tag order, from IFD0:
+        ColorMatrix1/2, CameraCalibration1/2, AnalogBalance,
+        BaselineExposure, CalibrationIlluminant1/2, ForwardMatrix1/2
+        (:data:`DNG_COLOUR_TAGS`); empty for other files.
+    linearization : tuple of int
+        A DNG's LinearizationTable (50712) of its full-resolution image:
+        stored value -> linear value; empty when it has none.
     """
 
     container: str = ""
@@ -104,6 +143,13 @@ class Metadata:
     file_size: int = 0
     truncated_at: int = 0
     damaged: bool = False
+    fnumber: float | None = None
+    focal_length: float | None = None
+    lens_spec: tuple[float, float, float, float] | None = None
+    lens: str = ""
+    owner: str = ""
+    dng_colour: tuple[tuple[int, tuple[float, ...]], ...] = ()
+    linearization: tuple[int, ...] = ()
 
 
 class _Bad(Exception):
@@ -409,6 +455,18 @@ def _exif_fields(t: _Tiff, ent: dict, acc: _Acc, prefix: str) -> None:
             except _Bad:
                 pass
     acc.put("exif_serial", _serial_text(_get_text(t, ent, 42033)))
+    acc.put(prefix + "fnumber", _get_num(t, ent, 33437))
+    acc.put(prefix + "focal", _get_num(t, ent, 37386))
+    acc.put("lens_model", _get_text(t, ent, 42036))
+    acc.put("owner_exif", _get_text(t, ent, 42032))
+    _try(_lens_spec, t, ent, 42034, acc, "exif_lens_spec")
+
+
+def _lens_spec(t: _Tiff, ent: dict, tag: int, acc: _Acc, key: str) -> None:
+    if tag in ent:
+        vals = t.numbers(ent[tag], limit=4)
+        if len(vals) == 4 and all(v == v and v >= 0 for v in vals) and vals[0] > 0:
+            acc.put(key, tuple(float(v) for v in vals))
 
 
 def _ifd0_fields(t: _Tiff, ent: dict, acc: _Acc) -> None:
@@ -416,6 +474,19 @@ def _ifd0_fields(t: _Tiff, ent: dict, acc: _Acc) -> None:
     acc.put("model", _get_text(t, ent, 272))
     acc.put("unique_model", _get_text(t, ent, 50708))
     acc.put("dng_serial", _serial_text(_get_text(t, ent, 50735)))
+    acc.put("artist", _get_text(t, ent, 315))
+    if 50706 in ent:  # DNGVersion: a DNG's colour calibration
+        colour = []
+        for tag, (_, n) in DNG_COLOUR_TAGS.items():
+            if tag in ent:
+                try:
+                    vals = t.numbers(ent[tag], limit=n + 1)
+                except _Bad:
+                    continue
+                if len(vals) == n and all(math.isfinite(v) for v in vals):
+                    colour.append((tag, tuple(float(v) for v in vals)))
+        acc.put("dng_colour", tuple(colour) or None)
+    _try(_lens_spec, t, ent, 50736, acc, "dng_lens_spec")
     o = _get_num(t, ent, 274)
     if o is not None and 1 <= o <= 8:
         acc.put("orientation", int(o))
@@ -450,6 +521,13 @@ def _image_fields(t: _Tiff, ent: dict, acc: _Acc, check_extent: bool) -> None:
             acc.best_area = area
             acc.f["compression"] = int(_get_num(t, ent, 259) or 0)
             acc.f["photometric"] = int(_get_num(t, ent, 262) or 0)
+            table: tuple[int, ...] = ()
+            if 50712 in ent:
+                try:
+                    table = tuple(int(v) for v in t.numbers(ent[50712], limit=65536))
+                except _Bad:
+                    table = ()
+            acc.f["linearization"] = table
 
 
 def _maker_note(t: _Tiff, entry: tuple[int, int, int], acc: _Acc) -> None:
@@ -469,6 +547,7 @@ def _maker_note(t: _Tiff, entry: tuple[int, int, int], acc: _Acc) -> None:
             mt, ifd_off = t, mn  # D1 style: bare IFD, offsets relative to the file's TIFF
         ent, _ = mt.ifd(ifd_off)
         acc.put("mn_serial", _serial_text(_get_text(mt, ent, 0x001D)))
+        _try(_lens_spec, mt, ent, 0x0084, acc, "mn_lens_spec")
     elif make.startswith("canon"):
         ent, _ = t.ifd(mn)  # bare IFD, offsets relative to the file's TIFF header
         if 0x000C in ent:
@@ -561,13 +640,19 @@ def _walk_ciff(buf, acc: _Acc) -> None:
                 if kind in (0x2800, 0x3000):
                     heap(start + off, start + off + size, depth + 1)
                     continue
-                if tid not in (0x080A, 0x180B, 0x180E):
+                if tid not in (0x080A, 0x180B, 0x180E, 0x0810, 0x102D):
                     continue
                 data = bytes(buf[start + off : start + off + size])
             if tid == 0x080A:  # "Make\0Model\0"
                 parts = data.split(b"\x00")
                 acc.put("make", _text(parts[0]) if parts else "")
                 acc.put("model", _text(parts[1]) if len(parts) > 1 else "")
+            elif tid == 0x0810:  # OwnerName
+                acc.put("ciff_owner", _text(data.split(b"\x00")[0]))
+            elif tid == 0x102D and len(data) >= 52:  # CanonCameraSettings: shorts
+                long_focal, short_focal, units = _unpack(e + "3H", data, 2 * 23)
+                if short_focal and units:
+                    acc.put("mn_lens_spec", (short_focal / units, long_focal / units, 0.0, 0.0))
             elif tid == 0x180B and len(data) >= 4:
                 (sn,) = _unpack(e + "I", data, 0)
                 if sn:
@@ -706,6 +791,11 @@ def _finish(acc: _Acc, container: str, size: int, damaged: bool = False) -> Meta
     )
     exposure = f.get("exif_exposure", f.get("ifd0_exposure"))
     iso = f.get("exif_iso", f.get("ifd0_iso"))
+    fnumber = f.get("exif_fnumber", f.get("ifd0_fnumber"))
+    focal = f.get("exif_focal", f.get("ifd0_focal"))
+    spec = next((f[k] for k in ("exif_lens_spec", "dng_lens_spec", "mn_lens_spec") if f.get(k)), None)
+    lens = str(f.get("lens_model", "")) or (_lens_name(spec) if spec else "")  # type: ignore[arg-type]
+    owner = next((str(f[k]) for k in ("owner_exif", "artist", "ciff_owner") if f.get(k)), "")
     return Metadata(
         container=container,
         make=make,
@@ -721,7 +811,27 @@ def _finish(acc: _Acc, container: str, size: int, damaged: bool = False) -> Meta
         file_size=size,
         truncated_at=acc.extent if acc.extent > size else 0,
         damaged=damaged,
+        fnumber=None if fnumber is None else float(fnumber),  # type: ignore[arg-type]
+        focal_length=None if focal is None else float(focal),  # type: ignore[arg-type]
+        lens_spec=spec,  # type: ignore[arg-type]
+        lens=lens,
+        owner=owner,
+        dng_colour=f.get("dng_colour", ()),  # type: ignore[arg-type]
+        linearization=f.get("linearization", ()),  # type: ignore[arg-type]
     )
+
+
+def _lens_name(spec: tuple[float, float, float, float]) -> str:
+    """``"20mm f/2.8"``, ``"16-35mm f/3.5-4.5"``, ``"100mm"``: a lens from its focal and aperture range."""
+
+    def num(x: float) -> str:
+        return f"{x:.1f}".rstrip("0").rstrip(".")
+
+    lo, hi, a_lo, a_hi = spec
+    text = f"{num(lo)}mm" if hi <= lo else f"{num(lo)}-{num(hi)}mm"
+    if a_lo > 0:
+        text += f" f/{num(a_lo)}" if a_hi <= 0 or abs(a_hi - a_lo) < 0.05 else f" f/{num(a_lo)}-{num(a_hi)}"
+    return text
 
 
 _WALKERS = {

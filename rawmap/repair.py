@@ -839,9 +839,52 @@ def _output_path(src: Path, out_dir: Path, suffix: str, *, overwrite: bool, name
     return out
 
 
+def _auto_neutral(frame: Frame) -> np.ndarray | None:
+    """AsShotNeutral of dcraw's and LibRaw's automatic white balance of ``frame`` (grey world).
+
+    What both compute when the camera was set to automatic white balance
+    and the file keeps no multipliers (LibRaw's ``camera_whitebalance[0]``
+    is -1, e.g. Canon CRWs): over 8x8 blocks of the visible mosaic without
+    a photosite within 25 DN of white, the mean above black of each colour;
+    the neutral is each colour's mean over green's.  ``None`` when a colour
+    has no such photosite.
+    """
+    if frame.cfa is None:
+        return None
+    m = frame.mosaic
+    h, w = (m.shape[0] // 8) * 8, (m.shape[1] // 8) * 8
+    if not h or not w:
+        return None
+    blocks = m[:h, :w].reshape(h // 8, 8, w // 8, 8)
+    keep = ~(blocks > frame.white - 25).any(axis=(1, 3))
+    colour = np.where(frame.cfa == 3, 1, frame.cfa)
+    means = []
+    for c in range(3):
+        total = 0.0
+        count = 0
+        for y in range(2):
+            for x in range(2):
+                if colour[y, x] != c:
+                    continue
+                v = blocks[:, y::2, :, x::2].astype(np.float64) - float(frame.black[frame.cfa[y, x]])
+                total += float(np.clip(v, 0, None).sum(axis=(1, 3))[keep].sum())
+                count += int(keep.sum()) * 16
+        means.append(total / count if count else 0.0)
+    if min(means) <= 0:
+        return None
+    return np.array(means) / means[1]
+
+
 def _raw_extras(path: Path, frame: Frame) -> dict:
-    """What the DNG needs beyond the frame: full frame, colour, white balance, orientation."""
+    """What the DNG needs beyond the frame: full frame, colour, white balance, orientation, shot data, preview.
+
+    Read from LibRaw (through rawpy) and, for what rawpy does not report
+    (lens, f-number and focal length as the file states them), from the
+    headers by :func:`rawmap.metadata.read_metadata`.
+    """
     import rawpy
+
+    from .metadata import read_metadata
 
     with quiet_decoders(), rawpy.imread(str(path)) as raw:
         full = np.array(raw.raw_image, dtype=np.uint16, copy=True)
@@ -851,6 +894,18 @@ def _raw_extras(path: Path, frame: Frame) -> dict:
         cm = np.asarray(raw.rgb_xyz_matrix, dtype=np.float64)[:3]
         wb = np.asarray(raw.camera_whitebalance, dtype=np.float64)[:3]
         flip = int(raw.sizes.flip)
+        other = raw.other
+        preview: bytes | np.ndarray | None = None
+        try:
+            thumb = raw.extract_thumb()
+        except (rawpy.LibRawError, MemoryError):  # no preview, or one LibRaw cannot unpack
+            thumb = None
+        if thumb is not None and thumb.format == rawpy.ThumbFormat.JPEG:
+            preview = bytes(thumb.data)
+        elif thumb is not None and thumb.format == rawpy.ThumbFormat.BITMAP:
+            arr = np.asarray(thumb.data)
+            preview = arr if arr.ndim == 3 and arr.shape[2] == 3 and arr.dtype == np.uint8 else None
+    meta = read_metadata(path)
     top, left = frame.margins
     # write_dng needs an even ActiveArea origin: drop a border row/column when odd
     full = full[top % 2 :, left % 2 :]
@@ -858,13 +913,56 @@ def _raw_extras(path: Path, frame: Frame) -> dict:
     neutral = None
     if np.all(np.isfinite(wb)) and np.all(wb > 0):
         neutral = wb[1] / wb
+    elif wb[0] == -1:  # LibRaw's (and dcraw's) mark of a camera set to automatic white balance
+        neutral = _auto_neutral(frame)
+
+    def shot(stated: float | None, libraw: float) -> float:
+        # the file's own EXIF value first (0 there means unknown: LibRaw turns an
+        # APEX 0 into 1.0); LibRaw's where the file has none (CRW, maker notes)
+        value = stated if stated is not None else libraw
+        return float(value) if np.isfinite(value) and value > 0 else 0.0
+
     return {
         "full_frame": full if full.shape != frame.shape else None,
         "margins": margins if full.shape != frame.shape else (0, 0),
         "color_matrix": cm if np.any(cm != 0) and np.all(np.isfinite(cm)) else None,
         "as_shot_neutral": neutral,
         "orientation": _FLIP_TO_ORIENTATION.get(flip, 1),
+        "aperture": shot(meta.fnumber, float(other.aperture)),
+        "focal_length": shot(meta.focal_length, float(other.focal_length)),
+        "lens": meta.lens,
+        "lens_spec": meta.lens_spec,
+        "owner": meta.owner or str(other.artist or "").strip(),
+        "preview": preview,
+        "colour_tags": dict(meta.dng_colour) or None,  # a DNG's own calibration (LibRaw reports none for DNGs)
+        "linearization": np.asarray(meta.linearization, dtype=np.int64) if meta.linearization else None,
     }
+
+
+def _delinearize(values: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Index of the table entry nearest to each value: the stored value a linearization table maps to it."""
+    hi = np.clip(np.searchsorted(table, values), 0, table.size - 1)
+    lo = np.clip(hi - 1, 0, table.size - 1)
+    v = values.astype(np.int64)
+    return np.where(np.abs(table[lo] - v) < np.abs(table[hi] - v), lo, hi).astype(np.uint16)
+
+
+def _stored(repaired: np.ndarray, frame: Frame, extras: dict) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """The repaired mosaic and full frame as a DNG's stored (pre-linearization) values, or None.
+
+    Only when the source's table is non-decreasing and maps stored values
+    back onto every photosite LibRaw decoded (so the unmapped ones stay
+    bit-identical); a repaired photosite is moved to the nearest linear
+    value the table can give.
+    """
+    table = extras["linearization"]
+    if table is None or np.any(np.diff(table) < 0):
+        return None
+    full = extras["full_frame"]
+    for given in (frame.mosaic, full):
+        if given is not None and not np.array_equal(table[_delinearize(given, table)], given):
+            return None
+    return _delinearize(repaired, table), None if full is None else _delinearize(full, table)
 
 
 def _repair_raw(
@@ -893,6 +991,7 @@ def _repair_raw(
         # the written DNG's ActiveArea origin is even (see _raw_extras): the pattern of
         # the stored image's top-left photosite is that of the visible area's
         listed = bad_pixel_list(defect_map, cfa=frame.cfa, origin=extras["margins"])
+        extras["linearization"] = None  # the decoded values as they are, bit for bit
         write_dng(
             out,
             frame.mosaic,
@@ -909,7 +1008,13 @@ def _repair_raw(
         )
         return RepairResult(frame.path, out, "DNG", int(mask.sum()), 0, None, forced, listed)
     repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
-    changed = int(np.count_nonzero(repaired != frame.mosaic))
+    stored = _stored(repaired, frame, extras) if fmt == "dng" else None
+    if stored is None:
+        extras["linearization"] = None
+    else:  # write the source's encoding and its LinearizationTable: compresses as the original does
+        repaired, extras["full_frame"] = stored
+        stored_given = _delinearize(frame.mosaic, extras["linearization"])
+    changed = int(np.count_nonzero(repaired != (frame.mosaic if stored is None else stored_given)))
     kwargs = dict(
         cfa=frame.cfa,
         black=frame.black,
@@ -921,7 +1026,7 @@ def _repair_raw(
         **extras,
     )
     if fmt == "dng":
-        write_dng(out, repaired, overwrite=overwrite, **kwargs)
+        write_dng(out, repaired, compress=True, overwrite=overwrite, **kwargs)
     else:
         import rawpy
         import tifffile
@@ -1184,10 +1289,13 @@ def repair_raw_file(
     """Repair a camera RAW file with its body's defect map; write a DNG (or a developed TIFF).
 
     The output ``out_dir/<input stem>.dng`` holds the whole sensor frame
-    (margins included, the same geometry), the same CFA pattern, black and
-    white levels, colour matrix (ColorMatrix1 = LibRaw's XYZ-to-camera
-    matrix), white balance (AsShotNeutral), orientation, make, model,
-    serial, exposure, ISO and capture time.  Every photosite not in the map
+    (margins included, the same geometry; lossless JPEG compressed), the
+    same CFA pattern, black and white levels, colour matrix (ColorMatrix1 =
+    LibRaw's XYZ-to-camera matrix), white balance (AsShotNeutral;
+    :func:`_auto_neutral` for a camera on automatic white balance whose file
+    keeps no multipliers), orientation, make, model, serial, exposure, ISO,
+    capture time, f-number, focal length, lens, owner and the camera's
+    preview (see :func:`_raw_extras`).  Every photosite not in the map
     is bit-identical to the input; the map's photosites are estimated by
     :func:`repair_mosaic` (only the visible area is repaired).
 

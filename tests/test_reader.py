@@ -622,6 +622,31 @@ def test_metadata_identity_of_samples(name):
 
 
 @needs_samples
+@pytest.mark.parametrize(
+    ("name", "fnumber", "focal", "lens", "owner"),
+    [
+        ("nikon-d1.NEF", 7.6, 20.0, "20mm f/2.8", ""),  # Nikon maker note 0x0084
+        ("canon-d30-a.CRW", None, None, "100mm", "Marc-Andre Keune"),  # CIFF camera settings, OwnerName
+        ("canon-d30-b.CRW", None, None, "16-35mm", "Peter Wemmert/Kameratrollet"),
+        ("kodak-dc50.KDC", 6.2, 37.0, "", ""),  # TIFF/EP: in IFD0
+        ("canon-550d-magiclantern.dng", 0.0, 0.0, "", ""),  # stated as 0: unknown
+    ],
+)
+def test_metadata_lens_aperture_focal_owner(name, fnumber, focal, lens, owner):
+    m = read_metadata(SAMPLES / "raw" / name)
+    assert (m.fnumber, m.focal_length, m.lens, m.owner) == (fnumber, focal, lens, owner)
+    if lens:
+        assert m.lens_spec is not None and m.lens_spec[0] == float(lens.split("-")[0].split("mm")[0])
+    colour = dict(m.dng_colour)
+    if name.endswith(".dng"):  # the DNG's colour calibration, for repair to copy
+        assert colour[50721] == pytest.approx(
+            (0.6461, -0.1164, -0.0857, -0.3825, 1.1597, 0.2534, -0.0416, 0.154, 0.6039)
+        )
+    else:
+        assert colour == {}
+
+
+@needs_samples
 def test_metadata_of_rejects():
     m = read_metadata(SAMPLES / "reject" / "canon-6d-linear.dng")
     assert (m.make, m.model, m.serial) == ("Canon", "Canon EOS 6D", "033024001432")

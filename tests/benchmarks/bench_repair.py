@@ -23,7 +23,9 @@ Then JPEG in, JPEG out (:func:`rawmap.repair.repair_image_file` on the
 series' renderings): RMSE over the repaired discs against the rendering of
 the defect-free frame, and the PSNR of the rest after re-encoding.  Last,
 the speed of :func:`rawmap.repair.repair_mosaic` on a 24 MP frame with
-10^4 and 10^5 flagged photosites.
+10^4 and 10^5 flagged photosites, and of a whole RAW -> DNG repair of a
+24 MP frame (:func:`rawmap.repair.repair_file`), with the DNG write itself
+uncompressed (as before lossless JPEG) and compressed side by side.
 
 Needs ``dcraw`` on PATH (Debian: ``apt-get install dcraw``) and
 scikit-image (``pip install scikit-image``); a missing one is reported and
@@ -124,6 +126,70 @@ def _speed(repeats: int = 2) -> list[tuple[int, float]]:
             best = min(best, time.perf_counter() - t)
         out.append((int(mask.sum()), best))
     return out
+
+
+def _dng_speed(repeats: int = 2) -> None:
+    """A 24 MP RAW -> DNG repair end to end, and its DNG write uncompressed and compressed, side by side."""
+    from rawmap.dng import write_dng
+    from rawmap.frame import CameraId
+
+    rng = np.random.default_rng(1)
+    h, w = 4000, 6000
+    y = np.arange(h, dtype=np.float32)[:, None]
+    x = np.arange(w, dtype=np.float32)[None, :]
+    base = 2000 + 1500 * np.sin(x / 37.0) * np.cos(y / 53.0) + rng.normal(0, 30, (h, w)).astype(np.float32)
+    mosaic = np.clip(base, 0, 16383).astype(np.uint16)
+    del base
+    cam = CameraId("Rawmap", "Bench 24MP", "B24")
+    kw = dict(cfa=np.array([[0, 1], [1, 2]]), black=512, white=16383, camera=cam, iso=200, exposure=0.01)
+    with tempfile.TemporaryDirectory(prefix="bench-repair-dng-") as tmp:
+        tmp = Path(tmp)
+        src = write_dng(tmp / "src.dng", mosaic, **kw)
+        write_dng(tmp / "warm.dng", mosaic[:64, :64], compress=True, **kw)  # compile (or load) the encoder
+        mask = np.zeros((h, w), dtype=bool)
+        mask[rng.integers(0, h, 100_000), rng.integers(0, w, 100_000)] = True
+        rows, cols = np.nonzero(mask)
+        from rawmap.defectmap import DefectKind
+
+        dmap = DefectMap(
+            cam,
+            SensorGeometry(h, w, cfa="RGGB"),
+            FrameStats(1),
+            [Defect(int(r), int(c), DefectKind.HOT, 9.0) for r, c in zip(rows, cols)],
+        )
+        import rawmap.dng
+
+        def uncompressed(*args, **kwargs):  # the writer as repair called it before: no compression
+            return write_dng(*args, **{**kwargs, "compress": False})
+
+        times = {"plain": np.inf, "lossless JPEG": np.inf, "repair plain": np.inf, "repair": np.inf}
+        sizes = {}
+        for _ in range(repeats):
+            for name, compress in (("plain", False), ("lossless JPEG", True)):
+                t = time.perf_counter()
+                p = write_dng(tmp / f"{name}.dng", mosaic, compress=compress, overwrite=True, **kw)
+                times[name] = min(times[name], time.perf_counter() - t)
+                sizes[name] = p.stat().st_size
+            t = time.perf_counter()
+            repair_file(src, dmap, tmp / "out", overwrite=True)
+            times["repair"] = min(times["repair"], time.perf_counter() - t)
+            rawmap.dng.write_dng = uncompressed  # type: ignore[assignment]
+            try:
+                t = time.perf_counter()
+                repair_file(src, dmap, tmp / "out", overwrite=True)
+                times["repair plain"] = min(times["repair plain"], time.perf_counter() - t)
+            finally:
+                rawmap.dng.write_dng = write_dng
+    plain, packed = times["plain"], times["lossless JPEG"]
+    print(f"\nDNG of a 4000x6000 frame (best of {repeats}):")
+    print(
+        f"  write uncompressed {plain:.2f} s ({sizes['plain'] / 1e6:.1f} MB), lossless JPEG {packed:.2f} s "
+        f"({sizes['lossless JPEG'] / 1e6:.1f} MB): x{packed / plain:.2f} time, x{sizes['lossless JPEG'] / sizes['plain']:.2f} size"
+    )
+    print(
+        f"  repair_file RAW -> DNG, 10^5 flagged: {times['repair']:.2f} s with lossless JPEG, "
+        f"{times['repair plain']:.2f} s uncompressed (as before): x{times['repair'] / times['repair plain']:.2f}"
+    )
 
 
 def _jpeg_table(args) -> None:
@@ -274,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nrepair_mosaic on a 4000x6000 frame (best of 2):")
         for count, secs in _speed():
             print(f"  {count:>7} flagged photosites: {secs:.2f} s")
+        _dng_speed()
     return 0
 
 

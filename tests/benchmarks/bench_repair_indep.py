@@ -32,7 +32,7 @@ import numpy as np
 import rawpy
 import tifffile
 
-from rawmap.defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry
+from rawmap.defectmap import Defect, DefectKind, DefectMap, FrameStats
 from rawmap.mapping import collect_inputs, map_files
 from rawmap.repair import repair_file
 
@@ -61,7 +61,9 @@ def _visible(path: Path) -> np.ndarray:
 
 
 def _dcraw(src: Path, listing: Path) -> np.ndarray:
-    out = subprocess.run(["dcraw", "-D", "-4", "-T", "-c", "-P", str(listing), str(src)], check=True, capture_output=True)
+    out = subprocess.run(
+        ["dcraw", "-D", "-4", "-T", "-c", "-P", str(listing), str(src)], check=True, capture_output=True
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tifffile: dcraw's shaped-series note
         return tifffile.imread(io.BytesIO(out.stdout)).astype(np.float64)
