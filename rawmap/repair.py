@@ -71,6 +71,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .correct import CorrectionCounts, correct_mosaic
 from .defectmap import DefectMap
 from .errors import InputError, MapMismatchError, OutputExistsError, UnreadableFileError, UnsupportedFileError, one_line
 from .fileio import atomic_write_bytes
@@ -722,6 +723,9 @@ class RepairResult:
     opcodes : BadPixelList or None
         ``opcodes=True`` only: what the DNG's OpcodeList1 lists for the raw
         developer (the mosaic itself is unchanged, ``changed`` is 0).
+    corrected : CorrectionCounts or None
+        RAW only: how many mapped photosites were corrected (segment offset,
+        gain) rather than interpolated (:func:`rawmap.correct.correct_mosaic`).
     """
 
     source: Path
@@ -732,6 +736,7 @@ class RepairResult:
     psnr: float | None = None
     forced: bool = False
     opcodes: BadPixelList | None = None
+    corrected: CorrectionCounts | None = None
 
 
 #: LibRaw ``sizes.flip`` -> TIFF/DNG Orientation (inverse of LibRaw's "50132467" table).
@@ -965,6 +970,14 @@ def _stored(repaired: np.ndarray, frame: Frame, extras: dict) -> tuple[np.ndarra
     return _delinearize(repaired, table), None if full is None else _delinearize(full, table)
 
 
+def _black2(frame: Frame) -> np.ndarray:
+    """(2, 2) black level at each position of the pattern (a mono sensor's one level everywhere)."""
+    black = np.asarray(frame.black, dtype=np.float64).ravel()
+    if frame.cfa is None or black.size < 4:
+        return np.full((2, 2), float(black[0]) if black.size else 0.0)
+    return black[np.asarray(frame.cfa)]
+
+
 def _repair_raw(
     frame: Frame,
     defect_map: DefectMap,
@@ -1008,6 +1021,7 @@ def _repair_raw(
         )
         return RepairResult(frame.path, out, "DNG", int(mask.sum()), 0, None, forced, listed)
     repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
+    repaired, how = correct_mosaic(frame.mosaic, repaired, defect_map, _black2(frame), frame.white)
     stored = _stored(repaired, frame, extras) if fmt == "dng" else None
     if stored is None:
         extras["linearization"] = None
@@ -1038,7 +1052,7 @@ def _repair_raw(
         buf = io.BytesIO()
         tifffile.imwrite(buf, rgb, photometric="rgb", metadata=None)
         atomic_write_bytes(out, buf.getvalue(), overwrite=overwrite)
-    return RepairResult(frame.path, out, fmt.upper(), int(mask.sum()), changed, None, forced)
+    return RepairResult(frame.path, out, fmt.upper(), int(mask.sum()), changed, None, forced, corrected=how)
 
 
 def _repair_jpeg(frame: Frame, defect_map: DefectMap, out: Path, *, overwrite: bool, forced: bool) -> RepairResult:

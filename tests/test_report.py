@@ -9,6 +9,7 @@ import pytest
 from sample_map import CAM, T0, H, K, W
 from sample_map import sample_map as _map
 
+from rawmap.correct import CorrectionCounts
 from rawmap.defectmap import Defect, DefectMap, FrameStats, SensorGeometry
 from rawmap.export import ExportFormat
 from rawmap.frame import CameraId
@@ -284,6 +285,11 @@ def test_repair_lines(tmp_path):
     assert (
         repair_line(src, RepairResult(src, out, "DNG", 81, 79))
         == f"{src} -> {out} (DNG): 81 mapped photosites, 79 photosites changed"
+    )
+    corrected = RepairResult(src, out, "DNG", 81, 79, corrected=CorrectionCounts(offset=60, gain=2, interpolated=19))
+    assert repair_line(src, corrected) == (
+        f"{src} -> {out} (DNG): 81 mapped photosites, 79 photosites changed "
+        "(60 by a segment's offset and 2 by gain corrected, 19 interpolated)"
     )
     jpg = RepairResult(src, out.with_suffix(".jpg"), "JPEG", 5, 120, psnr=float("inf"), forced=True)
     assert repair_line(src, jpg).endswith(

@@ -1,0 +1,242 @@
+"""Corrections of mapped photosites that still carry signal (:func:`correct_mosaic`).
+
+Interpolation (:func:`rawmap.repair.repair_mosaic`) replaces a flagged
+photosite by an estimate from its neighbours, and so loses whatever detail
+of the scene fell on it.  Where the map says what is wrong with a photosite
+and the photosite still measures the light, the measurement can be corrected
+instead:
+
+* **column and row segments** (``column``): a readout offset added to every
+  photosite of the segment.  It scales with ISO, so it is measured again in
+  each frame: the median, over the segment's photosites of one colour, of
+  their value less the mean of their same-colour neighbours across the line
+  (which the fault does not touch), and subtracted.  A live segment varies
+  as much as the scene beside it; a stuck one does not, and a dead one sits
+  at black: their photosites keep the interpolated value.
+* **low-gain photosites** (``cold``): the map's ``value`` is the gain
+  relative to the neighbours; the signal above black is divided by it when
+  it stands well above the read noise.
+
+Each correction is checked against the interpolated value: it is used only
+where the two agree within what the neighbourhood's own spread allows (the
+correction keeps detail the interpolation cannot see, but a correction far
+from every neighbour is more likely wrong than the scene).  Everything else,
+and every photosite that is clipped, stuck, dead, hot or noisy, keeps the
+interpolated value.  Hot photosites are not corrected: the map's dark-current
+slope is flattened where long exposures clip them (see README, issue 11).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .defectmap import DefectKind, DefectMap
+
+__all__ = ["CorrectionCounts", "correct_mosaic"]
+
+#: Same-colour neighbours at distance 2 (every colour of a Bayer mosaic has them).
+_RING = [(dy, dx) for dy in (-2, 0, 2) for dx in (-2, 0, 2) if dy or dx]
+
+
+@dataclass(frozen=True)
+class CorrectionCounts:
+    """How the flagged photosites of one frame were estimated.
+
+    Attributes
+    ----------
+    offset : int
+        Column/row segment photosites corrected by the frame's offset.
+    gain : int
+        Low-gain photosites divided by their gain.
+    interpolated : int
+        All the others (and corrections that disagreed with the neighbours).
+    """
+
+    offset: int = 0
+    gain: int = 0
+    interpolated: int = 0
+
+
+def _neighbour_stats(mosaic: np.ndarray, mask: np.ndarray, rows: np.ndarray, cols: np.ndarray):
+    """Robust spread (DN) and count of each photosite's unflagged same-colour neighbours at distance 2."""
+    H, W = mosaic.shape
+    vals = []
+    for dy, dx in _RING:
+        r, c = rows + dy, cols + dx
+        ok = (r >= 0) & (r < H) & (c >= 0) & (c < W)
+        r, c = np.where(ok, r, rows), np.where(ok, c, cols)
+        v = mosaic[r, c].astype(np.float64)
+        vals.append(np.where(ok & ~mask[r, c], v, np.nan))
+    stack = np.stack(vals)
+    n = np.sum(np.isfinite(stack), axis=0)
+    with np.errstate(all="ignore"):
+        med = np.nanmedian(np.where(n > 0, stack, 0.0), axis=0)
+        mad = np.nanmedian(np.abs(np.where(n > 0, stack, 0.0) - med), axis=0)
+    return 1.4826 * mad, n
+
+
+def _segment_offsets(
+    mosaic: np.ndarray, mask: np.ndarray, seg: np.ndarray, white: int, black2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each segment photosite's frame offset (NaN where none can be measured).
+
+    Returns
+    -------
+    rows, cols : (N,) ndarray of int64
+    offset : (N,) ndarray of float64
+    """
+    H, W = mosaic.shape
+    m = mosaic.astype(np.float64)
+    rows_out, cols_out, off_out = [], [], []
+    for axis in (0, 1):  # 0: along a column (neighbours across it: left and right)
+        along = np.zeros_like(seg)
+        if axis == 0:
+            along[1:] |= seg[1:] & seg[:-1]
+            along[:-1] |= seg[:-1] & seg[1:]
+        else:
+            along[:, 1:] |= seg[:, 1:] & seg[:, :-1]
+            along[:, :-1] |= seg[:, :-1] & seg[:, 1:]
+        rr, cc = np.nonzero(along)
+        if rr.size == 0:
+            continue
+        a, b = ((rr, cc - 2), (rr, cc + 2)) if axis == 0 else ((rr - 2, cc), (rr + 2, cc))
+        diffs = []
+        for r2, c2 in (a, b):
+            ok = (r2 >= 0) & (r2 < H) & (c2 >= 0) & (c2 < W)
+            r2c, c2c = np.where(ok, r2, rr), np.where(ok, c2, cc)
+            good = ok & ~mask[r2c, c2c] & (mosaic[r2c, c2c] < white)
+            diffs.append(np.where(good, m[r2c, c2c], np.nan))
+        with np.errstate(all="ignore"):
+            across = np.nanmean(np.stack(diffs), axis=0)
+        d = np.where(mosaic[rr, cc] < white, m[rr, cc] - across, np.nan)
+        # one segment = one run along its line; its photosites of one colour share the offset
+        line = cc if axis == 0 else rr
+        pos = rr if axis == 0 else cc
+        order = np.lexsort((pos, line))
+        line_s, pos_s = line[order], pos[order]
+        new = np.ones(order.size, bool)
+        new[1:] = (line_s[1:] != line_s[:-1]) | (pos_s[1:] != pos_s[:-1] + 1)
+        run = np.cumsum(new)[np.argsort(order)]
+        offset = np.full(rr.size, np.nan)
+        for key in np.unique(run * 2 + (pos & 1)):
+            sel = (run * 2 + (pos & 1)) == key
+            ok = np.isfinite(d[sel])
+            dv, av = d[sel][ok], across[sel][ok]
+            if dv.size < 4:
+                continue
+            own = m[rr[sel], cc[sel]][ok]
+            med = float(np.median(dv))
+            spread = 1.4826 * float(np.median(np.abs(own - np.median(own))))
+            scene = 1.4826 * float(np.median(np.abs(av - np.median(av))))
+            # a live segment varies as much as the scene beside it (scene and noise); a stuck one does
+            # not, and a dead one sits at black
+            level = float(np.median(own)) - float(black2[rr[sel][0] & 1, cc[sel][0] & 1])
+            if spread >= 0.5 * scene and level > 0.02 * (white - float(black2.max())):
+                offset[sel] = med
+        rows_out.append(rr)
+        cols_out.append(cc)
+        off_out.append(offset)
+    if not rows_out:
+        z = np.zeros(0, np.int64)
+        return z, z, np.zeros(0)
+    return np.concatenate(rows_out), np.concatenate(cols_out), np.concatenate(off_out)
+
+
+def correct_mosaic(
+    mosaic: np.ndarray,
+    repaired: np.ndarray,
+    defect_map: DefectMap,
+    black: np.ndarray,
+    white: int,
+    *,
+    agree: float = 3.0,
+    min_signal: float = 20.0,
+    gain_error: float = 0.05,
+) -> tuple[np.ndarray, CorrectionCounts]:
+    """Correct the mapped photosites that still carry signal; keep the interpolated value elsewhere.
+
+    Parameters
+    ----------
+    mosaic : (H, W) ndarray of uint16
+        The frame as read (visible area).
+    repaired : (H, W) ndarray of uint16
+        The same after :func:`rawmap.repair.repair_mosaic` with the map's mask.
+    defect_map : DefectMap
+        The map (its ``value`` per defect: a column's offset, a cold photosite's gain).
+    black : (2, 2) array_like of float
+        Black level (DN) at each position of the 2x2 pattern.
+    white : int
+        Clip level (DN): clipped photosites are never corrected.
+    agree : float, optional
+        A gain correction is used where it lies within ``agree`` x the
+        neighbours' robust spread (plus 2 % of the level and ``min_signal``)
+        of the interpolated value; an offset correction within 10 x.
+    min_signal : float, optional
+        DN above black a low-gain photosite must read to be divided by its gain.
+    gain_error : float, optional
+        Relative error of a mapped gain (measured on indep-8080: 1-10 %); a
+        gain correction is used only where that share of the corrected signal
+        is below the neighbours' robust spread.
+
+    Returns
+    -------
+    out : (H, W) ndarray of uint16
+        ``repaired`` with the accepted corrections; unflagged photosites untouched.
+    counts : CorrectionCounts
+    """
+    mask = defect_map.mask()
+    out = repaired.copy()
+    n_flagged = int(mask.sum())
+    if n_flagged == 0:
+        return out, CorrectionCounts()
+    black2 = np.asarray(black, dtype=np.float64).reshape(2, 2)
+    cand_r: list[np.ndarray] = []
+    cand_c: list[np.ndarray] = []
+    cand_v: list[np.ndarray] = []
+    cand_k: list[np.ndarray] = []
+    seg = np.zeros(mask.shape, bool)
+    col = [(d.row, d.col) for d in defect_map.defects if d.kind is DefectKind.COLUMN]
+    if col:
+        rc = np.array(col)
+        seg[rc[:, 0], rc[:, 1]] = True
+        sr, sc, off = _segment_offsets(mosaic, mask, seg, white, black2)
+        ok = np.isfinite(off)
+        cand_r.append(sr[ok])
+        cand_c.append(sc[ok])
+        cand_v.append(mosaic[sr[ok], sc[ok]].astype(np.float64) - off[ok])
+        cand_k.append(np.zeros(int(ok.sum()), np.int8))
+    cold = [(d.row, d.col, d.value) for d in defect_map.defects if d.kind is DefectKind.COLD and 0.02 < d.value < 1]
+    if cold:
+        arr = np.array(cold)
+        r, c, g = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2]
+        v = mosaic[r, c].astype(np.float64)
+        bl = black2[r & 1, c & 1]
+        ok = (mosaic[r, c] < white) & (v - bl > min_signal)
+        cand_r.append(r[ok])
+        cand_c.append(c[ok])
+        cand_v.append(bl[ok] + (v[ok] - bl[ok]) / g[ok])
+        cand_k.append(np.ones(int(ok.sum()), np.int8))
+    if not cand_r:
+        return out, CorrectionCounts(interpolated=n_flagged)
+    r = np.concatenate(cand_r)
+    c = np.concatenate(cand_c)
+    v = np.concatenate(cand_v)
+    k = np.concatenate(cand_k)
+    interp = repaired[r, c].astype(np.float64)
+    spread, n = _neighbour_stats(mosaic, mask, r, c)
+    level = np.maximum(interp - black2[r & 1, c & 1], 0.0)
+    spread = np.where(n >= 3, spread, np.inf)
+    gap = np.abs(v - interp)
+    # an offset measured over a whole segment is good to a few DN: refuse only a gross disagreement
+    use_offset = (k == 0) & (gap <= 10.0 * spread + 0.05 * level + min_signal)
+    # a gain is good to a few per cent of the corrected signal: worth it where the neighbours
+    # spread more than that (texture the interpolation cannot follow), and close to them
+    signal = np.maximum(v - black2[r & 1, c & 1], 0.0)
+    use_gain = (k == 1) & (gain_error * signal < spread) & (gap <= agree * spread + 0.02 * level + min_signal)
+    use = (use_offset | use_gain) & (v < white)
+    out[r[use], c[use]] = np.clip(np.rint(v[use]), 0, white).astype(np.uint16)
+    n_off = int(np.sum(use & (k == 0)))
+    n_gain = int(np.sum(use & (k == 1)))
+    return out, CorrectionCounts(offset=n_off, gain=n_gain, interpolated=n_flagged - n_off - n_gain)

@@ -1,0 +1,82 @@
+"""Corrections of mapped photosites that still carry signal (rawmap.correct)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rawmap.correct import CorrectionCounts, correct_mosaic
+from rawmap.defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry
+from rawmap.frame import CameraId
+from rawmap.repair import repair_mosaic
+
+H, W, BLACK, WHITE = 96, 128, 256, 16383
+CFA = np.array([[0, 1], [3, 2]])
+
+
+def _scene(seed: int = 5) -> np.ndarray:
+    """A textured defect-free mosaic: gradients, fine waves and noise (real detail at every photosite)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float64)
+    s = 3000 + 1500 * np.sin(xx / 3.1) * np.cos(yy / 4.3) + 8 * xx + rng.normal(0, 120, (H, W))
+    return np.clip(np.rint(s + BLACK), 0, WHITE).astype(np.uint16)
+
+
+def _map(defects: list[Defect]) -> DefectMap:
+    sensor = SensorGeometry(H, W, cfa="RGGB", source="raw")
+    return DefectMap(CameraId("Test", "Corrector", "1"), sensor, FrameStats(30), defects)
+
+
+def _rmse(a: np.ndarray, b: np.ndarray, rc: np.ndarray) -> float:
+    d = a[rc[:, 0], rc[:, 1]].astype(np.float64) - b[rc[:, 0], rc[:, 1]]
+    return float(np.sqrt(np.mean(d * d)))
+
+
+def test_a_segment_offset_is_measured_in_the_frame_and_subtracted():
+    """A column segment with an offset the map never saw (it scales with ISO): the frame's own offset,
+    subtracted, keeps the scene's detail on the column, far closer to the truth than interpolation."""
+    truth = _scene()
+    given = truth.copy()
+    rows = np.arange(20, 80)
+    given[rows, 50] += 900  # this frame's offset (the map's mean was 400)
+    dmap = _map([Defect(int(r), 50, DefectKind.COLUMN, 99.0, value=400.0) for r in rows])
+    interp = repair_mosaic(given, dmap.mask(), CFA, white=WHITE)
+    out, counts = correct_mosaic(given, interp, dmap, np.full((2, 2), float(BLACK)), WHITE)
+    rc = np.stack([rows, np.full(rows.size, 50)], axis=1)
+    assert counts.offset >= 0.9 * rows.size and counts.offset + counts.interpolated == rows.size
+    assert _rmse(out, truth, rc) < 0.25 * _rmse(interp, truth, rc), (_rmse(out, truth, rc), _rmse(interp, truth, rc))
+    assert np.array_equal(out[~dmap.mask()], given[~dmap.mask()])  # nothing outside the map
+
+
+def test_a_dead_segment_and_a_clipped_one_keep_the_interpolated_values():
+    """No common offset (a dead segment follows no scene) or no signal (clipped): interpolation."""
+    truth = _scene()
+    given = truth.copy()
+    given[10:40, 30] = BLACK  # dead
+    given[50:80, 90] = WHITE  # clipped by its offset
+    defects = [Defect(r, 30, DefectKind.COLUMN, 99.0) for r in range(10, 40)]
+    defects += [Defect(r, 90, DefectKind.COLUMN, 99.0) for r in range(50, 80)]
+    dmap = _map(defects)
+    interp = repair_mosaic(given, dmap.mask(), CFA, white=WHITE)
+    out, counts = correct_mosaic(given, interp, dmap, np.full((2, 2), float(BLACK)), WHITE)
+    assert counts == CorrectionCounts(interpolated=60)
+    assert np.array_equal(out, interp)
+
+
+def test_a_low_gain_photosite_in_texture_is_divided_by_its_gain():
+    """Where the neighbours spread far more than a mapped gain's error, the photosite's own signal,
+    divided by the gain, beats every estimate from the neighbours."""
+    truth = _scene(7)
+    given = truth.copy()
+    rng = np.random.default_rng(1)
+    sites = [(int(r), int(c)) for r, c in zip(rng.integers(4, H - 4, 40), rng.integers(4, W - 4, 40))]
+    sites = sorted(set(sites))
+    gains = rng.uniform(0.2, 0.5, len(sites))
+    for (r, c), g in zip(sites, gains):
+        given[r, c] = np.uint16(round(BLACK + (int(truth[r, c]) - BLACK) * g))
+    mapped = gains * rng.uniform(0.98, 1.02, len(sites))  # the map's gains, 2 % off
+    dmap = _map([Defect(r, c, DefectKind.COLD, 99.0, value=float(m)) for (r, c), m in zip(sites, mapped)])
+    interp = repair_mosaic(given, dmap.mask(), CFA, white=WHITE)
+    out, counts = correct_mosaic(given, interp, dmap, np.full((2, 2), float(BLACK)), WHITE)
+    rc = np.array(sites)
+    assert counts.gain >= len(sites) // 2
+    assert _rmse(out, truth, rc) < 0.6 * _rmse(interp, truth, rc)
