@@ -156,6 +156,8 @@ class ClassifyParams:
     noisy_min_excess: float = (
         2.0  #: in photos, a bright outlier not growing with exposure is noisy from this noise ratio
     )
+    flat_sigma: float = 9.0  #: flats only: low gain this many robust sigmas of the gain ratio below the median ...
+    flat_min_drop: float = 0.05  #: ... and at least this share below it
     few_views: int = 3  #: below this many views, stuck and dead need every neighbour to vary far more
     line_hysteresis: int = 1  #: a found segment runs on where its photosites leaned in this many units fewer
     line_echo_share: float = 0.5  #: a flag beside a segment stays if its excess off the line keeps this share
@@ -553,6 +555,7 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     if hi_r.size:
         _hot_and_noisy(ser, hi_r, hi_c)
         _complete_clusters(acc, ser.p, ser.found, ser.taken, ser.x_hi)
+    _flat_cold(ser)
     keep = ~ser.taken[lo_r, lo_c]
     lo_r, lo_c = lo_r[keep], lo_c[keep]
     if lo_r.size:
@@ -815,6 +818,43 @@ def _ratio_stats(ser: _Series) -> tuple[dict, dict]:
         med_of[pl] = float(np.nanmedian(gs)) if np.isfinite(gs).any() else 1.0
         sigma_of[pl] = sigma if np.isfinite(sigma) and sigma > 0 else 1e-3
     return med_of, sigma_of
+
+
+def _flat_cold(ser: _Series) -> None:
+    """Low-gain photosites from flat fields: a series whose lit frames are all flats measures gain directly.
+
+    A flat field lights every photosite evenly (vignetting and dust shadows
+    are smooth), so the ratio of a photosite's signal to its same-colour
+    neighbours' is its relative gain; it is low when it lies ``flat_sigma``
+    robust sigmas of that ratio below its plane's median (ccdproc's
+    ``ccdmask`` flags its ratio image at 9 sigmas by default) and at least
+    ``flat_min_drop`` below it.  Flats join one view, so the outlier rules
+    (which want several views) never see these.  Adds to ``found`` and
+    ``taken`` in place.
+    """
+    acc, p = ser.acc, ser.p
+    lit = [f for f in acc.frames if f.kind != "dark"]
+    if not lit or any(f.kind != "flat" for f in lit):
+        return
+    med_of, sigma_of = _ratio_stats(ser)
+    H, W = ser.H, ser.W
+    for a in range(0, H, _BLOCK_ROWS):
+        b = min(H, a + _BLOCK_ROWS)
+        rr, cc = np.divmod(np.arange(a * W, b * W), W)
+        free = ~ser.taken[rr, cc]
+        rr, cc = rr[free], cc[free]
+        g = _gain_ratio(ser, rr, cc, exclude=ser.taken)
+        low = np.zeros(rr.size, bool)
+        rel = np.full(rr.size, np.nan)
+        for pl in _planes(ser):
+            in_p = np.ones(rr.size, bool) if pl is None else ((rr & 1) == pl[0]) & ((cc & 1) == pl[1])
+            med, sigma = med_of[pl], sigma_of[pl]
+            drop = max(p.flat_sigma * sigma, p.flat_min_drop * med)
+            low[in_p] = g[in_p] < med - drop
+            rel[in_p] = g[in_p] / med
+        if low.any():
+            ser.found.add(rr[low], cc[low], DefectKind.COLD, 100.0, rel[low])
+            ser.taken[rr[low], cc[low]] = True
 
 
 def _ratios_around(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray, med_of: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -547,9 +547,14 @@ def evidence_lines(fr: FrameStats) -> list[str]:
     if fr.darks:
         parts.append(f"{fr.darks} lens-cap dark{'s' if fr.darks != 1 else ''}")
     if fr.flats:
-        parts.append(f"{fr.flats} of the views flat fields")
+        parts.append(f"{fr.flats} of the views flat fields" if fr.flats != fr.views else "flat fields")
     lines = ["  evidence: " + ", ".join(parts)]
-    if units <= 1:
+    if fr.flats and fr.flats == fr.views and units <= 1:
+        lines.append(
+            "  note: flat fields only: low-gain (cold) photosites are measured from them, and stuck and dead "
+            "ones; hot, noisy and line defects need lens-cap darks (or photos of several scenes)"
+        )
+    elif units <= 1:
         lines.append(
             "  warning: one view only: hot, cold, noisy and line defects cannot be told from the scene "
             "(only stuck and dead photosites are mapped); add photos of other scenes or lens-cap darks"

@@ -534,3 +534,71 @@ def test_map_darks_then_repair_lights_from_the_library(tmp_path, monkeypatch):
     changed = back != np.rint(defective * 65535) / 65535
     assert {tuple(rc) for rc in np.argwhere(changed).tolist()} == set(HOT)
     assert all(abs(back[r, c] - truth[r, c]) < 0.02 for r, c in HOT)
+
+
+# --------------------------------------------------------------------------- calibration sets: flats
+
+FLAT_COLD = [(20, 162, 0.74), (58, 22, 0.77), (76, 143, 0.55), (91, 103, 0.78), (102, 55, 0.65), (143, 186, 0.67)]
+
+
+def _flats(folder: Path, *, n: int = 10, seed: int = 4, shape: tuple[int, int] = (200, 300)) -> Path:
+    """``n`` flat fields of a mono camera declared ``IMAGETYP = 'Flat Field'``: 25 % vignetting, a soft
+    out-of-focus dust shadow (15 % deep), the low-gain photosites :data:`FLAT_COLD`, shot noise."""
+    folder.mkdir()
+    h, w = shape
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    gain = 1 - 0.25 * 4 * (((yy - h / 2) / h) ** 2 + ((xx - w / 2) / w) ** 2)
+    gain *= 1 - 0.15 / (1 + np.exp((np.hypot(yy - 60, xx - 200) - 12) / 3.0))
+    for r, c, g in FLAT_COLD:
+        if r < h and c < w:
+            gain[r, c] *= g
+    for i in range(n):
+        frame = 1000 + rng.poisson(rng.uniform(15000, 30000) * gain / 2.0) * 2.0 + rng.normal(0, 5, shape)
+        hdu = fits.PrimaryHDU(np.clip(np.rint(frame), 0, 65535).astype(np.uint16))
+        for key, value in {
+            "INSTRUME": "ZWO ASI1600MM Pro",
+            "EXPTIME": 2.0,
+            "GAIN": 139,
+            "IMAGETYP": "Flat Field",
+            "DATE-OBS": (dt.datetime(2024, 6, 1, 20) + dt.timedelta(seconds=10 * i)).isoformat(),
+            "OFFSET": 1000,
+            "ROWORDER": "TOP-DOWN",
+        }.items():
+            hdu.header[key] = value
+        hdu.writeto(folder / f"flat_{i:03d}.fits")
+    return folder
+
+
+def test_flat_fields_measure_low_gain_photosites(tmp_path, monkeypatch):
+    """Flats are one view, which the outlier rules cannot use; but they light every photosite evenly, so
+    each one's ratio to its neighbours is its gain: every planted low-gain photosite is found with its
+    gain, and neither the vignetting nor the soft dust shadow is (issue 10: flats give cold photosites)."""
+    monkeypatch.setenv("RAWMAP_LIBRARY", str(tmp_path / "library"))
+    folder = _flats(tmp_path / "flats")
+    result = run("map", folder, "-o", tmp_path / "m.json")
+    assert result.exit_code == 0, result.output
+    assert "flat fields only: low-gain (cold) photosites are measured from them" in result.stdout
+    dmap = DefectMap.load(tmp_path / "m.json")
+    got = {(d.row, d.col): d for d in dmap.defects}
+    assert set(got) == {(r, c) for r, c, _ in FLAT_COLD}
+    for r, c, g in FLAT_COLD:
+        assert got[(r, c)].kind.value == "cold" and got[(r, c)].value == pytest.approx(g, abs=0.03)
+
+
+def test_flats_and_darks_of_one_camera_give_cold_and_hot(tmp_path, monkeypatch):
+    """A calibration set in one folder: the flats' low-gain photosites and the darks' hot ones."""
+    monkeypatch.setenv("RAWMAP_LIBRARY", str(tmp_path / "library"))
+    _flats(tmp_path / "set", shape=(H, W), n=8)
+    darks = _darks(tmp_path / "darks", bayer=False, bottom_up=False)
+    for i, f in enumerate(sorted(darks.iterdir())):  # the same camera, and the darks' time after the flats'
+        with fits.open(f) as hdul:
+            hdu = fits.PrimaryHDU(np.rint(hdul[0].data * 65535).astype(np.uint16), header=hdul[0].header)
+        hdu.header["INSTRUME"] = "ZWO ASI1600MM Pro"
+        hdu.writeto(tmp_path / "set" / f"dark_{i:03d}.fits")
+    result = run("map", tmp_path / "set", "-o", tmp_path / "m.json")
+    assert result.exit_code == 0, result.output
+    kinds = {(d.row, d.col): d.kind.value for d in DefectMap.load(tmp_path / "m.json").defects}
+    cold = {(r, c) for r, c, _ in FLAT_COLD if r < H and c < W}
+    assert {rc for rc, k in kinds.items() if k == "hot"} == set(HOT)
+    assert {rc for rc, k in kinds.items() if k == "cold"} == cold

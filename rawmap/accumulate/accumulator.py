@@ -23,6 +23,10 @@ from .state import load_state, state_bytes
 from .sums import BYTES_PER_PHOTOSITE, _merge_sorted, _pend, frame_plane, new_sums
 from .views import Views, _detail_correlation, _OpenView
 
+#: Frame types a file declares (FITS ``IMAGETYP``, see :mod:`rawmap.readers.fits`) that are trusted over
+#: the content test: a flat with strong vignetting or a dark with amplifier glow is still one.
+_DECLARED_KIND = {"dark": "dark", "bias": "dark", "dark flat": "dark", "flat": "flat"}
+
 
 class Accumulator:
     """Running per-photosite statistics of one camera body's frames.
@@ -316,7 +320,8 @@ class Accumulator:
             noise_a=noise_a,
             noise_b=noise_b,
             thumb=thumb,
-            kind=self._frame_kind(thumb, sigma_block, per_block, noise_a, noise_b, other),
+            kind=_DECLARED_KIND.get(str(frame.extra.get("frame_type", "")))
+            or self._frame_kind(thumb, sigma_block, per_block, noise_a, noise_b, other),
             found=[None] * n,
             lines=[None] * n,
             counts=[0] * n,
