@@ -158,6 +158,9 @@ class ClassifyParams:
     )
     flat_sigma: float = 9.0  #: flats only: low gain this many robust sigmas of the gain ratio below the median ...
     flat_min_drop: float = 0.05  #: ... and at least this share below it
+    cold_lift: float = (
+        1.05  #: developed images: strong cold past the view bound where it lifts its neighbours this much
+    )
     few_views: int = 3  #: below this many views, stuck and dead need every neighbour to vary far more
     line_hysteresis: int = 1  #: a found segment runs on where its photosites leaned in this many units fewer
     line_echo_share: float = 0.5  #: a flag beside a segment stays if its excess off the line keeps this share
@@ -941,7 +944,12 @@ def _cold(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray) -> np.ndarray:
         if view_bound is None:
             strong &= dark_in[in_c] >= min(2, ser.need)
         else:
-            strong &= g[in_c] < view_bound[in_c] * med
+            beyond_view = g[in_c] < view_bound[in_c] * med
+            if acc.source is SourceKind.IMAGE:
+                # in developed images a defect's deficit lifts its same-colour neighbours' ratios,
+                # which a view's static dark detail (darkening them too) never does
+                beyond_view |= lifted[in_c] >= p.cold_lift
+            strong &= beyond_view
         cold[in_c] |= strong
         score[in_c] = (med - g[in_c]) / sigma
     cold &= np.isfinite(g)
