@@ -161,6 +161,7 @@ class ClassifyParams:
     cold_lift: float = (
         1.05  #: developed images: strong cold past the view bound where it lifts its neighbours this much
     )
+    cold_lift_isolation: float = 0.85  #: ... and its adjacent and same-colour neighbours' ratios above this
     few_views: int = 3  #: below this many views, stuck and dead need every neighbour to vary far more
     line_hysteresis: int = 1  #: a found segment runs on where its photosites leaned in this many units fewer
     line_echo_share: float = 0.5  #: a flag beside a segment stays if its excess off the line keeps this share
@@ -947,8 +948,9 @@ def _cold(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray) -> np.ndarray:
             beyond_view = g[in_c] < view_bound[in_c] * med
             if acc.source is SourceKind.IMAGE:
                 # in developed images a defect's deficit lifts its same-colour neighbours' ratios,
-                # which a view's static dark detail (darkening them too) never does
-                beyond_view |= lifted[in_c] >= p.cold_lift
+                # which a view's static dark detail (darkening them too) never does; the
+                # neighbourhood must be clearly normal, not only above cold_isolation
+                beyond_view |= (lifted[in_c] >= p.cold_lift) & (around[in_c] >= p.cold_lift_isolation)
             strong &= beyond_view
         cold[in_c] |= strong
         score[in_c] = (med - g[in_c]) / sigma
