@@ -332,6 +332,9 @@ def test_independent_series_meets_the_targets(source):
         assert all(1 <= d.views <= units for d in dmap.defects if d.kind is DefectKind.HOT)
     else:
         assert recall >= 0.90 and precision >= 0.97, (recall, precision, found, total)
+        # dead photosites that development dilutes to 0.7-0.9 of a pixel, past the one-view bound because
+        # they lift their same-colour neighbours' ratios (4 of 8 before)
+        assert found["dead"] >= 6 and found["low_gain"] >= 5, (found, total)
 
 
 def _scenario(tmp_path, name, n_frames=24, shape=(300, 450), seed=2027):
