@@ -1215,9 +1215,10 @@ def repair_mosaic_file(
     forced = defect_map.check_photo(frame, force=force)
     mask = defect_map.mask()
     repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
+    repaired, how = correct_mosaic(frame.mosaic, repaired, defect_map, _black2(frame), frame.white)
     changed = int(np.count_nonzero(repaired != frame.mosaic))
     atomic_write_bytes(out, _encode_mosaic(frame, repaired), overwrite=overwrite)
-    return RepairResult(src, out, frame.format, int(mask.sum()), changed, None, forced)
+    return RepairResult(src, out, frame.format, int(mask.sum()), changed, None, forced, corrected=how)
 
 
 def _fits_history(defect_map: DefectMap, flagged: int) -> list[str]:
@@ -1283,10 +1284,11 @@ def repair_fits_file(
     forced = defect_map.check_photo(frame, force=force)
     mask = defect_map.mask()
     repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
+    repaired, how = correct_mosaic(frame.mosaic, repaired, defect_map, _black2(frame), frame.white)
     changed = int(np.count_nonzero(repaired != frame.mosaic))
     data = rewrite(src, repaired, mask, history=_fits_history(defect_map, int(mask.sum())))
     atomic_write_bytes(out, data, overwrite=overwrite)
-    return RepairResult(src, out, "FITS", int(mask.sum()), changed, None, forced)
+    return RepairResult(src, out, "FITS", int(mask.sum()), changed, None, forced, corrected=how)
 
 
 def repair_raw_file(
