@@ -44,7 +44,7 @@ __all__ = [
     "PACK_MAGIC",
     "StateFormatProblem",
     "open_zip",
-    "pack_arrays",
+    "pack_planes",
     "parse_json",
     "read_json_member",
     "read_npy_member",
@@ -311,29 +311,26 @@ def _deflate(plane: np.ndarray) -> tuple[int, bytes | memoryview]:
     return (_DEFLATED, packed) if len(packed) < n else (_STORED, plane.data)
 
 
-def _planes(arr: np.ndarray) -> list[np.ndarray]:
-    """The byte planes of ``arr`` (little-endian): plane ``k`` holds byte ``k`` of every element, in order."""
-    k = arr.dtype.itemsize
-    flat = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
-    return [flat] if k == 1 else [np.ascontiguousarray(flat.reshape(-1, k)[:, i]) for i in range(k)]
-
-
-def pack_arrays(arrays: list[tuple[np.ndarray, int]], *, threads: int = 2) -> list[list[bytes | memoryview]]:
-    """Each 2-D array as a packed array: a header, then its byte planes, each deflated or stored.
+def pack_planes(
+    arrays: list[tuple[np.ndarray, np.dtype, tuple[int, int], int]], *, threads: int = 2
+) -> list[list[bytes | memoryview]]:
+    """Each array, given as its byte planes, as a packed array: a header, then the planes, each deflated or stored.
 
     The byte planes of an array (byte 0 of every element, then byte 1, ...,
     as blosc's and HDF5's *shuffle* do) hold similar bytes together: the high
     bytes of small residuals are nearly all zero and shrink to almost
     nothing, the random low bytes are stored as they are (deflating them
-    costs time for nothing).  Planes are deflated on ``threads`` threads
+    costs time for nothing: a sample of each plane decides).  Planes are
+    deflated (:mod:`zlib`, run-length strategy) on ``threads`` threads
     (:mod:`zlib` runs without the interpreter lock).
 
     Parameters
     ----------
-    arrays : list of ((H, W) ndarray, int)
-        Arrays of one of the packed dtypes (native little-endian), each with
-        the caller's transform code (0-255), stored in its header for
-        :func:`read_packed_member` to return.
+    arrays : list of ((k, H * W) ndarray of uint8, dtype, (H, W), int)
+        Per array: its byte planes, little-endian (``k`` the itemsize of
+        ``dtype``, one of the packed dtypes), the dtype and shape
+        :func:`read_packed_member` checks, and the caller's transform code
+        (0-255) it returns.
     threads : int, optional
 
     Returns
@@ -342,18 +339,13 @@ def pack_arrays(arrays: list[tuple[np.ndarray, int]], *, threads: int = 2) -> li
         Per array, the pieces of its packed form, in order (join them, or
         write them one after the other).
     """
-    jobs = []
     heads = []
-    for arr, transform in arrays:
-        dtype = np.dtype(arr.dtype).newbyteorder("<")
-        if arr.ndim != 2 or dtype not in _PACK_DTYPES or arr.dtype != dtype:
-            raise ValueError(f"cannot pack an array of {arr.dtype} and shape {arr.shape}")
-        planes = _planes(arr)
-        heads.append(
-            _PACK_HEAD.pack(PACK_MAGIC, PACK_VERSION, _PACK_DTYPES.index(dtype), transform, len(planes), *arr.shape)
-        )
-        jobs.append(planes)
-    flat = [p for planes in jobs for p in planes]
+    for planes, dtype, (h, w), transform in arrays:
+        dtype = np.dtype(dtype)
+        if dtype not in _PACK_DTYPES or planes.shape != (dtype.itemsize, h * w) or planes.dtype != np.uint8:
+            raise ValueError(f"cannot pack {planes.shape} planes of {planes.dtype} as {dtype} of shape {(h, w)}")
+        heads.append(_PACK_HEAD.pack(PACK_MAGIC, PACK_VERSION, _PACK_DTYPES.index(dtype), transform, len(planes), h, w))
+    flat = [np.ascontiguousarray(p) for planes, *_ in arrays for p in planes]
     if threads > 1 and len(flat) > 1:
         with ThreadPoolExecutor(threads) as pool:
             done = list(pool.map(_deflate, flat))
@@ -361,7 +353,7 @@ def pack_arrays(arrays: list[tuple[np.ndarray, int]], *, threads: int = 2) -> li
         done = [_deflate(p) for p in flat]
     out: list[list[bytes | memoryview]] = []
     i = 0
-    for head, planes in zip(heads, jobs):
+    for head, (planes, *_) in zip(heads, arrays):
         parts = done[i : i + len(planes)]
         i += len(planes)
         table = b"".join(_PACK_PLANE.pack(codec, len(data)) for codec, data in parts)  # (byte planes: len is bytes)
@@ -377,18 +369,19 @@ def read_packed_member(
     *,
     expect: str,
     transforms: Iterable[int],
-) -> tuple[np.ndarray, int]:
-    """A packed array (:func:`pack_arrays`) of ``zf``, read only once its header and sizes are what the caller expects.
+    buffer: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.dtype, tuple[int, int], int]:
+    """A packed array (:func:`pack_planes`) of ``zf``, read only once its header and sizes are what the caller expects.
 
     The header is checked first (magic, layout version, a dtype among
     ``dtypes``, a transform among ``transforms``, a shape ``shape_ok``
-    accepts (it bounds the array's size, and so the bytes read), one plane per
-    byte of the dtype), then the plane table: a stored plane holds exactly
-    one byte per element, a deflated one less, and the member's declared
-    size must be exactly the header, table and planes.  A deflated plane is
-    inflated to at most one byte per element and must give exactly that:
-    what a plane costs is bounded by the shape the caller expects, whatever
-    the file holds.
+    accepts (it bounds the array's size, and so the bytes read), one plane
+    per byte of the dtype), then the plane table: a stored plane holds
+    exactly one byte per element, a deflated one less, and the member's
+    declared size must be exactly the header, table and planes.  A deflated
+    plane is inflated to at most one byte per element and must give exactly
+    that: what a member costs is bounded by the shape the caller expects,
+    whatever the file holds.
 
     Parameters
     ----------
@@ -402,11 +395,17 @@ def read_packed_member(
         The acceptable shapes in words, for the message.
     transforms : iterable of int
         The transform codes accepted.
+    buffer : ndarray of uint8, optional
+        Where to put the planes when it is large enough (a caller reading
+        several arrays of one size saves the pages of fresh memory).
 
     Returns
     -------
-    arr : (H, W) ndarray
-        The array as packed (the caller undoes its transform).
+    planes : (k, H * W) ndarray of uint8
+        The byte planes (the caller undoes its transform), in ``buffer``
+        when it was large enough.
+    dtype : dtype
+    shape : (int, int)
     transform : int
 
     Raises
@@ -443,48 +442,48 @@ def read_packed_member(
         if len(table) < _PACK_PLANE.size * nplanes:
             raise StateFormatProblem(f"{name} ends inside its plane table")
         n = h * w
-        planes = [_PACK_PLANE.unpack_from(table, k * _PACK_PLANE.size) for k in range(nplanes)]
-        for k, (codec, size) in enumerate(planes):
+        sizes = [_PACK_PLANE.unpack_from(table, k * _PACK_PLANE.size) for k in range(nplanes)]
+        for k, (codec, size) in enumerate(sizes):
             if codec == _STORED and size != n or codec == _DEFLATED and size >= n or codec not in (_STORED, _DEFLATED):
                 raise StateFormatProblem(f"{name}: plane {k} (codec {codec}) of {size:,} bytes for {n:,} elements")
-        total = _PACK_HEAD.size + len(table) + sum(size for _, size in planes)
+        total = _PACK_HEAD.size + len(table) + sum(size for _, size in sizes)
         if info.file_size != total:
             raise StateFormatProblem(f"{name} declares {info.file_size:,} bytes, its header {total:,}")
-        arr = np.empty(n * nplanes, np.uint8)
-        stored = []
-        for k, (codec, size) in enumerate(planes):
-            buf = bytearray(size)
-            view = memoryview(buf)
+        if buffer is not None and buffer.size >= nplanes * n:
+            planes = buffer[: nplanes * n].reshape(nplanes, n)
+        else:
+            planes = np.empty((nplanes, n), np.uint8)
+        jobs = []
+        for k, (codec, size) in enumerate(sizes):
+            buf = planes[k] if codec == _STORED else np.empty(size, np.uint8)  # a stored plane read in place
+            view = buf.data
             done = 0
             while done < size:
                 got = fh.readinto(view[done : min(size, done + _CHUNK)])  # type: ignore[attr-defined]
                 if not got:
                     raise StateFormatProblem(f"{name} ends after {done:,} of {size:,} bytes of plane {k}")
                 done += got
-            stored.append((k, codec, buf))
-    out = arr.reshape(-1, nplanes) if nplanes > 1 else arr.reshape(-1, 1)
+            if codec == _DEFLATED:
+                jobs.append((k, buf))
 
-    def unpack(job: tuple[int, int, bytearray]) -> str | None:
-        k, codec, buf = job
-        if codec == _STORED:
-            out[:, k] = np.frombuffer(buf, np.uint8)
-            return None
+    def inflate(job: tuple[int, np.ndarray]) -> str | None:
+        k, buf = job
         d = zlib.decompressobj()
         try:
-            data = d.decompress(buf, n)
+            data = d.decompress(buf.data, n)
         except zlib.error as exc:
             return f"plane {k} is damaged ({_short(str(exc), 80)})"
         if len(data) != n or not d.eof or d.unconsumed_tail or d.unused_data:
             return f"plane {k} does not inflate to exactly {n:,} bytes"
-        out[:, k] = np.frombuffer(data, np.uint8)
+        planes[k] = np.frombuffer(data, np.uint8)
         return None
 
-    if len(stored) > 1:
+    if len(jobs) > 1:
         with ThreadPoolExecutor(2) as pool:
-            problems = list(pool.map(unpack, stored))
+            problems = list(pool.map(inflate, jobs))
     else:
-        problems = [unpack(job) for job in stored]
+        problems = [inflate(job) for job in jobs]
     for problem in problems:
         if problem:
             raise StateFormatProblem(f"{name}: {problem}")
-    return arr.view(dtype).reshape(h, w), transform
+    return planes, dtype, (h, w), transform

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from ..defectmap import MAX_PHOTOSITES, MAX_SENSOR_SIDE
 from ..errors import MapFormatError, one_line
@@ -29,7 +30,7 @@ from ..frame import CameraId, SourceKind
 from ..safeio import (
     StateFormatProblem,
     open_zip,
-    pack_arrays,
+    pack_planes,
     read_json_member,
     read_npy_member,
     read_packed_member,
@@ -105,10 +106,7 @@ def state_bytes(acc: Any, *, version: int = STATE_VERSION) -> bytes:
         if version == 1:
             arrays.update(sums)
         else:
-            for name, pieces in _packed_sums(sums).items():
-                with zf.open(f"{name}.pk", "w", force_zip64=True) as fh:
-                    for piece in pieces:
-                        fh.write(piece)
+            _write_packed(zf, {name: (a, None, sums["s_v"]) for name, a in sums.items()})
         arrays["fs_index"] = acc.fs_index
         arrays["fs_time"] = acc.fs_time
         arrays["ln_code"] = acc.ln_code
@@ -131,12 +129,7 @@ def state_bytes(acc: Any, *, version: int = STATE_VERSION) -> bytes:
             # the sparse vectors packed too (the sorted keys as differences: a few bits each)
             vectors = {k: a for k, a in arrays.items() if k not in ("view_sig", "view_w")}
             keys = {k for k in vectors if k in ("fs_index", "ln_code", "view_scene") or k.endswith("_codes")}
-            kinds = [_DELTA if k in keys else _RAW for k in vectors]
-            jobs = [(_encode(k, a.reshape(1, -1), t, None), t) for (k, a), t in zip(vectors.items(), kinds)]
-            for k, pieces in zip(vectors, pack_arrays(jobs)):
-                with zf.open(f"{k}.pk", "w", force_zip64=True) as fh:
-                    for piece in pieces:
-                        fh.write(piece)
+            _write_packed(zf, {k: (a.reshape(1, -1), _DELTA if k in keys else _RAW, None) for k, a in vectors.items()})
             arrays = {k: a for k, a in arrays.items() if k not in vectors}
         for name, arr in arrays.items():
             info = zipfile.ZipInfo(f"{name}.npy")
@@ -151,23 +144,25 @@ def state_bytes(acc: Any, *, version: int = STATE_VERSION) -> bytes:
 #
 # Each sum is stored as what is left once it is predicted from what is
 # stored before it (a transform, undone exactly on reading: all integer
-# arithmetic wraps modulo 2**bits, so it is exact whatever the values), then
-# packed in byte planes (rawmap.safeio.pack_arrays).  Measured on mapped
-# series (tests/benchmarks/bench_state.py): the residual of s_r from the s_v
-# of a photosite and its four same-colour neighbours is 0 wherever no frame
-# was skipped (~0.1-0.4 byte per photosite instead of 2); s_v from its left
-# same-colour neighbour saves ~0.3 byte, vmin/vmax ~0.1 when that helps
-# (decided on a sample); the float sums' low mantissa bytes are noise and
-# are stored as they are.
+# arithmetic wraps modulo 2**bits, so it is exact whatever the values; the
+# floats are stored as their bits), then packed in byte planes
+# (rawmap.safeio.pack_planes).  Measured on mapped series
+# (tests/benchmarks/bench_state.py): the residual of s_r from the s_v of a
+# photosite and its four same-colour neighbours is 0 wherever no frame was
+# skipped (0.1-0.4 byte per photosite instead of 2); s_v from its left
+# same-colour neighbour saves ~0.3 byte, vmin/vmax ~0.1 where that helps
+# (decided on a sample of rows); the float sums' low mantissa bytes are noise
+# and are stored as they are.  One compiled pass per array predicts and
+# splits it into byte planes (numpy took 4 s of the 6 s of a 24 MP state).
 
 #: the array as it is
 _RAW = 0
 #: minus its same-colour neighbour to the left (above, in the first two columns), zigzag-coded
 _LEFT = 1
-#: minus the element before it (1-D: the sorted keys of the sparse records), zigzag-coded
-_DELTA = 3
 #: ``s_r`` minus ``4 s_v - (s_v of the 4 same-colour neighbours)`` (as the fold takes them at the edges), zigzag-coded
 _FROM_SV = 2
+#: minus the element before it (1-D: the sorted keys of the sparse records), zigzag-coded
+_DELTA = 3
 _TRANSFORMS = {
     "n_invalid": (_RAW,),
     "s_v": (_RAW, _LEFT),
@@ -181,6 +176,107 @@ _TRANSFORMS = {
 }
 #: rows sampled to choose between transforms
 _SAMPLE_ROWS = 64
+#: stands for ``s_v`` where a transform does not use it (one compiled variant fewer)
+_NO_SV = np.zeros((1, 1), np.uint32)
+
+_U0 = np.uint64(0)
+_U1 = np.uint64(1)
+_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+@njit(inline="always")
+def _zig(d, mask, top):  # pragma: no cover  (compiled)
+    """Zigzag code of the wrapped difference ``d`` (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...)."""
+    d &= mask
+    return ((d << _U1) ^ (_U0 - ((d >> top) & _U1))) & mask
+
+
+@njit(inline="always")
+def _unzig(z, mask):  # pragma: no cover  (compiled)
+    return ((z >> _U1) ^ (_U0 - (z & _U1))) & mask
+
+
+@njit(inline="always")
+def _around(s_v, i, j, H, W):  # pragma: no cover  (compiled)
+    """``4 s_v - (s_v of the 4 same-colour neighbours)`` at (i, j), wrapped to 64 bits, the edges as the fold takes them."""
+    up = i - 2 if i >= 2 else i + 2
+    down = i + 2 if i + 2 < H else i - 2
+    left = j - 2 if j >= 2 else j + 2
+    right = j + 2 if j + 2 < W else j - 2
+    around = np.uint64(s_v[up, j]) + np.uint64(s_v[down, j]) + np.uint64(s_v[i, left]) + np.uint64(s_v[i, right])
+    return np.uint64(4) * np.uint64(s_v[i, j]) - around
+
+
+@njit(inline="always")
+def _first(u, i, j, t):  # pragma: no cover  (compiled)
+    """The prediction of :data:`_LEFT` / :data:`_DELTA` where there is no element to the left."""
+    if t == _LEFT and i >= 2:
+        return np.uint64(u[i - 2, j])
+    return _U0
+
+
+@njit(cache=True, nogil=True)
+def _encode_planes(u, s_v, t, planes):  # pragma: no cover  (compiled)
+    """``u`` (unsigned, (H, W)) under transform ``t`` into its byte planes ``planes`` (k, H * W)."""
+    H, W = u.shape
+    k = planes.shape[0]
+    bits = np.uint64(8 * k)
+    mask = _ONES >> (np.uint64(64) - bits)
+    top = bits - _U1
+    step = 1 if t == _DELTA else 2
+    row = np.empty(W, np.uint64)
+    for i in range(H):
+        ui = u[i]
+        if t == _RAW:
+            for j in range(W):
+                row[j] = np.uint64(ui[j])
+        elif t == _FROM_SV:
+            for j in range(W):
+                row[j] = _zig(np.uint64(ui[j]) - _around(s_v, i, j, H, W), mask, top)
+        else:
+            for j in range(min(step, W)):
+                row[j] = _zig(np.uint64(ui[j]) - _first(u, i, j, t), mask, top)
+            for j in range(step, W):
+                row[j] = _zig(np.uint64(ui[j]) - np.uint64(ui[j - step]), mask, top)
+        at = i * W
+        for b in range(k):
+            pb = planes[b]
+            shift = np.uint64(8 * b)
+            for j in range(W):
+                pb[at + j] = np.uint8((row[j] >> shift) & np.uint64(0xFF))
+
+
+@njit(cache=True, nogil=True)
+def _decode_planes(planes, s_v, t, u):  # pragma: no cover  (compiled)
+    """The inverse of :func:`_encode_planes`: ``u`` (unsigned, (H, W)) from its byte planes."""
+    H, W = u.shape
+    k = planes.shape[0]
+    bits = np.uint64(8 * k)
+    mask = _ONES >> (np.uint64(64) - bits)
+    step = 1 if t == _DELTA else 2
+    row = np.empty(W, np.uint64)
+    for i in range(H):
+        at = i * W
+        row[:] = 0
+        for b in range(k):
+            pb = planes[b]
+            shift = np.uint64(8 * b)
+            for j in range(W):
+                row[j] |= np.uint64(pb[at + j]) << shift
+        ui = u[i]
+        if t == _RAW:
+            for j in range(W):
+                ui[j] = row[j]
+        elif t == _FROM_SV:
+            for j in range(W):
+                ui[j] = (_unzig(row[j], mask) + _around(s_v, i, j, H, W)) & mask
+        else:
+            for j in range(min(step, W)):
+                row[j] = (_unzig(row[j], mask) + _first(u, i, j, t)) & mask
+            for j in range(step, W):
+                row[j] = (_unzig(row[j], mask) + row[j - step]) & mask
+            for j in range(W):
+                ui[j] = row[j]
 
 
 def _unsigned(a: np.ndarray) -> np.ndarray:
@@ -188,86 +284,44 @@ def _unsigned(a: np.ndarray) -> np.ndarray:
     return a.view(np.dtype(f"<u{a.dtype.itemsize}"))
 
 
-def _zigzag(d: np.ndarray) -> np.ndarray:
-    """Wrapped differences (unsigned) as zigzag codes: 0, -1, 1, -2, ... -> 0, 1, 2, 3, ... (in place)."""
-    bits = 8 * d.dtype.itemsize
-    s = d.view(np.dtype(f"<i{d.dtype.itemsize}"))
-    sign = s >> (bits - 1)
-    s <<= 1
-    s ^= sign
-    return d
+def _encode(a: np.ndarray, t: int, s_v: np.ndarray | None, buffer: np.ndarray | None = None) -> np.ndarray:
+    """The byte planes ((k, H * W) uint8) of 2-D ``a`` under transform ``t`` (in ``buffer`` when it is large enough)."""
+    a = np.ascontiguousarray(a)
+    k = a.dtype.itemsize
+    if t == _RAW and k == 1:
+        return a.reshape(1, -1)
+    if a.shape[0] == 1:  # a sparse record: small, numpy (no compiled variant for its dtype)
+        u = _unsigned(a).reshape(-1)
+        if t == _DELTA:
+            d = u.copy()
+            d[1:] -= u[:-1]
+            s = d.view(np.dtype(f"<i{k}"))
+            u = ((s << 1) ^ (s >> (8 * k - 1))).view(u.dtype)
+        return np.ascontiguousarray(u.view(np.uint8).reshape(-1, k).T)
+    if buffer is not None and buffer.size >= k * a.size:
+        planes = buffer[: k * a.size].reshape(k, a.size)
+    else:
+        planes = np.empty((k, a.size), np.uint8)
+    _encode_planes(_unsigned(a), _NO_SV if s_v is None else np.ascontiguousarray(s_v), t, planes)
+    return planes
 
 
-def _unzigzag(z: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`_zigzag` (in place)."""
-    low = z & 1
-    z >>= 1
-    z ^= np.negative(low)
-    return z
-
-
-def _left(u: np.ndarray) -> np.ndarray:
-    """The prediction of :data:`_LEFT` for unsigned ``u`` (a new array)."""
-    pred = np.zeros_like(u)
-    pred[:, 2:] = u[:, :-2]
-    pred[2:, :2] = u[:-2, :2]
-    return pred
-
-
-def _undo_left(d: np.ndarray) -> np.ndarray:
-    """``u`` from its :data:`_LEFT` differences ``d`` (unsigned, zigzag undone), in place."""
-    for p in (0, 1):
-        for q in (0, 1):
-            np.cumsum(d[p::2, q], dtype=d.dtype, out=d[p::2, q])
-    for q in (0, 1):
-        np.cumsum(d[:, q::2], axis=1, dtype=d.dtype, out=d[:, q::2])
-    return d
-
-
-def _around(s_v: np.ndarray) -> np.ndarray:
-    """``4 s_v - (s_v of the 4 same-colour neighbours)`` wrapped to 64 bits, the edges as the fold takes them."""
-    s = s_v.astype(np.uint64)
-    nb = np.zeros_like(s)
-    nb[2:] += s[:-2]
-    nb[:2] += s[2:4]
-    nb[:-2] += s[2:]
-    nb[-2:] += s[-4:-2]
-    nb[:, 2:] += s[:, :-2]
-    nb[:, :2] += s[:, 2:4]
-    nb[:, :-2] += s[:, 2:]
-    nb[:, -2:] += s[:, -4:-2]
-    s <<= 2
-    s -= nb
-    return s
-
-
-def _encode(name: str, a: np.ndarray, t: int, s_v: np.ndarray | None) -> np.ndarray:
-    """``a`` under transform ``t`` (a new array of ``a``'s dtype)."""
-    if t == _RAW:
-        return np.ascontiguousarray(a)
-    u = _unsigned(np.ascontiguousarray(a))
-    if t == _LEFT:
-        d = u - _left(u)
-    elif t == _DELTA:
-        d = u.copy()
-        d[:, 1:] -= u[:, :-1]
-    else:  # _FROM_SV: the residual in s_r's width (wrapped)
-        assert s_v is not None
-        d = (u.astype(np.uint64) - _around(s_v)).astype(u.dtype)
-    return _zigzag(d).view(a.dtype)
-
-
-def _decode(a: np.ndarray, t: int, s_v: np.ndarray | None) -> np.ndarray:
-    """The inverse of :func:`_encode` (in place when it can)."""
-    if t == _RAW:
-        return a
-    d = _unzigzag(_unsigned(a))
-    if t == _LEFT:
-        return _undo_left(d).view(a.dtype)
-    if t == _DELTA:
-        return np.cumsum(d, axis=1, dtype=d.dtype, out=d).view(a.dtype)
-    assert s_v is not None
-    return (d.astype(np.uint64) + _around(s_v)).astype(d.dtype).view(a.dtype)
+def _decode(planes: np.ndarray, dtype: np.dtype, shape: tuple[int, int], t: int, s_v: np.ndarray | None) -> np.ndarray:
+    """The inverse of :func:`_encode`: the (H, W) array of ``dtype``."""
+    if t == _RAW and dtype.itemsize == 1:
+        return planes.reshape(shape).view(dtype).copy()  # (the planes may be a buffer used again)
+    if t == _FROM_SV and (s_v is None or s_v.shape != shape):
+        raise StateFormatProblem("s_r is stored from s_v, and there is no s_v of its shape")
+    unsigned = np.dtype(f"<u{dtype.itemsize}")
+    if shape[0] == 1:  # a sparse record (see _encode)
+        u = np.ascontiguousarray(planes.T).view(unsigned).reshape(-1)
+        if t == _DELTA:
+            u = (u >> 1) ^ (np.zeros_like(u) - (u & 1))
+            u = np.cumsum(u, dtype=unsigned)
+        return u.view(dtype).reshape(shape)
+    u = np.empty(shape, unsigned)
+    _decode_planes(planes, _NO_SV if s_v is None else s_v, t, u)
+    return u.view(dtype)
 
 
 def _choose(name: str, a: np.ndarray, s_v: np.ndarray) -> int:
@@ -280,18 +334,32 @@ def _choose(name: str, a: np.ndarray, s_v: np.ndarray) -> int:
     take = (rows[:, None] + np.arange(5)).ravel()  # 5 rows each: the predictions look 2 rows up and down
     sizes = []
     for t in options:
-        enc = _encode(name, a[take], t, s_v[take])[2::5]  # rows predicted from rows of the sample
-        planes = pack_arrays([(np.ascontiguousarray(enc), t)], threads=1)[0]
-        sizes.append(sum(len(p) for p in planes))
+        planes = _encode(a[take], t, s_v[take]).reshape(a.dtype.itemsize, -1, 5, a.shape[1])[:, :, 2]
+        packed = pack_planes([(planes.reshape(a.dtype.itemsize, -1), a.dtype, (rows.size, a.shape[1]), t)], threads=1)
+        sizes.append(sum(len(p) for p in packed[0]))  # rows predicted from rows of the sample
     return options[int(np.argmin(sizes))]
 
 
-def _packed_sums(sums: dict[str, np.ndarray]) -> dict[str, list[bytes | memoryview]]:
-    """Each per-photosite sum transformed (the best of its transforms on a sample of rows) and packed."""
-    s_v = sums["s_v"]
-    chosen = {name: _choose(name, a, s_v) for name, a in sums.items()}
-    packed = pack_arrays([(_encode(name, a, chosen[name], s_v), chosen[name]) for name, a in sums.items()])
-    return dict(zip(sums, packed))
+def _write_packed(zf: zipfile.ZipFile, arrays: dict[str, tuple[np.ndarray, int | None, np.ndarray | None]]) -> None:
+    """Each 2-D array ``name: (array, transform, s_v)`` transformed and packed into member ``name.pk`` of ``zf``.
+
+    A transform of ``None`` is chosen on a sample (:func:`_choose`).  One
+    array at a time, its byte planes in one buffer used again for the next
+    (fresh pages cost more than the packing: ~1 s for the 550 MB of a 24 MP
+    state).
+    """
+    buffer = np.empty(0, np.uint8)
+    for name, (a, t, s_v) in arrays.items():
+        if t is None:
+            assert s_v is not None
+            t = _choose(name, a, s_v)
+        if a.dtype.itemsize * a.size > buffer.size and a.size > 1 << 16:
+            buffer = np.empty(8 * a.size, np.uint8)  # the widest dtype: allocated once
+        planes = _encode(a, t, s_v, buffer)
+        (pieces,) = pack_planes([(planes, a.dtype, a.shape, t)])
+        with zf.open(f"{name}.pk", "w", force_zip64=True) as fh:
+            for piece in pieces:
+                fh.write(piece)
 
 
 def load_state(cls: Any, path: str | Path) -> Any:
@@ -361,21 +429,23 @@ def _from_state(cls: Any, zf: zipfile.ZipFile, meta: dict[str, Any]) -> Any:
         raise StateFormatProblem(f"frames {_short(frames)} is not a list")
     records = [_frame_record(f, i, n_scenes) for i, f in enumerate(frames)]
     sums = {}
+    buffer = np.empty(4 * n if meta["version"] > 1 else 0, np.uint8)  # the planes of each sum in turn
     for name in cls._ARRAYS:
         if meta["version"] == 1:
             sums[name] = read_npy_member(
                 zf, f"{name}.npy", _SUM_DTYPES[name], lambda s: s == (H, W), expect=f"({H}, {W})"
             )
         else:
-            arr, transform = read_packed_member(
+            planes, dtype, _, transform = read_packed_member(
                 zf,
                 f"{name}.pk",
                 _SUM_DTYPES[name],
                 lambda s: s == (H, W),
                 expect=f"({H}, {W})",
                 transforms=_TRANSFORMS[name],
+                buffer=buffer,
             )
-            sums[name] = _decode(arr, transform, sums.get("s_v"))
+            sums[name] = _decode(planes, dtype, (H, W), transform, sums.get("s_v"))
     if n_frames < int(sums["n_invalid"].max(initial=0)):
         raise StateFormatProblem(f"n_invalid counts more frames than the {n_frames} of the state")
     acc = cls(
@@ -397,7 +467,7 @@ def _from_state(cls: Any, zf: zipfile.ZipFile, meta: dict[str, Any]) -> Any:
                 zf, name, [dtype], lambda s: len(s) == 1 and s[0] <= most, expect=f"(k,), k <= {most:,}"
             )
         name = name.removesuffix(".npy") + ".pk"
-        arr, transform = read_packed_member(
+        planes, dt, shape, transform = read_packed_member(
             zf,
             name,
             [dtype],
@@ -405,7 +475,7 @@ def _from_state(cls: Any, zf: zipfile.ZipFile, meta: dict[str, Any]) -> Any:
             expect=f"(1, k), k <= {most:,}",
             transforms=(_RAW, _DELTA),
         )
-        return _decode(arr, transform, None)[0]
+        return _decode(planes, dt, shape, transform, None)[0]
 
     def indices(arr: np.ndarray, name: str, lo: int, hi: int) -> np.ndarray:
         """Sorted, unique, within [lo, hi): what the merge kernels and detection take for granted."""
