@@ -31,7 +31,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ __all__ = [
     "StateFormatProblem",
     "open_zip",
     "pack_planes",
+    "pack_planes_later",
     "parse_json",
     "read_json_member",
     "read_npy_member",
@@ -339,6 +340,20 @@ def pack_planes(
         Per array, the pieces of its packed form, in order (join them, or
         write them one after the other).
     """
+    if threads > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            return pack_planes_later(arrays, pool)()
+    return pack_planes_later(arrays, None)()
+
+
+def pack_planes_later(
+    arrays: list[tuple[np.ndarray, np.dtype, tuple[int, int], int]], pool: Executor | None
+) -> Callable[[], list[list[bytes | memoryview]]]:
+    """:func:`pack_planes` started on ``pool`` (or run now when ``None``): call the result for the pieces.
+
+    The caller may work meanwhile (prepare the next array's planes), but
+    must not change ``arrays``' planes until it has the pieces.
+    """
     heads = []
     for planes, dtype, (h, w), transform in arrays:
         dtype = np.dtype(dtype)
@@ -346,19 +361,24 @@ def pack_planes(
             raise ValueError(f"cannot pack {planes.shape} planes of {planes.dtype} as {dtype} of shape {(h, w)}")
         heads.append(_PACK_HEAD.pack(PACK_MAGIC, PACK_VERSION, _PACK_DTYPES.index(dtype), transform, len(planes), h, w))
     flat = [np.ascontiguousarray(p) for planes, *_ in arrays for p in planes]
-    if threads > 1 and len(flat) > 1:
-        with ThreadPoolExecutor(threads) as pool:
-            done = list(pool.map(_deflate, flat))
+    if pool is None:
+        now = [_deflate(p) for p in flat]
+        started: list[Callable[[], tuple[int, bytes | memoryview]]] = [lambda d=d: d for d in now]  # type: ignore[misc]
     else:
-        done = [_deflate(p) for p in flat]
-    out: list[list[bytes | memoryview]] = []
-    i = 0
-    for head, (planes, *_) in zip(heads, arrays):
-        parts = done[i : i + len(planes)]
-        i += len(planes)
-        table = b"".join(_PACK_PLANE.pack(codec, len(data)) for codec, data in parts)  # (byte planes: len is bytes)
-        out.append([head + table, *(data for _, data in parts)])
-    return out
+        started = [pool.submit(_deflate, p).result for p in flat]
+
+    def pieces() -> list[list[bytes | memoryview]]:
+        done = [get() for get in started]
+        out: list[list[bytes | memoryview]] = []
+        i = 0
+        for head, (planes, *_) in zip(heads, arrays):
+            parts = done[i : i + len(planes)]
+            i += len(planes)
+            table = b"".join(_PACK_PLANE.pack(codec, len(data)) for codec, data in parts)  # (byte planes: len = bytes)
+            out.append([head + table, *(data for _, data in parts)])
+        return out
+
+    return pieces
 
 
 def read_packed_member(

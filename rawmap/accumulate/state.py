@@ -17,6 +17,7 @@ import lzma
 import math
 import zipfile
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from ..safeio import (
     StateFormatProblem,
     open_zip,
     pack_planes,
+    pack_planes_later,
     read_json_member,
     read_npy_member,
     read_packed_member,
@@ -343,23 +345,61 @@ def _choose(name: str, a: np.ndarray, s_v: np.ndarray) -> int:
 def _write_packed(zf: zipfile.ZipFile, arrays: dict[str, tuple[np.ndarray, int | None, np.ndarray | None]]) -> None:
     """Each 2-D array ``name: (array, transform, s_v)`` transformed and packed into member ``name.pk`` of ``zf``.
 
-    A transform of ``None`` is chosen on a sample (:func:`_choose`).  One
-    array at a time, its byte planes in one buffer used again for the next
-    (fresh pages cost more than the packing: ~1 s for the 550 MB of a 24 MP
-    state).
+    A transform of ``None`` is chosen on a sample (:func:`_choose`).  The
+    planes of one array are deflated on two threads while the next array is
+    transformed into the other of two buffers (fresh pages for every array
+    cost more than the packing: ~1 s for the 550 MB of a 24 MP state).
     """
-    buffer = np.empty(0, np.uint8)
-    for name, (a, t, s_v) in arrays.items():
-        if t is None:
-            assert s_v is not None
-            t = _choose(name, a, s_v)
-        if a.dtype.itemsize * a.size > buffer.size and a.size > 1 << 16:
-            buffer = np.empty(8 * a.size, np.uint8)  # the widest dtype: allocated once
-        planes = _encode(a, t, s_v, buffer)
-        (pieces,) = pack_planes([(planes, a.dtype, a.shape, t)])
+    buffers = [np.empty(0, np.uint8), np.empty(0, np.uint8)]
+    waiting: list[tuple[str, Any]] = []
+
+    def write(name: str, pieces: Any) -> None:
         with zf.open(f"{name}.pk", "w", force_zip64=True) as fh:
-            for piece in pieces:
+            for piece in pieces()[0]:
                 fh.write(piece)
+
+    with ThreadPoolExecutor(2) as pool:
+        for i, (name, (a, t, s_v)) in enumerate(arrays.items()):
+            if t is None:
+                assert s_v is not None
+                t = _choose(name, a, s_v)
+            if a.dtype.itemsize * a.size > buffers[i % 2].size and a.size > 1 << 16:
+                buffers[i % 2] = np.empty(a.dtype.itemsize * a.size, np.uint8)
+            planes = _encode(a, t, s_v, buffers[i % 2])
+            waiting.append((name, pack_planes_later([(planes, a.dtype, a.shape, t)], pool)))
+            if len(waiting) > 1:  # the previous array, packed meanwhile: its buffer is free once written
+                write(*waiting.pop(0))
+        for job in waiting:
+            write(*job)
+
+
+def _read_packed_sums(zf: zipfile.ZipFile, names: tuple[str, ...], shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    """The per-photosite sums of a version 2 state, each checked (:func:`rawmap.safeio.read_packed_member`) and decoded.
+
+    One array is decoded on a thread of its own while the next is read and
+    inflated into the other of two buffers.
+    """
+    H, W = shape
+    buffers = [np.empty(0, np.uint8), np.empty(0, np.uint8)]
+    decoded: dict[str, Any] = {}
+    with ThreadPoolExecutor(1) as pool:
+        for i, name in enumerate(names):
+            if i >= 2:
+                decoded[names[i - 2]].result()  # its buffer is free again
+            if buffers[i % 2].size == 0:
+                buffers[i % 2] = np.empty(4 * H * W, np.uint8)  # (a wider sum gets planes of its own)
+            planes, dtype, _, transform = read_packed_member(
+                zf,
+                f"{name}.pk",
+                _SUM_DTYPES[name],
+                lambda s: s == (H, W),
+                expect=f"({H}, {W})",
+                transforms=_TRANSFORMS[name],
+                buffer=buffers[i % 2],
+            )
+            s_v = decoded["s_v"].result() if transform == _FROM_SV and "s_v" in decoded else None
+            decoded[name] = pool.submit(_decode, planes, dtype, (H, W), transform, s_v)
+        return {name: job.result() for name, job in decoded.items()}
 
 
 def load_state(cls: Any, path: str | Path) -> Any:
@@ -428,24 +468,13 @@ def _from_state(cls: Any, zf: zipfile.ZipFile, meta: dict[str, Any]) -> Any:
     if not isinstance(frames, list):
         raise StateFormatProblem(f"frames {_short(frames)} is not a list")
     records = [_frame_record(f, i, n_scenes) for i, f in enumerate(frames)]
-    sums = {}
-    buffer = np.empty(4 * n if meta["version"] > 1 else 0, np.uint8)  # the planes of each sum in turn
-    for name in cls._ARRAYS:
-        if meta["version"] == 1:
-            sums[name] = read_npy_member(
-                zf, f"{name}.npy", _SUM_DTYPES[name], lambda s: s == (H, W), expect=f"({H}, {W})"
-            )
-        else:
-            planes, dtype, _, transform = read_packed_member(
-                zf,
-                f"{name}.pk",
-                _SUM_DTYPES[name],
-                lambda s: s == (H, W),
-                expect=f"({H}, {W})",
-                transforms=_TRANSFORMS[name],
-                buffer=buffer,
-            )
-            sums[name] = _decode(planes, dtype, (H, W), transform, sums.get("s_v"))
+    if meta["version"] == 1:
+        sums = {
+            name: read_npy_member(zf, f"{name}.npy", _SUM_DTYPES[name], lambda s: s == (H, W), expect=f"({H}, {W})")
+            for name in cls._ARRAYS
+        }
+    else:
+        sums = _read_packed_sums(zf, cls._ARRAYS, (H, W))
     if n_frames < int(sums["n_invalid"].max(initial=0)):
         raise StateFormatProblem(f"n_invalid counts more frames than the {n_frames} of the state")
     acc = cls(
