@@ -1,4 +1,4 @@
-"""Bounded reading of files rawmap did not necessarily write: JSON text, zip members, ``.npy`` arrays.
+"""Bounded reading of files rawmap did not necessarily write: JSON text, zip members, ``.npy`` and packed arrays.
 
 Every reader of a map or a state file goes through these, so that a
 hand-edited, damaged or hostile file is refused with one
@@ -16,7 +16,13 @@ or a traceback:
   order) is checked against what the caller expects, and whose declared
   size must be exactly what that header implies, before a byte of data is
   read (a deflate bomb or a header claiming a huge array is refused
-  without allocating it).  Pickled (object) arrays are never read.
+  without allocating it).  Pickled (object) arrays are never read;
+* :func:`read_packed_member`: a packed array (what :func:`pack_planes`
+  writes: the byte planes of an array, each deflated or stored, behind a
+  header of dtype, shape, transform and plane sizes), its header and plane
+  table checked and every plane's size bounded by the shape the caller
+  expects before a byte is read, each deflated plane inflated to exactly
+  one byte per element, never more.
 
 A zip member never yields more than its declared uncompressed size
 (:mod:`zipfile` stops there and checks the CRC), so checking that size is

@@ -1,4 +1,4 @@
-"""The state file of the accumulator: an uncompressed ``.npz`` archive (arrays + ``meta.json``).
+"""The state file of the accumulator (``.rawstate``): a zip archive of ``meta.json`` and the arrays.
 
 :func:`state_bytes` writes it (open views saved open, so a series continued
 from the file counts exactly as one run would); :func:`load_state` reads
@@ -6,6 +6,28 @@ it, every part checked and bounded before it is used (see
 :meth:`rawmap.accumulate.Accumulator.load`).  The format is this module's
 alone: the sums (:mod:`~rawmap.accumulate.sums`) and the views
 (:mod:`~rawmap.accumulate.views`) do not know it.
+
+=======  ==================================================================
+version  members (the zip itself uncompressed)
+=======  ==================================================================
+1        ``meta.json``; every array an ``.npy`` member: 23-25 bytes per
+         photosite in all (written before 2026-12; still read)
+2        ``meta.json``; each per-photosite sum and each sparse record a
+         packed array ``<name>.pk`` (:func:`rawmap.safeio.pack_planes`:
+         a header, then the byte planes of the array after a lossless
+         transform, each deflated or stored); the views' thumbnails
+         deflated ``.npy`` members.  10.3-11.2 bytes per photosite on
+         mapped series, bit for bit the same arrays once read
+=======  ==================================================================
+
+Version 2's transforms (each array's in its header, chosen on a sample of
+rows where there are two; all integer arithmetic wraps, so they are exact
+whatever the values): ``s_r`` minus ``4 s_v`` minus the ``s_v`` of the four
+same-colour neighbours (0 wherever no frame was skipped), ``s_v``,
+``vmin`` and ``vmax`` minus their same-colour neighbour to the left,
+sorted sparse keys minus the key before; residuals zigzag-coded (small
+either side of 0 -> small).  The float sums are stored as their bits: their
+low mantissa bytes are noise, stored as they are.
 """
 
 from __future__ import annotations
@@ -83,11 +105,11 @@ def state_bytes(acc: Any, *, version: int = STATE_VERSION) -> bytes:
     ----------
     acc : Accumulator
     version : int, optional
-        :data:`STATE_VERSION` (2): each per-photosite sum a packed array
-        (``<name>.pk``, see :func:`_packed_sums`), about 10-11 bytes per
-        photosite in all; 1: each an ``.npy`` member (23 bytes per
-        photosite), what rawmap wrote before (kept to test and measure
-        against).
+        :data:`STATE_VERSION` (2): each per-photosite sum and sparse record
+        a packed array (``<name>.pk``, see :func:`_write_packed`), about
+        10-11 bytes per photosite in all; 1: each an ``.npy`` member (23-25
+        bytes per photosite), what rawmap wrote before (kept to test and
+        measure against).
     """
     if version not in READ_VERSIONS:
         raise ValueError(f"state version {version} is not one of {READ_VERSIONS}")
