@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_accumulate import series
+from test_accumulate import CAM, CFA, series
 
 from rawmap.accumulate import STATE_VERSION, Accumulator
 from rawmap.accumulate.state import state_bytes
 from rawmap.detect import build_map
 from rawmap.errors import MapFormatError
+from rawmap.library import EntryUpdate, Library, recorded_path
 from rawmap.mapping import map_files
 from rawmap.testing import write_scenario
 
@@ -111,6 +112,18 @@ def test_version_2_is_exact_for_any_values(tmp_path):
     assert_same_state(Accumulator.load(path), acc)
 
 
+@pytest.mark.parametrize("shape", [(4, 4), (5, 7), (9, 9), (11, 13)])
+def test_version_2_is_exact_on_the_smallest_sensors(tmp_path, shape):
+    """Fewer rows than the transforms' sample (and the neighbours 2 away reflected at every edge)."""
+    rng = np.random.default_rng(shape[0])
+    acc = Accumulator(shape, cfa=CFA, black=np.zeros(4), white=65535, camera=CAM)
+    acc.n_frames = 300
+    for name in Accumulator._ARRAYS:
+        a = getattr(acc, name)
+        setattr(acc, name, rng.integers(0, 250, a.shape).astype(a.dtype))
+    assert_same_state(Accumulator.load(acc.save(tmp_path / "small.rawstate")), acc)
+
+
 def test_version_1_file_still_loads(eight, tmp_path):
     """A file written by rawmap before version 2 (kept in tests/data) loads; saved again it is version 2, the same."""
     old = Accumulator.load(V1_FILE)
@@ -145,6 +158,24 @@ def test_a_mapped_series_packs_in_at_most_12_bytes_per_photosite_and_maps_the_sa
     for m in (a, b):
         m.pop("created")  # the time of writing
     assert a == b and len(a["defects"]) > 0
+
+
+def test_the_library_stores_a_body_in_version_2(mapped, tmp_path):
+    """The library's per-body ``state.rawstate`` is the same file: at most 12 bytes per photosite, read back bit for bit."""
+    lib = Library(tmp_path / "lib")
+    entry = lib.store(
+        EntryUpdate(
+            mapped.camera,
+            mapped.source,
+            build_map(mapped),
+            mapped,
+            files=tuple(recorded_path(f.path) for f in mapped.frames),
+            content_keys={},
+            base=None,
+        )
+    )
+    assert entry.state_path.stat().st_size <= 12 * mapped.shape[0] * mapped.shape[1]
+    assert_same_state(lib.load_state(entry), mapped)
 
 
 # ------------------------------------------------------------- damaged and hostile version 2 files

@@ -444,7 +444,7 @@ def load_state(cls: Any, path: str | Path) -> Any:
             raise MapFormatError(f"{path}: damaged state file ({_one_line(exc)}); map the photos again") from None
         if not isinstance(meta, dict) or meta.get("format") != STATE_FORMAT:
             raise MapFormatError(f"{path}: not a rawmap state file")
-        if meta.get("version") not in READ_VERSIONS or isinstance(meta.get("version"), bool):
+        if type(meta.get("version")) is not int or meta.get("version") not in READ_VERSIONS:
             raise MapFormatError(
                 f"{path}: state version {_short(meta.get('version'))} is not supported (this rawmap reads "
                 f"{' and '.join(map(str, READ_VERSIONS))}); map the photos again"
@@ -512,12 +512,16 @@ def _from_state(cls: Any, zf: zipfile.ZipFile, meta: dict[str, Any]) -> Any:
         sums=sums,
     )
 
+    def member(name: str) -> str:
+        """The member of array ``name.npy`` in this state's version."""
+        return name if meta["version"] == 1 else name.removesuffix(".npy") + ".pk"
+
     def vector(name: str, dtype: Any, most: int) -> np.ndarray:
         if meta["version"] == 1:
             return read_npy_member(
                 zf, name, [dtype], lambda s: len(s) == 1 and s[0] <= most, expect=f"(k,), k <= {most:,}"
             )
-        name = name.removesuffix(".npy") + ".pk"
+        name = member(name)
         planes, dt, shape, transform = read_packed_member(
             zf,
             name,
@@ -535,10 +539,10 @@ def _from_state(cls: Any, zf: zipfile.ZipFile, meta: dict[str, Any]) -> Any:
         return arr
 
     def pair(keys: str, vals: str, kdtype: Any, vdtype: Any, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-        k = indices(vector(keys, kdtype, hi - lo), keys, lo, hi)
+        k = indices(vector(keys, kdtype, hi - lo), member(keys), lo, hi)
         v = vector(vals, vdtype, hi - lo)
         if v.shape != k.shape:
-            raise StateFormatProblem(f"{keys} and {vals} have shapes {k.shape} and {v.shape}")
+            raise StateFormatProblem(f"{member(keys)} and {member(vals)} have shapes {k.shape} and {v.shape}")
         return k, v
 
     acc.fs_index, acc.fs_time = pair("fs_index.npy", "fs_time.npy", np.int64, np.float64, 0, n)
