@@ -492,7 +492,9 @@ def _meta(src, **changes) -> bytes:
 
 @pytest.fixture(scope="module")
 def good_state(tmp_path_factory):
-    """A 24x30 state of 8 frames with first-seen and line records, saved with open views."""
+    """A 24x30 state of 8 frames with first-seen and line records, saved with open views (version 1: ``.npy`` sums)."""
+    from rawmap.accumulate.state import state_bytes
+
     frames = series(seed=5, n=6)
     acc = Accumulator.from_frame(frames[0])
     for f in frames:
@@ -500,7 +502,9 @@ def good_state(tmp_path_factory):
     acc.close_scene()  # first-seen times and line counts recorded
     for f in series(seed=7, n=2):
         acc.update(f)  # views open again, with pending outliers
-    return acc.save(tmp_path_factory.mktemp("state") / "good.rawstate")
+    path = tmp_path_factory.mktemp("state") / "good.rawstate"
+    path.write_bytes(state_bytes(acc, version=1))
+    return path
 
 
 ZEROS_20MB = 20 * 1024 * 1024

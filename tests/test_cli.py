@@ -262,8 +262,12 @@ def _state_with(src: Path, dst: Path, members: dict[str, bytes], deflate: tuple[
 
 def test_hostile_state_files_are_refused_in_one_line(small_series: Series, tmp_path: Path):
     import io
+    import struct
+    import zipfile
 
+    from rawmap.accumulate.state import state_bytes
     from rawmap.mapping import STATE_KEYS_MEMBER
+    from rawmap.safeio import pack_planes
 
     # issue 13: state meta.json parsed outside the try, a complex128 sum accepted (130 s of
     # compilation, then a traceback), a deflate bomb, out-of-range sparse indices
@@ -277,6 +281,16 @@ def test_hostile_state_files_are_refused_in_one_line(small_series: Series, tmp_p
         np.lib.format.write_array(buf, arr)
         return buf.getvalue()
 
+    def pk(arr: np.ndarray) -> bytes:
+        """A packed array (state version 2) of 2-D ``arr``, untransformed."""
+        planes = np.ascontiguousarray(arr.reshape(-1).view(np.uint8).reshape(-1, arr.dtype.itemsize).T)
+        return b"".join(bytes(p) for p in pack_planes([(planes, arr.dtype, arr.shape, 0)], threads=1)[0])
+
+    with zipfile.ZipFile(good) as zf:
+        assert json.loads(zf.read("meta.json"))["version"] == 2
+        s_xr = zf.read("s_xr.pk")
+    good_v1 = tmp_path / "good-v1.rawstate"
+    good_v1.write_bytes(state_bytes(Accumulator.load(good), version=1))
     bomb = 64 << 20  # 64 MB of zeros deflate to 64 kB
     hostile = {
         "meta.rawstate": (
@@ -284,25 +298,27 @@ def test_hostile_state_files_are_refused_in_one_line(small_series: Series, tmp_p
             (),
             "shape 'big' is not a list of 2",
         ),
-        "complex.rawstate": (
+        "npy-complex.rawstate": (  # in a version 1 state (.npy sums)
             {"s_xr.npy": npy(np.zeros((H, W), np.complex128))},
             (),
             "s_xr.npy holds complex128, not float32",
         ),
-        "bomb.rawstate": (
-            {"s_v.npy": npy(np.zeros((H, W), np.uint32)) + bytes(bomb)},
-            ("s_v.npy",),
-            "s_v.npy declares",
+        "dtype.rawstate": ({"s_xr.pk": s_xr[:5] + bytes([2]) + s_xr[6:]}, (), "s_xr.pk holds uint32, not float32"),
+        "bomb.rawstate": ({"s_xr.pk": s_xr + bytes(bomb)}, ("s_xr.pk",), "s_xr.pk declares"),
+        "inflate-bomb.rawstate": (
+            {"s_xr.pk": s_xr[:16] + struct.pack("<BQ", 1, 50_000) + s_xr[25:]},
+            (),
+            f"s_xr.pk: plane 0 (codec 1) of 50,000 bytes for {H * W:,} elements",
         ),
         "indices.rawstate": (
-            {"fs_index.npy": npy(np.array([H * W + 7])), "fs_time.npy": npy(np.zeros(1))},
+            {"fs_index.pk": pk(np.array([[H * W + 7]], np.int64)), "fs_time.pk": pk(np.zeros((1, 1)))},
             (),
-            f"fs_index.npy holds indices out of order or outside [0, {H * W})",
+            f"fs_index.pk holds indices out of order or outside [0, {H * W})",
         ),
         "keys.rawstate": ({STATE_KEYS_MEMBER: b"[" * 5000 + b"]" * 5000}, (), "JSON nested too deeply to read"),
     }
     for name, (members, deflate, needle) in hostile.items():
-        bad = _state_with(good, tmp_path / name, members, deflate)
+        bad = _state_with(good_v1 if name.startswith("npy-") else good, tmp_path / name, members, deflate)
         before = bad.read_bytes()
         for args in [
             ("map", small_series.folder, "-o", tmp_path / "m.json", "--state", bad, "--overwrite"),
