@@ -708,7 +708,7 @@ class Accumulator:
 
     # ------------------------------------------------------------- save / load
     def to_bytes(self) -> bytes:
-        """The state as an uncompressed ``.npz`` archive (see :func:`rawmap.accumulate.state.state_bytes`)."""
+        """The state file's bytes: version 2, the sums packed losslessly (see :mod:`rawmap.accumulate.state`)."""
         return state_bytes(self)
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
@@ -724,11 +724,13 @@ class Accumulator:
         sensor of at least 4 x 4 and at most
         :data:`rawmap.defectmap.MAX_PHOTOSITES` photosites, a CFA of colour
         indices 0-3, frame records and open views of the right types.  Each
-        array's ``.npy`` header is then checked against what the metadata
-        implies (dtype among those the sums take, shape (H, W) for the sums,
-        at most one entry per photosite for the sparse records) and its
-        member's declared size against that header, before its data is read:
-        a header claiming a huge array or a deflate bomb is refused unread.
+        array's header (a version 2 packed member's header and plane table,
+        or a version 1 file's ``.npy`` header) is then checked against what
+        the metadata implies (dtype among those the sums take, shape (H, W)
+        for the sums, at most one entry per photosite for the sparse records)
+        and its member's declared size against that header, before its data
+        is read: a header claiming a huge array or a deflate bomb is refused
+        unread.
         Sparse indices must be sorted, unique and on the sensor; pickled
         arrays are never read.
 
