@@ -62,6 +62,7 @@ Unflagged photosites are returned bit for bit.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import tempfile
@@ -964,6 +965,18 @@ def _black2(frame: Frame) -> np.ndarray:
     return black[np.asarray(frame.cfa)]
 
 
+#: LibRaw's (power, toe slope) of the sRGB tone curve (its default, (2.222, 4.5), is BT.709's).
+_SRGB_GAMMA = (2.4, 12.92)
+
+
+@functools.lru_cache(maxsize=1)
+def _srgb_profile() -> bytes:
+    """An sRGB ICC profile (littleCMS's built-in sRGB, through Pillow's ImageCms)."""
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
 def _repair_raw(
     frame: Frame,
     defect_map: DefectMap,
@@ -1029,15 +1042,27 @@ def _repair_raw(
         write_dng(out, repaired, compress=True, overwrite=overwrite, **kwargs)
     else:
         import rawpy
-        import tifffile
+
+        from .dng import rgb_tiff_bytes
 
         with tempfile.TemporaryDirectory(prefix="rawmap-") as tmp:
             dng = write_dng(Path(tmp) / "repaired.dng", repaired, **kwargs)
             with quiet_decoders(), rawpy.imread(str(dng)) as raw:
-                rgb = raw.postprocess(output_bps=16, use_camera_wb=True)
-        buf = io.BytesIO()
-        tifffile.imwrite(buf, rgb, photometric="rgb", metadata=None)
-        atomic_write_bytes(out, buf.getvalue(), overwrite=overwrite)
+                # sRGB primaries and white (D65) and the sRGB tone curve: what the ICC profile says
+                rgb = raw.postprocess(output_bps=16, use_camera_wb=True, gamma=_SRGB_GAMMA)
+        data = rgb_tiff_bytes(
+            rgb,
+            camera=frame.camera,
+            exposure=frame.exposure,
+            iso=frame.iso,
+            time=frame.time,
+            aperture=extras["aperture"],
+            focal_length=extras["focal_length"],
+            lens=extras["lens"],
+            owner=extras["owner"],
+            icc_profile=_srgb_profile(),
+        )
+        atomic_write_bytes(out, data, overwrite=overwrite)
     return RepairResult(frame.path, out, fmt.upper(), int(mask.sum()), changed, None, forced, corrected=how)
 
 
@@ -1309,7 +1334,13 @@ def repair_raw_file(
         Output folder (created if missing).
     fmt : {"dng", "tiff"}, optional
         ``"tiff"`` writes ``<stem>.tif`` instead: the repaired frame
-        developed by LibRaw (camera white balance, 16 bits per channel).
+        developed by LibRaw (camera white balance, 16 bits per channel,
+        upright) in **sRGB**: sRGB primaries and D65 white (LibRaw's
+        sRGB output), the sRGB tone curve (power 2.4, toe slope 12.92),
+        tagged with an sRGB ICC profile (InterColorProfile), and the
+        shot's EXIF: make, model, capture time, exposure, ISO, f-number,
+        focal length, lens and owner where known
+        (:func:`rawmap.dng.rgb_tiff_bytes`).
     overwrite : bool, optional
         Replace an existing output.  The input itself is never replaced.
     force : bool, optional
