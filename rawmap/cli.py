@@ -1176,7 +1176,8 @@ def repair_cmd(
         "--format",
         "-f",
         metavar="dng|tiff",
-        help="Output of RAW photos: dng (the raw data, repaired; default) or tiff (developed, 16 bits). "
+        help="Output of RAW photos: dng (the raw data, repaired; default) or tiff (developed, 16-bit sRGB with "
+        "the shot's EXIF and an sRGB ICC profile). "
         "JPEGs are always written as JPEG, FITS files as FITS.",
     ),
     threads: int = typer.Option(

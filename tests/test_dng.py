@@ -434,8 +434,6 @@ def test_linearization_table(tmp_path):
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 def test_rgb_tiff_round_trips_pixels_and_tags(dtype):
-    import io
-
     import tifffile
 
     from rawmap.dng import rgb_tiff_bytes

@@ -1,6 +1,6 @@
 """Repair quality and speed: rawmap against dcraw ``-P``, rawpy.enhance and no repair.
 
-Run:  python tests/benchmarks/bench_repair.py [--frames 10] [--seed 3] [--height 600 --width 900]
+Run:  python tests/benchmarks/bench_repair.py [--frames 10] [--seed 3] [--height 600 --width 900] [--speed-only]
 
 Generates a simulated series with :func:`rawmap.testing.generate_series`
 (DNG frames with an optical-black border, a realistic mix of daylight,
@@ -25,7 +25,13 @@ the defect-free frame, and the PSNR of the rest after re-encoding.  Last,
 the speed of :func:`rawmap.repair.repair_mosaic` on a 24 MP frame with
 10^4 and 10^5 flagged photosites, and of a whole RAW -> DNG repair of a
 24 MP frame (:func:`rawmap.repair.repair_file`), with the DNG write itself
-uncompressed (as before lossless JPEG) and compressed side by side.
+uncompressed (as before lossless JPEG) and compressed side by side; then
+(also alone, with ``--speed-only``) the time per photo of ``repair_file``
+on a 24 MP DNG decoding it once (now) and twice (as before: a second LibRaw
+open for the DNG's extras), against LibRaw's decode plus ``write_dng`` of
+the unrepaired mosaic alone (the issue's target: repair <= 1.2x that), and
+``rawmap repair --threads 1`` vs ``--threads 2`` on 8 photos (outputs
+compared byte for byte).
 
 Needs ``dcraw`` on PATH (Debian: ``apt-get install dcraw``) and
 scikit-image (``pip install scikit-image``); a missing one is reported and
