@@ -17,6 +17,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, TypeVar
@@ -1120,6 +1121,11 @@ class RepairFormat(str, Enum):
     TIFF = "tiff"
 
 
+#: Most photos ``rawmap repair`` works on at once by default (each holds a few frames' worth of memory).
+_MAX_REPAIR_THREADS = 4
+_REPAIR_THREADS = max(1, min(os.cpu_count() or 1, _MAX_REPAIR_THREADS))
+
+
 @app.command("repair", cls=_Command)
 @_handle_errors
 def repair_cmd(
@@ -1170,8 +1176,18 @@ def repair_cmd(
         "--format",
         "-f",
         metavar="dng|tiff",
-        help="Output of RAW photos: dng (the raw data, repaired; default) or tiff (developed, 16 bits). "
+        help="Output of RAW photos: dng (the raw data, repaired; default) or tiff (developed, 16-bit sRGB with "
+        "the shot's EXIF and an sRGB ICC profile). "
         "JPEGs are always written as JPEG, FITS files as FITS.",
+    ),
+    threads: int = typer.Option(
+        _REPAIR_THREADS,
+        "--threads",
+        "-j",
+        min=1,
+        metavar="N",
+        help=f"Repair up to N photos at once, in threads (at most N photos in memory; default: the number of "
+        f"cores, at most {_MAX_REPAIR_THREADS}). The outputs are the same whatever N; the report keeps the input order.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     cfa: Optional[str] = _cfa_option(),
@@ -1200,12 +1216,16 @@ def repair_cmd(
     applies it; RawTherapee 5.9, dcraw and LibRaw ignore it). With
     --skip-existing, a second run into the same OUTDIR (after an
     interruption) skips the photos whose output is already there.
+    With --threads N, N photos are repaired at once (each photo is decoded
+    once; the files written are the same whatever N).
 
     Examples:
 
         rawmap repair card/DCIM/100NIKON/ -o repaired/
 
         rawmap repair card/DCIM/100NIKON/ -o repaired/ --skip-existing
+
+        rawmap repair card/DCIM/100NIKON/ -o repaired/ --threads 2
 
         rawmap repair IMG_0042.CR2 --map eos5d.json -o repaired/ --format tiff
 
@@ -1243,52 +1263,92 @@ def repair_cmd(
     renamed = [p for p in files if plan[p].name != output_name(p, fmt=fmt.value if fmt is not None else None)]
     failures = [f"{s.path}: {s.reason}" for s in missing]
     maps: dict[Any, Any] = {}
-    lines: list[str] = []
-    repaired = 0
-    skipped = 0
-    with _Progress("Repairing", quiet=quiet) as progress:
+    raw_fmt = fmt.value if fmt is not None else None
+
+    def map_for(p: Path) -> DefectMap:
+        """The map to repair ``p`` with (the library's maps are looked up in the main thread, cached)."""
+        if fixed is not None:
+            return fixed
+        assert lib is not None  # no map given: the library's
+        key = body_of(p, spec)  # from the header: the photo is decoded once, by the repair
+        if key not in maps:
+            try:  # the map of this sensor size (crop mode), else the body's first map
+                entry = lib.get(key[0], key[1], shape=key[2])
+                maps[key] = lib.load_map(entry if entry is not None else key[0], key[1])
+            except RawmapError as exc:
+                maps[key] = exc
+        if isinstance(maps[key], Exception):
+            raise _Failed(f"{p}: {maps[key]}")
+        return maps[key]
+
+    def work(p: Path, dmap: DefectMap) -> Any:
+        raw = p.suffix[1:].lower() in RAW_EXTENSIONS
+        return repair_file(
+            p,
+            dmap,
+            out_dir,
+            fmt=raw_fmt if raw else None,
+            overwrite=overwrite,
+            force=force,
+            mosaic=spec,
+            name=plan[p].name,
+            opcodes=opcodes,
+        )
+
+    def outcome(p: Path, run: Any) -> tuple[bool, str]:
+        """(True, report line) or (False, failure line) of ``run()``, the repair of ``p``."""
+        try:
+            return True, repair_line(p, run())
+        except (RawmapError, _Failed) as exc:
+            return False, one_line(exc)
+        except OSError as exc:
+            return False, f"{p}: {_os_message(exc)}"
+
+    # each photo's outcome by its index: reported in input order whatever order they finish in
+    outcomes: dict[int, tuple[bool, str] | None] = {}
+    done = 0
+    with _Progress("Repairing", quiet=quiet) as progress, ThreadPoolExecutor(max_workers=threads) as pool:
+        running: dict[Any, tuple[int, Path]] = {}
+
+        def finish(future: Any) -> None:
+            nonlocal done
+            i, p = running.pop(future)
+            outcomes[i] = outcome(p, future.result)
+            done += 1
+            progress(done, len(files), p)
+
         for i, p in enumerate(files):
             # finished by an earlier run: outputs are renamed into place only when whole
             if skip_existing and os.path.lexists(plan[p]):
-                skipped += 1
-                progress(i + 1, len(files), p)
+                outcomes[i] = None
+                done += 1
+                progress(done, len(files), p)
                 continue
             try:
-                if fixed is not None:
-                    dmap = fixed
-                else:
-                    assert lib is not None  # no map given: the library's
-                    key = body_of(p, spec)  # from the header: the photo is decoded once, by the repair
-                    if key not in maps:
-                        try:  # the map of this sensor size (crop mode), else the body's first map
-                            entry = lib.get(key[0], key[1], shape=key[2])
-                            maps[key] = lib.load_map(entry if entry is not None else key[0], key[1])
-                        except RawmapError as exc:
-                            maps[key] = exc
-                    if isinstance(maps[key], Exception):
-                        raise _Failed(f"{p}: {maps[key]}")
-                    dmap = maps[key]
-                raw = p.suffix[1:].lower() in RAW_EXTENSIONS
-                result = repair_file(
-                    p,
-                    dmap,
-                    out_dir,
-                    fmt=fmt.value if (fmt is not None and raw) else None,
-                    overwrite=overwrite,
-                    force=force,
-                    mosaic=spec,
-                    name=plan[p].name,
-                    opcodes=opcodes,
-                )
+                dmap = map_for(p)
             except (RawmapError, _Failed) as exc:
-                failures.append(one_line(exc))
-            except OSError as exc:
-                failures.append(f"{p}: {_os_message(exc)}")
-            else:
-                repaired += 1
-                lines.append(repair_line(p, result))
-            finally:
-                progress(i + 1, len(files), p)
+                outcomes[i] = (False, one_line(exc))
+                done += 1
+                progress(done, len(files), p)
+                continue
+            while len(running) >= threads:  # at most `threads` photos in memory at once
+                for future in wait(running, return_when=FIRST_COMPLETED).done:
+                    finish(future)
+            running[pool.submit(work, p, dmap)] = (i, p)
+        while running:
+            for future in wait(running, return_when=FIRST_COMPLETED).done:
+                finish(future)
+    lines: list[str] = []
+    repaired = skipped = 0
+    for i in range(len(files)):
+        result = outcomes[i]
+        if result is None:
+            skipped += 1
+        elif result[0]:
+            repaired += 1
+            lines.append(result[1])
+        else:
+            failures.append(result[1])
     total = len(files) + len(missing)
     if renamed:
         lines.append(renamed_line(len(renamed)))

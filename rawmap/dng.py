@@ -37,7 +37,7 @@ import numpy as np
 from .fileio import atomic_write_bytes
 from .frame import CameraId
 
-__all__ = ["write_dng", "DEFAULT_COLOR_MATRIX", "MIN_SIZE"]
+__all__ = ["write_dng", "rgb_tiff_bytes", "DEFAULT_COLOR_MATRIX", "MIN_SIZE"]
 
 #: Smallest visible height and width LibRaw and dcraw accept as a raw image.
 MIN_SIZE = 22
@@ -365,25 +365,13 @@ def write_dng(
     tags.append((50720, _LONG, 2, (w, h), True))  # DefaultCropSize
     if as_shot_neutral is not None:
         tags.append((50728, _RATIONAL, 3, _flat_rationals(np.asarray(asn).tolist(), max_den=10000), True))
-    exif: list[tuple[int, int, int, object]] = [(36864, _UNDEFINED, 4, b"0230")]  # ExifVersion
-    if exposure > 0:
-        exif.append((33434, _RATIONAL, 1, _rational(exposure, max_den=1_000_000)))  # ExposureTime
-    if iso > 0:
-        exif.append((34855, _SHORT, 1, int(round(iso))))  # ISOSpeedRatings
+    exif = _shot_exif(
+        camera=camera, exposure=exposure, iso=iso, time=time, aperture=aperture, focal_length=focal_length, lens=lens
+    )
     if time is not None:
-        stamp = time.strftime("%Y:%m:%d %H:%M:%S").encode("ascii")
-        exif.append((36867, _ASCII, 0, stamp))  # DateTimeOriginal
-        tags.append((306, _ASCII, 0, stamp, True))  # DateTime
-    if camera.serial:
-        exif.append((42033, _ASCII, 0, _ascii(camera.serial)))  # BodySerialNumber
+        tags.append((306, _ASCII, 0, time.strftime("%Y:%m:%d %H:%M:%S").encode("ascii"), True))  # DateTime
     if temperature is not None:
         exif.append((37888, _SRATIONAL, 1, _rational(temperature, signed=True, max_den=1000)))  # Temperature
-    if aperture > 0:
-        exif.append((33437, _RATIONAL, 1, _rational(aperture, max_den=1000)))  # FNumber
-    if focal_length > 0:
-        exif.append((37386, _RATIONAL, 1, _rational(focal_length, max_den=1000)))  # FocalLength
-    if lens:
-        exif.append((42036, _ASCII, 0, _ascii(lens)))  # LensModel
     if lens_spec is not None:
         spec_r = _flat_rationals(np.asarray(lens_spec, dtype=np.float64).tolist(), max_den=1000)
         spec_r = [0 if i % 2 and spec_r[i - 1] == 0 else v for i, v in enumerate(spec_r)]  # 0/0: unknown
@@ -432,6 +420,111 @@ def write_dng(
 
 
 _TYPE_FMT = {_BYTE: "B", _SHORT: "H", _LONG: "I", _RATIONAL: "I", _SRATIONAL: "i"}
+
+
+def _shot_exif(
+    *,
+    camera: CameraId,
+    exposure: float,
+    iso: float,
+    time: _dt.datetime | None,
+    aperture: float,
+    focal_length: float,
+    lens: str,
+) -> list[tuple[int, int, int, object]]:
+    """EXIF IFD entries of the shot: version, exposure, ISO, capture time, body serial, f-number, focal length, lens.
+
+    A value of 0 (or ``None``, ``""``) is unknown and left out.
+    """
+    exif: list[tuple[int, int, int, object]] = [(36864, _UNDEFINED, 4, b"0230")]  # ExifVersion
+    if exposure > 0:
+        exif.append((33434, _RATIONAL, 1, _rational(exposure, max_den=1_000_000)))  # ExposureTime
+    if iso > 0:
+        exif.append((34855, _SHORT, 1, min(int(round(iso)), 65535)))  # ISOSpeedRatings
+    if time is not None:
+        exif.append((36867, _ASCII, 0, time.strftime("%Y:%m:%d %H:%M:%S").encode("ascii")))  # DateTimeOriginal
+    if camera.serial:
+        exif.append((42033, _ASCII, 0, _ascii(camera.serial)))  # BodySerialNumber
+    if aperture > 0:
+        exif.append((33437, _RATIONAL, 1, _rational(aperture, max_den=1000)))  # FNumber
+    if focal_length > 0:
+        exif.append((37386, _RATIONAL, 1, _rational(focal_length, max_den=1000)))  # FocalLength
+    if lens:
+        exif.append((42036, _ASCII, 0, _ascii(lens)))  # LensModel
+    return exif
+
+
+def rgb_tiff_bytes(
+    rgb: np.ndarray,
+    *,
+    camera: CameraId,
+    exposure: float = 0.0,
+    iso: float = 0.0,
+    time: _dt.datetime | None = None,
+    aperture: float = 0.0,
+    focal_length: float = 0.0,
+    lens: str = "",
+    owner: str = "",
+    icc_profile: bytes | None = None,
+) -> bytes:
+    """A baseline RGB TIFF (one uncompressed strip) of ``rgb`` with the shot's EXIF and an ICC profile.
+
+    IFD0 holds Make, Model, DateTime, Artist, Software (rawmap and its
+    version), Orientation 1 (the pixels are upright) and, when given, the
+    ICC profile (InterColorProfile, tag 34675); an EXIF IFD holds exposure
+    time, ISO, DateTimeOriginal, body serial, f-number, focal length, lens
+    and owner (see :func:`_shot_exif`: unknown values are left out).
+
+    Parameters
+    ----------
+    rgb : (H, W, 3) ndarray of uint8 or uint16
+    camera : CameraId
+    exposure, iso, time, aperture, focal_length, lens, owner : optional
+        As :func:`write_dng`.
+    icc_profile : bytes, optional
+        The ICC profile of the colour space the pixels are in.
+
+    Returns
+    -------
+    bytes
+    """
+    from . import __version__
+
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"rgb must be an (H, W, 3) array of uint8 or uint16, got {rgb.shape} {rgb.dtype}")
+    h, w, _ = rgb.shape
+    bits = rgb.dtype.itemsize * 8
+    tags: list[tuple[int, int, int, object]] = [
+        (254, _LONG, 1, 0),  # NewSubFileType
+        (256, _LONG, 1, w),  # ImageWidth
+        (257, _LONG, 1, h),  # ImageLength
+        (258, _SHORT, 3, (bits, bits, bits)),  # BitsPerSample
+        (259, _SHORT, 1, 1),  # Compression: none
+        (262, _SHORT, 1, 2),  # PhotometricInterpretation: RGB
+        (274, _SHORT, 1, 1),  # Orientation: upright
+        (277, _SHORT, 1, 3),  # SamplesPerPixel
+        (278, _LONG, 1, h),  # RowsPerStrip: one strip
+        (284, _SHORT, 1, 1),  # PlanarConfiguration: chunky
+        (305, _ASCII, 0, _ascii(f"rawmap {__version__}")),  # Software
+    ]
+    if camera.make:
+        tags.append((271, _ASCII, 0, _ascii(camera.make)))  # Make
+    if camera.model:
+        tags.append((272, _ASCII, 0, _ascii(camera.model)))  # Model
+    if time is not None:
+        tags.append((306, _ASCII, 0, time.strftime("%Y:%m:%d %H:%M:%S").encode("ascii")))  # DateTime
+    if owner:
+        tags.append((315, _ASCII, 0, _ascii(owner)))  # Artist
+    if icc_profile:
+        tags.append((34675, _UNDEFINED, len(icc_profile), bytes(icc_profile)))  # InterColorProfile
+    exif = _shot_exif(
+        camera=camera, exposure=exposure, iso=iso, time=time, aperture=aperture, focal_length=focal_length, lens=lens
+    )
+    if owner:
+        exif.append((42032, _ASCII, 0, _ascii(owner)))  # CameraOwnerName
+    strip = np.ascontiguousarray(rgb, dtype=rgb.dtype.newbyteorder("<")).tobytes()
+    return _tiff_bytes(_Ifd(tags, [strip], exif=_Ifd(exif)))
 
 
 def _colour_entries(colour_tags: Mapping[int, Sequence[float]]) -> list[tuple[int, int, int, object]]:

@@ -39,6 +39,7 @@ import numpy as np
 from . import readers
 from .errors import UnsupportedFileError
 from .frame import CameraId, Frame, SourceKind
+from .readers import libraw as _libraw
 from .readers.base import (
     MAX_PHOTOSITES,
     MIN_SIDE,
@@ -117,6 +118,7 @@ def read_frame(
     out: np.ndarray | None = None,
     share: bool = False,
     mosaic: MosaicSpec | None = None,
+    extras: bool = False,
 ) -> Frame:
     """Decode a photo's pixels and metadata.
 
@@ -140,6 +142,14 @@ def read_frame(
         Read grayscale TIFF, PNG and PGM files as a raw sensor mosaic of
         this pattern (RAW files are read as always).  Without it such files
         are developed images and PGM files are refused.
+    extras : bool
+        For a camera RAW file, also keep what a DNG copy of it needs (full
+        frame with margins, colour matrix, white balance, embedded preview,
+        header metadata) in ``extra["libraw"]``, a
+        :class:`rawmap.readers.libraw.RawExtras` read from the same LibRaw
+        decode (``rawmap repair`` opens each photo once).  Costs a copy of
+        the full frame and the preview's extraction; ignored for other
+        files.
 
     Returns
     -------
@@ -175,7 +185,13 @@ def read_frame(
     >>> frame.mosaic.shape, frame.cfa_string, frame.camera.label  # doctest: +SKIP
     ((1324, 2012), 'BGGR', 'NIKON CORPORATION NIKON D1')
     """
-    frame = _call(path, mosaic, lambda backend, probe: backend.read_frame(probe, out, share))
+
+    def hook(backend, probe):
+        if extras and backend is _libraw.BACKEND:
+            return _libraw.read_frame_extras(probe, out, share)
+        return backend.read_frame(probe, out, share)
+
+    frame = _call(path, mosaic, hook)
     check_side(frame.path, frame.shape)
     return frame
 

@@ -62,6 +62,7 @@ Unflagged photosites are returned bit for bit.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import tempfile
@@ -880,37 +881,23 @@ def _auto_neutral(frame: Frame) -> np.ndarray | None:
     return np.array(means) / means[1]
 
 
-def _raw_extras(path: Path, frame: Frame) -> dict:
+def _raw_extras(frame: Frame) -> dict:
     """What the DNG needs beyond the frame: full frame, colour, white balance, orientation, shot data, preview.
 
-    Read from LibRaw (through rawpy) and, for what rawpy does not report
-    (lens, f-number and focal length as the file states them), from the
-    headers by :func:`rawmap.metadata.read_metadata`.
+    From the :class:`rawmap.readers.libraw.RawExtras` the reader kept from
+    the frame's own decode (``read_frame(..., extras=True)``: the file is
+    opened once) and, for what LibRaw does not report (lens, f-number and
+    focal length as the file states them), the headers it read
+    (:func:`rawmap.metadata.read_metadata`).
     """
-    import rawpy
+    from .readers.libraw import RawExtras
 
-    from .metadata import read_metadata
-
-    with quiet_decoders(), rawpy.imread(str(path)) as raw:
-        full = np.array(raw.raw_image, dtype=np.uint16, copy=True)
-        visible = raw.raw_image_visible
-        if visible.shape != frame.shape or not np.array_equal(visible, frame.mosaic):
-            raise InputError(path, "LibRaw returned other pixels on a second read", "copy the file again and retry")
-        cm = np.asarray(raw.rgb_xyz_matrix, dtype=np.float64)[:3]
-        wb = np.asarray(raw.camera_whitebalance, dtype=np.float64)[:3]
-        flip = int(raw.sizes.flip)
-        other = raw.other
-        preview: bytes | np.ndarray | None = None
-        try:
-            thumb = raw.extract_thumb()
-        except (rawpy.LibRawError, MemoryError):  # no preview, or one LibRaw cannot unpack
-            thumb = None
-        if thumb is not None and thumb.format == rawpy.ThumbFormat.JPEG:
-            preview = bytes(thumb.data)
-        elif thumb is not None and thumb.format == rawpy.ThumbFormat.BITMAP:
-            arr = np.asarray(thumb.data)
-            preview = arr if arr.ndim == 3 and arr.shape[2] == 3 and arr.dtype == np.uint8 else None
-    meta = read_metadata(path)
+    kept = frame.extra.get("libraw")
+    if not isinstance(kept, RawExtras):
+        raise ValueError(f"{frame.path}: the frame was read without extras; read it with read_frame(extras=True)")
+    full = kept.full_frame if kept.full_frame is not None else frame.mosaic
+    cm, wb, flip, meta = kept.rgb_xyz_matrix, kept.camera_whitebalance, kept.flip, kept.metadata
+    preview = kept.preview
     top, left = frame.margins
     # write_dng needs an even ActiveArea origin: drop a border row/column when odd
     full = full[top % 2 :, left % 2 :]
@@ -933,11 +920,11 @@ def _raw_extras(path: Path, frame: Frame) -> dict:
         "color_matrix": cm if np.any(cm != 0) and np.all(np.isfinite(cm)) else None,
         "as_shot_neutral": neutral,
         "orientation": _FLIP_TO_ORIENTATION.get(flip, 1),
-        "aperture": shot(meta.fnumber, float(other.aperture)),
-        "focal_length": shot(meta.focal_length, float(other.focal_length)),
+        "aperture": shot(meta.fnumber, kept.aperture),
+        "focal_length": shot(meta.focal_length, kept.focal_length),
         "lens": meta.lens,
         "lens_spec": meta.lens_spec,
-        "owner": meta.owner or str(other.artist or "").strip(),
+        "owner": meta.owner or kept.artist,
         "preview": preview,
         "colour_tags": dict(meta.dng_colour) or None,  # a DNG's own calibration (LibRaw reports none for DNGs)
         "linearization": np.asarray(meta.linearization, dtype=np.int64) if meta.linearization else None,
@@ -978,6 +965,18 @@ def _black2(frame: Frame) -> np.ndarray:
     return black[np.asarray(frame.cfa)]
 
 
+#: LibRaw's (power, toe slope) of the sRGB tone curve (its default, (2.222, 4.5), is BT.709's).
+_SRGB_GAMMA = (2.4, 12.92)
+
+
+@functools.lru_cache(maxsize=1)
+def _srgb_profile() -> bytes:
+    """An sRGB ICC profile (littleCMS's built-in sRGB, through Pillow's ImageCms)."""
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
 def _repair_raw(
     frame: Frame,
     defect_map: DefectMap,
@@ -991,7 +990,7 @@ def _repair_raw(
     from .dng import write_dng
 
     mask = defect_map.mask()
-    extras = _raw_extras(frame.path, frame)
+    extras = _raw_extras(frame)
     if opcodes:
         from .opcodes import bad_pixel_list, fix_bad_pixels_list
 
@@ -1043,15 +1042,27 @@ def _repair_raw(
         write_dng(out, repaired, compress=True, overwrite=overwrite, **kwargs)
     else:
         import rawpy
-        import tifffile
+
+        from .dng import rgb_tiff_bytes
 
         with tempfile.TemporaryDirectory(prefix="rawmap-") as tmp:
             dng = write_dng(Path(tmp) / "repaired.dng", repaired, **kwargs)
             with quiet_decoders(), rawpy.imread(str(dng)) as raw:
-                rgb = raw.postprocess(output_bps=16, use_camera_wb=True)
-        buf = io.BytesIO()
-        tifffile.imwrite(buf, rgb, photometric="rgb", metadata=None)
-        atomic_write_bytes(out, buf.getvalue(), overwrite=overwrite)
+                # sRGB primaries and white (D65) and the sRGB tone curve: what the ICC profile says
+                rgb = raw.postprocess(output_bps=16, use_camera_wb=True, gamma=_SRGB_GAMMA)
+        data = rgb_tiff_bytes(
+            rgb,
+            camera=frame.camera,
+            exposure=frame.exposure,
+            iso=frame.iso,
+            time=frame.time,
+            aperture=extras["aperture"],
+            focal_length=extras["focal_length"],
+            lens=extras["lens"],
+            owner=extras["owner"],
+            icc_profile=_srgb_profile(),
+        )
+        atomic_write_bytes(out, data, overwrite=overwrite)
     return RepairResult(frame.path, out, fmt.upper(), int(mask.sum()), changed, None, forced, corrected=how)
 
 
@@ -1110,10 +1121,10 @@ def _repair_jpeg(frame: Frame, defect_map: DefectMap, out: Path, *, overwrite: b
     return RepairResult(frame.path, out, "JPEG", int(mask.sum()), changed, psnr, forced)
 
 
-def _read(src: str | os.PathLike[str], mosaic: MosaicSpec | None = None) -> Frame:
+def _read(src: str | os.PathLike[str], mosaic: MosaicSpec | None = None, *, extras: bool = False) -> Frame:
     from .reader import read_frame
 
-    return read_frame(src, mosaic=mosaic)
+    return read_frame(src, mosaic=mosaic, extras=extras)
 
 
 def _encode_mosaic(frame: Frame, pixels: np.ndarray) -> bytes:
@@ -1325,7 +1336,13 @@ def repair_raw_file(
         Output folder (created if missing).
     fmt : {"dng", "tiff"}, optional
         ``"tiff"`` writes ``<stem>.tif`` instead: the repaired frame
-        developed by LibRaw (camera white balance, 16 bits per channel).
+        developed by LibRaw (camera white balance, 16 bits per channel,
+        upright) in **sRGB**: sRGB primaries and D65 white (LibRaw's
+        sRGB output), the sRGB tone curve (power 2.4, toe slope 12.92),
+        tagged with an sRGB ICC profile (InterColorProfile), and the
+        shot's EXIF: make, model, capture time, exposure, ISO, f-number,
+        focal length, lens and owner where known
+        (:func:`rawmap.dng.rgb_tiff_bytes`).
     overwrite : bool, optional
         Replace an existing output.  The input itself is never replaced.
     force : bool, optional
@@ -1367,7 +1384,7 @@ def repair_raw_file(
         raise ValueError("opcodes are written into DNG files: use fmt='dng' with opcodes=True")
     src = Path(src)
     out = _output_path(src, Path(out_dir), _RAW_FORMATS[fmt], overwrite=overwrite, name=name)
-    frame = _read(src)
+    frame = _read(src, extras=True)  # one LibRaw decode gives the mosaic and what the DNG needs
     if frame.source is not SourceKind.RAW:
         raise UnsupportedFileError(
             src, f"is a {frame.format} image, not a camera RAW file", "use repair_image_file for JPEGs"

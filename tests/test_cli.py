@@ -1155,7 +1155,7 @@ def test_repair_skip_existing_finishes_an_interrupted_run(small_series: Series, 
     whole, out = tmp_path / "whole", tmp_path / "out"
     args = ["repair", *small_series.files, "--map", series_map, "-q"]
     assert _rawmap_killed_after(0, "rawmap.repair", "repair_file", *args, "-o", whole).returncode == 0
-    killed = _rawmap_killed_after(5, "rawmap.repair", "repair_file", *args, "-o", out)
+    killed = _rawmap_killed_after(5, "rawmap.repair", "repair_file", *args, "-o", out, "-j", "1")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     done = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     assert len(done) == 5
@@ -1176,6 +1176,41 @@ def test_repair_skip_existing_finishes_an_interrupted_run(small_series: Series, 
     plain = run(*args, "-o", out)  # without --skip-existing: every finished photo is an error, as before
     assert plain.exit_code == 1 and plain.stderr.count("already exists") == 12
     assert_usage_error(run(*args, "-o", out, "--skip-existing", "--overwrite"))
+
+
+def test_repair_threads_give_the_same_files_and_report(small_series: Series, series_map: Path, tmp_path: Path):
+    """`rawmap repair -j 2` writes the same bytes as `-j 1`, reports in input order, keeps skip-and-report,
+    the x-2.dng naming of clashing names and --skip-existing."""
+    twins = _copy_folder(small_series.folder, tmp_path / "twins")  # the same names: outputs frame_000-2.dng ...
+    bad = corrupt_files(tmp_path / "junk", small_series.files[0])[1]
+    photos = [*small_series.files[:4], bad, twins / small_series.files[0].name, twins / small_series.files[5].name]
+    runs = {}
+    for n in ("1", "2"):
+        out = tmp_path / f"out-{n}"
+        result = run("repair", *photos, "--map", series_map, "-o", out, "-q", "--threads", n)
+        assert result.exit_code == 1, result.output  # the corrupt file
+        runs[n] = (out, result.stdout.replace(str(out), "OUT"), result.stderr.replace(str(out), "OUT"))
+    (one, out1, err1), (two, out2, err2) = runs["1"], runs["2"]
+    assert out1 == out2 and err1 == err2
+    names = sorted(p.name for p in one.iterdir())
+    assert names == sorted(p.name for p in two.iterdir())
+    assert names == ["frame_000-2.dng", "frame_000.dng", "frame_001.dng", "frame_002.dng", "frame_003.dng",
+                     "frame_005.dng"]  # fmt: skip
+    assert all((one / name).read_bytes() == (two / name).read_bytes() for name in names)
+    reported = [line.split(" -> ")[0] for line in out2.splitlines() if " -> " in line]
+    assert reported == [str(p) for p in photos if p != bad]  # input order, whatever finished first
+    assert err2.count("Error: ") == 1 and str(bad) in err2
+    assert "Repaired 6 of 7 photos" in out2
+
+    # --skip-existing with threads: only the missing outputs are written
+    (two / "frame_002.dng").unlink()
+    again = run("repair", *photos, "--map", series_map, "-o", two, "-q", "-j", "2", "--skip-existing")
+    assert again.exit_code == 1 and again.stderr.count("Error: ") == 1
+    assert [line.split(" -> ")[0] for line in again.stdout.splitlines() if " -> " in line] == [
+        str(small_series.files[2])
+    ]
+    assert (two / "frame_002.dng").read_bytes() == (one / "frame_002.dng").read_bytes()
+    assert_usage_error(run("repair", *photos, "--map", series_map, "-o", tmp_path / "z", "--threads", "0"))
 
 
 def test_repair_skip_existing_never_overwrites_a_file_in_the_way(

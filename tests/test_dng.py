@@ -430,3 +430,32 @@ def test_linearization_table(tmp_path):
         write_dng(tmp_path / "x.dng", stored + 1024, **kw)
     with pytest.raises(ValueError, match="linearization"):
         write_dng(tmp_path / "x.dng", stored, **{**kw, "linearization": np.array([0.5, 1.0])})
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_rgb_tiff_round_trips_pixels_and_tags(dtype):
+    import tifffile
+
+    from rawmap.dng import rgb_tiff_bytes
+
+    rgb = np.random.default_rng(5).integers(0, np.iinfo(dtype).max, (40, 56, 3)).astype(dtype)
+    cam = CameraId("Make Co", "Model 1", "S123")
+    when = dt.datetime(2024, 5, 6, 7, 8, 9)
+    data = rgb_tiff_bytes(rgb, camera=cam, exposure=0.004, iso=800, time=when, aperture=5.6, icc_profile=b"icc!")
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        page = tif.pages[0]
+        np.testing.assert_array_equal(page.asarray(), rgb)
+        tags = {t.name: t.value for t in page.tags.values()}
+    assert (tags["Make"], tags["Model"], tags["DateTime"]) == ("Make Co", "Model 1", "2024:05:06 07:08:09")
+    assert tags["InterColorProfile"] == b"icc!"
+    exif = tags["ExifTag"]
+    assert exif["ExposureTime"] == (1, 250) and exif["ISOSpeedRatings"] == 800 and exif["FNumber"] == (28, 5)
+    assert exif["BodySerialNumber"] == "S123" and "FocalLength" not in exif  # unknown: left out
+
+
+def test_rgb_tiff_refuses_what_is_not_rgb():
+    from rawmap.dng import rgb_tiff_bytes
+
+    for bad in (np.zeros((4, 4), np.uint16), np.zeros((4, 4, 4), np.uint16), np.zeros((4, 4, 3), np.float32)):
+        with pytest.raises(ValueError, match=r"\(H, W, 3\) array of uint8 or uint16"):
+            rgb_tiff_bytes(bad, camera=CameraId("a", "b"))

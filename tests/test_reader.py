@@ -232,6 +232,40 @@ def test_shared_mosaic_is_libraw_buffer_when_contiguous():
 
 
 @needs_samples
+@pytest.mark.parametrize("name", sorted(RAW_SAMPLES))
+def test_extras_come_from_the_same_decode(frames, name):
+    """``read_frame(extras=True)``: the same frame plus LibRaw's full frame, colour, white balance and
+    preview, as a separate rawpy open reports them; a plain read keeps none of it."""
+    from rawmap.readers.libraw import RawExtras
+
+    path = SAMPLES / "raw" / name
+    frame = read_frame(path, extras=True)
+    plain = frames[name]
+    assert "libraw" not in plain.extra
+    np.testing.assert_array_equal(frame.mosaic, plain.mosaic)
+    kept = frame.extra["libraw"]
+    assert isinstance(kept, RawExtras)
+    with rawpy.imread(str(path)) as raw:
+        full = raw.raw_image.copy()
+        np.testing.assert_array_equal(kept.rgb_xyz_matrix, np.asarray(raw.rgb_xyz_matrix)[:3])
+        np.testing.assert_array_equal(kept.camera_whitebalance, np.asarray(raw.camera_whitebalance)[:3])
+        assert kept.flip == raw.sizes.flip
+    if full.shape == plain.shape:
+        assert kept.full_frame is None
+    else:
+        np.testing.assert_array_equal(kept.full_frame, full)
+        top, left = plain.margins
+        np.testing.assert_array_equal(full[top : top + plain.shape[0], left : left + plain.shape[1]], plain.mosaic)
+    assert kept.metadata.make == plain.camera.make or not kept.metadata.make
+
+
+def test_extras_of_images_are_ignored(tmp_path):
+    jpeg = tmp_path / "a.jpg"
+    Image.new("RGB", (64, 48)).save(jpeg)
+    assert "libraw" not in read_frame(jpeg, extras=True).extra
+
+
+@needs_samples
 def test_epoch_timestamp_is_unknown_in_any_time_zone(monkeypatch):
     # LibRaw has no time for this file (time_t 0), which rawpy shows in local time.
     monkeypatch.setenv("TZ", "America/New_York")

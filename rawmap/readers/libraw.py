@@ -15,6 +15,7 @@ import ctypes
 import datetime as _dt
 import functools
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ from .base import (
     truncated_error,
 )
 
-__all__ = ["BACKEND", "RAW_EXTENSIONS", "visible_shape"]
+__all__ = ["BACKEND", "RAW_EXTENSIONS", "RawExtras", "visible_shape"]
 
 #: File-name extensions (lower case, no dot) of camera RAW formats LibRaw reads.
 RAW_EXTENSIONS = frozenset(
@@ -74,6 +75,78 @@ def visible_shape(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     except (rawpy.LibRawError, OSError, ValueError):
         return None
     return int(sizes.height), int(sizes.width)
+
+
+@dataclass(frozen=True)
+class RawExtras:
+    """What LibRaw knows of a RAW file beyond its :class:`~rawmap.frame.Frame`: what a DNG copy needs.
+
+    Read from the same LibRaw decode as the frame (``read_frame(...,
+    extras=True)`` puts it in ``Frame.extra["libraw"]``), so that writing a
+    repaired copy does not open and unpack the file a second time.
+
+    Attributes
+    ----------
+    full_frame : (FH, FW) ndarray of uint16 or None
+        The whole sensor frame, margins included (a copy); ``None`` when it
+        is the visible area itself.
+    rgb_xyz_matrix : (3, 3) ndarray of float64
+        LibRaw's XYZ-to-camera matrix (all zero when LibRaw has none).
+    camera_whitebalance : (3,) ndarray of float64
+        The camera's multipliers for R, G, B as LibRaw reports them
+        (``-1`` first: the camera was on automatic white balance and the
+        file keeps none).
+    flip : int
+        LibRaw's ``sizes.flip``.
+    aperture, focal_length : float
+        LibRaw's f-number and focal length (mm); 0 or 1.0 when unknown.
+    artist : str
+        LibRaw's owner/artist string.
+    preview : bytes or (h, w, 3) ndarray of uint8 or None
+        The camera's embedded preview: JPEG bytes, or an RGB bitmap;
+        ``None`` when there is none or LibRaw cannot unpack it.
+    metadata : rawmap.metadata.Metadata
+        What the file's headers state (:func:`rawmap.metadata.read_metadata`,
+        as the reader read them).
+    """
+
+    full_frame: np.ndarray | None
+    rgb_xyz_matrix: np.ndarray
+    camera_whitebalance: np.ndarray
+    flip: int
+    aperture: float
+    focal_length: float
+    artist: str
+    preview: bytes | np.ndarray | None
+    metadata: Metadata
+
+
+def _extras(raw: rawpy.RawPy, visible: np.ndarray, meta: Metadata) -> RawExtras:
+    """:class:`RawExtras` of an opened and unpacked ``raw`` whose visible area is ``visible``."""
+    full_image = raw.raw_image
+    full = None if full_image.shape == visible.shape else np.array(full_image, dtype=np.uint16, copy=True)
+    preview: bytes | np.ndarray | None = None
+    try:
+        thumb = raw.extract_thumb()
+    except (rawpy.LibRawError, MemoryError):  # no preview, or one LibRaw cannot unpack
+        thumb = None
+    if thumb is not None and thumb.format == rawpy.ThumbFormat.JPEG:
+        preview = bytes(thumb.data)
+    elif thumb is not None and thumb.format == rawpy.ThumbFormat.BITMAP:
+        arr = np.asarray(thumb.data)
+        preview = arr if arr.ndim == 3 and arr.shape[2] == 3 and arr.dtype == np.uint8 else None
+    other = raw.other
+    return RawExtras(
+        full_frame=full,
+        rgb_xyz_matrix=np.asarray(raw.rgb_xyz_matrix, dtype=np.float64)[:3].copy(),
+        camera_whitebalance=np.asarray(raw.camera_whitebalance, dtype=np.float64)[:3].copy(),
+        flip=int(raw.sizes.flip),
+        aperture=float(other.aperture),
+        focal_length=float(other.focal_length),
+        artist=str(other.artist or "").strip(),
+        preview=preview,
+        metadata=meta,
+    )
 
 
 def _clearly_truncated(meta: Metadata) -> bool:
@@ -119,9 +192,16 @@ def _size_problem(sizes, file_size: int) -> str:
 
 
 def _read_raw(
-    p: Path, meta: Metadata, *, pixels: bool, out: np.ndarray | None = None, share: bool = False
+    p: Path,
+    meta: Metadata,
+    *,
+    pixels: bool,
+    out: np.ndarray | None = None,
+    share: bool = False,
+    extras: bool = False,
 ) -> tuple[FileInfo, np.ndarray | None]:
     fmt = extension(p).upper() or "RAW"
+    kept: RawExtras | None = None
     try:
         with quiet_decoders():
             raw = rawpy.imread(str(p))
@@ -163,6 +243,9 @@ def _read_raw(
             other = raw.other
             full_shape = (int(sizes.raw_height), int(sizes.raw_width))
             flip = int(sizes.flip)
+            if extras:
+                with quiet_decoders():
+                    kept = _extras(raw, visible, meta)
         finally:
             if not shared:
                 raw.close()
@@ -224,7 +307,7 @@ def _read_raw(
         margins=(tm, lm),
         full_shape=full_shape,
         orientation=meta.orientation,
-        extra={"flip": flip},
+        extra={"flip": flip} if kept is None else {"flip": flip, "libraw": kept},
     )
     return info, mosaic
 
@@ -417,19 +500,28 @@ def _identify(probe: Probe) -> tuple[CameraId, SourceKind]:
 
 
 def read(
-    probe: Probe, *, pixels: bool, out: np.ndarray | None = None, share: bool = False
+    probe: Probe, *, pixels: bool, out: np.ndarray | None = None, share: bool = False, extras: bool = False
 ) -> tuple[FileInfo, np.ndarray | None]:
-    """The file's :class:`FileInfo` and, with ``pixels``, its visible mosaic (see :func:`rawmap.reader.read_frame`)."""
+    """The file's :class:`FileInfo` and, with ``pixels``, its visible mosaic (see :func:`rawmap.reader.read_frame`).
+
+    With ``extras``, ``FileInfo.extra["libraw"]`` holds the file's
+    :class:`RawExtras`, read from the same decode.
+    """
     _check_length(probe)
-    return _read_raw(probe.path, probe.meta, pixels=pixels, out=out, share=share)
+    return _read_raw(probe.path, probe.meta, pixels=pixels, out=out, share=share, extras=extras)
 
 
 def _read_info(probe: Probe) -> FileInfo:
     return read(probe, pixels=False)[0]
 
 
-def _read_frame(probe: Probe, out: np.ndarray | None, share: bool) -> Frame:
-    info, mosaic = read(probe, pixels=True, out=out, share=share)
+def read_frame_extras(probe: Probe, out: np.ndarray | None, share: bool) -> Frame:
+    """As the backend's ``read_frame``, with the file's :class:`RawExtras` in ``Frame.extra["libraw"]``."""
+    return _read_frame(probe, out, share, extras=True)
+
+
+def _read_frame(probe: Probe, out: np.ndarray | None, share: bool, extras: bool = False) -> Frame:
+    info, mosaic = read(probe, pixels=True, out=out, share=share, extras=extras)
     return info.to_frame(mosaic)  # type: ignore[arg-type]  # pixels=True always gives an array
 
 

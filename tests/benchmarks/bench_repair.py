@@ -1,6 +1,6 @@
 """Repair quality and speed: rawmap against dcraw ``-P``, rawpy.enhance and no repair.
 
-Run:  python tests/benchmarks/bench_repair.py [--frames 10] [--seed 3] [--height 600 --width 900]
+Run:  python tests/benchmarks/bench_repair.py [--frames 10] [--seed 3] [--height 600 --width 900] [--speed-only]
 
 Generates a simulated series with :func:`rawmap.testing.generate_series`
 (DNG frames with an optical-black border, a realistic mix of daylight,
@@ -25,7 +25,13 @@ the defect-free frame, and the PSNR of the rest after re-encoding.  Last,
 the speed of :func:`rawmap.repair.repair_mosaic` on a 24 MP frame with
 10^4 and 10^5 flagged photosites, and of a whole RAW -> DNG repair of a
 24 MP frame (:func:`rawmap.repair.repair_file`), with the DNG write itself
-uncompressed (as before lossless JPEG) and compressed side by side.
+uncompressed (as before lossless JPEG) and compressed side by side; then
+(also alone, with ``--speed-only``) the time per photo of ``repair_file``
+on a 24 MP DNG decoding it once (now) and twice (as before: a second LibRaw
+open for the DNG's extras), against LibRaw's decode plus ``write_dng`` of
+the unrepaired mosaic alone (the issue's target: repair <= 1.2x that), and
+``rawmap repair --threads 1`` vs ``--threads 2`` on 8 photos (outputs
+compared byte for byte).
 
 Needs ``dcraw`` on PATH (Debian: ``apt-get install dcraw``) and
 scikit-image (``pip install scikit-image``); a missing one is reported and
@@ -192,6 +198,122 @@ def _dng_speed(repeats: int = 2) -> None:
     )
 
 
+def _bench_frame(seed: int, h: int = 4000, w: int = 6000) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y = np.arange(h, dtype=np.float32)[:, None]
+    x = np.arange(w, dtype=np.float32)[None, :]
+    base = 2000 + 1500 * np.sin(x / 37.0) * np.cos(y / 53.0) + rng.normal(0, 30, (h, w)).astype(np.float32)
+    return np.clip(base, 0, 16383).astype(np.uint16)
+
+
+def _decode_once_speed(repeats: int = 3) -> None:
+    """Time per 24 MP photo of repair_file, decoding once (now) vs twice (before), vs decode + write alone.
+
+    *before*: the frame read by LibRaw, then the file opened and unpacked
+    again for the DNG's extras (full frame, colour, preview), as
+    ``_raw_extras`` did; *now*: one decode serves both
+    (``read_frame(extras=True)``); *decode + write*: LibRaw's decode of the
+    same file and :func:`rawmap.dng.write_dng` of the unrepaired mosaic with
+    the options repair uses (lossless JPEG, the same tags), no repair.
+    Interleaved, best of ``repeats``.
+    """
+    import rawmap.repair
+    from rawmap.defectmap import DefectKind
+    from rawmap.dng import write_dng
+    from rawmap.frame import CameraId
+    from rawmap.reader import read_frame
+
+    h, w = 4000, 6000
+    mosaic = _bench_frame(2, h, w)
+    cam = CameraId("Rawmap", "Bench 24MP", "B24")
+    kw = dict(cfa=np.array([[0, 1], [1, 2]]), black=512, white=16383, camera=cam, iso=200, exposure=0.01)
+    rng = np.random.default_rng(3)
+    coords = sorted({(int(r), int(c)) for r, c in zip(rng.integers(0, h, 10_000), rng.integers(0, w, 10_000))})
+    dmap = DefectMap(
+        cam, SensorGeometry(h, w, cfa="RGGB"), FrameStats(1), [Defect(r, c, DefectKind.HOT, 9.0) for r, c in coords]
+    )
+    own = rawmap.repair._read
+
+    def twice(src, mosaic=None, *, extras=False):  # what repair did before: a second LibRaw open for the extras
+        frame = read_frame(src, mosaic=mosaic)
+        if extras:
+            again = read_frame(src, mosaic=mosaic, extras=True)
+            if not np.array_equal(again.mosaic, frame.mosaic):
+                raise SystemExit("LibRaw returned other pixels on a second read")
+            frame.extra["libraw"] = again.extra["libraw"]
+        return frame
+
+    with tempfile.TemporaryDirectory(prefix="bench-repair-once-") as tmp:
+        tmp = Path(tmp)
+        src = write_dng(tmp / "src.dng", mosaic, compress=True, **kw)
+        write_dng(tmp / "warm.dng", mosaic[:64, :64], compress=True, **kw)  # compile (or load) the encoder
+        repair_file(src, dmap, tmp / "out", overwrite=True)  # warm: caches, numba
+        times = {"decode + write": np.inf, "before (2 decodes)": np.inf, "now (1 decode)": np.inf}
+        for _ in range(repeats):
+            t = time.perf_counter()
+            frame = read_frame(src, extras=True)
+            extras = rawmap.repair._raw_extras(frame)
+            extras["linearization"] = None
+            write_dng(tmp / "plain.dng", frame.mosaic, compress=True, overwrite=True, **{**kw, **extras})
+            times["decode + write"] = min(times["decode + write"], time.perf_counter() - t)
+            del frame, extras
+            rawmap.repair._read = twice  # type: ignore[assignment]
+            try:
+                t = time.perf_counter()
+                repair_file(src, dmap, tmp / "out", overwrite=True)
+                times["before (2 decodes)"] = min(times["before (2 decodes)"], time.perf_counter() - t)
+            finally:
+                rawmap.repair._read = own
+            t = time.perf_counter()
+            repair_file(src, dmap, tmp / "out", overwrite=True)
+            times["now (1 decode)"] = min(times["now (1 decode)"], time.perf_counter() - t)
+    base = times["decode + write"]
+    print(f"\nrepair_file of a 4000x6000 DNG (lossless JPEG), {len(dmap.defects)} flagged, best of {repeats}:")
+    for name, secs in times.items():
+        print(f"  {name:<20} {secs:6.2f} s   x{secs / base:.2f} of decode + write")
+    print(f"  now / before: x{times['now (1 decode)'] / times['before (2 decodes)']:.2f}")
+
+
+def _threads_speed(n_photos: int = 8, h: int = 2000, w: int = 3000) -> None:
+    """``rawmap repair --threads 1`` vs ``--threads 2`` on ``n_photos`` DNGs, side by side (wall time)."""
+    from rawmap.defectmap import DefectKind
+    from rawmap.dng import write_dng
+    from rawmap.frame import CameraId
+
+    cam = CameraId("Rawmap", "Bench 6MP", "B6")
+    kw = dict(cfa=np.array([[0, 1], [1, 2]]), black=512, white=16383, camera=cam, iso=200, exposure=0.01)
+    rng = np.random.default_rng(4)
+    coords = sorted({(int(r), int(c)) for r, c in zip(rng.integers(0, h, 5000), rng.integers(0, w, 5000))})
+    dmap = DefectMap(
+        cam, SensorGeometry(h, w, cfa="RGGB"), FrameStats(1), [Defect(r, c, DefectKind.HOT, 9.0) for r, c in coords]
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-repair-threads-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "in").mkdir()
+        photos = [write_dng(tmp / "in" / f"p{i}.dng", _bench_frame(10 + i, h, w), compress=True, **kw)
+                  for i in range(n_photos)]  # fmt: skip
+        map_file = tmp / "map.json"
+        dmap.save(map_file)
+        times = {}
+        for n in ("1", "2", "1", "2"):
+            out = tmp / f"out-{n}"
+            shutil.rmtree(out, ignore_errors=True)
+            t = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "rawmap", "repair", *map(str, photos), "--map", str(map_file), "-o", str(out),
+                 "-q", "--threads", n],
+                check=True, capture_output=True,
+            )  # fmt: skip
+            times[n] = min(times.get(n, np.inf), time.perf_counter() - t)
+        same = all((tmp / "out-1" / p.name).read_bytes() == (tmp / "out-2" / p.name).read_bytes()
+                   for p in (tmp / "out-1").iterdir())  # fmt: skip
+    print(f"\nrawmap repair of {n_photos} DNGs of {h}x{w} (best of 2, wall time incl. start-up):")
+    print(
+        f"  --threads 1 {times['1']:.2f} s, --threads 2 {times['2']:.2f} s: x{times['2'] / times['1']:.2f} "
+        f"({'identical' if same else 'DIFFERENT'} outputs)"
+    )
+
+
 def _jpeg_table(args) -> None:
     """JPEG in, JPEG out: error over the repaired discs against the defect-free rendering, PSNR elsewhere."""
     from PIL import Image
@@ -247,7 +369,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--height", type=int, default=600)
     ap.add_argument("--width", type=int, default=900)
     ap.add_argument("--no-speed", action="store_true", help="skip the 24 MP speed measurement")
+    ap.add_argument(
+        "--speed-only", action="store_true", help="only decode-once (24 MP) and --threads 1 vs 2 (8 photos)"
+    )
     args = ap.parse_args(argv)
+    if args.speed_only:
+        _decode_once_speed()
+        _threads_speed()
+        return 0
 
     have_dcraw = shutil.which("dcraw") is not None
     try:
@@ -341,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
         for count, secs in _speed():
             print(f"  {count:>7} flagged photosites: {secs:.2f} s")
         _dng_speed()
+        _decode_once_speed()
+        _threads_speed()
     return 0
 
 
