@@ -1062,27 +1062,26 @@ def _line_echoes(ser: _Series) -> None:
     if not col.any():
         return
     H, W = acc.shape
-    seg = np.zeros((H, W), bool)
-    seg[found.rows[col], found.cols[col]] = True
-    # a segment's ends are found to within a photosite or two: reach two further along its line
-    along_row = np.zeros_like(seg)
-    along_row[:, 1:] |= seg[:, 1:] & seg[:, :-1]
-    along_row[:, :-1] |= seg[:, :-1] & seg[:, 1:]
-    along_col = seg & ~along_row
-    grown = seg.copy()
-    for k in (1, 2):
-        grown[:, k:] |= along_row[:, :-k]
-        grown[:, :-k] |= along_row[:, k:]
-        grown[k:, :] |= along_col[:-k, :]
-        grown[:-k, :] |= along_col[k:, :]
-    seg = grown
+    # sparse (sorted flat indices), no sensor-sized arrays: a segment's photosites, and two further
+    # along its line each way (its ends are found to within a photosite or two)
+    sr, sc = found.rows[col].astype(np.int64), found.cols[col].astype(np.int64)
+    flat = np.unique(sr * W + sc)
+    in_row = np.isin(sr * W + np.clip(sc - 1, 0, W - 1), flat) & (sc > 0)
+    in_row |= np.isin(sr * W + np.clip(sc + 1, 0, W - 1), flat) & (sc < W - 1)
+    grown = [flat]
+    for k in (-2, -1, 1, 2):
+        r2 = np.where(in_row, sr, sr + k)
+        c2 = np.where(in_row, sc + k, sc)
+        ok = (r2 >= 0) & (r2 < H) & (c2 >= 0) & (c2 < W)
+        grown.append(r2[ok] * W + c2[ok])
+    seg_flat = np.unique(np.concatenate(grown))
     point = found.of(DefectKind.HOT) | found.of(DefectKind.NOISY) | found.of(DefectKind.COLD)
     idx = np.flatnonzero(point)
     if idx.size == 0:
         return
     r, c = found.rows[idx], found.cols[idx]
     nr, nc = _neighbours(r, c, H, W)
-    on_line = seg[nr, nc]
+    on_line = np.isin(nr.astype(np.int64) * W + nc, seg_flat)
     touch = on_line.any(axis=0) & ~on_line.all(axis=0)
     if not touch.any():
         return
@@ -1247,33 +1246,31 @@ def _segments(H: int, W: int, groups, p: ClassifyParams):
 
 def _grow_segments(cr, ccl, caxis, wr, wc, wa, H: int, W: int):
     """The strong segments (``cr, ccl, caxis``) and every weak segment run (``wr, wc, wa``) that shares
-    a photosite with one of them along the same axis."""
-    strong = np.zeros((H, W), bool)
-    strong[cr, ccl] = True
+    a photosite with one of them along the same axis.
+
+    Sparse throughout (sorted photosite lists, no sensor-sized arrays): the
+    classification's peak memory stays that of the sums.
+    """
+    strong = np.unique(cr.astype(np.int64) * W + ccl)
     out_r, out_c, out_a = [cr], [ccl], [caxis]
     for axis in (0, 1):
         sel = wa == axis
         if not sel.any():
             continue
-        m = np.zeros((H, W), bool)
-        m[wr[sel], wc[sel]] = True
-        st = strong
-        if axis == 1:
-            m, st = m.T, st.T
-        start = m.copy()
-        start[1:] &= ~m[:-1]
-        # runs along axis 0: labels grow down each column (Fortran order), a new one at each start
-        lab = np.cumsum(start.ravel(order="F")).reshape(m.shape, order="F")
-        good = np.unique(lab[m & st])
-        grown = m & np.isin(lab, good)
-        r_, c_ = _nonzero2(grown)
-        if axis == 1:
-            r_, c_ = c_, r_
-        out_r.append(r_)
-        out_c.append(c_)
-        out_a.append(np.full(r_.size, axis, np.int8))
-    r = np.concatenate(out_r)
-    c = np.concatenate(out_c)
+        r_, c_ = wr[sel].astype(np.int64), wc[sel].astype(np.int64)
+        line, pos = (c_, r_) if axis == 0 else (r_, c_)
+        order = np.lexsort((pos, line))
+        line, pos, r_, c_ = line[order], pos[order], r_[order], c_[order]
+        start = np.ones(r_.size, bool)
+        start[1:] = (line[1:] != line[:-1]) | (pos[1:] != pos[:-1] + 1)
+        run = np.cumsum(start)
+        good = np.unique(run[np.isin(r_ * W + c_, strong)])
+        keep = np.isin(run, good)
+        out_r.append(r_[keep])
+        out_c.append(c_[keep])
+        out_a.append(np.full(int(keep.sum()), axis, np.int8))
+    r = np.concatenate(out_r).astype(np.int64)
+    c = np.concatenate(out_c).astype(np.int64)
     a = np.concatenate(out_a)
     _, first = np.unique(r * W + c, return_index=True)
     return r[first], c[first], a[first]
