@@ -35,7 +35,8 @@ Then the whole command as a user runs it (``--command-runs``, 3): ``python
 -m rawmap map FOLDER -o MAP`` (start-up, header pass, decoding and folding,
 classification, writing) against a single-process decode-only loop over
 the same files, each in a fresh process, alternating, fastest of N, with
-the CPU time (user + sys) and peak memory of each process.  With
+the CPU time (user + sys) and peak memory of each process (run it from
+the repository's root: the ``rawmap`` there is the one measured).  With
 ``--before CHECKOUT`` (another copy of the repository, e.g. ``git archive``
 of an older commit) its command runs in the same alternation: before and
 after side by side.  Last, the CPU time of each step of a frame on one
