@@ -35,11 +35,11 @@ Then the whole command as a user runs it (``--command-runs``, 3): ``python
 -m rawmap map FOLDER -o MAP`` (start-up, header pass, decoding and folding,
 classification, writing) against a single-process decode-only loop over
 the same files, each in a fresh process, alternating, fastest of N, with
-the CPU time (user + sys) and peak memory of each process (run it from
-the repository's root: the ``rawmap`` there is the one measured).  With
+the CPU time (user + sys) and peak memory of each process (the
+``rawmap`` of the checkout this script is in, everywhere).  With
 ``--before CHECKOUT`` (another copy of the repository, e.g. ``git archive``
-of an older commit) its command runs in the same alternation: before and
-after side by side.  Last, the CPU time of each step of a frame on one
+of an older commit; may be repeated) its command runs in the same
+alternation: before and after side by side.  Last, the CPU time of each step of a frame on one
 thread (decode, measure, fold, commit), of the header pass and of
 classification, and what two cores could give at best: the per-frame CPU
 over two, against decode-only.
@@ -64,9 +64,14 @@ from pathlib import Path
 import numpy as np
 import rawpy
 
-from rawmap._malloc import reuse_large_buffers
-from rawmap.mapping import map_files
-from rawmap.testing import SensorSpec, generate_series
+# the rawmap of this checkout (python puts this script's folder first on sys.path, not the repository's root)
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))
+
+from rawmap._malloc import reuse_large_buffers  # noqa: E402
+from rawmap.mapping import map_files  # noqa: E402
+from rawmap.testing import SensorSpec, generate_series  # noqa: E402
 
 # VmHWM (not ru_maxrss, which a child inherits from its parent across fork+exec)
 CHILD = r"""
@@ -134,7 +139,7 @@ def command_times(paths: list[Path], folder: Path, runs: int, checkouts: dict[st
     for i in range(runs + 1):  # the first round warms the page cache and the compiled kernels
         for name in order:
             if name == "decode":
-                got = run_command(["--decode", *map(str, paths)], Path.cwd())
+                got = run_command(["--decode", *map(str, paths)], ROOT)
             else:
                 out = folder / f"map-{name}-{i}.json"
                 got = run_command(["map", str(folder), "-o", str(out)], checkouts[name])
@@ -270,7 +275,9 @@ def main() -> None:
     ap.add_argument("--height", type=int, default=4000)
     ap.add_argument("--width", type=int, default=6000)
     ap.add_argument("--command-runs", type=int, default=3, help="runs of the whole command (fastest kept); 0: none")
-    ap.add_argument("--before", type=Path, help="another checkout whose `rawmap map` runs side by side")
+    ap.add_argument(
+        "--before", type=Path, action="append", default=[], help="another checkout whose `rawmap map` runs side by side"
+    )
     ap.add_argument("--series", type=Path, help="use the .dng files of this folder instead of simulating")
     ap.add_argument("--skip-inprocess", action="store_true", help="only the whole command and the CPU breakdown")
     args = ap.parse_args()
@@ -306,9 +313,9 @@ def main() -> None:
             for p in paths:  # the command maps a folder: one of links to the frames
                 (folder / p.name).symlink_to(p.resolve())
             linked = sorted(folder.iterdir())
-            checkouts = {"after": Path.cwd()}
-            if args.before is not None:
-                checkouts = {"before": args.before.resolve(), **checkouts}
+            checkouts = {"after": ROOT}
+            others = {f"{b.resolve().name}": b.resolve() for b in args.before}
+            checkouts = {**others, **checkouts}
             c = command_times(linked, folder, args.command_runs, checkouts)
             d = c["decode"]
             rows.append(
