@@ -665,3 +665,26 @@ def test_kernels_compiled_tells_a_first_run(tmp_path):
         acc.update(f)
     assert acc.n_frames == 3
     assert _kernels.compiled()
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (4, 7), (40, 61)])
+def test_median3x3_is_numpys_median_bit_for_bit(shape):
+    """The selection network picks exactly the value np.median gives over each 3 x 3 window (edges repeated)."""
+    from rawmap.accumulate.views import median3x3
+
+    rng = np.random.default_rng(5)
+    grids = [
+        rng.normal(0.0, 100.0, shape),
+        rng.integers(0, 4, shape).astype(np.float64),  # many ties
+        np.round(rng.normal(0.0, 1.0, shape), 1),  # ties and -0.0 (np.median's own path)
+    ]
+    nan = rng.normal(0.0, 1.0, shape)
+    nan[1, 1] = np.nan
+    grids.append(nan)
+    for g in grids:
+        pad = np.pad(g, 1, mode="edge")
+        want = np.median(np.lib.stride_tricks.sliding_window_view(pad, (3, 3)).reshape(g.shape + (9,)), axis=2)
+        got = median3x3(g)
+        assert got.shape == g.shape
+        assert np.array_equal(np.isnan(got), np.isnan(want))
+        assert np.array_equal(got[~np.isnan(got)].view(np.int64), want[~np.isnan(want)].view(np.int64))

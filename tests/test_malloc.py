@@ -50,3 +50,24 @@ def test_freed_frame_buffers_are_reused_on_worker_threads():
 @pytest.mark.skipif(GLIBC, reason="on glibc the setting applies")
 def test_other_c_libraries_are_left_alone():
     assert _probe("reuse")[0] == "False"
+
+
+def test_numpy_no_longer_asks_for_huge_pages():
+    """After the command's setting, numpy's huge-page advice is off (its setter returns the previous value)."""
+    code = (
+        "import numpy as np\n"
+        "from rawmap._malloc import reuse_large_buffers\n"
+        "try:\n"
+        "    from numpy._core.multiarray import _set_madvise_hugepage as advise\n"
+        "except ImportError:\n"
+        "    from numpy.core.multiarray import _set_madvise_hugepage as advise\n"
+        "before = advise(True)\n"
+        "advise(before)\n"
+        "reuse_large_buffers()\n"
+        "print(before, advise(True))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env)
+    before, after = out.stdout.split()
+    assert after == "False"
+    assert before in ("True", "False")  # numpy's own default depends on the kernel's version

@@ -21,7 +21,7 @@ from ..frame import CameraId, Frame, SourceKind
 from .records import _EPOCH, DetectionParams, FrameRecord, PreparedFrame, _unix
 from .state import load_state, state_bytes
 from .sums import BYTES_PER_PHOTOSITE, _merge_sorted, _pend, frame_plane, new_sums
-from .views import Views, _detail_correlation, _OpenView
+from .views import Views, _detail_correlation, _OpenView, median3x3
 
 #: Frame types a file declares (FITS ``IMAGETYP``, see :mod:`rawmap.readers.fits`) that are trusted over
 #: the content test: a flat with strong vignetting or a dark with amplifier glow is still one.
@@ -521,9 +521,7 @@ class Accumulator:
         level = thumb.astype(np.float64) - base
         if level.shape[0] < 3 or level.shape[1] < 3:
             return "photo"
-        pad = np.pad(level, 1, mode="edge")
-        win = np.lib.stride_tricks.sliding_window_view(pad, (3, 3)).reshape(level.shape + (9,))
-        detail = np.abs(level - np.median(win, axis=2))
+        detail = np.abs(level - median3x3(level))
         med = max(float(np.median(level)), 0.0)
         # two estimates of a block mean's noise, each inflated by texture of its own scale: the
         # measured one (block-scale texture) and the noise fit's (photosite-scale texture,

@@ -46,11 +46,40 @@ class _OpenView:
     pending_lines: list = field(default_factory=list)
 
 
+#: compare-exchange pairs whose last leaves the median of 9 values in position 4 (Paeth's network)
+_MEDIAN9 = (
+    (1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8), (0, 3),
+    (5, 8), (4, 7), (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2),
+)  # fmt: skip
+
+
+def median3x3(level: np.ndarray) -> np.ndarray:
+    """The median of each block's 3 x 3 neighbourhood (edge blocks repeated), (h, w) float64.
+
+    The same values as ``np.median`` over the 3 x 3 windows (the median of
+    9 values is one of them, picked exactly), by a selection network of 19
+    element-wise min/max steps: a 24 MP frame's thumbnail in ~1 ms instead
+    of ~8 ms (``np.median`` copies the windows nine times over and
+    partitions each).  Grids holding NaN or -0.0 fall back to ``np.median``
+    (the network would not give its NaN, and may pick the other zero).
+    """
+    level = np.asarray(level, dtype=np.float64)
+    h, w = level.shape
+    pad = np.pad(level, 1, mode="edge")
+    if not np.isfinite(pad).all() or bool(np.any(np.signbit(pad) & (pad == 0))):
+        win = np.lib.stride_tricks.sliding_window_view(pad, (3, 3)).reshape(level.shape + (9,))
+        return np.median(win, axis=2)
+    p = [pad[i : i + h, j : j + w].copy() for i in range(3) for j in range(3)]
+    for a, b in _MEDIAN9:
+        lo = np.minimum(p[a], p[b])
+        np.maximum(p[a], p[b], out=p[b])
+        p[a] = lo
+    return p[4]
+
+
 def _detail(level: np.ndarray) -> np.ndarray:
     """Each block minus the median of its 3 x 3 blocks (smooth gradients drop out)."""
-    pad = np.pad(level, 1, mode="edge")
-    win = np.lib.stride_tricks.sliding_window_view(pad, (3, 3)).reshape(level.shape + (9,))
-    return level - np.median(win, axis=2)
+    return level - median3x3(level)
 
 
 def _detail_correlation(a: np.ndarray, b: np.ndarray) -> float:
