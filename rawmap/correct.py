@@ -154,6 +154,7 @@ def correct_mosaic(
     agree: float = 3.0,
     min_signal: float = 20.0,
     gain_error: float = 0.05,
+    mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, CorrectionCounts]:
     """Correct the mapped photosites that still carry signal; keep the interpolated value elsewhere.
 
@@ -179,6 +180,8 @@ def correct_mosaic(
         Relative error of a mapped gain (measured on indep-8080: 1-10 %); a
         gain correction is used only where that share of the corrected signal
         is below the neighbours' robust spread.
+    mask : (H, W) ndarray of bool, optional
+        ``defect_map.mask()``, when the caller has it already.
 
     Returns
     -------
@@ -186,7 +189,8 @@ def correct_mosaic(
         ``repaired`` with the accepted corrections; unflagged photosites untouched.
     counts : CorrectionCounts
     """
-    mask = defect_map.mask()
+    if mask is None:
+        mask = defect_map.mask()
     out = repaired.copy()
     n_flagged = int(mask.sum())
     if n_flagged == 0:

@@ -554,9 +554,13 @@ class DefectMap:
 
     def coordinates(self) -> np.ndarray:
         """(N, 2) ndarray of int64: (row, col) of every defect."""
-        if not self.defects:
+        n = len(self.defects)
+        if not n:
             return np.zeros((0, 2), dtype=np.int64)
-        return np.array([(d.row, d.col) for d in self.defects], dtype=np.int64)
+        out = np.empty((n, 2), dtype=np.int64)
+        out[:, 0] = np.fromiter((d.row for d in self.defects), dtype=np.int64, count=n)
+        out[:, 1] = np.fromiter((d.col for d in self.defects), dtype=np.int64, count=n)
+        return out
 
     def check(self) -> None:
         """Refuse a map whose defects do not lie on its own sensor (what :meth:`from_dict` checks in a file).
@@ -572,13 +576,17 @@ class DefectMap:
             The first defect or dropped photosite outside the sensor, or an
             entry that is not a :class:`Defect` of a known kind.
         """
+        self._checked_coordinates()
+
+    def _checked_coordinates(self) -> np.ndarray:
+        """:meth:`coordinates`, after the checks of :meth:`check` (one pass over the defects for both)."""
         H, W = self.sensor.height, self.sensor.width
         for d in self.defects:
             if not isinstance(d, Defect) or not isinstance(d.kind, DefectKind):
                 raise MapFormatError(
                     f"{self.camera.label or 'map'}: {_short(repr(d), 80)} is not a defect of a known kind"
                 )
-        c = self.coordinates()
+        coords = c = self.coordinates()
         if self.dropped:
             c = np.concatenate([c, np.array(self.dropped, dtype=np.int64).reshape(-1, 2)])
         if len(c):
@@ -589,6 +597,7 @@ class DefectMap:
                     f"{self.camera.label or 'map'}: row {r}, col {col} lies outside the {H}x{W} sensor "
                     "of the map; correct it or make the map again with `rawmap map`"
                 )
+        return coords
 
     def check_photo(self, photo: Frame, *, force: bool | None = None) -> bool:
         """Refuse a photo this map cannot apply to (repair, the plot's crops): the one "does it fit" check.
@@ -660,9 +669,8 @@ class DefectMap:
         MapFormatError
             A defect lies outside the sensor (see :meth:`check`).
         """
-        self.check()
+        c = self._checked_coordinates()
         m = np.zeros((self.sensor.height, self.sensor.width), dtype=bool)
-        c = self.coordinates()
         if len(c):
             m[c[:, 0], c[:, 1]] = True
         return m

@@ -1020,7 +1020,7 @@ def _repair_raw(
         )
         return RepairResult(frame.path, out, "DNG", int(mask.sum()), 0, None, forced, listed)
     repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
-    repaired, how = correct_mosaic(frame.mosaic, repaired, defect_map, _black2(frame), frame.white)
+    repaired, how = correct_mosaic(frame.mosaic, repaired, defect_map, _black2(frame), frame.white, mask=mask)
     stored = _stored(repaired, frame, extras) if fmt == "dng" else None
     if stored is None:
         extras["linearization"] = None
@@ -1226,7 +1226,7 @@ def repair_mosaic_file(
     forced = defect_map.check_photo(frame, force=force)
     mask = defect_map.mask()
     repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
-    repaired, how = correct_mosaic(frame.mosaic, repaired, defect_map, _black2(frame), frame.white)
+    repaired, how = correct_mosaic(frame.mosaic, repaired, defect_map, _black2(frame), frame.white, mask=mask)
     changed = int(np.count_nonzero(repaired != frame.mosaic))
     atomic_write_bytes(out, _encode_mosaic(frame, repaired), overwrite=overwrite)
     return RepairResult(src, out, frame.format, int(mask.sum()), changed, None, forced, corrected=how)
@@ -1295,7 +1295,7 @@ def repair_fits_file(
     forced = defect_map.check_photo(frame, force=force)
     mask = defect_map.mask()
     repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
-    repaired, how = correct_mosaic(frame.mosaic, repaired, defect_map, _black2(frame), frame.white)
+    repaired, how = correct_mosaic(frame.mosaic, repaired, defect_map, _black2(frame), frame.white, mask=mask)
     changed = int(np.count_nonzero(repaired != frame.mosaic))
     data = rewrite(src, repaired, mask, history=_fits_history(defect_map, int(mask.sum())))
     atomic_write_bytes(out, data, overwrite=overwrite)
