@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .mapping import BodyMap
     from .reader import MosaicSpec
 
-__all__ = ["app", "main"]
+__all__ = ["app", "run"]
 
 app = typer.Typer(
     name="rawmap",
@@ -1565,10 +1565,3 @@ def merge_cmd(
 def run() -> None:
     """Run the command line on ``sys.argv`` (exits; see :func:`main` for Ctrl-C and closed pipes)."""
     app(prog_name="rawmap")
-
-
-def main() -> None:
-    """Run the command line (``python -m rawmap``, the ``rawmap`` script), Ctrl-C and ``| head`` handled."""
-    from .__main__ import main as guarded
-
-    guarded()

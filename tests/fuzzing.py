@@ -326,7 +326,7 @@ sys.path.insert(0, root)
 reply = os.fdopen(os.dup(1), "w")
 null = os.open(os.devnull, os.O_WRONLY)
 os.dup2(null, 1)
-import rawmap.cli, rawmap.mapping
+import rawmap.__main__, rawmap.mapping
 from pathlib import Path
 if warm:  # compiled kernels loaded before the address-space limit
     rawmap.mapping.map_files(sorted(Path(warm).glob("*.dng"))[:3])
@@ -353,7 +353,7 @@ for line in sys.stdin:
     t0 = __import__("time").perf_counter()
     try:
         sys.argv = ["rawmap"] + req["argv"]
-        rawmap.cli.main()
+        rawmap.__main__.main()
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except BaseException:

@@ -835,7 +835,7 @@ def arming_store(self, body_map):
     armed = kill_at > 0
     return store(self, body_map)
 library.Library.store = arming_store
-from rawmap.cli import main
+from rawmap.__main__ import main
 main()
 """
 
@@ -1807,7 +1807,7 @@ def killing(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
     return out
 setattr(owner, attr, killing)
-from rawmap.cli import main
+from rawmap.__main__ import main
 main()
 """
 

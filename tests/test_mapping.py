@@ -867,12 +867,12 @@ _LIMITED = r"""
 import resource, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-import rawmap.cli, rawmap.mapping
+import rawmap.__main__, rawmap.mapping
 rawmap.mapping.map_files(sorted(Path(sys.argv[2]).glob("*.dng"))[:3])  # compiled kernels loaded first
 vm = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmSize:"))
 resource.setrlimit(resource.RLIMIT_AS, (vm + int(sys.argv[3]), resource.RLIM_INFINITY))
 sys.argv = ["rawmap"] + sys.argv[4:]
-rawmap.cli.main()
+rawmap.__main__.main()
 """
 
 

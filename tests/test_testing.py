@@ -895,7 +895,7 @@ report, modules, *args = sys.argv[1:]
 for name in modules.split(","):
     importlib.import_module("rawmap." + name)
 sys.argv = ["rawmap", *args]
-from rawmap.cli import main
+from rawmap.__main__ import main
 try:
     main()
     code = 0
