@@ -14,7 +14,6 @@ given, and hands a camera RAW file under another name to
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +28,12 @@ from ..errors import (
 from ..frame import CameraId, Frame, SourceKind
 from . import images, libraw
 from .base import (
+    CFA_PATTERNS,
     QUIET_LOGS,
     RECOPY_HINT,
     Backend,
     FileInfo,
+    MosaicSpec,
     Probe,
     check_levels,
     check_side,
@@ -45,81 +46,6 @@ __all__ = ["BACKEND", "CFA_PATTERNS", "MOSAIC_EXTENSIONS", "MosaicSpec"]
 
 #: File-name extensions (lower case, no dot) read only as a raw mosaic (with a :class:`MosaicSpec`).
 MOSAIC_EXTENSIONS = frozenset({"pgm"})
-
-#: ``--cfa`` names -> colour index (0=R, 1=G, 2=B, 3=second G) per pattern position, LibRaw's
-#: convention; ``"mono"`` (a sensor without colour filters) has no pattern.
-CFA_PATTERNS: dict[str, np.ndarray | None] = {
-    "RGGB": np.array([[0, 1], [3, 2]], np.uint8),
-    "BGGR": np.array([[2, 3], [1, 0]], np.uint8),
-    "GRBG": np.array([[1, 0], [2, 3]], np.uint8),
-    "GBRG": np.array([[3, 2], [0, 1]], np.uint8),
-    "mono": None,
-}
-
-
-@dataclass(frozen=True)
-class MosaicSpec:
-    """How to read grayscale image files as a raw sensor mosaic (``rawmap map --cfa``).
-
-    Machine-vision and astronomy software saves the sensor's mosaic (or a
-    monochrome sensor's image) as a grayscale 8- or 16-bit TIFF, PNG or
-    PGM, usually without exposure data.  Read with this spec, such a file
-    becomes a RAW frame: the pixels as stored, no demosaicing assumed.
-
-    Attributes
-    ----------
-    cfa : str
-        ``"RGGB"``, ``"BGGR"``, ``"GRBG"``, ``"GBRG"`` (the colours of the
-        top-left 2x2 photosites in reading order) or ``"mono"`` (no colour
-        filters: ``Frame.cfa`` is ``None``).
-    black : int
-        Black level in DN, the same for every photosite (0: the files hold
-        black-subtracted or offset-free data).
-    exposure : float
-        Exposure time in seconds for files that do not record one (0:
-        unknown).  A file's own EXIF ExposureTime wins.
-    iso : float
-        ISO speed (or gain in ISO-like units) for files that do not record
-        one; a file's own ISO wins.
-    camera : CameraId or None
-        The body that took every file read with this spec.  ``None``: the
-        file's Make/Model/serial tags, else an unnamed body named by the
-        pattern and size (``"RGGB sensor 1280x960"``), so that frames of
-        one size group as one body.
-
-    Raises
-    ------
-    ValueError
-        An unknown pattern, or a negative black level, exposure or ISO.
-
-    Examples
-    --------
-    >>> MosaicSpec("RGGB", exposure=2.0).pattern.tolist()
-    [[0, 1], [3, 2]]
-    >>> MosaicSpec("mono").pattern is None
-    True
-    """
-
-    cfa: str
-    black: int = 0
-    exposure: float = 0.0
-    iso: float = 0.0
-    camera: CameraId | None = None
-
-    def __post_init__(self) -> None:
-        if self.cfa not in CFA_PATTERNS:
-            raise ValueError(f"cfa must be one of {', '.join(CFA_PATTERNS)}, got {self.cfa!r}")
-        if int(self.black) != self.black or self.black < 0 or self.black > 65534:
-            raise ValueError(f"black must be an integer in 0..65534, got {self.black!r}")
-        if not self.exposure >= 0 or not self.iso >= 0:
-            raise ValueError(f"exposure and iso must be >= 0, got exposure={self.exposure!r}, iso={self.iso!r}")
-
-    @property
-    def pattern(self) -> np.ndarray | None:
-        """(2, 2) ndarray of uint8 (a fresh copy), or ``None`` for ``"mono"``."""
-        p = CFA_PATTERNS[self.cfa]
-        return None if p is None else p.copy()
-
 
 _MOSAIC_HINT = "--cfa reads grayscale 8- or 16-bit TIFF, PNG or PGM files holding a sensor's raw mosaic"
 
