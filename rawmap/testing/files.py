@@ -70,27 +70,27 @@ def _exif_entries(camera: CameraId, fp: FramePlan) -> list[tuple[int, int, int, 
 def _image_bytes(values: np.ndarray, camera: CameraId, fp: FramePlan, file_format: str) -> bytes:
     """A grayscale TIFF or PNG of ``values`` with Make, Model and an EXIF block."""
     if file_format.startswith("tiff"):
-        import tifffile
+        from ..dng import _ASCII, _LONG, _SHORT, _ascii, _Ifd, _tiff_bytes
 
-        from ..dng import _ASCII, _EXIF_PLACEHOLDER, _LONG, _append_exif_ifd, _ascii
-
-        tags = [
-            (271, _ASCII, 0, _ascii(camera.make), True),
-            (272, _ASCII, 0, _ascii(camera.model), True),
-            (306, _ASCII, 0, fp.time.strftime("%Y:%m:%d %H:%M:%S").encode(), True),
-            (_EXIF_PLACEHOLDER, _LONG, 1, 0, True),
-        ]
-        buf = io.BytesIO()
-        with tifffile.TiffWriter(buf, byteorder="<") as tif:
-            tif.write(
-                values,
-                photometric="minisblack",
-                rowsperstrip=values.shape[0],
-                metadata=None,
-                datetime=False,
-                extratags=tags,
-            )
-        return _append_exif_ifd(buf.getvalue(), _exif_entries(camera, fp))
+        h, w = values.shape
+        data = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<"))
+        ifd = _Ifd(
+            entries=[
+                (256, _LONG, 1, w),
+                (257, _LONG, 1, h),
+                (258, _SHORT, 1, 8 * data.dtype.itemsize),
+                (259, _SHORT, 1, 1),  # uncompressed
+                (262, _SHORT, 1, 1),  # BlackIsZero
+                (271, _ASCII, 0, _ascii(camera.make)),
+                (272, _ASCII, 0, _ascii(camera.model)),
+                (277, _SHORT, 1, 1),
+                (278, _LONG, 1, h),
+                (306, _ASCII, 0, fp.time.strftime("%Y:%m:%d %H:%M:%S").encode()),
+            ],
+            segments=[data.tobytes()],
+            exif=_Ifd(_exif_entries(camera, fp)),
+        )
+        return _tiff_bytes(ifd)
     from fractions import Fraction
 
     from PIL import Image, TiffImagePlugin
