@@ -108,8 +108,10 @@ def _segment_offsets(
             r2c, c2c = np.where(ok, r2, rr), np.where(ok, c2, cc)
             good = ok & ~mask[r2c, c2c] & (mosaic[r2c, c2c] < white)
             diffs.append(np.where(good, m[r2c, c2c], np.nan))
-        with np.errstate(all="ignore"):
-            across = np.nanmean(np.stack(diffs), axis=0)
+        both = np.stack(diffs)
+        n_ok = np.sum(np.isfinite(both), axis=0)
+        with np.errstate(all="ignore"):  # (nanmean would warn where both sides are unusable)
+            across = np.where(n_ok > 0, np.nansum(both, axis=0) / np.maximum(n_ok, 1), np.nan)
         d = np.where(mosaic[rr, cc] < white, m[rr, cc] - across, np.nan)
         # one segment = one run along its line; its photosites of one colour share the offset
         line = cc if axis == 0 else rr

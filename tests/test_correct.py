@@ -80,3 +80,23 @@ def test_a_low_gain_photosite_in_texture_is_divided_by_its_gain():
     rc = np.array(sites)
     assert counts.gain >= len(sites) // 2
     assert _rmse(out, truth, rc) < 0.6 * _rmse(interp, truth, rc)
+
+
+def test_a_segment_with_no_usable_side_stays_interpolated_without_a_warning():
+    """A column at the sensor's edge whose only side is flagged too: no offset can be measured (and
+    nothing may be printed: the command line shows warnings as stray lines)."""
+    import warnings
+
+    truth = _scene(3)
+    given = truth.copy()
+    given[10:60, 0] += 700
+    given[10:60, 2] += 700
+    dmap = _map(
+        [Defect(r, 0, DefectKind.COLUMN, 99.0) for r in range(10, 60)]
+        + [Defect(r, 2, DefectKind.COLUMN, 99.0) for r in range(10, 60)]
+    )
+    interp = repair_mosaic(given, dmap.mask(), CFA, white=WHITE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out, counts = correct_mosaic(given, interp, dmap, np.full((2, 2), float(BLACK)), WHITE)
+    assert counts.offset <= 50 and np.array_equal(out[:, 0], interp[:, 0])
