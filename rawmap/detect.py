@@ -858,7 +858,7 @@ def _flat_cold(ser: _Series) -> None:
             med, sigma = med_of[pl], sigma_of[pl]
             drop = max(p.flat_sigma * sigma, p.flat_min_drop * med)
             low[in_p] = g[in_p] < med - drop
-            rel[in_p] = g[in_p] / med
+            rel[in_p] = g[in_p] / med if med > 0 else np.nan
         if low.any():
             ser.found.add(rr[low], cc[low], DefectKind.COLD, 100.0, rel[low])
             ser.taken[rr[low], cc[low]] = True
