@@ -930,20 +930,31 @@ def show_cmd(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing picture."),
     library: Optional[Path] = _library_option(),
+    cfa: Optional[str] = _cfa_option(),
+    black: Optional[int] = _black_option(),
+    camera: Optional[str] = _camera_option(),
 ) -> None:
     """Summarize a map: defects by kind and colour channel, what went into it, the strongest defects.
+
+    With --cfa (and the --black/--camera the map was made with), the --photo
+    may be a grayscale TIFF, PNG or PGM mosaic.
 
     Examples:
 
         rawmap show d750.json
 
         rawmap show d750.json --plot d750.png --photo DSC_0001.NEF
+
+        rawmap show asi183mm.json --plot asi.png --photo light_001.tif --cfa mono
     """
     from .report import format_summary, summarize
     from .show import plot_map
 
     if photo is not None and plot is None:
         raise typer.BadParameter("--photo goes with --plot FILE.png", param_hint="'--photo'")
+    spec = _mosaic_spec(cfa, black, None, None, camera)
+    if spec is not None and photo is None:
+        raise typer.BadParameter("--cfa describes the --photo: give --photo too", param_hint="'--cfa'")
     path = Path(map_ref)
     is_file = path.exists() or path.suffix.lower() == ".json"
     if is_file:
@@ -968,7 +979,7 @@ def show_cmd(
         if photo is not None:
             from .reader import read_frame
 
-            frame = read_frame(photo)
+            frame = read_frame(photo, mosaic=spec)
         written = plot_map(dmap, target, photo=frame, crops=top, overwrite=overwrite)
         typer.echo(f"\npicture written to {show_path(written)}")
 

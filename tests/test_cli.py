@@ -1258,6 +1258,24 @@ def test_show_summary_and_plot(small_series: Series, series_map: Path, tmp_path:
     assert_one_error(run("show", tmp_path / "missing.json"), "no such map file")
 
 
+def test_show_plots_a_mosaic_photo_with_cfa(tmp_path: Path):
+    """A map made with --cfa mono: its plot shows a grayscale PNG's values when --photo comes with the same
+    --cfa; without it the PNG is a developed image and is refused in one line (issue 10: mono everywhere)."""
+    from conftest import write_mosaic_series
+
+    series = write_mosaic_series(tmp_path / "s", fmt="png16", cfa="mono", seed=4, n_frames=8)
+    result = run("map", tmp_path / "s", "--cfa", "mono", "-o", tmp_path / "m.json", "-q")
+    assert result.exit_code == 0, result.output
+    photo = series.files[0]
+    result = run("show", tmp_path / "m.json", "--plot", tmp_path / "p.png", "--photo", photo, "--cfa", "mono")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "p.png").stat().st_size > 1000
+    assert_one_error(run("show", tmp_path / "m.json", "--plot", tmp_path / "q.png", "--photo", photo), str(photo))
+    assert not (tmp_path / "q.png").exists()
+    usage = run("show", tmp_path / "m.json", "--cfa", "mono")
+    assert usage.exit_code == 2 and "give --photo too" in usage.output
+
+
 def test_show_a_library_body(small_series: Series, tmp_path: Path):
     lib = tmp_path / "lib"
     assert run("map", small_series.folder, "--save", "--library", lib).exit_code == 0
