@@ -708,6 +708,17 @@ def _stuck_and_dead(ser: _Series) -> None:
         nr, nc = _neighbours(rr, cc, H, W)
         nrange = np.sort(acc.vmax[nr, nc].astype(np.int32) - acc.vmin[nr, nc], axis=0)
         nmed = 0.5 * (nrange[1] + nrange[2])
+        # at the edge the kernels reflect: the inner neighbour stands in twice; the median of the
+        # distinct ones, so that one bright neighbour there cannot make a dead photosite
+        edge = (rr < 2) | (rr >= H - 2) | (cc < 2) | (cc >= W - 2)
+        if edge.any():
+            ranges = (acc.vmax[nr, nc].astype(np.float64) - acc.vmin[nr, nc])[:, edge]
+            flat_nb = nr[:, edge].astype(np.int64) * W + nc[:, edge]
+            dup = np.zeros(ranges.shape, bool)
+            for i in range(1, 4):
+                dup[i] = (flat_nb[i][None, :] == flat_nb[:i]).any(axis=0)
+            nmed = nmed.astype(np.float64)
+            nmed[edge] = np.nanmedian(np.where(dup, np.nan, ranges), axis=0)
         own = acc.vmax[rr, cc].astype(np.int32) - acc.vmin[rr, cc]
         if acc.n_scenes < p.few_views:
             # few views: the scene's dark or bright specks pass the test below, but optics never make
@@ -965,8 +976,14 @@ def _cold(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray) -> np.ndarray:
 
 def _dark_noisy(ser: _Series, r: np.ndarray, c: np.ndarray) -> None:
     """Dark outliers in enough units that are not low gain: noisy when their temporal noise is
-    ``noisy_ratio`` times their neighbours', or they are bright outliers in half the units needed too."""
+    ``noisy_ratio`` times their neighbours', or they are bright outliers in half the units needed too;
+    not beside a flagged same-colour photosite, whose own swings they would be showing."""
     acc = ser.acc
+    # a flagged same-colour neighbour (a hot cluster member beside it) enters its residual: the dark
+    # outliers and the noise are that neighbour's
+    nr, nc = _neighbours(r, c, ser.H, ser.W)
+    keep = ~ser.taken[nr, nc].any(axis=0)
+    r, c = r[keep], c[keep]
     ratio = _noise_ratio(ser, r, c)
     noisy = (ratio >= ser.p.noisy_ratio) | (acc.s_hi[r, c] >= max(1, ser.need // 2))
     score = _share_score(acc.s_lo[r, c], ser.units)

@@ -387,7 +387,8 @@ def test_a_row_segment_beside_the_edge_leaves_no_echo(tmp_path, name):
     body, sc = _scenario(tmp_path, name, seed=31)
     rows = {d.row for d in body.defect_map.defects if d.kind is not DefectKind.COLUMN}
     assert 298 not in rows, sc.summary()
-    assert sc.recall == 1.0 and sc.precision >= 0.98, sc.summary()
+    # and no dark noisy beside a hot cluster, no dead photosite by the edge beside a hot one (precision 0.985)
+    assert sc.recall == 1.0 and sc.precision == 1.0, sc.summary()
 
 
 def test_a_burst_of_two_views_flags_no_dark_scene_detail(tmp_path):
