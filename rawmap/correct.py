@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .defectmap import DefectKind, DefectMap
+from .defectmap import DefectKind, DefectMap, column_segments
 
 __all__ = ["CorrectionCounts", "correct_mosaic"]
 
@@ -78,9 +78,13 @@ def _neighbour_stats(mosaic: np.ndarray, mask: np.ndarray, rows: np.ndarray, col
 
 
 def _segment_offsets(
-    mosaic: np.ndarray, mask: np.ndarray, seg: np.ndarray, white: int, black2: np.ndarray
+    mosaic: np.ndarray, mask: np.ndarray, defects: list, white: int, black2: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each segment photosite's frame offset (NaN where none can be measured).
+
+    The segments are :func:`rawmap.defectmap.column_segments`' unbroken runs
+    (a one-colour segment, which skips every second photosite, is left to
+    interpolation).
 
     Returns
     -------
@@ -90,18 +94,11 @@ def _segment_offsets(
     H, W = mosaic.shape
     m = mosaic.astype(np.float64)
     rows_out, cols_out, off_out = [], [], []
-    for axis in (0, 1):  # 0: along a column (neighbours across it: left and right)
-        along = np.zeros_like(seg)
-        if axis == 0:
-            along[1:] |= seg[1:] & seg[:-1]
-            along[:-1] |= seg[:-1] & seg[1:]
-        else:
-            along[:, 1:] |= seg[:, 1:] & seg[:, :-1]
-            along[:, :-1] |= seg[:, :-1] & seg[:, 1:]
-        rr, cc = np.nonzero(along)
-        if rr.size == 0:
-            continue
-        a, b = ((rr, cc - 2), (rr, cc + 2)) if axis == 0 else ((rr - 2, cc), (rr + 2, cc))
+    for seg in column_segments(defects, max_gap=1):
+        cells = np.array(seg.cells(), dtype=np.int64)
+        rr, cc = cells[:, 0], cells[:, 1]
+        column = seg.axis == "column"  # neighbours across a column: left and right
+        a, b = ((rr, cc - 2), (rr, cc + 2)) if column else ((rr - 2, cc), (rr + 2, cc))
         diffs = []
         for r2, c2 in (a, b):
             ok = (r2 >= 0) & (r2 < H) & (c2 >= 0) & (c2 < W)
@@ -113,17 +110,10 @@ def _segment_offsets(
         with np.errstate(all="ignore"):  # (nanmean would warn where both sides are unusable)
             across = np.where(n_ok > 0, np.nansum(both, axis=0) / np.maximum(n_ok, 1), np.nan)
         d = np.where(mosaic[rr, cc] < white, m[rr, cc] - across, np.nan)
-        # one segment = one run along its line; its photosites of one colour share the offset
-        line = cc if axis == 0 else rr
-        pos = rr if axis == 0 else cc
-        order = np.lexsort((pos, line))
-        line_s, pos_s = line[order], pos[order]
-        new = np.ones(order.size, bool)
-        new[1:] = (line_s[1:] != line_s[:-1]) | (pos_s[1:] != pos_s[:-1] + 1)
-        run = np.cumsum(new)[np.argsort(order)]
         offset = np.full(rr.size, np.nan)
-        for key in np.unique(run * 2 + (pos & 1)):
-            sel = (run * 2 + (pos & 1)) == key
+        pos = rr if column else cc
+        for parity in (0, 1):  # its photosites of one colour share the offset
+            sel = (pos & 1) == parity
             ok = np.isfinite(d[sel])
             dv, av = d[sel][ok], across[sel][ok]
             if dv.size < 4:
@@ -202,12 +192,8 @@ def correct_mosaic(
     cand_c: list[np.ndarray] = []
     cand_v: list[np.ndarray] = []
     cand_k: list[np.ndarray] = []
-    seg = np.zeros(mask.shape, bool)
-    col = [(d.row, d.col) for d in defect_map.defects if d.kind is DefectKind.COLUMN]
-    if col:
-        rc = np.array(col)
-        seg[rc[:, 0], rc[:, 1]] = True
-        sr, sc, off = _segment_offsets(mosaic, mask, seg, white, black2)
+    sr, sc, off = _segment_offsets(mosaic, mask, defect_map.defects, white, black2)
+    if sr.size:
         ok = np.isfinite(off)
         cand_r.append(sr[ok])
         cand_c.append(sc[ok])

@@ -78,7 +78,7 @@ import numpy as np
 from .errors import MapEditError, MapFormatError, MapMismatchError
 from .fileio import atomic_write_text
 from .frame import CameraId, Frame, SourceKind
-from .kinds import DefectKind
+from .kinds import KINDS, DefectKind
 from .safeio import parse_json
 
 __all__ = [
@@ -93,6 +93,8 @@ __all__ = [
     "SensorGeometry",
     "FrameStats",
     "DefectMap",
+    "Segment",
+    "column_segments",
     "merge_defects",
     "carry_edits",
 ]
@@ -506,6 +508,95 @@ def _check_frames(d: Any) -> None:
         _time(d, key, w)
     for key in ("exposure_min", "exposure_max", "iso_min", "iso_max"):
         _num(d, key, w, default=0.0)
+
+
+# --- segments -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Segment:
+    """A run of defects of a line kind (``column``) along one column or row.
+
+    Attributes
+    ----------
+    axis : str
+        ``"column"`` (a vertical run) or ``"row"``.
+    index : int
+        The column (or row) number.
+    start, stop : int
+        First and last row (or column) of the run, inclusive.
+    count : int
+        Defective photosites in the run.
+    score : float
+        Highest score among them.
+    kind : DefectKind
+        Their kind (a kind whose :attr:`~rawmap.kinds.KindInfo.line` is true).
+    """
+
+    axis: str
+    index: int
+    start: int
+    stop: int
+    count: int
+    score: float
+    kind: DefectKind = DefectKind.COLUMN
+
+    def cells(self) -> list[tuple[int, int]]:
+        """(row, col) of every photosite from ``start`` to ``stop``."""
+        if self.axis == "column":
+            return [(r, self.index) for r in range(self.start, self.stop + 1)]
+        return [(self.index, c) for c in range(self.start, self.stop + 1)]
+
+
+def _runs(positions: list[int], max_gap: int, min_len: int) -> list[list[int]]:
+    runs: list[list[int]] = []
+    for p in sorted(positions):
+        if runs and p - runs[-1][-1] <= max_gap:
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+    return [r for r in runs if len(r) >= min_len]
+
+
+def column_segments(defects: list[Defect], *, min_length: int = 3, max_gap: int = 2) -> list[Segment]:
+    """Group the defects of line kinds (``column``) into vertical and horizontal segments.
+
+    Defects of one line kind (:attr:`rawmap.kinds.KindInfo.line`) that
+    follow each other down a column (gaps of one photosite allowed, as a
+    segment may hold one colour only) form a column segment; those left
+    over are grouped along rows the same way.  Runs shorter than
+    ``min_length`` photosites are not segments.  The report, the plot, the
+    DNG opcode list and repair's corrections all take their segments from
+    here.
+
+    Parameters
+    ----------
+    defects : list of Defect
+    min_length : int, optional
+    max_gap : int, optional
+        Largest step between two photosites of one run: 2 lets a one-colour
+        segment through, 1 asks for an unbroken run.
+
+    Returns
+    -------
+    list of Segment
+        Per line kind, column segments first, each list sorted by position.
+    """
+    out: list[Segment] = []
+    for kind in (k for k, info in KINDS.items() if info.line):
+        col = {(d.row, d.col): d for d in defects if d.kind is kind}
+        used: set[tuple[int, int]] = set()
+        for axis in ("column", "row"):
+            lines: dict[int, list[int]] = {}
+            for r, c in col:
+                if (r, c) in used:
+                    continue
+                key, pos = (c, r) if axis == "column" else (r, c)
+                lines.setdefault(key, []).append(pos)
+            for key in sorted(lines):
+                for run in _runs(lines[key], max_gap, min_length):
+                    cells = [(p, key) if axis == "column" else (key, p) for p in run]
+                    used.update(cells)
+                    out.append(Segment(axis, key, run[0], run[-1], len(run), max(col[x].score for x in cells), kind))
+    return out
 
 
 @dataclass

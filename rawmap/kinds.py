@@ -19,7 +19,7 @@ kind       ``Defect.value``              report          Siril   marker  line
   and writes the photosites of *line* kinds that cover a whole column or
   row as one Siril line;
 * :mod:`rawmap.show` draws each kind with its colour and marker, and line
-  kinds as column/row segments (:func:`rawmap.report.column_segments`);
+  kinds as column/row segments (:func:`rawmap.defectmap.column_segments`);
 * the map table of :mod:`rawmap.report` (``rawmap map``) prints
   :meth:`KindInfo.value_text` and counts line kinds as segments.
 

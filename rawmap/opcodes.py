@@ -39,8 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .defectmap import DefectMap
-from .kinds import KINDS
+from .defectmap import DefectMap, column_segments
 
 __all__ = [
     "FIX_BAD_PIXELS_LIST",
@@ -155,17 +154,6 @@ def bayer_phase(cfa: np.ndarray) -> int:
     return 1 if beside == 0 else 2
 
 
-def _runs(values: list[int]) -> list[tuple[int, int]]:
-    """(first, last) of each run of consecutive integers of sorted ``values``."""
-    runs: list[tuple[int, int]] = []
-    for v in values:
-        if runs and v == runs[-1][1] + 1:
-            runs[-1] = (runs[-1][0], v)
-        else:
-            runs.append((v, v))
-    return runs
-
-
 def bad_pixel_list(defect_map: DefectMap, *, cfa: np.ndarray, origin: tuple[int, int] = (0, 0)) -> BadPixelList:
     """The map's photosites as FixBadPixelsList points and rectangles, in full-frame coordinates.
 
@@ -195,27 +183,15 @@ def bad_pixel_list(defect_map: DefectMap, *, cfa: np.ndarray, origin: tuple[int,
     top, left = int(origin[0]), int(origin[1])
     if top < 0 or left < 0:
         raise ValueError(f"origin must be >= 0, got {origin}")
-    line_kinds = {k for k, info in KINDS.items() if info.line}
     sites = sorted({(d.row, d.col) for d in defect_map.defects})
-    line = {(d.row, d.col) for d in defect_map.defects if d.kind in line_kinds}
     rects: list[tuple[int, int, int, int]] = []
     used: set[tuple[int, int]] = set()
-    by_col: dict[int, list[int]] = {}
-    for r, c in sorted(line, key=lambda rc: (rc[1], rc[0])):
-        by_col.setdefault(c, []).append(r)
-    for c, rows in by_col.items():
-        for a, b in _runs(rows):
-            if b - a + 1 >= MIN_RECT:
-                rects.append((a + top, c + left, b + 1 + top, c + 1 + left))
-                used.update((r, c) for r in range(a, b + 1))
-    by_row: dict[int, list[int]] = {}
-    for r, c in sorted(line - used):
-        by_row.setdefault(r, []).append(c)
-    for r, cols in by_row.items():
-        for a, b in _runs(cols):
-            if b - a + 1 >= MIN_RECT:
-                rects.append((r + top, a + left, r + 1 + top, b + 1 + left))
-                used.update((r, c) for c in range(a, b + 1))
+    for seg in column_segments(defect_map.defects, min_length=MIN_RECT, max_gap=1):  # unbroken runs only
+        if seg.axis == "column":
+            rects.append((seg.start + top, seg.index + left, seg.stop + 1 + top, seg.index + 1 + left))
+        else:
+            rects.append((seg.index + top, seg.start + left, seg.index + 1 + top, seg.stop + 1 + left))
+        used.update(seg.cells())
     points = tuple((r + top, c + left) for r, c in sites if (r, c) not in used)
     return BadPixelList(bayer_phase(cfa), points, tuple(sorted(rects)))
 

@@ -13,8 +13,9 @@ without trailing newlines.
   :func:`summarize` counts a map's defects by kind and colour channel and
   collects what went into it (:class:`MapSummary`); :func:`format_summary`
   turns that into the plain-text table.
-* **Segments**: :func:`column_segments` groups the defects of line kinds
-  into column and row segments, as the reports and the plot list them.
+* **Segments**: :func:`rawmap.defectmap.column_segments` (also importable
+  from here) groups the defects of line kinds into column and row segments,
+  as the reports and the plot list them.
 * **Map report** (``rawmap map``): :func:`body_header`,
   :func:`evidence_lines`, :func:`map_lines`, :func:`skipped_lines`,
   :func:`nothing_new`, :func:`state_line`.
@@ -45,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .defectmap import Defect, DefectKind, DefectMap
+from .defectmap import Defect, DefectKind, DefectMap, Segment, column_segments
 from .errors import one_line
 from .frame import CameraId, SourceKind, printable
 from .kinds import KINDS
@@ -332,90 +333,6 @@ def format_summary(summary: MapSummary) -> str:
                 f"  {d.row:>6} {d.col:>6}  {d.kind.value:<7}{d.channel or '-':<3}{d.score:>8.1f}  {fmt_time(d.first_seen)}"
             )
     return "\n".join(lines)
-
-
-# =========================================================================== segments
-@dataclass(frozen=True)
-class Segment:
-    """A run of defects of a line kind (``column``) along one column or row.
-
-    Attributes
-    ----------
-    axis : str
-        ``"column"`` (a vertical run) or ``"row"``.
-    index : int
-        The column (or row) number.
-    start, stop : int
-        First and last row (or column) of the run, inclusive.
-    count : int
-        Defective photosites in the run.
-    score : float
-        Highest score among them.
-    kind : DefectKind
-        Their kind (a kind whose :attr:`~rawmap.kinds.KindInfo.line` is true).
-    """
-
-    axis: str
-    index: int
-    start: int
-    stop: int
-    count: int
-    score: float
-    kind: DefectKind = DefectKind.COLUMN
-
-    def cells(self) -> list[tuple[int, int]]:
-        """(row, col) of every photosite from ``start`` to ``stop``."""
-        if self.axis == "column":
-            return [(r, self.index) for r in range(self.start, self.stop + 1)]
-        return [(self.index, c) for c in range(self.start, self.stop + 1)]
-
-
-def _runs(positions: list[int], max_gap: int, min_len: int) -> list[list[int]]:
-    runs: list[list[int]] = []
-    for p in sorted(positions):
-        if runs and p - runs[-1][-1] <= max_gap:
-            runs[-1].append(p)
-        else:
-            runs.append([p])
-    return [r for r in runs if len(r) >= min_len]
-
-
-def column_segments(defects: list[Defect], *, min_length: int = 3) -> list[Segment]:
-    """Group the defects of line kinds (``column``) into vertical and horizontal segments.
-
-    Defects of one line kind (:attr:`rawmap.kinds.KindInfo.line`) that
-    follow each other down a column (gaps of one photosite allowed, as a
-    segment may hold one colour only) form a column segment; those left
-    over are grouped along rows the same way.  Runs shorter than
-    ``min_length`` photosites are not segments.
-
-    Parameters
-    ----------
-    defects : list of Defect
-    min_length : int, optional
-
-    Returns
-    -------
-    list of Segment
-        Per line kind, column segments first, each list sorted by position.
-    """
-    out: list[Segment] = []
-    for kind in (k for k, info in KINDS.items() if info.line):
-        col = {(d.row, d.col): d for d in defects if d.kind is kind}
-        used: set[tuple[int, int]] = set()
-        for axis in ("column", "row"):
-            lines: dict[int, list[int]] = {}
-            for r, c in col:
-                if (r, c) in used:
-                    continue
-                key, pos = (c, r) if axis == "column" else (r, c)
-                lines.setdefault(key, []).append(pos)
-            for key in sorted(lines):
-                for run in _runs(lines[key], 2, min_length):
-                    cells = [(p, key) if axis == "column" else (key, p) for p in run]
-                    used.update(cells)
-                    out.append(Segment(axis, key, run[0], run[-1], len(run), max(col[x].score for x in cells), kind))
-    return out
 
 
 # =========================================================================== map and info reports

@@ -4,10 +4,10 @@
 and below it enlarged crops of the strongest defects, either of the map
 itself or of a real photo from the same body; :func:`plot_layout` says where
 it puts things.  Drawing uses Pillow only.  The text summary of a map
-(:func:`rawmap.report.summarize`, :func:`rawmap.report.format_summary`) and
-the grouping of line defects into segments
-(:func:`rawmap.report.column_segments`) live in :mod:`rawmap.report`; the
-picture's header uses its short forms.
+(:func:`rawmap.report.summarize`, :func:`rawmap.report.format_summary`)
+lives in :mod:`rawmap.report`, the grouping of line defects into segments
+(:func:`rawmap.defectmap.column_segments`) in :mod:`rawmap.defectmap`; the
+picture's header uses the report's short forms.
 
 Examples
 --------
@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .defectmap import Defect, DefectKind, DefectMap
+from .defectmap import Defect, DefectKind, DefectMap, column_segments
 from .errors import OutputExistsError
 from .fileio import atomic_write_bytes
 from .frame import Frame, cfa_pattern
 from .kinds import KINDS, Marker
-from .report import column_segments, fmt_exposure, fmt_iso, fmt_range, fmt_time, strongest
+from .report import fmt_exposure, fmt_iso, fmt_range, fmt_time, strongest
 
 __all__ = [
     "KIND_COLOURS",
