@@ -20,6 +20,7 @@ __all__ = [
     "CFA_LETTERS",
     "cfa_letters",
     "cfa_pattern",
+    "black_per_position",
 ]
 
 #: Longest name (camera make, model, serial) put in a message, in characters.
@@ -192,6 +193,23 @@ def cfa_pattern(letters: str) -> np.ndarray | None:
     return np.array(idx, dtype=np.uint8).reshape(2, 2)
 
 
+def black_per_position(black: np.ndarray, cfa: np.ndarray | None) -> np.ndarray:
+    """(2, 2) ndarray of float64: the black level at each position of the 2x2 pattern.
+
+    Parameters
+    ----------
+    black : (4,) array_like of float
+        Black level per colour index (as :attr:`Frame.black`).
+    cfa : (2, 2) ndarray of int or None
+        Colour index per position; ``None`` (images, whose black is zero, and
+        monochrome mosaics) gives ``black[0]`` everywhere.
+    """
+    b = np.asarray(black, dtype=np.float64).ravel()
+    if cfa is None:
+        return np.full((2, 2), float(b[0]) if b.size else 0.0)
+    return b[np.asarray(cfa)]
+
+
 @dataclass
 class Frame:
     """One photo, reduced to what mapping and repair need.
@@ -260,6 +278,11 @@ class Frame:
     def cfa_string(self) -> str:
         """The pattern as letters in reading order, e.g. ``"RGGB"``; ``""`` for images and monochrome mosaics."""
         return cfa_letters(self.cfa)
+
+    @property
+    def black2(self) -> np.ndarray:
+        """(2, 2) black level at each pattern position (:func:`black_per_position`)."""
+        return black_per_position(self.black, self.cfa)
 
     @property
     def is_mono(self) -> bool:

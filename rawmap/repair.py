@@ -957,14 +957,6 @@ def _stored(repaired: np.ndarray, frame: Frame, extras: dict) -> tuple[np.ndarra
     return _delinearize(repaired, table), None if full is None else _delinearize(full, table)
 
 
-def _black2(frame: Frame) -> np.ndarray:
-    """(2, 2) black level at each position of the pattern (a mono sensor's one level everywhere)."""
-    black = np.asarray(frame.black, dtype=np.float64).ravel()
-    if frame.cfa is None or black.size < 4:
-        return np.full((2, 2), float(black[0]) if black.size else 0.0)
-    return black[np.asarray(frame.cfa)]
-
-
 #: LibRaw's (power, toe slope) of the sRGB tone curve (its default, (2.222, 4.5), is BT.709's).
 _SRGB_GAMMA = (2.4, 12.92)
 
@@ -1020,7 +1012,7 @@ def _repair_raw(
         )
         return RepairResult(frame.path, out, "DNG", int(mask.sum()), 0, None, forced, listed)
     repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
-    repaired, how = correct_mosaic(frame.mosaic, repaired, defect_map, _black2(frame), frame.white, mask=mask)
+    repaired, how = correct_mosaic(frame.mosaic, repaired, defect_map, frame.black2, frame.white, mask=mask)
     stored = _stored(repaired, frame, extras) if fmt == "dng" else None
     if stored is None:
         extras["linearization"] = None
@@ -1226,7 +1218,7 @@ def repair_mosaic_file(
     forced = defect_map.check_photo(frame, force=force)
     mask = defect_map.mask()
     repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
-    repaired, how = correct_mosaic(frame.mosaic, repaired, defect_map, _black2(frame), frame.white, mask=mask)
+    repaired, how = correct_mosaic(frame.mosaic, repaired, defect_map, frame.black2, frame.white, mask=mask)
     changed = int(np.count_nonzero(repaired != frame.mosaic))
     atomic_write_bytes(out, _encode_mosaic(frame, repaired), overwrite=overwrite)
     return RepairResult(src, out, frame.format, int(mask.sum()), changed, None, forced, corrected=how)
@@ -1295,7 +1287,7 @@ def repair_fits_file(
     forced = defect_map.check_photo(frame, force=force)
     mask = defect_map.mask()
     repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
-    repaired, how = correct_mosaic(frame.mosaic, repaired, defect_map, _black2(frame), frame.white, mask=mask)
+    repaired, how = correct_mosaic(frame.mosaic, repaired, defect_map, frame.black2, frame.white, mask=mask)
     changed = int(np.count_nonzero(repaired != frame.mosaic))
     data = rewrite(src, repaired, mask, history=_fits_history(defect_map, int(mask.sum())))
     atomic_write_bytes(out, data, overwrite=overwrite)

@@ -17,7 +17,7 @@ from .. import _kernels
 from .._memory import available_bytes, gigabytes
 from ..errors import FrameMismatchError, UnsupportedFileError
 from ..fileio import atomic_write_bytes
-from ..frame import CameraId, Frame, SourceKind
+from ..frame import CameraId, Frame, SourceKind, black_per_position
 from .records import _EPOCH, DetectionParams, FrameRecord, PreparedFrame, _unix
 from .state import load_state, state_bytes
 from .sums import BYTES_PER_PHOTOSITE, _merge_sorted, _pend, frame_plane, new_sums
@@ -204,10 +204,8 @@ class Accumulator:
 
     @property
     def black2(self) -> np.ndarray:
-        """(2, 2) ndarray of float64: black level at each pattern position."""
-        if self.cfa is None:  # images (zero black) and monochrome mosaics: one level
-            return np.full((2, 2), float(self.black[0]))
-        return self.black[self.cfa]
+        """(2, 2) ndarray of float64: black level at each pattern position (:func:`rawmap.frame.black_per_position`)."""
+        return black_per_position(self.black, self.cfa)
 
     @property
     def clip(self) -> int:
