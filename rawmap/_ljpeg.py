@@ -41,6 +41,19 @@ for _s in range(1, 17):
 del _s
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _difference(img, y, x, ncomp, first):  # pragma: no cover - compiled
+    """Predictor 1's difference at (y, x), modulo 2^16: the photosite ``ncomp`` to the left (the same
+    component), at a row's start the one above, at the first the mid-value ``first``."""
+    if x >= ncomp:
+        pred = np.int64(img[y, x - ncomp])
+    elif y > 0:
+        pred = np.int64(img[y - 1, x])
+    else:
+        pred = np.int64(first)
+    return ((np.int64(img[y, x]) - pred + 32768) & 0xFFFF) - 32768
+
+
 @njit(cache=True, nogil=True)
 def _histogram(img, ncomp, precision, category):  # pragma: no cover - compiled
     h, w = img.shape
@@ -48,13 +61,7 @@ def _histogram(img, ncomp, precision, category):  # pragma: no cover - compiled
     first = 1 << (precision - 1)
     for y in range(h):
         for x in range(w):
-            if x >= ncomp:
-                pred = np.int64(img[y, x - ncomp])
-            elif y > 0:
-                pred = np.int64(img[y - 1, x])
-            else:
-                pred = np.int64(first)
-            d = ((np.int64(img[y, x]) - pred + 32768) & 0xFFFF) - 32768
+            d = _difference(img, y, x, ncomp, first)
             hist[category[abs(d)]] += 1
     return hist
 
@@ -70,13 +77,7 @@ def _encode(img, ncomp, precision, category, codes, lengths, out):  # pragma: no
     limit = out.shape[0] - 2
     for y in range(h):
         for x in range(w):
-            if x >= ncomp:
-                pred = np.int64(img[y, x - ncomp])
-            elif y > 0:
-                pred = np.int64(img[y - 1, x])
-            else:
-                pred = np.int64(first)
-            d = ((np.int64(img[y, x]) - pred + 32768) & 0xFFFF) - 32768
+            d = _difference(img, y, x, ncomp, first)
             s = np.int64(category[abs(d)])
             extra = s if s < 16 else 0  # category 16 (-32768) has no extra bits
             if d < 0:
