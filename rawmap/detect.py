@@ -706,19 +706,14 @@ def _stuck_and_dead(ser: _Series) -> None:
             continue
         rr += a
         nr, nc = _neighbours(rr, cc, H, W)
-        nrange = np.sort(acc.vmax[nr, nc].astype(np.int32) - acc.vmin[nr, nc], axis=0)
-        nmed = 0.5 * (nrange[1] + nrange[2])
-        # at the edge the kernels reflect: the inner neighbour stands in twice; the median of the
-        # distinct ones, so that one bright neighbour there cannot make a dead photosite
-        edge = (rr < 2) | (rr >= H - 2) | (cc < 2) | (cc >= W - 2)
-        if edge.any():
-            ranges = (acc.vmax[nr, nc].astype(np.float64) - acc.vmin[nr, nc])[:, edge]
-            flat_nb = nr[:, edge].astype(np.int64) * W + nc[:, edge]
-            dup = np.zeros(ranges.shape, bool)
-            for i in range(1, 4):
-                dup[i] = (flat_nb[i][None, :] == flat_nb[:i]).any(axis=0)
-            nmed = nmed.astype(np.float64)
-            nmed[edge] = np.nanmedian(np.where(dup, np.nan, ranges), axis=0)
+        ranges = acc.vmax[nr, nc].astype(np.float64) - acc.vmin[nr, nc]
+        # the median of the distinct neighbours' ranges: at the edge the kernels reflect and the
+        # inner neighbour stands in twice, so that one bright neighbour there cannot make a dead one
+        flat_nb = nr.astype(np.int64) * W + nc
+        dup = np.zeros(ranges.shape, bool)
+        for i in range(1, 4):
+            dup[i] = (flat_nb[i][None, :] == flat_nb[:i]).any(axis=0)
+        nmed = np.nanmedian(np.where(dup, np.nan, ranges), axis=0)
         own = acc.vmax[rr, cc].astype(np.int32) - acc.vmin[rr, cc]
         if acc.n_scenes < p.few_views:
             # few views: the scene's dark or bright specks pass the test below, but optics never make
@@ -727,7 +722,7 @@ def _stuck_and_dead(ser: _Series) -> None:
             ar, ac = _adjacent(rr, cc, H, W)
             arange = np.sort(acc.vmax[ar, ac].astype(np.int32) - acc.vmin[ar, ac], axis=0)
             adjacent_vary = 0.5 * (arange[1] + arange[2]) >= p.stuck_contrast * np.maximum(own, 2 * ser.sig_read)
-            nmed = np.where(adjacent_vary, nrange[0], 0).astype(np.float64)
+            nmed = np.where(adjacent_vary, ranges.min(axis=0), 0.0)
         ok = nmed >= p.stuck_contrast * own + 2 * bound
         # a dead photosite's own noise may pass the range bound; its neighbours must vary far more
         # (in one view the neighbours' range is the scene's: the photosite's own must be noise)
