@@ -484,7 +484,7 @@ def map_cmd(
     except ValueError:
         raise typer.BadParameter(f"{sensitivity!r}: choose low, normal or high", param_hint="'--sensitivity'") from None
     from . import report
-    from .mapping import Counted, collect_inputs, map_files
+    from .mapping import Counted, collect_inputs, map_files, map_slug
     from .series_state import SeriesState
 
     reuse_large_buffers()  # LibRaw's frame buffers: reused instead of mapped afresh for every photo
@@ -554,8 +554,7 @@ def map_cmd(
         if series is not None and out is not None and series.accumulator is not None:
             # a run killed after its last checkpoint but before its map: the map of the stored statistics
             acc = series.accumulator
-            target = out / (acc.camera.slug + ("-image" if acc.source.value == "image" else "") + ".json")
-            target = target if out_folder else out
+            target = out / (map_slug(acc.camera, acc.source, acc.shape) + ".json") if out_folder else out
             if not target.exists():
                 _refuse_input(target, resolved)
                 _refuse_input(target, [series.path], "the --state file")

@@ -176,12 +176,16 @@ class BodyMap:
     @property
     def slug(self) -> str:
         """A file-system safe name: ``<camera slug>[-image][-<H>x<W>]`` (the size for split series)."""
-        H, W = self.shape
-        return (
-            self.camera.slug
-            + ("-image" if self.source is SourceKind.IMAGE else "")
-            + (f"-{H}x{W}" if self.split else "")
-        )
+        return map_slug(self.camera, self.source, self.shape, split=self.split)
+
+
+def map_slug(camera: CameraId, source: SourceKind, shape: tuple[int, int], *, split: bool = False) -> str:
+    """The file-system safe name of a body's map: ``<camera slug>[-image][-<H>x<W>]``.
+
+    ``split``: the body has maps of several sensor sizes, so the size is part of the name.
+    """
+    H, W = shape
+    return camera.slug + ("-image" if source is SourceKind.IMAGE else "") + (f"-{H}x{W}" if split else "")
 
 
 @dataclass(frozen=True)
