@@ -40,7 +40,12 @@ from .defectmap import DefectMap
 from .frame import CameraId, SourceKind
 from .mapping import Checkpoint, Counted, MapRun, load_state_keys, load_state_outputs, save_state
 
-__all__ = ["SeriesState", "StateUpdate", "file_digest"]
+__all__ = ["SeriesState", "StateUpdate", "file_digest", "map_digest"]
+
+
+def map_digest(defect_map: DefectMap) -> str:
+    """SHA-256 (hex) of the file :meth:`DefectMap.save` writes for ``defect_map``."""
+    return hashlib.sha256(defect_map.to_json().encode("utf-8")).hexdigest()
 
 
 def file_digest(path: str | os.PathLike[str]) -> str | None:
@@ -145,7 +150,7 @@ class SeriesState:
         if acc is None:
             return
         outputs = dict(self.outputs)
-        outputs[str(target.resolve())] = [hashlib.sha256(defect_map.to_json().encode("utf-8")).hexdigest()]
+        outputs[str(target.resolve())] = [map_digest(defect_map)]
         save_state(self.path, acc, dict(self.keys), overwrite=True, outputs=outputs)
         self.outputs = outputs
 
@@ -219,7 +224,7 @@ class SeriesState:
         outputs = dict(self.outputs)
         if targets:
             target = targets[index]
-            new = hashlib.sha256(body.defect_map.to_json().encode("utf-8")).hexdigest()
+            new = map_digest(body.defect_map)
             current = file_digest(target) if target.is_file() else None
             # the map about to be written, and the one it replaces (kept acceptable in case the write is interrupted)
             outputs[str(target.resolve())] = [new] + ([current] if current and current != new else [])
