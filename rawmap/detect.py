@@ -11,7 +11,13 @@ Rules (a photosite gets the first kind that applies):
     Its value range over all frames is within the read noise while its
     same-colour neighbours' ranges are many times larger (so clipped
     highlights, where the neighbours are constant too, are not flagged).
-    ``dead`` when that constant sits at black.
+    ``dead`` when that constant sits at black.  In fewer than
+    ``few_views`` views the read-noise figure is the scene's texture, so a
+    dead photosite must sit on black (its range centred there) and a stuck
+    one vary less than the shot noise of its level allows
+    (:func:`_quieter_than_light`); a dead line's photosites have dead
+    neighbours along it and count those across it; a photosite clipped in
+    every frame of one view needs every neighbour below half the clip level.
 ``hot`` / ``noisy``
     It was an isolated bright outlier (more than ``k`` sigma of the frame's
     own noise above its same-colour neighbours, with its adjacent photosites
@@ -44,7 +50,9 @@ Rules (a photosite gets the first kind that applies):
     to the neighbours along the line), and the line beside it does not lean
     the other way harder (a shadow).  A scene edge leans in the scenes that
     show it; a readout fault in every scene where it is visible.  Reported
-    photosite by photosite, the segment's end photosites included.
+    photosite by photosite, the segment's end photosites included.  In a
+    series of one view whose light changed (a timelapse at dusk), the
+    offset that stays while the scene dims (:func:`_one_view_lines`).
 
 For maps made from developed images (JPEG), a defect is a small blob: each
 8-connected group of flagged pixels is reported once, at its strongest pixel.
@@ -163,8 +171,12 @@ class ClassifyParams:
     )
     cold_lift_isolation: float = 0.85  #: ... and its adjacent and same-colour neighbours' ratios above this
     few_views: int = 3  #: below this many views, stuck and dead need every neighbour to vary far more
+    quiet_share: float = 0.2  #: ... or a range below this share of the shot noise its level must show
     line_hysteresis: int = 1  #: a found segment runs on where its photosites leaned in this many units fewer
     line_echo_share: float = 0.5  #: a flag beside a segment stays if its excess off the line keeps this share
+    line_sigma: float = 4.0  #: one view: a photosite's offset across a line this many robust sigmas out ...
+    line_light_ratio: float = 3.0  #: ... where the view's light changed this many times ...
+    line_shake: float = 0.3  #: ... and the offset x (ratio - 1) above this share of the scene's contrast there
     sensitivity: str = "normal"  #: the preset these values came from (a label, see :meth:`for_sensitivity`)
 
     def to_dict(self) -> dict[str, Any]:
@@ -696,6 +708,11 @@ def _stuck_and_dead(ser: _Series) -> None:
     bound = p.stuck_noise_factor * ser.sig_read
     span = acc.white - float(np.max(black2))
     dead_bound = p.dead_share * span
+    line_r: list[np.ndarray] = []
+    line_c: list[np.ndarray] = []
+    line_a: list[np.ndarray] = []
+    line_s: list[np.ndarray] = []
+    line_v: list[np.ndarray] = []
     for a in range(0, H, _BLOCK_ROWS):
         b = min(H, a + _BLOCK_ROWS)
         rng_blk = acc.vmax[a:b].astype(np.int32) - acc.vmin[a:b]
@@ -715,21 +732,61 @@ def _stuck_and_dead(ser: _Series) -> None:
             dup[i] = (flat_nb[i][None, :] == flat_nb[:i]).any(axis=0)
         nmed = np.nanmedian(np.where(dup, np.nan, ranges), axis=0)
         own = acc.vmax[rr, cc].astype(np.int32) - acc.vmin[rr, cc]
-        if acc.n_scenes < p.few_views:
+        quiet = np.zeros(rr.size, bool)
+        few = acc.n_scenes < p.few_views
+        if few:
             # few views: the scene's dark or bright specks pass the test below, but optics never make
             # one photosite wide, so all four same-colour neighbours must vary far more, and most
             # adjacent ones (other colours, dimmer in coloured light) several times more
             ar, ac = _adjacent(rr, cc, H, W)
-            arange = np.sort(acc.vmax[ar, ac].astype(np.int32) - acc.vmin[ar, ac], axis=0)
+            aranges = acc.vmax[ar, ac].astype(np.int32) - acc.vmin[ar, ac]
+            arange = np.sort(aranges, axis=0)
             adjacent_vary = 0.5 * (arange[1] + arange[2]) >= p.stuck_contrast * np.maximum(own, 2 * ser.sig_read)
             nmed = np.where(adjacent_vary, ranges.min(axis=0), 0.0)
-        ok = nmed >= p.stuck_contrast * own + 2 * bound
+            # and one view's read-noise figure is the scene's texture (many times the true noise), so
+            # the range bound cannot tell a dark scene point from a dead photosite: a dead one sits on
+            # black (its range centred there, where a dark point's rises with the light), a stuck one
+            # varies less than the shot noise of its level (:func:`_quieter_than_light`)
+            mid = 0.5 * (acc.vmin[rr, cc].astype(np.float64) + acc.vmax[rr, cc]) - ser.black_at(rr, cc)
+            on_black = np.abs(mid) <= 0.15 * own + 2.0
+            quiet = _quieter_than_light(ser, rr, cc, own)
+            far = 2 * p.stuck_contrast * np.maximum(own, 2.0)
+            # a lone one on black whose every neighbour varies that much more is dead as it stands
+            quiet |= on_black & adjacent_vary & (ranges.min(axis=0) >= far)
+            # a dead line, one photosite wide: the same-colour and the adjacent neighbours along it are
+            # as quiet (a dark line of the scene is lit in the other colour's photosites), the ones across
+            # it, same colour and adjacent, vary that much more (a dark stripe of the scene is wider)
+            quiet_as = 2.0 * np.maximum(own, 2.0) + 4.0
+            along_col = (np.maximum(ranges[0], ranges[1]) <= bound) & (np.maximum(aranges[0], aranges[1]) <= quiet_as)
+            along_row = (np.maximum(ranges[2], ranges[3]) <= bound) & (np.maximum(aranges[2], aranges[3]) <= quiet_as)
+            across = np.where(
+                along_col,
+                np.minimum(np.minimum(ranges[2], ranges[3]), np.minimum(aranges[2], aranges[3])),
+                np.minimum(np.minimum(ranges[0], ranges[1]), np.minimum(aranges[0], aranges[1])),
+            )
+            line = on_black & (along_col ^ along_row) & (own <= bound) & (across >= far)
+        ok = (nmed >= p.stuck_contrast * own + 2 * bound) | (quiet & (nmed >= p.stuck_contrast * own))
         # a dead photosite's own noise may pass the range bound; its neighbours must vary far more
         # (in one view the neighbours' range is the scene's: the photosite's own must be noise)
         ok &= (own <= bound) | ((nmed >= p.stuck_contrast * dead_bound + 2 * bound) & (acc.n_scenes >= p.few_views))
+        if few:
+            ok &= on_black | quiet
+            pend = line & ~ok
+            line_r.append(rr[pend])
+            line_c.append(cc[pend])
+            line_a.append(np.where(along_col[pend], 0, 1))
+            line_s.append(across[pend] / np.maximum(own[pend], ser.sig_read))
+            line_v.append(mid[pend] + ser.black_at(rr[pend], cc[pend]))
+        clipped = acc.vmin[rr, cc].astype(np.int64) >= acc.clip
         if acc.n_scenes >= 2:
             nmax = np.median(acc.vmax[nr, nc].astype(np.float64), axis=0)
-            ok |= (acc.vmin[rr, cc].astype(np.int64) >= acc.clip) & (nmax <= p.clip_neighbour_share * acc.clip)
+            ok |= clipped & (nmax <= p.clip_neighbour_share * acc.clip)
+        elif clipped.any():
+            # one view: a glint lights the photosites around it too, so every same-colour and
+            # adjacent neighbour must stay below that share of the clip level in every frame
+            ar, ac = _adjacent(rr, cc, H, W)
+            nmax = np.maximum(acc.vmax[nr, nc].max(axis=0), acc.vmax[ar, ac].max(axis=0)).astype(np.float64)
+            ok |= clipped & (nmax <= p.clip_neighbour_share * acc.clip)
         rr, cc, own, nmed = rr[ok], cc[ok], own[ok], nmed[ok]
         if rr.size == 0:
             continue
@@ -741,6 +798,72 @@ def _stuck_and_dead(ser: _Series) -> None:
             rr[~dead], cc[~dead], DefectKind.STUCK, score[~dead], level[~dead] + ser.black_at(rr[~dead], cc[~dead])
         )
         taken[rr, cc] = True
+    if line_r and sum(x.size for x in line_r):
+        # dead line photosites stand only beside another one along their line (a segment is made of
+        # them in :func:`_lines`); a lone one is a dark scene line's end, not a fault
+        lr, lc, la = np.concatenate(line_r), np.concatenate(line_c), np.concatenate(line_a)
+        ls, lv = np.concatenate(line_s), np.concatenate(line_v)
+        flat = np.sort(lr.astype(np.int64) * W + lc)
+        beside = np.zeros(lr.size, bool)
+        for step in (-2, 2):
+            nr_ = np.where(la == 0, lr + step, lr)
+            nc_ = np.where(la == 1, lc + step, lc)
+            f = nr_.astype(np.int64) * W + nc_
+            pos = np.minimum(np.searchsorted(flat, f), flat.size - 1)
+            beside |= flat[pos] == f
+        found.add(lr[beside], lc[beside], DefectKind.DEAD, ls[beside], lv[beside])
+        taken[lr[beside], lc[beside]] = True
+
+
+def _quieter_than_light(ser: _Series, r: np.ndarray, c: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """Photosites that varied far less over the frames than the shot noise of their level allows.
+
+    A healthy photosite at ``L`` DN above black varies by its shot noise,
+    ``sigma = sqrt(b L / 20)`` with ``b`` the frames' median noise slope
+    (residual units, see :meth:`Accumulator._noise_model`), whatever the
+    scene: over 8 frames or more its range stays above ``sigma`` all but
+    never.  ``b`` is at least 1 (a gain of 0.05 DN per electron), sigma at
+    least 5 DN (8-bit mosaics and the darkest levels can repeat a value).
+    RAW mosaics only (developed images compress their highlights), below
+    the clip level, and not on a plateau: a sensor that saturates below its
+    white level holds many photosites constant at about one level (more
+    than two constant photosites within 1 % of the range of it, among a
+    sample of 400,000).
+
+    Parameters
+    ----------
+    r, c : (N,) ndarray of int
+    own : (N,) ndarray
+        Each photosite's range over the frames, DN.
+
+    Returns
+    -------
+    (N,) ndarray of bool
+        The range is below ``quiet_share`` of sigma.
+    """
+    acc = ser.acc
+    if acc.source is not SourceKind.RAW or acc.n_frames < 8:
+        return np.zeros(r.size, bool)
+    slopes = [f.noise_b for f in acc.frames if f.noise_b > 0]
+    # at least 0.05 DN per electron (b = 20 x gain): scientific 16-bit cameras sit near it,
+    # photographic sensors above; texture can drive a frame's fitted slope to 0
+    b = max(float(np.median(slopes)) if slopes else 0.0, 1.0)
+    black = ser.black_at(r, c)
+    level = 0.5 * (acc.vmin[r, c].astype(np.float64) + acc.vmax[r, c]) - black
+    sigma = np.sqrt(b * np.maximum(level, 0.0) / 20.0)
+    out = (acc.vmax[r, c] < acc.clip) & (own < ser.p.quiet_share * sigma) & (sigma >= 5.0)
+    if out.any():
+        # a sensor that saturates below its white level reads a plateau: many photosites constant
+        # at about one level; a stuck one is alone at its own
+        H, W = acc.shape
+        sr, sc = _sample_index(H, W)
+        const = (acc.vmax[sr, sc].astype(np.int32) - acc.vmin[sr, sc]) <= 2
+        levels = np.sort(acc.vmax[sr, sc][const].astype(np.float64))
+        span = 0.01 * (acc.white - float(np.max(acc.black2)))
+        v = acc.vmax[r, c].astype(np.float64)
+        crowd = np.searchsorted(levels, v + span, side="right") - np.searchsorted(levels, v - span)
+        out &= crowd <= 2
+    return out
 
 
 def _noise_ratio(ser: _Series, r: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -1027,6 +1150,13 @@ def _lines(ser: _Series) -> None:
         )
 
     cr, ccl, caxis = segments(m_line)
+    vr, vc, va = _one_view_lines(ser)
+    if vr.size:
+        cr = np.concatenate([cr, vr])
+        ccl = np.concatenate([ccl, vc])
+        caxis = np.concatenate([caxis, va])
+        _, first = np.unique(cr.astype(np.int64) * W + ccl, return_index=True)
+        cr, ccl, caxis = cr[first], ccl[first], caxis[first]
     m_weak = max(2, m_line - p.line_hysteresis)
     if cr.size and m_weak < m_line:
         # hysteresis: a segment found in m_line units runs on where its photosites leaned in fewer
@@ -1054,6 +1184,159 @@ def _lines(ser: _Series) -> None:
     ser.taken[cr, ccl] = True
     offs = acc.s_r[cr, ccl] / np.maximum(acc.valid_counts((cr, ccl)), 1) / 2.0
     found.add(cr, ccl, DefectKind.COLUMN, _share_score(_line_scenes(acc, cr * W + ccl), ser.units), offs)
+
+
+def _two_point_offsets(
+    acc: Accumulator, a: int, b: int, axis: int, k: float, shake: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows ``a:b`` of each photosite's offset from the photosites beside it across a line.
+
+    In one view whose light changed, a photosite's scene detail scales with
+    the light while an offset (a readout fault) does not.  The lowest and
+    highest values over the series give two points; with ``k`` the view's
+    light ratio (:func:`_light_ratio`) a photosite's offset against black is
+    ``(k vmin - vmax) / (k - 1)`` (scene detail cancels), and its offset
+    across the line that minus the mean of the same-colour photosites two
+    away on either side (columns for ``axis`` 0, rows for 1).  A faulty
+    line two away echoes in the photosites beside it at minus half its
+    offset: where the offset two away is 1.5 times larger and of the other
+    sign, the photosite is not usable.
+
+    Returns
+    -------
+    offset : (b - a, W) ndarray of float32
+        DN.
+    level : (b - a, W) ndarray of float32
+        The photosites beside it at the lowest light, DN above black (the
+        offset's noise grows with it).
+    usable : (b - a, W) ndarray of bool
+        No echo, no photosite of the three clipped, and the offset x ``(k - 1)``
+        above ``shake`` x the scene's contrast there (``|vmax - nb_hi|``
+        plus the difference of the two sides at the highest light), which
+        a subpixel shake of the view turns into an apparent offset.
+    """
+    H, W = acc.shape
+    lo_r, hi_r = max(0, a - 2), min(H, b + 2)
+    black = np.tile(acc.black2.astype(np.float32), ((hi_r - lo_r + 3) // 2 + 1, (W + 3) // 2 + 1))
+    black = black[(lo_r & 1) : (lo_r & 1) + hi_r - lo_r, :W]
+    vlo = acc.vmin[lo_r:hi_r].astype(np.float32) - black
+    vhi = acc.vmax[lo_r:hi_r].astype(np.float32) - black
+    clip = acc.vmax[lo_r:hi_r] >= acc.clip
+    del black
+
+    def beside(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if axis == 0:
+            pad = np.pad(x, ((0, 0), (2, 2)), mode="reflect")
+            return pad[:, :-4], pad[:, 4:]
+        pad = np.pad(x, ((2, 2), (0, 0)), mode="reflect") if x.shape[0] >= 3 else np.pad(x, ((2, 2), (0, 0)), "edge")
+        return pad[:-4], pad[4:]
+
+    s = slice(a - lo_r, a - lo_r + (b - a))
+    full = (np.float32(k) * vlo - vhi) / np.float32(k - 1.0)
+    f1, f2 = beside(full)
+    offset = full[s] - 0.5 * (f1[s] + f2[s])
+    echo = ((np.abs(f1[s]) >= 1.5 * np.abs(offset)) & (f1[s] * offset < 0)) | (
+        (np.abs(f2[s]) >= 1.5 * np.abs(offset)) & (f2[s] * offset < 0)
+    )
+    del full, f1, f2
+    lo1, lo2 = beside(vlo)
+    level = 0.5 * (lo1[s] + lo2[s])
+    hi1, hi2 = beside(vhi)
+    edge = np.abs(vhi[s] - 0.5 * (hi1[s] + hi2[s])) + np.abs(hi1[s] - hi2[s])
+    # a shake mixes each photosite with the ones next to it (any colour), the photosites beside it
+    # with theirs: the contrast of the three photosites either side across the line counts too
+    pad = np.pad(vhi, ((0, 0), (3, 3)) if axis == 0 else ((3, 3), (0, 0)), mode="edge")
+    n = vhi.shape[axis ^ 1]
+    win = [pad[:, d : d + n] if axis == 0 else pad[d : d + n] for d in range(7)]
+    edge = np.maximum(edge, np.max(win, axis=0)[s] - np.min(win, axis=0)[s])
+    pad = np.pad(vhi, 1, mode="edge")
+    for dr, dc in ((0, 1), (2, 1)) if axis == 0 else ((1, 0), (1, 2)):
+        edge = np.maximum(edge, np.abs(pad[dr : dr + vhi.shape[0], dc : dc + W][s] - vhi[s]))
+    del pad, win
+    c1, c2 = beside(clip)
+    usable = ~(clip[s] | c1[s] | c2[s] | echo) & (np.abs(offset) * np.float32(k - 1.0) >= shake * edge)
+    return offset, level, usable
+
+
+def _light_ratio(acc: Accumulator) -> float:
+    """How many times the light of a one-view series changed: the median ratio of the highest to the
+    lowest value (above black) over the photosites lit clearly above black at both and never clipped."""
+    H, W = acc.shape
+    sr, sc = _sample_index(H, W)
+    black = acc.black2[sr & 1, sc & 1]
+    lo = acc.vmin[sr, sc] - black
+    hi = acc.vmax[sr, sc] - black
+    ok = (lo >= 0.005 * (acc.clip - float(np.max(acc.black2)))) & (acc.vmax[sr, sc] < acc.clip)
+    if ok.sum() < 100:
+        return 1.0
+    return float(np.median(hi[ok] / lo[ok]))
+
+
+def _one_view_lines(ser: _Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Column and row segments of a series of one view whose light changed (a timelapse at dusk).
+
+    The line test of the accumulator needs ``line_min_scenes`` views; one
+    view cannot tell a line of the scene from a readout fault by the lean
+    alone.  But a fault's offset stays while the light falls, where scene
+    detail falls with it (:func:`_two_point_offsets`).  A photosite leans
+    when its offset is ``line_sigma`` robust sigmas out among the
+    photosites at its level (16 bins of the level beside it; the noise grows
+    with the light) and the view's light changed ``line_light_ratio`` times
+    at least; runs of them make segments as in :func:`_segments`.  RAW
+    mosaics with photos in them (the dimmest frames of a dusk may pass
+    for darks; a view's light ratio is measured where it is lit).
+
+    Returns
+    -------
+    rows, cols : (N,) ndarray of int64
+    axis : (N,) ndarray of int8
+    """
+    acc, p = ser.acc, ser.p
+    empty = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8)
+    if acc.n_scenes != 1 or acc.source is not SourceKind.RAW or acc.n_frames < 8:
+        return empty
+    if not any(f.kind == "photo" for f in acc.frames):
+        return empty
+    H, W = acc.shape
+    k = _light_ratio(acc)
+    if k < p.line_light_ratio:
+        return empty
+    n_bins = 16
+    groups = []
+    for axis in (0, 1):
+        # the offsets' spread per level bin, from rows spread over the sensor
+        step = max(1, H // 256)
+        offs, lvls = [], []
+        for a in range(0, H, step):
+            o, lv, ok = _two_point_offsets(acc, a, min(H, a + 1), axis, k, 0.0)
+            offs.append(o[ok])
+            lvls.append(lv[ok])
+        o_s, l_s = np.concatenate(offs), np.concatenate(lvls)
+        if o_s.size < 50 * n_bins:
+            continue
+        edges = np.quantile(l_s, np.linspace(0.0, 1.0, n_bins + 1))[1:-1]
+        b_s = np.searchsorted(edges, l_s, side="right")
+        med = np.array([np.median(o_s[b_s == i]) for i in range(n_bins)])
+        sig = np.array([1.4826 * np.median(np.abs(o_s[b_s == i] - med[i])) for i in range(n_bins)])
+        sig = np.maximum(sig, 0.5)
+        rows_p, cols_p, rows_n, cols_n = [], [], [], []
+        for a in range(0, H, _BLOCK_ROWS):
+            b = min(H, a + _BLOCK_ROWS)
+            o, lv, ok = _two_point_offsets(acc, a, b, axis, k, p.line_shake)
+            bins = np.searchsorted(edges, lv, side="right")
+            z = (o - med[bins]) / sig[bins]
+            del o, lv, bins
+            r_, c_ = _nonzero2(ok & (z >= p.line_sigma))
+            rows_p.append(r_ + a)
+            cols_p.append(c_)
+            r_, c_ = _nonzero2(ok & (z <= -p.line_sigma))
+            rows_n.append(r_ + a)
+            cols_n.append(c_)
+        groups.append((np.concatenate(rows_p), np.concatenate(cols_p), axis))
+        groups.append((np.concatenate(rows_n), np.concatenate(cols_n), axis))
+    if not groups:
+        return empty
+    return _segments(H, W, groups, p)
 
 
 def _line_echoes(ser: _Series) -> None:
