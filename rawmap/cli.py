@@ -1245,12 +1245,14 @@ def repair_cmd(
 
         rawmap repair lights/*.fits --map asi2600mc.json -o repaired/
     """
+    from ._malloc import reuse_large_buffers
     from .fileio import check_output_folder
     from .mapping import body_of, collect_inputs
     from .reader import RAW_EXTENSIONS
     from .repair import output_name, plan_outputs, repair_file
     from .report import renamed_line, repair_line, repair_summary
 
+    reuse_large_buffers()  # each photo's frame and work buffers: reused instead of mapped afresh
     fmt: Optional[RepairFormat] = _choice(RepairFormat, fmt_text, "--format")
     if skip_existing and overwrite:
         raise typer.BadParameter(

@@ -92,7 +92,6 @@ def _segment_offsets(
     offset : (N,) ndarray of float64
     """
     H, W = mosaic.shape
-    m = mosaic.astype(np.float64)
     rows_out, cols_out, off_out = [], [], []
     for seg in column_segments(defects, max_gap=1):
         cells = np.array(seg.cells(), dtype=np.int64)
@@ -104,12 +103,12 @@ def _segment_offsets(
             ok = (r2 >= 0) & (r2 < H) & (c2 >= 0) & (c2 < W)
             r2c, c2c = np.where(ok, r2, rr), np.where(ok, c2, cc)
             good = ok & ~mask[r2c, c2c] & (mosaic[r2c, c2c] < white)
-            diffs.append(np.where(good, m[r2c, c2c], np.nan))
+            diffs.append(np.where(good, mosaic[r2c, c2c].astype(np.float64), np.nan))
         both = np.stack(diffs)
         n_ok = np.sum(np.isfinite(both), axis=0)
         with np.errstate(all="ignore"):  # (nanmean would warn where both sides are unusable)
             across = np.where(n_ok > 0, np.nansum(both, axis=0) / np.maximum(n_ok, 1), np.nan)
-        d = np.where(mosaic[rr, cc] < white, m[rr, cc] - across, np.nan)
+        d = np.where(mosaic[rr, cc] < white, mosaic[rr, cc].astype(np.float64) - across, np.nan)
         offset = np.full(rr.size, np.nan)
         pos = rr if column else cc
         for parity in (0, 1):  # its photosites of one colour share the offset
@@ -118,7 +117,7 @@ def _segment_offsets(
             dv, av = d[sel][ok], across[sel][ok]
             if dv.size < 4:
                 continue
-            own = m[rr[sel], cc[sel]][ok]
+            own = mosaic[rr[sel], cc[sel]][ok].astype(np.float64)
             med = float(np.median(dv))
             spread = 1.4826 * float(np.median(np.abs(own - np.median(own))))
             scene = 1.4826 * float(np.median(np.abs(av - np.median(av))))

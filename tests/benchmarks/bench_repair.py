@@ -31,7 +31,8 @@ on a 24 MP DNG decoding it once (now) and twice (as before: a second LibRaw
 open for the DNG's extras), against LibRaw's decode plus ``write_dng`` of
 the unrepaired mosaic alone (the issue's target: repair <= 1.2x that), and
 ``rawmap repair --threads 1`` vs ``--threads 2`` on 8 photos (outputs
-compared byte for byte).
+compared byte for byte).  ``--speed-only`` runs with the allocator setting
+of the ``rawmap repair`` command (:func:`rawmap._malloc.reuse_large_buffers`).
 
 Needs ``dcraw`` on PATH (Debian: ``apt-get install dcraw``) and
 scikit-image (``pip install scikit-image``); a missing one is reported and
@@ -374,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     if args.speed_only:
+        from rawmap._malloc import reuse_large_buffers
+
+        reuse_large_buffers()  # as the rawmap repair command does: work buffers reused from photo to photo
         _decode_once_speed()
         _threads_speed()
         return 0
