@@ -17,7 +17,8 @@ Rules (a photosite gets the first kind that applies):
     one vary less than the shot noise of its level allows
     (:func:`_quieter_than_light`); a dead line's photosites have dead
     neighbours along it and count those across it; a photosite clipped in
-    every frame of one view needs every neighbour below half the clip level.
+    every frame of one view needs every neighbour below half the clip level
+    and dimming with the light.
 ``hot`` / ``noisy``
     It was an isolated bright outlier (more than ``k`` sigma of the frame's
     own noise above its same-colour neighbours, with its adjacent photosites
@@ -751,12 +752,14 @@ def _stuck_and_dead(ser: _Series) -> None:
             on_black = np.abs(mid) <= 0.15 * own + 2.0
             quiet = _quieter_than_light(ser, rr, cc, own)
             far = 2 * p.stuck_contrast * np.maximum(own, 2.0)
-            # a lone one on black whose every neighbour varies that much more is dead as it stands
-            quiet |= on_black & adjacent_vary & (ranges.min(axis=0) >= far)
+            quiet_as = 2.0 * np.maximum(own, 2.0) + 4.0
+            # a lone one on black whose every same-colour neighbour varies that much more, and no
+            # adjacent one is about as quiet (a short dark line of the scene), is dead as it stands
+            lone = aranges.min(axis=0) > quiet_as
+            quiet |= on_black & adjacent_vary & (ranges.min(axis=0) >= far) & lone
             # a dead line, one photosite wide: the same-colour and the adjacent neighbours along it are
             # as quiet (a dark line of the scene is lit in the other colour's photosites), the ones across
             # it, same colour and adjacent, vary that much more (a dark stripe of the scene is wider)
-            quiet_as = 2.0 * np.maximum(own, 2.0) + 4.0
             along_col = (np.maximum(ranges[0], ranges[1]) <= bound) & (np.maximum(aranges[0], aranges[1]) <= quiet_as)
             along_row = (np.maximum(ranges[2], ranges[3]) <= bound) & (np.maximum(aranges[2], aranges[3]) <= quiet_as)
             across = np.where(
@@ -770,7 +773,7 @@ def _stuck_and_dead(ser: _Series) -> None:
         # (in one view the neighbours' range is the scene's: the photosite's own must be noise)
         ok &= (own <= bound) | ((nmed >= p.stuck_contrast * dead_bound + 2 * bound) & (acc.n_scenes >= p.few_views))
         if few:
-            ok &= on_black | quiet
+            ok &= (on_black & lone) | quiet
             pend = line & ~ok
             line_r.append(rr[pend])
             line_c.append(cc[pend])
@@ -782,11 +785,17 @@ def _stuck_and_dead(ser: _Series) -> None:
             nmax = np.median(acc.vmax[nr, nc].astype(np.float64), axis=0)
             ok |= clipped & (nmax <= p.clip_neighbour_share * acc.clip)
         elif clipped.any():
-            # one view: a glint lights the photosites around it too, so every same-colour and
-            # adjacent neighbour must stay below that share of the clip level in every frame
+            # one view: a glint or a distant lamp lights the photosites around it too, so every
+            # same-colour and adjacent neighbour must stay below that share of the clip level in every
+            # frame, and the light around it must have changed (a lamp that stays clipped while the
+            # scene dims keeps its neighbours lit; in a view whose light never changed nothing tells)
             ar, ac = _adjacent(rr, cc, H, W)
-            nmax = np.maximum(acc.vmax[nr, nc].max(axis=0), acc.vmax[ar, ac].max(axis=0)).astype(np.float64)
-            ok |= clipped & (nmax <= p.clip_neighbour_share * acc.clip)
+            allr, allc = np.concatenate([nr, ar]), np.concatenate([nc, ac])
+            nmax = acc.vmax[allr, allc].max(axis=0).astype(np.float64)
+            blk = ser.black_at(allr, allc)
+            fell = (acc.vmax[allr, allc] - blk) / np.maximum(acc.vmin[allr, allc] - blk, 1.0)
+            dimmed = np.median(fell, axis=0) >= p.line_light_ratio
+            ok |= clipped & (nmax <= p.clip_neighbour_share * acc.clip) & dimmed
         rr, cc, own, nmed = rr[ok], cc[ok], own[ok], nmed[ok]
         if rr.size == 0:
             continue

@@ -401,6 +401,53 @@ def test_a_defect_free_timelapse_maps_nothing(tmp_path, seed):
     assert body.defect_map.defects == [], body.defect_map.defects[:5]
 
 
+def _lit_region_timelapse(folder, seed, right_fall):
+    """24 frames of one defect-free "edges" view: the left half's light falls 4 stops, the right
+    half's by ``right_fall`` (1: lamps that stay on), fixed exposure."""
+    from rawmap.dng import write_dng
+    from rawmap.testing.exposure import simulate
+    from rawmap.testing.plans import FramePlan
+    from rawmap.testing.scenarios import scenario_spec
+    from rawmap.testing.scene import render_scene
+    from rawmap.testing.series import _scene_rate
+
+    spec = scenario_spec("timelapse", 300, 450)
+    rng = np.random.default_rng(seed)
+    fp = FramePlan("edges", 1 / 250, 200, dt.datetime(2024, 6, 1, 20, 0, 0), 0.25, 0)
+    scene = render_scene(spec, rng, "edges", rate=_scene_rate(spec, fp))
+    cut = scene.shape[1] // 2
+    for i in range(24):
+        s = scene.copy()
+        s[:, :cut] *= 2.0 ** (-4.0 * i / 23)
+        s[:, cut:] *= right_fall ** (i / 23)
+        sim = simulate(spec, [], s, fp.exposure, fp.iso, rng)
+        write_dng(
+            folder / f"f{i:03d}.dng",
+            sim.mosaic,
+            cfa=spec.cfa_array,
+            black=spec.black_levels(),
+            white=spec.white,
+            camera=spec.camera,
+            exposure=fp.exposure,
+            iso=fp.iso,
+            time=fp.time + dt.timedelta(minutes=i),
+        )
+
+
+@pytest.mark.parametrize(("seed", "right_fall"), [(3, 1.0), (2, 1.0), (2, 2.0)])
+def test_a_timelapse_with_a_lit_region_maps_nothing(tmp_path, seed, right_fall):
+    """Half the view keeps (or gains) its light while the rest dims: one-photosite glints that stay
+    clipped there and a short dark line of the scene were called stuck (5) and dead (1); the
+    light ratio of the dimming half must not make the lit half's edges lean as columns."""
+    from rawmap.mapping import collect_inputs, map_files
+
+    _lit_region_timelapse(tmp_path, seed, right_fall)
+    paths, _ = collect_inputs([tmp_path])
+    body = map_files(paths).maps[0]
+    assert body.accumulator.closed().n_scenes == 1
+    assert body.defect_map.defects == [], body.defect_map.defects[:5]
+
+
 @pytest.mark.parametrize("name", ["darks-mixed", "darks-same"])
 def test_every_member_of_a_hot_cluster_is_found(tmp_path, name):
     """Darks: a cluster's corner touching two hot photosites is rarely an isolated outlier of its
