@@ -251,6 +251,11 @@ class Frame:
         (top, left) of the visible area inside the full sensor frame.
     full_shape : tuple of int
         (height, width) of the full sensor frame including margins.
+    extra : dict
+        Reader-specific details.
+    temperature : float or None
+        Sensor (or, from EXIF, ambient) temperature in degrees C, ``None``
+        when the file does not say.
     """
 
     path: Path
@@ -267,6 +272,7 @@ class Frame:
     margins: tuple[int, int] = (0, 0)
     full_shape: tuple[int, int] = (0, 0)
     extra: dict = field(default_factory=dict)
+    temperature: float | None = None
 
     @property
     def shape(self) -> tuple[int, int]:

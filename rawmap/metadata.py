@@ -127,6 +127,12 @@ class Metadata:
     linearization : tuple of int
         A DNG's LinearizationTable (50712) of its full-resolution image:
         stored value -> linear value; empty when it has none.
+    temperature : float or None
+        EXIF 2.31 Temperature (0x9400), degrees C, ``None`` when absent or
+        outside -100..150 (its "unknown" value).  EXIF defines it as the
+        ambient temperature; cameras that write it (and rawmap's own DNGs)
+        are the only source of a temperature in photos: the sensor
+        temperatures of maker notes are not read.
     """
 
     container: str = ""
@@ -150,6 +156,7 @@ class Metadata:
     owner: str = ""
     dng_colour: tuple[tuple[int, tuple[float, ...]], ...] = ()
     linearization: tuple[int, ...] = ()
+    temperature: float | None = None
 
 
 class _Bad(Exception):
@@ -456,6 +463,7 @@ def _exif_fields(t: _Tiff, ent: dict, acc: _Acc, prefix: str) -> None:
                 pass
     acc.put("exif_serial", _serial_text(_get_text(t, ent, 42033)))
     acc.put(prefix + "fnumber", _get_num(t, ent, 33437))
+    acc.put(prefix + "temperature", _get_num(t, ent, 37888))  # EXIF 2.31 Temperature (SRATIONAL, deg C)
     acc.put(prefix + "focal", _get_num(t, ent, 37386))
     acc.put("lens_model", _get_text(t, ent, 42036))
     acc.put("owner_exif", _get_text(t, ent, 42032))
@@ -793,6 +801,9 @@ def _finish(acc: _Acc, container: str, size: int, damaged: bool = False) -> Meta
     iso = f.get("exif_iso", f.get("ifd0_iso"))
     fnumber = f.get("exif_fnumber", f.get("ifd0_fnumber"))
     focal = f.get("exif_focal", f.get("ifd0_focal"))
+    temperature = f.get("exif_temperature", f.get("ifd0_temperature"))
+    if temperature is not None and not -100.0 < float(temperature) < 150.0:  # type: ignore[arg-type]
+        temperature = None  # the tag's "unknown" (0xFFFFFFFF / 1000) or a garbled value
     spec = next((f[k] for k in ("exif_lens_spec", "dng_lens_spec", "mn_lens_spec") if f.get(k)), None)
     lens = str(f.get("lens_model", "")) or (_lens_name(spec) if spec else "")  # type: ignore[arg-type]
     owner = next((str(f[k]) for k in ("owner_exif", "artist", "ciff_owner") if f.get(k)), "")
@@ -818,6 +829,7 @@ def _finish(acc: _Acc, container: str, size: int, damaged: bool = False) -> Meta
         owner=owner,
         dng_colour=f.get("dng_colour", ()),  # type: ignore[arg-type]
         linearization=f.get("linearization", ()),  # type: ignore[arg-type]
+        temperature=None if temperature is None else float(temperature),  # type: ignore[arg-type]
     )
 
 

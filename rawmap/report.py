@@ -607,6 +607,8 @@ def info_lines(info: FileInfo) -> list[str]:
     ]
     if info.format == "FITS":
         rows += fits_rows(info.extra)
+    elif info.temperature is not None:
+        rows.append(("temperature", f"{info.temperature:.1f} °C (EXIF Temperature)"))
     return [str(info.path)] + [f"  {k:<9} {v}" for k, v in rows]
 
 

@@ -602,3 +602,24 @@ def test_flats_and_darks_of_one_camera_give_cold_and_hot(tmp_path, monkeypatch):
     cold = {(r, c) for r, c, _ in FLAT_COLD if r < H and c < W}
     assert {rc for rc, k in kinds.items() if k == "hot"} == set(HOT)
     assert {rc for rc, k in kinds.items() if k == "cold"} == cold
+
+
+def test_ccd_temp_is_the_frames_temperature(tmp_path):
+    """CCD-TEMP (else SET-TEMP) becomes ``Frame.temperature`` and the accumulator's frame record keeps it."""
+    from rawmap.accumulate import Accumulator
+    from rawmap.reader import read_frame
+
+    folder = _darks(tmp_path / "darks", bayer=True, bottom_up=False, n=3)
+    frames = [read_frame(p) for p in sorted(folder.iterdir())]
+    assert [f.temperature for f in frames] == [-10.0] * 3
+    acc = Accumulator.from_frame(frames[0])
+    for f in frames:
+        acc.update(f)
+    assert [r.temperature for r in acc.frames] == [-10.0] * 3
+    p = sorted(folder.iterdir())[0]
+    with fits.open(p) as hdul:
+        hdu = fits.PrimaryHDU(hdul[0].data, header=hdul[0].header)
+    del hdu.header["CCD-TEMP"]
+    hdu.header["SET-TEMP"] = -15.0
+    hdu.writeto(tmp_path / "set_only.fits")
+    assert read_frame(tmp_path / "set_only.fits").temperature == -15.0

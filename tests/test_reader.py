@@ -1199,3 +1199,43 @@ def test_image_readers_print_nothing_on_stderr(tmp_path, capfd):
         read_frame(path)
     assert_one_line(exc.value, path, "is corrupt or not an image")
     assert capfd.readouterr().err == ""
+
+
+def test_a_stated_temperature_reaches_the_frame_and_the_state(tmp_path):
+    """EXIF Temperature of a DNG and CCD-TEMP of a FITS dark become ``Frame.temperature``, the
+    accumulator's frame records keep it through a saved state, and ``rawmap info`` shows it."""
+    from rawmap.accumulate import Accumulator
+    from rawmap.dng import write_dng
+    from rawmap.frame import CameraId
+    from rawmap.metadata import read_metadata
+    from rawmap.report import info_lines
+
+    rng = np.random.default_rng(0)
+    cam = CameraId("Rawmap", "Temp", "T1")
+    paths = []
+    for i, t in enumerate((-12.5, 31.0, None)):
+        m = (600 + rng.normal(0, 5, (40, 60))).astype(np.uint16)
+        kw = {} if t is None else {"temperature": t}
+        paths.append(
+            write_dng(
+                tmp_path / f"d{i}.dng",
+                m,
+                cfa=np.array([[0, 1], [1, 2]]),
+                black=512,
+                white=16383,
+                camera=cam,
+                exposure=1.0,
+                iso=100,
+                **kw,
+            )
+        )
+    assert [read_metadata(p).temperature for p in paths] == [-12.5, 31.0, None]
+    frames = [read_frame(p) for p in paths]
+    assert [f.temperature for f in frames] == [-12.5, 31.0, None]
+    assert any("temperature -12.5 °C" in line for line in info_lines(read_info(paths[0])))
+    acc = Accumulator.from_frame(frames[0])
+    for f in frames:
+        acc.update(f)
+    acc.save(tmp_path / "s.rawstate")
+    back = Accumulator.load(tmp_path / "s.rawstate")
+    assert [r.temperature for r in back.frames] == [-12.5, 31.0, None]

@@ -324,6 +324,7 @@ class Accumulator:
             lines=[None] * n,
             counts=[0] * n,
             folded=[False] * n,
+            temperature=None if frame.temperature is None else float(frame.temperature),
         )
 
     def fold(self, prep: PreparedFrame, band: int) -> None:
@@ -408,6 +409,7 @@ class Accumulator:
             outliers=int(sum(prep.counts)),
             overflow=overflow,
             kind=prep.kind,
+            temperature=prep.temperature,
         )
         self.frames.append(rec)
         return rec

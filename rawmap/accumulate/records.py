@@ -101,6 +101,7 @@ class FrameRecord:
     outliers: int  #: isolated outliers accepted in this frame
     overflow: bool = False  #: too many outliers: the frame's outliers were not counted
     kind: str = "photo"  #: ``photo``, ``dark`` (lens-cap dark: no scene) or ``flat`` (lit, no scene detail)
+    temperature: float | None = None  #: degrees C, when the file stated it
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -135,6 +136,7 @@ class PreparedFrame:
     noise_b: float
     thumb: np.ndarray  #: block means, to tell which frames show the same view
     kind: str = "photo"  #: see :attr:`FrameRecord.kind`
+    temperature: float | None = None  #: degrees C, when the file stated it
     found: list = field(default_factory=list)  #: per band: outlier codes (None: the band overflowed)
     lines: list = field(default_factory=list)  #: per band: line-candidate codes (None: overflowed)
     counts: list = field(default_factory=list)  #: per band: outliers found

@@ -696,4 +696,10 @@ def _frame_record(d: Any, i: int, n_scenes: int) -> FrameRecord:
         outliers=_int_in(d.get("outliers"), f"{what}: outliers", 0, 1 << 62),
         overflow=overflow,
         kind=kind,
+        temperature=_temperature(d.get("temperature"), what),
     )
+
+
+def _temperature(v: Any, what: str) -> float | None:
+    """A frame record's temperature: absent or null (older states, files without one) or a finite number."""
+    return None if v is None else _finite(v, f"{what}: temperature")

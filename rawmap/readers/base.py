@@ -165,6 +165,9 @@ class FileInfo:
         Format-specific details: ``"flip"`` (LibRaw display flip) for RAW,
         ``"rotation"`` (what was undone to return a rotated image to
         sensor orientation, ``""`` for nothing) for images.
+    temperature : float or None
+        Temperature the file states, degrees C (FITS ``CCD-TEMP``, else
+        ``SET-TEMP``; EXIF Temperature), ``None`` when it states none.
     """
 
     path: Path
@@ -184,6 +187,7 @@ class FileInfo:
     full_shape: tuple[int, int] = (0, 0)
     orientation: int = 0
     extra: dict = field(default_factory=dict)
+    temperature: float | None = None
 
     @property
     def cfa_string(self) -> str:

@@ -558,6 +558,7 @@ def read(probe: Probe) -> tuple[FileInfo, np.ndarray]:
         full_shape=(h, w),
         orientation=0,
         extra=extra,
+        temperature=head.ccd_temp if head.ccd_temp is not None else head.set_temp,
     )
     check_levels(p, info.black, info.white, mosaic[::7, ::7])
     return info, mosaic

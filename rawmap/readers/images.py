@@ -115,6 +115,7 @@ def _read_image(p: Path, meta: Metadata, *, pixels: bool) -> tuple[FileInfo, np.
         full_shape=(h, w),
         orientation=meta.orientation,
         extra={"rotation": _ROTATION_NAMES.get(undo, "")},
+        temperature=meta.temperature,
     )
     return info, arr
 

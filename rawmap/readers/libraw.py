@@ -308,6 +308,7 @@ def _read_raw(
         full_shape=full_shape,
         orientation=meta.orientation,
         extra={"flip": flip} if kept is None else {"flip": flip, "libraw": kept},
+        temperature=meta.temperature,
     )
     return info, mosaic
 

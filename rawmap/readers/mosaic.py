@@ -112,6 +112,7 @@ def _read_mosaic(probe: Probe, spec: MosaicSpec, *, pixels: bool) -> tuple[FileI
         full_shape=(h, w),
         orientation=meta.orientation,
         extra={"mosaic": True, "shift": shift, "dtype": dtype},
+        temperature=meta.temperature,
     )
     mosaic = None if arr is None else np.ascontiguousarray(arr.reshape(h, w), dtype=np.uint16)
     if mosaic is not None:
