@@ -379,8 +379,10 @@ def _dark_current(
     """The residual of each photosite regressed on x = exposure x ISO/100, with the series' x sums.
 
     A strong hot photosite clips in long exposures, which flattens the
-    regression, so reaching the clip level while growing by at least
-    ``hot_clip_growth`` of its offset counts as growing too.
+    regression: where it was recorded clipped (as a bright outlier) the
+    regression runs over the other frames when three or more of them with a
+    spread of exposure are left; and reaching the clip level while growing
+    by at least ``hot_clip_growth`` of its offset counts as growing too.
 
     Returns
     -------
@@ -392,11 +394,23 @@ def _dark_current(
     measured : (n,) bool ndarray
         Where the frames' x differ enough for a slope.
     """
-    sx = acc.sum_x
     n = np.maximum(acc.valid_counts((r, c)), 1).astype(float)
     s_r = acc.s_r[r, c].astype(float)
     s_xr = acc.s_xr[r, c].astype(float)
-    den = n * acc.sum_xx - sx * sx
+    sx = np.full(n.shape, acc.sum_x)
+    sxx = np.full(n.shape, acc.sum_xx)
+    # the frames in which the photosite clipped flatten the slope: take it over the others where
+    # at least three with a spread of exposure are left (:meth:`Accumulator.unclipped`)
+    cl = acc.unclipped(r, c)
+    n_u, sx_u, sxx_u = n - cl[:, 0], sx - cl[:, 1], sxx - cl[:, 2]
+    den_u = n_u * sxx_u - sx_u * sx_u
+    use = (cl[:, 0] > 0) & (n_u >= 3) & (den_u > 1e-9 * np.maximum(n_u * sxx_u, 1e-300))
+    n = np.where(use, n_u, n)
+    sx = np.where(use, sx_u, sx)
+    sxx = np.where(use, sxx_u, sxx)
+    s_r = np.where(use, s_r - cl[:, 3], s_r)
+    s_xr = np.where(use, s_xr - cl[:, 4], s_xr)
+    den = n * sxx - sx * sx
     measured = den > 0
     beta = np.where(measured, (n * s_xr - sx * s_r) / np.where(measured, den, 1), 0.0)
     alpha = (s_r - beta * sx) / n
@@ -891,7 +905,8 @@ def _hot_and_noisy(ser: _Series, hi_r: np.ndarray, hi_c: np.ndarray) -> None:
 
     Growth is measured by :func:`_dark_current` (a regression on exposure x
     ISO); without a spread of exposure x ISO every one counts as growing
-    (same-exposure darks).  A photosite that is also
+    (same-exposure darks: the value is then the mean excess over exposure x
+    ISO, over the frames in which the photosite did not clip).  A photosite that is also
     a dark outlier in half the units needed is blinking: noisy.  Hot
     values are the dark-current slope in DN per second at ISO 100 (the
     residual is 4x DN); noisy values, the excess noise ratio.  In a series
@@ -903,7 +918,12 @@ def _hot_and_noisy(ser: _Series, hi_r: np.ndarray, hi_c: np.ndarray) -> None:
     if ser.x_spread:
         beta, exposure_driven, _ = _dark_current(acc, ser.p, hi_r, hi_c, ser.x_hi)
     else:
-        beta = np.zeros(hi_r.size)
+        # one exposure x ISO: the mean excess over it, from the frames in which the photosite did not clip
+        cl = acc.unclipped(hi_r, hi_c)
+        n = acc.valid_counts((hi_r, hi_c)).astype(float) - cl[:, 0]
+        x = acc.sum_x / max(acc.n_frames, 1)
+        mean_r = (acc.s_r[hi_r, hi_c].astype(float) - cl[:, 3]) / np.maximum(n, 1)
+        beta = np.where((n > 0) & (x > 0), mean_r / max(x, 1e-12), 0.0)
         exposure_driven = np.ones(hi_r.size, bool)
     blinking = acc.s_lo[hi_r, hi_c] >= max(1, ser.need // 2)
     excess_noise = _noise_ratio(ser, hi_r, hi_c)

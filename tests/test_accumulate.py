@@ -688,3 +688,55 @@ def test_median3x3_is_numpys_median_bit_for_bit(shape):
         assert got.shape == g.shape
         assert np.array_equal(np.isnan(got), np.isnan(want))
         assert np.array_equal(got[~np.isnan(got)].view(np.int64), want[~np.isnan(want)].view(np.int64))
+
+
+def _hot_darks(n=10, seed=4, H=24, W=30):
+    """Darks from 0.1 s to 60 s with hot photosites that clip in the long ones (and one that never does)."""
+    rng = np.random.default_rng(seed)
+    hot = {(6, 8): 900.0, (12, 20): 150.0, (18, 12): 4.0}  # DN/s at ISO 100
+    frames = []
+    for i, t in enumerate(np.geomspace(0.1, 60.0, n)):
+        img = BLACK + rng.normal(0, 4, (H, W))
+        for (r, c), rate in hot.items():
+            img[r, c] += rate * t
+        m = np.clip(np.round(img), 0, WHITE).astype(np.uint16)
+        frames.append(make_frame(m, i, exposure=float(t), iso=100))
+    return frames, hot
+
+
+def test_clipped_outliers_are_kept_apart():
+    """A hot photosite's clipped frames: their count, x and residual sums, exactly (4 v - sum4 at white)."""
+    frames, hot = _hot_darks()
+    acc = Accumulator.from_frame(frames[0])
+    for f in frames:
+        acc.update(f)
+    acc = acc.closed()
+    for r, c in hot:
+        clipped = [(f, rec) for f, rec in zip(frames, acc.frames) if f.mosaic[r, c] >= acc.clip]
+        stats = acc.unclipped(np.array([r]), np.array([c]))[0]
+        assert stats[0] == len(clipped), (r, c)
+        if clipped:
+            s4 = np.array([neighbour_sum(f.mosaic)[0][r, c] for f, _ in clipped], float)
+            res = 4.0 * np.array([f.mosaic[r, c] for f, _ in clipped], float) - s4
+            xs = np.array([rec.x for _, rec in clipped])
+            np.testing.assert_allclose(stats[1:], [xs.sum(), (xs * xs).sum(), res.sum(), (res * xs).sum()])
+    assert acc.unclipped(np.array([0]), np.array([0]))[0].tolist() == [0.0] * 5
+
+
+def test_clipped_outliers_merge_and_survive_a_saved_state(tmp_path):
+    frames, _ = _hot_darks()
+    a, b, c = (Accumulator.from_frame(frames[0]) for _ in range(3))
+    for f in frames[:5]:
+        a.update(f)
+    for f in frames[5:]:
+        b.update(f)
+    for f in frames:
+        c.update(f)
+    a += b
+    assert c.cl_code.size > 0
+    np.testing.assert_array_equal(a.cl_code, c.cl_code)
+    np.testing.assert_allclose(a.cl_stats, c.cl_stats)
+    c.save(tmp_path / "s.rawstate")
+    back = Accumulator.load(tmp_path / "s.rawstate")
+    np.testing.assert_array_equal(back.cl_code, c.cl_code)
+    np.testing.assert_array_equal(back.cl_stats, c.cl_stats)

@@ -487,3 +487,48 @@ def test_a_bright_outlier_of_photos_neither_growing_nor_noisy_is_not_flagged(tmp
     assert sc.precision == 1.0, sc.summary()
     noisy = [d for d in body.defect_map.defects if d.kind is DefectKind.NOISY]
     assert all(d.value >= 2.0 for d in noisy), noisy
+
+
+def test_dark_current_of_hot_photosites_that_clip_in_long_darks(tmp_path):
+    """Darks from 1/60 s to 60 s at 20 degrees C: strong hot photosites clip in the long ones, which
+    flattened their slope to 15-40 DN/s whatever their rate (indep-8080: median map/true 0.04); the
+    slope over the frames where they did not clip gives their rate."""
+    from rawmap.mapping import collect_inputs, map_files
+    from rawmap.testing import SensorSpec, generate_series
+    from rawmap.testing.defects import plant_defects
+    from rawmap.testing.plans import FramePlan, SeriesPlan
+
+    spec = SensorSpec(120, 180)
+    defects = plant_defects(
+        spec,
+        np.random.default_rng(5),
+        n_stuck=0,
+        n_dead=0,
+        n_hot=12,
+        n_warm=0,
+        n_cold=0,
+        n_noisy=0,
+        n_clusters=0,
+        n_columns=0,
+        n_rows=0,
+    )
+    t0 = dt.datetime(2024, 6, 1, 22, 0, 0)
+    plan = SeriesPlan(
+        [
+            FramePlan("dark", float(e), 800.0, t0 + dt.timedelta(minutes=i), 0.0)
+            for i, e in enumerate(np.geomspace(1 / 60, 60.0, 12))
+        ]
+    )
+    truth = generate_series(tmp_path, seed=5, spec=spec, defects=defects, plan=plan)
+    body = map_files(collect_inputs([tmp_path])[0]).maps[0]
+    found = {(d.row, d.col): d for d in body.defect_map.defects}
+    acc = body.accumulator.closed()
+    ratios = [
+        found[(d.row, d.col)].value / d.params["dark_dn_per_s"]
+        for d in truth.defects
+        if (d.row, d.col) in found
+        and found[(d.row, d.col)].kind is DefectKind.HOT
+        and acc.vmax[d.row, d.col] >= acc.clip
+    ]
+    assert len(ratios) >= 6, ratios
+    assert 0.8 <= float(np.median(ratios)) <= 1.25, ratios

@@ -20,7 +20,7 @@ from ..fileio import atomic_write_bytes
 from ..frame import CameraId, Frame, SourceKind, black_per_position
 from .records import _EPOCH, DetectionParams, FrameRecord, PreparedFrame, _unix
 from .state import load_state, state_bytes
-from .sums import BYTES_PER_PHOTOSITE, _merge_sorted, _pend, frame_plane, new_sums
+from .sums import BYTES_PER_PHOTOSITE, _merge_rows, _merge_sorted, _pend, frame_plane, new_sums
 from .views import Views, _detail_correlation, _OpenView, median3x3
 
 #: Frame types a file declares (FITS ``IMAGETYP``, see :mod:`rawmap.readers.fits`) that are trusted over
@@ -74,7 +74,9 @@ class Accumulator:
     s_zz: np.ndarray
     s_hi: np.ndarray
     s_lo: np.ndarray
-    _SPARSE = ("fs_index", "fs_time", "ln_code", "ln_count")
+    _SPARSE = ("fs_index", "fs_time", "ln_code", "ln_count", "cl_code", "cl_stats")
+    #: columns of :attr:`cl_stats`: per photosite, over the frames in which it was clipped (and valid)
+    CLIP_STATS = ("n", "sum_x", "sum_xx", "sum_r", "sum_xr")
 
     # the views' record, under the names the state file and older callers use
     @property
@@ -157,6 +159,9 @@ class Accumulator:
         self.fs_time = np.zeros(0, np.float64)
         # sparse: scenes in which a photosite leaned across a line; code = flat * 4 + 2 * row_line + dark
         self.ln_code = np.zeros(0, np.int64)
+        # clipped bright outliers: what their clipped frames put into the sums (see :meth:`unclipped`)
+        self.cl_code = np.zeros(0, np.int64)
+        self.cl_stats = np.zeros((0, len(self.CLIP_STATS)), np.float64)
         self.ln_count = np.zeros(0, np.uint32)
         self.n_frames = 0
         self.n_scenes = 0
@@ -324,6 +329,7 @@ class Accumulator:
             lines=[None] * n,
             counts=[0] * n,
             folded=[False] * n,
+            clipped=[None] * n,
             temperature=None if frame.temperature is None else float(frame.temperature),
         )
 
@@ -371,10 +377,44 @@ class Accumulator:
             )
         prep.found[band] = out_idx[:n].copy() if n <= cap else None
         prep.lines[band] = line_idx[:nl].copy() if nl <= lcap else None
+        if prep.found[band] is not None:
+            prep.clipped[band] = self._clipped_outliers(prep, prep.found[band])
         prep.counts[band] = n
         prep.folded[band] = True
         if all(prep.folded):
             prep.plane = None
+
+    def _clipped_outliers(self, prep: PreparedFrame, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The bright outliers of a band that are clipped themselves while their sums took the frame.
+
+        A strong hot photosite clips in long exposures: those frames enter
+        its sums at the clip level and flatten its dark-current slope.  Their
+        share is kept apart (:attr:`cl_code`, :attr:`cl_stats`) so that the
+        slope can be taken over the other frames (:meth:`unclipped`).
+        Returns flat indices and residuals ``4 v - sum4`` (the kernel's,
+        neighbours reflected at the border), or None when there are none.
+        """
+        bright = codes[codes > 0] - 1
+        if bright.size == 0 or prep.plane is None:
+            return None
+        H, W = self.shape
+        plane = prep.plane
+        r, c = bright // W, bright % W
+        v = plane[r, c]
+        sel = v >= prep.clip
+        if not sel.any():
+            return None
+        r, c, v = r[sel], c[sel], v[sel].astype(np.float64)
+        up = np.where(r >= 2, r - 2, r + 2)
+        dn = np.where(r + 2 < H, r + 2, r - 2)
+        lf = np.where(c >= 2, c - 2, c + 2)
+        rt = np.where(c + 2 < W, c + 2, c - 2)
+        nb = np.stack([plane[up, c], plane[dn, c], plane[r, lf], plane[r, rt]])
+        valid = nb.max(axis=0) < prep.clip  # the kernel's test: a clipped neighbour leaves the frame out
+        if not valid.any():
+            return None
+        res = 4.0 * v - nb.astype(np.float64).sum(axis=0)
+        return (r * W + c)[valid], res[valid]
 
     def commit(self, prep: PreparedFrame) -> FrameRecord:
         """Close the frame once all its bands are folded: scenes, outliers, the frame record."""
@@ -394,6 +434,14 @@ class Accumulator:
         if stale is not None:
             self._close_view(stale)
         x = prep.x
+        clipped = [cl for cl in prep.clipped if cl is not None]
+        if clipped:
+            flat = np.concatenate([cl[0] for cl in clipped])
+            res = np.concatenate([cl[1] for cl in clipped])
+            order = np.argsort(flat)
+            flat, res = flat[order], res[order]
+            rows = np.stack([np.ones_like(res), np.full_like(res, x), np.full_like(res, x * x), res, res * x], axis=1)
+            self.cl_code, self.cl_stats = _merge_rows(self.cl_code, self.cl_stats, flat, rows)
         self.n_frames += 1
         self.sum_x += x
         self.sum_xx += x * x
@@ -650,6 +698,22 @@ class Accumulator:
         """
         return np.int32(self.n_frames) - self.n_invalid[index].astype(np.int32)
 
+    def unclipped(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """(N, 5) float64: each photosite's frames clipped as a bright outlier (:attr:`CLIP_STATS`).
+
+        Zeros for photosites never recorded so; subtracting them from the
+        frames' sums (``n``, ``sum_x``, ``sum_xx``) and the photosite's
+        (``s_r``, ``s_xr``) leaves the frames in which it was not clipped.
+        """
+        flat = np.asarray(rows, np.int64) * self.shape[1] + np.asarray(cols, np.int64)
+        out = np.zeros((flat.size, len(self.CLIP_STATS)), np.float64)
+        if self.cl_code.size == 0 or flat.size == 0:
+            return out
+        pos = np.minimum(np.searchsorted(self.cl_code, flat), self.cl_code.size - 1)
+        hit = self.cl_code[pos] == flat
+        out[hit] = self.cl_stats[pos[hit]]
+        return out
+
     def first_seen(self, rows: np.ndarray, cols: np.ndarray) -> list[_dt.datetime | None]:
         """Capture time at which each given photosite first showed as an outlier."""
         flat = np.asarray(rows, np.int64) * self.shape[1] + np.asarray(cols, np.int64)
@@ -692,6 +756,7 @@ class Accumulator:
         if other.fs_index.size:
             self._note_first_seen(other.fs_index, other.fs_time)
         self._add_lines(other.ln_code, other.ln_count)
+        self.cl_code, self.cl_stats = _merge_rows(self.cl_code, self.cl_stats, other.cl_code, other.cl_stats)
         # the other's scenes are numbered after this one's
         self.frames.extend(replace(f, scene=f.scene + self.n_scenes) for f in other.frames)
         self.views.add_renumbered(other.views, self.n_scenes)

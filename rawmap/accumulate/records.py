@@ -141,6 +141,7 @@ class PreparedFrame:
     lines: list = field(default_factory=list)  #: per band: line-candidate codes (None: overflowed)
     counts: list = field(default_factory=list)  #: per band: outliers found
     folded: list = field(default_factory=list)  #: per band: folded yet?
+    clipped: list = field(default_factory=list)  #: per band: (flat indices, residuals) of clipped bright outliers
 
 
 def _unix(t: _dt.datetime | None) -> float:

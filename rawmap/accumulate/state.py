@@ -135,6 +135,9 @@ def state_bytes(acc: Any, *, version: int = STATE_VERSION) -> bytes:
         arrays["fs_time"] = acc.fs_time
         arrays["ln_code"] = acc.ln_code
         arrays["ln_count"] = acc.ln_count
+        arrays["cl_code"] = acc.cl_code
+        for j, col in enumerate(acc.CLIP_STATS):
+            arrays[f"cl_{col}"] = np.ascontiguousarray(acc.cl_stats[:, j])
         scenes = sorted(acc.view_sigs)
         arrays["view_scene"] = np.array(scenes, np.int64)
         if scenes:
@@ -152,7 +155,7 @@ def state_bytes(acc: Any, *, version: int = STATE_VERSION) -> bytes:
         if version > 1:
             # the sparse vectors packed too (the sorted keys as differences: a few bits each)
             vectors = {k: a for k, a in arrays.items() if k not in ("view_sig", "view_w")}
-            keys = {k for k in vectors if k in ("fs_index", "ln_code", "view_scene") or k.endswith("_codes")}
+            keys = {k for k in vectors if k in ("fs_index", "ln_code", "cl_code", "view_scene") or k.endswith("_codes")}
             _write_packed(zf, {k: (a.reshape(1, -1), _DELTA if k in keys else _RAW, None) for k, a in vectors.items()})
             arrays = {k: a for k, a in arrays.items() if k not in vectors}
         for name, arr in arrays.items():
@@ -547,6 +550,16 @@ def _from_state(cls: Any, zf: zipfile.ZipFile, meta: dict[str, Any]) -> Any:
 
     acc.fs_index, acc.fs_time = pair("fs_index.npy", "fs_time.npy", np.int64, np.float64, 0, n)
     acc.ln_code, acc.ln_count = pair("ln_code.npy", "ln_count.npy", np.int64, np.uint32, 0, 4 * n)
+    # clipped outliers' share of the sums (absent in states written before it was kept)
+    if member("cl_code.npy") in zf.namelist():
+        columns = []
+        for col in acc.CLIP_STATS:
+            code, values = pair("cl_code.npy", f"cl_{col}.npy", np.int64, np.float64, 0, n)
+            if not np.all(np.isfinite(values)):
+                raise StateFormatProblem(f"{member(f'cl_{col}.npy')} holds a value that is not finite")
+            columns.append(values)
+        acc.cl_code = code
+        acc.cl_stats = np.stack(columns, axis=1) if code.size else np.zeros((0, len(acc.CLIP_STATS)), np.float64)
     # view signatures (absent in states written before views were tracked)
     if ("view_scene.npy" if meta["version"] == 1 else "view_scene.pk") in zf.namelist():
         scenes = indices(vector("view_scene.npy", np.int64, n_scenes), "view_scene", 1, n_scenes + 1)

@@ -109,6 +109,21 @@ def _merge_sorted(keys: np.ndarray, vals: np.ndarray, new_keys: np.ndarray, new_
     return _kernels.merge_sorted(keys, vals, new_keys, np.ascontiguousarray(new_vals), combine is np.fmin)
 
 
+def _merge_rows(
+    keys: np.ndarray, rows: np.ndarray, new_keys: np.ndarray, new_rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Add ``new_keys -> new_rows`` (K, C) into the sorted unique ``keys -> rows`` (N, C); keys in
+    both add.  For the few hundred records a frame adds (clipped outliers), not a sensor's worth."""
+    new_keys = np.asarray(new_keys, np.int64)
+    if new_keys.size == 0:
+        return keys, rows
+    out_keys = np.union1d(keys, new_keys)
+    out = np.zeros((out_keys.size, rows.shape[1]), np.float64)
+    out[np.searchsorted(out_keys, keys)] += rows
+    np.add.at(out, np.searchsorted(out_keys, new_keys), np.asarray(new_rows, np.float64))
+    return out_keys, out
+
+
 def _pend(pending: list[tuple[np.ndarray, np.ndarray]], codes: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Add one frame's codes (each once) to an open burst's (unique codes, frames seen) record.
 
