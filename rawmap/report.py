@@ -473,8 +473,9 @@ def evidence_lines(fr: FrameStats) -> list[str]:
         )
     elif units <= 1:
         lines.append(
-            "  warning: one view only: hot, cold, noisy and line defects cannot be told from the scene "
-            "(only stuck and dead photosites are mapped); add photos of other scenes or lens-cap darks"
+            "  warning: one view only: hot, cold and noisy photosites cannot be told from the scene "
+            "(stuck and dead ones are mapped, and column segments where the light changed); "
+            "add photos of other scenes or lens-cap darks"
         )
     elif units < 6:
         lines.append(
