@@ -222,6 +222,8 @@ def _merge_frame_stats(a: FrameStats, b: FrameStats) -> FrameStats:
             for k in EVIDENCE_FIELDS
             if getattr(a, k) is not None and getattr(b, k) is not None
         },
+        temperature_min=min((t for t in (a.temperature_min, b.temperature_min) if t is not None), default=None),
+        temperature_max=max((t for t in (a.temperature_max, b.temperature_max) if t is not None), default=None),
     )
 
 

@@ -451,19 +451,28 @@ class FrameStats:
     darks: int | None = None
     flats: int | None = None
     repeated: int | None = None
+    #: lowest and highest temperature the frames stated (degrees C; None: none stated, as in maps
+    #: written before temperatures were read); hot values are then given at 20 degrees C
+    temperature_min: float | None = None
+    temperature_max: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         evidence = {k: getattr(self, k) for k in EVIDENCE_FIELDS if getattr(self, k) is not None}
-        return evidence | {
-            "count": self.count,
-            "skipped": self.skipped,
-            "first_capture": _iso(self.first_capture),
-            "last_capture": _iso(self.last_capture),
-            "exposure_min": self.exposure_min,
-            "exposure_max": self.exposure_max,
-            "iso_min": self.iso_min,
-            "iso_max": self.iso_max,
-        }
+        temps = {k: getattr(self, k) for k in ("temperature_min", "temperature_max") if getattr(self, k) is not None}
+        return (
+            evidence
+            | temps
+            | {
+                "count": self.count,
+                "skipped": self.skipped,
+                "first_capture": _iso(self.first_capture),
+                "last_capture": _iso(self.last_capture),
+                "exposure_min": self.exposure_min,
+                "exposure_max": self.exposure_max,
+                "iso_min": self.iso_min,
+                "iso_max": self.iso_max,
+            }
+        )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FrameStats:
@@ -488,6 +497,8 @@ class FrameStats:
             iso_min=float(d.get("iso_min", 0.0)),
             iso_max=float(d.get("iso_max", 0.0)),
             **{k: int(d[k]) for k in EVIDENCE_FIELDS if d.get(k) is not None},
+            temperature_min=None if d.get("temperature_min") is None else float(d["temperature_min"]),
+            temperature_max=None if d.get("temperature_max") is None else float(d["temperature_max"]),
         )
 
 
@@ -508,6 +519,9 @@ def _check_frames(d: Any) -> None:
         _time(d, key, w)
     for key in ("exposure_min", "exposure_max", "iso_min", "iso_max"):
         _num(d, key, w, default=0.0)
+    for key in ("temperature_min", "temperature_max"):
+        if isinstance(d, dict) and d.get(key) is not None:
+            _num(d, key, w)
 
 
 # --- segments -----------------------------------------------------------------

@@ -70,6 +70,7 @@ from typing import Any
 import numpy as np
 
 from .accumulate import Accumulator
+from .accumulate.records import dark_current_factor
 from .defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry
 from .frame import CFA_LETTERS, SourceKind, cfa_letters
 
@@ -418,6 +419,27 @@ def _dark_current(
     clipped = acc.vmax[r, c].astype(np.int64) >= acc.clip
     grows = (growth > np.maximum(alpha, 0)) | (clipped & (growth > p.hot_clip_growth * np.maximum(alpha, 0)))
     return beta, grows, measured
+
+
+def _temperature_factor(acc: Accumulator, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """How much warmer than at 20 degrees C each photosite's frames ran, as its slope weighs them.
+
+    A dark-current slope is about ``sum(r x) / sum(x^2)`` over the frames in
+    which the photosite did not clip: frame ``f`` weighs ``x_f^2``, and its
+    dark current runs :func:`~rawmap.accumulate.records.dark_current_factor`
+    of its temperature times that at 20 degrees C (a frame that states none
+    counts at 20).  Returns that weighted mean per photosite; ones when no
+    frame states a temperature (values then stand at the frames' own).
+    """
+    frames = acc.frames
+    if not any(f.temperature is not None for f in frames):
+        return np.ones(r.size)
+    sxx = sum(f.x * f.x for f in frames)
+    sxxf = sum(f.x * f.x * dark_current_factor(f.temperature) for f in frames)
+    cl = acc.unclipped(r, c)
+    w, wf = sxx - cl[:, 2], sxxf - cl[:, 5]
+    ok = (w > 1e-12 * max(sxx, 1e-300)) & (wf > 0)
+    return np.where(ok, wf / np.where(ok, w, 1.0), sxxf / sxx if sxx > 0 else 1.0)
 
 
 def _ringing(acc: Accumulator, found: _Found, p: ClassifyParams) -> np.ndarray:
@@ -912,7 +934,9 @@ def _hot_and_noisy(ser: _Series, hi_r: np.ndarray, hi_c: np.ndarray) -> None:
     residual is 4x DN); noisy values, the excess noise ratio.  In a series
     with photos, one that neither grows nor is noisier than its neighbours
     (``noisy_min_excess``) is static detail that coincided in a few views:
-    it is only kept where it ends a segment (:func:`_drop_weak`).
+    it is only kept where it ends a segment (:func:`_drop_weak`).  When
+    frames state their temperature, hot values are given at 20 degrees C
+    (:func:`_temperature_factor`).
     """
     acc, found = ser.acc, ser.found
     if ser.x_spread:
@@ -933,7 +957,8 @@ def _hot_and_noisy(ser: _Series, hi_r: np.ndarray, hi_c: np.ndarray) -> None:
     lit = any(f.kind != "dark" for f in acc.frames)
     weak = ~hot & ~blinking & (excess_noise < ser.p.noisy_min_excess) & lit
     score = _share_score(acc.s_hi[hi_r, hi_c], ser.units)
-    found.add(hi_r[hot], hi_c[hot], DefectKind.HOT, score[hot], beta[hot] / 4.0)
+    warm = _temperature_factor(acc, hi_r[hot], hi_c[hot])
+    found.add(hi_r[hot], hi_c[hot], DefectKind.HOT, score[hot], beta[hot] / 4.0 / warm)
     found.add(hi_r[~hot], hi_c[~hot], DefectKind.NOISY, score[~hot], excess_noise[~hot])
     # the weak ones may still end a column or row segment (:func:`_lines`); :func:`_drop_weak` removes the rest
     ser.weak = np.concatenate([ser.weak, hi_r[weak] * ser.W + hi_c[weak]])
@@ -1693,6 +1718,7 @@ def build_map(acc: Accumulator, params: ClassifyParams | None = None, *, skipped
     times = [f.time for f in acc.frames if f.time]
     exps = [f.exposure for f in acc.frames if f.exposure > 0]
     isos = [f.iso for f in acc.frames if f.iso > 0]
+    temps = [f.temperature for f in acc.frames if f.temperature is not None]
     H, W = acc.shape
     sensor = SensorGeometry(
         height=H,
@@ -1714,6 +1740,8 @@ def build_map(acc: Accumulator, params: ClassifyParams | None = None, *, skipped
         iso_min=min(isos) if isos else 0.0,
         iso_max=max(isos) if isos else 0.0,
         **_evidence(acc),
+        temperature_min=min(temps) if temps else None,
+        temperature_max=max(temps) if temps else None,
     )
     thresholds = {
         "sensitivity": p.sensitivity,

@@ -511,6 +511,9 @@ def body_header(dmap: DefectMap, new: int) -> list[str]:
         extra.append(f"ISO {fr.iso_min:g}" + (f" to {fr.iso_max:g}" if fr.iso_max != fr.iso_min else ""))
     if fr.first_capture and fr.last_capture:
         extra.append(f"taken {fr.first_capture:%Y-%m-%d} to {fr.last_capture:%Y-%m-%d}")
+    if fr.temperature_min is not None and fr.temperature_max is not None:
+        lo_t, hi_t = f"{fr.temperature_min:.1f}", f"{fr.temperature_max:.1f}"
+        extra.append(f"{lo_t}" + (f" to {hi_t}" if hi_t != lo_t else "") + " °C (hot values at 20 °C)")
     older = fr.count - new
     used = f"{fr.count} frames" + (f" ({new} new, {older} from the stored statistics)" if older > 0 else "")
     lines.append("  frames: " + "; ".join([used] + extra))

@@ -719,8 +719,10 @@ def test_clipped_outliers_are_kept_apart():
             s4 = np.array([neighbour_sum(f.mosaic)[0][r, c] for f, _ in clipped], float)
             res = 4.0 * np.array([f.mosaic[r, c] for f, _ in clipped], float) - s4
             xs = np.array([rec.x for _, rec in clipped])
-            np.testing.assert_allclose(stats[1:], [xs.sum(), (xs * xs).sum(), res.sum(), (res * xs).sum()])
-    assert acc.unclipped(np.array([0]), np.array([0]))[0].tolist() == [0.0] * 5
+            np.testing.assert_allclose(
+                stats[1:], [xs.sum(), (xs * xs).sum(), res.sum(), (res * xs).sum(), (xs * xs).sum()]
+            )
+    assert acc.unclipped(np.array([0]), np.array([0]))[0].tolist() == [0.0] * 6
 
 
 def test_clipped_outliers_merge_and_survive_a_saved_state(tmp_path):

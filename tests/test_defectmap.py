@@ -681,3 +681,17 @@ def test_exports_and_the_plot_refuse_a_map_built_with_a_defect_outside_its_senso
     with pytest.raises(MapFormatError, match="row 12, col 0 lies outside"):
         dropped.check()
     _map().check()  # a map inside its sensor passes
+
+
+def test_frame_temperatures_round_trip_and_stay_optional():
+    """``frames.temperature_min/max``: written when known, read back, absent in older maps."""
+    from rawmap.defectmap import FrameStats
+
+    fs = FrameStats(5, temperature_min=-10.5, temperature_max=-9.8)
+    d = fs.to_dict()
+    assert (d["temperature_min"], d["temperature_max"]) == (-10.5, -9.8)
+    assert FrameStats.from_dict(d) == fs
+    assert "temperature_min" not in FrameStats(5).to_dict()
+    assert FrameStats.from_dict({"count": 5}).temperature_min is None
+    with pytest.raises(MapFormatError):
+        FrameStats.from_dict({"count": 5, "temperature_min": "cold"})

@@ -18,7 +18,7 @@ from .._memory import available_bytes, gigabytes
 from ..errors import FrameMismatchError, UnsupportedFileError
 from ..fileio import atomic_write_bytes
 from ..frame import CameraId, Frame, SourceKind, black_per_position
-from .records import _EPOCH, DetectionParams, FrameRecord, PreparedFrame, _unix
+from .records import _EPOCH, DetectionParams, FrameRecord, PreparedFrame, _unix, dark_current_factor
 from .state import load_state, state_bytes
 from .sums import BYTES_PER_PHOTOSITE, _merge_rows, _merge_sorted, _pend, frame_plane, new_sums
 from .views import Views, _detail_correlation, _OpenView, median3x3
@@ -76,7 +76,7 @@ class Accumulator:
     s_lo: np.ndarray
     _SPARSE = ("fs_index", "fs_time", "ln_code", "ln_count", "cl_code", "cl_stats")
     #: columns of :attr:`cl_stats`: per photosite, over the frames in which it was clipped (and valid)
-    CLIP_STATS = ("n", "sum_x", "sum_xx", "sum_r", "sum_xr")
+    CLIP_STATS = ("n", "sum_x", "sum_xx", "sum_r", "sum_xr", "sum_xxf")
 
     # the views' record, under the names the state file and older callers use
     @property
@@ -440,7 +440,18 @@ class Accumulator:
             res = np.concatenate([cl[1] for cl in clipped])
             order = np.argsort(flat)
             flat, res = flat[order], res[order]
-            rows = np.stack([np.ones_like(res), np.full_like(res, x), np.full_like(res, x * x), res, res * x], axis=1)
+            xxf = x * x * dark_current_factor(prep.temperature)
+            rows = np.stack(
+                [
+                    np.ones_like(res),
+                    np.full_like(res, x),
+                    np.full_like(res, x * x),
+                    res,
+                    res * x,
+                    np.full_like(res, xxf),
+                ],
+                axis=1,
+            )
             self.cl_code, self.cl_stats = _merge_rows(self.cl_code, self.cl_stats, flat, rows)
         self.n_frames += 1
         self.sum_x += x
@@ -699,11 +710,13 @@ class Accumulator:
         return np.int32(self.n_frames) - self.n_invalid[index].astype(np.int32)
 
     def unclipped(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """(N, 5) float64: each photosite's frames clipped as a bright outlier (:attr:`CLIP_STATS`).
+        """(N, 6) float64: each photosite's frames clipped as a bright outlier (:attr:`CLIP_STATS`).
 
         Zeros for photosites never recorded so; subtracting them from the
-        frames' sums (``n``, ``sum_x``, ``sum_xx``) and the photosite's
-        (``s_r``, ``s_xr``) leaves the frames in which it was not clipped.
+        frames' sums (``n``, ``sum_x``, ``sum_xx``; ``sum_xxf`` is the sum
+        of ``x^2`` times :func:`dark_current_factor` of the frame's
+        temperature) and the photosite's (``s_r``, ``s_xr``) leaves the
+        frames in which it was not clipped.
         """
         flat = np.asarray(rows, np.int64) * self.shape[1] + np.asarray(cols, np.int64)
         out = np.zeros((flat.size, len(self.CLIP_STATS)), np.float64)

@@ -12,6 +12,28 @@ import numpy as np
 
 _EPOCH = _dt.datetime(1970, 1, 1)
 
+#: Dark current doubles every this many degrees C (silicon near room temperature: 5-7 degrees; the
+#: middle of that range, not a value fitted to any one sensor).
+DARK_DOUBLING_C = 6.5
+#: Dark-current values are given at this temperature when the frames state theirs, degrees C.
+REFERENCE_TEMPERATURE_C = 20.0
+
+
+def dark_current_factor(temperature: float | None) -> float:
+    """Dark current at ``temperature`` (degrees C) relative to :data:`REFERENCE_TEMPERATURE_C`.
+
+    ``2 ** ((T - 20) / 6.5)``; 1 when the temperature is unknown (``None``
+    or not finite): such a frame counts at the reference.
+
+    Examples
+    --------
+    >>> dark_current_factor(26.5), dark_current_factor(None)
+    (2.0, 1.0)
+    """
+    if temperature is None or not math.isfinite(temperature):
+        return 1.0
+    return float(2.0 ** ((float(temperature) - REFERENCE_TEMPERATURE_C) / DARK_DOUBLING_C))
+
 
 @dataclass(frozen=True)
 class DetectionParams:
