@@ -577,6 +577,37 @@ def residual_sample(m, black2, clip, rows, col_step):
     return r[:k], lv[:k], code[:k]
 
 
+@njit(cache=True, nogil=True)
+def clipped_points(m, rows, clip, out_idx, out_res):
+    """Photosites at or above ``clip`` whose four same-colour neighbours are below it, in ``rows``.
+
+    Writes their flat indices (in photosite order) and residuals ``4 v - sum4``
+    into the buffers and returns how many there are (more than the buffers
+    hold: only that many were written).
+    """
+    H, W = m.shape
+    cap = out_idx.shape[0]
+    k = 0
+    for ii in range(rows.shape[0]):
+        i = rows[ii]
+        iu = _up(i)
+        idn = _down(i, H)
+        for j in range(W):
+            if m[i, j] < clip:
+                continue
+            a = m[iu, j]
+            b = m[idn, j]
+            c = m[i, _up(j)]
+            d = m[i, _down(j, W)]
+            if a >= clip or b >= clip or c >= clip or d >= clip:
+                continue
+            if k < cap:
+                out_idx[k] = i * W + j
+                out_res[k] = 4.0 * m[i, j] - (np.float64(a) + b + c + d)
+            k += 1
+    return k
+
+
 @njit(inline="always")
 def _level(s, black2, pi, pj):
     """Neighbour mean above black of a photosite whose four neighbours sum to ``s``."""

@@ -1018,7 +1018,17 @@ def _repair_raw(
         )
         return RepairResult(frame.path, out, "DNG", int(mask.sum()), 0, None, forced, listed)
     repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
-    repaired, how = correct_mosaic(frame.mosaic, repaired, defect_map, frame.black2, frame.white, mask=mask)
+    repaired, how = correct_mosaic(
+        frame.mosaic,
+        repaired,
+        defect_map,
+        frame.black2,
+        frame.white,
+        mask=mask,
+        exposure=frame.exposure,
+        iso=frame.iso,
+        temperature=frame.temperature,
+    )
     stored = _stored(repaired, frame, extras) if fmt == "dng" else None
     if stored is None:
         extras["linearization"] = None
@@ -1224,7 +1234,17 @@ def repair_mosaic_file(
     forced = defect_map.check_photo(frame, force=force)
     mask = defect_map.mask()
     repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
-    repaired, how = correct_mosaic(frame.mosaic, repaired, defect_map, frame.black2, frame.white, mask=mask)
+    repaired, how = correct_mosaic(
+        frame.mosaic,
+        repaired,
+        defect_map,
+        frame.black2,
+        frame.white,
+        mask=mask,
+        exposure=frame.exposure,
+        iso=frame.iso,
+        temperature=frame.temperature,
+    )
     changed = int(np.count_nonzero(repaired != frame.mosaic))
     atomic_write_bytes(out, _encode_mosaic(frame, repaired), overwrite=overwrite)
     return RepairResult(src, out, frame.format, int(mask.sum()), changed, None, forced, corrected=how)
@@ -1293,7 +1313,17 @@ def repair_fits_file(
     forced = defect_map.check_photo(frame, force=force)
     mask = defect_map.mask()
     repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
-    repaired, how = correct_mosaic(frame.mosaic, repaired, defect_map, frame.black2, frame.white, mask=mask)
+    repaired, how = correct_mosaic(
+        frame.mosaic,
+        repaired,
+        defect_map,
+        frame.black2,
+        frame.white,
+        mask=mask,
+        exposure=frame.exposure,
+        iso=frame.iso,
+        temperature=frame.temperature,
+    )
     changed = int(np.count_nonzero(repaired != frame.mosaic))
     data = rewrite(src, repaired, mask, history=_fits_history(defect_map, int(mask.sum())))
     atomic_write_bytes(out, data, overwrite=overwrite)

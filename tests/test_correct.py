@@ -100,3 +100,35 @@ def test_a_segment_with_no_usable_side_stays_interpolated_without_a_warning():
         warnings.simplefilter("error")
         out, counts = correct_mosaic(given, interp, dmap, np.full((2, 2), float(BLACK)), WHITE)
     assert counts.offset <= 50 and np.array_equal(out[:, 0], interp[:, 0])
+
+
+def test_a_hot_photosite_loses_its_dark_signal_where_it_is_not_clipped():
+    """Warm and hot photosites in texture: value x exposure x ISO/100 subtracted keeps the scene's
+    detail (interpolation cannot follow the waves); a clipped one keeps the interpolated value; a map
+    made from frames that stated temperatures scales its 20-degree values to the photo's own."""
+    truth = _scene(9)
+    rng = np.random.default_rng(4)
+    sites = [(int(r), int(c)) for r, c in zip(rng.integers(4, H - 4, 40) // 2 * 2, rng.integers(4, W - 4, 40) // 2 * 2)]
+    sites = sorted(set(sites))
+    rates = rng.uniform(20, 200, len(sites))  # DN/s at ISO 100 and 20 degrees C
+    exposure, iso, temp = 2.0, 400.0, 26.5  # dark current x 2 at 26.5 degrees
+    given = truth.copy()
+    for (r, c), rate in zip(sites, rates):
+        given[r, c] = min(WHITE, int(given[r, c]) + int(round(rate * exposure * iso / 100 * 2.0)))
+    clipped = sites[0]
+    given[clipped] = WHITE
+    defects = [Defect(r, c, DefectKind.HOT, 50.0, value=float(v)) for (r, c), v in zip(sites, rates)]
+    dmap = _map(defects)
+    dmap = DefectMap(dmap.camera, dmap.sensor, FrameStats(30, temperature_min=18.0, temperature_max=30.0), defects)
+    mask = dmap.mask()
+    interp = repair_mosaic(given, mask, CFA, white=WHITE)
+    out, counts = correct_mosaic(
+        given, interp, dmap, np.full((2, 2), BLACK), WHITE, mask=mask, exposure=exposure, iso=iso, temperature=temp
+    )
+    rc = np.array([s for s in sites if s != clipped])
+    assert counts.dark >= 0.8 * len(rc), counts
+    assert out[clipped] == interp[clipped]
+    assert _rmse(out, truth, rc) < 0.3 * _rmse(interp, truth, rc), (_rmse(out, truth, rc), _rmse(interp, truth, rc))
+    # without the photo's exposure nothing is subtracted
+    _, none = correct_mosaic(given, interp, dmap, np.full((2, 2), BLACK), WHITE, mask=mask)
+    assert none.dark == 0

@@ -159,7 +159,7 @@ class Accumulator:
         self.fs_time = np.zeros(0, np.float64)
         # sparse: scenes in which a photosite leaned across a line; code = flat * 4 + 2 * row_line + dark
         self.ln_code = np.zeros(0, np.int64)
-        # clipped bright outliers: what their clipped frames put into the sums (see :meth:`unclipped`)
+        # photosites clipped while their neighbours were not: what those frames put into the sums (see :meth:`unclipped`)
         self.cl_code = np.zeros(0, np.int64)
         self.cl_stats = np.zeros((0, len(self.CLIP_STATS)), np.float64)
         self.ln_count = np.zeros(0, np.uint32)
@@ -301,6 +301,7 @@ class Accumulator:
         clip = self.clip
         noise_a, noise_b = self._noise_model(plane, black2, clip)
         row_max = plane.max(axis=1)
+        clipped_points = self._clipped_points(plane, row_max, clip)
         row_clip = row_max >= clip
         if row_clip.any():
             near = row_clip.copy()
@@ -329,7 +330,7 @@ class Accumulator:
             lines=[None] * n,
             counts=[0] * n,
             folded=[False] * n,
-            clipped=[None] * n,
+            clipped=clipped_points,
             temperature=None if frame.temperature is None else float(frame.temperature),
         )
 
@@ -377,44 +378,42 @@ class Accumulator:
             )
         prep.found[band] = out_idx[:n].copy() if n <= cap else None
         prep.lines[band] = line_idx[:nl].copy() if nl <= lcap else None
-        if prep.found[band] is not None:
-            prep.clipped[band] = self._clipped_outliers(prep, prep.found[band])
         prep.counts[band] = n
         prep.folded[band] = True
         if all(prep.folded):
             prep.plane = None
 
-    def _clipped_outliers(self, prep: PreparedFrame, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """The bright outliers of a band that are clipped themselves while their sums took the frame.
+    def _clipped_points(self, plane: np.ndarray, row_max: np.ndarray, clip: int) -> tuple[np.ndarray, np.ndarray]:
+        """The photosites clipped in this frame while their four same-colour neighbours are not.
 
         A strong hot photosite clips in long exposures: those frames enter
-        its sums at the clip level and flatten its dark-current slope.  Their
+        its sums at the clip level (its neighbours are below it, so the
+        kernel takes the frame) and flatten its dark-current slope.  Their
         share is kept apart (:attr:`cl_code`, :attr:`cl_stats`) so that the
-        slope can be taken over the other frames (:meth:`unclipped`).
-        Returns flat indices and residuals ``4 v - sum4`` (the kernel's,
-        neighbours reflected at the border), or None when there are none.
+        slope can be taken over the other frames (:meth:`unclipped`).  Only
+        rows that hold a clipped photosite are read (a compiled scan,
+        :func:`rawmap._kernels.clipped_points`); inside a clipped highlight
+        every neighbour is clipped too, so what is recorded is points: hot
+        photosites, glints, stars.
+
+        Returns
+        -------
+        flat : (N,) ndarray of int64
+            Sorted flat indices.
+        residual : (N,) ndarray of float64
+            ``4 v - sum4`` (neighbours reflected at the border, as the kernel does).
         """
-        bright = codes[codes > 0] - 1
-        if bright.size == 0 or prep.plane is None:
-            return None
-        H, W = self.shape
-        plane = prep.plane
-        r, c = bright // W, bright % W
-        v = plane[r, c]
-        sel = v >= prep.clip
-        if not sel.any():
-            return None
-        r, c, v = r[sel], c[sel], v[sel].astype(np.float64)
-        up = np.where(r >= 2, r - 2, r + 2)
-        dn = np.where(r + 2 < H, r + 2, r - 2)
-        lf = np.where(c >= 2, c - 2, c + 2)
-        rt = np.where(c + 2 < W, c + 2, c - 2)
-        nb = np.stack([plane[up, c], plane[dn, c], plane[r, lf], plane[r, rt]])
-        valid = nb.max(axis=0) < prep.clip  # the kernel's test: a clipped neighbour leaves the frame out
-        if not valid.any():
-            return None
-        res = 4.0 * v - nb.astype(np.float64).sum(axis=0)
-        return (r * W + c)[valid], res[valid]
+        rows = np.nonzero(row_max >= clip)[0].astype(np.int64)
+        if rows.size == 0:
+            return np.zeros(0, np.int64), np.zeros(0)
+        cap = 4096
+        while True:
+            idx = np.empty(cap, np.int64)
+            res = np.empty(cap, np.float64)
+            n = _kernels.clipped_points(plane, rows, np.int32(clip), idx, res)
+            if n <= cap:
+                return idx[:n], res[:n]
+            cap = n
 
     def commit(self, prep: PreparedFrame) -> FrameRecord:
         """Close the frame once all its bands are folded: scenes, outliers, the frame record."""
@@ -434,12 +433,8 @@ class Accumulator:
         if stale is not None:
             self._close_view(stale)
         x = prep.x
-        clipped = [cl for cl in prep.clipped if cl is not None]
-        if clipped:
-            flat = np.concatenate([cl[0] for cl in clipped])
-            res = np.concatenate([cl[1] for cl in clipped])
-            order = np.argsort(flat)
-            flat, res = flat[order], res[order]
+        flat, res = prep.clipped
+        if flat.size:
             xxf = x * x * dark_current_factor(prep.temperature)
             rows = np.stack(
                 [
@@ -710,7 +705,7 @@ class Accumulator:
         return np.int32(self.n_frames) - self.n_invalid[index].astype(np.int32)
 
     def unclipped(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """(N, 6) float64: each photosite's frames clipped as a bright outlier (:attr:`CLIP_STATS`).
+        """(N, 6) float64: the frames in which each photosite clipped while its neighbours did not (:attr:`CLIP_STATS`).
 
         Zeros for photosites never recorded so; subtracting them from the
         frames' sums (``n``, ``sum_x``, ``sum_xx``; ``sum_xxf`` is the sum

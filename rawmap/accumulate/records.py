@@ -163,7 +163,7 @@ class PreparedFrame:
     lines: list = field(default_factory=list)  #: per band: line-candidate codes (None: overflowed)
     counts: list = field(default_factory=list)  #: per band: outliers found
     folded: list = field(default_factory=list)  #: per band: folded yet?
-    clipped: list = field(default_factory=list)  #: per band: (flat indices, residuals) of clipped bright outliers
+    clipped: tuple = ()  #: (flat indices, residuals) of the photosites clipped while their neighbours were not
 
 
 def _unix(t: _dt.datetime | None) -> float:
