@@ -406,6 +406,36 @@ def _learned(pad: _Padded, idx: np.ndarray, ys: np.ndarray, xs: np.ndarray, cls:
     return est
 
 
+def _repair_frame(frame: Frame, defect_map: DefectMap, mask: np.ndarray) -> tuple[np.ndarray, CorrectionCounts]:
+    """A frame's mosaic with the mapped photosites interpolated, then corrected where they still carry signal.
+
+    Parameters
+    ----------
+    frame : Frame
+        Its exposure, ISO and temperature scale the map's dark currents.
+    defect_map : DefectMap
+    mask : (H, W) ndarray of bool
+        ``defect_map.mask()``.
+
+    Returns
+    -------
+    repaired : (H, W) ndarray of uint16
+    counts : CorrectionCounts
+    """
+    repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
+    return correct_mosaic(
+        frame.mosaic,
+        repaired,
+        defect_map,
+        frame.black2,
+        frame.white,
+        mask=mask,
+        exposure=frame.exposure,
+        iso=frame.iso,
+        temperature=frame.temperature,
+    )
+
+
 def _nearest_same_colour(mosaic: np.ndarray, mask: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     """Mean of the nearest unflagged photosites of the same pattern position, searching outwards."""
     h, w = mosaic.shape
@@ -1017,18 +1047,7 @@ def _repair_raw(
             **extras,
         )
         return RepairResult(frame.path, out, "DNG", int(mask.sum()), 0, None, forced, listed)
-    repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
-    repaired, how = correct_mosaic(
-        frame.mosaic,
-        repaired,
-        defect_map,
-        frame.black2,
-        frame.white,
-        mask=mask,
-        exposure=frame.exposure,
-        iso=frame.iso,
-        temperature=frame.temperature,
-    )
+    repaired, how = _repair_frame(frame, defect_map, mask)
     stored = _stored(repaired, frame, extras) if fmt == "dng" else None
     if stored is None:
         extras["linearization"] = None
@@ -1233,18 +1252,7 @@ def repair_mosaic_file(
         )
     forced = defect_map.check_photo(frame, force=force)
     mask = defect_map.mask()
-    repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
-    repaired, how = correct_mosaic(
-        frame.mosaic,
-        repaired,
-        defect_map,
-        frame.black2,
-        frame.white,
-        mask=mask,
-        exposure=frame.exposure,
-        iso=frame.iso,
-        temperature=frame.temperature,
-    )
+    repaired, how = _repair_frame(frame, defect_map, mask)
     changed = int(np.count_nonzero(repaired != frame.mosaic))
     atomic_write_bytes(out, _encode_mosaic(frame, repaired), overwrite=overwrite)
     return RepairResult(src, out, frame.format, int(mask.sum()), changed, None, forced, corrected=how)
@@ -1312,18 +1320,7 @@ def repair_fits_file(
         raise UnsupportedFileError(src, f"is a {frame.format} file, not a FITS file", "repair it as it is named")
     forced = defect_map.check_photo(frame, force=force)
     mask = defect_map.mask()
-    repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
-    repaired, how = correct_mosaic(
-        frame.mosaic,
-        repaired,
-        defect_map,
-        frame.black2,
-        frame.white,
-        mask=mask,
-        exposure=frame.exposure,
-        iso=frame.iso,
-        temperature=frame.temperature,
-    )
+    repaired, how = _repair_frame(frame, defect_map, mask)
     changed = int(np.count_nonzero(repaired != frame.mosaic))
     data = rewrite(src, repaired, mask, history=_fits_history(defect_map, int(mask.sum())))
     atomic_write_bytes(out, data, overwrite=overwrite)
