@@ -1301,12 +1301,18 @@ def _two_point_offsets(
     # with theirs: the contrast of the three photosites either side across the line counts too
     pad = np.pad(vhi, ((0, 0), (3, 3)) if axis == 0 else ((3, 3), (0, 0)), mode="edge")
     n = vhi.shape[axis ^ 1]
-    win = [pad[:, d : d + n] if axis == 0 else pad[d : d + n] for d in range(7)]
-    edge = np.maximum(edge, np.max(win, axis=0)[s] - np.min(win, axis=0)[s])
+    hi_w = pad[:, :n].copy() if axis == 0 else pad[:n].copy()
+    lo_w = hi_w.copy()
+    for d in range(1, 7):  # running max and min: no stack of seven windows
+        w_ = pad[:, d : d + n] if axis == 0 else pad[d : d + n]
+        np.maximum(hi_w, w_, out=hi_w)
+        np.minimum(lo_w, w_, out=lo_w)
+    edge = np.maximum(edge, hi_w[s] - lo_w[s])
+    del hi_w, lo_w
     pad = np.pad(vhi, 1, mode="edge")
     for dr, dc in ((0, 1), (2, 1)) if axis == 0 else ((1, 0), (1, 2)):
         edge = np.maximum(edge, np.abs(pad[dr : dr + vhi.shape[0], dc : dc + W][s] - vhi[s]))
-    del pad, win
+    del pad
     c1, c2 = beside(clip)
     usable = ~(clip[s] | c1[s] | c2[s] | echo) & (np.abs(offset) * np.float32(k - 1.0) >= shake * edge)
     return offset, level, usable
