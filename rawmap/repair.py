@@ -66,6 +66,8 @@ import functools
 import io
 import os
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -105,6 +107,8 @@ _RADIUS = 3
 _PAD = 4
 #: Target number of training photosites per pattern position.
 _TRAIN_PER_PHASE = 40_000
+#: Frames this big (photosites) fit their four pattern positions on two threads.
+_FIT_THREADS_FROM = 4_000_000
 #: Fewest training photosites for a class of its own (else the position's all-class fit).
 _MIN_CLASS_SAMPLES = 1500
 #: Predictors solved at once (bounds the memory of the batched solve to ~40 MB).
@@ -298,6 +302,45 @@ def _normal_equations(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndar
     return g, r
 
 
+def _fit_position(pad: _Padded, h: int, w: int, py: int, px: int, step: int):
+    """The normal equations of one pattern position (see :func:`_fit`); None with too few training sites."""
+    ty, tx = np.mgrid[py : h : 2 * step, px : w : 2 * step]
+    idx = pad.index(ty.ravel(), tx.ravel())
+    a = _features(pad, idx)
+    b = pad.at(idx, 0, 0)
+    good = ~np.isnan(a).any(axis=1) & ~np.isnan(b)
+    for dy, dx in _STENCIL + ((0, 0),):
+        good &= ~pad.clipped(idx, dy, dx)
+    # leave out impulses (unmapped hot or dead photosites, glints): a centre far
+    # outside the range of its eight same-colour neighbours
+    same = a[:, _SAME8]
+    lo, hi = same.min(axis=1), same.max(axis=1)
+    span = hi - lo
+    with np.errstate(invalid="ignore"):
+        good &= (b >= lo - _IMPULSE_TRIM * span) & (b <= hi + _IMPULSE_TRIM * span)
+    idx, a, b = idx[good], a[good], b[good]
+    if len(b) < _MIN_SAMPLES:
+        return None
+    cls = _classify(_gradients(pad, idx))
+    k1 = a.shape[1] + 1
+    grams = np.zeros((_N_CLASSES, k1, k1))
+    rhss = np.zeros((_N_CLASSES, k1))
+    counts = np.bincount(cls, minlength=_N_CLASSES)
+    order = np.argsort(cls, kind="stable")
+    a, b = a[order], b[order]
+    ends = np.cumsum(counts)
+    for k in range(_N_CLASSES):
+        if counts[k]:
+            part = slice(ends[k] - counts[k], ends[k])
+            grams[k], rhss[k] = _normal_equations(a[part], b[part])
+    g_all, r_all = grams.sum(axis=0) / len(b), rhss.sum(axis=0) / len(b)
+    few = counts < _MIN_CLASS_SAMPLES
+    with np.errstate(invalid="ignore", divide="ignore"):
+        grams = np.where(few[:, None, None], g_all, grams / counts[:, None, None])
+        rhss = np.where(few[:, None], r_all, rhss / counts[:, None])
+    return grams, rhss
+
+
 def _fit(pad: _Padded, h: int, w: int) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
     """Normal equations of the predictor of each pattern position and structure class.
 
@@ -306,48 +349,20 @@ def _fit(pad: _Padded, h: int, w: int) -> dict[tuple[int, int], tuple[np.ndarray
     class with too few training sites gets the position's all-class
     equations.  Positions with too few training sites are left out; so are
     training sites with an unusable (flagged, outside, clipped) neighbour.
+    On big frames the four positions are fitted on two threads (numpy's
+    gathers and products release the GIL) when no other photo is being
+    repaired at the same time (``rawmap repair --threads`` already keeps
+    the cores busy); each position's equations are the same either way.
     """
     per_phase = (h * w) / 4
     step = max(1, int(round(np.sqrt(per_phase / _TRAIN_PER_PHASE))))
-    out = {}
-    for py in range(2):
-        for px in range(2):
-            ty, tx = np.mgrid[py : h : 2 * step, px : w : 2 * step]
-            idx = pad.index(ty.ravel(), tx.ravel())
-            a = _features(pad, idx)
-            b = pad.at(idx, 0, 0)
-            good = ~np.isnan(a).any(axis=1) & ~np.isnan(b)
-            for dy, dx in _STENCIL + ((0, 0),):
-                good &= ~pad.clipped(idx, dy, dx)
-            # leave out impulses (unmapped hot or dead photosites, glints): a centre far
-            # outside the range of its eight same-colour neighbours
-            same = a[:, _SAME8]
-            lo, hi = same.min(axis=1), same.max(axis=1)
-            span = hi - lo
-            with np.errstate(invalid="ignore"):
-                good &= (b >= lo - _IMPULSE_TRIM * span) & (b <= hi + _IMPULSE_TRIM * span)
-            idx, a, b = idx[good], a[good], b[good]
-            if len(b) < _MIN_SAMPLES:
-                continue
-            cls = _classify(_gradients(pad, idx))
-            k1 = a.shape[1] + 1
-            grams = np.zeros((_N_CLASSES, k1, k1))
-            rhss = np.zeros((_N_CLASSES, k1))
-            counts = np.bincount(cls, minlength=_N_CLASSES)
-            order = np.argsort(cls, kind="stable")
-            a, b = a[order], b[order]
-            ends = np.cumsum(counts)
-            for k in range(_N_CLASSES):
-                if counts[k]:
-                    part = slice(ends[k] - counts[k], ends[k])
-                    grams[k], rhss[k] = _normal_equations(a[part], b[part])
-            g_all, r_all = grams.sum(axis=0) / len(b), rhss.sum(axis=0) / len(b)
-            few = counts < _MIN_CLASS_SAMPLES
-            with np.errstate(invalid="ignore", divide="ignore"):
-                grams = np.where(few[:, None, None], g_all, grams / counts[:, None, None])
-                rhss = np.where(few[:, None], r_all, rhss / counts[:, None])
-            out[(py, px)] = (grams, rhss)
-    return out
+    positions = [(py, px) for py in range(2) for px in range(2)]
+    if h * w >= _FIT_THREADS_FROM and _ACTIVE.count <= 1:
+        with ThreadPoolExecutor(2) as pool:
+            fits = list(pool.map(lambda p: _fit_position(pad, h, w, p[0], p[1], step), positions))
+    else:
+        fits = [_fit_position(pad, h, w, py, px, step) for py, px in positions]
+    return {p: f for p, f in zip(positions, fits) if f is not None}
 
 
 def _solve(grams: np.ndarray, rhss: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -406,6 +421,26 @@ def _learned(pad: _Padded, idx: np.ndarray, ys: np.ndarray, xs: np.ndarray, cls:
     return est
 
 
+class _Active:
+    """How many photos are being repaired at this moment (a context manager around each)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def __enter__(self) -> _Active:
+        with self._lock:
+            self.count += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.count -= 1
+
+
+_ACTIVE = _Active()
+
+
 def _repair_frame(frame: Frame, defect_map: DefectMap, mask: np.ndarray) -> tuple[np.ndarray, CorrectionCounts]:
     """A frame's mosaic with the mapped photosites interpolated, then corrected where they still carry signal.
 
@@ -422,7 +457,8 @@ def _repair_frame(frame: Frame, defect_map: DefectMap, mask: np.ndarray) -> tupl
     repaired : (H, W) ndarray of uint16
     counts : CorrectionCounts
     """
-    repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
+    with _ACTIVE:
+        repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
     return correct_mosaic(
         frame.mosaic,
         repaired,
