@@ -578,6 +578,36 @@ def residual_sample(m, black2, clip, rows, col_step):
 
 
 @njit(cache=True, nogil=True)
+def strong_cold_scan(s_v, s_r, n_invalid, n_frames, black2, taken, cut, floor, out_idx):
+    """Photosites whose summed signal is below ``cut`` of their neighbours' estimate (``rawmap.detect``).
+
+    Per photosite, with ``n`` its valid frames and ``b`` its black level:
+    ``est = (s_v - s_r / 4) - n b`` (the neighbours' signal), kept where
+    ``est > n floor`` and ``s_v - n b < cut est`` and not ``taken``: the
+    float64 arithmetic of the numpy expression it replaces, in its order.
+    Writes flat indices (photosite order) and returns how many there are.
+    """
+    H, W = s_v.shape
+    cap = out_idx.shape[0]
+    k = 0
+    for i in range(H):
+        b0 = black2[i & 1, 0]
+        b1 = black2[i & 1, 1]
+        for j in range(W):
+            if taken[i, j]:
+                continue
+            n = np.float64(n_frames - np.int64(n_invalid[i, j]))
+            nb = n * (b0 if (j & 1) == 0 else b1)
+            sv = np.float64(s_v[i, j])
+            est = (sv - np.float64(s_r[i, j]) / 4.0) - nb
+            if est > n * floor and (sv - nb) < cut * est:
+                if k < cap:
+                    out_idx[k] = i * W + j
+                k += 1
+    return k
+
+
+@njit(cache=True, nogil=True)
 def clipped_points(m, rows, clip, out_idx, out_res):
     """Photosites at or above ``clip`` whose four same-colour neighbours are below it, in ``rows``.
 

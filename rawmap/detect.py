@@ -69,6 +69,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _kernels
 from .accumulate import Accumulator
 from .accumulate.records import dark_current_factor
 from .defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry
@@ -290,7 +291,9 @@ def _strong_cold_candidates(acc: Accumulator, p: ClassifyParams, taken: np.ndarr
     """Photosites whose signal, summed over all frames, is below ``cold_strong`` of their neighbours'.
 
     A first cut on the plain ratio (flagged neighbours not yet left out),
-    in row blocks; :func:`classify` then re-measures each candidate.
+    one compiled pass over the sums (:func:`rawmap._kernels.strong_cold_scan`;
+    0.3 s of numpy on 24 MP before); :func:`classify` then re-measures each
+    candidate.
     """
     H, W = acc.shape
     b2 = acc.black2
@@ -307,19 +310,24 @@ def _strong_cold_candidates(acc: Accumulator, p: ClassifyParams, taken: np.ndarr
     if ratio.size >= 100 and acc.source is SourceKind.IMAGE:
         med = float(np.median(ratio))
         cut = max(p.cold_strong, (med - p.cold_strong_sigma * _robust_sigma(ratio)) / max(med, 1e-6))
-    rr, cc = [], []
-    for a in range(0, H, _BLOCK_ROWS):
-        b = min(H, a + _BLOCK_ROWS)
-        n = acc.valid_counts(np.s_[a:b]).astype(np.float64)
-        black = b2[(np.arange(a, b) & 1)[:, None], np.arange(W) & 1]  # per photosite, (b - a, W)
-        sv = acc.s_v[a:b].astype(np.float64)
-        sig = sv - n * black
-        est = sv - acc.s_r[a:b].astype(np.float64) / 4.0 - n * black
-        low = (est > n * max(10.0 * sig_read, 1.0)) & (sig < cut * est) & ~taken[a:b]
-        r_, c_ = _nonzero2(low)
-        rr.append(r_ + a)
-        cc.append(c_)
-    return np.concatenate(rr), np.concatenate(cc)
+    cap = max(1024, H * W // 1000)
+    while True:
+        out = np.empty(cap, np.int64)
+        k = _kernels.strong_cold_scan(
+            acc.s_v,
+            acc.s_r,
+            acc.n_invalid,
+            np.int64(acc.n_frames),
+            np.ascontiguousarray(b2, np.float64),
+            taken,
+            float(cut),
+            float(max(10.0 * sig_read, 1.0)),
+            out,
+        )
+        if k <= cap:
+            flat = out[:k]
+            return flat // W, flat % W
+        cap = k
 
 
 def _complete_clusters(acc: Accumulator, p: ClassifyParams, found: _Found, taken: np.ndarray, x_hi: float) -> None:
