@@ -374,9 +374,15 @@ class SensorGeometry:
     full_width: int = 0
     cfa: str = ""  #: pattern letters in reading order ("RGGB"); "" for image maps
     source: str = "raw"
+    #: image maps: channels of the images (1 grayscale, 3 colour; 0 mixed); None for RAW maps and
+    #: image maps written before it was recorded
+    channels: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        d = dict(self.__dict__)
+        if d["channels"] is None:
+            del d["channels"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SensorGeometry:
@@ -401,6 +407,7 @@ class SensorGeometry:
             full_width=int(d.get("full_width", 0)),
             cfa=str(d.get("cfa", "")),
             source=str(d.get("source", "raw")),
+            channels=None if d.get("channels") is None else int(d["channels"]),
         )
 
 
@@ -412,6 +419,8 @@ def _check_sensor(d: Any) -> None:
         _int(d, key, w, hi=side, default=0)
     cfa = _str(d, "cfa", w, default="")
     _str(d, "source", w, default="raw", choices=("raw", "image"))
+    if isinstance(d, dict) and d.get("channels") is not None:
+        _int(d, "channels", w, lo=0, hi=4)
     if height * width > MAX_PHOTOSITES:
         raise _Damaged(
             f"sensor: {height}x{width} is {height * width:,} photosites, more than the {MAX_PHOTOSITES:,} rawmap reads"

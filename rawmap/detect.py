@@ -1743,6 +1743,7 @@ def build_map(acc: Accumulator, params: ClassifyParams | None = None, *, skipped
         full_width=acc.full_shape[1] or W,
         cfa=cfa_letters(acc.cfa),
         source=acc.source.value,
+        channels=acc.channels if acc.source is SourceKind.IMAGE else None,
     )
     frames = FrameStats(
         count=acc.n_frames,

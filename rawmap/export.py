@@ -510,16 +510,19 @@ def siril_text(defect_map: DefectMap) -> str:
     Raises
     ------
     ExportError
-        A map made from developed images (JPEG): Siril's ``cosme`` repairs
-        the first channel of a colour image only, so the list would leave
-        two of its three channels as they were.
+        A map made from developed colour images (JPEG), or from images whose
+        channels the map does not record (older maps): Siril's ``cosme``
+        repairs the first channel of a colour image only, so the list would
+        leave two of its three channels as they were.  Maps of grayscale
+        images are written (for ``cosme``; checked with ``siril-cli`` 1.0.6
+        on 8-bit PNG and 16-bit TIFF: the listed pixels and no others change).
     """
     s = defect_map.sensor
-    if s.source == "image":
+    if s.source == "image" and s.channels != 1:
         raise ExportError(
             f"{one_line(defect_map.camera.label) or 'this map'} was made from developed images: Siril's cosme "
             "repairs only the first channel of a colour image, so a list would leave two of three channels "
-            "unrepaired; map the RAW files for Siril, or export csv"
+            "unrepaired; map the RAW files (or grayscale images) for Siril, or export csv"
         )
     column = [d for d in defect_map.defects if KINDS[d.kind].line]
     by_col: dict[int, list[Defect]] = {}

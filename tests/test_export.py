@@ -30,6 +30,7 @@ from rawmap.export import (
     rawtherapee_name,
     rawtherapee_reads_serial,
     rawtherapee_text,
+    siril_command,
     siril_text,
     write_export,
 )
@@ -254,6 +255,37 @@ def test_image_maps_only_for_csv():
     with pytest.raises(ExportError, match="first channel"):
         siril_text(m)
     assert csv_text(m).count("\n") == 15
+
+
+def test_siril_takes_a_map_of_grayscale_images_only():
+    """Siril's cosme repairs a grayscale image whole: a map made from them (channels 1) is written for
+    cosme; of colour images (3), of mixed ones (0) or of unrecorded channels (older maps) it is refused."""
+    from dataclasses import replace
+
+    m = _small_map(source="image")
+    gray = replace(m, sensor=replace(m.sensor, channels=1))
+    text = siril_text(gray)
+    assert siril_command(gray) == "cosme"
+    assert sum(line.startswith("P ") for line in text.splitlines()) > 0
+    for channels in (3, 0, None):
+        with pytest.raises(ExportError, match="first channel"):
+            siril_text(replace(m, sensor=replace(m.sensor, channels=channels)))
+    assert SensorGeometry.from_dict(gray.sensor.to_dict()) == gray.sensor
+    assert "channels" not in m.sensor.to_dict()
+
+
+def test_a_map_of_images_records_their_channels(tmp_path):
+    """8-bit grayscale PNGs mapped as images (no --cfa) give channels 1, through a saved state too."""
+    from rawmap.accumulate import Accumulator
+    from rawmap.mapping import collect_inputs, map_files
+    from rawmap.testing import write_scenario
+
+    write_scenario(tmp_path / "s", "gray8", seed=3, shape=(60, 90), n_frames=6)
+    body = map_files(collect_inputs([tmp_path / "s"])[0]).maps[0]
+    assert body.defect_map.sensor.source == "image"
+    assert body.defect_map.sensor.channels == 1
+    body.accumulator.save(tmp_path / "s.rawstate")
+    assert Accumulator.load(tmp_path / "s.rawstate").channels == 1
 
 
 def test_siril_hint_names_cosme_for_mono_and_cosme_cfa_for_colour(tmp_path):
@@ -742,6 +774,39 @@ def test_siril_applies_exported_list_to_fits(tmp_path, bayer, row_order):
     after = _siril_apply(tmp_path, image, _siril_map(info.camera, info.cfa_string))
     # Siril keeps the file's row order: stored row 0 is the bottom row, rawmap's row H-1
     _check_siril(bad, after[::-1], truth)
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("fmt", ["tiff16", "png8"])
+def test_siril_applies_exported_list_to_a_grayscale_image(tmp_path, fmt):
+    """A map made from grayscale images (no --cfa: a developed image of one channel), exported for
+    cosme and applied by siril-cli to a 16-bit TIFF and an 8-bit PNG: the listed pixels change (the
+    segment's column as a whole line) and no other."""
+    from dataclasses import replace
+
+    from PIL import Image
+
+    truth, bad = _siril_frame()
+    if fmt == "png8":
+        bad = (np.minimum(bad, 2040) // 8).astype(np.uint8)
+        image = tmp_path / "light.png"
+        Image.fromarray(bad).save(image)
+    else:
+        image = tmp_path / "light.tif"
+        tifffile.imwrite(image, bad)
+    info = read_info(image)
+    assert info.channels == 1
+    dmap = _siril_map(info.camera, "")
+    dmap = replace(dmap, sensor=replace(dmap.sensor, source="image", channels=1))
+    after = _siril_apply(tmp_path, image, dmap)[::-1]  # Siril's FITS holds the rows bottom-up
+    changed = after != bad
+    listed = np.zeros_like(changed)
+    for r, c, _ in SIRIL_POINTS:
+        listed[r, c] = True
+    listed[:, SIRIL_SEGMENT_COL] = True
+    assert not np.any(changed & ~listed), np.argwhere(changed & ~listed)[:10]
+    assert all(changed[r, c] for r, c, _ in SIRIL_POINTS)
+    assert changed[list(SIRIL_SEGMENT_ROWS), SIRIL_SEGMENT_COL].all()
 
 
 @pytest.mark.peers

@@ -28,6 +28,13 @@ from .views import Views, _detail_correlation, _OpenView, median3x3
 _DECLARED_KIND = {"dark": "dark", "bias": "dark", "dark flat": "dark", "flat": "flat"}
 
 
+def _channels(frame: Frame) -> int | None:
+    """Channels of a developed image (1 grayscale, 3 colour); None for a RAW mosaic."""
+    if frame.source is SourceKind.RAW:
+        return None
+    return int(frame.mosaic.shape[2]) if frame.mosaic.ndim == 3 else 1
+
+
 class Accumulator:
     """Running per-photosite statistics of one camera body's frames.
 
@@ -159,6 +166,8 @@ class Accumulator:
         self.fs_time = np.zeros(0, np.float64)
         # sparse: scenes in which a photosite leaned across a line; code = flat * 4 + 2 * row_line + dark
         self.ln_code = np.zeros(0, np.int64)
+        # developed images: their channels (1 grayscale, 3 colour, 0 when they differ); None for RAW
+        self.channels: int | None = None
         # photosites clipped while their neighbours were not: what those frames put into the sums (see :meth:`unclipped`)
         self.cl_code = np.zeros(0, np.int64)
         self.cl_stats = np.zeros((0, len(self.CLIP_STATS)), np.float64)
@@ -188,7 +197,7 @@ class Accumulator:
         plane, white = frame_plane(frame)
         black = frame.black if frame.source is SourceKind.RAW else np.zeros(4)
         try:
-            return cls(
+            acc = cls(
                 plane.shape,
                 cfa=frame.cfa if frame.source is SourceKind.RAW else None,
                 black=black,
@@ -200,6 +209,8 @@ class Accumulator:
                 params=params,
                 sums=sums,
             )
+            acc.channels = _channels(frame)
+            return acc
         except MemoryError as exc:
             raise UnsupportedFileError(
                 frame.path,
@@ -332,6 +343,7 @@ class Accumulator:
             folded=[False] * n,
             clipped=clipped_points,
             temperature=None if frame.temperature is None else float(frame.temperature),
+            channels=_channels(frame),
         )
 
     def fold(self, prep: PreparedFrame, band: int) -> None:
@@ -433,6 +445,8 @@ class Accumulator:
         if stale is not None:
             self._close_view(stale)
         x = prep.x
+        if prep.channels != self.channels:
+            self.channels = 0 if self.n_frames else prep.channels
         flat, res = prep.clipped
         if flat.size:
             xxf = x * x * dark_current_factor(prep.temperature)
@@ -764,6 +778,8 @@ class Accumulator:
         if other.fs_index.size:
             self._note_first_seen(other.fs_index, other.fs_time)
         self._add_lines(other.ln_code, other.ln_count)
+        if other.n_frames and other.channels != self.channels:
+            self.channels = other.channels if not self.n_frames else 0
         self.cl_code, self.cl_stats = _merge_rows(self.cl_code, self.cl_stats, other.cl_code, other.cl_stats)
         # the other's scenes are numbered after this one's
         self.frames.extend(replace(f, scene=f.scene + self.n_scenes) for f in other.frames)

@@ -164,6 +164,7 @@ class PreparedFrame:
     counts: list = field(default_factory=list)  #: per band: outliers found
     folded: list = field(default_factory=list)  #: per band: folded yet?
     clipped: tuple = ()  #: (flat indices, residuals) of the photosites clipped while their neighbours were not
+    channels: int | None = None  #: a developed image's channels (None: a RAW mosaic)
 
 
 def _unix(t: _dt.datetime | None) -> float:

@@ -84,6 +84,7 @@ def meta_of(acc: Any) -> dict[str, Any]:
         "white": acc.white,
         "camera": acc.camera.to_dict(),
         "source": acc.source.value,
+        "channels": acc.channels,
         "margins": list(acc.margins),
         "full_shape": list(acc.full_shape),
         "params": acc.params.to_dict(),
@@ -548,6 +549,9 @@ def _from_state(cls: Any, zf: zipfile.ZipFile, meta: dict[str, Any]) -> Any:
             raise StateFormatProblem(f"{member(keys)} and {member(vals)} have shapes {k.shape} and {v.shape}")
         return k, v
 
+    channels = meta.get("channels")
+    if channels is not None:
+        acc.channels = _int_in(channels, "channels", 0, 5)
     acc.fs_index, acc.fs_time = pair("fs_index.npy", "fs_time.npy", np.int64, np.float64, 0, n)
     acc.ln_code, acc.ln_count = pair("ln_code.npy", "ln_count.npy", np.int64, np.uint32, 0, 4 * n)
     # clipped outliers' share of the sums (absent in states written before it was kept)
