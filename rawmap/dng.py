@@ -138,6 +138,7 @@ def write_dng(
     preview: bytes | np.ndarray | None = None,
     colour_tags: Mapping[int, Sequence[float]] | None = None,
     linearization: Sequence[int] | np.ndarray | None = None,
+    private_data: bytes | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write a Bayer mosaic as a 16-bit DNG, uncompressed or lossless JPEG, atomically.
@@ -232,6 +233,9 @@ def write_dng(
         are linear levels).  What a DNG with a non-linear encoding (e.g.
         Blackmagic's log curve) keeps, so that its repair compresses as
         well as the original.
+    private_data : bytes, optional
+        DNGPrivateData (tag 50740): e.g. the original's maker note in
+        Adobe's ``MakN`` block (:func:`adobe_maker_note`).
     overwrite : bool, optional
         Replace an existing file.
 
@@ -382,6 +386,8 @@ def write_dng(
         tags.append((315, _ASCII, 0, _ascii(owner), True))  # Artist
     if opcodes:
         tags.append((51008, _UNDEFINED, len(opcodes), bytes(opcodes), True))  # OpcodeList1
+    if private_data:
+        tags.append((50740, _BYTE, len(private_data), tuple(bytes(private_data)), True))  # DNGPrivateData
 
     from . import __version__
 
@@ -622,6 +628,26 @@ class _Ifd:
     segments: list[bytes] = field(default_factory=list)
     exif: _Ifd | None = None
     subifds: list[_Ifd] = field(default_factory=list)
+
+
+def adobe_maker_note(note: bytes, offset: int, order: str) -> bytes:
+    """A maker note as DNGPrivateData the way Adobe's converter keeps it, so readers find its tags.
+
+    ``b"Adobe\\0" b"MakN"``, the byte count that follows (big-endian), the
+    original file's byte order (``"II"``/``"MM"``), the note's original
+    offset from its TIFF header (big-endian: a note's own offsets may count
+    from there) and the note's bytes (DNG 1.4 specification, "MakerNote
+    safety"; read by exiftool).
+
+    Examples
+    --------
+    >>> adobe_maker_note(b"Nikon", 1234, "MM")[:16]
+    b'Adobe\\x00MakN\\x00\\x00\\x00\\x0bMM'
+    """
+    if order not in ("II", "MM"):
+        raise ValueError(f"order must be 'II' or 'MM', got {order!r}")
+    body = order.encode("ascii") + struct.pack(">I", int(offset)) + bytes(note)
+    return b"Adobe\x00MakN" + struct.pack(">I", len(body)) + body
 
 
 def _entry_bytes(typ: int, value: object) -> tuple[int, bytes]:

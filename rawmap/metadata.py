@@ -127,6 +127,11 @@ class Metadata:
     linearization : tuple of int
         A DNG's LinearizationTable (50712) of its full-resolution image:
         stored value -> linear value; empty when it has none.
+    maker_note : (bytes, int, str) or None
+        The EXIF MakerNote of a TIFF-based file (at most 1 MiB): its bytes,
+        its offset from the TIFF header (what its own offsets may count
+        from) and the file's byte order (``"II"`` or ``"MM"``); what a DNG
+        carries as Adobe's ``MakN`` DNGPrivateData.  ``None`` without one.
     temperature : float or None
         EXIF 2.31 Temperature (0x9400), degrees C, ``None`` when absent or
         outside -100..150 (its "unknown" value).  EXIF defines it as the
@@ -157,6 +162,7 @@ class Metadata:
     dng_colour: tuple[tuple[int, tuple[float, ...]], ...] = ()
     linearization: tuple[int, ...] = ()
     temperature: float | None = None
+    maker_note: tuple[bytes, int, str] | None = None
 
 
 class _Bad(Exception):
@@ -569,6 +575,9 @@ def _exif_ifd(t: _Tiff, off: int, acc: _Acc) -> None:
     _exif_fields(t, ent, acc, "exif_")
     if 37500 in ent:
         _try(_maker_note, t, ent[37500], acc)
+        _, count, mn = ent[37500]
+        if 0 < count <= 1 << 20 and 0 <= mn and mn + count <= len(t.buf) and "maker_note" not in acc.f:
+            acc.f["maker_note"] = (bytes(t.buf[mn : mn + count]), mn - t.base, "II" if t.e == "<" else "MM")
 
 
 def _walk_tiff(buf, base: int, acc: _Acc, *, check_extent: bool) -> None:
@@ -830,6 +839,7 @@ def _finish(acc: _Acc, container: str, size: int, damaged: bool = False) -> Meta
         dng_colour=f.get("dng_colour", ()),  # type: ignore[arg-type]
         linearization=f.get("linearization", ()),  # type: ignore[arg-type]
         temperature=None if temperature is None else float(temperature),  # type: ignore[arg-type]
+        maker_note=f.get("maker_note"),  # type: ignore[arg-type]
     )
 
 

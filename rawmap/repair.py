@@ -962,6 +962,7 @@ def _raw_extras(frame: Frame) -> dict:
     focal length as the file states them), the headers it read
     (:func:`rawmap.metadata.read_metadata`).
     """
+    from .dng import adobe_maker_note
     from .readers.libraw import RawExtras
 
     kept = frame.extra.get("libraw")
@@ -1000,6 +1001,8 @@ def _raw_extras(frame: Frame) -> dict:
         "preview": preview,
         "colour_tags": dict(meta.dng_colour) or None,  # a DNG's own calibration (LibRaw reports none for DNGs)
         "linearization": np.asarray(meta.linearization, dtype=np.int64) if meta.linearization else None,
+        # the maker note, as Adobe's converter keeps it (lens, shutter count, the maker's own settings)
+        "private_data": adobe_maker_note(*meta.maker_note) if meta.maker_note else None,
     }
 
 
