@@ -388,8 +388,8 @@ def _dark_current(
     """The residual of each photosite regressed on x = exposure x ISO/100, with the series' x sums.
 
     A strong hot photosite clips in long exposures, which flattens the
-    regression: where it was recorded clipped (as a bright outlier) the
-    regression runs over the other frames when three or more of them with a
+    regression: where it was recorded clipped while its neighbours were not
+    (:meth:`Accumulator.unclipped`) the regression runs over the other frames when three or more of them with a
     spread of exposure are left; and reaching the clip level while growing
     by at least ``hot_clip_growth`` of its offset counts as growing too.
 
@@ -753,6 +753,7 @@ def _stuck_and_dead(ser: _Series) -> None:
     bound = p.stuck_noise_factor * ser.sig_read
     span = acc.white - float(np.max(black2))
     dead_bound = p.dead_share * span
+    shot = _ShotNoise(acc)  # the series' noise slope and plateau levels, measured once for every block
     line_r: list[np.ndarray] = []
     line_c: list[np.ndarray] = []
     line_a: list[np.ndarray] = []
@@ -794,7 +795,7 @@ def _stuck_and_dead(ser: _Series) -> None:
             # varies less than the shot noise of its level (:func:`_quieter_than_light`)
             mid = 0.5 * (acc.vmin[rr, cc].astype(np.float64) + acc.vmax[rr, cc]) - ser.black_at(rr, cc)
             on_black = np.abs(mid) <= 0.15 * own + 2.0
-            quiet = _quieter_than_light(ser, rr, cc, own)
+            quiet = _quieter_than_light(ser, rr, cc, own, shot)
             far = 2 * p.stuck_contrast * np.maximum(own, 2.0)
             quiet_as = 2.0 * np.maximum(own, 2.0) + 4.0
             # a lone one on black whose every same-colour neighbour varies that much more, and no
@@ -868,26 +869,51 @@ def _stuck_and_dead(ser: _Series) -> None:
         taken[lr[beside], lc[beside]] = True
 
 
-def _quieter_than_light(ser: _Series, r: np.ndarray, c: np.ndarray, own: np.ndarray) -> np.ndarray:
+class _ShotNoise:
+    """What :func:`_quieter_than_light` measures of the whole series, once (not per block of rows).
+
+    ``b``: the frames' median noise slope (residual units, see
+    :meth:`Accumulator._noise_model`), at least 1 (a gain of 0.05 DN per
+    electron: scientific 16-bit cameras sit near it, photographic sensors
+    above; texture can drive a frame's fitted slope to 0).
+    :meth:`plateau_levels`: the sorted levels of the constant photosites
+    among a sample of 400,000, taken on first use.
+    """
+
+    def __init__(self, acc: Accumulator) -> None:
+        self.acc = acc
+        slopes = [f.noise_b for f in acc.frames if f.noise_b > 0]
+        self.b = max(float(np.median(slopes)) if slopes else 0.0, 1.0)
+        self._levels: np.ndarray | None = None
+
+    def plateau_levels(self) -> np.ndarray:
+        if self._levels is None:
+            acc = self.acc
+            sr, sc = _sample_index(*acc.shape)
+            const = (acc.vmax[sr, sc].astype(np.int32) - acc.vmin[sr, sc]) <= 2
+            self._levels = np.sort(acc.vmax[sr, sc][const].astype(np.float64))
+        return self._levels
+
+
+def _quieter_than_light(ser: _Series, r: np.ndarray, c: np.ndarray, own: np.ndarray, shot: _ShotNoise) -> np.ndarray:
     """Photosites that varied far less over the frames than the shot noise of their level allows.
 
     A healthy photosite at ``L`` DN above black varies by its shot noise,
-    ``sigma = sqrt(b L / 20)`` with ``b`` the frames' median noise slope
-    (residual units, see :meth:`Accumulator._noise_model`), whatever the
-    scene: over 8 frames or more its range stays above ``sigma`` all but
-    never.  ``b`` is at least 1 (a gain of 0.05 DN per electron), sigma at
-    least 5 DN (8-bit mosaics and the darkest levels can repeat a value).
-    RAW mosaics only (developed images compress their highlights), below
-    the clip level, and not on a plateau: a sensor that saturates below its
-    white level holds many photosites constant at about one level (more
-    than two constant photosites within 1 % of the range of it, among a
-    sample of 400,000).
+    ``sigma = sqrt(b L / 20)`` with ``b`` the series' noise slope
+    (:class:`_ShotNoise`), whatever the scene: over 8 frames or more its
+    range stays above ``sigma`` all but never.  Sigma at least 5 DN (8-bit
+    mosaics and the darkest levels can repeat a value).  RAW mosaics only
+    (developed images compress their highlights), below the clip level, and
+    not on a plateau: a sensor that saturates below its white level holds
+    many photosites constant at about one level (more than two constant
+    photosites within 1 % of the range of it, among a sample of 400,000).
 
     Parameters
     ----------
     r, c : (N,) ndarray of int
     own : (N,) ndarray
         Each photosite's range over the frames, DN.
+    shot : _ShotNoise
 
     Returns
     -------
@@ -897,21 +923,14 @@ def _quieter_than_light(ser: _Series, r: np.ndarray, c: np.ndarray, own: np.ndar
     acc = ser.acc
     if acc.source is not SourceKind.RAW or acc.n_frames < 8:
         return np.zeros(r.size, bool)
-    slopes = [f.noise_b for f in acc.frames if f.noise_b > 0]
-    # at least 0.05 DN per electron (b = 20 x gain): scientific 16-bit cameras sit near it,
-    # photographic sensors above; texture can drive a frame's fitted slope to 0
-    b = max(float(np.median(slopes)) if slopes else 0.0, 1.0)
     black = ser.black_at(r, c)
     level = 0.5 * (acc.vmin[r, c].astype(np.float64) + acc.vmax[r, c]) - black
-    sigma = np.sqrt(b * np.maximum(level, 0.0) / 20.0)
+    sigma = np.sqrt(shot.b * np.maximum(level, 0.0) / 20.0)
     out = (acc.vmax[r, c] < acc.clip) & (own < ser.p.quiet_share * sigma) & (sigma >= 5.0)
     if out.any():
         # a sensor that saturates below its white level reads a plateau: many photosites constant
         # at about one level; a stuck one is alone at its own
-        H, W = acc.shape
-        sr, sc = _sample_index(H, W)
-        const = (acc.vmax[sr, sc].astype(np.int32) - acc.vmin[sr, sc]) <= 2
-        levels = np.sort(acc.vmax[sr, sc][const].astype(np.float64))
+        levels = shot.plateau_levels()
         span = 0.01 * (acc.white - float(np.max(acc.black2)))
         v = acc.vmax[r, c].astype(np.float64)
         crowd = np.searchsorted(levels, v + span, side="right") - np.searchsorted(levels, v - span)

@@ -29,10 +29,12 @@ photosite; the one-byte counts widen to 2 bytes from 255 frames, the sums
 (and counts again) before they could overflow.  Sparse extras: the capture time at which each photosite first
 showed as a confirmed outlier, the number of scenes in which a
 photosite leaned across a column or a row (the line test of
-:class:`DetectionParams`), and, for bright outliers clipped in a frame
-their sums took, what those frames put in (count, x, x squared, residual,
-residual x x): a strong hot photosite's dark-current slope is then taken
-over the frames in which it did not clip (:meth:`Accumulator.unclipped`).
+:class:`DetectionParams`), and, for photosites clipped in a frame while
+their four same-colour neighbours were not, what those frames put in
+(count, x, x squared, residual, residual x x, x squared x the frame's
+dark-current temperature factor): a strong hot photosite's dark-current
+slope is then taken over the frames in which it did not clip
+(:meth:`Accumulator.unclipped`).
 
 The package keeps apart what changes for different reasons:
 

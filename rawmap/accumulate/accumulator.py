@@ -166,12 +166,12 @@ class Accumulator:
         self.fs_time = np.zeros(0, np.float64)
         # sparse: scenes in which a photosite leaned across a line; code = flat * 4 + 2 * row_line + dark
         self.ln_code = np.zeros(0, np.int64)
-        # developed images: their channels (1 grayscale, 3 colour, 0 when they differ); None for RAW
-        self.channels: int | None = None
+        self.ln_count = np.zeros(0, np.uint32)
         # photosites clipped while their neighbours were not: what those frames put into the sums (see :meth:`unclipped`)
         self.cl_code = np.zeros(0, np.int64)
         self.cl_stats = np.zeros((0, len(self.CLIP_STATS)), np.float64)
-        self.ln_count = np.zeros(0, np.uint32)
+        # developed images: their channels (1 grayscale, 3 colour, 0 when they differ); None for RAW
+        self.channels: int | None = None
         self.n_frames = 0
         self.n_scenes = 0
         self.sum_x = 0.0

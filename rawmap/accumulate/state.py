@@ -554,11 +554,17 @@ def _from_state(cls: Any, zf: zipfile.ZipFile, meta: dict[str, Any]) -> Any:
         acc.channels = _int_in(channels, "channels", 0, 5)
     acc.fs_index, acc.fs_time = pair("fs_index.npy", "fs_time.npy", np.int64, np.float64, 0, n)
     acc.ln_code, acc.ln_count = pair("ln_code.npy", "ln_count.npy", np.int64, np.uint32, 0, 4 * n)
-    # clipped outliers' share of the sums (absent in states written before it was kept)
+    # what the frames in which a photosite clipped alone put into its sums (absent in states written
+    # before it was kept): the keys read once, then each column checked against them
     if member("cl_code.npy") in zf.namelist():
+        code = indices(vector("cl_code.npy", np.int64, n), member("cl_code.npy"), 0, n)
         columns = []
         for col in acc.CLIP_STATS:
-            code, values = pair("cl_code.npy", f"cl_{col}.npy", np.int64, np.float64, 0, n)
+            values = vector(f"cl_{col}.npy", np.float64, n)
+            if values.shape != code.shape:
+                raise StateFormatProblem(
+                    f"{member('cl_code.npy')} and {member(f'cl_{col}.npy')} have shapes {code.shape} and {values.shape}"
+                )
             if not np.all(np.isfinite(values)):
                 raise StateFormatProblem(f"{member(f'cl_{col}.npy')} holds a value that is not finite")
             columns.append(values)

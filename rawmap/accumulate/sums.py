@@ -113,7 +113,7 @@ def _merge_rows(
     keys: np.ndarray, rows: np.ndarray, new_keys: np.ndarray, new_rows: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Add ``new_keys -> new_rows`` (K, C) into the sorted unique ``keys -> rows`` (N, C); keys in
-    both add.  For the few hundred records a frame adds (clipped outliers), not a sensor's worth."""
+    both add.  For the few hundred records a frame adds (photosites clipped alone), not a sensor's worth."""
     new_keys = np.asarray(new_keys, np.int64)
     if new_keys.size == 0:
         return keys, rows
