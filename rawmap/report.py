@@ -473,9 +473,9 @@ def evidence_lines(fr: FrameStats) -> list[str]:
         )
     elif units <= 1:
         lines.append(
-            "  warning: one view only: hot, cold and noisy photosites cannot be told from the scene "
-            "(stuck and dead ones are mapped, and column segments where the light changed); "
-            "add photos of other scenes or lens-cap darks"
+            "  warning: one view only: hot and noisy photosites cannot be told from the scene, nor "
+            "low-gain ones in textured areas (stuck and dead ones are mapped, low-gain ones in smooth "
+            "areas, and column segments where the light changed); add photos of other scenes or lens-cap darks"
         )
     elif units < 6:
         lines.append(

@@ -361,16 +361,20 @@ def test_brackets_count_each_view_once(tmp_path):
 
 @pytest.mark.parametrize("seed", [2027, 7])
 def test_a_single_view_maps_what_does_not_follow_the_light(tmp_path, seed):
-    """A timelapse is one view: static detail in it cannot be told from hot, cold or noisy
-    photosites, so only what does not follow the falling light is flagged: stuck and dead
-    photosites, and the column and row segments whose offset stays while the scene dims (both
-    segments missed before, recall 0.40-0.45)."""
+    """A timelapse is one view: static detail in it cannot be told from hot or noisy
+    photosites, so what is flagged is what does not follow the falling light (stuck and dead
+    photosites, the column and row segments whose offset stays while the scene dims: both
+    segments missed before, recall 0.40-0.45) and low-gain photosites alone in a smooth
+    neighbourhood, below half of each of their 8 nearest same-colour photosites while every
+    adjacent photosite is normal (none of them before: recall 0.73 and 0.70, now 0.91 and 0.90)."""
     body, sc = _scenario(tmp_path, "timelapse", seed=seed)
     assert body.accumulator.closed().n_scenes == 1
     assert sc.precision == 1.0, sc.summary()
-    assert {d.kind for d in body.defect_map.defects} <= {DefectKind.STUCK, DefectKind.DEAD, DefectKind.COLUMN}
+    kinds = {DefectKind.STUCK, DefectKind.DEAD, DefectKind.COLUMN, DefectKind.COLD}
+    assert {d.kind for d in body.defect_map.defects} <= kinds
     assert sc.recall_by_class["column"] == (2, 2), sc.recall_by_class
-    assert sc.n_found >= 6, sc.summary()
+    assert sc.recall_by_class["low_gain"][0] >= 2, sc.recall_by_class
+    assert sc.recall >= 0.90, sc.summary()
 
 
 def test_a_single_view_finds_a_dead_column_and_photosites_stuck_at_white(tmp_path):
@@ -385,11 +389,13 @@ def test_a_single_view_finds_a_dead_column_and_photosites_stuck_at_white(tmp_pat
     assert any(s.axis == "column" and s.stop - s.start >= 100 for s in segments), segments
 
 
-@pytest.mark.parametrize("seed", [4, 6, 8])
+@pytest.mark.parametrize("seed", [4, 6, 8, 32])
 def test_a_defect_free_timelapse_maps_nothing(tmp_path, seed):
     """One static view under falling light, no defect planted: thin dark lines of the scene, a
     subpixel shake beside bright edges and the darkest areas' noise must flag nothing (these
-    seeds gave 62 dead, 25 and 15 column flags on the way)."""
+    seeds gave 62 dead, 25 and 15 column flags on the way; seeds 8 and 32 gave 22 and 144 cold
+    flags with the view bound lifted alone: coloured spots that darken one photosite of one
+    colour, and photosites under the bright end of a pole, whose 4-neighbour mean it lifts)."""
     from rawmap.mapping import collect_inputs, map_files
     from rawmap.testing import generate_series
     from rawmap.testing.scenarios import scenario_plan, scenario_spec
