@@ -160,6 +160,7 @@ def correct_mosaic(
     iso: float = 0.0,
     temperature: float | None = None,
     dark_error: float = 0.1,
+    copy: bool = True,
 ) -> tuple[np.ndarray, CorrectionCounts]:
     """Correct the mapped photosites that still carry signal; keep the interpolated value elsewhere.
 
@@ -196,6 +197,9 @@ def correct_mosaic(
     dark_error : float, optional
         Relative error of a mapped dark current (measured on indep-8080: a
         few per cent for most, some clusters far more).
+    copy : bool, optional
+        False: write the corrections into ``repaired`` itself and return it
+        (a caller that owns it saves a copy of the frame).
 
     Returns
     -------
@@ -205,8 +209,8 @@ def correct_mosaic(
     """
     if mask is None:
         mask = defect_map.mask()
-    out = repaired.copy()
-    n_flagged = int(mask.sum())
+    out = repaired.copy() if copy else repaired
+    n_flagged = int(np.count_nonzero(mask))
     if n_flagged == 0:
         return out, CorrectionCounts()
     black2 = np.asarray(black, dtype=np.float64).reshape(2, 2)

@@ -267,6 +267,69 @@ def test_estimates_are_clipped_to_white():
     assert repair_mosaic(mosaic, mask, RGGB, white=4000)[10, 10] == 4000
 
 
+def _numpy_fit_position(pad, h, w, py, px, step):
+    """The predictor's per-class normal equations as plain numpy gathers and products (the reference)."""
+    from rawmap import repair as r
+
+    ty, tx = np.mgrid[py : h : 2 * step, px : w : 2 * step]
+    idx = pad.index(ty.ravel(), tx.ravel())
+    a = pad.features(idx)
+    b = pad.at(idx, 0, 0)
+    good = ~np.isnan(a).any(axis=1) & ~np.isnan(b)
+    for dy, dx in r._STENCIL + ((0, 0),):
+        good &= ~pad.clipped(idx, dy, dx)
+    same = a[:, r._SAME8]
+    lo, hi = same.min(axis=1), same.max(axis=1)
+    with np.errstate(invalid="ignore"):
+        good &= (b >= lo - r._IMPULSE_TRIM * (hi - lo)) & (b <= hi + r._IMPULSE_TRIM * (hi - lo))
+    idx, a, b = idx[good], a[good], b[good]
+    cls = r._classify(r._gradients(pad, idx))
+    a1 = np.hstack([a, np.ones((len(a), 1))])
+    grams = np.stack([a1[cls == k].T @ a1[cls == k] for k in range(r._N_CLASSES)])
+    rhss = np.stack([a1[cls == k].T @ b[cls == k] for k in range(r._N_CLASSES)])
+    return grams, rhss, np.bincount(cls, minlength=r._N_CLASSES)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_compiled_predictor_sums_equal_numpy(seed):
+    """The fit's one compiled pass (training-site checks, impulse trim, structure classes, sums) gives
+    exactly the normal equations of numpy's gathers and products (it replaced them: 0.18 -> 0.05 s on
+    24 MP), on a frame with flagged photosites, a flagged column, clipped spots and impulses."""
+    from rawmap import _kernels
+    from rawmap import repair as r
+
+    rng = np.random.default_rng(seed)
+    m, _, _, _ = _scene(seed=seed, h=120, w=180)
+    h, w = m.shape
+    m = m.copy()
+    m[rng.integers(0, h, 40), rng.integers(0, w, 40)] = 16383  # clipped points
+    m[rng.integers(0, h, 40), rng.integers(0, w, 40)] = 0  # impulses
+    m[30:40, 50:70] = 16383  # a clipped highlight
+    mask = rng.random((h, w)) < 0.01
+    mask[:, 33] = True
+    pad = r._Padded(m, mask, 16383 - max(1.0, r._CLIP_MARGIN * 16383))
+    offsets = np.array([dy * pad.stride + dx for dy, dx in r._STENCIL], dtype=np.int64)
+    for py in range(2):
+        for px in range(2):
+            ty, tx = np.mgrid[py:h:2, px:w:2]
+            got = _kernels.predictor_sums(
+                pad.values_flat,
+                pad.flagged,
+                pad.index(ty.ravel(), tx.ravel()).astype(np.int64),
+                offsets,
+                np.array(r._SAME8, np.int64),
+                r._gradient_pairs(pad.stride),
+                float(pad.saturated),
+                r._IMPULSE_TRIM,
+                r._ANISOTROPY,
+                r._N_CLASSES,
+            )
+            want = _numpy_fit_position(pad, h, w, py, px, 1)
+            assert want[2].sum() > 1000 and (want[2] > 0).sum() >= 3  # several classes trained
+            for g, x in zip(got, want):
+                np.testing.assert_array_equal(g, x)
+
+
 def test_nothing_flagged_returns_an_equal_copy():
     mosaic, _, _, _ = _scene(seed=2)
     out = repair_mosaic(mosaic, np.zeros(mosaic.shape, dtype=bool), RGGB)
