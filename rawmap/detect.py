@@ -55,7 +55,9 @@ Rules (a photosite gets the first kind that applies):
     show it; a readout fault in every scene where it is visible.  Reported
     photosite by photosite, the segment's end photosites included.  In a
     series of one view whose light changed (a timelapse at dusk), the
-    offset that stays while the scene dims (:func:`_one_view_lines`).
+    offset that stays while the scene dims (:func:`_one_view_lines`); in a
+    set of darks or bias frames, also the offset of the means over the set
+    (:func:`_dark_set_leans`).
 
 For maps made from developed images (JPEG), a defect is a small blob: each
 8-connected group of flagged pixels is reported once, at its strongest pixel.
@@ -183,6 +185,7 @@ class ClassifyParams:
     quiet_share: float = 0.2  #: ... or a range below this share of the shot noise its level must show
     line_hysteresis: int = 1  #: a found segment runs on where its photosites leaned in this many units fewer
     line_echo_share: float = 0.5  #: a flag beside a segment stays if its excess off the line keeps this share
+    dark_line_sigma: float = 4.0  #: darks only: a photosite's mean offset across a line this many robust sigmas out
     line_sigma: float = 4.0  #: one view: a photosite's offset across a line this many robust sigmas out ...
     line_light_ratio: float = 3.0  #: ... where the view's light changed this many times ...
     line_shake: float = 0.3  #: ... and the offset x (ratio - 1) above this share of the scene's contrast there
@@ -1283,9 +1286,12 @@ def _lines(ser: _Series) -> None:
                 (fr[stuck], fc[stuck], 1),
                 (fr[deadk], fc[deadk], 0),
                 (fr[deadk], fc[deadk], 1),
+                *dark_leans,
             ],
             p,
         )
+
+    dark_leans = _dark_set_leans(ser)
 
     cr, ccl, caxis = segments(m_line)
     vr, vc, va = _one_view_lines(ser)
@@ -1322,6 +1328,89 @@ def _lines(ser: _Series) -> None:
     ser.taken[cr, ccl] = True
     offs = acc.s_r[cr, ccl] / np.maximum(acc.valid_counts((cr, ccl)), 1) / 2.0
     found.add(cr, ccl, DefectKind.COLUMN, _share_score(_line_scenes(acc, cr * W + ccl), ser.units), offs)
+
+
+def _dark_set_leans(ser: _Series) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Leaning photosites of a calibration set of darks or bias frames, from the means over all of them.
+
+    A readout fault of a few read-noise sigmas (a bias column 3 sigmas
+    up) rarely leans beyond ``k_line`` in one frame, and the per-frame
+    line test then misses it; over n frames its mean stands out by
+    sqrt(n) more.  Only where every frame is a dark: in photos the means
+    hold the scenes.  A photosite's offset across a line is its mean
+    minus the median of the four same-colour photosites 2 and 4 away on
+    either side (the photosites beside a faulty line keep theirs: the
+    median ignores the line), in robust sigmas of that offset on its
+    colour plane; those beyond ``dark_line_sigma`` (not clipped, valid in
+    some frame) lean, bright and dark apart, as the per-frame test's do.
+
+    Returns
+    -------
+    list of (rows, cols, axis)
+        Groups for :func:`_segments`: bright and dark, along columns (axis
+        0) and rows (axis 1); empty when the set is not all darks or has
+        fewer than ``line_min_scenes`` frames.
+    """
+    acc, p = ser.acc, ser.p
+    H, W = acc.shape
+    if acc.n_frames < p.line_min_scenes or H < 9 or W < 9 or any(f.kind != "dark" for f in acc.frames):
+        return []
+
+    def offsets(a: int, b: int, axis: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = (max(0, a - 4), min(H, b + 4)) if axis == 1 else (a, b)
+        n = acc.valid_counts((slice(lo, hi),))
+        mean = (acc.s_v[lo:hi] / np.maximum(n, 1)).astype(np.float32)
+        ok = (n > 0) & (acc.vmax[lo:hi] < acc.clip)
+        if axis == 0:
+            pad = np.pad(mean, ((0, 0), (4, 4)), constant_values=np.nan)
+            across = [pad[:, i : i + W] for i in (0, 2, 6, 8)]
+        else:
+            pad = np.pad(mean, ((4 - (a - lo), 4 - (hi - b)), (0, 0)), constant_values=np.nan)
+            across = [pad[i : i + b - a] for i in (0, 2, 6, 8)]
+            mean, ok = mean[a - lo : a - lo + b - a], ok[a - lo : a - lo + b - a]
+        # both sides needed (beside a faulty line at the edge, one side's median is half its offset)
+        ok = ok & (np.isfinite(across[0]) | np.isfinite(across[1])) & (np.isfinite(across[2]) | np.isfinite(across[3]))
+        stack = np.sort(np.stack(across), axis=0)  # NaN (off the sensor) last
+        k = np.isfinite(stack).sum(axis=0)
+        med = np.where(k == 4, (stack[1] + stack[2]) / 2.0, np.where(k == 3, stack[1], (stack[0] + stack[1]) / 2.0))
+        return mean - med, ok
+
+    planes = [(0, 0), (0, 1), (1, 0), (1, 1)] if acc.cfa is not None else [None]
+    groups: list[tuple[np.ndarray, np.ndarray, int]] = []
+    for axis in (0, 1):
+        samples: dict = {pl: [] for pl in planes}
+        for a in range(0, H, _BLOCK_ROWS):
+            o, ok = offsets(a, min(H, a + _BLOCK_ROWS), axis)
+            for pl in planes:
+                sub = o if pl is None else o[(pl[0] - a) % 2 :: 2, pl[1] :: 2]
+                use = ok if pl is None else ok[(pl[0] - a) % 2 :: 2, pl[1] :: 2]
+                samples[pl].append(sub[use][::7])
+        sigma = {pl: _robust_sigma(np.concatenate(v).astype(np.float64)) for pl, v in samples.items()}
+        bright_r: list[np.ndarray] = []
+        bright_c: list[np.ndarray] = []
+        dark_r: list[np.ndarray] = []
+        dark_c: list[np.ndarray] = []
+        for a in range(0, H, _BLOCK_ROWS):
+            b = min(H, a + _BLOCK_ROWS)
+            o, ok = offsets(a, b, axis)
+            if acc.cfa is None:
+                sig = np.full(o.shape, sigma[None], np.float32)
+            else:
+                sig = np.empty(o.shape, np.float32)
+                for (py, px), v in sigma.items():
+                    sig[(py - a) % 2 :: 2, px::2] = v
+            with np.errstate(invalid="ignore", divide="ignore"):
+                z = o / sig
+            for want, rr, cc in (
+                (z >= p.dark_line_sigma, bright_r, bright_c),
+                (z <= -p.dark_line_sigma, dark_r, dark_c),
+            ):
+                r, c = np.nonzero(want & ok)
+                rr.append(r + a)
+                cc.append(c)
+        for rr, cc in ((bright_r, bright_c), (dark_r, dark_c)):
+            groups.append((np.concatenate(rr).astype(np.int64), np.concatenate(cc).astype(np.int64), axis))
+    return groups
 
 
 def _two_point_offsets(

@@ -471,6 +471,11 @@ def evidence_lines(fr: FrameStats) -> list[str]:
             "  note: flat fields only: low-gain (cold) photosites are measured from them, and stuck and dead "
             "ones; hot, noisy and line defects need lens-cap darks (or photos of several scenes)"
         )
+    elif fr.darks and fr.darks == units and not fr.views and fr.exposure_max <= 0:
+        lines.append(
+            "  note: bias frames only (no exposure): hot photosites are fixed offsets above the bias level "
+            "(no dark current to measure, so their values read 0 DN/s); darks at your exposures measure it"
+        )
     elif units <= 1:
         lines.append(
             "  warning: one view only: hot and noisy photosites cannot be told from the scene, nor "
