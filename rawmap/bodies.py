@@ -224,7 +224,17 @@ def _merge_frame_stats(a: FrameStats, b: FrameStats) -> FrameStats:
         },
         temperature_min=min((t for t in (a.temperature_min, b.temperature_min) if t is not None), default=None),
         temperature_max=max((t for t in (a.temperature_max, b.temperature_max) if t is not None), default=None),
+        dark_noise=_weighted_noise(a, b),
     )
+
+
+def _weighted_noise(a: FrameStats, b: FrameStats) -> float | None:
+    """The darks' noise of two maps together: their figures weighted by their darks (one alone as it is)."""
+    known = [(f.dark_noise, f.darks or 0) for f in (a, b) if f.dark_noise is not None]
+    if not known:
+        return None
+    weight = sum(n for _, n in known)
+    return known[0][0] if weight == 0 else sum(v * n for v, n in known) / weight
 
 
 def merge_imported(dmap: DefectMap, imported: DefectMap, *, where: Path | None = None) -> DefectMap:

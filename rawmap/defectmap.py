@@ -439,6 +439,8 @@ def _from_iso(s: str | None) -> _dt.datetime | None:
 
 #: the evidence counts of :class:`FrameStats` (optional in the file: absent in maps of older versions)
 EVIDENCE_FIELDS = ("views", "darks", "flats", "repeated")
+#: the figures of :class:`FrameStats` that may be absent (null: not known)
+_OPTIONAL_FIGURES = ("temperature_min", "temperature_max", "dark_noise")
 
 
 @dataclass(frozen=True)
@@ -464,10 +466,13 @@ class FrameStats:
     #: written before temperatures were read); hot values are then given at 20 degrees C
     temperature_min: float | None = None
     temperature_max: float | None = None
+    #: temporal noise of the lens-cap darks and bias frames at black, DN per frame (the median
+    #: frame's; read noise where they are bias frames); None without darks or in older maps
+    dark_noise: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         evidence = {k: getattr(self, k) for k in EVIDENCE_FIELDS if getattr(self, k) is not None}
-        temps = {k: getattr(self, k) for k in ("temperature_min", "temperature_max") if getattr(self, k) is not None}
+        temps = {k: getattr(self, k) for k in _OPTIONAL_FIGURES if getattr(self, k) is not None}
         return (
             evidence
             | temps
@@ -508,6 +513,7 @@ class FrameStats:
             **{k: int(d[k]) for k in EVIDENCE_FIELDS if d.get(k) is not None},
             temperature_min=None if d.get("temperature_min") is None else float(d["temperature_min"]),
             temperature_max=None if d.get("temperature_max") is None else float(d["temperature_max"]),
+            dark_noise=None if d.get("dark_noise") is None else float(d["dark_noise"]),
         )
 
 
@@ -528,7 +534,7 @@ def _check_frames(d: Any) -> None:
         _time(d, key, w)
     for key in ("exposure_min", "exposure_max", "iso_min", "iso_max"):
         _num(d, key, w, default=0.0)
-    for key in ("temperature_min", "temperature_max"):
+    for key in _OPTIONAL_FIGURES:
         if isinstance(d, dict) and d.get(key) is not None:
             _num(d, key, w)
 

@@ -463,6 +463,9 @@ def evidence_lines(fr: FrameStats) -> list[str]:
         )
     if fr.darks:
         parts.append(f"{fr.darks} lens-cap dark{'s' if fr.darks != 1 else ''}")
+        if fr.dark_noise is not None:
+            what = "read noise" if fr.exposure_max <= 0 and not fr.views else "noise"
+            parts[-1] += f" ({what} {fr.dark_noise:.1f} DN per frame)"
     if fr.flats:
         parts.append(f"{fr.flats} of the views flat fields" if fr.flats != fr.views else "flat fields")
     lines = ["  evidence: " + ", ".join(parts)]

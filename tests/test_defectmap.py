@@ -683,6 +683,24 @@ def test_exports_and_the_plot_refuse_a_map_built_with_a_defect_outside_its_senso
     _map().check()  # a map inside its sensor passes
 
 
+def test_dark_noise_round_trips_stays_optional_and_merges_by_darks():
+    """``frames.dark_noise`` (DN per frame of a set of darks): written when known, read back, absent
+    in older maps; two maps together weigh their figures by their darks."""
+    from rawmap.bodies import _merge_frame_stats as _merge_frames
+    from rawmap.defectmap import FrameStats
+
+    fs = FrameStats(16, darks=16, dark_noise=4.1)
+    assert FrameStats.from_dict(fs.to_dict()) == fs
+    assert "dark_noise" not in FrameStats(5).to_dict()
+    assert FrameStats.from_dict({"count": 5}).dark_noise is None
+    with pytest.raises(MapFormatError):
+        FrameStats.from_dict({"count": 5, "dark_noise": "low"})
+    merged = _merge_frames(fs, FrameStats(8, darks=8, dark_noise=2.0))
+    assert merged.dark_noise == pytest.approx((16 * 4.1 + 8 * 2.0) / 24)
+    assert _merge_frames(fs, FrameStats(8, views=8)).dark_noise == 4.1
+    assert _merge_frames(FrameStats(3), FrameStats(4)).dark_noise is None
+
+
 def test_frame_temperatures_round_trip_and_stay_optional():
     """``frames.temperature_min/max``: written when known, read back, absent in older maps."""
     from rawmap.defectmap import FrameStats

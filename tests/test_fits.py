@@ -681,6 +681,9 @@ def test_bias_frames_give_weak_line_segments_and_offset_photosites(tmp_path, mon
     result = run("map", folder, "-o", out)
     assert result.exit_code == 0, result.output
     assert "note: bias frames only (no exposure)" in result.output
+    # read noise 4 DN and row noise 1 DN per frame (the fixed patterns are no temporal noise), rounding
+    assert abs(DefectMap.load(out).frames.dark_noise - np.sqrt(16 + 1 + 1 / 12)) < 0.15
+    assert "lens-cap darks (read noise 4.1 DN per frame)" in result.output
     dmap = DefectMap.load(out)
     from rawmap.defectmap import column_segments
 
