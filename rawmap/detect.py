@@ -1342,7 +1342,9 @@ def _dark_set_leans(ser: _Series) -> list[tuple[np.ndarray, np.ndarray, int]]:
     either side (the photosites beside a faulty line keep theirs: the
     median ignores the line), in robust sigmas of that offset on its
     colour plane; those beyond ``dark_line_sigma`` (not clipped, valid in
-    some frame) lean, bright and dark apart, as the per-frame test's do.
+    every frame) lean, bright and dark apart, as the per-frame test's do.
+    The means leave out each photosite's lowest and highest value, so one
+    cosmic ray's track in one dark makes no segment.
 
     Returns
     -------
@@ -1359,8 +1361,11 @@ def _dark_set_leans(ser: _Series) -> list[tuple[np.ndarray, np.ndarray, int]]:
     def offsets(a: int, b: int, axis: int) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = (max(0, a - 4), min(H, b + 4)) if axis == 1 else (a, b)
         n = acc.valid_counts((slice(lo, hi),))
-        mean = (acc.s_v[lo:hi] / np.maximum(n, 1)).astype(np.float32)
-        ok = (n > 0) & (acc.vmax[lo:hi] < acc.clip)
+        # without each photosite's lowest and highest value: a cosmic ray's hit in one dark (a track
+        # along a column) does not shift it
+        rest = acc.s_v[lo:hi].astype(np.float64) - acc.vmax[lo:hi] - acc.vmin[lo:hi]
+        mean = (rest / np.maximum(n - 2, 1)).astype(np.float32)
+        ok = (n == acc.n_frames) & (acc.vmax[lo:hi] < acc.clip)
         if axis == 0:
             pad = np.pad(mean, ((0, 0), (4, 4)), constant_values=np.nan)
             across = [pad[:, i : i + W] for i in (0, 2, 6, 8)]

@@ -630,14 +630,17 @@ def test_ccd_temp_is_the_frames_temperature(tmp_path):
 
 def _bias_set(folder: Path, *, bayer: bool, defects: bool, seed: int = 5, shape: tuple[int, int] = (160, 240)) -> Path:
     """16 bias frames (EXPTIME 0) of a CMOS camera: fixed-pattern bias per photosite and per column, row
-    noise, read noise 4 DN; with ``defects``, :data:`BIAS_OFFSETS` +40 DN, :data:`BIAS_NOISY` blinking
-    +-60 DN, a column segment +12 DN (3 read-noise sigmas) and a row segment -12 DN (row 0 at the top)."""
+    noise, read noise 4 DN, and in one frame a cosmic ray's track 26 photosites along a column; with
+    ``defects``, :data:`BIAS_OFFSETS` +40 DN, :data:`BIAS_NOISY` blinking +-60 DN, a column segment
+    +12 DN (3 read-noise sigmas) and a row segment -12 DN (row 0 at the top)."""
     folder.mkdir()
     h, w = shape
     rng = np.random.default_rng(seed)
     fpn, colfpn = rng.normal(0, 1.5, (h, w)), rng.normal(0, 0.8, w)
     for i in range(16):
         s = 500 + fpn + colfpn[None, :] + rng.normal(0, 4, (h, w)) + rng.normal(0, 1.0, (h, 1))
+        if i == 7:
+            s[130:156, 150] += 800
         if defects:
             for r, c in BIAS_OFFSETS:
                 s[r, c] += 40
@@ -701,7 +704,8 @@ def test_bias_frames_give_weak_line_segments_and_offset_photosites(tmp_path, mon
 
 @pytest.mark.parametrize("bayer", [True, False], ids=["bayer", "mono"])
 def test_a_clean_bias_set_maps_nothing(tmp_path, monkeypatch, bayer):
-    """Fixed-pattern bias (per photosite and per column) and row noise are no defects."""
+    """Fixed-pattern bias (per photosite and per column), row noise and a cosmic ray's track along a
+    column in one frame are no defects (the track made a 26-photosite column segment of the means)."""
     monkeypatch.setenv("RAWMAP_LIBRARY", str(tmp_path / "library"))
     folder = _bias_set(tmp_path / "bias", bayer=bayer, defects=False, seed=8, shape=(400, 600))
     out = tmp_path / "map.json"
