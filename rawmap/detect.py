@@ -186,6 +186,7 @@ class ClassifyParams:
     line_hysteresis: int = 1  #: a found segment runs on where its photosites leaned in this many units fewer
     line_echo_share: float = 0.5  #: a flag beside a segment stays if its excess off the line keeps this share
     dark_line_sigma: float = 4.0  #: darks only: a photosite's mean offset across a line this many robust sigmas out
+    dark_line_min_offset: float = 1.0  #: ... and at least this many times a frame's noise
     line_sigma: float = 4.0  #: one view: a photosite's offset across a line this many robust sigmas out ...
     line_light_ratio: float = 3.0  #: ... where the view's light changed this many times ...
     line_shake: float = 0.3  #: ... and the offset x (ratio - 1) above this share of the scene's contrast there
@@ -1381,8 +1382,12 @@ def _dark_set_leans(ser: _Series) -> list[tuple[np.ndarray, np.ndarray, int]]:
     minus the median of the four same-colour photosites 2 and 4 away on
     either side (the photosites beside a faulty line keep theirs: the
     median ignores the line), in robust sigmas of that offset on its
-    colour plane; those beyond ``dark_line_sigma`` (not clipped, valid in
-    every frame) lean, bright and dark apart, as the per-frame test's do.
+    colour plane; those beyond ``dark_line_sigma`` and at least
+    ``dark_line_min_offset`` times a frame's noise (:func:`_dark_noise`, or
+    the read noise; a camera's fixed column pattern, a fraction of that,
+    stands out in the means of a few hundred darks and is no fault; not
+    clipped, valid in every frame) lean, bright and dark apart, as the
+    per-frame test's do.
     The means leave out each photosite's lowest and highest value, so one
     cosmic ray's track in one dark makes no segment.
 
@@ -1421,6 +1426,10 @@ def _dark_set_leans(ser: _Series) -> list[tuple[np.ndarray, np.ndarray, int]]:
         return mean - med, ok
 
     planes = [(0, 0), (0, 1), (1, 0), (1, 1)] if acc.cfa is not None else [None]
+    # and at least a frame's noise: the fixed pattern of a camera's columns (a fraction of it) would
+    # stand out in the means of a few hundred darks, and is no fault
+    noise = _dark_noise(acc)
+    floor = p.dark_line_min_offset * (noise if noise is not None else ser.sig_read)
     groups: list[tuple[np.ndarray, np.ndarray, int]] = []
     for axis in (0, 1):
         samples: dict = {pl: [] for pl in planes}
@@ -1446,9 +1455,10 @@ def _dark_set_leans(ser: _Series) -> list[tuple[np.ndarray, np.ndarray, int]]:
                     sig[(py - a) % 2 :: 2, px::2] = v
             with np.errstate(invalid="ignore", divide="ignore"):
                 z = o / sig
+            big = np.abs(o) >= floor
             for want, rr, cc in (
-                (z >= p.dark_line_sigma, bright_r, bright_c),
-                (z <= -p.dark_line_sigma, dark_r, dark_c),
+                (big & (z >= p.dark_line_sigma), bright_r, bright_c),
+                (big & (z <= -p.dark_line_sigma), dark_r, dark_c),
             ):
                 r, c = np.nonzero(want & ok)
                 rr.append(r + a)
