@@ -139,6 +139,8 @@ class ClassifyParams:
     max_chance: float = 5.0  #: ... and more scenes still while more photosites than this would get there by chance
     stuck_noise_factor: float = 10.0  #: stuck if range <= this x read-noise sigma (DN)
     stuck_contrast: float = 4.0  #: ... and neighbours' range >= this x own range + 2 x that bound
+    stuck_response: float = 20.0  #: ... and, in series with photos, >= this x own range ...
+    stuck_centre: float = 2.5  #: ... or its mean within this many standard errors of black or its range's middle
     cold_sigma: float = 6.0  #: cold if gain ratio below 1 - this x robust sigma
     cold_min_drop: float = 0.10  #: ... and at least this far below 1
     cold_strong: float = (
@@ -164,6 +166,7 @@ class ClassifyParams:
         1.2  #: a strong cold ratio must stay below 1 - this x the largest view's share of its signal
     )
     cold_isolation: float = 0.75  #: ... and its adjacent and same-colour neighbours' ratios above this (relative)
+    cold_strong_spread: float = 5.0  #: ... and this many robust sigmas of its plane's ratios below the median
     cold_alone: float = (
         0.05  #: ... or, past the view bound, every adjacent ratio within this of 1 and below half of each neighbour
     )
@@ -794,6 +797,7 @@ def _stuck_and_dead(ser: _Series) -> None:
     dead_bound = p.dead_share * span
     shot = _ShotNoise(acc)  # the series' noise slope and plateau levels, measured once for every block
     darks_only = _darks_only(acc)
+    lit = bool(acc.frames) and not darks_only
     line_r: list[np.ndarray] = []
     line_c: list[np.ndarray] = []
     line_a: list[np.ndarray] = []
@@ -865,6 +869,22 @@ def _stuck_and_dead(ser: _Series) -> None:
         # a dead photosite's own noise may pass the range bound; its neighbours must vary far more
         # (in one view the neighbours' range is the scene's: the photosite's own must be noise)
         ok &= (own <= bound) | ((nmed >= p.stuck_contrast * dead_bound + 2 * bound) & (acc.n_scenes >= p.few_views))
+        if lit and not few:
+            # where the read-noise figure is the scenes' texture (brackets: 80 DN against a true 4), a
+            # dim photosite's range passes the bound, though it follows the light (blue ones in warm
+            # light, 510 -> 1300 DN, mostly low, high in the longest exposures). Its same-colour
+            # neighbours must vary stuck_response times more, or its mean sit where noise about a
+            # constant puts it: on black (a dead photosite at ISO 6400: 250 -> 618 DN, mean 504 on a
+            # black of 512) or in the middle of its range (stuck), within stuck_centre standard
+            # errors (a range of n Gaussian values is about 4.3 sigmas); a dim one's mean sits low
+            n_v = np.maximum(acc.valid_counts((rr, cc)), 1).astype(float)
+            mean = acc.s_v[rr, cc] / n_v
+            se = np.maximum(own, 1) / 4.3 / np.sqrt(n_v)
+            centre = 0.5 * (acc.vmin[rr, cc].astype(float) + acc.vmax[rr, cc])
+            constant = (np.abs(mean - ser.black_at(rr, cc)) <= p.stuck_centre * se) | (
+                np.abs(mean - centre) <= p.stuck_centre * se
+            )
+            ok &= (nmed >= p.stuck_response * own) | constant
         if few:
             ok &= (on_black & lone) | quiet
             pend = line & ~ok
@@ -1252,7 +1272,9 @@ def _cold(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray) -> np.ndarray:
         med, sigma = med_of[pl], sigma_of[pl]
         drop = max(p.cold_sigma * sigma, p.cold_min_drop)
         cold[in_c] = (g[in_c] < med - drop) & (dark_in[in_c] >= ser.need)
-        strong = (g[in_c] < p.cold_strong * med) & isolated[in_c]
+        # and far out of its plane's spread: in warm light the blue photosites' ratios spread so wide
+        # (robust sigma 0.12) that scene detail puts 2 % of them below half the median
+        strong = (g[in_c] < min(p.cold_strong * med, med - p.cold_strong_spread * sigma)) & isolated[in_c]
         if acc.source is SourceKind.IMAGE:
             bound = max(p.cold_strong * med, min(med - p.cold_strong_sigma * sigma, p.cold_image * med))
             strong |= (g[in_c] < bound) & isolated[in_c] & (lifted[in_c] >= 1.0)
