@@ -167,6 +167,7 @@ class ClassifyParams:
     )
     cold_isolation: float = 0.75  #: ... and its adjacent and same-colour neighbours' ratios above this (relative)
     cold_strong_spread: float = 5.0  #: ... and this many robust sigmas of its plane's ratios below the median
+    cold_below_around: float = 0.55  #: ... and, raw, below this share of its darkest neighbour's ratio
     cold_alone: float = (
         0.05  #: ... or, past the view bound, every adjacent ratio within this of 1 and below half of each neighbour
     )
@@ -1275,6 +1276,11 @@ def _cold(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray) -> np.ndarray:
         # and far out of its plane's spread: in warm light the blue photosites' ratios spread so wide
         # (robust sigma 0.12) that scene detail puts 2 % of them below half the median
         strong = (g[in_c] < min(p.cold_strong * med, med - p.cold_strong_spread * sigma)) & isolated[in_c]
+        if acc.source is not SourceKind.IMAGE:
+            # and well below its darkest neighbour's ratio: scene detail that darkens it by half
+            # darkens a neighbour by a quarter or so (12 of 15 false flags in the scenarios, ratios
+            # 0.43-0.50 beside neighbours at 0.76-0.84 of the median; the true ones 0.08-0.41)
+            strong &= g[in_c] < p.cold_below_around * around[in_c] * med
         if acc.source is SourceKind.IMAGE:
             bound = max(p.cold_strong * med, min(med - p.cold_strong_sigma * sigma, p.cold_image * med))
             strong |= (g[in_c] < bound) & isolated[in_c] & (lifted[in_c] >= 1.0)

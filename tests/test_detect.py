@@ -365,10 +365,12 @@ def test_brackets_in_warm_light_keep_their_dim_blue_photosites(tmp_path):
     dead (8), and the blue plane's ratios spread so wide (robust sigma 0.12) that scene detail put 2 % of
     them below half the median (11 cold): precision 0.90.  A dead or stuck one's neighbours must now vary
     20 times more or its mean sit where noise about a constant puts it, and a strong cold ratio lie 5
-    robust sigmas of its plane below the median."""
+    robust sigmas of its plane below the median and below half of its darkest neighbour's ratio (which
+    gives up a low-gain photosite of gain 0.49 at ratio 0.47 beside a neighbour at 0.82: recall 0.83 ->
+    0.75)."""
     body, sc = _scenario(tmp_path, "brackets", seed=105)
-    assert sc.precision >= 0.96, sc.summary()
-    assert sc.recall >= 0.83, sc.summary()
+    assert sc.precision >= 0.98, sc.summary()
+    assert sc.recall >= 0.75, sc.summary()
 
 
 @pytest.mark.parametrize("seed", [2027, 7])
