@@ -359,6 +359,16 @@ def test_brackets_count_each_view_once(tmp_path):
     assert sc.precision >= 0.95, sc.summary()
 
 
+def test_a_noisy_flag_at_the_margin_must_be_clearly_noisy(tmp_path):
+    """An 8-bit grayscale mosaic series without exposures (seed 2027): nothing grows with exposure, so
+    every bright outlier in the units needed was noisy, 13 of them chance coincidences of scene detail
+    whose noise ratio (2.5-5.6) is their own outlier frames (precision 0.95)."""
+    body, sc = _scenario(tmp_path, "gray8")
+    assert sc.precision >= 0.98, sc.summary()
+    assert sc.recall >= 0.78, sc.summary()
+    assert sc.false_by_kind.get("noisy", 0) <= 5, sc.summary()
+
+
 def test_brackets_in_warm_light_keep_their_dim_blue_photosites(tmp_path):
     """Brackets whose views are lit warm (seed 105): the read-noise figure is the scenes' texture (80 DN
     against a true 4), so blue photosites dim in every view (510 -> 1300 DN) passed the range bound as
