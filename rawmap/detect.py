@@ -1203,10 +1203,10 @@ def _below_every_neighbour(ser: _Series, r: np.ndarray, c: np.ndarray) -> np.nda
 
     A neighbour brighter than the rest (the end of a bright wire beside it)
     lifts the 4-neighbour mean that the gain ratio divides by, never the
-    lowest of the eight; the diagonal ones catch a colour's own texture.  NaN where that lowest neighbour's signal is below
-    ``cold_alone_signal`` read-noise sigmas (deep shadow, where one
-    photosite's static detail is the size of the noise) or the photosite
-    clipped.
+    lowest of the eight; the diagonal ones catch a colour's own texture.
+    NaN where that lowest neighbour's signal is below ``cold_alone_signal``
+    read-noise sigmas (deep shadow, where one photosite's static detail is
+    the size of the noise) or the photosite clipped.
     """
     acc = ser.acc
     # the 8 nearest of its colour on any sensor: 2 photosites away along the axes and the diagonals
