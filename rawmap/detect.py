@@ -1058,7 +1058,14 @@ def _hot_and_noisy(ser: _Series, hi_r: np.ndarray, hi_c: np.ndarray) -> None:
     # at the margin (outliers in just the units needed, where chance coincidences of scene detail are
     # allowed up to max_chance a map) a noisy one must be clearly noisier: its own outlier frames alone
     # lift its noise ratio to 2-5 (19 false flags at 2.5-5.0 in the scenarios; true ones there 5.5-9.9)
-    weak |= ~hot & ~blinking & (acc.s_hi[hi_r, hi_c] <= ser.need) & (excess_noise < ser.p.noisy_margin_excess) & lit
+    margin = acc.s_hi[hi_r, hi_c] <= ser.need
+    weak |= ~hot & ~blinking & margin & (excess_noise < ser.p.noisy_margin_excess) & lit
+    # within two photosites of the sensor's edge the kernels reflect the missing neighbour, so a scene's
+    # gradient across the edge enters the residual twice and grows with exposure as dark current does
+    # (6 hot and noisy flags along the last rows of one bracket series); there the margin is not enough
+    H, W = ser.H, ser.W
+    edge = (hi_r < 2) | (hi_r >= H - 2) | (hi_c < 2) | (hi_c >= W - 2)
+    weak |= edge & margin & ~blinking & lit
     score = _share_score(acc.s_hi[hi_r, hi_c], ser.units)
     warm = _temperature_factor(acc, hi_r[hot], hi_c[hot])
     found.add(hi_r[hot], hi_c[hot], DefectKind.HOT, score[hot], beta[hot] / 4.0 / warm)
@@ -1720,11 +1727,12 @@ def _line_echoes(ser: _Series) -> None:
 
 
 def _drop_weak(ser: _Series) -> None:
-    """Drop the provisional noisy flags that no segment took (see :func:`_hot_and_noisy`)."""
+    """Drop the provisional hot and noisy flags that no segment took (see :func:`_hot_and_noisy`)."""
     if ser.weak.size == 0:
         return
     found = ser.found
-    weak = found.of(DefectKind.NOISY) & np.isin(found.rows * ser.W + found.cols, ser.weak)
+    point = found.of(DefectKind.NOISY) | found.of(DefectKind.HOT)
+    weak = point & np.isin(found.rows * ser.W + found.cols, ser.weak)
     ser.taken[found.rows[weak], found.cols[weak]] = False
     found.keep(~weak)
 
