@@ -65,6 +65,7 @@ For maps made from developed images (JPEG), a defect is a small blob: each
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -350,6 +351,20 @@ def _darks_only(acc: Accumulator) -> bool:
     return bool(acc.frames) and all(f.kind == "dark" for f in acc.frames)
 
 
+def _trimmed_means(acc: Accumulator, index: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Each photosite's mean over its valid frames without its lowest and highest value, and its valid frames.
+
+    For sets of darks, where a cosmic ray hits a few photosites of a frame:
+    one hit is the highest value and stays out.  ``index`` is any numpy
+    index into the (H, W) grid.  The mean is only that where the photosite
+    was valid in every frame (its extremes are over all frames) and there
+    are 3 frames or more; callers check the returned counts.
+    """
+    n = acc.valid_counts(index)
+    rest = acc.s_v[index].astype(np.float64) - acc.vmax[index] - acc.vmin[index]
+    return rest / np.maximum(n - 2, 1), n
+
+
 def _trimmed_residual(acc: Accumulator, r: np.ndarray, c: np.ndarray) -> np.ndarray:
     """Mean residual ``4v - sum4`` per frame of darks, each photosite's lowest and highest value left out.
 
@@ -362,11 +377,9 @@ def _trimmed_residual(acc: Accumulator, r: np.ndarray, c: np.ndarray) -> np.ndar
     """
     nr, nc = _neighbours(r, c, *acc.shape)
     rr, cc = np.concatenate([r[None], nr]), np.concatenate([c[None], nc])
-    n = acc.valid_counts((rr, cc)).astype(float)
-    sv = acc.s_v[rr, cc].astype(float)
+    trimmed, n = _trimmed_means(acc, (rr, cc))
     full = (n == acc.n_frames) & (n >= 3)
-    trimmed = (sv - acc.vmax[rr, cc] - acc.vmin[rr, cc]) / np.maximum(n - 2, 1)
-    mean = np.where(full, trimmed, sv / np.maximum(n, 1))
+    mean = np.where(full, trimmed, acc.s_v[rr, cc].astype(float) / np.maximum(n, 1))
     return 4.0 * mean[0] - mean[1:].sum(axis=0)
 
 
@@ -827,8 +840,7 @@ def _stuck_and_dead(ser: _Series) -> None:
             # in darks only cosmic rays make a neighbour's range: a track through two of them lifted
             # the median (3147 "dead" photosites beside tracks in 20 long darks). All four must vary,
             # each measured without its highest value (twice its trimmed mean's height above its lowest)
-            nv = acc.valid_counts((nr, nc)).astype(float)
-            trimmed = (acc.s_v[nr, nc].astype(float) - acc.vmax[nr, nc] - acc.vmin[nr, nc]) / np.maximum(nv - 2, 1)
+            trimmed, nv = _trimmed_means(acc, (nr, nc))
             robust = np.where(nv == acc.n_frames, 2.0 * (trimmed - acc.vmin[nr, nc]), ranges)
             nmed = robust.min(axis=0)
         own = acc.vmax[rr, cc].astype(np.int32) - acc.vmin[rr, cc]
@@ -927,14 +939,12 @@ def _stuck_and_dead(ser: _Series) -> None:
         # them in :func:`_lines`); a lone one is a dark scene line's end, not a fault
         lr, lc, la = np.concatenate(line_r), np.concatenate(line_c), np.concatenate(line_a)
         ls, lv = np.concatenate(line_s), np.concatenate(line_v)
-        flat = np.sort(lr.astype(np.int64) * W + lc)
+        flat = lr.astype(np.int64) * W + lc
         beside = np.zeros(lr.size, bool)
         for step in (-2, 2):
             nr_ = np.where(la == 0, lr + step, lr)
             nc_ = np.where(la == 1, lc + step, lc)
-            f = nr_.astype(np.int64) * W + nc_
-            pos = np.minimum(np.searchsorted(flat, f), flat.size - 1)
-            beside |= flat[pos] == f
+            beside |= np.isin(nr_.astype(np.int64) * W + nc_, flat)
         found.add(lr[beside], lc[beside], DefectKind.DEAD, ls[beside], lv[beside])
         taken[lr[beside], lc[beside]] = True
 
@@ -1053,7 +1063,7 @@ def _hot_and_noisy(ser: _Series, hi_r: np.ndarray, hi_c: np.ndarray) -> None:
     hot = exposure_driven & ~blinking
     # neither growing with exposure nor noisier than its neighbours: static detail that coincided
     # (in darks alone there is no scene: every bright outlier is the sensor's)
-    lit = any(f.kind != "dark" for f in acc.frames)
+    lit = bool(acc.frames) and not _darks_only(acc)
     weak = ~hot & ~blinking & (excess_noise < ser.p.noisy_min_excess) & lit
     # at the margin (outliers in just the units needed, where chance coincidences of scene detail are
     # allowed up to max_chance a map) a noisy one must be clearly noisier: its own outlier frames alone
@@ -1441,16 +1451,15 @@ def _dark_set_leans(ser: _Series) -> list[tuple[np.ndarray, np.ndarray, int]]:
     """
     acc, p = ser.acc, ser.p
     H, W = acc.shape
-    if acc.n_frames < p.line_min_scenes or H < 9 or W < 9 or any(f.kind != "dark" for f in acc.frames):
+    if acc.n_frames < p.line_min_scenes or H < 9 or W < 9 or not _darks_only(acc):
         return []
 
     def offsets(a: int, b: int, axis: int) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = (max(0, a - 4), min(H, b + 4)) if axis == 1 else (a, b)
-        n = acc.valid_counts((slice(lo, hi),))
         # without each photosite's lowest and highest value: a cosmic ray's hit in one dark (a track
         # along a column) does not shift it
-        rest = acc.s_v[lo:hi].astype(np.float64) - acc.vmax[lo:hi] - acc.vmin[lo:hi]
-        mean = (rest / np.maximum(n - 2, 1)).astype(np.float32)
+        trimmed, n = _trimmed_means(acc, (slice(lo, hi),))
+        mean = trimmed.astype(np.float32)
         ok = (n == acc.n_frames) & (acc.vmax[lo:hi] < acc.clip)
         if axis == 0:
             pad = np.pad(mean, ((0, 0), (4, 4)), constant_values=np.nan)
@@ -1999,7 +2008,7 @@ def _dark_noise(acc: Accumulator) -> float | None:
     means, so no figure is given then, nor with photos (their scenes).
     """
     frames = acc.frames
-    if acc.n_frames < 3 or any(f.kind != "dark" for f in frames) or len({(f.exposure, f.iso) for f in frames}) != 1:
+    if acc.n_frames < 3 or not _darks_only(acc) or len({(f.exposure, f.iso) for f in frames}) != 1:
         return None
     sr, sc = _sample_index(*acc.shape)
     ok = (acc.n_invalid[sr, sc] == 0) & (acc.vmax[sr, sc] < acc.clip)
@@ -2008,11 +2017,16 @@ def _dark_noise(acc: Accumulator) -> float | None:
         return None
     ranges = np.sort(ranges)[: int(0.98 * ranges.size)]
     # the 2 % cut takes the top of the noise's own range distribution too: the mean of the rest,
-    # divided by that of Gaussian ranges cut the same way (measured once per n on a sample)
+    # divided by that of Gaussian ranges cut the same way
+    return round(float(ranges.mean() / _gaussian_range(acc.n_frames)), 3)
+
+
+@functools.lru_cache(maxsize=8)
+def _gaussian_range(n: int) -> float:
+    """Mean range of ``n`` standard normal values, the widest 2 % left out (a fixed sample; once per ``n``)."""
     rng = np.random.default_rng(0)
-    ref = np.ptp(rng.standard_normal((max(2_000, 4_000_000 // acc.n_frames), acc.n_frames)), axis=1)
-    ref = np.sort(ref)[: int(0.98 * ref.size)]
-    return round(float(ranges.mean() / ref.mean()), 3)
+    ref = np.ptp(rng.standard_normal((max(2_000, 4_000_000 // n), n)), axis=1)
+    return float(np.sort(ref)[: int(0.98 * ref.size)].mean())
 
 
 def build_map(acc: Accumulator, params: ClassifyParams | None = None, *, skipped: int = 0) -> DefectMap:
