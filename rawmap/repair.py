@@ -156,6 +156,8 @@ class _Padded:
         self.stride = w + 2 * pad
         self.pad = pad
         self.saturated = saturated
+        #: flat offsets of the predictor's stencil neighbours (:data:`_STENCIL`)
+        self.offsets = np.array([dy * self.stride + dx for dy, dx in _STENCIL], dtype=np.int64)
 
     def index(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
         return (ys + self.pad) * self.stride + (xs + self.pad)
@@ -177,8 +179,7 @@ class _Padded:
 
     def features(self, idx: np.ndarray) -> np.ndarray:
         """(N, K) float64 values of the K stencil neighbours of each site (NaN = flagged or outside)."""
-        offsets = np.array([dy * self.stride + dx for dy, dx in _STENCIL], dtype=np.int64)
-        return self.values(idx[:, None] + offsets[None, :])
+        return self.values(idx[:, None] + self.offsets[None, :])
 
 
 class _Sites:
@@ -197,8 +198,7 @@ class _Sites:
     def __init__(self, pad: _Padded, idx: np.ndarray) -> None:
         self.pad = pad
         self.idx = idx
-        offsets = np.array([dy * pad.stride + dx for dy, dx in _STENCIL], dtype=np.int64)
-        j = idx[:, None] + offsets[None, :]
+        j = idx[:, None] + pad.offsets[None, :]
         raw = pad.values_flat[j]
         flagged = pad.flagged[j]
         self.vals = np.where(flagged, np.nan, raw.astype(np.float64))
@@ -342,12 +342,11 @@ def _fit_position(pad: _Padded, h: int, w: int, py: int, px: int, step: int):
     """
     ty, tx = np.mgrid[py : h : 2 * step, px : w : 2 * step]
     idx = pad.index(ty.ravel(), tx.ravel())
-    offsets = np.array([dy * pad.stride + dx for dy, dx in _STENCIL], dtype=np.int64)
     grams, rhss, counts = _kernels.predictor_sums(
         pad.values_flat,
         pad.flagged,
         idx.astype(np.int64),
-        offsets,
+        pad.offsets,
         np.array(_SAME8, np.int64),
         _gradient_pairs(pad.stride),
         float(pad.saturated),

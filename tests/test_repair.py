@@ -308,7 +308,6 @@ def test_compiled_predictor_sums_equal_numpy(seed):
     mask = rng.random((h, w)) < 0.01
     mask[:, 33] = True
     pad = r._Padded(m, mask, 16383 - max(1.0, r._CLIP_MARGIN * 16383))
-    offsets = np.array([dy * pad.stride + dx for dy, dx in r._STENCIL], dtype=np.int64)
     for py in range(2):
         for px in range(2):
             ty, tx = np.mgrid[py:h:2, px:w:2]
@@ -316,7 +315,7 @@ def test_compiled_predictor_sums_equal_numpy(seed):
                 pad.values_flat,
                 pad.flagged,
                 pad.index(ty.ravel(), tx.ravel()).astype(np.int64),
-                offsets,
+                pad.offsets,
                 np.array(r._SAME8, np.int64),
                 r._gradient_pairs(pad.stride),
                 float(pad.saturated),
