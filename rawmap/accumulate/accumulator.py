@@ -35,6 +35,18 @@ def _channels(frame: Frame) -> int | None:
     return int(frame.mosaic.shape[2]) if frame.mosaic.ndim == 3 else 1
 
 
+def _find_sorted(keys: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each ``query`` value sits in the sorted unique ``keys`` of a sparse record, and whether it is there.
+
+    Returns ``(pos, hit)``: ``keys[pos[i]] == query[i]`` where ``hit[i]``
+    (``pos`` is 0 where the record is empty).
+    """
+    if keys.size == 0:
+        return np.zeros(query.shape, np.intp), np.zeros(query.shape, bool)
+    pos = np.minimum(np.searchsorted(keys, query), keys.size - 1)
+    return pos, keys[pos] == query
+
+
 class Accumulator:
     """Running per-photosite statistics of one camera body's frames.
 
@@ -729,20 +741,17 @@ class Accumulator:
         """
         flat = np.asarray(rows, np.int64) * self.shape[1] + np.asarray(cols, np.int64)
         out = np.zeros((flat.size, len(self.CLIP_STATS)), np.float64)
-        if self.cl_code.size == 0 or flat.size == 0:
-            return out
-        pos = np.minimum(np.searchsorted(self.cl_code, flat), self.cl_code.size - 1)
-        hit = self.cl_code[pos] == flat
+        pos, hit = _find_sorted(self.cl_code, flat)
         out[hit] = self.cl_stats[pos[hit]]
         return out
 
     def first_seen(self, rows: np.ndarray, cols: np.ndarray) -> list[_dt.datetime | None]:
         """Capture time at which each given photosite first showed as an outlier."""
         flat = np.asarray(rows, np.int64) * self.shape[1] + np.asarray(cols, np.int64)
-        if self.fs_index.size == 0:
+        pos, hit = _find_sorted(self.fs_index, flat)
+        if not hit.any():
             return [None] * flat.size
-        pos = np.minimum(np.searchsorted(self.fs_index, flat), self.fs_index.size - 1)
-        t = np.where(self.fs_index[pos] == flat, self.fs_time[pos], np.nan)
+        t = np.where(hit, self.fs_time[pos], np.nan)
         # few distinct times (one per scene): build each datetime once
         when = {s: _EPOCH + _dt.timedelta(seconds=s) for s in np.unique(t[~np.isnan(t)]).tolist()}
         return [None if math.isnan(s) else when[s] for s in t.tolist()]
