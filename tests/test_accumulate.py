@@ -103,18 +103,22 @@ def test_sums_are_exact_against_numpy():
     assert acc.sum_x == pytest.approx(sum(r.x for r in acc.frames))
 
 
-def test_merge_equals_union():
-    frames = series(seed=3, n=10)
-    a = Accumulator.from_frame(frames[0])
-    b = Accumulator.from_frame(frames[0])
-    c = Accumulator.from_frame(frames[0])
-    for f in frames[:4]:
+def _merged_and_whole(frames, k):
+    """(frames[:k] merged with frames[k:], all frames in one accumulator)."""
+    a, b, c = (Accumulator.from_frame(frames[0]) for _ in range(3))
+    for f in frames[:k]:
         a.update(f)
-    for f in frames[4:]:
+    for f in frames[k:]:
         b.update(f)
     for f in frames:
         c.update(f)
     a += b
+    return a, c
+
+
+def test_merge_equals_union():
+    frames = series(seed=3, n=10)
+    a, c = _merged_and_whole(frames, 4)
     c.close_scene()  # merging closed the open bursts of a and b; close c's too
     for name in ("s_v", "s_r", "n_invalid", "vmin", "vmax", "s_hi", "s_lo"):
         np.testing.assert_array_equal(getattr(a, name), getattr(c, name), err_msg=name)
@@ -727,14 +731,7 @@ def test_clipped_outliers_are_kept_apart():
 
 def test_clipped_outliers_merge_and_survive_a_saved_state(tmp_path):
     frames, _ = _hot_darks()
-    a, b, c = (Accumulator.from_frame(frames[0]) for _ in range(3))
-    for f in frames[:5]:
-        a.update(f)
-    for f in frames[5:]:
-        b.update(f)
-    for f in frames:
-        c.update(f)
-    a += b
+    a, c = _merged_and_whole(frames, 5)
     assert c.cl_code.size > 0
     np.testing.assert_array_equal(a.cl_code, c.cl_code)
     np.testing.assert_allclose(a.cl_stats, c.cl_stats)
