@@ -953,7 +953,7 @@ class _ShotNoise:
     """What :func:`_quieter_than_light` measures of the whole series, once (not per block of rows).
 
     ``b``: the frames' median noise slope (residual units, see
-    :meth:`Accumulator._noise_model`), at least 1 (a gain of 0.05 DN per
+    :func:`rawmap.accumulate.noise.noise_model`), at least 1 (a gain of 0.05 DN per
     electron: scientific 16-bit cameras sit near it, photographic sensors
     above; texture can drive a frame's fitted slope to 0).
     :meth:`plateau_levels`: the sorted levels of the constant photosites

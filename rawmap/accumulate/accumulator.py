@@ -18,6 +18,7 @@ from .._memory import available_bytes, gigabytes
 from ..errors import FrameMismatchError, UnsupportedFileError
 from ..fileio import atomic_write_bytes
 from ..frame import CameraId, Frame, SourceKind, black_per_position
+from .noise import noise_model
 from .records import _EPOCH, DetectionParams, FrameRecord, PreparedFrame, _unix, dark_current_factor
 from .state import load_state, state_bytes
 from .sums import BYTES_PER_PHOTOSITE, _merge_rows, _merge_sorted, _pend, frame_plane, new_sums
@@ -322,7 +323,7 @@ class Accumulator:
         plane, _ = frame_plane(frame)
         black2 = self.black2.astype(np.float32)
         clip = self.clip
-        noise_a, noise_b = self._noise_model(plane, black2, clip)
+        noise_a, noise_b = noise_model(plane, black2, clip)
         row_max = plane.max(axis=1)
         clipped_points = self._clipped_points(plane, row_max, clip)
         row_clip = row_max >= clip
@@ -493,50 +494,6 @@ class Accumulator:
         )
         self.frames.append(rec)
         return rec
-
-    def _noise_model(self, plane: np.ndarray, black2: np.ndarray, clip: int) -> tuple[float, float]:
-        """Fit var(r) = a + b * level on a subsample of the frame (robust per level bin)."""
-        H, W = plane.shape
-        target = 200_000
-        row_step = max(1, int(math.sqrt(H * W / target)))
-        rows = np.arange(0, H, row_step, dtype=np.int64)
-        r, lv, code = _kernels.residual_sample(plane, black2, clip, rows, row_step)
-        floor = 2.0
-        if r.size < 100:
-            return floor, 0.0
-        nb = 16
-        lv_sorted = _kernels.sorted_levels(code, black2)  # by counting: a tenth of np.quantile's time
-        edges = _kernels.sorted_quantiles(lv_sorted, np.linspace(0, 1, nb + 1))
-        # per bin, the lower quartile of |r|: flat areas dominate it, texture does not (Gaussian: 0.3186 sigma)
-        counts, med_level, q25 = _kernels.level_bins(r, lv, lv_sorted, edges, 50)
-        keep = counts >= 50
-        levels = med_level[keep].tolist()
-        variances = [(q / 0.3186) ** 2 for q in q25[keep].tolist()]
-        weights = counts[keep].tolist()
-        if not levels:
-            return floor, 0.0
-        L = np.maximum(np.array(levels), 0.0)
-        V = np.array(variances)
-        w = np.array(weights, float)
-        v_mean = float(np.average(V, weights=w))
-        if len(L) >= 2 and np.ptp(L) > 0:
-            A = np.stack([np.ones_like(L), L], axis=1) * w[:, None]
-            a, b = np.linalg.lstsq(A, V * w, rcond=None)[0]
-        else:
-            a, b = v_mean, 0.0
-        if b < 0:
-            a, b = v_mean, 0.0
-        # Texture curves the binned variances, which can drive the fitted intercept
-        # below the true read noise; never predict less than the darkest bins showed.
-        dark = np.argsort(L)[:2]
-        a = max(a, float(np.min(V[dark] - b * L[dark])), floor)
-        # Levels that vary no more than noise moves them (a flat field) cannot separate read
-        # noise from shot noise: the slope fitted on them is noise, and with its intercept
-        # raised to the floor it can overstate the variance many times.  There, one variance
-        # for the one level (~0.45 sqrt(V) is the spread of bin levels that noise alone gives).
-        if np.ptp(L) < 2.0 * math.sqrt(float(V.max())) and float(np.average(a + b * L, weights=w)) > 2.0 * v_mean:
-            a, b = max(v_mean, floor), 0.0
-        return float(a), float(b)
 
     def _thumb(self, plane: np.ndarray) -> tuple[np.ndarray, float, int, np.ndarray]:
         """Block means of every 4th photosite of every 4th row, and the noise of a block mean.
