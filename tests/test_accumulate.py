@@ -739,3 +739,28 @@ def test_clipped_outliers_merge_and_survive_a_saved_state(tmp_path):
     back = Accumulator.load(tmp_path / "s.rawstate")
     np.testing.assert_array_equal(back.cl_code, c.cl_code)
     np.testing.assert_array_equal(back.cl_stats, c.cl_stats)
+
+
+def test_the_noise_floor_is_the_noise_where_texture_lifts_the_detection_s_model():
+    """Smooth ramps over three quarters, fine detail in the last, Poisson noise of 4 DN per electron
+    and 8 DN of read noise: the lower envelope of the level bins gives the noise within 1.6x (the
+    detail's quarter of each bin lifts its lower quartile), the detection's fit of every bin, which
+    must not be tight where texture is, gives more than 2x."""
+    from rawmap.accumulate.noise import noise_floor, noise_model
+
+    rng = np.random.default_rng(11)
+    h, w = 400, 600
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    light = 200 + 12 * (xx % (w // 4)) + 2 * yy
+    light[:, 3 * w // 4 :] += np.abs(rng.normal(0, 1500, (h, w // 4)))
+    k, read = 4.0, 8.0
+    plane = np.clip(np.rint(256 + rng.poisson(light / k) * k + rng.normal(0, read, (h, w))), 0, 16383)
+    plane = plane.astype(np.uint16)
+    black2 = np.full((2, 2), 256.0)
+    floor = noise_floor(plane, black2, 16383)
+    for level in (500.0, 1500.0):
+        truth = read**2 + k * level
+        assert 0.7 * truth < float(floor.variance(np.array(level))) < 1.6 * truth, (floor, level)
+    assert 0.7 * k < floor.shot <= floor.shot_bound < 1.6 * k, floor
+    a, b = noise_model(plane, black2, 16383)
+    assert (a + b * 1500.0) / 20.0 > 2.0 * (read**2 + k * 1500.0)  # (why repair does not use it)
