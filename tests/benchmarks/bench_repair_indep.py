@@ -1,6 +1,7 @@
 """Repair error on the independent series ``../shared/samples/series/indep-8080`` (made outside this project).
 
 Run:  python tests/benchmarks/bench_repair_indep.py [--series DIR]
+      python tests/benchmarks/bench_repair_indep.py --scenario mixed [--seed 2027]   # our own simulator
 
 The 30 map frames (DNG) are mapped with ``rawmap.mapping.map_files`` (the
 map rawmap itself makes); the three test frames ``test_030..032.dng`` are
@@ -11,6 +12,13 @@ defect-free mosaics ``clean_030..032.npy``:
 * dcraw ``-D -4 -T -P`` with the true list (same-colour mean; the
   reference of issue 11);
 * the frame as it came.
+
+With ``--scenario NAME`` the series is one of our own
+(:func:`rawmap.testing.write_scenario`, 24 DNG frames of 600 x 900 with
+their defect-free mosaics): mapped whole, then its photos of the lowest,
+median and highest exposure x ISO are repaired (what a user does with the
+photos the map was made from), scored per
+:func:`rawmap.testing.defect_class`.
 
 Printed: RMSE (DN) per defect kind and over all sites, each method's ratio to
 dcraw, and the photosites changed outside the map (must be 0).  Needs
@@ -35,6 +43,7 @@ import tifffile
 from rawmap.defectmap import Defect, DefectKind, DefectMap, FrameStats
 from rawmap.mapping import collect_inputs, map_files
 from rawmap.repair import repair_file
+from rawmap.testing import defect_class, write_scenario
 
 SERIES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "series" / "indep-8080"
 _KIND = {
@@ -69,63 +78,96 @@ def _dcraw(src: Path, listing: Path) -> np.ndarray:
         return tifffile.imread(io.BytesIO(out.stdout)).astype(np.float64)
 
 
+def _indep(series: Path) -> tuple[list[Path], list[tuple[Path, np.ndarray]], list[dict]]:
+    """indep-8080: its 30 map frames, its 3 test frames with their defect-free mosaics, its true defects."""
+    truth = json.loads((series / "truth.json").read_text())
+    tests = [(series / f"test_{n:03d}.dng", np.load(series / f"clean_{n:03d}.npy")) for n in (30, 31, 32)]
+    return sorted(series.glob("map_*.dng")), tests, truth["defects"]
+
+
+def _scenario(name: str, seed: int, tmp: Path) -> tuple[list[Path], list[tuple[Path, np.ndarray]], list[dict]]:
+    """One of our scenarios: every frame to map; to repair, its photos of the lowest, median and highest exposure x ISO."""
+    truth = write_scenario(tmp / "series", name, seed=seed, shape=(600, 900), clean_dir=tmp / "clean")
+    photos = [f for f in truth.frames if f.scene != "dark" and f.clean]
+    photos = sorted(photos, key=lambda f: f.exposure * f.iso)
+    photos = [photos[0], photos[len(photos) // 2], photos[-1]]
+    white = int(truth.spec.white)
+    defects = [{"row": d.row, "col": d.col, "kind": defect_class(d, white)} for d in truth.defects]
+    paths = sorted(p for p in (tmp / "series").iterdir() if p.suffix.lower() == ".dng")
+    return paths, [(tmp / "series" / f.file, np.load(f.clean)) for f in photos], defects
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--series", type=Path, default=SERIES)
+    ap.add_argument("--scenario", help="one of rawmap.testing.SCENARIOS written as DNG (instead of --series)")
+    ap.add_argument("--seed", type=int, default=2027)
     a = ap.parse_args(argv)
-    truth = json.loads((a.series / "truth.json").read_text())
-    paths, _ = collect_inputs(sorted(a.series.glob("map_*.dng")))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpd = Path(tmp)
+        if a.scenario:
+            map_paths, tests, true_defects = _scenario(a.scenario, a.seed, tmpd)
+            title = f"scenario {a.scenario}, seed {a.seed}"
+        else:
+            map_paths, tests, true_defects = _indep(a.series)
+            title = "indep-8080"
+        return _run(map_paths, tests, true_defects, tmpd, title)
+
+
+def _run(
+    map_paths: list[Path], tests: list[tuple[Path, np.ndarray]], true_defects: list[dict], tmpd: Path, title: str
+) -> int:
+    paths, _ = collect_inputs(map_paths)
     own = map_files(paths).maps[0].defect_map
-    true = _true_map(own, truth)
-    kinds = sorted({d["kind"] for d in truth["defects"]})
-    sites = {k: np.array([(d["row"], d["col"]) for d in truth["defects"] if d["kind"] == k]) for k in kinds}
-    allsites = np.array([(d["row"], d["col"]) for d in truth["defects"]])
+    true = _true_map(own, {"defects": true_defects})
+    kinds = sorted({d["kind"] for d in true_defects})
+    sites = {k: np.array([(d["row"], d["col"]) for d in true_defects if d["kind"] == k]) for k in kinds}
+    allsites = np.array([(d["row"], d["col"]) for d in true_defects])
     err: dict[str, dict[str, list[float]]] = {}
     outside: dict[str, int] = {}
     have_dcraw = shutil.which("dcraw") is not None
-    with tempfile.TemporaryDirectory() as tmp:
-        tmpd = Path(tmp)
-        listing = tmpd / "true.txt"
-        # dcraw -P: "col row time", visible-area coordinates (dcraw -D writes the visible area)
-        listing.write_text("".join(f"{d['col']} {d['row']} 0\n" for d in truth["defects"]))
-        for n in (30, 31, 32):
-            src = a.series / f"test_{n:03d}.dng"
-            clean = np.load(a.series / f"clean_{n:03d}.npy").astype(np.float64)
-            given = _visible(src)
-            results = {"none": given}
-            for label, dmap in (("rawmap, own map", own), ("rawmap, true list", true)):
-                out = repair_file(src, dmap, tmpd / label.replace(" ", "_").replace(",", ""), overwrite=True)
-                got = _visible(out.output)
-                results[label] = got
-                changed = got != given
-                outside[label] = outside.get(label, 0) + int((changed & ~dmap.mask()).sum())
-            if have_dcraw:
-                results["dcraw -P, true list"] = _dcraw(src, listing)
-            for label, img in results.items():
-                per = err.setdefault(label, {})
-                for k, rc in sites.items():
-                    per.setdefault(k, []).extend((img[rc[:, 0], rc[:, 1]] - clean[rc[:, 0], rc[:, 1]]).tolist())
-                per.setdefault("all", []).extend(
-                    (img[allsites[:, 0], allsites[:, 1]] - clean[allsites[:, 0], allsites[:, 1]]).tolist()
-                )
+    listing = tmpd / "true.txt"
+    # dcraw -P: "col row time", visible-area coordinates (dcraw -D writes the visible area)
+    listing.write_text("".join(f"{d['col']} {d['row']} 0\n" for d in true_defects))
+    for src, clean_mosaic in tests:
+        clean = clean_mosaic.astype(np.float64)
+        given = _visible(src)
+        results = {"none": given}
+        for label, dmap in (("rawmap, own map", own), ("rawmap, true list", true)):
+            out = repair_file(src, dmap, tmpd / label.replace(" ", "_").replace(",", ""), overwrite=True)
+            got = _visible(out.output)
+            results[label] = got
+            changed = got != given
+            outside[label] = outside.get(label, 0) + int((changed & ~dmap.mask()).sum())
+        if have_dcraw:
+            results["dcraw -P, true list"] = _dcraw(src, listing)
+        for label, img in results.items():
+            per = err.setdefault(label, {})
+            for k, rc in sites.items():
+                per.setdefault(k, []).extend((img[rc[:, 0], rc[:, 1]] - clean[rc[:, 0], rc[:, 1]]).tolist())
+            per.setdefault("all", []).extend(
+                (img[allsites[:, 0], allsites[:, 1]] - clean[allsites[:, 0], allsites[:, 1]]).tolist()
+            )
 
     def rmse(v: list[float]) -> float:
         return float(np.sqrt(np.mean(np.square(v)))) if v else float("nan")
 
     ref = err.get("dcraw -P, true list")
     cols = kinds + ["all"]
-    print(f"indep-8080: own map {len(own.defects)} flags; true list {len(truth['defects'])} photosites; 3 test frames")
-    print(f"{'method':22s} " + " ".join(f"{k:>10s}" for k in cols) + "   outside map")
+    print(
+        f"{title}: own map {len(own.defects)} flags; true list {len(true_defects)} photosites; {len(tests)} test frames"
+    )
+    print(f"{'method':24s} " + " ".join(f"{k:>10s}" for k in cols) + "   outside map")
     for label, per in err.items():
         print(
-            f"{label:22s} "
+            f"{label:24s} "
             + " ".join(f"{rmse(per[k]):10.1f}" for k in cols)
             + (f"   {outside[label]}" if label in outside else "")
         )
     if ref is not None:
         print("ratio to dcraw -P (true list):")
         for label, per in err.items():
-            print(f"{label:22s} " + " ".join(f"{rmse(per[k]) / rmse(ref[k]):10.3f}" for k in cols))
+            print(f"{label:24s} " + " ".join(f"{rmse(per[k]) / rmse(ref[k]):10.3f}" for k in cols))
     return 0
 
 
