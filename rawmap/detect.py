@@ -162,6 +162,7 @@ class ClassifyParams:
     clip_neighbour_share: float = (
         0.5  #: clipped in every frame while its neighbours never reach this share of the clip level
     )
+    clip_alone_share: float = 0.1  #: ... or (one view) each of them below this share of it in its darkest frame
     hot_clip_growth: float = 0.05  #: hot when clipping while growing by this share of its offset
     cold_view_margin: float = (
         1.2  #: a strong cold ratio must stay below 1 - this x the largest view's share of its signal
@@ -802,7 +803,10 @@ def _stuck_and_dead(ser: _Series) -> None:
     the noisiest frames' read noise can be several times the median
     frame's). Also a photosite clipped in every frame of two or more units
     whose neighbours never reach ``clip_neighbour_share`` of the clip level
-    (in darks nothing varies, so the range test cannot see it).
+    (in darks nothing varies, so the range test cannot see it); in one view
+    whose light changed, one whose same-colour and adjacent neighbours
+    never reach that share, or each read under ``clip_alone_share`` of it
+    in its darkest frame (no lens images a point of light that way).
     """
     acc, p, found, taken = ser.acc, ser.p, ser.found, ser.taken
     H, W = acc.shape
@@ -923,6 +927,12 @@ def _stuck_and_dead(ser: _Series) -> None:
             fell = (acc.vmax[allr, allc] - blk) / np.maximum(acc.vmin[allr, allc] - blk, 1.0)
             dimmed = np.median(fell, axis=0) >= p.line_light_ratio
             ok |= clipped & (nmax <= p.clip_neighbour_share * acc.clip) & dimmed
+            # or clipped while every one of them, in its darkest frame, read under clip_alone_share of
+            # the clip level: no lens puts a point of light on one photosite with its adjacent ones
+            # below a tenth of it, and a lamp that stays lit keeps its halo (a stuck photosite in a
+            # timelapse whose brightest frames lit its neighbours to 58 % of the clip, 7 % at dusk)
+            darkest = (acc.vmin[allr, allc] - blk).max(axis=0)
+            ok |= clipped & (darkest <= p.clip_alone_share * (acc.clip - blk.max(axis=0))) & dimmed
         rr, cc, own, nmed = rr[ok], cc[ok], own[ok], nmed[ok]
         if rr.size == 0:
             continue

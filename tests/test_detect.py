@@ -587,3 +587,49 @@ def test_dark_current_of_hot_photosites_that_clip_in_long_darks(tmp_path, temper
     assert 0.85 * expect <= float(np.median(ratios)) <= 1.15 * expect, (expect, ratios)
     fr = body.defect_map.frames
     assert (fr.temperature_min, fr.temperature_max) == ((None, None) if temperatures is None else temperatures)
+
+
+def test_a_stuck_photosite_in_a_timelapse_is_found_where_the_light_was_bright(tmp_path):
+    """One view dimming 4 stops from a bright start (its neighbours at 40-60 % of the clip level in
+    the first frames, under 10 % at dusk): a photosite at the clip level in every frame is stuck,
+    for no lens puts a point of light on one photosite and under a tenth of it beside it (it was
+    missed: its neighbours passed half the clip level once)."""
+    from rawmap.dng import write_dng
+    from rawmap.mapping import collect_inputs, map_files
+    from rawmap.testing import PlantedDefect
+    from rawmap.testing.exposure import simulate
+    from rawmap.testing.plans import FramePlan
+    from rawmap.testing.scenarios import scenario_spec
+    from rawmap.testing.scene import render_scene
+    from rawmap.testing.series import _scene_rate
+
+    spec = scenario_spec("timelapse", 300, 450)
+    rng = np.random.default_rng(21)
+    fp = FramePlan("landscape", 1 / 250, 200, dt.datetime(2024, 6, 1, 19, 0, 0), 0.25, 0)
+    scene = render_scene(spec, rng, "landscape", rate=_scene_rate(spec, fp))
+    first = simulate(spec, [], scene, fp.exposure, fp.iso, rng).mosaic
+    black = float(np.max(spec.black_levels()))
+    around = first[147:154, 221:228].astype(float)
+    scene = scene * (0.6 * (spec.white - black) / (around.max() - black))  # the brightest beside it at 0.6 of the clip
+    stuck = PlantedDefect(150, 224, DefectKind.STUCK, {"value": spec.white})
+    for i in range(24):
+        sim = simulate(spec, [stuck], scene * 2.0 ** (-4.0 * i / 23), fp.exposure, fp.iso, rng)
+        write_dng(
+            tmp_path / f"f{i:03d}.dng",
+            sim.mosaic,
+            cfa=spec.cfa_array,
+            black=spec.black_levels(),
+            white=spec.white,
+            camera=spec.camera,
+            exposure=fp.exposure,
+            iso=fp.iso,
+            time=fp.time + dt.timedelta(minutes=i),
+        )
+    paths, _ = collect_inputs([tmp_path])
+    body = map_files(paths).maps[0]
+    acc = body.accumulator.closed()
+    near = np.ones((5, 5), bool)
+    near[2, 2] = False  # its same-colour and adjacent neighbours
+    assert acc.vmax[148:153, 222:227][near].max() > 0.5 * acc.clip  # (the rule of half the clip level misses it)
+    assert acc.vmin[148:153, 222:227][near].max() < 0.1 * acc.clip
+    assert [(d.row, d.col, d.kind) for d in body.defect_map.defects] == [(150, 224, DefectKind.STUCK)]
