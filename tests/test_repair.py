@@ -1092,13 +1092,6 @@ def test_repaired_sample_keeps_white_balance_and_preview(repaired_sample, name):
             np.testing.assert_array_equal(b["preview"][1], a["preview"][1])
 
 
-_KDC_COLOUR = pytest.mark.xfail(
-    strict=True,
-    reason="LibRaw develops the Kodak DC50's KDC without a colour matrix and reports none; "
-    "the DNG's sRGB-primaries ColorMatrix1 develops blue 11 % brighter (open)",
-)
-
-
 @pytest.mark.parametrize(
     ("name", "rtol"),
     [
@@ -1107,7 +1100,7 @@ _KDC_COLOUR = pytest.mark.xfail(
         ("nikon-d1.NEF", 2e-3),
         ("canon-d30-a.CRW", 0.03),  # the original's auto balance scales its two greens apart, AsShotNeutral cannot
         ("canon-d30-b.CRW", 0.03),
-        pytest.param("kodak-dc50.KDC", 2e-3, marks=_KDC_COLOUR),
+        ("kodak-dc50.KDC", 2e-3),  # no matrix in the file: the one LibRaw's own conversion implies
     ],
 )
 def test_repaired_sample_develops_alike_in_libraw(repaired_sample, name, rtol):

@@ -91,7 +91,10 @@ class RawExtras:
         The whole sensor frame, margins included (a copy); ``None`` when it
         is the visible area itself.
     rgb_xyz_matrix : (3, 3) ndarray of float64
-        LibRaw's XYZ-to-camera matrix (all zero when LibRaw has none).
+        LibRaw's XYZ-to-camera matrix; where it reports none but develops
+        the file with a colour conversion of its own (the Kodak DC50), the
+        matrix that gives that conversion (:func:`_developed_matrix`); all
+        zero when it develops the camera's channels as they are.
     camera_whitebalance : (3,) ndarray of float64
         The camera's multipliers for R, G, B as LibRaw reports them
         (``-1`` first: the camera was on automatic white balance and the
@@ -138,7 +141,7 @@ def _extras(raw: rawpy.RawPy, visible: np.ndarray, meta: Metadata) -> RawExtras:
     other = raw.other
     return RawExtras(
         full_frame=full,
-        rgb_xyz_matrix=np.asarray(raw.rgb_xyz_matrix, dtype=np.float64)[:3].copy(),
+        rgb_xyz_matrix=_xyz_to_camera(raw, meta),
         camera_whitebalance=np.asarray(raw.camera_whitebalance, dtype=np.float64)[:3].copy(),
         flip=int(raw.sizes.flip),
         aperture=float(other.aperture),
@@ -147,6 +150,64 @@ def _extras(raw: rawpy.RawPy, visible: np.ndarray, meta: Metadata) -> RawExtras:
         preview=preview,
         metadata=meta,
     )
+
+
+def _xyz_to_camera(raw: rawpy.RawPy, meta: Metadata) -> np.ndarray:
+    """LibRaw's XYZ-to-camera matrix, or the one its development implies when it reports none.
+
+    A DNG's own colour tags (which LibRaw does not report) are carried by
+    the copy as they are, so a DNG is never developed here.
+    """
+    cm = np.asarray(raw.rgb_xyz_matrix, dtype=np.float64)[:3].copy()
+    if np.any(cm != 0) or raw.num_colors < 3 or meta.dng_colour:
+        return cm
+    implied = _developed_matrix(raw)
+    return cm if implied is None else implied
+
+
+def _developed_matrix(raw: rawpy.RawPy) -> np.ndarray | None:
+    """The XYZ-to-camera matrix that makes LibRaw develop a copy as it develops ``raw``.
+
+    Some files carry no colour matrix, and LibRaw reports none, yet develops
+    them with a camera-to-sRGB conversion of its own (the Kodak DC50's KDC:
+    blue 11 % darker than its channels as they are).  A DNG copy without a
+    ColorMatrix1 cannot be developed, and with sRGB primaries it develops
+    differently; so the conversion is measured, once per file (two linear
+    half-size developments, the camera's channels and sRGB: LibRaw's own
+    code, whatever it does), and turned into the ColorMatrix1 whose
+    conversion it is (LibRaw inverts ``ColorMatrix1 x sRGB-to-XYZ`` after
+    scaling its rows to sum to 1; a conversion's rows sum to 1, and so do
+    its inverse's).  ``None`` where the development leaves the channels as
+    they are, or cannot be measured.
+    """
+    from ..dng import DEFAULT_COLOR_MATRIX
+
+    def develop(space: rawpy.ColorSpace) -> np.ndarray:
+        params = rawpy.Params(
+            use_camera_wb=True, half_size=True, no_auto_bright=True, output_bps=16, gamma=(1, 1), output_color=space
+        )
+        return raw.postprocess(params).reshape(-1, 3).astype(np.float64)
+
+    try:
+        camera, srgb = develop(rawpy.ColorSpace.raw), develop(rawpy.ColorSpace.sRGB)
+    except (rawpy.LibRawError, MemoryError, ValueError):
+        return None
+    # pixels clipped in neither development (sRGB clips negative values to 0), lit enough to see the conversion
+    ok = (
+        (camera.max(axis=1) < 60000)
+        & (srgb.max(axis=1) < 60000)
+        & (camera.min(axis=1) > 256)
+        & (srgb.min(axis=1) > 256)
+    )
+    if np.count_nonzero(ok) < 1000:
+        return None
+    conversion = np.linalg.lstsq(camera[ok], srgb[ok], rcond=None)[0].T  # srgb = conversion @ camera
+    if np.allclose(conversion, np.eye(3), atol=2e-3) or not np.all(np.isfinite(conversion)):
+        return None
+    try:
+        return np.linalg.inv(conversion) @ DEFAULT_COLOR_MATRIX
+    except np.linalg.LinAlgError:
+        return None
 
 
 def _clearly_truncated(meta: Metadata) -> bool:
