@@ -164,6 +164,7 @@ class ClassifyParams:
     )
     clip_alone_share: float = 0.1  #: ... or (one view) each of them below this share of it in its darkest frame
     hot_clip_growth: float = 0.05  #: hot when clipping while growing by this share of its offset
+    hot_max_fill: float = 20.0  #: ... and its dark current (ISO 100) fills the range at most this many times a second
     cold_view_margin: float = (
         1.2  #: a strong cold ratio must stay below 1 - this x the largest view's share of its signal
     )
@@ -1053,7 +1054,10 @@ def _hot_and_noisy(ser: _Series, hi_r: np.ndarray, hi_c: np.ndarray) -> None:
     (``noisy_min_excess``) is static detail that coincided in a few views:
     it is only kept where it ends a segment (:func:`_drop_weak`).  When
     frames state their temperature, hot values are given at 20 degrees C
-    (:func:`_temperature_factor`).
+    (:func:`_temperature_factor`).  An excess growing faster than
+    ``hot_max_fill`` ranges a second at ISO 100 is no dark current: stuck
+    where the photosite sits at the clip level in every frame, else static
+    detail (weak).
     """
     acc, found = ser.acc, ser.found
     if ser.x_spread:
@@ -1070,7 +1074,11 @@ def _hot_and_noisy(ser: _Series, hi_r: np.ndarray, hi_c: np.ndarray) -> None:
         exposure_driven = np.ones(hi_r.size, bool)
     blinking = acc.s_lo[hi_r, hi_c] >= max(1, ser.need // 2)
     excess_noise = _noise_ratio(ser, hi_r, hi_c)
-    hot = exposure_driven & ~blinking
+    # a dark current that would fill the range in under 1 / hot_max_fill s at ISO 100 is not one (a
+    # real photosite that hot reads white in any photo: stuck); in short exposures a glint's excess
+    # over exposure x ISO gives such rates (1.2 million DN/s in a burst at 1/2000 s)
+    plausible = beta / 4.0 <= ser.p.hot_max_fill * (acc.white - float(np.max(acc.black2)))
+    hot = exposure_driven & ~blinking & plausible
     # neither growing with exposure nor noisier than its neighbours: static detail that coincided
     # (in darks alone there is no scene: every bright outlier is the sensor's)
     lit = bool(acc.frames) and not _darks_only(acc)
@@ -1087,10 +1095,16 @@ def _hot_and_noisy(ser: _Series, hi_r: np.ndarray, hi_c: np.ndarray) -> None:
     H, W = ser.H, ser.W
     edge = (hi_r < 2) | (hi_r >= H - 2) | (hi_c < 2) | (hi_c >= W - 2)
     weak |= edge & margin & ~blinking & lit
+    # faster than any dark current: at the clip level in every frame it is stuck there; else the
+    # excess is the scene's light (a bright speck of a two-view burst at 1/2000 s)
+    white = ~plausible & exposure_driven & ~blinking & (acc.vmin[hi_r, hi_c].astype(np.int64) >= acc.clip)
+    weak |= exposure_driven & ~plausible & ~blinking & ~white & lit
     score = _share_score(acc.s_hi[hi_r, hi_c], ser.units)
     warm = _temperature_factor(acc, hi_r[hot], hi_c[hot])
     found.add(hi_r[hot], hi_c[hot], DefectKind.HOT, score[hot], beta[hot] / 4.0 / warm)
-    found.add(hi_r[~hot], hi_c[~hot], DefectKind.NOISY, score[~hot], excess_noise[~hot])
+    found.add(hi_r[white], hi_c[white], DefectKind.STUCK, score[white], acc.vmin[hi_r[white], hi_c[white]])
+    noisy = ~hot & ~white
+    found.add(hi_r[noisy], hi_c[noisy], DefectKind.NOISY, score[noisy], excess_noise[noisy])
     # the weak ones may still end a column or row segment (:func:`_lines`); :func:`_drop_weak` removes the rest
     ser.weak = np.concatenate([ser.weak, hi_r[weak] * ser.W + hi_c[weak]])
     ser.taken[hi_r, hi_c] = True

@@ -633,3 +633,20 @@ def test_a_stuck_photosite_in_a_timelapse_is_found_where_the_light_was_bright(tm
     assert acc.vmax[148:153, 222:227][near].max() > 0.5 * acc.clip  # (the rule of half the clip level misses it)
     assert acc.vmin[148:153, 222:227][near].max() < 0.1 * acc.clip
     assert [(d.row, d.col, d.kind) for d in body.defect_map.defects] == [(150, 224, DefectKind.STUCK)]
+
+
+@pytest.mark.parametrize("seed", [7, 102])
+def test_no_dark_current_fills_the_range_in_a_fiftieth_of_a_second(tmp_path, seed):
+    """Two bursts at 1/2000 s: an excess over exposure x ISO of a million DN/s is no dark current.
+    A bright speck of the scene in both views (seed 7, at 140, 329) was mapped hot; a photosite at
+    the clip level in every frame (seed 102, at 139, 76) was mapped hot too, and is stuck."""
+    body, sc = _scenario(tmp_path / "s", "burst", seed=seed)
+    by_site = {(d.row, d.col): d for d in body.defect_map.defects}
+    span = body.accumulator.white - float(np.max(body.accumulator.black2))
+    assert all(d.value <= 20 * span for d in body.defect_map.defects if d.kind is DefectKind.HOT)
+    if seed == 7:
+        assert (140, 329) not in by_site
+        assert sc.false_by_kind.get("hot", 0) == 0, sc.summary()
+    else:
+        assert by_site[(139, 76)].kind is DefectKind.STUCK
+        assert sc.precision == 1.0, sc.summary()
