@@ -441,10 +441,26 @@ def test_a_defect_free_timelapse_maps_nothing(tmp_path, seed):
     assert body.defect_map.defects == [], body.defect_map.defects[:5]
 
 
+def _write_timelapse_frame(folder, i, spec, fp, mosaic):
+    """Frame ``i`` of a timelapse as a DNG: the plan's exposure and ISO, one minute after the last."""
+    from rawmap.dng import write_dng
+
+    write_dng(
+        folder / f"f{i:03d}.dng",
+        mosaic,
+        cfa=spec.cfa_array,
+        black=spec.black_levels(),
+        white=spec.white,
+        camera=spec.camera,
+        exposure=fp.exposure,
+        iso=fp.iso,
+        time=fp.time + dt.timedelta(minutes=i),
+    )
+
+
 def _lit_region_timelapse(folder, seed, right_fall):
     """24 frames of one defect-free "edges" view: the left half's light falls 4 stops, the right
     half's by ``right_fall`` (1: lamps that stay on), fixed exposure."""
-    from rawmap.dng import write_dng
     from rawmap.testing.exposure import simulate
     from rawmap.testing.plans import FramePlan
     from rawmap.testing.scenarios import scenario_spec
@@ -460,18 +476,7 @@ def _lit_region_timelapse(folder, seed, right_fall):
         s = scene.copy()
         s[:, :cut] *= 2.0 ** (-4.0 * i / 23)
         s[:, cut:] *= right_fall ** (i / 23)
-        sim = simulate(spec, [], s, fp.exposure, fp.iso, rng)
-        write_dng(
-            folder / f"f{i:03d}.dng",
-            sim.mosaic,
-            cfa=spec.cfa_array,
-            black=spec.black_levels(),
-            white=spec.white,
-            camera=spec.camera,
-            exposure=fp.exposure,
-            iso=fp.iso,
-            time=fp.time + dt.timedelta(minutes=i),
-        )
+        _write_timelapse_frame(folder, i, spec, fp, simulate(spec, [], s, fp.exposure, fp.iso, rng).mosaic)
 
 
 @pytest.mark.parametrize(("seed", "right_fall"), [(3, 1.0), (2, 1.0), (2, 2.0)])
@@ -594,7 +599,6 @@ def test_a_stuck_photosite_in_a_timelapse_is_found_where_the_light_was_bright(tm
     the first frames, under 10 % at dusk): a photosite at the clip level in every frame is stuck,
     for no lens puts a point of light on one photosite and under a tenth of it beside it (it was
     missed: its neighbours passed half the clip level once)."""
-    from rawmap.dng import write_dng
     from rawmap.mapping import collect_inputs, map_files
     from rawmap.testing import PlantedDefect
     from rawmap.testing.exposure import simulate
@@ -614,17 +618,7 @@ def test_a_stuck_photosite_in_a_timelapse_is_found_where_the_light_was_bright(tm
     stuck = PlantedDefect(150, 224, DefectKind.STUCK, {"value": spec.white})
     for i in range(24):
         sim = simulate(spec, [stuck], scene * 2.0 ** (-4.0 * i / 23), fp.exposure, fp.iso, rng)
-        write_dng(
-            tmp_path / f"f{i:03d}.dng",
-            sim.mosaic,
-            cfa=spec.cfa_array,
-            black=spec.black_levels(),
-            white=spec.white,
-            camera=spec.camera,
-            exposure=fp.exposure,
-            iso=fp.iso,
-            time=fp.time + dt.timedelta(minutes=i),
-        )
+        _write_timelapse_frame(tmp_path, i, spec, fp, sim.mosaic)
     paths, _ = collect_inputs([tmp_path])
     body = map_files(paths).maps[0]
     acc = body.accumulator.closed()
