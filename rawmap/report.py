@@ -765,13 +765,15 @@ def repair_line(src: Path, result: RepairResult) -> str:
         f"{result.changed} {'photosites' if what == 'photosites' else 'pixels'} changed"
     )
     c = result.corrected
-    if c is not None and (c.offset or c.gain or c.dark):
+    if c is not None and (c.offset or c.gain or c.dark or c.kept):
         parts = [
             f"{n} by {what}"
             for n, what in ((c.offset, "a segment's offset"), (c.gain, "gain"), (c.dark, "dark current"))
             if n
         ]
-        text += f" ({' and '.join(parts)} corrected, {c.interpolated} interpolated)"
+        said = [f"{' and '.join(parts)} corrected"] if parts else []
+        said += [f"{c.kept} noisy in their normal state kept"] if c.kept else []
+        text += f" ({', '.join(said)}, {c.interpolated} interpolated)"
     if result.psnr is not None:
         psnr = "identical" if math.isinf(result.psnr) else f"{result.psnr:.1f} dB"
         text += f"; PSNR elsewhere {psnr}"

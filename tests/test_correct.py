@@ -186,3 +186,27 @@ def test_a_strong_dark_current_s_shot_noise_lets_the_neighbours_weigh_more():
         assert errors[0] < min(errors[1:]), (counts, errors)
     assert _rmse(out, truth, smooth) < 0.8 * _rmse(interp, truth, smooth)
     assert counts.dark + counts.interpolated == len(sites)
+
+
+def test_a_blinking_photosite_keeps_its_value_in_its_normal_state():
+    """A blinking photosite reads as a normal one in its normal state and jumps far beyond the noise in
+    the other: kept as read where it agrees with the interpolation, interpolated where it jumped."""
+    truth = _scene(13)
+    rng = np.random.default_rng(2)
+    sites = sorted({(int(r), int(c)) for r, c in zip(rng.integers(4, H - 4, 60), rng.integers(4, W - 4, 60))})
+    high = rng.random(len(sites)) < 0.4  # in the high state in this frame
+    given = truth.copy()
+    for (r, c), up in zip(sites, high):
+        if up:
+            given[r, c] = min(WHITE, int(given[r, c]) + 3000)
+    dmap = _map([Defect(r, c, DefectKind.NOISY, 50.0, value=12.0) for r, c in sites])
+    mask = dmap.mask()
+    interp = repair_mosaic(given, mask, CFA, white=WHITE)
+    out, counts = correct_mosaic(given, interp, dmap, np.full((2, 2), float(BLACK)), WHITE, mask=mask)
+    rc = np.array(sites)
+    normal, jumped = rc[~high], rc[high]
+    assert np.array_equal(out[jumped[:, 0], jumped[:, 1]], interp[jumped[:, 0], jumped[:, 1]])
+    kept = out[normal[:, 0], normal[:, 1]] == given[normal[:, 0], normal[:, 1]]
+    assert kept.mean() >= 0.6 and counts.kept == int(kept.sum()), (kept.mean(), counts)
+    assert _rmse(out, truth, rc) < 0.8 * _rmse(interp, truth, rc), (_rmse(out, truth, rc), _rmse(interp, truth, rc))
+    assert np.array_equal(out[~mask], given[~mask])

@@ -291,6 +291,12 @@ def test_repair_lines(tmp_path):
         f"{src} -> {out} (DNG): 81 mapped photosites, 79 photosites changed "
         "(60 by a segment's offset and 2 by gain corrected, 19 interpolated)"
     )
+    kept = RepairResult(src, out, "DNG", 9, 4, corrected=CorrectionCounts(dark=2, kept=5, interpolated=2))
+    assert repair_line(src, kept).endswith(
+        "(2 by dark current corrected, 5 noisy in their normal state kept, 2 interpolated)"
+    )
+    only = RepairResult(src, out, "DNG", 9, 4, corrected=CorrectionCounts(kept=5, interpolated=4))
+    assert repair_line(src, only).endswith("(5 noisy in their normal state kept, 4 interpolated)")
     jpg = RepairResult(src, out.with_suffix(".jpg"), "JPEG", 5, 120, psnr=float("inf"), forced=True)
     assert repair_line(src, jpg).endswith(
         ": 5 mapped spots, 120 pixels changed; PSNR elsewhere identical (map of another body, --force)"
