@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Optional, TypeVar
 import typer
 import typer.core
 
-from . import __version__
+from ._version import __version__
 from .defectmap import DefectKind, DefectMap
 from .errors import NothingToMapError, RawmapError, one_line
 from .export import ExportFormat

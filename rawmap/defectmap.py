@@ -75,6 +75,7 @@ from typing import Any
 
 import numpy as np
 
+from ._version import __version__
 from .errors import MapEditError, MapFormatError, MapMismatchError
 from .fileio import atomic_write_text
 from .frame import CameraId, Frame, SourceKind
@@ -866,7 +867,6 @@ class DefectMap:
 
     # --- file format -----------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        from . import __version__
 
         out: dict[str, Any] = {
             "format": FORMAT_NAME,

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._version import __version__
 from .fileio import atomic_write_bytes
 from .frame import CameraId
 
@@ -389,8 +390,6 @@ def write_dng(
     if private_data:
         tags.append((50740, _BYTE, len(private_data), tuple(bytes(private_data)), True))  # DNGPrivateData
 
-    from . import __version__
-
     tags.append((305, _ASCII, 0, _ascii(f"rawmap {__version__}"), True))  # Software
     fh, fw = data.shape
     tags += [
@@ -494,7 +493,6 @@ def rgb_tiff_bytes(
     -------
     bytes
     """
-    from . import __version__
 
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype not in (np.uint8, np.uint16):

@@ -123,6 +123,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from ._version import __version__
 from .defectmap import Defect, DefectMap
 from .errors import ExportError, one_line
 from .fileio import atomic_write_text
@@ -179,7 +180,6 @@ def _coerce_format(fmt: ExportFormat | str) -> ExportFormat:
 
 
 def _software() -> str:
-    from . import __version__
 
     return f"rawmap {__version__}"
 

@@ -75,6 +75,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _kernels
+from ._version import __version__
 from .correct import CorrectionCounts, correct_mosaic
 from .defectmap import DefectMap
 from .errors import InputError, MapMismatchError, OutputExistsError, UnreadableFileError, UnsupportedFileError, one_line
@@ -1343,7 +1344,6 @@ def repair_mosaic_file(
 
 def _fits_history(defect_map: DefectMap, flagged: int) -> list[str]:
     """The ``HISTORY`` text :func:`repair_fits_file` adds: rawmap, its version, the map's body and date (UTC)."""
-    from . import __version__
 
     body = one_line(defect_map.camera.label) or "an unknown body"
     when = defect_map.created.strftime("%Y-%m-%d %H:%M:%S")
