@@ -180,3 +180,30 @@ def test_to_stored_undoes_what_the_reader_undid(orientation):
     sensor = _TO_SENSOR[orientation](stored)
     assert np.array_equal(TO_STORED[_ROTATION_NAMES[orientation]](sensor), stored)
     assert set(TO_STORED) == {""} | set(_ROTATION_NAMES.values())
+
+
+def test_reading_on_many_threads_leaves_the_warning_filters_as_they_were(tmp_path):
+    """Readers silence their libraries' warnings with ``warnings.catch_warnings``, which saves and
+    restores the process's one list of filters: threads inside it at once could leave an "ignore" in
+    place for good (a FITS series read on two threads once silenced every later warning of a run)."""
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    pytest.importorskip("astropy")
+    from astropy.io import fits
+    from PIL import Image
+
+    from rawmap.reader import read_frame
+
+    paths = []
+    for i in range(6):
+        fp = tmp_path / f"d{i}.fits"
+        fits.PrimaryHDU(np.full((40, 60), 100 + i, np.uint16)).writeto(fp)
+        jp = tmp_path / f"j{i}.jpg"
+        Image.new("RGB", (60, 40), (i, 2 * i, 3 * i)).save(jp)
+        paths += [fp, jp]
+    before = list(warnings.filters)
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(20):
+            list(pool.map(read_frame, paths))
+    assert warnings.filters == before

@@ -17,6 +17,7 @@ import datetime as _dt
 import logging
 import os
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -489,6 +490,26 @@ class _QuietLogs(logging.Filter):
 
 
 QUIET_LOGS = _QuietLogs()
+
+#: ``warnings.catch_warnings`` saves and restores the process's one list of warning filters, so two
+#: reader threads inside it at once can restore each other's "ignore" for good: every later warning
+#: of the process silenced (seen in the test suite: a FITS series read on two threads left numpy's
+#: warnings off for the rest of the run).  Readers take this lock around it (:func:`catching_warnings`).
+_WARNING_FILTERS = threading.RLock()
+
+
+@contextlib.contextmanager
+def catching_warnings():
+    """``warnings.catch_warnings()`` for reader threads: one thread at a time, filters always restored.
+
+    While a thread is inside, the filters it sets apply to the whole
+    process (Python's warning filters are global), but only until it
+    leaves.
+    """
+    with _WARNING_FILTERS, warnings.catch_warnings():
+        yield
+
+
 #: the loggers of tifffile and of the Pillow modules that read JPEG, PNG and TIFF (a logger's filter
 #: applies to its own records only, not to those of its children)
 for _name in (

@@ -123,7 +123,7 @@ import numpy as np
 
 from ..errors import NotBayerError, UnreadableFileError, UnsupportedFileError
 from ..frame import CameraId, Frame, SourceKind, cfa_letters, cfa_pattern
-from .base import RECOPY_HINT, Backend, FileInfo, Probe, check_levels
+from .base import RECOPY_HINT, Backend, FileInfo, Probe, catching_warnings, check_levels
 
 __all__ = ["BACKEND", "FITS_EXTENSIONS", "INSTALL_HINT", "VENDORS", "FitsHeader", "is_fits", "rewrite"]
 
@@ -481,7 +481,7 @@ def _open(p: Path, *, pixels: bool) -> tuple[FitsHeader, np.ndarray | None]:
     """The parsed header of a FITS file's image and, with ``pixels``, its data as astropy scales them."""
     fits = _astropy(p)
     try:
-        with warnings.catch_warnings():
+        with catching_warnings():
             warnings.simplefilter("ignore")  # astropy warns on non-standard cards; their values still read
             with fits.open(p, memmap=False, lazy_load_hdus=True) as hdul:
                 index, hdu = _image_hdu(p, hdul)
@@ -615,7 +615,7 @@ def rewrite(p: Path, mosaic: np.ndarray, mask: np.ndarray, *, history: list[str]
         raise UnreadableFileError(p, "changed between two reads (other pixels than before)", RECOPY_HINT)
     fits = _astropy(p)
     try:
-        with warnings.catch_warnings():
+        with catching_warnings():
             warnings.simplefilter("ignore")  # non-standard cards: kept as they are
             with fits.open(p, memmap=False, do_not_scale_image_data=True) as hdul:
                 index, hdu = _image_hdu(p, hdul)

@@ -28,6 +28,7 @@ from .base import (
     Backend,
     FileInfo,
     Probe,
+    catching_warnings,
     describe_head,
     quiet_decoders,
     truncated_error,
@@ -169,7 +170,7 @@ _PIL_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "TIFF": "TIFF"}
 def _with_pillow(p: Path, *, pixels: bool):
     """((H, W, C, dtype), pixels or None, format name) read with Pillow."""
     try:
-        with warnings.catch_warnings(), QUIET_LOGS.reading():
+        with catching_warnings(), QUIET_LOGS.reading():
             # A camera's 100-megapixel JPEG is not a decompression bomb.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             # Pillow warns of damaged metadata and reads on; a damaged image is reported in one line
