@@ -1327,7 +1327,10 @@ def _cold(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray) -> np.ndarray:
             # and well below its darkest neighbour's ratio: scene detail that darkens it by half
             # darkens a neighbour by a quarter or so (12 of 15 false flags in the scenarios, ratios
             # 0.43-0.50 beside neighbours at 0.76-0.84 of the median; the true ones 0.08-0.41)
-            strong &= g[in_c] < p.cold_below_around * around[in_c] * med
+            # (no neighbour's ratio counts, or no light at all: no bound from them)
+            finite = np.isfinite(around[in_c])
+            limit = np.where(finite, p.cold_below_around * np.where(finite, around[in_c], 0.0) * med, np.inf)
+            strong &= g[in_c] < limit
         if acc.source is SourceKind.IMAGE:
             bound = max(p.cold_strong * med, min(med - p.cold_strong_sigma * sigma, p.cold_image * med))
             strong |= (g[in_c] < bound) & isolated[in_c] & (lifted[in_c] >= 1.0)
