@@ -82,7 +82,7 @@ from .errors import InputError, MapMismatchError, OutputExistsError, UnreadableF
 from .fileio import atomic_write_bytes
 from .frame import Frame, SourceKind
 from .reader import quiet_decoders
-from .readers.images import TO_STORED
+from .readers.images import TO_STORED, quiet_pillow
 
 if TYPE_CHECKING:  # pragma: no cover
     from .opcodes import BadPixelList
@@ -1185,7 +1185,7 @@ def _repair_jpeg(frame: Frame, defect_map: DefectMap, out: Path, *, overwrite: b
     if to_stored is None:
         raise UnsupportedFileError(frame.path, f"was turned by the reader in an unknown way ({rotation!r})")
     try:
-        with quiet_decoders():
+        with quiet_pillow(), quiet_decoders():
             img = Image.open(frame.path)
             img.load()
     except (OSError, ValueError, SyntaxError) as exc:  # Pillow's errors on a file tifffile or LibRaw read

@@ -1188,3 +1188,27 @@ def test_the_repaired_dng_carries_the_maker_note(samples_dir, tmp_path):
     given = nikon(src)
     assert len(given) >= 20
     assert nikon(out) == given
+
+
+def test_a_tiff_with_tags_past_its_end_is_refused_in_one_line_without_a_warning(tmp_path):
+    """Pillow warns ("Tag data larger than file") when repair opens such a TIFF a second time; the
+    warning went to stderr as a stray line (found by bench_fuzz). The suite turns warnings into
+    errors, so this fails if one escapes."""
+    import struct
+
+    import tifffile
+    from fuzzing import tiff_entries
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / "img.tif"
+    tifffile.imwrite(path, (rng.uniform(0.3, 0.5, (72, 96, 3)) * 65535).astype(np.uint16), photometric="rgb")
+    data = bytearray(path.read_bytes())
+    for entry in tiff_entries(data):
+        if entry.tag == 278:  # RowsPerStrip: a count far past the end of the file
+            struct.pack_into(entry.endian + "I", data, entry.offset + 4, 4294967295)
+    path.write_bytes(bytes(data))
+    frame = read_frame(path)
+    sensor = SensorGeometry(*frame.shape, cfa="", source="image")
+    dmap = DefectMap(CameraId("", "", ""), sensor, FrameStats(3), [Defect(10, 10, DefectKind.HOT, 9.0)])
+    with pytest.raises(UnsupportedFileError, match="RGB or grayscale JPEGs"):
+        repair_file(path, dmap, tmp_path / "out")

@@ -10,7 +10,9 @@ The tifffile and Pillow helpers here also serve
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -167,14 +169,26 @@ def _tiff_with_tifffile(p: Path, *, pixels: bool):
 _PIL_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "TIFF": "TIFF"}
 
 
+@contextlib.contextmanager
+def quiet_pillow() -> Iterator[None]:
+    """Pillow's warnings and log records kept off the command line while a file is opened and decoded.
+
+    A camera's 100-megapixel JPEG is not a decompression bomb; Pillow warns
+    of damaged metadata and reads on (a damaged image is reported in one
+    line instead).  Warning filters are the process's:
+    :func:`~rawmap.readers.base.catching_warnings` keeps threads from
+    leaving them changed.
+    """
+    with catching_warnings(), QUIET_LOGS.reading():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+        yield
+
+
 def _with_pillow(p: Path, *, pixels: bool):
     """((H, W, C, dtype), pixels or None, format name) read with Pillow."""
     try:
-        with catching_warnings(), QUIET_LOGS.reading():
-            # A camera's 100-megapixel JPEG is not a decompression bomb.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            # Pillow warns of damaged metadata and reads on; a damaged image is reported in one line
-            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+        with quiet_pillow():
             with quiet_decoders(), Image.open(p) as img:  # libtiff prints some damage with C stdio
                 fmt = _PIL_FORMATS.get(img.format or "")
                 if fmt is None:
