@@ -18,7 +18,10 @@ Rules (a photosite gets the first kind that applies):
     (:func:`_quieter_than_light`); a dead line's photosites have dead
     neighbours along it and count those across it; a photosite clipped in
     every frame of one view needs every neighbour below half the clip level
-    and dimming with the light.
+    (or under a tenth of it at its darkest) and dimming with the light.  In
+    fewer than ``guard_views`` views every same-colour neighbour must vary
+    far more (the two across it, on a line), and most adjacent ones: with 3
+    views, three values within the bound by chance are common.
 ``hot`` / ``noisy``
     It was an isolated bright outlier (more than ``k`` sigma of the frame's
     own noise above its same-colour neighbours, with its adjacent photosites
@@ -189,7 +192,8 @@ class ClassifyParams:
         1.05  #: developed images: strong cold past the view bound where it lifts its neighbours this much
     )
     cold_lift_isolation: float = 0.85  #: ... and its adjacent and same-colour neighbours' ratios above this
-    few_views: int = 3  #: below this many views, stuck and dead need every neighbour to vary far more
+    few_views: int = 3  #: below this many views (one or two), stuck and dead follow the one-view rules
+    guard_views: int = 5  #: below this many views, stuck and dead need every neighbour to vary far more
     quiet_share: float = 0.2  #: ... or a range below this share of the shot noise its level must show
     line_hysteresis: int = 1  #: a found segment runs on where its photosites leaned in this many units fewer
     line_echo_share: float = 0.5  #: a flag beside a segment stays if its excess off the line keeps this share
@@ -851,15 +855,25 @@ def _stuck_and_dead(ser: _Series) -> None:
         own = acc.vmax[rr, cc].astype(np.int32) - acc.vmin[rr, cc]
         quiet = np.zeros(rr.size, bool)
         few = acc.n_scenes < p.few_views
-        if few:
-            # few views: the scene's dark or bright specks pass the test below, but optics never make
-            # one photosite wide, so all four same-colour neighbours must vary far more, and most
-            # adjacent ones (other colours, dimmer in coloured light) several times more
+        if acc.n_scenes < p.guard_views:
+            # few views: the scene's dark or bright specks pass the test below (3 frames of 3 scenes
+            # kept 141 photosites within their bound by chance over 8 defect-free series), but optics
+            # never make one photosite wide, so all four same-colour neighbours must vary far more, and
+            # most adjacent ones (other colours, dimmer in coloured light) several times more
             ar, ac = _adjacent(rr, cc, H, W)
             aranges = acc.vmax[ar, ac].astype(np.int32) - acc.vmin[ar, ac]
             arange = np.sort(aranges, axis=0)
             adjacent_vary = 0.5 * (arange[1] + arange[2]) >= p.stuck_contrast * np.maximum(own, 2 * ser.sig_read)
-            nmed = np.where(adjacent_vary, ranges.min(axis=0), 0.0)
+            if few:
+                nmed = np.where(adjacent_vary, ranges.min(axis=0), 0.0)
+            else:  # three or four views: on a line (a dead column: its neighbours along it as quiet), the
+                # two across it
+                vertical = (np.maximum(ranges[0], ranges[1]) <= bound) & (np.minimum(ranges[2], ranges[3]) > bound)
+                horizontal = (np.maximum(ranges[2], ranges[3]) <= bound) & (np.minimum(ranges[0], ranges[1]) > bound)
+                across = np.where(vertical, np.minimum(ranges[2], ranges[3]), np.minimum(ranges[0], ranges[1]))
+                every = np.where(vertical | horizontal, np.minimum(nmed, across), ranges.min(axis=0))
+                nmed = np.where(adjacent_vary, every, 0.0)
+        if few:
             # and one view's read-noise figure is the scene's texture (many times the true noise), so
             # the range bound cannot tell a dark scene point from a dead photosite: a dead one sits on
             # black (its range centred there, where a dark point's rises with the light), a stuck one
