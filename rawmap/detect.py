@@ -177,6 +177,7 @@ class ClassifyParams:
     cold_alone: float = (
         0.05  #: ... or, past the view bound, every adjacent ratio within this of 1 and below half of each neighbour
     )
+    cold_below_lowest: float = 0.9  #: ... and below this share of its darkest same-colour neighbour's mean signal
     cold_alone_signal: float = 20.0  #: ... whose signal is at least this many read-noise sigmas
     noisy_ratio: float = 4.0  #: noisy if mean squared normalised residual >= this x neighbours'
     line_min_scenes: int = 3  #: a photosite leans across a line in at least this many scenes (and min_share of them)
@@ -1310,7 +1311,10 @@ def _cold(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray) -> np.ndarray:
     views.  Measured on defect-free timelapses (40 seeds and half-lit
     views): the 4-neighbour mean, lifted by the bright end of a pole, gave
     up to 144 false flags a series, an 8 % spread a coloured 1 x 2 window
-    pane of a blur-free scene; with these bounds, none.
+    pane of a blur-free scene; with these bounds, none.  In raw mosaics a
+    strong one must also read below ``cold_below_lowest`` of the darkest
+    of those 8 on average, or, where they are too dim to tell, have
+    ``guard_views`` views or more.
     """
     acc, p = ser.acc, ser.p
     share = acc.view_shares(lo_r, lo_c)
@@ -1323,8 +1327,15 @@ def _cold(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray) -> np.ndarray:
     # alone in a smooth neighbourhood: static detail darkening one photosite of one colour
     # and no adjacent one does not come out of optics (raw mosaics only: demosaicing spreads it)
     alone = np.zeros(lo_r.size, bool)
+    darker = np.ones(lo_r.size, bool)
     if acc.source is not SourceKind.IMAGE:
-        alone = (spread <= p.cold_alone) & (_below_every_neighbour(ser, lo_r, lo_c) < p.cold_strong)
+        below = _below_every_neighbour(ser, lo_r, lo_c)
+        alone = (spread <= p.cold_alone) & (below < p.cold_strong)
+        # and a strong one darker on average than the darkest of its 8 nearest same-colour photosites;
+        # where they are too dim to tell (a texture-inflated read-noise figure makes brackets so),
+        # only with guard_views views or more: in fewer, a shadow's noise gave low ratios (15 cold
+        # flags in 8 defect-free series of 4 photos, 2 in a two-view burst)
+        darker = (below < p.cold_below_lowest) | (np.isnan(below) & (acc.n_scenes >= p.guard_views))
     isolated = clean_nb & (around >= p.cold_isolation)
     dark_in = acc.s_lo[lo_r, lo_c]
     cold = np.zeros(lo_r.size, bool)
@@ -1344,7 +1355,7 @@ def _cold(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray) -> np.ndarray:
             # (no neighbour's ratio counts, or no light at all: no bound from them)
             finite = np.isfinite(around[in_c])
             limit = np.where(finite, p.cold_below_around * np.where(finite, around[in_c], 0.0) * med, np.inf)
-            strong &= g[in_c] < limit
+            strong &= (g[in_c] < limit) & darker[in_c]
         if acc.source is SourceKind.IMAGE:
             bound = max(p.cold_strong * med, min(med - p.cold_strong_sigma * sigma, p.cold_image * med))
             strong |= (g[in_c] < bound) & isolated[in_c] & (lifted[in_c] >= 1.0)

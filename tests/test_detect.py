@@ -661,3 +661,25 @@ def test_three_photos_of_three_scenes_map_few_photosites_by_chance(tmp_path, see
     assert body.accumulator.closed().n_scenes == 3
     constant = [d for d in body.defect_map.defects if d.kind in (DefectKind.STUCK, DefectKind.DEAD)]
     assert len(constant) <= most, constant
+
+
+def test_a_shadow_s_noise_in_four_photos_is_no_low_gain(tmp_path):
+    """Four defect-free photos of four scenes: in a shadow the ratio of a photosite to its neighbours is
+    noise, and five photosites there read below half the median ratio (a strong cold ratio) beyond
+    the view bound; their darkest same-colour neighbours were too dim to compare with, which with
+    fewer than 5 views now keeps them out."""
+    from rawmap.mapping import collect_inputs, map_files
+    from rawmap.testing import SensorSpec, generate_series
+
+    generate_series(tmp_path, n_frames=4, seed=3, spec=SensorSpec(300, 450), defects=[])
+    paths, _ = collect_inputs([tmp_path])
+    body = map_files(paths).maps[0]
+    assert body.accumulator.closed().n_scenes == 4
+    assert [d for d in body.defect_map.defects if d.kind is DefectKind.COLD] == []
+
+
+def test_a_two_view_burst_maps_no_cold_photosite_in_shadow(tmp_path):
+    """Two bursts (seed 7): two cold flags beyond the view bound sat where the neighbours are too dim to
+    compare with; the burst's map is now free of false flags."""
+    body, sc = _scenario(tmp_path / "s", "burst", seed=7)
+    assert sc.false_by_kind == {}, sc.summary()
