@@ -344,23 +344,19 @@ def correct_mosaic(
         noise = noise_floor(mosaic, black2, white)
         var_i = np.where(n >= 3, std**2, np.inf) + noise.variance(level)
         var_c = np.full(k.size, np.inf)
-        gain = np.ones(k.size)
-        gain[k == 1] = cold_gain
         signal = np.maximum(mosaic[r, c].astype(np.float64) - bl, 0.0)  # as read, above black
         # a low-gain photosite's noise, divided by its gain, beyond a normal photosite's (all of it
         # counted as read noise, which the division amplifies most), and the gain's own error
-        g1 = gain[k == 1]
         own = noise.variance(signal[k == 1])
-        var_c[k == 1] = own * (1.0 / g1**2 - 1.0) + (gain_error * signal[k == 1] / g1) ** 2
+        var_c[k == 1] = own * (1.0 / cold_gain**2 - 1.0) + (gain_error * signal[k == 1] / cold_gain) ** 2
         # a dark signal's shot noise (at most the bound a dark photo allows) and the rate's error
-        dark = np.zeros(k.size)
-        dark[k == 2] = hot_dark
-        var_c[k == 2] = noise.shot_bound * dark[k == 2] + (dark_error * dark[k == 2]) ** 2
+        var_c[k == 2] = noise.shot_bound * hot_dark + (dark_error * hot_dark) ** 2
         # a noisy (blinking) photosite in its normal state reads as a normal one: its own value,
         # where it agrees with the interpolation within ``state_agree`` x the latter's error
         var_c[k == 3] = 0.0
         var_c = np.maximum(var_c, 0.25)  # (the rounding to whole DN)
-        with np.errstate(invalid="ignore"):  # inf / inf where neither can be judged: interpolation wins
+        # fewer than 3 neighbours to interpolate from: the correction alone (inf / inf computed, not used)
+        with np.errstate(invalid="ignore"):
             w = np.where(np.isinf(var_i), 1.0, var_i / (var_i + var_c))
         # a correction is refused where it falls outside the range of the neighbours by more than its
         # own error and the noise allow: a map's value gone wrong (a rate, a gain), not the scene (the
@@ -368,7 +364,7 @@ def correct_mosaic(
         margin = agree * np.sqrt(var_c + noise.variance(level))
         agrees = ~(v < low - margin) & ~(v > high + margin)
         agrees = np.where(k == 3, gap <= state_agree * np.sqrt(var_i), agrees)
-        weight = np.where(pointwise & agrees & (v >= 0) & np.isfinite(w), w, 0.0)
+        weight = np.where(pointwise & agrees & (v >= 0), w, 0.0)
     weight[k == 0] = use_offset[k == 0]
     est = weight * v + (1.0 - weight) * interp
     use = (weight > 0) & (v < white)

@@ -1112,8 +1112,9 @@ def _hot_and_noisy(ser: _Series, hi_r: np.ndarray, hi_c: np.ndarray) -> None:
     weak |= edge & margin & ~blinking & lit
     # faster than any dark current: at the clip level in every frame it is stuck there; else the
     # excess is the scene's light (a bright speck of a two-view burst at 1/2000 s)
-    white = ~plausible & exposure_driven & ~blinking & (acc.vmin[hi_r, hi_c].astype(np.int64) >= acc.clip)
-    weak |= exposure_driven & ~plausible & ~blinking & ~white & lit
+    too_fast = exposure_driven & ~plausible & ~blinking
+    white = too_fast & (acc.vmin[hi_r, hi_c].astype(np.int64) >= acc.clip)
+    weak |= too_fast & ~white & lit
     score = _share_score(acc.s_hi[hi_r, hi_c], ser.units)
     warm = _temperature_factor(acc, hi_r[hot], hi_c[hot])
     found.add(hi_r[hot], hi_c[hot], DefectKind.HOT, score[hot], beta[hot] / 4.0 / warm)
@@ -1266,13 +1267,11 @@ def _below_every_neighbour(ser: _Series, r: np.ndarray, c: np.ndarray) -> np.nda
     the size of the noise) or the photosite clipped.
     """
     acc = ser.acc
-    # the 8 nearest of its colour on any sensor: 2 photosites away along the axes and the diagonals
-    up = np.where(r >= 2, r - 2, r + 2)
-    dn = np.where(r + 2 < ser.H, r + 2, r - 2)
-    lf = np.where(c >= 2, c - 2, c + 2)
-    rt = np.where(c + 2 < ser.W, c + 2, c - 2)
-    nr = np.stack([up, dn, r, r, up, up, dn, dn])
-    nc = np.stack([c, c, lf, rt, lf, rt, lf, rt])
+    # the 8 nearest of its colour on any sensor: 2 photosites away along the axes (:func:`_neighbours`,
+    # rows up, down, then columns left, right) and the diagonals they span
+    ar, ac = _neighbours(r, c, ser.H, ser.W)
+    nr = np.concatenate([ar, ar[[0, 0, 1, 1]]])
+    nc = np.concatenate([ac, ac[[2, 3, 2, 3]]])
     sig = acc.s_v[r, c].astype(float) / np.maximum(acc.valid_counts((r, c)), 1) - ser.black_at(r, c)
     nb = acc.s_v[nr, nc].astype(float) / np.maximum(acc.valid_counts((nr, nc)), 1) - ser.black_at(nr, nc)
     low = nb.min(axis=0)
