@@ -648,6 +648,38 @@ def adobe_maker_note(note: bytes, offset: int, order: str) -> bytes:
     return b"Adobe\x00MakN" + struct.pack(">I", len(body)) + body
 
 
+def adobe_crw_notes(records: Sequence[tuple[int, bytes]], order: str) -> bytes:
+    """A CRW's CIFF records as DNGPrivateData the way Adobe's converter keeps them.
+
+    ``b"Adobe\\0" b"CRW "``, the byte count that follows (big-endian),
+    the original file's byte order (``"II"``/``"MM"``), the number of
+    records (big-endian 16 bits), then each record: its CIFF tag
+    (big-endian 16 bits, type bits included), its size (big-endian 32
+    bits) and its bytes as the original stores them.  Sub-directories are
+    flattened (exiftool reads this as the ``AdobeCRW`` directory of its
+    CanonRaw tags, and derives the Canon maker-note tags from it).
+
+    Parameters
+    ----------
+    records : sequence of (int, bytes)
+        (tag, data) in the original's directory order, at most 65535.
+    order : {"II", "MM"}
+        The original file's byte order.
+
+    Examples
+    --------
+    >>> adobe_crw_notes([(0x0810, b"Ann\\0")], "II")
+    b'Adobe\\x00CRW \\x00\\x00\\x00\\x0eII\\x00\\x01\\x08\\x10\\x00\\x00\\x00\\x04Ann\\x00'
+    """
+    if order not in ("II", "MM"):
+        raise ValueError(f"order must be 'II' or 'MM', got {order!r}")
+    if len(records) > 0xFFFF:
+        raise ValueError(f"at most 65535 CIFF records, got {len(records)}")
+    body = order.encode("ascii") + struct.pack(">H", len(records))
+    body += b"".join(struct.pack(">HI", tag & 0xFFFF, len(data)) + bytes(data) for tag, data in records)
+    return b"Adobe\x00CRW " + struct.pack(">I", len(body)) + body
+
+
 def _entry_bytes(typ: int, value: object) -> tuple[int, bytes]:
     """(count, little-endian bytes) of one IFD entry's value."""
     if typ in (_ASCII, _UNDEFINED):

@@ -132,6 +132,12 @@ class Metadata:
         its offset from the TIFF header (what its own offsets may count
         from) and the file's byte order (``"II"`` or ``"MM"``); what a DNG
         carries as Adobe's ``MakN`` DNGPrivateData.  ``None`` without one.
+    ciff_notes : (str, tuple of (int, bytes)) or None
+        A CRW's CIFF records, the Canon equivalent of a maker note: the
+        file's byte order and every data record's (tag, bytes) in directory
+        order, sub-directories flattened, without the image records (raw
+        data, JPEG and thumbnail: :data:`CIFF_IMAGE_TAGS`); what a DNG
+        carries as Adobe's ``CRW `` DNGPrivateData.  ``None`` for other files.
     temperature : float or None
         EXIF 2.31 Temperature (0x9400), degrees C, ``None`` when absent or
         outside -100..150 (its "unknown" value).  EXIF defines it as the
@@ -163,6 +169,14 @@ class Metadata:
     linearization: tuple[int, ...] = ()
     temperature: float | None = None
     maker_note: tuple[bytes, int, str] | None = None
+    ciff_notes: tuple[str, tuple[tuple[int, bytes], ...]] | None = None
+
+
+#: CIFF record ids (tag & 0x3FFF) of image data, left out of ``ciff_notes``:
+#: RawData, JpgFromRaw, ThumbnailImage.
+CIFF_IMAGE_TAGS = frozenset({0x2005, 0x2007, 0x2008})
+#: At most this many bytes of CIFF records are kept in ``ciff_notes``.
+_CIFF_NOTES_MAX = 1 << 20
 
 
 class _Bad(Exception):
@@ -633,8 +647,11 @@ def _walk_ciff(buf, acc: _Acc) -> None:
     (hlen,) = _unpack(e + "I", buf, 2)
     if hlen < 14 or hlen >= len(buf):
         raise _Bad("bad CIFF header")
+    notes: list[tuple[int, bytes]] = []
+    kept = 0
 
     def heap(start: int, end: int, depth: int) -> None:
+        nonlocal kept
         if depth > 8 or end - start < 6:
             raise _Bad("bad CIFF heap")
         (tbl,) = _unpack(e + "I", buf, end - 4)
@@ -657,9 +674,11 @@ def _walk_ciff(buf, acc: _Acc) -> None:
                 if kind in (0x2800, 0x3000):
                     heap(start + off, start + off + size, depth + 1)
                     continue
-                if tid not in (0x080A, 0x180B, 0x180E, 0x0810, 0x102D):
+                if tid in CIFF_IMAGE_TAGS or kept + size > _CIFF_NOTES_MAX:
                     continue
                 data = bytes(buf[start + off : start + off + size])
+            notes.append((tag, data))
+            kept += len(data)
             if tid == 0x080A:  # "Make\0Model\0"
                 parts = data.split(b"\x00")
                 acc.put("make", _text(parts[0]) if parts else "")
@@ -680,6 +699,7 @@ def _walk_ciff(buf, acc: _Acc) -> None:
                     acc.put("ciff_time", _dt.datetime(1970, 1, 1) + _dt.timedelta(seconds=secs))
 
     heap(hlen, len(buf), 0)
+    acc.put("ciff_notes", ("II" if e == "<" else "MM", tuple(notes)))
 
 
 # --------------------------------------------------------------------------- BMFF (CR3), JPEG, PNG, RAF
@@ -840,6 +860,7 @@ def _finish(acc: _Acc, container: str, size: int, damaged: bool = False) -> Meta
         linearization=f.get("linearization", ()),  # type: ignore[arg-type]
         temperature=None if temperature is None else float(temperature),  # type: ignore[arg-type]
         maker_note=f.get("maker_note"),  # type: ignore[arg-type]
+        ciff_notes=f.get("ciff_notes"),  # type: ignore[arg-type]
     )
 
 

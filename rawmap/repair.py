@@ -85,6 +85,7 @@ from .reader import quiet_decoders
 from .readers.images import TO_STORED, quiet_pillow
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .metadata import Metadata
     from .opcodes import BadPixelList
     from .reader import MosaicSpec
 
@@ -1003,7 +1004,6 @@ def _raw_extras(frame: Frame) -> dict:
     focal length as the file states them), the headers it read
     (:func:`rawmap.metadata.read_metadata`).
     """
-    from .dng import adobe_maker_note
     from .readers.libraw import RawExtras
 
     kept = frame.extra.get("libraw")
@@ -1043,8 +1043,19 @@ def _raw_extras(frame: Frame) -> dict:
         "colour_tags": dict(meta.dng_colour) or None,  # a DNG's own calibration (LibRaw reports none for DNGs)
         "linearization": np.asarray(meta.linearization, dtype=np.int64) if meta.linearization else None,
         # the maker note, as Adobe's converter keeps it (lens, shutter count, the maker's own settings)
-        "private_data": adobe_maker_note(*meta.maker_note) if meta.maker_note else None,
+        "private_data": _private_data(meta),
     }
+
+
+def _private_data(meta: Metadata) -> bytes | None:
+    """The original's maker note as Adobe's DNGPrivateData: a TIFF MakerNote (``MakN``), a CRW's CIFF records (``CRW ``)."""
+    from .dng import adobe_crw_notes, adobe_maker_note
+
+    if meta.maker_note:
+        return adobe_maker_note(*meta.maker_note)
+    if meta.ciff_notes and meta.ciff_notes[1]:
+        return adobe_crw_notes(meta.ciff_notes[1], meta.ciff_notes[0])
+    return None
 
 
 def _delinearize(values: np.ndarray, table: np.ndarray) -> np.ndarray:

@@ -1190,6 +1190,41 @@ def test_the_repaired_dng_carries_the_maker_note(samples_dir, tmp_path):
     assert nikon(out) == given
 
 
+@pytest.mark.peers
+@pytest.mark.parametrize("name", ["canon-d30-a.CRW", "canon-d30-b.CRW"])
+def test_the_repaired_dng_carries_the_crw_records(repaired_sample, name):
+    """A CRW has no TIFF maker note: its CIFF records (owner, firmware, file number, camera settings,
+    colour data...) go into the DNG as Adobe's ``CRW `` DNGPrivateData (what Adobe's converter writes).
+    exiftool reads every CanonRaw tag of the CRW but its image records from the repaired DNG, and the
+    Canon maker-note tags it derives from them, with the same values (none of either before)."""
+    import base64
+    import json
+
+    from peers import require_peer, run_peer
+
+    exiftool = require_peer("exiftool")
+    src, out, _ = repaired_sample(name)
+    images = ("RawData", "JpgFromRaw", "ThumbnailImage")
+
+    def value(v):
+        # a record exiftool has no format for reads as binary from the CRW, as its bytes in decimal from
+        # Adobe's block (CanonColorInfo1): compare the bytes
+        if isinstance(v, str) and v.startswith("base64:"):
+            return base64.b64decode(v[7:])
+        if isinstance(v, str) and v and all(p.isdigit() and int(p) < 256 for p in v.split()) and " " in v:
+            return bytes(int(p) for p in v.split())
+        return v
+
+    def tags(path, group):
+        found = json.loads(run_peer([exiftool, "-a", "-G1", "-s", "-b", "-j", f"-{group}:all", path]).stdout)[0]
+        return {k: value(v) for k, v in found.items() if k.startswith(group + ":") and k.split(":")[1] not in images}
+
+    for group, least in (("CanonRaw", 30), ("Canon", 40)):
+        given, written = tags(src, group), tags(out, group)
+        assert len(given) >= least, (group, len(given))
+        assert written == given, group
+
+
 def test_a_tiff_with_tags_past_its_end_is_refused_in_one_line_without_a_warning(tmp_path):
     """Pillow warns ("Tag data larger than file") when repair opens such a TIFF a second time; the
     warning went to stderr as a stray line (found by bench_fuzz). The suite turns warnings into
