@@ -1026,8 +1026,8 @@ def edit_cmd(
         [],
         "--add",
         metavar="ROW,COL[,KIND]",
-        help="Mark a photosite defective by hand (repeatable). KIND: stuck, dead, hot (default), cold, noisy, "
-        "column. Visible-area coordinates, as in the map.",
+        help="Mark a photosite defective by hand (repeatable). KIND: stuck, dead, hot (default), warm, cold, "
+        "noisy, column. Visible-area coordinates, as in the map.",
     ),
     drop: list[str] = typer.Option(
         [],

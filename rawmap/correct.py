@@ -16,7 +16,7 @@ instead:
 * **low-gain photosites** (``cold``): the map's ``value`` is the gain
   relative to the neighbours; the signal above black is divided by it when
   it stands above ``min_signal``.
-* **hot and warm photosites** (``hot``): the map's ``value`` is the dark
+* **hot and warm photosites** (``hot``, ``warm``): the map's ``value`` is the dark
   current in DN/s at ISO 100 (taken over the frames in which the photosite
   did not clip; at 20 degrees C when the map's frames stated temperatures,
   and then scaled to the photo's own when it states one); the photo's dark
@@ -69,6 +69,9 @@ from .accumulate.records import dark_current_factor
 from .defectmap import DefectKind, DefectMap, column_segments
 
 __all__ = ["CorrectionCounts", "correct_mosaic"]
+
+#: Kinds whose value is a dark-current slope, subtracted by the correction.
+_DARK_KINDS = frozenset({DefectKind.HOT, DefectKind.WARM})
 
 #: Same-colour neighbours at distance 2 (every colour of a Bayer mosaic has them).
 _RING = [(dy, dx) for dy in (-2, 0, 2) for dx in (-2, 0, 2) if dy or dx]
@@ -297,7 +300,7 @@ def correct_mosaic(
         cold_gain = g[ok]
     else:
         cold_gain = np.zeros(0)
-    hot = [(d.row, d.col, d.value) for d in defect_map.defects if d.kind is DefectKind.HOT and d.value > 0]
+    hot = [(d.row, d.col, d.value) for d in defect_map.defects if d.kind in _DARK_KINDS and d.value > 0]
     if hot and exposure > 0:
         arr = np.array(hot)
         r, c, rate = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2]

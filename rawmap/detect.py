@@ -38,6 +38,16 @@ Rules (a photosite gets the first kind that applies):
     A hot photosite's cluster-mates touching two others are rarely
     isolated outliers: beside a flagged hot photosite, one whose sums are as
     far out is hot too.
+``warm``
+    A hot photosite whose dark current (its value: DN/s at ISO 100, and at
+    20 degrees C where the frames give a temperature) would take longer than
+    ``hot_fill_seconds`` (60 s) to fill the sensor's range (white minus
+    black) on its own.  A hot photosite clips in long exposures and carries
+    no signal there; a warm one keeps its signal in any exposure up to a
+    minute at ISO 100 (one stop less per doubling of the ISO), where
+    subtracting its dark current repairs it, and shows only in long
+    exposures.  The line is a choice, tied to the sensor's own range rather
+    than to a level in DN.
 ``cold``
     Low gain: the ratio of its signal to its neighbours' over all frames is
     far below 1 in robust sigmas of that ratio on its colour plane, and it
@@ -168,6 +178,7 @@ class ClassifyParams:
     clip_alone_share: float = 0.1  #: ... or (one view) each of them below this share of it in its darkest frame
     hot_clip_growth: float = 0.05  #: hot when clipping while growing by this share of its offset
     hot_max_fill: float = 20.0  #: ... and its dark current (ISO 100) fills the range at most this many times a second
+    hot_fill_seconds: float = 60.0  #: hot when that dark current fills the range within this many seconds, else warm
     cold_view_margin: float = (
         1.2  #: a strong cold ratio must stay below 1 - this x the largest view's share of its signal
     )
@@ -1818,6 +1829,10 @@ def _assemble(ser: _Series) -> list[Defect]:
     else:
         letters = [""] * len(rows)
     kinds = [_KINDS[k] for k in found.kinds.tolist()]
+    rate = found.values
+    span = acc.white - float(np.max(acc.black2))
+    weak = found.of(DefectKind.HOT) & (rate > 0) & (ser.p.hot_fill_seconds * rate < span)
+    kinds = [DefectKind.WARM if w else k for k, w in zip(kinds, weak.tolist())]
     views = _views_shown(acc, found).tolist()
     return [
         Defect(r, c, k, s, ch, f, v, views=n)

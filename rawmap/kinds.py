@@ -10,6 +10,7 @@ kind       ``Defect.value``              report          Siril   marker  line
 ``stuck``  level in DN (black included)  ``812 DN``      H       square  no
 ``dead``   level in DN (black included)  ``64 DN``       C       cross   no
 ``hot``    dark current, DN/s at ISO 100 ``812 DN/s``    H       disc    no
+``warm``   dark current, DN/s at ISO 100 ``36 DN/s``     H       ring    no
 ``cold``   relative gain                 ``gain 0.42``   C       diamond no
 ``noisy``  excess noise ratio            ``noise x3.10`` H       plus    no
 ``column`` mean offset in DN             ``+30.0 DN``    by sign cell    yes
@@ -59,6 +60,9 @@ class DefectKind(str, Enum):
     STUCK = "stuck"  #: constant value whatever the light
     DEAD = "dead"  #: no response, sits at black
     HOT = "hot"  #: extra signal growing with exposure time x gain (dark current)
+    #: a weak hot photosite: its dark current fills the range more slowly (shows in long exposures only;
+    #: the line is :attr:`rawmap.detect.ClassifyParams.hot_fill_seconds`)
+    WARM = "warm"
     COLD = "cold"  #: responds with a fraction of normal sensitivity (low gain)
     NOISY = "noisy"  #: abnormal temporal noise / blinking (RTS)
     COLUMN = "column"  #: part of a defective column or row segment
@@ -68,6 +72,7 @@ class Marker(str, Enum):
     """Shape of a defect's mark in :func:`rawmap.show.plot_map`."""
 
     DISC = "disc"
+    RING = "ring"  #: a disc's outline around a dot
     SQUARE = "square"
     DIAMOND = "diamond"
     CROSS = "cross"  #: a diagonal cross (x)
@@ -229,6 +234,15 @@ KINDS: dict[DefectKind, KindInfo] = {
             "H",
             (255, 84, 54),
             Marker.DISC,
+        ),
+        _info(
+            DefectKind.WARM,
+            "weak dark current: shows only in long exposures",
+            "dark-current slope in DN per second at ISO 100",
+            _dark_current,
+            "H",
+            (255, 168, 40),
+            Marker.RING,
         ),
         _info(
             DefectKind.COLD,

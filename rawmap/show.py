@@ -205,6 +205,12 @@ def _draw_mark(draw: ImageDraw.ImageDraw, kind: DefectKind, x: int, y: int, r: i
     if marker is Marker.DISC:
         draw.ellipse((x - r - 1, y - r - 1, x + r + 1, y + r + 1), fill=_GRID)
         draw.ellipse((x - r, y - r, x + r, y + r), fill=col)
+    elif marker is Marker.RING:
+        w = max(2, r // 2)
+        draw.ellipse((x - r - 1, y - r - 1, x + r + 1, y + r + 1), outline=_GRID, width=w + 2)
+        draw.ellipse((x - r, y - r, x + r, y + r), outline=col, width=w)
+        d = max(1, r // 4)
+        draw.ellipse((x - d, y - d, x + d, y + d), fill=col)
     elif marker is Marker.SQUARE:
         draw.rectangle((x - r, y - r, x + r, y + r), fill=col, outline=_GRID)
     elif marker is Marker.DIAMOND:

@@ -95,10 +95,10 @@ def test_first_seen_keeps_the_earliest_time(tmp_path, frames):
     lib = Library(tmp_path)
     _, before = store_body(lib, _body(_accumulate(frames[:8])))
     early_before = _found(before)[EARLY]
-    assert early_before.kind is DefectKind.HOT
+    assert early_before.kind in (DefectKind.HOT, DefectKind.WARM)
     _, after = store_body(lib, _body(_accumulate(frames[8:], lib.state_for(CAM))))
     early, late = _found(after)[EARLY], _found(after)[LATE]
-    assert early.kind is DefectKind.HOT and late.kind is DefectKind.HOT
+    assert {early.kind, late.kind} <= {DefectKind.HOT, DefectKind.WARM}
     # the early defect keeps its date from the first run; the late one dates from when it appeared
     assert early.first_seen == early_before.first_seen
     assert early.first_seen < T0 + dt.timedelta(hours=8) <= late.first_seen

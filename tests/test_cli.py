@@ -599,7 +599,7 @@ def _edited_map(series_map: Path, folder: Path, name: str, edit) -> Path:
         # issue 13: 99999 gave a traceback in repair; -3 repaired a healthy photosite 3 rows from the bottom
         ("far.json", lambda d: d["defects"][0].update(row=99999), ("row 99999", "outside the 120x160 sensor")),
         ("negative.json", lambda d: d["defects"][0].update(row=-3), ("row -3", "outside the 120x160 sensor")),
-        ("kind.json", lambda d: d["defects"][0].update(kind="warm"), ('unknown kind "warm"',)),
+        ("kind.json", lambda d: d["defects"][0].update(kind="lukewarm"), ('unknown kind "lukewarm"',)),
         ("bool.json", lambda d: d["defects"][0].update(col=True), ("col true is not a whole number",)),
     ],
 )
@@ -1244,9 +1244,9 @@ def test_show_summary_and_plot(small_series: Series, series_map: Path, tmp_path:
     rows = {
         line.split()[0]: line.split()[1:]
         for line in text.splitlines()
-        if line.strip().split()[:1] in (["stuck"], ["dead"], ["hot"])
+        if line.strip().split()[:1] in (["stuck"], ["dead"], ["hot"], ["warm"])
     }
-    assert all(int(rows[k][-1]) >= 1 for k in ("stuck", "dead", "hot"))
+    assert all(int(rows[k][-1]) >= 1 for k in ("stuck", "dead")) and int(rows["hot"][-1]) + int(rows["warm"][-1]) >= 1
 
     png = tmp_path / "map.png"
     result = run("show", series_map, "--plot", png, "--photo", small_series.files[0])
@@ -1415,7 +1415,7 @@ def test_map_cfa_reads_grayscale_mosaics(mosaic_tiffs, tmp_path: Path):
     assert (frames["count"], frames["exposure_min"], frames["exposure_max"]) == (10, 2.5, 2.5)
     assert (frames["iso_min"], frames["iso_max"]) == (400, 400)
     found = found_kinds(out)
-    hot = {k for k, v in found.items() if v == "hot"}
+    hot = {k for k, v in found.items() if v in ("hot", "warm")}  # dark current, strong or weak
     assert hot == set(mosaic_tiffs.hot)  # recall 1
     assert len(hot) / len(found) >= 0.9  # precision
 
@@ -1439,7 +1439,7 @@ def test_map_cfa_mono_with_camera_name(tmp_path: Path):
     data = json.loads(out.read_text())
     assert data["camera"] == {"make": "ZWO", "model": "ASI183MM Pro", "serial": "1A2B"}
     assert data["sensor"]["cfa"] == "" and data["sensor"]["source"] == "raw"
-    assert {k for k, v in found_kinds(out).items() if v == "hot"} == set(series.hot)
+    assert {k for k, v in found_kinds(out).items() if v in ("hot", "warm")} == set(series.hot)
 
 
 def test_cfa_refuses_a_colour_file(tmp_path: Path):

@@ -241,7 +241,7 @@ def test_refuses_invalid_version(version):
         lambda d: d.pop("camera"),
         lambda d: d.pop("sensor"),
         lambda d: d["sensor"].pop("height"),
-        lambda d: d["defects"][0].update(kind="warm"),
+        lambda d: d["defects"][0].update(kind="lukewarm"),
         lambda d: d["defects"][0].update(row="twelve"),
         lambda d: d["defects"][0].pop("col"),
         lambda d: d["defects"][0].update(first_seen="yesterday"),
@@ -306,8 +306,8 @@ def _hand_edited(tmp_path: Path, edit, name: str = "edited.json") -> Path:
         (lambda d: d["defects"][0].update(row="2"), 'defect #1 {"row": "2" ~ row "2" is not a whole number'),
         (lambda d: d["defects"][0].update(row=None), "row null is not a whole number"),
         (
-            lambda d: d["defects"][1].update(kind="warm"),
-            'defect #2 {"row": 7 ~ unknown kind "warm" (one of stuck, dead, hot, cold, noisy, column)',
+            lambda d: d["defects"][1].update(kind="lukewarm"),
+            'defect #2 {"row": 7 ~ unknown kind "lukewarm" (one of stuck, dead, hot, warm, cold, noisy, column)',
         ),
         (lambda d: d["defects"][1].update(kind=["hot"]), 'kind ["hot"] is not a string'),
         (lambda d: d["defects"][1].update(score="high"), 'score "high" is not a number'),
@@ -527,18 +527,19 @@ def test_mask():
 
 
 def test_counts():
-    dmap = _map([HOT, STUCK, COLUMN, DEAD, Defect(0, 0, DefectKind.HOT, 8.0)])
+    dmap = _map([HOT, STUCK, COLUMN, DEAD, Defect(0, 0, DefectKind.HOT, 8.0), Defect(0, 2, DefectKind.WARM, 7.0)])
     counts = dmap.counts()
     assert list(counts) == list(DefectKind)
     assert counts == {
         DefectKind.STUCK: 1,
         DefectKind.DEAD: 1,
         DefectKind.HOT: 2,
+        DefectKind.WARM: 1,
         DefectKind.COLD: 0,
         DefectKind.NOISY: 0,
         DefectKind.COLUMN: 1,
     }
-    assert len(dmap) == 5
+    assert len(dmap) == 6
 
 
 def test_empty_map_queries():

@@ -9,7 +9,7 @@ import pytest
 
 from rawmap.accumulate import Accumulator
 from rawmap.defectmap import DefectKind, column_segments
-from rawmap.detect import build_map, classify
+from rawmap.detect import ClassifyParams, build_map, classify
 from rawmap.frame import CameraId, Frame
 
 H, W = 200, 300
@@ -131,6 +131,10 @@ def test_every_kind_found_exactly(series):
     column = {(r, COLUMN[0]) for r in range(COLUMN[1], COLUMN[1] + COLUMN[2])}
     column |= {(DEAD_ROW[0], c) for c in range(DEAD_ROW[1], DEAD_ROW[1] + DEAD_ROW[2])}
     expected = {rc: DefectKind(k) for rc, (k, _) in PLANTS.items()} | {rc: DefectKind.COLUMN for rc in column}
+    # a dark current that would take over a minute at ISO 100 to fill the range is warm: all three here
+    line = (WHITE - BLACK) / ClassifyParams().hot_fill_seconds
+    expected |= {rc: DefectKind.WARM for rc, (k, rate) in PLANTS.items() if k == "hot" and rate < line}
+    assert sum(k is DefectKind.WARM for k in expected.values()) == 3
     # nothing missed, nothing extra: no stars, glint, burst detail, highlight, nor the shadow
     # lines a bright column casts on the same-colour columns beside it (62 and 66)
     assert set(got) == set(expected)
@@ -268,7 +272,7 @@ def test_first_seen_is_the_first_frame_that_showed_it(series):
     first = {(d.row, d.col): (d.kind, d.first_seen) for d in classify(series)}
     always = {rc: f for rc, (k, f) in first.items() if k in (DefectKind.STUCK, DefectKind.DEAD, DefectKind.COLUMN)}
     assert len(always) == 4 + 60 + 50 and set(always.values()) == {t0}
-    assert {f for k, f in first.values() if k is DefectKind.HOT} == {t0}
+    assert {f for k, f in first.values() if k in (DefectKind.HOT, DefectKind.WARM)} == {t0}
     # nothing is dated before the series, nor after its last frame
     assert all(t0 <= f <= t0 + dt.timedelta(hours=39) for _, f in first.values())
 
@@ -579,7 +583,7 @@ def test_dark_current_of_hot_photosites_that_clip_in_long_darks(tmp_path, temper
         found[(d.row, d.col)].value / d.params["dark_dn_per_s"]
         for d in truth.defects
         if (d.row, d.col) in found
-        and found[(d.row, d.col)].kind is DefectKind.HOT
+        and found[(d.row, d.col)].kind in (DefectKind.HOT, DefectKind.WARM)
         and (cold or acc.vmax[d.row, d.col] >= acc.clip)
     ]
     assert len(ratios) >= 6, ratios
@@ -592,6 +596,18 @@ def test_dark_current_of_hot_photosites_that_clip_in_long_darks(tmp_path, temper
     assert 0.85 * expect <= float(np.median(ratios)) <= 1.15 * expect, (expect, ratios)
     fr = body.defect_map.frames
     assert (fr.temperature_min, fr.temperature_max) == ((None, None) if temperatures is None else temperatures)
+    # hot when its dark current at ISO 100 and 20 degrees C fills the range within a minute, else warm
+    # (rates clear of that line by a third, so that the measured rate's error cannot move them across)
+    line = (spec.white - spec.black) / ClassifyParams().hot_fill_seconds
+    sides = {DefectKind.HOT: 0, DefectKind.WARM: 0}
+    for d in truth.defects:
+        mapped = found.get((d.row, d.col))
+        rate = d.params["dark_dn_per_s"] * expect  # at 20 degrees C, as the model extrapolates it
+        if mapped is None or 0.75 * line < rate < 1.33 * line:
+            continue
+        assert mapped.kind is (DefectKind.HOT if rate > line else DefectKind.WARM), (rate, line, mapped)
+        sides[mapped.kind] += 1
+    assert min(sides.values()) >= 2, sides  # both sides of the line seen
 
 
 def test_a_stuck_photosite_in_a_timelapse_is_found_where_the_light_was_bright(tmp_path):

@@ -52,6 +52,7 @@ def _small_map(source: str = "raw") -> DefectMap:
         Defect(2, 7, K.COLD, 7.25, "G", dt.datetime(2024, 5, 6, 7, 8, 9, 999999), 0.4),
         Defect(5, 1, K.STUCK, 99.0, "B", None, 4095.0),
         Defect(3, 4, K.NOISY, 6.5, "B"),  # value unknown (NaN)
+        Defect(5, 7, K.WARM, 8.5, "B", T0, 36.0),
     ]
     defects += [Defect(r, 6, K.COLUMN, 20.0, "R" if r % 2 == 0 else "G", None, -30.0) for r in range(6)]
     defects += [Defect(r, 2, K.COLUMN, 11.0, "R" if r % 2 == 0 else "G", None, 15.0) for r in range(3)]
@@ -82,6 +83,7 @@ def test_dcraw_text_exact():
         "4 3 0\n6 3 0\n"
         "0 4 0\n6 4 0\n"
         "1 5 0\n6 5 0\n"
+        f"7 5 {T0_UNIX}\n"
     )
 
 
@@ -110,7 +112,7 @@ def test_rawtherapee_text_and_name_exact():
     m = _small_map()
     assert default_filename(m, ExportFormat.RAWTHERAPEE) == "Nikon D750 3001234.badpixels"
     assert rawtherapee_filename(m.camera, with_serial=False) == "Nikon D750.badpixels"
-    body = "2 0\n6 0\n2 1\n3 1\n6 1\n2 2\n6 2\n7 2\n4 3\n6 3\n0 4\n6 4\n1 5\n6 5\n"
+    body = "2 0\n6 0\n2 1\n3 1\n6 1\n2 2\n6 2\n7 2\n4 3\n6 3\n0 4\n6 4\n1 5\n6 5\n7 5\n"
     assert rawtherapee_text(m) == (
         "# RawTherapee bad pixels for NIKON D750 3001234\n"
         f"# written by rawmap {__version__}: x y (column row of the visible area)\n" + body
@@ -125,7 +127,7 @@ def test_rawtherapee_crop_origin_shifts_and_drops():
     assert lines[1].endswith("x y (column row of the raw crop at top 1, left 5)")
     assert lines[2:5] == ["1 1", "5 1", "1 2"]
     assert "-1 5" not in lines and all(not ln.startswith("-") for ln in lines)
-    assert len(lines) == 2 + 14 - 1
+    assert len(lines) == 2 + 15 - 1
     assert (
         rawtherapee_text(_small_map(), crop_origin=(2, 4)).splitlines()[2:]
         == rawtherapee_text(_small_map()).splitlines()[2:]
@@ -201,6 +203,7 @@ def test_siril_text_exact():
         "P 4 3 H\n"
         "P 0 4 C\n"
         "P 1 5 H\n"
+        "P 7 5 H\n"  # the warm photosite
     )
 
 
@@ -238,7 +241,7 @@ def test_csv_text_exact_and_parsable():
     assert "3,4,noisy,6.5,B,," in lines
     assert "2,7,cold,7.25,G,2024-05-06T07:08:09.999999,0.4" in lines
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert len(rows) == 14
+    assert len(rows) == 15
     assert {r["kind"] for r in rows} == {k.value for k in DefectKind}
     back = [(int(r["row"]), int(r["col"])) for r in rows]
     assert back == [(d.row, d.col) for d in _small_map().defects]
@@ -254,7 +257,7 @@ def test_image_maps_only_for_csv():
         rawtherapee_text(m)
     with pytest.raises(ExportError, match="first channel"):
         siril_text(m)
-    assert csv_text(m).count("\n") == 15
+    assert csv_text(m).count("\n") == 16
 
 
 def test_siril_takes_a_map_of_grayscale_images_only():
@@ -572,7 +575,7 @@ def test_first_seen_of_defects_present_from_the_first_frame(mapped_series):
     first_capture = read_info(files[0]).time
     assert first_capture == min(read_info(f).time for f in files) == m.frames.first_capture
     found = {(d.row, d.col): d for d in m.defects}
-    assert found[STUCK_RC].kind is K.STUCK and found[HOT_RC].kind is K.HOT
+    assert found[STUCK_RC].kind is K.STUCK and found[HOT_RC].kind in (K.HOT, K.WARM)
     assert found[STUCK_RC].first_seen == found[HOT_RC].first_seen == first_capture
     stamp = dcraw_timestamp(first_capture)
     lines = dcraw_text(m, since_first_seen=True).splitlines()

@@ -58,7 +58,7 @@ def test_values_print_without_exponents():
 
 
 def test_siril_letters():
-    assert [KINDS[k].siril_letter(5.0) for k in DefectKind] == ["H", "C", "H", "C", "H", "H"]
+    assert [KINDS[k].siril_letter(5.0) for k in DefectKind] == ["H", "C", "H", "H", "C", "H", "H"]
     col = KINDS[DefectKind.COLUMN]
     assert (col.siril_letter(-0.5), col.siril_letter(0.0), col.siril_letter(float("nan"))) == ("C", "H", "H")
     assert KINDS[DefectKind.DEAD].siril_letter(-5.0) == "C" and KINDS[DefectKind.HOT].siril_letter(-5.0) == "H"

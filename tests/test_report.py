@@ -47,12 +47,13 @@ def test_summary_counts_exact():
     s = summarize(_map(), top=3)
     assert (s.camera, s.source, s.height, s.width, s.cfa) == (CAM, "raw", H, W, "RGGB")
     assert s.total == 22
-    assert s.by_kind == {K.STUCK: 1, K.DEAD: 1, K.HOT: 3, K.COLD: 1, K.NOISY: 1, K.COLUMN: 15}
+    assert s.by_kind == {K.STUCK: 1, K.DEAD: 1, K.HOT: 3, K.WARM: 0, K.COLD: 1, K.NOISY: 1, K.COLUMN: 15}
     assert s.channels == ("R", "G", "B")
     assert s.by_kind_channel == {
         K.STUCK: {"R": 0, "G": 1, "B": 0},
         K.DEAD: {"R": 1, "G": 0, "B": 0},
         K.HOT: {"R": 1, "G": 1, "B": 1},
+        K.WARM: {"R": 0, "G": 0, "B": 0},
         K.COLD: {"R": 0, "G": 0, "B": 1},
         K.NOISY: {"R": 0, "G": 1, "B": 0},
         K.COLUMN: {"R": 8, "G": 7, "B": 0},
@@ -84,6 +85,7 @@ def test_format_summary_text():
             "  stuck         0      1      0       1",
             "  dead          1      0      0       1",
             "  hot           1      1      1       3",
+            "  warm          0      0      0       0",
             "  cold          0      0      1       1",
             "  noisy         0      1      0       1",
             "  column        8      7      0      15",

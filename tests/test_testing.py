@@ -293,7 +293,7 @@ def test_series_files_and_truth(series):
     assert loaded.spec == spec and loaded.frames == truth.frames
     assert any(f.burst is not None for f in loaded.frames)
     kinds = {d.kind for d in truth.defects}
-    assert kinds == set(DefectKind)
+    assert kinds == set(DefectKind) - {DefectKind.WARM}  # warm ones are planted as weak hot ones
     assert truth.mask().sum() == len(truth.defects)
     assert truth.mask(min_visible=1.01).sum() == 0
 
@@ -399,7 +399,7 @@ def test_committed_example_matches_its_command(tmp_path):
             diff = np.abs(a.raw_image.astype(int) - b.raw_image.astype(int))
         assert diff.mean() < 0.5  # equal, bar last-bit float differences between CPUs
     kinds = {d.kind for d in committed.defects}
-    assert kinds == set(DefectKind)
+    assert kinds == set(DefectKind) - {DefectKind.WARM}  # warm ones are planted as weak hot ones
 
 
 def test_burst_jitter_shift_is_bilinear():

@@ -157,8 +157,11 @@ def _warm_rate(rng: np.random.Generator, lo_hi: tuple[float, float] = WARM_RATE)
 
 
 #: Finer defect classes recorded in the truth (:func:`defect_class`) and the
-#: map kind each one is mapped as: the names of the independent series'
-#: truth (``series/indep-8080``).
+#: kind each one is planted as: the names of the independent series' truth
+#: (``series/indep-8080``).  Hot and warm are both planted as dark current
+#: (HOT) from two rate ranges; a map calls a dark current ``warm`` by its
+#: own line (:attr:`rawmap.detect.ClassifyParams.hot_fill_seconds`), not by
+#: these ranges.
 DEFECT_CLASSES = {
     "hot": DefectKind.HOT,
     "warm": DefectKind.HOT,  # weak dark current
