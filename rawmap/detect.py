@@ -47,7 +47,8 @@ Rules (a photosite gets the first kind that applies):
     minute at ISO 100 (one stop less per doubling of the ISO), where
     subtracting its dark current repairs it, and shows only in long
     exposures.  The line is a choice, tied to the sensor's own range rather
-    than to a level in DN.
+    than to a level in DN.  Developed images (JPEG) give no dark current
+    to tell by: their dark-current photosites stay ``hot``.
 ``cold``
     Low gain: the ratio of its signal to its neighbours' over all frames is
     far below 1 in robust sigmas of that ratio on its colour plane, and it
@@ -1832,6 +1833,8 @@ def _assemble(ser: _Series) -> list[Defect]:
     rate = found.values
     span = acc.white - float(np.max(acc.black2))
     weak = found.of(DefectKind.HOT) & (rate > 0) & (ser.p.hot_fill_seconds * rate < span)
+    if acc.source is SourceKind.IMAGE:  # developed images' values are not linear: no dark current to tell by
+        weak[:] = False
     kinds = [DefectKind.WARM if w else k for k, w in zip(kinds, weak.tolist())]
     views = _views_shown(acc, found).tolist()
     return [
