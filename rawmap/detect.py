@@ -755,6 +755,11 @@ class _Series:
     def W(self) -> int:
         return self.acc.shape[1]
 
+    @property
+    def span(self) -> float:
+        """The range above the highest black level (white minus black), DN."""
+        return self.acc.white - float(np.max(self.acc.black2))
+
     @classmethod
     def of(cls, acc: Accumulator, p: ClassifyParams) -> _Series:
         frames = acc.frames
@@ -830,8 +835,7 @@ def _stuck_and_dead(ser: _Series) -> None:
     H, W = acc.shape
     black2 = acc.black2
     bound = p.stuck_noise_factor * ser.sig_read
-    span = acc.white - float(np.max(black2))
-    dead_bound = p.dead_share * span
+    dead_bound = p.dead_share * ser.span
     shot = _ShotNoise(acc)  # the series' noise slope and plateau levels, measured once for every block
     darks_only = _darks_only(acc)
     lit = bool(acc.frames) and not darks_only
@@ -1049,7 +1053,7 @@ def _quieter_than_light(ser: _Series, r: np.ndarray, c: np.ndarray, own: np.ndar
         # a sensor that saturates below its white level reads a plateau: many photosites constant
         # at about one level; a stuck one is alone at its own
         levels = shot.plateau_levels()
-        span = 0.01 * (acc.white - float(np.max(acc.black2)))
+        span = 0.01 * ser.span
         v = acc.vmax[r, c].astype(np.float64)
         crowd = np.searchsorted(levels, v + span, side="right") - np.searchsorted(levels, v - span)
         out &= crowd <= 2
@@ -1104,7 +1108,7 @@ def _hot_and_noisy(ser: _Series, hi_r: np.ndarray, hi_c: np.ndarray) -> None:
     # a dark current that would fill the range in under 1 / hot_max_fill s at ISO 100 is not one (a
     # real photosite that hot reads white in any photo: stuck); in short exposures a glint's excess
     # over exposure x ISO gives such rates (1.2 million DN/s in a burst at 1/2000 s)
-    plausible = beta / 4.0 <= ser.p.hot_max_fill * (acc.white - float(np.max(acc.black2)))
+    plausible = beta / 4.0 <= ser.p.hot_max_fill * ser.span
     hot = exposure_driven & ~blinking & plausible
     # neither growing with exposure nor noisier than its neighbours: static detail that coincided
     # (in darks alone there is no scene: every bright outlier is the sensor's)
@@ -1830,12 +1834,12 @@ def _assemble(ser: _Series) -> list[Defect]:
     else:
         letters = [""] * len(rows)
     kinds = [_KINDS[k] for k in found.kinds.tolist()]
+    # warm: slower than hot_fill_seconds to fill the range; developed images' values are not linear,
+    # no dark current to tell by
     rate = found.values
-    span = acc.white - float(np.max(acc.black2))
-    weak = found.of(DefectKind.HOT) & (rate > 0) & (ser.p.hot_fill_seconds * rate < span)
-    if acc.source is SourceKind.IMAGE:  # developed images' values are not linear: no dark current to tell by
-        weak[:] = False
-    kinds = [DefectKind.WARM if w else k for k, w in zip(kinds, weak.tolist())]
+    weak = found.of(DefectKind.HOT) & (rate > 0) & (ser.p.hot_fill_seconds * rate < ser.span)
+    if acc.source is not SourceKind.IMAGE:
+        kinds = [DefectKind.WARM if w else k for k, w in zip(kinds, weak.tolist())]
     views = _views_shown(acc, found).tolist()
     return [
         Defect(r, c, k, s, ch, f, v, views=n)
