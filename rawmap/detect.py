@@ -199,7 +199,10 @@ class ClassifyParams:
         2.0  #: in photos, a bright outlier not growing with exposure is noisy from this noise ratio
     )
     noisy_margin_excess: float = 7.5  #: ... and from this one where it was an outlier in just the units needed
-    flat_sigma: float = 6.0  #: flats only: low gain this many robust sigmas of the gain ratio below the median ...
+    flat_sigma: float = (
+        5.0  #: flats only: low gain at least this many robust sigmas of the gain ratio below the median ...
+    )
+    flat_false_flags: float = 0.1  #: ... and past the line where a Gaussian spread gives this many over the sensor ...
     flat_min_drop: float = 0.05  #: ... and at least this share below it
     cold_lift: float = (
         1.05  #: developed images: strong cold past the view bound where it lifts its neighbours this much
@@ -1184,41 +1187,172 @@ def _ratio_stats(ser: _Series) -> tuple[dict, dict]:
     return med_of, sigma_of
 
 
+def _gaussian_line(n: int, expected: float) -> float:
+    """The z above which ``n`` Gaussian draws give ``expected`` outliers on one side: ``isf(expected / n)``."""
+    q = min(max(expected / max(n, 1), 1e-300), 0.5)
+    lo, hi = 0.0, 40.0
+    for _ in range(80):  # bisection of 0.5 erfc(z / sqrt 2) = q
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if 0.5 * math.erfc(mid / math.sqrt(2.0)) > q else (lo, mid)
+    return hi
+
+
+def _illumination(mean: np.ndarray, planes: list, floor: float, degree: int = 4) -> dict:
+    """Smooth illumination of a flat per colour plane: a polynomial in (row, col) fitted to ``log(mean)``.
+
+    Fitted by least squares on a grid of about 40,000 photosites of each
+    plane, refitted once without the points 4 robust sigmas off (defects,
+    dust shadows).  Dividing the flat by it leaves no gradient at the
+    sensor's borders, where the mirrored neighbourhoods of
+    :func:`_flat_reference` would otherwise turn a vignetting slope into a
+    false deficit (a corner lies below all its mirrored neighbours).
+
+    Returns
+    -------
+    dict
+        Plane -> (degree + 1, degree + 1) coefficients ``c[i, j]`` of
+        ``y**i x**j`` (``i + j <= degree``; y, x scaled to [-1, 1]), or None
+        where too little of the plane is lit.
+    """
+    H, W = mean.shape
+    out: dict = {}
+    for pl in planes:
+        r0, c0 = (0, 0) if pl is None else pl
+        pitch = 1 if pl is None else 2
+        k = max(1, int(math.sqrt(H * W / pitch**2 / 40_000)))
+        rr = np.arange(r0, H, pitch * k)
+        cc = np.arange(c0, W, pitch * k)
+        v = mean[np.ix_(rr, cc)].astype(np.float64).ravel()
+        y, x = np.meshgrid(2.0 * rr / max(H - 1, 1) - 1.0, 2.0 * cc / max(W - 1, 1) - 1.0, indexing="ij")
+        y, x = y.ravel(), x.ravel()
+        terms = [(i, j) for i in range(degree + 1) for j in range(degree + 1 - i)]
+        ok = v > floor
+        if ok.sum() < 4 * len(terms):
+            out[pl] = None
+            continue
+        a = np.stack([y**i * x**j for i, j in terms], axis=1)
+        lv = np.log(np.where(ok, v, 1.0))
+        coef = np.linalg.lstsq(a[ok], lv[ok], rcond=None)[0]
+        res = lv - a @ coef
+        sigma = _robust_sigma(res[ok])
+        kept = ok & (np.abs(res) < 4.0 * sigma)
+        if np.isfinite(sigma) and sigma > 0 and kept.sum() >= 4 * len(terms):
+            coef = np.linalg.lstsq(a[kept], lv[kept], rcond=None)[0]
+        c = np.zeros((degree + 1, degree + 1))
+        for (i, j), value in zip(terms, coef):
+            c[i, j] = value
+        out[pl] = c
+    return out
+
+
+def _flatten(mean: np.ndarray, coef: dict, a: int, b: int) -> np.ndarray:
+    """(b - a, W) rows ``a:b`` of ``mean`` over the illumination of :func:`_illumination` (float32)."""
+    H, W = mean.shape
+    block = mean[a:b].copy()
+    y = 2.0 * np.arange(a, b) / max(H - 1, 1) - 1.0
+    x = 2.0 * np.arange(W) / max(W - 1, 1) - 1.0
+    for pl, c in coef.items():
+        if c is None:
+            continue
+        rs = slice(None) if pl is None else slice((pl[0] - a) % 2, None, 2)
+        cs = slice(None) if pl is None else slice(pl[1], None, 2)
+        yy, xx = y[rs], x[cs]
+        # sum_i y^i (sum_j c_ij x^j): one polynomial in x per power of y, then one axpy per power
+        log_l = np.zeros((yy.size, xx.size))
+        for i in range(c.shape[0]):
+            log_l += np.outer(yy**i, np.polynomial.polynomial.polyval(xx, c[i]))
+        block[rs, cs] = block[rs, cs] / np.exp(log_l).astype(np.float32)
+    return block
+
+
+def _flat_reference(mean: np.ndarray, a: int, b: int, step: int) -> np.ndarray:
+    """(b - a, W) median of each photosite's 24 same-colour neighbours (a 5 x 5 lattice of pitch ``step``).
+
+    ``mean`` (H, W) is the mean signal; the sensor is mirrored at its
+    borders (even offsets keep the colour).
+    """
+    H, W = mean.shape
+    halo = 2 * step
+    top, bottom = max(0, a - halo), min(H, b + halo)
+    pad_top, pad_bottom = halo - (a - top), halo - (bottom - b)
+    part = np.pad(mean[top:bottom], ((pad_top, pad_bottom), (halo, halo)), mode="reflect")
+    out = np.empty((b - a, W), np.float32)
+    _kernels.lattice_median(part, b - a, step, out)
+    return out
+
+
 def _flat_cold(ser: _Series) -> None:
     """Low-gain photosites from flat fields: a series whose lit frames are all flats measures gain directly.
 
     A flat field lights every photosite evenly (vignetting and dust shadows
-    are smooth), so the ratio of a photosite's signal to its same-colour
-    neighbours' is its relative gain; it is low when it lies ``flat_sigma``
-    robust sigmas of that ratio below its plane's median and at least
-    ``flat_min_drop`` below it.  The spread is the sensor's response
-    non-uniformity (1-2 %) and the flats' noise; 6 sigmas (ccdproc's
-    ``ccdmask`` takes 9 of its own, a block median's) found 93-100 % of the
-    photosites of gain <= 0.9 in ``bench_flats.py`` with no false flag, 9
-    sigmas 80-89 %.  Flats join one view, so the outlier rules
-    (which want several views) never see these.  Adds to ``found`` and
-    ``taken`` in place.
+    are smooth), so once the mean flat is divided by its smooth illumination
+    (:func:`_illumination`), the ratio of a photosite's mean signal to the
+    median of its 24 nearest same-colour neighbours' is its relative gain
+    (that median's own spread is a quarter of the response non-uniformity's,
+    a mean of 4's was half, and other defects do not move it).  It
+    is low when it lies below its plane's median by at least ``flat_min_drop``
+    and by more robust sigmas of the ratio than both ``flat_sigma`` and the
+    line at which a Gaussian spread over the whole sensor would give
+    ``flat_false_flags`` photosites (4.9 sigmas at 0.24 MP, 5.7 at 24 MP):
+    the spread is the sensor's response non-uniformity (1-2 %) and the
+    flats' noise, so a gain of 0.9 lies about 5 sigmas down.  Measured with
+    ``bench_flats.py`` (seeds 1-6, mono and colour): every photosite of gain
+    <= 0.9 found but those its own brighter-than-usual response lifts past
+    0.9, no false flag (with the mean of 4 and 6 sigmas, 93-100 %).  Flats
+    join one view, so the
+    outlier rules (which want several views) never see these.  Adds to
+    ``found`` and ``taken`` in place.
     """
     acc, p = ser.acc, ser.p
     lit = [f for f in acc.frames if f.kind != "dark"]
     if not lit or any(f.kind != "flat" for f in lit):
         return
-    med_of, sigma_of = _ratio_stats(ser)
     H, W = ser.H, ser.W
+    step = 1 if acc.cfa is None else 2
+    n = np.maximum(acc.valid_counts(), 1).astype(np.float32)
+    mean = np.empty((H, W), np.float32)
+    for a in range(0, H, _BLOCK_ROWS):
+        b = min(H, a + _BLOCK_ROWS)
+        blk = acc.s_v[a:b].astype(np.float32) / n[a:b]
+        blk -= ser.acc.black2[np.arange(a, b)[:, None] & 1, np.arange(W)[None, :] & 1]
+        mean[a:b] = blk
+    del n
+    planes = _planes(ser)
+    sr, sc = _sample_index(H, W)
+    limits: dict = {}
+    ratio = np.empty((H, W), np.float32)
+    coef = _illumination(mean, planes, ser.sig_read)
+    unlit = mean <= ser.sig_read
+    for a in range(0, H, _BLOCK_ROWS):
+        b = min(H, a + _BLOCK_ROWS)
+        mean[a:b] = _flatten(mean, coef, a, b)
+    for a in range(0, H, _BLOCK_ROWS):
+        b = min(H, a + _BLOCK_ROWS)
+        ref = _flat_reference(mean, a, b, step)
+        ratio[a:b] = np.divide(mean[a:b], ref, out=np.full(ref.shape, np.nan, np.float32), where=ref > 0)
+    ratio[unlit] = np.nan
+    del unlit
+    g_s = ratio[sr, sc]
+    line = max(p.flat_sigma, _gaussian_line(H * W, p.flat_false_flags))  # every plane at one tail probability
+    for pl in planes:
+        in_s = np.ones(sr.size, bool) if pl is None else ((sr & 1) == pl[0]) & ((sc & 1) == pl[1])
+        gs = g_s[in_s].astype(np.float64)
+        med = float(np.nanmedian(gs)) if np.isfinite(gs).any() else 1.0
+        sigma = _robust_sigma(gs)
+        sigma = sigma if np.isfinite(sigma) and sigma > 0 else 1e-3
+        limits[pl] = (med, max(line * sigma, p.flat_min_drop * med))
     for a in range(0, H, _BLOCK_ROWS):
         b = min(H, a + _BLOCK_ROWS)
         rr, cc = np.divmod(np.arange(a * W, b * W), W)
-        free = ~ser.taken[rr, cc]
-        rr, cc = rr[free], cc[free]
-        g = _gain_ratio(ser, rr, cc, exclude=ser.taken)
+        g = ratio[a:b].ravel().astype(np.float64)
         low = np.zeros(rr.size, bool)
         rel = np.full(rr.size, np.nan)
-        for pl in _planes(ser):
+        for pl in planes:
             in_p = np.ones(rr.size, bool) if pl is None else ((rr & 1) == pl[0]) & ((cc & 1) == pl[1])
-            med, sigma = med_of[pl], sigma_of[pl]
-            drop = max(p.flat_sigma * sigma, p.flat_min_drop * med)
+            med, drop = limits[pl]
             low[in_p] = g[in_p] < med - drop
             rel[in_p] = g[in_p] / med if med > 0 else np.nan
+        low &= ~ser.taken[rr, cc]
         if low.any():
             ser.found.add(rr[low], cc[low], DefectKind.COLD, 100.0, rel[low])
             ser.taken[rr[low], cc[low]] = True

@@ -702,3 +702,38 @@ def test_a_two_view_burst_maps_no_cold_photosite_in_shadow(tmp_path):
     compare with; the burst's map is now free of false flags."""
     body, sc = _scenario(tmp_path / "s", "burst", seed=7)
     assert sc.false_by_kind == {}, sc.summary()
+
+
+@pytest.mark.parametrize("step", [1, 2])
+def test_flat_reference_is_numpys_median_of_the_24_lattice_neighbours(step):
+    """The compiled lattice median equals numpy's median of the 24 neighbours at pitch ``step``, borders
+    mirrored (same colour kept at pitch 2), across a block boundary too."""
+    from rawmap.detect import _flat_reference
+
+    mean = np.random.default_rng(5).normal(1000, 30, (37, 29)).astype(np.float32)
+    mean[10, 10] = 0  # a defect among the neighbours does not move the median far
+    halo = 2 * step
+    padded = np.pad(mean, halo, mode="reflect")
+    want = np.median(
+        [
+            padded[halo + dr * step : halo + dr * step + 37, halo + dc * step : halo + dc * step + 29]
+            for dr in range(-2, 3)
+            for dc in range(-2, 3)
+            if dr or dc
+        ],
+        axis=0,
+    )
+    got = np.concatenate([_flat_reference(mean, 0, 16, step), _flat_reference(mean, 16, 37, step)])
+    np.testing.assert_array_equal(got, want.astype(np.float32))
+
+
+def test_gaussian_line_gives_the_expected_count():
+    """The line at which n Gaussian draws give the expected count below it (one side)."""
+    import math
+
+    from rawmap.detect import _gaussian_line
+
+    for n, expected in [(240_000, 0.1), (24_000_000, 0.1), (1000, 1.0)]:
+        z = _gaussian_line(n, expected)
+        assert n * 0.5 * math.erfc(z / math.sqrt(2)) == pytest.approx(expected, rel=1e-6)
+    assert _gaussian_line(240_000, 0.1) == pytest.approx(4.93, abs=0.01)
