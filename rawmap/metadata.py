@@ -138,6 +138,11 @@ class Metadata:
         order, sub-directories flattened, without the image records (raw
         data, JPEG and thumbnail: :data:`CIFF_IMAGE_TAGS`); what a DNG
         carries as Adobe's ``CRW `` DNGPrivateData.  ``None`` for other files.
+    wb_levels : (float, float) or None
+        A Nikon maker note's white balance as shot (WB_RBLevels, 0x000C):
+        the red and blue multipliers over green, as stated (dcraw reads
+        them; LibRaw does not for the oldest bodies, e.g. the D1).
+        ``None`` for other files.
     temperature : float or None
         EXIF 2.31 Temperature (0x9400), degrees C, ``None`` when absent or
         outside -100..150 (its "unknown" value).  EXIF defines it as the
@@ -170,6 +175,7 @@ class Metadata:
     temperature: float | None = None
     maker_note: tuple[bytes, int, str] | None = None
     ciff_notes: tuple[str, tuple[tuple[int, bytes], ...]] | None = None
+    wb_levels: tuple[float, float] | None = None
 
 
 #: CIFF record ids (tag & 0x3FFF) of image data, left out of ``ciff_notes``:
@@ -576,12 +582,21 @@ def _maker_note(t: _Tiff, entry: tuple[int, int, int], acc: _Acc) -> None:
         ent, _ = mt.ifd(ifd_off)
         acc.put("mn_serial", _serial_text(_get_text(mt, ent, 0x001D)))
         _try(_lens_spec, mt, ent, 0x0084, acc, "mn_lens_spec")
+        _try(_nikon_wb_levels, mt, ent, acc)
     elif make.startswith("canon"):
         ent, _ = t.ifd(mn)  # bare IFD, offsets relative to the file's TIFF header
         if 0x000C in ent:
             v = t.numbers(ent[0x000C], limit=1)
             if v and int(v[0]) > 0:
                 acc.put("mn_serial", str(int(v[0])))
+
+
+def _nikon_wb_levels(t: _Tiff, ent: dict, acc: _Acc) -> None:
+    """A Nikon maker note's WB_RBLevels (0x000C, four rationals): the red and blue multipliers as shot."""
+    if 0x000C in ent and ent[0x000C][1] == 4:
+        vals = t.numbers(ent[0x000C], limit=4)
+        if len(vals) == 4 and all(v == v and 0 < v < 64 for v in vals[:2]):
+            acc.put("mn_wb_levels", (float(vals[0]), float(vals[1])))
 
 
 def _exif_ifd(t: _Tiff, off: int, acc: _Acc) -> None:
@@ -861,6 +876,7 @@ def _finish(acc: _Acc, container: str, size: int, damaged: bool = False) -> Meta
         temperature=None if temperature is None else float(temperature),  # type: ignore[arg-type]
         maker_note=f.get("maker_note"),  # type: ignore[arg-type]
         ciff_notes=f.get("ciff_notes"),  # type: ignore[arg-type]
+        wb_levels=f.get("mn_wb_levels"),  # type: ignore[arg-type]
     )
 
 

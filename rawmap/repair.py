@@ -995,6 +995,29 @@ def _auto_neutral(frame: Frame) -> np.ndarray | None:
     return np.array(means) / means[1]
 
 
+#: dcraw's scaling of the Nikon D1's stated red and blue levels (its ``identify``), by model
+_NIKON_WB_SCALE = {"NIKON D1": (256 / 527, 256 / 317)}
+
+
+def _maker_note_neutral(meta: Metadata) -> np.ndarray | None:
+    """AsShotNeutral of a Nikon maker note's white balance as shot (:attr:`Metadata.wb_levels`), as dcraw reads it.
+
+    dcraw takes the red and blue multipliers from WB_RBLevels, scaled for
+    the D1 by 256/527 and 256/317; LibRaw reads none for the D1 (all its
+    multipliers 1).  Carried as AsShotNeutral, dcraw develops the repaired
+    DNG with the multipliers it finds in the original, and LibRaw with the
+    camera's balance it could not read there.
+    """
+    if meta.wb_levels is None:
+        return None
+    red, blue = meta.wb_levels
+    kr, kb = _NIKON_WB_SCALE.get(meta.model.upper(), (1.0, 1.0))
+    red, blue = red * kr, blue * kb
+    if not (red > 0 and blue > 0):
+        return None
+    return np.array([1.0 / red, 1.0, 1.0 / blue])
+
+
 def _raw_extras(frame: Frame) -> dict:
     """What the DNG needs beyond the frame: full frame, colour, white balance, orientation, shot data, preview.
 
@@ -1017,7 +1040,9 @@ def _raw_extras(frame: Frame) -> dict:
     full = full[top % 2 :, left % 2 :]
     margins = (top - top % 2, left - left % 2)
     neutral = None
-    if np.all(np.isfinite(wb)) and np.all(wb > 0):
+    if meta.wb_levels is not None and np.all(wb == wb[0]):  # LibRaw read no balance, the maker note states one
+        neutral = _maker_note_neutral(meta)
+    elif np.all(np.isfinite(wb)) and np.all(wb > 0):
         neutral = wb[1] / wb
     elif wb[0] == -1:  # LibRaw's (and dcraw's) mark of a camera set to automatic white balance
         neutral = _auto_neutral(frame)

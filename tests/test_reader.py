@@ -682,6 +682,8 @@ def test_metadata_lens_aperture_focal_owner(name, fnumber, focal, lens, owner):
         )
     else:
         assert colour == {}
+    # the white balance as shot in a Nikon maker note (WB_RBLevels, 0x000C; exiftool reads the same)
+    assert m.wb_levels == ((1.9765625, 1.2890625) if name == "nikon-d1.NEF" else None)
 
 
 @needs_samples

@@ -1078,7 +1078,11 @@ def test_repaired_sample_keeps_shot_data_in_libraw(repaired_sample, name):
 def test_repaired_sample_keeps_white_balance_and_preview(repaired_sample, name):
     src, out, _ = repaired_sample(name)
     a, b = _libraw(src), _libraw(out)
-    if np.all(a["wb"] > 0):
+    if name == "nikon-d1.NEF":  # LibRaw reads no balance in the D1's NEF (all 1); the DNG carries its maker note's
+        assert np.all(a["wb"] == 1)
+        # WB_RBLevels 1.9765625 and 1.2890625, scaled by 256/527 and 256/317 as dcraw does
+        np.testing.assert_allclose(b["wb"][:3] / b["wb"][1], [1.9765625 * 256 / 527, 1, 1.2890625 * 256 / 317], 1e-3)
+    elif np.all(a["wb"] > 0):
         np.testing.assert_allclose(b["wb"] / b["wb"][1], a["wb"] / a["wb"][1], rtol=1e-3)
     else:  # -1: the camera was on auto; LibRaw computes it (grey world), the DNG carries the same as AsShotNeutral
         assert a["wb"][0] == -1 and np.all(b["wb"] > 0)
@@ -1106,12 +1110,17 @@ def test_repaired_sample_keeps_white_balance_and_preview(repaired_sample, name):
 def test_repaired_sample_develops_alike_in_libraw(repaired_sample, name, rtol):
     src, out, _ = repaired_sample(name)
 
-    def means(path):
+    def means(path, user_wb=None):
         with rawpy.imread(str(path)) as r:
-            rgb = r.postprocess(use_camera_wb=True, half_size=True, no_auto_bright=True, output_bps=16)
+            rgb = r.postprocess(
+                use_camera_wb=user_wb is None, user_wb=user_wb, half_size=True, no_auto_bright=True, output_bps=16
+            )
         return rgb.reshape(-1, 3).astype(np.float64).mean(axis=0)
 
-    np.testing.assert_allclose(means(out), means(src), rtol=rtol)
+    # LibRaw reads no balance in the D1's NEF; the DNG carries the maker note's (dcraw's reading): the
+    # original developed with those multipliers is what the DNG must develop as
+    wb = [1.9765625 * 256 / 527, 1.0, 1.2890625 * 256 / 317, 1.0] if name == "nikon-d1.NEF" else None
+    np.testing.assert_allclose(means(out), means(src, wb), rtol=rtol)
 
 
 @pytest.mark.parametrize("name", SAMPLES)
@@ -1160,8 +1169,28 @@ def test_repaired_sample_reads_alike_in_exiftool_and_dcraw(repaired_sample, name
         r, g1, b, g2 = (float(v) for v in line.split()[1:5])
         return np.array([r, b]) / ((g1 + g2) / 2)
 
-    if name != "nikon-d1.NEF":  # dcraw reads the D1's maker-note white balance, LibRaw does not (see README)
-        np.testing.assert_allclose(multipliers(out), multipliers(src), rtol=2e-3)
+    # the D1's too: dcraw reads its maker-note balance, which the DNG carries as AsShotNeutral
+    np.testing.assert_allclose(multipliers(out), multipliers(src), rtol=2e-3)
+
+
+@pytest.mark.peers
+def test_repaired_d1_develops_with_its_camera_balance_in_rawtherapee(repaired_sample, tmp_path):
+    """RawTherapee reads the D1's maker-note white balance in the NEF, and the DNG's AsShotNeutral: the two
+    develop to the same colour (with AsShotNeutral 1, 1, 1, as LibRaw's reading gave, blue was 4.4 % off)."""
+    import tifffile
+    from peers import rawtherapee_env, require_peer, run_peer
+
+    rt = require_peer("rawtherapee-cli")
+    env = rawtherapee_env(tmp_path / "home", dark_frames=tmp_path / "dark")
+    (tmp_path / "dark").mkdir()
+    src, out, _ = repaired_sample("nikon-d1.NEF")
+
+    def means(path, name):
+        tif = tmp_path / f"{name}.tif"
+        run_peer([rt, "-o", tif, "-t", "-b16", "-Y", "-c", path], env=env, timeout=300)
+        return tifffile.imread(tif).reshape(-1, 3).astype(np.float64).mean(axis=0)
+
+    np.testing.assert_allclose(means(out, "repaired"), means(src, "original"), rtol=0.01)
 
 
 @pytest.mark.peers
