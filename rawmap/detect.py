@@ -191,6 +191,8 @@ class ClassifyParams:
     )
     cold_below_lowest: float = 0.9  #: ... and below this share of its darkest same-colour neighbour's mean signal
     cold_alone_signal: float = 20.0  #: ... whose signal is at least this many read-noise sigmas
+    cold_black_signal: float = 2.0  #: ... or this many and less for the photosite, reading black ...
+    cold_black_beside: float = 10.0  #: ... while its darkest neighbour's signal is this many
     noisy_ratio: float = 4.0  #: noisy if mean squared normalised residual >= this x neighbours'
     line_min_scenes: int = 3  #: a photosite leans across a line in at least this many scenes (and min_share of them)
     column_share: float = 0.6  #: share of a window that must lean the same way
@@ -1414,7 +1416,11 @@ def _below_every_neighbour(ser: _Series, r: np.ndarray, c: np.ndarray) -> np.nda
     lowest of the eight; the diagonal ones catch a colour's own texture.
     NaN where that lowest neighbour's signal is below ``cold_alone_signal``
     read-noise sigmas (deep shadow, where one photosite's static detail is
-    the size of the noise) or the photosite clipped.
+    the size of the noise) or the photosite clipped; but a photosite whose
+    mean is within ``cold_black_signal`` sigmas of black, beside neighbours
+    all at ``cold_black_beside`` sigmas or more, is compared (a dead
+    photosite in two bursts' scenes lit 300 DN, under a read-noise figure
+    that their texture inflated to 18 DN, was lost to the 20 sigmas).
     """
     acc = ser.acc
     # the 8 nearest of its colour on any sensor: 2 photosites away along the axes (:func:`_neighbours`,
@@ -1425,7 +1431,11 @@ def _below_every_neighbour(ser: _Series, r: np.ndarray, c: np.ndarray) -> np.nda
     sig = acc.s_v[r, c].astype(float) / np.maximum(acc.valid_counts((r, c)), 1) - ser.black_at(r, c)
     nb = acc.s_v[nr, nc].astype(float) / np.maximum(acc.valid_counts((nr, nc)), 1) - ser.black_at(nr, nc)
     low = nb.min(axis=0)
-    lit = (low > ser.p.cold_alone_signal * ser.sig_read) & (acc.vmax[r, c] < acc.clip)
+    # a photosite at black beside neighbours clearly lit is no shadow's noise: dimmer ones count there
+    lit = (low > ser.p.cold_alone_signal * ser.sig_read) | (
+        (sig <= ser.p.cold_black_signal * ser.sig_read) & (low > ser.p.cold_black_beside * ser.sig_read)
+    )
+    lit &= acc.vmax[r, c] < acc.clip
     return np.divide(sig, low, out=np.full(r.size, np.nan), where=lit)
 
 
