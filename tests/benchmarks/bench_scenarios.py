@@ -8,7 +8,11 @@ timelapse, bursts, lens-cap darks at one and at mixed exposures, a mixed
 series with darks, brackets, bursts and duplicates, the same on a mono
 sensor, as 16-bit and 8-bit grayscale images, and on a 12-bit sensor with
 black level 0) is written to a temporary folder and mapped with
-``rawmap.mapping.map_files``; the map is scored with
+``rawmap.mapping.map_files`` (the grayscale ones, ``mono``, ``gray16`` and
+``gray8``, as the README tells users to map such files: ``--cfa`` with the
+pattern and black level; read without it they are developed images, whose
+rules give one record per blob of pixels, which is printed beside); the
+map is scored with
 :func:`rawmap.testing.score_map` (recall on must-find defects: visible at
 6 sigma in at least 20 % of the frames, a segment found when 80 % of its
 photosites are flagged; precision = share of flags on planted defects).
@@ -21,8 +25,24 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from rawmap.mapping import collect_inputs, map_files
+from rawmap.reader import MosaicSpec
 from rawmap.testing import SCENARIOS, score_map, write_scenario
+from rawmap.testing.files import sample_scale
+from rawmap.testing.scenarios import scenario_spec
+
+#: the grayscale scenarios: their files' format and pattern (what ``rawmap map --cfa`` is told)
+GRAYSCALE = {"mono": ("tiff16", "mono"), "gray16": ("tiff16", "RGGB"), "gray8": ("png8", "RGGB")}
+
+
+def mosaic_spec(name: str, shape: tuple[int, int]) -> MosaicSpec:
+    """How the README tells a user to map a grayscale scenario: ``--cfa PATTERN --black DN`` (the black
+    level in the file's own units)."""
+    fmt, cfa = GRAYSCALE[name]
+    spec = scenario_spec(name, *shape)
+    return MosaicSpec(cfa, black=int(round(float(np.max(spec.black)) * sample_scale(spec, fmt))))
 
 
 def run(name: str, frames: int, shape: tuple[int, int], seed: int) -> str:
@@ -32,17 +52,21 @@ def run(name: str, frames: int, shape: tuple[int, int], seed: int) -> str:
         truth = write_scenario(folder, name, seed=seed, shape=shape, n_frames=frames)
         t1 = time.perf_counter()
         paths, _ = collect_inputs([folder])
-        result = map_files(paths)
+        result = map_files(paths, mosaic=mosaic_spec(name, shape) if name in GRAYSCALE else None)
         t2 = time.perf_counter()
         maps = result.maps
         if len(maps) != 1:
             return f"{name:12s} {len(maps)} maps (expected one body)"
         sc = score_map(maps[0].defect_map, truth)
         by = ", ".join(f"{k} {f}/{n}" for k, (f, n) in sorted(sc.recall_by_class.items()))
-        return (
+        out = (
             f"{name:12s} gen {t1 - t0:4.1f}s map {t2 - t1:4.1f}s frames used {len(maps[0].files)}, "
             f"skipped {len(result.skipped)}\n    {sc.summary()}\n    found/must by class: {by}"
         )
+        if name in GRAYSCALE:  # the same files without --cfa: developed images, one record per blob of pixels
+            plain = score_map(map_files(paths).maps[0].defect_map, truth)
+            out += f"\n    without --cfa (developed-image rules): {plain.summary()}"
+        return out
 
 
 def main() -> None:
