@@ -604,6 +604,29 @@ def test_flats_and_darks_of_one_camera_give_cold_and_hot(tmp_path, monkeypatch):
     assert {rc for rc, k in kinds.items() if k == "cold"} == cold
 
 
+def _flat_field(tmp_path: Path, monkeypatch, *, seed: int, falloff: float, shape: tuple[int, int] = (200, 300)):
+    """A library in ``tmp_path``, an empty ``flats`` folder, a seeded generator, the (H, W) row and column
+    grids and a vignetting that falls by ``falloff`` into the corners."""
+    monkeypatch.setenv("RAWMAP_LIBRARY", str(tmp_path / "library"))
+    folder = tmp_path / "flats"
+    folder.mkdir()
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    light = 1 - falloff * 4 * (((yy - h / 2) / h) ** 2 + ((xx - w / 2) / w) ** 2)
+    return folder, np.random.default_rng(seed), yy, xx, light
+
+
+def _write_flats(folder: Path, gain: np.ndarray, rng: np.random.Generator, camera: str, bayer: bool = False) -> None:
+    """10 flat fields of ``gain`` (H, W) at 15,000-30,000 DN, shot and read noise, ``OFFSET`` 1000, top-down."""
+    for i in range(10):
+        frame = 1000 + rng.poisson(rng.uniform(15000, 30000) * gain / 2.0) * 2.0 + rng.normal(0, 5, gain.shape)
+        keys = {"INSTRUME": camera, "EXPTIME": 2.0, "IMAGETYP": "Flat Field", "OFFSET": 1000, "ROWORDER": "TOP-DOWN"}
+        if bayer:
+            keys["BAYERPAT"] = "RGGB"
+        keys["DATE-OBS"] = (dt.datetime(2024, 6, 1, 20) + dt.timedelta(seconds=10 * i)).isoformat()
+        write(folder / f"flat_{i:03d}.fits", np.clip(np.rint(frame), 0, 65535).astype(np.uint16), **keys)
+
+
 NEAR_LINE = [(0, 37, 0.6), (1, 1, 0.7), (40, 40, 0.86), (77, 151, 0.87), (120, 230, 0.88), (150, 60, 0.89)]
 
 
@@ -613,28 +636,15 @@ def test_flats_find_gains_near_the_response_spread(tmp_path, monkeypatch, bayer)
     mean of 4 neighbours and 6 sigmas missed such gains), and none of the 60,000 healthy photosites is,
     though 30 % vignetting slopes steeply into the corners (a corner lies below all its mirrored
     neighbours) and a dust shadow sits at the border; a colour camera's planes are judged apart."""
-    monkeypatch.setenv("RAWMAP_LIBRARY", str(tmp_path / "library"))
-    folder = tmp_path / "flats"
-    folder.mkdir()
-    h, w = 200, 300
-    rng = np.random.default_rng(11)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    light = 1 - 0.3 * 4 * (((yy - h / 2) / h) ** 2 + ((xx - w / 2) / w) ** 2)
+    folder, rng, yy, xx, light = _flat_field(tmp_path, monkeypatch, seed=11, falloff=0.3)
     light *= 1 - 0.12 / (1 + np.exp((np.hypot(yy - 5, xx - 120) - 10) / 2.5))
     if bayer:
         light[0::2, 0::2] *= 0.55
         light[1::2, 1::2] *= 0.75
-    gain = light * rng.normal(1, 0.02, (h, w))
+    gain = light * rng.normal(1, 0.02, light.shape)
     for r, c, g in NEAR_LINE:
         gain[r, c] = g * light[r, c]
-    for i in range(10):
-        frame = 1000 + rng.poisson(rng.uniform(15000, 30000) * gain / 2.0) * 2.0 + rng.normal(0, 5, (h, w))
-        keys = {"INSTRUME": "Bench Flat Camera", "EXPTIME": 2.0, "IMAGETYP": "Flat Field", "OFFSET": 1000}
-        keys["ROWORDER"] = "TOP-DOWN"
-        if bayer:
-            keys["BAYERPAT"] = "RGGB"
-        keys["DATE-OBS"] = (dt.datetime(2024, 6, 1, 20) + dt.timedelta(seconds=10 * i)).isoformat()
-        write(folder / f"flat_{i:03d}.fits", np.clip(np.rint(frame), 0, 65535).astype(np.uint16), **keys)
+    _write_flats(folder, gain, rng, "Bench Flat Camera", bayer=bayer)
     result = run("map", folder, "-o", tmp_path / "m.json", "--quiet")
     assert result.exit_code == 0, result.output
     got = {(d.row, d.col): d for d in DefectMap.load(tmp_path / "m.json").defects}
@@ -650,27 +660,17 @@ def test_flats_with_sharp_dust_shadows_flag_only_low_gain(tmp_path, monkeypatch)
     photosites falls below the line (5 false flags at 0.87-0.89; 3 with the earlier rule): a low-gain
     photosite darkens itself alone, so the median of its 8 adjacent photosites must sit at their level.
     Two pairs of adjacent low-gain photosites (side by side and diagonal) are still found."""
-    monkeypatch.setenv("RAWMAP_LIBRARY", str(tmp_path / "library"))
-    folder = tmp_path / "flats"
-    folder.mkdir()
-    h, w = 200, 300
-    rng = np.random.default_rng(21)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    gain = (1 - 0.25 * 4 * (((yy - h / 2) / h) ** 2 + ((xx - w / 2) / w) ** 2)) * rng.normal(1, 0.02, (h, w))
+    folder, rng, yy, xx, light = _flat_field(tmp_path, monkeypatch, seed=21, falloff=0.25)
+    gain = light * rng.normal(1, 0.02, light.shape)
     for _ in range(8):
-        cy, cx, rad, depth = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(5, 20), rng.uniform(0.05, 0.35)
+        cy, cx, rad, depth = rng.uniform(0, 200), rng.uniform(0, 300), rng.uniform(5, 20), rng.uniform(0.05, 0.35)
         dist = np.hypot(yy - cy, xx - cx)
         ring = 0.4 + 0.6 / (1 + np.exp(-np.clip((dist - 0.6 * rad) / 0.8, -50, 50)))
         gain *= 1 - depth * ring / (1 + np.exp(np.clip((dist - rad) / 0.8, -50, 50)))
     pairs = {(60, 60): 0.6, (60, 61): 0.7, (150, 280): 0.8, (151, 281): 0.75}
     for (r, c), g in pairs.items():
         gain[r, c] *= g
-    for i in range(10):
-        frame = 1000 + rng.poisson(rng.uniform(15000, 30000) * gain / 2.0) * 2.0 + rng.normal(0, 5, (h, w))
-        keys = {"INSTRUME": "Dust Camera", "EXPTIME": 2.0, "IMAGETYP": "Flat Field", "OFFSET": 1000}
-        keys["ROWORDER"] = "TOP-DOWN"
-        keys["DATE-OBS"] = (dt.datetime(2024, 6, 1, 20) + dt.timedelta(seconds=10 * i)).isoformat()
-        write(folder / f"flat_{i:03d}.fits", np.clip(np.rint(frame), 0, 65535).astype(np.uint16), **keys)
+    _write_flats(folder, gain, rng, "Dust Camera")
     result = run("map", folder, "-o", tmp_path / "m.json", "--quiet")
     assert result.exit_code == 0, result.output
     assert {(d.row, d.col) for d in DefectMap.load(tmp_path / "m.json").defects} == set(pairs)
