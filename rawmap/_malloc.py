@@ -98,3 +98,28 @@ def reuse_large_buffers(threshold: int = 512 << 20) -> bool:
         mallopt(option, value) == 1
         for option, value in ((_M_ARENA_MAX, 1), (_M_MMAP_THRESHOLD, threshold), (_M_TRIM_THRESHOLD, trim))
     )
+
+
+def release_free_memory() -> bool:
+    """Return the heap's free pages to the system (glibc's ``malloc_trim``; glibc only).
+
+    Under :func:`reuse_large_buffers` the frames' decode buffers stay in the
+    heap once freed; a caller done with them (a series folded, its
+    classification next) calls this so that classification's own arrays
+    do not come on top of them in the process's peak.
+
+    Returns
+    -------
+    bool
+        True when memory was returned; False when none was, or on other C
+        libraries.
+    """
+    if not _glibc():
+        return False
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return bool(trim(0))

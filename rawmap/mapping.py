@@ -68,6 +68,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import _kernels, reader
+from ._malloc import release_free_memory
 from ._memory import available_bytes
 from .accumulate import MAX_STATE_META_BYTES, Accumulator, DetectionParams, PreparedFrame, frame_plane, new_sums
 from .defectmap import DefectMap
@@ -1041,6 +1042,7 @@ def map_files(
             continue
         member_set = set(members)
         n_skipped_here = sum(1 for s in skipped if s.path in member_set)
+        release_free_memory()  # the decode buffers, freed: classification's arrays not on top of them
         dmap = build_map(acc, classify_params, skipped=n_skipped_here)
         maps.append(BodyMap(camera, source, dmap, acc, used, {p: headers[p].content for p in used}))
 

@@ -47,6 +47,40 @@ def test_freed_frame_buffers_are_reused_on_worker_threads():
     assert _probe("default")[1] > 10_000
 
 
+# two frame-sized blocks freed under the setting stay in the heap until released
+RELEASE = r"""
+import ctypes
+from rawmap._malloc import release_free_memory, reuse_large_buffers
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) << 10
+reuse_large_buffers()
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+blocks = [libc.malloc(48 << 20) for _ in range(2)]
+keep = libc.malloc(1 << 20)                  # above them: the heap's top cannot shrink past it
+for b in blocks:
+    ctypes.memset(b, 1, 48 << 20)
+    libc.free(b)
+held = rss()
+released = release_free_memory()
+print(released, held - rss())
+"""
+
+
+@pytest.mark.skipif(not GLIBC, reason="malloc_trim is glibc's")
+def test_release_free_memory_returns_the_freed_frame_buffers():
+    """Freed decode buffers stay mapped under reuse_large_buffers; release_free_memory hands their pages
+    back (called once a series is folded, before its classification)."""
+    out = subprocess.run([sys.executable, "-c", RELEASE], check=True, capture_output=True, text=True)
+    released, dropped = out.stdout.split()
+    assert released == "True"
+    assert int(dropped) > 80 << 20  # most of the 96 MB
+
+
 @pytest.mark.skipif(GLIBC, reason="on glibc the setting applies")
 def test_other_c_libraries_are_left_alone():
     assert _probe("reuse")[0] == "False"
