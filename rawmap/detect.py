@@ -1312,29 +1312,28 @@ def _flat_cold(ser: _Series) -> None:
         return
     H, W = ser.H, ser.W
     step = 1 if acc.cfa is None else 2
-    n = np.maximum(acc.valid_counts(), 1).astype(np.float32)
+    # two sensor-sized float32 arrays (8 bytes a photosite on top of the sums), filled by blocks:
+    # the mean signal, and the ratio (NaN first where the mean is unlit, a border without light)
     mean = np.empty((H, W), np.float32)
+    ratio = np.empty((H, W), np.float32)
     for a in range(0, H, _BLOCK_ROWS):
         b = min(H, a + _BLOCK_ROWS)
-        blk = acc.s_v[a:b].astype(np.float32) / n[a:b]
+        blk = acc.s_v[a:b].astype(np.float32) / np.maximum(acc.valid_counts((slice(a, b),)), 1)
         blk -= ser.acc.black2[np.arange(a, b)[:, None] & 1, np.arange(W)[None, :] & 1]
         mean[a:b] = blk
-    del n
+        ratio[a:b] = np.where(blk <= ser.sig_read, np.float32(np.nan), np.float32(0.0))
     planes = _planes(ser)
     sr, sc = _sample_index(H, W)
     limits: dict = {}
-    ratio = np.empty((H, W), np.float32)
     coef = _illumination(mean, planes, ser.sig_read)
-    unlit = mean <= ser.sig_read
     for a in range(0, H, _BLOCK_ROWS):
         b = min(H, a + _BLOCK_ROWS)
         mean[a:b] = _flatten(mean, coef, a, b)
     for a in range(0, H, _BLOCK_ROWS):
         b = min(H, a + _BLOCK_ROWS)
         ref = _flat_reference(mean, a, b, step)
-        ratio[a:b] = np.divide(mean[a:b], ref, out=np.full(ref.shape, np.nan, np.float32), where=ref > 0)
-    ratio[unlit] = np.nan
-    del unlit
+        usable = (ref > 0) & ~np.isnan(ratio[a:b])
+        ratio[a:b] = np.divide(mean[a:b], ref, out=np.full(ref.shape, np.nan, np.float32), where=usable)
     g_s = ratio[sr, sc]
     line = max(p.flat_sigma, _gaussian_line(H * W, p.flat_false_flags))  # every plane at one tail probability
     for pl in planes:
@@ -1346,17 +1345,17 @@ def _flat_cold(ser: _Series) -> None:
         limits[pl] = (med, max(line * sigma, p.flat_min_drop * med), sigma / med if med > 0 else np.inf)
     for a in range(0, H, _BLOCK_ROWS):
         b = min(H, a + _BLOCK_ROWS)
-        rr, cc = np.divmod(np.arange(a * W, b * W), W)
-        g = ratio[a:b].ravel().astype(np.float64)
-        low = np.zeros(rr.size, bool)
-        rel = np.full(rr.size, np.nan)
+        block = ratio[a:b]
+        low = np.zeros(block.shape, bool)
         for pl in planes:
-            in_p = np.ones(rr.size, bool) if pl is None else ((rr & 1) == pl[0]) & ((cc & 1) == pl[1])
             med, drop, _ = limits[pl]
-            low[in_p] = g[in_p] < med - drop
-            rel[in_p] = g[in_p] / med if med > 0 else np.nan
-        low &= ~ser.taken[rr, cc]
-        lr, lc, lrel = rr[low], cc[low], rel[low]
+            at = np.s_[:, :] if pl is None else np.s_[(pl[0] - a) % 2 :: 2, pl[1] :: 2]
+            low[at] = block[at] < med - drop
+        low &= ~ser.taken[a:b]
+        lr, lc = np.nonzero(low)
+        lr = lr + a
+        med_at = np.array([limits[None if acc.cfa is None else (int(y) & 1, int(x) & 1)][0] for y, x in zip(lr, lc)])
+        lrel = ratio[lr, lc].astype(np.float64) / np.where(med_at > 0, med_at, np.nan)
         alone = _flat_alone(ratio, limits, lr, lc, p.flat_adjacent)
         if alone.any():
             ser.found.add(lr[alone], lc[alone], DefectKind.COLD, 100.0, lrel[alone])
