@@ -85,14 +85,9 @@ def reuse_large_buffers(threshold: int = 512 << 20) -> bool:
         (nothing is changed there).
     """
     no_huge_pages()
-    if not _glibc():
+    mallopt = _glibc_function("mallopt", [ctypes.c_int, ctypes.c_int])
+    if mallopt is None:
         return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
     trim = min(2 * threshold, 2**31 - 1)
     return all(
         mallopt(option, value) == 1
@@ -114,12 +109,18 @@ def release_free_memory() -> bool:
         True when memory was returned; False when none was, or on other C
         libraries.
     """
+    trim = _glibc_function("malloc_trim", [ctypes.c_size_t])
+    return trim is not None and bool(trim(0))
+
+
+def _glibc_function(name: str, argtypes: list):
+    """glibc's function ``name`` (returning int) with ``argtypes``; None on other C libraries."""
     if not _glibc():
-        return False
+        return None
     try:
-        trim = ctypes.CDLL(None).malloc_trim
+        fn = getattr(ctypes.CDLL(None), name)
     except (OSError, AttributeError):
-        return False
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return bool(trim(0))
+        return None
+    fn.argtypes = argtypes
+    fn.restype = ctypes.c_int
+    return fn
