@@ -84,6 +84,7 @@ import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from enum import Enum
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -1179,11 +1180,15 @@ def _planes(ser: _Series) -> list:
 def _ratio_stats(ser: _Series) -> tuple[dict, dict]:
     """Median and robust sigma of the gain ratio on each colour plane (from a fixed sample)."""
     sr, sc = _sample_index(ser.H, ser.W)
-    g_all = _gain_ratio(ser, sr, sc)
+    return _plane_stats(ser, sr, sc, _gain_ratio(ser, sr, sc))
+
+
+def _plane_stats(ser: _Series, sr: np.ndarray, sc: np.ndarray, values: np.ndarray) -> tuple[dict, dict]:
+    """Median (1.0 when none is finite) and robust sigma (1e-3 when none) of sampled ``values`` per colour plane."""
     med_of, sigma_of = {}, {}
     for pl in _planes(ser):
         in_s = np.ones(sr.size, bool) if pl is None else ((sr & 1) == pl[0]) & ((sc & 1) == pl[1])
-        gs = g_all[in_s]
+        gs = values[in_s]
         sigma = _robust_sigma(gs)
         med_of[pl] = float(np.nanmedian(gs)) if np.isfinite(gs).any() else 1.0
         sigma_of[pl] = sigma if np.isfinite(sigma) and sigma > 0 else 1e-3
@@ -1192,12 +1197,7 @@ def _ratio_stats(ser: _Series) -> tuple[dict, dict]:
 
 def _gaussian_line(n: int, expected: float) -> float:
     """The z above which ``n`` Gaussian draws give ``expected`` outliers on one side: ``isf(expected / n)``."""
-    q = min(max(expected / max(n, 1), 1e-300), 0.5)
-    lo, hi = 0.0, 40.0
-    for _ in range(80):  # bisection of 0.5 erfc(z / sqrt 2) = q
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if 0.5 * math.erfc(mid / math.sqrt(2.0)) > q else (lo, mid)
-    return hi
+    return -NormalDist().inv_cdf(min(max(expected / max(n, 1), 1e-300), 0.5))
 
 
 def _illumination(mean: np.ndarray, planes: list, floor: float, degree: int = 4) -> dict:
@@ -1319,12 +1319,11 @@ def _flat_cold(ser: _Series) -> None:
     for a in range(0, H, _BLOCK_ROWS):
         b = min(H, a + _BLOCK_ROWS)
         blk = acc.s_v[a:b].astype(np.float32) / np.maximum(acc.valid_counts((slice(a, b),)), 1)
-        blk -= ser.acc.black2[np.arange(a, b)[:, None] & 1, np.arange(W)[None, :] & 1]
+        blk -= ser.black_at(np.arange(a, b)[:, None], np.arange(W)[None, :])
         mean[a:b] = blk
         ratio[a:b] = np.where(blk <= ser.sig_read, np.float32(np.nan), np.float32(0.0))
     planes = _planes(ser)
     sr, sc = _sample_index(H, W)
-    limits: dict = {}
     coef = _illumination(mean, planes, ser.sig_read)
     for a in range(0, H, _BLOCK_ROWS):
         b = min(H, a + _BLOCK_ROWS)
@@ -1334,37 +1333,38 @@ def _flat_cold(ser: _Series) -> None:
         ref = _flat_reference(mean, a, b, step)
         usable = (ref > 0) & ~np.isnan(ratio[a:b])
         ratio[a:b] = np.divide(mean[a:b], ref, out=np.full(ref.shape, np.nan, np.float32), where=usable)
-    g_s = ratio[sr, sc]
+    med_of, sigma_of = _plane_stats(ser, sr, sc, ratio[sr, sc].astype(np.float64))
     line = max(p.flat_sigma, _gaussian_line(H * W, p.flat_false_flags))  # every plane at one tail probability
-    for pl in planes:
-        in_s = np.ones(sr.size, bool) if pl is None else ((sr & 1) == pl[0]) & ((sc & 1) == pl[1])
-        gs = g_s[in_s].astype(np.float64)
-        med = float(np.nanmedian(gs)) if np.isfinite(gs).any() else 1.0
-        sigma = _robust_sigma(gs)
-        sigma = sigma if np.isfinite(sigma) and sigma > 0 else 1e-3
-        limits[pl] = (med, max(line * sigma, p.flat_min_drop * med), sigma / med if med > 0 else np.inf)
+    # per pattern position (row & 1, col & 1): the plane's median, the line below it, the relative spread
+    med2, cut2, spread2 = np.empty((2, 2)), np.empty((2, 2)), np.empty((2, 2))
+    for y in (0, 1):
+        for x in (0, 1):
+            pl = None if acc.cfa is None else (y, x)
+            med, sigma = med_of[pl], sigma_of[pl]
+            med2[y, x] = med
+            cut2[y, x] = med - max(line * sigma, p.flat_min_drop * med)
+            spread2[y, x] = sigma / med if med > 0 else np.inf
     for a in range(0, H, _BLOCK_ROWS):
         b = min(H, a + _BLOCK_ROWS)
-        block = ratio[a:b]
-        low = np.zeros(block.shape, bool)
-        for pl in planes:
-            med, drop, _ = limits[pl]
-            at = np.s_[:, :] if pl is None else np.s_[(pl[0] - a) % 2 :: 2, pl[1] :: 2]
-            low[at] = block[at] < med - drop
+        # compared in float32, as a Python float line was
+        low = ratio[a:b] < cut2.astype(np.float32)[np.arange(a, b)[:, None] & 1, np.arange(W)[None, :] & 1]
         low &= ~ser.taken[a:b]
         lr, lc = np.nonzero(low)
         lr = lr + a
-        med_at = np.array([limits[None if acc.cfa is None else (int(y) & 1, int(x) & 1)][0] for y, x in zip(lr, lc)])
+        med_at = med2[lr & 1, lc & 1]
         lrel = ratio[lr, lc].astype(np.float64) / np.where(med_at > 0, med_at, np.nan)
-        alone = _flat_alone(ratio, limits, lr, lc, p.flat_adjacent)
+        alone = _flat_alone(ratio, med2, spread2, lr, lc, p.flat_adjacent)
         if alone.any():
             ser.found.add(lr[alone], lc[alone], DefectKind.COLD, 100.0, lrel[alone])
             ser.taken[lr[alone], lc[alone]] = True
 
 
-def _flat_alone(ratio: np.ndarray, limits: dict, r: np.ndarray, c: np.ndarray, k: float) -> np.ndarray:
+def _flat_alone(
+    ratio: np.ndarray, med2: np.ndarray, spread2: np.ndarray, r: np.ndarray, c: np.ndarray, k: float
+) -> np.ndarray:
     """Whether each photosite's 8 adjacent ones sit at their planes' level: the median of their relative
-    gain ratios (each over its plane's median) is within ``k`` relative robust sigmas of 1.
+    gain ratios (each over its plane's median, ``med2`` by pattern position) is within ``k`` relative
+    robust sigmas (``spread2``, the largest of the 8) of 1.
 
     A low-gain photosite darkens itself alone; the edge of a sharp dust
     shadow that the 24-neighbour median does not follow darkens an arc of
@@ -1379,20 +1379,14 @@ def _flat_alone(ratio: np.ndarray, limits: dict, r: np.ndarray, c: np.ndarray, k
         return np.zeros(0, bool)
     rels = np.full((8, r.size), 1.0)
     spread = np.zeros((8, r.size))
-    k_ = 0
-    for dr in (-1, 0, 1):
-        for dc in (-1, 0, 1):
-            if not (dr or dc):
-                continue
-            r2, c2 = r + dr, c + dc
-            inside = (r2 >= 0) & (r2 < H) & (c2 >= 0) & (c2 < W)
-            r2, c2 = np.where(inside, r2, r), np.where(inside, c2, c)
-            key = [None] * r.size if None in limits else list(zip((r2 & 1).tolist(), (c2 & 1).tolist()))
-            med = np.array([limits[q][0] for q in key])
-            spread[k_] = np.array([limits[q][2] for q in key])
-            v = ratio[r2, c2].astype(np.float64) / med
-            rels[k_] = np.where(inside & np.isfinite(v), v, 1.0)
-            k_ += 1
+    adjacent = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc]
+    for i, (dr, dc) in enumerate(adjacent):
+        r2, c2 = r + dr, c + dc
+        inside = (r2 >= 0) & (r2 < H) & (c2 >= 0) & (c2 < W)
+        r2, c2 = np.where(inside, r2, r), np.where(inside, c2, c)
+        spread[i] = spread2[r2 & 1, c2 & 1]
+        v = ratio[r2, c2].astype(np.float64) / med2[r2 & 1, c2 & 1]
+        rels[i] = np.where(inside & np.isfinite(v), v, 1.0)
     return np.median(rels, axis=0) >= 1.0 - k * spread.max(axis=0)
 
 
@@ -2016,10 +2010,10 @@ def _assemble(ser: _Series) -> list[Defect]:
     kinds = [_KINDS[k] for k in found.kinds.tolist()]
     # warm: slower than hot_fill_seconds to fill the range; developed images' values are not linear,
     # no dark current to tell by
-    rate = found.values
-    weak = found.of(DefectKind.HOT) & (rate > 0) & (ser.p.hot_fill_seconds * rate < ser.span)
     if acc.source is not SourceKind.IMAGE:
-        kinds = [DefectKind.WARM if w else k for k, w in zip(kinds, weak.tolist())]
+        rate = found.values
+        warm = found.of(DefectKind.HOT) & (rate > 0) & (ser.p.hot_fill_seconds * rate < ser.span)
+        kinds = [DefectKind.WARM if w else k for k, w in zip(kinds, warm.tolist())]
     views = _views_shown(acc, found).tolist()
     return [
         Defect(r, c, k, s, ch, f, v, views=n)
