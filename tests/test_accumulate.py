@@ -764,3 +764,26 @@ def test_the_noise_floor_is_the_noise_where_texture_lifts_the_detection_s_model(
     assert 0.7 * k < floor.shot <= floor.shot_bound < 1.6 * k, floor
     a, b = noise_model(plane, black2, 16383)
     assert (a + b * 1500.0) / 20.0 > 2.0 * (read**2 + k * 1500.0)  # (why repair does not use it)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "seed"),
+    [("timelapse", 31), ("brackets", 1), ("black0", 2027), ("black0", 31)],
+)
+def test_frame_kinds_of_generated_series(tmp_path, scenario, seed):
+    """Lens-cap darks and dim photos told apart, in series where they were not.
+
+    The timelapse's last four frames (a facade at dusk, under 2 % of the
+    range, its few edges drowned in the even walls' noise) and a bracket's
+    darkest frames were taken for darks; darks on a 12-bit sensor with black
+    level 0, whose photosites mostly read 0, for photos.
+    """
+    from rawmap.mapping import collect_inputs, map_files
+    from rawmap.testing import write_scenario
+
+    truth = write_scenario(tmp_path, scenario, seed=seed, shape=(300, 450), n_frames=24)
+    paths, _ = collect_inputs([tmp_path])
+    frames = map_files(paths).maps[0].accumulator.frames
+    told = {f.time: f.kind for f in frames}  # a duplicate file is read as one frame, under either name
+    expected = {f.time: f.scene if f.scene in ("dark", "flat") else "photo" for f in truth.frames}
+    assert told == expected
