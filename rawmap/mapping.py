@@ -1067,7 +1067,12 @@ def map_files(
 
     if not maps:
         reasons = Counter(SKIP_SUMMARY.get(s.kind, s.reason) for s in skipped)
-        common = "; ".join(f"{r} ({n})" for r, n in reasons.most_common(3))
+        top = reasons.most_common(3)
+        common = "; ".join(f"{r} ({n})" for r, n in top)
+        rest = sum(reasons.values()) - sum(n for _, n in top)
+        if rest:  # one line: the three most common reasons, and how many files the others hold
+            others = len(reasons) - len(top)
+            common += f"; {rest} more file(s) for {others} other reason{'s' if others > 1 else ''}"
         raise NothingToMapError(
             f"no usable frames to map from {total} file(s)"
             + (f": {common}" if common else "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import re
 from pathlib import Path
 
 import numpy as np
@@ -807,6 +808,23 @@ def test_rejected_files_keep_their_own_reason_in_a_map(small_series, tmp_path):
     assert "VC-5" in reasons[SHARED_SAMPLES / "reject" / "gopro-fusion.GPR"]
     assert "film scanner" in reasons[SHARED_SAMPLES / "reject" / "nikon-coolscan-scanner.nef"]
     assert reasons[text].startswith("is not a camera RAW file: no RAW signature")
+
+
+def test_nothing_to_map_counts_every_file_in_its_one_line():
+    """Four files refused for four reasons: the error names the three most common and counts the rest."""
+    from conftest import SHARED_SAMPLES
+
+    rejects = sorted((SHARED_SAMPLES / "reject").glob("*"))
+    if len(rejects) < 4:
+        pytest.skip(f"reject samples not found at {SHARED_SAMPLES / 'reject'}")
+    with pytest.raises(NothingToMapError) as exc:
+        map_files(rejects)
+    msg = str(exc.value)
+    assert msg.startswith(f"no usable frames to map from {len(rejects)} file(s): ")
+    named = sum(int(n) for n in re.findall(r"\((\d+)\)(?:;| —)", msg))
+    more = re.search(r"; (\d+) more file\(s\) for (\d+) other reasons?", msg)
+    assert more is not None and named + int(more.group(1)) == len(rejects)
+    assert "\n" not in msg
 
 
 def test_too_few_frames_still_said_of_readable_files(small_series, tmp_path):
