@@ -1017,7 +1017,7 @@ def level_bins(r, lv, lv_sorted, edges, min_count):
 
 
 @njit(cache=True, nogil=True)
-def predictor_sums(values, flagged, sites, offsets, same8, pairs, saturated, trim, anisotropy, n_classes):
+def predictor_sums(values, flagged, sites, offsets, same8, pairs, saturated, trim, anisotropy, n_classes, window, flat):
     """Sums of the repair predictor's normal equations over training sites, per structure class.
 
     One pass over the sites of one pattern position (``rawmap.repair._fit_position``):
@@ -1025,8 +1025,12 @@ def predictor_sums(values, flagged, sites, offsets, same8, pairs, saturated, tri
     below ``saturated``, and it lies within ``trim`` x the range of its 8
     same-colour neighbours beyond that range (impulses out).  Its class is
     the direction of least mean same-colour gradient (H, V, D1, D2; the 9
-    pairs of flat offsets of ``pairs[k]``), or ``n_classes - 1`` (isotropic)
-    when the largest is at most ``anisotropy`` x the least.  Every product
+    pairs of flat offsets of ``pairs[k]``), or ``n_classes - 2`` (isotropic)
+    when the largest is at most ``anisotropy`` x the least, or
+    ``n_classes - 1`` (flat) when every gradient is at most ``flat[3]`` x
+    the noise sigma at the level of the ``window`` neighbours
+    (``sqrt(flat[0] + flat[1] x (mean - flat[2]))``; never when ``flat[3]``
+    is 0).  Every product
     is of integers below 2**32 and every sum stays below 2**53, so the sums
     are exact whatever their order: the same as numpy's ``einsum`` over the
     gathered features.
@@ -1045,6 +1049,11 @@ def predictor_sums(values, flagged, sites, offsets, same8, pairs, saturated, tri
         Positions in ``offsets`` of the 8 same-colour neighbours.
     pairs : (4, 9, 2) ndarray of int64
         Flat offsets of each direction's gradient pairs.
+    window : (M,) ndarray of int64
+        Positions in ``offsets`` whose mean is the site's level.
+    flat : (4,) ndarray of float64
+        Read-noise variance, shot-noise slope, black level (DN) and the
+        flat class's bound in noise sigmas (0: no flat class).
 
     Returns
     -------
@@ -1096,7 +1105,14 @@ def predictor_sums(values, flagged, sites, offsets, same8, pairs, saturated, tri
         gmax = grad[0]
         for d in range(1, 4):
             gmax = max(gmax, grad[d])
-        c = n_classes - 1 if gmax <= anisotropy * grad[best] else best
+        c = n_classes - 2 if gmax <= anisotropy * grad[best] else best
+        if flat[3] > 0.0:
+            level = 0.0
+            for q in range(window.size):
+                level += f[window[q]]
+            level = max(level / window.size - flat[2], 0.0)
+            if gmax <= flat[3] * np.sqrt(flat[0] + flat[1] * level):
+                c = n_classes - 1
         counts[c] += 1
         g = grams[c]
         for q in range(k + 1):  # the whole square, not the triangle: a contiguous inner loop vectorises (x1.7)

@@ -28,8 +28,9 @@ How :func:`repair_mosaic` estimates a flagged photosite:
    same-colour pairs (of every colour, unflagged only) along the horizontal,
    the vertical and both diagonals gives four gradients; the class is the
    direction of least gradient, or "isotropic" where no direction stands
-   out (largest < 2x least).  A predictor fitted on sites of one class
-   follows edges of that orientation.
+   out (largest < 2x least), or "flat" where all four are within noise
+   (step 5).  A predictor fitted on sites of one class follows edges of
+   that orientation.
 3. **Never borrow from flagged photosites.**  For a site whose neighbourhood
    holds other flagged photosites (clusters, column segments) or reaches
    past the frame border, the predictor is re-solved without those
@@ -44,16 +45,29 @@ How :func:`repair_mosaic` estimates a flagged photosite:
    direction, the same-colour neighbours corrected by the change of the
    photosites of the other colour between them; weights
    ``1 / (gradient + 1)**2``.
-5. **Clip** to the range of the unflagged same-colour neighbours (5x5
+5. **Flat neighbourhoods** (when the black level is given).  Where every
+   direction's gradient is at most 1.7 noise sigmas at the local level
+   (the frame's read and shot noise, measured on the frame by
+   :func:`rawmap.accumulate.noise.noise_floor`), there is no structure to
+   follow: a sixth class.  Its sites take the mean of their unflagged
+   same-colour neighbours (8 in the 5x5 window; 12 for a green site, its 4
+   diagonal neighbours included; at least 6, none clipped), which carries
+   no colour ratio or level learned elsewhere in the frame, and they no
+   longer train the isotropic class's predictor.  Measured on 9,000
+   unflagged photosites of the independent series' three test frames,
+   repaired as if flagged, against dcraw's same-colour mean: the flattest
+   third 1.10x -> 0.99x, the most textured third 0.62x -> 0.61x, all
+   0.74x -> 0.72x.
+6. **Clip** to the range of the unflagged same-colour neighbours (5x5
    window, plus the diagonal greens for a green site) widened by half that
    range on each side, and to ``[0, white]``.
-6. **Clipped highlights.**  A photosite within 0.5 % of ``white`` counts as
+7. **Clipped highlights.**  A photosite within 0.5 % of ``white`` counts as
    clipped.  A site inside a clipped highlight (the other three photosites
    of two of its four 2x2 blocks clipped, or all its same-colour neighbours
    clipped) is set to ``white``; at a corner of one (one such block) it may
    lie anywhere between its neighbours' estimate and white, and takes the
    middle of the two.
-7. Sites whose whole 5x5 same-colour neighbourhood is flagged take the mean
+8. Sites whose whole 5x5 same-colour neighbourhood is flagged take the mean
    of the nearest unflagged photosites of the same pattern position,
    searching outwards (a site with none at all in the frame keeps its value).
 
@@ -76,6 +90,7 @@ import numpy as np
 
 from . import _kernels
 from ._version import __version__
+from .accumulate.noise import NoiseFloor, noise_floor
 from .correct import CorrectionCounts, correct_mosaic
 from .defectmap import DefectMap
 from .errors import InputError, MapMismatchError, OutputExistsError, UnreadableFileError, UnsupportedFileError, one_line
@@ -129,11 +144,17 @@ _PERP = {(0, 1): (1, 0), (1, 0): (0, 1), (1, 1): (0, 1), (1, -1): (0, 1)}
 _STENCIL = tuple(
     (dy, dx) for dy in range(-_RADIUS, _RADIUS + 1) for dx in range(-_RADIUS, _RADIUS + 1) if (dy, dx) != (0, 0)
 )
-_N_CLASSES = 5  # 4 directions + isotropic
+_N_CLASSES = 6  # 4 directions, isotropic, flat
 #: Columns of the 8 same-colour neighbours (two apart) in the stencil.
 _SAME8 = [i for i, (dy, dx) in enumerate(_STENCIL) if dy % 2 == 0 and dx % 2 == 0 and max(abs(dy), abs(dx)) == 2]
+#: Columns of the 24 photosites of the 5x5 window in the stencil.
+_WINDOW24 = [i for i, (dy, dx) in enumerate(_STENCIL) if max(abs(dy), abs(dx)) <= 2]
 #: Training sites further than this many neighbour ranges outside that range are impulses.
 _IMPULSE_TRIM = 1.0
+#: A neighbourhood is flat when no gradient exceeds this many noise sigmas at its level.
+_FLAT = 1.7
+#: Fewest unflagged same-colour neighbours (of 8; 12 for green) for the flat mean.
+_FLAT_MIN = 6
 #: Values this close to white (fraction of white) count as clipped.
 _CLIP_MARGIN = 0.005
 #: At the corner of a clipped highlight: this much of the way from the estimate up to white.
@@ -244,14 +265,35 @@ def _gradients(pad: _Padded | _Sites, idx: np.ndarray) -> np.ndarray:
     return out
 
 
-def _classify(grad: np.ndarray) -> np.ndarray:
-    """(N,) int class: index of the direction of least gradient, or 4 (isotropic)."""
+def _classify(grad: np.ndarray, bound: np.ndarray | None = None) -> np.ndarray:
+    """(N,) int class: index of the direction of least gradient, 4 (isotropic) or 5 (flat).
+
+    Flat where every measured gradient (at least three) is at most ``bound``
+    (the noise's own, see :func:`_flat_bound`); never without ``bound``.
+    """
     g = np.where(np.isnan(grad), np.inf, grad)
     best = np.argmin(g, axis=0)
     gmin = g.min(axis=0)
     gmax = np.where(np.isinf(g), -1.0, g).max(axis=0)
     iso = (gmax <= _ANISOTROPY * gmin) | ~np.isfinite(gmin)
-    return np.where(iso, _N_CLASSES - 1, best)
+    cls = np.where(iso, _N_CLASSES - 2, best)
+    if bound is not None:
+        measured = np.isfinite(g)
+        flat = (gmax <= bound) & (measured.sum(axis=0) >= 3)
+        cls = np.where(flat, _N_CLASSES - 1, cls)
+    return cls
+
+
+def _flat_bound(vals: np.ndarray, noise: NoiseFloor, black: float) -> np.ndarray:
+    """(N,) the largest gradient of a flat neighbourhood: :data:`_FLAT` x the noise sigma at its level.
+
+    ``vals`` (N, K): the stencil neighbours (NaN = unusable); the level is
+    the mean of the usable ones of the 5x5 window, above ``black``.
+    """
+    win = vals[:, _WINDOW24]
+    usable = ~np.isnan(win)
+    level = np.where(usable, win, 0.0).sum(axis=1) / np.maximum(usable.sum(axis=1), 1) - black
+    return _FLAT * np.sqrt(noise.variance(level))
 
 
 def _directional(pad: _Padded | _Sites, idx: np.ndarray, green: np.ndarray, grad: np.ndarray) -> np.ndarray:
@@ -312,6 +354,25 @@ def _neighbour_range(
     return lo, hi, n, n_clip
 
 
+def _flat_mean(sites: _Sites, rows: np.ndarray, green: np.ndarray) -> np.ndarray:
+    """(N,) the mean of the unflagged same-colour neighbours (8 in the 5x5 window; 12 for a green site).
+
+    NaN where fewer than :data:`_FLAT_MIN` are left or one of them is clipped.
+    """
+    total = np.zeros(len(rows))
+    n = np.zeros(len(rows), dtype=np.int64)
+    clipped = np.zeros(len(rows), dtype=bool)
+    for g in (False, True):
+        sel = np.nonzero(green == g)[0]
+        for dy, dx in _same_colour_offsets(g):
+            v = sites.at(rows[sel], dy, dx)
+            ok = ~np.isnan(v)
+            total[sel] += np.where(ok, v, 0.0)
+            n[sel] += ok
+            clipped[sel] |= sites.clipped(rows[sel], dy, dx)
+    return np.where((n >= _FLAT_MIN) & ~clipped, total / np.maximum(n, 1), np.nan)
+
+
 def _clipped_blocks(pad: _Padded | _Sites, idx: np.ndarray) -> np.ndarray:
     """(N,) int: how many of the four 2x2 blocks holding the site have their other three clipped."""
     count = np.zeros(len(idx), dtype=np.int64)
@@ -333,7 +394,7 @@ def _gradient_pairs(stride: int) -> np.ndarray:
     return out
 
 
-def _fit_position(pad: _Padded, h: int, w: int, py: int, px: int, step: int):
+def _fit_position(pad: _Padded, h: int, w: int, py: int, px: int, step: int, flat: np.ndarray):
     """The normal equations of one pattern position (see :func:`_fit`); None with too few training sites.
 
     Training sites: every ``step``-th site of the position in both
@@ -355,6 +416,8 @@ def _fit_position(pad: _Padded, h: int, w: int, py: int, px: int, step: int):
         _IMPULSE_TRIM,
         _ANISOTROPY,
         _N_CLASSES,
+        np.array(_WINDOW24, np.int64),
+        flat,
     )
     n = int(counts.sum())
     if n < _MIN_SAMPLES:
@@ -367,7 +430,9 @@ def _fit_position(pad: _Padded, h: int, w: int, py: int, px: int, step: int):
     return grams, rhss
 
 
-def _fit(pad: _Padded, h: int, w: int) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
+def _fit(
+    pad: _Padded, h: int, w: int, noise: NoiseFloor | None = None, black: float = 0.0
+) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
     """Normal equations of the predictor of each pattern position and structure class.
 
     Returns ``{(py, px): (grams, rhss)}``, ``grams`` (C, K+1, K+1) and
@@ -382,12 +447,13 @@ def _fit(pad: _Padded, h: int, w: int) -> dict[tuple[int, int], tuple[np.ndarray
     """
     per_phase = (h * w) / 4
     step = max(1, int(round(np.sqrt(per_phase / _TRAIN_PER_PHASE))))
+    flat = np.zeros(4) if noise is None else np.array([noise.read, noise.shot, black, _FLAT])
     positions = [(py, px) for py in range(2) for px in range(2)]
     if h * w >= _FIT_THREADS_FROM and _ACTIVE.count <= 1:
         with ThreadPoolExecutor(2) as pool:
-            fits = list(pool.map(lambda p: _fit_position(pad, h, w, p[0], p[1], step), positions))
+            fits = list(pool.map(lambda p: _fit_position(pad, h, w, p[0], p[1], step, flat), positions))
     else:
-        fits = [_fit_position(pad, h, w, py, px, step) for py, px in positions]
+        fits = [_fit_position(pad, h, w, py, px, step, flat) for py, px in positions]
     return {p: f for p, f in zip(positions, fits) if f is not None}
 
 
@@ -489,7 +555,7 @@ def _repair_frame(frame: Frame, defect_map: DefectMap, mask: np.ndarray) -> tupl
     counts : CorrectionCounts
     """
     with _ACTIVE:
-        repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white)
+        repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white, black=frame.black2)
     return correct_mosaic(
         frame.mosaic,
         repaired,
@@ -537,6 +603,7 @@ def repair_mosaic(
     cfa: np.ndarray | None,
     *,
     white: int | None = None,
+    black: np.ndarray | float | None = None,
 ) -> np.ndarray:
     """Estimate flagged photosites of a Bayer (or monochrome) mosaic from unflagged neighbours.
 
@@ -553,6 +620,11 @@ def repair_mosaic(
     white : int, optional
         Saturation level; estimates are clipped to ``[0, white]``
         (``[0, 65535]`` when omitted).
+    black : float or (2, 2) array_like of float, optional
+        Black level (per pattern position).  With it the frame's noise is
+        measured and sites in flat neighbourhoods take the mean of their
+        same-colour neighbours (step 5 of the module documentation); without
+        it they keep the learned estimate.
 
     Returns
     -------
@@ -609,13 +681,21 @@ def repair_mosaic(
 
     sites, rows = _Sites(pad, idx), np.arange(len(idx))
     grad = _gradients(sites, rows)
-    cls = _classify(grad)
-    est = _learned(sites, rows, ys, xs, cls, _fit(pad, h, w))
+    noise, bl = None, 0.0
+    if black is not None:
+        black2 = np.broadcast_to(np.asarray(black, np.float64), (2, 2)).astype(np.float32)
+        noise, bl = noise_floor(mosaic, black2, top), float(black2.mean())
+    cls = _classify(grad, None if noise is None else _flat_bound(sites.features(rows), noise, bl))
+    est = _learned(sites, rows, ys, xs, cls, _fit(pad, h, w, noise, bl))
     lo, hi, n_same, n_clip = _neighbour_range(sites, rows, green)
     # the learned predictor needs some same-colour support; else the directional estimate
     weak = np.isnan(est) | (n_same < 2)
     if weak.any():
         est[weak] = _directional(sites, rows[weak], green[weak], grad[:, weak])
+    flat = np.nonzero(cls == _N_CLASSES - 1)[0]
+    if flat.size:
+        mean = _flat_mean(sites, rows[flat], green[flat])
+        est[flat] = np.where(np.isnan(mean), est[flat], mean)
     span = np.where(n_same > 0, hi - lo, 0.0)
     est = np.where(n_same > 0, np.clip(est, lo - _WIDEN * span, hi + _WIDEN * span), est)
     # inside a clipped highlight the site is clipped too; at its corner, anywhere from
