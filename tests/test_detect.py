@@ -362,7 +362,9 @@ def test_brackets_count_each_view_once(tmp_path):
     acc = body.accumulator.closed()
     assert acc.n_scenes <= 7  # 6 views, and at most the dimmest frame (17 DN above black) on its own
     fr = body.defect_map.frames
-    assert (fr.views, fr.repeated) == (6, 6)  # every bracket is one view shot several times
+    # every bracket is one view shot several times; the dimmest frame's thumbnail is mostly noise
+    # (rank correlation with its bracket below 0.9): a view of its own, never a lens-cap dark
+    assert fr.views in (6, 7) and fr.repeated == 6 and fr.darks == 0
     assert sc.precision >= 0.95, sc.summary()
 
 
