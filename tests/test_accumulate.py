@@ -768,15 +768,18 @@ def test_the_noise_floor_is_the_noise_where_texture_lifts_the_detection_s_model(
 
 @pytest.mark.parametrize(
     ("scenario", "seed"),
-    [("timelapse", 31), ("brackets", 1), ("black0", 2027), ("black0", 31)],
+    [("timelapse", 31), ("brackets", 1), ("black0", 2027), ("black0", 31), ("mixed", 4), ("mixed", 11)],
 )
 def test_frame_kinds_of_generated_series(tmp_path, scenario, seed):
-    """Lens-cap darks and dim photos told apart, in series where they were not.
+    """Lens-cap darks, flat fields and dim photos told apart, in series where they were not.
 
     The timelapse's last four frames (a facade at dusk, under 2 % of the
     range, its few edges drowned in the even walls' noise) and a bracket's
     darkest frames were taken for darks; darks on a 12-bit sensor with black
-    level 0, whose photosites mostly read 0, for photos.
+    level 0, whose photosites mostly read 0, for photos.  The blocks that
+    stand out the same way in both samplings tell a dim photo from a dark
+    only: a flat field's dust shadows do that too (the mixed series' flats
+    of seeds 4 and 11 became photos when the test applied to every frame).
     """
     from rawmap.mapping import collect_inputs, map_files
     from rawmap.testing import write_scenario

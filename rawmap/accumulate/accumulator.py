@@ -575,15 +575,18 @@ class Accumulator:
         # a dim scene (the darkest frame of a bracket) can hide its few edges below that bound;
         # but its detail is the same in the blocks sampled two photosites apart, where noise
         # (and a dark's hot photosites, which sit in one sampling only) is not
-        if other is not None:
-            second = other.astype(np.float64) - base
+        second = None if other is None else other.astype(np.float64) - base
+        if second is not None:
             bound = max(0.25, self.params.scene_corr / math.sqrt(level.size))
             if _detail_correlation(level, second) >= bound:
                 return "photo"
-            if _edges_in_both(level, second, measured, self.params.scene_edges) >= 3:
-                return "photo"
         lo, hi = np.quantile(level, [0.01, 0.99]).tolist()
         if hi <= self.params.dark_level * (self.white - base):
+            # nor are a dim scene's few edges (a facade at dusk), standing out the same way in both
+            # samplings while the even walls drown their correlation; a flat field's dust shadows
+            # do that too, so only where the frame would otherwise be a dark
+            if second is not None and _edges_in_both(level, second, measured, self.params.scene_edges) >= 3:
+                return "photo"
             return "dark"
         # a flat field: smooth (vignetting) and lit evenly (its blocks within about half its level)
         return "flat" if hi - lo <= 0.5 * med else "photo"
