@@ -790,3 +790,19 @@ def test_frame_kinds_of_generated_series(tmp_path, scenario, seed):
     told = {f.time: f.kind for f in frames}  # a duplicate file is read as one frame, under either name
     expected = {f.time: f.scene if f.scene in ("dark", "flat") else "photo" for f in truth.frames}
     assert told == expected
+
+
+def test_blocks_standing_out_in_both_samplings():
+    """Noise alone shares almost no such block between the two samplings; a scene's edges are in both,
+    the same way; a block standing out up in one and down in the other is not counted."""
+    from rawmap.accumulate.views import _edges_in_both
+
+    rng = np.random.default_rng(3)
+    shared = [_edges_in_both(rng.normal(0, 1, (21, 24)), rng.normal(0, 1, (21, 24)), 1.0, 2.7) for _ in range(300)]
+    assert max(shared) < 3 and sum(shared) <= 10  # a scene needs 3; noise: 0.01 a frame expected (5 here)
+    a, b = rng.normal(0, 1, (21, 24)), rng.normal(0, 1, (21, 24))
+    for i, (y, x) in enumerate([(3, 4), (10, 10), (15, 20), (5, 18), (18, 6)]):
+        a[y, x] += 8.0
+        b[y, x] += 8.0 if i < 4 else -8.0  # the last one the other way in the second sampling
+    assert _edges_in_both(a, b, 1.0, 2.7) == 4
+    assert _edges_in_both(a, b, 0.0, 2.7) == 0 and _edges_in_both(a[:2], b[:2], 1.0, 2.7) == 0
