@@ -290,7 +290,11 @@ def _chance_need(acc: Accumulator, need: int, max_chance: float) -> int:
     outliers (of either sign) per photosite; the number of scenes in which one
     healthy photosite is an outlier is then Poisson-binomial, and the smallest
     count (from ``need`` up) that fewer than ``max_chance`` photosites of the
-    sensor reach by chance is returned.
+    sensor reach by chance is returned.  A view's rate is the number of
+    photosites it counted when it closed (the union of its frames' outliers,
+    an outlier in one of a bracket's four frames being enough); for darks,
+    and views of states written before views recorded it, its frames' mean
+    rate (an overflowed frame counting none).
 
     Returns
     -------
@@ -299,8 +303,13 @@ def _chance_need(acc: Accumulator, need: int, max_chance: float) -> int:
     H, W = acc.shape
     n = float(H * W)
     per_scene: dict[int, list[float]] = {}
+    counted: dict[int, float] = {}
     for f in acc.frames:
         per_scene.setdefault(f.scene, []).append(0.0 if f.overflow else f.outliers / n)
+        if f.view_outliers is not None:
+            counted[f.scene] = f.view_outliers / n
+    for scene, rate in counted.items():
+        per_scene[scene] = [rate]
     pmf = np.zeros(len(per_scene) + 2)
     pmf[0] = 1.0
     for rates in per_scene.values():

@@ -226,10 +226,16 @@ def _describe(camera: CameraId, source: SourceKind) -> str:
 
 
 def _frames_digest(records: list[FrameRecord]) -> str:
-    """A fingerprint of a list of frame records (to tell a continued state from another one)."""
+    """A fingerprint of a list of frame records (to tell a continued state from another one).
+
+    Without ``view_outliers``: a view still open when the statistics were
+    stored records its count in its frames when it closes, in a later run.
+    """
     h = hashlib.sha256()
     for rec in records:
-        h.update(json.dumps(rec.to_dict(), sort_keys=True).encode("utf-8"))
+        d = rec.to_dict()
+        d.pop("view_outliers", None)
+        h.update(json.dumps(d, sort_keys=True).encode("utf-8"))
         h.update(b"\n")
     return h.hexdigest()
 

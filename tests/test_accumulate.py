@@ -806,3 +806,20 @@ def test_blocks_standing_out_in_both_samplings():
         b[y, x] += 8.0 if i < 4 else -8.0  # the last one the other way in the second sampling
     assert _edges_in_both(a, b, 1.0, 2.7) == 4
     assert _edges_in_both(a, b, 0.0, 2.7) == 0 and _edges_in_both(a[:2], b[:2], 1.0, 2.7) == 0
+
+
+def test_closing_a_view_records_the_photosites_it_counted():
+    """The union of the view's frames' outliers (either sign), once each, in each of its frames' records."""
+    rng = np.random.default_rng(2)
+    acc = Accumulator((40, 48), cfa=CFA, black=np.full(4, float(BLACK)), white=WHITE, camera=CAM)
+    spots = [(8, 8), (24, 24), (8, 40)]  # inside the texture's 16 x 16 patches
+    for i, spot in enumerate(spots):  # one view, a bracket: another bright spot in each frame
+        acc.update(scene_frame(rng, i, 1, gain=2.0**i / 2, hot=spot, exposure=0.1 * 2**i))
+    assert [f.view_outliers for f in acc.frames] == [None] * 3  # the view is open
+    closed = acc.closed()
+    counted = (closed.s_hi.astype(int) + closed.s_lo) - (acc.s_hi.astype(int) + acc.s_lo)
+    n = int(np.count_nonzero(counted))
+    assert counted.max() == 1 and all(counted[s] == 1 for s in spots)  # each spot once
+    assert [f.view_outliers for f in closed.frames] == [n] * 3
+    assert n > np.mean([f.outliers for f in closed.frames])  # the union, not the frames' mean
+    assert [f.view_outliers for f in acc.frames] == [None] * 3  # the open state is left as it was

@@ -628,6 +628,7 @@ class Accumulator:
         if not self.views.open:
             return self
         c = copy.copy(self)
+        c.frames = list(self.frames)  # closing records each view's count in its frames' records
         c.s_hi = self.s_hi.copy()
         c.s_lo = self.s_lo.copy()
         c.views = self.views.copy()
@@ -646,6 +647,7 @@ class Accumulator:
         if view.pending_lines:
             codes, c = view.pending_lines[0]
             self._add_lines(codes[c >= need], np.ones(int((c >= need).sum()), np.uint32))
+        counted = 0
         if view.pending:
             found, found_n = view.pending[0]
             confirmed = []
@@ -658,11 +660,15 @@ class Accumulator:
                     continue
                 counts.ravel()[u] += 1
                 confirmed.append(u)
-            if confirmed and not math.isnan(view.time):
+            if confirmed:
                 both = confirmed[0]
                 if len(confirmed) == 2:
                     both = _merge_sorted(confirmed[0], np.zeros(confirmed[0].size), confirmed[1], 0.0, np.add)[0]
-                self._note_first_seen(both, view.time)
+                counted = int(both.size)
+                if not math.isnan(view.time):
+                    self._note_first_seen(both, view.time)
+        # the view's chance rate for the classification (see rawmap.detect._chance_need)
+        self.frames = [replace(f, view_outliers=counted) if f.scene == scene else f for f in self.frames]
 
     def _add_lines(self, codes: np.ndarray, counts: np.ndarray) -> None:
         """Add per-code scene counts into the sparse line counters."""

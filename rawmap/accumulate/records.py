@@ -135,6 +135,9 @@ class FrameRecord:
     overflow: bool = False  #: too many outliers: the frame's outliers were not counted
     kind: str = "photo"  #: ``photo``, ``dark`` (lens-cap dark: no scene) or ``flat`` (lit, no scene detail)
     temperature: float | None = None  #: degrees C, when the file stated it
+    #: photosites its view counted as outliers when it closed (one each, either sign; None: a dark, a view
+    #: still open, or a state written before views recorded it)
+    view_outliers: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

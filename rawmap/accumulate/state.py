@@ -720,6 +720,9 @@ def _frame_record(d: Any, i: int, n_scenes: int) -> FrameRecord:
         overflow=overflow,
         kind=kind,
         temperature=_temperature(d.get("temperature"), what),
+        view_outliers=None
+        if d.get("view_outliers") is None
+        else _int_in(d.get("view_outliers"), f"{what}: view_outliers", 0, 1 << 62),
     )
 
 
