@@ -667,8 +667,15 @@ class Accumulator:
                 counted = int(both.size)
                 if not math.isnan(view.time):
                     self._note_first_seen(both, view.time)
-        # the view's chance rate for the classification (see rawmap.detect._chance_need)
-        self.frames = [replace(f, view_outliers=counted) if f.scene == scene else f for f in self.frames]
+        # the view's chance rate for the classification (see rawmap.detect._chance_need), in its
+        # frames' records: from the newest back until all of its frames are found
+        left = view.frames
+        for i in range(len(self.frames) - 1, -1, -1):
+            if left <= 0:
+                break
+            if self.frames[i].scene == scene:
+                self.frames[i] = replace(self.frames[i], view_outliers=counted)
+                left -= 1
 
     def _add_lines(self, codes: np.ndarray, counts: np.ndarray) -> None:
         """Add per-code scene counts into the sparse line counters."""
