@@ -153,7 +153,7 @@ _WINDOW24 = [i for i, (dy, dx) in enumerate(_STENCIL) if max(abs(dy), abs(dx)) <
 _IMPULSE_TRIM = 1.0
 #: A neighbourhood is flat when no gradient exceeds this many noise sigmas at its level.
 _FLAT = 1.7
-#: Fewest unflagged same-colour neighbours (of 8; 12 for green) for the flat mean.
+#: Fewest unflagged same-colour neighbours (of 8; 12 for green) for the flat class's mean.
 _FLAT_MIN = 6
 #: Values this close to white (fraction of white) count as clipped.
 _CLIP_MARGIN = 0.005
@@ -333,13 +333,14 @@ def _same_colour_offsets(green: bool) -> list[tuple[int, int]]:
 
 def _neighbour_range(
     pad: _Padded | _Sites, idx: np.ndarray, green: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Min, max and count of the unflagged same-colour neighbours, and how many of them are clipped.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Min, max, sum and count of the unflagged same-colour neighbours, and how many of them are clipped.
 
     The neighbours are those of the 5x5 window, plus the diagonal greens of a green site.
     """
     lo = np.full(len(idx), np.inf)
     hi = np.full(len(idx), -np.inf)
+    total = np.zeros(len(idx))
     n = np.zeros(len(idx), dtype=np.int64)
     n_clip = np.zeros(len(idx), dtype=np.int64)
     for g in (False, True):
@@ -349,28 +350,10 @@ def _neighbour_range(
             ok = ~np.isnan(v)
             lo[sel] = np.where(ok, np.minimum(lo[sel], v), lo[sel])
             hi[sel] = np.where(ok, np.maximum(hi[sel], v), hi[sel])
-            n[sel] += ok
-            n_clip[sel] += pad.clipped(idx[sel], dy, dx)
-    return lo, hi, n, n_clip
-
-
-def _flat_mean(sites: _Sites, rows: np.ndarray, green: np.ndarray) -> np.ndarray:
-    """(N,) the mean of the unflagged same-colour neighbours (8 in the 5x5 window; 12 for a green site).
-
-    NaN where fewer than :data:`_FLAT_MIN` are left or one of them is clipped.
-    """
-    total = np.zeros(len(rows))
-    n = np.zeros(len(rows), dtype=np.int64)
-    clipped = np.zeros(len(rows), dtype=bool)
-    for g in (False, True):
-        sel = np.nonzero(green == g)[0]
-        for dy, dx in _same_colour_offsets(g):
-            v = sites.at(rows[sel], dy, dx)
-            ok = ~np.isnan(v)
             total[sel] += np.where(ok, v, 0.0)
             n[sel] += ok
-            clipped[sel] |= sites.clipped(rows[sel], dy, dx)
-    return np.where((n >= _FLAT_MIN) & ~clipped, total / np.maximum(n, 1), np.nan)
+            n_clip[sel] += pad.clipped(idx[sel], dy, dx)
+    return lo, hi, total, n, n_clip
 
 
 def _clipped_blocks(pad: _Padded | _Sites, idx: np.ndarray) -> np.ndarray:
@@ -687,15 +670,14 @@ def repair_mosaic(
         noise, bl = noise_floor(mosaic, black2, top), float(black2.mean())
     cls = _classify(grad, None if noise is None else _flat_bound(sites.features(rows), noise, bl))
     est = _learned(sites, rows, ys, xs, cls, _fit(pad, h, w, noise, bl))
-    lo, hi, n_same, n_clip = _neighbour_range(sites, rows, green)
+    lo, hi, total, n_same, n_clip = _neighbour_range(sites, rows, green)
     # the learned predictor needs some same-colour support; else the directional estimate
     weak = np.isnan(est) | (n_same < 2)
     if weak.any():
         est[weak] = _directional(sites, rows[weak], green[weak], grad[:, weak])
-    flat = np.nonzero(cls == _N_CLASSES - 1)[0]
-    if flat.size:
-        mean = _flat_mean(sites, rows[flat], green[flat])
-        est[flat] = np.where(np.isnan(mean), est[flat], mean)
+    # flat: the mean of the same-colour neighbours, with enough of them left and none clipped
+    flat = (cls == _N_CLASSES - 1) & (n_same >= _FLAT_MIN) & (n_clip == 0)
+    est[flat] = total[flat] / n_same[flat]
     span = np.where(n_same > 0, hi - lo, 0.0)
     est = np.where(n_same > 0, np.clip(est, lo - _WIDEN * span, hi + _WIDEN * span), est)
     # inside a clipped highlight the site is clipped too; at its corner, anywhere from
