@@ -2141,12 +2141,15 @@ def _grow_segments(cr, ccl, caxis, wr, wc, wa, H: int, W: int):
     Sparse throughout (sorted photosite lists, no sensor-sized arrays): the
     classification's peak memory stays that of the sums.
     """
-    strong = np.unique(cr.astype(np.int64) * W + ccl)
     out_r, out_c, out_a = [cr], [ccl], [caxis]
     for axis in (0, 1):
         sel = wa == axis
-        if not sel.any():
+        on_axis = caxis == axis
+        if not sel.any() or not on_axis.any():
             continue
+        # a weak run grows only a strong segment of its own axis: a scene's pole leaning in two views
+        # crossed a true row segment and became a 25-photosite column (brackets, seed 1)
+        strong = np.unique(cr[on_axis].astype(np.int64) * W + ccl[on_axis])
         r_, c_ = wr[sel].astype(np.int64), wc[sel].astype(np.int64)
         line, pos = (c_, r_) if axis == 0 else (r_, c_)
         order = np.lexsort((pos, line))
