@@ -134,7 +134,10 @@ def _zsq(m, i, j, H, W, black2, noise_a, noise_b):
 
 
 @njit(inline="always")
-def _isolated(m, i, j, H, W, black2, noise_a, noise_b, kadj2, max_adjacent):
+def _isolated(m, i, j, H, W, black2, noise_a, noise_b, kadj2, max_adjacent, same_way):
+    """At most ``max_adjacent`` of the 4 adjacent photosites deviate by more than ``kadj2`` (squared
+    sigmas); with ``same_way``, only those deviating the way (i, j) does count."""
+    bright = 4 * np.int64(m[i, j]) - _sum4(m, i, j, H, W) > 0
     nadj = 0
     for k in range(4):  # above, below, left, right (a loop: the residual's code is compiled once)
         if k == 0:
@@ -146,8 +149,8 @@ def _isolated(m, i, j, H, W, black2, noise_a, noise_b, kadj2, max_adjacent):
         else:
             ii, jj, inside = i, j + 1, j + 1 < W
         if inside:
-            z2, _ = _zsq(m, ii, jj, H, W, black2, noise_a, noise_b)
-            if z2 > kadj2:
+            z2, r = _zsq(m, ii, jj, H, W, black2, noise_a, noise_b)
+            if z2 > kadj2 and (not same_way or (r > 0) == bright):
                 nadj += 1
     return nadj <= max_adjacent
 
@@ -326,7 +329,7 @@ def _candidate(
                 lcnt += 1
     if (fl & 1) == 0 or _shadow(m, i, j, H, W):
         return cnt, lcnt
-    if isolate and not _isolated(m, i, j, H, W, black2, noise_a, noise_b, kadj2, max_adjacent):
+    if isolate > 0 and not _isolated(m, i, j, H, W, black2, noise_a, noise_b, kadj2, max_adjacent, isolate == 2):
         return cnt, lcnt
     if cnt < cap:
         flat = np.int64(i) * W + j + 1
@@ -349,7 +352,9 @@ def update_kernel(
     k2,  # float32: squared outlier threshold in sigmas
     kadj2,  # float32: squared threshold for "adjacent photosite also deviates"
     max_adjacent,  # int: a candidate with more deviating adjacent photosites is not isolated
-    isolate,  # bool: apply the isolation test (False for developed images)
+    isolate,  # int: 0 no isolation test (developed images), 1 every deviating adjacent photosite counts,
+    # 2 only those deviating the same way (lens-cap darks: no scene edges, and a hot cluster's members
+    # darken their neighbours' estimates, which then deviate the other way)
     n_invalid,  # (H, W) uint16: frames in which a neighbour was clipped
     s_v,  # (H, W) uint32: sum of values
     s_r,  # (H, W) int32 or int64: sum of residuals 4 v - sum4

@@ -119,6 +119,7 @@ _SENSITIVITY: dict[Sensitivity, dict[str, Any]] = {
         "min_share": 0.15,
         "min_scenes": 3,
         "max_chance": 1.0,
+        "max_chance_darks": 0.01,
         "stuck_contrast": 6.0,
         "cold_sigma": 8.0,
         "cold_min_drop": 0.15,
@@ -131,6 +132,7 @@ _SENSITIVITY: dict[Sensitivity, dict[str, Any]] = {
         "min_share": 0.10,
         "min_scenes": 2,
         "max_chance": 10.0,
+        "max_chance_darks": 0.5,
         "stuck_contrast": 3.0,
         "cold_sigma": 4.5,
         "cold_min_drop": 0.07,
@@ -153,6 +155,7 @@ class ClassifyParams:
     min_share: float = 0.10  #: share of scenes with an isolated outlier
     min_scenes: int = 2  #: ... and at least this many scenes (1 when the series has fewer than 6 scenes)
     max_chance: float = 5.0  #: ... and more scenes still while more photosites than this would get there by chance
+    max_chance_darks: float = 0.05  #: ... this many in a set of darks alone
     stuck_noise_factor: float = 10.0  #: stuck if range <= this x read-noise sigma (DN)
     stuck_contrast: float = 4.0  #: ... and neighbours' range >= this x own range + 2 x that bound
     stuck_response: float = 20.0  #: ... and, in series with photos, >= this x own range ...
@@ -236,19 +239,20 @@ class ClassifyParams:
         statistics give a map at any sensitivity, and stored statistics
         continue whatever the sensitivity.
 
-        ===================  ======  ======  ======
-        parameter            low     normal  high
-        ===================  ======  ======  ======
-        ``min_share``        0.15    0.10    0.10
-        ``min_scenes``       3       2       2
-        ``max_chance``       1       5       10
-        ``stuck_contrast``   6       4       3
-        ``cold_sigma``       8       6       4.5
-        ``cold_min_drop``    0.15    0.10    0.07
-        ``noisy_ratio``      6       4       3
-        ``line_min_scenes``  3       3       3
-        ``column_share``     0.65    0.6     0.55
-        ===================  ======  ======  ======
+        ====================  ======  ======  ======
+        parameter             low     normal  high
+        ====================  ======  ======  ======
+        ``min_share``         0.15    0.10    0.10
+        ``min_scenes``        3       2       2
+        ``max_chance``        1       5       10
+        ``max_chance_darks``  0.01    0.05    0.5
+        ``stuck_contrast``    6       4       3
+        ``cold_sigma``        8       6       4.5
+        ``cold_min_drop``     0.15    0.10    0.07
+        ``noisy_ratio``       6       4       3
+        ``line_min_scenes``   3       3       3
+        ``column_share``      0.65    0.6     0.55
+        ====================  ======  ======  ======
 
         ``high`` does not lower the share of scenes below 10 %: on a
         generated 40-frame series (32 scenes) 7 % let 51 chance
@@ -716,6 +720,8 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
         rest = ~cold & (acc.s_lo[lo_r, lo_c] >= ser.need)
         if rest.any():
             _dark_noisy(ser, lo_r[rest], lo_c[rest])
+    if acc.source is not SourceKind.IMAGE and _darks_only(acc):
+        _two_way(ser)
     _lines(ser)
     _line_echoes(ser)
     _drop_weak(ser)
@@ -826,7 +832,10 @@ def _units_needed(acc: Accumulator, p: ClassifyParams) -> int:
     while chance alone would get more than ``max_chance`` photosites there (:func:`_chance_need`)."""
     S = max(acc.n_scenes, 1)
     min_scenes = p.min_scenes if S >= 6 else 2
-    return _chance_need(acc, max(min_scenes, math.ceil(p.min_share * S)), p.max_chance)
+    # a set of darks has no scene: a defect stands out in (nearly) every dark, a blinking one in a share
+    # of them, so a far stricter chance bound costs no defect, and keeps cosmic rays' hits out
+    chance = min(p.max_chance, p.max_chance_darks) if _darks_only(acc) else p.max_chance
+    return _chance_need(acc, max(min_scenes, math.ceil(p.min_share * S)), chance)
 
 
 def _share_score(counts: np.ndarray, units: int) -> np.ndarray:
@@ -1591,6 +1600,41 @@ def _dark_noisy(ser: _Series, r: np.ndarray, c: np.ndarray) -> None:
     ratio = _noise_ratio(ser, r, c)
     noisy = (ratio >= ser.p.noisy_ratio) | (acc.s_hi[r, c] >= max(1, ser.need // 2))
     score = _share_score(acc.s_lo[r, c], ser.units)
+    ser.found.add(r[noisy], c[noisy], DefectKind.NOISY, score[noisy], ratio[noisy])
+    ser.taken[r[noisy], c[noisy]] = True
+
+
+def _two_way(ser: _Series) -> None:
+    """Sets of darks: blinking both ways, a bright outlier in some darks and a dark one in others, ``need`` in all.
+
+    The chance bound counts a unit's outliers of either sign
+    (:func:`_chance_need`), so such a photosite is as far past chance as
+    one outlier in ``need`` units; a blinking photosite with levels on both
+    sides of its neighbours splits its darks so (the darks of seed 31: 3
+    bright and 3 dark, 4 needed, and neither count alone reached it).  It
+    must be ``noisy_ratio`` times noisier than its same-colour neighbours,
+    and not beside a flagged same-colour photosite, whose swings it would be
+    showing.  Only darks: each is a unit of one frame, while a view of
+    several photos can count one photosite both ways (a glint's edge in a
+    jittered burst; 2 false flags in 24 defect-free series with photos).
+    """
+    acc = ser.acc
+    rows, cols = [], []
+    for a in range(0, ser.H, _BLOCK_ROWS):
+        hi = acc.s_hi[a : a + _BLOCK_ROWS].astype(np.int32)
+        lo = acc.s_lo[a : a + _BLOCK_ROWS]
+        r_, c_ = _nonzero2((hi > 0) & (lo > 0) & (hi + lo >= ser.need) & ~ser.taken[a : a + _BLOCK_ROWS])
+        rows.append(r_ + a)
+        cols.append(c_)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    if r.size == 0:
+        return
+    nr, nc = _neighbours(r, c, ser.H, ser.W)
+    keep = ~ser.taken[nr, nc].any(axis=0)
+    r, c = r[keep], c[keep]
+    ratio = _noise_ratio(ser, r, c)
+    noisy = ratio >= ser.p.noisy_ratio
+    score = _share_score(acc.s_hi[r, c].astype(np.int64) + acc.s_lo[r, c], ser.units)
     ser.found.add(r[noisy], c[noisy], DefectKind.NOISY, score[noisy], ratio[noisy])
     ser.taken[r[noisy], c[noisy]] = True
 

@@ -389,7 +389,10 @@ class Accumulator:
                 np.float32(p.k * p.k),
                 np.float32(p.k_adjacent * p.k_adjacent),
                 int(p.max_adjacent),
-                self.source is SourceKind.RAW,
+                # isolation tells a point from scene detail; a lens-cap dark has no scene edges, and there a
+                # hot cluster's members darken their neighbours' estimates, which deviate the other way:
+                # only neighbours deviating the same way (a cosmic ray's track) count against it
+                0 if self.source is not SourceKind.RAW else (2 if prep.kind == "dark" else 1),
                 self.n_invalid,
                 self.s_v,
                 self.s_r,
