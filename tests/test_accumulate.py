@@ -823,3 +823,42 @@ def test_closing_a_view_records_the_photosites_it_counted():
     assert [f.view_outliers for f in closed.frames] == [n] * 3
     assert n > np.mean([f.outliers for f in closed.frames])  # the union, not the frames' mean
     assert [f.view_outliers for f in acc.frames] == [None] * 3  # the open state is left as it was
+
+
+def test_darks_of_a_black_level_0_sensor_measure_their_cut_noise():
+    """A 12-bit sensor with black level 0: a lens-cap dark reads 0 in about half its photosites, and the
+    noise fit (lower quartile of the residuals) saw 0.4 DN against a true 6.  Every photosite's noise was
+    then an outlier; a hot photosite's adjacent ones counted against its isolation, and it counted in 2 of
+    4 darks.  A dark's noise term is now measured on its thumbnail blocks where that is larger."""
+    rng = np.random.default_rng(4)
+    H, W, white = 256, 384, 4095
+    hot = [(40, 60), (101, 203), (150, 301), (211, 77)]
+    acc = None
+    for i in range(4):
+        exp = float([1.6, 0.4, 4.8, 8.0][i])
+        sig = rng.normal(0.0, 6.0, (H, W))
+        for r, c in hot:
+            sig[r, c] += 60.0 * exp * 8  # 60 DN/s at ISO 100, shot at ISO 800
+        f = Frame(
+            path=f"d{i}.dng",
+            mosaic=np.clip(np.round(sig), 0, white).astype(np.uint16),
+            cfa=CFA,
+            black=np.zeros(4),
+            white=white,
+            exposure=exp,
+            iso=800,
+            time=dt.datetime(2025, 1, 1) + dt.timedelta(minutes=i),
+            camera=CAM,
+        )
+        if acc is None:
+            acc = Accumulator.from_frame(f)
+        acc.update(f)
+    assert acc is not None
+    acc.close_scene()
+    assert [f.kind for f in acc.frames] == ["dark"] * 4
+    # the cut noise: var(max(0, X)) = 0.34 sigma^2 for X ~ N(0, sigma), sigma = 6 DN
+    for f in acc.frames:
+        assert 0.5 * 0.34 * 36 <= f.noise_a / 20.0 <= 2.0 * 0.34 * 36, f.noise_a / 20.0
+    assert all(int(acc.s_hi[r, c]) == 4 for r, c in hot), [int(acc.s_hi[r, c]) for r, c in hot]
+    # and the noise itself is no outlier: a few photosites a dark at most
+    assert int(acc.s_hi.sum() + acc.s_lo.sum()) - 4 * len(hot) <= 8
