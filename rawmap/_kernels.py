@@ -122,6 +122,26 @@ def _sum4(m, i, j, H, W):
 
 
 @njit(inline="always")
+def _pair(a, b, clip):
+    """Two opposite same-colour neighbours, one of them clipped: the other stands in for it, as at the
+    sensor's edge (a hot photosite's same-colour mate clipping in a long dark left both without that
+    frame); both clipped: as they are (the frame does not count)."""
+    if a >= clip and b < clip:
+        return b, b
+    if b >= clip and a < clip:
+        return a, a
+    return a, b
+
+
+@njit(inline="always")
+def _sum4c(m, i, j, H, W, clip):
+    """:func:`_sum4` with a clipped neighbour replaced by the opposite one (:func:`_pair`)."""
+    a, b = _pair(m[_up(i), j], m[_down(i, H), j], clip)
+    c, d = _pair(m[i, _up(j)], m[i, _down(j, W)], clip)
+    return np.int64(a) + np.int64(b) + np.int64(c) + np.int64(d)
+
+
+@njit(inline="always")
 def _zsq(m, i, j, H, W, black2, noise_a, noise_b):
     """Squared residual of (i, j) in units of its expected noise."""
     s = _sum4(m, i, j, H, W)
@@ -134,10 +154,10 @@ def _zsq(m, i, j, H, W, black2, noise_a, noise_b):
 
 
 @njit(inline="always")
-def _isolated(m, i, j, H, W, black2, noise_a, noise_b, kadj2, max_adjacent, same_way):
+def _isolated(m, i, j, H, W, black2, noise_a, noise_b, kadj2, max_adjacent, same_way, clip):
     """At most ``max_adjacent`` of the 4 adjacent photosites deviate by more than ``kadj2`` (squared
     sigmas); with ``same_way``, only those deviating the way (i, j) does count."""
-    bright = 4 * np.int64(m[i, j]) - _sum4(m, i, j, H, W) > 0
+    bright = 4 * np.int64(m[i, j]) - _sum4c(m, i, j, H, W, clip) > 0
     nadj = 0
     for k in range(4):  # above, below, left, right (a loop: the residual's code is compiled once)
         if k == 0:
@@ -156,14 +176,14 @@ def _isolated(m, i, j, H, W, black2, noise_a, noise_b, kadj2, max_adjacent, same
 
 
 @njit(inline="always")
-def _shadow(m, i, j, H, W):
+def _shadow(m, i, j, H, W, clip):
     """True when a same-colour neighbour deviates the other way, more strongly.
 
     A bright defect lowers the estimate of its four same-colour neighbours,
     which then look dark by a quarter of its excess: those are shadows, not
     defects (and the same holds the other way round for dark defects).
     """
-    r = 4 * np.int64(m[i, j]) - _sum4(m, i, j, H, W)
+    r = 4 * np.int64(m[i, j]) - _sum4c(m, i, j, H, W, clip)
     for k in range(4):
         if k == 0:
             ii, jj = _up(i), j
@@ -234,7 +254,30 @@ def _flags(z2, rh, rv, var, k2, kl2v):
 
 @njit(nogil=True)
 def _site(
-    m, i, j, H, W, iu, idn, ju, jd, clip, b0, x, noise_a, noise_b, k2, n_invalid, s_v, s_r, vmin, vmax, s_xr, s_zz, frow
+    m,
+    i,
+    j,
+    H,
+    W,
+    iu,
+    idn,
+    ju,
+    jd,
+    clip,
+    sub_clip,
+    b0,
+    x,
+    noise_a,
+    noise_b,
+    k2,
+    n_invalid,
+    s_v,
+    s_r,
+    vmin,
+    vmax,
+    s_xr,
+    s_zz,
+    frow,
 ):
     """General (slow-path) update of one photosite; writes its outlier bit into frow[j]."""
     v = m[i, j]
@@ -243,10 +286,8 @@ def _site(
         vmin[i, j] = v
     if v > vmax[i, j]:
         vmax[i, j] = v
-    a = m[iu, j]
-    b = m[idn, j]
-    cl = m[i, ju]
-    d = m[i, jd]
+    a, b = _pair(m[iu, j], m[idn, j], sub_clip)
+    cl, d = _pair(m[i, ju], m[i, jd], sub_clip)
     if a >= clip or b >= clip or cl >= clip or d >= clip:
         n_invalid[i, j] += 1
         return
@@ -293,6 +334,7 @@ def _candidate(
     kadj2,
     max_adjacent,
     isolate,
+    sub_clip,
     out_idx,
     cnt,
     cap,
@@ -327,13 +369,15 @@ def _candidate(
                 if lcnt < lcap:
                     line_idx[lcnt] = (np.int64(i) * W + j) * 4 + 2 * row_line + (0 if bright else 1)
                 lcnt += 1
-    if (fl & 1) == 0 or _shadow(m, i, j, H, W):
+    if (fl & 1) == 0 or _shadow(m, i, j, H, W, sub_clip):
         return cnt, lcnt
-    if isolate > 0 and not _isolated(m, i, j, H, W, black2, noise_a, noise_b, kadj2, max_adjacent, isolate == 2):
+    if isolate > 0 and not _isolated(
+        m, i, j, H, W, black2, noise_a, noise_b, kadj2, max_adjacent, isolate == 2, sub_clip
+    ):
         return cnt, lcnt
     if cnt < cap:
         flat = np.int64(i) * W + j + 1
-        bright = 4 * np.int64(m[i, j]) - _sum4(m, i, j, H, W) > 0
+        bright = 4 * np.int64(m[i, j]) - _sum4c(m, i, j, H, W, sub_clip) > 0
         out_idx[cnt] = flat if bright else -flat
     return cnt + 1, lcnt
 
@@ -355,7 +399,7 @@ def update_kernel(
     isolate,  # int: 0 no isolation test (developed images), 1 every deviating adjacent photosite counts,
     # 2 only those deviating the same way (lens-cap darks: no scene edges, and a hot cluster's members
     # darken their neighbours' estimates, which then deviate the other way)
-    n_invalid,  # (H, W) uint16: frames in which a neighbour was clipped
+    n_invalid,  # (H, W) uint16: frames in which both of two opposite neighbours were clipped
     s_v,  # (H, W) uint32: sum of values
     s_r,  # (H, W) int32 or int64: sum of residuals 4 v - sum4
     vmin,  # (H, W) uint16
@@ -375,6 +419,9 @@ def update_kernel(
     H, W = m.shape
     cap = out_idx.shape[0]
     lcap = line_idx.shape[0]
+    # in lens-cap darks (isolate 2) one of two opposite clipped neighbours is stood in for by the other
+    # (_pair): there a clipped photosite is a hot one, never a highlight's edge
+    sub_clip = np.int64(clip) if isolate == 2 else np.int64(1 << 20)
     # across-the-line residual 2v - (two neighbours across) has 0.3x the variance of 4v - sum4
     kl2v_scale = kl2 * np.float32(0.3)
     nwords = W // 8
@@ -415,6 +462,7 @@ def update_kernel(
                     _up(j),
                     _down(j, W),
                     clip,
+                    sub_clip,
                     black2[i & 1, j & 1],
                     x,
                     noise_a,
@@ -454,6 +502,13 @@ def update_kernel(
                     b = md[j]
                     cl = mi[j - 2]
                     d = mi[j + 2]
+                    # one of two opposite neighbours clipped: the other stands in for it (_pair)
+                    ca = a >= sub_clip
+                    cb = b >= sub_clip
+                    cc = cl >= sub_clip
+                    cd = d >= sub_clip
+                    a, b = (b if ca and not cb else a), (a if cb and not ca else b)
+                    cl, d = (d if cc and not cd else cl), (cl if cd and not cc else d)
                     ok = max(max(a, b), max(cl, d)) < clip
                     fv = np.float32(v)
                     fa = np.float32(a)
@@ -533,6 +588,7 @@ def update_kernel(
                             kadj2,
                             max_adjacent,
                             isolate,
+                            sub_clip,
                             out_idx,
                             cnt,
                             cap,
@@ -615,8 +671,10 @@ def strong_cold_scan(s_v, s_r, n_invalid, n_frames, black2, taken, cut, floor, o
 
 
 @njit(cache=True, nogil=True)
-def clipped_points(m, rows, clip, out_idx, out_res):
-    """Photosites at or above ``clip`` whose four same-colour neighbours are below it, in ``rows``.
+def clipped_points(m, rows, clip, sub_clip, out_idx, out_res):
+    """Photosites at or above ``clip`` whose four same-colour neighbours are below it, in ``rows``
+    (in darks, ``sub_clip == clip``, one of two opposite ones clipped: the other stands in for it, as
+    in the sums, :func:`_pair`; else ``sub_clip`` is above any value).
 
     Writes their flat indices (in photosite order) and residuals ``4 v - sum4``
     into the buffers and returns how many there are (more than the buffers
@@ -632,10 +690,8 @@ def clipped_points(m, rows, clip, out_idx, out_res):
         for j in range(W):
             if m[i, j] < clip:
                 continue
-            a = m[iu, j]
-            b = m[idn, j]
-            c = m[i, _up(j)]
-            d = m[i, _down(j, W)]
+            a, b = _pair(m[iu, j], m[idn, j], sub_clip)
+            c, d = _pair(m[i, _up(j)], m[i, _down(j, W)], sub_clip)
             if a >= clip or b >= clip or c >= clip or d >= clip:
                 continue
             if k < cap:

@@ -5,10 +5,13 @@ resumable.  It extends the on-line mean/variance idea with what detection
 needs; per photosite it keeps
 
 =============  =========  ===================================================
-array          dtype      meaning (sums over the frames where all four
-                          same-colour neighbours were below the clip level)
+array          dtype      meaning (sums over the frames where the four
+                          same-colour neighbours were below the clip level;
+                          one of two opposite ones clipped, the other
+                          stands in for it, as at the sensor's edge)
 =============  =========  ===================================================
-``n_invalid``  uint8      frames skipped because a neighbour was clipped
+``n_invalid``  uint8      frames skipped because two opposite neighbours
+                          were clipped
 ``s_v``        uint32     sum of values *v* (DN, black included)
 ``s_r``        int32      sum of residuals ``r = 4 v - (sum of the 4
                           same-colour neighbours)`` (promoted to int64 before

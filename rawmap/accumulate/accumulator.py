@@ -325,7 +325,6 @@ class Accumulator:
         clip = self.clip
         noise_a, noise_b = noise_model(plane, black2, clip)
         row_max = plane.max(axis=1)
-        clipped_points = self._clipped_points(plane, row_max, clip)
         row_clip = row_max >= clip
         if row_clip.any():
             near = row_clip.copy()
@@ -339,6 +338,10 @@ class Accumulator:
         )
         if kind == "dark":
             noise_a = self._cut_at_zero(noise_a, thumb, sigma_block, per_block)
+        # in a raw dark a clipped photosite is a hot one: a clipped neighbour is stood in for by the
+        # opposite one (the kernel does the same there, :func:`rawmap._kernels._pair`)
+        stand_in = kind == "dark" and self.source is SourceKind.RAW
+        clipped_points = self._clipped_points(plane, row_max, clip, stand_in)
         n = self.N_BANDS
         return PreparedFrame(
             path=str(frame.path),
@@ -415,8 +418,11 @@ class Accumulator:
         if all(prep.folded):
             prep.plane = None
 
-    def _clipped_points(self, plane: np.ndarray, row_max: np.ndarray, clip: int) -> tuple[np.ndarray, np.ndarray]:
-        """The photosites clipped in this frame while their four same-colour neighbours are not.
+    def _clipped_points(
+        self, plane: np.ndarray, row_max: np.ndarray, clip: int, stand_in: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The photosites clipped in this frame while their four same-colour neighbours are not
+        (with ``stand_in``, in darks, one of two opposite ones clipped counts as the other).
 
         A strong hot photosite clips in long exposures: those frames enter
         its sums at the clip level (its neighbours are below it, so the
@@ -442,7 +448,8 @@ class Accumulator:
         while True:
             idx = np.empty(cap, np.int64)
             res = np.empty(cap, np.float64)
-            n = _kernels.clipped_points(plane, rows, np.int32(clip), idx, res)
+            sub_clip = np.int32(clip) if stand_in else np.int32(1 << 20)
+            n = _kernels.clipped_points(plane, rows, np.int32(clip), sub_clip, idx, res)
             if n <= cap:
                 return idx[:n], res[:n]
             cap = n
