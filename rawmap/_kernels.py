@@ -121,7 +121,7 @@ def _sum4(m, i, j, H, W):
     return np.int64(m[_up(i), j]) + np.int64(m[_down(i, H), j]) + np.int64(m[i, _up(j)]) + np.int64(m[i, _down(j, W)])
 
 
-@njit(inline="always")
+@njit(nogil=True)
 def _pair(a, b, clip):
     """Two opposite same-colour neighbours, one of them clipped: the other stands in for it, as at the
     sensor's edge (a hot photosite's same-colour mate clipping in a long dark left both without that
@@ -133,7 +133,7 @@ def _pair(a, b, clip):
     return a, b
 
 
-@njit(inline="always")
+@njit(nogil=True)
 def _sum4c(m, i, j, H, W, clip):
     """:func:`_sum4` with a clipped neighbour replaced by the opposite one (:func:`_pair`)."""
     a, b = _pair(m[_up(i), j], m[_down(i, H), j], clip)
