@@ -164,21 +164,11 @@ def test_build_map_summary(series):
     assert dmap.thresholds["scenes"] == series.n_scenes < 40  # the burst counted as one scene
 
 
-@pytest.mark.parametrize("shape", ["square", "corner"])
-def test_every_member_of_a_hot_cluster_in_darks_is_found(shape):
-    """In a lens-cap dark a hot cluster's members darken their neighbours' estimates (the residual
-    against the four same-colour neighbours), so beside each member stand adjacent photosites deviating
-    the other way; counted against its isolation, they kept a 2 x 2 cluster out of every dark (31 of 97
-    cluster members missed in the mixed scenarios of seeds 1-12).  Darks have no scene edges: only
-    adjacent photosites deviating the same way count there."""
-    rng = np.random.default_rng(5)
-    cells = [(60, 80), (60, 81), (61, 80), (61, 81)] if shape == "square" else [(60, 80), (60, 81), (61, 80)]
-    rates = {rc: rng.uniform(200.0, 600.0) for rc in cells}  # DN/s at ISO 100
-    lone = (120, 200)
-    rates[lone] = 400.0
+def _darks(rates, exposures, iso, seed):
+    """Lens-cap darks (read noise 4 DN) with hot photosites of ``rates`` (DN/s at ISO 100), folded."""
+    rng = np.random.default_rng(seed)
     acc = None
-    for i in range(12):
-        exp, iso = float(rng.choice([1.0, 2.0, 4.0])), 400
+    for i, exp in enumerate(exposures):
         sig = rng.normal(0.0, 4.0, (H, W))
         for (r, c), rate in rates.items():
             sig[r, c] += rate * exp * iso / 100 + rng.normal(0.0, np.sqrt(rate * exp))
@@ -197,6 +187,21 @@ def test_every_member_of_a_hot_cluster_in_darks_is_found(shape):
             acc = Accumulator.from_frame(f)
         acc.update(f)
     assert acc is not None
+    return acc
+
+
+@pytest.mark.parametrize("shape", ["square", "corner"])
+def test_every_member_of_a_hot_cluster_in_darks_is_found(shape):
+    """In a lens-cap dark a hot cluster's members darken their neighbours' estimates (the residual
+    against the four same-colour neighbours), so beside each member stand adjacent photosites deviating
+    the other way; counted against its isolation, they kept a 2 x 2 cluster out of every dark (31 of 97
+    cluster members missed in the mixed scenarios of seeds 1-12).  Darks have no scene edges: only
+    adjacent photosites deviating the same way count there."""
+    rng = np.random.default_rng(5)
+    cells = [(60, 80), (60, 81), (61, 80), (61, 81)] if shape == "square" else [(60, 80), (60, 81), (61, 80)]
+    rates = {rc: rng.uniform(200.0, 600.0) for rc in cells}  # DN/s at ISO 100
+    rates[(120, 200)] = 400.0  # and a lone one
+    acc = _darks(rates, [float(e) for e in rng.choice([1.0, 2.0, 4.0], 12)], 400, 5)
     assert [fr.kind for fr in acc.frames] == ["dark"] * 12
     found = {(d.row, d.col): d for d in classify(acc)}
     assert set(rates) <= set(found), sorted(found)
@@ -210,29 +215,9 @@ def test_same_colour_hot_mates_that_clip_in_long_darks_are_found():
     its sums and its outlier test, so they counted in the short darks only (13 of 15 cluster members
     missed in the mixed scenarios, seeds 1-12).  In darks the opposite neighbour stands in for a clipped
     one, as at the sensor's edge."""
-    rng = np.random.default_rng(8)
     rates = {(70, 90): 3000.0, (70, 91): 500.0, (70, 92): 2500.0, (150, 220): 800.0}  # DN/s at ISO 100
-    acc = None
     exposures = [0.5, 1.0, 8.0, 30.0, 60.0, 30.0, 0.5, 60.0]
-    for i, exp in enumerate(exposures):
-        sig = rng.normal(0.0, 4.0, (H, W))
-        for (r, c), rate in rates.items():
-            sig[r, c] += rate * exp + rng.normal(0.0, np.sqrt(rate * exp))
-        f = Frame(
-            path=f"d{i}.dng",
-            mosaic=np.clip(np.round(sig + BLACK), 0, WHITE).astype(np.uint16),
-            cfa=CFA,
-            black=np.full(4, float(BLACK)),
-            white=WHITE,
-            exposure=exp,
-            iso=100,
-            time=dt.datetime(2025, 1, 1) + dt.timedelta(minutes=i),
-            camera=CAM,
-        )
-        if acc is None:
-            acc = Accumulator.from_frame(f)
-        acc.update(f)
-    assert acc is not None
+    acc = _darks(rates, exposures, 100, 8)
     closed = acc.closed()
     assert [fr.kind for fr in closed.frames] == ["dark"] * len(exposures)
     assert int(closed.vmin[70, 90]) < WHITE and int(closed.vmax[70, 92]) >= WHITE  # they clip in the long ones
