@@ -572,7 +572,7 @@ def map_cmd(
     from . import _kernels
 
     if not quiet and not _kernels.compiled():  # a first run: say why nothing moves for a while
-        typer.echo("Compiling rawmap's kernels, once (about 20-30 s; later runs reuse them) ...", err=True)
+        typer.echo("Compiling rawmap's kernels, once (under a minute; later runs reuse them) ...", err=True)
     try:
         with contextlib.ExitStack() as stack:
             engine = None
