@@ -133,6 +133,14 @@ def _pair(a, b, clip):
     return a, b
 
 
+@njit(inline="always")
+def _sub_clip(clip, stand_in):
+    """The level from which :func:`_pair` stands one neighbour in for the other: ``clip`` in lens-cap
+    darks (``stand_in``), where a clipped photosite is a hot one, never a highlight's edge; else a level
+    no 16-bit value reaches."""
+    return np.int64(clip) if stand_in else np.int64(1 << 20)
+
+
 @njit(nogil=True)
 def _sum4c(m, i, j, H, W, clip):
     """:func:`_sum4` with a clipped neighbour replaced by the opposite one (:func:`_pair`)."""
@@ -154,10 +162,9 @@ def _zsq(m, i, j, H, W, black2, noise_a, noise_b):
 
 
 @njit(inline="always")
-def _isolated(m, i, j, H, W, black2, noise_a, noise_b, kadj2, max_adjacent, same_way, clip):
+def _isolated(m, i, j, H, W, black2, noise_a, noise_b, kadj2, max_adjacent, same_way, bright):
     """At most ``max_adjacent`` of the 4 adjacent photosites deviate by more than ``kadj2`` (squared
-    sigmas); with ``same_way``, only those deviating the way (i, j) does count."""
-    bright = 4 * np.int64(m[i, j]) - _sum4c(m, i, j, H, W, clip) > 0
+    sigmas); with ``same_way``, only those deviating the way (i, j) does (``bright``) count."""
     nadj = 0
     for k in range(4):  # above, below, left, right (a loop: the residual's code is compiled once)
         if k == 0:
@@ -176,14 +183,13 @@ def _isolated(m, i, j, H, W, black2, noise_a, noise_b, kadj2, max_adjacent, same
 
 
 @njit(inline="always")
-def _shadow(m, i, j, H, W, clip):
-    """True when a same-colour neighbour deviates the other way, more strongly.
+def _shadow(m, i, j, H, W, r):
+    """True when a same-colour neighbour deviates the other way than (i, j)'s residual ``r``, more strongly.
 
     A bright defect lowers the estimate of its four same-colour neighbours,
     which then look dark by a quarter of its excess: those are shadows, not
     defects (and the same holds the other way round for dark defects).
     """
-    r = 4 * np.int64(m[i, j]) - _sum4c(m, i, j, H, W, clip)
     for k in range(4):
         if k == 0:
             ii, jj = _up(i), j
@@ -369,16 +375,16 @@ def _candidate(
                 if lcnt < lcap:
                     line_idx[lcnt] = (np.int64(i) * W + j) * 4 + 2 * row_line + (0 if bright else 1)
                 lcnt += 1
-    if (fl & 1) == 0 or _shadow(m, i, j, H, W, sub_clip):
+    if (fl & 1) == 0:
         return cnt, lcnt
-    if isolate > 0 and not _isolated(
-        m, i, j, H, W, black2, noise_a, noise_b, kadj2, max_adjacent, isolate == 2, sub_clip
-    ):
+    r = 4 * np.int64(m[i, j]) - _sum4c(m, i, j, H, W, sub_clip)  # once, for the three tests below
+    if _shadow(m, i, j, H, W, r):
+        return cnt, lcnt
+    if isolate > 0 and not _isolated(m, i, j, H, W, black2, noise_a, noise_b, kadj2, max_adjacent, isolate == 2, r > 0):
         return cnt, lcnt
     if cnt < cap:
         flat = np.int64(i) * W + j + 1
-        bright = 4 * np.int64(m[i, j]) - _sum4c(m, i, j, H, W, sub_clip) > 0
-        out_idx[cnt] = flat if bright else -flat
+        out_idx[cnt] = flat if r > 0 else -flat
     return cnt + 1, lcnt
 
 
@@ -420,8 +426,7 @@ def update_kernel(
     cap = out_idx.shape[0]
     lcap = line_idx.shape[0]
     # in lens-cap darks (isolate 2) one of two opposite clipped neighbours is stood in for by the other
-    # (_pair): there a clipped photosite is a hot one, never a highlight's edge
-    sub_clip = np.int64(clip) if isolate == 2 else np.int64(1 << 20)
+    sub_clip = _sub_clip(clip, isolate == 2)
     # across-the-line residual 2v - (two neighbours across) has 0.3x the variance of 4v - sum4
     kl2v_scale = kl2 * np.float32(0.3)
     nwords = W // 8
@@ -671,10 +676,10 @@ def strong_cold_scan(s_v, s_r, n_invalid, n_frames, black2, taken, cut, floor, o
 
 
 @njit(cache=True, nogil=True)
-def clipped_points(m, rows, clip, sub_clip, out_idx, out_res):
+def clipped_points(m, rows, clip, stand_in, out_idx, out_res):
     """Photosites at or above ``clip`` whose four same-colour neighbours are below it, in ``rows``
-    (in darks, ``sub_clip == clip``, one of two opposite ones clipped: the other stands in for it, as
-    in the sums, :func:`_pair`; else ``sub_clip`` is above any value).
+    (with ``stand_in``, in darks, one of two opposite ones clipped counts as the other, as in the
+    sums: :func:`_sub_clip`, :func:`_pair`).
 
     Writes their flat indices (in photosite order) and residuals ``4 v - sum4``
     into the buffers and returns how many there are (more than the buffers
@@ -682,6 +687,7 @@ def clipped_points(m, rows, clip, sub_clip, out_idx, out_res):
     """
     H, W = m.shape
     cap = out_idx.shape[0]
+    sub_clip = _sub_clip(clip, stand_in)
     k = 0
     for ii in range(rows.shape[0]):
         i = rows[ii]

@@ -336,12 +336,17 @@ class Accumulator:
         kind = _DECLARED_KIND.get(str(frame.extra.get("frame_type", ""))) or self._frame_kind(
             thumb, sigma_block, per_block, noise_a, noise_b, other
         )
-        if kind == "dark":
-            noise_a = self._cut_at_zero(noise_a, thumb, sigma_block, per_block)
-        # in a raw dark a clipped photosite is a hot one: a clipped neighbour is stood in for by the
-        # opposite one (the kernel does the same there, :func:`rawmap._kernels._pair`)
-        stand_in = kind == "dark" and self.source is SourceKind.RAW
-        clipped_points = self._clipped_points(plane, row_max, clip, stand_in)
+        cut = self._zero_cut_noise(thumb, sigma_block, per_block) if kind == "dark" else None
+        if cut is not None:
+            # a dark whose noise is cut at zero: the fit, on the residuals' lower quartile, saw 0.16 DN
+            # of a true 6 in generated 12-bit darks, and every photosite's noise was an outlier (a
+            # 256x384 dark overflowed its outlier buffer); its measured noise, where larger (the
+            # residual 4 v - sum4 has 20x the variance of one photosite).  Darks only: in a dim photo
+            # the blocks' difference holds the scene's texture too (129 DN against a fitted 0.3)
+            noise_a = max(noise_a, 20.0 * cut * cut)
+        # in a raw dark a clipped neighbour is stood in for by the opposite one, in the kernel's sums
+        # (isolation mode 2, :meth:`_isolation`) and so in the clipped points
+        clipped_points = self._clipped_points(plane, row_max, clip, self._isolation(kind) == 2)
         n = self.N_BANDS
         return PreparedFrame(
             path=str(frame.path),
@@ -396,10 +401,7 @@ class Accumulator:
                 np.float32(p.k * p.k),
                 np.float32(p.k_adjacent * p.k_adjacent),
                 int(p.max_adjacent),
-                # isolation tells a point from scene detail; a lens-cap dark has no scene edges, and there a
-                # hot cluster's members darken their neighbours' estimates, which deviate the other way:
-                # only neighbours deviating the same way (a cosmic ray's track) count against it
-                0 if self.source is not SourceKind.RAW else (2 if prep.kind == "dark" else 1),
+                self._isolation(prep.kind),
                 self.n_invalid,
                 self.s_v,
                 self.s_r,
@@ -417,6 +419,21 @@ class Accumulator:
         prep.folded[band] = True
         if all(prep.folded):
             prep.plane = None
+
+    def _isolation(self, kind: str) -> int:
+        """The kernel's isolation mode for a frame of ``kind``.
+
+        0 for developed images (no isolation test); 1 for raw photos, where
+        an outlier with more than ``max_adjacent`` deviating adjacent
+        photosites is scene detail; 2 for raw lens-cap darks, which have no
+        scene edges: there a hot cluster's members darken their neighbours'
+        estimates, which deviate the other way, so only neighbours deviating
+        the same way (a cosmic ray's track) count, and a clipped same-colour
+        neighbour (a hot one) is stood in for by the opposite one.
+        """
+        if self.source is not SourceKind.RAW:
+            return 0
+        return 2 if kind == "dark" else 1
 
     def _clipped_points(
         self, plane: np.ndarray, row_max: np.ndarray, clip: int, stand_in: bool = False
@@ -448,8 +465,7 @@ class Accumulator:
         while True:
             idx = np.empty(cap, np.int64)
             res = np.empty(cap, np.float64)
-            sub_clip = np.int32(clip) if stand_in else np.int32(1 << 20)
-            n = _kernels.clipped_points(plane, rows, np.int32(clip), sub_clip, idx, res)
+            n = _kernels.clipped_points(plane, rows, np.int32(clip), stand_in, idx, res)
             if n <= cap:
                 return idx[:n], res[:n]
             cap = n
@@ -546,29 +562,21 @@ class Accumulator:
         sigma = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2.0) if d.size else 0.0
         return a, sigma, f * f, b
 
-    def _cut_at_zero(self, noise_a: float, thumb: np.ndarray, sigma_block: float, per_block: int) -> float:
-        """The read-noise term of the outlier test where a dark's noise is cut at zero.
+    def _zero_cut_noise(self, thumb: np.ndarray, sigma_block: float, per_block: int) -> float | None:
+        """One photosite's noise (DN, measured on the thumbnail blocks) where a frame's noise is cut at
+        zero, else None.
 
-        On a sensor with black level 0 a lens-cap dark reads 0 in about half
-        its photosites; the noise fit, made on the
-        residuals' lower quartile, then sees next to no noise (0.4 DN against
-        about 3 in generated 12-bit darks at ISO 800), every photosite's noise
-        is an outlier, and a hot photosite's adjacent ones, counted against
-        its isolation, kept it out of 2 of a series' 4 darks.  There the
-        variance of one photosite's (cut) noise is measured on the thumbnail
-        blocks instead (:meth:`_thumb`; the residual ``4 v - sum4`` has 20x
-        it), where that is larger.  Darks only: in a dim photo the blocks'
-        difference holds the scene's texture too (129 DN against a fitted
-        0.3 in one generated night scene).
+        Cut at zero: black level 0 and the frame's median block within 3 of
+        those sigmas of it, as in a lens-cap dark reading 0 in about half its
+        photosites; the noise fit, made on the residuals' lower quartile, then
+        sees next to no noise.
         """
         base = float(np.mean(self.black))
         if base > 0 or thumb.size == 0:
-            return noise_a
-        med = max(float(np.median(thumb)) - base, 0.0)
-        one = sigma_block * math.sqrt(per_block)  # one photosite's noise (DN)
-        if med >= 3.0 * one:
-            return noise_a
-        return max(noise_a, 20.0 * one * one)
+            return None
+        med = max(float(np.median(thumb.astype(np.float64) - base)), 0.0)
+        one = sigma_block * math.sqrt(per_block)
+        return one if med < 3.0 * one else None
 
     def _frame_kind(
         self,
@@ -606,7 +614,7 @@ class Accumulator:
         # made on the residuals' lower quartile, then sees next to no noise (0.12-0.16 DN
         # against a measured 1.0 in generated 12-bit darks, which were taken for photos)
         model = math.sqrt(max(noise_a + noise_b * med, 0.0) / 20.0 / per_block)
-        if not (base <= 0 and med < 3.0 * measured * math.sqrt(per_block)):
+        if self._zero_cut_noise(thumb, measured, per_block) is None:
             sigma_block = min(sigma_block, model)
         if float(np.quantile(detail, 0.9)) > self.params.blank_noise * sigma_block + 0.01 * med:
             return "photo"
