@@ -22,13 +22,13 @@ def scene(rng, H, W, level):
     return s
 
 
-def make_frame(m, i=0, exposure=0.01, iso=100, camera=CAM):
+def make_frame(m, i=0, exposure=0.01, iso=100, camera=CAM, black=BLACK, white=WHITE):
     return Frame(
         path=f"f{i}.dng",
         mosaic=m,
         cfa=CFA,
-        black=np.full(4, float(BLACK)),
-        white=WHITE,
+        black=np.full(4, float(black)),
+        white=white,
         exposure=exposure,
         iso=iso,
         time=dt.datetime(2025, 1, 1) + dt.timedelta(hours=i),
@@ -846,17 +846,7 @@ def test_darks_of_a_black_level_0_sensor_measure_their_cut_noise():
         sig = rng.normal(0.0, 6.0, (H, W))
         for r, c in hot:
             sig[r, c] += 60.0 * exp * 8  # 60 DN/s at ISO 100, shot at ISO 800
-        f = Frame(
-            path=f"d{i}.dng",
-            mosaic=np.clip(np.round(sig), 0, white).astype(np.uint16),
-            cfa=CFA,
-            black=np.zeros(4),
-            white=white,
-            exposure=exp,
-            iso=800,
-            time=dt.datetime(2025, 1, 1) + dt.timedelta(minutes=i),
-            camera=CAM,
-        )
+        f = make_frame(np.clip(np.round(sig), 0, white).astype(np.uint16), i, exp, 800, black=0, white=white)
         if acc is None:
             acc = Accumulator.from_frame(f)
         acc.update(f)
