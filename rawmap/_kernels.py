@@ -7,24 +7,31 @@ the project's 2-core machine, even tiled); a fused loop does it in one pass.
 
 Threads: :func:`update_kernel` folds one band of rows and releases the GIL;
 the caller runs bands of successive frames on threads of its own (see
-:mod:`rawmap.mapping`).  It is declared ``parallel`` only for its one-step
-``prange``: numba compiles that loop body as a separate function whose array
-arguments it marks as not aliasing, the one way found to let LLVM vectorise
-the row loops (a plain ``njit`` version of the same code runs 3x slower).
+:mod:`rawmap.mapping`).  It is a plain ``njit`` function, so launching it from
+several threads at once is safe under any numba threading layer.  Two
+settings let LLVM vectorise its row loops (8 photosites per instruction):
+``error_model="numpy"`` (a float division is not a branch that raises) and
+unsigned column indices in those loops (numba wraps a signed index that
+could be negative, a select per access that LLVM cannot see through).
 
 Compile time: numba compiles these on first use and caches the result
 (``cache=True``: in ``__pycache__`` beside this file, or ``NUMBA_CACHE_DIR``).
 :func:`update_kernel` is most of it, and numba's compile time grows faster
 than the code it compiles: every ``inline="always"`` call site is a copy of
-the callee's code that the parallel passes then analyse.  So each helper is
-inlined at one call site (loops over the four neighbours or the two sides of
-a line instead of four or two calls, the last partial word of a row visited
-by the same loop as the whole words), :func:`_site` (four photosites per row)
-is an ordinary call, and of numba's parallel passes only the ``prange`` one
-runs.  Measured on the project's 2-core machine: 65 s of CPU before, 20 s
-after, the same speed per frame and the same sums (ordinary calls for the
-candidate tests instead of inlining cost 20-60 % per frame, see
-:func:`_candidate`).
+the callee's code.  So each helper is inlined at one call site (loops over
+the four neighbours or the two sides of a line instead of four or two calls,
+the last partial word of a row visited by the same loop as the whole words),
+and :func:`_site` (four photosites per row) is an ordinary call.  Until
+2026-12-01 the kernel was declared ``parallel`` for a one-step ``prange``
+(numba compiles such a body as a separate function, then the one way found to
+vectorise the row loops); numba's parallel passes copied its whole IR over
+and over: 40 s of CPU to compile on the project's 2-core machine against 13 s
+now, for the same sums bit for bit.  The price: the candidate tests (a few
+per cent of the photosites) run slower as plain code, by up to 1.4-1.6x on
+heavily textured frames, which makes the whole ``rawmap map`` command about
+4 % slower (``bench_throughput.py``); the first run of a new install saves
+the 27 s.  (Ordinary calls for the candidate tests instead of inlining cost
+20-60 % per frame, see :func:`_candidate`.)
 :func:`compiled` tells whether the cache holds it.
 
 Neighbour rule used everywhere: the same-colour neighbours of photosite
@@ -34,10 +41,6 @@ every photosite has four same-colour neighbours (needs H, W >= 4).
 """
 
 from __future__ import annotations
-
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numba
 import numpy as np
@@ -55,34 +58,8 @@ __all__ = [
     "lattice_median",
     "predictor_sums",
     "single_thread",
-    "launch",
     "compiled",
 ]
-
-_LAUNCH_LOCK = threading.Lock()
-_concurrent_launches: bool | None = None  # unknown until numba has run a parallel kernel
-
-
-@contextmanager
-def launch() -> Iterator[None]:
-    """Context for one call of a parallel kernel from a thread of the caller's own.
-
-    numba's OpenMP and TBB threading layers accept kernel launches from
-    several threads at once; its fallback layer (workqueue) does not and
-    aborts the process.  Launches are serialised until the first one has
-    shown which layer is in use, and for good when it is not thread-safe.
-    """
-    global _concurrent_launches
-    if _concurrent_launches:
-        yield
-        return
-    with _LAUNCH_LOCK:
-        yield
-        if _concurrent_launches is None:
-            try:
-                _concurrent_launches = numba.threading_layer() in ("omp", "tbb")
-            except ValueError:  # no parallel kernel has run yet
-                pass
 
 
 def compiled() -> bool:
@@ -92,7 +69,7 @@ def compiled() -> bool:
     answer is True, so callers only announce a compilation they know of).
     """
     try:
-        return bool(update_kernel._cache._cache_file._load_index())
+        return bool(update_kernel._cache._cache_file._load_index())  # type: ignore[attr-defined]
     except Exception:  # pragma: no cover - another numba version's internals
         return True
 
@@ -350,9 +327,10 @@ def _candidate(
 ):
     """The costly tests on one candidate (flags ``fl`` from :func:`_flags`); returns the new counts.
 
-    Inlined with its helpers (one call site): as ordinary calls, or called
-    once per row outside the parallel loop, they made a frame 20-60 % slower,
-    though they run on a few per cent of the photosites.
+    Inlined with its helpers (one call site): as ordinary calls they made a
+    frame 20-60 % slower, though they run on a few per cent of the
+    photosites; a function of their own called once per row (inlining them
+    there) was 1.1-1.2x slower than inlining them into the kernel.
     """
     if lines_here and (fl & 6) != 0 and 2 <= j < W - 2:
         for row_line in range(2):  # 0: leans across a column line, 1: across a row line
@@ -388,7 +366,7 @@ def _candidate(
     return cnt + 1, lcnt
 
 
-@njit(cache=True, nogil=True, parallel=_PRANGE_ONLY)  # type: ignore[call-overload]  # numba takes a dict of passes
+@njit(cache=True, nogil=True, error_model="numpy")
 def update_kernel(
     m,  # (H, W) uint16 frame
     r0,  # int: first row of the band to fold
@@ -432,178 +410,174 @@ def update_kernel(
     nwords = W // 8
     nall = nwords + (1 if W > nwords * 8 else 0)  # and a last partial word
     nblocks = (nall + 7) // 8  # blocks of 8 words: 64 photosites
-    counts = np.zeros(2, np.int64)
-    # a one-step parallel loop: numba compiles its body as a separate function whose
-    # arrays it knows do not alias, which lets LLVM vectorise the row loops (the
-    # caller runs it with one numba thread; bands run on the callers' own threads)
-    for _ in prange(1):
-        cnt = 0
-        lcnt = 0
-        # candidate bits per photosite of the row; np.empty(W) exactly: with another
-        # length (or np.zeros) LLVM no longer vectorises the row loops below
-        frow = np.empty(W, np.uint8)
-        words = frow[: nwords * 8].view(np.uint64)
-        # black per column, one row per row parity: one vector load in the row loops
-        # (selecting b0/b1 by column parity costs the loop a dozen instructions per 8 sites)
-        brows = np.empty((2, W), np.float32)
-        for par in range(2):
-            for j in range(W):
-                brows[par, j] = black2[par, j & 1]
-        f2 = np.float32(2.0)
-        f4 = np.float32(4.0)
-        for i in range(r0, r1):
-            iu = _up(i)
-            idn = _down(i, H)
-            bk = brows[i & 1]
-            for j in (0, 1, W - 2, W - 1):
-                _site(
-                    m,
-                    i,
-                    j,
-                    H,
-                    W,
-                    iu,
-                    idn,
-                    _up(j),
-                    _down(j, W),
-                    clip,
-                    sub_clip,
-                    black2[i & 1, j & 1],
-                    x,
-                    noise_a,
-                    noise_b,
-                    k2,
-                    n_invalid,
-                    s_v,
-                    s_r,
-                    vmin,
-                    vmax,
-                    s_xr,
-                    s_zz,
-                    frow,
-                )
-            mi = m[i]
-            mu = m[iu]
-            md = m[idn]
-            svi = s_v[i]
-            sri = s_r[i]
-            vmini = vmin[i]
-            vmaxi = vmax[i]
-            sxri = s_xr[i]
-            szzi = s_zz[i]
-            lines_here = 2 <= i < H - 2
-            # The residuals are computed in float32: every value is an integer below
-            # 2**24 (4 x 65535 at most), so they are exact and equal to the integer
-            # ones, and the loop runs on 8-lane vectors (numba widens int32 sums to
-            # int64 lanes).
-            if row_clipped[i]:
-                # interior with clipping nearby: masked, still branch-free
-                nii = n_invalid[i]
-                for j in range(2, W - 2):
-                    v = mi[j]
-                    vmini[j] = min(vmini[j], v)
-                    vmaxi[j] = max(vmaxi[j], v)
-                    a = mu[j]
-                    b = md[j]
-                    cl = mi[j - 2]
-                    d = mi[j + 2]
-                    # one of two opposite neighbours clipped: the other stands in for it (_pair)
-                    ca = a >= sub_clip
-                    cb = b >= sub_clip
-                    cc = cl >= sub_clip
-                    cd = d >= sub_clip
-                    a, b = (b if ca and not cb else a), (a if cb and not ca else b)
-                    cl, d = (d if cc and not cd else cl), (cl if cd and not cc else d)
-                    ok = max(max(a, b), max(cl, d)) < clip
-                    fv = np.float32(v)
-                    fa = np.float32(a)
-                    fb = np.float32(b)
-                    fc = np.float32(cl)
-                    fd = np.float32(d)
-                    s = (fa + fb) + (fc + fd)
-                    zero = np.float32(0.0)
-                    rf = (f4 * fv - s) if ok else zero
-                    rh = (f2 * fv - fc - fd) if ok else zero
-                    rv = (f2 * fv - fa - fb) if ok else zero
-                    nii[j] += 0 if ok else 1
-                    svi[j] += v if ok else 0
-                    sri[j] += np.int32(rf)
-                    sxri[j] += rf * x
-                    z2, var = _z2(rf, s, bk[j], noise_a, noise_b)
-                    szzi[j] += z2
-                    frow[j] = _flags(z2, rh, rv, var, k2, kl2v_scale * var)
-            else:
-                # fast path: interior, no clipping nearby, branch-free so it vectorises
-                for j in range(2, W - 2):
-                    v = mi[j]
-                    vmini[j] = min(vmini[j], v)
-                    vmaxi[j] = max(vmaxi[j], v)
-                    fv = np.float32(v)
-                    fa = np.float32(mu[j])
-                    fb = np.float32(md[j])
-                    fc = np.float32(mi[j - 2])
-                    fd = np.float32(mi[j + 2])
-                    s = (fa + fb) + (fc + fd)
-                    rf = f4 * fv - s
-                    rh = f2 * fv - fc - fd
-                    rv = f2 * fv - fa - fb
-                    svi[j] += v
-                    sri[j] += np.int32(rf)
-                    sxri[j] += rf * x
-                    z2, var = _z2(rf, s, bk[j], noise_a, noise_b)
-                    szzi[j] += z2
-                    frow[j] = _flags(z2, rh, rv, var, k2, kl2v_scale * var)
-            # candidates are a few per cent of the row: skip 64 clear photosites at a time (one
-            # test per eight 64-bit words; a test per word cost a quarter of the kernel's time),
-            # then visit the candidates of a word by their bits, and apply the costly tests
-            # (line, shadow, isolation) to them only; the photosites after the last whole
-            # word are one more word (so the candidate tests are compiled in one place)
-            tail = np.uint64(0)
-            for j in range(nwords * 8, W):
-                tail |= np.uint64(frow[j]) << np.uint64(8 * (j - nwords * 8))
-            for blk in range(nblocks):
-                w0 = blk * 8
-                w1 = min(w0 + 8, nall)
-                seen = np.uint64(0)
-                for w in range(w0, min(w1, nwords)):
-                    seen |= words[w]
-                if w1 > nwords:
-                    seen |= tail
-                if seen == 0:
-                    continue
-                for w in range(w0, w1):
-                    word = words[w] if w < nwords else tail
-                    # one bit per candidate byte (the flags use the low 3 bits of each byte)
-                    bits = (word | (word >> np.uint64(1)) | (word >> np.uint64(2))) & _BYTE_LSB
-                    while bits != 0:
-                        j = w * 8 + (trailing_zeros(bits) >> 3)
-                        bits &= bits - np.uint64(1)
-                        cnt, lcnt = _candidate(
-                            m,
-                            i,
-                            j,
-                            frow[j],
-                            H,
-                            W,
-                            lines_here,
-                            black2,
-                            noise_a,
-                            noise_b,
-                            kl2,
-                            kadj2,
-                            max_adjacent,
-                            isolate,
-                            sub_clip,
-                            out_idx,
-                            cnt,
-                            cap,
-                            line_idx,
-                            lcnt,
-                            lcap,
-                        )
-        counts[0] = cnt
-        counts[1] = lcnt
-    return counts[0], counts[1]
+    cnt = 0
+    lcnt = 0
+    # candidate bits per photosite of the row; np.empty(W) exactly: with another
+    # length (or np.zeros) LLVM no longer vectorises the row loops below
+    frow = np.empty(W, np.uint8)
+    words = frow[: nwords * 8].view(np.uint64)
+    # black per column, one row per row parity: one vector load in the row loops
+    # (selecting b0/b1 by column parity costs the loop a dozen instructions per 8 sites)
+    brows = np.empty((2, W), np.float32)
+    for par in range(2):
+        for j in range(W):
+            brows[par, j] = black2[par, j & 1]
+    f2 = np.float32(2.0)
+    f4 = np.float32(4.0)
+    two = np.uintp(2)
+    for i in range(r0, r1):
+        iu = _up(i)
+        idn = _down(i, H)
+        bk = brows[i & 1]
+        for j in (0, 1, W - 2, W - 1):
+            _site(
+                m,
+                i,
+                j,
+                H,
+                W,
+                iu,
+                idn,
+                _up(j),
+                _down(j, W),
+                clip,
+                sub_clip,
+                black2[i & 1, j & 1],
+                x,
+                noise_a,
+                noise_b,
+                k2,
+                n_invalid,
+                s_v,
+                s_r,
+                vmin,
+                vmax,
+                s_xr,
+                s_zz,
+                frow,
+            )
+        mi = m[i]
+        mu = m[iu]
+        md = m[idn]
+        svi = s_v[i]
+        sri = s_r[i]
+        vmini = vmin[i]
+        vmaxi = vmax[i]
+        sxri = s_xr[i]
+        szzi = s_zz[i]
+        lines_here = 2 <= i < H - 2
+        # The residuals are computed in float32: every value is an integer below
+        # 2**24 (4 x 65535 at most), so they are exact and equal to the integer
+        # ones, and the loop runs on 8-lane vectors (numba widens int32 sums to
+        # int64 lanes).
+        if row_clipped[i]:
+            # interior with clipping nearby: masked, still branch-free
+            nii = n_invalid[i]
+            for jj in range(2, W - 2):
+                j = np.uintp(jj)  # unsigned: no negative-index wraparound, so LLVM vectorises the loop
+                v = mi[j]
+                vmini[j] = min(vmini[j], v)
+                vmaxi[j] = max(vmaxi[j], v)
+                a = mu[j]
+                b = md[j]
+                cl = mi[j - two]
+                d = mi[j + two]
+                # one of two opposite neighbours clipped: the other stands in for it (_pair)
+                ca = a >= sub_clip
+                cb = b >= sub_clip
+                cc = cl >= sub_clip
+                cd = d >= sub_clip
+                a, b = (b if ca and not cb else a), (a if cb and not ca else b)
+                cl, d = (d if cc and not cd else cl), (cl if cd and not cc else d)
+                ok = max(max(a, b), max(cl, d)) < clip
+                fv = np.float32(v)
+                fa = np.float32(a)
+                fb = np.float32(b)
+                fc = np.float32(cl)
+                fd = np.float32(d)
+                s = (fa + fb) + (fc + fd)
+                zero = np.float32(0.0)
+                rf = (f4 * fv - s) if ok else zero
+                rh = (f2 * fv - fc - fd) if ok else zero
+                rv = (f2 * fv - fa - fb) if ok else zero
+                nii[j] += 0 if ok else 1
+                svi[j] += v if ok else 0
+                sri[j] += np.int32(rf)
+                sxri[j] += rf * x
+                z2, var = _z2(rf, s, bk[j], noise_a, noise_b)
+                szzi[j] += z2
+                frow[j] = _flags(z2, rh, rv, var, k2, kl2v_scale * var)
+        else:
+            # fast path: interior, no clipping nearby, branch-free so it vectorises
+            for jj in range(2, W - 2):
+                j = np.uintp(jj)  # unsigned: no negative-index wraparound, so LLVM vectorises the loop
+                v = mi[j]
+                vmini[j] = min(vmini[j], v)
+                vmaxi[j] = max(vmaxi[j], v)
+                fv = np.float32(v)
+                fa = np.float32(mu[j])
+                fb = np.float32(md[j])
+                fc = np.float32(mi[j - two])
+                fd = np.float32(mi[j + two])
+                s = (fa + fb) + (fc + fd)
+                rf = f4 * fv - s
+                rh = f2 * fv - fc - fd
+                rv = f2 * fv - fa - fb
+                svi[j] += v
+                sri[j] += np.int32(rf)
+                sxri[j] += rf * x
+                z2, var = _z2(rf, s, bk[j], noise_a, noise_b)
+                szzi[j] += z2
+                frow[j] = _flags(z2, rh, rv, var, k2, kl2v_scale * var)
+        # candidates are a few per cent of the row: skip 64 clear photosites at a time (one
+        # test per eight 64-bit words; a test per word cost a quarter of the kernel's time),
+        # then visit the candidates of a word by their bits, and apply the costly tests
+        # (line, shadow, isolation) to them only; the photosites after the last whole
+        # word are one more word (so the candidate tests are compiled in one place)
+        tail = np.uint64(0)
+        for j in range(nwords * 8, W):
+            tail |= np.uint64(frow[j]) << np.uint64(8 * (j - nwords * 8))
+        for blk in range(nblocks):
+            w0 = blk * 8
+            w1 = min(w0 + 8, nall)
+            seen = np.uint64(0)
+            for w in range(w0, min(w1, nwords)):
+                seen |= words[w]
+            if w1 > nwords:
+                seen |= tail
+            if seen == 0:
+                continue
+            for w in range(w0, w1):
+                word = words[w] if w < nwords else tail
+                # one bit per candidate byte (the flags use the low 3 bits of each byte)
+                bits = (word | (word >> np.uint64(1)) | (word >> np.uint64(2))) & _BYTE_LSB
+                while bits != 0:
+                    j = w * 8 + (trailing_zeros(bits) >> 3)
+                    bits &= bits - np.uint64(1)
+                    cnt, lcnt = _candidate(
+                        m,
+                        i,
+                        j,
+                        frow[j],
+                        H,
+                        W,
+                        lines_here,
+                        black2,
+                        noise_a,
+                        noise_b,
+                        kl2,
+                        kadj2,
+                        max_adjacent,
+                        isolate,
+                        sub_clip,
+                        out_idx,
+                        cnt,
+                        cap,
+                        line_idx,
+                        lcnt,
+                        lcap,
+                    )
+    return cnt, lcnt
 
 
 @njit(cache=True, nogil=True)

@@ -387,32 +387,31 @@ class Accumulator:
         out_idx = np.empty(cap, np.int64)
         line_idx = np.empty(lcap, np.int64)
         p = self.params
-        with _kernels.launch():
-            n, nl = _kernels.update_kernel(
-                prep.plane,
-                r0,
-                r1,
-                prep.black2,
-                np.int32(prep.clip),
-                prep.row_clip,
-                np.float32(prep.x),
-                np.float32(prep.noise_a),
-                np.float32(prep.noise_b),
-                np.float32(p.k * p.k),
-                np.float32(p.k_adjacent * p.k_adjacent),
-                int(p.max_adjacent),
-                self._isolation(prep.kind),
-                self.n_invalid,
-                self.s_v,
-                self.s_r,
-                self.vmin,
-                self.vmax,
-                self.s_xr,
-                self.s_zz,
-                out_idx,
-                np.float32(p.k_line * p.k_line),
-                line_idx,
-            )
+        n, nl = _kernels.update_kernel(
+            prep.plane,
+            r0,
+            r1,
+            prep.black2,
+            np.int32(prep.clip),
+            prep.row_clip,
+            np.float32(prep.x),
+            np.float32(prep.noise_a),
+            np.float32(prep.noise_b),
+            np.float32(p.k * p.k),
+            np.float32(p.k_adjacent * p.k_adjacent),
+            int(p.max_adjacent),
+            self._isolation(prep.kind),
+            self.n_invalid,
+            self.s_v,
+            self.s_r,
+            self.vmin,
+            self.vmax,
+            self.s_xr,
+            self.s_zz,
+            out_idx,
+            np.float32(p.k_line * p.k_line),
+            line_idx,
+        )
         prep.found[band] = out_idx[:n].copy() if n <= cap else None
         prep.lines[band] = line_idx[:nl].copy() if nl <= lcap else None
         prep.counts[band] = n
