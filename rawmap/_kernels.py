@@ -42,6 +42,14 @@ every photosite has four same-colour neighbours (needs H, W >= 4).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import numba
 import numpy as np
 from numba import njit, prange
@@ -58,6 +66,8 @@ __all__ = [
     "lattice_median",
     "predictor_sums",
     "single_thread",
+    "fold_warmup",
+    "await_warmup",
     "compiled",
 ]
 
@@ -72,6 +82,108 @@ def compiled() -> bool:
         return bool(update_kernel._cache._cache_file._load_index())  # type: ignore[attr-defined]
     except Exception:  # pragma: no cover - another numba version's internals
         return True
+
+
+_warmup_lock = threading.Lock()
+_warmup: subprocess.Popen[bytes] | None = None
+
+
+def _warm_args() -> tuple:
+    """Arguments of :func:`update_kernel` for a blank 8 x 8 frame, typed as a new series' statistics are.
+
+    The same numba types as :meth:`rawmap.accumulate.Accumulator.fold_band`
+    passes for a series short enough for 32-bit sums (a test checks it).
+    """
+    h = w = 8
+
+    def zeros(dtype):
+        return np.zeros((h, w), dtype)
+
+    return (
+        zeros(np.uint16),
+        0,
+        h,
+        np.zeros((2, 2), np.float32),
+        np.int32(65535),
+        np.zeros(h, np.bool_),
+        np.float32(1.0),
+        np.float32(1.0),
+        np.float32(0.0),
+        np.float32(36.0),
+        np.float32(9.0),
+        2,
+        1,
+        zeros(np.uint8),
+        zeros(np.uint32),
+        zeros(np.int32),
+        zeros(np.uint16),
+        zeros(np.uint16),
+        zeros(np.float32),
+        zeros(np.float32),
+        np.empty(64, np.int64),
+        np.float32(16.0),
+        np.empty(256, np.int64),
+    )
+
+
+def _warm_fold() -> None:
+    """Compile :func:`update_kernel` (into numba's cache) by folding a blank frame; the warm-up process runs this."""
+    update_kernel(*_warm_args())
+
+
+@contextmanager
+def fold_warmup() -> Iterator[None]:
+    """Compile :func:`update_kernel` in a process of its own while the body runs (a first run's idle core).
+
+    A first run compiles the kernels that measure each frame, then the fold
+    kernel, one after the other (numba compiles one function at a time in a
+    process).  Started here, the fold kernel compiles on the other core
+    meanwhile and lands in numba's cache; the first fold waits for it
+    (:func:`await_warmup`) and loads it from there.  If the process cannot
+    start or fails, the fold compiles the kernel itself, as without it.  At
+    the end of the body a warm-up still running (the run ended before its
+    first fold) is stopped.
+    """
+    global _warmup
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[1])  # this copy of rawmap, not another one on the path
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH", "")]))
+    try:
+        proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+            [sys.executable, "-c", "from rawmap._kernels import _warm_fold; _warm_fold()"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    except OSError:  # pragma: no cover - no process to spare: the fold compiles it
+        proc = None
+    with _warmup_lock:
+        _warmup = proc
+    try:
+        yield
+    finally:
+        with _warmup_lock:
+            if _warmup is not None:
+                _warmup.terminate()
+                _warmup.wait()
+            _warmup = None
+
+
+def await_warmup(timeout: float = 600.0) -> None:
+    """Wait for a :func:`fold_warmup` process to finish compiling; return at once when there is none."""
+    global _warmup
+    if _warmup is None:
+        return
+    with _warmup_lock:
+        if _warmup is None:
+            return
+        try:
+            _warmup.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a hung compiler: compile here instead
+            _warmup.kill()
+            _warmup.wait()
+        _warmup = None
 
 
 def single_thread() -> None:

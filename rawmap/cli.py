@@ -571,8 +571,9 @@ def map_cmd(
         raise _Failed(f"nothing to map: {not_found}" if not_found else "nothing to map")
     from . import _kernels
 
-    if not quiet and not _kernels.compiled():  # a first run: say why nothing moves for a while
-        typer.echo("Compiling rawmap's kernels, once (under a minute; later runs reuse them) ...", err=True)
+    first_run = not _kernels.compiled()
+    if first_run and not quiet:  # say why nothing moves for a while
+        typer.echo("Compiling rawmap's kernels, once (about half a minute; later runs reuse them) ...", err=True)
     try:
         with contextlib.ExitStack() as stack:
             engine = None
@@ -585,6 +586,8 @@ def map_cmd(
                 # the workers decode as this process does: freed frame buffers reused (Dask's nanny starts
                 # them trimming the heap at 64 kB, which made decoding 3-4x slower on them)
                 engine.client.run(reuse_large_buffers)
+            if first_run and engine is None:  # the fold kernel compiles on the other core meanwhile
+                stack.enter_context(_kernels.fold_warmup())
             progress = stack.enter_context(_Progress("Mapping", quiet=quiet))
             run = map_files(
                 resolved,

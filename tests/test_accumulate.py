@@ -859,3 +859,60 @@ def test_darks_of_a_black_level_0_sensor_measure_their_cut_noise():
     assert all(int(acc.s_hi[r, c]) == 4 for r, c in hot), [int(acc.s_hi[r, c]) for r, c in hot]
     # and the noise itself is no outlier: a few photosites a dark at most
     assert int(acc.s_hi.sum() + acc.s_lo.sum()) - 4 * len(hot) <= 8
+
+
+def test_warm_args_are_typed_as_a_new_series_fold(monkeypatch):
+    """The warm-up compiles the very signature a new series' fold calls (else the first fold compiles anew)."""
+    import numba
+
+    from rawmap import _kernels
+
+    seen = []
+    real = _kernels.update_kernel
+
+    def recording(*args):
+        seen.append(tuple(numba.typeof(a) for a in args))
+        return real(*args)
+
+    monkeypatch.setattr(_kernels, "update_kernel", recording)
+    frames = series(seed=4, n=3)
+    acc = Accumulator.from_frame(frames[0])
+    for f in frames:
+        acc.update(f)
+    assert seen
+    assert set(seen) == {tuple(numba.typeof(a) for a in _kernels._warm_args())}
+
+
+def test_fold_warmup_compiles_the_fold_kernel_in_another_process(tmp_path):
+    """With an empty cache the warm-up process compiles the fold kernel; this process then loads it, compiling nothing."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "from rawmap import _kernels\n"
+        "with _kernels.fold_warmup():\n"
+        "    before = _kernels.compiled()\n"
+        "    _kernels.await_warmup()\n"
+        "    after = _kernels.compiled()\n"
+        "    _kernels.update_kernel(*_kernels._warm_args())\n"
+        "st = _kernels.update_kernel.stats\n"
+        "print(before, after, sum(st.cache_hits.values()), sum(st.cache_misses.values()))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True", "1", "0"]
+
+
+def test_fold_warmup_stops_a_warmup_the_run_did_not_wait_for():
+    """A run that ends before its first fold leaves no compiling process behind."""
+    from rawmap import _kernels
+
+    with _kernels.fold_warmup():
+        proc = _kernels._warmup
+        assert proc is not None and proc.poll() is None
+    assert proc.returncode is not None
+    assert _kernels._warmup is None
+    _kernels.await_warmup()  # nothing to wait for: returns at once

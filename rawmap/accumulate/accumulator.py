@@ -387,6 +387,7 @@ class Accumulator:
         out_idx = np.empty(cap, np.int64)
         line_idx = np.empty(lcap, np.int64)
         p = self.params
+        _kernels.await_warmup()  # a first run's kernel compiling in another process (see fold_warmup)
         n, nl = _kernels.update_kernel(
             prep.plane,
             r0,
