@@ -375,9 +375,9 @@ def _without_sums(result: ChunkResult) -> ChunkResult:
 
 
 def _headers_task(
-    paths: Sequence[Path], counted_paths: set[Path], mosaic: reader.MosaicSpec | None
+    paths: Sequence[Path], counted_paths: set[Path], mosaic: reader.MosaicSpec | None, legacy: bool
 ) -> list[_Header | InputError]:
-    return [_read_header(p, counted_paths, mosaic) for p in paths]
+    return [_read_header(p, counted_paths, mosaic, legacy) for p in paths]
 
 
 def _chunks(n: int, most: int) -> list[tuple[int, int]]:
@@ -424,7 +424,7 @@ class DaskEngine:
 
     # ------------------------------------------------------------ the Engine
     def read_headers(
-        self, files: Sequence[Path], counted_paths: set[Path], mosaic: reader.MosaicSpec | None
+        self, files: Sequence[Path], counted_paths: set[Path], mosaic: reader.MosaicSpec | None, legacy: bool
     ) -> list[_Header | InputError]:
         """Each file's header and content key, read on the workers in batches of :data:`HEADER_BATCH`."""
         futures = []
@@ -432,7 +432,7 @@ class DaskEngine:
             batch = list(files[i : i + HEADER_BATCH])
             mine = {p.resolve() for p in batch} & counted_paths if counted_paths else set()
             futures.append(
-                self.client.submit(_headers_task, batch, mine, mosaic, key=f"rawmap-headers-{self._token}-{i}")
+                self.client.submit(_headers_task, batch, mine, mosaic, legacy, key=f"rawmap-headers-{self._token}-{i}")
             )
         out: list[_Header | InputError] = []
         for fut in futures:

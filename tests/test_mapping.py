@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+import xxhash
 from conftest import Series, _planted
 
 from rawmap import reader
@@ -538,7 +540,8 @@ def test_content_key_follows_the_bytes_not_the_name(small_series, tmp_path):
     a, b = small_series.files[:2]
     copy = _copy(a, tmp_path / "elsewhere" / "renamed.DNG")
     key = content_key(a)
-    assert key.startswith(f"s256:{a.stat().st_size}:") and len(key.rsplit(":", 1)[1]) == 32
+    assert key.startswith(f"x3:{a.stat().st_size}:") and len(key.rsplit(":", 1)[1]) == 32
+    assert key == f"x3:{a.stat().st_size}:{xxhash.xxh3_128(a.read_bytes()).hexdigest()}"
     assert content_key(copy) == key
     assert content_key(b) != key
     data = bytearray(a.read_bytes())
@@ -595,6 +598,30 @@ def test_photos_already_counted_are_skipped_by_content_or_path(small_series, tmp
         files[4]: (SkipKind.COUNTED, "already counted in the stored statistics"),
         files[5]: (SkipKind.COUNTED, "already counted in the stored statistics"),
     }
+
+
+def test_keys_stored_before_xxh3_still_recognise_their_photos(small_series, tmp_path):
+    """Statistics stored with the SHA-256 keys of before 2026-12-01: a moved copy of a counted photo is still skipped."""
+    files = small_series.files
+    first = map_files(files[:6]).maps[0]
+    moved = [_copy(p, tmp_path / "moved" / p.name) for p in files[:4]]
+
+    def old_key(p: Path) -> str:
+        data = p.read_bytes()
+        return f"s256:{len(data)}:{hashlib.sha256(data).hexdigest()[:32]}"
+
+    stored = {old_key(p): str(p) for p in files[:4]}
+    stored |= {first.content[p]: str(p) for p in files[4:6]}  # a library continued after the change holds both
+    run = map_files([*moved, *files[4:]], states={first.key: first.accumulator}, counted=Counted(keys=stored))
+    [body] = run.maps
+    assert body.files == files[6:]
+    assert body.accumulator.n_frames == 12
+    reasons = {s.path: s.reason for s in run.skipped}
+    assert reasons == {
+        **{m: f"same content as {p}, already counted in the stored statistics" for m, p in zip(moved, files)},
+        **{p: f"same content as {p}, already counted in the stored statistics" for p in files[4:6]},
+    }
+    assert all(k.startswith("x3:") for k in body.content.values())  # new frames are recorded by their new key
 
 
 def test_state_file_keeps_content_keys(small_series, tmp_path):
