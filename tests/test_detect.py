@@ -19,6 +19,21 @@ BLACK, WHITE = 512, 16383
 CAM = CameraId("Testco", "TC-1", "0001")
 
 
+def _frame(path: str, m: np.ndarray, exposure: float, iso: float, time: dt.datetime | None) -> Frame:
+    """A frame of the test sensor (its CFA, black, white level and camera)."""
+    return Frame(
+        path=path,
+        mosaic=m,
+        cfa=CFA,
+        black=np.full(4, float(BLACK)),
+        white=WHITE,
+        exposure=exposure,
+        iso=iso,
+        time=time,
+        camera=CAM,
+    )
+
+
 def _blur(img):
     k = np.array([0.25, 0.5, 0.25])
     for ax in (0, 1):
@@ -107,19 +122,7 @@ def series():
         r, c0, n = DEAD_ROW
         sig[r, c0 : c0 + n] = rng.normal(0, 3, n)
         m = np.clip(np.round(sig + BLACK), 0, WHITE).astype(np.uint16)
-        frames.append(
-            Frame(
-                path=f"f{i}.dng",
-                mosaic=m,
-                cfa=CFA,
-                black=np.full(4, float(BLACK)),
-                white=WHITE,
-                exposure=exp,
-                iso=iso,
-                time=t0 + dt.timedelta(hours=i),
-                camera=CAM,
-            )
-        )
+        frames.append(_frame(f"f{i}.dng", m, exp, iso, t0 + dt.timedelta(hours=i)))
     acc = Accumulator.from_frame(frames[0])
     for f in frames:
         acc.update(f)
@@ -172,17 +175,8 @@ def _darks(rates, exposures, iso, seed):
         sig = rng.normal(0.0, 4.0, (H, W))
         for (r, c), rate in rates.items():
             sig[r, c] += rate * exp * iso / 100 + rng.normal(0.0, np.sqrt(rate * exp))
-        f = Frame(
-            path=f"d{i}.dng",
-            mosaic=np.clip(np.round(sig + BLACK), 0, WHITE).astype(np.uint16),
-            cfa=CFA,
-            black=np.full(4, float(BLACK)),
-            white=WHITE,
-            exposure=exp,
-            iso=iso,
-            time=dt.datetime(2025, 1, 1) + dt.timedelta(minutes=i),
-            camera=CAM,
-        )
+        m = np.clip(np.round(sig + BLACK), 0, WHITE).astype(np.uint16)
+        f = _frame(f"d{i}.dng", m, exp, iso, dt.datetime(2025, 1, 1) + dt.timedelta(minutes=i))
         if acc is None:
             acc = Accumulator.from_frame(f)
         acc.update(f)
@@ -242,17 +236,7 @@ def test_high_iso_noise_does_not_flood():
         g = 32.0
         sig = rng.poisson(np.clip(s, 0, None)).astype(float) * g + rng.normal(0, 60, (H, W))
         m = np.clip(np.round(sig + BLACK), 0, WHITE).astype(np.uint16)
-        f = Frame(
-            path=f"h{i}",
-            mosaic=m,
-            cfa=CFA,
-            black=np.full(4, float(BLACK)),
-            white=WHITE,
-            exposure=1 / 30,
-            iso=6400,
-            time=None,
-            camera=CAM,
-        )
+        f = _frame(f"h{i}", m, 1 / 30, 6400, None)
         acc = acc or Accumulator.from_frame(f)
         acc.update(f)
     assert classify(acc) == []
