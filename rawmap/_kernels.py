@@ -27,10 +27,10 @@ and :func:`_site` (four photosites per row) is an ordinary call.  Until
 vectorise the row loops); numba's parallel passes copied its whole IR over
 and over: 40 s of CPU to compile on the project's 2-core machine against 13 s
 now, for the same sums bit for bit.  The price: the candidate tests (a few
-per cent of the photosites) run slower as plain code, by up to 1.4-1.6x on
-heavily textured frames, which makes the whole ``rawmap map`` command about
-4 % slower (``bench_throughput.py``); the first run of a new install saves
-the 27 s.  (Ordinary calls for the candidate tests instead of inlining cost
+per cent of the photosites) run slower as plain code: the kernel takes up
+to 1.4x as long on heavily textured frames, which made the whole ``rawmap
+map`` command about 4 % slower (``bench_throughput.py``); the first run of a
+new install saves the 27 s.  (Ordinary calls for the candidate tests instead of inlining cost
 20-60 % per frame, see :func:`_candidate`.)
 :func:`compiled` tells whether the cache holds it.
 
