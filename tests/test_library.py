@@ -244,14 +244,15 @@ def test_stored_reads_one_version_of_an_entry(tmp_path, frames):
     lib = Library(tmp_path / "lib")
     assert lib.stored(CAM) is None and not (tmp_path / "lib").exists()
     acc = _accumulate(frames[:6])
-    _store(lib, acc, keys={"k": "/photos/f000.dng"})
+    dmap = _map_of(acc)  # one map: its creation time is to the second
+    _store(lib, acc, dmap, keys={"k": "/photos/f000.dng"})
     stored = lib.stored(CAM, RAW, shape=(H, W))
     assert isinstance(stored, StoredEntry) and stored.entry == lib.get(CAM)
     assert stored.folder == stored.entry.path.resolve() and stored.folder.parent.name == ".entries"
     assert stored.files == tuple(f"/photos/f{i:03d}.dng" for i in range(6))
     assert stored.content_keys == {"k": "/photos/f000.dng"} and stored.has_state
     _assert_same_state(stored.load_state(), acc)
-    assert stored.load_map().to_json() == _map_of(acc).to_json() and stored.load_imported() is None
+    assert stored.load_map().to_json() == dmap.to_json() and stored.load_imported() is None
     assert stored.continued_by(_accumulate(frames[6:8], lib.state_for(CAM)))
     assert not stored.continued_by(_accumulate(frames[6:8]))  # other photos, not a continuation
     assert not stored.continued_by(_accumulate(frames[:5]))  # fewer frames than stored
