@@ -472,6 +472,63 @@ def test_a_weak_run_grows_only_a_segment_of_its_own_axis():
     assert set(zip(r.tolist(), c.tolist())) == {(x, 7) for x in range(10, 40)}
 
 
+def _segment_sums(offsets: dict[int, float], n: int = 6) -> Accumulator:
+    """Statistics of ``n`` flat frames, then mean residuals ``4 v - sum4`` set by hand along row 20."""
+    rng = np.random.default_rng(0)
+    acc = None
+    for i in range(n):
+        m = (BLACK + 1000 + rng.normal(0, 5, (40, 60))).astype(np.uint16)
+        f = _frame(f"f{i}.dng", m, 0.01, 100, dt.datetime(2025, 1, 1, 12, i))
+        acc = acc or Accumulator.from_frame(f)
+        acc.update(f)
+    assert acc is not None
+    for c, o in offsets.items():
+        acc.s_r[20, c] = round(o * n)
+    return acc
+
+
+def test_a_segment_ends_where_its_offset_ends():
+    """In one view, a photosite leaning by chance a few places past a segment's end carried the span
+    on to it (timelapse seed 6: 7 good photosites flagged past a row segment); its mean offset is not
+    the segment's (about 0, or -0.5 of it beside the end), so the span ends at the last photosite that
+    carries it."""
+    seg = {c: 180.0 for c in range(10, 40)}
+    strays = {41: 10.0, 43: 20.0, 45: -90.0, 47: 5.0}
+    acc = _segment_sums({**seg, **strays, 9: -90.0})
+    cols = np.arange(9, 48)
+    r, c, a = detect._trim_segment_ends(np.full(cols.size, 20), cols, np.ones(cols.size, np.int8), acc)
+    assert c.tolist() == list(range(10, 40)) and (r == 20).all() and (a == 1).all()
+    # a fault of one colour: the other colour inside its span is kept, not past it
+    one = {c: (180.0 if c % 2 == 0 else 3.0) for c in range(10, 41)}
+    acc = _segment_sums({**one, 42: 15.0, 44: 160.0, 46: 0.0})
+    cols = np.arange(10, 47)
+    r, c, a = detect._trim_segment_ends(np.full(cols.size, 20), cols, np.ones(cols.size, np.int8), acc)
+    assert c.tolist() == list(range(10, 45))  # 44 carries the offset (42 is a gap inside)
+    # along a column too, and a dark segment
+    rows = np.arange(5, 30)
+    acc = _segment_sums({})
+    acc.s_r[:, 30] = 0
+    acc.s_r[5:27, 30] = -120 * 6
+    r, c, a = detect._trim_segment_ends(rows, np.full(rows.size, 30), np.zeros(rows.size, np.int8), acc)
+    assert r.tolist() == list(range(5, 27))
+    # kept: end photosites far to the other side (a scene's edge in the means of one view), and every
+    # photosite of a run whose offsets spread too wide to tell its end (one at a third of it)
+    for ends, spread in (({38: -400.0, 39: -350.0}, 0.0), ({39: 60.0}, 150.0)):
+        seg = {c: 180.0 + (spread if c % 4 < 2 else -spread) for c in range(10, 40)}
+        acc = _segment_sums({**seg, **ends})
+        cols = np.arange(10, 40)
+        r, c, a = detect._trim_segment_ends(np.full(cols.size, 20), cols, np.ones(cols.size, np.int8), acc)
+        assert c.tolist() == list(range(10, 40)), ends
+
+
+def test_a_timelapse_segment_is_flagged_to_its_end_and_no_further(tmp_path):
+    """End to end, the series that showed it: every flag is a planted defect."""
+    body, sc = _scenario(tmp_path, "timelapse", seed=6)
+    assert sc.precision == 1.0, sc.summary()
+    row = sorted(d.col for d in body.defect_map.defects if d.row == 247 and d.kind is DefectKind.COLUMN)
+    assert row == list(range(353, 421))
+
+
 def test_defect_free_brackets_map_no_column_or_cold_from_scene_detail(tmp_path):
     """Brackets of seed 1 (six views: edges, indoor, glints): a pole leaning in two views crossed a
     planted row segment (24 false column photosites, precision 0.92), and four photosites whose ratio
