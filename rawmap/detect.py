@@ -959,7 +959,11 @@ def _stuck_and_dead(ser: _Series) -> None:
             constant = (np.abs(mean - ser.black_at(rr, cc)) <= p.stuck_centre * se) | (
                 np.abs(mean - centre) <= p.stuck_centre * se
             )
-            ok &= (nmed >= p.stuck_response * own) | constant
+            # all but one of its distinct neighbours: a bright edge of the scene beside a dim photosite
+            # lights one side only (a black-0 sensor: 0 -> 93 DN, following its neighbours' 60-100 DN,
+            # beside two that clipped, was "dead")
+            second = np.sort(np.where(dup, np.inf, ranges), axis=0)[1]
+            ok &= (np.minimum(nmed, second) >= p.stuck_response * own) | constant
         if few:
             ok &= (on_black & lone) | quiet
             pend = line & ~ok

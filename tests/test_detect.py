@@ -529,6 +529,21 @@ def test_a_timelapse_segment_is_flagged_to_its_end_and_no_further(tmp_path):
     assert row == list(range(353, 421))
 
 
+def test_a_dim_photosite_beside_a_bright_edge_is_not_dead(tmp_path):
+    """black0 seed 8 (12-bit, black level 0): a photosite in a dark part of the scenes, 0 -> 93 DN and
+    following its neighbours' 60-100 DN, beside two same-colour neighbours that clipped at a bright
+    edge, was flagged dead (the median of its neighbours' ranges was the bright pair's).  Every dead
+    flag is now a planted one, and every planted dead photosite is still found."""
+    from rawmap.testing import write_scenario
+
+    body, sc = _scenario(tmp_path, "black0", seed=8)
+    dead = {(d.row, d.col) for d in body.defect_map.defects if d.kind is DefectKind.DEAD}
+    truth = write_scenario(tmp_path / "again", "black0", seed=8, shape=(300, 450), n_frames=24)
+    planted = {(d.row, d.col) for i, d in enumerate(truth.defects) if truth.classes()[i] == "dead"}
+    assert planted and (285, 355) not in dead
+    assert dead == planted, (sorted(dead - planted), sorted(planted - dead))
+
+
 def test_defect_free_brackets_map_no_column_or_cold_from_scene_detail(tmp_path):
     """Brackets of seed 1 (six views: edges, indoor, glints): a pole leaning in two views crossed a
     planted row segment (24 false column photosites, precision 0.92), and four photosites whose ratio
