@@ -50,7 +50,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import numba
 import numpy as np
 from numba import njit, prange
 from numba.cpython.unsafe.numbers import trailing_zeros
@@ -65,7 +64,6 @@ __all__ = [
     "merge_sorted",
     "lattice_median",
     "predictor_sums",
-    "single_thread",
     "fold_warmup",
     "await_warmup",
     "compiled",
@@ -184,15 +182,6 @@ def await_warmup(timeout: float = 600.0) -> None:
             _warmup.kill()
             _warmup.wait()
         _warmup = None
-
-
-def single_thread() -> None:
-    """Run this thread's compiled kernels on itself alone (numba's thread count is per thread).
-
-    Callers that fold bands on several threads of their own use this so the
-    kernels do not also start numba's worker threads.
-    """
-    numba.set_num_threads(1)
 
 
 @njit(inline="always")

@@ -73,7 +73,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels, reader
+from . import reader
 from .accumulate import Accumulator, DetectionParams, PreparedFrame, frame_plane
 from .errors import EngineError, InputError, MissingExtraError, RawmapError, UnsupportedFileError, one_line
 from .frame import CameraId, Frame, SourceKind
@@ -335,7 +335,6 @@ def fold_chunk(
     -------
     ChunkResult
     """
-    _kernels.single_thread()
     start = previous.sums if isinstance(previous, ChunkResult) else previous
     description = chunk.description
     if isinstance(previous, ChunkResult) and previous.description is not None:

@@ -68,7 +68,7 @@ from typing import Any, Protocol
 import numpy as np
 import xxhash
 
-from . import _kernels, reader
+from . import reader
 from ._malloc import release_free_memory
 from ._memory import available_bytes
 from .accumulate import MAX_STATE_META_BYTES, Accumulator, DetectionParams, PreparedFrame, frame_plane, new_sums
@@ -738,9 +738,7 @@ def _fold_series(
         return prep
 
     workers = max(1, workers)
-    with ThreadPoolExecutor(
-        max_workers=workers, thread_name_prefix="rawmap-fold", initializer=_kernels.single_thread
-    ) as pool:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rawmap-fold") as pool:
         window: list[tuple[Path, Future]] = []
         for seq, p in enumerate(paths):
             window.append((p, pool.submit(work, seq, p)))
