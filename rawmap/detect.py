@@ -2187,6 +2187,24 @@ def _segments(H: int, W: int, groups, p: ClassifyParams):
     return r[first], c[first], a[first]
 
 
+def _runs_along(rows: np.ndarray, cols: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Photosites in order along their lines (columns for ``axis`` 0, rows for 1), and where each run starts.
+
+    Returns
+    -------
+    order : (N,) ndarray of int64
+        Sorts the photosites by line, then by position along it.
+    start : (N,) ndarray of bool
+        In that order: True at the first photosite of each run of consecutive positions on one line.
+    """
+    line, pos = (cols, rows) if axis == 0 else (rows, cols)
+    order = np.lexsort((pos, line))
+    line, pos = line[order], pos[order]
+    start = np.ones(order.size, bool)
+    start[1:] = (line[1:] != line[:-1]) | (pos[1:] != pos[:-1] + 1)
+    return order, start
+
+
 def _grow_segments(cr, ccl, caxis, wr, wc, wa, H: int, W: int):
     """The strong segments (``cr, ccl, caxis``) and every weak segment run (``wr, wc, wa``) that shares
     a photosite with one of them along the same axis.
@@ -2204,11 +2222,8 @@ def _grow_segments(cr, ccl, caxis, wr, wc, wa, H: int, W: int):
         # crossed a true row segment and became a 25-photosite column (brackets, seed 1)
         strong = np.unique(cr[on_axis].astype(np.int64) * W + ccl[on_axis])
         r_, c_ = wr[sel].astype(np.int64), wc[sel].astype(np.int64)
-        line, pos = (c_, r_) if axis == 0 else (r_, c_)
-        order = np.lexsort((pos, line))
-        line, pos, r_, c_ = line[order], pos[order], r_[order], c_[order]
-        start = np.ones(r_.size, bool)
-        start[1:] = (line[1:] != line[:-1]) | (pos[1:] != pos[:-1] + 1)
+        order, start = _runs_along(r_, c_, axis)
+        r_, c_ = r_[order], c_[order]
         run = np.cumsum(start)
         good = np.unique(run[np.isin(r_ * W + c_, strong)])
         keep = np.isin(run, good)
@@ -2270,11 +2285,9 @@ def _trim_segment_ends(
         idx = np.flatnonzero(caxis == axis)
         if idx.size == 0:
             continue
-        line, pos = (ccl[idx], cr[idx]) if axis == 0 else (cr[idx], ccl[idx])
-        order = np.lexsort((pos, line))
-        idx, line, pos = idx[order], line[order], pos[order]
-        start = np.ones(idx.size, bool)
-        start[1:] = (line[1:] != line[:-1]) | (pos[1:] != pos[:-1] + 1)
+        order, start = _runs_along(cr[idx], ccl[idx], axis)
+        idx = idx[order]
+        pos = cr[idx] if axis == 0 else ccl[idx]
         bounds = np.append(np.flatnonzero(start), idx.size)
         for a, b in zip(bounds[:-1], bounds[1:]):
             if b - a < 4:
