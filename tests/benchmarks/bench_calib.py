@@ -60,10 +60,14 @@ class Flag:
 def write_fits_darks(folder: Path, seed: int, frames: int, shape: tuple[int, int]) -> tuple[SeriesTruth, list[Path]]:
     """The scenario's darks as DNG (in ``folder/dng``) and as FITS (``folder/fits``); the truth and the FITS paths."""
     truth = write_scenario(folder / "dng", "darks-same", seed=seed, shape=shape, n_frames=frames)
-    out = folder / "fits"
+    return truth, fits_copies(sorted((folder / "dng").glob("*.dng")), folder / "fits")
+
+
+def fits_copies(dngs: list[Path], out: Path) -> list[Path]:
+    """FITS copies (in ``out``, made here) of the dark frames ``dngs``, as an astronomy camera writes them."""
     out.mkdir()
     paths = []
-    for i, p in enumerate(sorted((folder / "dng").glob("*.dng"))):
+    for i, p in enumerate(dngs):
         f = read_frame(p)
         hdu = fits.PrimaryHDU(f.mosaic[::-1].copy())  # bottom-up, as FITS and Siril store rows
         for key, value in {
@@ -81,7 +85,7 @@ def write_fits_darks(folder: Path, seed: int, frames: int, shape: tuple[int, int
         path = out / f"dark_{i:03d}.fits"
         hdu.writeto(path)
         paths.append(path)
-    return truth, paths
+    return paths
 
 
 def siril_find_hot(darks: list[Path], sigma: float, height: int, width: int) -> tuple[list[Flag], float]:

@@ -16,14 +16,27 @@ map is scored with
 :func:`rawmap.testing.score_map` (recall on must-find defects: visible at
 6 sigma in at least 20 % of the frames, a segment found when 80 % of its
 photosites are flagged; precision = share of flags on planted defects).
+
+With ``--peers``, the peers are scored side by side on the same files
+where they apply: ``rawpy.enhance.find_bad_pixels`` on every RAW (DNG)
+scenario (its default: a photosite far from the median of its same-colour
+neighbours in at least ``frame_ratio`` of the frames), and Siril's
+``find_hot`` (``siril-cli``, needs ``.[fits]`` for the FITS copies) on the
+median master of the darks scenarios at 3 and 5 sigma, as
+``bench_calib.py`` runs it.  rawpy.enhance takes about half a minute per
+series of this size.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -45,7 +58,43 @@ def mosaic_spec(name: str, shape: tuple[int, int]) -> MosaicSpec:
     return MosaicSpec(cfa, black=int(round(float(np.max(spec.black)) * sample_scale(spec, fmt))))
 
 
-def run(name: str, frames: int, shape: tuple[int, int], seed: int) -> str:
+#: scenarios of darks only, where Siril's find_hot (on a median master dark) applies
+DARKS = ("darks-same", "darks-mixed")
+
+
+def _peer_line(name: str, flags: list, truth, elapsed: float) -> str:
+    sc = score_map(SimpleNamespace(defects=flags), truth)
+    return f"\n    {name}: {sc.summary()} ({elapsed:.1f} s)"
+
+
+def peers(name: str, folder: Path, truth, shape: tuple[int, int]) -> str:
+    """The peers' lines for one written scenario: rawpy.enhance on DNG series, Siril on darks."""
+    dngs = sorted(folder.glob("*.dng"))
+    if not dngs:
+        return ""
+    out = ""
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "OpenCV not found": it falls back to scikit-image
+        from rawpy import enhance
+
+        coords = np.asarray(enhance.find_bad_pixels([str(p) for p in dngs]), np.int64).reshape(-1, 2)
+    flags = [SimpleNamespace(row=int(r), col=int(c), kind="hot") for r, c in coords]
+    out += _peer_line("rawpy.enhance.find_bad_pixels", flags, truth, time.perf_counter() - t0)
+    if name in DARKS:
+        if shutil.which("siril-cli") is None:
+            return out + "\n    Siril find_hot: siril-cli not found (Debian: apt-get install siril)"
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench_calib import fits_copies, siril_find_hot
+
+        fits_paths = fits_copies(dngs, folder / "fits")
+        for sigma in (3.0, 5.0):
+            flags, elapsed = siril_find_hot(fits_paths, sigma, *shape)
+            out += _peer_line(f"Siril find_hot {sigma:g} sigma", flags, truth, elapsed)
+    return out
+
+
+def run(name: str, frames: int, shape: tuple[int, int], seed: int, with_peers: bool = False) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         t0 = time.perf_counter()
@@ -66,6 +115,8 @@ def run(name: str, frames: int, shape: tuple[int, int], seed: int) -> str:
         if name in GRAYSCALE:  # the same files without --cfa: developed images, one record per blob of pixels
             plain = score_map(map_files(paths).maps[0].defect_map, truth)
             out += f"\n    without --cfa (developed-image rules): {plain.summary()}"
+        if with_peers:
+            out += peers(name, folder, truth, shape)
         return out
 
 
@@ -76,10 +127,11 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=450)
     ap.add_argument("--seed", type=int, nargs="+", default=[2027, 31, 7], help="one run per seed")
     ap.add_argument("--scenarios", nargs="*", default=list(SCENARIOS), choices=SCENARIOS)
+    ap.add_argument("--peers", action="store_true", help="also rawpy.enhance (DNG series) and Siril (darks)")
     a = ap.parse_args()
     for name in a.scenarios:
         for seed in a.seed:
-            print(f"seed {seed}: " + run(name, a.frames, (a.height, a.width), seed), flush=True)
+            print(f"seed {seed}: " + run(name, a.frames, (a.height, a.width), seed, a.peers), flush=True)
 
 
 if __name__ == "__main__":

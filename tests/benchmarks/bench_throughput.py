@@ -12,7 +12,9 @@ times, in one process and in turn:
   mean/M2 update per photosite;
 * rawmap: ``rawmap.mapping.map_files`` on the same files (two threads each
   decoding a file and folding it into the sums band by band with the
-  compiled kernel, classification at the end).
+  compiled kernel, classification at the end); also on one thread, and on
+  all cores where the machine has more than two, to show how far a second
+  core speeds it up here.
 
 Each is run ``--runs`` times (5), alternating, and its fastest run is kept:
 on a shared 2-core machine single runs of the same code vary by 30 % or
@@ -251,17 +253,25 @@ def child_times(setting, runs, paths):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def thread_counts() -> list[int]:
+    """The ``map_files`` worker counts measured: 1, 2 and all cores (the default, 2, is ``rawmap``)."""
+    return sorted({1, 2, os.cpu_count() or 1})
+
+
 def times(setting, n_runs, paths):
     if setting == "reuse":
         reuse_large_buffers()
     # warm-up: page cache and compiled kernels
     decode_only(paths)
     map_files(paths[:3])
-    runs = {"decode": [], "welford": [], "rawmap": []}
+    extra = [w for w in thread_counts() if w != 2]
+    runs = {"decode": [], "welford": [], "rawmap": [], **{f"rawmap-{w}": [] for w in extra}}
     for _ in range(n_runs):
         runs["decode"].append(timed(decode_only, paths))
         runs["welford"].append(timed(seed_welford, paths))
         runs["rawmap"].append(timed(map_files, paths))
+        for w in extra:
+            runs[f"rawmap-{w}"].append(timed(lambda ps, w=w: map_files(ps, workers=w), paths))
     return {k: min(v) for k, v in runs.items()}
 
 
@@ -300,6 +310,16 @@ def main() -> None:
                 (f"[{setting}] seed Welford loop, s/frame", f"{t['welford'] / n_frames:.3f}"),
                 (f"[{setting}] rawmap map, s/frame", f"{t['rawmap'] / n_frames:.3f}"),
                 (f"[{setting}] rawmap / decode-only", f"{t['rawmap'] / t['decode']:.2f}x  (target <= 1.5x)"),
+                (
+                    f"[{setting}] by threads, rawmap",
+                    "  ".join(
+                        f"{w} {'core' if w == 1 else 'cores'}{' (all)' if w == os.cpu_count() else ''}: "
+                        f"{t['rawmap' if w == 2 else f'rawmap-{w}'] / t['decode']:.2f}x decode-only, seed loop "
+                        f"{t['welford'] / t['rawmap' if w == 2 else f'rawmap-{w}']:.2f}x"
+                        for w in thread_counts()
+                    )
+                    + f"; 2 threads / 1: {t['rawmap-1'] / t['rawmap']:.2f}x faster",
+                ),
                 (f"[{setting}] seed loop / rawmap", f"{t['welford'] / t['rawmap']:.2f}x faster  (target >= 2.5x)"),
                 (
                     f"[{setting}] peak memory, bytes/photosite",
