@@ -43,8 +43,9 @@ the CPU time (user + sys) and peak memory of each process (the
 of an older commit; may be repeated) its command runs in the same
 alternation: before and after side by side.  Last, the CPU time of each step of a frame on one
 thread (decode, measure, fold, commit), of the header pass and of
-classification, and what two cores could give at best: the per-frame CPU
-over two, against decode-only.
+classification, the fold's floor (a compiled sweep that only updates the
+sums, :func:`sums_floor`), and what two cores could give at best: the
+per-frame CPU over two, against decode-only.
 
 Targets: rawmap <= 1.5x decode-only, >= 2.5x faster than the seed's loop,
 <= 40 bytes per photosite (issue 12: the whole command <= 1.0x decode-only,
@@ -198,6 +199,49 @@ def cpu_breakdown(paths: list[Path]) -> dict:
     build_map(acc)
     add("classify", t)
     return steps
+
+
+def sums_floor(paths: list[Path]) -> float:
+    """CPU seconds per frame (this thread, fastest of 3) of the least any fold over rawmap's sums must do.
+
+    A compiled sweep that reads each photosite and its four same-colour
+    neighbours and updates arrays of the sums' types (:func:`rawmap.accumulate.new_sums`:
+    23 bytes per photosite) with no test at all, its loops vectorised: the
+    memory traffic of one frame's fold.  rawmap's fold kernel does this and
+    the noise, outlier and line tests besides.
+    """
+    import numba
+
+    from rawmap.accumulate import new_sums
+
+    @numba.njit(nogil=True, error_model="numpy")
+    def sweep(plane, n_invalid, s_v, s_r, vmin, vmax, s_xr, s_zz, x, inv_var):
+        h, w = plane.shape
+        for i in range(2, h - 2):
+            for j in range(np.uint64(2), np.uint64(w - 2)):
+                v = plane[i, j]
+                s4 = np.int32(plane[i - 2, j]) + plane[i + 2, j] + plane[i, j - 2] + plane[i, j + 2]
+                r = 4 * np.int32(v) - s4
+                s_v[i, j] += v
+                s_r[i, j] += r
+                vmin[i, j] = min(vmin[i, j], v)
+                vmax[i, j] = max(vmax[i, j], v)
+                s_xr[i, j] += np.float32(r) * x
+                z = np.float32(r) * inv_var
+                s_zz[i, j] += z * z
+                n_invalid[i, j] += s4 > 60000
+
+    with rawpy.imread(str(paths[0])) as raw:
+        plane = raw.raw_image_visible.copy()
+    sums = new_sums(plane.shape)
+    args = [sums[k] for k in ("n_invalid", "s_v", "s_r", "vmin", "vmax", "s_xr", "s_zz")]
+    sweep(plane, *args, np.float32(0.5), np.float32(0.01))  # compile
+    best = float("inf")
+    for _ in range(3):
+        t = time.thread_time()
+        sweep(plane, *args, np.float32(0.5), np.float32(0.01))
+        best = min(best, time.thread_time() - t)
+    return best
 
 
 def make_series(folder: Path, n: int, H: int, W: int, seed: int = 7) -> list[Path]:
@@ -356,11 +400,19 @@ def main() -> None:
                 )
         steps = cpu_breakdown(paths)
         per = {k: v / n_frames for k, v in steps.items()}
+        floor = sums_floor(paths)
         frame_cpu = per["hash"] + per["decode"] + per["prepare"] + per["fold"] + per["commit"]
         rows += [
             (
                 "[cpu] per frame, one thread, s",
                 "  ".join(f"{k} {per[k]:.3f}" for k in ("decode-only", "hash", "decode", "prepare", "fold", "commit")),
+            ),
+            (
+                "[cpu] fold's floor, s/frame",
+                f"{floor:.3f}: a vectorised sweep updating the sums with no test (rawmap's fold {per['fold']:.3f}); "
+                f"with it, decode + prepare + hash + commit + floor = "
+                f"{(per['decode'] + per['prepare'] + per['hash'] + per['commit'] + floor) / per['decode-only']:.2f}x "
+                "decode-only of CPU per frame",
             ),
             (
                 "[cpu] classification, s",
