@@ -115,7 +115,8 @@ STATE_KEYS_FORMAT = "rawmap-content-keys"
 class SkipKind(str, Enum):
     """Why a file was not used."""
 
-    UNUSABLE = "unusable"  #: the file itself cannot be used (unreadable, too few frames, ...): see the reason
+    UNUSABLE = "unusable"  #: the file itself cannot be used (unreadable, unsupported, ...): see the reason
+    TOO_FEW = "too-few"  #: readable, but its body has fewer usable frames than a map needs: see the reason
     DUPLICATE = "duplicate"  #: same content as a file earlier in the same run
     COUNTED = "counted"  #: same file or same content as a photo already in the stored statistics
     TWIN = "twin"  #: the JPEG twin of a RAW file of the same shot in the same run
@@ -136,6 +137,7 @@ class Skipped:
     path: Path
     reason: str
     kind: SkipKind = SkipKind.UNUSABLE
+    body: str = ""  #: TOO_FEW: the body (and sensor size where it has several) it belongs to
 
 
 @dataclass
@@ -1030,8 +1032,11 @@ def map_files(
         if have < MIN_FRAMES:
             readable = [p for p in usable if not own_reason.get(p)]
             for p in usable:
-                why = own_reason.get(p) or f"only {len(readable)} frame(s) of {name}; at least {MIN_FRAMES} are needed"
-                skipped.append(Skipped(p, why))
+                if own_reason.get(p):
+                    skipped.append(Skipped(p, own_reason[p]))
+                else:
+                    why = f"only {len(readable)} frame(s) of {name}; at least {MIN_FRAMES} are needed"
+                    skipped.append(Skipped(p, why, SkipKind.TOO_FEW, body=name))
                 tick(p)
             continue
         # LibRaw sizes RAW files only; an engine makes the sums from what its workers measured
@@ -1062,7 +1067,12 @@ def map_files(
         if acc is None or acc.n_frames < MIN_FRAMES:
             for p in used:
                 skipped.append(
-                    Skipped(p, f"only {len(used)} usable frame(s) of {name}; at least {MIN_FRAMES} are needed")
+                    Skipped(
+                        p,
+                        f"only {len(used)} usable frame(s) of {name}; at least {MIN_FRAMES} are needed",
+                        SkipKind.TOO_FEW,
+                        body=name,
+                    )
                 )
             continue
         member_set = set(members)
@@ -1091,20 +1101,53 @@ def map_files(
             )
 
     if not maps:
-        reasons = Counter(SKIP_SUMMARY.get(s.kind, s.reason) for s in skipped)
-        top = reasons.most_common(3)
-        common = "; ".join(f"{r} ({n})" for r, n in top)
-        rest = sum(reasons.values()) - sum(n for _, n in top)
-        if rest:  # one line: the three most common reasons, and how many files the others hold
-            others = len(reasons) - len(top)
-            common += f"; {rest} more file(s) for {others} other reason{'s' if others > 1 else ''}"
         raise NothingToMapError(
             f"no usable frames to map from {total} file(s)"
-            + (f": {common}" if common else "")
+            + (f": {common}" if (common := _why_nothing(skipped)) else "")
             + f" — rawmap needs at least {MIN_FRAMES} RAW or image frames of the same body",
             skipped=skipped,
         )
     return MapRun(maps=maps, skipped=skipped, notes=notes)
+
+
+def _files(n: int) -> str:
+    return f"{n} file{'s' if n != 1 else ''}"
+
+
+def _why_nothing(skipped: Sequence[Skipped]) -> str:
+    """One line of why no map was made: the three most common reasons with their files, and the rest counted.
+
+    Bodies with too few frames are one reason, naming the bodies, when there
+    are several (a folder of one photo from each of several cameras).
+
+    Examples
+    --------
+    >>> a, b = Path("a.nef"), Path("b.crw")
+    >>> _why_nothing([Skipped(a, "only 1 frame(s) of Nikon D1; at least 3 are needed", SkipKind.TOO_FEW, "Nikon D1"),
+    ...               Skipped(b, "only 1 frame(s) of Canon EOS D30; at least 3 are needed", SkipKind.TOO_FEW,
+    ...                       "Canon EOS D30")])
+    'fewer than 3 frames of each of 2 bodies: Nikon D1 (1), Canon EOS D30 (1)'
+    """
+    few: dict[str, int] = {}
+    for s in skipped:
+        if s.kind is SkipKind.TOO_FEW:
+            few[s.body] = few.get(s.body, 0) + 1
+    reasons = Counter(
+        SKIP_SUMMARY.get(s.kind, s.reason) for s in skipped if s.kind is not SkipKind.TOO_FEW or len(few) < 2
+    )
+    items = [(f"{r} ({_files(n)})", n) for r, n in reasons.items()]
+    if len(few) >= 2:
+        named = ", ".join(f"{body} ({n})" for body, n in list(few.items())[:3])
+        more = f" and {len(few) - 3} more" if len(few) > 3 else ""
+        items.append((f"fewer than {MIN_FRAMES} frames of each of {len(few)} bodies: {named}{more}", sum(few.values())))
+    items.sort(key=lambda it: -it[1])  # stable: among equals, the order the files came in
+    top = items[:3]
+    line = "; ".join(text for text, _ in top)
+    rest = sum(n for _, n in items[3:])
+    if rest:  # one line: the three most common reasons, and how many files the others hold
+        others = len(items) - len(top)
+        line += f"; {_files(rest)} more for {others} other reason{'s' if others > 1 else ''}"
+    return line
 
 
 def merge_states(paths: Sequence[str | os.PathLike[str]]) -> tuple[Accumulator, dict[str, str]]:

@@ -548,7 +548,7 @@ def skipped_lines(skipped: Sequence[Skipped], shown: Mapping[Path, str] | None =
     from .mapping import SKIP_SUMMARY, SkipKind
 
     shown = shown or {}
-    unusable = [s for s in skipped if s.kind is SkipKind.UNUSABLE]
+    unusable = [s for s in skipped if s.kind in (SkipKind.UNUSABLE, SkipKind.TOO_FEW)]
     lines = []
     if unusable:
         lines.append(f"Skipped {len(unusable)} file{'s' if len(unusable) != 1 else ''}:")

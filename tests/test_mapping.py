@@ -381,9 +381,37 @@ def test_fewer_than_three_frames(small_series):
     msg = str(exc.value)
     assert msg == (
         "no usable frames to map from 2 file(s): only 2 frame(s) of Rawmap Simulated Sensor SIM0001; "
-        "at least 3 are needed (2) — rawmap needs at least 3 RAW or image frames of the same body"
+        "at least 3 are needed (2 files) — rawmap needs at least 3 RAW or image frames of the same body"
     )
     progress.check(files)
+
+
+def test_one_photo_of_each_of_several_cameras_is_one_reason_naming_them(samples_dir):
+    # a folder of one photo from each of six real cameras: one reason, naming the bodies
+    files = sorted(samples_dir.iterdir())
+    with pytest.raises(NothingToMapError) as exc:
+        map_files(files)
+    msg = str(exc.value)
+    assert msg.startswith("no usable frames to map from 6 file(s): fewer than 3 frames of each of 6 bodies: ")
+    assert "Canon EOS D30 171048961 (1), Canon EOS D30 305465770 (1) and 3 more — " in msg
+    assert "\n" not in msg
+    # each file still says which body it belongs to and why it was left out
+    assert {s.path for s in exc.value.skipped} == set(files)
+    assert all(s.kind is SkipKind.TOO_FEW for s in exc.value.skipped)
+    d1 = next(s for s in exc.value.skipped if s.path.name == "nikon-d1.NEF")
+    assert (d1.body, d1.reason) == ("NIKON D1", "only 1 frame(s) of NIKON D1; at least 3 are needed")
+
+
+def test_too_few_frames_of_two_bodies_beside_other_reasons(small_series, other_series, damaged):
+    files = small_series.files[:2] + other_series.files[:2] + list(damaged)
+    with pytest.raises(NothingToMapError) as exc:
+        map_files(files)
+    msg = str(exc.value)
+    assert msg.startswith(
+        "no usable frames to map from 6 file(s): fewer than 3 frames of each of 2 bodies: "
+        "Rawmap Simulated Sensor SIM0001 (2), Rawmap Simulated Sensor SIM0002 (2); "
+    )
+    assert "is empty (0 bytes) (1 file)" in msg
 
 
 def test_too_few_frames_left_after_damaged_ones(small_series, damaged):
@@ -392,8 +420,8 @@ def test_too_few_frames_left_after_damaged_ones(small_series, damaged):
         map_files(files)
     msg = str(exc.value)
     assert msg.startswith("no usable frames to map from 4 file(s): ")
-    assert "only 2 frame(s) of Rawmap Simulated Sensor SIM0001; at least 3 are needed (2)" in msg
-    assert "is empty (0 bytes) (1)" in msg
+    assert "only 2 frame(s) of Rawmap Simulated Sensor SIM0001; at least 3 are needed (2 files)" in msg
+    assert "is empty (0 bytes) (1 file)" in msg
     assert "truncated" in msg
     assert "\n" not in msg
 
@@ -678,8 +706,9 @@ def test_jpegs_that_are_no_twins_are_used(twins, tmp_path):
     with pytest.raises(NothingToMapError) as exc:
         map_files(twins.files[:3] + jpegs, counted=Counted(paths={p.resolve() for p in twins.files[:3]}))
     assert str(exc.value) == (
-        "no usable frames to map from 7 file(s): already counted in the stored statistics (3); twin of a RAW file "
-        "in the same run (3); only 1 frame(s) of Rawmap Simulated Sensor SIM0001; at least 3 are needed (1) — "
+        "no usable frames to map from 7 file(s): already counted in the stored statistics (3 files); twin of a RAW "
+        "file in the same run (3 files); only 1 frame(s) of Rawmap Simulated Sensor SIM0001; at least 3 are needed "
+        "(1 file) — "
         "rawmap needs at least 3 RAW or image frames of the same body"
     )
 
@@ -848,8 +877,8 @@ def test_nothing_to_map_counts_every_file_in_its_one_line():
         map_files(rejects)
     msg = str(exc.value)
     assert msg.startswith(f"no usable frames to map from {len(rejects)} file(s): ")
-    named = sum(int(n) for n in re.findall(r"\((\d+)\)(?:;| —)", msg))
-    more = re.search(r"; (\d+) more file\(s\) for (\d+) other reasons?", msg)
+    named = sum(int(n) for n in re.findall(r"\((\d+) files?\)(?:;| —)", msg))
+    more = re.search(r"; (\d+) files? more for (\d+) other reasons?", msg)
     assert more is not None and named + int(more.group(1)) == len(rejects)
     assert "\n" not in msg
 
@@ -859,7 +888,7 @@ def test_too_few_frames_still_said_of_readable_files(small_series, tmp_path):
     with pytest.raises(NothingToMapError) as exc:
         map_files([bad, *small_series.files[1:3]])
     msg = str(exc.value)
-    assert "only 2 usable frame(s) of Rawmap Simulated Sensor SIM0001; at least 3 are needed (2)" in msg
+    assert "only 2 usable frame(s) of Rawmap Simulated Sensor SIM0001; at least 3 are needed (2 files)" in msg
     assert "has impossible levels (black 512, white 8)" in msg
 
 
