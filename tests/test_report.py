@@ -156,6 +156,13 @@ def test_map_lines_list_points_then_segments_and_say_what_is_left_out():
     assert map_lines(DefectMap(CAM, SensorGeometry(H, W), FrameStats(3))) == ["  defects: 0 photosites"]
 
 
+def test_a_segments_large_offset_is_written_in_full_not_in_e_notation():
+    for value, text in ((-2650.4, "-2,650"), (123456.0, "+123,456"), (-30.0, "-30"), (2.654, "+2.65")):
+        row = [Defect(19, c, K.COLUMN, 9.0, value=value) for c in range(50, 55)]
+        m = DefectMap(CAM, SensorGeometry(H, W), FrameStats(3), row)
+        assert map_lines(m)[-1] == f"    row segment: row 19, cols 50-54 (5 photosites, mean offset {text} DN)"
+
+
 def test_map_lines_show_each_kinds_value_views_and_a_single_photosite():
     m = DefectMap(
         CAM, SensorGeometry(H, W, cfa="RGGB"), FrameStats(5), [Defect(3, 4, K.HOT, 12.5, "G", None, 93.1, views=4)]
