@@ -7,10 +7,10 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from rawmap import detect
 from rawmap.accumulate import Accumulator
 from rawmap.defectmap import DefectKind, column_segments
 from rawmap.detect import ClassifyParams, build_map, classify
+from rawmap.detect import lines as detect_lines
 from rawmap.frame import CameraId, Frame
 
 H, W = 200, 300
@@ -293,7 +293,7 @@ def test_scenes_needed_rise_with_the_chance_of_coincidence():
     """The Poisson-binomial rule: with outliers at 0.5 % of photosites in each of 9 scenes, a
     1000 x 1500 sensor has ~1300 photosites at 2 scenes or more by chance, ~16 at 3, ~0.1 at 4."""
     from rawmap.accumulate import FrameRecord
-    from rawmap.detect import _chance_need
+    from rawmap.detect.series import _chance_need
 
     acc = Accumulator((1000, 1500), cfa=CFA, black=np.full(4, 0.0), white=WHITE, camera=CAM)
 
@@ -324,7 +324,7 @@ def test_a_views_chance_rate_is_what_it_counted():
     from dataclasses import replace
 
     from rawmap.accumulate import FrameRecord
-    from rawmap.detect import _chance_need
+    from rawmap.detect.series import _chance_need
 
     acc = Accumulator((1000, 1500), cfa=CFA, black=np.full(4, 0.0), white=WHITE, camera=CAM)
     base = [
@@ -454,12 +454,12 @@ def test_a_weak_run_grows_only_a_segment_of_its_own_axis():
     wr = np.concatenate([np.arange(30, 71), np.full(10, 50)])
     wc = np.concatenate([np.full(41, 45), np.arange(55, 65)])
     wa = np.concatenate([np.zeros(41, np.int8), np.ones(10, np.int8)])
-    r, c, a = detect._grow_segments(cr, ccl, caxis, wr, wc, wa, H, W)
+    r, c, a = detect_lines._grow_segments(cr, ccl, caxis, wr, wc, wa, H, W)
     got = set(zip(r.tolist(), c.tolist()))
     assert {(50, x) for x in range(40, 65)} <= got  # the row grew along itself
     assert not any(cc == 45 and rr != 50 for rr, cc in got)  # the crossing column did not join
     # a strong column grows along its axis
-    r, c, a = detect._grow_segments(
+    r, c, a = detect_lines._grow_segments(
         np.arange(10, 30),
         np.full(20, 7),
         np.zeros(20, np.int8),
@@ -496,20 +496,20 @@ def test_a_segment_ends_where_its_offset_ends():
     strays = {41: 10.0, 43: 20.0, 45: -90.0, 47: 5.0}
     acc = _segment_sums({**seg, **strays, 9: -90.0})
     cols = np.arange(9, 48)
-    r, c, a = detect._trim_segment_ends(np.full(cols.size, 20), cols, np.ones(cols.size, np.int8), acc)
+    r, c, a = detect_lines._trim_segment_ends(np.full(cols.size, 20), cols, np.ones(cols.size, np.int8), acc)
     assert c.tolist() == list(range(10, 40)) and (r == 20).all() and (a == 1).all()
     # a fault of one colour: the other colour inside its span is kept, not past it
     one = {c: (180.0 if c % 2 == 0 else 3.0) for c in range(10, 41)}
     acc = _segment_sums({**one, 42: 15.0, 44: 160.0, 46: 0.0})
     cols = np.arange(10, 47)
-    r, c, a = detect._trim_segment_ends(np.full(cols.size, 20), cols, np.ones(cols.size, np.int8), acc)
+    r, c, a = detect_lines._trim_segment_ends(np.full(cols.size, 20), cols, np.ones(cols.size, np.int8), acc)
     assert c.tolist() == list(range(10, 45))  # 44 carries the offset (42 is a gap inside)
     # along a column too, and a dark segment
     rows = np.arange(5, 30)
     acc = _segment_sums({})
     acc.s_r[:, 30] = 0
     acc.s_r[5:27, 30] = -120 * 6
-    r, c, a = detect._trim_segment_ends(rows, np.full(rows.size, 30), np.zeros(rows.size, np.int8), acc)
+    r, c, a = detect_lines._trim_segment_ends(rows, np.full(rows.size, 30), np.zeros(rows.size, np.int8), acc)
     assert r.tolist() == list(range(5, 27))
     # kept: end photosites far to the other side (a scene's edge in the means of one view), and every
     # photosite of a run whose offsets spread too wide to tell its end (one at a third of it)
@@ -517,7 +517,7 @@ def test_a_segment_ends_where_its_offset_ends():
         seg = {c: 180.0 + (spread if c % 4 < 2 else -spread) for c in range(10, 40)}
         acc = _segment_sums({**seg, **ends})
         cols = np.arange(10, 40)
-        r, c, a = detect._trim_segment_ends(np.full(cols.size, 20), cols, np.ones(cols.size, np.int8), acc)
+        r, c, a = detect_lines._trim_segment_ends(np.full(cols.size, 20), cols, np.ones(cols.size, np.int8), acc)
         assert c.tolist() == list(range(10, 40)), ends
 
 
@@ -908,7 +908,7 @@ def test_a_two_view_burst_maps_no_cold_photosite_in_shadow(tmp_path):
 def test_flat_reference_is_numpys_median_of_the_24_lattice_neighbours(step):
     """The compiled lattice median equals numpy's median of the 24 neighbours at pitch ``step``, borders
     mirrored (same colour kept at pitch 2), across a block boundary too."""
-    from rawmap.detect import _flat_reference
+    from rawmap.detect.cold import _flat_reference
 
     mean = np.random.default_rng(5).normal(1000, 30, (37, 29)).astype(np.float32)
     mean[10, 10] = 0  # a defect among the neighbours does not move the median far
@@ -931,7 +931,7 @@ def test_gaussian_line_gives_the_expected_count():
     """The line at which n Gaussian draws give the expected count below it (one side)."""
     import math
 
-    from rawmap.detect import _gaussian_line
+    from rawmap.detect.series import _gaussian_line
 
     for n, expected in [(240_000, 0.1), (24_000_000, 0.1), (1000, 1.0)]:
         z = _gaussian_line(n, expected)

@@ -1,0 +1,306 @@
+"""Hot, warm and noisy photosites: isolated bright outliers in enough views, and what makes them grow.
+
+The excess grows with exposure x ISO: hot (or warm); it does not, or the
+photosite is also dark in many views, or its temporal noise is high: noisy.
+With them: hot clusters' members, a flagged photosite's ringing, the dark
+noisy ones and, in darks, the ones bright in some views and dark in others.
+See the rules in :mod:`rawmap.detect` (``hot`` / ``noisy``, ``warm``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..accumulate import Accumulator
+from ..accumulate.records import dark_current_factor
+from ..defectmap import DefectKind
+from .params import _BLOCK_ROWS, ClassifyParams
+from .series import (
+    _darks_only,
+    _Found,
+    _neighbours,
+    _noise_ratio,
+    _nonzero2,
+    _robust_sigma,
+    _sample_index,
+    _Series,
+    _share_score,
+    _trimmed_residual,
+)
+
+
+def _complete_clusters(acc: Accumulator, p: ClassifyParams, found: _Found, taken: np.ndarray, x_hi: float) -> None:
+    """Flag the unflagged members of hot clusters, from their sums.
+
+    The per-frame outlier test wants an outlier isolated from its adjacent
+    photosites (scene edges are not), so a cluster's member touching two
+    others is rarely counted, though its sums are as far out as theirs.
+    Next to a flagged hot photosite, a photosite whose mean residual is at
+    least ``cluster_share`` of that neighbour's and ``cluster_sigma`` robust
+    sigmas above its plane's, growing with exposure as a hot one does, is
+    hot too.  Adds to ``found`` and ``taken`` in place.
+    """
+    hot = found.of(DefectKind.HOT)
+    if not hot.any() or acc.n_frames < 2:
+        return
+    H, W = acc.shape
+    hr, hc = found.rows[hot], found.cols[hot]
+    off = np.array([(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc])
+    cr = (hr[:, None] + off[:, 0]).ravel()
+    cc = (hc[:, None] + off[:, 1]).ravel()
+    src = np.repeat(np.arange(hr.size), len(off))
+    ok = (cr >= 0) & (cr < H) & (cc >= 0) & (cc < W)
+    cr, cc, src = cr[ok], cc[ok], src[ok]
+    ok = ~taken[cr, cc]
+    cr, cc, src = cr[ok], cc[ok], src[ok]
+    if cr.size == 0:
+        return
+
+    def mean_res(r, c):
+        if darks:
+            return _trimmed_residual(acc, r, c)
+        return acc.s_r[r, c].astype(float) / np.maximum(acc.valid_counts((r, c)), 1)
+
+    darks = _darks_only(acc)
+
+    sr, sc = _sample_index(H, W)
+    m_s = mean_res(sr, sc)
+    m_c = mean_res(cr, cc)
+    far = m_c >= p.cluster_share * mean_res(hr[src], hc[src])
+    for pl in {(int(a), int(b)) for a, b in zip(cr & 1, cc & 1)}:
+        in_s = ((sr & 1) == pl[0]) & ((sc & 1) == pl[1])
+        in_c = ((cr & 1) == pl[0]) & ((cc & 1) == pl[1])
+        med = float(np.median(m_s[in_s]))
+        far[in_c] &= m_c[in_c] > med + p.cluster_sigma * _robust_sigma(m_s[in_s])
+    cr, cc = cr[far], cc[far]
+    if cr.size == 0:
+        return
+    flat = np.unique(cr * W + cc)
+    cr, cc = flat // W, flat % W
+    beta, grows, measured = _dark_current(acc, p, cr, cc, x_hi)
+    if not measured.any():  # one exposure x ISO throughout (same-exposure darks): as the hot rule, no growth test
+        grows[:] = True
+    cr, cc, beta = cr[grows], cc[grows], beta[grows]
+    found.add(cr, cc, DefectKind.HOT, _share_score(acc.s_hi[cr, cc], max(acc.n_scenes, 1)), beta / 4.0)
+    taken[cr, cc] = True
+
+
+def _dark_current(
+    acc: Accumulator, p: ClassifyParams, r: np.ndarray, c: np.ndarray, x_hi: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The residual of each photosite regressed on x = exposure x ISO/100, with the series' x sums.
+
+    A strong hot photosite clips in long exposures, which flattens the
+    regression: where it was recorded clipped while its neighbours were not
+    (:meth:`Accumulator.unclipped`) the regression runs over the other frames when three or more of them with a
+    spread of exposure are left; and reaching the clip level while growing
+    by at least ``hot_clip_growth`` of its offset counts as growing too.
+
+    Returns
+    -------
+    beta : (n,) ndarray
+        The slope (residual units, 4x DN, per unit of x); 0 where not measured.
+    grows : (n,) bool ndarray
+        Its excess grows with x as a hot photosite's does (over the 90th
+        percentile ``x_hi`` of the frames' x).
+    measured : (n,) bool ndarray
+        Where the frames' x differ enough for a slope.
+    """
+    n = np.maximum(acc.valid_counts((r, c)), 1).astype(float)
+    s_r = acc.s_r[r, c].astype(float)
+    s_xr = acc.s_xr[r, c].astype(float)
+    sx = np.full(n.shape, acc.sum_x)
+    sxx = np.full(n.shape, acc.sum_xx)
+    # the frames in which the photosite clipped flatten the slope: take it over the others where
+    # at least three with a spread of exposure are left (:meth:`Accumulator.unclipped`)
+    cl = acc.unclipped(r, c)
+    n_u, sx_u, sxx_u = n - cl[:, 0], sx - cl[:, 1], sxx - cl[:, 2]
+    den_u = n_u * sxx_u - sx_u * sx_u
+    use = (cl[:, 0] > 0) & (n_u >= 3) & (den_u > 1e-9 * np.maximum(n_u * sxx_u, 1e-300))
+    n = np.where(use, n_u, n)
+    sx = np.where(use, sx_u, sx)
+    sxx = np.where(use, sxx_u, sxx)
+    s_r = np.where(use, s_r - cl[:, 3], s_r)
+    s_xr = np.where(use, s_xr - cl[:, 4], s_xr)
+    den = n * sxx - sx * sx
+    measured = den > 0
+    beta = np.where(measured, (n * s_xr - sx * s_r) / np.where(measured, den, 1), 0.0)
+    alpha = (s_r - beta * sx) / n
+    growth = beta * x_hi
+    clipped = acc.vmax[r, c].astype(np.int64) >= acc.clip
+    grows = (growth > np.maximum(alpha, 0)) | (clipped & (growth > p.hot_clip_growth * np.maximum(alpha, 0)))
+    return beta, grows, measured
+
+
+def _temperature_factor(acc: Accumulator, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """How much warmer than at 20 degrees C each photosite's frames ran, as its slope weighs them.
+
+    A dark-current slope is about ``sum(r x) / sum(x^2)`` over the frames in
+    which the photosite did not clip: frame ``f`` weighs ``x_f^2``, and its
+    dark current runs :func:`~rawmap.accumulate.records.dark_current_factor`
+    of its temperature times that at 20 degrees C (a frame that states none
+    counts at 20).  Returns that weighted mean per photosite; ones when no
+    frame states a temperature (values then stand at the frames' own).
+    """
+    frames = acc.frames
+    if not any(f.temperature is not None for f in frames):
+        return np.ones(r.size)
+    sxx = sum(f.x * f.x for f in frames)
+    sxxf = sum(f.x * f.x * dark_current_factor(f.temperature) for f in frames)
+    cl = acc.unclipped(r, c)
+    w, wf = sxx - cl[:, 2], sxxf - cl[:, 5]
+    ok = (w > 1e-12 * max(sxx, 1e-300)) & (wf > 0)
+    return np.where(ok, wf / np.where(ok, w, 1.0), sxxf / sxx if sxx > 0 else 1.0)
+
+
+def _ringing(acc: Accumulator, found: _Found, p: ClassifyParams) -> np.ndarray:
+    """Which hot and noisy flags of a developed image are the compression's echo of a stronger defect.
+
+    JPEG spreads a strong defect's error over its 8 x 8 block (16 x 16 with
+    chroma subsampling), and in every frame: the echo repeats like a
+    defect, at a small fraction of the defect's mean residual.  A hot or
+    noisy flag within ``ringing_reach`` photosites of a flagged defect at
+    least ``ringing_ratio`` times stronger (mean residual over frames) is
+    one.  Measured on an independent series' JPEGs: echoes at 3-106 DN
+    beside defects at 956-1563 DN.
+
+    Returns
+    -------
+    (n_found,) bool ndarray
+    """
+    rows, cols = found.rows, found.cols
+    echo = np.zeros(rows.size, bool)
+    weak = found.of(DefectKind.HOT) | found.of(DefectKind.NOISY)
+    if not weak.any():
+        return echo
+    strength = np.abs(acc.s_r[rows, cols].astype(np.float64)) / np.maximum(acc.valid_counts((rows, cols)), 1)
+    reach = p.ringing_reach
+    for i in np.flatnonzero(weak):
+        near = (np.abs(rows - rows[i]) <= reach) & (np.abs(cols - cols[i]) <= reach)
+        near[i] = False
+        if near.any() and float(strength[near].max()) >= p.ringing_ratio * float(strength[i]):
+            echo[i] = True
+    return echo
+
+
+def _hot_and_noisy(ser: _Series, hi_r: np.ndarray, hi_c: np.ndarray) -> None:
+    """Bright outliers in enough units: hot when the excess grows with exposure x ISO, else noisy.
+
+    Growth is measured by :func:`_dark_current` (a regression on exposure x
+    ISO); without a spread of exposure x ISO every one counts as growing
+    (same-exposure darks: the value is then the mean excess over exposure x
+    ISO, over the frames in which the photosite did not clip).  A photosite that is also
+    a dark outlier in half the units needed is blinking: noisy.  Hot
+    values are the dark-current slope in DN per second at ISO 100 (the
+    residual is 4x DN); noisy values, the excess noise ratio.  In a series
+    with photos, one that neither grows nor is noisier than its neighbours
+    (``noisy_min_excess``) is static detail that coincided in a few views:
+    it is only kept where it ends a segment (:func:`_drop_weak`).  When
+    frames state their temperature, hot values are given at 20 degrees C
+    (:func:`_temperature_factor`).  An excess growing faster than
+    ``hot_max_fill`` ranges a second at ISO 100 is no dark current: stuck
+    where the photosite sits at the clip level in every frame, else static
+    detail (weak).
+    """
+    acc, found = ser.acc, ser.found
+    if ser.x_spread:
+        beta, exposure_driven, _ = _dark_current(acc, ser.p, hi_r, hi_c, ser.x_hi)
+    else:
+        # one exposure x ISO: the mean excess over it, from the frames in which the photosite did not clip
+        cl = acc.unclipped(hi_r, hi_c)
+        n = acc.valid_counts((hi_r, hi_c)).astype(float) - cl[:, 0]
+        x = acc.sum_x / max(acc.n_frames, 1)
+        mean_r = (acc.s_r[hi_r, hi_c].astype(float) - cl[:, 3]) / np.maximum(n, 1)
+        if _darks_only(acc):  # a cosmic ray's hit beside it in one dark stays out (never clipped ones only)
+            mean_r = np.where(cl[:, 0] == 0, _trimmed_residual(acc, hi_r, hi_c), mean_r)
+        beta = np.where((n > 0) & (x > 0), mean_r / max(x, 1e-12), 0.0)
+        exposure_driven = np.ones(hi_r.size, bool)
+    blinking = acc.s_lo[hi_r, hi_c] >= max(1, ser.need // 2)
+    excess_noise = _noise_ratio(ser, hi_r, hi_c)
+    # a dark current that would fill the range in under 1 / hot_max_fill s at ISO 100 is not one (a
+    # real photosite that hot reads white in any photo: stuck); in short exposures a glint's excess
+    # over exposure x ISO gives such rates (1.2 million DN/s in a burst at 1/2000 s)
+    plausible = beta / 4.0 <= ser.p.hot_max_fill * ser.span
+    hot = exposure_driven & ~blinking & plausible
+    # neither growing with exposure nor noisier than its neighbours: static detail that coincided
+    # (in darks alone there is no scene: every bright outlier is the sensor's)
+    lit = bool(acc.frames) and not _darks_only(acc)
+    weak = ~hot & ~blinking & (excess_noise < ser.p.noisy_min_excess) & lit
+    # at the margin (outliers in just the units needed, where chance coincidences of scene detail are
+    # allowed up to max_chance a map) a noisy one must be clearly noisier: its own outlier frames alone
+    # lift its noise ratio to 2-7 (27 false flags at 2.5-7.4 in the scenarios; the true ones there
+    # 7.7-9.9, and two column photosites at 5.5 and 6.4 that their segment takes back)
+    margin = acc.s_hi[hi_r, hi_c] <= ser.need
+    weak |= ~hot & ~blinking & margin & (excess_noise < ser.p.noisy_margin_excess) & lit
+    # within two photosites of the sensor's edge the kernels reflect the missing neighbour, so a scene's
+    # gradient across the edge enters the residual twice and grows with exposure as dark current does
+    # (6 hot and noisy flags along the last rows of one bracket series); there the margin is not enough
+    H, W = ser.H, ser.W
+    edge = (hi_r < 2) | (hi_r >= H - 2) | (hi_c < 2) | (hi_c >= W - 2)
+    weak |= edge & margin & ~blinking & lit
+    # faster than any dark current: at the clip level in every frame it is stuck there; else the
+    # excess is the scene's light (a bright speck of a two-view burst at 1/2000 s)
+    too_fast = exposure_driven & ~plausible & ~blinking
+    white = too_fast & (acc.vmin[hi_r, hi_c].astype(np.int64) >= acc.clip)
+    weak |= too_fast & ~white & lit
+    score = _share_score(acc.s_hi[hi_r, hi_c], ser.units)
+    warm = _temperature_factor(acc, hi_r[hot], hi_c[hot])
+    found.add(hi_r[hot], hi_c[hot], DefectKind.HOT, score[hot], beta[hot] / 4.0 / warm)
+    found.add(hi_r[white], hi_c[white], DefectKind.STUCK, score[white], acc.vmin[hi_r[white], hi_c[white]])
+    noisy = ~hot & ~white
+    found.add(hi_r[noisy], hi_c[noisy], DefectKind.NOISY, score[noisy], excess_noise[noisy])
+    # the weak ones may still end a column or row segment (:func:`_lines`); :func:`_drop_weak` removes the rest
+    ser.weak = np.concatenate([ser.weak, hi_r[weak] * ser.W + hi_c[weak]])
+    ser.taken[hi_r, hi_c] = True
+
+
+def _dark_noisy(ser: _Series, r: np.ndarray, c: np.ndarray) -> None:
+    """Dark outliers in enough units that are not low gain: noisy when their temporal noise is
+    ``noisy_ratio`` times their neighbours', or they are bright outliers in half the units needed too;
+    not beside a flagged same-colour photosite, whose own swings they would be showing."""
+    acc = ser.acc
+    # a flagged same-colour neighbour (a hot cluster member beside it) enters its residual: the dark
+    # outliers and the noise are that neighbour's
+    nr, nc = _neighbours(r, c, ser.H, ser.W)
+    keep = ~ser.taken[nr, nc].any(axis=0)
+    r, c = r[keep], c[keep]
+    ratio = _noise_ratio(ser, r, c)
+    noisy = (ratio >= ser.p.noisy_ratio) | (acc.s_hi[r, c] >= max(1, ser.need // 2))
+    score = _share_score(acc.s_lo[r, c], ser.units)
+    ser.found.add(r[noisy], c[noisy], DefectKind.NOISY, score[noisy], ratio[noisy])
+    ser.taken[r[noisy], c[noisy]] = True
+
+
+def _two_way(ser: _Series) -> None:
+    """Sets of darks: blinking both ways, a bright outlier in some darks and a dark one in others, ``need`` in all.
+
+    The chance bound counts a unit's outliers of either sign
+    (:func:`_chance_need`), so such a photosite is as far past chance as
+    one outlier in ``need`` units; a blinking photosite with levels on both
+    sides of its neighbours splits its darks so (the darks of seed 31: 3
+    bright and 3 dark, 4 needed, and neither count alone reached it).  It
+    must be ``noisy_ratio`` times noisier than its same-colour neighbours,
+    and not beside a flagged same-colour photosite, whose swings it would be
+    showing.  Only darks: each is a unit of one frame, while a view of
+    several photos can count one photosite both ways (a glint's edge in a
+    jittered burst; 2 false flags in 24 defect-free series with photos).
+    """
+    acc = ser.acc
+    rows, cols = [], []
+    for a in range(0, ser.H, _BLOCK_ROWS):
+        hi = acc.s_hi[a : a + _BLOCK_ROWS].astype(np.int32)
+        lo = acc.s_lo[a : a + _BLOCK_ROWS]
+        r_, c_ = _nonzero2((hi > 0) & (lo > 0) & (hi + lo >= ser.need) & ~ser.taken[a : a + _BLOCK_ROWS])
+        rows.append(r_ + a)
+        cols.append(c_)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    if r.size == 0:
+        return
+    nr, nc = _neighbours(r, c, ser.H, ser.W)
+    keep = ~ser.taken[nr, nc].any(axis=0)
+    r, c = r[keep], c[keep]
+    ratio = _noise_ratio(ser, r, c)
+    noisy = ratio >= ser.p.noisy_ratio
+    score = _share_score(acc.s_hi[r, c].astype(np.int64) + acc.s_lo[r, c], ser.units)
+    ser.found.add(r[noisy], c[noisy], DefectKind.NOISY, score[noisy], ratio[noisy])
+    ser.taken[r[noisy], c[noisy]] = True

@@ -1,0 +1,685 @@
+"""Column and row segments: runs of photosites that leaned across a line, and where each segment ends.
+
+See the rules in :mod:`rawmap.detect` (``column``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..accumulate import Accumulator
+from ..defectmap import DefectKind
+from ..frame import SourceKind
+from .params import _BLOCK_ROWS, ClassifyParams
+from .series import (
+    _dark_noise,
+    _darks_only,
+    _neighbours,
+    _nonzero2,
+    _robust_sigma,
+    _sample_index,
+    _Series,
+    _share_score,
+    _trimmed_means,
+)
+
+
+def _runs_block(lean: np.ndarray, p: ClassifyParams) -> np.ndarray:
+    """(H, w) bool: leaning photosites inside windows of ``column_min`` rows that mostly lean."""
+    H, W = lean.shape
+    L = p.column_min
+    out = np.zeros((H, W), bool)
+    if H < L:
+        return out
+    need = math.ceil(p.column_share * L)
+    cs = np.zeros((H + 1, W), np.int32)
+    np.cumsum(lean, axis=0, out=cs[1:])
+    good = (cs[L:] - cs[:-L]) >= need  # window of L starting at each row
+    if not good.any():
+        return out
+    cover = np.zeros((H + 1, W), np.int32)
+    cover[: H - L + 1] += good
+    cover[L:] -= good
+    covered = np.cumsum(cover[:H], axis=0) > 0
+    # the whole span between the first and last leaning photosite of each covered run
+    return covered & _seen_in_run(lean, covered) & _seen_in_run(lean[::-1], covered[::-1])[::-1]
+
+
+def _seen_in_run(lean: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """True where a leaning photosite occurred at or above, within the same covered run."""
+    li = lean.astype(np.int32)
+    cs = np.cumsum(li, axis=0)
+    starts = covered.copy()
+    starts[1:] &= ~covered[:-1]
+    base = np.where(starts, cs - li, 0)
+    np.maximum.accumulate(base, axis=0, out=base)
+    return (cs - base) > 0
+
+
+def _lines(ser: _Series) -> None:
+    """Column and row segments (see the module docstring), replacing the point defects they contain.
+
+    Photosites that leaned across a line in ``line_min_scenes`` units (and
+    ``min_share`` of them), plus the stuck and dead ones, are grouped into
+    segments by :func:`_segments`; in a series of one view, the segments of
+    :func:`_one_view_lines`, their ends trimmed (:func:`_trim_segment_ends`).
+    The line test needs neighbours on both
+    sides, so a segment's last photosites show as point defects: a flagged
+    photosite continuing a segment by two along its line joins it.  Values
+    are the line's mean offset: the residual 4v - sum4 of a photosite in a
+    defective line is 2x the offset.
+    """
+    acc, p, found = ser.acc, ser.p, ser.found
+    H, W = acc.shape
+    m_line = max(p.line_min_scenes, math.ceil(p.min_share * ser.units))
+    fr, fc = found.rows, found.cols
+    stuck = found.of(DefectKind.STUCK)
+    deadk = found.of(DefectKind.DEAD)
+
+    def segments(m: int):
+        codes = acc.ln_code[acc.ln_count >= m]
+        flat = codes >> 2
+        row_line = (codes >> 1) & 1
+        dark = (codes & 1).astype(bool)
+        lr, lc = flat // W, flat % W
+        return _segments(
+            H,
+            W,
+            [
+                (lr[(row_line == 0) & ~dark], lc[(row_line == 0) & ~dark], 0),
+                (lr[(row_line == 0) & dark], lc[(row_line == 0) & dark], 0),
+                (lr[(row_line == 1) & ~dark], lc[(row_line == 1) & ~dark], 1),
+                (lr[(row_line == 1) & dark], lc[(row_line == 1) & dark], 1),
+                (fr[stuck], fc[stuck], 0),
+                (fr[stuck], fc[stuck], 1),
+                (fr[deadk], fc[deadk], 0),
+                (fr[deadk], fc[deadk], 1),
+                *dark_leans,
+            ],
+            p,
+        )
+
+    dark_leans = _dark_set_leans(ser)
+
+    cr, ccl, caxis = segments(m_line)
+    vr, vc, va = _trim_segment_ends(*_one_view_lines(ser), acc)
+    if vr.size:
+        cr = np.concatenate([cr, vr])
+        ccl = np.concatenate([ccl, vc])
+        caxis = np.concatenate([caxis, va])
+        _, first = np.unique(cr.astype(np.int64) * W + ccl, return_index=True)
+        cr, ccl, caxis = cr[first], ccl[first], caxis[first]
+    m_weak = max(2, m_line - p.line_hysteresis)
+    if cr.size and m_weak < m_line:
+        # hysteresis: a segment found in m_line units runs on where its photosites leaned in fewer
+        wr, wc, wa = segments(m_weak)
+        cr, ccl, caxis = _grow_segments(cr, ccl, caxis, wr, wc, wa, H, W)
+    if cr.size and acc.source is SourceKind.IMAGE:
+        cr, ccl, caxis = _strongest_lines(cr, ccl, caxis, acc, W)
+    if not cr.size:
+        return
+    seg = np.zeros((H, W), bool)
+    seg[cr, ccl] = True
+    for _ in range(2):
+        join = np.zeros(found.rows.size, bool)
+        for dr, dc in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            r1, c1 = found.rows - dr, found.cols - dc
+            r2, c2 = found.rows - 2 * dr, found.cols - 2 * dc
+            ok = (r2 >= 0) & (r2 < H) & (c2 >= 0) & (c2 < W) & (r1 >= 0) & (r1 < H) & (c1 >= 0) & (c1 < W)
+            hit = np.zeros(found.rows.size, bool)
+            hit[ok] = seg[r1[ok], c1[ok]] & seg[r2[ok], c2[ok]]
+            join |= hit
+        seg[found.rows[join], found.cols[join]] = True
+    cr, ccl = _nonzero2(seg)
+    found.keep(~seg[found.rows, found.cols])
+    del seg
+    ser.taken[cr, ccl] = True
+    offs = acc.s_r[cr, ccl] / np.maximum(acc.valid_counts((cr, ccl)), 1) / 2.0
+    found.add(cr, ccl, DefectKind.COLUMN, _share_score(_line_scenes(acc, cr * W + ccl), ser.units), offs)
+
+
+def _dark_set_leans(ser: _Series) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Leaning photosites of a calibration set of darks or bias frames, from the means over all of them.
+
+    A readout fault of a few read-noise sigmas (a bias column 3 sigmas
+    up) rarely leans beyond ``k_line`` in one frame, and the per-frame
+    line test then misses it; over n frames its mean stands out by
+    sqrt(n) more.  Only where every frame is a dark: in photos the means
+    hold the scenes.  A photosite's offset across a line is its mean
+    minus the median of the four same-colour photosites 2 and 4 away on
+    either side (the photosites beside a faulty line keep theirs: the
+    median ignores the line), in robust sigmas of that offset on its
+    colour plane; those beyond ``dark_line_sigma`` and at least
+    ``dark_line_min_offset`` times a frame's noise (:func:`_dark_noise`, or
+    the read noise; a camera's fixed column pattern, a fraction of that,
+    stands out in the means of a few hundred darks and is no fault; not
+    clipped, valid in every frame) lean, bright and dark apart, as the
+    per-frame test's do.
+    The means leave out each photosite's lowest and highest value, so one
+    cosmic ray's track in one dark makes no segment.
+
+    Returns
+    -------
+    list of (rows, cols, axis)
+        Groups for :func:`_segments`: bright and dark, along columns (axis
+        0) and rows (axis 1); empty when the set is not all darks or has
+        fewer than ``line_min_scenes`` frames.
+    """
+    acc, p = ser.acc, ser.p
+    H, W = acc.shape
+    if acc.n_frames < p.line_min_scenes or H < 9 or W < 9 or not _darks_only(acc):
+        return []
+
+    def offsets(a: int, b: int, axis: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = (max(0, a - 4), min(H, b + 4)) if axis == 1 else (a, b)
+        # without each photosite's lowest and highest value: a cosmic ray's hit in one dark (a track
+        # along a column) does not shift it
+        trimmed, n = _trimmed_means(acc, (slice(lo, hi),))
+        mean = trimmed.astype(np.float32)
+        ok = (n == acc.n_frames) & (acc.vmax[lo:hi] < acc.clip)
+        if axis == 0:
+            pad = np.pad(mean, ((0, 0), (4, 4)), constant_values=np.nan)
+            across = [pad[:, i : i + W] for i in (0, 2, 6, 8)]
+        else:
+            pad = np.pad(mean, ((4 - (a - lo), 4 - (hi - b)), (0, 0)), constant_values=np.nan)
+            across = [pad[i : i + b - a] for i in (0, 2, 6, 8)]
+            mean, ok = mean[a - lo : a - lo + b - a], ok[a - lo : a - lo + b - a]
+        # both sides needed (beside a faulty line at the edge, one side's median is half its offset)
+        ok = ok & (np.isfinite(across[0]) | np.isfinite(across[1])) & (np.isfinite(across[2]) | np.isfinite(across[3]))
+        stack = np.sort(np.stack(across), axis=0)  # NaN (off the sensor) last
+        k = np.isfinite(stack).sum(axis=0)
+        med = np.where(k == 4, (stack[1] + stack[2]) / 2.0, np.where(k == 3, stack[1], (stack[0] + stack[1]) / 2.0))
+        return mean - med, ok
+
+    planes = [(0, 0), (0, 1), (1, 0), (1, 1)] if acc.cfa is not None else [None]
+    # and at least a frame's noise: the fixed pattern of a camera's columns (a fraction of it) would
+    # stand out in the means of a few hundred darks, and is no fault
+    noise = _dark_noise(acc)
+    floor = p.dark_line_min_offset * (noise if noise is not None else ser.sig_read)
+    groups: list[tuple[np.ndarray, np.ndarray, int]] = []
+    for axis in (0, 1):
+        samples: dict = {pl: [] for pl in planes}
+        for a in range(0, H, _BLOCK_ROWS):
+            o, ok = offsets(a, min(H, a + _BLOCK_ROWS), axis)
+            for pl in planes:
+                sub = o if pl is None else o[(pl[0] - a) % 2 :: 2, pl[1] :: 2]
+                use = ok if pl is None else ok[(pl[0] - a) % 2 :: 2, pl[1] :: 2]
+                samples[pl].append(sub[use][::7])
+        sigma = {pl: _robust_sigma(np.concatenate(v).astype(np.float64)) for pl, v in samples.items()}
+        bright_r: list[np.ndarray] = []
+        bright_c: list[np.ndarray] = []
+        dark_r: list[np.ndarray] = []
+        dark_c: list[np.ndarray] = []
+        for a in range(0, H, _BLOCK_ROWS):
+            b = min(H, a + _BLOCK_ROWS)
+            o, ok = offsets(a, b, axis)
+            if acc.cfa is None:
+                sig = np.full(o.shape, sigma[None], np.float32)
+            else:
+                sig = np.empty(o.shape, np.float32)
+                for (py, px), v in sigma.items():
+                    sig[(py - a) % 2 :: 2, px::2] = v
+            with np.errstate(invalid="ignore", divide="ignore"):
+                z = o / sig
+            big = np.abs(o) >= floor
+            for want, rr, cc in (
+                (big & (z >= p.dark_line_sigma), bright_r, bright_c),
+                (big & (z <= -p.dark_line_sigma), dark_r, dark_c),
+            ):
+                r, c = np.nonzero(want & ok)
+                rr.append(r + a)
+                cc.append(c)
+        for rr, cc in ((bright_r, bright_c), (dark_r, dark_c)):
+            groups.append((np.concatenate(rr).astype(np.int64), np.concatenate(cc).astype(np.int64), axis))
+    return groups
+
+
+def _two_point_offsets(
+    acc: Accumulator, a: int, b: int, axis: int, k: float, shake: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows ``a:b`` of each photosite's offset from the photosites beside it across a line.
+
+    In one view whose light changed, a photosite's scene detail scales with
+    the light while an offset (a readout fault) does not.  The lowest and
+    highest values over the series give two points; with ``k`` the view's
+    light ratio (:func:`_light_ratio`) a photosite's offset against black is
+    ``(k vmin - vmax) / (k - 1)`` (scene detail cancels), and its offset
+    across the line that minus the mean of the same-colour photosites two
+    away on either side (columns for ``axis`` 0, rows for 1).  A faulty
+    line two away echoes in the photosites beside it at minus half its
+    offset: where the offset two away is 1.5 times larger and of the other
+    sign, the photosite is not usable.
+
+    Returns
+    -------
+    offset : (b - a, W) ndarray of float32
+        DN.
+    level : (b - a, W) ndarray of float32
+        The photosites beside it at the lowest light, DN above black (the
+        offset's noise grows with it).
+    usable : (b - a, W) ndarray of bool
+        No echo, no photosite of the three clipped, and the offset x ``(k - 1)``
+        above ``shake`` x the scene's contrast there (``|vmax - nb_hi|``
+        plus the difference of the two sides at the highest light), which
+        a subpixel shake of the view turns into an apparent offset.
+    """
+    H, W = acc.shape
+    lo_r, hi_r = max(0, a - 2), min(H, b + 2)
+    black = np.tile(acc.black2.astype(np.float32), ((hi_r - lo_r + 3) // 2 + 1, (W + 3) // 2 + 1))
+    black = black[(lo_r & 1) : (lo_r & 1) + hi_r - lo_r, :W]
+    vlo = acc.vmin[lo_r:hi_r].astype(np.float32) - black
+    vhi = acc.vmax[lo_r:hi_r].astype(np.float32) - black
+    clip = acc.vmax[lo_r:hi_r] >= acc.clip
+    del black
+
+    def beside(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if axis == 0:
+            pad = np.pad(x, ((0, 0), (2, 2)), mode="reflect")
+            return pad[:, :-4], pad[:, 4:]
+        pad = np.pad(x, ((2, 2), (0, 0)), mode="reflect") if x.shape[0] >= 3 else np.pad(x, ((2, 2), (0, 0)), "edge")
+        return pad[:-4], pad[4:]
+
+    s = slice(a - lo_r, a - lo_r + (b - a))
+    full = (np.float32(k) * vlo - vhi) / np.float32(k - 1.0)
+    f1, f2 = beside(full)
+    offset = full[s] - 0.5 * (f1[s] + f2[s])
+    echo = ((np.abs(f1[s]) >= 1.5 * np.abs(offset)) & (f1[s] * offset < 0)) | (
+        (np.abs(f2[s]) >= 1.5 * np.abs(offset)) & (f2[s] * offset < 0)
+    )
+    del full, f1, f2
+    lo1, lo2 = beside(vlo)
+    level = 0.5 * (lo1[s] + lo2[s])
+    hi1, hi2 = beside(vhi)
+    edge = np.abs(vhi[s] - 0.5 * (hi1[s] + hi2[s])) + np.abs(hi1[s] - hi2[s])
+    # a shake mixes each photosite with the ones next to it (any colour), the photosites beside it
+    # with theirs: the contrast of the three photosites either side across the line counts too
+    pad = np.pad(vhi, ((0, 0), (3, 3)) if axis == 0 else ((3, 3), (0, 0)), mode="edge")
+    n = vhi.shape[axis ^ 1]
+    hi_w = pad[:, :n].copy() if axis == 0 else pad[:n].copy()
+    lo_w = hi_w.copy()
+    for d in range(1, 7):  # running max and min: no stack of seven windows
+        w_ = pad[:, d : d + n] if axis == 0 else pad[d : d + n]
+        np.maximum(hi_w, w_, out=hi_w)
+        np.minimum(lo_w, w_, out=lo_w)
+    edge = np.maximum(edge, hi_w[s] - lo_w[s])
+    del hi_w, lo_w
+    pad = np.pad(vhi, 1, mode="edge")
+    for dr, dc in ((0, 1), (2, 1)) if axis == 0 else ((1, 0), (1, 2)):
+        edge = np.maximum(edge, np.abs(pad[dr : dr + vhi.shape[0], dc : dc + W][s] - vhi[s]))
+    del pad
+    c1, c2 = beside(clip)
+    usable = ~(clip[s] | c1[s] | c2[s] | echo) & (np.abs(offset) * np.float32(k - 1.0) >= shake * edge)
+    return offset, level, usable
+
+
+def _light_ratio(acc: Accumulator) -> float:
+    """How many times the light of a one-view series changed: the median ratio of the highest to the
+    lowest value (above black) over the photosites lit clearly above black at both and never clipped."""
+    H, W = acc.shape
+    sr, sc = _sample_index(H, W)
+    black = acc.black2[sr & 1, sc & 1]
+    lo = acc.vmin[sr, sc] - black
+    hi = acc.vmax[sr, sc] - black
+    ok = (lo >= 0.005 * (acc.clip - float(np.max(acc.black2)))) & (acc.vmax[sr, sc] < acc.clip)
+    if ok.sum() < 100:
+        return 1.0
+    return float(np.median(hi[ok] / lo[ok]))
+
+
+def _one_view_lines(ser: _Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Column and row segments of a series of one view whose light changed (a timelapse at dusk).
+
+    The line test of the accumulator needs ``line_min_scenes`` views; one
+    view cannot tell a line of the scene from a readout fault by the lean
+    alone.  But a fault's offset stays while the light falls, where scene
+    detail falls with it (:func:`_two_point_offsets`).  A photosite leans
+    when its offset is ``line_sigma`` robust sigmas out among the
+    photosites at its level (16 bins of the level beside it; the noise grows
+    with the light) and the view's light changed ``line_light_ratio`` times
+    at least; runs of them make segments as in :func:`_segments`.  RAW
+    mosaics with photos in them (the dimmest frames of a dusk may pass
+    for darks; a view's light ratio is measured where it is lit).
+
+    Returns
+    -------
+    rows, cols : (N,) ndarray of int64
+    axis : (N,) ndarray of int8
+    """
+    acc, p = ser.acc, ser.p
+    empty = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8)
+    if acc.n_scenes != 1 or acc.source is not SourceKind.RAW or acc.n_frames < 8:
+        return empty
+    if not any(f.kind == "photo" for f in acc.frames):
+        return empty
+    H, W = acc.shape
+    k = _light_ratio(acc)
+    if k < p.line_light_ratio:
+        return empty
+    n_bins = 16
+    groups = []
+    for axis in (0, 1):
+        # the offsets' spread per level bin, from rows spread over the sensor
+        step = max(1, H // 256)
+        offs, lvls = [], []
+        for a in range(0, H, step):
+            o, lv, ok = _two_point_offsets(acc, a, min(H, a + 1), axis, k, 0.0)
+            offs.append(o[ok])
+            lvls.append(lv[ok])
+        o_s, l_s = np.concatenate(offs), np.concatenate(lvls)
+        if o_s.size < 50 * n_bins:
+            continue
+        edges = np.quantile(l_s, np.linspace(0.0, 1.0, n_bins + 1))[1:-1]
+        b_s = np.searchsorted(edges, l_s, side="right")
+        med = np.array([np.median(o_s[b_s == i]) for i in range(n_bins)])
+        sig = np.array([1.4826 * np.median(np.abs(o_s[b_s == i] - med[i])) for i in range(n_bins)])
+        sig = np.maximum(sig, 0.5)
+        rows_p, cols_p, rows_n, cols_n = [], [], [], []
+        for a in range(0, H, _BLOCK_ROWS):
+            b = min(H, a + _BLOCK_ROWS)
+            o, lv, ok = _two_point_offsets(acc, a, b, axis, k, p.line_shake)
+            bins = np.searchsorted(edges, lv, side="right")
+            z = (o - med[bins]) / sig[bins]
+            del o, lv, bins
+            r_, c_ = _nonzero2(ok & (z >= p.line_sigma))
+            rows_p.append(r_ + a)
+            cols_p.append(c_)
+            r_, c_ = _nonzero2(ok & (z <= -p.line_sigma))
+            rows_n.append(r_ + a)
+            cols_n.append(c_)
+        groups.append((np.concatenate(rows_p), np.concatenate(cols_p), axis))
+        groups.append((np.concatenate(rows_n), np.concatenate(cols_n), axis))
+    if not groups:
+        return empty
+    return _segments(H, W, groups, p)
+
+
+def _line_echoes(ser: _Series) -> None:
+    """Drop point flags that only echo a neighbouring column or row segment.
+
+    A photosite's residual ``4v - sum4`` compares it with its four
+    same-colour neighbours; when one of them lies on a defective line (two
+    of them at the sensor's edge, where the kernels reflect), the line's
+    offset shows in the photosite's residual, and a whole row beside a row
+    segment turned hot or noisy (176 false flags in one generated dark
+    series).  For each hot, noisy or cold photosite touching a segment, the
+    excess is measured again from the value sums against its neighbours off
+    the line; the flag stays when that excess keeps the sign and at least
+    ``line_echo_share`` of the original.
+    """
+    found, acc = ser.found, ser.acc
+    col = found.of(DefectKind.COLUMN)
+    if not col.any():
+        return
+    H, W = acc.shape
+    # sparse (sorted flat indices), no sensor-sized arrays: a segment's photosites, and two further
+    # along its line each way (its ends are found to within a photosite or two)
+    sr, sc = found.rows[col].astype(np.int64), found.cols[col].astype(np.int64)
+    flat = np.unique(sr * W + sc)
+    in_row = np.isin(sr * W + np.clip(sc - 1, 0, W - 1), flat) & (sc > 0)
+    in_row |= np.isin(sr * W + np.clip(sc + 1, 0, W - 1), flat) & (sc < W - 1)
+    grown = [flat]
+    for k in (-2, -1, 1, 2):
+        r2 = np.where(in_row, sr, sr + k)
+        c2 = np.where(in_row, sc + k, sc)
+        ok = (r2 >= 0) & (r2 < H) & (c2 >= 0) & (c2 < W)
+        grown.append(r2[ok] * W + c2[ok])
+    seg_flat = np.unique(np.concatenate(grown))
+    point = found.of(DefectKind.HOT) | found.of(DefectKind.NOISY) | found.of(DefectKind.COLD)
+    idx = np.flatnonzero(point)
+    if idx.size == 0:
+        return
+    r, c = found.rows[idx], found.cols[idx]
+    nr, nc = _neighbours(r, c, H, W)
+    on_line = np.isin(nr.astype(np.int64) * W + nc, seg_flat)
+    touch = on_line.any(axis=0) & ~on_line.all(axis=0)
+    if not touch.any():
+        return
+    idx, r, c, nr, nc, on_line = idx[touch], r[touch], c[touch], nr[:, touch], nc[:, touch], on_line[:, touch]
+
+    def mean_v(r_, c_):
+        return acc.s_v[r_, c_].astype(np.float64) / np.maximum(acc.valid_counts((r_, c_)), 1)
+
+    own = mean_v(r, c)
+    nb = mean_v(nr, nc)
+    off_line = np.where(on_line, 0.0, nb).sum(axis=0) / (~on_line).sum(axis=0)
+    before = acc.s_r[r, c].astype(np.float64) / 4.0 / np.maximum(acc.valid_counts((r, c)), 1)
+    after = own - off_line
+    echo = (np.sign(after) != np.sign(before)) | (np.abs(after) < ser.p.line_echo_share * np.abs(before))
+    if echo.any():
+        drop = np.zeros(found.rows.size, bool)
+        drop[idx[echo]] = True
+        ser.taken[found.rows[drop], found.cols[drop]] = False
+        found.keep(~drop)
+
+
+def _segments(H: int, W: int, groups, p: ClassifyParams):
+    """Photosites in column/row segments, from sparse leaning photosites.
+
+    Parameters
+    ----------
+    groups : list of (rows, cols, axis)
+        Leaning photosites of one sign and direction; axis 0 = along a
+        column, 1 = along a row.  Runs are sought along each line within one
+        colour (every second photosite), so a fault that shows in one colour
+        only is found too; the photosites of the other colour inside the
+        span are then included, since a readout fault takes the whole line
+        segment.
+
+    Returns
+    -------
+    rows, cols : (N,) ndarray of int64
+    axis : (N,) ndarray of int8
+        0 for a photosite of a column segment, 1 of a row segment.
+    """
+    half = ClassifyParams(**{**p.to_dict(), "column_min": max(4, p.column_min // 2)})
+    min_count = math.ceil(half.column_share * half.column_min)
+    out_r: list[np.ndarray] = []
+    out_c: list[np.ndarray] = []
+    out_a: list[np.ndarray] = []
+    for rows, cols, axis in groups:
+        if rows.size < min_count:
+            continue
+        along, line = (rows, cols) if axis == 0 else (cols, rows)
+        n_along = H if axis == 0 else W
+        lines, inv, counts = np.unique(line, return_inverse=True, return_counts=True)
+        ok = counts >= min_count
+        if not ok.any():
+            continue
+        keep = ok[inv]
+        lines_ok = lines[ok]
+        col_of = np.searchsorted(lines_ok, line[keep])
+        blk = np.zeros((n_along, lines_ok.size), bool)
+        blk[along[keep], col_of] = True
+        seg = np.zeros(blk.shape, bool)
+        for par in (0, 1):
+            seg[par::2] = _runs_block(blk[par::2], half)
+        gap = np.zeros_like(seg)
+        gap[1:-1] = seg[:-2] & seg[2:]
+        seg |= gap
+        a_, b_ = _nonzero2(seg)
+        r_, c_ = (a_, lines_ok[b_]) if axis == 0 else (lines_ok[b_], a_)
+        out_r.append(r_.astype(np.int64))
+        out_c.append(c_.astype(np.int64))
+        out_a.append(np.full(r_.size, axis, np.int8))
+    if not out_r:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8)
+    r = np.concatenate(out_r)
+    c = np.concatenate(out_c)
+    a = np.concatenate(out_a)
+    _, first = np.unique(r * W + c, return_index=True)
+    return r[first], c[first], a[first]
+
+
+def _runs_along(rows: np.ndarray, cols: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Photosites in order along their lines (columns for ``axis`` 0, rows for 1), and where each run starts.
+
+    Returns
+    -------
+    order : (N,) ndarray of int64
+        Sorts the photosites by line, then by position along it.
+    start : (N,) ndarray of bool
+        In that order: True at the first photosite of each run of consecutive positions on one line.
+    """
+    line, pos = (cols, rows) if axis == 0 else (rows, cols)
+    order = np.lexsort((pos, line))
+    line, pos = line[order], pos[order]
+    start = np.ones(order.size, bool)
+    start[1:] = (line[1:] != line[:-1]) | (pos[1:] != pos[:-1] + 1)
+    return order, start
+
+
+def _grow_segments(cr, ccl, caxis, wr, wc, wa, H: int, W: int):
+    """The strong segments (``cr, ccl, caxis``) and every weak segment run (``wr, wc, wa``) that shares
+    a photosite with one of them along the same axis.
+
+    Sparse throughout (sorted photosite lists, no sensor-sized arrays): the
+    classification's peak memory stays that of the sums.
+    """
+    out_r, out_c, out_a = [cr], [ccl], [caxis]
+    for axis in (0, 1):
+        sel = wa == axis
+        on_axis = caxis == axis
+        if not sel.any() or not on_axis.any():
+            continue
+        # a weak run grows only a strong segment of its own axis: a scene's pole leaning in two views
+        # crossed a true row segment and became a 25-photosite column (brackets, seed 1)
+        strong = np.unique(cr[on_axis].astype(np.int64) * W + ccl[on_axis])
+        r_, c_ = wr[sel].astype(np.int64), wc[sel].astype(np.int64)
+        order, start = _runs_along(r_, c_, axis)
+        r_, c_ = r_[order], c_[order]
+        run = np.cumsum(start)
+        good = np.unique(run[np.isin(r_ * W + c_, strong)])
+        keep = np.isin(run, good)
+        out_r.append(r_[keep])
+        out_c.append(c_[keep])
+        out_a.append(np.full(int(keep.sum()), axis, np.int8))
+    r = np.concatenate(out_r).astype(np.int64)
+    c = np.concatenate(out_c).astype(np.int64)
+    a = np.concatenate(out_a)
+    _, first = np.unique(r * W + c, return_index=True)
+    return r[first], c[first], a[first]
+
+
+def _trim_segment_ends(
+    cr, ccl, caxis, acc: Accumulator, share: float = 0.5, quiet: float = 0.75, max_spread: float = 0.25
+):
+    """The segments of a one-view series (``cr, ccl, caxis``) without end photosites that do not carry the offset.
+
+    A segment's span runs from its first to its last leaning photosite in
+    windows that mostly lean (:func:`_runs_block`), so a photosite leaning
+    by chance a few places past the true end carries the span on to it
+    (a timelapse, seed 6: 7 good photosites flagged past a row segment,
+    their mean residuals -19 to +13 beside the segment's +180).  The
+    fault's offset tells: a photosite of the segment carries it in every
+    frame; one past its end reads about zero, or minus half the segment's
+    (its neighbour along the line is in the segment).  Per segment (a run
+    of consecutive photosites along one line) and per colour parity along
+    it, with ``u`` each photosite's mean residual ``4 v - sum4`` over the
+    frames in units of the parity's median: the span keeps the photosites
+    from the first to the last whose ``u`` is at least ``share``, or below
+    ``-quiet`` (scene detail dominates it: one view leaves it in the
+    means, and it tells nothing of the fault).  Where the segment's own
+    ``u`` spread wider than ``max_spread`` (robust sigma), its median does
+    not stand for a fault's offset and nothing is trimmed.  A parity whose
+    median is under a quarter of the other's is the colour a one-colour
+    fault spans without leaning: it is kept inside the span the other
+    keeps.  Segments shorter than 4 are left as they are.  Simulated
+    timelapses, seeds 1-12: 7 false photosites fewer, 9 true ones fewer,
+    7 of those in runs the scene made (seed 4: a grid's dark bars across a
+    faulty column, whose photosites between the bars are trimmed; the
+    column is missed either way).
+
+    Only the one-view segments are trimmed (:func:`_one_view_lines`, one
+    test of the means per photosite): the line test's leans needed
+    ``line_min_scenes`` views each, and there a true segment's first
+    photosites may read near zero (``generate_series`` seed 2026: two of
+    them, kept).
+
+    Returns
+    -------
+    rows, cols : (N,) ndarray of int64
+    axis : (N,) ndarray of int8
+    """
+    if cr.size == 0:
+        return cr, ccl, caxis
+    res = acc.s_r[cr, ccl] / np.maximum(acc.valid_counts((cr, ccl)), 1)
+    keep = np.ones(cr.size, bool)
+    for axis in (0, 1):
+        idx = np.flatnonzero(caxis == axis)
+        if idx.size == 0:
+            continue
+        order, start = _runs_along(cr[idx], ccl[idx], axis)
+        idx = idx[order]
+        pos = cr[idx] if axis == 0 else ccl[idx]
+        bounds = np.append(np.flatnonzero(start), idx.size)
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            if b - a < 4:
+                continue
+            run = idx[a:b]
+            r = res[run]
+            par = pos[a:b] & 1
+            med = np.array([np.median(r[par == k]) for k in (0, 1)])
+            big = float(np.abs(med).max())
+            if big == 0.0:
+                continue
+            firsts, lasts = [], []
+            for k in (0, 1):
+                if abs(med[k]) < 0.25 * big:
+                    continue  # the colour the fault spans without leaning
+                # in units of the segment's offset: a photosite past the end reads about 0 (-0.5 with a
+                # neighbour along the line in the segment); far from both, it is the scene's detail
+                u = r * np.sign(med[k]) / abs(med[k])
+                spread = 1.4826 * float(np.median(np.abs(u[par == k] - 1.0)))
+                if spread > max_spread:  # offsets this varied (scene detail in them): no telling the end
+                    firsts.append(0)
+                    lasts.append(b - a - 1)
+                    continue
+                ok = np.flatnonzero((par == k) & ((u >= share) | (u < -quiet)))
+                if ok.size:
+                    firsts.append(ok[0])
+                    lasts.append(ok[-1])
+            if firsts:  # the span from the first to the last photosite that carries the offset
+                keep[run[: min(firsts)]] = False
+                keep[run[max(lasts) + 1 :]] = False
+    return cr[keep], ccl[keep], caxis[keep]
+
+
+def _line_scenes(acc: Accumulator, flat: np.ndarray) -> np.ndarray:
+    """Most scenes in which each photosite leaned across a line (either direction and sign)."""
+    out = np.zeros(flat.size, float)
+    if acc.ln_code.size == 0:
+        return out
+    for low in range(4):  # code = flat * 4 + 2 * row_line + dark
+        code = flat * 4 + low
+        pos = np.minimum(np.searchsorted(acc.ln_code, code), acc.ln_code.size - 1)
+        hit = acc.ln_code[pos] == code
+        out = np.maximum(out, np.where(hit, acc.ln_count[pos], 0))
+    return out
+
+
+def _strongest_lines(rows, cols, axis, acc: Accumulator, W: int, reach: int = 4):
+    """Developed images: of parallel line segments within ``reach`` pixels, keep the strongest.
+
+    Demosaicing, sharpening and JPEG compression echo a defective line in
+    the lines beside it; the line is reported once, where it leans in most
+    scenes (the line analogue of a blob's centre pixel).
+    """
+    count = _line_scenes(acc, rows * W + cols)
+    strength: dict[tuple[int, int], list[float]] = {}
+    for r, c, a, n in zip(rows.tolist(), cols.tolist(), axis.tolist(), count.tolist()):
+        key = (a, c if a == 0 else r)  # a column segment is keyed by its column, a row one by its row
+        strength.setdefault(key, []).append(n)
+    mean = {k: float(np.mean(v)) for k, v in strength.items()}
+    drop = {
+        k
+        for k in mean
+        for d in range(1, reach + 1)
+        for s in (-d, d)
+        if (k[0], k[1] + s) in mean and mean[(k[0], k[1] + s)] > mean[k]
+    }
+    keep = np.array(
+        [(a, c if a == 0 else r) not in drop for r, c, a in zip(rows.tolist(), cols.tolist(), axis.tolist())], bool
+    )
+    return rows[keep], cols[keep], axis[keep]

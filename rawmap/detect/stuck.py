@@ -1,0 +1,260 @@
+"""Stuck and dead photosites: a value range over all frames within the read noise beside neighbours that vary.
+
+See the rules in :mod:`rawmap.detect` (``stuck`` / ``dead``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..accumulate import Accumulator
+from ..defectmap import DefectKind
+from ..frame import SourceKind
+from .params import _BLOCK_ROWS
+from .series import _adjacent, _darks_only, _neighbours, _nonzero2, _sample_index, _Series, _trimmed_means
+
+
+def _stuck_and_dead(ser: _Series) -> None:
+    """Stuck and dead: a range over all frames within the read noise while the neighbours vary far more.
+
+    ``dead`` when the constant sits at black (never more than
+    ``dead_share`` of the range above it, whatever the photosite's own noise:
+    the noisiest frames' read noise can be several times the median
+    frame's). Also a photosite clipped in every frame of two or more units
+    whose neighbours never reach ``clip_neighbour_share`` of the clip level
+    (in darks nothing varies, so the range test cannot see it); in one view
+    whose light changed, one whose same-colour and adjacent neighbours
+    never reach that share, or each read under ``clip_alone_share`` of it
+    in its darkest frame (no lens images a point of light that way).
+    """
+    acc, p, found, taken = ser.acc, ser.p, ser.found, ser.taken
+    H, W = acc.shape
+    black2 = acc.black2
+    bound = p.stuck_noise_factor * ser.sig_read
+    dead_bound = p.dead_share * ser.span
+    shot = _ShotNoise(acc)  # the series' noise slope and plateau levels, measured once for every block
+    darks_only = _darks_only(acc)
+    lit = bool(acc.frames) and not darks_only
+    line_r: list[np.ndarray] = []
+    line_c: list[np.ndarray] = []
+    line_a: list[np.ndarray] = []
+    line_s: list[np.ndarray] = []
+    line_v: list[np.ndarray] = []
+    for a in range(0, H, _BLOCK_ROWS):
+        b = min(H, a + _BLOCK_ROWS)
+        rng_blk = acc.vmax[a:b].astype(np.int32) - acc.vmin[a:b]
+        top = acc.vmax[a:b].astype(np.float64) - float(np.max(black2))
+        rr, cc = _nonzero2((rng_blk <= bound) | (top <= dead_bound))
+        del rng_blk, top
+        if rr.size == 0:
+            continue
+        rr += a
+        nr, nc = _neighbours(rr, cc, H, W)
+        ranges = acc.vmax[nr, nc].astype(np.float64) - acc.vmin[nr, nc]
+        # the median of the distinct neighbours' ranges: at the edge the kernels reflect and the
+        # inner neighbour stands in twice, so that one bright neighbour there cannot make a dead one
+        flat_nb = nr.astype(np.int64) * W + nc
+        dup = np.zeros(ranges.shape, bool)
+        for i in range(1, 4):
+            dup[i] = (flat_nb[i][None, :] == flat_nb[:i]).any(axis=0)
+        nmed = np.nanmedian(np.where(dup, np.nan, ranges), axis=0)
+        if darks_only:
+            # in darks only cosmic rays make a neighbour's range: a track through two of them lifted
+            # the median (3147 "dead" photosites beside tracks in 20 long darks). All four must vary,
+            # each measured without its highest value (twice its trimmed mean's height above its lowest)
+            trimmed, nv = _trimmed_means(acc, (nr, nc))
+            robust = np.where(nv == acc.n_frames, 2.0 * (trimmed - acc.vmin[nr, nc]), ranges)
+            nmed = robust.min(axis=0)
+        own = acc.vmax[rr, cc].astype(np.int32) - acc.vmin[rr, cc]
+        quiet = np.zeros(rr.size, bool)
+        few = acc.n_scenes < p.few_views
+        if acc.n_scenes < p.guard_views:
+            # few views: the scene's dark or bright specks pass the test below (3 frames of 3 scenes
+            # kept 141 photosites within their bound by chance over 8 defect-free series), but optics
+            # never make one photosite wide, so all four same-colour neighbours must vary far more, and
+            # most adjacent ones (other colours, dimmer in coloured light) several times more
+            ar, ac = _adjacent(rr, cc, H, W)
+            aranges = acc.vmax[ar, ac].astype(np.int32) - acc.vmin[ar, ac]
+            arange = np.sort(aranges, axis=0)
+            adjacent_vary = 0.5 * (arange[1] + arange[2]) >= p.stuck_contrast * np.maximum(own, 2 * ser.sig_read)
+            if few:
+                nmed = np.where(adjacent_vary, ranges.min(axis=0), 0.0)
+            else:  # three or four views: on a line (a dead column: its neighbours along it as quiet), the
+                # two across it
+                vertical = (np.maximum(ranges[0], ranges[1]) <= bound) & (np.minimum(ranges[2], ranges[3]) > bound)
+                horizontal = (np.maximum(ranges[2], ranges[3]) <= bound) & (np.minimum(ranges[0], ranges[1]) > bound)
+                across = np.where(vertical, np.minimum(ranges[2], ranges[3]), np.minimum(ranges[0], ranges[1]))
+                every = np.where(vertical | horizontal, np.minimum(nmed, across), ranges.min(axis=0))
+                nmed = np.where(adjacent_vary, every, 0.0)
+        if few:
+            # and one view's read-noise figure is the scene's texture (many times the true noise), so
+            # the range bound cannot tell a dark scene point from a dead photosite: a dead one sits on
+            # black (its range centred there, where a dark point's rises with the light), a stuck one
+            # varies less than the shot noise of its level (:func:`_quieter_than_light`)
+            mid = 0.5 * (acc.vmin[rr, cc].astype(np.float64) + acc.vmax[rr, cc]) - ser.black_at(rr, cc)
+            on_black = np.abs(mid) <= 0.15 * own + 2.0
+            quiet = _quieter_than_light(ser, rr, cc, own, shot)
+            far = 2 * p.stuck_contrast * np.maximum(own, 2.0)
+            quiet_as = 2.0 * np.maximum(own, 2.0) + 4.0
+            # a lone one on black whose every same-colour neighbour varies that much more, and no
+            # adjacent one is about as quiet (a short dark line of the scene), is dead as it stands
+            lone = aranges.min(axis=0) > quiet_as
+            quiet |= on_black & adjacent_vary & (ranges.min(axis=0) >= far) & lone
+            # a dead line, one photosite wide: the same-colour and the adjacent neighbours along it are
+            # as quiet (a dark line of the scene is lit in the other colour's photosites), the ones across
+            # it, same colour and adjacent, vary that much more (a dark stripe of the scene is wider)
+            along_col = (np.maximum(ranges[0], ranges[1]) <= bound) & (np.maximum(aranges[0], aranges[1]) <= quiet_as)
+            along_row = (np.maximum(ranges[2], ranges[3]) <= bound) & (np.maximum(aranges[2], aranges[3]) <= quiet_as)
+            across = np.where(
+                along_col,
+                np.minimum(np.minimum(ranges[2], ranges[3]), np.minimum(aranges[2], aranges[3])),
+                np.minimum(np.minimum(ranges[0], ranges[1]), np.minimum(aranges[0], aranges[1])),
+            )
+            line = on_black & (along_col ^ along_row) & (own <= bound) & (across >= far)
+        ok = (nmed >= p.stuck_contrast * own + 2 * bound) | (quiet & (nmed >= p.stuck_contrast * own))
+        # a dead photosite's own noise may pass the range bound; its neighbours must vary far more
+        # (in one view the neighbours' range is the scene's: the photosite's own must be noise)
+        ok &= (own <= bound) | ((nmed >= p.stuck_contrast * dead_bound + 2 * bound) & (acc.n_scenes >= p.few_views))
+        if lit and not few:
+            # where the read-noise figure is the scenes' texture (brackets: 80 DN against a true 4), a
+            # dim photosite's range passes the bound, though it follows the light (blue ones in warm
+            # light, 510 -> 1300 DN, mostly low, high in the longest exposures). Its same-colour
+            # neighbours must vary stuck_response times more, or its mean sit where noise about a
+            # constant puts it: on black (a dead photosite at ISO 6400: 250 -> 618 DN, mean 504 on a
+            # black of 512) or in the middle of its range (stuck), within stuck_centre standard
+            # errors (a range of n Gaussian values is about 4.3 sigmas); a dim one's mean sits low
+            n_v = np.maximum(acc.valid_counts((rr, cc)), 1).astype(float)
+            mean = acc.s_v[rr, cc] / n_v
+            se = np.maximum(own, 1) / 4.3 / np.sqrt(n_v)
+            centre = 0.5 * (acc.vmin[rr, cc].astype(float) + acc.vmax[rr, cc])
+            constant = (np.abs(mean - ser.black_at(rr, cc)) <= p.stuck_centre * se) | (
+                np.abs(mean - centre) <= p.stuck_centre * se
+            )
+            # all but one of its distinct neighbours: a bright edge of the scene beside a dim photosite
+            # lights one side only (a black-0 sensor: 0 -> 93 DN, following its neighbours' 60-100 DN,
+            # beside two that clipped, was "dead")
+            second = np.sort(np.where(dup, np.inf, ranges), axis=0)[1]
+            ok &= (np.minimum(nmed, second) >= p.stuck_response * own) | constant
+        if few:
+            ok &= (on_black & lone) | quiet
+            pend = line & ~ok
+            line_r.append(rr[pend])
+            line_c.append(cc[pend])
+            line_a.append(np.where(along_col[pend], 0, 1))
+            line_s.append(across[pend] / np.maximum(own[pend], ser.sig_read))
+            line_v.append(mid[pend] + ser.black_at(rr[pend], cc[pend]))
+        clipped = acc.vmin[rr, cc].astype(np.int64) >= acc.clip
+        if acc.n_scenes >= 2:
+            nmax = np.median(acc.vmax[nr, nc].astype(np.float64), axis=0)
+            ok |= clipped & (nmax <= p.clip_neighbour_share * acc.clip)
+        elif clipped.any():
+            # one view: a glint or a distant lamp lights the photosites around it too, so every
+            # same-colour and adjacent neighbour must stay below that share of the clip level in every
+            # frame, and the light around it must have changed (a lamp that stays clipped while the
+            # scene dims keeps its neighbours lit; in a view whose light never changed nothing tells)
+            ar, ac = _adjacent(rr, cc, H, W)
+            allr, allc = np.concatenate([nr, ar]), np.concatenate([nc, ac])
+            nmax = acc.vmax[allr, allc].max(axis=0).astype(np.float64)
+            blk = ser.black_at(allr, allc)
+            fell = (acc.vmax[allr, allc] - blk) / np.maximum(acc.vmin[allr, allc] - blk, 1.0)
+            dimmed = np.median(fell, axis=0) >= p.line_light_ratio
+            ok |= clipped & (nmax <= p.clip_neighbour_share * acc.clip) & dimmed
+            # or clipped while every one of them, in its darkest frame, read under clip_alone_share of
+            # the clip level: no lens puts a point of light on one photosite with its adjacent ones
+            # below a tenth of it, and a lamp that stays lit keeps its halo (a stuck photosite in a
+            # timelapse whose brightest frames lit its neighbours to 58 % of the clip, 7 % at dusk)
+            darkest = (acc.vmin[allr, allc] - blk).max(axis=0)
+            ok |= clipped & (darkest <= p.clip_alone_share * (acc.clip - blk.max(axis=0))) & dimmed
+        rr, cc, own, nmed = rr[ok], cc[ok], own[ok], nmed[ok]
+        if rr.size == 0:
+            continue
+        level = 0.5 * (acc.vmin[rr, cc].astype(float) + acc.vmax[rr, cc]) - ser.black_at(rr, cc)
+        dead = level <= np.maximum(p.dead_noise * ser.sig_read + own, dead_bound)
+        score = nmed / np.maximum(own, ser.sig_read)
+        found.add(rr[dead], cc[dead], DefectKind.DEAD, score[dead], level[dead] + ser.black_at(rr[dead], cc[dead]))
+        found.add(
+            rr[~dead], cc[~dead], DefectKind.STUCK, score[~dead], level[~dead] + ser.black_at(rr[~dead], cc[~dead])
+        )
+        taken[rr, cc] = True
+    if line_r and sum(x.size for x in line_r):
+        # dead line photosites stand only beside another one along their line (a segment is made of
+        # them in :func:`_lines`); a lone one is a dark scene line's end, not a fault
+        lr, lc, la = np.concatenate(line_r), np.concatenate(line_c), np.concatenate(line_a)
+        ls, lv = np.concatenate(line_s), np.concatenate(line_v)
+        flat = lr.astype(np.int64) * W + lc
+        beside = np.zeros(lr.size, bool)
+        for step in (-2, 2):
+            nr_ = np.where(la == 0, lr + step, lr)
+            nc_ = np.where(la == 1, lc + step, lc)
+            beside |= np.isin(nr_.astype(np.int64) * W + nc_, flat)
+        found.add(lr[beside], lc[beside], DefectKind.DEAD, ls[beside], lv[beside])
+        taken[lr[beside], lc[beside]] = True
+
+
+class _ShotNoise:
+    """What :func:`_quieter_than_light` measures of the whole series, once (not per block of rows).
+
+    ``b``: the frames' median noise slope (residual units, see
+    :func:`rawmap.accumulate.noise.noise_model`), at least 1 (a gain of 0.05 DN per
+    electron: scientific 16-bit cameras sit near it, photographic sensors
+    above; texture can drive a frame's fitted slope to 0).
+    :meth:`plateau_levels`: the sorted levels of the constant photosites
+    among a sample of 400,000, taken on first use.
+    """
+
+    def __init__(self, acc: Accumulator) -> None:
+        self.acc = acc
+        slopes = [f.noise_b for f in acc.frames if f.noise_b > 0]
+        self.b = max(float(np.median(slopes)) if slopes else 0.0, 1.0)
+        self._levels: np.ndarray | None = None
+
+    def plateau_levels(self) -> np.ndarray:
+        if self._levels is None:
+            acc = self.acc
+            sr, sc = _sample_index(*acc.shape)
+            const = (acc.vmax[sr, sc].astype(np.int32) - acc.vmin[sr, sc]) <= 2
+            self._levels = np.sort(acc.vmax[sr, sc][const].astype(np.float64))
+        return self._levels
+
+
+def _quieter_than_light(ser: _Series, r: np.ndarray, c: np.ndarray, own: np.ndarray, shot: _ShotNoise) -> np.ndarray:
+    """Photosites that varied far less over the frames than the shot noise of their level allows.
+
+    A healthy photosite at ``L`` DN above black varies by its shot noise,
+    ``sigma = sqrt(b L / 20)`` with ``b`` the series' noise slope
+    (:class:`_ShotNoise`), whatever the scene: over 8 frames or more its
+    range stays above ``sigma`` all but never.  Sigma at least 5 DN (8-bit
+    mosaics and the darkest levels can repeat a value).  RAW mosaics only
+    (developed images compress their highlights), below the clip level, and
+    not on a plateau: a sensor that saturates below its white level holds
+    many photosites constant at about one level (more than two constant
+    photosites within 1 % of the range of it, among a sample of 400,000).
+
+    Parameters
+    ----------
+    r, c : (N,) ndarray of int
+    own : (N,) ndarray
+        Each photosite's range over the frames, DN.
+    shot : _ShotNoise
+
+    Returns
+    -------
+    (N,) ndarray of bool
+        The range is below ``quiet_share`` of sigma.
+    """
+    acc = ser.acc
+    if acc.source is not SourceKind.RAW or acc.n_frames < 8:
+        return np.zeros(r.size, bool)
+    black = ser.black_at(r, c)
+    level = 0.5 * (acc.vmin[r, c].astype(np.float64) + acc.vmax[r, c]) - black
+    sigma = np.sqrt(shot.b * np.maximum(level, 0.0) / 20.0)
+    out = (acc.vmax[r, c] < acc.clip) & (own < ser.p.quiet_share * sigma) & (sigma >= 5.0)
+    if out.any():
+        # a sensor that saturates below its white level reads a plateau: many photosites constant
+        # at about one level; a stuck one is alone at its own
+        levels = shot.plateau_levels()
+        span = 0.01 * ser.span
+        v = acc.vmax[r, c].astype(np.float64)
+        crowd = np.searchsorted(levels, v + span, side="right") - np.searchsorted(levels, v - span)
+        out &= crowd <= 2
+    return out
