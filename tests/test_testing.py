@@ -826,6 +826,28 @@ def test_score_map(tmp_path):
     assert empty.recall == 0.0 and empty.precision == 1.0 and empty.n_flags == 0
 
 
+def test_score_map_within_a_radius(tmp_path):
+    truth = write_scenario(tmp_path, "darks-same", seed=10, shape=SCEN, n_frames=5)
+    points = [d for d, m, c in zip(truth.defects, truth.must_find, truth.classes()) if m and c != "column"]
+    planted = {(d.row, d.col) for d in truth.defects}
+    # every must-find point flagged one photosite off (where that is no planted defect itself)
+    moved = []
+    for d in points:
+        near = [(d.row + dr, d.col + dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc]
+        rc = next(x for x in near if x not in planted and x[0] >= 0 and x[1] >= 0)
+        moved.append(Defect(rc[0], rc[1], d.kind, 10.0))
+    far = Defect(SCEN[0] - 1, SCEN[1] - 1, DefectKind.HOT, 1.0)
+    assert min(max(abs(far.row - r), abs(far.col - c)) for r, c in planted) > 2, "pick another far corner"
+    m = type("M", (), {"defects": [*moved, far]})()
+    exact = score_map(m, truth)
+    assert exact.n_found == 0 and exact.n_false == len(moved) + 1
+    near = score_map(m, truth, radius=2)
+    assert near.n_found == len(points) and near.n_false == 1  # the segments stay unfound: nothing flagged there
+    assert near.precision == pytest.approx(len(moved) / (len(moved) + 1))
+    with pytest.raises(ValueError, match="radius"):
+        score_map(m, truth, radius=-1)
+
+
 # --- the subpackage: public names, the deprecated alias, the runtime never imports it ---------------
 
 import ast  # noqa: E402

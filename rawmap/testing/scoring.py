@@ -63,7 +63,15 @@ class MapScore:
         )
 
 
-def score_map(defect_map: Any, truth: SeriesTruth) -> MapScore:
+def _near(point: tuple[int, int], points: set[tuple[int, int]] | dict, radius: int) -> bool:
+    """Is a member of ``points`` within ``radius`` photosites of ``point`` (Chebyshev distance)?"""
+    r, c = point
+    if radius == 0:
+        return point in points
+    return any((r + dr, c + dc) in points for dr in range(-radius, radius + 1) for dc in range(-radius, radius + 1))
+
+
+def score_map(defect_map: Any, truth: SeriesTruth, radius: int = 0) -> MapScore:
     """Score a defect map against the truth of a generated series.
 
     Parameters
@@ -73,11 +81,23 @@ def score_map(defect_map: Any, truth: SeriesTruth) -> MapScore:
         (visible-area coordinates).
     truth : SeriesTruth
         With ``visible_frames`` (see :attr:`SeriesTruth.must_find`).
+    radius : int, optional
+        A planted defect is found when a flag lies within this many
+        photosites of it (Chebyshev), and a flag is true when a planted
+        defect lies within as many: 2 for maps made from a series' JPEG
+        renderings, whose demosaicing and compression move a defect's trace
+        (and merge a cluster's flags into one per blob).  0 (exact) by default.
 
     Returns
     -------
     MapScore
+
+    Examples
+    --------
+    >>> score_map(jpeg_map, truth, radius=2).recall  # doctest: +SKIP
     """
+    if radius < 0:
+        raise ValueError(f"radius must be 0 or more, got {radius}")
     must = truth.must_find
     classes = truth.classes()
     flags = {(int(d.row), int(d.col)): DefectKind(d.kind).value for d in defect_map.defects}
@@ -85,7 +105,7 @@ def score_map(defect_map: Any, truth: SeriesTruth) -> MapScore:
     by_class: dict[str, list[int]] = {}
     segments: dict[int, list[tuple[bool, bool]]] = {}
     for d, c, m in zip(truth.defects, classes, must):
-        hit = (d.row, d.col) in flags
+        hit = _near((d.row, d.col), flags, radius)
         if c == "column":
             segments.setdefault(int(d.params.get("segment", -1)), []).append((bool(m), hit))
         elif m:
@@ -101,7 +121,7 @@ def score_map(defect_map: Any, truth: SeriesTruth) -> MapScore:
     n_found = sum(v[0] for v in by_class.values())
     false: dict[str, int] = {}
     for rc, kind in flags.items():
-        if rc not in planted:
+        if not _near(rc, planted, radius):
             false[kind] = false.get(kind, 0) + 1
     n_false = sum(false.values())
     return MapScore(

@@ -24,7 +24,12 @@ neighbours in at least ``frame_ratio`` of the frames), and Siril's
 ``find_hot`` (``siril-cli``, needs ``.[fits]`` for the FITS copies) on the
 median master of the darks scenarios at 3 and 5 sigma, as
 ``bench_calib.py`` runs it.  rawpy.enhance takes about half a minute per
-series of this size.
+series of this size.  With ``--jpeg`` each DNG scenario is also written as
+its JPEG renderings (the camera's JPEG beside each RAW) and mapped from
+those alone (the JPEG fallback), scored with ``radius=2``: a flag within 2
+pixels of a planted defect finds it (demosaicing and compression move a
+defect's trace); the must-find defects are the RAW ones (visible in 20 % of
+the frames of the mosaic), some of which a JPEG hides.
 """
 
 from __future__ import annotations
@@ -94,13 +99,14 @@ def peers(name: str, folder: Path, truth, shape: tuple[int, int]) -> str:
     return out
 
 
-def run(name: str, frames: int, shape: tuple[int, int], seed: int, with_peers: bool = False) -> str:
+def run(name: str, frames: int, shape: tuple[int, int], seed: int, with_peers: bool = False, jpeg: bool = False) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         t0 = time.perf_counter()
-        truth = write_scenario(folder, name, seed=seed, shape=shape, n_frames=frames)
+        jpeg &= name not in GRAYSCALE  # the grayscale scenarios are mosaics: no rendering to develop
+        truth = write_scenario(folder, name, seed=seed, shape=shape, n_frames=frames, jpeg=jpeg)
         t1 = time.perf_counter()
-        paths, _ = collect_inputs([folder])
+        paths = [p for p in collect_inputs([folder])[0] if p.suffix.lower() != ".jpg"]
         result = map_files(paths, mosaic=mosaic_spec(name, shape) if name in GRAYSCALE else None)
         t2 = time.perf_counter()
         maps = result.maps
@@ -115,6 +121,13 @@ def run(name: str, frames: int, shape: tuple[int, int], seed: int, with_peers: b
         if name in GRAYSCALE:  # the same files without --cfa: developed images, one record per blob of pixels
             plain = score_map(map_files(paths).maps[0].defect_map, truth)
             out += f"\n    without --cfa (developed-image rules): {plain.summary()}"
+        if jpeg:  # the same series from its JPEG renderings (the JPEG fallback), flags within 2 px
+            jpgs = sorted(folder.glob("*.jpg"))
+            jrun = map_files(jpgs)
+            if len(jrun.maps) == 1:
+                out += f"\n    from its JPEGs (within 2 px): {score_map(jrun.maps[0].defect_map, truth, radius=2).summary()}"
+            else:
+                out += f"\n    from its JPEGs: {len(jrun.maps)} maps (expected one body)"
         if with_peers:
             out += peers(name, folder, truth, shape)
         return out
@@ -128,10 +141,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, nargs="+", default=[2027, 31, 7], help="one run per seed")
     ap.add_argument("--scenarios", nargs="*", default=list(SCENARIOS), choices=SCENARIOS)
     ap.add_argument("--peers", action="store_true", help="also rawpy.enhance (DNG series) and Siril (darks)")
+    ap.add_argument("--jpeg", action="store_true", help="also map each DNG scenario from its JPEG renderings")
     a = ap.parse_args()
     for name in a.scenarios:
         for seed in a.seed:
-            print(f"seed {seed}: " + run(name, a.frames, (a.height, a.width), seed, a.peers), flush=True)
+            print(f"seed {seed}: " + run(name, a.frames, (a.height, a.width), seed, a.peers, a.jpeg), flush=True)
 
 
 if __name__ == "__main__":
