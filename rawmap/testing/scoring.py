@@ -63,12 +63,24 @@ class MapScore:
         )
 
 
-def _near(point: tuple[int, int], points: set[tuple[int, int]] | dict, radius: int) -> bool:
-    """Is a member of ``points`` within ``radius`` photosites of ``point`` (Chebyshev distance)?"""
-    r, c = point
-    if radius == 0:
-        return point in points
-    return any((r + dr, c + dc) in points for dr in range(-radius, radius + 1) for dc in range(-radius, radius + 1))
+def _within(points: np.ndarray, targets: np.ndarray, radius: int) -> np.ndarray:
+    """(N,) bool: has each of ``points`` (N, 2) a member of ``targets`` (M, 2) within ``radius`` (Chebyshev)?
+
+    In chunks of points, so that thousands of flags against hundreds of
+    defects stay a few megabytes.
+    """
+    out = np.zeros(len(points), bool)
+    if len(points) == 0 or len(targets) == 0:
+        return out
+    for i in range(0, len(points), 2048):
+        chunk = points[i : i + 2048]
+        out[i : i + 2048] = (np.abs(chunk[:, None, :] - targets[None, :, :]).max(axis=2) <= radius).any(axis=1)
+    return out
+
+
+def _rows_cols(pairs) -> np.ndarray:
+    """(N, 2) int64 array of (row, col) pairs."""
+    return np.array(list(pairs), np.int64).reshape(-1, 2)
 
 
 def score_map(defect_map: Any, truth: SeriesTruth, radius: int = 0) -> MapScore:
@@ -101,11 +113,12 @@ def score_map(defect_map: Any, truth: SeriesTruth, radius: int = 0) -> MapScore:
     must = truth.must_find
     classes = truth.classes()
     flags = {(int(d.row), int(d.col)): DefectKind(d.kind).value for d in defect_map.defects}
-    planted = {(d.row, d.col) for d in truth.defects}
+    planted = _rows_cols((d.row, d.col) for d in truth.defects)
+    flagged = _rows_cols(flags)
+    found = _within(planted, flagged, radius)
     by_class: dict[str, list[int]] = {}
     segments: dict[int, list[tuple[bool, bool]]] = {}
-    for d, c, m in zip(truth.defects, classes, must):
-        hit = _near((d.row, d.col), flags, radius)
+    for d, c, m, hit in zip(truth.defects, classes, must, found.tolist()):
         if c == "column":
             segments.setdefault(int(d.params.get("segment", -1)), []).append((bool(m), hit))
         elif m:
@@ -120,8 +133,8 @@ def score_map(defect_map: Any, truth: SeriesTruth, radius: int = 0) -> MapScore:
     n_must = sum(v[1] for v in by_class.values())
     n_found = sum(v[0] for v in by_class.values())
     false: dict[str, int] = {}
-    for rc, kind in flags.items():
-        if not _near(rc, planted, radius):
+    for kind, true in zip(flags.values(), _within(flagged, planted, radius).tolist()):
+        if not true:
             false[kind] = false.get(kind, 0) + 1
     n_false = sum(false.values())
     return MapScore(
@@ -166,15 +179,9 @@ def score_flags(
         Must-find units found and planted, by truth kind.
     """
     defects = truth["defects"]
-    planted = np.array([(d["row"], d["col"]) for d in defects], np.int64).reshape(-1, 2)
-
-    def hit(points: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        if len(points) == 0 or len(targets) == 0:
-            return np.zeros(len(points), bool)
-        return (np.abs(points[:, None, :] - targets[None, :, :]).max(axis=2) <= radius).any(axis=1)
-
-    f = np.array(sorted(flags), np.int64).reshape(-1, 2)
-    precision = float(hit(f, planted).mean()) if len(f) else 1.0
+    planted = _rows_cols((d["row"], d["col"]) for d in defects)
+    f = _rows_cols(sorted(flags))
+    precision = float(_within(f, planted, radius).mean()) if len(f) else 1.0
     found: Counter = Counter()
     total: Counter = Counter()
     columns: dict[int, list[tuple[int, int]]] = {}
@@ -186,9 +193,9 @@ def score_flags(
             columns.setdefault(d["col"], []).append((d["row"], d["col"]))
             continue
         total[d["kind"]] += 1
-        found[d["kind"]] += int(hit(np.array([[d["row"], d["col"]]]), f)[0])
+        found[d["kind"]] += int(_within(np.array([[d["row"], d["col"]]]), f, radius)[0])
     for pts in columns.values():
         total["column"] += 1
-        found["column"] += int(hit(np.array(pts), f).mean() >= 0.8)
+        found["column"] += int(_within(np.array(pts), f, radius).mean() >= 0.8)
     recall = sum(found.values()) / max(sum(total.values()), 1)
     return recall, precision, found, total
