@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 import time
 import warnings
@@ -89,7 +88,6 @@ def peers(name: str, folder: Path, truth, shape: tuple[int, int]) -> str:
     if name in DARKS:
         if shutil.which("siril-cli") is None:
             return out + "\n    Siril find_hot: siril-cli not found (Debian: apt-get install siril)"
-        sys.path.insert(0, str(Path(__file__).parent))
         from bench_calib import fits_copies, siril_find_hot
 
         fits_paths = fits_copies(dngs, folder / "fits")
