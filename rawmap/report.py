@@ -427,11 +427,11 @@ def map_lines(dmap: DefectMap, *, table_rows: int = TABLE_ROWS, segment_rows: in
     for seg in segs[:segment_rows]:
         members = [columns[rc] for rc in seg.cells() if rc in columns]
         offs = [m.value for m in members if math.isfinite(m.value)]
-        mean = sum(offs) / len(offs) if offs else 0.0
-        # three significant digits, never in e-notation: -2,650 DN rather than -2.65e+03 DN
-        off = (
-            (f", mean offset {mean:+,.0f} DN" if abs(mean) >= 1000 else f", mean offset {mean:+.3g} DN") if offs else ""
-        )
+        off = ""
+        if offs:
+            mean = sum(offs) / len(offs)
+            # three significant digits, never in e-notation: -2,650 DN rather than -2.65e+03 DN
+            off = f", mean offset {mean:{'+,.0f' if abs(mean) >= 1000 else '+.3g'}} DN"
         where = (
             f"col {seg.index}, rows {seg.start}-{seg.stop}"
             if seg.axis == "column"
