@@ -340,3 +340,12 @@ def test_an_unknown_version_is_refused(v2_file, tmp_path):
     _refused(_write(tmp_path / "v3.rawstate", content), "state version 3 is not supported (this rawmap reads 1 and 2)")
     with pytest.raises(ValueError, match="state version 3"):
         state_bytes(Accumulator.load(v2_file), version=3)
+
+
+def test_a_version_2_state_without_its_views_member_is_refused(v2_file, tmp_path):
+    """Every version-2 state holds ``view_scene.pk``; its name is outside the zip's CRC, so a flipped
+    bit there had loaded a state without its views' signatures (found by the bit-flip test when the
+    frame records grew), as if written before views were tracked."""
+    content = _members(v2_file)
+    content["view_scenf.pk"] = content.pop("view_scene.pk")
+    _refused(_write(tmp_path / "renamed.rawstate", content), "view_scene.pk is missing")

@@ -570,7 +570,10 @@ def _from_state(cls: Any, zf: zipfile.ZipFile, meta: dict[str, Any]) -> Any:
             columns.append(values)
         acc.cl_code = code
         acc.cl_stats = np.stack(columns, axis=1) if code.size else np.zeros((0, len(acc.CLIP_STATS)), np.float64)
-    # view signatures (absent in states written before views were tracked)
+    # view signatures (absent in version-1 states written before views were tracked; every version-2
+    # state has the member, so its absence there is damage: a flipped bit in its name)
+    if meta["version"] > 1 and "view_scene.pk" not in zf.namelist():
+        raise StateFormatProblem("view_scene.pk is missing")
     if ("view_scene.npy" if meta["version"] == 1 else "view_scene.pk") in zf.namelist():
         scenes = indices(vector("view_scene.npy", np.int64, n_scenes), "view_scene", 1, n_scenes + 1)
         if scenes.size:
