@@ -532,6 +532,22 @@ HOSTILE_STATES = {
         (),
         "frame record 0: path, time or overflow",
     ),
+    "meta-frame-level": (
+        lambda s: {
+            "meta.json": _meta(s, frames=lambda m: [dict(m["frames"][0], level=[1.0, 2.0, 3.0])] + m["frames"][1:])
+        },
+        (),
+        "frame record 0: level is not a list of 4 numbers",
+    ),
+    "meta-frame-level-negative": (
+        lambda s: {
+            "meta.json": _meta(
+                s, frames=lambda m: [dict(m["frames"][0], level=[1.0, -2.0, 3.0, 4.0])] + m["frames"][1:]
+            )
+        },
+        (),
+        "frame record 0: level below 0",
+    ),
     "meta-cfa": (lambda s: {"meta.json": _meta(s, cfa=[[0, 1], [3, 7]])}, (), "cfa 7 is out of range (0 to 3)"),
     "meta-params": (lambda s: {"meta.json": _meta(s, params={"open_views": "8"})}, (), "params.open_views '8'"),
     "meta-huge": (

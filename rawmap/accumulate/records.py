@@ -138,6 +138,10 @@ class FrameRecord:
     #: photosites its view counted as outliers when it closed (one each, either sign; None: a dark, a view
     #: still open, or a state written before views recorded it)
     view_outliers: int | None = None
+    #: the frame's brightness at each position of the 2 x 2 pattern, ``[(0, 0), (0, 1), (1, 0), (1, 1)]``:
+    #: the median of about 20,000 photosites there, above black (DN); None in states written before
+    #: it was kept
+    level: tuple[float, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -148,6 +152,8 @@ class FrameRecord:
     def from_dict(cls, d: dict[str, Any]) -> FrameRecord:
         d = {k: v for k, v in d.items() if k in {f.name for f in fields(cls)}}
         d["time"] = _dt.datetime.fromisoformat(d["time"]) if d.get("time") else None
+        if d.get("level") is not None:
+            d["level"] = tuple(float(v) for v in d["level"])
         return cls(**d)
 
 
@@ -179,6 +185,7 @@ class PreparedFrame:
     folded: list = field(default_factory=list)  #: per band: folded yet?
     clipped: tuple = ()  #: (flat indices, residuals) of the photosites clipped while their neighbours were not
     channels: int | None = None  #: a developed image's channels (None: a RAW mosaic)
+    level: tuple[float, ...] | None = None  #: see :attr:`FrameRecord.level`
 
 
 def _unix(t: _dt.datetime | None) -> float:

@@ -726,7 +726,20 @@ def _frame_record(d: Any, i: int, n_scenes: int) -> FrameRecord:
         view_outliers=None
         if d.get("view_outliers") is None
         else _int_in(d.get("view_outliers"), f"{what}: view_outliers", 0, 1 << 62),
+        level=_levels(d.get("level"), what),
     )
+
+
+def _levels(v: Any, what: str) -> tuple[float, ...] | None:
+    """A frame record's brightness per pattern position: absent or null (older states) or 4 finite numbers >= 0."""
+    if v is None:
+        return None
+    if not isinstance(v, list) or len(v) != 4:
+        raise StateFormatProblem(f"{what}: level is not a list of 4 numbers")
+    out = tuple(_finite(x, f"{what}: level") for x in v)
+    if min(out) < 0:
+        raise StateFormatProblem(f"{what}: level below 0")
+    return out
 
 
 def _temperature(v: Any, what: str) -> float | None:
