@@ -1,6 +1,6 @@
 """Named scenario series (:data:`SCENARIOS`, :func:`write_scenario`, :func:`scenario_plan`).
 
-brackets, timelapse, burst, darks-same, darks-mixed, mixed, mono, gray16,
+brackets, timelapse, timelapse-ae, burst, darks-same, darks-mixed, mixed, mono, gray16,
 gray8 and black0: one line for each kind of series the detector must
 handle, with a harder set of defects than :func:`~rawmap.testing.series.generate_series`'s
 default (see :func:`write_scenario`).
@@ -36,6 +36,7 @@ __all__ = [
 SCENARIOS = (
     "brackets",
     "timelapse",
+    "timelapse-ae",
     "burst",
     "darks-same",
     "darks-mixed",
@@ -123,6 +124,13 @@ def scenario_plan(
             light = 2.0 ** (-4.0 * i / max(1, n_frames - 1))
             jit = tuple(float(v) for v in rng.uniform(-0.1, 0.1, 2)) if i else (0.0, 0.0)
             items.append(FramePlan(scene, exp, fiso, start + i * minute, 0.25, 0, jit, light))  # type: ignore[arg-type]
+    elif name == "timelapse-ae":
+        scene = str(rng.choice(["landscape", "edges"]))
+        exp, fiso = _shutter(rng, 1 / 500, 1 / 60), _iso(rng, 100, 400)
+        for i in range(n_frames):  # aperture priority at sunset: the light falls 6 stops, the exposure follows
+            stops = 6.0 * i / max(1, n_frames - 1)
+            jit = tuple(float(v) for v in rng.uniform(-0.1, 0.1, 2)) if i else (0.0, 0.0)
+            items.append(FramePlan(scene, exp * 2.0**stops, fiso, start + i * minute, 0.25, 0, jit, 2.0**-stops))  # type: ignore[arg-type]
     elif name == "burst":
         half = n_frames // 2
         for b, (k, scene) in enumerate(((half, "glints"), (n_frames - half, "texture"))):
@@ -244,31 +252,35 @@ def write_scenario(
     degrees C), clusters of 2-4 adjacent hot photosites, cold gains
     0.05-0.5, stuck, dead, blinking, column and row segments.
 
-    ==============  ===========================================================
-    name            frames
-    ==============  ===========================================================
-    ``brackets``    static views shot 4 times 2 stops apart (first frame's mid
-                    grey at 2 % of the range, the last clips); same ISO, new
-                    noise each frame; every other view on a tripod (no shake),
-                    the others with 0.3 px of shake
-    ``timelapse``   one static view, the light falling 4 stops over the
-                    series, fixed exposure and ISO, 0.1 px shake, 1 min apart
-    ``burst``       two bursts (glints, texture) of near-identical frames,
-                    0.3 px jitter, 1 s apart
-    ``darks-same``  lens-cap darks, 30 s at ``iso``, the sensor warming from
-                    20 to 32 degrees C (dark current x 4)
-    ``darks-mixed`` lens-cap darks from 1/60 s to 60 s at ``iso``, 18-30
-                    degrees C
-    ``mixed``       varied scenes (landscape, glints, flat, night, indoor,
-                    edges, texture; 1/8000-30 s, ISO 100-6400), one bracket,
-                    one burst, every fifth frame a dark (1/60-60 s at
-                    ``iso``), and 2 duplicate files
-    ``mono``        ``mixed`` on a monochrome sensor, 16-bit grayscale TIFF
-    ``gray16``      ``mixed``, the Bayer mosaic as 16-bit grayscale TIFF
-    ``gray8``       ``mixed``, the Bayer mosaic as 8-bit grayscale PNG
-    ``black0``      ``mixed`` on a 12-bit sensor with black level 0 (dead
-                    photosites read 0, noise clips at 0)
-    ==============  ===========================================================
+    ================  ===========================================================
+    name              frames
+    ================  ===========================================================
+    ``brackets``      static views shot 4 times 2 stops apart (first frame's mid
+                      grey at 2 % of the range, the last clips); same ISO, new
+                      noise each frame; every other view on a tripod (no shake),
+                      the others with 0.3 px of shake
+    ``timelapse``     one static view, the light falling 4 stops over the
+                      series, fixed exposure and ISO, 0.1 px shake, 1 min apart
+    ``timelapse-ae``  the same in aperture priority: the light falls 6 stops
+                      and the exposure rises 6 stops with it (1/500-1/60 s at
+                      the start), so the picture keeps its brightness while
+                      the dark current grows 64 times
+    ``burst``         two bursts (glints, texture) of near-identical frames,
+                      0.3 px jitter, 1 s apart
+    ``darks-same``    lens-cap darks, 30 s at ``iso``, the sensor warming from
+                      20 to 32 degrees C (dark current x 4)
+    ``darks-mixed``   lens-cap darks from 1/60 s to 60 s at ``iso``, 18-30
+                      degrees C
+    ``mixed``         varied scenes (landscape, glints, flat, night, indoor,
+                      edges, texture; 1/8000-30 s, ISO 100-6400), one bracket,
+                      one burst, every fifth frame a dark (1/60-60 s at
+                      ``iso``), and 2 duplicate files
+    ``mono``          ``mixed`` on a monochrome sensor, 16-bit grayscale TIFF
+    ``gray16``        ``mixed``, the Bayer mosaic as 16-bit grayscale TIFF
+    ``gray8``         ``mixed``, the Bayer mosaic as 8-bit grayscale PNG
+    ``black0``        ``mixed`` on a 12-bit sensor with black level 0 (dead
+                      photosites read 0, noise clips at 0)
+    ================  ===========================================================
 
     Parameters
     ----------
