@@ -225,6 +225,7 @@ def _merge_frame_stats(a: FrameStats, b: FrameStats) -> FrameStats:
         temperature_min=min((t for t in (a.temperature_min, b.temperature_min) if t is not None), default=None),
         temperature_max=max((t for t in (a.temperature_max, b.temperature_max) if t is not None), default=None),
         dark_noise=_weighted_noise(a, b),
+        growth=a.growth if a.growth == b.growth else None,
     )
 
 

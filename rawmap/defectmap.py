@@ -440,6 +440,8 @@ def _from_iso(s: str | None) -> _dt.datetime | None:
 
 #: the evidence counts of :class:`FrameStats` (optional in the file: absent in maps of older versions)
 EVIDENCE_FIELDS = ("views", "darks", "flats", "repeated")
+#: what :attr:`FrameStats.growth` may say
+GROWTH_OUTCOMES = ("ran", "moved")
 #: the figures of :class:`FrameStats` that may be absent (null: not known)
 _OPTIONAL_FIGURES = ("temperature_min", "temperature_max", "dark_noise")
 
@@ -470,13 +472,19 @@ class FrameStats:
     #: temporal noise of the lens-cap darks and bias frames at black, DN per frame (the median
     #: frame's; read noise where they are bias frames); None without darks or in older maps
     dark_noise: float | None = None
+    #: one view whose exposure varied while its brightness did not: ``"ran"`` when hot photosites were
+    #: looked for by their growth with exposure, ``"moved"`` when the view moved too much for that
+    #: (:mod:`rawmap.detect.growth`); None elsewhere and in older maps
+    growth: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         evidence = {k: getattr(self, k) for k in EVIDENCE_FIELDS if getattr(self, k) is not None}
         temps = {k: getattr(self, k) for k in _OPTIONAL_FIGURES if getattr(self, k) is not None}
+        growth = {"growth": self.growth} if self.growth is not None else {}
         return (
             evidence
             | temps
+            | growth
             | {
                 "count": self.count,
                 "skipped": self.skipped,
@@ -515,6 +523,7 @@ class FrameStats:
             temperature_min=None if d.get("temperature_min") is None else float(d["temperature_min"]),
             temperature_max=None if d.get("temperature_max") is None else float(d["temperature_max"]),
             dark_noise=None if d.get("dark_noise") is None else float(d["dark_noise"]),
+            growth=d.get("growth"),
         )
 
 
@@ -538,6 +547,8 @@ def _check_frames(d: Any) -> None:
     for key in _OPTIONAL_FIGURES:
         if isinstance(d, dict) and d.get(key) is not None:
             _num(d, key, w)
+    if isinstance(d, dict) and d.get("growth") is not None and d.get("growth") not in GROWTH_OUTCOMES:
+        raise _Damaged(f"{w}: growth {_show(d.get('growth'))} is not one of {', '.join(GROWTH_OUTCOMES)}")
 
 
 # --- segments -----------------------------------------------------------------

@@ -702,6 +702,27 @@ def test_dark_noise_round_trips_stays_optional_and_merges_by_darks():
     assert _merge_frames(FrameStats(3), FrameStats(4)).dark_noise is None
 
 
+def test_growth_round_trips_stays_optional_and_is_checked():
+    """``frames.growth`` (what the one-view growth test did): written when it ran or was stopped, absent
+    elsewhere and in older maps; any other value is refused; two maps together keep it only where
+    they agree."""
+    from rawmap.bodies import _merge_frame_stats as _merge_frames
+    from rawmap.defectmap import FrameStats
+
+    for outcome in ("ran", "moved"):
+        fs = FrameStats(24, views=1, growth=outcome)
+        assert fs.to_dict()["growth"] == outcome
+        assert FrameStats.from_dict(fs.to_dict()) == fs
+    assert "growth" not in FrameStats(5).to_dict()
+    assert FrameStats.from_dict({"count": 5}).growth is None
+    for bad in ("yes", 1, ["ran"]):
+        with pytest.raises(MapFormatError, match="growth"):
+            FrameStats.from_dict({"count": 5, "growth": bad})
+    ran = FrameStats(24, views=1, growth="ran")
+    assert _merge_frames(ran, ran).growth == "ran"
+    assert _merge_frames(ran, FrameStats(8, views=8)).growth is None
+
+
 def test_frame_temperatures_round_trip_and_stay_optional():
     """``frames.temperature_min/max``: written when known, read back, absent in older maps."""
     from rawmap.defectmap import FrameStats

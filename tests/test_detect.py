@@ -648,6 +648,83 @@ def test_a_defect_free_timelapse_maps_nothing(tmp_path, seed):
     assert body.defect_map.defects == [], body.defect_map.defects[:5]
 
 
+@pytest.mark.parametrize(("seed", "at_least"), [(2027, 2), (7, 5)])
+def test_a_timelapse_in_aperture_priority_finds_hot_photosites_by_their_growth(tmp_path, seed, at_least):
+    """One view whose exposure rose 6 stops while the light fell as much: the picture keeps its
+    brightness and the dark current grows 64 times.  No hot, warm or cluster photosite was found
+    before (0 of 2 and 0 of 7: one view is never evidence); the growth with exposure, where the
+    brightness did not follow, tells them from the scene.  Each keeps the one view that showed
+    it and its dark current (DN/s at ISO 100) within 25 % of the planted one."""
+    from rawmap.mapping import collect_inputs, map_files
+    from rawmap.testing import score_map, write_scenario
+
+    truth = write_scenario(tmp_path, "timelapse-ae", seed=seed, shape=(300, 450), n_frames=24)
+    paths, _ = collect_inputs([tmp_path])
+    body = map_files(paths).maps[0]
+    sc = score_map(body.defect_map, truth)
+    assert body.accumulator.closed().n_scenes == 1
+    assert sc.precision == 1.0, sc.summary()
+    found = sum(sc.recall_by_class.get(k, (0, 0))[0] for k in ("hot", "cluster", "warm"))
+    assert found >= at_least, sc.recall_by_class
+    rates = {(d.row, d.col): d.params.get("dark_dn_per_s") for d in truth.defects}
+    hot = [d for d in body.defect_map.defects if d.kind in (DefectKind.HOT, DefectKind.WARM)]
+    assert len(hot) >= at_least and all(d.views == 1 for d in hot)
+    for d in hot:
+        assert rates[(d.row, d.col)] is not None
+        assert d.value == pytest.approx(rates[(d.row, d.col)], rel=0.25), (d, rates[(d.row, d.col)])
+
+
+@pytest.mark.parametrize(("seed", "drift"), [(1, 0.0), (3, 0.0), (2, 1.0), (5, 1.0)])
+def test_a_defect_free_timelapse_in_aperture_priority_maps_nothing_even_drifting(tmp_path, seed, drift):
+    """No defect planted; the view on a tripod, or drifting 1 photosite down and 0.5 across over the
+    series (fine detail then moves in and out of photosites, its residual growing with time and
+    so with exposure: drifting, seeds 2 and 5 give 2 and 4 false hot flags without the decoy count,
+    ``growth_max_decoys=1e9``)."""
+    from dataclasses import replace
+
+    from rawmap.mapping import collect_inputs, map_files
+    from rawmap.testing import generate_series
+    from rawmap.testing.scenarios import scenario_plan, scenario_spec
+
+    plan = scenario_plan("timelapse-ae", 24, np.random.default_rng(seed))
+    n = len(plan.frames)
+    moved = tuple(
+        replace(f, jitter=(f.jitter[0] + drift * i / n, f.jitter[1] + 0.5 * drift * i / n))
+        for i, f in enumerate(plan.frames)
+    )
+    generate_series(
+        tmp_path, seed=seed, spec=scenario_spec("timelapse-ae", 300, 450), defects=[], plan=type(plan)(moved)
+    )
+    paths, _ = collect_inputs([tmp_path])
+    body = map_files(paths).maps[0]
+    assert body.defect_map.defects == [], body.defect_map.defects[:5]
+
+
+def test_the_growth_test_runs_only_where_exposure_and_brightness_part(tmp_path):
+    """A bracket's brightness follows its exposure (the scene's residual grows as a hot photosite's
+    would): the growth test does not run there, nor on a timelapse of fixed exposure, nor on a state
+    whose frames do not record their brightness (written before it was kept)."""
+    from dataclasses import replace
+
+    from rawmap.detect import growth
+    from rawmap.detect.series import _Series
+    from rawmap.mapping import collect_inputs, map_files
+    from rawmap.testing import write_scenario
+
+    models = {}
+    for name in ("timelapse-ae", "timelapse", "brackets"):
+        folder = tmp_path / name
+        write_scenario(folder, name, seed=3, shape=(120, 180), n_frames=12)
+        paths, _ = collect_inputs([folder])
+        acc = map_files(paths).maps[0].accumulator.closed()
+        models[name] = growth._model(acc, _Series.of(acc, ClassifyParams()))
+        if name == "timelapse-ae":
+            old = acc.closed()
+            old.frames = [replace(f, level=None) for f in acc.frames]
+            assert growth._model(old, _Series.of(old, ClassifyParams())) is None
+    assert models["timelapse-ae"] is not None and models["timelapse"] is None and models["brackets"] is None
+
+
 def _write_timelapse_frame(folder, i, spec, fp, mosaic):
     """Frame ``i`` of a timelapse as a DNG: the plan's exposure and ISO, one minute after the last."""
     from rawmap.dng import write_dng

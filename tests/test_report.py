@@ -199,6 +199,15 @@ def test_evidence_lines():
     assert evidence_lines(FrameStats(30, views=9, darks=2, flats=1)) == [
         "  evidence: 9 views (frames of one scene count once), 2 lens-cap darks, 1 of the views flat fields"
     ]
+    # one view whose exposure rose while the picture kept its brightness: hot photosites by their growth,
+    # or, where the view moved, the reason they are not
+    plain = evidence_lines(FrameStats(24, views=1))[1]
+    grown = evidence_lines(FrameStats(24, views=1, growth="ran"))[1]
+    moved = evidence_lines(FrameStats(24, views=1, growth="moved"))[1]
+    assert "hot photosites are found by their growth with exposure alone" in grown
+    assert "hot and noisy photosites cannot be told" not in grown
+    assert "but the view moved" in moved and "hot and noisy photosites cannot be told" in moved
+    assert "growth" not in plain
 
 
 def test_skipped_lines_one_line_per_unusable_file_one_per_other_kind(tmp_path):

@@ -38,6 +38,12 @@ Rules (a photosite gets the first kind that applies):
     A hot photosite's cluster-mates touching two others are rarely
     isolated outliers: beside a flagged hot photosite, one whose sums are as
     far out is hot too.
+    In a series of one view (all photos) whose exposure x ISO spans at
+    least ``growth_x_spread`` while the picture's brightness does not follow
+    it (a timelapse in aperture priority at dusk), ``hot`` also where the
+    residual grows with exposure beyond the brightness's share, alone and
+    out by ``growth_sigma`` local robust sigmas, unless the view moved
+    (:mod:`.growth`).
 ``warm``
     A hot photosite whose dark current (its value: DN/s at ISO 100, and at
     20 degrees C where the frames give a temperature) would take longer than
@@ -86,6 +92,7 @@ module          job
 ``series``      a series' state and figures, the flags found, shared statistics
 ``stuck``       stuck and dead photosites
 ``hot``         hot, warm and noisy photosites, cluster members, ringing
+``growth``      hot photosites of one view whose exposure varied, by their growth
 ``cold``        cold (low-gain) photosites
 ``lines``       column and row segments
 ``build``       the rules' order (:func:`classify`) and the map (:func:`build_map`)

@@ -10,6 +10,7 @@ from ..accumulate import Accumulator
 from ..defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometry
 from ..frame import CFA_LETTERS, SourceKind, cfa_letters
 from .cold import _cold, _flat_cold, _strong_cold_candidates
+from .growth import _growth
 from .hot import _complete_clusters, _dark_noisy, _hot_and_noisy, _ringing, _two_way
 from .lines import _line_echoes, _lines
 from .params import MIN_FRAMES, ClassifyParams
@@ -24,7 +25,8 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     of its own over a :class:`_Series` (the statistics, the thresholds, what
     the series as a whole measured, and what earlier rules found): stuck
     and dead (:func:`_stuck_and_dead`), hot and noisy (:func:`_hot_and_noisy`,
-    then :func:`_complete_clusters`), cold and the dark noisy ones
+    then :func:`_complete_clusters`), hot by their growth in one view
+    (:func:`_growth`), cold and the dark noisy ones
     (:func:`_cold`, :func:`_dark_noisy`), column and row segments
     (:func:`_lines`); :func:`_assemble` makes the records.
 
@@ -39,9 +41,14 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     list of Defect
         One entry per defective photosite, sorted by (row, col).
     """
+    return _classify(acc, params)[0]
+
+
+def _classify(acc: Accumulator, params: ClassifyParams | None) -> tuple[list[Defect], _Series | None]:
+    """:func:`classify`, and the series the rules ran over (None below :data:`MIN_FRAMES` frames)."""
     acc = acc.closed()
     if acc.n_frames < MIN_FRAMES:
-        return []
+        return [], None
     ser = _Series.of(acc, params or ClassifyParams())
     _stuck_and_dead(ser)
     hi_r, hi_c = _candidates(acc.s_hi, ser.need, ser.taken)
@@ -54,6 +61,7 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     if hi_r.size:
         _hot_and_noisy(ser, hi_r, hi_c)
         _complete_clusters(acc, ser.p, ser.found, ser.taken, ser.x_hi)
+    _growth(ser)
     _flat_cold(ser)
     keep = ~ser.taken[lo_r, lo_c]
     lo_r, lo_c = lo_r[keep], lo_c[keep]
@@ -67,7 +75,7 @@ def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Def
     _lines(ser)
     _line_echoes(ser)
     _drop_weak(ser)
-    return _assemble(ser)
+    return _assemble(ser), ser
 
 
 def _drop_weak(ser: _Series) -> None:
@@ -107,7 +115,10 @@ def _assemble(ser: _Series) -> list[Defect]:
         rate = found.values
         warm = found.of(DefectKind.HOT) & (rate > 0) & (ser.p.hot_fill_seconds * rate < ser.span)
         kinds = [DefectKind.WARM if w else k for k, w in zip(kinds, warm.tolist())]
-    views = _views_shown(acc, found).tolist()
+    views_n = _views_shown(acc, found)
+    if ser.grown.size:
+        views_n[np.isin(found.rows * ser.W + found.cols, ser.grown)] = 1
+    views = views_n.tolist()
     return [
         Defect(r, c, k, s, ch, f, v, views=n)
         for r, c, k, s, ch, f, v, n in zip(
@@ -210,7 +221,7 @@ def _evidence(acc: Accumulator) -> dict[str, int]:
 def build_map(acc: Accumulator, params: ClassifyParams | None = None, *, skipped: int = 0) -> DefectMap:
     """Classify and wrap the result with the body's identity, geometry and frame summary."""
     p = params or ClassifyParams()
-    defects = classify(acc, p)
+    defects, ser = _classify(acc, p)
     times = [f.time for f in acc.frames if f.time]
     exps = [f.exposure for f in acc.frames if f.exposure > 0]
     isos = [f.iso for f in acc.frames if f.iso > 0]
@@ -240,6 +251,7 @@ def build_map(acc: Accumulator, params: ClassifyParams | None = None, *, skipped
         temperature_min=min(temps) if temps else None,
         temperature_max=max(temps) if temps else None,
         dark_noise=_dark_noise(acc),
+        growth=None if ser is None else ser.growth,
     )
     thresholds = {
         "sensitivity": p.sensitivity,

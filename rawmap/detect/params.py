@@ -40,6 +40,7 @@ _SENSITIVITY: dict[Sensitivity, dict[str, Any]] = {
         "noisy_ratio": 6.0,
         "line_min_scenes": 3,
         "column_share": 0.65,
+        "growth_sigma": 18.0,
     },
     Sensitivity.NORMAL: {},
     Sensitivity.HIGH: {
@@ -53,6 +54,7 @@ _SENSITIVITY: dict[Sensitivity, dict[str, Any]] = {
         "noisy_ratio": 3.0,
         "line_min_scenes": 3,
         "column_share": 0.55,
+        "growth_sigma": 12.0,
     },
 }
 
@@ -139,6 +141,16 @@ class ClassifyParams:
     line_sigma: float = 4.0  #: one view: a photosite's offset across a line this many robust sigmas out ...
     line_light_ratio: float = 3.0  #: ... where the view's light changed this many times ...
     line_shake: float = 0.3  #: ... and the offset x (ratio - 1) above this share of the scene's contrast there
+    growth_sigma: float = 14.0  #: one view, exposure varied: hot when its growth slope is this many local sigmas out
+    growth_min_frames: int = 6  #: ... in a series of at least this many frames, all photos of one view ...
+    growth_x_spread: float = 4.0  #: ... whose exposure x ISO spans at least this factor ...
+    growth_min_independence: float = 0.05  #: ... and does not follow the brightness (1 - its share explained)
+    growth_range: float = 1.5  #: ... its range over the frames at most this x (its growth + 6 noise sigmas)
+    growth_still: float = 2.5  #: ... its neighbours' ranges within this x a static photosite's (plus the light's)
+    growth_moving: int = 2  #: ... all but this many of the 24 photosites around it (growing ones aside)
+    growth_light_margin: float = 1.2  #: ... the light's part: this x the level times the view's brightness spread
+    growth_guard_sigma: float = 8.0  #: decoys (the test with the sign turned) counted at this many local sigmas ...
+    growth_max_decoys: float = 1e-5  #: ... more than this share of the sensor (and than 1): the view moved, no flags
     sensitivity: str = "normal"  #: the preset these values came from (a label, see :meth:`for_sensitivity`)
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,6 +178,7 @@ class ClassifyParams:
         ``noisy_ratio``       6       4       3
         ``line_min_scenes``   3       3       3
         ``column_share``      0.65    0.6     0.55
+        ``growth_sigma``      18      14      12
         ====================  ======  ======  ======
 
         ``high`` does not lower the share of scenes below 10 %: on a

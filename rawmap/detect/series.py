@@ -213,6 +213,10 @@ class _Series:
         Do the frames' exposure x ISO differ (can growth be measured)?
     weak : ndarray of int64
         Flat indices of provisional noisy flags (see :func:`_hot_and_noisy`).
+    grown : ndarray of int64
+        Flat indices of the hot flags of :func:`rawmap.detect.growth._growth` (shown by the one view).
+    growth : str or None
+        What that test did (:attr:`rawmap.defectmap.FrameStats.growth`).
     """
 
     acc: Accumulator
@@ -225,6 +229,8 @@ class _Series:
     x_hi: float
     x_spread: bool
     weak: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    grown: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    growth: str | None = None
 
     @property
     def H(self) -> int:
