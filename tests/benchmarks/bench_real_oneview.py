@@ -17,6 +17,18 @@ any low-gain flag it adds must be checked by eye (the script prints the
 freezes the original's own noise into the scene, so flags in the deepest
 shadows (photosites below black in the original) are its artefacts, not
 the detector's.
+
+``--aperture-priority`` makes the timelapse of a camera in aperture
+priority instead: the light falls 6 stops and the exposure rises 6 stops
+with it (1/100 s to 0.64 s), so the picture keeps its brightness, and
+``--hot N`` photosites (seeded, away from the edges) get a dark current of
+50-3000 DN/s at ISO 100 that grows with it.  The map is classified again
+with the growth test switched off (``ClassifyParams.growth_sigma`` infinite)
+and the script prints, per sample, the planted photosites found with and
+without it and the flags it adds that are not planted.  ``--drift PX``
+moves the scene PX photosites down (and half that across) over the series,
+as a tripod settling does: fine detail then moves in and out of
+photosites.
 """
 
 from __future__ import annotations
@@ -39,8 +51,34 @@ from rawmap.mapping import map_files
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "raw"
 
 
-def _series(src: Path, folder: Path, n: int) -> np.ndarray | None:
-    """Write the one-view series of ``src`` into ``folder``; its (H, W) signal, or None when not a Bayer RAW."""
+def _shifted(a: np.ndarray, dy: float, dx: float) -> np.ndarray:
+    """``a`` moved by (dy, dx) photosites within each colour plane (bilinear, edges repeated)."""
+    out = np.empty_like(a)
+    for y in range(2):
+        for x in range(2):
+            p = a[y::2, x::2]
+            h, w = p.shape
+            ry, rx = dy / 2.0, dx / 2.0
+            iy, ix = int(np.floor(ry)), int(np.floor(rx))
+            fy, fx = ry - iy, rx - ix
+            r0 = np.clip(np.arange(h) - iy, 0, h - 1)
+            r1 = np.clip(np.arange(h) - iy - 1, 0, h - 1)
+            c0 = np.clip(np.arange(w) - ix, 0, w - 1)
+            c1 = np.clip(np.arange(w) - ix - 1, 0, w - 1)
+            out[y::2, x::2] = (
+                p[np.ix_(r0, c0)] * (1 - fy) * (1 - fx)
+                + p[np.ix_(r1, c0)] * fy * (1 - fx)
+                + p[np.ix_(r0, c1)] * (1 - fy) * fx
+                + p[np.ix_(r1, c1)] * fy * fx
+            )
+    return out
+
+
+def _series(
+    src: Path, folder: Path, n: int, *, priority: bool = False, hot: int = 0, drift: float = 0.0
+) -> tuple[np.ndarray, dict] | None:
+    """Write the one-view series of ``src`` into ``folder``: its (H, W) mosaic and the planted dark
+    currents ({(row, col): (DN/s at ISO 100, visible)}), or None when not a Bayer RAW."""
     try:
         with rawpy.imread(str(src)) as raw:
             if raw.num_colors < 3 or raw.raw_image_visible.ndim != 2:
@@ -57,8 +95,23 @@ def _series(src: Path, folder: Path, n: int) -> np.ndarray | None:
             bmap[y::2, x::2] = black[cfa[y, x]]
     signal = np.clip(mosaic - bmap, 0, None)
     rng = np.random.default_rng(5)
+    H, W = mosaic.shape
+    planted = {}
+    for _ in range(hot):
+        r, c = int(rng.integers(8, H - 8)), int(rng.integers(8, W - 8))
+        if all(abs(r - a) > 4 or abs(c - b) > 4 for a, b in planted):
+            rate = float(np.exp(rng.uniform(np.log(50.0), np.log(3000.0))))
+            # visible: its excess in the longest frame at least 6 sigmas of the noise there
+            planted[(r, c)] = (rate, rate * 0.64 >= 6.0 * np.sqrt(0.5 * signal[r, c] + 4.0))
     for i in range(n):
-        s = signal * 2.0 ** (-4.0 * i / (n - 1))
+        stops = (6.0 if priority else 4.0) * i / (n - 1)
+        exposure = 0.01 * 2.0**stops if priority else 0.01
+        s = signal if priority else signal * 2.0**-stops
+        if drift:
+            s = _shifted(s, drift * i / (n - 1), 0.5 * drift * i / (n - 1))
+        s = s.copy()
+        for (r, c), (rate, _) in planted.items():
+            s[r, c] += rate * exposure
         frame = bmap + s + rng.standard_normal(mosaic.shape) * np.sqrt(0.5 * s + 4.0)
         write_dng(
             folder / f"tl_{i:02d}.dng",
@@ -67,27 +120,34 @@ def _series(src: Path, folder: Path, n: int) -> np.ndarray | None:
             black=black,
             white=white,
             camera=CameraId("Bench", src.stem, "1"),
-            exposure=0.01,
+            exposure=exposure,
             iso=100,
             time=dt.datetime(2026, 1, 1, 18, i),
         )
-    return mosaic
+    return mosaic, planted
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=Path, default=SAMPLES)
     ap.add_argument("--frames", type=int, default=12)
+    ap.add_argument("--aperture-priority", action="store_true", help="the exposure follows the light (see above)")
+    ap.add_argument("--hot", type=int, default=0, help="photosites given a dark current (with --aperture-priority)")
+    ap.add_argument("--drift", type=float, default=0.0, help="photosites the scene moves down over the series")
     args = ap.parse_args()
+    if args.aperture_priority:
+        _growth_figures(args)
+        return
     off = dataclasses.replace(ClassifyParams(), cold_alone=-1.0)
     added_total = 0
     np.set_printoptions(linewidth=160)
     for src in sorted(p for p in args.samples.iterdir() if p.is_file()):
         with tempfile.TemporaryDirectory(prefix="bench-oneview-") as tmp:
-            mosaic = _series(src, Path(tmp), args.frames)
-            if mosaic is None:
+            made = _series(src, Path(tmp), args.frames, drift=args.drift)
+            if made is None:
                 print(f"{src.name}: not a Bayer RAW LibRaw decodes, skipped")
                 continue
+            mosaic = made[0]
             acc = map_files(sorted(Path(tmp).glob("*.dng"))).maps[0].accumulator
         now, without = build_map(acc), build_map(acc, off)
         kinds = lambda m: dict(Counter(d.kind.value for d in m.defects))  # noqa: E731
@@ -98,6 +158,40 @@ def main() -> None:
             print(f"  added ({r}, {c}); original mosaic around it:")
             print(mosaic[max(0, r - 2) : r + 3, max(0, c - 2) : c + 3].astype(int))
     print(f"flags the one-view low-gain rule adds over all samples: {added_total}")
+
+
+def _growth_figures(args: argparse.Namespace) -> None:
+    """Aperture-priority timelapses of each sample: planted hot photosites found with and without the
+    growth test, and the flags it adds that are not planted."""
+    off = dataclasses.replace(ClassifyParams(), growth_sigma=float("inf"))
+    totals = Counter()
+    for src in sorted(p for p in args.samples.iterdir() if p.is_file()):
+        with tempfile.TemporaryDirectory(prefix="bench-oneview-") as tmp:
+            made = _series(src, Path(tmp), args.frames, priority=True, hot=args.hot, drift=args.drift)
+            if made is None:
+                print(f"{src.name}: not a Bayer RAW LibRaw decodes, skipped")
+                continue
+            mosaic, planted = made
+            acc = map_files(sorted(Path(tmp).glob("*.dng"))).maps[0].accumulator
+        now, without = build_map(acc), build_map(acc, off)
+        flags_now = {(d.row, d.col) for d in now.defects}
+        flags_off = {(d.row, d.col) for d in without.defects}
+        seen = {k for k, (_, visible) in planted.items() if visible}
+        found_now, found_off = len(flags_now & seen), len(flags_off & seen)
+        added = (flags_now - flags_off) - set(planted)
+        totals.update(planted=len(seen), now=found_now, off=found_off, added=len(added))
+        print(
+            f"{src.name} {mosaic.shape}: planted hot {len(planted)}, {len(seen)} visible (6 sigmas in the "
+            f"longest frame), found {found_now} (without the growth test {found_off}); flags it adds that "
+            f"are not planted: {len(added)}; growth test: {now.frames.growth}"
+        )
+        for r, c in sorted(added)[:5]:
+            print(f"  added ({r}, {c}); original mosaic around it:")
+            print(mosaic[max(0, r - 2) : r + 3, max(0, c - 2) : c + 3].astype(int))
+    print(
+        f"all samples: visible planted {totals['planted']}, found {totals['now']} (without the growth test "
+        f"{totals['off']}), false flags it adds {totals['added']}"
+    )
 
 
 if __name__ == "__main__":
