@@ -14,6 +14,17 @@ from .params import _BLOCK_ROWS
 from .series import _adjacent, _darks_only, _neighbours, _nonzero2, _sample_index, _Series, _trimmed_means
 
 
+def _picture_dimmed(acc: Accumulator, ratio: float) -> bool:
+    """Did the frames' brightness (:attr:`~rawmap.accumulate.FrameRecord.level`) change ``ratio`` times
+    or more (the median over the pattern's positions)?  True where a frame does not record it (states
+    written before it was kept): the photosites' own ranges then tell alone."""
+    levels = [f.level for f in acc.frames]
+    if not levels or any(v is None for v in levels):
+        return True
+    m = np.asarray(levels, np.float64)
+    return bool(np.median(m.max(axis=0) / np.maximum(m.min(axis=0), 1.0)) >= ratio)
+
+
 def _stuck_and_dead(ser: _Series) -> None:
     """Stuck and dead: a range over all frames within the read noise while the neighbours vary far more.
 
@@ -157,13 +168,19 @@ def _stuck_and_dead(ser: _Series) -> None:
             nmax = acc.vmax[allr, allc].max(axis=0).astype(np.float64)
             blk = ser.black_at(allr, allc)
             fell = (acc.vmax[allr, allc] - blk) / np.maximum(acc.vmin[allr, allc] - blk, 1.0)
-            dimmed = np.median(fell, axis=0) >= p.line_light_ratio
+            # (and the picture's: a glint's halo shaken over dark neighbours multiplies their range as
+            # falling light does, in a timelapse in aperture priority whose picture stayed as bright)
+            dimmed = (np.median(fell, axis=0) >= p.line_light_ratio) & _picture_dimmed(acc, p.line_light_ratio)
+            darkest = (acc.vmin[allr, allc] - blk).max(axis=0)
+            # these two are the only way in for a photosite clipped in every frame of one view: the
+            # range tests above take its clipped range of 0-3 DN for a stuck photosite's (a glint of a
+            # timelapse in aperture priority, its picture as bright in every frame, was "stuck")
+            ok &= ~clipped
             ok |= clipped & (nmax <= p.clip_neighbour_share * acc.clip) & dimmed
             # or clipped while every one of them, in its darkest frame, read under clip_alone_share of
             # the clip level: no lens puts a point of light on one photosite with its adjacent ones
             # below a tenth of it, and a lamp that stays lit keeps its halo (a stuck photosite in a
             # timelapse whose brightest frames lit its neighbours to 58 % of the clip, 7 % at dusk)
-            darkest = (acc.vmin[allr, allc] - blk).max(axis=0)
             ok |= clipped & (darkest <= p.clip_alone_share * (acc.clip - blk.max(axis=0))) & dimmed
         rr, cc, own, nmed = rr[ok], cc[ok], own[ok], nmed[ok]
         if rr.size == 0:
