@@ -207,6 +207,8 @@ def _zmap(beta: np.ndarray, lo: int, grids: tuple[list[np.ndarray], list[np.ndar
 _OFF = np.array(_AROUND)
 _SAME_AT = [_AROUND.index(o) for o in _SAME]
 _ADJACENT_AT = [_AROUND.index(o) for o in _ADJACENT]
+#: the four same-colour neighbours whose sum the residual is taken against
+_SUM4_AT = [_AROUND.index(o) for o in ((-2, 0), (2, 0), (0, -2), (0, 2))]
 
 
 def _pass(
@@ -259,7 +261,10 @@ def _pass(
         grows = np.maximum(sign * bc, 0.0) * mod.x_range / 4.0
         ok = (sign * zc >= thr) & (sign * ec > 0) & (rng <= p.growth_range * (grows + 6.0 * sigma))
         ok &= (near[:, _SAME_AT].sum(axis=1) <= 1) & (near[:, _ADJACENT_AT].sum(axis=1) <= 2)
-        if sign > 0:  # decoys are counted without these: they measure how much the view moved
+        # the four photosites the residual is taken against stay still (a glint beside it, shaken, moves
+        # its residual either way)
+        ok &= still_n[:, _SUM4_AT].all(axis=1)
+        if sign > 0:  # decoys may have any other photosite around move: they measure how much the view moved
             ok &= ~ser.taken[r, c]
             ok &= (~still_n & ~near).sum(axis=1) <= p.growth_moving
         out.append(ok)
