@@ -2,7 +2,7 @@
 
 A timelapse shot in aperture priority at sunset, or a static view on a
 tripod whose exposure went up as the light went down, is one view: its
-static detail is never evidence (issue 9), so the rules that count views
+static detail is never evidence, so the rules that count views
 find no hot photosite in it.  Yet there the scene and a hot photosite can
 be told apart within the view: the scene's part of a photosite's residual
 follows the picture's brightness, a hot photosite's excess follows the
@@ -63,7 +63,6 @@ class _Model:
     sx: float
     x_end: float
     x_range: float
-    n: int
 
 
 def _model(acc: Accumulator, ser: _Series) -> _Model | None:
@@ -96,7 +95,6 @@ def _model(acc: Accumulator, ser: _Series) -> _Model | None:
         sx=sx,
         x_end=float(x[end]),
         x_range=float(x.max() - x.min()),
-        n=len(frames),
     )
 
 
