@@ -51,6 +51,7 @@ def _stuck_and_dead(ser: _Series) -> None:
     line_a: list[np.ndarray] = []
     line_s: list[np.ndarray] = []
     line_v: list[np.ndarray] = []
+    few = acc.n_scenes < p.few_views
     for a in range(0, H, _BLOCK_ROWS):
         b = min(H, a + _BLOCK_ROWS)
         rng_blk = acc.vmax[a:b].astype(np.int32) - acc.vmin[a:b]
@@ -60,6 +61,19 @@ def _stuck_and_dead(ser: _Series) -> None:
         if rr.size == 0:
             continue
         rr += a
+        if few:
+            # in one view or two only photosites on black, clipped in every frame or quieter than the
+            # light can be flagged (below): the others leave before their neighbours are read (nearly
+            # every photosite of a timelapse in aperture priority passes the range bound above)
+            lo_v, hi_v = acc.vmin[rr, cc], acc.vmax[rr, cc]
+            span_v = hi_v.astype(np.int32) - lo_v
+            centre = 0.5 * (lo_v.astype(np.float64) + hi_v) - ser.black_at(rr, cc)
+            keep = (np.abs(centre) <= 0.15 * span_v + 2.0) | (lo_v.astype(np.int64) >= acc.clip)
+            keep |= _quieter_than_light(ser, rr, cc, span_v, shot)
+            rr, cc = rr[keep], cc[keep]
+            del lo_v, hi_v, span_v, centre, keep
+            if rr.size == 0:
+                continue
         nr, nc = _neighbours(rr, cc, H, W)
         ranges = acc.vmax[nr, nc].astype(np.float64) - acc.vmin[nr, nc]
         # the median of the distinct neighbours' ranges: at the edge the kernels reflect and the
@@ -78,7 +92,6 @@ def _stuck_and_dead(ser: _Series) -> None:
             nmed = robust.min(axis=0)
         own = acc.vmax[rr, cc].astype(np.int32) - acc.vmin[rr, cc]
         quiet = np.zeros(rr.size, bool)
-        few = acc.n_scenes < p.few_views
         if acc.n_scenes < p.guard_views:
             # few views: the scene's dark or bright specks pass the test below (3 frames of 3 scenes
             # kept 141 photosites within their bound by chance over 8 defect-free series), but optics
