@@ -52,6 +52,7 @@ def _stuck_and_dead(ser: _Series) -> None:
     line_s: list[np.ndarray] = []
     line_v: list[np.ndarray] = []
     few = acc.n_scenes < p.few_views
+    picture_dimmed = _picture_dimmed(acc, p.line_light_ratio)  # for the one-view clip rule below
     for a in range(0, H, _BLOCK_ROWS):
         b = min(H, a + _BLOCK_ROWS)
         rng_blk = acc.vmax[a:b].astype(np.int32) - acc.vmin[a:b]
@@ -62,16 +63,21 @@ def _stuck_and_dead(ser: _Series) -> None:
             continue
         rr += a
         if few:
-            # in one view or two only photosites on black, clipped in every frame or quieter than the
-            # light can be flagged (below): the others leave before their neighbours are read (nearly
-            # every photosite of a timelapse in aperture priority passes the range bound above)
+            # one view's read-noise figure is the scene's texture (many times the true noise), so the
+            # range bound cannot tell a dark scene point from a dead photosite: a dead one sits on black
+            # (its range centred there, where a dark point's rises with the light), a stuck one varies
+            # less than the shot noise of its level (:func:`_quieter_than_light`). Only those, and the
+            # ones clipped in every frame, can be flagged in one view or two: the others leave before
+            # their neighbours are read (nearly every photosite of a timelapse in aperture priority
+            # passes the range bound above)
             lo_v, hi_v = acc.vmin[rr, cc], acc.vmax[rr, cc]
             span_v = hi_v.astype(np.int32) - lo_v
-            centre = 0.5 * (lo_v.astype(np.float64) + hi_v) - ser.black_at(rr, cc)
-            keep = (np.abs(centre) <= 0.15 * span_v + 2.0) | (lo_v.astype(np.int64) >= acc.clip)
-            keep |= _quieter_than_light(ser, rr, cc, span_v, shot)
-            rr, cc = rr[keep], cc[keep]
-            del lo_v, hi_v, span_v, centre, keep
+            mid = 0.5 * (lo_v.astype(np.float64) + hi_v) - ser.black_at(rr, cc)
+            on_black = np.abs(mid) <= 0.15 * span_v + 2.0
+            quiet_light = _quieter_than_light(ser, rr, cc, span_v, shot)
+            keep = on_black | quiet_light | (lo_v.astype(np.int64) >= acc.clip)
+            rr, cc, mid, on_black, quiet_light = rr[keep], cc[keep], mid[keep], on_black[keep], quiet_light[keep]
+            del lo_v, hi_v, span_v, keep
             if rr.size == 0:
                 continue
         nr, nc = _neighbours(rr, cc, H, W)
@@ -110,14 +116,8 @@ def _stuck_and_dead(ser: _Series) -> None:
                 across = np.where(vertical, np.minimum(ranges[2], ranges[3]), np.minimum(ranges[0], ranges[1]))
                 every = np.where(vertical | horizontal, np.minimum(nmed, across), ranges.min(axis=0))
                 nmed = np.where(adjacent_vary, every, 0.0)
-        if few:
-            # and one view's read-noise figure is the scene's texture (many times the true noise), so
-            # the range bound cannot tell a dark scene point from a dead photosite: a dead one sits on
-            # black (its range centred there, where a dark point's rises with the light), a stuck one
-            # varies less than the shot noise of its level (:func:`_quieter_than_light`)
-            mid = 0.5 * (acc.vmin[rr, cc].astype(np.float64) + acc.vmax[rr, cc]) - ser.black_at(rr, cc)
-            on_black = np.abs(mid) <= 0.15 * own + 2.0
-            quiet = _quieter_than_light(ser, rr, cc, own, shot)
+        if few:  # on black and quieter than the light: measured above
+            quiet = quiet_light.copy()
             far = 2 * p.stuck_contrast * np.maximum(own, 2.0)
             quiet_as = 2.0 * np.maximum(own, 2.0) + 4.0
             # a lone one on black whose every same-colour neighbour varies that much more, and no
@@ -183,7 +183,7 @@ def _stuck_and_dead(ser: _Series) -> None:
             fell = (acc.vmax[allr, allc] - blk) / np.maximum(acc.vmin[allr, allc] - blk, 1.0)
             # (and the picture's: a glint's halo shaken over dark neighbours multiplies their range as
             # falling light does, in a timelapse in aperture priority whose picture stayed as bright)
-            dimmed = (np.median(fell, axis=0) >= p.line_light_ratio) & _picture_dimmed(acc, p.line_light_ratio)
+            dimmed = (np.median(fell, axis=0) >= p.line_light_ratio) & picture_dimmed
             darkest = (acc.vmin[allr, allc] - blk).max(axis=0)
             # these two are the only way in for a photosite clipped in every frame of one view: the
             # range tests above take its clipped range of 0-3 DN for a stuck photosite's (a glint of a
