@@ -756,11 +756,11 @@ def test_the_growth_test_runs_only_where_exposure_and_brightness_part(tmp_path):
         write_scenario(folder, name, seed=3, shape=(120, 180), n_frames=12)
         paths, _ = collect_inputs([folder])
         acc = map_files(paths).maps[0].accumulator.closed()
-        models[name] = growth._model(acc, _Series.of(acc, ClassifyParams()))
+        models[name] = growth._model(_Series.of(acc, ClassifyParams()))
         if name == "timelapse-ae":
             old = acc.closed()
             old.frames = [replace(f, level=None) for f in acc.frames]
-            assert growth._model(old, _Series.of(old, ClassifyParams())) is None
+            assert growth._model(_Series.of(old, ClassifyParams())) is None
     assert models["timelapse-ae"] is not None and models["timelapse"] is None and models["brackets"] is None
 
 

@@ -65,9 +65,9 @@ class _Model:
     x_range: float
 
 
-def _model(acc: Accumulator, ser: _Series) -> _Model | None:
+def _model(ser: _Series) -> _Model | None:
     """The fit's figures, or None where the rule does not apply (see the module docstring)."""
-    p = ser.p
+    acc, p = ser.acc, ser.p
     frames = acc.frames
     if acc.source is SourceKind.IMAGE or len(frames) < p.growth_min_frames or len(frames) != acc.n_frames:
         return None
@@ -152,16 +152,17 @@ def _local_spread(acc: Accumulator, mod: _Model) -> tuple[list[np.ndarray], list
     return med, out
 
 
-def _noise_range(acc: Accumulator) -> tuple[np.ndarray, np.ndarray] | None:
+def _noise_range(ser: _Series) -> tuple[np.ndarray, np.ndarray] | None:
     """A static photosite's range over the frames by its neighbours' level: the lower quartile of the
     sampled photosites' ranges in 16 level bins ((centres, ranges), DN)."""
+    acc = ser.acc
     H, W = acc.shape
     sr, sc = _sample_index(H, W, 100_000)
     ok = (acc.n_invalid[sr, sc] == 0) & (acc.vmax[sr, sc] < acc.clip)
     sr, sc = sr[ok], sc[ok]
     if sr.size < 1000:
         return None
-    level = _level(acc, sr, sc)
+    level = _level(ser, sr, sc)
     rng = acc.vmax[sr, sc].astype(np.float64) - acc.vmin[sr, sc]
     edges = np.quantile(level, np.linspace(0, 1, 17))
     idx = np.clip(np.searchsorted(edges, level, side="right") - 1, 0, 15)
@@ -176,11 +177,12 @@ def _noise_range(acc: Accumulator) -> tuple[np.ndarray, np.ndarray] | None:
     return np.array(centres), np.array(ranges)
 
 
-def _level(acc: Accumulator, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+def _level(ser: _Series, r: np.ndarray, c: np.ndarray) -> np.ndarray:
     """The same-colour neighbours' mean level above black over the frames (DN)."""
+    acc = ser.acc
     n = np.maximum(acc.valid_counts((r, c)), 1).astype(np.float64)
     s4 = 4.0 * acc.s_v[r, c].astype(np.float64) - acc.s_r[r, c]
-    return s4 / (4.0 * n) - acc.black2[r & 1, c & 1]
+    return s4 / (4.0 * n) - ser.black_at(r, c)
 
 
 def _zmap(beta: np.ndarray, lo: int, grids: tuple[list[np.ndarray], list[np.ndarray]]) -> np.ndarray:
@@ -210,7 +212,6 @@ _SUM4_AT = [_AROUND.index(o) for o in ((-2, 0), (2, 0), (0, -2), (0, 2))]
 
 
 def _pass(
-    acc: Accumulator,
     ser: _Series,
     mod: _Model,
     grids: tuple[list[np.ndarray], list[np.ndarray]],
@@ -225,7 +226,7 @@ def _pass(
     thresholds are looked at further, with their 24 neighbours (edges
     repeated).
     """
-    p = ser.p
+    acc, p = ser.acc, ser.p
     H, W = acc.shape
     lo, hi = max(0, a - 2), min(H, b + 2)
     beta, r_end = _slope(acc, mod, lo, hi)
@@ -244,7 +245,7 @@ def _pass(
     zn = z[rn - lo, cn]
 
     def still_range(rr, cc):
-        level = _level(acc, rr, cc)
+        level = _level(ser, rr, cc)
         rng = acc.vmax[rr, cc].astype(np.float64) - acc.vmin[rr, cc]
         k = 2 * (rr & 1) + (cc & 1)
         still = rng <= np.abs(level) * mod.spread[k] * p.growth_light_margin + p.growth_still * np.interp(level, *noise)
@@ -279,10 +280,10 @@ def _growth(ser: _Series) -> None:
     stopped it).
     """
     acc = ser.acc
-    mod = _model(acc, ser)
+    mod = _model(ser)
     if mod is None:
         return
-    noise = _noise_range(acc)
+    noise = _noise_range(ser)
     read = _temporal_read_noise(acc)
     if noise is None or not math.isfinite(read):
         return
@@ -292,7 +293,7 @@ def _growth(ser: _Series) -> None:
     found_r, found_c, found_b, found_z = [], [], [], []
     decoys = 0
     for a in range(0, H, _BAND):
-        r_, c_, b_, z_, d_ = _pass(acc, ser, mod, grids, noise, (read, max(shot, 0.0)), a, min(H, a + _BAND))
+        r_, c_, b_, z_, d_ = _pass(ser, mod, grids, noise, (read, max(shot, 0.0)), a, min(H, a + _BAND))
         found_r.append(r_)
         found_c.append(c_)
         found_b.append(b_)
