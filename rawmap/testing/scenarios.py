@@ -117,20 +117,16 @@ def scenario_plan(
             k = min(4, n_frames - 4 * v)
             scene = str(rng.choice(["landscape", "edges", "texture", "indoor", "glints"]))
             items += _bracket(rng, v, start + 10 * v * minute, k, 2.0, scene, 0.3 if v % 2 else 0.0)
-    elif name == "timelapse":
+    elif name in ("timelapse", "timelapse-ae"):
         scene = str(rng.choice(["landscape", "edges"]))
         exp, fiso = _shutter(rng, 1 / 500, 1 / 60), _iso(rng, 100, 400)
-        for i in range(n_frames):  # sunset: the light falls 4 stops, log-linearly
-            light = 2.0 ** (-4.0 * i / max(1, n_frames - 1))
+        # sunset: the light falls 4 stops, log-linearly; in aperture priority 6, and the exposure follows it
+        follows = name == "timelapse-ae"
+        for i in range(n_frames):
+            stops = (6.0 if follows else 4.0) * i / max(1, n_frames - 1)
             jit = tuple(float(v) for v in rng.uniform(-0.1, 0.1, 2)) if i else (0.0, 0.0)
-            items.append(FramePlan(scene, exp, fiso, start + i * minute, 0.25, 0, jit, light))  # type: ignore[arg-type]
-    elif name == "timelapse-ae":
-        scene = str(rng.choice(["landscape", "edges"]))
-        exp, fiso = _shutter(rng, 1 / 500, 1 / 60), _iso(rng, 100, 400)
-        for i in range(n_frames):  # aperture priority at sunset: the light falls 6 stops, the exposure follows
-            stops = 6.0 * i / max(1, n_frames - 1)
-            jit = tuple(float(v) for v in rng.uniform(-0.1, 0.1, 2)) if i else (0.0, 0.0)
-            items.append(FramePlan(scene, exp * 2.0**stops, fiso, start + i * minute, 0.25, 0, jit, 2.0**-stops))  # type: ignore[arg-type]
+            e = exp * 2.0**stops if follows else exp
+            items.append(FramePlan(scene, e, fiso, start + i * minute, 0.25, 0, jit, 2.0**-stops))  # type: ignore[arg-type]
     elif name == "burst":
         half = n_frames // 2
         for b, (k, scene) in enumerate(((half, "glints"), (n_frames - half, "texture"))):
