@@ -483,25 +483,24 @@ def evidence_lines(fr: FrameStats) -> list[str]:
             "  note: bias frames only (no exposure): hot photosites are fixed offsets above the bias level "
             "(no dark current to measure, so their values read 0 DN/s); darks at your exposures measure it"
         )
-    elif units <= 1 and fr.growth == "ran":
-        lines.append(
-            "  warning: one view only: hot photosites are found by their growth with exposure alone (the "
-            "exposure rose while the picture kept its brightness); noisy ones cannot be told from the scene, "
-            "nor low-gain ones in textured areas (stuck and dead ones are mapped, low-gain ones in smooth "
-            "areas); add photos of other scenes or lens-cap darks"
-        )
     elif units <= 1:
-        moved = (
-            " (the exposure rose while the picture kept its brightness, but the view moved: hot photosites "
-            "are told by their growth with exposure only in a still view)"
-            if fr.growth == "moved"
-            else ""
-        )
+        if fr.growth == "ran":  # hot photosites by their growth with exposure (rawmap.detect.growth)
+            hot = (
+                "hot photosites are found by their growth with exposure alone (the exposure rose while the "
+                "picture kept its brightness); noisy ones cannot be told from the scene"
+            )
+            lines_too = ""
+        else:
+            hot = "hot and noisy photosites cannot be told from the scene" + (
+                " (the exposure rose while the picture kept its brightness, but the view moved: hot photosites "
+                "are told by their growth with exposure only in a still view)"
+                if fr.growth == "moved"
+                else ""
+            )
+            lines_too = ", and column segments where the light changed"
         lines.append(
-            "  warning: one view only: hot and noisy photosites cannot be told from the scene"
-            + moved
-            + ", nor low-gain ones in textured areas (stuck and dead ones are mapped, low-gain ones in smooth "
-            "areas, and column segments where the light changed); add photos of other scenes or lens-cap darks"
+            f"  warning: one view only: {hot}, nor low-gain ones in textured areas (stuck and dead ones are "
+            f"mapped, low-gain ones in smooth areas{lines_too}); add photos of other scenes or lens-cap darks"
         )
     elif units < 6:
         lines.append(
