@@ -57,10 +57,16 @@ def test_sensor_spec_invalid():
         SensorSpec(64, 64, cfa=np.array([[0, 0], [1, 1]]))
     with pytest.raises(ValueError, match="white"):
         SensorSpec(64, 64, black=600, white=600)
+    with pytest.raises(ValueError, match="glow"):
+        SensorSpec(64, 64, glow_e=-1.0)
+    with pytest.raises(ValueError, match="glow"):
+        SensorSpec(64, 64, glow_e=10.0, glow_scale=0.0)
 
 
 def test_spec_dict_round_trip():
-    s = SensorSpec(40, 60, cfa=np.array([[1, 0], [2, 3]]), black=(500, 510, 520, 530), top_margin=4, left_margin=8)
+    s = SensorSpec(
+        40, 60, cfa=np.array([[1, 0], [2, 3]]), black=(500, 510, 520, 530), top_margin=4, left_margin=8, glow_e=3.5
+    )
     again = SensorSpec.from_dict(s.to_dict(), camera=s.camera)
     assert again == s
     assert s.cfa_string == "GRBG"
@@ -525,6 +531,27 @@ def test_temperature_doubles_dark_current():
     assert m32 / m20 == pytest.approx(4.0, rel=0.02)
 
 
+def test_amplifier_glow_fades_from_the_top_right_corner_and_grows_with_exposure_and_heat():
+    """``glow_e`` electrons per second at the corner, falling by e every ``glow_scale`` photosites, a dark
+    signal: exposure x temperature factor; nothing without it."""
+    dark = np.zeros((64, 96, 3), np.float32)
+    spec = SensorSpec(64, 96, glow_e=40.0, glow_scale=10.0)
+    plain = SensorSpec(64, 96)
+    gain = spec.gain(100)
+    mean = {}
+    for t, temp in ((10.0, 20.0), (20.0, 20.0), (10.0, 26.0)):
+        frames = [simulate(spec, [], dark, t, 100, np.random.default_rng(k), temperature=temp).clean for k in range(8)]
+        mean[t, temp] = np.mean(frames, axis=0) - 512
+    corner = mean[10.0, 20.0][:2, -2:].mean()
+    assert corner == pytest.approx(40.0 * 10.0 * gain, rel=0.1)
+    assert mean[10.0, 20.0][:2, :2].mean() == pytest.approx(40.0 * 10.0 * gain * np.exp(-95 / 10.0), abs=1.0)
+    assert mean[10.0, 20.0][40:42, -2:].mean() == pytest.approx(corner * np.exp(-4.0), rel=0.25)
+    assert mean[20.0, 20.0][:2, -2:].mean() == pytest.approx(2 * corner, rel=0.1)
+    assert mean[10.0, 26.0][:2, -2:].mean() == pytest.approx(2 * corner, rel=0.1)
+    none = simulate(plain, [], dark, 10.0, 100, np.random.default_rng(5)).clean.astype(float) - 512
+    assert abs(none[:2, -2:].mean()) < 5 * plain.read_noise_dn(100)
+
+
 def test_edges_scene_has_long_straight_edges_on_photosite_boundaries():
     spec = SensorSpec(120, 160)
     s = render_scene(spec, np.random.default_rng(4), "edges", rate=1000.0)[..., 1]
@@ -619,6 +646,18 @@ def test_scenario_bursts_are_near_identical(tmp_path):
     a, b = (np.load(truth.frames[i].clean).astype(float) for i in (0, 1))
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.9
     assert (truth.visible_views <= 2).all()
+
+
+def test_scenario_darks_glow_clips_a_corner(tmp_path):
+    """darks-same on a glowing sensor: the top right corner clips in every dark, the far corner does not glow."""
+    truth = write_scenario(tmp_path, "darks-glow", seed=4, shape=(200, 300), n_frames=4, clean_dir=tmp_path / "c")
+    assert truth.spec.glow_e > 0 and all(f.dark and f.exposure == 30.0 for f in truth.frames)
+    for ft in truth.frames:
+        clean = np.load(ft.clean).astype(float)
+        assert (clean[:4, -4:] >= truth.spec.white).all()
+        # the far corner holds only the healthy photosites' dark current
+        dark_dn = truth.spec.dark_current_e * dark_factor(ft.temperature) * ft.exposure * truth.spec.gain(800)
+        assert clean[-16:, :16].mean() - 512 == pytest.approx(dark_dn, abs=2.0)
 
 
 @pytest.mark.parametrize("name", ["darks-same", "darks-mixed"])

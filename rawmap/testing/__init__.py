@@ -46,7 +46,7 @@ files.  The modules, each building on the ones before it:
   duplicate files) with its ``truth.json``.
 * :mod:`~rawmap.testing.scenarios` - :func:`write_scenario`: one line for a
   named series (:data:`SCENARIOS`: brackets, timelapse, timelapse-ae, burst, darks-same,
-  darks-mixed, mixed, mono, gray16, gray8, black0), :func:`scenario_plan`
+  darks-mixed, darks-glow, mixed, mono, gray16, gray8, black0), :func:`scenario_plan`
   its frames.
 * :mod:`~rawmap.testing.scoring` - :func:`score_map`: recall and precision
   of a defect map against the truth; :func:`score_flags` against the truth

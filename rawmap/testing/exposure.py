@@ -151,6 +151,13 @@ def _tile2(v2: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.tile(np.asarray(v2, dtype=_F32), ((h + 1) // 2, (w + 1) // 2))[:h, :w]
 
 
+def _glow(spec: SensorSpec, a: int, b: int) -> np.ndarray:
+    """(b - a, W) float32: the amplifier glow of rows ``a:b``, electrons per second at the nominal temperature."""
+    y = np.arange(a, b, dtype=_F32)[:, None]
+    x = _F32(spec.width - 1) - np.arange(spec.width, dtype=_F32)[None, :]
+    return (_F32(spec.glow_e) * np.exp(-np.hypot(y, x) / _F32(spec.glow_scale))).astype(_F32)
+
+
 def simulate(
     spec: SensorSpec,
     defects: Sequence[PlantedDefect],
@@ -177,7 +184,7 @@ def simulate(
         Draws the shot and read noise, then the RTS states.
     temperature : float, optional
         Sensor temperature, degrees Celsius: the dark current of every
-        photosite (``spec.dark_current_e`` and the hot / warm rates) is
+        photosite (``spec.dark_current_e``, ``spec.glow_e`` and the hot / warm rates) is
         multiplied by ``2 ** ((temperature - 20) / 6)``
         (:data:`REFERENCE_TEMPERATURE_C`, :data:`DARK_DOUBLING_C`).  The
         nominal dark current when omitted.
@@ -219,6 +226,8 @@ def simulate(
                 c = int(plane[dy, dx])
                 np.multiply(scene[a + dy : b : 2, dx::2, c], qe[c] * t, out=e[dy::2, dx::2])
         e += dark
+        if spec.glow_e > 0:
+            e += _glow(spec, a, b) * _F32(exposure * warm)
         np.maximum(e, 0, out=e)
         z1 = rng.standard_normal((b - a, w), dtype=_F32)
         z2 = rng.standard_normal((b - a, w), dtype=_F32)

@@ -1,7 +1,7 @@
 """Named scenario series (:data:`SCENARIOS`, :func:`write_scenario`, :func:`scenario_plan`).
 
-brackets, timelapse, timelapse-ae, burst, darks-same, darks-mixed, mixed, mono, gray16,
-gray8 and black0: one line for each kind of series the detector must
+brackets, timelapse, timelapse-ae, burst, darks-same, darks-mixed, darks-glow, mixed, mono,
+gray16, gray8 and black0: one line for each kind of series the detector must
 handle, with a harder set of defects than :func:`~rawmap.testing.series.generate_series`'s
 default (see :func:`write_scenario`).
 """
@@ -40,6 +40,7 @@ SCENARIOS = (
     "burst",
     "darks-same",
     "darks-mixed",
+    "darks-glow",
     "mixed",
     "mono",
     "gray16",
@@ -135,7 +136,7 @@ def scenario_plan(
             for i in range(k):
                 jit = (0.0, 0.0) if i == 0 else tuple(float(v) for v in rng.uniform(-0.3, 0.3, 2))
                 items.append(FramePlan(scene, exp, fiso, t0 + _dt.timedelta(seconds=i), lvl, b, jit))  # type: ignore[arg-type]
-    elif name == "darks-same":
+    elif name in ("darks-same", "darks-glow"):
         for i in range(n_frames):  # the sensor warms up from 20 to 32 degrees C
             items.append(_dark(rng, start + i * _dt.timedelta(seconds=35), 30.0, iso, 20 + 12 * i / (n_frames - 1)))
     elif name == "darks-mixed":
@@ -216,13 +217,16 @@ def scenario_counts(height: int, width: int) -> DefectCounts:
 
 
 def scenario_spec(name: str, height: int, width: int) -> SensorSpec:
-    """The sensor of a scenario: :class:`SensorSpec` defaults, except ``mono`` (no CFA) and
-    ``black0`` (12-bit, black level 0, white 4095, full well 15000 e-)."""
+    """The sensor of a scenario: :class:`SensorSpec` defaults, except ``mono`` (no CFA),
+    ``black0`` (12-bit, black level 0, white 4095, full well 15000 e-) and ``darks-glow``
+    (amplifier glow at a corner)."""
     camera = CameraId("Rawmap", "Scenario Sensor", f"SC-{name}")
     if name == "mono":
         return SensorSpec(height, width, cfa=None, camera=camera)
     if name == "black0":
         return SensorSpec(height, width, black=0, white=4095, full_well_e=15000.0, camera=camera)
+    if name == "darks-glow":
+        return SensorSpec(height, width, camera=camera, glow_e=250.0, glow_scale=30.0)
     return SensorSpec(height, width, camera=camera)
 
 
@@ -267,6 +271,9 @@ def write_scenario(
                       20 to 32 degrees C (dark current x 4)
     ``darks-mixed``   lens-cap darks from 1/60 s to 60 s at ``iso``, 18-30
                       degrees C
+    ``darks-glow``    ``darks-same`` on a sensor with amplifier glow at the top
+                      right corner (250 e-/s there, falling by e every 30
+                      photosites): the corner clips in every dark
     ``mixed``         varied scenes (landscape, glints, flat, night, indoor,
                       edges, texture; 1/8000-30 s, ISO 100-6400), one bracket,
                       one burst, every fifth frame a dark (1/60-60 s at

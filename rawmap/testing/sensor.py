@@ -55,6 +55,12 @@ class SensorSpec:
         Relative sensitivity of the R, G, B photosites (G = 1).
     dark_current_e : float
         Dark current of a healthy photosite, electrons per second.
+    glow_e : float
+        Amplifier glow at the top-right corner of the visible area,
+        electrons per second (a dark signal: it grows with exposure and
+        temperature as dark current does); 0 for none.
+    glow_scale : float
+        Photosites over which the glow falls by a factor e, from that corner.
     top_margin, left_margin : int
         Optical-black border above and left of the visible area (even; the
         DNG gets an ActiveArea when non-zero).
@@ -72,6 +78,8 @@ class SensorSpec:
     full_well_e: float = 30000.0
     channel_qe: Any = (0.55, 1.0, 0.75)
     dark_current_e: float = 0.1
+    glow_e: float = 0.0
+    glow_scale: float = 30.0
     top_margin: int = 0
     left_margin: int = 0
     camera: CameraId = field(default_factory=lambda: CameraId("Rawmap", "Simulated Sensor", "SIM0001"))
@@ -108,6 +116,8 @@ class SensorSpec:
             raise ValueError(f"white ({self.white}) must be at most 65535 and well above black ({self.black})")
         if self.read_noise_e < 0 or self.adc_noise_dn < 0 or self.full_well_e <= 0 or self.dark_current_e < 0:
             raise ValueError("read_noise_e, adc_noise_dn, dark_current_e must be >= 0 and full_well_e > 0")
+        if not (self.glow_e >= 0 and self.glow_scale > 0):
+            raise ValueError(f"glow_e must be >= 0 and glow_scale > 0, got {self.glow_e!r}, {self.glow_scale!r}")
 
     # --- derived quantities ------------------------------------------------
     @property
@@ -178,6 +188,8 @@ class SensorSpec:
             "full_well_e": self.full_well_e,
             "channel_qe": list(self.channel_qe),
             "dark_current_e": self.dark_current_e,
+            "glow_e": self.glow_e,
+            "glow_scale": self.glow_scale,
         }
 
     @classmethod
@@ -200,6 +212,8 @@ class SensorSpec:
             full_well_e=float(d.get("full_well_e", 30000.0)),
             channel_qe=tuple(d.get("channel_qe", (0.55, 1.0, 0.75))),
             dark_current_e=float(d.get("dark_current_e", 0.1)),
+            glow_e=float(d.get("glow_e", 0.0)),
+            glow_scale=float(d.get("glow_scale", 30.0)),
             top_margin=int(d.get("top_margin", 0)),
             left_margin=int(d.get("left_margin", 0)),
             **kw,

@@ -63,7 +63,7 @@ def mosaic_spec(name: str, shape: tuple[int, int]) -> MosaicSpec:
 
 
 #: scenarios of darks only, where Siril's find_hot (on a median master dark) applies
-DARKS = ("darks-same", "darks-mixed")
+DARKS = ("darks-same", "darks-mixed", "darks-glow")
 
 
 def _peer_line(name: str, flags: list, truth, elapsed: float) -> str:
