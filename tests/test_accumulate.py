@@ -791,7 +791,15 @@ def test_the_noise_floor_is_the_noise_where_texture_lifts_the_detection_s_model(
 
 @pytest.mark.parametrize(
     ("scenario", "seed"),
-    [("timelapse", 31), ("brackets", 1), ("black0", 2027), ("black0", 31), ("mixed", 4), ("mixed", 11)],
+    [
+        ("timelapse", 31),
+        ("brackets", 1),
+        ("black0", 2027),
+        ("black0", 31),
+        ("mixed", 4),
+        ("mixed", 11),
+        ("darks-glow", 4),
+    ],
 )
 def test_frame_kinds_of_generated_series(tmp_path, scenario, seed):
     """Lens-cap darks, flat fields and dim photos told apart, in series where they were not.
@@ -803,6 +811,8 @@ def test_frame_kinds_of_generated_series(tmp_path, scenario, seed):
     stand out the same way in both samplings tell a dim photo from a dark
     only: a flat field's dust shadows do that too (the mixed series' flats
     of seeds 4 and 11 became photos when the test applied to every frame).
+    Darks whose corner glows (``darks-glow``: clipped there, fading over a
+    third of the frame) were all taken for photos, each a view of its own.
     """
     from rawmap.mapping import collect_inputs, map_files
     from rawmap.testing import write_scenario
@@ -813,6 +823,42 @@ def test_frame_kinds_of_generated_series(tmp_path, scenario, seed):
     told = {f.time: f.kind for f in frames}  # a duplicate file is read as one frame, under either name
     expected = {f.time: f.scene if f.scene in ("dark", "flat") else "photo" for f in truth.frames}
     assert told == expected
+
+
+def _corner_glow(h=18, w=28, peak=8000.0, scale=2.0, row=0, col=None):
+    """Block means of an exponential glow from one block, over a background of 20 +- 1 DN."""
+    rng = np.random.default_rng(0)
+    col = w - 1 if col is None else col
+    y, x = np.mgrid[0:h, 0:w]
+    return 20.0 + rng.normal(0, 1, (h, w)) + peak * np.exp(-np.hypot(y - row, x - col) / scale)
+
+
+def test_border_glow_is_a_corner_fading_away():
+    """A glow is lit from the border, fades from it (most of it dim, but not too fast), has no peak
+    inside the frame, spans no two opposite sides and covers at most max_share; a single bright block
+    inside it (a hot photosite) does not break it."""
+    from rawmap.accumulate.views import border_glow
+
+    glow = _corner_glow()
+    found = border_glow(glow, 30.0, 10.0, 0.5)
+    lit = glow > 30.0
+    assert found is not None and found[lit].all() and found[0, -1] and not found[-1, 0]
+    assert found.sum() > lit.sum()  # grown by the fringe where it fades under the bar
+    spiked = glow.copy()
+    spiked[4, 20] += 3000.0  # a hot photosite's block inside the glow
+    assert border_glow(spiked, 30.0, 10.0, 0.5) is not None
+    assert border_glow(_corner_glow(row=9, col=14), 30.0, 10.0, 0.5) is None  # a lamp: reaches no border
+    assert border_glow(_corner_glow(row=3, col=24), 30.0, 10.0, 0.5) is None  # at the border, brightest inside
+    rows = np.arange(18)[:, None] + np.zeros((1, 28))
+    sky = 20.0 + np.where(rows < 6, 500.0 - 50.0 * rows, 0.0)
+    assert border_glow(sky, 30.0, 10.0, 0.5) is None  # across the frame, side to side
+    lit_corner = 20.0 + np.where((rows < 8) & (np.arange(28)[None, :] > 14), 400.0, 0.0)
+    assert border_glow(lit_corner, 30.0, 10.0, 0.5) is None  # lit evenly: does not fade
+    assert border_glow(_corner_glow(scale=12.0), 30.0, 10.0, 0.5) is None  # more than half the frame
+    # falling by e every 2 blocks, about half from block to block: too steep where less is allowed
+    assert border_glow(glow, 30.0, 10.0, 0.5, min_ratio=0.3) is not None
+    assert border_glow(glow, 30.0, 10.0, 0.5, min_ratio=0.8) is None
+    assert border_glow(np.full((18, 28), 20.0), 30.0, 10.0, 0.5) is None  # nothing lit
 
 
 def test_blocks_standing_out_in_both_samplings():

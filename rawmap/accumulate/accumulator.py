@@ -22,7 +22,7 @@ from .noise import noise_model
 from .records import _EPOCH, DetectionParams, FrameRecord, PreparedFrame, _unix, dark_current_factor
 from .state import load_state, state_bytes
 from .sums import BYTES_PER_PHOTOSITE, _merge_rows, _merge_sorted, _pend, frame_plane, new_sums
-from .views import Views, _detail_correlation, _edges_in_both, _OpenView, median3x3
+from .views import Views, _detail_correlation, _edges_in_both, _OpenView, border_glow, median3x3
 
 #: Frame types a file declares (FITS ``IMAGETYP``, see :mod:`rawmap.readers.fits`) that are trusted over
 #: the content test: a flat with strong vignetting or a dark with amplifier glow is still one.
@@ -600,7 +600,11 @@ class Accumulator:
         series: lens-cap darks 1.4-2.3 DN at the 90th percentile, photos
         (dim ones included) 110-1340 DN.  A blank frame is a dark when 99 %
         of its blocks sit below :attr:`DetectionParams.dark_level` of the
-        range, a flat field when its blocks lie within half its level.
+        range, a flat field when its blocks lie within half its level.  A
+        frame that is not, but is blank outside a glow lit from its border
+        (an amplifier's, :func:`~rawmap.accumulate.views.border_glow`, at
+        most :attr:`DetectionParams.glow_share` of the blocks), is judged
+        again without the glow: a dark if it then passes.
         """
         base = float(np.mean(self.black))  # zeros for developed images
         level = thumb.astype(np.float64) - base
@@ -618,24 +622,58 @@ class Accumulator:
         model = math.sqrt(max(noise_a + noise_b * med, 0.0) / 20.0 / per_block)
         if self._zero_cut_noise(thumb, measured, per_block) is None:
             sigma_block = min(sigma_block, model)
-        if float(np.quantile(detail, 0.9)) > self.params.blank_noise * sigma_block + 0.01 * med:
+        bar = self.params.blank_noise * sigma_block + 0.01 * med
+        second = None if other is None else other.astype(np.float64) - base
+        kind = self._blank_kind(level, detail, second, bar, measured, med)
+        if kind == "dark":
+            return kind
+        # an amplifier's glow, lit from the border and fading away from it, is no scene: a lens-cap
+        # dark with a glowing corner was taken for a photo (its bright blocks made all the detail).
+        # Where the rest of the frame is blank, it is judged again without the glow
+        lit = level > med + bar
+        if not lit.any() or lit.mean() > self.params.glow_share or float(np.quantile(detail[~lit], 0.9)) > bar:
+            return kind
+        # a radial glow's blocks fall to exp(-1.4 x block / e-fold) of their brightest neighbour's level
+        # (measured, e-folds of 10-30 photosites in blocks of 16): none steeper than glow_scale
+        side = 4.0 * math.sqrt(per_block)  # photosites: every 4th of every 4th row sampled
+        glow = border_glow(
+            level, med + bar, bar, self.params.glow_share, min_ratio=math.exp(-1.4 * side / self.params.glow_scale)
+        )
+        if glow is None:
+            return kind
+        return (
+            "dark"
+            if self._blank_kind(level, np.where(glow, 0.0, detail), second, bar, measured, med, glow) == "dark"
+            else kind
+        )
+
+    def _blank_kind(
+        self,
+        level: np.ndarray,
+        detail: np.ndarray,
+        second: np.ndarray | None,
+        bar: float,
+        measured: float,
+        med: float,
+        leave_out: np.ndarray | None = None,
+    ) -> str:
+        """The tests of :meth:`_frame_kind` on a frame's blocks (above black), without those of ``leave_out``."""
+        if float(np.quantile(detail, 0.9)) > bar:
             return "photo"
         # a dim scene (the darkest frame of a bracket) can hide its few edges below that bound;
         # but its detail is the same in the blocks sampled two photosites apart, where noise
         # (and a dark's hot photosites, which sit in one sampling only) is not
-        second = None if other is None else other.astype(np.float64) - base
         if second is not None:
             bound = max(0.25, self.params.scene_corr / math.sqrt(level.size))
-            if _detail_correlation(level, second) >= bound:
+            if _detail_correlation(level, second, leave_out) >= bound:
                 return "photo"
-        lo, hi = np.quantile(level, [0.01, 0.99]).tolist()
-        if hi <= self.params.dark_level * (self.white - base):
+        lo, hi = np.quantile(level if leave_out is None else level[~leave_out], [0.01, 0.99]).tolist()
+        if hi <= self.params.dark_level * (self.white - float(np.mean(self.black))):
             # nor are a dim scene's few edges (a facade at dusk), standing out the same way in both
             # samplings while the even walls drown their correlation; a flat field's dust shadows
             # do that too, so only where the frame would otherwise be a dark
-            if second is not None and _edges_in_both(level, second, measured, self.params.scene_edges) >= 3:
-                return "photo"
-            return "dark"
+            edges = 0 if second is None else _edges_in_both(level, second, measured, self.params.scene_edges, leave_out)
+            return "photo" if edges >= 3 else "dark"
         # a flat field: smooth (vignetting) and lit evenly (its blocks within about half its level)
         return "flat" if hi - lo <= 0.5 * med else "photo"
 

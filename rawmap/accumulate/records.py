@@ -95,6 +95,16 @@ class DetectionParams:
         sampling only.  Measured on the generated series: 342 darks, at
         most 1 such block at 3 sigmas; the 16 dim photos that the
         correlation had taken for darks, 3 to 68.
+    glow_share : float
+        A frame these tests call a photo or a flat field, blank outside a
+        glow lit from the border and fading away from it (an amplifier's,
+        in long darks: :func:`~rawmap.accumulate.views.border_glow`) of at
+        most this share of the blocks, is tested again without the glow: a
+        lens-cap dark with a glowing corner is still a dark.
+    glow_scale : float
+        ... unless the glow falls by e in fewer photosites than this (no
+        amplifier's glow is that steep; the darks' line test needs it
+        smooth at the photosites' scale).
     """
 
     k: float = 6.0
@@ -108,6 +118,8 @@ class DetectionParams:
     dark_level: float = 0.02
     scene_corr: float = 5.0
     scene_edges: float = 2.7
+    glow_share: float = 0.5
+    glow_scale: float = 15.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

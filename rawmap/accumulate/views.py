@@ -83,20 +83,28 @@ def _detail(level: np.ndarray) -> np.ndarray:
     return level - median3x3(level)
 
 
-def _detail_correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation of the detail of two block grids of one frame (0 when undecidable)."""
+def _detail_correlation(a: np.ndarray, b: np.ndarray, leave_out: np.ndarray | None = None) -> float:
+    """Pearson correlation of the detail of two block grids of one frame (0 when undecidable),
+    without the blocks ``leave_out`` marks (a glow's, :func:`border_glow`; the grid of ``a``)."""
     h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
     if h < 3 or w < 3:
         return 0.0
-    x = _detail(a[:h, :w]).ravel()
-    y = _detail(b[:h, :w]).ravel()
+    x = _detail(a[:h, :w])
+    y = _detail(b[:h, :w])
+    if leave_out is not None:
+        keep = ~leave_out[:h, :w]
+        x, y = x[keep], y[keep]
+        if x.size < 9:
+            return 0.0
+    x = x.ravel()
+    y = y.ravel()
     x = x - x.mean()
     y = y - y.mean()
     den = math.sqrt(float(x @ x) * float(y @ y))
     return float(x @ y) / den if den > 0 else 0.0
 
 
-def _edges_in_both(a: np.ndarray, b: np.ndarray, sigma: float, k: float) -> int:
+def _edges_in_both(a: np.ndarray, b: np.ndarray, sigma: float, k: float, leave_out: np.ndarray | None = None) -> int:
     """Blocks whose detail stands out of the noise the same way in two block grids of one frame.
 
     The bar is ``k`` sigmas of a block mean's noise, raised with the
@@ -111,6 +119,8 @@ def _edges_in_both(a: np.ndarray, b: np.ndarray, sigma: float, k: float) -> int:
         Standard deviation of one block mean's noise (DN).
     k : float
         Lowest bar, in sigmas.
+    leave_out : (h, w) ndarray of bool, optional
+        Blocks not counted (a glow's, :func:`border_glow`).
 
     Returns
     -------
@@ -126,7 +136,104 @@ def _edges_in_both(a: np.ndarray, b: np.ndarray, sigma: float, k: float) -> int:
     q = math.sqrt(0.005 / (h * w))
     bar = max(k, NormalDist().inv_cdf(1.0 - q)) * sigma
     same = ((x > bar) & (y > bar)) | ((x < -bar) & (y < -bar))
+    if leave_out is not None:
+        same &= ~leave_out[:h, :w]
     return int(np.count_nonzero(same))
+
+
+def _around(grid: np.ndarray, fill) -> list[np.ndarray]:
+    """The 8 neighbours of every cell of a 2-D grid, as 8 shifted copies (``fill`` beyond the edge)."""
+    h, w = grid.shape
+    pad = np.pad(grid, 1, constant_values=fill)
+    return [pad[1 + di : 1 + di + h, 1 + dj : 1 + dj + w] for di in (-1, 0, 1) for dj in (-1, 0, 1) if di or dj]
+
+
+def border_glow(
+    level: np.ndarray,
+    bar: float,
+    tolerance: float,
+    max_share: float,
+    relative: float = 0.02,
+    fade: float = 0.25,
+    min_ratio: float = 0.0,
+) -> np.ndarray | None:
+    """The blocks of a glow lit from the sensor's border (an amplifier's, in long darks), or None.
+
+    A glow is lit from the border and fades away from it: the blocks
+    above ``bar`` connected to the border (8-connected) have no peak of
+    their own inside the frame, each of them at most ``tolerance`` (plus
+    ``relative`` of its level: the glow's shot noise) above its brightest
+    neighbour in the glow (a scene's lit area has highlights, edges and
+    texture that rise and fall).  They must cover at most ``max_share`` of
+    the blocks, reach no two opposite sides of the frame (a sky does), and
+    fade as a glow does, exponentially from its peak: most of it dim, its
+    median at most ``fade`` of the way from ``bar`` to the peak (a lit
+    foreground is lit evenly), though not faster than ``min_ratio`` from
+    block to block.  Lit regions inside the frame are left to the other
+    tests.  All of this on the median of each block's 3 x 3 blocks, so
+    that a single bright block (a hot photosite's) neither breaks a glow
+    nor makes one.  The glows are returned grown by two blocks: the fringe
+    where they fade under ``bar``.
+
+    Parameters
+    ----------
+    level : (h, w) ndarray of float64
+        Block means above black.
+    bar : float
+        Level above which a block is lit, DN.
+    tolerance : float
+        How much a block may exceed its brightest neighbour in the glow
+        (a block mean's noise), DN.
+    max_share : float
+        Largest share of the blocks the glows may cover.
+    relative : float, optional
+        Further tolerance, as a share of the block's level.
+    fade : float, optional
+        Highest median of the glow's blocks, as a share of the way from
+        ``bar`` to its brightest block.
+    min_ratio : float, optional
+        Lowest median, over the glow's blocks, of a block's level above
+        ``bar`` over its brightest neighbour's: a glow falling faster than
+        that from block to block is refused.
+
+    Returns
+    -------
+    (h, w) ndarray of bool, or None
+        None when nothing lit touches the border, what does has a peak
+        inside the frame, reaches two opposite sides, covers more than
+        ``max_share``, does not fade, or fades too fast.
+    """
+    h, w = level.shape
+    smooth = median3x3(level)
+    lit = smooth > bar
+    border = np.zeros((h, w), bool)
+    border[[0, -1], :] = True
+    border[:, [0, -1]] = True
+    glow = lit & border
+    if not glow.any():
+        return None
+    limit = max_share * h * w
+    while True:  # grown through the lit blocks from the border
+        grown = lit & np.logical_or.reduce([glow, *_around(glow, False)])
+        if int(np.count_nonzero(grown)) > limit:
+            return None
+        if np.array_equal(grown, glow):
+            break
+        glow = grown
+    if (glow[0].any() and glow[-1].any()) or (glow[:, 0].any() and glow[:, -1].any()):
+        return None  # from one side of the frame to the other: a sky, a lit wall, not one corner's glow
+    inside = smooth[glow]
+    if float(np.median(inside)) - bar > fade * (float(inside.max()) - bar):
+        return None  # lit evenly, not fading fast from its peak: a lit foreground, not a glow
+    brightest = np.maximum.reduce(_around(np.where(glow, smooth, -np.inf), -np.inf))
+    if np.any(glow & ~border & (smooth > brightest + tolerance + relative * smooth)):
+        return None  # a peak inside the frame: a lamp, a lit window, a cloud, not a glow
+    falling = glow & (brightest > smooth)
+    if falling.any() and float(np.median((smooth[falling] - bar) / (brightest[falling] - bar))) < min_ratio:
+        return None  # too steep for a glow at the photosites' scale (the darks' line test needs it smooth)
+    for _ in range(2):
+        glow = np.logical_or.reduce([glow, *_around(glow, False)])
+    return glow
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:
