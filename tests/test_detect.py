@@ -826,6 +826,16 @@ def test_every_member_of_a_hot_cluster_is_found(tmp_path, name):
     assert sc.precision == 1.0, sc.summary()
 
 
+def test_darks_with_a_glowing_corner_are_darks_and_their_glow_no_defect(tmp_path):
+    """Lens-cap darks whose top right corner glows (an amplifier's glow, clipped in the corner and fading
+    over a third of the frame): each was taken for a photo of its own view, and the photosites along the
+    clipped corner's edge for stuck ones (12 false flags on seed 2027, 36 over seeds 1-4).  Now they are
+    darks; the glow's clipped edge is no stuck photosite, its gradient no column."""
+    body, sc = _scenario(tmp_path, "darks-glow")
+    assert body.defect_map.frames.darks == 24 and body.defect_map.frames.views == 0
+    assert sc.recall == 1.0 and sc.precision == 1.0, sc.summary()
+
+
 @pytest.mark.parametrize("name", ["darks-same", "darks-mixed"])
 def test_a_row_segment_beside_the_edge_leaves_no_echo(tmp_path, name):
     """Seed 31 plants a row segment (negative offset) two rows from the bottom edge: the kernels
