@@ -641,11 +641,7 @@ class Accumulator:
         )
         if glow is None:
             return kind
-        return (
-            "dark"
-            if self._blank_kind(level, np.where(glow, 0.0, detail), second, bar, measured, med, glow) == "dark"
-            else kind
-        )
+        return "dark" if self._blank_kind(level, detail, second, bar, measured, med, glow) == "dark" else kind
 
     def _blank_kind(
         self,
@@ -657,7 +653,10 @@ class Accumulator:
         med: float,
         leave_out: np.ndarray | None = None,
     ) -> str:
-        """The tests of :meth:`_frame_kind` on a frame's blocks (above black), without those of ``leave_out``."""
+        """The tests of :meth:`_frame_kind` on a frame's blocks (above black), without those of ``leave_out``
+        (their detail counted as none)."""
+        if leave_out is not None:
+            detail = np.where(leave_out, 0.0, detail)
         if float(np.quantile(detail, 0.9)) > bar:
             return "photo"
         # a dim scene (the darkest frame of a bracket) can hide its few edges below that bound;

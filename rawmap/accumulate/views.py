@@ -148,6 +148,11 @@ def _around(grid: np.ndarray, fill) -> list[np.ndarray]:
     return [pad[1 + di : 1 + di + h, 1 + dj : 1 + dj + w] for di in (-1, 0, 1) for dj in (-1, 0, 1) if di or dj]
 
 
+def _dilated(mask: np.ndarray) -> np.ndarray:
+    """``mask`` grown by one cell in each of the 8 directions."""
+    return np.logical_or.reduce([mask, *_around(mask, False)])
+
+
 def border_glow(
     level: np.ndarray,
     bar: float,
@@ -214,7 +219,7 @@ def border_glow(
         return None
     limit = max_share * h * w
     while True:  # grown through the lit blocks from the border
-        grown = lit & np.logical_or.reduce([glow, *_around(glow, False)])
+        grown = lit & _dilated(glow)
         if int(np.count_nonzero(grown)) > limit:
             return None
         if np.array_equal(grown, glow):
@@ -231,9 +236,7 @@ def border_glow(
     falling = glow & (brightest > smooth)
     if falling.any() and float(np.median((smooth[falling] - bar) / (brightest[falling] - bar))) < min_ratio:
         return None  # too steep for a glow at the photosites' scale (the darks' line test needs it smooth)
-    for _ in range(2):
-        glow = np.logical_or.reduce([glow, *_around(glow, False)])
-    return glow
+    return _dilated(_dilated(glow))
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:

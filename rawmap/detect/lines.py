@@ -183,19 +183,20 @@ def _dark_set_leans(ser: _Series) -> list[tuple[np.ndarray, np.ndarray, int]]:
         ok = (n == acc.n_frames) & (acc.vmax[lo:hi] < acc.clip)
         # a neighbour that clipped in some dark has a mean cut short: no offset is measured beside it
         # (beside a glow's clipped corner, photosites leaned away from their clipped neighbours)
-        cut = (acc.vmax[lo:hi] >= acc.clip).astype(np.float32)
-        if axis == 0:
-            pad = np.pad(mean, ((0, 0), (4, 4)), constant_values=np.nan)
-            across = [pad[:, i : i + W] for i in (0, 2, 6, 8)]
-            padc = np.pad(cut, ((0, 0), (4, 4)))
-            beside_cut = sum(padc[:, i : i + W] for i in (0, 2, 6, 8))
-        else:
-            pad = np.pad(mean, ((4 - (a - lo), 4 - (hi - b)), (0, 0)), constant_values=np.nan)
-            across = [pad[i : i + b - a] for i in (0, 2, 6, 8)]
-            padc = np.pad(cut, ((4 - (a - lo), 4 - (hi - b)), (0, 0)))
-            beside_cut = sum(padc[i : i + b - a] for i in (0, 2, 6, 8))
+        cut = acc.vmax[lo:hi] >= acc.clip
+
+        def across_of(x: np.ndarray, fill) -> list[np.ndarray]:
+            """The photosites 4 and 2 before and 2 and 4 after each of rows a..b-1 across the line."""
+            if axis == 0:
+                pad = np.pad(x, ((0, 0), (4, 4)), constant_values=fill)
+                return [pad[:, i : i + W] for i in (0, 2, 6, 8)]
+            pad = np.pad(x, ((4 - (a - lo), 4 - (hi - b)), (0, 0)), constant_values=fill)
+            return [pad[i : i + b - a] for i in (0, 2, 6, 8)]
+
+        across = across_of(mean, np.nan)
+        if axis == 1:
             mean, ok = mean[a - lo : a - lo + b - a], ok[a - lo : a - lo + b - a]
-        ok &= beside_cut == 0
+        ok &= ~np.logical_or.reduce(across_of(cut, False))
         # both sides needed (beside a faulty line at the edge, one side's median is half its offset)
         ok = ok & (np.isfinite(across[0]) | np.isfinite(across[1])) & (np.isfinite(across[2]) | np.isfinite(across[3]))
         stack = np.sort(np.stack(across), axis=0)  # NaN (off the sensor) last
