@@ -66,7 +66,11 @@ How :func:`repair_mosaic` estimates a flagged photosite:
    of two of its four 2x2 blocks clipped, or all its same-colour neighbours
    clipped) is set to ``white``; at a corner of one (one such block) it may
    lie anywhere between its neighbours' estimate and white, and takes the
-   middle of the two.
+   middle of the two.  The blocks count only where the site's own colour
+   clips nearby (a same-colour neighbour clipped, or a highlight within one
+   photosite of the site, such as a star's core): in a coloured highlight
+   the other colours saturate while the site's colour still reads its
+   level, which its same-colour neighbours give.
 8. Sites whose whole 5x5 same-colour neighbourhood is flagged take the mean
    of the nearest unflagged photosites of the same pattern position,
    searching outwards (a site with none at all in the frame keeps its value).
@@ -363,6 +367,26 @@ def _clipped_blocks(pad: _Padded | _Sites, idx: np.ndarray) -> np.ndarray:
         for sx in (-1, 1):
             count += pad.clipped(idx, sy, 0) & pad.clipped(idx, 0, sx) & pad.clipped(idx, sy, sx)
     return count
+
+
+#: The photosites two rows (columns) and one column (row) away: never of the site's colour in a Bayer mosaic.
+_RING_OTHER = [(dy, dx) for dy in (-2, -1, 1, 2) for dx in (-2, -1, 1, 2) if abs(dy) != abs(dx)]
+
+
+def _own_colour_clips(pad: _Padded | _Sites, idx: np.ndarray, n_clip: np.ndarray) -> np.ndarray:
+    """(N,) bool: whether clipped photosites beside the site say that its own colour clips there too.
+
+    Yes when a same-colour neighbour is clipped, or when the clipped
+    photosites stay within one photosite of the site (a highlight too small
+    to reach the same-colour neighbours, such as a star's core).  No when
+    the other colours are clipped further out and the site's own colour is
+    clipped nowhere around it: a coloured highlight, whose other channels
+    saturate while this one still reads its level.
+    """
+    ring = np.zeros(len(idx), dtype=bool)
+    for dy, dx in _RING_OTHER:
+        ring |= pad.clipped(idx, dy, dx)
+    return (n_clip > 0) | ~ring
 
 
 def _gradient_pairs(stride: int) -> np.ndarray:
@@ -682,7 +706,7 @@ def repair_mosaic(
     est = np.where(n_same > 0, np.clip(est, lo - _WIDEN * span, hi + _WIDEN * span), est)
     # inside a clipped highlight the site is clipped too; at its corner, anywhere from
     # the unclipped neighbours' level up to white: take the middle
-    blocks = _clipped_blocks(sites, rows)
+    blocks = np.where(_own_colour_clips(sites, rows, n_clip), _clipped_blocks(sites, rows), 0)
     inside = (blocks >= 2) | ((n_same > 0) & (n_clip == n_same))
     corner = (blocks == 1) & ~inside
     est[corner] = (1 - _CORNER_W) * est[corner] + _CORNER_W * top

@@ -243,6 +243,24 @@ def test_clipped_highlights():
     assert abs(out[30, 41] - int(mosaic[30, 41])) < 200
 
 
+def test_a_coloured_highlight_keeps_the_unclipped_colour_s_level():
+    """Green and blue clipped over a wide area, red still at 11,000: a flagged red photosite there reads
+    what its red neighbours read, not white (its other colours' clipped blocks said "inside a
+    highlight": 41 % of a bright bracket's mosaic was clipped, and such sites came out at white, 5,000
+    DN off, 18x dcraw's error in the flattest third of the frame)."""
+    rng = np.random.default_rng(3)
+    mosaic = np.full((64, 64), 16383, np.uint16)
+    red = (np.arange(64)[:, None] % 2 == 0) & (np.arange(64)[None, :] % 2 == 0)  # RGGB: red at even, even
+    mosaic[red] = np.rint(11000 + rng.normal(0, 60, int(red.sum()))).astype(np.uint16)
+    mask = np.zeros((64, 64), dtype=bool)
+    mask[30, 30] = mask[20, 40] = True
+    bad = mosaic.copy()
+    bad[mask] = 0
+    out = repair_mosaic(bad, mask, RGGB, white=16383).astype(int)
+    assert np.all(np.abs(out[mask] - 11000) < 250), out[mask]
+    assert np.all(out[~mask] == mosaic[~mask])
+
+
 def test_all_flagged_keeps_values():
     mosaic = np.arange(64, dtype=np.uint16).reshape(8, 8)
     assert np.array_equal(repair_mosaic(mosaic, np.ones((8, 8), bool), RGGB), mosaic)
