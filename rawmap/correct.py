@@ -8,11 +8,21 @@ instead:
 
 * **column and row segments** (``column``): a readout offset added to every
   photosite of the segment.  It scales with ISO, so it is measured again in
-  each frame: the median, over the segment's photosites of one colour, of
-  their value less the mean of their same-colour neighbours across the line
-  (which the fault does not touch), and subtracted.  A live segment varies
-  as much as the scene beside it; a stuck one does not, and a dead one sits
-  at black: their photosites keep the interpolated value.
+  each frame, over the segment's photosites of one colour, from their
+  values less each of their two same-colour neighbours across the line
+  (which the fault does not touch): the middle of the densest half of those
+  differences (:func:`_densest`), which a scene edge or a thin line along
+  the segment, seen on one side or on neither, does not pull as it pulls a
+  median of the two sides' mean; then subtracted from every photosite of
+  the segment that is not clipped (at white, or at 0 by a negative
+  offset).  A live segment varies at least as much as the flatter side
+  beside it; a stuck one does not, nor does a dead one beside a lit or
+  textured scene: their photosites keep the interpolated value.  A dead
+  segment beside a dim, flat scene passes for live, and its "correction"
+  is then its sides' level plus its read noise, about what interpolation
+  gives; a live one whose negative offset brings it down to black cannot
+  be told from a dead one by its level (a rule that tried interpolated
+  such a segment in a dim photo, 240 DN RMSE instead of 18).
 * **low-gain photosites** (``cold``): the map's ``value`` is the gain
   relative to the neighbours; the signal above black is divided by it when
   it stands above ``min_signal``.
@@ -23,8 +33,11 @@ instead:
   signal, value x exposure x ISO/100, is subtracted where the photosite is
   not clipped.
 
-A segment's offset, measured over the whole segment, is used unless it
-disagrees grossly with the interpolation.  A low-gain or hot photosite's
+A segment's offset, measured over the whole segment, is used as it is,
+however far the corrected photosite lies from the interpolation: the
+segment's own reading holds the scene's detail along it, which its
+neighbours do not see (a thin line or an edge running along a column).  A
+low-gain or hot photosite's
 correction and the interpolation are **weighed by their expected errors**
 (inverse variances), measured in the photo itself
 (:func:`rawmap.accumulate.noise.noise_floor`, the lower envelope of its
@@ -106,13 +119,11 @@ class CorrectionCounts:
 
 def _neighbour_stats(
     mosaic: np.ndarray, mask: np.ndarray, rows: np.ndarray, cols: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Each photosite's unflagged same-colour neighbours at distance 2 (the 8 of :data:`_RING`).
 
     Returns
     -------
-    spread : (N,) ndarray of float64
-        Their robust spread (1.4826 x median absolute deviation, DN).
     n : (N,) ndarray of int
         How many there are.
     low, high : (N,) ndarray of float64
@@ -133,12 +144,55 @@ def _neighbour_stats(
     n = np.sum(np.isfinite(stack), axis=0)
     filled = np.where(n > 0, stack, 0.0)
     with np.errstate(all="ignore"):
-        med = np.nanmedian(filled, axis=0)
-        mad = np.nanmedian(np.abs(filled - med), axis=0)
         std = np.where(n > 1, np.nanstd(stack, axis=0, ddof=1), 0.0)
         low = np.where(n > 0, np.nanmin(filled, axis=0), np.nan)
         high = np.where(n > 0, np.nanmax(filled, axis=0), np.nan)
-    return 1.4826 * mad, n, low, high, std
+    return n, low, high, std
+
+
+def _mad(x: np.ndarray) -> float:
+    """Robust spread of ``x`` ((N,) float64, N >= 1): 1.4826 x its median absolute deviation."""
+    return 1.4826 * float(np.median(np.abs(x - np.median(x))))
+
+
+def _offset(value: np.ndarray, sides: np.ndarray) -> float:
+    """A segment's offset in one colour from its photosites and their neighbours across the line.
+
+    Parameters
+    ----------
+    value : (N,) ndarray of float64
+        The segment's photosites of one colour (NaN: clipped).
+    sides : (2, N) ndarray of float64
+        Their same-colour neighbours on either side of the line (NaN: unusable).
+
+    Returns
+    -------
+    float
+        The median of the photosites' values less the mean of their sides
+        (a gradient across the line cancels in the mean), unless it lies
+        beyond three standard errors of the same median over the half of
+        them whose two sides agree best; then the latter.  A scene edge or
+        a thin line running along the segment, seen on one side or on
+        neither, pulls the plain median, which may lie thousands of DN from
+        the offset where more than half the segment runs along one (the
+        edges are left out of the agreeing half, and a thin line is
+        outvoted there); in texture the plain median, over twice the
+        photosites, is the steadier.  With fewer than 8 photosites seen from
+        both sides (a segment at the frame's border), the plain median over
+        whichever side each has.
+    """
+    two = np.isfinite(value) & np.isfinite(sides).all(axis=0)
+    if two.sum() >= 8:
+        d = value[two] - sides[:, two].mean(axis=0)
+        apart = np.abs(sides[0, two] - sides[1, two])
+        agree = d[apart <= np.median(apart)]
+        plain, robust = float(np.median(d)), float(np.median(agree))
+        if abs(plain - robust) <= 3.0 * 1.25 * _mad(agree) / np.sqrt(agree.size) + 1.0:
+            return plain
+        return robust
+    with np.errstate(all="ignore"):  # (a photosite with no usable side gives NaN, left out)
+        d = value - np.nanmean(sides, axis=0)
+    return float(np.median(d[np.isfinite(d)]))
 
 
 def _segment_offsets(
@@ -172,7 +226,10 @@ def _segment_offsets(
         n_ok = np.sum(np.isfinite(both), axis=0)
         with np.errstate(all="ignore"):  # (nanmean would warn where both sides are unusable)
             across = np.where(n_ok > 0, np.nansum(both, axis=0) / np.maximum(n_ok, 1), np.nan)
-        d = np.where(mosaic[rr, cc] < white, mosaic[rr, cc].astype(np.float64) - across, np.nan)
+        # a photosite clipped at white, or at 0 by a negative offset, carries no signal to correct
+        read = mosaic[rr, cc]
+        value = np.where((read < white) & (read > 0), read.astype(np.float64), np.nan)
+        d = value - across
         offset = np.full(rr.size, np.nan)
         pos = rr if column else cc
         for parity in (0, 1):  # its photosites of one colour share the offset
@@ -182,14 +239,15 @@ def _segment_offsets(
             if dv.size < 4:
                 continue
             own = mosaic[rr[sel], cc[sel]][ok].astype(np.float64)
-            med = float(np.median(dv))
-            spread = 1.4826 * float(np.median(np.abs(own - np.median(own))))
-            scene = 1.4826 * float(np.median(np.abs(av - np.median(av))))
-            # a live segment varies as much as the scene beside it (scene and noise); a stuck one does
-            # not, and a dead one sits at black
-            level = float(np.median(own)) - float(black2[rr[sel][0] & 1, cc[sel][0] & 1])
-            if spread >= 0.5 * scene and level > 0.02 * (white - float(black2.max())):
-                offset[sel] = med
+            med = _offset(value[sel], both[:, sel])
+            spread = _mad(own)
+            # a live segment varies as much as the flatter side beside it (scene and noise; the
+            # other side may hold an edge or texture the segment does not see); a stuck one does
+            # not, nor does a dead one (its read noise only) beside a lit or textured scene
+            sides = [_mad(x[np.isfinite(x)]) for x in both[:, sel] if np.isfinite(x).sum() >= 4]
+            scene = min(sides) if sides else _mad(av)
+            if spread >= 0.5 * scene:
+                offset[sel] = np.where(np.isfinite(value[sel]), med, np.nan)
         rows_out.append(rr)
         cols_out.append(cc)
         off_out.append(offset)
@@ -234,9 +292,7 @@ def correct_mosaic(
     agree : float, optional
         A gain or dark-current correction is refused where it lies further
         than ``agree`` x its expected error and the noise outside the range
-        of the neighbours; an offset correction is used within 10 x the
-        neighbours' robust spread (plus 5 % of the level and ``min_signal``)
-        of the interpolated value.
+        of the neighbours.
     min_signal : float, optional
         DN above black a low-gain photosite must read to be divided by its gain.
     gain_error : float, optional
@@ -333,12 +389,9 @@ def correct_mosaic(
     k = np.concatenate(cand_k)
     interp = repaired[r, c].astype(np.float64)
     bl = black2[r & 1, c & 1]
-    spread, n, low, high, std = _neighbour_stats(mosaic, mask, r, c)
+    n, low, high, std = _neighbour_stats(mosaic, mask, r, c)
     level = np.maximum(interp - bl, 0.0)
-    spread = np.where(n >= 3, spread, np.inf)
     gap = np.abs(v - interp)
-    # an offset measured over a whole segment is good to a few DN: refuse only a gross disagreement
-    use_offset = (k == 0) & (gap <= 10.0 * spread + 0.05 * level + min_signal)
     # hot and low-gain photosites: the correction and the interpolation weighed by their expected
     # errors (see the module documentation), against the photo's own read and shot noise
     weight = np.zeros(k.size)
@@ -368,7 +421,7 @@ def correct_mosaic(
         agrees = ~(v < low - margin) & ~(v > high + margin)
         agrees = np.where(k == 3, gap <= state_agree * np.sqrt(var_i), agrees)
         weight = np.where(pointwise & agrees & (v >= 0), w, 0.0)
-    weight[k == 0] = use_offset[k == 0]
+    weight[k == 0] = 1.0  # an offset measured over a whole segment (see the module documentation)
     est = weight * v + (1.0 - weight) * interp
     use = (weight > 0) & (v < white)
     out[r[use], c[use]] = np.clip(np.rint(est[use]), 0, white).astype(np.uint16)

@@ -47,6 +47,57 @@ def test_a_segment_offset_is_measured_in_the_frame_and_subtracted():
     assert np.array_equal(out[~dmap.mask()], given[~dmap.mask()])  # nothing outside the map
 
 
+def test_a_segment_along_a_scene_edge_and_a_thin_line_keeps_its_offset():
+    """A column running along a scene's hard edge for most of its length, and along a thin bright line
+    that neither side sees: the difference to the mean of its sides is thousands of DN there, and a
+    median over the segment was pulled that far (the correction refused, the line interpolated away,
+    the error 10x the offset's).  Measured over the photosites whose sides agree, the offset is
+    found, and the photosites on the line keep it, which no estimate from the sides can give."""
+    rng = np.random.default_rng(11)
+    light = np.full((H, W), 900.0)
+    light[:, :51] = 5000.0  # a bright wall ending on the column's left side, column included
+    light[10:40, :51] = 900.0  # except over the segment's first 30 rows
+    light[60:80, 49:52] = 7000.0  # a thin line over the column and its left neighbour only
+    truth = np.clip(np.rint(BLACK + light + rng.normal(0, 25, (H, W))), 0, WHITE).astype(np.uint16)
+    given = truth.copy()
+    rows = np.arange(10, 90)
+    given[rows, 50] += 80  # this frame's offset
+    dmap = _map([Defect(int(r), 50, DefectKind.COLUMN, 99.0, value=80.0) for r in rows])
+    interp = repair_mosaic(given, dmap.mask(), CFA, white=WHITE)
+    out, counts = correct_mosaic(given, interp, dmap, np.full((2, 2), float(BLACK)), WHITE)
+    rc = np.stack([rows, np.full(rows.size, 50)], axis=1)
+    assert counts.offset == rows.size, counts
+    assert _rmse(out, truth, rc) < 12.0, (_rmse(out, truth, rc), _rmse(interp, truth, rc))
+    on_line = rc[(rows >= 60) & (rows < 80)]
+    assert _rmse(out, truth, on_line) < 0.02 * _rmse(interp, truth, on_line)
+
+
+def test_a_segment_in_a_dim_photo_is_corrected_and_one_clipped_at_zero_interpolated():
+    """A dim photo (its sides 150 DN above black) whose row segment's negative offset takes it below
+    black: still a live segment, corrected (a rule that wanted 2 % of the range above black left every
+    dim photo's segments to interpolation); the photosites the offset pushed down to 0 carry no
+    signal and keep the interpolated value."""
+    rng = np.random.default_rng(12)
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float64)
+    light = 150 + 60 * np.sin(xx / 2.3) * np.cos(yy / 3.1)
+    truth = np.clip(np.rint(BLACK + light + rng.normal(0, 12, (H, W))), 0, WHITE).astype(np.uint16)
+    given = truth.copy()
+    cols = np.arange(10, 110)
+    given[40, cols] = np.clip(truth[40, cols].astype(np.int64) - 360, 0, WHITE).astype(np.uint16)
+    zero = cols[given[40, cols] == 0]
+    assert 3 <= zero.size < cols.size // 2  # (the deepest parts of the scene)
+    dmap = _map([Defect(40, int(c), DefectKind.COLUMN, 99.0, value=-360.0) for c in cols])
+    interp = repair_mosaic(given, dmap.mask(), CFA, white=WHITE)
+    out, counts = correct_mosaic(given, interp, dmap, np.full((2, 2), float(BLACK)), WHITE)
+    live = np.stack([np.full(cols.size, 40), cols], axis=1)[given[40, cols] > 0]
+    assert counts.offset == len(live), counts
+    assert _rmse(out, truth, live) < 0.5 * _rmse(interp, truth, live), (
+        _rmse(out, truth, live),
+        _rmse(interp, truth, live),
+    )
+    assert np.array_equal(out[40, zero], interp[40, zero])
+
+
 def test_a_dead_segment_and_a_clipped_one_keep_the_interpolated_values():
     """No common offset (a dead segment follows no scene) or no signal (clipped): interpolation."""
     truth = _scene()
