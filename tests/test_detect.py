@@ -521,6 +521,33 @@ def test_a_segment_ends_where_its_offset_ends():
         assert c.tolist() == list(range(10, 40)), ends
 
 
+def test_a_segment_gets_back_the_end_photosites_the_line_test_cannot_see():
+    """The line test asks a photosite's same-colour neighbours along the line to lean too, so the first
+    and last photosite of each colour never lean (timelapse seed 31: a dead column's two photosites at
+    each end stayed unflagged and read black in every repaired photo).  Their mean residual is 1.5x
+    the segment's (their outer neighbour is outside it); the photosites past them read -0.5x and stay
+    out, and so does a scene photosite past an end at half the offset within the scene's own spread."""
+    seg = {c: 180.0 for c in range(12, 38)}
+    ends = {10: 270.0, 11: 270.0, 38: 270.0, 39: 270.0}
+    past = {8: -90.0, 9: -90.0, 40: -90.0, 41: -90.0}
+    acc = _segment_sums({**seg, **ends, **past})
+    cols = np.arange(12, 38)
+    r, c, a = detect_lines._extend_segment_ends(np.full(cols.size, 20), cols, np.ones(cols.size, np.int8), acc)
+    assert c.tolist() == list(range(10, 40)) and (r == 20).all() and (a == 1).all()
+    # past the right end, a scene whose residuals spread 120 DN: a photosite there at 0.55 of the offset
+    # (99 DN) is the scene's, not the segment's; the left end, in a quiet scene, still extends
+    rng = np.random.default_rng(4)
+    scene = {x: float(rng.normal(0, 120)) for x in range(42, 60)}
+    acc = _segment_sums({**seg, 10: 270.0, 11: 270.0, 8: -90.0, 9: -90.0, **scene, 38: 99.0, 39: 99.0})
+    r, c, a = detect_lines._extend_segment_ends(np.full(cols.size, 20), cols, np.ones(cols.size, np.int8), acc)
+    assert c.tolist() == list(range(10, 38))
+    # a run whose residuals spread wider than the rule allows (scene detail in them) keeps its span
+    wide = {x: 180.0 + float(rng.normal(0, 150)) for x in range(12, 38)}
+    acc = _segment_sums({**wide, **ends, **past})
+    r, c, a = detect_lines._extend_segment_ends(np.full(cols.size, 20), cols, np.ones(cols.size, np.int8), acc)
+    assert c.tolist() == list(range(12, 38))
+
+
 def test_a_timelapse_segment_is_flagged_to_its_end_and_no_further(tmp_path):
     """End to end, the series that showed it: every flag is a planted defect."""
     body, sc = _scenario(tmp_path, "timelapse", seed=6)

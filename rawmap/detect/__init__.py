@@ -73,7 +73,10 @@ Rules (a photosite gets the first kind that applies):
     to the neighbours along the line), and the line beside it does not lean
     the other way harder (a shadow).  A scene edge leans in the scenes that
     show it; a readout fault in every scene where it is visible.  Reported
-    photosite by photosite, the segment's end photosites included.  In a
+    photosite by photosite, the segment's end photosites included (the
+    first and last of each colour, whose outer neighbour along the line
+    does not lean, are taken back from their mean residuals:
+    :func:`.lines._extend_segment_ends`).  In a
     series of one view whose light changed (a timelapse at dusk), the
     offset that stays while the scene dims (:func:`.lines._one_view_lines`); in a
     set of darks or bias frames, also the offset of the means over the set

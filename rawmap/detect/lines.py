@@ -118,6 +118,8 @@ def _lines(ser: _Series) -> None:
         cr, ccl, caxis = _grow_segments(cr, ccl, caxis, wr, wc, wa, H, W)
     if cr.size and acc.source is SourceKind.IMAGE:
         cr, ccl, caxis = _strongest_lines(cr, ccl, caxis, acc, W)
+    elif cr.size:
+        cr, ccl, caxis = _extend_segment_ends(cr, ccl, caxis, acc)
     if not cr.size:
         return
     seg = np.zeros((H, W), bool)
@@ -686,6 +688,122 @@ def _trim_segment_ends(
                 keep[run[: min(firsts)]] = False
                 keep[run[max(lasts) + 1 :]] = False
     return cr[keep], ccl[keep], caxis[keep]
+
+
+def _line_residuals(acc: Accumulator, axis: int, line: int, pos: np.ndarray) -> np.ndarray:
+    """(N,) float64 mean residuals ``4 v - sum4`` of the photosites at ``pos`` along a column (``axis`` 0) or row."""
+    rc = (pos, np.full(pos.size, line)) if axis == 0 else (np.full(pos.size, line), pos)
+    return acc.s_r[rc] / np.maximum(acc.valid_counts(rc), 1)
+
+
+def _extend_segment_ends(
+    cr,
+    ccl,
+    caxis,
+    acc: Accumulator,
+    share: float = 0.5,
+    max_spread: float = 0.6,
+    reach: int = 1,
+    bg_sigma: float = 3.0,
+):
+    """The segments (``cr, ccl, caxis``) with the end photosites the line test cannot see.
+
+    The line test asks the same-colour photosites before and after a
+    photosite along its line to lean too, so the first and last photosite
+    of each colour of a segment never lean: two photosites at each end were
+    left out (1-7 of a series' 226-328 segment photosites in the simulated
+    photo series, seeds 2027, 31 and 7, each reading the full offset, or
+    black where the segment is dead, in every repaired photo).  Beyond each
+    end of a run, per colour parity along it, the next photosite is taken
+    while its mean residual ``4 v - sum4``, in units of the median of the
+    run's photosites of that parity, is at least ``share``: a photosite of
+    the segment whose neighbour along the line is in it reads about 1.5
+    there (1 further in), one past the end about -0.5, and it must stand
+    ``bg_sigma`` robust sigmas out of the residuals of the 8 photosites of
+    its parity further out (the scene's, in a series of few views: black-0
+    mixed series, seed 6, took two scene photosites at 0.49 and -0.33 of
+    the offset without that floor).  At most ``reach``
+    photosites per parity and end: the one of each colour the line test
+    cannot see (a second step took a scene photosite past a dead column's
+    end in a timelapse, seed 31, 300 x 450); not where that parity's residuals spread
+    wider than ``max_spread`` of their median (robust sigma: scene detail
+    in them), nor in runs shorter than 8.  A parity whose median is under a
+    quarter of the other's (a one-colour fault's other colour) follows the
+    span the other reaches.
+
+    Returns
+    -------
+    rows, cols : (N,) ndarray of int64
+    axis : (N,) ndarray of int8
+    """
+    H, W = acc.shape
+    add_r: list[int] = []
+    add_c: list[int] = []
+    add_a: list[int] = []
+    for axis in (0, 1):
+        idx = np.flatnonzero(caxis == axis)
+        if idx.size == 0:
+            continue
+        n_along = H if axis == 0 else W
+        order, start = _runs_along(cr[idx], ccl[idx], axis)
+        idx = idx[order]
+        bounds = np.append(np.flatnonzero(start), idx.size)
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            if b - a < 8:
+                continue
+            run = idx[a:b]
+            line = int(ccl[run[0]]) if axis == 0 else int(cr[run[0]])
+            pos = (cr[run] if axis == 0 else ccl[run]).astype(np.int64)
+            lo, hi = int(pos[0]), int(pos[-1])
+            res = _line_residuals(acc, axis, line, pos)
+            par = pos & 1
+            med = np.array([np.median(res[par == k]) if (par == k).any() else 0.0 for k in (0, 1)])
+            big = float(np.abs(med).max())
+            if big == 0.0:
+                continue
+            taken: list[int] = []
+            weak = []
+            for k in (0, 1):
+                if abs(med[k]) < 0.25 * big:
+                    weak.append(k)
+                    continue
+                u_in = res[par == k] / med[k]
+                if 1.4826 * float(np.median(np.abs(u_in - 1.0))) > max_spread:
+                    continue
+                for end, step in ((lo if (lo & 1) == k else lo + 1, -2), (hi if (hi & 1) == k else hi - 1, 2)):
+                    # the photosites further out, past any the segment may still hold: the scene's residuals
+                    out = end + step * np.arange(reach + 1, reach + 9)
+                    out = out[(out >= 0) & (out < n_along)]
+                    if out.size < 4:
+                        continue
+                    floor = bg_sigma * _robust_sigma(_line_residuals(acc, axis, line, out))
+                    if not math.isfinite(floor):
+                        continue
+                    q = end
+                    for _ in range(reach):
+                        nxt = q + step
+                        if not 0 <= nxt < n_along:
+                            break
+                        v = float(_line_residuals(acc, axis, line, np.array([nxt]))[0])
+                        if v / med[k] < share or abs(v) < floor:
+                            break
+                        q = nxt
+                        taken.append(q)
+            if taken:
+                span_lo, span_hi = min(lo, *taken), max(hi, *taken)
+                taken += [q for q in (*range(span_lo, lo), *range(hi + 1, span_hi + 1)) if (q & 1) in weak]
+            for q in taken:
+                r_, c_ = (q, line) if axis == 0 else (line, q)
+                add_r.append(r_)
+                add_c.append(c_)
+                add_a.append(axis)
+    if not add_r:
+        return cr, ccl, caxis
+    r = np.concatenate([cr.astype(np.int64), np.array(add_r, np.int64)])
+    c = np.concatenate([ccl.astype(np.int64), np.array(add_c, np.int64)])
+    ax = np.concatenate([caxis, np.array(add_a, np.int8)])
+    _, first = np.unique(r * W + c, return_index=True)
+    return r[first], c[first], ax[first]
 
 
 def _line_scenes(acc: Accumulator, flat: np.ndarray) -> np.ndarray:
