@@ -8,14 +8,13 @@ instead:
 
 * **column and row segments** (``column``): a readout offset added to every
   photosite of the segment.  It scales with ISO, so it is measured again in
-  each frame, over the segment's photosites of one colour, from their
-  values less each of their two same-colour neighbours across the line
-  (which the fault does not touch): the middle of the densest half of those
-  differences (:func:`_densest`), which a scene edge or a thin line along
-  the segment, seen on one side or on neither, does not pull as it pulls a
-  median of the two sides' mean; then subtracted from every photosite of
-  the segment that is not clipped (at white, or at 0 by a negative
-  offset).  A live segment varies at least as much as the flatter side
+  each frame: the median, over the segment's photosites of one colour, of
+  their value less the mean of their same-colour neighbours across the line
+  (which the fault does not touch), or, where a scene edge or a thin line
+  along the segment pulls that median, the same median over the half of
+  them whose two sides agree best (:func:`_offset`); then subtracted from
+  every photosite of the segment that is not clipped (at white, or at 0 by
+  a negative offset).  A live segment varies at least as much as the flatter side
   beside it; a stuck one does not, nor does a dead one beside a lit or
   textured scene: their photosites keep the interpolated value.  A dead
   segment beside a dim, flat scene passes for live, and its "correction"
