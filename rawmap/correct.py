@@ -76,7 +76,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .accumulate.noise import noise_floor
+from .accumulate.noise import noise_floor, robust_sigma
 from .accumulate.records import dark_current_factor
 from .defectmap import DefectKind, DefectMap, column_segments
 
@@ -149,11 +149,6 @@ def _neighbour_stats(
     return n, low, high, std
 
 
-def _mad(x: np.ndarray) -> float:
-    """Robust spread of ``x`` ((N,) float64, N >= 1): 1.4826 x its median absolute deviation."""
-    return 1.4826 * float(np.median(np.abs(x - np.median(x))))
-
-
 def _offset(value: np.ndarray, sides: np.ndarray) -> float:
     """A segment's offset in one colour from its photosites and their neighbours across the line.
 
@@ -186,7 +181,7 @@ def _offset(value: np.ndarray, sides: np.ndarray) -> float:
         apart = np.abs(sides[0, two] - sides[1, two])
         agree = d[apart <= np.median(apart)]
         plain, robust = float(np.median(d)), float(np.median(agree))
-        if abs(plain - robust) <= 3.0 * 1.25 * _mad(agree) / np.sqrt(agree.size) + 1.0:
+        if abs(plain - robust) <= 3.0 * 1.25 * robust_sigma(agree) / np.sqrt(agree.size) + 1.0:
             return plain
         return robust
     with np.errstate(all="ignore"):  # (a photosite with no usable side gives NaN, left out)
@@ -239,12 +234,12 @@ def _segment_offsets(
                 continue
             own = mosaic[rr[sel], cc[sel]][ok].astype(np.float64)
             med = _offset(value[sel], both[:, sel])
-            spread = _mad(own)
+            spread = robust_sigma(own)
             # a live segment varies as much as the flatter side beside it (scene and noise; the
             # other side may hold an edge or texture the segment does not see); a stuck one does
             # not, nor does a dead one (its read noise only) beside a lit or textured scene
-            sides = [_mad(x[np.isfinite(x)]) for x in both[:, sel] if np.isfinite(x).sum() >= 4]
-            scene = min(sides) if sides else _mad(av)
+            sides = [robust_sigma(x) for x in both[:, sel] if np.isfinite(x).sum() >= 4]
+            scene = min(sides) if sides else robust_sigma(av)
             if spread >= 0.5 * scene:
                 offset[sel] = np.where(np.isfinite(value[sel]), med, np.nan)
         rows_out.append(rr)

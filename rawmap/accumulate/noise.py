@@ -14,7 +14,27 @@ import numpy as np
 
 from .. import _kernels
 
-__all__ = ["NoiseFloor", "noise_floor", "noise_model"]
+__all__ = ["NoiseFloor", "noise_floor", "noise_model", "robust_sigma"]
+
+
+def robust_sigma(a: np.ndarray) -> float:
+    """Robust standard deviation of the finite values of ``a``: 1.4826 x their median absolute deviation.
+
+    Parameters
+    ----------
+    a : ndarray of float
+        Any shape; NaN and infinities are left out.
+
+    Returns
+    -------
+    float
+        NaN when no value is finite.
+    """
+    a = a[np.isfinite(a)]
+    if a.size == 0:
+        return math.nan
+    med = np.median(a)
+    return float(1.4826 * np.median(np.abs(a - med)))
 
 
 def noise_model(plane: np.ndarray, black2: np.ndarray, clip: int) -> tuple[float, float]:

@@ -18,6 +18,7 @@ from .params import _BLOCK_ROWS, ClassifyParams
 from .series import (
     _darks_only,
     _Found,
+    _mean_residual,
     _neighbours,
     _noise_ratio,
     _nonzero2,
@@ -59,7 +60,7 @@ def _complete_clusters(acc: Accumulator, p: ClassifyParams, found: _Found, taken
     def mean_res(r, c):
         if darks:
             return _trimmed_residual(acc, r, c)
-        return acc.s_r[r, c].astype(float) / np.maximum(acc.valid_counts((r, c)), 1)
+        return _mean_residual(acc, r, c)
 
     darks = _darks_only(acc)
 
@@ -173,7 +174,7 @@ def _ringing(acc: Accumulator, found: _Found, p: ClassifyParams) -> np.ndarray:
     weak = found.of(DefectKind.HOT) | found.of(DefectKind.NOISY)
     if not weak.any():
         return echo
-    strength = np.abs(acc.s_r[rows, cols].astype(np.float64)) / np.maximum(acc.valid_counts((rows, cols)), 1)
+    strength = np.abs(_mean_residual(acc, rows, cols))
     reach = p.ringing_reach
     for i in np.flatnonzero(weak):
         near = (np.abs(rows - rows[i]) <= reach) & (np.abs(cols - cols[i]) <= reach)

@@ -16,6 +16,7 @@ from .params import _BLOCK_ROWS, ClassifyParams
 from .series import (
     _dark_noise,
     _darks_only,
+    _mean_residual,
     _neighbours,
     _nonzero2,
     _robust_sigma,
@@ -138,7 +139,7 @@ def _lines(ser: _Series) -> None:
     found.keep(~seg[found.rows, found.cols])
     del seg
     ser.taken[cr, ccl] = True
-    offs = acc.s_r[cr, ccl] / np.maximum(acc.valid_counts((cr, ccl)), 1) / 2.0
+    offs = _mean_residual(acc, cr, ccl) / 2.0
     found.add(cr, ccl, DefectKind.COLUMN, _share_score(_line_scenes(acc, cr * W + ccl), ser.units), offs)
 
 
@@ -488,7 +489,7 @@ def _line_echoes(ser: _Series) -> None:
     own = mean_v(r, c)
     nb = mean_v(nr, nc)
     off_line = np.where(on_line, 0.0, nb).sum(axis=0) / (~on_line).sum(axis=0)
-    before = acc.s_r[r, c].astype(np.float64) / 4.0 / np.maximum(acc.valid_counts((r, c)), 1)
+    before = _mean_residual(acc, r, c) / 4.0
     after = own - off_line
     echo = (np.sign(after) != np.sign(before)) | (np.abs(after) < ser.p.line_echo_share * np.abs(before))
     if echo.any():
@@ -606,6 +607,50 @@ def _grow_segments(cr, ccl, caxis, wr, wc, wa, H: int, W: int):
     return r[first], c[first], a[first]
 
 
+def _line_runs(cr, ccl, caxis, min_len: int):
+    """Each run of consecutive photosites along one line of the segments (``cr, ccl, caxis``), ``min_len`` or longer.
+
+    Yields
+    ------
+    axis : int
+        0 along a column, 1 along a row.
+    run : (n,) ndarray of int64
+        The run's indices into ``cr, ccl``, in order along the line.
+    pos : (n,) ndarray of int64
+        Their positions along it.
+    """
+    for axis in (0, 1):
+        idx = np.flatnonzero(caxis == axis)
+        if idx.size == 0:
+            continue
+        order, start = _runs_along(cr[idx], ccl[idx], axis)
+        idx = idx[order]
+        bounds = np.append(np.flatnonzero(start), idx.size)
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            if b - a >= min_len:
+                run = idx[a:b]
+                yield axis, run, (cr[run] if axis == 0 else ccl[run]).astype(np.int64)
+
+
+def _parity_medians(res: np.ndarray, par: np.ndarray) -> list[float | None] | None:
+    """A run's median residual in each colour parity along it (``par`` 0 and 1): its offset there, x2.
+
+    None for a parity under a quarter of the other's: the colour a
+    one-colour fault spans without leaning.  None for the run when neither
+    parity's median moves from 0.
+    """
+    med = [float(np.median(res[par == k])) for k in (0, 1)]
+    big = max(abs(m) for m in med)
+    if big == 0.0:
+        return None
+    return [m if abs(m) >= 0.25 * big else None for m in med]
+
+
+def _spread_about_one(u: np.ndarray) -> float:
+    """Robust sigma of residuals in units of their run's median (about 1 for a fault's offset)."""
+    return 1.4826 * float(np.median(np.abs(u - 1.0)))
+
+
 def _trim_segment_ends(
     cr, ccl, caxis, acc: Accumulator, share: float = 0.5, quiet: float = 0.75, max_spread: float = 0.25
 ):
@@ -648,52 +693,39 @@ def _trim_segment_ends(
     """
     if cr.size == 0:
         return cr, ccl, caxis
-    res = acc.s_r[cr, ccl] / np.maximum(acc.valid_counts((cr, ccl)), 1)
+    res = _mean_residual(acc, cr, ccl)
     keep = np.ones(cr.size, bool)
-    for axis in (0, 1):
-        idx = np.flatnonzero(caxis == axis)
-        if idx.size == 0:
+    for _, run, pos in _line_runs(cr, ccl, caxis, 4):
+        r = res[run]
+        par = pos & 1
+        meds = _parity_medians(r, par)
+        if meds is None:
             continue
-        order, start = _runs_along(cr[idx], ccl[idx], axis)
-        idx = idx[order]
-        pos = cr[idx] if axis == 0 else ccl[idx]
-        bounds = np.append(np.flatnonzero(start), idx.size)
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            if b - a < 4:
+        firsts, lasts = [], []
+        for k, m in enumerate(meds):
+            if m is None:
+                continue  # the colour the fault spans without leaning
+            # in units of the segment's offset: a photosite past the end reads about 0 (-0.5 with a
+            # neighbour along the line in the segment); far from both, it is the scene's detail
+            u = r / m
+            if _spread_about_one(u[par == k]) > max_spread:  # scene detail in them: no telling the end
+                firsts.append(0)
+                lasts.append(run.size - 1)
                 continue
-            run = idx[a:b]
-            r = res[run]
-            par = pos[a:b] & 1
-            med = np.array([np.median(r[par == k]) for k in (0, 1)])
-            big = float(np.abs(med).max())
-            if big == 0.0:
-                continue
-            firsts, lasts = [], []
-            for k in (0, 1):
-                if abs(med[k]) < 0.25 * big:
-                    continue  # the colour the fault spans without leaning
-                # in units of the segment's offset: a photosite past the end reads about 0 (-0.5 with a
-                # neighbour along the line in the segment); far from both, it is the scene's detail
-                u = r * np.sign(med[k]) / abs(med[k])
-                spread = 1.4826 * float(np.median(np.abs(u[par == k] - 1.0)))
-                if spread > max_spread:  # offsets this varied (scene detail in them): no telling the end
-                    firsts.append(0)
-                    lasts.append(b - a - 1)
-                    continue
-                ok = np.flatnonzero((par == k) & ((u >= share) | (u < -quiet)))
-                if ok.size:
-                    firsts.append(ok[0])
-                    lasts.append(ok[-1])
-            if firsts:  # the span from the first to the last photosite that carries the offset
-                keep[run[: min(firsts)]] = False
-                keep[run[max(lasts) + 1 :]] = False
+            ok = np.flatnonzero((par == k) & ((u >= share) | (u < -quiet)))
+            if ok.size:
+                firsts.append(ok[0])
+                lasts.append(ok[-1])
+        if firsts:  # the span from the first to the last photosite that carries the offset
+            keep[run[: min(firsts)]] = False
+            keep[run[max(lasts) + 1 :]] = False
     return cr[keep], ccl[keep], caxis[keep]
 
 
 def _line_residuals(acc: Accumulator, axis: int, line: int, pos: np.ndarray) -> np.ndarray:
     """(N,) float64 mean residuals ``4 v - sum4`` of the photosites at ``pos`` along a column (``axis`` 0) or row."""
-    rc = (pos, np.full(pos.size, line)) if axis == 0 else (np.full(pos.size, line), pos)
-    return acc.s_r[rc] / np.maximum(acc.valid_counts(rc), 1)
+    line_at = np.full(pos.size, line)
+    return _mean_residual(acc, pos, line_at) if axis == 0 else _mean_residual(acc, line_at, pos)
 
 
 def _extend_segment_ends(
@@ -740,63 +772,47 @@ def _extend_segment_ends(
     add_r: list[int] = []
     add_c: list[int] = []
     add_a: list[int] = []
-    for axis in (0, 1):
-        idx = np.flatnonzero(caxis == axis)
-        if idx.size == 0:
-            continue
+    for axis, run, pos in _line_runs(cr, ccl, caxis, 8):
         n_along = H if axis == 0 else W
-        order, start = _runs_along(cr[idx], ccl[idx], axis)
-        idx = idx[order]
-        bounds = np.append(np.flatnonzero(start), idx.size)
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            if b - a < 8:
+        line = int(ccl[run[0]]) if axis == 0 else int(cr[run[0]])
+        lo, hi = int(pos[0]), int(pos[-1])
+        res = _line_residuals(acc, axis, line, pos)
+        par = pos & 1
+        meds = _parity_medians(res, par)
+        if meds is None:
+            continue
+        taken: list[int] = []
+        weak = [k for k, m in enumerate(meds) if m is None]
+        for k, m in enumerate(meds):
+            if m is None or _spread_about_one(res[par == k] / m) > max_spread:
                 continue
-            run = idx[a:b]
-            line = int(ccl[run[0]]) if axis == 0 else int(cr[run[0]])
-            pos = (cr[run] if axis == 0 else ccl[run]).astype(np.int64)
-            lo, hi = int(pos[0]), int(pos[-1])
-            res = _line_residuals(acc, axis, line, pos)
-            par = pos & 1
-            med = np.array([np.median(res[par == k]) if (par == k).any() else 0.0 for k in (0, 1)])
-            big = float(np.abs(med).max())
-            if big == 0.0:
-                continue
-            taken: list[int] = []
-            weak = []
-            for k in (0, 1):
-                if abs(med[k]) < 0.25 * big:
-                    weak.append(k)
+            for end, step in ((lo if (lo & 1) == k else lo + 1, -2), (hi if (hi & 1) == k else hi - 1, 2)):
+                # the photosites further out, past any the segment may still hold: the scene's residuals
+                out = end + step * np.arange(reach + 1, reach + 9)
+                out = out[(out >= 0) & (out < n_along)]
+                if out.size < 4:
                     continue
-                u_in = res[par == k] / med[k]
-                if 1.4826 * float(np.median(np.abs(u_in - 1.0))) > max_spread:
+                floor = bg_sigma * _robust_sigma(_line_residuals(acc, axis, line, out))
+                if not math.isfinite(floor):
                     continue
-                for end, step in ((lo if (lo & 1) == k else lo + 1, -2), (hi if (hi & 1) == k else hi - 1, 2)):
-                    # the photosites further out, past any the segment may still hold: the scene's residuals
-                    out = end + step * np.arange(reach + 1, reach + 9)
-                    out = out[(out >= 0) & (out < n_along)]
-                    if out.size < 4:
-                        continue
-                    floor = bg_sigma * _robust_sigma(_line_residuals(acc, axis, line, out))
-                    if not math.isfinite(floor):
-                        continue
-                    q = end
-                    for _ in range(reach):
-                        nxt = q + step
-                        if not 0 <= nxt < n_along:
-                            break
-                        v = float(_line_residuals(acc, axis, line, np.array([nxt]))[0])
-                        if v / med[k] < share or abs(v) < floor:
-                            break
-                        q = nxt
-                        taken.append(q)
-            if taken:
-                span_lo, span_hi = min(lo, *taken), max(hi, *taken)
-                taken += [q for q in (*range(span_lo, lo), *range(hi + 1, span_hi + 1)) if (q & 1) in weak]
-            for q in taken:
-                r_, c_ = (q, line) if axis == 0 else (line, q)
-                add_r.append(r_)
-                add_c.append(c_)
-                add_a.append(axis)
+                q = end
+                for _ in range(reach):
+                    nxt = q + step
+                    if not 0 <= nxt < n_along:
+                        break
+                    v = float(_line_residuals(acc, axis, line, np.array([nxt]))[0])
+                    if v / m < share or abs(v) < floor:
+                        break
+                    q = nxt
+                    taken.append(q)
+        if taken:
+            span_lo, span_hi = min(lo, *taken), max(hi, *taken)
+            taken += [q for q in (*range(span_lo, lo), *range(hi + 1, span_hi + 1)) if (q & 1) in weak]
+        for q in taken:
+            r_, c_ = (q, line) if axis == 0 else (line, q)
+            add_r.append(r_)
+            add_c.append(c_)
+            add_a.append(axis)
     if not add_r:
         return cr, ccl, caxis
     r = np.concatenate([cr.astype(np.int64), np.array(add_r, np.int64)])

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..accumulate import Accumulator
+from ..accumulate.noise import robust_sigma as _robust_sigma
 from ..defectmap import DefectKind
 from .params import _BLOCK_ROWS, ClassifyParams
 
@@ -118,12 +119,9 @@ def _trimmed_residual(acc: Accumulator, r: np.ndarray, c: np.ndarray) -> np.ndar
     return 4.0 * mean[0] - mean[1:].sum(axis=0)
 
 
-def _robust_sigma(a: np.ndarray) -> float:
-    a = a[np.isfinite(a)]
-    if a.size == 0:
-        return math.nan
-    med = np.median(a)
-    return float(1.4826 * np.median(np.abs(a - med)))
+def _mean_residual(acc: Accumulator, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """(N,) float64: each photosite's residual ``4 v - sum4`` averaged over the frames that entered its sums."""
+    return acc.s_r[r, c].astype(np.float64) / np.maximum(acc.valid_counts((r, c)), 1)
 
 
 def _neighbours(rows: np.ndarray, cols: np.ndarray, H: int, W: int) -> tuple[np.ndarray, np.ndarray]:
