@@ -373,11 +373,17 @@ def _cold(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray) -> np.ndarray:
     pane of a blur-free scene; with these bounds, none.  In raw mosaics a
     strong one must also read below ``cold_below_lowest`` of the darkest
     of those 8 on average, or, where they are too dim to tell, have
-    ``guard_views`` views or more.
+    ``guard_views`` views or more.  In developed images, where demosaicing
+    spreads a defect, a strong one whose deficit lifts its neighbours'
+    ratios (``cold_lift``) may pass a tighter bound instead: a deficit of
+    ``cold_lift_depth`` x w (a pixel-wide speck of the scene lifts them
+    too, but must then have darkened the pixel by more than that share in
+    its one view).
     """
     acc, p = ser.acc, ser.p
     share = acc.view_shares(lo_r, lo_c)
-    view_bound = None if share is None else 1.0 - p.cold_view_margin * share
+    # the view bound, and the looser one a developed image's lifting deficit passes (below)
+    bounds = None if share is None else (1.0 - p.cold_view_margin * share, 1.0 - p.cold_lift_depth * share)
     med_of, sigma_of = _ratio_stats(ser)
     g = _gain_ratio(ser, lo_r, lo_c, exclude=ser.taken)
     nr_, nc_ = _neighbours(lo_r, lo_c, ser.H, ser.W)
@@ -421,15 +427,24 @@ def _cold(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray) -> np.ndarray:
         if acc.source is SourceKind.IMAGE:
             bound = max(p.cold_strong * med, min(med - p.cold_strong_sigma * sigma, p.cold_image * med))
             strong |= (g[in_c] < bound) & isolated[in_c] & (lifted[in_c] >= 1.0)
-        if view_bound is None:
+        if bounds is None:
             strong &= dark_in[in_c] >= min(2, ser.need)
         else:
+            view_bound, lift_bound = bounds
             beyond_view = g[in_c] < view_bound[in_c] * med
             if acc.source is SourceKind.IMAGE:
                 # in developed images a defect's deficit lifts its same-colour neighbours' ratios,
                 # which a view's static dark detail (darkening them too) never does; the
-                # neighbourhood must be clearly normal, not only above cold_isolation
-                beyond_view |= (lifted[in_c] >= p.cold_lift) & (around[in_c] >= p.cold_lift_isolation)
+                # neighbourhood must be clearly normal, not only above cold_isolation. But a speck of
+                # the scene one pixel wide lifts them too (real optics: twigs against a bright sky
+                # made 24 cold flags in a one-view series of the D30's scene, ratios 0.60-0.75), so
+                # the deficit must still be more than such a speck, darkening the pixel by at most
+                # cold_lift_depth in the largest view, leaves: (1 - ratio) >= that x the view's share
+                beyond_view |= (
+                    (lifted[in_c] >= p.cold_lift)
+                    & (around[in_c] >= p.cold_lift_isolation)
+                    & (g[in_c] < lift_bound[in_c] * med)
+                )
             strong &= beyond_view | alone[in_c]
         cold[in_c] |= strong
         score[in_c] = (med - g[in_c]) / sigma

@@ -131,6 +131,7 @@ class ClassifyParams:
         1.05  #: developed images: strong cold past the view bound where it lifts its neighbours this much
     )
     cold_lift_isolation: float = 0.85  #: ... and its adjacent and same-colour neighbours' ratios above this
+    cold_lift_depth: float = 0.8  #: ... and its deficit at least this x the largest view's share of its signal
     few_views: int = 3  #: below this many views (one or two), stuck and dead follow the one-view rules
     guard_views: int = 5  #: below this many views, stuck and dead need every neighbour to vary far more
     quiet_share: float = 0.2  #: ... or a range below this share of the shot noise its level must show

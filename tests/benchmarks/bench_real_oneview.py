@@ -1,6 +1,7 @@
 """False flags on one-view series made from the real RAW samples' own mosaics (real optics, real scenes).
 
 Run:  python tests/benchmarks/bench_real_oneview.py [--samples DIR] [--frames 12]
+      python tests/benchmarks/bench_real_oneview.py --jpeg [--bright 2.0]
 
 For each Bayer RAW in ``../shared/samples/raw/`` that LibRaw decodes, the
 visible mosaic (black removed) is the scene of a timelapse: ``--frames``
@@ -29,6 +30,15 @@ without it and the flags it adds that are not planted.  ``--drift PX``
 moves the scene PX photosites down (and half that across) over the series,
 as a tripod settling does: fine detail then moves in and out of
 photosites.
+
+``--jpeg`` develops each frame of the (falling-light) series with LibRaw
+(``rawpy`` ``postprocess``, AHD, ``--bright``) and saves it as a JPEG
+(Pillow, quality 90), as a camera shooting JPEG would, then maps the JPEGs
+alone: the series holds no defect of its own, so every flag is false. The
+map is classified again with the developed images' neighbour-lift rule as
+it stood before 2026-12-02 (``ClassifyParams.cold_lift_depth`` 0: a deficit
+that lifts its neighbours' ratios passed the one-view bound whatever its
+size), and both counts are printed.
 """
 
 from __future__ import annotations
@@ -134,9 +144,14 @@ def main() -> None:
     ap.add_argument("--aperture-priority", action="store_true", help="the exposure follows the light (see above)")
     ap.add_argument("--hot", type=int, default=0, help="photosites given a dark current (with --aperture-priority)")
     ap.add_argument("--drift", type=float, default=0.0, help="photosites the scene moves down over the series")
+    ap.add_argument("--jpeg", action="store_true", help="map the series' JPEG renderings instead (see above)")
+    ap.add_argument("--bright", type=float, default=2.0, help="with --jpeg: LibRaw's brightness of the renderings")
     args = ap.parse_args()
     if args.aperture_priority:
         _growth_figures(args)
+        return
+    if args.jpeg:
+        _jpeg_figures(args)
         return
     off = dataclasses.replace(ClassifyParams(), cold_alone=-1.0)
     added_total = 0
@@ -158,6 +173,34 @@ def main() -> None:
             print(f"  added ({r}, {c}); original mosaic around it:")
             print(mosaic[max(0, r - 2) : r + 3, max(0, c - 2) : c + 3].astype(int))
     print(f"flags the one-view low-gain rule adds over all samples: {added_total}")
+
+
+def _jpeg_figures(args: argparse.Namespace) -> None:
+    """Each sample's falling-light series developed to JPEGs and mapped from them: the flags (all false),
+    now and with the neighbour-lift rule as it was (``cold_lift_depth`` 0)."""
+    from PIL import Image
+
+    before = dataclasses.replace(ClassifyParams(), cold_lift_depth=0.0)
+    totals = Counter()
+    for src in sorted(p for p in args.samples.iterdir() if p.is_file()):
+        with tempfile.TemporaryDirectory(prefix="bench-oneview-") as tmp:
+            folder = Path(tmp)
+            if _series(src, folder, args.frames, drift=args.drift) is None:
+                print(f"{src.name}: not a Bayer RAW LibRaw decodes, skipped")
+                continue
+            for dng in sorted(folder.glob("*.dng")):
+                with rawpy.imread(str(dng)) as raw:
+                    rgb = raw.postprocess(use_camera_wb=False, no_auto_bright=True, bright=args.bright, output_bps=8)
+                Image.fromarray(rgb).save(dng.with_suffix(".jpg"), quality=90)
+                dng.unlink()
+            acc = map_files(sorted(folder.glob("*.jpg"))).maps[0].accumulator
+        now, old = build_map(acc), build_map(acc, before)
+        kinds = lambda m: dict(Counter(d.kind.value for d in m.defects))  # noqa: E731
+        totals.update(now=len(now.defects), old=len(old.defects))
+        print(
+            f"{src.name} {rgb.shape[:2]}: flags {len(now.defects)} {kinds(now)}; lift rule as before {len(old.defects)} {kinds(old)}"
+        )
+    print(f"all samples, flags (all false): {totals['now']}; with the lift rule as before: {totals['old']}")
 
 
 def _growth_figures(args: argparse.Namespace) -> None:
