@@ -24,6 +24,7 @@ from rawmap.testing import (
     load_truth,
     plan_series,
     plant_defects,
+    render_lamps,
     render_scene,
     simulate,
     simulate_frame,
@@ -638,6 +639,33 @@ def test_scenario_timelapse_light_falls(tmp_path):
     assert all(a > b for a, b in zip(levels, levels[1:]))
     assert levels[0] / levels[-1] == pytest.approx(16.0, rel=0.25)  # 4 stops
     assert (truth.visible_views <= 1).all()  # one view
+
+
+def test_scenario_timelapse_city_lamps_keep_their_light(tmp_path):
+    """The picture keeps its brightness (aperture priority) while the lamps' signal grows with the
+    exposure, 64 times over the series; no shake."""
+    truth = write_scenario(tmp_path, "timelapse-city", seed=4, shape=SCEN, n_frames=6, clean_dir=tmp_path / "c")
+    first, last = truth.frames[0], truth.frames[-1]
+    assert last.exposure / first.exposure == pytest.approx(64.0, rel=1e-6)
+    a, b = (np.load(f.clean).astype(float) - 512 for f in (first, last))
+    assert np.median(b) / np.median(a) == pytest.approx(1.0, rel=0.15)  # the daylit scene: as bright
+    # the lamps: the photosites that grew most, many times over (the scene around them did not)
+    grew = np.argsort((b - a).ravel())[-4:]
+    assert (b.ravel()[grew] / np.maximum(a.ravel()[grew], 1.0) > 4.0).all()
+    assert (np.abs(b - a) < 0.5 * (np.abs(a) + 50)).mean() > 0.9
+
+
+def test_render_lamps_are_small_warm_spots():
+    rng = np.random.default_rng(3)
+    spec = SensorSpec(300, 450)
+    lamps = render_lamps(spec, rng, 30.0, 100.0)
+    assert lamps.shape == (300, 450, 3) and lamps.dtype == np.float32
+    assert 0 < (lamps[..., 1] > 1.0).mean() < 0.02  # a few small spots, nothing elsewhere
+    assert lamps[..., 0].max() <= 30.0 * 100.0 * 1.01
+    lit = lamps[..., 1] > 10.0
+    assert (lamps[..., 0][lit] > lamps[..., 2][lit]).all()  # warm
+    with pytest.raises(ValueError):
+        render_lamps(spec, rng, -1.0, 100.0)
 
 
 def test_scenario_bursts_are_near_identical(tmp_path):

@@ -26,7 +26,8 @@ files.  The modules, each building on the ones before it:
   irradiance of a synthetic scene ("landscape", "flat", "night", "glints",
   "indoor", "edges": buildings with straight edges on photosite
   boundaries, "texture": 1/f natural texture with sharp grass blades,
-  "dark": a lens-cap dark).
+  "dark": a lens-cap dark); :func:`render_lamps`: a view's self-luminous
+  point lights (street lamps), which keep their light as the daylight falls.
 * :mod:`~rawmap.testing.exposure` - :func:`simulate` /
   :func:`simulate_frame`: one exposure (shot noise, dark current, read
   noise, quantisation, the defects; also the same frame without defects,
@@ -45,8 +46,8 @@ files.  The modules, each building on the ones before it:
   series of DNG files (or grayscale TIFF/PNG mosaics; and JPEGs, and
   duplicate files) with its ``truth.json``.
 * :mod:`~rawmap.testing.scenarios` - :func:`write_scenario`: one line for a
-  named series (:data:`SCENARIOS`: brackets, timelapse, timelapse-ae, burst, darks-same,
-  darks-mixed, darks-glow, mixed, mono, gray16, gray8, black0), :func:`scenario_plan`
+  named series (:data:`SCENARIOS`: brackets, timelapse, timelapse-ae, timelapse-city, burst,
+  darks-same, darks-mixed, darks-glow, mixed, mono, gray16, gray8, black0), :func:`scenario_plan`
   its frames.
 * :mod:`~rawmap.testing.scoring` - :func:`score_map`: recall and precision
   of a defect map against the truth; :func:`score_flags` against the truth
@@ -90,7 +91,7 @@ from .exposure import (
 from .files import FILE_FORMATS, sample_scale, to_file_values
 from .plans import FramePlan, SeriesPlan, plan_series
 from .scenarios import DARK_EXPOSURES, SCENARIOS, scenario_counts, scenario_plan, scenario_spec, write_scenario
-from .scene import SCENE_KINDS, render_scene
+from .scene import SCENE_KINDS, render_lamps, render_scene
 from .scoring import MapScore, score_flags, score_map
 from .sensor import SensorSpec
 from .series import generate_series
@@ -106,6 +107,7 @@ __all__ = [
     "PlantedDefect",
     "DefectCounts",
     "plant_defects",
+    "render_lamps",
     "render_scene",
     "SimulatedFrame",
     "simulate",

@@ -49,6 +49,12 @@ class FramePlan:
         Sensor temperature, degrees C (dark current doubles every 6
         degrees, see :func:`simulate`); nominal dark current when None.
         A ``scene`` of ``"dark"`` is a lens-cap dark frame.
+    lamps : float
+        Self-luminous point lights of the view (street lamps, distant lit
+        windows), drawn with the view's scene (only with ``burst``): their
+        peaks up to this many times the first frame's mid grey, and they
+        keep it whatever the frame's ``light`` (see
+        :func:`rawmap.testing.scene.render_lamps`). 0: none.
     """
 
     scene: str
@@ -60,6 +66,7 @@ class FramePlan:
     jitter: tuple[float, float] = (0.0, 0.0)
     light: float = 1.0
     temperature: float | None = None
+    lamps: float = 0.0
 
 
 @dataclass(frozen=True)

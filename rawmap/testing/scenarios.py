@@ -1,7 +1,7 @@
 """Named scenario series (:data:`SCENARIOS`, :func:`write_scenario`, :func:`scenario_plan`).
 
-brackets, timelapse, timelapse-ae, burst, darks-same, darks-mixed, darks-glow, mixed, mono,
-gray16, gray8 and black0: one line for each kind of series the detector must
+brackets, timelapse, timelapse-ae, timelapse-city, burst, darks-same, darks-mixed, darks-glow,
+mixed, mono, gray16, gray8 and black0: one line for each kind of series the detector must
 handle, with a harder set of defects than :func:`~rawmap.testing.series.generate_series`'s
 default (see :func:`write_scenario`).
 """
@@ -37,6 +37,7 @@ SCENARIOS = (
     "brackets",
     "timelapse",
     "timelapse-ae",
+    "timelapse-city",
     "burst",
     "darks-same",
     "darks-mixed",
@@ -118,16 +119,21 @@ def scenario_plan(
             k = min(4, n_frames - 4 * v)
             scene = str(rng.choice(["landscape", "edges", "texture", "indoor", "glints"]))
             items += _bracket(rng, v, start + 10 * v * minute, k, 2.0, scene, 0.3 if v % 2 else 0.0)
-    elif name in ("timelapse", "timelapse-ae"):
-        scene = str(rng.choice(["landscape", "edges"]))
+    elif name in ("timelapse", "timelapse-ae", "timelapse-city"):
+        scene = "edges" if name == "timelapse-city" else str(rng.choice(["landscape", "edges"]))
         exp, fiso = _shutter(rng, 1 / 500, 1 / 60), _iso(rng, 100, 400)
         # sunset: the light falls 4 stops, log-linearly; in aperture priority 6, and the exposure follows it
-        follows = name == "timelapse-ae"
+        follows = name != "timelapse"
+        lamps = 30.0 if name == "timelapse-city" else 0.0  # street lamps and lit windows: they stay lit
         for i in range(n_frames):
             stops = (6.0 if follows else 4.0) * i / max(1, n_frames - 1)
             jit = tuple(float(v) for v in rng.uniform(-0.1, 0.1, 2)) if i else (0.0, 0.0)
+            if lamps:  # on a still tripod (the others shake 0.1 px)
+                jit = (0.0, 0.0)
             e = exp * 2.0**stops if follows else exp
-            items.append(FramePlan(scene, e, fiso, start + i * minute, 0.25, 0, jit, 2.0**-stops))  # type: ignore[arg-type]
+            items.append(
+                FramePlan(scene, e, fiso, start + i * minute, 0.25, 0, jit, 2.0**-stops, lamps=lamps)  # type: ignore[arg-type]
+            )
     elif name == "burst":
         half = n_frames // 2
         for b, (k, scene) in enumerate(((half, "glints"), (n_frames - half, "texture"))):
@@ -265,6 +271,11 @@ def write_scenario(
                       and the exposure rises 6 stops with it (1/500-1/60 s at
                       the start), so the picture keeps its brightness while
                       the dark current grows 64 times
+    ``timelapse-      ``timelapse-ae`` of buildings (``edges``) on a still
+    city``            tripod (no shake), with street lamps and lit windows
+                      (:func:`render_lamps`, peaks up to 30x mid grey) that
+                      stay lit as the daylight falls: their signal grows 64
+                      times, as dark current does
     ``burst``         two bursts (glints, texture) of near-identical frames,
                       0.3 px jitter, 1 s apart
     ``darks-same``    lens-cap darks, 30 s at ``iso``, the sensor warming from

@@ -546,6 +546,56 @@ def _rasterise(recipe: _Recipe, h: int, w: int) -> np.ndarray:
     return out
 
 
+def render_lamps(spec: SensorSpec, rng: np.random.Generator, peak: float, rate: float) -> np.ndarray:
+    """Self-luminous point lights (street lamps, distant lit windows) of a view, alone.
+
+    About 40 per 300 x 450 photosites (as many per area on any sensor), at
+    random positions: Gaussian spots of sigma 0.5-1.0 photosites (drawn
+    after the optical blur, as :func:`render_scene` draws glints), warm
+    (R : G : B about 1 : 0.75 : 0.45), their peaks log-uniform between
+    ``peak`` / 60 and ``peak`` times ``rate``.  A timelapse adds them to
+    every frame unscaled by the frame's light: at dusk they stay as the
+    scene around them falls, and in aperture priority their signal grows
+    with the exposure as a hot photosite's dark current does.
+
+    Parameters
+    ----------
+    spec : SensorSpec
+    rng : numpy.random.Generator
+    peak : float
+        The brightest lamp's peak, in units of ``rate``.
+    rate : float
+        Irradiance of a mid grey surface, electrons per second at QE 1
+        (as :func:`render_scene`'s).
+
+    Returns
+    -------
+    (H, W, 3) ndarray of float32
+        Zero but at the lamps.
+
+    Raises
+    ------
+    ValueError
+        ``peak`` not above 0, or ``rate`` below 0.
+    """
+    if not (peak > 0 and rate >= 0):
+        raise ValueError(f"peak must be > 0 and rate >= 0, got {peak!r} and {rate!r}")
+    h, w = spec.height, spec.width
+    n = max(1, int(round(40 * h * w / 135_000)))
+    border = min(BORDER, max(0, min(h, w) // 2 - 1))
+    peaks = rate * peak * np.exp(rng.uniform(np.log(1.0 / 60.0), 0.0, n))
+    colour = np.array([1.0, 0.75, 0.45]) * rng.uniform(0.85, 1.0, (n, 3))
+    points = _Points(
+        rng.uniform(border, h - border, n),
+        rng.uniform(border, w - border, n),
+        rng.uniform(0.5, 1.0, n),
+        (peaks[:, None] * colour).astype(_F32),
+    )
+    planes = np.zeros((3, h, w), _F32)
+    points.add_to(planes)
+    return np.moveaxis(planes, 0, -1)
+
+
 def render_scene(
     spec: SensorSpec,
     rng: np.random.Generator,

@@ -20,7 +20,7 @@ from .defects import DefectCounts, PlantedDefect, plant_defects
 from .exposure import _border_frame, develop, simulate
 from .files import _image_bytes, _jpeg_bytes, sample_scale, to_file_values
 from .plans import FramePlan, SeriesPlan, plan_series
-from .scene import SCENE_KINDS, _shift, render_scene
+from .scene import SCENE_KINDS, _shift, render_lamps, render_scene
 from .sensor import SensorSpec
 from .truth import FIND_SIGMA, FrameTruth, SeriesTruth, _view_keys
 
@@ -159,6 +159,7 @@ def generate_series(
     frame_seeds = s_frames.spawn(n)
     burst_seeds: dict[int, np.random.SeedSequence] = {}
     burst_scene: dict[int, np.ndarray] = {}
+    burst_lamps: dict[int, np.ndarray] = {}
     visible = np.zeros(len(defects), dtype=np.int64)
     found = np.zeros((n, len(defects)), dtype=bool)
     q_var = max(0.0, (1.0 / scale) ** 2 - 1.0) / 12.0  # quantisation of the file beyond 1 DN
@@ -170,12 +171,15 @@ def generate_series(
         elif fp.burst is not None:
             if fp.burst not in burst_scene:
                 burst_seeds.setdefault(fp.burst, s_bursts.spawn(1)[0])
-                burst_scene[fp.burst] = render_scene(
-                    spec, np.random.default_rng(burst_seeds[fp.burst]), fp.scene, rate=_scene_rate(spec, fp)
-                )
+                burst_rng = np.random.default_rng(burst_seeds[fp.burst])
+                burst_scene[fp.burst] = render_scene(spec, burst_rng, fp.scene, rate=_scene_rate(spec, fp))
+                if fp.lamps > 0:  # drawn after the scene: a plan without lamps renders the same scene
+                    burst_lamps[fp.burst] = render_lamps(spec, burst_rng, fp.lamps, _scene_rate(spec, fp))
             scene = _shift(burst_scene[fp.burst], *fp.jitter)
             if fp.light != 1.0:
                 scene *= _F32(fp.light)
+            if fp.burst in burst_lamps:  # self-luminous: unscaled by the frame's light
+                scene += _shift(burst_lamps[fp.burst], *fp.jitter)
         else:
             scene = render_scene(spec, rng, fp.scene, rate=_scene_rate(spec, fp))
         sim = simulate(spec, defects, scene, fp.exposure, fp.iso, rng, temperature=fp.temperature)

@@ -3,8 +3,9 @@
 Run:  python tests/benchmarks/bench_scenarios.py [--frames 24] [--height 300 --width 450] [--seed 2027 31 7]
       [--scenarios brackets timelapse ...]
 
-Each scenario of :func:`rawmap.testing.write_scenario` (exposure brackets, a
-timelapse, bursts, lens-cap darks at one and at mixed exposures, a mixed
+Each scenario of :func:`rawmap.testing.write_scenario` (exposure brackets,
+timelapses at fixed exposure, in aperture priority, and of a city whose street
+lamps stay lit, bursts, lens-cap darks at one and at mixed exposures, a mixed
 series with darks, brackets, bursts and duplicates, the same on a mono
 sensor, as 16-bit and 8-bit grayscale images, and on a 12-bit sensor with
 black level 0) is written to a temporary folder and mapped with
