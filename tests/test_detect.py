@@ -1133,3 +1133,20 @@ def test_a_jpeg_timelapse_of_a_real_scene_maps_no_pixel_wide_speck_as_cold(tmp_p
         Image.fromarray(rgb).save(tmp_path / f"tl_{i:02d}.jpg", quality=90)
     dmap = map_files(sorted(tmp_path.glob("*.jpg"))).maps[0].defect_map
     assert [(d.row, d.col) for d in dmap.defects if d.kind is DefectKind.COLD] == []
+
+
+def test_a_city_timelapse_on_a_still_tripod_maps_nothing(tmp_path):
+    """Aperture priority at dusk on a still tripod: the street lamps' signal grows with the exposure as
+    dark current does, and the picture around them keeps its brightness, so a dark wire one photosite
+    wide against the sky sits on black with the photosites across it varying by their shot noise
+    alone. Nothing planted: no flag (4 "dead" photosites along a wire before the one-view dead line
+    asked the picture to have dimmed)."""
+    from rawmap.mapping import map_files
+    from rawmap.testing import generate_series
+    from rawmap.testing.scenarios import scenario_plan, scenario_spec
+
+    plan = scenario_plan("timelapse-city", 24, np.random.default_rng(11))
+    generate_series(tmp_path, seed=11, spec=scenario_spec("timelapse-city", 300, 450), defects=[], plan=plan)
+    body = map_files(sorted(tmp_path.glob("*.dng"))).maps[0]
+    assert body.defect_map.frames.growth == "ran"
+    assert body.defect_map.defects == [], body.defect_map.defects[:6]

@@ -134,7 +134,11 @@ def _stuck_and_dead(ser: _Series) -> None:
                 np.minimum(np.minimum(ranges[2], ranges[3]), np.minimum(aranges[2], aranges[3])),
                 np.minimum(np.minimum(ranges[0], ranges[1]), np.minimum(aranges[0], aranges[1])),
             )
-            line = on_black & (along_col ^ along_row) & (own <= bound) & (across >= far)
+            # (only where the picture dimmed: where it kept its brightness, as in aperture priority, a
+            # dark line of the scene sits on black too and the photosites across it vary by their shot
+            # noise alone: a dark wire one photosite wide against the sky of a timelapse in aperture
+            # priority on a still tripod was a "dead" row)
+            line = on_black & (along_col ^ along_row) & (own <= bound) & (across >= far) & picture_dimmed
         ok = (nmed >= p.stuck_contrast * own + 2 * bound) | (quiet & (nmed >= p.stuck_contrast * own))
         # a dead photosite's own noise may pass the range bound; its neighbours must vary far more
         # (in one view the neighbours' range is the scene's: the photosite's own must be noise)
