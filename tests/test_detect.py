@@ -1096,41 +1096,19 @@ def test_a_jpeg_timelapse_of_a_real_scene_maps_no_pixel_wide_speck_as_cold(tmp_p
     """One view of the Canon D30's own scene (bright sky through twigs, real optics), its light falling
     4 stops over 12 frames, developed by LibRaw and saved as JPEGs: the pixel-wide dark specks of the
     scene lift their neighbours' ratios as a defect does, but one view's speck can darken its pixel by
-    any share, so only a deficit no such speck leaves is cold (17 cold flags on this band of the scene before)."""
+    any share, so only a deficit no such speck leaves is cold (17 cold flags on this band of the scene
+    before)."""
     import rawpy
     from PIL import Image
 
-    from rawmap.dng import write_dng
     from rawmap.mapping import map_files
+    from rawmap.testing import write_oneview_series
 
-    with rawpy.imread(str(samples_dir / "canon-d30-a.CRW")) as raw:
-        cfa = raw.raw_colors_visible[:2, :2].copy()
-        black = np.array(raw.black_level_per_channel, float)
-        white = int(raw.white_level)
-        mosaic = raw.raw_image_visible[400:700].astype(np.float64)  # from an even row: the same pattern
-    bmap = np.empty_like(mosaic)
-    for y in range(2):
-        for x in range(2):
-            bmap[y::2, x::2] = black[cfa[y, x]]
-    signal = np.clip(mosaic - bmap, 0, None)
-    rng = np.random.default_rng(5)
-    for i in range(12):
-        s = signal * 2.0 ** (-4.0 * i / 11)
-        frame = bmap + s + rng.standard_normal(s.shape) * np.sqrt(0.5 * s + 4.0)
-        dng = write_dng(
-            tmp_path / f"tl_{i:02d}.dng",
-            np.clip(np.rint(frame), 0, white).astype(np.uint16),
-            cfa=cfa,
-            black=black,
-            white=white,
-            camera=CameraId("Bench", "canon-d30-a", "1"),
-            exposure=0.01,
-            iso=100,
-            time=dt.datetime(2026, 1, 1, 18, i),
-        )
+    assert write_oneview_series(samples_dir / "canon-d30-a.CRW", tmp_path, 12, rows=slice(400, 700)) is not None
+    for dng in sorted(tmp_path.glob("*.dng")):
         with rawpy.imread(str(dng)) as r:
             rgb = r.postprocess(use_camera_wb=False, no_auto_bright=True, bright=2.0, output_bps=8)
-        Image.fromarray(rgb).save(tmp_path / f"tl_{i:02d}.jpg", quality=90)
+        Image.fromarray(rgb).save(dng.with_suffix(".jpg"), quality=90)
     dmap = map_files(sorted(tmp_path.glob("*.jpg"))).maps[0].defect_map
     assert [(d.row, d.col) for d in dmap.defects if d.kind is DefectKind.COLD] == []
 

@@ -1033,3 +1033,28 @@ def test_importing_every_runtime_module_and_mapping_a_series_never_loads_the_tes
     assert not [m for m in loaded if m.split(".")[1:2] in (["testing"], ["synth"])]
     found = {(d.row, d.col) for d in DefectMap.load(out).defects}
     assert set(PLANTED) <= found
+
+
+def test_write_oneview_series_from_a_real_raw(tmp_path, samples_dir):
+    """The scene is the file's own mosaic: the light falls 4 stops (or the exposure rises 6 with
+    ``priority``, dark currents planted); a file that is not a RAW gives None."""
+    from rawmap.testing import write_oneview_series
+
+    src = samples_dir / "kodak-dc50.KDC"
+    for name in "abc":
+        (tmp_path / name).mkdir()
+    mosaic, planted = write_oneview_series(src, tmp_path / "a", 4, rows=slice(100, 300))
+    assert mosaic.shape[0] == 200 and planted == {}
+    frames = [reader.read_frame(p) for p in sorted((tmp_path / "a").glob("tl_*.dng"))]
+    assert len(frames) == 4 and frames[0].mosaic.shape == mosaic.shape
+    black = float(np.mean(frames[0].black))
+    means = [float(f.mosaic.mean()) - black for f in frames]
+    assert means[0] / means[-1] == pytest.approx(16.0, rel=0.2)  # 4 stops
+    _, hot = write_oneview_series(src, tmp_path / "b", 6, priority=True, hot=5)
+    assert 1 <= len(hot) <= 5
+    exposures = [reader.read_frame(p).exposure for p in sorted((tmp_path / "b").glob("tl_*.dng"))]
+    assert exposures[-1] / exposures[0] == pytest.approx(64.0, rel=1e-3)
+    (tmp_path / "x.txt").write_text("not a photo")
+    assert write_oneview_series(tmp_path / "x.txt", tmp_path / "c", 4) is None
+    with pytest.raises(ValueError):
+        write_oneview_series(src, tmp_path / "c", 1)

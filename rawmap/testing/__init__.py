@@ -49,6 +49,9 @@ files.  The modules, each building on the ones before it:
   named series (:data:`SCENARIOS`: brackets, timelapse, timelapse-ae, timelapse-city, burst,
   darks-same, darks-mixed, darks-glow, mixed, mono, gray16, gray8, black0), :func:`scenario_plan`
   its frames.
+* :mod:`~rawmap.testing.oneview` - :func:`write_oneview_series`: a
+  one-view series (a timelapse, the light falling or the exposure rising
+  with it) whose scene is a real RAW file's own mosaic.
 * :mod:`~rawmap.testing.scoring` - :func:`score_map`: recall and precision
   of a defect map against the truth; :func:`score_flags` against the truth
   of an outside series (``indep-8080``).
@@ -89,6 +92,7 @@ from .exposure import (
     simulate_frame,
 )
 from .files import FILE_FORMATS, sample_scale, to_file_values
+from .oneview import write_oneview_series
 from .plans import FramePlan, SeriesPlan, plan_series
 from .scenarios import DARK_EXPOSURES, SCENARIOS, scenario_counts, scenario_plan, scenario_spec, write_scenario
 from .scene import SCENE_KINDS, render_lamps, render_scene
@@ -138,6 +142,7 @@ __all__ = [
     "scenario_plan",
     "scenario_counts",
     "scenario_spec",
+    "write_oneview_series",
     "write_scenario",
     "MapScore",
     "score_map",

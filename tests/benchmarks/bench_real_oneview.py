@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -54,87 +53,10 @@ import numpy as np
 import rawpy
 
 from rawmap.detect import ClassifyParams, build_map
-from rawmap.dng import write_dng
-from rawmap.frame import CameraId
 from rawmap.mapping import map_files
+from rawmap.testing import write_oneview_series
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "raw"
-
-
-def _shifted(a: np.ndarray, dy: float, dx: float) -> np.ndarray:
-    """``a`` moved by (dy, dx) photosites within each colour plane (bilinear, edges repeated)."""
-    out = np.empty_like(a)
-    for y in range(2):
-        for x in range(2):
-            p = a[y::2, x::2]
-            h, w = p.shape
-            ry, rx = dy / 2.0, dx / 2.0
-            iy, ix = int(np.floor(ry)), int(np.floor(rx))
-            fy, fx = ry - iy, rx - ix
-            r0 = np.clip(np.arange(h) - iy, 0, h - 1)
-            r1 = np.clip(np.arange(h) - iy - 1, 0, h - 1)
-            c0 = np.clip(np.arange(w) - ix, 0, w - 1)
-            c1 = np.clip(np.arange(w) - ix - 1, 0, w - 1)
-            out[y::2, x::2] = (
-                p[np.ix_(r0, c0)] * (1 - fy) * (1 - fx)
-                + p[np.ix_(r1, c0)] * fy * (1 - fx)
-                + p[np.ix_(r0, c1)] * (1 - fy) * fx
-                + p[np.ix_(r1, c1)] * fy * fx
-            )
-    return out
-
-
-def _series(
-    src: Path, folder: Path, n: int, *, priority: bool = False, hot: int = 0, drift: float = 0.0
-) -> tuple[np.ndarray, dict] | None:
-    """Write the one-view series of ``src`` into ``folder``: its (H, W) mosaic and the planted dark
-    currents ({(row, col): (DN/s at ISO 100, visible)}), or None when not a Bayer RAW."""
-    try:
-        with rawpy.imread(str(src)) as raw:
-            if raw.num_colors < 3 or raw.raw_image_visible.ndim != 2:
-                return None
-            mosaic = raw.raw_image_visible.astype(np.float64)
-            cfa = raw.raw_colors_visible[:2, :2].copy()
-            black = np.array(raw.black_level_per_channel, float)
-            white = int(raw.white_level)
-    except (rawpy.LibRawError, ValueError):
-        return None
-    bmap = np.empty_like(mosaic)
-    for y in range(2):
-        for x in range(2):
-            bmap[y::2, x::2] = black[cfa[y, x]]
-    signal = np.clip(mosaic - bmap, 0, None)
-    rng = np.random.default_rng(5)
-    H, W = mosaic.shape
-    planted = {}
-    for _ in range(hot):
-        r, c = int(rng.integers(8, H - 8)), int(rng.integers(8, W - 8))
-        if all(abs(r - a) > 4 or abs(c - b) > 4 for a, b in planted):
-            rate = float(np.exp(rng.uniform(np.log(50.0), np.log(3000.0))))
-            # visible: its excess in the longest frame at least 6 sigmas of the noise there
-            planted[(r, c)] = (rate, rate * 0.64 >= 6.0 * np.sqrt(0.5 * signal[r, c] + 4.0))
-    for i in range(n):
-        stops = (6.0 if priority else 4.0) * i / (n - 1)
-        exposure = 0.01 * 2.0**stops if priority else 0.01
-        s = signal if priority else signal * 2.0**-stops
-        if drift:
-            s = _shifted(s, drift * i / (n - 1), 0.5 * drift * i / (n - 1))
-        s = s.copy()
-        for (r, c), (rate, _) in planted.items():
-            s[r, c] += rate * exposure
-        frame = bmap + s + rng.standard_normal(mosaic.shape) * np.sqrt(0.5 * s + 4.0)
-        write_dng(
-            folder / f"tl_{i:02d}.dng",
-            np.clip(np.rint(frame), 0, white).astype(np.uint16),
-            cfa=cfa,
-            black=black,
-            white=white,
-            camera=CameraId("Bench", src.stem, "1"),
-            exposure=exposure,
-            iso=100,
-            time=dt.datetime(2026, 1, 1, 18, i),
-        )
-    return mosaic, planted
 
 
 def main() -> None:
@@ -158,7 +80,7 @@ def main() -> None:
     np.set_printoptions(linewidth=160)
     for src in sorted(p for p in args.samples.iterdir() if p.is_file()):
         with tempfile.TemporaryDirectory(prefix="bench-oneview-") as tmp:
-            made = _series(src, Path(tmp), args.frames, drift=args.drift)
+            made = write_oneview_series(src, Path(tmp), args.frames, drift=args.drift)
             if made is None:
                 print(f"{src.name}: not a Bayer RAW LibRaw decodes, skipped")
                 continue
@@ -185,7 +107,7 @@ def _jpeg_figures(args: argparse.Namespace) -> None:
     for src in sorted(p for p in args.samples.iterdir() if p.is_file()):
         with tempfile.TemporaryDirectory(prefix="bench-oneview-") as tmp:
             folder = Path(tmp)
-            if _series(src, folder, args.frames, drift=args.drift) is None:
+            if write_oneview_series(src, folder, args.frames, drift=args.drift) is None:
                 print(f"{src.name}: not a Bayer RAW LibRaw decodes, skipped")
                 continue
             for dng in sorted(folder.glob("*.dng")):
@@ -210,7 +132,7 @@ def _growth_figures(args: argparse.Namespace) -> None:
     totals = Counter()
     for src in sorted(p for p in args.samples.iterdir() if p.is_file()):
         with tempfile.TemporaryDirectory(prefix="bench-oneview-") as tmp:
-            made = _series(src, Path(tmp), args.frames, priority=True, hot=args.hot, drift=args.drift)
+            made = write_oneview_series(src, Path(tmp), args.frames, priority=True, hot=args.hot, drift=args.drift)
             if made is None:
                 print(f"{src.name}: not a Bayer RAW LibRaw decodes, skipped")
                 continue
