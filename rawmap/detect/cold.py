@@ -375,10 +375,10 @@ def _cold(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray) -> np.ndarray:
     of those 8 on average, or, where they are too dim to tell, have
     ``guard_views`` views or more.  In developed images, where demosaicing
     spreads a defect, a strong one whose deficit lifts its neighbours'
-    ratios (``cold_lift``) may pass a tighter bound instead: a deficit of
-    ``cold_lift_depth`` x w (a pixel-wide speck of the scene lifts them
-    too, but must then have darkened the pixel by more than that share in
-    its one view).
+    ratios (``cold_lift``) may pass a looser bound instead, a deficit of
+    ``cold_lift_depth`` x w, but no looser (a pixel-wide speck of the
+    scene lifts them too, and in one view it can darken the pixel by any
+    share).
     """
     acc, p = ser.acc, ser.p
     share = acc.view_shares(lo_r, lo_c)

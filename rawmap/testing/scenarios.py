@@ -258,43 +258,43 @@ def write_scenario(
     degrees C), clusters of 2-4 adjacent hot photosites, cold gains
     0.05-0.5, stuck, dead, blinking, column and row segments.
 
-    ================  ===========================================================
-    name              frames
-    ================  ===========================================================
-    ``brackets``      static views shot 4 times 2 stops apart (first frame's mid
-                      grey at 2 % of the range, the last clips); same ISO, new
-                      noise each frame; every other view on a tripod (no shake),
-                      the others with 0.3 px of shake
-    ``timelapse``     one static view, the light falling 4 stops over the
-                      series, fixed exposure and ISO, 0.1 px shake, 1 min apart
-    ``timelapse-ae``  the same in aperture priority: the light falls 6 stops
-                      and the exposure rises 6 stops with it (1/500-1/60 s at
-                      the start), so the picture keeps its brightness while
-                      the dark current grows 64 times
-    ``timelapse-      ``timelapse-ae`` of buildings (``edges``) on a still
-    city``            tripod (no shake), with street lamps and lit windows
-                      (:func:`render_lamps`, peaks up to 30x mid grey) that
-                      stay lit as the daylight falls: their signal grows 64
-                      times, as dark current does
-    ``burst``         two bursts (glints, texture) of near-identical frames,
-                      0.3 px jitter, 1 s apart
-    ``darks-same``    lens-cap darks, 30 s at ``iso``, the sensor warming from
-                      20 to 32 degrees C (dark current x 4)
-    ``darks-mixed``   lens-cap darks from 1/60 s to 60 s at ``iso``, 18-30
-                      degrees C
-    ``darks-glow``    ``darks-same`` on a sensor with amplifier glow at the top
-                      right corner (250 e-/s there, falling by e every 30
-                      photosites): the corner clips in every dark
-    ``mixed``         varied scenes (landscape, glints, flat, night, indoor,
-                      edges, texture; 1/8000-30 s, ISO 100-6400), one bracket,
-                      one burst, every fifth frame a dark (1/60-60 s at
-                      ``iso``), and 2 duplicate files
-    ``mono``          ``mixed`` on a monochrome sensor, 16-bit grayscale TIFF
-    ``gray16``        ``mixed``, the Bayer mosaic as 16-bit grayscale TIFF
-    ``gray8``         ``mixed``, the Bayer mosaic as 8-bit grayscale PNG
-    ``black0``        ``mixed`` on a 12-bit sensor with black level 0 (dead
-                      photosites read 0, noise clips at 0)
-    ================  ===========================================================
+    ====================  ===========================================================
+    name                  frames
+    ====================  ===========================================================
+    ``brackets``          static views shot 4 times 2 stops apart (first frame's mid
+                          grey at 2 % of the range, the last clips); same ISO, new
+                          noise each frame; every other view on a tripod (no shake),
+                          the others with 0.3 px of shake
+    ``timelapse``         one static view, the light falling 4 stops over the
+                          series, fixed exposure and ISO, 0.1 px shake, 1 min apart
+    ``timelapse-ae``      the same in aperture priority: the light falls 6 stops
+                          and the exposure rises 6 stops with it (1/500-1/60 s at
+                          the start), so the picture keeps its brightness while
+                          the dark current grows 64 times
+    ``timelapse-city``    ``timelapse-ae`` of buildings (``edges``) on a still
+                          tripod (no shake), with street lamps and lit windows
+                          (:func:`render_lamps`, peaks up to 30x mid grey) that
+                          stay lit as the daylight falls: their signal grows 64
+                          times, as dark current does
+    ``burst``             two bursts (glints, texture) of near-identical frames,
+                          0.3 px jitter, 1 s apart
+    ``darks-same``        lens-cap darks, 30 s at ``iso``, the sensor warming from
+                          20 to 32 degrees C (dark current x 4)
+    ``darks-mixed``       lens-cap darks from 1/60 s to 60 s at ``iso``, 18-30
+                          degrees C
+    ``darks-glow``        ``darks-same`` on a sensor with amplifier glow at the top
+                          right corner (250 e-/s there, falling by e every 30
+                          photosites): the corner clips in every dark
+    ``mixed``             varied scenes (landscape, glints, flat, night, indoor,
+                          edges, texture; 1/8000-30 s, ISO 100-6400), one bracket,
+                          one burst, every fifth frame a dark (1/60-60 s at
+                          ``iso``), and 2 duplicate files
+    ``mono``              ``mixed`` on a monochrome sensor, 16-bit grayscale TIFF
+    ``gray16``            ``mixed``, the Bayer mosaic as 16-bit grayscale TIFF
+    ``gray8``             ``mixed``, the Bayer mosaic as 8-bit grayscale PNG
+    ``black0``            ``mixed`` on a 12-bit sensor with black level 0 (dead
+                          photosites read 0, noise clips at 0)
+    ====================  ===========================================================
 
     Parameters
     ----------
