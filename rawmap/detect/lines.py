@@ -107,11 +107,7 @@ def _lines(ser: _Series) -> None:
     cr, ccl, caxis = segments(m_line)
     vr, vc, va = _trim_segment_ends(*_one_view_lines(ser), acc)
     if vr.size:
-        cr = np.concatenate([cr, vr])
-        ccl = np.concatenate([ccl, vc])
-        caxis = np.concatenate([caxis, va])
-        _, first = np.unique(cr.astype(np.int64) * W + ccl, return_index=True)
-        cr, ccl, caxis = cr[first], ccl[first], caxis[first]
+        cr, ccl, caxis = _merged([cr, vr], [ccl, vc], [caxis, va], W)
     m_weak = max(2, m_line - p.line_hysteresis)
     if cr.size and m_weak < m_line:
         # hysteresis: a segment found in m_line units runs on where its photosites leaned in fewer
@@ -550,9 +546,28 @@ def _segments(H: int, W: int, groups, p: ClassifyParams):
         out_a.append(np.full(r_.size, axis, np.int8))
     if not out_r:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8)
-    r = np.concatenate(out_r)
-    c = np.concatenate(out_c)
-    a = np.concatenate(out_a)
+    return _merged(out_r, out_c, out_a, W)
+
+
+def _merged(rows: list, cols: list, axes: list, W: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Segment photosites given in parts, each photosite once (with the axis of the first part that
+    has it), in row-major order.
+
+    Parameters
+    ----------
+    rows, cols : list of (n_i,) ndarray of int
+    axes : list of (n_i,) ndarray of int8
+    W : int
+        The sensor's width.
+
+    Returns
+    -------
+    rows, cols : (N,) ndarray of int64
+    axis : (N,) ndarray of int8
+    """
+    r = np.concatenate(rows).astype(np.int64)
+    c = np.concatenate(cols).astype(np.int64)
+    a = np.concatenate(axes)
     _, first = np.unique(r * W + c, return_index=True)
     return r[first], c[first], a[first]
 
@@ -600,11 +615,7 @@ def _grow_segments(cr, ccl, caxis, wr, wc, wa, H: int, W: int):
         out_r.append(r_[keep])
         out_c.append(c_[keep])
         out_a.append(np.full(int(keep.sum()), axis, np.int8))
-    r = np.concatenate(out_r).astype(np.int64)
-    c = np.concatenate(out_c).astype(np.int64)
-    a = np.concatenate(out_a)
-    _, first = np.unique(r * W + c, return_index=True)
-    return r[first], c[first], a[first]
+    return _merged(out_r, out_c, out_a, W)
 
 
 def _line_runs(cr, ccl, caxis, min_len: int):
@@ -815,11 +826,9 @@ def _extend_segment_ends(
             add_a.append(axis)
     if not add_r:
         return cr, ccl, caxis
-    r = np.concatenate([cr.astype(np.int64), np.array(add_r, np.int64)])
-    c = np.concatenate([ccl.astype(np.int64), np.array(add_c, np.int64)])
-    ax = np.concatenate([caxis, np.array(add_a, np.int8)])
-    _, first = np.unique(r * W + c, return_index=True)
-    return r[first], c[first], ax[first]
+    return _merged(
+        [cr, np.array(add_r, np.int64)], [ccl, np.array(add_c, np.int64)], [caxis, np.array(add_a, np.int8)], W
+    )
 
 
 def _line_scenes(acc: Accumulator, flat: np.ndarray) -> np.ndarray:
