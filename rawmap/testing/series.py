@@ -172,9 +172,10 @@ def generate_series(
             if fp.burst not in burst_scene:
                 burst_seeds.setdefault(fp.burst, s_bursts.spawn(1)[0])
                 burst_rng = np.random.default_rng(burst_seeds[fp.burst])
-                burst_scene[fp.burst] = render_scene(spec, burst_rng, fp.scene, rate=_scene_rate(spec, fp))
+                rate = _scene_rate(spec, fp)
+                burst_scene[fp.burst] = render_scene(spec, burst_rng, fp.scene, rate=rate)
                 if fp.lamps > 0:  # drawn after the scene: a plan without lamps renders the same scene
-                    burst_lamps[fp.burst] = render_lamps(spec, burst_rng, fp.lamps, _scene_rate(spec, fp))
+                    burst_lamps[fp.burst] = render_lamps(spec, burst_rng, fp.lamps, rate)
             scene = _shift(burst_scene[fp.burst], *fp.jitter)
             if fp.light != 1.0:
                 scene *= _F32(fp.light)
