@@ -118,6 +118,8 @@ def _warm_args() -> tuple:
         zeros(np.uint16),
         zeros(np.float32),
         zeros(np.float32),
+        zeros(np.float32),
+        zeros(np.float32),
         np.empty(64, np.int64),
         np.float32(16.0),
         np.empty(256, np.int64),
@@ -360,6 +362,8 @@ def _site(
     vmin,
     vmax,
     s_xr,
+    s_xi,
+    s_xxi,
     s_zz,
     frow,
 ):
@@ -374,6 +378,8 @@ def _site(
     cl, d = _pair(m[i, ju], m[i, jd], sub_clip)
     if a >= clip or b >= clip or cl >= clip or d >= clip:
         n_invalid[i, j] += 1
+        s_xi[i, j] += x
+        s_xxi[i, j] += x * x
         return
     s = np.int32(a) + np.int32(b) + np.int32(cl) + np.int32(d)
     r = 4 * np.int32(v) - s
@@ -490,6 +496,8 @@ def update_kernel(
     vmin,  # (H, W) uint16
     vmax,  # (H, W) uint16
     s_xr,  # (H, W) float32: sum of residual x exposure-gain
+    s_xi,  # (H, W) float32: sum of exposure-gain over the frames counted in n_invalid
+    s_xxi,  # (H, W) float32: ... of its square
     s_zz,  # (H, W) float32: sum of squared normalised residuals
     out_idx,  # (cap,) int64: accepted outliers, +(flat+1) bright, -(flat+1) dark
     kl2,  # float32: squared threshold of the line test
@@ -554,6 +562,8 @@ def update_kernel(
                 vmin,
                 vmax,
                 s_xr,
+                s_xi,
+                s_xxi,
                 s_zz,
                 frow,
             )
@@ -574,6 +584,9 @@ def update_kernel(
         if row_clipped[i]:
             # interior with clipping nearby: masked, still branch-free
             nii = n_invalid[i]
+            sxii = s_xi[i]
+            sxxii = s_xxi[i]
+            xx = x * x
             for jj in range(2, W - 2):
                 j = np.uintp(jj)  # unsigned: no negative-index wraparound, so LLVM vectorises the loop
                 v = mi[j]
@@ -602,6 +615,8 @@ def update_kernel(
                 rh = (f2 * fv - fc - fd) if ok else zero
                 rv = (f2 * fv - fa - fb) if ok else zero
                 nii[j] += 0 if ok else 1
+                sxii[j] += zero if ok else x
+                sxxii[j] += zero if ok else xx
                 svi[j] += v if ok else 0
                 sri[j] += np.int32(rf)
                 sxri[j] += rf * x

@@ -101,7 +101,7 @@ DEFAULT_CHUNK_FRAMES = 16
 #: files whose headers one task reads
 HEADER_BATCH = 64
 #: the arrays a frame's fold writes (a commit writes the others, on the client)
-FOLDED = ("n_invalid", "s_v", "s_r", "vmin", "vmax", "s_xr", "s_zz")
+FOLDED = ("n_invalid", "s_v", "s_r", "vmin", "vmax", "s_xr", "s_xi", "s_xxi", "s_zz")
 
 
 def require_distributed() -> Any:

@@ -77,6 +77,8 @@ def expected(frames, acc):
     s_xr = np.zeros(acc.shape, np.float64)
     s_zz = np.zeros(acc.shape, np.float64)
     n_inv = np.zeros(acc.shape, np.int64)
+    s_xi = np.zeros(acc.shape, np.float64)
+    s_xxi = np.zeros(acc.shape, np.float64)
     stack = np.stack([f.mosaic for f in frames]).astype(np.int64)
     for f, rec in zip(frames, acc.frames):
         v = f.mosaic.astype(np.int64)
@@ -87,12 +89,24 @@ def expected(frames, acc):
         r = 4 * v - s4
         ok = ~invalid
         n_inv += invalid
+        s_xi += np.where(invalid, rec.x, 0.0)
+        s_xxi += np.where(invalid, rec.x * rec.x, 0.0)
         s_v += np.where(ok, v, 0)
         s_r += np.where(ok, r, 0)
         s_xr += np.where(ok, r * rec.x, 0.0)
         level = np.maximum(s4 / 4.0 - BLACK, 0)
         s_zz += np.where(ok, r.astype(float) ** 2 / (rec.noise_a + rec.noise_b * level), 0.0)
-    return dict(s_v=s_v, s_r=s_r, s_xr=s_xr, s_zz=s_zz, n_invalid=n_inv, vmin=stack.min(0), vmax=stack.max(0))
+    return dict(
+        s_v=s_v,
+        s_r=s_r,
+        s_xr=s_xr,
+        s_zz=s_zz,
+        n_invalid=n_inv,
+        s_xi=s_xi,
+        s_xxi=s_xxi,
+        vmin=stack.min(0),
+        vmax=stack.max(0),
+    )
 
 
 def test_sums_are_exact_against_numpy():
@@ -105,8 +119,12 @@ def test_sums_are_exact_against_numpy():
         np.testing.assert_array_equal(getattr(acc, name).astype(np.int64), exp[name], err_msg=name)
     np.testing.assert_allclose(acc.s_xr, exp["s_xr"], rtol=1e-4, atol=1e-2)
     np.testing.assert_allclose(acc.s_zz, exp["s_zz"], rtol=1e-4, atol=1e-4)
+    # the x of the frames each photosite skipped (its dark-current regression's own x sums)
+    np.testing.assert_allclose(acc.s_xi, exp["s_xi"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(acc.s_xxi, exp["s_xxi"], rtol=1e-6, atol=1e-6)
     assert acc.n_frames == len(frames)
     assert acc.n_invalid.max() > 0  # the clipped highlight invalidated its neighbours' frames
+    assert acc.s_xi[acc.n_invalid > 0].min() > 0 and not acc.s_xi[acc.n_invalid == 0].any()
     assert acc.sum_x == pytest.approx(sum(r.x for r in acc.frames))
 
 
@@ -131,6 +149,8 @@ def test_merge_equals_union():
         np.testing.assert_array_equal(getattr(a, name), getattr(c, name), err_msg=name)
     np.testing.assert_allclose(a.s_xr, c.s_xr, rtol=1e-5, atol=1e-3)
     np.testing.assert_allclose(a.s_zz, c.s_zz, rtol=1e-5, atol=1e-4)
+    for name in ("s_xi", "s_xxi"):
+        np.testing.assert_allclose(getattr(a, name), getattr(c, name), rtol=1e-6, err_msg=name)
     assert (a.n_frames, a.n_scenes, len(a.frames)) == (c.n_frames, c.n_scenes, len(c.frames))
     assert [f.scene for f in a.frames] == [f.scene for f in c.frames]  # b's scenes numbered after a's
     assert a.sum_x == pytest.approx(c.sum_x) and a.sum_xx == pytest.approx(c.sum_xx)

@@ -282,12 +282,12 @@ def test_hostile_state_files_are_refused_in_one_line(small_series: Series, tmp_p
         return buf.getvalue()
 
     def pk(arr: np.ndarray) -> bytes:
-        """A packed array (state version 2) of 2-D ``arr``, untransformed."""
+        """A packed array (state versions 2 and 3) of 2-D ``arr``, untransformed."""
         planes = np.ascontiguousarray(arr.reshape(-1).view(np.uint8).reshape(-1, arr.dtype.itemsize).T)
         return b"".join(bytes(p) for p in pack_planes([(planes, arr.dtype, arr.shape, 0)], threads=1)[0])
 
     with zipfile.ZipFile(good) as zf:
-        assert json.loads(zf.read("meta.json"))["version"] == 2
+        assert json.loads(zf.read("meta.json"))["version"] == 3
         s_xr = zf.read("s_xr.pk")
     good_v1 = tmp_path / "good-v1.rawstate"
     good_v1.write_bytes(state_bytes(Accumulator.load(good), version=1))
@@ -1866,7 +1866,7 @@ def test_map_state_killed_after_a_checkpoint_resumes_where_it_stopped(small_seri
         assert found_kinds(out) == want
         resumed = Accumulator.load(state)
         assert resumed.n_frames == 12
-        for name in ("n_invalid", "s_v", "s_r", "vmin", "vmax", "s_xr", "s_zz"):
+        for name in ("n_invalid", "s_v", "s_r", "vmin", "vmax", "s_xr", "s_xi", "s_xxi", "s_zz"):
             np.testing.assert_array_equal(getattr(resumed, name), getattr(whole, name), err_msg=name)
     # killed once the state counts every photo but before the map is written: the run again has nothing new
     # to read, and must still write the map (it wrote none: found by the random kills below)

@@ -105,7 +105,7 @@ def _assert_same_state(a: Accumulator, b: Accumulator) -> None:
     assert a.n_frames == b.n_frames and a.n_scenes == b.n_scenes
     for name in INT_ARRAYS:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
-    for name in ("s_xr", "s_zz"):
+    for name in ("s_xr", "s_xi", "s_xxi", "s_zz"):
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-5, atol=1e-3, err_msg=name)
     np.testing.assert_array_equal(a.fs_index, b.fs_index)
     np.testing.assert_array_equal(a.fs_time, b.fs_time)

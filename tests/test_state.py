@@ -1,4 +1,4 @@
-"""The state file (rawmap/accumulate/state.py): version 2 packs the sums losslessly; version 1 files still load."""
+"""The state file (rawmap/accumulate/state.py): versions 2 and 3 pack the sums losslessly; version 1 and 2 files still load."""
 
 from __future__ import annotations
 
@@ -37,9 +37,11 @@ def _eight_frames() -> Accumulator:
     return acc
 
 
-def assert_same_state(back: Accumulator, acc: Accumulator) -> None:
-    """Every array bit for bit (float sums included), every sparse record, the open views, the frames."""
+def assert_same_state(back: Accumulator, acc: Accumulator, *, but: tuple[str, ...] = ()) -> None:
+    """Every array bit for bit (float sums included) but those named, every sparse record, the open views, the frames."""
     for name in Accumulator._ARRAYS + SPARSE:
+        if name in but:
+            continue
         a, b = getattr(acc, name), getattr(back, name)
         assert b.dtype == a.dtype and b.shape == a.shape, name
         assert np.array_equal(b.view(np.uint8), a.view(np.uint8)), name  # bit for bit, NaN and -0.0 too
@@ -70,21 +72,21 @@ def eight() -> Accumulator:
 
 
 @pytest.fixture(scope="module")
-def v2_file(eight, tmp_path_factory) -> Path:
+def packed_file(eight, tmp_path_factory) -> Path:
     return eight.save(tmp_path_factory.mktemp("v2") / "good.rawstate")
 
 
-def test_version_2_reloads_bit_for_bit_and_continues_exactly(eight, v2_file):
-    assert STATE_VERSION == 2
-    with zipfile.ZipFile(v2_file) as zf:
+def test_version_3_reloads_bit_for_bit_and_continues_exactly(eight, packed_file):
+    assert STATE_VERSION == 3
+    with zipfile.ZipFile(packed_file) as zf:
         meta_version = json.loads(zf.read("meta.json"))["version"]
         names = set(zf.namelist())
-    assert meta_version == 2 and "s_v.pk" in names and "s_v.npy" not in names
-    back = Accumulator.load(v2_file)
+    assert meta_version == 3 and {"s_v.pk", "s_xi.pk", "s_xxi.pk"} <= names and "s_v.npy" not in names
+    back = Accumulator.load(packed_file)
     assert eight.fs_index.size and eight.ln_code.size and any(v.pending for v in eight._open.values())
     assert_same_state(back, eight)
     more = series(seed=8, n=2)
-    a, b = _eight_frames(), Accumulator.load(v2_file)
+    a, b = _eight_frames(), Accumulator.load(packed_file)
     for f in more:
         a.update(f)
         b.update(f)
@@ -104,7 +106,7 @@ def test_version_2_is_exact_for_any_values(tmp_path):
         setattr(acc, name, a)
     for name in ("vmin", "vmax"):
         setattr(acc, name, rng.integers(0, 65535, (H, W), dtype=np.uint16, endpoint=True))
-    for name in ("s_xr", "s_zz"):
+    for name in ("s_xr", "s_xi", "s_xxi", "s_zz"):
         f = rng.integers(0, 1 << 32, (H, W), dtype=np.uint64).astype(np.uint32).view(np.float32)  # NaNs, infinities
         setattr(acc, name, f)
     acc.n_frames = 1 << 40
@@ -132,9 +134,28 @@ def test_version_1_file_still_loads(eight, tmp_path):
         assert np.array_equal(getattr(old, name), getattr(eight, name)), name
     assert old.fs_index.size and old._open
     assert_same_state(Accumulator.load(old.save(tmp_path / "again.rawstate")), old)
-    # and version 1 as this rawmap writes it for comparison loads the same as version 2
+    # and version 1 as this rawmap writes it for comparison loads the same as version 3, but for the x sums
+    # of the skipped frames, which it did not keep (as in version 2: see the test below)
     (tmp_path / "v1.rawstate").write_bytes(state_bytes(eight, version=1))
-    assert_same_state(Accumulator.load(tmp_path / "v1.rawstate"), eight)
+    assert_same_state(Accumulator.load(tmp_path / "v1.rawstate"), eight, but=("s_xi", "s_xxi"))
+
+
+def test_a_version_2_state_loads_its_skipped_frames_as_average_frames(eight, tmp_path):
+    """Version 2 kept no x sums of the frames each photosite skipped: they load as the series' mean x and
+    x squared per skipped frame (what the regression assumed then), every other array bit for bit."""
+    path = tmp_path / "v2.rawstate"
+    path.write_bytes(state_bytes(eight, version=2))
+    with zipfile.ZipFile(path) as zf:
+        assert json.loads(zf.read("meta.json"))["version"] == 2 and "s_xi.pk" not in zf.namelist()
+    back = Accumulator.load(path)
+    assert_same_state(back, eight, but=("s_xi", "s_xxi"))
+    skipped = eight.n_invalid.astype(np.float64)
+    assert skipped.max() > 0
+    np.testing.assert_allclose(back.s_xi, skipped * eight.sum_x / eight.n_frames, rtol=1e-6)
+    np.testing.assert_allclose(back.s_xxi, skipped * eight.sum_xx / eight.n_frames, rtol=1e-6)
+    assert back.s_xi.dtype == back.s_xxi.dtype == np.float32
+    # saved again, it is version 3 and keeps them
+    assert_same_state(Accumulator.load(back.save(tmp_path / "v3.rawstate")), back)
 
 
 @pytest.fixture(scope="module")
@@ -275,9 +296,9 @@ HOSTILE = {
 
 
 @pytest.mark.parametrize("case", list(HOSTILE))
-def test_a_hostile_packed_member_is_refused_in_one_line_before_it_is_used(v2_file, tmp_path, case):
+def test_a_hostile_packed_member_is_refused_in_one_line_before_it_is_used(packed_file, tmp_path, case):
     change, fragment = HOSTILE[case]
-    content = _members(v2_file)
+    content = _members(packed_file)
     for name, data in change(content).items():
         if data is None:
             del content[name]
@@ -286,17 +307,17 @@ def test_a_hostile_packed_member_is_refused_in_one_line_before_it_is_used(v2_fil
     _refused(_write(tmp_path / f"{case}.rawstate", content), fragment)
 
 
-def test_a_truncated_file_is_refused(v2_file, tmp_path):
-    data = v2_file.read_bytes()
+def test_a_truncated_file_is_refused(packed_file, tmp_path):
+    data = packed_file.read_bytes()
     for cut in sorted({0, 1, 4, 30, 100, len(data) // 3, len(data) // 2, len(data) - 23, len(data) - 1}):
         path = tmp_path / f"cut{cut}.rawstate"
         path.write_bytes(data[:cut])
         _refused(path)
 
 
-def test_bit_flips_anywhere_are_refused_or_harmless(eight, v2_file, tmp_path):
+def test_bit_flips_anywhere_are_refused_or_harmless(eight, packed_file, tmp_path):
     """A flipped bit is caught (the zip's CRC of each member, the checks of each header), or falls in a byte that changes nothing."""
-    data = v2_file.read_bytes()
+    data = packed_file.read_bytes()
     rng = np.random.default_rng(12)
     refused = 0
     for pos in rng.choice(len(data), 150, replace=False).tolist():
@@ -314,9 +335,9 @@ def test_bit_flips_anywhere_are_refused_or_harmless(eight, v2_file, tmp_path):
     assert refused > 100
 
 
-def test_flips_inside_a_packed_member_with_its_crc_made_good_never_crash(v2_file, tmp_path):
+def test_flips_inside_a_packed_member_with_its_crc_made_good_never_crash(packed_file, tmp_path):
     """Past the zip's CRC (the member rewritten), a flip is refused in one line or gives arrays of the right shape."""
-    content = _members(v2_file)
+    content = _members(packed_file)
     rng = np.random.default_rng(5)
     for name in ("s_v.pk", "s_r.pk", "s_zz.pk", "n_invalid.pk", "fs_index.pk"):
         member = content[name]
@@ -332,20 +353,22 @@ def test_flips_inside_a_packed_member_with_its_crc_made_good_never_crash(v2_file
                 assert back.s_v.shape == (24, 30)
 
 
-def test_an_unknown_version_is_refused(v2_file, tmp_path):
-    content = _members(v2_file)
+def test_an_unknown_version_is_refused(packed_file, tmp_path):
+    content = _members(packed_file)
     meta = json.loads(content["meta.json"])
-    meta["version"] = 3
+    meta["version"] = 4
     content["meta.json"] = json.dumps(meta).encode()
-    _refused(_write(tmp_path / "v3.rawstate", content), "state version 3 is not supported (this rawmap reads 1 and 2)")
-    with pytest.raises(ValueError, match="state version 3"):
-        state_bytes(Accumulator.load(v2_file), version=3)
+    _refused(
+        _write(tmp_path / "v4.rawstate", content), "state version 4 is not supported (this rawmap reads 1, 2 and 3)"
+    )
+    with pytest.raises(ValueError, match="state version 4"):
+        state_bytes(Accumulator.load(packed_file), version=4)
 
 
-def test_a_version_2_state_without_its_views_member_is_refused(v2_file, tmp_path):
+def test_a_version_2_state_without_its_views_member_is_refused(packed_file, tmp_path):
     """Every version-2 state holds ``view_scene.pk``; its name is outside the zip's CRC, so a flipped
     bit there had loaded a state without its views' signatures (found by the bit-flip test when the
     frame records grew), as if written before views were tracked."""
-    content = _members(v2_file)
+    content = _members(packed_file)
     content["view_scenf.pk"] = content.pop("view_scene.pk")
     _refused(_write(tmp_path / "renamed.rawstate", content), "view_scene.pk is missing")

@@ -19,6 +19,9 @@ array          dtype      meaning (sums over the frames where the four
 ``vmin/vmax``  uint16     smallest / largest value over **all** frames
 ``s_xr``       float32    sum of ``r * x``, x = exposure time x ISO/100: a
                           per-photosite dark-current slope
+``s_xi``       float32    sum of x over the frames counted in ``n_invalid``
+``s_xxi``      float32    ... and of x squared: the dark-current regression
+                          runs over the x of the frames in the sums
 ``s_zz``       float32    sum of squared normalised residuals (``r`` over the
                           frame's own noise at that level): temporal noise
 ``s_hi/s_lo``  uint8      scenes in which the photosite was an isolated bright
@@ -27,7 +30,7 @@ array          dtype      meaning (sums over the frames where the four
 =============  =========  ===================================================
 
 The integer sums are exact; merging two states gives exactly the state of
-the union of their frames (float sums up to rounding).  23 bytes per
+the union of their frames (float sums up to rounding).  31 bytes per
 photosite; the one-byte counts widen to 2 bytes from 255 frames, the sums
 (and counts again) before they could overflow.  Sparse extras: the capture time at which each photosite first
 showed as a confirmed outlier, the number of scenes in which a

@@ -81,7 +81,7 @@ class Accumulator:
         :mod:`rawmap._memory`), or their allocation failed.
     """
 
-    _ARRAYS = ("n_invalid", "s_v", "s_r", "vmin", "vmax", "s_xr", "s_zz", "s_hi", "s_lo")
+    _ARRAYS = ("n_invalid", "s_v", "s_r", "vmin", "vmax", "s_xr", "s_xi", "s_xxi", "s_zz", "s_hi", "s_lo")
     #: bytes of running sums per photosite (the arrays of :func:`new_sums`)
     BYTES_PER_PHOTOSITE = BYTES_PER_PHOTOSITE
     # the running sums (set from :func:`new_sums` or a saved state; see the class docstring)
@@ -91,6 +91,8 @@ class Accumulator:
     vmin: np.ndarray
     vmax: np.ndarray
     s_xr: np.ndarray
+    s_xi: np.ndarray
+    s_xxi: np.ndarray
     s_zz: np.ndarray
     s_hi: np.ndarray
     s_lo: np.ndarray
@@ -204,7 +206,7 @@ class Accumulator:
         Raises
         ------
         UnsupportedFileError
-            The running sums of a sensor this size (23 bytes per photosite)
+            The running sums of a sensor this size (31 bytes per photosite)
             do not fit in the memory available (see :mod:`rawmap._memory`).
         """
         plane, white = frame_plane(frame)
@@ -409,6 +411,8 @@ class Accumulator:
             self.vmin,
             self.vmax,
             self.s_xr,
+            self.s_xi,
+            self.s_xxi,
             self.s_zz,
             out_idx,
             np.float32(p.k_line * p.k_line),
@@ -841,7 +845,7 @@ class Accumulator:
         self.close_scene()
         other.close_scene()
         self._ensure_capacity(self.n_frames + other.n_frames)
-        for name in ("n_invalid", "s_v", "s_r", "s_xr", "s_zz", "s_hi", "s_lo"):
+        for name in ("n_invalid", "s_v", "s_r", "s_xr", "s_xi", "s_xxi", "s_zz", "s_hi", "s_lo"):
             mine = getattr(self, name)
             theirs = getattr(other, name)
             if theirs.dtype.itemsize > mine.dtype.itemsize:

@@ -18,9 +18,13 @@ version  members (the zip itself uncompressed)
          transform, each deflated or stored); the views' thumbnails
          deflated ``.npy`` members.  10.3-11.2 bytes per photosite on
          mapped series, bit for bit the same arrays once read
+3        version 2 and ``s_xi.pk``, ``s_xxi.pk`` (each photosite's sums
+         of x = exposure x ISO/100 and of x squared over the frames
+         skipped for it); versions 1 and 2 are read as if those frames
+         were average frames of the series
 =======  ==================================================================
 
-Version 2's transforms (each array's in its header, chosen on a sample of
+Version 2's (and 3's) transforms (each array's in its header, chosen on a sample of
 rows where there are two; all integer arithmetic wraps, so they are exact
 whatever the values): ``s_r`` minus ``4 s_v`` minus the ``s_v`` of the four
 same-colour neighbours (0 wherever no frame was skipped), ``s_v``,
@@ -63,9 +67,11 @@ from .records import DetectionParams, FrameRecord
 from .views import _OpenView
 
 STATE_FORMAT = "rawmap-accumulator"
-STATE_VERSION = 2
-#: state versions :func:`load_state` reads (1: the sums as ``.npy`` members)
-READ_VERSIONS = (1, 2)
+STATE_VERSION = 3
+#: state versions :func:`load_state` reads (1: the sums as ``.npy`` members; 1 and 2: no ``s_xi``, ``s_xxi``)
+READ_VERSIONS = (1, 2, 3)
+#: the per-photosite sums versions 1 and 2 lack (:func:`_without_s_xi`)
+_SINCE_3 = ("s_xi", "s_xxi")
 #: Largest ``meta.json`` (frame records included) :meth:`Accumulator.load` reads: about 200,000 frames.
 MAX_STATE_META_BYTES = 64 * 1024 * 1024
 
@@ -106,11 +112,11 @@ def state_bytes(acc: Any, *, version: int = STATE_VERSION) -> bytes:
     ----------
     acc : Accumulator
     version : int, optional
-        :data:`STATE_VERSION` (2): each per-photosite sum and sparse record
+        :data:`STATE_VERSION` (3): each per-photosite sum and sparse record
         a packed array (``<name>.pk``, see :func:`_write_packed`), about
-        10-11 bytes per photosite in all; 1: each an ``.npy`` member (23-25
-        bytes per photosite), what rawmap wrote before (kept to test and
-        measure against).
+        10-11 bytes per photosite in all; 2: the same without ``s_xi`` and ``s_xxi``; 1:
+        each an ``.npy`` member (23-25 bytes per photosite), what rawmap
+        wrote before (both kept to test and measure against).
     """
     if version not in READ_VERSIONS:
         raise ValueError(f"state version {version} is not one of {READ_VERSIONS}")
@@ -126,7 +132,7 @@ def state_bytes(acc: Any, *, version: int = STATE_VERSION) -> bytes:
     meta["dark_views"] = sorted(acc._dark_views)
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         zf.writestr("meta.json", json.dumps(meta))
-        sums = {name: getattr(acc, name) for name in acc._ARRAYS}
+        sums = {name: getattr(acc, name) for name in acc._ARRAYS if version >= 3 or name not in _SINCE_3}
         arrays: dict[str, np.ndarray] = {}
         if version == 1:
             arrays.update(sums)
@@ -198,6 +204,8 @@ _TRANSFORMS = {
     "vmin": (_RAW, _LEFT),
     "vmax": (_RAW, _LEFT),
     "s_xr": (_RAW,),
+    "s_xi": (_RAW,),
+    "s_xxi": (_RAW,),
     "s_zz": (_RAW,),
     "s_hi": (_RAW,),
     "s_lo": (_RAW,),
@@ -451,7 +459,7 @@ def load_state(cls: Any, path: str | Path) -> Any:
         if type(meta.get("version")) is not int or meta.get("version") not in READ_VERSIONS:
             raise MapFormatError(
                 f"{path}: state version {_short(meta.get('version'))} is not supported (this rawmap reads "
-                f"{' and '.join(map(str, READ_VERSIONS))}); map the photos again"
+                f"{', '.join(map(str, READ_VERSIONS[:-1]))} and {READ_VERSIONS[-1]}); map the photos again"
             )
         try:
             return _from_state(cls, zf, meta)
@@ -494,15 +502,18 @@ def _from_state(cls: Any, zf: zipfile.ZipFile, meta: dict[str, Any]) -> Any:
     if not isinstance(frames, list):
         raise StateFormatProblem(f"frames {_short(frames)} is not a list")
     records = [_frame_record(f, i, n_scenes) for i, f in enumerate(frames)]
+    names = tuple(n for n in cls._ARRAYS if meta["version"] >= 3 or n not in _SINCE_3)
     if meta["version"] == 1:
         sums = {
             name: read_npy_member(zf, f"{name}.npy", _SUM_DTYPES[name], lambda s: s == (H, W), expect=f"({H}, {W})")
-            for name in cls._ARRAYS
+            for name in names
         }
     else:
-        sums = _read_packed_sums(zf, cls._ARRAYS, (H, W))
+        sums = _read_packed_sums(zf, names, (H, W))
     if n_frames < int(sums["n_invalid"].max(initial=0)):
         raise StateFormatProblem(f"n_invalid counts more frames than the {n_frames} of the state")
+    if meta["version"] < 3:
+        sums["s_xi"], sums["s_xxi"] = _without_s_xi(sums["n_invalid"], meta, n_frames)
     acc = cls(
         shape,
         cfa=None if cfa is None else np.array(cfa, np.uint8).reshape(2, 2),
@@ -645,12 +656,28 @@ _SUM_DTYPES: dict[str, tuple[Any, ...]] = {
     "vmin": (np.uint16,),
     "vmax": (np.uint16,),
     "s_xr": (np.float32,),
+    "s_xi": (np.float32,),
+    "s_xxi": (np.float32,),
     "s_zz": (np.float32,),
     "s_hi": (np.uint8, np.uint16, np.uint32),
     "s_lo": (np.uint8, np.uint16, np.uint32),
 }
 
 _FRAME_KINDS = ("photo", "dark", "flat")
+
+
+def _without_s_xi(n_invalid: np.ndarray, meta: dict[str, Any], n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """``s_xi`` and ``s_xxi`` for a version 1 or 2 state, which did not keep them: each skipped frame
+    taken as an average frame of the series (its mean x and mean x squared).
+
+    A series continued from such a state adds the exact sums of its new
+    frames.
+    """
+    n = max(n_frames, 1)
+    skipped = n_invalid.astype(np.float64)
+    mean_x = _finite(meta.get("sum_x"), "sum_x") / n
+    mean_xx = _finite(meta.get("sum_xx"), "sum_xx") / n
+    return (skipped * mean_x).astype(np.float32), (skipped * mean_xx).astype(np.float32)
 
 
 def _short(value: Any, n: int = 40) -> str:

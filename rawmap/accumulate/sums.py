@@ -16,7 +16,7 @@ from .._memory import gigabytes
 from ..frame import Frame, SourceKind
 
 #: bytes of running sums per photosite (the arrays of :func:`new_sums`)
-BYTES_PER_PHOTOSITE = 23
+BYTES_PER_PHOTOSITE = 31
 
 
 def frame_plane(frame: Frame) -> tuple[np.ndarray, int]:
@@ -82,6 +82,8 @@ def new_sums(shape: tuple[int, int]) -> dict[str, np.ndarray]:
         "vmin": np.uint16,
         "vmax": np.uint16,
         "s_xr": np.float32,
+        "s_xi": np.float32,
+        "s_xxi": np.float32,
         "s_zz": np.float32,
         "s_hi": np.uint8,
         "s_lo": np.uint8,

@@ -206,8 +206,10 @@ def sums_floor(paths: list[Path]) -> float:
 
     A compiled sweep that reads each photosite and its four same-colour
     neighbours and updates arrays of the sums' types (:func:`rawmap.accumulate.new_sums`:
-    23 bytes per photosite) with no test at all, its loops vectorised: the
-    memory traffic of one frame's fold.  rawmap's fold kernel does this and
+    the 23 bytes per photosite a fold updates where nothing clips; the x sums
+    of the skipped frames, 8 more, are written only in rows near clipping)
+    with no test at all, its loops vectorised: the memory traffic of one
+    frame's fold.  rawmap's fold kernel does this and
     the noise, outlier and line tests besides.
     """
     import numba
