@@ -1058,3 +1058,39 @@ def test_write_oneview_series_from_a_real_raw(tmp_path, samples_dir):
     assert write_oneview_series(tmp_path / "x.txt", tmp_path / "c", 4) is None
     with pytest.raises(ValueError):
         write_oneview_series(src, tmp_path / "c", 1)
+
+
+def test_write_real_brackets_of_the_samples_scenes(tmp_path, samples_dir):
+    """Each crop of a sample's mosaic is one view shot at every exposure, 2 stops apart (the longest
+    clipping over much of the picture); planted defects are where they were asked for, and visible
+    in the frames where they stand out of the scene around them."""
+    from rawmap.defectmap import DefectKind
+    from rawmap.testing import write_real_brackets
+
+    srcs = [samples_dir / "canon-d30-a.CRW", samples_dir / "nikon-d1.NEF"]
+    (tmp_path / "a").mkdir()
+    rb = write_real_brackets(srcs, tmp_path / "a", shape=(120, 160), per_source=2, defects=8)
+    assert rb.views == ["canon-d30-a.CRW"] * 2 + ["nikon-d1.NEF"] * 2
+    assert len(rb.files) == 16 and [p.name for p in rb.files[:2]] == ["br_000.dng", "br_001.dng"]
+    frames = [reader.read_frame(p) for p in rb.files[:4]]
+    assert [f.exposure for f in frames] == pytest.approx([0.01, 0.04, 0.16, 0.64])
+    assert frames[0].mosaic.shape == (120, 160) and frames[0].camera.model == "RealBrackets"
+    med = [float(np.median(f.mosaic)) - 512 for f in frames[:3]]
+    assert med[1] / med[0] == pytest.approx(4.0, rel=0.15) and med[2] / med[1] == pytest.approx(4.0, rel=0.15)
+    assert (frames[3].mosaic >= 16383).mean() > 0.2  # the longest exposure clips
+    kinds = [d.kind for d in rb.defects]
+    assert sorted(kinds, key=lambda k: k.value) == sorted(
+        [DefectKind.HOT, DefectKind.STUCK, DefectKind.DEAD, DefectKind.COLD] * 2, key=lambda k: k.value
+    )
+    for d in rb.defects:
+        if d.kind is DefectKind.STUCK:
+            assert frames[0].mosaic[d.row, d.col] == round(d.params["value"])
+        if d.kind is DefectKind.HOT:
+            assert 3000 <= d.params["dark_dn_per_s"] <= 100000
+    assert rb.visible_frames.shape == (8,) and rb.visible_frames.max() <= 16
+    # a stuck photosite far from the scene's level stands out in most frames
+    assert rb.visible_frames[[k is DefectKind.STUCK for k in kinds]].max() >= 8
+    assert rb.must_find().dtype == bool
+    (tmp_path / "x.txt").write_text("not a photo")
+    with pytest.raises(ValueError, match="none of the 1 sources"):
+        write_real_brackets([tmp_path / "x.txt"], tmp_path / "a")

@@ -52,6 +52,9 @@ files.  The modules, each building on the ones before it:
 * :mod:`~rawmap.testing.oneview` - :func:`write_oneview_series`: a
   one-view series (a timelapse, the light falling or the exposure rising
   with it) whose scene is a real RAW file's own mosaic.
+* :mod:`~rawmap.testing.brackets` - :func:`write_real_brackets`: exposure
+  brackets whose views are crops of real RAW files' own mosaics, with
+  planted defects and where each was visible against the scene.
 * :mod:`~rawmap.testing.scoring` - :func:`score_map`: recall and precision
   of a defect map against the truth; :func:`score_flags` against the truth
   of an outside series (``indep-8080``).
@@ -70,6 +73,7 @@ Examples
 
 from __future__ import annotations
 
+from .brackets import RealBrackets, write_real_brackets
 from .defects import (
     BORDER,
     COLD_GAIN,
@@ -143,6 +147,8 @@ __all__ = [
     "scenario_counts",
     "scenario_spec",
     "write_oneview_series",
+    "RealBrackets",
+    "write_real_brackets",
     "write_scenario",
     "MapScore",
     "score_map",
