@@ -98,6 +98,7 @@ class ClassifyParams:
     )
     clip_alone_share: float = 0.1  #: ... or (one view) each of them below this share of it in its darkest frame
     hot_clip_growth: float = 0.05  #: hot when clipping while growing by this share of its offset
+    hot_margin_growth: float = 2.0  #: in photos, hot in just the views needed only growing this many times its offset
     hot_max_fill: float = 20.0  #: ... and its dark current (ISO 100) fills the range at most this many times a second
     hot_fill_seconds: float = 60.0  #: hot when that dark current fills the range within this many seconds, else warm
     cold_view_margin: float = (
