@@ -70,7 +70,7 @@ STATE_FORMAT = "rawmap-accumulator"
 STATE_VERSION = 3
 #: state versions :func:`load_state` reads (1: the sums as ``.npy`` members; 1 and 2: no ``s_xi``, ``s_xxi``)
 READ_VERSIONS = (1, 2, 3)
-#: the per-photosite sums versions 1 and 2 lack (:func:`_without_s_xi`)
+#: the per-photosite sums versions 1 and 2 lack (:func:`_skipped_x_sums_of_old`)
 _SINCE_3 = ("s_xi", "s_xxi")
 #: Largest ``meta.json`` (frame records included) :meth:`Accumulator.load` reads: about 200,000 frames.
 MAX_STATE_META_BYTES = 64 * 1024 * 1024
@@ -513,7 +513,7 @@ def _from_state(cls: Any, zf: zipfile.ZipFile, meta: dict[str, Any]) -> Any:
     if n_frames < int(sums["n_invalid"].max(initial=0)):
         raise StateFormatProblem(f"n_invalid counts more frames than the {n_frames} of the state")
     if meta["version"] < 3:
-        sums["s_xi"], sums["s_xxi"] = _without_s_xi(sums["n_invalid"], meta, n_frames)
+        sums["s_xi"], sums["s_xxi"] = _skipped_x_sums_of_old(sums["n_invalid"], meta, n_frames)
     acc = cls(
         shape,
         cfa=None if cfa is None else np.array(cfa, np.uint8).reshape(2, 2),
@@ -666,7 +666,7 @@ _SUM_DTYPES: dict[str, tuple[Any, ...]] = {
 _FRAME_KINDS = ("photo", "dark", "flat")
 
 
-def _without_s_xi(n_invalid: np.ndarray, meta: dict[str, Any], n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+def _skipped_x_sums_of_old(n_invalid: np.ndarray, meta: dict[str, Any], n_frames: int) -> tuple[np.ndarray, np.ndarray]:
     """``s_xi`` and ``s_xxi`` for a version 1 or 2 state, which did not keep them: each skipped frame
     taken as an average frame of the series (its mean x and mean x squared).
 
