@@ -1094,3 +1094,5 @@ def test_write_real_brackets_of_the_samples_scenes(tmp_path, samples_dir):
     (tmp_path / "x.txt").write_text("not a photo")
     with pytest.raises(ValueError, match="none of the 1 sources"):
         write_real_brackets([tmp_path / "x.txt"], tmp_path / "a")
+    with pytest.raises(ValueError, match="do not fit in 20x20"):
+        write_real_brackets(srcs, tmp_path / "a", shape=(20, 20), defects=10)

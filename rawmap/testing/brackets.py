@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rawpy
 
 from ..defectmap import DefectKind
 from ..dng import write_dng
 from ..frame import CameraId
 from .defects import PlantedDefect
+from .oneview import _read_scene
 
 __all__ = ["RealBrackets", "write_real_brackets"]
 
@@ -67,24 +67,14 @@ class RealBrackets:
 def _crops(src: Path, shape: tuple[int, int], per_source: int) -> list[np.ndarray]:
     """Up to ``per_source`` crops of ``src``'s visible mosaic, black removed, as a share of its range,
     each starting on a red photosite; none when LibRaw cannot decode it as a Bayer RAW."""
-    try:
-        with rawpy.imread(str(src)) as raw:
-            if raw.num_colors < 3 or raw.raw_image_visible.ndim != 2:
-                return []
-            mosaic = raw.raw_image_visible.astype(np.float64)
-            colors = raw.raw_colors_visible[:4, :4].copy()
-            black = np.array(raw.black_level_per_channel, float)
-            white = float(raw.white_level)
-    except (rawpy.LibRawError, ValueError):
+    scene = _read_scene(src)
+    if scene is None:
         return []
-    starts = [(y, x) for y in range(2) for x in range(2) if colors[y, x] == 0 and colors[y + 1, x + 1] == 2]
+    mosaic, bmap, cfa, black, white = scene
+    starts = [(y, x) for y in range(2) for x in range(2) if cfa[y, x] == 0 and cfa[1 - y, 1 - x] == 2]
     if not starts:
         return []
     oy, ox = starts[0]
-    bmap = np.empty_like(mosaic)
-    for y in range(2):
-        for x in range(2):
-            bmap[y::2, x::2] = black[colors[y, x]]
     signal = np.clip(mosaic - bmap, 0, None) / max(white - float(black.mean()), 1.0)
     H, W = shape
     out: list[np.ndarray] = []
@@ -103,7 +93,9 @@ def _plant(
     H, W = shape
     kinds = (DefectKind.HOT, DefectKind.STUCK, DefectKind.DEAD, DefectKind.COLD)
     out: list[PlantedDefect] = []
-    while len(out) < n:
+    for _ in range(1000 * n):
+        if len(out) == n:
+            break
         r, c = int(rng.integers(8, H - 8)), int(rng.integers(8, W - 8))
         if any(abs(r - d.row) <= 4 and abs(c - d.col) <= 4 for d in out):
             continue
@@ -116,6 +108,8 @@ def _plant(
         elif kind is DefectKind.COLD:
             params["gain"] = float(rng.uniform(0.05, 0.5))
         out.append(PlantedDefect(r, c, kind, params))
+    if len(out) < n:
+        raise ValueError(f"{n} defects 5 photosites apart do not fit in {H}x{W} away from its edges")
     return sorted(out, key=lambda d: (d.row, d.col))
 
 
@@ -187,7 +181,8 @@ def write_real_brackets(
     Raises
     ------
     ValueError
-        No source gave a crop of ``shape``.
+        No source gave a crop of ``shape``, or ``defects`` photosites 5
+        apart do not fit in it 8 or more from its edges.
     """
     folder = Path(folder)
     views = [(Path(s).name, crop) for s in sources for crop in _crops(Path(s), shape, per_source)]

@@ -23,6 +23,34 @@ from ..frame import CameraId
 __all__ = ["write_oneview_series"]
 
 
+def _read_scene(src: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int] | None:
+    """A Bayer RAW's visible mosaic as LibRaw decodes it, for a scene.
+
+    Returns
+    -------
+    (mosaic, bmap, cfa, black, white) or None
+        The (H, W) mosaic (float64, black included), the black level at
+        each photosite (H, W), the colour index of each position of the
+        2 x 2 pattern, the black level per colour index, and the white
+        level; None when ``src`` is not a Bayer RAW LibRaw decodes.
+    """
+    try:
+        with rawpy.imread(str(src)) as raw:
+            if raw.num_colors < 3 or raw.raw_image_visible.ndim != 2:
+                return None
+            mosaic = raw.raw_image_visible.astype(np.float64)
+            cfa = raw.raw_colors_visible[:2, :2].copy()
+            black = np.array(raw.black_level_per_channel, float)
+            white = int(raw.white_level)
+    except (rawpy.LibRawError, ValueError):
+        return None
+    bmap = np.empty_like(mosaic)
+    for y in range(2):
+        for x in range(2):
+            bmap[y::2, x::2] = black[cfa[y, x]]
+    return mosaic, bmap, cfa, black, white
+
+
 def _shifted(a: np.ndarray, dy: float, dx: float) -> np.ndarray:
     """``a`` moved by (dy, dx) photosites within each colour plane (bilinear, edges repeated)."""
     out = np.empty_like(a)
@@ -95,22 +123,12 @@ def write_oneview_series(
     if n < 2:
         raise ValueError(f"n must be at least 2, got {n}")
     folder = Path(folder)
-    try:
-        with rawpy.imread(str(src)) as raw:
-            if raw.num_colors < 3 or raw.raw_image_visible.ndim != 2:
-                return None
-            mosaic = raw.raw_image_visible.astype(np.float64)
-            cfa = raw.raw_colors_visible[:2, :2].copy()
-            black = np.array(raw.black_level_per_channel, float)
-            white = int(raw.white_level)
-    except (rawpy.LibRawError, ValueError):
+    scene = _read_scene(src)
+    if scene is None:
         return None
+    mosaic, bmap, cfa, black, white = scene
     if rows is not None:
-        mosaic = mosaic[rows]
-    bmap = np.empty_like(mosaic)
-    for y in range(2):
-        for x in range(2):
-            bmap[y::2, x::2] = black[cfa[y, x]]
+        mosaic, bmap = mosaic[rows], bmap[rows]
     signal = np.clip(mosaic - bmap, 0, None)
     rng = np.random.default_rng(5)
     H, W = mosaic.shape
