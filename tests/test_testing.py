@@ -1069,7 +1069,8 @@ def test_write_real_brackets_of_the_samples_scenes(tmp_path, samples_dir):
 
     srcs = [samples_dir / "canon-d30-a.CRW", samples_dir / "nikon-d1.NEF"]
     (tmp_path / "a").mkdir()
-    rb = write_real_brackets(srcs, tmp_path / "a", shape=(120, 160), per_source=2, defects=8)
+    (tmp_path / "clean").mkdir()
+    rb = write_real_brackets(srcs, tmp_path / "a", shape=(120, 160), per_source=2, defects=8, clean_dir=tmp_path / "clean")
     assert rb.views == ["canon-d30-a.CRW"] * 2 + ["nikon-d1.NEF"] * 2
     assert len(rb.files) == 16 and [p.name for p in rb.files[:2]] == ["br_000.dng", "br_001.dng"]
     frames = [reader.read_frame(p) for p in rb.files[:4]]
@@ -1078,6 +1079,11 @@ def test_write_real_brackets_of_the_samples_scenes(tmp_path, samples_dir):
     med = [float(np.median(f.mosaic)) - 512 for f in frames[:3]]
     assert med[1] / med[0] == pytest.approx(4.0, rel=0.15) and med[2] / med[1] == pytest.approx(4.0, rel=0.15)
     assert (frames[3].mosaic >= 16383).mean() > 0.2  # the longest exposure clips
+    # the defect-free mosaics: the same frame (same noise) but at the planted photosites
+    assert [p.name for p in rb.clean[:2]] == ["br_000.npy", "br_001.npy"] and len(rb.clean) == 16
+    clean0 = np.load(rb.clean[0])
+    differs = np.argwhere(clean0 != frames[0].mosaic)
+    assert {(int(r), int(c)) for r, c in differs} <= {(d.row, d.col) for d in rb.defects} and len(differs) >= 4
     kinds = [d.kind for d in rb.defects]
     assert sorted(kinds, key=lambda k: k.value) == sorted(
         [DefectKind.HOT, DefectKind.STUCK, DefectKind.DEAD, DefectKind.COLD] * 2, key=lambda k: k.value

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,12 +52,16 @@ class RealBrackets:
     visible_frames : (N,) ndarray of int64
         Per defect, the frames in which it was visible against the scene
         around it (``_VISIBLE_SIGMA`` robust sigmas of the local residuals).
+    clean : list of Path
+        Per frame, its mosaic without the planted defects (same noise,
+        uint16 ``.npy``), when asked for; else empty.
     """
 
     files: list[Path]
     views: list[str]
     defects: list[PlantedDefect]
     visible_frames: np.ndarray
+    clean: list[Path] = field(default_factory=list)
 
     def must_find(self, share: float = 0.2) -> np.ndarray:
         """(N,) bool: the defects visible in at least ``share`` of the frames."""
@@ -145,6 +149,7 @@ def write_real_brackets(
     defects: int = 0,
     hot_rates: tuple[float, float] = (3000.0, 100000.0),
     seed: int = 7,
+    clean_dir: str | Path | None = None,
 ) -> RealBrackets:
     """Write a bracket series of real scenes into ``folder`` (``br_000.dng`` ...).
 
@@ -173,6 +178,10 @@ def write_real_brackets(
     hot_rates : (float, float), optional
     seed : int, optional
         Seeds the planting and the noise.
+    clean_dir : str or Path, optional
+        An existing folder: each frame's mosaic without the planted defects
+        is saved there as ``br_000.npy`` ... (the truth a repair is
+        measured against).
 
     Returns
     -------
@@ -192,6 +201,7 @@ def write_real_brackets(
     planted = _plant(rng, shape, defects, hot_rates)
     visible = np.zeros(len(planted), np.int64)
     files: list[Path] = []
+    clean_paths: list[Path] = []
     start = dt.datetime(2026, 1, 1, 12, 0)
     for v, (_, crop) in enumerate(views):
         scale = first_level / (float(np.median(crop)) + 1e-4) * (_WHITE - _BLACK) / exposures[0]
@@ -231,4 +241,7 @@ def write_real_brackets(
                 time=start + dt.timedelta(minutes=10 * v, seconds=2 * j),
             )
             files.append(path)
-    return RealBrackets(files, [name for name, _ in views], planted, visible)
+            if clean_dir is not None:
+                clean_paths.append(Path(clean_dir) / f"{path.stem}.npy")
+                np.save(clean_paths[-1], without.astype(np.uint16))
+    return RealBrackets(files, [name for name, _ in views], planted, visible, clean_paths)

@@ -1,6 +1,6 @@
 """Exposure brackets of real scenes: the map against planted defects, and the hot photosites' dark currents.
 
-Run:  python tests/benchmarks/bench_real_brackets.py [--samples DIR] [--peers]
+Run:  python tests/benchmarks/bench_real_brackets.py [--samples DIR] [--peers] [--repair]
 
 Writes bracket series whose views are crops of the real RAW samples' own
 mosaics (``rawmap.testing.write_real_brackets``: 480 x 720 crops, up to 6 per
@@ -22,6 +22,13 @@ photosites got and their measured dark current over the planted one.
 
 ``--peers`` also runs ``rawpy.enhance.find_bad_pixels`` on the same DNG
 files (a few minutes per series).
+
+``--repair`` repairs every frame of the planted series with each of the two
+maps (``rawmap.repair.repair_file``, as ``rawmap repair`` does) and prints
+the RMSE against the frame without its planted defects (same noise) at the
+planted photosites, per kind (hot: where the defect-free value is below the
+clip level), beside the frames as shot, and the photosites changed outside
+each map (must be 0).
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ import numpy as np
 from rawmap.defectmap import DefectKind
 from rawmap.detect import ClassifyParams, build_map
 from rawmap.mapping import map_files
+from rawmap.reader import read_frame
+from rawmap.repair import repair_file
 from rawmap.testing import RealBrackets, write_real_brackets
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "raw"
@@ -80,6 +89,36 @@ def score(rb: RealBrackets, defects, *, kinds: bool = True) -> str:
     )
 
 
+def repair_errors(rb: RealBrackets, maps: dict[str, object], folder: Path) -> str:
+    """RMSE at the planted photosites after repairing every frame with each map, per kind, and the
+    photosites changed outside each map."""
+    errs: dict[str, dict[str, list[float]]] = {"as shot": {}, **{k: {} for k in maps}}
+    outside = dict.fromkeys(maps, 0)
+    rows = np.array([d.row for d in rb.defects])
+    cols = np.array([d.col for d in rb.defects])
+    kinds = [d.kind.value for d in rb.defects]
+    for src, clean_path in zip(rb.files, rb.clean):
+        given = read_frame(src)
+        clean = np.load(clean_path).astype(np.float64)
+        shots = {"as shot": given.mosaic}
+        for label, dmap in maps.items():
+            out = repair_file(src, dmap, folder / label.replace(" ", "_"), overwrite=True)
+            got = read_frame(out.output).mosaic
+            outside[label] += int(((got != given.mosaic) & ~dmap.mask()).sum())
+            shots[label] = got
+        for label, img in shots.items():
+            for k, r, c in zip(kinds, rows, cols):
+                if k == "hot" and clean[r, c] >= given.white:
+                    continue
+                errs[label].setdefault(k, []).append(float(img[r, c]) - clean[r, c])
+    lines = []
+    for label, per in errs.items():
+        cells = "  ".join(f"{k} {np.sqrt(np.mean(np.square(v))):7.1f}" for k, v in sorted(per.items()))
+        extra = f"  changed outside the map: {outside[label]}" if label in outside else ""
+        lines.append(f"    RMSE (DN) {label:12s} {cells}{extra}")
+    return "\n".join(lines)
+
+
 def as_it_was(acc):
     """The statistics with no x sums of the skipped frames (the regression then took the series')."""
     old = copy.copy(acc)
@@ -92,18 +131,25 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=Path, default=SAMPLES)
     ap.add_argument("--peers", action="store_true", help="also run rawpy.enhance.find_bad_pixels")
+    ap.add_argument("--repair", action="store_true", help="also repair every frame with each map")
     args = ap.parse_args()
     sources = sorted(p for p in args.samples.iterdir() if p.is_file())
     before = dataclasses.replace(ClassifyParams(), hot_margin_growth=0.0)
     for label, n, rates in SERIES:
         with tempfile.TemporaryDirectory() as tmp:
-            rb = write_real_brackets(sources, tmp, defects=n, hot_rates=rates)
+            clean_dir = Path(tmp) / "clean" if args.repair and n else None
+            if clean_dir is not None:
+                clean_dir.mkdir()
+            rb = write_real_brackets(sources, tmp, defects=n, hot_rates=rates, clean_dir=clean_dir)
             must = rb.must_find()
             kinds = Counter(d.kind.value for d, m in zip(rb.defects, must) if m)
             print(f"{label}: {len(rb.views)} views, {len(rb.files)} frames; must find {dict(kinds) or 'nothing'}")
             acc = map_files(rb.files).maps[0].accumulator
-            print(f"  rawmap            {score(rb, build_map(acc).defects)}")
-            print(f"  rawmap as it was  {score(rb, build_map(as_it_was(acc), before).defects)}")
+            now, then = build_map(acc), build_map(as_it_was(acc), before)
+            print(f"  rawmap            {score(rb, now.defects)}")
+            print(f"  rawmap as it was  {score(rb, then.defects)}")
+            if clean_dir is not None:
+                print(repair_errors(rb, {"rawmap": now, "as it was": then}, Path(tmp)))
             if args.peers:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # "OpenCV not found": it falls back to scikit-image
