@@ -1098,18 +1098,11 @@ def test_a_jpeg_timelapse_of_a_real_scene_maps_no_pixel_wide_speck_as_cold(tmp_p
     scene lift their neighbours' ratios as a defect does, but one view's speck can darken its pixel by
     any share, so only a deficit no such speck leaves is cold (17 cold flags on this band of the scene
     before)."""
-    import rawpy
-    from PIL import Image
-
     from rawmap.mapping import map_files
-    from rawmap.testing import write_oneview_series
+    from rawmap.testing import develop_jpegs, write_oneview_series
 
     assert write_oneview_series(samples_dir / "canon-d30-a.CRW", tmp_path, 12, rows=slice(400, 700)) is not None
-    for dng in sorted(tmp_path.glob("*.dng")):
-        with rawpy.imread(str(dng)) as r:
-            rgb = r.postprocess(use_camera_wb=False, no_auto_bright=True, bright=2.0, output_bps=8)
-        Image.fromarray(rgb).save(dng.with_suffix(".jpg"), quality=90)
-    dmap = map_files(sorted(tmp_path.glob("*.jpg"))).maps[0].defect_map
+    dmap = map_files(develop_jpegs(sorted(tmp_path.glob("*.dng")), bright=2.0)).maps[0].defect_map
     assert [(d.row, d.col) for d in dmap.defects if d.kind is DefectKind.COLD] == []
 
 

@@ -1070,7 +1070,9 @@ def test_write_real_brackets_of_the_samples_scenes(tmp_path, samples_dir):
     srcs = [samples_dir / "canon-d30-a.CRW", samples_dir / "nikon-d1.NEF"]
     (tmp_path / "a").mkdir()
     (tmp_path / "clean").mkdir()
-    rb = write_real_brackets(srcs, tmp_path / "a", shape=(120, 160), per_source=2, defects=8, clean_dir=tmp_path / "clean")
+    rb = write_real_brackets(
+        srcs, tmp_path / "a", shape=(120, 160), per_source=2, defects=8, clean_dir=tmp_path / "clean"
+    )
     assert rb.views == ["canon-d30-a.CRW"] * 2 + ["nikon-d1.NEF"] * 2
     assert len(rb.files) == 16 and [p.name for p in rb.files[:2]] == ["br_000.dng", "br_001.dng"]
     frames = [reader.read_frame(p) for p in rb.files[:4]]

@@ -51,7 +51,8 @@ files.  The modules, each building on the ones before it:
   its frames.
 * :mod:`~rawmap.testing.oneview` - :func:`write_oneview_series`: a
   one-view series (a timelapse, the light falling or the exposure rising
-  with it) whose scene is a real RAW file's own mosaic.
+  with it) whose scene is a real RAW file's own mosaic; :func:`develop_jpegs`:
+  DNG frames developed by LibRaw and saved as JPEGs.
 * :mod:`~rawmap.testing.brackets` - :func:`write_real_brackets`: exposure
   brackets whose views are crops of real RAW files' own mosaics, with
   planted defects and where each was visible against the scene.
@@ -96,7 +97,7 @@ from .exposure import (
     simulate_frame,
 )
 from .files import FILE_FORMATS, sample_scale, to_file_values
-from .oneview import write_oneview_series
+from .oneview import develop_jpegs, write_oneview_series
 from .plans import FramePlan, SeriesPlan, plan_series
 from .scenarios import DARK_EXPOSURES, SCENARIOS, scenario_counts, scenario_plan, scenario_spec, write_scenario
 from .scene import SCENE_KINDS, render_lamps, render_scene
@@ -147,6 +148,7 @@ __all__ = [
     "scenario_counts",
     "scenario_spec",
     "write_oneview_series",
+    "develop_jpegs",
     "RealBrackets",
     "write_real_brackets",
     "write_scenario",

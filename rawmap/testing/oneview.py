@@ -12,15 +12,17 @@ is false.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import rawpy
+from PIL import Image
 
 from ..dng import write_dng
 from ..frame import CameraId
 
-__all__ = ["write_oneview_series"]
+__all__ = ["develop_jpegs", "write_oneview_series"]
 
 
 def _read_scene(src: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int] | None:
@@ -161,3 +163,24 @@ def write_oneview_series(
             time=dt.datetime(2026, 1, 1, 18, i),
         )
     return mosaic, planted
+
+
+def develop_jpegs(dngs: Sequence[str | Path], *, bright: float = 1.0, quality: int = 90) -> list[Path]:
+    """Develop each DNG with LibRaw and save it as a JPEG beside it, as a camera shooting JPEG would.
+
+    ``rawpy`` ``postprocess`` (AHD demosaicing, no camera white balance, no
+    automatic brightening, ``bright`` times the default brightness, 8 bits),
+    saved by Pillow at ``quality``: ``x.dng`` gives ``x.jpg``.
+
+    Returns
+    -------
+    list of Path
+        The JPEGs, in the order of ``dngs``.
+    """
+    out = []
+    for dng in map(Path, dngs):
+        with rawpy.imread(str(dng)) as raw:
+            rgb = raw.postprocess(use_camera_wb=False, no_auto_bright=True, bright=bright, output_bps=8)
+        out.append(dng.with_suffix(".jpg"))
+        Image.fromarray(rgb).save(out[-1], quality=quality)
+    return out

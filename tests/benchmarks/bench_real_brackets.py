@@ -1,6 +1,6 @@
 """Exposure brackets of real scenes: the map against planted defects, and the hot photosites' dark currents.
 
-Run:  python tests/benchmarks/bench_real_brackets.py [--samples DIR] [--peers] [--repair]
+Run:  python tests/benchmarks/bench_real_brackets.py [--samples DIR] [--peers] [--repair] [--jpeg] [--seeds 7 ...]
 
 Writes bracket series whose views are crops of the real RAW samples' own
 mosaics (``rawmap.testing.write_real_brackets``: 480 x 720 crops, up to 6 per
@@ -29,6 +29,12 @@ the RMSE against the frame without its planted defects (same noise) at the
 planted photosites, per kind (hot: where the defect-free value is below the
 clip level), beside the frames as shot, and the photosites changed outside
 each map (must be 0).
+
+``--jpeg`` also develops every frame with LibRaw and saves it as a JPEG
+(``rawmap.testing.develop_jpegs``), maps the JPEGs alone and scores their
+flags within 2 pixels of the planted defects (demosaicing moves a defect's
+trace), the must-find ones as in the RAW frames. ``--seeds`` writes each
+series once per seed (the planting and the noise).
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ from rawmap.detect import ClassifyParams, build_map
 from rawmap.mapping import map_files
 from rawmap.reader import read_frame
 from rawmap.repair import repair_file
-from rawmap.testing import RealBrackets, write_real_brackets
+from rawmap.testing import RealBrackets, develop_jpegs, write_real_brackets
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "raw"
 #: (label, planted defects, hot dark currents DN/s at ISO 100)
@@ -119,6 +125,17 @@ def repair_errors(rb: RealBrackets, maps: dict[str, object], folder: Path) -> st
     return "\n".join(lines)
 
 
+def jpeg_score(rb: RealBrackets, defects) -> str:
+    """Flags of a map made from the JPEGs: must-find defects with a flag within 2 pixels, and flags
+    with no planted defect within 2 pixels, by kind."""
+    near = lambda a, b: abs(a.row - b.row) <= 2 and abs(a.col - b.col) <= 2  # noqa: E731
+    must = [d for d, m in zip(rb.defects, rb.must_find()) if m]
+    found = sum(1 for d in must if any(near(d, f) for f in defects))
+    false = Counter(f.kind.value for f in defects if not any(near(d, f) for d in rb.defects))
+    recall = f"{found}/{len(must)}" if must else "-"
+    return f"recall {recall:>6}  flags {len(defects)}  false {sum(false.values())} {dict(false) or ''}"
+
+
 def as_it_was(acc):
     """The statistics with no x sums of the skipped frames (the regression then took the series')."""
     old = copy.copy(acc)
@@ -132,24 +149,31 @@ def main() -> int:
     ap.add_argument("--samples", type=Path, default=SAMPLES)
     ap.add_argument("--peers", action="store_true", help="also run rawpy.enhance.find_bad_pixels")
     ap.add_argument("--repair", action="store_true", help="also repair every frame with each map")
+    ap.add_argument("--jpeg", action="store_true", help="also map the frames' JPEG renderings alone")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[7], help="seeds of the planting and the noise")
     args = ap.parse_args()
     sources = sorted(p for p in args.samples.iterdir() if p.is_file())
     before = dataclasses.replace(ClassifyParams(), hot_margin_growth=0.0)
-    for label, n, rates in SERIES:
+    for (label, n, rates), seed in ((s, seed) for s in SERIES for seed in args.seeds):
         with tempfile.TemporaryDirectory() as tmp:
             clean_dir = Path(tmp) / "clean" if args.repair and n else None
             if clean_dir is not None:
                 clean_dir.mkdir()
-            rb = write_real_brackets(sources, tmp, defects=n, hot_rates=rates, clean_dir=clean_dir)
+            rb = write_real_brackets(sources, tmp, defects=n, hot_rates=rates, clean_dir=clean_dir, seed=seed)
             must = rb.must_find()
             kinds = Counter(d.kind.value for d, m in zip(rb.defects, must) if m)
-            print(f"{label}: {len(rb.views)} views, {len(rb.files)} frames; must find {dict(kinds) or 'nothing'}")
+            print(
+                f"{label}, seed {seed}: {len(rb.views)} views, {len(rb.files)} frames; must find {dict(kinds) or 'nothing'}"
+            )
             acc = map_files(rb.files).maps[0].accumulator
             now, then = build_map(acc), build_map(as_it_was(acc), before)
             print(f"  rawmap            {score(rb, now.defects)}")
             print(f"  rawmap as it was  {score(rb, then.defects)}")
             if clean_dir is not None:
                 print(repair_errors(rb, {"rawmap": now, "as it was": then}, Path(tmp)))
+            if args.jpeg:
+                jpeg_map = map_files(develop_jpegs(rb.files)).maps[0].defect_map
+                print(f"  rawmap, JPEGs     {jpeg_score(rb, jpeg_map.defects)}")
             if args.peers:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # "OpenCV not found": it falls back to scikit-image

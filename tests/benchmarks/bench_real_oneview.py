@@ -50,11 +50,10 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import rawpy
 
 from rawmap.detect import ClassifyParams, build_map
 from rawmap.mapping import map_files
-from rawmap.testing import write_oneview_series
+from rawmap.testing import develop_jpegs, write_oneview_series
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "raw"
 
@@ -100,7 +99,6 @@ def main() -> None:
 def _jpeg_figures(args: argparse.Namespace) -> None:
     """Each sample's falling-light series developed to JPEGs and mapped from them: the flags (all false),
     now and with the neighbour-lift rule as it was (``cold_lift_depth`` 0)."""
-    from PIL import Image
 
     before = dataclasses.replace(ClassifyParams(), cold_lift_depth=0.0)
     totals = Counter()
@@ -110,17 +108,16 @@ def _jpeg_figures(args: argparse.Namespace) -> None:
             if write_oneview_series(src, folder, args.frames, drift=args.drift) is None:
                 print(f"{src.name}: not a Bayer RAW LibRaw decodes, skipped")
                 continue
-            for dng in sorted(folder.glob("*.dng")):
-                with rawpy.imread(str(dng)) as raw:
-                    rgb = raw.postprocess(use_camera_wb=False, no_auto_bright=True, bright=args.bright, output_bps=8)
-                Image.fromarray(rgb).save(dng.with_suffix(".jpg"), quality=90)
+            dngs = sorted(folder.glob("*.dng"))
+            jpgs = develop_jpegs(dngs, bright=args.bright)
+            for dng in dngs:
                 dng.unlink()
-            acc = map_files(sorted(folder.glob("*.jpg"))).maps[0].accumulator
+            acc = map_files(jpgs).maps[0].accumulator
         now, old = build_map(acc), build_map(acc, before)
         kinds = lambda m: dict(Counter(d.kind.value for d in m.defects))  # noqa: E731
         totals.update(now=len(now.defects), old=len(old.defects))
         print(
-            f"{src.name} {rgb.shape[:2]}: flags {len(now.defects)} {kinds(now)}; lift rule as before {len(old.defects)} {kinds(old)}"
+            f"{src.name} {acc.shape}: flags {len(now.defects)} {kinds(now)}; lift rule as before {len(old.defects)} {kinds(old)}"
         )
     print(f"all samples, flags (all false): {totals['now']}; with the lift rule as before: {totals['old']}")
 
