@@ -74,7 +74,8 @@ def _lines(ser: _Series) -> None:
     """
     acc, p, found = ser.acc, ser.p, ser.found
     H, W = acc.shape
-    m_line = max(p.line_min_scenes, math.ceil(p.min_share * ser.units))
+    share = max(p.min_share, p.line_image_share) if acc.source is SourceKind.IMAGE else p.min_share
+    m_line = max(p.line_min_scenes, math.ceil(share * ser.units))
     fr, fc = found.rows, found.cols
     stuck = found.of(DefectKind.STUCK)
     deadk = found.of(DefectKind.DEAD)

@@ -116,6 +116,7 @@ class ClassifyParams:
     cold_black_beside: float = 10.0  #: ... while its darkest neighbour's signal is this many
     noisy_ratio: float = 4.0  #: noisy if mean squared normalised residual >= this x neighbours'
     line_min_scenes: int = 3  #: a photosite leans across a line in at least this many scenes (and min_share of them)
+    line_image_share: float = 0.15  #: ... and, in developed images, at least this share of them
     column_share: float = 0.6  #: share of a window that must lean the same way
     column_min: int = 16  #: window length (photosites); shorter segments are reported as single defects
     noisy_min_excess: float = (
