@@ -117,6 +117,12 @@ def _plant(
     return sorted(out, key=lambda d: (d.row, d.col))
 
 
+def _exposed(signal: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """The written frame of ``signal`` (DN above black), with the frame's standard normal ``noise``
+    scaled to its shot and read noise, in whole DN within the range."""
+    return np.clip(np.rint(_BLACK + signal + noise * np.sqrt(signal * _DN_PER_E + _READ_DN**2)), 0, _WHITE)
+
+
 def _residual(frame: np.ndarray, r: int, c: int) -> float:
     """``4 v - sum4`` of the same-colour neighbours at (r, c)."""
     return float(4 * frame[r, c] - frame[r - 2, c] - frame[r + 2, c] - frame[r, c - 2] - frame[r, c + 2])
@@ -214,14 +220,13 @@ def write_real_brackets(
                 elif d.kind is DefectKind.COLD:
                     s[d.row, d.col] *= d.params["gain"]
             noise = rng.standard_normal(s.shape)
-            frame = _BLACK + s + noise * np.sqrt(s * _DN_PER_E + _READ_DN**2)
+            written = _exposed(s, noise)
             for d in planted:
                 if d.kind is DefectKind.STUCK:
-                    frame[d.row, d.col] = d.params["value"]
+                    written[d.row, d.col] = np.clip(np.rint(d.params["value"]), 0, _WHITE)
                 elif d.kind is DefectKind.DEAD:
-                    frame[d.row, d.col] = _BLACK + noise[d.row, d.col] * _READ_DN
-            written = np.clip(np.rint(frame), 0, _WHITE)
-            without = np.clip(np.rint(_BLACK + clean + noise * np.sqrt(clean * _DN_PER_E + _READ_DN**2)), 0, _WHITE)
+                    written[d.row, d.col] = np.clip(np.rint(_BLACK + noise[d.row, d.col] * _READ_DN), 0, _WHITE)
+            without = _exposed(clean, noise)
             for i, d in enumerate(planted):
                 r, c = d.row, d.col
                 if (written[[r - 2, r + 2, r, r], [c, c, c - 2, c + 2]] >= _WHITE).any():
