@@ -1171,6 +1171,47 @@ def test_jpeg_brackets_of_real_scenes_map_no_row_segment_along_an_edge_shared_by
     assert len({d.row for d in as_raw.defects}) == 1  # one row segment
 
 
+def test_jpeg_brackets_of_real_scenes_map_no_echo_of_a_dead_photosite(tmp_path, samples_dir):
+    """The same brackets with 40 defects planted, mapped from their JPEGs alone: compression rings
+    around a dead photosite, and 4 pixels away the ring was a bright outlier in 4 views, flagged hot at
+    1/3.1 of the dead photosite's mean residual. An echo needs its defect ``ringing_ratio`` (3) times
+    stronger; at the 5 it was, the echo stays."""
+    import dataclasses
+
+    from rawmap.detect import ClassifyParams, build_map
+    from rawmap.mapping import map_files
+    from rawmap.testing import develop_jpegs, write_real_brackets
+
+    rb = write_real_brackets(sorted(samples_dir.iterdir()), tmp_path, seed=7, defects=40)
+    acc = map_files(develop_jpegs(rb.files)).maps[0].accumulator
+    planted = np.array([(d.row, d.col) for d in rb.defects])
+    must = planted[rb.must_find()]
+
+    def within2(a, b):  # which sites of a have one of b within 2 photosites (demosaicing moves a trace)
+        return (np.abs(a[:, None, :] - b[None, :, :]).max(axis=2) <= 2).any(axis=1)
+
+    flags = np.array([(d.row, d.col) for d in build_map(acc).defects])
+    assert within2(flags, planted).all(), flags[~within2(flags, planted)]
+    assert within2(must, flags).sum() >= 36  # 38 of 40, as before (two hot ones, 11,000 and 21,000 DN/s)
+    before = build_map(acc, dataclasses.replace(ClassifyParams(), ringing_ratio=5.0)).defects
+    echoes = [d for d, ok in zip(before, within2(np.array([(d.row, d.col) for d in before]), planted)) if not ok]
+    assert [d.kind for d in echoes] == [DefectKind.HOT]
+
+
+def test_jpeg_darks_map_no_dark_echo_beside_a_hot_photosite(tmp_path):
+    """Lens-cap darks at one exposure, mapped from their JPEG renderings: a strong hot photosite's
+    compression ring, 3 pixels away, was a dark outlier in 3-7 frames and flagged cold (3 false flags,
+    at 1/3.4-1/6.5 of the hot photosite's strength). Cold flags are now weighed as echoes too."""
+    from rawmap.mapping import map_files
+    from rawmap.testing import score_map, write_scenario
+
+    truth = write_scenario(tmp_path, "darks-same", seed=2027, shape=(300, 450), n_frames=24, jpeg=True)
+    dmap = map_files(sorted(tmp_path.glob("*.jpg"))).maps[0].defect_map
+    sc = score_map(dmap, truth, radius=2)
+    assert sc.n_false == 0 and not [d for d in dmap.defects if d.kind is DefectKind.COLD]
+    assert sc.recall >= 0.9
+
+
 def test_a_city_timelapse_on_a_still_tripod_maps_nothing(tmp_path):
     """Aperture priority at dusk on a still tripod: the street lamps' signal grows with the exposure as
     dark current does, and the picture around them keeps its brightness, so a dark wire one photosite
