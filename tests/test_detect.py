@@ -1181,20 +1181,18 @@ def test_jpeg_brackets_of_real_scenes_map_no_echo_of_a_dead_photosite(tmp_path, 
     from rawmap.detect import ClassifyParams, build_map
     from rawmap.mapping import map_files
     from rawmap.testing import develop_jpegs, write_real_brackets
+    from rawmap.testing.scoring import _within
 
     rb = write_real_brackets(sorted(samples_dir.iterdir()), tmp_path, seed=7, defects=40)
     acc = map_files(develop_jpegs(rb.files)).maps[0].accumulator
     planted = np.array([(d.row, d.col) for d in rb.defects])
     must = planted[rb.must_find()]
-
-    def within2(a, b):  # which sites of a have one of b within 2 photosites (demosaicing moves a trace)
-        return (np.abs(a[:, None, :] - b[None, :, :]).max(axis=2) <= 2).any(axis=1)
-
+    # within 2 photosites: demosaicing and compression move a defect's trace
     flags = np.array([(d.row, d.col) for d in build_map(acc).defects])
-    assert within2(flags, planted).all(), flags[~within2(flags, planted)]
-    assert within2(must, flags).sum() >= 36  # 38 of 40, as before (two hot ones, 11,000 and 21,000 DN/s)
+    assert _within(flags, planted, 2).all(), flags[~_within(flags, planted, 2)]
+    assert _within(must, flags, 2).sum() >= 36  # 38 of 40, as before (two hot ones, 11,000 and 21,000 DN/s)
     before = build_map(acc, dataclasses.replace(ClassifyParams(), ringing_ratio=5.0)).defects
-    echoes = [d for d, ok in zip(before, within2(np.array([(d.row, d.col) for d in before]), planted)) if not ok]
+    echoes = [d for d, ok in zip(before, _within(np.array([(d.row, d.col) for d in before]), planted, 2)) if not ok]
     assert [d.kind for d in echoes] == [DefectKind.HOT]
 
 

@@ -57,6 +57,7 @@ from rawmap.mapping import map_files
 from rawmap.reader import read_frame
 from rawmap.repair import repair_file
 from rawmap.testing import RealBrackets, develop_jpegs, write_real_brackets
+from rawmap.testing.scoring import _within
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "raw"
 #: (label, planted defects, hot dark currents DN/s at ISO 100)
@@ -128,11 +129,12 @@ def repair_errors(rb: RealBrackets, maps: dict[str, object], folder: Path) -> st
 def jpeg_score(rb: RealBrackets, defects) -> str:
     """Flags of a map made from the JPEGs: must-find defects with a flag within 2 pixels, and flags
     with no planted defect within 2 pixels, by kind."""
-    near = lambda a, b: abs(a.row - b.row) <= 2 and abs(a.col - b.col) <= 2  # noqa: E731
-    must = [d for d, m in zip(rb.defects, rb.must_find()) if m]
-    found = sum(1 for d in must if any(near(d, f) for f in defects))
-    false = Counter(f.kind.value for f in defects if not any(near(d, f) for d in rb.defects))
-    recall = f"{found}/{len(must)}" if must else "-"
+    planted = np.array([(d.row, d.col) for d in rb.defects], np.int64).reshape(-1, 2)
+    flags = np.array([(f.row, f.col) for f in defects], np.int64).reshape(-1, 2)
+    must = planted[rb.must_find()]
+    found = int(_within(must, flags, 2).sum())
+    false = Counter(f.kind.value for f, ok in zip(defects, _within(flags, planted, 2)) if not ok)
+    recall = f"{found}/{len(must)}" if len(must) else "-"
     return f"recall {recall:>6}  flags {len(defects)}  false {sum(false.values())} {dict(false) or ''}"
 
 
