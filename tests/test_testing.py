@@ -1104,3 +1104,38 @@ def test_write_real_brackets_of_the_samples_scenes(tmp_path, samples_dir):
         write_real_brackets([tmp_path / "x.txt"], tmp_path / "a")
     with pytest.raises(ValueError, match="do not fit in 20x20"):
         write_real_brackets(srcs, tmp_path / "a", shape=(20, 20), defects=10)
+
+
+def test_write_real_brackets_handheld(tmp_path, samples_dir):
+    """``shake``: each frame of a view is the view's scene moved by an even offset (the colour pattern
+    kept) of at most ``shake`` photosites each way, and the planted defects stay on the sensor."""
+    from rawmap.defectmap import DefectKind
+    from rawmap.testing import write_real_brackets
+
+    srcs = [samples_dir / "nikon-d1.NEF"]
+    (tmp_path / "c").mkdir()
+    rb = write_real_brackets(
+        srcs, tmp_path, shape=(120, 160), per_source=1, defects=4, clean_dir=tmp_path / "c", shake=6
+    )
+    clean = [np.load(p).astype(np.float64) - 512 for p in rb.clean]
+    first = clean[0] / 0.01  # the scene per unit of exposure (noise aside)
+    inner = (slice(12, -12), slice(12, -12))
+
+    def mismatch(frame, exposure, dy, dx):  # the frame's scene against the first's moved by (dy, dx)
+        lit = frame[inner] < 16383 - 600  # not clipped
+        return float(np.median(np.abs(np.roll(first, (dy, dx), axis=(0, 1))[inner] - frame[inner] / exposure)[lit]))
+
+    moved = []
+    for frame, exposure in zip(clean[1:], (0.04, 0.16, 0.64)):
+        offsets = [(dy, dx) for dy in range(-12, 13) for dx in range(-12, 13)]
+        best = min(offsets, key=lambda o: mismatch(frame, exposure, *o))
+        assert best[0] % 2 == 0 and best[1] % 2 == 0  # within 2 x 6 of the first frame, the pattern kept
+        if best != (0, 0):
+            assert mismatch(frame, exposure, *best) < 0.3 * mismatch(frame, exposure, 0, 0)
+            moved.append(best)
+    assert moved  # a handheld bracket: not every frame where the first was
+    for d in rb.defects:  # the defects stay where they were planted, frame after frame
+        if d.kind is DefectKind.STUCK:
+            assert {int(reader.read_frame(p).mosaic[d.row, d.col]) for p in rb.files} == {round(d.params["value"])}
+    with pytest.raises(ValueError, match="even number"):
+        write_real_brackets(srcs, tmp_path, shape=(120, 160), shake=3)

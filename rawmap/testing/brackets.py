@@ -69,8 +69,8 @@ class RealBrackets:
 
 
 def _crops(src: Path, shape: tuple[int, int], per_source: int) -> list[np.ndarray]:
-    """Up to ``per_source`` crops of ``src``'s visible mosaic, black removed, as a share of its range,
-    each starting on a red photosite; none when LibRaw cannot decode it as a Bayer RAW."""
+    """Up to ``per_source`` crops of ``shape`` of ``src``'s visible mosaic, black removed, as a share of
+    its range, each starting on a red photosite; none when LibRaw cannot decode it as a Bayer RAW."""
     scene = _read_scene(src)
     if scene is None:
         return []
@@ -156,6 +156,7 @@ def write_real_brackets(
     hot_rates: tuple[float, float] = (3000.0, 100000.0),
     seed: int = 7,
     clean_dir: str | Path | None = None,
+    shake: int = 0,
 ) -> RealBrackets:
     """Write a bracket series of real scenes into ``folder`` (``br_000.dng`` ...).
 
@@ -188,6 +189,10 @@ def write_real_brackets(
         An existing folder: each frame's mosaic without the planted defects
         is saved there as ``br_000.npy`` ... (the truth a repair is
         measured against).
+    shake : int, optional
+        Handheld brackets: each frame of a view is cropped up to this many
+        photosites (an even number) off the view's centre, each way, at
+        random; the defects stay on the sensor. 0: a tripod.
 
     Returns
     -------
@@ -200,7 +205,10 @@ def write_real_brackets(
         apart do not fit in it 8 or more from its edges.
     """
     folder = Path(folder)
-    views = [(Path(s).name, crop) for s in sources for crop in _crops(Path(s), shape, per_source)]
+    if shake < 0 or shake % 2:
+        raise ValueError(f"shake must be an even number of photosites, not {shake}")
+    grown = (shape[0] + 2 * shake, shape[1] + 2 * shake)
+    views = [(Path(s).name, crop) for s in sources for crop in _crops(Path(s), grown, per_source)]
     if not views:
         raise ValueError(f"none of the {len(sources)} sources gave a Bayer crop of {shape[0]}x{shape[1]}")
     rng = np.random.default_rng(seed)
@@ -209,9 +217,14 @@ def write_real_brackets(
     files: list[Path] = []
     clean_paths: list[Path] = []
     start = dt.datetime(2026, 1, 1, 12, 0)
-    for v, (_, crop) in enumerate(views):
-        scale = first_level / (float(np.median(crop)) + 1e-4) * (_WHITE - _BLACK) / exposures[0]
+    for v, (_, view) in enumerate(views):
+        centre = view[shake : shake + shape[0], shake : shake + shape[1]]
+        scale = first_level / (float(np.median(centre)) + 1e-4) * (_WHITE - _BLACK) / exposures[0]
         for j, exposure in enumerate(exposures):
+            crop = centre
+            if shake:  # an even offset keeps the colour pattern
+                dy, dx = (2 * rng.integers(-(shake // 2), shake // 2 + 1, 2)).tolist()
+                crop = view[shake + dy : shake + dy + shape[0], shake + dx : shake + dx + shape[1]]
             clean = crop * scale * exposure
             s = clean.copy()
             for d in planted:

@@ -1,6 +1,7 @@
 """Exposure brackets of real scenes: the map against planted defects, and the hot photosites' dark currents.
 
 Run:  python tests/benchmarks/bench_real_brackets.py [--samples DIR] [--peers] [--repair] [--jpeg] [--seeds 7 ...]
+      [--shake 8]
 
 Writes bracket series whose views are crops of the real RAW samples' own
 mosaics (``rawmap.testing.write_real_brackets``: 480 x 720 crops, up to 6 per
@@ -34,7 +35,9 @@ each map (must be 0).
 (``rawmap.testing.develop_jpegs``), maps the JPEGs alone and scores their
 flags within 2 pixels of the planted defects (demosaicing moves a defect's
 trace), the must-find ones as in the RAW frames. ``--seeds`` writes each
-series once per seed (the planting and the noise).
+series once per seed (the planting and the noise). ``--shake N`` makes the
+brackets handheld: each frame is cropped up to N photosites off its view's
+centre, each way (even offsets), the defects staying on the sensor.
 """
 
 from __future__ import annotations
@@ -153,6 +156,7 @@ def main() -> int:
     ap.add_argument("--repair", action="store_true", help="also repair every frame with each map")
     ap.add_argument("--jpeg", action="store_true", help="also map the frames' JPEG renderings alone")
     ap.add_argument("--seeds", type=int, nargs="+", default=[7], help="seeds of the planting and the noise")
+    ap.add_argument("--shake", type=int, default=0, help="handheld: frames up to this many photosites off (even)")
     args = ap.parse_args()
     sources = sorted(p for p in args.samples.iterdir() if p.is_file())
     before = dataclasses.replace(ClassifyParams(), hot_margin_growth=0.0)
@@ -161,11 +165,14 @@ def main() -> int:
             clean_dir = Path(tmp) / "clean" if args.repair and n else None
             if clean_dir is not None:
                 clean_dir.mkdir()
-            rb = write_real_brackets(sources, tmp, defects=n, hot_rates=rates, clean_dir=clean_dir, seed=seed)
+            rb = write_real_brackets(
+                sources, tmp, defects=n, hot_rates=rates, clean_dir=clean_dir, seed=seed, shake=args.shake
+            )
             must = rb.must_find()
             kinds = Counter(d.kind.value for d, m in zip(rb.defects, must) if m)
             print(
-                f"{label}, seed {seed}: {len(rb.views)} views, {len(rb.files)} frames; must find {dict(kinds) or 'nothing'}"
+                f"{label}, seed {seed}{f', shake {args.shake}' if args.shake else ''}: {len(rb.views)} views, "
+                f"{len(rb.files)} frames; must find {dict(kinds) or 'nothing'}"
             )
             acc = map_files(rb.files).maps[0].accumulator
             now, then = build_map(acc), build_map(as_it_was(acc), before)
