@@ -11,7 +11,7 @@ kind       ``Defect.value``              report          Siril   marker  line
 ``dead``   level in DN (black included)  ``64 DN``       C       cross   no
 ``hot``    dark current, DN/s at ISO 100 ``812 DN/s``    H       disc    no
 ``warm``   dark current, DN/s at ISO 100 ``36 DN/s``     H       ring    no
-``cold``   relative gain                 ``gain 0.42``   C       diamond no
+``cold``   relative gain (0 or more)     ``gain 0.42``   C       diamond no
 ``noisy``  excess noise ratio            ``noise x3.10`` H       plus    no
 ``column`` mean offset in DN             ``+30.0 DN``    by sign cell    yes
 ========== ============================= =============== ======= ======= ====

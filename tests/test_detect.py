@@ -621,10 +621,14 @@ def test_a_dead_photosite_in_two_bursts_beside_dim_neighbours_is_found(tmp_path)
     nearest same-colour photosites read 280-900 DN above it, under a read-noise figure the bursts'
     texture inflates to 18 DN.  Comparing it with them needed 20 of those sigmas, so it was lost (recall
     0.60 -> 0.50 when the comparison came in); a photosite at black beside neighbours lit 10 sigmas up
-    is compared.  Every must-find dead photosite found, no false flag."""
+    is compared.  Every must-find dead photosite found, no false flag.  Found as cold (the rules of
+    two views keep dead for what the light cannot explain), it reads at black: gain 0, not the -0.0005
+    its noise about black measured (and -0.09 for a photosite of a dark row segment)."""
     body, sc = _scenario(tmp_path, "burst", seed=7)
     assert sc.recall_by_class["dead"] == (3, 3), sc.recall_by_class
     assert sc.precision == 1.0, sc.summary()
+    cold = {(d.row, d.col): d.value for d in body.defect_map.defects if d.kind is DefectKind.COLD}
+    assert cold[(212, 160)] == 0.0 and min(cold.values()) >= 0.0, cold
 
 
 @pytest.mark.parametrize("seed", [2027, 7])

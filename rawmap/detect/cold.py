@@ -225,7 +225,7 @@ def _flat_cold(ser: _Series) -> None:
         lrel = ratio[lr, lc].astype(np.float64) / np.where(med_at > 0, med_at, np.nan)
         alone = _flat_alone(ratio, med2, spread2, lr, lc, p.flat_adjacent)
         if alone.any():
-            ser.found.add(lr[alone], lc[alone], DefectKind.COLD, 100.0, lrel[alone])
+            ser.found.add(lr[alone], lc[alone], DefectKind.COLD, 100.0, np.maximum(lrel[alone], 0.0))
             ser.taken[lr[alone], lc[alone]] = True
 
 
@@ -449,6 +449,8 @@ def _cold(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray) -> np.ndarray:
         cold[in_c] |= strong
         score[in_c] = (med - g[in_c]) / sigma
     cold &= np.isfinite(g)
-    ser.found.add(lo_r[cold], lo_c[cold], DefectKind.COLD, score[cold], g[cold])
+    # a gain measured below 0 is a photosite at or below black beside lit neighbours (noise about a
+    # dead one's reading): no response, gain 0
+    ser.found.add(lo_r[cold], lo_c[cold], DefectKind.COLD, score[cold], np.maximum(g[cold], 0.0))
     ser.taken[lo_r[cold], lo_c[cold]] = True
     return cold
