@@ -192,7 +192,8 @@ def write_real_brackets(
     shake : int, optional
         Handheld brackets: each frame of a view is cropped up to this many
         photosites (an even number) off the view's centre, each way, at
-        random; the defects stay on the sensor. 0: a tripod.
+        random; the defects stay on the sensor. 0: a tripod. A view then
+        needs a crop of ``shape`` grown by ``shake`` on every side.
 
     Returns
     -------
@@ -210,7 +211,7 @@ def write_real_brackets(
     grown = (shape[0] + 2 * shake, shape[1] + 2 * shake)
     views = [(Path(s).name, crop) for s in sources for crop in _crops(Path(s), grown, per_source)]
     if not views:
-        raise ValueError(f"none of the {len(sources)} sources gave a Bayer crop of {shape[0]}x{shape[1]}")
+        raise ValueError(f"none of the {len(sources)} sources gave a Bayer crop of {grown[0]}x{grown[1]}")
     rng = np.random.default_rng(seed)
     planted = _plant(rng, shape, defects, hot_rates)
     visible = np.zeros(len(planted), np.int64)
