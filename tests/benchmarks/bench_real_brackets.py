@@ -1,7 +1,7 @@
 """Exposure brackets of real scenes: the map against planted defects, and the hot photosites' dark currents.
 
 Run:  python tests/benchmarks/bench_real_brackets.py [--samples DIR] [--peers] [--repair] [--jpeg] [--seeds 7 ...]
-      [--shake 8]
+      [--shake 8] [--first-level 0.0005]
 
 Writes bracket series whose views are crops of the real RAW samples' own
 mosaics (``rawmap.testing.write_real_brackets``: 480 x 720 crops, up to 6 per
@@ -38,6 +38,9 @@ trace), the must-find ones as in the RAW frames. ``--seeds`` writes each
 series once per seed (the planting and the noise). ``--shake N`` makes the
 brackets handheld: each frame is cropped up to N photosites off its view's
 centre, each way (even offsets), the defects staying on the sensor.
+``--first-level`` sets the median of each view's shortest frame, as a share
+of the range (default 0.02): 0.0005 makes night brackets, whose darkest
+frames look like lens-cap darks.
 """
 
 from __future__ import annotations
@@ -157,6 +160,7 @@ def main() -> int:
     ap.add_argument("--jpeg", action="store_true", help="also map the frames' JPEG renderings alone")
     ap.add_argument("--seeds", type=int, nargs="+", default=[7], help="seeds of the planting and the noise")
     ap.add_argument("--shake", type=int, default=0, help="handheld: frames up to this many photosites off (even)")
+    ap.add_argument("--first-level", type=float, default=0.02, help="median of each view's shortest frame (share)")
     args = ap.parse_args()
     sources = sorted(p for p in args.samples.iterdir() if p.is_file())
     before = dataclasses.replace(ClassifyParams(), hot_margin_growth=0.0)
@@ -166,7 +170,14 @@ def main() -> int:
             if clean_dir is not None:
                 clean_dir.mkdir()
             rb = write_real_brackets(
-                sources, tmp, defects=n, hot_rates=rates, clean_dir=clean_dir, seed=seed, shake=args.shake
+                sources,
+                tmp,
+                defects=n,
+                hot_rates=rates,
+                clean_dir=clean_dir,
+                seed=seed,
+                shake=args.shake,
+                first_level=args.first_level,
             )
             must = rb.must_find()
             kinds = Counter(d.kind.value for d, m in zip(rb.defects, must) if m)
