@@ -1200,6 +1200,29 @@ def test_jpeg_brackets_of_real_scenes_map_no_echo_of_a_dead_photosite(tmp_path, 
     assert [d.kind for d in echoes] == [DefectKind.HOT]
 
 
+def test_jpeg_night_brackets_map_no_echo_of_a_stuck_photosite(tmp_path, samples_dir):
+    """Handheld night brackets of the real scenes (the shortest frames at 0.05 % of the range, each
+    frame up to 8 photosites off), 40 defects planted, mapped from their JPEGs alone: a stuck
+    photosite far above the night rings through its whole 16 x 16 block, and the ring was flagged hot
+    9-14 pixels away (12 false flags within the old 8-pixel reach). Within 15, they are its echoes."""
+    import dataclasses
+
+    from rawmap.detect import ClassifyParams, build_map
+    from rawmap.mapping import map_files
+    from rawmap.testing import develop_jpegs, write_real_brackets
+    from rawmap.testing.scoring import _within
+
+    rb = write_real_brackets(sorted(samples_dir.iterdir()), tmp_path, seed=3, defects=40, first_level=0.0005, shake=8)
+    acc = map_files(develop_jpegs(rb.files)).maps[0].accumulator
+    planted = np.array([(d.row, d.col) for d in rb.defects])
+    flags = np.array([(d.row, d.col) for d in build_map(acc).defects])
+    assert _within(flags, planted, 2).all(), flags[~_within(flags, planted, 2)]
+    assert _within(planted[rb.must_find()], flags, 2).sum() >= 27  # 29 of 40, as within 8
+    near = build_map(acc, dataclasses.replace(ClassifyParams(), ringing_reach=8)).defects
+    echoes = [d for d, ok in zip(near, _within(np.array([(d.row, d.col) for d in near]), planted, 2)) if not ok]
+    assert len(echoes) >= 10 and {d.kind for d in echoes} == {DefectKind.HOT}
+
+
 def test_jpeg_darks_map_no_dark_echo_beside_a_hot_photosite(tmp_path):
     """Lens-cap darks at one exposure, mapped from their JPEG renderings: a strong hot photosite's
     compression ring, 3 pixels away, was a dark outlier in 3-7 frames and flagged cold (3 false flags,

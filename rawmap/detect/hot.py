@@ -175,17 +175,23 @@ def _temperature_factor(acc: Accumulator, r: np.ndarray, c: np.ndarray) -> np.nd
 def _ringing(acc: Accumulator, found: _Found, p: ClassifyParams) -> np.ndarray:
     """Which hot, noisy and cold flags of a developed image are the compression's echo of a stronger defect.
 
-    JPEG spreads a strong defect's error over its 8 x 8 block (16 x 16 with
-    chroma subsampling), and in every frame: the echo repeats like a
-    defect, at a small fraction of the defect's mean residual, bright or
-    dark whatever the defect's sign.  A hot, noisy or cold flag within
-    ``ringing_reach`` photosites of a flagged defect at least
-    ``ringing_ratio`` times stronger (mean residual over frames) is one.
-    Measured: on an independent series' JPEGs, echoes at 3-106 DN beside
-    defects at 956-1563 DN; on the JPEGs of generated lens-cap darks, dark
-    (cold) echoes 3 pixels from hot photosites at 1/3.4-1/6.5 of their
+    JPEG spreads a strong defect's error over its 8 x 8 block (its 16 x 16
+    MCU with chroma subsampling: up to 15 pixels away), and in every frame:
+    the echo repeats like a defect, at a small fraction of the defect's mean
+    residual, bright or dark whatever the defect's sign.  A hot, noisy or
+    cold flag within ``ringing_reach`` photosites of a flagged defect at
+    least ``ringing_ratio`` times stronger (mean residual over frames) is
+    one (in grayscale images, whose blocks are 8 x 8, half that reach).
+    Measured: on an independent series' JPEGs, echoes at 3-106 DN
+    beside defects at 956-1563 DN; on the JPEGs of generated lens-cap darks,
+    dark (cold) echoes 3 pixels from hot photosites at 1/3.4-1/6.5 of their
     strength; on real-scene brackets' JPEGs, a bright (hot) echo 4 pixels
-    from a dead photosite at 1/3.1 and 1/4.6 of it.
+    from a dead photosite at 1/3.1 and 1/4.6 of it, and in night brackets
+    (handheld) echoes 9-14 pixels from stuck photosites lit far above the
+    dark scene, at 1/7-1/91 of them.  Two true defects of our scenarios
+    stand 16 pixels from one 7-12 times stronger, outside the reach; a
+    blinking photosite of our grayscale mosaics read as images, within 15
+    pixels of a stronger one, stays within the 8 of grayscale.
 
     Returns
     -------
@@ -197,7 +203,8 @@ def _ringing(acc: Accumulator, found: _Found, p: ClassifyParams) -> np.ndarray:
     if not weak.any():
         return echo
     strength = np.abs(_mean_residual(acc, rows, cols))
-    reach = p.ringing_reach
+    # grayscale images have no chroma to subsample: their JPEG blocks are 8 x 8
+    reach = (p.ringing_reach + 1) // 2 if acc.channels == 1 else p.ringing_reach
     for i in np.flatnonzero(weak):
         near = (np.abs(rows - rows[i]) <= reach) & (np.abs(cols - cols[i]) <= reach)
         near[i] = False

@@ -86,7 +86,7 @@ class ClassifyParams:
     cold_strong_sigma: float = (
         10.0  #: ... or, in developed images, below the median by this many robust sigmas if higher
     )
-    ringing_reach: int = 8  #: developed images: a hot, noisy or cold flag this close to a defect ...
+    ringing_reach: int = 15  #: developed colour images: a hot, noisy or cold flag this close (grayscale: half) ...
     ringing_ratio: float = 3.0  #: ... this many times stronger is the compression's echo of it
     cold_image: float = 0.75  #: ... but in developed images never above this share of the median
     dead_share: float = 0.02  #: dead: never more than this share of the range above black
