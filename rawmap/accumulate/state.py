@@ -76,6 +76,11 @@ _SINCE_3 = ("s_xi", "s_xxi")
 MAX_STATE_META_BYTES = 64 * 1024 * 1024
 
 
+def _sums_in(names: tuple[str, ...], version: int) -> tuple[str, ...]:
+    """The per-photosite sums of ``names`` that a state of ``version`` holds."""
+    return tuple(n for n in names if version >= 3 or n not in _SINCE_3)
+
+
 def meta_of(acc: Any) -> dict[str, Any]:
     """The metadata of an :class:`~rawmap.accumulate.Accumulator`'s state (``meta.json``, frame records included).
 
@@ -132,7 +137,7 @@ def state_bytes(acc: Any, *, version: int = STATE_VERSION) -> bytes:
     meta["dark_views"] = sorted(acc._dark_views)
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         zf.writestr("meta.json", json.dumps(meta))
-        sums = {name: getattr(acc, name) for name in acc._ARRAYS if version >= 3 or name not in _SINCE_3}
+        sums = {name: getattr(acc, name) for name in _sums_in(acc._ARRAYS, version)}
         arrays: dict[str, np.ndarray] = {}
         if version == 1:
             arrays.update(sums)
@@ -502,7 +507,7 @@ def _from_state(cls: Any, zf: zipfile.ZipFile, meta: dict[str, Any]) -> Any:
     if not isinstance(frames, list):
         raise StateFormatProblem(f"frames {_short(frames)} is not a list")
     records = [_frame_record(f, i, n_scenes) for i, f in enumerate(frames)]
-    names = tuple(n for n in cls._ARRAYS if meta["version"] >= 3 or n not in _SINCE_3)
+    names = _sums_in(cls._ARRAYS, meta["version"])
     if meta["version"] == 1:
         sums = {
             name: read_npy_member(zf, f"{name}.npy", _SUM_DTYPES[name], lambda s: s == (H, W), expect=f"({H}, {W})")

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from rawmap.accumulate import STATE_VERSION, Accumulator
-from rawmap.accumulate.state import state_bytes
+from rawmap.accumulate.state import _sums_in, state_bytes
 from rawmap.mapping import map_files
 from rawmap.testing import SensorSpec, generate_series
 
@@ -47,7 +47,7 @@ def mapped_state(paths: list[Path]) -> Accumulator:
 
 
 def same(a: Accumulator, b: Accumulator, version: int) -> bool:
-    names = [k for k in Accumulator._ARRAYS + Accumulator._SPARSE if version >= 3 or k not in ("s_xi", "s_xxi")]
+    names = _sums_in(Accumulator._ARRAYS, version) + Accumulator._SPARSE
     return all(
         getattr(a, k).dtype == getattr(b, k).dtype
         and np.array_equal(getattr(a, k).view(np.uint8), getattr(b, k).view(np.uint8))
