@@ -2,9 +2,9 @@
 
 :func:`write_real_brackets` takes crops of the visible mosaics of RAW
 files that LibRaw decodes (black removed, aligned so that each crop starts
-on a red photosite) as the views of a tripod bracket series: each crop is
-one view, shot at exposures 2 stops apart, the longest clipping over much
-of the picture. The scenes are real optics and real texture (pixel-wide
+on a red photosite) as the views of a bracket series, on a tripod or
+handheld (``shake``): each crop is one view, shot at exposures 2 stops
+apart, the longest clipping over much of the picture. The scenes are real optics and real texture (pixel-wide
 specks, sharp edges), which our simulator's scenes are not; the files' own
 defects are frozen into the scenes, so they follow the exposure as scene
 detail does. Planted defects (:class:`~rawmap.testing.PlantedDefect`) are
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..accumulate.noise import robust_sigma
 from ..defectmap import DefectKind
 from ..dng import write_dng
 from ..frame import CameraId
@@ -141,7 +142,7 @@ def _local_sigma(frame: np.ndarray, r: int, c: int) -> float:
         - frame[np.ix_(ys, xs - 2)]
         - frame[np.ix_(ys, xs + 2)]
     )
-    return float(1.4826 * np.median(np.abs(res - np.median(res))))
+    return robust_sigma(res)
 
 
 def write_real_brackets(
