@@ -110,6 +110,7 @@ def repair_errors(rb: RealBrackets, maps: dict[str, object], folder: Path) -> st
     rows = np.array([d.row for d in rb.defects])
     cols = np.array([d.col for d in rb.defects])
     kinds = [d.kind.value for d in rb.defects]
+    masks = {label: dmap.mask() for label, dmap in maps.items()}
     for src, clean_path in zip(rb.files, rb.clean):
         given = read_frame(src)
         clean = np.load(clean_path).astype(np.float64)
@@ -117,7 +118,7 @@ def repair_errors(rb: RealBrackets, maps: dict[str, object], folder: Path) -> st
         for label, dmap in maps.items():
             out = repair_file(src, dmap, folder / label.replace(" ", "_"), overwrite=True)
             got = read_frame(out.output).mosaic
-            outside[label] += int(((got != given.mosaic) & ~dmap.mask()).sum())
+            outside[label] += int(((got != given.mosaic) & ~masks[label]).sum())
             shots[label] = got
         for label, img in shots.items():
             for k, r, c in zip(kinds, rows, cols):
