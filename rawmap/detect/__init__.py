@@ -30,7 +30,11 @@ Rules (a photosite gets the first kind that applies):
     (which move between scenes and light their neighbours) do not qualify.
     In short series more scenes are required: as many as keeps the number of
     photosites that would get there by chance (from each scene's outlier
-    rate, Poisson-binomial) below ``max_chance``.
+    rate, Poisson-binomial) below ``max_chance``; in photos, a bright
+    outlier where the scenes around it are busier than the sensor's mean
+    (the counts of the ``chance_tile`` tiles around, defects left out) must
+    pass that bound at the local rate, unless it touches one that does (a
+    hot cluster's member).
     ``hot`` when the excess grows with exposure time x ISO (a regression of
     the residual on it), ``noisy`` when it does not, or when the photosite is
     also a dark outlier in many scenes (blinking), or its temporal noise is

@@ -14,7 +14,7 @@ from .growth import _growth
 from .hot import _complete_clusters, _dark_noisy, _hot_and_noisy, _ringing, _two_way
 from .lines import _line_echoes, _lines
 from .params import MIN_FRAMES, ClassifyParams
-from .series import _KINDS, _candidates, _dark_noise, _darks_only, _Found, _Series
+from .series import _KINDS, _by_chance_here, _candidates, _dark_noise, _darks_only, _Found, _Series, _touching
 from .stuck import _stuck_and_dead
 
 
@@ -53,6 +53,11 @@ def _classify(acc: Accumulator, params: ClassifyParams | None) -> tuple[list[Def
     _stuck_and_dead(ser)
     hi_r, hi_c = _candidates(acc.s_hi, ser.need, ser.taken)
     lo_r, lo_c = _candidates(acc.s_lo, ser.need, ser.taken)
+    if not _darks_only(acc):  # where busy scenes explain the count, it is no evidence
+        chance = _by_chance_here(acc, ser.need, ser.p.max_chance, hi_r, hi_c, acc.s_hi, ser.p.chance_tile)
+        # ... unless it touches a photosite the scenes do not explain (a hot cluster's member)
+        chance &= ~_touching(hi_r * ser.W + hi_c, hi_r[~chance] * ser.W + hi_c[~chance], ser.W)
+        hi_r, hi_c = hi_r[~chance], hi_c[~chance]
     # low gain shows in the gain ratio even where few views made it a dark outlier
     g_r, g_c = _strong_cold_candidates(acc, ser.p, ser.taken, ser.sig_read)
     if g_r.size:

@@ -72,6 +72,7 @@ class ClassifyParams:
     min_scenes: int = 2  #: ... and at least this many scenes (1 when the series has fewer than 6 scenes)
     max_chance: float = 5.0  #: ... and more scenes still while more photosites than this would get there by chance
     max_chance_darks: float = 0.05  #: ... this many in a set of darks alone
+    chance_tile: int = 16  #: ... and in photos, where the scenes around (3 x 3 tiles this big) are busier than the sensor's mean, at their rate (0: the mean's only)
     stuck_noise_factor: float = 10.0  #: stuck if range <= this x read-noise sigma (DN)
     stuck_contrast: float = 4.0  #: ... and neighbours' range >= this x own range + 2 x that bound
     stuck_response: float = 20.0  #: ... and, in series with photos, >= this x own range ...

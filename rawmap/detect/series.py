@@ -24,25 +24,14 @@ from ..defectmap import DefectKind
 from .params import _BLOCK_ROWS, ClassifyParams
 
 
-def _chance_need(acc: Accumulator, need: int, max_chance: float) -> int:
-    """Scenes a photosite must be an outlier in, raised until chance alone gets few photosites there.
+def _scene_rates(acc: Accumulator) -> np.ndarray:
+    """(S,) each evidence unit's chance rate: the share of photosites it counted as outliers (either sign).
 
-    Scene detail and noise make a few outliers per thousand photosites in
-    every frame, at new places in each scene.  With few scenes, two or three
-    of them coincide at thousands of photosites of a big sensor; those must
-    not become defects.  Each scene's chance rate is its frames' isolated
-    outliers (of either sign) per photosite; the number of scenes in which one
-    healthy photosite is an outlier is then Poisson-binomial, and the smallest
-    count (from ``need`` up) that fewer than ``max_chance`` photosites of the
-    sensor reach by chance is returned.  A view's rate is the number of
-    photosites it counted when it closed (the union of its frames' outliers,
-    an outlier in one of a bracket's four frames being enough); for darks,
-    and views of states written before views recorded it, its frames' mean
-    rate (an overflowed frame counting none).
-
-    Returns
-    -------
-    int
+    A view's rate is the number of photosites it counted when it closed (the
+    union of its frames' outliers, an outlier in one of a bracket's four
+    frames being enough); for darks, and views of states written before
+    views recorded it, its frames' mean rate (an overflowed frame counting
+    none).
     """
     H, W = acc.shape
     n = float(H * W)
@@ -54,16 +43,170 @@ def _chance_need(acc: Accumulator, need: int, max_chance: float) -> int:
             counted[f.scene] = f.view_outliers / n
     for scene, rate in counted.items():
         per_scene[scene] = [rate]
-    pmf = np.zeros(len(per_scene) + 2)
+    return np.array([min(sum(rates) / len(rates), 1.0) for rates in per_scene.values()], np.float64)
+
+
+def _tail(rates: np.ndarray, scale: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """(N,) chance that a photosite is an outlier in ``k`` units or more, unit u's rate ``rates[u] x scale``.
+
+    Poisson-binomial, one distribution per photosite: ``rates`` (S,), ``scale`` and ``k`` (N,).
+    """
+    q = np.minimum(rates[None, :] * scale[:, None], 1.0)
+    pmf = np.zeros((scale.size, rates.size + 2))
+    pmf[:, 0] = 1.0
+    for u in range(rates.size):
+        pmf[:, 1:] = pmf[:, 1:] * (1.0 - q[:, u : u + 1]) + pmf[:, :-1] * q[:, u : u + 1]
+        pmf[:, 0] *= 1.0 - q[:, u]
+    at_least = np.cumsum(pmf[:, ::-1], axis=1)[:, ::-1]
+    return at_least[np.arange(scale.size), np.minimum(k, rates.size + 1)]
+
+
+def _chance_need(acc: Accumulator, need: int, max_chance: float) -> int:
+    """Scenes a photosite must be an outlier in, raised until chance alone gets few photosites there.
+
+    Scene detail and noise make a few outliers per thousand photosites in
+    every frame, at new places in each scene.  With few scenes, two or three
+    of them coincide at thousands of photosites of a big sensor; those must
+    not become defects.  Each scene's chance rate is its frames' isolated
+    outliers (of either sign) per photosite (:func:`_scene_rates`); the
+    number of scenes in which one healthy photosite is an outlier is then
+    Poisson-binomial, and the smallest count (from ``need`` up) that fewer
+    than ``max_chance`` photosites of the sensor reach by chance is
+    returned.  Where the scenes are busier than the sensor's mean, the
+    rates are higher still: :func:`_by_chance_here`.
+
+    Returns
+    -------
+    int
+    """
+    H, W = acc.shape
+    n = float(H * W)
+    rates = _scene_rates(acc)
+    pmf = np.zeros(rates.size + 2)
     pmf[0] = 1.0
-    for rates in per_scene.values():
-        q = min(sum(rates) / len(rates), 1.0)
+    for q in rates:
         pmf[1:] = pmf[1:] * (1.0 - q) + pmf[:-1] * q
         pmf[0] *= 1.0 - q
     at_least = np.cumsum(pmf[::-1])[::-1]  # at_least[k]: P(outlier in k scenes or more)
-    while need < len(per_scene) and n * at_least[need] > max_chance:
+    while need < rates.size and n * at_least[need] > max_chance:
         need += 1
     return need
+
+
+def _dilate2(mask: np.ndarray) -> np.ndarray:
+    """``mask`` grown by 2 photosites each way (a 5 x 5 square), (h, w) bool."""
+    out = mask.copy()
+    for axis in (0, 1):
+        grown = out.copy()
+        for d in (1, 2):
+            if axis == 0:
+                grown[d:] |= out[:-d]
+                grown[:-d] |= out[d:]
+            else:
+                grown[:, d:] |= out[:, :-d]
+                grown[:, :-d] |= out[:, d:]
+        out = grown
+    return out
+
+
+def _by_chance_here(
+    acc: Accumulator, need: int, max_chance: float, r: np.ndarray, c: np.ndarray, counts: np.ndarray, tile: int
+) -> np.ndarray:
+    """(N,) bool: outliers in ``counts[r, c]`` units that the busy scenes around them explain.
+
+    :func:`_chance_need` takes each unit's chance rate over the whole
+    sensor, but scene detail is not spread evenly: where every view is
+    textured (foliage, gravel), and more so where handheld frames move it
+    across the photosites, outliers are several times as frequent as the
+    sensor's mean, and a photosite there reaches ``need`` units by chance.
+    The local rate is measured on the counts themselves: the mean count of
+    either sign of the photosites below ``need`` (the defects left out)
+    within the ``3 x 3`` tiles of ``tile`` photosites around the photosite,
+    over the same mean across the sensor.  Each unit's rate times that
+    ratio (where above 1) gives the photosite's chance tail; a photosite
+    that more than ``max_chance`` photosites of the sensor would reach at
+    that rate is explained by chance.
+
+    Parameters
+    ----------
+    acc : Accumulator
+    need : int
+        Units a photosite must be an outlier in (:func:`_units_needed`).
+    max_chance : float
+    r, c : (N,) int arrays
+        The candidates.
+    counts : (H, W) ndarray
+        ``acc.s_hi`` or ``acc.s_lo``: the units each was an outlier in.
+    tile : int
+        Side of a tile, photosites (0: no local test).
+
+    Returns
+    -------
+    (N,) ndarray of bool
+    """
+    out = np.zeros(r.size, bool)
+    if tile <= 0 or r.size == 0:
+        return out
+    H, W = acc.shape
+    th, tw = -(-H // tile), -(-W // tile)
+    sums = np.zeros((th, tw), np.float64)
+    sizes = np.zeros((th, tw), np.float64)
+    starts = np.arange(0, W, tile)
+    step = tile * max(1, _BLOCK_ROWS // tile)
+    for a in range(0, H, step):
+        lo, hi = max(a - 2, 0), min(a + step + 2, H)  # two rows beyond the block each way
+        both = acc.s_hi[lo:hi].astype(np.int32) + acc.s_lo[lo:hi]
+        # a defect and the photosites within 2 of it (its same-colour neighbours lean the other way,
+        # a cluster's members are outliers in fewer units) are not the scene's chance
+        near = _dilate2(both >= need)[a - lo : a - lo + min(step, H - a)]
+        both = np.where(near, 0, both[a - lo : a - lo + near.shape[0]])
+        rows = np.arange(0, both.shape[0], tile)
+        t0 = a // tile
+        sums[t0 : t0 + rows.size] = np.add.reduceat(np.add.reduceat(both, rows, axis=0), starts, axis=1)
+        sizes[t0 : t0 + rows.size] = np.add.reduceat(
+            np.add.reduceat((~near).astype(np.int32), rows, axis=0), starts, axis=1
+        )
+    mean = sums.sum() / max(sizes.sum(), 1.0)
+    if mean <= 0:
+        return out
+
+    def window(grid: np.ndarray) -> np.ndarray:  # each tile's 3 x 3 neighbourhood, summed
+        p = np.pad(grid, 1)
+        total = np.zeros_like(grid)
+        for i in range(3):
+            for j in range(3):
+                total += p[i : i + th, j : j + tw]
+        return total
+
+    # the count around is itself a sample: its lower bound (2 Poisson sigmas) makes the local rate
+    around = window(sums)[r // tile, c // tile]
+    ratio = (
+        np.maximum(around - 2.0 * np.sqrt(around), 0.0) / np.maximum(window(sizes), 1.0)[r // tile, c // tile] / mean
+    )
+    busy = ratio > 1.0
+    if busy.any():
+        k = counts[r[busy], c[busy]].astype(np.int64)
+        out[busy] = float(H * W) * _tail(_scene_rates(acc), ratio[busy], k) > max_chance
+    return out
+
+
+def _touching(flat: np.ndarray, others: np.ndarray, width: int) -> np.ndarray:
+    """(N,) bool: which of the photosites ``flat`` (flat indices) have one of ``others`` among their 8 adjacent ones.
+
+    ``width`` is the sensor's; a neighbour across the left or right edge does not count.
+    """
+    out = np.zeros(flat.size, bool)
+    if flat.size == 0 or others.size == 0:
+        return out
+    others = np.unique(others)
+    col = flat % width
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            if dr == 0 and dc == 0:
+                continue
+            inside = (col + dc >= 0) & (col + dc < width)
+            out |= inside & np.isin(flat + dr * width + dc, others)
+    return out
 
 
 def _nonzero2(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
