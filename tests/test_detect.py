@@ -1184,8 +1184,7 @@ def test_jpeg_brackets_of_real_scenes_map_no_echo_of_a_dead_photosite(tmp_path, 
 
     from rawmap.detect import ClassifyParams, build_map
     from rawmap.mapping import map_files
-    from rawmap.testing import develop_jpegs, write_real_brackets
-    from rawmap.testing.scoring import _within
+    from rawmap.testing import develop_jpegs, within, write_real_brackets
 
     rb = write_real_brackets(sorted(samples_dir.iterdir()), tmp_path, seed=7, defects=40)
     acc = map_files(develop_jpegs(rb.files)).maps[0].accumulator
@@ -1193,10 +1192,10 @@ def test_jpeg_brackets_of_real_scenes_map_no_echo_of_a_dead_photosite(tmp_path, 
     must = planted[rb.must_find()]
     # within 2 photosites: demosaicing and compression move a defect's trace
     flags = np.array([(d.row, d.col) for d in build_map(acc).defects])
-    assert _within(flags, planted, 2).all(), flags[~_within(flags, planted, 2)]
-    assert _within(must, flags, 2).sum() >= 36  # 38 of 40, as before (two hot ones, 11,000 and 21,000 DN/s)
+    assert within(flags, planted, 2).all(), flags[~within(flags, planted, 2)]
+    assert within(must, flags, 2).sum() >= 36  # 38 of 40, as before (two hot ones, 11,000 and 21,000 DN/s)
     before = build_map(acc, dataclasses.replace(ClassifyParams(), ringing_ratio=5.0)).defects
-    echoes = [d for d, ok in zip(before, _within(np.array([(d.row, d.col) for d in before]), planted, 2)) if not ok]
+    echoes = [d for d, ok in zip(before, within(np.array([(d.row, d.col) for d in before]), planted, 2)) if not ok]
     assert [d.kind for d in echoes] == [DefectKind.HOT]
 
 
@@ -1209,17 +1208,16 @@ def test_jpeg_night_brackets_map_no_echo_of_a_stuck_photosite(tmp_path, samples_
 
     from rawmap.detect import ClassifyParams, build_map
     from rawmap.mapping import map_files
-    from rawmap.testing import develop_jpegs, write_real_brackets
-    from rawmap.testing.scoring import _within
+    from rawmap.testing import develop_jpegs, within, write_real_brackets
 
     rb = write_real_brackets(sorted(samples_dir.iterdir()), tmp_path, seed=3, defects=40, first_level=0.0005, shake=8)
     acc = map_files(develop_jpegs(rb.files)).maps[0].accumulator
     planted = np.array([(d.row, d.col) for d in rb.defects])
     flags = np.array([(d.row, d.col) for d in build_map(acc).defects])
-    assert _within(flags, planted, 2).all(), flags[~_within(flags, planted, 2)]
-    assert _within(planted[rb.must_find()], flags, 2).sum() >= 27  # 29 of 40, as within 8
+    assert within(flags, planted, 2).all(), flags[~within(flags, planted, 2)]
+    assert within(planted[rb.must_find()], flags, 2).sum() >= 27  # 29 of 40, as within 8
     near = build_map(acc, dataclasses.replace(ClassifyParams(), ringing_reach=8)).defects
-    echoes = [d for d, ok in zip(near, _within(np.array([(d.row, d.col) for d in near]), planted, 2)) if not ok]
+    echoes = [d for d, ok in zip(near, within(np.array([(d.row, d.col) for d in near]), planted, 2)) if not ok]
     assert len(echoes) >= 10 and {d.kind for d in echoes} == {DefectKind.HOT}
 
 

@@ -893,6 +893,23 @@ def test_score_map(tmp_path):
     assert empty.recall == 0.0 and empty.precision == 1.0 and empty.n_flags == 0
 
 
+def test_within_matches_by_chebyshev_distance_in_chunks():
+    """A diagonal neighbour 2 away is within 2 (Chebyshev), 3 away is not; radius 0 is the photosite
+    itself; no targets match nothing; more points than one chunk (2,048) give the same answer as one
+    by one."""
+    from rawmap.testing import within
+
+    targets = np.array([[10, 10], [50, 60]])
+    assert within(np.array([[12, 12], [13, 10], [10, 10], [50, 62]]), targets, 2).tolist() == [True, False, True, True]
+    assert within(np.array([[10, 11], [50, 60]]), targets, 0).tolist() == [False, True]
+    assert within(np.array([[10, 10]]), np.zeros((0, 2), np.int64), 5).tolist() == [False]
+    assert within(np.zeros((0, 2), np.int64), targets, 5).shape == (0,)
+    rng = np.random.default_rng(4)
+    pts = rng.integers(0, 100, (5000, 2))
+    want = [bool(np.any(np.abs(targets - p).max(axis=1) <= 3)) for p in pts]
+    assert within(pts, targets, 3).tolist() == want and 0 < sum(want) < len(want)
+
+
 def test_score_map_within_a_radius(tmp_path):
     truth = write_scenario(tmp_path, "darks-same", seed=10, shape=SCEN, n_frames=5)
     points = [d for d, m, c in zip(truth.defects, truth.must_find, truth.classes()) if m and c != "column"]

@@ -58,7 +58,8 @@ files.  The modules, each building on the ones before it:
   planted defects and where each was visible against the scene.
 * :mod:`~rawmap.testing.scoring` - :func:`score_map`: recall and precision
   of a defect map against the truth; :func:`score_flags` against the truth
-  of an outside series (``indep-8080``).
+  of an outside series (``indep-8080``); :func:`within`, the rule both
+  match flags and defects by.
 
 Every public name of these modules is importable from :mod:`rawmap.testing`
 itself.
@@ -101,7 +102,7 @@ from .oneview import develop_jpegs, write_oneview_series
 from .plans import FramePlan, SeriesPlan, plan_series
 from .scenarios import DARK_EXPOSURES, SCENARIOS, scenario_counts, scenario_plan, scenario_spec, write_scenario
 from .scene import SCENE_KINDS, render_lamps, render_scene
-from .scoring import MapScore, score_flags, score_map
+from .scoring import MapScore, score_flags, score_map, within
 from .sensor import SensorSpec
 from .series import generate_series
 from .truth import FIND_SIGMA, MUST_FIND_SHARE, TRUTH_FORMAT, TRUTH_VERSION, FrameTruth, SeriesTruth, load_truth
@@ -155,4 +156,5 @@ __all__ = [
     "MapScore",
     "score_map",
     "score_flags",
+    "within",
 ]

@@ -63,12 +63,34 @@ class MapScore:
         )
 
 
-def _within(points: np.ndarray, targets: np.ndarray, radius: int) -> np.ndarray:
-    """(N,) bool: has each of ``points`` (N, 2) a member of ``targets`` (M, 2) within ``radius`` (Chebyshev)?
+def within(points: np.ndarray, targets: np.ndarray, radius: int) -> np.ndarray:
+    """Which points have a target within ``radius`` photosites (Chebyshev distance).
 
-    In chunks of points, so that thousands of flags against hundreds of
+    The matching rule of every score here: a planted defect is found when a
+    flag lies within ``radius`` of it, a flag is true when a planted defect
+    does (developed images move a defect's trace by a pixel or two).  In
+    chunks of points, so that thousands of flags against hundreds of
     defects stay a few megabytes.
+
+    Parameters
+    ----------
+    points : (N, 2) array_like of int
+        Rows and columns.
+    targets : (M, 2) array_like of int
+    radius : int
+        0 for the same photosite.
+
+    Returns
+    -------
+    (N,) ndarray of bool
+
+    Examples
+    --------
+    >>> within(np.array([[5, 5], [9, 0]]), np.array([[6, 7]]), 2).tolist()
+    [True, False]
     """
+    points = np.asarray(points, np.int64).reshape(-1, 2)
+    targets = np.asarray(targets, np.int64).reshape(-1, 2)
     out = np.zeros(len(points), bool)
     if len(points) == 0 or len(targets) == 0:
         return out
@@ -115,7 +137,7 @@ def score_map(defect_map: Any, truth: SeriesTruth, radius: int = 0) -> MapScore:
     flags = {(int(d.row), int(d.col)): DefectKind(d.kind).value for d in defect_map.defects}
     planted = _rows_cols((d.row, d.col) for d in truth.defects)
     flagged = _rows_cols(flags)
-    found = _within(planted, flagged, radius)
+    found = within(planted, flagged, radius)
     by_class: dict[str, list[int]] = {}
     segments: dict[int, list[tuple[bool, bool]]] = {}
     for d, c, m, hit in zip(truth.defects, classes, must, found.tolist()):
@@ -133,7 +155,7 @@ def score_map(defect_map: Any, truth: SeriesTruth, radius: int = 0) -> MapScore:
     n_must = sum(v[1] for v in by_class.values())
     n_found = sum(v[0] for v in by_class.values())
     false: dict[str, int] = {}
-    for kind, true in zip(flags.values(), _within(flagged, planted, radius).tolist()):
+    for kind, true in zip(flags.values(), within(flagged, planted, radius).tolist()):
         if not true:
             false[kind] = false.get(kind, 0) + 1
     n_false = sum(false.values())
@@ -181,7 +203,7 @@ def score_flags(
     defects = truth["defects"]
     planted = _rows_cols((d["row"], d["col"]) for d in defects)
     f = _rows_cols(sorted(flags))
-    precision = float(_within(f, planted, radius).mean()) if len(f) else 1.0
+    precision = float(within(f, planted, radius).mean()) if len(f) else 1.0
     found: Counter = Counter()
     total: Counter = Counter()
     columns: dict[int, list[tuple[int, int]]] = {}
@@ -193,9 +215,9 @@ def score_flags(
             columns.setdefault(d["col"], []).append((d["row"], d["col"]))
             continue
         total[d["kind"]] += 1
-        found[d["kind"]] += int(_within(np.array([[d["row"], d["col"]]]), f, radius)[0])
+        found[d["kind"]] += int(within(np.array([[d["row"], d["col"]]]), f, radius)[0])
     for pts in columns.values():
         total["column"] += 1
-        found["column"] += int(_within(np.array(pts), f, radius).mean() >= 0.8)
+        found["column"] += int(within(np.array(pts), f, radius).mean() >= 0.8)
     recall = sum(found.values()) / max(sum(total.values()), 1)
     return recall, precision, found, total

@@ -62,8 +62,7 @@ from rawmap.detect import ClassifyParams, build_map
 from rawmap.mapping import map_files
 from rawmap.reader import read_frame
 from rawmap.repair import repair_file
-from rawmap.testing import RealBrackets, develop_jpegs, write_real_brackets
-from rawmap.testing.scoring import _within
+from rawmap.testing import RealBrackets, develop_jpegs, within, write_real_brackets
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "raw"
 #: (label, planted defects, hot dark currents DN/s at ISO 100)
@@ -139,8 +138,8 @@ def jpeg_score(rb: RealBrackets, defects) -> str:
     planted = np.array([(d.row, d.col) for d in rb.defects], np.int64).reshape(-1, 2)
     flags = np.array([(f.row, f.col) for f in defects], np.int64).reshape(-1, 2)
     must = planted[rb.must_find()]
-    found = int(_within(must, flags, 2).sum())
-    false = Counter(f.kind.value for f, ok in zip(defects, _within(flags, planted, 2)) if not ok)
+    found = int(within(must, flags, 2).sum())
+    false = Counter(f.kind.value for f, ok in zip(defects, within(flags, planted, 2)) if not ok)
     recall = f"{found}/{len(must)}" if len(must) else "-"
     return f"recall {recall:>6}  flags {len(defects)}  false {sum(false.values())} {dict(false) or ''}"
 
