@@ -1203,7 +1203,8 @@ def test_jpeg_night_brackets_map_no_echo_of_a_stuck_photosite(tmp_path, samples_
     """Handheld night brackets of the real scenes (the shortest frames at 0.05 % of the range, each
     frame up to 8 photosites off), 40 defects planted, mapped from their JPEGs alone: a stuck
     photosite far above the night rings through its whole 16 x 16 block, and the ring was flagged hot
-    9-14 pixels away (12 false flags within the old 8-pixel reach). Within 15, they are its echoes."""
+    9-14 pixels away (12 false flags within the old 8-pixel reach; hot or noisy since the JPEGs carry
+    their exposure, against which a ring does not grow). Within 15, they are its echoes."""
     import dataclasses
 
     from rawmap.detect import ClassifyParams, build_map
@@ -1218,7 +1219,7 @@ def test_jpeg_night_brackets_map_no_echo_of_a_stuck_photosite(tmp_path, samples_
     assert within(planted[rb.must_find()], flags, 2).sum() >= 27  # 29 of 40, as within 8
     near = build_map(acc, dataclasses.replace(ClassifyParams(), ringing_reach=8)).defects
     echoes = [d for d, ok in zip(near, within(np.array([(d.row, d.col) for d in near]), planted, 2)) if not ok]
-    assert len(echoes) >= 10 and {d.kind for d in echoes} == {DefectKind.HOT}
+    assert len(echoes) >= 10 and {d.kind for d in echoes} <= {DefectKind.HOT, DefectKind.NOISY}
 
 
 def test_handheld_night_brackets_map_no_busy_scene_detail_as_hot(tmp_path, samples_dir):

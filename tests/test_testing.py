@@ -1123,6 +1123,26 @@ def test_write_real_brackets_of_the_samples_scenes(tmp_path, samples_dir):
         write_real_brackets(srcs, tmp_path / "a", shape=(20, 20), defects=10)
 
 
+def test_develop_jpegs_carry_the_dngs_exif_as_a_camera_writes_it(tmp_path, samples_dir):
+    """The developed JPEGs of simulated frames say what a camera's JPEG says (make, model, serial,
+    capture time, exposure, ISO: the same as the DNG's, read back by rawmap's reader); with
+    ``exif=False`` none of it, as a stripped copy."""
+    from rawmap.metadata import read_metadata
+    from rawmap.testing import develop_jpegs, write_real_brackets
+
+    rb = write_real_brackets([samples_dir / "nikon-d1.NEF"], tmp_path, shape=(120, 160), per_source=1)
+    dngs = rb.files[:3]
+    for jpg, dng in zip(develop_jpegs(dngs), dngs):
+        got, want = reader.read_frame(jpg), reader.read_frame(dng)
+        assert got.source is SourceKind.IMAGE and got.mosaic.shape[:2] == want.mosaic.shape
+        assert (got.camera.make, got.camera.model, got.camera.serial) == ("Bench", "RealBrackets", "1")
+        assert (got.exposure, got.iso, got.time) == (want.exposure, want.iso, want.time)
+    assert [reader.read_frame(p).exposure for p in dngs] == pytest.approx([0.01, 0.04, 0.16])
+    for jpg in develop_jpegs(dngs, exif=False):
+        meta = read_metadata(jpg)
+        assert (meta.make, meta.model, meta.exposure, meta.iso, meta.time) == ("", "", None, None, None)
+
+
 def test_write_real_brackets_handheld(tmp_path, samples_dir):
     """``shake``: each frame of a view is the view's scene moved by an even offset (the colour pattern
     kept) of at most ``shake`` photosites each way, and the planted defects stay on the sensor."""

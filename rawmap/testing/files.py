@@ -116,7 +116,14 @@ def _image_bytes(values: np.ndarray, camera: CameraId, fp: FramePlan, file_forma
     return out.getvalue()
 
 
-def _jpeg_bytes(rgb: np.ndarray, camera: CameraId, exposure: float, iso: float, time: _dt.datetime | None) -> bytes:
+def _jpeg_bytes(
+    rgb: np.ndarray,
+    camera: CameraId,
+    exposure: float,
+    iso: float,
+    time: _dt.datetime | None,
+    quality: int = 90,
+) -> bytes:
     from fractions import Fraction
 
     from PIL import Image, TiffImagePlugin
@@ -136,5 +143,5 @@ def _jpeg_bytes(rgb: np.ndarray, camera: CameraId, exposure: float, iso: float, 
     if camera.serial:
         sub[0xA431] = camera.serial
     buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=90, exif=exif)
+    img.save(buf, "JPEG", quality=quality, exif=exif)
     return buf.getvalue()

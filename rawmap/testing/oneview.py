@@ -21,6 +21,8 @@ from PIL import Image
 
 from ..dng import write_dng
 from ..frame import CameraId
+from ..metadata import read_metadata
+from .files import _jpeg_bytes
 
 __all__ = ["develop_jpegs", "write_oneview_series"]
 
@@ -165,12 +167,18 @@ def write_oneview_series(
     return mosaic, planted
 
 
-def develop_jpegs(dngs: Sequence[str | Path], *, bright: float = 1.0, quality: int = 90) -> list[Path]:
+def develop_jpegs(
+    dngs: Sequence[str | Path], *, bright: float = 1.0, quality: int = 90, exif: bool = True
+) -> list[Path]:
     """Develop each DNG with LibRaw and save it as a JPEG beside it, as a camera shooting JPEG would.
 
     ``rawpy`` ``postprocess`` (AHD demosaicing, no camera white balance, no
     automatic brightening, ``bright`` times the default brightness, 8 bits),
-    saved by Pillow at ``quality``: ``x.dng`` gives ``x.jpg``.
+    saved by Pillow at ``quality``: ``x.dng`` gives ``x.jpg``.  With
+    ``exif`` (the default) the JPEG carries the DNG's make, model, body
+    serial, capture time, exposure time and ISO, as a camera's own JPEG
+    does; without, no EXIF at all (a copy whose metadata was stripped: one
+    body by sensor size, no exposure to measure dark current against).
 
     Returns
     -------
@@ -182,5 +190,11 @@ def develop_jpegs(dngs: Sequence[str | Path], *, bright: float = 1.0, quality: i
         with rawpy.imread(str(dng)) as raw:
             rgb = raw.postprocess(use_camera_wb=False, no_auto_bright=True, bright=bright, output_bps=8)
         out.append(dng.with_suffix(".jpg"))
-        Image.fromarray(rgb).save(out[-1], quality=quality)
+        if not exif:
+            Image.fromarray(rgb).save(out[-1], quality=quality)
+            continue
+        meta = read_metadata(dng)
+        camera = CameraId(meta.make, meta.model, meta.serial)
+        data = _jpeg_bytes(rgb, camera, meta.exposure or 0.0, meta.iso or 0.0, meta.time, quality)
+        out[-1].write_bytes(data)
     return out

@@ -34,7 +34,10 @@ each map (must be 0).
 ``--jpeg`` also develops every frame with LibRaw and saves it as a JPEG
 (``rawmap.testing.develop_jpegs``), maps the JPEGs alone and scores their
 flags within 2 pixels of the planted defects (demosaicing moves a defect's
-trace), the must-find ones as in the RAW frames. ``--seeds`` writes each
+trace), the must-find ones as in the RAW frames; once with the EXIF a
+camera writes (make, model, serial, time, exposure, ISO) and once with none
+(stripped copies; the JPEG figures before 2026-12-02's fourteenth session
+were of those). ``--seeds`` writes each
 series once per seed (the planting and the noise). ``--shake N`` makes the
 brackets handheld: each frame is cropped up to N photosites off its view's
 centre, each way (even offsets), the defects staying on the sensor.
@@ -194,6 +197,8 @@ def main() -> int:
             if args.jpeg:
                 jpeg_map = map_files(develop_jpegs(rb.files)).maps[0].defect_map
                 print(f"  rawmap, JPEGs     {jpeg_score(rb, jpeg_map.defects)}")
+                bare = map_files(develop_jpegs(rb.files, exif=False)).maps[0].defect_map
+                print(f"  ... without EXIF  {jpeg_score(rb, bare.defects)}")
             if args.peers:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # "OpenCV not found": it falls back to scikit-image
