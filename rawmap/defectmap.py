@@ -271,8 +271,17 @@ class Defect:
     kind : DefectKind
         What is wrong (:mod:`rawmap.kinds`).
     score : float
-        Strength of the evidence, in robust standard deviations of the
-        statistic that flagged it (larger is surer).
+        Strength of the evidence on the scale of the rule that flagged it
+        (larger is surer; scores of different rules do not compare):
+        for hot, warm, noisy and column photosites the percentage of the
+        evidence units in which it was an outlier (leaned across its line);
+        for stuck and dead ones how many times more its neighbours' values
+        ranged over the series than its own (or than the read noise); for
+        cold ones how many robust standard deviations of its colour plane
+        its gain ratio lies below the plane's median (100 for one found
+        alone in one view); for hot ones found by their growth in one view
+        (a timelapse in aperture priority), robust sigmas of that growth;
+        0 for photosites added by hand.
     channel : str
         "R", "G" or "B" for RAW maps, "" for image maps.
     first_seen : datetime or None
