@@ -1222,6 +1222,35 @@ def test_jpeg_night_brackets_map_no_echo_of_a_stuck_photosite(tmp_path, samples_
     assert len(echoes) >= 10 and {d.kind for d in echoes} <= {DefectKind.HOT, DefectKind.NOISY}
 
 
+def test_a_count_that_busy_scenes_around_explain_is_chance():
+    """_by_chance_here on counts drawn at known rates: 30 views each marking 1 % of the photosites,
+    five times that in one 96 x 96 block. A photosite in 6 views (the count the sensor's mean rate
+    needs) is chance inside the busy block and not in the quiet rest, even with 25 defects (counts
+    of 20) beside it, which the local rate leaves out with the photosites around them."""
+    import types
+
+    from rawmap.detect.series import _by_chance_here, _chance_need
+
+    rng = np.random.default_rng(5)
+    H, W, views = 400, 600, 30
+    rate = np.full((H, W), 0.01)
+    rate[100:196, 100:196] = 0.05
+    counts = (rng.random((views, H, W)) < rate).sum(axis=0)
+    s_hi = (counts // 2).astype(np.uint8)
+    s_lo = (counts - counts // 2).astype(np.uint8)
+    frame = types.SimpleNamespace(overflow=False, outliers=0, view_outliers=int(counts.sum() / views))
+    frames = [types.SimpleNamespace(**vars(frame), scene=v) for v in range(views)]
+    acc = types.SimpleNamespace(shape=(H, W), s_hi=s_hi, s_lo=s_lo, frames=frames)
+    need = _chance_need(acc, 2, 5.0)
+    assert need == 6  # at the sensor's mean rate, 5 views would come to 7 photosites by chance
+    rows, cols = np.array([148, 300]), np.array([148, 450])
+    s_hi[rows, cols], s_lo[rows, cols] = need, 0
+    s_hi[290:310:4, 440:460:4] = 20  # defects beside the quiet one
+    got = _by_chance_here(acc, need, 5.0, rows, cols, s_hi, 16)
+    assert got.tolist() == [True, False]
+    assert not _by_chance_here(acc, need, 5.0, rows, cols, s_hi, 0).any()  # tile 0: the sensor's mean only
+
+
 def test_handheld_night_brackets_map_no_busy_scene_detail_as_hot(tmp_path, samples_dir):
     """Handheld night brackets of the real scenes (the shortest frames at 0.05 % of the range, each
     frame up to 8 photosites off), 40 defects planted, from RAW: in the views of one textured scene the

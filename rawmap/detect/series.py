@@ -109,6 +109,16 @@ def _dilate2(mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def _tile_sums(x: np.ndarray, tile: int) -> np.ndarray:
+    """Sums of ``x`` (h, w) over tiles of ``tile`` x ``tile`` (the last ones cut short), (ceil(h/tile), ceil(w/tile)) int64."""
+    h, w = x.shape
+    if h % tile or w % tile:
+        x = np.pad(x, ((0, -h % tile), (0, -w % tile)))
+    # along the rows first (a contiguous reduction), then down the much smaller result
+    across = x.reshape(x.shape[0], x.shape[1] // tile, tile).sum(axis=2, dtype=np.int32)
+    return across.reshape(x.shape[0] // tile, tile, across.shape[1]).sum(axis=1, dtype=np.int64)
+
+
 def _by_chance_here(
     acc: Accumulator, need: int, max_chance: float, r: np.ndarray, c: np.ndarray, counts: np.ndarray, tile: int
 ) -> np.ndarray:
@@ -120,12 +130,15 @@ def _by_chance_here(
     across the photosites, outliers are several times as frequent as the
     sensor's mean, and a photosite there reaches ``need`` units by chance.
     The local rate is measured on the counts themselves: the mean count of
-    either sign of the photosites below ``need`` (the defects left out)
-    within the ``3 x 3`` tiles of ``tile`` photosites around the photosite,
+    either sign within the ``3 x 3`` tiles of ``tile`` photosites around the
+    photosite, leaving out those at ``need`` or more and the photosites
+    within 2 of them (a defect's same-colour neighbours lean the other way,
+    a hot cluster's members count in fewer units), taken at its lower bound
+    (the sum less 2 Poisson sigmas: the count around is itself a sample),
     over the same mean across the sensor.  Each unit's rate times that
     ratio (where above 1) gives the photosite's chance tail; a photosite
     that more than ``max_chance`` photosites of the sensor would reach at
-    that rate is explained by chance.
+    that rate is explained by chance.  About 0.1 s on 24 MP.
 
     Parameters
     ----------
@@ -151,21 +164,19 @@ def _by_chance_here(
     th, tw = -(-H // tile), -(-W // tile)
     sums = np.zeros((th, tw), np.float64)
     sizes = np.zeros((th, tw), np.float64)
-    starts = np.arange(0, W, tile)
     step = tile * max(1, _BLOCK_ROWS // tile)
+    wide = np.uint16 if acc.s_hi.itemsize == 1 and acc.s_lo.itemsize == 1 else np.int64  # room for the sum
     for a in range(0, H, step):
         lo, hi = max(a - 2, 0), min(a + step + 2, H)  # two rows beyond the block each way
-        both = acc.s_hi[lo:hi].astype(np.int32) + acc.s_lo[lo:hi]
+        both = np.add(acc.s_hi[lo:hi], acc.s_lo[lo:hi], dtype=wide)
         # a defect and the photosites within 2 of it (its same-colour neighbours lean the other way,
         # a cluster's members are outliers in fewer units) are not the scene's chance
         near = _dilate2(both >= need)[a - lo : a - lo + min(step, H - a)]
-        both = np.where(near, 0, both[a - lo : a - lo + near.shape[0]])
-        rows = np.arange(0, both.shape[0], tile)
-        t0 = a // tile
-        sums[t0 : t0 + rows.size] = np.add.reduceat(np.add.reduceat(both, rows, axis=0), starts, axis=1)
-        sizes[t0 : t0 + rows.size] = np.add.reduceat(
-            np.add.reduceat((~near).astype(np.int32), rows, axis=0), starts, axis=1
-        )
+        both = both[a - lo : a - lo + near.shape[0]]
+        both[near] = 0
+        t0, n = a // tile, -(-both.shape[0] // tile)
+        sums[t0 : t0 + n] = _tile_sums(both, tile)
+        sizes[t0 : t0 + n] = _tile_sums(~near, tile)
     mean = sums.sum() / max(sizes.sum(), 1.0)
     if mean <= 0:
         return out
@@ -178,7 +189,6 @@ def _by_chance_here(
                 total += p[i : i + th, j : j + tw]
         return total
 
-    # the count around is itself a sample: its lower bound (2 Poisson sigmas) makes the local rate
     around = window(sums)[r // tile, c // tile]
     ratio = (
         np.maximum(around - 2.0 * np.sqrt(around), 0.0) / np.maximum(window(sizes), 1.0)[r // tile, c // tile] / mean
