@@ -288,7 +288,8 @@ class Defect:
         Capture time of the earliest frame in which it showed.
     value : float
         Kind-specific figure: DN level (black included, as in the file) for stuck/dead, dark-current slope
-        (DN per second at ISO 100) for hot, relative gain (0 or more) for cold, excess
+        (DN per second at ISO 100; NaN when no frame stated its exposure) for hot, relative gain (0 or more)
+        for cold, excess
         noise ratio for noisy, mean offset (DN) for column
         (``rawmap.kinds.KINDS[kind].value``).
     manual : bool

@@ -1276,6 +1276,27 @@ def test_handheld_night_brackets_map_no_busy_scene_detail_as_hot(tmp_path, sampl
     assert len(false) >= 2 and {d.kind for d in false} <= {DefectKind.HOT, DefectKind.WARM}
 
 
+def test_hot_values_are_unknown_when_no_frame_states_its_exposure(tmp_path, samples_dir):
+    """Brackets of the real scenes as JPEGs with the camera's EXIF and as stripped copies: with the
+    exposures known, the hot photosites get a dark-current rate; without any, their rate is unknown
+    (NaN: a blank value in the map table, none in the map file), where it was 0 DN/s."""
+    import math
+
+    from rawmap.mapping import map_files
+    from rawmap.testing import develop_jpegs, write_real_brackets
+
+    rb = write_real_brackets(sorted(samples_dir.iterdir()), tmp_path, shape=(240, 360), per_source=2, defects=12)
+    for exif in (True, False):
+        dmap = map_files(develop_jpegs(rb.files, exif=exif)).maps[0].defect_map
+        hot = [d for d in dmap.defects if d.kind in (DefectKind.HOT, DefectKind.WARM)]
+        assert hot
+        if exif:
+            assert all(d.value > 0 for d in hot)
+        else:
+            assert all(math.isnan(d.value) for d in hot)
+            assert all("value" not in d.to_dict() for d in hot)
+
+
 def test_jpeg_darks_map_no_dark_echo_beside_a_hot_photosite(tmp_path):
     """Lens-cap darks at one exposure, mapped from their JPEG renderings: a strong hot photosite's
     compression ring, 3 pixels away, was a dark outlier in 3-7 frames and flagged cold (3 false flags,

@@ -81,6 +81,9 @@ def _complete_clusters(acc: Accumulator, p: ClassifyParams, found: _Found, taken
     beta, grows, measured, _ = _dark_current(acc, p, cr, cc, x_hi)
     if not measured.any():  # one exposure x ISO throughout (same-exposure darks): as the hot rule, no growth test
         grows[:] = True
+        # and, as there, the mean excess over that exposure x ISO (unknown when the frames state none)
+        x = acc.sum_x / max(acc.n_frames, 1)
+        beta = mean_res(cr, cc) / x if x > 0 else np.full(cr.size, np.nan)
     cr, cc, beta = cr[grows], cc[grows], beta[grows]
     found.add(cr, cc, DefectKind.HOT, _share_score(acc.s_hi[cr, cc], max(acc.n_scenes, 1)), beta / 4.0)
     taken[cr, cc] = True
@@ -222,7 +225,8 @@ def _hot_and_noisy(ser: _Series, hi_r: np.ndarray, hi_c: np.ndarray) -> None:
     ISO, over the frames in which the photosite did not clip).  A photosite that is also
     a dark outlier in half the units needed is blinking: noisy.  Hot
     values are the dark-current slope in DN per second at ISO 100 (the
-    residual is 4x DN); noisy values, the excess noise ratio.  In a series
+    residual is 4x DN), unknown (NaN) when no frame states its exposure (a
+    stripped JPEG); noisy values, the excess noise ratio.  In a series
     with photos, one that neither grows nor is noisier than its neighbours
     (``noisy_min_excess``) is static detail that coincided in a few views:
     it is only kept where it ends a segment (:func:`_drop_weak`).  When
@@ -249,6 +253,8 @@ def _hot_and_noisy(ser: _Series, hi_r: np.ndarray, hi_c: np.ndarray) -> None:
         beta = np.where((n > 0) & (x > 0), mean_r / max(x, 1e-12), 0.0)
         exposure_driven = np.ones(hi_r.size, bool)
         alpha = np.zeros(hi_r.size)
+    # frames that state no exposure (stripped JPEGs): the excess is there, its rate unknown
+    rate = beta / 4.0 if ser.x_spread or acc.sum_x > 0 else np.full(hi_r.size, np.nan)
     blinking = acc.s_lo[hi_r, hi_c] >= max(1, ser.need // 2)
     excess_noise = _noise_ratio(ser, hi_r, hi_c)
     # a dark current that would fill the range in under 1 / hot_max_fill s at ISO 100 is not one (a
@@ -286,7 +292,7 @@ def _hot_and_noisy(ser: _Series, hi_r: np.ndarray, hi_c: np.ndarray) -> None:
     weak |= too_fast & ~white & lit
     score = _share_score(acc.s_hi[hi_r, hi_c], ser.units)
     warm = _temperature_factor(acc, hi_r[hot], hi_c[hot])
-    found.add(hi_r[hot], hi_c[hot], DefectKind.HOT, score[hot], beta[hot] / 4.0 / warm)
+    found.add(hi_r[hot], hi_c[hot], DefectKind.HOT, score[hot], rate[hot] / warm)
     found.add(hi_r[white], hi_c[white], DefectKind.STUCK, score[white], acc.vmin[hi_r[white], hi_c[white]])
     noisy = ~hot & ~white
     found.add(hi_r[noisy], hi_c[noisy], DefectKind.NOISY, score[noisy], excess_noise[noisy])
