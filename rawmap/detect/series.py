@@ -46,19 +46,24 @@ def _scene_rates(acc: Accumulator) -> np.ndarray:
     return np.array([min(sum(rates) / len(rates), 1.0) for rates in per_scene.values()], np.float64)
 
 
-def _tail(rates: np.ndarray, scale: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """(N,) chance that a photosite is an outlier in ``k`` units or more, unit u's rate ``rates[u] x scale``.
-
-    Poisson-binomial, one distribution per photosite: ``rates`` (S,), ``scale`` and ``k`` (N,).
-    """
+def _at_least(rates: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """(N, S+2) ``[i, k]``: the chance of being an outlier in ``k`` units or more at unit u's rate
+    ``rates[u] x scale[i]`` (Poisson-binomial; ``rates`` (S,), ``scale`` (N,))."""
     q = np.minimum(rates[None, :] * scale[:, None], 1.0)
     pmf = np.zeros((scale.size, rates.size + 2))
     pmf[:, 0] = 1.0
     for u in range(rates.size):
         pmf[:, 1:] = pmf[:, 1:] * (1.0 - q[:, u : u + 1]) + pmf[:, :-1] * q[:, u : u + 1]
         pmf[:, 0] *= 1.0 - q[:, u]
-    at_least = np.cumsum(pmf[:, ::-1], axis=1)[:, ::-1]
-    return at_least[np.arange(scale.size), np.minimum(k, rates.size + 1)]
+    return np.cumsum(pmf[:, ::-1], axis=1)[:, ::-1]
+
+
+def _tail(rates: np.ndarray, scale: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """(N,) chance that a photosite is an outlier in ``k`` units or more, unit u's rate ``rates[u] x scale``.
+
+    Poisson-binomial, one distribution per photosite: ``rates`` (S,), ``scale`` and ``k`` (N,).
+    """
+    return _at_least(rates, scale)[np.arange(scale.size), np.minimum(k, rates.size + 1)]
 
 
 def _chance_need(acc: Accumulator, need: int, max_chance: float) -> int:
@@ -82,12 +87,7 @@ def _chance_need(acc: Accumulator, need: int, max_chance: float) -> int:
     H, W = acc.shape
     n = float(H * W)
     rates = _scene_rates(acc)
-    pmf = np.zeros(rates.size + 2)
-    pmf[0] = 1.0
-    for q in rates:
-        pmf[1:] = pmf[1:] * (1.0 - q) + pmf[:-1] * q
-        pmf[0] *= 1.0 - q
-    at_least = np.cumsum(pmf[::-1])[::-1]  # at_least[k]: P(outlier in k scenes or more)
+    at_least = _at_least(rates, np.ones(1))[0]  # at_least[k]: P(outlier in k scenes or more)
     while need < rates.size and n * at_least[need] > max_chance:
         need += 1
     return need
