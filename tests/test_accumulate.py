@@ -422,6 +422,69 @@ def test_thumbnail_equals_numpy_block_means(shape):
     np.testing.assert_array_equal(_kernels.thumbnail(m), want)
 
 
+def test_a_lean_shaped_like_a_scene_edge_is_told_from_a_defective_lines():
+    """Across a defective line its same-colour neighbours lean half as much the other way; at a step in
+    the scene one of them leans as hard or not at all, and at the ends of a soft step neither does."""
+    from rawmap import _kernels
+
+    rng = np.random.default_rng(11)
+    H, W = 48, 64
+    base = 1000.0 + rng.normal(0, 3, (H, W))
+
+    def edge(img, i, j, row_line):
+        m = np.clip(np.round(img), 0, 65535).astype(np.uint16)
+        v = int(m[i, j])
+        across = (int(m[i - 2, j]) + int(m[i + 2, j])) if row_line else (int(m[i, j - 2]) + int(m[i, j + 2]))
+        return _kernels._line_edge(m, i, j, row_line, 2 * v - across > 0, H, W)
+
+    js = range(8, W - 8)
+    row = base.copy()
+    row[24] += 60  # a bright row
+    assert not any(edge(row, 24, j, 1) for j in js)
+    col = base.copy()
+    col[:, 30] -= 40  # a dark column
+    assert not any(edge(col, i, 30, 0) for i in range(8, H - 8))
+    step = base.copy()
+    step[25:] -= 300  # a hard step between rows 24 and 25: row 24 leans bright, row 26 dark
+    assert all(edge(step, 24, j, 1) for j in js) and all(edge(step, 26, j, 1) for j in js)
+    soft = base.copy()
+    soft[23:] -= np.minimum(np.arange(1, H - 22) * 150.0, 600.0)[:, None]  # falling over rows 23..26
+    assert all(edge(soft, i, j, 1) for i in (22, 26) for j in js)  # its two ends
+    vstep = base.copy()
+    vstep[:, 33:] += 250
+    assert all(edge(vstep, i, 32, 0) for i in range(8, H - 8))
+    # a faint line (its lean about 3 noise sigmas) is rarely taken for an edge
+    faint = np.stack([base + rng.normal(0, 3, (H, W)) for _ in range(20)])
+    faint[:, 24] += 4
+    calls = [edge(f, 24, j, 1) for f in faint for j in js]
+    assert np.mean(calls) < 0.05
+
+
+def test_a_views_line_leans_count_only_where_they_outnumber_its_edge_leans(tmp_path):
+    """A view counts a photosite's lean across a line where enough of its frames showed it and more of
+    them than showed an edge's lean there (a frame's edge verdict, a negative code, vetoes as many
+    frames' leans): a soft scene edge is told in the view's contrasty frame and not in its dim ones."""
+    from rawmap.accumulate.views import _OpenView
+
+    rng = np.random.default_rng(0)
+    frame = make_frame((BLACK + 100 + rng.normal(0, 3, (24, 30))).astype(np.uint16))
+    acc = Accumulator.from_frame(frame)
+    acc.update(frame)
+    acc.close_scene()
+    acc.ln_code, acc.ln_count = np.zeros(0, np.int64), np.zeros(0, np.uint32)
+    W = acc.shape[1]
+    line = [(10 * W + c) * 4 + 2 for c in (4, 6, 8)]  # bright leans across a row line
+    codes = np.array([-line[2] - 1, -line[1] - 1, -line[0] - 1, *line], np.int64)  # sorted, as pended
+    counts = np.array([2, 1, 3, 2, 2, 1], np.int64)  # edge verdicts (negative codes), then leans
+    acc._open[0] = _OpenView(scene=0, frames=4, pending_lines=[(codes, counts)])
+    path = acc.save(tmp_path / "open.rawstate")  # an open view's edge verdicts are kept in a state
+    acc = Accumulator.load(path)
+    np.testing.assert_array_equal(acc._open[0].pending_lines[0][0], codes)
+    acc._close_view(0)
+    # (10, 4): 2 leans against 3 edge verdicts; (10, 6): 2 against 1; (10, 8): 1 against 2 (the view needs 1)
+    assert acc.ln_code.tolist() == [line[1]] and acc.ln_count.tolist() == [1]
+
+
 @pytest.mark.parametrize("kind", ["integers", "even count", "half-integers", "wide range", "tiny"])
 def test_noise_spread_by_counting_equals_numpy(kind):
     """Median and lower quartile of |r - median| by counting (or by selection where counting

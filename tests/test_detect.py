@@ -242,6 +242,32 @@ def test_high_iso_noise_does_not_flood():
     assert classify(acc) == []
 
 
+@pytest.mark.parametrize(("scenario", "seed"), [("brackets", 5), ("brackets", 2), ("mixed", 5)])
+def test_jpeg_views_sharing_a_scene_edge_make_no_row(tmp_path, scenario, seed):
+    """Three views of these JPEG series have a hard horizontal edge within two rows of one another,
+    whose sharpening leans as a defective row does: they made a false row segment of 55, 14 and 22
+    photosites.  Leans shaped like an edge's now count against a view's leans there; the planted
+    segments are still found."""
+    from rawmap.mapping import map_files
+    from rawmap.testing import write_scenario
+
+    truth = write_scenario(tmp_path, scenario, seed=seed, shape=(300, 450), n_frames=24, jpeg=True)
+    dmap = map_files(sorted(tmp_path.glob("*.jpg"))).maps[0].defect_map
+    planted = np.array([(d.row, d.col) for d in truth.defects if d.kind is DefectKind.COLUMN])
+    must = np.array(
+        [(d.row, d.col) for d, m in zip(truth.defects, truth.must_find) if m and d.kind is DefectKind.COLUMN]
+    )
+    flags = np.array([(d.row, d.col) for d in dmap.defects if d.kind is DefectKind.COLUMN]).reshape(-1, 2)
+    assert len(must) > 0 and len(flags) > 0
+
+    def near(a, b):
+        return np.array([(np.abs(b - x).max(axis=1) <= 2).any() for x in a])
+
+    assert near(flags, planted).all()  # every segment photosite is a planted one's
+    found = near(must, flags).mean()
+    assert found >= (0.5 if seed == 5 and scenario == "brackets" else 1.0)  # that series' column is faint
+
+
 @pytest.mark.parametrize("seed", [3, 4])
 def test_jpeg_series_defects_found_near_their_photosites(tmp_path, seed):
     """Maps from JPEG renderings: every strong defect within 2 pixels, every flag near a defect,
@@ -1160,7 +1186,9 @@ def test_jpeg_brackets_of_real_scenes_map_no_row_segment_along_an_edge_shared_by
     """The 27 views of the six samples' scenes as brackets, developed by LibRaw to JPEGs: three crops of
     one scene share a horizontal edge on the same row, and demosaicing and compression make it lean as
     a defective row does, in 3 of the 30 views. A line in developed images needs 15 % of the views
-    (``line_image_share``): with the 10 % of the RAW rule it was a 36-photosite row segment."""
+    (``line_image_share``): with the 10 % of the RAW rule it was a 36-photosite row segment, until
+    leans shaped like an edge's (``_kernels._line_edge``) stopped counting: now neither share makes
+    one."""
     import dataclasses
 
     from rawmap.detect import ClassifyParams, build_map
@@ -1170,9 +1198,7 @@ def test_jpeg_brackets_of_real_scenes_map_no_row_segment_along_an_edge_shared_by
     rb = write_real_brackets(sorted(samples_dir.iterdir()), tmp_path, seed=7)
     acc = map_files(develop_jpegs(rb.files)).maps[0].accumulator
     assert build_map(acc).defects == []
-    as_raw = build_map(acc, dataclasses.replace(ClassifyParams(), line_image_share=0.1))
-    assert len(as_raw.defects) >= 30 and {d.kind for d in as_raw.defects} == {DefectKind.COLUMN}
-    assert len({d.row for d in as_raw.defects}) == 1  # one row segment
+    assert build_map(acc, dataclasses.replace(ClassifyParams(), line_image_share=0.1)).defects == []
 
 
 def test_jpeg_brackets_of_real_scenes_map_no_echo_of_a_dead_photosite(tmp_path, samples_dir):

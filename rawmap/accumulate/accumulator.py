@@ -735,7 +735,16 @@ class Accumulator:
         need = max(1, math.ceil(self.params.scene_share * view.frames))
         if view.pending_lines:
             codes, c = view.pending_lines[0]
-            self._add_lines(codes[c >= need], np.ones(int((c >= need).sum()), np.uint32))
+            # a lean counts where seen in enough of the view's frames, and in more of them than an
+            # edge's lean was at that photosite (developed images, see _kernels._line_edge)
+            edge = codes < 0
+            ok = ~edge & (c >= need)
+            if edge.any():
+                e_codes, e_c = -codes[edge] - 1, c[edge]  # descending: codes ascend
+                e_codes, e_c = e_codes[::-1], e_c[::-1]
+                pos = np.minimum(np.searchsorted(e_codes, codes), e_codes.size - 1)
+                ok &= c > np.where(e_codes[pos] == codes, e_c[pos], 0)
+            self._add_lines(codes[ok], np.ones(int(ok.sum()), np.uint32))
         counted = 0
         if view.pending:
             found, found_n = view.pending[0]

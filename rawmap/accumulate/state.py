@@ -617,7 +617,7 @@ def _from_state(cls: Any, zf: zipfile.ZipFile, meta: dict[str, Any]) -> Any:
             time=math.nan if t is None else _number(t, "open view time"),
             last_used=_int_in(v.get("last_used"), "open view last_used", 0, 1 << 62),
         )
-        for name, lo, hi in (("pending", -n, n + 1), ("pending_lines", 0, 4 * n)):
+        for name, lo, hi in (("pending", -n, n + 1), ("pending_lines", -4 * n, 4 * n)):
             codes, counts = pair(f"open{i}_{name}_codes.npy", f"open{i}_{name}_counts.npy", np.int64, np.int64, lo, hi)
             if name == "pending" and codes.size and not bool(np.all(codes != 0)):
                 raise StateFormatProblem(f"open view {i}: pending codes hold a 0")
