@@ -893,6 +893,25 @@ def test_darks_with_a_glowing_corner_are_darks_and_their_glow_no_defect(tmp_path
     assert sc.recall == 1.0 and sc.precision == 1.0, sc.summary()
 
 
+@pytest.mark.parametrize(("name", "seed"), [("darks-same", 2027), ("darks-same", 7), ("darks-mixed", 31)])
+def test_darks_map_a_stuck_photosite_stuck_and_no_photosite_cold(tmp_path, name, seed):
+    """In lens-cap darks every neighbour is as quiet as a stuck photosite, so the range test never took
+    one: mapped warm (a constant 14,934 DN read as 29 DN/s of dark current, whose repair subtracts it)
+    or, at mixed exposures, noisy.  Dark current that high varies by its shot noise, so a photosite held
+    within the read noise far above black is stuck.  And darks hold no light to measure a gain by: a
+    blinking photosite's low level was mapped cold, gain 0."""
+    from rawmap.mapping import collect_inputs, map_files
+    from rawmap.testing import write_scenario
+
+    truth = write_scenario(tmp_path, name, seed=seed, shape=(300, 450), n_frames=24)
+    kinds = {(d.row, d.col): d.kind for d in map_files(collect_inputs([tmp_path])[0]).maps[0].defect_map.defects}
+    stuck = [(d.row, d.col) for d in truth.defects if d.kind is DefectKind.STUCK]
+    assert stuck and all(kinds.get(rc) is DefectKind.STUCK for rc in stuck), [kinds.get(rc) for rc in stuck]
+    noisy = [(d.row, d.col) for d in truth.defects if d.kind is DefectKind.NOISY]
+    assert sum(rc in kinds for rc in noisy) >= 2
+    assert DefectKind.COLD not in kinds.values()
+
+
 @pytest.mark.parametrize("name", ["darks-same", "darks-mixed"])
 def test_a_row_segment_beside_the_edge_leaves_no_echo(tmp_path, name):
     """Seed 31 plants a row segment (negative offset) two rows from the bottom edge: the kernels

@@ -15,6 +15,7 @@ from ..defectmap import DefectKind
 from ..frame import SourceKind
 from .params import _BLOCK_ROWS, ClassifyParams
 from .series import (
+    _darks_only,
     _gain_ratio,
     _gaussian_line,
     _neighbours,
@@ -449,6 +450,14 @@ def _cold(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray) -> np.ndarray:
         cold[in_c] |= strong
         score[in_c] = (med - g[in_c]) / sigma
     cold &= np.isfinite(g)
+    if _darks_only(acc):
+        # lens-cap darks hold no light to measure a gain by, but where a glow lights them: elsewhere a
+        # ratio of dark signals is noise, and a blinking photosite's low level read as gain 0 (8 of
+        # the 9 seeds' darks at one exposure: 8 blinking photosites mapped cold, their repair a gain)
+        nr, nc = _neighbours(lo_r, lo_c, ser.H, ser.W)
+        n_v = np.maximum(acc.valid_counts((nr, nc)), 1)
+        lit = (acc.s_v[nr, nc] / n_v - ser.black_at(nr, nc)).mean(axis=0)
+        cold &= lit >= p.cold_black_beside * ser.sig_read
     # a gain measured below 0 is a photosite at or below black beside lit neighbours (noise about a
     # dead one's reading): no response, gain 0
     ser.found.add(lo_r[cold], lo_c[cold], DefectKind.COLD, score[cold], np.maximum(g[cold], 0.0))

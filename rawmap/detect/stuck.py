@@ -143,6 +143,11 @@ def _stuck_and_dead(ser: _Series) -> None:
         # a dead photosite's own noise may pass the range bound; its neighbours must vary far more
         # (in one view the neighbours' range is the scene's: the photosite's own must be noise)
         ok &= (own <= bound) | ((nmed >= p.stuck_contrast * dead_bound + 2 * bound) & (acc.n_scenes >= p.few_views))
+        if darks_only:
+            # in darks the neighbours are as quiet as a stuck photosite, but dark current far above black
+            # varies by its shot noise: one held within the read noise there is stuck (at 14,934 DN over
+            # 24 darks, it was mapped a warm photosite of 29 DN/s, whose repair subtracts that)
+            ok |= (own <= bound) & _quieter_than_light(ser, rr, cc, own, shot)
         if lit and not few:
             # where the read-noise figure is the scenes' texture (brackets: 80 DN against a true 4), a
             # dim photosite's range passes the bound, though it follows the light (blue ones in warm
