@@ -912,6 +912,34 @@ def test_darks_map_a_stuck_photosite_stuck_and_no_photosite_cold(tmp_path, name,
     assert DefectKind.COLD not in kinds.values()
 
 
+def test_darks_of_one_exposure_tell_a_blinking_photosite_from_a_warm_one():
+    """Darks of one exposure: dark current lifts every dark, so a warm photosite's lowest reading stays
+    well above its neighbours; a blinking one (up only) reads theirs whenever it sits low. Both were
+    mapped warm, the blinking one's mean excess read as dark current."""
+    rng = np.random.default_rng(5)
+    H, W, rn = 120, 180, 5.0
+    cells = rng.choice((H // 8 - 2) * (W // 8 - 2), 40, replace=False)
+    sites = list(zip((8 + 8 * (cells // (W // 8 - 2))).tolist(), (8 + 8 * (cells % (W // 8 - 2))).tolist()))
+    warm, blink = sites[:20], sites[20:]
+    excess = rng.uniform(6, 20, 20) * rn  # dark signal, DN (1 e- per DN: its shot noise on top)
+    jump, up = rng.uniform(10, 30, 20) * rn, rng.uniform(0.3, 0.5, 20)
+    acc = None
+    for i in range(24):
+        m = BLACK + rng.normal(0, rn, (H, W))
+        for (y, x), e in zip(warm, excess):
+            m[y, x] += rng.poisson(e)
+        for (y, x), a, p in zip(blink, jump, up):
+            m[y, x] += a * (rng.random() < p)
+        f = _frame(f"d{i}.dng", np.round(m).astype(np.uint16), 30.0, 100, dt.datetime(2025, 1, 1, 12, i))
+        acc = acc or Accumulator.from_frame(f)
+        acc.update(f)
+    kinds = {(d.row, d.col): d.kind for d in classify(acc)}
+    assert set(kinds) <= set(sites)  # no other flag
+    found_warm = [kinds[s] for s in warm if s in kinds]
+    assert len(found_warm) >= 18 and set(found_warm) == {DefectKind.WARM}
+    assert sum(kinds.get(s) is DefectKind.NOISY for s in blink) >= 16, [kinds.get(s) for s in blink]
+
+
 @pytest.mark.parametrize("name", ["darks-same", "darks-mixed"])
 def test_a_row_segment_beside_the_edge_leaves_no_echo(tmp_path, name):
     """Seed 31 plants a row segment (negative offset) two rows from the bottom edge: the kernels

@@ -216,6 +216,28 @@ def _ringing(acc: Accumulator, found: _Found, p: ClassifyParams) -> np.ndarray:
     return echo
 
 
+def _back_to_normal(ser: _Series, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Darks of one exposure: bright outliers whose lowest reading is a normal photosite's.
+
+    Dark current lifts every dark: a photosite ``blink_excess`` read-noise
+    sigmas above its same-colour neighbours on average never reads within
+    ``blink_floor`` sigmas of them in a dark.  A blinking one (random
+    telegraph noise, up only) does, whenever it sits at its low level: in
+    darks of one exposure nothing else tells it from a warm photosite (its
+    mean excess read as dark current, which repair would subtract).
+    """
+    acc, p = ser.acc, ser.p
+    nr, nc = _neighbours(r, c, ser.H, ser.W)
+    nb = (acc.s_v[nr, nc] / np.maximum(acc.valid_counts((nr, nc)), 1)).mean(axis=0)
+    mean = acc.s_v[r, c] / np.maximum(acc.valid_counts((r, c)), 1)
+    low = acc.vmin[r, c].astype(np.float64)
+    return (
+        (mean - nb >= p.blink_excess * ser.sig_read)
+        & (low - nb <= p.blink_floor * ser.sig_read)
+        & (acc.vmax[r, c].astype(np.int64) < acc.clip)
+    )
+
+
 def _hot_and_noisy(ser: _Series, hi_r: np.ndarray, hi_c: np.ndarray) -> None:
     """Bright outliers in enough units: hot when the excess grows with exposure x ISO, else noisy.
 
@@ -256,6 +278,8 @@ def _hot_and_noisy(ser: _Series, hi_r: np.ndarray, hi_c: np.ndarray) -> None:
     # frames that state no exposure (stripped JPEGs): the excess is there, its rate unknown
     rate = beta / 4.0 if ser.x_spread or acc.sum_x > 0 else np.full(hi_r.size, np.nan)
     blinking = acc.s_lo[hi_r, hi_c] >= max(1, ser.need // 2)
+    if not ser.x_spread and _darks_only(acc):
+        blinking |= _back_to_normal(ser, hi_r, hi_c)
     excess_noise = _noise_ratio(ser, hi_r, hi_c)
     # a dark current that would fill the range in under 1 / hot_max_fill s at ISO 100 is not one (a
     # real photosite that hot reads white in any photo: stuck); in short exposures a glint's excess

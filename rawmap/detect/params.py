@@ -116,6 +116,8 @@ class ClassifyParams:
     cold_black_signal: float = 2.0  #: ... or this many and less for the photosite, reading black ...
     cold_black_beside: float = 10.0  #: ... while its darkest neighbour's signal is this many
     noisy_ratio: float = 4.0  #: noisy if mean squared normalised residual >= this x neighbours'
+    blink_excess: float = 6.0  #: darks of one exposure: a bright outlier this many read-noise sigmas up on average ...
+    blink_floor: float = 3.0  #: ... whose lowest reading is within this many of its neighbours' mean is blinking
     line_min_scenes: int = 3  #: a photosite leans across a line in at least this many scenes (and min_share of them)
     line_image_share: float = 0.15  #: ... and, in developed images, at least this share of them
     column_share: float = 0.6  #: share of a window that must lean the same way
