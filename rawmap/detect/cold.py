@@ -452,8 +452,8 @@ def _cold(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray) -> np.ndarray:
     cold &= np.isfinite(g)
     if _darks_only(acc):
         # lens-cap darks hold no light to measure a gain by, but where a glow lights them: elsewhere a
-        # ratio of dark signals is noise, and a blinking photosite's low level read as gain 0 (8 of
-        # the 9 seeds' darks at one exposure: 8 blinking photosites mapped cold, their repair a gain)
+        # ratio of dark signals is noise, and a blinking photosite's low level read as gain 0 (the
+        # scenarios' darks of one exposure, 9 seeds: 8 blinking photosites mapped cold)
         nr, nc = _neighbours(lo_r, lo_c, ser.H, ser.W)
         n_v = np.maximum(acc.valid_counts((nr, nc)), 1)
         lit = (acc.s_v[nr, nc] / n_v - ser.black_at(nr, nc)).mean(axis=0)

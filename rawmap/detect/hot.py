@@ -26,6 +26,7 @@ from .series import (
     _sample_index,
     _Series,
     _share_score,
+    _trimmed_means,
     _trimmed_residual,
 )
 
@@ -227,9 +228,11 @@ def _back_to_normal(ser: _Series, r: np.ndarray, c: np.ndarray) -> np.ndarray:
     mean excess read as dark current, which repair would subtract).
     """
     acc, p = ser.acc, ser.p
+    # each without its highest and lowest dark, and the neighbours' median: a cosmic ray's hit in a
+    # long dark lifts a mean by up to 250 DN (a CCD's 20 darks of 300 s), as a blinking one's level
     nr, nc = _neighbours(r, c, ser.H, ser.W)
-    nb = (acc.s_v[nr, nc] / np.maximum(acc.valid_counts((nr, nc)), 1)).mean(axis=0)
-    mean = acc.s_v[r, c] / np.maximum(acc.valid_counts((r, c)), 1)
+    nb = np.median(_trimmed_means(acc, (nr, nc))[0], axis=0)
+    mean = _trimmed_means(acc, (r, c))[0]
     low = acc.vmin[r, c].astype(np.float64)
     return (
         (mean - nb >= p.blink_excess * ser.sig_read)
