@@ -912,6 +912,27 @@ def test_darks_map_a_stuck_photosite_stuck_and_no_photosite_cold(tmp_path, name,
     assert DefectKind.COLD not in kinds.values()
 
 
+@pytest.mark.parametrize("seed", [2027, 7])
+def test_a_hot_clusters_members_that_clip_in_every_dark_are_hot(tmp_path, seed):
+    """Darks of one exposure: a hot photosite that clips in every dark reads as one stuck at white, and
+    nothing in those darks tells them apart; but hot photosites come in clusters and stuck ones do not,
+    so a clipped one touching a hot, warm or another clipped one is hot, its dark current unknown (all
+    were stuck at 16,383 DN). A planted stuck one stays stuck."""
+    from rawmap.mapping import collect_inputs, map_files
+    from rawmap.testing import write_scenario
+
+    truth = write_scenario(tmp_path, "darks-same", seed=seed, shape=(300, 450), n_frames=24)
+    found = {(d.row, d.col): d for d in map_files(collect_inputs([tmp_path])[0]).maps[0].defect_map.defects}
+    members = [(d.row, d.col) for d in truth.defects if d.kind is DefectKind.HOT and "cluster" in d.params]
+    mapped = [found[rc] for rc in members if rc in found]
+    assert len(mapped) >= 6 and all(d.kind in (DefectKind.HOT, DefectKind.WARM) for d in mapped), [
+        (d.kind, d.value) for d in mapped
+    ]
+    assert any(d.kind is DefectKind.HOT and np.isnan(d.value) for d in mapped)
+    stuck = [(d.row, d.col) for d in truth.defects if d.kind is DefectKind.STUCK]
+    assert all(found[rc].kind is DefectKind.STUCK for rc in stuck if rc in found)
+
+
 def test_darks_of_one_exposure_tell_a_blinking_photosite_from_a_warm_one():
     """Darks of one exposure: dark current lifts every dark, so a warm photosite's lowest reading stays
     well above its neighbours; a blinking one (up only) reads theirs whenever it sits low. Both were

@@ -11,7 +11,7 @@ from ..defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometr
 from ..frame import CFA_LETTERS, SourceKind, cfa_letters
 from .cold import _cold, _flat_cold, _strong_cold_candidates
 from .growth import _growth
-from .hot import _complete_clusters, _dark_noisy, _hot_and_noisy, _ringing, _two_way
+from .hot import _clipped_cluster_members, _complete_clusters, _dark_noisy, _hot_and_noisy, _ringing, _two_way
 from .lines import _line_echoes, _lines
 from .params import MIN_FRAMES, ClassifyParams
 from .series import _KINDS, _by_chance_here, _candidates, _dark_noise, _darks_only, _Found, _Series, _touching
@@ -80,6 +80,8 @@ def _classify(acc: Accumulator, params: ClassifyParams | None) -> tuple[list[Def
     _lines(ser)
     _line_echoes(ser)
     _drop_weak(ser)
+    if _darks_only(acc):
+        _clipped_cluster_members(ser)
     return _assemble(ser), ser
 
 

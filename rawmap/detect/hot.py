@@ -217,6 +217,36 @@ def _ringing(acc: Accumulator, found: _Found, p: ClassifyParams) -> np.ndarray:
     return echo
 
 
+def _clipped_cluster_members(ser: _Series) -> None:
+    """Darks only: a photosite at the clip level in every dark, beside a hot one or another such, is hot.
+
+    In darks nothing tells a hot photosite that clips in every dark from one
+    stuck at white, but hot photosites come in clusters and stuck ones do
+    not: touching (any of its 8 adjacent photosites) a flagged hot or warm
+    photosite, or another clipped one, it is a cluster's member, hot, its
+    dark current unknown (NaN: it filled the range in every dark).  A
+    clipped one alone stays stuck at white.  Runs after the segments, which
+    take clipped lines first.
+    """
+    acc, found = ser.acc, ser.found
+    white = found.of(DefectKind.STUCK) & (found.values >= acc.clip)
+    if not white.any():
+        return
+    H, W = ser.H, ser.W
+    hot = found.of(DefectKind.HOT) | found.of(DefectKind.WARM)
+    mark = np.zeros((H, W), bool)  # hot, warm and clipped flags
+    mark[found.rows[hot | white], found.cols[hot | white]] = True
+    wr, wc = found.rows[white], found.cols[white]
+    beside = np.zeros(wr.size, bool)
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            if dr or dc:
+                r2, c2 = wr + dr, wc + dc
+                inside = (r2 >= 0) & (r2 < H) & (c2 >= 0) & (c2 < W)
+                beside[inside] |= mark[r2[inside], c2[inside]]
+    found.relabel(np.flatnonzero(white)[beside], DefectKind.HOT, np.nan)
+
+
 def _back_to_normal(ser: _Series, r: np.ndarray, c: np.ndarray) -> np.ndarray:
     """Darks of one exposure: bright outliers whose lowest reading is a normal photosite's.
 

@@ -335,6 +335,11 @@ class _Found:
     def of(self, kind: DefectKind) -> np.ndarray:
         return self.kinds == _KINDS.index(kind)
 
+    def relabel(self, index: np.ndarray, kind: DefectKind, value) -> None:
+        """Give the defects at ``index`` (into these arrays) another kind and value."""
+        self.kinds[index] = _KINDS.index(kind)
+        self.values[index] = value
+
 
 @dataclass
 class _Series:
