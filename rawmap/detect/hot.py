@@ -234,8 +234,7 @@ def _clipped_cluster_members(ser: _Series) -> None:
         return
     H, W = ser.H, ser.W
     hot = found.of(DefectKind.HOT) | found.of(DefectKind.WARM)
-    mark = np.zeros((H, W), bool)  # hot, warm and clipped flags
-    mark[found.rows[hot | white], found.cols[hot | white]] = True
+    marked = np.unique(found.rows[hot | white] * W + found.cols[hot | white])  # sparse: no sensor-sized mask
     wr, wc = found.rows[white], found.cols[white]
     beside = np.zeros(wr.size, bool)
     for dr in (-1, 0, 1):
@@ -243,7 +242,7 @@ def _clipped_cluster_members(ser: _Series) -> None:
             if dr or dc:
                 r2, c2 = wr + dr, wc + dc
                 inside = (r2 >= 0) & (r2 < H) & (c2 >= 0) & (c2 < W)
-                beside[inside] |= mark[r2[inside], c2[inside]]
+                beside |= inside & np.isin(r2 * W + c2, marked)
     found.relabel(np.flatnonzero(white)[beside], DefectKind.HOT, np.nan)
 
 
