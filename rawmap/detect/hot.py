@@ -26,6 +26,7 @@ from .series import (
     _sample_index,
     _Series,
     _share_score,
+    _touching,
     _trimmed_means,
     _trimmed_residual,
 )
@@ -232,17 +233,9 @@ def _clipped_cluster_members(ser: _Series) -> None:
     white = found.of(DefectKind.STUCK) & (found.values >= acc.clip)
     if not white.any():
         return
-    H, W = ser.H, ser.W
-    hot = found.of(DefectKind.HOT) | found.of(DefectKind.WARM)
-    marked = np.unique(found.rows[hot | white] * W + found.cols[hot | white])  # sparse: no sensor-sized mask
-    wr, wc = found.rows[white], found.cols[white]
-    beside = np.zeros(wr.size, bool)
-    for dr in (-1, 0, 1):
-        for dc in (-1, 0, 1):
-            if dr or dc:
-                r2, c2 = wr + dr, wc + dc
-                inside = (r2 >= 0) & (r2 < H) & (c2 >= 0) & (c2 < W)
-                beside |= inside & np.isin(r2 * W + c2, marked)
+    W = ser.W
+    marked = white | found.of(DefectKind.HOT) | found.of(DefectKind.WARM)
+    beside = _touching(found.rows[white] * W + found.cols[white], found.rows[marked] * W + found.cols[marked], W)
     found.relabel(np.flatnonzero(white)[beside], DefectKind.HOT, np.nan)
 
 
