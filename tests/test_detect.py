@@ -249,7 +249,7 @@ def test_jpeg_views_sharing_a_scene_edge_make_no_row(tmp_path, scenario, seed):
     photosites.  Leans shaped like an edge's now count against a view's leans there; the planted
     segments are still found."""
     from rawmap.mapping import map_files
-    from rawmap.testing import write_scenario
+    from rawmap.testing import within, write_scenario
 
     truth = write_scenario(tmp_path, scenario, seed=seed, shape=(300, 450), n_frames=24, jpeg=True)
     dmap = map_files(sorted(tmp_path.glob("*.jpg"))).maps[0].defect_map
@@ -259,12 +259,8 @@ def test_jpeg_views_sharing_a_scene_edge_make_no_row(tmp_path, scenario, seed):
     )
     flags = np.array([(d.row, d.col) for d in dmap.defects if d.kind is DefectKind.COLUMN]).reshape(-1, 2)
     assert len(must) > 0 and len(flags) > 0
-
-    def near(a, b):
-        return np.array([(np.abs(b - x).max(axis=1) <= 2).any() for x in a])
-
-    assert near(flags, planted).all()  # every segment photosite is a planted one's
-    found = near(must, flags).mean()
+    assert within(flags, planted, 2).all()  # every segment photosite is a planted one's
+    found = within(must, flags, 2).mean()
     assert found >= (0.5 if seed == 5 and scenario == "brackets" else 1.0)  # that series' column is faint
 
 
