@@ -125,8 +125,6 @@ __all__ = [
 
 #: Neighbourhood radius of the learned predictor (7x7 stencil, 48 neighbours).
 _RADIUS = 3
-#: Padding of the working array: the widest stencil used reaches 4 photosites.
-_PAD = 4
 #: Target number of training photosites per pattern position.
 _TRAIN_PER_PHASE = 40_000
 #: Frames this big (photosites) fit their four pattern positions on two threads.
@@ -166,47 +164,67 @@ _CORNER_W = 0.5
 
 
 class _Padded:
-    """The mosaic with a border of ``pad`` photosites, flagged photosites and the border masked out.
+    """The mosaic and its flagged photosites, looked up around sites; outside the frame counts as flagged.
 
-    Kept as the mosaic's own integers plus a mask (the border counts as
-    flagged) rather than a float copy with NaN: 3 bytes per photosite to
-    write instead of 5, which on a 24 MP frame is mostly first-touch page
-    faults (the float copy took 0.1-0.3 s).  Look-ups give float64 with NaN
-    where flagged or outside.  Clipped: unflagged and at or above
-    ``saturated``.
+    Kept as the mosaic's own integers plus the mask, not copied: a padded
+    copy of both (the border flagged) took 0.07 s of a 24 MP repair, most
+    of it first-touch page faults, and a float copy with NaN 0.1-0.3 s.
+    Sites are flat indices into the mosaic (:meth:`index`); look-ups
+    check the frame's bounds and give float64 with NaN where flagged or
+    outside.  Clipped: unflagged and at or above ``saturated``.
     """
 
-    def __init__(self, mosaic: np.ndarray, mask: np.ndarray, saturated: float, pad: int = _PAD) -> None:
-        h, w = mosaic.shape
-        self.values_flat = np.pad(mosaic, pad).ravel()
-        self.flagged = np.pad(mask, pad, constant_values=True).ravel()
-        self.stride = w + 2 * pad
-        self.pad = pad
+    def __init__(self, mosaic: np.ndarray, mask: np.ndarray, saturated: float) -> None:
+        self.h, self.w = mosaic.shape
+        self.values_flat = np.ascontiguousarray(mosaic).ravel()
+        self.flagged = np.ascontiguousarray(mask).ravel()
+        self.stride = self.w
         self.saturated = saturated
         #: flat offsets of the predictor's stencil neighbours (:data:`_STENCIL`)
         self.offsets = np.array([dy * self.stride + dx for dy, dx in _STENCIL], dtype=np.int64)
 
     def index(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-        return (ys + self.pad) * self.stride + (xs + self.pad)
+        return ys * self.stride + xs
 
-    def values(self, j: np.ndarray) -> np.ndarray:
-        """float64 values at padded flat indices ``j`` (any shape; NaN = flagged or outside)."""
-        v = self.values_flat[j].astype(np.float64)
-        v[self.flagged[j]] = np.nan
-        return v
+    def interior(self, py: int, px: int, step: int, margin: int = _RADIUS) -> np.ndarray:
+        """(N,) flat indices of every ``step``-th site of pattern position (py, px), ``margin`` or more
+        photosites inside the frame: where flat offsets of the stencil stay in their own row and column."""
+        ys = np.arange(py, self.h, 2 * step)
+        xs = np.arange(px, self.w, 2 * step)
+        ys = ys[(ys >= margin) & (ys < self.h - margin)]
+        xs = xs[(xs >= margin) & (xs < self.w - margin)]
+        return (ys[:, None] * self.stride + xs[None, :]).ravel()
+
+    def _look(self, idx: np.ndarray, dy, dx) -> tuple[np.ndarray, np.ndarray]:
+        """Raw values and flags at offset (dy, dx) from ``idx`` (offsets broadcast against it); outside: 0, flagged."""
+        y, x = np.divmod(idx, self.stride)
+        y = y + dy
+        x = x + dx
+        inside = (y >= 0) & (y < self.h) & (x >= 0) & (x < self.w)
+        j = np.where(inside, y * self.stride + x, 0)
+        raw = self.values_flat[j]
+        return np.where(inside, raw, 0), ~inside | self.flagged[j]
 
     def at(self, idx: np.ndarray, dy: int, dx: int) -> np.ndarray:
         """(N,) float64 values at offset (dy, dx) from the sites ``idx`` (NaN = unusable)."""
-        return self.values(idx + (dy * self.stride + dx))
+        raw, flagged = self._look(idx, dy, dx)
+        return np.where(flagged, np.nan, raw.astype(np.float64))
 
     def clipped(self, idx: np.ndarray, dy: int, dx: int) -> np.ndarray:
         """(N,) bool: the photosite at offset (dy, dx) is unflagged and clipped."""
-        j = idx + (dy * self.stride + dx)
-        return ~self.flagged[j] & (self.values_flat[j] >= self.saturated)
+        raw, flagged = self._look(idx, dy, dx)
+        return ~flagged & (raw >= self.saturated)
+
+    def stencil(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, K) raw values and flags of the K stencil neighbours of each site (outside: 0, flagged)."""
+        dy = np.array([d for d, _ in _STENCIL], np.int64)
+        dx = np.array([d for _, d in _STENCIL], np.int64)
+        return self._look(idx[:, None], dy[None, :], dx[None, :])
 
     def features(self, idx: np.ndarray) -> np.ndarray:
         """(N, K) float64 values of the K stencil neighbours of each site (NaN = flagged or outside)."""
-        return self.values(idx[:, None] + self.offsets[None, :])
+        raw, flagged = self.stencil(idx)
+        return np.where(flagged, np.nan, raw.astype(np.float64))
 
 
 class _Sites:
@@ -225,9 +243,7 @@ class _Sites:
     def __init__(self, pad: _Padded, idx: np.ndarray) -> None:
         self.pad = pad
         self.idx = idx
-        j = idx[:, None] + pad.offsets[None, :]
-        raw = pad.values_flat[j]
-        flagged = pad.flagged[j]
+        raw, flagged = pad.stencil(idx)
         self.vals = np.where(flagged, np.nan, raw.astype(np.float64))
         self.clip = ~flagged & (raw >= pad.saturated)
 
@@ -410,12 +426,11 @@ def _fit_position(pad: _Padded, h: int, w: int, py: int, px: int, step: int, fla
     outside the range of its eight same-colour neighbours); summed per
     structure class in one compiled pass (:func:`rawmap._kernels.predictor_sums`).
     """
-    ty, tx = np.mgrid[py : h : 2 * step, px : w : 2 * step]
-    idx = pad.index(ty.ravel(), tx.ravel())
+    # a site whose stencil leaves the frame never trains: the sites 3 or more inside are all there is
     grams, rhss, counts = _kernels.predictor_sums(
         pad.values_flat,
         pad.flagged,
-        idx.astype(np.int64),
+        pad.interior(py, px, step).astype(np.int64),
         pad.offsets,
         np.array(_SAME8, np.int64),
         _gradient_pairs(pad.stride),
