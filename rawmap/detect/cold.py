@@ -329,8 +329,8 @@ def _below_every_neighbour(ser: _Series, r: np.ndarray, c: np.ndarray) -> np.nda
     ar, ac = _neighbours(r, c, ser.H, ser.W)
     nr = np.concatenate([ar, ar[[0, 0, 1, 1]]])
     nc = np.concatenate([ac, ac[[2, 3, 2, 3]]])
-    sig = acc.s_v[r, c].astype(float) / np.maximum(acc.valid_counts((r, c)), 1) - ser.black_at(r, c)
-    nb = acc.s_v[nr, nc].astype(float) / np.maximum(acc.valid_counts((nr, nc)), 1) - ser.black_at(nr, nc)
+    sig = ser.mean_reading(r, c) - ser.black_at(r, c)
+    nb = ser.mean_reading(nr, nc) - ser.black_at(nr, nc)
     low = nb.min(axis=0)
     # a photosite at black beside neighbours clearly lit is no shadow's noise: dimmer ones count there
     lit = (low > ser.p.cold_alone_signal * ser.sig_read) | (
@@ -455,8 +455,7 @@ def _cold(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray) -> np.ndarray:
         # ratio of dark signals is noise, and a blinking photosite's low level read as gain 0 (the
         # scenarios' darks of one exposure, 9 seeds: 8 blinking photosites mapped cold)
         nr, nc = _neighbours(lo_r, lo_c, ser.H, ser.W)
-        n_v = np.maximum(acc.valid_counts((nr, nc)), 1)
-        lit = (acc.s_v[nr, nc] / n_v - ser.black_at(nr, nc)).mean(axis=0)
+        lit = (ser.mean_reading(nr, nc) - ser.black_at(nr, nc)).mean(axis=0)
         cold &= lit >= p.cold_black_beside * ser.sig_read
     # a gain measured below 0 is a photosite at or below black beside lit neighbours (noise about a
     # dead one's reading): no response, gain 0

@@ -479,12 +479,8 @@ def _line_echoes(ser: _Series) -> None:
     if not touch.any():
         return
     idx, r, c, nr, nc, on_line = idx[touch], r[touch], c[touch], nr[:, touch], nc[:, touch], on_line[:, touch]
-
-    def mean_v(r_, c_):
-        return acc.s_v[r_, c_].astype(np.float64) / np.maximum(acc.valid_counts((r_, c_)), 1)
-
-    own = mean_v(r, c)
-    nb = mean_v(nr, nc)
+    own = ser.mean_reading(r, c)
+    nb = ser.mean_reading(nr, nc)
     off_line = np.where(on_line, 0.0, nb).sum(axis=0) / (~on_line).sum(axis=0)
     before = _mean_residual(acc, r, c) / 4.0
     after = own - off_line

@@ -423,6 +423,12 @@ class _Series:
         """Black level (DN) of each photosite."""
         return self.acc.black2[r & 1, c & 1]
 
+    def mean_reading(self, r, c) -> np.ndarray:
+        """Mean reading (DN, black included) of each photosite over the frames that entered its sums
+        (float64, the shape of ``r`` and ``c``; 0 where none did)."""
+        acc = self.acc
+        return acc.s_v[r, c].astype(np.float64) / np.maximum(acc.valid_counts((r, c)), 1)
+
 
 def _temporal_read_noise(acc: Accumulator, share: float = 0.01) -> float:
     """An upper bound of the read noise (DN) from the photosites' ranges over the frames.

@@ -161,7 +161,7 @@ def _stuck_and_dead(ser: _Series) -> None:
             # black of 512) or in the middle of its range (stuck), within stuck_centre standard
             # errors (a range of n Gaussian values is about 4.3 sigmas); a dim one's mean sits low
             n_v = np.maximum(acc.valid_counts((rr, cc)), 1).astype(float)
-            mean = acc.s_v[rr, cc] / n_v
+            mean = ser.mean_reading(rr, cc)
             se = np.maximum(own, 1) / 4.3 / np.sqrt(n_v)
             centre = 0.5 * (acc.vmin[rr, cc].astype(float) + acc.vmax[rr, cc])
             constant = (np.abs(mean - ser.black_at(rr, cc)) <= p.stuck_centre * se) | (
