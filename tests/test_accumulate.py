@@ -335,6 +335,44 @@ def test_one_view_counts_once_whatever_its_exposure_and_order():
     assert acc.s_hi[24, 25] == 1 and acc.s_hi[20, 21] == 1  # static detail: once per view
 
 
+def _handheld_scene(scene, H=160, W=240, pad=16):
+    """A view's scene (the same for the same number) with room to be moved ``pad`` photosites each way."""
+    rng = np.random.default_rng(2000 + scene)
+    cells = rng.uniform(300, 3000, ((H + 2 * pad) // 24 + 2, (W + 2 * pad) // 24 + 2))
+    img = np.kron(cells, np.ones((24, 24)))
+    box = np.ones(24) / 24  # smoothed as optics do: detail at the scale of a few blocks
+    img = np.apply_along_axis(np.convolve, 0, img, box, mode="same")
+    img = np.apply_along_axis(np.convolve, 1, img, box, mode="same")
+    return img[12 : 12 + H + 2 * pad, 12 : 12 + W + 2 * pad]
+
+
+def test_handheld_frames_of_one_view_count_once(monkeypatch):
+    """Frames of one view moved by up to a signature block (a handheld bracket or burst: each frame a few
+    photosites off) are one view, as in place; other scenes stay views of their own.  Without the
+    moved search (``view_shift`` 0) the 10 frames of these three views counted as 6."""
+    rng = np.random.default_rng(12)
+    pad = 16  # a 160 x 240 frame's signature blocks are 8 photosites: moves of up to 8 are up to one block
+    scenes = {s: _handheld_scene(s, pad=pad) for s in (1, 2, 3)}
+
+    def run(params):
+        acc = Accumulator((160, 240), cfa=CFA, black=np.full(4, float(BLACK)), white=WHITE, camera=CAM, params=params)
+        i = 0
+        for s, n in ((1, 5), (2, 4), (3, 1)):
+            for k in range(n):
+                dy, dx = (0, 0) if k == 0 else (2 * rng.integers(-4, 5, 2)).tolist()  # even: the CFA kept
+                img = scenes[s][pad + dy : pad + dy + 160, pad + dx : pad + dx + 240] + BLACK
+                img = img + rng.normal(0, 8, img.shape)
+                acc.update(make_frame(np.clip(np.round(img), 0, WHITE).astype(np.uint16), i))
+                i += 1
+        acc.close_scene()
+        return [f.scene for f in acc.frames]
+
+    scenes_seen = run(DetectionParams())
+    assert scenes_seen == [1] * 5 + [2] * 4 + [3]
+    rng = np.random.default_rng(12)  # the same frames, without the search
+    assert len(set(run(DetectionParams(view_shift=0.0)))) > 3
+
+
 def test_frame_kinds():
     rng = np.random.default_rng(5)
     acc = Accumulator((40, 48), cfa=CFA, black=np.full(4, float(BLACK)), white=WHITE, camera=CAM)

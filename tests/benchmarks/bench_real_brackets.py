@@ -189,6 +189,7 @@ def main() -> int:
                 f"{len(rb.files)} frames; must find {dict(kinds) or 'nothing'}"
             )
             acc = map_files(rb.files).maps[0].accumulator
+            print(f"  rawmap counted {acc.n_scenes} views")
             now, then = build_map(acc), build_map(as_it_was(acc), before)
             print(f"  rawmap            {score(rb, now.defects)}")
             print(f"  rawmap as it was  {score(rb, then.defects)}")
