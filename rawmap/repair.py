@@ -163,7 +163,7 @@ _CLIP_MARGIN = 0.005
 _CORNER_W = 0.5
 
 
-class _Padded:
+class _Lookup:
     """The mosaic and its flagged photosites, looked up around sites; outside the frame counts as flagged.
 
     Kept as the mosaic's own integers plus the mask, not copied: a padded
@@ -228,11 +228,11 @@ class _Padded:
 
 
 class _Sites:
-    """The stencil neighbourhoods of a set of sites, gathered once: the look-ups of :class:`_Padded` by row.
+    """The stencil neighbourhoods of a set of sites, gathered once: the look-ups of :class:`_Lookup` by row.
 
     ``at``, ``clipped`` and ``features`` take row numbers into the sites
     (``np.arange(n)`` for all) instead of flat indices and answer as
-    :class:`_Padded` does for those sites, from two (N, K) tables read in one
+    :class:`_Lookup` does for those sites, from two (N, K) tables read in one
     gather each: on a 24 MP frame with 10^4 flagged photosites the ~170
     separate gathers of the estimates took 35-40 ms, mostly cache misses.
     Offsets outside the stencil are read from the padded mosaic.
@@ -240,7 +240,7 @@ class _Sites:
 
     _COLUMN = {off: i for i, off in enumerate(_STENCIL)}
 
-    def __init__(self, pad: _Padded, idx: np.ndarray) -> None:
+    def __init__(self, pad: _Lookup, idx: np.ndarray) -> None:
         self.pad = pad
         self.idx = idx
         raw, flagged = pad.stencil(idx)
@@ -259,7 +259,7 @@ class _Sites:
         return self.vals[rows]
 
 
-def _gradients(pad: _Padded | _Sites, idx: np.ndarray) -> np.ndarray:
+def _gradients(pad: _Lookup | _Sites, idx: np.ndarray) -> np.ndarray:
     """(4, N) mean absolute same-colour differences along H, V, D1, D2.
 
     Pairs two photosites apart along the direction (always of one colour) on
@@ -316,7 +316,7 @@ def _flat_bound(vals: np.ndarray, noise: NoiseFloor, black: float) -> np.ndarray
     return _FLAT * np.sqrt(noise.variance(level))
 
 
-def _directional(pad: _Padded | _Sites, idx: np.ndarray, green: np.ndarray, grad: np.ndarray) -> np.ndarray:
+def _directional(pad: _Lookup | _Sites, idx: np.ndarray, green: np.ndarray, grad: np.ndarray) -> np.ndarray:
     """(N,) gradient-weighted directional colour-difference estimates (NaN where none)."""
     est = np.full((len(_DIRS), len(idx)), np.nan)
     for k, (dy, dx) in enumerate(_DIRS):
@@ -352,7 +352,7 @@ def _same_colour_offsets(green: bool) -> list[tuple[int, int]]:
 
 
 def _neighbour_range(
-    pad: _Padded | _Sites, idx: np.ndarray, green: np.ndarray
+    pad: _Lookup | _Sites, idx: np.ndarray, green: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Min, max, sum and count of the unflagged same-colour neighbours, and how many of them are clipped.
 
@@ -376,7 +376,7 @@ def _neighbour_range(
     return lo, hi, total, n, n_clip
 
 
-def _clipped_blocks(pad: _Padded | _Sites, idx: np.ndarray) -> np.ndarray:
+def _clipped_blocks(pad: _Lookup | _Sites, idx: np.ndarray) -> np.ndarray:
     """(N,) int: how many of the four 2x2 blocks holding the site have their other three clipped."""
     count = np.zeros(len(idx), dtype=np.int64)
     for sy in (-1, 1):
@@ -389,7 +389,7 @@ def _clipped_blocks(pad: _Padded | _Sites, idx: np.ndarray) -> np.ndarray:
 _RING_OTHER = [(dy, dx) for dy in (-2, -1, 1, 2) for dx in (-2, -1, 1, 2) if abs(dy) != abs(dx)]
 
 
-def _own_colour_clips(pad: _Padded | _Sites, idx: np.ndarray, n_clip: np.ndarray) -> np.ndarray:
+def _own_colour_clips(pad: _Lookup | _Sites, idx: np.ndarray, n_clip: np.ndarray) -> np.ndarray:
     """(N,) bool: whether clipped photosites beside the site say that its own colour clips there too.
 
     Yes when a same-colour neighbour is clipped, or when the clipped
@@ -417,7 +417,7 @@ def _gradient_pairs(stride: int) -> np.ndarray:
     return out
 
 
-def _fit_position(pad: _Padded, h: int, w: int, py: int, px: int, step: int, flat: np.ndarray):
+def _fit_position(pad: _Lookup, py: int, px: int, step: int, flat: np.ndarray):
     """The normal equations of one pattern position (see :func:`_fit`); None with too few training sites.
 
     Training sites: every ``step``-th site of the position in both
@@ -453,7 +453,7 @@ def _fit_position(pad: _Padded, h: int, w: int, py: int, px: int, step: int, fla
 
 
 def _fit(
-    pad: _Padded, h: int, w: int, noise: NoiseFloor | None = None, black: float = 0.0
+    pad: _Lookup, h: int, w: int, noise: NoiseFloor | None = None, black: float = 0.0
 ) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
     """Normal equations of the predictor of each pattern position and structure class.
 
@@ -473,9 +473,9 @@ def _fit(
     positions = [(py, px) for py in range(2) for px in range(2)]
     if h * w >= _FIT_THREADS_FROM and _ACTIVE.count <= 1:
         with ThreadPoolExecutor(2) as pool:
-            fits = list(pool.map(lambda p: _fit_position(pad, h, w, p[0], p[1], step, flat), positions))
+            fits = list(pool.map(lambda p: _fit_position(pad, p[0], p[1], step, flat), positions))
     else:
-        fits = [_fit_position(pad, h, w, py, px, step, flat) for py, px in positions]
+        fits = [_fit_position(pad, py, px, step, flat) for py, px in positions]
     return {p: f for p, f in zip(positions, fits) if f is not None}
 
 
@@ -499,7 +499,7 @@ def _solve(grams: np.ndarray, rhss: np.ndarray, keep: np.ndarray) -> np.ndarray:
 
 
 def _learned(
-    pad: _Padded | _Sites, idx: np.ndarray, ys: np.ndarray, xs: np.ndarray, cls: np.ndarray, models
+    pad: _Lookup | _Sites, idx: np.ndarray, ys: np.ndarray, xs: np.ndarray, cls: np.ndarray, models
 ) -> np.ndarray:
     """(N,) learned-predictor estimates; NaN where the position has no model or beside a clipped highlight.
 
@@ -696,7 +696,7 @@ def repair_mosaic(
     ys, xs = _flagged_sites(mask)
     if len(ys) == 0:
         return out
-    pad = _Padded(mosaic, mask, top - max(1.0, _CLIP_MARGIN * top))
+    pad = _Lookup(mosaic, mask, top - max(1.0, _CLIP_MARGIN * top))
     idx = pad.index(ys, xs)
     colour = cfa[ys % 2, xs % 2]
     green = (colour == 1) | (colour == 3)

@@ -328,7 +328,7 @@ def test_compiled_predictor_sums_equal_numpy(seed, flat):
     m[30:40, 50:70] = 16383  # a clipped highlight
     mask = rng.random((h, w)) < 0.01
     mask[:, 33] = True
-    pad = r._Padded(m, mask, 16383 - max(1.0, r._CLIP_MARGIN * 16383))
+    pad = r._Lookup(m, mask, 16383 - max(1.0, r._CLIP_MARGIN * 16383))
     noise = noise_floor(m, np.full((2, 2), 512, np.float32), 16383) if flat else None
     bounds = np.zeros(4) if noise is None else np.array([noise.read, noise.shot, 512.0, r._FLAT])
     for py in range(2):
