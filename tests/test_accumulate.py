@@ -346,7 +346,7 @@ def _handheld_scene(scene, H=160, W=240, pad=16):
     return img[12 : 12 + H + 2 * pad, 12 : 12 + W + 2 * pad]
 
 
-def test_handheld_frames_of_one_view_count_once(monkeypatch):
+def test_handheld_frames_of_one_view_count_once():
     """Frames of one view moved by up to a signature block (a handheld bracket or burst: each frame a few
     photosites off) are one view, as in place; other scenes stay views of their own.  Without the
     moved search (``view_shift`` 0) the 10 frames of these three views counted as 6."""
