@@ -273,6 +273,10 @@ _MOVED_VIEWS = 3
 #: darks with a glowing corner (signatures mostly noise, 0.4-0.9 alike in place) correlated above 0.9
 #: moved by a fraction of a block, the neighbouring blocks averaged; 0.05 still joined two of them
 _MIRROR_MARGIN = 0.1
+#: A frame clipped over at least this share of its signature's blocks is *mostly clipped* (Views.join)
+_MOSTLY_CLIPPED = 0.5
+#: ... and joins the view it resembles most only by this much more than any other
+_CLIPPED_LEAD = 0.15
 #: Fewest blocks a moved comparison must cover: the best of 33 placements of a few dozen blocks of
 #: two unrelated scenes reached 0.9 (24 x 30 test frames, 48 blocks)
 _MIN_MOVED_BLOCKS = 96
@@ -402,7 +406,9 @@ class Views:
         the few it correlates with most, by at least
         :attr:`DetectionParams.view_shift_floor`, moved by up to
         :attr:`DetectionParams.view_shift` blocks (a handheld bracket or
-        burst).  A dark starts a view of its own: with no scene, whatever is
+        burst).  A frame clipped over most of its blocks (a bracket's longest
+        exposure) joins the view it resembles by
+        :attr:`DetectionParams.view_clipped_corr` and by far the most.  A dark starts a view of its own: with no scene, whatever is
         static in it is the sensor, and two darks never join (their amplifier
         glow and vignetting of dark current look alike).  But a frame that
         looks dark may be the dimmest of a bracket: a dark joins a photo's
@@ -443,8 +449,19 @@ class Views:
                 c = _shifted_correlation(sig, self.sigs[scene], self.params.view_shift)
                 if c >= best_c:
                     best, best_c = scene, c
+        keep_ref = False
+        if best is None and not dark and float(np.mean(~np.isfinite(sig))) >= _MOSTLY_CLIPPED:
+            # a bracket's longest exposure, clipped over most blocks: its few unclipped ones rank its view
+            # 0.62-0.89 alike, other views at most 0.70 (the real scenes' brackets); the view it resembles by far the most.  A wrong
+            # view costs nothing: its static detail then needs more frames there than as a view of its own
+            ranked = sorted(plain.values(), reverse=True)
+            if ranked and ranked[0] >= self.params.view_clipped_corr:
+                if len(ranked) == 1 or ranked[0] - ranked[1] >= _CLIPPED_LEAD:
+                    best = max(plain, key=plain.__getitem__)
+                    keep_ref = True  # the view keeps a signature its next frames can match
         if best is not None:
-            if not dark:  # follow slow changes (a timelapse's light); a photo makes a dark's view a photo's
+            # follow slow changes (a timelapse's light); a photo makes a dark's view a photo's
+            if not dark and not keep_ref:
                 self.sigs[best] = sig
                 self.dark.discard(best)
             self._add_weight(best, weight)
