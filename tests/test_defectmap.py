@@ -526,6 +526,25 @@ def test_mask():
     np.testing.assert_array_equal(m, expected)
 
 
+def test_mask_follows_the_defects_when_they_change_in_place():
+    # the checked coordinates are kept between calls (one map, many photos): a change must be seen
+    dmap = _map([HOT, STUCK])
+    first = dmap.mask()
+    assert first.sum() == 2 and dmap.mask().sum() == 2
+    dmap.defects[0] = Defect(5, 5, DefectKind.DEAD, 1.0)  # replaced in place: same list, same length
+    m = dmap.mask()
+    assert m[5, 5] and not m[2, 1] and m.sum() == 2
+    dmap.defects.append(Defect(6, 6, DefectKind.HOT, 1.0))
+    assert dmap.mask()[6, 6]
+    dmap.defects.append(Defect(40, 6, DefectKind.HOT, 1.0))  # outside: refused, not served from before
+    with pytest.raises(MapFormatError, match="row 40, col 6 lies outside"):
+        dmap.mask()
+    dmap.defects.pop()
+    m = dmap.mask()
+    m[:] = False  # the caller's own array: the next mask is whole
+    assert dmap.mask().sum() == 3
+
+
 def test_counts():
     dmap = _map([HOT, STUCK, COLUMN, DEAD, Defect(0, 0, DefectKind.HOT, 8.0), Defect(0, 2, DefectKind.WARM, 7.0)])
     counts = dmap.counts()
