@@ -335,15 +335,16 @@ def test_one_view_counts_once_whatever_its_exposure_and_order():
     assert acc.s_hi[24, 25] == 1 and acc.s_hi[20, 21] == 1  # static detail: once per view
 
 
-def _handheld_scene(scene, H=160, W=240, pad=16):
-    """A view's scene (the same for the same number) with room to be moved ``pad`` photosites each way."""
+def _handheld_scene(scene, H=160, W=240, pad=16, cell=24):
+    """A view's scene (the same for the same number) with room to be moved ``pad`` photosites each way,
+    its detail at the scale of ``cell`` photosites."""
     rng = np.random.default_rng(2000 + scene)
-    cells = rng.uniform(300, 3000, ((H + 2 * pad) // 24 + 2, (W + 2 * pad) // 24 + 2))
-    img = np.kron(cells, np.ones((24, 24)))
-    box = np.ones(24) / 24  # smoothed as optics do: detail at the scale of a few blocks
+    cells = rng.uniform(300, 3000, ((H + 2 * pad) // cell + 2, (W + 2 * pad) // cell + 2))
+    img = np.kron(cells, np.ones((cell, cell)))
+    box = np.ones(cell) / cell  # smoothed as optics do
     img = np.apply_along_axis(np.convolve, 0, img, box, mode="same")
     img = np.apply_along_axis(np.convolve, 1, img, box, mode="same")
-    return img[12 : 12 + H + 2 * pad, 12 : 12 + W + 2 * pad]
+    return img[cell // 2 : cell // 2 + H + 2 * pad, cell // 2 : cell // 2 + W + 2 * pad]
 
 
 def test_handheld_frames_of_one_view_count_once():
@@ -373,11 +374,40 @@ def test_handheld_frames_of_one_view_count_once():
     assert len(set(run(DetectionParams(view_shift=0.0)))) > 3
 
 
+def test_handheld_frames_a_block_apart_join_the_view_before_them():
+    """Frames a block apart may correlate little in place (under ``view_shift_floor``): the view the
+    frame before joined is searched moved by up to ``view_shift`` blocks whatever its in-place
+    correlation.  Without the view before among those searched, or without the search, the same frames
+    count as more views."""
+    pad = 16
+    scenes = {s: _handheld_scene(s, pad=pad, cell=8) for s in (1, 2, 3)}  # detail a block wide
+    moves = [(4, 4), (-4, -4), (4, -4), (-4, 4)]  # a signature block is 8 photosites here
+
+    def run(params, recent=True):
+        rng = np.random.default_rng(21)
+        acc = Accumulator((160, 240), cfa=CFA, black=np.full(4, float(BLACK)), white=WHITE, camera=CAM, params=params)
+        if not recent:
+            acc.views.recent = lambda: None  # type: ignore[method-assign]
+        i = 0
+        for s in (1, 2, 3):
+            for dy, dx in moves:
+                img = scenes[s][pad + dy : pad + dy + 160, pad + dx : pad + dx + 240] + BLACK
+                img = img + rng.normal(0, 8, img.shape)
+                acc.update(make_frame(np.clip(np.round(img), 0, WHITE).astype(np.uint16), i))
+                i += 1
+        acc.close_scene()
+        return [f.scene for f in acc.frames]
+
+    assert run(DetectionParams()) == [1] * 4 + [2] * 4 + [3] * 4
+    assert len(set(run(DetectionParams(view_shift=0.0)))) > 3
+    assert len(set(run(DetectionParams(), recent=False))) > 3
+
+
 def test_a_brackets_clipped_longest_exposure_joins_its_view():
     """A frame clipped over most of its signature (a bracket's longest exposure) whose few unclipped blocks
     rank like its view's only 0.8 alike (the real scenes' brackets: 0.62-0.89) joins the view it resembles
     by 0.75 and by 0.15 more than any other, and the view keeps its signature; without that rule
-    (``view_clipped_corr`` above 1) it is a view of its own."""
+    (``view_clipped_corr`` above 1) and the next one (``view_clipped_recent``) it is a view of its own."""
     from rawmap.accumulate.views import Views, _correlation
 
     rng = np.random.default_rng(4)
@@ -386,13 +416,40 @@ def test_a_brackets_clipped_longest_exposure_joins_its_view():
     bright = own * 8 + rng.normal(0, 700, own.shape)  # its unclipped blocks, disturbed near the clip
     bright[own > np.quantile(own, 0.3)] = np.nan  # 70 % of the blocks clipped
     assert 0.75 <= _correlation(bright, own) < 0.9
-    for params, scene in ((DetectionParams(), 1), (DetectionParams(view_clipped_corr=2.0), 3)):
+    off = DetectionParams(view_clipped_corr=2.0, view_clipped_recent=2.0)
+    for params, scene in ((DetectionParams(), 1), (off, 3)):
         views = Views(params)
         views.join(own, np.ones_like(own), False, 1)
         views.join(other, np.ones_like(other), False, 2)
         view, _ = views.join(bright, np.ones_like(own), False, 3)
         assert view.scene == scene
         assert np.array_equal(views.sigs[1], own)  # the view keeps the signature its next frames match
+
+
+def test_a_handheld_brackets_clipped_longest_exposure_joins_the_view_before_it():
+    """A mostly clipped frame moved off its view (its few unclipped blocks 0.5-0.75 alike in place) joins
+    the view the frame before it joined when it resembles that view the most of all, by
+    ``view_clipped_recent``; not when the frame before joined another view, nor below that bar."""
+    from rawmap.accumulate.views import Views, _correlation
+
+    rng = np.random.default_rng(8)
+    own = np.kron(rng.uniform(0, 1000, (10, 15)), np.ones((2, 2))) + rng.normal(0, 20, (20, 30))
+    other = np.kron(rng.uniform(0, 1000, (10, 15)), np.ones((2, 2)))
+    bright = own * 8 + rng.normal(0, 1000, own.shape)  # far off near the clip: 0.5-0.75 alike
+    bright[own > np.quantile(own, 0.3)] = np.nan
+    c = _correlation(bright, own)
+    assert 0.5 <= c < 0.75 and _correlation(bright, other) < c
+
+    def joined(order, params=DetectionParams()):
+        views = Views(params)
+        for scene, sig in order:  # the last one here is the view the frame before joined
+            view, _ = views.join(sig, np.ones_like(sig), False, scene)
+            views.touch(view, float("nan"))
+        return views.join(bright, np.ones_like(own), False, 3)[0].scene
+
+    assert joined([(2, other), (1, own)]) == 1
+    assert joined([(1, own), (2, other)]) == 3  # the frame before showed another view
+    assert joined([(2, other), (1, own)], DetectionParams(view_clipped_recent=c + 0.01)) == 3
 
 
 def test_a_move_does_not_join_noisy_signatures_alike_only_in_their_glow(monkeypatch):

@@ -73,10 +73,19 @@ class DetectionParams:
         Measured on real scenes' brackets of 1200 x 1800 photosites, frames
         up to 32 photosites off (half a block): pairs of one view 0.52-0.98
         in place, 0.85-0.99 moved; different scenes at most 0.81 in place,
-        0.87 moved.
+        0.87 moved.  Not two blocks, though frames each up to 32
+        photosites off their view's centre are up to 64 apart, two blocks
+        of a 480 x 720 frame (the real scenes' brackets with that shake,
+        seeds 7 and 3: 40-41 views counted for 22 at one block, 31-32 at
+        two): with fewer views, 10 % of them (``min_share``) fell from 5 to
+        4, and a photosite bright by chance in 4 busy, mostly clipped views
+        (3.6 such photosites expected there) was mapped hot.
     view_shift_floor : float
         ... only views it correlates with by at least this in place are
-        searched moved (one view's frames half a block apart: 0.52 and more).
+        searched moved (one view's frames half a block apart: 0.52 and more),
+        and the view the frame before it joined, however little alike in
+        place (a handheld bracket's frames come one after another; frames of
+        one view a block apart or more: 0.2-0.4 in place, up to 0.97 moved).
     view_clipped_corr : float
         ... or, for a frame clipped over half its signature's blocks or more
         (a bracket's longest exposure), the view it correlates with by at
@@ -84,6 +93,13 @@ class DetectionParams:
         (the view keeps its signature).  Measured on the real scenes'
         brackets (480 x 720, seeds 7 and 3, on a tripod and handheld): its
         own view 0.62-0.89, other views at most 0.70.
+    view_clipped_recent : float
+        ... or, short of that, the view the frame before it joined, where it
+        resembles that view the most of all and by at least this (a handheld
+        bracket's longest exposure, moved off its view: the real scenes'
+        brackets with 8-32 photosites of shake, its own view 0.54-0.75 in
+        place; the first frame of a view, never mostly clipped in a bracket,
+        at most 0.67 alike with the view before it).
     open_views : int
         Views kept open for frames to join; the one used least recently is
         closed (its outliers counted) when one more opens.  A view that comes
@@ -136,6 +152,7 @@ class DetectionParams:
     view_shift: float = 1.0
     view_shift_floor: float = 0.4
     view_clipped_corr: float = 0.75
+    view_clipped_recent: float = 0.5
     open_views: int = 8
     blank_noise: float = 5.0
     dark_level: float = 0.02

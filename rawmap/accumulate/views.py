@@ -445,7 +445,13 @@ class Views:
         if best is None and self.params.view_shift > 0:
             # a handheld frame moved off its view: the few views it resembles most in place, searched moved
             near = sorted((c, scene) for scene, c in plain.items() if c >= self.params.view_shift_floor)
-            for _, scene in near[-_MOVED_VIEWS:]:
+            moved = [scene for _, scene in near[-_MOVED_VIEWS:]]
+            # and the view of the frame before, however little it resembles this one in place: the frames
+            # of a handheld bracket come one after another, up to twice the shake apart
+            recent = self.recent()
+            if recent is not None and recent not in moved and not (dark and recent in self.dark):
+                moved.append(recent)
+            for scene in moved:
                 c = _shifted_correlation(sig, self.sigs[scene], self.params.view_shift)
                 if c >= best_c:
                     best, best_c = scene, c
@@ -455,10 +461,19 @@ class Views:
             # 0.62-0.89 alike, other views at most 0.70 (the real scenes' brackets); the view it resembles by far the most.  A wrong
             # view costs nothing: its static detail then needs more frames there than as a view of its own
             ranked = sorted(plain.values(), reverse=True)
+            top = max(plain, key=plain.__getitem__) if plain else None
             if ranked and ranked[0] >= self.params.view_clipped_corr:
                 if len(ranked) == 1 or ranked[0] - ranked[1] >= _CLIPPED_LEAD:
-                    best = max(plain, key=plain.__getitem__)
-                    keep_ref = True  # the view keeps a signature its next frames can match
+                    best = top
+            # a handheld bracket's: moved off its view, it resembles the view of the frame before the most
+            if (
+                best is None
+                and top is not None
+                and top == self.recent()
+                and plain[top] >= self.params.view_clipped_recent
+            ):
+                best = top
+            keep_ref = best is not None  # the view keeps a signature its next frames can match
         if best is not None:
             # follow slow changes (a timelapse's light); a photo makes a dark's view a photo's
             if not dark and not keep_ref:
@@ -474,6 +489,13 @@ class Views:
             self.dark.add(new_scene)
         self.open[new_scene] = _OpenView(new_scene)
         return self.open[new_scene], True
+
+    def recent(self) -> int | None:
+        """The open view the latest frame joined (None with none open, or when it was a dark's)."""
+        if not self.open:
+            return None
+        scene = max(self.open.values(), key=lambda v: v.last_used).scene
+        return None if scene in self.dark or scene not in self.sigs else scene
 
     def _add_weight(self, scene: int, w: np.ndarray) -> None:
         prev = self.weights.get(scene)
