@@ -1416,3 +1416,41 @@ def test_a_city_timelapse_on_a_still_tripod_maps_nothing(tmp_path):
     body = map_files(sorted(tmp_path.glob("*.dng"))).maps[0]
     assert body.defect_map.frames.growth == "ran"
     assert body.defect_map.defects == [], body.defect_map.defects[:6]
+
+
+def _brackets_with_a_scene_row(seed: int):
+    """Brackets of 8 views (4 exposures, 2 stops apart) whose first three share a thin bright scene row
+    (row 60: crops of one panorama), and a readout row segment offset +60 DN in every frame (row 141)."""
+    rng = np.random.default_rng(seed)
+    t0 = dt.datetime(2025, 1, 1)
+    frames = []
+    for v in range(8):
+        s = _day(rng) * 0.1
+        if v < 3:
+            s[60, 90:210] += rng.uniform(100, 150)  # sharp: one photosite tall; unclipped
+        for k, exp in enumerate((1 / 400, 1 / 100, 1 / 25, 1 / 6)):
+            e = s * exp * 400
+            sig = rng.poisson(np.clip(e, 0, None)).astype(float) * 0.5 + rng.normal(0, 3, (H, W))
+            sig[141, 40:170] += 60
+            m = np.clip(np.round(sig + BLACK), 0, WHITE).astype(np.uint16)
+            frames.append(_frame(f"v{v}e{k}.dng", m, exp, 100, t0 + dt.timedelta(minutes=10 * v + k)))
+    acc = Accumulator.from_frame(frames[0])
+    for f in frames:
+        acc.update(f)
+    return acc
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_brackets_keep_a_readout_row_and_drop_a_scene_row_that_grows_with_the_light(seed):
+    """A thin scene row shared by three views of brackets leans in three views, as a readout row
+    does; but its lean grows with the exposure, the readout row's offset does not
+    (``line_offset_share``): only the readout row is mapped, and with the test off both are."""
+    acc = _brackets_with_a_scene_row(seed)
+    assert acc.n_scenes == 8
+
+    def rows(params):
+        got = classify(acc, params)
+        return {int(d.row) for d in got if d.kind == DefectKind.COLUMN}
+
+    assert rows(ClassifyParams()) == {141}
+    assert 60 in rows(ClassifyParams(line_offset_share=0.0))

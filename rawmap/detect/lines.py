@@ -106,6 +106,8 @@ def _lines(ser: _Series) -> None:
     dark_leans = _dark_set_leans(ser)
 
     cr, ccl, caxis = segments(m_line)
+    if cr.size:
+        cr, ccl, caxis = _readout_offsets(ser, cr, ccl, caxis)
     vr, vc, va = _trim_segment_ends(*_one_view_lines(ser), acc)
     if vr.size:
         cr, ccl, caxis = _merged([cr, vr], [ccl, vc], [caxis, va], W)
@@ -138,6 +140,60 @@ def _lines(ser: _Series) -> None:
     ser.taken[cr, ccl] = True
     offs = _mean_residual(acc, cr, ccl) / 2.0
     found.add(cr, ccl, DefectKind.COLUMN, _share_score(_line_scenes(acc, cr * W + ccl), ser.units), offs)
+
+
+def _readout_offsets(ser: _Series, cr: np.ndarray, ccl: np.ndarray, caxis: np.ndarray):
+    """The segments (``cr, ccl, caxis``) but those whose lean grows with the exposure as a scene's does.
+
+    A readout fault offsets its line by the same amount in every frame
+    (or reads black: dead); a thin line of the scene leans in proportion
+    to the light.  Where the frames' exposure x ISO differ (brackets, mixed
+    series), each photosite's residual regressed on x
+    (:func:`rawmap.detect.hot._dark_current`) gives the offset at x = 0; a
+    run of a segment whose photosites are lit (their mean at least half
+    their same-colour neighbours' across the line, above black: not dead)
+    and whose median offset at x = 0 is under ``line_offset_share`` of its
+    median lean, either way, grew with the light: a scene's line seen in
+    ``line_min_scenes`` views of one scene (crops of one panorama sharing a
+    horizontal edge).  Measured on the real scenes' brackets (handheld,
+    shake 8, seed 7): a thin bright scene row in three crops of one sample,
+    0.21; generated brackets' planted offset segments 0.65-1.25 (or 2.9-5.9
+    times of the other sign, where a faint one's mean lean is near zero),
+    dead ones 0.45-0.65.  A series of one exposure has no slope: nothing is
+    dropped; nor in developed images.
+    """
+    from .hot import _dark_current
+
+    acc, p = ser.acc, ser.p
+    H, W = acc.shape
+    keep = np.ones(cr.size, bool)
+    xs = np.array([f.x for f in acc.frames if f.kind == "photo"])
+    if acc.source is not SourceKind.RAW or xs.size < 3 or xs.min() <= 0 or xs.max() < 2.0 * xs.min():
+        return cr, ccl, caxis  # developed images: their tone curve bends a fixed offset with the light
+    x_hi = float(np.percentile(xs, 90))
+    _, _, measured, alpha = _dark_current(acc, p, cr, ccl, x_hi)
+    lean = _mean_residual(acc, cr, ccl)
+    n = np.maximum(acc.valid_counts((cr, ccl)), 1).astype(np.float64)
+    black = acc.black.reshape(2, 2)[cr & 1, ccl & 1]
+    level = acc.s_v[cr, ccl].astype(np.float64) / n - black
+    # the same-colour photosites across the line: beside a column, above and below a row
+    across = []
+    for d in (-2, 2):
+        rr = np.clip(cr + np.where(caxis == 1, d, 0), 0, H - 1)
+        cc = np.clip(ccl + np.where(caxis == 0, d, 0), 0, W - 1)
+        nn = np.maximum(acc.valid_counts((rr, cc)), 1).astype(np.float64)
+        across.append(acc.s_v[rr, cc].astype(np.float64) / nn - black)
+    beside = np.maximum(0.5 * (across[0] + across[1]), 0.0)
+    for _, run, _ in _line_runs(cr, ccl, caxis, 1):
+        if not measured[run].all():
+            continue
+        if np.median(level[run]) < 0.5 * np.median(beside[run]):
+            continue  # dead: reads black whatever the light
+        m = abs(float(np.median(lean[run])))
+        a = abs(float(np.median(alpha[run])))
+        if a < p.line_offset_share * m:
+            keep[run] = False
+    return cr[keep], ccl[keep], caxis[keep]
 
 
 def _dark_set_leans(ser: _Series) -> list[tuple[np.ndarray, np.ndarray, int]]:
