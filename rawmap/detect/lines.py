@@ -147,8 +147,8 @@ def _readout_offsets(ser: _Series, cr: np.ndarray, ccl: np.ndarray, caxis: np.nd
 
     A readout fault offsets its line by the same amount in every frame
     (or reads black: dead); a thin line of the scene leans in proportion
-    to the light.  Where the frames' exposure x ISO differ (brackets, mixed
-    series), each photosite's residual regressed on x
+    to the light.  Where the frames' exposures differ at one ISO (brackets),
+    each photosite's residual regressed on x
     (:func:`rawmap.detect.hot._dark_current`) gives the offset at x = 0; a
     run of a segment whose photosites are lit (their mean at least half
     their same-colour neighbours' across the line, above black: not dead)
@@ -160,7 +160,9 @@ def _readout_offsets(ser: _Series, cr: np.ndarray, ccl: np.ndarray, caxis: np.nd
     0.21; generated brackets' planted offset segments 0.65-1.25 (or 2.9-5.9
     times of the other sign, where a faint one's mean lean is near zero),
     dead ones 0.45-0.65.  A series of one exposure has no slope: nothing is
-    dropped; nor in developed images.
+    dropped; nor in developed images, nor where the ISO changed: a readout
+    offset scales with the gain, as x does (a mixed series' planted column
+    on a mono sensor: -0.34).
     """
     from .hot import _dark_current
 
@@ -168,8 +170,11 @@ def _readout_offsets(ser: _Series, cr: np.ndarray, ccl: np.ndarray, caxis: np.nd
     H, W = acc.shape
     keep = np.ones(cr.size, bool)
     xs = np.array([f.x for f in acc.frames if f.kind == "photo"])
-    if acc.source is not SourceKind.RAW or xs.size < 3 or xs.min() <= 0 or xs.max() < 2.0 * xs.min():
-        return cr, ccl, caxis  # developed images: their tone curve bends a fixed offset with the light
+    isos = {f.iso for f in acc.frames}
+    if acc.source is not SourceKind.RAW or len(isos) != 1 or xs.size < 3 or xs.min() <= 0 or xs.max() < 2.0 * xs.min():
+        # developed images: their tone curve bends a fixed offset with the light; several ISOs: the
+        # offset grows with the gain, and x with it
+        return cr, ccl, caxis
     x_hi = float(np.percentile(xs, 90))
     _, _, measured, alpha = _dark_current(acc, p, cr, ccl, x_hi)
     lean = _mean_residual(acc, cr, ccl)
