@@ -76,7 +76,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .accumulate.noise import noise_floor, robust_sigma
+from .accumulate.noise import NoiseFloor, noise_floor, robust_sigma
 from .accumulate.records import dark_current_factor
 from .defectmap import DefectKind, DefectMap, column_segments
 
@@ -268,6 +268,7 @@ def correct_mosaic(
     dark_error: float = 0.03,
     state_agree: float = 1.5,
     copy: bool = True,
+    floor: NoiseFloor | None = None,
 ) -> tuple[np.ndarray, CorrectionCounts]:
     """Correct the mapped photosites that still carry signal; keep the interpolated value elsewhere.
 
@@ -311,6 +312,9 @@ def correct_mosaic(
     copy : bool, optional
         False: write the corrections into ``repaired`` itself and return it
         (a caller that owns it saves a copy of the frame).
+    floor : NoiseFloor, optional
+        ``noise_floor(mosaic, black, white)``, when the caller has it
+        already (:func:`rawmap.repair.repair_mosaic` measures it too).
 
     Returns
     -------
@@ -391,7 +395,7 @@ def correct_mosaic(
     weight = np.zeros(k.size)
     pointwise = k > 0
     if pointwise.any():
-        noise = noise_floor(mosaic, black2, white)
+        noise = noise_floor(mosaic, black2, white) if floor is None else floor
         var_i = np.where(n >= 3, std**2, np.inf) + noise.variance(level)
         var_c = np.full(k.size, np.inf)
         signal = np.maximum(mosaic[r, c].astype(np.float64) - bl, 0.0)  # as read, above black
