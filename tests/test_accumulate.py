@@ -347,31 +347,37 @@ def _handheld_scene(scene, H=160, W=240, pad=16, cell=24):
     return img[cell // 2 : cell // 2 + H + 2 * pad, cell // 2 : cell // 2 + W + 2 * pad]
 
 
+def _handheld_views(scenes, shots, params, seed, *, pad=16, recent=True):
+    """The view numbers of frames cut from ``scenes`` (by number) at ``shots``: (scene, dy, dx) each,
+    moved from the centre (even: the CFA kept), with new noise; ``recent`` False hides the view of the
+    frame before from the moved search."""
+    rng = np.random.default_rng(seed)
+    acc = Accumulator((160, 240), cfa=CFA, black=np.full(4, float(BLACK)), white=WHITE, camera=CAM, params=params)
+    if not recent:
+        acc.views.recent = lambda: None  # type: ignore[method-assign]
+    for i, (s, dy, dx) in enumerate(shots):
+        img = scenes[s][pad + dy : pad + dy + 160, pad + dx : pad + dx + 240] + BLACK
+        img = img + rng.normal(0, 8, img.shape)
+        acc.update(make_frame(np.clip(np.round(img), 0, WHITE).astype(np.uint16), i))
+    acc.close_scene()
+    return [f.scene for f in acc.frames]
+
+
 def test_handheld_frames_of_one_view_count_once():
     """Frames of one view moved by up to a signature block (a handheld bracket or burst: each frame a few
     photosites off) are one view, as in place; other scenes stay views of their own.  Without the
-    moved search (``view_shift`` 0) the 10 frames of these three views counted as 6."""
+    moved search (``view_shift`` 0) the 10 frames of these three views counted as 4."""
     rng = np.random.default_rng(12)
-    pad = 16  # a 160 x 240 frame's signature blocks are 8 photosites: moves of up to 8 are up to one block
-    scenes = {s: _handheld_scene(s, pad=pad) for s in (1, 2, 3)}
-
-    def run(params):
-        acc = Accumulator((160, 240), cfa=CFA, black=np.full(4, float(BLACK)), white=WHITE, camera=CAM, params=params)
-        i = 0
-        for s, n in ((1, 5), (2, 4), (3, 1)):
-            for k in range(n):
-                dy, dx = (0, 0) if k == 0 else (2 * rng.integers(-4, 5, 2)).tolist()  # even: the CFA kept
-                img = scenes[s][pad + dy : pad + dy + 160, pad + dx : pad + dx + 240] + BLACK
-                img = img + rng.normal(0, 8, img.shape)
-                acc.update(make_frame(np.clip(np.round(img), 0, WHITE).astype(np.uint16), i))
-                i += 1
-        acc.close_scene()
-        return [f.scene for f in acc.frames]
-
-    scenes_seen = run(DetectionParams())
-    assert scenes_seen == [1] * 5 + [2] * 4 + [3]
-    rng = np.random.default_rng(12)  # the same frames, without the search
-    assert len(set(run(DetectionParams(view_shift=0.0)))) > 3
+    # a 160 x 240 frame's signature blocks are 8 photosites: frames up to 4 off the centre are up to a
+    # block apart
+    scenes = {s: _handheld_scene(s) for s in (1, 2, 3)}
+    shots = [
+        (s, *((0, 0) if k == 0 else (2 * rng.integers(-2, 3, 2)).tolist()))
+        for s, n in ((1, 5), (2, 4), (3, 1))
+        for k in range(n)
+    ]
+    assert _handheld_views(scenes, shots, DetectionParams(), 12) == [1] * 5 + [2] * 4 + [3]
+    assert len(set(_handheld_views(scenes, shots, DetectionParams(view_shift=0.0), 12))) > 3
 
 
 def test_handheld_frames_a_block_apart_join_the_view_before_them():
@@ -379,28 +385,12 @@ def test_handheld_frames_a_block_apart_join_the_view_before_them():
     frame before joined is searched moved by up to ``view_shift`` blocks whatever its in-place
     correlation.  Without the view before among those searched, or without the search, the same frames
     count as more views."""
-    pad = 16
-    scenes = {s: _handheld_scene(s, pad=pad, cell=8) for s in (1, 2, 3)}  # detail a block wide
-    moves = [(4, 4), (-4, -4), (4, -4), (-4, 4)]  # a signature block is 8 photosites here
-
-    def run(params, recent=True):
-        rng = np.random.default_rng(21)
-        acc = Accumulator((160, 240), cfa=CFA, black=np.full(4, float(BLACK)), white=WHITE, camera=CAM, params=params)
-        if not recent:
-            acc.views.recent = lambda: None  # type: ignore[method-assign]
-        i = 0
-        for s in (1, 2, 3):
-            for dy, dx in moves:
-                img = scenes[s][pad + dy : pad + dy + 160, pad + dx : pad + dx + 240] + BLACK
-                img = img + rng.normal(0, 8, img.shape)
-                acc.update(make_frame(np.clip(np.round(img), 0, WHITE).astype(np.uint16), i))
-                i += 1
-        acc.close_scene()
-        return [f.scene for f in acc.frames]
-
-    assert run(DetectionParams()) == [1] * 4 + [2] * 4 + [3] * 4
-    assert len(set(run(DetectionParams(view_shift=0.0)))) > 3
-    assert len(set(run(DetectionParams(), recent=False))) > 3
+    scenes = {s: _handheld_scene(s, cell=8) for s in (1, 2, 3)}  # detail a block wide
+    # a signature block is 8 photosites here: consecutive frames 8 apart each way
+    shots = [(s, dy, dx) for s in (1, 2, 3) for dy, dx in ((4, 4), (-4, -4), (4, -4), (-4, 4))]
+    assert _handheld_views(scenes, shots, DetectionParams(), 21) == [1] * 4 + [2] * 4 + [3] * 4
+    assert len(set(_handheld_views(scenes, shots, DetectionParams(view_shift=0.0), 21))) > 3
+    assert len(set(_handheld_views(scenes, shots, DetectionParams(), 21, recent=False))) > 3
 
 
 def test_a_brackets_clipped_longest_exposure_joins_its_view():
