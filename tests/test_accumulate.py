@@ -419,7 +419,8 @@ def test_a_brackets_clipped_longest_exposure_joins_its_view():
 def test_a_handheld_brackets_clipped_longest_exposure_joins_the_view_before_it():
     """A mostly clipped frame moved off its view (its few unclipped blocks 0.5-0.75 alike in place) joins
     the view the frame before it joined when it resembles that view the most of all, by
-    ``view_clipped_recent``; not when the frame before joined another view, nor below that bar."""
+    ``view_clipped_recent``; not when the frame before joined another view, nor below that bar.  A frame
+    with too few unclipped blocks to compare joins the view of the frame before."""
     from rawmap.accumulate.views import Views, _correlation
 
     rng = np.random.default_rng(8)
@@ -440,6 +441,14 @@ def test_a_handheld_brackets_clipped_longest_exposure_joins_the_view_before_it()
     assert joined([(2, other), (1, own)]) == 1
     assert joined([(1, own), (2, other)]) == 3  # the frame before showed another view
     assert joined([(2, other), (1, own)], DetectionParams(view_clipped_recent=c + 0.01)) == 3
+    # clipped nearly everywhere (7 blocks left, too few to compare): the view of the frame before
+    white = np.full_like(own, np.nan)
+    white[0, :7] = 1000.0
+    views = Views(DetectionParams())
+    for scene, sig in ((1, own), (2, other)):
+        views.touch(views.join(sig, np.ones_like(sig), False, scene)[0], float("nan"))
+    assert views.join(white, np.ones_like(own), False, 3)[0].scene == 2
+    assert np.array_equal(views.sigs[2], other)
 
 
 def test_a_move_does_not_join_noisy_signatures_alike_only_in_their_glow(monkeypatch):

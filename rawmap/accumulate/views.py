@@ -245,6 +245,10 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     return r
 
 
+#: Fewest blocks valid in both signatures for a correlation
+_MIN_COMPARED = 8
+
+
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     """Rank (Spearman) correlation of two signatures over the blocks valid in both (-1 when undecidable).
 
@@ -255,7 +259,7 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     if a.shape != b.shape:
         return -1.0
     ok = np.isfinite(a) & np.isfinite(b)
-    if int(ok.sum()) < 8:
+    if int(ok.sum()) < _MIN_COMPARED:
         return -1.0
     x = _ranks(a[ok])
     y = _ranks(b[ok])
@@ -404,11 +408,16 @@ class Views:
         ISO or order in the series, so brackets, timelapses and bursts are
         one view.  Where no view matches in place, a frame is compared with
         the few it correlates with most, by at least
-        :attr:`DetectionParams.view_shift_floor`, moved by up to
+        :attr:`DetectionParams.view_shift_floor`, and with the view of the
+        frame before it, however little alike in place, moved by up to
         :attr:`DetectionParams.view_shift` blocks (a handheld bracket or
         burst).  A frame clipped over most of its blocks (a bracket's longest
         exposure) joins the view it resembles by
-        :attr:`DetectionParams.view_clipped_corr` and by far the most.  A dark starts a view of its own: with no scene, whatever is
+        :attr:`DetectionParams.view_clipped_corr` and by far the most, or
+        the view of the frame before it where it resembles that one the
+        most, by :attr:`DetectionParams.view_clipped_recent`, or where too
+        few of its blocks are left to compare.  A dark starts a view of its
+        own: with no scene, whatever is
         static in it is the sensor, and two darks never join (their amplifier
         glow and vignetting of dark current look alike).  But a frame that
         looks dark may be the dimmest of a bracket: a dark joins a photo's
@@ -473,6 +482,10 @@ class Views:
                 and plain[top] >= self.params.view_clipped_recent
             ):
                 best = top
+            if best is None and int(np.count_nonzero(np.isfinite(sig))) < _MIN_COMPARED:
+                # clipped nearly everywhere, too few blocks to compare with any view: the longest exposure
+                # of the frame before's bracket (it holds no evidence either way)
+                best = self.recent()
             keep_ref = best is not None  # the view keeps a signature its next frames can match
         if best is not None:
             # follow slow changes (a timelapse's light); a photo makes a dark's view a photo's
