@@ -458,7 +458,7 @@ class Views:
             # and the view of the frame before, however little it resembles this one in place: the frames
             # of a handheld bracket come one after another, up to twice the shake apart
             recent = self.recent()
-            if recent is not None and recent not in moved and not (dark and recent in self.dark):
+            if recent is not None and recent not in moved:  # (never a dark's view)
                 moved.append(recent)
             for scene in moved:
                 c = _shifted_correlation(sig, self.sigs[scene], self.params.view_shift)

@@ -141,9 +141,7 @@ class ClassifyParams:
     guard_views: int = 5  #: below this many views, stuck and dead need every neighbour to vary far more
     quiet_share: float = 0.2  #: ... or a range below this share of the shot noise its level must show
     line_hysteresis: int = 1  #: a found segment runs on where its photosites leaned in this many units fewer
-    line_offset_share: float = (
-        0.35  #: photos of several exposures: a lit segment's offset at x = 0 is at least this share of its mean lean
-    )
+    line_offset_share: float = 0.35  #: RAW photos of several exposures at one ISO: a lit segment's offset at x = 0 is this share of its lean or more
     line_echo_share: float = 0.5  #: a flag beside a segment stays if its excess off the line keeps this share
     dark_line_sigma: float = 4.0  #: darks only: a photosite's mean offset across a line this many robust sigmas out
     dark_line_min_offset: float = 1.0  #: ... and at least this many times a frame's noise
