@@ -167,8 +167,6 @@ def _readout_offsets(ser: _Series, cr: np.ndarray, ccl: np.ndarray, caxis: np.nd
     from .hot import _dark_current
 
     acc, p = ser.acc, ser.p
-    H, W = acc.shape
-    keep = np.ones(cr.size, bool)
     xs = np.array([f.x for f in acc.frames if f.kind == "photo"])
     isos = {f.iso for f in acc.frames}
     if acc.source is not SourceKind.RAW or len(isos) != 1 or xs.size < 3 or xs.min() <= 0 or xs.max() < 2.0 * xs.min():
@@ -178,17 +176,19 @@ def _readout_offsets(ser: _Series, cr: np.ndarray, ccl: np.ndarray, caxis: np.nd
     x_hi = float(np.percentile(xs, 90))
     _, _, measured, alpha = _dark_current(acc, p, cr, ccl, x_hi)
     lean = _mean_residual(acc, cr, ccl)
-    n = np.maximum(acc.valid_counts((cr, ccl)), 1).astype(np.float64)
-    black = acc.black.reshape(2, 2)[cr & 1, ccl & 1]
-    level = acc.s_v[cr, ccl].astype(np.float64) / n - black
-    # the same-colour photosites across the line: beside a column, above and below a row
-    across = []
-    for d in (-2, 2):
-        rr = np.clip(cr + np.where(caxis == 1, d, 0), 0, H - 1)
-        cc = np.clip(ccl + np.where(caxis == 0, d, 0), 0, W - 1)
-        nn = np.maximum(acc.valid_counts((rr, cc)), 1).astype(np.float64)
-        across.append(acc.s_v[rr, cc].astype(np.float64) / nn - black)
-    beside = np.maximum(0.5 * (across[0] + across[1]), 0.0)
+    black = ser.black_at(cr, ccl)
+    level = ser.mean_reading(cr, ccl) - black
+    # the same-colour photosites across the line: left and right of a column, above and below a row
+    nr, nc = _neighbours(cr, ccl, ser.H, ser.W)  # up, down, left, right
+    pick = np.where(caxis == 0, 2, 0)
+    cols = np.arange(cr.size)
+    beside = np.maximum(
+        0.5
+        * (ser.mean_reading(nr[pick, cols], nc[pick, cols]) + ser.mean_reading(nr[pick + 1, cols], nc[pick + 1, cols]))
+        - black,
+        0.0,
+    )
+    keep = np.ones(cr.size, bool)
     for _, run, _ in _line_runs(cr, ccl, caxis, 1):
         if not measured[run].all():
             continue
