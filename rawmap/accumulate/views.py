@@ -444,6 +444,7 @@ class Views:
             A new view was started (numbered ``new_scene``).
         """
         best, best_c = None, self.params.view_corr
+        recent = self.recent()  # the view of the frame before (never a dark's)
         plain: dict[int, float] = {}
         for scene, ref in self.sigs.items():
             if dark and scene in self.dark:
@@ -457,15 +458,15 @@ class Views:
             moved = [scene for _, scene in near[-_MOVED_VIEWS:]]
             # and the view of the frame before, however little it resembles this one in place: the frames
             # of a handheld bracket come one after another, up to twice the shake apart
-            recent = self.recent()
-            if recent is not None and recent not in moved:  # (never a dark's view)
+            if recent is not None and recent not in moved:
                 moved.append(recent)
             for scene in moved:
                 c = _shifted_correlation(sig, self.sigs[scene], self.params.view_shift)
                 if c >= best_c:
                     best, best_c = scene, c
         keep_ref = False
-        if best is None and not dark and float(np.mean(~np.isfinite(sig))) >= _MOSTLY_CLIPPED:
+        finite = np.isfinite(sig)
+        if best is None and not dark and float(np.mean(~finite)) >= _MOSTLY_CLIPPED:
             # a bracket's longest exposure, clipped over most blocks: its few unclipped ones rank its view
             # 0.62-0.89 alike, other views at most 0.70 (the real scenes' brackets); the view it resembles by far the most.  A wrong
             # view costs nothing: its static detail then needs more frames there than as a view of its own
@@ -475,17 +476,12 @@ class Views:
                 if len(ranked) == 1 or ranked[0] - ranked[1] >= _CLIPPED_LEAD:
                     best = top
             # a handheld bracket's: moved off its view, it resembles the view of the frame before the most
-            if (
-                best is None
-                and top is not None
-                and top == self.recent()
-                and plain[top] >= self.params.view_clipped_recent
-            ):
+            if best is None and top is not None and top == recent and plain[top] >= self.params.view_clipped_recent:
                 best = top
-            if best is None and int(np.count_nonzero(np.isfinite(sig))) < _MIN_COMPARED:
+            if best is None and int(np.count_nonzero(finite)) < _MIN_COMPARED:
                 # clipped nearly everywhere, too few blocks to compare with any view: the longest exposure
                 # of the frame before's bracket (it holds no evidence either way)
-                best = self.recent()
+                best = recent
             keep_ref = best is not None  # the view keeps a signature its next frames can match
         if best is not None:
             # follow slow changes (a timelapse's light); a photo makes a dark's view a photo's
