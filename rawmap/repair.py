@@ -591,9 +591,8 @@ def _repair_frame(frame: Frame, defect_map: DefectMap, mask: np.ndarray) -> tupl
     repaired : (H, W) ndarray of uint16
     counts : CorrectionCounts
     """
-    # the frame's noise, measured once for both (8-10 ms of a 24 MP frame), as repair_mosaic takes it
-    black2 = np.broadcast_to(np.asarray(frame.black2, np.float64), (2, 2)).astype(np.float32)
-    floor = noise_floor(frame.mosaic, black2, int(frame.white))
+    # the frame's noise, measured once for both (8-10 ms of a 24 MP frame), where there is a site to repair
+    floor = noise_floor(frame.mosaic, _black2(frame.black2), int(frame.white)) if mask.any() else None
     with _ACTIVE:
         repaired = repair_mosaic(frame.mosaic, mask, frame.cfa, white=frame.white, black=frame.black2, floor=floor)
     return correct_mosaic(
@@ -609,6 +608,11 @@ def _repair_frame(frame: Frame, defect_map: DefectMap, mask: np.ndarray) -> tupl
         copy=False,  # repaired is this call's own
         floor=floor,
     )
+
+
+def _black2(black: np.ndarray | float) -> np.ndarray:
+    """(2, 2) float32 black level per pattern position, as :func:`repair_mosaic` measures the noise with it."""
+    return np.broadcast_to(np.asarray(black, np.float64), (2, 2)).astype(np.float32)
 
 
 def _nearest_same_colour(mosaic: np.ndarray, mask: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -728,7 +732,7 @@ def repair_mosaic(
     grad = _gradients(sites, rows)
     noise, bl = None, 0.0
     if black is not None:
-        black2 = np.broadcast_to(np.asarray(black, np.float64), (2, 2)).astype(np.float32)
+        black2 = _black2(black)
         noise = noise_floor(mosaic, black2, top) if floor is None else floor
         bl = float(black2.mean())
     cls = _classify(grad, None if noise is None else _flat_bound(sites.features(rows), noise, bl))
