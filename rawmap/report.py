@@ -443,13 +443,19 @@ def map_lines(dmap: DefectMap, *, table_rows: int = TABLE_ROWS, segment_rows: in
     return lines
 
 
-def evidence_lines(fr: FrameStats) -> list[str]:
+def evidence_lines(fr: FrameStats, *, source: str = "raw", stuck: int = 0) -> list[str]:
     """The views and darks a map stands on, and a warning when they are too few for every kind.
 
     Parameters
     ----------
     fr : FrameStats
         A map's frame statistics; ``[]`` when it records no views (maps of older versions).
+    source : str
+        The map's :attr:`SensorGeometry.source`: ``"raw"`` or ``"image"``
+        (developed images, whose one view tells almost nothing).
+    stuck : int
+        Stuck photosites in the map: in darks of one exposure, those at
+        white may be hot ones that fill the range (a note says so).
 
     Returns
     -------
@@ -483,6 +489,14 @@ def evidence_lines(fr: FrameStats) -> list[str]:
             "  note: bias frames only (no exposure): hot photosites are fixed offsets above the bias level "
             "(no dark current to measure, so their values read 0 DN/s); darks at your exposures measure it"
         )
+    elif units <= 1 and source == "image":
+        # measured: generated timelapses' JPEGs gave no flag where their RAW files mapped 8-10 of 10-12
+        # defects (stuck, dead, low gain, column segments; bench_scenarios.py --jpeg)
+        lines.append(
+            "  warning: one view of developed images (JPEG): demosaicing and compression blend each photosite "
+            "into its neighbours, so almost no defect can be told from the scene; map the RAW files if you "
+            "have them, or add photos of other scenes or lens-cap darks"
+        )
     elif units <= 1:
         if fr.growth == "ran":  # hot photosites by their growth with exposure (rawmap.detect.growth)
             hot = (
@@ -506,6 +520,14 @@ def evidence_lines(fr: FrameStats) -> list[str]:
         lines.append(
             f"  warning: {units} views and darks: a defect must show in 2 of them to be mapped; "
             f"{6 - units} more different scenes (or darks) give the full map"
+        )
+    one_exposure = fr.exposure_max > 0 and fr.exposure_min == fr.exposure_max and fr.iso_min == fr.iso_max
+    if stuck and not fr.views and fr.darks and one_exposure:
+        # rawmap.detect.hot._clipped_cluster_members: only a cluster tells them apart in such darks
+        lines.append(
+            "  note: darks of one exposure: a hot photosite that fills the range in every dark reads white, "
+            "as one stuck at white does, so stuck ones reading white may be hot (those beside a hot one are "
+            "mapped hot); a few darks of a shorter exposure tell them apart"
         )
     return lines
 
@@ -542,7 +564,8 @@ def body_header(dmap: DefectMap, new: int) -> list[str]:
     older = fr.count - new
     used = f"{fr.count} frames" + (f" ({new} new, {older} from the stored statistics)" if older > 0 else "")
     lines.append("  frames: " + "; ".join([used] + extra))
-    lines += evidence_lines(fr)
+    stuck = sum(1 for d in dmap.defects if d.kind is DefectKind.STUCK)
+    lines += evidence_lines(fr, source=s.source, stuck=stuck)
     sensitivity = dmap.thresholds.get("sensitivity")
     if sensitivity and sensitivity != "normal":
         lines.append(f"  sensitivity: {sensitivity}")

@@ -1729,11 +1729,18 @@ def test_map_reports_its_evidence_and_warns_when_it_is_one_view(tmp_path):
     warning that only stuck and dead photosites can be mapped from it."""
     from rawmap.testing import write_scenario
 
-    write_scenario(tmp_path / "tl", "timelapse", seed=1, shape=(120, 180), n_frames=6)
-    res = runner.invoke(app, ["map", str(tmp_path / "tl"), "-o", str(tmp_path / "tl.json")])
+    write_scenario(tmp_path / "tl", "timelapse", seed=1, shape=(120, 180), n_frames=6, jpeg=True)
+    res = runner.invoke(
+        app, ["map", *map(str, sorted((tmp_path / "tl").glob("*.dng"))), "-o", str(tmp_path / "tl.json")]
+    )
     assert res.exit_code == 0, res.output
     assert "evidence: 1 view (frames of one scene count once)" in res.output
     assert "warning: one view only" in res.output
+    # its JPEGs alone: one view of developed images, which shows almost nothing (and says so)
+    jpgs = sorted((tmp_path / "tl").glob("*.jpg"))
+    res = runner.invoke(app, ["map", *map(str, jpgs), "-o", str(tmp_path / "tl-jpeg.json")])
+    assert res.exit_code == 0, res.output
+    assert "warning: one view of developed images (JPEG)" in res.output and "one view only" not in res.output
     write_scenario(tmp_path / "dk", "darks-same", seed=1, shape=(120, 180), n_frames=8)
     res = runner.invoke(app, ["map", str(tmp_path / "dk"), "-o", str(tmp_path / "dk.json")])
     assert res.exit_code == 0, res.output

@@ -208,6 +208,26 @@ def test_evidence_lines():
     assert "hot and noisy photosites cannot be told" not in grown
     assert "but the view moved" in moved and "hot and noisy photosites cannot be told" in moved
     assert "growth" not in plain
+    # one view of developed images: almost nothing can be told from the scene (not the RAW promise of
+    # stuck and dead ones); with more views the same lines as for RAW
+    jpeg = evidence_lines(FrameStats(24, views=1), source="image")[1]
+    assert jpeg.startswith("  warning: one view of developed images (JPEG): ") and "map the RAW files" in jpeg
+    assert "stuck and dead ones are mapped" in plain and "stuck and dead" not in jpeg
+    assert evidence_lines(FrameStats(24, views=9), source="image") == evidence_lines(FrameStats(24, views=9))
+
+
+def test_evidence_lines_darks_of_one_exposure_note_white_stuck():
+    """Darks of one exposure cannot tell a hot photosite that fills the range from one stuck at white."""
+    same = FrameStats(24, exposure_min=30.0, exposure_max=30.0, iso_min=800, iso_max=800, views=0, darks=24)
+    note = "  note: darks of one exposure: a hot photosite that fills the range in every dark reads white, "
+    assert evidence_lines(same, stuck=3)[-1].startswith(note)
+    assert "a few darks of a shorter exposure tell them apart" in evidence_lines(same, stuck=3)[-1]
+    assert not any(x.startswith(note) for x in evidence_lines(same, stuck=0))  # no stuck one: nothing to say
+    mixed = FrameStats(24, exposure_min=0.02, exposure_max=60.0, iso_min=800, iso_max=800, views=0, darks=24)
+    two_iso = FrameStats(24, exposure_min=30.0, exposure_max=30.0, iso_min=400, iso_max=800, views=0, darks=24)
+    with_photos = FrameStats(30, exposure_min=30.0, exposure_max=30.0, iso_min=800, iso_max=800, views=6, darks=24)
+    for fr in (mixed, two_iso, with_photos):
+        assert not any(x.startswith(note) for x in evidence_lines(fr, stuck=3))
 
 
 def test_skipped_lines_one_line_per_unusable_file_one_per_other_kind(tmp_path):
