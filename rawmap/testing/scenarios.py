@@ -1,6 +1,6 @@
 """Named scenario series (:data:`SCENARIOS`, :func:`write_scenario`, :func:`scenario_plan`).
 
-brackets, timelapse, timelapse-ae, timelapse-city, burst, darks-same, darks-mixed, darks-glow,
+brackets, timelapse, timelapse-ae, timelapse-city, timelapse-drift, burst, darks-same, darks-mixed, darks-glow,
 mixed, mono, gray16, gray8 and black0: one line for each kind of series the detector must
 handle, with a harder set of defects than :func:`~rawmap.testing.series.generate_series`'s
 default (see :func:`write_scenario`).
@@ -32,12 +32,16 @@ __all__ = [
 ]
 
 
+#: How far the view of the ``timelapse-drift`` scenario moves over the series (down, across), photosites
+TRIPOD_DRIFT = (1.5, 0.75)
+
 #: Scenarios :func:`scenario_plan` and :func:`write_scenario` know.
 SCENARIOS = (
     "brackets",
     "timelapse",
     "timelapse-ae",
     "timelapse-city",
+    "timelapse-drift",
     "burst",
     "darks-same",
     "darks-mixed",
@@ -119,17 +123,20 @@ def scenario_plan(
             k = min(4, n_frames - 4 * v)
             scene = str(rng.choice(["landscape", "edges", "texture", "indoor", "glints"]))
             items += _bracket(rng, v, start + 10 * v * minute, k, 2.0, scene, 0.3 if v % 2 else 0.0)
-    elif name in ("timelapse", "timelapse-ae", "timelapse-city"):
+    elif name in ("timelapse", "timelapse-ae", "timelapse-city", "timelapse-drift"):
         scene = "edges" if name == "timelapse-city" else str(rng.choice(["landscape", "edges"]))
         exp, fiso = _shutter(rng, 1 / 500, 1 / 60), _iso(rng, 100, 400)
         # sunset: the light falls 4 stops, log-linearly; in aperture priority 6, and the exposure follows it
-        follows = name != "timelapse"
+        follows = name in ("timelapse-ae", "timelapse-city")
         lamps = 30.0 if name == "timelapse-city" else 0.0  # street lamps and lit windows: they stay lit
         for i in range(n_frames):
             stops = (6.0 if follows else 4.0) * i / max(1, n_frames - 1)
             jit = tuple(float(v) for v in rng.uniform(-0.1, 0.1, 2)) if i else (0.0, 0.0)
             if lamps:  # on a still tripod (the others shake 0.1 px)
                 jit = (0.0, 0.0)
+            if name == "timelapse-drift":  # the tripod settles
+                drift = i / max(1, n_frames - 1)
+                jit = (jit[0] + TRIPOD_DRIFT[0] * drift, jit[1] + TRIPOD_DRIFT[1] * drift)
             e = exp * 2.0**stops if follows else exp
             items.append(
                 FramePlan(scene, e, fiso, start + i * minute, 0.25, 0, jit, 2.0**-stops, lamps=lamps)  # type: ignore[arg-type]
@@ -276,6 +283,9 @@ def write_scenario(
                           (:func:`render_lamps`, peaks up to 30x mid grey) that
                           stay lit as the daylight falls: their signal grows 64
                           times, as dark current does
+    ``timelapse-drift``   ``timelapse`` on a tripod that settles: the view moves
+                          1.5 photosites down and 0.75 across over the series
+                          (as :mod:`rawmap.testing.oneview`'s ``drift``)
     ``burst``             two bursts (glints, texture) of near-identical frames,
                           0.3 px jitter, 1 s apart
     ``darks-same``        lens-cap darks, 30 s at ``iso``, the sensor warming from
