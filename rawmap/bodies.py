@@ -226,6 +226,7 @@ def _merge_frame_stats(a: FrameStats, b: FrameStats) -> FrameStats:
         temperature_max=max((t for t in (a.temperature_max, b.temperature_max) if t is not None), default=None),
         dark_noise=_weighted_noise(a, b),
         growth=a.growth if a.growth == b.growth else None,
+        lines=a.lines if a.lines == b.lines else None,
     )
 
 

@@ -452,6 +452,8 @@ def _from_iso(s: str | None) -> _dt.datetime | None:
 EVIDENCE_FIELDS = ("views", "darks", "flats", "repeated")
 #: what :attr:`FrameStats.growth` may say
 GROWTH_OUTCOMES = ("ran", "moved")
+#: what :attr:`FrameStats.lines` may say
+LINES_OUTCOMES = ("ran", "moved")
 #: the figures of :class:`FrameStats` that may be absent (null: not known)
 _OPTIONAL_FIGURES = ("temperature_min", "temperature_max", "dark_noise")
 
@@ -486,15 +488,21 @@ class FrameStats:
     #: looked for by their growth with exposure, ``"moved"`` when the view moved too much for that
     #: (:mod:`rawmap.detect.growth`); None elsewhere and in older maps
     growth: str | None = None
+    #: one view whose light changed: ``"ran"`` when column and row segments were looked for by what
+    #: stays while the light changes, ``"moved"`` when the view moved too much for that
+    #: (:func:`rawmap.detect.lines._one_view_lines`); None elsewhere and in older maps
+    lines: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         evidence = {k: getattr(self, k) for k in EVIDENCE_FIELDS if getattr(self, k) is not None}
         temps = {k: getattr(self, k) for k in _OPTIONAL_FIGURES if getattr(self, k) is not None}
         growth = {"growth": self.growth} if self.growth is not None else {}
+        lines = {"lines": self.lines} if self.lines is not None else {}
         return (
             evidence
             | temps
             | growth
+            | lines
             | {
                 "count": self.count,
                 "skipped": self.skipped,
@@ -534,6 +542,7 @@ class FrameStats:
             temperature_max=None if d.get("temperature_max") is None else float(d["temperature_max"]),
             dark_noise=None if d.get("dark_noise") is None else float(d["dark_noise"]),
             growth=d.get("growth"),
+            lines=d.get("lines"),
         )
 
 
@@ -559,6 +568,8 @@ def _check_frames(d: Any) -> None:
             _num(d, key, w)
     if isinstance(d, dict) and d.get("growth") is not None and d.get("growth") not in GROWTH_OUTCOMES:
         raise _Damaged(f"{w}: growth {_show(d.get('growth'))} is not one of {', '.join(GROWTH_OUTCOMES)}")
+    if isinstance(d, dict) and d.get("lines") is not None and d.get("lines") not in LINES_OUTCOMES:
+        raise _Damaged(f"{w}: lines {_show(d.get('lines'))} is not one of {', '.join(LINES_OUTCOMES)}")
 
 
 # --- segments -----------------------------------------------------------------

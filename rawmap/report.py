@@ -512,9 +512,17 @@ def evidence_lines(fr: FrameStats, *, source: str = "raw", stuck: int = 0) -> li
                 else ""
             )
             lines_too = ", and column segments where the light changed"
+        moved = ""
+        if fr.lines == "moved":  # rawmap.detect.lines._one_view_lines: its edges lean as a faulty line does
+            lines_too = ""
+            moved = (
+                ", nor column segments: the view moved between its brightest and dimmest frames, and its "
+                "edges then lean as a faulty line does"
+            )
         lines.append(
             f"  warning: one view only: {hot}, nor low-gain ones in textured areas (stuck and dead ones are "
-            f"mapped, low-gain ones in smooth areas{lines_too}); add photos of other scenes or lens-cap darks"
+            f"mapped, low-gain ones in smooth areas{lines_too}){moved}; add photos of other scenes or lens-cap "
+            "darks"
         )
     elif units < 6:
         lines.append(

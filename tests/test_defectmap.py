@@ -742,6 +742,25 @@ def test_growth_round_trips_stays_optional_and_is_checked():
     assert _merge_frames(ran, FrameStats(8, views=8)).growth is None
 
 
+def test_lines_round_trips_stays_optional_and_is_checked():
+    """``frames.lines`` (what the one-view line test did): as ``frames.growth``."""
+    from rawmap.bodies import _merge_frame_stats as _merge_frames
+    from rawmap.defectmap import FrameStats
+
+    for outcome in ("ran", "moved"):
+        fs = FrameStats(24, views=1, lines=outcome)
+        assert fs.to_dict()["lines"] == outcome
+        assert FrameStats.from_dict(fs.to_dict()) == fs
+    assert "lines" not in FrameStats(5).to_dict()
+    assert FrameStats.from_dict({"count": 5}).lines is None
+    for bad in ("no", 0, ["moved"]):
+        with pytest.raises(MapFormatError, match="lines"):
+            FrameStats.from_dict({"count": 5, "lines": bad})
+    moved = FrameStats(24, views=1, lines="moved")
+    assert _merge_frames(moved, moved).lines == "moved"
+    assert _merge_frames(moved, FrameStats(24, views=1, lines="ran")).lines is None
+
+
 def test_frame_temperatures_round_trip_and_stay_optional():
     """``frames.temperature_min/max``: written when known, read back, absent in older maps."""
     from rawmap.defectmap import FrameStats

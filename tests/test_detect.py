@@ -701,6 +701,55 @@ def test_a_defect_free_timelapse_maps_nothing(tmp_path, seed):
     assert body.defect_map.defects == [], body.defect_map.defects[:5]
 
 
+@pytest.mark.parametrize("seed", [3, 2027])
+def test_a_drifting_timelapse_maps_no_column_of_its_moving_edges(tmp_path, seed):
+    """One view under falling light on a tripod that settles 1.5 photosites down and 0.75 across: its
+    edges move across the photosites, and the two-point offset of a photosite on an edge then
+    stays as a faulty line's does (seeds 3 and 2027: 1,301 and 608 false column photosites,
+    precision 0.11 and 0.26).  The drift measured between the brightest and dimmest frame stops the
+    one-view line test (``frames.lines`` "moved"); the same view on a still tripod runs it and finds
+    both planted segments."""
+    from dataclasses import replace
+
+    from rawmap.testing import score_map
+    from rawmap.testing.scenarios import TRIPOD_DRIFT
+    from rawmap.testing.truth import load_truth
+
+    assert TRIPOD_DRIFT == (1.5, 0.75)
+    body, sc = _scenario(tmp_path / "drift", "timelapse-drift", seed=seed)
+    assert body.accumulator.closed().n_scenes == 1
+    assert sc.false_by_kind.get("column", 0) == 0 and sc.precision == 1.0, sc.summary()
+    assert body.defect_map.frames.lines == "moved"
+    unguarded = build_map(body.accumulator, replace(ClassifyParams(), line_max_drift=float("inf")))
+    assert unguarded.frames.lines == "ran"
+    assert score_map(unguarded, load_truth(tmp_path / "drift")).false_by_kind.get("column", 0) > 100
+    still, still_sc = _scenario(tmp_path / "still", "timelapse", seed=seed)
+    assert still.defect_map.frames.lines == "ran" and still_sc.precision == 1.0
+    assert still_sc.recall_by_class["column"] == (2, 2)
+
+
+def test_the_view_drift_is_measured_from_the_brightest_and_dimmest_frames():
+    """``_view_drift``: 0 for a still view whose light fell 16 times, the shift where it moved."""
+    from rawmap.detect.series import _view_drift
+    from rawmap.testing.oneview import _shifted
+
+    rng = np.random.default_rng(4)
+    base = np.kron(rng.random((H // 8 + 1, W // 8 + 1)), np.ones((8, 8)))[:H, :W]
+    scene = 3000.0 * (0.2 + base)
+    for dy, dx in ((0.0, 0.0), (0.5, 0.25), (1.5, 0.75)):
+        acc = None
+        for i in range(8):
+            light = 2.0 ** (-4.0 * i / 7)
+            s = _shifted(scene, dy * i / 7, dx * i / 7)
+            m = BLACK + s * light + rng.normal(0, 3, (H, W))
+            frame = _frame(f"f{i}", np.clip(np.rint(m), 0, WHITE).astype(np.uint16), 0.01, 100.0, None)
+            if acc is None:
+                acc = Accumulator.from_frame(frame)
+            acc.update(frame)
+        got = _view_drift(acc, 16.0)
+        assert got == pytest.approx(float(np.hypot(dy, dx)), abs=0.15), (dy, dx, got)
+
+
 @pytest.mark.parametrize(("seed", "at_least"), [(2027, 2), (7, 5)])
 def test_a_timelapse_in_aperture_priority_finds_hot_photosites_by_their_growth(tmp_path, seed, at_least):
     """One view whose exposure rose 6 stops while the light fell as much: the picture keeps its

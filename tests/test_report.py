@@ -208,6 +208,10 @@ def test_evidence_lines():
     assert "hot and noisy photosites cannot be told" not in grown
     assert "but the view moved" in moved and "hot and noisy photosites cannot be told" in moved
     assert "growth" not in plain
+    # one view that moved while its light changed: no column segments either, and why
+    moved_lines = evidence_lines(FrameStats(24, views=1, lines="moved"))[1]
+    assert "nor column segments: the view moved between its brightest and dimmest frames" in moved_lines
+    assert "column segments where the light changed" in plain and "where the light changed" not in moved_lines
     # one view of developed images: almost nothing can be told from the scene (not the RAW promise of
     # stuck and dead ones); with more views the same lines as for RAW
     jpeg = evidence_lines(FrameStats(24, views=1), source="image")[1]

@@ -259,6 +259,7 @@ def build_map(acc: Accumulator, params: ClassifyParams | None = None, *, skipped
         temperature_max=max(temps) if temps else None,
         dark_noise=_dark_noise(acc),
         growth=None if ser is None else ser.growth,
+        lines=None if ser is None else ser.lines,
     )
     thresholds = {
         "sensitivity": p.sensitivity,

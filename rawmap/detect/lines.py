@@ -16,11 +16,11 @@ from .params import _BLOCK_ROWS, ClassifyParams
 from .series import (
     _dark_noise,
     _darks_only,
+    _light_ratio,
     _mean_residual,
     _neighbours,
     _nonzero2,
     _robust_sigma,
-    _sample_index,
     _Series,
     _share_score,
     _trimmed_means,
@@ -417,20 +417,6 @@ def _two_point_offsets(
     return offset, level, usable
 
 
-def _light_ratio(acc: Accumulator) -> float:
-    """How many times the light of a one-view series changed: the median ratio of the highest to the
-    lowest value (above black) over the photosites lit clearly above black at both and never clipped."""
-    H, W = acc.shape
-    sr, sc = _sample_index(H, W)
-    black = acc.black2[sr & 1, sc & 1]
-    lo = acc.vmin[sr, sc] - black
-    hi = acc.vmax[sr, sc] - black
-    ok = (lo >= 0.005 * (acc.clip - float(np.max(acc.black2)))) & (acc.vmax[sr, sc] < acc.clip)
-    if ok.sum() < 100:
-        return 1.0
-    return float(np.median(hi[ok] / lo[ok]))
-
-
 def _one_view_lines(ser: _Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Column and row segments of a series of one view whose light changed (a timelapse at dusk).
 
@@ -443,7 +429,11 @@ def _one_view_lines(ser: _Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     with the light) and the view's light changed ``line_light_ratio`` times
     at least; runs of them make segments as in :func:`_segments`.  RAW
     mosaics with photos in them (the dimmest frames of a dusk may pass
-    for darks; a view's light ratio is measured where it is lit).
+    for darks; a view's light ratio is measured where it is lit).  Not in
+    a view that drifted more than ``line_max_drift`` photosites between
+    its brightest and its dimmest frame (:meth:`_Series.view_drift`, a
+    tripod settling): its edges move across the photosites, which then
+    lean as a fault does (``ser.lines`` is then "moved", else "ran").
 
     Returns
     -------
@@ -461,6 +451,11 @@ def _one_view_lines(ser: _Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if k < p.line_light_ratio:
         return empty
     n_bins = 16
+    # a view that drifted moves its edges across the photosites, which then lean as a fault does
+    if ser.view_drift() > p.line_max_drift:
+        ser.lines = "moved"
+        return empty
+    ser.lines = "ran"
     groups = []
     for axis in (0, 1):
         # the offsets' spread per level bin, from rows spread over the sensor

@@ -19,6 +19,12 @@ freezes the original's own noise into the scene, so flags in the deepest
 shadows (photosites below black in the original) are its artefacts, not
 the detector's.
 
+Each line also gives what the one-view line test did (``frames.lines``:
+``moved`` where the view drifted more than ``line_max_drift`` between its
+brightest and dimmest frame) and the flags without that drift measure
+(``line_max_drift`` infinite, the test as it was before 2026-12-03): with
+``--drift`` the edges that move lean as faulty lines do.
+
 ``--aperture-priority`` makes the timelapse of a camera in aperture
 priority instead: the light falls 6 stops and the exposure rises 6 stops
 with it (1/100 s to 0.64 s), so the picture keeps its brightness, and
@@ -75,7 +81,9 @@ def main() -> None:
         _jpeg_figures(args)
         return
     off = dataclasses.replace(ClassifyParams(), cold_alone=-1.0)
+    unmeasured = dataclasses.replace(ClassifyParams(), line_max_drift=float("inf"))
     added_total = 0
+    flags_total = Counter()
     np.set_printoptions(linewidth=160)
     for src in sorted(p for p in args.samples.iterdir() if p.is_file()):
         with tempfile.TemporaryDirectory(prefix="bench-oneview-") as tmp:
@@ -85,15 +93,20 @@ def main() -> None:
                 continue
             mosaic = made[0]
             acc = map_files(sorted(Path(tmp).glob("*.dng"))).maps[0].accumulator
-        now, without = build_map(acc), build_map(acc, off)
+        now, without, before = build_map(acc), build_map(acc, off), build_map(acc, unmeasured)
         kinds = lambda m: dict(Counter(d.kind.value for d in m.defects))  # noqa: E731
         added = {(d.row, d.col) for d in now.defects} - {(d.row, d.col) for d in without.defects}
         added_total += len(added)
-        print(f"{src.name} {mosaic.shape}: rule off {kinds(without)}; on {kinds(now)}; added {len(added)}")
+        flags_total.update(now=len(now.defects), before=len(before.defects))
+        print(
+            f"{src.name} {mosaic.shape}: rule off {kinds(without)}; on {kinds(now)}; added {len(added)}; "
+            f"line test {now.frames.lines}; without the drift measure {kinds(before)}"
+        )
         for r, c in sorted(added)[:10]:
             print(f"  added ({r}, {c}); original mosaic around it:")
             print(mosaic[max(0, r - 2) : r + 3, max(0, c - 2) : c + 3].astype(int))
     print(f"flags the one-view low-gain rule adds over all samples: {added_total}")
+    print(f"all flags (all false): {flags_total['now']}; without the drift measure: {flags_total['before']}")
 
 
 def _jpeg_figures(args: argparse.Namespace) -> None:
