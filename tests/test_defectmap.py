@@ -721,44 +721,27 @@ def test_dark_noise_round_trips_stays_optional_and_merges_by_darks():
     assert _merge_frames(FrameStats(3), FrameStats(4)).dark_noise is None
 
 
-def test_growth_round_trips_stays_optional_and_is_checked():
-    """``frames.growth`` (what the one-view growth test did): written when it ran or was stopped, absent
-    elsewhere and in older maps; any other value is refused; two maps together keep it only where
-    they agree."""
+@pytest.mark.parametrize("field", ["growth", "lines"])
+def test_one_view_outcomes_round_trip_stay_optional_and_are_checked(field):
+    """``frames.growth`` and ``frames.lines`` (what the one-view growth and line tests did): written
+    when the test ran or was stopped, absent elsewhere and in older maps; any other value is refused;
+    two maps together keep it only where they agree."""
     from rawmap.bodies import _merge_frame_stats as _merge_frames
     from rawmap.defectmap import FrameStats
 
     for outcome in ("ran", "moved"):
-        fs = FrameStats(24, views=1, growth=outcome)
-        assert fs.to_dict()["growth"] == outcome
+        fs = FrameStats(24, views=1, **{field: outcome})
+        assert fs.to_dict()[field] == outcome
         assert FrameStats.from_dict(fs.to_dict()) == fs
-    assert "growth" not in FrameStats(5).to_dict()
-    assert FrameStats.from_dict({"count": 5}).growth is None
+    assert field not in FrameStats(5).to_dict()
+    assert getattr(FrameStats.from_dict({"count": 5}), field) is None
     for bad in ("yes", 1, ["ran"]):
-        with pytest.raises(MapFormatError, match="growth"):
-            FrameStats.from_dict({"count": 5, "growth": bad})
-    ran = FrameStats(24, views=1, growth="ran")
-    assert _merge_frames(ran, ran).growth == "ran"
-    assert _merge_frames(ran, FrameStats(8, views=8)).growth is None
-
-
-def test_lines_round_trips_stays_optional_and_is_checked():
-    """``frames.lines`` (what the one-view line test did): as ``frames.growth``."""
-    from rawmap.bodies import _merge_frame_stats as _merge_frames
-    from rawmap.defectmap import FrameStats
-
-    for outcome in ("ran", "moved"):
-        fs = FrameStats(24, views=1, lines=outcome)
-        assert fs.to_dict()["lines"] == outcome
-        assert FrameStats.from_dict(fs.to_dict()) == fs
-    assert "lines" not in FrameStats(5).to_dict()
-    assert FrameStats.from_dict({"count": 5}).lines is None
-    for bad in ("no", 0, ["moved"]):
-        with pytest.raises(MapFormatError, match="lines"):
-            FrameStats.from_dict({"count": 5, "lines": bad})
-    moved = FrameStats(24, views=1, lines="moved")
-    assert _merge_frames(moved, moved).lines == "moved"
-    assert _merge_frames(moved, FrameStats(24, views=1, lines="ran")).lines is None
+        with pytest.raises(MapFormatError, match=field):
+            FrameStats.from_dict({"count": 5, field: bad})
+    ran, moved = FrameStats(24, views=1, **{field: "ran"}), FrameStats(24, views=1, **{field: "moved"})
+    assert getattr(_merge_frames(ran, ran), field) == "ran"
+    assert getattr(_merge_frames(ran, moved), field) is None
+    assert getattr(_merge_frames(ran, FrameStats(8, views=8)), field) is None
 
 
 def test_frame_temperatures_round_trip_and_stay_optional():
