@@ -728,26 +728,52 @@ def test_a_drifting_timelapse_maps_no_column_of_its_moving_edges(tmp_path, seed)
     assert still_sc.recall_by_class["column"] == (2, 2)
 
 
-def test_the_view_drift_is_measured_from_the_brightest_and_dimmest_frames():
-    """``_view_drift``: 0 for a still view whose light fell 16 times, the shift where it moved."""
+def _turned(a: np.ndarray, angle: float) -> np.ndarray:
+    """``a`` turned by ``angle`` radians about its centre (bilinear, edges repeated)."""
+    h, w = a.shape
+    yy, xx = np.meshgrid(np.arange(h) - h / 2, np.arange(w) - w / 2, indexing="ij")
+    sy = yy * np.cos(angle) - xx * np.sin(angle) + h / 2
+    sx = yy * np.sin(angle) + xx * np.cos(angle) + w / 2
+    iy, ix = np.clip(np.floor(sy).astype(int), 0, h - 2), np.clip(np.floor(sx).astype(int), 0, w - 2)
+    fy, fx = np.clip(sy - iy, 0, 1), np.clip(sx - ix, 0, 1)
+    top = a[iy, ix] * (1 - fx) + a[iy, ix + 1] * fx
+    return top * (1 - fy) + (a[iy + 1, ix] * (1 - fx) + a[iy + 1, ix + 1] * fx) * fy
+
+
+@pytest.mark.parametrize(
+    ("kind", "amount", "low", "high"),
+    [
+        ("still", 0.0, 0.0, 0.1),
+        ("shift", 0.56, 0.45, 0.7),  # 0.5 down, 0.25 across
+        ("shift", 1.68, 1.4, 1.9),
+        ("turn", 1.5, 0.3, 1.2),  # the corners move 1.5 photosites: past line_max_drift (0.25) in the quarters
+    ],
+)
+def test_the_view_drift_is_measured_from_the_brightest_and_dimmest_frames(kind, amount, low, high):
+    """``_view_drift``: nothing for a still view whose light fell 16 times, the shift where it moved, and
+    a turn about the centre (which leaves the whole picture's shift at 0) by its quarters' shifts."""
     from rawmap.detect.series import _view_drift
     from rawmap.testing.oneview import _shifted
 
     rng = np.random.default_rng(4)
-    base = np.kron(rng.random((H // 8 + 1, W // 8 + 1)), np.ones((8, 8)))[:H, :W]
+    h, w = 480, 640  # quarters whose tiles sit well away from the centre
+    base = np.kron(rng.random((h // 8 + 1, w // 8 + 1)), np.ones((8, 8)))[:h, :w]
     scene = 3000.0 * (0.2 + base)
-    for dy, dx in ((0.0, 0.0), (0.5, 0.25), (1.5, 0.75)):
-        acc = None
-        for i in range(8):
-            light = 2.0 ** (-4.0 * i / 7)
-            s = _shifted(scene, dy * i / 7, dx * i / 7)
-            m = BLACK + s * light + rng.normal(0, 3, (H, W))
-            frame = _frame(f"f{i}", np.clip(np.rint(m), 0, WHITE).astype(np.uint16), 0.01, 100.0, None)
-            if acc is None:
-                acc = Accumulator.from_frame(frame)
-            acc.update(frame)
-        got = _view_drift(acc, 16.0)
-        assert got == pytest.approx(float(np.hypot(dy, dx)), abs=0.15), (dy, dx, got)
+    acc = None
+    for i in range(8):
+        t = i / 7
+        if kind == "turn":
+            s = _turned(scene, t * amount / np.hypot(h / 2, w / 2))
+        else:
+            dy = amount / np.hypot(1.0, 0.5)
+            s = _shifted(scene, dy * t, 0.5 * dy * t)
+        m = BLACK + s * 2.0 ** (-4.0 * t) + rng.normal(0, 3, (h, w))
+        frame = _frame(f"f{i}", np.clip(np.rint(m), 0, WHITE).astype(np.uint16), 0.01, 100.0, None)
+        if acc is None:
+            acc = Accumulator.from_frame(frame)
+        acc.update(frame)
+    got = _view_drift(acc, 16.0)
+    assert low <= got <= high, (kind, amount, got)
 
 
 @pytest.mark.parametrize(("seed", "at_least"), [(2027, 2), (7, 5)])

@@ -617,22 +617,24 @@ def _view_drift(acc: Accumulator, k: float, iterations: int = 5) -> float:
     Where the light fell ``k`` times, each photosite's highest value is
     the brightest frame's and its lowest the dimmest's, so ``k vmin`` is
     the bright picture ``vmax`` as the dimmest frame saw it: the same on a
-    still tripod, moved by ``d`` where the view drifted (a tripod settling,
-    a mount sinking in the cold).  ``d`` is fitted per colour plane by
-    Lucas-Kanade steps (least squares of ``k vmin - vmax`` moved by ``d``
-    on its gradient, then again from there; photosites by a clipped one
-    left out; tiles spread over the sensor, a quarter of it), and its
-    length is returned.  A readout fault's offset does not follow the
-    gradient.  Measured on one-view series of the real samples' scenes
+    still tripod, moved where the view drifted (a tripod settling, a mount
+    sinking in the cold).  The shift is fitted by Lucas-Kanade steps
+    (:func:`_lk_shift`) on tiles of each colour plane spread over the
+    sensor (photosites by a clipped one left out), for the whole sensor
+    and for each quarter of it: a view that turns (a head creeping round)
+    or zooms (a lens whose focus breathes as it cools) moves its quarters
+    apart while its centre stays.  The largest is returned.
+    Measured on one-view series of the real samples' scenes (12 frames)
     moved 0.5 and 1.5 photosites down (half that across, 0.56 and 1.68 in
-    all) over 12 frames: about 0.55-0.63 and 1.66-1.76; on a still tripod
-    0.001-0.08; the timelapse scenario's 0.1-photosite shake 0.05-0.12, its
-    drift of 1.68 photosites 1.09-1.57 (sharp edges that a subpixel model
-    follows less well).
+    all): 0.55-0.61 and 1.65-1.72; turned or zoomed so that the corners
+    move 1.5: 0.57-1.13; on a still tripod 0-0.15; the timelapse
+    scenario's 0.1-photosite shake 0.02-0.14, its drift of 1.68 photosites
+    1.09-1.60 (sharp edges that a subpixel model follows less well).
+    0.15-0.26 s on the real samples, whatever their size.
     """
     H, W = acc.shape
     span = _DRIFT_TILE + 2 * _DRIFT_HALO
-    his, los, clips = [], [], []
+    his, los, clips, quarter = [], [], [], []
     for py in range(2):
         for px in range(2):
             b = float(acc.black2[py, px])
@@ -647,6 +649,7 @@ def _view_drift(acc: Accumulator, k: float, iterations: int = 5) -> float:
                 his.append(acc.vmax[rows, cols].astype(np.float64) - b)
                 los.append(k * (acc.vmin[rows, cols].astype(np.float64) - b))
                 clips.append(acc.vmax[rows, cols] >= acc.clip)
+                quarter.append(2 * (2 * (a + span // 2) >= n) + (2 * (c + span // 2) >= m))
     if not his:
         return 0.0
     hi, lo = np.stack(his), np.stack(los)
@@ -661,18 +664,43 @@ def _view_drift(acc: Accumulator, k: float, iterations: int = 5) -> float:
         near[:, :, :-1] |= near[:, :, 1:].copy()
     del his, los, clips, clip
     inner = (slice(None), slice(_DRIFT_HALO, -_DRIFT_HALO), slice(_DRIFT_HALO, -_DRIFT_HALO))
-    ok = ~near[inner].ravel()
-    y0 = lo[inner]
+    use = ~near[inner]
+    # the whole sensor's shift, and each quarter's: a view that turns or zooms (a head creeping
+    # round, a lens whose focus breathes) moves its quarters apart while its centre stays
+    moves = [_lk_shift(hi, lo[inner], use, iterations)]
+    which = np.asarray(quarter)
+    for q in range(4):
+        if int((which == q).sum()) >= 2:
+            moves.append(_lk_shift(hi[which == q], lo[inner][which == q], use[which == q], iterations))
+    return 2.0 * max(moves)  # plane samples are two photosites apart
+
+
+def _lk_shift(hi: np.ndarray, lo: np.ndarray, use: np.ndarray, iterations: int) -> float:
+    """How far the (T, h, w) tiles ``hi`` moved to their inner parts ``lo`` (``use``: the inner
+    samples that count), by Lucas-Kanade steps: the shift's length less two of its standard errors
+    (the residual's spread over the gradients' weakest direction), at least 0; 0 where the tiles
+    hold no texture."""
+    y0 = lo.ravel()[use.ravel()]
+    ok = use.ravel()
     d = np.zeros(2)
+    spread = 0.0
     for _ in range(iterations):
         hs = _plane_shifted(hi, d[0], d[1])
         h0, h1 = _DRIFT_HALO, hs.shape[1] - _DRIFT_HALO
         w0, w1 = _DRIFT_HALO, hs.shape[2] - _DRIFT_HALO
         gy = 0.5 * (hs[:, h0 + 1 : h1 + 1, w0:w1] - hs[:, h0 - 1 : h1 - 1, w0:w1]).ravel()[ok]
         gx = 0.5 * (hs[:, h0:h1, w0 + 1 : w1 + 1] - hs[:, h0:h1, w0 - 1 : w1 - 1]).ravel()[ok]
-        y = (y0 - hs[inner]).ravel()[ok]
+        y = y0 - hs[:, h0:h1, w0:w1].ravel()[ok]
+        # a defect's own offset (a stuck photosite, a faulty line: (k - 1) times it) follows no gradient
+        # and would outweigh a quarter's few tiles: residuals far out of the rest's spread stay out
+        mad = float(np.median(np.abs(y - np.median(y)))) if y.size else 0.0
+        fit = np.abs(y) <= 8.0 * 1.4826 * mad if mad > 0 else np.ones(y.size, bool)
+        gy, gx, y = gy[fit], gx[fit], y[fit]
         ata = np.array([[gy @ gy, gy @ gx], [gy @ gx, gx @ gx]])
-        if np.linalg.det(ata) <= 1e-12 * max(float(np.trace(ata)) ** 2, 1e-300):
+        if y.size < 3 or np.linalg.det(ata) <= 1e-12 * max(float(np.trace(ata)) ** 2, 1e-300):
             return 0.0
-        d = np.clip(d + np.linalg.solve(ata, np.array([gy @ y, gx @ y])), -_DRIFT_MAX, _DRIFT_MAX)
-    return 2.0 * float(np.hypot(d[0], d[1]))  # plane samples are two photosites apart
+        step = np.linalg.solve(ata, np.array([gy @ y, gx @ y]))
+        d = np.clip(d + step, -_DRIFT_MAX, _DRIFT_MAX)
+        spread = float(np.sqrt(np.mean((y - gy * step[0] - gx * step[1]) ** 2)))
+    error = spread / math.sqrt(max(float(np.linalg.eigvalsh(ata)[0]), 1e-300))
+    return max(float(np.hypot(d[0], d[1])) - 2.0 * error, 0.0)
