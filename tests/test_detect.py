@@ -776,6 +776,30 @@ def test_the_view_drift_is_measured_from_the_brightest_and_dimmest_frames(kind, 
     assert low <= got <= high, (kind, amount, got)
 
 
+@pytest.mark.parametrize("seed", [1, 6])
+def test_lit_windows_that_stay_lit_at_a_fixed_exposure_are_no_row_segments(tmp_path, seed):
+    """The city at dusk (``timelapse-city``) shot at a fixed exposure: the daylight falls 4 stops while
+    its lamps and lit windows stay lit, so the top and bottom edges of a row of windows keep an
+    offset as a faulty row does (seeds 1 and 6: 13 and 34 false column photosites).  Through a lens
+    such an edge spans two photosites or more, where a fault is one wide: a photosite whose neighbour
+    across the line leans the same way (``line_wide`` of the sigmas) is the scene's."""
+    from dataclasses import replace
+
+    from rawmap.mapping import collect_inputs, map_files
+    from rawmap.testing import generate_series
+    from rawmap.testing.scenarios import scenario_plan, scenario_spec
+
+    plan = scenario_plan("timelapse-city", 24, np.random.default_rng(seed))
+    fixed = type(plan)(tuple(replace(f, exposure=plan.frames[0].exposure) for f in plan.frames))
+    generate_series(tmp_path, seed=seed, spec=scenario_spec("timelapse-city", 300, 450), defects=[], plan=fixed)
+    paths, _ = collect_inputs([tmp_path])
+    body = map_files(paths).maps[0]
+    assert body.defect_map.frames.lines == "ran"
+    assert [d for d in body.defect_map.defects if d.kind is DefectKind.COLUMN] == []
+    narrow = build_map(body.accumulator, replace(ClassifyParams(), line_wide=1e9))
+    assert sum(d.kind is DefectKind.COLUMN for d in narrow.defects) >= 10
+
+
 @pytest.mark.parametrize(("seed", "at_least"), [(2027, 2), (7, 5)])
 def test_a_timelapse_in_aperture_priority_finds_hot_photosites_by_their_growth(tmp_path, seed, at_least):
     """One view whose exposure rose 6 stops while the light fell as much: the picture keeps its

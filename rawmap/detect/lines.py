@@ -417,6 +417,19 @@ def _two_point_offsets(
     return offset, level, usable
 
 
+def _beside_across(mask: np.ndarray, axis: int) -> np.ndarray:
+    """Where either photosite next to each one across a line (columns beside a column line, ``axis``
+    0; rows beside a row line, 1) is set in ``mask``."""
+    out = np.zeros_like(mask)
+    if axis == 0:
+        out[:, 1:] |= mask[:, :-1]
+        out[:, :-1] |= mask[:, 1:]
+    else:
+        out[1:] |= mask[:-1]
+        out[:-1] |= mask[1:]
+    return out
+
+
 def _one_view_lines(ser: _Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Column and row segments of a series of one view whose light changed (a timelapse at dusk).
 
@@ -433,7 +446,11 @@ def _one_view_lines(ser: _Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     a view that drifted more than ``line_max_drift`` photosites between
     its brightest and its dimmest frame (:meth:`_Series.view_drift`, a
     tripod settling): its edges move across the photosites, which then
-    lean as a fault does (``ser.lines`` is then "moved", else "ran").
+    lean as a fault does (``ser.lines`` is then "moved", else "ran").  A
+    fault is one photosite wide: a photosite whose neighbour across the
+    line leans the same way by ``line_wide`` of the sigmas is the scene's
+    (the edge of a row of lit windows that stay lit while the daylight
+    falls at a fixed exposure; any edge through a lens spans two or more).
 
     Returns
     -------
@@ -476,16 +493,21 @@ def _one_view_lines(ser: _Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rows_p, cols_p, rows_n, cols_n = [], [], [], []
         for a in range(0, H, _BLOCK_ROWS):
             b = min(H, a + _BLOCK_ROWS)
-            o, lv, ok = _two_point_offsets(acc, a, b, axis, k, p.line_shake)
+            a0, b0 = max(0, a - 1), min(H, b + 1)  # a row either side: the photosites beside a row line
+            o, lv, ok = _two_point_offsets(acc, a0, b0, axis, k, p.line_shake)
             bins = np.searchsorted(edges, lv, side="right")
             z = (o - med[bins]) / sig[bins]
             del o, lv, bins
-            r_, c_ = _nonzero2(ok & (z >= p.line_sigma))
-            rows_p.append(r_ + a)
-            cols_p.append(c_)
-            r_, c_ = _nonzero2(ok & (z <= -p.line_sigma))
-            rows_n.append(r_ + a)
-            cols_n.append(c_)
+            core = slice(a - a0, a - a0 + (b - a))
+            for sign, rows_s, cols_s in ((1.0, rows_p, cols_p), (-1.0, rows_n, cols_n)):
+                lean = ok & (sign * z >= p.line_sigma)
+                # a fault is one photosite wide; the scene's edges, a row of lit windows, are wider
+                # through any lens: where the photosite beside it across the line leans the same way
+                # (half as far), it is the scene's
+                wide = _beside_across(sign * z >= p.line_wide * p.line_sigma, axis)
+                r_, c_ = _nonzero2((lean & ~wide)[core])
+                rows_s.append(r_ + a)
+                cols_s.append(c_)
         groups.append((np.concatenate(rows_p), np.concatenate(cols_p), axis))
         groups.append((np.concatenate(rows_n), np.concatenate(cols_n), axis))
     if not groups:
