@@ -490,7 +490,10 @@ def _one_view_lines(ser: _Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         med = np.array([np.median(o_s[b_s == i]) for i in range(n_bins)])
         sig = np.array([1.4826 * np.median(np.abs(o_s[b_s == i] - med[i])) for i in range(n_bins)])
         sig = np.maximum(sig, 0.5)
-        rows_p, cols_p, rows_n, cols_n = [], [], [], []
+        rows_p: list[np.ndarray] = []
+        cols_p: list[np.ndarray] = []
+        rows_n: list[np.ndarray] = []
+        cols_n: list[np.ndarray] = []
         for a in range(0, H, _BLOCK_ROWS):
             b = min(H, a + _BLOCK_ROWS)
             a0, b0 = max(0, a - 1), min(H, b + 1)  # a row either side: the photosites beside a row line
