@@ -631,6 +631,20 @@ def _view_drift(acc: Accumulator, k: float, iterations: int = 5) -> float:
     scenario's 0.1-photosite shake 0.02-0.14, its drift of 1.68 photosites
     1.09-1.60 (sharp edges that a subpixel model follows less well).
     0.15-0.26 s on the real samples, whatever their size.
+
+    Parameters
+    ----------
+    acc : Accumulator
+        A one-view series (``vmin``, ``vmax`` (H, W)).
+    k : float
+        The view's light ratio (:func:`_light_ratio`).
+    iterations : int
+        Lucas-Kanade steps.
+
+    Returns
+    -------
+    float
+        Photosites; 0 where no tile fits the sensor or none holds texture.
     """
     H, W = acc.shape
     span = _DRIFT_TILE + 2 * _DRIFT_HALO
@@ -676,10 +690,25 @@ def _view_drift(acc: Accumulator, k: float, iterations: int = 5) -> float:
 
 
 def _lk_shift(hi: np.ndarray, lo: np.ndarray, use: np.ndarray, iterations: int) -> float:
-    """How far the (T, h, w) tiles ``hi`` moved to their inner parts ``lo`` (``use``: the inner
-    samples that count), by Lucas-Kanade steps: the shift's length less two of its standard errors
-    (the residual's spread over the gradients' weakest direction), at least 0; 0 where the tiles
-    hold no texture."""
+    """How far the tiles ``hi`` moved to their inner parts ``lo``, by Lucas-Kanade steps.
+
+    Parameters
+    ----------
+    hi : (T, h, w) ndarray of float64
+        The bright picture's tiles, with a margin of ``_DRIFT_HALO`` samples.
+    lo : (T, h - 2 _DRIFT_HALO, w - 2 _DRIFT_HALO) ndarray of float64
+        The dim picture (times the light ratio) inside that margin.
+    use : ndarray of bool, the shape of ``lo``
+        The samples that count (none beside a clipped one).
+    iterations : int
+
+    Returns
+    -------
+    float
+        Samples: the shift's length less two of its standard errors (the
+        residual's spread over the gradients' weakest direction), at least
+        0; 0 where the tiles hold no texture.
+    """
     y0 = lo.ravel()[use.ravel()]
     ok = use.ravel()
     d = np.zeros(2)
