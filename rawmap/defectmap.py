@@ -454,6 +454,8 @@ EVIDENCE_FIELDS = ("views", "darks", "flats", "repeated")
 GROWTH_OUTCOMES = ("ran", "moved")
 #: what :attr:`FrameStats.lines` may say
 LINES_OUTCOMES = ("ran", "moved")
+#: the one-view tests' outcomes of :class:`FrameStats` (optional in the file), and what each may say
+_OUTCOMES = {"growth": GROWTH_OUTCOMES, "lines": LINES_OUTCOMES}
 #: the figures of :class:`FrameStats` that may be absent (null: not known)
 _OPTIONAL_FIGURES = ("temperature_min", "temperature_max", "dark_noise")
 
@@ -496,13 +498,11 @@ class FrameStats:
     def to_dict(self) -> dict[str, Any]:
         evidence = {k: getattr(self, k) for k in EVIDENCE_FIELDS if getattr(self, k) is not None}
         temps = {k: getattr(self, k) for k in _OPTIONAL_FIGURES if getattr(self, k) is not None}
-        growth = {"growth": self.growth} if self.growth is not None else {}
-        lines = {"lines": self.lines} if self.lines is not None else {}
+        outcomes = {k: getattr(self, k) for k in _OUTCOMES if getattr(self, k) is not None}
         return (
             evidence
             | temps
-            | growth
-            | lines
+            | outcomes
             | {
                 "count": self.count,
                 "skipped": self.skipped,
@@ -566,10 +566,9 @@ def _check_frames(d: Any) -> None:
     for key in _OPTIONAL_FIGURES:
         if isinstance(d, dict) and d.get(key) is not None:
             _num(d, key, w)
-    if isinstance(d, dict) and d.get("growth") is not None and d.get("growth") not in GROWTH_OUTCOMES:
-        raise _Damaged(f"{w}: growth {_show(d.get('growth'))} is not one of {', '.join(GROWTH_OUTCOMES)}")
-    if isinstance(d, dict) and d.get("lines") is not None and d.get("lines") not in LINES_OUTCOMES:
-        raise _Damaged(f"{w}: lines {_show(d.get('lines'))} is not one of {', '.join(LINES_OUTCOMES)}")
+    for key, allowed in _OUTCOMES.items():
+        if isinstance(d, dict) and d.get(key) is not None and d.get(key) not in allowed:
+            raise _Damaged(f"{w}: {key} {_show(d.get(key))} is not one of {', '.join(allowed)}")
 
 
 # --- segments -----------------------------------------------------------------

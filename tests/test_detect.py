@@ -752,7 +752,7 @@ def _turned(a: np.ndarray, angle: float) -> np.ndarray:
 def test_the_view_drift_is_measured_from_the_brightest_and_dimmest_frames(kind, amount, low, high):
     """``_view_drift``: nothing for a still view whose light fell 16 times, the shift where it moved, and
     a turn about the centre (which leaves the whole picture's shift at 0) by its quarters' shifts."""
-    from rawmap.detect.series import _view_drift
+    from rawmap.detect.lines import _view_drift
     from rawmap.testing.oneview import _shifted
 
     rng = np.random.default_rng(4)
