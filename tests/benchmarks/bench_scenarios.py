@@ -124,7 +124,9 @@ def run(name: str, frames: int, shape: tuple[int, int], seed: int, with_peers: b
             jpgs = sorted(folder.glob("*.jpg"))
             jrun = map_files(jpgs)
             if len(jrun.maps) == 1:
-                out += f"\n    from its JPEGs (within 2 px): {score_map(jrun.maps[0].defect_map, truth, radius=2).summary()}"
+                jsc = score_map(jrun.maps[0].defect_map, truth, radius=2)
+                jby = ", ".join(f"{k} {f}/{n}" for k, (f, n) in sorted(jsc.recall_by_class.items()))
+                out += f"\n    from its JPEGs (within 2 px): {jsc.summary()}\n    JPEG found/must by class: {jby}"
             else:
                 out += f"\n    from its JPEGs: {len(jrun.maps)} maps (expected one body)"
         if with_peers:
