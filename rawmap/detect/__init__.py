@@ -21,7 +21,11 @@ Rules (a photosite gets the first kind that applies):
     (or under a tenth of it at its darkest) and dimming with the light.  In
     fewer than ``guard_views`` views every same-colour neighbour must vary
     far more (the two across it, on a line), and most adjacent ones: with 3
-    views, three values within the bound by chance are common.
+    views, three values within the bound by chance are common; with 3 or 4
+    views a stuck one (not on black) must also stand out from its
+    neighbours by ``stuck_stand_out`` times their noise in two frames'
+    worth (one busy photo in which its neighbours differ does not show it
+    stuck).
 ``hot`` / ``noisy``
     It was an isolated bright outlier (more than ``k`` sigma of the frame's
     own noise above its same-colour neighbours, with its adjacent photosites

@@ -139,6 +139,9 @@ class ClassifyParams:
     cold_lift_depth: float = 0.8  #: ... and its deficit at least this x the largest view's share of its signal
     few_views: int = 3  #: below this many views (one or two), stuck and dead follow the one-view rules
     guard_views: int = 5  #: below this many views, stuck and dead need every neighbour to vary far more
+    stuck_stand_out: float = (
+        15.0  #: ... and, three or four views, a stuck one its residual this many noise sigmas in two frames
+    )
     quiet_share: float = 0.2  #: ... or a range below this share of the shot noise its level must show
     line_hysteresis: int = 1  #: a found segment runs on where its photosites leaned in this many units fewer
     line_offset_share: float = 0.35  #: RAW photos of several exposures at one ISO: a lit segment's offset at x = 0 is this share of its lean or more
