@@ -62,11 +62,21 @@ def test_sensor_spec_invalid():
         SensorSpec(64, 64, glow_e=-1.0)
     with pytest.raises(ValueError, match="glow"):
         SensorSpec(64, 64, glow_e=10.0, glow_scale=0.0)
+    with pytest.raises(ValueError, match="row_noise"):
+        SensorSpec(64, 64, row_noise=-0.1)
 
 
 def test_spec_dict_round_trip():
     s = SensorSpec(
-        40, 60, cfa=np.array([[1, 0], [2, 3]]), black=(500, 510, 520, 530), top_margin=4, left_margin=8, glow_e=3.5
+        40,
+        60,
+        cfa=np.array([[1, 0], [2, 3]]),
+        black=(500, 510, 520, 530),
+        top_margin=4,
+        left_margin=8,
+        glow_e=3.5,
+        row_noise=0.3,
+        column_noise=0.1,
     )
     again = SensorSpec.from_dict(s.to_dict(), camera=s.camera)
     assert again == s
@@ -551,6 +561,27 @@ def test_amplifier_glow_fades_from_the_top_right_corner_and_grows_with_exposure_
     assert mean[10.0, 26.0][:2, -2:].mean() == pytest.approx(2 * corner, rel=0.1)
     none = simulate(plain, [], dark, 10.0, 100, np.random.default_rng(5)).clean.astype(float) - 512
     assert abs(none[:2, -2:].mean()) < 5 * plain.read_noise_dn(100)
+
+
+def test_banding_offsets_rows_afresh_in_each_frame_and_columns_the_same_in_every_frame():
+    """``row_noise`` and ``column_noise`` in read-noise sigmas: a row's mean over the columns moves from
+    frame to frame by that share of the read noise, a column's mean over the rows stays; neither is
+    drawn when off (a plain sensor's frame is as before)."""
+    dark = np.zeros((200, 300, 3), np.float32)
+    rows = SensorSpec(200, 300, row_noise=0.5)
+    cols = SensorSpec(200, 300, column_noise=0.5)
+    rn = rows.read_noise_dn(800)
+    a, b = (simulate(rows, [], dark, 0.01, 800, np.random.default_rng(k)).clean.astype(float) for k in (1, 2))
+    row_means = a.mean(axis=1) - b.mean(axis=1)  # each row's offset in two frames, differenced
+    assert np.std(row_means) == pytest.approx(np.sqrt(2) * 0.5 * rn, rel=0.2)
+    c, d = (simulate(cols, [], dark, 0.01, 800, np.random.default_rng(k)).clean.astype(float) for k in (1, 2))
+    col_a, col_b = c.mean(axis=0) - c.mean(), d.mean(axis=0) - d.mean()
+    assert np.corrcoef(col_a, col_b)[0, 1] > 0.9  # the same pattern in both frames
+    assert np.std(col_a) == pytest.approx(0.5 * rn, rel=0.2)
+    plain = SensorSpec(200, 300)
+    same = simulate(plain, [], dark, 0.01, 800, np.random.default_rng(1)).clean
+    off = simulate(SensorSpec(200, 300, row_noise=0.0), [], dark, 0.01, 800, np.random.default_rng(1)).clean
+    np.testing.assert_array_equal(same, off)
 
 
 def test_edges_scene_has_long_straight_edges_on_photosite_boundaries():

@@ -47,7 +47,7 @@ files.  The modules, each building on the ones before it:
   duplicate files) with its ``truth.json``.
 * :mod:`~rawmap.testing.scenarios` - :func:`write_scenario`: one line for a
   named series (:data:`SCENARIOS`: brackets, timelapse, timelapse-ae, timelapse-city, timelapse-drift, burst,
-  darks-same, darks-mixed, darks-glow, mixed, mono, gray16, gray8, black0), :func:`scenario_plan`
+  darks-same, darks-mixed, darks-glow, mixed, mono, gray16, gray8, black0, banded), :func:`scenario_plan`
   its frames.
 * :mod:`~rawmap.testing.oneview` - :func:`write_oneview_series`: a
   one-view series (a timelapse, the light falling or the exposure rising

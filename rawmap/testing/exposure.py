@@ -214,6 +214,13 @@ def simulate(
     order = np.argsort(lay.rows, kind="stable")
     e_h, za, zb = np.zeros(n), np.zeros(n), np.zeros(n)
 
+    # banding: each row's offset in this frame and each column's fixed one, DN (drawn only when
+    # asked for, so that series without them keep their draws)
+    bands = np.zeros(h, _F32)
+    if spec.row_noise > 0:
+        bands = (spec.row_noise * rn * rng.standard_normal(h)).astype(_F32)
+    columns = (spec.column_pattern() * _F32(rn)).astype(_F32) if spec.column_noise > 0 else None
+
     # healthy photosites, strip by strip: small temporaries even at 24 MP
     clean = np.empty((h, w), dtype=np.uint16)
     black_rows = _tile2(spec.black_map(), _STRIP, w)
@@ -244,6 +251,10 @@ def simulate(
         z2 *= _F32(rn)
         dn += z2
         dn += black_rows[: b - a]
+        if spec.row_noise > 0:
+            dn += bands[a:b, None]
+        if columns is not None:
+            dn += columns[None, :]
         np.rint(dn, out=dn)
         np.clip(dn, 0, spec.white, out=dn)
         clean[a:b] = dn
@@ -268,7 +279,8 @@ def simulate(
     offset = np.where(lay.code == _OFFSET, lay.amp * rn, offset)
 
     en = np.clip(e_d + np.sqrt(e_d) * za, 0, spec.full_well_e)
-    dn = np.clip(np.rint(blk + en * g + rn * zb + offset), 0, spec.white)
+    pattern = bands[r] + (0.0 if columns is None else columns[c])
+    dn = np.clip(np.rint(blk + en * g + rn * zb + offset + pattern), 0, spec.white)
     dn = np.where(lay.code == _STUCK, lay.value, dn)
     mosaic[r, c] = dn.astype(np.uint16)
 

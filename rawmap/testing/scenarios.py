@@ -1,7 +1,7 @@
 """Named scenario series (:data:`SCENARIOS`, :func:`write_scenario`, :func:`scenario_plan`).
 
 brackets, timelapse, timelapse-ae, timelapse-city, timelapse-drift, burst, darks-same, darks-mixed, darks-glow,
-mixed, mono, gray16, gray8 and black0: one line for each kind of series the detector must
+mixed, mono, gray16, gray8, black0 and banded: one line for each kind of series the detector must
 handle, with a harder set of defects than :func:`~rawmap.testing.series.generate_series`'s
 default (see :func:`write_scenario`).
 """
@@ -51,7 +51,11 @@ SCENARIOS = (
     "gray16",
     "gray8",
     "black0",
+    "banded",
 )
+#: Banding of the ``banded`` scenario: row noise (fresh in each frame) and column pattern noise (the
+#: same in every frame), in read-noise sigmas (:attr:`SensorSpec.row_noise`, :attr:`SensorSpec.column_noise`)
+BANDING = (1.0, 0.3)
 #: Exposure-time range of lens-cap darks in ``darks-mixed`` and ``mixed``, seconds.
 DARK_EXPOSURES = (1 / 60, 60.0)
 _VARIED = ("landscape", "glints", "flat", "night", "indoor", "edges", "texture", "texture", "edges")
@@ -96,8 +100,8 @@ def scenario_plan(
     Parameters
     ----------
     name : str
-        One of :data:`SCENARIOS`; ``mono``, ``gray16``, ``gray8`` and
-        ``black0`` use the plan of ``mixed``.
+        One of :data:`SCENARIOS`; ``mono``, ``gray16``, ``gray8``,
+        ``black0`` and ``banded`` use the plan of ``mixed``.
     n_frames : int
         At least 4.
     rng : numpy.random.Generator
@@ -231,13 +235,15 @@ def scenario_counts(height: int, width: int) -> DefectCounts:
 
 def scenario_spec(name: str, height: int, width: int) -> SensorSpec:
     """The sensor of a scenario: :class:`SensorSpec` defaults, except ``mono`` (no CFA),
-    ``black0`` (12-bit, black level 0, white 4095, full well 15000 e-) and ``darks-glow``
-    (amplifier glow at a corner)."""
+    ``black0`` (12-bit, black level 0, white 4095, full well 15000 e-), ``darks-glow``
+    (amplifier glow at a corner) and ``banded`` (:data:`BANDING`)."""
     camera = CameraId("Rawmap", "Scenario Sensor", f"SC-{name}")
     if name == "mono":
         return SensorSpec(height, width, cfa=None, camera=camera)
     if name == "black0":
         return SensorSpec(height, width, black=0, white=4095, full_well_e=15000.0, camera=camera)
+    if name == "banded":
+        return SensorSpec(height, width, camera=camera, row_noise=BANDING[0], column_noise=BANDING[1])
     if name == "darks-glow":
         return SensorSpec(height, width, camera=camera, glow_e=250.0, glow_scale=30.0)
     return SensorSpec(height, width, camera=camera)
@@ -304,6 +310,10 @@ def write_scenario(
     ``gray8``             ``mixed``, the Bayer mosaic as 8-bit grayscale PNG
     ``black0``            ``mixed`` on a 12-bit sensor with black level 0 (dead
                           photosites read 0, noise clips at 0)
+    ``banded``            ``mixed`` on a sensor with horizontal banding (each row of
+                          each frame offset by a fresh draw of 1 read-noise sigma)
+                          and column pattern noise (0.3 sigma, the same in every
+                          frame), as many CMOS sensors show at high ISO
     ====================  ===========================================================
 
     Parameters
@@ -344,7 +354,7 @@ def write_scenario(
     h, w = (int(v) for v in shape)
     spec = scenario_spec(name, h, w)
     fmt = file_format or {"mono": "tiff16", "gray16": "tiff16", "gray8": "png8"}.get(name, "dng")
-    mixed_family = name in ("mixed", "mono", "gray16", "gray8", "black0")
+    mixed_family = name in ("mixed", "mono", "gray16", "gray8", "black0", "banded")
     s_def, s_plan = np.random.SeedSequence([seed, 9009]).spawn(2)
     defects = plant_defects(
         spec,

@@ -61,6 +61,15 @@ class SensorSpec:
         temperature as dark current does); 0 for none.
     glow_scale : float
         Photosites over which the glow falls by a factor e, from that corner.
+    row_noise : float
+        Horizontal banding: each row of each frame is offset by a fresh
+        normal draw of this many read-noise sigmas (the frame's ISO); 0 for
+        none.  Many CMOS sensors show 0.1-0.3 of the read noise this way,
+        more at high ISO.
+    column_noise : float
+        Column pattern noise: each column is offset by a fixed draw of this
+        many read-noise sigmas, the same in every frame (drawn from the
+        sensor's size, not the series' generator); 0 for none.
     top_margin, left_margin : int
         Optical-black border above and left of the visible area (even; the
         DNG gets an ActiveArea when non-zero).
@@ -80,6 +89,8 @@ class SensorSpec:
     dark_current_e: float = 0.1
     glow_e: float = 0.0
     glow_scale: float = 30.0
+    row_noise: float = 0.0
+    column_noise: float = 0.0
     top_margin: int = 0
     left_margin: int = 0
     camera: CameraId = field(default_factory=lambda: CameraId("Rawmap", "Simulated Sensor", "SIM0001"))
@@ -118,6 +129,8 @@ class SensorSpec:
             raise ValueError("read_noise_e, adc_noise_dn, dark_current_e must be >= 0 and full_well_e > 0")
         if not (self.glow_e >= 0 and self.glow_scale > 0):
             raise ValueError(f"glow_e must be >= 0 and glow_scale > 0, got {self.glow_e!r}, {self.glow_scale!r}")
+        if not (self.row_noise >= 0 and self.column_noise >= 0):
+            raise ValueError(f"row_noise and column_noise must be >= 0, got {self.row_noise!r}, {self.column_noise!r}")
 
     # --- derived quantities ------------------------------------------------
     @property
@@ -160,6 +173,11 @@ class SensorSpec:
         """Conversion gain in DN per electron at ``iso`` (ISO 100 maps full well to white)."""
         return (self.white - float(self.black_map().mean())) / self.full_well_e * float(iso) / 100.0
 
+    def column_pattern(self) -> np.ndarray:
+        """(W,) float32: each column's fixed offset in read-noise sigmas (:attr:`column_noise`)."""
+        rng = np.random.default_rng([self.height, self.width, 0xC01])
+        return (self.column_noise * rng.standard_normal(self.width)).astype(np.float32)
+
     def read_noise_dn(self, iso: float) -> float:
         """Read noise sigma in DN at ``iso``."""
         return float(math.hypot(self.read_noise_e * self.gain(iso), self.adc_noise_dn))
@@ -190,6 +208,8 @@ class SensorSpec:
             "dark_current_e": self.dark_current_e,
             "glow_e": self.glow_e,
             "glow_scale": self.glow_scale,
+            "row_noise": self.row_noise,
+            "column_noise": self.column_noise,
         }
 
     @classmethod
@@ -214,6 +234,8 @@ class SensorSpec:
             dark_current_e=float(d.get("dark_current_e", 0.1)),
             glow_e=float(d.get("glow_e", 0.0)),
             glow_scale=float(d.get("glow_scale", 30.0)),
+            row_noise=float(d.get("row_noise", 0.0)),
+            column_noise=float(d.get("column_noise", 0.0)),
             top_margin=int(d.get("top_margin", 0)),
             left_margin=int(d.get("left_margin", 0)),
             **kw,
