@@ -1,7 +1,7 @@
 """Exposure brackets of real scenes: the map against planted defects, and the hot photosites' dark currents.
 
 Run:  python tests/benchmarks/bench_real_brackets.py [--samples DIR] [--peers] [--repair] [--jpeg] [--seeds 7 ...]
-      [--shake 8] [--first-level 0.0005]
+      [--shake 8] [--first-level 0.0005] [--per-source 1]
 
 Writes bracket series whose views are crops of the real RAW samples' own
 mosaics (``rawmap.testing.write_real_brackets``: 480 x 720 crops, up to 6 per
@@ -43,7 +43,9 @@ brackets handheld: each frame is cropped up to N photosites off its view's
 centre, each way (even offsets), the defects staying on the sensor.
 ``--first-level`` sets the median of each view's shortest frame, as a share
 of the range (default 0.02): 0.0005 makes night brackets, whose darkest
-frames look like lens-cap darks.
+frames look like lens-cap darks. ``--per-source 1`` takes one view of each
+sample (6 views, 24 frames: as short as the ``brackets`` scenario of
+``bench_scenarios.py``).
 """
 
 from __future__ import annotations
@@ -164,6 +166,7 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[7], help="seeds of the planting and the noise")
     ap.add_argument("--shake", type=int, default=0, help="handheld: frames up to this many photosites off (even)")
     ap.add_argument("--first-level", type=float, default=0.02, help="median of each view's shortest frame (share)")
+    ap.add_argument("--per-source", type=int, default=6, help="most views cropped from one sample (1: 6 views)")
     args = ap.parse_args()
     sources = sorted(p for p in args.samples.iterdir() if p.is_file())
     before = dataclasses.replace(ClassifyParams(), hot_margin_growth=0.0)
@@ -181,6 +184,7 @@ def main() -> int:
                 seed=seed,
                 shake=args.shake,
                 first_level=args.first_level,
+                per_source=args.per_source,
             )
             must = rb.must_find()
             kinds = Counter(d.kind.value for d, m in zip(rb.defects, must) if m)
