@@ -1193,3 +1193,56 @@ def test_fold_warmup_stops_a_warmup_the_run_did_not_wait_for():
     assert proc.returncode is not None
     assert _kernels._warmup is None
     _kernels.await_warmup()  # nothing to wait for: returns at once
+
+
+def test_surprise_is_minus_ln_of_the_view_s_local_outlier_rate():
+    """``_surprise``: the share of the view's counted outliers in the photosite's tile (smaller at the
+    sensor's bottom and right edges), never below the view's share over the sensor."""
+    acc = Accumulator((100, 150), cfa=CFA, black=np.full(4, float(BLACK)), white=WHITE, camera=CAM)
+    W = 150
+    busy = [r * W + c for r in range(64, 100) for c in range(128, 150) if (r + c) % 4 == 0]  # last tile, 36 x 22
+    quiet = [10 * W + 10]  # alone in the first tile (64 x 64)
+    counted = np.array(sorted(quiet + busy), np.int64)
+    got = acc._surprise(np.array([quiet[0], busy[0]], np.int64), counted)
+    overall = counted.size / (100 * 150)
+    np.testing.assert_allclose(got, [-np.log(overall), -np.log(len(busy) / (36 * 22))], rtol=1e-6)
+    assert got.dtype == np.float32 and got[0] > got[1] > 0
+
+
+def test_a_view_of_several_frames_adds_its_surprise_where_it_counted_a_bright_outlier():
+    """A hot photosite in views of 3 frames and one of 1: each view that counts it adds ``-ln`` of its
+    outlier rate to ``s_hs`` (the photosite's tile is as busy as the sensor here), the view of one
+    frame adds none (``SURPRISE_FRAMES``); merging two halves adds up to one run."""
+    rng = np.random.default_rng(4)
+    H, W = 48, 60
+    views = []
+    yy, xx = np.mgrid[0:H, 0:W]
+    for v in range(4):  # gentle scenes of their own (broad waves): the hot stands out in each
+        base = BLACK + rng.uniform(800, 3000) * (1 + 0.3 * np.sin(xx / (8 + 4 * v) + v) * np.cos(yy / (9 + 3 * v)))
+        frames = []
+        for k in range(3 if v < 3 else 1):  # the last view: one frame
+            img = base + rng.normal(0, 5, (H, W))
+            img[20, 30] += 2000  # hot
+            frames.append(make_frame(np.clip(np.round(img), 0, WHITE).astype(np.uint16), 3 * v + k))
+        views.append(frames)
+    acc = Accumulator.from_frame(views[0][0])
+    for frames in views:
+        hi, hs = int(acc.s_hi[20, 30]), float(acc.s_hs[20, 30])
+        for f in frames:
+            acc.update(f)
+        acc.close_scene()
+        counted = acc.frames[-1].view_outliers
+        assert acc.s_hi[20, 30] == hi + 1  # counted in every view
+        rate = max(counted / (H * W), 0.0)
+        added = -np.log(rate) if len(frames) >= Accumulator.SURPRISE_FRAMES else 0.0
+        assert acc.s_hs[20, 30] == pytest.approx(hs + added, rel=1e-5)
+    assert acc.s_hs[20, 30] > 0
+    assert np.count_nonzero(acc.s_hs) <= np.count_nonzero(acc.s_hi)
+    first, second = Accumulator.from_frame(views[0][0]), Accumulator.from_frame(views[0][0])
+    for frames in views[:2]:
+        for f in frames:
+            first.update(f)
+    for frames in views[2:]:
+        for f in frames:
+            second.update(f)
+    np.testing.assert_allclose(first.merge(second).s_hs, acc.s_hs, rtol=1e-6)
