@@ -721,9 +721,7 @@ class Accumulator:
         c.frames = list(self.frames)  # closing records each view's count in its frames' records
         c.s_hi = self.s_hi.copy()
         c.s_lo = self.s_lo.copy()
-        # only a view of SURPRISE_FRAMES frames or more adds to s_hs when it closes: else it is shared
-        if any(v.frames >= self.SURPRISE_FRAMES for v in self.views.open.values()):
-            c.s_hs = self.s_hs.copy()
+        c.s_hs = self.s_hs.copy()
         c.views = self.views.copy()
         c.close_scene()
         return c
@@ -894,8 +892,6 @@ class Accumulator:
         for name in ("n_invalid", "s_v", "s_r", "s_xr", "s_xi", "s_xxi", "s_zz", "s_hi", "s_lo", "s_hs"):
             mine = getattr(self, name)
             theirs = getattr(other, name)
-            if name == "s_hs" and not theirs.any():
-                continue  # (adding zeros would write every page of ours: see new_sums)
             if theirs.dtype.itemsize > mine.dtype.itemsize:
                 mine = mine.astype(theirs.dtype)
                 setattr(self, name, mine)

@@ -89,10 +89,7 @@ def new_sums(shape: tuple[int, int]) -> dict[str, np.ndarray]:
         "s_lo": np.uint8,
         "s_hs": np.float32,
     }
-    sums = {name: _zeros(shape, dt) for name, dt in dtypes.items() if name != "s_hs"}
-    # written only where a view of several frames counts a bright outlier: plain zeroed pages, which the
-    # operating system maps on first write (a series of single-frame views never touches them)
-    sums["s_hs"] = np.zeros(shape, dtypes["s_hs"])
+    sums = {name: _zeros(shape, dt) for name, dt in dtypes.items()}
     sums["vmin"].fill(np.iinfo(np.uint16).max)
     return sums
 

@@ -24,7 +24,6 @@ from .series import (
     _Found,
     _Series,
     _surprise_needed,
-    _surprised,
     _touching,
 )
 from .stuck import _stuck_and_dead
@@ -71,7 +70,7 @@ def _classify(acc: Accumulator, params: ClassifyParams | None) -> tuple[list[Def
         # (6 views, 2,000-20,000 DN/s: 5 of 10 found); the margin's growth tests still apply
         crit = _surprise_needed(acc, ser.p.max_chance_surprise)
         if math.isfinite(crit):
-            s_r, s_c = _surprised(acc, crit, ser.taken)
+            s_r, s_c = _candidates(np.where(acc.s_hs >= crit, acc.s_hi, 0), 2, ser.taken)
             more = np.union1d(hi_r * ser.W + hi_c, s_r * ser.W + s_c)
             hi_r, hi_c = more // ser.W, more % ser.W
     lo_r, lo_c = _candidates(acc.s_lo, ser.need, ser.taken)

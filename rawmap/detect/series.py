@@ -271,18 +271,6 @@ def _candidates(counts: np.ndarray, need: int, taken: np.ndarray, block: int = _
     return np.concatenate(rr), np.concatenate(cc)
 
 
-def _surprised(acc: Accumulator, crit: float, taken: np.ndarray, block: int = _BLOCK_ROWS):
-    """Rows and columns outliers in 2 views or more whose surprise (``s_hs``) reaches ``crit``, not ``taken``
-    (row blocks: small temporaries)."""
-    rr, cc = [], []
-    for a in range(0, acc.shape[0], block):
-        hit = (acc.s_hi[a : a + block] >= 2) & (acc.s_hs[a : a + block] >= crit) & ~taken[a : a + block]
-        r_, c_ = _nonzero2(hit)
-        rr.append(r_ + a)
-        cc.append(c_)
-    return np.concatenate(rr), np.concatenate(cc)
-
-
 def _darks_only(acc: Accumulator) -> bool:
     """Is every frame a lens-cap dark or bias frame (a calibration set)?"""
     return bool(acc.frames) and all(f.kind == "dark" for f in acc.frames)
