@@ -1410,35 +1410,6 @@ def test_brackets_of_real_scenes_measure_a_hot_photosite_over_the_frames_it_ente
     assert [rc for rc, d in flags.items() if rc not in planted and d.kind in (DefectKind.HOT, DefectKind.WARM)] == []
 
 
-def test_short_brackets_of_real_scenes_find_hot_photosites_that_stood_out_in_two_quiet_views(tmp_path, samples_dir):
-    """One view of each sample's scene as a bracket (6 views of 4 frames), hot dark currents of
-    2,000-20,000 DN/s: 5 of the 10 hot photosites that stood out in 20 % of the frames were outliers in
-    the two quiet views only, hidden in the texture of the four others, one view short of the three
-    that chance allows by counts. Outliers in two views of a handful of outliers each are far rarer by
-    chance than in two busy ones: their surprise (``s_hs``) passes where the count does not. Nothing
-    planted, nothing mapped."""
-    from rawmap.detect import build_map
-    from rawmap.mapping import map_files
-    from rawmap.testing import write_real_brackets
-
-    rb = write_real_brackets(
-        sorted(samples_dir.iterdir()), tmp_path / "hot", per_source=1, defects=40, hot_rates=(2000, 20000)
-    )
-    assert len(rb.views) == 6
-    acc = map_files(rb.files).maps[0].accumulator
-    flags = {(d.row, d.col): d for d in build_map(acc).defects}
-    must = rb.must_find()
-    hot = [d for d, m in zip(rb.defects, must) if m and d.kind is DefectKind.HOT]
-    found = [d for d in hot if (d.row, d.col) in flags]
-    assert len(hot) == 10 and len(found) >= 9, (len(found), len(hot))
-    planted = {(d.row, d.col) for d in rb.defects}
-    assert [rc for rc in flags if rc not in planted] == []
-    count_alone = {(e.row, e.col) for e in build_map(acc, ClassifyParams(max_chance_surprise=0.0)).defects}
-    assert sum((d.row, d.col) in count_alone for d in hot) <= 6
-    nothing = write_real_brackets(sorted(samples_dir.iterdir()), tmp_path / "none", per_source=1)
-    assert build_map(map_files(nothing.files).maps[0].accumulator).defects == []
-
-
 def test_brackets_of_real_scenes_with_nothing_planted_map_nothing(tmp_path, samples_dir):
     """The 27 views of the six samples' scenes as brackets, nothing planted: static detail grows with the
     exposure as dark current does, and one photosite of one scene is a bright outlier in just the views

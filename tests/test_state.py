@@ -76,12 +76,12 @@ def packed_file(eight, tmp_path_factory) -> Path:
     return eight.save(tmp_path_factory.mktemp("v2") / "good.rawstate")
 
 
-def test_version_4_reloads_bit_for_bit_and_continues_exactly(eight, packed_file):
-    assert STATE_VERSION == 4
+def test_version_3_reloads_bit_for_bit_and_continues_exactly(eight, packed_file):
+    assert STATE_VERSION == 3
     with zipfile.ZipFile(packed_file) as zf:
         meta_version = json.loads(zf.read("meta.json"))["version"]
         names = set(zf.namelist())
-    assert meta_version == 4 and {"s_v.pk", "s_xi.pk", "s_xxi.pk", "s_hs.pk"} <= names and "s_v.npy" not in names
+    assert meta_version == 3 and {"s_v.pk", "s_xi.pk", "s_xxi.pk"} <= names and "s_v.npy" not in names
     back = Accumulator.load(packed_file)
     assert eight.fs_index.size and eight.ln_code.size and any(v.pending for v in eight._open.values())
     assert_same_state(back, eight)
@@ -106,7 +106,7 @@ def test_version_2_is_exact_for_any_values(tmp_path):
         setattr(acc, name, a)
     for name in ("vmin", "vmax"):
         setattr(acc, name, rng.integers(0, 65535, (H, W), dtype=np.uint16, endpoint=True))
-    for name in ("s_xr", "s_xi", "s_xxi", "s_zz", "s_hs"):
+    for name in ("s_xr", "s_xi", "s_xxi", "s_zz"):
         f = rng.integers(0, 1 << 32, (H, W), dtype=np.uint64).astype(np.uint32).view(np.float32)  # NaNs, infinities
         setattr(acc, name, f)
     acc.n_frames = 1 << 40
@@ -137,7 +137,7 @@ def test_version_1_file_still_loads(eight, tmp_path):
     # and version 1 as this rawmap writes it for comparison loads the same as version 3, but for the x sums
     # of the skipped frames, which it did not keep (as in version 2: see the test below)
     (tmp_path / "v1.rawstate").write_bytes(state_bytes(eight, version=1))
-    assert_same_state(Accumulator.load(tmp_path / "v1.rawstate"), eight, but=("s_xi", "s_xxi", "s_hs"))
+    assert_same_state(Accumulator.load(tmp_path / "v1.rawstate"), eight, but=("s_xi", "s_xxi"))
 
 
 def test_a_version_2_state_loads_its_skipped_frames_as_average_frames(eight, tmp_path):
@@ -148,28 +148,14 @@ def test_a_version_2_state_loads_its_skipped_frames_as_average_frames(eight, tmp
     with zipfile.ZipFile(path) as zf:
         assert json.loads(zf.read("meta.json"))["version"] == 2 and "s_xi.pk" not in zf.namelist()
     back = Accumulator.load(path)
-    assert_same_state(back, eight, but=("s_xi", "s_xxi", "s_hs"))
+    assert_same_state(back, eight, but=("s_xi", "s_xxi"))
     skipped = eight.n_invalid.astype(np.float64)
     assert skipped.max() > 0
     np.testing.assert_allclose(back.s_xi, skipped * eight.sum_x / eight.n_frames, rtol=1e-6)
     np.testing.assert_allclose(back.s_xxi, skipped * eight.sum_xx / eight.n_frames, rtol=1e-6)
     assert back.s_xi.dtype == back.s_xxi.dtype == np.float32
-    # saved again, it is the current version and keeps them
+    # saved again, it is version 3 and keeps them
     assert_same_state(Accumulator.load(back.save(tmp_path / "v3.rawstate")), back)
-
-
-def test_a_version_3_state_loads_with_no_surprise(tmp_path):
-    """Version 3 kept no ``s_hs`` (each view's surprise): it loads as zeros, every other array bit for bit."""
-    acc = _eight_frames()
-    acc.s_hs[3:6, 4:9] = 7.5
-    path = tmp_path / "v3.rawstate"
-    path.write_bytes(state_bytes(acc, version=3))
-    with zipfile.ZipFile(path) as zf:
-        assert json.loads(zf.read("meta.json"))["version"] == 3 and "s_hs.pk" not in zf.namelist()
-    back = Accumulator.load(path)
-    assert_same_state(back, acc, but=("s_hs",))
-    assert not back.s_hs.any() and back.s_hs.dtype == np.float32 and back.s_hs.shape == acc.shape
-    assert_same_state(Accumulator.load(acc.save(tmp_path / "v4.rawstate")), acc)  # version 4 keeps it
 
 
 @pytest.fixture(scope="module")
@@ -370,13 +356,13 @@ def test_flips_inside_a_packed_member_with_its_crc_made_good_never_crash(packed_
 def test_an_unknown_version_is_refused(packed_file, tmp_path):
     content = _members(packed_file)
     meta = json.loads(content["meta.json"])
-    meta["version"] = 5
+    meta["version"] = 4
     content["meta.json"] = json.dumps(meta).encode()
     _refused(
-        _write(tmp_path / "v5.rawstate", content), "state version 5 is not supported (this rawmap reads 1, 2, 3 and 4)"
+        _write(tmp_path / "v4.rawstate", content), "state version 4 is not supported (this rawmap reads 1, 2 and 3)"
     )
-    with pytest.raises(ValueError, match="state version 5"):
-        state_bytes(Accumulator.load(packed_file), version=5)
+    with pytest.raises(ValueError, match="state version 4"):
+        state_bytes(Accumulator.load(packed_file), version=4)
 
 
 def test_a_version_2_state_without_its_views_member_is_refused(packed_file, tmp_path):

@@ -27,13 +27,10 @@ array          dtype      meaning (sums over the frames where the four
 ``s_hi/s_lo``  uint8      scenes in which the photosite was an isolated bright
                           / dark outlier (bursts of near-identical frames count
                           once)
-``s_hs``       float32    over the views of 2 frames or more in which it was
-                          a bright outlier, ``-ln`` of that view's local
-                          outlier rate: two quiet views outweigh two busy ones
 =============  =========  ===================================================
 
 The integer sums are exact; merging two states gives exactly the state of
-the union of their frames (float sums up to rounding).  35 bytes per
+the union of their frames (float sums up to rounding).  31 bytes per
 photosite; the one-byte counts widen to 2 bytes from 255 frames, the sums
 (and counts again) before they could overflow.  Sparse extras: the capture time at which each photosite first
 showed as a confirmed outlier, the number of scenes in which a

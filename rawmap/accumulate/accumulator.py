@@ -81,7 +81,7 @@ class Accumulator:
         :mod:`rawmap._memory`), or their allocation failed.
     """
 
-    _ARRAYS = ("n_invalid", "s_v", "s_r", "vmin", "vmax", "s_xr", "s_xi", "s_xxi", "s_zz", "s_hi", "s_lo", "s_hs")
+    _ARRAYS = ("n_invalid", "s_v", "s_r", "vmin", "vmax", "s_xr", "s_xi", "s_xxi", "s_zz", "s_hi", "s_lo")
     #: bytes of running sums per photosite (the arrays of :func:`new_sums`)
     BYTES_PER_PHOTOSITE = BYTES_PER_PHOTOSITE
     # the running sums (set from :func:`new_sums` or a saved state; see the class docstring)
@@ -96,7 +96,6 @@ class Accumulator:
     s_zz: np.ndarray
     s_hi: np.ndarray
     s_lo: np.ndarray
-    s_hs: np.ndarray
     _SPARSE = ("fs_index", "fs_time", "ln_code", "ln_count", "cl_code", "cl_stats")
     #: columns of :attr:`cl_stats`: per photosite, over the frames in which it was clipped (and valid)
     CLIP_STATS = ("n", "sum_x", "sum_xx", "sum_r", "sum_xr", "sum_xxf")
@@ -207,7 +206,7 @@ class Accumulator:
         Raises
         ------
         UnsupportedFileError
-            The running sums of a sensor this size (35 bytes per photosite)
+            The running sums of a sensor this size (31 bytes per photosite)
             do not fit in the memory available (see :mod:`rawmap._memory`).
         """
         plane, white = frame_plane(frame)
@@ -721,7 +720,6 @@ class Accumulator:
         c.frames = list(self.frames)  # closing records each view's count in its frames' records
         c.s_hi = self.s_hi.copy()
         c.s_lo = self.s_lo.copy()
-        c.s_hs = self.s_hs.copy()
         c.views = self.views.copy()
         c.close_scene()
         return c
@@ -751,7 +749,6 @@ class Accumulator:
         if view.pending:
             found, found_n = view.pending[0]
             confirmed = []
-            bright = np.zeros(0, np.int64)
             for sign, counts in ((1, self.s_hi), (-1, self.s_lo)):
                 sel = found > 0 if sign > 0 else found < 0
                 # codes are sorted: bright ones ascend, dark ones (negative) descend
@@ -761,8 +758,6 @@ class Accumulator:
                     continue
                 counts.ravel()[u] += 1
                 confirmed.append(u)
-                if sign > 0:
-                    bright = u
             if confirmed:
                 both = confirmed[0]
                 if len(confirmed) == 2:
@@ -770,8 +765,6 @@ class Accumulator:
                 counted = int(both.size)
                 if not math.isnan(view.time):
                     self._note_first_seen(both, view.time)
-                if bright.size and view.frames >= self.SURPRISE_FRAMES:
-                    self.s_hs.ravel()[bright] += self._surprise(bright, both)
         # the view's chance rate for the classification (see rawmap.detect._chance_need), in its
         # frames' records: from the newest back until all of its frames are found
         left = view.frames
@@ -781,34 +774,6 @@ class Accumulator:
             if self.frames[i].scene == scene:
                 self.frames[i] = replace(self.frames[i], view_outliers=counted)
                 left -= 1
-
-    #: views of fewer frames add no surprise: a bracket's clipped longest exposure that became a view of
-    #: its own shows its view's static detail again (brackets scenario, seed 2027: 21 false flags)
-    SURPRISE_FRAMES = 2
-    #: side of the tiles a view's local outlier rate is counted in (:meth:`_surprise`)
-    SURPRISE_TILE = 64
-
-    def _surprise(self, bright: np.ndarray, counted: np.ndarray) -> np.ndarray:
-        """``-ln`` of the chance that a photosite of this view is an outlier where each of ``bright`` is.
-
-        ``counted``: every photosite the view counted (either sign), flat
-        indices; the chance is the share of them in the photosite's tile
-        (:attr:`SURPRISE_TILE` a side), at least the view's share over the
-        sensor.  Summed over the views (``s_hs``), a photosite that stood
-        out in two quiet views is far less likely by chance than one that did
-        in two busy ones, which a count cannot tell
-        (:func:`rawmap.detect.series._surprise_needed`).
-        """
-        H, W = self.shape
-        t = self.SURPRISE_TILE
-        tw = -(-W // t)
-        tiles = np.bincount((counted // W) // t * tw + (counted % W) // t, minlength=-(-H // t) * tw)
-        cell = (bright // W) // t * tw + (bright % W) // t
-        # the tile's photosites (those at the sensor's bottom and right edges are smaller)
-        rows = np.minimum(t, H - (bright // W) // t * t)
-        cols = np.minimum(t, W - (bright % W) // t * t)
-        rate = np.maximum(tiles[cell] / (rows * cols), counted.size / float(H * W))
-        return (-np.log(np.minimum(rate, 1.0))).astype(np.float32)
 
     def _add_lines(self, codes: np.ndarray, counts: np.ndarray) -> None:
         """Add per-code scene counts into the sparse line counters."""
@@ -889,7 +854,7 @@ class Accumulator:
         self.close_scene()
         other.close_scene()
         self._ensure_capacity(self.n_frames + other.n_frames)
-        for name in ("n_invalid", "s_v", "s_r", "s_xr", "s_xi", "s_xxi", "s_zz", "s_hi", "s_lo", "s_hs"):
+        for name in ("n_invalid", "s_v", "s_r", "s_xr", "s_xi", "s_xxi", "s_zz", "s_hi", "s_lo"):
             mine = getattr(self, name)
             theirs = getattr(other, name)
             if theirs.dtype.itemsize > mine.dtype.itemsize:

@@ -22,13 +22,9 @@ version  members (the zip itself uncompressed)
          of x = exposure x ISO/100 and of x squared over the frames
          skipped for it); versions 1 and 2 are read as if those frames
          were average frames of the series
-4        version 3 and ``s_hs.pk`` (each photosite's surprise: ``-ln``
-         of the local outlier rate of each view of 2 frames or more in
-         which it was a bright outlier, summed); versions 1-3 are read
-         with none
 =======  ==================================================================
 
-Version 2's (and later versions') transforms (each array's in its header, chosen on a sample of
+Version 2's (and 3's) transforms (each array's in its header, chosen on a sample of
 rows where there are two; all integer arithmetic wraps, so they are exact
 whatever the values): ``s_r`` minus ``4 s_v`` minus the ``s_v`` of the four
 same-colour neighbours (0 wherever no frame was skipped), ``s_v``,
@@ -71,21 +67,18 @@ from .records import DetectionParams, FrameRecord
 from .views import _OpenView
 
 STATE_FORMAT = "rawmap-accumulator"
-STATE_VERSION = 4
-#: state versions :func:`load_state` reads (1: the sums as ``.npy`` members; 1 and 2: no ``s_xi``, ``s_xxi``;
-#: 1-3: no ``s_hs``)
-READ_VERSIONS = (1, 2, 3, 4)
+STATE_VERSION = 3
+#: state versions :func:`load_state` reads (1: the sums as ``.npy`` members; 1 and 2: no ``s_xi``, ``s_xxi``)
+READ_VERSIONS = (1, 2, 3)
 #: the per-photosite sums versions 1 and 2 lack (:func:`_skipped_x_sums_of_old`)
 _SINCE_3 = ("s_xi", "s_xxi")
-#: ... and versions 1-3 (read as zeros: their views' surprise was not kept)
-_SINCE_4 = ("s_hs",)
 #: Largest ``meta.json`` (frame records included) :meth:`Accumulator.load` reads: about 200,000 frames.
 MAX_STATE_META_BYTES = 64 * 1024 * 1024
 
 
 def _sums_in(names: tuple[str, ...], version: int) -> tuple[str, ...]:
     """The per-photosite sums of ``names`` that a state of ``version`` holds."""
-    return tuple(n for n in names if (version >= 3 or n not in _SINCE_3) and (version >= 4 or n not in _SINCE_4))
+    return tuple(n for n in names if version >= 3 or n not in _SINCE_3)
 
 
 def meta_of(acc: Any) -> dict[str, Any]:
@@ -124,9 +117,9 @@ def state_bytes(acc: Any, *, version: int = STATE_VERSION) -> bytes:
     ----------
     acc : Accumulator
     version : int, optional
-        :data:`STATE_VERSION` (4): each per-photosite sum and sparse record
+        :data:`STATE_VERSION` (3): each per-photosite sum and sparse record
         a packed array (``<name>.pk``, see :func:`_write_packed`), about
-        10-11 bytes per photosite in all; 3: the same without ``s_hs``; 2: nor ``s_xi`` and ``s_xxi``; 1:
+        10-11 bytes per photosite in all; 2: the same without ``s_xi`` and ``s_xxi``; 1:
         each an ``.npy`` member (23-25 bytes per photosite), what rawmap
         wrote before (both kept to test and measure against).
     """
@@ -221,7 +214,6 @@ _TRANSFORMS = {
     "s_zz": (_RAW,),
     "s_hi": (_RAW,),
     "s_lo": (_RAW,),
-    "s_hs": (_RAW,),
 }
 #: rows sampled to choose between transforms
 _SAMPLE_ROWS = 64
@@ -527,8 +519,6 @@ def _from_state(cls: Any, zf: zipfile.ZipFile, meta: dict[str, Any]) -> Any:
         raise StateFormatProblem(f"n_invalid counts more frames than the {n_frames} of the state")
     if meta["version"] < 3:
         sums["s_xi"], sums["s_xxi"] = _skipped_x_sums_of_old(sums["n_invalid"], meta, n_frames)
-    if meta["version"] < 4:
-        sums["s_hs"] = np.zeros((H, W), np.float32)
     acc = cls(
         shape,
         cfa=None if cfa is None else np.array(cfa, np.uint8).reshape(2, 2),
@@ -676,7 +666,6 @@ _SUM_DTYPES: dict[str, tuple[Any, ...]] = {
     "s_zz": (np.float32,),
     "s_hi": (np.uint8, np.uint16, np.uint32),
     "s_lo": (np.uint8, np.uint16, np.uint32),
-    "s_hs": (np.float32,),
 }
 
 _FRAME_KINDS = ("photo", "dark", "flat")

@@ -16,7 +16,7 @@ from .._memory import gigabytes
 from ..frame import Frame, SourceKind
 
 #: bytes of running sums per photosite (the arrays of :func:`new_sums`)
-BYTES_PER_PHOTOSITE = 35
+BYTES_PER_PHOTOSITE = 31
 
 
 def frame_plane(frame: Frame) -> tuple[np.ndarray, int]:
@@ -87,7 +87,6 @@ def new_sums(shape: tuple[int, int]) -> dict[str, np.ndarray]:
         "s_zz": np.float32,
         "s_hi": np.uint8,
         "s_lo": np.uint8,
-        "s_hs": np.float32,
     }
     sums = {name: _zeros(shape, dt) for name, dt in dtypes.items()}
     sums["vmin"].fill(np.iinfo(np.uint16).max)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 
 import numpy as np
@@ -15,17 +14,7 @@ from .growth import _growth
 from .hot import _clipped_cluster_members, _complete_clusters, _dark_noisy, _hot_and_noisy, _ringing, _two_way
 from .lines import _line_echoes, _lines
 from .params import MIN_FRAMES, ClassifyParams
-from .series import (
-    _KINDS,
-    _by_chance_here,
-    _candidates,
-    _dark_noise,
-    _darks_only,
-    _Found,
-    _Series,
-    _surprise_needed,
-    _touching,
-)
+from .series import _KINDS, _by_chance_here, _candidates, _dark_noise, _darks_only, _Found, _Series, _touching
 from .stuck import _stuck_and_dead
 
 
@@ -63,16 +52,6 @@ def _classify(acc: Accumulator, params: ClassifyParams | None) -> tuple[list[Def
     ser = _Series.of(acc, params or ClassifyParams())
     _stuck_and_dead(ser)
     hi_r, hi_c = _candidates(acc.s_hi, ser.need, ser.taken)
-    if ser.need > 2 and ser.p.max_chance_surprise > 0:
-        # short of the views needed, but an outlier in two or more views so quiet (their surprise) that
-        # chance gets fewer than max_chance photosites there: a hot photosite in a short bracket series
-        # of real scenes stood out in its two quiet views and hid in the texture of the four others
-        # (6 views, 2,000-20,000 DN/s: 5 of 10 found); the margin's growth tests still apply
-        crit = _surprise_needed(acc, ser.p.max_chance_surprise)
-        if math.isfinite(crit):
-            s_r, s_c = _candidates(np.where(acc.s_hs >= crit, acc.s_hi, 0), 2, ser.taken)
-            more = np.union1d(hi_r * ser.W + hi_c, s_r * ser.W + s_c)
-            hi_r, hi_c = more // ser.W, more % ser.W
     lo_r, lo_c = _candidates(acc.s_lo, ser.need, ser.taken)
     if not _darks_only(acc):  # where busy scenes explain the count, it is no evidence
         chance = _by_chance_here(acc, ser.need, ser.p.max_chance, hi_r, hi_c, acc.s_hi, ser.p.chance_tile)

@@ -34,7 +34,6 @@ _SENSITIVITY: dict[Sensitivity, dict[str, Any]] = {
         "min_scenes": 3,
         "max_chance": 1.0,
         "max_chance_darks": 0.01,
-        "max_chance_surprise": 0.0,
         "stuck_contrast": 6.0,
         "cold_sigma": 8.0,
         "cold_min_drop": 0.15,
@@ -49,7 +48,6 @@ _SENSITIVITY: dict[Sensitivity, dict[str, Any]] = {
         "min_scenes": 2,
         "max_chance": 10.0,
         "max_chance_darks": 0.5,
-        "max_chance_surprise": 10.0,
         "stuck_contrast": 3.0,
         "cold_sigma": 4.5,
         "cold_min_drop": 0.07,
@@ -74,9 +72,6 @@ class ClassifyParams:
     min_scenes: int = 2  #: ... and at least this many scenes (1 when the series has fewer than 6 scenes)
     max_chance: float = 5.0  #: ... and more scenes still while more photosites than this would get there by chance
     max_chance_darks: float = 0.05  #: ... this many in a set of darks alone
-    max_chance_surprise: float = (
-        5.0  #: ... short of them, photosites chance may bring to two quiet views' surprise (0: none)
-    )
     chance_tile: int = 16  #: ... and in photos, where the scenes around (3 x 3 tiles this big) are busier than the sensor's mean, at their rate (0: the mean's only)
     stuck_noise_factor: float = 10.0  #: stuck if range <= this x read-noise sigma (DN)
     stuck_contrast: float = 4.0  #: ... and neighbours' range >= this x own range + 2 x that bound
@@ -182,22 +177,21 @@ class ClassifyParams:
         statistics give a map at any sensitivity, and stored statistics
         continue whatever the sensitivity.
 
-        =========================  ======  ======  ======
-        parameter                  low     normal  high
-        =========================  ======  ======  ======
-        ``min_share``              0.15    0.10    0.10
-        ``min_scenes``             3       2       2
-        ``max_chance``             1       5       10
-        ``max_chance_darks``       0.01    0.05    0.5
-        ``max_chance_surprise``    0       5       10
-        ``stuck_contrast``         6       4       3
-        ``cold_sigma``             8       6       4.5
-        ``cold_min_drop``          0.15    0.10    0.07
-        ``noisy_ratio``            6       4       3
-        ``line_min_scenes``        3       3       3
-        ``column_share``           0.65    0.6     0.55
-        ``growth_sigma``           18      14      12
-        =========================  ======  ======  ======
+        ====================  ======  ======  ======
+        parameter             low     normal  high
+        ====================  ======  ======  ======
+        ``min_share``         0.15    0.10    0.10
+        ``min_scenes``        3       2       2
+        ``max_chance``        1       5       10
+        ``max_chance_darks``  0.01    0.05    0.5
+        ``stuck_contrast``    6       4       3
+        ``cold_sigma``        8       6       4.5
+        ``cold_min_drop``     0.15    0.10    0.07
+        ``noisy_ratio``       6       4       3
+        ``line_min_scenes``   3       3       3
+        ``column_share``      0.65    0.6     0.55
+        ``growth_sigma``      18      14      12
+        ====================  ======  ======  ======
 
         ``high`` does not lower the share of scenes below 10 %: on a
         generated 40-frame series (32 scenes) 7 % let 51 chance

@@ -46,42 +46,6 @@ def _scene_rates(acc: Accumulator) -> np.ndarray:
     return np.array([min(sum(rates) / len(rates), 1.0) for rates in per_scene.values()], np.float64)
 
 
-def _surprise_needed(acc: Accumulator, max_chance: float, step: float = 0.05) -> float:
-    """The surprise (``s_hs``) that fewer than ``max_chance`` photosites of the sensor reach by chance.
-
-    A view of :attr:`Accumulator.SURPRISE_FRAMES` frames or more adds
-    ``-ln`` of its outlier rate to each photosite it counted as a bright
-    outlier.  With the views independent, each at its rate over the sensor
-    (:func:`_scene_rates`, as :func:`_chance_need` takes them), a healthy
-    photosite's surprise is a sum of ``-ln p`` drawn with chance ``p`` per
-    view; its distribution is built on a grid of ``step`` and the smallest
-    surprise whose tail, times the sensor's photosites, is at most
-    ``max_chance`` returned (inf where no surprise is that rare).
-
-    Returns
-    -------
-    float
-    """
-    H, W = acc.shape
-    n = float(H * W)
-    frames: dict[int, int] = {}
-    for f in acc.frames:
-        frames[f.scene] = frames.get(f.scene, 0) + 1
-    units = list(dict.fromkeys(f.scene for f in acc.frames))
-    rates = _scene_rates(acc)
-    keep = [u for u, scene in enumerate(units) if frames[scene] >= acc.SURPRISE_FRAMES and 0 < rates[u] < 1]
-    pmf = np.ones(1)
-    for u in keep:
-        k = max(1, int(round(-math.log(rates[u]) / step)))
-        grown = np.zeros(pmf.size + k)
-        grown[: pmf.size] = pmf * (1.0 - rates[u])
-        grown[k:] += pmf * rates[u]
-        pmf = grown
-    tail = np.cumsum(pmf[::-1])[::-1]  # tail[i]: chance of a surprise of i x step or more
-    rare = np.nonzero(n * tail <= max_chance)[0]
-    return float(rare[0] * step) if rare.size else math.inf
-
-
 def _at_least(rates: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """(N, S+2) ``[i, k]``: the chance of being an outlier in ``k`` units or more at unit u's rate
     ``rates[u] x scale[i]`` (Poisson-binomial; ``rates`` (S,), ``scale`` (N,))."""
