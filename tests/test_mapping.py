@@ -967,7 +967,7 @@ def test_statistics_that_do_not_fit_in_memory_skip_the_frames_and_never_hang(sma
     big = tmp_path / "big"
     big.mkdir()
     rng = np.random.default_rng(3)
-    for i in range(3):  # 6 MB each to decode; their sums take 69 MB
+    for i in range(3):  # 6 MB each to decode; their sums take 93 MB
         mosaic = (1500 + rng.normal(0, 8, size=(1500, 2000))).astype(np.uint16)
         write_dng(
             big / f"big_{i}.dng",
