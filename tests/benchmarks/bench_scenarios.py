@@ -98,6 +98,11 @@ def peers(name: str, folder: Path, truth, shape: tuple[int, int]) -> str:
     return out
 
 
+def _by_class(sc) -> str:
+    """``"kind found/must, ..."`` of a :func:`score_map` score."""
+    return ", ".join(f"{k} {f}/{n}" for k, (f, n) in sorted(sc.recall_by_class.items()))
+
+
 def run(name: str, frames: int, shape: tuple[int, int], seed: int, with_peers: bool = False, jpeg: bool = False) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -112,10 +117,9 @@ def run(name: str, frames: int, shape: tuple[int, int], seed: int, with_peers: b
         if len(maps) != 1:
             return f"{name:12s} {len(maps)} maps (expected one body)"
         sc = score_map(maps[0].defect_map, truth)
-        by = ", ".join(f"{k} {f}/{n}" for k, (f, n) in sorted(sc.recall_by_class.items()))
         out = (
             f"{name:12s} gen {t1 - t0:4.1f}s map {t2 - t1:4.1f}s frames used {len(maps[0].files)}, "
-            f"skipped {len(result.skipped)}\n    {sc.summary()}\n    found/must by class: {by}"
+            f"skipped {len(result.skipped)}\n    {sc.summary()}\n    found/must by class: {_by_class(sc)}"
         )
         if name in GRAYSCALE:  # the same files without --cfa: developed images, one record per blob of pixels
             plain = score_map(map_files(paths).maps[0].defect_map, truth)
@@ -125,8 +129,7 @@ def run(name: str, frames: int, shape: tuple[int, int], seed: int, with_peers: b
             jrun = map_files(jpgs)
             if len(jrun.maps) == 1:
                 jsc = score_map(jrun.maps[0].defect_map, truth, radius=2)
-                jby = ", ".join(f"{k} {f}/{n}" for k, (f, n) in sorted(jsc.recall_by_class.items()))
-                out += f"\n    from its JPEGs (within 2 px): {jsc.summary()}\n    JPEG found/must by class: {jby}"
+                out += f"\n    from its JPEGs (within 2 px): {jsc.summary()}\n    JPEG found/must by class: {_by_class(jsc)}"
             else:
                 out += f"\n    from its JPEGs: {len(jrun.maps)} maps (expected one body)"
         if with_peers:
