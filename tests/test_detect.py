@@ -11,7 +11,7 @@ from rawmap.accumulate import Accumulator
 from rawmap.defectmap import DefectKind, column_segments
 from rawmap.detect import ClassifyParams, build_map, classify
 from rawmap.detect import lines as detect_lines
-from rawmap.frame import CameraId, Frame
+from rawmap.frame import CameraId, Frame, SourceKind
 
 H, W = 200, 300
 CFA = np.array([[0, 1], [3, 2]], dtype=np.uint8)
@@ -1311,6 +1311,36 @@ def test_three_photos_keep_their_stuck_and_dead_photosites(tmp_path):
         mapped = [d for d in planted if got.get((d.row, d.col)) is d.kind]
         assert any(d.kind is DefectKind.STUCK for d in planted), planted
         assert mapped == planted, (planted, got)
+
+
+@pytest.mark.parametrize("seed", [9, 30])
+def test_three_jpegs_of_three_scenes_map_no_lone_stuck_pixel(tmp_path, seed):
+    """Three defect-free JPEGs of three scenes: a pixel that read as its neighbours in two quiet photos
+    and kept that level in a busy one passed every test of three views (seeds 9 and 30 mapped 2 and 3
+    such pixels stuck). Demosaicing mixes the neighbours' light into a stuck photosite's pixel, so in a
+    developed image a lone one does not read constant: with fewer than 5 views only a quiet line
+    (a stuck or dead row) is mapped stuck there."""
+    from rawmap.mapping import map_files
+    from rawmap.testing import SensorSpec, generate_series
+
+    generate_series(tmp_path, n_frames=3, seed=seed, spec=SensorSpec(300, 450), jpeg=True, defects=[])
+    body = map_files(sorted(tmp_path.glob("*.jpg"))).maps[0]
+    assert body.accumulator.source is SourceKind.IMAGE and body.accumulator.closed().n_scenes == 3
+    assert [d for d in body.defect_map.defects if d.kind in (DefectKind.STUCK, DefectKind.DEAD)] == []
+
+
+def test_three_jpegs_keep_a_dead_row(tmp_path):
+    """The line rule of developed images in few views keeps a planted dead row: 3 JPEGs of 3 scenes
+    (seed 10), its photosites mapped stuck or dead on the row, none elsewhere."""
+    from rawmap.mapping import map_files
+    from rawmap.testing import SensorSpec, generate_series
+
+    truth = generate_series(tmp_path, n_frames=3, seed=10, spec=SensorSpec(300, 450), jpeg=True)
+    row = {(d.row, d.col) for d in truth.defects if d.kind is DefectKind.COLUMN and d.params["axis"] == "row"}
+    body = map_files(sorted(tmp_path.glob("*.jpg"))).maps[0]
+    constant = [d for d in body.defect_map.defects if d.kind in (DefectKind.STUCK, DefectKind.DEAD)]
+    assert len(constant) >= 5
+    assert all((d.row, d.col) in row for d in constant), constant
 
 
 def test_a_shadow_s_noise_in_four_photos_is_no_low_gain(tmp_path):
