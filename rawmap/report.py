@@ -525,9 +525,23 @@ def evidence_lines(fr: FrameStats, *, source: str = "raw", stuck: int = 0) -> li
             "darks"
         )
     elif units < 6:
+        # rawmap.detect.series._units_needed (2 units below 6) and rawmap.detect.lines (a lean across a
+        # line in line_min_scenes units: 3 in every preset; stuck and dead lines come from those rules)
+        darks = fr.darks or 0
+        what = " and ".join(
+            x
+            for x in (
+                f"{fr.views} view{'s' if fr.views != 1 else ''}" if fr.views else "",
+                f"{darks} dark{'s' if darks != 1 else ''}" if darks else "",
+            )
+            if x
+        )
+        lines_too = (
+            ", and a column or row segment (not stuck or dead) in 3, so none is mapped here" if units < 3 else ""
+        )
         lines.append(
-            f"  warning: {units} views and darks: a defect must show in 2 of them to be mapped; "
-            f"{6 - units} more different scenes (or darks) give the full map"
+            f"  warning: {what}: a defect must show in 2 of them to be mapped{lines_too}; "
+            f"{6 - units} more different scenes (or lens-cap darks) give the full map"
         )
     one_exposure = fr.exposure_max > 0 and fr.exposure_min == fr.exposure_max and fr.iso_min == fr.iso_max
     if stuck and not fr.views and fr.darks and one_exposure:

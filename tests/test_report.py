@@ -182,8 +182,8 @@ def test_body_header_counts_new_and_stored_frames():
         "  frames: 12 frames (5 new, 7 from the stored statistics); exposures 1/250 s; ISO 100 to 400; "
         "taken 2024-05-06 to 2024-05-08",
         "  evidence: 4 views (frames of one scene count once), 1 lens-cap dark",
-        "  warning: 5 views and darks: a defect must show in 2 of them to be mapped; "
-        "1 more different scenes (or darks) give the full map",
+        "  warning: 4 views and 1 dark: a defect must show in 2 of them to be mapped; "
+        "1 more different scenes (or lens-cap darks) give the full map",
         "  sensitivity: high",
     ]
     mono = DefectMap(CameraId("", ""), SensorGeometry(H, W, cfa=""), FrameStats(3, exposure_min=0.5, exposure_max=30.0))
@@ -218,6 +218,14 @@ def test_evidence_lines():
     assert jpeg.startswith("  warning: one view of developed images (JPEG): ") and "map the RAW files" in jpeg
     assert "stuck and dead ones are mapped" in plain and "stuck and dead" not in jpeg
     assert evidence_lines(FrameStats(24, views=9), source="image") == evidence_lines(FrameStats(24, views=9))
+    # two to five units: named as they are (no darks, no "and darks"); below 3 no column segment
+    # from leans (two bursts of two scenes)
+    two = evidence_lines(FrameStats(24, views=2))[-1]
+    assert two.startswith("  warning: 2 views: a defect must show in 2 of them to be mapped, and a column")
+    assert "4 more different scenes (or lens-cap darks)" in two
+    assert evidence_lines(FrameStats(24, views=1, darks=1))[-1].startswith("  warning: 1 view and 1 dark: ")
+    three = evidence_lines(FrameStats(24, exposure_min=30.0, exposure_max=30.0, views=0, darks=3))[-1]
+    assert three.startswith("  warning: 3 darks: a defect must show in 2") and "column" not in three
 
 
 def test_evidence_lines_darks_of_one_exposure_note_white_stuck():
