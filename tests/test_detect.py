@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import numpy as np
 import pytest
@@ -1341,6 +1342,22 @@ def test_three_jpegs_keep_a_dead_row(tmp_path):
     constant = [d for d in body.defect_map.defects if d.kind in (DefectKind.STUCK, DefectKind.DEAD)]
     assert len(constant) >= 5
     assert all((d.row, d.col) in row for d in constant), constant
+
+
+def test_one_view_whose_light_never_changed_maps_a_dead_photosite_beside_lit_ones(tmp_path):
+    """A city timelapse at dusk with its exposure held (``timelapse-city``, seed 2027): the light never
+    changes, so its neighbours vary by their noise alone and the one-view rules (a photosite on black
+    that does not follow the light) cannot apply; but no lens leaves one photosite at black while
+    every photosite around it reads 350 DN or more above it. Dead (54, 214) is mapped, and nothing of
+    the scene is (precision 1)."""
+    body, sc = _scenario(tmp_path, "timelapse-city")
+    acc = body.accumulator
+    assert acc.closed().n_scenes == 1
+    got = {(d.row, d.col): d.kind for d in body.defect_map.defects}
+    assert got.get((54, 214)) is DefectKind.DEAD
+    assert sc.precision == 1.0, sc.summary()
+    off = {(d.row, d.col) for d in classify(acc, ClassifyParams(dead_beside_lit=math.inf))}
+    assert (54, 214) not in off
 
 
 def test_a_shadow_s_noise_in_four_photos_is_no_low_gain(tmp_path):

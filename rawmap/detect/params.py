@@ -138,6 +138,9 @@ class ClassifyParams:
     cold_lift_isolation: float = 0.85  #: ... and its adjacent and same-colour neighbours' ratios above this
     cold_lift_depth: float = 0.8  #: ... and its deficit at least this x the largest view's share of its signal
     few_views: int = 3  #: below this many views (one or two), stuck and dead follow the one-view rules
+    dead_beside_lit: float = (
+        20.0  #: ... where a photosite on black is dead if all around read this x its range above black
+    )
     guard_views: int = 5  #: below this many views, stuck and dead need every neighbour to vary far more
     stuck_stand_out: float = (
         15.0  #: ... and, three or four views, a stuck one its residual this many noise sigmas in two frames

@@ -177,6 +177,11 @@ def _stuck_and_dead(ser: _Series) -> None:
             ok &= (np.minimum(nmed, second) >= p.stuck_response * own) | constant
         if few:
             ok &= (on_black & lone) | quiet
+            if acc.source is SourceKind.RAW:
+                # or on black beside lit photosites, whatever the light did: no lens leaves one photosite
+                # black while each one around it reads far above black (a dead one in a view whose light
+                # never changed, as a city's lamps at dusk, where the others vary by their noise alone)
+                ok |= on_black & (own <= bound) & _black_beside_lit(ser, rr, cc, own, p.dead_beside_lit)
             pend = line & ~ok
             line_r.append(rr[pend])
             line_c.append(cc[pend])
@@ -289,6 +294,27 @@ class _ShotNoise:
             const = (acc.vmax[sr, sc].astype(np.int32) - acc.vmin[sr, sc]) <= 2
             self._levels = np.sort(acc.vmax[sr, sc][const].astype(np.float64))
         return self._levels
+
+
+def _black_beside_lit(ser: _Series, r: np.ndarray, c: np.ndarray, own: np.ndarray, factor: float) -> np.ndarray:
+    """Whether each of the 8 photosites around (r, c) and its 4 same-colour neighbours read, in their
+    darkest frame, at least ``factor`` x the photosite's own range (2 DN at least) above black.
+
+    A scene's dark point one photosite wide still gets its neighbours' light through the lens's
+    spread; a photosite at black beside neighbours this bright is not lit at all.
+    """
+    acc = ser.acc
+    H, W = ser.H, ser.W
+    lowest = np.full(r.size, np.inf)
+    nr, nc = _neighbours(r, c, H, W)
+    around = [(nr[i], nc[i]) for i in range(4)]
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            if dr or dc:
+                around.append((np.clip(r + dr, 0, H - 1), np.clip(c + dc, 0, W - 1)))
+    for ar, ac in around:
+        lowest = np.minimum(lowest, acc.vmin[ar, ac] - ser.black_at(ar, ac))
+    return lowest >= factor * np.maximum(own, 2.0)
 
 
 def _quieter_than_light(ser: _Series, r: np.ndarray, c: np.ndarray, own: np.ndarray, shot: _ShotNoise) -> np.ndarray:
