@@ -58,6 +58,13 @@ def _classify(acc: Accumulator, params: ClassifyParams | None) -> tuple[list[Def
         # ... unless it touches a photosite the scenes do not explain (a hot cluster's member)
         chance &= ~_touching(hi_r * ser.W + hi_c, hi_r[~chance] * ser.W + hi_c[~chance], ser.W)
         hi_r, hi_c = hi_r[~chance], hi_c[~chance]
+        if acc.n_scenes < ser.p.guard_views:
+            # in a few views the same holds for dark outliers (3 photos of 3 scenes: a textured
+            # photosite dark in 2 of them was low gain); with more views a true low-gain photosite in a
+            # busy block was lost to it, and the view bound and isolation guard those
+            lo_chance = _by_chance_here(acc, ser.need, ser.p.max_chance, lo_r, lo_c, acc.s_lo, ser.p.chance_tile)
+            lo_chance &= ~_touching(lo_r * ser.W + lo_c, lo_r[~lo_chance] * ser.W + lo_c[~lo_chance], ser.W)
+            ser.lo_chance = np.sort(lo_r[lo_chance] * ser.W + lo_c[lo_chance])
     # low gain shows in the gain ratio even where few views made it a dark outlier
     g_r, g_c = _strong_cold_candidates(acc, ser.p, ser.taken, ser.sig_read)
     if g_r.size:
@@ -72,7 +79,7 @@ def _classify(acc: Accumulator, params: ClassifyParams | None) -> tuple[list[Def
     lo_r, lo_c = lo_r[keep], lo_c[keep]
     if lo_r.size:
         cold = _cold(ser, lo_r, lo_c)
-        rest = ~cold & (acc.s_lo[lo_r, lo_c] >= ser.need)
+        rest = ~cold & (acc.s_lo[lo_r, lo_c] >= ser.need) & ~np.isin(lo_r * ser.W + lo_c, ser.lo_chance)
         if rest.any():
             _dark_noisy(ser, lo_r[rest], lo_c[rest])
     if acc.source is not SourceKind.IMAGE and _darks_only(acc):

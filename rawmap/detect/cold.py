@@ -406,7 +406,9 @@ def _cold(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray) -> np.ndarray:
         dim_ok = np.isnan(below) & (acc.n_scenes >= p.guard_views) & (acc.s_lo[lo_r, lo_c] >= 1)
         darker = (below < p.cold_below_lowest) | dim_ok
     isolated = clean_nb & (around >= p.cold_isolation)
-    dark_in = acc.s_lo[lo_r, lo_c]
+    dark_in = acc.s_lo[lo_r, lo_c].astype(np.int64)
+    if ser.lo_chance.size:  # counts the busy scenes around explain are no evidence
+        dark_in[np.isin(lo_r * ser.W + lo_c, ser.lo_chance)] = 0
     cold = np.zeros(lo_r.size, bool)
     score = np.zeros(lo_r.size)
     for pl in _planes(ser):

@@ -371,6 +371,9 @@ class _Series:
         Flat indices of provisional noisy flags (see :func:`_hot_and_noisy`).
     grown : ndarray of int64
         Flat indices of the hot flags of :func:`rawmap.detect.growth._growth` (shown by the one view).
+    lo_chance : ndarray of int64
+        Flat indices (sorted) whose dark-outlier counts the busy scenes around them explain (series
+        of fewer than ``guard_views`` views, see :func:`rawmap.detect.build._classify`): no evidence.
     growth : str or None
         What that test did (:attr:`rawmap.defectmap.FrameStats.growth`).
     lines : str or None
@@ -388,6 +391,7 @@ class _Series:
     x_spread: bool
     weak: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     grown: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    lo_chance: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     growth: str | None = None
     lines: str | None = None
 
