@@ -14,7 +14,17 @@ from .growth import _growth
 from .hot import _clipped_cluster_members, _complete_clusters, _dark_noisy, _hot_and_noisy, _ringing, _two_way
 from .lines import _line_echoes, _lines
 from .params import MIN_FRAMES, ClassifyParams
-from .series import _KINDS, _by_chance_here, _candidates, _dark_noise, _darks_only, _Found, _Series, _touching
+from .series import (
+    _KINDS,
+    _by_chance_here,
+    _candidates,
+    _dark_noise,
+    _darks_only,
+    _Found,
+    _quiet_here,
+    _Series,
+    _touching,
+)
 from .stuck import _stuck_and_dead
 
 
@@ -58,6 +68,14 @@ def _classify(acc: Accumulator, params: ClassifyParams | None) -> tuple[list[Def
         # ... unless it touches a photosite the scenes do not explain (a hot cluster's member)
         chance &= ~_touching(hi_r * ser.W + hi_c, hi_r[~chance] * ser.W + hi_c[~chance], ser.W)
         hi_r, hi_c = hi_r[~chance], hi_c[~chance]
+        if ser.need > 2:  # where busy views raised the units needed, quieter parts of the scenes need fewer
+            q_r, q_c = _candidates(acc.s_hi, ser.need - 1, ser.taken)
+            short = acc.s_hi[q_r, q_c] == ser.need - 1
+            q_r, q_c = q_r[short], q_c[short]
+            quiet = _quiet_here(acc, ser.need, ser.p.max_chance, q_r, q_c, acc.s_hi, ser.p.chance_tile)
+            if quiet.any():
+                flat = np.union1d(hi_r * ser.W + hi_c, q_r[quiet] * ser.W + q_c[quiet])
+                hi_r, hi_c = flat // ser.W, flat % ser.W
         if acc.n_scenes < ser.p.guard_views:
             # in a few views the same holds for dark outliers (3 photos of 3 scenes: a textured
             # photosite dark in 2 of them was low gain); with more views a true low-gain photosite in a

@@ -160,6 +160,51 @@ def _by_chance_here(
     out = np.zeros(r.size, bool)
     if tile <= 0 or r.size == 0:
         return out
+    ratio = _local_ratio(acc, need, r, c, tile, upper=False)
+    busy = ratio > 1.0
+    if busy.any():
+        k = counts[r[busy], c[busy]].astype(np.int64)
+        H, W = acc.shape
+        out[busy] = float(H * W) * _tail(_scene_rates(acc), ratio[busy], k) > max_chance
+    return out
+
+
+def _quiet_here(
+    acc: Accumulator, need: int, max_chance: float, r: np.ndarray, c: np.ndarray, counts: np.ndarray, tile: int
+) -> np.ndarray:
+    """(N,) bool: outliers in fewer than ``need`` units that the quiet scenes around them do not explain.
+
+    The other side of :func:`_by_chance_here`: where busy views raised
+    the units needed over the whole sensor (a few brackets, each counting an
+    outlier in any of its frames), a photosite in a quieter part of the
+    scenes reaches fewer units by chance.  The local rate is taken at its
+    upper bound (the count around plus 2 Poisson sigmas), and a photosite
+    is evidence where at most ``max_chance`` photosites of the sensor would
+    reach its count at that rate.  Brackets of 3 and 4 of the real samples'
+    scenes (a hot photosite hidden in the busiest view was lost when all 3
+    were needed): see ``bench_real_brackets.py --short``.
+    """
+    out = np.zeros(r.size, bool)
+    if tile <= 0 or r.size == 0:
+        return out
+    ratio = _local_ratio(acc, need, r, c, tile, upper=True)
+    quiet = ratio < 1.0
+    if quiet.any():
+        k = counts[r[quiet], c[quiet]].astype(np.int64)
+        H, W = acc.shape
+        out[quiet] = float(H * W) * _tail(_scene_rates(acc), ratio[quiet], k) <= max_chance
+    return out
+
+
+def _local_ratio(acc: Accumulator, need: int, r: np.ndarray, c: np.ndarray, tile: int, *, upper: bool) -> np.ndarray:
+    """(N,) the outlier rate in the ``3 x 3`` tiles around each photosite over the sensor's mean.
+
+    Counts of either sign, the photosites at ``need`` or more and those
+    within 2 of them left out (see :func:`_by_chance_here`); the count
+    around taken at its lower bound (less 2 Poisson sigmas) or, with
+    ``upper``, its upper bound (plus 2).  Infinite where no outlier was
+    counted anywhere (nothing to compare with).
+    """
     H, W = acc.shape
     th, tw = -(-H // tile), -(-W // tile)
     sums = np.zeros((th, tw), np.float64)
@@ -179,7 +224,7 @@ def _by_chance_here(
         sizes[t0 : t0 + n] = _tile_sums(~near, tile)
     mean = sums.sum() / max(sizes.sum(), 1.0)
     if mean <= 0:
-        return out
+        return np.full(r.size, np.inf) if upper else np.zeros(r.size)
 
     def window(grid: np.ndarray) -> np.ndarray:  # each tile's 3 x 3 neighbourhood, summed
         p = np.pad(grid, 1)
@@ -190,14 +235,8 @@ def _by_chance_here(
         return total
 
     around = window(sums)[r // tile, c // tile]
-    ratio = (
-        np.maximum(around - 2.0 * np.sqrt(around), 0.0) / np.maximum(window(sizes), 1.0)[r // tile, c // tile] / mean
-    )
-    busy = ratio > 1.0
-    if busy.any():
-        k = counts[r[busy], c[busy]].astype(np.int64)
-        out[busy] = float(H * W) * _tail(_scene_rates(acc), ratio[busy], k) > max_chance
-    return out
+    bound = around + 2.0 * np.sqrt(around) if upper else np.maximum(around - 2.0 * np.sqrt(around), 0.0)
+    return bound / np.maximum(window(sizes), 1.0)[r // tile, c // tile] / mean
 
 
 def _touching(flat: np.ndarray, others: np.ndarray, width: int) -> np.ndarray:
