@@ -340,8 +340,9 @@ def _hot_and_noisy(ser: _Series, hi_r: np.ndarray, hi_c: np.ndarray) -> None:
     white = too_fast & (acc.vmin[hi_r, hi_c].astype(np.int64) >= acc.clip)
     weak |= too_fast & ~white & lit
     # short of the units needed (taken where the scenes around are quiet, :func:`_quiet_here`): only a
-    # dark current growing with exposure is evidence enough; static detail's noise ratio is not
-    weak |= ~hot & (acc.s_hi[hi_r, hi_c] < ser.need)
+    # dark current seen growing with exposure is evidence enough; static detail's noise ratio is not,
+    # nor an excess over photos of one exposure x ISO (where every one "grows")
+    weak |= (acc.s_hi[hi_r, hi_c] < ser.need) & ~(hot & ser.x_spread)
     score = _share_score(acc.s_hi[hi_r, hi_c], ser.units)
     warm = _temperature_factor(acc, hi_r[hot], hi_c[hot])
     found.add(hi_r[hot], hi_c[hot], DefectKind.HOT, score[hot], rate[hot] / warm)

@@ -202,8 +202,9 @@ def _local_ratio(acc: Accumulator, need: int, r: np.ndarray, c: np.ndarray, tile
     Counts of either sign, the photosites at ``need`` or more and those
     within 2 of them left out (see :func:`_by_chance_here`); the count
     around taken at its lower bound (less 2 Poisson sigmas) or, with
-    ``upper``, its upper bound (plus 2).  Infinite where no outlier was
-    counted anywhere (nothing to compare with).
+    ``upper``, its upper bound (plus 2).  Where no outlier was counted
+    anywhere (nothing to compare with): infinite with ``upper`` (no part is
+    quieter), else 0 (none busier).
     """
     H, W = acc.shape
     th, tw = -(-H // tile), -(-W // tile)
