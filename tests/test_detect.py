@@ -1595,7 +1595,7 @@ def test_a_count_that_busy_scenes_around_explain_is_chance():
     of 20) beside it, which the local rate leaves out with the photosites around them."""
     import types
 
-    from rawmap.detect.series import _by_chance_here, _chance_need
+    from rawmap.detect.series import _by_chance_here, _chance_need, _local_rates
 
     rng = np.random.default_rng(5)
     H, W, views = 400, 600, 30
@@ -1612,9 +1612,11 @@ def test_a_count_that_busy_scenes_around_explain_is_chance():
     rows, cols = np.array([148, 300]), np.array([148, 450])
     s_hi[rows, cols], s_lo[rows, cols] = need, 0
     s_hi[290:310:4, 440:460:4] = 20  # defects beside the quiet one
-    got = _by_chance_here(acc, need, 5.0, rows, cols, s_hi, 16)
+    got = _by_chance_here(acc, _local_rates(acc, need, 16), 5.0, rows, cols, s_hi)
     assert got.tolist() == [True, False]
-    assert not _by_chance_here(acc, need, 5.0, rows, cols, s_hi, 0).any()  # tile 0: the sensor's mean only
+    assert not _by_chance_here(
+        acc, _local_rates(acc, need, 0), 5.0, rows, cols, s_hi
+    ).any()  # tile 0: the sensor's mean only
 
 
 def test_handheld_night_brackets_map_no_busy_scene_detail_as_hot(tmp_path, samples_dir):

@@ -21,6 +21,7 @@ from .series import (
     _dark_noise,
     _darks_only,
     _Found,
+    _local_rates,
     _quiet_here,
     _Series,
     _touching,
@@ -64,7 +65,8 @@ def _classify(acc: Accumulator, params: ClassifyParams | None) -> tuple[list[Def
     hi_r, hi_c = _candidates(acc.s_hi, ser.need, ser.taken)
     lo_r, lo_c = _candidates(acc.s_lo, ser.need, ser.taken)
     if not _darks_only(acc):  # where busy scenes explain the count, it is no evidence
-        chance = _by_chance_here(acc, ser.need, ser.p.max_chance, hi_r, hi_c, acc.s_hi, ser.p.chance_tile)
+        local = _local_rates(acc, ser.need, ser.p.chance_tile)  # once for the three tests below
+        chance = _by_chance_here(acc, local, ser.p.max_chance, hi_r, hi_c, acc.s_hi)
         # ... unless it touches a photosite the scenes do not explain (a hot cluster's member)
         chance &= ~_touching(hi_r * ser.W + hi_c, hi_r[~chance] * ser.W + hi_c[~chance], ser.W)
         hi_r, hi_c = hi_r[~chance], hi_c[~chance]
@@ -72,7 +74,7 @@ def _classify(acc: Accumulator, params: ClassifyParams | None) -> tuple[list[Def
             q_r, q_c = _candidates(acc.s_hi, ser.need - 1, ser.taken)
             short = acc.s_hi[q_r, q_c] == ser.need - 1
             q_r, q_c = q_r[short], q_c[short]
-            quiet = _quiet_here(acc, ser.need, ser.p.max_chance, q_r, q_c, acc.s_hi, ser.p.chance_tile)
+            quiet = _quiet_here(acc, local, ser.p.max_chance, q_r, q_c, acc.s_hi)
             if quiet.any():
                 flat = np.union1d(hi_r * ser.W + hi_c, q_r[quiet] * ser.W + q_c[quiet])
                 hi_r, hi_c = flat // ser.W, flat % ser.W
@@ -80,7 +82,7 @@ def _classify(acc: Accumulator, params: ClassifyParams | None) -> tuple[list[Def
             # in a few views the same holds for dark outliers (3 photos of 3 scenes: a textured
             # photosite dark in 2 of them was low gain); with more views a true low-gain photosite in a
             # busy block was lost to it, and the view bound and isolation guard those
-            lo_chance = _by_chance_here(acc, ser.need, ser.p.max_chance, lo_r, lo_c, acc.s_lo, ser.p.chance_tile)
+            lo_chance = _by_chance_here(acc, local, ser.p.max_chance, lo_r, lo_c, acc.s_lo)
             lo_chance &= ~_touching(lo_r * ser.W + lo_c, lo_r[~lo_chance] * ser.W + lo_c[~lo_chance], ser.W)
             ser.lo_chance = np.sort(lo_r[lo_chance] * ser.W + lo_c[lo_chance])
     # low gain shows in the gain ratio even where few views made it a dark outlier

@@ -120,7 +120,7 @@ def _tile_sums(x: np.ndarray, tile: int) -> np.ndarray:
 
 
 def _by_chance_here(
-    acc: Accumulator, need: int, max_chance: float, r: np.ndarray, c: np.ndarray, counts: np.ndarray, tile: int
+    acc: Accumulator, local: _LocalRates | None, max_chance: float, r: np.ndarray, c: np.ndarray, counts: np.ndarray
 ) -> np.ndarray:
     """(N,) bool: outliers in ``counts[r, c]`` units that the busy scenes around them explain.
 
@@ -129,48 +129,40 @@ def _by_chance_here(
     textured (foliage, gravel), and more so where handheld frames move it
     across the photosites, outliers are several times as frequent as the
     sensor's mean, and a photosite there reaches ``need`` units by chance.
-    The local rate is measured on the counts themselves: the mean count of
-    either sign within the ``3 x 3`` tiles of ``tile`` photosites around the
-    photosite, leaving out those at ``need`` or more and the photosites
-    within 2 of them (a defect's same-colour neighbours lean the other way,
-    a hot cluster's members count in fewer units), taken at its lower bound
-    (the sum less 2 Poisson sigmas: the count around is itself a sample),
-    over the same mean across the sensor.  Each unit's rate times that
-    ratio (where above 1) gives the photosite's chance tail; a photosite
-    that more than ``max_chance`` photosites of the sensor would reach at
-    that rate is explained by chance.  About 0.1 s on 24 MP.
+    The local rate (:func:`_local_rates`), taken at its lower bound (the
+    sum less 2 Poisson sigmas: the count around is itself a sample), over
+    the same mean across the sensor, times each unit's rate (where above 1)
+    gives the photosite's chance tail; a photosite that more than
+    ``max_chance`` photosites of the sensor would reach at that rate is
+    explained by chance.
 
     Parameters
     ----------
     acc : Accumulator
-    need : int
-        Units a photosite must be an outlier in (:func:`_units_needed`).
+    local : _LocalRates or None
+        The counts around (:func:`_local_rates`); None: no local test.
     max_chance : float
     r, c : (N,) int arrays
         The candidates.
     counts : (H, W) ndarray
         ``acc.s_hi`` or ``acc.s_lo``: the units each was an outlier in.
-    tile : int
-        Side of a tile, photosites (0: no local test).
 
     Returns
     -------
     (N,) ndarray of bool
     """
     out = np.zeros(r.size, bool)
-    if tile <= 0 or r.size == 0:
+    if local is None or r.size == 0:
         return out
-    ratio = _local_ratio(acc, need, r, c, tile, upper=False)
+    ratio = local.ratio(r, c, upper=False)
     busy = ratio > 1.0
     if busy.any():
-        k = counts[r[busy], c[busy]].astype(np.int64)
-        H, W = acc.shape
-        out[busy] = float(H * W) * _tail(_scene_rates(acc), ratio[busy], k) > max_chance
+        out[busy] = _chance_photosites(acc, ratio[busy], counts[r[busy], c[busy]]) > max_chance
     return out
 
 
 def _quiet_here(
-    acc: Accumulator, need: int, max_chance: float, r: np.ndarray, c: np.ndarray, counts: np.ndarray, tile: int
+    acc: Accumulator, local: _LocalRates | None, max_chance: float, r: np.ndarray, c: np.ndarray, counts: np.ndarray
 ) -> np.ndarray:
     """(N,) bool: outliers in fewer than ``need`` units that the quiet scenes around them do not explain.
 
@@ -185,27 +177,53 @@ def _quiet_here(
     were needed): see ``bench_real_brackets.py --short``.
     """
     out = np.zeros(r.size, bool)
-    if tile <= 0 or r.size == 0:
+    if local is None or r.size == 0:
         return out
-    ratio = _local_ratio(acc, need, r, c, tile, upper=True)
+    ratio = local.ratio(r, c, upper=True)
     quiet = ratio < 1.0
     if quiet.any():
-        k = counts[r[quiet], c[quiet]].astype(np.int64)
-        H, W = acc.shape
-        out[quiet] = float(H * W) * _tail(_scene_rates(acc), ratio[quiet], k) <= max_chance
+        out[quiet] = _chance_photosites(acc, ratio[quiet], counts[r[quiet], c[quiet]]) <= max_chance
     return out
 
 
-def _local_ratio(acc: Accumulator, need: int, r: np.ndarray, c: np.ndarray, tile: int, *, upper: bool) -> np.ndarray:
-    """(N,) the outlier rate in the ``3 x 3`` tiles around each photosite over the sensor's mean.
+def _chance_photosites(acc: Accumulator, scale: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """(N,) photosites of the sensor expected by chance in ``k`` units or more, each unit's rate x ``scale``."""
+    H, W = acc.shape
+    return float(H * W) * _tail(_scene_rates(acc), scale, k.astype(np.int64))
+
+
+@dataclass(frozen=True)
+class _LocalRates:
+    """Outlier counts around each tile of the sensor (:func:`_local_rates`)."""
+
+    around: np.ndarray  #: (th, tw) counts of either sign in each tile's 3 x 3 tiles
+    sizes: np.ndarray  #: (th, tw) photosites those counts were taken over
+    mean: float  #: the count per photosite over the whole sensor
+    tile: int  #: side of a tile, photosites
+
+    def ratio(self, r: np.ndarray, c: np.ndarray, *, upper: bool) -> np.ndarray:
+        """(N,) the rate around each photosite over the sensor's mean, the count around at its lower
+        bound (less 2 Poisson sigmas) or, with ``upper``, its upper bound (plus 2).  Where no outlier
+        was counted anywhere (nothing to compare with): infinite with ``upper`` (no part is quieter),
+        else 0 (none busier)."""
+        if self.mean <= 0:
+            return np.full(r.size, np.inf) if upper else np.zeros(r.size)
+        around = self.around[r // self.tile, c // self.tile]
+        bound = around + 2.0 * np.sqrt(around) if upper else np.maximum(around - 2.0 * np.sqrt(around), 0.0)
+        return bound / np.maximum(self.sizes[r // self.tile, c // self.tile], 1.0) / self.mean
+
+
+def _local_rates(acc: Accumulator, need: int, tile: int) -> _LocalRates | None:
+    """The outlier counts in the ``3 x 3`` tiles of ``tile`` photosites around each tile, once for
+    every test of a classification (:func:`_by_chance_here`, :func:`_quiet_here`); None when ``tile``
+    is 0 (no local test).  About 0.1 s on 24 MP.
 
     Counts of either sign, the photosites at ``need`` or more and those
-    within 2 of them left out (see :func:`_by_chance_here`); the count
-    around taken at its lower bound (less 2 Poisson sigmas) or, with
-    ``upper``, its upper bound (plus 2).  Where no outlier was counted
-    anywhere (nothing to compare with): infinite with ``upper`` (no part is
-    quieter), else 0 (none busier).
+    within 2 of them left out (a defect's same-colour neighbours lean the
+    other way, a hot cluster's members count in fewer units).
     """
+    if tile <= 0:
+        return None
     H, W = acc.shape
     th, tw = -(-H // tile), -(-W // tile)
     sums = np.zeros((th, tw), np.float64)
@@ -215,17 +233,13 @@ def _local_ratio(acc: Accumulator, need: int, r: np.ndarray, c: np.ndarray, tile
     for a in range(0, H, step):
         lo, hi = max(a - 2, 0), min(a + step + 2, H)  # two rows beyond the block each way
         both = np.add(acc.s_hi[lo:hi], acc.s_lo[lo:hi], dtype=wide)
-        # a defect and the photosites within 2 of it (its same-colour neighbours lean the other way,
-        # a cluster's members are outliers in fewer units) are not the scene's chance
+        # a defect and the photosites within 2 of it are not the scene's chance
         near = _dilate2(both >= need)[a - lo : a - lo + min(step, H - a)]
         both = both[a - lo : a - lo + near.shape[0]]
         both[near] = 0
         t0, n = a // tile, -(-both.shape[0] // tile)
         sums[t0 : t0 + n] = _tile_sums(both, tile)
         sizes[t0 : t0 + n] = _tile_sums(~near, tile)
-    mean = sums.sum() / max(sizes.sum(), 1.0)
-    if mean <= 0:
-        return np.full(r.size, np.inf) if upper else np.zeros(r.size)
 
     def window(grid: np.ndarray) -> np.ndarray:  # each tile's 3 x 3 neighbourhood, summed
         p = np.pad(grid, 1)
@@ -235,9 +249,7 @@ def _local_ratio(acc: Accumulator, need: int, r: np.ndarray, c: np.ndarray, tile
                 total += p[i : i + th, j : j + tw]
         return total
 
-    around = window(sums)[r // tile, c // tile]
-    bound = around + 2.0 * np.sqrt(around) if upper else np.maximum(around - 2.0 * np.sqrt(around), 0.0)
-    return bound / np.maximum(window(sizes), 1.0)[r // tile, c // tile] / mean
+    return _LocalRates(window(sums), window(sizes), float(sums.sum() / max(sizes.sum(), 1.0)), tile)
 
 
 def _touching(flat: np.ndarray, others: np.ndarray, width: int) -> np.ndarray:
