@@ -111,6 +111,8 @@ class ClassifyParams:
     cold_alone: float = (
         0.05  #: ... or, past the view bound, every adjacent ratio within this of 1 and below half of each neighbour
     )
+    cold_alone_wide: float = 0.12  #: ... or every adjacent ratio within this of 1, its own signal lit (below)
+    cold_alone_lit: float = 10.0  #: ... at least this many read-noise sigmas above black on average
     cold_below_lowest: float = 0.9  #: ... and below this share of its darkest same-colour neighbour's mean signal
     cold_alone_signal: float = 20.0  #: ... whose signal is at least this many read-noise sigmas
     cold_black_signal: float = 2.0  #: ... or this many and less for the photosite, reading black ...
