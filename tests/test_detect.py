@@ -693,6 +693,17 @@ def test_a_single_view_finds_a_well_lit_low_gain_photosite_in_light_texture(tmp_
     assert sc.precision == 1.0, sc.summary()
 
 
+def test_a_lone_low_gain_photosite_is_found_in_a_busy_landscape(tmp_path):
+    """One view of a textured landscape (timelapse seed 12): its gain ratios spread so wide (robust
+    sigma 0.30) that the plane-spread bound (5 sigmas below the median) fell below 0, and a photosite at
+    0.21 of its flat neighbours was lost; alone in a smooth neighbourhood, the plane's spread is no
+    bound and it is mapped cold."""
+    body, sc = _scenario(tmp_path, "timelapse", seed=12)
+    cold = {(d.row, d.col): d.value for d in body.defect_map.defects if d.kind is DefectKind.COLD}
+    assert (17, 360) in cold and abs(cold[(17, 360)] - 0.21) < 0.03, cold
+    assert sc.false_by_kind.get("cold", 0) == 0, sc.false_by_kind
+
+
 def test_a_single_view_finds_a_dead_column_and_photosites_stuck_at_white(tmp_path):
     """In one view the read-noise figure is the scene's texture (30 DN against a true 4): a dead
     column (its same-colour neighbours along it dead too) and photosites stuck at the white

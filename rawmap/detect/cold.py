@@ -369,7 +369,9 @@ def _cold(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray) -> np.ndarray:
     while each of its 8 adjacent photosites' ratio is within
     ``cold_alone`` of its plane's, or ``cold_alone_wide`` where its own
     mean signal is ``cold_alone_lit`` read-noise sigmas or more, none
-    clipped) is low gain whatever the views.  Measured on defect-free timelapses (40 seeds and half-lit
+    clipped) is low gain whatever the views, and is held to no bound from
+    its plane's spread (``cold_strong_spread``, which a textured scene
+    widens: that is the scene's detail, not this photosite's).  Measured on defect-free timelapses (40 seeds and half-lit
     views): the 4-neighbour mean, lifted by the bright end of a pole, gave
     up to 144 false flags a series, an 8 % spread a coloured 1 x 2 window
     pane of a blur-free scene; with these bounds, none.  In raw mosaics a
@@ -426,7 +428,11 @@ def _cold(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray) -> np.ndarray:
         cold[in_c] = (g[in_c] < med - drop) & (dark_in[in_c] >= ser.need)
         # and far out of its plane's spread: in warm light the blue photosites' ratios spread so wide
         # (robust sigma 0.12) that scene detail puts 2 % of them below half the median
-        strong = (g[in_c] < min(p.cold_strong * med, med - p.cold_strong_spread * sigma)) & isolated[in_c]
+        # (scene detail does not leave one photosite alone below all of its neighbours in a smooth
+        # neighbourhood: there the plane's spread is no bound; a textured one-view landscape's spread of
+        # 0.30 put the bound below 0, and a photosite at 0.21 among flat neighbours was lost)
+        spread_ok = (g[in_c] < med - p.cold_strong_spread * sigma) | alone[in_c]
+        strong = (g[in_c] < p.cold_strong * med) & spread_ok & isolated[in_c]
         if acc.source is not SourceKind.IMAGE:
             # and well below its darkest neighbour's ratio: scene detail that darkens it by half
             # darkens a neighbour by a quarter or so (12 of 15 false flags in the scenarios, ratios
