@@ -1102,6 +1102,12 @@ def test_write_oneview_series_from_a_real_raw(tmp_path, samples_dir):
     assert 1 <= len(hot) <= 5
     exposures = [reader.read_frame(p).exposure for p in sorted((tmp_path / "b").glob("tl_*.dng"))]
     assert exposures[-1] / exposures[0] == pytest.approx(64.0, rel=1e-3)
+    (tmp_path / "d").mkdir()
+    _, stuck = write_oneview_series(src, tmp_path / "d", 3, rows=slice(100, 300), stuck=4)
+    assert len(stuck) == 4 and all(np.isnan(rate) and seen for rate, seen in stuck.values())
+    values = [reader.read_frame(p).mosaic for p in sorted((tmp_path / "d").glob("tl_*.dng"))]
+    for r, c in stuck:  # the same value in every frame, while the light fell
+        assert len({int(v[r, c]) for v in values}) == 1
     (tmp_path / "x.txt").write_text("not a photo")
     assert write_oneview_series(tmp_path / "x.txt", tmp_path / "c", 4) is None
     with pytest.raises(ValueError):

@@ -87,6 +87,7 @@ def write_oneview_series(
     priority: bool = False,
     hot: int = 0,
     drift: float = 0.0,
+    stuck: int = 0,
 ) -> tuple[np.ndarray, dict] | None:
     """Write ``n`` DNG frames ``tl_00.dng`` ... of one view whose scene is ``src``'s own mosaic.
 
@@ -115,6 +116,10 @@ def write_oneview_series(
     drift : float, optional
         Photosites the scene moves down (and half that across) over the
         series, as a tripod settling does.
+    stuck : int, optional
+        Photosites (seeded, 8 or more from the edges, 5 apart from each
+        other and from the hot ones) stuck at a level of 30-100 % of the
+        range above black in every frame, without noise.
 
     Returns
     -------
@@ -122,7 +127,8 @@ def write_oneview_series(
         The (H, W) mosaic as read (float64, black included) and the planted
         dark currents ``{(row, col): (DN/s at ISO 100, visible)}``, visible
         when the excess in the longest frame is at least 6 sigmas of the
-        noise there; None when ``src`` is not a Bayer RAW LibRaw decodes.
+        noise there (stuck photosites: ``(nan, True)``); None when ``src``
+        is not a Bayer RAW LibRaw decodes.
     """
     if n < 2:
         raise ValueError(f"n must be at least 2, got {n}")
@@ -143,6 +149,11 @@ def write_oneview_series(
             rate = float(np.exp(rng.uniform(np.log(50.0), np.log(3000.0))))
             # visible: its excess in the longest frame at least 6 sigmas of the noise there
             planted[(r, c)] = (rate, rate * 0.64 >= 6.0 * np.sqrt(0.5 * signal[r, c] + 4.0))
+    levels: dict = {}
+    while len(levels) < stuck:
+        r, c = int(rng.integers(8, H - 8)), int(rng.integers(8, W - 8))
+        if all(abs(r - a) > 4 or abs(c - b) > 4 for a, b in list(planted) + list(levels)):
+            levels[(r, c)] = float(bmap[r, c] + rng.uniform(0.3, 1.0) * (white - bmap[r, c]))
     for i in range(n):
         stops = (6.0 if priority else 4.0) * i / (n - 1)
         exposure = 0.01 * 2.0**stops if priority else 0.01
@@ -153,6 +164,8 @@ def write_oneview_series(
         for (r, c), (rate, _) in planted.items():
             s[r, c] += rate * exposure
         frame = bmap + s + rng.standard_normal(mosaic.shape) * np.sqrt(0.5 * s + 4.0)
+        for (r, c), level in levels.items():
+            frame[r, c] = level
         write_dng(
             folder / f"tl_{i:02d}.dng",
             np.clip(np.rint(frame), 0, white).astype(np.uint16),
@@ -164,6 +177,7 @@ def write_oneview_series(
             iso=100,
             time=dt.datetime(2026, 1, 1, 18, i),
         )
+    planted.update({k: (float("nan"), True) for k in levels})
     return mosaic, planted
 
 

@@ -45,7 +45,10 @@ alone: the series holds no defect of its own, so every flag is false. The
 map is classified again with the developed images' neighbour-lift rule as
 it stood before 2026-12-02 (``ClassifyParams.cold_lift_depth`` 0: a deficit
 that lifts its neighbours' ratios passed the one-view bound whatever its
-size), and both counts are printed.
+size), and both counts are printed.  With ``--stuck N`` each series gets N
+photosites stuck at 30-100 % of the range (seeded, in every frame, before
+development), and the script prints how many are mapped stuck within 2
+pixels and the flags that are not near one.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ def main() -> None:
     ap.add_argument("--drift", type=float, default=0.0, help="photosites the scene moves down over the series")
     ap.add_argument("--jpeg", action="store_true", help="map the series' JPEG renderings instead (see above)")
     ap.add_argument("--bright", type=float, default=2.0, help="with --jpeg: LibRaw's brightness of the renderings")
+    ap.add_argument("--stuck", type=int, default=0, help="with --jpeg: photosites stuck in every frame (see above)")
     args = ap.parse_args()
     if args.aperture_priority:
         _growth_figures(args)
@@ -121,9 +125,11 @@ def _jpeg_figures(args: argparse.Namespace) -> None:
     for src in sorted(p for p in args.samples.iterdir() if p.is_file()):
         with tempfile.TemporaryDirectory(prefix="bench-oneview-") as tmp:
             folder = Path(tmp)
-            if write_oneview_series(src, folder, args.frames, drift=args.drift) is None:
+            made = write_oneview_series(src, folder, args.frames, drift=args.drift, stuck=args.stuck)
+            if made is None:
                 print(f"{src.name}: not a Bayer RAW LibRaw decodes, skipped")
                 continue
+            planted = list(made[1])
             dngs = sorted(folder.glob("*.dng"))
             jpgs = develop_jpegs(dngs, bright=args.bright)
             for dng in dngs:
@@ -131,11 +137,22 @@ def _jpeg_figures(args: argparse.Namespace) -> None:
             acc = map_files(jpgs).maps[0].accumulator
         now, old = build_map(acc), build_map(acc, before)
         kinds = lambda m: dict(Counter(d.kind.value for d in m.defects))  # noqa: E731
-        totals.update(now=len(now.defects), old=len(old.defects))
+
+        def near(d, sites):
+            return any(abs(d.row - r) <= 2 and abs(d.col - c) <= 2 for r, c in sites)
+
+        false_now = [d for d in now.defects if not near(d, planted)]
+        false_old = [d for d in old.defects if not near(d, planted)]
+        found = sum(any(near(d, [site]) and d.kind.value == "stuck" for d in now.defects) for site in planted)
+        totals.update(now=len(false_now), old=len(false_old), planted=len(planted), found=found)
         print(
-            f"{src.name} {acc.shape}: flags {len(now.defects)} {kinds(now)}; lift rule as before {len(old.defects)} {kinds(old)}"
+            f"{src.name} {acc.shape}: flags not near a planted photosite {len(false_now)} {kinds(now)}; lift rule "
+            f"as before {len(false_old)}" + (f"; planted stuck {len(planted)}, mapped stuck {found}" if planted else "")
         )
-    print(f"all samples, flags (all false): {totals['now']}; with the lift rule as before: {totals['old']}")
+    print(
+        f"all samples, flags not near a planted photosite (all false): {totals['now']}; with the lift rule as before: "
+        f"{totals['old']}" + (f"; planted stuck {totals['planted']}, mapped {totals['found']}" if args.stuck else "")
+    )
 
 
 def _growth_figures(args: argparse.Namespace) -> None:
