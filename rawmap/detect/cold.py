@@ -371,8 +371,9 @@ def _cold(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray) -> np.ndarray:
     mean signal is ``cold_alone_lit`` read-noise sigmas or more, none
     clipped) is low gain whatever the views, and is held to no bound from
     its plane's spread (``cold_strong_spread``, which a textured scene
-    widens: that is the scene's detail, not this photosite's).  Measured on defect-free timelapses (40 seeds and half-lit
-    views): the 4-neighbour mean, lifted by the bright end of a pole, gave
+    widens: that is the scene's detail, not this photosite's).  Measured
+    on defect-free timelapses (40 seeds and half-lit views): the
+    4-neighbour mean, lifted by the bright end of a pole, gave
     up to 144 false flags a series, an 8 % spread a coloured 1 x 2 window
     pane of a blur-free scene; with these bounds, none.  In raw mosaics a
     strong one must also read below ``cold_below_lowest`` of the darkest
@@ -400,10 +401,11 @@ def _cold(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray) -> np.ndarray:
     if acc.source is not SourceKind.IMAGE:
         below = _below_every_neighbour(ser, lo_r, lo_c)
         # adjacent ratios within 12 % rather than 5 % where the photosite itself is well lit: one-view
-        # series of generated scenes (5 kinds of timelapse and burst, seeds 1-12) found 21 more of 180
-        # visible low-gain photosites, none added on their defect-free twins; the blur-free scenes'
-        # dark specks sat at 16-17 %, and on real scenes' one-view series (bench_real_oneview.py) the
-        # two added sit alone in flat areas, 16-20 DN among same-colour neighbours at 40-55
+        # series of generated scenes (5 kinds of timelapse and burst, seeds 1-12) found 16 more of 177
+        # visible low-gain photosites, none added on their defect-free twins (the blur-free scenes'
+        # dark specks sat at 16-17 %); on the real scenes' one-view series (bench_real_oneview.py) the
+        # two added sit alone in smooth areas of the D30-b's scene, 34 DN among same-colour neighbours
+        # at 68-98 and 19 among 38-50: most likely that sensor's own
         lit = ser.mean_reading(lo_r, lo_c) - ser.black_at(lo_r, lo_c) >= p.cold_alone_lit * ser.sig_read
         smooth = (spread <= p.cold_alone) | ((spread <= p.cold_alone_wide) & lit)
         alone = smooth & (below < p.cold_strong)

@@ -317,8 +317,8 @@ def _developed_view_stuck(ser: _Series) -> None:
     than a pixel: the pixels around it keep their level too.  Not in a view
     that drifted more than ``image_stuck_drift`` pixels
     (:func:`~.lines._view_drift`): detail moving across a pixel as the light
-    falls can hold its level (a settling tripod's JPEGs: 3-58 such pixels a
-    series).  Measured: the timelapse scenario's JPEGs (seeds 1-12) map 26 of
+    falls can hold its level (the settling-tripod scenario's JPEGs: 3-58
+    such pixels a series under a first form of this test).  Measured: the timelapse scenario's JPEGs (seeds 1-12) map 26 of
     their 36 stuck photosites and nothing else, their defect-free twins
     nothing (the lowest twin pixel's share 0.69, the stuck ones'
     0.11-0.65); the real scenes' one-view series developed by LibRaw

@@ -118,7 +118,7 @@ def write_oneview_series(
         series, as a tripod settling does.
     stuck : int, optional
         Photosites (seeded, 8 or more from the edges, 5 apart from each
-        other and from the hot ones) stuck at a level of 30-100 % of the
+        other and from the hot ones; fewer where they do not fit) stuck at a level of 30-100 % of the
         range above black in every frame, without noise.
 
     Returns
@@ -150,7 +150,9 @@ def write_oneview_series(
             # visible: its excess in the longest frame at least 6 sigmas of the noise there
             planted[(r, c)] = (rate, rate * 0.64 >= 6.0 * np.sqrt(0.5 * signal[r, c] + 4.0))
     levels: dict = {}
-    while len(levels) < stuck:
+    for _ in range(100 * stuck):  # as many as fit, 5 apart
+        if len(levels) == stuck:
+            break
         r, c = int(rng.integers(8, H - 8)), int(rng.integers(8, W - 8))
         if all(abs(r - a) > 4 or abs(c - b) > 4 for a, b in list(planted) + list(levels)):
             levels[(r, c)] = float(bmap[r, c] + rng.uniform(0.3, 1.0) * (white - bmap[r, c]))
