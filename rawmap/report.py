@@ -491,12 +491,11 @@ def evidence_lines(fr: FrameStats, *, source: str = "raw", stuck: int = 0) -> li
         )
     elif units <= 1 and source == "image":
         # measured: generated timelapses' JPEGs gave no flag where their RAW files mapped 8-10 of 10-12
-        # defects (stuck, dead, low gain, column segments; bench_scenarios.py --jpeg); since 2026-12-03
-        # only stuck pixels where the light changed (rawmap.detect.stuck._developed_view_stuck)
+        # defects (stuck, dead, low gain, column segments; bench_scenarios.py --jpeg)
         lines.append(
             "  warning: one view of developed images (JPEG): demosaicing and compression blend each photosite "
-            "into its neighbours, so only stuck pixels (where the light changed) can be told from the scene; "
-            "map the RAW files if you have them, or add photos of other scenes or lens-cap darks"
+            "into its neighbours, so almost no defect can be told from the scene; map the RAW files if you "
+            "have them, or add photos of other scenes or lens-cap darks"
         )
     elif units <= 1:
         if fr.growth == "ran":  # hot photosites by their growth with exposure (rawmap.detect.growth)

@@ -704,26 +704,6 @@ def test_a_lone_low_gain_photosite_is_found_in_a_busy_landscape(tmp_path):
     assert sc.false_by_kind.get("cold", 0) == 0, sc.false_by_kind
 
 
-def test_a_jpeg_timelapse_maps_its_stuck_pixels(tmp_path):
-    """The timelapse scenario's JPEG renderings alone (seed 31): the three stuck photosites' pixels dim
-    far less than the pixels as bright around them, and are mapped stuck within 2 pixels; nothing
-    else is (the series mapped nothing before); its defect-free twin maps nothing."""
-    from rawmap.mapping import map_files
-    from rawmap.testing import generate_series, score_map, write_scenario
-    from rawmap.testing.scenarios import scenario_plan, scenario_spec
-
-    truth = write_scenario(tmp_path / "a", "timelapse", seed=31, shape=(300, 450), n_frames=24, jpeg=True)
-    dmap = map_files(sorted((tmp_path / "a").glob("*.jpg"))).maps[0].defect_map
-    sc = score_map(dmap, truth, radius=2)
-    assert sc.precision == 1.0, sc.summary()
-    assert sc.recall_by_class["stuck_high"][0] + sc.recall_by_class["stuck_mid"][0] == 3, sc.recall_by_class
-    plan = scenario_plan("timelapse", 24, np.random.default_rng(31))
-    generate_series(
-        tmp_path / "b", seed=31, spec=scenario_spec("timelapse", 300, 450), defects=[], plan=plan, jpeg=True
-    )
-    assert map_files(sorted((tmp_path / "b").glob("*.jpg"))).maps[0].defect_map.defects == []
-
-
 def test_a_single_view_finds_a_dead_column_and_photosites_stuck_at_white(tmp_path):
     """In one view the read-noise figure is the scene's texture (30 DN against a true 4): a dead
     column (its same-colour neighbours along it dead too) and photosites stuck at the white
@@ -1487,28 +1467,6 @@ def test_a_jpeg_timelapse_of_a_real_scene_maps_no_pixel_wide_speck_as_cold(tmp_p
     assert write_oneview_series(samples_dir / "canon-d30-a.CRW", tmp_path, 12, rows=slice(400, 700)) is not None
     dmap = map_files(develop_jpegs(sorted(tmp_path.glob("*.dng")), bright=2.0)).maps[0].defect_map
     assert [(d.row, d.col) for d in dmap.defects if d.kind is DefectKind.COLD] == []
-
-
-def test_a_jpeg_timelapse_of_a_real_scene_maps_the_pixels_that_kept_their_level(tmp_path, samples_dir):
-    """The Nikon D1's own scene (a band of it), its light falling 4 stops over 12 frames, 10 photosites
-    stuck before LibRaw develops the frames to JPEGs: demosaicing mixes the neighbours' light into a
-    stuck photosite's pixel, so it is not constant, but it dims far less than the pixels as bright
-    around it (none of them was found before: a JPEG timelapse mapped nothing); nothing else is
-    flagged."""
-    from rawmap.mapping import map_files
-    from rawmap.testing import develop_jpegs, write_oneview_series
-
-    made = write_oneview_series(samples_dir / "nikon-d1.NEF", tmp_path, 12, rows=slice(300, 800), stuck=10)
-    assert made is not None
-    planted = list(made[1])
-    dmap = map_files(develop_jpegs(sorted(tmp_path.glob("*.dng")), bright=2.0)).maps[0].defect_map
-
-    def near(d, site):
-        return abs(d.row - site[0]) <= 2 and abs(d.col - site[1]) <= 2
-
-    assert all(any(near(d, site) for site in planted) for d in dmap.defects), dmap.defects
-    found = [site for site in planted if any(near(d, site) and d.kind is DefectKind.STUCK for d in dmap.defects)]
-    assert len(found) >= 3, (planted, dmap.defects)
 
 
 def test_brackets_of_real_scenes_measure_a_hot_photosite_over_the_frames_it_entered(tmp_path, samples_dir):

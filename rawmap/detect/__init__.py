@@ -25,9 +25,7 @@ Rules (a photosite gets the first kind that applies):
     views a stuck one (not on black) must also stand out from its
     neighbours by ``stuck_stand_out`` times their noise in two frames'
     worth (one busy photo in which its neighbours differ does not show it
-    stuck).  In one view of developed images whose light changed, a pixel
-    is stuck where it dimmed far less than the pixels as bright while every
-    pixel two away dimmed as they did (:func:`.stuck._developed_view_stuck`).
+    stuck).
 ``hot`` / ``noisy``
     It was an isolated bright outlier (more than ``k`` sigma of the frame's
     own noise above its same-colour neighbours, with its adjacent photosites

@@ -26,7 +26,7 @@ from .series import (
     _Series,
     _touching,
 )
-from .stuck import _developed_view_stuck, _stuck_and_dead
+from .stuck import _stuck_and_dead
 
 
 def classify(acc: Accumulator, params: ClassifyParams | None = None) -> list[Defect]:
@@ -62,7 +62,6 @@ def _classify(acc: Accumulator, params: ClassifyParams | None) -> tuple[list[Def
         return [], None
     ser = _Series.of(acc, params or ClassifyParams())
     _stuck_and_dead(ser)
-    _developed_view_stuck(ser)
     hi_r, hi_c = _candidates(acc.s_hi, ser.need, ser.taken)
     lo_r, lo_c = _candidates(acc.s_lo, ser.need, ser.taken)
     if not _darks_only(acc):  # where busy scenes explain the count, it is no evidence

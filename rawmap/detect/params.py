@@ -140,11 +140,6 @@ class ClassifyParams:
     cold_lift_isolation: float = 0.85  #: ... and its adjacent and same-colour neighbours' ratios above this
     cold_lift_depth: float = 0.8  #: ... and its deficit at least this x the largest view's share of its signal
     few_views: int = 3  #: below this many views (one or two), stuck and dead follow the one-view rules
-    image_stuck_follow: float = 0.6  #: developed images, one view whose light changed: a pixel falling at most
-    #: this share of what the pixels as bright fell, from its brightest to its dimmest frame ...
-    image_stuck_around: float = 0.5  #: ... while each pixel 2 away falls at least this share of theirs ...
-    image_stuck_lit: float = 0.05  #: ... the pixel at least this share of the clip level in its dimmest frame ...
-    image_stuck_drift: float = 0.75  #: ... in a view that drifted at most this many pixels, is stuck
     dead_beside_lit: float = (
         20.0  #: ... where a photosite on black is dead if all around read this x its range above black
     )

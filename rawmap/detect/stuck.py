@@ -10,7 +10,6 @@ import numpy as np
 from ..accumulate import Accumulator
 from ..defectmap import DefectKind
 from ..frame import SourceKind
-from .lines import _light_ratio, _view_drift
 from .params import _BLOCK_ROWS
 from .series import _adjacent, _darks_only, _neighbours, _nonzero2, _sample_index, _Series, _trimmed_means
 
@@ -262,117 +261,6 @@ def _stuck_and_dead(ser: _Series) -> None:
             beside |= np.isin(nr_.astype(np.int64) * W + nc_, flat)
         found.add(lr[beside], lc[beside], DefectKind.DEAD, ls[beside], lv[beside])
         taken[lr[beside], lc[beside]] = True
-
-
-def _dimming_curve(acc: Accumulator) -> tuple[np.ndarray, np.ndarray]:
-    """How a one-view series' pixels dimmed: the median lowest value of the pixels at each highest value.
-
-    From a fixed sample of the sensor, never-clipped pixels in 32 bins of
-    their highest value (quantiles).  A developed image's tone curve
-    dims its bright pixels by a smaller factor than its dark ones, so a
-    pixel is held to the pixels as bright as it was, not to the view's
-    light ratio.
-
-    Returns
-    -------
-    levels, lows : (B,) ndarray of float64
-        Increasing highest values and the median lowest value at each
-        (empty where too few pixels are lit).
-    """
-    H, W = acc.shape
-    sr, sc = _sample_index(H, W)
-    hi = acc.vmax[sr, sc].astype(np.float64)
-    lo = acc.vmin[sr, sc].astype(np.float64)
-    ok = (hi < acc.clip) & (hi > 0)
-    hi, lo = hi[ok], lo[ok]
-    if hi.size < 3200:
-        return np.zeros(0), np.zeros(0)
-    edges = np.unique(np.quantile(hi, np.linspace(0.0, 1.0, 33)))
-    which = np.clip(np.searchsorted(edges, hi, side="right") - 1, 0, edges.size - 2)
-    levels, lows = [], []
-    for i in range(edges.size - 1):
-        sel = which == i
-        if sel.sum() >= 50:
-            levels.append(float(np.median(hi[sel])))
-            lows.append(float(np.median(lo[sel])))
-    return np.asarray(levels), np.maximum.accumulate(np.asarray(lows))
-
-
-def _developed_view_stuck(ser: _Series) -> None:
-    """Developed images of one view whose light changed: a pixel that kept its level while every pixel
-    two away dimmed with the light is stuck.
-
-    Demosaicing fills a stuck photosite's pixel with its neighbours' light
-    in the other channels, so the pixel is not constant (the range rule of
-    :func:`_stuck_and_dead` cannot see it), but it dims far less than the
-    scene does.  Where the view's light changed (:func:`~.lines._light_ratio`
-    at least ``line_light_ratio``), each pixel's fall from its highest to
-    its lowest value is compared with the fall of the pixels that were as
-    bright (:func:`_dimming_curve`: the tone curve dims bright pixels by a
-    smaller factor): a pixel lit at ``image_stuck_lit`` of the clip level or
-    more whose fall is at most ``image_stuck_follow`` of theirs, while each
-    of the 16 pixels two away (outside the demosaicing's reach) falls at
-    least ``image_stuck_around`` of the fall at its own brightness, none of
-    them clipped.  A lamp that stays lit while the daylight falls is larger
-    than a pixel: the pixels around it keep their level too.  Not in a view
-    that drifted more than ``image_stuck_drift`` pixels
-    (:func:`~.lines._view_drift`): detail moving across a pixel as the light
-    falls can hold its level (the settling-tripod scenario's JPEGs: 3-58
-    such pixels a series under a first form of this test).  Measured: the timelapse scenario's JPEGs (seeds 1-12) map 26 of
-    their 36 stuck photosites and nothing else, their defect-free twins
-    nothing (the lowest twin pixel's share 0.69, the stuck ones'
-    0.11-0.65); the real scenes' one-view series developed by LibRaw
-    (``bench_real_oneview.py --jpeg --stuck 20``) 48 of 120, no other flag.
-    Held to the view's light ratio instead of the pixels as bright, 46
-    bright pixels of one real scene were flagged.
-    """
-    acc, p = ser.acc, ser.p
-    if acc.source is not SourceKind.IMAGE or acc.n_scenes != 1 or acc.n_frames < 8:
-        return
-    if not any(f.kind == "photo" for f in acc.frames):
-        return
-    k = _light_ratio(acc)
-    if k < p.line_light_ratio or _view_drift(acc, k) > p.image_stuck_drift:
-        return
-    levels, lows = _dimming_curve(acc)
-    H, W = acc.shape
-    reach = 2
-    if levels.size < 4 or H <= 2 * reach or W <= 2 * reach:
-        return
-
-    def fall_share(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-        """The fall hi - lo over the fall of the pixels as bright (0 where clipped)."""
-        expected = hi - np.interp(hi, levels, lows)
-        share = (hi - lo) / np.maximum(expected, 1.0)
-        return np.where(hi < acc.clip, share, 0.0)
-
-    rows, cols = [], []
-    for a in range(reach, H - reach, _BLOCK_ROWS):
-        b = min(H - reach, a + _BLOCK_ROWS)
-        lo = acc.vmin[a:b, reach : W - reach].astype(np.float64)
-        hi = acc.vmax[a:b, reach : W - reach].astype(np.float64)
-        cand = (hi < acc.clip) & (lo >= p.image_stuck_lit * acc.clip) & (fall_share(hi, lo) <= p.image_stuck_follow)
-        cand &= ~ser.taken[a:b, reach : W - reach]
-        r_, c_ = _nonzero2(cand)
-        rows.append(r_ + a)
-        cols.append(c_ + reach)
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    if r.size == 0:
-        return
-    own = fall_share(acc.vmax[r, c].astype(np.float64), acc.vmin[r, c].astype(np.float64))
-    around = np.full(r.size, np.inf)
-    for dr in range(-reach, reach + 1):
-        for dc in range(-reach, reach + 1):
-            if max(abs(dr), abs(dc)) == reach:
-                hi2 = acc.vmax[r + dr, c + dc].astype(np.float64)
-                around = np.minimum(around, fall_share(hi2, acc.vmin[r + dr, c + dc].astype(np.float64)))
-    stuck = around >= p.image_stuck_around
-    if not stuck.any():
-        return
-    r, c = r[stuck], c[stuck]
-    score = around[stuck] / np.maximum(own[stuck], 1e-3)
-    ser.found.add(r, c, DefectKind.STUCK, score, ser.mean_reading(r, c))
-    ser.taken[r, c] = True
 
 
 class _ShotNoise:
