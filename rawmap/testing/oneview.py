@@ -118,8 +118,9 @@ def write_oneview_series(
         series, as a tripod settling does.
     stuck : int, optional
         Photosites (seeded, 8 or more from the edges, 5 apart from each
-        other and from the hot ones; fewer where they do not fit) stuck at a level of 30-100 % of the
-        range above black in every frame, without noise.
+        other and from the hot ones; fewer where they do not fit) stuck at
+        a level of 30-100 % of the range above black in every frame,
+        without noise.
 
     Returns
     -------

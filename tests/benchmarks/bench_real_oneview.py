@@ -114,8 +114,14 @@ def main() -> None:
             print(mosaic[max(0, r - 2) : r + 3, max(0, c - 2) : c + 3].astype(int))
     print(f"flags the one-view low-gain rule adds over all samples: {added_total}")
     print(
-        f"all flags (nothing planted: false, or the original sensor's own defects): {flags_total['now']}; without the drift measure: {flags_total['before']}"
+        f"all flags (nothing planted: false, or the original sensor's own defects): {flags_total['now']}; "
+        f"without the drift measure: {flags_total['before']}"
     )
+
+
+def _near(d, sites) -> bool:
+    """Whether defect ``d`` lies within 2 pixels of one of ``sites`` ((row, col) pairs)."""
+    return any(abs(d.row - r) <= 2 and abs(d.col - c) <= 2 for r, c in sites)
 
 
 def _jpeg_figures(args: argparse.Namespace) -> None:
@@ -139,13 +145,9 @@ def _jpeg_figures(args: argparse.Namespace) -> None:
             acc = map_files(jpgs).maps[0].accumulator
         now, old = build_map(acc), build_map(acc, before)
         kinds = lambda m: dict(Counter(d.kind.value for d in m.defects))  # noqa: E731
-
-        def near(d, sites):
-            return any(abs(d.row - r) <= 2 and abs(d.col - c) <= 2 for r, c in sites)
-
-        false_now = [d for d in now.defects if not near(d, planted)]
-        false_old = [d for d in old.defects if not near(d, planted)]
-        found = sum(any(near(d, [site]) and d.kind.value == "stuck" for d in now.defects) for site in planted)
+        false_now = [d for d in now.defects if not _near(d, planted)]
+        false_old = [d for d in old.defects if not _near(d, planted)]
+        found = sum(any(_near(d, [site]) and d.kind.value == "stuck" for d in now.defects) for site in planted)
         totals.update(now=len(false_now), old=len(false_old), planted=len(planted), found=found)
         print(
             f"{src.name} {acc.shape}: flags not near a planted photosite {len(false_now)} {kinds(now)}; lift rule "
