@@ -48,8 +48,9 @@ sample (6 views, 24 frames: as short as the ``brackets`` scenario of
 ``bench_scenarios.py``).
 
 ``--short`` maps short series instead: of those 6 views (one per sample),
-every subset of 3 and of 4, from one photo per view (the 8 % exposure: all
-at one exposure) and from the whole brackets, once with nothing planted
+every subset of 3 and of 4 (``--views``: other sizes, 2-6), from one photo
+per view (the 8 % exposure: all at one exposure), from the whole brackets,
+and from bursts (each view shot 8 times at that exposure), once with nothing planted
 (every flag false) and once with 12 photosites planted (hot of
 3,000-30,000 DN/s, stuck, dead, cold; their flags found by kind, any other
 flag false); per seed, subset size and frames a view, it prints the maps
@@ -177,10 +178,11 @@ def main() -> int:
     ap.add_argument("--first-level", type=float, default=0.02, help="median of each view's shortest frame (share)")
     ap.add_argument("--per-source", type=int, default=6, help="most views cropped from one sample (1: 6 views)")
     ap.add_argument("--short", action="store_true", help="every 3 and 4 of 6 views, one photo each or brackets")
+    ap.add_argument("--views", type=int, nargs="+", default=[3, 4], help="with --short: the subset sizes (2-6)")
     args = ap.parse_args()
     sources = sorted(p for p in args.samples.iterdir() if p.is_file())
     if args.short:
-        return short_series(sources, args.seeds)
+        return short_series(sources, args.seeds, args.views)
     before = dataclasses.replace(ClassifyParams(), hot_margin_growth=0.0)
     for (label, n, rates), seed in ((s, seed) for s in SERIES for seed in args.seeds):
         with tempfile.TemporaryDirectory() as tmp:
@@ -228,37 +230,61 @@ def main() -> int:
     return 0
 
 
-def short_series(sources: list[Path], seeds: list[int]) -> int:
-    """``--short``: maps of 3 and 4 of the 6 views, one photo each or brackets (see the module docstring)."""
+def short_series(sources: list[Path], seeds: list[int], sizes: list[int]) -> int:
+    """``--short``: maps of ``sizes`` (3 and 4) of the 6 views, one photo each, brackets or bursts (see the
+    module docstring)."""
     for seed in seeds:
         for n in (0, 12):
-            with tempfile.TemporaryDirectory() as tmp:
+            with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as tmp_burst:
                 rb = write_real_brackets(sources, tmp, per_source=1, defects=n, hot_rates=(3000, 30000), seed=seed)
-                planted = {(d.row, d.col): d.kind for d in rb.defects}
+                # the same views and planting shot 8 times at one exposure (the bracket's second): bursts
+                bursts = write_real_brackets(
+                    sources,
+                    tmp_burst,
+                    per_source=1,
+                    exposures=(0.04,) * 8,
+                    defects=n,
+                    hot_rates=(3000, 30000),
+                    seed=seed,
+                )
                 per_view = len(rb.files) // len(rb.views)
-                for k in (3, 4):
-                    for frames, what in (((1,), "one photo"), (tuple(range(per_view)), "brackets")):
-                        maps = with_false = false = 0
-                        found: Counter = Counter()
-                        for subset in itertools.combinations(range(len(rb.views)), k):
-                            files = [rb.files[per_view * v + f] for v in subset for f in frames]
-                            flags = map_files(files).maps[0].defect_map.defects
-                            wrong = [d for d in flags if planted.get((d.row, d.col)) is None]
-                            maps += 1
-                            with_false += bool(wrong)
-                            false += len(wrong)
-                            got = {(d.row, d.col): d.kind for d in flags}
-                            for rc, kind in planted.items():
-                                found[(kind.value, got.get(rc) is kind)] += 1
-                        line = f"seed {seed}, {n} planted, {k} views, {what} each: {maps} maps, {with_false} with false"
-                        line += f" flags ({false} flags)"
-                        if n:
-                            kinds = sorted({kd for kd, _ in found})
-                            line += "; planted mapped as planted: " + ", ".join(
-                                f"{kd} {found[(kd, True)]}/{found[(kd, True)] + found[(kd, False)]}" for kd in kinds
-                            )
-                        print(line, flush=True)
+                modes = (
+                    (rb, (1,), "one photo"),
+                    (rb, tuple(range(per_view)), "brackets"),
+                    (bursts, tuple(range(len(bursts.files) // len(bursts.views))), "a burst of 8"),
+                )
+                for k in sizes:
+                    for series, frames, what in modes:
+                        if k * len(frames) < 3:  # rawmap maps from 3 frames
+                            continue
+                        _short_maps(series, frames, k, f"seed {seed}, {n} planted, {k} views, {what} each")
     return 0
+
+
+def _short_maps(series: RealBrackets, frames: tuple, k: int, label: str) -> None:
+    """Map every ``k`` of the series' views from ``frames`` of each; print the false flags and the planted
+    photosites mapped as planted."""
+    planted = {(d.row, d.col): d.kind for d in series.defects}
+    per_view = len(series.files) // len(series.views)
+    maps = with_false = false = 0
+    found: Counter = Counter()
+    for subset in itertools.combinations(range(len(series.views)), k):
+        files = [series.files[per_view * v + f] for v in subset for f in frames]
+        flags = map_files(files).maps[0].defect_map.defects
+        wrong = [d for d in flags if planted.get((d.row, d.col)) is None]
+        maps += 1
+        with_false += bool(wrong)
+        false += len(wrong)
+        got = {(d.row, d.col): d.kind for d in flags}
+        for rc, kind in planted.items():
+            found[(kind.value, got.get(rc) is kind)] += 1
+    line = f"{label}: {maps} maps, {with_false} with false flags ({false} flags)"
+    if planted:
+        kinds = sorted({kd for kd, _ in found})
+        line += "; planted mapped as planted: " + ", ".join(
+            f"{kd} {found[(kd, True)]}/{found[(kd, True)] + found[(kd, False)]}" for kd in kinds
+        )
+    print(line, flush=True)
 
 
 @dataclasses.dataclass(frozen=True)
