@@ -70,7 +70,8 @@ Rules (a photosite gets the first kind that applies):
     half the plane's, with its neighbourhood's ratios normal and below what
     one view's static detail could do, or, past that view bound, below half
     of each of its 8 nearest same-colour photosites with every adjacent
-    photosite normal (see :func:`.cold._cold`).
+    photosite normal (see :func:`.cold._cold`).  One whose gain so measured
+    is at most ``dead_gain`` (0.02) reads black whatever the light: ``dead``.
 ``column``
     Segments of a column (or row): runs, within one colour, of photosites
     that leaned across the line in at least ``line_min_scenes`` scenes (and

@@ -91,6 +91,7 @@ class ClassifyParams:
     ringing_ratio: float = 3.0  #: ... this many times stronger is the compression's echo of it
     cold_image: float = 0.75  #: ... but in developed images never above this share of the median
     dead_share: float = 0.02  #: dead: never more than this share of the range above black
+    dead_gain: float = 0.02  #: ... or found low gain at most this share of its neighbours' response
     dead_noise: float = (
         3.0  #: ... or, for a constant photosite, within this many read-noise sigmas (plus its range) of it
     )
