@@ -15,7 +15,9 @@ Rules (a photosite gets the first kind that applies):
     ``few_views`` views the read-noise figure is the scene's texture, so a
     dead photosite must sit on black (its range centred there) and a stuck
     one vary less than the shot noise of its level allows
-    (:func:`.stuck._quieter_than_light`); a dead line's photosites have dead
+    (:func:`.stuck._quieter_than_light`, which in more views marks a stuck
+    one too where its neighbours vary too little for the range contrast:
+    bursts at one exposure); a dead line's photosites have dead
     neighbours along it and count those across it; a photosite clipped in
     every frame of one view needs every neighbour below half the clip level
     (or under a tenth of it at its darkest) and dimming with the light.  In

@@ -98,7 +98,11 @@ def _stuck_and_dead(ser: _Series) -> None:
             robust = np.where(nv == acc.n_frames, 2.0 * (trimmed - acc.vmin[nr, nc]), ranges)
             nmed = robust.min(axis=0)
         own = acc.vmax[rr, cc].astype(np.int32) - acc.vmin[rr, cc]
-        quiet = np.zeros(rr.size, bool)
+        # (three views or more: a photosite that varied far less than the shot noise of its level, as
+        # one view's rule below asks, is stuck too, whatever its neighbours did; bursts of real scenes at
+        # one exposure left their ranges at 60-110 DN, too little for the contrast asked, beside a
+        # stuck photosite that read one value in all 24 frames, which was mapped hot)
+        quiet = np.zeros(rr.size, bool) if few else _quieter_than_light(ser, rr, cc, own, shot)
         on_line = np.zeros(rr.size, bool)
         if acc.n_scenes < p.guard_views:
             # few views: the scene's dark or bright specks pass the test below (3 frames of 3 scenes
