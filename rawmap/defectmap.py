@@ -279,7 +279,8 @@ class Defect:
         ranged over the series than its own (or than the read noise); for
         cold ones how many robust standard deviations of its colour plane
         its gain ratio lies below the plane's median (100 for one found
-        alone in one view); for hot ones found by their growth in one view
+        alone in one view), and so for dead ones the cold rule found (gain
+        0.02 or less); for hot ones found by their growth in one view
         (a timelapse in aperture priority), robust sigmas of that growth;
         0 for photosites added by hand.
     channel : str

@@ -98,8 +98,8 @@ def _classify(acc: Accumulator, params: ClassifyParams | None) -> tuple[list[Def
     keep = ~ser.taken[lo_r, lo_c]
     lo_r, lo_c = lo_r[keep], lo_c[keep]
     if lo_r.size:
-        cold = _cold(ser, lo_r, lo_c)
-        rest = ~cold & (acc.s_lo[lo_r, lo_c] >= ser.need) & ~np.isin(lo_r * ser.W + lo_c, ser.lo_chance)
+        mapped = _cold(ser, lo_r, lo_c)  # cold, or dead at gain 0
+        rest = ~mapped & (acc.s_lo[lo_r, lo_c] >= ser.need) & ~np.isin(lo_r * ser.W + lo_c, ser.lo_chance)
         if rest.any():
             _dark_noisy(ser, lo_r[rest], lo_c[rest])
     if acc.source is not SourceKind.IMAGE and _darks_only(acc):

@@ -341,7 +341,8 @@ def _below_every_neighbour(ser: _Series, r: np.ndarray, c: np.ndarray) -> np.nda
 
 
 def _cold(ser: _Series, lo_r: np.ndarray, lo_c: np.ndarray) -> np.ndarray:
-    """Low gain, among the dark-outlier and low-ratio candidates; returns which candidates were cold.
+    """Low gain, among the dark-outlier and low-ratio candidates; returns which candidates were mapped
+    (cold, or dead where the gain measured is at most ``dead_gain``).
 
     Two ways in.  The gain ratio far below its plane's median (``cold_sigma``
     robust sigmas, at least ``cold_min_drop``) with isolated dark outliers
