@@ -40,7 +40,8 @@ Rules (a photosite gets the first kind that applies):
     outlier where the scenes around it are busier than the sensor's mean
     (the counts of the ``chance_tile`` tiles around, defects left out) must
     pass that bound at the local rate, unless it touches one that does (a
-    hot cluster's member).
+    hot cluster's member); where they are quieter, one a scene short of
+    the bound passes at their rate, and is then mapped hot or not at all.
     ``hot`` when the excess grows with exposure time x ISO (a regression of
     the residual on it), ``noisy`` when it does not, or when the photosite is
     also a dark outlier in many scenes (blinking), or its temporal noise is
