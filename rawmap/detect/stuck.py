@@ -98,11 +98,19 @@ def _stuck_and_dead(ser: _Series) -> None:
             robust = np.where(nv == acc.n_frames, 2.0 * (trimmed - acc.vmin[nr, nc]), ranges)
             nmed = robust.min(axis=0)
         own = acc.vmax[rr, cc].astype(np.int32) - acc.vmin[rr, cc]
-        # (three views or more: a photosite that varied far less than the shot noise of its level, as
-        # one view's rule below asks, is stuck too, whatever its neighbours did; bursts of real scenes at
-        # one exposure left their ranges at 60-110 DN, too little for the contrast asked, beside a
-        # stuck photosite that read one value in all 24 frames, which was mapped hot)
-        quiet = np.zeros(rr.size, bool) if few else _quieter_than_light(ser, rr, cc, own, shot)
+        # a range far below the shot noise of its level (:func:`_quieter_than_light`), measured where that
+        # noise can reach the 5 DN the test asks (500 / b DN above black: in darks nearly every photosite
+        # passes the range bound; all 2.2 million of a 1200 x 1800 set took 0.11-0.14 s of its 2.3-2.5 s
+        # classification, these 0.03 s, the same answer; measured on every candidate, 24 darks of that size
+        # took 3.25 s against 2.93). Three views or more: such a photosite is stuck
+        # too, whatever its neighbours did, as one view's rule below asks (bursts of real scenes at one
+        # exposure left their ranges at 60-110 DN, too little for the contrast asked, beside a stuck
+        # photosite that read one value in all 24 frames, which was mapped hot); in darks, see below
+        measurable = acc.vmax[rr, cc] - ser.black_at(rr, cc) >= 500.0 / shot.b
+        quieter = np.zeros(rr.size, bool)
+        if not few or darks_only:
+            quieter[measurable] = _quieter_than_light(ser, rr[measurable], cc[measurable], own[measurable], shot)
+        quiet = quieter  # few: replaced by quiet_light and what follows, below
         on_line = np.zeros(rr.size, bool)
         if acc.n_scenes < p.guard_views:
             # few views: the scene's dark or bright specks pass the test below (3 frames of 3 scenes
@@ -158,11 +166,7 @@ def _stuck_and_dead(ser: _Series) -> None:
             # in darks the neighbours are as quiet as a stuck photosite, but dark current far above black
             # varies by its shot noise: one held within the read noise there is stuck (at 14,934 DN over
             # 24 darks, it was mapped a warm photosite of 29 DN/s, whose repair subtracts that)
-            # (only where that shot noise reaches the 5 DN the test asks: nearly every photosite of a
-            # dark passes the range bound; all 2.2 million of a 1200 x 1800 set took 0.11-0.14 s of its
-            # 2.3-2.5 s classification, these 0.03 s, the same answer)
-            up = (own <= bound) & (acc.vmax[rr, cc] - ser.black_at(rr, cc) >= 500.0 / shot.b)
-            ok[up] |= _quieter_than_light(ser, rr[up], cc[up], own[up], shot)
+            ok |= (own <= bound) & quieter
         if lit and not few:
             # where the read-noise figure is the scenes' texture (brackets: 80 DN against a true 4), a
             # dim photosite's range passes the bound, though it follows the light (blue ones in warm
