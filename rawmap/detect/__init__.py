@@ -18,7 +18,11 @@ Rules (a photosite gets the first kind that applies):
     (:func:`.stuck._quieter_than_light`, which in more views marks a stuck
     one too where its neighbours vary too little for the range contrast:
     bursts at one exposure); a dead line's photosites have dead
-    neighbours along it and count those across it; a photosite clipped in
+    neighbours along it and count those across it (their ranges where the
+    picture dimmed or in two views; where it kept its brightness, their
+    light: ``dead_line_lit`` x the line's range above black in their
+    darkest frame, with the line's mean at black), and a found dead line
+    runs on along it where ``dead_line_weak`` of that is met; a photosite clipped in
     every frame of one view needs every neighbour below half the clip level
     (or under a tenth of it at its darkest) and dimming with the light.  In
     fewer than ``guard_views`` views every same-colour neighbour must vary

@@ -52,6 +52,7 @@ def _stuck_and_dead(ser: _Series) -> None:
     line_a: list[np.ndarray] = []
     line_s: list[np.ndarray] = []
     line_v: list[np.ndarray] = []
+    line_w: list[np.ndarray] = []
     few = acc.n_scenes < p.few_views
     picture_dimmed = _picture_dimmed(acc, p.line_light_ratio)  # for the one-view clip rule below
     for a in range(0, H, _BLOCK_ROWS):
@@ -157,7 +158,19 @@ def _stuck_and_dead(ser: _Series) -> None:
             # exposure never dim: a dead column segment of one was lost, seeds 1-16 of the burst
             # scenario 3 -> 5 of 16 segments, the defect-free twins still without a flag)
             two_views = acc.n_scenes >= 2
-            line = on_black & (along_col ^ along_row) & (own <= bound) & (across >= far) & (picture_dimmed | two_views)
+            shaped = on_black & (along_col ^ along_row) & (own <= bound)
+            line = shaped & (across >= far) & (picture_dimmed | two_views)
+            # where it did not dim (aperture priority), the light tells instead of the ranges: a dead line
+            # sits on black in every frame, its mean at black, both colours along it, while the
+            # photosites across it read far above black even in their darkest frame (a dark cable of the
+            # blur-free city at dusk read 5-50 DN above black beside 2,600-6,500: its mean is off black)
+            lit_lo = _lit_across(ser, rr, cc, (nr, nc), (ar, ac), along_col, own, quiet_as)
+            line |= shaped & (lit_lo >= p.dead_line_lit * np.maximum(own, 2.0))
+            # photosites that only continue a dead line, at dead_line_weak of either contrast asked
+            weakline = shaped & ~line
+            weakline &= ((across >= p.dead_line_weak * far) & (picture_dimmed | two_views)) | (
+                lit_lo >= p.dead_line_weak * p.dead_line_lit * np.maximum(own, 2.0)
+            )
         ok = (nmed >= p.stuck_contrast * own + 2 * bound) | (quiet & (nmed >= p.stuck_contrast * own))
         # a dead photosite's own noise may pass the range bound; its neighbours must vary far more
         # (in one view the neighbours' range is the scene's: the photosite's own must be noise)
@@ -194,12 +207,13 @@ def _stuck_and_dead(ser: _Series) -> None:
                 # black while each one around it reads far above black (a dead one in a view whose light
                 # never changed, as a city's lamps at dusk, where the others vary by their noise alone)
                 ok |= on_black & (own <= bound) & _black_beside_lit(ser, rr, cc, own, p.dead_beside_lit)
-            pend = line & ~ok
+            pend = (line | weakline) & ~ok
             line_r.append(rr[pend])
             line_c.append(cc[pend])
             line_a.append(np.where(along_col[pend], 0, 1))
             line_s.append(across[pend] / np.maximum(own[pend], ser.sig_read))
             line_v.append(mid[pend] + ser.black_at(rr[pend], cc[pend]))
+            line_w.append(weakline[pend])
         clipped = acc.vmin[rr, cc].astype(np.int64) >= acc.clip
         if acc.n_scenes >= 2:
             nmax = np.median(acc.vmax[nr, nc].astype(np.float64), axis=0)
@@ -262,17 +276,103 @@ def _stuck_and_dead(ser: _Series) -> None:
         taken[rr, cc] = True
     if line_r and sum(x.size for x in line_r):
         # dead line photosites stand only beside another one along their line (a segment is made of
-        # them in :func:`_lines`); a lone one is a dark scene line's end, not a fault
+        # them in :func:`_lines`); a lone one is a dark scene line's end, not a fault; weaker ones only
+        # continue them
         lr, lc, la = np.concatenate(line_r), np.concatenate(line_c), np.concatenate(line_a)
         ls, lv = np.concatenate(line_s), np.concatenate(line_v)
-        flat = lr.astype(np.int64) * W + lc
-        beside = np.zeros(lr.size, bool)
-        for step in (-2, 2):
-            nr_ = np.where(la == 0, lr + step, lr)
-            nc_ = np.where(la == 1, lc + step, lc)
-            beside |= np.isin(nr_.astype(np.int64) * W + nc_, flat)
+        weak = np.concatenate(line_w)
+        beside = _along_dead_lines(lr, lc, la, weak, W)
         found.add(lr[beside], lc[beside], DefectKind.DEAD, ls[beside], lv[beside])
         taken[lr[beside], lc[beside]] = True
+
+
+def _lit_across(
+    ser: _Series,
+    r: np.ndarray,
+    c: np.ndarray,
+    same: tuple[np.ndarray, np.ndarray],
+    adjacent: tuple[np.ndarray, np.ndarray],
+    along_col: np.ndarray,
+    own: np.ndarray,
+    quiet_as: np.ndarray,
+) -> np.ndarray:
+    """How far above black the photosites across a dead line candidate read in their darkest frame.
+
+    Parameters
+    ----------
+    r, c : (N,) ndarray of int
+        Candidates on black, on a line along a column where ``along_col``, else along a row.
+    same, adjacent : (4, N) row and column indices
+        Their same-colour (:func:`~rawmap.detect.series._neighbours`) and adjacent
+        (:func:`~rawmap.detect.series._adjacent`) neighbours: up, down, left, right.
+    own : (N,) ndarray
+        Each candidate's range over the frames, DN.
+    quiet_as : (N,) ndarray
+        DN above black the adjacent photosites along the line may reach at most (both colours of a
+        dead line sit on black).
+
+    Returns
+    -------
+    (N,) ndarray of float64
+        The lowest of the four photosites across the line (same colour and adjacent, either side),
+        DN above black in its darkest frame; -1 where an adjacent photosite along the line rose
+        above ``quiet_as`` or the candidate's mean is off black by more than ``stuck_centre``
+        standard errors (its range over 4.3 x the root of its frame count).
+    """
+    acc, p = ser.acc, ser.p
+    across = np.where(along_col, 2, 0)[None, :]
+    lows = []
+    for off in (0, 1):
+        for rows, cols in (same, adjacent):
+            ra = np.take_along_axis(rows, across + off, 0)[0]
+            ca = np.take_along_axis(cols, across + off, 0)[0]
+            lows.append(acc.vmin[ra, ca] - ser.black_at(ra, ca))
+    lit = np.min(lows, axis=0)
+    along = np.where(along_col, 0, 2)[None, :]
+    ok = np.ones(r.size, bool)
+    for off in (0, 1):
+        ra = np.take_along_axis(adjacent[0], along + off, 0)[0]
+        ca = np.take_along_axis(adjacent[1], along + off, 0)[0]
+        ok &= acc.vmax[ra, ca] - ser.black_at(ra, ca) <= quiet_as
+    n_v = np.maximum(acc.valid_counts((r, c)), 1).astype(np.float64)
+    se = np.maximum(own, 1) / 4.3 / np.sqrt(n_v)
+    ok &= np.abs(ser.mean_reading(r, c) - ser.black_at(r, c)) <= p.stuck_centre * se
+    return np.where(ok, lit, -1.0)
+
+
+def _along_dead_lines(r: np.ndarray, c: np.ndarray, axis: np.ndarray, weak: np.ndarray, W: int) -> np.ndarray:
+    """Which dead line candidates stand: a strong one beside another strong one two along its line,
+    and weak ones (``weak``) joined to those through a chain of candidates one or two apart along it.
+
+    Parameters
+    ----------
+    r, c : (N,) ndarray of int
+    axis : (N,) ndarray of int
+        0 for a line along a column, 1 along a row.
+    weak : (N,) ndarray of bool
+    W : int
+        The sensor's width.
+
+    Returns
+    -------
+    (N,) ndarray of bool
+    """
+    flat = r.astype(np.int64) * W + c
+
+    def next_to(sites: np.ndarray, steps: tuple[int, ...]) -> np.ndarray:
+        hit = np.zeros(r.size, bool)
+        for step in steps:
+            rs = np.where(axis == 0, r + step, r).astype(np.int64)
+            cs = np.where(axis == 1, c + step, c)
+            hit |= np.isin(rs * W + cs, sites)
+        return hit
+
+    stand = ~weak & next_to(flat[~weak], (-2, 2))
+    while True:
+        grow = weak & ~stand & next_to(flat[stand], (-2, -1, 1, 2))
+        if not grow.any():
+            return stand
+        stand |= grow
 
 
 class _ShotNoise:
