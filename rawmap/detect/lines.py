@@ -341,7 +341,7 @@ def _dark_set_leans(ser: _Series) -> list[tuple[np.ndarray, np.ndarray, int]]:
 
 def _two_point_offsets(
     acc: Accumulator, a: int, b: int, axis: int, k: float, shake: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Rows ``a:b`` of each photosite's offset from the photosites beside it across a line.
 
     In one view whose light changed, a photosite's scene detail scales with
@@ -367,6 +367,11 @@ def _two_point_offsets(
         above ``shake`` x the scene's contrast there (``|vmax - nb_hi|``
         plus the difference of the two sides at the highest light), which
         a subpixel shake of the view turns into an apparent offset.
+    opposed : (b - a, W) ndarray of float32
+        The larger offset against black of the two photosites two away of
+        the other sign, over the photosite's own offset (0 where neither is
+        of the other sign): about 2 beside a faulty line (its echo), about
+        0 on one.
     """
     H, W = acc.shape
     lo_r, hi_r = max(0, a - 2), min(H, b + 2)
@@ -388,9 +393,9 @@ def _two_point_offsets(
     full = (np.float32(k) * vlo - vhi) / np.float32(k - 1.0)
     f1, f2 = beside(full)
     offset = full[s] - 0.5 * (f1[s] + f2[s])
-    echo = ((np.abs(f1[s]) >= 1.5 * np.abs(offset)) & (f1[s] * offset < 0)) | (
-        (np.abs(f2[s]) >= 1.5 * np.abs(offset)) & (f2[s] * offset < 0)
-    )
+    opposed = np.maximum(np.where(f1[s] * offset < 0, np.abs(f1[s]), 0), np.where(f2[s] * offset < 0, np.abs(f2[s]), 0))
+    opposed /= np.maximum(np.abs(offset), np.float32(1e-6))
+    echo = opposed >= 1.5
     del full, f1, f2
     lo1, lo2 = beside(vlo)
     level = 0.5 * (lo1[s] + lo2[s])
@@ -414,7 +419,7 @@ def _two_point_offsets(
     del pad
     c1, c2 = beside(clip)
     usable = ~(clip[s] | c1[s] | c2[s] | echo) & (np.abs(offset) * np.float32(k - 1.0) >= shake * edge)
-    return offset, level, usable
+    return offset, level, usable, opposed
 
 
 def _light_ratio(acc: Accumulator) -> float:
@@ -640,7 +645,7 @@ def _one_view_lines(ser: _Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         step = max(1, H // 256)
         offs, lvls = [], []
         for a in range(0, H, step):
-            o, lv, ok = _two_point_offsets(acc, a, min(H, a + 1), axis, k, 0.0)
+            o, lv, ok, _ = _two_point_offsets(acc, a, min(H, a + 1), axis, k, 0.0)
             offs.append(o[ok])
             lvls.append(lv[ok])
         o_s, l_s = np.concatenate(offs), np.concatenate(lvls)
@@ -658,7 +663,7 @@ def _one_view_lines(ser: _Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         for a in range(0, H, _BLOCK_ROWS):
             b = min(H, a + _BLOCK_ROWS)
             a0, b0 = max(0, a - 1), min(H, b + 1)  # a row either side: the photosites beside a row line
-            o, lv, ok = _two_point_offsets(acc, a0, b0, axis, k, p.line_shake)
+            o, lv, ok, _ = _two_point_offsets(acc, a0, b0, axis, k, p.line_shake)
             bins = np.searchsorted(edges, lv, side="right")
             z = (o - med[bins]) / sig[bins]
             del o, lv, bins
@@ -676,7 +681,43 @@ def _one_view_lines(ser: _Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         groups.append((np.concatenate(rows_n), np.concatenate(cols_n), axis))
     if not groups:
         return empty
-    return _segments(H, W, groups, p)
+    sr, sc, sa = _segments(H, W, groups, p)
+    return _without_echoes(sr, sc, sa, acc, k)
+
+
+def _without_echoes(cr, ccl, caxis, acc: Accumulator, k: float, ratio: float = 1.0):
+    """The one-view segments (``cr, ccl, caxis``) without the runs that echo a faulty line two away.
+
+    A faulty line's offset ``O`` shows in the photosites two away across it
+    as ``-O / 2`` (their neighbour across is in it), so a photosite there
+    leans the other way.  Each photosite is checked alone (usable only
+    where the offset two away is under 1.5 x its own, of the other sign:
+    :func:`_two_point_offsets`), but noise lets some of a long echo through,
+    and a run of them was a false row beside a true one (a timelapse, seed
+    21: 28 photosites two rows above a faulty row segment of 200).  A run
+    (consecutive photosites along one line, 4 or more) whose median
+    ``opposed`` ratio is ``ratio`` or more is such an echo: an echo's is
+    about 2, a faulty line's about 0.
+
+    Returns
+    -------
+    rows, cols : (N,) ndarray of int64
+    axis : (N,) ndarray of int8
+    """
+    if cr.size == 0:
+        return cr, ccl, caxis
+    H, _ = acc.shape
+    keep = np.ones(cr.size, bool)
+    for axis, run, pos in _line_runs(cr, ccl, caxis, 4):
+        if axis == 0:  # along a column: its rows
+            col = int(ccl[run[0]])
+            opposed = _two_point_offsets(acc, int(pos[0]), int(pos[-1]) + 1, 0, k, 0.0)[3][:, col]
+        else:
+            row = int(cr[run[0]])
+            opposed = _two_point_offsets(acc, row, row + 1, 1, k, 0.0)[3][0, pos]
+        if float(np.median(opposed)) >= ratio:
+            keep[run] = False
+    return cr[keep], ccl[keep], caxis[keep]
 
 
 def _line_echoes(ser: _Series) -> None:
