@@ -393,6 +393,38 @@ def test_handheld_frames_a_block_apart_join_the_view_before_them():
     assert len(set(_handheld_views(scenes, shots, DetectionParams(), 21, recent=False))) > 3
 
 
+def test_a_view_whose_light_changes_unevenly_stays_one_view():
+    """A still view at one exposure whose daylight falls 0.8 x a frame while its lamps stay lit (a city
+    at dusk): in its last frames the dim blocks' order is noise and the lamps', and a frame ranks only
+    0.83-0.88 like the one before, under ``view_corr``, so it started a view of its own.  Its detail,
+    gradients aside, is the frame before's (Pearson 1.0): it joins that view.  Without the rule
+    (``view_follow_corr`` above 1) the last two frames are views 2 and 3.  A different scene of the
+    same layout right after, 0.9 alike in place but not in detail, is a view of its own."""
+    from rawmap.accumulate.views import Views, _correlation, _finite_detail_correlation
+
+    rng = np.random.default_rng(5)
+    h, w = 20, 30
+    scene = np.kron(rng.uniform(0.5, 1.5, (10, 15)), np.ones((2, 2)))
+    lamps = np.zeros((h, w))
+    lamps[rng.integers(0, h, 30), rng.integers(0, w, 30)] = 1.0
+    frames = [1000 * 0.8**t * scene + 400 * lamps + rng.normal(0, 1.0, (h, w)) for t in range(24)]
+    assert _correlation(frames[23], frames[22]) < 0.9 <= _finite_detail_correlation(frames[23], frames[22])
+
+    def joined(params, series):
+        views, ids = Views(params), []
+        for f in series:
+            view, _ = views.join(f, np.ones_like(f), False, max(ids, default=0) + 1)
+            ids.append(view.scene)
+        return ids
+
+    assert joined(DetectionParams(), frames) == [1] * 24
+    assert joined(DetectionParams(view_follow_corr=2.0), frames) == [1] * 22 + [2, 3]
+    layout = np.linspace(4.0, 1.0, h)[:, None] * np.ones((1, w))
+    a, b = (1000 * layout * np.kron(rng.uniform(0.8, 1.2, (10, 15)), np.ones((2, 2))) for _ in range(2))
+    assert _correlation(a, b) >= 0.8 and _finite_detail_correlation(a, b) < 0.5
+    assert joined(DetectionParams(), [a, b]) == [1, 2]
+
+
 def test_a_brackets_clipped_longest_exposure_joins_its_view():
     """A frame clipped over most of its signature (a bracket's longest exposure) whose few unclipped blocks
     rank like its view's only 0.8 alike (the real scenes' brackets: 0.62-0.89) joins the view it resembles

@@ -911,6 +911,28 @@ def test_lit_windows_that_stay_lit_at_a_fixed_exposure_are_no_row_segments(tmp_p
     assert sum(d.kind is DefectKind.COLUMN for d in narrow.defects) >= 10
 
 
+def test_a_city_at_dusk_at_one_exposure_is_one_view_to_its_last_frame(tmp_path):
+    """The city at dusk at a fixed exposure, nothing planted (seed 11): the daylight falls 6 stops while
+    the lamps and lit windows stay lit, and its last two frames (26-49 DN above black) ranked only 0.90
+    like the frame before, so they made a second view, and the two-view rules took the scene for
+    defects: 664 flags (285 hot, 79 cold, 10 noisy).  Their detail is the frame before's (0.999): one
+    view.  What is left is the blur-free scene's dark cable one row wide (dead and column flags, as
+    on other seeds; with 0.5 photosites of blur, none)."""
+    from dataclasses import replace
+
+    from rawmap.mapping import collect_inputs, map_files
+    from rawmap.testing import generate_series
+    from rawmap.testing.scenarios import scenario_plan, scenario_spec
+
+    plan = scenario_plan("timelapse-city", 24, np.random.default_rng(11))
+    fixed = type(plan)(tuple(replace(f, exposure=plan.frames[0].exposure) for f in plan.frames))
+    generate_series(tmp_path, seed=11, spec=scenario_spec("timelapse-city", 300, 450), defects=[], plan=fixed)
+    body = map_files(collect_inputs([tmp_path])[0]).maps[0]
+    assert body.accumulator.closed().n_scenes == 1
+    kinds = {d.kind for d in body.defect_map.defects}
+    assert not kinds & {DefectKind.HOT, DefectKind.WARM, DefectKind.COLD, DefectKind.NOISY}, kinds
+
+
 @pytest.mark.parametrize(("seed", "at_least"), [(2027, 2), (7, 5)])
 def test_a_timelapse_in_aperture_priority_finds_hot_photosites_by_their_growth(tmp_path, seed, at_least):
     """One view whose exposure rose 6 stops while the light fell as much: the picture keeps its

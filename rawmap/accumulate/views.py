@@ -104,6 +104,19 @@ def _detail_correlation(a: np.ndarray, b: np.ndarray, leave_out: np.ndarray | No
     return float(x @ y) / den if den > 0 else 0.0
 
 
+def _finite_detail_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """:func:`_detail_correlation` of two signatures over the blocks finite in both (clipped blocks, NaN,
+    stand at the grid's highest value for the 3 x 3 medians and are left out of the sum)."""
+    if a.shape != b.shape:
+        return 0.0
+    ok = np.isfinite(a) & np.isfinite(b)
+    if not ok.any():
+        return 0.0
+    fill_a = np.where(np.isfinite(a), a, np.nanmax(a))
+    fill_b = np.where(np.isfinite(b), b, np.nanmax(b))
+    return _detail_correlation(fill_a, fill_b, leave_out=~ok)
+
+
 def _edges_in_both(a: np.ndarray, b: np.ndarray, sigma: float, k: float, leave_out: np.ndarray | None = None) -> int:
     """Blocks whose detail stands out of the noise the same way in two block grids of one frame.
 
@@ -464,6 +477,13 @@ class Views:
                 c = _shifted_correlation(sig, self.sigs[scene], self.params.view_shift)
                 if c >= best_c:
                     best, best_c = scene, c
+        if best is None and not dark and recent is not None and plain.get(recent, -1.0) >= self.params.view_follow_corr:
+            # the frame before's view, where its light changed unevenly (lamps that stay lit while the
+            # daylight falls reorder the blocks: a city at dusk at one exposure fell to 0.90 in its last
+            # frames) but its detail, gradients aside, is the same (0.999 there; different real scenes
+            # at most 0.70, 0.34 among those 0.8 alike in place)
+            if _finite_detail_correlation(sig, self.sigs[recent]) >= self.params.view_follow_detail:
+                best = recent
         keep_ref = False
         finite = np.isfinite(sig)
         if best is None and not dark and float(np.mean(~finite)) >= _MOSTLY_CLIPPED:
