@@ -604,6 +604,21 @@ def test_a_timelapse_segment_leaves_no_echo_two_lines_away(tmp_path):
     assert sc.precision == 1.0, sc.summary()
 
 
+def test_a_timelapse_segment_runs_on_where_the_light_hides_part_of_its_offset(tmp_path):
+    """A timelapse (seed 15): a column segment (column 55, rows 146-284) whose photosites lean
+    ``line_sigma`` robust sigmas out only where the scene is dim, 92 of 139 mapped (the segment missed),
+    and a row segment (row 25) 181 of 198.  Found segments run on where their photosites lean half as
+    far (``line_weak``), to the last photosite carrying half their offset (``line_keep_share``):
+    129 and 198.  Timelapses, seeds 1-24: segments 30 -> 31 of 35, true segment photosites 3,949 ->
+    4,295, false flags 5 as before."""
+    body, sc = _scenario(tmp_path, "timelapse", seed=15)
+    columns = {(d.row, d.col) for d in body.defect_map.defects if d.kind is DefectKind.COLUMN}
+    assert sum((r, 55) in columns for r in range(146, 285)) >= 125
+    assert {(25, c) for c in range(73, 271)} <= columns
+    assert sc.recall_by_class["column"] == (2, 2), sc.recall_by_class
+    assert sc.precision == 1.0, sc.summary()
+
+
 def test_a_dim_photosite_beside_a_bright_edge_is_not_dead(tmp_path):
     """black0 seed 8 (12-bit, black level 0): a photosite in a dark part of the scenes, 0 -> 93 DN and
     following its neighbours' 60-100 DN, beside two same-colour neighbours that clipped at a bright
