@@ -602,6 +602,16 @@ def test_a_timelapse_segment_leaves_no_echo_two_lines_away(tmp_path):
     assert {(217, c) for c in range(245, 445)} <= columns
     assert sc.recall_by_class["column"] == (2, 2), sc.recall_by_class
     assert sc.precision == 1.0, sc.summary()
+    # a column's run is measured on the five columns about it: the same figures as on whole rows
+    from rawmap.detect.lines import _light_ratio, _run_offsets, _two_point_offsets
+
+    acc = body.accumulator.closed()
+    k = _light_ratio(acc)
+    offset, _, _, opposed = _two_point_offsets(acc, 40, 90, 0, k, 0.0)
+    for col in (0, 1, 2, 3, 217, 446, 448, 449):
+        o, opp = _run_offsets(acc, k, 0, col, np.arange(40, 90))
+        np.testing.assert_array_equal(o, offset[:, col])
+        np.testing.assert_array_equal(opp, opposed[:, col])
 
 
 def test_a_timelapse_segment_runs_on_where_the_light_hides_part_of_its_offset(tmp_path):

@@ -340,7 +340,7 @@ def _dark_set_leans(ser: _Series) -> list[tuple[np.ndarray, np.ndarray, int]]:
 
 
 def _two_point_offsets(
-    acc: Accumulator, a: int, b: int, axis: int, k: float, shake: float
+    acc: Accumulator, a: int, b: int, axis: int, k: float, shake: float, cols: tuple[int, int] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Rows ``a:b`` of each photosite's offset from the photosites beside it across a line.
 
@@ -354,6 +354,11 @@ def _two_point_offsets(
     line two away echoes in the photosites beside it at minus half its
     offset: where the offset two away is 1.5 times larger and of the other
     sign, the photosite is not usable.
+
+    cols : (int, int), optional
+        Only columns ``first:last`` (W below is their number): a photosite's figures
+        are those of the whole rows where it is 2 columns or more inside
+        them, or at the sensor's edge.
 
     Returns
     -------
@@ -374,12 +379,14 @@ def _two_point_offsets(
         0 on one.
     """
     H, W = acc.shape
+    first, last = (0, W) if cols is None else cols
+    W = last - first
     lo_r, hi_r = max(0, a - 2), min(H, b + 2)
-    black = np.tile(acc.black2.astype(np.float32), ((hi_r - lo_r + 3) // 2 + 1, (W + 3) // 2 + 1))
-    black = black[(lo_r & 1) : (lo_r & 1) + hi_r - lo_r, :W]
-    vlo = acc.vmin[lo_r:hi_r].astype(np.float32) - black
-    vhi = acc.vmax[lo_r:hi_r].astype(np.float32) - black
-    clip = acc.vmax[lo_r:hi_r] >= acc.clip
+    black = np.tile(acc.black2.astype(np.float32), ((hi_r - lo_r + 3) // 2 + 1, (W + 3) // 2 + 2))
+    black = black[(lo_r & 1) : (lo_r & 1) + hi_r - lo_r, (first & 1) : (first & 1) + W]
+    vlo = acc.vmin[lo_r:hi_r, first:last].astype(np.float32) - black
+    vhi = acc.vmax[lo_r:hi_r, first:last].astype(np.float32) - black
+    clip = acc.vmax[lo_r:hi_r, first:last] >= acc.clip
     del black
 
     def beside(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -704,6 +711,21 @@ def _one_view_lines(ser: _Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return _without_echoes(sr, sc, sa, acc, k)
 
 
+def _run_offsets(acc: Accumulator, k: float, axis: int, line: int, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two-point ``offset`` and ``opposed`` (:func:`_two_point_offsets`) of a run of consecutive
+    photosites at ``pos`` along column ``line`` (``axis`` 0) or row ``line`` (1), (n,) float32 each.
+
+    A column's run is measured on the five columns about it only: the whole rows of a long column
+    of a 24 MP sensor would take about a gigabyte."""
+    if axis == 0:
+        W = acc.shape[1]
+        c0, c1 = max(0, line - 3) & ~1, min(W, line + 3)
+        o, _, _, opp = _two_point_offsets(acc, int(pos[0]), int(pos[-1]) + 1, 0, k, 0.0, (c0, c1))
+        return o[:, line - c0], opp[:, line - c0]
+    o, _, _, opp = _two_point_offsets(acc, line, line + 1, 1, k, 0.0)
+    return o[0, pos], opp[0, pos]
+
+
 def _without_echoes(cr, ccl, caxis, acc: Accumulator, k: float, ratio: float = 1.0):
     """The one-view segments (``cr, ccl, caxis``) without the runs that echo a faulty line two away.
 
@@ -725,15 +747,10 @@ def _without_echoes(cr, ccl, caxis, acc: Accumulator, k: float, ratio: float = 1
     """
     if cr.size == 0:
         return cr, ccl, caxis
-    H, _ = acc.shape
     keep = np.ones(cr.size, bool)
     for axis, run, pos in _line_runs(cr, ccl, caxis, 4):
-        if axis == 0:  # along a column: its rows
-            col = int(ccl[run[0]])
-            opposed = _two_point_offsets(acc, int(pos[0]), int(pos[-1]) + 1, 0, k, 0.0)[3][:, col]
-        else:
-            row = int(cr[run[0]])
-            opposed = _two_point_offsets(acc, row, row + 1, 1, k, 0.0)[3][0, pos]
+        line = int(ccl[run[0]]) if axis == 0 else int(cr[run[0]])
+        _, opposed = _run_offsets(acc, k, axis, line, pos)
         if float(np.median(opposed)) >= ratio:
             keep[run] = False
     return cr[keep], ccl[keep], caxis[keep]
@@ -938,10 +955,7 @@ def _trim_to_offset(cr, ccl, caxis, acc: Accumulator, k: float, share: float):
     """
     keep = np.ones(cr.size, bool)
     for axis, run, pos in _line_runs(cr, ccl, caxis, 4):
-        if axis == 0:  # along a column: its rows
-            o = _two_point_offsets(acc, int(pos[0]), int(pos[-1]) + 1, 0, k, 0.0)[0][:, int(ccl[run[0]])]
-        else:
-            o = _two_point_offsets(acc, int(cr[run[0]]), int(cr[run[0]]) + 1, 1, k, 0.0)[0][0, pos]
+        o, _ = _run_offsets(acc, k, axis, int(ccl[run[0]]) if axis == 0 else int(cr[run[0]]), pos)
         par = pos & 1
         meds = _parity_medians(o, par)
         if meds is None:
