@@ -607,7 +607,7 @@ def test_a_timelapse_segment_leaves_no_echo_two_lines_away(tmp_path):
 
     acc = body.accumulator.closed()
     k = _light_ratio(acc)
-    offset, _, _, opposed = _two_point_offsets(acc, 40, 90, 0, k, 0.0)
+    offset, _, _, opposed = _two_point_offsets(acc, 40, 90, 0, k, 0.0, with_opposed=True)
     for col in (0, 1, 2, 3, 217, 446, 448, 449):
         o, opp = _run_offsets(acc, k, 0, col, np.arange(40, 90))
         np.testing.assert_array_equal(o, offset[:, col])

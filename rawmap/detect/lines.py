@@ -340,7 +340,14 @@ def _dark_set_leans(ser: _Series) -> list[tuple[np.ndarray, np.ndarray, int]]:
 
 
 def _two_point_offsets(
-    acc: Accumulator, a: int, b: int, axis: int, k: float, shake: float, cols: tuple[int, int] | None = None
+    acc: Accumulator,
+    a: int,
+    b: int,
+    axis: int,
+    k: float,
+    shake: float,
+    cols: tuple[int, int] | None = None,
+    with_opposed: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Rows ``a:b`` of each photosite's offset from the photosites beside it across a line.
 
@@ -372,7 +379,7 @@ def _two_point_offsets(
         above ``shake`` x the scene's contrast there (``|vmax - nb_hi|``
         plus the difference of the two sides at the highest light), which
         a subpixel shake of the view turns into an apparent offset.
-    opposed : (b - a, W) ndarray of float32
+    opposed : (b - a, W) ndarray of float32, or (0, W) unless ``with_opposed``
         The larger offset against black of the two photosites two away of
         the other sign, over the photosite's own offset (0 where neither is
         of the other sign): about 2 beside a faulty line (its echo), about
@@ -400,9 +407,16 @@ def _two_point_offsets(
     full = (np.float32(k) * vlo - vhi) / np.float32(k - 1.0)
     f1, f2 = beside(full)
     offset = full[s] - 0.5 * (f1[s] + f2[s])
-    opposed = np.maximum(np.where(f1[s] * offset < 0, np.abs(f1[s]), 0), np.where(f2[s] * offset < 0, np.abs(f2[s]), 0))
-    opposed /= np.maximum(np.abs(offset), np.float32(1e-6))
-    echo = opposed >= 1.5
+    if with_opposed:
+        opposed = np.maximum(
+            np.where(f1[s] * offset < 0, np.abs(f1[s]), 0), np.where(f2[s] * offset < 0, np.abs(f2[s]), 0)
+        )
+        opposed /= np.maximum(np.abs(offset), np.float32(1e-6))
+    else:  # (three block-sized temporaries fewer in the sensor-wide pass)
+        opposed = np.zeros((0, W), np.float32)
+    echo = ((np.abs(f1[s]) >= 1.5 * np.abs(offset)) & (f1[s] * offset < 0)) | (
+        (np.abs(f2[s]) >= 1.5 * np.abs(offset)) & (f2[s] * offset < 0)
+    )
     del full, f1, f2
     lo1, lo2 = beside(vlo)
     level = 0.5 * (lo1[s] + lo2[s])
@@ -704,8 +718,13 @@ def _one_view_lines(ser: _Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     sr, sc, sa = _segments(H, W, groups, p)
     if sr.size:
         # a segment runs on where its photosites lean line_weak of the sigmas (the scene's light hides
-        # part of its offset), and ends where its offset does
-        wr, wc, wa = _segments(H, W, weak_groups, p)
+        # part of its offset), and ends where its offset does; only the lines that hold one are sought
+        on_lines = []
+        for rows, cols, axis in weak_groups:
+            line, strong = (cols, sc[sa == 0]) if axis == 0 else (rows, sr[sa == 1])
+            keep = np.isin(line, strong)
+            on_lines.append((rows[keep], cols[keep], axis))
+        wr, wc, wa = _segments(H, W, on_lines, p)
         sr, sc, sa = _grow_segments(sr, sc, sa, wr, wc, wa, H, W)
         sr, sc, sa = _trim_to_offset(sr, sc, sa, acc, k, p.line_keep_share)
     return _without_echoes(sr, sc, sa, acc, k)
@@ -720,9 +739,9 @@ def _run_offsets(acc: Accumulator, k: float, axis: int, line: int, pos: np.ndarr
     if axis == 0:
         W = acc.shape[1]
         c0, c1 = max(0, line - 3) & ~1, min(W, line + 3)
-        o, _, _, opp = _two_point_offsets(acc, int(pos[0]), int(pos[-1]) + 1, 0, k, 0.0, (c0, c1))
+        o, _, _, opp = _two_point_offsets(acc, int(pos[0]), int(pos[-1]) + 1, 0, k, 0.0, (c0, c1), True)
         return o[:, line - c0], opp[:, line - c0]
-    o, _, _, opp = _two_point_offsets(acc, line, line + 1, 1, k, 0.0)
+    o, _, _, opp = _two_point_offsets(acc, line, line + 1, 1, k, 0.0, with_opposed=True)
     return o[0, pos], opp[0, pos]
 
 
