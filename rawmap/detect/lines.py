@@ -642,8 +642,7 @@ def _one_view_lines(ser: _Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ``line_weak`` of those sigmas (where the scene's light hides part of
     its offset: :func:`_grow_segments`), to the last photosite that
     carries ``line_keep_share`` of its offset (:func:`_trim_to_offset`),
-    and a run that echoes a faulty line two away is dropped
-    (:func:`_without_echoes`).
+    and a run that echoes a faulty line two away is dropped (there too).
 
     Returns
     -------
@@ -726,8 +725,7 @@ def _one_view_lines(ser: _Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             on_lines.append((rows[keep], cols[keep], axis))
         wr, wc, wa = _segments(H, W, on_lines, p)
         sr, sc, sa = _grow_segments(sr, sc, sa, wr, wc, wa, H, W)
-        sr, sc, sa = _trim_to_offset(sr, sc, sa, acc, k, p.line_keep_share)
-    return _without_echoes(sr, sc, sa, acc, k)
+    return _trim_to_offset(sr, sc, sa, acc, k, p.line_keep_share)
 
 
 def _run_offsets(acc: Accumulator, k: float, axis: int, line: int, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -743,36 +741,6 @@ def _run_offsets(acc: Accumulator, k: float, axis: int, line: int, pos: np.ndarr
         return o[:, line - c0], opp[:, line - c0]
     o, _, _, opp = _two_point_offsets(acc, line, line + 1, 1, k, 0.0, with_opposed=True)
     return o[0, pos], opp[0, pos]
-
-
-def _without_echoes(cr, ccl, caxis, acc: Accumulator, k: float, ratio: float = 1.0):
-    """The one-view segments (``cr, ccl, caxis``) without the runs that echo a faulty line two away.
-
-    A faulty line's offset ``O`` shows in the photosites two away across it
-    as ``-O / 2`` (their neighbour across is in it), so a photosite there
-    leans the other way.  Each photosite is checked alone (usable only
-    where the offset two away is under 1.5 x its own, of the other sign:
-    :func:`_two_point_offsets`), but noise lets some of a long echo through,
-    and a run of them was a false row beside a true one (a timelapse, seed
-    21: 28 photosites two rows above a faulty row segment of 200).  A run
-    (consecutive photosites along one line, 4 or more) whose median
-    ``opposed`` ratio is ``ratio`` or more is such an echo: an echo's is
-    about 2, a faulty line's about 0.
-
-    Returns
-    -------
-    rows, cols : (N,) ndarray of int64
-    axis : (N,) ndarray of int8
-    """
-    if cr.size == 0:
-        return cr, ccl, caxis
-    keep = np.ones(cr.size, bool)
-    for axis, run, pos in _line_runs(cr, ccl, caxis, 4):
-        line = int(ccl[run[0]]) if axis == 0 else int(cr[run[0]])
-        _, opposed = _run_offsets(acc, k, axis, line, pos)
-        if float(np.median(opposed)) >= ratio:
-            keep[run] = False
-    return cr[keep], ccl[keep], caxis[keep]
 
 
 def _line_echoes(ser: _Series) -> None:
@@ -953,8 +921,9 @@ def _grow_segments(cr, ccl, caxis, wr, wc, wa, H: int, W: int):
     return _merged(out_r, out_c, out_a, W)
 
 
-def _trim_to_offset(cr, ccl, caxis, acc: Accumulator, k: float, share: float):
-    """One view's segments (``cr, ccl, caxis``) from the first to the last photosite carrying their offset.
+def _trim_to_offset(cr, ccl, caxis, acc: Accumulator, k: float, share: float, echo_ratio: float = 1.0):
+    """One view's segments (``cr, ccl, caxis``) from the first to the last photosite carrying their offset,
+    without the runs that echo a faulty line two away.
 
     The offset of each photosite against the ones two away across its line
     (:func:`_two_point_offsets`, scene detail cancelled by the light's
@@ -967,6 +936,16 @@ def _trim_to_offset(cr, ccl, caxis, acc: Accumulator, k: float, share: float):
     whose median is under a quarter of the other's is the colour a
     one-colour fault spans without leaning: it follows the other's span.
 
+    A faulty line's offset ``O`` shows in the photosites two away across it
+    as ``-O / 2`` (their neighbour across is in it), so a photosite there
+    leans the other way.  Each photosite is checked alone (usable only
+    where the offset two away is under 1.5 x its own, of the other sign:
+    :func:`_two_point_offsets`), but noise lets some of a long echo through,
+    and a run of them was a false row beside a true one (a timelapse, seed
+    21: 28 photosites two rows above a faulty row segment of 200).  A run
+    whose median ``opposed`` ratio is ``echo_ratio`` or more is such an
+    echo, and is dropped: an echo's is about 2, a faulty line's about 0.
+
     Returns
     -------
     rows, cols : (N,) ndarray of int64
@@ -974,23 +953,26 @@ def _trim_to_offset(cr, ccl, caxis, acc: Accumulator, k: float, share: float):
     """
     keep = np.ones(cr.size, bool)
     for axis, run, pos in _line_runs(cr, ccl, caxis, 4):
-        o, _ = _run_offsets(acc, k, axis, int(ccl[run[0]]) if axis == 0 else int(cr[run[0]]), pos)
+        o, opposed = _run_offsets(acc, k, axis, int(ccl[run[0]]) if axis == 0 else int(cr[run[0]]), pos)
+        if float(np.median(opposed)) >= echo_ratio:
+            keep[run] = False
+            continue
         par = pos & 1
         meds = _parity_medians(o, par)
         if meds is None:
             continue
-        firsts, lasts = [], []
-        for q, m in enumerate(meds):
-            if m is None:
-                continue
-            carries = np.flatnonzero((par == q) & (o / m >= share))
-            if carries.size:
-                firsts.append(carries[0])
-                lasts.append(carries[-1])
-        if firsts:
-            keep[run[: min(firsts)]] = False
-            keep[run[max(lasts) + 1 :]] = False
+        _cut_to_span(keep, run, [(par == q) & (o / m >= share) for q, m in enumerate(meds) if m is not None])
     return cr[keep], ccl[keep], caxis[keep]
+
+
+def _cut_to_span(keep: np.ndarray, run: np.ndarray, carrying: list[np.ndarray]) -> None:
+    """Set ``keep[run]`` False before the first and after the last photosite that any mask of
+    ``carrying`` marks ((len(run),) bool each, per colour parity); nothing where none marks one."""
+    marked = [np.flatnonzero(m) for m in carrying]
+    marked = [m for m in marked if m.size]
+    if marked:
+        keep[run[: min(m[0] for m in marked)]] = False
+        keep[run[max(m[-1] for m in marked) + 1 :]] = False
 
 
 def _line_runs(cr, ccl, caxis, min_len: int):
@@ -1087,7 +1069,7 @@ def _trim_segment_ends(
         meds = _parity_medians(r, par)
         if meds is None:
             continue
-        firsts, lasts = [], []
+        carrying = []
         for k, m in enumerate(meds):
             if m is None:
                 continue  # the colour the fault spans without leaning
@@ -1095,16 +1077,10 @@ def _trim_segment_ends(
             # neighbour along the line in the segment); far from both, it is the scene's detail
             u = r / m
             if _spread_about_one(u[par == k]) > max_spread:  # scene detail in them: no telling the end
-                firsts.append(0)
-                lasts.append(run.size - 1)
-                continue
-            ok = np.flatnonzero((par == k) & ((u >= share) | (u < -quiet)))
-            if ok.size:
-                firsts.append(ok[0])
-                lasts.append(ok[-1])
-        if firsts:  # the span from the first to the last photosite that carries the offset
-            keep[run[: min(firsts)]] = False
-            keep[run[max(lasts) + 1 :]] = False
+                carrying.append(np.ones(run.size, bool))
+            else:
+                carrying.append((par == k) & ((u >= share) | (u < -quiet)))
+        _cut_to_span(keep, run, carrying)  # the span from the first to the last that carries the offset
     return cr[keep], ccl[keep], caxis[keep]
 
 
