@@ -362,10 +362,24 @@ def _two_point_offsets(
     offset: where the offset two away is 1.5 times larger and of the other
     sign, the photosite is not usable.
 
+    Parameters
+    ----------
+    acc : Accumulator
+    a, b : int
+        The rows.
+    axis : int
+        0 across a column line (the photosites two columns away), 1 across a row line.
+    k : float
+        The view's light ratio.
+    shake : float
+        See ``usable`` below.
     cols : (int, int), optional
-        Only columns ``first:last`` (W below is their number): a photosite's figures
-        are those of the whole rows where it is 2 columns or more inside
-        them, or at the sensor's edge.
+        Only columns ``first:last`` (W below is their number): a photosite's
+        figures are those of the whole rows where it is 2 columns or more
+        inside them, or at the sensor's edge.
+    with_opposed : bool, optional
+        Also the echo ratio ``opposed`` (three more temporaries of the
+        block's size).
 
     Returns
     -------

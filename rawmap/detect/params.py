@@ -144,9 +144,7 @@ class ClassifyParams:
     dead_beside_lit: float = (
         20.0  #: ... where a photosite on black is dead if all around read this x its range above black
     )
-    dead_line_lit: float = (
-        10.0  #: ... a line on black, the picture not dimmed, is dead if those across read this x its range above
-    )
+    dead_line_lit: float = 10.0  #: ... a line on black where the picture kept its brightness: those across it this x
     dead_line_weak: float = 0.5  #: ... and a dead line runs on along it where this share of its contrast is met
     guard_views: int = 5  #: below this many views, stuck and dead need every neighbour to vary far more
     stuck_stand_out: float = (

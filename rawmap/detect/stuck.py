@@ -342,7 +342,8 @@ def _lit_across(
 
 def _along_dead_lines(r: np.ndarray, c: np.ndarray, axis: np.ndarray, weak: np.ndarray, W: int) -> np.ndarray:
     """Which dead line candidates stand: a strong one beside another strong one two along its line,
-    and weak ones (``weak``) joined to those through a chain of candidates one or two apart along it.
+    and weak ones (``weak``) joined to those through a chain of standing or weak candidates one or two
+    apart along it.
 
     Parameters
     ----------
@@ -368,11 +369,20 @@ def _along_dead_lines(r: np.ndarray, c: np.ndarray, axis: np.ndarray, weak: np.n
         return hit
 
     stand = ~weak & next_to(flat[~weak], (-2, 2))
-    while True:
-        grow = weak & ~stand & next_to(flat[stand], (-2, -1, 1, 2))
-        if not grow.any():
-            return stand
-        stand |= grow
+    # chains of standing and weak candidates at most two apart along one line: a weak one stands in a
+    # chain that holds a standing one
+    use = np.flatnonzero(stand | weak)
+    line = np.where(axis[use] == 0, c[use], r[use])
+    pos = np.where(axis[use] == 0, r[use], c[use])
+    order = np.lexsort((pos, line, axis[use]))
+    use, line, pos, ax = use[order], line[order], pos[order], axis[use][order]
+    start = np.ones(use.size, bool)
+    start[1:] = (ax[1:] != ax[:-1]) | (line[1:] != line[:-1]) | (pos[1:] - pos[:-1] > 2)
+    chain = np.cumsum(start) - 1
+    held = np.zeros(int(chain[-1]) + 1 if chain.size else 0, bool)
+    held[chain[stand[use]]] = True
+    stand[use[held[chain]]] = True
+    return stand
 
 
 class _ShotNoise:
