@@ -188,9 +188,7 @@ def _stuck_and_dead(ser: _Series) -> None:
             # constant puts it: on black (a dead photosite at ISO 6400: 250 -> 618 DN, mean 504 on a
             # black of 512) or in the middle of its range (stuck), within stuck_centre standard
             # errors (a range of n Gaussian values is about 4.3 sigmas); a dim one's mean sits low
-            n_v = np.maximum(acc.valid_counts((rr, cc)), 1).astype(float)
-            mean = ser.mean_reading(rr, cc)
-            se = np.maximum(own, 1) / 4.3 / np.sqrt(n_v)
+            mean, se = _mean_and_error(ser, rr, cc, own)
             centre = 0.5 * (acc.vmin[rr, cc].astype(float) + acc.vmax[rr, cc])
             constant = (np.abs(mean - ser.black_at(rr, cc)) <= p.stuck_centre * se) | (
                 np.abs(mean - centre) <= p.stuck_centre * se
@@ -334,10 +332,17 @@ def _lit_across(
         ra = np.take_along_axis(adjacent[0], along + off, 0)[0]
         ca = np.take_along_axis(adjacent[1], along + off, 0)[0]
         ok &= acc.vmax[ra, ca] - ser.black_at(ra, ca) <= quiet_as
-    n_v = np.maximum(acc.valid_counts((r, c)), 1).astype(np.float64)
-    se = np.maximum(own, 1) / 4.3 / np.sqrt(n_v)
-    ok &= np.abs(ser.mean_reading(r, c) - ser.black_at(r, c)) <= p.stuck_centre * se
+    mean, se = _mean_and_error(ser, r, c, own)
+    ok &= np.abs(mean - ser.black_at(r, c)) <= p.stuck_centre * se
     return np.where(ok, lit, -1.0)
+
+
+def _mean_and_error(ser: _Series, r: np.ndarray, c: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each photosite's mean reading (DN, black included) and its standard error were it a constant read
+    with noise: its range ``own`` over 4.3 (a range of n Gaussian values is about 4.3 sigmas) over the
+    root of its frame count; (N,) float64 each."""
+    n_v = np.maximum(ser.acc.valid_counts((r, c)), 1).astype(np.float64)
+    return ser.mean_reading(r, c), np.maximum(own, 1) / 4.3 / np.sqrt(n_v)
 
 
 def _along_dead_lines(r: np.ndarray, c: np.ndarray, axis: np.ndarray, weak: np.ndarray, W: int) -> np.ndarray:
