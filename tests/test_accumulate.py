@@ -1072,6 +1072,28 @@ def test_frame_kinds_of_generated_series(tmp_path, scenario, seed):
     assert told == expected
 
 
+@pytest.mark.parametrize(("scenario", "seed"), [("darks-same", 2027), ("darks-mixed", 31), ("mixed", 4), ("mixed", 11)])
+def test_frame_kinds_of_jpeg_renderings(tmp_path, scenario, seed):
+    """The same series' JPEGs (the camera's renderings): lens-cap darks, flat fields and photos told apart.
+
+    A JPEG's tone curve lifts a dark to 4-10 % of white (above the raw
+    ``dark_level``), and demosaicing and compression correlate its noise
+    between the two samplings (0.65-0.89 in an independent series' darks),
+    so every dark was a photo, each a view of its own; the mixed series' flat
+    field of seed 4 was a photo too.  Without the samplings' tests, a
+    bright photo (seed 4) was a flat field until a flat field's detail had
+    to stay below ``flat_detail_image`` of its level.
+    """
+    from rawmap.mapping import map_files
+    from rawmap.testing import write_scenario
+
+    truth = write_scenario(tmp_path, scenario, seed=seed, shape=(300, 450), n_frames=24, jpeg=True)
+    frames = map_files(sorted(tmp_path.glob("*.jpg"))).maps[0].accumulator.frames
+    told = {f.time: f.kind for f in frames}
+    expected = {f.time: f.scene if f.scene in ("dark", "flat") else "photo" for f in truth.frames}
+    assert told == expected
+
+
 def _corner_glow(h=18, w=28, peak=8000.0, scale=2.0, row=0, col=None):
     """Block means of an exponential glow from one block, over a background of 20 +- 1 DN."""
     rng = np.random.default_rng(0)

@@ -126,6 +126,19 @@ class DetectionParams:
     dark_level : float
         A blank frame is a *dark* when 99 % of its blocks sit below this share
         of the range above black.
+    dark_level_image : float
+        ... in developed images (JPEG): their tone curve lifts a dark's noise
+        and dark current (the JPEGs of generated lens-cap darks, ISO 800-
+        3200 and warming up: 99 % of their blocks below 4-10 % of white; of
+        an independent series' darks, 1-7 %).  The two samplings' tests
+        (``scene_corr``, ``scene_edges``) do not apply to them (their noise
+        is correlated over pixels), so a dim scene is told by its detail
+        alone (``blank_noise``).
+    flat_detail_image : float
+        A blank developed image that is not a dark is a flat field only where
+        90 % of its blocks' detail stays below this share of its level (the
+        JPEGs of generated flats: 0.1-0.7 %; a bright photo whose noise
+        raised the blank bound to 48 DN, its detail 26 DN: 4.3 %).
     scene_corr : float
         ... unless the detail of its blocks (block minus the median of its
         3 x 3 blocks) correlates with the detail of the same blocks sampled
@@ -172,6 +185,8 @@ class DetectionParams:
     open_views: int = 8
     blank_noise: float = 5.0
     dark_level: float = 0.02
+    dark_level_image: float = 0.12
+    flat_detail_image: float = 0.015
     scene_corr: float = 5.0
     scene_edges: float = 2.7
     glow_share: float = 0.5
