@@ -1879,6 +1879,38 @@ def test_jpeg_darks_map_no_dark_echo_beside_a_hot_photosite(tmp_path):
     assert sc.recall >= 0.9
 
 
+@pytest.mark.parametrize("seed", [2027, 7])
+def test_jpeg_darks_map_their_dark_row_segments(tmp_path, seed):
+    """Lens-cap darks at one exposure, mapped from their JPEGs: a row segment 14-22 read-noise sigmas
+    below its neighbours, 11-19 DN under 27-35 in the JPEG, leans in the darks' means
+    (:func:`rawmap.detect.lines._dark_set_leans`), which ran only once the JPEGs were told darks; before,
+    each was a photo and the segment was lost (1 of 2 segments found on both seeds)."""
+    from rawmap.mapping import map_files
+    from rawmap.testing import score_map, write_scenario
+
+    truth = write_scenario(tmp_path, "darks-same", seed=seed, shape=(300, 450), n_frames=24, jpeg=True)
+    dmap = map_files(sorted(tmp_path.glob("*.jpg"))).maps[0].defect_map
+    sc = score_map(dmap, truth, radius=2)
+    found, must = sc.recall_by_class["column"]
+    assert must == 2 and found == 2
+    assert sc.n_false == 0
+
+
+def test_jpeg_darks_map_no_run_that_echoes_a_stuck_photosite(tmp_path):
+    """Lens-cap darks at mixed exposures, from their JPEGs: a stuck photosite's compression ring leans
+    across the rows and columns about it in the darks' means, as a faulty line does (14 false column
+    flags in runs 3-8 pixels from a stuck photosite and a hot one). Runs within ``ringing_reach`` of a
+    point flag ``ringing_ratio`` times stronger are its echo."""
+    from rawmap.mapping import map_files
+    from rawmap.testing import score_map, write_scenario
+
+    truth = write_scenario(tmp_path, "darks-mixed", seed=2027, shape=(300, 450), n_frames=24, jpeg=True)
+    dmap = map_files(sorted(tmp_path.glob("*.jpg"))).maps[0].defect_map
+    sc = score_map(dmap, truth, radius=2)
+    assert sc.n_false == 0
+    assert sc.recall >= 0.9
+
+
 def test_a_city_timelapse_on_a_still_tripod_maps_nothing(tmp_path):
     """Aperture priority at dusk on a still tripod: the street lamps' signal grows with the exposure as
     dark current does, and the picture around them keeps its brightness, so a dark wire one photosite

@@ -11,7 +11,15 @@ from ..defectmap import Defect, DefectKind, DefectMap, FrameStats, SensorGeometr
 from ..frame import CFA_LETTERS, SourceKind, cfa_letters
 from .cold import _cold, _flat_cold, _strong_cold_candidates
 from .growth import _growth
-from .hot import _clipped_cluster_members, _complete_clusters, _dark_noisy, _hot_and_noisy, _ringing, _two_way
+from .hot import (
+    _clipped_cluster_members,
+    _complete_clusters,
+    _dark_noisy,
+    _hot_and_noisy,
+    _ringing,
+    _ringing_runs,
+    _two_way,
+)
 from .lines import _line_echoes, _lines
 from .params import MIN_FRAMES, ClassifyParams
 from .series import (
@@ -21,6 +29,7 @@ from .series import (
     _dark_noise,
     _darks_only,
     _Found,
+    _groups8,
     _local_rates,
     _quiet_here,
     _Series,
@@ -129,6 +138,7 @@ def _assemble(ser: _Series) -> list[Defect]:
     acc, found = ser.acc, ser.found
     if acc.source is SourceKind.IMAGE and found.rows.size:
         found.keep(~_ringing(acc, found, ser.p))
+        found.keep(~_ringing_runs(acc, found, ser.p))
         kinds_list = [_KINDS[k] for k in found.kinds.tolist()]
         keep = np.zeros(found.rows.size, bool)
         keep[_blob_centres(found.rows, found.cols, found.scores, kinds_list)] = True
@@ -207,38 +217,14 @@ def _first_seen(acc: Accumulator, found: _Found, series_start) -> list:
 
 def _blob_centres(rows, cols, scores, kinds) -> list[int]:
     """Indices of the strongest pixel of each 8-connected group (column runs kept whole)."""
-    n = rows.size
-    parent = list(range(n))
-
-    def find(a):
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    where = {(int(r), int(c)): i for i, (r, c) in enumerate(zip(rows, cols))}
-    for i in range(n):
-        if kinds[i] is DefectKind.COLUMN:
-            continue
-        r, c = int(rows[i]), int(cols[i])
-        for dr in (-1, 0, 1):
-            for dc in (-1, 0, 1):
-                j = where.get((r + dr, c + dc))
-                if j is not None and j != i and kinds[j] is not DefectKind.COLUMN:
-                    a, b = find(i), find(j)
-                    if a != b:
-                        parent[a] = b
+    column = np.array([k is DefectKind.COLUMN for k in kinds], bool)
+    groups = _groups8(rows, cols, ~column)
     best: dict[int, int] = {}
-    keep = []
-    for i in range(n):
-        if kinds[i] is DefectKind.COLUMN:
-            keep.append(i)
-            continue
-        root = find(i)
-        if root not in best or scores[i] > scores[best[root]]:
-            best[root] = i
-    keep.extend(best.values())
-    return sorted(keep)
+    for i in np.flatnonzero(~column).tolist():
+        g = int(groups[i])
+        if g not in best or scores[i] > scores[best[g]]:
+            best[g] = i
+    return sorted(np.flatnonzero(column).tolist() + list(best.values()))
 
 
 def _evidence(acc: Accumulator) -> dict[str, int]:

@@ -18,6 +18,7 @@ from .params import _BLOCK_ROWS, ClassifyParams
 from .series import (
     _darks_only,
     _Found,
+    _groups8,
     _mean_residual,
     _neighbours,
     _noise_ratio,
@@ -175,6 +176,51 @@ def _temperature_factor(acc: Accumulator, r: np.ndarray, c: np.ndarray) -> np.nd
     w, wf = sxx - cl[:, 2], sxxf - cl[:, 5]
     ok = (w > 1e-12 * max(sxx, 1e-300)) & (wf > 0)
     return np.where(ok, wf / np.where(ok, w, 1.0), sxxf / sxx if sxx > 0 else 1.0)
+
+
+def _ringing_runs(acc: Accumulator, found: _Found, p: ClassifyParams) -> np.ndarray:
+    """Which column and row flags of a developed image are runs that echo a stronger point defect.
+
+    The compression's echo of a strong defect (:func:`_ringing`) repeats in
+    every frame, so in the means of a set of lens-cap darks it leans across
+    short stretches of the rows and columns about the defect, as a faulty
+    line does.  A run of column flags (8-connected) is one when each of its
+    pixels lies within ``ringing_reach`` pixels of a point flag (any kind
+    but column) at least ``ringing_ratio`` times stronger than the run
+    (the median of its pixels' mean residuals over frames).  A faulty line
+    runs on past the reach (segments are 20 pixels long and more) or is the
+    stronger.  Measured: the JPEGs of generated lens-cap darks at mixed
+    exposures, seeds 2027 / 31 / 7: 14, 11 and 4 false column flags in runs
+    3-13 pixels from a stuck (clipped) or hot photosite, every one dropped,
+    nothing else changed (darks at one exposure, darks with a glow, mixed
+    series: the same maps).
+
+    Returns
+    -------
+    (n_found,) bool ndarray
+    """
+    rows, cols = found.rows, found.cols
+    echo = np.zeros(rows.size, bool)
+    line = found.of(DefectKind.COLUMN)
+    if not line.any() or line.all():
+        return echo
+    strength = np.abs(_mean_residual(acc, rows, cols))
+    reach = (p.ringing_reach + 1) // 2 if acc.channels == 1 else p.ringing_reach
+    groups = _groups8(rows, cols, line)
+    pr, pc, ps = rows[~line], cols[~line], strength[~line]
+    members = np.flatnonzero(line)
+    members = members[np.argsort(groups[members], kind="stable")]
+    for run in np.split(members, np.flatnonzero(np.diff(groups[members])) + 1):
+        bar = p.ringing_ratio * float(np.median(strength[run]))
+        strong = ps >= bar
+        if not strong.any():
+            continue
+        near = (np.abs(rows[run][:, None] - pr[strong][None, :]) <= reach) & (
+            np.abs(cols[run][:, None] - pc[strong][None, :]) <= reach
+        )
+        if near.any(axis=1).all():
+            echo[run] = True
+    return echo
 
 
 def _ringing(acc: Accumulator, found: _Found, p: ClassifyParams) -> np.ndarray:

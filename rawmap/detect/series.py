@@ -271,6 +271,41 @@ def _touching(flat: np.ndarray, others: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
+def _groups8(rows: np.ndarray, cols: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """(N,) int64: a label per 8-connected group of the photosites ``members`` selects, -1 for the rest.
+
+    Parameters
+    ----------
+    rows, cols : (N,) ndarray of int
+    members : (N,) ndarray of bool
+        Only these join groups (two members touching across a non-member are still joined).
+
+    Returns
+    -------
+    (N,) ndarray of int64
+        Equal labels for the members of one group (the index of one of them).
+    """
+    n = rows.size
+    parent = np.arange(n)
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = int(parent[a])
+        return a
+
+    where = {(int(r), int(c)): i for i, (r, c, m) in enumerate(zip(rows, cols, members)) if m}
+    for (r, c), i in where.items():
+        for dr in (-1, 0, 1):
+            for dc in (-1, 0, 1):
+                j = where.get((r + dr, c + dc))
+                if j is not None and j != i:
+                    a, b = find(i), find(j)
+                    if a != b:
+                        parent[a] = b
+    return np.array([find(i) if m else -1 for i, m in enumerate(members)], np.int64)
+
+
 def _nonzero2(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.nonzero`` of a 2-D mask, through the flat index (~20x faster on sparse masks)."""
     flat = np.flatnonzero(mask)
