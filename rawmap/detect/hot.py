@@ -192,8 +192,8 @@ def _ringing_runs(acc: Accumulator, found: _Found, p: ClassifyParams) -> np.ndar
     stronger.  Measured: the JPEGs of generated lens-cap darks at mixed
     exposures, seeds 2027 / 31 / 7: 14, 11 and 4 false column flags in runs
     3-13 pixels from a stuck (clipped) or hot photosite, every one dropped,
-    nothing else changed (darks at one exposure, darks with a glow, mixed
-    series: the same maps).
+    recall unchanged (darks at one exposure, darks with a glow, mixed
+    series: the same scores with and without).
 
     Returns
     -------

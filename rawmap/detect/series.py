@@ -278,7 +278,7 @@ def _groups8(rows: np.ndarray, cols: np.ndarray, members: np.ndarray) -> np.ndar
     ----------
     rows, cols : (N,) ndarray of int
     members : (N,) ndarray of bool
-        Only these join groups (two members touching across a non-member are still joined).
+        Only these join groups, each with the members among its 8 adjacent photosites.
 
     Returns
     -------
