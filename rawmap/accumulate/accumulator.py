@@ -667,7 +667,8 @@ class Accumulator:
         (their detail counted as none)."""
         if leave_out is not None:
             detail = np.where(leave_out, 0.0, detail)
-        if float(np.quantile(detail, 0.9)) > bar:
+        busy = float(np.quantile(detail, 0.9))
+        if busy > bar:
             return "photo"
         # a dim scene (the darkest frame of a bracket) can hide its few edges below that bound;
         # but its detail is the same in the blocks sampled two photosites apart, where noise
@@ -697,7 +698,7 @@ class Accumulator:
         # there, and a bright photo's noise of 9 DN a block made its edges "blank")
         even = hi - lo <= 0.5 * med
         if image:
-            even &= float(np.quantile(detail, 0.9)) <= self.params.flat_detail_image * med
+            even &= busy <= self.params.flat_detail_image * med
         return "flat" if even else "photo"
 
     def _signature(self, thumb: np.ndarray) -> np.ndarray:

@@ -178,6 +178,12 @@ def _temperature_factor(acc: Accumulator, r: np.ndarray, c: np.ndarray) -> np.nd
     return np.where(ok, wf / np.where(ok, w, 1.0), sxxf / sxx if sxx > 0 else 1.0)
 
 
+def _ring_reach(acc: Accumulator, p: ClassifyParams) -> int:
+    """How far a developed image's compression echoes a defect: ``ringing_reach`` pixels in colour
+    images (16 x 16 blocks with chroma subsampling), half that in grayscale ones (8 x 8 blocks)."""
+    return (p.ringing_reach + 1) // 2 if acc.channels == 1 else p.ringing_reach
+
+
 def _ringing_runs(acc: Accumulator, found: _Found, p: ClassifyParams) -> np.ndarray:
     """Which column and row flags of a developed image are runs that echo a stronger point defect.
 
@@ -205,7 +211,7 @@ def _ringing_runs(acc: Accumulator, found: _Found, p: ClassifyParams) -> np.ndar
     if not line.any() or line.all():
         return echo
     strength = np.abs(_mean_residual(acc, rows, cols))
-    reach = (p.ringing_reach + 1) // 2 if acc.channels == 1 else p.ringing_reach
+    reach = _ring_reach(acc, p)
     groups = _groups8(rows, cols, line)
     pr, pc, ps = rows[~line], cols[~line], strength[~line]
     members = np.flatnonzero(line)
@@ -254,8 +260,7 @@ def _ringing(acc: Accumulator, found: _Found, p: ClassifyParams) -> np.ndarray:
     if not weak.any():
         return echo
     strength = np.abs(_mean_residual(acc, rows, cols))
-    # grayscale images have no chroma to subsample: their JPEG blocks are 8 x 8
-    reach = (p.ringing_reach + 1) // 2 if acc.channels == 1 else p.ringing_reach
+    reach = _ring_reach(acc, p)
     for i in np.flatnonzero(weak):
         near = (np.abs(rows - rows[i]) <= reach) & (np.abs(cols - cols[i]) <= reach)
         near[i] = False
