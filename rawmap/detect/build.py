@@ -19,6 +19,7 @@ from .hot import (
     _ringing,
     _ringing_runs,
     _two_way,
+    _two_way_views,
 )
 from .lines import _line_echoes, _lines
 from .params import MIN_FRAMES, ClassifyParams
@@ -113,6 +114,8 @@ def _classify(acc: Accumulator, params: ClassifyParams | None) -> tuple[list[Def
             _dark_noisy(ser, lo_r[rest], lo_c[rest])
     if acc.source is not SourceKind.IMAGE and _darks_only(acc):
         _two_way(ser)
+    elif acc.source is SourceKind.IMAGE and acc.channels == 3 and not _darks_only(acc):
+        _two_way_views(ser)
     _lines(ser)
     _line_echoes(ser)
     _drop_weak(ser)

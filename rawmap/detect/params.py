@@ -129,6 +129,7 @@ class ClassifyParams:
         2.0  #: in photos, a bright outlier not growing with exposure is noisy from this noise ratio
     )
     noisy_margin_excess: float = 7.5  #: ... and from this one where it was an outlier in just the units needed
+    two_way_image_excess: float = 15.0  #: colour images: outliers both ways in ``need`` views, from this noise ratio
     flat_sigma: float = (
         5.0  #: flats only: low gain at least this many robust sigmas of the gain ratio below the median ...
     )
