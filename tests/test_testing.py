@@ -1213,3 +1213,24 @@ def test_write_real_brackets_handheld(tmp_path, samples_dir):
             assert {int(reader.read_frame(p).mosaic[d.row, d.col]) for p in rb.files} == {round(d.params["value"])}
     with pytest.raises(ValueError, match="even number"):
         write_real_brackets(srcs, tmp_path, shape=(120, 160), shake=3)
+
+
+def test_develop_through_a_colour_matrix_takes_a_one_colour_defect_out_of_the_other_channels():
+    """``develop(matrix=CAMERA_MATRIX)``: a grey field stays grey (each row sums to 1), while a blue
+    photosite stuck at white develops blue with red and green at 0, as a real developer's matrix
+    makes it (indep-8080's JPEGs); without a matrix its red and green are the neighbours'."""
+    from rawmap.testing import CAMERA_MATRIX, SensorSpec, develop
+
+    spec = SensorSpec(24, 24)
+    qe = np.asarray(spec.channel_qe)
+    plane = np.tile(spec.colour_plane(), (12, 12))
+    mosaic = (512 + 1500 * qe[plane]).astype(np.uint16)  # a grey field, the channels' responses
+    np.testing.assert_allclose(
+        develop(mosaic, spec, matrix=CAMERA_MATRIX).astype(int), develop(mosaic, spec).astype(int), atol=1
+    )
+    r, c = np.argwhere(plane == 2)[5]
+    mosaic[r, c] = spec.white
+    plain, matrixed = develop(mosaic, spec)[r, c], develop(mosaic, spec, matrix=CAMERA_MATRIX)[r, c]
+    assert plain[2] == matrixed[2] == 255
+    assert plain[0] > 50 and plain[1] > 50  # the grey of the neighbours
+    assert matrixed[0] == 0 and matrixed[1] == 0

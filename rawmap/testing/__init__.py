@@ -88,6 +88,7 @@ from .defects import (
     plant_defects,
 )
 from .exposure import (
+    CAMERA_MATRIX,
     DARK_DOUBLING_C,
     REFERENCE_TEMPERATURE_C,
     VISIBILITY_SIGMA,
@@ -123,6 +124,7 @@ __all__ = [
     "simulate",
     "simulate_frame",
     "develop",
+    "CAMERA_MATRIX",
     "FramePlan",
     "SeriesPlan",
     "plan_series",

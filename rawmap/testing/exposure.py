@@ -49,6 +49,7 @@ __all__ = [
     "simulate_frame",
     "dark_factor",
     "develop",
+    "CAMERA_MATRIX",
 ]
 
 #: A defect is visible in a frame when its deviation exceeds this many sigma.
@@ -57,6 +58,11 @@ VISIBILITY_SIGMA = 5.0
 DARK_DOUBLING_C = 6.0
 #: ... from its nominal value at this sensor temperature.
 REFERENCE_TEMPERATURE_C = 20.0
+
+#: A camera's colour matrix (white-balanced camera RGB -> linear sRGB, each row summing to 1) of the
+#: kind real developers apply: its negative terms take a one-colour defect out of the other channels
+#: (a blue photosite stuck at white develops blue with red and green at 0, as in indep-8080's JPEGs)
+CAMERA_MATRIX = ((1.80, -0.64, -0.16), (-0.20, 1.56, -0.36), (0.03, -0.52, 1.49))
 
 _F32 = np.float32
 
@@ -347,12 +353,14 @@ def _border_frame(spec: SensorSpec, mosaic: np.ndarray, iso: float, rng: np.rand
 # ---------------------------------------------------------------------------
 
 
-def develop(mosaic: np.ndarray, spec: SensorSpec, *, brightness: float = 1.5) -> np.ndarray:
+def develop(
+    mosaic: np.ndarray, spec: SensorSpec, *, brightness: float = 1.5, matrix: Sequence[Sequence[float]] | None = None
+) -> np.ndarray:
     """A simple rendering of a simulated mosaic: what a camera JPEG would show.
 
     Bilinear demosaic (normalised [1 2 1] x [1 2 1] convolution of each
     colour's photosites), white balance (``1 / channel_qe``), a linear
-    brightness gain, the sRGB tone curve, 8 bits.
+    brightness gain, optionally a colour matrix, the sRGB tone curve, 8 bits.
 
     Parameters
     ----------
@@ -361,6 +369,10 @@ def develop(mosaic: np.ndarray, spec: SensorSpec, *, brightness: float = 1.5) ->
     spec : SensorSpec
     brightness : float, optional
         Linear gain applied after white balance (before clipping).
+    matrix : (3, 3) sequence of float, optional
+        White-balanced camera RGB -> linear sRGB (e.g. :data:`CAMERA_MATRIX`),
+        applied before clipping; none by default (each channel as its colour
+        of photosites gave it).
 
     Returns
     -------
@@ -386,6 +398,8 @@ def develop(mosaic: np.ndarray, spec: SensorSpec, *, brightness: float = 1.5) ->
             den = _tap3(_tap3(site.astype(_F32), 0.25, 0), 0.25, 1)
             v = np.where(site, blk, num / den)[a - ra : a - ra + b - a]
             rgb[..., ch] = v * scale[ch]
+        if matrix is not None:
+            rgb = rgb @ np.asarray(matrix, dtype=_F32).T
         np.clip(rgb, 0, 1, out=rgb)
         srgb = np.where(rgb <= 0.0031308, rgb * _F32(12.92), _F32(1.055) * np.power(rgb, _F32(1 / 2.4)) - _F32(0.055))
         out[a:b] = np.clip(np.rint(srgb * 255), 0, 255).astype(np.uint8)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -262,6 +263,7 @@ def write_scenario(
     jpeg: bool = False,
     clean_dir: str | Path | None = None,
     overwrite: bool = False,
+    jpeg_matrix: Sequence[Sequence[float]] | None = None,
 ) -> SeriesTruth:
     """Write a named scenario series into ``folder``; return its truth.
 
@@ -335,7 +337,7 @@ def write_scenario(
     duplicates : int, optional
         Override the number of duplicate files (2 for the ``mixed`` family,
         else 0).
-    jpeg, clean_dir, overwrite
+    jpeg, clean_dir, overwrite, jpeg_matrix
         As for :func:`generate_series`.
 
     Returns
@@ -376,4 +378,5 @@ def write_scenario(
         file_format=fmt,
         duplicates=(2 if mixed_family else 0) if duplicates is None else duplicates,
         overwrite=overwrite,
+        jpeg_matrix=jpeg_matrix,
     )

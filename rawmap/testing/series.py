@@ -49,6 +49,7 @@ def generate_series(
     file_format: str = "dng",
     duplicates: int = 0,
     overwrite: bool = False,
+    jpeg_matrix: Sequence[Sequence[float]] | None = None,
 ) -> SeriesTruth:
     """Simulate a series of photos from one defective sensor and write it.
 
@@ -92,6 +93,9 @@ def generate_series(
     overwrite : bool, optional
         Replace existing files; otherwise any existing output is refused
         before anything is written.
+    jpeg_matrix : (3, 3) sequence of float, optional
+        With ``jpeg``: the colour matrix of the renderings (:func:`develop`,
+        e.g. :data:`CAMERA_MATRIX`); none by default.
 
     Returns
     -------
@@ -218,7 +222,7 @@ def generate_series(
         if jpeg:
             jpg = atomic_write_bytes(
                 out_dir / f"{names[i]}.jpg",
-                _jpeg_bytes(develop(sim.mosaic, spec), spec.camera, fp.exposure, fp.iso, fp.time),
+                _jpeg_bytes(develop(sim.mosaic, spec, matrix=jpeg_matrix), spec.camera, fp.exposure, fp.iso, fp.time),
                 overwrite=overwrite,
             )
             jpg_name = jpg.name

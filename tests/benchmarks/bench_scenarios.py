@@ -30,7 +30,11 @@ its JPEG renderings (the camera's JPEG beside each RAW) and mapped from
 those alone (the JPEG fallback), scored with ``radius=2``: a flag within 2
 pixels of a planted defect finds it (demosaicing and compression move a
 defect's trace); the must-find defects are the RAW ones (visible in 20 % of
-the frames of the mosaic), some of which a JPEG hides.
+the frames of the mosaic), some of which a JPEG hides; each JPEG figure is
+followed by the same map without the rule of colour photos counted both
+ways.  ``--matrix`` renders the JPEGs through a camera's colour matrix
+(``rawmap.testing.CAMERA_MATRIX``), whose negative terms take a one-colour
+defect out of the other channels, as indep-8080's JPEGs do.
 """
 
 from __future__ import annotations
@@ -45,9 +49,10 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from rawmap.detect import ClassifyParams, build_map
 from rawmap.mapping import collect_inputs, map_files
 from rawmap.reader import MosaicSpec
-from rawmap.testing import SCENARIOS, score_map, write_scenario
+from rawmap.testing import CAMERA_MATRIX, SCENARIOS, score_map, write_scenario
 from rawmap.testing.files import sample_scale
 from rawmap.testing.scenarios import scenario_spec
 
@@ -103,12 +108,28 @@ def _by_class(sc) -> str:
     return ", ".join(f"{k} {f}/{n}" for k, (f, n) in sorted(sc.recall_by_class.items()))
 
 
-def run(name: str, frames: int, shape: tuple[int, int], seed: int, with_peers: bool = False, jpeg: bool = False) -> str:
+def run(
+    name: str,
+    frames: int,
+    shape: tuple[int, int],
+    seed: int,
+    with_peers: bool = False,
+    jpeg: bool = False,
+    matrix: bool = False,
+) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         t0 = time.perf_counter()
         jpeg &= name not in GRAYSCALE  # the grayscale scenarios are mosaics: no rendering to develop
-        truth = write_scenario(folder, name, seed=seed, shape=shape, n_frames=frames, jpeg=jpeg)
+        truth = write_scenario(
+            folder,
+            name,
+            seed=seed,
+            shape=shape,
+            n_frames=frames,
+            jpeg=jpeg,
+            jpeg_matrix=CAMERA_MATRIX if matrix else None,
+        )
         t1 = time.perf_counter()
         paths = [p for p in collect_inputs([folder])[0] if p.suffix.lower() != ".jpg"]
         result = map_files(paths, mosaic=mosaic_spec(name, shape) if name in GRAYSCALE else None)
@@ -130,6 +151,9 @@ def run(name: str, frames: int, shape: tuple[int, int], seed: int, with_peers: b
             if len(jrun.maps) == 1:
                 jsc = score_map(jrun.maps[0].defect_map, truth, radius=2)
                 out += f"\n    from its JPEGs (within 2 px): {jsc.summary()}\n    JPEG found/must by class: {_by_class(jsc)}"
+                # side by side: the rule of colour photos counted both ways (issue 9) left out
+                without = build_map(jrun.maps[0].accumulator, ClassifyParams(two_way_image_excess=float("inf")))
+                out += f"\n    ... without the both-ways rule: {score_map(without, truth, radius=2).summary()}"
             else:
                 out += f"\n    from its JPEGs: {len(jrun.maps)} maps (expected one body)"
         if with_peers:
@@ -146,10 +170,12 @@ def main() -> None:
     ap.add_argument("--scenarios", nargs="*", default=list(SCENARIOS), choices=SCENARIOS)
     ap.add_argument("--peers", action="store_true", help="also rawpy.enhance (DNG series) and Siril (darks)")
     ap.add_argument("--jpeg", action="store_true", help="also map each DNG scenario from its JPEG renderings")
+    ap.add_argument("--matrix", action="store_true", help="with --jpeg: render through a camera's colour matrix")
     a = ap.parse_args()
     for name in a.scenarios:
         for seed in a.seed:
-            print(f"seed {seed}: " + run(name, a.frames, (a.height, a.width), seed, a.peers, a.jpeg), flush=True)
+            out = run(name, a.frames, (a.height, a.width), seed, a.peers, a.jpeg, a.matrix)
+            print(f"seed {seed}: " + out, flush=True)
 
 
 if __name__ == "__main__":
