@@ -429,7 +429,8 @@ def test_a_brackets_clipped_longest_exposure_joins_its_view():
     """A frame clipped over most of its signature (a bracket's longest exposure) whose few unclipped blocks
     rank like its view's only 0.8 alike (the real scenes' brackets: 0.62-0.89) joins the view it resembles
     by 0.75 and by 0.15 more than any other, and the view keeps its signature; without that rule
-    (``view_clipped_corr`` above 1) and the next one (``view_clipped_recent``) it is a view of its own."""
+    (``view_clipped_corr`` above 1) and the next ones (``view_clipped_recent``, ``view_clipped_detail``)
+    it is a view of its own."""
     from rawmap.accumulate.views import Views, _correlation
 
     rng = np.random.default_rng(4)
@@ -438,7 +439,7 @@ def test_a_brackets_clipped_longest_exposure_joins_its_view():
     bright = own * 8 + rng.normal(0, 700, own.shape)  # its unclipped blocks, disturbed near the clip
     bright[own > np.quantile(own, 0.3)] = np.nan  # 70 % of the blocks clipped
     assert 0.75 <= _correlation(bright, own) < 0.9
-    off = DetectionParams(view_clipped_corr=2.0, view_clipped_recent=2.0)
+    off = DetectionParams(view_clipped_corr=2.0, view_clipped_recent=2.0, view_clipped_detail=2.0)
     for params, scene in ((DetectionParams(), 1), (off, 3)):
         views = Views(params)
         views.join(own, np.ones_like(own), False, 1)
@@ -472,7 +473,8 @@ def test_a_handheld_brackets_clipped_longest_exposure_joins_the_view_before_it()
 
     assert joined([(2, other), (1, own)]) == 1
     assert joined([(1, own), (2, other)]) == 3  # the frame before showed another view
-    assert joined([(2, other), (1, own)], DetectionParams(view_clipped_recent=c + 0.01)) == 3
+    below = DetectionParams(view_clipped_recent=c + 0.01, view_clipped_detail=2.0)
+    assert joined([(2, other), (1, own)], below) == 3
     # clipped nearly everywhere (7 blocks left, too few to compare): the view of the frame before
     white = np.full_like(own, np.nan)
     white[0, :7] = 1000.0

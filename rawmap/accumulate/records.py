@@ -100,6 +100,13 @@ class DetectionParams:
         brackets with 8-32 photosites of shake, its own view 0.54-0.75 in
         place; the first frame of a view, never mostly clipped in a bracket,
         at most 0.67 alike with the view before it).
+    view_clipped_detail : float
+        ... or the view the frame before it joined, where its detail over
+        the unclipped blocks (as for ``view_follow_corr``) correlates with
+        that view's by at least this: a colour matrix bends the order of a
+        long exposure's half-clipped blocks (a JPEG bracket's 0.04 s frame
+        rendered through one: 0.54 alike in place with its own view, 0.57
+        with another; in detail 0.86 against at most 0.12).
     view_follow_corr : float
         ... or the view the frame before it joined, where they correlate by
         at least this in place and their detail (each block minus the median
@@ -180,6 +187,7 @@ class DetectionParams:
     view_shift_floor: float = 0.4
     view_clipped_corr: float = 0.75
     view_clipped_recent: float = 0.5
+    view_clipped_detail: float = 0.8
     view_follow_corr: float = 0.8
     view_follow_detail: float = 0.95
     open_views: int = 8

@@ -498,6 +498,14 @@ class Views:
             # a handheld bracket's: moved off its view, it resembles the view of the frame before the most
             if best is None and top is not None and top == recent and plain[top] >= self.params.view_clipped_recent:
                 best = top
+            # or whose detail it shares: a colour matrix bends the order of half-clipped blocks, not where
+            # the detail lies
+            if (
+                best is None
+                and recent is not None
+                and _finite_detail_correlation(sig, self.sigs[recent]) >= self.params.view_clipped_detail
+            ):
+                best = recent
             if best is None and int(np.count_nonzero(finite)) < _MIN_COMPARED:
                 # clipped nearly everywhere, too few blocks to compare with any view: the longest exposure
                 # of the frame before's bracket (it holds no evidence either way)
