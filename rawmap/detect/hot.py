@@ -487,10 +487,11 @@ def _two_way_views(ser: _Series) -> None:
     indep-8080's subsets).  The chance bound of busy scenes is not asked:
     it held out the defects as often as the coincidences, and the noise
     ratio tells them apart where it does not.  In fewer views a photo or
-    two of its own outliers lift a photosite's noise ratio as much (3 and
-    4 defect-free photos of as many scenes: 28-32, 2 flags in 48 series),
-    and in grayscale images no colour matrix turns a defect about (gray
-    mosaics read as developed images: 2 flags added, both false).
+    two of its own outliers lift a photosite's noise ratio as much
+    (defect-free JPEG series of 3, 4 and 6 photos, 16 seeds each: 2 flags
+    added, in 3 and 4 views, at 28-32), and in grayscale images no colour
+    matrix turns a defect about (gray mosaics read as developed images: 2
+    flags added, both false).
     """
     acc = ser.acc
     if acc.n_scenes < ser.p.guard_views:

@@ -14,6 +14,8 @@ JPEG flags count within 2 pixels.  rawpy.enhance runs on the same DNGs when
 frames each (RAW and JPEG, seeded by K) and scores them against the same
 truth (its ``must_find`` is for all 30 frames): how far the figures lean on
 this one series' make-up, as a second series of the same kind would test.
+Each JPEG map is also classified without the rule of colour photos counted
+both ways (its figures in brackets), from the same statistics.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rawmap.detect import ClassifyParams, build_map
 from rawmap.mapping import map_files
 from rawmap.testing import score_flags
 
@@ -76,13 +79,19 @@ def subsets(truth: dict, maps: list[Path], sizes: list[int], draws: int) -> None
             picked = sorted(rng.sample(range(len(maps)), k))
             for name, radius in (("RAW", 0), ("JPEG", 2)):
                 files = [maps[i] if radius == 0 else maps[i].with_suffix(".jpg") for i in picked]
-                dmap = map_files(files).maps[0].defect_map
-                flags = {(d.row, d.col) for d in dmap.defects}
+                body = map_files(files).maps[0]
+                flags = {(d.row, d.col) for d in body.defect_map.defects}
                 rec, prec, found, total = score_flags(flags, truth, radius, jpeg=name == "JPEG")
                 missed = ", ".join(f"{c} {found[c]}/{total[c]}" for c in sorted(total) if found[c] < total[c])
+                before = ""
+                if name == "JPEG":  # side by side: the rule of colour photos counted both ways left out
+                    off = ClassifyParams(two_way_image_excess=float("inf"))
+                    flags0 = {(d.row, d.col) for d in build_map(body.accumulator, off).defects}
+                    rec0, prec0, _, _ = score_flags(flags0, truth, radius, jpeg=True)
+                    before = f" (without the both-ways rule {rec0:.3f}, {prec0:.3f})"
                 print(
                     f"{k} frames ({len(darks & set(picked))} darks), draw {draw}, {name}: recall {rec:.3f}, "
-                    f"precision {prec:.3f}, {len(flags)} flags; missed: {missed or 'none'}",
+                    f"precision {prec:.3f}, {len(flags)} flags{before}; missed: {missed or 'none'}",
                     flush=True,
                 )
 
