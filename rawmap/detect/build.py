@@ -19,7 +19,6 @@ from .hot import (
     _ringing,
     _ringing_runs,
     _two_way,
-    _two_way_views,
 )
 from .lines import _line_echoes, _lines
 from .params import MIN_FRAMES, ClassifyParams
@@ -74,7 +73,8 @@ def _classify(acc: Accumulator, params: ClassifyParams | None) -> tuple[list[Def
     _stuck_and_dead(ser)
     hi_r, hi_c = _candidates(acc.s_hi, ser.need, ser.taken)
     lo_r, lo_c = _candidates(acc.s_lo, ser.need, ser.taken)
-    if not _darks_only(acc):  # where busy scenes explain the count, it is no evidence
+    darks = _darks_only(acc)
+    if not darks:  # where busy scenes explain the count, it is no evidence
         local = _local_rates(acc, ser.need, ser.p.chance_tile)  # once for the three tests below
         chance = _by_chance_here(acc, local, ser.p.max_chance, hi_r, hi_c, acc.s_hi)
         # ... unless it touches a photosite the scenes do not explain (a hot cluster's member)
@@ -112,14 +112,14 @@ def _classify(acc: Accumulator, params: ClassifyParams | None) -> tuple[list[Def
         rest = ~mapped & (acc.s_lo[lo_r, lo_c] >= ser.need) & ~np.isin(lo_r * ser.W + lo_c, ser.lo_chance)
         if rest.any():
             _dark_noisy(ser, lo_r[rest], lo_c[rest])
-    if acc.source is not SourceKind.IMAGE and _darks_only(acc):
-        _two_way(ser)
-    elif acc.source is SourceKind.IMAGE and acc.channels == 3 and not _darks_only(acc):
-        _two_way_views(ser)
+    if acc.source is not SourceKind.IMAGE and darks:
+        _two_way(ser, ser.p.noisy_ratio)
+    elif acc.source is SourceKind.IMAGE and acc.channels == 3 and not darks and acc.n_scenes >= ser.p.guard_views:
+        _two_way(ser, ser.p.two_way_image_excess)  # colour photos: a one-colour defect the scene turns about
     _lines(ser)
     _line_echoes(ser)
     _drop_weak(ser)
-    if _darks_only(acc):
+    if darks:
         _clipped_cluster_members(ser)
     return _assemble(ser), ser
 

@@ -424,35 +424,43 @@ def _dark_noisy(ser: _Series, r: np.ndarray, c: np.ndarray) -> None:
     ser.taken[r[noisy], c[noisy]] = True
 
 
-def _two_way(ser: _Series) -> None:
-    """Sets of darks: blinking both ways, a bright outlier in some darks and a dark one in others, ``need`` in all.
+def _two_way(ser: _Series, excess: float) -> None:
+    """A bright outlier in some units and a dark one in others, ``need`` in all, ``excess`` times noisier
+    than its same-colour neighbours and beside no flagged one (whose swings it would be showing): noisy.
 
     The chance bound counts a unit's outliers of either sign
     (:func:`_chance_need`), so such a photosite is as far past chance as
-    one outlier in ``need`` units; a blinking photosite with levels on both
-    sides of its neighbours splits its darks so (the darks of seed 31: 3
-    bright and 3 dark, 4 needed, and neither count alone reached it).  It
-    must be ``noisy_ratio`` times noisier than its same-colour neighbours,
-    and not beside a flagged same-colour photosite, whose swings it would be
-    showing.  Only darks: each is a unit of one frame, while a view of
-    several photos can count one photosite both ways (a glint's edge in a
-    jittered burst; 2 false flags in 24 defect-free series with photos);
-    developed colour photos have a rule of their own (:func:`_two_way_views`).
+    one outlier in ``need`` units.  :func:`classify` asks it in two places.
+
+    *Sets of darks*, at ``noisy_ratio``: a blinking photosite with levels on
+    both sides of its neighbours splits its darks so (the darks of seed 31:
+    3 bright and 3 dark, 4 needed, and neither count alone reached it).  In
+    raw photos it is not asked: each dark is a unit of one frame, while a
+    view of several photos can count one photosite both ways (a glint's
+    edge in a jittered burst; 2 false flags in 24 defect-free series with
+    photos).
+
+    *Developed colour photos of* ``guard_views`` *views or more*, at
+    ``two_way_image_excess``: a developed image's colour matrix turns a
+    one-colour defect into a pixel that departs from its neighbours in
+    every channel, brighter or darker by the colours of the scene around
+    it: a blue photosite stuck at white in indep-8080's JPEGs reads blue
+    with red and green at 0, a dark outlier in bright views and a bright
+    one in dark views, and neither count alone reaches the views needed (4
+    of its 6 stuck and 7 of its 22 hot photosites lost from subsets of 20
+    of its frames).  Such a pixel's residual swings in every frame, so its
+    noise ratio is 45-170 there (18-30 from 12 frames); scene detail that
+    coincided both ways in a few views, many more of them, reads 1-11 (our
+    scenarios' JPEGs, brackets, mixed, black-0, bursts and timelapses, 6
+    defect-free seeds each, and indep-8080's subsets).  The chance bound of
+    busy scenes is not asked: it held out the defects as often as the
+    coincidences, and the noise ratio tells them apart where it does not.
+    In fewer views a photo or two of its own outliers lift a photosite's
+    noise ratio as much (defect-free JPEG series of 3, 4 and 6 photos, 16
+    seeds each: 2 flags added, in 3 and 4 views, at 28-32), and in
+    grayscale images no colour matrix turns a defect about (gray mosaics
+    read as developed images: 2 flags added, both false).
     """
-    acc = ser.acc
-    r, c = _two_way_candidates(ser)
-    if r.size == 0:
-        return
-    ratio = _noise_ratio(ser, r, c)
-    noisy = ratio >= ser.p.noisy_ratio
-    score = _share_score(acc.s_hi[r, c].astype(np.int64) + acc.s_lo[r, c], ser.units)
-    ser.found.add(r[noisy], c[noisy], DefectKind.NOISY, score[noisy], ratio[noisy])
-    ser.taken[r[noisy], c[noisy]] = True
-
-
-def _two_way_candidates(ser: _Series) -> tuple[np.ndarray, np.ndarray]:
-    """Photosites not yet flagged that were a bright outlier in some units and a dark one in others,
-    ``need`` in all, and beside no flagged same-colour photosite (whose swings they would be showing)."""
     acc = ser.acc
     rows, cols = [], []
     for a in range(0, ser.H, _BLOCK_ROWS):
@@ -463,45 +471,12 @@ def _two_way_candidates(ser: _Series) -> tuple[np.ndarray, np.ndarray]:
         cols.append(c_)
     r, c = np.concatenate(rows), np.concatenate(cols)
     if r.size == 0:
-        return r, c
+        return
     nr, nc = _neighbours(r, c, ser.H, ser.W)
     keep = ~ser.taken[nr, nc].any(axis=0)
-    return r[keep], c[keep]
-
-
-def _two_way_views(ser: _Series) -> None:
-    """Developed colour photos of ``guard_views`` views or more: a bright outlier in some views and a dark
-    one in others, ``need`` in all, ``two_way_image_excess`` times noisier than its neighbours: noisy.
-
-    A developed image's colour matrix turns a one-colour defect into a pixel
-    that departs from its neighbours in every channel, brighter or darker by
-    the colours of the scene around it: a blue photosite stuck at white in
-    indep-8080's JPEGs reads blue with red and green at 0, a dark outlier in
-    bright views and a bright one in dark views, and neither count alone
-    reaches the views needed (4 of its 6 stuck and 7 of its 22 hot
-    photosites lost from subsets of 20 of its frames).  Such a pixel's
-    residual swings in every frame, so its noise ratio is 45-170 there (18-30
-    from 12 frames); scene detail that coincided both ways in a few views,
-    many more of them, reads 1-11 (our scenarios' JPEGs, brackets, mixed,
-    black-0, bursts and timelapses, 6 defect-free seeds each, and
-    indep-8080's subsets).  The chance bound of busy scenes is not asked:
-    it held out the defects as often as the coincidences, and the noise
-    ratio tells them apart where it does not.  In fewer views a photo or
-    two of its own outliers lift a photosite's noise ratio as much
-    (defect-free JPEG series of 3, 4 and 6 photos, 16 seeds each: 2 flags
-    added, in 3 and 4 views, at 28-32), and in grayscale images no colour
-    matrix turns a defect about (gray mosaics read as developed images: 2
-    flags added, both false).
-    """
-    acc = ser.acc
-    if acc.n_scenes < ser.p.guard_views:
-        return
-    r, c = _two_way_candidates(ser)
-    if r.size == 0:
-        return
+    r, c = r[keep], c[keep]
     ratio = _noise_ratio(ser, r, c)
-    keep = ratio >= ser.p.two_way_image_excess
-    r, c, ratio = r[keep], c[keep], ratio[keep]
+    noisy = ratio >= excess
     score = _share_score(acc.s_hi[r, c].astype(np.int64) + acc.s_lo[r, c], ser.units)
-    ser.found.add(r, c, DefectKind.NOISY, score, ratio)
-    ser.taken[r, c] = True
+    ser.found.add(r[noisy], c[noisy], DefectKind.NOISY, score[noisy], ratio[noisy])
+    ser.taken[r[noisy], c[noisy]] = True

@@ -384,6 +384,7 @@ def develop(
     qe = np.asarray(spec.channel_qe, dtype=_F32)
     scale = _F32(brightness) * qe[1] / qe / _F32(spec.white - spec.black_map().mean())
     out = np.empty((h, w, 3), dtype=np.uint8)
+    to_srgb = None if matrix is None else np.asarray(matrix, dtype=_F32).T
     for a in range(0, h, _STRIP):
         b = min(h, a + _STRIP)
         ra, rb = max(0, a - 1), min(h, b + 1)
@@ -398,8 +399,8 @@ def develop(
             den = _tap3(_tap3(site.astype(_F32), 0.25, 0), 0.25, 1)
             v = np.where(site, blk, num / den)[a - ra : a - ra + b - a]
             rgb[..., ch] = v * scale[ch]
-        if matrix is not None:
-            rgb = rgb @ np.asarray(matrix, dtype=_F32).T
+        if to_srgb is not None:
+            rgb = rgb @ to_srgb
         np.clip(rgb, 0, 1, out=rgb)
         srgb = np.where(rgb <= 0.0031308, rgb * _F32(12.92), _F32(1.055) * np.power(rgb, _F32(1 / 2.4)) - _F32(0.055))
         out[a:b] = np.clip(np.rint(srgb * 255), 0, 255).astype(np.uint8)
